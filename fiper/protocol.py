@@ -1,0 +1,93 @@
+"""The contract between fiper and any generative action-chunk policy.
+
+fiper never imports a policy implementation: it talks to this protocol. A policy from another
+stack joins by an adapter that implements it (see docs/adapters.md).
+
+Time-line of one decision (n_obs_steps=2, horizon=8, n_action_steps=4)::
+
+    obs:      |o-1|o0 |                           <- history fed to encode()
+    chunk:        |a0 |a1 |a2 |a3 |a4 |a5 |a6 |a7|  <- sample() predicts H steps from t=0
+    executed:     |a0 |a1 |a2 |a3 |               <- n_action_steps, then re-plan
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+import torch
+from torch import Tensor
+
+
+@dataclass
+class GuidanceState:
+    """What a policy shows its guidance hook at one denoising / integration step.
+
+    ``x`` is the current noisy sample in the policy's normalised action space and ``x0`` the
+    policy's current estimate of the clean chunk in environment units, both (N, B, H, A).
+    ``x0`` is detached; a reward gradient w.r.t. ``x0`` maps to normalised space by multiplying
+    with ``action_scale`` (d env / d normalised, shape (A,)).
+    """
+
+    x: Tensor
+    x0: Tensor
+    step: int  # 0 .. n_steps-1, in sampling order
+    n_steps: int
+    progress: float  # (step + 1) / n_steps: 0 = pure noise, 1 = clean
+    kind: str  # "diffusion" or "flow"
+    noise_scale: float  # sqrt(1 - alpha_bar_t) for diffusion, 1.0 for flow
+    action_scale: Tensor  # (A,)
+
+
+@dataclass
+class GuidanceResult:
+    """A guidance hook's answer: a direction and/or a particle re-indexing.
+
+    ``direction`` (N, B, H, A), in normalised action units, says where the clean chunk should
+    move; diffusion policies subtract ``noise_scale * direction`` from their noise prediction,
+    flow policies add ``direction`` to their velocity. ``indices`` (N, B) long, if given,
+    re-orders the particles (Feynman-Kac resampling) before the update is applied.
+    """
+
+    direction: Tensor | None = None
+    indices: Tensor | None = None
+
+
+@runtime_checkable
+class Guidance(Protocol):
+    """Callable applied at each sampling step; returns a direction tensor, a result, or None."""
+
+    def __call__(self, state: GuidanceState) -> Tensor | GuidanceResult | None: ...
+
+
+@runtime_checkable
+class GenerativePolicy(Protocol):
+    """A policy that samples batches of action chunks conditioned on an observation embedding.
+
+    ``obs`` maps each observation key to a tensor (N, n_obs_steps, *shape) with the per-step
+    shapes of ``obs_shapes``; ``encode`` returns the exact vector the denoiser is conditioned on.
+    ``sample`` draws ``num_samples`` chunks per embedding in one batched call, in environment
+    units: (N, B, H, A).
+    """
+
+    horizon: int
+    n_action_steps: int
+    n_obs_steps: int
+    action_dim: int
+    embedding_dim: int
+    obs_shapes: Mapping[str, tuple[int, ...]]
+    device: torch.device
+
+    def reset(self) -> None: ...
+
+    def encode(self, obs: Mapping[str, Tensor]) -> Tensor: ...
+
+    def sample(
+        self,
+        embedding: Tensor,
+        num_samples: int,
+        *,
+        generator: torch.Generator | None = None,
+        guidance: Guidance | None = None,
+    ) -> Tensor: ...

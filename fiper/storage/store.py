@@ -1,0 +1,342 @@
+"""Episode-atomic zarr store for demonstrations and monitored rollouts (format: docs/rollout_format.md).
+
+Layout (zarr format 2, the diffusion_policy ReplayBuffer layout plus per-decision arrays)::
+
+    data/<key>            (T, ...)   per environment step, episodes concatenated
+    decisions/<key>       (N, ...)   per policy decision (embedding, samples, score/<name>, ...)
+    meta/episode_ends     (E,) int64 cumulative end step of each episode  <- the commit record
+    meta/decision_ends    (E,) int64 cumulative end decision of each episode
+    meta/<label>          (E,)       per-episode labels (success, failure_step, shift, ...)
+
+An episode is appended by writing its steps, decisions and labels first and its entry in
+``meta/episode_ends`` last, each key written atomically by the zarr store. A crash at any point
+leaves rows beyond the last committed end, which readers ignore and the next append overwrites.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zarr
+
+from fiper.storage.errors import StoreError
+from fiper.storage.layout import create_time_array, required_chunk_count, stored_chunk_count
+
+GROUPS = ("data", "decisions", "meta")
+COMMIT_KEY = "episode_ends"
+DECISION_ENDS_KEY = "decision_ends"
+
+
+def _as_rows(name: str, value: Any, n_rows: int | None = None) -> np.ndarray:
+    arr = np.asarray(value)
+    if arr.dtype.kind == "O":
+        arr = arr.astype(str)
+    if arr.ndim == 0:
+        raise StoreError(f"'{name}' must have a leading time axis, got a scalar")
+    if n_rows is not None and arr.shape[0] != n_rows:
+        raise StoreError(f"'{name}' has {arr.shape[0]} rows but the episode has {n_rows}; give every key of one group the same length")
+    return arr
+
+
+def _leaf_arrays(group: zarr.Group, prefix: str = "") -> dict[str, zarr.Array]:
+    """All arrays below ``group`` keyed by their relative path ('score/rnd_oe')."""
+    out: dict[str, zarr.Array] = {}
+    for name, member in group.members():
+        key = f"{prefix}{name}"
+        if isinstance(member, zarr.Array):
+            out[key] = member
+        else:
+            out.update(_leaf_arrays(member, key + "/"))
+    return out
+
+
+class EpisodeStore:
+    """Append, index and read episodes of a zarr store without loading it into memory."""
+
+    def __init__(self, root: zarr.Group, path: Path, mode: str):
+        self.root, self.path, self.mode = root, path, mode
+        self._refresh()
+
+    # ------------------------------------------------------------------ opening
+    @classmethod
+    def create(cls, path: str | os.PathLike, *, attrs: Mapping[str, Any] | None = None, overwrite: bool = False) -> EpisodeStore:
+        """Create an empty store; refuses to replace an existing one unless ``overwrite``."""
+        path = Path(path)
+        if path.exists() and not overwrite:
+            raise StoreError(f"{path} already exists; open it with EpisodeStore.open(path, mode='a') to append, or pass overwrite=True to replace it")
+        root = zarr.open_group(str(path), mode="w", zarr_format=2)
+        for g in GROUPS:
+            root.require_group(g)
+        root["meta"].create_array(COMMIT_KEY, shape=(0,), chunks=(4096,), dtype="int64", fill_value=0)
+        if attrs:
+            root.attrs.update(dict(attrs))
+        return cls(root, path, "a")
+
+    @classmethod
+    def open(cls, path: str | os.PathLike, mode: str = "r", *, drop_incomplete: bool = False) -> EpisodeStore:
+        """Open an existing store for reading ('r') or appending ('a').
+
+        A store whose arrays hold fewer rows than its episode records say (files lost or copied
+        partially) raises StoreError naming what is missing; ``drop_incomplete=True`` reads the
+        complete leading episodes instead.
+        """
+        path = Path(path)
+        if mode not in ("r", "a"):
+            raise StoreError(f"mode must be 'r' or 'a', got {mode!r}")
+        if not path.exists():
+            raise StoreError(f"no store at {path}; record one with `python -m launch.collect out={path}` or EpisodeStore.create")
+        if not (path / ".zgroup").exists():
+            hint = "it is a zarr format 3 group; fiper writes format 2" if (path / "zarr.json").exists() else "missing .zgroup"
+            raise StoreError(f"{path} is not a zarr format-2 store ({hint})")
+        try:
+            root = zarr.open_group(str(path), mode="r" if mode == "r" else "r+", zarr_format=2)
+        except Exception as err:  # zarr raises several types for broken metadata
+            raise StoreError(f"{path} could not be opened as a zarr group: {err}") from err
+        missing = [k for k in ("data", "meta", f"meta/{COMMIT_KEY}") if k not in root]
+        if missing:
+            raise StoreError(
+                f"{path} is not a fiper / diffusion_policy store: missing {', '.join(missing)} "
+                f"(found top-level keys: {sorted(root.keys())})"
+            )
+        if mode == "a":
+            for g in GROUPS:
+                root.require_group(g)
+        store = cls(root, path, mode)
+        store._check_complete(drop_incomplete)
+        return store
+
+    @classmethod
+    def open_or_create(cls, path: str | os.PathLike, *, attrs: Mapping[str, Any] | None = None) -> EpisodeStore:
+        path = Path(path)
+        if path.exists():
+            return cls.open(path, mode="a")
+        return cls.create(path, attrs=attrs)
+
+    # ------------------------------------------------------------------ state
+    def _refresh(self) -> None:
+        self._data = _leaf_arrays(self.root["data"])
+        self._decisions = _leaf_arrays(self.root["decisions"]) if "decisions" in self.root else {}
+        self._meta = _leaf_arrays(self.root["meta"])
+        ends = np.asarray(self._meta[COMMIT_KEY][:], dtype=np.int64)
+        self._limit = None
+        self._episode_ends = ends[: self._committed_prefix(ends)]
+
+    def _committed_prefix(self, ends: np.ndarray) -> int:
+        """Leading episodes whose commit record and labels were fully written."""
+        n = len(ends)
+        bad = np.flatnonzero(np.diff(np.concatenate([[0], ends])) <= 0)
+        if len(bad):
+            n = int(bad[0])  # an end written as fill value: the commit did not finish
+        for key, arr in self._meta.items():
+            if key != COMMIT_KEY:
+                n = min(n, arr.shape[0])
+        return n
+
+    def _check_complete(self, drop_incomplete: bool) -> None:
+        n_steps = int(self._episode_ends[-1]) if len(self._episode_ends) else 0
+        dec_ends = self.decision_ends
+        n_dec = int(dec_ends[-1]) if len(dec_ends) else 0
+        problems, keep = [], len(self._episode_ends)
+        for group, arrays, need, ends in (("data", self._data, n_steps, self._episode_ends), ("decisions", self._decisions, n_dec, dec_ends)):
+            for key, arr in arrays.items():
+                have = arr.shape[0]
+                if have >= need and stored_chunk_count(arr) >= required_chunk_count(arr, need):
+                    continue
+                if stored_chunk_count(arr) < required_chunk_count(arr, min(have, need)):
+                    have = 0  # chunk files are missing: nothing in this array can be trusted
+                problems.append(f"{group}/{key} holds {have} rows (chunk files present: {stored_chunk_count(arr)}) but the episode records need {need}")
+                keep = min(keep, int(np.searchsorted(ends, have, side="right")))
+        if not problems:
+            return
+        if not drop_incomplete:
+            raise StoreError(
+                f"{self.path} is truncated: " + "; ".join(problems)
+                + f". The first {keep} of {len(self._episode_ends)} episodes are complete; "
+                "open with drop_incomplete=True to read those, or restore the missing files."
+            )
+        self._episode_ends = self._episode_ends[:keep]
+
+    @property
+    def attrs(self) -> dict[str, Any]:
+        return dict(self.root.attrs)
+
+    def set_attrs(self, **attrs: Any) -> None:
+        self._require_writable()
+        self.root.attrs.update(attrs)
+
+    @property
+    def n_episodes(self) -> int:
+        return len(self._episode_ends)
+
+    def __len__(self) -> int:
+        return self.n_episodes
+
+    @property
+    def episode_ends(self) -> np.ndarray:
+        return self._episode_ends.copy()
+
+    @property
+    def episode_lengths(self) -> np.ndarray:
+        return np.diff(np.concatenate([[0], self._episode_ends]))
+
+    @property
+    def n_steps(self) -> int:
+        return int(self._episode_ends[-1]) if self.n_episodes else 0
+
+    @property
+    def decision_ends(self) -> np.ndarray:
+        if DECISION_ENDS_KEY not in self._meta:
+            return np.zeros(0, dtype=np.int64)
+        return np.asarray(self._meta[DECISION_ENDS_KEY][: self.n_episodes], dtype=np.int64)
+
+    @property
+    def n_decisions(self) -> int:
+        ends = self.decision_ends
+        return int(ends[-1]) if len(ends) else 0
+
+    @property
+    def data_keys(self) -> list[str]:
+        return sorted(self._data)
+
+    @property
+    def decision_keys(self) -> list[str]:
+        return sorted(self._decisions)
+
+    @property
+    def meta_keys(self) -> list[str]:
+        return sorted(k for k in self._meta if k not in (COMMIT_KEY, DECISION_ENDS_KEY))
+
+    def data_array(self, key: str) -> zarr.Array:
+        """The lazily read zarr array ``data/<key>`` (rows past ``n_steps`` are uncommitted)."""
+        return self._lookup(self._data, "data", key)
+
+    def decision_array(self, key: str) -> zarr.Array:
+        return self._lookup(self._decisions, "decisions", key)
+
+    def _lookup(self, arrays: dict[str, zarr.Array], group: str, key: str) -> zarr.Array:
+        if key not in arrays:
+            raise KeyError(f"{self.path} has no {group}/{key}; available: {sorted(arrays)}")
+        return arrays[key]
+
+    # ------------------------------------------------------------------ reading
+    def _episode_index(self, i: int) -> int:
+        if not -self.n_episodes <= i < self.n_episodes:
+            raise IndexError(f"episode {i} out of range: {self.path} holds {self.n_episodes} episodes")
+        return i % self.n_episodes
+
+    def episode_slice(self, i: int) -> slice:
+        i = self._episode_index(i)
+        return slice(int(self._episode_ends[i - 1]) if i else 0, int(self._episode_ends[i]))
+
+    def decision_slice(self, i: int) -> slice:
+        i = self._episode_index(i)
+        ends = self.decision_ends
+        if len(ends) < self.n_episodes:
+            raise KeyError(f"{self.path} records no decisions (meta/{DECISION_ENDS_KEY} missing)")
+        return slice(int(ends[i - 1]) if i else 0, int(ends[i]))
+
+    def episode(self, i: int, keys: Iterable[str] | None = None) -> dict[str, np.ndarray]:
+        """All (or the named) per-step arrays of episode ``i``."""
+        sl = self.episode_slice(i)
+        return {k: self.data_array(k)[sl] for k in (keys or self.data_keys)}
+
+    def episode_decisions(self, i: int, keys: Iterable[str] | None = None) -> dict[str, np.ndarray]:
+        sl = self.decision_slice(i)
+        return {k: self.decision_array(k)[sl] for k in (keys or self.decision_keys)}
+
+    def steps(self, key: str, start: int, stop: int) -> np.ndarray:
+        """Rows [start, stop) of ``data/<key>``, within the committed region."""
+        if not 0 <= start <= stop <= self.n_steps:
+            raise IndexError(f"steps [{start}, {stop}) outside the {self.n_steps} committed steps of {self.path}")
+        return self.data_array(key)[start:stop]
+
+    def meta(self, key: str) -> np.ndarray:
+        """Per-episode labels ``meta/<key>`` for the committed episodes."""
+        return np.asarray(self._lookup(self._meta, "meta", key)[: self.n_episodes])
+
+    def read_data(self, key: str) -> np.ndarray:
+        """The whole committed ``data/<key>`` column (for low-dim arrays that fit in memory)."""
+        return self.data_array(key)[: self.n_steps]
+
+    def read_decisions(self, key: str) -> np.ndarray:
+        return self.decision_array(key)[: self.n_decisions]
+
+    # ------------------------------------------------------------------ writing
+    def _require_writable(self) -> None:
+        if self.mode == "r":
+            raise StoreError(f"{self.path} was opened read-only; open it with mode='a' to append")
+
+    def append_episode(
+        self,
+        data: Mapping[str, Any],
+        *,
+        decisions: Mapping[str, Any] | None = None,
+        meta: Mapping[str, Any] | None = None,
+    ) -> int:
+        """Append one episode atomically and return its index.
+
+        ``data`` maps keys to per-step arrays (T, ...), ``decisions`` to per-decision arrays
+        (N, ...) (nested names such as 'score/ace' allowed), ``meta`` to one label each.
+        """
+        self._require_writable()
+        rows = self._validate_episode(data, decisions or {}, meta or {})
+        n_steps, n_dec = self.n_steps, self.n_decisions
+        self._write_rows("data", self._data, rows["data"], n_steps)
+        if decisions is not None:
+            self._write_rows("decisions", self._decisions, rows["decisions"], n_dec)
+            new_dec = {DECISION_ENDS_KEY: np.array([n_dec + rows["n_decisions"]], dtype=np.int64)}
+            self._write_rows("meta", self._meta, new_dec, self.n_episodes)
+        self._write_rows("meta", self._meta, rows["meta"], self.n_episodes)
+        # The commit: once this entry exists the episode is part of the store.
+        commit = self._meta[COMMIT_KEY]
+        commit.resize((self.n_episodes + 1,))
+        commit[self.n_episodes] = n_steps + rows["n_steps"]
+        self._refresh()
+        return self.n_episodes - 1
+
+    def _validate_episode(self, data: Mapping[str, Any], decisions: Mapping[str, Any], meta: Mapping[str, Any]) -> dict:
+        if not data:
+            raise StoreError("an episode needs at least one per-step array in `data` (e.g. 'action')")
+        first = next(iter(data))
+        n_steps = np.asarray(data[first]).shape[0] if np.ndim(data[first]) else 0
+        if n_steps < 1:
+            raise StoreError(f"an episode needs at least one step; '{first}' has none")
+        out = {"data": {k: _as_rows(k, v, n_steps) for k, v in data.items()}, "n_steps": n_steps}
+        n_dec = np.asarray(next(iter(decisions.values()))).shape[0] if decisions else 0
+        out["decisions"] = {k: _as_rows(k, v, n_dec) for k, v in decisions.items()}
+        out["n_decisions"] = n_dec
+        out["meta"] = {k: np.asarray([v]) for k, v in meta.items()}
+        if self.n_episodes:
+            self._check_keys("data", self._data, out["data"])
+            if self._decisions or out["decisions"]:
+                self._check_keys("decisions", self._decisions, out["decisions"])
+            self._check_keys("meta", {k: v for k, v in self._meta.items() if k not in (COMMIT_KEY, DECISION_ENDS_KEY)}, out["meta"])
+        for group, arrays in (("data", self._data), ("decisions", self._decisions), ("meta", self._meta)):
+            for key, value in out[group].items():
+                if key in arrays and arrays[key].dtype.kind not in "UOT" and tuple(arrays[key].shape[1:]) != value.shape[1:]:
+                    raise StoreError(f"{group}/{key}: expected per-row shape {tuple(arrays[key].shape[1:])}, got {value.shape[1:]}")
+        return out
+
+    def _check_keys(self, group: str, existing: Mapping[str, Any], new: Mapping[str, Any]) -> None:
+        missing, extra = sorted(set(existing) - set(new)), sorted(set(new) - set(existing))
+        if missing or extra:
+            raise StoreError(
+                f"episode keys do not match {self.path}/{group}: missing {missing}, unexpected {extra}; "
+                "every episode of a store must carry the same keys"
+            )
+
+    def _write_rows(self, group: str, arrays: dict[str, zarr.Array], rows: Mapping[str, np.ndarray], start: int) -> None:
+        for key, value in rows.items():
+            arr = arrays.get(key)
+            if arr is None:
+                arr = arrays[key] = create_time_array(self.root[group], key, value)
+                if start:  # a label added later: earlier episodes get the fill value
+                    arr.resize((start, *arr.shape[1:]))
+            if arr.dtype.kind not in "UOT" and np.dtype(arr.dtype) != value.dtype:
+                value = value.astype(arr.dtype, casting="same_kind")
+            arr.resize((start + value.shape[0], *arr.shape[1:]))
+            arr[start:] = value
