@@ -12,6 +12,8 @@ from numcodecs import Blosc
 
 TARGET_CHUNK_BYTES = 1 << 20
 MAX_CHUNK_LEN = 1 << 16
+# Chunks that equal the fill value are written too, so a missing chunk file always means data loss.
+WRITE_ALL_CHUNKS = {"write_empty_chunks": True}
 
 
 def time_chunk_len(item_shape: tuple[int, ...], dtype: np.dtype) -> int:
@@ -29,7 +31,7 @@ def create_time_array(group: zarr.Group, name: str, sample: np.ndarray) -> zarr.
     """Create an empty (0, *item_shape) array shaped after ``sample`` (whose axis 0 is time)."""
     item_shape = tuple(sample.shape[1:])
     if sample.dtype.kind in "UO":
-        return group.create_array(name, shape=(0,), chunks=(4096,), dtype=str)
+        return group.create_array(name, shape=(0,), chunks=(4096,), dtype=str).with_config(WRITE_ALL_CHUNKS)
     dtype = sample.dtype
     return group.create_array(
         name,
@@ -38,7 +40,7 @@ def create_time_array(group: zarr.Group, name: str, sample: np.ndarray) -> zarr.
         dtype=dtype,
         compressors=compressor_for(dtype),
         fill_value=0,
-    )
+    ).with_config(WRITE_ALL_CHUNKS)
 
 
 def stored_chunk_count(arr: zarr.Array) -> int:

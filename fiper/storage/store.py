@@ -24,7 +24,7 @@ import numpy as np
 import zarr
 
 from fiper.storage.errors import StoreError
-from fiper.storage.layout import create_time_array, required_chunk_count, stored_chunk_count
+from fiper.storage.layout import WRITE_ALL_CHUNKS, create_time_array, required_chunk_count, stored_chunk_count
 
 GROUPS = ("data", "decisions", "meta")
 COMMIT_KEY = "episode_ends"
@@ -48,7 +48,7 @@ def _leaf_arrays(group: zarr.Group, prefix: str = "") -> dict[str, zarr.Array]:
     for name, member in group.members():
         key = f"{prefix}{name}"
         if isinstance(member, zarr.Array):
-            out[key] = member
+            out[key] = member.with_config(WRITE_ALL_CHUNKS)
         else:
             out.update(_leaf_arrays(member, key + "/"))
     return out
