@@ -1,0 +1,148 @@
+"""What a fallback knows about the robot: its action layout and the recently executed actions.
+
+The wrapper records every executed action (and, where the observation has one, the measured
+agent position) into a :class:`FallbackContext`; a fallback reads it to hold, stop or retreat.
+Actions are either absolute position targets (``action_mode='position'``, the diffusion_policy
+convention) or velocities (``action_mode='velocity'``).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+ACTION_MODES = ("position", "velocity")
+
+
+def _dims(name: str, dims: Sequence[int], action_dim: int) -> tuple[int, ...]:
+    out = tuple(int(d) for d in dims)
+    bad = [d for d in out if not 0 <= d < action_dim]
+    if bad or len(set(out)) != len(out):
+        raise ValueError(
+            f"{name}={list(dims)} is invalid for action_dim={action_dim}: give distinct indices in [0, {action_dim})"
+        )
+    return out
+
+
+def to_numpy(value: Any) -> np.ndarray:
+    """A float64 array from a numpy array, a list or a torch tensor."""
+    return np.asarray(value.detach().cpu() if hasattr(value, "detach") else value, dtype=np.float64)
+
+
+def as_vector(value: Any, length: int, what: str) -> np.ndarray:
+    """The most recent row of ``value`` as a float vector of ``length``; leading dims are history/batch."""
+    arr = to_numpy(value)
+    if arr.size == 0 or arr.shape[-1] != length:
+        raise ValueError(f"{what} has shape {arr.shape}; its last axis must have length {length}")
+    return arr.reshape(-1, length)[-1]
+
+
+@dataclass
+class FallbackContext:
+    """Action layout plus a bounded history of executed actions and measured positions.
+
+    ``position_dims`` index the action entries that are position targets (or velocities),
+    ``gripper_dims`` those a fallback must leave unchanged. ``agent_pos_key`` names the
+    observation entry with the measured position; ``agent_pos_dims`` pick, from that vector,
+    the entries matching ``position_dims`` (default: its first ``len(position_dims)``).
+    """
+
+    action_dim: int
+    position_dims: Sequence[int]
+    gripper_dims: Sequence[int] = ()
+    agent_pos_key: str | None = "agent_pos"
+    agent_pos_dims: Sequence[int] | None = None
+    action_mode: str = "position"
+    history_len: int = 512
+    actions: deque = field(init=False, repr=False)
+    positions: deque = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.action_dim, bool) or int(self.action_dim) < 1:
+            raise ValueError(f"action_dim={self.action_dim!r} is invalid: must be an integer >= 1")
+        self.action_dim = int(self.action_dim)
+        self.position_dims = _dims("position_dims", self.position_dims, self.action_dim)
+        if not self.position_dims:
+            raise ValueError("position_dims is empty: name the action entries that are positions, e.g. [0, 1]")
+        self.gripper_dims = _dims("gripper_dims", self.gripper_dims, self.action_dim)
+        if set(self.gripper_dims) & set(self.position_dims):
+            raise ValueError(
+                f"gripper_dims={list(self.gripper_dims)} overlap position_dims={list(self.position_dims)}: keep them disjoint"
+            )
+        if self.agent_pos_dims is None:
+            self.agent_pos_dims = tuple(range(len(self.position_dims)))
+        self.agent_pos_dims = tuple(int(d) for d in self.agent_pos_dims)
+        if len(self.agent_pos_dims) != len(self.position_dims):
+            raise ValueError(
+                f"agent_pos_dims={list(self.agent_pos_dims)} must have one entry per position dim "
+                f"({len(self.position_dims)})"
+            )
+        if self.action_mode not in ACTION_MODES:
+            raise ValueError(f"action_mode={self.action_mode!r} is invalid: choose one of {ACTION_MODES}")
+        if int(self.history_len) < 1:
+            raise ValueError(f"history_len={self.history_len!r} is invalid: must be >= 1")
+        self.actions = deque(maxlen=int(self.history_len))
+        self.positions = deque(maxlen=int(self.history_len))
+
+    # -- recording ---------------------------------------------------------------------------
+    def reset(self) -> None:
+        """Forget the history (new episode)."""
+        self.actions.clear()
+        self.positions.clear()
+
+    def record(self, action: Any, obs: Mapping[str, Any] | None = None) -> None:
+        """Append one executed action (A,) and, if ``obs`` carries it, the measured position."""
+        self.actions.append(as_vector(action, self.action_dim, "executed action").copy())
+        pos = self.agent_position(obs) if obs is not None else None
+        if pos is not None:
+            self.positions.append(pos)
+
+    # -- reading -----------------------------------------------------------------------------
+    def agent_position(self, obs: Mapping[str, Any] | None) -> np.ndarray | None:
+        """The measured position (len(position_dims),) from ``obs``, or None if not available."""
+        if obs is None or self.agent_pos_key is None or self.agent_pos_key not in obs:
+            return None
+        raw = to_numpy(obs[self.agent_pos_key])
+        if raw.size == 0 or raw.shape[-1] <= max(self.agent_pos_dims):
+            raise ValueError(
+                f"obs[{self.agent_pos_key!r}] has shape {raw.shape}; agent_pos_dims={list(self.agent_pos_dims)} "
+                "index past its last axis: set agent_pos_dims to match the observation"
+            )
+        return raw.reshape(-1, raw.shape[-1])[-1][list(self.agent_pos_dims)].copy()
+
+    def current_position(self, obs: Mapping[str, Any] | None = None) -> np.ndarray | None:
+        """The position measured in ``obs``, else the last recorded one, else None."""
+        pos = self.agent_position(obs)
+        if pos is None and self.positions:
+            pos = self.positions[-1].copy()
+        return pos
+
+    @property
+    def last_action(self) -> np.ndarray | None:
+        """The most recently executed action, or None before the first step."""
+        return self.actions[-1].copy() if self.actions else None
+
+    def action_history(self) -> np.ndarray:
+        """Executed actions, oldest first, (T, A)."""
+        return np.stack(self.actions) if self.actions else np.zeros((0, self.action_dim))
+
+    def template(self, obs: Mapping[str, Any] | None = None) -> np.ndarray:
+        """A base action to edit: the last executed one; needs history or a measured position."""
+        last = self.last_action
+        if last is not None:
+            return last
+        if self.action_mode == "velocity":
+            return np.zeros(self.action_dim)
+        pos = self.current_position(obs)
+        if pos is None:
+            raise ValueError(
+                "the fallback has no executed action and no measured position to hold: record actions into "
+                f"the FallbackContext or provide obs[{self.agent_pos_key!r}]"
+            )
+        out = np.zeros(self.action_dim)
+        out[list(self.position_dims)] = pos
+        return out

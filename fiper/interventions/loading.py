@@ -1,0 +1,65 @@
+"""Resolve a user object from a string: ``"path/to/file.py:name"`` or ``"package.module:name"``.
+
+This is how a user's (or a vision-language model's) reward program or safe controller plugs in
+without editing fiper: the named file is imported as a module and the attribute returned.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import importlib.util
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def _split(spec: str) -> tuple[str, str]:
+    if not isinstance(spec, str) or spec.count(":") < 1:
+        raise ValueError(
+            f"cannot load {spec!r}: write 'path/to/file.py:function' or 'package.module:function'"
+        )
+    source, _, attr = spec.rpartition(":")
+    if not source or not attr.isidentifier():
+        raise ValueError(
+            f"cannot load {spec!r}: '{attr}' is not a Python name; write 'path/to/file.py:function' "
+            "or 'package.module:function'"
+        )
+    return source, attr
+
+
+def _import_file(path: Path) -> Any:
+    if not path.is_file():
+        raise FileNotFoundError(f"cannot load a program from {str(path)!r}: no such file")
+    digest = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:12]
+    name = f"fiper_user_{path.stem}_{digest}"
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot import {str(path)!r} as a Python module")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception:
+        sys.modules.pop(name, None)
+        raise
+    return module
+
+
+def load_object(spec: str) -> Any:
+    """The object named by ``spec``: a ``.py`` file path or a dotted module, then ':' and a name."""
+    source, attr = _split(spec)
+    if source.endswith(".py") or "/" in source or "\\" in source:
+        module = _import_file(Path(source).expanduser())
+    else:
+        try:
+            module = importlib.import_module(source)
+        except ModuleNotFoundError as exc:
+            raise ModuleNotFoundError(
+                f"cannot load {spec!r}: module {source!r} is not importable ({exc}); give a file path ending "
+                "in .py or install the package"
+            ) from exc
+    if not hasattr(module, attr):
+        public = sorted(n for n in vars(module) if not n.startswith("_"))
+        raise AttributeError(f"cannot load {spec!r}: {source!r} has no attribute {attr!r}; it defines {public}")
+    return getattr(module, attr)

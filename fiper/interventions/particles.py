@@ -1,0 +1,58 @@
+"""Particle operations for steering: normalising, RBF repulsion, effective sample size, resampling.
+
+All functions work on a leading (N, B) grid: N independent observations, B particles each.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+
+def unit_normalise(v: Tensor, eps: float = 1e-12) -> Tensor:
+    """Scale each particle's (N, B, ...) vector to unit L2 norm (zero vectors stay zero)."""
+    norm = v.flatten(2).norm(dim=-1).reshape(*v.shape[:2], *([1] * (v.ndim - 2)))
+    return v / norm.clamp_min(eps)
+
+
+def rbf_repulsion(y: Tensor) -> Tensor:
+    """Direction pushing particles apart: -grad_{y_i} sum_j k(y_i, y_j) for an RBF kernel.
+
+    y (N, B, F). k = exp(-|y_i - y_j|^2 / h) with the median heuristic h = med(|y_i - y_j|^2) / log(B + 1)
+    (per observation). The result is rescaled so its mean per-particle norm is 1 per observation.
+    """
+    n, b, _ = y.shape
+    if b < 2:
+        return torch.zeros_like(y)
+    diff = y.unsqueeze(2) - y.unsqueeze(1)  # (N, B, B, F): y_i - y_j
+    sq = (diff**2).sum(-1)  # (N, B, B)
+    off = ~torch.eye(b, dtype=torch.bool, device=y.device)
+    h = sq[:, off].median(dim=-1).values.clamp_min(1e-12) / math.log(b + 1)  # (N,)
+    k = torch.exp(-sq / h[:, None, None])
+    force = (2.0 / h[:, None, None]) * (k.unsqueeze(-1) * diff).sum(2)  # (N, B, F)
+    mean_norm = force.norm(dim=-1).mean(dim=-1).clamp_min(1e-12)  # (N,)
+    return force / mean_norm[:, None, None]
+
+
+def normalised_weights(log_w: Tensor) -> Tensor:
+    """Softmax over particles of log weights (N, B)."""
+    return torch.softmax(log_w, dim=-1)
+
+
+def effective_sample_size(log_w: Tensor) -> Tensor:
+    """ESS = 1 / sum_i w_i^2 for normalised weights, per observation (N,); in [1, B]."""
+    w = normalised_weights(log_w)
+    return 1.0 / (w**2).sum(-1)
+
+
+def systematic_resample(log_w: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """Systematic resampling: ancestor indices (N, B) long, particle i drawn ~ B * w_i times."""
+    n, b = log_w.shape
+    w = normalised_weights(log_w.double())
+    cdf = torch.cumsum(w, dim=-1)
+    cdf[:, -1] = 1.0  # guard against round-off
+    u = torch.rand(n, 1, generator=generator, device=log_w.device, dtype=torch.float64)
+    points = (u + torch.arange(b, device=log_w.device, dtype=torch.float64)) / b
+    return torch.searchsorted(cdf, points).clamp_max(b - 1)

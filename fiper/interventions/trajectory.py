@@ -1,0 +1,82 @@
+"""From action chunks to the trajectories reward programs read, and safe loading of user rewards.
+
+``lift_chunks`` picks the position dims of (N, B, H, A) chunks (integrating velocities when the
+actions are velocities) and pads planar positions with z = 0, giving (N*B, H, 3).
+``CheckedReward`` wraps any reward program so a wrong shape or a NaN fails loudly, naming it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from fiper.interventions.loading import load_object
+
+
+def lift_chunks(chunks: Tensor, position_dims: Sequence[int], *, velocity: bool = False,
+                start: Tensor | None = None, dt: float = 1.0) -> Tensor:
+    """Chunks (..., H, A) -> trajectories (prod(...), H, 3) in env units, differentiably.
+
+    With ``velocity=True`` positions are ``start + dt * cumsum(velocity)``; ``start`` is
+    (len(position_dims),) or broadcastable to (..., len(position_dims)), default 0.
+    """
+    dims = [int(d) for d in position_dims]
+    if chunks.ndim < 2:
+        raise ValueError(f"chunks must be (..., H, A); got shape {tuple(chunks.shape)}")
+    if not 1 <= len(dims) <= 3 or any(not 0 <= d < chunks.shape[-1] for d in dims):
+        raise ValueError(
+            f"position_dims={dims} is invalid for action_dim={chunks.shape[-1]}: give 1 to 3 indices in range"
+        )
+    pos = chunks[..., dims]
+    if velocity:
+        pos = torch.cumsum(pos * dt, dim=-2)
+        if start is not None:
+            pos = pos + torch.as_tensor(start, dtype=pos.dtype, device=pos.device).unsqueeze(-2)
+    pos = F.pad(pos, (0, 3 - len(dims)))
+    return pos.reshape(-1, chunks.shape[-2], 3)
+
+
+class CheckedReward:
+    """A reward program whose output is checked: shape (batch,) and finite, else a clear error."""
+
+    def __init__(self, program: Callable[[Tensor], Tensor], name: str | None = None):
+        if not callable(program):
+            raise TypeError(f"reward {program!r} is not callable: give a function trajectory (batch, steps, 3) -> (batch,)")
+        self.program = program
+        self.name = name or getattr(program, "__name__", type(program).__name__)
+
+    def __call__(self, trajectory: Tensor) -> Tensor:
+        out = self.program(trajectory)
+        if not isinstance(out, Tensor):
+            raise TypeError(f"reward {self.name!r} returned {type(out).__name__}; it must return a torch tensor (batch,)")
+        if out.shape != trajectory.shape[:1]:
+            raise ValueError(
+                f"reward {self.name!r} returned shape {tuple(out.shape)} for a trajectory batch of shape "
+                f"{tuple(trajectory.shape)}; it must return one reward per trajectory, shape ({trajectory.shape[0]},)"
+            )
+        if not bool(torch.isfinite(out).all()):
+            bad = int((~torch.isfinite(out)).sum())
+            raise ValueError(f"reward {self.name!r} returned {bad} non-finite values (NaN/inf); rewards must be finite")
+        return out
+
+    def __repr__(self) -> str:
+        return f"CheckedReward({self.name})"
+
+
+def load_reward(spec: str | Callable[[Tensor], Tensor], *, factory: bool | None = None, **kwargs: Any) -> CheckedReward:
+    """A user reward from ``"path/to/file.py:name"``, ``"package.module:name"`` or a callable.
+
+    With ``kwargs`` (or ``factory=True``) the named object is a factory called with them to build
+    the reward; otherwise it is the reward itself. The result is a :class:`CheckedReward`.
+    """
+    obj = load_object(spec) if isinstance(spec, str) else spec
+    name = spec if isinstance(spec, str) else getattr(obj, "__name__", type(obj).__name__)
+    if factory or (factory is None and kwargs):
+        if not callable(obj):
+            raise TypeError(f"{name!r} is not callable, so it cannot build a reward from {kwargs}")
+        obj = obj(**kwargs)
+    return CheckedReward(obj, name=str(name))
