@@ -1,0 +1,19 @@
+"""The failure monitor: scores -> windows -> conformal thresholds -> alarm, online and offline."""
+
+from fiper.monitor.artifact import load_monitor, read_monitor_config, save_monitor
+from fiper.monitor.identity import PolicyIdentity
+from fiper.monitor.monitor import FailureMonitor, MonitorNotCalibratedError
+from fiper.monitor.padding import from_padded, to_padded
+from fiper.monitor.report import StepReport
+
+__all__ = [
+    "FailureMonitor",
+    "MonitorNotCalibratedError",
+    "PolicyIdentity",
+    "StepReport",
+    "from_padded",
+    "load_monitor",
+    "read_monitor_config",
+    "save_monitor",
+    "to_padded",
+]

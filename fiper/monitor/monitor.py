@@ -1,0 +1,208 @@
+"""FailureMonitor: failure scores -> trailing windows -> thresholds -> one alarm per decision.
+
+Online, ``step(embedding, samples)`` scores one decision from the batch the policy already drew
+and never raises: invalid input or an exception inside a score yields a fail-safe alarm whose
+``reason`` says what happened. Offline, ``score_offline`` + ``alarms_offline`` evaluate a whole
+store with array operations and give the same numbers (see tests/monitor).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+import torch
+
+from calibration import Threshold, fit_threshold
+from fiper.aggregation import RULES, AlarmTrace, WindowedSum, combine, evaluate_alarms, threshold_ratio, windowed_sum
+from fiper.monitor.identity import PolicyIdentity
+from fiper.monitor.padding import to_padded
+from fiper.monitor.report import StepReport
+from fiper.scores.base import FailureScore
+
+
+class MonitorNotCalibratedError(RuntimeError):
+    """The monitor has fitted scores but no thresholds yet."""
+
+
+class FailureMonitor:
+    """Fitted scores, their windows and thresholds, and the rule that combines them.
+
+    ``scores`` maps indicator names to fitted scores; ``windows`` gives each its trailing
+    window in decisions; ``rule`` is 'and' (FIPER: alarm when every indicator crosses),
+    'or', or 'single'. Thresholds come from :meth:`calibrate` or a saved artifact.
+    """
+
+    def __init__(
+        self,
+        scores: Mapping[str, FailureScore],
+        identity: PolicyIdentity,
+        *,
+        windows: Mapping[str, int],
+        rule: str = "and",
+        thresholds: Mapping[str, Threshold] | None = None,
+    ):
+        if not scores:
+            raise ValueError("a FailureMonitor needs at least one fitted score")
+        if rule not in RULES:
+            raise ValueError(f"unknown combination rule {rule!r}; expected one of {RULES}")
+        if rule == "single" and len(scores) != 1:
+            raise ValueError(f"rule 'single' takes exactly one score, got {sorted(scores)}; use 'and' or 'or'")
+        if set(windows) != set(scores):
+            raise ValueError(f"windows must name exactly the scores {sorted(scores)}, got {sorted(windows)}")
+        self.scores = dict(scores)
+        self.identity = identity
+        self.rule = rule
+        self.windows = {n: int(w) for n, w in windows.items()}
+        for name, score in self.scores.items():
+            self._check_score(name, score)
+        self.thresholds: dict[str, Threshold] | None = None
+        if thresholds is not None:
+            self.set_thresholds(thresholds)
+        self._sums = {n: WindowedSum(w) for n, w in self.windows.items()}
+        self.reset()
+
+    def _check_score(self, name: str, score: FailureScore) -> None:
+        if not getattr(score, "fitted", True):
+            raise ValueError(f"score {name!r} is not fitted; fit it on in-distribution decisions first")
+        emb_dim = getattr(score, "embedding_dim", None)
+        if emb_dim is not None and emb_dim != self.identity.embedding_dim:
+            raise ValueError(f"score {name!r} was fitted on embeddings of D={emb_dim} but the policy has D={self.identity.embedding_dim}")
+        shape = getattr(score, "sample_shape", None)
+        if shape is not None and tuple(shape) != self.identity.sample_shape:
+            raise ValueError(f"score {name!r} was fitted on sample batches {tuple(shape)} but the policy draws {self.identity.sample_shape} (B, H, A)")
+
+    # ------------------------------------------------------------------ configuration
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(self.scores)
+
+    @property
+    def calibrated(self) -> bool:
+        return self.thresholds is not None
+
+    @property
+    def delta(self) -> float | None:
+        return next(iter(self.thresholds.values())).delta if self.thresholds else None
+
+    @property
+    def needs(self) -> frozenset[str]:
+        """Which of 'embedding' / 'samples' the scores read."""
+        return frozenset().union(*(s.needs for s in self.scores.values()))
+
+    def set_thresholds(self, thresholds: Mapping[str, Threshold]) -> None:
+        if set(thresholds) != set(self.scores):
+            raise ValueError(f"thresholds must name exactly the scores {sorted(self.scores)}, got {sorted(thresholds)}")
+        self.thresholds = dict(thresholds)
+
+    def to(self, device: str | torch.device) -> FailureMonitor:
+        """Move every score model to ``device`` (the policy's), returns self."""
+        for score in self.scores.values():
+            if hasattr(score, "to"):
+                score.to(device)
+        return self
+
+    # ------------------------------------------------------------------ online
+    def reset(self) -> None:
+        """Start a new episode: clear windows and score histories."""
+        for score in self.scores.values():
+            score.reset()
+        for window in self._sums.values():
+            window.reset()
+        self.decision = 0
+
+    def step(self, embedding: Any, samples: Any, *, skip: Iterable[str] = ()) -> StepReport:
+        """Score one decision: embedding (D,) or (1, D), samples (B, H, A) or (1, B, H, A).
+
+        ``skip`` names scores left out of this decision (their windows hold their value), e.g.
+        ACE while the policy's sampling is being steered. Never raises on bad input.
+        """
+        if not self.calibrated:
+            raise MonitorNotCalibratedError("the monitor has no thresholds: calibrate it (python -m launch.calibrate) before running it")
+        t = self.decision
+        self.decision += 1
+        skip = tuple(n for n in self.names if n in set(skip))
+        active = [n for n in self.names if n not in skip]
+        if not active:
+            return self._failsafe(t, "every score was skipped: the decision is unmonitored", skip)
+        try:
+            embedding, samples = self._prepare(embedding, samples)
+        except (TypeError, ValueError) as err:
+            return self._failsafe(t, f"invalid input: {err}", skip)
+        raw: dict[str, float] = {}
+        for name in active:
+            score = self.scores[name]
+            try:
+                value = score.step(embedding if "embedding" in score.needs else None, samples if "samples" in score.needs else None)
+            except Exception as err:  # fail-safe: any score error raises the alarm
+                return self._failsafe(t, f"score {name!r} raised {type(err).__name__}: {err}", skip)
+            if not math.isfinite(value):
+                return self._failsafe(t, f"score {name!r} returned {value}", skip)
+            raw[name] = value
+        windowed = {n: (self._sums[n].update(raw[n]) if n in raw else self._sums[n].value) for n in self.names}
+        gamma = {n: float(self.thresholds[n](t)) for n in self.names}
+        ratios = {n: float(threshold_ratio(windowed[n], gamma[n])) for n in self.names}
+        crossed = tuple(n for n in active if windowed[n] > gamma[n])
+        alarm = bool(crossed) if self.rule == "or" else len(crossed) == len(active)
+        combined = float(combine([ratios[n] for n in active], "or" if self.rule == "or" else "and"))
+        reason = f"{' and '.join(crossed)} above threshold" if alarm else ""
+        return StepReport(t, raw, windowed, gamma, ratios, combined, alarm, crossed, reason, False, skip)
+
+    def _prepare(self, embedding: Any, samples: Any) -> tuple[Any, Any]:
+        """Strip a leading batch axis of 1 and refuse non-finite or mis-shaped inputs."""
+        ident = self.identity
+        if "embedding" in self.needs:
+            embedding = torch.as_tensor(embedding)
+            if embedding.dim() == 2 and embedding.shape[0] == 1:
+                embedding = embedding[0]
+            if tuple(embedding.shape) != (ident.embedding_dim,):
+                raise ValueError(f"embedding has shape {tuple(embedding.shape)}, the monitor expects ({ident.embedding_dim},)")
+        if "samples" in self.needs:
+            samples = torch.as_tensor(samples)
+            if samples.dim() == 4 and samples.shape[0] == 1:
+                samples = samples[0]
+            if tuple(samples.shape) != ident.sample_shape:
+                raise ValueError(f"samples have shape {tuple(samples.shape)}, the monitor expects {ident.sample_shape} (B, H, A)")
+        finite = [torch.isfinite(x).all() for x in (embedding, samples) if isinstance(x, torch.Tensor)]
+        if finite and not bool(torch.stack(finite).all()):  # one host sync for both checks
+            bad = [n for n, x in (("embedding", embedding), ("samples", samples)) if isinstance(x, torch.Tensor) and not bool(torch.isfinite(x).all())]
+            raise ValueError(f"non-finite values in {' and '.join(bad)}")
+        return embedding, samples
+
+    def _failsafe(self, t: int, reason: str, skip: tuple[str, ...]) -> StepReport:
+        windowed = {n: self._sums[n].value for n in self.names}
+        gamma = {n: float(self.thresholds[n](t)) for n in self.names}
+        return StepReport(t, {}, windowed, gamma, {}, math.inf, True, (), f"fail-safe: {reason}", True, skip)
+
+    # ------------------------------------------------------------------ offline
+    def score_offline(self, embeddings: Any, samples: Any, decision_ends: Any) -> dict[str, np.ndarray]:
+        """Raw per-decision scores (N,) of every score over a whole store, vectorised."""
+        return {
+            n: s.score_offline(embeddings if "embedding" in s.needs else None, samples if "samples" in s.needs else None, decision_ends)
+            for n, s in self.scores.items()
+        }
+
+    def alarms_offline(self, raw: Mapping[str, np.ndarray], decision_ends: Any) -> AlarmTrace:
+        """Windows, ratios and alarms of every episode from raw scores (as ``score_offline`` gives)."""
+        if not self.calibrated:
+            raise MonitorNotCalibratedError("the monitor has no thresholds: calibrate it before evaluating alarms")
+        padded = {n: to_padded(raw[n], decision_ends) for n in self.names}
+        lengths = next(iter(padded.values()))[1]
+        return evaluate_alarms({n: p[0] for n, p in padded.items()}, self.windows, self.thresholds, lengths, self.rule)
+
+    def calibrate(self, raw: Mapping[str, np.ndarray], decision_ends: Any, *, delta: float, kind: str = "constant", **options: Any) -> dict[str, Threshold]:
+        """Fit each score's threshold on the windowed scores of successful calibration episodes.
+
+        ``raw`` holds per-decision scores of those episodes (``score_offline`` output); with the
+        'and' rule each indicator is calibrated at level delta, which bounds the combined
+        false-alarm probability by delta as well.
+        """
+        thresholds = {}
+        for name in self.names:
+            padded, lengths = to_padded(raw[name], decision_ends)
+            eta = windowed_sum(padded, self.windows[name], lengths)
+            thresholds[name] = fit_threshold(kind, eta, lengths, delta=delta, **options)
+        self.set_thresholds(thresholds)
+        return thresholds

@@ -1,0 +1,29 @@
+"""What the monitor says about one decision."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass(frozen=True)
+class StepReport:
+    """One decision's raw and windowed scores, thresholds, ratios and alarm.
+
+    ``reason`` explains the alarm in words: the indicators that crossed their thresholds, or the
+    error that forced a fail-safe alarm (``failsafe=True``). ``combined_ratio`` > 1 means alarm.
+    """
+
+    decision: int
+    scores: dict[str, float] = field(default_factory=dict)
+    windowed: dict[str, float] = field(default_factory=dict)
+    thresholds: dict[str, float] = field(default_factory=dict)
+    ratios: dict[str, float] = field(default_factory=dict)
+    combined_ratio: float = float("nan")
+    alarm: bool = False
+    crossed: tuple[str, ...] = ()
+    reason: str = ""
+    failsafe: bool = False
+    skipped: tuple[str, ...] = ()
+
+    def as_dict(self) -> dict:
+        return asdict(self)
