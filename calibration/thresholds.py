@@ -66,6 +66,10 @@ class Threshold:
 
     def __call__(self, t):
         """gamma(t) for an int step (returns float) or an integer array of steps (same shape)."""
+        if isinstance(t, (int, np.integer)) and not isinstance(t, bool):  # online fast path
+            if t < 0:
+                raise ValueError(f"threshold steps must be >= 0, got {int(t)}")
+            return float(self.curve[min(int(t), self.horizon - 1)])
         steps = np.asarray(t)
         if steps.size and not np.issubdtype(steps.dtype, np.integer):
             if not np.all(np.isfinite(steps)) or not np.all(steps == np.floor(steps)):

@@ -12,7 +12,8 @@ Online, :class:`OnlineAlarm` takes one decision at a time and matches the offlin
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
@@ -54,18 +55,22 @@ def windowed_sum(scores, windows, lengths=None) -> np.ndarray:
 
 
 class WindowedSum:
-    """Online trailing-window sum with a ring buffer: O(1) per step (exact re-sum every w steps)."""
+    """Online trailing-window sum with a ring buffer: O(1) amortised per step.
+
+    The running total is re-summed exactly (math.fsum) once per lap of the buffer, so rounding
+    drift never accumulates over long rollouts.
+    """
 
     def __init__(self, window: int) -> None:
         self.window = int(_check_windows(window)[0])
         if np.ndim(window) != 0:
             raise ValueError(f"WindowedSum takes one window length, got {window!r}")
-        self._buffer = np.zeros(self.window)
+        self._buffer = [0.0] * self.window
         self.reset()
 
     def reset(self) -> None:
         """Start a new rollout."""
-        self._buffer[:] = 0.0
+        self._buffer = [0.0] * self.window
         self._pos = 0
         self._total = 0.0
         self.steps = 0
@@ -78,14 +83,14 @@ class WindowedSum:
     def update(self, score: float) -> float:
         """Add this decision's score; return eta over the last ``window`` decisions."""
         value = float(score)
-        if not np.isfinite(value):
+        if not math.isfinite(value):
             raise ValueError(f"score at decision {self.steps} is {value}; scores must be finite")
         self._total += value - self._buffer[self._pos]
         self._buffer[self._pos] = value
         self._pos = (self._pos + 1) % self.window
         self.steps += 1
-        if self._pos == 0:  # a full lap: drop accumulated rounding drift
-            self._total = float(self._buffer.sum())
+        if self._pos == 0:  # a full lap: drop accumulated rounding drift (exact re-sum)
+            self._total = math.fsum(self._buffer)
         return self._total
 
 
@@ -100,6 +105,13 @@ def threshold_ratio(eta, gamma) -> np.ndarray:
     with np.errstate(divide="ignore", invalid="ignore"):
         general = 1.0 + (eta - gamma) / np.maximum(np.abs(gamma), _TINY)
         return np.where(gamma > 0, eta / np.where(gamma > 0, gamma, 1.0), general)
+
+
+def _scalar_ratio(eta: float, gamma: float) -> float:
+    """threshold_ratio for two Python floats, without array overhead (the online hot path)."""
+    if gamma > 0:
+        return eta / gamma
+    return 1.0 + (eta - gamma) / max(abs(gamma), _TINY)
 
 
 def _check_rule(rule: str, num_indicators: int) -> str:
@@ -254,10 +266,10 @@ class OnlineAlarm:
         t = self.steps
         eta = {n: self._sums[n].update(scores[n]) for n in self.names}
         gamma = {n: self._gamma(n, t) for n in self.names}
-        ratio = {n: float(threshold_ratio(eta[n], gamma[n])) for n in self.names}
+        ratio = {n: _scalar_ratio(eta[n], gamma[n]) for n in self.names}
         crossed = tuple(n for n in self.names if eta[n] > gamma[n])
         alarm = bool(len(crossed) == len(self.names) if self.rule != "or" else crossed)
-        combined = float(combine([ratio[n] for n in self.names], self.rule))
+        combined = (max if self.rule == "or" else min)(ratio.values())
         if alarm and self.first_alarm is None:
             self.first_alarm = t
         self.steps += 1
