@@ -1,0 +1,18 @@
+"""In the control loop: the monitored policy wrapper, its episode loop and the rollout recorder."""
+
+from fiper.control.history import ObsHistory
+from fiper.control.loop import EpisodeResult, run_episode
+from fiper.control.monitored_policy import Decision, MonitoredPolicy, medoid_index
+from fiper.control.recorder import RolloutRecorder, decision_arrays, episode_meta
+
+__all__ = [
+    "Decision",
+    "EpisodeResult",
+    "MonitoredPolicy",
+    "ObsHistory",
+    "RolloutRecorder",
+    "decision_arrays",
+    "episode_meta",
+    "medoid_index",
+    "run_episode",
+]

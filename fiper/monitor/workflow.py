@@ -1,0 +1,59 @@
+"""Data for fitting and calibrating a monitor, from a store with or without recorded decisions.
+
+Rollout stores carry ``decisions/embedding`` and ``decisions/samples``; demonstration stores do
+not, and then the policy is replayed on their observations (fiper.monitor.decisions).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from fiper.monitor.decisions import replay_decisions
+from fiper.monitor.identity import PolicyIdentity
+from fiper.scores.base import ScoreFitData
+from fiper.storage import EpisodeStore
+
+
+def has_decisions(store: EpisodeStore) -> bool:
+    return {"embedding", "samples"} <= set(store.decision_keys)
+
+
+def successful_in_distribution(store: EpisodeStore) -> np.ndarray:
+    """Indices of episodes labelled successful and unshifted (all episodes if unlabelled, e.g. demos)."""
+    keep = np.ones(store.n_episodes, dtype=bool)
+    if "success" in store.meta_keys:
+        keep &= store.meta("success").astype(bool)
+    if "shift" in store.meta_keys:
+        keep &= store.meta("shift").astype(str) == "none"
+    return np.flatnonzero(keep)
+
+
+def load_decisions(
+    store: EpisodeStore,
+    *,
+    episodes: np.ndarray | None = None,
+    policy: Any = None,
+    num_samples: int = 32,
+    seed: int = 0,
+    device: Any = "cpu",
+) -> tuple[ScoreFitData, PolicyIdentity | None]:
+    """Fit data of ``episodes``: recorded decisions if the store has them, else replayed through ``policy``."""
+    episodes = np.arange(store.n_episodes) if episodes is None else np.asarray(episodes, dtype=np.int64)
+    if len(episodes) == 0:
+        raise ValueError(f"{store.path}: no episodes selected (need successful in-distribution episodes)")
+    if has_decisions(store):
+        data = ScoreFitData.from_store(store, episodes=episodes, seed=seed, device=device)
+        identity = None
+        if policy is not None:
+            identity = PolicyIdentity.of(policy, int(data.samples.shape[1]))
+        return data, identity
+    if policy is None:
+        raise ValueError(
+            f"{store.path} has no recorded decisions (decisions/embedding, decisions/samples); "
+            "pass the policy checkpoint (policy=<dir>) so its decisions can be replayed on the observations"
+        )
+    batch = replay_decisions(policy, store, num_samples, episodes=episodes, seed=seed)
+    data = ScoreFitData(batch.embeddings, batch.samples, batch.decision_ends, seed=seed, device=device)
+    return data, PolicyIdentity.of(policy, num_samples)

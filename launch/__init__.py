@@ -1,0 +1,1 @@
+"""Hydra entry points: thin compositions of library calls."""

@@ -1,0 +1,33 @@
+"""Calibrate a fitted monitor's thresholds: python -m launch.calibrate monitor_dir=<dir> data=<store>."""
+
+from __future__ import annotations
+
+import hydra
+from omegaconf import DictConfig
+
+from fiper.monitor import load_monitor, read_monitor_config, save_monitor
+from fiper.monitor.workflow import load_decisions, successful_in_distribution
+from fiper.storage import EpisodeStore
+from launch.common import maybe_load_policy, plain, resolve_device, save_config
+
+
+@hydra.main(config_path="conf", config_name="calibrate", version_base=None)
+def main(cfg: DictConfig) -> None:
+    device = resolve_device(cfg.device)
+    policy = maybe_load_policy(cfg.policy, cfg.device)
+    monitor = load_monitor(cfg.monitor_dir, policy=policy, device=device)
+    store = EpisodeStore.open(cfg.data)
+    data, _ = load_decisions(store, episodes=successful_in_distribution(store), policy=policy,
+                             num_samples=monitor.identity.num_samples, seed=cfg.seed, device=device)
+    raw = monitor.score_offline(data.embeddings, data.samples, data.decision_ends)
+    options = {"seed": cfg.seed} if cfg.kind == "band" else {}  # the band's D1/D2 split
+    thresholds = monitor.calibrate(raw, data.decision_ends, delta=cfg.delta, kind=cfg.kind, **options)
+    extra = read_monitor_config(cfg.monitor_dir).get("extra", {})
+    save_monitor(monitor, cfg.monitor_dir, extra={**extra, "calibrate": plain(cfg)})
+    save_config(cfg, cfg.monitor_dir, "calibrate_config.yaml")
+    for name, th in thresholds.items():
+        print(f"{name}: {th!r}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,36 @@
+"""Small helpers shared by the entry points: config saving, device choice, policy loading."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+
+def resolve_device(device: str) -> str:
+    """'auto' picks CUDA when available."""
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return device
+
+
+def save_config(cfg: DictConfig, directory: str | Path, name: str) -> Path:
+    """Write the run's full resolved config beside its outputs."""
+    path = Path(directory) / name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(OmegaConf.to_yaml(cfg, resolve=True))
+    return path
+
+
+def plain(cfg: Any) -> Any:
+    return OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else cfg
+
+
+def maybe_load_policy(path: str | None, device: str):
+    if path is None:
+        return None
+    from policies import load_policy
+
+    return load_policy(path, device=resolve_device(device))
