@@ -1,0 +1,311 @@
+"""The failure-score contract (``FailureScore``), its fit data, and the shared implementation base.
+
+Every score reads only the per-decision pair the monitor already has: the policy embedding
+z (D,) and the batch of B sampled action chunks (B, H, A) in env units. No score calls the policy.
+
+Life cycle::
+
+    score = make_score("rnd_oe", **cfg)          # constructor validates its config
+    score.fit(ScoreFitData(embeddings, samples, decision_ends, seed=0, device="cpu"))
+    score.reset()                                # at every episode start
+    s_t = score.step(z_t, chunks_t)              # online, one float per decision
+    s = score.score_offline(Z, S, decision_ends) # a whole store at once, equal to step() to 1e-5
+    tensors, config = score.state()              # safetensors-able tensors + json-able config
+    score = type(score).from_state(tensors, config)
+"""
+
+from __future__ import annotations
+
+import copy
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from fiper.scores.inputs import as_tensor, check_decision_ends, check_finite, check_shape, chunks
+
+NEEDS = frozenset({"embedding", "samples"})
+
+
+class ScoreNotFittedError(RuntimeError):
+    """A score was asked to score before ``fit`` or ``from_state`` gave it its constants."""
+
+
+@runtime_checkable
+class FailureScore(Protocol):
+    """What the monitor needs from a failure score (implement it to plug in your own)."""
+
+    name: str
+    needs: frozenset[str]  # subset of {"embedding", "samples"}: inputs the score reads
+    embedding_dim: int | None  # D it was fitted for (None if it does not read embeddings)
+    sample_shape: tuple[int, int, int] | None  # (B, H, A) it was fitted for (None if it does not read samples)
+
+    def fit(self, data: ScoreFitData) -> FailureScore: ...
+
+    def reset(self) -> None: ...
+
+    def step(self, embedding: Tensor | None, samples: Tensor | None) -> float: ...
+
+    def score_offline(self, embeddings: Any, samples: Any, decision_ends: Any) -> np.ndarray: ...
+
+    def state(self) -> tuple[dict[str, Tensor], dict[str, Any]]: ...
+
+    @classmethod
+    def from_state(cls, tensors: Mapping[str, Tensor], config: Mapping[str, Any], *, device: str | torch.device = "cpu") -> FailureScore: ...
+
+
+@dataclass
+class ScoreFitData:
+    """In-distribution decisions a score is fitted on.
+
+    ``embeddings`` (N, D) and ``samples`` (N, B, H, A) (either may be None when no score being
+    fitted reads it), ``decision_ends`` (E,) cumulative episode ends (meta/decision_ends),
+    ``seed`` for every random choice of the fit, ``device`` where the fitted score lives.
+    """
+
+    embeddings: Any
+    samples: Any
+    decision_ends: Any
+    seed: int = 0
+    device: str | torch.device = "cpu"
+
+    def __post_init__(self) -> None:
+        if self.embeddings is None and self.samples is None:
+            raise ValueError("ScoreFitData needs embeddings (N, D) or samples (N, B, H, A); both are None")
+        n = None
+        for what, value, ndim in (("embeddings", self.embeddings, 2), ("samples", self.samples, 4)):
+            if value is None:
+                continue
+            shape = tuple(value.shape)
+            if len(shape) != ndim:
+                want = "(N, D)" if ndim == 2 else "(N, B, H, A)"
+                raise ValueError(f"ScoreFitData: {what} must be {want}, got shape {shape}")
+            if n is not None and shape[0] != n:
+                raise ValueError(f"ScoreFitData: embeddings hold {n} decisions but samples hold {shape[0]}")
+            n = shape[0]
+        if n == 0:
+            raise ValueError("ScoreFitData holds no decisions; fit on at least one in-distribution episode")
+        self.decision_ends = check_decision_ends("ScoreFitData", self.decision_ends, n)
+        self.device = torch.device(self.device)
+
+    @property
+    def n_decisions(self) -> int:
+        return int(self.decision_ends[-1])
+
+    @classmethod
+    def from_store(cls, store: Any, *, episodes: Any = None, samples: bool = True, embeddings: bool = True,
+                   seed: int = 0, device: str | torch.device = "cpu") -> ScoreFitData:
+        """Read decisions/embedding and decisions/samples of (some) episodes of an EpisodeStore."""
+        ends = store.decision_ends
+        idx = np.arange(len(ends)) if episodes is None else np.asarray(episodes, dtype=np.int64).reshape(-1)
+        slices = [store.decision_slice(int(i)) for i in idx]
+        lengths = np.array([s.stop - s.start for s in slices], dtype=np.int64)
+        rows = np.concatenate([np.arange(s.start, s.stop) for s in slices]) if slices else np.zeros(0, np.int64)
+
+        def read(key: str) -> np.ndarray:
+            arr = store.decision_array(key)
+            contiguous = len(rows) and np.all(np.diff(rows) == 1)
+            return arr[int(rows[0]) : int(rows[-1]) + 1] if contiguous else arr.get_orthogonal_selection((rows,))
+
+        return cls(
+            embeddings=read("embedding") if embeddings else None,
+            samples=read("samples") if samples else None,
+            decision_ends=np.cumsum(lengths),
+            seed=seed,
+            device=device,
+        )
+
+
+class ScoreBase(ABC):
+    """Shared machinery of fiper's scores: input checks, chunked offline scoring, state round trip.
+
+    A subclass sets ``name``, ``needs`` and ``dtype`` and implements ``_fit``, ``_score`` (a batch
+    of decisions -> (n,) scores), ``_tensors`` and ``_load_tensors``. Stateless scores get
+    ``step`` and ``score_offline`` for free; scores with history override both.
+    """
+
+    name: ClassVar[str]
+    needs: ClassVar[frozenset[str]]
+    dtype: ClassVar[torch.dtype] = torch.float32
+    chunk_elements: ClassVar[int] = 1 << 22  # input elements per offline chunk (bounds memory)
+
+    def __init__(self, **config: Any):
+        self._config = copy.deepcopy(config)
+        self.device = torch.device("cpu")
+        self.embedding_dim: int | None = None
+        self.sample_shape: tuple[int, int, int] | None = None
+        self.fitted = False
+
+    # ------------------------------------------------------------------ subclass hooks
+    @abstractmethod
+    def _fit(self, embeddings: Tensor | None, samples: Tensor | None, decision_ends: np.ndarray, seed: int) -> None:
+        """Fit models / constants on validated fit tensors (on ``self.device``, ``self.dtype``)."""
+
+    @abstractmethod
+    def _score(self, embeddings: Tensor | None, samples: Tensor | None) -> Tensor:
+        """Scores (n,) of n decisions: embeddings (n, D), samples (n, B, H, A), already validated."""
+
+    def _tensors(self) -> dict[str, Tensor]:
+        return {}
+
+    def _load_tensors(self, tensors: Mapping[str, Tensor]) -> None:
+        return None
+
+    # ------------------------------------------------------------------ public API
+    @property
+    def config(self) -> dict[str, Any]:
+        """The constructor arguments (json-able); ``type(self)(**score.config)`` rebuilds it unfitted."""
+        return copy.deepcopy(self._config)
+
+    def fit(self, data: ScoreFitData) -> ScoreBase:
+        """Fit the score's models / constants on in-distribution decisions; returns self."""
+        if not isinstance(data, ScoreFitData):
+            raise TypeError(f"{self.name}.fit expects a ScoreFitData, got {type(data).__name__}")
+        self.device = data.device
+        emb = samples = None
+        if "embedding" in self.needs:
+            if data.embeddings is None:
+                raise ValueError(f"{self.name} reads embeddings but ScoreFitData.embeddings is None; load decisions/embedding")
+            emb = as_tensor(self.name, "fit embeddings", data.embeddings, device=self.device, dtype=self.dtype)
+            check_finite(self.name, "fit embeddings", emb)
+            self.embedding_dim = int(emb.shape[1])
+        if "samples" in self.needs:
+            if data.samples is None:
+                raise ValueError(f"{self.name} reads sample batches but ScoreFitData.samples is None; load decisions/samples")
+            samples = as_tensor(self.name, "fit samples", data.samples, device=self.device, dtype=self.dtype)
+            check_finite(self.name, "fit samples", samples)
+            self.sample_shape = tuple(int(s) for s in samples.shape[1:])
+        self._check_fit_shapes()
+        self._fit(emb, samples, data.decision_ends, int(data.seed))
+        # Hold the fitted tensors exactly as from_state will (contiguous, fresh memory), so a
+        # saved and re-loaded score computes bit-identical outputs.
+        self._load_tensors({k: v.detach().contiguous().clone() for k, v in self._tensors().items()})
+        self.fitted = True
+        self.reset()
+        return self
+
+    def reset(self) -> None:
+        """Forget per-episode history (stateless scores have none)."""
+        return None
+
+    def step(self, embedding: Any = None, samples: Any = None) -> float:
+        """Score one decision from its embedding (D,) and sample batch (B, H, A)."""
+        emb, smp = self._inputs(embedding, samples, batched=False)
+        with torch.no_grad():
+            return float(self._score(emb, smp)[0])
+
+    def score_offline(self, embeddings: Any = None, samples: Any = None, decision_ends: Any = None) -> np.ndarray:
+        """Scores (N,) of every decision of a store, vectorised in memory-bounded chunks."""
+        n = self._n_offline(embeddings, samples)
+        check_decision_ends(self.name, decision_ends, n)
+        out = np.empty(n, dtype=np.float64)
+        with torch.no_grad():
+            for sl in chunks(n, self._chunk_rows()):
+                emb, smp = self._inputs(
+                    embeddings[sl] if "embedding" in self.needs else None,
+                    samples[sl] if "samples" in self.needs else None,
+                    batched=True,
+                )
+                out[sl] = self._score(emb, smp).double().cpu().numpy()
+        return out
+
+    def state(self) -> tuple[dict[str, Tensor], dict[str, Any]]:
+        """Fitted tensors (CPU, contiguous) and a json-able config that ``from_state`` restores."""
+        self._require_fitted()
+        tensors = {k: v.detach().cpu().contiguous() for k, v in self._tensors().items()}
+        config = {
+            "name": self.name,
+            "params": self.config,
+            "embedding_dim": self.embedding_dim,
+            "sample_shape": list(self.sample_shape) if self.sample_shape is not None else None,
+        }
+        return tensors, config
+
+    @classmethod
+    def from_state(cls, tensors: Mapping[str, Tensor], config: Mapping[str, Any], *, device: str | torch.device = "cpu") -> ScoreBase:
+        """Rebuild a fitted score from ``state()``'s output, on ``device``."""
+        if config.get("name") != cls.name:
+            raise ValueError(f"state of score {config.get('name')!r} cannot be loaded into {cls.__name__} ({cls.name!r})")
+        score = cls(**dict(config.get("params", {})))
+        score.device = torch.device(device)
+        score.embedding_dim = None if config.get("embedding_dim") is None else int(config["embedding_dim"])
+        shape = config.get("sample_shape")
+        score.sample_shape = None if shape is None else tuple(int(s) for s in shape)
+        score._load_tensors({k: torch.as_tensor(v).to(score.device).clone() for k, v in tensors.items()})  # fresh, aligned memory
+        score.fitted = True
+        score.reset()
+        return score
+
+    def to(self, device: str | torch.device) -> ScoreBase:
+        """Move the fitted score to ``device`` (returns self)."""
+        tensors = self._tensors() if self.fitted else {}
+        self.device = torch.device(device)
+        if self.fitted:
+            self._load_tensors({k: v.to(self.device) for k, v in tensors.items()})
+        return self
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self._config.items())
+        return f"{type(self).__name__}({args})"
+
+    # ------------------------------------------------------------------ helpers
+    def _check_fit_shapes(self) -> None:
+        """Hook: refuse fit data whose shapes contradict the config (e.g. dims beyond A)."""
+        return None
+
+    def _take(self, tensors: Mapping[str, Tensor], *keys: str) -> list[Tensor]:
+        """The named saved tensors, or a ValueError listing what is missing from the state."""
+        missing = [k for k in keys if k not in tensors]
+        if missing:
+            raise ValueError(f"{self.name}: saved state lacks tensors {missing} (has {sorted(tensors)}); save it with state()")
+        return [tensors[k] for k in keys]
+
+    def _require_fitted(self) -> None:
+        if not self.fitted:
+            raise ScoreNotFittedError(f"{self.name} is not fitted: call fit(ScoreFitData(...)) or load it with from_state")
+
+    def _chunk_rows(self) -> int:
+        per_row = 1
+        if "embedding" in self.needs and self.embedding_dim:
+            per_row += self.embedding_dim
+        if "samples" in self.needs and self.sample_shape:
+            per_row += int(np.prod(self.sample_shape))
+        return max(1, self.chunk_elements // per_row)
+
+    def _n_offline(self, embeddings: Any, samples: Any) -> int:
+        self._require_fitted()
+        n = None
+        for what, value, need in (("embeddings", embeddings, "embedding"), ("samples", samples, "samples")):
+            if need not in self.needs:
+                continue
+            if value is None:
+                raise ValueError(f"{self.name} reads {what} but none were given to score_offline")
+            if n is not None and value.shape[0] != n:
+                raise ValueError(f"{self.name}: embeddings hold {n} decisions but samples hold {value.shape[0]}")
+            n = int(value.shape[0])
+        return int(n)
+
+    def _inputs(self, embedding: Any, samples: Any, *, batched: bool) -> tuple[Tensor | None, Tensor | None]:
+        """Validated tensors: (1 or n, D) embeddings and (1 or n, B, H, A) samples for ``_score``."""
+        self._require_fitted()
+        emb = smp = None
+        lead = (None,) if batched else ()
+        if "embedding" in self.needs:
+            if embedding is None:
+                raise ValueError(f"{self.name} reads the embedding but none was given")
+            emb = as_tensor(self.name, "embedding", embedding, device=self.device, dtype=self.dtype)
+            check_shape(self.name, "embedding", emb, (*lead, self.embedding_dim))
+            check_finite(self.name, "embedding", emb)
+            emb = emb if batched else emb.unsqueeze(0)
+        if "samples" in self.needs:
+            if samples is None:
+                raise ValueError(f"{self.name} reads the sample batch but none was given")
+            smp = as_tensor(self.name, "samples", samples, device=self.device, dtype=self.dtype)
+            check_shape(self.name, "samples", smp, (*lead, *self.sample_shape))
+            check_finite(self.name, "samples", smp)
+            smp = smp if batched else smp.unsqueeze(0)
+        return emb, smp

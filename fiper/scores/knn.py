@@ -1,0 +1,60 @@
+"""k-NN embedding distance: mean distance to the k nearest training embeddings (METHOD §6).
+
+The reference set is the (standardised) training embeddings, optionally a seeded subsample of at
+most ``max_reference`` rows to bound memory and per-decision cost; it is saved with the score.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from fiper.nn import fit_standardizer
+from fiper.scores.base import ScoreBase
+
+
+class KNNDistance(ScoreBase):
+    """Mean Euclidean distance of the standardised embedding to its k nearest reference embeddings."""
+
+    name = "knn"
+    needs = frozenset({"embedding"})
+    dtype = torch.float64
+
+    def __init__(self, k: int = 5, standardize: bool = True, max_reference: int | None = 20000):
+        if int(k) < 1:
+            raise ValueError(f"{self.name}: k must be >= 1, got {k}")
+        if max_reference is not None and int(max_reference) < 1:
+            raise ValueError(f"{self.name}: max_reference must be >= 1 or None (keep all), got {max_reference}")
+        super().__init__(k=int(k), standardize=bool(standardize), max_reference=None if max_reference is None else int(max_reference))
+        self.mean = self.std = self.reference = None
+
+    def _fit(self, embeddings: Tensor, samples: None, decision_ends: np.ndarray, seed: int) -> None:
+        if self._config["standardize"]:
+            self.mean, self.std = fit_standardizer(embeddings)
+        else:
+            self.mean, self.std = torch.zeros_like(embeddings[0]), torch.ones_like(embeddings[0])
+        ref = (embeddings - self.mean) / self.std
+        cap = self._config["max_reference"]
+        if cap is not None and ref.shape[0] > cap:
+            keep = torch.randperm(ref.shape[0], generator=torch.Generator().manual_seed(seed))[:cap]
+            ref = ref[keep.sort().values.to(ref.device)]
+        self.reference = ref.contiguous()
+
+    def _score(self, embeddings: Tensor, samples: None) -> Tensor:
+        q = (embeddings - self.mean) / self.std
+        d2 = q.pow(2).sum(dim=1, keepdim=True) + self.reference.pow(2).sum(dim=1) - 2.0 * q @ self.reference.T
+        k = min(self._config["k"], self.reference.shape[0])
+        nearest = torch.topk(d2, k, dim=1, largest=False).values
+        return nearest.clamp_min(0.0).sqrt().mean(dim=1)
+
+    def _chunk_rows(self) -> int:
+        return max(1, self.chunk_elements // max(self.embedding_dim, self.reference.shape[0]))
+
+    def _tensors(self) -> dict[str, Tensor]:
+        return {"mean": self.mean, "std": self.std, "reference": self.reference}
+
+    def _load_tensors(self, tensors: Mapping[str, Tensor]) -> None:
+        self.mean, self.std, self.reference = self._take(tensors, "mean", "std", "reference")

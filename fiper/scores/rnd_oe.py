@@ -1,0 +1,68 @@
+"""RND-OE: out-of-distribution observations measured in the policy's own embedding space (METHOD §2).
+
+s_O(t) = ||f(z_t) - g(z_t)||_2 with z standardised by the training mean / std, g a frozen random
+MLP and f a deeper trained MLP. Published widths (d->1024->2048->4096->512 target, 6-layer
+predictor) are scaled down by default for small embeddings; keep the predictor the larger one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from fiper.nn import fit_standardizer, load_module_tensors, module_tensors
+from fiper.scores.base import ScoreBase
+from fiper.scores.rnd_core import RNDNetworks, check_widths
+from fiper.scores.training import SMALL_NET_TRAIN, TrainConfig, TrainResult, episode_split, train
+
+
+class RNDOE(ScoreBase):
+    """Random network distillation on the observation embedding z (D,)."""
+
+    name = "rnd_oe"
+    needs = frozenset({"embedding"})
+
+    def __init__(
+        self,
+        target_widths: Sequence[int] = (256, 512, 256),
+        predictor_widths: Sequence[int] = (256, 512, 512, 512, 256),
+        out_dim: int = 128,
+        train: TrainConfig | Mapping[str, Any] | None = None,
+    ):
+        tw, pw, out = check_widths(self.name, target_widths, predictor_widths, out_dim)
+        super().__init__(target_widths=tw, predictor_widths=pw, out_dim=out, train=TrainConfig.of(train, **SMALL_NET_TRAIN).to_dict())
+        self.nets: RNDNetworks | None = None
+        self.mean = self.std = None
+        self.fit_result: TrainResult | None = None
+
+    def _build(self) -> RNDNetworks:
+        c = self._config
+        return RNDNetworks(self.embedding_dim, c["target_widths"], c["predictor_widths"], c["out_dim"])
+
+    def _fit(self, embeddings: Tensor, samples: None, decision_ends: np.ndarray, seed: int) -> None:
+        cfg = TrainConfig.of(self._config["train"])
+        tr, va = (torch.as_tensor(i, device=self.device) for i in episode_split(decision_ends, cfg.val_fraction, seed))
+        self.mean, self.std = fit_standardizer(embeddings[tr])
+        x = (embeddings - self.mean) / self.std
+        self.nets = self._build().init_(seed).to(self.device)
+        self.fit_result = train(self.nets, lambda b, g: self.nets.loss(b[0]), (x[tr],), (x[va],), cfg, seed)
+        self.nets.eval()
+
+    def _score(self, embeddings: Tensor, samples: None) -> Tensor:
+        return self.nets((embeddings - self.mean) / self.std)
+
+    def _chunk_rows(self) -> int:
+        return max(1, self.chunk_elements // max(self.embedding_dim, self.nets.max_width))
+
+    def _tensors(self) -> dict[str, Tensor]:
+        return {"mean": self.mean, "std": self.std, **module_tensors(self.nets, "nets")}
+
+    def _load_tensors(self, tensors: Mapping[str, Tensor]) -> None:
+        self.mean, self.std = self._take(tensors, "mean", "std")
+        self.nets = self._build().to(self.device)
+        load_module_tensors(self.nets, dict(tensors), "nets")
+        self.nets.eval()

@@ -1,0 +1,32 @@
+"""On a CUDA machine: every score fits and scores on the GPU and moves to the CPU intact."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from conftest import TINY, Decisions
+
+from fiper.scores import SCORES, make_score, score_from_state
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+
+
+@pytest.mark.parametrize("name", sorted(SCORES))
+def test_fit_and_score_on_cuda_then_load_on_cpu(name):
+    data, new = Decisions(seed=1), Decisions(seed=2)
+    fit = data.fit_data()
+    fit.device = torch.device("cuda")
+    score = make_score(name, **TINY[name]).fit(fit)
+    args = (new.embeddings, new.samples, new.decision_ends)
+    on_gpu = score.score_offline(*args)
+    online = []
+    for start, end in zip(np.r_[0, new.decision_ends[:-1]], new.decision_ends):
+        score.reset()
+        online += [score.step(torch.from_numpy(new.embeddings[i]).cuda(), torch.from_numpy(new.samples[i]).cuda()) for i in range(start, end)]
+    np.testing.assert_allclose(online, on_gpu, rtol=1e-5, atol=1e-5)
+    tensors, config = score.state()
+    assert all(t.device.type == "cpu" for t in tensors.values())
+    on_cpu = score_from_state(tensors, config, device="cpu").score_offline(*args)
+    np.testing.assert_allclose(on_cpu, on_gpu, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(score.to("cpu").score_offline(*args), on_cpu, rtol=0, atol=0)
