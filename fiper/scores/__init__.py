@@ -6,7 +6,7 @@ from fiper.scores.knn import KNNDistance
 from fiper.scores.logpzo import LogpZO
 from fiper.scores.mahalanobis import Mahalanobis
 from fiper.scores.pca_kmeans import PCAKMeans
-from fiper.scores.registry import SCORES, make_score, score_class, score_from_state
+from fiper.scores.registry import SCORES, make_score, register_score, score_class, score_from_state
 from fiper.scores.rnd_a import RNDA
 from fiper.scores.rnd_oe import RNDOE
 from fiper.scores.stac import STAC
@@ -28,6 +28,7 @@ __all__ = [
     "ScoreNotFittedError",
     "TrainConfig",
     "make_score",
+    "register_score",
     "score_class",
     "score_from_state",
 ]

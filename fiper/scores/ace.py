@@ -9,6 +9,7 @@ its samples in a few sharp modes (low entropy) even when the modes are far apart
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -43,9 +44,11 @@ def histogram_entropy_bits(cells: Tensor) -> Tensor:
     new_cell = torch.ones(m, b, dtype=torch.bool, device=cells.device)
     new_cell[:, 1:] = ~same
     group = new_cell.long().cumsum(dim=1) - 1  # cell index of every sorted point
-    ones = torch.ones(m, b, dtype=torch.float64, device=cells.device)
-    p = torch.zeros_like(ones).scatter_add_(1, group, ones) / b
-    return -(torch.where(p > 0, p * torch.log2(p.clamp_min(1e-300)), torch.zeros_like(p))).sum(dim=1)
+    counts = torch.zeros(m, b, dtype=torch.float64, device=cells.device)
+    counts.scatter_add_(1, group, torch.ones_like(counts))
+    # H = -sum (n/B) log2(n/B) = log2 B - sum n log2 n / B   (empty cells: n log2 max(n, 1) = 0)
+    nlogn = (counts * torch.log2(counts.clamp_min(1.0))).sum(dim=1)
+    return (math.log2(b) - nlogn / b).clamp_min(0.0)
 
 
 class ACE(ScoreBase):
@@ -85,8 +88,10 @@ class ACE(ScoreBase):
 
     def positions(self, samples: Tensor) -> Tensor:
         """(n, B, H, d) positions: the selected dims, integrated over the horizon if they are velocities."""
-        pos = samples[..., self.dims]
-        return pos.cumsum(dim=2) if self._config["integrate"] else pos
+        dims = self.dims
+        if dims != list(range(samples.shape[-1])):
+            samples = samples.index_select(-1, torch.tensor(dims, device=samples.device))
+        return samples.cumsum(dim=2) if self._config["integrate"] else samples
 
     def _fit(self, embeddings: None, samples: Tensor, decision_ends: np.ndarray, seed: int) -> None:
         pos = self.positions(samples).reshape(-1, len(self.dims))
@@ -101,12 +106,12 @@ class ACE(ScoreBase):
         self.cell_width = self._config["kappa"] * self.ranges
 
     def _score(self, embeddings: None, samples: Tensor) -> Tensor:
-        pos = self.positions(samples).transpose(1, 2)  # (n, H, B, d)
-        lo, hi = pos.amin(dim=2, keepdim=True), pos.amax(dim=2, keepdim=True)
+        n, b, h, _ = samples.shape
+        pos = self.positions(samples).transpose(1, 2).reshape(n * h, b, -1)  # one row per (decision, step)
+        lo, hi = pos.amin(dim=1, keepdim=True), pos.amax(dim=1, keepdim=True)
         origin = lo - self._config["margin"] * (hi - lo)
         cells = torch.floor((pos - origin) / self.cell_width).long()
-        n, h, b, d = cells.shape
-        return histogram_entropy_bits(cells.reshape(n * h, b, d)).reshape(n, h).mean(dim=1)
+        return histogram_entropy_bits(cells).reshape(n, h).mean(dim=1)
 
     def _tensors(self) -> dict[str, Tensor]:
         return {"ranges": self.ranges}

@@ -1,27 +1,53 @@
-"""Score registry: build a score by name, or restore a saved one from its state."""
+"""Score registry: every score class in a module of ``fiper.scores`` registers itself by its ``name``.
+
+Adding a score is one file in ``fiper/scores/`` (a ``ScoreBase`` subclass with a unique ``name``)
+plus one yaml in ``launch/conf/score/``; a score defined elsewhere joins with ``register_score``.
+"""
 
 from __future__ import annotations
 
+import importlib
+import inspect
+import pkgutil
 from collections.abc import Mapping
 from typing import Any
 
 import torch
 from torch import Tensor
 
-from fiper.scores.ace import ACE
-from fiper.scores.base import ScoreBase
-from fiper.scores.knn import KNNDistance
-from fiper.scores.logpzo import LogpZO
-from fiper.scores.mahalanobis import Mahalanobis
-from fiper.scores.pca_kmeans import PCAKMeans
-from fiper.scores.rnd_a import RNDA
-from fiper.scores.rnd_oe import RNDOE
-from fiper.scores.stac import STAC
+from fiper.scores.base import FailureScore, ScoreBase
 
-SCORES: dict[str, type[ScoreBase]] = {cls.name: cls for cls in (RNDOE, ACE, STAC, RNDA, LogpZO, PCAKMeans, Mahalanobis, KNNDistance)}
+_REQUIRED = ("name", "needs", "fit", "reset", "step", "score_offline", "state", "from_state")
 
 
-def score_class(name: str) -> type[ScoreBase]:
+def register_score(cls: type) -> type:
+    """Register a score class under ``cls.name`` (usable as a decorator); names must be unique."""
+    missing = [a for a in _REQUIRED if not hasattr(cls, a)]
+    if missing:
+        raise TypeError(f"{cls.__name__} is not a FailureScore: it lacks {missing}")
+    known = SCORES.get(cls.name)
+    if known is not None and known is not cls:
+        raise ValueError(f"score name {cls.name!r} is taken by {known.__module__}.{known.__name__}")
+    SCORES[cls.name] = cls
+    return cls
+
+
+def _discover() -> None:
+    """Import every module of this package and register the concrete ScoreBase subclasses it defines."""
+    package = importlib.import_module("fiper.scores")
+    for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"fiper.scores.{info.name}")
+        for obj in vars(module).values():
+            if (inspect.isclass(obj) and issubclass(obj, ScoreBase) and obj.__module__ == module.__name__
+                    and not inspect.isabstract(obj)):
+                register_score(obj)
+
+
+SCORES: dict[str, type[FailureScore]] = {}
+_discover()
+
+
+def score_class(name: str) -> type[FailureScore]:
     """The class registered under ``name``; a KeyError lists the known names."""
     try:
         return SCORES[name]
@@ -29,12 +55,12 @@ def score_class(name: str) -> type[ScoreBase]:
         raise KeyError(f"unknown score {name!r}; known scores: {', '.join(sorted(SCORES))}") from None
 
 
-def make_score(name: str, **kwargs: Any) -> ScoreBase:
+def make_score(name: str, **kwargs: Any) -> FailureScore:
     """An unfitted score by registry name with its hyper-parameters, e.g. make_score('ace', kappa=0.03)."""
     return score_class(name)(**kwargs)
 
 
-def score_from_state(tensors: Mapping[str, Tensor], config: Mapping[str, Any], *, device: str | torch.device = "cpu") -> ScoreBase:
+def score_from_state(tensors: Mapping[str, Tensor], config: Mapping[str, Any], *, device: str | torch.device = "cpu") -> FailureScore:
     """Restore a fitted score from ``score.state()`` output; the class is looked up by config['name']."""
     if "name" not in config:
         raise ValueError(f"score config has no 'name' (keys: {sorted(config)}); save it with score.state()")

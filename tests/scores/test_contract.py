@@ -177,3 +177,31 @@ def test_fit_data_validates_shapes():
         ScoreFitData(None, np.zeros((5, 2, 2)), [5])
     with pytest.raises(ValueError, match="reads sample batches"):
         make_score("ace").fit(ScoreFitData(np.zeros((4, 3)), None, [4]))
+
+
+def test_register_score_adds_a_plugin_and_refuses_taken_names(decisions):
+    from fiper.scores import ScoreBase, register_score
+
+    class EmbeddingNorm(ScoreBase):
+        """A user score: the embedding's norm."""
+
+        name = "test_embedding_norm"
+        needs = frozenset({"embedding"})
+
+        def _fit(self, embeddings, samples, decision_ends, seed):
+            return None
+
+        def _score(self, embeddings, samples):
+            return embeddings.norm(dim=1)
+
+    try:
+        register_score(EmbeddingNorm)
+        score = make_score("test_embedding_norm").fit(decisions.fit_data())
+        np.testing.assert_allclose(score.step(decisions.embeddings[0], None), np.linalg.norm(decisions.embeddings[0]), rtol=1e-6)
+        clash = type("Clash", (EmbeddingNorm,), {"name": "ace"})
+        with pytest.raises(ValueError, match="taken"):
+            register_score(clash)
+        with pytest.raises(TypeError, match="lacks"):
+            register_score(type("NotAScore", (), {"name": "x"}))
+    finally:
+        SCORES.pop("test_embedding_norm", None)
