@@ -1,0 +1,1 @@
+"""MJCF models of the fiper tasks (package data, read with importlib.resources)."""

@@ -1,0 +1,1 @@
+"""The fiper MuJoCo tasks."""

@@ -1,0 +1,226 @@
+"""Generic demonstration / rollout collection: run an expert in any gymnasium env, store episodes.
+
+Works with any gymnasium env whose observation is a dict of arrays (or one array, stored as
+'obs') and any object with ``reset(seed)`` and ``act(obs, info) -> action``. Per-episode labels
+come from the final ``info``; see :func:`episode_labels` for the fallbacks. fiper never imports
+a particular environment package: factories are named as 'module:function' strings.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from fiper.storage import EpisodeStore
+
+
+class Expert(Protocol):
+    """Anything that acts in an env: a scripted expert, a policy wrapper, a human interface."""
+
+    def reset(self, seed: int | None = None) -> None: ...
+
+    def act(self, obs: Any, info: Mapping[str, Any]) -> np.ndarray: ...
+
+
+@dataclass
+class Episode:
+    """One finished episode: per-step arrays (obs keys + 'action') and its labels."""
+
+    data: dict[str, np.ndarray]
+    success: bool
+    failure_step: int
+    failure_reason: str
+    seed: int
+    shift: str = "none"
+    severity: float = 0.0
+
+    @property
+    def length(self) -> int:
+        return int(self.data["action"].shape[0])
+
+    def meta(self) -> dict[str, Any]:
+        return {"success": self.success, "failure_step": self.failure_step, "failure_reason": self.failure_reason,
+                "seed": self.seed, "shift": self.shift, "severity": self.severity}
+
+
+@dataclass
+class CollectionSummary:
+    saved: int
+    attempted: int
+    successes: int
+    seconds: float
+    seeds: list[int] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        return (f"saved {self.saved} episodes from {self.attempted} attempts "
+                f"({self.successes} successful) in {self.seconds:.1f} s")
+
+
+def resolve(spec: str) -> Callable[..., Any]:
+    """The object named by 'package.module:attribute' (e.g. 'envs:make_env')."""
+    if not isinstance(spec, str) or spec.count(":") != 1:
+        raise ValueError(f"expected 'module:function', got {spec!r} (e.g. 'envs:make_env' or 'my_pkg.my_envs:make')")
+    module_name, attr = spec.split(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as err:
+        raise ValueError(f"cannot import module {module_name!r} of {spec!r}: {err}. Is it installed or on PYTHONPATH?") from err
+    try:
+        obj = getattr(module, attr)
+    except AttributeError:
+        public = sorted(n for n in vars(module) if not n.startswith("_") and callable(getattr(module, n)))
+        raise ValueError(f"module {module_name!r} has no attribute {attr!r}; its callables: {public}") from None
+    if not callable(obj):
+        raise ValueError(f"{spec!r} is not callable")
+    return obj
+
+
+def call_with_accepted(fn: Callable[..., Any], optional: Mapping[str, Any], required: Mapping[str, Any] | None = None) -> Any:
+    """Call ``fn`` with the ``optional`` keywords its signature accepts and all ``required`` ones.
+
+    A factory with ``**kwargs`` receives everything. Lets the same config drive the built-in
+    task factory and a user's own factory with a smaller signature.
+    """
+    params = inspect.signature(fn).parameters
+    takes_all = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    kwargs = {k: v for k, v in optional.items() if takes_all or k in params}
+    return fn(**kwargs, **(required or {}))
+
+
+def make_env_from_config(cfg: Mapping[str, Any]):
+    """Build an env from a config with 'factory' ('module:function') and optional fields.
+
+    name, obs_mode and shifts are passed when the factory accepts them; 'kwargs' always is.
+    Shifts given to a factory that cannot take them raise instead of being silently dropped.
+    """
+    if "factory" not in cfg:
+        raise ValueError("the env config needs a 'factory' field ('module:function'), e.g. factory: envs:make_env")
+    factory = resolve(cfg["factory"])
+    optional = {k: cfg[k] for k in ("name", "obs_mode", "shifts") if cfg.get(k) is not None}
+    params = inspect.signature(factory).parameters
+    takes_all = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    if optional.get("shifts") and not takes_all and "shifts" not in params:
+        raise ValueError(f"env.shifts={optional['shifts']} was given but factory {cfg['factory']} has no 'shifts' parameter")
+    return call_with_accepted(factory, optional, dict(cfg.get("kwargs") or {}))
+
+
+def episode_labels(info: Mapping[str, Any], terminated: bool, truncated: bool, last_step: int) -> dict[str, Any]:
+    """Labels of a finished episode from its final info.
+
+    success: info['success'], else info['is_success'], else (terminated and not truncated).
+    failure_step: info['failure_step'], else -1 for a success and the last step otherwise.
+    """
+    if "success" in info:
+        success = bool(info["success"])
+    elif "is_success" in info:
+        success = bool(info["is_success"])
+    else:
+        success = bool(terminated and not truncated)
+    default_step = -1 if success else last_step
+    default_reason = "" if success else ("timeout" if truncated else "terminated")
+    return {
+        "success": success,
+        "failure_step": int(info.get("failure_step", default_step)),
+        "failure_reason": str(info.get("failure_reason", default_reason)),
+        "shift": str(info.get("shift", "none")),
+        "severity": float(info.get("severity", 0.0)),
+    }
+
+
+def _as_dict(obs: Any) -> dict[str, np.ndarray]:
+    if isinstance(obs, Mapping):
+        if "action" in obs:
+            raise ValueError("an observation key is named 'action', which the store reserves for actions; rename it")
+        return {k: np.asarray(v) for k, v in obs.items()}
+    return {"obs": np.asarray(obs)}
+
+
+def run_episode(env, expert: Expert, seed: int, *, max_steps: int = 100_000) -> Episode:
+    """Roll out one episode; row t holds the observation before action t and action t."""
+    obs, info = env.reset(seed=seed)
+    expert.reset(seed)
+    rows: dict[str, list[np.ndarray]] = {}
+    actions: list[np.ndarray] = []
+    terminated = truncated = False
+    while not (terminated or truncated):
+        if len(actions) >= max_steps:
+            raise RuntimeError(f"episode with seed {seed} ran {max_steps} steps without ending; give the env a time limit")
+        for key, value in _as_dict(obs).items():
+            rows.setdefault(key, []).append(value)
+        action = np.asarray(expert.act(obs, info))
+        actions.append(action)
+        obs, _, terminated, truncated, info = env.step(action)
+    data = {k: np.stack(v) for k, v in rows.items()}
+    data["action"] = np.stack(actions).astype(np.float32)
+    labels = episode_labels(info, terminated, truncated, len(actions) - 1)
+    return Episode(data=data, seed=int(seed), **labels)
+
+
+def collect(
+    env,
+    expert: Expert,
+    store: EpisodeStore,
+    n_episodes: int,
+    *,
+    seed: int = 0,
+    only_success: bool = False,
+    max_attempts: int | None = None,
+    progress: bool = True,
+) -> CollectionSummary:
+    """Append ``n_episodes`` episodes to ``store``; attempt i uses seed ``seed + i``.
+
+    With ``only_success`` failed episodes are discarded and attempts continue (up to
+    ``max_attempts``, default 2 * n_episodes + 20) until ``n_episodes`` successes are stored.
+    """
+    if n_episodes < 1:
+        raise ValueError(f"n_episodes must be >= 1, got {n_episodes}")
+    limit = max_attempts if max_attempts is not None else (2 * n_episodes + 20 if only_success else n_episodes)
+    summary = CollectionSummary(saved=0, attempted=0, successes=0, seconds=0.0)
+    start = time.perf_counter()
+    bar = tqdm(total=n_episodes, desc="collect", unit="ep", disable=not progress)
+    try:
+        while summary.saved < n_episodes:
+            if summary.attempted >= limit:
+                raise RuntimeError(
+                    f"only {summary.saved} of {n_episodes} episodes saved after {summary.attempted} attempts "
+                    f"({summary.successes} successful); raise max_attempts or check the expert"
+                )
+            episode = run_episode(env, expert, seed + summary.attempted)
+            summary.attempted += 1
+            summary.successes += episode.success
+            if only_success and not episode.success:
+                bar.set_postfix(success=f"{summary.successes}/{summary.attempted}")
+                continue
+            store.append_episode(episode.data, meta=episode.meta())
+            summary.saved += 1
+            summary.seeds.append(episode.seed)
+            bar.update(1)
+            bar.set_postfix(success=f"{summary.successes}/{summary.attempted}")
+    finally:
+        bar.close()
+    summary.seconds = time.perf_counter() - start
+    return summary
+
+
+def describe_env(env) -> dict[str, Any]:
+    """A JSON-friendly description of an env for store attrs (spaces, and the env's own describe())."""
+    def space(s) -> Any:
+        if hasattr(s, "spaces") and isinstance(s.spaces, Mapping):
+            return {k: space(v) for k, v in s.spaces.items()}
+        return {"shape": list(getattr(s, "shape", ()) or ()), "dtype": str(getattr(s, "dtype", ""))}
+
+    out = {"class": f"{type(env.unwrapped).__module__}.{type(env.unwrapped).__qualname__}",
+           "observation_space": space(env.observation_space), "action_space": space(env.action_space)}
+    if getattr(env, "spec", None) is not None:
+        out["gym_id"] = env.spec.id
+    describe = getattr(env.unwrapped, "describe", None)
+    if callable(describe):
+        out.update(describe())
+    return out

@@ -1,0 +1,39 @@
+"""Collect expert demonstrations into an EpisodeStore.
+
+    python -m launch.collect env=push_t n_episodes=100 out=data/push_t.zarr
+    python -m launch.collect env=sort env.obs_mode=image env.shifts=[[obstacle,0.5]] out=...
+    python -m launch.collect env.factory=my_pkg.envs:make env.name=null expert=my_pkg.experts:make out=...
+"""
+
+from __future__ import annotations
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+
+from fiper.collection import collect, describe_env, make_env_from_config, resolve
+from fiper.storage import EpisodeStore
+
+
+def run(cfg: DictConfig):
+    """Build env and expert from the config, create the store, collect; returns the summary."""
+    config = OmegaConf.to_container(cfg, resolve=True)
+    env = make_env_from_config(config["env"])
+    expert = resolve(config["expert"])(env)
+    store = EpisodeStore.create(cfg.out, attrs={"collect_config": config, "env": describe_env(env)}, overwrite=cfg.overwrite)
+    try:
+        summary = collect(env, expert, store, cfg.n_episodes, seed=cfg.seed, only_success=cfg.only_success,
+                          max_attempts=cfg.max_attempts, progress=cfg.progress)
+    finally:
+        env.close()
+    store.set_attrs(collection={"saved": summary.saved, "attempted": summary.attempted, "successes": summary.successes, "seeds": summary.seeds})
+    print(f"{summary} -> {cfg.out}")
+    return summary
+
+
+@hydra.main(config_path="conf", config_name="collect", version_base=None)
+def main(cfg: DictConfig) -> None:
+    run(cfg)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,148 @@
+"""Generic collection loop, the launch.collect entry point and user-supplied env/expert factories."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hydra import compose, initialize_config_dir
+
+import envs
+from fiper.collection import collect, episode_labels, make_env_from_config, resolve, run_episode
+from fiper.storage import EpisodeStore
+
+CONF = str(Path(__file__).resolve().parents[1] / "launch" / "conf")
+
+TINY_ENV = textwrap.dedent('''
+    """A one-dimensional walk to a goal: the smallest env a user might bring."""
+    import gymnasium as gym
+    import numpy as np
+
+    class Walk(gym.Env):
+        observation_space = gym.spaces.Box(-10, 10, (1,), np.float32)
+        action_space = gym.spaces.Box(-1, 1, (1,), np.float32)
+
+        def __init__(self, goal=3):
+            self.goal = goal
+
+        def reset(self, *, seed=None, options=None):
+            super().reset(seed=seed)
+            self.x, self.t = 0.0, 0
+            return np.array([self.x], np.float32), {}
+
+        def step(self, action):
+            self.x += float(action[0])
+            self.t += 1
+            done = self.x >= self.goal
+            return np.array([self.x], np.float32), float(done), done, self.t >= 20, {"is_success": done}
+
+    def make(goal=3):
+        return Walk(goal)
+
+    class Stepper:
+        def __init__(self, env):
+            self.env = env
+
+        def reset(self, seed=None):
+            self.rng = np.random.default_rng(seed)
+
+        def act(self, obs, info):
+            return np.array([1.0 if self.rng.uniform() < 0.9 else 0.0], np.float32)
+''')
+
+
+@pytest.fixture
+def tiny_module(tmp_path, monkeypatch) -> str:
+    (tmp_path / "tiny_user_env.py").write_text(TINY_ENV)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return "tiny_user_env"
+
+
+def test_collect_writes_episodes_with_labels(tmp_path):
+    env = envs.make_env("pick_place")
+    expert = envs.make_expert(env)
+    store = EpisodeStore.create(tmp_path / "demo.zarr", attrs={"note": "test"})
+    summary = collect(env, expert, store, 3, seed=10, progress=False)
+    assert (summary.saved, summary.attempted, summary.seeds) == (3, 3, [10, 11, 12])
+
+    store = EpisodeStore.open(tmp_path / "demo.zarr")
+    assert store.n_episodes == 3 and store.data_keys == ["action", "agent_pos", "object"]
+    assert {"success", "failure_step", "failure_reason", "seed", "shift", "severity"} <= set(store.meta_keys)
+    np.testing.assert_array_equal(store.meta("seed"), [10, 11, 12])
+    assert store.meta("success").all() and (store.meta("failure_step") == -1).all()
+    assert list(store.meta("shift")) == ["none"] * 3
+    ep = store.episode(1)
+    assert ep["action"].shape == (store.episode_lengths[1], 4) and ep["object"].shape[1] == 7
+    first_obs, _ = env.reset(seed=11)  # row 0 is the reset observation of that seed
+    np.testing.assert_array_equal(ep["object"][0], first_obs["object"])
+    replay = run_episode(env, expert, 11)
+    np.testing.assert_array_equal(replay.data["action"], ep["action"])
+
+
+def test_failed_episodes_keep_their_failure_step_or_are_skipped(tmp_path):
+    env = envs.make_env("pick_place", shifts=[("obstacle", 1.0)])
+    expert = envs.make_expert(env)
+    store = EpisodeStore.create(tmp_path / "all.zarr")
+    collect(env, expert, store, 2, progress=False)
+    assert not store.meta("success").any()
+    steps = store.meta("failure_step")
+    assert np.all((steps >= 0) & (steps < store.episode_lengths))
+    assert list(store.meta("failure_reason")) == ["obstacle_collision"] * 2
+    assert list(store.meta("shift")) == ["obstacle"] * 2 and np.allclose(store.meta("severity"), 1.0)
+    with pytest.raises(RuntimeError, match="only 0 of 2 episodes saved after 3 attempts"):
+        collect(env, expert, EpisodeStore.create(tmp_path / "ok.zarr"), 2, only_success=True, max_attempts=3, progress=False)
+
+
+def test_resolve_reports_what_went_wrong():
+    assert resolve("envs:make_env") is envs.make_env
+    with pytest.raises(ValueError, match="expected 'module:function'"):
+        resolve("envs.make_env")
+    with pytest.raises(ValueError, match="cannot import module 'no_such_pkg'"):
+        resolve("no_such_pkg:make")
+    with pytest.raises(ValueError, match="has no attribute 'make_envv'.*make_env"):
+        resolve("envs:make_envv")
+
+
+def test_labels_fall_back_for_plain_envs():
+    assert episode_labels({"is_success": True}, True, False, 9)["failure_step"] == -1
+    labels = episode_labels({}, False, True, 9)
+    assert (labels["success"], labels["failure_step"], labels["failure_reason"], labels["shift"]) == (False, 9, "timeout", "none")
+
+
+def test_user_factory_gets_only_what_it_accepts(tiny_module):
+    env = make_env_from_config({"factory": f"{tiny_module}:make", "name": "push_t", "obs_mode": "lowdim", "kwargs": {"goal": 2}})
+    assert env.goal == 2
+    with pytest.raises(ValueError, match="no 'shifts' parameter"):
+        make_env_from_config({"factory": f"{tiny_module}:make", "shifts": [["mass", 0.5]]})
+
+
+def test_launch_collect_with_a_builtin_task(tmp_path):
+    from launch.collect import run
+
+    out = tmp_path / "pp.zarr"
+    with initialize_config_dir(config_dir=CONF, version_base=None):
+        cfg = compose("collect", overrides=["env=pick_place", "n_episodes=2", f"out={out}", "progress=false", "env.shifts=[[mass,0.25]]"])
+    run(cfg)
+    store = EpisodeStore.open(out)
+    assert store.n_episodes == 2 and store.meta("success").all()
+    assert store.attrs["collect_config"]["env"]["name"] == "pick_place"
+    assert store.attrs["env"]["task"] == "pick_place" and store.attrs["env"]["shifts"] == [["mass", 0.25]]
+    assert list(store.meta("shift")) == ["mass", "mass"]
+
+
+def test_launch_collect_with_a_user_env_and_expert(tmp_path, tiny_module):
+    from launch.collect import run
+
+    out = tmp_path / "walk.zarr"
+    overrides = [f"env.factory={tiny_module}:make", "env.name=null", "env.obs_mode=null", f"expert={tiny_module}:Stepper",
+                 "n_episodes=4", f"out={out}", "progress=false", "+env.kwargs.goal=4"]
+    with initialize_config_dir(config_dir=CONF, version_base=None):
+        cfg = compose("collect", overrides=overrides)
+    summary = run(cfg)
+    store = EpisodeStore.open(out)
+    assert summary.saved == 4 and store.data_keys == ["action", "obs"]
+    assert store.meta("success").all() and (store.episode_lengths >= 4).all()
+    np.testing.assert_allclose(store.read_data("obs")[store.episode_ends[:-1]], 0.0)  # each episode starts at 0
+    assert store.attrs["env"]["class"] == f"{tiny_module}.Walk"
