@@ -16,11 +16,16 @@ import numpy as np
 import torch
 
 from calibration import Threshold, fit_threshold
-from fiper.aggregation import RULES, AlarmTrace, WindowedSum, combine, evaluate_alarms, threshold_ratio, windowed_sum
+from fiper.aggregation import RULES, AlarmTrace, WindowedSum, evaluate_alarms, windowed_sum
 from fiper.monitor.identity import PolicyIdentity
 from fiper.monitor.padding import to_padded
 from fiper.monitor.report import StepReport
 from fiper.scores.base import FailureScore
+
+
+def _ratio(eta: float, gamma: float) -> float:
+    """Scalar fiper.aggregation.threshold_ratio (the online hot path avoids numpy overhead)."""
+    return eta / gamma if gamma > 0 else 1.0 + (eta - gamma) / max(abs(gamma), 1e-300)
 
 
 class MonitorNotCalibratedError(RuntimeError):
@@ -143,10 +148,10 @@ class FailureMonitor:
             raw[name] = value
         windowed = {n: (self._sums[n].update(raw[n]) if n in raw else self._sums[n].value) for n in self.names}
         gamma = {n: float(self.thresholds[n](t)) for n in self.names}
-        ratios = {n: float(threshold_ratio(windowed[n], gamma[n])) for n in self.names}
+        ratios = {n: _ratio(windowed[n], gamma[n]) for n in self.names}
         crossed = tuple(n for n in active if windowed[n] > gamma[n])
         alarm = bool(crossed) if self.rule == "or" else len(crossed) == len(active)
-        combined = float(combine([ratios[n] for n in active], "or" if self.rule == "or" else "and"))
+        combined = (max if self.rule == "or" else min)(ratios[n] for n in active)
         reason = f"{' and '.join(crossed)} above threshold" if alarm else ""
         return StepReport(t, raw, windowed, gamma, ratios, combined, alarm, crossed, reason, False, skip)
 
