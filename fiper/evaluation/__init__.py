@@ -1,4 +1,5 @@
-"""Evaluation of failure monitors: the published detection metrics, AUROC, four-way split, lead time."""
+"""Evaluation of failure monitors: the published detection metrics (metrics, ranking) and the
+offline evaluation of recorded rollouts (evaluate_rollouts -> write_outputs; docs/evaluation.md)."""
 
 from fiper.evaluation.metrics import (
     GROUPS,
@@ -12,8 +13,30 @@ from fiper.evaluation.metrics import (
     lead_time,
 )
 from fiper.evaluation.ranking import auroc, average_ranks
+from fiper.evaluation.config import EvaluationConfig, MethodSpec, SplitConfig
+from fiper.evaluation.pipeline import EvaluationResult, MethodResult, TaskResult, TypeResult, evaluate_rollouts, evaluate_task
+from fiper.evaluation.report import summary_table, write_outputs
+from fiper.evaluation.rollouts import RolloutError, RolloutSet, expand_stores, load_rollouts
+from fiper.evaluation.splits import Split, split_episodes
 
 __all__ = [
+    "EvaluationConfig",
+    "EvaluationResult",
+    "MethodResult",
+    "MethodSpec",
+    "RolloutError",
+    "RolloutSet",
+    "Split",
+    "SplitConfig",
+    "TaskResult",
+    "TypeResult",
+    "evaluate_rollouts",
+    "evaluate_task",
+    "expand_stores",
+    "load_rollouts",
+    "split_episodes",
+    "summary_table",
+    "write_outputs",
     "GROUPS",
     "DetectionMetrics",
     "GroupRate",

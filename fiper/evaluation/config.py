@@ -1,0 +1,218 @@
+"""Configuration of an offline evaluation: methods, score hyper-parameters, grid, splits, selection.
+
+``EvaluationConfig.from_mapping`` validates a plain mapping (a hydra config turned into a dict) and
+refuses unknown keys, so a typo in a yaml fails loudly instead of silently using a default.
+The defaults here are restated by ``launch/conf/evaluate.yaml`` (tested to agree).
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any
+
+from calibration import THRESHOLD_KINDS, check_delta
+from fiper.aggregation import RULES
+
+EPISODE = "episode"  # window label: the whole episode (cumulative sum), resolved per task
+CRITERIA = ("accuracy", "twa", "auroc")
+
+DEFAULT_WINDOWS: tuple[int | str, ...] = (1, 3, 5, 10, 20, EPISODE)
+DEFAULT_DELTAS: tuple[float, ...] = tuple(round(0.01 * i, 2) for i in range(1, 11))  # 1-delta in 0.90..0.99
+
+# Small, CPU-fast score settings ({indicator: {'score': registry name, **params}}).
+DEFAULT_SCORES: dict[str, dict[str, Any]] = {
+    "rnd_oe": {"score": "rnd_oe", "target_widths": [64, 64], "predictor_widths": [64, 128, 64], "out_dim": 32,
+               "train": {"lr": 1e-3, "max_epochs": 30, "patience": 5, "batch_size": 256}},
+    "ace": {"score": "ace", "kappa": 0.03, "dims": [0, 1]},
+    "stac": {"score": "stac", "n_action_steps": None, "dims": None},  # None: from the store (attrs / env_step spacing)
+    "rnd_a": {"score": "rnd_a", "target_widths": [64], "predictor_widths": [64, 64], "out_dim": 32, "samples_per_decision": 4,
+              "train": {"lr": 1e-3, "max_epochs": 20, "patience": 5, "batch_size": 256}},
+    "logpzo": {"score": "logpzo", "widths": [64, 64], "n_steps": 1,
+               "train": {"lr": 1e-3, "max_epochs": 30, "patience": 5, "batch_size": 256}},
+    "pca_kmeans": {"score": "pca_kmeans", "n_components": 10, "n_clusters": 64},
+    "mahalanobis": {"score": "mahalanobis"},
+    "knn": {"score": "knn", "k": 5},
+}
+
+DEFAULT_METHODS: dict[str, dict[str, Any]] = {
+    "fiper": {"scores": ["rnd_oe", "ace"], "rule": "and", "windows": None},
+    "rnd_oe": {"scores": ["rnd_oe"], "rule": "single", "windows": None},
+    "ace": {"scores": ["ace"], "rule": "single", "windows": None},
+    "stac": {"scores": ["stac"], "rule": "single", "windows": [EPISODE]},  # published: cumulative sum
+    "rnd_a": {"scores": ["rnd_a"], "rule": "single", "windows": None},
+    "logpzo": {"scores": ["logpzo"], "rule": "single", "windows": None},
+    "pca_kmeans": {"scores": ["pca_kmeans"], "rule": "single", "windows": None},
+    "mahalanobis": {"scores": ["mahalanobis"], "rule": "single", "windows": None},
+    "knn": {"scores": ["knn"], "rule": "single", "windows": None},
+}
+
+
+def check_windows(windows: Sequence[Any], where: str) -> tuple[int | str, ...]:
+    """Window labels: positive ints (decisions) or 'episode'; duplicates refused."""
+    if isinstance(windows, (str, int)) or not len(windows):
+        raise ValueError(f"{where} must be a non-empty list of window lengths (ints >= 1 or '{EPISODE}'), got {windows!r}")
+    out: list[int | str] = []
+    for w in windows:
+        if isinstance(w, str):
+            if w != EPISODE:
+                raise ValueError(f"{where}: unknown window {w!r}; use an int >= 1 or '{EPISODE}'")
+            out.append(EPISODE)
+        elif isinstance(w, bool) or int(w) != w or int(w) < 1:
+            raise ValueError(f"{where}: window {w!r} must be a whole number of decisions >= 1 or '{EPISODE}'")
+        else:
+            out.append(int(w))
+    if len(set(out)) != len(out):
+        raise ValueError(f"{where}: duplicate windows in {list(windows)}")
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """A monitor to evaluate: one or more score indicators and the rule that combines them.
+
+    ``windows`` restricts this method's window grid (None: the global grid); with several
+    scores every combination of per-score windows is a candidate.
+    """
+
+    name: str
+    scores: tuple[str, ...]
+    rule: str = "single"
+    windows: tuple[int | str, ...] | None = None
+
+    @classmethod
+    def of(cls, name: str, spec: Mapping[str, Any]) -> MethodSpec:
+        unknown = set(spec) - {"scores", "rule", "windows"}
+        if unknown:
+            raise ValueError(f"method {name!r}: unknown keys {sorted(unknown)}; expected scores, rule, windows")
+        scores = spec.get("scores")
+        if not scores or isinstance(scores, str):
+            raise ValueError(f"method {name!r}: 'scores' must be a non-empty list of score names, got {scores!r}")
+        scores = tuple(str(s) for s in scores)
+        if len(set(scores)) != len(scores):
+            raise ValueError(f"method {name!r}: a score appears twice in {list(scores)}")
+        rule = str(spec.get("rule") or ("single" if len(scores) == 1 else "and"))
+        if rule not in RULES:
+            raise ValueError(f"method {name!r}: unknown rule {rule!r}; expected one of {RULES}")
+        if rule == "single" and len(scores) != 1:
+            raise ValueError(f"method {name!r}: rule 'single' takes one score, got {list(scores)}; use 'and' or 'or'")
+        windows = spec.get("windows")
+        windows = None if windows is None else check_windows(windows, f"method {name!r} windows")
+        return cls(name, scores, rule, windows)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"scores": list(self.scores), "rule": self.rule, "windows": None if self.windows is None else list(self.windows)}
+
+
+@dataclass(frozen=True)
+class SplitConfig:
+    """Fractions of the episode split (see fiper.evaluation.splits)."""
+
+    fit: float = 0.4  # share of ID successes that train the score models
+    calibration: float = 0.4  # share of ID successes that calibrate thresholds
+    validation: float = 0.5  # share of every evaluation stratum that goes to validation (rest: test)
+
+    def __post_init__(self) -> None:
+        for name in ("fit", "calibration", "validation"):
+            value = getattr(self, name)
+            if not 0.0 < float(value) < 1.0:
+                raise ValueError(f"split.{name} must lie strictly between 0 and 1, got {value}")
+        if self.fit + self.calibration > 1.0 + 1e-12:
+            raise ValueError(f"split.fit + split.calibration = {self.fit + self.calibration:g} > 1: they share the ID successes")
+
+
+@dataclass(frozen=True)
+class EvaluationConfig:
+    """Everything an offline evaluation needs besides the stores."""
+
+    windows: tuple[int | str, ...] = DEFAULT_WINDOWS
+    threshold_types: tuple[str, ...] = ("constant", "band", "time_varying")
+    deltas: tuple[float, ...] = DEFAULT_DELTAS
+    split: SplitConfig = field(default_factory=SplitConfig)
+    band_d1_fraction: float = 0.5
+    selection: str = "accuracy"  # validation criterion, averaged over the delta grid; ties -> TWA
+    seed: int = 0
+    device: str = "cpu"
+    control_period_s: float | None = None  # seconds per env step; None: store attrs, else 0.1
+    scores: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: copy.deepcopy(DEFAULT_SCORES))
+    methods: Mapping[str, MethodSpec] = field(default_factory=lambda: {n: MethodSpec.of(n, s) for n, s in DEFAULT_METHODS.items()})
+    plot_method: str | None = "fiper"  # method whose traces are drawn (None: the first one)
+    plot_threshold_type: str | None = "band"  # threshold type of the trace plot (None / not evaluated: the first)
+    plot_delta: float = 0.05  # delta of the trace and ROC plots (nearest one of the grid)
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "windows", check_windows(self.windows, "windows"))
+        kinds = tuple(self.threshold_types)
+        bad = [k for k in kinds if k not in THRESHOLD_KINDS]
+        if not kinds or bad or len(set(kinds)) != len(kinds):
+            raise ValueError(f"threshold_types must be distinct names from {sorted(THRESHOLD_KINDS)}, got {list(kinds)}")
+        object.__setattr__(self, "threshold_types", kinds)
+        if isinstance(self.deltas, (int, float)) or not len(self.deltas):
+            raise ValueError(f"deltas must be a non-empty list of levels in (0, 1), got {self.deltas!r}")
+        deltas = tuple(sorted({float(check_delta(d)) for d in self.deltas}))
+        object.__setattr__(self, "deltas", deltas)
+        if not 0.0 < float(self.band_d1_fraction) < 1.0:
+            raise ValueError(f"band_d1_fraction must lie strictly between 0 and 1, got {self.band_d1_fraction}")
+        if self.selection not in CRITERIA:
+            raise ValueError(f"selection criterion {self.selection!r} unknown; expected one of {CRITERIA}")
+        if self.control_period_s is not None and not float(self.control_period_s) > 0:
+            raise ValueError(f"control_period_s must be a positive number of seconds per env step, got {self.control_period_s}")
+        scores = {str(n): dict(s) for n, s in self.scores.items()}
+        for name, spec in scores.items():
+            spec.setdefault("score", name)
+        object.__setattr__(self, "scores", scores)
+        methods = {n: (m if isinstance(m, MethodSpec) else MethodSpec.of(n, m)) for n, m in self.methods.items()}
+        if not methods:
+            raise ValueError("methods is empty: configure at least one method to evaluate")
+        for method in methods.values():
+            missing = [s for s in method.scores if s not in scores]
+            if missing:
+                raise ValueError(f"method {method.name!r} uses scores {missing} that are not configured under 'scores' (have {sorted(scores)})")
+        object.__setattr__(self, "methods", methods)
+        if self.plot_method is not None and self.plot_method not in methods:
+            raise ValueError(f"plot_method {self.plot_method!r} is not one of the methods {sorted(methods)}")
+
+    @property
+    def used_scores(self) -> tuple[str, ...]:
+        """Score indicators some method reads, in configuration order (only these are fitted)."""
+        used = {s for m in self.methods.values() for s in m.scores}
+        return tuple(s for s in self.scores if s in used)
+
+    def method_windows(self, method: MethodSpec) -> tuple[int | str, ...]:
+        return method.windows if method.windows is not None else self.windows
+
+    @classmethod
+    def from_mapping(cls, mapping: Mapping[str, Any] | None) -> EvaluationConfig:
+        """Build from a plain mapping (e.g. a resolved hydra config); unknown keys are an error."""
+        values = dict(mapping or {})
+        known = {f.name for f in fields(cls)}
+        unknown = set(values) - known
+        if unknown:
+            raise ValueError(f"unknown evaluation settings {sorted(unknown)}; known: {sorted(known)}")
+        if "split" in values and not isinstance(values["split"], SplitConfig):
+            split = dict(values["split"])
+            extra = set(split) - {"fit", "calibration", "validation"}
+            if extra:
+                raise ValueError(f"unknown split settings {sorted(extra)}; expected fit, calibration, validation")
+            values["split"] = SplitConfig(**{k: float(v) for k, v in split.items()})
+        for key in ("windows", "threshold_types", "deltas"):
+            if key in values and values[key] is not None and not isinstance(values[key], (str, int, float)):
+                values[key] = tuple(values[key])
+        if "methods" in values:
+            values["methods"] = {n: (m if isinstance(m, MethodSpec) else MethodSpec.of(n, dict(m))) for n, m in dict(values["methods"]).items()}
+        if "scores" in values:
+            values["scores"] = {n: dict(s or {}) for n, s in dict(values["scores"]).items()}
+        return cls(**values)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Json-able form; ``from_mapping(as_dict())`` rebuilds an equal config."""
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        out["windows"] = list(self.windows)
+        out["threshold_types"] = list(self.threshold_types)
+        out["deltas"] = list(self.deltas)
+        out["split"] = asdict(self.split)
+        out["scores"] = copy.deepcopy({n: dict(s) for n, s in self.scores.items()})
+        out["methods"] = {n: m.as_dict() for n, m in self.methods.items()}
+        return out

@@ -1,0 +1,180 @@
+"""Offline evaluation of recorded rollouts: split, fit, score, calibrate, select on validation, test.
+
+    stores --load/merge by task--> RolloutSet --split--> fit | calibration | validation | test
+    fit      -> each score fitted once; all episodes scored once (score_offline)
+    calib.   -> thresholds per (score, window, threshold type, delta)
+    valid.   -> each method's window per threshold type (criterion averaged over delta)
+    test     -> metrics of every method x threshold type x delta at the chosen window
+
+See docs/evaluation.md.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from calibration import THRESHOLD_KINDS
+from fiper.evaluation.config import EvaluationConfig, MethodSpec
+from fiper.evaluation.grid import CandidateAlarms, ScoreGrid, build_score_grid, candidate_alarms
+from fiper.evaluation.records import chosen_metrics, metric_records, padded_env_steps
+from fiper.evaluation.rollouts import RolloutSet, load_rollouts
+from fiper.evaluation.scoring import ScoredRollouts, fit_and_score, resolve_specs
+from fiper.evaluation.selection import choose_candidate, criterion_values
+from fiper.evaluation.splits import Split, check_calibration_size, split_episodes
+from fiper.monitor.padding import to_padded
+
+
+@dataclass
+class TypeResult:
+    """One method under one threshold type: validation selection and test metrics."""
+
+    threshold_type: str
+    guaranteed: bool
+    candidates: list[tuple[int, ...]]  # window index per score
+    validation: dict[str, np.ndarray]  # criterion -> (C,) means over delta
+    chosen: int  # index into candidates
+    windows: dict[str, int | str]  # score -> chosen window label
+    window_steps: dict[str, int]  # score -> chosen window in decisions
+    test: dict[str, Any]  # metrics, arrays over the delta grid
+    test_alarms: CandidateAlarms  # the chosen candidate on the test episodes
+
+
+@dataclass
+class MethodResult:
+    spec: MethodSpec
+    types: dict[str, TypeResult]
+
+
+@dataclass
+class TaskResult:
+    """Everything evaluated on one task."""
+
+    task: str
+    rollouts: RolloutSet
+    split: Split
+    deltas: tuple[float, ...]
+    scored: ScoredRollouts
+    grids: dict[str, ScoreGrid]
+    methods: dict[str, MethodResult]
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def split_sizes(self) -> dict[str, dict[str, int]]:
+        return self.split.sizes(self.rollouts.success, self.rollouts.ood)
+
+    def records(self) -> list[dict[str, Any]]:
+        out = []
+        for name, method in self.methods.items():
+            for kind, res in method.types.items():
+                identity = {
+                    "task": self.task, "method": name, "scores": list(method.spec.scores), "rule": method.spec.rule,
+                    "threshold_type": kind, "guaranteed": res.guaranteed,
+                    "window": dict(res.windows), "window_decisions": dict(res.window_steps),
+                    "n_test": int(self.split.test.size),
+                }
+                out.extend(metric_records(identity, self.deltas, res.test))
+        return out
+
+
+@dataclass
+class EvaluationResult:
+    config: EvaluationConfig
+    tasks: dict[str, TaskResult]
+
+    def records(self) -> list[dict[str, Any]]:
+        return [r for task in self.tasks.values() for r in task.records()]
+
+
+def _score_windows(config: EvaluationConfig) -> dict[str, tuple[int | str, ...]]:
+    """Per score, the union of the window labels its methods use (global order first)."""
+    out: dict[str, list[int | str]] = {}
+    for method in config.methods.values():
+        for score in method.scores:
+            labels = out.setdefault(score, [])
+            labels.extend(w for w in config.method_windows(method) if w not in labels)
+    order = {w: i for i, w in enumerate(config.windows)}
+    return {s: tuple(sorted(ls, key=lambda w: (order.get(w, len(order)), str(w)))) for s, ls in out.items()}
+
+
+def _evaluate_method(spec: MethodSpec, kind: str, grids: dict[str, ScoreGrid], task: TaskResult, config: EvaluationConfig,
+                     env_steps: np.ndarray) -> TypeResult:
+    """Select the window on validation, then measure the chosen configuration on test.
+
+    DT's normaliser (max decisions) is the longest non-test episode during selection, so not even
+    test lengths reach it, and the longest episode of the task on test.
+    """
+    ro, split = task.rollouts, task.split
+    lengths = ro.lengths
+    seen = np.concatenate([split.fit, split.calibration, split.validation])
+    mine = [grids[s] for s in spec.scores]
+    indices = [[g.index(w) for w in config.method_windows(spec)] for g in mine]
+    val = candidate_alarms(mine, indices, kind, spec.rule, split.validation, lengths)
+    values = criterion_values(val, ro.failed[split.validation], lengths[split.validation], int(lengths[seen].max()))
+    chosen = choose_candidate(values, config.selection)
+    pick = val.candidates[chosen]
+    test = candidate_alarms(mine, [[i] for i in pick], kind, spec.rule, split.test, lengths)
+    metrics = chosen_metrics(test, ro, split.test, env_steps, int(lengths.max()))
+    return TypeResult(
+        threshold_type=kind,
+        guaranteed=THRESHOLD_KINDS[kind],
+        candidates=val.candidates,
+        validation=values,
+        chosen=chosen,
+        windows={g.name: g.labels[i] for g, i in zip(mine, pick)},
+        window_steps={g.name: int(g.windows[i]) for g, i in zip(mine, pick)},
+        test=metrics,
+        test_alarms=test,
+    )
+
+
+def evaluate_task(rollouts: RolloutSet, config: EvaluationConfig) -> TaskResult:
+    """The whole pipeline on one task's merged rollouts."""
+    from tqdm.auto import tqdm
+
+    clock = {"start": time.perf_counter()}
+    s = config.split
+    split = split_episodes(rollouts.success, rollouts.ood, fit=s.fit, calibration=s.calibration, validation=s.validation, seed=config.seed)
+    n_id = int((rollouts.success & ~rollouts.ood).sum())
+    check_calibration_size(rollouts.task, n_id, split, config.threshold_types, config.deltas,
+                           calibration=s.calibration, d1_fraction=config.band_d1_fraction)
+    for part in ("validation", "test"):
+        if split.part(part).size == 0:
+            raise ValueError(f"task {rollouts.task!r}: the {part} split is empty ({rollouts.n_episodes} episodes); record more rollouts")
+    specs = resolve_specs(config.scores, config.used_scores, rollouts)
+    scored = fit_and_score(rollouts, split.fit, specs, seed=config.seed, device=config.device, progress=config.progress)
+    clock["scored"] = time.perf_counter()
+    lengths = rollouts.lengths
+    grids = {}
+    for score, labels in tqdm(list(_score_windows(config).items()), desc=f"{rollouts.task}: calibrate", disable=not config.progress):
+        padded, _ = to_padded(scored.raw[score], rollouts.decision_ends)
+        grids[score] = build_score_grid(score, padded, lengths, labels, split.calibration, config.threshold_types,
+                                        config.deltas, d1_fraction=config.band_d1_fraction, seed=config.seed)
+    clock["calibrated"] = time.perf_counter()
+    task = TaskResult(rollouts.task, rollouts, split, config.deltas, scored, grids, {})
+    env_steps = padded_env_steps(rollouts)
+    cells = [(m, k) for m in config.methods.values() for k in config.threshold_types]
+    for spec, kind in tqdm(cells, desc=f"{rollouts.task}: select + test", disable=not config.progress):
+        result = _evaluate_method(spec, kind, grids, task, config, env_steps)
+        task.methods.setdefault(spec.name, MethodResult(spec, {})).types[kind] = result
+    clock["done"] = time.perf_counter()
+    task.seconds = {
+        "fit_and_score": clock["scored"] - clock["start"],
+        "calibrate": clock["calibrated"] - clock["scored"],
+        "select_and_test": clock["done"] - clock["calibrated"],
+        **{f"fit/{n}": v for n, v in scored.fit_seconds.items()},
+        **{f"score/{n}": v for n, v in scored.score_seconds.items()},
+    }
+    return task
+
+
+def evaluate_rollouts(stores: str | Sequence[str], config: EvaluationConfig | dict | None = None) -> EvaluationResult:
+    """Evaluate every configured method on the rollouts of ``stores`` (paths, globs, dirs; merged by task)."""
+    if not isinstance(config, EvaluationConfig):
+        config = EvaluationConfig.from_mapping(config)
+    tasks = load_rollouts(stores, control_period_s=config.control_period_s, progress=config.progress)
+    return EvaluationResult(config, {name: evaluate_task(ro, config) for name, ro in tasks.items()})

@@ -1,0 +1,230 @@
+"""Load recorded rollout stores for offline evaluation and merge them by task.
+
+Stores are given as paths, globs, or directories holding stores (a multirun sweep). Stores of
+the same task (store attrs 'task', else 'env', else the store's name) are concatenated in path
+order; their embedding and sample shapes must agree.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fiper.storage import EpisodeStore
+
+DEFAULT_CONTROL_PERIOD_S = 0.1
+REQUIRED_DECISIONS = ("embedding", "samples")
+
+
+class RolloutError(ValueError):
+    """A rollout store cannot be evaluated (missing keys, mismatched shapes, no episodes)."""
+
+
+def _is_store(path: Path) -> bool:
+    return path.is_dir() and (path / ".zgroup").exists()
+
+
+def expand_stores(spec: str | os.PathLike | Sequence[str | os.PathLike]) -> list[Path]:
+    """Store paths from a path, a glob, a directory of stores, or a list (or comma list) of those."""
+    items = [spec] if isinstance(spec, (str, os.PathLike)) else list(spec)
+    parts = [p.strip() for item in items for p in (str(item).split(",") if isinstance(item, str) else [str(item)]) if p.strip()]
+    if not parts:
+        raise RolloutError("no rollout stores given: pass rollouts=<store path, glob, directory or list>")
+    found: list[Path] = []
+    for part in parts:
+        path = Path(part).expanduser()
+        if any(c in part for c in "*?["):
+            matches = sorted(Path(m) for m in glob.glob(str(path), recursive=True))
+            matches = [m for m in matches if _is_store(m)]
+            if not matches:
+                raise RolloutError(f"the glob {part!r} matches no zarr store")
+            found.extend(matches)
+        elif _is_store(path):
+            found.append(path)
+        elif path.is_dir():
+            inner = sorted(p for p in path.rglob("*.zarr") if _is_store(p))
+            if not inner:
+                raise RolloutError(f"{path} is neither a zarr store nor a directory containing *.zarr stores")
+            found.extend(inner)
+        else:
+            raise RolloutError(f"no rollout store at {path}; record rollouts with the control loop first")
+    unique = list(dict.fromkeys(p.resolve() for p in found))
+    return unique
+
+
+def task_name(attrs: dict[str, Any], path: Path) -> str:
+    """The task a store belongs to: attrs 'task', else 'env' (a name, or a dict with name/id), else the store name."""
+    for key in ("task", "env"):
+        value = attrs.get(key)
+        if isinstance(value, str) and value:
+            return value
+        if isinstance(value, dict):
+            for sub in ("name", "id", "task"):
+                if isinstance(value.get(sub), str) and value[sub]:
+                    return value[sub]
+    return path.name[:-5] if path.name.endswith(".zarr") else path.name
+
+
+def _attr_int(attrs: dict[str, Any], key: str) -> int | None:
+    """An integer attribute at top level or inside the 'policy' / 'env' attribute dicts."""
+    for source in (attrs, attrs.get("policy"), attrs.get("env")):
+        if isinstance(source, dict) and isinstance(source.get(key), (int, np.integer)) and not isinstance(source.get(key), bool):
+            return int(source[key])
+    return None
+
+
+@dataclass
+class RolloutSet:
+    """All decisions and labels of one task's episodes (merged over its stores), in memory."""
+
+    task: str
+    stores: tuple[str, ...]
+    store_index: np.ndarray  # (E,) which store each episode came from
+    episode_index: np.ndarray  # (E,) the episode's index inside its store
+    embeddings: np.ndarray  # (N, D)
+    samples: np.ndarray  # (N, B, H, A), stored dtype (float16 allowed)
+    decision_ends: np.ndarray  # (E,) cumulative
+    env_step: np.ndarray  # (N,) env step of each decision within its episode
+    success: np.ndarray  # (E,) bool
+    failure_step: np.ndarray  # (E,) int, -1 none/unknown
+    shift: np.ndarray  # (E,) str, 'none' in distribution
+    severity: np.ndarray  # (E,) float
+    seed: np.ndarray  # (E,) int
+    control_period_s: float
+    n_action_steps: int | None  # env steps per decision, from attrs (None if not recorded)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def n_episodes(self) -> int:
+        return int(self.decision_ends.shape[0])
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return np.diff(np.concatenate([[0], self.decision_ends])).astype(np.int64)
+
+    @property
+    def ood(self) -> np.ndarray:
+        return self.shift != "none"
+
+    @property
+    def failed(self) -> np.ndarray:
+        return ~self.success
+
+    @property
+    def sample_shape(self) -> tuple[int, int, int]:
+        return tuple(int(s) for s in self.samples.shape[1:])
+
+
+def read_store(path: Path, control_period_s: float | None = None) -> RolloutSet:
+    """One store as a RolloutSet; a missing decisions/embedding or decisions/samples is an error naming both."""
+    store = EpisodeStore.open(path)
+    missing = [f"decisions/{k}" for k in REQUIRED_DECISIONS if k not in store.decision_keys]
+    if missing:
+        raise RolloutError(
+            f"{path} lacks {', '.join(missing)} (it has decisions: {store.decision_keys or 'none'}); offline evaluation "
+            "re-scores every decision from its embedding and sample batch, so record rollouts with the control loop's recorder"
+        )
+    if "success" not in store.meta_keys:
+        raise RolloutError(f"{path} lacks meta/success (labels: {store.meta_keys}); evaluation needs a success label per episode")
+    if store.n_episodes == 0:
+        raise RolloutError(f"{path} holds no committed episodes")
+    ends = store.decision_ends
+    lengths = np.diff(np.concatenate([[0], ends]))
+    if lengths.min() < 1:
+        raise RolloutError(f"{path}: episode {int(np.argmin(lengths))} has no decisions; every evaluated episode needs at least one")
+    attrs, n, e = store.attrs, store.n_decisions, store.n_episodes
+    notes: list[str] = []
+    n_action = _attr_int(attrs, "n_action_steps")
+    if "env_step" in store.decision_keys:
+        env_step = np.asarray(store.read_decisions("env_step"), dtype=np.int64)
+    else:
+        per = n_action or 1
+        env_step = (np.arange(n) - np.repeat(ends - lengths, lengths)) * per
+        notes.append(f"{path.name}: no decisions/env_step; assumed {per} env step(s) per decision")
+    period = control_period_s
+    if period is None:
+        period = float(attrs.get("control_period_s", DEFAULT_CONTROL_PERIOD_S))
+
+    def meta(key: str, default: Any, dtype: Any) -> np.ndarray:
+        if key not in store.meta_keys:
+            return np.full(e, default, dtype=dtype)
+        values = store.meta(key)
+        if dtype is str:  # zarr may hand back numpy's variable-width StringDType
+            return np.array([str(v) for v in values.tolist()], dtype=str)
+        return values.astype(dtype)
+
+    return RolloutSet(
+        task=task_name(attrs, path),
+        stores=(str(path),),
+        store_index=np.zeros(e, dtype=np.int64),
+        episode_index=np.arange(e, dtype=np.int64),
+        embeddings=np.asarray(store.read_decisions("embedding")),
+        samples=np.asarray(store.read_decisions("samples")),
+        decision_ends=ends.astype(np.int64),
+        env_step=env_step,
+        success=meta("success", False, bool),
+        failure_step=meta("failure_step", -1, np.int64),
+        shift=meta("shift", "none", str),
+        severity=meta("severity", 0.0, np.float64),
+        seed=meta("seed", -1, np.int64),
+        control_period_s=float(period),
+        n_action_steps=n_action,
+        notes=notes,
+    )
+
+
+def merge_rollouts(parts: Sequence[RolloutSet]) -> RolloutSet:
+    """Concatenate RolloutSets of one task; shapes and control periods must agree."""
+    first = parts[0]
+    for other in parts[1:]:
+        if other.embeddings.shape[1] != first.embeddings.shape[1] or other.sample_shape != first.sample_shape:
+            raise RolloutError(
+                f"task {first.task!r}: {other.stores[0]} records embeddings D={other.embeddings.shape[1]} and samples "
+                f"(B, H, A)={other.sample_shape} but {first.stores[0]} records D={first.embeddings.shape[1]} and "
+                f"{first.sample_shape}; stores of one task must come from the same policy and batch size "
+                "(give them different 'task' attrs to evaluate them separately)"
+            )
+        if not np.isclose(other.control_period_s, first.control_period_s):
+            raise RolloutError(
+                f"task {first.task!r}: {other.stores[0]} has control_period_s={other.control_period_s} but "
+                f"{first.stores[0]} has {first.control_period_s}; pass control_period_s=... to override"
+            )
+    if len(parts) == 1:
+        return first
+    offsets = np.cumsum([0] + [int(p.decision_ends[-1]) for p in parts[:-1]])
+    n_actions = {p.n_action_steps for p in parts} - {None}
+    return RolloutSet(
+        task=first.task,
+        stores=tuple(s for p in parts for s in p.stores),
+        store_index=np.concatenate([np.full(p.n_episodes, i, dtype=np.int64) for i, p in enumerate(parts)]),
+        episode_index=np.concatenate([p.episode_index for p in parts]),
+        embeddings=np.concatenate([p.embeddings for p in parts]),
+        samples=np.concatenate([p.samples for p in parts]),
+        decision_ends=np.concatenate([p.decision_ends + off for p, off in zip(parts, offsets)]),
+        env_step=np.concatenate([p.env_step for p in parts]),
+        success=np.concatenate([p.success for p in parts]),
+        failure_step=np.concatenate([p.failure_step for p in parts]),
+        shift=np.concatenate([p.shift for p in parts]).astype(str),
+        severity=np.concatenate([p.severity for p in parts]),
+        seed=np.concatenate([p.seed for p in parts]),
+        control_period_s=first.control_period_s,
+        n_action_steps=n_actions.pop() if len(n_actions) == 1 else None,
+        notes=[n for p in parts for n in p.notes],
+    )
+
+
+def load_rollouts(spec: Any, *, control_period_s: float | None = None, progress: bool = False) -> dict[str, RolloutSet]:
+    """Every store of ``spec`` read and merged by task, tasks in order of first appearance."""
+    from tqdm.auto import tqdm
+
+    by_task: dict[str, list[RolloutSet]] = {}
+    for path in tqdm(expand_stores(spec), desc="load stores", disable=not progress):
+        part = read_store(path, control_period_s)
+        by_task.setdefault(part.task, []).append(part)
+    return {task: merge_rollouts(parts) for task, parts in by_task.items()}

@@ -1,0 +1,108 @@
+"""Seeded episode split: fit / calibration from ID successes only; validation / test stratified.
+
+In-distribution successes (shift == 'none' and success) are shuffled and cut into the fit share
+(score models), the calibration share (thresholds) and a hold-out share. The hold-out share and
+every other episode (failures, OOD successes) are divided into validation and test within each
+of the four strata success x ID/OOD. Each stratum draws its own random stream from (seed,
+stratum), so the split of one stratum does not depend on the size of another.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from calibration import InsufficientCalibrationError, min_band_size, min_calibration_size
+
+PARTS = ("fit", "calibration", "validation", "test")
+STRATA = ("success_id", "success_ood", "fail_id", "fail_ood")
+
+
+def _count(fraction: float, n: int) -> int:
+    """round(fraction * n) with halves rounded up (deterministic, unlike banker's rounding)."""
+    return int(np.floor(fraction * n + 0.5))
+
+
+@dataclass(frozen=True)
+class Split:
+    """Sorted episode indices of the four disjoint parts."""
+
+    fit: np.ndarray
+    calibration: np.ndarray
+    validation: np.ndarray
+    test: np.ndarray
+
+    def part(self, name: str) -> np.ndarray:
+        if name not in PARTS:
+            raise KeyError(f"unknown split part {name!r}; expected one of {PARTS}")
+        return getattr(self, name)
+
+    def sizes(self, success: np.ndarray, ood: np.ndarray) -> dict[str, dict[str, int]]:
+        """Episodes per part and stratum, e.g. sizes['test']['fail_ood']."""
+        groups = _strata(np.asarray(success, bool), np.asarray(ood, bool))
+        out = {}
+        for name in PARTS:
+            idx = self.part(name)
+            out[name] = {"total": int(idx.size), **{s: int(np.isin(idx, members).sum()) for s, members in groups.items()}}
+        return out
+
+
+def _strata(success: np.ndarray, ood: np.ndarray) -> dict[str, np.ndarray]:
+    masks = (success & ~ood, success & ood, ~success & ~ood, ~success & ood)
+    return {name: np.flatnonzero(m) for name, m in zip(STRATA, masks)}
+
+
+def split_episodes(success, ood, *, fit: float = 0.4, calibration: float = 0.4, validation: float = 0.5, seed: int = 0) -> Split:
+    """Split episodes by their labels (see the module docstring); fractions as in SplitConfig."""
+    success, ood = np.asarray(success, dtype=bool), np.asarray(ood, dtype=bool)
+    if success.shape != ood.shape or success.ndim != 1:
+        raise ValueError(f"success and ood must be (E,) label arrays of equal shape, got {success.shape} and {ood.shape}")
+    groups = _strata(success, ood)
+    parts: dict[str, list[np.ndarray]] = {p: [] for p in PARTS}
+    for k, name in enumerate(STRATA):
+        members = np.random.default_rng([int(seed), k]).permutation(groups[name])
+        if name == "success_id":
+            n_fit = _count(fit, members.size)
+            n_cal = min(_count(calibration, members.size), members.size - n_fit)
+            parts["fit"].append(members[:n_fit])
+            parts["calibration"].append(members[n_fit : n_fit + n_cal])
+            members = members[n_fit + n_cal :]
+        n_val = _count(validation, members.size)
+        parts["validation"].append(members[:n_val])
+        parts["test"].append(members[n_val:])
+    out = {p: np.sort(np.concatenate(v)).astype(np.int64) for p, v in parts.items()}
+    if out["fit"].size == 0:
+        raise InsufficientCalibrationError(
+            f"no episodes to fit the score models on: {groups['success_id'].size} in-distribution successes, "
+            f"split.fit={fit:g}; record more successful rollouts without shift"
+        )
+    return Split(**out)
+
+
+def required_calibration(kinds, deltas, d1_fraction: float) -> tuple[int, str, float]:
+    """The most calibration episodes any (threshold type, delta) of the grid needs: (n, kind, delta)."""
+    best = (0, "", 0.0)
+    for kind in kinds:
+        for delta in deltas:
+            need = min_band_size(delta, d1_fraction) if kind == "band" else min_calibration_size(delta)
+            if need > best[0]:
+                best = (need, kind, float(delta))
+    return best
+
+
+def check_calibration_size(task: str, n_id_success: int, split: Split, kinds, deltas, *, calibration: float, d1_fraction: float) -> None:
+    """Raise InsufficientCalibrationError naming the minimum numbers when the grid is unattainable."""
+    need, kind, delta = required_calibration(kinds, deltas, d1_fraction)
+    have = int(split.calibration.size)
+    if have >= need:
+        return
+    n_total = need
+    while _count(calibration, n_total) < need:
+        n_total += 1
+    raise InsufficientCalibrationError(
+        f"task {task!r}: {have} calibration episodes ({calibration:.0%} of {n_id_success} in-distribution successes), "
+        f"but threshold type {kind!r} at delta={delta:g} needs at least {need} calibration episodes, i.e. at least "
+        f"{n_total} successful in-distribution rollouts with split.calibration={calibration:g}. Record more, raise "
+        "split.calibration, or drop the smallest deltas / the band threshold from the grid."
+    )

@@ -1,0 +1,72 @@
+"""Loading stores: clear errors for missing decisions or mismatched runs; globs and directories merge runs."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from calibration import InsufficientCalibrationError
+from evaluation_helpers import small_config
+from fiper.evaluation import RolloutError, evaluate_rollouts, expand_stores, load_rollouts
+from fiper.evaluation.synthetic import SyntheticTask, write_synthetic_store
+from fiper.storage import EpisodeStore
+
+
+def _store_without(path, missing: str):
+    store = EpisodeStore.create(path, attrs={"task": "broken"})
+    for i in range(3):
+        decisions = {"embedding": np.zeros((4, 3), np.float32), "samples": np.zeros((4, 2, 3, 2), np.float16),
+                     "env_step": np.arange(4) * 2}
+        decisions.pop(missing)
+        store.append_episode({"action": np.zeros((8, 2))}, decisions=decisions, meta={"success": True, "shift": "none"})
+    return path
+
+
+@pytest.mark.parametrize("missing", ["embedding", "samples"])
+def test_store_missing_decisions_names_store_and_key(tmp_path, missing):
+    path = _store_without(tmp_path / "old.zarr", missing)
+    with pytest.raises(RolloutError, match=rf"{path}.*lacks decisions/{missing}"):
+        evaluate_rollouts(str(path), small_config())
+
+
+def test_store_without_decisions_at_all(tmp_path):
+    store = EpisodeStore.create(tmp_path / "demos.zarr")
+    store.append_episode({"action": np.zeros((5, 2))}, meta={"success": True})
+    with pytest.raises(RolloutError, match="lacks decisions/embedding, decisions/samples"):
+        load_rollouts(str(tmp_path / "demos.zarr"))
+
+
+def test_missing_paths_and_empty_globs(tmp_path):
+    with pytest.raises(RolloutError, match="no rollout store at"):
+        expand_stores(str(tmp_path / "nope.zarr"))
+    with pytest.raises(RolloutError, match="matches no zarr store"):
+        expand_stores(str(tmp_path / "*.zarr"))
+
+
+def test_directories_lists_and_tasks(tmp_path):
+    small = dict(n_success_id=3, n_success_ood=1, n_fail_id=1, n_fail_ood=1)
+    a = write_synthetic_store(tmp_path / "sweep" / "s0" / "r.zarr", seed=0, **small).path
+    b = write_synthetic_store(tmp_path / "sweep" / "s1" / "r.zarr", seed=1, **small).path
+    other = write_synthetic_store(tmp_path / "other.zarr", SyntheticTask(name="push"), seed=2, **small).path
+    assert expand_stores(str(tmp_path / "sweep")) == [a.resolve(), b.resolve()]
+    assert expand_stores([str(a), str(b), str(a)]) == [a.resolve(), b.resolve()]
+    tasks = load_rollouts(f"{tmp_path / 'sweep'},{other}")
+    assert list(tasks) == ["synthetic", "push"]
+    merged = tasks["synthetic"]
+    assert merged.n_episodes == 12 and list(merged.store_index) == [0] * 6 + [1] * 6
+    assert merged.decision_ends[-1] == merged.embeddings.shape[0] == merged.samples.shape[0] == merged.env_step.shape[0]
+    assert merged.control_period_s == 0.05 and merged.n_action_steps == 2
+
+
+def test_runs_with_different_shapes_refuse_to_merge(tmp_path):
+    small = dict(n_success_id=3, n_success_ood=1, n_fail_id=1, n_fail_ood=1)
+    write_synthetic_store(tmp_path / "a.zarr", seed=0, **small)
+    write_synthetic_store(tmp_path / "b.zarr", SyntheticTask(embedding_dim=5), seed=1, **small)
+    with pytest.raises(RolloutError, match=r"D=5.*D=8.*same policy"):
+        load_rollouts(str(tmp_path / "*.zarr"))
+
+
+def test_too_few_id_successes_for_the_delta_grid(tmp_path):
+    path = write_synthetic_store(tmp_path / "r.zarr", n_success_id=20, n_success_ood=2, n_fail_id=4, n_fail_ood=2).path
+    with pytest.raises(InsufficientCalibrationError, match=r"8 calibration episodes.*delta=0.01 needs at least 99.*at least 247 successful"):
+        evaluate_rollouts(str(path), small_config(deltas=[0.01, 0.1], threshold_types=["constant"]))

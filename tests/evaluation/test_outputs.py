@@ -1,0 +1,112 @@
+"""End to end: merged stores -> metrics.json, report.md, config.json and PNG plots; FIPER is wired right."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from calibration import THRESHOLD_KINDS
+from evaluation_helpers import DELTAS
+from fiper.aggregation import evaluate_alarms
+from fiper.evaluation import EvaluationConfig
+from fiper.evaluation.config import DEFAULT_METHODS
+from fiper.monitor.padding import to_padded
+
+
+def test_metrics_json_has_every_method_type_and_delta(evaluated):
+    result, out, _ = evaluated
+    doc = json.loads((out / "metrics.json").read_text())
+    assert doc["format"] == "fiper-evaluation"
+    records = doc["records"]
+    methods = set(DEFAULT_METHODS)
+    assert {r["method"] for r in records} == methods
+    assert {r["threshold_type"] for r in records} == set(THRESHOLD_KINDS)
+    for m in methods:
+        for kind in THRESHOLD_KINDS:
+            mine = [r for r in records if r["method"] == m and r["threshold_type"] == kind]
+            assert sorted(r["delta"] for r in mine if r["delta"] != "mean") == sorted(DELTAS)
+            assert sum(r["delta"] == "mean" for r in mine) == 1
+            assert mine[0]["guaranteed"] == THRESHOLD_KINDS[kind]
+    fields = {"tpr", "tnr", "accuracy", "dt", "twa", "auroc", "far_id", "far_id_se", "success_id_flag_rate", "success_ood_flag_rate",
+              "fail_id_flag_rate", "fail_ood_flag_rate", "lead_fraction_before_onset", "lead_median_warning_s", "window", "task"}
+    assert fields <= set(records[0])
+    assert {r["task"] for r in records} == {"synthetic"}
+    # Both runs were merged into one task of 2 x 58 episodes.
+    assert doc["tasks"]["synthetic"]["episodes"] == 116 and len(doc["tasks"]["synthetic"]["stores"]) == 2
+    assert sum(doc["tasks"]["synthetic"]["split"][p]["total"] for p in ("fit", "calibration", "validation", "test")) == 116
+
+
+def test_mean_record_is_the_mean_over_deltas(evaluated):
+    result, _, _ = evaluated
+    records = [r for r in result.records() if r["method"] == "ace" and r["threshold_type"] == "constant"]
+    per_delta = [r for r in records if r["delta"] != "mean"]
+    mean = next(r for r in records if r["delta"] == "mean")
+    for key in ("tpr", "tnr", "twa", "accuracy", "auroc", "far_id"):
+        assert mean[key] == np.mean([r[key] for r in per_delta])
+    # accuracy is balanced accuracy in every record
+    for r in per_delta:
+        assert np.isclose(r["accuracy"], (r["tpr"] + r["tnr"]) / 2)
+
+
+def test_report_and_plots_exist(evaluated):
+    result, out, paths = evaluated
+    report = (out / "report.md").read_text()
+    for method in DEFAULT_METHODS:
+        assert f"| {method} |" in report
+    assert "Winners" in report and "Chosen windows" in report and "### Split" in report
+    pngs = [p for key, p in paths.items() if key.startswith("plot:")]
+    assert {p.name for p in pngs} == {"synthetic_traces_band.png", "synthetic_roc.png", "synthetic_twa_vs_delta.png"}
+    for p in pngs:
+        data = p.read_bytes()
+        assert len(data) > 5000 and data[:8] == b"\x89PNG\r\n\x1a\n"
+        assert f"]({p.name})" in report
+    saved = EvaluationConfig.from_mapping(json.loads((out / "config.json").read_text()))
+    assert saved.as_dict() == result.config.as_dict()
+
+
+def test_fiper_separates_failures(evaluated):
+    result, _, _ = evaluated
+    fiper = result.tasks["synthetic"].methods["fiper"]
+    for kind, res in fiper.types.items():
+        assert np.mean(res.test["auroc"]) > 0.8, kind
+        assert np.mean(res.test["tpr"]) > 0.8, kind
+    # guaranteed thresholds keep false alarms of ID successes low; STAC (a weak score here) is worse than FIPER
+    assert np.mean(fiper.types["constant"].test["twa"]) > np.mean(result.tasks["synthetic"].methods["stac"].types["constant"].test["twa"])
+
+
+def test_grid_alarms_match_the_reference_alarm_evaluation(evaluated):
+    """The broadcast grid gives the same first alarms as fiper.aggregation.evaluate_alarms."""
+    result, _, _ = evaluated
+    task = result.tasks["synthetic"]
+    test = task.split.test
+    lengths = task.rollouts.lengths[test]
+    width = int(lengths.max())
+    for method in ("fiper", "stac"):
+        spec = task.methods[method].spec
+        for kind, res in task.methods[method].types.items():
+            for d in range(len(DELTAS)):
+                scores, windows, thresholds = {}, {}, {}
+                for s in spec.scores:
+                    grid = task.grids[s]
+                    w = grid.index(res.windows[s])
+                    scores[s] = to_padded(task.scored.raw[s], task.rollouts.decision_ends)[0][test, :width]
+                    windows[s] = int(grid.windows[w])
+                    thresholds[s] = grid.thresholds[kind][w][d]
+                trace = evaluate_alarms(scores, windows, thresholds, lengths, spec.rule)
+                np.testing.assert_array_equal(trace.first_alarm, res.test_alarms.first_alarm[0, d])
+                np.testing.assert_allclose(trace.max_ratio, res.test_alarms.max_ratio[0, d], rtol=1e-12)
+
+
+def test_fit_and_calibration_use_only_their_episodes(evaluated):
+    result, _, _ = evaluated
+    task = result.tasks["synthetic"]
+    ro, split = task.rollouts, task.split
+    id_success = np.flatnonzero(ro.success & ~ro.ood)
+    assert np.isin(split.fit, id_success).all() and np.isin(split.calibration, id_success).all()
+    assert not np.intersect1d(split.test, np.concatenate([split.fit, split.calibration])).size
+    # the k-NN score keeps every fit decision as its reference set: exactly the fit episodes' decisions
+    assert task.scored.fitted["knn"].reference.shape[0] == int(ro.lengths[split.fit].sum())
+    for grid in task.grids.values():
+        for per_window in grid.thresholds.values():
+            assert all(th.num_calibration == split.calibration.size for row in per_window for th in row)
