@@ -2,8 +2,9 @@
 
     python -m envs.measure_experts                        # 200 seeds per task, in distribution
     python -m envs.measure_experts --tasks sort --seeds 50 --shift obstacle:1.0
+    python -m envs.measure_experts --sweep 1.0 --seeds 20  # expert success under each shift
 
-Prints a markdown table (the one recorded in docs/envs.md).
+Prints markdown tables (the ones recorded in docs/envs.md).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from concurrent.futures import ProcessPoolExecutor
 import numpy as np
 
 from envs.registry import TASKS, make_env, make_expert
+from envs.shifts import SHIFTS
 
 
 def run_seeds(task: str, seeds: list[int], shifts: list[str]) -> list[dict]:
@@ -63,12 +65,31 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--start", type=int, default=0, help="first seed")
     p.add_argument("--workers", type=int, default=2)
     p.add_argument("--shift", action="append", default=[], metavar="NAME:SEVERITY", help="repeatable")
+    p.add_argument("--sweep", type=float, metavar="SEVERITY", help="success per physical shift family at this severity")
     args = p.parse_args(argv)
+    if args.sweep is not None:
+        sweep(args.tasks, args.sweep, args.seeds, args.start, args.workers)
+        return
     print(f"seeds {args.start}..{args.start + args.seeds - 1}, shifts: {', '.join(args.shift) or 'none'}\n")
     print("| task | episodes | success | mean steps | p95 steps | failures | modes (distinct: top 3) | s/episode |")
     print("|---|---|---|---|---|---|---|---|")
     for task in args.tasks:
         print(table_row(task, measure(task, args.seeds, args.start, args.workers, args.shift)), flush=True)
+
+
+def sweep(tasks: list[str], severity: float, n_seeds: int, start: int, workers: int) -> None:
+    """Expert success rate under each low-dim-relevant shift family (image-only ones skipped)."""
+    print(f"expert success at severity {severity}, seeds {start}..{start + n_seeds - 1}\n")
+    print("| shift | expected | " + " | ".join(tasks) + " |")
+    print("|---|---|" + "---|" * len(tasks))
+    for name, cls in sorted(SHIFTS.items()):
+        if cls.image_only:
+            continue
+        cells = []
+        for task in tasks:
+            records = measure(task, n_seeds, start, workers, [f"{name}:{severity}"])
+            cells.append(f"{100 * np.mean([r['success'] for r in records]):.0f} %")
+        print(f"| {name} | {cls.expected} | " + " | ".join(cells) + " |", flush=True)
 
 
 if __name__ == "__main__":

@@ -3,7 +3,8 @@
 Strategies drawn per episode: the grasp approach (straight down onto the cube, or down beside
 it at +/-6 cm along y and then sliding in between the open fingers), the carrying height (low
 or high arc) and the release point inside the bin; every waypoint is jittered. If a grasp
-misses (the cube does not rise with the hand) it opens and tries again.
+misses (the cube does not rise with the hand) or holds the cube by the pads' edges, it opens and
+tries again.
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ GRASP_Z = 0.075  # hand height whose finger tips clear the table by 5 mm
 MOVE_STEP, VERTICAL_STEP = 0.04, 0.03
 SIDE_OFFSET = 0.06
 LOW_CARRY, HIGH_CARRY = (0.145, 0.165), (0.19, 0.23)  # hand heights; the cube clears the bin walls
-AIM_SPREAD = np.array([0.005, 0.02])  # release point spread (x is tight: open fingers span 10 cm)
+AIM_SPREAD = np.array([0.005, 0.02])
+CENTRED = 0.01  # a grasp more than this off the pads' centre line (y) is redone  # release point spread (x is tight: open fingers span 10 cm)
 OPEN, CLOSED = 0.0, 1.0
 
 
@@ -55,11 +57,14 @@ class PickPlaceExpert:
             self.follower.extend(self._pick(hand))
             self.phase = "check"
         elif self.phase == "check":
-            if env.cube_pos()[2] > env.cube_half()[2] + 0.015 and env.cube_held():
+            centred = abs(env.cube_pos()[1] - hand[1]) < CENTRED
+            if env.cube_pos()[2] > env.cube_half()[2] + 0.015 and env.cube_held() and centred:
                 self.follower.extend(self._place(hand))
                 self.phase = "done"
-            else:  # missed: open, rise, try again
-                self.follower.extend(self._line(hand, hand + [0, 0, 0.05], OPEN, VERTICAL_STEP))
+            else:  # missed, or held by the pads' edges: set down, open, rise, try again
+                down = np.array([hand[0], hand[1], max(GRASP_Z, env.cube_half()[2] + 0.055)])
+                pts = self._line(hand, down, CLOSED, VERTICAL_STEP) + [np.append(down, OPEN)] * 2
+                self.follower.extend(pts + self._line(down, down + [0, 0, 0.05], OPEN, VERTICAL_STEP))
                 self.phase = "pick"
         else:
             self.follower.extend([np.append(hand, OPEN)])

@@ -2,8 +2,9 @@
 
 Action: hand x, y, z position target (m) and a grip command in [0, 1] (0 open, 1 closed).
 Success: the cube's centre inside the bin (inner walls shrunk by BIN_MARGIN, below the wall
-top) with no finger touching it. Irrecoverable: cube off the table, cube dropped outside the bin
-after it was lifted, or anything touching the obstacle of the obstacle shift.
+top) with no finger touching it. Irrecoverable: cube off the table; cube dropped (after being
+lifted, let go more than RELEASE_HEIGHT above the table) and landing outside the bin; anything
+touching the obstacle of the obstacle shift. Setting the cube down on the table is not a drop.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ BIN_MARGIN = 0.01
 WALL_TOP = 0.04
 FINGER_TRAVEL = 0.039  # finger joint range: 0 open ... FINGER_TRAVEL closed
 LIFT_HEIGHT = 0.03  # cube raised this far above its rest height counts as lifted
+RELEASE_HEIGHT = 0.01  # a cube let go higher than this above its rest height falls (a drop)
 CUBE_LOW, CUBE_HIGH = np.array([-0.2, -0.2]), np.array([0.0, 0.0])  # nominal cube start
 OOD_LOW, OOD_HIGH = np.array([-0.26, -0.26]), np.array([0.06, 0.06])  # init_pose at severity 1
 YAW_RANGE, OOD_YAW = 0.4, 0.9  # cube heading range (rad), nominal and at severity 1
@@ -50,7 +52,7 @@ class PickPlaceEnv(TaskEnv):
         self._finger_q = [m.joint("finger_l").qposadr[0], m.joint("finger_r").qposadr[0]]
         self._cube_body, self._cube_geom = m.body("cube").id, m.geom("cube").id
         self._fingers = [m.geom("finger_l").id, m.geom("finger_r").id]
-        self._lifted = False
+        self._lifted, self._rest_z, self._held_z = False, 0.0, 0.0
 
     # ---- read-outs (also used by the expert) ----------------------------------------------
     def cube_pos(self) -> np.ndarray:
@@ -95,7 +97,7 @@ class PickPlaceEnv(TaskEnv):
         d.qpos[self._hand_q] = init["hand"]
         d.ctrl[:3] = init["hand"]
         d.ctrl[3:5] = 0.0
-        self._rest_z = float(self.model.geom_size[self._cube_geom, 2])
+        self._rest_z = self._held_z = float(self.model.geom_size[self._cube_geom, 2])
         self._lifted = False
 
     def _agent_obs(self) -> np.ndarray:
@@ -121,13 +123,17 @@ class PickPlaceEnv(TaskEnv):
         return self.cube_in_bin() and not self.cube_held()
 
     def irrecoverable_event(self) -> str:
-        """Also latches whether the cube has been lifted (called once per step)."""
+        """Also tracks whether the cube was lifted and where it was last held (called once per step)."""
         x, y, z = self.data.qpos[self._qpos : self._qpos + 3].tolist()
         if max(abs(x), abs(y)) > self.table_half or z < -0.01:
             return "off_table"
         if z > self._rest_z + LIFT_HEIGHT:
             self._lifted = True
-        if self._lifted and z < self._rest_z + 0.005 and not self.cube_in_bin() and not self.cube_held():
+        if self.cube_held():
+            self._held_z = z
+        # let go in the air: its last held height was above the table (setting it down is no drop)
+        falling = self._held_z > self._rest_z + RELEASE_HEIGHT
+        if self._lifted and falling and z < self._rest_z + 0.005 and not self.cube_in_bin():
             return "dropped"
         if self.obstacle_touched():
             return "obstacle_collision"

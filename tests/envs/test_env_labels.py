@@ -141,3 +141,19 @@ def test_outcome_is_decided_by_the_first_event():
     for a in wiggle(env, 4):
         *_, terminated, _, info = env.step(a)
     assert not terminated and info["failure_step"] == 1 and info["failure_reason"] == "off_table"
+
+
+def test_setting_the_cube_down_is_not_a_drop():
+    env = envs.make_env("pick_place")
+    obs, info = env.reset(seed=3)
+    expert = envs.make_expert(env)
+    expert.reset(3)
+    while env.cube_pos()[2] < 0.07:
+        obs, _, _, _, info = env.step(expert.act(obs, info))
+    hand = env.agent_position()
+    for z in np.linspace(hand[2], 0.076, 4):  # lower it back onto the table, still closed
+        *_, info = env.step(np.array([hand[0], hand[1], z, 1.0]))
+    for _ in range(4):  # open and back off
+        *_, info = env.step(np.array([hand[0], hand[1], 0.12, 0.0]))
+    assert not env.cube_held() and env.cube_pos()[2] < env.cube_half()[2] + 0.005
+    assert not info["failure"] and info["failure_step"] == -1
