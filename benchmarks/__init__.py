@@ -1,0 +1,1 @@
+"""Performance benchmarks: scripts that print figures (never timed assertions in tests)."""
