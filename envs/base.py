@@ -90,6 +90,8 @@ class TaskEnv(gym.Env, abc.ABC):
         else:
             spaces["object"] = vec(self.object_dim)
         self.observation_space = gym.spaces.Dict(spaces)
+        self._camera: Camera | None = None
+        self._video: Camera | None = None
         self._active: list[Shift] = []
         self._labels = EpisodeLabels()
         self._t, self._seed, self._needs_reset = 0, -1, True
@@ -154,12 +156,12 @@ class TaskEnv(gym.Env, abc.ABC):
     def _use_model(self, model: mujoco.MjModel) -> None:
         if getattr(self, "model", None) is model:
             return
-        self.close()
         self.model, self.data = model, mujoco.MjData(model)
         self.n_substeps = int(round(1.0 / (CONTROL_HZ * model.opt.timestep)))
         self._obstacle_geom = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_GEOM, "obstacle")
-        self._camera: Camera | None = None
-        self._video: Camera | None = None
+        for cam in (getattr(self, "_camera", None), getattr(self, "_video", None)):
+            if cam is not None:
+                cam.set_model(model)
         self._bind_model()
 
     def free_dof(self, body: str) -> int:

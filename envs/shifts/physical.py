@@ -100,8 +100,9 @@ class Friction(Shift):
 class Obstacle(Shift):
     name = "obstacle"
     description = ("a static cylinder near the straight path from an object's start to its goal: "
-                   "lateral offset 0.12*(1-severity) m (on the path at 1), radius 0.012 + 0.018*severity m, "
-                   "and in pick-and-place height 0.05 + 0.15*severity m; touching it is a failure")
+                   "lateral offset 0.12*(1-severity) m (on the path at 1; the nearest clear point where the "
+                   "start or goal footprint is in the way), radius 0.012 + 0.018*severity m, in pick-and-place "
+                   "height 0.05 + 0.15*severity m; touching it is a failure")
     expected = "graded"
     edits_model = True
 

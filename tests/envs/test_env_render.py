@@ -66,3 +66,14 @@ def test_lowdim_never_touches_gl():
                             env={**os.environ, "MUJOCO_GL": "disable"}, cwd=os.path.dirname(os.path.dirname(envs.__file__)))
     assert result.returncode == 0, result.stderr
     assert "IMAGE-ERROR cannot render images" in result.stdout
+
+
+def test_one_camera_follows_recompiled_models():
+    needs_gl()
+    env = envs.make_env("sort", obs_mode="image")
+    nominal = env.reset(seed=1)[0]["image"]
+    with_obstacle = env.reset(seed=1, options={"shifts": [("obstacle", 1.0)]})[0]["image"]
+    again = env.reset(seed=1, options={"shifts": []})[0]["image"]
+    assert np.abs(with_obstacle.astype(int) - nominal).max() > 50  # the dark cylinder is in view
+    np.testing.assert_array_equal(again, nominal)
+    env.close()
