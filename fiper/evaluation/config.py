@@ -133,7 +133,7 @@ class EvaluationConfig:
     band_d1_fraction: float = 0.5
     selection: str = "accuracy"  # validation criterion, averaged over the delta grid; ties -> TWA
     seed: int = 0
-    device: str = "cpu"
+    device: str = "cpu"  # where score models are fitted and run; 'auto': CUDA when available
     control_period_s: float | None = None  # seconds per env step; None: store attrs, else 0.1
     scores: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: copy.deepcopy(DEFAULT_SCORES))
     methods: Mapping[str, MethodSpec] = field(default_factory=lambda: {n: MethodSpec.of(n, s) for n, s in DEFAULT_METHODS.items()})

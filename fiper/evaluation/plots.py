@@ -26,7 +26,7 @@ def _figure(rows: int, cols: int, width: float = 4.2, height: float = 2.8):
     FigureCanvasAgg(fig)
     axes = np.atleast_2d(fig.subplots(rows, cols, squeeze=False))
     # Fixed margins instead of a layout engine: constrained layout draws every figure twice.
-    fig.subplots_adjust(left=0.5 / (width * cols), right=1 - 0.15 / (width * cols), bottom=0.5 / (height * rows + 0.4),
+    fig.subplots_adjust(left=0.75 / (width * cols), right=1 - 0.15 / (width * cols), bottom=0.5 / (height * rows + 0.4),
                         top=1 - 0.75 / (height * rows + 0.4), wspace=0.25, hspace=0.55)
     return fig, axes
 

@@ -7,6 +7,7 @@ order; their embedding and sample shapes must agree.
 
 from __future__ import annotations
 
+import dataclasses
 import glob
 import os
 from collections.abc import Sequence
@@ -16,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from fiper.evaluation.rowview import RowView, concat_rows
 from fiper.storage import EpisodeStore
 
 DEFAULT_CONTROL_PERIOD_S = 0.1
@@ -88,7 +90,7 @@ class RolloutSet:
     store_index: np.ndarray  # (E,) which store each episode came from
     episode_index: np.ndarray  # (E,) the episode's index inside its store
     embeddings: np.ndarray  # (N, D)
-    samples: np.ndarray  # (N, B, H, A), stored dtype (float16 allowed)
+    samples: np.ndarray | RowView  # (N, B, H, A), stored dtype; a lazy RowView when over 2 GiB
     decision_ends: np.ndarray  # (E,) cumulative
     env_step: np.ndarray  # (N,) env step of each decision within its episode
     success: np.ndarray  # (E,) bool
@@ -165,7 +167,7 @@ def read_store(path: Path, control_period_s: float | None = None) -> RolloutSet:
         store_index=np.zeros(e, dtype=np.int64),
         episode_index=np.arange(e, dtype=np.int64),
         embeddings=np.asarray(store.read_decisions("embedding")),
-        samples=np.asarray(store.read_decisions("samples")),
+        samples=RowView([(store.decision_array("samples"), n)]),  # read when merged (or lazily if large)
         decision_ends=ends.astype(np.int64),
         env_step=env_step,
         success=meta("success", False, bool),
@@ -196,7 +198,7 @@ def merge_rollouts(parts: Sequence[RolloutSet]) -> RolloutSet:
                 f"{first.stores[0]} has {first.control_period_s}; pass control_period_s=... to override"
             )
     if len(parts) == 1:
-        return first
+        return dataclasses.replace(first, samples=concat_rows([first.samples]))
     offsets = np.cumsum([0] + [int(p.decision_ends[-1]) for p in parts[:-1]])
     n_actions = {p.n_action_steps for p in parts} - {None}
     return RolloutSet(
@@ -205,7 +207,7 @@ def merge_rollouts(parts: Sequence[RolloutSet]) -> RolloutSet:
         store_index=np.concatenate([np.full(p.n_episodes, i, dtype=np.int64) for i, p in enumerate(parts)]),
         episode_index=np.concatenate([p.episode_index for p in parts]),
         embeddings=np.concatenate([p.embeddings for p in parts]),
-        samples=np.concatenate([p.samples for p in parts]),
+        samples=concat_rows([p.samples for p in parts]),
         decision_ends=np.concatenate([p.decision_ends + off for p, off in zip(parts, offsets)]),
         env_step=np.concatenate([p.env_step for p in parts]),
         success=np.concatenate([p.success for p in parts]),

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import torch
 
 from fiper.evaluation.rollouts import RolloutSet
 from fiper.scores import ScoreFitData, make_score
@@ -79,9 +80,11 @@ def fit_and_score(
     device: str = "cpu",
     progress: bool = False,
 ) -> ScoredRollouts:
-    """Fit each score on ``fit_episodes`` only, then score all decisions of all episodes."""
+    """Fit each score on ``fit_episodes`` only, then score all decisions of all episodes ('auto' device: CUDA if present)."""
     from tqdm.auto import tqdm
 
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
     rows, fit_ends = episode_rows(rollouts.decision_ends, fit_episodes)
     contiguous = rows.size and np.all(np.diff(rows) == 1)
     take = (lambda a: a[int(rows[0]) : int(rows[-1]) + 1]) if contiguous else (lambda a: a[rows])

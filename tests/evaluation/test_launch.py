@@ -8,7 +8,7 @@ from pathlib import Path
 from hydra import compose, initialize_config_dir
 
 from fiper.evaluation import EvaluationConfig
-from fiper.evaluation.synthetic import write_synthetic_store
+from fiper.evaluation.synthetic import SyntheticTask, write_synthetic_store
 from launch.evaluate import LAUNCH_KEYS, run
 from launch.common import plain
 
@@ -30,15 +30,22 @@ def test_launch_evaluate_writes_outputs_and_config(tmp_path):
     small = dict(n_success_id=30, n_success_ood=4, n_fail_id=6, n_fail_ood=4)
     write_synthetic_store(tmp_path / "r0.zarr", seed=0, **small)
     write_synthetic_store(tmp_path / "r1.zarr", seed=1, **small)
+    write_synthetic_store(tmp_path / "push.zarr", SyntheticTask(name="push", task_seed=4), seed=2, n_success_id=45, n_success_ood=0,
+                          n_fail_id=10, n_fail_ood=0)
     drop = [f"~methods.{m}" for m in ("fiper", "rnd_oe", "stac", "rnd_a", "logpzo", "pca_kmeans", "knn")]
     out = tmp_path / "out"
-    cfg = _compose([f"rollouts=[{tmp_path / 'r0.zarr'},{tmp_path / 'r1.zarr'}]", f"out={out}", "deltas=[0.1,0.2]",
+    cfg = _compose([f"rollouts=[{tmp_path / 'r0.zarr'},{tmp_path / 'r1.zarr'},{tmp_path / 'push.zarr'}]", f"out={out}", "deltas=[0.1,0.2]",
                     "plots=false", "progress=false", "plot_method=ace", *drop])
     result = run(cfg)
     doc = json.loads((out / "metrics.json").read_text())
     assert {r["method"] for r in doc["records"]} == {"ace", "mahalanobis"}
-    assert len(doc["records"]) == 2 * 3 * 3
-    assert doc["tasks"]["synthetic"]["episodes"] == 88
+    assert len(doc["records"]) == 2 * 2 * 3 * 3  # tasks x methods x threshold types x (2 deltas + mean)
+    assert doc["tasks"]["synthetic"]["episodes"] == 88 and doc["tasks"]["push"]["episodes"] == 55
+    report = (out / "report.md").read_text()
+    assert "## Task `synthetic`" in report and "## Task `push`" in report
+    # 'push' has no shifted episodes: its success-OOD rates are undefined (null), not zero
+    push = [r for r in doc["records"] if r["task"] == "push"]
+    assert all(r["success_ood_flag_rate"] is None and r["success_ood_n"] == 0 for r in push)
     assert (out / "evaluate_config.yaml").read_text().count("rollouts:") == 1
     assert (out / "report.md").exists() and not list(out.glob("*.png"))
     assert result.config.deltas == (0.1, 0.2)
