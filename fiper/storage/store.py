@@ -293,9 +293,10 @@ class EpisodeStore:
         self._write_rows("meta", self._meta, rows["meta"], self.n_episodes)
         # The commit: once this entry exists the episode is part of the store.
         commit = self._meta[COMMIT_KEY]
+        end = n_steps + rows["n_steps"]
         commit.resize((self.n_episodes + 1,))
-        commit[self.n_episodes] = n_steps + rows["n_steps"]
-        self._refresh()
+        commit[self.n_episodes] = end
+        self._episode_ends = np.append(self._episode_ends, np.int64(end))
         return self.n_episodes - 1
 
     def _validate_episode(self, data: Mapping[str, Any], decisions: Mapping[str, Any], meta: Mapping[str, Any]) -> dict:
