@@ -11,10 +11,14 @@ import torch
 from torch import Tensor
 
 
-def unit_normalise(v: Tensor, eps: float = 1e-12) -> Tensor:
-    """Scale each particle's (N, B, ...) vector to unit L2 norm (zero vectors stay zero)."""
+def unit_normalise(v: Tensor, floor: float = 0.0, eps: float = 1e-12) -> Tensor:
+    """Divide each particle's (N, B, ...) vector by max(its L2 norm, floor).
+
+    floor = 0 gives unit vectors (zero stays zero); a floor > 0 keeps vectors shorter than it
+    proportionally short, so a particle whose reward is already saturated is not pushed.
+    """
     norm = v.flatten(2).norm(dim=-1).reshape(*v.shape[:2], *([1] * (v.ndim - 2)))
-    return v / norm.clamp_min(eps)
+    return v / norm.clamp_min(max(floor, eps))
 
 
 def rbf_repulsion(y: Tensor) -> Tensor:

@@ -47,6 +47,19 @@ def _check_traj(trajectory: Tensor, who: str) -> None:
         )
 
 
+def segment_distance(points: Tensor, center: Tensor) -> Tensor:
+    """Distance from ``center`` to each straight segment between consecutive points: (b, T, d) -> (b, T-1).
+
+    Its gradient moves a segment perpendicular to itself when the closest point is inside it, so a
+    path is pushed sideways around an obstacle instead of being torn apart along its direction.
+    """
+    a, b = points[:, :-1], points[:, 1:]
+    ab, ac = b - a, center - a
+    t = ((ac * ab).sum(-1) / (ab * ab).sum(-1).clamp_min(1e-12)).clamp(0.0, 1.0)
+    closest = a + t.unsqueeze(-1) * ab
+    return torch.sqrt(((center - closest) ** 2).sum(-1) + 1e-12)
+
+
 def soft_barrier(violation: Tensor, tau: float) -> Tensor:
     """-tau * softplus(violation / tau): ~0 when violation << 0, ~-violation when violation >> tau."""
     return -tau * F.softplus(violation / tau)
@@ -57,11 +70,13 @@ class KeepOut:
 
     ``shape='sphere'`` uses the 3-D distance d to ``center``; ``'cylinder'`` the distance to a
     vertical axis through ``center`` (a disc in the plane for 2-D tasks). The reward is ~0 outside
-    radius + margin and about minus the summed penetration depth inside.
+    radius + margin and about minus the summed penetration depth inside. With ``segments=True``
+    (default) d is the distance to each straight segment between consecutive points, so a path
+    cannot "jump" over the obstacle between two predicted steps and is pushed sideways.
     """
 
     def __init__(self, center: Sequence[float], radius: float, margin: float = 0.0, tau: float = 0.01,
-                 shape: str = "cylinder"):
+                 shape: str = "cylinder", segments: bool = True):
         if shape not in ("sphere", "cylinder"):
             raise ValueError(f"shape={shape!r} is invalid: choose 'sphere' or 'cylinder'")
         self.center = _point(center, "center")
@@ -69,14 +84,16 @@ class KeepOut:
         self.margin = float(margin)
         self.tau = _positive(tau, "tau")
         self.shape = shape
+        self.segments = bool(segments)
 
     def distance(self, trajectory: Tensor) -> Tensor:
-        """Distance of every point to the obstacle's centre (or axis), (batch, steps)."""
+        """Distance to the obstacle's centre (or axis): per segment (batch, steps-1), or per point (batch, steps)."""
         _check_traj(trajectory, "KeepOut")
-        delta = trajectory - self.center.to(trajectory)
-        if self.shape == "cylinder":
-            delta = delta[..., :2]
-        return torch.sqrt((delta**2).sum(-1) + 1e-12)
+        dims = 2 if self.shape == "cylinder" else 3
+        points, center = trajectory[..., :dims], self.center[:dims].to(trajectory)
+        if self.segments and trajectory.shape[1] > 1:
+            return segment_distance(points, center)
+        return torch.sqrt(((points - center) ** 2).sum(-1) + 1e-12)
 
     def __call__(self, trajectory: Tensor) -> Tensor:
         violation = self.radius + self.margin - self.distance(trajectory)

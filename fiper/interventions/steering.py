@@ -42,6 +42,8 @@ class SteeringConfig:
     num_particles: int = 32  # B, the batch sampled per steered decision
     guide_scale: float = 1.0  # size of the unit reward-gradient step (normalised units)
     guide_from: float = 0.0  # sampling progress from which the reward gradient is applied
+    grad_floor: float = 0.0  # normalise by max(|g|, grad_floor): 0 = unit vectors (published)
+    lateral_only: bool = False  # keep only the gradient across the predicted path (no re-timing)
     repulsion_scale: float = 0.5  # size of the mean RBF repulsion step
     repulsion_until: float = 0.3  # repulsion only while sampling progress <= this (high noise)
     fk_every: int = 2  # Feynman-Kac resampling check every this many steps; 0 disables
@@ -61,7 +63,7 @@ class SteeringConfig:
     def __post_init__(self) -> None:
         _check(isinstance(self.num_particles, int) and self.num_particles >= 2, "num_particles",
                self.num_particles, "steering needs an integer >= 2 particles")
-        for name in ("guide_scale", "repulsion_scale", "fk_lambda"):
+        for name in ("guide_scale", "grad_floor", "repulsion_scale", "fk_lambda"):
             _check(float(getattr(self, name)) >= 0, name, getattr(self, name), "must be >= 0")
         for name in ("guide_from", "repulsion_until"):
             _check(0.0 <= float(getattr(self, name)) <= 1.0, name, getattr(self, name), "is a sampling progress in [0, 1]")
@@ -73,6 +75,26 @@ class SteeringConfig:
         _check(self.executed_steps is None or (isinstance(self.executed_steps, int) and self.executed_steps >= 1),
                "executed_steps", self.executed_steps, "must be an integer >= 1 or None (whole horizon)")
         self.exclude_scores = tuple(str(s) for s in self.exclude_scores)
+
+
+def lateral_part(grad: Tensor, x0: Tensor, dims: Sequence[int], velocity: bool = False) -> Tensor:
+    """The gradient without its component along the predicted path, on the position dims.
+
+    The path's local direction is the central difference of the positions (or, for velocity
+    actions, the velocity itself). What remains bends the path without re-timing it.
+    """
+    dims = list(dims)
+    p = x0[..., dims]
+    if velocity or p.shape[-2] < 2:
+        tangent = p
+    else:
+        tangent = torch.cat([p[..., 1:2, :] - p[..., :1, :], p[..., 2:, :] - p[..., :-2, :],
+                             p[..., -1:, :] - p[..., -2:-1, :]], dim=-2)
+    tangent = tangent / tangent.norm(dim=-1, keepdim=True).clamp_min(1e-9)
+    g = grad[..., dims]
+    out = grad.clone()
+    out[..., dims] = g - (g * tangent).sum(-1, keepdim=True) * tangent
+    return out
 
 
 class SteerOutput(NamedTuple):
@@ -189,7 +211,9 @@ class Steering:
         scale = state.action_scale.to(x0)
         direction = torch.zeros_like(x0)
         if c.guide_scale > 0 and state.progress >= c.guide_from:
-            g = unit_normalise(grad * scale * mask)
+            if c.lateral_only:
+                grad = lateral_part(grad, x0, c.position_dims, c.velocity_actions)
+            g = unit_normalise(grad * scale * mask, c.grad_floor)
             direction = direction + c.guide_scale * run.strength[:, None, None, None] * g
         if c.repulsion_scale > 0 and state.progress <= c.repulsion_until:
             sel = mask.bool()

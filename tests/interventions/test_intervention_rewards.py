@@ -33,7 +33,7 @@ def random_traj(batch=16, steps=8, seed=0, scale=0.3):
 @pytest.mark.parametrize("shape", ["sphere", "cylinder"])
 def test_keep_out_pushes_points_away_from_the_centre(shape):
     centre = torch.tensor([0.1, -0.05, 0.0], dtype=torch.float64)
-    r = KeepOut(center=centre.tolist(), radius=0.4, margin=0.05, tau=0.02, shape=shape)
+    r = KeepOut(center=centre.tolist(), radius=0.4, margin=0.05, tau=0.02, shape=shape, segments=False)
     traj = centre + random_traj(scale=0.2)
     g = grad_of(r, traj)
     out = traj - centre
@@ -49,6 +49,18 @@ def test_keep_out_pushes_points_away_from_the_centre(shape):
     assert r(far.expand(3, 5, 3)).abs().max() < 1e-12  # ~0 well outside radius + margin
     deep = r(centre.expand(1, 4, 3))
     assert deep.item() == pytest.approx(-4 * 0.45, rel=1e-3)  # ~ minus summed penetration depth
+
+
+def test_keep_out_on_segments_catches_jumps_and_pushes_sideways():
+    # Two points on either side of the disc: each is outside, the segment between them is not.
+    traj = torch.tensor([[[-0.5, 0.05, 0.0], [0.5, 0.05, 0.0]]], dtype=torch.float64)
+    points = KeepOut([0, 0], radius=0.3, segments=False)
+    path = KeepOut([0, 0], radius=0.3)
+    assert points(traj).abs().item() < 1e-6
+    assert path(traj).item() == pytest.approx(-0.25, abs=1e-3)  # penetration of the segment
+    g = grad_of(path, traj)
+    assert torch.all(g[0, :, 1] > 0) and torch.allclose(g[0, :, 0], torch.zeros(2, dtype=torch.float64), atol=1e-9)
+    assert path.distance(random_traj()).shape == (16, 7)
 
 
 def test_reach_pulls_toward_the_target():

@@ -19,7 +19,7 @@ def particles(n=2, b=8, h=6, seed=0):
 
 def test_reward_gradient_is_masked_scaled_and_unit_normalised():
     x0 = particles()
-    steer = Steering(KeepOut([0.0, 0.0], radius=1.0), guide_scale=0.7, repulsion_scale=0.0, fk_every=0,
+    steer = Steering(KeepOut([0.0, 0.0], radius=1.0, segments=False), guide_scale=0.7, repulsion_scale=0.0, fk_every=0,
                      position_dims=(0, 1), executed_steps=4, adaptive_strength=False)
     out = steer(state(x0, scale=(2.0, 0.5, 3.0)))
     d = out.direction
@@ -53,7 +53,7 @@ def test_feynman_kac_resampling_when_the_ess_collapses():
     x0[0, :6, :, :2] = 0.0  # obs 0: 6 of 8 particles deep inside the keep-out disc, ESS ~ 2
     x0[0, 6:, :, :2] = 2.0
     x0[1, :, :, :2] += 3.0  # obs 1: all far outside, equal rewards, ESS = 8
-    steer = Steering(KeepOut([0.0, 0.0], radius=0.5), fk_every=2, fk_lambda=20.0, repulsion_scale=0.0, seed=0)
+    steer = Steering(KeepOut([0.0, 0.0], radius=0.5, segments=False), fk_every=2, fk_lambda=20.0, repulsion_scale=0.0, seed=0)
     first = steer(state(x0, step=0))
     assert first.indices is None  # checked every 2nd step only
     second = steer(state(x0, step=1))
@@ -67,7 +67,7 @@ def test_feynman_kac_resampling_when_the_ess_collapses():
 def test_running_max_survives_resampling_and_is_reset_per_run():
     x0 = torch.zeros(1, 4, 3, 3)
     x0[0, 0, :, :2] = 2.0  # one safe particle
-    steer = Steering(KeepOut([0.0, 0.0], radius=0.5), fk_every=1, fk_lambda=50.0, repulsion_scale=0.0, seed=0)
+    steer = Steering(KeepOut([0.0, 0.0], radius=0.5, segments=False), fk_every=1, fk_lambda=50.0, repulsion_scale=0.0, seed=0)
     idx = steer(state(x0, step=0)).indices
     assert torch.all(idx == 0)
     assert torch.allclose(steer._run.running_max, torch.zeros(1, 4), atol=1e-6)  # all copies of the safe one
