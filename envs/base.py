@@ -93,6 +93,7 @@ class TaskEnv(gym.Env, abc.ABC):
         self._camera: Camera | None = None
         self._video: Camera | None = None
         self._active: list[Shift] = []
+        self._init: Mapping[str, Any] = {}
         self._labels = EpisodeLabels()
         self._t, self._seed, self._needs_reset = 0, -1, True
 
@@ -140,6 +141,8 @@ class TaskEnv(gym.Env, abc.ABC):
     @abc.abstractmethod
     def obstacle_clearance(self, xy: np.ndarray, init: Mapping[str, Any]) -> float:
         """Distance from ``xy`` to anything an obstacle must not overlap at the start or goal."""
+
+    obstacle_offset: ClassVar[float] = 0.12  # obstacle's distance from the path at severity 0 (m)
 
     def obstacle_height(self, severity: float) -> float:
         return 0.05

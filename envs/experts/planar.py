@@ -15,7 +15,7 @@ import mujoco
 import numpy as np
 
 from envs.experts.base import straight
-from envs.geometry import point_rect_distance, rot2
+from envs.geometry import point_rect_distance, rot2, segment_point_distance
 
 Rect = tuple[np.ndarray, np.ndarray, float]  # centre xy, half extents xy, heading
 Circle = tuple[np.ndarray, float]  # centre xy, radius
@@ -103,13 +103,29 @@ def _radial_out(p: np.ndarray, circle: Circle) -> np.ndarray:
     return c + (v / n if n > 1e-9 else np.array([1.0, 0.0])) * r
 
 
-def _arc(a: np.ndarray, b: np.ndarray, circle: Circle, step: float) -> list[np.ndarray]:
-    """Points on the circle from the direction of a to the direction of b, the shorter way."""
+def _arc(a: np.ndarray, b: np.ndarray, circle: Circle, step: float, longer: bool = False) -> list[np.ndarray]:
+    """Points on the circle from the direction of a to the direction of b (the shorter way by default)."""
     c, r = circle
     ta, tb = np.arctan2(*(a - c)[::-1]), np.arctan2(*(b - c)[::-1])
     dt = (tb - ta + np.pi) % (2 * np.pi) - np.pi
+    if longer:
+        dt -= np.copysign(2 * np.pi, dt)
     n = max(1, int(np.ceil(abs(dt) * r / step)))
     return [c + r * np.array([np.cos(ta + dt * i / n), np.sin(ta + dt * i / n)]) for i in range(n + 1)]
+
+
+def blocked(points: list[np.ndarray], circles: list[Circle]) -> bool:
+    """Whether the polyline through ``points`` comes inside any circle (its first point excepted)."""
+    for c, r in circles:
+        inside_at_start = np.linalg.norm(points[0] - c) < r
+        for i, (p, q) in enumerate(zip(points[:-1], points[1:])):
+            if not (i == 0 and inside_at_start) and segment_point_distance(p, q, c) < r * 0.98:
+                return True
+    return False
+
+
+def _crosses(points: list[np.ndarray], circles: list[Circle]) -> bool:
+    return any(_first_hit(p, q, circles) >= 0 for p, q in zip(points[:-1], points[1:]))
 
 
 def _first_hit(a: np.ndarray, b: np.ndarray, circles: list[Circle]) -> int:
@@ -145,8 +161,12 @@ def _detour(a: np.ndarray, b: np.ndarray, circles: list[Circle], step: float, de
     if i < 0:
         return straight(a, b, step)
     circle = (circles[i][0], circles[i][1] * 1.05)
-    arc = _arc(a, b, circle, step)
     rest = [c for j, c in enumerate(circles) if j != i]
+    arc = _arc(a, b, circle, step)
+    if _crosses(arc, rest):  # the short way round runs into another circle: try the long way
+        other = _arc(a, b, circle, step, longer=True)
+        if not _crosses(other, rest):
+            arc = other
     path = _detour(a, arc[0], rest, step, depth - 1)
     for p, q in zip(arc[:-1], arc[1:]):
         path += straight(p, q, step)

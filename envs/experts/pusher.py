@@ -18,9 +18,10 @@ import mujoco
 import numpy as np
 
 from envs.experts.base import WaypointFollower, straight
-from envs.experts.planar import MOVE_STEP, Circle, Lookahead, Push, Rect, choose, edge_contacts, entry_point, make_push, route
+from envs.experts.planar import MOVE_STEP, Circle, Lookahead, Push, Rect, blocked, choose, edge_contacts, entry_point, make_push, route
 
 TRAVEL_WEIGHT = 0.02  # cost per metre of travel to a pre-contact point
+OBSTACLE_MARGIN = 0.015  # pushes leaving an object closer than this to the obstacle are ruled out
 
 
 class GreedyPushExpert(abc.ABC):
@@ -67,25 +68,41 @@ class GreedyPushExpert(abc.ABC):
         g = self.env.obstacle_geom
         if g < 0:
             return []
-        return [(self.env.model.geom_pos[g, :2].copy(), float(self.env.model.geom_size[g, 0]) + self.pusher_radius + 0.01)]
+        return [(self.env.model.geom_pos[g, :2].copy(), float(self.env.model.geom_size[g, 0]) + self.pusher_radius + 0.02)]
 
     # ---- planning -------------------------------------------------------------------------
+    def _score(self, d: mujoco.MjData) -> float:
+        """The subclass cost, or inf when an object ends up within OBSTACLE_MARGIN of the obstacle."""
+        g = self.env.obstacle_geom
+        if g >= 0:
+            for obj in self._object_geoms:
+                if mujoco.mj_geomDistance(self.env.model, d, g, obj, OBSTACLE_MARGIN, None) < OBSTACLE_MARGIN:
+                    return np.inf
+        return self._cost(d)
+
     def _plan(self) -> list[np.ndarray]:
         pusher = self.env.agent_position()
         rects, circle = self._object()
+        self._object_geoms = [self.env.model.geom(n).id for n in self.env.object_geoms]
         pushes: list[Push] = [
             make_push(p, n, self.depth, self.pusher_radius, edge)
             for p, n, edge in edge_contacts(rects, self.pusher_radius, self.spacing)
         ]
-        costs = np.stack([self.look.stroke_costs(p, self._cost) + TRAVEL_WEIGHT * np.linalg.norm(p.pre - pusher) for p in pushes])
-        flat = choose(self.rng, costs.ravel(), self._cost(self.env.data), self.slack)
-        push, k = pushes[flat // costs.shape[1]], flat % costs.shape[1]
+        costs = np.stack([self.look.stroke_costs(p, self._score) + TRAVEL_WEIGHT * np.linalg.norm(p.pre - pusher) for p in pushes])
+        current, avoid = self._score(self.env.data), self._avoid()
+        for _ in range(costs.size):
+            flat = choose(self.rng, costs.ravel(), current, self.slack)
+            push, k = pushes[flat // costs.shape[1]], flat % costs.shape[1]
+            entry = entry_point(push.pre, push.normal, circle)
+            stroke = push.stroke[: k + 1]
+            path = route(pusher, entry, [circle, *avoid]) + straight(entry, push.pre, MOVE_STEP)
+            path += [push.pre] + stroke + [stroke[-1] + push.normal * 0.02]
+            if not avoid or not blocked([pusher, *path], avoid) or not np.isfinite(costs).any():
+                break
+            costs.flat[flat] = np.inf  # its way there or back runs into the obstacle: next best
         if not self.strategy:
             self.strategy = self._describe_first(push)
-        entry = entry_point(push.pre, push.normal, circle)
-        path = route(pusher, entry, [circle, *self._avoid()]) + straight(entry, push.pre, MOVE_STEP)
-        stroke = push.stroke[: k + 1]
-        return path + [push.pre] + stroke + [stroke[-1] + push.normal * 0.02]
+        return path
 
 
 def touches(d: mujoco.MjData, geom: int) -> bool:

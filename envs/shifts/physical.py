@@ -100,7 +100,8 @@ class Friction(Shift):
 class Obstacle(Shift):
     name = "obstacle"
     description = ("a static cylinder near the straight path from an object's start to its goal: "
-                   "lateral offset 0.12*(1-severity) m (on the path at 1; the nearest clear point where the "
+                   "lateral offset (1-severity) times the task's obstacle offset (push_t 0.2 m, others 0.12 m; "
+                   "on the path at 1, or the nearest clear point where the "
                    "start or goal footprint is in the way), radius 0.012 + 0.018*severity m, in pick-and-place "
                    "height 0.05 + 0.15*severity m; touching it is a failure")
     expected = "graded"
@@ -112,7 +113,7 @@ class Obstacle(Shift):
         p0, p1 = (np.asarray(p, float) for p in segments[int(rng.integers(len(segments)))])
         frac, side = float(rng.uniform(0.35, 0.65)), _sign(rng)
         radius, height = 0.012 + 0.018 * s, env.obstacle_height(s)
-        xy = self._place(p0, p1, frac, side * 0.12 * (1.0 - s), radius, init)
+        xy = self._place(p0, p1, frac, side * env.obstacle_offset * (1.0 - s), radius, init)
         self.params.update(xy=xy.tolist(), radius=radius, height=height, segment=[p0.tolist(), p1.tolist()])
         spec.worldbody.add_geom(
             name="obstacle", type=mujoco.mjtGeom.mjGEOM_CYLINDER, size=[radius, height / 2, 0],

@@ -42,14 +42,18 @@ class ObsBias(Shift):
                    f"feature, +/-{BIAS_PX:g}*severity grey levels per image channel")
     expected = "graded"
 
+    def on_reset(self) -> None:
+        self.offsets: dict[str, np.ndarray] = {}
+
     def transform_obs(self, obs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        if not self.params:  # draw once per episode, on the first observation
+        if not self.offsets:  # drawn once per episode, on the first observation
             for key, val in obs.items():
                 scale, shape = (BIAS_PX, (1, 1, val.shape[-1])) if val.dtype == np.uint8 else (BIAS_M, val.shape)
-                self.params[key] = self.rng.uniform(-1, 1, shape) * scale * self.severity
+                self.offsets[key] = self.rng.uniform(-1, 1, shape) * scale * self.severity
+                self.params[key] = self.offsets[key].ravel().tolist()
         out = {}
         for key, val in obs.items():
-            bias = self.params[key]
+            bias = self.offsets[key]
             out[key] = _noisy_image(val, bias) if val.dtype == np.uint8 else (val + bias).astype(val.dtype)
         return out
 

@@ -40,6 +40,7 @@ class PushTEnv(TaskEnv):
     object_bodies = ("block",)
     object_geoms = ("block_bar", "block_stem")
     camera_name, camera_target, camera_up = "top", (0.0, 0.0, 0.0), (0.0, 1.0, 0.0)
+    obstacle_offset = 0.2  # the T sweeps a wide corridor when it turns
     push_window = (20, 60)
     push_speed = 1.2
 
