@@ -83,7 +83,7 @@ class TaskEnv(gym.Env, abc.ABC):
         self.dt = self.model.opt.timestep * self.n_substeps
         self.action_space = gym.spaces.Box(np.asarray(self.action_low, np.float32), np.asarray(self.action_high, np.float32), dtype=np.float32)
         self._low, self._high = np.asarray(self.action_low, np.float64), np.asarray(self.action_high, np.float64)
-        vec = lambda n: gym.spaces.Box(-np.inf, np.inf, (n,), np.float32)  # noqa: E731
+        vec = lambda n: gym.spaces.Box(-10.0, 10.0, (n,), np.float32)  # noqa: E731  (metres / unit features)
         spaces = {"agent_pos": vec(self.agent_dim)}
         if obs_mode == "image":
             spaces["image"] = gym.spaces.Box(0, 255, (self.image_size, self.image_size, 3), np.uint8)

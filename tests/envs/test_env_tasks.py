@@ -102,3 +102,14 @@ def test_timing_and_description(task):
     d = env.describe()
     assert d["task"] == task and d["control_hz"] == 10 and d["n_substeps"] * d["timestep"] == pytest.approx(0.1)
     assert d["max_episode_steps"] == env.max_episode_steps > 0
+
+
+def test_passes_gymnasiums_env_checker(task):
+    import warnings
+
+    from gymnasium.utils.env_checker import check_env
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # any checker warning fails the test ...
+        warnings.filterwarnings("ignore", message=".*symmetric and normalized space")  # ... but this: actions are metres
+        check_env(envs.make_env(task), skip_render_check=True)
