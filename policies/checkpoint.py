@@ -1,0 +1,59 @@
+"""Policy checkpoint files: ``config.json`` (what to build) + ``model.safetensors`` (weights, EMA, normalizer).
+
+No pickled objects: the json names the policy kind, its PolicyConfig and the data shapes, and the
+safetensors file holds every tensor of the policy's state dict.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+FORMAT = "fiper-policy/1"
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+TRAIN_HINT = "python -m launch.train data=<demo store> policy=diffusion_unet out={dir}"
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def write_policy_files(directory: str | os.PathLike, meta: Mapping[str, Any], state: Mapping[str, torch.Tensor]) -> Path:
+    """Write weights then config, each atomically, into ``directory`` (created if needed)."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    tmp = directory / (WEIGHTS_FILE + ".tmp")
+    save_file({k: v.detach().contiguous().cpu() for k, v in state.items()}, str(tmp))
+    os.replace(tmp, directory / WEIGHTS_FILE)
+    _atomic_write_text(directory / CONFIG_FILE, json.dumps({"format": FORMAT, **meta}, indent=2))
+    return directory
+
+
+def missing_checkpoint(directory: Path, what: str) -> FileNotFoundError:
+    return FileNotFoundError(
+        f"no policy checkpoint at {directory} ({what}); train one with "
+        f"`{TRAIN_HINT.format(dir=directory)}` or save a policy there with policy.save(dir)"
+    )
+
+
+def read_policy_files(directory: str | os.PathLike, device: torch.device | str = "cpu") -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
+    """The json metadata and the state dict of a saved policy; FileNotFoundError says how to make one."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise missing_checkpoint(directory, "directory does not exist")
+    for name in (CONFIG_FILE, WEIGHTS_FILE):
+        if not (directory / name).is_file():
+            raise missing_checkpoint(directory, f"missing {directory / name}")
+    meta = json.loads((directory / CONFIG_FILE).read_text())
+    if meta.get("format") != FORMAT:
+        raise ValueError(f"{directory / CONFIG_FILE} has format {meta.get('format')!r}, expected {FORMAT!r}: not a fiper policy checkpoint")
+    return meta, load_file(str(directory / WEIGHTS_FILE), device=str(device))

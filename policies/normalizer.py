@@ -1,0 +1,73 @@
+"""Per-dimension min/max normalisation to [-1, 1] (actions, low-dim obs); images are divided by 255.
+
+The statistics are module buffers, so they travel with the weights in the safetensors file.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+# Dimensions whose range is below this are constant in the data: they are centred, not scaled.
+MIN_RANGE = 1e-4
+
+
+def is_image_shape(shape: tuple[int, ...]) -> bool:
+    """Image observations are (H, W, 3) per step (HWC, uint8 in [0, 255])."""
+    return len(shape) == 3 and shape[-1] == 3
+
+
+class RangeNormalizer(nn.Module):
+    """Affine map x -> (x - center) / scale with center/scale from the data's min and max."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.register_buffer("center", torch.zeros(dim))
+        self.register_buffer("scale", torch.ones(dim))
+
+    @torch.no_grad()
+    def fit(self, data: np.ndarray | Tensor) -> None:
+        data = torch.as_tensor(np.asarray(data), dtype=torch.float32).reshape(-1, self.center.numel())
+        if not torch.isfinite(data).all():
+            raise ValueError("cannot fit the normalizer: the data contains NaN or inf values")
+        lo, hi = data.min(0).values, data.max(0).values
+        half = (hi - lo) / 2
+        self.center.copy_((hi + lo) / 2)
+        self.scale.copy_(torch.where(half * 2 < MIN_RANGE, torch.ones_like(half), half))
+
+    def normalize(self, x: Tensor) -> Tensor:
+        return (x - self.center) / self.scale
+
+    def unnormalize(self, x: Tensor) -> Tensor:
+        return x * self.scale + self.center
+
+
+class PolicyNormalizer(nn.Module):
+    """Normalisers for the action and for each low-dim observation key (images only rescale)."""
+
+    def __init__(self, obs_shapes: Mapping[str, tuple[int, ...]], action_dim: int):
+        super().__init__()
+        self.action = RangeNormalizer(action_dim)
+        self.obs = nn.ModuleDict(
+            {k: RangeNormalizer(int(np.prod(s))) for k, s in obs_shapes.items() if not is_image_shape(tuple(s))}
+        )
+        self.image_keys = [k for k, s in obs_shapes.items() if is_image_shape(tuple(s))]
+
+    def fit(self, obs: Mapping[str, np.ndarray], action: np.ndarray) -> None:
+        """Fit on whole data columns: obs {key: (T, *shape)} for the low-dim keys, action (T, A)."""
+        self.action.fit(action)
+        for key, norm in self.obs.items():
+            norm.fit(obs[key])
+
+    def normalize_obs(self, obs: Mapping[str, Tensor]) -> dict[str, Tensor]:
+        """Low-dim keys flattened per step and mapped to [-1, 1]; images to float [0, 1]."""
+        out = {}
+        for key, value in obs.items():
+            if key in self.obs:
+                out[key] = self.obs[key].normalize(value.reshape(*value.shape[:2], -1).float())
+            else:
+                out[key] = value.float() / 255.0
+        return out

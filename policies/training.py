@@ -1,0 +1,224 @@
+"""Train a policy on demonstrations in an EpisodeStore: AdamW, warmup + cosine LR, EMA, validation, resume.
+
+Output directory after (and during) a run::
+
+    config.json          policy kind, PolicyConfig, shapes, info.train_step   <- load_policy(out_dir)
+    model.safetensors    model + EMA + normalizer tensors
+    train_state.pt       optimizer + LR-scheduler state and step (tensors and numbers only)
+    train_config.json    the TrainConfig of the run
+    metrics.json         train / validation loss history
+
+Batches are drawn by a generator seeded with (seed, step), so a resumed run draws exactly the
+batches and noise the uninterrupted run would have drawn.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from fiper.storage import EpisodeStore, TrainingWindows
+from policies.base import ChunkPolicy
+from policies.checkpoint import read_policy_files
+from policies.config import TrainConfig
+from policies.factory import build_policy
+from policies.normalizer import is_image_shape
+
+TRAIN_STATE_FILE = "train_state.pt"
+TRAIN_CONFIG_FILE = "train_config.json"
+METRICS_FILE = "metrics.json"
+
+
+@dataclass
+class TrainResult:
+    """The trained policy (EMA weights sample) and its loss history [(step, loss), ...]."""
+
+    policy: ChunkPolicy
+    step: int
+    out_dir: Path
+    train_loss: list[tuple[int, float]] = field(default_factory=list)
+    val_loss: list[tuple[int, float]] = field(default_factory=list)
+
+
+def resolve_device(name: str) -> torch.device:
+    """'auto' -> cuda when available, else cpu; asking for cuda without one is an error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device={name!r} but CUDA is not available on this machine; use device=cpu or device=auto")
+    return torch.device(name)
+
+
+def split_episodes(n_episodes: int, val_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Episode-level split: (train, val) episode indices; val is empty for a single episode."""
+    order = np.random.default_rng(seed).permutation(n_episodes)
+    n_val = min(n_episodes - 1, int(round(val_fraction * n_episodes))) if val_fraction > 0 else 0
+    if val_fraction > 0 and n_episodes > 1:
+        n_val = max(1, n_val)
+    return np.sort(order[n_val:]), np.sort(order[:n_val])
+
+
+def lr_factor(step: int, warmup: int, total: int) -> float:
+    """Linear warmup then cosine decay to zero."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def _to_device(obs: dict[str, np.ndarray], action: np.ndarray, device: torch.device) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    return {k: torch.from_numpy(np.ascontiguousarray(v)).to(device) for k, v in obs.items()}, torch.from_numpy(action).to(device)
+
+
+def _step_generator(device: torch.device, seed: int, step: int) -> torch.Generator:
+    return torch.Generator(device=device).manual_seed(seed * 1_000_003 + step)
+
+
+def _store_shapes(store: EpisodeStore, obs_keys: list[str]) -> tuple[dict[str, tuple[int, ...]], int]:
+    shapes = {k: tuple(store.data_array(k).shape[1:]) for k in obs_keys}
+    action = store.data_array("action")
+    if action.ndim != 2:
+        raise ValueError(f"{store.path}/data/action has shape {action.shape}; expected (T, A)")
+    return shapes, int(action.shape[1])
+
+
+def _fit_normalizer(policy: ChunkPolicy, store: EpisodeStore, episodes: np.ndarray) -> None:
+    """Min/max statistics over the training episodes (images need none)."""
+    rows = np.concatenate([np.arange(store.episode_slice(int(e)).start, store.episode_slice(int(e)).stop) for e in episodes])
+    keys = [k for k, s in policy.obs_shapes.items() if not is_image_shape(s)]
+    policy.fit_normalizer({k: store.read_data(k)[rows] for k in keys}, store.read_data("action")[rows])
+
+
+class _Trainer:
+    """One training run; kept as a class so the loop, validation and checkpointing read separately."""
+
+    def __init__(self, store_path: str | os.PathLike, config: TrainConfig, out_dir: str | os.PathLike, resume: bool,
+                 stop_at: int | None = None):
+        self.config, self.out_dir, self.stop_at = config, Path(out_dir), stop_at
+        self.device = resolve_device(config.device)
+        store = EpisodeStore.open(store_path)
+        pc = config.policy
+        obs_keys = list(pc.obs_keys) if pc.obs_keys else [k for k in store.data_keys if k != "action"]
+        if not obs_keys:
+            raise ValueError(f"{store.path} holds only 'action'; a policy needs observation keys in data/")
+        shapes, action_dim = _store_shapes(store, obs_keys)
+        train_eps, val_eps = split_episodes(store.n_episodes, config.val_fraction, config.seed)
+        self.windows = TrainingWindows(store, obs_keys, pc.n_obs_steps, pc.horizon, episodes=train_eps)
+        self.val_windows = TrainingWindows(store, obs_keys, pc.n_obs_steps, pc.horizon, episodes=val_eps) if len(val_eps) else None
+        self.step, self.train_loss, self.val_loss = 0, [], []
+        has_ckpt = (self.out_dir / TRAIN_STATE_FILE).exists()
+        if has_ckpt and not resume:
+            raise FileExistsError(f"{self.out_dir} already holds a training checkpoint; pass resume=True (on the command line: resume=true) to continue it, or choose another output directory")
+        torch.manual_seed(config.seed)
+        self.policy = build_policy(pc, shapes, action_dim)
+        _fit_normalizer(self.policy, store, train_eps)
+        self.policy.to(self.device).train()
+        self.optimizer = torch.optim.AdamW(self.policy.model.parameters(), lr=config.lr, weight_decay=config.weight_decay,
+                                           betas=(0.95, 0.999), foreach=True)
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: lr_factor(s, config.warmup_steps, config.steps))
+        if has_ckpt:
+            self._resume(pc)
+
+    def _resume(self, pc) -> None:
+        saved = json.loads((self.out_dir / TRAIN_CONFIG_FILE).read_text())
+        if saved["policy"] != pc.to_dict():
+            raise ValueError(f"cannot resume {self.out_dir}: its policy config differs from this run's; saved {saved['policy']}, given {pc.to_dict()}")
+        meta, weights = read_policy_files(self.out_dir, self.device)
+        state = torch.load(self.out_dir / TRAIN_STATE_FILE, map_location=self.device, weights_only=True)
+        weights_step = meta.get("info", {}).get("train_step")
+        if weights_step != state["step"]:
+            raise ValueError(f"{self.out_dir}: weights are at step {weights_step} but the optimizer state at {state['step']} "
+                             f"(a run stopped while saving); delete {TRAIN_STATE_FILE} and train afresh into a new directory")
+        self.policy.load_state_dict(weights)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.step = int(state["step"])
+        metrics = json.loads((self.out_dir / METRICS_FILE).read_text())
+        self.train_loss = [tuple(x) for x in metrics["train_loss"]]
+        self.val_loss = [tuple(x) for x in metrics["val_loss"]]
+
+    def _batch(self, windows: TrainingWindows, rng: np.random.Generator) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        obs, action = windows.batch(rng.integers(0, len(windows), self.config.batch_size))
+        return _to_device(obs, action, self.device)
+
+    @torch.no_grad()
+    def validate(self) -> float:
+        """Mean EMA-model loss over fixed validation batches and noise (comparable across steps)."""
+        if self.val_windows is None:
+            return float("nan")
+        rng = np.random.default_rng([self.config.seed, 7])
+        gen = _step_generator(self.device, self.config.seed, -1)
+        losses = [self.policy.compute_loss(*self._batch(self.val_windows, rng), generator=gen, use_ema=True)
+                  for _ in range(self.config.val_batches)]
+        return float(torch.stack(losses).mean())
+
+    def save(self) -> None:
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        (self.out_dir / TRAIN_CONFIG_FILE).write_text(json.dumps(self.config.to_dict(), indent=2))
+        state = {"step": self.step, "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict()}
+        tmp = self.out_dir / (TRAIN_STATE_FILE + ".tmp")
+        torch.save(state, tmp)
+        os.replace(tmp, self.out_dir / TRAIN_STATE_FILE)
+        (self.out_dir / METRICS_FILE).write_text(json.dumps({"train_loss": self.train_loss, "val_loss": self.val_loss}))
+        self.policy.save(self.out_dir, info={"train_step": self.step})  # config.json last: the commit
+
+    def run(self) -> TrainResult:
+        c = self.config
+        bar = tqdm(total=c.steps, initial=self.step, disable=not c.progress, desc=f"train {c.policy.kind}/{c.policy.denoiser}")
+        running, count = torch.zeros((), device=self.device), 0
+        stop = c.steps if self.stop_at is None else min(c.steps, self.stop_at)
+        while self.step < stop:
+            rng = np.random.default_rng([c.seed, self.step])
+            obs, action = self._batch(self.windows, rng)
+            loss = self.policy.compute_loss(obs, action, generator=_step_generator(self.device, c.seed, self.step))
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            self.optimizer.step()
+            self.scheduler.step()
+            self.policy.update_ema(min(c.ema_decay, (1 + self.step) / (10 + self.step)))
+            self.step += 1
+            running, count = running + loss.detach(), count + 1
+            bar.update(1)
+            if self.step % c.val_every == 0 or self.step == stop:
+                self.train_loss.append((self.step, float(running) / count))
+                running, count = torch.zeros((), device=self.device), 0
+                self.val_loss.append((self.step, self.validate()))
+                bar.set_postfix(loss=f"{self.train_loss[-1][1]:.4f}", val=f"{self.val_loss[-1][1]:.4f}")
+                if not math.isfinite(self.train_loss[-1][1]):
+                    raise FloatingPointError(f"training loss became {self.train_loss[-1][1]} at step {self.step}; lower train.lr")
+            if self.step % c.checkpoint_every == 0 and self.step < stop:
+                self.save()
+        bar.close()
+        self.save()
+        self.policy.eval()
+        return TrainResult(self.policy, self.step, self.out_dir, self.train_loss, self.val_loss)
+
+
+def train_policy(store_path: str | os.PathLike, config: TrainConfig, out_dir: str | os.PathLike, *, resume: bool = False,
+                 stop_at: int | None = None) -> TrainResult:
+    """Train ``config.policy`` on the demonstrations at ``store_path``; checkpoints go to ``out_dir``.
+
+    Data keys used: ``config.policy.obs_keys`` (None: all but 'action') and 'action'. With
+    ``resume=True`` a checkpoint in ``out_dir`` is continued from its saved step (a missing one
+    starts afresh); without it an existing checkpoint is an error rather than overwritten.
+    ``stop_at`` ends the run early at that step with a checkpoint, as a time-limited job would
+    (the LR schedule still follows ``config.steps``), so a later ``resume=True`` run finishes it.
+    """
+    if not isinstance(config, TrainConfig):
+        raise TypeError(f"config must be a TrainConfig, got {type(config).__name__}")
+    if stop_at is not None and (isinstance(stop_at, bool) or not isinstance(stop_at, int) or stop_at < 1):
+        raise ValueError(f"stop_at={stop_at!r} must be None or an integer >= 1")
+    threads = torch.get_num_threads()
+    if config.cpu_threads is not None:
+        torch.set_num_threads(config.cpu_threads)
+    try:
+        return _Trainer(store_path, config, out_dir, resume, stop_at).run()
+    finally:
+        torch.set_num_threads(threads)

@@ -1,0 +1,101 @@
+"""Training mechanics: resume from the saved step, config checks, the image encoder end to end."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from policy_helpers import tiny_config, tiny_train_config
+
+from fiper.storage import EpisodeStore
+from policies import TrainConfig, build_policy, train_policy
+from policies.training import lr_factor, split_episodes
+
+
+def test_resume_continues_from_the_saved_step_and_matches_an_uninterrupted_run(bimodal_store, tmp_path):
+    config = tiny_train_config(tiny_config("diffusion"), 40, batch_size=32, val_every=10)
+    first = train_policy(bimodal_store, config, tmp_path / "resumed", stop_at=20)
+    assert first.step == 20
+    assert json.loads((tmp_path / "resumed" / "config.json").read_text())["info"]["train_step"] == 20
+    resumed = train_policy(bimodal_store, config, tmp_path / "resumed", resume=True)
+    assert resumed.step == 40
+    assert [s for s, _ in resumed.train_loss] == [10, 20, 30, 40]  # history continues, no restart at 0
+    straight = train_policy(bimodal_store, config, tmp_path / "straight")
+    for key, value in straight.policy.state_dict().items():
+        torch.testing.assert_close(resumed.policy.state_dict()[key], value, msg=key)
+    # Resuming a finished run is a no-op that keeps its step.
+    assert train_policy(bimodal_store, config, tmp_path / "resumed", resume=True).step == 40
+
+
+def test_resume_rejects_a_different_policy_config(bimodal_store, tmp_path):
+    train_policy(bimodal_store, tiny_train_config(tiny_config("flow"), 2, batch_size=8), tmp_path / "run")
+    other = tiny_train_config(tiny_config("flow", embed_dim=16), 4, batch_size=8)
+    with pytest.raises(ValueError, match="policy config differs"):
+        train_policy(bimodal_store, other, tmp_path / "run", resume=True)
+
+
+def test_episode_split_and_lr_schedule():
+    train, val = split_episodes(20, 0.1, seed=0)
+    assert len(val) == 2 and len(train) == 18 and not set(train) & set(val)
+    assert split_episodes(1, 0.1, 0)[1].size == 0 and split_episodes(5, 0.0, 0)[1].size == 0
+    assert lr_factor(0, 10, 100) == pytest.approx(0.1) and lr_factor(9, 10, 100) == pytest.approx(1.0)
+    assert lr_factor(55, 10, 100) == pytest.approx(0.5) and lr_factor(100, 10, 100) == pytest.approx(0.0)
+
+
+@pytest.mark.parametrize(
+    "overrides,match",
+    [
+        (dict(kind="gan"), "kind"),
+        (dict(denoiser="transformer"), "denoiser"),
+        (dict(denoiser="unet", horizon=6, down_dims=[16, 32, 64]), "multiple of 4"),
+        (dict(n_action_steps=9), "cannot exceed horizon"),
+        (dict(down_dims=[12, 32]), "multiple of n_groups"),
+        (dict(obs_keys=["agent_pos", "action"]), "prediction target"),
+        (dict(kernel_size=4), "odd"),
+        (dict(num_inference_steps=0), "num_inference_steps"),
+        (dict(ddim_eta=2.0), "ddim_eta"),
+    ],
+)
+def test_policy_config_rejects_bad_values(overrides, match):
+    with pytest.raises(ValueError, match=match):
+        tiny_config(overrides.pop("kind", "diffusion"), overrides.pop("denoiser", "mlp"), **overrides)
+
+
+@pytest.mark.parametrize(
+    "overrides,match",
+    [(dict(lr=-1.0), "lr"), (dict(steps=0), "steps"), (dict(device="tpu"), "device"), (dict(ema_decay=1.0), "ema_decay"),
+     (dict(val_fraction=1.0), "val_fraction"), (dict(cpu_threads=0), "cpu_threads")],
+)
+def test_train_config_rejects_bad_values(overrides, match):
+    with pytest.raises(ValueError, match=match):
+        TrainConfig(**overrides)
+    with pytest.raises(ValueError, match="unknown TrainConfig fields"):
+        TrainConfig.from_dict({"stepz": 3})
+
+
+def test_image_policy_trains_and_samples(tmp_path):
+    """Random 96x96 RGB images + proprioception: shapes, finite and decreasing loss, sampling."""
+    rng = np.random.default_rng(0)
+    store = EpisodeStore.create(tmp_path / "images.zarr")
+    for _ in range(3):
+        store.append_episode({"image": rng.integers(0, 256, (12, 96, 96, 3), dtype=np.uint8),
+                              "agent_pos": rng.normal(size=(12, 2)).astype(np.float32),
+                              "action": rng.normal(size=(12, 2)).astype(np.float32)})
+    pc = tiny_config("diffusion", encoder="image", image_channels=[8, 16], image_keypoints=8, n_groups=4,
+                     down_dims=[8, 16], mlp_hidden=64)
+    result = train_policy(tmp_path / "images.zarr", tiny_train_config(pc, 24, batch_size=8, val_every=6, lr=3e-3,
+                                                                        val_fraction=0.0), tmp_path / "run")
+    losses = [loss for _, loss in result.train_loss]
+    assert len(losses) == 4 and np.all(np.isfinite(losses)) and losses[-1] < losses[0]
+    policy = result.policy
+    assert policy.obs_shapes == {"agent_pos": (2,), "image": (96, 96, 3)}
+    obs = {"image": torch.from_numpy(rng.integers(0, 256, (2, 2, 96, 96, 3), dtype=np.uint8)), "agent_pos": torch.zeros(2, 2, 2)}
+    z = policy.encode(obs)
+    assert z.shape == (2, policy.embedding_dim) and torch.isfinite(z).all()
+    assert policy.sample(z, 4).shape == (2, 4, 8, 2)
+    with pytest.raises(ValueError, match=r"expected \(N, n_obs_steps, \*shape\) = \(N, 2, 96, 96, 3\)"):
+        policy.encode({**obs, "image": torch.zeros(2, 2, 84, 84, 3, dtype=torch.uint8)})
+    with pytest.raises(ValueError, match="encoder='image'"):
+        build_policy(tiny_config("flow"), {"image": (96, 96, 3)}, 2)
