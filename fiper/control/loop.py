@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from fiper.collection import episode_labels
 from fiper.control.monitored_policy import Decision, MonitoredPolicy
 
 
@@ -44,7 +45,7 @@ def run_episode(
     keys = list(record_keys if record_keys is not None else agent.policy.obs_shapes)
     rows: dict[str, list] = {k: [] for k in [*keys, "action"]}
     infos = []
-    done, t = False, 0
+    done, t, terminated, truncated = False, 0, False, False
     while not done and (max_steps is None or t < max_steps):
         action = agent.act(obs)
         for k in keys:
@@ -54,7 +55,5 @@ def run_episode(
         infos.append({**agent.last_info, **{k: info[k] for k in ("success", "failure_step") if k in info}})
         done = bool(terminated or truncated)
         t += 1
-    out_labels = {"success": bool(info.get("success", False)), "failure_step": int(info.get("failure_step", -1)), "seed": int(seed)}
-    out_labels.update({k: info[k] for k in ("shift", "severity") if k in info})
-    out_labels.update(labels or {})
+    out_labels = {**episode_labels(info, terminated, truncated or not done, t - 1), "seed": int(seed), **(labels or {})}
     return EpisodeResult({k: np.stack(v) for k, v in rows.items()}, list(agent.decisions), out_labels, infos)
