@@ -185,10 +185,14 @@ def entry_point(pre: np.ndarray, normal: np.ndarray, circle: Circle) -> np.ndarr
 
 
 def choose(rng: np.random.Generator, costs: np.ndarray, current: float, slack: float) -> int:
-    """A random index among the candidates within ``slack`` of the best improvement."""
-    best = float(costs.min())
-    gain = max(current - best, 0.0)
+    """A random index among the candidates within ``slack`` of the best improvement.
+
+    With no finite cost at all (every push ends badly) any candidate is as good as another.
+    """
+    finite = np.isfinite(costs)
+    if not finite.any():
+        return int(rng.integers(len(costs)))
+    best = float(costs[finite].min())
+    gain = current - best if np.isfinite(current) and current > best else 0.0
     ok = np.flatnonzero(costs <= best + slack * gain + 1e-9)
     return int(rng.choice(ok))
-
-

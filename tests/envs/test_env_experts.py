@@ -39,3 +39,12 @@ def test_expert_is_reproducible_and_multimodal(task):
 
 def test_expert_satisfies_the_protocol(task):
     assert isinstance(envs.make_expert(envs.make_env(task)), envs.Expert)
+
+
+def test_choice_among_pushes_handles_hopeless_and_flat_costs():
+    from envs.experts.planar import choose
+
+    rng = np.random.default_rng(0)
+    assert choose(rng, np.array([np.inf, np.inf]), np.inf, 0.3) in (0, 1)
+    assert {choose(rng, np.array([1.0, 1.05, 2.0, np.inf]), 1.5, 0.3) for _ in range(50)} == {0, 1}  # within 30 % of the gain
+    assert {choose(rng, np.array([1.0, 1.2]), 0.5, 0.3) for _ in range(20)} == {0}  # no gain: only the best
