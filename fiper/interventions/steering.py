@@ -44,6 +44,7 @@ class SteeringConfig:
     guide_from: float = 0.0  # sampling progress from which the reward gradient is applied
     grad_floor: float = 0.0  # normalise by max(|g|, grad_floor): 0 = unit vectors (published)
     lateral_only: bool = False  # keep only the gradient across the predicted path (no re-timing)
+    direction_space: str = "normalised"  # "normalised": dR/dx0 * scale (chain rule); "env": / scale
     repulsion_scale: float = 0.5  # size of the mean RBF repulsion step
     repulsion_until: float = 0.3  # repulsion only while sampling progress <= this (high noise)
     fk_every: int = 2  # Feynman-Kac resampling check every this many steps; 0 disables
@@ -75,6 +76,8 @@ class SteeringConfig:
         _check(self.executed_steps is None or (isinstance(self.executed_steps, int) and self.executed_steps >= 1),
                "executed_steps", self.executed_steps, "must be an integer >= 1 or None (whole horizon)")
         self.exclude_scores = tuple(str(s) for s in self.exclude_scores)
+        _check(self.direction_space in ("normalised", "env"), "direction_space", self.direction_space,
+               "choose 'normalised' (gradient in the policy's coordinates) or 'env' (steepest in env units)")
 
 
 def lateral_part(grad: Tensor, x0: Tensor, dims: Sequence[int], velocity: bool = False) -> Tensor:
@@ -213,7 +216,8 @@ class Steering:
         if c.guide_scale > 0 and state.progress >= c.guide_from:
             if c.lateral_only:
                 grad = lateral_part(grad, x0, c.position_dims, c.velocity_actions)
-            g = unit_normalise(grad * scale * mask, c.grad_floor)
+            g = grad * scale if c.direction_space == "normalised" else grad / scale
+            g = unit_normalise(g * mask, c.grad_floor)
             direction = direction + c.guide_scale * run.strength[:, None, None, None] * g
         if c.repulsion_scale > 0 and state.progress <= c.repulsion_until:
             sel = mask.bool()
