@@ -11,7 +11,8 @@ from policy_helpers import tiny_config, tiny_train_config
 
 from fiper.storage import EpisodeStore
 from policies import TrainConfig, build_policy, train_policy
-from policies.training import lr_factor, split_episodes
+from policies import training
+from policies.training import lr_factor, resolve_device, split_episodes
 
 
 def test_resume_continues_from_the_saved_step_and_matches_an_uninterrupted_run(bimodal_store, tmp_path):
@@ -27,6 +28,30 @@ def test_resume_continues_from_the_saved_step_and_matches_an_uninterrupted_run(b
         torch.testing.assert_close(resumed.policy.state_dict()[key], value, msg=key)
     # Resuming a finished run is a no-op that keeps its step.
     assert train_policy(bimodal_store, config, tmp_path / "resumed", resume=True).step == 40
+
+
+def test_periodic_and_final_checkpoints(bimodal_store, tmp_path, monkeypatch):
+    saved = []
+    original = training._Trainer.save
+
+    def spy(self):
+        saved.append(self.step)
+        original(self)
+
+    monkeypatch.setattr(training._Trainer, "save", spy)
+    config = tiny_train_config(tiny_config("flow"), 25, batch_size=8, checkpoint_every=10, val_every=5)
+    result = train_policy(bimodal_store, config, tmp_path / "run")
+    assert saved == [10, 20, 25]
+    assert [s for s, _ in result.val_loss] == [5, 10, 15, 20, 25]
+
+
+def test_device_choice():
+    if torch.cuda.is_available():
+        assert resolve_device("auto").type == "cuda"
+    else:
+        assert resolve_device("auto") == torch.device("cpu")
+        with pytest.raises(ValueError, match="CUDA is not available"):
+            resolve_device("cuda")
 
 
 def test_resume_rejects_a_different_policy_config(bimodal_store, tmp_path):
