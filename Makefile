@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	MUJOCO_GL=$${MUJOCO_GL:-egl} $(PY) -m launch.demo
+	MUJOCO_GL=$${MUJOCO_GL:-egl} $(PY) -m launch.pipeline
 
 test: $(STAMP)
 	MUJOCO_GL=$${MUJOCO_GL:-egl} $(PY) -m pytest -q

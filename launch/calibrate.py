@@ -8,13 +8,13 @@ from omegaconf import DictConfig
 from fiper.monitor import load_monitor, read_monitor_config, save_monitor
 from fiper.monitor.workflow import load_decisions, successful_in_distribution
 from fiper.storage import EpisodeStore
-from launch.common import maybe_load_policy, plain, resolve_device, save_config
+from launch.common import maybe_load_policy, plain, resolve_device, save_config, set_cpu_threads
 
 
-@hydra.main(config_path="conf", config_name="calibrate", version_base=None)
-def main(cfg: DictConfig) -> None:
+def run(cfg: DictConfig):
+    set_cpu_threads(cfg.cpu_threads)
     device = resolve_device(cfg.device)
-    policy = maybe_load_policy(cfg.policy, cfg.device)
+    policy = maybe_load_policy(cfg.policy_dir, cfg.device)
     monitor = load_monitor(cfg.monitor_dir, policy=policy, device=device)
     store = EpisodeStore.open(cfg.data)
     data, _ = load_decisions(store, episodes=successful_in_distribution(store), policy=policy,
@@ -27,6 +27,12 @@ def main(cfg: DictConfig) -> None:
     save_config(cfg, cfg.monitor_dir, "calibrate_config.yaml")
     for name, th in thresholds.items():
         print(f"{name}: {th!r}")
+    return monitor
+
+
+@hydra.main(config_path="conf", config_name="calibrate", version_base=None)
+def main(cfg: DictConfig) -> None:
+    run(cfg)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,13 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 
+def set_cpu_threads(threads: int | None) -> None:
+    """Torch intra-op threads. One is fastest for fiper's small per-decision batches on a CPU and
+    avoids oversubscription when several processes share the cores; null keeps torch's default."""
+    if threads:
+        torch.set_num_threads(int(threads))
+
+
 def resolve_device(device: str) -> str:
     """'auto' picks CUDA when available."""
     if device == "auto":

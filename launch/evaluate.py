@@ -6,13 +6,14 @@ import hydra
 from omegaconf import DictConfig
 
 from fiper.evaluation import EvaluationConfig, evaluate_rollouts, summary_table, write_outputs
-from launch.common import plain, resolve_device, save_config
+from launch.common import plain, resolve_device, save_config, set_cpu_threads
 
-LAUNCH_KEYS = ("rollouts", "out", "plots")
+LAUNCH_KEYS = ("rollouts", "out", "plots", "cpu_threads")
 
 
 def run(cfg: DictConfig):
     """Compose the library calls (also used by tests with a composed config)."""
+    set_cpu_threads(cfg.cpu_threads)
     settings = {k: v for k, v in plain(cfg).items() if k not in (*LAUNCH_KEYS, "hydra")}
     settings["device"] = resolve_device(settings.get("device", "cpu"))
     config = EvaluationConfig.from_mapping(settings)

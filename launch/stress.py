@@ -1,4 +1,4 @@
-"""Stress-test a trained policy: python -m launch.stress policy=<dir> monitor_dir=<dir> out=<store>."""
+"""Stress-test a trained policy: python -m launch.stress policy_dir=<dir> monitor_dir=<dir> out=<store>."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from fiper.collection import call_with_accepted, make_env_from_config, resolve
 from fiper.control import MonitoredPolicy, RolloutRecorder
 from fiper.control.sweep import run_sweep
 from fiper.monitor import load_monitor
-from launch.common import maybe_load_policy, plain, resolve_device
+from launch.common import maybe_load_policy, plain, resolve_device, set_cpu_threads
 
 
 def env_builder(env_cfg: dict[str, Any], factories: dict[str, str]):
@@ -27,8 +27,9 @@ def env_builder(env_cfg: dict[str, Any], factories: dict[str, str]):
 
 
 def run(cfg: DictConfig):
+    set_cpu_threads(cfg.cpu_threads)
     device = resolve_device(cfg.device)
-    policy = maybe_load_policy(cfg.policy, device)
+    policy = maybe_load_policy(cfg.policy_dir, device)
     monitor = load_monitor(cfg.monitor_dir, policy=policy, device=device) if cfg.monitor_dir else None
     agent = MonitoredPolicy(policy, monitor, num_samples=cfg.num_samples, select=cfg.select, seed=cfg.seeds.start)
     env_cfg = plain(cfg.env)

@@ -54,6 +54,12 @@ def _leaf_arrays(group: zarr.Group, prefix: str = "") -> dict[str, zarr.Array]:
     return out
 
 
+def _plain(arr: np.ndarray) -> np.ndarray:
+    """numpy's variable-width StringDType (what zarr returns for text) as a plain '<U' array."""
+    arr = np.asarray(arr)
+    return np.array(arr.tolist(), dtype=str) if arr.dtype.kind in "TO" else arr
+
+
 class EpisodeStore:
     """Append, index and read episodes of a zarr store without loading it into memory."""
 
@@ -242,11 +248,11 @@ class EpisodeStore:
     def episode(self, i: int, keys: Iterable[str] | None = None) -> dict[str, np.ndarray]:
         """All (or the named) per-step arrays of episode ``i``."""
         sl = self.episode_slice(i)
-        return {k: self.data_array(k)[sl] for k in (keys or self.data_keys)}
+        return {k: _plain(self.data_array(k)[sl]) for k in (keys or self.data_keys)}
 
     def episode_decisions(self, i: int, keys: Iterable[str] | None = None) -> dict[str, np.ndarray]:
         sl = self.decision_slice(i)
-        return {k: self.decision_array(k)[sl] for k in (keys or self.decision_keys)}
+        return {k: _plain(self.decision_array(k)[sl]) for k in (keys or self.decision_keys)}
 
     def steps(self, key: str, start: int, stop: int) -> np.ndarray:
         """Rows [start, stop) of ``data/<key>``, within the committed region."""
@@ -256,14 +262,14 @@ class EpisodeStore:
 
     def meta(self, key: str) -> np.ndarray:
         """Per-episode labels ``meta/<key>`` for the committed episodes."""
-        return np.asarray(self._lookup(self._meta, "meta", key)[: self.n_episodes])
+        return _plain(self._lookup(self._meta, "meta", key)[: self.n_episodes])
 
     def read_data(self, key: str) -> np.ndarray:
         """The whole committed ``data/<key>`` column (for low-dim arrays that fit in memory)."""
         return self.data_array(key)[: self.n_steps]
 
     def read_decisions(self, key: str) -> np.ndarray:
-        return self.decision_array(key)[: self.n_decisions]
+        return _plain(self.decision_array(key)[: self.n_decisions])
 
     # ------------------------------------------------------------------ writing
     def _require_writable(self) -> None:

@@ -1,0 +1,171 @@
+"""MonitoredPolicy in a real MuJoCo task: recording, injected alarms, fallbacks, fail-safe."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import envs
+from calibration import Threshold
+from fiper.collection import collect
+from fiper.control import MonitoredPolicy, RolloutRecorder, run_episode
+from fiper.interventions import FallbackContext, GradedResponse, HoldPosition, Retreat
+from fiper.monitor import FailureMonitor, PolicyIdentity
+from fiper.monitor.fitting import fit_monitor
+from fiper.monitor.workflow import load_decisions
+from fiper.storage import EpisodeStore
+from policies import PolicyConfig, TrainConfig, train_policy
+
+B, MAX_STEPS = 8, 40
+SCORES = {"rnd_oe": {"score": "rnd_oe", "target_widths": [16], "predictor_widths": [32, 32], "out_dim": 8,
+                     "train": {"lr": 3e-3, "max_epochs": 3}},
+          "ace": {"score": "ace", "dims": [0, 1]}}
+
+
+def make_env(terminate: bool = True):
+    return envs.make_env("push_t", max_episode_steps=MAX_STEPS, terminate_on_success=terminate, terminate_on_failure=terminate)
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    """A tiny push-T policy trained briefly on expert demos, and a monitor fitted on its replays."""
+    root = tmp_path_factory.mktemp("control")
+    env = envs.make_env("push_t")
+    store = EpisodeStore.create(root / "demos.zarr")
+    collect(env, envs.make_expert(env), store, 3, seed=0, progress=False)
+    cfg = PolicyConfig(kind="diffusion", denoiser="mlp", horizon=8, n_action_steps=4, embed_dim=16, encoder_hidden=32,
+                       mlp_hidden=64, mlp_layers=2, num_inference_steps=4)
+    train_policy(root / "demos.zarr", TrainConfig(policy=cfg, steps=40, batch_size=64, device="cpu", progress=False,
+                                                  val_every=1000, checkpoint_every=10**6), root / "policy")
+    from policies import load_policy
+
+    policy = load_policy(root / "policy")
+    data, identity = load_decisions(EpisodeStore.open(root / "demos.zarr"), policy=policy, num_samples=B)
+    monitor = fit_monitor(data, identity, scores=SCORES, windows={"rnd_oe": 2, "ace": 2})
+    monitor.calibrate(monitor.score_offline(data.embeddings, data.samples, data.decision_ends), data.decision_ends, delta=0.3)
+    return root, policy, monitor
+
+
+def alarm_from(monitor: FailureMonitor, decision: int) -> FailureMonitor:
+    """The same scores with thresholds that never alarm before ``decision`` and always from it on."""
+    curve = np.r_[np.full(decision, 1e12), -1e12]
+    th = {n: Threshold("time_varying", 0.1, curve, 10, False) for n in monitor.names}
+    return FailureMonitor(monitor.scores, monitor.identity, windows=monitor.windows, rule=monitor.rule, thresholds=th)
+
+
+def context(policy) -> FallbackContext:
+    return FallbackContext(action_dim=policy.action_dim, position_dims=[0, 1], agent_pos_key="agent_pos")
+
+
+def test_monitored_rollout_records_every_contract_key(setup, tmp_path):
+    root, policy, monitor = setup
+    agent = MonitoredPolicy(policy, monitor, num_samples=B)
+    recorder = RolloutRecorder(tmp_path / "rollouts.zarr", score_names=monitor.names, attrs={"task": "push_t"})
+    env = make_env()
+    for seed in (1, 2):
+        result = run_episode(env, agent, seed=seed, labels={"shift": "none", "severity": 0.0})
+        recorder.write(result.steps, result.decisions, result.labels)
+    store = EpisodeStore.open(tmp_path / "rollouts.zarr")
+    assert store.n_episodes == 2
+    assert {"agent_pos", "object", "action"} <= set(store.data_keys)
+    need = {"embedding", "samples", "env_step", "alarm", "score/rnd_oe", "score/ace", "ratio/ace", "intervention", "timing/total_ms"}
+    assert need <= set(store.decision_keys)
+    assert {"success", "failure_step", "shift", "severity", "seed"} <= set(store.meta_keys)
+    dec = store.episode_decisions(0)
+    n = len(dec["env_step"])
+    assert dec["samples"].shape == (n, B, policy.horizon, policy.action_dim)
+    np.testing.assert_array_equal(dec["env_step"], np.arange(n) * policy.n_action_steps)
+    assert store.episode_lengths[0] == len(result.infos) or store.episode_lengths[1] == len(result.infos)
+    assert np.all(np.isfinite(dec["score/rnd_oe"])) and np.all(dec["timing/total_ms"] > 0)
+    # live scores equal the offline re-scoring of the recorded batches (float16 samples: ACE exact up to binning)
+    offline = monitor.score_offline(dec["embedding"], dec["samples"].astype(np.float32), [n])
+    np.testing.assert_allclose(offline["rnd_oe"], dec["score/rnd_oe"], rtol=1e-5)
+    assert store.meta("seed").tolist() == [1, 2] and store.meta("shift").tolist() == ["none", "none"]
+
+
+def test_hold_fallback_on_injected_alarm_keeps_position(setup):
+    _, policy, monitor = setup
+    ctx = context(policy)
+    agent = MonitoredPolicy(policy, alarm_from(monitor, 2), num_samples=B, context=ctx,
+                            response=GradedResponse(fallback=HoldPosition()))
+    env = make_env(terminate=False)
+    obs, _ = env.reset(seed=3)
+    agent.reset(seed=3)
+    positions, infos = [], []
+    for _ in range(30):
+        obs, *_ = env.step(agent.act(obs))
+        infos.append(agent.last_info)
+        positions.append(obs["agent_pos"][:2].copy())
+    start = next(i for i, info in enumerate(infos) if info["fallback_active"])
+    assert start == 2 * policy.n_action_steps  # third decision: alarm -> fallback
+    assert infos[start]["intervention"] == "fallback:hold" and infos[start]["alarm"]
+    held = np.array(positions[start + 2:])
+    assert np.max(np.linalg.norm(held - held[0], axis=1)) < 2e-3  # stays put (m)
+    assert not agent.queue and all(i["fallback_active"] for i in infos[start:])
+
+
+def test_retreat_fallback_moves_back_along_the_path(setup):
+    _, policy, monitor = setup
+    ctx = context(policy)
+    agent = MonitoredPolicy(policy, alarm_from(monitor, 4), num_samples=B, context=ctx,
+                            response=GradedResponse(fallback=Retreat(steps=12)))
+    env = make_env(terminate=False)
+    obs, _ = env.reset(seed=4)
+    agent.reset(seed=4)
+    executed = []
+    while True:
+        action = agent.act(obs)
+        if agent.fallback_active:
+            break
+        executed.append(action)
+        obs, *_ = env.step(action)
+    executed = np.array(executed)
+    retreat, positions = [action], []
+    obs, *_ = env.step(action)
+    for _ in range(14):
+        retreat.append(agent.act(obs))
+        obs, *_ = env.step(retreat[-1])
+        positions.append(obs["agent_pos"].copy())
+    retreat = np.array(retreat)
+    # after the first step (the measured position) it replays earlier targets, newest to oldest
+    idx = [int(np.flatnonzero(np.all(np.isclose(executed, a), axis=1))[-1]) for a in retreat[1:12] if np.isclose(executed, a).all(1).any()]
+    assert len(idx) >= 10 and np.all(np.diff(idx) <= 0) and idx[0] - idx[-1] >= 8
+    goal = retreat[-1]
+    gaps = np.linalg.norm(np.array(positions) - goal, axis=1)
+    assert gaps[-1] < 0.5 * gaps[0] + 1e-3  # the pusher travels back toward the oldest target
+
+
+class Boom:
+    """A score that breaks at its third decision (as a CUDA error or a NaN bug would)."""
+
+    name, needs, embedding_dim, sample_shape, fitted = "boom", frozenset({"embedding"}), None, None, True
+
+    def __init__(self):
+        self.calls = 0
+
+    def reset(self):
+        self.calls = 0
+
+    def step(self, embedding, samples):
+        self.calls += 1
+        if self.calls == 3:
+            raise RuntimeError("simulated score failure")
+        return 0.0
+
+
+def test_score_exception_triggers_fallback_and_is_recorded(setup, tmp_path):
+    _, policy, _ = setup
+    ident = PolicyIdentity.of(policy, B)
+    monitor = FailureMonitor({"boom": Boom()}, ident, windows={"boom": 1}, rule="single",
+                             thresholds={"boom": Threshold("constant", 0.1, [1.0], 10, True)})
+    agent = MonitoredPolicy(policy, monitor, num_samples=B, context=context(policy), response=GradedResponse(fallback=HoldPosition()))
+    result = run_episode(make_env(terminate=False), agent, seed=5)
+    recorder = RolloutRecorder(tmp_path / "r.zarr", score_names=["boom"])
+    recorder.write(result.steps, result.decisions, result.labels)
+    dec = EpisodeStore.open(tmp_path / "r.zarr").episode_decisions(0)
+    assert dec["failsafe"].tolist() == [False, False, True]
+    assert "simulated score failure" in dec["reason"][2] and dec["intervention"][2] == "fallback:hold"
+    assert len(result.steps["action"]) == MAX_STEPS  # the loop went on under the fallback, no crash
+    with torch.no_grad():
+        assert result.infos[-1]["fallback_active"]
