@@ -52,7 +52,7 @@ def load_decisions(
     if policy is None:
         raise ValueError(
             f"{store.path} has no recorded decisions (decisions/embedding, decisions/samples); "
-            "pass the policy checkpoint (policy=<dir>) so its decisions can be replayed on the observations"
+            "pass the policy checkpoint (policy_dir=<dir>) so its decisions can be replayed on the observations"
         )
     batch = replay_decisions(policy, store, num_samples, episodes=episodes, seed=seed)
     data = ScoreFitData(batch.embeddings, batch.samples, batch.decision_ends, seed=seed, device=device)
