@@ -3,25 +3,19 @@
 from __future__ import annotations
 
 from policies import PolicyConfig, TrainConfig
-from policies.toy_data import BimodalTask
+from policies.toy_data import BimodalTask, toy_policy_config, toy_train_config
 
-# A short approach then an 8-step half circle: 3 of 10 windows per episode are ambiguous.
-TASK = BimodalTask(approach_steps=2, arc_steps=8)
-TINY = dict(horizon=8, n_action_steps=4, n_obs_steps=2, down_dims=[16, 32], embed_dim=32, encoder_hidden=64,
-            mlp_hidden=128, mlp_layers=2, time_embed_dim=32)
-SAMPLER_STEPS = {"diffusion": 16, "flow": 10}
+# The default task: a 2-step approach then an 8-step half circle (3 of 10 windows are ambiguous).
+TASK = BimodalTask()
 OBS_SHAPES = {"agent_pos": (2,)}
 
 
 def tiny_config(kind: str, denoiser: str = "mlp", **overrides) -> PolicyConfig:
-    fields = {**TINY, "num_inference_steps": SAMPLER_STEPS.get(kind, 10), **overrides}
-    return PolicyConfig(kind=kind, denoiser=denoiser, **fields)
+    return toy_policy_config(kind, denoiser, **overrides)
 
 
 def tiny_train_config(policy: PolicyConfig, steps: int, **overrides) -> TrainConfig:
-    base = dict(batch_size=128, lr=1e-2, warmup_steps=20, ema_decay=0.95, val_every=100, checkpoint_every=10**6,
-                device="cpu", cpu_threads=1, progress=False)
-    return TrainConfig(policy=policy, steps=steps, **{**base, **overrides})
+    return toy_train_config(policy, steps, **{"device": "cpu", "progress": False, **overrides})
 
 
 def passes_mode_check(fractions: dict[str, float]) -> bool:
