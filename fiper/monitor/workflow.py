@@ -38,17 +38,24 @@ def load_decisions(
     num_samples: int = 32,
     seed: int = 0,
     device: Any = "cpu",
-) -> tuple[ScoreFitData, PolicyIdentity | None]:
-    """Fit data of ``episodes``: recorded decisions if the store has them, else replayed through ``policy``."""
+) -> tuple[ScoreFitData, PolicyIdentity]:
+    """Fit data of ``episodes`` and the shapes of the policy that produced it.
+
+    Recorded decisions are used when the store has them (their shapes define the identity; a
+    given ``policy`` must match them), else the policy is replayed on the stored observations.
+    """
     episodes = np.arange(store.n_episodes) if episodes is None else np.asarray(episodes, dtype=np.int64)
     if len(episodes) == 0:
         raise ValueError(f"{store.path}: no episodes selected (need successful in-distribution episodes)")
     if has_decisions(store):
         data = ScoreFitData.from_store(store, episodes=episodes, seed=seed, device=device)
-        identity = None
+        b, h, a = (int(x) for x in data.samples.shape[1:])
+        recorded = PolicyIdentity(int(data.embeddings.shape[1]), b, h, a, int(store.attrs.get("n_action_steps", 1)),
+                                  str(store.attrs.get("policy_name", "")))
         if policy is not None:
-            identity = PolicyIdentity.of(policy, int(data.samples.shape[1]))
-        return data, identity
+            PolicyIdentity.of(policy, b).check_matches(recorded)
+            return data, PolicyIdentity.of(policy, b)
+        return data, recorded
     if policy is None:
         raise ValueError(
             f"{store.path} has no recorded decisions (decisions/embedding, decisions/samples); "

@@ -1,0 +1,79 @@
+"""launch.fit and launch.calibrate on recorded rollout stores (no policy needed when decisions are recorded)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hydra import compose, initialize_config_dir
+
+from calibration import InsufficientCalibrationError
+from fiper.monitor import load_monitor
+from fiper.storage import EpisodeStore
+from launch import calibrate, fit
+
+CONF = Path(__file__).resolve().parents[2] / "launch" / "conf"
+B, H, A, D = 8, 8, 2, 10
+
+
+def write_rollouts(path, n_episodes, seed, shift=0.0, success=True):
+    rng = np.random.default_rng(seed)
+    store = EpisodeStore.open_or_create(path, attrs={"n_action_steps": 4, "task": "toy"})
+    for e in range(n_episodes):
+        n = int(rng.integers(6, 12))
+        store.append_episode(
+            {"agent_pos": rng.normal(size=(4 * n, 2)).astype(np.float32), "action": rng.normal(size=(4 * n, A)).astype(np.float32)},
+            decisions={"embedding": (rng.normal(size=(n, D)) + shift).astype(np.float32),
+                       "samples": (rng.choice([-1, 1], size=(n, B, 1, 1)) + (0.05 + shift) * rng.normal(size=(n, B, H, A))).astype(np.float16),
+                       "env_step": np.arange(n, dtype=np.int64) * 4},
+            meta={"success": success, "failure_step": -1, "shift": "none" if shift == 0 else "obstacle", "severity": float(shift), "seed": e},
+        )
+    return path
+
+
+def run(module, name, overrides):
+    with initialize_config_dir(config_dir=str(CONF), version_base=None):
+        return module.run(compose(config_name=name, overrides=overrides))
+
+
+SMALL = ["+monitor.scores.rnd_oe.target_widths=[16]", "+monitor.scores.rnd_oe.predictor_widths=[32,32]",
+         "+monitor.scores.rnd_oe.out_dim=8", "+monitor.scores.rnd_oe.train={max_epochs: 3, lr: 0.003}",
+         "monitor.scores.ace.dims=[0,1]", "monitor.windows={rnd_oe: 2, ace: 3}"]
+
+
+def test_fit_then_calibrate_from_recorded_rollouts(tmp_path):
+    fit_store = write_rollouts(tmp_path / "fit.zarr", 12, seed=0)
+    write_rollouts(fit_store, 3, seed=9, shift=1.0, success=False)  # failures and shifted episodes are left out
+    cal_store = write_rollouts(tmp_path / "cal.zarr", 25, seed=1)
+    out = tmp_path / "monitor"
+    monitor = run(fit, "fit", [f"data={fit_store}", f"out={out}", *SMALL])
+    assert monitor.identity.sample_shape == (B, H, A) and monitor.identity.n_action_steps == 4
+    assert not load_monitor(out).calibrated and (out / "fit_config.yaml").exists()
+    run(calibrate, "calibrate", [f"data={cal_store}", f"monitor_dir={out}", "delta=0.1", "kind=band"])
+    loaded = load_monitor(out)
+    assert loaded.calibrated and loaded.thresholds["ace"].kind == "band" and loaded.thresholds["rnd_oe"].num_calibration > 0
+    # the calibrated monitor stays quiet on new in-distribution rollouts and alarms on shifted ones
+    test = EpisodeStore.open(write_rollouts(tmp_path / "test.zarr", 10, seed=2))
+    bad = EpisodeStore.open(write_rollouts(tmp_path / "bad.zarr", 10, seed=3, shift=1.0, success=False))
+    flagged = []
+    for store in (test, bad):
+        emb, smp = store.read_decisions("embedding"), store.read_decisions("samples").astype(np.float32)
+        trace = loaded.alarms_offline(loaded.score_offline(emb, smp, store.decision_ends), store.decision_ends)
+        flagged.append(trace.flagged.mean())
+    assert flagged[0] <= 0.3 and flagged[1] >= flagged[0] + 0.4
+
+
+def test_calibrate_names_the_minimum_number_of_rollouts(tmp_path):
+    out = tmp_path / "monitor"
+    run(fit, "fit", [f"data={write_rollouts(tmp_path / 'fit.zarr', 8, seed=0)}", f"out={out}", *SMALL])
+    few = write_rollouts(tmp_path / "few.zarr", 5, seed=1)
+    with pytest.raises(InsufficientCalibrationError, match=r"19"):
+        run(calibrate, "calibrate", [f"data={few}", f"monitor_dir={out}", "delta=0.05", "kind=constant"])
+
+
+def test_fit_needs_a_policy_for_demonstrations(tmp_path):
+    store = EpisodeStore.create(tmp_path / "demos.zarr")
+    store.append_episode({"agent_pos": np.zeros((5, 2), np.float32), "action": np.zeros((5, 2), np.float32)})
+    with pytest.raises(ValueError, match="no recorded decisions.*policy_dir="):
+        run(fit, "fit", [f"data={tmp_path / 'demos.zarr'}", f"out={tmp_path / 'm'}", *SMALL])
