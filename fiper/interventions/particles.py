@@ -30,12 +30,12 @@ def rbf_repulsion(y: Tensor) -> Tensor:
     n, b, _ = y.shape
     if b < 2:
         return torch.zeros_like(y)
-    diff = y.unsqueeze(2) - y.unsqueeze(1)  # (N, B, B, F): y_i - y_j
-    sq = (diff**2).sum(-1)  # (N, B, B)
+    sq = torch.cdist(y, y).square()  # (N, B, B) pairwise squared distances
     off = ~torch.eye(b, dtype=torch.bool, device=y.device)
     h = sq[:, off].median(dim=-1).values.clamp_min(1e-12) / math.log(b + 1)  # (N,)
     k = torch.exp(-sq / h[:, None, None])
-    force = (2.0 / h[:, None, None]) * (k.unsqueeze(-1) * diff).sum(2)  # (N, B, F)
+    # sum_j k_ij (y_i - y_j) = y_i * sum_j k_ij - (K y)_i, without the (N, B, B, F) difference tensor.
+    force = (2.0 / h[:, None, None]) * (y * k.sum(-1, keepdim=True) - k @ y)  # (N, B, F)
     mean_norm = force.norm(dim=-1).mean(dim=-1).clamp_min(1e-12)  # (N,)
     return force / mean_norm[:, None, None]
 

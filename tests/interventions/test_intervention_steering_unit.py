@@ -102,3 +102,50 @@ def test_ace_is_excluded_while_steering_by_default():
     assert Steering.excluded_scores == ("ace",)
     assert Steering(Reach([0, 0])).excluded_scores == ("ace",)
     assert Steering(Reach([0, 0]), exclude_scores=()).excluded_scores == ()
+
+
+def test_lateral_only_bends_the_path_without_re_timing_it():
+    # A straight path along the diagonal, through a keep-out disc just off its middle.
+    t = torch.linspace(-1, 1, 9)
+    path = torch.stack([t, t, torch.zeros(9)], dim=-1)[None, None]  # (1, 1, 9, 3)
+    reward = KeepOut([0.05, -0.05], radius=0.5, segments=False)
+    plain = Steering(reward, repulsion_scale=0.0, fk_every=0, adaptive_strength=False)(state(path)).direction
+    lateral = Steering(reward, repulsion_scale=0.0, fk_every=0, adaptive_strength=False,
+                       lateral_only=True)(state(path)).direction
+    tangent = torch.tensor([1.0, 1.0]) / 2**0.5
+    along = lambda d: (d[0, 0, :, :2] * tangent).sum(-1)
+    assert along(plain).abs().max() > 0.1  # the radial push would also re-time the path
+    assert along(lateral).abs().max() < 1e-6  # lateral: only across the path
+    assert torch.all((lateral[0, 0, :, :2] * torch.tensor([-1.0, 1.0])).sum(-1) >= -1e-6)  # away from the disc side
+
+
+def test_direction_space_env_divides_by_the_action_scale():
+    x0 = particles(n=1, b=4)
+    scale = (2.0, 0.5, 1.0)
+    kw = dict(repulsion_scale=0.0, fk_every=0, adaptive_strength=False)
+    reward = Reach([1.0, 1.0])
+    norm = Steering(reward, **kw)(state(x0, scale=scale)).direction[..., -1, :2]
+    env = Steering(reward, direction_space="env", **kw)(state(x0, scale=scale)).direction[..., -1, :2]
+    grad = 2 * (torch.tensor([1.0, 1.0]) - x0[..., -1, :2])  # dR/dx0 of the final point
+    s = torch.tensor(scale[:2])
+    unit = lambda v: v / v.norm(dim=-1, keepdim=True)
+    assert torch.allclose(unit(norm), unit(grad * s), atol=1e-5)
+    assert torch.allclose(unit(env), unit(grad / s), atol=1e-5)
+    with pytest.raises(ValueError, match="direction_space"):
+        SteeringConfig(direction_space="world")
+
+
+def test_strength_decays_over_steered_decisions():
+    x_far = torch.zeros(1, 2, 4, 3)
+    x_far[..., 0] = torch.linspace(-1, -0.5, 4)  # far from the target at x = 1
+    steer = Steering(Reach([1.0, 0.0]), min_strength=0.05)
+    assert steer.tracker.strength()[0] > 0.99
+    steer.record(x_far[:, 0])  # baseline reward of the executed chunk
+    x_near = x_far.clone()
+    x_near[..., 0] = torch.linspace(0.5, 0.95, 4)
+    steer.record(x_near[:, 0])  # progress ~ 1
+    assert steer.tracker.strength()[0] == pytest.approx(0.05)
+    d = steer(state(x_near)).direction
+    assert d.flatten(2).norm(dim=-1).max().item() == pytest.approx(0.05, rel=1e-3)  # guide_scale 1 * strength
+    steer.reset()
+    assert steer.tracker.strength()[0] > 0.99
