@@ -1,8 +1,9 @@
 """Safe behaviours to switch to when the monitor alarms: hold, stop, retreat, hand over, controller.
 
 A fallback is anything with ``name``, ``start(context)`` (called once when it takes over) and
-``act(obs, context) -> action (A,)`` (called every environment step after that). Grippers and
-other non-position entries keep their last commanded value.
+``act(obs, context) -> action (A,)`` (called every environment step after that). The built-ins
+latch their target on the first ``act`` after ``start``, from the freshest observation. Grippers
+and other non-position entries keep their last commanded value.
 """
 
 from __future__ import annotations

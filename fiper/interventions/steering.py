@@ -4,9 +4,10 @@ At every denoising / integration step the policy calls ``Steering(state)`` with 
 estimate x0 (env units). Steering, per particle b of observation n:
 
 1. R_b = R(lift(x0_b)) and its gradient g_b = dR/dx0 by autograd (no backprop through the policy);
-2. g_b <- g_b * action_scale (to normalised units), masked to the position dims of the executed
-   steps, unit-normalised, times guide_scale * strength_n  (the policy applies sqrt(1 - abar_t) for
-   diffusion: eps <- eps - sqrt(1 - abar_t) * d; flow: v <- v + d);
+2. g_b <- g_b * action_scale (to normalised units; or / action_scale with direction_space='env'),
+   masked to the position dims of the executed steps (optionally only its part across the path),
+   divided by max(|g_b|, grad_floor) (unit vectors by default), times guide_scale * strength_n
+   (the policy applies it: diffusion eps <- eps - sqrt(1 - abar_t) * d; flow v <- v + d);
 3. while progress <= repulsion_until: + repulsion_scale * RBF repulsion between particles;
 4. running-max reward M_b = max over steps of R_b; every fk_every steps, if the ESS of
    w_b ∝ exp(fk_lambda * M_b) is below B/2, systematic resampling re-indexes the particles.
@@ -197,6 +198,11 @@ class Steering:
     def __call__(self, state: GuidanceState) -> GuidanceResult:
         c = self.config
         x0 = state.x0.detach()
+        if x0.ndim != 4:
+            raise ValueError(f"GuidanceState.x0 must be (N, B, H, A); got shape {tuple(x0.shape)}")
+        if not bool(torch.isfinite(x0).all()):
+            raise ValueError(f"the policy's clean estimate x0 has NaN/inf values at sampling step {state.step}; "
+                             "steering cannot score it (the wrapper should fall back)")
         n, b, h, a = x0.shape
         if state.step == 0 or self._run is None or self._run.shape != (n, b):
             self.tracker.ensure(n)

@@ -94,6 +94,10 @@ def test_wrong_reward_shape_or_bad_config_fails_clearly():
         SteeringConfig(num_particles=1)
     with pytest.raises(ValueError, match="repulsion_until"):
         Steering(Reach([0, 0]), repulsion_until=1.5)
+    bad = particles(n=1, b=4)
+    bad[0, 1, 2, 0] = float("nan")
+    with pytest.raises(ValueError, match="NaN/inf values at sampling step 5"):
+        Steering(Reach([0, 0]))(state(bad))
     with pytest.raises(ValueError, match="index past action_dim"):
         Steering(Reach([0, 0]), position_dims=(0, 5))(state(particles()))
 
@@ -149,3 +153,11 @@ def test_strength_decays_over_steered_decisions():
     assert d.flatten(2).norm(dim=-1).max().item() == pytest.approx(0.05, rel=1e-3)  # guide_scale 1 * strength
     steer.reset()
     assert steer.tracker.strength()[0] > 0.99
+
+
+def test_guidance_works_inside_no_grad_sampling_loops():
+    x0 = particles(n=1, b=4)
+    steer = Steering(Reach([1.0, 0.0]), repulsion_scale=0.0, fk_every=0, adaptive_strength=False)
+    with torch.no_grad():  # policies sample (and wrappers decide) under no_grad
+        d = steer(state(x0)).direction
+    assert torch.allclose(d.flatten(2).norm(dim=-1), torch.ones(1, 4))
