@@ -36,7 +36,7 @@ def setup(tmp_path_factory):
     collect(env, envs.make_expert(env), store, 3, seed=0, progress=False)
     cfg = PolicyConfig(kind="diffusion", denoiser="mlp", horizon=8, n_action_steps=4, embed_dim=16, encoder_hidden=32,
                        mlp_hidden=64, mlp_layers=2, num_inference_steps=4)
-    train_policy(root / "demos.zarr", TrainConfig(policy=cfg, steps=40, batch_size=64, device="cpu", progress=False,
+    train_policy(root / "demos.zarr", TrainConfig(policy=cfg, steps=40, batch_size=64, device="cpu", progress=False, cpu_threads=1,
                                                   val_every=1000, checkpoint_every=10**6), root / "policy")
     from policies import load_policy
 
