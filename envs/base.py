@@ -289,11 +289,13 @@ class TaskEnv(gym.Env, abc.ABC):
 
     def touching(self, geom_a: int, geoms_b: Sequence[int]) -> bool:
         """Whether geom ``geom_a`` has a contact with any geom in ``geoms_b``."""
-        pairs = self.data.contact.geom[: self.data.ncon]
-        if not len(pairs):
+        n = self.data.ncon
+        if not n:
             return False
-        other = np.where(pairs[:, 0] == geom_a, pairs[:, 1], np.where(pairs[:, 1] == geom_a, pairs[:, 0], -1))
-        return bool(np.isin(other, geoms_b).any())
+        for g1, g2 in self.data.contact.geom[:n].tolist():  # a handful of contacts: plain Python is fastest
+            if (g1 == geom_a and g2 in geoms_b) or (g2 == geom_a and g1 in geoms_b):
+                return True
+        return False
 
     @property
     def obstacle_geom(self) -> int:

@@ -66,10 +66,11 @@ class PickPlaceEnv(TaskEnv):
 
     def grip_state(self) -> float:
         """Mean finger closure in [0, 1]."""
-        return float(self.data.qpos[self._finger_q].mean() / FINGER_TRAVEL)
+        q = self.data.qpos
+        return (float(q[self._finger_q[0]]) + float(q[self._finger_q[1]])) / (2 * FINGER_TRAVEL)
 
     def cube_held(self) -> bool:
-        return any(self.touching(f, [self._cube_geom]) for f in self._fingers)
+        return self.touching(self._cube_geom, self._fingers)
 
     def cube_in_bin(self) -> bool:
         x, y, z = self.data.qpos[self._qpos : self._qpos + 3].tolist()
