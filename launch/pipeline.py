@@ -42,19 +42,30 @@ def _run(module: Any, config_name: str, overrides: list[str]) -> Any:
 
 
 def _list(value: Any) -> str:
-    """A python value as a hydra override literal."""
-    return OmegaConf.to_yaml(OmegaConf.create({"v": value})).split(":", 1)[1].strip().replace("\n", " ")
+    """A python value as a hydra override literal (flow style: {k: v}, [a, b], null)."""
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {_list(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_list(v) for v in value) + "]"
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
 
 
 def _train(cfg: DictConfig, out: Path) -> None:
     if cfg.train.checkpoint:
         source = Path(hydra.utils.to_absolute_path(cfg.train.checkpoint))
+        if not source.exists():  # a path inside the repository, wherever the pipeline was started
+            source = Path(__file__).resolve().parents[1] / cfg.train.checkpoint
         if not source.exists():
             raise FileNotFoundError(f"train.checkpoint={source} does not exist; set train.checkpoint=null to train a policy")
         shutil.copytree(source, out, dirs_exist_ok=True)
         print(f"[train] using the shipped checkpoint {source}")
         return
     _run(train, "train", [f"data={out.parent / 'demos.zarr'}", f"policy={cfg.train.policy}", f"out={out}",
+                          f"policy.n_action_steps={cfg.train.n_action_steps}",
                           f"train.steps={cfg.train.steps}", f"train.batch_size={cfg.train.batch_size}",
                           f"train.device={cfg.device}", f"train.seed={cfg.seed}", f"train.cpu_threads={cfg.cpu_threads}"])
 

@@ -31,7 +31,8 @@ def run(cfg: DictConfig):
     device = resolve_device(cfg.device)
     policy = maybe_load_policy(cfg.policy_dir, device)
     monitor = load_monitor(cfg.monitor_dir, policy=policy, device=device) if cfg.monitor_dir else None
-    agent = MonitoredPolicy(policy, monitor, num_samples=cfg.num_samples, select=cfg.select, seed=cfg.seeds.start)
+    num_samples = monitor.identity.num_samples if monitor is not None else cfg.num_samples  # a monitor fixes B
+    agent = MonitoredPolicy(policy, monitor, num_samples=num_samples, select=cfg.select, seed=cfg.seeds.start)
     env_cfg = plain(cfg.env)
     attrs = {"stress_config": plain(cfg), "task": env_cfg.get("name") or "custom", "control_period_s": 0.1,
              "n_action_steps": policy.n_action_steps, "num_samples": agent.num_samples}
