@@ -10,15 +10,6 @@ from fiper.evaluation import evaluate_rollouts, write_outputs
 from fiper.evaluation.synthetic import write_synthetic_store
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny networks run fastest on one thread (and the test machine's cores are shared)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="session")
 def stores(tmp_path_factory):
     """Two stores of one task (two 'runs') with ID/OOD successes and failures."""

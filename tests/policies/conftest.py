@@ -31,12 +31,3 @@ def trained(bimodal_store, tmp_path_factory):
         return cache[kind]
 
     return get
-
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny models run fastest single-threaded, and other test processes share the cores."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)

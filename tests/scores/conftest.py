@@ -1,4 +1,4 @@
-"""Shared fixtures of the score tests: single-threaded torch, synthetic decisions, AUROC."""
+"""Shared fixtures of the score tests: synthetic decisions, AUROC (one torch thread: tests/conftest.py)."""
 
 from __future__ import annotations
 
@@ -6,16 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from fiper.scores import ScoreFitData, make_score
-
-
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny networks run fastest on one thread (and the test machine's cores are shared)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+from fiper.scores import make_score
+from score_helpers import TINY, Decisions
 
 
 def rank_auroc(negatives: np.ndarray, positives: np.ndarray) -> float:
@@ -60,33 +52,6 @@ def manifold():
 
 
 # Tiny configurations of every registered score (fast enough for the contract tests).
-TINY = {
-    "rnd_oe": dict(target_widths=[16], predictor_widths=[16, 16], out_dim=8, train=dict(lr=1e-3, max_epochs=3, batch_size=16)),
-    "ace": dict(dims=[0, 1]),
-    "stac": dict(n_action_steps=2, dims=[0, 1]),
-    "rnd_a": dict(target_widths=[16], predictor_widths=[16, 16], out_dim=8, samples_per_decision=2, train=dict(lr=1e-3, max_epochs=2, batch_size=16)),
-    "logpzo": dict(widths=[16], n_steps=2, train=dict(lr=1e-3, max_epochs=2, batch_size=16)),
-    "pca_kmeans": dict(n_components=3, n_clusters=4),
-    "mahalanobis": dict(),
-    "knn": dict(k=3),
-}
-
-
-class Decisions:
-    """A small store's worth of decisions: E episodes of varying length, embeddings (N, D), samples (N, B, H, A)."""
-
-    def __init__(self, seed: int, lengths=(5, 7, 3, 6), dim: int = 8, shape=(6, 5, 3)):
-        g = np.random.default_rng(seed)
-        self.decision_ends = np.cumsum(lengths).astype(np.int64)
-        n = int(self.decision_ends[-1])
-        self.embeddings = g.normal(size=(n, dim)).astype(np.float32)
-        offset = g.normal(size=(n, 1, 1, shape[2]))
-        self.samples = (offset + g.normal(size=(n, *shape))).astype(np.float32)
-
-    def fit_data(self, seed: int = 0) -> ScoreFitData:
-        return ScoreFitData(self.embeddings, self.samples, self.decision_ends, seed=seed)
-
-
 @pytest.fixture(scope="session")
 def fitted_scores():
     """Every registered score, tiny, fitted once on the same decisions."""

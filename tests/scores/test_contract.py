@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import TINY
+from score_helpers import TINY
 from safetensors.torch import load_file, save_file
 
 from fiper.scores import SCORES, FailureScore, ScoreFitData, ScoreNotFittedError, make_score, score_from_state

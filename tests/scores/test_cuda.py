@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from conftest import TINY, Decisions
+from score_helpers import TINY, Decisions
 
 from fiper.scores import SCORES, make_score, score_from_state
 

@@ -1,0 +1,33 @@
+"""Shared constants of the score tests: tiny score settings and the synthetic decisions they use."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from fiper.scores import ScoreFitData, make_score
+
+TINY = {
+    "rnd_oe": dict(target_widths=[16], predictor_widths=[16, 16], out_dim=8, train=dict(lr=1e-3, max_epochs=3, batch_size=16)),
+    "ace": dict(dims=[0, 1]),
+    "stac": dict(n_action_steps=2, dims=[0, 1]),
+    "rnd_a": dict(target_widths=[16], predictor_widths=[16, 16], out_dim=8, samples_per_decision=2, train=dict(lr=1e-3, max_epochs=2, batch_size=16)),
+    "logpzo": dict(widths=[16], n_steps=2, train=dict(lr=1e-3, max_epochs=2, batch_size=16)),
+    "pca_kmeans": dict(n_components=3, n_clusters=4),
+    "mahalanobis": dict(),
+    "knn": dict(k=3),
+}
+
+
+class Decisions:
+    """A small store's worth of decisions: E episodes of varying length, embeddings (N, D), samples (N, B, H, A)."""
+
+    def __init__(self, seed: int, lengths=(5, 7, 3, 6), dim: int = 8, shape=(6, 5, 3)):
+        g = np.random.default_rng(seed)
+        self.decision_ends = np.cumsum(lengths).astype(np.int64)
+        n = int(self.decision_ends[-1])
+        self.embeddings = g.normal(size=(n, dim)).astype(np.float32)
+        offset = g.normal(size=(n, 1, 1, shape[2]))
+        self.samples = (offset + g.normal(size=(n, *shape))).astype(np.float32)
+
+    def fit_data(self, seed: int = 0) -> ScoreFitData:
+        return ScoreFitData(self.embeddings, self.samples, self.decision_ends, seed=seed)
