@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from envs.base import TaskEnv
+from envs.tasks.pusher import PointPusher
 from envs.geometry import point_rect_distance, quat_yaw, rot2, yaw_quat
 
 TARGET = np.array([0.0, 0.0, np.pi / 4])  # x, y, heading of the block centroid
@@ -28,7 +29,7 @@ OOD_BOX = 0.24  # init_pose shift at severity 1 reaches out to here
 PUSHER_RADIUS = 0.015
 
 
-class PushTEnv(TaskEnv):
+class PushTEnv(PointPusher, TaskEnv):
     """Planar push of a T block to a target pose (see module docstring)."""
 
     task_name = "push_t"
@@ -47,7 +48,7 @@ class PushTEnv(TaskEnv):
     def _bind_model(self) -> None:
         m = self.model
         self._qpos = self.free_qpos("block")
-        self._pusher_q = np.array([m.joint("pusher_x").qposadr[0], m.joint("pusher_y").qposadr[0]])
+        self._bind_pusher()
         self._block_body = m.body("block").id
         self._rect_geoms = [m.geom(g).id for g in self.object_geoms]
         if not hasattr(self, "_nominal_rects"):  # initial states are drawn with the nominal shape
@@ -98,24 +99,11 @@ class PushTEnv(TaskEnv):
         d, (x, y, th) = self.data, init["block"]
         half_height = self.model.geom_size[self._rect_geoms[0], 2]
         d.qpos[self._qpos : self._qpos + 7] = [x, y, half_height, *yaw_quat(th)]
-        d.qpos[self._pusher_q] = init["pusher"]
-        d.ctrl[:2] = init["pusher"]
-
-    def _agent_obs(self) -> np.ndarray:
-        return self.data.qpos[self._pusher_q]
+        self._place_pusher(init["pusher"])
 
     def _object_obs(self) -> np.ndarray:
         x, y, th = self.block_pose()
         return np.array([x, y, np.sin(th), np.cos(th)])
-
-    def _set_ctrl(self, action: np.ndarray) -> None:
-        self.data.ctrl[:2] = action
-
-    def agent_position(self) -> np.ndarray:
-        return self.data.qpos[self._pusher_q].copy()
-
-    def hold_action(self) -> np.ndarray:
-        return self.agent_position()
 
     def task_success(self) -> bool:
         pos_err, ang_err = self.pose_error()

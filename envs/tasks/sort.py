@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from envs.base import TaskEnv
+from envs.tasks.pusher import PointPusher
 from envs.geometry import point_rect_distance, quat_yaw, yaw_quat
 
 COLORS = ("red", "blue")
@@ -30,7 +31,7 @@ def _in_box(xy: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> bool:
     return bool(np.all(xy >= lo) and np.all(xy <= hi))
 
 
-class SortEnv(TaskEnv):
+class SortEnv(PointPusher, TaskEnv):
     """Two-cube colour sorting by pushing (see module docstring)."""
 
     task_name = "sort"
@@ -48,7 +49,7 @@ class SortEnv(TaskEnv):
     def _bind_model(self) -> None:
         m = self.model
         self._qpos = {c: self.free_qpos(c) for c in COLORS}
-        self._pusher_q = slice(m.joint("pusher_x").qposadr[0], m.joint("pusher_x").qposadr[0] + 2)
+        self._bind_pusher()
         self._body = {c: m.body(c).id for c in COLORS}
         self._geom = {c: m.geom(c).id for c in COLORS}
 
@@ -92,25 +93,12 @@ class SortEnv(TaskEnv):
             x, y, th = init[c]
             a = self._qpos[c]
             d.qpos[a : a + 7] = [x, y, self.model.geom_size[self._geom[c], 2], *yaw_quat(th)]
-        d.qpos[self._pusher_q] = init["pusher"]
-        d.ctrl[:2] = init["pusher"]
-
-    def _agent_obs(self) -> np.ndarray:
-        return self.data.qpos[self._pusher_q]
+        self._place_pusher(init["pusher"])
 
     def _object_obs(self) -> np.ndarray:
         q = self.data.qpos
         r, b = self._qpos["red"], self._qpos["blue"]
         return np.array([q[r], q[r + 1], q[b], q[b + 1]])
-
-    def _set_ctrl(self, action: np.ndarray) -> None:
-        self.data.ctrl[:2] = action
-
-    def agent_position(self) -> np.ndarray:
-        return self.data.qpos[self._pusher_q].copy()
-
-    def hold_action(self) -> np.ndarray:
-        return self.agent_position()
 
     def task_success(self) -> bool:
         return self.in_bin("red") and self.in_bin("blue")

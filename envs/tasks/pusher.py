@@ -1,0 +1,29 @@
+"""The point pusher shared by the planar tasks (push-T, sorting): x, y position targets in metres."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class PointPusher:
+    """Mixin for a TaskEnv whose agent is a point pusher on slide joints ``pusher_x``, ``pusher_y``."""
+
+    def _bind_pusher(self) -> None:
+        m = self.model
+        self._pusher_q = np.array([m.joint("pusher_x").qposadr[0], m.joint("pusher_y").qposadr[0]])
+
+    def _place_pusher(self, xy) -> None:
+        self.data.qpos[self._pusher_q] = xy
+        self.data.ctrl[:2] = xy
+
+    def _agent_obs(self) -> np.ndarray:
+        return self.data.qpos[self._pusher_q]
+
+    def _set_ctrl(self, action: np.ndarray) -> None:
+        self.data.ctrl[:2] = action
+
+    def agent_position(self) -> np.ndarray:
+        return self.data.qpos[self._pusher_q].copy()
+
+    def hold_action(self) -> np.ndarray:
+        return self.agent_position()
