@@ -8,6 +8,8 @@ and other non-position entries keep their last commanded value.
 
 from __future__ import annotations
 
+import abc
+
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol, runtime_checkable
 
@@ -38,7 +40,26 @@ def check_action(action: Any, context: FallbackContext, who: str) -> np.ndarray:
     return arr
 
 
-class HoldPosition:
+class _LatchedTarget(abc.ABC):
+    """A fallback that computes one action when it starts acting and repeats it."""
+
+    def __init__(self) -> None:
+        self._target: np.ndarray | None = None
+
+    def start(self, context: FallbackContext) -> None:
+        self._target = None
+
+    @abc.abstractmethod
+    def _latch(self, obs: Mapping[str, Any], context: FallbackContext) -> np.ndarray:
+        """The action to repeat, computed at the first step after start()."""
+
+    def act(self, obs: Mapping[str, Any], context: FallbackContext) -> np.ndarray:
+        if self._target is None:  # latch on the first step after start
+            self._target = self._latch(obs, context)
+        return self._target.copy()
+
+
+class HoldPosition(_LatchedTarget):
     """Command, every step, the position measured when the fallback started (gripper unchanged).
 
     Without a measured position it holds the last commanded position target. With velocity
@@ -47,43 +68,27 @@ class HoldPosition:
 
     name = "hold"
 
-    def __init__(self) -> None:
-        self._target: np.ndarray | None = None
-
-    def start(self, context: FallbackContext) -> None:
-        self._target = None
-
-    def act(self, obs: Mapping[str, Any], context: FallbackContext) -> np.ndarray:
-        if self._target is None:  # latch on the first step after start
-            target = context.template(obs)
-            pos = context.current_position(obs)
-            dims = list(context.position_dims)
-            if context.action_mode == "velocity":
-                target[dims] = 0.0
-            elif pos is not None:
-                target[dims] = pos
-            self._target = target
-        return self._target.copy()
+    def _latch(self, obs: Mapping[str, Any], context: FallbackContext) -> np.ndarray:
+        target = context.template(obs)
+        pos = context.current_position(obs)
+        dims = list(context.position_dims)
+        if context.action_mode == "velocity":
+            target[dims] = 0.0
+        elif pos is not None:
+            target[dims] = pos
+        return target
 
 
-class Stop:
+class Stop(_LatchedTarget):
     """Repeat the last commanded action (position targets: the robot settles there and stays)."""
 
     name = "stop"
 
-    def __init__(self) -> None:
-        self._target: np.ndarray | None = None
-
-    def start(self, context: FallbackContext) -> None:
-        self._target = None
-
-    def act(self, obs: Mapping[str, Any], context: FallbackContext) -> np.ndarray:
-        if self._target is None:  # latch on the first step after start
-            target = context.template(obs)
-            if context.action_mode == "velocity":
-                target[list(context.position_dims)] = 0.0
-            self._target = target
-        return self._target.copy()
+    def _latch(self, obs: Mapping[str, Any], context: FallbackContext) -> np.ndarray:
+        target = context.template(obs)
+        if context.action_mode == "velocity":
+            target[list(context.position_dims)] = 0.0
+        return target
 
 
 def _resample_polyline(points: np.ndarray, speed: float) -> np.ndarray:
