@@ -1,0 +1,87 @@
+"""Acting on alarms in pick-and-place: monitor alone vs + fallback vs + steering, same seeds.
+
+    python -m benchmarks.intervention_outcome --monitor runs/demo/monitor [--seeds 20]
+
+For the nominal task and the obstacle shift (severities 0.6 and 1.0) every mode runs the same
+seeds with the shipped policy and a fitted, calibrated monitor:
+  monitor      alarms are recorded, nothing else happens
+  fallback     alarm -> hold position until the episode ends
+  steer        alarm -> VLS-style steering with a keep-out reward around the obstacle (the
+               obstacle's position comes from the environment, as a vision-language model would
+               read it from the scene), graded response without fallback
+  steer-always steering from the first decision (the upper bound if the monitor fired at once)
+Prints success rate per mode and cell, and the would-be failures (of 'monitor') that steering
+recovered.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import envs
+from fiper.control import MonitoredPolicy
+from fiper.interventions import FallbackContext, GradedResponse, HoldPosition, KeepOut, Steering
+from fiper.monitor import load_monitor
+from policies import load_policy
+
+CHECKPOINT = Path(__file__).resolve().parents[1] / "launch" / "checkpoints" / "pick_place_diffusion_mlp"
+STEER = dict(position_dims=(0, 1, 2), guide_scale=40.0, fk_lambda=20.0, grad_floor=0.5, lateral_only=True, direction_space="env")
+
+
+def keep_out(env) -> KeepOut:
+    """Keep-out reward around the episode's obstacle (a far-away dummy when there is none)."""
+    for shift in env.unwrapped.active_shifts:
+        if shift.name == "obstacle":
+            x, y = shift.params["xy"]
+            return KeepOut(center=[x, y, 0.0], radius=shift.params["radius"], margin=0.03, shape="cylinder")
+    return KeepOut(center=[10.0, 10.0, 0.0], radius=0.01, shape="cylinder")
+
+
+def run(policy, monitor, mode: str, severity: float, seed: int) -> bool:
+    env = envs.make_env("pick_place", shifts=[("obstacle", severity)] if severity > 0 else None)
+    obs, info = env.reset(seed=seed)
+    context = FallbackContext(action_dim=policy.action_dim, position_dims=[0, 1, 2], gripper_dims=[3])
+    response = None
+    if mode == "fallback":
+        response = GradedResponse(fallback=HoldPosition())
+    elif mode.startswith("steer"):
+        response = GradedResponse(steering=Steering(keep_out(env), num_particles=monitor.identity.num_samples, **STEER),
+                                  max_steer_decisions=10**6)
+    agent = MonitoredPolicy(policy, monitor, response=response, context=context if mode == "fallback" else None)
+    agent.reset(seed=seed)
+    if mode == "steer-always":
+        response.mode = "steer"
+    done = False
+    while not done:
+        obs, _, terminated, truncated, info = env.step(agent.act(obs))
+        done = terminated or truncated
+    env.close()
+    return bool(info.get("success", False))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--monitor", required=True, help="fitted + calibrated monitor directory (e.g. runs/demo/monitor)")
+    parser.add_argument("--seeds", type=int, default=20)
+    parser.add_argument("--start", type=int, default=40000)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    policy = load_policy(CHECKPOINT)
+    monitor = load_monitor(args.monitor, policy=policy)
+    modes = ("monitor", "fallback", "steer", "steer-always")
+    seeds = range(args.start, args.start + args.seeds)
+    print(f"{'cell':<14}" + "".join(f"{m:>14}" for m in modes) + f"{'recovered':>12}")
+    for severity in (0.0, 0.6, 1.0):
+        results = {m: np.array([run(policy, monitor, m, severity, s) for s in seeds]) for m in modes}
+        failed = ~results["monitor"]
+        recovered = f"{int((results['steer'] & failed).sum())}/{int(failed.sum())}"
+        cell = "nominal" if severity == 0 else f"obstacle {severity:.1f}"
+        print(f"{cell:<14}" + "".join(f"{results[m].mean():>14.2f}" for m in modes) + f"{recovered:>12}", flush=True)
+
+
+if __name__ == "__main__":
+    main()
