@@ -17,6 +17,7 @@ import numpy as np
 
 from fiper.interventions.context import FallbackContext, to_numpy
 from fiper.interventions.loading import load_object
+from fiper.interventions.registry import Registry
 
 
 @runtime_checkable
@@ -214,24 +215,20 @@ class SafeController:
         return check_action(self.controller(obs), context, "the safe controller")
 
 
-FALLBACKS: dict[str, Callable[..., Fallback]] = {
+FALLBACKS = Registry("fallback", {
     "hold": HoldPosition,
     "stop": Stop,
     "retreat": Retreat,
     "hand_over": HandOver,
     "controller": SafeController,
-}
+})
 
 
 def register_fallback(name: str, factory: Callable[..., Fallback], *, overwrite: bool = False) -> None:
     """Make ``make_fallback(name, **kw)`` build ``factory(**kw)``."""
-    if name in FALLBACKS and not overwrite:
-        raise ValueError(f"a fallback named {name!r} is already registered; pass overwrite=True to replace it")
-    FALLBACKS[name] = factory
+    FALLBACKS.register(name, factory, overwrite=overwrite)
 
 
 def make_fallback(name: str, **kwargs: Any) -> Fallback:
     """Build the registered fallback ``name`` with ``kwargs``."""
-    if name not in FALLBACKS:
-        raise KeyError(f"unknown fallback {name!r}; known fallbacks: {sorted(FALLBACKS)}")
-    return FALLBACKS[name](**kwargs)
+    return FALLBACKS.make(name, **kwargs)

@@ -16,6 +16,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from fiper.interventions.registry import Registry
+
 
 @runtime_checkable
 class RewardProgram(Protocol):
@@ -170,26 +172,22 @@ class WeightedSum:
         return sum(w * r(trajectory) for w, r in self.terms)
 
 
-REWARDS: dict[str, Callable[..., RewardProgram]] = {
+REWARDS = Registry("reward", {
     "keep_out": KeepOut,
     "reach": Reach,
     "above_table": AboveTable,
     "in_workspace": InWorkspace,
-}
+})
 
 
 def register_reward(name: str, factory: Callable[..., RewardProgram], *, overwrite: bool = False) -> None:
     """Make ``make_reward(name, **kw)`` build ``factory(**kw)``."""
-    if name in REWARDS and not overwrite:
-        raise ValueError(f"a reward named {name!r} is already registered; pass overwrite=True to replace it")
-    REWARDS[name] = factory
+    REWARDS.register(name, factory, overwrite=overwrite)
 
 
 def make_reward(name: str, **kwargs: Any) -> RewardProgram:
-    """Build the registered reward program ``name`` with ``kwargs``."""
-    if name not in REWARDS:
-        raise KeyError(f"unknown reward {name!r}; known rewards: {sorted(REWARDS)}")
-    return REWARDS[name](**kwargs)
+    """Build the registered reward ``name`` with ``kwargs``."""
+    return REWARDS.make(name, **kwargs)
 
 
 def compose(terms: Sequence[Any]) -> WeightedSum:
