@@ -26,8 +26,23 @@ def _positive_int(obj: Any, *names: str) -> None:
             _fail(name, value, "must be an integer >= 1")
 
 
+class _DictConfig:
+    """json round trip of a config dataclass; unknown keys are refused by name."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]):
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"unknown {cls.__name__} fields {unknown}; known fields: {sorted(known)}")
+        return cls(**data)
+
+
 @dataclass
-class PolicyConfig:
+class PolicyConfig(_DictConfig):
     """What a policy is: its generative kind, networks, time-line and sampler.
 
     ``obs_keys`` None means every data key of the training store except 'action'. Image keys are
@@ -96,20 +111,10 @@ class PolicyConfig:
             _fail("ddim_eta", self.ddim_eta, "must lie in [0, 1] (0 = deterministic DDIM)")
         self.ddim_eta = float(self.ddim_eta)
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> PolicyConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown PolicyConfig fields {unknown}; known fields: {sorted(known)}")
-        return cls(**data)
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(_DictConfig):
     """How to train: optimisation, EMA, validation split, checkpoints, device.
 
     ``device='auto'`` picks CUDA when available. Small models train fastest on CPU with
@@ -159,13 +164,3 @@ class TrainConfig:
         self.lr, self.weight_decay = float(self.lr), float(self.weight_decay)
         self.ema_decay, self.val_fraction = float(self.ema_decay), float(self.val_fraction)
 
-    def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown TrainConfig fields {unknown}; known fields: {sorted(known)}")
-        return cls(**data)
