@@ -37,7 +37,7 @@ class SortEnv(PointPusher, TaskEnv):
     task_name = "sort"
     asset = "sort.xml"
     default_max_steps = 400
-    agent_dim, object_dim, position_dims = 2, 4, 2
+    agent_dim, object_dim, position_dims = 2, 8, 2
     action_low, action_high = (-0.28, -0.28), (0.28, 0.28)
     action_doc = "pusher x, y target in metres"
     object_bodies = COLORS
@@ -96,9 +96,13 @@ class SortEnv(PointPusher, TaskEnv):
         self._place_pusher(init["pusher"])
 
     def _object_obs(self) -> np.ndarray:
+        """red x, y, blue x, y, then each cube's heading as sin 4θ, cos 4θ (a cube looks the same
+        every quarter turn). The expert pushes at faces and corners, so without the heading the
+        contact points it chooses are ambiguous to a policy."""
         q = self.data.qpos
         r, b = self._qpos["red"], self._qpos["blue"]
-        return np.array([q[r], q[r + 1], q[b], q[b + 1]])
+        th = [4.0 * self.cube_pose(c)[2] for c in COLORS]
+        return np.array([q[r], q[r + 1], q[b], q[b + 1], np.sin(th[0]), np.cos(th[0]), np.sin(th[1]), np.cos(th[1])])
 
     def task_success(self) -> bool:
         return self.in_bin("red") and self.in_bin("blue")

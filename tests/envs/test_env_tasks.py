@@ -9,7 +9,7 @@ from env_helpers import wiggle
 
 import envs
 
-SHAPES = {"push_t": (2, 4, 2), "sort": (2, 4, 2), "pick_place": (4, 7, 4)}  # agent_pos, object, action
+SHAPES = {"push_t": (2, 4, 2), "sort": (2, 8, 2), "pick_place": (4, 7, 4)}  # agent_pos, object, action
 
 
 def test_unknown_task_lists_known_ones():
