@@ -37,7 +37,8 @@ class PolicyNet(nn.Module):
         super().__init__()
         c = config
         if c.encoder == "image":
-            self.encoder = ImageEncoder(obs_shapes, c.n_obs_steps, c.encoder_hidden, c.embed_dim, c.image_channels, c.image_keypoints, c.n_groups)
+            self.encoder = ImageEncoder(obs_shapes, c.n_obs_steps, c.encoder_hidden, c.embed_dim, c.image_channels, c.image_keypoints, c.n_groups,
+                                        c.image_downsample)
         else:
             self.encoder = LowDimEncoder(obs_shapes, c.n_obs_steps, c.encoder_hidden, c.embed_dim)
         if c.denoiser == "unet":

@@ -61,6 +61,7 @@ class PolicyConfig(_DictConfig):
     # Image encoder: conv widths and spatial-softmax keypoints per image key.
     image_channels: list[int] = field(default_factory=lambda: [16, 32])
     image_keypoints: int = 16
+    image_downsample: int = 1  # average-pool factor applied before the trunk (2: 96 px -> 48 px, ~4x cheaper)
     # Denoisers.
     down_dims: list[int] = field(default_factory=lambda: [32, 64, 128])
     kernel_size: int = 5
@@ -88,7 +89,7 @@ class PolicyConfig(_DictConfig):
             if "action" in self.obs_keys:
                 _fail("obs_keys", self.obs_keys, "'action' is the prediction target, not an observation")
         _positive_int(self, "n_obs_steps", "horizon", "n_action_steps", "embed_dim", "encoder_hidden", "image_keypoints",
-                      "kernel_size", "n_groups", "time_embed_dim", "mlp_hidden", "mlp_layers",
+                      "image_downsample", "kernel_size", "n_groups", "time_embed_dim", "mlp_hidden", "mlp_layers",
                       "num_train_timesteps", "num_inference_steps")
         if self.n_action_steps > self.horizon:
             _fail("n_action_steps", self.n_action_steps, f"cannot exceed horizon={self.horizon}")

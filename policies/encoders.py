@@ -60,10 +60,13 @@ class SpatialSoftmax(nn.Module):
 class ImageTrunk(nn.Module):
     """Small strided conv net with GroupNorm + Mish ending in spatial-softmax keypoints."""
 
-    def __init__(self, image_shape: tuple[int, int, int], channels: list[int], keypoints: int, n_groups: int):
+    def __init__(self, image_shape: tuple[int, int, int], channels: list[int], keypoints: int, n_groups: int,
+                 downsample: int = 1):
         super().__init__()
-        layers: list[nn.Module] = []
-        c_in, h, w = 3, image_shape[0], image_shape[1]
+        if image_shape[0] % downsample or image_shape[1] % downsample:
+            raise ValueError(f"image_downsample={downsample} must divide the image size {image_shape[:2]}")
+        layers: list[nn.Module] = [nn.AvgPool2d(downsample)] if downsample > 1 else []
+        c_in, h, w = 3, image_shape[0] // downsample, image_shape[1] // downsample
         for i, c_out in enumerate(channels):
             kernel = 5 if i == 0 else 3
             layers += [nn.Conv2d(c_in, c_out, kernel, stride=2, padding=kernel // 2), nn.GroupNorm(n_groups, c_out), nn.Mish()]
@@ -82,13 +85,13 @@ class ImageEncoder(nn.Module):
     """Keypoints of every image key plus low-dim (proprio) keys per step, history concatenated, then an MLP."""
 
     def __init__(self, obs_shapes: Mapping[str, tuple[int, ...]], n_obs_steps: int, hidden: int, embed_dim: int,
-                 channels: list[int], keypoints: int, n_groups: int):
+                 channels: list[int], keypoints: int, n_groups: int, downsample: int = 1):
         super().__init__()
         self.image_keys = [k for k, s in obs_shapes.items() if is_image_shape(tuple(s))]
         if not self.image_keys:
             raise ValueError(f"encoder='image' needs an image observation key of per-step shape (H, W, 3); got shapes {dict(obs_shapes)}")
         self.lowdim_keys = [k for k in obs_shapes if k not in self.image_keys]
-        self.trunks = nn.ModuleDict({k: ImageTrunk(tuple(obs_shapes[k]), channels, keypoints, n_groups) for k in self.image_keys})
+        self.trunks = nn.ModuleDict({k: ImageTrunk(tuple(obs_shapes[k]), channels, keypoints, n_groups, downsample) for k in self.image_keys})
         per_step = sum(t.out_dim for t in self.trunks.values()) + sum(int(np.prod(obs_shapes[k])) for k in self.lowdim_keys)
         self.net = mlp([n_obs_steps * per_step, hidden, embed_dim])
 

@@ -124,3 +124,31 @@ def test_image_policy_trains_and_samples(tmp_path):
         policy.encode({**obs, "image": torch.zeros(2, 2, 84, 84, 3, dtype=torch.uint8)})
     with pytest.raises(ValueError, match="encoder='image'"):
         build_policy(tiny_config("flow"), {"image": (96, 96, 3)}, 2)
+
+
+def test_image_downsample_pools_before_the_trunk():
+    """image_downsample=2 feeds the trunk the 2x2-averaged image (a 48 px trunk), and must divide the size."""
+    from policies.encoders import ImageTrunk
+
+    torch.manual_seed(0)
+    pooled = ImageTrunk((96, 96, 3), [8, 16], 8, 4, downsample=2)
+    plain = ImageTrunk((48, 48, 3), [8, 16], 8, 4)
+    shifted = {}  # the pooled trunk's layer i is the plain trunk's layer i - 1 (layer 0 is the pool)
+    for key, value in pooled.convs.state_dict().items():
+        index, rest = key.split(".", 1)
+        shifted[f"{int(index) - 1}.{rest}"] = value
+    plain.convs.load_state_dict(shifted)
+    plain.softmax.load_state_dict(pooled.softmax.state_dict())
+    images = torch.rand(3, 96, 96, 3)
+    small = images.reshape(3, 48, 2, 48, 2, 3).mean(dim=(2, 4))
+    assert pooled.softmax.grid.shape == plain.softmax.grid.shape == (12 * 12, 2)
+    torch.testing.assert_close(pooled(images), plain(small), atol=1e-5, rtol=1e-5)
+    pc = tiny_config("diffusion", encoder="image", image_channels=[8, 16], image_keypoints=8, n_groups=4, image_downsample=2)
+    policy = build_policy(pc, {"image": (96, 96, 3), "agent_pos": (2,)}, 2)
+    z = policy.encode({"image": torch.zeros(2, 2, 96, 96, 3, dtype=torch.uint8), "agent_pos": torch.zeros(2, 2, 2)})
+    assert z.shape == (2, policy.embedding_dim)
+    with pytest.raises(ValueError, match=r"image_downsample=5 must divide the image size \(96, 96\)"):
+        build_policy(tiny_config("diffusion", encoder="image", image_channels=[8], n_groups=4, image_downsample=5),
+                     {"image": (96, 96, 3)}, 2)
+    with pytest.raises(ValueError, match="image_downsample"):
+        tiny_config("diffusion", image_downsample=0)
