@@ -65,7 +65,7 @@ def _train(cfg: DictConfig, out: Path) -> None:
         print(f"[train] using the shipped checkpoint {source}")
         return
     _run(train, "train", [f"data={out.parent / 'demos.zarr'}", f"policy={cfg.train.policy}", f"out={out}",
-                          f"policy.n_action_steps={cfg.train.n_action_steps}",
+                          f"policy.n_action_steps={cfg.train.n_action_steps}", *list(cfg.train.overrides),
                           f"train.steps={cfg.train.steps}", f"train.batch_size={cfg.train.batch_size}",
                           f"train.device={cfg.device}", f"train.seed={cfg.seed}", f"train.cpu_threads={cfg.cpu_threads}"])
 
@@ -75,12 +75,12 @@ def run(cfg: DictConfig) -> Path:
     run_dir = Path(cfg.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     save_config(cfg, run_dir, "pipeline_config.yaml")
-    r, env = cfg.rollouts, f"env={cfg.task}"
+    r, env = cfg.rollouts, [f"env={cfg.task}", *list(cfg.env_overrides)]
     threads = f"cpu_threads={_list(cfg.cpu_threads)}"
     _stage("collect", run_dir / "demos.zarr", lambda: _run(collect, "collect", [
-        env, f"n_episodes={cfg.collect.n_episodes}", f"out={run_dir / 'demos.zarr'}", f"seed={cfg.seed}", "overwrite=true"]))
+        *env, f"n_episodes={cfg.collect.n_episodes}", f"out={run_dir / 'demos.zarr'}", f"seed={cfg.seed}", "overwrite=true"]))
     policy = _stage("train", run_dir / "policy", lambda: _train(cfg, run_dir / "policy"))
-    common = [env, threads, f"policy_dir={policy}", f"num_samples={r.num_samples}", f"device={cfg.device}", "cells=[[none,[0.0]]]"]
+    common = [*env, threads, f"policy_dir={policy}", f"num_samples={r.num_samples}", f"device={cfg.device}", "cells=[[none,[0.0]]]"]
     fit_store = _stage("fit rollouts", run_dir / "id_fit.zarr", lambda: _run(stress, "stress", [
         *common, f"out={run_dir / 'id_fit.zarr'}", f"seeds.start={10_000}", f"seeds.count={r.fit_episodes}"]))
     cal_store = _stage("calibration rollouts", run_dir / "id_calibration.zarr", lambda: _run(stress, "stress", [
@@ -93,7 +93,7 @@ def run(cfg: DictConfig) -> Path:
         _run(calibrate, "calibrate", [threads, f"data={cal_store}", f"policy_dir={policy}", f"monitor_dir={run_dir / 'monitor'}",
                                       f"delta={r.delta}", f"kind={r.threshold}", f"device={cfg.device}"])))
     stress_store = _stage("stress rollouts", run_dir / "stress.zarr", lambda: _run(stress, "stress", [
-        env, threads, f"policy_dir={policy}", f"monitor_dir={monitor_dir}", f"out={run_dir / 'stress.zarr'}", f"device={cfg.device}",
+        *env, threads, f"policy_dir={policy}", f"monitor_dir={monitor_dir}", f"out={run_dir / 'stress.zarr'}", f"device={cfg.device}",
         f"cells={_list(plain(r.cells))}", "seeds.start=30000", f"seeds.count={r.seeds_per_cell}"]))
     report_dir = run_dir / "evaluation"
     _stage("evaluate", report_dir, lambda: _run(evaluate, "evaluate", [
