@@ -1,9 +1,10 @@
 """Acting on alarms in pick-and-place: monitor alone vs + fallback vs + steering, same seeds.
 
-    python -m benchmarks.intervention_outcome --monitor runs/demo/monitor [--seeds 20]
+    python -m benchmarks.intervention_outcome --monitor runs/demo/monitor [--seeds 20] [--policy DIR]
 
 For the nominal task and the obstacle shift (severities 0.6 and 1.0) every mode runs the same
-seeds with the shipped policy and a fitted, calibrated monitor:
+seeds with a policy (the shipped one by default; an image policy renders its observations) and a
+fitted, calibrated monitor:
   monitor      alarms are recorded, nothing else happens
   fallback     alarm -> hold position until the episode ends
   steer        alarm -> VLS-style steering with a keep-out reward around the obstacle (the
@@ -27,6 +28,7 @@ from fiper.control import MonitoredPolicy
 from fiper.interventions import FallbackContext, GradedResponse, HoldPosition, KeepOut, Steering
 from fiper.monitor import load_monitor
 from policies import load_policy
+from policies.normalizer import is_image_shape
 
 CHECKPOINT = Path(__file__).resolve().parents[1] / "launch" / "checkpoints" / "pick_place_diffusion_mlp"
 STEER = dict(position_dims=(0, 1, 2), guide_scale=40.0, fk_lambda=20.0, grad_floor=0.5, lateral_only=True, direction_space="env")
@@ -41,8 +43,13 @@ def keep_out(env) -> KeepOut:
     return KeepOut(center=[10.0, 10.0, 0.0], radius=0.01, shape="cylinder")
 
 
+def obs_mode(policy) -> str:
+    """'image' when the policy reads an image key, else 'lowdim'."""
+    return "image" if any(is_image_shape(tuple(s)) for s in policy.obs_shapes.values()) else "lowdim"
+
+
 def run(policy, monitor, mode: str, severity: float, seed: int) -> bool:
-    env = envs.make_env("pick_place", shifts=[("obstacle", severity)] if severity > 0 else None)
+    env = envs.make_env("pick_place", obs_mode=obs_mode(policy), shifts=[("obstacle", severity)] if severity > 0 else None)
     obs, info = env.reset(seed=seed)
     context = FallbackContext(action_dim=policy.action_dim, position_dims=[0, 1, 2], gripper_dims=[3])
     response = None
@@ -68,9 +75,10 @@ def main() -> None:
     parser.add_argument("--monitor", required=True, help="fitted + calibrated monitor directory (e.g. runs/demo/monitor)")
     parser.add_argument("--seeds", type=int, default=20)
     parser.add_argument("--start", type=int, default=40000)
+    parser.add_argument("--policy", default=str(CHECKPOINT), help="policy checkpoint directory (default: the shipped low-dim policy)")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    policy = load_policy(CHECKPOINT)
+    policy = load_policy(args.policy)
     monitor = load_monitor(args.monitor, policy=policy)
     modes = ("monitor", "fallback", "steer", "steer-always")
     seeds = range(args.start, args.start + args.seeds)
