@@ -9,7 +9,6 @@ its samples in a few sharp modes (low entropy) even when the modes are far apart
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -17,38 +16,9 @@ import torch
 from torch import Tensor
 
 from fiper.scores.base import ScoreBase
+from fiper.scores.histogram import entropy_bits, grid_cells, histogram_entropy_bits, new_cell_mask
 
-
-def histogram_entropy_bits(cells: Tensor) -> Tensor:
-    """Entropy in bits of the empirical distribution of cell ids: cells (M, B, d) long -> (M,).
-
-    Equal cell-id rows are brought together by sorting along B, equal neighbours form one cell,
-    and cell counts come from a scatter-add: no Python loop over rows. The d ids are packed into
-    one int64 key when their ranges fit in 62 bits (one sort); otherwise rows are sorted
-    lexicographically (stable sorts, last dim first).
-    """
-    m, b, d = cells.shape
-    cells = cells - cells.amin(dim=1, keepdim=True)  # ids from 0 within each row
-    radix = cells.amax(dim=(0, 1)) + 1 if m else torch.ones(d, dtype=torch.long, device=cells.device)
-    if float(torch.log2(radix.double()).sum()) < 62:
-        strides = torch.cumprod(torch.cat([radix.new_ones(1), radix[:-1]]), dim=0)
-        ranked = (cells * strides).sum(dim=-1).sort(dim=1).values
-        same = ranked[:, 1:] == ranked[:, :-1]
-    else:
-        order = torch.arange(b, device=cells.device).expand(m, b)
-        for j in reversed(range(d)):
-            key = torch.gather(cells[..., j], 1, order)
-            order = torch.gather(order, 1, torch.sort(key, dim=1, stable=True).indices)
-        ranked = torch.gather(cells, 1, order.unsqueeze(-1).expand(m, b, d))
-        same = (ranked[:, 1:] == ranked[:, :-1]).all(dim=-1)
-    new_cell = torch.ones(m, b, dtype=torch.bool, device=cells.device)
-    new_cell[:, 1:] = ~same
-    group = new_cell.long().cumsum(dim=1) - 1  # cell index of every sorted point
-    counts = torch.zeros(m, b, dtype=torch.float64, device=cells.device)
-    counts.scatter_add_(1, group, torch.ones_like(counts))
-    # H = -sum (n/B) log2(n/B) = log2 B - sum n log2 n / B   (empty cells: n log2 max(n, 1) = 0)
-    nlogn = (counts * torch.log2(counts.clamp_min(1.0))).sum(dim=1)
-    return (math.log2(b) - nlogn / b).clamp_min(0.0)
+__all__ = ["ACE", "histogram_entropy_bits"]
 
 
 class ACE(ScoreBase):
@@ -57,6 +27,8 @@ class ACE(ScoreBase):
     name = "ace"
     needs = frozenset({"samples"})
     dtype = torch.float64
+    backend = "numpy"
+    chunk_points = 1 << 16  # points per offline chunk: small enough to stay in cache
 
     def __init__(self, kappa: float = 0.03, dims: Sequence[int] | None = None, integrate: bool = False, margin: float = 0.01):
         if not kappa > 0:
@@ -86,32 +58,36 @@ class ACE(ScoreBase):
         if max(self.dims) >= a:
             raise ValueError(f"{self.name}: dims {self.dims} select action dimensions beyond the action size A={a}")
 
-    def positions(self, samples: Tensor) -> Tensor:
-        """(n, B, H, d) positions: the selected dims, integrated over the horizon if they are velocities."""
+    def points(self, samples: np.ndarray) -> np.ndarray:
+        """(B, d, n, H) float64 copy of the selected dims of samples (n, B, H, A), integrated over the
+        horizon if they are velocities: one set of B points per (decision, step), sets along n then H."""
         dims = self.dims
-        if dims != list(range(samples.shape[-1])):
-            samples = samples.index_select(-1, torch.tensor(dims, device=samples.device))
-        return samples.cumsum(dim=2) if self._config["integrate"] else samples
+        lo, hi = dims[0], dims[-1] + 1
+        picked = samples[..., lo:hi] if dims == list(range(lo, hi)) else samples[..., dims]
+        pts = np.array(picked.transpose(1, 3, 0, 2), dtype=np.float64, order="C")
+        return np.cumsum(pts, axis=3, out=pts) if self._config["integrate"] else pts
 
-    def _fit(self, embeddings: None, samples: Tensor, decision_ends: np.ndarray, seed: int) -> None:
-        pos = self.positions(samples).reshape(-1, len(self.dims))
-        ranges = pos.amax(dim=0) - pos.amin(dim=0)
+    def _fit(self, embeddings: None, samples: np.ndarray, decision_ends: np.ndarray, seed: int) -> None:
+        pts = self.points(samples)
+        ranges = pts.max(axis=(0, 2, 3)) - pts.min(axis=(0, 2, 3))
         if not bool((ranges > 0).any()):
             raise ValueError(f"{self.name}: every selected action dim {self.dims} is constant over the calibration predictions; ACE needs a non-zero range to set its cell width")
-        ranges = torch.where(ranges > 0, ranges, ranges.max())
-        self._set_ranges(ranges)
+        ranges = np.where(ranges > 0, ranges, ranges.max())
+        self._set_ranges(torch.from_numpy(ranges))
 
     def _set_ranges(self, ranges: Tensor) -> None:
         self.ranges = ranges.to(device=self.device, dtype=self.dtype)
         self.cell_width = self._config["kappa"] * self.ranges
+        self._width = self.cell_width.cpu().numpy()
 
-    def _score(self, embeddings: None, samples: Tensor) -> Tensor:
-        n, b, h, _ = samples.shape
-        pos = self.positions(samples).transpose(1, 2).reshape(n * h, b, -1)  # one row per (decision, step)
-        lo, hi = pos.amin(dim=1, keepdim=True), pos.amax(dim=1, keepdim=True)
-        origin = lo - self._config["margin"] * (hi - lo)
-        cells = torch.floor((pos - origin) / self.cell_width).long()
-        return histogram_entropy_bits(cells).reshape(n, h).mean(dim=1)
+    def _score(self, embeddings: None, samples: np.ndarray) -> np.ndarray:
+        n, _, h, _ = samples.shape
+        cells, top = grid_cells(self.points(samples).reshape(samples.shape[1], len(self.dims), n * h), self._width, self._config["margin"])
+        return entropy_bits(new_cell_mask(cells, top), group=h) / h
+
+    def _chunk_rows(self) -> int:
+        b, h, _ = self.sample_shape
+        return max(1, self.chunk_points // (b * h * len(self.dims)))
 
     def _tensors(self) -> dict[str, Tensor]:
         return {"ranges": self.ranges}

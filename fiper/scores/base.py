@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from fiper.scores.inputs import as_tensor, check_decision_ends, check_finite, check_shape, chunks
+from fiper.scores.inputs import as_array, as_tensor, check_decision_ends, check_finite, check_shape, chunks
 
 NEEDS = frozenset({"embedding", "samples"})
 
@@ -125,12 +125,15 @@ class ScoreBase(ABC):
 
     A subclass sets ``name``, ``needs`` and ``dtype`` and implements ``_fit``, ``_score`` (a batch
     of decisions -> (n,) scores), ``_tensors`` and ``_load_tensors``. Stateless scores get
-    ``step`` and ``score_offline`` for free; scores with history override both.
+    ``step`` and ``score_offline`` for free; scores with history override ``_step`` and
+    ``score_offline``. ``backend = "numpy"`` hands ``_fit`` / ``_score`` host numpy arrays instead
+    of tensors (for scores whose work is small-array bookkeeping, e.g. ACE's histogram).
     """
 
     name: ClassVar[str]
     needs: ClassVar[frozenset[str]]
     dtype: ClassVar[torch.dtype] = torch.float32
+    backend: ClassVar[str] = "torch"  # or "numpy"
     chunk_elements: ClassVar[int] = 1 << 22  # input elements per offline chunk (bounds memory)
 
     def __init__(self, **config: Any):
@@ -170,13 +173,13 @@ class ScoreBase(ABC):
         if "embedding" in self.needs:
             if data.embeddings is None:
                 raise ValueError(f"{self.name} reads embeddings but ScoreFitData.embeddings is None; load decisions/embedding")
-            emb = as_tensor(self.name, "fit embeddings", data.embeddings, device=self.device, dtype=self.dtype)
+            emb = self._as("fit embeddings", data.embeddings)
             check_finite(self.name, "fit embeddings", emb)
             self.embedding_dim = int(emb.shape[1])
         if "samples" in self.needs:
             if data.samples is None:
                 raise ValueError(f"{self.name} reads sample batches but ScoreFitData.samples is None; load decisions/samples")
-            samples = as_tensor(self.name, "fit samples", data.samples, device=self.device, dtype=self.dtype)
+            samples = self._as("fit samples", data.samples)
             check_finite(self.name, "fit samples", samples)
             self.sample_shape = tuple(int(s) for s in samples.shape[1:])
         self._check_fit_shapes()
@@ -194,9 +197,18 @@ class ScoreBase(ABC):
 
     def step(self, embedding: Any = None, samples: Any = None) -> float:
         """Score one decision from its embedding (D,) and sample batch (B, H, A)."""
-        emb, smp = self._inputs(embedding, samples, batched=False)
+        return self._step(*self._inputs(embedding, samples, batched=False))
+
+    def step_checked(self, embedding: Any = None, samples: Any = None) -> float:
+        """``step`` for inputs the caller has already checked (shapes, finite values): the monitor
+        validates each decision once, not once per score. Unchecked input gives undefined scores."""
+        self._require_fitted()
+        return self._step(*self._convert(embedding, samples, batched=False))
+
+    def _step(self, embedding: Any, samples: Any) -> float:
+        """One decision's score from converted inputs (1, D) and (1, B, H, A); scores with history override it."""
         with torch.no_grad():
-            return float(self._score(emb, smp)[0])
+            return float(self._score(embedding, samples)[0])
 
     def score_offline(self, embeddings: Any = None, samples: Any = None, decision_ends: Any = None) -> np.ndarray:
         """Scores (N,) of every decision of a store, vectorised in memory-bounded chunks."""
@@ -210,7 +222,8 @@ class ScoreBase(ABC):
                     samples[sl] if "samples" in self.needs else None,
                     batched=True,
                 )
-                out[sl] = self._score(emb, smp).double().cpu().numpy()
+                scores = self._score(emb, smp)
+                out[sl] = scores.double().cpu().numpy() if isinstance(scores, Tensor) else scores
         return out
 
     def state(self) -> tuple[dict[str, Tensor], dict[str, Any]]:
@@ -289,23 +302,31 @@ class ScoreBase(ABC):
             n = int(value.shape[0])
         return int(n)
 
-    def _inputs(self, embedding: Any, samples: Any, *, batched: bool) -> tuple[Tensor | None, Tensor | None]:
-        """Validated tensors: (1 or n, D) embeddings and (1 or n, B, H, A) samples for ``_score``."""
+    def _as(self, what: str, value: Any) -> Any:
+        """``value`` in the score's backend: a ``dtype`` tensor on ``device``, or a host numpy array as given."""
+        if self.backend == "numpy":
+            return as_array(self.name, what, value)  # the score casts what it reads
+        return as_tensor(self.name, what, value, device=self.device, dtype=self.dtype)
+
+    def _convert(self, embedding: Any, samples: Any, *, batched: bool, check: bool = False) -> tuple[Any, Any]:
+        """The inputs the score reads, in its backend with a leading decision axis (None for the
+        others); ``check`` refuses wrong shapes and non-finite values first."""
+        out = []
+        for what, value, label, shape in (("embedding", embedding, "embedding", (self.embedding_dim,)),
+                                          ("samples", samples, "sample batch", self.sample_shape)):
+            if what not in self.needs:
+                out.append(None)
+                continue
+            if value is None:
+                raise ValueError(f"{self.name} reads the {label} but none was given")
+            x = self._as(what, value)
+            if check:
+                check_shape(self.name, what, x, ((None,) if batched else ()) + tuple(shape))
+                check_finite(self.name, what, x)
+            out.append(x if batched else x[None])
+        return out[0], out[1]
+
+    def _inputs(self, embedding: Any, samples: Any, *, batched: bool) -> tuple[Any, Any]:
+        """Validated inputs: (1 or n, D) embeddings and (1 or n, B, H, A) samples for ``_score``."""
         self._require_fitted()
-        emb = smp = None
-        lead = (None,) if batched else ()
-        if "embedding" in self.needs:
-            if embedding is None:
-                raise ValueError(f"{self.name} reads the embedding but none was given")
-            emb = as_tensor(self.name, "embedding", embedding, device=self.device, dtype=self.dtype)
-            check_shape(self.name, "embedding", emb, (*lead, self.embedding_dim))
-            check_finite(self.name, "embedding", emb)
-            emb = emb if batched else emb.unsqueeze(0)
-        if "samples" in self.needs:
-            if samples is None:
-                raise ValueError(f"{self.name} reads the sample batch but none was given")
-            smp = as_tensor(self.name, "samples", samples, device=self.device, dtype=self.dtype)
-            check_shape(self.name, "samples", smp, (*lead, *self.sample_shape))
-            check_finite(self.name, "samples", smp)
-            smp = smp if batched else smp.unsqueeze(0)
-        return emb, smp
+        return self._convert(embedding, samples, batched=batched, check=True)

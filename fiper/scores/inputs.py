@@ -24,6 +24,19 @@ def as_tensor(owner: str, what: str, value: Any, *, device: torch.device, dtype:
     return t.to(device=device, dtype=dtype)
 
 
+def as_array(owner: str, what: str, value: Any, *, dtype: Any = None) -> np.ndarray:
+    """``value`` as a host numpy array (a tensor is copied from its device; a CPU tensor is shared)."""
+    if isinstance(value, Tensor):
+        if value.is_complex() or value.dtype == torch.bool:
+            raise ValueError(f"{owner}: {what} must be real-valued, got dtype {value.dtype}")
+        arr = value.detach().cpu().numpy()
+    else:
+        arr = np.asarray(value)
+        if arr.dtype.kind not in "fiu":
+            raise ValueError(f"{owner}: {what} must be numeric, got dtype {arr.dtype}")
+    return arr if dtype is None else arr.astype(dtype, copy=False)
+
+
 def check_shape(owner: str, what: str, t: Tensor, expected: Sequence[int | None]) -> None:
     """Raise ValueError naming both shapes unless ``t.shape`` matches ``expected`` (None = any size)."""
     shape = tuple(t.shape)
@@ -40,10 +53,11 @@ def _fmt(shape: Sequence[int | None]) -> str:
     return "(" + ", ".join(parts) + ("," if len(parts) == 1 else "") + ")"
 
 
-def check_finite(owner: str, what: str, t: Tensor) -> None:
-    """Raise ValueError if ``t`` holds NaN or inf (a fail-safe monitor turns this into an alarm)."""
-    if not bool(torch.isfinite(t).all()):
-        bad = int((~torch.isfinite(t)).sum())
+def check_finite(owner: str, what: str, t: Tensor | np.ndarray) -> None:
+    """Raise ValueError if ``t`` (tensor or array) holds NaN or inf (the monitor turns this into an alarm)."""
+    finite = torch.isfinite if isinstance(t, Tensor) else np.isfinite
+    if not bool(finite(t).all()):
+        bad = int((~finite(t)).sum())
         raise ValueError(f"{owner}: {what} of shape {tuple(t.shape)} contains {bad} non-finite values (NaN or inf)")
 
 

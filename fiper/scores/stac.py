@@ -85,13 +85,12 @@ class STAC(ScoreBase):
     def reset(self) -> None:
         self._previous = None
 
-    def step(self, embedding: Any = None, samples: Any = None) -> float:
-        _, smp = self._inputs(None, samples, batched=False)
-        previous, self._previous = self._previous, smp
+    def _step(self, embedding: None, samples: Tensor) -> float:
+        previous, self._previous = self._previous, samples
         if previous is None:
             return 0.0
         with torch.no_grad():
-            return float(self._score(None, torch.cat([previous, smp]))[0])
+            return float(self._score(None, torch.cat([previous, samples]))[0])
 
     def score_offline(self, embeddings: Any = None, samples: Any = None, decision_ends: Any = None) -> np.ndarray:
         n = self._n_offline(None, samples)
