@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -28,6 +29,16 @@ def check_widths(owner: str, target_widths: Sequence[int], predictor_widths: Seq
             f"got {len(pw)} predictor vs {len(tw)} target hidden layers"
         )
     return tw, pw, int(out_dim)
+
+
+def sized_widths(in_dim: int, target_widths: Sequence[int] | None, predictor_widths: Sequence[int] | None,
+                 out_dim: int | None) -> tuple[list[int], list[int], int]:
+    """Widths with every None sized from the input: hidden w = clip(2 in_dim, 32, 128), target [w],
+    predictor one layer deeper than the target, output w // 2 (small nets: cheap per decision)."""
+    w = int(min(128, max(32, 2 * int(in_dim))))
+    tw = [w] if target_widths is None else [int(x) for x in target_widths]
+    pw = [w] * (len(tw) + 1) if predictor_widths is None else [int(x) for x in predictor_widths]
+    return tw, pw, w // 2 if out_dim is None else int(out_dim)
 
 
 class RNDNetworks(nn.Module):
@@ -56,3 +67,27 @@ class RNDNetworks(nn.Module):
     @property
     def max_width(self) -> int:
         return max(m.out_features for m in self.modules() if isinstance(m, nn.Linear))
+
+
+def host_layers(net: nn.Sequential) -> list[tuple[np.ndarray, np.ndarray, float | None]] | None:
+    """(weight, bias, LeakyReLU slope after it or None) per layer of a CPU float32 Linear/LeakyReLU MLP,
+    as numpy views of the module's own memory (in-place weight updates stay visible); None otherwise."""
+    layers: list[tuple[np.ndarray, np.ndarray, float | None]] = []
+    for module in net:
+        if isinstance(module, nn.Linear) and module.bias is not None and module.weight.device.type == "cpu" and module.weight.dtype == torch.float32:
+            layers.append((module.weight.detach().numpy(), module.bias.detach().numpy(), None))
+        elif isinstance(module, nn.LeakyReLU) and layers and layers[-1][2] is None:
+            layers[-1] = (*layers[-1][:2], float(module.negative_slope))
+        else:
+            return None
+    return layers
+
+
+def host_forward(layers: list[tuple[np.ndarray, np.ndarray, float | None]], x: np.ndarray) -> np.ndarray:
+    """One input row (in_dim,) through ``host_layers`` in numpy: no torch dispatch per layer."""
+    for weight, bias, slope in layers:
+        x = weight @ x
+        x += bias
+        if slope is not None:
+            x = np.maximum(x, slope * x) if slope <= 1 else np.where(x > 0, x, slope * x)
+    return x

@@ -2,7 +2,8 @@
 
 s_O(t) = ||f(z_t) - g(z_t)||_2 with z standardised by the training mean / std, g a frozen random
 MLP and f a deeper trained MLP. Published widths (d->1024->2048->4096->512 target, 6-layer
-predictor) are scaled down by default for small embeddings; keep the predictor the larger one.
+predictor) are scaled down for small embeddings, or sized from D at fit when given as None (hidden
+clip(2D, 32, 128): a cheap online step); keep the predictor the larger one.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from torch import Tensor
 
 from fiper.nn import fit_standardizer, load_module_tensors, module_tensors
 from fiper.scores.base import ScoreBase
-from fiper.scores.rnd_core import RNDNetworks, check_widths
+from fiper.scores.rnd_core import RNDNetworks, check_widths, host_forward, host_layers, sized_widths
 from fiper.scores.training import SMALL_NET_TRAIN, TrainConfig, TrainResult, episode_split, train
 
 
@@ -28,16 +29,24 @@ class RNDOE(ScoreBase):
 
     def __init__(
         self,
-        target_widths: Sequence[int] = (256, 512, 256),
-        predictor_widths: Sequence[int] = (256, 512, 512, 512, 256),
-        out_dim: int = 128,
+        target_widths: Sequence[int] | None = (256, 512, 256),
+        predictor_widths: Sequence[int] | None = (256, 512, 512, 512, 256),
+        out_dim: int | None = 128,
         train: TrainConfig | Mapping[str, Any] | None = None,
     ):
-        tw, pw, out = check_widths(self.name, target_widths, predictor_widths, out_dim)
-        super().__init__(target_widths=tw, predictor_widths=pw, out_dim=out, train=TrainConfig.of(train, **SMALL_NET_TRAIN).to_dict())
+        # None: sized from the embedding at fit (rnd_core.sized_widths); the fitted config stores the numbers.
+        # The defaults restate launch/conf/score/rnd_oe.yaml.
+        given = check_widths(self.name, *sized_widths(1, target_widths, predictor_widths, out_dim))
+        super().__init__(
+            target_widths=None if target_widths is None else given[0],
+            predictor_widths=None if predictor_widths is None else given[1],
+            out_dim=None if out_dim is None else given[2],
+            train=TrainConfig.of(train, **SMALL_NET_TRAIN).to_dict(),
+        )
         self.nets: RNDNetworks | None = None
         self.mean = self.std = None
         self.fit_result: TrainResult | None = None
+        self._host_cache: tuple | None = None
 
     def _build(self) -> RNDNetworks:
         c = self._config
@@ -46,6 +55,8 @@ class RNDOE(ScoreBase):
     def _fit(self, embeddings: Tensor, samples: None, decision_ends: np.ndarray, seed: int) -> None:
         cfg = TrainConfig.of(self._config["train"])
         tr, va = (torch.as_tensor(i, device=self.device) for i in episode_split(decision_ends, cfg.val_fraction, seed))
+        c = self._config
+        c["target_widths"], c["predictor_widths"], c["out_dim"] = sized_widths(self.embedding_dim, c["target_widths"], c["predictor_widths"], c["out_dim"])
         self.mean, self.std = fit_standardizer(embeddings[tr])
         x = (embeddings - self.mean) / self.std
         self.nets = self._build().init_(seed).to(self.device)
@@ -55,6 +66,27 @@ class RNDOE(ScoreBase):
     def _score(self, embeddings: Tensor, samples: None) -> Tensor:
         return self.nets((embeddings - self.mean) / self.std)
 
+    def _step(self, embeddings: Tensor, samples: None) -> float:
+        """One decision: on the CPU the same float32 network runs in numpy on views of its weights
+        (a dozen torch calls on one row cost more than the arithmetic); elsewhere in torch."""
+        host = self._host()
+        if host is None:
+            return super()._step(embeddings, samples)
+        mean, std, target, predictor = host
+        x = (embeddings.numpy()[0] - mean) / std
+        return float(np.linalg.norm(host_forward(predictor, x) - host_forward(target, x)))
+
+    def _host(self) -> tuple | None:
+        """Cached numpy views (mean, std, target layers, predictor layers) of this CPU score, else None."""
+        if self._host_cache is None or self._host_cache[0] is not self.nets:
+            views = None
+            if self.device.type == "cpu" and self.mean.dtype == torch.float32:
+                target, predictor = host_layers(self.nets.target), host_layers(self.nets.predictor)
+                if target is not None and predictor is not None:
+                    views = (self.mean.numpy(), self.std.numpy(), target, predictor)
+            self._host_cache = (self.nets, views)
+        return self._host_cache[1]
+
     def _chunk_rows(self) -> int:
         return max(1, self.chunk_elements // max(self.embedding_dim, self.nets.max_width))
 
@@ -63,6 +95,7 @@ class RNDOE(ScoreBase):
 
     def _load_tensors(self, tensors: Mapping[str, Tensor]) -> None:
         self.mean, self.std = self._take(tensors, "mean", "std")
+        self._host_cache = None
         self.nets = self._build().to(self.device)
         load_module_tensors(self.nets, dict(tensors), "nets")
         self.nets.eval()
