@@ -21,6 +21,12 @@ from fiper.monitor.identity import PolicyIdentity
 from fiper.monitor.padding import to_padded
 from fiper.monitor.report import StepReport
 from fiper.scores.base import FailureScore
+from fiper.scores.inputs import as_array
+
+
+def _finite(x: Any) -> bool:
+    """Whether an array or tensor holds only finite values."""
+    return bool(torch.isfinite(x).all()) if isinstance(x, torch.Tensor) else bool(np.isfinite(x).all())
 
 
 def _ratio(eta: float, gamma: float) -> float:
@@ -63,6 +69,8 @@ class FailureMonitor:
         self.windows = {n: int(w) for n, w in windows.items()}
         for name, score in self.scores.items():
             self._check_score(name, score)
+        # inputs are checked once per decision in _prepare; scores that offer it skip their own checks
+        self._steppers = {n: getattr(s, "step_checked", s.step) for n, s in self.scores.items()}
         self.thresholds: dict[str, Threshold] | None = None
         if thresholds is not None:
             self.set_thresholds(thresholds)
@@ -140,7 +148,7 @@ class FailureMonitor:
         for name in active:
             score = self.scores[name]
             try:
-                value = score.step(embedding if "embedding" in score.needs else None, samples if "samples" in score.needs else None)
+                value = self._steppers[name](embedding if "embedding" in score.needs else None, samples if "samples" in score.needs else None)
             except Exception as err:  # fail-safe: any score error raises the alarm
                 return self._failsafe(t, f"score {name!r} raised {type(err).__name__}: {err}", skip)
             if not math.isfinite(value):
@@ -156,25 +164,25 @@ class FailureMonitor:
         return StepReport(t, raw, windowed, gamma, ratios, combined, alarm, crossed, reason, False, skip)
 
     def _prepare(self, embedding: Any, samples: Any) -> tuple[Any, Any]:
-        """Strip a leading batch axis of 1 and refuse non-finite or mis-shaped inputs."""
+        """Check the inputs once per decision (shape, finite) for every score: strip a leading batch
+        axis of 1; CPU data becomes numpy (shared memory), a tensor on another device stays there."""
         ident = self.identity
-        if "embedding" in self.needs:
-            embedding = torch.as_tensor(embedding)
-            if embedding.dim() == 2 and embedding.shape[0] == 1:
-                embedding = embedding[0]
-            if tuple(embedding.shape) != (ident.embedding_dim,):
-                raise ValueError(f"embedding has shape {tuple(embedding.shape)}, the monitor expects ({ident.embedding_dim},)")
-        if "samples" in self.needs:
-            samples = torch.as_tensor(samples)
-            if samples.dim() == 4 and samples.shape[0] == 1:
-                samples = samples[0]
-            if tuple(samples.shape) != ident.sample_shape:
-                raise ValueError(f"samples have shape {tuple(samples.shape)}, the monitor expects {ident.sample_shape} (B, H, A)")
-        finite = [torch.isfinite(x).all() for x in (embedding, samples) if isinstance(x, torch.Tensor)]
-        if finite and not bool(torch.stack(finite).all()):  # one host sync for both checks
-            bad = [n for n, x in (("embedding", embedding), ("samples", samples)) if isinstance(x, torch.Tensor) and not bool(torch.isfinite(x).all())]
+        checked = []
+        for what, value, shape in (("embedding", embedding, (ident.embedding_dim,)), ("samples", samples, ident.sample_shape)):
+            if what not in self.needs:
+                checked.append(None)
+                continue
+            x = value if isinstance(value, torch.Tensor) and value.device.type != "cpu" else as_array("monitor", what, value)
+            if x.ndim == len(shape) + 1 and x.shape[0] == 1:
+                x = x[0]
+            if tuple(x.shape) != shape:
+                raise ValueError(f"{what} {'has' if what == 'embedding' else 'have'} shape {tuple(x.shape)}, the monitor expects {shape}"
+                                 + (" (B, H, A)" if what == "samples" else ""))
+            checked.append(x)
+        bad = [w for w, x in zip(("embedding", "samples"), checked) if x is not None and not _finite(x)]
+        if bad:
             raise ValueError(f"non-finite values in {' and '.join(bad)}")
-        return embedding, samples
+        return checked[0], checked[1]
 
     def _failsafe(self, t: int, reason: str, skip: tuple[str, ...]) -> StepReport:
         windowed = {n: self._sums[n].value for n in self.names}
