@@ -136,8 +136,11 @@ class FailureMonitor:
             raise MonitorNotCalibratedError("the monitor has no thresholds: calibrate it (python -m launch.calibrate) before running it")
         t = self.decision
         self.decision += 1
-        skip = tuple(n for n in self.names if n in set(skip))
-        active = [n for n in self.names if n not in skip]
+        if skip:
+            skip = tuple(n for n in self.names if n in set(skip))
+            active = [n for n in self.names if n not in skip]
+        else:
+            skip, active = (), self.names
         if not active:
             return self._failsafe(t, "every score was skipped: the decision is unmonitored", skip)
         try:

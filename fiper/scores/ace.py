@@ -28,7 +28,7 @@ class ACE(ScoreBase):
     needs = frozenset({"samples"})
     dtype = torch.float64
     backend = "numpy"
-    chunk_points = 1 << 16  # points per offline chunk: small enough to stay in cache
+    chunk_points = 1 << 17  # points per offline chunk: a few MB of working arrays
 
     def __init__(self, kappa: float = 0.03, dims: Sequence[int] | None = None, integrate: bool = False, margin: float = 0.01):
         if not kappa > 0:

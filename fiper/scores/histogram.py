@@ -7,6 +7,7 @@ one decision runs the very same code on one set of sets, so online and offline a
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -33,6 +34,8 @@ def new_cell_mask(cells: np.ndarray, top: np.ndarray) -> np.ndarray:
     """(M, B) bool: with each set's B cell ids (cells (B, d, M) >= 0) in sorted order, True where a new cell starts."""
     b, d, m = cells.shape
     radix = top.max(axis=1) + 1 if m else np.ones(d)
+    new = np.empty((m, b), dtype=bool)
+    new[:, 0] = True
     if math.prod(radix.tolist()) < _EXACT:  # one exact float64 key per point
         key = cells[:, 0].copy()
         stride = 1.0
@@ -41,15 +44,12 @@ def new_cell_mask(cells: np.ndarray, top: np.ndarray) -> np.ndarray:
             key += cells[:, k] * stride
         ranked = np.ascontiguousarray(key.T)  # (M, B)
         ranked.sort(axis=1)
-        same = ranked[:, 1:] == ranked[:, :-1]
+        np.not_equal(ranked[:, 1:], ranked[:, :-1], out=new[:, 1:])
     else:  # ids too large to pack: sort points lexicographically within each set
         per_set = cells.transpose(2, 0, 1).reshape(m * b, d)
         order = np.lexsort((*per_set.T[::-1], np.repeat(np.arange(m), b)))
         ranked = per_set[order].reshape(m, b, d)
-        same = (ranked[:, 1:] == ranked[:, :-1]).all(axis=-1)
-    new = np.empty((m, b), dtype=bool)
-    new[:, 0] = True
-    np.logical_not(same, out=new[:, 1:])
+        np.any(ranked[:, 1:] != ranked[:, :-1], axis=-1, out=new[:, 1:])
     return new
 
 
@@ -63,13 +63,18 @@ def entropy_bits(new: np.ndarray, group: int = 1) -> np.ndarray:
         return np.zeros(0)
     starts = np.flatnonzero(new)
     counts = np.diff(starts, append=new.size)
+    first = np.searchsorted(starts, np.arange(0, new.size, group * b))  # every set opens with a run
+    return np.add.reduceat(_terms(b)[counts], first)
+
+
+@functools.lru_cache(maxsize=16)
+def _terms(b: int) -> np.ndarray:
+    """-(c/B) log2(c/B) for run lengths c = 0..B (0 for c = 0 and c = B)."""
     p = np.arange(b + 1) / b
     table = np.zeros(b + 1)
     table[1:] = -p[1:] * np.log2(p[1:])
-    runs = np.count_nonzero(new.reshape(m // group, group * b), axis=1)
-    first = np.zeros(len(runs), dtype=np.int64)
-    np.cumsum(runs[:-1], out=first[1:])
-    return np.add.reduceat(table[counts], first)
+    table.flags.writeable = False
+    return table
 
 
 def histogram_entropy_bits(cells: np.ndarray) -> np.ndarray:

@@ -160,3 +160,15 @@ def test_skip_and_uncalibrated(monitor):
         fresh.step(emb[0], smp[0])
     with pytest.raises(ValueError, match="fitted on embeddings of D=12 but the policy has D=7"):
         FailureMonitor(monitor.scores, PolicyIdentity(7, B, H, A), windows=monitor.windows)
+
+
+def test_numpy_torch_and_batched_inputs_give_the_same_report(monitor):
+    """Inputs are checked once by the monitor; every accepted layout scores identically."""
+    emb, smp, _ = make_decisions(np.random.default_rng(6), 1)
+    reports = []
+    for z, s in ((emb[0], smp[0]), (torch.from_numpy(emb[0]), torch.from_numpy(smp[0])), (emb[:1], smp[:1])):
+        monitor.reset()
+        reports.append(monitor.step(z, s))
+    assert reports[0] == reports[1] == reports[2] and not reports[0].failsafe
+    rep = monitor.step("not an array", smp[0])
+    assert rep.failsafe and "must be numeric" in rep.reason

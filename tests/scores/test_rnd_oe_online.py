@@ -1,0 +1,58 @@
+"""RND-OE's one-row numpy step equals the torch networks; widths sized from D fit, separate and round-trip."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from fiper.scores import ScoreFitData, make_score, score_from_state
+from fiper.scores.rnd_core import sized_widths
+
+ENDS = np.arange(1, 11) * 100
+
+
+def _torch_scores(score, z: np.ndarray) -> np.ndarray:
+    with torch.no_grad():
+        return score._score(torch.from_numpy(z), None).numpy()
+
+
+def test_numpy_step_equals_the_torch_networks_and_sees_weight_updates(manifold):
+    train, new = manifold.embeddings(1000), manifold.embeddings(50, shift=1.0)
+    score = make_score("rnd_oe", target_widths=[32, 32], predictor_widths=[64, 64, 64], out_dim=16,
+                       train=dict(max_epochs=3, batch_size=64)).fit(ScoreFitData(train, None, ENDS))
+    assert score._host() is not None  # the CPU fast path is the one under test
+    np.testing.assert_allclose([score.step(z) for z in new], _torch_scores(score, new), rtol=1e-5, atol=1e-5)
+    with torch.no_grad():  # in-place updates reach the numpy views (they share the weights' memory)
+        score.nets.predictor[0].weight.mul_(1.5)
+    moved = [score.step_checked(z) for z in new]
+    np.testing.assert_allclose(moved, _torch_scores(score, new), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(moved, score.score_offline(new, None, [50]), rtol=1e-5, atol=1e-5)
+    score.to("cpu")  # reloaded tensors: the cached views are rebuilt
+    np.testing.assert_allclose([score.step(z) for z in new], moved, rtol=0, atol=0)
+
+
+def test_networks_numpy_cannot_run_fall_back_to_torch(manifold):
+    train, new = manifold.embeddings(400), manifold.embeddings(20)
+    score = make_score("rnd_oe", target_widths=[16], predictor_widths=[16, 16], out_dim=8,
+                       train=dict(max_epochs=1)).fit(ScoreFitData(train, None, ENDS[:4]))
+    score.nets.target[1] = torch.nn.ReLU()  # not a LeakyReLU: no host path
+    score._host_cache = None
+    assert score._host() is None
+    np.testing.assert_allclose([score.step(z) for z in new], _torch_scores(score, new), rtol=1e-5, atol=1e-5)
+
+
+def test_widths_sized_from_the_embedding_are_saved_and_separate_a_shift(manifold, auroc):
+    assert sized_widths(64, None, None, None) == ([128], [128, 128], 64)
+    assert sized_widths(512, None, None, 32) == ([128], [128, 128], 32)
+    assert sized_widths(4, [8, 8], None, None) == ([8, 8], [32, 32, 32], 16)
+    train, held_out, shifted = manifold.embeddings(1000), manifold.embeddings(300), manifold.embeddings(300, shift=2.0)
+    score = make_score("rnd_oe", target_widths=None, predictor_widths=None, out_dim=None,
+                       train=dict(lr=3e-3, max_epochs=20, batch_size=64)).fit(ScoreFitData(train, None, ENDS, seed=0))
+    d = train.shape[1]
+    w = min(128, max(32, 2 * d))
+    tensors, config = score.state()
+    assert config["params"]["target_widths"] == [w] and config["params"]["predictor_widths"] == [w, w]
+    assert config["params"]["out_dim"] == w // 2
+    assert auroc(score.score_offline(held_out, None, [300]), score.score_offline(shifted, None, [300])) >= 0.95
+    loaded = score_from_state(tensors, config)
+    np.testing.assert_array_equal(loaded.score_offline(shifted, None, [300]), score.score_offline(shifted, None, [300]))
