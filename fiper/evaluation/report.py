@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from fiper.evaluation.cells import cell_counts, cells_markdown, four_kinds
 from fiper.evaluation.pipeline import EvaluationResult, TaskResult
 from fiper.evaluation.splits import PARTS, STRATA
 
@@ -77,6 +78,9 @@ def task_markdown(task: TaskResult, plots: dict[str, Any] | None) -> list[str]:
     out += [""] + [f"- `{s}`" for s in ro.stores] + [""]
     for note in ro.notes:
         out.append(f"Note: {note}")
+    out += ["### Rollouts per cell", ""] + cells_markdown(cell_counts(ro))
+    out += ["", "Live alarm columns: the monitor that ran during recording (absent when none did); alarm before onset: "
+            "first live alarm at or before the failure step.", ""]
     sizes = task.split_sizes
     out += ["### Split", ""] + _table(["part", "total", *STRATA], [[p, *(str(sizes[p][k]) for k in ("total", *STRATA))] for p in PARTS])
     out += ["", "Fit and calibration episodes are in-distribution successes only; windows are chosen on validation, "
@@ -159,7 +163,9 @@ def metrics_document(result: EvaluationResult) -> dict[str, Any]:
                 "candidates": [{"windows": {g.name: g.labels[i] for g, i in zip(grids, c)},
                                 **{k: v[j] for k, v in res.validation.items()}} for j, c in enumerate(res.candidates)],
             }
+        cells = cell_counts(task.rollouts)
         tasks[name] = {"stores": list(task.rollouts.stores), "episodes": task.rollouts.n_episodes,
+                       "cells": [{**vars(c), "reasons": dict(c.reasons)} for c in cells], "four_kinds": four_kinds(cells),
                        "control_period_s": task.rollouts.control_period_s, "split": task.split_sizes,
                        "selection": selection, "seconds": task.seconds, "notes": task.rollouts.notes}
     doc = {"format": FORMAT, "version": VERSION, "selection_criterion": result.config.selection,

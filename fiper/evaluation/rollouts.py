@@ -98,6 +98,8 @@ class RolloutSet:
     shift: np.ndarray  # (E,) str, 'none' in distribution
     severity: np.ndarray  # (E,) float
     seed: np.ndarray  # (E,) int
+    failure_reason: np.ndarray  # (E,) str, '' none/unknown
+    live_alarm_step: np.ndarray  # (E,) int, env step of the live monitor's first alarm; -1 none/not recorded
     control_period_s: float
     n_action_steps: int | None  # env steps per decision, from attrs (None if not recorded)
     notes: list[str] = field(default_factory=list)
@@ -175,6 +177,8 @@ def read_store(path: Path, control_period_s: float | None = None) -> RolloutSet:
         shift=meta("shift", "none", str),
         severity=meta("severity", 0.0, np.float64),
         seed=meta("seed", -1, np.int64),
+        failure_reason=meta("failure_reason", "", str),
+        live_alarm_step=meta("first_alarm_step", -1, np.int64),
         control_period_s=float(period),
         n_action_steps=n_action,
         notes=notes,
@@ -215,6 +219,8 @@ def merge_rollouts(parts: Sequence[RolloutSet]) -> RolloutSet:
         shift=np.concatenate([p.shift for p in parts]).astype(str),
         severity=np.concatenate([p.severity for p in parts]),
         seed=np.concatenate([p.seed for p in parts]),
+        failure_reason=np.concatenate([p.failure_reason for p in parts]).astype(str),
+        live_alarm_step=np.concatenate([p.live_alarm_step for p in parts]),
         control_period_s=first.control_period_s,
         n_action_steps=n_actions.pop() if len(n_actions) == 1 else None,
         notes=[n for p in parts for n in p.notes],
