@@ -1,9 +1,10 @@
 """Monitor cost per decision (sampling excluded) and offline scoring throughput vs a per-step loop.
 
-    python -m benchmarks.monitor [--threads 1] [--device cpu] [--rnd sized default]
+    python -m benchmarks.monitor [--threads 1] [--device cpu] [--rnd default wide]
 
 Prints, for B in {32, 256}, H = 16, A in {2, 7}, D in {64, 512} and each RND-OE width choice
-('sized': widths from D, rnd_core.sized_widths; 'default': the yaml's 256-512-... nets): the median
+('default': the class / yaml default, widths sized from D; 'wide': the earlier explicit 256-512
+networks, for comparison): the median
 time of one FailureMonitor.step (RND-OE + ACE: networks, entropy, windows, thresholds), and the
 offline throughput of the same monitor over a store (score_offline + alarms_offline) against the
 monitor's own per-decision step loop over the same decisions, both best of 3 in one process.
@@ -33,10 +34,10 @@ def synthetic(rng: np.random.Generator, n_episodes: int, length: int, d: int, b:
     return emb, samples, np.arange(1, n_episodes + 1) * length
 
 
-RND_WIDTHS = {"sized": {"target_widths": None, "predictor_widths": None, "out_dim": None}, "default": {}}
+RND_WIDTHS = {"default": {}, "wide": {"target_widths": [256, 512, 256], "predictor_widths": [256, 512, 512, 512, 256], "out_dim": 128}}
 
 
-def build(d: int, b: int, a: int, device: str, rnd: str = "sized"):
+def build(d: int, b: int, a: int, device: str, rnd: str = "default"):
     rng = np.random.default_rng(0)
     emb, smp, ends = synthetic(rng, 20, 30, d, b, a)
     rnd_oe = {"score": "rnd_oe", "train": {"max_epochs": 2}, **RND_WIDTHS[rnd]}
@@ -84,7 +85,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--episodes", type=int, default=100, help="offline store size (episodes of 40 decisions)")
-    parser.add_argument("--rnd", nargs="+", choices=sorted(RND_WIDTHS), default=["sized", "default"], help="RND-OE widths to time")
+    parser.add_argument("--rnd", nargs="+", choices=sorted(RND_WIDTHS), default=["default"], help="RND-OE widths to time")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     name = torch.cuda.get_device_name() if args.device == "cuda" else f"{platform.processor() or platform.machine()} CPU, {args.threads} thread(s)"

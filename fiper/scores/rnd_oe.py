@@ -1,9 +1,9 @@
 """RND-OE: out-of-distribution observations measured in the policy's own embedding space (METHOD §2).
 
 s_O(t) = ||f(z_t) - g(z_t)||_2 with z standardised by the training mean / std, g a frozen random
-MLP and f a deeper trained MLP. Published widths (d->1024->2048->4096->512 target, 6-layer
-predictor) are scaled down for small embeddings, or sized from D at fit when given as None (hidden
-clip(2D, 32, 128): a cheap online step); keep the predictor the larger one.
+MLP and f a deeper trained MLP. The published widths (d->1024->2048->4096->512 target, 6-layer
+predictor) are scaled down: by default sized from D at fit (hidden clip(2D, 32, 128), a cheap
+step), or given explicitly; keep the predictor the larger one.
 """
 
 from __future__ import annotations
@@ -29,9 +29,9 @@ class RNDOE(ScoreBase):
 
     def __init__(
         self,
-        target_widths: Sequence[int] | None = (256, 512, 256),
-        predictor_widths: Sequence[int] | None = (256, 512, 512, 512, 256),
-        out_dim: int | None = 128,
+        target_widths: Sequence[int] | None = None,
+        predictor_widths: Sequence[int] | None = None,
+        out_dim: int | None = None,
         train: TrainConfig | Mapping[str, Any] | None = None,
     ):
         # None: sized from the embedding at fit (rnd_core.sized_widths); the fitted config stores the numbers.

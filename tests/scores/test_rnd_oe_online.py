@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import torch
 
@@ -56,3 +58,20 @@ def test_widths_sized_from_the_embedding_are_saved_and_separate_a_shift(manifold
     assert auroc(score.score_offline(held_out, None, [300]), score.score_offline(shifted, None, [300])) >= 0.95
     loaded = score_from_state(tensors, config)
     np.testing.assert_array_equal(loaded.score_offline(shifted, None, [300]), score.score_offline(shifted, None, [300]))
+
+
+def test_default_widths_are_sized_and_explicit_widths_still_load(manifold):
+    train, new = manifold.embeddings(400), manifold.embeddings(20)
+    d = train.shape[1]
+    w = min(128, max(32, 2 * d))
+    default = make_score("rnd_oe", train=dict(max_epochs=1)).fit(ScoreFitData(train, None, ENDS[:4]))
+    params = default.state()[1]["params"]
+    assert (params["target_widths"], params["predictor_widths"], params["out_dim"]) == ([w], [w, w], w // 2)
+    # an artifact saved with explicit widths (e.g. the earlier 256-512 defaults) rebuilds those networks
+    explicit = make_score("rnd_oe", target_widths=[24, 40], predictor_widths=[24, 40, 40], out_dim=12,
+                          train=dict(max_epochs=1)).fit(ScoreFitData(train, None, ENDS[:4]))
+    tensors, config = explicit.state()
+    loaded = score_from_state(tensors, json.loads(json.dumps(config)))
+    assert [m.out_features for m in loaded.nets.predictor if isinstance(m, torch.nn.Linear)] == [24, 40, 40, 12]
+    np.testing.assert_array_equal([loaded.step(z) for z in new], [explicit.step(z) for z in new])
+    np.testing.assert_array_equal(loaded.score_offline(new, None, [20]), explicit.score_offline(new, None, [20]))
