@@ -36,13 +36,13 @@ def new_cell_mask(cells: np.ndarray, top: np.ndarray) -> np.ndarray:
     radix = top.max(axis=1) + 1 if m else np.ones(d)
     new = np.empty((m, b), dtype=bool)
     new[:, 0] = True
-    if math.prod(radix.tolist()) < _EXACT:  # one exact float64 key per point
-        key = cells[:, 0].copy()
-        stride = 1.0
-        for k in range(1, d):
-            stride *= radix[k - 1]
-            key += cells[:, k] * stride
-        ranked = np.ascontiguousarray(key.T)  # (M, B)
+    if math.prod(radix.tolist()) < _EXACT:  # one exact float64 key per point, written set-major (no transposing copy)
+        stride = np.cumprod(np.concatenate([[1.0], radix[:-1]]))
+        ranked = np.empty((m, b))
+        key = ranked.T  # (B, M) view of the (M, B) rows to sort
+        np.multiply(cells[:, d - 1], stride[d - 1], out=key)  # every partial sum is an exact integer
+        for k in range(d - 2, -1, -1):
+            key += cells[:, k] * stride[k] if k else cells[:, 0]
         ranked.sort(axis=1)
         np.not_equal(ranked[:, 1:], ranked[:, :-1], out=new[:, 1:])
     else:  # ids too large to pack: sort points lexicographically within each set
@@ -62,7 +62,9 @@ def entropy_bits(new: np.ndarray, group: int = 1) -> np.ndarray:
     if m == 0:
         return np.zeros(0)
     starts = np.flatnonzero(new)
-    counts = np.diff(starts, append=new.size)
+    counts = np.empty_like(starts)
+    np.subtract(starts[1:], starts[:-1], out=counts[:-1])
+    counts[-1] = new.size - starts[-1]
     first = np.searchsorted(starts, np.arange(0, new.size, group * b))  # every set opens with a run
     return np.add.reduceat(_terms(b)[counts], first)
 

@@ -53,8 +53,13 @@ def _fmt(shape: Sequence[int | None]) -> str:
     return "(" + ", ".join(parts) + ("," if len(parts) == 1 else "") + ")"
 
 
+_NUMPY_FLOATS = (torch.float16, torch.float32, torch.float64)
+
+
 def check_finite(owner: str, what: str, t: Tensor | np.ndarray) -> None:
     """Raise ValueError if ``t`` (tensor or array) holds NaN or inf (the monitor turns this into an alarm)."""
+    if isinstance(t, Tensor) and t.device.type == "cpu" and t.dtype in _NUMPY_FLOATS:
+        t = t.detach().numpy()  # shared memory; numpy's isfinite is ~40x faster than torch's on one CPU thread
     finite = torch.isfinite if isinstance(t, Tensor) else np.isfinite
     if not bool(finite(t).all()):
         bad = int((~finite(t)).sum())

@@ -64,7 +64,7 @@ class RNDOE(ScoreBase):
         self.nets.eval()
 
     def _score(self, embeddings: Tensor, samples: None) -> Tensor:
-        return self.nets((embeddings - self.mean) / self.std)
+        return self.nets((embeddings - self.mean).div_(self.std))
 
     def _step(self, embeddings: Tensor, samples: None) -> float:
         """One decision: on the CPU the same float32 network runs in numpy on views of its weights
