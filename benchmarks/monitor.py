@@ -7,7 +7,7 @@ Prints, for B in {32, 256}, H = 16, A in {2, 7}, D in {64, 512} and each RND-OE 
 networks, for comparison): the median
 time of one FailureMonitor.step (RND-OE + ACE: networks, entropy, windows, thresholds), and the
 offline throughput of the same monitor over a store (score_offline + alarms_offline) against the
-monitor's own per-decision step loop over the same decisions, both best of 3 in one process.
+monitor's own per-decision step loop over the same decisions, both best of 5, alternating, in one process.
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ def online_ms(monitor, emb: torch.Tensor, smp: torch.Tensor, repeats: int = 200)
     return float(np.median(times) * 1e3)
 
 
-def offline_rate(monitor, emb, smp, ends, repeats: int = 3) -> tuple[float, float]:
+def offline_rate(monitor, emb, smp, ends, repeats: int = 5) -> tuple[float, float]:
     """Decisions/s (best of ``repeats``): vectorised score_offline + alarms, and the step loop over the same store."""
     vec = loop = 0.0
     n_loop = min(len(emb), 600)
