@@ -36,13 +36,13 @@ def new_cell_mask(cells: np.ndarray, top: np.ndarray) -> np.ndarray:
     radix = top.max(axis=1) + 1 if m else np.ones(d)
     new = np.empty((m, b), dtype=bool)
     new[:, 0] = True
-    if math.prod(radix.tolist()) < _EXACT:  # one exact float64 key per point, written set-major (no transposing copy)
-        stride = np.cumprod(np.concatenate([[1.0], radix[:-1]]))
-        ranked = np.empty((m, b))
-        key = ranked.T  # (B, M) view of the (M, B) rows to sort
-        np.multiply(cells[:, d - 1], stride[d - 1], out=key)  # every partial sum is an exact integer
-        for k in range(d - 2, -1, -1):
-            key += cells[:, k] * stride[k] if k else cells[:, 0]
+    if math.prod(radix.tolist()) < _EXACT:  # one exact float64 key per point
+        key = cells[:, 0].copy()
+        stride = 1.0
+        for k in range(1, d):
+            stride *= radix[k - 1]
+            key += cells[:, k] * stride
+        ranked = np.ascontiguousarray(key.T)  # (M, B)
         ranked.sort(axis=1)
         np.not_equal(ranked[:, 1:], ranked[:, :-1], out=new[:, 1:])
     else:  # ids too large to pack: sort points lexicographically within each set
