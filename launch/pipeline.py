@@ -62,7 +62,7 @@ def _train(cfg: DictConfig, out: Path) -> None:
         if not source.exists():
             raise FileNotFoundError(f"train.checkpoint={source} does not exist; set train.checkpoint=null to train a policy")
         shutil.copytree(source, out, dirs_exist_ok=True)
-        print(f"[train] using the shipped checkpoint {source}")
+        print(f"[train] using the trained checkpoint {source} (train.checkpoint)")
         return
     _run(train, "train", [f"data={out.parent / 'demos.zarr'}", f"policy={cfg.train.policy}", f"out={out}",
                           f"policy.n_action_steps={cfg.train.n_action_steps}", *list(cfg.train.overrides),
