@@ -1,6 +1,6 @@
 """Acting on alarms in pick-and-place: monitor alone vs + fallback vs + steering, same seeds.
 
-    python -m benchmarks.intervention_outcome --monitor runs/demo/monitor [--seeds 20] [--policy DIR]
+    python -m benchmarks.intervention_outcome --monitor runs/demo/monitor [--seeds 20] [--nominal-seeds 100] [--policy DIR]
 
 For the nominal task and the obstacle shift (severities 0.6 and 1.0) every mode runs the same
 seeds with a policy (the shipped one by default; an image policy renders its observations) and a
@@ -73,7 +73,9 @@ def run(policy, monitor, mode: str, severity: float, seed: int) -> bool:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--monitor", required=True, help="fitted + calibrated monitor directory (e.g. runs/demo/monitor)")
-    parser.add_argument("--seeds", type=int, default=20)
+    parser.add_argument("--seeds", type=int, default=20, help="seeds per obstacle cell")
+    parser.add_argument("--nominal-seeds", type=int, default=None,
+                        help="seeds for the nominal cell (default --seeds); >= 50 resolves the 2-point nominal-drop limit")
     parser.add_argument("--start", type=int, default=40000)
     parser.add_argument("--policy", default=str(CHECKPOINT), help="policy checkpoint directory (default: the shipped low-dim policy)")
     args = parser.parse_args()
@@ -81,9 +83,10 @@ def main() -> None:
     policy = load_policy(args.policy)
     monitor = load_monitor(args.monitor, policy=policy)
     modes = ("monitor", "fallback", "steer", "steer-always")
-    seeds = range(args.start, args.start + args.seeds)
     print(f"{'cell':<14}" + "".join(f"{m:>14}" for m in modes) + f"{'recovered':>12}")
     for severity in (0.0, 0.6, 1.0):
+        count = args.nominal_seeds if severity == 0 and args.nominal_seeds else args.seeds
+        seeds = range(args.start, args.start + count)
         results = {m: np.array([run(policy, monitor, m, severity, s) for s in seeds]) for m in modes}
         failed = ~results["monitor"]
         recovered = f"{int((results['steer'] & failed).sum())}/{int(failed.sum())}"
