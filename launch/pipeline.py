@@ -80,7 +80,8 @@ def run(cfg: DictConfig) -> Path:
     _stage("collect", run_dir / "demos.zarr", lambda: _run(collect, "collect", [
         *env, f"n_episodes={cfg.collect.n_episodes}", f"out={run_dir / 'demos.zarr'}", f"seed={cfg.seed}", "overwrite=true"]))
     policy = _stage("train", run_dir / "policy", lambda: _train(cfg, run_dir / "policy"))
-    common = [*env, threads, f"policy_dir={policy}", f"num_samples={r.num_samples}", f"device={cfg.device}", "cells=[[none,[0.0]]]"]
+    common = [*env, threads, f"policy_dir={policy}", f"num_samples={r.num_samples}", f"device={cfg.device}", f"select={r.select}",
+              "cells=[[none,[0.0]]]"]
     fit_store = _stage("fit rollouts", run_dir / "id_fit.zarr", lambda: _run(stress, "stress", [
         *common, f"out={run_dir / 'id_fit.zarr'}", f"seeds.start={10_000}", f"seeds.count={r.fit_episodes}"]))
     cal_store = _stage("calibration rollouts", run_dir / "id_calibration.zarr", lambda: _run(stress, "stress", [
@@ -94,6 +95,7 @@ def run(cfg: DictConfig) -> Path:
                                       f"delta={r.delta}", f"kind={r.threshold}", f"device={cfg.device}"])))
     stress_store = _stage("stress rollouts", run_dir / "stress.zarr", lambda: _run(stress, "stress", [
         *env, threads, f"policy_dir={policy}", f"monitor_dir={monitor_dir}", f"out={run_dir / 'stress.zarr'}", f"device={cfg.device}",
+        f"select={r.select}",
         f"cells={_list(plain(r.cells))}", "seeds.start=30000", f"seeds.count={r.seeds_per_cell}"]))
     report_dir = run_dir / "evaluation"
     _stage("evaluate", report_dir, lambda: _run(evaluate, "evaluate", [
