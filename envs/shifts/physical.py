@@ -15,6 +15,14 @@ def _sign(rng: np.random.Generator) -> float:
     return float(rng.choice([-1.0, 1.0]))
 
 
+def _scale_object_geoms(spec: mujoco.MjSpec, names, scale) -> None:
+    """Scale each object geom's size and its offset in the body frame (scalar or per axis)."""
+    for name in names:
+        g = spec.geom(name)
+        g.size = np.asarray(g.size) * scale
+        g.pos = np.asarray(g.pos) * scale
+
+
 @register_shift
 class InitPose(Shift):
     name = "init_pose"
@@ -37,10 +45,7 @@ class ObjectSize(Shift):
     def edit_spec(self, spec: mujoco.MjSpec, init: Mapping[str, Any]) -> None:
         k = 1.0 + _sign(self.rng) * 0.4 * self.severity
         self.params["scale"] = k
-        for name in self.env.object_geoms:
-            g = spec.geom(name)
-            g.size = np.asarray(g.size) * k
-            g.pos = np.asarray(g.pos) * k
+        _scale_object_geoms(spec, self.env.object_geoms, k)
 
 
 @register_shift
@@ -57,10 +62,7 @@ class ObjectShape(Shift):
         scale = np.ones(3)
         scale[axis], scale[1 - axis] = a, 1.0 / a
         self.params.update(stretch_axis="xy"[axis], stretch=a)
-        for name in self.env.object_geoms:
-            g = spec.geom(name)
-            g.size = np.asarray(g.size) * scale
-            g.pos = np.asarray(g.pos) * scale
+        _scale_object_geoms(spec, self.env.object_geoms, scale)
 
 
 @register_shift

@@ -35,12 +35,9 @@ class PushTEnv(PointPusher, TaskEnv):
     task_name = "push_t"
     asset = "push_t.xml"
     default_max_steps = 300
-    agent_dim, object_dim, position_dims = 2, 4, 2
-    action_low, action_high = (-0.28, -0.28), (0.28, 0.28)
-    action_doc = "pusher x, y target in metres"
+    object_dim = 4
     object_bodies = ("block",)
     object_geoms = ("block_bar", "block_stem")
-    camera_name, camera_target, camera_up = "top", (0.0, 0.0, 0.0), (0.0, 1.0, 0.0)
     obstacle_offset = 0.2  # the T sweeps a wide corridor when it turns
     push_window = (20, 60)
     push_speed = 1.2

@@ -37,12 +37,9 @@ class SortEnv(PointPusher, TaskEnv):
     task_name = "sort"
     asset = "sort.xml"
     default_max_steps = 400
-    agent_dim, object_dim, position_dims = 2, 8, 2
-    action_low, action_high = (-0.28, -0.28), (0.28, 0.28)
-    action_doc = "pusher x, y target in metres"
+    object_dim = 8
     object_bodies = COLORS
     object_geoms = COLORS
-    camera_name, camera_target, camera_up = "top", (0.0, 0.0, 0.0), (0.0, 1.0, 0.0)
     push_window = (30, 120)
     push_speed = 1.2
 
