@@ -15,8 +15,9 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from fiper.scores import histogram_kernel
 from fiper.scores.base import ScoreBase
-from fiper.scores.histogram import entropy_bits, grid_cells, histogram_entropy_bits, new_cell_mask
+from fiper.scores.histogram import _terms, entropy_bits, grid_cells, histogram_entropy_bits, new_cell_mask
 
 __all__ = ["ACE", "histogram_entropy_bits"]
 
@@ -28,7 +29,10 @@ class ACE(ScoreBase):
     needs = frozenset({"samples"})
     dtype = torch.float64
     backend = "numpy"
-    chunk_points = 1 << 17  # points per offline chunk: a few MB of working arrays
+    chunk_points = 1 << 17  # points per offline chunk: a few MB of working arrays (numpy path)
+    kernel_chunk_points = 1 << 20  # the compiled path has no per-point working arrays
+    # One choice per process: the compiled kernel (numba) when importable, else numpy, online and offline alike.
+    compiled = histogram_kernel.AVAILABLE
 
     def __init__(self, kappa: float = 0.03, dims: Sequence[int] | None = None, integrate: bool = False, margin: float = 0.01):
         if not kappa > 0:
@@ -78,16 +82,19 @@ class ACE(ScoreBase):
     def _set_ranges(self, ranges: Tensor) -> None:
         self.ranges = ranges.to(device=self.device, dtype=self.dtype)
         self.cell_width = self._config["kappa"] * self.ranges
-        self._width = self.cell_width.cpu().numpy()
+        self._width = np.ascontiguousarray(self.cell_width.cpu().numpy(), dtype=np.float64)
+        self._dims = np.asarray(self.dims, dtype=np.int64) if self.sample_shape is not None else None
 
     def _score(self, embeddings: None, samples: np.ndarray) -> np.ndarray:
-        n, _, h, _ = samples.shape
+        n, b, h, _ = samples.shape
+        if self.compiled:
+            return histogram_kernel.store_entropy(samples, self._dims, self._config["integrate"], self._width, self._config["margin"], _terms(b))
         cells, top = grid_cells(self.points(samples).reshape(samples.shape[1], len(self.dims), n * h), self._width, self._config["margin"])
         return entropy_bits(new_cell_mask(cells, top), group=h) / h
 
     def _chunk_rows(self) -> int:
         b, h, _ = self.sample_shape
-        return max(1, self.chunk_points // (b * h * len(self.dims)))
+        return max(1, (self.kernel_chunk_points if self.compiled else self.chunk_points) // (b * h * len(self.dims)))
 
     def _tensors(self) -> dict[str, Tensor]:
         return {"ranges": self.ranges}
