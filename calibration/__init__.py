@@ -17,11 +17,14 @@ from calibration.fit import (
     min_band_size,
     rollout_maxima,
 )
+from calibration.joint import JOINT_KINDS, JOINT_RULES, fit_joint
 from calibration.quantile import check_delta, conformal_quantile, conformal_rank, min_calibration_size
 from calibration.rollouts import check_rollouts, pad_rollouts, step_mask
 from calibration.thresholds import THRESHOLD_KINDS, Threshold
 
 __all__ = [
+    "JOINT_KINDS",
+    "JOINT_RULES",
     "THRESHOLD_KINDS",
     "InsufficientCalibrationError",
     "Threshold",
@@ -36,6 +39,7 @@ __all__ = [
     "conformal_rank",
     "fit_band",
     "fit_constant",
+    "fit_joint",
     "fit_threshold",
     "fit_threshold_grid",
     "fit_time_varying",

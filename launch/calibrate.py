@@ -20,8 +20,9 @@ def run(cfg: DictConfig):
     data, _ = load_decisions(store, episodes=successful_in_distribution(store), policy=policy,
                              num_samples=monitor.identity.num_samples, seed=cfg.seed, device=device)
     raw = monitor.score_offline(data.embeddings, data.samples, data.decision_ends)
-    options = {"seed": cfg.seed} if cfg.kind == "band" else {}  # the band's D1/D2 split
-    thresholds = monitor.calibrate(raw, data.decision_ends, delta=cfg.delta, kind=cfg.kind, **options)
+    joint = bool(cfg.get("joint", False))
+    options = {"seed": cfg.seed} if cfg.kind == "band" or joint else {}  # the D1/D2 split
+    thresholds = monitor.calibrate(raw, data.decision_ends, delta=cfg.delta, kind=cfg.kind, joint=joint, **options)
     extra = read_monitor_config(cfg.monitor_dir).get("extra", {})
     save_monitor(monitor, cfg.monitor_dir, extra={**extra, "calibrate": plain(cfg)})
     save_config(cfg, cfg.monitor_dir, "calibrate_config.yaml")

@@ -38,6 +38,8 @@ DEFAULT_SCORES: dict[str, dict[str, Any]] = {
 
 DEFAULT_METHODS: dict[str, dict[str, Any]] = {
     "fiper": {"scores": ["rnd_oe", "ace"], "rule": "and", "windows": None},
+    # FIPER with one conformal height shared by both indicators (calibration/joint.py)
+    "fiper_joint": {"scores": ["rnd_oe", "ace"], "rule": "and", "windows": None, "joint": True},
     "rnd_oe": {"scores": ["rnd_oe"], "rule": "single", "windows": None},
     "ace": {"scores": ["ace"], "rule": "single", "windows": None},
     "stac": {"scores": ["stac"], "rule": "single", "windows": [EPISODE]},  # published: cumulative sum
@@ -80,12 +82,13 @@ class MethodSpec:
     scores: tuple[str, ...]
     rule: str = "single"
     windows: tuple[int | str, ...] | None = None
+    joint: bool = False
 
     @classmethod
     def of(cls, name: str, spec: Mapping[str, Any]) -> MethodSpec:
-        unknown = set(spec) - {"scores", "rule", "windows"}
+        unknown = set(spec) - {"scores", "rule", "windows", "joint"}
         if unknown:
-            raise ValueError(f"method {name!r}: unknown keys {sorted(unknown)}; expected scores, rule, windows")
+            raise ValueError(f"method {name!r}: unknown keys {sorted(unknown)}; expected scores, rule, windows, joint")
         scores = spec.get("scores")
         if not scores or isinstance(scores, str):
             raise ValueError(f"method {name!r}: 'scores' must be a non-empty list of score names, got {scores!r}")
@@ -99,10 +102,16 @@ class MethodSpec:
             raise ValueError(f"method {name!r}: rule 'single' takes one score, got {list(scores)}; use 'and' or 'or'")
         windows = spec.get("windows")
         windows = None if windows is None else check_windows(windows, f"method {name!r} windows")
-        return cls(name, scores, rule, windows)
+        joint = spec.get("joint", False)
+        if not isinstance(joint, bool):
+            raise ValueError(f"method {name!r}: 'joint' must be true or false, got {joint!r}")
+        if joint and rule == "single":
+            raise ValueError(f"method {name!r}: joint calibration combines several indicators; a single-score method has nothing to share")
+        return cls(name, scores, rule, windows, joint)
 
     def as_dict(self) -> dict[str, Any]:
-        return {"scores": list(self.scores), "rule": self.rule, "windows": None if self.windows is None else list(self.windows)}
+        return {"scores": list(self.scores), "rule": self.rule, "windows": None if self.windows is None else list(self.windows),
+                "joint": self.joint}
 
 
 @dataclass(frozen=True)

@@ -18,9 +18,10 @@ from typing import Any
 
 import numpy as np
 
-from calibration import THRESHOLD_KINDS
+from calibration import JOINT_KINDS, THRESHOLD_KINDS
 from fiper.evaluation.config import EvaluationConfig, MethodSpec
 from fiper.evaluation.grid import CandidateAlarms, ScoreGrid, build_score_grid, candidate_alarms
+from fiper.evaluation.joint import joint_candidate_alarms
 from fiper.evaluation.records import chosen_metrics, metric_records, padded_env_steps
 from fiper.evaluation.rollouts import RolloutSet, load_rollouts
 from fiper.evaluation.scoring import ScoredRollouts, fit_and_score, resolve_specs
@@ -73,6 +74,7 @@ class TaskResult:
             for kind, res in method.types.items():
                 identity = {
                     "task": self.task, "method": name, "scores": list(method.spec.scores), "rule": method.spec.rule,
+                    "joint": method.spec.joint,
                     "threshold_type": kind, "guaranteed": res.guaranteed,
                     "window": dict(res.windows), "window_decisions": dict(res.window_steps),
                     "n_test": int(self.split.test.size),
@@ -113,11 +115,18 @@ def _evaluate_method(spec: MethodSpec, kind: str, grids: dict[str, ScoreGrid], t
     seen = np.concatenate([split.fit, split.calibration, split.validation])
     mine = [grids[s] for s in spec.scores]
     indices = [[g.index(w) for w in config.method_windows(spec)] for g in mine]
-    val = candidate_alarms(mine, indices, kind, spec.rule, split.validation, lengths)
+    if spec.joint and kind in JOINT_KINDS:  # time-varying thresholds have no guarantee to share: per score
+        def alarms(idx, episodes):
+            return joint_candidate_alarms(mine, idx, kind, spec.rule, episodes, lengths, split.calibration, config.deltas,
+                                          d1_fraction=config.band_d1_fraction, seed=config.seed)
+    else:
+        def alarms(idx, episodes):
+            return candidate_alarms(mine, idx, kind, spec.rule, episodes, lengths)
+    val = alarms(indices, split.validation)
     values = criterion_values(val, ro.failed[split.validation], lengths[split.validation], int(lengths[seen].max()))
     chosen = choose_candidate(values, config.selection)
     pick = val.candidates[chosen]
-    test = candidate_alarms(mine, [[i] for i in pick], kind, spec.rule, split.test, lengths)
+    test = alarms([[i] for i in pick], split.test)
     metrics = chosen_metrics(test, ro, split.test, env_steps, int(lengths.max()))
     return TypeResult(
         threshold_type=kind,
@@ -141,7 +150,8 @@ def evaluate_task(rollouts: RolloutSet, config: EvaluationConfig) -> TaskResult:
     split = split_episodes(rollouts.success, rollouts.ood, fit=s.fit, calibration=s.calibration, validation=s.validation, seed=config.seed)
     n_id = int((rollouts.success & ~rollouts.ood).sum())
     check_calibration_size(rollouts.task, n_id, split, config.threshold_types, config.deltas,
-                           calibration=s.calibration, d1_fraction=config.band_d1_fraction)
+                           calibration=s.calibration, d1_fraction=config.band_d1_fraction,
+                           joint=any(m.joint for m in config.methods.values()))
     for part in ("validation", "test"):
         if split.part(part).size == 0:
             raise ValueError(f"task {rollouts.task!r}: the {part} split is empty ({rollouts.n_episodes} episodes); record more rollouts")

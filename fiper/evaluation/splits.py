@@ -80,20 +80,25 @@ def split_episodes(success, ood, *, fit: float = 0.4, calibration: float = 0.4, 
     return Split(**out)
 
 
-def required_calibration(kinds, deltas, d1_fraction: float) -> tuple[int, str, float]:
-    """The most calibration episodes any (threshold type, delta) of the grid needs: (n, kind, delta)."""
+def required_calibration(kinds, deltas, d1_fraction: float, *, joint: bool = False) -> tuple[int, str, float]:
+    """The most calibration episodes any (threshold type, delta) of the grid needs: (n, kind, delta).
+
+    ``joint``: some method calibrates jointly, which splits constant thresholds' rollouts like the band's.
+    """
     best = (0, "", 0.0)
     for kind in kinds:
         for delta in deltas:
-            need = min_band_size(delta, d1_fraction) if kind == "band" else min_calibration_size(delta)
+            split_kind = kind == "band" or (joint and kind == "constant")
+            need = min_band_size(delta, d1_fraction) if split_kind else min_calibration_size(delta)
             if need > best[0]:
-                best = (need, kind, float(delta))
+                best = (need, f"{kind} (joint calibration)" if split_kind and kind == "constant" else kind, float(delta))
     return best
 
 
-def check_calibration_size(task: str, n_id_success: int, split: Split, kinds, deltas, *, calibration: float, d1_fraction: float) -> None:
+def check_calibration_size(task: str, n_id_success: int, split: Split, kinds, deltas, *, calibration: float, d1_fraction: float,
+                           joint: bool = False) -> None:
     """Raise InsufficientCalibrationError naming the minimum numbers when the grid is unattainable."""
-    need, kind, delta = required_calibration(kinds, deltas, d1_fraction)
+    need, kind, delta = required_calibration(kinds, deltas, d1_fraction, joint=joint)
     have = int(split.calibration.size)
     if have >= need:
         return

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from calibration import Threshold, fit_threshold
+from calibration import Threshold, fit_joint, fit_threshold
 from fiper.aggregation import RULES, AlarmTrace, WindowedSum, evaluate_alarms, windowed_sum
 from fiper.monitor.identity import PolicyIdentity
 from fiper.monitor.padding import to_padded
@@ -208,17 +208,25 @@ class FailureMonitor:
         lengths = next(iter(padded.values()))[1]
         return evaluate_alarms({n: p[0] for n, p in padded.items()}, self.windows, self.thresholds, lengths, self.rule)
 
-    def calibrate(self, raw: Mapping[str, np.ndarray], decision_ends: Any, *, delta: float, kind: str = "constant", **options: Any) -> dict[str, Threshold]:
+    def calibrate(self, raw: Mapping[str, np.ndarray], decision_ends: Any, *, delta: float, kind: str = "constant",
+                  joint: bool = False, **options: Any) -> dict[str, Threshold]:
         """Fit each score's threshold on the windowed scores of successful calibration episodes.
 
-        ``raw`` holds per-decision scores of those episodes (``score_offline`` output); with the
-        'and' rule each indicator is calibrated at level delta, which bounds the combined
-        false-alarm probability by delta as well.
+        ``raw`` holds per-decision scores of those episodes (``score_offline`` output). By default
+        each indicator is calibrated at level delta, which bounds the combined 'and' false-alarm
+        probability by delta too (conservatively); ``joint=True`` calibrates the combined alarm
+        itself with one shared conformal height (calibration.fit_joint: constant or band, the
+        calibration episodes split into D1 / D2; ``options`` may set d1_fraction and seed).
         """
-        thresholds = {}
+        etas = {}
         for name in self.names:
             padded, lengths = to_padded(raw[name], decision_ends)
-            eta = windowed_sum(padded, self.windows[name], lengths)
-            thresholds[name] = fit_threshold(kind, eta, lengths, delta=delta, **options)
+            etas[name] = windowed_sum(padded, self.windows[name], lengths)
+        if joint:
+            if self.rule == "single":
+                raise ValueError("joint calibration shares one height between several indicators; this monitor has a single score")
+            thresholds = fit_joint(kind, etas, lengths, delta, rule=self.rule, **options)
+        else:
+            thresholds = {n: fit_threshold(kind, eta, lengths, delta=delta, **options) for n, eta in etas.items()}
         self.set_thresholds(thresholds)
         return thresholds

@@ -8,6 +8,7 @@ import pytest
 from calibration import InsufficientCalibrationError
 from evaluation_helpers import small_config
 from fiper.evaluation import RolloutError, evaluate_rollouts, expand_stores, load_rollouts
+from fiper.evaluation.config import DEFAULT_METHODS
 from fiper.evaluation.synthetic import SyntheticTask, write_synthetic_store
 from fiper.storage import EpisodeStore
 
@@ -69,4 +70,7 @@ def test_runs_with_different_shapes_refuse_to_merge(tmp_path):
 def test_too_few_id_successes_for_the_delta_grid(tmp_path):
     path = write_synthetic_store(tmp_path / "r.zarr", n_success_id=20, n_success_ood=2, n_fail_id=4, n_fail_ood=2).path
     with pytest.raises(InsufficientCalibrationError, match=r"8 calibration episodes.*delta=0.01 needs at least 99.*at least 247 successful"):
+        evaluate_rollouts(str(path), small_config(deltas=[0.01, 0.1], threshold_types=["constant"], methods={"fiper": DEFAULT_METHODS["fiper"]}))
+    # a jointly calibrated method splits the calibration episodes into D1 / D2, like the band
+    with pytest.raises(InsufficientCalibrationError, match=r"'constant \(joint calibration\)' at delta=0.01 needs at least 197"):
         evaluate_rollouts(str(path), small_config(deltas=[0.01, 0.1], threshold_types=["constant"]))

@@ -6,9 +6,9 @@ import json
 
 import numpy as np
 
-from calibration import THRESHOLD_KINDS
+from calibration import THRESHOLD_KINDS, fit_joint
 from evaluation_helpers import DELTAS
-from fiper.aggregation import evaluate_alarms
+from fiper.aggregation import evaluate_alarms, windowed_sum
 from fiper.evaluation import EvaluationConfig
 from fiper.evaluation.config import DEFAULT_METHODS
 from fiper.monitor.padding import to_padded
@@ -96,6 +96,26 @@ def test_grid_alarms_match_the_reference_alarm_evaluation(evaluated):
                 trace = evaluate_alarms(scores, windows, thresholds, lengths, spec.rule)
                 np.testing.assert_array_equal(trace.first_alarm, res.test_alarms.first_alarm[0, d])
                 np.testing.assert_allclose(trace.max_ratio, res.test_alarms.max_ratio[0, d], rtol=1e-12)
+
+
+def test_joint_method_alarms_with_fit_joint_thresholds(evaluated):
+    """fiper_joint's test alarms are evaluate_alarms with calibration.fit_joint thresholds of its chosen windows."""
+    result, _, _ = evaluated
+    task = result.tasks["synthetic"]
+    cal, test = task.split.calibration, task.split.test
+    lengths, cal_lengths = task.rollouts.lengths[test], task.rollouts.lengths[cal]
+    width = int(lengths.max())
+    joint = task.methods["fiper_joint"]
+    for kind in ("constant", "band"):
+        res = joint.types[kind]
+        windows = {s: int(task.grids[s].windows[task.grids[s].index(res.windows[s])]) for s in joint.spec.scores}
+        padded = {s: to_padded(task.scored.raw[s], task.rollouts.decision_ends)[0] for s in joint.spec.scores}
+        cal_eta = {s: windowed_sum(padded[s][cal], windows[s], cal_lengths) for s in joint.spec.scores}
+        for d, delta in enumerate(DELTAS):
+            thresholds = fit_joint(kind, cal_eta, cal_lengths, delta, rule="and", seed=result.config.seed,
+                                   d1_fraction=result.config.band_d1_fraction)
+            trace = evaluate_alarms({s: p[test, :width] for s, p in padded.items()}, windows, thresholds, lengths, "and")
+            np.testing.assert_array_equal(trace.first_alarm, res.test_alarms.first_alarm[0, d])
 
 
 def test_fit_and_calibration_use_only_their_episodes(evaluated):

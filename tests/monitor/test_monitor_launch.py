@@ -62,6 +62,14 @@ def test_fit_then_calibrate_from_recorded_rollouts(tmp_path):
         trace = loaded.alarms_offline(loaded.score_offline(emb, smp, store.decision_ends), store.decision_ends)
         flagged.append(trace.flagged.mean())
     assert flagged[0] <= 0.3 and flagged[1] >= flagged[0] + 0.4
+    # joint calibration: one shared height for the AND alarm, saved with the monitor
+    run(calibrate, "calibrate", [f"data={cal_store}", f"monitor_dir={out}", "delta=0.1", "kind=constant", "joint=true"])
+    joint = load_monitor(out).thresholds
+    heights = {n: th.params["height"] for n, th in joint.items()}
+    assert all(th.params["joint"] and th.guaranteed and th.kind == "constant" for th in joint.values())
+    assert len(set(heights.values())) == 1 and joint["ace"].params["num_d2"] + joint["ace"].params["num_d1"] == 25
+    for name, th in joint.items():
+        assert th(0) == pytest.approx(th.params["height"] * th.params["scale"])
 
 
 def test_calibrate_names_the_minimum_number_of_rollouts(tmp_path):
