@@ -92,7 +92,8 @@ def run(cfg: DictConfig) -> Path:
                           f"device={cfg.device}", f"monitor.rule={m['rule']}", f"monitor.windows={_list(m['windows'])}",
                           f"monitor.scores={_list(m['scores'])}"]),
         _run(calibrate, "calibrate", [threads, f"data={cal_store}", f"policy_dir={policy}", f"monitor_dir={run_dir / 'monitor'}",
-                                      f"delta={r.delta}", f"kind={r.threshold}", f"device={cfg.device}"])))
+                                      f"delta={r.delta}", f"kind={r.threshold}", f"joint={str(bool(r.get('joint', False))).lower()}",
+                                      f"device={cfg.device}"])))
     stress_store = _stage("stress rollouts", run_dir / "stress.zarr", lambda: _run(stress, "stress", [
         *env, threads, f"policy_dir={policy}", f"monitor_dir={monitor_dir}", f"out={run_dir / 'stress.zarr'}", f"device={cfg.device}",
         f"select={r.select}",
