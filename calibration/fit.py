@@ -66,6 +66,17 @@ def min_band_size(delta: float, d1_fraction: float) -> int:
     return m
 
 
+def split_d1_d2(num_rollouts: int, delta: float, d1_fraction: float, seed: int, who: str = "") -> tuple[np.ndarray, np.ndarray]:
+    """``band_split``, refusing a D2 part too small for delta with the total M that would do."""
+    d1, d2 = band_split(num_rollouts, d1_fraction, seed)
+    if conformal_rank(d2.size, delta) > d2.size:
+        raise InsufficientCalibrationError(
+            insufficient_message(d2.size, delta, what="D2 rollouts") + f" {who}With d1_fraction={d1_fraction:g} that means at "
+            f"least {min_band_size(delta, d1_fraction)} calibration rollouts in total (got M={num_rollouts})."
+        )
+    return d1, d2
+
+
 def fit_band(
     windowed,
     lengths=None,
@@ -84,13 +95,7 @@ def fit_band(
     delta = check_delta(delta)
     x, lens, mask = _prepare(windowed, lengths)
     num = x.shape[0]
-    d1, d2 = band_split(num, d1_fraction, seed)
-    if conformal_rank(d2.size, delta) > d2.size:
-        raise InsufficientCalibrationError(
-            insufficient_message(d2.size, delta, what="D2 rollouts")
-            + f" With d1_fraction={d1_fraction:g} that means at least {min_band_size(delta, d1_fraction)} "
-            f"calibration rollouts in total (got M={num})."
-        )
+    d1, d2 = split_d1_d2(num, delta, d1_fraction, seed)
     mu = band_center(x[d1], mask[d1])
     s = band_modulation(x[d1], mask[d1], mu, delta, modulation_floor)
     h = conformal_quantile(band_nonconformity(x[d2], mask[d2], mu, s), delta)

@@ -22,9 +22,8 @@ from collections.abc import Mapping
 import numpy as np
 
 from calibration.band import band_center, band_modulation
-from calibration.errors import InsufficientCalibrationError
-from calibration.fit import band_split, min_band_size, rollout_maxima
-from calibration.quantile import check_delta, conformal_quantile, conformal_rank, insufficient_message
+from calibration.fit import rollout_maxima, split_d1_d2
+from calibration.quantile import check_delta, conformal_quantile
 from calibration.rollouts import check_rollouts
 from calibration.thresholds import Threshold
 
@@ -79,14 +78,7 @@ def fit_joint(
         raise ValueError(f"joint calibration combines indicators by {JOINT_RULES}, got rule {rule!r}")
     delta = check_delta(delta)
     x, lens, mask = _prepared(windowed, lengths)
-    num = lens.size
-    d1, d2 = band_split(num, d1_fraction, seed)
-    if conformal_rank(d2.size, delta) > d2.size:
-        raise InsufficientCalibrationError(
-            insufficient_message(d2.size, delta, what="D2 rollouts")
-            + f" Joint calibration splits the rollouts like the band: with d1_fraction={d1_fraction:g} that means at least "
-            f"{min_band_size(delta, d1_fraction)} calibration rollouts in total (got M={num})."
-        )
+    d1, d2 = split_d1_d2(lens.size, delta, d1_fraction, seed, who="Joint calibration splits the rollouts like the band. ")
     shapes: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # name -> (offset(t), scale(t))
     for name, values in x.items():
         if kind == "constant":
@@ -104,8 +96,8 @@ def fit_joint(
     for name, (off, sc) in shapes.items():
         if kind == "constant":
             params = {**common, "scale": float(sc[0])}
-            out[name] = Threshold("constant", delta, np.array([h * sc[0]]), num, True, params)
+            out[name] = Threshold("constant", delta, np.array([h * sc[0]]), lens.size, True, params)
         else:
             params = {**common, "mean": off, "modulation": sc, "modulation_floor": float(modulation_floor)}
-            out[name] = Threshold("band", delta, off + h * sc, num, True, params)
+            out[name] = Threshold("band", delta, off + h * sc, lens.size, True, params)
     return out
