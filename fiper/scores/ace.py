@@ -33,6 +33,7 @@ class ACE(ScoreBase):
     kernel_chunk_points = 1 << 20  # the compiled path has no per-point working arrays
     # One choice per process: the compiled kernel (numba) when importable, else numpy, online and offline alike.
     compiled = histogram_kernel.AVAILABLE
+    parallel_offline = False  # opt-in: spread a store's decisions over numba's threads (same values); see histogram_kernel
 
     def __init__(self, kappa: float = 0.03, dims: Sequence[int] | None = None, integrate: bool = False, margin: float = 0.01):
         if not kappa > 0:
@@ -88,7 +89,7 @@ class ACE(ScoreBase):
     def _score(self, embeddings: None, samples: np.ndarray) -> np.ndarray:
         n, b, h, _ = samples.shape
         if self.compiled:
-            return histogram_kernel.store_entropy(samples, self._dims, self._config["integrate"], self._width, self._config["margin"], _terms(b))
+            return histogram_kernel.store_entropy(samples, self._dims, self._config["integrate"], self._width, self._config["margin"], _terms(b), parallel=self.parallel_offline)
         cells, top = grid_cells(self.points(samples).reshape(samples.shape[1], len(self.dims), n * h), self._width, self._config["margin"])
         return entropy_bits(new_cell_mask(cells, top), group=h) / h
 

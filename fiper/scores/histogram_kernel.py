@@ -8,8 +8,13 @@ equal cells in O(B): in a dense array indexed by the packed key when the set's g
 entropy is ``-sum (c/B) log2(c/B)`` from the same table of terms; only the summation order
 differs from the numpy path (agreement to 1e-12, tested).
 
-One decision (serial) and a whole store (``numba.prange`` over blocks of decisions) run the same
-per-decision function, so online and offline agree bit for bit.
+One decision and a whole store run the same serial per-decision function, so online and offline
+agree bit for bit. ``parallel=True`` (opt-in, ``ACE.parallel_offline``) spreads a store's decisions
+over numba's threads with ``prange`` — the same function, the same values. It is off by default:
+on the shared 2-core development machine it gained nothing while the other core was busy, and
+with numba's default OpenMP threading layer the workers spinning after each parallel region
+slowed the torch calls that follow (RND-OE offline 2 -> 47 µs per decision); with a free core and
+``NUMBA_THREADING_LAYER=workqueue`` it halves the kernel's time.
 ``AVAILABLE`` is False when numba cannot be imported (or ``FIPER_ACE_KERNEL=numpy`` is set):
 ACE then uses the numpy path for every call of the process, online and offline alike.
 Compilation is cached on disk (``cache=True``); the first call in a fresh environment compiles
@@ -23,6 +28,7 @@ import os
 import numpy as np
 
 DENSE_CELLS = 1 << 14  # (< 2**31) count in a dense array when a set's grid has at most this many cells
+PARALLEL_BLOCKS = 16  # blocks of decisions per numba thread offline
 _HASH_CAP = float(1 << 62)  # cell ids at or above this are clamped for hashing only (equality stays exact)
 
 try:
@@ -39,7 +45,7 @@ __all__ = ["AVAILABLE", "DENSE_CELLS", "store_entropy"]
 
 if AVAILABLE:
 
-    @njit(cache=True, nogil=True)
+    @njit(cache=True, nogil=True, inline="always")
     def _set_entropy(x, t, dims, integrate, width, margin, terms, dense_cap, p, lo, hi, cells, keys, counts, table, slot_count, used):
         """Entropy in bits of step t's B points of one decision x (B, H, A), binned on their own grid.
 
@@ -163,20 +169,23 @@ def prepare_samples(samples: np.ndarray) -> np.ndarray:
 
 
 def store_entropy(samples: np.ndarray, dims: np.ndarray, integrate: bool, width: np.ndarray, margin: float, terms: np.ndarray,
-                  *, parallel: bool = True, dense_cap: int = DENSE_CELLS) -> np.ndarray:
+                  *, parallel: bool = False, dense_cap: int = DENSE_CELLS) -> np.ndarray:
     """ACE (n,) of samples (n, B, H, A): per decision the mean over H of the histogram entropy (bits) of the
     B points of ``dims`` (int64, cumulated over H when ``integrate``) binned with ``width`` (d,) float64 on
     each set's own grid.
 
-    ``terms`` is ``histogram._terms(B)``; ``parallel`` spreads decisions over numba's threads (the same
-    per-decision function, so the same values); ``dense_cap`` is for tests (0 forces the hash table).
+    ``terms`` is ``histogram._terms(B)``; ``parallel`` spreads blocks of decisions over numba's threads
+    (the same per-decision function, so the same values; see the module docstring for when it pays);
+    ``dense_cap`` is for tests (0 forces the hash table).
     """
     x = prepare_samples(samples)
     n = x.shape[0]
     out = np.empty(n)
     threads = numba.get_num_threads() if parallel else 1
     if threads > 1 and n >= 2 * threads:
-        _parallel(x, dims, integrate, width, margin, terms, dense_cap, out, min(n, 4 * threads))
+        # blocks handed out one at a time: a thread whose core is busy with other work takes fewer
+        with numba.parallel_chunksize(1):
+            _parallel(x, dims, integrate, width, margin, terms, dense_cap, out, min(n, PARALLEL_BLOCKS * threads))
     else:
         _serial(x, dims, integrate, width, margin, terms, dense_cap, out)
     return out

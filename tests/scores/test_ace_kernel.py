@@ -76,7 +76,7 @@ def test_parallel_serial_and_online_are_bit_identical():
     x = _batches(g, 64, 32, 8, 2).astype(np.float32)
     offline = compiled.score_offline(None, x, [len(x)])
     args = (compiled._dims, False, compiled._width, 0.01, _terms(32))
-    np.testing.assert_array_equal(histogram_kernel.store_entropy(x, *args, parallel=False), offline)
+    np.testing.assert_array_equal(histogram_kernel.store_entropy(x, *args, parallel=True), offline)  # opt-in prange
     online = [compiled.step(None, torch.from_numpy(xi)) for xi in x]
     np.testing.assert_array_equal(online, offline)
     strided = np.stack([x, -x], axis=-1)[..., 0]
