@@ -9,7 +9,8 @@ time of one FailureMonitor.step (RND-OE + ACE: networks, entropy, windows, thres
 offline throughput of the same monitor over a store (score_offline + alarms_offline) against the
 monitor's own per-decision step loop over the same decisions, both best of 5, alternating, in one process.
 ACE runs its compiled (numba) kernel when numba is importable (``FIPER_ACE_KERNEL=numpy`` forces the
-numpy path); compilation (cached on disk) happens while fitting, outside the timed region.
+numpy path; ``--ace-parallel`` spreads offline ACE over numba's threads); compilation (cached on
+disk, seconds on a first run) happens while fitting, outside the timed region.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import torch
 
 from fiper.monitor import PolicyIdentity
 from fiper.monitor.fitting import fit_monitor
-from fiper.scores import histogram_kernel
+from fiper.scores import ACE, histogram_kernel
 from fiper.scores.base import ScoreFitData
 
 H = 16
@@ -88,6 +89,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--episodes", type=int, default=100, help="offline store size (episodes of 40 decisions)")
+    parser.add_argument("--ace-parallel", action="store_true", help="offline ACE over numba's threads (ACE.parallel_offline)")
     parser.add_argument("--rnd", nargs="+", choices=sorted(RND_WIDTHS), default=["default"], help="RND-OE widths to time")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -95,7 +97,9 @@ def main() -> None:
     if histogram_kernel.AVAILABLE:
         import numba
 
-        ace = f"compiled (numba {numba.__version__}, {numba.get_num_threads()} threads offline)"
+        ACE.parallel_offline = args.ace_parallel
+        offline = f"prange over {numba.get_num_threads()} threads offline" if args.ace_parallel else "serial"
+        ace = f"compiled (numba {numba.__version__}, {offline})"
     else:
         ace = "numpy"
     print(f"device: {name}; ACE: {ace}")
