@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from fiper.evaluation.cells import cell_counts, cells_markdown, four_kinds
+from fiper.evaluation.detection import cell_detection, detection_markdown
 from fiper.evaluation.pipeline import EvaluationResult, TaskResult
 from fiper.evaluation.splits import PARTS, STRATA
 
@@ -69,7 +70,13 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
     return ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"] + ["| " + " | ".join(r) + " |" for r in rows]
 
 
-def task_markdown(task: TaskResult, plots: dict[str, Any] | None) -> list[str]:
+def _detection_kind(task: TaskResult, preferred: str | None) -> str:
+    """The plots' threshold type when evaluated, else the first evaluated type."""
+    kinds = list(next(iter(task.methods.values())).types)
+    return preferred if preferred in kinds else kinds[0]
+
+
+def task_markdown(task: TaskResult, plots: dict[str, Any] | None, detection: tuple[str | None, float] = (None, 0.05)) -> list[str]:
     ro = task.rollouts
     out = [f"## Task `{task.task}`", ""]
     out.append(f"{ro.n_episodes} episodes, {int(ro.decision_ends[-1])} decisions from {len(ro.stores)} store(s); "
@@ -98,6 +105,9 @@ def task_markdown(task: TaskResult, plots: dict[str, Any] | None) -> list[str]:
                      _fmt(_mean(t["lead_fraction_before_onset"])), _fmt(_mean(t["lead_median_warning_s"]))])
     out += _table(header, rows)
     out += ["", "NaN: undefined at some delta (e.g. DT without true positives); see docs/metrics.md.", ""]
+    kind = _detection_kind(task, detection[0])
+    rows, at = cell_detection(task, kind, detection[1])
+    out += ["### Detection per stress cell (test)", ""] + detection_markdown(rows, kind, at) + [""]
     fiper = "fiper" if "fiper" in task.methods else next(iter(task.methods))
     out += [f"### `{fiper}` per delta", ""]
     for kind, res in task.methods[fiper].types.items():
@@ -133,7 +143,7 @@ def report_markdown(result: EvaluationResult, plots: dict[str, dict] | None = No
              f"Windows: {', '.join(map(str, cfg.windows))} (selected on validation by mean {cfg.selection} over delta, ties by TWA). "
              f"Deltas: {', '.join(f'{d:g}' for d in cfg.deltas)}. Seed {cfg.seed}. Full configuration: `config.json`.", ""]
     for name, task in result.tasks.items():
-        lines += task_markdown(task, (plots or {}).get(name))
+        lines += task_markdown(task, (plots or {}).get(name), (cfg.plot_threshold_type, cfg.plot_delta))
     return "\n".join(lines)
 
 
@@ -164,10 +174,13 @@ def metrics_document(result: EvaluationResult) -> dict[str, Any]:
                                 **{k: v[j] for k, v in res.validation.items()}} for j, c in enumerate(res.candidates)],
             }
         cells = cell_counts(task.rollouts)
+        kind = _detection_kind(task, result.config.plot_threshold_type)
+        detected, at = cell_detection(task, kind, result.config.plot_delta)
         tasks[name] = {"stores": list(task.rollouts.stores), "episodes": task.rollouts.n_episodes,
                        "cells": [{**vars(c), "reasons": dict(c.reasons)} for c in cells], "four_kinds": four_kinds(cells),
                        "control_period_s": task.rollouts.control_period_s, "split": task.split_sizes,
-                       "selection": selection, "seconds": task.seconds, "notes": task.rollouts.notes}
+                       "selection": selection, "seconds": task.seconds, "notes": task.rollouts.notes,
+                       "cell_detection": {"threshold_type": kind, "delta": at, "cells": [vars(r) for r in detected]}}
     doc = {"format": FORMAT, "version": VERSION, "selection_criterion": result.config.selection,
            "records": result.records(), "tasks": tasks}
     return _json_safe(doc)

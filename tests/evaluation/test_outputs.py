@@ -118,6 +118,23 @@ def test_joint_method_alarms_with_fit_joint_thresholds(evaluated):
             np.testing.assert_array_equal(trace.first_alarm, res.test_alarms.first_alarm[0, d])
 
 
+def test_cell_detection_adds_up_to_the_test_counts(evaluated):
+    """Per-cell flagged failures / successes sum to each method's TP / FP at the reported type and delta."""
+    result, out, _ = evaluated
+    doc = json.loads((out / "metrics.json").read_text())
+    det = doc["tasks"]["synthetic"]["cell_detection"]
+    assert det["threshold_type"] == result.config.plot_threshold_type
+    cells = det["cells"]
+    assert {c["shift"] for c in cells} >= {"none"} and len(cells) >= 2
+    for method in result.config.methods:
+        rec = next(r for r in doc["records"] if r["method"] == method and r["threshold_type"] == det["threshold_type"]
+                   and r["delta"] == det["delta"])
+        assert sum(c["flagged_failures"][method] for c in cells) == rec["tp"]
+        assert sum(c["flagged_successes"][method] for c in cells) == rec["fp"]
+        assert sum(c["failures"] for c in cells) == rec["n_fail"] and sum(c["successes"] for c in cells) == rec["n_succ"]
+    assert "### Detection per stress cell (test)" in (out / "report.md").read_text()
+
+
 def test_fit_and_calibration_use_only_their_episodes(evaluated):
     result, _, _ = evaluated
     task = result.tasks["synthetic"]
