@@ -17,7 +17,7 @@ from torch import Tensor
 
 from fiper.scores import histogram_kernel
 from fiper.scores.base import ScoreBase
-from fiper.scores.histogram import _terms, entropy_bits, grid_cells, histogram_entropy_bits, new_cell_mask
+from fiper.scores.histogram import entropy_terms, entropy_bits, grid_cells, histogram_entropy_bits, new_cell_mask
 
 __all__ = ["ACE", "histogram_entropy_bits"]
 
@@ -89,7 +89,7 @@ class ACE(ScoreBase):
     def _score(self, embeddings: None, samples: np.ndarray) -> np.ndarray:
         n, b, h, _ = samples.shape
         if self.compiled:
-            return histogram_kernel.store_entropy(samples, self._dims, self._config["integrate"], self._width, self._config["margin"], _terms(b), parallel=self.parallel_offline)
+            return histogram_kernel.store_entropy(samples, self._dims, self._config["integrate"], self._width, self._config["margin"], entropy_terms(b), parallel=self.parallel_offline)
         cells, top = grid_cells(self.points(samples).reshape(samples.shape[1], len(self.dims), n * h), self._width, self._config["margin"])
         return entropy_bits(new_cell_mask(cells, top), group=h) / h
 

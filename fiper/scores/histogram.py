@@ -68,11 +68,11 @@ def entropy_bits(new: np.ndarray, group: int = 1) -> np.ndarray:
     np.subtract(starts[1:], starts[:-1], out=counts[:-1])
     counts[-1] = new.size - starts[-1]
     first = np.searchsorted(starts, np.arange(0, new.size, group * b))  # every set opens with a run
-    return np.add.reduceat(_terms(b)[counts], first)
+    return np.add.reduceat(entropy_terms(b)[counts], first)
 
 
 @functools.lru_cache(maxsize=16)
-def _terms(b: int) -> np.ndarray:
+def entropy_terms(b: int) -> np.ndarray:
     """-(c/B) log2(c/B) for run lengths c = 0..B (0 for c = 0 and c = B)."""
     p = np.arange(b + 1) / b
     table = np.zeros(b + 1)

@@ -174,7 +174,7 @@ def store_entropy(samples: np.ndarray, dims: np.ndarray, integrate: bool, width:
     B points of ``dims`` (int64, cumulated over H when ``integrate``) binned with ``width`` (d,) float64 on
     each set's own grid.
 
-    ``terms`` is ``histogram._terms(B)``; ``parallel`` spreads blocks of decisions over numba's threads
+    ``terms`` is ``histogram.entropy_terms(B)``; ``parallel`` spreads blocks of decisions over numba's threads
     (the same per-decision function, so the same values; see the module docstring for when it pays);
     ``dense_cap`` is for tests (0 forces the hash table).
     """

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from fiper.scores import ACE, ScoreFitData, histogram_kernel
-from fiper.scores.histogram import _terms
+from fiper.scores.histogram import entropy_terms
 
 pytestmark = pytest.mark.skipif(not histogram_kernel.AVAILABLE, reason="numba is not importable: ACE runs its numpy path")
 
@@ -55,7 +55,7 @@ def test_kernel_matches_numpy_path(b, d, integrate):
 def test_dense_and_hash_counting_agree(b):
     g = np.random.default_rng(b)
     x = _batches(g, 30, b, 4, 3)
-    args = (np.arange(3), False, np.array([0.05, 0.1, 0.2]), 0.01, _terms(b))
+    args = (np.arange(3), False, np.array([0.05, 0.1, 0.2]), 0.01, entropy_terms(b))
     dense = histogram_kernel.store_entropy(x, *args)
     hashed = histogram_kernel.store_entropy(x, *args, dense_cap=0)
     np.testing.assert_allclose(hashed, dense, rtol=0, atol=1e-12)
@@ -75,7 +75,7 @@ def test_parallel_serial_and_online_are_bit_identical():
     compiled, _ = _pair(g.normal(size=(5, 32, 8, 2)))
     x = _batches(g, 64, 32, 8, 2).astype(np.float32)
     offline = compiled.score_offline(None, x, [len(x)])
-    args = (compiled._dims, False, compiled._width, 0.01, _terms(32))
+    args = (compiled._dims, False, compiled._width, 0.01, entropy_terms(32))
     np.testing.assert_array_equal(histogram_kernel.store_entropy(x, *args, parallel=True), offline)  # opt-in prange
     online = [compiled.step(None, torch.from_numpy(xi)) for xi in x]
     np.testing.assert_array_equal(online, offline)
