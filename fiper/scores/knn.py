@@ -45,10 +45,21 @@ class KNNDistance(ScoreBase):
 
     def _score(self, embeddings: Tensor, samples: None) -> Tensor:
         q = (embeddings - self.mean) / self.std
-        d2 = q.pow(2).sum(dim=1, keepdim=True) + self.reference.pow(2).sum(dim=1) - 2.0 * q @ self.reference.T
+        # ‖q‖² + ‖r‖² − 2 q·r as one fused matmul over the cached reference norms
+        ref_sq = self._reference_sq()
+        d2 = torch.addmm(ref_sq.expand(q.shape[0], -1), q, self.reference.T, beta=1.0, alpha=-2.0)
+        d2 += q.pow(2).sum(dim=1, keepdim=True)
         k = min(self._config["k"], self.reference.shape[0])
         nearest = torch.topk(d2, k, dim=1, largest=False).values
         return nearest.clamp_min(0.0).sqrt().mean(dim=1)
+
+    def _reference_sq(self) -> Tensor:
+        """Squared norms of the reference rows, computed once per reference tensor."""
+        cached = getattr(self, "_ref_sq_cache", None)
+        if cached is None or cached[0] is not self.reference:
+            cached = (self.reference, self.reference.pow(2).sum(dim=1))
+            self._ref_sq_cache = cached
+        return cached[1]
 
     def _chunk_rows(self) -> int:
         return max(1, self.chunk_elements // max(self.embedding_dim, self.reference.shape[0]))
