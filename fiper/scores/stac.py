@@ -28,7 +28,7 @@ def mmd2_rbf_median(x: Tensor, y: Tensor) -> Tensor:
     """Biased MMD^2 of x (n, B, m) vs y (n, B', m) per row n, RBF kernel with the median heuristic."""
     z = torch.cat([x, y], dim=1)
     norms = z.pow(2).sum(dim=-1)
-    sq = (norms.unsqueeze(2) + norms.unsqueeze(1) - 2.0 * z @ z.transpose(1, 2)).clamp_min(0.0)  # float64 Gram form
+    sq = torch.baddbmm(norms.unsqueeze(2) + norms.unsqueeze(1), z, z.transpose(1, 2), alpha=-2.0).clamp_min_(0.0)  # Gram form
     p = z.shape[1]
     iu = torch.triu_indices(p, p, offset=1, device=z.device)
     med = sq[:, iu[0], iu[1]].median(dim=1).values.clamp_min(1e-12)
