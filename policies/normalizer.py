@@ -30,7 +30,9 @@ class RangeNormalizer(nn.Module):
 
     @torch.no_grad()
     def fit(self, data: np.ndarray | Tensor) -> None:
-        data = torch.as_tensor(np.asarray(data), dtype=torch.float32).reshape(-1, self.center.numel())
+        # A tensor is taken as is (np.asarray cannot read a CUDA tensor); anything else via numpy.
+        data = data.detach() if isinstance(data, Tensor) else torch.as_tensor(np.asarray(data))
+        data = data.to(dtype=torch.float32).reshape(-1, self.center.numel())
         if not torch.isfinite(data).all():
             raise ValueError("cannot fit the normalizer: the data contains NaN or inf values")
         lo, hi = data.min(0).values, data.max(0).values

@@ -131,7 +131,10 @@ class _Trainer:
         if saved["policy"] != pc.to_dict():
             raise ValueError(f"cannot resume {self.out_dir}: its policy config differs from this run's; saved {saved['policy']}, given {pc.to_dict()}")
         meta, weights = read_policy_files(self.out_dir, self.device)
-        state = torch.load(self.out_dir / TRAIN_STATE_FILE, map_location=self.device, weights_only=True)
+        # CPU first: optimizer.load_state_dict moves the moments to the parameters' device but keeps
+        # AdamW's `step` counters where they were loaded; on the GPU they would cost one .item() sync
+        # per parameter tensor per step, unlike the CPU-hosted counters of an uninterrupted run.
+        state = torch.load(self.out_dir / TRAIN_STATE_FILE, map_location="cpu", weights_only=True)
         weights_step = meta.get("info", {}).get("train_step")
         if weights_step != state["step"]:
             raise ValueError(f"{self.out_dir}: weights are at step {weights_step} but the optimizer state at {state['step']} "

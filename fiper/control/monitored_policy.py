@@ -25,6 +25,7 @@ import torch
 from fiper.control.history import ObsHistory
 from fiper.control.timing import PhaseTimer
 from fiper.interventions import FallbackContext, GradedResponse
+from fiper.interventions.context import to_numpy
 from fiper.monitor import FailureMonitor, PolicyIdentity, StepReport
 from fiper.protocol import GenerativePolicy
 
@@ -127,7 +128,7 @@ class MonitoredPolicy:
             decision = self._decide()
             info = self._decision_info(decision)
         if self.fallback_active:
-            action = np.asarray(self.response.fallback_action(obs, self.context), dtype=np.float64)
+            action = to_numpy(self.response.fallback_action(obs, self.context))  # also a tensor on any device
         else:
             action = self.queue.popleft()
         info.update(fallback_active=self.fallback_active, env_step=self.env_step)
@@ -174,7 +175,7 @@ class MonitoredPolicy:
             self.queue.extend(executed[: policy.n_action_steps].astype(np.float64))
         keep = self.keep_decisions  # recording copies embedding and batch to the host too
         decision = Decision(self.env_step, z[0].float().cpu().numpy() if keep else np.zeros(0),
-                            samples[0].cpu().numpy() if keep else np.zeros(0), executed, report, label,
+                            samples[0].float().cpu().numpy() if keep else np.zeros(0), executed, report, label,
                             label == "steer", timing, overrun)
         if keep:
             self.decisions.append(decision)

@@ -11,7 +11,8 @@ class PhaseTimer:
     """Marks phase boundaries; on CUDA with events resolved after the decision's one sync point."""
 
     def __init__(self, device: torch.device):
-        self.cuda = torch.device(device).type == "cuda"
+        self.device = torch.device(device)
+        self.cuda = self.device.type == "cuda"
         self._marks: list[tuple[str, object]] = []
 
     def start(self) -> None:
@@ -23,7 +24,7 @@ class PhaseTimer:
     def _now(self) -> object:
         if self.cuda:
             event = torch.cuda.Event(enable_timing=True)
-            event.record()
+            event.record(torch.cuda.current_stream(self.device))  # the policy's GPU, not the current one
             return (event, time.perf_counter())
         return time.perf_counter()
 
