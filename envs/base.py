@@ -213,12 +213,15 @@ class TaskEnv(gym.Env, abc.ABC):
         mujoco.mj_step(self.model, self.data, nstep=self.n_substeps)
         self._t += 1
         self._labels.update(t, self.task_success(), self.irrecoverable_event())
-        truncated = self._t >= self.max_episode_steps and not self._labels.decided
-        if truncated:
+        at_limit = self._t >= self.max_episode_steps
+        timed_out = at_limit and not self._labels.decided
+        if timed_out:
             self._labels.timeout(t)
         terminated = (self._labels.success and self.terminate_on_success) or (
-            self._labels.failure and not truncated and self.terminate_on_failure
+            self._labels.failure and not timed_out and self.terminate_on_failure
         )
+        # an outcome decided earlier but not terminated on (terminate_on_*=False) still ends at the limit
+        truncated = at_limit and not terminated
         self._needs_reset = terminated or truncated
         return self._observe(), float(self._labels.success), terminated, truncated, self._info()
 

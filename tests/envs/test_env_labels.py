@@ -143,6 +143,22 @@ def test_outcome_is_decided_by_the_first_event():
     assert not terminated and info["failure_step"] == 1 and info["failure_reason"] == "off_table"
 
 
+def test_episode_ends_at_the_step_limit_after_an_outcome_it_does_not_terminate_on():
+    for kind in ("success", "failure"):
+        env = envs.make_env("push_t", max_episode_steps=6, terminate_on_success=False, terminate_on_failure=False)
+        env.reset(seed=4)
+        pose = ([TARGET[0], TARGET[1], 0.015], yaw_quat(TARGET[2])) if kind == "success" else ([0.4, 0.0, 0.015],)
+        set_free_body(env, "block", *pose)
+        ends = []
+        for _ in range(6):
+            *_, terminated, truncated, info = env.step(env.hold_action())
+            ends.append((terminated, truncated))
+        assert info[kind] and info["failure_reason"] != "timeout"
+        assert ends == [(False, False)] * 5 + [(False, True)], kind  # truncated at the limit, labels kept
+        with pytest.raises(RuntimeError, match="reset"):
+            env.step(env.hold_action())
+
+
 def test_setting_the_cube_down_is_not_a_drop():
     env = envs.make_env("pick_place")
     obs, info = env.reset(seed=3)
