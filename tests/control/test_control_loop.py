@@ -169,3 +169,47 @@ def test_score_exception_triggers_fallback_and_is_recorded(setup, tmp_path):
     assert len(result.steps["action"]) == MAX_STEPS  # the loop went on under the fallback, no crash
     with torch.no_grad():
         assert result.infos[-1]["fallback_active"]
+
+
+def test_stress_sweep_with_hold_intervention_holds_after_the_alarm(setup, tmp_path):
+    """launch.stress intervention=hold: the recorded store shows the fallback from the first alarm on."""
+    from hydra import compose, initialize_config_dir
+
+    from fiper.monitor import save_monitor
+    from launch import stress
+
+    root, policy, monitor = setup
+    save_monitor(alarm_from(monitor, 2), tmp_path / "monitor")
+    overrides = [f"policy_dir={root / 'policy'}", f"monitor_dir={tmp_path / 'monitor'}", f"out={tmp_path / 'r.zarr'}",
+                 "intervention=hold", "cells=[[none,[0.0]]]", "seeds.count=1", "progress=false",
+                 f"+env.kwargs.max_episode_steps={MAX_STEPS}", "+env.kwargs.terminate_on_failure=false"]
+    with initialize_config_dir(config_dir=str(stress.__file__).rsplit("/", 1)[0] + "/conf", version_base=None):
+        cfg = compose(config_name="stress", overrides=overrides)
+    stress.run(cfg)
+    store = EpisodeStore.open(tmp_path / "r.zarr")
+    dec = store.episode_decisions(0)
+    acted = dec["intervention"] != "none"
+    assert store.attrs["intervention"] == "GradedResponse"
+    assert not acted[:2].any() and acted[2:].all() and set(dec["intervention"][acted]) == {"fallback:hold"}
+    start = int(dec["env_step"][2])
+    held = store.episode(0)["action"][start:]
+    assert len(held) > 1 and np.ptp(held, axis=0).max() == 0.0  # one latched target, every step after the alarm
+    assert int(store.meta("first_intervention_step")[0]) == start
+
+
+def test_stress_context_comes_from_the_task_and_intervention_needs_a_monitor(setup):
+    from omegaconf import OmegaConf
+
+    from launch.stress import action_context, build_response
+
+    pick = envs.make_env("pick_place")
+    ctx = action_context({"position_dims": None, "gripper_dims": None, "action_mode": "position"}, 4, pick)
+    assert list(ctx.position_dims) == [0, 1, 2] and list(ctx.gripper_dims) == [3]
+    ctx = action_context({"position_dims": [0, 1], "gripper_dims": None}, 2, object())  # given explicitly: no env needed
+    assert list(ctx.position_dims) == [0, 1]
+    with pytest.raises(ValueError, match="context.position_dims"):
+        action_context({}, 2, object())
+    cfg = OmegaConf.create({"intervention": {"_target_": "fiper.interventions.GradedResponse",
+                                             "fallback": {"_target_": "fiper.interventions.HoldPosition"}}})
+    with pytest.raises(ValueError, match="monitor_dir"):
+        build_response(cfg, None, setup[1], make_env)
