@@ -29,7 +29,10 @@ def as_array(owner: str, what: str, value: Any, *, dtype: Any = None) -> np.ndar
     if isinstance(value, Tensor):
         if value.is_complex() or value.dtype == torch.bool:
             raise ValueError(f"{owner}: {what} must be real-valued, got dtype {value.dtype}")
-        arr = value.detach().cpu().numpy()
+        value = value.detach()
+        if value.dtype == torch.bfloat16:  # numpy has no bfloat16: widen (exactly) to float32
+            value = value.float()
+        arr = value.cpu().numpy()
     else:
         arr = np.asarray(value)
         if arr.dtype.kind not in "fiu":

@@ -172,3 +172,15 @@ def test_numpy_torch_and_batched_inputs_give_the_same_report(monitor):
     assert reports[0] == reports[1] == reports[2] and not reports[0].failsafe
     rep = monitor.step("not an array", smp[0])
     assert rep.failsafe and "must be numeric" in rep.reason
+
+
+def test_bfloat16_inputs_score_like_their_float32_values(monitor):
+    """A bf16 policy's embedding and samples are widened exactly, not turned into fail-safe alarms."""
+    emb, smp, _ = make_decisions(np.random.default_rng(7), 1)
+    z16, s16 = torch.from_numpy(emb[0]).bfloat16(), torch.from_numpy(smp[0]).bfloat16()
+    monitor.reset()
+    got = monitor.step(z16, s16)
+    monitor.reset()
+    want = monitor.step(z16.float(), s16.float())
+    assert not got.failsafe, got.reason
+    assert got == want
