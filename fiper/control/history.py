@@ -10,6 +10,14 @@ import numpy as np
 import torch
 
 
+def host_array(value: Any) -> np.ndarray:
+    """An observation entry as a host numpy array, dtype kept (torch tensors on any device accepted)."""
+    if isinstance(value, torch.Tensor):
+        value = value.detach()
+        return (value.float() if value.dtype == torch.bfloat16 else value).cpu().numpy()
+    return np.asarray(value)
+
+
 class ObsHistory:
     """Keeps the last ``n_obs_steps`` observations; at an episode start it repeats the first one.
 
@@ -28,7 +36,7 @@ class ObsHistory:
         missing = [k for k in self.keys if k not in obs]
         if missing:
             raise KeyError(f"observation lacks {missing} (has {sorted(obs)}); the policy reads {self.keys}")
-        frame = {k: np.asarray(obs[k]) for k in self.keys}
+        frame = {k: host_array(obs[k]) for k in self.keys}
         if not self._frames:
             self._frames.extend([frame] * (self.n_obs_steps - 1))
         self._frames.append(frame)

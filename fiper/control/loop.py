@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 
 from fiper.collection import episode_labels
+from fiper.control.history import host_array
 from fiper.control.monitored_policy import Decision, MonitoredPolicy
 
 
@@ -49,7 +50,7 @@ def run_episode(
     while not done and (max_steps is None or t < max_steps):
         action = agent.act(obs)
         for k in keys:
-            rows[k].append(np.asarray(obs[k]))
+            rows[k].append(host_array(obs[k]))
         rows["action"].append(action)
         obs, _, terminated, truncated, info = env.step(action)
         infos.append({**agent.last_info, **{k: info[k] for k in ("success", "failure_step") if k in info}})
