@@ -9,13 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
-
-def host_array(value: Any) -> np.ndarray:
-    """An observation entry as a host numpy array, dtype kept (torch tensors on any device accepted)."""
-    if isinstance(value, torch.Tensor):
-        value = value.detach()
-        return (value.float() if value.dtype == torch.bfloat16 else value).cpu().numpy()
-    return np.asarray(value)
+from fiper.scores.inputs import host_array
 
 
 class ObsHistory:

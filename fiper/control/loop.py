@@ -9,8 +9,8 @@ from typing import Any
 import numpy as np
 
 from fiper.collection import episode_labels
-from fiper.control.history import host_array
 from fiper.control.monitored_policy import Decision, MonitoredPolicy
+from fiper.scores.inputs import host_array
 
 
 @dataclass

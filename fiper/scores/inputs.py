@@ -24,15 +24,21 @@ def as_tensor(owner: str, what: str, value: Any, *, device: torch.device, dtype:
     return t.to(device=device, dtype=dtype)
 
 
+def host_array(value: Any) -> np.ndarray:
+    """``value`` as a host numpy array with its dtype (a tensor from any device; bf16, which numpy
+    lacks, widened exactly to float32)."""
+    if isinstance(value, Tensor):
+        value = value.detach()
+        return (value.float() if value.dtype == torch.bfloat16 else value).cpu().numpy()
+    return np.asarray(value)
+
+
 def as_array(owner: str, what: str, value: Any, *, dtype: Any = None) -> np.ndarray:
     """``value`` as a host numpy array (a tensor is copied from its device; a CPU tensor is shared)."""
     if isinstance(value, Tensor):
         if value.is_complex() or value.dtype == torch.bool:
             raise ValueError(f"{owner}: {what} must be real-valued, got dtype {value.dtype}")
-        value = value.detach()
-        if value.dtype == torch.bfloat16:  # numpy has no bfloat16: widen (exactly) to float32
-            value = value.float()
-        arr = value.cpu().numpy()
+        arr = host_array(value)
     else:
         arr = np.asarray(value)
         if arr.dtype.kind not in "fiu":
