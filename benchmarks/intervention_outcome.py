@@ -25,22 +25,13 @@ import torch
 
 import envs
 from fiper.control import MonitoredPolicy
-from fiper.interventions import FallbackContext, GradedResponse, HoldPosition, KeepOut, Steering
+from fiper.interventions import FallbackContext, GradedResponse, HoldPosition, SceneKeepOut, Steering
 from fiper.monitor import load_monitor
 from policies import load_policy
 from policies.normalizer import is_image_shape
 
 CHECKPOINT = Path(__file__).resolve().parents[1] / "launch" / "checkpoints" / "pick_place_diffusion_mlp"
 STEER = dict(position_dims=(0, 1, 2), guide_scale=40.0, fk_lambda=20.0, grad_floor=0.5, lateral_only=True, direction_space="env")
-
-
-def keep_out(env) -> KeepOut:
-    """Keep-out reward around the episode's obstacle (a far-away dummy when there is none)."""
-    for shift in env.unwrapped.active_shifts:
-        if shift.name == "obstacle":
-            x, y = shift.params["xy"]
-            return KeepOut(center=[x, y, 0.0], radius=shift.params["radius"], margin=0.03, shape="cylinder")
-    return KeepOut(center=[10.0, 10.0, 0.0], radius=0.01, shape="cylinder")
 
 
 def obs_mode(policy) -> str:
@@ -56,10 +47,11 @@ def run(policy, monitor, mode: str, severity: float, seed: int) -> bool:
     if mode == "fallback":
         response = GradedResponse(fallback=HoldPosition())
     elif mode.startswith("steer"):
-        response = GradedResponse(steering=Steering(keep_out(env), num_particles=monitor.identity.num_samples, **STEER),
+        response = GradedResponse(steering=Steering(SceneKeepOut(margin=0.03), num_particles=monitor.identity.num_samples, **STEER),
                                   max_steer_decisions=10**6)
     agent = MonitoredPolicy(policy, monitor, response=response, context=context if mode == "fallback" else None)
     agent.reset(seed=seed)
+    agent.bind_env(env)  # the keep-out reward reads this episode's obstacle
     if mode == "steer-always":
         response.mode = "steer"
     done = False

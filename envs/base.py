@@ -290,6 +290,10 @@ class TaskEnv(gym.Env, abc.ABC):
     def active_shifts(self) -> list[Shift]:
         return list(self._active)
 
+    def scene_obstacles(self) -> list[dict[str, Any]]:
+        """This episode's obstacles (centre in env units, radius), e.g. for a keep-out steering reward."""
+        return [o for shift in self._active for o in shift.obstacles()]
+
     def touching(self, geom_a: int, geoms_b: Sequence[int]) -> bool:
         """Whether geom ``geom_a`` has a contact with any geom in ``geoms_b``."""
         n = self.data.ncon

@@ -58,6 +58,10 @@ class Shift:
     def transform_obs(self, obs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         return obs
 
+    def obstacles(self) -> list[dict[str, Any]]:
+        """Obstacles this shift placed in the episode's scene: ``{'center': [x, y, z], 'radius': r, ...}``."""
+        return []
+
 
 def register_shift(cls: type[Shift]) -> type[Shift]:
     if cls.expected not in ("benign", "harmful", "graded"):

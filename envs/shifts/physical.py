@@ -123,6 +123,12 @@ class Obstacle(Shift):
             margin=0.002, gap=0.002,  # reports contacts within 2 mm without pushing back earlier
         )
 
+    def obstacles(self) -> list[dict[str, Any]]:
+        if "xy" not in self.params:
+            return []
+        p = self.params
+        return [{"center": [*p["xy"], 0.0], "radius": p["radius"], "height": p["height"], "shape": "cylinder"}]
+
     def _place(self, p0: np.ndarray, p1: np.ndarray, frac: float, offset: float, radius: float, init) -> np.ndarray:
         """The clear table point nearest to the requested one (clear of start and goal footprints)."""
         d = p1 - p0

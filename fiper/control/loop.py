@@ -43,6 +43,7 @@ def run_episode(
     """
     obs, info = env.reset(seed=seed, options=dict(reset_options) if reset_options else None)
     agent.reset(seed=seed)
+    agent.bind_env(env)
     keys = list(record_keys if record_keys is not None else agent.policy.obs_shapes)
     rows: dict[str, list] = {k: [] for k in [*keys, "action"]}
     infos = []

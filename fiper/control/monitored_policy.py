@@ -112,6 +112,11 @@ class MonitoredPolicy:
             if part is not None:
                 part.reset()
 
+    def bind_env(self, env: Any) -> None:
+        """After ``env.reset``: lets scene-aware parts of the response read the new episode's scene."""
+        if self.response is not None:
+            self.response.bind(env)
+
     def resume(self) -> None:
         """Leave a fallback and hand control back to the policy (its next act() re-plans)."""
         self.fallback_active = False

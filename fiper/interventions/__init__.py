@@ -31,6 +31,7 @@ from fiper.interventions.rewards import (
     make_reward,
     register_reward,
 )
+from fiper.interventions.scene import SceneAware, SceneKeepOut, bind_scene, scene_obstacles
 from fiper.interventions.steering import SteerOutput, Steering, SteeringConfig
 from fiper.interventions.trajectory import CheckedReward, lift_chunks, load_reward
 
@@ -50,12 +51,15 @@ __all__ = [
     "Retreat",
     "RewardProgram",
     "SafeController",
+    "SceneAware",
+    "SceneKeepOut",
     "StageTracker",
     "SteerOutput",
     "Steering",
     "SteeringConfig",
     "Stop",
     "WeightedSum",
+    "bind_scene",
     "compose",
     "lift_chunks",
     "load_object",
@@ -64,4 +68,5 @@ __all__ = [
     "make_reward",
     "register_fallback",
     "register_reward",
+    "scene_obstacles",
 ]

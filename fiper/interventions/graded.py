@@ -51,6 +51,11 @@ class GradedResponse:
         if self.steering is not None:
             self.steering.reset()
 
+    def bind(self, env: Any) -> None:
+        """New episode's scene (after ``env.reset``): passed on to the steering's reward programs."""
+        if self.steering is not None:
+            self.steering.bind(env)
+
     @property
     def fallback_label(self) -> str:
         return f"fallback:{getattr(self.fallback, 'name', type(self.fallback).__name__)}"

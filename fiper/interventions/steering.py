@@ -28,6 +28,7 @@ from torch import Tensor
 from fiper.protocol import GenerativePolicy, GuidanceResult, GuidanceState
 from fiper.interventions.particles import effective_sample_size, rbf_repulsion, systematic_resample, unit_normalise
 from fiper.interventions.progress import StageTracker
+from fiper.interventions.scene import bind_scene
 from fiper.interventions.trajectory import CheckedReward, lift_chunks
 
 
@@ -153,6 +154,10 @@ class Steering:
         self.tracker.reset(len(self.tracker.stage))
         self._generators.clear()
         self._run = None
+
+    def bind(self, env: Any) -> None:
+        """New episode's scene: binds every scene-aware reward program (e.g. SceneKeepOut)."""
+        bind_scene(self.rewards, env)
 
     @property
     def last_run(self) -> dict[str, float]:

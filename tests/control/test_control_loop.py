@@ -197,6 +197,30 @@ def test_stress_sweep_with_hold_intervention_holds_after_the_alarm(setup, tmp_pa
     assert int(store.meta("first_intervention_step")[0]) == start
 
 
+def test_stress_sweep_steers_around_each_episodes_obstacle(setup, tmp_path):
+    """launch.stress intervention=steer_keep_out: the keep-out reward is bound to every episode's own
+    obstacle (an unbound one raises), steering runs for max_steer_decisions, then the hold latches."""
+    from hydra import compose, initialize_config_dir
+
+    from fiper.monitor import save_monitor
+    from launch import stress
+
+    root, policy, monitor = setup
+    save_monitor(alarm_from(monitor, 2), tmp_path / "monitor")
+    overrides = [f"policy_dir={root / 'policy'}", f"monitor_dir={tmp_path / 'monitor'}", f"out={tmp_path / 'r.zarr'}",
+                 "intervention=steer_keep_out", "intervention.steering.num_particles=8", "cells=[[obstacle,[1.0]]]",
+                 "seeds.count=2", "progress=false", f"+env.kwargs.max_episode_steps={MAX_STEPS}",
+                 "+env.kwargs.terminate_on_failure=false"]
+    with initialize_config_dir(config_dir=str(stress.__file__).rsplit("/", 1)[0] + "/conf", version_base=None):
+        cfg = compose(config_name="stress", overrides=overrides)
+    stress.run(cfg)
+    store = EpisodeStore.open(tmp_path / "r.zarr")
+    for ep in range(2):
+        labels = list(store.episode_decisions(ep)["intervention"])
+        assert labels[:2] == ["none", "none"] and labels[2:5] == ["steer"] * 3
+        assert set(labels[5:]) == {"fallback:hold"}
+
+
 def test_stress_context_comes_from_the_task_and_intervention_needs_a_monitor(setup):
     from omegaconf import OmegaConf
 

@@ -8,6 +8,7 @@ import torch
 from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
+import envs
 from fiper.interventions import FallbackContext, GradedResponse, Steering
 
 CONF = Path(__file__).resolve().parents[2] / "launch" / "conf" / "intervention"
@@ -49,6 +50,10 @@ def test_intervention_config_instantiates(name, tmp_path):
     assert label in ("steer", f"fallback:{response.fallback.name}")
     if response.steering is not None:
         assert isinstance(response.steering, Steering)
+        env = envs.make_env("push_t", shifts=[("obstacle", 1.0)])
+        env.reset(seed=0)
+        response.bind(env)  # scene-aware rewards (steer_keep_out) read the episode's obstacle
+        env.close()
         best, rewards = response.steering.select(torch.zeros(1, 4, 8, 2))
         assert rewards.shape == (1, 4)
     else:
