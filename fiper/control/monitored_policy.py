@@ -4,7 +4,7 @@ Per decision (every ``n_action_steps`` env steps)::
 
     obs history ─► encode ─► z ─► sample B chunks (guided while steering) ─► monitor.step
         ─► response: none → execute a chunk of the batch (first sample, or the medoid)
-                     steer → execute the best steered particle
+                     steer → execute the best steered particle (if steering raises: the fallback)
                      fallback:<name> → fallback actions from now on, until reset() / resume()
         ─► queue n_action_steps actions; between decisions act() only pops the queue
 
@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -149,9 +149,10 @@ class MonitoredPolicy:
         timer.start()
         z = policy.encode(self.history.tensors(policy.device))
         timer.mark("encode")
+        self._steer_error = ""
         steering = response is not None and response.mode == "steer" and response.steering is not None
-        steer_out = response.steering.steer(policy, z, self.num_samples, generator=self.generator) if steering else None
-        samples = steer_out.samples if steering else policy.sample(z, self.num_samples, generator=self.generator)
+        steer_out = self._steer(z) if steering else None
+        samples = steer_out.samples if steer_out is not None else policy.sample(z, self.num_samples, generator=self.generator)
         timer.mark("sample")
         report = None
         if self.monitor is not None:
@@ -159,8 +160,11 @@ class MonitoredPolicy:
             report = self.monitor.step(z[0], samples[0], skip=skip)
         timer.mark("monitor")
         label = self._respond(report)
-        if label == "steer" and steer_out is None:  # the alarm decision itself: re-sample with guidance
-            steer_out = response.steering.steer(policy, z, self.num_samples, generator=self.generator)
+        if label == "steer" and steer_out is None and not self._steer_error:  # the alarm decision: re-sample with guidance
+            steer_out = self._steer(z)
+        if self._steer_error:  # a failed steering run hands over to the fallback, never executes blind
+            label, steer_out = response.fail_safe(), None
+            report = replace(report, reason=f"{report.reason}; fail-safe: {self._steer_error}".lstrip("; ")) if report else report
         if steer_out is not None and label == "steer":
             chunk = steer_out.chunk[0]
         elif self.select == "medoid":
@@ -185,6 +189,16 @@ class MonitoredPolicy:
         if keep:
             self.decisions.append(decision)
         return decision
+
+    def _steer(self, z: torch.Tensor):
+        """Steered samples; None when steering raised and a fallback takes over (the error is kept)."""
+        try:
+            return self.response.steering.steer(self.policy, z, self.num_samples, generator=self.generator)
+        except Exception as err:  # a user's or a VLM's reward program may fail at run time
+            if self.response.fallback is None:
+                raise
+            self._steer_error = f"steering raised {type(err).__name__}: {err}"
+            return None
 
     def _respond(self, report: StepReport | None) -> str:
         if self.response is None or report is None:

@@ -171,6 +171,29 @@ def test_score_exception_triggers_fallback_and_is_recorded(setup, tmp_path):
         assert result.infos[-1]["fallback_active"]
 
 
+def test_a_failing_reward_program_hands_over_to_the_fallback(setup):
+    """A reward program that returns NaN at run time: the fallback takes over at that decision, with the
+    error as the recorded reason; without a fallback the error surfaces instead of executing blind."""
+    from fiper.interventions import Steering
+
+    _, policy, monitor = setup
+
+    def broken(traj):
+        return traj.sum((1, 2)) * float("nan")
+
+    agent = MonitoredPolicy(policy, alarm_from(monitor, 1), response=GradedResponse(
+        steering=Steering(broken, num_particles=B), fallback=HoldPosition()), context=context(policy), num_samples=B)
+    result = run_episode(make_env(terminate=False), agent, seed=0)
+    labels = [d.intervention for d in result.decisions]
+    assert labels[0] == "none" and labels[1] == "fallback:hold"
+    reason = result.decisions[1].report.reason
+    assert "above threshold" in reason and "steering raised ValueError" in reason and "non-finite" in reason
+    agent = MonitoredPolicy(policy, alarm_from(monitor, 1), response=GradedResponse(steering=Steering(broken, num_particles=B)),
+                            num_samples=B)
+    with pytest.raises(ValueError, match="non-finite"):
+        run_episode(make_env(terminate=False), agent, seed=0)
+
+
 def test_stress_sweep_with_hold_intervention_holds_after_the_alarm(setup, tmp_path):
     """launch.stress intervention=hold: the recorded store shows the fallback from the first alarm on."""
     from hydra import compose, initialize_config_dir
