@@ -40,6 +40,8 @@ DEFAULT_METHODS: dict[str, dict[str, Any]] = {
     "fiper": {"scores": ["rnd_oe", "ace"], "rule": "and", "windows": None},
     # FIPER with one conformal height shared by both indicators (calibration/joint.py)
     "fiper_joint": {"scores": ["rnd_oe", "ace"], "rule": "and", "windows": None, "joint": True},
+    # the same two indicators with the OR rule, one height for max of the two (calibration/joint.py)
+    "fiper_or_joint": {"scores": ["rnd_oe", "ace"], "rule": "or", "windows": None, "joint": True},
     "rnd_oe": {"scores": ["rnd_oe"], "rule": "single", "windows": None},
     "ace": {"scores": ["ace"], "rule": "single", "windows": None},
     "stac": {"scores": ["stac"], "rule": "single", "windows": [EPISODE]},  # published: cumulative sum
