@@ -149,9 +149,8 @@ class MonitoredPolicy:
         timer.start()
         z = policy.encode(self.history.tensors(policy.device))
         timer.mark("encode")
-        self._steer_error = ""
         steering = response is not None and response.mode == "steer" and response.steering is not None
-        steer_out = self._steer(z) if steering else None
+        steer_out, steer_error = self._steer(z) if steering else (None, "")
         samples = steer_out.samples if steer_out is not None else policy.sample(z, self.num_samples, generator=self.generator)
         timer.mark("sample")
         report = None
@@ -160,11 +159,11 @@ class MonitoredPolicy:
             report = self.monitor.step(z[0], samples[0], skip=skip)
         timer.mark("monitor")
         label = self._respond(report)
-        if label == "steer" and steer_out is None and not self._steer_error:  # the alarm decision: re-sample with guidance
-            steer_out = self._steer(z)
-        if self._steer_error:  # a failed steering run hands over to the fallback, never executes blind
-            label, steer_out = response.fail_safe(), None
-            report = replace(report, reason=f"{report.reason}; fail-safe: {self._steer_error}".lstrip("; ")) if report else report
+        if label == "steer" and steer_out is None and not steer_error:  # the alarm decision: re-sample with guidance
+            steer_out, steer_error = self._steer(z)
+        if steer_error:  # a failed steering run hands over to the fallback, never executes blind
+            label = response.fail_safe()
+            report = replace(report, reason=f"{report.reason}; fail-safe: {steer_error}".lstrip("; ")) if report else report
         if steer_out is not None and label == "steer":
             chunk = steer_out.chunk[0]
         elif self.select == "medoid":
@@ -190,15 +189,14 @@ class MonitoredPolicy:
             self.decisions.append(decision)
         return decision
 
-    def _steer(self, z: torch.Tensor):
-        """Steered samples; None when steering raised and a fallback takes over (the error is kept)."""
+    def _steer(self, z: torch.Tensor) -> tuple[Any, str]:
+        """(steered output, ""), or (None, the error) when steering raised and a fallback can take over."""
         try:
-            return self.response.steering.steer(self.policy, z, self.num_samples, generator=self.generator)
+            return self.response.steering.steer(self.policy, z, self.num_samples, generator=self.generator), ""
         except Exception as err:  # a user's or a VLM's reward program may fail at run time
             if self.response.fallback is None:
                 raise
-            self._steer_error = f"steering raised {type(err).__name__}: {err}"
-            return None
+            return None, f"steering raised {type(err).__name__}: {err}"
 
     def _respond(self, report: StepReport | None) -> str:
         if self.response is None or report is None:
