@@ -28,6 +28,7 @@ from envs.shifts import SHIFTS, Shift, parse_shifts, shift_label, shift_rng
 
 CONTROL_HZ = 10
 OBS_MODES = ("lowdim", "image")
+OBSTACLE_DIM = 4  # obs['obstacle'] in low-dim mode: present flag, centre x, y (m), radius (m)
 
 
 class TaskEnv(gym.Env, abc.ABC):
@@ -89,6 +90,7 @@ class TaskEnv(gym.Env, abc.ABC):
             spaces["image"] = gym.spaces.Box(0, 255, (self.image_size, self.image_size, 3), np.uint8)
         else:
             spaces["object"] = vec(self.object_dim)
+            spaces["obstacle"] = vec(OBSTACLE_DIM)
         self.observation_space = gym.spaces.Dict(spaces)
         self._camera: Camera | None = None
         self._video: Camera | None = None
@@ -241,6 +243,7 @@ class TaskEnv(gym.Env, abc.ABC):
             obs["image"] = self._camera.render(self.data)
         else:
             obs["object"] = self._object_obs().astype(np.float32)
+            obs["obstacle"] = self._obstacle_obs()
         for shift in self._active:
             obs = shift.transform_obs(obs)
         return obs
@@ -289,6 +292,15 @@ class TaskEnv(gym.Env, abc.ABC):
     @property
     def active_shifts(self) -> list[Shift]:
         return list(self._active)
+
+    def _obstacle_obs(self) -> np.ndarray:
+        """What a scene-state estimator reports besides the task objects: [present, x, y, radius]
+        of the first obstacle on the table, zeros when there is none (always, in the demonstrations)."""
+        found = self.scene_obstacles()
+        if not found:
+            return np.zeros(OBSTACLE_DIM, np.float32)
+        o = found[0]
+        return np.array([1.0, o["center"][0], o["center"][1], o["radius"]], np.float32)
 
     def scene_obstacles(self) -> list[dict[str, Any]]:
         """This episode's obstacles (centre in env units, radius), e.g. for a keep-out steering reward."""

@@ -68,7 +68,7 @@ def test_collect_writes_episodes_with_labels(tmp_path):
     assert (summary.saved, summary.attempted, summary.seeds) == (3, 3, [10, 11, 12])
 
     store = EpisodeStore.open(tmp_path / "demo.zarr")
-    assert store.n_episodes == 3 and store.data_keys == ["action", "agent_pos", "object"]
+    assert store.n_episodes == 3 and store.data_keys == ["action", "agent_pos", "object", "obstacle"]
     assert {"success", "failure_step", "failure_reason", "seed", "shift", "severity"} <= set(store.meta_keys)
     np.testing.assert_array_equal(store.meta("seed"), [10, 11, 12])
     assert store.meta("success").all() and (store.meta("failure_step") == -1).all()

@@ -26,7 +26,7 @@ def test_gym_ids_and_short_names_build_the_same_task(task):
     assert envs.make_env(entry.gym_id).task_name == task
     obs, info = env.reset(seed=3)  # passes gymnasium's passive checker
     obs2, *_ = env.step(env.action_space.sample())
-    assert set(obs) == {"agent_pos", "object"}
+    assert set(obs) == {"agent_pos", "object", "obstacle"}
 
 
 def test_lowdim_spaces_shapes_and_dtypes(task):
@@ -36,6 +36,7 @@ def test_lowdim_spaces_shapes_and_dtypes(task):
     obs, info = env.reset(seed=0)
     assert obs["agent_pos"].shape == (agent,) and obs["agent_pos"].dtype == np.float32
     assert obs["object"].shape == (obj,) and obs["object"].dtype == np.float32
+    np.testing.assert_array_equal(obs["obstacle"], np.zeros(4, np.float32))  # no obstacle in the scene
     assert env.observation_space.contains(obs)
     obs, reward, terminated, truncated, info = env.step(env.unwrapped.hold_action())
     assert env.observation_space.contains(obs)
@@ -113,3 +114,18 @@ def test_passes_gymnasiums_env_checker(task):
         warnings.simplefilter("error")  # any checker warning fails the test ...
         warnings.filterwarnings("ignore", message=".*symmetric and normalized space")  # ... but this: actions are metres
         check_env(envs.make_env(task), skip_render_check=True)
+
+
+def test_lowdim_observation_reports_the_obstacle_and_images_leave_it_to_the_camera(task):
+    env = envs.make_env(task, shifts=[("obstacle", 0.8)])
+    obs, _ = env.reset(seed=5)
+    (ob,) = env.scene_obstacles()
+    np.testing.assert_allclose(obs["obstacle"], [1.0, ob["center"][0], ob["center"][1], ob["radius"]], rtol=1e-6)
+    assert env.observation_space.contains(obs)
+    obs2, *_ = env.step(env.hold_action())
+    np.testing.assert_array_equal(obs2["obstacle"], obs["obstacle"])  # static for the episode
+    other, _ = env.reset(seed=6)
+    assert not np.allclose(other["obstacle"][1:3], obs["obstacle"][1:3])  # placed per seed
+    image = envs.make_env(task, obs_mode="image", shifts=[("obstacle", 0.8)], image_size=32)
+    assert "obstacle" not in image.reset(seed=5)[0]
+    image.close()
