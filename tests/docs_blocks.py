@@ -102,7 +102,8 @@ BLOCKS: dict[tuple[str, str], Block] = {
             H.rollout_store("runs/id_fit.zarr", 0, n_success_id=10, **sizes)  # as launch.stress records them (README)
             H.rollout_store("runs/id_cal.zarr", 1, n_success_id=12, **sizes)
             policy = H.shipped_policy()
-            z = policy.encode({"agent_pos": torch.zeros(1, 2, 4), "object": torch.zeros(1, 2, 7)})
+            z = policy.encode({"agent_pos": torch.zeros(1, 2, 4), "object": torch.zeros(1, 2, 7),
+                                "obstacle": torch.zeros(1, 2, 4)})
             chunks = policy.sample(z, 8)
         """,
         provides=("policy", "z", "chunks"), copy=(CHECKPOINTS,),

@@ -129,7 +129,12 @@ def test_retreat_fallback_moves_back_along_the_path(setup):
         positions.append(obs["agent_pos"].copy())
     retreat = np.array(retreat)
     # after the first step (the measured position) it replays earlier targets, newest to oldest
-    idx = [int(np.flatnonzero(np.all(np.isclose(executed, a), axis=1))[-1]) for a in retreat[1:12] if np.isclose(executed, a).all(1).any()]
+    # (each matched at the newest recorded index not after the previous match: a policy may repeat a clipped target)
+    idx, last = [], len(executed) - 1
+    for a in retreat[1:12]:
+        hits = np.flatnonzero(np.isclose(executed[: last + 1], a).all(1))
+        if len(hits):
+            idx.append(last := int(hits[-1]))
     assert len(idx) >= 10 and np.all(np.diff(idx) <= 0) and idx[0] - idx[-1] >= 8
     goal = retreat[-1]
     gaps = np.linalg.norm(np.array(positions) - goal, axis=1)
