@@ -53,6 +53,33 @@ def fit_standardizer(x: Tensor, *, eps: float = 1e-6) -> tuple[Tensor, Tensor]:
     return mean, std
 
 
+def ledoit_wolf_shrinkage(xc: Tensor) -> float:
+    """Ledoit-Wolf shrinkage intensity in [0, 1] for centred rows xc (n, p)."""
+    n, p = xc.shape
+    s = xc.T @ xc / n
+    mu = float(torch.trace(s)) / p
+    delta = float((s - mu * torch.eye(p, dtype=xc.dtype, device=xc.device)).pow(2).sum()) / p
+    beta = (float(xc.pow(2).sum(dim=1).pow(2).sum()) / n - float(s.pow(2).sum())) / (n * p)
+    return 0.0 if delta <= 0 else float(min(max(beta, 0.0), delta) / delta)
+
+
+def fit_whitener(xc: Tensor, shrinkage: float | None = None) -> tuple[Tensor, float]:
+    """(W, s) with ||W d||_2 the Mahalanobis length of d under the covariance of the centred rows
+    xc (n, p), shrunk toward a scaled identity, (1 - s) S + s (tr S / p) I; s None = Ledoit-Wolf.
+    W = L^-1 of the Cholesky factor, so whitening is one matrix product."""
+    n, p = xc.shape
+    s = xc.T @ xc / n
+    alpha = ledoit_wolf_shrinkage(xc) if shrinkage is None else float(shrinkage)
+    scale = float(torch.trace(s)) / p
+    scale = scale if scale > 0 else 1.0
+    eye = torch.eye(p, dtype=xc.dtype, device=xc.device)
+    cov = (1 - alpha) * s + alpha * scale * eye
+    chol, info = torch.linalg.cholesky_ex(cov)
+    if int(info) != 0:  # singular sample covariance and no shrinkage: add the smallest ridge that works
+        chol = torch.linalg.cholesky(cov + 1e-6 * scale * eye)
+    return torch.linalg.solve_triangular(chol, eye, upper=False), alpha
+
+
 def module_tensors(module: nn.Module, prefix: str) -> dict[str, Tensor]:
     """The module's state dict as detached CPU tensors under ``prefix.`` (for safetensors)."""
     return {f"{prefix}.{k}": v.detach().cpu().contiguous() for k, v in module.state_dict().items()}

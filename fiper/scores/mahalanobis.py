@@ -12,18 +12,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from fiper.nn import fit_standardizer
+from fiper.nn import fit_standardizer, fit_whitener
 from fiper.scores.base import ScoreBase
-
-
-def ledoit_wolf_shrinkage(xc: Tensor) -> float:
-    """Ledoit-Wolf shrinkage intensity in [0, 1] for centred rows xc (n, p)."""
-    n, p = xc.shape
-    s = xc.T @ xc / n
-    mu = float(torch.trace(s)) / p
-    delta = float((s - mu * torch.eye(p, dtype=xc.dtype, device=xc.device)).pow(2).sum()) / p
-    beta = (float(xc.pow(2).sum(dim=1).pow(2).sum()) / n - float(s.pow(2).sum())) / (n * p)
-    return 0.0 if delta <= 0 else float(min(max(beta, 0.0), delta) / delta)
 
 
 class Mahalanobis(ScoreBase):
@@ -46,19 +36,7 @@ class Mahalanobis(ScoreBase):
         else:
             self.mean, self.std = embeddings.mean(dim=0), torch.ones_like(embeddings[0])
         xc = (embeddings - self.mean) / self.std
-        n, p = xc.shape
-        s = xc.T @ xc / n
-        alpha = self._config["shrinkage"]
-        alpha = ledoit_wolf_shrinkage(xc) if alpha is None else alpha
-        scale = float(torch.trace(s)) / p
-        eye = torch.eye(p, dtype=xc.dtype, device=xc.device)
-        cov = (1 - alpha) * s + alpha * (scale if scale > 0 else 1.0) * eye
-        chol, info = torch.linalg.cholesky_ex(cov)
-        if int(info) != 0:  # singular sample covariance and no shrinkage: add the smallest ridge that works
-            cov = cov + 1e-6 * (scale if scale > 0 else 1.0) * eye
-            chol = torch.linalg.cholesky(cov)
-        self.whiten = torch.linalg.solve_triangular(chol, eye, upper=False)  # L^-1: ||L^-1 d|| = Mahalanobis
-        self.shrinkage_used = float(alpha)
+        self.whiten, self.shrinkage_used = fit_whitener(xc, self._config["shrinkage"])
 
     def _score(self, embeddings: Tensor, samples: None) -> Tensor:
         d = (embeddings - self.mean) / self.std
