@@ -1,0 +1,62 @@
+"""Repeated evaluation over split seeds: repeat 0 is the plain run; the summary is mean ± sd over repeats."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hydra import compose, initialize_config_dir
+
+from fiper.evaluation.repeats import evaluate_repeats, repeats_markdown, summarise_repeats
+from fiper.evaluation.synthetic import write_synthetic_store
+from launch.evaluate import run
+
+CONF = Path(__file__).resolve().parents[2] / "launch" / "conf"
+DROP = [f"~methods.{m}" for m in ("fiper", "fiper_joint", "fiper_or_joint", "rnd_oe", "stac", "rnd_a", "logpzo", "pca_kmeans", "knn")]
+
+
+def _record(method, delta, acc, far=0.0, se=0.0, auroc=0.7, guaranteed=True):
+    return {"task": "t", "method": method, "threshold_type": "constant", "guaranteed": guaranteed, "delta": delta,
+            "accuracy": acc, "twa": acc - 0.1, "auroc": auroc, "tpr": 0.5, "tnr": 0.9, "far_id": far, "far_id_se": se}
+
+
+def test_summary_means_over_delta_then_over_repeats_and_counts_far_excess():
+    rep0 = [_record("a", 0.1, 0.6), _record("a", 0.2, 0.8, far=0.5, se=0.05), _record("a", "mean", 0.0)]
+    rep1 = [_record("a", 0.1, 0.9, auroc=None), _record("a", 0.2, 0.9)]
+    (row,) = summarise_repeats([rep0, rep1])
+    assert row["repeats"] == 2 and row["n_deltas"] == 2 and row["far_over"] == 1  # 0.5 > 0.2 + 0.15
+    assert row["accuracy_mean"] == pytest.approx((0.7 + 0.9) / 2)
+    assert row["accuracy_sd"] == pytest.approx(np.std([0.7, 0.9], ddof=1))
+    assert row["auroc_mean"] == pytest.approx(0.7)  # the undefined AUROC is left out, not counted as 0
+    assert "**0.800 ± 0.141**" in repeats_markdown([row])  # the best guaranteed accuracy is bold
+    with pytest.raises(ValueError, match="repeats must be >= 1"):
+        evaluate_repeats([], None, 0)
+
+
+def test_launch_evaluate_repeats_writes_each_seed_and_the_summary(tmp_path):
+    store = tmp_path / "r.zarr"
+    write_synthetic_store(store, seed=0, n_success_id=60, n_success_ood=8, n_fail_id=12, n_fail_ood=10)
+
+    def compose_run(out, *extra):
+        with initialize_config_dir(config_dir=str(CONF), version_base=None):
+            cfg = compose(config_name="evaluate", overrides=[f"rollouts={store}", f"out={out}", "deltas=[0.1,0.2]",
+                                                              "plots=false", "progress=false", "plot_method=ace", *DROP, *extra])
+        return run(cfg)
+
+    compose_run(tmp_path / "once")
+    compose_run(tmp_path / "three", "repeats=3")
+    once = json.loads((tmp_path / "once" / "metrics.json").read_text())["records"]
+    first = json.loads((tmp_path / "three" / "metrics.json").read_text())["records"]
+    assert first == once  # repeat 0 is exactly the single run
+    seeds = [first] + [json.loads((tmp_path / "three" / "repeats" / f"seed_{s}" / "metrics.json").read_text())["records"] for s in (1, 2)]
+    summary = json.loads((tmp_path / "three" / "repeats.json").read_text())
+    assert summary["seeds"] == [0, 1, 2]
+    for row in summary["rows"]:
+        per_seed = [np.mean([r["accuracy"] for r in recs if r["method"] == row["method"] and r["threshold_type"] == row["threshold_type"]
+                             and not isinstance(r["delta"], str)]) for recs in seeds]
+        assert row["repeats"] == 3 and row["accuracy_mean"] == pytest.approx(np.mean(per_seed))
+        assert row["accuracy_sd"] == pytest.approx(np.std(per_seed, ddof=1))
+    assert any(row["accuracy_sd"] > 0 for row in summary["rows"])  # other seeds, other splits
+    assert "## synthetic: 3 split seeds" in (tmp_path / "three" / "repeats.md").read_text()
