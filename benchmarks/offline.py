@@ -128,7 +128,7 @@ def main() -> None:
 
     grid_s = secs["calibrate"] + secs["select_and_test"]
     kinds, deltas = len(config.threshold_types), len(config.deltas)
-    candidates = sum(len(next(iter(m.types.values())).candidates) for m in task.methods.values())
+    candidates = sum(len(next(iter(m.types.values())).candidates) for m in task.methods.values() if not m.spec.select)
     n_val = int(rollouts.lengths[task.split.validation].sum())
     print(f"\ngrid: {len(config.methods)} methods ({candidates} window candidates in all) x {kinds} threshold types x "
           f"{deltas} deltas = {candidates * kinds * deltas} cells")

@@ -44,6 +44,8 @@ DEFAULT_METHODS: dict[str, dict[str, Any]] = {
     "fiper_joint": {"scores": ["rnd_oe", "ace"], "rule": "and", "windows": None, "joint": True},
     # the same two indicators with the OR rule, one height for max of the two (calibration/joint.py)
     "fiper_or_joint": {"scores": ["rnd_oe", "ace"], "rule": "or", "windows": None, "joint": True},
+    # whichever of FIPER's jointly calibrated rules or its single indicators validates best (per threshold type)
+    "fiper_select": {"select": ["fiper_joint", "fiper_or_joint", "rnd_oe", "ace"]},
     "rnd_oe": {"scores": ["rnd_oe"], "rule": "single", "windows": None},
     "ace": {"scores": ["ace"], "rule": "single", "windows": None},
     "stac": {"scores": ["stac"], "rule": "single", "windows": [EPISODE]},  # published: cumulative sum
@@ -79,7 +81,9 @@ class MethodSpec:
     """A monitor to evaluate: one or more score indicators and the rule that combines them.
 
     ``windows`` restricts this method's window grid (None: the global grid); with several
-    scores every combination of per-score windows is a candidate.
+    scores every combination of per-score windows is a candidate. A method with ``select``
+    (rule 'select', no scores of its own) is whichever of the named methods validates best, per
+    threshold type: the choice of alarm rule made on the validation split, like the windows.
     """
 
     name: str
@@ -87,9 +91,17 @@ class MethodSpec:
     rule: str = "single"
     windows: tuple[int | str, ...] | None = None
     joint: bool = False
+    select: tuple[str, ...] = ()
 
     @classmethod
     def of(cls, name: str, spec: Mapping[str, Any]) -> MethodSpec:
+        if "select" in spec:
+            members = spec["select"]
+            if set(spec) - {"select"}:
+                raise ValueError(f"method {name!r}: a 'select' method takes only the list of methods to choose from, got keys {sorted(spec)}")
+            if not members or isinstance(members, str) or len(set(members)) != len(members):
+                raise ValueError(f"method {name!r}: 'select' must be a non-empty list of distinct method names, got {members!r}")
+            return cls(name, (), "select", None, False, tuple(str(m) for m in members))
         unknown = set(spec) - {"scores", "rule", "windows", "joint"}
         if unknown:
             raise ValueError(f"method {name!r}: unknown keys {sorted(unknown)}; expected scores, rule, windows, joint")
@@ -114,6 +126,8 @@ class MethodSpec:
         return cls(name, scores, rule, windows, joint)
 
     def as_dict(self) -> dict[str, Any]:
+        if self.select:
+            return {"select": list(self.select)}
         return {"scores": list(self.scores), "rule": self.rule, "windows": None if self.windows is None else list(self.windows),
                 "joint": self.joint}
 
@@ -180,6 +194,11 @@ class EvaluationConfig:
         if not methods:
             raise ValueError("methods is empty: configure at least one method to evaluate")
         for method in methods.values():
+            bad = [m for m in method.select if m not in methods or methods[m].select]
+            if bad:
+                raise ValueError(f"method {method.name!r} selects among {bad}, which are not configured methods with scores "
+                                 f"(have {sorted(n for n, m in methods.items() if not m.select)}); configure them, or drop "
+                                 f"{method.name!r} too (launch.evaluate: '~methods.{method.name}')")
             missing = [s for s in method.scores if s not in scores]
             if missing:
                 raise ValueError(f"method {method.name!r} uses scores {missing} that are not configured under 'scores' (have {sorted(scores)})")

@@ -11,6 +11,7 @@ See docs/evaluation.md.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -43,6 +44,7 @@ class TypeResult:
     window_steps: dict[str, int]  # score -> chosen window in decisions
     test: dict[str, Any]  # metrics, arrays over the delta grid
     test_alarms: CandidateAlarms  # the chosen candidate on the test episodes
+    selected: str | None = None  # for a 'select' method: the member method chosen on validation
 
 
 @dataclass
@@ -68,13 +70,19 @@ class TaskResult:
     def split_sizes(self) -> dict[str, dict[str, int]]:
         return self.split.sizes(self.rollouts.success, self.rollouts.ood)
 
+    def spec_of(self, name: str, kind: str) -> MethodSpec:
+        """The spec that ran: a 'select' method's chosen member for this threshold type."""
+        selected = self.methods[name].types[kind].selected
+        return self.methods[selected if selected else name].spec
+
     def records(self) -> list[dict[str, Any]]:
         out = []
         for name, method in self.methods.items():
             for kind, res in method.types.items():
+                spec = self.spec_of(name, kind)
                 identity = {
-                    "task": self.task, "method": name, "scores": list(method.spec.scores), "rule": method.spec.rule,
-                    "joint": method.spec.joint,
+                    "task": self.task, "method": name, "scores": list(spec.scores), "rule": spec.rule,
+                    "joint": spec.joint, "selected": res.selected,
                     "threshold_type": kind, "guaranteed": res.guaranteed,
                     "window": dict(res.windows), "window_decisions": dict(res.window_steps),
                     "n_test": int(self.split.test.size),
@@ -141,6 +149,14 @@ def _evaluate_method(spec: MethodSpec, kind: str, grids: dict[str, ScoreGrid], t
     )
 
 
+def _select_member(spec: MethodSpec, kind: str, task: TaskResult, config: EvaluationConfig) -> TypeResult:
+    """The member whose chosen window validates best (same criterion and tie rule as the windows)."""
+    members = [task.methods[m].types[kind] for m in spec.select]
+    values = {c: np.array([r.validation[c][r.chosen] for r in members]) for c in members[0].validation}
+    best = choose_candidate(values, config.selection)
+    return dataclasses.replace(members[best], selected=spec.select[best])
+
+
 def evaluate_task(rollouts: RolloutSet, config: EvaluationConfig) -> TaskResult:
     """The whole pipeline on one task's merged rollouts."""
     from tqdm.auto import tqdm
@@ -167,10 +183,12 @@ def evaluate_task(rollouts: RolloutSet, config: EvaluationConfig) -> TaskResult:
     clock["calibrated"] = time.perf_counter()
     task = TaskResult(rollouts.task, rollouts, split, config.deltas, scored, grids, {})
     env_steps = padded_env_steps(rollouts)
-    cells = [(m, k) for m in config.methods.values() for k in config.threshold_types]
+    cells = [(m, k) for m in config.methods.values() if not m.select for k in config.threshold_types]
     for spec, kind in tqdm(cells, desc=f"{rollouts.task}: select + test", disable=not config.progress):
         result = _evaluate_method(spec, kind, grids, task, config, env_steps)
         task.methods.setdefault(spec.name, MethodResult(spec, {})).types[kind] = result
+    for spec in (m for m in config.methods.values() if m.select):
+        task.methods[spec.name] = MethodResult(spec, {k: _select_member(spec, k, task, config) for k in config.threshold_types})
     clock["done"] = time.perf_counter()
     task.seconds = {
         "fit_and_score": clock["scored"] - clock["start"],

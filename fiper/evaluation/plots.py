@@ -69,7 +69,7 @@ def onset_decision(task: TaskResult, episode: int) -> int | None:
 def plot_traces(task: TaskResult, method: str, kind: str, d: int, path: Path, seed: int = 0) -> list[str]:
     """Windowed scores, threshold curves and alarms of one example test rollout per kind; returns kinds drawn."""
     res = task.methods[method].types[kind]
-    spec = task.methods[method].spec
+    spec = task.spec_of(method, kind)
     examples = {k: e for k, e in example_episodes(task, seed).items() if e is not None}
     fig, axes = _figure(max(len(examples), 1), len(spec.scores))
     lengths = task.rollouts.lengths

@@ -31,6 +31,11 @@ def _window_text(windows: dict) -> str:
     return ", ".join(f"{s}={w}" for s, w in windows.items())
 
 
+def _chosen_text(res) -> str:
+    """The chosen windows, prefixed with the member a 'select' method chose."""
+    return (f"{res.selected}: " if res.selected else "") + _window_text(res.windows)
+
+
 def _rows(task: TaskResult):
     """(method, kind, TypeResult) in configuration order."""
     for name, method in task.methods.items():
@@ -49,7 +54,7 @@ def summary_table(result: EvaluationResult) -> str:
         lines += [head, "-" * len(head)]
         for name, kind, res in _rows(task):
             vals = " ".join(f"{_fmt(_mean(res.test[k])):>6}" for _, k in COLUMNS)
-            lines.append(f"{name:<12} {kind:<13} {vals} {_fmt(_mean(res.test['far_id'])):>7}  {_window_text(res.windows)}")
+            lines.append(f"{name:<12} {kind:<13} {vals} {_fmt(_mean(res.test['far_id'])):>7}  {_chosen_text(res)}")
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"
 
@@ -94,7 +99,7 @@ def task_markdown(task: TaskResult, plots: dict[str, Any] | None, detection: tup
             "all metrics below are on test.", ""]
     kinds = list(next(iter(task.methods.values())).types)
     out += ["### Chosen windows (validation)", ""]
-    out += _table(["method", *kinds], [[n, *(_window_text(m.types[k].windows) for k in kinds)] for n, m in task.methods.items()])
+    out += _table(["method", *kinds], [[n, *(_chosen_text(m.types[k]) for k in kinds)] for n, m in task.methods.items()])
     out += ["", "### Test metrics, mean over delta", ""]
     header = ["method", "threshold", "guaranteed", *(c for c, _ in COLUMNS), "FAR-ID ± SE", "flag success-OOD", "alarm before onset", "median warning s"]
     rows = []
@@ -167,9 +172,9 @@ def metrics_document(result: EvaluationResult) -> dict[str, Any]:
     for name, task in result.tasks.items():
         selection = {}
         for m, kind, res in _rows(task):
-            grids = [task.grids[s] for s in task.methods[m].spec.scores]
+            grids = [task.grids[s] for s in task.spec_of(m, kind).scores]
             selection.setdefault(m, {})[kind] = {
-                "chosen": _window_text(res.windows),
+                "chosen": _chosen_text(res),
                 "candidates": [{"windows": {g.name: g.labels[i] for g, i in zip(grids, c)},
                                 **{k: v[j] for k, v in res.validation.items()}} for j, c in enumerate(res.candidates)],
             }

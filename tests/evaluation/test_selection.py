@@ -12,12 +12,13 @@ from fiper.evaluation.synthetic import SyntheticTask, synthetic_episode, write_s
 from fiper.storage import EpisodeStore
 
 FAST_METHODS = {"ace": {"scores": ["ace"]}, "mahalanobis": {"scores": ["mahalanobis"]},
-                "ace_and_knn": {"scores": ["ace", "knn"], "rule": "and", "windows": [1, 5, "episode"]}}
+                "ace_and_knn": {"scores": ["ace", "knn"], "rule": "and", "windows": [1, 5, "episode"]},
+                "pick": {"select": ["ace", "ace_and_knn"]}}
 
 
 def _chosen(result):
     task = next(iter(result.tasks.values()))
-    return {(m, k): (r.windows, {c: v.tolist() for c, v in r.validation.items()}) for m, meth in task.methods.items() for k, r in meth.types.items()}
+    return {(m, k): (r.windows, r.selected, {c: v.tolist() for c, v in r.validation.items()}) for m, meth in task.methods.items() for k, r in meth.types.items()}
 
 
 def test_changing_test_episodes_does_not_change_chosen_windows(tmp_path):
