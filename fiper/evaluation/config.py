@@ -159,6 +159,10 @@ class EvaluationConfig:
     split: SplitConfig = field(default_factory=SplitConfig)
     band_d1_fraction: float = 0.5
     selection: str = "accuracy"  # validation criterion, averaged over the delta grid; ties -> TWA
+    # True: the selection (windows, 'select' members) sees thresholds fitted on one half of the
+    # calibration split and test uses thresholds refitted on the other half, so the chosen
+    # configuration's guarantee is exact (its thresholds never informed the choice)
+    refit_after_selection: bool = False
     seed: int = 0
     device: str = "cpu"  # where score models are fitted and run; 'auto': CUDA when available
     control_period_s: float | None = None  # seconds per env step; None: store attrs, else 0.1

@@ -27,7 +27,7 @@ from fiper.evaluation.records import chosen_metrics, metric_records, padded_env_
 from fiper.evaluation.rollouts import RolloutSet, load_rollouts
 from fiper.evaluation.scoring import ScoredRollouts, fit_and_score, resolve_specs
 from fiper.evaluation.selection import choose_candidate, criterion_values
-from fiper.evaluation.splits import Split, check_calibration_size, split_episodes
+from fiper.evaluation.splits import Split, calibration_halves, check_calibration_size, split_episodes
 from fiper.monitor.padding import to_padded
 
 
@@ -62,9 +62,13 @@ class TaskResult:
     split: Split
     deltas: tuple[float, ...]
     scored: ScoredRollouts
-    grids: dict[str, ScoreGrid]
+    grids: dict[str, ScoreGrid]  # thresholds the test metrics use
     methods: dict[str, MethodResult]
     seconds: dict[str, float] = field(default_factory=dict)
+    # refit_after_selection: thresholds the validation selection used (fitted on other calibration
+    # rollouts than ``grids``) and the two calibration halves; None / the whole calibration split otherwise
+    selection_grids: dict[str, ScoreGrid] | None = None
+    calibration_parts: tuple[np.ndarray, np.ndarray] | None = None
 
     @property
     def split_sizes(self) -> dict[str, dict[str, int]]:
@@ -111,30 +115,33 @@ def _score_windows(config: EvaluationConfig) -> dict[str, tuple[int | str, ...]]
     return {s: tuple(sorted(ls, key=lambda w: (order.get(w, len(order)), str(w)))) for s, ls in out.items()}
 
 
-def _evaluate_method(spec: MethodSpec, kind: str, grids: dict[str, ScoreGrid], task: TaskResult, config: EvaluationConfig,
-                     env_steps: np.ndarray) -> TypeResult:
+def _evaluate_method(spec: MethodSpec, kind: str, task: TaskResult, config: EvaluationConfig, env_steps: np.ndarray) -> TypeResult:
     """Select the window on validation, then measure the chosen configuration on test.
 
     DT's normaliser (max decisions) is the longest non-test episode during selection, so not even
-    test lengths reach it, and the longest episode of the task on test.
+    test lengths reach it, and the longest episode of the task on test. With refit_after_selection
+    the selection sees thresholds from one calibration half and test the other half's.
     """
     ro, split = task.rollouts, task.split
     lengths = ro.lengths
     seen = np.concatenate([split.fit, split.calibration, split.validation])
-    mine = [grids[s] for s in spec.scores]
-    indices = [[g.index(w) for w in config.method_windows(spec)] for g in mine]
-    if spec.joint and kind in JOINT_KINDS:  # time-varying thresholds have no guarantee to share: per score
-        def alarms(idx, episodes):
-            return joint_candidate_alarms(mine, idx, kind, spec.rule, episodes, lengths, split.calibration, config.deltas,
+    cal_select, cal_final = task.calibration_parts or (split.calibration, split.calibration)
+    select_grids = task.selection_grids or task.grids
+
+    def alarms(grids, idx, episodes, calibration):
+        mine = [grids[s] for s in spec.scores]
+        if spec.joint and kind in JOINT_KINDS:  # time-varying thresholds have no guarantee to share: per score
+            return joint_candidate_alarms(mine, idx, kind, spec.rule, episodes, lengths, calibration, config.deltas,
                                           d1_fraction=config.band_d1_fraction, seed=config.seed)
-    else:
-        def alarms(idx, episodes):
-            return candidate_alarms(mine, idx, kind, spec.rule, episodes, lengths)
-    val = alarms(indices, split.validation)
+        return candidate_alarms(mine, idx, kind, spec.rule, episodes, lengths)
+
+    mine = [task.grids[s] for s in spec.scores]
+    indices = [[g.index(w) for w in config.method_windows(spec)] for g in mine]
+    val = alarms(select_grids, indices, split.validation, cal_select)
     values = criterion_values(val, ro.failed[split.validation], lengths[split.validation], int(lengths[seen].max()))
     chosen = choose_candidate(values, config.selection)
     pick = val.candidates[chosen]
-    test = alarms([[i] for i in pick], split.test)
+    test = alarms(task.grids, [[i] for i in pick], split.test, cal_final)
     metrics = chosen_metrics(test, ro, split.test, env_steps, int(lengths.max()))
     return TypeResult(
         threshold_type=kind,
@@ -167,7 +174,7 @@ def evaluate_task(rollouts: RolloutSet, config: EvaluationConfig) -> TaskResult:
     n_id = int((rollouts.success & ~rollouts.ood).sum())
     check_calibration_size(rollouts.task, n_id, split, config.threshold_types, config.deltas,
                            calibration=s.calibration, d1_fraction=config.band_d1_fraction,
-                           joint=any(m.joint for m in config.methods.values()))
+                           joint=any(m.joint for m in config.methods.values()), halves=config.refit_after_selection)
     for part in ("validation", "test"):
         if split.part(part).size == 0:
             raise ValueError(f"task {rollouts.task!r}: the {part} split is empty ({rollouts.n_episodes} episodes); record more rollouts")
@@ -175,17 +182,21 @@ def evaluate_task(rollouts: RolloutSet, config: EvaluationConfig) -> TaskResult:
     scored = fit_and_score(rollouts, split.fit, specs, seed=config.seed, device=config.device, progress=config.progress)
     clock["scored"] = time.perf_counter()
     lengths = rollouts.lengths
-    grids = {}
+    parts = calibration_halves(split.calibration, config.seed) if config.refit_after_selection else None
+    grids, selection_grids = {}, ({} if parts else None)
     for score, labels in tqdm(list(_score_windows(config).items()), desc=f"{rollouts.task}: calibrate", disable=not config.progress):
         padded, _ = to_padded(scored.raw[score], rollouts.decision_ends)
-        grids[score] = build_score_grid(score, padded, lengths, labels, split.calibration, config.threshold_types,
-                                        config.deltas, d1_fraction=config.band_d1_fraction, seed=config.seed)
+        for target, cal in ((grids, parts[1] if parts else split.calibration), (selection_grids, parts[0] if parts else None)):
+            if target is not None:
+                target[score] = build_score_grid(score, padded, lengths, labels, cal, config.threshold_types,
+                                                 config.deltas, d1_fraction=config.band_d1_fraction, seed=config.seed)
     clock["calibrated"] = time.perf_counter()
-    task = TaskResult(rollouts.task, rollouts, split, config.deltas, scored, grids, {})
+    task = TaskResult(rollouts.task, rollouts, split, config.deltas, scored, grids, {},
+                      selection_grids=selection_grids, calibration_parts=parts)
     env_steps = padded_env_steps(rollouts)
     cells = [(m, k) for m in config.methods.values() if not m.select for k in config.threshold_types]
     for spec, kind in tqdm(cells, desc=f"{rollouts.task}: select + test", disable=not config.progress):
-        result = _evaluate_method(spec, kind, grids, task, config, env_steps)
+        result = _evaluate_method(spec, kind, task, config, env_steps)
         task.methods.setdefault(spec.name, MethodResult(spec, {})).types[kind] = result
     for spec in (m for m in config.methods.values() if m.select):
         task.methods[spec.name] = MethodResult(spec, {k: _select_member(spec, k, task, config) for k in config.threshold_types})

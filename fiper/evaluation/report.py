@@ -97,6 +97,10 @@ def task_markdown(task: TaskResult, plots: dict[str, Any] | None, detection: tup
     out += ["### Split", ""] + _table(["part", "total", *STRATA], [[p, *(str(sizes[p][k]) for k in ("total", *STRATA))] for p in PARTS])
     out += ["", "Fit and calibration episodes are in-distribution successes only; windows are chosen on validation, "
             "all metrics below are on test.", ""]
+    if task.calibration_parts is not None:
+        a, b = (p.size for p in task.calibration_parts)
+        out += [f"Refit after selection: windows and 'select' members were chosen with thresholds from {a} calibration "
+                f"episodes; the test thresholds were refitted on the other {b}, which the choice never saw.", ""]
     kinds = list(next(iter(task.methods.values())).types)
     out += ["### Chosen windows (validation)", ""]
     out += _table(["method", *kinds], [[n, *(_chosen_text(m.types[k]) for k in kinds)] for n, m in task.methods.items()])
@@ -185,6 +189,8 @@ def metrics_document(result: EvaluationResult) -> dict[str, Any]:
                        "cells": [{**vars(c), "reasons": dict(c.reasons)} for c in cells], "four_kinds": four_kinds(cells),
                        "control_period_s": task.rollouts.control_period_s, "split": task.split_sizes,
                        "selection": selection, "seconds": task.seconds, "notes": task.rollouts.notes,
+                       "calibration_parts": None if task.calibration_parts is None else
+                       {"selection": task.calibration_parts[0].tolist(), "final": task.calibration_parts[1].tolist()},
                        "cell_detection": {"threshold_type": kind, "delta": at, "cells": [vars(r) for r in detected]}}
     doc = {"format": FORMAT, "version": VERSION, "selection_criterion": result.config.selection,
            "records": result.records(), "tasks": tasks}

@@ -95,19 +95,31 @@ def required_calibration(kinds, deltas, d1_fraction: float, *, joint: bool = Fal
     return best
 
 
+def calibration_halves(calibration: np.ndarray, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(selection half, final half) of the calibration episodes, seeded, sorted; the final half
+    gets the extra episode of an odd count (refit_after_selection)."""
+    members = np.random.default_rng([int(seed), len(STRATA)]).permutation(np.asarray(calibration, dtype=np.int64))
+    k = members.size // 2
+    return np.sort(members[:k]), np.sort(members[k:])
+
+
 def check_calibration_size(task: str, n_id_success: int, split: Split, kinds, deltas, *, calibration: float, d1_fraction: float,
-                           joint: bool = False) -> None:
-    """Raise InsufficientCalibrationError naming the minimum numbers when the grid is unattainable."""
+                           joint: bool = False, halves: bool = False) -> None:
+    """Raise InsufficientCalibrationError naming the minimum numbers when the grid is unattainable.
+    ``halves``: thresholds are fitted on each half of the calibration split (refit_after_selection)."""
     need, kind, delta = required_calibration(kinds, deltas, d1_fraction, joint=joint)
-    have = int(split.calibration.size)
+    usable = (lambda n: n // 2) if halves else (lambda n: n)
+    have = usable(int(split.calibration.size))
     if have >= need:
         return
     n_total = need
-    while _count(calibration, n_total) < need:
+    while usable(_count(calibration, n_total)) < need:
         n_total += 1
+    where = "in each half of" if halves else "in"
     raise InsufficientCalibrationError(
-        f"task {task!r}: {have} calibration episodes ({calibration:.0%} of {n_id_success} in-distribution successes), "
-        f"but threshold type {kind!r} at delta={delta:g} needs at least {need} calibration episodes, i.e. at least "
+        f"task {task!r}: {have} calibration episodes {where} the calibration split ({calibration:.0%} of {n_id_success} "
+        f"in-distribution successes), but threshold type {kind!r} at delta={delta:g} needs at least {need} calibration episodes, i.e. at least "
         f"{n_total} successful in-distribution rollouts with split.calibration={calibration:g}. Record more, raise "
-        "split.calibration, or drop the smallest deltas / the band threshold from the grid."
+        "split.calibration, or drop the smallest deltas / the band threshold from the grid"
+        + (" (or set refit_after_selection=false, which fits on the whole calibration split)." if halves else ".")
     )
