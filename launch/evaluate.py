@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import hydra
 from omegaconf import DictConfig
-
-from pathlib import Path
 
 from fiper.evaluation import EvaluationConfig, summary_table, write_outputs
 from fiper.evaluation.repeats import evaluate_repeats, summarise_repeats, write_repeats

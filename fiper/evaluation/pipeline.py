@@ -186,10 +186,14 @@ def evaluate_task(rollouts: RolloutSet, config: EvaluationConfig) -> TaskResult:
     grids, selection_grids = {}, ({} if parts else None)
     for score, labels in tqdm(list(_score_windows(config).items()), desc=f"{rollouts.task}: calibrate", disable=not config.progress):
         padded, _ = to_padded(scored.raw[score], rollouts.decision_ends)
-        for target, cal in ((grids, parts[1] if parts else split.calibration), (selection_grids, parts[0] if parts else None)):
-            if target is not None:
-                target[score] = build_score_grid(score, padded, lengths, labels, cal, config.threshold_types,
-                                                 config.deltas, d1_fraction=config.band_d1_fraction, seed=config.seed)
+
+        def grid(calibration: np.ndarray) -> ScoreGrid:
+            return build_score_grid(score, padded, lengths, labels, calibration, config.threshold_types, config.deltas,
+                                    d1_fraction=config.band_d1_fraction, seed=config.seed)
+
+        grids[score] = grid(parts[1] if parts else split.calibration)
+        if parts:
+            selection_grids[score] = grid(parts[0])
     clock["calibrated"] = time.perf_counter()
     task = TaskResult(rollouts.task, rollouts, split, config.deltas, scored, grids, {},
                       selection_grids=selection_grids, calibration_parts=parts)
