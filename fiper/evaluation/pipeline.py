@@ -219,5 +219,9 @@ def evaluate_rollouts(stores: str | Sequence[str], config: EvaluationConfig | di
     """Evaluate every configured method on the rollouts of ``stores`` (paths, globs, dirs; merged by task)."""
     if not isinstance(config, EvaluationConfig):
         config = EvaluationConfig.from_mapping(config)
-    tasks = load_rollouts(stores, control_period_s=config.control_period_s, progress=config.progress)
+    return evaluate_tasks(load_rollouts(stores, control_period_s=config.control_period_s, progress=config.progress), config)
+
+
+def evaluate_tasks(tasks: dict[str, RolloutSet], config: EvaluationConfig) -> EvaluationResult:
+    """Evaluate already loaded rollouts (one RolloutSet per task) with ``config``."""
     return EvaluationResult(config, {name: evaluate_task(ro, config) for name, ro in tasks.items()})

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from fiper.evaluation.config import EvaluationConfig
-from fiper.evaluation.pipeline import EvaluationResult, evaluate_task
+from fiper.evaluation.pipeline import EvaluationResult, evaluate_tasks
 from fiper.evaluation.rollouts import load_rollouts
 
 SUMMARY_FIELDS = ("accuracy", "twa", "auroc", "tpr", "tnr", "far_id")
@@ -33,7 +33,7 @@ def evaluate_repeats(stores: str | Sequence[str], config: EvaluationConfig, repe
     out = []
     for k in range(int(repeats)):
         cfg = dataclasses.replace(config, seed=config.seed + k)
-        result = EvaluationResult(cfg, {name: evaluate_task(ro, cfg) for name, ro in tasks.items()})
+        result = evaluate_tasks(tasks, cfg)
         if on_result is not None:
             on_result(k, result)
         out.append(result.records())
