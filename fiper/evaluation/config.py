@@ -16,7 +16,7 @@ from calibration import THRESHOLD_KINDS, check_delta
 from fiper.aggregation import RULES
 
 EPISODE = "episode"  # window label: the whole episode (cumulative sum), resolved per task
-CRITERIA = ("accuracy", "twa", "auroc")
+CRITERIA = ("accuracy", "twa", "auroc", "accuracy_twa")  # accuracy_twa: mean of the two
 
 DEFAULT_WINDOWS: tuple[int | str, ...] = (1, 3, 5, 10, 20, EPISODE)
 DEFAULT_DELTAS: tuple[float, ...] = tuple(round(0.01 * i, 2) for i in range(1, 11))  # 1-delta in 0.90..0.99

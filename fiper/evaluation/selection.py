@@ -16,11 +16,14 @@ from fiper.evaluation.ranking import auroc
 
 
 def criterion_values(alarms: CandidateAlarms, failed: np.ndarray, lengths: np.ndarray, max_decisions: int) -> dict[str, np.ndarray]:
-    """Per candidate (C,): balanced accuracy, TWA and AUROC, each averaged over the delta grid."""
+    """Per candidate (C,): balanced accuracy, TWA, AUROC and their accuracy-TWA mean, each averaged
+    over the delta grid."""
     m = detection_metrics(alarms.first_alarm, failed, lengths, max_decisions)
     per_delta = {"accuracy": np.asarray(m.accuracy, float), "twa": np.asarray(m.twa, float),
                  "auroc": np.asarray(auroc(alarms.max_ratio, failed), float)}
-    return {name: values.reshape(values.shape[0], -1).mean(axis=1) for name, values in per_delta.items()}
+    values = {name: v.reshape(v.shape[0], -1).mean(axis=1) for name, v in per_delta.items()}
+    values["accuracy_twa"] = 0.5 * (values["accuracy"] + values["twa"])  # how many failures, and how early
+    return values
 
 
 def choose_candidate(values: dict[str, np.ndarray], criterion: str = "accuracy") -> int:

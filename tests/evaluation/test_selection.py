@@ -7,7 +7,8 @@ import numpy as np
 from evaluation_helpers import ONE_RUN, small_config
 from fiper.evaluation import evaluate_rollouts
 from fiper.evaluation.rowview import RowView
-from fiper.evaluation.selection import choose_candidate
+from fiper.evaluation.grid import CandidateAlarms
+from fiper.evaluation.selection import choose_candidate, criterion_values
 from fiper.evaluation.synthetic import SyntheticTask, synthetic_episode, write_synthetic_store
 from fiper.storage import EpisodeStore
 
@@ -72,3 +73,18 @@ def test_choose_candidate_breaks_ties_by_twa_then_order():
     values["twa"][2] = 0.5
     assert choose_candidate(values, "accuracy") == 1  # full tie -> earlier candidate
     assert choose_candidate({"accuracy": np.full(3, np.nan), "twa": np.full(3, np.nan)}, "accuracy") == 0
+
+
+def test_accuracy_twa_criterion_trades_how_many_failures_for_how_early():
+    """10 failures, 10 successes, 10 decisions each (DT = decision / 9). Late-but-complete wins
+    accuracy, early-but-incomplete wins TWA, and their mean picks the candidate good at both."""
+    late = [9] * 10 + [-1] * 10                        # Acc 1.00, TWA 0.50
+    both = [0] * 7 + [9] * 3 + [0] + [-1] * 9          # Acc 0.95, TWA 0.80 (one false alarm)
+    early = [0] * 7 + [-1] * 3 + [-1] * 10             # Acc 0.85, TWA 0.85
+    first = np.array([late, both, early])[:, None, :]
+    alarms = CandidateAlarms(candidates=[(0,), (1,), (2,)], first_alarm=first, max_ratio=np.zeros(first.shape))
+    values = criterion_values(alarms, np.array([True] * 10 + [False] * 10), np.full(20, 10), max_decisions=10)
+    np.testing.assert_allclose(values["accuracy"], [1.0, 0.95, 0.85])
+    np.testing.assert_allclose(values["twa"], [0.5, 0.8, 0.85])
+    np.testing.assert_allclose(values["accuracy_twa"], [0.75, 0.875, 0.85])
+    assert [choose_candidate(values, c) for c in ("accuracy", "twa", "accuracy_twa")] == [0, 2, 1]
