@@ -208,7 +208,8 @@ class EvaluationConfig:
                 raise ValueError(f"method {method.name!r} uses scores {missing} that are not configured under 'scores' (have {sorted(scores)})")
         object.__setattr__(self, "methods", methods)
         if self.plot_method is not None and self.plot_method not in methods:
-            raise ValueError(f"plot_method {self.plot_method!r} is not one of the methods {sorted(methods)}")
+            raise ValueError(f"plot_method {self.plot_method!r} is not one of the methods {sorted(methods)}; "
+                             "set plot_method to one of them, or null for the first (launch.evaluate: plot_method=null)")
 
     @property
     def used_scores(self) -> tuple[str, ...]:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from fiper.evaluation.config import EvaluationConfig
+from fiper.evaluation.paired import PAIRED_FIELDS, paired_markdown, paired_to_best_other
 from fiper.evaluation.pipeline import EvaluationResult, evaluate_tasks
 from fiper.evaluation.rollouts import load_rollouts
 
@@ -51,7 +52,8 @@ def _mean_sd(values: list[float]) -> tuple[float | None, float | None]:
 def summarise_repeats(per_repeat: Sequence[Sequence[dict[str, Any]]]) -> list[dict[str, Any]]:
     """One row per task x method x threshold type: each field averaged over the δ grid within a
     repeat, then mean and sd over repeats; ``far_over`` counts (repeat, δ) records whose FAR on
-    in-distribution successes exceeds δ + 3 SE."""
+    in-distribution successes exceeds δ + 3 SE; ``<field>_per_repeat`` keeps accuracy and TWA per
+    repeat (None where undefined) for paired comparisons."""
     groups: dict[tuple, dict[str, Any]] = {}
     for k, records in enumerate(per_repeat):
         for r in records:
@@ -72,6 +74,9 @@ def summarise_repeats(per_repeat: Sequence[Sequence[dict[str, Any]]]) -> list[di
                                "repeats": len(g["values"]), "n_deltas": len(g["deltas"]), "far_over": g["far_over"]}
         for f in SUMMARY_FIELDS:
             row[f"{f}_mean"], row[f"{f}_sd"] = _mean_sd([sum(v[f]) / len(v[f]) for v in g["values"].values() if v[f]])
+        for f in PAIRED_FIELDS:
+            row[f"{f}_per_repeat"] = [sum(v[f]) / len(v[f]) if v.get(f) else None
+                                      for v in (g["values"].get(k, {}) for k in range(len(per_repeat)))]
         rows.append(row)
     return rows
 
@@ -95,6 +100,8 @@ def repeats_markdown(rows: Sequence[dict[str, Any]]) -> str:
             lines.append(f"| {r['method']} | {r['threshold_type']} | {'yes' if r['guaranteed'] else 'no'} | "
                          + " | ".join(cells) + f" | {r['far_over']} |")
         lines.append("")
+    if any(r["repeats"] > 1 for r in rows):
+        lines += paired_markdown(rows)
     return "\n".join(lines)
 
 
@@ -103,6 +110,7 @@ def write_repeats(rows: Sequence[dict[str, Any]], seeds: Sequence[int], out_dir:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"repeats_json": out / "repeats.json", "repeats_md": out / "repeats.md"}
-    paths["repeats_json"].write_text(json.dumps({"seeds": list(seeds), "rows": list(rows)}, indent=1, allow_nan=False))
+    paired = [p for f in PAIRED_FIELDS for p in paired_to_best_other(rows, f)]
+    paths["repeats_json"].write_text(json.dumps({"seeds": list(seeds), "rows": list(rows), "paired": paired}, indent=1, allow_nan=False))
     paths["repeats_md"].write_text(repeats_markdown(rows))
     return paths

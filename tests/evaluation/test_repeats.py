@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
 
+from fiper.evaluation.paired import paired_to_best_other
 from fiper.evaluation.repeats import evaluate_repeats, repeats_markdown, summarise_repeats
 from fiper.evaluation.synthetic import write_synthetic_store
 from launch.evaluate import run
@@ -60,3 +61,21 @@ def test_launch_evaluate_repeats_writes_each_seed_and_the_summary(tmp_path):
         assert row["accuracy_sd"] == pytest.approx(np.std(per_seed, ddof=1))
     assert any(row["accuracy_sd"] > 0 for row in summary["rows"])  # other seeds, other splits
     assert "## synthetic: 3 split seeds" in (tmp_path / "three" / "repeats.md").read_text()
+    assert {p["field"] for p in summary["paired"]} == {"accuracy", "twa"} and all(p["n"] == 3 for p in summary["paired"])
+
+
+def test_paired_difference_to_the_best_other_row_is_per_split():
+    """a leads b on every split by 0.02-0.04: the paired SE (0.004) is far below either method's
+    own split-to-split sd; the better but unguaranteed row is not a reference."""
+    acc = {"a": [0.80, 0.84, 0.78, 0.81], "b": [0.78, 0.80, 0.75, 0.78], "tv": [0.95] * 4}
+    reps = [[dict(_record(m, 0.1, acc[m][k], guaranteed=(m != "tv")), twa=acc[m][k] - 0.1) for m in acc] for k in range(4)]
+    rows = summarise_repeats(reps)
+    pairs = {p["method"]: p for p in paired_to_best_other(rows, "accuracy")}
+    assert set(pairs) == {"a", "b"} and pairs["a"]["reference"] == "b (constant)" and pairs["b"]["reference"] == "a (constant)"
+    assert pairs["a"]["diff_mean"] == pytest.approx(0.03) and pairs["b"]["diff_mean"] == pytest.approx(-0.03)
+    assert pairs["a"]["diff_se"] == pytest.approx(np.std([0.02, 0.04, 0.03, 0.03], ddof=1) / 2)
+    assert (pairs["a"]["ahead"], pairs["b"]["ahead"], pairs["a"]["n"]) == (4, 0, 4)
+    assert pairs["a"]["diff_se"] < 0.25 * min(r["accuracy_sd"] for r in rows if r["method"] in "ab")
+    assert "| a | constant | +0.030 ± 0.004 vs b (constant) | 4/4 |" in repeats_markdown(rows)
+    with pytest.raises(ValueError, match="paired field 'auroc' unknown"):
+        paired_to_best_other(rows, "auroc")

@@ -1,0 +1,67 @@
+"""Paired comparison over split seeds: is a method's lead larger than the split-to-split noise?
+
+Two methods evaluated on the same splits share most of their noise (which episodes landed in
+test), so the per-split difference has a far smaller spread than either method's own sd. For
+each guaranteed row this gives the difference to the best other guaranteed row of its task (by
+mean over repeats): mean ± standard error over the repeats, and on how many splits it was ahead.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+PAIRED_FIELDS = ("accuracy", "twa")
+
+
+def _label(row: dict[str, Any]) -> str:
+    return f"{row['method']} ({row['threshold_type']})"
+
+
+def paired_to_best_other(rows: Sequence[dict[str, Any]], field: str) -> list[dict[str, Any]]:
+    """Per guaranteed row: per-split ``field`` minus that of the best other guaranteed row of the
+    task; rows need ``<field>_per_repeat`` (summarise_repeats). Splits where either is undefined
+    are left out; SE is None with fewer than two splits."""
+    if field not in PAIRED_FIELDS:
+        raise ValueError(f"paired field {field!r} unknown; expected one of {PAIRED_FIELDS}")
+    out = []
+    for task in sorted({r["task"] for r in rows}):
+        mine = [r for r in rows if r["task"] == task and r["guaranteed"] and r[f"{field}_mean"] is not None]
+        ranked = sorted(mine, key=lambda r: -r[f"{field}_mean"])
+        if len(ranked) < 2:  # a single guaranteed row: nothing to compare with
+            continue
+        for row in ranked:
+            ref = ranked[1] if row is ranked[0] else ranked[0]
+            diffs = [a - b for a, b in zip(row[f"{field}_per_repeat"], ref[f"{field}_per_repeat"]) if a is not None and b is not None]
+            n = len(diffs)
+            mean = sum(diffs) / n if n else None
+            se = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (n - 1) / n) if n > 1 else None
+            out.append({"task": task, "field": field, "method": row["method"], "threshold_type": row["threshold_type"],
+                        "reference": _label(ref), "diff_mean": mean, "diff_se": se,
+                        "ahead": sum(d > 1e-12 for d in diffs), "n": n})
+    return out
+
+
+def paired_markdown(rows: Sequence[dict[str, Any]]) -> list[str]:
+    """Per task, one line per guaranteed row: its Acc and TWA lead (or gap) to the best other row."""
+    pairs = {f: {(p["task"], p["method"], p["threshold_type"]): p for p in paired_to_best_other(rows, f)} for f in PAIRED_FIELDS}
+    lines = []
+    for task in sorted({k[0] for k in pairs["accuracy"]}):
+        order = sorted((k for k in pairs["accuracy"] if k[0] == task), key=lambda k: -(pairs["accuracy"][k]["diff_mean"] or -math.inf))
+        lines += [f"## {task}: paired over splits, difference to the best other guaranteed row", "",
+                  "Mean ± SE over split seeds of (this row − the best other row), and on how many splits this row was ahead. "
+                  "A lead within about 2 SE of zero is split noise.", "",
+                  "| method | threshold | Acc − best other | ahead | TWA − best other | ahead |", "|---|---|---|---|---|---|"]
+        for key in order:
+            cells = []
+            for f in PAIRED_FIELDS:
+                p = pairs[f].get(key)
+                if p is None or p["diff_mean"] is None:
+                    cells += ["–", "–"]
+                    continue
+                se = "" if p["diff_se"] is None else f" ± {p['diff_se']:.3f}"
+                cells += [f"{p['diff_mean']:+.3f}{se} vs {p['reference']}", f"{p['ahead']}/{p['n']}"]
+            lines.append(f"| {key[1]} | {key[2]} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return lines
