@@ -15,6 +15,15 @@ from typing import Any
 PAIRED_FIELDS = ("accuracy", "twa")
 
 
+def mean_sd(values: Sequence[float]) -> tuple[float | None, float | None]:
+    """Mean and sample sd (ddof 1; 0 for one value; None, None for none)."""
+    if not values:
+        return None, None
+    m = sum(values) / len(values)
+    sd = math.sqrt(sum((v - m) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else 0.0
+    return m, sd
+
+
 def _label(row: dict[str, Any]) -> str:
     return f"{row['method']} ({row['threshold_type']})"
 
@@ -35,12 +44,17 @@ def paired_to_best_other(rows: Sequence[dict[str, Any]], field: str) -> list[dic
             ref = ranked[1] if row is ranked[0] else ranked[0]
             diffs = [a - b for a, b in zip(row[f"{field}_per_repeat"], ref[f"{field}_per_repeat"]) if a is not None and b is not None]
             n = len(diffs)
-            mean = sum(diffs) / n if n else None
-            se = math.sqrt(sum((d - mean) ** 2 for d in diffs) / (n - 1) / n) if n > 1 else None
+            mean, sd = mean_sd(diffs)
+            se = sd / math.sqrt(n) if n > 1 else None
             out.append({"task": task, "field": field, "method": row["method"], "threshold_type": row["threshold_type"],
                         "reference": _label(ref), "diff_mean": mean, "diff_se": se,
                         "ahead": sum(d > 1e-12 for d in diffs), "n": n})
     return out
+
+
+def _descending(value: float | None) -> float:
+    """Sort key: largest first, undefined last."""
+    return math.inf if value is None else -value
 
 
 def paired_markdown(rows: Sequence[dict[str, Any]]) -> list[str]:
@@ -48,7 +62,7 @@ def paired_markdown(rows: Sequence[dict[str, Any]]) -> list[str]:
     pairs = {f: {(p["task"], p["method"], p["threshold_type"]): p for p in paired_to_best_other(rows, f)} for f in PAIRED_FIELDS}
     lines = []
     for task in sorted({k[0] for k in pairs["accuracy"]}):
-        order = sorted((k for k in pairs["accuracy"] if k[0] == task), key=lambda k: -(pairs["accuracy"][k]["diff_mean"] or -math.inf))
+        order = sorted((k for k in pairs["accuracy"] if k[0] == task), key=lambda k: _descending(pairs["accuracy"][k]["diff_mean"]))
         lines += [f"## {task}: paired over splits, difference to the best other guaranteed row", "",
                   "Mean ± SE over split seeds of (this row − the best other row), and on how many splits this row was ahead. "
                   "A lead within about 2 SE of zero is split noise.", "",

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import math
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from fiper.evaluation.config import EvaluationConfig
-from fiper.evaluation.paired import PAIRED_FIELDS, paired_markdown, paired_to_best_other
+from fiper.evaluation.paired import PAIRED_FIELDS, mean_sd, paired_markdown, paired_to_best_other
 from fiper.evaluation.pipeline import EvaluationResult, evaluate_tasks
 from fiper.evaluation.rollouts import load_rollouts
 
@@ -39,14 +38,6 @@ def evaluate_repeats(stores: str | Sequence[str], config: EvaluationConfig, repe
             on_result(k, result)
         out.append(result.records())
     return out
-
-
-def _mean_sd(values: list[float]) -> tuple[float | None, float | None]:
-    if not values:
-        return None, None
-    m = sum(values) / len(values)
-    sd = math.sqrt(sum((v - m) ** 2 for v in values) / (len(values) - 1)) if len(values) > 1 else 0.0
-    return m, sd
 
 
 def summarise_repeats(per_repeat: Sequence[Sequence[dict[str, Any]]]) -> list[dict[str, Any]]:
@@ -73,7 +64,7 @@ def summarise_repeats(per_repeat: Sequence[Sequence[dict[str, Any]]]) -> list[di
         row: dict[str, Any] = {"task": task, "method": method, "threshold_type": kind, "guaranteed": g["guaranteed"],
                                "repeats": len(g["values"]), "n_deltas": len(g["deltas"]), "far_over": g["far_over"]}
         for f in SUMMARY_FIELDS:
-            row[f"{f}_mean"], row[f"{f}_sd"] = _mean_sd([sum(v[f]) / len(v[f]) for v in g["values"].values() if v[f]])
+            row[f"{f}_mean"], row[f"{f}_sd"] = mean_sd([sum(v[f]) / len(v[f]) for v in g["values"].values() if v[f]])
         for f in PAIRED_FIELDS:
             row[f"{f}_per_repeat"] = [sum(v[f]) / len(v[f]) if v.get(f) else None
                                       for v in (g["values"].get(k, {}) for k in range(len(per_repeat)))]

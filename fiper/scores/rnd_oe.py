@@ -4,9 +4,9 @@ s_O(t) = ||f(z_t) - g(z_t)||_2 with z standardised by the training mean / std, g
 MLP and f a deeper trained MLP. ``whiten=True`` (not published) also decorrelates z with the
 shrunk training covariance, so a shift along a low-variance direction of the embedding moves
 the input as much as one along a high-variance direction (as the Mahalanobis baseline sees it).
-The published widths (d->1024->2048->4096->512 target, 6-layer
-predictor) are scaled down: by default sized from D at fit (hidden clip(2D, 32, 128), a cheap
-step), or given explicitly; keep the predictor the larger one.
+The published widths (d->1024->2048->4096->512 target, 6-layer predictor) are scaled down: by
+default sized from D at fit (hidden clip(2D, 32, 128), a cheap step), or given explicitly; keep
+the predictor the larger one.
 """
 
 from __future__ import annotations
