@@ -2,8 +2,10 @@
 
 Two methods evaluated on the same splits share most of their noise (which episodes landed in
 test), so the per-split difference has a far smaller spread than either method's own sd. For
-each guaranteed row this gives the difference to the best other guaranteed row of its task (by
-mean over repeats): mean ± standard error over the repeats, and on how many splits it was ahead.
+each guaranteed row this gives the difference to the best guaranteed row of another method on
+its task (by mean over repeats): mean ± standard error over the repeats, and on how many splits
+it was ahead. Another method, because a method's own rows (its other threshold type, or its
+'chosen' row, which copies one of them) are not a competitor.
 """
 
 from __future__ import annotations
@@ -29,8 +31,8 @@ def _label(row: dict[str, Any]) -> str:
 
 
 def paired_to_best_other(rows: Sequence[dict[str, Any]], field: str) -> list[dict[str, Any]]:
-    """Per guaranteed row: per-split ``field`` minus that of the best other guaranteed row of the
-    task; rows need ``<field>_per_repeat`` (summarise_repeats). Splits where either is undefined
+    """Per guaranteed row: per-split ``field`` minus that of the best guaranteed row of another
+    method on the task; rows need ``<field>_per_repeat`` (summarise_repeats). Splits where either is undefined
     are left out; SE is None with fewer than two splits."""
     if field not in PAIRED_FIELDS:
         raise ValueError(f"paired field {field!r} unknown; expected one of {PAIRED_FIELDS}")
@@ -38,10 +40,10 @@ def paired_to_best_other(rows: Sequence[dict[str, Any]], field: str) -> list[dic
     for task in sorted({r["task"] for r in rows}):
         mine = [r for r in rows if r["task"] == task and r["guaranteed"] and r[f"{field}_mean"] is not None]
         ranked = sorted(mine, key=lambda r: -r[f"{field}_mean"])
-        if len(ranked) < 2:  # a single guaranteed row: nothing to compare with
-            continue
         for row in ranked:
-            ref = ranked[1] if row is ranked[0] else ranked[0]
+            ref = next((r for r in ranked if r["method"] != row["method"]), None)
+            if ref is None:  # one method only: nothing to compare with
+                continue
             diffs = [a - b for a, b in zip(row[f"{field}_per_repeat"], ref[f"{field}_per_repeat"]) if a is not None and b is not None]
             n = len(diffs)
             mean, sd = mean_sd(diffs)
@@ -63,8 +65,9 @@ def paired_markdown(rows: Sequence[dict[str, Any]]) -> list[str]:
     lines = []
     for task in sorted({k[0] for k in pairs["accuracy"]}):
         order = sorted((k for k in pairs["accuracy"] if k[0] == task), key=lambda k: _descending(pairs["accuracy"][k]["diff_mean"]))
-        lines += [f"## {task}: paired over splits, difference to the best other guaranteed row", "",
-                  "Mean ± SE over split seeds of (this row − the best other row), and on how many splits this row was ahead. "
+        lines += [f"## {task}: paired over splits, difference to the best other method's guaranteed row", "",
+                  "Mean ± SE over split seeds of (this row − the best guaranteed row of another method), and on how many "
+                  "splits this row was ahead. "
                   "A lead within about 2 SE of zero is split noise.", "",
                   "| method | threshold | Acc − best other | ahead | TWA − best other | ahead |", "|---|---|---|---|---|---|"]
         for key in order:

@@ -4,7 +4,8 @@
     fit      -> each score fitted once; all episodes scored once (score_offline)
     calib.   -> thresholds per (score, window, threshold type, delta)
     valid.   -> each method's window per threshold type (criterion averaged over delta)
-    test     -> metrics of every method x threshold type x delta at the chosen window
+    test     -> metrics of every method x threshold type x delta at the chosen window, and of each
+                method's guaranteed threshold type chosen on validation (records label 'chosen')
 
 See docs/evaluation.md.
 """
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +30,8 @@ from fiper.evaluation.scoring import ScoredRollouts, fit_and_score, resolve_spec
 from fiper.evaluation.selection import choose_candidate, criterion_values
 from fiper.evaluation.splits import Split, calibration_halves, check_calibration_size, split_episodes
 from fiper.monitor.padding import to_padded
+
+CHOSEN = "chosen"  # record label of the guaranteed threshold type a method chose on validation
 
 
 @dataclass
@@ -51,6 +54,22 @@ class TypeResult:
 class MethodResult:
     spec: MethodSpec
     types: dict[str, TypeResult]
+    # the guaranteed threshold type whose chosen window validates best (its threshold_type says
+    # which); None when fewer than two guaranteed types were evaluated
+    chosen: TypeResult | None = None
+
+    def results(self) -> Iterator[tuple[str, TypeResult]]:
+        """(label, result) per evaluated threshold type, then (CHOSEN, result) when a type was chosen."""
+        yield from self.types.items()
+        if self.chosen is not None:
+            yield CHOSEN, self.chosen
+
+    def result(self, label: str) -> TypeResult:
+        if label == CHOSEN and self.chosen is not None:
+            return self.chosen
+        if label not in self.types:
+            raise KeyError(f"threshold type {label!r} was not evaluated for {self.spec.name!r}; have {[k for k, _ in self.results()]}")
+        return self.types[label]
 
 
 @dataclass
@@ -75,19 +94,20 @@ class TaskResult:
         return self.split.sizes(self.rollouts.success, self.rollouts.ood)
 
     def spec_of(self, name: str, kind: str) -> MethodSpec:
-        """The spec that ran: a 'select' method's chosen member for this threshold type."""
-        selected = self.methods[name].types[kind].selected
+        """The spec that ran: a 'select' method's chosen member for this threshold type (or CHOSEN)."""
+        selected = self.methods[name].result(kind).selected
         return self.methods[selected if selected else name].spec
 
     def records(self) -> list[dict[str, Any]]:
         out = []
         for name, method in self.methods.items():
-            for kind, res in method.types.items():
+            for kind, res in method.results():
                 spec = self.spec_of(name, kind)
                 identity = {
                     "task": self.task, "method": name, "scores": list(spec.scores), "rule": spec.rule,
                     "joint": spec.joint, "selected": res.selected,
-                    "threshold_type": kind, "guaranteed": res.guaranteed,
+                    "threshold_type": kind, "chosen_type": res.threshold_type if kind == CHOSEN else None,
+                    "guaranteed": res.guaranteed,
                     "window": dict(res.windows), "window_decisions": dict(res.window_steps),
                     "n_test": int(self.split.test.size),
                 }
@@ -156,12 +176,23 @@ def _evaluate_method(spec: MethodSpec, kind: str, task: TaskResult, config: Eval
     )
 
 
+def _best_validated(options: Sequence[TypeResult], criterion: str) -> int:
+    """Index of the option whose chosen window validates best (same criterion and tie rule as the windows)."""
+    values = {c: np.array([r.validation[c][r.chosen] for r in options]) for c in options[0].validation}
+    return choose_candidate(values, criterion)
+
+
 def _select_member(spec: MethodSpec, kind: str, task: TaskResult, config: EvaluationConfig) -> TypeResult:
-    """The member whose chosen window validates best (same criterion and tie rule as the windows)."""
+    """The member whose chosen window validates best."""
     members = [task.methods[m].types[kind] for m in spec.select]
-    values = {c: np.array([r.validation[c][r.chosen] for r in members]) for c in members[0].validation}
-    best = choose_candidate(values, config.selection)
+    best = _best_validated(members, config.selection)
     return dataclasses.replace(members[best], selected=spec.select[best])
+
+
+def choose_threshold_type(method: MethodResult, criterion: str) -> TypeResult | None:
+    """The guaranteed threshold type that validates best (ties: configuration order); None with fewer than two."""
+    options = [r for r in method.types.values() if r.guaranteed]
+    return options[_best_validated(options, criterion)] if len(options) > 1 else None
 
 
 def evaluate_task(rollouts: RolloutSet, config: EvaluationConfig) -> TaskResult:
@@ -204,6 +235,8 @@ def evaluate_task(rollouts: RolloutSet, config: EvaluationConfig) -> TaskResult:
         task.methods.setdefault(spec.name, MethodResult(spec, {})).types[kind] = result
     for spec in (m for m in config.methods.values() if m.select):
         task.methods[spec.name] = MethodResult(spec, {k: _select_member(spec, k, task, config) for k in config.threshold_types})
+    for method in task.methods.values():
+        method.chosen = choose_threshold_type(method, config.selection)
     clock["done"] = time.perf_counter()
     task.seconds = {
         "fit_and_score": clock["scored"] - clock["start"],

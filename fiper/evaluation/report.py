@@ -12,7 +12,7 @@ import numpy as np
 
 from fiper.evaluation.cells import cell_counts, cells_markdown, four_kinds
 from fiper.evaluation.detection import cell_detection, detection_markdown
-from fiper.evaluation.pipeline import EvaluationResult, TaskResult
+from fiper.evaluation.pipeline import CHOSEN, EvaluationResult, TaskResult
 from fiper.evaluation.splits import PARTS, STRATA
 
 FORMAT, VERSION = "fiper-evaluation", 1
@@ -36,10 +36,15 @@ def _chosen_text(res) -> str:
     return (f"{res.selected}: " if res.selected else "") + _window_text(res.windows)
 
 
+def _kind_text(kind: str, res) -> str:
+    """The threshold type label; the chosen row names the type it chose."""
+    return f"{kind} ({res.threshold_type})" if kind == CHOSEN else kind
+
+
 def _rows(task: TaskResult):
-    """(method, kind, TypeResult) in configuration order."""
+    """(method, kind, TypeResult) in configuration order, each method's chosen type last."""
     for name, method in task.methods.items():
-        for kind, res in method.types.items():
+        for kind, res in method.results():
             yield name, kind, res
 
 
@@ -50,25 +55,33 @@ def summary_table(result: EvaluationResult) -> str:
         sizes = task.split_sizes
         lines.append(f"task {task.task}: " + ", ".join(f"{p} {sizes[p]['total']}" for p in PARTS)
                      + f"; deltas {task.deltas[0]:g}..{task.deltas[-1]:g} ({len(task.deltas)})")
-        head = f"{'method':<12} {'threshold':<13} " + " ".join(f"{c:>6}" for c, _ in COLUMNS) + f" {'FAR-ID':>7}  window"
+        head = f"{'method':<14} {'threshold':<17} " + " ".join(f"{c:>6}" for c, _ in COLUMNS) + f" {'FAR-ID':>7}  window"
         lines += [head, "-" * len(head)]
         for name, kind, res in _rows(task):
             vals = " ".join(f"{_fmt(_mean(res.test[k])):>6}" for _, k in COLUMNS)
-            lines.append(f"{name:<12} {kind:<13} {vals} {_fmt(_mean(res.test['far_id'])):>7}  {_chosen_text(res)}")
+            lines.append(f"{name:<14} {_kind_text(kind, res):<17} {vals} {_fmt(_mean(res.test['far_id'])):>7}  {_chosen_text(res)}")
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"
 
 
-def _winners(task: TaskResult, guaranteed_only: bool) -> dict[str, tuple[str, str, float]]:
+def _winners(task: TaskResult, keep) -> dict[str, tuple[str, str, float]]:
+    """Per metric, the (method, threshold label, value) with the best test mean over delta among rows ``keep(kind, res)``."""
     best: dict[str, tuple[str, str, float]] = {}
     for name, kind, res in _rows(task):
-        if guaranteed_only and not res.guaranteed:
+        if not keep(kind, res):
             continue
         for metric in ("twa", "accuracy"):
             value = _mean(res.test[metric])
             if math.isfinite(value) and (metric not in best or value > best[metric][2]):
-                best[metric] = (name, kind, value)
+                best[metric] = (name, _kind_text(kind, res), value)
     return best
+
+
+WINNER_ROWS = (
+    ("among guaranteed threshold types (constant, band)", lambda kind, res: res.guaranteed and kind != CHOSEN),
+    ("among all threshold types", lambda kind, res: kind != CHOSEN),
+    ("with each method's guaranteed type chosen on validation (no test-set choice)", lambda kind, res: kind == CHOSEN),
+)
 
 
 def _table(header: list[str], rows: list[list[str]]) -> list[str]:
@@ -102,14 +115,18 @@ def task_markdown(task: TaskResult, plots: dict[str, Any] | None, detection: tup
         out += [f"Refit after selection: windows and 'select' members were chosen with thresholds from {a} calibration "
                 f"episodes; the test thresholds were refitted on the other {b}, which the choice never saw.", ""]
     kinds = list(next(iter(task.methods.values())).types)
-    out += ["### Chosen windows (validation)", ""]
-    out += _table(["method", *kinds], [[n, *(_chosen_text(m.types[k]) for k in kinds)] for n, m in task.methods.items()])
+    out += ["### Chosen windows and threshold type (validation)", ""]
+    out += _table(["method", *kinds, "chosen guaranteed type"],
+                  [[n, *(_chosen_text(m.types[k]) for k in kinds), m.chosen.threshold_type if m.chosen else "–"]
+                   for n, m in task.methods.items()])
+    out += ["", f"Rows `{CHOSEN} (<type>)` below are the guaranteed threshold type (constant or band) whose chosen window "
+            "validates best, measured on test like the others.", ""]
     out += ["", "### Test metrics, mean over delta", ""]
     header = ["method", "threshold", "guaranteed", *(c for c, _ in COLUMNS), "FAR-ID ± SE", "flag success-OOD", "alarm before onset", "median warning s"]
     rows = []
     for name, kind, res in _rows(task):
         t = res.test
-        rows.append([name, kind, "yes" if res.guaranteed else "no", *(_fmt(_mean(t[k])) for _, k in COLUMNS),
+        rows.append([name, _kind_text(kind, res), "yes" if res.guaranteed else "no", *(_fmt(_mean(t[k])) for _, k in COLUMNS),
                      f"{_fmt(_mean(t['far_id']))} ± {_fmt(_mean(t['far_id_se']))}", _fmt(_mean(t["success_ood_flag_rate"])),
                      _fmt(_mean(t["lead_fraction_before_onset"])), _fmt(_mean(t["lead_median_warning_s"]))])
     out += _table(header, rows)
@@ -126,8 +143,10 @@ def task_markdown(task: TaskResult, plots: dict[str, Any] | None, detection: tup
                 for i, d in reversed(list(enumerate(task.deltas)))]
         out += [f"{kind} (windows {_window_text(res.windows)}):", ""] + _table(["1-delta", *(c for c, _ in COLUMNS), "FAR-ID ± SE"], rows) + [""]
     out += ["### Winners (test, mean over delta)", ""]
-    for label, guaranteed in (("among guaranteed threshold types (constant, band)", True), ("among all threshold types", False)):
-        best = _winners(task, guaranteed)
+    for label, keep in WINNER_ROWS:
+        if not any(keep(kind, res) for _, kind, res in _rows(task)):
+            continue  # e.g. a single guaranteed type evaluated: nothing was chosen
+        best = _winners(task, keep)
         parts = [f"{metric} → **{m}** ({k}, {v:.3f})" for metric, (m, k, v) in sorted(best.items(), key=lambda kv: kv[0] != "twa")]
         out.append(f"- {label}: " + ("; ".join(parts) if parts else "undefined (no failures or no successes in test)"))
     out.append("")
@@ -176,6 +195,9 @@ def metrics_document(result: EvaluationResult) -> dict[str, Any]:
     for name, task in result.tasks.items():
         selection = {}
         for m, kind, res in _rows(task):
+            if kind == CHOSEN:
+                selection[m][kind] = {"threshold_type": res.threshold_type, "chosen": _chosen_text(res)}
+                continue
             grids = [task.grids[s] for s in task.spec_of(m, kind).scores]
             selection.setdefault(m, {})[kind] = {
                 "chosen": _chosen_text(res),

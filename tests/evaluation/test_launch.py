@@ -39,7 +39,7 @@ def test_launch_evaluate_writes_outputs_and_config(tmp_path):
     result = run(cfg)
     doc = json.loads((out / "metrics.json").read_text())
     assert {r["method"] for r in doc["records"]} == {"ace", "mahalanobis"}
-    assert len(doc["records"]) == 2 * 2 * 3 * 3  # tasks x methods x threshold types x (2 deltas + mean)
+    assert len(doc["records"]) == 2 * 2 * (3 + 1) * 3  # tasks x methods x (threshold types + chosen) x (2 deltas + mean)
     assert doc["tasks"]["synthetic"]["episodes"] == 88 and doc["tasks"]["push"]["episodes"] == 55
     report = (out / "report.md").read_text()
     assert "## Task `synthetic`" in report and "## Task `push`" in report

@@ -21,13 +21,15 @@ def test_metrics_json_has_every_method_type_and_delta(evaluated):
     records = doc["records"]
     methods = set(DEFAULT_METHODS)
     assert {r["method"] for r in records} == methods
-    assert {r["threshold_type"] for r in records} == set(THRESHOLD_KINDS)
+    assert {r["threshold_type"] for r in records} == {*THRESHOLD_KINDS, "chosen"}
     for m in methods:
-        for kind in THRESHOLD_KINDS:
+        for kind in (*THRESHOLD_KINDS, "chosen"):
             mine = [r for r in records if r["method"] == m and r["threshold_type"] == kind]
             assert sorted(r["delta"] for r in mine if r["delta"] != "mean") == sorted(DELTAS)
             assert sum(r["delta"] == "mean" for r in mine) == 1
-            assert mine[0]["guaranteed"] == THRESHOLD_KINDS[kind]
+            assert mine[0]["guaranteed"] == THRESHOLD_KINDS.get(kind, True)  # 'chosen' is a guaranteed type
+            assert all(r["chosen_type"] == (None if kind != "chosen" else mine[0]["chosen_type"]) for r in mine)
+            assert kind != "chosen" or mine[0]["chosen_type"] in ("constant", "band")
     fields = {"tpr", "tnr", "accuracy", "dt", "twa", "auroc", "far_id", "far_id_se", "success_id_flag_rate", "success_ood_flag_rate",
               "fail_id_flag_rate", "fail_ood_flag_rate", "lead_fraction_before_onset", "lead_median_warning_s", "window", "task"}
     assert fields <= set(records[0])

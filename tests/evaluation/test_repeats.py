@@ -79,3 +79,15 @@ def test_paired_difference_to_the_best_other_row_is_per_split():
     assert "| a | constant | +0.030 ± 0.004 vs b (constant) | 4/4 |" in repeats_markdown(rows)
     with pytest.raises(ValueError, match="paired field 'auroc' unknown"):
         paired_to_best_other(rows, "auroc")
+
+
+def test_paired_reference_is_another_method_not_the_rows_own_copy():
+    """a's 'chosen' row copies its constant row: comparing the two would say 'tied with itself'."""
+    acc = {"a": [0.80, 0.84, 0.78, 0.81], "b": [0.78, 0.80, 0.75, 0.78]}
+    reps = [[dict(_record(m, 0.1, acc[m][k]), twa=acc[m][k] - 0.1) for m in acc]
+            + [dict(_record("a", 0.1, acc["a"][k]), threshold_type="chosen", twa=acc["a"][k] - 0.1)] for k in range(4)]
+    pairs = [p for p in paired_to_best_other(summarise_repeats(reps), "twa") if p["method"] == "a"]
+    assert len(pairs) == 2 and {p["reference"] for p in pairs} == {"b (constant)"}
+    assert all(p["diff_mean"] == pytest.approx(0.03) for p in pairs)
+    only_a = [[r for r in rep if r["method"] == "a"] for rep in reps]
+    assert paired_to_best_other(summarise_repeats(only_a), "twa") == []  # one method: nothing to compare with

@@ -50,7 +50,7 @@ def test_live_scores_in_the_store_do_not_change_the_evaluation(tmp_path):
     a, b = evaluate_rollouts(str(plain), config), evaluate_rollouts(str(live), config)
     assert "score/rnd_oe" in EpisodeStore.open(live).decision_keys
     ra, rb = a.records(), b.records()
-    assert len(ra) == len(rb) == 2 * 3 * 4  # methods x threshold types x (3 deltas + mean)
+    assert len(ra) == len(rb) == 2 * (3 + 1) * 4  # methods x (threshold types + chosen) x (3 deltas + mean)
     assert ra == rb
 
 
