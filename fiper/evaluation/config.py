@@ -57,6 +57,10 @@ DEFAULT_METHODS: dict[str, dict[str, Any]] = {
 }
 
 
+# The published baselines: repeats.md compares every other method with the best of these (paired).
+DEFAULT_BASELINES: tuple[str, ...] = ("stac", "rnd_a", "logpzo", "pca_kmeans", "mahalanobis", "knn")
+
+
 def check_windows(windows: Sequence[Any], where: str) -> tuple[int | str, ...]:
     """Window labels: positive ints (decisions) or 'episode'; duplicates refused."""
     if isinstance(windows, (str, int)) or not len(windows):
@@ -168,6 +172,9 @@ class EvaluationConfig:
     control_period_s: float | None = None  # seconds per env step; None: store attrs, else 0.1
     scores: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: copy.deepcopy(DEFAULT_SCORES))
     methods: Mapping[str, MethodSpec] = field(default_factory=lambda: {n: MethodSpec.of(n, s) for n, s in DEFAULT_METHODS.items()})
+    # methods that count as baselines in the paired comparison over repeats; names of dropped
+    # default methods are ignored, other unknown names are an error
+    baselines: tuple[str, ...] = DEFAULT_BASELINES
     plot_method: str | None = "fiper"  # method whose traces are drawn (None: the first one)
     plot_threshold_type: str | None = "band"  # threshold type of the trace plot (None / not evaluated: the first)
     plot_delta: float = 0.05  # delta of the trace and ROC plots (nearest one of the grid)
@@ -207,6 +214,12 @@ class EvaluationConfig:
             if missing:
                 raise ValueError(f"method {method.name!r} uses scores {missing} that are not configured under 'scores' (have {sorted(scores)})")
         object.__setattr__(self, "methods", methods)
+        if isinstance(self.baselines, str):
+            raise ValueError(f"baselines must be a list of method names, got {self.baselines!r}")
+        unknown = [b for b in self.baselines if b not in methods and b not in DEFAULT_METHODS]
+        if unknown:
+            raise ValueError(f"baselines {unknown} are not configured methods (have {sorted(methods)}); fix the names, or set baselines=[]")
+        object.__setattr__(self, "baselines", tuple(str(b) for b in self.baselines if b in methods))
         if self.plot_method is not None and self.plot_method not in methods:
             raise ValueError(f"plot_method {self.plot_method!r} is not one of the methods {sorted(methods)}; "
                              "set plot_method to one of them, or null for the first (launch.evaluate: plot_method=null)")
@@ -234,7 +247,7 @@ class EvaluationConfig:
             if extra:
                 raise ValueError(f"unknown split settings {sorted(extra)}; expected fit, calibration, validation")
             values["split"] = SplitConfig(**{k: float(v) for k, v in split.items()})
-        for key in ("windows", "threshold_types", "deltas"):
+        for key in ("windows", "threshold_types", "deltas", "baselines"):
             if key in values and values[key] is not None and not isinstance(values[key], (str, int, float)):
                 values[key] = tuple(values[key])
         if "methods" in values:
@@ -249,6 +262,7 @@ class EvaluationConfig:
         out["windows"] = list(self.windows)
         out["threshold_types"] = list(self.threshold_types)
         out["deltas"] = list(self.deltas)
+        out["baselines"] = list(self.baselines)
         out["split"] = asdict(self.split)
         out["scores"] = copy.deepcopy({n: dict(s) for n, s in self.scores.items()})
         out["methods"] = {n: m.as_dict() for n, m in self.methods.items()}

@@ -11,7 +11,7 @@ it was ahead. Another method, because a method's own rows (its other threshold t
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 PAIRED_FIELDS = ("accuracy", "twa")
@@ -30,10 +30,11 @@ def _label(row: dict[str, Any]) -> str:
     return f"{row['method']} ({row['threshold_type']})"
 
 
-def paired_to_best_other(rows: Sequence[dict[str, Any]], field: str) -> list[dict[str, Any]]:
+def paired_to_best_other(rows: Sequence[dict[str, Any]], field: str, among: Collection[str] | None = None) -> list[dict[str, Any]]:
     """Per guaranteed row: per-split ``field`` minus that of the best guaranteed row of another
-    method on the task; rows need ``<field>_per_repeat`` (summarise_repeats). Splits where either is undefined
-    are left out; SE is None with fewer than two splits."""
+    method on the task (with ``among``: of another method among those named, e.g. the baselines);
+    rows need ``<field>_per_repeat`` (summarise_repeats). Splits where either is undefined are
+    left out; SE is None with fewer than two splits."""
     if field not in PAIRED_FIELDS:
         raise ValueError(f"paired field {field!r} unknown; expected one of {PAIRED_FIELDS}")
     out = []
@@ -41,7 +42,7 @@ def paired_to_best_other(rows: Sequence[dict[str, Any]], field: str) -> list[dic
         mine = [r for r in rows if r["task"] == task and r["guaranteed"] and r[f"{field}_mean"] is not None]
         ranked = sorted(mine, key=lambda r: -r[f"{field}_mean"])
         for row in ranked:
-            ref = next((r for r in ranked if r["method"] != row["method"]), None)
+            ref = next((r for r in ranked if r["method"] != row["method"] and (among is None or r["method"] in among)), None)
             if ref is None:  # one method only: nothing to compare with
                 continue
             diffs = [a - b for a, b in zip(row[f"{field}_per_repeat"], ref[f"{field}_per_repeat"]) if a is not None and b is not None]
@@ -59,16 +60,25 @@ def _descending(value: float | None) -> float:
     return math.inf if value is None else -value
 
 
-def paired_markdown(rows: Sequence[dict[str, Any]]) -> list[str]:
-    """Per task, one line per guaranteed row: its Acc and TWA lead (or gap) to the best other row."""
-    pairs = {f: {(p["task"], p["method"], p["threshold_type"]): p for p in paired_to_best_other(rows, f)} for f in PAIRED_FIELDS}
+def paired_markdown(rows: Sequence[dict[str, Any]], baselines: Collection[str] = ()) -> list[str]:
+    """Per task, one line per guaranteed row: its Acc and TWA lead (or gap) to the best other
+    method's row; with ``baselines``, a second table: every other method against the best baseline row."""
+    lines = _paired_table(rows, None, "the best other method's guaranteed row", "the best guaranteed row of another method", lambda m: True)
+    if baselines:
+        lines += _paired_table(rows, set(baselines), "the best baseline row", f"the best guaranteed row of the baselines ({', '.join(baselines)})",
+                               lambda m: m not in baselines)
+    return lines
+
+
+def _paired_table(rows, among, title: str, what: str, show) -> list[str]:
+    pairs = {f: {(p["task"], p["method"], p["threshold_type"]): p for p in paired_to_best_other(rows, f, among) if show(p["method"])}
+             for f in PAIRED_FIELDS}
     lines = []
     for task in sorted({k[0] for k in pairs["accuracy"]}):
         order = sorted((k for k in pairs["accuracy"] if k[0] == task), key=lambda k: _descending(pairs["accuracy"][k]["diff_mean"]))
-        lines += [f"## {task}: paired over splits, difference to the best other method's guaranteed row", "",
-                  "Mean ± SE over split seeds of (this row − the best guaranteed row of another method), and on how many "
-                  "splits this row was ahead. "
-                  "A lead within about 2 SE of zero is split noise.", "",
+        lines += [f"## {task}: paired over splits, difference to {title}", "",
+                  f"Mean ± SE over split seeds of (this row − {what}), and on how many "
+                  "splits this row was ahead. A lead within about 2 SE of zero is split noise.", "",
                   "| method | threshold | Acc − best other | ahead | TWA − best other | ahead |", "|---|---|---|---|---|---|"]
         for key in order:
             cells = []

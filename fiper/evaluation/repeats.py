@@ -72,8 +72,9 @@ def summarise_repeats(per_repeat: Sequence[Sequence[dict[str, Any]]]) -> list[di
     return rows
 
 
-def repeats_markdown(rows: Sequence[dict[str, Any]]) -> str:
-    """Per task, methods by mean accuracy; the best guaranteed accuracy and TWA in bold."""
+def repeats_markdown(rows: Sequence[dict[str, Any]], baselines: Sequence[str] = ()) -> str:
+    """Per task, methods by mean accuracy, the best guaranteed accuracy and TWA in bold; then the
+    paired tables (against the best other method, and with ``baselines`` against the best of those)."""
     lines = ["# Evaluation over repeated splits", ""]
     for task in sorted({r["task"] for r in rows}):
         mine = sorted((r for r in rows if r["task"] == task), key=lambda r: (not r["guaranteed"], -(r["accuracy_mean"] or 0.0)))
@@ -92,16 +93,19 @@ def repeats_markdown(rows: Sequence[dict[str, Any]]) -> str:
                          + " | ".join(cells) + f" | {r['far_over']} |")
         lines.append("")
     if any(r["repeats"] > 1 for r in rows):
-        lines += paired_markdown(rows)
+        lines += paired_markdown(rows, baselines)
     return "\n".join(lines)
 
 
-def write_repeats(rows: Sequence[dict[str, Any]], seeds: Sequence[int], out_dir: str | os.PathLike) -> dict[str, Path]:
-    """repeats.json (the rows and the seeds) and repeats.md in ``out_dir``."""
+def write_repeats(rows: Sequence[dict[str, Any]], seeds: Sequence[int], out_dir: str | os.PathLike,
+                  baselines: Sequence[str] = ()) -> dict[str, Path]:
+    """repeats.json (the rows, the seeds and the paired differences) and repeats.md in ``out_dir``."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"repeats_json": out / "repeats.json", "repeats_md": out / "repeats.md"}
     paired = [p for f in PAIRED_FIELDS for p in paired_to_best_other(rows, f)]
-    paths["repeats_json"].write_text(json.dumps({"seeds": list(seeds), "rows": list(rows), "paired": paired}, indent=1, allow_nan=False))
-    paths["repeats_md"].write_text(repeats_markdown(rows))
+    vs_baselines = [p for f in PAIRED_FIELDS for p in paired_to_best_other(rows, f, set(baselines)) if p["method"] not in baselines] if baselines else []
+    doc = {"seeds": list(seeds), "rows": list(rows), "paired": paired, "baselines": list(baselines), "paired_vs_baselines": vs_baselines}
+    paths["repeats_json"].write_text(json.dumps(doc, indent=1, allow_nan=False))
+    paths["repeats_md"].write_text(repeats_markdown(rows, baselines))
     return paths

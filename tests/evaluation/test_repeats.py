@@ -62,6 +62,10 @@ def test_launch_evaluate_repeats_writes_each_seed_and_the_summary(tmp_path):
     assert any(row["accuracy_sd"] > 0 for row in summary["rows"])  # other seeds, other splits
     assert "## synthetic: 3 split seeds" in (tmp_path / "three" / "repeats.md").read_text()
     assert {p["field"] for p in summary["paired"]} == {"accuracy", "twa"} and all(p["n"] == 3 for p in summary["paired"])
+    assert summary["baselines"] == ["mahalanobis"]  # the dropped default baselines are left out
+    vs = summary["paired_vs_baselines"]
+    assert vs and {p["method"] for p in vs} == {"ace"} and all(p["reference"].startswith("mahalanobis (") for p in vs)
+    assert "difference to the best baseline row" in (tmp_path / "three" / "repeats.md").read_text()
 
 
 def test_paired_difference_to_the_best_other_row_is_per_split():
@@ -91,3 +95,25 @@ def test_paired_reference_is_another_method_not_the_rows_own_copy():
     assert all(p["diff_mean"] == pytest.approx(0.03) for p in pairs)
     only_a = [[r for r in rep if r["method"] == "a"] for rep in reps]
     assert paired_to_best_other(summarise_repeats(only_a), "twa") == []  # one method: nothing to compare with
+
+
+def test_paired_against_the_baselines_skips_better_non_baselines():
+    """c beats every row but is not a baseline: a and c are measured against b, the only baseline."""
+    acc = {"a": [0.80, 0.84, 0.78, 0.81], "b": [0.78, 0.80, 0.75, 0.78], "c": [0.9] * 4}
+    reps = [[dict(_record(m, 0.1, acc[m][k]), twa=acc[m][k] - 0.1) for m in acc] for k in range(4)]
+    rows = summarise_repeats(reps)
+    vs = {p["method"]: p for p in paired_to_best_other(rows, "accuracy", among={"b"})}
+    assert vs["a"]["reference"] == vs["c"]["reference"] == "b (constant)" and vs["a"]["diff_mean"] == pytest.approx(0.03)
+    assert "b" not in vs  # no other baseline to compare b with
+    text = repeats_markdown(rows, ["b"])
+    table = text[text.index("difference to the best baseline row"):]
+    assert "| a | constant | +0.030 ± 0.004 vs b (constant) | 4/4 |" in table and "| b | constant |" not in table
+
+
+def test_baseline_names_are_checked():
+    from fiper.evaluation import EvaluationConfig
+
+    with pytest.raises(ValueError, match=r"baselines \['mahalanobs'\] are not configured methods"):
+        EvaluationConfig.from_mapping({"baselines": ["mahalanobs"]})
+    kept = EvaluationConfig.from_mapping({"methods": {"ace": {"scores": ["ace"]}, "knn": {"scores": ["knn"]}}, "scores": {"ace": {}, "knn": {}}, "plot_method": None})
+    assert kept.baselines == ("knn",)  # dropped default baselines are left out, not an error
