@@ -162,7 +162,7 @@ class EvaluationConfig:
     deltas: tuple[float, ...] = DEFAULT_DELTAS
     split: SplitConfig = field(default_factory=SplitConfig)
     band_d1_fraction: float = 0.5
-    selection: str = "accuracy"  # validation criterion, averaged over the delta grid; ties -> TWA
+    selection: str = "accuracy_twa"  # validation criterion (mean of balanced accuracy and TWA) over the delta grid; ties -> TWA
     # True: the selection (windows, 'select' members) sees thresholds fitted on one half of the
     # calibration split and test uses thresholds refitted on the other half, so the chosen
     # configuration's guarantee is exact (its thresholds never informed the choice)

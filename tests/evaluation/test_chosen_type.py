@@ -45,7 +45,7 @@ def test_chosen_row_repeats_the_validated_types_test_metrics_in_records_and_repo
     for name, method in task.methods.items():
         options = [method.types[k] for k in ("constant", "band")]
         values = {c: np.array([r.validation[c][r.chosen] for r in options]) for c in options[0].validation}
-        expected = options[choose_candidate(values, "accuracy")]
+        expected = options[choose_candidate(values, result.config.selection)]
         assert method.chosen is expected  # the validation choice, whatever test says
         records = [r for r in task.records() if r["method"] == name and r["threshold_type"] == "chosen"]
         twin = [r for r in task.records() if r["method"] == name and r["threshold_type"] == expected.threshold_type]
