@@ -63,14 +63,15 @@ def _descending(value: float | None) -> float:
 def paired_markdown(rows: Sequence[dict[str, Any]], baselines: Collection[str] = ()) -> list[str]:
     """Per task, one line per guaranteed row: its Acc and TWA lead (or gap) to the best other
     method's row; with ``baselines``, a second table: every other method against the best baseline row."""
-    lines = _paired_table(rows, None, "the best other method's guaranteed row", "the best guaranteed row of another method", lambda m: True)
+    lines = _paired_table(rows, None, "best other", "the best other method's guaranteed row",
+                          "the best guaranteed row of another method", lambda m: True)
     if baselines:
-        lines += _paired_table(rows, set(baselines), "the best baseline row", f"the best guaranteed row of the baselines ({', '.join(baselines)})",
-                               lambda m: m not in baselines)
+        lines += _paired_table(rows, set(baselines), "best baseline", "the best baseline row",
+                               f"the best guaranteed row of the baselines ({', '.join(baselines)})", lambda m: m not in baselines)
     return lines
 
 
-def _paired_table(rows, among, title: str, what: str, show) -> list[str]:
+def _paired_table(rows, among, short: str, title: str, what: str, show) -> list[str]:
     pairs = {f: {(p["task"], p["method"], p["threshold_type"]): p for p in paired_to_best_other(rows, f, among) if show(p["method"])}
              for f in PAIRED_FIELDS}
     lines = []
@@ -79,7 +80,7 @@ def _paired_table(rows, among, title: str, what: str, show) -> list[str]:
         lines += [f"## {task}: paired over splits, difference to {title}", "",
                   f"Mean ± SE over split seeds of (this row − {what}), and on how many "
                   "splits this row was ahead. A lead within about 2 SE of zero is split noise.", "",
-                  "| method | threshold | Acc − best other | ahead | TWA − best other | ahead |", "|---|---|---|---|---|---|"]
+                  f"| method | threshold | Acc − {short} | ahead | TWA − {short} | ahead |", "|---|---|---|---|---|---|"]
         for key in order:
             cells = []
             for f in PAIRED_FIELDS:
