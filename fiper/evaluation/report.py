@@ -120,7 +120,7 @@ def task_markdown(task: TaskResult, plots: dict[str, Any] | None, detection: tup
                   [[n, *(_chosen_text(m.types[k]) for k in kinds), m.chosen.threshold_type if m.chosen else "–"]
                    for n, m in task.methods.items()])
     out += ["", f"Rows `{CHOSEN} (<type>)` below are the guaranteed threshold type (constant or band) whose chosen window "
-            "validates best, measured on test like the others.", ""]
+            "validates best, measured on test like the others."]
     out += ["", "### Test metrics, mean over delta", ""]
     header = ["method", "threshold", "guaranteed", *(c for c, _ in COLUMNS), "FAR-ID ± SE", "flag success-OOD", "alarm before onset", "median warning s"]
     rows = []
