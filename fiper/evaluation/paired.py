@@ -55,6 +55,14 @@ def paired_to_best_other(rows: Sequence[dict[str, Any]], field: str, among: Coll
     return out
 
 
+def paired_to_baselines(rows: Sequence[dict[str, Any]], field: str, baselines: Collection[str]) -> list[dict[str, Any]]:
+    """Every guaranteed row of a method outside ``baselines`` against the best baseline row (empty without baselines)."""
+    if not baselines:
+        return []
+    among = set(baselines)
+    return [p for p in paired_to_best_other(rows, field, among) if p["method"] not in among]
+
+
 def _descending(value: float | None) -> float:
     """Sort key: largest first, undefined last."""
     return math.inf if value is None else -value
@@ -63,17 +71,17 @@ def _descending(value: float | None) -> float:
 def paired_markdown(rows: Sequence[dict[str, Any]], baselines: Collection[str] = ()) -> list[str]:
     """Per task, one line per guaranteed row: its Acc and TWA lead (or gap) to the best other
     method's row; with ``baselines``, a second table: every other method against the best baseline row."""
-    lines = _paired_table(rows, None, "best other", "the best other method's guaranteed row",
-                          "the best guaranteed row of another method", lambda m: True)
+    lines = _paired_table({f: paired_to_best_other(rows, f) for f in PAIRED_FIELDS}, "best other",
+                          "the best other method's guaranteed row", "the best guaranteed row of another method")
     if baselines:
-        lines += _paired_table(rows, set(baselines), "best baseline", "the best baseline row",
-                               f"the best guaranteed row of the baselines ({', '.join(baselines)})", lambda m: m not in baselines)
+        lines += _paired_table({f: paired_to_baselines(rows, f, baselines) for f in PAIRED_FIELDS}, "best baseline",
+                               "the best baseline row", f"the best guaranteed row of the baselines ({', '.join(baselines)})")
     return lines
 
 
-def _paired_table(rows, among, short: str, title: str, what: str, show) -> list[str]:
-    pairs = {f: {(p["task"], p["method"], p["threshold_type"]): p for p in paired_to_best_other(rows, f, among) if show(p["method"])}
-             for f in PAIRED_FIELDS}
+def _paired_table(paired: dict[str, list[dict[str, Any]]], short: str, title: str, what: str) -> list[str]:
+    """Per task, one markdown table of the paired differences (per field) of each row."""
+    pairs = {f: {(p["task"], p["method"], p["threshold_type"]): p for p in paired[f]} for f in PAIRED_FIELDS}
     lines = []
     for task in sorted({k[0] for k in pairs["accuracy"]}):
         order = sorted((k for k in pairs["accuracy"] if k[0] == task), key=lambda k: _descending(pairs["accuracy"][k]["diff_mean"]))

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from fiper.evaluation.config import EvaluationConfig
-from fiper.evaluation.paired import PAIRED_FIELDS, mean_sd, paired_markdown, paired_to_best_other
+from fiper.evaluation.paired import PAIRED_FIELDS, mean_sd, paired_markdown, paired_to_baselines, paired_to_best_other
 from fiper.evaluation.pipeline import EvaluationResult, evaluate_tasks
 from fiper.evaluation.rollouts import load_rollouts
 
@@ -104,7 +104,7 @@ def write_repeats(rows: Sequence[dict[str, Any]], seeds: Sequence[int], out_dir:
     out.mkdir(parents=True, exist_ok=True)
     paths = {"repeats_json": out / "repeats.json", "repeats_md": out / "repeats.md"}
     paired = [p for f in PAIRED_FIELDS for p in paired_to_best_other(rows, f)]
-    vs_baselines = [p for f in PAIRED_FIELDS for p in paired_to_best_other(rows, f, set(baselines)) if p["method"] not in baselines] if baselines else []
+    vs_baselines = [p for f in PAIRED_FIELDS for p in paired_to_baselines(rows, f, baselines)]
     doc = {"seeds": list(seeds), "rows": list(rows), "paired": paired, "baselines": list(baselines), "paired_vs_baselines": vs_baselines}
     paths["repeats_json"].write_text(json.dumps(doc, indent=1, allow_nan=False))
     paths["repeats_md"].write_text(repeats_markdown(rows, baselines))

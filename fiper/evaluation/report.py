@@ -195,11 +195,12 @@ def metrics_document(result: EvaluationResult) -> dict[str, Any]:
     for name, task in result.tasks.items():
         selection = {}
         for m, kind, res in _rows(task):
-            if kind == CHOSEN:
-                selection[m][kind] = {"threshold_type": res.threshold_type, "chosen": _chosen_text(res)}
+            mine = selection.setdefault(m, {})
+            if kind == CHOSEN:  # a copy of one type's result: which type, not its candidates again
+                mine[kind] = {"threshold_type": res.threshold_type, "chosen": _chosen_text(res)}
                 continue
             grids = [task.grids[s] for s in task.spec_of(m, kind).scores]
-            selection.setdefault(m, {})[kind] = {
+            mine[kind] = {
                 "chosen": _chosen_text(res),
                 "candidates": [{"windows": {g.name: g.labels[i] for g, i in zip(grids, c)},
                                 **{k: v[j] for k, v in res.validation.items()}} for j, c in enumerate(res.candidates)],
