@@ -11,6 +11,17 @@ from fiper.storage import EpisodeStore
 from launch.common import maybe_load_policy, plain, resolve_device, save_config, set_cpu_threads
 
 
+def threshold_settings(cfg: DictConfig, extra: dict) -> tuple[str, bool]:
+    """Threshold type and joint flag: the command line's, else the evaluated choice the monitor was fitted from, else constant / separate."""
+    recommended = extra.get("choice", {}).get("threshold", {})
+    kind = cfg.get("kind") or recommended.get("kind") or "constant"
+    joint = cfg.get("joint")
+    joint = bool(recommended.get("joint", False) if joint is None else joint)
+    source = "the command line" if cfg.get("kind") else ("the monitor file " + extra["choice"]["file"] if recommended else "the default")
+    print(f"threshold: {kind}{' (joint)' if joint else ''}, from {source}")
+    return kind, joint
+
+
 def run(cfg: DictConfig):
     set_cpu_threads(cfg.cpu_threads)
     device = resolve_device(cfg.device)
@@ -20,11 +31,11 @@ def run(cfg: DictConfig):
     data, _ = load_decisions(store, episodes=successful_in_distribution(store), policy=policy,
                              num_samples=monitor.identity.num_samples, seed=cfg.seed, device=device)
     raw = monitor.score_offline(data.embeddings, data.samples, data.decision_ends)
-    joint = bool(cfg.get("joint", False))
-    options = {"seed": cfg.seed} if cfg.kind == "band" or joint else {}  # the D1/D2 split
-    thresholds = monitor.calibrate(raw, data.decision_ends, delta=cfg.delta, kind=cfg.kind, joint=joint, **options)
     extra = read_monitor_config(cfg.monitor_dir).get("extra", {})
-    save_monitor(monitor, cfg.monitor_dir, extra={**extra, "calibrate": plain(cfg)})
+    kind, joint = threshold_settings(cfg, extra)
+    options = {"seed": cfg.seed} if kind == "band" or joint else {}  # the D1/D2 split
+    thresholds = monitor.calibrate(raw, data.decision_ends, delta=cfg.delta, kind=kind, joint=joint, **options)
+    save_monitor(monitor, cfg.monitor_dir, extra={**extra, "calibrate": {**plain(cfg), "kind": kind, "joint": joint}})
     save_config(cfg, cfg.monitor_dir, "calibrate_config.yaml")
     for name, th in thresholds.items():
         print(f"{name}: {th!r}")

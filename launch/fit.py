@@ -1,4 +1,4 @@
-"""Fit a monitor's score models: python -m launch.fit data=<store> policy_dir=<ckpt> out=<dir>."""
+"""Fit a monitor's score models: python -m launch.fit data=<store> policy_dir=<ckpt> out=<dir> [monitor_file=<evaluated choice>]."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import hydra
 from omegaconf import DictConfig
 
 from fiper.monitor import save_monitor
+from fiper.monitor.choice import read_choice
 from fiper.monitor.fitting import fit_monitor
 from fiper.monitor.workflow import load_decisions, successful_in_distribution
 from fiper.storage import EpisodeStore
@@ -14,13 +15,18 @@ from launch.common import maybe_load_policy, plain, resolve_device, save_config,
 
 def run(cfg: DictConfig):
     set_cpu_threads(cfg.cpu_threads)
+    choice = read_choice(cfg.monitor_file) if cfg.get("monitor_file") else None
+    m = choice["monitor"] if choice else plain(cfg.monitor)
+    num_samples = cfg.get("num_samples") or (choice["evaluated"].get("num_samples") if choice else None) or 32
     policy = maybe_load_policy(cfg.policy_dir, cfg.device)
     store = EpisodeStore.open(cfg.data)
     data, identity = load_decisions(store, episodes=successful_in_distribution(store), policy=policy,
-                                    num_samples=cfg.num_samples, seed=cfg.seed, device=resolve_device(cfg.device))
-    m = plain(cfg.monitor)
+                                    num_samples=int(num_samples), seed=cfg.seed, device=resolve_device(cfg.device))
     monitor = fit_monitor(data, identity, scores=m["scores"], windows=m["windows"], rule=m["rule"])
-    save_monitor(monitor, cfg.out, extra={"fit": plain(cfg)})
+    extra = {"fit": plain(cfg)}
+    if choice:  # launch.calibrate takes the threshold type and joint flag from here unless told otherwise
+        extra["choice"] = {"file": str(cfg.monitor_file), "threshold": choice["threshold"], "evaluated": choice["evaluated"]}
+    save_monitor(monitor, cfg.out, extra=extra)
     save_config(cfg, cfg.out, "fit_config.yaml")
     print(f"fitted {', '.join(monitor.names)} on {data.n_decisions} decisions of {len(data.decision_ends)} episodes -> {cfg.out}")
     return monitor

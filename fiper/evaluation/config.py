@@ -175,6 +175,9 @@ class EvaluationConfig:
     # methods that count as baselines in the paired comparison over repeats; names of dropped
     # default methods are ignored, other unknown names are an error
     baselines: tuple[str, ...] = DEFAULT_BASELINES
+    # method whose chosen configuration is written as a monitor file per task, ready for
+    # launch.fit / launch.calibrate (None: none; a dropped default method: none)
+    deploy_method: str | None = "fiper_select"
     plot_method: str | None = "fiper"  # method whose traces are drawn (None: the first one)
     plot_threshold_type: str | None = "band"  # threshold type of the trace plot (None / not evaluated: the first)
     plot_delta: float = 0.05  # delta of the trace and ROC plots (nearest one of the grid)
@@ -220,6 +223,11 @@ class EvaluationConfig:
         if unknown:
             raise ValueError(f"baselines {unknown} are not configured methods (have {sorted(methods)}); fix the names, or set baselines=[]")
         object.__setattr__(self, "baselines", tuple(str(b) for b in self.baselines if b in methods))
+        if self.deploy_method is not None and self.deploy_method not in methods:
+            if self.deploy_method not in DEFAULT_METHODS:
+                raise ValueError(f"deploy_method {self.deploy_method!r} is not one of the methods {sorted(methods)}; "
+                                 "set it to one of them, or null to write no monitor file (launch.evaluate: deploy_method=null)")
+            object.__setattr__(self, "deploy_method", None)
         if self.plot_method is not None and self.plot_method not in methods:
             raise ValueError(f"plot_method {self.plot_method!r} is not one of the methods {sorted(methods)}; "
                              "set plot_method to one of them, or null for the first (launch.evaluate: plot_method=null)")

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from fiper.evaluation.cells import cell_counts, cells_markdown, four_kinds
+from fiper.evaluation.deploy import deploy_markdown, write_monitor_choices
 from fiper.evaluation.detection import cell_detection, detection_markdown
 from fiper.evaluation.pipeline import CHOSEN, EvaluationResult, TaskResult
 from fiper.evaluation.splits import PARTS, STRATA
@@ -172,6 +173,7 @@ def report_markdown(result: EvaluationResult, plots: dict[str, dict] | None = No
              f"Deltas: {', '.join(f'{d:g}' for d in cfg.deltas)}. Seed {cfg.seed}. Full configuration: `config.json`.", ""]
     for name, task in result.tasks.items():
         lines += task_markdown(task, (plots or {}).get(name), (cfg.plot_threshold_type, cfg.plot_delta))
+        lines += deploy_markdown(task, cfg.deploy_method)
     return "\n".join(lines)
 
 
@@ -221,7 +223,7 @@ def metrics_document(result: EvaluationResult) -> dict[str, Any]:
 
 
 def write_outputs(result: EvaluationResult, out_dir: str | os.PathLike, *, plots: bool = True) -> dict[str, Path]:
-    """Write metrics.json, report.md, config.json and (unless ``plots=False``) the PNG figures."""
+    """Write metrics.json, report.md, config.json, monitor_<task>.yaml (deploy_method) and (unless ``plots=False``) the PNG figures."""
     from fiper.evaluation.plots import plot_task
 
     out = Path(out_dir)
@@ -235,6 +237,8 @@ def write_outputs(result: EvaluationResult, out_dir: str | os.PathLike, *, plots
     paths["metrics"].write_text(json.dumps(metrics_document(result), indent=1, allow_nan=False))
     paths["report"].write_text(report_markdown(result, drawn))
     paths["config"].write_text(json.dumps(_json_safe(result.config.as_dict()), indent=1, allow_nan=False))
+    for name, file in write_monitor_choices(result, out).items():
+        paths[f"monitor:{name}"] = file
     for task_plots in drawn.values():
         for file in task_plots["files"].values():
             paths[f"plot:{file}"] = out / file

@@ -1,0 +1,112 @@
+"""The configuration an evaluation chose for one method, as a monitor file to deploy (fiper.monitor.choice).
+
+The row deployed is the method's ``chosen`` row (the guaranteed threshold type that validated
+best), or its only guaranteed type when just one was evaluated: everything in it was picked on
+validation, so its test metrics are what the deployed monitor is expected to do.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fiper.evaluation.pipeline import CHOSEN, TaskResult, TypeResult
+from fiper.monitor.choice import FORMAT, VERSION, write_choice
+
+SUMMARY_FIELDS = ("accuracy", "twa", "tpr", "tnr", "far_id", "auroc", "lead_fraction_before_onset")
+
+
+def deployed_row(task: TaskResult, method: str) -> tuple[str, TypeResult] | None:
+    """(record label, result) of the row to deploy; None when the method has no guaranteed type."""
+    result = task.methods[method]
+    if result.chosen is not None:
+        return CHOSEN, result.chosen
+    guaranteed = [(k, r) for k, r in result.types.items() if r.guaranteed]
+    return guaranteed[0] if guaranteed else None
+
+
+def _number(value: Any) -> float | None:
+    value = float(value)
+    return round(value, 4) if np.isfinite(value) else None
+
+
+def monitor_choice(task: TaskResult, method: str, *, selection: str = "") -> dict[str, Any] | None:
+    """The choice document of ``method`` on ``task`` (None without a guaranteed threshold type)."""
+    row = deployed_row(task, method)
+    if row is None:
+        return None
+    label, res = row
+    spec = task.spec_of(method, label)
+    test = res.test
+    per_delta = [{"delta": float(d), **{f: _number(np.asarray(test[f])[i]) for f in SUMMARY_FIELDS}}
+                 for i, d in enumerate(task.deltas)]
+    return {
+        "format": FORMAT,
+        "version": VERSION,
+        "monitor": {
+            "rule": spec.rule,
+            "windows": {s: int(res.window_steps[s]) for s in spec.scores},
+            "scores": {s: dict(task.scored.specs[s]) for s in spec.scores},
+        },
+        "threshold": {"kind": res.threshold_type, "joint": bool(spec.joint)},
+        "evaluated": {
+            "task": task.task,
+            "method": method,
+            "selected": res.selected,
+            "window_labels": {s: res.windows[s] for s in spec.scores},
+            "selection_criterion": selection,
+            "num_samples": int(task.rollouts.samples.shape[1]),
+            "test_episodes": int(task.split.test.size),
+            "test_mean_over_delta": {f: _number(np.mean(np.asarray(test[f], dtype=np.float64))) for f in SUMMARY_FIELDS},
+            "test_per_delta": per_delta,
+        },
+    }
+
+
+def choice_header(choice: dict[str, Any], path: Path) -> str:
+    """Comment lines: what the file is and the two commands that deploy it."""
+    ev, th = choice["evaluated"], choice["threshold"]
+    member = f" (member {ev['selected']})" if ev["selected"] else ""
+    return (f"Monitor chosen by launch.evaluate for task {ev['task']!r}: method {ev['method']}{member}, "
+            f"{th['kind']} threshold{' (joint)' if th['joint'] else ''}, windows and rule chosen on validation.\n"
+            "Deploy it (the evaluated score settings, windows, rule and threshold type):\n"
+            f"  python -m launch.fit data=<successful rollouts> policy_dir=<policy> out=<monitor dir> monitor_file={path}\n"
+            "  python -m launch.calibrate data=<other successful rollouts> monitor_dir=<monitor dir> delta=<δ>\n"
+            "evaluated.test_per_delta says what each δ gave on the test split.")
+
+
+def write_monitor_choices(result: Any, out_dir: str | os.PathLike) -> dict[str, Path]:
+    """``monitor_<task>.yaml`` per task for ``config.deploy_method`` (none when it is null)."""
+    method = result.config.deploy_method
+    written = {}
+    if method is None:
+        return written
+    for name, task in result.tasks.items():
+        choice = monitor_choice(task, method, selection=result.config.selection)
+        if choice is not None:
+            path = Path(out_dir) / f"monitor_{name}.yaml"
+            written[name] = write_choice(choice, path, header=choice_header(choice, path))
+    return written
+
+
+def deploy_markdown(task: TaskResult, method: str | None) -> list[str]:
+    """Report lines: which row ``monitor_<task>.yaml`` holds and how to deploy it."""
+    if method is None:
+        return []
+    choice = monitor_choice(task, method)
+    if choice is None:
+        return ["### Deploy", "", f"`{method}` has no guaranteed threshold type in this run: no monitor file written.", ""]
+    m, th, ev = choice["monitor"], choice["threshold"], choice["evaluated"]
+    file = f"monitor_{task.task}.yaml"
+    member = f" = `{ev['selected']}`" if ev["selected"] else ""
+    windows = ", ".join(f"{s}={w}" for s, w in m["windows"].items())
+    return ["### Deploy", "",
+            f"`{file}` holds `{method}`{member}: rule {m['rule']}, {th['kind']} threshold{' (joint)' if th['joint'] else ''}, "
+            f"windows {windows} decisions, the score settings of this run, and its test metrics per δ. Fit and calibrate it:", "",
+            "```bash",
+            f"python -m launch.fit data=<successful rollouts> policy_dir=<policy> out=<monitor dir> monitor_file={file}",
+            "python -m launch.calibrate data=<other successful rollouts> monitor_dir=<monitor dir> delta=<δ>",
+            "```", ""]

@@ -1,0 +1,141 @@
+"""The monitor file an evaluation writes deploys the configuration it measured, with the same alarms."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from hydra import compose, initialize_config_dir
+
+from evaluation_helpers import ONE_RUN, TINY_SCORES, small_config
+from fiper.evaluation import evaluate_rollouts
+from fiper.evaluation.deploy import monitor_choice, write_monitor_choices
+from fiper.evaluation.synthetic import write_synthetic_store
+from fiper.monitor import load_monitor
+from fiper.monitor.choice import read_choice, write_choice
+from fiper.monitor.fitting import fit_monitor
+from fiper.monitor.workflow import load_decisions
+from fiper.storage import EpisodeStore
+
+CONF = Path(__file__).resolve().parents[2] / "launch" / "conf"
+PAIR = {"maha_or_knn": {"scores": ["mahalanobis", "knn"], "rule": "or"}, "knn": {"scores": ["knn"]}}
+
+
+def _config(**overrides):
+    return small_config(methods=PAIR, plot_method=None, **overrides)
+
+
+def _run(module, config_name, overrides):
+    with initialize_config_dir(config_dir=str(CONF), version_base=None):
+        return module.run(compose(config_name=config_name, overrides=overrides))
+
+
+def test_deployed_choice_reproduces_the_evaluated_alarms(tmp_path):
+    """Fit + calibrate from the file on the evaluation's own fit / calibration episodes: same test alarms, every delta."""
+    store_path = tmp_path / "r.zarr"
+    write_synthetic_store(store_path, seed=3, **ONE_RUN)
+    config = _config(threshold_types=["constant"], windows=[1, 3, "episode"], deploy_method="maha_or_knn")
+    result = evaluate_rollouts([str(store_path)], config)
+    task = result.tasks["synthetic"]
+    path = write_monitor_choices(result, tmp_path)["synthetic"]
+    choice = read_choice(path)
+    record = next(r for r in result.records() if r["method"] == "maha_or_knn" and r["delta"] == "mean")
+    assert record["threshold_type"] == "constant"  # one guaranteed type: it is the deployed one
+    assert choice["monitor"]["windows"] == record["window_decisions"] and choice["monitor"]["rule"] == "or"
+    assert choice["threshold"] == {"kind": "constant", "joint": False}
+    assert choice["monitor"]["scores"]["knn"] == TINY_SCORES["knn"]
+
+    store = EpisodeStore.open(store_path)
+    fit, identity = load_decisions(store, episodes=np.sort(task.split.fit))
+    monitor = fit_monitor(fit, identity, **choice["monitor"])
+    cal, _ = load_decisions(store, episodes=np.sort(task.split.calibration))
+    test_idx = np.sort(task.split.test)
+    test, _ = load_decisions(store, episodes=test_idx)
+    failed = ~store.meta("success").astype(bool)[test_idx]
+    per_delta = {r["delta"]: r for r in result.records() if r["method"] == "maha_or_knn" and r["delta"] != "mean"}
+    for delta, rec in per_delta.items():
+        monitor.calibrate(monitor.score_offline(cal.embeddings, cal.samples, cal.decision_ends), cal.decision_ends,
+                          delta=delta, kind=choice["threshold"]["kind"], joint=choice["threshold"]["joint"])
+        flagged = monitor.alarms_offline(monitor.score_offline(test.embeddings, test.samples, test.decision_ends), test.decision_ends).flagged
+        assert (int((flagged & failed).sum()), int((flagged & ~failed).sum())) == (rec["tp"], rec["fp"]), delta
+    evaluated = {e["delta"]: e for e in choice["evaluated"]["test_per_delta"]}
+    assert all(evaluated[d]["tpr"] == pytest.approx(r["tpr"], abs=1e-4) for d, r in per_delta.items())
+
+
+def test_launch_fit_and_calibrate_deploy_the_chosen_row(tmp_path, capsys):
+    """launch.evaluate writes monitor_<task>.yaml; launch.fit monitor_file= and launch.calibrate (no kind) deploy it."""
+    import launch.calibrate
+    import launch.evaluate
+    import launch.fit
+
+    store = tmp_path / "r.zarr"
+    write_synthetic_store(store, seed=5, **ONE_RUN)
+    keep = {"mahalanobis", "knn"}
+    drop = [f"~methods.{m}" for m in ("fiper", "fiper_joint", "fiper_or_joint", "fiper_select", "rnd_oe", "ace", "stac", "rnd_a", "logpzo",
+                                      "pca_kmeans") if m not in keep]
+    out = tmp_path / "eval"
+    _run(launch.evaluate, "evaluate", [f"rollouts={store}", f"out={out}", "deltas=[0.1,0.2]", "plots=false", "progress=false",
+                                       "plot_method=knn", "+method@methods.pick=fiper_select", "methods.pick.select=[mahalanobis,knn]",
+                                       "deploy_method=pick", *drop])
+    chosen = next(r for r in json.loads((out / "metrics.json").read_text())["records"]
+                  if r["method"] == "pick" and r["threshold_type"] == "chosen" and r["delta"] == "mean")
+    file = out / "monitor_synthetic.yaml"
+    text = file.read_text()
+    assert text.startswith("# Monitor chosen by launch.evaluate") and "monitor_file=" in text
+    assert "monitor_synthetic.yaml" in (out / "report.md").read_text()
+
+    monitor_dir = tmp_path / "monitor"
+    _run(launch.fit, "fit", [f"data={store}", f"out={monitor_dir}", f"monitor_file={file}"])
+    _run(launch.calibrate, "calibrate", [f"data={store}", f"monitor_dir={monitor_dir}", "delta=0.1"])
+    printed = capsys.readouterr().out
+    assert f"from the monitor file {file}" in printed, printed[-1500:]
+    monitor = load_monitor(monitor_dir)
+    assert list(monitor.names) == chosen["scores"] and monitor.rule == chosen["rule"]
+    assert monitor.windows == chosen["window_decisions"]
+    saved = json.loads((monitor_dir / "monitor.json").read_text())
+    assert saved["extra"]["calibrate"]["kind"] == chosen["chosen_type"]
+    assert {t["kind"] for t in saved["thresholds"].values()} == {chosen["chosen_type"]}
+
+    _run(launch.calibrate, "calibrate", [f"data={store}", f"monitor_dir={monitor_dir}", "delta=0.1", "kind=time_varying"])
+    assert "from the command line" in capsys.readouterr().out
+    assert {t["kind"] for t in json.loads((monitor_dir / "monitor.json").read_text())["thresholds"].values()} == {"time_varying"}
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda c: c.pop("threshold"), "needs the sections"),
+    (lambda c: c["monitor"]["windows"].update(knn=0), "positive numbers of decisions"),
+    (lambda c: c["monitor"].update(rule="single"), "does not fit 2 score"),
+    (lambda c: c["threshold"].update(kind="adaptive"), "threshold.kind 'adaptive' unknown"),
+    (lambda c: c.update(format="other"), "not a fiper monitor choice"),
+])
+def test_broken_choice_files_are_refused_with_the_fix(tmp_path, edit, message):
+    choice = {"format": "fiper-monitor-choice", "version": 1,
+              "monitor": {"rule": "or", "windows": {"mahalanobis": 3, "knn": 1},
+                          "scores": {"mahalanobis": {"score": "mahalanobis"}, "knn": {"score": "knn", "k": 3}}},
+              "threshold": {"kind": "band", "joint": True}, "evaluated": {}}
+    path = write_choice(choice, tmp_path / "ok.yaml", header="a\n\nb")
+    assert read_choice(path)["threshold"]["kind"] == "band" and path.read_text().startswith("# a\n#\n# b\n")
+    edit(choice)
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(choice))
+    with pytest.raises(ValueError, match=message) as err:
+        read_choice(tmp_path / "bad.yaml")
+    assert "launch.evaluate" in str(err.value) and "bad.yaml" in str(err.value)
+    with pytest.raises(FileNotFoundError, match="monitor_file="):
+        read_choice(tmp_path / "missing.yaml")
+
+
+def test_deploy_method_defaults_and_errors():
+    assert _config().deploy_method is None  # the default fiper_select was dropped: no file
+    with pytest.raises(ValueError, match="deploy_method=null"):
+        _config(deploy_method="nope")
+
+
+def test_no_guaranteed_type_means_no_file(tmp_path):
+    store = tmp_path / "r.zarr"
+    write_synthetic_store(store, seed=1, **ONE_RUN)
+    result = evaluate_rollouts([str(store)], _config(threshold_types=["time_varying"], deploy_method="knn"))
+    assert monitor_choice(result.tasks["synthetic"], "knn") is None
+    assert write_monitor_choices(result, tmp_path) == {}
