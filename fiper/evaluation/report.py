@@ -13,6 +13,7 @@ import numpy as np
 from fiper.evaluation.cells import cell_counts, cells_markdown, four_kinds
 from fiper.evaluation.deploy import deploy_markdown, write_monitor_choices
 from fiper.evaluation.detection import cell_detection, detection_markdown
+from fiper.evaluation.live import live_markdown, live_results
 from fiper.evaluation.pipeline import CHOSEN, EvaluationResult, TaskResult
 from fiper.evaluation.splits import PARTS, STRATA
 
@@ -173,7 +174,7 @@ def report_markdown(result: EvaluationResult, plots: dict[str, dict] | None = No
              f"Deltas: {', '.join(f'{d:g}' for d in cfg.deltas)}. Seed {cfg.seed}. Full configuration: `config.json`.", ""]
     for name, task in result.tasks.items():
         lines += task_markdown(task, (plots or {}).get(name), (cfg.plot_threshold_type, cfg.plot_delta))
-        lines += deploy_markdown(task, cfg.deploy_method)
+        lines += live_markdown(live_results(task.rollouts)) + deploy_markdown(task, cfg.deploy_method)
     return "\n".join(lines)
 
 
@@ -216,7 +217,8 @@ def metrics_document(result: EvaluationResult) -> dict[str, Any]:
                        "selection": selection, "seconds": task.seconds, "notes": task.rollouts.notes,
                        "calibration_parts": None if task.calibration_parts is None else
                        {"selection": task.calibration_parts[0].tolist(), "final": task.calibration_parts[1].tolist()},
-                       "cell_detection": {"threshold_type": kind, "delta": at, "cells": [vars(r) for r in detected]}}
+                       "cell_detection": {"threshold_type": kind, "delta": at, "cells": [vars(r) for r in detected]},
+                       "live": live_results(task.rollouts)}
     doc = {"format": FORMAT, "version": VERSION, "selection_criterion": result.config.selection,
            "records": result.records(), "tasks": tasks}
     return _json_safe(doc)

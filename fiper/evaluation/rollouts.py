@@ -100,6 +100,8 @@ class RolloutSet:
     seed: np.ndarray  # (E,) int
     failure_reason: np.ndarray  # (E,) str, '' none/unknown
     live_alarm_step: np.ndarray  # (E,) int, env step of the live monitor's first alarm; -1 none/not recorded
+    live_alarm_decision: np.ndarray  # (E,) int, decision index of that alarm; -1 none/not recorded
+    live_monitor: np.ndarray  # (E,) str, the monitor that ran live (store attrs stress_config.monitor_dir); '' none
     control_period_s: float
     n_action_steps: int | None  # env steps per decision, from attrs (None if not recorded)
     notes: list[str] = field(default_factory=list)
@@ -179,6 +181,8 @@ def read_store(path: Path, control_period_s: float | None = None) -> RolloutSet:
         seed=meta("seed", -1, np.int64),
         failure_reason=meta("failure_reason", "", str),
         live_alarm_step=meta("first_alarm_step", -1, np.int64),
+        live_alarm_decision=meta("first_alarm_decision", -1, np.int64),
+        live_monitor=np.full(e, str((attrs.get("stress_config") or {}).get("monitor_dir") or "")),
         control_period_s=float(period),
         n_action_steps=n_action,
         notes=notes,
@@ -221,6 +225,8 @@ def merge_rollouts(parts: Sequence[RolloutSet]) -> RolloutSet:
         seed=np.concatenate([p.seed for p in parts]),
         failure_reason=np.concatenate([p.failure_reason for p in parts]).astype(str),
         live_alarm_step=np.concatenate([p.live_alarm_step for p in parts]),
+        live_alarm_decision=np.concatenate([p.live_alarm_decision for p in parts]),
+        live_monitor=np.concatenate([p.live_monitor for p in parts]).astype(str),
         control_period_s=first.control_period_s,
         n_action_steps=n_actions.pop() if len(n_actions) == 1 else None,
         notes=[n for p in parts for n in p.notes],

@@ -1,0 +1,75 @@
+"""How the monitor that ran live during recording did: section-7 metrics of its recorded alarms.
+
+Stores recorded by ``launch.stress monitor_dir=...`` carry each episode's first live alarm. Over
+those episodes (grouped by monitor directory) this gives TPR, TNR, accuracy, TWA, FAR on
+in-distribution successes and the lead time, with the definitions the offline rows use, so a
+deployed monitor (e.g. one fitted from ``monitor_<task>.yaml``) can be checked against the
+numbers its evaluation predicted. Those episodes never served the live monitor's fit or
+calibration when, as in the pipeline, its fit and calibration rollouts are recorded unmonitored.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from fiper.evaluation.metrics import detection_metrics, four_way_split, lead_time
+from fiper.evaluation.records import padded_env_steps
+from fiper.evaluation.rollouts import RolloutSet
+from fiper.monitor.artifact import read_monitor_config
+
+
+
+def monitor_summary(directory: str) -> str:
+    """'rule, kind (joint) δ=…' of a saved monitor; '' when it is not readable from here."""
+    try:
+        config = read_monitor_config(directory)
+    except (OSError, ValueError):
+        return ""
+    thresholds = list((config.get("thresholds") or {}).values())
+    if not thresholds:
+        return config.get("rule", "")
+    joint = (config.get("extra", {}).get("calibrate") or {}).get("joint")
+    return f"{config['rule']}, {thresholds[0]['kind']}{' (joint)' if joint else ''}, δ={thresholds[0]['delta']:g}"
+
+
+def live_results(rollouts: RolloutSet) -> list[dict[str, Any]]:
+    """One dict per live monitor (in order of appearance) with the metrics of its recorded alarms."""
+    monitors = [m for m in dict.fromkeys(rollouts.live_monitor.tolist()) if m]
+    if not monitors:
+        return []
+    env_steps, max_decisions = padded_env_steps(rollouts), int(rollouts.lengths.max())
+    out = []
+    for monitor in monitors:
+        idx = np.flatnonzero(rollouts.live_monitor == monitor)
+        first, failed = rollouts.live_alarm_decision[idx], rollouts.failed[idx]
+        det = detection_metrics(first, failed, rollouts.lengths[idx], max_decisions).as_dict()
+        sid = four_way_split(first, failed, rollouts.ood[idx])["success_id"]
+        far = float(sid.flag_rate)
+        lead = lead_time(first, failed, rollouts.failure_step[idx], env_steps[idx], rollouts.control_period_s)
+        out.append({
+            "monitor": monitor, "setting": monitor_summary(monitor), "episodes": int(idx.size), "failures": int(failed.sum()),
+            **{k: float(det[k]) for k in ("tpr", "tnr", "accuracy", "twa", "dt")},
+            "far_id": far, "far_id_n": int(sid.n),
+            "far_id_se": float(np.sqrt(far * (1 - far) / sid.n)) if sid.n else float("nan"),
+            "lead_fraction_before_onset": float(lead.fraction_before_onset),
+            "lead_median_warning_s": float(lead.median_warning_s),
+        })
+    return out
+
+
+def live_markdown(results: list[dict[str, Any]]) -> list[str]:
+    """Report section: one row per live monitor (nothing when no store recorded one)."""
+    if not results:
+        return []
+    def f(v: float) -> str:
+        return "–" if not np.isfinite(v) else f"{v:.2f}"
+    rows = [f"| `{r['monitor']}` | {r['setting'] or '–'} | {r['episodes']} | {r['failures']} | {f(r['tpr'])} | {f(r['tnr'])} | {f(r['accuracy'])} | "
+            f"{f(r['twa'])} | {f(r['far_id'])} ± {f(r['far_id_se'])} ({r['far_id_n']}) | {f(r['lead_fraction_before_onset'])} | "
+            f"{f(r['lead_median_warning_s'])} |" for r in results]
+    return ["### Live monitor (alarms recorded during the rollouts)", "",
+            "Every monitored episode of the stores, all splits (the live monitor was fitted and calibrated elsewhere); "
+            "same metric definitions as the rows above, at the live monitor's own δ and threshold.", "",
+            "| monitor | rule, threshold | episodes | failures | TPR | TNR | Acc | TWA | FAR-ID ± SE (n) | alarmed before onset | median warning s |",
+            "|---|---|---|---|---|---|---|---|---|---|---|", *rows, ""]
