@@ -2,6 +2,7 @@
 
     collect demos -> train policy -> record in-distribution rollouts (fit, calibration)
     -> fit + calibrate the live monitor -> monitored stress rollouts -> offline evaluation
+    -> fit + calibrate the monitor the evaluation chose (monitor_chosen/, for your control loop)
 
 Each stage composes its own entry point's config (launch/conf/<stage>.yaml) with overrides and
 calls that entry point's ``run``; outputs land in ``run_dir`` and a stage whose output has a
@@ -102,6 +103,14 @@ def run(cfg: DictConfig) -> Path:
     _stage("evaluate", report_dir, lambda: _run(evaluate, "evaluate", [
         threads, f"rollouts=[{fit_store},{cal_store},{stress_store}]", f"out={report_dir}", f"device={cfg.device}", f"seed={cfg.seed}",
         *list(cfg.evaluate)]))
+    choice = report_dir / f"monitor_{cfg.task}.yaml"
+    if cfg.get("deploy_delta") is not None and choice.exists():
+        chosen = run_dir / "monitor_chosen"  # the configuration the evaluation chose, ready for the control loop
+        _stage("fit + calibrate the chosen monitor", chosen, lambda: (
+            _run(fit, "fit", [threads, f"data={fit_store}", f"policy_dir={policy}", f"out={chosen}", f"monitor_file={choice}",
+                              f"device={cfg.device}"]),
+            _run(calibrate, "calibrate", [threads, f"data={cal_store}", f"policy_dir={policy}", f"monitor_dir={chosen}",
+                                          f"delta={cfg.deploy_delta}", f"device={cfg.device}"])))
     return report_dir / "report.md"
 
 

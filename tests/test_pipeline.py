@@ -8,6 +8,9 @@ from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 
+import yaml
+
+from fiper.monitor import load_monitor
 from fiper.storage import EpisodeStore
 from launch import pipeline
 
@@ -29,14 +32,18 @@ def test_pipeline_runs_every_stage_then_caches(tmp_path, capsys):
     cfg = _compose("pipeline", [
         f"run_dir={run_dir}", "collect.n_episodes=2", "env_overrides=['env.shifts=[]']",
         "rollouts.fit_episodes=10", "rollouts.calibration_episodes=10", "rollouts.num_samples=8", "rollouts.select=medoid",
-        "rollouts.cells=[[none,[0.0]],[init_pose,[1.0]]]", "rollouts.seeds_per_cell=4",
+        "rollouts.cells=[[none,[0.0]],[init_pose,[1.0]]]", "rollouts.seeds_per_cell=4", "deploy_delta=0.3",
         "evaluate=['deltas=[0.2]','windows=[1,episode]','split.fit=0.5','split.calibration=0.5',"
         "'scores.ace.dims=[0,1,2]','progress=false','~methods.knn','~methods.rnd_a','~methods.logpzo']",
     ])
     report = _run(cfg)
     assert report == run_dir / "evaluation" / "report.md" and report.exists()
-    for stage in ("demos.zarr", "policy", "id_fit.zarr", "id_calibration.zarr", "monitor", "stress.zarr", "evaluation"):
+    for stage in ("demos.zarr", "policy", "id_fit.zarr", "id_calibration.zarr", "monitor", "stress.zarr", "evaluation", "monitor_chosen"):
         assert (run_dir / f"{stage}.done").exists(), stage
+    choice = yaml.safe_load((run_dir / "evaluation" / "monitor_pick_place.yaml").read_text())
+    chosen = load_monitor(run_dir / "monitor_chosen")  # the evaluated configuration, calibrated at deploy_delta
+    assert chosen.windows == choice["monitor"]["windows"] and chosen.rule == choice["monitor"]["rule"]
+    assert chosen.delta == 0.3 and {t.kind for t in chosen.thresholds.values()} == {choice["threshold"]["kind"]}
     metrics = json.loads((run_dir / "evaluation" / "metrics.json").read_text())
     assert {r["method"] for r in metrics["records"]} >= {"fiper", "rnd_oe", "ace", "stac", "pca_kmeans", "mahalanobis"}
     assert metrics["tasks"]["pick_place"]["episodes"] == 10 + 10 + 2 * 4
@@ -45,7 +52,7 @@ def test_pipeline_runs_every_stage_then_caches(tmp_path, capsys):
         assert EpisodeStore.open(run_dir / store).attrs["stress_config"]["select"] == "medoid"
     capsys.readouterr()
     _run(cfg)  # every stage cached: nothing reruns
-    assert capsys.readouterr().out.count("cached") == 7
+    assert capsys.readouterr().out.count("cached") == 8
 
 
 def test_image_preset_routes_env_and_policy_overrides():
