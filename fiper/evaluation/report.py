@@ -62,6 +62,10 @@ def summary_table(result: EvaluationResult) -> str:
         for name, kind, res in _rows(task):
             vals = " ".join(f"{_fmt(_mean(res.test[k])):>6}" for _, k in COLUMNS)
             lines.append(f"{name:<14} {_kind_text(kind, res):<17} {vals} {_fmt(_mean(res.test['far_id'])):>7}  {_chosen_text(res)}")
+        for live in live_results(task.rollouts):
+            lines.append(f"live monitor {live['monitor']} ({live['setting'] or 'settings not readable'}), {live['episodes']} rollouts: "
+                         f"TWA {_fmt(live['twa'])}, Acc {_fmt(live['accuracy'])}, TPR {_fmt(live['tpr'])}, TNR {_fmt(live['tnr'])}, "
+                         f"FAR-ID {_fmt(live['far_id'])}")
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"
 

@@ -49,3 +49,17 @@ def test_no_live_monitor_means_no_section(tmp_path):
     write_synthetic_store(tmp_path / "r.zarr", seed=0, n_success_id=5, n_success_ood=1, n_fail_id=1, n_fail_ood=1)
     ro = load_rollouts(str(tmp_path / "r.zarr"))["synthetic"]
     assert live_results(ro) == [] and live_markdown([]) == []
+
+
+def test_the_terminal_summary_and_metrics_name_the_live_monitor(tmp_path):
+    from evaluation_helpers import ONE_RUN, small_config
+    from fiper.evaluation import evaluate_rollouts, summary_table
+    from fiper.evaluation.report import metrics_document
+
+    write_synthetic_store(tmp_path / "r.zarr", seed=2, **ONE_RUN)
+    zarr.open_group(str(tmp_path / "r.zarr"), mode="a").attrs["stress_config"] = {"monitor_dir": str(tmp_path / "gone")}
+    result = evaluate_rollouts(str(tmp_path / "r.zarr"), small_config(methods={"knn": {"scores": ["knn"]}}, plot_method=None))
+    text = summary_table(result)
+    assert f"live monitor {tmp_path / 'gone'} (settings not readable), 80 rollouts: TWA" in text and "TPR 0.00" in text
+    [live] = metrics_document(result)["tasks"]["synthetic"]["live"]
+    assert live["episodes"] == 80 and live["tpr"] == 0.0 and live["far_id"] == 0.0 and live["setting"] == ""
