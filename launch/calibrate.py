@@ -12,8 +12,9 @@ from launch.common import maybe_load_policy, plain, resolve_device, save_config,
 
 
 def threshold_settings(cfg: DictConfig, extra: dict) -> tuple[str, bool]:
-    """Threshold type and joint flag: the command line's, else the evaluated choice the monitor was fitted from, else constant / separate."""
-    recommended = extra.get("choice", {}).get("threshold", {})
+    """Threshold type and joint flag: the command line's, else the evaluated choice the monitor was fitted from
+    (as a pair: a kind given on the command line does not inherit the file's joint flag), else constant / separate."""
+    recommended = {} if cfg.get("kind") else extra.get("choice", {}).get("threshold", {})
     kind = cfg.get("kind") or recommended.get("kind") or "constant"
     joint = cfg.get("joint")
     joint = bool(recommended.get("joint", False) if joint is None else joint)

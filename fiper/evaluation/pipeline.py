@@ -13,6 +13,7 @@ See docs/evaluation.md.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ from calibration import JOINT_KINDS, THRESHOLD_KINDS
 from fiper.evaluation.config import EvaluationConfig, MethodSpec
 from fiper.evaluation.grid import CandidateAlarms, ScoreGrid, build_score_grid, candidate_alarms
 from fiper.evaluation.joint import joint_candidate_alarms
+from fiper.evaluation.live import live_results
 from fiper.evaluation.records import chosen_metrics, metric_records, padded_env_steps
 from fiper.evaluation.rollouts import RolloutSet, load_rollouts
 from fiper.evaluation.scoring import ScoredRollouts, fit_and_score, resolve_specs
@@ -88,6 +90,11 @@ class TaskResult:
     # rollouts than ``grids``) and the two calibration halves; None / the whole calibration split otherwise
     selection_grids: dict[str, ScoreGrid] | None = None
     calibration_parts: tuple[np.ndarray, np.ndarray] | None = None
+
+    @functools.cached_property
+    def live(self) -> list[dict[str, Any]]:
+        """Metrics of the alarms recorded by live monitors during these rollouts (fiper.evaluation.live)."""
+        return live_results(self.rollouts)
 
     @property
     def split_sizes(self) -> dict[str, dict[str, int]]:

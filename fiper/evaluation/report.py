@@ -13,7 +13,7 @@ import numpy as np
 from fiper.evaluation.cells import cell_counts, cells_markdown, four_kinds
 from fiper.evaluation.deploy import deploy_markdown, write_monitor_choices
 from fiper.evaluation.detection import cell_detection, detection_markdown
-from fiper.evaluation.live import live_markdown, live_results
+from fiper.evaluation.live import live_markdown
 from fiper.evaluation.pipeline import CHOSEN, EvaluationResult, TaskResult
 from fiper.evaluation.splits import PARTS, STRATA
 
@@ -62,7 +62,7 @@ def summary_table(result: EvaluationResult) -> str:
         for name, kind, res in _rows(task):
             vals = " ".join(f"{_fmt(_mean(res.test[k])):>6}" for _, k in COLUMNS)
             lines.append(f"{name:<14} {_kind_text(kind, res):<17} {vals} {_fmt(_mean(res.test['far_id'])):>7}  {_chosen_text(res)}")
-        for live in live_results(task.rollouts):
+        for live in task.live:
             lines.append(f"live monitor {live['monitor']} ({live['setting'] or 'settings not readable'}), {live['episodes']} rollouts: "
                          f"TWA {_fmt(live['twa'])}, Acc {_fmt(live['accuracy'])}, TPR {_fmt(live['tpr'])}, TNR {_fmt(live['tnr'])}, "
                          f"FAR-ID {_fmt(live['far_id'])}")
@@ -178,7 +178,7 @@ def report_markdown(result: EvaluationResult, plots: dict[str, dict] | None = No
              f"Deltas: {', '.join(f'{d:g}' for d in cfg.deltas)}. Seed {cfg.seed}. Full configuration: `config.json`.", ""]
     for name, task in result.tasks.items():
         lines += task_markdown(task, (plots or {}).get(name), (cfg.plot_threshold_type, cfg.plot_delta))
-        lines += live_markdown(live_results(task.rollouts)) + deploy_markdown(task, cfg.deploy_method)
+        lines += live_markdown(task.live) + deploy_markdown(task, cfg.deploy_method)
     return "\n".join(lines)
 
 
@@ -222,7 +222,7 @@ def metrics_document(result: EvaluationResult) -> dict[str, Any]:
                        "calibration_parts": None if task.calibration_parts is None else
                        {"selection": task.calibration_parts[0].tolist(), "final": task.calibration_parts[1].tolist()},
                        "cell_detection": {"threshold_type": kind, "delta": at, "cells": [vars(r) for r in detected]},
-                       "live": live_results(task.rollouts)}
+                       "live": task.live}
     doc = {"format": FORMAT, "version": VERSION, "selection_criterion": result.config.selection,
            "records": result.records(), "tasks": tasks}
     return _json_safe(doc)

@@ -139,3 +139,20 @@ def test_no_guaranteed_type_means_no_file(tmp_path):
     result = evaluate_rollouts([str(store)], _config(threshold_types=["time_varying"], deploy_method="knn"))
     assert monitor_choice(result.tasks["synthetic"], "knn") is None
     assert write_monitor_choices(result, tmp_path) == {}
+
+
+@pytest.mark.parametrize("given, expected", [
+    ({}, ("band", True)),                              # the file's pair
+    ({"joint": False}, ("band", False)),               # the file's kind, joint switched off
+    ({"kind": "constant"}, ("constant", False)),       # a kind of one's own does not inherit the file's joint flag
+    ({"kind": "constant", "joint": True}, ("constant", True)),
+])
+def test_calibrate_takes_the_files_threshold_pair_unless_told(given, expected):
+    from omegaconf import OmegaConf
+
+    from launch.calibrate import threshold_settings
+
+    cfg = OmegaConf.create({"kind": None, "joint": None, **given})
+    extra = {"choice": {"file": "m.yaml", "threshold": {"kind": "band", "joint": True}}}
+    assert threshold_settings(cfg, extra) == expected
+    assert threshold_settings(OmegaConf.create({"kind": None, "joint": None}), {}) == ("constant", False)
