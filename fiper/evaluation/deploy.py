@@ -66,6 +66,12 @@ def monitor_choice(task: TaskResult, method: str, *, selection: str = "") -> dic
     }
 
 
+def deploy_commands(file: str | Path) -> list[str]:
+    """The two commands that fit and calibrate a monitor from ``file``."""
+    return [f"python -m launch.fit data=<successful rollouts> policy_dir=<policy> out=<monitor dir> monitor_file={file}",
+            "python -m launch.calibrate data=<other successful rollouts> monitor_dir=<monitor dir> delta=<δ>"]
+
+
 def choice_header(choice: dict[str, Any], path: Path) -> str:
     """Comment lines: what the file is and the two commands that deploy it."""
     ev, th = choice["evaluated"], choice["threshold"]
@@ -73,9 +79,8 @@ def choice_header(choice: dict[str, Any], path: Path) -> str:
     return (f"Monitor chosen by launch.evaluate for task {ev['task']!r}: method {ev['method']}{member}, "
             f"{th['kind']} threshold{' (joint)' if th['joint'] else ''}, windows and rule chosen on validation.\n"
             "Deploy it (the evaluated score settings, windows, rule and threshold type):\n"
-            f"  python -m launch.fit data=<successful rollouts> policy_dir=<policy> out=<monitor dir> monitor_file={path}\n"
-            "  python -m launch.calibrate data=<other successful rollouts> monitor_dir=<monitor dir> delta=<δ>\n"
-            "evaluated.test_per_delta says what each δ gave on the test split.")
+            + "".join(f"  {line}\n" for line in deploy_commands(path))
+            + "evaluated.test_per_delta says what each δ gave on the test split.")
 
 
 def write_monitor_choices(result: Any, out_dir: str | os.PathLike) -> dict[str, Path]:
@@ -106,7 +111,4 @@ def deploy_markdown(task: TaskResult, method: str | None) -> list[str]:
     return ["### Deploy", "",
             f"`{file}` holds `{method}`{member}: rule {m['rule']}, {th['kind']} threshold{' (joint)' if th['joint'] else ''}, "
             f"windows {windows} decisions, the score settings of this run, and its test metrics per δ. Fit and calibrate it:", "",
-            "```bash",
-            f"python -m launch.fit data=<successful rollouts> policy_dir=<policy> out=<monitor dir> monitor_file={file}",
-            "python -m launch.calibrate data=<other successful rollouts> monitor_dir=<monitor dir> delta=<δ>",
-            "```", ""]
+            "```bash", *deploy_commands(file), "```", ""]
