@@ -14,11 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from fiper.evaluation.metrics import detection_metrics, four_way_split, lead_time
-from fiper.evaluation.records import padded_env_steps
+from fiper.evaluation.metrics import evaluation_report
+from fiper.evaluation.records import padded_env_steps, with_far_id
 from fiper.evaluation.rollouts import RolloutSet
 from fiper.monitor.artifact import read_monitor_config
-
 
 
 def monitor_summary(directory: str) -> str:
@@ -43,19 +42,15 @@ def live_results(rollouts: RolloutSet) -> list[dict[str, Any]]:
     out = []
     for monitor in monitors:
         idx = np.flatnonzero(rollouts.live_monitor == monitor)
-        first, failed = rollouts.live_alarm_decision[idx], rollouts.failed[idx]
-        det = detection_metrics(first, failed, rollouts.lengths[idx], max_decisions).as_dict()
-        sid = four_way_split(first, failed, rollouts.ood[idx])["success_id"]
-        far = float(sid.flag_rate)
-        lead = lead_time(first, failed, rollouts.failure_step[idx], env_steps[idx], rollouts.control_period_s)
-        out.append({
-            "monitor": monitor, "setting": monitor_summary(monitor), "episodes": int(idx.size), "failures": int(failed.sum()),
-            **{k: float(det[k]) for k in ("tpr", "tnr", "accuracy", "twa", "dt")},
-            "far_id": far, "far_id_n": int(sid.n),
-            "far_id_se": float(np.sqrt(far * (1 - far) / sid.n)) if sid.n else float("nan"),
-            "lead_fraction_before_onset": float(lead.fraction_before_onset),
-            "lead_median_warning_s": float(lead.median_warning_s),
-        })
+        failed = rollouts.failed[idx]
+        report = with_far_id(evaluation_report(
+            rollouts.live_alarm_decision[idx], None, failed, rollouts.lengths[idx], ood=rollouts.ood[idx],
+            failure_step=rollouts.failure_step[idx], env_steps=env_steps[idx], control_period=rollouts.control_period_s,
+            max_decisions=max_decisions))
+        out.append({"monitor": monitor, "setting": monitor_summary(monitor), "episodes": int(idx.size), "failures": int(failed.sum()),
+                    **{k: float(report[k]) for k in ("tpr", "tnr", "accuracy", "twa", "dt", "far_id", "far_id_se",
+                                                      "lead_fraction_before_onset", "lead_median_warning_s")},
+                    "far_id_n": int(report["success_id_n"])})
     return out
 
 

@@ -203,10 +203,12 @@ def evaluation_report(
     """All section-7 metrics in one flat dict (one delta, or grid arrays when batched).
 
     The four-way split needs ``ood``; lead time needs ``failure_step``, ``env_steps`` and
-    ``control_period``; the corresponding keys are omitted when those are not given.
+    ``control_period``; AUROC needs ``max_ratio`` (None for recorded alarms without their
+    scores); the corresponding keys are omitted when those are not given.
     """
     report = detection_metrics(first_alarm, failed, lengths, max_decisions).as_dict()
-    report["auroc"] = auroc(max_ratio, failed)
+    if max_ratio is not None:
+        report["auroc"] = auroc(max_ratio, failed)
     if ood is not None:
         for name, cell in four_way_split(first_alarm, failed, ood).items():
             report[f"{name}_n"] = cell.n

@@ -47,6 +47,11 @@ def chosen_metrics(alarms: CandidateAlarms, rollouts: RolloutSet, episodes: np.n
         env_steps=env_steps[episodes, : int(lengths.max())], control_period=rollouts.control_period_s,
         max_decisions=max_decisions,
     )
+    return with_far_id(report)
+
+
+def with_far_id(report: dict[str, Any]) -> dict[str, Any]:
+    """Add the false-alarm rate on in-distribution successes and its binomial SE to a report with the four-way split."""
     n_id = report["success_id_n"]
     far = np.asarray(report["success_id_flag_rate"], dtype=np.float64)
     report["far_id"] = far
