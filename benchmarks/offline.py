@@ -21,7 +21,7 @@ import torch
 
 from fiper.evaluation import EvaluationConfig, evaluate_task, load_rollouts
 from fiper.evaluation.grid import candidate_alarms
-from fiper.evaluation.synthetic import SyntheticTask, write_synthetic_store
+from benchmarks.synthetic_stores import SyntheticTask, write_synthetic_store
 from fiper.monitor.padding import to_padded
 from fiper.storage import EpisodeStore
 

@@ -52,8 +52,8 @@ def tiny_monitor(policy, directory="runs/monitor", num_samples=8):
 
 
 def rollout_store(path, seed, task=None, **sizes):
-    """A labelled synthetic rollout store with recorded decisions (fiper.evaluation.synthetic)."""
-    from fiper.evaluation.synthetic import SyntheticTask, write_synthetic_store
+    """A labelled synthetic rollout store with recorded decisions (benchmarks/synthetic_stores.py)."""
+    from benchmarks.synthetic_stores import SyntheticTask, write_synthetic_store
     return write_synthetic_store(path, SyntheticTask(**(task or {})), seed=seed, **sizes)
 '''
 

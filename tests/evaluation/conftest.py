@@ -7,7 +7,7 @@ import torch
 from evaluation_helpers import SIZES, small_config
 
 from fiper.evaluation import evaluate_rollouts, write_outputs
-from fiper.evaluation.synthetic import write_synthetic_store
+from benchmarks.synthetic_stores import write_synthetic_store
 
 
 @pytest.fixture(scope="session")

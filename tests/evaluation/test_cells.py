@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from fiper.evaluation.cells import cell_counts, cells_markdown, four_kinds
-from fiper.evaluation.synthetic import write_synthetic_store
+from benchmarks.synthetic_stores import write_synthetic_store
 from fiper.evaluation.rollouts import read_store
 
 

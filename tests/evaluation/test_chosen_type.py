@@ -9,7 +9,7 @@ from fiper.evaluation import evaluate_rollouts, write_outputs
 from fiper.evaluation.config import MethodSpec
 from fiper.evaluation.pipeline import MethodResult, TypeResult, choose_threshold_type
 from fiper.evaluation.selection import choose_candidate
-from fiper.evaluation.synthetic import write_synthetic_store
+from benchmarks.synthetic_stores import write_synthetic_store
 
 METHODS = {"ace": {"scores": ["ace"]}, "mahalanobis": {"scores": ["mahalanobis"]}, "knn": {"scores": ["knn"]},
            "best": {"select": ["ace", "knn"]}}

@@ -13,7 +13,7 @@ from hydra import compose, initialize_config_dir
 from evaluation_helpers import ONE_RUN, TINY_SCORES, small_config
 from fiper.evaluation import evaluate_rollouts
 from fiper.evaluation.deploy import monitor_choice, write_monitor_choices
-from fiper.evaluation.synthetic import write_synthetic_store
+from benchmarks.synthetic_stores import write_synthetic_store
 from fiper.monitor import load_monitor
 from fiper.monitor.choice import read_choice, write_choice
 from fiper.monitor.fitting import fit_monitor

@@ -9,7 +9,7 @@ from calibration import InsufficientCalibrationError
 from evaluation_helpers import small_config
 from fiper.evaluation import RolloutError, evaluate_rollouts, expand_stores, load_rollouts
 from fiper.evaluation.config import DEFAULT_METHODS
-from fiper.evaluation.synthetic import SyntheticTask, write_synthetic_store
+from benchmarks.synthetic_stores import SyntheticTask, write_synthetic_store
 from fiper.storage import EpisodeStore
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from hydra import compose, initialize_config_dir
 
 from fiper.evaluation import EvaluationConfig
-from fiper.evaluation.synthetic import SyntheticTask, write_synthetic_store
+from benchmarks.synthetic_stores import SyntheticTask, write_synthetic_store
 from launch.evaluate import LAUNCH_KEYS, run
 from launch.common import plain
 

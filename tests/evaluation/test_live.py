@@ -8,7 +8,7 @@ import zarr
 
 from fiper.evaluation.live import live_markdown, live_results
 from fiper.evaluation.rollouts import load_rollouts
-from fiper.evaluation.synthetic import write_synthetic_store
+from benchmarks.synthetic_stores import write_synthetic_store
 from fiper.monitor import save_monitor
 from fiper.monitor.fitting import fit_monitor
 from fiper.monitor.workflow import load_decisions, successful_in_distribution

@@ -10,7 +10,7 @@ from evaluation_helpers import ONE_RUN, small_config
 from fiper.evaluation import evaluate_rollouts, write_outputs
 from fiper.evaluation.grid import build_score_grid, candidate_alarms
 from fiper.evaluation.splits import calibration_halves, check_calibration_size, split_episodes
-from fiper.evaluation.synthetic import write_synthetic_store
+from benchmarks.synthetic_stores import write_synthetic_store
 from fiper.monitor.padding import to_padded
 
 METHODS = {"ace": {"scores": ["ace"]}, "mahalanobis": {"scores": ["mahalanobis"]},

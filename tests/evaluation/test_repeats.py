@@ -11,7 +11,7 @@ from hydra import compose, initialize_config_dir
 
 from fiper.evaluation.paired import paired_to_best_other
 from fiper.evaluation.repeats import evaluate_repeats, repeats_markdown, summarise_repeats
-from fiper.evaluation.synthetic import write_synthetic_store
+from benchmarks.synthetic_stores import write_synthetic_store
 from launch.evaluate import run
 
 CONF = Path(__file__).resolve().parents[2] / "launch" / "conf"

@@ -9,7 +9,7 @@ from evaluation_helpers import ONE_RUN, small_config
 from fiper.evaluation import evaluate_rollouts, write_outputs
 from fiper.evaluation.config import EvaluationConfig, MethodSpec
 from fiper.evaluation.selection import choose_candidate
-from fiper.evaluation.synthetic import write_synthetic_store
+from benchmarks.synthetic_stores import write_synthetic_store
 
 METHODS = {"ace": {"scores": ["ace"]}, "mahalanobis": {"scores": ["mahalanobis"]}, "knn": {"scores": ["knn"]},
            "ace_or_knn": {"scores": ["ace", "knn"], "rule": "or", "joint": True, "windows": [1, 5]},

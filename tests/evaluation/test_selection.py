@@ -9,7 +9,7 @@ from fiper.evaluation import evaluate_rollouts
 from fiper.evaluation.rowview import RowView
 from fiper.evaluation.grid import CandidateAlarms
 from fiper.evaluation.selection import choose_candidate, criterion_values
-from fiper.evaluation.synthetic import SyntheticTask, synthetic_episode, write_synthetic_store
+from benchmarks.synthetic_stores import SyntheticTask, synthetic_episode, write_synthetic_store
 from fiper.storage import EpisodeStore
 
 FAST_METHODS = {"ace": {"scores": ["ace"]}, "mahalanobis": {"scores": ["mahalanobis"]},

@@ -1,4 +1,4 @@
-"""Synthetic labelled rollout stores for exercising the offline evaluation (tests, benchmark, demos).
+"""Synthetic labelled rollout stores for exercising the offline evaluation (tests, benchmarks, doc examples).
 
 Embeddings live near a random low-dimensional manifold; each decision's B sampled chunks sit in
 two sharp modes (a confident multimodal policy). Benign shifts (OOD successes) offset the
@@ -140,7 +140,7 @@ def write_synthetic_store(
     kinds = [(True, False)] * n_success_id + [(True, True)] * n_success_ood + [(False, False)] * n_fail_id + [(False, True)] * n_fail_ood
     order = rng.permutation(len(kinds))
     attrs = {"task": task.name, "control_period_s": task.control_period_s, "n_action_steps": task.n_action_steps,
-             "source": "fiper.evaluation.synthetic"}
+             "source": "benchmarks.synthetic_stores"}
     episodes = []
     for i, k in enumerate(order):
         success, ood = kinds[k]
