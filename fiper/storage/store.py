@@ -8,13 +8,16 @@ Layout (zarr format 2, the diffusion_policy ReplayBuffer layout plus per-decisio
     meta/decision_ends    (E,) int64 cumulative end decision of each episode
     meta/<label>          (E,)       per-episode labels (success, failure_step, shift, ...)
 
-An episode is appended by writing its steps, decisions and labels first and its entry in
-``meta/episode_ends`` last, each key written atomically by the zarr store. A crash at any point
-leaves rows beyond the last committed end, which readers ignore and the next append overwrites.
+An episode is appended by writing its steps, decisions and labels first, then its checksum
+record (``meta/episode_checksums``), and its entry in ``meta/episode_ends`` last, each key written
+atomically by the zarr store. A crash at any point leaves rows beyond the last committed end,
+which readers ignore and the next append overwrites. Damaged bytes (fiper.storage.damage) raise
+DamagedStoreError naming the store, array, file and episodes.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -23,12 +26,16 @@ from typing import Any
 import numpy as np
 import zarr
 
-from fiper.storage.errors import StoreError
-from fiper.storage.layout import WRITE_ALL_CHUNKS, create_time_array, required_chunk_count, stored_chunk_count
+from fiper.storage.checked import CheckedArray
+from fiper.storage.damage import DamageChecks
+from fiper.storage.errors import DamagedStoreError, StoreError
+from fiper.storage.integrity import CHECKSUM_KEY, broken_metadata, digest, encode_record, missing_chunk_files
+from fiper.storage.layout import WRITE_ALL_CHUNKS, create_time_array
 
 GROUPS = ("data", "decisions", "meta")
 COMMIT_KEY = "episode_ends"
 DECISION_ENDS_KEY = "decision_ends"
+INTERNAL_META = (COMMIT_KEY, DECISION_ENDS_KEY, CHECKSUM_KEY)
 
 
 def _as_rows(name: str, value: Any, n_rows: int | None = None) -> np.ndarray:
@@ -60,7 +67,7 @@ def _plain(arr: np.ndarray) -> np.ndarray:
     return np.array(arr.tolist(), dtype=str) if arr.dtype.kind in "TO" else arr
 
 
-class EpisodeStore:
+class EpisodeStore(DamageChecks):
     """Append, index and read episodes of a zarr store without loading it into memory."""
 
     def __init__(self, root: zarr.Group, path: Path, mode: str):
@@ -87,23 +94,46 @@ class EpisodeStore:
         """Open an existing store for reading ('r') or appending ('a').
 
         A store whose arrays hold fewer rows than its episode records say (files lost or copied
-        partially) raises StoreError naming what is missing; ``drop_incomplete=True`` reads the
-        complete leading episodes instead.
+        partially), or whose metadata or checksum records are damaged, raises DamagedStoreError
+        naming what is missing; ``drop_incomplete=True`` reads the intact leading episodes instead,
+        and ``python -m launch.repair_store <path>`` rebuilds the store from every readable episode.
         """
+        store = cls._open_unchecked(path, mode)
+        try:
+            store._check_complete(drop_incomplete)
+        except StoreError:
+            raise
+        except Exception as err:  # a codec or metadata error while checking
+            raise DamagedStoreError(path, f"checking it raised {type(err).__name__}: {err}") from err
+        return store
+
+    @classmethod
+    def _open_unchecked(cls, path: str | os.PathLike, mode: str = "r") -> EpisodeStore:
+        """Open without the completeness check: every committed episode, damaged or not (for repair)."""
         path = Path(path)
         if mode not in ("r", "a"):
             raise StoreError(f"mode must be 'r' or 'a', got {mode!r}")
         if not path.exists():
             raise StoreError(f"no store at {path}; record one with `python -m launch.collect out={path}` or EpisodeStore.create")
+        was_store = (path / "meta" / COMMIT_KEY).is_dir()
         if not (path / ".zgroup").exists():
+            if was_store:
+                raise DamagedStoreError(path, "its root .zgroup file is missing", files=[".zgroup"])
             hint = "it is a zarr format 3 group; fiper writes format 2" if (path / "zarr.json").exists() else "missing .zgroup"
             raise StoreError(f"{path} is not a zarr format-2 store ({hint})")
+        broken = broken_metadata(path) if was_store else []
+        if broken:
+            raise DamagedStoreError(path, "metadata files do not parse or are missing", files=broken)
         try:
             root = zarr.open_group(str(path), mode="r" if mode == "r" else "r+", zarr_format=2)
+            missing = [k for k in ("data", "meta", f"meta/{COMMIT_KEY}") if k not in root]
         except Exception as err:  # zarr raises several types for broken metadata
+            if was_store:
+                raise DamagedStoreError(path, f"it could not be opened as a zarr group ({type(err).__name__}: {err})") from err
             raise StoreError(f"{path} could not be opened as a zarr group: {err}") from err
-        missing = [k for k in ("data", "meta", f"meta/{COMMIT_KEY}") if k not in root]
         if missing:
+            if was_store:
+                raise DamagedStoreError(path, f"{', '.join(missing)} cannot be read", files=missing)
             raise StoreError(
                 f"{path} is not a fiper / diffusion_policy store: missing {', '.join(missing)} "
                 f"(found top-level keys: {sorted(root.keys())})"
@@ -111,9 +141,12 @@ class EpisodeStore:
         if mode == "a":
             for g in GROUPS:
                 root.require_group(g)
-        store = cls(root, path, mode)
-        store._check_complete(drop_incomplete)
-        return store
+        try:
+            return cls(root, path, mode)
+        except StoreError:
+            raise
+        except Exception as err:
+            raise DamagedStoreError(path, f"reading its arrays raised {type(err).__name__}: {err}") from err
 
     @classmethod
     def open_or_create(cls, path: str | os.PathLike, *, attrs: Mapping[str, Any] | None = None) -> EpisodeStore:
@@ -127,44 +160,32 @@ class EpisodeStore:
         self._data = _leaf_arrays(self.root["data"])
         self._decisions = _leaf_arrays(self.root["decisions"]) if "decisions" in self.root else {}
         self._meta = _leaf_arrays(self.root["meta"])
-        ends = np.asarray(self._meta[COMMIT_KEY][:], dtype=np.int64)
-        self._limit = None
-        self._episode_ends = ends[: self._committed_prefix(ends)]
+        commit = self._meta[COMMIT_KEY]
+        self._records = []
+        ends = np.asarray(self._checked(f"meta/{COMMIT_KEY}", commit)[:], dtype=np.int64)
+        self._decision_ends_cache = None
+        self._episode_ends = ends[: self._committed_prefix(ends, commit)]
+        self._records = [None] * len(self._episode_ends)
 
-    def _committed_prefix(self, ends: np.ndarray) -> int:
-        """Leading episodes whose commit record and labels were fully written."""
+    def _committed_prefix(self, ends: np.ndarray, commit: zarr.Array) -> int:
+        """Leading episodes whose commit record was fully written; a damaged record raises DamagedStoreError.
+
+        Only the last entry may be unfinished (an interrupted commit resizes, then writes it); an
+        earlier entry that does not increase, or a lost chunk before the last entry, is damage.
+        """
         n = len(ends)
+        lost = [f for i, f in missing_chunk_files(self.path, f"meta/{COMMIT_KEY}", commit, n) if i * commit.chunks[0] < n - 1]
+        if lost:
+            raise DamagedStoreError(self.path, "chunk files of the commit record are missing, so its episodes cannot be located; "
+                                    "no repair can recover them", array=f"meta/{COMMIT_KEY}",
+                                    files=[f"meta/{COMMIT_KEY}/{f}" for f in lost], fix="restore the store from a copy")
         bad = np.flatnonzero(np.diff(np.concatenate([[0], ends])) <= 0)
-        if len(bad):
-            n = int(bad[0])  # an end written as fill value: the commit did not finish
-        for key, arr in self._meta.items():
-            if key != COMMIT_KEY:
-                n = min(n, arr.shape[0])
-        return n
-
-    def _check_complete(self, drop_incomplete: bool) -> None:
-        n_steps = int(self._episode_ends[-1]) if len(self._episode_ends) else 0
-        dec_ends = self.decision_ends
-        n_dec = int(dec_ends[-1]) if len(dec_ends) else 0
-        problems, keep = [], len(self._episode_ends)
-        for group, arrays, need, ends in (("data", self._data, n_steps, self._episode_ends), ("decisions", self._decisions, n_dec, dec_ends)):
-            for key, arr in arrays.items():
-                have = arr.shape[0]
-                if have >= need and stored_chunk_count(arr) >= required_chunk_count(arr, need):
-                    continue
-                if stored_chunk_count(arr) < required_chunk_count(arr, min(have, need)):
-                    have = 0  # chunk files are missing: nothing in this array can be trusted
-                problems.append(f"{group}/{key} holds {have} rows (chunk files present: {stored_chunk_count(arr)}) but the episode records need {need}")
-                keep = min(keep, int(np.searchsorted(ends, have, side="right")))
-        if not problems:
-            return
-        if not drop_incomplete:
-            raise StoreError(
-                f"{self.path} is truncated: " + "; ".join(problems)
-                + f". The first {keep} of {len(self._episode_ends)} episodes are complete; "
-                "open with drop_incomplete=True to read those, or restore the missing files."
-            )
-        self._episode_ends = self._episode_ends[:keep]
+        if len(bad) and bad[0] < n - 1:
+            raise DamagedStoreError(self.path, f"its commit record does not increase at entry {int(bad[0])} "
+                                    f"(ends {ends[max(0, bad[0] - 1): bad[0] + 2].tolist()}), so its episodes cannot be located; "
+                                    "no repair can recover the episodes from there on", array=f"meta/{COMMIT_KEY}",
+                                    episodes=range(int(bad[0]), n), fix="restore the store from a copy")
+        return int(bad[0]) if len(bad) else n  # an end written as fill value: the commit did not finish
 
     @property
     def attrs(self) -> dict[str, Any]:
@@ -197,7 +218,10 @@ class EpisodeStore:
     def decision_ends(self) -> np.ndarray:
         if DECISION_ENDS_KEY not in self._meta:
             return np.zeros(0, dtype=np.int64)
-        return np.asarray(self._meta[DECISION_ENDS_KEY][: self.n_episodes], dtype=np.int64)
+        if self._decision_ends_cache is None or len(self._decision_ends_cache) != self.n_episodes:
+            arr = self._meta[DECISION_ENDS_KEY]
+            self._decision_ends_cache = np.asarray(self._checked(f"meta/{DECISION_ENDS_KEY}", arr)[: self.n_episodes], dtype=np.int64)
+        return self._decision_ends_cache.copy()
 
     @property
     def n_decisions(self) -> int:
@@ -214,19 +238,20 @@ class EpisodeStore:
 
     @property
     def meta_keys(self) -> list[str]:
-        return sorted(k for k in self._meta if k not in (COMMIT_KEY, DECISION_ENDS_KEY))
+        return sorted(k for k in self._meta if k not in INTERNAL_META)
 
-    def data_array(self, key: str) -> zarr.Array:
-        """The lazily read zarr array ``data/<key>`` (rows past ``n_steps`` are uncommitted)."""
+    def data_array(self, key: str) -> CheckedArray:
+        """The lazily read zarr array ``data/<key>`` (rows past ``n_steps`` are uncommitted); damaged
+        bytes read through it raise DamagedStoreError."""
         return self._lookup(self._data, "data", key)
 
-    def decision_array(self, key: str) -> zarr.Array:
+    def decision_array(self, key: str) -> CheckedArray:
         return self._lookup(self._decisions, "decisions", key)
 
-    def _lookup(self, arrays: dict[str, zarr.Array], group: str, key: str) -> zarr.Array:
+    def _lookup(self, arrays: dict[str, zarr.Array], group: str, key: str) -> CheckedArray:
         if key not in arrays:
             raise KeyError(f"{self.path} has no {group}/{key}; available: {sorted(arrays)}")
-        return arrays[key]
+        return self._checked(f"{group}/{key}", arrays[key])
 
     # ------------------------------------------------------------------ reading
     def _episode_index(self, i: int) -> int:
@@ -291,18 +316,22 @@ class EpisodeStore:
         self._require_writable()
         rows = self._validate_episode(data, decisions or {}, meta or {})
         n_steps, n_dec = self.n_steps, self.n_decisions
-        self._write_rows("data", self._data, rows["data"], n_steps)
+        crcs = self._write_rows("data", self._data, rows["data"], n_steps)
         if decisions is not None:
-            self._write_rows("decisions", self._decisions, rows["decisions"], n_dec)
+            crcs |= self._write_rows("decisions", self._decisions, rows["decisions"], n_dec)
             new_dec = {DECISION_ENDS_KEY: np.array([n_dec + rows["n_decisions"]], dtype=np.int64)}
-            self._write_rows("meta", self._meta, new_dec, self.n_episodes)
-        self._write_rows("meta", self._meta, rows["meta"], self.n_episodes)
+            crcs |= self._write_rows("meta", self._meta, new_dec, self.n_episodes)
+        crcs |= self._write_rows("meta", self._meta, rows["meta"], self.n_episodes)
+        record = encode_record(rows["n_steps"], rows["n_decisions"], crcs)
+        self._write_rows("meta", self._meta, {CHECKSUM_KEY: np.array([record])}, self.n_episodes)
         # The commit: once this entry exists the episode is part of the store.
         commit = self._meta[COMMIT_KEY]
         end = n_steps + rows["n_steps"]
         commit.resize((self.n_episodes + 1,))
         commit[self.n_episodes] = end
         self._episode_ends = np.append(self._episode_ends, np.int64(end))
+        self._records.append(json.loads(record))
+        self._decision_ends_cache = None
         return self.n_episodes - 1
 
     def _validate_episode(self, data: Mapping[str, Any], decisions: Mapping[str, Any], meta: Mapping[str, Any]) -> dict:
@@ -321,7 +350,7 @@ class EpisodeStore:
             self._check_keys("data", self._data, out["data"])
             if self._decisions or out["decisions"]:
                 self._check_keys("decisions", self._decisions, out["decisions"])
-            self._check_keys("meta", {k: v for k, v in self._meta.items() if k not in (COMMIT_KEY, DECISION_ENDS_KEY)}, out["meta"])
+            self._check_keys("meta", {k: v for k, v in self._meta.items() if k not in INTERNAL_META}, out["meta"])
         for group, arrays in (("data", self._data), ("decisions", self._decisions), ("meta", self._meta)):
             for key, value in out[group].items():
                 if key in arrays and arrays[key].dtype.kind not in "UOT" and tuple(arrays[key].shape[1:]) != value.shape[1:]:
@@ -336,7 +365,9 @@ class EpisodeStore:
                 "every episode of a store must carry the same keys"
             )
 
-    def _write_rows(self, group: str, arrays: dict[str, zarr.Array], rows: Mapping[str, np.ndarray], start: int) -> None:
+    def _write_rows(self, group: str, arrays: dict[str, zarr.Array], rows: Mapping[str, np.ndarray], start: int) -> dict[str, int]:
+        """Write rows from ``start`` on; returns the checksum of each key's rows as stored."""
+        crcs = {}
         for key, value in rows.items():
             arr = arrays.get(key)
             if arr is None:
@@ -347,3 +378,5 @@ class EpisodeStore:
                 value = value.astype(arr.dtype, casting="same_kind")
             arr.resize((start + value.shape[0], *arr.shape[1:]))
             arr[start:] = value
+            crcs[f"{group}/{key}"] = digest(value)
+        return crcs

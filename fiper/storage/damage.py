@@ -1,0 +1,188 @@
+"""Finding damage in an opened EpisodeStore: truncated or missing chunk files, garbled checksum
+records, reads that fail to decode, and values that do not match the recorded checksums.
+
+Mixed into EpisodeStore (fiper.storage.store); every finding is a DamagedStoreError naming the
+store, the array, the files and the committed episodes affected, and the fix.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import zarr
+
+from fiper.storage.errors import DamagedStoreError, repair_command
+from fiper.storage.integrity import CHECKSUM_KEY, digest, missing_chunk_files, parse_record, undecodable_chunks
+
+
+class DamageChecks:
+    """Integrity checks of EpisodeStore; expects ``path``, ``_data``, ``_decisions``, ``_meta``,
+    ``_episode_ends`` and ``decision_ends`` from the store."""
+
+    path: Path
+    _data: dict[str, zarr.Array]
+    _decisions: dict[str, zarr.Array]
+    _meta: dict[str, zarr.Array]
+    _episode_ends: np.ndarray
+    _records: list[dict[str, Any] | None]
+
+    # ------------------------------------------------------------------ rows <-> episodes
+    def _row_ends(self, group: str) -> np.ndarray:
+        if group == "data":
+            return self._episode_ends
+        if group == "decisions":
+            return self.decision_ends
+        return np.arange(1, len(self._episode_ends) + 1, dtype=np.int64)
+
+    def _episodes_of_rows(self, group: str, start: int, stop: int) -> list[int]:
+        """Committed episodes with at least one row in [start, stop)."""
+        ends = self._row_ends(group)
+        starts = np.concatenate([[0], ends[:-1]]) if len(ends) else ends
+        return [int(i) for i in np.flatnonzero((starts < stop) & (ends > start) & (ends > starts))]
+
+    def _fix(self, keep: int, total: int) -> str:
+        return (f"run `{repair_command(self.path)}` to rebuild it from every readable episode (the damaged store is kept as a "
+                f"backup), open it with drop_incomplete=True to read the {keep} leading intact episodes of {total}, "
+                "or restore the missing files from a copy")
+
+    # ------------------------------------------------------------------ on open
+    def _check_complete(self, drop_incomplete: bool) -> None:
+        """Every array holds the rows and chunk files the committed episodes need, and the checksum
+        records agree with the episode records; else DamagedStoreError, or with ``drop_incomplete``
+        keep the leading episodes before the first damage."""
+        total = len(self._episode_ends)
+        problems, keep, files, array = [], total, [], None
+        for group, arrays in (("data", self._data), ("decisions", self._decisions), ("meta", self._meta)):
+            ends = self._row_ends(group)
+            need = int(ends[-1]) if len(ends) else 0
+            for key, arr in arrays.items():
+                if group == "meta" and key == "episode_ends":
+                    continue
+                name = f"{group}/{key}"
+                have = int(arr.shape[0])
+                missing = missing_chunk_files(self.path, name, arr, min(have, need))
+                if have >= need and not missing:
+                    continue
+                first_bad = have
+                if missing:
+                    first_bad = min(have, missing[0][0] * arr.chunks[0])
+                    files += [f"{name}/{f}" for _, f in missing]
+                    problems.append(f"{name} lacks chunk file(s) {', '.join(f for _, f in missing[:4])}; the episode records need {need} rows")
+                else:
+                    problems.append(f"{name} holds {have} rows but the episode records need {need}")
+                array = array or name
+                keep = min(keep, int(np.searchsorted(ends, first_bad, side="right")))
+        keep = min(keep, self._check_records())
+        if not problems and keep == total:
+            return
+        if problems and not drop_incomplete:
+            raise DamagedStoreError(self.path, "truncated: " + "; ".join(problems) + f". The first {keep} of {total} episodes are complete",
+                                    array=array, files=files, episodes=range(keep, total), fix=self._fix(keep, total))
+        if not drop_incomplete:
+            raise self._record_error  # set by _check_records
+        self._episode_ends = self._episode_ends[:keep]
+        self._records = self._records[:keep]
+        self._decision_ends_cache = None
+
+    def _check_records(self) -> int:
+        """Parse the checksum records; return how many leading episodes agree with them (and keep the error)."""
+        total = len(self._episode_ends)
+        self._records, self._record_error = [None] * total, None
+        if CHECKSUM_KEY not in self._meta or total == 0:
+            return total
+        name = f"meta/{CHECKSUM_KEY}"
+        arr = self._meta[CHECKSUM_KEY]
+        if arr.shape[0] < total:
+            return total  # reported as a short label array
+        texts = self._checked(name, arr)[:total].tolist()
+        lengths = np.diff(np.concatenate([[0], self._episode_ends]))
+        dec_ends = self.decision_ends
+        dec_lengths = np.diff(np.concatenate([[0], dec_ends])) if len(dec_ends) == total else None
+        present = {f"{g}/{k}" for g, arrays in (("data", self._data), ("decisions", self._decisions), ("meta", self._meta)) for k in arrays}
+        for i, text in enumerate(texts):
+            try:
+                record = parse_record(str(text))
+            except ValueError as err:
+                self._record_error = DamagedStoreError(self.path, f"its checksum record does not parse ({err})", array=name,
+                                                       episodes=[i], fix=self._fix(i, total))
+                return i
+            if record is None:
+                continue
+            problem = None
+            if int(record["steps"]) != int(lengths[i]) or (dec_lengths is not None and int(record["decisions"]) != int(dec_lengths[i])):
+                problem = (f"its commit record says {int(lengths[i])} steps"
+                           + (f" and {int(dec_lengths[i])} decisions" if dec_lengths is not None else "")
+                           + f" but it was written with {record['steps']} steps and {record['decisions']} decisions")
+            lost = sorted(set(record["crc32"]) - present)
+            if lost:
+                problem = f"it was written with {', '.join(lost)}, which the store no longer has (metadata lost)"
+            if problem:
+                self._record_error = DamagedStoreError(self.path, problem, array="meta/episode_ends" if not lost else lost[0],
+                                                       episodes=[i], fix=self._fix(i, total))
+                return i
+            self._records[i] = record
+        return total
+
+    # ------------------------------------------------------------------ on read
+    def _checked(self, name: str, arr: zarr.Array):
+        from fiper.storage.checked import CheckedArray
+
+        return CheckedArray(arr, self, name)
+
+    def _read_damage(self, name: str, arr: zarr.Array, rows: Any, err: Exception) -> DamagedStoreError:
+        """The error for a read of ``name`` that raised ``err``: which chunk files fail and whose episodes they hold."""
+        group = name.split("/")[0]
+        if isinstance(rows, tuple):
+            lo, hi = rows
+        elif isinstance(rows, np.ndarray) and rows.size:
+            lo, hi = int(rows.min()), int(rows.max()) + 1
+        else:
+            lo, hi = 0, int(arr.shape[0])
+        bad = undecodable_chunks(arr, lo, hi)
+        c = arr.chunks[0]
+        episodes = sorted({e for i, _ in bad for e in self._episodes_of_rows(group, i * c, (i + 1) * c)})
+        return DamagedStoreError(self.path, f"reading it raised {type(err).__name__}: {err}", array=name,
+                                 files=[f"{name}/{f}" for _, f in bad], episodes=episodes)
+
+    def _verify_rows(self, name: str, rows: tuple[int, int] | np.ndarray, values: np.ndarray) -> None:
+        """Compare every whole episode inside a read with its recorded checksum."""
+        if not any(r is not None and name in r["crc32"] for r in self._records):
+            return
+        group = name.split("/")[0]
+        ends = self._row_ends(group)
+        starts = np.concatenate([[0], ends[:-1]]) if len(ends) else ends
+        found: list[tuple[int, int]] = []  # (episode, offset in values)
+        if isinstance(rows, tuple):
+            a, b = rows
+            found = [(int(i), int(starts[i]) - a) for i in np.flatnonzero((starts >= a) & (ends <= b) & (ends > starts))]
+        else:
+            uniq, first = np.unique(rows, return_index=True)
+            for i in np.flatnonzero(np.isin(starts, uniq) & (ends > starts)):
+                j = int(first[np.searchsorted(uniq, starts[i])])
+                n = int(ends[i] - starts[i])
+                if j + n <= len(rows) and np.array_equal(rows[j : j + n], np.arange(starts[i], ends[i])):
+                    found.append((int(i), j))
+        bad = []
+        for i, off in found:
+            record = self._records[i] if i < len(self._records) else None
+            want = record["crc32"].get(name) if record else None
+            if want is not None and digest(values[off : off + int(ends[i] - starts[i])]) != want:
+                bad.append(i)
+        if bad:
+            raise self._mismatch(name, bad)
+
+    def _mismatch(self, name: str, episodes: Sequence[int]) -> DamagedStoreError:
+        group = name.split("/")[0]
+        arrays = {"data": self._data, "decisions": self._decisions, "meta": self._meta}[group]
+        arr = arrays[name.split("/", 1)[1]]
+        ends = self._row_ends(group)
+        c = arr.chunks[0]
+        chunks = sorted({k for i in episodes for k in range((int(ends[i - 1]) if i else 0) // c, -(-int(ends[i]) // c))})
+        sep = arr.metadata.dimension_separator
+        files = [f"{name}/{sep.join([str(k)] + ['0'] * (arr.ndim - 1))}" for k in chunks]
+        return DamagedStoreError(self.path, "the values read differ from the checksum recorded when the episode was written "
+                                 "(a corrupted chunk that still decompressed, or changed array metadata)", array=name,
+                                 files=files, episodes=episodes)
