@@ -1,9 +1,10 @@
 """Generic demonstration / rollout collection: run an expert in any gymnasium env, store episodes.
 
 Works with any gymnasium env whose observation is a dict of arrays (or one array, stored as
-'obs') and any object with ``reset(seed)`` and ``act(obs, info) -> action``. Per-episode labels
-come from the final ``info``; see :func:`episode_labels` for the fallbacks. fiper never imports
-a particular environment package: factories are named as 'module:function' strings.
+'obs' by :func:`observation_dict`) and any object with ``reset(seed)`` and
+``act(obs, info) -> action``. Per-episode labels come from the final ``info``; see
+:func:`episode_labels` for the fallbacks. fiper never imports a particular environment package:
+factories are named as 'module:function' strings.
 """
 
 from __future__ import annotations
@@ -134,12 +135,28 @@ def episode_labels(info: Mapping[str, Any], terminated: bool, truncated: bool, l
     }
 
 
-def _as_dict(obs: Any) -> dict[str, np.ndarray]:
+OBS_KEY = "obs"
+
+
+def observation_dict(obs: Any) -> Mapping[str, Any]:
+    """A dict observation as it is; one array (a gymnasium ``Box``) as ``{'obs': array}``.
+
+    The one place that names an array observation: collection stores it under 'obs', a policy
+    trained on that store reads 'obs', and the control loop's history wraps it the same way.
+    """
     if isinstance(obs, Mapping):
-        if "action" in obs:
-            raise ValueError("an observation key is named 'action', which the store reserves for actions; rename it")
-        return {k: np.asarray(v) for k, v in obs.items()}
-    return {"obs": np.asarray(obs)}
+        return obs
+    if isinstance(obs, tuple):
+        raise TypeError("the observation is a tuple (a gymnasium Tuple space), which has no keys: return a dict "
+                        "or one array, e.g. wrap the env in gymnasium.wrappers.FlattenObservation")
+    return {OBS_KEY: obs}
+
+
+def _as_dict(obs: Any) -> dict[str, np.ndarray]:
+    obs = observation_dict(obs)
+    if "action" in obs:
+        raise ValueError("an observation key is named 'action', which the store reserves for actions; rename it")
+    return {k: np.asarray(v) for k, v in obs.items()}
 
 
 def run_episode(env, expert: Expert, seed: int, *, max_steps: int = 100_000) -> Episode:

@@ -2,12 +2,13 @@
 
 from fiper.control.history import ObsHistory
 from fiper.control.loop import EpisodeResult, run_episode
-from fiper.control.monitored_policy import Decision, MonitoredPolicy, medoid_index
+from fiper.control.monitored_policy import Decision, FailSafeError, MonitoredPolicy, medoid_index
 from fiper.control.recorder import RolloutRecorder, decision_arrays, episode_meta
 
 __all__ = [
     "Decision",
     "EpisodeResult",
+    "FailSafeError",
     "MonitoredPolicy",
     "ObsHistory",
     "RolloutRecorder",

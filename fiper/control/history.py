@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from fiper.collection import observation_dict
 from fiper.scores.inputs import host_array
 
 
@@ -16,21 +17,45 @@ class ObsHistory:
     """Keeps the last ``n_obs_steps`` observations; at an episode start it repeats the first one.
 
     The padding matches training (fiper.storage.TrainingWindows), so the first decision of an
-    episode sees the same kind of history the policy was trained on.
+    episode sees the same kind of history the policy was trained on. ``push`` refuses (and does
+    not store) an observation the policy cannot read: a missing key, a per-step shape other than
+    ``shapes`` (when given), a non-numeric dtype, or a NaN / inf value.
     """
 
-    def __init__(self, keys: list[str], n_obs_steps: int):
+    def __init__(self, keys: list[str], n_obs_steps: int, shapes: Mapping[str, tuple[int, ...]] | None = None):
         self.keys, self.n_obs_steps = list(keys), int(n_obs_steps)
+        self.shapes = {k: tuple(int(d) for d in s) for k, s in shapes.items()} if shapes is not None else None
         self._frames: deque[dict[str, np.ndarray]] = deque(maxlen=self.n_obs_steps)
 
     def reset(self) -> None:
         self._frames.clear()
 
-    def push(self, obs: Mapping[str, Any]) -> None:
+    def frame(self, obs: Any) -> dict[str, np.ndarray]:
+        """The policy's keys of ``obs`` (a dict, or one array read as 'obs') as checked host arrays.
+
+        KeyError for a missing key; ValueError for a wrong shape, a non-numeric dtype or a
+        non-finite value; TypeError for an observation with no keys (a tuple).
+        """
+        obs = observation_dict(obs)
         missing = [k for k in self.keys if k not in obs]
         if missing:
-            raise KeyError(f"observation lacks {missing} (has {sorted(obs)}); the policy reads {self.keys}")
+            raise KeyError(f"observation lacks {missing} (has {sorted(map(str, obs))}); the policy reads {self.keys}: "
+                           "pass a dict with these keys (or one array if the policy reads 'obs')")
         frame = {k: host_array(obs[k]) for k in self.keys}
+        for k, x in frame.items():
+            if x.dtype.kind not in "fiub":
+                raise ValueError(f"obs[{k!r}] has dtype {x.dtype}; the policy reads real numbers: pass a numeric array")
+            if self.shapes is not None and x.shape != self.shapes[k]:
+                raise ValueError(f"obs[{k!r}] has shape {x.shape}; the policy reads per-step shape {self.shapes[k]}: "
+                                 "pass one step's observation, laid out as in training")
+            if x.dtype.kind == "f" and not np.isfinite(x).all():
+                raise ValueError(f"obs[{k!r}] holds {int((~np.isfinite(x)).sum())} NaN or inf values: the policy cannot "
+                                 "act on a non-finite observation; check the sensor or the state estimator")
+        return frame
+
+    def push(self, obs: Any) -> None:
+        """Check ``obs`` (see :meth:`frame`) and append it; a refused observation leaves the history as it was."""
+        frame = self.frame(obs)
         if not self._frames:
             self._frames.extend([frame] * (self.n_obs_steps - 1))
         self._frames.append(frame)

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from fiper.collection import episode_labels
+from fiper.collection import episode_labels, observation_dict
 from fiper.control.monitored_policy import Decision, MonitoredPolicy
 from fiper.scores.inputs import host_array
 
@@ -27,6 +27,24 @@ class EpisodeResult:
         return bool(self.labels["success"])
 
 
+def _row(obs: Any, key: str, like: tuple[int, ...] | None) -> np.ndarray | None:
+    """One step's ``obs[key]`` as a host array, or None when it is missing, non-numeric or not shaped ``like``."""
+    try:
+        value = host_array(observation_dict(obs)[key])
+    except Exception:
+        return None
+    return value if value.dtype.kind in "fiub" and (like is None or value.shape == like) else None
+
+
+def _stack(rows: list[np.ndarray | None], key: str) -> np.ndarray:
+    """Rows (T, ...) with each unreadable step filled with NaN (0 for an integer key)."""
+    good = next((r for r in rows if r is not None), None)
+    if good is None:
+        raise ValueError(f"no step of the episode had a readable observation {key!r}; check the env's observations")
+    fill = np.full_like(good, np.nan) if good.dtype.kind == "f" else np.zeros_like(good)
+    return np.stack([fill if r is None else r for r in rows])
+
+
 def run_episode(
     env: Any,
     agent: MonitoredPolicy,
@@ -39,23 +57,30 @@ def run_episode(
 ) -> EpisodeResult:
     """Run one episode to termination / truncation; success and failure_step come from ``info``.
 
-    ``record_keys`` picks the observation keys kept per step (default: the policy's keys).
+    ``record_keys`` picks the observation keys kept per step (default: the policy's keys; an
+    array observation is the key 'obs'). A step whose observation could not be read (the
+    agent's fail-safe alarm names why) is stored as NaN, or 0 for an integer key.
     """
     obs, info = env.reset(seed=seed, options=dict(reset_options) if reset_options else None)
     agent.reset(seed=seed)
     agent.bind_env(env)
     keys = list(record_keys if record_keys is not None else agent.policy.obs_shapes)
-    rows: dict[str, list] = {k: [] for k in [*keys, "action"]}
-    infos = []
+    shapes: dict[str, tuple[int, ...] | None] = {k: agent.history.shapes.get(k) if agent.history.shapes else None for k in keys}
+    rows: dict[str, list] = {k: [] for k in keys}
+    actions, infos = [], []
     done, t, terminated, truncated = False, 0, False, False
     while not done and (max_steps is None or t < max_steps):
         action = agent.act(obs)
         for k in keys:
-            rows[k].append(host_array(obs[k]))
-        rows["action"].append(action)
+            rows[k].append(row := _row(obs, k, shapes[k]))
+            if shapes[k] is None and row is not None:
+                shapes[k] = row.shape
+        actions.append(action)
         obs, _, terminated, truncated, info = env.step(action)
         infos.append({**agent.last_info, **{k: info[k] for k in ("success", "failure_step") if k in info}})
         done = bool(terminated or truncated)
         t += 1
     out_labels = {**episode_labels(info, terminated, truncated or not done, t - 1), "seed": int(seed), **(labels or {})}
-    return EpisodeResult({k: np.stack(v) for k, v in rows.items()}, list(agent.decisions), out_labels, infos)
+    steps = {k: _stack(v, k) for k, v in rows.items()}
+    steps["action"] = np.stack(actions)
+    return EpisodeResult(steps, list(agent.decisions), out_labels, infos)

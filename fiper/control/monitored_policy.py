@@ -6,14 +6,18 @@ Per decision (every ``n_action_steps`` env steps)::
         ─► response: none → execute a chunk of the batch (first sample, or the medoid)
                      steer → execute the best steered particle (if steering raises: the fallback)
                      fallback:<name> → fallback actions from now on, until reset() / resume()
-        ─► queue n_action_steps actions; between decisions act() only pops the queue
+        ─► queue n_action_steps actions; between decisions act() checks the observation and pops the queue
 
-All tensors stay on the policy's device; the host reads only the alarm decision (inside
-monitor.step) and the executed chunk.
+Every fault (a malformed or non-finite observation at any step, an exception in encode, sample
+or the monitor, a fail-safe report, a non-finite chunk, a time-budget overrun) is a recorded
+fail-safe alarm answered by the fallback; without a fallback ``act`` raises
+:class:`FailSafeError`. No non-finite action is ever returned. All tensors stay on the policy's
+device; the host reads only the alarm decision (inside monitor.step) and the executed chunk.
 """
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -22,14 +26,24 @@ from typing import Any
 import numpy as np
 import torch
 
+from fiper.collection import observation_dict
 from fiper.control.history import ObsHistory
 from fiper.control.timing import PhaseTimer
 from fiper.interventions import FallbackContext, GradedResponse
-from fiper.interventions.context import to_numpy
+from fiper.interventions.fallbacks import check_action
 from fiper.monitor import FailureMonitor, PolicyIdentity, StepReport
 from fiper.protocol import GenerativePolicy
 
 SELECTIONS = ("first", "medoid")
+NO_FALLBACK_FIX = ("configure a fallback via MonitoredPolicy(..., response=GradedResponse(fallback=HoldPosition()), "
+                   "context=FallbackContext(action_dim=..., position_dims=[...])) so the wrapper has a safe action to return")
+
+
+class FailSafeError(RuntimeError):
+    """A fault the wrapper cannot answer with a safe action (no fallback configured, or the fallback failed).
+
+    The decision that raised it is already in ``decisions`` and ``last_info``.
+    """
 
 
 @dataclass
@@ -37,8 +51,8 @@ class Decision:
     """Everything about one decision, as the recorder stores it."""
 
     env_step: int
-    embedding: np.ndarray
-    samples: np.ndarray
+    embedding: np.ndarray  # (D,); NaN where the fault came before encode finished
+    samples: np.ndarray  # (B, H, A); NaN where the fault came before sample finished
     executed: np.ndarray  # (H, A) chunk queued for execution (NaN while a fallback acts)
     report: StepReport | None
     intervention: str
@@ -53,12 +67,20 @@ def medoid_index(samples: torch.Tensor) -> torch.Tensor:
     return torch.cdist(flat, flat).sum(-1).argmin(-1)
 
 
+def _error(err: BaseException) -> str:
+    text = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
+    return f"{type(err).__name__}: {text}"
+
+
 class MonitoredPolicy:
     """Wraps a GenerativePolicy with a fitted FailureMonitor and an optional graded response.
 
     Use ``act(obs) -> action`` from any control loop (``reset()`` per episode), or
-    :func:`fiper.control.loop.run_episode` with a gymnasium environment. ``monitor=None`` runs
-    the bare policy with the same bookkeeping (the baseline of the runtime benchmark).
+    :func:`fiper.control.loop.run_episode` with a gymnasium environment. ``obs`` is a dict, or
+    one array that the policy reads as 'obs'. ``monitor=None`` runs the bare policy with the
+    same bookkeeping and fault checks (the baseline of the runtime benchmark). With
+    ``time_budget_ms`` an overrun is a fault when ``overrun_fallback`` (the default), else only
+    reported.
     """
 
     def __init__(
@@ -71,7 +93,7 @@ class MonitoredPolicy:
         num_samples: int | None = None,
         select: str = "first",
         time_budget_ms: float | None = None,
-        overrun_fallback: bool = False,
+        overrun_fallback: bool = True,
         seed: int = 0,
         keep_decisions: bool = True,
     ):
@@ -87,14 +109,20 @@ class MonitoredPolicy:
             monitor.to(policy.device)
         if response is not None and response.fallback is not None and context is None:
             raise ValueError("a fallback needs a FallbackContext (action layout and history); pass context=")
+        if time_budget_ms is not None and not float(time_budget_ms) > 0:
+            raise ValueError(f"time_budget_ms={time_budget_ms!r} is invalid: give a positive number of milliseconds, or None")
         self.policy, self.monitor, self.response, self.context = policy, monitor, response, context
         self.num_samples = int(num_samples or 32)
         self.select, self.time_budget_ms, self.overrun_fallback = select, time_budget_ms, overrun_fallback
-        self.history = ObsHistory(list(policy.obs_shapes), policy.n_obs_steps)
+        self.history = ObsHistory(list(policy.obs_shapes), policy.n_obs_steps, shapes=policy.obs_shapes)
         self.timer = PhaseTimer(policy.device)
         self.generator = torch.Generator(device=policy.device)
         self.seed, self.keep_decisions = seed, keep_decisions
         self.reset()
+
+    @property
+    def has_fallback(self) -> bool:
+        return self.response is not None and self.response.fallback is not None
 
     # ------------------------------------------------------------------ episode life cycle
     def reset(self, seed: int | None = None) -> None:
@@ -105,9 +133,11 @@ class MonitoredPolicy:
         self.history.reset()
         self.queue: deque[np.ndarray] = deque()
         self.decisions: list[Decision] = []
+        self.n_decisions = 0
         self.env_step = 0
         self.fallback_active = False
         self.last_info: dict[str, Any] = {}
+        self._last_obs: Mapping[str, Any] = {}  # the newest observation that passed the checks
         for part in (self.monitor, self.response, self.context):
             if part is not None:
                 part.reset()
@@ -125,45 +155,80 @@ class MonitoredPolicy:
             self.response.reset()
 
     # ------------------------------------------------------------------ control
-    def act(self, obs: Mapping[str, Any]) -> np.ndarray:
-        """The action for this environment step; ``last_info`` says what happened."""
-        self.history.push(obs)
+    def act(self, obs: Any) -> np.ndarray:
+        """The (finite) action for this environment step; ``last_info`` says what happened."""
+        fault = ""
+        try:
+            self.history.push(obs)
+            self._last_obs = observation_dict(obs)
+        except Exception as err:  # a malformed or non-finite observation, at a decision or between decisions
+            fault = f"invalid observation: {_error(err)}"
         info: dict[str, Any] = {"decision": False}
-        if not self.fallback_active and not self.queue:
-            decision = self._decide()
-            info = self._decision_info(decision)
+        if fault and not self.fallback_active:
+            info = self._decision_info(self._fault(fault, timing={}))
+        elif not self.fallback_active and not self.queue:
+            info = self._decision_info(self._decide())
+        if fault:
+            info["fault"] = fault
         if self.fallback_active:
-            action = to_numpy(self.response.fallback_action(obs, self.context))  # also a tensor on any device
+            action = self._fallback_action(fault)
         else:
-            action = self.queue.popleft()
+            action = self.queue.popleft()  # finite: checked with its chunk at the decision
         info.update(fallback_active=self.fallback_active, env_step=self.env_step)
         if self.context is not None:
-            self.context.record(action, obs)
+            self.context.record(action, None if fault else self._last_obs)
         self.last_info = info
         self.env_step += 1
         return action
+
+    def _fallback_action(self, fault: str) -> np.ndarray:
+        """The fallback's checked action from the newest valid observation, or FailSafeError."""
+        name = repr(self.response.fallback_label.removeprefix("fallback:"))
+        try:
+            return check_action(self.response.fallback_action(self._last_obs, self.context), self.context, f"the fallback {name}")
+        except Exception as err:
+            cause = f" (this step: {fault})" if fault else ""
+            raise FailSafeError(f"the fallback {name} gave no safe action at env step {self.env_step}{cause}: {_error(err)}; "
+                                "make the fallback return a finite action here (e.g. give it a measured position "
+                                "or executed actions through its FallbackContext)") from err
 
     @torch.no_grad()
     def _decide(self) -> Decision:
         timer, policy, response = self.timer, self.policy, self.response
         timer.start()
-        z = policy.encode(self.history.tensors(policy.device))
+        try:
+            z = policy.encode(self.history.tensors(policy.device))
+        except Exception as err:
+            return self._fault(f"the policy's encode raised {_error(err)}")
         timer.mark("encode")
         steering = response is not None and response.mode == "steer" and response.steering is not None
         steer_out, steer_error = self._steer(z) if steering else (None, "")
-        samples = steer_out.samples if steer_out is not None else policy.sample(z, self.num_samples, generator=self.generator)
+        if steer_out is not None:
+            samples = steer_out.samples
+        else:
+            try:
+                samples = policy.sample(z, self.num_samples, generator=self.generator)
+            except Exception as err:
+                return self._fault(f"the policy's sample raised {_error(err)}", z=z)
         timer.mark("sample")
         report = None
         if self.monitor is not None:
             skip = response.excluded_scores if response is not None else ()
-            report = self.monitor.step(z[0], samples[0], skip=skip)
+            try:
+                report = self.monitor.step(z[0], samples[0], skip=skip)
+            except Exception as err:  # monitor.step never raises by contract; a broken one still must not pass
+                return self._fault(f"the monitor raised {_error(err)}", z=z, samples=samples)
         timer.mark("monitor")
+        if report is not None and report.failsafe:
+            return self._fault("", z=z, samples=samples, report=report)
         label = self._respond(report)
         if label == "steer" and steer_out is None and not steer_error:  # the alarm decision: re-sample with guidance
             steer_out, steer_error = self._steer(z)
         if steer_error:  # a failed steering run hands over to the fallback, never executes blind
-            label = response.fail_safe()
-            report = replace(report, reason=f"{report.reason}; fail-safe: {steer_error}".lstrip("; ")) if report else report
+            return self._fault(steer_error, z=z, samples=samples, report=report)
+        if label.startswith("fallback"):
+            timer.mark("intervention")
+            return self._record(z, samples, None, report, label, self._timing())
         if steer_out is not None and label == "steer":
             chunk = steer_out.chunk[0]
         elif self.select == "medoid":
@@ -172,19 +237,53 @@ class MonitoredPolicy:
             chunk = samples[0, 0]
         timer.mark("intervention")
         executed = chunk.float().cpu().numpy()  # the decision's host sync
-        timing = timer.results_ms()
-        overrun = self.time_budget_ms is not None and timing["total"] > self.time_budget_ms
-        if overrun and self.overrun_fallback and response is not None and response.fallback is not None:
-            label = response.fail_safe()
-        if label.startswith("fallback"):
+        timing = self._timing()
+        if not np.isfinite(executed).all():
+            return self._fault(f"the chunk to execute holds {int((~np.isfinite(executed)).sum())} non-finite actions",
+                               z=z, samples=samples, report=report, timing=timing)
+        if timing["overrun"] and self.overrun_fallback:
+            return self._fault(f"the decision took {timing['total']:.1f} ms, over the time budget of {self.time_budget_ms} ms",
+                               z=z, samples=samples, report=report, timing=timing)
+        self.queue.extend(executed[: policy.n_action_steps].astype(np.float64))
+        return self._record(z, samples, executed, report, label, timing)
+
+    def _timing(self) -> dict[str, Any]:
+        """Phase times so far and whether they overran the budget (call after the host sync)."""
+        timing: dict[str, Any] = self.timer.results_ms()
+        timing["overrun"] = self.time_budget_ms is not None and timing["total"] > self.time_budget_ms
+        return timing
+
+    def _fault(self, reason: str, *, z: torch.Tensor | None = None, samples: torch.Tensor | None = None,
+               report: StepReport | None = None, timing: dict[str, Any] | None = None) -> Decision:
+        """A fail-safe alarm: record it, hand over to the fallback, or raise FailSafeError without one."""
+        if report is None or reason:
+            t = report.decision if report is not None else (self.monitor.decision if self.monitor is not None else self.n_decisions)
+            base = report if report is not None else StepReport(t)
+            reason = f"{base.reason}; fail-safe: {reason}".lstrip("; ")
+            report = replace(base, alarm=True, failsafe=True, combined_ratio=math.inf, reason=reason)
+        label = self.response.fail_safe() if self.has_fallback else "none"
+        decision = self._record(z, samples, None, report, label, timing if timing is not None else self._timing())
+        if not self.has_fallback:
+            self.last_info = {**self._decision_info(decision), "fallback_active": False, "env_step": self.env_step}
+            raise FailSafeError(f"fail-safe alarm at env step {self.env_step}, {report.reason.removeprefix('fail-safe: ')}; "
+                                f"no fallback is configured, so there is no safe action to return: {NO_FALLBACK_FIX}")
+        return decision
+
+    def _record(self, z: torch.Tensor | None, samples: torch.Tensor | None, executed: np.ndarray | None,
+                report: StepReport | None, label: str, timing: dict[str, Any]) -> Decision:
+        """Keep the decision (host copies of z and the batch when recording); a fallback label latches it."""
+        policy = self.policy
+        if executed is None:  # nothing of the policy's runs: the fallback acts
+            executed = np.full((policy.horizon, policy.action_dim), np.nan, np.float32)
             self.fallback_active = True
-            executed = np.full_like(executed, np.nan)
-        else:
-            self.queue.extend(executed[: policy.n_action_steps].astype(np.float64))
+            self.queue.clear()
         keep = self.keep_decisions  # recording copies embedding and batch to the host too
-        decision = Decision(self.env_step, z[0].float().cpu().numpy() if keep else np.zeros(0),
-                            samples[0].float().cpu().numpy() if keep else np.zeros(0), executed, report, label,
-                            label == "steer", timing, overrun)
+        shape = (self.num_samples, policy.horizon, policy.action_dim)
+        embedding = (z[0].float().cpu().numpy() if z is not None else np.full(policy.embedding_dim, np.nan, np.float32)) if keep else np.zeros(0)
+        batch = (samples[0].float().cpu().numpy() if samples is not None else np.full(shape, np.nan, np.float32)) if keep else np.zeros(0)
+        overrun = bool(timing.pop("overrun", False))
+        decision = Decision(self.env_step, embedding, batch, executed, report, label, label == "steer", timing, overrun)
+        self.n_decisions += 1
         if keep:
             self.decisions.append(decision)
         return decision
@@ -196,13 +295,11 @@ class MonitoredPolicy:
         except Exception as err:  # a user's or a VLM's reward program may fail at run time
             if self.response.fallback is None:
                 raise
-            return None, f"steering raised {type(err).__name__}: {err}"
+            return None, f"steering raised {_error(err)}"
 
     def _respond(self, report: StepReport | None) -> str:
         if self.response is None or report is None:
             return "none"
-        if report.failsafe and self.response.fallback is not None:
-            return self.response.fail_safe()
         return self.response.step(report.alarm, report.combined_ratio)
 
     @staticmethod
@@ -211,6 +308,7 @@ class MonitoredPolicy:
         return {
             "decision": True,
             "alarm": bool(report.alarm) if report else False,
+            "failsafe": bool(report.failsafe) if report else False,
             "reason": report.reason if report else "",
             "ratios": dict(report.ratios) if report else {},
             "intervention": decision.intervention,
