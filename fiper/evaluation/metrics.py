@@ -1,4 +1,4 @@
-"""Evaluation metrics of a failure monitor, exactly as METHOD.md section 7 (see docs/metrics.md).
+"""Evaluation metrics of a failure monitor, exactly as docs/method.md §7 (see docs/metrics.md).
 
 Inputs are per-rollout arrays over the E evaluated rollouts. ``first_alarm`` may carry leading
 grid dimensions (..., E) -- one row per delta or window -- and every metric then has that grid

@@ -1,4 +1,4 @@
-"""ACE: action-chunk entropy, the sharpness of the policy's sampled batch (METHOD §3).
+"""ACE: action-chunk entropy, the sharpness of the policy's sampled batch (docs/method.md §3).
 
 For every prediction step k the B predicted positions p_k^(1..B) are binned on a grid with cell
 width c_d = kappa * range_d (range_d fitted on calibration predictions; a zero range takes the

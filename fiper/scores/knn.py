@@ -1,4 +1,4 @@
-"""k-NN embedding distance: mean distance to the k nearest training embeddings (METHOD §6).
+"""k-NN embedding distance: mean distance to the k nearest training embeddings (docs/method.md §6).
 
 The reference set is the (standardised) training embeddings, optionally a seeded subsample of at
 most ``max_reference`` rows to bound memory and per-decision cost; it is saved with the score.

@@ -1,4 +1,4 @@
-"""Mahalanobis distance of the (standardised) embedding to the training embeddings (METHOD §6).
+"""Mahalanobis distance of the (standardised) embedding to the training embeddings (docs/method.md §6).
 
 The covariance is shrunk toward a scaled identity, S* = (1 - s) S + s (tr S / D) I, with s given
 or estimated by Ledoit-Wolf, so that the inverse stays well-conditioned when N is not >> D.

@@ -1,4 +1,4 @@
-"""PCA-kmeans: distance of the embedding to the nearest k-means centre in a PCA space (METHOD §6).
+"""PCA-kmeans: distance of the embedding to the nearest k-means centre in a PCA space (docs/method.md §6).
 
 Embeddings are standardised, projected on their first ``n_components`` principal axes, and
 clustered into ``n_clusters`` centres (seeded k-means++ init, Lloyd iterations). Both sizes are

@@ -1,4 +1,4 @@
-"""RND-A: random network distillation on the action chunk, conditioned on the embedding (METHOD §6).
+"""RND-A: random network distillation on the action chunk, conditioned on the embedding (docs/method.md §6).
 
 Each of the B sampled chunks is flattened (H*A), standardised with the training mean / std and
 concatenated with the standardised embedding; the per-decision score is the mean RND distance

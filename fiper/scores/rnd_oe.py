@@ -1,4 +1,4 @@
-"""RND-OE: out-of-distribution observations measured in the policy's own embedding space (METHOD §2).
+"""RND-OE: out-of-distribution observations measured in the policy's own embedding space (docs/method.md §2).
 
 s_O(t) = ||f(z_t) - g(z_t)||_2 with z standardised by the training mean / std, g a frozen random
 MLP and f a deeper trained MLP. ``whiten=True`` (not published) also decorrelates z with the

@@ -1,4 +1,4 @@
-"""STAC (Sentinel): temporal consistency of consecutive sample batches (METHOD §6).
+"""STAC (Sentinel): temporal consistency of consecutive sample batches (docs/method.md §6).
 
 Decision t-1's chunks were predicted n_action_steps env steps earlier, so their steps
 [k, H) cover the same future as steps [0, H-k) of decision t's chunks (k = n_action_steps)::
