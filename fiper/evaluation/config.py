@@ -23,8 +23,8 @@ DEFAULT_DELTAS: tuple[float, ...] = tuple(round(0.01 * i, 2) for i in range(1, 1
 
 # Small, CPU-fast score settings ({indicator: {'score': registry name, **params}}).
 DEFAULT_SCORES: dict[str, dict[str, Any]] = {
-    # whitened input and 128-wide nets: +0.02-0.04 balanced accuracy for FIPER's joint rows over
-    # three tasks x five split seeds (docs/results.md, session 7); whiten=False is the published input
+    # whitened input and 128-wide nets: +0.01-0.03 mean balanced accuracy for FIPER's jointly calibrated rows
+    # over three tasks x five split seeds (docs/results.md, "Design choices, measured"); whiten=False is the published input
     "rnd_oe": {"score": "rnd_oe", "target_widths": [128, 128], "predictor_widths": [128, 256, 128], "out_dim": 64,
                "whiten": True, "train": {"lr": 1e-3, "max_epochs": 60, "patience": 5, "batch_size": 256}},
     "ace": {"score": "ace", "kappa": 0.03, "dims": [0, 1]},
