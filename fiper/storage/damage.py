@@ -54,7 +54,7 @@ class DamageChecks:
         records agree with the episode records; else DamagedStoreError, or with ``drop_incomplete``
         keep the leading episodes before the first damage."""
         total = len(self._episode_ends)
-        problems, keep, files, array = [], total, [], None
+        problems, damaged, files, array = [], set(), [], None
         for group, arrays in (("data", self._data), ("decisions", self._decisions), ("meta", self._meta)):
             ends = self._row_ends(group)
             need = int(ends[-1]) if len(ends) else 0
@@ -66,21 +66,21 @@ class DamageChecks:
                 missing = missing_chunk_files(self.path, name, arr, min(have, need))
                 if have >= need and not missing:
                     continue
-                first_bad = have
-                if missing:
-                    first_bad = min(have, missing[0][0] * arr.chunks[0])
-                    files += [f"{name}/{f}" for _, f in missing]
-                    problems.append(f"{name} lacks chunk file(s) {', '.join(f for _, f in missing[:4])}; the episode records need {need} rows")
-                else:
-                    problems.append(f"{name} holds {have} rows but the episode records need {need}")
+                damaged.update(self._episodes_of_rows(group, have, need))
+                c = arr.chunks[0]
+                for k, f in missing:
+                    damaged.update(self._episodes_of_rows(group, k * c, (k + 1) * c))
+                    files.append(f"{name}/{f}")
+                problems.append(f"{name} lacks chunk file(s) {', '.join(f for _, f in missing[:4])}; the episode records need {need} rows"
+                                if missing else f"{name} holds {have} rows but the episode records need {need}")
                 array = array or name
-                keep = min(keep, int(np.searchsorted(ends, first_bad, side="right")))
+        keep = min([*damaged, total])
         keep = min(keep, self._check_records())
         if not problems and keep == total:
             return
         if problems and not drop_incomplete:
             raise DamagedStoreError(self.path, "truncated: " + "; ".join(problems) + f". The first {keep} of {total} episodes are complete",
-                                    array=array, files=files, episodes=range(keep, total), fix=self._fix(keep, total))
+                                    array=array, files=files, episodes=sorted(damaged), fix=self._fix(keep, total))
         if not drop_incomplete:
             raise self._record_error  # set by _check_records
         self._episode_ends = self._episode_ends[:keep]

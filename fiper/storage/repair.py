@@ -1,0 +1,132 @@
+"""Rebuild a damaged store from every committed episode that still reads back intact.
+
+``scan_store`` reads each committed episode (all its steps, decisions and labels, checked against
+its checksum record and its chunk files); ``repair_store`` copies the intact ones into a fresh
+store and swaps it in, keeping the damaged original as ``<store>.damaged-<time>``.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fiper.storage.errors import DamagedStoreError, StoreError
+from fiper.storage.integrity import missing_chunk_files
+from fiper.storage.store import EpisodeStore, _plain
+
+
+@dataclass
+class ScanReport:
+    """What a scan found: intact and damaged committed episodes (with the reason)."""
+
+    path: Path
+    n_committed: int
+    intact: list[int] = field(default_factory=list)
+    damaged: dict[int, str] = field(default_factory=dict)
+
+    @property
+    def clean(self) -> bool:
+        return not self.damaged
+
+
+@dataclass
+class RepairReport:
+    scan: ScanReport
+    written: Path | None  # the repaired store (None: nothing to repair or a dry run)
+    backup: Path | None  # where the damaged original now lives
+
+    def describe(self) -> str:
+        s = self.scan
+        lines = [f"{s.path}: {s.n_committed} committed episodes, {len(s.intact)} intact, {len(s.damaged)} damaged"]
+        lines += [f"  episode {i}: {why}" for i, why in sorted(s.damaged.items())]
+        if self.written is None:
+            lines.append("  nothing written" + (" (dry run)" if s.damaged else ": the store is intact"))
+        else:
+            lines.append(f"  wrote the {len(s.intact)} intact episodes to {self.written}")
+            if self.backup is not None:
+                lines.append(f"  the damaged original is kept at {self.backup}")
+        return "\n".join(lines)
+
+
+def _episode_rows(store: EpisodeStore, i: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray] | None, dict[str, Any]]:
+    """Steps, decisions and labels of episode ``i``, every read checked (raises DamagedStoreError)."""
+    data = store.episode(i)
+    decisions = store.episode_decisions(i) if len(store.decision_ends) == store.n_episodes and store.decision_ends.size else None
+    labels = {k: _plain(store._lookup(store._meta, "meta", k)[i : i + 1])[0] for k in store.meta_keys}
+    return data, decisions, labels
+
+
+def _lost_rows(store: EpisodeStore) -> dict[str, np.ndarray]:
+    """Per array, a boolean per row: True where the row's chunk file is missing or past the array's end."""
+    out = {}
+    for group, keys, total in (("data", store.data_keys, store.n_steps), ("decisions", store.decision_keys, store.n_decisions)):
+        for key in keys:
+            arr = store.data_array(key) if group == "data" else store.decision_array(key)
+            lost = np.zeros(total, dtype=bool)
+            lost[min(total, arr.shape[0]):] = True
+            for k, _ in missing_chunk_files(store.path, f"{group}/{key}", arr, min(total, arr.shape[0])):
+                lost[k * arr.chunks[0] : (k + 1) * arr.chunks[0]] = True
+            out[f"{group}/{key}"] = lost
+    return out
+
+
+def scan_store(path: str | os.PathLike) -> ScanReport:
+    """Check every committed episode of ``path``; raises DamagedStoreError when the episodes cannot be
+    located at all (commit record or metadata lost)."""
+    store = EpisodeStore._open_unchecked(path)
+    store._check_records()  # parses what it can; per-episode findings come from reading below
+    report = ScanReport(Path(path), store.n_episodes)
+    lost = _lost_rows(store)
+    steps = [store.episode_slice(i) for i in range(store.n_episodes)]
+    decs = [store.decision_slice(i) for i in range(store.n_episodes)] if store.decision_keys else None
+    for i in range(store.n_episodes):
+        gone = [name for name, rows in lost.items() if rows[(steps if name.startswith("data") else decs)[i]].any()]
+        if gone:
+            report.damaged[i] = f"chunk files of {', '.join(gone)} are missing"
+            continue
+        try:
+            _episode_rows(store, i)
+        except DamagedStoreError as err:
+            report.damaged[i] = f"{err.array}: {str(err).split(': ', 1)[-1].split('. Fix:')[0]}"
+            continue
+        report.intact.append(i)
+    return report
+
+
+def repair_store(path: str | os.PathLike, *, out: str | os.PathLike | None = None, dry_run: bool = False) -> RepairReport:
+    """Copy the intact committed episodes of ``path`` into a new store.
+
+    With ``out`` the copy goes there and the original is untouched; otherwise the copy replaces
+    ``path`` and the original is renamed ``<path>.damaged-<UTC time>`` (nothing is deleted). An
+    intact store is left alone.
+    """
+    path = Path(path)
+    scan = scan_store(path)
+    if scan.clean or dry_run:
+        return RepairReport(scan, None, None)
+    if not scan.intact:
+        raise DamagedStoreError(path, "no committed episode reads back intact, so nothing was written",
+                                episodes=sorted(scan.damaged), fix="restore the store from a copy")
+    source = EpisodeStore._open_unchecked(path)
+    target = Path(out) if out is not None else path.with_name(path.name + ".repairing")
+    if target.exists():
+        raise StoreError(f"{target} already exists; remove it or pass another output path")
+    fresh = EpisodeStore.create(target, attrs=source.attrs)
+    for i in scan.intact:
+        data, decisions, labels = _episode_rows(source, i)
+        fresh.append_episode(data, decisions=decisions, meta=labels)
+    check = EpisodeStore.open(target)
+    if check.n_episodes != len(scan.intact):
+        raise StoreError(f"the repaired copy {target} holds {check.n_episodes} episodes, expected {len(scan.intact)}; "
+                         f"{path} is unchanged")
+    if out is not None:
+        return RepairReport(scan, target, None)
+    backup = path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}")
+    os.replace(path, backup)
+    os.replace(target, path)
+    return RepairReport(scan, path, backup)
