@@ -1,0 +1,140 @@
+"""A user env whose observation is one flat array (a gymnasium Box) goes through every stage:
+collect, train, the monitored fit / calibration / stress rollouts, fit, calibrate and evaluate
+(launch.pipeline), then the MuJoCo push-T task behind gymnasium's FlattenObservation."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+from hydra import compose, initialize_config_dir
+
+import envs
+from fiper.collection import collect, observation_dict
+from fiper.control import MonitoredPolicy, RolloutRecorder, run_episode
+from fiper.control.history import ObsHistory
+from fiper.monitor import load_monitor
+from fiper.storage import EpisodeStore
+from launch import pipeline
+
+CONF = str(Path(__file__).resolve().parents[2] / "launch" / "conf")
+STEPS = 24  # env steps per episode
+
+
+class Track(gym.Env):
+    """Drive a point to x = 1 and keep it inside [-1, 2]; the 'push' shift drifts it out (a failure)."""
+
+    observation_space = gym.spaces.Box(-10, 10, (2,), np.float32)  # [x, velocity]
+    action_space = gym.spaces.Box(-1, 1, (1,), np.float32)
+
+    def __init__(self, drift: float = 0.0):
+        self.drift = drift
+
+    def _obs(self) -> np.ndarray:
+        return np.array([self.x, self.v], np.float32)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.x, self.v, self.t = float(self.np_random.uniform(-0.2, 0.2)), 0.0, 0
+        return self._obs(), {}
+
+    def step(self, action):
+        self.v = 0.1 * float(np.clip(action[0], -1, 1)) - self.drift
+        self.x += self.v
+        self.t += 1
+        out = not -1.0 <= self.x <= 2.0
+        end = out or self.t >= STEPS
+        info = {"success": not out, "failure_step": self.t - 1 if out else -1} if end else {}
+        return self._obs(), 0.0, out, self.t >= STEPS and not out, info
+
+
+def make_track(shifts=None):
+    """The env factory a config names ('module:make_track'); shifts [['push', severity]] add a drift."""
+    drift = sum(0.3 * float(sev) for name, sev in (shifts or []) if name == "push")
+    return Track(drift)
+
+
+class TrackExpert:
+    """Steers toward x = 1 from the array observation."""
+
+    def __init__(self, env):
+        self.rng = np.random.default_rng(0)
+
+    def reset(self, seed=None):
+        self.rng = np.random.default_rng(seed)
+
+    def act(self, obs, info):
+        return np.clip([(1.0 - obs[0]) * 3 + self.rng.normal(0, 0.1)], -1, 1).astype(np.float32)
+
+
+def test_collection_and_the_control_history_name_an_array_observation_alike():
+    """One observation_dict: collection stores an array as 'obs' and the history reads it as 'obs'."""
+    from fiper.collection import run_episode as collect_episode
+
+    episode = collect_episode(make_track(), TrackExpert(None), seed=1)
+    assert sorted(episode.data) == ["action", "obs"] and episode.data["obs"].shape == (STEPS, 2)
+    arr = episode.data["obs"][3]
+    assert list(observation_dict(arr)) == ["obs"] and observation_dict(arr)["obs"] is arr
+    history = ObsHistory(["obs"], 2, shapes={"obs": (2,)})
+    history.push(arr)
+    np.testing.assert_array_equal(history.tensors("cpu")["obs"][0], [arr, arr])
+
+
+def test_pipeline_runs_every_stage_on_a_box_observation_env(tmp_path):
+    """collect -> train -> fit / calibration rollouts -> fit + calibrate -> stress -> evaluate, all on 'obs'."""
+    run_dir = tmp_path / "run"
+    module = __name__
+    tiny = ["policy.horizon=8", "policy.embed_dim=16", "policy.encoder_hidden=32", "policy.mlp_hidden=64", "policy.mlp_layers=2",
+            "policy.num_inference_steps=4", "train.val_every=1000", "train.checkpoint_every=1000000", "train.progress=false"]
+    with initialize_config_dir(config_dir=CONF, version_base=None):
+        cfg = compose("pipeline", [
+            f"run_dir={run_dir}", "task=push_t", "device=cpu", "collect.n_episodes=4", "train.checkpoint=null", "train.steps=60",
+            "train.batch_size=64", "train.overrides=[" + ",".join(f"'{o}'" for o in tiny) + "]", "deploy_delta=null",
+            f"env_overrides=['env.factory={module}:make_track','env.name=null','++expert={module}:TrackExpert',"
+            "'++progress=false']",
+            "rollouts.fit_episodes=8", "rollouts.calibration_episodes=8", "rollouts.num_samples=8",
+            "rollouts.cells=[[none,[0.0]],[push,[1.0]]]", "rollouts.seeds_per_cell=4", "rollouts.delta=0.3",
+            "monitor.windows={rnd_oe: 2, ace: 2}",
+            "monitor.scores={rnd_oe: {score: rnd_oe, train: {max_epochs: 3}}, ace: {score: ace, dims: [0]}}",
+            "evaluate=['deltas=[0.3]','windows=[1,episode]','split.fit=0.5','split.calibration=0.5','scores.ace.dims=[0]',"
+            "'progress=false','~methods.knn','~methods.rnd_a','~methods.logpzo','~methods.stac','~methods.fiper_joint',"
+            "'~methods.fiper_or_joint','~methods.fiper_select','deploy_method=null']",
+        ])
+        report = pipeline.run(cfg)
+    demos = EpisodeStore.open(run_dir / "demos.zarr")
+    assert demos.data_keys == ["action", "obs"] and demos.read_data("obs").shape[1:] == (2,)
+    monitor = load_monitor(run_dir / "monitor")
+    assert monitor.calibrated and monitor.identity.sample_shape == (8, 8, 1)
+    stress = EpisodeStore.open(run_dir / "stress.zarr")
+    assert "obs" in stress.data_keys and stress.n_episodes == 2 * 4
+    obs, steps = stress.read_data("obs"), stress.episode_lengths
+    assert obs.shape == (int(steps.sum()), 2) and np.isfinite(obs).all()
+    pushed = stress.meta("shift").astype(str) == "push"
+    assert not stress.meta("success")[pushed].any()  # the drift leaves the track: every pushed episode fails
+    assert np.isfinite(stress.read_decisions("score/rnd_oe")).all() and not stress.read_decisions("failsafe").any()
+    metrics = json.loads((run_dir / "evaluation" / "metrics.json").read_text())
+    assert report.exists() and {r["method"] for r in metrics["records"]} >= {"fiper", "rnd_oe", "ace"}
+
+
+def test_flattened_mujoco_task_collects_and_runs_monitored(tmp_path):
+    """push-T behind FlattenObservation: collected as 'obs', acted on and recorded by the control loop."""
+    from policies import PolicyConfig, TrainConfig, load_policy, train_policy
+
+    env = gym.wrappers.FlattenObservation(envs.make_env("push_t", max_episode_steps=30))
+    store = EpisodeStore.create(tmp_path / "demos.zarr")
+    collect(env, envs.make_expert(env), store, 2, seed=0, max_attempts=2, progress=False)
+    assert store.data_keys == ["action", "obs"] and store.read_data("obs").shape[1:] == env.observation_space.shape
+    cfg = PolicyConfig(kind="diffusion", denoiser="mlp", horizon=8, n_action_steps=4, embed_dim=16, encoder_hidden=32,
+                       mlp_hidden=32, mlp_layers=1, num_inference_steps=4)
+    train_policy(tmp_path / "demos.zarr", TrainConfig(policy=cfg, steps=5, batch_size=32, device="cpu", progress=False, cpu_threads=1,
+                                                      val_every=1000, checkpoint_every=10**6), tmp_path / "policy")
+    policy = load_policy(tmp_path / "policy")
+    assert list(policy.obs_shapes) == ["obs"]
+    agent = MonitoredPolicy(policy, None, num_samples=4)
+    result = run_episode(env, agent, seed=3)
+    RolloutRecorder(tmp_path / "rollouts.zarr").write(result.steps, result.decisions, result.labels)
+    recorded = EpisodeStore.open(tmp_path / "rollouts.zarr")
+    assert recorded.read_data("obs").shape == (len(result.infos), *env.observation_space.shape)
+    assert len(result.decisions) == -(-len(result.infos) // policy.n_action_steps) and np.isfinite(result.steps["action"]).all()
