@@ -107,14 +107,15 @@ def threshold_ratio(eta, gamma) -> np.ndarray:
         return np.where(gamma > 0, eta / np.where(gamma > 0, gamma, 1.0), general)
 
 
-def _scalar_ratio(eta: float, gamma: float) -> float:
+def scalar_ratio(eta: float, gamma: float) -> float:
     """threshold_ratio for two Python floats, without array overhead (the online hot path)."""
     if gamma > 0:
         return eta / gamma
     return 1.0 + (eta - gamma) / max(abs(gamma), _TINY)
 
 
-def _check_rule(rule: str, num_indicators: int) -> str:
+def check_rule(rule: str, num_indicators: int) -> str:
+    """The one check of an alarm rule against the number of indicators it combines."""
     if rule not in RULES:
         raise ValueError(f"unknown combination rule {rule!r}; expected one of {RULES}")
     if rule == "single" and num_indicators != 1:
@@ -130,7 +131,7 @@ def combine(values, rule: str, axis: int = 0) -> np.ndarray:
     Works for ratios (min/max) and boolean exceedances (all/any) alike.
     """
     arr = np.asarray(values)
-    _check_rule(rule, arr.shape[axis])
+    check_rule(rule, arr.shape[axis])
     if rule == "or":
         return arr.max(axis=axis)
     return arr.min(axis=axis)
@@ -196,7 +197,7 @@ def evaluate_alarms(
     ``windows[name]`` its window and ``thresholds[name]`` its calibration.Threshold.
     """
     names = tuple(scores)
-    _check_rule(rule, len(names))
+    check_rule(rule, len(names))
     for what, mapping in (("windows", windows), ("thresholds", thresholds)):
         if set(mapping) != set(names):
             raise ValueError(f"{what} must name exactly the scores {sorted(names)}, got {sorted(mapping)}")
@@ -228,14 +229,19 @@ class AlarmStep:
     combined_ratio: float
     alarm: bool
     crossed: tuple[str, ...]  # indicators above their threshold at this step
+    skipped: tuple[str, ...] = ()  # indicators left out of this decision (their windows hold)
 
 
 class OnlineAlarm:
-    """Streaming counterpart of :func:`evaluate_alarms`: one decision per :meth:`step`."""
+    """Streaming counterpart of :func:`evaluate_alarms`: one decision per :meth:`step`.
+
+    This is the alarm rule the monitor runs in the control loop (``FailureMonitor.step``);
+    tests/monitor check it against the vectorised offline grid of the evaluation.
+    """
 
     def __init__(self, thresholds: Mapping[str, object], windows: Mapping[str, int], rule: str = "and") -> None:
         self.names = tuple(thresholds)
-        self.rule = _check_rule(rule, len(self.names))
+        self.rule = check_rule(rule, len(self.names))
         if set(windows) != set(self.names):
             raise ValueError(f"windows must name exactly the thresholds {sorted(self.names)}, got {sorted(windows)}")
         self.thresholds = dict(thresholds)
@@ -258,19 +264,36 @@ class OnlineAlarm:
             raise ValueError(f"threshold {name!r} must be a Threshold, a scalar or a 1-D curve, got shape {curve.shape}")
         return float(curve[min(t, curve.size - 1)])
 
-    def step(self, scores: Mapping[str, float]) -> AlarmStep:
-        """Feed this decision's raw scores (one per indicator); return the decision."""
-        missing = [n for n in self.names if n not in scores]
-        if missing:
-            raise ValueError(f"scores for decision {self.steps} lack indicator(s) {missing}")
+    def step(self, scores: Mapping[str, float], skip: tuple[str, ...] = ()) -> AlarmStep:
+        """Feed this decision's raw scores; return the decision.
+
+        Indicators named in ``skip`` take no score: their windows hold their value and the rule
+        combines the others (e.g. ACE while the policy's sampling is steered).
+        """
         t = self.steps
-        eta = {n: self._sums[n].update(scores[n]) for n in self.names}
+        active = [n for n in self.names if n not in skip]
+        if not active:
+            raise ValueError(f"decision {t}: every indicator is skipped; nothing to alarm on")
+        missing = [n for n in active if n not in scores]
+        if missing:
+            raise ValueError(f"scores for decision {t} lack indicator(s) {missing}")
+        eta = {n: (self._sums[n].update(scores[n]) if n in scores and n not in skip else self._sums[n].value) for n in self.names}
         gamma = {n: self._gamma(n, t) for n in self.names}
-        ratio = {n: _scalar_ratio(eta[n], gamma[n]) for n in self.names}
-        crossed = tuple(n for n in self.names if eta[n] > gamma[n])
-        alarm = bool(len(crossed) == len(self.names) if self.rule != "or" else crossed)
-        combined = (max if self.rule == "or" else min)(ratio.values())
+        ratio = {n: scalar_ratio(eta[n], gamma[n]) for n in self.names}
+        crossed = tuple(n for n in active if eta[n] > gamma[n])
+        alarm = bool(crossed) if self.rule == "or" else len(crossed) == len(active)
+        combined = (max if self.rule == "or" else min)(ratio[n] for n in active)
         if alarm and self.first_alarm is None:
             self.first_alarm = t
         self.steps += 1
-        return AlarmStep(t, eta, gamma, ratio, combined, alarm, crossed)
+        return AlarmStep(t, eta, gamma, ratio, combined, alarm, crossed, tuple(n for n in self.names if n in skip))
+
+    def hold(self) -> AlarmStep:
+        """Advance one decision without scores (a fail-safe decision): windows hold, time moves on."""
+        t = self.steps
+        eta = {n: self._sums[n].value for n in self.names}
+        gamma = {n: self._gamma(n, t) for n in self.names}
+        if self.first_alarm is None:
+            self.first_alarm = t
+        self.steps += 1
+        return AlarmStep(t, eta, gamma, {}, math.inf, True, (), self.names)

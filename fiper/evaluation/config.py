@@ -2,7 +2,8 @@
 
 ``EvaluationConfig.from_mapping`` validates a plain mapping (a hydra config turned into a dict) and
 refuses unknown keys, so a typo in a yaml fails loudly instead of silently using a default.
-The defaults here are restated by ``launch/conf/evaluate.yaml`` (tested to agree).
+Score hyper-parameters default to each score class's own (fiper.monitor.spec.ScoreSpec); the
+other defaults here are restated by ``launch/conf/evaluate.yaml`` (tested to agree).
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from calibration import THRESHOLD_KINDS, check_delta
-from fiper.aggregation import RULES
+from fiper.aggregation import check_rule
+from fiper.monitor.spec import ScoreSpec, score_defaults
 
 EPISODE = "episode"  # window label: the whole episode (cumulative sum), resolved per task
 CRITERIA = ("accuracy", "twa", "auroc", "accuracy_twa")  # accuracy_twa: mean of the two
@@ -21,22 +23,13 @@ CRITERIA = ("accuracy", "twa", "auroc", "accuracy_twa")  # accuracy_twa: mean of
 DEFAULT_WINDOWS: tuple[int | str, ...] = (1, 3, 5, 10, 20, EPISODE)
 DEFAULT_DELTAS: tuple[float, ...] = tuple(round(0.01 * i, 2) for i in range(1, 11))  # 1-delta in 0.90..0.99
 
-# Small, CPU-fast score settings ({indicator: {'score': registry name, **params}}).
-DEFAULT_SCORES: dict[str, dict[str, Any]] = {
-    # whitened input and 128-wide nets: +0.01-0.03 mean balanced accuracy for FIPER's jointly calibrated rows
-    # over three tasks x five split seeds (docs/results.md, "Design choices, measured"); whiten=False is the published input
-    "rnd_oe": {"score": "rnd_oe", "target_widths": [128, 128], "predictor_widths": [128, 256, 128], "out_dim": 64,
-               "whiten": True, "train": {"lr": 1e-3, "max_epochs": 60, "patience": 5, "batch_size": 256}},
-    "ace": {"score": "ace", "kappa": 0.03, "dims": [0, 1]},
-    "stac": {"score": "stac", "n_action_steps": None, "dims": None},  # None: from the store (attrs / env_step spacing)
-    "rnd_a": {"score": "rnd_a", "target_widths": [64], "predictor_widths": [64, 64], "out_dim": 32, "samples_per_decision": 4,
-              "train": {"lr": 1e-3, "max_epochs": 20, "patience": 5, "batch_size": 256}},
-    "logpzo": {"score": "logpzo", "widths": [64, 64], "n_steps": 1,
-               "train": {"lr": 1e-3, "max_epochs": 30, "patience": 5, "batch_size": 256}},
-    "pca_kmeans": {"score": "pca_kmeans", "n_components": 10, "n_clusters": 64},
-    "mahalanobis": {"score": "mahalanobis"},
-    "knn": {"score": "knn", "k": 5},
-}
+# Every registered score at its class defaults ({indicator: {'score': registry name, **params}}).
+DEFAULT_SCORE_NAMES: tuple[str, ...] = ("rnd_oe", "ace", "stac", "rnd_a", "logpzo", "pca_kmeans", "mahalanobis", "knn")
+
+
+def default_scores() -> dict[str, dict[str, Any]]:
+    return {n: score_defaults(n) for n in DEFAULT_SCORE_NAMES}
+
 
 DEFAULT_METHODS: dict[str, dict[str, Any]] = {
     "fiper": {"scores": ["rnd_oe", "ace"], "rule": "and", "windows": None},
@@ -116,10 +109,10 @@ class MethodSpec:
         if len(set(scores)) != len(scores):
             raise ValueError(f"method {name!r}: a score appears twice in {list(scores)}")
         rule = str(spec.get("rule") or ("single" if len(scores) == 1 else "and"))
-        if rule not in RULES:
-            raise ValueError(f"method {name!r}: unknown rule {rule!r}; expected one of {RULES}")
-        if rule == "single" and len(scores) != 1:
-            raise ValueError(f"method {name!r}: rule 'single' takes one score, got {list(scores)}; use 'and' or 'or'")
+        try:
+            check_rule(rule, len(scores))
+        except ValueError as err:
+            raise ValueError(f"method {name!r}: {err}") from None
         windows = spec.get("windows")
         windows = None if windows is None else check_windows(windows, f"method {name!r} windows")
         joint = spec.get("joint", False)
@@ -170,7 +163,7 @@ class EvaluationConfig:
     seed: int = 0
     device: str = "cpu"  # where score models are fitted and run; 'auto': CUDA when available
     control_period_s: float | None = None  # seconds per env step; None: store attrs, else 0.1
-    scores: Mapping[str, Mapping[str, Any]] = field(default_factory=lambda: copy.deepcopy(DEFAULT_SCORES))
+    scores: Mapping[str, Mapping[str, Any]] = field(default_factory=default_scores)
     methods: Mapping[str, MethodSpec] = field(default_factory=lambda: {n: MethodSpec.of(n, s) for n, s in DEFAULT_METHODS.items()})
     # methods that count as baselines in the paired comparison over repeats; names of dropped
     # default methods are ignored, other unknown names are an error
@@ -200,9 +193,12 @@ class EvaluationConfig:
             raise ValueError(f"selection criterion {self.selection!r} unknown; expected one of {CRITERIA}")
         if self.control_period_s is not None and not float(self.control_period_s) > 0:
             raise ValueError(f"control_period_s must be a positive number of seconds per env step, got {self.control_period_s}")
-        scores = {str(n): dict(s) for n, s in self.scores.items()}
-        for name, spec in scores.items():
-            spec.setdefault("score", name)
+        scores = {}
+        for name, spec in self.scores.items():
+            try:
+                scores[str(name)] = ScoreSpec.of(spec, str(name)).as_dict()
+            except ValueError as err:
+                raise ValueError(f"scores.{name}: {err}") from None
         object.__setattr__(self, "scores", scores)
         methods = {n: (m if isinstance(m, MethodSpec) else MethodSpec.of(n, m)) for n, m in self.methods.items()}
         if not methods:

@@ -1,6 +1,6 @@
 """Save a fitted monitor to one directory (safetensors + json) and load it without training data.
 
-    <dir>/monitor.json        identity, rule, windows, score configs, thresholds
+    <dir>/monitor.json        identity, spec (MonitorSpec), fitted score configs, thresholds
     <dir>/scores.safetensors  every score's tensors, keyed '<score name>/<tensor name>'
 """
 
@@ -35,6 +35,7 @@ def save_monitor(monitor: FailureMonitor, directory: str | os.PathLike, *, extra
         "format": FORMAT,
         "version": VERSION,
         "identity": monitor.identity.as_dict(),
+        "spec": monitor.spec.as_dict(),
         "rule": monitor.rule,
         "windows": monitor.windows,
         "scores": score_configs,
@@ -86,4 +87,6 @@ def load_monitor(directory: str | os.PathLike, *, policy: Any = None, device: st
     thresholds = config.get("thresholds")
     if thresholds is not None:
         thresholds = {n: threshold_from_dict(t, source=f"{directory}/{CONFIG_FILE}:{n}") for n, t in thresholds.items()}
-    return FailureMonitor(scores, identity, windows=config["windows"], rule=config["rule"], thresholds=thresholds)
+    spec = config.get("spec") or {}  # files written before the spec was saved: constant, separate
+    return FailureMonitor(scores, identity, windows=config["windows"], rule=config["rule"], thresholds=thresholds,
+                          threshold=spec.get("threshold", "constant"), joint=bool(spec.get("joint", False)))

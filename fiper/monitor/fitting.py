@@ -1,4 +1,4 @@
-"""Build a FailureMonitor from a score specification and fit its score models."""
+"""Fit a FailureMonitor from a MonitorSpec (or the spec's fields given as keywords)."""
 
 from __future__ import annotations
 
@@ -7,31 +7,19 @@ from typing import Any
 
 from fiper.monitor.identity import PolicyIdentity
 from fiper.monitor.monitor import FailureMonitor
+from fiper.monitor.spec import MonitorSpec, fiper_spec
 from fiper.scores.base import ScoreFitData
-from fiper.scores.registry import make_score
-
-DEFAULT_SCORES: dict[str, dict[str, Any]] = {"rnd_oe": {"score": "rnd_oe"}, "ace": {"score": "ace"}}
 
 
-def fit_monitor(
-    data: ScoreFitData,
-    identity: PolicyIdentity,
-    *,
-    scores: Mapping[str, Mapping[str, Any]] | None = None,
-    windows: Mapping[str, int] | None = None,
-    rule: str = "and",
-    default_window: int = 5,
-) -> FailureMonitor:
-    """Fit every score of ``scores`` ({indicator name: {'score': registry name, **params}}) on ``data``.
+def fit_monitor(data: ScoreFitData, identity: PolicyIdentity, spec: MonitorSpec | Mapping[str, Any] | None = None,
+                **fields: Any) -> FailureMonitor:
+    """Fit every score of ``spec`` on ``data``: ``fit_monitor(data, identity, scores=..., windows=..., rule=...)``
+    builds the spec from keywords; neither gives FIPER's default (RND-OE AND ACE, windows 5).
 
     The returned monitor is not calibrated yet: call ``monitor.calibrate`` on the scores of
     successful rollouts disjoint from ``data``.
     """
-    scores = dict(scores or DEFAULT_SCORES)
-    fitted = {}
-    for name, spec in scores.items():
-        spec = dict(spec)
-        kind = spec.pop("score", name)
-        fitted[name] = make_score(kind, **spec).fit(data)
-    windows = {n: int((windows or {}).get(n, default_window)) for n in fitted}
-    return FailureMonitor(fitted, identity, windows=windows, rule=rule)
+    if spec is not None and fields:
+        raise ValueError(f"give a MonitorSpec or its fields {sorted(fields)}, not both")
+    spec = MonitorSpec.of(spec if spec is not None else ({k: v for k, v in fields.items() if v is not None} or fiper_spec()))
+    return FailureMonitor.from_spec(spec, data, identity)

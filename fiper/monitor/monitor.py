@@ -16,22 +16,18 @@ import numpy as np
 import torch
 
 from calibration import Threshold, fit_joint, fit_threshold
-from fiper.aggregation import RULES, AlarmTrace, WindowedSum, evaluate_alarms, windowed_sum
+from fiper.aggregation import AlarmStep, AlarmTrace, OnlineAlarm, check_rule, evaluate_alarms, windowed_sum
 from fiper.monitor.identity import PolicyIdentity
 from fiper.monitor.padding import to_padded
 from fiper.monitor.report import StepReport
-from fiper.scores.base import FailureScore
+from fiper.monitor.spec import MonitorSpec, ScoreSpec
+from fiper.scores.base import FailureScore, ScoreFitData
 from fiper.scores.inputs import as_array
 
 
 def _finite(x: Any) -> bool:
     """Whether an array or tensor holds only finite values."""
     return bool(torch.isfinite(x).all()) if isinstance(x, torch.Tensor) else bool(np.isfinite(x).all())
-
-
-def _ratio(eta: float, gamma: float) -> float:
-    """Scalar fiper.aggregation.threshold_ratio (the online hot path avoids numpy overhead)."""
-    return eta / gamma if gamma > 0 else 1.0 + (eta - gamma) / max(abs(gamma), 1e-300)
 
 
 class MonitorNotCalibratedError(RuntimeError):
@@ -54,31 +50,45 @@ class FailureMonitor:
         windows: Mapping[str, int],
         rule: str = "and",
         thresholds: Mapping[str, Threshold] | None = None,
+        threshold: str = "constant",
+        joint: bool = False,
     ):
         if not scores:
             raise ValueError("a FailureMonitor needs at least one fitted score")
-        if rule not in RULES:
-            raise ValueError(f"unknown combination rule {rule!r}; expected one of {RULES}")
-        if rule == "single" and len(scores) != 1:
-            raise ValueError(f"rule 'single' takes exactly one score, got {sorted(scores)}; use 'and' or 'or'")
+        try:
+            check_rule(rule, len(scores))
+        except ValueError as err:
+            raise ValueError(f"{err} (scores: {sorted(scores)})") from None
         if set(windows) != set(scores):
             raise ValueError(f"windows must name exactly the scores {sorted(scores)}, got {sorted(windows)}")
         self.scores = dict(scores)
         self.identity = identity
         self.rule = rule
         self.windows = {n: int(w) for n, w in windows.items()}
+        self.threshold, self.joint = threshold, bool(joint)  # how calibrate() fits thresholds by default
         for name, score in self.scores.items():
             self._check_score(name, score)
-        # inputs are checked once per decision in _prepare; scores that offer it skip their own checks
-        self._steppers = {n: getattr(s, "step_checked", s.step) for n, s in self.scores.items()}
         self.thresholds: dict[str, Threshold] | None = None
+        self._alarm: OnlineAlarm | None = None
         if thresholds is not None:
             self.set_thresholds(thresholds)
-        self._sums = {n: WindowedSum(w) for n, w in self.windows.items()}
         self.reset()
 
+    @classmethod
+    def from_spec(cls, spec: MonitorSpec | Mapping[str, Any], data: ScoreFitData, identity: PolicyIdentity) -> FailureMonitor:
+        """Fit every score of ``spec`` on in-distribution decisions; calibrate the result next."""
+        spec = MonitorSpec.of(spec)
+        fitted = {name: score.build().fit(data) for name, score in spec.scores.items()}
+        return cls(fitted, identity, windows=spec.windows, rule=spec.rule, threshold=spec.threshold, joint=spec.joint)
+
+    @property
+    def spec(self) -> MonitorSpec:
+        """This monitor's configuration (δ once calibrated); scores must be registered (fiper.scores.register_score)."""
+        scores = {n: ScoreSpec(s.name, s.config) for n, s in self.scores.items()}
+        return MonitorSpec(scores, self.windows, self.rule, self.threshold, self.joint, self.delta)
+
     def _check_score(self, name: str, score: FailureScore) -> None:
-        if not getattr(score, "fitted", True):
+        if not score.fitted:
             raise ValueError(f"score {name!r} is not fitted; fit it on in-distribution decisions first")
         emb_dim = getattr(score, "embedding_dim", None)
         if emb_dim is not None and emb_dim != self.identity.embedding_dim:
@@ -109,12 +119,12 @@ class FailureMonitor:
         if set(thresholds) != set(self.scores):
             raise ValueError(f"thresholds must name exactly the scores {sorted(self.scores)}, got {sorted(thresholds)}")
         self.thresholds = dict(thresholds)
+        self._alarm = OnlineAlarm(self.thresholds, self.windows, self.rule)
 
     def to(self, device: str | torch.device) -> FailureMonitor:
         """Move every score model to ``device`` (the policy's), returns self."""
         for score in self.scores.values():
-            if hasattr(score, "to"):
-                score.to(device)
+            score.to(device)
         return self
 
     # ------------------------------------------------------------------ online
@@ -122,8 +132,8 @@ class FailureMonitor:
         """Start a new episode: clear windows and score histories."""
         for score in self.scores.values():
             score.reset()
-        for window in self._sums.values():
-            window.reset()
+        if self._alarm is not None:
+            self._alarm.reset()
         self.decision = 0
 
     def step(self, embedding: Any, samples: Any, *, skip: Iterable[str] = ()) -> StepReport:
@@ -134,37 +144,28 @@ class FailureMonitor:
         """
         if not self.calibrated:
             raise MonitorNotCalibratedError("the monitor has no thresholds: calibrate it (python -m launch.calibrate) before running it")
-        t = self.decision
         self.decision += 1
-        if skip:
-            skip = tuple(n for n in self.names if n in set(skip))
-            active = [n for n in self.names if n not in skip]
-        else:
-            skip, active = (), self.names
+        skip = tuple(n for n in self.names if n in set(skip)) if skip else ()
+        active = [n for n in self.names if n not in skip]
         if not active:
-            return self._failsafe(t, "every score was skipped: the decision is unmonitored", skip)
+            return self._failsafe("every score was skipped: the decision is unmonitored", skip)
         try:
             embedding, samples = self._prepare(embedding, samples)
         except (TypeError, ValueError) as err:
-            return self._failsafe(t, f"invalid input: {err}", skip)
+            return self._failsafe(f"invalid input: {err}", skip)
         raw: dict[str, float] = {}
         for name in active:
             score = self.scores[name]
             try:
-                value = self._steppers[name](embedding if "embedding" in score.needs else None, samples if "samples" in score.needs else None)
+                value = score.step_checked(embedding if "embedding" in score.needs else None, samples if "samples" in score.needs else None)
             except Exception as err:  # fail-safe: any score error raises the alarm
-                return self._failsafe(t, f"score {name!r} raised {type(err).__name__}: {err}", skip)
+                return self._failsafe(f"score {name!r} raised {type(err).__name__}: {err}", skip)
             if not math.isfinite(value):
-                return self._failsafe(t, f"score {name!r} returned {value}", skip)
+                return self._failsafe(f"score {name!r} returned {value}", skip)
             raw[name] = value
-        windowed = {n: (self._sums[n].update(raw[n]) if n in raw else self._sums[n].value) for n in self.names}
-        gamma = {n: float(self.thresholds[n](t)) for n in self.names}
-        ratios = {n: _ratio(windowed[n], gamma[n]) for n in self.names}
-        crossed = tuple(n for n in active if windowed[n] > gamma[n])
-        alarm = bool(crossed) if self.rule == "or" else len(crossed) == len(active)
-        combined = (max if self.rule == "or" else min)(ratios[n] for n in active)
-        reason = f"{' and '.join(crossed)} above threshold" if alarm else ""
-        return StepReport(t, raw, windowed, gamma, ratios, combined, alarm, crossed, reason, False, skip)
+        a = self._alarm.step(raw, skip)
+        reason = f"{' and '.join(a.crossed)} above threshold" if a.alarm else ""
+        return StepReport(a.step, raw, a.eta, a.gamma, a.ratio, a.combined_ratio, a.alarm, a.crossed, reason, False, skip)
 
     def _prepare(self, embedding: Any, samples: Any) -> tuple[Any, Any]:
         """Check the inputs once per decision (shape, finite) for every score: strip a leading batch
@@ -187,10 +188,9 @@ class FailureMonitor:
             raise ValueError(f"non-finite values in {' and '.join(bad)}")
         return checked[0], checked[1]
 
-    def _failsafe(self, t: int, reason: str, skip: tuple[str, ...]) -> StepReport:
-        windowed = {n: self._sums[n].value for n in self.names}
-        gamma = {n: float(self.thresholds[n](t)) for n in self.names}
-        return StepReport(t, {}, windowed, gamma, {}, math.inf, True, (), f"fail-safe: {reason}", True, skip)
+    def _failsafe(self, reason: str, skip: tuple[str, ...]) -> StepReport:
+        a: AlarmStep = self._alarm.hold()
+        return StepReport(a.step, {}, a.eta, a.gamma, {}, math.inf, True, (), f"fail-safe: {reason}", True, skip)
 
     # ------------------------------------------------------------------ offline
     def score_offline(self, embeddings: Any, samples: Any, decision_ends: Any) -> dict[str, np.ndarray]:
@@ -208,8 +208,8 @@ class FailureMonitor:
         lengths = next(iter(padded.values()))[1]
         return evaluate_alarms({n: p[0] for n, p in padded.items()}, self.windows, self.thresholds, lengths, self.rule)
 
-    def calibrate(self, raw: Mapping[str, np.ndarray], decision_ends: Any, *, delta: float, kind: str = "constant",
-                  joint: bool = False, **options: Any) -> dict[str, Threshold]:
+    def calibrate(self, raw: Mapping[str, np.ndarray], decision_ends: Any, *, delta: float, kind: str | None = None,
+                  joint: bool | None = None, **options: Any) -> dict[str, Threshold]:
         """Fit each score's threshold on the windowed scores of successful calibration episodes.
 
         ``raw`` holds per-decision scores of those episodes (``score_offline`` output). By default
@@ -218,6 +218,9 @@ class FailureMonitor:
         itself with one shared conformal height (calibration.fit_joint: constant or band, the
         calibration episodes split into D1 / D2; ``options`` may set d1_fraction and seed).
         """
+        kind = self.threshold if kind is None else kind
+        joint = self.joint if joint is None else bool(joint)
+        self.spec.replace(threshold=kind, joint=joint, delta=delta)  # one validation of the combination
         etas = {}
         for name in self.names:
             padded, lengths = to_padded(raw[name], decision_ends)
@@ -229,4 +232,5 @@ class FailureMonitor:
         else:
             thresholds = {n: fit_threshold(kind, eta, lengths, delta=delta, **options) for n, eta in etas.items()}
         self.set_thresholds(thresholds)
+        self.threshold, self.joint = kind, joint
         return thresholds

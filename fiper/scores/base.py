@@ -43,12 +43,20 @@ class FailureScore(Protocol):
     needs: frozenset[str]  # subset of {"embedding", "samples"}: inputs the score reads
     embedding_dim: int | None  # D it was fitted for (None if it does not read embeddings)
     sample_shape: tuple[int, int, int] | None  # (B, H, A) it was fitted for (None if it does not read samples)
+    fitted: bool  # True once fit() or from_state() gave it its constants
+    config: dict[str, Any]  # constructor arguments (json-able): what a MonitorSpec records
 
     def fit(self, data: ScoreFitData) -> FailureScore: ...
 
     def reset(self) -> None: ...
 
     def step(self, embedding: Tensor | None, samples: Tensor | None) -> float: ...
+
+    def step_checked(self, embedding: Tensor | None, samples: Tensor | None) -> float:
+        """``step`` for inputs the monitor has already checked (shapes, finite values)."""
+        ...
+
+    def to(self, device: str | torch.device) -> FailureScore: ...
 
     def score_offline(self, embeddings: Any, samples: Any, decision_ends: Any) -> np.ndarray: ...
 

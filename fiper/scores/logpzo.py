@@ -47,7 +47,7 @@ class LogpZO(ScoreBase):
 
     def __init__(
         self,
-        widths: Sequence[int] = (256, 256, 256),
+        widths: Sequence[int] = (64, 64),
         activation: str = "silu",
         n_steps: int = 1,
         train: TrainConfig | Mapping[str, Any] | None = None,
@@ -58,7 +58,7 @@ class LogpZO(ScoreBase):
         if int(n_steps) < 1:
             raise ValueError(f"{self.name}: n_steps (Euler steps from data to noise) must be >= 1, got {n_steps}")
         mlp(1, widths, 1, activation=activation)  # validates the activation name early
-        cfg = TrainConfig.of(train, **SMALL_NET_TRAIN)
+        cfg = TrainConfig.of(train, **SMALL_NET_TRAIN, max_epochs=30, patience=5)
         super().__init__(widths=widths, activation=activation, n_steps=int(n_steps), train=cfg.to_dict())
         self.flow: VelocityField | None = None
         self.mean = self.std = None

@@ -1,7 +1,8 @@
 """Score registry: every score class in a module of ``fiper.scores`` registers itself by its ``name``.
 
-Adding a score is one file in ``fiper/scores/`` (a ``ScoreBase`` subclass with a unique ``name``)
-plus one yaml in ``launch/conf/score/``; a score defined elsewhere joins with ``register_score``.
+Adding a score is one file in ``fiper/scores/`` (a ``ScoreBase`` subclass with a unique ``name``);
+its constructor's arguments and defaults are its config (``fiper.monitor.spec.ScoreSpec``), which
+the launchers offer as the hydra group ``score``. A score defined elsewhere joins with ``register_score``.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from torch import Tensor
 
 from fiper.scores.base import FailureScore, ScoreBase
 
-_REQUIRED = ("name", "needs", "fit", "reset", "step", "score_offline", "state", "from_state")
+_REQUIRED = ("name", "needs", "fit", "reset", "step", "step_checked", "score_offline", "state", "from_state", "to")
 
 
 def register_score(cls: type) -> type:

@@ -28,10 +28,10 @@ class RNDA(ScoreBase):
 
     def __init__(
         self,
-        target_widths: Sequence[int] = (256, 256),
-        predictor_widths: Sequence[int] = (256, 512, 256),
-        out_dim: int = 64,
-        samples_per_decision: int | None = 8,
+        target_widths: Sequence[int] = (64,),
+        predictor_widths: Sequence[int] = (64, 64),
+        out_dim: int = 32,
+        samples_per_decision: int | None = 4,
         train: TrainConfig | Mapping[str, Any] | None = None,
     ):
         tw, pw, out = check_widths(self.name, target_widths, predictor_widths, out_dim)
@@ -40,7 +40,7 @@ class RNDA(ScoreBase):
         super().__init__(
             target_widths=tw, predictor_widths=pw, out_dim=out,
             samples_per_decision=None if samples_per_decision is None else int(samples_per_decision),
-            train=TrainConfig.of(train, **SMALL_NET_TRAIN).to_dict(),
+            train=TrainConfig.of(train, **SMALL_NET_TRAIN, max_epochs=20, patience=5).to_dict(),
         )
         self.nets: RNDNetworks | None = None
         self.emb_mean = self.emb_std = self.act_mean = self.act_std = None

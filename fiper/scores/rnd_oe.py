@@ -32,20 +32,20 @@ class RNDOE(ScoreBase):
 
     def __init__(
         self,
-        target_widths: Sequence[int] | None = None,
-        predictor_widths: Sequence[int] | None = None,
-        out_dim: int | None = None,
+        target_widths: Sequence[int] | None = (128, 128),
+        predictor_widths: Sequence[int] | None = (128, 256, 128),
+        out_dim: int | None = 64,
         train: TrainConfig | Mapping[str, Any] | None = None,
-        whiten: bool = False,
+        whiten: bool = True,
     ):
-        # None: sized from the embedding at fit (rnd_core.sized_widths); the fitted config stores the numbers.
-        # The defaults restate launch/conf/score/rnd_oe.yaml.
+        # None widths: sized from the embedding at fit (rnd_core.sized_widths); the fitted config stores the numbers.
+        # whiten=False is the published input (standardised only); whitening measured better (docs/scores.md).
         given = check_widths(self.name, *sized_widths(1, target_widths, predictor_widths, out_dim))
         super().__init__(
             target_widths=None if target_widths is None else given[0],
             predictor_widths=None if predictor_widths is None else given[1],
             out_dim=None if out_dim is None else given[2],
-            train=TrainConfig.of(train, **SMALL_NET_TRAIN).to_dict(),
+            train=TrainConfig.of(train, **SMALL_NET_TRAIN, max_epochs=60, patience=5).to_dict(),
             whiten=bool(whiten),
         )
         self.nets: RNDNetworks | None = None

@@ -46,14 +46,15 @@ class STAC(ScoreBase):
     dtype = torch.float64
     chunk_elements = 1 << 21
 
-    def __init__(self, n_action_steps: int, dims: Sequence[int] | None = None):
-        if int(n_action_steps) < 1:
+    def __init__(self, n_action_steps: int | None = None, dims: Sequence[int] | None = None):
+        # None: the evaluation fills it from the store (attr n_action_steps / env_step spacing)
+        if n_action_steps is not None and (isinstance(n_action_steps, bool) or int(n_action_steps) < 1):
             raise ValueError(f"{self.name}: n_action_steps (env steps executed per decision) must be >= 1, got {n_action_steps}")
         if dims is not None:
             dims = [int(d) for d in dims]
             if not dims or len(set(dims)) != len(dims) or min(dims) < 0:
                 raise ValueError(f"{self.name}: dims must be distinct non-negative action indices (or None for all), got {dims}")
-        super().__init__(n_action_steps=int(n_action_steps), dims=dims)
+        super().__init__(n_action_steps=None if n_action_steps is None else int(n_action_steps), dims=dims)
         self._previous: Tensor | None = None
 
     @property
@@ -63,6 +64,9 @@ class STAC(ScoreBase):
 
     def _check_fit_shapes(self) -> None:
         _, h, a = self.sample_shape
+        if self._config["n_action_steps"] is None:
+            raise ValueError(f"{self.name}: n_action_steps (env steps executed per decision) is not set; give it, "
+                             "or record the store attr 'n_action_steps' (launch.evaluate fills it from there)")
         if self._config["n_action_steps"] >= h:
             raise ValueError(f"{self.name}: n_action_steps={self._config['n_action_steps']} leaves no overlap with horizon H={h}; STAC needs n_action_steps < H")
         if max(self.dims) >= a:

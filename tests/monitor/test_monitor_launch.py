@@ -37,8 +37,8 @@ def run(module, name, overrides):
         return module.run(compose(config_name=name, overrides=overrides))
 
 
-SMALL = ["+monitor.scores.rnd_oe.target_widths=[16]", "+monitor.scores.rnd_oe.predictor_widths=[32,32]",
-         "+monitor.scores.rnd_oe.out_dim=8", "+monitor.scores.rnd_oe.train={max_epochs: 3, lr: 0.003}",
+SMALL = ["monitor.scores.rnd_oe.target_widths=[16]", "monitor.scores.rnd_oe.predictor_widths=[32,32]",
+         "monitor.scores.rnd_oe.out_dim=8", "monitor.scores.rnd_oe.train={max_epochs: 3, lr: 0.003}",
          "monitor.scores.ace.dims=[0,1]", "monitor.windows={rnd_oe: 2, ace: 3}"]
 
 

@@ -1,43 +1,42 @@
-"""Every launch/conf/score/*.yaml builds its registered score through hydra's instantiate."""
+"""Every registered score is a hydra config group built from its class's defaults, and nothing else."""
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
-from hydra.utils import instantiate
-from omegaconf import OmegaConf
-from omegaconf.errors import MissingMandatoryValue
+from pathlib import Path
 
+from hydra import compose, initialize_config_dir
+
+import launch.components  # noqa: F401
+from fiper.monitor.spec import ScoreSpec
 from fiper.scores import SCORES, ScoreFitData
 
-CONF = Path(__file__).resolve().parents[2] / "launch" / "conf" / "score"
-
-
-def test_one_yaml_per_registered_score():
-    assert sorted(p.stem for p in CONF.glob("*.yaml")) == sorted(SCORES)
+CONF = str(Path(__file__).resolve().parents[2] / "launch" / "conf")
 
 
 @pytest.mark.parametrize("name", sorted(SCORES))
-def test_yaml_instantiates_the_score_with_its_defaults(name):
-    cfg = OmegaConf.load(CONF / f"{name}.yaml")
-    if name == "stac":
-        cfg.n_action_steps = 8  # left mandatory (???): it is the policy's, not the score's
-    score = instantiate(cfg)
-    assert type(score) is SCORES[name] and score.name == name
-    defaults = type(score)(n_action_steps=8) if name == "stac" else type(score)()
-    assert score.config == defaults.config  # the yaml restates the class defaults
+def test_score_group_composes_to_the_class_defaults(name):
+    with initialize_config_dir(config_dir=CONF, version_base=None):
+        cfg = compose("fit", overrides=[f"+score@probe={name}"])
+    score = ScoreSpec.of(dict(cfg.probe)).build()
+    assert type(score) is SCORES[name] and score.config == SCORES[name]().config
 
 
-def test_stac_yaml_demands_n_action_steps():
-    with pytest.raises(MissingMandatoryValue, match="n_action_steps"):
-        instantiate(OmegaConf.load(CONF / "stac.yaml"))
+def test_one_override_changes_one_value_and_is_validated():
+    with initialize_config_dir(config_dir=CONF, version_base=None):
+        cfg = compose("fit", overrides=["monitor.scores.ace.kappa=0.05"])
+        spec = ScoreSpec.of(dict(cfg.monitor.scores.ace))
+        assert spec.params["kappa"] == 0.05 and spec.params["margin"] == SCORES["ace"]().config["margin"]
+        bad = compose("fit", overrides=["monitor.scores.ace.kappa=-1"])
+    with pytest.raises(ValueError, match="kappa"):
+        ScoreSpec.of(dict(bad.monitor.scores.ace))
 
 
-def test_yaml_built_score_fits_and_saves_json_config():
-    score = instantiate(OmegaConf.load(CONF / "ace.yaml"))
+def test_built_score_fits_and_saves_json_config():
+    score = ScoreSpec("ace", {"kappa": 0.03}).build()
     g = np.random.default_rng(0)
     score.fit(ScoreFitData(None, g.normal(size=(4, 8, 4, 2)), [4]))
     _, config = score.state()
