@@ -1,7 +1,8 @@
 """Every code example a user copies from the docs works against the code as it is.
 
-Covers README.md and docs/*.md except docs/results.md and docs/benchmarks.md (their commands are
-long experiment runs). Two checks:
+Covers README.md and docs/*.md except docs/benchmarks.md (benchmark scripts, no launch commands)
+and docs/method.md (no code). docs/results.md holds only shell blocks of long experiment runs: its
+commands are composed, never run. Two checks:
 
 * Every fenced ```python block is executed: each in a fresh namespace and its own temporary
   working directory, all blocks in one subprocess (nothing a block writes lands in the
@@ -40,7 +41,7 @@ from docs_blocks import BLOCKS, HELPERS, Block  # per-block preludes, checks and
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ["README.md"] + [f"docs/{name}.md" for name in (
     "adapters", "monitor", "control_loop", "interventions", "scores", "calibration", "evaluation", "envs",
-    "policies", "rollout_format", "metrics", "sweeps", "architecture")]
+    "policies", "rollout_format", "metrics", "sweeps", "architecture", "results")]
 TIMEOUT_S = 240
 
 
