@@ -5,10 +5,22 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
+from calibration.thresholds import THRESHOLD_KINDS
 from fiper.monitor import load_monitor, read_monitor_config, save_monitor
 from fiper.monitor.workflow import load_decisions, successful_in_distribution
 from fiper.storage import EpisodeStore
 from launch.common import maybe_load_policy, plain, resolve_device, save_config, set_cpu_threads
+from launch.validate import THREADS, boolean, choice, existing_path, merged, optional, probability, seed, validate
+
+RULES = merged(THREADS, {
+    "data": existing_path("store"),
+    "monitor_dir": existing_path("monitor directory"),
+    "policy_dir": optional(existing_path("policy directory")),
+    "delta": probability,
+    "kind": optional(choice(*THRESHOLD_KINDS)),
+    "joint": optional(boolean),
+    "seed": seed,
+})
 
 
 def threshold_settings(cfg: DictConfig, extra: dict) -> tuple[str, bool]:
@@ -24,6 +36,7 @@ def threshold_settings(cfg: DictConfig, extra: dict) -> tuple[str, bool]:
 
 
 def run(cfg: DictConfig):
+    validate(cfg, RULES, "calibrate")
     set_cpu_threads(cfg.cpu_threads)
     device = resolve_device(cfg.device)
     policy = maybe_load_policy(cfg.policy_dir, cfg.device)

@@ -7,22 +7,45 @@
 
 from __future__ import annotations
 
+import shutil
+
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from fiper.collection import collect, describe_env, make_env_from_config, resolve
 from fiper.storage import EpisodeStore
+from launch.validate import ENV_RULES, boolean, merged, optional, positive_int, seed, target, text, validate
+
+RULES = merged(ENV_RULES, {
+    "out": text,
+    "n_episodes": positive_int,
+    "seed": seed,
+    "only_success": boolean,
+    "max_attempts": optional(positive_int),
+    "expert": target,
+    "overwrite": boolean,
+    "progress": boolean,
+})
 
 
 def run(cfg: DictConfig):
-    """Build env and expert from the config, create the store, collect; returns the summary."""
+    """Build env and expert from the config, create the store, collect; returns the summary.
+
+    A run that fails before its first episode is saved removes the store it created.
+    """
+    validate(cfg, RULES, "collect")
     config = OmegaConf.to_container(cfg, resolve=True)
     env = make_env_from_config(config["env"])
-    expert = resolve(config["expert"])(env)
-    store = EpisodeStore.create(cfg.out, attrs={"collect_config": config, "env": describe_env(env)}, overwrite=cfg.overwrite)
     try:
-        summary = collect(env, expert, store, cfg.n_episodes, seed=cfg.seed, only_success=cfg.only_success,
-                          max_attempts=cfg.max_attempts, progress=cfg.progress)
+        expert = resolve(config["expert"])(env)
+        store = EpisodeStore.create(cfg.out, attrs={"collect_config": config, "env": describe_env(env)}, overwrite=cfg.overwrite)
+        try:
+            summary = collect(env, expert, store, cfg.n_episodes, seed=cfg.seed, only_success=cfg.only_success,
+                              max_attempts=cfg.max_attempts, progress=cfg.progress)
+        except BaseException:
+            if store.n_episodes == 0:
+                shutil.rmtree(cfg.out, ignore_errors=True)
+            raise
     finally:
         env.close()
     store.set_attrs(collection={"saved": summary.saved, "attempted": summary.attempted, "successes": summary.successes, "seeds": summary.seeds})

@@ -1,7 +1,10 @@
-"""Small helpers shared by the entry points: config saving, device choice, policy loading."""
+"""Small helpers shared by the entry points: config saving, device choice, policy loading, cleanup."""
 
 from __future__ import annotations
 
+import shutil
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -41,3 +44,16 @@ def maybe_load_policy(path: str | None, device: str):
     from policies import load_policy
 
     return load_policy(path, device=resolve_device(device))
+
+
+@contextmanager
+def removed_on_failure(path: str | Path, keep: Callable[[Path], bool] = lambda p: False) -> Iterator[None]:
+    """Remove ``path`` when the block created it and then failed, unless ``keep(path)`` (e.g. a checkpoint to resume)."""
+    path = Path(path)
+    existed = path.exists()
+    try:
+        yield
+    except BaseException:
+        if not existed and path.exists() and not keep(path):
+            shutil.rmtree(path) if path.is_dir() else path.unlink()
+        raise

@@ -7,15 +7,62 @@ from pathlib import Path
 import hydra
 from omegaconf import DictConfig
 
+from calibration.thresholds import THRESHOLD_KINDS
 from fiper.evaluation import EvaluationConfig, summary_table, write_outputs
+from fiper.evaluation.config import CRITERIA
 from fiper.evaluation.repeats import evaluate_repeats, summarise_repeats, write_repeats
-from launch.common import plain, resolve_device, save_config, set_cpu_threads
+from launch.common import plain, removed_on_failure, resolve_device, save_config, set_cpu_threads
+from launch.validate import (THREADS, Bad, boolean, choice, list_of, merged, number, optional, positive, positive_int, probability,
+                             seed, text, validate, window)
 
 LAUNCH_KEYS = ("rollouts", "out", "plots", "cpu_threads", "repeats")
+THRESHOLD_TYPES = choice(*THRESHOLD_KINDS)
+
+
+def _rollouts(value, paths: bool) -> None:
+    """A path or glob, or a non-empty list of them (existence is the loader's to report: globs and directories)."""
+    try:
+        text(value, paths)
+    except Bad:
+        list_of(text, example="[runs/a.zarr,runs/b.zarr]")(value, paths)
+
+
+RULES = merged(THREADS, {
+    "rollouts": _rollouts,
+    "out": text,
+    "seed": seed,
+    "repeats": positive_int,
+    "control_period_s": optional(positive),
+    "split.fit": probability,
+    "split.calibration": probability,
+    "split.validation": probability,
+    "windows": list_of(window, example="[1,5,episode]"),
+    "threshold_types": list_of(THRESHOLD_TYPES, example="[constant,band]"),
+    "deltas": list_of(probability, example="[0.05,0.1]"),
+    "band_d1_fraction": probability,
+    "selection": choice(*CRITERIA),
+    "refit_after_selection": boolean,
+    "deploy_method": optional(text),
+    "baselines": list_of(text, non_empty=False, example="[stac,knn]"),
+    "plot_method": text,
+    "plot_threshold_type": THRESHOLD_TYPES,
+    "plot_delta": number(0.0, 1.0, example=0.05),
+    "plots": boolean,
+    "progress": boolean,
+})
 
 
 def run(cfg: DictConfig):
-    """Compose the library calls (also used by tests with a composed config)."""
+    """Compose the library calls (also used by tests with a composed config).
+
+    A run that fails removes the output directory it created (the log stays under outputs/).
+    """
+    validate(cfg, RULES, "evaluate")
+    with removed_on_failure(cfg.out):
+        return _evaluate(cfg)
+
+
+def _evaluate(cfg: DictConfig):
     set_cpu_threads(cfg.cpu_threads)
     settings = {k: v for k, v in plain(cfg).items() if k not in (*LAUNCH_KEYS, "hydra")}
     settings["device"] = resolve_device(settings.get("device", "cpu"))

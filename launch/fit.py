@@ -11,9 +11,20 @@ from fiper.monitor.fitting import fit_monitor
 from fiper.monitor.workflow import load_decisions, successful_in_distribution
 from fiper.storage import EpisodeStore
 from launch.common import maybe_load_policy, plain, resolve_device, save_config, set_cpu_threads
+from launch.validate import THREADS, existing_path, merged, optional, positive_int, seed, text, validate
+
+RULES = merged(THREADS, {
+    "data": existing_path("store"),
+    "policy_dir": optional(existing_path("policy directory")),
+    "out": text,
+    "monitor_file": optional(existing_path("monitor file")),
+    "num_samples": optional(positive_int),
+    "seed": seed,
+})
 
 
 def run(cfg: DictConfig):
+    validate(cfg, RULES, "fit")
     set_cpu_threads(cfg.cpu_threads)
     choice = read_choice(cfg.monitor_file) if cfg.get("monitor_file") else None
     m = choice["monitor"] if choice else plain(cfg.monitor)

@@ -5,15 +5,21 @@
     -> fit + calibrate the monitor the evaluation chose (monitor_chosen/, for your control loop)
 
 Each stage composes its own entry point's config (launch/conf/<stage>.yaml) with overrides and
-calls that entry point's ``run``; outputs land in ``run_dir`` and a stage whose output has a
-``.done`` marker is skipped, so a rerun only does what is missing.
+calls that entry point's ``run``; outputs land in ``run_dir``. Every stage config is composed and
+validated before anything is created. A finished stage records, in ``<output>.done``, the
+fingerprint of its resolved configs and of its inputs (the files and upstream stages it read); a
+rerun reuses the stage only when that fingerprint is unchanged, else it says which keys changed,
+removes the old output and runs the stage again, and so every stage downstream of it.
+``pipeline_config.yaml`` is written when every stage is done, so it describes the outputs beside it.
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,25 +27,44 @@ import hydra
 from hydra import compose
 from omegaconf import DictConfig, OmegaConf
 
+from calibration.thresholds import THRESHOLD_KINDS
+from fiper.control.monitored_policy import SELECTIONS
+from fiper.evaluation.deploy import monitor_file_name
+from fiper.evaluation.rollouts import task_name
+from fiper.fingerprint import differences, directory_digest, file_digest, make_fingerprint, same
+from fiper.storage import EpisodeStore
 from launch import calibrate, collect, evaluate, fit, stress, train
-from launch.common import plain, save_config, set_cpu_threads
+from launch.common import plain, removed_on_failure, save_config, set_cpu_threads
+from launch.validate import (boolean, cells, choice, list_of, optional, positive_int, probability, seed, text, validate)
+
+RULES = {
+    "run_dir": text, "task": text, "env_overrides": list_of(text, non_empty=False, example="['env.obs_mode=image']"),
+    "device": text, "cpu_threads": optional(positive_int), "seed": seed,
+    "collect.n_episodes": positive_int,
+    "train.policy": text, "train.steps": positive_int, "train.batch_size": positive_int, "train.n_action_steps": positive_int,
+    "train.overrides": list_of(text, non_empty=False, example="['policy.image_downsample=2']"),
+    "train.checkpoint": optional(text), "train.checkpoint_task": optional(text),
+    "rollouts.num_samples": positive_int, "rollouts.select": choice(*SELECTIONS),
+    "rollouts.fit_episodes": positive_int, "rollouts.calibration_episodes": positive_int,
+    "rollouts.delta": probability, "rollouts.threshold": choice(*THRESHOLD_KINDS), "rollouts.joint": boolean,
+    "rollouts.cells": cells, "rollouts.seeds_per_cell": positive_int,
+    "deploy_delta": optional(probability),
+    "evaluate": list_of(text, non_empty=False, example="['deltas=[0.05,0.1]']"),
+}
+UNFINGERPRINTED = ("cpu_threads", "progress", "resume", "overwrite")  # how a stage runs, not what it produces
+CONFIG_FILE = "pipeline_config.yaml"
 
 
-def _stage(name: str, output: Path, work: Callable[[], Any]) -> Path:
-    marker = output.with_name(output.name + ".done")
-    if marker.exists():
-        print(f"[{name}] cached: {output}")
-        return output
-    start = time.perf_counter()
-    print(f"[{name}] running -> {output}", flush=True)
-    work()
-    marker.write_text(f"{time.perf_counter() - start:.1f} s\n")
-    print(f"[{name}] done in {time.perf_counter() - start:.0f} s", flush=True)
-    return output
+@dataclass
+class Step:
+    """One entry point call of a stage: the module and its composed config."""
 
+    module: Any
+    config_name: str
+    overrides: list[str]
 
-def _run(module: Any, config_name: str, overrides: list[str]) -> Any:
-    return module.run(compose(config_name=config_name, overrides=overrides))
+    def compose(self) -> DictConfig:
+        return compose(config_name=self.config_name, overrides=self.overrides)
 
 
 def _list(value: Any) -> str:
@@ -55,62 +80,239 @@ def _list(value: Any) -> str:
     return str(value)
 
 
-def _train(cfg: DictConfig, out: Path) -> None:
-    if cfg.train.checkpoint:
-        source = Path(hydra.utils.to_absolute_path(cfg.train.checkpoint))
-        if not source.exists():  # a path inside the repository, wherever the pipeline was started
-            source = Path(__file__).resolve().parents[1] / cfg.train.checkpoint
-        if not source.exists():
-            raise FileNotFoundError(f"train.checkpoint={source} does not exist; set train.checkpoint=null to train a policy")
+def _settings(value: Any, run_dir: str) -> Any:
+    """A composed config as fingerprinted: without how-to-run keys, paths inside run_dir relative to it."""
+    if isinstance(value, Mapping):
+        return {k: _settings(v, run_dir) for k, v in value.items() if k not in UNFINGERPRINTED}
+    if isinstance(value, list):
+        return [_settings(v, run_dir) for v in value]
+    if isinstance(value, str) and value.startswith(run_dir):
+        return "<run_dir>" + value[len(run_dir):]
+    return value
+
+
+class Stages:
+    """The run directory's stages: fingerprints recorded beside each output, reused only when unchanged."""
+
+    def __init__(self, run_dir: Path):
+        self.run_dir = run_dir
+
+    @staticmethod
+    def marker(output: Path, kind: str = "done") -> Path:
+        return output.with_name(f"{output.name}.{kind}")
+
+    def recorded(self, output: Path, kind: str = "done") -> dict[str, Any] | None:
+        """The fingerprint recorded for ``output`` (None: none, or a marker written before fingerprints)."""
+        try:
+            return json.loads(self.marker(output, kind).read_text())["fingerprint"]
+        except (FileNotFoundError, ValueError, KeyError, TypeError):
+            return None
+
+    def fingerprint(self, steps: list[Step], inputs: Mapping[str, Any]) -> dict[str, Any]:
+        root = str(self.run_dir)
+        configs = {f"{i}:{s.config_name}": _settings(plain(s.compose()), root) for i, s in enumerate(steps)}
+        return make_fingerprint({"config": configs, "inputs": dict(inputs)})
+
+    def upstream(self, *outputs: Path) -> dict[str, Any]:
+        """Digests of finished upstream stages: a stage that reran changes every stage downstream of it."""
+        return {o.name: (self.recorded(o) or {}).get("digest") for o in outputs}
+
+    def run(self, name: str, output: Path, fingerprint: dict[str, Any], work: Callable[[], Any]) -> Path:
+        done, pending = self.marker(output), self.marker(output, "pending")
+        if done.exists() and output.exists() and same(self.recorded(output), fingerprint):
+            print(f"[{name}] cached: {output}")
+            return output
+        if done.exists():
+            changed = differences(self.recorded(output), fingerprint) if self.recorded(output) else ["(no fingerprint recorded)"]
+            shown = "; ".join(changed[:8]) + (f"; and {len(changed) - 8} more" if len(changed) > 8 else "")
+            print(f"[{name}] changed since it ran: {shown}; rerunning", flush=True)
+            self._remove(output, done)
+        elif pending.exists() and same(self.recorded(output, "pending"), fingerprint):
+            print(f"[{name}] resuming an interrupted run with the same fingerprint", flush=True)
+        elif output.exists():
+            print(f"[{name}] {output} was made by different settings or an older run: replacing it", flush=True)
+            self._remove(output, done)
+        start = time.perf_counter()
+        print(f"[{name}] running -> {output}", flush=True)
+        pending.write_text(json.dumps({"fingerprint": fingerprint}))
+        try:
+            work()
+        except BaseException:
+            if not output.exists():
+                pending.unlink(missing_ok=True)
+            raise
+        seconds = time.perf_counter() - start
+        done.write_text(json.dumps({"fingerprint": fingerprint, "seconds": round(seconds, 1)}, indent=1))
+        pending.unlink(missing_ok=True)
+        print(f"[{name}] done in {seconds:.0f} s", flush=True)
+        return output
+
+    @staticmethod
+    def _remove(output: Path, done: Path) -> None:
+        done.unlink(missing_ok=True)
+        if output.is_dir():
+            shutil.rmtree(output)
+        elif output.exists():
+            output.unlink()
+
+
+def _checkpoint_source(cfg: DictConfig) -> Path | None:
+    if not cfg.train.checkpoint:
+        return None
+    source = Path(hydra.utils.to_absolute_path(cfg.train.checkpoint))
+    if not source.exists():  # a path inside the repository, wherever the pipeline was started
+        source = Path(__file__).resolve().parents[1] / cfg.train.checkpoint
+    if not source.exists():
+        raise FileNotFoundError(f"train.checkpoint={cfg.train.checkpoint} does not exist; set train.checkpoint=null to train a policy")
+    return source
+
+
+def checkpoint_mismatch(source: Path, demos: Path, train_cfg: DictConfig, checkpoint_task: str | None) -> list[str]:
+    """Why the checkpoint is not what this run would train on these demos (empty: it is)."""
+    from hydra.utils import instantiate
+
+    meta = json.loads((source / "config.json").read_text())
+    store = EpisodeStore.open(demos)
+    attrs = store.attrs
+    task = (attrs.get("collect_config", {}).get("env", {}) or {}).get("name")
+    have = {k: tuple(store.data_array(k).shape[1:]) for k in store.data_keys if k != "action"}
+    want = {k: tuple(v) for k, v in meta["obs_shapes"].items()}
+    action_dim = int(store.data_array("action").shape[1])
+    reasons = []
+    if checkpoint_task is not None and task != checkpoint_task:
+        reasons.append(f"it was trained for task {checkpoint_task!r}, this run's demos are task {task!r}")
+    if want != have:
+        reasons.append(f"it reads observations {want}, the demos hold {have}")
+    if int(meta["action_dim"]) != action_dim:
+        reasons.append(f"its action has {meta['action_dim']} dims, the demos' {action_dim}")
+    config = instantiate(train_cfg.train, policy=instantiate(train_cfg.policy, _convert_="all"), _convert_="all").to_dict()
+    saved = json.loads((source / "train_config.json").read_text()) if (source / "train_config.json").exists() else {}
+    for key in ("policy", "steps", "batch_size", "lr", "weight_decay", "warmup_steps", "ema_decay", "seed"):
+        if key in saved and json.dumps(saved[key], sort_keys=True) != json.dumps(config[key], sort_keys=True):
+            reasons.append(f"it was trained with {key}={saved[key]!r}, this run asks for {config[key]!r}")
+    return reasons
+
+
+def _train(cfg: DictConfig, step: Step, source: Path | None, out: Path) -> None:
+    if source is not None:
         shutil.copytree(source, out, dirs_exist_ok=True)
         print(f"[train] using the trained checkpoint {source} (train.checkpoint)")
         return
-    _run(train, "train", [f"data={out.parent / 'demos.zarr'}", f"policy={cfg.train.policy}", f"out={out}",
-                          f"policy.n_action_steps={cfg.train.n_action_steps}", *list(cfg.train.overrides),
-                          f"train.steps={cfg.train.steps}", f"train.batch_size={cfg.train.batch_size}",
-                          f"train.device={cfg.device}", f"train.seed={cfg.seed}", f"train.cpu_threads={cfg.cpu_threads}"])
+    resume = ["resume=true"] if (out / "model.safetensors").exists() else []  # an interrupted run of the same fingerprint
+    step.module.run(compose(config_name=step.config_name, overrides=[*step.overrides, *resume]))
+
+
+def _steps(cfg: DictConfig, run_dir: Path, choice: Path | None) -> dict[str, list[Step]]:
+    """Every stage's entry point calls; ``choice`` is the evaluation's monitor file (a placeholder before it exists)."""
+    r, env = cfg.rollouts, [f"env={cfg.task}", *list(cfg.env_overrides)]
+    threads = f"cpu_threads={_list(cfg.cpu_threads)}"
+    policy, monitor, chosen, report = run_dir / "policy", run_dir / "monitor", run_dir / "monitor_chosen", run_dir / "evaluation"
+    fit_store, cal_store, stress_store = run_dir / "id_fit.zarr", run_dir / "id_calibration.zarr", run_dir / "stress.zarr"
+    common = [*env, threads, f"policy_dir={policy}", f"num_samples={r.num_samples}", f"device={cfg.device}", f"select={r.select}",
+              "cells=[[none,[0.0]]]"]
+    m = plain(cfg.monitor)
+    choice = choice or report / monitor_file_name("TASK")  # a placeholder for validation
+    return {
+        "collect": [Step(collect, "collect", [*env, f"n_episodes={cfg.collect.n_episodes}", f"out={run_dir / 'demos.zarr'}",
+                                              f"seed={cfg.seed}", "overwrite=true"])],
+        "train": [Step(train, "train", [f"data={run_dir / 'demos.zarr'}", f"policy={cfg.train.policy}", f"out={policy}",
+                                        f"policy.n_action_steps={cfg.train.n_action_steps}", *list(cfg.train.overrides),
+                                        f"train.steps={cfg.train.steps}", f"train.batch_size={cfg.train.batch_size}",
+                                        f"train.device={cfg.device}", f"train.seed={cfg.seed}", f"train.cpu_threads={cfg.cpu_threads}"])],
+        "fit rollouts": [Step(stress, "stress", [*common, f"out={fit_store}", "seeds.start=10000", f"seeds.count={r.fit_episodes}"])],
+        "calibration rollouts": [Step(stress, "stress", [*common, f"out={cal_store}", "seeds.start=20000",
+                                                         f"seeds.count={r.calibration_episodes}"])],
+        "fit + calibrate monitor": [
+            Step(fit, "fit", [threads, f"data={fit_store}", f"policy_dir={policy}", f"out={monitor}", f"num_samples={r.num_samples}",
+                              f"device={cfg.device}", *(f"++monitor.{k}={_list(v)}" for k, v in m.items())]),
+            Step(calibrate, "calibrate", [threads, f"data={cal_store}", f"policy_dir={policy}", f"monitor_dir={monitor}",
+                                          f"delta={r.delta}", f"kind={r.threshold}", f"joint={_list(bool(r.get('joint', False)))}",
+                                          f"device={cfg.device}"])],
+        "stress rollouts": [Step(stress, "stress", [*env, threads, f"policy_dir={policy}", f"monitor_dir={monitor}", f"out={stress_store}",
+                                                    f"device={cfg.device}", f"select={r.select}", f"cells={_list(plain(r.cells))}",
+                                                    "seeds.start=30000", f"seeds.count={r.seeds_per_cell}"])],
+        "evaluate": [Step(evaluate, "evaluate", [threads, f"rollouts=[{fit_store},{cal_store},{stress_store}]", f"out={report}",
+                                                 f"device={cfg.device}", f"seed={cfg.seed}", *list(cfg.evaluate)])],
+        "fit + calibrate the chosen monitor": [
+            Step(fit, "fit", [threads, f"data={fit_store}", f"policy_dir={policy}", f"out={chosen}", f"monitor_file={choice}",
+                              f"device={cfg.device}"]),
+            Step(calibrate, "calibrate", [threads, f"data={cal_store}", f"policy_dir={policy}", f"monitor_dir={chosen}",
+                                          f"delta={cfg.deploy_delta}", f"device={cfg.device}"])],
+    }
+
+
+def validate_all(cfg: DictConfig, run_dir: Path) -> None:
+    """The pipeline's keys and every stage's composed config, before anything is created (paths do not exist yet)."""
+    validate(cfg, RULES, "pipeline")
+    for stage, steps in _steps(cfg, run_dir, None).items():
+        if stage == "fit + calibrate the chosen monitor" and cfg.deploy_delta is None:
+            continue
+        for step in steps:
+            validate(step.compose(), step.module.RULES, f"{step.config_name} (pipeline stage '{stage}')", check_paths=False)
+    _checkpoint_source(cfg)
+
+
+def chosen_monitor_file(report_dir: Path, stress_store: Path) -> Path:
+    """The monitor file launch.evaluate wrote for the stress rollouts' task; a loud error when it wrote none."""
+    task = task_name(EpisodeStore.open(stress_store).attrs, stress_store)
+    path = report_dir / monitor_file_name(task)
+    if not path.exists():
+        found = sorted(p.name for p in report_dir.glob(monitor_file_name("*")))
+        raise FileNotFoundError(
+            f"deploy stage: launch.evaluate wrote no {path.name} for task {task!r} in {report_dir} (monitor files there: {found or 'none'}); "
+            "its deploy_method found no guaranteed threshold type, or is null (see the Deploy section of report.md). "
+            "Set deploy_delta=null to skip this stage, or choose another method with evaluate=[...,'deploy_method=<method>']"
+        )
+    return path
 
 
 def run(cfg: DictConfig) -> Path:
-    set_cpu_threads(cfg.cpu_threads)
     run_dir = Path(cfg.run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, run_dir, "pipeline_config.yaml")
-    r, env = cfg.rollouts, [f"env={cfg.task}", *list(cfg.env_overrides)]
-    threads = f"cpu_threads={_list(cfg.cpu_threads)}"
-    _stage("collect", run_dir / "demos.zarr", lambda: _run(collect, "collect", [
-        *env, f"n_episodes={cfg.collect.n_episodes}", f"out={run_dir / 'demos.zarr'}", f"seed={cfg.seed}", "overwrite=true"]))
-    policy = _stage("train", run_dir / "policy", lambda: _train(cfg, run_dir / "policy"))
-    common = [*env, threads, f"policy_dir={policy}", f"num_samples={r.num_samples}", f"device={cfg.device}", f"select={r.select}",
-              "cells=[[none,[0.0]]]"]
-    fit_store = _stage("fit rollouts", run_dir / "id_fit.zarr", lambda: _run(stress, "stress", [
-        *common, f"out={run_dir / 'id_fit.zarr'}", f"seeds.start={10_000}", f"seeds.count={r.fit_episodes}"]))
-    cal_store = _stage("calibration rollouts", run_dir / "id_calibration.zarr", lambda: _run(stress, "stress", [
-        *common, f"out={run_dir / 'id_calibration.zarr'}", f"seeds.start={20_000}", f"seeds.count={r.calibration_episodes}"]))
-    m = plain(cfg.monitor)
-    monitor_dir = _stage("fit + calibrate monitor", run_dir / "monitor", lambda: (
-        _run(fit, "fit", [threads, f"data={fit_store}", f"policy_dir={policy}", f"out={run_dir / 'monitor'}", f"num_samples={r.num_samples}",
-                          f"device={cfg.device}", f"monitor.rule={m['rule']}", f"monitor.windows={_list(m['windows'])}",
-                          f"monitor.scores={_list(m['scores'])}"]),
-        _run(calibrate, "calibrate", [threads, f"data={cal_store}", f"policy_dir={policy}", f"monitor_dir={run_dir / 'monitor'}",
-                                      f"delta={r.delta}", f"kind={r.threshold}", f"joint={str(bool(r.get('joint', False))).lower()}",
-                                      f"device={cfg.device}"])))
-    stress_store = _stage("stress rollouts", run_dir / "stress.zarr", lambda: _run(stress, "stress", [
-        *env, threads, f"policy_dir={policy}", f"monitor_dir={monitor_dir}", f"out={run_dir / 'stress.zarr'}", f"device={cfg.device}",
-        f"select={r.select}",
-        f"cells={_list(plain(r.cells))}", "seeds.start=30000", f"seeds.count={r.seeds_per_cell}"]))
-    report_dir = run_dir / "evaluation"
-    _stage("evaluate", report_dir, lambda: _run(evaluate, "evaluate", [
-        threads, f"rollouts=[{fit_store},{cal_store},{stress_store}]", f"out={report_dir}", f"device={cfg.device}", f"seed={cfg.seed}",
-        *list(cfg.evaluate)]))
-    choice = report_dir / f"monitor_{cfg.task}.yaml"
-    if cfg.get("deploy_delta") is not None and choice.exists():
-        chosen = run_dir / "monitor_chosen"  # the configuration the evaluation chose, ready for the control loop
-        _stage("fit + calibrate the chosen monitor", chosen, lambda: (
-            _run(fit, "fit", [threads, f"data={fit_store}", f"policy_dir={policy}", f"out={chosen}", f"monitor_file={choice}",
-                              f"device={cfg.device}"]),
-            _run(calibrate, "calibrate", [threads, f"data={cal_store}", f"policy_dir={policy}", f"monitor_dir={chosen}",
-                                          f"delta={cfg.deploy_delta}", f"device={cfg.device}"])))
+    validate_all(cfg, run_dir)
+    set_cpu_threads(cfg.cpu_threads)
+    with removed_on_failure(run_dir, keep=lambda p: any(p.iterdir())):
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / CONFIG_FILE).unlink(missing_ok=True)  # written again when every stage matches it
+        report = _run_stages(cfg, run_dir)
+        save_config(cfg, run_dir, CONFIG_FILE)
+    return report
+
+
+def _run_stages(cfg: DictConfig, run_dir: Path) -> Path:
+    stages, steps = Stages(run_dir), _steps(cfg, run_dir, None)
+    demos, policy, monitor = run_dir / "demos.zarr", run_dir / "policy", run_dir / "monitor"
+    fit_store, cal_store, stress_store = run_dir / "id_fit.zarr", run_dir / "id_calibration.zarr", run_dir / "stress.zarr"
+    report_dir, chosen = run_dir / "evaluation", run_dir / "monitor_chosen"
+
+    def stage(name: str, output: Path, inputs: dict[str, Any], work: Callable[[], Any] | None = None) -> Path:
+        todo = steps[name]
+        return stages.run(name, output, stages.fingerprint(todo, inputs), work or (lambda: [s.module.run(s.compose()) for s in todo]))
+
+    stage("collect", demos, {})
+    source = _checkpoint_source(cfg)
+    if source is not None:
+        reasons = checkpoint_mismatch(source, demos, steps["train"][0].compose(), cfg.train.get("checkpoint_task"))
+        if reasons:
+            print(f"[train] not using train.checkpoint={cfg.train.checkpoint}: {'; '.join(reasons)}. "
+                  f"Training a policy from the collected demos instead (train.steps={cfg.train.steps})", flush=True)
+            source = None
+    stage("train", policy, {**stages.upstream(demos), "checkpoint": directory_digest(source)},
+          lambda: _train(cfg, steps["train"][0], source, policy))
+    weights = {"policy weights": directory_digest(policy), **stages.upstream(policy)}
+    stage("fit rollouts", fit_store, weights)
+    stage("calibration rollouts", cal_store, weights)
+    stage("fit + calibrate monitor", monitor, {**weights, **stages.upstream(fit_store, cal_store)})
+    stage("stress rollouts", stress_store, {**weights, "monitor": directory_digest(monitor), **stages.upstream(monitor)})
+    stage("evaluate", report_dir, stages.upstream(fit_store, cal_store, stress_store))
+    if cfg.get("deploy_delta") is None:
+        if chosen.exists() or Stages.marker(chosen).exists():
+            print(f"[deploy] deploy_delta=null: removing {chosen} of an earlier run", flush=True)
+            Stages._remove(chosen, Stages.marker(chosen))
+        return report_dir / "report.md"
+    choice = chosen_monitor_file(report_dir, stress_store)
+    steps = {**steps, "fit + calibrate the chosen monitor": _steps(cfg, run_dir, choice)["fit + calibrate the chosen monitor"]}
+    stage("fit + calibrate the chosen monitor", chosen,
+          {**weights, "monitor file": file_digest(choice), **stages.upstream(fit_store, cal_store, report_dir)})
     return report_dir / "report.md"
 
 

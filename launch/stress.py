@@ -1,7 +1,9 @@
 """Stress-test a trained policy: python -m launch.stress policy_dir=<dir> monitor_dir=<dir> out=<store>.
 
 ``intervention=<hold|stop|retreat|steer_keep_out|...>`` (launch/conf/intervention) acts on the
-monitor's alarms during the sweep; the recorder stores what was done at every decision.
+monitor's alarms during the sweep; the recorder stores what was done at every decision. The store
+records the fingerprint of what produced its episodes (``store_fingerprint``); a rerun into it
+resumes only with the same fingerprint, else it is refused naming the keys that differ.
 """
 
 from __future__ import annotations
@@ -13,10 +15,32 @@ from omegaconf import DictConfig
 
 from fiper.collection import call_with_accepted, make_env_from_config, resolve
 from fiper.control import MonitoredPolicy, RolloutRecorder
+from fiper.control.monitored_policy import SELECTIONS
 from fiper.control.sweep import run_sweep
+from fiper.fingerprint import directory_digest, make_fingerprint
 from fiper.interventions import FallbackContext
 from fiper.monitor import load_monitor
 from launch.common import maybe_load_policy, plain, resolve_device, set_cpu_threads
+from launch.validate import (ENV_RULES, THREADS, boolean, cells, choice, existing_path, integer, list_of, mapping_of_text, merged,
+                             optional, positive_int, seed, text, validate)
+
+RULES = merged(ENV_RULES, THREADS, {
+    "policy_dir": existing_path("policy directory"),
+    "monitor_dir": optional(existing_path("monitor directory")),
+    "out": text,
+    "num_samples": positive_int,
+    "select": choice(*SELECTIONS),
+    "cells": cells,
+    "seeds.start": seed,
+    "seeds.count": positive_int,
+    "factories": mapping_of_text,
+    "context.position_dims": optional(list_of(integer(0), example="[0,1,2]")),
+    "context.gripper_dims": optional(list_of(integer(0), non_empty=False, example="[3]")),
+    "context.action_mode": choice("position", "velocity"),
+    "record_keys": optional(list_of(text, example="[agent_pos,object]")),
+    "overwrite": boolean,
+    "progress": boolean,
+})
 
 
 def env_builder(env_cfg: dict[str, Any], factories: dict[str, str]):
@@ -44,7 +68,7 @@ def action_context(context_cfg: dict[str, Any], action_dim: int, probe_env) -> F
     return FallbackContext(action_dim=action_dim, **cfg)
 
 
-def build_response(cfg: DictConfig, monitor, policy, make_env):
+def build_response(cfg: DictConfig, monitor, policy, probe):
     """(GradedResponse, FallbackContext) from the ``intervention`` group, or (None, None) without one."""
     spec = cfg.get("intervention")
     if spec is None:
@@ -54,14 +78,43 @@ def build_response(cfg: DictConfig, monitor, policy, make_env):
     response = hydra.utils.instantiate(spec)
     if response.fallback is None:
         return response, None
-    probe = make_env("none", 0.0)
-    try:
-        return response, action_context(plain(cfg.context), policy.action_dim, probe)
-    finally:
-        probe.close()
+    return response, action_context(plain(cfg.context), policy.action_dim, probe)
+
+
+def check_observations(policy, probe_env, env_cfg: dict[str, Any]) -> None:
+    """The env must emit every observation key the policy reads, with the shapes it was trained on."""
+    spaces = getattr(probe_env.observation_space, "spaces", None)
+    if not hasattr(spaces, "items"):
+        return  # a non-dict observation space: the policy's own check_obs reports it at the first step
+    emitted = {k: tuple(getattr(v, "shape", ()) or ()) for k, v in spaces.items()}
+    wrong = {k: (s, emitted.get(k)) for k, s in policy.obs_shapes.items() if emitted.get(k) != tuple(s)}
+    if wrong:
+        detail = ", ".join(f"'{k}' {want} (env: {'missing' if got is None else got})" for k, (want, got) in wrong.items())
+        raise ValueError(
+            f"the policy reads observations the env {env_cfg.get('name') or env_cfg.get('factory')} does not emit: {detail}; "
+            f"the env emits {emitted}. Use a policy trained on this env (python -m launch.train data=<its demos>) or the env it was trained on"
+        )
+
+
+def store_fingerprint(cfg: DictConfig, num_samples: int) -> dict[str, Any]:
+    """What produced a store's episodes: policy and monitor files, env (with its shifts) and sampling settings.
+
+    The seeds and cells are left out: they say which episodes a store holds, and a sweep may add more.
+    """
+    return make_fingerprint({
+        "policy": directory_digest(cfg.policy_dir),
+        "monitor": directory_digest(cfg.monitor_dir),
+        "env": plain(cfg.env),
+        "factories": plain(cfg.factories),
+        "sampling": {"num_samples": int(num_samples), "select": cfg.select},
+        "intervention": plain(cfg.get("intervention")),
+        "context": plain(cfg.context) if cfg.get("intervention") is not None else None,
+        "record_keys": plain(cfg.record_keys),
+    })
 
 
 def run(cfg: DictConfig):
+    validate(cfg, RULES, "stress")
     set_cpu_threads(cfg.cpu_threads)
     device = resolve_device(cfg.device)
     policy = maybe_load_policy(cfg.policy_dir, device)
@@ -69,13 +122,19 @@ def run(cfg: DictConfig):
     num_samples = monitor.identity.num_samples if monitor is not None else cfg.num_samples  # a monitor fixes B
     env_cfg = plain(cfg.env)
     make_env = env_builder(env_cfg, plain(cfg.factories))
-    response, context = build_response(cfg, monitor, policy, make_env)
+    probe = make_env("none", 0.0)
+    try:
+        check_observations(policy, probe, env_cfg)
+        response, context = build_response(cfg, monitor, policy, probe)
+    finally:
+        probe.close()
     agent = MonitoredPolicy(policy, monitor, response=response, context=context, num_samples=num_samples,
                             select=cfg.select, seed=cfg.seeds.start)
     attrs = {"stress_config": plain(cfg), "task": env_cfg.get("name") or "custom", "control_period_s": 0.1,
              "n_action_steps": policy.n_action_steps, "num_samples": agent.num_samples,
              "intervention": type(response).__name__ if response is not None else "none"}
-    recorder = RolloutRecorder(cfg.out, score_names=monitor.names if monitor else (), attrs=attrs)
+    recorder = RolloutRecorder(cfg.out, score_names=monitor.names if monitor else (), attrs=attrs,
+                               fingerprint=store_fingerprint(cfg, agent.num_samples), overwrite=cfg.get("overwrite", False))
     cells = [(shift, sev) for shift, sevs in plain(cfg.cells) for sev in sevs]
     seeds = range(cfg.seeds.start, cfg.seeds.start + cfg.seeds.count)
     summary = run_sweep(make_env, agent, cells, seeds, recorder,

@@ -10,15 +10,36 @@ import hydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 
-from launch.common import save_config
+from launch.common import removed_on_failure, save_config
+from launch.validate import (boolean, existing_path, integer, merged, number, optional, positive, positive_int, prefixed, seed,
+                             text, validate)
 from policies import TrainResult, train_policy
+
+RULES = merged({"data": existing_path("demonstration store"), "out": text, "resume": boolean},
+               prefixed("train", {
+                   "steps": positive_int, "batch_size": positive_int, "lr": positive, "weight_decay": number(0.0, None, closed=True),
+                   "warmup_steps": integer(0, 50), "ema_decay": number(0.0, 1.0, example=0.995), "val_fraction": number(0.0, 1.0),
+                   "val_every": positive_int, "val_batches": positive_int, "checkpoint_every": positive_int, "seed": seed,
+                   "device": text, "cpu_threads": optional(positive_int), "progress": boolean}),
+               prefixed("policy", {
+                   "horizon": positive_int, "n_action_steps": positive_int, "n_obs_steps": positive_int, "embed_dim": positive_int,
+                   "num_inference_steps": positive_int}))
+
+
+def _has_checkpoint(out) -> bool:
+    return (out / "model.safetensors").exists()
 
 
 def run(cfg: DictConfig) -> TrainResult:
-    """Build the configs from the composed hydra config and train (separate from main for tests)."""
+    """Build the configs from the composed hydra config and train (separate from main for tests).
+
+    A run that fails before writing a checkpoint removes the output directory it created.
+    """
+    validate(cfg, RULES, "train")
     config = instantiate(cfg.train, policy=instantiate(cfg.policy, _convert_="all"), _convert_="all")
-    save_config(cfg, cfg.out, "train_run.yaml")
-    result = train_policy(cfg.data, config, cfg.out, resume=cfg.resume)
+    with removed_on_failure(cfg.out, keep=_has_checkpoint):
+        result = train_policy(cfg.data, config, cfg.out, resume=cfg.resume)
+    save_config(cfg, cfg.out, "train_run.yaml")  # after training: a refused or failed run leaves the saved one as it was
     last = f"train loss {result.train_loss[-1][1]:.4f}" if result.train_loss else "no new steps"
     print(f"trained {config.policy.kind}/{config.policy.denoiser} to step {result.step} ({last}) -> {result.out_dir}")
     return result

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from fiper.control.monitored_policy import Decision
+from fiper.fingerprint import FingerprintMismatch, differences, same
 from fiper.storage import EpisodeStore
 
 TIMING_PHASES = ("encode", "sample", "monitor", "intervention", "total")
@@ -60,17 +62,53 @@ def episode_meta(decisions: Sequence[Decision], labels: Mapping[str, Any]) -> di
 
 
 class RolloutRecorder:
-    """Appends monitored episodes to a rollout store, one atomic episode at a time."""
+    """Appends monitored episodes to a rollout store, one atomic episode at a time.
+
+    The store is created at the first episode, so a run that records nothing leaves no store. With
+    a ``fingerprint`` (``fiper.fingerprint.make_fingerprint`` of the policy, monitor, env and
+    sampling settings) the store records it, and an existing store made by a different fingerprint
+    is refused (FingerprintMismatch naming the keys that differ): a store never mixes episodes of
+    different origins. ``overwrite=True`` replaces an existing store at the first episode instead.
+    An existing store without episodes is replaced likewise (nothing is lost).
+    """
 
     def __init__(self, path: Any, *, score_names: Sequence[str] = (), attrs: Mapping[str, Any] | None = None,
-                 sample_dtype: str = "float16"):
-        self.store = EpisodeStore.open_or_create(path, attrs=attrs)
+                 sample_dtype: str = "float16", fingerprint: Mapping[str, Any] | None = None, overwrite: bool = False):
+        self.path = Path(path)
+        self.attrs = {**dict(attrs or {}), **({"fingerprint": dict(fingerprint)} if fingerprint else {})}
+        self.fingerprint = dict(fingerprint) if fingerprint else None
         self.score_names, self.sample_dtype = tuple(score_names), sample_dtype
+        self.store: EpisodeStore | None = None
+        self._replace = overwrite
+        if self.path.exists() and not overwrite:
+            existing = EpisodeStore.open(self.path, mode="a")
+            if existing.n_episodes == 0:
+                self._replace = True  # an empty store keeps nothing worth its attrs: recreated with this run's
+            else:
+                self._check_origin(existing)
+                self.store = existing
+
+    def _check_origin(self, store: EpisodeStore) -> None:
+        recorded = store.attrs.get("fingerprint")
+        if recorded is None and self.fingerprint is None:
+            return  # neither side says where its episodes come from (a library user's own store)
+        if same(recorded, self.fingerprint or {"digest": None}):
+            return
+        if recorded is None:
+            why = "it records no fingerprint of the policy, monitor and env that produced its episodes"
+        elif self.fingerprint is None:
+            why = "it records a fingerprint and this recorder was given none"
+        else:
+            why = "its episodes came from different settings: " + "; ".join(differences(recorded, self.fingerprint))
+        raise FingerprintMismatch(
+            f"refusing to append to {self.path} ({store.n_episodes} episodes): {why}. A store never mixes episodes of "
+            "different origins: record into a new store (out=<new path>), or replace this one (overwrite=true; "
+            "its episodes are deleted)"
+        )
 
     def write(self, steps: Mapping[str, np.ndarray], decisions: Sequence[Decision], labels: Mapping[str, Any]) -> int:
         """Append one episode: per-step arrays (T, ...), its decisions, and its labels."""
-        return self.store.append_episode(
-            dict(steps),
-            decisions=decision_arrays(decisions, self.score_names, self.sample_dtype),
-            meta=episode_meta(decisions, labels),
-        )
+        arrays = decision_arrays(decisions, self.score_names, self.sample_dtype)  # before the store exists: no empty store on error
+        if self.store is None:
+            self.store = EpisodeStore.create(self.path, attrs=self.attrs, overwrite=self._replace)
+        return self.store.append_episode(dict(steps), decisions=arrays, meta=episode_meta(decisions, labels))

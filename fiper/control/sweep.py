@@ -2,7 +2,8 @@
 
 Generic over environments: ``make_env(shift, severity)`` builds a gymnasium env (fiper's MuJoCo
 tasks or a user's own factory). Episodes already in the store (same shift, severity, seed) are
-skipped, so an interrupted sweep resumes where it stopped.
+skipped, so an interrupted sweep resumes where it stopped; the recorder refuses a store made by a
+different policy, monitor or env (its fingerprint), so resuming never mixes origins.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ class SweepSummary:
 
 def recorded_episodes(recorder: RolloutRecorder) -> set[tuple[str, float, int]]:
     store = recorder.store
-    if store.n_episodes == 0 or not {"shift", "severity", "seed"} <= set(store.meta_keys):
+    if store is None or store.n_episodes == 0 or not {"shift", "severity", "seed"} <= set(store.meta_keys):
         return set()
     return {(str(a), round(float(b), 6), int(c)) for a, b, c in zip(store.meta("shift"), store.meta("severity"), store.meta("seed"))}
 

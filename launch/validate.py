@@ -1,0 +1,229 @@
+"""Config checks every entry point runs before it creates anything.
+
+Each entry point lists its keys with a check (``RULES`` in the entry point's module); ``validate``
+reads them from the composed config and raises one ConfigError (a ValueError) naming every bad key,
+its value, what is expected and an example of a valid override. Types are strict: an int key takes
+an int (``num_samples=2.5`` is refused, not rounded), a list key a list (``deltas=abc`` is refused
+as a whole).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+
+class ConfigError(ValueError):
+    """A config value of the wrong type or range, found before the run created anything."""
+
+
+class Bad(Exception):
+    """Raised by a check: what was expected, and a valid example."""
+
+    def __init__(self, expected: str, example: str):
+        super().__init__(expected)
+        self.expected, self.example = expected, example
+
+
+Check = Callable[[Any, bool], None]  # (value, check_paths) -> None, raises Bad
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_number(v: Any) -> bool:
+    return _is_int(v) or (isinstance(v, float) and math.isfinite(v))
+
+
+def integer(minimum: int | None = None, example: int = 1) -> Check:
+    what = "an integer" if minimum is None else f"an integer >= {minimum}"
+
+    def check(v: Any, _: bool) -> None:
+        if not _is_int(v) or (minimum is not None and v < minimum):
+            raise Bad(what, str(example))
+    return check
+
+
+positive_int = integer(1, 10)
+seed = integer(0, 0)
+
+
+def number(low: float | None = None, high: float | None = None, *, closed: bool = False, example: float = 0.1) -> Check:
+    """A finite number, in (low, high) (or [low, high] with ``closed``)."""
+    if low is None and high is None:
+        what = "a finite number"
+    else:
+        lo = "-inf" if low is None else f"{low:g}"
+        hi = "inf" if high is None else f"{high:g}"
+        what = f"a number in {'[' if closed else '('}{lo}, {hi}{']' if closed else ')'}"
+
+    def check(v: Any, _: bool) -> None:
+        ok = _is_number(v)
+        if ok and low is not None:
+            ok = v >= low if closed else v > low
+        if ok and high is not None:
+            ok = v <= high if closed else v < high
+        if not ok:
+            raise Bad(what, f"{example:g}")
+    return check
+
+
+probability = number(0.0, 1.0, example=0.1)  # a delta or a split share: strictly between 0 and 1
+positive = number(0.0, None, example=1.0)
+
+
+def boolean(v: Any, _: bool) -> None:
+    if not isinstance(v, bool):
+        raise Bad("true or false", "true")
+
+
+def text(v: Any, _: bool) -> None:
+    if not isinstance(v, str) or not v.strip():
+        raise Bad("a non-empty string", "name")
+
+
+def choice(*options: str) -> Check:
+    def check(v: Any, _: bool) -> None:
+        if v not in options:
+            raise Bad("one of " + " | ".join(options), options[0])
+    return check
+
+
+def target(v: Any, _: bool) -> None:
+    """'module:function'."""
+    if not isinstance(v, str) or v.count(":") != 1 or not all(v.split(":")):
+        raise Bad("'module:function'", "my_pkg.envs:make")
+
+
+def optional(check: Check) -> Check:
+    def inner(v: Any, paths: bool) -> None:
+        if v is not None:
+            try:
+                check(v, paths)
+            except Bad as bad:
+                raise Bad(bad.expected + " or null", bad.example) from None
+    return inner
+
+
+def _expected(check: Check) -> str:
+    """What ``check`` accepts, in words (every check refuses a bare object)."""
+    try:
+        check(object(), False)
+    except Bad as bad:
+        return bad.expected
+    return "values"
+
+
+def list_of(item: Check, *, non_empty: bool = True, example: str = "[0.05, 0.1]") -> Check:
+    def check(v: Any, paths: bool) -> None:
+        if not isinstance(v, (list, tuple)) or (non_empty and not v):
+            raise Bad(f"a {'non-empty ' if non_empty else ''}list of {_expected(item)}", example)
+        for x in v:
+            try:
+                item(x, paths)
+            except Bad as bad:
+                raise Bad(f"a list of {bad.expected} (element {x!r} is not)", example) from None
+    return check
+
+
+def existing_path(kind: str = "path") -> Check:
+    """A string naming an existing file or directory (checked only when ``check_paths``)."""
+    def check(v: Any, paths: bool) -> None:
+        if not isinstance(v, str) or not v.strip():
+            raise Bad(f"a {kind}", f"<{kind}>")
+        if paths and not Path(v).exists():
+            raise Bad(f"an existing {kind} (nothing at {v})", f"<existing {kind}>")
+    return check
+
+
+def window(v: Any, _: bool) -> None:
+    if v != "episode" and not (_is_int(v) and v >= 1):
+        raise Bad("an integer >= 1 or 'episode'", "5")
+
+
+def shift_list(v: Any, _: bool) -> None:
+    """[[name, severity in [0, 1]], ...]."""
+    ok = isinstance(v, (list, tuple)) and all(
+        isinstance(s, (list, tuple)) and len(s) == 2 and isinstance(s[0], str) and _is_number(s[1]) and 0 <= s[1] <= 1 for s in v)
+    if not ok:
+        raise Bad("a list of [shift name, severity in [0, 1]] pairs", "[[obstacle,0.5]]")
+
+
+def cells(v: Any, _: bool) -> None:
+    """[[shift, [severities in [0, 1]]], ...]."""
+    ok = isinstance(v, (list, tuple)) and bool(v) and all(
+        isinstance(c, (list, tuple)) and len(c) == 2 and isinstance(c[0], str) and isinstance(c[1], (list, tuple)) and bool(c[1])
+        and all(_is_number(s) and 0 <= s <= 1 for s in c[1]) for c in v)
+    if not ok:
+        raise Bad("a non-empty list of [shift, [severities in [0, 1]]]", "[[none,[0.0]],[obstacle,[0.5,1.0]]]")
+
+
+def mapping_of_text(v: Any, _: bool) -> None:
+    if not isinstance(v, Mapping) or not all(isinstance(k, str) and isinstance(x, str) for k, x in v.items()):
+        raise Bad("a mapping of names to strings", "{obstacle: my_pkg.envs:make_obstacle}")
+
+
+ENV_RULES: dict[str, Check] = {
+    "env.name": optional(text),
+    "env.factory": target,
+    "env.obs_mode": text,
+    "env.shifts": shift_list,
+}
+THREADS: dict[str, Check] = {"cpu_threads": optional(positive_int), "device": text}
+
+_ABSENT = object()
+
+
+def _value(cfg: Any, key: str) -> Any:
+    if isinstance(cfg, (DictConfig, ListConfig)):
+        node = OmegaConf.select(cfg, key, default=_ABSENT, throw_on_missing=False)
+        if node is not _ABSENT and OmegaConf.is_missing(cfg, key):
+            return "???"
+        return OmegaConf.to_container(node, resolve=True) if isinstance(node, (DictConfig, ListConfig)) else node
+    value = cfg
+    for part in key.split("."):
+        if not isinstance(value, Mapping) or part not in value:
+            return _ABSENT
+        value = value[part]
+    return value
+
+
+def problems(cfg: Any, rules: Mapping[str, Check], *, check_paths: bool = True) -> list[str]:
+    """One line per bad key: 'key=<value>: expected ... (e.g. key=<example>)'."""
+    out = []
+    for key, check in rules.items():
+        value = _value(cfg, key)
+        if value is _ABSENT:
+            continue  # a key this config does not have (an older preset); the entry point's default applies
+        if value == "???":
+            out.append(f"{key} is required (e.g. {key}=<value>)")
+            continue
+        try:
+            check(value, check_paths)
+        except Bad as bad:
+            out.append(f"{key}={value!r}: expected {bad.expected} (e.g. {key}={bad.example})")
+    return out
+
+
+def validate(cfg: Any, rules: Mapping[str, Check], entry: str, *, check_paths: bool = True) -> None:
+    """Raise ConfigError listing every key that fails its check; nothing has been created yet."""
+    found = problems(cfg, rules, check_paths=check_paths)
+    if found:
+        raise ConfigError(f"python -m launch.{entry}: invalid config, nothing was run or written:\n  " + "\n  ".join(found))
+
+
+def merged(*rule_sets: Mapping[str, Check]) -> dict[str, Check]:
+    out: dict[str, Check] = {}
+    for rules in rule_sets:
+        out.update(rules)
+    return out
+
+
+def prefixed(prefix: str, rules: Mapping[str, Check]) -> dict[str, Check]:
+    return {f"{prefix}.{k}": v for k, v in rules.items()}
+
