@@ -6,7 +6,7 @@ Online, :class:`OnlineAlarm` takes one decision at a time and matches the offlin
 
   eta(t)   = sum_{j=t-w+1..t} s(j)            (partial at the start of a rollout)
   r(t)     = eta(t) / gamma(t)                (see threshold_ratio for gamma <= 0)
-  combined = min_k r_k  ('and', FIPER)  |  max_k r_k ('or')  |  r ('single')
+  combined = min_k r_k  ('and', FIPER)  |  max_k r_k ('or')  |  r ('single')   (fiper.rules)
   alarm(t) = combined(t) > 1, evaluated exactly as eta_k(t) > gamma_k(t) for all / any k
 """
 
@@ -19,8 +19,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from calibration.rollouts import check_rollouts, step_mask
+from fiper.rules import RULES, get_rule
 
-RULES = ("and", "or", "single")
+__all__ = ["RULES", "AlarmStep", "AlarmTrace", "OnlineAlarm", "WindowedSum", "check_rule", "combine", "evaluate_alarms",
+           "first_alarm_index", "scalar_ratio", "threshold_ratio", "windowed_sum"]
 _TINY = 1e-300
 
 
@@ -116,25 +118,15 @@ def scalar_ratio(eta: float, gamma: float) -> float:
 
 def check_rule(rule: str, num_indicators: int) -> str:
     """The one check of an alarm rule against the number of indicators it combines."""
-    if rule not in RULES:
-        raise ValueError(f"unknown combination rule {rule!r}; expected one of {RULES}")
-    if rule == "single" and num_indicators != 1:
-        raise ValueError(f"rule 'single' takes exactly one indicator, got {num_indicators}; use 'and' or 'or'")
-    if num_indicators < 1:
-        raise ValueError("at least one indicator is needed")
-    return rule
+    return get_rule(rule).check(num_indicators).name
 
 
 def combine(values, rule: str, axis: int = 0) -> np.ndarray:
-    """Combine indicators along ``axis``: 'and' = min, 'or' = max, 'single' = the only one.
-
-    Works for ratios (min/max) and boolean exceedances (all/any) alike.
-    """
+    """Combine indicators along ``axis`` with the registered rule: boolean exceedances give the
+    alarm ('and': all, 'or': any), ratios give the combined ratio ('and': min, 'or': max)."""
     arr = np.asarray(values)
-    check_rule(rule, arr.shape[axis])
-    if rule == "or":
-        return arr.max(axis=axis)
-    return arr.min(axis=axis)
+    r = get_rule(rule).check(arr.shape[axis])
+    return r.alarm(arr, axis=axis) if arr.dtype == bool else r.ratio(arr, axis=axis)
 
 
 def first_alarm_index(alarm, axis: int = -1) -> np.ndarray:
@@ -242,6 +234,7 @@ class OnlineAlarm:
     def __init__(self, thresholds: Mapping[str, object], windows: Mapping[str, int], rule: str = "and") -> None:
         self.names = tuple(thresholds)
         self.rule = check_rule(rule, len(self.names))
+        self._rule = get_rule(rule)
         if set(windows) != set(self.names):
             raise ValueError(f"windows must name exactly the thresholds {sorted(self.names)}, got {sorted(windows)}")
         self.thresholds = dict(thresholds)
@@ -280,9 +273,10 @@ class OnlineAlarm:
         eta = {n: (self._sums[n].update(scores[n]) if n in scores and n not in skip else self._sums[n].value) for n in self.names}
         gamma = {n: self._gamma(n, t) for n in self.names}
         ratio = {n: scalar_ratio(eta[n], gamma[n]) for n in self.names}
-        crossed = tuple(n for n in active if eta[n] > gamma[n])
-        alarm = bool(crossed) if self.rule == "or" else len(crossed) == len(active)
-        combined = (max if self.rule == "or" else min)(ratio[n] for n in active)
+        above = [eta[n] > gamma[n] for n in active]
+        crossed = tuple(n for n, a in zip(active, above) if a)
+        alarm = bool(self._rule.alarm(above))
+        combined = float(self._rule.ratio([ratio[n] for n in active]))
         if alarm and self.first_alarm is None:
             self.first_alarm = t
         self.steps += 1

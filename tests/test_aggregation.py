@@ -79,7 +79,7 @@ def test_combination_rules_and_first_alarm():
     np.testing.assert_array_equal(combine(r[:1], "single"), r[0])
     with pytest.raises(ValueError, match="exactly one"):
         combine(r, "single")
-    with pytest.raises(ValueError, match="unknown combination rule"):
+    with pytest.raises(ValueError, match="unknown alarm rule"):
         combine(r, "xor")
     np.testing.assert_array_equal(first_alarm_index(combine(r, "and") > 1), 2)
     np.testing.assert_array_equal(first_alarm_index(combine(r, "or") > 1), 0)

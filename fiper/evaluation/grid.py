@@ -12,12 +12,12 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
-from functools import reduce
 
 import numpy as np
 
 from calibration import Threshold, fit_threshold_grid, step_mask
 from fiper.aggregation import first_alarm_index, threshold_ratio, windowed_sum
+from fiper.rules import get_rule
 from fiper.evaluation.config import EPISODE
 
 
@@ -94,7 +94,7 @@ def candidate_alarms(
     """Alarms of every combination of per-score windows (``window_indices[k]`` for score k), all deltas.
 
     Exceedances and ratios are broadcast over the window axes of the scores (a loop runs over the
-    first score's windows only, to bound memory); 'and' combines by all / min, 'or' by any / max.
+    first score's windows only, to bound memory) and combined by the registered rule (fiper.rules).
     """
     episodes = np.asarray(episodes, dtype=np.int64)
     if episodes.size == 0:
@@ -111,14 +111,14 @@ def candidate_alarms(
             exceed.append(eta > gam)  # NaN padding compares False
         ratios.append(threshold_ratio(eta, gam))
     k = len(grids)
-    both, num = (np.logical_or, np.maximum) if rule == "or" else (np.logical_and, np.minimum)
+    combo = get_rule(rule).check(k)
     rest_e = [_place(e, j, k - 1) for j, e in enumerate(exceed[1:])]
     rest_r = [_place(r, j, k - 1) for j, r in enumerate(ratios[1:])]
     n_deltas = exceed[0].shape[1]
     firsts, maxima = [], []
     for i in range(exceed[0].shape[0]):
-        alarm = reduce(both, rest_e, exceed[0][i]).reshape(-1, n_deltas, episodes.size, width)
-        combined = reduce(num, rest_r, ratios[0][i]).reshape(alarm.shape)
+        alarm = combo.alarm(np.stack(np.broadcast_arrays(exceed[0][i], *rest_e)), axis=0).reshape(-1, n_deltas, episodes.size, width)
+        combined = combo.ratio(np.stack(np.broadcast_arrays(ratios[0][i], *rest_r)), axis=0).reshape(alarm.shape)
         firsts.append(first_alarm_index(alarm))
         maxima.append(np.where(mask, combined, -np.inf).max(axis=-1))
     candidates = list(itertools.product(*[[int(i) for i in idx] for idx in window_indices]))

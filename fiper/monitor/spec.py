@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from calibration import THRESHOLD_KINDS, check_delta
+from calibration.joint import JOINT_RULES
 from fiper.aggregation import check_rule
 
 DEFAULT_WINDOW = 5  # decisions, for a score given no window
@@ -120,6 +121,8 @@ class MonitorSpec:
             raise ValueError(f"joint must be true or false, got {self.joint!r}")
         if self.joint and rule == "single":
             raise ValueError("joint calibration shares one height between several scores; a single score has nothing to share (joint: false)")
+        if self.joint and rule not in JOINT_RULES:
+            raise ValueError(f"joint calibration combines indicators by {JOINT_RULES}, not rule {rule!r}; set joint: false")
         if self.joint and self.threshold == "time_varying":
             raise ValueError("joint calibration supports the constant and band threshold types, not time_varying")
         delta = None if self.delta is None else float(check_delta(self.delta))

@@ -1,0 +1,64 @@
+"""Alarm rules: how the indicators' threshold crossings combine into one alarm.
+
+A rule reduces, along one axis, the per-indicator exceedances ``eta_k > gamma_k`` (booleans) to
+the alarm and the per-indicator ratios ``eta_k / gamma_k`` to the combined ratio, so that
+"combined ratio > 1" holds exactly when the alarm does. The online alarm (the control loop), the
+offline trace and the evaluation grid all call the registered rule; adding one is a
+``register_rule`` call in one file (docs/architecture.md shows an example).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+Reduce = Callable[..., np.ndarray]  # (values, axis=...) -> values reduced along axis
+
+
+@dataclass(frozen=True)
+class AlarmRule:
+    """A named combination of indicators: ``alarm`` reduces exceedances, ``ratio`` reduces ratios."""
+
+    name: str
+    alarm: Reduce
+    ratio: Reduce
+    min_indicators: int = 1
+    max_indicators: int | None = None
+    description: str = ""
+
+    def check(self, num_indicators: int) -> AlarmRule:
+        """Refuse a number of indicators the rule does not take."""
+        if num_indicators < max(1, self.min_indicators):
+            raise ValueError(f"rule {self.name!r} takes at least {max(1, self.min_indicators)} indicator(s), got {num_indicators}")
+        if self.max_indicators is not None and num_indicators > self.max_indicators:
+            hint = "; use 'and' or 'or'" if self.max_indicators == 1 else ""
+            raise ValueError(f"rule {self.name!r} takes exactly one indicator, got {num_indicators}{hint}" if self.max_indicators == 1
+                             else f"rule {self.name!r} takes at most {self.max_indicators} indicators, got {num_indicators}")
+        return self
+
+
+RULES: dict[str, AlarmRule] = {}
+
+
+def register_rule(rule: AlarmRule) -> AlarmRule:
+    """Make ``rule`` available by name to monitors, their specs and the evaluation; names are unique."""
+    known = RULES.get(rule.name)
+    if known is not None and known != rule:
+        raise ValueError(f"alarm rule name {rule.name!r} is taken")
+    RULES[rule.name] = rule
+    return rule
+
+
+def get_rule(name: str) -> AlarmRule:
+    """The rule registered under ``name``; the error lists the known ones."""
+    try:
+        return RULES[name]
+    except (KeyError, TypeError):
+        raise ValueError(f"unknown alarm rule {name!r}; expected one of {tuple(RULES)}") from None
+
+
+register_rule(AlarmRule("and", np.all, np.min, description="every indicator above its threshold (FIPER)"))
+register_rule(AlarmRule("or", np.any, np.max, description="any indicator above its threshold"))
+register_rule(AlarmRule("single", np.all, np.min, max_indicators=1, description="the one indicator above its threshold"))
