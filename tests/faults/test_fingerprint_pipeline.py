@@ -1,0 +1,110 @@
+"""launch.pipeline keys each cached stage on its fingerprint: a changed config or input reruns the stage and
+every stage after it (naming the keys that changed), the shipped checkpoint is used only for its own task, and
+the deploy stage reads the monitor file launch.evaluate wrote or says loudly that there is none."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+from fiper.fingerprint import make_fingerprint
+from fiper.storage import EpisodeStore
+from launch import collect, pipeline
+from launch.pipeline import Stages, checkpoint_mismatch, chosen_monitor_file
+
+REPO = Path(__file__).resolve().parents[2]
+CONF = str(REPO / "launch" / "conf")
+POLICY = REPO / "launch" / "checkpoints" / "pick_place_diffusion_mlp"
+
+
+def _write(path: Path, text: str) -> None:
+    path.mkdir(parents=True, exist_ok=True)
+    (path / "out.txt").write_text(text)
+
+
+def test_a_changed_stage_reruns_with_everything_downstream_and_names_the_keys(tmp_path, capsys):
+    stages, up, down = Stages(tmp_path), tmp_path / "up", tmp_path / "down"
+    runs = []
+
+    def both(settings: dict) -> None:
+        stages.run("up", up, make_fingerprint({"config": settings, "inputs": {}}), lambda: (runs.append("up"), _write(up, str(settings))))
+        stages.run("down", down, make_fingerprint({"config": {}, "inputs": stages.upstream(up)}),
+                   lambda: (runs.append("down"), _write(down, (up / "out.txt").read_text())))
+
+    both({"seeds_per_cell": 20, "delta": 0.1})
+    both({"seeds_per_cell": 20, "delta": 0.1})
+    assert runs == ["up", "down"] and capsys.readouterr().out.count("cached") == 2
+    (up / "stale.txt").write_text("written by the old settings")
+    both({"seeds_per_cell": 5, "delta": 0.05})
+    log = capsys.readouterr().out
+    assert runs == ["up", "down", "up", "down"]
+    assert "[up] changed since it ran: config.delta: 0.1 -> 0.05; config.seeds_per_cell: 20 -> 5; rerunning" in log
+    assert "[down] changed since it ran: inputs.up: sha256:" in log
+    assert not (up / "stale.txt").exists() and "'seeds_per_cell': 5" in (down / "out.txt").read_text()
+    recorded = json.loads((tmp_path / "up.done").read_text())["fingerprint"]
+    assert recorded["values"]["config.seeds_per_cell"] == 5
+
+
+def test_an_interrupted_stage_resumes_only_with_its_own_fingerprint(tmp_path, capsys):
+    stages, out = Stages(tmp_path), tmp_path / "store"
+    first = make_fingerprint({"config": {"cells": 1}})
+
+    def crash():
+        _write(out, "half")
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        stages.run("rollouts", out, first, crash)
+    assert (tmp_path / "store.pending").exists() and not (tmp_path / "store.done").exists()
+    stages.run("rollouts", out, first, lambda: (out / "out.txt").write_text((out / "out.txt").read_text() + "+rest"))
+    assert (out / "out.txt").read_text() == "half+rest" and "resuming an interrupted run" in capsys.readouterr().out
+    (tmp_path / "store.done").unlink()
+    (tmp_path / "store.pending").write_text(json.dumps({"fingerprint": first}))
+    stages.run("rollouts", out, make_fingerprint({"config": {"cells": 2}}), lambda: _write(out, "fresh"))
+    assert (out / "out.txt").read_text() == "fresh" and "made by different settings" in capsys.readouterr().out
+
+
+def test_a_stage_that_fails_before_writing_leaves_no_marker(tmp_path):
+    stages, out = Stages(tmp_path), tmp_path / "nothing"
+    with pytest.raises(RuntimeError):
+        stages.run("x", out, make_fingerprint({}), lambda: (_ for _ in ()).throw(RuntimeError("boom")))
+    assert list(tmp_path.iterdir()) == []
+
+
+def _pipeline_cfg(overrides: list[str]):
+    return compose(config_name="pipeline", overrides=overrides)
+
+
+def test_the_shipped_checkpoint_is_used_only_for_the_task_and_settings_it_was_trained_with(tmp_path):
+    with initialize_config_dir(config_dir=CONF, version_base=None):
+        for env in ("pick_place", "push_t"):
+            collect.run(compose(config_name="collect", overrides=[f"env={env}", "n_episodes=1", f"out={tmp_path / env}.zarr",
+                                                                  "progress=false"]))
+
+        def reasons(demos: str, overrides: list[str] = ()) -> list[str]:
+            cfg = _pipeline_cfg([f"run_dir={tmp_path / 'run'}", *overrides])
+            train = pipeline._steps(cfg, Path(cfg.run_dir), None)["train"][0].compose()
+            return checkpoint_mismatch(POLICY, tmp_path / demos, train, cfg.train.checkpoint_task)
+
+        assert reasons("pick_place.zarr") == []
+        wrong = reasons("push_t.zarr", ["task=push_t"])
+        assert wrong[0] == "it was trained for task 'pick_place', this run's demos are task 'push_t'"
+        assert wrong[1].startswith("it reads observations {'agent_pos': (4,), 'object': (7,), 'obstacle': (4,)}, the demos hold")
+        assert "its action has 4 dims, the demos' 2" in wrong
+        assert reasons("pick_place.zarr", ["train.steps=100"]) == ["it was trained with steps=8000, this run asks for 100"]
+        assert reasons("pick_place.zarr", ["train.n_action_steps=8"])[0].startswith("it was trained with policy=")
+
+
+def test_the_deploy_stage_reads_the_file_evaluate_wrote_for_the_stores_task(tmp_path):
+    store = tmp_path / "stress.zarr"
+    EpisodeStore.create(store, attrs={"task": "custom"})  # what launch.stress records for an env without a name
+    report = tmp_path / "evaluation"
+    report.mkdir()
+    (report / "monitor_pick_place.yaml").write_text("{}")
+    with pytest.raises(FileNotFoundError, match=r"wrote no monitor_custom\.yaml for task 'custom'.*monitor_pick_place\.yaml.*deploy_delta=null"):
+        chosen_monitor_file(report, store)
+    (report / "monitor_custom.yaml").write_text("{}")
+    assert chosen_monitor_file(report, store) == report / "monitor_custom.yaml"
