@@ -10,7 +10,7 @@ from fiper.monitor import load_monitor, read_monitor_config, save_monitor
 from fiper.monitor.workflow import load_decisions, successful_in_distribution
 from fiper.storage import EpisodeStore
 from launch.common import maybe_load_policy, plain, resolve_device, save_config, set_cpu_threads
-from launch.validate import THREADS, boolean, choice, existing_path, merged, optional, probability, seed, validate
+from launch.validate import THREADS, boolean, choice, existing_path, merged, optional, probability, reported, seed, validate
 
 RULES = merged(THREADS, {
     "data": existing_path("store"),
@@ -58,7 +58,8 @@ def run(cfg: DictConfig):
 
 @hydra.main(config_path="conf", config_name="calibrate", version_base=None)
 def main(cfg: DictConfig) -> None:
-    run(cfg)
+    with reported():
+        run(cfg)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from fiper.collection import collect, describe_env, make_env_from_config, resolve
 from fiper.storage import EpisodeStore
-from launch.validate import ENV_RULES, boolean, merged, optional, positive_int, seed, target, text, validate
+from launch.validate import ENV_RULES, boolean, merged, optional, positive_int, reported, seed, target, text, validate
 
 RULES = merged(ENV_RULES, {
     "out": text,
@@ -55,7 +55,8 @@ def run(cfg: DictConfig):
 
 @hydra.main(config_path="conf", config_name="collect", version_base=None)
 def main(cfg: DictConfig) -> None:
-    run(cfg)
+    with reported():
+        run(cfg)
 
 
 if __name__ == "__main__":

@@ -12,8 +12,8 @@ from fiper.evaluation import EvaluationConfig, summary_table, write_outputs
 from fiper.evaluation.config import CRITERIA
 from fiper.evaluation.repeats import evaluate_repeats, summarise_repeats, write_repeats
 from launch.common import plain, removed_on_failure, resolve_device, save_config, set_cpu_threads
-from launch.validate import (THREADS, Bad, boolean, choice, list_of, merged, number, optional, positive, positive_int, probability,
-                             seed, text, validate, window)
+from launch.validate import (THREADS, Bad, boolean, choice, list_of, merged, number, optional, positive, positive_int,
+                             probability, reported, seed, text, validate, window)
 
 LAUNCH_KEYS = ("rollouts", "out", "plots", "cpu_threads", "repeats")
 THRESHOLD_TYPES = choice(*THRESHOLD_KINDS)
@@ -91,7 +91,8 @@ def _evaluate(cfg: DictConfig):
 
 @hydra.main(config_path="conf", config_name="evaluate", version_base=None)
 def main(cfg: DictConfig) -> None:
-    run(cfg)
+    with reported():
+        run(cfg)
 
 
 if __name__ == "__main__":

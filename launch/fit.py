@@ -11,7 +11,7 @@ from fiper.monitor.fitting import fit_monitor
 from fiper.monitor.workflow import load_decisions, successful_in_distribution
 from fiper.storage import EpisodeStore
 from launch.common import maybe_load_policy, plain, resolve_device, save_config, set_cpu_threads
-from launch.validate import THREADS, existing_path, merged, optional, positive_int, seed, text, validate
+from launch.validate import THREADS, existing_path, merged, optional, positive_int, reported, seed, text, validate
 
 RULES = merged(THREADS, {
     "data": existing_path("store"),
@@ -45,7 +45,8 @@ def run(cfg: DictConfig):
 
 @hydra.main(config_path="conf", config_name="fit", version_base=None)
 def main(cfg: DictConfig) -> None:
-    run(cfg)
+    with reported():
+        run(cfg)
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ from fiper.fingerprint import differences, directory_digest, file_digest, make_f
 from fiper.storage import EpisodeStore
 from launch import calibrate, collect, evaluate, fit, stress, train
 from launch.common import plain, removed_on_failure, save_config, set_cpu_threads
-from launch.validate import (boolean, cells, choice, list_of, optional, positive_int, probability, seed, text, validate)
+from launch.validate import boolean, cells, choice, list_of, optional, positive_int, probability, reported, seed, text, validate
 
 RULES = {
     "run_dir": text, "task": text, "env_overrides": list_of(text, non_empty=False, example="['env.obs_mode=image']"),
@@ -318,7 +318,8 @@ def _run_stages(cfg: DictConfig, run_dir: Path) -> Path:
 
 @hydra.main(config_path="conf", config_name="pipeline", version_base=None)
 def main(cfg: DictConfig) -> None:
-    report = run(cfg)
+    with reported():
+        report = run(cfg)
     print(report.resolve())
 
 

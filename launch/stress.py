@@ -21,8 +21,8 @@ from fiper.fingerprint import directory_digest, make_fingerprint
 from fiper.interventions import FallbackContext
 from fiper.monitor import load_monitor
 from launch.common import maybe_load_policy, plain, resolve_device, set_cpu_threads
-from launch.validate import (ENV_RULES, THREADS, boolean, cells, choice, existing_path, integer, list_of, mapping_of_text, merged,
-                             optional, positive_int, seed, text, validate)
+from launch.validate import (ENV_RULES, THREADS, boolean, cells, choice, existing_path, integer, list_of, mapping_of_text,
+                             merged, optional, positive_int, reported, seed, text, validate)
 
 RULES = merged(ENV_RULES, THREADS, {
     "policy_dir": existing_path("policy directory"),
@@ -145,7 +145,8 @@ def run(cfg: DictConfig):
 
 @hydra.main(config_path="conf", config_name="stress", version_base=None)
 def main(cfg: DictConfig) -> None:
-    run(cfg)
+    with reported():
+        run(cfg)
 
 
 if __name__ == "__main__":

@@ -11,8 +11,8 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig
 
 from launch.common import removed_on_failure, save_config
-from launch.validate import (boolean, existing_path, integer, merged, number, optional, positive, positive_int, prefixed, seed,
-                             text, validate)
+from launch.validate import (boolean, existing_path, integer, merged, number, optional, positive, positive_int, prefixed,
+                             reported, seed, text, validate)
 from policies import TrainResult, train_policy
 
 RULES = merged({"data": existing_path("demonstration store"), "out": text, "resume": boolean},
@@ -47,7 +47,8 @@ def run(cfg: DictConfig) -> TrainResult:
 
 @hydra.main(config_path="conf", config_name="train", version_base=None)
 def main(cfg: DictConfig) -> None:
-    run(cfg)
+    with reported():
+        run(cfg)
 
 
 if __name__ == "__main__":

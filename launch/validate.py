@@ -10,7 +10,8 @@ as a whole).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -122,12 +123,12 @@ def _expected(check: Check) -> str:
 def list_of(item: Check, *, non_empty: bool = True, example: str = "[0.05, 0.1]") -> Check:
     def check(v: Any, paths: bool) -> None:
         if not isinstance(v, (list, tuple)) or (non_empty and not v):
-            raise Bad(f"a {'non-empty ' if non_empty else ''}list of {_expected(item)}", example)
+            raise Bad(f"a {'non-empty ' if non_empty else ''}list, each element {_expected(item)}", example)
         for x in v:
             try:
                 item(x, paths)
             except Bad as bad:
-                raise Bad(f"a list of {bad.expected} (element {x!r} is not)", example) from None
+                raise Bad(f"a list, each element {bad.expected} (element {x!r} is not)", example) from None
     return check
 
 
@@ -215,6 +216,17 @@ def validate(cfg: Any, rules: Mapping[str, Check], entry: str, *, check_paths: b
     found = problems(cfg, rules, check_paths=check_paths)
     if found:
         raise ConfigError(f"python -m launch.{entry}: invalid config, nothing was run or written:\n  " + "\n  ".join(found))
+
+
+@contextmanager
+def reported() -> Iterator[None]:
+    """For a command's main: a config or fingerprint error ends the command with its message, without a traceback."""
+    from fiper.fingerprint import FingerprintMismatch
+
+    try:
+        yield
+    except (ConfigError, FingerprintMismatch) as err:
+        raise SystemExit(f"error: {err}") from None
 
 
 def merged(*rule_sets: Mapping[str, Check]) -> dict[str, Check]:
