@@ -8,9 +8,10 @@ import hydra
 from omegaconf import DictConfig
 
 from calibration.thresholds import THRESHOLD_KINDS
-from fiper.evaluation import EvaluationConfig, summary_table, write_outputs
+from fiper.evaluation import EvaluationConfig, summary_table, write_monitor_choices, write_outputs
 from fiper.evaluation.config import CRITERIA
-from fiper.evaluation.repeats import evaluate_repeats, summarise_repeats, write_repeats
+from fiper.evaluation.render import write_repeats
+from fiper.evaluation.repeats import evaluate_repeats, summarise_repeats
 from launch.common import plain, removed_on_failure, resolve_device, save_config, set_cpu_threads
 from launch.validate import (THREADS, Bad, boolean, choice, list_of, merged, number, optional, positive, positive_int,
                              probability, reported, seed, text, validate, window)
@@ -71,10 +72,11 @@ def _evaluate(cfg: DictConfig):
     first = {}
 
     def written(k: int, result) -> None:
-        """Repeat 0 writes the usual outputs into out/; later ones their metrics under out/repeats/."""
+        """Repeat 0 writes the usual outputs and deploys its choice into out/; later ones their metrics under out/repeats/."""
         if k == 0:
             first["result"] = result
             first["paths"] = write_outputs(result, cfg.out, plots=bool(cfg.plots))
+            write_monitor_choices(result, cfg.out)
         else:
             write_outputs(result, Path(cfg.out) / "repeats" / f"seed_{result.config.seed}", plots=False)
 

@@ -1,5 +1,7 @@
 """Evaluation of failure monitors: the published detection metrics (metrics, ranking) and the
-offline evaluation of recorded rollouts (evaluate_rollouts -> write_outputs; docs/evaluation.md)."""
+offline evaluation of recorded rollouts: the engine (evaluate_rollouts -> EvaluationResult), the
+renderer (write_outputs: report.md, metrics.json, plots) and the deploy step
+(write_monitor_choices: monitor_<task>.yaml); docs/evaluation.md."""
 
 from fiper.evaluation.metrics import (
     GROUPS,
@@ -14,8 +16,10 @@ from fiper.evaluation.metrics import (
 )
 from fiper.evaluation.ranking import auroc, average_ranks
 from fiper.evaluation.config import EvaluationConfig, MethodSpec, SplitConfig
-from fiper.evaluation.pipeline import EvaluationResult, MethodResult, TaskResult, TypeResult, evaluate_rollouts, evaluate_task
-from fiper.evaluation.report import summary_table, write_outputs
+from fiper.evaluation.results import EvaluationResult, MethodResult, TaskResult, TypeResult
+from fiper.evaluation.pipeline import evaluate_rollouts, evaluate_task, evaluate_tasks
+from fiper.evaluation.deploy import write_monitor_choices
+from fiper.evaluation.render import summary_table, write_outputs
 from fiper.evaluation.rollouts import RolloutError, RolloutSet, expand_stores, load_rollouts
 from fiper.evaluation.splits import Split, split_episodes
 
@@ -32,10 +36,12 @@ __all__ = [
     "TypeResult",
     "evaluate_rollouts",
     "evaluate_task",
+    "evaluate_tasks",
     "expand_stores",
     "load_rollouts",
     "split_episodes",
     "summary_table",
+    "write_monitor_choices",
     "write_outputs",
     "GROUPS",
     "DetectionMetrics",

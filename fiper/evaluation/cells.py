@@ -1,6 +1,7 @@
 """Rollouts per stress cell (shift, severity): the four kinds, live alarms and failure reasons.
 
-Answers "what did the sweep produce?" before any monitor is evaluated; the report shows it per task.
+Answers "what did the sweep produce?" before any monitor is evaluated; the report shows it per task
+(fiper.evaluation.render.tables_md.cells_markdown).
 """
 
 from __future__ import annotations
@@ -54,19 +55,3 @@ def four_kinds(rows: list[CellCounts]) -> dict[str, int]:
     shifted = [r for r in rows if r.shift != "none"]
     return {"success_id": sum(r.success for r in ident), "success_ood": sum(r.success for r in shifted),
             "fail_id": sum(r.failure for r in ident), "fail_ood": sum(r.failure for r in shifted)}
-
-
-def cells_markdown(rows: list[CellCounts]) -> list[str]:
-    """Markdown table of the cells plus a line with the four kinds."""
-    live = any(r.live_alarm is not None for r in rows)
-    header = ["shift", "severity", "episodes", "success", "failure", *(["live alarm", "alarm on failures", "alarm before onset"] if live else []),
-              "failure reasons"]
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for r in rows:
-        alarms = [str(v if v is not None else "–") for v in (r.live_alarm, r.alarmed_failures, r.alarm_before_onset)] if live else []
-        reasons = ", ".join(f"{name} {n}" for name, n in r.reasons) or "–"
-        lines.append("| " + " | ".join([r.shift, f"{r.severity:g}", str(r.episodes), str(r.success), str(r.failure), *alarms, reasons]) + " |")
-    k = four_kinds(rows)
-    lines += ["", f"Four kinds: success in distribution {k['success_id']}, success under shift {k['success_ood']}, "
-                  f"failure in distribution {k['fail_id']}, failure under shift {k['fail_ood']}."]
-    return lines

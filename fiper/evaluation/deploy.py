@@ -13,7 +13,8 @@ from typing import Any
 
 import numpy as np
 
-from fiper.evaluation.pipeline import CHOSEN, TaskResult, TypeResult
+from fiper.evaluation.findings import deployable_label
+from fiper.evaluation.results import TaskResult, TypeResult
 from fiper.monitor.choice import FORMAT, VERSION, write_choice
 
 SUMMARY_FIELDS = ("accuracy", "twa", "tpr", "tnr", "far_id", "auroc", "lead_fraction_before_onset")
@@ -21,11 +22,8 @@ SUMMARY_FIELDS = ("accuracy", "twa", "tpr", "tnr", "far_id", "auroc", "lead_frac
 
 def deployed_row(task: TaskResult, method: str) -> tuple[str, TypeResult] | None:
     """(record label, result) of the row to deploy; None when the method has no guaranteed type."""
-    result = task.methods[method]
-    if result.chosen is not None:
-        return CHOSEN, result.chosen
-    guaranteed = [(k, r) for k, r in result.types.items() if r.guaranteed]
-    return guaranteed[0] if guaranteed else None
+    label = deployable_label(task.methods[method])
+    return None if label is None else (label, task.methods[method].result(label))
 
 
 def _number(value: Any) -> float | None:
@@ -83,8 +81,12 @@ def choice_header(choice: dict[str, Any], path: Path) -> str:
             + "evaluated.test_per_delta says what each δ gave on the test split.")
 
 
+def monitor_file_name(task: str) -> str:
+    return f"monitor_{task}.yaml"
+
+
 def write_monitor_choices(result: Any, out_dir: str | os.PathLike) -> dict[str, Path]:
-    """``monitor_<task>.yaml`` per task for ``config.deploy_method`` (none when it is null)."""
+    """The deploy step: ``monitor_<task>.yaml`` per task for ``config.deploy_method`` (none when it is null)."""
     method = result.config.deploy_method
     written = {}
     if method is None:
@@ -92,23 +94,7 @@ def write_monitor_choices(result: Any, out_dir: str | os.PathLike) -> dict[str, 
     for name, task in result.tasks.items():
         choice = monitor_choice(task, method, selection=result.config.selection)
         if choice is not None:
-            path = Path(out_dir) / f"monitor_{name}.yaml"
+            Path(out_dir).mkdir(parents=True, exist_ok=True)
+            path = Path(out_dir) / monitor_file_name(name)
             written[name] = write_choice(choice, path, header=choice_header(choice, path))
     return written
-
-
-def deploy_markdown(task: TaskResult, method: str | None) -> list[str]:
-    """Report lines: which row ``monitor_<task>.yaml`` holds and how to deploy it."""
-    if method is None:
-        return []
-    choice = monitor_choice(task, method)
-    if choice is None:
-        return ["### Deploy", "", f"`{method}` has no guaranteed threshold type in this run: no monitor file written.", ""]
-    m, th, ev = choice["monitor"], choice["threshold"], choice["evaluated"]
-    file = f"monitor_{task.task}.yaml"
-    member = f" = `{ev['selected']}`" if ev["selected"] else ""
-    windows = ", ".join(f"{s}={w}" for s, w in m["windows"].items())
-    return ["### Deploy", "",
-            f"`{file}` holds `{method}`{member}: rule {m['rule']}, {th['kind']} threshold{' (joint)' if th['joint'] else ''}, "
-            f"windows {windows} decisions, the score settings of this run, and its test metrics per δ. Fit and calibrate it:", "",
-            "```bash", *deploy_commands(file), "```", ""]

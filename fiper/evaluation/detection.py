@@ -10,8 +10,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fiper.evaluation.pipeline import TaskResult
-from fiper.evaluation.plots import delta_index
+from fiper.evaluation.rollouts import RolloutSet
+
+
+def delta_index(deltas, delta: float) -> int:
+    """Index of the grid delta nearest to ``delta``."""
+    return int(np.argmin(np.abs(np.asarray(deltas) - float(delta))))
 
 
 @dataclass(frozen=True)
@@ -26,11 +30,21 @@ class CellDetection:
     flagged_successes: dict[str, int]
 
 
-def cell_detection(task: TaskResult, kind: str, delta: float) -> tuple[list[CellDetection], float]:
-    """Per test cell, every method's flagged failures / successes at threshold ``kind`` and the grid delta nearest ``delta``."""
-    ro, test = task.rollouts, task.split.test
-    d = delta_index(task.deltas, delta)
-    flagged = {name: m.types[kind].test_alarms.first_alarm[0, d] >= 0 for name, m in task.methods.items() if kind in m.types}
+@dataclass(frozen=True)
+class DetectionTable:
+    """Cell detection of every method at one threshold type and grid delta."""
+
+    threshold_type: str
+    delta: float
+    rows: tuple[CellDetection, ...]
+
+
+def cell_detection(rollouts: RolloutSet, test: np.ndarray, deltas, first_alarms: dict[str, np.ndarray], kind: str, delta: float) -> DetectionTable:
+    """Per test cell, every method's flagged failures / successes at threshold ``kind`` and the grid
+    delta nearest ``delta``; ``first_alarms`` maps each method to its (n_deltas, n_test) first alarms."""
+    ro = rollouts
+    d = delta_index(deltas, delta)
+    flagged = {name: fa[d] >= 0 for name, fa in first_alarms.items()}
     shift, severity, failed = ro.shift[test], ro.severity[test], ro.failed[test]
     keys = sorted({(str(s), round(float(v), 6)) for s, v in zip(shift, severity)}, key=lambda k: (k[0] != "none", k))
     rows = []
@@ -41,18 +55,4 @@ def cell_detection(task: TaskResult, kind: str, delta: float) -> tuple[list[Cell
             {n: int((f & cell & failed).sum()) for n, f in flagged.items()},
             {n: int((f & cell & ~failed).sum()) for n, f in flagged.items()},
         ))
-    return rows, float(task.deltas[d])
-
-
-def detection_markdown(rows: list[CellDetection], kind: str, delta: float) -> list[str]:
-    """Markdown table: one column per method, 'flagged failures / failures · flagged successes / successes'."""
-    if not rows:
-        return []
-    methods = list(rows[0].flagged_failures)
-    lines = [f"Test episodes per cell alarmed by each method ({kind} threshold, delta={delta:g}): "
-             "flagged failures / failures · flagged successes / successes.", "",
-             "| shift | severity | " + " | ".join(methods) + " |", "|" + "---|" * (len(methods) + 2)]
-    for r in rows:
-        cells = [f"{r.flagged_failures[m]}/{r.failures} · {r.flagged_successes[m]}/{r.successes}" for m in methods]
-        lines.append(f"| {r.shift} | {r.severity:g} | " + " | ".join(cells) + " |")
-    return lines
+    return DetectionTable(kind, float(deltas[d]), tuple(rows))

@@ -20,17 +20,18 @@ from fiper.evaluation.rollouts import RolloutSet
 from fiper.monitor.artifact import read_monitor_config
 
 
-def monitor_summary(directory: str) -> str:
-    """'rule, kind (joint) δ=…' of a saved monitor; '' when it is not readable from here."""
+def monitor_summary(directory: str) -> tuple[str, float | None]:
+    """('rule, kind (joint) δ=…', δ) of a saved monitor; ('', None) when it is not readable from here."""
     try:
         config = read_monitor_config(directory)
     except (OSError, ValueError):
-        return ""
+        return "", None
     thresholds = list((config.get("thresholds") or {}).values())
     if not thresholds:
-        return config.get("rule", "")
+        return config.get("rule", ""), None
     joint = (config.get("extra", {}).get("calibrate") or {}).get("joint")
-    return f"{config['rule']}, {thresholds[0]['kind']}{' (joint)' if joint else ''}, δ={thresholds[0]['delta']:g}"
+    delta = float(thresholds[0]["delta"])
+    return f"{config['rule']}, {thresholds[0]['kind']}{' (joint)' if joint else ''}, δ={delta:g}", delta
 
 
 def live_results(rollouts: RolloutSet) -> list[dict[str, Any]]:
@@ -47,24 +48,9 @@ def live_results(rollouts: RolloutSet) -> list[dict[str, Any]]:
             rollouts.live_alarm_decision[idx], None, failed, rollouts.lengths[idx], ood=rollouts.ood[idx],
             failure_step=rollouts.failure_step[idx], env_steps=env_steps[idx], control_period=rollouts.control_period_s,
             max_decisions=max_decisions))
-        out.append({"monitor": monitor, "setting": monitor_summary(monitor), "episodes": int(idx.size), "failures": int(failed.sum()),
+        setting, delta = monitor_summary(monitor)
+        out.append({"monitor": monitor, "setting": setting, "delta": delta, "episodes": int(idx.size), "failures": int(failed.sum()),
                     **{k: float(report[k]) for k in ("tpr", "tnr", "accuracy", "twa", "dt", "far_id", "far_id_se",
                                                       "lead_fraction_before_onset", "lead_median_warning_s")},
-                    "far_id_n": int(report["success_id_n"])})
+                    "far_id_n": int(report["success_id_n"]), "far_id_flagged": int(report["success_id_flagged"])})
     return out
-
-
-def live_markdown(results: list[dict[str, Any]]) -> list[str]:
-    """Report section: one row per live monitor (nothing when no store recorded one)."""
-    if not results:
-        return []
-    def f(v: float) -> str:
-        return "–" if not np.isfinite(v) else f"{v:.2f}"
-    rows = [f"| `{r['monitor']}` | {r['setting'] or '–'} | {r['episodes']} | {r['failures']} | {f(r['tpr'])} | {f(r['tnr'])} | {f(r['accuracy'])} | "
-            f"{f(r['twa'])} | {f(r['far_id'])} ± {f(r['far_id_se'])} ({r['far_id_n']}) | {f(r['lead_fraction_before_onset'])} | "
-            f"{f(r['lead_median_warning_s'])} |" for r in results]
-    return ["### Live monitor (alarms recorded during the rollouts)", "",
-            "Every monitored episode of the stores, all splits (the live monitor was fitted and calibrated elsewhere); "
-            "same metric definitions as the rows above, at the live monitor's own δ and threshold.", "",
-            "| monitor | rule, threshold | episodes | failures | TPR | TNR | Acc | TWA | FAR-ID ± SE (n) | alarmed before onset | median warning s |",
-            "|---|---|---|---|---|---|---|---|---|---|---|", *rows, ""]

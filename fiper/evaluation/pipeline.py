@@ -6,129 +6,47 @@
     valid.   -> each method's window per threshold type (criterion averaged over delta)
     test     -> metrics of every method x threshold type x delta at the chosen window, and of each
                 method's guaranteed threshold type chosen on validation (records label 'chosen')
+    result   -> immutable TaskResult (results.py) with its findings (findings.py), built once
 
-See docs/evaluation.md.
+Rendering (report.md, metrics.json, plots) is fiper.evaluation.render; deploying the choice is
+fiper.evaluation.deploy. See docs/evaluation.md.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import functools
 import time
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
 from calibration import JOINT_KINDS, THRESHOLD_KINDS
+from fiper.evaluation.cells import cell_counts
 from fiper.evaluation.config import EvaluationConfig, MethodSpec
-from fiper.evaluation.grid import CandidateAlarms, ScoreGrid, build_score_grid, candidate_alarms
+from fiper.evaluation.findings import task_findings
+from fiper.evaluation.grid import ScoreGrid, build_score_grid, candidate_alarms
 from fiper.evaluation.joint import joint_candidate_alarms
 from fiper.evaluation.live import live_results
-from fiper.evaluation.records import chosen_metrics, metric_records, padded_env_steps
+from fiper.evaluation.records import chosen_metrics, padded_env_steps
+from fiper.evaluation.results import EvaluationResult, MethodResult, TaskResult, TypeResult
 from fiper.evaluation.rollouts import RolloutSet, load_rollouts
-from fiper.evaluation.scoring import ScoredRollouts, fit_and_score, resolve_specs
+from fiper.evaluation.scoring import fit_and_score, resolve_specs
 from fiper.evaluation.selection import choose_candidate, criterion_values
 from fiper.evaluation.splits import Split, calibration_halves, check_calibration_size, split_episodes
 from fiper.monitor.padding import to_padded
 
-CHOSEN = "chosen"  # record label of the guaranteed threshold type a method chose on validation
 
 
-@dataclass
-class TypeResult:
-    """One method under one threshold type: validation selection and test metrics."""
+@dataclass(frozen=True)
+class _Calibrated:
+    """What every method's selection and test read: the episodes, their split and the thresholds."""
 
-    threshold_type: str
-    guaranteed: bool
-    candidates: list[tuple[int, ...]]  # window index per score
-    validation: dict[str, np.ndarray]  # criterion -> (C,) means over delta
-    chosen: int  # index into candidates
-    windows: dict[str, int | str]  # score -> chosen window label
-    window_steps: dict[str, int]  # score -> chosen window in decisions
-    test: dict[str, Any]  # metrics, arrays over the delta grid
-    test_alarms: CandidateAlarms  # the chosen candidate on the test episodes
-    selected: str | None = None  # for a 'select' method: the member method chosen on validation
-
-
-@dataclass
-class MethodResult:
-    spec: MethodSpec
-    types: dict[str, TypeResult]
-    # the guaranteed threshold type whose chosen window validates best (its threshold_type says
-    # which); None when fewer than two guaranteed types were evaluated
-    chosen: TypeResult | None = None
-
-    def results(self) -> Iterator[tuple[str, TypeResult]]:
-        """(label, result) per evaluated threshold type, then (CHOSEN, result) when a type was chosen."""
-        yield from self.types.items()
-        if self.chosen is not None:
-            yield CHOSEN, self.chosen
-
-    def result(self, label: str) -> TypeResult:
-        if label == CHOSEN and self.chosen is not None:
-            return self.chosen
-        if label not in self.types:
-            raise KeyError(f"threshold type {label!r} was not evaluated for {self.spec.name!r}; have {[k for k, _ in self.results()]}")
-        return self.types[label]
-
-
-@dataclass
-class TaskResult:
-    """Everything evaluated on one task."""
-
-    task: str
     rollouts: RolloutSet
     split: Split
-    deltas: tuple[float, ...]
-    scored: ScoredRollouts
-    grids: dict[str, ScoreGrid]  # thresholds the test metrics use
-    methods: dict[str, MethodResult]
-    seconds: dict[str, float] = field(default_factory=dict)
-    # refit_after_selection: thresholds the validation selection used (fitted on other calibration
-    # rollouts than ``grids``) and the two calibration halves; None / the whole calibration split otherwise
-    selection_grids: dict[str, ScoreGrid] | None = None
-    calibration_parts: tuple[np.ndarray, np.ndarray] | None = None
-
-    @functools.cached_property
-    def live(self) -> list[dict[str, Any]]:
-        """Metrics of the alarms recorded by live monitors during these rollouts (fiper.evaluation.live)."""
-        return live_results(self.rollouts)
-
-    @property
-    def split_sizes(self) -> dict[str, dict[str, int]]:
-        return self.split.sizes(self.rollouts.success, self.rollouts.ood)
-
-    def spec_of(self, name: str, kind: str) -> MethodSpec:
-        """The spec that ran: a 'select' method's chosen member for this threshold type (or CHOSEN)."""
-        selected = self.methods[name].result(kind).selected
-        return self.methods[selected if selected else name].spec
-
-    def records(self) -> list[dict[str, Any]]:
-        out = []
-        for name, method in self.methods.items():
-            for kind, res in method.results():
-                spec = self.spec_of(name, kind)
-                identity = {
-                    "task": self.task, "method": name, "scores": list(spec.scores), "rule": spec.rule,
-                    "joint": spec.joint, "selected": res.selected,
-                    "threshold_type": kind, "chosen_type": res.threshold_type if kind == CHOSEN else None,
-                    "guaranteed": res.guaranteed,
-                    "window": dict(res.windows), "window_decisions": dict(res.window_steps),
-                    "n_test": int(self.split.test.size),
-                }
-                out.extend(metric_records(identity, self.deltas, res.test))
-        return out
-
-
-@dataclass
-class EvaluationResult:
-    config: EvaluationConfig
-    tasks: dict[str, TaskResult]
-
-    def records(self) -> list[dict[str, Any]]:
-        return [r for task in self.tasks.values() for r in task.records()]
+    grids: dict[str, ScoreGrid]
+    selection_grids: dict[str, ScoreGrid] | None
+    calibration_parts: tuple[np.ndarray, np.ndarray] | None
 
 
 def _score_windows(config: EvaluationConfig) -> dict[str, tuple[int | str, ...]]:
@@ -142,7 +60,7 @@ def _score_windows(config: EvaluationConfig) -> dict[str, tuple[int | str, ...]]
     return {s: tuple(sorted(ls, key=lambda w: (order.get(w, len(order)), str(w)))) for s, ls in out.items()}
 
 
-def _evaluate_method(spec: MethodSpec, kind: str, task: TaskResult, config: EvaluationConfig, env_steps: np.ndarray) -> TypeResult:
+def _evaluate_method(spec: MethodSpec, kind: str, task: _Calibrated, config: EvaluationConfig, env_steps: np.ndarray) -> TypeResult:
     """Select the window on validation, then measure the chosen configuration on test.
 
     DT's normaliser (max decisions) is the longest non-test episode during selection, so not even
@@ -189,9 +107,9 @@ def _best_validated(options: Sequence[TypeResult], criterion: str) -> int:
     return choose_candidate(values, criterion)
 
 
-def _select_member(spec: MethodSpec, kind: str, task: TaskResult, config: EvaluationConfig) -> TypeResult:
+def _select_member(spec: MethodSpec, kind: str, evaluated: Mapping[str, dict[str, TypeResult]], config: EvaluationConfig) -> TypeResult:
     """The member whose chosen window validates best."""
-    members = [task.methods[m].types[kind] for m in spec.select]
+    members = [evaluated[m][kind] for m in spec.select]
     best = _best_validated(members, config.selection)
     return dataclasses.replace(members[best], selected=spec.select[best])
 
@@ -233,26 +151,30 @@ def evaluate_task(rollouts: RolloutSet, config: EvaluationConfig) -> TaskResult:
         if parts:
             selection_grids[score] = grid(parts[0])
     clock["calibrated"] = time.perf_counter()
-    task = TaskResult(rollouts.task, rollouts, split, config.deltas, scored, grids, {},
-                      selection_grids=selection_grids, calibration_parts=parts)
+    calibrated = _Calibrated(rollouts, split, grids, selection_grids, parts)
     env_steps = padded_env_steps(rollouts)
     cells = [(m, k) for m in config.methods.values() if not m.select for k in config.threshold_types]
+    evaluated: dict[str, dict[str, TypeResult]] = {}
     for spec, kind in tqdm(cells, desc=f"{rollouts.task}: select + test", disable=not config.progress):
-        result = _evaluate_method(spec, kind, task, config, env_steps)
-        task.methods.setdefault(spec.name, MethodResult(spec, {})).types[kind] = result
+        evaluated.setdefault(spec.name, {})[kind] = _evaluate_method(spec, kind, calibrated, config, env_steps)
     for spec in (m for m in config.methods.values() if m.select):
-        task.methods[spec.name] = MethodResult(spec, {k: _select_member(spec, k, task, config) for k in config.threshold_types})
-    for method in task.methods.values():
-        method.chosen = choose_threshold_type(method, config.selection)
+        evaluated[spec.name] = {k: _select_member(spec, k, evaluated, config) for k in config.threshold_types}
+    methods = {}
+    for name, types in evaluated.items():
+        spec = config.methods[name]
+        methods[name] = MethodResult(spec, types, choose_threshold_type(MethodResult(spec, types), config.selection))
     clock["done"] = time.perf_counter()
-    task.seconds = {
+    seconds = {
         "fit_and_score": clock["scored"] - clock["start"],
         "calibrate": clock["calibrated"] - clock["scored"],
         "select_and_test": clock["done"] - clock["calibrated"],
         **{f"fit/{n}": v for n, v in scored.fit_seconds.items()},
         **{f"score/{n}": v for n, v in scored.score_seconds.items()},
     }
-    return task
+    task = TaskResult(rollouts.task, rollouts, split, config.deltas, scored, grids, methods, seconds,
+                      selection_grids=selection_grids, calibration_parts=parts,
+                      live=live_results(rollouts), cells=tuple(cell_counts(rollouts)))
+    return dataclasses.replace(task, findings=task_findings(task, config))
 
 
 def evaluate_rollouts(stores: str | Sequence[str], config: EvaluationConfig | dict | None = None) -> EvaluationResult:

@@ -9,15 +9,13 @@ mean ± sd over the repeats makes a comparison between methods a statement about
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 from fiper.evaluation.config import EvaluationConfig
-from fiper.evaluation.paired import PAIRED_FIELDS, mean_sd, paired_markdown, paired_to_baselines, paired_to_best_other
-from fiper.evaluation.pipeline import EvaluationResult, evaluate_tasks
+from fiper.evaluation.paired import PAIRED_FIELDS, mean_sd
+from fiper.evaluation.pipeline import evaluate_tasks
+from fiper.evaluation.results import EvaluationResult
 from fiper.evaluation.rollouts import load_rollouts
 
 SUMMARY_FIELDS = ("accuracy", "twa", "auroc", "tpr", "tnr", "far_id")
@@ -70,42 +68,3 @@ def summarise_repeats(per_repeat: Sequence[Sequence[dict[str, Any]]]) -> list[di
                                       for v in (g["values"].get(k, {}) for k in range(len(per_repeat)))]
         rows.append(row)
     return rows
-
-
-def repeats_markdown(rows: Sequence[dict[str, Any]], baselines: Sequence[str] = ()) -> str:
-    """Per task, methods by mean accuracy, the best guaranteed accuracy and TWA in bold; then the
-    paired tables (against the best other method, and with ``baselines`` against the best of those)."""
-    lines = ["# Evaluation over repeated splits", ""]
-    for task in sorted({r["task"] for r in rows}):
-        mine = sorted((r for r in rows if r["task"] == task), key=lambda r: (not r["guaranteed"], -(r["accuracy_mean"] or 0.0)))
-        guaranteed = [r for r in mine if r["guaranteed"]] or mine
-        best = {f: max((r[f"{f}_mean"] for r in guaranteed if r[f"{f}_mean"] is not None), default=None) for f in ("accuracy", "twa")}
-        n = mine[0]["repeats"]
-        lines += [f"## {task}: {n} split seeds, mean ± sd of the mean over {mine[0]['n_deltas']} δ", "",
-                  "| method | threshold | guaranteed | Acc | TWA | AUROC | TPR | TNR | FAR-ID | records with FAR > δ + 3 SE |",
-                  "|---|---|---|---|---|---|---|---|---|---|"]
-        for r in mine:
-            cells = []
-            for f in SUMMARY_FIELDS:
-                text = "–" if r[f"{f}_mean"] is None else f"{r[f'{f}_mean']:.3f} ± {r[f'{f}_sd']:.3f}"
-                cells.append(f"**{text}**" if r["guaranteed"] and f in best and r[f"{f}_mean"] == best[f] else text)
-            lines.append(f"| {r['method']} | {r['threshold_type']} | {'yes' if r['guaranteed'] else 'no'} | "
-                         + " | ".join(cells) + f" | {r['far_over']} |")
-        lines.append("")
-    if any(r["repeats"] > 1 for r in rows):
-        lines += paired_markdown(rows, baselines)
-    return "\n".join(lines)
-
-
-def write_repeats(rows: Sequence[dict[str, Any]], seeds: Sequence[int], out_dir: str | os.PathLike,
-                  baselines: Sequence[str] = ()) -> dict[str, Path]:
-    """repeats.json (the rows, the seeds and the paired differences) and repeats.md in ``out_dir``."""
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    paths = {"repeats_json": out / "repeats.json", "repeats_md": out / "repeats.md"}
-    paired = [p for f in PAIRED_FIELDS for p in paired_to_best_other(rows, f)]
-    vs_baselines = [p for f in PAIRED_FIELDS for p in paired_to_baselines(rows, f, baselines)]
-    doc = {"seeds": list(seeds), "rows": list(rows), "paired": paired, "baselines": list(baselines), "paired_vs_baselines": vs_baselines}
-    paths["repeats_json"].write_text(json.dumps(doc, indent=1, allow_nan=False))
-    paths["repeats_md"].write_text(repeats_markdown(rows, baselines))
-    return paths

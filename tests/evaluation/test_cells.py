@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from fiper.evaluation.cells import cell_counts, cells_markdown, four_kinds
+from fiper.evaluation.cells import cell_counts, four_kinds
+from fiper.evaluation.render.tables_md import cells_markdown
 from benchmarks.synthetic_stores import write_synthetic_store
 from fiper.evaluation.rollouts import read_store
 

@@ -33,7 +33,7 @@ def test_only_guaranteed_types_are_chosen_by_the_validation_criterion():
     tie = MethodResult(spec, {"constant": _result("constant", True, 0.8, 0.6), "band": _result("band", True, 0.8, 0.6)})
     assert choose_threshold_type(tie, "accuracy").threshold_type == "constant"  # ties: configuration order
     assert choose_threshold_type(MethodResult(spec, {k: types[k] for k in ("band", "time_varying")}), "accuracy") is None
-    method.chosen = choose_threshold_type(method, "accuracy")
+    method = MethodResult(spec, types, choose_threshold_type(method, "accuracy"))  # results are immutable: built whole
     assert [k for k, _ in method.results()] == ["constant", "band", "time_varying", "chosen"]
     assert method.result("chosen") is types["constant"]
 
@@ -54,7 +54,9 @@ def test_chosen_row_repeats_the_validated_types_test_metrics_in_records_and_repo
         assert [strip(r) for r in records] == [strip(r) for r in twin]
     report = write_outputs(result, tmp_path / "out", plots=False)["report"].read_text()
     assert "chosen guaranteed type" in report and "with each method's guaranteed type chosen on validation" in report
-    assert f"| best | chosen ({task.methods['best'].chosen.threshold_type}) | yes |" in report
+    # the full grid marks the chosen type instead of repeating its row (metrics.json keeps the 'chosen' records)
+    chosen = task.methods["best"].chosen.threshold_type
+    assert f"| best | {chosen} | yes | ✓ |" in report and "| best | chosen" not in report
 
 
 def test_a_single_guaranteed_type_gives_no_chosen_row(tmp_path):

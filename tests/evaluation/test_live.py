@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 import zarr
 
-from fiper.evaluation.live import live_markdown, live_results
+from fiper.evaluation.live import live_results
+from fiper.evaluation.render.tables_md import live_markdown
 from fiper.evaluation.rollouts import load_rollouts
 from benchmarks.synthetic_stores import write_synthetic_store
 from fiper.monitor import save_monitor
@@ -35,11 +36,11 @@ def test_live_alarms_give_the_metrics_of_the_monitored_episodes_only(tmp_path):
     ro.live_alarm_decision[np.flatnonzero(~live)[:10]] = 0  # unmonitored episodes never count, whatever they hold
 
     [result] = live_results(ro)
-    assert result["monitor"] == str(monitor_dir) and result["setting"] == "single, constant, δ=0.2"
+    assert result["monitor"] == str(monitor_dir) and result["setting"] == "single, constant, δ=0.2" and result["delta"] == 0.2
     assert (result["episodes"], result["failures"]) == (14, 6)
     assert result["tpr"] == pytest.approx(2 / 6) and result["tnr"] == pytest.approx(7 / 8)
     assert result["accuracy"] == pytest.approx((2 / 6 + 7 / 8) / 2)
-    assert (result["far_id"], result["far_id_n"]) == (pytest.approx(1 / 5), 5)
+    assert (result["far_id"], result["far_id_flagged"], result["far_id_n"]) == (pytest.approx(1 / 5), 1, 5)
     assert result["far_id_se"] == pytest.approx(np.sqrt(0.2 * 0.8 / 5))
     table = "\n".join(live_markdown([result]))
     assert "### Live monitor" in table and "| 14 | 6 | 0.33 | 0.88 |" in table
@@ -54,7 +55,7 @@ def test_no_live_monitor_means_no_section(tmp_path):
 def test_the_terminal_summary_and_metrics_name_the_live_monitor(tmp_path):
     from evaluation_helpers import ONE_RUN, small_config
     from fiper.evaluation import evaluate_rollouts, summary_table
-    from fiper.evaluation.report import metrics_document
+    from fiper.evaluation.render import metrics_document
 
     write_synthetic_store(tmp_path / "r.zarr", seed=2, **ONE_RUN)
     zarr.open_group(str(tmp_path / "r.zarr"), mode="a").attrs["stress_config"] = {"monitor_dir": str(tmp_path / "gone")}

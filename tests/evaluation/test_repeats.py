@@ -10,7 +10,8 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 from fiper.evaluation.paired import paired_to_best_other
-from fiper.evaluation.repeats import evaluate_repeats, repeats_markdown, summarise_repeats
+from fiper.evaluation.render import repeats_markdown
+from fiper.evaluation.repeats import evaluate_repeats, summarise_repeats
 from benchmarks.synthetic_stores import write_synthetic_store
 from launch.evaluate import run
 

@@ -1,44 +1,88 @@
 """PNG figures of an evaluated task: score traces, ROC curves, TWA vs delta (matplotlib, Agg).
 
 Figures are drawn on ``matplotlib.figure.Figure`` with the Agg canvas directly, so the global
-pyplot backend of the caller is never touched.
+pyplot backend of the caller is never touched. The deployed method is drawn thick and black,
+baselines dashed and muted; every method has its own colour; legends sit outside the axes and
+panels that compare share their y axis.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
 import numpy as np
 
-from fiper.evaluation.pipeline import TaskResult
+from fiper.aggregation import combine
+
+from fiper.evaluation.detection import delta_index
+from fiper.evaluation.results import TaskResult
 from fiper.evaluation.splits import STRATA
 
 KIND_TITLES = {"success_id": "success, in distribution", "success_ood": "success, shifted",
                "fail_id": "failure, in distribution", "fail_ood": "failure, shifted"}
 
 
-def _figure(rows: int, cols: int, width: float = 4.2, height: float = 2.8):
+DEPLOYED_COLOR = "black"
+TRACE = {"windowed score": {"color": "tab:blue", "lw": 1.5}, "threshold": {"color": "tab:orange", "ls": "--", "lw": 1.2},
+         "alarm": {"color": "tab:red", "marker": "x", "ms": 5, "ls": "none"}, "first alarm": {"color": "tab:red", "lw": 0.8},
+         "failure step": {"color": "black", "ls": ":", "lw": 1.0}}
+
+
+def _figure(rows: int, cols: int, width: float = 4.2, height: float = 2.8, *, legend: float = 0.0, sharey: bool | str = False,
+            sharex: bool | str = False):
+    """A figure of rows x cols panels with ``legend`` inches free on the right for a figure legend."""
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(width * cols, height * rows + 0.4))
+    total_w, total_h = width * cols + legend, height * rows + 0.4
+    fig = Figure(figsize=(total_w, total_h))
     FigureCanvasAgg(fig)
-    axes = np.atleast_2d(fig.subplots(rows, cols, squeeze=False))
+    axes = np.atleast_2d(fig.subplots(rows, cols, squeeze=False, sharey=sharey, sharex=sharex))
     # Fixed margins instead of a layout engine: constrained layout draws every figure twice.
-    fig.subplots_adjust(left=0.75 / (width * cols), right=1 - 0.15 / (width * cols), bottom=0.5 / (height * rows + 0.4),
-                        top=1 - 0.75 / (height * rows + 0.4), wspace=0.25, hspace=0.55)
+    fig.subplots_adjust(left=0.75 / total_w, right=1 - (0.15 + legend) / total_w, bottom=0.5 / total_h,
+                        top=1 - 0.75 / total_h, wspace=0.25, hspace=0.55)
     return fig, axes
+
+
+def _legend(fig, ax, legend: float, fontsize: int = 7, handles=None) -> None:
+    """One legend for the figure, right of the panels (outside every axis)."""
+    handles = handles or ax.get_legend_handles_labels()[0]
+    labels = [h.get_label() for h in handles]
+    width = fig.get_figwidth()
+    fig.legend(handles, labels, loc="upper left", bbox_to_anchor=(1 - (legend - 0.05) / width, 1 - 0.75 / fig.get_figheight()),
+               fontsize=fontsize, frameon=False)
+
+
+def method_styles(methods: Sequence[str], deployed: str | None, baselines: Collection[str]) -> dict[str, dict]:
+    """Line style per method: the deployed one thick and black on top; the others one distinct colour each
+    (references first, then baselines), baselines thinner, dashed and muted."""
+    from matplotlib import colormaps
+
+    tab20 = colormaps["tab20"].colors
+    greys = {14, 15}
+    palette = [tab20[i] for i in range(0, 20, 2) if i not in greys] + [tab20[i] for i in range(1, 20, 2) if i not in greys]
+    others = [m for m in methods if m != deployed and m not in baselines] + [m for m in methods if m != deployed and m in baselines]
+    out = {}
+    for i, m in enumerate(others):
+        cycle = i // len(palette)
+        if m in baselines:
+            out[m] = {"color": palette[i % len(palette)], "lw": 1.1, "ls": ("--", ":")[cycle % 2], "alpha": 0.75, "zorder": 2}
+        else:
+            out[m] = {"color": palette[i % len(palette)], "lw": 1.5, "ls": ("-", "-.")[cycle % 2], "alpha": 0.95, "zorder": 3}
+    if deployed is not None and deployed in methods:
+        out[deployed] = {"color": DEPLOYED_COLOR, "lw": 2.8, "ls": "-", "alpha": 1.0, "zorder": 5}
+    return out
+
+
+def _label(name: str, deployed: str | None, baselines: Collection[str]) -> str:
+    return f"{name} (deployed)" if name == deployed else (f"{name} (baseline)" if name in baselines else name)
 
 
 def slug(text: str) -> str:
     """A file-name-safe version of a task name."""
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "task"
-
-
-def delta_index(deltas, delta: float) -> int:
-    """Index of the grid delta nearest to ``delta``."""
-    return int(np.argmin(np.abs(np.asarray(deltas) - float(delta))))
 
 
 def example_episodes(task: TaskResult, seed: int = 0) -> dict[str, int | None]:
@@ -67,11 +111,16 @@ def onset_decision(task: TaskResult, episode: int) -> int | None:
 
 
 def plot_traces(task: TaskResult, method: str, kind: str, d: int, path: Path, seed: int = 0) -> list[str]:
-    """Windowed scores, threshold curves and alarms of one example test rollout per kind; returns kinds drawn."""
+    """Windowed scores, threshold curves and alarms of one example test rollout per kind; returns kinds drawn.
+
+    Rows are the kinds, columns the scores; each column shares its axes, so a failure's score is read
+    against a success's on the same scale.
+    """
     res = task.methods[method].types[kind]
     spec = task.spec_of(method, kind)
     examples = {k: e for k, e in example_episodes(task, seed).items() if e is not None}
-    fig, axes = _figure(max(len(examples), 1), len(spec.scores))
+    legend = 1.9
+    fig, axes = _figure(max(len(examples), 1), len(spec.scores), legend=legend, sharey="col", sharex="col")
     lengths = task.rollouts.lengths
     for row, (group, ep) in enumerate(examples.items()):
         n = int(lengths[ep])
@@ -83,24 +132,28 @@ def plot_traces(task: TaskResult, method: str, kind: str, d: int, path: Path, se
             etas.append(grid.eta[w, ep, :n])
             gammas.append(grid.gamma[kind][w, d, :n])
         above = np.stack([e > g for e, g in zip(etas, gammas)])
-        alarm = above.any(axis=0) if spec.rule == "or" else above.all(axis=0)
+        alarm = combine(above, spec.rule)
         first = int(np.argmax(alarm)) if alarm.any() else None
         onset = onset_decision(task, ep)
         for col, score in enumerate(spec.scores):
             ax = axes[row, col]
-            ax.plot(t, etas[col], color="tab:blue", lw=1.5, label=f"{score} (window {res.windows[score]})")
-            ax.plot(t, gammas[col], color="tab:orange", ls="--", lw=1.2, label="threshold")
-            ax.plot(t[alarm], etas[col][alarm], "x", color="tab:red", ms=5, label="alarm")
+            ax.plot(t, etas[col], **TRACE["windowed score"])
+            ax.plot(t, gammas[col], **TRACE["threshold"])
+            ax.plot(t[alarm], etas[col][alarm], **TRACE["alarm"])
             if first is not None:
-                ax.axvline(first, color="tab:red", lw=0.8)
+                ax.axvline(first, **TRACE["first alarm"])
             if onset is not None:
-                ax.axvline(onset, color="black", ls=":", lw=1.0, label="failure step")
-            ax.set_title(f"{KIND_TITLES[group]} (episode {ep})", fontsize=9)
-            ax.set_xlabel("decision")
-            ax.legend(fontsize=6, loc="upper left")
+                ax.axvline(onset, **TRACE["failure step"])
+            ax.set_title(f"{score} (window {res.windows[score]}): {KIND_TITLES[group]}, ep. {ep}", fontsize=8)
+            if row == len(examples) - 1:
+                ax.set_xlabel("decision")
     if not examples:
         axes[0, 0].text(0.5, 0.5, "no test episodes", ha="center")
-    fig.suptitle(f"{task.task}: {method}, {kind} threshold, delta={task.deltas[d]:g}", fontsize=10)
+    else:
+        from matplotlib.lines import Line2D
+
+        _legend(fig, axes[0, 0], legend, handles=[Line2D([], [], label=k, **v) for k, v in TRACE.items()])
+    fig.suptitle(f"{task.task}: {method}, {kind} threshold, δ={task.deltas[d]:g}", fontsize=10)
     fig.savefig(path, dpi=90)
     return list(examples)
 
@@ -115,44 +168,52 @@ def roc_points(scores: np.ndarray, positive: np.ndarray) -> tuple[np.ndarray, np
     return np.r_[0.0, fp[last] / n_neg], np.r_[0.0, tp[last] / n_pos]
 
 
-def plot_roc(task: TaskResult, d: int, path: Path) -> None:
+def plot_roc(task: TaskResult, d: int, path: Path, deployed: str | None = None, baselines: Collection[str] = ()) -> None:
     """ROC curve of the per-rollout maximum combined ratio on test, per method, one panel per threshold type."""
     kinds = list(next(iter(task.methods.values())).types)
-    fig, axes = _figure(1, len(kinds), 4.0, 3.8)
+    legend = 2.4
+    fig, axes = _figure(1, len(kinds), 3.6, 3.6, legend=legend, sharey=True)
     failed = task.rollouts.failed[task.split.test]
+    styles = method_styles(list(task.methods), deployed, baselines)
     for col, kind in enumerate(kinds):
         ax = axes[0, col]
         for name, method in task.methods.items():
             res = method.types[kind]
             fpr, tpr = roc_points(res.test_alarms.max_ratio[0, d], failed)
-            ax.plot(fpr, tpr, lw=1.2, label=f"{name} ({np.asarray(res.test['auroc'])[d]:.2f})")
+            ax.plot(fpr, tpr, drawstyle="default", label=_label(name, deployed, baselines), **styles[name])
         ax.plot([0, 1], [0, 1], color="grey", ls=":", lw=0.8)
-        ax.set_title(f"{kind}, delta={task.deltas[d]:g}", fontsize=9)
+        ax.set_xlim(-0.02, 1.02)
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_title(f"{kind} threshold, δ={task.deltas[d]:g}", fontsize=9)
         ax.set_xlabel("false positive rate")
-        ax.set_ylabel("true positive rate")
-        ax.legend(fontsize=6, loc="lower right")
-    fig.suptitle(f"{task.task}: ROC on test (AUROC in brackets)", fontsize=10)
+    axes[0, 0].set_ylabel("true positive rate")
+    _legend(fig, axes[0, 0], legend)
+    fig.suptitle(f"{task.task}: ROC on test (AUROC per method in the report)", fontsize=10)
     fig.savefig(path, dpi=90)
 
 
-def plot_twa_vs_delta(task: TaskResult, path: Path) -> None:
-    """Test TWA against 1 - delta per method, one panel per threshold type."""
+def plot_twa_vs_delta(task: TaskResult, path: Path, deployed: str | None = None, baselines: Collection[str] = ()) -> None:
+    """Test TWA against δ per method, one panel per threshold type, one shared y axis."""
     kinds = list(next(iter(task.methods.values())).types)
-    fig, axes = _figure(1, len(kinds), 4.0, 3.4)
-    conf = 1.0 - np.asarray(task.deltas)
+    legend = 2.4
+    fig, axes = _figure(1, len(kinds), 3.6, 3.2, legend=legend, sharey=True)
+    deltas = np.asarray(task.deltas)
+    styles = method_styles(list(task.methods), deployed, baselines)
     for col, kind in enumerate(kinds):
         ax = axes[0, col]
         for name, method in task.methods.items():
-            ax.plot(conf, np.asarray(method.types[kind].test["twa"], dtype=float), marker="o", ms=3, lw=1.2, label=name)
-        ax.set_title(kind, fontsize=9)
-        ax.set_xlabel("1 - delta")
-        ax.set_ylabel("TWA (test)")
-        ax.legend(fontsize=6)
-    fig.suptitle(f"{task.task}: time-weighted accuracy vs confidence", fontsize=10)
+            ax.plot(deltas, np.asarray(method.types[kind].test["twa"], dtype=float), marker="o", ms=2.5,
+                    label=_label(name, deployed, baselines), **styles[name])
+        ax.set_title(f"{kind} threshold", fontsize=9)
+        ax.set_xlabel("δ (tolerated false-alarm rate)")
+    axes[0, 0].set_ylabel("TWA (test)")
+    _legend(fig, axes[0, 0], legend)
+    fig.suptitle(f"{task.task}: time-weighted accuracy vs δ", fontsize=10)
     fig.savefig(path, dpi=90)
 
 
-def plot_task(task: TaskResult, out_dir: Path, *, method: str | None, kind: str | None, delta: float, seed: int = 0) -> dict[str, object]:
+def plot_task(task: TaskResult, out_dir: Path, *, method: str | None, kind: str | None, delta: float, seed: int = 0,
+              baselines: Collection[str] = ()) -> dict[str, object]:
     """All figures of one task; returns the file names and the example kinds drawn / missing.
 
     Traces are drawn for one method and threshold type (``kind``; None: 'band' if evaluated,
@@ -166,8 +227,9 @@ def plot_task(task: TaskResult, out_dir: Path, *, method: str | None, kind: str 
     d = delta_index(task.deltas, delta)
     files = {"traces": f"{name}_traces_{kind}.png"}
     drawn = plot_traces(task, method, kind, d, out_dir / files["traces"], seed)
-    plot_roc(task, d, out_dir / f"{name}_roc.png")
-    plot_twa_vs_delta(task, out_dir / f"{name}_twa_vs_delta.png")
+    deployed = task.findings.deploy_method if task.findings else None
+    plot_roc(task, d, out_dir / f"{name}_roc.png", deployed, baselines)
+    plot_twa_vs_delta(task, out_dir / f"{name}_twa_vs_delta.png", deployed, baselines)
     files["roc"], files["twa_vs_delta"] = f"{name}_roc.png", f"{name}_twa_vs_delta.png"
     return {"files": files, "method": method, "threshold_type": kind, "delta": task.deltas[d], "kinds": drawn,
             "missing_kinds": [k for k in STRATA if k not in drawn]}

@@ -1,0 +1,166 @@
+"""What the report leads with, computed once per task: the deployed row, the best baseline, the
+references, the per-metric winners on test, FAR-ID checks and the detection per stress cell.
+
+Method names come from the configuration (``deploy_method``, ``baselines``), never from here.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from fiper.evaluation.config import EvaluationConfig
+from fiper.evaluation.detection import DetectionTable, cell_detection
+from fiper.evaluation.results import CHOSEN
+
+if TYPE_CHECKING:
+    from fiper.evaluation.results import MethodResult, TaskResult, TypeResult
+
+FAR_SE_MULTIPLE = 2.0  # FAR-ID above delta + this many binomial SEs sqrt(delta (1 - delta) / n) is flagged
+WINNER_METRICS = ("twa", "accuracy")
+# scope -> which rows compete: guaranteed types, all types, or each method's validation-chosen row
+WINNER_SCOPES = ("guaranteed", "all", "chosen")
+
+
+@dataclass(frozen=True)
+class Row:
+    """One row of the grid: a method and its record label (a threshold type, or 'chosen')."""
+
+    method: str
+    label: str
+
+
+@dataclass(frozen=True)
+class Winner:
+    scope: str  # one of WINNER_SCOPES
+    metric: str  # one of WINNER_METRICS
+    row: Row
+    value: float  # test mean over delta
+
+
+@dataclass(frozen=True)
+class FarCheck:
+    """FAR on in-distribution test successes of one row at one delta, where it exceeds delta."""
+
+    row: Row  # Row(<monitor dir>, 'live') for a live monitor
+    threshold_type: str
+    delta: float
+    flagged: int
+    n: int
+    far: float
+    bound: float  # delta + FAR_SE_MULTIPLE * sqrt(delta (1 - delta) / n)
+
+    @property
+    def above_bound(self) -> bool:
+        return self.far > self.bound + 1e-12
+
+
+@dataclass(frozen=True)
+class TaskFindings:
+    criterion: str  # the selection criterion, also used to rank baselines on test
+    deploy_method: str | None
+    deployed: Row | None  # deploy_method's deployable row (None: no deploy method, or no guaranteed type)
+    best_baseline: Row | None  # the baseline whose deployable row has the best test criterion
+    references: tuple[Row, ...]  # every other non-baseline method's deployable row
+    winners: tuple[Winner, ...]
+    far_checks: tuple[FarCheck, ...]  # every guaranteed row (and live monitor) x delta with FAR-ID > delta
+    detection: DetectionTable
+
+    def far_above_bound(self) -> tuple[FarCheck, ...]:
+        return tuple(c for c in self.far_checks if c.above_bound)
+
+
+def mean_over_delta(res: TypeResult, metric: str) -> float:
+    return float(np.mean(np.asarray(res.test[metric], dtype=np.float64)))
+
+
+def criterion_on_test(res: TypeResult, criterion: str) -> float:
+    """The selection criterion on test (means over delta, as validation computes it)."""
+    if criterion == "accuracy_twa":
+        return 0.5 * (mean_over_delta(res, "accuracy") + mean_over_delta(res, "twa"))
+    return mean_over_delta(res, criterion)
+
+
+def deployable_label(method: MethodResult) -> str | None:
+    """The row a method deploys: its chosen row, else its only guaranteed type, else None."""
+    if method.chosen is not None:
+        return CHOSEN
+    return next((k for k, r in method.types.items() if r.guaranteed), None)
+
+
+def _deployable(task: TaskResult, name: str) -> Row | None:
+    label = deployable_label(task.methods[name])
+    return None if label is None else Row(name, label)
+
+
+def _best(rows: list[tuple[Row, float]]) -> tuple[Row, float] | None:
+    """The first row with the highest finite value."""
+    best = None
+    for row, value in rows:
+        if math.isfinite(value) and (best is None or value > best[1]):
+            best = (row, value)
+    return best
+
+
+def _winners(task: TaskResult) -> tuple[Winner, ...]:
+    keep = {"guaranteed": lambda kind, res: res.guaranteed and kind != CHOSEN,
+            "all": lambda kind, res: kind != CHOSEN,
+            "chosen": lambda kind, res: kind == CHOSEN}
+    out = []
+    for scope in WINNER_SCOPES:
+        for metric in WINNER_METRICS:
+            rows = [(Row(m, k), mean_over_delta(r, metric)) for m, k, r in task.rows() if keep[scope](k, r)]
+            best = _best(rows)
+            if best is not None:
+                out.append(Winner(scope, metric, *best))
+    return tuple(out)
+
+
+def far_check(row: Row, kind: str, delta: float, flagged: int, n: int) -> FarCheck | None:
+    """The check of ``flagged`` / ``n`` against ``delta``; None when n = 0 or FAR-ID <= delta."""
+    if n <= 0 or flagged / n <= delta + 1e-12:
+        return None
+    return FarCheck(row, kind, float(delta), int(flagged), int(n), flagged / n,
+                    delta + FAR_SE_MULTIPLE * math.sqrt(delta * (1.0 - delta) / n))
+
+
+def _far_checks(task: TaskResult) -> tuple[FarCheck, ...]:
+    out = []
+    for name, kind, res in task.rows():
+        if not res.guaranteed or kind == CHOSEN:  # time-varying promises nothing; chosen repeats a type
+            continue
+        n = int(res.test["success_id_n"])
+        flagged = np.asarray(res.test["success_id_flagged"])
+        for i, delta in enumerate(task.deltas):
+            check = far_check(Row(name, kind), kind, delta, int(flagged[i]), n)
+            if check is not None:
+                out.append(check)
+    for live in task.live:
+        if live["delta"] is not None:
+            check = far_check(Row(live["monitor"], "live"), live["setting"], live["delta"], live["far_id_flagged"], live["far_id_n"])
+            if check is not None:
+                out.append(check)
+    return tuple(out)
+
+
+def detection_kind(task: TaskResult, preferred: str | None) -> str:
+    """The plots' threshold type when evaluated, else the first evaluated type."""
+    kinds = list(next(iter(task.methods.values())).types)
+    return preferred if preferred in kinds else kinds[0]
+
+
+def task_findings(task: TaskResult, config: EvaluationConfig) -> TaskFindings:
+    deploy = config.deploy_method if config.deploy_method in task.methods else None
+    deployed = _deployable(task, deploy) if deploy else None
+    baselines = [r for r in (_deployable(task, b) for b in config.baselines if b in task.methods) if r is not None]
+    best = _best([(r, criterion_on_test(task.methods[r.method].result(r.label), config.selection)) for r in baselines])
+    references = tuple(r for r in (_deployable(task, n) for n in task.methods if n != deploy and n not in config.baselines)
+                       if r is not None)
+    kind = detection_kind(task, config.plot_threshold_type)
+    first_alarms = {name: m.types[kind].test_alarms.first_alarm[0] for name, m in task.methods.items() if kind in m.types}
+    detection = cell_detection(task.rollouts, task.split.test, task.deltas, first_alarms, kind, config.plot_delta)
+    return TaskFindings(config.selection, deploy, deployed, best[0] if best else (baselines[0] if baselines else None),
+                        references, _winners(task), _far_checks(task), detection)

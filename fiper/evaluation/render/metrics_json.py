@@ -1,0 +1,80 @@
+"""metrics.json: the metric records plus per-task split, selection, cells, findings and timing details."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from fiper.evaluation.cells import four_kinds
+from fiper.evaluation.findings import Row
+from fiper.evaluation.render.text import chosen_text
+from fiper.evaluation.results import CHOSEN, EvaluationResult, TaskResult
+
+FORMAT, VERSION = "fiper-evaluation", 1
+
+
+def json_safe(value: Any) -> Any:
+    """Plain json types; NaN / inf become None (strict json)."""
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return json_safe(value.tolist())
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    return value
+
+
+def _selection(task: TaskResult) -> dict[str, Any]:
+    selection: dict[str, Any] = {}
+    for m, kind, res in task.rows():
+        mine = selection.setdefault(m, {})
+        if kind == CHOSEN:  # a copy of one type's result: which type, not its candidates again
+            mine[kind] = {"threshold_type": res.threshold_type, "chosen": chosen_text(res)}
+            continue
+        grids = [task.grids[s] for s in task.spec_of(m, kind).scores]
+        mine[kind] = {
+            "chosen": chosen_text(res),
+            "candidates": [{"windows": {g.name: g.labels[i] for g, i in zip(grids, c)},
+                            **{k: v[j] for k, v in res.validation.items()}} for j, c in enumerate(res.candidates)],
+        }
+    return selection
+
+
+def _row(row: Row | None) -> dict[str, str] | None:
+    return None if row is None else {"method": row.method, "threshold_type": row.label}
+
+
+def _findings(task: TaskResult) -> dict[str, Any]:
+    f = task.findings
+    return {
+        "headline": {"deploy_method": f.deploy_method, "deployed": _row(f.deployed), "best_baseline": _row(f.best_baseline),
+                     "references": [_row(r) for r in f.references], "criterion": f.criterion},
+        "winners": [{"scope": w.scope, "metric": w.metric, **_row(w.row), "value": w.value} for w in f.winners],
+        "far_id_above_bound": [{**_row(c.row), "delta": c.delta, "flagged": c.flagged, "n": c.n, "far_id": c.far, "bound": c.bound}
+                               for c in f.far_above_bound()],
+    }
+
+
+def metrics_document(result: EvaluationResult) -> dict[str, Any]:
+    """The metrics.json content."""
+    tasks = {}
+    for name, task in result.tasks.items():
+        det = task.findings.detection
+        tasks[name] = {"stores": list(task.rollouts.stores), "episodes": task.rollouts.n_episodes,
+                       "cells": [{**vars(c), "reasons": dict(c.reasons)} for c in task.cells],
+                       "four_kinds": four_kinds(list(task.cells)),
+                       "control_period_s": task.rollouts.control_period_s, "split": task.split_sizes,
+                       "selection": _selection(task), "seconds": task.seconds, "notes": task.rollouts.notes,
+                       "calibration_parts": None if task.calibration_parts is None else
+                       {"selection": task.calibration_parts[0].tolist(), "final": task.calibration_parts[1].tolist()},
+                       "cell_detection": {"threshold_type": det.threshold_type, "delta": det.delta, "cells": [vars(r) for r in det.rows]},
+                       "live": task.live, **_findings(task)}
+    doc = {"format": FORMAT, "version": VERSION, "selection_criterion": result.config.selection,
+           "records": result.records(), "tasks": tasks}
+    return json_safe(doc)

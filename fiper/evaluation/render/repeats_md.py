@@ -1,0 +1,92 @@
+"""repeats.md and repeats.json: the summary over split seeds (repeats.py) and the paired tables (paired.py)."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Collection, Sequence
+from pathlib import Path
+from typing import Any
+
+from fiper.evaluation.paired import PAIRED_FIELDS, paired_to_baselines, paired_to_best_other
+from fiper.evaluation.repeats import SUMMARY_FIELDS
+
+
+def repeats_markdown(rows: Sequence[dict[str, Any]], baselines: Sequence[str] = ()) -> str:
+    """Per task, methods by mean accuracy, the best guaranteed accuracy and TWA in bold; then the
+    paired tables (against the best other method, and with ``baselines`` against the best of those)."""
+    lines = ["# Evaluation over repeated splits", ""]
+    for task in sorted({r["task"] for r in rows}):
+        mine = sorted((r for r in rows if r["task"] == task), key=lambda r: (not r["guaranteed"], -(r["accuracy_mean"] or 0.0)))
+        guaranteed = [r for r in mine if r["guaranteed"]] or mine
+        best = {f: max((r[f"{f}_mean"] for r in guaranteed if r[f"{f}_mean"] is not None), default=None) for f in ("accuracy", "twa")}
+        n = mine[0]["repeats"]
+        lines += [f"## {task}: {n} split seeds, mean ± sd of the mean over {mine[0]['n_deltas']} δ", "",
+                  "| method | threshold | guaranteed | Acc | TWA | AUROC | TPR | TNR | FAR-ID | records with FAR > δ + 3 SE |",
+                  "|---|---|---|---|---|---|---|---|---|---|"]
+        for r in mine:
+            cells = []
+            for f in SUMMARY_FIELDS:
+                text = "–" if r[f"{f}_mean"] is None else f"{r[f'{f}_mean']:.3f} ± {r[f'{f}_sd']:.3f}"
+                cells.append(f"**{text}**" if r["guaranteed"] and f in best and r[f"{f}_mean"] == best[f] else text)
+            lines.append(f"| {r['method']} | {r['threshold_type']} | {'yes' if r['guaranteed'] else 'no'} | "
+                         + " | ".join(cells) + f" | {r['far_over']} |")
+        lines.append("")
+    if any(r["repeats"] > 1 for r in rows):
+        lines += paired_markdown(rows, baselines)
+    return "\n".join(lines)
+
+
+def write_repeats(rows: Sequence[dict[str, Any]], seeds: Sequence[int], out_dir: str | os.PathLike,
+                  baselines: Sequence[str] = ()) -> dict[str, Path]:
+    """repeats.json (the rows, the seeds and the paired differences) and repeats.md in ``out_dir``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"repeats_json": out / "repeats.json", "repeats_md": out / "repeats.md"}
+    paired = [p for f in PAIRED_FIELDS for p in paired_to_best_other(rows, f)]
+    vs_baselines = [p for f in PAIRED_FIELDS for p in paired_to_baselines(rows, f, baselines)]
+    doc = {"seeds": list(seeds), "rows": list(rows), "paired": paired, "baselines": list(baselines), "paired_vs_baselines": vs_baselines}
+    paths["repeats_json"].write_text(json.dumps(doc, indent=1, allow_nan=False))
+    paths["repeats_md"].write_text(repeats_markdown(rows, baselines))
+    return paths
+
+
+def _descending(value: float | None) -> float:
+    """Sort key: largest first, undefined last."""
+    return math.inf if value is None else -value
+
+
+def paired_markdown(rows: Sequence[dict[str, Any]], baselines: Collection[str] = ()) -> list[str]:
+    """Per task, one line per guaranteed row: its Acc and TWA lead (or gap) to the best other
+    method's row; with ``baselines``, a second table: every other method against the best baseline row."""
+    lines = _paired_table({f: paired_to_best_other(rows, f) for f in PAIRED_FIELDS}, "best other",
+                          "the best other method's guaranteed row", "the best guaranteed row of another method")
+    if baselines:
+        lines += _paired_table({f: paired_to_baselines(rows, f, baselines) for f in PAIRED_FIELDS}, "best baseline",
+                               "the best baseline row", f"the best guaranteed row of the baselines ({', '.join(baselines)})")
+    return lines
+
+
+def _paired_table(paired: dict[str, list[dict[str, Any]]], short: str, title: str, what: str) -> list[str]:
+    """Per task, one markdown table of the paired differences (per field) of each row."""
+    pairs = {f: {(p["task"], p["method"], p["threshold_type"]): p for p in paired[f]} for f in PAIRED_FIELDS}
+    lines = []
+    for task in sorted({k[0] for k in pairs["accuracy"]}):
+        order = sorted((k for k in pairs["accuracy"] if k[0] == task), key=lambda k: _descending(pairs["accuracy"][k]["diff_mean"]))
+        lines += [f"## {task}: paired over splits, difference to {title}", "",
+                  f"Mean ± SE over split seeds of (this row − {what}), and on how many "
+                  "splits this row was ahead. A lead within about 2 SE of zero is split noise.", "",
+                  f"| method | threshold | Acc − {short} | ahead | TWA − {short} | ahead |", "|---|---|---|---|---|---|"]
+        for key in order:
+            cells = []
+            for f in PAIRED_FIELDS:
+                p = pairs[f].get(key)
+                if p is None or p["diff_mean"] is None:
+                    cells += ["–", "–"]
+                    continue
+                se = "" if p["diff_se"] is None else f" ± {p['diff_se']:.3f}"
+                cells += [f"{p['diff_mean']:+.3f}{se} vs {p['reference']}", f"{p['ahead']}/{p['n']}"]
+            lines.append(f"| {key[1]} | {key[2]} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return lines

@@ -1,0 +1,240 @@
+"""report.md: per task, the deployed monitor against the best baseline first (with a glossary and
+why it was chosen), then the FAR-ID checks, the full grid, the validation choices and the data."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from fiper.evaluation.findings import WINNER_SCOPES, Row, Winner
+from fiper.evaluation.render.tables_md import (
+    cells_markdown,
+    deploy_markdown,
+    detection_markdown,
+    far_markdown,
+    far_meaning,
+    far_text,
+    live_markdown,
+)
+from fiper.evaluation.render.text import (
+    COLUMNS,
+    chosen_text,
+    fmt,
+    glossary,
+    kind_text,
+    mean,
+    row_result,
+    same_monitor,
+    table,
+    window_text,
+)
+from fiper.evaluation.results import CHOSEN, EvaluationResult, TaskResult
+from fiper.evaluation.splits import PARTS, STRATA
+
+SCOPE_TEXT = {
+    "guaranteed": "among guaranteed threshold types (constant, band)",
+    "all": "among all threshold types",
+    "chosen": "with each method's guaranteed type chosen on validation (no test-set choice)",
+}
+METRIC_TEXT = {"twa": "TWA", "accuracy": "Acc", "auroc": "AUROC", "accuracy_twa": "mean of Acc and TWA"}
+HEADLINE = [*(c for c, _ in COLUMNS), "FAR-ID ± SE"]
+
+
+def _metric_cells(res) -> list[str]:
+    t = res.test
+    return [*(fmt(mean(t[k])) for _, k in COLUMNS), f"{fmt(mean(t['far_id']))} ± {fmt(mean(t['far_id_se']))}"]
+
+
+def _headline(task: TaskResult, criterion: str) -> list[str]:
+    """The deployed row, the best baseline and the references, then the glossary."""
+    found = task.findings
+    entries: list[tuple[str, Row]] = []
+    if found.deployed is not None:
+        entries.append(("**deployed**", found.deployed))
+    if found.best_baseline is not None:
+        entries.append(("best baseline", found.best_baseline))
+    entries += [("reference", r) for r in found.references]
+    out = ["### Deployed monitor against the best baseline (test, mean over δ)", ""]
+    if not entries:
+        return out + ["No method has a guaranteed threshold type in this run.", ""]
+    rows = []
+    for role, row in entries:
+        res = row_result(task, row)
+        name = f"**{row.method}**" if role == "**deployed**" else row.method
+        rows.append([role, name + (f" = {res.selected}" if res.selected else ""), res.threshold_type, window_text(res.windows),
+                     *_metric_cells(res)])
+    out += table(["role", "method", "threshold", "windows", *HEADLINE], rows) + [""]
+    roles = []
+    if found.deploy_method is not None:
+        roles.append(f"- **deployed**: `{found.deploy_method}` (config `deploy_method`), the row the deploy step writes to "
+                     f"`monitor_{task.task}.yaml`; its windows, member and threshold type were all chosen on validation."
+                     if found.deployed else f"- `{found.deploy_method}` (config `deploy_method`) has no guaranteed type: nothing deployed.")
+    if found.best_baseline is not None:
+        roles.append(f"- **best baseline**: of the configured `baselines`, the one whose validation-chosen row has the highest test "
+                     f"{METRIC_TEXT[criterion]} (the selection criterion); picked on test, so the comparison favours the baseline.")
+    if found.references:
+        roles.append("- **reference**: every other configured method that is not a baseline, its validation-chosen row.")
+    return out + roles + glossary() + [""]
+
+
+def _deployed_notes(task: TaskResult) -> list[str]:
+    """FAR-ID of the deployed row above δ at some δ (within or beyond 2 SE), in words."""
+    found = task.findings
+    if found.deployed is None:
+        return []
+    res = row_result(task, found.deployed)
+    mine = [c for c in found.far_checks if c.row == Row(found.deployed.method, res.threshold_type)]
+    if not mine:
+        return []
+    worst = max(mine, key=lambda c: c.far - c.bound)
+    flag = "**FAR-ID above δ + 2 SE**" if worst.above_bound else "Note"
+    others = f" (FAR-ID above δ at {len(mine)} of {len(task.deltas)} δ)" if len(mine) > 1 else ""
+    return [f"{flag}: the deployed monitor's FAR-ID was {far_text(worst)}{others}. {far_meaning(worst.n, worst.above_bound)}", ""]
+
+
+def _why(task: TaskResult, criterion: str) -> list[str]:
+    """Why the deployed row differs from the test winners (or that it is one)."""
+    found = task.findings
+    if found.deployed is None:
+        return []
+    dep = row_result(task, found.deployed)
+    lines = []
+    for w in (w for w in found.winners if w.scope == "all"):
+        if same_monitor(task, found.deployed, w.row):
+            lines.append(f"- Best test {METRIC_TEXT[w.metric]} ({w.value:.3f}): the deployed configuration itself.")
+            continue
+        win = row_result(task, w.row)
+        if mean(dep.test[w.metric]) >= w.value - 1e-12:
+            lines.append(f"- Best test {METRIC_TEXT[w.metric]} ({w.value:.3f}): the deployed configuration ties "
+                         f"`{w.row.method}` {kind_text(w.row.label, win)}.")
+            continue
+        lines.append(f"- Best test {METRIC_TEXT[w.metric]}: `{w.row.method}` {kind_text(w.row.label, win)}, {w.value:.3f} "
+                     f"(deployed: {mean(dep.test[w.metric]):.3f}). On validation it scored {win.validated(criterion):.3f} "
+                     f"{METRIC_TEXT[criterion]}{_against(task, w, criterion)}.")
+    if not lines:
+        return []
+    return [f"Why this configuration: the deploy step takes `{found.deploy_method}`'s row chosen on validation "
+            f"(criterion: {METRIC_TEXT[criterion]}, validation {dep.validated(criterion):.3f}); the winners below are "
+            f"picked on the {int(task.split.test.size)} test episodes themselves, which no deployment can do, and "
+            "validation and test differ by split noise.", "", *lines, ""]
+
+
+def _against(task: TaskResult, w: Winner, criterion: str) -> str:
+    found = task.findings
+    deploy = task.methods[found.deploy_method]
+    candidates = deploy.spec.select or (found.deploy_method,)
+    if w.row.method not in candidates:
+        return f"; it is not among `{found.deploy_method}`'s options ({', '.join(candidates)})"
+    return ", below the deployed row's validation value" if row_result(task, w.row).validated(criterion) < row_result(task, found.deployed).validated(criterion) else ""
+
+
+def _grid(task: TaskResult) -> list[str]:
+    """Every method x threshold type once; the validation-chosen type is marked, not repeated."""
+    header = ["method", "threshold", "guaranteed", "chosen", "windows", *HEADLINE, "flag success-OOD", "alarm before onset", "median warning s"]
+    rows = []
+    for name, method in task.methods.items():
+        picked = method.chosen.threshold_type if method.chosen is not None else None
+        for kind, res in method.types.items():
+            t = res.test
+            rows.append([name, kind, "yes" if res.guaranteed else "no", "✓" if kind == picked else "", chosen_text(res),
+                         *_metric_cells(res), fmt(mean(t["success_ood_flag_rate"])),
+                         fmt(mean(t["lead_fraction_before_onset"])), fmt(mean(t["lead_median_warning_s"]))])
+    return (["### All methods × threshold types (test, mean over δ)", "",
+             f"✓ marks the type each method chose on validation (the `{CHOSEN}` records of metrics.json repeat that row). "
+             "nan: undefined at some δ (e.g. DT without true positives); see docs/metrics.md.", ""] + table(header, rows) + [""])
+
+
+def _winners(task: TaskResult) -> list[str]:
+    out = ["### Winners (test, mean over δ)", ""]
+    for scope in WINNER_SCOPES:
+        mine = [w for w in task.findings.winners if w.scope == scope]
+        if scope == "chosen" and not any(k == CHOSEN for _, k, _ in task.rows()):
+            continue  # a single guaranteed type evaluated: nothing was chosen
+        parts = [f"{METRIC_TEXT[w.metric]} → **{w.row.method}** ({kind_text(w.row.label, row_result(task, w.row))}, {w.value:.3f})" for w in mine]
+        out.append(f"- {SCOPE_TEXT[scope]}: " + ("; ".join(parts) if parts else "undefined (no failures or no successes in test)"))
+    return out + [""]
+
+
+def _per_delta(task: TaskResult, method: str) -> list[str]:
+    out = [f"### `{method}` per δ", ""]
+    deployed = task.findings.deployed
+    picked = row_result(task, deployed).threshold_type if deployed is not None and deployed.method == method else None
+    for kind, res in task.methods[method].types.items():
+        t = res.test
+        rows = [[f"{d:g}", *(fmt(float(np.asarray(t[k])[i])) for _, k in COLUMNS),
+                 f"{int(np.asarray(t['success_id_flagged'])[i])}/{int(t['success_id_n'])} = {fmt(float(np.asarray(t['far_id'])[i]))}"]
+                for i, d in enumerate(task.deltas)]
+        out += [f"{kind}{' (the deployed type)' if kind == picked else ''}, windows {chosen_text(res)}:", ""] + table(["δ", *(c for c, _ in COLUMNS), "FAR-ID"], rows) + [""]
+    return out
+
+
+def _data(task: TaskResult) -> list[str]:
+    ro = task.rollouts
+    out = ["### Data", "", f"{ro.n_episodes} episodes, {int(ro.decision_ends[-1])} decisions from {len(ro.stores)} store(s); "
+           f"control period {ro.control_period_s:g} s per env step; longest episode {int(ro.lengths.max())} decisions "
+           "(the 'episode' window and the DT normaliser).", ""]
+    out += [f"- `{s}`" for s in ro.stores] + [""] + [f"Note: {note}" for note in ro.notes]
+    out += ["### Rollouts per cell", ""] + cells_markdown(task.cells)
+    if any(c.live_alarm is not None for c in task.cells):
+        out += ["", "Live alarm columns: the monitor that ran during recording; alarm before onset: "
+                "first live alarm at or before the failure step."]
+    out += [""]
+    sizes = task.split_sizes
+    out += ["### Split", ""] + table(["part", "total", *STRATA], [[p, *(str(sizes[p][k]) for k in ("total", *STRATA))] for p in PARTS])
+    out += ["", "Fit and calibration episodes are in-distribution successes only; windows are chosen on validation, "
+            "all metrics above are on test.", ""]
+    if task.calibration_parts is not None:
+        a, b = (p.size for p in task.calibration_parts)
+        out += [f"Refit after selection: windows and 'select' members were chosen with thresholds from {a} calibration "
+                f"episodes; the test thresholds were refitted on the other {b}, which the choice never saw.", ""]
+    return out
+
+
+def _validation(task: TaskResult) -> list[str]:
+    kinds = list(next(iter(task.methods.values())).types)
+    out = ["### Chosen windows and threshold type (validation)", ""]
+    out += table(["method", *kinds, "chosen guaranteed type"],
+                 [[n, *(chosen_text(m.types[k]) for k in kinds), m.chosen.threshold_type if m.chosen else "–"]
+                  for n, m in task.methods.items()])
+    return out + [""]
+
+
+def _plots(plots: dict[str, Any] | None) -> list[str]:
+    if not plots:
+        return []
+    out = ["### Plots", "",
+           f"Traces of `{plots['method']}` ({plots['threshold_type']} threshold, δ = {plots['delta']:g}) for one random test "
+           "rollout per kind (windowed score, dashed threshold, x = alarm, red line = first alarm, dotted = failure step). "
+           "In the ROC and TWA plots the deployed method is the thick black line, baselines are dashed."]
+    if plots["missing_kinds"]:
+        out.append(f"Kinds without a test episode (not drawn): {', '.join(plots['missing_kinds'])}.")
+    return out + [""] + [f"![{key}]({file})" for key, file in plots["files"].items()] + [""]
+
+
+def task_markdown(task: TaskResult, criterion: str, plots: dict[str, Any] | None = None, trace_method: str | None = None) -> list[str]:
+    ro = task.rollouts
+    out = [f"## Task `{task.task}`", "",
+           f"{ro.n_episodes} episodes; test split {int(task.split.test.size)} episodes "
+           f"({task.split_sizes['test']['success_id']} of them in-distribution successes). Details under Data below.", ""]
+    out += _headline(task, criterion) + _deployed_notes(task) + _why(task, criterion) + far_markdown(task)
+    out += _winners(task) + _grid(task) + _validation(task)
+    found = task.findings
+    out += _per_delta(task, found.deployed.method if found.deployed else (trace_method or next(iter(task.methods))))
+    out += ["### Detection per stress cell (test)", ""] + detection_markdown(found.detection) + [""]
+    out += live_markdown(task.live) + _plots(plots) + _data(task) + deploy_markdown(task)
+    secs = task.seconds
+    return out + [f"Time: fit + score {secs['fit_and_score']:.1f} s, calibration {secs['calibrate']:.2f} s, "
+                  f"selection + test {secs['select_and_test']:.2f} s.", ""]
+
+
+def report_markdown(result: EvaluationResult, plots: dict[str, dict] | None = None) -> str:
+    cfg = result.config
+    lines = ["# Offline evaluation", "",
+             f"Methods: {', '.join(cfg.methods)} (baselines: {', '.join(cfg.baselines) or 'none'}; deployed: "
+             f"{cfg.deploy_method or 'none'}). Threshold types: {', '.join(cfg.threshold_types)}. "
+             f"Windows: {', '.join(map(str, cfg.windows))} (selected on validation by mean {cfg.selection} over δ, ties by TWA). "
+             f"δ grid: {', '.join(f'{d:g}' for d in cfg.deltas)}. Seed {cfg.seed}. Full configuration: `config.json`.", ""]
+    for name, task in result.tasks.items():
+        lines += task_markdown(task, cfg.selection, (plots or {}).get(name), cfg.plot_method)
+    return "\n".join(lines)

@@ -1,0 +1,28 @@
+"""The terminal summary: per task, methods x threshold types averaged over the δ grid, and the live monitors."""
+
+from __future__ import annotations
+
+from fiper.evaluation.render.text import COLUMNS, chosen_text, fmt, kind_text, mean
+from fiper.evaluation.results import EvaluationResult
+from fiper.evaluation.splits import PARTS
+
+
+def summary_table(result: EvaluationResult) -> str:
+    """Per task: methods x threshold types, test metrics averaged over the delta grid."""
+    lines = []
+    for task in result.tasks.values():
+        sizes = task.split_sizes
+        lines.append(f"task {task.task}: " + ", ".join(f"{p} {sizes[p]['total']}" for p in PARTS)
+                     + f"; deltas {task.deltas[0]:g}..{task.deltas[-1]:g} ({len(task.deltas)})")
+        head = f"{'method':<14} {'threshold':<17} " + " ".join(f"{c:>6}" for c, _ in COLUMNS) + f" {'FAR-ID':>7}  window"
+        lines += [head, "-" * len(head)]
+        for name, kind, res in task.rows():
+            vals = " ".join(f"{fmt(mean(res.test[k])):>6}" for _, k in COLUMNS)
+            lines.append(f"{name:<14} {kind_text(kind, res):<17} {vals} {fmt(mean(res.test['far_id'])):>7}  {chosen_text(res)}")
+        for live in task.live:
+            lines.append(f"live monitor {live['monitor']} ({live['setting'] or 'settings not readable'}), {live['episodes']} rollouts: "
+                         f"TWA {fmt(live['twa'])}, Acc {fmt(live['accuracy'])}, TPR {fmt(live['tpr'])}, TNR {fmt(live['tnr'])}, "
+                         f"FAR-ID {fmt(live['far_id'])}")
+        lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
+

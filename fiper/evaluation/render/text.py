@@ -1,0 +1,81 @@
+"""Shared text pieces of the renderers: number formats, row labels, markdown tables, the glossary."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from fiper.evaluation.findings import Row
+from fiper.evaluation.results import CHOSEN, TaskResult, TypeResult
+
+# (header, metric key) of the metric columns, in table order
+COLUMNS = (("TWA", "twa"), ("Acc", "accuracy"), ("DT", "dt"), ("TPR", "tpr"), ("TNR", "tnr"), ("AUROC", "auroc"))
+
+GLOSSARY = (
+    ("TPR", "true-positive rate: flagged failures / failures (a rollout is flagged when it raises any alarm)"),
+    ("TNR", "true-negative rate: unflagged successes / successes"),
+    ("Acc", "balanced accuracy, (TPR + TNR) / 2"),
+    ("DT", "detection time: first alarm / (longest episode − 1) in decisions, averaged over detected failures "
+           "(0 = at the first decision, 1 = at the last; lower is earlier)"),
+    ("TWA", "time-weighted accuracy, ½ [ Σ over detected failures (1 − DT) / failures + TNR ]: "
+            "like Acc, but a late detection earns less than an early one"),
+    ("AUROC", "area under the ROC curve of each rollout's largest score-to-threshold ratio (failures positive); "
+              "threshold-free"),
+    ("FAR-ID", "false-alarm rate on in-distribution successes of the test split = 1 − their TNR; the guaranteed "
+               "threshold types bound it by δ in expectation over calibration draws"),
+    ("± SE", "binomial standard error of FAR-ID, √(p(1 − p)/n) with p the observed rate and n the in-distribution "
+             "test successes"),
+    ("δ", "the calibration level: the tolerated false-alarm rate on in-distribution successes; rows average over "
+          "the δ grid"),
+    ("flag success-OOD", "fraction of successes under a benign shift that were flagged (false alarms under shift)"),
+    ("alarm before onset", "fraction of failures with a known onset alarmed strictly before the failure step"),
+    ("median warning s", "median seconds between that alarm and the failure step"),
+    ("guaranteed", "constant and band thresholds carry the δ guarantee; time_varying does not"),
+    ("chosen", "the guaranteed threshold type (constant or band) whose chosen window validated best; "
+               "windows and 'select' members are chosen on validation too, never on test"),
+)
+
+
+def mean(values: Any) -> float:
+    return float(np.mean(np.asarray(values, dtype=np.float64)))
+
+
+def fmt(value: float | None, digits: int = 2) -> str:
+    return "nan" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
+
+
+def window_text(windows: dict) -> str:
+    return ", ".join(f"{s}={w}" for s, w in windows.items())
+
+
+def chosen_text(res: TypeResult) -> str:
+    """The chosen windows, prefixed with the member a 'select' method chose."""
+    return (f"{res.selected}: " if res.selected else "") + window_text(res.windows)
+
+
+def kind_text(kind: str, res: TypeResult) -> str:
+    """The threshold type label; the chosen row names the type it chose."""
+    return f"{kind} ({res.threshold_type})" if kind == CHOSEN else kind
+
+
+def row_result(task: TaskResult, row: Row) -> TypeResult:
+    return task.methods[row.method].result(row.label)
+
+
+def same_monitor(task: TaskResult, a: Row, b: Row) -> bool:
+    """Whether two rows ran the same scores, rule, threshold type and windows (e.g. a 'select' row and its member)."""
+    ra, rb = row_result(task, a), row_result(task, b)
+    return (task.spec_of(a.method, a.label) == task.spec_of(b.method, b.label)
+            and ra.threshold_type == rb.threshold_type and ra.windows == rb.windows)
+
+
+def table(header: list[str], rows: list[list[str]]) -> list[str]:
+    return ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"] + ["| " + " | ".join(r) + " |" for r in rows]
+
+
+def glossary(terms: tuple[str, ...] | None = None) -> list[str]:
+    """Markdown bullet list of the column definitions (docs/metrics.md has the full ones)."""
+    keep = [(t, d) for t, d in GLOSSARY if terms is None or t in terms]
+    return [f"- **{t}**: {d}." for t, d in keep] + ["", "Full definitions: docs/metrics.md."]
