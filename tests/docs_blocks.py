@@ -108,6 +108,15 @@ BLOCKS: dict[tuple[str, str], Block] = {
         """,
         provides=("policy", "z", "chunks"), copy=(CHECKPOINTS,),
         check="assert monitor.calibrated and set(report.ratios) == {'rnd_oe', 'ace'} and isinstance(report.alarm, bool)"),
+    ("docs/monitor.md", "from fiper.monitor import FailureMonitor"): Block(
+        prelude="""
+            from fiper.monitor import PolicyIdentity
+            data = H.policy_decisions(H.tiny_policy({"state": (3,)}, 2), 8, 6, 5, 0)
+            identity = PolicyIdentity(int(data.embeddings.shape[1]), 8, *data.samples.shape[2:])
+        """,
+        provides=("data", "identity"),
+        replace=(('"rnd_oe": {}', '"rnd_oe": {"train": {"max_epochs": 2}}', "a tiny fit keeps the suite fast"),),
+        check="assert monitor.scores['ace'].fitted and (monitor.threshold, monitor.joint, monitor.rule) == ('band', True, 'or')"),
     ("docs/control_loop.md", "from fiper.control import MonitoredPolicy, RolloutRecorder, run_episode"): Block(
         prelude="""
             import envs
