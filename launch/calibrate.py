@@ -23,14 +23,14 @@ RULES = merged(THREADS, {
 })
 
 
-def threshold_settings(cfg: DictConfig, extra: dict) -> tuple[str, bool]:
-    """Threshold type and joint flag: the command line's, else the evaluated choice the monitor was fitted from
-    (as a pair: a kind given on the command line does not inherit the file's joint flag), else constant / separate."""
-    recommended = {} if cfg.get("kind") else extra.get("choice", {}).get("threshold", {})
-    kind = cfg.get("kind") or recommended.get("kind") or "constant"
-    joint = cfg.get("joint")
-    joint = bool(recommended.get("joint", False) if joint is None else joint)
-    source = "the command line" if cfg.get("kind") else ("the monitor file " + extra["choice"]["file"] if recommended else "the default")
+def threshold_settings(cfg: DictConfig, monitor, extra: dict) -> tuple[str, bool]:
+    """Threshold type and joint flag: the command line's, else the monitor's spec (from launch.fit's monitor config or
+    the evaluated monitor file). The two are a pair: a kind given on the command line does not inherit the spec's joint flag."""
+    if cfg.get("kind"):
+        kind, joint, source = cfg.kind, bool(cfg.get("joint") or False), "the command line"
+    else:
+        kind, joint = monitor.threshold, monitor.joint if cfg.get("joint") is None else bool(cfg.joint)
+        source = "the monitor file " + extra["choice"]["file"] if "choice" in extra else "the monitor's spec"
     print(f"threshold: {kind}{' (joint)' if joint else ''}, from {source}")
     return kind, joint
 
@@ -46,7 +46,7 @@ def run(cfg: DictConfig):
                              num_samples=monitor.identity.num_samples, seed=cfg.seed, device=device)
     raw = monitor.score_offline(data.embeddings, data.samples, data.decision_ends)
     extra = read_monitor_config(cfg.monitor_dir).get("extra", {})
-    kind, joint = threshold_settings(cfg, extra)
+    kind, joint = threshold_settings(cfg, monitor, extra)
     options = {"seed": cfg.seed} if kind == "band" or joint else {}  # the D1/D2 split
     thresholds = monitor.calibrate(raw, data.decision_ends, delta=cfg.delta, kind=kind, joint=joint, **options)
     save_monitor(monitor, cfg.monitor_dir, extra={**extra, "calibrate": {**plain(cfg), "kind": kind, "joint": joint}})

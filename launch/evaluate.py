@@ -12,6 +12,7 @@ from fiper.evaluation import EvaluationConfig, summary_table, write_monitor_choi
 from fiper.evaluation.config import CRITERIA
 from fiper.evaluation.render import write_repeats
 from fiper.evaluation.repeats import evaluate_repeats, summarise_repeats
+import launch.components  # noqa: F401  (the 'score' config group)
 from launch.common import plain, removed_on_failure, resolve_device, save_config, set_cpu_threads
 from launch.validate import (THREADS, Bad, boolean, choice, list_of, merged, number, optional, positive, positive_int,
                              probability, reported, seed, text, validate, window)

@@ -8,8 +8,10 @@ from omegaconf import DictConfig
 from fiper.monitor import save_monitor
 from fiper.monitor.choice import read_choice
 from fiper.monitor.fitting import fit_monitor
+from fiper.monitor.spec import MonitorSpec
 from fiper.monitor.workflow import load_decisions, successful_in_distribution
 from fiper.storage import EpisodeStore
+import launch.components  # noqa: F401  (the 'monitor' and 'score' config groups)
 from launch.common import maybe_load_policy, plain, resolve_device, save_config, set_cpu_threads
 from launch.validate import THREADS, existing_path, merged, optional, positive_int, reported, seed, text, validate
 
@@ -27,16 +29,16 @@ def run(cfg: DictConfig):
     validate(cfg, RULES, "fit")
     set_cpu_threads(cfg.cpu_threads)
     choice = read_choice(cfg.monitor_file) if cfg.get("monitor_file") else None
-    m = choice["monitor"] if choice else plain(cfg.monitor)
+    spec = choice["spec"] if choice else MonitorSpec.of(plain(cfg.monitor), source="fit config 'monitor'")
     num_samples = cfg.get("num_samples") or (choice["evaluated"].get("num_samples") if choice else None) or 32
     policy = maybe_load_policy(cfg.policy_dir, cfg.device)
     store = EpisodeStore.open(cfg.data)
     data, identity = load_decisions(store, episodes=successful_in_distribution(store), policy=policy,
                                     num_samples=int(num_samples), seed=cfg.seed, device=resolve_device(cfg.device))
-    monitor = fit_monitor(data, identity, scores=m["scores"], windows=m["windows"], rule=m["rule"])
+    monitor = fit_monitor(data, identity, spec)  # its spec's threshold type and joint flag are launch.calibrate's defaults
     extra = {"fit": plain(cfg)}
-    if choice:  # launch.calibrate takes the threshold type and joint flag from here unless told otherwise
-        extra["choice"] = {"file": str(cfg.monitor_file), "threshold": choice["threshold"], "evaluated": choice["evaluated"]}
+    if choice:
+        extra["choice"] = {"file": str(cfg.monitor_file), "evaluated": choice["evaluated"]}
     save_monitor(monitor, cfg.out, extra=extra)
     save_config(cfg, cfg.out, "fit_config.yaml")
     print(f"fitted {', '.join(monitor.names)} on {data.n_decisions} decisions of {len(data.decision_ends)} episodes -> {cfg.out}")

@@ -15,7 +15,8 @@ import numpy as np
 
 from fiper.evaluation.findings import deployable_label
 from fiper.evaluation.results import TaskResult, TypeResult
-from fiper.monitor.choice import FORMAT, VERSION, write_choice
+from fiper.monitor.choice import write_choice
+from fiper.monitor.spec import MonitorSpec
 
 SUMMARY_FIELDS = ("accuracy", "twa", "tpr", "tnr", "far_id", "auroc", "lead_fraction_before_onset")
 
@@ -32,7 +33,7 @@ def _number(value: Any) -> float | None:
 
 
 def monitor_choice(task: TaskResult, method: str, *, selection: str = "") -> dict[str, Any] | None:
-    """The choice document of ``method`` on ``task`` (None without a guaranteed threshold type)."""
+    """The chosen MonitorSpec of ``method`` on ``task`` and its test metrics: {spec, evaluated} (None without a guaranteed threshold type)."""
     row = deployed_row(task, method)
     if row is None:
         return None
@@ -42,14 +43,8 @@ def monitor_choice(task: TaskResult, method: str, *, selection: str = "") -> dic
     per_delta = [{"delta": float(d), **{f: _number(np.asarray(test[f])[i]) for f in SUMMARY_FIELDS}}
                  for i, d in enumerate(task.deltas)]
     return {
-        "format": FORMAT,
-        "version": VERSION,
-        "monitor": {
-            "rule": spec.rule,
-            "windows": {s: int(res.window_steps[s]) for s in spec.scores},
-            "scores": {s: dict(task.scored.specs[s]) for s in spec.scores},
-        },
-        "threshold": {"kind": res.threshold_type, "joint": bool(spec.joint)},
+        "spec": MonitorSpec({s: task.scored.specs[s] for s in spec.scores}, {s: int(res.window_steps[s]) for s in spec.scores},
+                            spec.rule, res.threshold_type, bool(spec.joint)),
         "evaluated": {
             "task": task.task,
             "method": method,
@@ -72,10 +67,10 @@ def deploy_commands(file: str | Path) -> list[str]:
 
 def choice_header(choice: dict[str, Any], path: Path) -> str:
     """Comment lines: what the file is and the two commands that deploy it."""
-    ev, th = choice["evaluated"], choice["threshold"]
+    ev, spec = choice["evaluated"], choice["spec"]
     member = f" (member {ev['selected']})" if ev["selected"] else ""
     return (f"Monitor chosen by launch.evaluate for task {ev['task']!r}: method {ev['method']}{member}, "
-            f"{th['kind']} threshold{' (joint)' if th['joint'] else ''}, windows and rule chosen on validation.\n"
+            f"{spec.threshold} threshold{' (joint)' if spec.joint else ''}, windows and rule chosen on validation.\n"
             "Deploy it (the evaluated score settings, windows, rule and threshold type):\n"
             + "".join(f"  {line}\n" for line in deploy_commands(path))
             + "evaluated.test_per_delta says what each δ gave on the test split.")
@@ -96,5 +91,5 @@ def write_monitor_choices(result: Any, out_dir: str | os.PathLike) -> dict[str, 
         if choice is not None:
             Path(out_dir).mkdir(parents=True, exist_ok=True)
             path = Path(out_dir) / monitor_file_name(name)
-            written[name] = write_choice(choice, path, header=choice_header(choice, path))
+            written[name] = write_choice(choice["spec"], choice["evaluated"], path, header=choice_header(choice, path))
     return written

@@ -16,6 +16,7 @@ from fiper.evaluation.deploy import monitor_choice, write_monitor_choices
 from benchmarks.synthetic_stores import write_synthetic_store
 from fiper.monitor import load_monitor
 from fiper.monitor.choice import read_choice, write_choice
+from fiper.monitor.spec import MonitorSpec
 from fiper.monitor.fitting import fit_monitor
 from fiper.monitor.workflow import load_decisions
 from fiper.storage import EpisodeStore
@@ -44,13 +45,14 @@ def test_deployed_choice_reproduces_the_evaluated_alarms(tmp_path):
     choice = read_choice(path)
     record = next(r for r in result.records() if r["method"] == "maha_or_knn" and r["delta"] == "mean")
     assert record["threshold_type"] == "constant"  # one guaranteed type: it is the deployed one
-    assert choice["monitor"]["windows"] == record["window_decisions"] and choice["monitor"]["rule"] == "or"
-    assert choice["threshold"] == {"kind": "constant", "joint": False}
-    assert choice["monitor"]["scores"]["knn"] == TINY_SCORES["knn"]
+    spec = choice["spec"]
+    assert spec.windows == record["window_decisions"] and spec.rule == "or"
+    assert (spec.threshold, spec.joint) == ("constant", False)
+    assert spec.scores["knn"].params["k"] == TINY_SCORES["knn"]["k"]
 
     store = EpisodeStore.open(store_path)
     fit, identity = load_decisions(store, episodes=np.sort(task.split.fit))
-    monitor = fit_monitor(fit, identity, **choice["monitor"])
+    monitor = fit_monitor(fit, identity, spec)
     cal, _ = load_decisions(store, episodes=np.sort(task.split.calibration))
     test_idx = np.sort(task.split.test)
     test, _ = load_decisions(store, episodes=test_idx)
@@ -58,7 +60,7 @@ def test_deployed_choice_reproduces_the_evaluated_alarms(tmp_path):
     per_delta = {r["delta"]: r for r in result.records() if r["method"] == "maha_or_knn" and r["delta"] != "mean"}
     for delta, rec in per_delta.items():
         monitor.calibrate(monitor.score_offline(cal.embeddings, cal.samples, cal.decision_ends), cal.decision_ends,
-                          delta=delta, kind=choice["threshold"]["kind"], joint=choice["threshold"]["joint"])
+                          delta=delta)  # threshold type and joint flag: the spec's
         flagged = monitor.alarms_offline(monitor.score_offline(test.embeddings, test.samples, test.decision_ends), test.decision_ends).flagged
         assert (int((flagged & failed).sum()), int((flagged & ~failed).sum())) == (rec["tp"], rec["fp"]), delta
     evaluated = {e["delta"]: e for e in choice["evaluated"]["test_per_delta"]}
@@ -105,19 +107,19 @@ def test_launch_fit_and_calibrate_deploy_the_chosen_row(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("edit, message", [
-    (lambda c: c.pop("threshold"), "needs the sections"),
-    (lambda c: c["monitor"]["windows"].update(knn=0), "positive numbers of decisions"),
-    (lambda c: c["monitor"].update(rule="single"), "does not fit 2 score"),
-    (lambda c: c["threshold"].update(kind="adaptive"), "threshold.kind 'adaptive' unknown"),
+    (lambda c: c.pop("monitor"), "needs the section 'monitor'"),
+    (lambda c: c["monitor"]["windows"].update(knn=0), "whole number of decisions"),
+    (lambda c: c["monitor"].update(rule="single"), "'single' takes exactly one"),
+    (lambda c: c["monitor"].update(threshold="adaptive"), "threshold type 'adaptive' unknown"),
+    (lambda c: c["monitor"]["scores"]["knn"].update(k=0), "k must be >= 1"),
     (lambda c: c.update(format="other"), "not a fiper monitor choice"),
 ])
 def test_broken_choice_files_are_refused_with_the_fix(tmp_path, edit, message):
-    choice = {"format": "fiper-monitor-choice", "version": 1,
-              "monitor": {"rule": "or", "windows": {"mahalanobis": 3, "knn": 1},
-                          "scores": {"mahalanobis": {"score": "mahalanobis"}, "knn": {"score": "knn", "k": 3}}},
-              "threshold": {"kind": "band", "joint": True}, "evaluated": {}}
-    path = write_choice(choice, tmp_path / "ok.yaml", header="a\n\nb")
-    assert read_choice(path)["threshold"]["kind"] == "band" and path.read_text().startswith("# a\n#\n# b\n")
+    spec = MonitorSpec.of({"rule": "or", "windows": {"mahalanobis": 3, "knn": 1}, "threshold": "band", "joint": True,
+                           "scores": {"mahalanobis": {"score": "mahalanobis"}, "knn": {"score": "knn", "k": 3}}})
+    path = write_choice(spec, {}, tmp_path / "ok.yaml", header="a\n\nb")
+    assert read_choice(path)["spec"] == spec and path.read_text().startswith("# a\n#\n# b\n")
+    choice = yaml.safe_load(path.read_text())
     edit(choice)
     (tmp_path / "bad.yaml").write_text(yaml.safe_dump(choice))
     with pytest.raises(ValueError, match=message) as err:
@@ -152,7 +154,12 @@ def test_calibrate_takes_the_files_threshold_pair_unless_told(given, expected):
 
     from launch.calibrate import threshold_settings
 
+    class Fitted:  # a monitor fitted from a file whose spec says band, joint
+        threshold, joint = "band", True
+
+    class Default:
+        threshold, joint = "constant", False
+
     cfg = OmegaConf.create({"kind": None, "joint": None, **given})
-    extra = {"choice": {"file": "m.yaml", "threshold": {"kind": "band", "joint": True}}}
-    assert threshold_settings(cfg, extra) == expected
-    assert threshold_settings(OmegaConf.create({"kind": None, "joint": None}), {}) == ("constant", False)
+    assert threshold_settings(cfg, Fitted(), {"choice": {"file": "m.yaml"}}) == expected
+    assert threshold_settings(OmegaConf.create({"kind": None, "joint": None}), Default(), {}) == ("constant", False)
