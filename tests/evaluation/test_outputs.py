@@ -51,6 +51,14 @@ def test_mean_record_is_the_mean_over_deltas(evaluated):
         assert np.isclose(r["accuracy"], (r["tpr"] + r["tnr"]) / 2)
 
 
+def test_metrics_json_records_are_the_engines_records(evaluated):
+    """Rendering changes no number: metrics.json holds exactly the engine's records (NaN as null)."""
+    from fiper.evaluation.render.metrics_json import json_safe
+
+    result, out, _ = evaluated
+    assert json.loads((out / "metrics.json").read_text())["records"] == json_safe(result.records())
+
+
 def test_report_and_plots_exist(evaluated):
     result, out, paths = evaluated
     report = (out / "report.md").read_text()
