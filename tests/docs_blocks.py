@@ -108,6 +108,20 @@ BLOCKS: dict[tuple[str, str], Block] = {
         """,
         provides=("policy", "z", "chunks"), copy=(CHECKPOINTS,),
         check="assert monitor.calibrated and set(report.ratios) == {'rnd_oe', 'ace'} and isinstance(report.alarm, bool)"),
+    ("docs/architecture.md", "# fiper/scores/speed.py"): Block(
+        check="""
+from fiper.monitor.spec import MonitorSpec
+from fiper.monitor import FailureMonitor, PolicyIdentity
+from fiper.scores import ScoreFitData, register_score
+register_score(ChunkSpeed)
+g = np.random.default_rng(0)
+data = ScoreFitData(g.normal(size=(30, 4)), g.normal(size=(30, 8, 6, 2)), [10, 20, 30])
+m = FailureMonitor.from_spec(MonitorSpec.of({"scores": {"speed": {"score": "chunk_speed"}, "ace": {}}, "rule": "or"}),
+                             data, PolicyIdentity(4, 8, 6, 2))
+raw = m.score_offline(data.embeddings, data.samples, data.decision_ends)
+m.calibrate(raw, data.decision_ends, delta=0.4)
+assert raw["speed"].shape == (30,) and (raw["speed"] > 0).all() and isinstance(m.step(data.embeddings[0], data.samples[0]).alarm, bool)
+""", prelude="import numpy as np", provides=("np",)),
     ("docs/monitor.md", "from fiper.monitor import FailureMonitor"): Block(
         prelude="""
             from fiper.monitor import PolicyIdentity
