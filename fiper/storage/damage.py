@@ -49,11 +49,9 @@ class DamageChecks:
                 "or restore the missing files from a copy")
 
     # ------------------------------------------------------------------ on open
-    def _check_complete(self, drop_incomplete: bool) -> None:
-        """Every array holds the rows and chunk files the committed episodes need, and the checksum
-        records agree with the episode records; else DamagedStoreError, or with ``drop_incomplete``
-        keep the leading episodes before the first damage."""
-        total = len(self._episode_ends)
+    def _lost_rows(self) -> tuple[list[str], set[int], list[str], str | None]:
+        """Arrays shorter than the episode records or missing chunk files: (problems, damaged
+        episodes, missing files, first array concerned)."""
         problems, damaged, files, array = [], set(), [], None
         for group, arrays in (("data", self._data), ("decisions", self._decisions), ("meta", self._meta)):
             ends = self._row_ends(group)
@@ -74,57 +72,63 @@ class DamageChecks:
                 problems.append(f"{name} lacks chunk file(s) {', '.join(f for _, f in missing[:4])}; the episode records need {need} rows"
                                 if missing else f"{name} holds {have} rows but the episode records need {need}")
                 array = array or name
-        keep = min([*damaged, total])
-        keep = min(keep, self._check_records())
-        if not problems and keep == total:
+        return problems, damaged, files, array
+
+    def _check_complete(self, drop_incomplete: bool) -> None:
+        """Every array holds the rows and chunk files the committed episodes need, and the checksum
+        records agree with the episode records; else DamagedStoreError, or with ``drop_incomplete``
+        keep the leading episodes before the first damage."""
+        total = len(self._episode_ends)
+        problems, damaged, files, array = self._lost_rows()
+        bad_records = self._check_records() if not problems else {}
+        keep = min([*damaged, *bad_records, total])
+        if keep == total:
             return
-        if problems and not drop_incomplete:
-            raise DamagedStoreError(self.path, "truncated: " + "; ".join(problems) + f". The first {keep} of {total} episodes are complete",
-                                    array=array, files=files, episodes=sorted(damaged), fix=self._fix(keep, total))
         if not drop_incomplete:
-            raise self._record_error  # set by _check_records
+            if problems:
+                raise DamagedStoreError(self.path, "truncated: " + "; ".join(problems) + f". The first {keep} of {total} episodes are complete",
+                                        array=array, files=files, episodes=sorted(damaged), fix=self._fix(keep, total))
+            raise bad_records[keep]
         self._episode_ends = self._episode_ends[:keep]
         self._records = self._records[:keep]
         self._decision_ends_cache = None
 
-    def _check_records(self) -> int:
-        """Parse the checksum records; return how many leading episodes agree with them (and keep the error)."""
+    def _check_records(self) -> dict[int, DamagedStoreError]:
+        """Parse the checksum records and compare them with the episode records; the episodes whose
+        record is garbled or disagrees, each with its error (their records are not used)."""
         total = len(self._episode_ends)
-        self._records, self._record_error = [None] * total, None
-        if CHECKSUM_KEY not in self._meta or total == 0:
-            return total
+        self._records, bad = [None] * total, {}
+        if CHECKSUM_KEY not in self._meta or total == 0 or self._meta[CHECKSUM_KEY].shape[0] < total:
+            return bad  # no records (an older store), or a short array reported by _lost_rows
         name = f"meta/{CHECKSUM_KEY}"
-        arr = self._meta[CHECKSUM_KEY]
-        if arr.shape[0] < total:
-            return total  # reported as a short label array
-        texts = self._checked(name, arr)[:total].tolist()
+        texts = self._checked(name, self._meta[CHECKSUM_KEY])[:total].tolist()
         lengths = np.diff(np.concatenate([[0], self._episode_ends]))
+        self._decision_ends_cache = None
         dec_ends = self.decision_ends
         dec_lengths = np.diff(np.concatenate([[0], dec_ends])) if len(dec_ends) == total else None
         present = {f"{g}/{k}" for g, arrays in (("data", self._data), ("decisions", self._decisions), ("meta", self._meta)) for k in arrays}
+        records = []
         for i, text in enumerate(texts):
+            problem, array = None, "meta/episode_ends"
             try:
                 record = parse_record(str(text))
             except ValueError as err:
-                self._record_error = DamagedStoreError(self.path, f"its checksum record does not parse ({err})", array=name,
-                                                       episodes=[i], fix=self._fix(i, total))
-                return i
-            if record is None:
-                continue
-            problem = None
-            if int(record["steps"]) != int(lengths[i]) or (dec_lengths is not None and int(record["decisions"]) != int(dec_lengths[i])):
-                problem = (f"its commit record says {int(lengths[i])} steps"
-                           + (f" and {int(dec_lengths[i])} decisions" if dec_lengths is not None else "")
-                           + f" but it was written with {record['steps']} steps and {record['decisions']} decisions")
-            lost = sorted(set(record["crc32"]) - present)
-            if lost:
-                problem = f"it was written with {', '.join(lost)}, which the store no longer has (metadata lost)"
+                record, problem, array = None, f"its checksum record does not parse ({err})", name
+            if record is not None:
+                if int(record["steps"]) != int(lengths[i]) or (dec_lengths is not None and int(record["decisions"]) != int(dec_lengths[i])):
+                    problem = (f"its commit record says {int(lengths[i])} steps"
+                               + (f" and {int(dec_lengths[i])} decisions" if dec_lengths is not None else "")
+                               + f" but it was written with {record['steps']} steps and {record['decisions']} decisions")
+                lost = sorted(set(record["crc32"]) - present)
+                if lost:
+                    problem, array = f"it was written with {', '.join(lost)}, which the store no longer has (metadata lost)", lost[0]
             if problem:
-                self._record_error = DamagedStoreError(self.path, problem, array="meta/episode_ends" if not lost else lost[0],
-                                                       episodes=[i], fix=self._fix(i, total))
-                return i
-            self._records[i] = record
-        return total
+                bad[i] = DamagedStoreError(self.path, problem, array=array, episodes=[i], fix=self._fix(i, total))
+                record = None
+            records.append(record)
+        self._records = records
+        self._decision_ends_cache = None  # read again, now checked against the records
+        return bad
 
     # ------------------------------------------------------------------ on read
     def _checked(self, name: str, arr: zarr.Array):

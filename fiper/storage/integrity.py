@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+import numcodecs
 import numpy as np
 import zarr
 
@@ -82,6 +83,23 @@ def undecodable_chunks(arr: zarr.Array, start: int, stop: int) -> list[tuple[int
         except Exception:
             bad.extend(x for x in chunk_files_for_rows(arr, i * c, i * c + 1))
     return bad
+
+
+def entry_past_shape(directory: Path, commit: zarr.Array, ends: np.ndarray) -> bool:
+    """Whether the commit record's chunk holds an episode end past its recorded shape: the shape in
+    its metadata was lowered (an interrupted commit resizes first, so it never leaves one)."""
+    n, c = len(ends), commit.chunks[0]
+    chunk = directory / chunk_file(commit, n // c)
+    if not chunk.is_file():
+        return False
+    try:
+        meta = json.loads((directory / ".zarray").read_text())
+        raw = numcodecs.get_codec(meta["compressor"]).decode(chunk.read_bytes()) if meta.get("compressor") else chunk.read_bytes()
+        values = np.frombuffer(raw, dtype=meta["dtype"])
+    except Exception:
+        return False  # a chunk that does not decode is reported by the read of the record itself
+    last = int(ends[-1]) if n else 0
+    return bool(n % c < len(values) and values[n % c] > last)
 
 
 # ---------------------------------------------------------------- metadata

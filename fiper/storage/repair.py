@@ -16,7 +16,6 @@ from typing import Any
 import numpy as np
 
 from fiper.storage.errors import DamagedStoreError, StoreError
-from fiper.storage.integrity import missing_chunk_files
 from fiper.storage.store import EpisodeStore, _plain
 
 
@@ -61,38 +60,27 @@ def _episode_rows(store: EpisodeStore, i: int) -> tuple[dict[str, np.ndarray], d
     return data, decisions, labels
 
 
-def _lost_rows(store: EpisodeStore) -> dict[str, np.ndarray]:
-    """Per array, a boolean per row: True where the row's chunk file is missing or past the array's end."""
-    out = {}
-    for group, keys, total in (("data", store.data_keys, store.n_steps), ("decisions", store.decision_keys, store.n_decisions)):
-        for key in keys:
-            arr = store.data_array(key) if group == "data" else store.decision_array(key)
-            lost = np.zeros(total, dtype=bool)
-            lost[min(total, arr.shape[0]):] = True
-            for k, _ in missing_chunk_files(store.path, f"{group}/{key}", arr, min(total, arr.shape[0])):
-                lost[k * arr.chunks[0] : (k + 1) * arr.chunks[0]] = True
-            out[f"{group}/{key}"] = lost
-    return out
+def _problem(err: DamagedStoreError) -> str:
+    return str(err).split(" is damaged", 1)[-1].split(": ", 1)[-1].split(". Fix:")[0]
 
 
 def scan_store(path: str | os.PathLike) -> ScanReport:
     """Check every committed episode of ``path``; raises DamagedStoreError when the episodes cannot be
     located at all (commit record or metadata lost)."""
     store = EpisodeStore._open_unchecked(path)
-    store._check_records()  # parses what it can; per-episode findings come from reading below
     report = ScanReport(Path(path), store.n_episodes)
-    lost = _lost_rows(store)
-    steps = [store.episode_slice(i) for i in range(store.n_episodes)]
-    decs = [store.decision_slice(i) for i in range(store.n_episodes)] if store.decision_keys else None
+    _, lost, _, _ = store._lost_rows()
+    report.damaged.update({i: f"{err.array}: {_problem(err)}" for i, err in store._check_records().items()})
     for i in range(store.n_episodes):
-        gone = [name for name, rows in lost.items() if rows[(steps if name.startswith("data") else decs)[i]].any()]
-        if gone:
-            report.damaged[i] = f"chunk files of {', '.join(gone)} are missing"
+        if i in report.damaged:
+            continue
+        if i in lost:
+            report.damaged[i] = "chunk files are missing or an array is shorter than the episode records"
             continue
         try:
             _episode_rows(store, i)
         except DamagedStoreError as err:
-            report.damaged[i] = f"{err.array}: {str(err).split(': ', 1)[-1].split('. Fix:')[0]}"
+            report.damaged[i] = f"{err.array}: {_problem(err)}"
             continue
         report.intact.append(i)
     return report

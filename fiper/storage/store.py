@@ -29,7 +29,7 @@ import zarr
 from fiper.storage.checked import CheckedArray
 from fiper.storage.damage import DamageChecks
 from fiper.storage.errors import DamagedStoreError, StoreError
-from fiper.storage.integrity import CHECKSUM_KEY, broken_metadata, digest, encode_record, missing_chunk_files
+from fiper.storage.integrity import CHECKSUM_KEY, broken_metadata, digest, encode_record, entry_past_shape, missing_chunk_files
 from fiper.storage.layout import WRITE_ALL_CHUNKS, create_time_array
 
 GROUPS = ("data", "decisions", "meta")
@@ -180,11 +180,12 @@ class EpisodeStore(DamageChecks):
                                     "no repair can recover them", array=f"meta/{COMMIT_KEY}",
                                     files=[f"meta/{COMMIT_KEY}/{f}" for f in lost], fix="restore the store from a copy")
         bad = np.flatnonzero(np.diff(np.concatenate([[0], ends])) <= 0)
-        if len(bad) and bad[0] < n - 1:
-            raise DamagedStoreError(self.path, f"its commit record does not increase at entry {int(bad[0])} "
-                                    f"(ends {ends[max(0, bad[0] - 1): bad[0] + 2].tolist()}), so its episodes cannot be located; "
-                                    "no repair can recover the episodes from there on", array=f"meta/{COMMIT_KEY}",
-                                    episodes=range(int(bad[0]), n), fix="restore the store from a copy")
+        if (len(bad) and (bad[0] < n - 1 or ends[-1] != 0)) or entry_past_shape(self.path / "meta" / COMMIT_KEY, commit, ends):
+            at = int(bad[0]) if len(bad) else n
+            raise DamagedStoreError(self.path, f"its commit record is corrupt from entry {at} on (ends {ends[max(0, at - 1): at + 2].tolist()}"
+                                    f"{'' if len(bad) else ', and a further entry past its recorded shape'}), so its episodes cannot "
+                                    "be located; no repair can recover the episodes from there on", array=f"meta/{COMMIT_KEY}",
+                                    episodes=range(at, n), fix="restore the store from a copy")
         return int(bad[0]) if len(bad) else n  # an end written as fill value: the commit did not finish
 
     @property

@@ -103,8 +103,16 @@ def test_garbled_checksum_record_and_commit_record(store):
         EpisodeStore.open(path)
     assert EpisodeStore.open(path, drop_incomplete=True).n_episodes == 2
     s.root["meta/episode_ends"][1] = 500  # no longer increasing: where episodes 1.. start is lost
-    with pytest.raises(DamagedStoreError, match="commit record does not increase at entry 2.*restore the store from a copy"):
+    with pytest.raises(DamagedStoreError, match=r"episodes 2-3 of .*commit record is corrupt from entry 2.*restore the store from a copy"):
         EpisodeStore.open(path)
+    s.root["meta/episode_ends"][1] = 120
+    s.root["meta/episode_ends"][3] = -250  # a flipped sign bit is corruption, not an interrupted commit (which leaves 0)
+    with pytest.raises(DamagedStoreError, match="episode 3 of .*commit record is corrupt from entry 3"):
+        EpisodeStore.open(path)
+    s.root["meta/episode_ends"][3] = 250
+    s.root["meta/episode_ends"].resize((3,))  # metadata lowered by one: the chunk still holds the 4th end
+    with pytest.raises(DamagedStoreError, match="a further entry past its recorded shape"):
+        EpisodeStore.open(path, drop_incomplete=True)
 
 
 def test_repair_keeps_every_intact_episode(store):
