@@ -105,14 +105,18 @@ def _best(rows: list[tuple[Row, float]]) -> tuple[Row, float] | None:
     return best
 
 
+def in_scope(scope: str, label: str, res: TypeResult) -> bool:
+    """Whether a row competes in a winner scope (WINNER_SCOPES)."""
+    if scope == "guaranteed":
+        return res.guaranteed and label != CHOSEN
+    return label == CHOSEN if scope == "chosen" else label != CHOSEN
+
+
 def _winners(task: TaskResult) -> tuple[Winner, ...]:
-    keep = {"guaranteed": lambda kind, res: res.guaranteed and kind != CHOSEN,
-            "all": lambda kind, res: kind != CHOSEN,
-            "chosen": lambda kind, res: kind == CHOSEN}
     out = []
     for scope in WINNER_SCOPES:
         for metric in WINNER_METRICS:
-            rows = [(Row(m, k), mean_over_delta(r, metric)) for m, k, r in task.rows() if keep[scope](k, r)]
+            rows = [(Row(m, k), mean_over_delta(r, metric)) for m, k, r in task.rows() if in_scope(scope, k, r)]
             best = _best(rows)
             if best is not None:
                 out.append(Winner(scope, metric, *best))

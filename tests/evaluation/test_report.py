@@ -165,3 +165,17 @@ def test_every_method_gets_its_own_line_style_and_the_deployed_one_stands_out():
     assert styles["m3"]["color"] == "black" and styles["m3"]["lw"] > max(styles[n]["lw"] for n in names if n != "m3")
     assert all(styles[f"m{i}"]["ls"] != "-" and styles[f"m{i}"]["alpha"] < 1 for i in range(6, 14))  # baselines muted, dashed
     assert styles["m3"]["zorder"] > max(styles[n]["zorder"] for n in names if n != "m3")
+
+
+def test_without_a_guaranteed_type_nothing_is_deployed_and_the_report_says_so(tmp_path):
+    path = write_synthetic_store(tmp_path / "a.zarr", seed=3, **ONE_RUN).path
+    config = small_config(methods={"a": {"scores": ["knn"]}, "b": {"scores": ["mahalanobis"]}}, baselines=["b"],
+                          deploy_method="a", plot_method=None, threshold_types=["time_varying"])
+    result = evaluate_rollouts(str(path), config)
+    found = result.tasks["synthetic"].findings
+    assert (found.deploy_method, found.deployed, found.best_baseline, found.references, found.far_checks) == ("a", None, None, (), ())
+    report = write_outputs(result, tmp_path / "out", plots=False)["report"].read_text()
+    assert "No method has a guaranteed threshold type in this run." in report
+    assert "`a` has no guaranteed threshold type in this run: no monitor file is written." in report
+    assert "among guaranteed threshold types" not in report and "Why this configuration" not in report
+    assert write_monitor_choices(result, tmp_path / "deploy") == {}

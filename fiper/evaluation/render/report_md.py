@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from fiper.evaluation.findings import WINNER_SCOPES, Row, Winner
+from fiper.evaluation.findings import WINNER_SCOPES, Row, Winner, in_scope
 from fiper.evaluation.render.tables_md import (
     cells_markdown,
     deploy_markdown,
@@ -149,8 +149,8 @@ def _winners(task: TaskResult) -> list[str]:
     out = ["### Winners (test, mean over δ)", ""]
     for scope in WINNER_SCOPES:
         mine = [w for w in task.findings.winners if w.scope == scope]
-        if scope == "chosen" and not any(k == CHOSEN for _, k, _ in task.rows()):
-            continue  # a single guaranteed type evaluated: nothing was chosen
+        if not any(in_scope(scope, k, r) for _, k, r in task.rows()):
+            continue  # e.g. a single guaranteed type evaluated: nothing was chosen
         parts = [f"{METRIC_TEXT[w.metric]} → **{w.row.method}** ({kind_text(w.row.label, row_result(task, w.row))}, {w.value:.3f})" for w in mine]
         out.append(f"- {SCOPE_TEXT[scope]}: " + ("; ".join(parts) if parts else "undefined (no failures or no successes in test)"))
     return out + [""]
