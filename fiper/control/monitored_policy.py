@@ -271,16 +271,20 @@ class MonitoredPolicy:
 
     def _record(self, z: torch.Tensor | None, samples: torch.Tensor | None, executed: np.ndarray | None,
                 report: StepReport | None, label: str, timing: dict[str, Any]) -> Decision:
-        """Keep the decision (host copies of z and the batch when recording); a fallback label latches it."""
-        policy = self.policy
-        if executed is None:  # nothing of the policy's runs: the fallback acts
+        """Keep the decision (host copies of z and the batch when recording); a fallback label latches it.
+
+        ``executed`` None: no chunk of the policy runs (a fallback, or a fault); queued actions are dropped.
+        """
+        policy, keep = self.policy, self.keep_decisions  # recording copies embedding and batch to the host too
+        if executed is None:
             executed = np.full((policy.horizon, policy.action_dim), np.nan, np.float32)
-            self.fallback_active = True
             self.queue.clear()
-        keep = self.keep_decisions  # recording copies embedding and batch to the host too
-        shape = (self.num_samples, policy.horizon, policy.action_dim)
-        embedding = (z[0].float().cpu().numpy() if z is not None else np.full(policy.embedding_dim, np.nan, np.float32)) if keep else np.zeros(0)
-        batch = (samples[0].float().cpu().numpy() if samples is not None else np.full(shape, np.nan, np.float32)) if keep else np.zeros(0)
+        self.fallback_active = label.startswith("fallback")
+        embedding = batch = np.zeros(0)
+        if keep:
+            embedding = z[0].float().cpu().numpy() if z is not None else np.full(policy.embedding_dim, np.nan, np.float32)
+            shape = (self.num_samples, policy.horizon, policy.action_dim)
+            batch = samples[0].float().cpu().numpy() if samples is not None else np.full(shape, np.nan, np.float32)
         overrun = bool(timing.pop("overrun", False))
         decision = Decision(self.env_step, embedding, batch, executed, report, label, label == "steer", timing, overrun)
         self.n_decisions += 1

@@ -175,6 +175,9 @@ def test_without_a_fallback_a_bad_observation_raises_failsafe_error(policy, moni
         drive(agent, 8, K + 1, corrupt)
     assert says in str(err.value) and FIX in str(err.value)
     assert agent.last_info["failsafe"] and agent.decisions[-1].env_step == K + 1 and agent.decisions[-1].report.failsafe
+    # a caller that handles the error and goes on gets a fresh plan from the next valid observation
+    obs, _ = envs.make_env("push_t").reset(seed=0)
+    assert np.isfinite(agent.act(obs)).all() and agent.last_info["decision"] and not agent.fallback_active
 
 
 @pytest.mark.parametrize("use_monitor", [True, False], ids=["monitored", "bare"])
