@@ -1,7 +1,10 @@
 """Save a fitted monitor to one directory (safetensors + json) and load it without training data.
 
-    <dir>/monitor.json        identity, spec (MonitorSpec), fitted score configs, thresholds
+    <dir>/monitor.json        identity (shapes, policy fingerprint), spec (MonitorSpec), fitted score
+                              configs, thresholds, fit_data (the store and episodes the scores were fitted on)
     <dir>/scores.safetensors  every score's tensors, keyed '<score name>/<tensor name>'
+
+Every damaged or foreign file raises MonitorFileError naming the file, what is wrong and the fix.
 """
 
 from __future__ import annotations
@@ -12,19 +15,35 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from calibration import threshold_from_dict, threshold_to_dict
+from calibration import ThresholdFileError, threshold_from_dict, threshold_to_dict
 from fiper.monitor.identity import PolicyIdentity
 from fiper.monitor.monitor import FailureMonitor
 from fiper.scores.registry import score_from_state
 
 FORMAT, VERSION = "fiper-monitor", 1
 CONFIG_FILE, TENSOR_FILE = "monitor.json", "scores.safetensors"
+REQUIRED_KEYS = ("identity", "rule", "windows", "scores")
+REFIT = "re-create the directory with `python -m launch.fit` (then `python -m launch.calibrate`), or restore it from a copy"
 
 
-def save_monitor(monitor: FailureMonitor, directory: str | os.PathLike, *, extra: dict[str, Any] | None = None) -> Path:
-    """Write the monitor (scores, windows, thresholds if calibrated) into ``directory``."""
+class MonitorFileError(ValueError):
+    """A monitor directory's files are missing, truncated, garbled or foreign."""
+
+
+def _error(path: Path, problem: str, fix: str = REFIT) -> MonitorFileError:
+    return MonitorFileError(f"{path}: {problem}. Fix: {fix}")
+
+
+def save_monitor(monitor: FailureMonitor, directory: str | os.PathLike, *, extra: dict[str, Any] | None = None,
+                 fit_data: dict[str, Any] | None = None) -> Path:
+    """Write the monitor (scores, windows, thresholds if calibrated) into ``directory``.
+
+    ``fit_data`` (fiper.monitor.workflow.fit_record) names the episodes the scores were fitted on,
+    so calibration can refuse the same episodes; by default the monitor's own ``fit_data`` (set by
+    load_monitor) is kept."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     tensors, score_configs = {}, {}
@@ -41,6 +60,7 @@ def save_monitor(monitor: FailureMonitor, directory: str | os.PathLike, *, extra
         "scores": score_configs,
         "thresholds": {n: threshold_to_dict(t) for n, t in monitor.thresholds.items()} if monitor.calibrated else None,
         "extra": extra or {},
+        "fit_data": fit_data if fit_data is not None else getattr(monitor, "fit_data", None),
     }
     tmp = directory / (TENSOR_FILE + ".tmp")
     save_file(tensors, str(tmp))
@@ -58,35 +78,63 @@ def read_monitor_config(directory: str | os.PathLike) -> dict[str, Any]:
         raise FileNotFoundError(f"no fitted monitor at {directory} ({CONFIG_FILE} missing); fit one with `python -m launch.fit out={directory}`")
     try:
         config = json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path} is not valid json ({err}); re-create it with `python -m launch.fit`") from err
-    if config.get("format") != FORMAT:
-        raise ValueError(f"{path} is not a fiper monitor (format={config.get('format')!r})")
-    if int(config.get("version", 0)) > VERSION:
-        raise ValueError(f"{path} has monitor format version {config['version']}, newer than this fiper reads ({VERSION}); upgrade fiper")
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise _error(path, f"not valid json ({err}); the file is truncated or garbled") from err
+    if not isinstance(config, dict) or config.get("format") != FORMAT:
+        raise _error(path, f"not a fiper monitor (format={config.get('format') if isinstance(config, dict) else None!r})",
+                     "point monitor_dir= at a directory written by `python -m launch.fit`")
+    try:
+        version = int(config.get("version", 0))
+    except (TypeError, ValueError):
+        raise _error(path, f"its version {config.get('version')!r} is not a number") from None
+    if version > VERSION:
+        raise _error(path, f"monitor format version {version} is newer than this fiper reads ({VERSION})", "upgrade fiper")
+    missing = [k for k in REQUIRED_KEYS if not isinstance(config.get(k), dict if k != "rule" else str)]
+    if missing:
+        raise _error(path, f"missing or malformed entries {missing}")
     return config
 
 
-def load_monitor(directory: str | os.PathLike, *, policy: Any = None, device: str | torch.device = "cpu") -> FailureMonitor:
-    """Load a saved monitor; with ``policy`` given, refuse one fitted for other shapes."""
+def load_monitor(directory: str | os.PathLike, *, policy: Any = None, device: str | torch.device = "cpu",
+                 allow_other_policy: bool = False) -> FailureMonitor:
+    """Load a saved monitor; with ``policy`` given, refuse one fitted for other shapes or for another
+    policy's weights (``allow_other_policy=True`` loads it anyway; files without a fingerprint warn)."""
     directory = Path(directory)
     config = read_monitor_config(directory)
-    identity = PolicyIdentity(**config["identity"])
+    path = directory / CONFIG_FILE
+    try:
+        identity = PolicyIdentity(**config["identity"])
+    except TypeError as err:
+        raise _error(path, f"its identity entry is malformed ({err})") from err
     if policy is not None:
-        identity.check_matches(PolicyIdentity.of(policy, identity.num_samples))
+        identity.check_matches(PolicyIdentity.of(policy, identity.num_samples), allow_other_policy=allow_other_policy,
+                               source=f"the monitor in {directory}")
         device = getattr(policy, "device", device)
     tensor_path = directory / TENSOR_FILE
     if not tensor_path.exists():
         raise FileNotFoundError(f"{tensor_path} is missing: the monitor directory is incomplete; re-run `python -m launch.fit`")
-    tensors = load_file(str(tensor_path))
+    try:
+        tensors = load_file(str(tensor_path))
+    except (SafetensorError, OSError, ValueError) as err:
+        raise _error(tensor_path, f"the score tensors do not load ({type(err).__name__}: {err}); the file is truncated or garbled") from err
     scores = {}
     for name, score_config in config["scores"].items():
         prefix = f"{name}/"
         own = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
-        scores[name] = score_from_state(own, score_config, device=device)
+        if not own and tensors:
+            raise _error(tensor_path, f"holds no tensors for score {name!r} (it has {sorted({k.split('/')[0] for k in tensors})})")
+        try:
+            scores[name] = score_from_state(own, score_config, device=device)
+        except (KeyError, TypeError, ValueError, RuntimeError) as err:
+            raise _error(directory, f"score {name!r} does not load from {TENSOR_FILE} and {CONFIG_FILE} ({type(err).__name__}: {err})") from err
     thresholds = config.get("thresholds")
     if thresholds is not None:
-        thresholds = {n: threshold_from_dict(t, source=f"{directory}/{CONFIG_FILE}:{n}") for n, t in thresholds.items()}
+        try:
+            thresholds = {n: threshold_from_dict(t, source=f"{path}:{n}") for n, t in thresholds.items()}
+        except (ThresholdFileError, AttributeError) as err:
+            raise _error(path, f"a threshold entry is damaged ({err})", "re-run `python -m launch.calibrate` on this directory") from err
     spec = config.get("spec") or {}  # files written before the spec was saved: constant, separate
-    return FailureMonitor(scores, identity, windows=config["windows"], rule=config["rule"], thresholds=thresholds,
-                          threshold=spec.get("threshold", "constant"), joint=bool(spec.get("joint", False)))
+    monitor = FailureMonitor(scores, identity, windows=config["windows"], rule=config["rule"], thresholds=thresholds,
+                             threshold=spec.get("threshold", "constant"), joint=bool(spec.get("joint", False)))
+    monitor.fit_data = config.get("fit_data")  # kept by save_monitor, checked by launch.calibrate
+    return monitor

@@ -1,17 +1,41 @@
-"""The shapes of the policy a monitor was fitted for, checked when the two meet."""
+"""The shapes and weights fingerprint of the policy a monitor was fitted for, checked when the two meet."""
 
 from __future__ import annotations
 
+import hashlib
+import warnings
 from dataclasses import asdict, dataclass
 from typing import Any
 
 
+def policy_fingerprint(policy: Any) -> str | None:
+    """sha256 identifying a policy's weights: the policy's own ``fingerprint()`` (or ``fingerprint``
+    attribute) if it offers one, else a hash of a torch.nn.Module's class and state_dict (names,
+    dtypes, shapes, bytes); None for a policy that offers neither (then no weights check is possible)."""
+    own = getattr(policy, "fingerprint", None)
+    if callable(own):
+        own = own()
+    if own is not None:
+        return str(own)
+    import torch
+
+    if not isinstance(policy, torch.nn.Module):
+        return None
+    h = hashlib.sha256(f"{type(policy).__module__}.{type(policy).__qualname__}".encode())
+    for name, tensor in sorted(policy.state_dict().items()):
+        t = tensor.detach().to("cpu").contiguous()
+        h.update(f"\x00{name}:{t.dtype}:{tuple(t.shape)}".encode())
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
 @dataclass(frozen=True)
 class PolicyIdentity:
-    """Embedding and chunk shapes (and an optional name) of the monitored policy.
+    """Embedding and chunk shapes, an optional name, and the weights fingerprint of the monitored policy.
 
-    A monitor's scores are only meaningful for the embedding space and sample shapes they were
-    fitted on; loading a monitor against another policy fails naming both shapes.
+    A monitor's scores are only meaningful for the embedding space, sample shapes and policy they
+    were fitted on; loading a monitor against a policy of other shapes or other weights fails
+    naming what differs.
     """
 
     embedding_dim: int
@@ -20,12 +44,13 @@ class PolicyIdentity:
     action_dim: int
     n_action_steps: int = 1
     name: str = ""
+    fingerprint: str | None = None
 
     @classmethod
     def of(cls, policy: Any, num_samples: int, name: str = "") -> PolicyIdentity:
         """Identity of a GenerativePolicy sampled with ``num_samples`` chunks per decision."""
         return cls(int(policy.embedding_dim), int(num_samples), int(policy.horizon), int(policy.action_dim),
-                   int(policy.n_action_steps), name or type(policy).__name__)
+                   int(policy.n_action_steps), name or type(policy).__name__, policy_fingerprint(policy))
 
     @property
     def sample_shape(self) -> tuple[int, int, int]:
@@ -34,14 +59,33 @@ class PolicyIdentity:
     def describe(self) -> str:
         return f"embedding (D={self.embedding_dim}), samples (B, H, A)={self.sample_shape}"
 
-    def check_matches(self, other: PolicyIdentity) -> None:
+    def check_shapes(self, other: PolicyIdentity, *, source: str = "monitor") -> None:
         """Raise ValueError naming both shapes if ``other`` is a policy of different shapes."""
         mine = (self.embedding_dim, self.horizon, self.action_dim)
         theirs = (other.embedding_dim, other.horizon, other.action_dim)
         if mine != theirs:
             raise ValueError(
-                f"monitor was fitted for a policy with {self.describe()} but the policy has "
+                f"{source} was fitted for a policy with {self.describe()} but the policy has "
                 f"{other.describe()}; fit a monitor for this policy with `python -m launch.fit`"
+            )
+
+    def check_matches(self, other: PolicyIdentity, *, allow_other_policy: bool = False, source: str = "monitor") -> None:
+        """Raise ValueError if ``other`` has different shapes, or different weights (unless
+        ``allow_other_policy``); warn when a fingerprint is missing on either side."""
+        self.check_shapes(other, source=source)
+        if self.fingerprint is None or other.fingerprint is None:
+            why = (f"{source} records no policy fingerprint (written by an older fiper, or fitted from recorded "
+                   "decisions without policy_dir=)" if self.fingerprint is None
+                   else f"the policy {other.name or ''} offers no fingerprint (no fingerprint() and not a torch.nn.Module)")
+            warnings.warn(f"{why}: cannot check that the monitor was fitted for this policy's weights, only its shapes; "
+                          "re-fit with `python -m launch.fit ... policy_dir=<checkpoint>` to record it", stacklevel=3)
+            return
+        if self.fingerprint != other.fingerprint and not allow_other_policy:
+            raise ValueError(
+                f"{source} was fitted for another policy ({self.name or 'unnamed'}, weights sha256 {self.fingerprint[:12]}) than "
+                f"the one given ({other.name or 'unnamed'}, weights sha256 {other.fingerprint[:12]}), with the same shapes; its "
+                "scores describe the other policy's behaviour. Fit a monitor for this policy with `python -m launch.fit`, or "
+                "pass allow_other_policy=True to load it anyway"
             )
 
     def as_dict(self) -> dict[str, Any]:

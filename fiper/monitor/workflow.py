@@ -53,7 +53,7 @@ def load_decisions(
         recorded = PolicyIdentity(int(data.embeddings.shape[1]), b, h, a, int(store.attrs.get("n_action_steps", 1)),
                                   str(store.attrs.get("policy_name", "")))
         if policy is not None:
-            PolicyIdentity.of(policy, b).check_matches(recorded)
+            PolicyIdentity.of(policy, b).check_shapes(recorded, source=f"{store.path} (its recorded decisions)")
             return data, PolicyIdentity.of(policy, b)
         return data, recorded
     if policy is None:
