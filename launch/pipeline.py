@@ -31,7 +31,7 @@ from calibration.thresholds import THRESHOLD_KINDS
 from fiper.control.monitored_policy import SELECTIONS
 from fiper.evaluation.deploy import monitor_file_name
 from fiper.evaluation.rollouts import task_name
-from fiper.fingerprint import differences, directory_digest, file_digest, make_fingerprint, same
+from fiper.fingerprint import differences, directory_digest, file_digest, make_fingerprint, same, sha256_text
 from fiper.storage import EpisodeStore
 from launch import calibrate, collect, evaluate, fit, stress, train
 from launch.common import plain, removed_on_failure, save_config, set_cpu_threads
@@ -114,8 +114,10 @@ class Stages:
         return make_fingerprint({"config": configs, "inputs": dict(inputs)})
 
     def upstream(self, *outputs: Path) -> dict[str, Any]:
-        """Digests of finished upstream stages: a stage that reran changes every stage downstream of it."""
-        return {o.name: (self.recorded(o) or {}).get("digest") for o in outputs}
+        """Digests of finished upstream stages' records (fingerprint and finishing time): a stage that reran,
+        even with the same fingerprint, changes every stage downstream of it."""
+        done = {o.name: self.marker(o) for o in outputs}
+        return {name: sha256_text(m.read_text()) if m.exists() else None for name, m in done.items()}
 
     def run(self, name: str, output: Path, fingerprint: dict[str, Any], work: Callable[[], Any]) -> Path:
         done, pending = self.marker(output), self.marker(output, "pending")
@@ -123,7 +125,10 @@ class Stages:
             print(f"[{name}] cached: {output}")
             return output
         if done.exists():
-            changed = differences(self.recorded(output), fingerprint) if self.recorded(output) else ["(no fingerprint recorded)"]
+            if not output.exists():
+                changed = [f"{output.name} is missing"]
+            else:
+                changed = differences(self.recorded(output), fingerprint) if self.recorded(output) else ["(no fingerprint recorded)"]
             shown = "; ".join(changed[:8]) + (f"; and {len(changed) - 8} more" if len(changed) > 8 else "")
             print(f"[{name}] changed since it ran: {shown}; rerunning", flush=True)
             self._remove(output, done)
@@ -142,7 +147,7 @@ class Stages:
                 pending.unlink(missing_ok=True)
             raise
         seconds = time.perf_counter() - start
-        done.write_text(json.dumps({"fingerprint": fingerprint, "seconds": round(seconds, 1)}, indent=1))
+        done.write_text(json.dumps({"fingerprint": fingerprint, "seconds": round(seconds, 1), "finished": time.time()}, indent=1))
         pending.unlink(missing_ok=True)
         print(f"[{name}] done in {seconds:.0f} s", flush=True)
         return output

@@ -53,6 +53,12 @@ def test_pipeline_runs_every_stage_then_caches(tmp_path, capsys):
     capsys.readouterr()
     _run(cfg)  # every stage cached: nothing reruns
     assert capsys.readouterr().out.count("cached") == 8
+    cfg.deploy_delta = 0.25  # a changed key reruns the stage it reaches, says so, and the saved config follows
+    _run(cfg)
+    log = capsys.readouterr().out
+    assert log.count("cached") == 7 and "[fit + calibrate the chosen monitor] changed since it ran: config.1:calibrate.delta: 0.3 -> 0.25" in log
+    assert load_monitor(run_dir / "monitor_chosen").delta == 0.25
+    assert yaml.safe_load((run_dir / "pipeline_config.yaml").read_text())["deploy_delta"] == 0.25
 
 
 def test_image_preset_routes_env_and_policy_overrides():

@@ -5,6 +5,7 @@ the deploy stage reads the monitor file launch.evaluate wrote or says loudly tha
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -46,6 +47,10 @@ def test_a_changed_stage_reruns_with_everything_downstream_and_names_the_keys(tm
     assert not (up / "stale.txt").exists() and "'seeds_per_cell': 5" in (down / "out.txt").read_text()
     recorded = json.loads((tmp_path / "up.done").read_text())["fingerprint"]
     assert recorded["values"]["config.seeds_per_cell"] == 5
+    shutil.rmtree(up)  # lost output, same settings: rebuilt, and what was made from it is rebuilt too
+    both({"seeds_per_cell": 5, "delta": 0.05})
+    log = capsys.readouterr().out
+    assert runs[-2:] == ["up", "down"] and "[up] changed since it ran: up is missing; rerunning" in log and "cached" not in log
 
 
 def test_an_interrupted_stage_resumes_only_with_its_own_fingerprint(tmp_path, capsys):
