@@ -271,6 +271,12 @@ def test_a_fallback_that_gives_a_non_finite_action_raises_instead_of_returning_i
         drive(agent, 8, 5, BAD_OBS["nan"][0])
 
 
+def test_a_hold_with_nothing_to_hold_raises_instead_of_guessing(policy, monitor):
+    """A bad very first observation: no measured position and no executed action for the hold to keep."""
+    with pytest.raises(FailSafeError, match=r"the fallback 'hold' gave no safe action at env step 0 \(this step: invalid"):
+        drive(hold(policy, monitor), 2, 0, BAD_OBS["nan"][0])
+
+
 class SensorDropout(gym.Wrapper):
     """The real task whose ``key`` reading goes missing at step ``at`` (a sensor fault)."""
 
