@@ -92,6 +92,12 @@ class FaultyPolicy:
     def __getattr__(self, name):
         return getattr(self.policy, name)
 
+    def fingerprint(self) -> str | None:
+        """The wrapped policy's weights: the monitor was fitted for them."""
+        from fiper.monitor.identity import policy_fingerprint
+
+        return policy_fingerprint(self.policy)
+
     def _call(self, method: str, *args, **kwargs):
         out = getattr(self.policy, method)(*args, **kwargs)
         if method == self.method:
