@@ -113,3 +113,31 @@ def test_the_deploy_stage_reads_the_file_evaluate_wrote_for_the_stores_task(tmp_
         chosen_monitor_file(report, store)
     (report / "monitor_custom.yaml").write_text("{}")
     assert chosen_monitor_file(report, store) == report / "monitor_custom.yaml"
+
+
+def test_a_users_env_trains_its_own_policy_and_a_missing_deploy_file_stops_the_run(tmp_path, capsys):
+    """The shipped pick-and-place checkpoint is not copied in for another env (the pipeline says why and trains),
+    and a deploy stage without the evaluation's monitor file is an error naming it, not a silent skip."""
+    env = "test_array_obs_pipeline"  # its Track env: one array observation, one action dim
+    tiny = ["policy.horizon=8", "policy.embed_dim=16", "policy.encoder_hidden=32", "policy.mlp_hidden=64", "policy.mlp_layers=2",
+            "policy.num_inference_steps=4", "train.val_every=1000", "train.checkpoint_every=1000000", "train.progress=false"]
+    with initialize_config_dir(config_dir=CONF, version_base=None):
+        cfg = _pipeline_cfg([
+            f"run_dir={tmp_path / 'run'}", "task=push_t", "device=cpu", "collect.n_episodes=4", "train.steps=20", "train.batch_size=32",
+            "train.overrides=[" + ",".join(f"'{o}'" for o in tiny) + "]", "deploy_delta=0.3",
+            f"env_overrides=['env.factory={env}:make_track','env.name=null','++expert={env}:TrackExpert','++progress=false']",
+            "rollouts.fit_episodes=8", "rollouts.calibration_episodes=8", "rollouts.num_samples=4",
+            "rollouts.cells=[[none,[0.0]],[push,[1.0]]]", "rollouts.seeds_per_cell=3", "rollouts.delta=0.3",
+            "monitor.windows={rnd_oe: 2, ace: 2}", "monitor.scores={rnd_oe: {score: rnd_oe, train: {max_epochs: 2}}, ace: {score: ace, dims: [0]}}",
+            "evaluate=['deltas=[0.3]','windows=[1]','split.fit=0.5','split.calibration=0.5','scores.ace.dims=[0]','progress=false',"
+            "'plots=false','~methods.knn','~methods.rnd_a','~methods.logpzo','~methods.stac','~methods.fiper_joint',"
+            "'~methods.fiper_or_joint','~methods.fiper_select','deploy_method=null']",
+        ])
+        with pytest.raises(FileNotFoundError, match=r"wrote no monitor_custom\.yaml for task 'custom'.*deploy_delta=null"):
+            pipeline.run(cfg)
+    log = capsys.readouterr().out
+    assert "[train] not using train.checkpoint=launch/checkpoints/pick_place_diffusion_mlp: it was trained for task 'pick_place', " \
+           "this run's demos are task None" in log and "Training a policy from the collected demos instead (train.steps=20)" in log
+    policy = json.loads((tmp_path / "run" / "policy" / "config.json").read_text())
+    assert policy["obs_shapes"] == {"obs": [2]} and policy["action_dim"] == 1
+    assert not (tmp_path / "run" / "pipeline_config.yaml").exists()  # the run did not finish: no config claims its outputs
