@@ -7,7 +7,7 @@ from omegaconf import DictConfig
 
 from calibration.thresholds import THRESHOLD_KINDS
 from fiper.monitor import load_monitor, read_monitor_config, save_monitor
-from fiper.monitor.workflow import load_decisions, successful_in_distribution
+from fiper.monitor.workflow import check_independent, load_decisions, successful_in_distribution, without_guarantee
 from fiper.storage import EpisodeStore
 from launch.common import maybe_load_policy, plain, resolve_device, save_config, set_cpu_threads
 from launch.validate import THREADS, boolean, choice, existing_path, merged, optional, probability, reported, seed, validate
@@ -20,6 +20,7 @@ RULES = merged(THREADS, {
     "kind": optional(choice(*THRESHOLD_KINDS)),
     "joint": optional(boolean),
     "seed": seed,
+    "allow_overlap": optional(boolean),
 })
 
 
@@ -42,13 +43,18 @@ def run(cfg: DictConfig):
     policy = maybe_load_policy(cfg.policy_dir, cfg.device)
     monitor = load_monitor(cfg.monitor_dir, policy=policy, device=device)
     store = EpisodeStore.open(cfg.data)
-    data, _ = load_decisions(store, episodes=successful_in_distribution(store), policy=policy,
+    episodes = successful_in_distribution(store)
+    overlap = check_independent(monitor.fit_data, store, episodes, allow_overlap=bool(cfg.get("allow_overlap", False)))
+    data, _ = load_decisions(store, episodes=episodes, policy=policy,
                              num_samples=monitor.identity.num_samples, seed=cfg.seed, device=device)
     raw = monitor.score_offline(data.embeddings, data.samples, data.decision_ends)
     extra = read_monitor_config(cfg.monitor_dir).get("extra", {})
     kind, joint = threshold_settings(cfg, monitor, extra)
     options = {"seed": cfg.seed} if kind == "band" or joint else {}  # the D1/D2 split
     thresholds = monitor.calibrate(raw, data.decision_ends, delta=cfg.delta, kind=kind, joint=joint, **options)
+    if overlap:  # allow_overlap=true: calibrated anyway, without the guarantee
+        monitor.set_thresholds(thresholds := without_guarantee(thresholds, overlap))
+        print(f"warning: {overlap}; thresholds marked guaranteed=False")
     save_monitor(monitor, cfg.monitor_dir, extra={**extra, "calibrate": {**plain(cfg), "kind": kind, "joint": joint}})
     save_config(cfg, cfg.monitor_dir, "calibrate_config.yaml")
     for name, th in thresholds.items():

@@ -9,7 +9,7 @@ from fiper.monitor import save_monitor
 from fiper.monitor.choice import read_choice
 from fiper.monitor.fitting import fit_monitor
 from fiper.monitor.spec import MonitorSpec
-from fiper.monitor.workflow import load_decisions, successful_in_distribution
+from fiper.monitor.workflow import fit_record, load_decisions, successful_in_distribution
 from fiper.storage import EpisodeStore
 import launch.components  # noqa: F401  (the 'monitor' and 'score' config groups)
 from launch.common import maybe_load_policy, plain, resolve_device, save_config, set_cpu_threads
@@ -33,13 +33,14 @@ def run(cfg: DictConfig):
     num_samples = cfg.get("num_samples") or (choice["evaluated"].get("num_samples") if choice else None) or 32
     policy = maybe_load_policy(cfg.policy_dir, cfg.device)
     store = EpisodeStore.open(cfg.data)
-    data, identity = load_decisions(store, episodes=successful_in_distribution(store), policy=policy,
+    episodes = successful_in_distribution(store)
+    data, identity = load_decisions(store, episodes=episodes, policy=policy,
                                     num_samples=int(num_samples), seed=cfg.seed, device=resolve_device(cfg.device))
     monitor = fit_monitor(data, identity, spec)  # its spec's threshold type and joint flag are launch.calibrate's defaults
     extra = {"fit": plain(cfg)}
     if choice:
         extra["choice"] = {"file": str(cfg.monitor_file), "evaluated": choice["evaluated"]}
-    save_monitor(monitor, cfg.out, extra=extra)
+    save_monitor(monitor, cfg.out, extra=extra, fit_data=fit_record(store, episodes))  # calibration refuses these episodes
     save_config(cfg, cfg.out, "fit_config.yaml")
     print(f"fitted {', '.join(monitor.names)} on {data.n_decisions} decisions of {len(data.decision_ends)} episodes -> {cfg.out}")
     return monitor

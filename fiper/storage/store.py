@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
@@ -85,8 +86,7 @@ class EpisodeStore(DamageChecks):
         for g in GROUPS:
             root.require_group(g)
         root["meta"].create_array(COMMIT_KEY, shape=(0,), chunks=(4096,), dtype="int64", fill_value=0)
-        if attrs:
-            root.attrs.update(dict(attrs))
+        root.attrs.update({"store_id": uuid.uuid4().hex, **dict(attrs or {})})  # names this store in a monitor's fit_data
         return cls(root, path, "a")
 
     @classmethod

@@ -27,7 +27,7 @@ def write_rollouts(path, n_episodes, seed, shift=0.0, success=True):
             decisions={"embedding": (rng.normal(size=(n, D)) + shift).astype(np.float32),
                        "samples": (rng.choice([-1, 1], size=(n, B, 1, 1)) + (0.05 + shift) * rng.normal(size=(n, B, H, A))).astype(np.float16),
                        "env_step": np.arange(n, dtype=np.int64) * 4},
-            meta={"success": success, "failure_step": -1, "shift": "none" if shift == 0 else "obstacle", "severity": float(shift), "seed": e},
+            meta={"success": success, "failure_step": -1, "shift": "none" if shift == 0 else "obstacle", "severity": float(shift), "seed": 1000 * seed + e},
         )
     return path
 
