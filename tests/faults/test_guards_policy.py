@@ -1,0 +1,84 @@
+"""A monitor records the weights fingerprint of the policy it was fitted for; loading it for another
+policy of the same shapes is refused unless allow_other_policy=True; older files without the
+fingerprint still load, with a warning."""
+
+from __future__ import annotations
+
+import copy
+import json
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from calibration import Threshold
+from fiper.monitor import PolicyIdentity, load_monitor, save_monitor
+from fiper.monitor.fitting import fit_monitor
+from fiper.monitor.identity import policy_fingerprint
+from fiper.scores.base import ScoreFitData
+from policies import load_policy
+
+CHECKPOINT = Path(__file__).resolve().parents[2] / "launch" / "checkpoints" / "pick_place_diffusion_mlp"
+B = 4
+
+
+@pytest.fixture(scope="module")
+def policy():
+    return load_policy(CHECKPOINT)
+
+
+@pytest.fixture(scope="module")
+def saved(policy, tmp_path_factory):
+    rng = np.random.default_rng(0)
+    n = 30
+    data = ScoreFitData(rng.normal(size=(n, policy.embedding_dim)).astype(np.float32),
+                        rng.normal(size=(n, B, policy.horizon, policy.action_dim)).astype(np.float32), np.array([10, 20, 30]))
+    monitor = fit_monitor(data, PolicyIdentity.of(policy, B), scores={"ace": {"score": "ace"}}, windows={"ace": 1}, rule="single")
+    monitor.set_thresholds({"ace": Threshold("constant", 0.2, [1.0], 10, True)})
+    return save_monitor(monitor, tmp_path_factory.mktemp("mon") / "monitor")
+
+
+def _retrained(policy):
+    other = copy.deepcopy(policy)
+    with torch.no_grad():
+        next(other.parameters()).add_(1e-3)  # same shapes, other weights
+    return other
+
+
+def test_fingerprint_is_the_weights(policy):
+    fp = policy_fingerprint(policy)
+    assert len(fp) == 64 and fp == policy_fingerprint(load_policy(CHECKPOINT))
+    assert policy_fingerprint(_retrained(policy)) != fp
+
+    class Adapter:  # a policy from another stack offering its own fingerprint
+        def fingerprint(self):
+            return "my-model-v3"
+
+    assert policy_fingerprint(Adapter()) == "my-model-v3"
+    assert policy_fingerprint(object()) is None  # neither: only shapes can be checked
+
+
+def test_other_policy_is_refused_unless_allowed(policy, saved):
+    assert json.loads((saved / "monitor.json").read_text())["identity"]["fingerprint"] == policy_fingerprint(policy)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert load_monitor(saved, policy=policy).calibrated  # its own policy: no warning
+    other = _retrained(policy)
+    with pytest.raises(ValueError, match=r"fitted for another policy .* with the same shapes.*launch.fit.*allow_other_policy=True"):
+        load_monitor(saved, policy=other)
+    assert load_monitor(saved, policy=other, allow_other_policy=True).calibrated
+
+
+def test_file_without_fingerprint_loads_with_a_warning(policy, saved, tmp_path):
+    old = tmp_path / "old"
+    old.mkdir()
+    config = json.loads((saved / "monitor.json").read_text())
+    del config["identity"]["fingerprint"]
+    config.pop("fit_data", None)
+    (old / "monitor.json").write_text(json.dumps(config))
+    (old / "scores.safetensors").write_bytes((saved / "scores.safetensors").read_bytes())
+    with pytest.warns(UserWarning, match="records no policy fingerprint.*only its shapes"):
+        monitor = load_monitor(old, policy=_retrained(policy))
+    assert monitor.calibrated and monitor.identity.fingerprint is None
