@@ -72,12 +72,14 @@ def test_sweep_resumes_only_into_a_store_of_the_same_fingerprint(tmp_path):
 
 def test_sweep_refuses_a_store_recorded_without_the_monitor(tmp_path):
     """Rerunning into the same store with a monitor_dir it was not recorded with is refused, naming 'monitor'."""
-    demos, monitor, out = tmp_path / "demos.zarr", tmp_path / "monitor", tmp_path / "rollouts.zarr"
+    demos, held_out = tmp_path / "demos.zarr", tmp_path / "calibration.zarr"
+    monitor, out = tmp_path / "monitor", tmp_path / "rollouts.zarr"
     _run(collect, "collect", ["env=pick_place", "n_episodes=1", f"out={demos}", "progress=false"])
+    _run(collect, "collect", ["env=pick_place", "n_episodes=1", f"out={held_out}", "seed=50", "progress=false"])
     small = ["++monitor.scores.rnd_oe.target_widths=[16]", "++monitor.scores.rnd_oe.predictor_widths=[32,32]",
              "++monitor.scores.rnd_oe.out_dim=8", "++monitor.scores.rnd_oe.train={max_epochs: 2}", "++monitor.scores.ace.dims=[0,1]"]
     _run(fit, "fit", [f"data={demos}", f"policy_dir={POLICY}", "num_samples=2", f"out={monitor}", *small])
-    _run(calibrate, "calibrate", [f"data={demos}", f"policy_dir={POLICY}", f"monitor_dir={monitor}", "delta=0.5", "kind=constant"])
+    _run(calibrate, "calibrate", [f"data={held_out}", f"policy_dir={POLICY}", f"monitor_dir={monitor}", "delta=0.5", "kind=constant"])
     _run(stress, "stress", [*SHORT, f"out={out}", "seeds.count=1"])
     with pytest.raises(FingerprintMismatch, match=r"monitor: null -> sha256:[0-9a-f]{12}"):
         _run(stress, "stress", [*SHORT, f"out={out}", "seeds.count=2", f"monitor_dir={monitor}"])
