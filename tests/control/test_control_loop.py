@@ -158,6 +158,11 @@ class Boom:
             raise RuntimeError("simulated score failure")
         return 0.0
 
+    step_checked = step
+
+    def to(self, device):
+        return self
+
 
 def test_score_exception_triggers_fallback_and_is_recorded(setup, tmp_path):
     _, policy, _ = setup
