@@ -178,8 +178,7 @@ def checkpoint_mismatch(source: Path, demos: Path, train_cfg: DictConfig, checkp
 
     meta = json.loads((source / "config.json").read_text())
     store = EpisodeStore.open(demos)
-    attrs = store.attrs
-    task = (attrs.get("collect_config", {}).get("env", {}) or {}).get("name")
+    task = (store.attrs.get("collect_config", {}).get("env", {}) or {}).get("name")
     have = {k: tuple(store.data_array(k).shape[1:]) for k in store.data_keys if k != "action"}
     want = {k: tuple(v) for k, v in meta["obs_shapes"].items()}
     action_dim = int(store.data_array("action").shape[1])
@@ -192,9 +191,11 @@ def checkpoint_mismatch(source: Path, demos: Path, train_cfg: DictConfig, checkp
         reasons.append(f"its action has {meta['action_dim']} dims, the demos' {action_dim}")
     config = instantiate(train_cfg.train, policy=instantiate(train_cfg.policy, _convert_="all"), _convert_="all").to_dict()
     saved = json.loads((source / "train_config.json").read_text()) if (source / "train_config.json").exists() else {}
-    for key in ("policy", "steps", "batch_size", "lr", "weight_decay", "warmup_steps", "ema_decay", "seed"):
-        if key in saved and json.dumps(saved[key], sort_keys=True) != json.dumps(config[key], sort_keys=True):
-            reasons.append(f"it was trained with {key}={saved[key]!r}, this run asks for {config[key]!r}")
+    trained = {**{f"policy.{k}": v for k, v in saved.get("policy", {}).items()}, **{k: v for k, v in saved.items() if k != "policy"}}
+    asked = {**{f"policy.{k}": v for k, v in config["policy"].items()}, **config}
+    for key in [k for k in trained if k.startswith("policy.")] + ["steps", "batch_size", "lr", "weight_decay", "warmup_steps", "ema_decay", "seed"]:
+        if key in trained and json.dumps(trained[key]) != json.dumps(asked.get(key)):
+            reasons.append(f"it was trained with {key}={trained[key]!r}, this run asks for {asked.get(key)!r}")
     return reasons
 
 
