@@ -17,8 +17,8 @@ from policies import TrainResult, train_policy
 
 RULES = merged({"data": existing_path("demonstration store"), "out": text, "resume": boolean},
                prefixed("train", {
-                   "steps": positive_int, "batch_size": positive_int, "lr": positive, "weight_decay": number(0.0, None, closed=True),
-                   "warmup_steps": integer(0, 50), "ema_decay": number(0.0, 1.0, example=0.995), "val_fraction": number(0.0, 1.0),
+                   "steps": positive_int, "batch_size": positive_int, "lr": positive, "weight_decay": number(0.0, None, bounds="[)", example=1e-6),
+                   "warmup_steps": integer(0, 50), "ema_decay": number(0.0, 1.0, bounds="[)", example=0.995), "val_fraction": number(0.0, 1.0, bounds="[)"),
                    "val_every": positive_int, "val_batches": positive_int, "checkpoint_every": positive_int, "seed": seed,
                    "device": text, "cpu_threads": optional(positive_int), "progress": boolean}),
                prefixed("policy", {

@@ -54,21 +54,18 @@ positive_int = integer(1, 10)
 seed = integer(0, 0)
 
 
-def number(low: float | None = None, high: float | None = None, *, closed: bool = False, example: float = 0.1) -> Check:
-    """A finite number, in (low, high) (or [low, high] with ``closed``)."""
-    if low is None and high is None:
-        what = "a finite number"
-    else:
-        lo = "-inf" if low is None else f"{low:g}"
-        hi = "inf" if high is None else f"{high:g}"
-        what = f"a number in {'[' if closed else '('}{lo}, {hi}{']' if closed else ')'}"
+def number(low: float | None = None, high: float | None = None, *, bounds: str = "()", example: float = 0.1) -> Check:
+    """A finite number between ``low`` and ``high``; ``bounds`` says which ends are included: '()', '[]', '[)' or '(]'."""
+    lo = "-inf" if low is None else f"{low:g}"
+    hi = "inf" if high is None else f"{high:g}"
+    what = "a finite number" if low is None and high is None else f"a number in {bounds[0]}{lo}, {hi}{bounds[1]}"
 
     def check(v: Any, _: bool) -> None:
         ok = _is_number(v)
         if ok and low is not None:
-            ok = v >= low if closed else v > low
+            ok = v >= low if bounds[0] == "[" else v > low
         if ok and high is not None:
-            ok = v <= high if closed else v < high
+            ok = v <= high if bounds[1] == "]" else v < high
         if not ok:
             raise Bad(what, f"{example:g}")
     return check
