@@ -80,7 +80,12 @@ class DamageChecks:
         keep the leading episodes before the first damage."""
         total = len(self._episode_ends)
         problems, damaged, files, array = self._lost_rows()
-        bad_records = self._check_records() if not problems else {}
+        try:
+            bad_records = self._check_records()
+        except DamagedStoreError:
+            if not problems:
+                raise
+            bad_records = {}  # the truncation below is the first thing to report
         keep = min([*damaged, *bad_records, total])
         if keep == total:
             return
@@ -92,6 +97,7 @@ class DamageChecks:
         self._episode_ends = self._episode_ends[:keep]
         self._records = self._records[:keep]
         self._decision_ends_cache = None
+        self._dropped = total - keep
 
     def _check_records(self) -> dict[int, DamagedStoreError]:
         """Parse the checksum records and compare them with the episode records; the episodes whose

@@ -70,7 +70,12 @@ def scan_store(path: str | os.PathLike) -> ScanReport:
     store = EpisodeStore._open_unchecked(path)
     report = ScanReport(Path(path), store.n_episodes)
     _, lost, _, _ = store._lost_rows()
-    report.damaged.update({i: f"{err.array}: {_problem(err)}" for i, err in store._check_records().items()})
+    try:
+        bad_records = store._check_records()
+    except DamagedStoreError as err:
+        raise DamagedStoreError(path, f"its checksum records cannot be read ({_problem(err)}), so no episode can be verified",
+                                array=err.array, files=err.files, fix="restore the store, or its meta/episode_checksums, from a copy") from err
+    report.damaged.update({i: f"{err.array}: {_problem(err)}" for i, err in bad_records.items()})
     for i in range(store.n_episodes):
         if i in report.damaged:
             continue

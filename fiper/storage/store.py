@@ -299,6 +299,10 @@ class EpisodeStore(DamageChecks):
 
     # ------------------------------------------------------------------ writing
     def _require_writable(self) -> None:
+        if getattr(self, "_dropped", 0):
+            raise StoreError(f"{self.path} was opened with drop_incomplete=True and {self._dropped} damaged or incomplete "
+                             "episodes after the intact ones were left out; appending would overwrite them. Run "
+                             f"`python -m launch.repair_store {self.path}` first (it keeps every intact episode)")
         if self.mode == "r":
             raise StoreError(f"{self.path} was opened read-only; open it with mode='a' to append")
 

@@ -80,6 +80,10 @@ def test_wrong_shape_in_array_metadata_is_caught(store):
     with pytest.raises(DamagedStoreError, match=r"episodes 1-3 of .*data/action holds 100 rows but the episode records need 250"):
         EpisodeStore.open(path)
     assert EpisodeStore.open(path, drop_incomplete=True).n_episodes == 1
+    partial = EpisodeStore.open(path, mode="a", drop_incomplete=True)
+    with pytest.raises(StoreError, match="3 damaged or incomplete episodes .* appending would overwrite them.*launch.repair_store"):
+        partial.append_episode({"action": np.zeros((3, 2), np.float32)})
+    assert EpisodeStore._open_unchecked(path).n_episodes == 4  # nothing was overwritten
 
 
 def test_garbled_or_missing_metadata_names_the_file(store):
