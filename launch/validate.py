@@ -179,9 +179,11 @@ _ABSENT = object()
 
 def _value(cfg: Any, key: str) -> Any:
     if isinstance(cfg, (DictConfig, ListConfig)):
-        node = OmegaConf.select(cfg, key, default=_ABSENT, throw_on_missing=False)
-        if node is not _ABSENT and OmegaConf.is_missing(cfg, key):
+        parent_key, _, leaf = key.rpartition(".")
+        parent = OmegaConf.select(cfg, parent_key, default=None) if parent_key else cfg
+        if isinstance(parent, DictConfig) and leaf in parent.keys() and OmegaConf.is_missing(parent, leaf):
             return "???"
+        node = OmegaConf.select(cfg, key, default=_ABSENT)
         return OmegaConf.to_container(node, resolve=True) if isinstance(node, (DictConfig, ListConfig)) else node
     value = cfg
     for part in key.split("."):

@@ -115,3 +115,13 @@ def test_a_training_run_that_fails_before_a_checkpoint_leaves_no_folder(tmp_path
     with pytest.raises(ValueError, match="holds only 'action'"):
         run_entry("train", [f"data={tmp_path / 'actions_only.zarr'}", f"out={tmp_path / 'policy'}", "train.device=cpu"])
     assert not (tmp_path / "policy").exists()
+
+
+def test_required_keys_are_named_with_every_other_problem(tmp_path):
+    with pytest.raises(ConfigError) as err:
+        run_entry("stress", ["seeds.count=-1"])
+    assert str(err.value).splitlines()[1:] == [
+        "  policy_dir is required (e.g. policy_dir=<value>)",
+        "  out is required (e.g. out=<value>)",
+        "  seeds.count=-1: expected an integer >= 1 (e.g. seeds.count=10)",
+    ]
