@@ -10,7 +10,7 @@ class StoreError(ValueError):
 
 
 def repair_command(path: object) -> str:
-    return f"python -m launch.repair_store {path}"
+    return f"python -m launch.repair_store store={path}"
 
 
 class DamagedStoreError(StoreError):

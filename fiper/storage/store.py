@@ -29,7 +29,7 @@ import zarr
 
 from fiper.storage.checked import CheckedArray
 from fiper.storage.damage import DamageChecks
-from fiper.storage.errors import DamagedStoreError, StoreError
+from fiper.storage.errors import DamagedStoreError, StoreError, repair_command
 from fiper.storage.integrity import CHECKSUM_KEY, broken_metadata, digest, encode_record, entry_past_shape, missing_chunk_files
 from fiper.storage.layout import WRITE_ALL_CHUNKS, create_time_array
 
@@ -302,7 +302,7 @@ class EpisodeStore(DamageChecks):
         if getattr(self, "_dropped", 0):
             raise StoreError(f"{self.path} was opened with drop_incomplete=True and {self._dropped} damaged or incomplete "
                              "episodes after the intact ones were left out; appending would overwrite them. Run "
-                             f"`python -m launch.repair_store {self.path}` first (it keeps every intact episode)")
+                             f"`{repair_command(self.path)}` first (it keeps every intact episode)")
         if self.mode == "r":
             raise StoreError(f"{self.path} was opened read-only; open it with mode='a' to append")
 

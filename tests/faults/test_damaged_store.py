@@ -41,7 +41,7 @@ def test_truncated_chunk_names_store_array_file_and_fix(store):
     assert isinstance(err, StoreError) and isinstance(err, ValueError)
     assert err.array == "decisions/samples" and err.files == ("decisions/samples/0.0.0.0",) and err.episodes == (0, 1, 2, 3)
     msg = str(err)
-    for part in (str(path), "decisions/samples/0.0.0.0", "episodes 0-3", "blosc", f"python -m launch.repair_store {path}"):
+    for part in (str(path), "decisions/samples/0.0.0.0", "episodes 0-3", "blosc", f"python -m launch.repair_store store={path}"):
         assert part in msg
     # the same error through the readers that take rows of whole episodes
     with pytest.raises(DamagedStoreError, match="decisions/samples"):
@@ -153,8 +153,8 @@ def test_repair_command_line(store, tmp_path):
     rewrite_chunk(chunk, lambda v: v.__setitem__((32, 0), 7.0))  # the last decision: episode 3
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     out = tmp_path / "fixed.zarr"
-    run = subprocess.run([sys.executable, "-m", "launch.repair_store", str(path), "--out", str(out)], env=env,
-                         capture_output=True, text=True, timeout=120)
+    run = subprocess.run([sys.executable, "-m", "launch.repair_store", f"store={path}", f"out={out}"], env=env,
+                         capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert run.returncode == 0, run.stderr
     assert "4 committed episodes, 3 intact, 1 damaged" in run.stdout and "episode 3: decisions/embedding" in run.stdout
     assert f"wrote the 3 intact episodes to {out}" in run.stdout
@@ -163,6 +163,6 @@ def test_repair_command_line(store, tmp_path):
     for i in range(3):
         assert_same_episode(got["episodes"][i], written[i])
     assert EpisodeStore.open(path).n_episodes == 4  # the original is untouched with --out
-    missing = subprocess.run([sys.executable, "-m", "launch.repair_store", str(tmp_path / "none.zarr")], env=env,
-                             capture_output=True, text=True, timeout=120)
-    assert missing.returncode == 1 and "no store at" in missing.stderr
+    missing = subprocess.run([sys.executable, "-m", "launch.repair_store", f"store={tmp_path / 'none.zarr'}"], env=env,
+                             capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert missing.returncode == 1 and "error: " in missing.stderr and "no store at" in missing.stderr
