@@ -12,7 +12,7 @@ from fiper.storage import EpisodeStore
 from launch.common import maybe_load_policy, plain, resolve_device, save_config, set_cpu_threads
 from launch.validate import THREADS, boolean, choice, existing_path, merged, optional, probability, reported, seed, validate
 
-RULES = merged(THREADS, {
+CHECKS = merged(THREADS, {
     "data": existing_path("store"),
     "monitor_dir": existing_path("monitor directory"),
     "policy_dir": optional(existing_path("policy directory")),
@@ -37,7 +37,7 @@ def threshold_settings(cfg: DictConfig, monitor, extra: dict) -> tuple[str, bool
 
 
 def run(cfg: DictConfig):
-    validate(cfg, RULES, "calibrate")
+    validate(cfg, CHECKS, "calibrate")
     set_cpu_threads(cfg.cpu_threads)
     device = resolve_device(cfg.device)
     policy = maybe_load_policy(cfg.policy_dir, cfg.device)

@@ -14,9 +14,9 @@ from omegaconf import DictConfig, OmegaConf
 
 from fiper.collection import collect, describe_env, make_env_from_config, resolve
 from fiper.storage import EpisodeStore
-from launch.validate import ENV_RULES, boolean, merged, optional, positive_int, reported, seed, target, text, validate
+from launch.validate import ENV_CHECKS, boolean, merged, optional, positive_int, reported, seed, target, text, validate
 
-RULES = merged(ENV_RULES, {
+CHECKS = merged(ENV_CHECKS, {
     "out": text,
     "n_episodes": positive_int,
     "seed": seed,
@@ -33,7 +33,7 @@ def run(cfg: DictConfig):
 
     A run that fails before its first episode is saved removes the store it created.
     """
-    validate(cfg, RULES, "collect")
+    validate(cfg, CHECKS, "collect")
     config = OmegaConf.to_container(cfg, resolve=True)
     env = make_env_from_config(config["env"])
     try:

@@ -29,7 +29,7 @@ def _rollouts(value, paths: bool) -> None:
         list_of(text, example="[runs/a.zarr,runs/b.zarr]")(value, paths)
 
 
-RULES = merged(THREADS, {
+CHECKS = merged(THREADS, {
     "rollouts": _rollouts,
     "out": text,
     "seed": seed,
@@ -59,7 +59,7 @@ def run(cfg: DictConfig):
 
     A run that fails removes the output directory it created (the log stays under outputs/).
     """
-    validate(cfg, RULES, "evaluate")
+    validate(cfg, CHECKS, "evaluate")
     with removed_on_failure(cfg.out):
         return _evaluate(cfg)
 

@@ -15,7 +15,7 @@ import launch.components  # noqa: F401  (the 'monitor' and 'score' config groups
 from launch.common import maybe_load_policy, plain, resolve_device, save_config, set_cpu_threads
 from launch.validate import THREADS, existing_path, merged, optional, positive_int, reported, seed, text, validate
 
-RULES = merged(THREADS, {
+CHECKS = merged(THREADS, {
     "data": existing_path("store"),
     "policy_dir": optional(existing_path("policy directory")),
     "out": text,
@@ -26,7 +26,7 @@ RULES = merged(THREADS, {
 
 
 def run(cfg: DictConfig):
-    validate(cfg, RULES, "fit")
+    validate(cfg, CHECKS, "fit")
     set_cpu_threads(cfg.cpu_threads)
     choice = read_choice(cfg.monitor_file) if cfg.get("monitor_file") else None
     spec = choice["spec"] if choice else MonitorSpec.of(plain(cfg.monitor), source="fit config 'monitor'")

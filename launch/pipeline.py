@@ -37,7 +37,7 @@ from launch import calibrate, collect, evaluate, fit, stress, train
 from launch.common import plain, removed_on_failure, save_config, set_cpu_threads
 from launch.validate import boolean, cells, choice, list_of, optional, positive_int, probability, reported, seed, text, validate
 
-RULES = {
+CHECKS = {
     "run_dir": text, "task": text, "env_overrides": list_of(text, non_empty=False, example="['env.obs_mode=image']"),
     "device": text, "cpu_threads": optional(positive_int), "seed": seed,
     "collect.n_episodes": positive_int,
@@ -249,12 +249,12 @@ def _steps(cfg: DictConfig, run_dir: Path, choice: Path | None) -> dict[str, lis
 
 def validate_all(cfg: DictConfig, run_dir: Path) -> None:
     """The pipeline's keys and every stage's composed config, before anything is created (paths do not exist yet)."""
-    validate(cfg, RULES, "pipeline")
+    validate(cfg, CHECKS, "pipeline")
     for stage, steps in _steps(cfg, run_dir, None).items():
         if stage == "fit + calibrate the chosen monitor" and cfg.deploy_delta is None:
             continue
         for step in steps:
-            validate(step.compose(), step.module.RULES, f"{step.config_name} (pipeline stage '{stage}')", check_paths=False)
+            validate(step.compose(), step.module.CHECKS, f"{step.config_name} (pipeline stage '{stage}')", check_paths=False)
     _checkpoint_source(cfg)
 
 

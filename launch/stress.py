@@ -21,10 +21,10 @@ from fiper.fingerprint import directory_digest, make_fingerprint
 from fiper.interventions import FallbackContext
 from fiper.monitor import load_monitor
 from launch.common import maybe_load_policy, plain, resolve_device, set_cpu_threads
-from launch.validate import (ENV_RULES, THREADS, boolean, cells, choice, existing_path, integer, list_of, mapping_of_text,
+from launch.validate import (ENV_CHECKS, THREADS, boolean, cells, choice, existing_path, integer, list_of, mapping_of_text,
                              merged, optional, positive_int, reported, seed, text, validate)
 
-RULES = merged(ENV_RULES, THREADS, {
+CHECKS = merged(ENV_CHECKS, THREADS, {
     "policy_dir": existing_path("policy directory"),
     "monitor_dir": optional(existing_path("monitor directory")),
     "out": text,
@@ -114,7 +114,7 @@ def store_fingerprint(cfg: DictConfig, num_samples: int) -> dict[str, Any]:
 
 
 def run(cfg: DictConfig):
-    validate(cfg, RULES, "stress")
+    validate(cfg, CHECKS, "stress")
     set_cpu_threads(cfg.cpu_threads)
     device = resolve_device(cfg.device)
     policy = maybe_load_policy(cfg.policy_dir, device)

@@ -15,7 +15,7 @@ from launch.validate import (boolean, existing_path, integer, merged, number, op
                              reported, seed, text, validate)
 from policies import TrainResult, train_policy
 
-RULES = merged({"data": existing_path("demonstration store"), "out": text, "resume": boolean},
+CHECKS = merged({"data": existing_path("demonstration store"), "out": text, "resume": boolean},
                prefixed("train", {
                    "steps": positive_int, "batch_size": positive_int, "lr": positive, "weight_decay": number(0.0, None, bounds="[)", example=1e-6),
                    "warmup_steps": integer(0, 50), "ema_decay": number(0.0, 1.0, bounds="[)", example=0.995), "val_fraction": number(0.0, 1.0, bounds="[)"),
@@ -35,7 +35,7 @@ def run(cfg: DictConfig) -> TrainResult:
 
     A run that fails before writing a checkpoint removes the output directory it created.
     """
-    validate(cfg, RULES, "train")
+    validate(cfg, CHECKS, "train")
     config = instantiate(cfg.train, policy=instantiate(cfg.policy, _convert_="all"), _convert_="all")
     with removed_on_failure(cfg.out, keep=_has_checkpoint):
         result = train_policy(cfg.data, config, cfg.out, resume=cfg.resume)

@@ -1,6 +1,6 @@
 """Config checks every entry point runs before it creates anything.
 
-Each entry point lists its keys with a check (``RULES`` in the entry point's module); ``validate``
+Each entry point lists its keys with a check (``CHECKS`` in the entry point's module); ``validate``
 reads them from the composed config and raises one ConfigError (a ValueError) naming every bad key,
 its value, what is expected and an example of a valid override. Types are strict: an int key takes
 an int (``num_samples=2.5`` is refused, not rounded), a list key a list (``deltas=abc`` is refused
@@ -166,10 +166,10 @@ def mapping_of_text(v: Any, _: bool) -> None:
         raise Bad("a mapping of names to strings", "{obstacle: my_pkg.envs:make_obstacle}")
 
 
-ENV_RULES: dict[str, Check] = {
+ENV_CHECKS: dict[str, Check] = {
     "env.name": optional(text),
     "env.factory": target,
-    "env.obs_mode": text,
+    "env.obs_mode": optional(text),  # a user factory may take none
     "env.shifts": shift_list,
 }
 THREADS: dict[str, Check] = {"cpu_threads": optional(positive_int), "device": text}
