@@ -11,7 +11,7 @@ from fiper.evaluation import (
     auroc,
     average_ranks,
     detection_metrics,
-    evaluation_report,
+    metric_summary,
     four_way_split,
     lead_time,
 )
@@ -129,11 +129,11 @@ def test_bad_inputs():
         lead_time(FIRST, FAILED, ONSET, np.zeros((3, 4)), 0.1)
 
 
-def test_evaluation_report_collects_everything():
-    report = evaluation_report(
+def test_detection_metrics_collect_everything():
+    report = metric_summary(
         FIRST, MAX_RATIO, FAILED, LENGTHS, ood=OOD, failure_step=ONSET, env_steps=2, control_period=0.05
     )
     assert report["accuracy"] == 0.75 and report["auroc"] == pytest.approx(13 / 16)
     assert report["fail_ood_flag_rate"] == 1.0 and report["success_id_n"] == 2
     assert report["lead_fraction_before_onset"] == pytest.approx(1 / 3)
-    assert "lead_median_warning_s" not in evaluation_report(FIRST, MAX_RATIO, FAILED, LENGTHS)
+    assert "lead_median_warning_s" not in metric_summary(FIRST, MAX_RATIO, FAILED, LENGTHS)

@@ -10,14 +10,14 @@ from fiper.evaluation.metrics import (
     LeadTime,
     decision_env_steps,
     detection_metrics,
-    evaluation_report,
+    metric_summary,
     four_way_split,
     lead_time,
 )
 from fiper.evaluation.ranking import auroc, average_ranks
 from fiper.evaluation.config import EvaluationConfig, MethodSpec, SplitConfig
 from fiper.evaluation.results import EvaluationResult, MethodResult, TaskResult, TypeResult
-from fiper.evaluation.pipeline import evaluate_rollouts, evaluate_task, evaluate_tasks
+from fiper.evaluation.engine import evaluate_rollouts, evaluate_task, evaluate_tasks
 from fiper.evaluation.deploy import write_monitor_choices
 from fiper.evaluation.render import summary_table, write_outputs
 from fiper.evaluation.rollouts import RolloutError, RolloutSet, expand_stores, load_rollouts
@@ -51,7 +51,7 @@ __all__ = [
     "average_ranks",
     "decision_env_steps",
     "detection_metrics",
-    "evaluation_report",
+    "metric_summary",
     "four_way_split",
     "lead_time",
 ]

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from fiper.evaluation.metrics import evaluation_report
+from fiper.evaluation.metrics import metric_summary
 from fiper.evaluation.records import padded_env_steps, with_far_id
 from fiper.evaluation.rollouts import RolloutSet
 from fiper.monitor.artifact import read_monitor_config
@@ -44,7 +44,7 @@ def live_results(rollouts: RolloutSet) -> list[dict[str, Any]]:
     for monitor in monitors:
         idx = np.flatnonzero(rollouts.live_monitor == monitor)
         failed = rollouts.failed[idx]
-        report = with_far_id(evaluation_report(
+        report = with_far_id(metric_summary(
             rollouts.live_alarm_decision[idx], None, failed, rollouts.lengths[idx], ood=rollouts.ood[idx],
             failure_step=rollouts.failure_step[idx], env_steps=env_steps[idx], control_period=rollouts.control_period_s,
             max_decisions=max_decisions))

@@ -188,7 +188,7 @@ def lead_time(first_alarm, failed, failure_step, env_steps, control_period: floa
     return LeadTime(int(eligible.sum()), _out(n_early), _out(_ratio(n_early, eligible.sum())), _out(med))
 
 
-def evaluation_report(
+def metric_summary(
     first_alarm,
     max_ratio,
     failed,

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from fiper.evaluation.grid import CandidateAlarms
-from fiper.evaluation.metrics import evaluation_report
+from fiper.evaluation.metrics import metric_summary
 from fiper.evaluation.rollouts import RolloutSet
 from fiper.monitor.padding import to_padded
 
@@ -41,7 +41,7 @@ def chosen_metrics(alarms: CandidateAlarms, rollouts: RolloutSet, episodes: np.n
     if len(alarms.candidates) != 1:
         raise ValueError(f"test metrics take the one chosen candidate, got {len(alarms.candidates)}")
     lengths = rollouts.lengths[episodes]
-    report = evaluation_report(
+    report = metric_summary(
         alarms.first_alarm[0], alarms.max_ratio[0], rollouts.failed[episodes], lengths,
         ood=rollouts.ood[episodes], failure_step=rollouts.failure_step[episodes],
         env_steps=env_steps[episodes, : int(lengths.max())], control_period=rollouts.control_period_s,

@@ -14,7 +14,7 @@ from typing import Any
 
 from fiper.evaluation.config import EvaluationConfig
 from fiper.evaluation.paired import PAIRED_FIELDS, mean_sd
-from fiper.evaluation.pipeline import evaluate_tasks
+from fiper.evaluation.engine import evaluate_tasks
 from fiper.evaluation.results import EvaluationResult
 from fiper.evaluation.rollouts import load_rollouts
 

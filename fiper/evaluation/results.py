@@ -1,4 +1,4 @@
-"""What an offline evaluation returns: immutable results, built once by the engine (pipeline.py).
+"""What an offline evaluation returns: immutable results, built once by the engine (engine.py).
 
 Renderers (fiper.evaluation.render) and the deploy step (deploy.py) read these; nothing fills
 them in later.
@@ -34,7 +34,7 @@ class TypeResult:
     guaranteed: bool
     candidates: list[tuple[int, ...]]  # window index per score
     validation: dict[str, np.ndarray]  # criterion -> (C,) means over delta
-    chosen: int  # index into candidates
+    candidate: int  # index into candidates of the window candidate chosen on validation
     windows: dict[str, int | str]  # score -> chosen window label
     window_steps: dict[str, int]  # score -> chosen window in decisions
     test: dict[str, Any]  # metrics, arrays over the delta grid
@@ -43,7 +43,7 @@ class TypeResult:
 
     def validated(self, criterion: str) -> float:
         """The chosen candidate's validation value of ``criterion`` (mean over delta)."""
-        return float(self.validation[criterion][self.chosen])
+        return float(self.validation[criterion][self.candidate])
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ import numpy as np
 from evaluation_helpers import ONE_RUN, small_config
 from fiper.evaluation import evaluate_rollouts, write_outputs
 from fiper.evaluation.config import MethodSpec
-from fiper.evaluation.pipeline import MethodResult, TypeResult, choose_threshold_type
+from fiper.evaluation.engine import MethodResult, TypeResult, choose_threshold_type
 from fiper.evaluation.selection import choose_candidate
 from benchmarks.synthetic_stores import write_synthetic_store
 
@@ -44,7 +44,7 @@ def test_chosen_row_repeats_the_validated_types_test_metrics_in_records_and_repo
     task = result.tasks["synthetic"]
     for name, method in task.methods.items():
         options = [method.types[k] for k in ("constant", "band")]
-        values = {c: np.array([r.validation[c][r.chosen] for r in options]) for c in options[0].validation}
+        values = {c: np.array([r.validation[c][r.candidate] for r in options]) for c in options[0].validation}
         expected = options[choose_candidate(values, result.config.selection)]
         assert method.chosen is expected  # the validation choice, whatever test says
         records = [r for r in task.records() if r["method"] == name and r["threshold_type"] == "chosen"]

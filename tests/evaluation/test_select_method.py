@@ -23,7 +23,7 @@ def test_select_reports_the_member_that_validates_best_with_its_test_metrics(tmp
     members = METHODS["best"]["select"]
     picked = set()
     for kind, res in task.methods["best"].types.items():
-        vals = {c: np.array([task.methods[m].types[kind].validation[c][task.methods[m].types[kind].chosen] for m in members])
+        vals = {c: np.array([task.methods[m].types[kind].validation[c][task.methods[m].types[kind].candidate] for m in members])
                 for c in ("accuracy", "twa", "auroc", "accuracy_twa")}
         criterion = result.config.selection
         assert res.selected == members[choose_candidate(vals, criterion)]

@@ -93,7 +93,7 @@ def _evaluate_method(spec: MethodSpec, kind: str, task: _Calibrated, config: Eva
         guaranteed=THRESHOLD_KINDS[kind],
         candidates=val.candidates,
         validation=values,
-        chosen=chosen,
+        candidate=chosen,
         windows={g.name: g.labels[i] for g, i in zip(mine, pick)},
         window_steps={g.name: int(g.windows[i]) for g, i in zip(mine, pick)},
         test=metrics,
@@ -103,7 +103,7 @@ def _evaluate_method(spec: MethodSpec, kind: str, task: _Calibrated, config: Eva
 
 def _best_validated(options: Sequence[TypeResult], criterion: str) -> int:
     """Index of the option whose chosen window validates best (same criterion and tie rule as the windows)."""
-    values = {c: np.array([r.validation[c][r.chosen] for r in options]) for c in options[0].validation}
+    values = {c: np.array([r.validation[c][r.candidate] for r in options]) for c in options[0].validation}
     return choose_candidate(values, criterion)
 
 
@@ -121,7 +121,7 @@ def choose_threshold_type(method: MethodResult, criterion: str) -> TypeResult | 
 
 
 def evaluate_task(rollouts: RolloutSet, config: EvaluationConfig) -> TaskResult:
-    """The whole pipeline on one task's merged rollouts."""
+    """The whole evaluation of one task's merged rollouts."""
     from tqdm.auto import tqdm
 
     clock = {"start": time.perf_counter()}
