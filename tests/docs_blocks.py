@@ -107,7 +107,7 @@ BLOCKS: dict[tuple[str, str], Block] = {
             chunks = policy.sample(z, 8)
         """,
         provides=("policy", "z", "chunks"), copy=(CHECKPOINTS,),
-        check="assert monitor.calibrated and set(report.ratios) == {'rnd_oe', 'ace'} and isinstance(report.alarm, bool)"),
+        check="assert monitor.calibrated and set(verdict.ratios) == {'rnd_oe', 'ace'} and isinstance(verdict.alarm, bool)"),
     ("docs/architecture.md", "# fiper/scores/speed.py"): Block(
         check="""
 from fiper.monitor.spec import MonitorSpec
@@ -153,14 +153,14 @@ assert raw["speed"].shape == (30,) and (raw["speed"] > 0).all() and isinstance(m
         prelude="""
             import numpy as np
             import torch
-            from fiper.monitor import StepReport
+            from fiper.monitor import MonitorVerdict
             policy = H.tiny_policy({"agent_pos": (7,)}, 7)
             obs = {"agent_pos": np.zeros(7, dtype=np.float32)}
             z = policy.encode({"agent_pos": torch.zeros(1, policy.n_obs_steps, 7)})
-            report = StepReport(decision=0, ratios={"rnd_oe": 1.5, "ace": 1.2}, combined_ratio=1.2, alarm=True)
+            verdict = MonitorVerdict(decision=0, ratios={"rnd_oe": 1.5, "ace": 1.2}, combined_ratio=1.2, alarm=True)
             k = 0  # the step of the chunk being executed
         """,
-        provides=("policy", "obs", "z", "report", "k"),
+        provides=("policy", "obs", "z", "verdict", "k"),
         check="assert label == 'steer' and action.shape == (7,) and response.excluded_scores == ('ace',)"),
     ("docs/interventions.md", "class Fallback(Protocol):"): Block(
         prelude="""

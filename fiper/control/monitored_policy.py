@@ -9,7 +9,7 @@ Per decision (every ``n_action_steps`` env steps)::
         ─► queue n_action_steps actions; between decisions act() checks the observation and pops the queue
 
 Every fault (a malformed or non-finite observation at any step, an exception in encode, sample
-or the monitor, a fail-safe report, a non-finite chunk, a time-budget overrun) is a recorded
+or the monitor, a fail-safe verdict, a non-finite chunk, a time-budget overrun) is a recorded
 fail-safe alarm answered by the fallback; without a fallback ``act`` raises
 :class:`FailSafeError`. No non-finite action is ever returned. All tensors stay on the policy's
 device; the host reads only the alarm decision (inside monitor.step) and the executed chunk.
@@ -31,7 +31,7 @@ from fiper.control.history import ObsHistory
 from fiper.control.timing import PhaseTimer
 from fiper.interventions import FallbackContext, GradedResponse
 from fiper.interventions.fallbacks import check_action
-from fiper.monitor import FailureMonitor, PolicyIdentity, StepReport
+from fiper.monitor import FailureMonitor, PolicyIdentity, MonitorVerdict
 from fiper.protocol import GenerativePolicy
 
 SELECTIONS = ("first", "medoid")
@@ -54,7 +54,7 @@ class Decision:
     embedding: np.ndarray  # (D,); NaN where the fault came before encode finished
     samples: np.ndarray  # (B, H, A); NaN where the fault came before sample finished
     executed: np.ndarray  # (H, A) chunk queued for execution (NaN while a fallback acts)
-    report: StepReport | None
+    verdict: MonitorVerdict | None
     intervention: str
     steered: bool
     timing_ms: dict[str, float] = field(default_factory=dict)
@@ -211,24 +211,24 @@ class MonitoredPolicy:
             except Exception as err:
                 return self._fault(f"the policy's sample raised {_error(err)}", z=z)
         timer.mark("sample")
-        report = None
+        verdict = None
         if self.monitor is not None:
             skip = response.excluded_scores if response is not None else ()
             try:
-                report = self.monitor.step(z[0], samples[0], skip=skip)
+                verdict = self.monitor.step(z[0], samples[0], skip=skip)
             except Exception as err:  # monitor.step never raises by contract; a broken one still must not pass
                 return self._fault(f"the monitor raised {_error(err)}", z=z, samples=samples)
         timer.mark("monitor")
-        if report is not None and report.failsafe:
-            return self._fault("", z=z, samples=samples, report=report)
-        label = self._respond(report)
+        if verdict is not None and verdict.failsafe:
+            return self._fault("", z=z, samples=samples, verdict=verdict)
+        label = self._respond(verdict)
         if label == "steer" and steer_out is None and not steer_error:  # the alarm decision: re-sample with guidance
             steer_out, steer_error = self._steer(z)
         if steer_error:  # a failed steering run hands over to the fallback, never executes blind
-            return self._fault(steer_error, z=z, samples=samples, report=report)
+            return self._fault(steer_error, z=z, samples=samples, verdict=verdict)
         if label.startswith("fallback"):
             timer.mark("intervention")
-            return self._record(z, samples, None, report, label, self._timing())
+            return self._record(z, samples, None, verdict, label, self._timing())
         if steer_out is not None and label == "steer":
             chunk = steer_out.chunk[0]
         elif self.select == "medoid":
@@ -240,12 +240,12 @@ class MonitoredPolicy:
         timing = self._timing()
         if not np.isfinite(executed).all():
             return self._fault(f"the chunk to execute holds {int((~np.isfinite(executed)).sum())} non-finite actions",
-                               z=z, samples=samples, report=report, timing=timing)
+                               z=z, samples=samples, verdict=verdict, timing=timing)
         if timing["overrun"] and self.overrun_fallback:
             return self._fault(f"the decision took {timing['total']:.1f} ms, over the time budget of {self.time_budget_ms} ms",
-                               z=z, samples=samples, report=report, timing=timing)
+                               z=z, samples=samples, verdict=verdict, timing=timing)
         self.queue.extend(executed[: policy.n_action_steps].astype(np.float64))
-        return self._record(z, samples, executed, report, label, timing)
+        return self._record(z, samples, executed, verdict, label, timing)
 
     def _timing(self) -> dict[str, Any]:
         """Phase times so far and whether they overran the budget (call after the host sync)."""
@@ -254,23 +254,23 @@ class MonitoredPolicy:
         return timing
 
     def _fault(self, reason: str, *, z: torch.Tensor | None = None, samples: torch.Tensor | None = None,
-               report: StepReport | None = None, timing: dict[str, Any] | None = None) -> Decision:
+               verdict: MonitorVerdict | None = None, timing: dict[str, Any] | None = None) -> Decision:
         """A fail-safe alarm: record it, hand over to the fallback, or raise FailSafeError without one."""
-        if report is None or reason:
-            t = report.decision if report is not None else (self.monitor.decision if self.monitor is not None else self.n_decisions)
-            base = report if report is not None else StepReport(t)
+        if verdict is None or reason:
+            t = verdict.decision if verdict is not None else (self.monitor.decision if self.monitor is not None else self.n_decisions)
+            base = verdict if verdict is not None else MonitorVerdict(t)
             reason = f"{base.reason}; fail-safe: {reason}".lstrip("; ")
-            report = replace(base, alarm=True, failsafe=True, combined_ratio=math.inf, reason=reason)
+            verdict = replace(base, alarm=True, failsafe=True, combined_ratio=math.inf, reason=reason)
         label = self.response.fail_safe() if self.has_fallback else "none"
-        decision = self._record(z, samples, None, report, label, timing if timing is not None else self._timing())
+        decision = self._record(z, samples, None, verdict, label, timing if timing is not None else self._timing())
         if not self.has_fallback:
             self.last_info = {**self._decision_info(decision), "fallback_active": False, "env_step": self.env_step}
-            raise FailSafeError(f"fail-safe alarm at env step {self.env_step}, {report.reason.removeprefix('fail-safe: ')}; "
+            raise FailSafeError(f"fail-safe alarm at env step {self.env_step}, {verdict.reason.removeprefix('fail-safe: ')}; "
                                 f"no fallback is configured, so there is no safe action to return: {NO_FALLBACK_FIX}")
         return decision
 
     def _record(self, z: torch.Tensor | None, samples: torch.Tensor | None, executed: np.ndarray | None,
-                report: StepReport | None, label: str, timing: dict[str, Any]) -> Decision:
+                verdict: MonitorVerdict | None, label: str, timing: dict[str, Any]) -> Decision:
         """Keep the decision (host copies of z and the batch when recording); a fallback label latches it.
 
         ``executed`` None: no chunk of the policy runs (a fallback, or a fault); queued actions are dropped.
@@ -286,7 +286,7 @@ class MonitoredPolicy:
             shape = (self.num_samples, policy.horizon, policy.action_dim)
             batch = samples[0].float().cpu().numpy() if samples is not None else np.full(shape, np.nan, np.float32)
         overrun = bool(timing.pop("overrun", False))
-        decision = Decision(self.env_step, embedding, batch, executed, report, label, label == "steer", timing, overrun)
+        decision = Decision(self.env_step, embedding, batch, executed, verdict, label, label == "steer", timing, overrun)
         self.n_decisions += 1
         if keep:
             self.decisions.append(decision)
@@ -301,20 +301,20 @@ class MonitoredPolicy:
                 raise
             return None, f"steering raised {_error(err)}"
 
-    def _respond(self, report: StepReport | None) -> str:
-        if self.response is None or report is None:
+    def _respond(self, verdict: MonitorVerdict | None) -> str:
+        if self.response is None or verdict is None:
             return "none"
-        return self.response.step(report.alarm, report.combined_ratio)
+        return self.response.step(verdict.alarm, verdict.combined_ratio)
 
     @staticmethod
     def _decision_info(decision: Decision) -> dict[str, Any]:
-        report = decision.report
+        verdict = decision.verdict
         return {
             "decision": True,
-            "alarm": bool(report.alarm) if report else False,
-            "failsafe": bool(report.failsafe) if report else False,
-            "reason": report.reason if report else "",
-            "ratios": dict(report.ratios) if report else {},
+            "alarm": bool(verdict.alarm) if verdict else False,
+            "failsafe": bool(verdict.failsafe) if verdict else False,
+            "reason": verdict.reason if verdict else "",
+            "ratios": dict(verdict.ratios) if verdict else {},
             "intervention": decision.intervention,
             "timing_ms": decision.timing_ms,
             "overrun": decision.overrun,

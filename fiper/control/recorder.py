@@ -25,10 +25,10 @@ def decision_arrays(decisions: Sequence[Decision], score_names: Sequence[str], s
         "samples": np.stack([d.samples for d in decisions]).astype(sample_dtype),
         "executed": np.stack([d.executed for d in decisions]).astype(np.float32),
         "env_step": np.array([d.env_step for d in decisions], dtype=np.int64),
-        "alarm": np.array([bool(d.report and d.report.alarm) for d in decisions]),
-        "failsafe": np.array([bool(d.report and d.report.failsafe) for d in decisions]),
-        "combined_ratio": np.array([d.report.combined_ratio if d.report else nan for d in decisions]),
-        "reason": np.array([d.report.reason if d.report else "" for d in decisions], dtype=str),
+        "alarm": np.array([bool(d.verdict and d.verdict.alarm) for d in decisions]),
+        "failsafe": np.array([bool(d.verdict and d.verdict.failsafe) for d in decisions]),
+        "combined_ratio": np.array([d.verdict.combined_ratio if d.verdict else nan for d in decisions]),
+        "reason": np.array([d.verdict.reason if d.verdict else "" for d in decisions], dtype=str),
         "intervention": np.array([d.intervention for d in decisions], dtype=str),
         "steered": np.array([d.steered for d in decisions]),
         "overrun": np.array([d.overrun for d in decisions]),
@@ -38,13 +38,13 @@ def decision_arrays(decisions: Sequence[Decision], score_names: Sequence[str], s
     for name in score_names:
         for field in ("scores", "windowed", "thresholds", "ratios"):
             key = {"scores": "score", "windowed": "windowed", "thresholds": "threshold", "ratios": "ratio"}[field]
-            out[f"{key}/{name}"] = np.array([getattr(d.report, field).get(name, nan) if d.report else nan for d in decisions])
+            out[f"{key}/{name}"] = np.array([getattr(d.verdict, field).get(name, nan) if d.verdict else nan for d in decisions])
     return out
 
 
 def episode_meta(decisions: Sequence[Decision], labels: Mapping[str, Any]) -> dict[str, Any]:
     """Episode labels plus where the first alarm and the first intervention happened."""
-    first = next((d for d in decisions if d.report is not None and d.report.alarm), None)
+    first = next((d for d in decisions if d.verdict is not None and d.verdict.alarm), None)
     acted = next((d for d in decisions if d.intervention != "none"), None)
     meta = {
         "success": bool(labels.get("success", False)),

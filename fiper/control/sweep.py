@@ -70,7 +70,7 @@ def run_sweep(
             env, env_key = make_env(shift, severity), (shift, severity)
         result = run_episode(env, agent, seed=seed, record_keys=record_keys, labels={"shift": shift, "severity": severity})
         recorder.write(result.steps, result.decisions, result.labels)
-        alarmed = bool(np.any([d.report.alarm for d in result.decisions if d.report is not None]))
+        alarmed = bool(np.any([d.verdict.alarm for d in result.decisions if d.verdict is not None]))
         summary.add(shift, severity, result.success, alarmed)
         bar.update(1)
         bar.set_postfix(shift=shift, sev=f"{severity:.2f}", ok=int(result.success))

@@ -4,14 +4,14 @@ from fiper.monitor.artifact import MonitorFileError, load_monitor, read_monitor_
 from fiper.monitor.identity import PolicyIdentity
 from fiper.monitor.monitor import FailureMonitor, MonitorNotCalibratedError
 from fiper.monitor.padding import from_padded, to_padded
-from fiper.monitor.report import StepReport
+from fiper.monitor.verdict import MonitorVerdict
 
 __all__ = [
     "FailureMonitor",
     "MonitorFileError",
     "MonitorNotCalibratedError",
     "PolicyIdentity",
-    "StepReport",
+    "MonitorVerdict",
     "from_padded",
     "load_monitor",
     "read_monitor_config",

@@ -19,7 +19,7 @@ from calibration import Threshold, fit_joint, fit_threshold
 from fiper.aggregation import AlarmStep, AlarmTrace, OnlineAlarm, check_rule, evaluate_alarms, windowed_sum
 from fiper.monitor.identity import PolicyIdentity
 from fiper.monitor.padding import to_padded
-from fiper.monitor.report import StepReport
+from fiper.monitor.verdict import MonitorVerdict
 from fiper.monitor.spec import MonitorSpec, ScoreSpec
 from fiper.scores.base import FailureScore, ScoreFitData
 from fiper.scores.inputs import as_array
@@ -136,7 +136,7 @@ class FailureMonitor:
             self._alarm.reset()
         self.decision = 0
 
-    def step(self, embedding: Any, samples: Any, *, skip: Iterable[str] = ()) -> StepReport:
+    def step(self, embedding: Any, samples: Any, *, skip: Iterable[str] = ()) -> MonitorVerdict:
         """Score one decision: embedding (D,) or (1, D), samples (B, H, A) or (1, B, H, A).
 
         ``skip`` names scores left out of this decision (their windows hold their value), e.g.
@@ -165,7 +165,7 @@ class FailureMonitor:
             raw[name] = value
         a = self._alarm.step(raw, skip)
         reason = f"{' and '.join(a.crossed)} above threshold" if a.alarm else ""
-        return StepReport(a.step, raw, a.eta, a.gamma, a.ratio, a.combined_ratio, a.alarm, a.crossed, reason, False, skip)
+        return MonitorVerdict(a.step, raw, a.eta, a.gamma, a.ratio, a.combined_ratio, a.alarm, a.crossed, reason, False, skip)
 
     def _prepare(self, embedding: Any, samples: Any) -> tuple[Any, Any]:
         """Check the inputs once per decision (shape, finite) for every score: strip a leading batch
@@ -188,9 +188,9 @@ class FailureMonitor:
             raise ValueError(f"non-finite values in {' and '.join(bad)}")
         return checked[0], checked[1]
 
-    def _failsafe(self, reason: str, skip: tuple[str, ...]) -> StepReport:
+    def _failsafe(self, reason: str, skip: tuple[str, ...]) -> MonitorVerdict:
         a: AlarmStep = self._alarm.hold()
-        return StepReport(a.step, {}, a.eta, a.gamma, {}, math.inf, True, (), f"fail-safe: {reason}", True, skip)
+        return MonitorVerdict(a.step, {}, a.eta, a.gamma, {}, math.inf, True, (), f"fail-safe: {reason}", True, skip)
 
     # ------------------------------------------------------------------ offline
     def score_offline(self, embeddings: Any, samples: Any, decision_ends: Any) -> dict[str, np.ndarray]:

@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, field
 
 
 @dataclass(frozen=True)
-class StepReport:
+class MonitorVerdict:
     """One decision's raw and windowed scores, thresholds, ratios and alarm.
 
     ``reason`` explains the alarm in words: the indicators that crossed their thresholds, or the

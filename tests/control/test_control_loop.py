@@ -196,7 +196,7 @@ def test_a_failing_reward_program_hands_over_to_the_fallback(setup):
     result = run_episode(make_env(terminate=False), agent, seed=0)
     labels = [d.intervention for d in result.decisions]
     assert labels[0] == "none" and labels[1] == "fallback:hold"
-    reason = result.decisions[1].report.reason
+    reason = result.decisions[1].verdict.reason
     assert "above threshold" in reason and "steering raised ValueError" in reason and "non-finite" in reason
     agent = MonitoredPolicy(policy, alarm_from(monitor, 1), response=GradedResponse(steering=Steering(broken, num_particles=B)),
                             num_samples=B)

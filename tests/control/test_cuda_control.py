@@ -73,12 +73,12 @@ def test_act_on_the_gpu_times_phases_with_cuda_events_and_scores_like_the_cpu(gp
         assert t["total"] == pytest.approx(sum(t[p] for p in PHASES))
         # GPU-timeline phases lie inside the host call that ran them (0.5 ms for the two clocks)
         assert 0 < t["total"] <= wall_ms + 0.5
-        assert d.report is not None and not d.report.failsafe and set(d.report.scores) == set(monitor.names)
+        assert d.verdict is not None and not d.verdict.failsafe and set(d.verdict.scores) == set(monitor.names)
     # The GPU monitor's live scores equal the CPU copy's offline scores of the same (host-copied) decisions.
     emb, smp = np.stack([d.embedding for d in decisions]), np.stack([d.samples for d in decisions])
     offline = cpu_monitor.score_offline(emb, smp, [len(decisions)])
     for name in monitor.names:
-        np.testing.assert_allclose([d.report.scores[name] for d in decisions], offline[name], rtol=1e-4, atol=1e-6, err_msg=name)
+        np.testing.assert_allclose([d.verdict.scores[name] for d in decisions], offline[name], rtol=1e-4, atol=1e-6, err_msg=name)
 
 
 def test_steering_on_the_gpu_returns_finite_chunks_there_and_the_hook_matches_the_cpu(gpu):

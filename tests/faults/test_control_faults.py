@@ -165,7 +165,7 @@ def test_a_bad_observation_is_a_recorded_failsafe_alarm_answered_by_the_fallback
     assert info["decision"] and info["alarm"] and info["failsafe"] and info["intervention"] == "fallback:hold"
     assert info["reason"].startswith("fail-safe: invalid observation") and says in info["reason"] and says in info["fault"]
     assert [d.env_step for d in agent.decisions] == [*range(0, at, K), at]  # the fault is a decision of its own
-    assert agent.decisions[-1].report.failsafe and says in agent.decisions[-1].report.reason
+    assert agent.decisions[-1].verdict.failsafe and says in agent.decisions[-1].verdict.reason
     assert all(i["fallback_active"] for i in infos[at:]) and not any(i["fallback_active"] for i in infos[:at])
     # the hold latched the position measured in the last valid observation, never the bad one
     np.testing.assert_allclose(actions[at:], np.repeat(seen[at - 1]["agent_pos"][None], 4, 0).astype(np.float64), atol=1e-6)
@@ -180,7 +180,7 @@ def test_without_a_fallback_a_bad_observation_raises_failsafe_error(policy, moni
     with pytest.raises(FailSafeError, match="no fallback is configured") as err:
         drive(agent, 8, K + 1, corrupt)
     assert says in str(err.value) and FIX in str(err.value)
-    assert agent.last_info["failsafe"] and agent.decisions[-1].env_step == K + 1 and agent.decisions[-1].report.failsafe
+    assert agent.last_info["failsafe"] and agent.decisions[-1].env_step == K + 1 and agent.decisions[-1].verdict.failsafe
     # a caller that handles the error and goes on gets a fresh plan from the next valid observation
     obs, _ = envs.make_env("push_t").reset(seed=0)
     assert np.isfinite(agent.act(obs)).all() and agent.last_info["decision"] and not agent.fallback_active
@@ -195,7 +195,7 @@ def test_a_huge_finite_observation_never_returns_a_nan_action(policy, monitor, u
     agent = MonitoredPolicy(policy, monitor if use_monitor else None, num_samples=B)
     with pytest.raises(FailSafeError, match="no fallback is configured"):
         drive(agent, 6, K, huge)
-    assert agent.decisions[-1].env_step == K and "non-finite" in agent.decisions[-1].report.reason
+    assert agent.decisions[-1].env_step == K and "non-finite" in agent.decisions[-1].verdict.reason
     actions, infos, _ = drive(hold(policy, monitor if use_monitor else None), 8, K, huge)
     assert np.isfinite(actions).all() and infos[K]["failsafe"] and infos[K]["intervention"] == "fallback:hold"
 
@@ -331,7 +331,7 @@ def test_fuzzed_observation_faults_never_yield_a_non_finite_action(policy, monit
         obs, *_ = env.step(action)
     if plan:
         first = min(plan)
-        assert agent.decisions[-1].env_step == first and agent.decisions[-1].report.failsafe
-        assert agent.fallback_active and BAD_OBS[plan[first]][1] in agent.decisions[-1].report.reason
+        assert agent.decisions[-1].env_step == first and agent.decisions[-1].verdict.failsafe
+        assert agent.fallback_active and BAD_OBS[plan[first]][1] in agent.decisions[-1].verdict.reason
     else:
         assert not agent.fallback_active
