@@ -20,6 +20,7 @@ from fiper.control.sweep import run_sweep
 from fiper.fingerprint import directory_digest, make_fingerprint
 from fiper.interventions import FallbackContext
 from fiper.monitor import load_monitor
+from fiper.monitor.identity import policy_fingerprint
 from launch.common import maybe_load_policy, plain, resolve_device, set_cpu_threads
 from launch.validate import (ENV_CHECKS, THREADS, boolean, cells, choice, existing_path, integer, list_of, mapping_of_text,
                              merged, optional, positive_int, reported, seed, text, validate)
@@ -132,6 +133,7 @@ def run(cfg: DictConfig):
                             select=cfg.select, seed=cfg.seeds.start)
     attrs = {"stress_config": plain(cfg), "task": env_cfg.get("name") or "custom", "control_period_s": 0.1,
              "n_action_steps": policy.n_action_steps, "num_samples": agent.num_samples,
+             "policy_fingerprint": policy_fingerprint(policy),  # launch.fit from these decisions records it in the monitor
              "intervention": type(response).__name__ if response is not None else "none"}
     recorder = RolloutRecorder(cfg.out, score_names=monitor.names if monitor else (), attrs=attrs,
                                fingerprint=store_fingerprint(cfg, agent.num_samples), overwrite=cfg.get("overwrite", False))

@@ -54,10 +54,15 @@ def load_decisions(
         data = ScoreFitData.from_store(store, episodes=episodes, seed=seed, device=device)
         b, h, a = (int(x) for x in data.samples.shape[1:])
         recorded = PolicyIdentity(int(data.embeddings.shape[1]), b, h, a, int(store.attrs.get("n_action_steps", 1)),
-                                  str(store.attrs.get("policy_name", "")))
+                                  str(store.attrs.get("policy_name", "")), store.attrs.get("policy_fingerprint"))
         if policy is not None:
-            PolicyIdentity.of(policy, b).check_shapes(recorded, source=f"{store.path} (its recorded decisions)")
-            return data, PolicyIdentity.of(policy, b)
+            given = PolicyIdentity.of(policy, b)
+            given.check_shapes(recorded, source=f"{store.path} (its recorded decisions)")
+            if recorded.fingerprint is not None and given.fingerprint != recorded.fingerprint:
+                raise ValueError(f"{store.path} holds decisions recorded by another policy (weights sha256 {recorded.fingerprint[:12]}) "
+                                 f"than the one given ({given.fingerprint and given.fingerprint[:12]}); fit on rollouts of this "
+                                 "policy, or leave out policy_dir= to fit for the recording policy")
+            return data, given
         return data, recorded
     if policy is None:
         raise ValueError(

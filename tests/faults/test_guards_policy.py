@@ -82,3 +82,31 @@ def test_file_without_fingerprint_loads_with_a_warning(policy, saved, tmp_path):
     with pytest.warns(UserWarning, match="records no policy fingerprint.*only its shapes"):
         monitor = load_monitor(old, policy=_retrained(policy))
     assert monitor.calibrated and monitor.identity.fingerprint is None
+
+
+def test_monitor_fitted_from_recorded_rollouts_knows_the_recording_policy(policy, tmp_path):
+    """launch.stress records the policy's fingerprint with its rollouts; a monitor fitted on them without the policy
+    (launch.fit without policy_dir=) takes it from there."""
+    from hydra import compose, initialize_config_dir
+
+    from fiper.monitor.workflow import load_decisions
+    from fiper.storage import EpisodeStore
+    from launch import stress
+
+    rollouts = tmp_path / "rollouts.zarr"
+    with initialize_config_dir(config_dir=str(CHECKPOINT.parents[1] / "conf"), version_base=None):
+        stress.run(compose(config_name="stress", overrides=[
+            "env=pick_place", "+env.kwargs.max_episode_steps=16", f"policy_dir={CHECKPOINT}", "num_samples=2", "device=cpu",
+            "cells=[[none,[0.0]]]", "seeds.start=0", "seeds.count=2", "progress=false", f"out={rollouts}"]))
+    store = EpisodeStore.open(rollouts)
+    data, identity = load_decisions(store)
+    assert identity.fingerprint == policy_fingerprint(policy)
+    monitor = fit_monitor(data, identity, scores={"ace": {"score": "ace"}}, windows={"ace": 1}, rule="single")
+    out = save_monitor(monitor, tmp_path / "monitor")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        load_monitor(out, policy=policy)
+    with pytest.raises(ValueError, match="fitted for another policy"):
+        load_monitor(out, policy=_retrained(policy))
+    with pytest.raises(ValueError, match="decisions recorded by another policy"):
+        load_decisions(store, policy=_retrained(policy), num_samples=2)
