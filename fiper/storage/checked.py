@@ -41,6 +41,8 @@ class CheckedArray:
         self._array, self._store, self.name = array, store, name
 
     def __getattr__(self, attr: str) -> Any:
+        if attr.startswith("__") or attr in ("_array", "_store"):  # not set yet (copy, pickle)
+            raise AttributeError(attr)
         return getattr(self._array, attr)
 
     def __len__(self) -> int:

@@ -41,15 +41,3 @@ def create_time_array(group: zarr.Group, name: str, sample: np.ndarray) -> zarr.
         compressors=compressor_for(dtype),
         fill_value=0,
     ).with_config(WRITE_ALL_CHUNKS)
-
-
-def stored_chunk_count(arr: zarr.Array) -> int:
-    return int(arr.nchunks_initialized)
-
-
-def required_chunk_count(arr: zarr.Array, length: int) -> int:
-    """Chunks that must exist to hold the first ``length`` rows of a time-major array."""
-    if length == 0:
-        return 0
-    per_row = int(np.prod([-(-s // c) for s, c in zip(arr.shape[1:], arr.chunks[1:])], dtype=np.int64))
-    return -(-length // arr.chunks[0]) * per_row
