@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 from fault_stores import assert_same_episode, read_everything, rewrite_chunk, write_store
 
+from fiper.evaluation.rollouts import load_rollouts
 from fiper.scores.base import ScoreFitData
 from fiper.storage import DamagedStoreError, EpisodeStore, StoreError
 from fiper.storage.repair import repair_store
@@ -46,6 +47,8 @@ def test_truncated_chunk_names_store_array_file_and_fix(store):
     # the same error through the readers that take rows of whole episodes
     with pytest.raises(DamagedStoreError, match="decisions/samples"):
         ScoreFitData.from_store(s, episodes=[1, 3])
+    with pytest.raises(DamagedStoreError, match="decisions/samples/0.0.0.0"):
+        load_rollouts([path])  # offline evaluation
 
 
 def test_chunk_that_still_decompresses_fails_its_checksum(store):
