@@ -11,7 +11,7 @@ from fault_stores import assert_same_episode, read_everything, write_store
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fiper.storage import DamagedStoreError
+from fiper.storage import DamagedStoreError, EpisodeStore
 from fiper.storage.repair import repair_store, scan_store
 
 SETTINGS = settings(max_examples=60, deadline=None, derandomize=True, database=None,
@@ -22,6 +22,15 @@ SETTINGS = settings(max_examples=60, deadline=None, derandomize=True, database=N
 def original(tmp_path_factory):
     path = tmp_path_factory.mktemp("fuzz") / "original.zarr"
     written = write_store(path, lengths=(9, 5, 12, 7), frames=False)
+    files = sorted(str(p.relative_to(path)) for p in path.rglob("*") if p.is_file())
+    return path, written, files
+
+
+@pytest.fixture(scope="module")
+def with_frames(tmp_path_factory):
+    """A store whose data/frame chunks (64 rows) each hold part of the episodes, so damage reaches only some."""
+    path = tmp_path_factory.mktemp("fuzz") / "frames.zarr"
+    written = write_store(path)
     files = sorted(str(p.relative_to(path)) for p in path.rglob("*") if p.is_file())
     return path, written, files
 
@@ -68,8 +77,8 @@ def test_damaged_bytes_are_reported_or_harmless(original, tmp_path_factory, ops)
 
 @settings(SETTINGS, max_examples=25)
 @given(ops=st.lists(damage, min_size=1, max_size=2))
-def test_repair_loses_no_intact_episode(original, tmp_path_factory, ops):
-    source, written, files = original
+def test_repair_loses_no_intact_episode(with_frames, tmp_path_factory, ops):
+    source, written, files = with_frames
     path = _copy(source, tmp_path_factory.mktemp("case"), 0)
     _apply(path, files, ops)
     try:
@@ -86,3 +95,21 @@ def test_repair_loses_no_intact_episode(original, tmp_path_factory, ops):
     assert got["n"] == len(kept)
     for g, i in zip(got["episodes"], kept):
         assert_same_episode(g, written[i])  # every kept episode is exactly what was written
+    hit = {files[which % len(files)] for _, which, _, _ in ops}
+    if all(f.split("/")[0] in ("data", "decisions") and not Path(f).name.startswith(".") for f in hit):
+        untouched = [i for i, deps in enumerate(_chunks_of_episodes(source)) if not deps & hit]
+        assert set(untouched) <= set(scan.intact)  # no episode the damage did not reach is dropped
+
+
+def _chunks_of_episodes(path: Path) -> list[set[str]]:
+    """The data/ and decisions/ chunk files each episode's rows lie in."""
+    store = EpisodeStore.open(path)
+    out = [set() for _ in range(store.n_episodes)]
+    for group, keys, slices in (("data", store.data_keys, store.episode_slice), ("decisions", store.decision_keys, store.decision_slice)):
+        for key in keys:
+            arr = store.data_array(key) if group == "data" else store.decision_array(key)
+            c, sep = arr.chunks[0], arr.metadata.dimension_separator
+            for i in range(store.n_episodes):
+                sl = slices(i)
+                out[i] |= {f"{group}/{key}/" + sep.join([str(k)] + ["0"] * (arr.ndim - 1)) for k in range(sl.start // c, -(-sl.stop // c))}
+    return out
