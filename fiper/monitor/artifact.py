@@ -9,6 +9,7 @@ Every damaged or foreign file raises MonitorFileError naming the file, what is w
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -64,11 +65,16 @@ def save_monitor(monitor: FailureMonitor, directory: str | os.PathLike, *, extra
     }
     tmp = directory / (TENSOR_FILE + ".tmp")
     save_file(tensors, str(tmp))
+    config["tensors_sha256"] = _sha256(tmp)  # safetensors keeps no checksum: a flipped bit would load as another value
     os.replace(tmp, directory / TENSOR_FILE)
     tmp = directory / (CONFIG_FILE + ".tmp")
     tmp.write_text(json.dumps(config, indent=2))
     os.replace(tmp, directory / CONFIG_FILE)
     return directory
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def read_monitor_config(directory: str | os.PathLike) -> dict[str, Any]:
@@ -113,6 +119,10 @@ def load_monitor(directory: str | os.PathLike, *, policy: Any = None, device: st
     tensor_path = directory / TENSOR_FILE
     if not tensor_path.exists():
         raise FileNotFoundError(f"{tensor_path} is missing: the monitor directory is incomplete; re-run `python -m launch.fit`")
+    recorded = config.get("tensors_sha256")  # absent in files written before it was recorded
+    if recorded is not None and _sha256(tensor_path) != recorded:
+        raise _error(tensor_path, f"its bytes differ from the sha256 recorded in {CONFIG_FILE} when both were saved (changed or "
+                     "damaged since, or one of the two files was replaced)")
     try:
         tensors = load_file(str(tensor_path))
     except (SafetensorError, OSError, ValueError) as err:

@@ -29,7 +29,25 @@ def _truncate(path):
 
 def test_truncated_tensor_file(saved):
     _truncate(saved / "scores.safetensors")
+    with pytest.raises(MonitorFileError, match=r"scores.safetensors: its bytes differ from the sha256 recorded in monitor.json.*Fix: re-create"):
+        load_monitor(saved)
+    config = json.loads((saved / "monitor.json").read_text())
+    del config["tensors_sha256"]  # a file written before the sha256 was recorded
+    (saved / "monitor.json").write_text(json.dumps(config))
     with pytest.raises(MonitorFileError, match=r"scores.safetensors: the score tensors do not load \(SafetensorError.*truncated.*Fix: re-create"):
+        load_monitor(saved)
+
+
+def test_changed_tensor_that_still_loads(saved):
+    """safetensors keeps no checksum: a flipped bit in a value, or a tensor of another shape, loads without error."""
+    from safetensors.torch import load_file, save_file
+
+    tensors = load_file(str(saved / "scores.safetensors"))
+    name = next(iter(tensors))
+    tensors[name] = tensors[name].clone()
+    tensors[name].view(-1)[0] += 1
+    save_file(tensors, str(saved / "scores.safetensors"))
+    with pytest.raises(MonitorFileError, match="its bytes differ from the sha256 recorded"):
         load_monitor(saved)
 
 
