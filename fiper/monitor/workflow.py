@@ -89,7 +89,10 @@ def overlap_with_fit(fit_data: dict[str, Any] | None, store: EpisodeStore, episo
     if not fit_data:
         return None
     mine = fit_record(store, episodes)
-    same_store = mine["store"] == fit_data.get("store") or (mine["store_id"] is not None and mine["store_id"] == fit_data.get("store_id"))
+    if mine["store_id"] is not None and fit_data.get("store_id") is not None:
+        same_store = mine["store_id"] == fit_data["store_id"]  # a store replaced at the same path is another store
+    else:
+        same_store = mine["store"] == fit_data.get("store")
     shared = sorted(set(mine["episodes"]) & set(fit_data.get("episodes") or [])) if same_store else []
     if shared:
         return f"{len(shared)} of its {len(episodes)} calibration episodes of {store.path} were fitted on (episodes {shared[:5]}...)"

@@ -106,10 +106,13 @@ def repair_store(path: str | os.PathLike, *, out: str | os.PathLike | None = Non
         raise DamagedStoreError(path, "no committed episode reads back intact, so nothing was written",
                                 episodes=sorted(scan.damaged), fix="restore the store from a copy")
     source = EpisodeStore._open_unchecked(path)
+    source._check_records()  # the copy reads are checked as the scan's were
     target = Path(out) if out is not None else path.with_name(path.name + ".repairing")
     if target.exists():
         raise StoreError(f"{target} already exists; remove it or pass another output path")
-    fresh = EpisodeStore.create(target, attrs=source.attrs)
+    attrs = {k: v for k, v in source.attrs.items() if k != "store_id"}  # renumbered episodes: a store of its own
+    fresh = EpisodeStore.create(target, attrs={**attrs, "repaired_from": {"store_id": source.attrs.get("store_id"), "path": str(path),
+                                                                          "episodes": scan.intact}})
     for i in scan.intact:
         data, decisions, labels = _episode_rows(source, i)
         fresh.append_episode(data, decisions=decisions, meta=labels)

@@ -140,6 +140,9 @@ def test_repair_keeps_every_intact_episode(store):
     assert got["n"] == 3
     for g, i in zip(got["episodes"], [1, 2, 3]):
         assert_same_episode(g, written[i])
+    repaired, original = EpisodeStore.open(path).attrs, EpisodeStore._open_unchecked(report.backup).attrs
+    assert repaired["task"] == "faults" and repaired["store_id"] != original["store_id"]
+    assert repaired["repaired_from"] == {"store_id": original["store_id"], "path": str(path), "episodes": [1, 2, 3]}
     assert repair_store(path).written is None  # an intact store is left alone
 
 
