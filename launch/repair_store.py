@@ -14,22 +14,23 @@ from __future__ import annotations
 import hydra
 from omegaconf import DictConfig
 
-from fiper.storage import StoreError
-from fiper.storage.repair import RepairReport, repair_store
+from fiper.storage.repair import RepairOutcome, repair_store
+from launch.validate import boolean, existing_path, optional, reported, text, validate
+
+CHECKS = {"store": existing_path("store"), "out": optional(text), "dry_run": boolean}
 
 
-def run(cfg: DictConfig) -> RepairReport:
-    report = repair_store(cfg.store, out=cfg.get("out"), dry_run=bool(cfg.get("dry_run", False)))
-    print(report.describe())
-    return report
+def run(cfg: DictConfig) -> RepairOutcome:
+    validate(cfg, CHECKS, "repair_store")
+    outcome = repair_store(cfg.store, out=cfg.get("out"), dry_run=bool(cfg.get("dry_run", False)))
+    print(outcome.describe())
+    return outcome
 
 
 @hydra.main(config_path="conf", config_name="repair_store", version_base=None)
 def main(cfg: DictConfig) -> None:
-    try:
+    with reported():
         run(cfg)
-    except StoreError as err:
-        raise SystemExit(f"error: {err}") from None
 
 
 if __name__ == "__main__":

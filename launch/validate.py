@@ -10,6 +10,7 @@ as a whole).
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -219,13 +220,14 @@ def validate(cfg: Any, rules: Mapping[str, Check], entry: str, *, check_paths: b
 
 @contextmanager
 def reported() -> Iterator[None]:
-    """For a command's main: a config or fingerprint error ends the command with its message, without a traceback."""
-    from fiper.fingerprint import FingerprintMismatch
-
+    """For a command's main: an error that names its problem and fix (fiper raises those as ValueError or
+    FileNotFoundError) ends the command with its message, without a traceback; FIPER_TRACEBACK=1 keeps the traceback."""
     try:
         yield
-    except (ConfigError, FingerprintMismatch) as err:
-        raise SystemExit(f"error: {err}") from None
+    except (ValueError, FileNotFoundError) as err:
+        if os.environ.get("FIPER_TRACEBACK"):
+            raise
+        raise SystemExit(f"error: {err}\n(set FIPER_TRACEBACK=1 for the traceback)") from None
 
 
 def merged(*rule_sets: Mapping[str, Check]) -> dict[str, Check]:

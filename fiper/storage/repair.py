@@ -34,7 +34,7 @@ class ScanReport:
 
 
 @dataclass
-class RepairReport:
+class RepairOutcome:
     scan: ScanReport
     written: Path | None  # the repaired store (None: nothing to repair or a dry run)
     backup: Path | None  # where the damaged original now lives
@@ -91,7 +91,7 @@ def scan_store(path: str | os.PathLike) -> ScanReport:
     return report
 
 
-def repair_store(path: str | os.PathLike, *, out: str | os.PathLike | None = None, dry_run: bool = False) -> RepairReport:
+def repair_store(path: str | os.PathLike, *, out: str | os.PathLike | None = None, dry_run: bool = False) -> RepairOutcome:
     """Copy the intact committed episodes of ``path`` into a new store.
 
     With ``out`` the copy goes there and the original is untouched; otherwise the copy replaces
@@ -101,7 +101,7 @@ def repair_store(path: str | os.PathLike, *, out: str | os.PathLike | None = Non
     path = Path(path)
     scan = scan_store(path)
     if scan.clean or dry_run:
-        return RepairReport(scan, None, None)
+        return RepairOutcome(scan, None, None)
     if not scan.intact:
         raise DamagedStoreError(path, "no committed episode reads back intact, so nothing was written",
                                 episodes=sorted(scan.damaged), fix="restore the store from a copy")
@@ -121,8 +121,8 @@ def repair_store(path: str | os.PathLike, *, out: str | os.PathLike | None = Non
         raise StoreError(f"the repaired copy {target} holds {check.n_episodes} episodes, expected {len(scan.intact)}; "
                          f"{path} is unchanged")
     if out is not None:
-        return RepairReport(scan, target, None)
+        return RepairOutcome(scan, target, None)
     backup = path.with_name(f"{path.name}.damaged-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}")
     os.replace(path, backup)
     os.replace(target, path)
-    return RepairReport(scan, path, backup)
+    return RepairOutcome(scan, path, backup)
