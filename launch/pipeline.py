@@ -28,7 +28,7 @@ from hydra import compose
 from omegaconf import DictConfig, OmegaConf
 
 from calibration.thresholds import THRESHOLD_KINDS
-from fiper.control.monitored_policy import SELECTIONS
+from fiper.control.monitored_policy import EXECUTED_CHUNKS
 from fiper.evaluation.deploy import monitor_file_name
 from fiper.evaluation.rollouts import task_name
 from fiper.fingerprint import differences, directory_digest, file_digest, make_fingerprint, same, sha256_text
@@ -44,7 +44,7 @@ CHECKS = {
     "train.policy": text, "train.steps": positive_int, "train.batch_size": positive_int, "train.n_action_steps": positive_int,
     "train.overrides": list_of(text, non_empty=False, example="['policy.image_downsample=2']"),
     "train.checkpoint": optional(text), "train.checkpoint_task": optional(text),
-    "rollouts.num_samples": positive_int, "rollouts.select": choice(*SELECTIONS),
+    "rollouts.num_samples": positive_int, "rollouts.execute": choice(*EXECUTED_CHUNKS),
     "rollouts.fit_episodes": positive_int, "rollouts.calibration_episodes": positive_int,
     "rollouts.delta": probability, "rollouts.threshold": choice(*THRESHOLD_KINDS), "rollouts.joint": boolean,
     "rollouts.cells": cells, "rollouts.seeds_per_cell": positive_int,
@@ -214,7 +214,7 @@ def _steps(cfg: DictConfig, run_dir: Path, choice: Path | None) -> dict[str, lis
     threads = f"cpu_threads={_list(cfg.cpu_threads)}"
     policy, monitor, chosen, report = run_dir / "policy", run_dir / "monitor", run_dir / "monitor_chosen", run_dir / "evaluation"
     fit_store, cal_store, stress_store = run_dir / "id_fit.zarr", run_dir / "id_calibration.zarr", run_dir / "stress.zarr"
-    common = [*env, threads, f"policy_dir={policy}", f"num_samples={r.num_samples}", f"device={cfg.device}", f"select={r.select}",
+    common = [*env, threads, f"policy_dir={policy}", f"num_samples={r.num_samples}", f"device={cfg.device}", f"execute={r.execute}",
               "cells=[[none,[0.0]]]"]
     m = plain(cfg.monitor)
     choice = choice or report / monitor_file_name("TASK")  # a placeholder for validation
@@ -235,7 +235,7 @@ def _steps(cfg: DictConfig, run_dir: Path, choice: Path | None) -> dict[str, lis
                                           f"delta={r.delta}", f"kind={r.threshold}", f"joint={_list(bool(r.get('joint', False)))}",
                                           f"device={cfg.device}"])],
         "stress rollouts": [Step(stress, "stress", [*env, threads, f"policy_dir={policy}", f"monitor_dir={monitor}", f"out={stress_store}",
-                                                    f"device={cfg.device}", f"select={r.select}", f"cells={_list(plain(r.cells))}",
+                                                    f"device={cfg.device}", f"execute={r.execute}", f"cells={_list(plain(r.cells))}",
                                                     "seeds.start=30000", f"seeds.count={r.seeds_per_cell}"])],
         "evaluate": [Step(evaluate, "evaluate", [threads, f"rollouts=[{fit_store},{cal_store},{stress_store}]", f"out={report}",
                                                  f"device={cfg.device}", f"seed={cfg.seed}", *list(cfg.evaluate)])],

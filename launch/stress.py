@@ -15,7 +15,7 @@ from omegaconf import DictConfig
 
 from fiper.collection import call_with_accepted, make_env_from_config, resolve
 from fiper.control import MonitoredPolicy, RolloutRecorder
-from fiper.control.monitored_policy import SELECTIONS
+from fiper.control.monitored_policy import EXECUTED_CHUNKS
 from fiper.control.sweep import run_sweep
 from fiper.fingerprint import directory_digest, make_fingerprint
 from fiper.interventions import FallbackContext
@@ -30,7 +30,7 @@ CHECKS = merged(ENV_CHECKS, THREADS, {
     "monitor_dir": optional(existing_path("monitor directory")),
     "out": text,
     "num_samples": positive_int,
-    "select": choice(*SELECTIONS),
+    "execute": choice(*EXECUTED_CHUNKS),
     "cells": cells,
     "seeds.start": seed,
     "seeds.count": positive_int,
@@ -107,7 +107,7 @@ def store_fingerprint(cfg: DictConfig, num_samples: int) -> dict[str, Any]:
         "monitor": directory_digest(cfg.monitor_dir),
         "env": plain(cfg.env),
         "factories": plain(cfg.factories),
-        "sampling": {"num_samples": int(num_samples), "select": cfg.select},
+        "sampling": {"num_samples": int(num_samples), "execute": cfg.execute},
         "intervention": plain(cfg.get("intervention")),
         "context": plain(cfg.context) if cfg.get("intervention") is not None else None,
         "record_keys": plain(cfg.record_keys),
@@ -130,7 +130,7 @@ def run(cfg: DictConfig):
     finally:
         probe.close()
     agent = MonitoredPolicy(policy, monitor, response=response, context=context, num_samples=num_samples,
-                            select=cfg.select, seed=cfg.seeds.start)
+                            execute=cfg.execute, seed=cfg.seeds.start)
     attrs = {"stress_config": plain(cfg), "task": env_cfg.get("name") or "custom", "control_period_s": 0.1,
              "n_action_steps": policy.n_action_steps, "num_samples": agent.num_samples,
              "policy_fingerprint": policy_fingerprint(policy),  # launch.fit from these decisions records it in the monitor

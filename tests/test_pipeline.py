@@ -31,7 +31,7 @@ def test_pipeline_runs_every_stage_then_caches(tmp_path, capsys):
     run_dir = tmp_path / "run"
     cfg = _compose("pipeline", [
         f"run_dir={run_dir}", "collect.n_episodes=2", "env_overrides=['env.shifts=[]']",
-        "rollouts.fit_episodes=10", "rollouts.calibration_episodes=10", "rollouts.num_samples=8", "rollouts.select=medoid",
+        "rollouts.fit_episodes=10", "rollouts.calibration_episodes=10", "rollouts.num_samples=8", "rollouts.execute=medoid",
         "rollouts.cells=[[none,[0.0]],[init_pose,[1.0]]]", "rollouts.seeds_per_cell=4", "deploy_delta=0.3",
         "evaluate=['deltas=[0.2]','windows=[1,episode]','split.fit=0.5','split.calibration=0.5',"
         "'scores.ace.dims=[0,1,2]','progress=false','~methods.knn','~methods.rnd_a','~methods.logpzo']",
@@ -49,8 +49,8 @@ def test_pipeline_runs_every_stage_then_caches(tmp_path, capsys):
     assert {r["method"] for r in metrics["records"]} >= {"fiper", "rnd_oe", "ace", "stac", "pca_kmeans", "mahalanobis"}
     assert metrics["tasks"]["pick_place"]["episodes"] == 10 + 10 + 2 * 4
     assert list((run_dir / "evaluation").glob("*.png"))
-    for store in ("id_fit.zarr", "id_calibration.zarr", "stress.zarr"):  # rollouts.select reached every rollout stage
-        assert EpisodeStore.open(run_dir / store).attrs["stress_config"]["select"] == "medoid"
+    for store in ("id_fit.zarr", "id_calibration.zarr", "stress.zarr"):  # rollouts.execute reached every rollout stage
+        assert EpisodeStore.open(run_dir / store).attrs["stress_config"]["execute"] == "medoid"
     capsys.readouterr()
     _run(cfg)  # every stage cached: nothing reruns
     assert capsys.readouterr().out.count("cached") == 8

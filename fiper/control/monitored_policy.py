@@ -34,7 +34,7 @@ from fiper.interventions.fallbacks import check_action
 from fiper.monitor import FailureMonitor, PolicyIdentity, MonitorVerdict
 from fiper.protocol import GenerativePolicy
 
-SELECTIONS = ("first", "medoid")
+EXECUTED_CHUNKS = ("first", "medoid")  # which chunk of the batch a decision executes
 NO_FALLBACK_FIX = ("configure a fallback via MonitoredPolicy(..., response=GradedResponse(fallback=HoldPosition()), "
                    "context=FallbackContext(action_dim=..., position_dims=[...])) so the wrapper has a safe action to return")
 
@@ -91,14 +91,14 @@ class MonitoredPolicy:
         response: GradedResponse | None = None,
         context: FallbackContext | None = None,
         num_samples: int | None = None,
-        select: str = "first",
+        execute: str = "first",
         time_budget_ms: float | None = None,
         overrun_fallback: bool = True,
         seed: int = 0,
         keep_decisions: bool = True,
     ):
-        if select not in SELECTIONS:
-            raise ValueError(f"select must be one of {SELECTIONS}, got {select!r}")
+        if execute not in EXECUTED_CHUNKS:
+            raise ValueError(f"execute must be one of {EXECUTED_CHUNKS}, got {execute!r}")
         if monitor is not None:
             if not monitor.calibrated:
                 raise ValueError("the monitor is not calibrated: run `python -m launch.calibrate` (or monitor.calibrate) first")
@@ -113,7 +113,7 @@ class MonitoredPolicy:
             raise ValueError(f"time_budget_ms={time_budget_ms!r} is invalid: give a positive number of milliseconds, or None")
         self.policy, self.monitor, self.response, self.context = policy, monitor, response, context
         self.num_samples = int(num_samples or 32)
-        self.select, self.time_budget_ms, self.overrun_fallback = select, time_budget_ms, overrun_fallback
+        self.execute, self.time_budget_ms, self.overrun_fallback = execute, time_budget_ms, overrun_fallback
         self.history = ObsHistory(list(policy.obs_shapes), policy.n_obs_steps, shapes=policy.obs_shapes)
         self.timer = PhaseTimer(policy.device)
         self.generator = torch.Generator(device=policy.device)
@@ -231,7 +231,7 @@ class MonitoredPolicy:
             return self._record(z, samples, None, verdict, label, self._timing())
         if steer_out is not None and label == "steer":
             chunk = steer_out.chunk[0]
-        elif self.select == "medoid":
+        elif self.execute == "medoid":
             chunk = samples[0, medoid_index(samples)[0]]
         else:
             chunk = samples[0, 0]

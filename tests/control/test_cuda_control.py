@@ -67,7 +67,7 @@ def test_act_on_the_gpu_times_phases_with_cuda_events_and_scores_like_the_cpu(gp
     for d, wall_ms in zip(decisions, walls):
         assert d.embedding.shape == (policy.embedding_dim,) and d.samples.shape == (B, policy.horizon, policy.action_dim)
         assert d.samples.dtype == np.float32 and np.isfinite(d.samples).all()
-        np.testing.assert_array_equal(d.executed, d.samples[0])  # select='first'
+        np.testing.assert_array_equal(d.executed, d.samples[0])  # execute='first'
         t = d.timing_ms
         assert set(t) == {*PHASES, "total"} and all(np.isfinite(v) and v >= 0 for v in t.values())
         assert t["total"] == pytest.approx(sum(t[p] for p in PHASES))

@@ -59,15 +59,15 @@ def test_sweep_resumes_only_into_a_store_of_the_same_fingerprint(tmp_path):
     store = EpisodeStore.open(out)
     assert store.n_episodes == 2 and store.meta("seed").tolist() == [0, 1]
     recorded = store.attrs["fingerprint"]
-    assert recorded["values"]["sampling.select"] == "first" and recorded["values"]["policy"] == directory_digest(POLICY)
-    with pytest.raises(FingerprintMismatch, match=r'sampling\.select: "first" -> "medoid".*out=<new path>.*overwrite=true'):
-        _run(stress, "stress", [*SHORT, f"out={out}", "seeds.count=3", "select=medoid"])
+    assert recorded["values"]["sampling.execute"] == "first" and recorded["values"]["policy"] == directory_digest(POLICY)
+    with pytest.raises(FingerprintMismatch, match=r'sampling\.execute: "first" -> "medoid".*out=<new path>.*overwrite=true'):
+        _run(stress, "stress", [*SHORT, f"out={out}", "seeds.count=3", "execute=medoid"])
     with pytest.raises(FingerprintMismatch, match=r'env\.shifts: \[\] -> \[\["obstacle",0\.5\]\]'):
         _run(stress, "stress", [*SHORT, f"out={out}", "seeds.count=3", "env.shifts=[[obstacle,0.5]]"])
     assert EpisodeStore.open(out).n_episodes == 2  # nothing was appended by the refused runs
-    _run(stress, "stress", [*SHORT, f"out={out}", "seeds.count=1", "select=medoid", "overwrite=true"])
+    _run(stress, "stress", [*SHORT, f"out={out}", "seeds.count=1", "execute=medoid", "overwrite=true"])
     replaced = EpisodeStore.open(out)
-    assert replaced.n_episodes == 1 and replaced.attrs["fingerprint"]["values"]["sampling.select"] == "medoid"
+    assert replaced.n_episodes == 1 and replaced.attrs["fingerprint"]["values"]["sampling.execute"] == "medoid"
 
 
 def test_sweep_refuses_a_store_recorded_without_the_monitor(tmp_path):
