@@ -31,7 +31,7 @@ def threshold_settings(cfg: DictConfig, monitor, extra: dict) -> tuple[str, bool
         kind, joint, source = cfg.kind, bool(cfg.get("joint") or False), "the command line"
     else:
         kind, joint = monitor.threshold, monitor.joint if cfg.get("joint") is None else bool(cfg.joint)
-        source = "the monitor file " + extra["choice"]["file"] if "choice" in extra else "the monitor's spec"
+        source = "the monitor file " + extra["monitor_file"]["file"] if "monitor_file" in extra else "the monitor's spec"
     print(f"threshold: {kind}{' (joint)' if joint else ''}, from {source}")
     return kind, joint
 

@@ -8,7 +8,7 @@ import hydra
 from omegaconf import DictConfig
 
 from calibration.thresholds import THRESHOLD_KINDS
-from fiper.evaluation import EvaluationConfig, summary_table, write_monitor_choices, write_outputs
+from fiper.evaluation import EvaluationConfig, summary_table, write_monitor_files, write_outputs
 from fiper.evaluation.config import CRITERIA
 from fiper.evaluation.render import write_repeats
 from fiper.evaluation.repeats import evaluate_repeats, summarise_repeats
@@ -77,7 +77,7 @@ def _evaluate(cfg: DictConfig):
         if k == 0:
             first["result"] = result
             first["paths"] = write_outputs(result, cfg.out, plots=bool(cfg.plots))
-            write_monitor_choices(result, cfg.out)
+            write_monitor_files(result, cfg.out)
         else:
             write_outputs(result, Path(cfg.out) / "repeats" / f"seed_{result.config.seed}", plots=False)
 

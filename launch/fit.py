@@ -1,4 +1,4 @@
-"""Fit a monitor's score models: python -m launch.fit data=<store> policy_dir=<ckpt> out=<dir> [monitor_file=<evaluated choice>]."""
+"""Fit a monitor's score models: python -m launch.fit data=<store> policy_dir=<ckpt> out=<dir> [monitor_file=<monitor_<task>.yaml from launch.evaluate>]."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import hydra
 from omegaconf import DictConfig
 
 from fiper.monitor import save_monitor
-from fiper.monitor.choice import read_choice
+from fiper.monitor.monitor_file import read_monitor_file
 from fiper.monitor.fitting import fit_monitor
 from fiper.monitor.spec import MonitorSpec
 from fiper.monitor.workflow import fit_record, load_decisions, successful_in_distribution
@@ -28,9 +28,9 @@ CHECKS = merged(THREADS, {
 def run(cfg: DictConfig):
     validate(cfg, CHECKS, "fit")
     set_cpu_threads(cfg.cpu_threads)
-    choice = read_choice(cfg.monitor_file) if cfg.get("monitor_file") else None
-    spec = choice["spec"] if choice else MonitorSpec.of(plain(cfg.monitor), source="fit config 'monitor'")
-    num_samples = cfg.get("num_samples") or (choice["evaluated"].get("num_samples") if choice else None) or 32
+    evaluated = read_monitor_file(cfg.monitor_file) if cfg.get("monitor_file") else None
+    spec = evaluated["spec"] if evaluated else MonitorSpec.of(plain(cfg.monitor), source="fit config 'monitor'")
+    num_samples = cfg.get("num_samples") or (evaluated["evaluated"].get("num_samples") if evaluated else None) or 32
     policy = maybe_load_policy(cfg.policy_dir, cfg.device)
     store = EpisodeStore.open(cfg.data)
     episodes = successful_in_distribution(store)
@@ -38,8 +38,8 @@ def run(cfg: DictConfig):
                                     num_samples=int(num_samples), seed=cfg.seed, device=resolve_device(cfg.device))
     monitor = fit_monitor(data, identity, spec)  # its spec's threshold type and joint flag are launch.calibrate's defaults
     extra = {"fit": plain(cfg)}
-    if choice:
-        extra["choice"] = {"file": str(cfg.monitor_file), "evaluated": choice["evaluated"]}
+    if evaluated:
+        extra["monitor_file"] = {"file": str(cfg.monitor_file), "evaluated": evaluated["evaluated"]}
     save_monitor(monitor, cfg.out, extra=extra, fit_data=fit_record(store, episodes))  # calibration refuses these episodes
     save_config(cfg, cfg.out, "fit_config.yaml")
     print(f"fitted {', '.join(monitor.names)} on {data.n_decisions} decisions of {len(data.decision_ends)} episodes -> {cfg.out}")

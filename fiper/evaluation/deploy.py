@@ -1,4 +1,4 @@
-"""The configuration an evaluation chose for one method, as a monitor file to deploy (fiper.monitor.choice).
+"""The configuration an evaluation chose for one method, as a monitor file to deploy (fiper.monitor.monitor_file).
 
 The row deployed is the method's ``chosen`` row (the guaranteed threshold type that validated
 best), or its only guaranteed type when just one was evaluated: everything in it was picked on
@@ -15,7 +15,7 @@ import numpy as np
 
 from fiper.evaluation.findings import deployable_label
 from fiper.evaluation.results import TaskResult, TypeResult
-from fiper.monitor.choice import write_choice
+from fiper.monitor.monitor_file import write_monitor_file
 from fiper.monitor.spec import MonitorSpec
 
 SUMMARY_FIELDS = ("accuracy", "twa", "tpr", "tnr", "far_id", "auroc", "lead_fraction_before_onset")
@@ -32,7 +32,7 @@ def _number(value: Any) -> float | None:
     return round(value, 4) if np.isfinite(value) else None
 
 
-def monitor_choice(task: TaskResult, method: str, *, selection: str = "") -> dict[str, Any] | None:
+def deployed_spec(task: TaskResult, method: str, *, selection: str = "") -> dict[str, Any] | None:
     """The chosen MonitorSpec of ``method`` on ``task`` and its test metrics: {spec, evaluated} (None without a guaranteed threshold type)."""
     row = deployed_row(task, method)
     if row is None:
@@ -65,9 +65,9 @@ def deploy_commands(file: str | Path) -> list[str]:
             "python -m launch.calibrate data=<other successful rollouts> monitor_dir=<monitor dir> delta=<δ>"]
 
 
-def choice_header(choice: dict[str, Any], path: Path) -> str:
+def monitor_file_header(deployed: dict[str, Any], path: Path) -> str:
     """Comment lines: what the file is and the two commands that deploy it."""
-    ev, spec = choice["evaluated"], choice["spec"]
+    ev, spec = deployed["evaluated"], deployed["spec"]
     member = f" (member {ev['selected']})" if ev["selected"] else ""
     return (f"Monitor chosen by launch.evaluate for task {ev['task']!r}: method {ev['method']}{member}, "
             f"{spec.threshold} threshold{' (joint)' if spec.joint else ''}, windows and rule chosen on validation.\n"
@@ -80,16 +80,16 @@ def monitor_file_name(task: str) -> str:
     return f"monitor_{task}.yaml"
 
 
-def write_monitor_choices(result: Any, out_dir: str | os.PathLike) -> dict[str, Path]:
+def write_monitor_files(result: Any, out_dir: str | os.PathLike) -> dict[str, Path]:
     """The deploy step: ``monitor_<task>.yaml`` per task for ``config.deploy_method`` (none when it is null)."""
     method = result.config.deploy_method
     written = {}
     if method is None:
         return written
     for name, task in result.tasks.items():
-        choice = monitor_choice(task, method, selection=result.config.selection)
-        if choice is not None:
+        deployed = deployed_spec(task, method, selection=result.config.selection)
+        if deployed is not None:
             Path(out_dir).mkdir(parents=True, exist_ok=True)
             path = Path(out_dir) / monitor_file_name(name)
-            written[name] = write_choice(choice["spec"], choice["evaluated"], path, header=choice_header(choice, path))
+            written[name] = write_monitor_file(deployed["spec"], deployed["evaluated"], path, header=monitor_file_header(deployed, path))
     return written

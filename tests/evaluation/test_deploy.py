@@ -12,10 +12,10 @@ from hydra import compose, initialize_config_dir
 
 from evaluation_helpers import ONE_RUN, TINY_SCORES, small_config
 from fiper.evaluation import evaluate_rollouts
-from fiper.evaluation.deploy import monitor_choice, write_monitor_choices
+from fiper.evaluation.deploy import deployed_spec, write_monitor_files
 from benchmarks.synthetic_stores import write_synthetic_store
 from fiper.monitor import load_monitor
-from fiper.monitor.choice import read_choice, write_choice
+from fiper.monitor.monitor_file import read_monitor_file, write_monitor_file
 from fiper.monitor.spec import MonitorSpec
 from fiper.monitor.fitting import fit_monitor
 from fiper.monitor.workflow import load_decisions
@@ -41,8 +41,8 @@ def test_deployed_choice_reproduces_the_evaluated_alarms(tmp_path):
     config = _config(threshold_types=["constant"], windows=[1, 3, "episode"], deploy_method="maha_or_knn")
     result = evaluate_rollouts([str(store_path)], config)
     task = result.tasks["synthetic"]
-    path = write_monitor_choices(result, tmp_path)["synthetic"]
-    choice = read_choice(path)
+    path = write_monitor_files(result, tmp_path)["synthetic"]
+    choice = read_monitor_file(path)
     record = next(r for r in result.records() if r["method"] == "maha_or_knn" and r["delta"] == "mean")
     assert record["threshold_type"] == "constant"  # one guaranteed type: it is the deployed one
     spec = choice["spec"]
@@ -114,21 +114,21 @@ def test_launch_fit_and_calibrate_deploy_the_chosen_row(tmp_path, capsys):
     (lambda c: c["monitor"].update(rule="single"), "'single' takes exactly one"),
     (lambda c: c["monitor"].update(threshold="adaptive"), "threshold type 'adaptive' unknown"),
     (lambda c: c["monitor"]["scores"]["knn"].update(k=0), "k must be >= 1"),
-    (lambda c: c.update(format="other"), "not a fiper monitor choice"),
+    (lambda c: c.update(format="other"), "not a fiper monitor file"),
 ])
-def test_broken_choice_files_are_refused_with_the_fix(tmp_path, edit, message):
+def test_broken_monitor_files_are_refused_with_the_fix(tmp_path, edit, message):
     spec = MonitorSpec.of({"rule": "or", "windows": {"mahalanobis": 3, "knn": 1}, "threshold": "band", "joint": True,
                            "scores": {"mahalanobis": {"score": "mahalanobis"}, "knn": {"score": "knn", "k": 3}}})
-    path = write_choice(spec, {}, tmp_path / "ok.yaml", header="a\n\nb")
-    assert read_choice(path)["spec"] == spec and path.read_text().startswith("# a\n#\n# b\n")
+    path = write_monitor_file(spec, {}, tmp_path / "ok.yaml", header="a\n\nb")
+    assert read_monitor_file(path)["spec"] == spec and path.read_text().startswith("# a\n#\n# b\n")
     choice = yaml.safe_load(path.read_text())
     edit(choice)
     (tmp_path / "bad.yaml").write_text(yaml.safe_dump(choice))
     with pytest.raises(ValueError, match=message) as err:
-        read_choice(tmp_path / "bad.yaml")
+        read_monitor_file(tmp_path / "bad.yaml")
     assert "launch.evaluate" in str(err.value) and "bad.yaml" in str(err.value)
     with pytest.raises(FileNotFoundError, match="monitor_file="):
-        read_choice(tmp_path / "missing.yaml")
+        read_monitor_file(tmp_path / "missing.yaml")
 
 
 def test_deploy_method_defaults_and_errors():
@@ -141,8 +141,8 @@ def test_no_guaranteed_type_means_no_file(tmp_path):
     store = tmp_path / "r.zarr"
     write_synthetic_store(store, seed=1, **ONE_RUN)
     result = evaluate_rollouts([str(store)], _config(threshold_types=["time_varying"], deploy_method="knn"))
-    assert monitor_choice(result.tasks["synthetic"], "knn") is None
-    assert write_monitor_choices(result, tmp_path) == {}
+    assert deployed_spec(result.tasks["synthetic"], "knn") is None
+    assert write_monitor_files(result, tmp_path) == {}
 
 
 @pytest.mark.parametrize("given, expected", [
@@ -163,5 +163,5 @@ def test_calibrate_takes_the_files_threshold_pair_unless_told(given, expected):
         threshold, joint = "constant", False
 
     cfg = OmegaConf.create({"kind": None, "joint": None, **given})
-    assert threshold_settings(cfg, Fitted(), {"choice": {"file": "m.yaml"}}) == expected
+    assert threshold_settings(cfg, Fitted(), {"monitor_file": {"file": "m.yaml"}}) == expected
     assert threshold_settings(OmegaConf.create({"kind": None, "joint": None}), Default(), {}) == ("constant", False)

@@ -12,7 +12,7 @@ import pytest
 
 from benchmarks.synthetic_stores import SyntheticTask, synthetic_episode, write_synthetic_store
 from evaluation_helpers import ONE_RUN, small_config
-from fiper.evaluation import evaluate_rollouts, load_rollouts, split_episodes, write_monitor_choices, write_outputs
+from fiper.evaluation import evaluate_rollouts, load_rollouts, split_episodes, write_monitor_files, write_outputs
 from fiper.evaluation.findings import Row, far_check
 from fiper.evaluation.render.plots import method_styles
 from fiper.evaluation.render.tables_md import far_text
@@ -148,7 +148,7 @@ def test_why_names_the_test_winner_and_its_validation_value(noisy):
 def test_rendering_deploys_nothing_and_results_are_immutable(noisy, tmp_path):
     result, out, paths, _ = noisy
     assert not list(out.glob("monitor_*.yaml")) and not list(out.glob("*.png"))  # write_outputs renders; deploying is its own step
-    written = write_monitor_choices(result, tmp_path)
+    written = write_monitor_files(result, tmp_path)
     assert list(written) == ["synthetic"] and written["synthetic"].name == "monitor_synthetic.yaml"
     task = result.tasks["synthetic"]
     with pytest.raises(dataclasses.FrozenInstanceError):
@@ -178,4 +178,4 @@ def test_without_a_guaranteed_type_nothing_is_deployed_and_the_report_says_so(tm
     assert "No method has a guaranteed threshold type in this run." in report
     assert "`a` has no guaranteed threshold type in this run: no monitor file is written." in report
     assert "among guaranteed threshold types" not in report and "Why this configuration" not in report
-    assert write_monitor_choices(result, tmp_path / "deploy") == {}
+    assert write_monitor_files(result, tmp_path / "deploy") == {}

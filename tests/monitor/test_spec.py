@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from fiper.monitor import load_monitor
-from fiper.monitor.choice import read_choice
+from fiper.monitor.monitor_file import read_monitor_file
 from fiper.monitor.spec import MonitorSpec, ScoreSpec, fiper_spec, score_defaults
 
 LEGACY = Path(__file__).parent / "fixtures" / "legacy_v1"
@@ -59,7 +59,7 @@ def test_monitor_files_written_before_the_spec_give_the_same_alarms():
 
 
 def test_legacy_choice_file_reads_as_a_spec():
-    choice = read_choice(LEGACY / "monitor_choice_v1.yaml")
+    choice = read_monitor_file(LEGACY / "monitor_choice_v1.yaml")
     spec = choice["spec"]
     assert isinstance(spec, MonitorSpec)
     assert (spec.rule, spec.threshold, spec.joint) == ("or", "band", True)

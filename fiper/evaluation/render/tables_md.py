@@ -76,7 +76,7 @@ def deploy_markdown(task: TaskResult) -> list[str]:
     member = f" = `{res.selected}`" if res.selected else ""
     windows = ", ".join(f"{s}={res.window_steps[s]}" for s in spec.scores)
     return ["### Deploy", "",
-            f"`launch.evaluate` writes `{file}` (`fiper.evaluation.deploy.write_monitor_choices`): `{method}`{member}, "
+            f"`launch.evaluate` writes `{file}` (`fiper.evaluation.deploy.write_monitor_files`): `{method}`{member}, "
             f"rule {spec.rule}, {res.threshold_type} threshold{' (joint)' if spec.joint else ''}, windows {windows} decisions, "
             "the score settings of this run, and its test metrics per δ. Fit and calibrate it:", "",
             "```bash", *deploy_commands(file), "```", ""]

@@ -22,22 +22,22 @@ from fiper.monitor.spec import MonitorSpec
 FORMAT, VERSION = "fiper-monitor-choice", 2
 
 
-def check_choice(choice: Mapping[str, Any], source: str) -> dict[str, Any]:
-    """Validate a choice document; returns it with ``spec`` (the MonitorSpec). Errors name the file and the field."""
+def check_monitor_file(document: Mapping[str, Any], source: str) -> dict[str, Any]:
+    """Validate a document document; returns it with ``spec`` (the MonitorSpec). Errors name the file and the field."""
     def fail(what: str) -> ValueError:
         return ValueError(f"{source}: {what}; write the file again with `python -m launch.evaluate` (it writes monitor_<task>.yaml)")
 
-    if not isinstance(choice, Mapping) or choice.get("format") != FORMAT:
-        raise fail(f"not a fiper monitor choice (format={choice.get('format') if isinstance(choice, Mapping) else None!r}, expected {FORMAT!r})")
-    version = choice.get("version", 0)
+    if not isinstance(document, Mapping) or document.get("format") != FORMAT:
+        raise fail(f"not a fiper monitor document (format={document.get('format') if isinstance(document, Mapping) else None!r}, expected {FORMAT!r})")
+    version = document.get("version", 0)
     if not isinstance(version, int) or version > VERSION:
-        raise ValueError(f"{source}: monitor choice version {version!r} is newer than this fiper reads ({VERSION}); upgrade fiper")
-    monitor = choice.get("monitor")
+        raise ValueError(f"{source}: monitor document version {version!r} is newer than this fiper reads ({VERSION}); upgrade fiper")
+    monitor = document.get("monitor")
     if not isinstance(monitor, Mapping):
         raise fail("needs the section 'monitor' (scores, windows, rule, threshold, joint)")
     monitor = dict(monitor)
     if version < 2:  # version 1: threshold type and joint flag lived in their own section
-        threshold = choice.get("threshold")
+        threshold = document.get("threshold")
         if not isinstance(threshold, Mapping):
             raise fail("a version 1 file needs the section 'threshold' (kind, joint)")
         monitor.update(threshold=threshold.get("kind"), joint=threshold.get("joint"))
@@ -45,28 +45,28 @@ def check_choice(choice: Mapping[str, Any], source: str) -> dict[str, Any]:
         spec = MonitorSpec.of(monitor, source=f"{source}: monitor")
     except ValueError as err:
         raise fail(str(err).removeprefix(f"{source}: ")) from None
-    return {**dict(choice), "spec": spec}
+    return {**dict(document), "spec": spec}
 
 
-def write_choice(spec: MonitorSpec, evaluated: Mapping[str, Any], path: str | os.PathLike, *, header: str = "") -> Path:
+def write_monitor_file(spec: MonitorSpec, evaluated: Mapping[str, Any], path: str | os.PathLike, *, header: str = "") -> Path:
     """Write the chosen ``spec`` and its ``evaluated`` metrics as yaml, ``header`` lines as comments above it."""
     path = Path(path)
-    choice = {"format": FORMAT, "version": VERSION, "monitor": MonitorSpec.of(spec).as_dict(), "evaluated": dict(evaluated)}
-    check_choice(choice, str(path))
+    document = {"format": FORMAT, "version": VERSION, "monitor": MonitorSpec.of(spec).as_dict(), "evaluated": dict(evaluated)}
+    check_monitor_file(document, str(path))
     comments = "".join(f"# {line}\n".replace("# \n", "#\n") for line in header.splitlines())
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(comments + yaml.safe_dump(choice, sort_keys=False, default_flow_style=None, width=120))
+    path.write_text(comments + yaml.safe_dump(document, sort_keys=False, default_flow_style=None, width=120))
     return path
 
 
-def read_choice(path: str | os.PathLike) -> dict[str, Any]:
-    """Load and validate a monitor choice written by ``write_choice``: the document with ``spec`` added."""
+def read_monitor_file(path: str | os.PathLike) -> dict[str, Any]:
+    """Load and validate a monitor document written by ``write_monitor_file``: the document with ``spec`` added."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"no monitor choice at {path}; `python -m launch.evaluate rollouts=... out=<dir>` writes "
+        raise FileNotFoundError(f"no monitor document at {path}; `python -m launch.evaluate rollouts=... out=<dir>` writes "
                                 "<dir>/monitor_<task>.yaml (give its path as monitor_file=)")
     try:
-        choice = yaml.safe_load(path.read_text())
+        document = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
         raise ValueError(f"{path} is not valid yaml ({err}); write it again with `python -m launch.evaluate`") from err
-    return check_choice(choice, str(path))
+    return check_monitor_file(document, str(path))
