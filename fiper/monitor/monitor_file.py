@@ -23,12 +23,12 @@ FORMAT, VERSION = "fiper-monitor-choice", 2
 
 
 def check_monitor_file(document: Mapping[str, Any], source: str) -> dict[str, Any]:
-    """Validate a document document; returns it with ``spec`` (the MonitorSpec). Errors name the file and the field."""
+    """Validate a monitor file; returns it with ``spec`` (the MonitorSpec). Errors name the file and the field."""
     def fail(what: str) -> ValueError:
         return ValueError(f"{source}: {what}; write the file again with `python -m launch.evaluate` (it writes monitor_<task>.yaml)")
 
     if not isinstance(document, Mapping) or document.get("format") != FORMAT:
-        raise fail(f"not a fiper monitor document (format={document.get('format') if isinstance(document, Mapping) else None!r}, expected {FORMAT!r})")
+        raise fail(f"not a fiper monitor file (format={document.get('format') if isinstance(document, Mapping) else None!r}, expected {FORMAT!r})")
     version = document.get("version", 0)
     if not isinstance(version, int) or version > VERSION:
         raise ValueError(f"{source}: monitor document version {version!r} is newer than this fiper reads ({VERSION}); upgrade fiper")
