@@ -17,7 +17,7 @@ CHECKS = merged(THREADS, {
     "monitor_dir": existing_path("monitor directory"),
     "policy_dir": optional(existing_path("policy directory")),
     "delta": probability,
-    "kind": optional(choice(*THRESHOLD_KINDS)),
+    "threshold_type": optional(choice(*THRESHOLD_KINDS)),
     "joint": optional(boolean),
     "seed": seed,
     "allow_overlap": optional(boolean),
@@ -26,11 +26,11 @@ CHECKS = merged(THREADS, {
 
 def threshold_settings(cfg: DictConfig, monitor, extra: dict) -> tuple[str, bool]:
     """Threshold type and joint flag: the command line's, else the monitor's spec (from launch.fit's monitor config or
-    the evaluated monitor file). The two are a pair: a kind given on the command line does not inherit the spec's joint flag."""
-    if cfg.get("kind"):
-        kind, joint, source = cfg.kind, bool(cfg.get("joint") or False), "the command line"
+    the evaluated monitor file). The two are a pair: a threshold type given on the command line does not inherit the spec's joint flag."""
+    if cfg.get("threshold_type"):
+        kind, joint, source = cfg.threshold_type, bool(cfg.get("joint") or False), "the command line"
     else:
-        kind, joint = monitor.threshold, monitor.joint if cfg.get("joint") is None else bool(cfg.joint)
+        kind, joint = monitor.threshold_type, monitor.joint if cfg.get("joint") is None else bool(cfg.joint)
         source = "the monitor file " + extra["monitor_file"]["file"] if "monitor_file" in extra else "the monitor's spec"
     print(f"threshold: {kind}{' (joint)' if joint else ''}, from {source}")
     return kind, joint
@@ -51,11 +51,11 @@ def run(cfg: DictConfig):
     extra = read_monitor_config(cfg.monitor_dir).get("extra", {})
     kind, joint = threshold_settings(cfg, monitor, extra)
     options = {"seed": cfg.seed} if kind == "band" or joint else {}  # the D1/D2 split
-    thresholds = monitor.calibrate(raw, data.decision_ends, delta=cfg.delta, kind=kind, joint=joint, **options)
+    thresholds = monitor.calibrate(raw, data.decision_ends, delta=cfg.delta, threshold_type=kind, joint=joint, **options)
     if overlap:  # allow_overlap=true: calibrated anyway, without the guarantee
         monitor.set_thresholds(thresholds := without_guarantee(thresholds, overlap))
         print(f"warning: {overlap}; thresholds marked guaranteed=False")
-    save_monitor(monitor, cfg.monitor_dir, extra={**extra, "calibrate": {**plain(cfg), "kind": kind, "joint": joint}})
+    save_monitor(monitor, cfg.monitor_dir, extra={**extra, "calibrate": {**plain(cfg), "threshold_type": kind, "joint": joint}})
     save_config(cfg, cfg.monitor_dir, "calibrate_config.yaml")
     for name, th in thresholds.items():
         print(f"{name}: {th!r}")

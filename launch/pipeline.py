@@ -46,7 +46,7 @@ CHECKS = {
     "train.checkpoint": optional(text), "train.checkpoint_task": optional(text),
     "rollouts.num_samples": positive_int, "rollouts.execute": choice(*EXECUTED_CHUNKS),
     "rollouts.fit_episodes": positive_int, "rollouts.calibration_episodes": positive_int,
-    "rollouts.delta": probability, "rollouts.threshold": choice(*THRESHOLD_KINDS), "rollouts.joint": boolean,
+    "monitor.delta": probability, "monitor.threshold_type": choice(*THRESHOLD_KINDS), "monitor.joint": boolean,
     "rollouts.cells": cells, "rollouts.seeds_per_cell": positive_int,
     "deploy_delta": optional(probability),
     "evaluate": list_of(text, non_empty=False, example="['deltas=[0.05,0.1]']"),
@@ -232,7 +232,7 @@ def _steps(cfg: DictConfig, run_dir: Path, choice: Path | None) -> dict[str, lis
             Step(fit, "fit", [threads, f"data={fit_store}", f"policy_dir={policy}", f"out={monitor}", f"num_samples={r.num_samples}",
                               f"device={cfg.device}", *(f"++monitor.{k}={_list(v)}" for k, v in m.items())]),
             Step(calibrate, "calibrate", [threads, f"data={cal_store}", f"policy_dir={policy}", f"monitor_dir={monitor}",
-                                          f"delta={r.delta}", f"kind={r.threshold}", f"joint={_list(bool(r.get('joint', False)))}",
+                                          f"delta={m['delta']}",  # threshold type and joint flag: the fitted spec's
                                           f"device={cfg.device}"])],
         "stress rollouts": [Step(stress, "stress", [*env, threads, f"policy_dir={policy}", f"monitor_dir={monitor}", f"out={stress_store}",
                                                     f"device={cfg.device}", f"execute={r.execute}", f"cells={_list(plain(r.cells))}",

@@ -130,7 +130,7 @@ assert raw["speed"].shape == (30,) and (raw["speed"] > 0).all() and isinstance(m
         """,
         provides=("data", "identity"),
         replace=(('"rnd_oe": {}', '"rnd_oe": {"train": {"max_epochs": 2}}', "a tiny fit keeps the suite fast"),),
-        check="assert monitor.scores['ace'].fitted and (monitor.threshold, monitor.joint, monitor.rule) == ('band', True, 'or')"),
+        check="assert monitor.scores['ace'].fitted and (monitor.threshold_type, monitor.joint, monitor.rule) == ('band', True, 'or')"),
     ("docs/control_loop.md", "from fiper.control import MonitoredPolicy, RolloutRecorder, run_episode"): Block(
         prelude="""
             import envs

@@ -43,7 +43,7 @@ def test_pipeline_runs_every_stage_then_caches(tmp_path, capsys):
     choice = yaml.safe_load((run_dir / "evaluation" / "monitor_pick_place.yaml").read_text())
     chosen = load_monitor(run_dir / "monitor_chosen")  # the evaluated configuration, calibrated at deploy_delta
     assert chosen.windows == choice["monitor"]["windows"] and chosen.rule == choice["monitor"]["rule"]
-    assert chosen.delta == 0.3 and {t.kind for t in chosen.thresholds.values()} == {choice["monitor"]["threshold"]}
+    assert chosen.delta == 0.3 and {t.kind for t in chosen.thresholds.values()} == {choice["monitor"]["threshold_type"]}
     assert chosen.spec.as_dict() == {**choice["monitor"], "delta": 0.3}  # the evaluated spec, calibrated
     metrics = json.loads((run_dir / "evaluation" / "metrics.json").read_text())
     assert {r["method"] for r in metrics["records"]} >= {"fiper", "rnd_oe", "ace", "stac", "pca_kmeans", "mahalanobis"}

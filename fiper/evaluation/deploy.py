@@ -70,7 +70,7 @@ def monitor_file_header(deployed: dict[str, Any], path: Path) -> str:
     ev, spec = deployed["evaluated"], deployed["spec"]
     member = f" (member {ev['selected']})" if ev["selected"] else ""
     return (f"Monitor chosen by launch.evaluate for task {ev['task']!r}: method {ev['method']}{member}, "
-            f"{spec.threshold} threshold{' (joint)' if spec.joint else ''}, windows and rule chosen on validation.\n"
+            f"{spec.threshold_type} threshold{' (joint)' if spec.joint else ''}, windows and rule chosen on validation.\n"
             "Deploy it (the evaluated score settings, windows, rule and threshold type):\n"
             + "".join(f"  {line}\n" for line in deploy_commands(path))
             + "evaluated.test_per_delta says what each δ gave on the test split.")

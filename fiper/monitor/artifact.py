@@ -145,6 +145,6 @@ def load_monitor(directory: str | os.PathLike, *, policy: Any = None, device: st
             raise _error(path, f"a threshold entry is damaged ({err})", "re-run `python -m launch.calibrate` on this directory") from err
     spec = config.get("spec") or {}  # files written before the spec was saved: constant, separate
     monitor = FailureMonitor(scores, identity, windows=config["windows"], rule=config["rule"], thresholds=thresholds,
-                             threshold=spec.get("threshold", "constant"), joint=bool(spec.get("joint", False)))
+                             threshold_type=spec.get("threshold_type", "constant"), joint=bool(spec.get("joint", False)))
     monitor.fit_data = config.get("fit_data")  # kept by save_monitor, checked by launch.calibrate
     return monitor

@@ -50,7 +50,7 @@ class FailureMonitor:
         windows: Mapping[str, int],
         rule: str = "and",
         thresholds: Mapping[str, Threshold] | None = None,
-        threshold: str = "constant",
+        threshold_type: str = "constant",
         joint: bool = False,
     ):
         if not scores:
@@ -65,7 +65,7 @@ class FailureMonitor:
         self.identity = identity
         self.rule = rule
         self.windows = {n: int(w) for n, w in windows.items()}
-        self.threshold, self.joint = threshold, bool(joint)  # how calibrate() fits thresholds by default
+        self.threshold_type, self.joint = threshold_type, bool(joint)  # how calibrate() fits thresholds by default
         for name, score in self.scores.items():
             self._check_score(name, score)
         self.thresholds: dict[str, Threshold] | None = None
@@ -79,13 +79,13 @@ class FailureMonitor:
         """Fit every score of ``spec`` on in-distribution decisions; calibrate the result next."""
         spec = MonitorSpec.of(spec)
         fitted = {name: score.build().fit(data) for name, score in spec.scores.items()}
-        return cls(fitted, identity, windows=spec.windows, rule=spec.rule, threshold=spec.threshold, joint=spec.joint)
+        return cls(fitted, identity, windows=spec.windows, rule=spec.rule, threshold_type=spec.threshold_type, joint=spec.joint)
 
     @property
     def spec(self) -> MonitorSpec:
         """This monitor's configuration (δ once calibrated); scores must be registered (fiper.scores.register_score)."""
         scores = {n: ScoreSpec(s.name, s.config) for n, s in self.scores.items()}
-        return MonitorSpec(scores, self.windows, self.rule, self.threshold, self.joint, self.delta)
+        return MonitorSpec(scores, self.windows, self.rule, self.threshold_type, self.joint, self.delta)
 
     def _check_score(self, name: str, score: FailureScore) -> None:
         if not score.fitted:
@@ -208,7 +208,7 @@ class FailureMonitor:
         lengths = next(iter(padded.values()))[1]
         return evaluate_alarms({n: p[0] for n, p in padded.items()}, self.windows, self.thresholds, lengths, self.rule)
 
-    def calibrate(self, raw: Mapping[str, np.ndarray], decision_ends: Any, *, delta: float, kind: str | None = None,
+    def calibrate(self, raw: Mapping[str, np.ndarray], decision_ends: Any, *, delta: float, threshold_type: str | None = None,
                   joint: bool | None = None, **options: Any) -> dict[str, Threshold]:
         """Fit each score's threshold on the windowed scores of successful calibration episodes.
 
@@ -218,9 +218,9 @@ class FailureMonitor:
         itself with one shared conformal height (calibration.fit_joint: constant or band, the
         calibration episodes split into D1 / D2; ``options`` may set d1_fraction and seed).
         """
-        kind = self.threshold if kind is None else kind
+        kind = self.threshold_type if threshold_type is None else threshold_type
         joint = self.joint if joint is None else bool(joint)
-        self.spec.replace(threshold=kind, joint=joint, delta=delta)  # one validation of the combination
+        self.spec.replace(threshold_type=kind, joint=joint, delta=delta)  # one validation of the combination
         etas = {}
         for name in self.names:
             padded, lengths = to_padded(raw[name], decision_ends)
@@ -232,5 +232,5 @@ class FailureMonitor:
         else:
             thresholds = {n: fit_threshold(kind, eta, lengths, delta=delta, **options) for n, eta in etas.items()}
         self.set_thresholds(thresholds)
-        self.threshold, self.joint = kind, joint
+        self.threshold_type, self.joint = kind, joint
         return thresholds

@@ -31,16 +31,16 @@ def check_monitor_file(document: Mapping[str, Any], source: str) -> dict[str, An
         raise fail(f"not a fiper monitor file (format={document.get('format') if isinstance(document, Mapping) else None!r}, expected {FORMAT!r})")
     version = document.get("version", 0)
     if not isinstance(version, int) or version > VERSION:
-        raise ValueError(f"{source}: monitor document version {version!r} is newer than this fiper reads ({VERSION}); upgrade fiper")
+        raise ValueError(f"{source}: monitor file version {version!r} is newer than this fiper reads ({VERSION}); upgrade fiper")
     monitor = document.get("monitor")
     if not isinstance(monitor, Mapping):
-        raise fail("needs the section 'monitor' (scores, windows, rule, threshold, joint)")
+        raise fail("needs the section 'monitor' (scores, windows, rule, threshold_type, joint)")
     monitor = dict(monitor)
     if version < 2:  # version 1: threshold type and joint flag lived in their own section
         threshold = document.get("threshold")
         if not isinstance(threshold, Mapping):
             raise fail("a version 1 file needs the section 'threshold' (kind, joint)")
-        monitor.update(threshold=threshold.get("kind"), joint=threshold.get("joint"))
+        monitor.update(threshold_type=threshold.get("kind"), joint=threshold.get("joint"))
     try:
         spec = MonitorSpec.of(monitor, source=f"{source}: monitor")
     except ValueError as err:

@@ -85,14 +85,14 @@ class MonitorSpec:
 
     ``scores`` maps indicator names to ScoreSpecs, ``windows`` gives each a trailing window in
     decisions, ``rule`` combines them ('and': every indicator crosses, 'or': any, 'single': the
-    only one), ``threshold`` is the threshold type, ``joint`` shares one conformal height between
+    only one), ``threshold_type`` is the threshold type, ``joint`` shares one conformal height between
     the indicators, ``delta`` is the false-alarm level (None until calibrated).
     """
 
     scores: Mapping[str, ScoreSpec]
     windows: Mapping[str, int] = field(default_factory=dict)
     rule: str | None = None
-    threshold: str = "constant"
+    threshold_type: str = "constant"
     joint: bool = False
     delta: float | None = None
 
@@ -115,15 +115,15 @@ class MonitorSpec:
         except ValueError as err:
             raise ValueError(f"{err} (scores: {sorted(scores)})") from None
         rule = "single" if len(scores) == 1 else rule  # 'and' / 'or' of one score is that score
-        if self.threshold not in THRESHOLD_KINDS:
-            raise ValueError(f"threshold type {self.threshold!r} unknown; expected one of {sorted(THRESHOLD_KINDS)}")
+        if self.threshold_type not in THRESHOLD_KINDS:
+            raise ValueError(f"threshold type {self.threshold_type!r} unknown; expected one of {sorted(THRESHOLD_KINDS)}")
         if not isinstance(self.joint, bool):
             raise ValueError(f"joint must be true or false, got {self.joint!r}")
         if self.joint and rule == "single":
             raise ValueError("joint calibration shares one height between several scores; a single score has nothing to share (joint: false)")
         if self.joint and rule not in JOINT_RULES:
             raise ValueError(f"joint calibration combines indicators by {JOINT_RULES}, not rule {rule!r}; set joint: false")
-        if self.joint and self.threshold == "time_varying":
+        if self.joint and self.threshold_type == "time_varying":
             raise ValueError("joint calibration supports the constant and band threshold types, not time_varying")
         delta = None if self.delta is None else float(check_delta(self.delta))
         for key, value in (("scores", scores), ("windows", {n: windows[n] for n in scores}), ("rule", rule), ("delta", delta)):
@@ -139,8 +139,8 @@ class MonitorSpec:
         if isinstance(value, MonitorSpec):
             return value
         if not isinstance(value, Mapping):
-            raise ValueError(f"{source}: a monitor spec is a mapping with scores, windows, rule, threshold, joint, delta; got {value!r}")
-        known = {"scores", "windows", "rule", "threshold", "joint", "delta"}
+            raise ValueError(f"{source}: a monitor spec is a mapping with scores, windows, rule, threshold_type, joint, delta; got {value!r}")
+        known = {"scores", "windows", "rule", "threshold_type", "joint", "delta"}
         unknown = sorted(set(value) - known)
         if unknown:
             raise ValueError(f"{source}: unknown monitor settings {unknown}; known: {sorted(known)}")
@@ -151,14 +151,14 @@ class MonitorSpec:
 
     def replace(self, **changes: Any) -> MonitorSpec:
         """A copy with some fields changed (validated again)."""
-        values = {"scores": self.scores, "windows": self.windows, "rule": self.rule, "threshold": self.threshold,
+        values = {"scores": self.scores, "windows": self.windows, "rule": self.rule, "threshold_type": self.threshold_type,
                   "joint": self.joint, "delta": self.delta}
         return MonitorSpec(**{**values, **changes})
 
     def as_dict(self) -> dict[str, Any]:
         """Json / yaml form; ``MonitorSpec.of(spec.as_dict()) == spec``."""
         return {"scores": {n: s.as_dict() for n, s in self.scores.items()}, "windows": dict(self.windows), "rule": self.rule,
-                "threshold": self.threshold, "joint": self.joint, "delta": self.delta}
+                "threshold_type": self.threshold_type, "joint": self.joint, "delta": self.delta}
 
 
 def fiper_spec() -> MonitorSpec:

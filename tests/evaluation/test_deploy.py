@@ -47,7 +47,7 @@ def test_deployed_choice_reproduces_the_evaluated_alarms(tmp_path):
     assert record["threshold_type"] == "constant"  # one guaranteed type: it is the deployed one
     spec = choice["spec"]
     assert spec.windows == record["window_decisions"] and spec.rule == "or"
-    assert (spec.threshold, spec.joint) == ("constant", False)
+    assert (spec.threshold_type, spec.joint) == ("constant", False)
     assert spec.scores["knn"].params["k"] == TINY_SCORES["knn"]["k"]
 
     store = EpisodeStore.open(store_path)
@@ -99,10 +99,10 @@ def test_launch_fit_and_calibrate_deploy_the_chosen_row(tmp_path, capsys):
     assert list(monitor.names) == chosen["scores"] and monitor.rule == chosen["rule"]
     assert monitor.windows == chosen["window_decisions"]
     saved = json.loads((monitor_dir / "monitor.json").read_text())
-    assert saved["extra"]["calibrate"]["kind"] == chosen["chosen_type"]
+    assert saved["extra"]["calibrate"]["threshold_type"] == chosen["chosen_type"]
     assert {t["kind"] for t in saved["thresholds"].values()} == {chosen["chosen_type"]}
 
-    _run(launch.calibrate, "calibrate", [f"data={store}", f"monitor_dir={monitor_dir}", "delta=0.1", "kind=time_varying",
+    _run(launch.calibrate, "calibrate", [f"data={store}", f"monitor_dir={monitor_dir}", "delta=0.1", "threshold_type=time_varying",
                                          "allow_overlap=true"])
     assert "from the command line" in capsys.readouterr().out
     assert {t["kind"] for t in json.loads((monitor_dir / "monitor.json").read_text())["thresholds"].values()} == {"time_varying"}
@@ -112,12 +112,12 @@ def test_launch_fit_and_calibrate_deploy_the_chosen_row(tmp_path, capsys):
     (lambda c: c.pop("monitor"), "needs the section 'monitor'"),
     (lambda c: c["monitor"]["windows"].update(knn=0), "whole number of decisions"),
     (lambda c: c["monitor"].update(rule="single"), "'single' takes exactly one"),
-    (lambda c: c["monitor"].update(threshold="adaptive"), "threshold type 'adaptive' unknown"),
+    (lambda c: c["monitor"].update(threshold_type="adaptive"), "threshold type 'adaptive' unknown"),
     (lambda c: c["monitor"]["scores"]["knn"].update(k=0), "k must be >= 1"),
     (lambda c: c.update(format="other"), "not a fiper monitor file"),
 ])
 def test_broken_monitor_files_are_refused_with_the_fix(tmp_path, edit, message):
-    spec = MonitorSpec.of({"rule": "or", "windows": {"mahalanobis": 3, "knn": 1}, "threshold": "band", "joint": True,
+    spec = MonitorSpec.of({"rule": "or", "windows": {"mahalanobis": 3, "knn": 1}, "threshold_type": "band", "joint": True,
                            "scores": {"mahalanobis": {"score": "mahalanobis"}, "knn": {"score": "knn", "k": 3}}})
     path = write_monitor_file(spec, {}, tmp_path / "ok.yaml", header="a\n\nb")
     assert read_monitor_file(path)["spec"] == spec and path.read_text().startswith("# a\n#\n# b\n")
@@ -148,8 +148,8 @@ def test_no_guaranteed_type_means_no_file(tmp_path):
 @pytest.mark.parametrize("given, expected", [
     ({}, ("band", True)),                              # the file's pair
     ({"joint": False}, ("band", False)),               # the file's kind, joint switched off
-    ({"kind": "constant"}, ("constant", False)),       # a kind of one's own does not inherit the file's joint flag
-    ({"kind": "constant", "joint": True}, ("constant", True)),
+    ({"threshold_type": "constant"}, ("constant", False)),  # a type of one's own does not inherit the file's joint flag
+    ({"threshold_type": "constant", "joint": True}, ("constant", True)),
 ])
 def test_calibrate_takes_the_files_threshold_pair_unless_told(given, expected):
     from omegaconf import OmegaConf
@@ -157,11 +157,11 @@ def test_calibrate_takes_the_files_threshold_pair_unless_told(given, expected):
     from launch.calibrate import threshold_settings
 
     class Fitted:  # a monitor fitted from a file whose spec says band, joint
-        threshold, joint = "band", True
+        threshold_type, joint = "band", True
 
     class Default:
-        threshold, joint = "constant", False
+        threshold_type, joint = "constant", False
 
-    cfg = OmegaConf.create({"kind": None, "joint": None, **given})
+    cfg = OmegaConf.create({"threshold_type": None, "joint": None, **given})
     assert threshold_settings(cfg, Fitted(), {"monitor_file": {"file": "m.yaml"}}) == expected
-    assert threshold_settings(OmegaConf.create({"kind": None, "joint": None}), Default(), {}) == ("constant", False)
+    assert threshold_settings(OmegaConf.create({"threshold_type": None, "joint": None}), Default(), {}) == ("constant", False)

@@ -23,7 +23,7 @@ def test_live_alarms_give_the_metrics_of_the_monitored_episodes_only(tmp_path):
     data, identity = load_decisions(store, episodes=successful_in_distribution(store))
     monitor = fit_monitor(data, identity, scores={"m": {"score": "mahalanobis"}}, rule="single")
     raw = monitor.score_offline(data.embeddings, data.samples, data.decision_ends)
-    monitor.calibrate(raw, data.decision_ends, delta=0.2, kind="constant")
+    monitor.calibrate(raw, data.decision_ends, delta=0.2, threshold_type="constant")
     save_monitor(monitor, monitor_dir)
 
     ro = load_rollouts([str(tmp_path / "live.zarr"), str(tmp_path / "plain.zarr")])["synthetic"]

@@ -98,7 +98,7 @@ def test_pipeline_runs_every_stage_on_a_box_observation_env(tmp_path):
             f"env_overrides=['env.factory={module}:make_track','env.name=null','++expert={module}:TrackExpert',"
             "'++progress=false']",
             "rollouts.fit_episodes=8", "rollouts.calibration_episodes=8", "rollouts.num_samples=8",
-            "rollouts.cells=[[none,[0.0]],[push,[1.0]]]", "rollouts.seeds_per_cell=4", "rollouts.delta=0.3",
+            "rollouts.cells=[[none,[0.0]],[push,[1.0]]]", "rollouts.seeds_per_cell=4", "monitor.delta=0.3",
             "monitor.windows={rnd_oe: 2, ace: 2}",
             "monitor.scores={rnd_oe: {score: rnd_oe, train: {max_epochs: 3}}, ace: {score: ace, dims: [0]}}",
             "evaluate=['deltas=[0.3]','windows=[1,episode]','split.fit=0.5','split.calibration=0.5','scores.ace.dims=[0]',"

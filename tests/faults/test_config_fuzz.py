@@ -50,7 +50,7 @@ KEYS = {
     "evaluate": {"repeats": "positive_int", "seed": "seed", "deltas": "probabilities", "split.fit": "probability",
                  "split.calibration": "probability", "band_d1_fraction": "probability", "plot_delta": "probability"},
     "pipeline": {"collect.n_episodes": "positive_int", "rollouts.num_samples": "positive_int", "rollouts.seeds_per_cell": "positive_int",
-                 "rollouts.fit_episodes": "positive_int", "rollouts.delta": "probability", "deploy_delta": "optional_probability",
+                 "rollouts.fit_episodes": "positive_int", "monitor.delta": "probability", "deploy_delta": "optional_probability",
                  "train.steps": "positive_int", "seed": "seed"},
 }
 

@@ -79,7 +79,7 @@ def test_sweep_refuses_a_store_recorded_without_the_monitor(tmp_path):
     small = ["++monitor.scores.rnd_oe.target_widths=[16]", "++monitor.scores.rnd_oe.predictor_widths=[32,32]",
              "++monitor.scores.rnd_oe.out_dim=8", "++monitor.scores.rnd_oe.train={max_epochs: 2}", "++monitor.scores.ace.dims=[0,1]"]
     _run(fit, "fit", [f"data={demos}", f"policy_dir={POLICY}", "num_samples=2", f"out={monitor}", *small])
-    _run(calibrate, "calibrate", [f"data={held_out}", f"policy_dir={POLICY}", f"monitor_dir={monitor}", "delta=0.5", "kind=constant"])
+    _run(calibrate, "calibrate", [f"data={held_out}", f"policy_dir={POLICY}", f"monitor_dir={monitor}", "delta=0.5", "threshold_type=constant"])
     _run(stress, "stress", [*SHORT, f"out={out}", "seeds.count=1"])
     with pytest.raises(FingerprintMismatch, match=r"monitor: null -> sha256:[0-9a-f]{12}"):
         _run(stress, "stress", [*SHORT, f"out={out}", "seeds.count=2", f"monitor_dir={monitor}"])

@@ -77,6 +77,6 @@ def test_shared_seeds_in_another_store_are_refused(fitted):
 def test_disjoint_seeds_calibrate_with_the_guarantee(fitted):
     tmp, _, out = fitted
     fresh = _rollouts(tmp / "fresh.zarr", 20, first_seed=1000, rng_seed=7)
-    _run(calibrate, "calibrate", [f"data={fresh}", f"monitor_dir={out}", "delta=0.2", "kind=constant"])
+    _run(calibrate, "calibrate", [f"data={fresh}", f"monitor_dir={out}", "delta=0.2", "threshold_type=constant"])
     loaded = load_monitor(out)
     assert all(t.guaranteed and "not_guaranteed" not in t.params for t in loaded.thresholds.values())

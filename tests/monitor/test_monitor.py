@@ -38,7 +38,7 @@ def monitor():
     emb, smp, ends = make_decisions(rng, 40)
     mon = fit_monitor(ScoreFitData(emb, smp, ends, seed=0), IDENTITY, scores=SCORES, windows={"rnd_oe": 3, "ace": 5})
     emb_c, smp_c, ends_c = make_decisions(rng, 40)
-    mon.calibrate(mon.score_offline(emb_c, smp_c, ends_c), ends_c, delta=0.1, kind="constant")
+    mon.calibrate(mon.score_offline(emb_c, smp_c, ends_c), ends_c, delta=0.1, threshold_type="constant")
     return mon
 
 
@@ -57,7 +57,7 @@ def test_online_equals_offline(monitor):
     stac = fit_monitor(ScoreFitData(*make_decisions(rng, 3)), IDENTITY, scores={"stac": {"score": "stac", "n_action_steps": 4}}).scores
     monitor = FailureMonitor({**monitor.scores, **stac}, IDENTITY, windows={"rnd_oe": 3, "ace": 5, "stac": 4}, rule="or")
     emb_c, smp_c, ends_c = make_decisions(rng, 30)
-    monitor.calibrate(monitor.score_offline(emb_c, smp_c, ends_c), ends_c, delta=0.1, kind="band")
+    monitor.calibrate(monitor.score_offline(emb_c, smp_c, ends_c), ends_c, delta=0.1, threshold_type="band")
     parts = [make_decisions(rng, 4, shift=s) for s in (0.0, 1.5)]
     emb = np.concatenate([p[0] for p in parts])
     smp = np.concatenate([p[1] for p in parts])

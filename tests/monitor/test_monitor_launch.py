@@ -50,7 +50,7 @@ def test_fit_then_calibrate_from_recorded_rollouts(tmp_path):
     monitor = run(fit, "fit", [f"data={fit_store}", f"out={out}", *SMALL])
     assert monitor.identity.sample_shape == (B, H, A) and monitor.identity.n_action_steps == 4
     assert not load_monitor(out).calibrated and (out / "fit_config.yaml").exists()
-    run(calibrate, "calibrate", [f"data={cal_store}", f"monitor_dir={out}", "delta=0.1", "kind=band"])
+    run(calibrate, "calibrate", [f"data={cal_store}", f"monitor_dir={out}", "delta=0.1", "threshold_type=band"])
     loaded = load_monitor(out)
     assert loaded.calibrated and loaded.thresholds["ace"].kind == "band" and loaded.thresholds["rnd_oe"].num_calibration > 0
     # the calibrated monitor stays quiet on new in-distribution rollouts and alarms on shifted ones
@@ -63,7 +63,7 @@ def test_fit_then_calibrate_from_recorded_rollouts(tmp_path):
         flagged.append(trace.flagged.mean())
     assert flagged[0] <= 0.3 and flagged[1] >= flagged[0] + 0.4
     # joint calibration: one shared height for the AND alarm, saved with the monitor
-    run(calibrate, "calibrate", [f"data={cal_store}", f"monitor_dir={out}", "delta=0.1", "kind=constant", "joint=true"])
+    run(calibrate, "calibrate", [f"data={cal_store}", f"monitor_dir={out}", "delta=0.1", "threshold_type=constant", "joint=true"])
     joint = load_monitor(out).thresholds
     heights = {n: th.params["height"] for n, th in joint.items()}
     assert all(th.params["joint"] and th.guaranteed and th.kind == "constant" for th in joint.values())
@@ -77,7 +77,7 @@ def test_calibrate_names_the_minimum_number_of_rollouts(tmp_path):
     run(fit, "fit", [f"data={write_rollouts(tmp_path / 'fit.zarr', 8, seed=0)}", f"out={out}", *SMALL])
     few = write_rollouts(tmp_path / "few.zarr", 5, seed=1)
     with pytest.raises(InsufficientCalibrationError, match=r"19"):
-        run(calibrate, "calibrate", [f"data={few}", f"monitor_dir={out}", "delta=0.05", "kind=constant"])
+        run(calibrate, "calibrate", [f"data={few}", f"monitor_dir={out}", "delta=0.05", "threshold_type=constant"])
 
 
 def test_fit_needs_a_policy_for_demonstrations(tmp_path):

@@ -37,7 +37,7 @@ def test_online_first_alarms_equal_the_offline_grid(recorded, rule, kind, joint)
     monitor = FailureMonitor(fitted.scores, fitted.identity, windows=WINDOWS, rule=rule)
     cal_raw = monitor.score_offline(d["cal_emb"], d["cal_smp"], d["cal_ends"])
     options = {"seed": SEED, "d1_fraction": D1} if kind == "band" or joint else {}
-    monitor.calibrate(cal_raw, d["cal_ends"], delta=DELTA, kind=kind, joint=joint, **options)
+    monitor.calibrate(cal_raw, d["cal_ends"], delta=DELTA, threshold_type=kind, joint=joint, **options)
 
     # online: one decision at a time, as MonitoredPolicy calls it
     online = []

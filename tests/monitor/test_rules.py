@@ -48,7 +48,7 @@ def test_registered_rule_alarms_the_same_online_and_offline(two_of_n):
     windows = {"rnd_oe": 2, "ace": 2, "knn": 1}
     monitor = FailureMonitor(scores, fitted.identity, windows=windows, rule="two_of_n")
     cal_raw = monitor.score_offline(d["cal_emb"], d["cal_smp"], d["cal_ends"])
-    monitor.calibrate(cal_raw, d["cal_ends"], delta=0.2, kind="constant")
+    monitor.calibrate(cal_raw, d["cal_ends"], delta=0.2, threshold_type="constant")
     ends = d["test_ends"]
     online = []
     for start, end in zip(np.concatenate([[0], ends[:-1]]), ends):

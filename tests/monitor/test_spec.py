@@ -16,7 +16,7 @@ LEGACY = Path(__file__).parent / "fixtures" / "legacy_v1"
 def test_spec_fills_score_defaults_and_round_trips():
     spec = MonitorSpec.of({"scores": {"ace": {"kappa": 0.05}, "m": {"score": "mahalanobis"}}, "rule": "or", "windows": {"ace": 3}})
     assert spec.scores["ace"].params["kappa"] == 0.05 and spec.scores["ace"].params["dims"] is None
-    assert spec.windows == {"ace": 3, "m": 5} and spec.threshold == "constant" and spec.delta is None
+    assert spec.windows == {"ace": 3, "m": 5} and spec.threshold_type == "constant" and spec.delta is None
     assert MonitorSpec.of(spec.as_dict()) == spec
     assert score_defaults("rnd_oe")["whiten"] is True  # the class's defaults are the one source
     assert fiper_spec().rule == "and" and fiper_spec().names == ("rnd_oe", "ace")
@@ -30,9 +30,9 @@ def test_spec_fills_score_defaults_and_round_trips():
     ({"scores": {"ace": {}, "knn": {}}, "rule": "single"}, "'single' takes exactly one"),
     ({"scores": {"ace": {}}, "windows": {"ace": 0}}, "whole number of decisions"),
     ({"scores": {"ace": {}}, "windows": {"knn": 3}}, "not scores of this monitor"),
-    ({"scores": {"ace": {}}, "threshold": "tight"}, "threshold type 'tight'"),
+    ({"scores": {"ace": {}}, "threshold_type": "tight"}, "threshold type 'tight'"),
     ({"scores": {"ace": {}}, "joint": True}, "nothing to share"),
-    ({"scores": {"ace": {}, "knn": {}}, "joint": True, "threshold": "time_varying"}, "not time_varying"),
+    ({"scores": {"ace": {}, "knn": {}}, "joint": True, "threshold_type": "time_varying"}, "not time_varying"),
     ({"scores": {"ace": {}}, "delta": 1.5}, "delta"),
     ({"scores": {"ace": {}}, "colour": "red"}, "unknown monitor settings ['colour']"),
 ])
@@ -62,5 +62,5 @@ def test_legacy_choice_file_reads_as_a_spec():
     choice = read_monitor_file(LEGACY / "monitor_choice_v1.yaml")
     spec = choice["spec"]
     assert isinstance(spec, MonitorSpec)
-    assert (spec.rule, spec.threshold, spec.joint) == ("or", "band", True)
+    assert (spec.rule, spec.threshold_type, spec.joint) == ("or", "band", True)
     assert spec.windows == {"rnd_oe": 2, "ace": 4} and spec.scores["ace"] == ScoreSpec("ace", {"kappa": 0.1, "dims": [0, 1]})
