@@ -106,10 +106,16 @@ class RNDOE(ScoreBase):
         extra = {} if self.whiten is None else {"whiten": self.whiten}
         return {"mean": self.mean, "std": self.std, **extra, **module_tensors(self.nets, "nets")}
 
+    @classmethod
+    def from_state(cls, tensors: Mapping[str, Tensor], config: Mapping[str, Any], *, device: str | torch.device = "cpu") -> RNDOE:
+        """As ScoreBase; an artifact saved before the ``whiten`` option had none (its params lack the key)."""
+        params = dict(config.get("params", {}))
+        params.setdefault("whiten", False)
+        return super().from_state(tensors, {**config, "params": params}, device=device)
+
     def _load_tensors(self, tensors: Mapping[str, Tensor]) -> None:
         self.mean, self.std = self._take(tensors, "mean", "std")
-        # Artifacts saved before the option existed have no 'whiten' in their config.
-        self.whiten = self._take(tensors, "whiten")[0] if self._config.get("whiten") else None
+        self.whiten = self._take(tensors, "whiten")[0] if self._config["whiten"] else None
         self._host_cache = None
         self.nets = self._build().to(self.device)
         load_module_tensors(self.nets, dict(tensors), "nets")

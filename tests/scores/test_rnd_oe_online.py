@@ -60,13 +60,16 @@ def test_widths_sized_from_the_embedding_are_saved_and_separate_a_shift(manifold
     np.testing.assert_array_equal(loaded.score_offline(shifted, None, [300]), score.score_offline(shifted, None, [300]))
 
 
-def test_default_widths_are_sized_and_explicit_widths_still_load(manifold):
+def test_null_widths_are_sized_and_explicit_widths_still_load(manifold):
     train, new = manifold.embeddings(400), manifold.embeddings(20)
     d = train.shape[1]
     w = min(128, max(32, 2 * d))
-    default = make_score("rnd_oe", train=dict(max_epochs=1)).fit(ScoreFitData(train, None, ENDS[:4]))
-    params = default.state()[1]["params"]
+    sized = make_score("rnd_oe", target_widths=None, predictor_widths=None, out_dim=None,
+                       train=dict(max_epochs=1)).fit(ScoreFitData(train, None, ENDS[:4]))
+    params = sized.state()[1]["params"]
     assert (params["target_widths"], params["predictor_widths"], params["out_dim"]) == ([w], [w, w], w // 2)
+    default = make_score("rnd_oe").config  # the class defaults: 128-wide, whitened
+    assert (default["target_widths"], default["predictor_widths"], default["out_dim"], default["whiten"]) == ([128, 128], [128, 256, 128], 64, True)
     # an artifact saved with explicit widths (e.g. the earlier 256-512 defaults) rebuilds those networks
     explicit = make_score("rnd_oe", target_widths=[24, 40], predictor_widths=[24, 40, 40], out_dim=12,
                           train=dict(max_epochs=1)).fit(ScoreFitData(train, None, ENDS[:4]))
@@ -93,7 +96,7 @@ def test_whitened_input_sees_a_small_off_manifold_shift_and_round_trips(auroc):
     shifted = (held_out + 0.25 * off).astype(np.float32)
     cfg = dict(target_widths=[32], predictor_widths=[32, 32], out_dim=16, train=dict(lr=3e-3, max_epochs=15, batch_size=64))
     ends = np.arange(1, 21) * 100
-    plain = make_score("rnd_oe", **cfg).fit(ScoreFitData(train, None, ends, seed=0))
+    plain = make_score("rnd_oe", whiten=False, **cfg).fit(ScoreFitData(train, None, ends, seed=0))  # the published input
     white = make_score("rnd_oe", whiten=True, **cfg).fit(ScoreFitData(train, None, ends, seed=0))
     a_plain = auroc(plain.score_offline(held_out, None, [400]), plain.score_offline(shifted, None, [400]))
     a_white = auroc(white.score_offline(held_out, None, [400]), white.score_offline(shifted, None, [400]))
