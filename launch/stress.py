@@ -18,7 +18,7 @@ from fiper.control import MonitoredPolicy, RolloutRecorder
 from fiper.control.monitored_policy import EXECUTED_CHUNKS
 from fiper.control.sweep import run_sweep
 from fiper.fingerprint import directory_digest, make_fingerprint
-from fiper.interventions import FallbackContext
+from fiper.interventions import FallbackContext, response_from_config
 from fiper.monitor import load_monitor
 from fiper.monitor.identity import policy_fingerprint
 from launch.common import maybe_load_policy, plain, resolve_device, set_cpu_threads
@@ -76,7 +76,7 @@ def build_response(cfg: DictConfig, monitor, policy, probe):
         return None, None
     if monitor is None:
         raise ValueError("intervention= acts on the monitor's alarms: pass monitor_dir=<fitted + calibrated monitor> too")
-    response = hydra.utils.instantiate(spec)
+    response = response_from_config(plain(spec))
     if response.fallback is None:
         return response, None
     return response, action_context(plain(cfg.context), policy.action_dim, probe)

@@ -212,7 +212,7 @@ assert raw["speed"].shape == (30,) and (raw["speed"] > 0).all() and isinstance(m
             import os
             assert {"metrics.json", "report.md", "config.json"} <= set(os.listdir("results"))
         """),
-    ("docs/interventions.md", "from hydra.utils import instantiate"): Block(
+    ("docs/interventions.md", "from omegaconf import OmegaConf"): Block(
         copy=("launch/conf",),
         check="""
             from fiper.interventions import GradedResponse

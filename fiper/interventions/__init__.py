@@ -4,6 +4,7 @@ See docs/interventions.md. Everything a user plugs in is a small Protocol: ``Fal
 (start/act), ``RewardProgram`` (trajectory (batch, steps, 3) -> reward (batch,)).
 """
 
+from fiper.interventions.building import reward_from_config, response_from_config
 from fiper.interventions.context import FallbackContext
 from fiper.interventions.fallbacks import (
     FALLBACKS,
@@ -36,6 +37,8 @@ from fiper.interventions.steering import SteerOutput, Steering, SteeringConfig
 from fiper.interventions.trajectory import CheckedReward, lift_chunks, load_reward
 
 __all__ = [
+    "response_from_config",
+    "reward_from_config",
     "FALLBACKS",
     "REWARDS",
     "AboveTable",

@@ -266,7 +266,6 @@ def test_stress_context_comes_from_the_task_and_intervention_needs_a_monitor(set
     assert list(ctx.position_dims) == [0, 1]
     with pytest.raises(ValueError, match="context.position_dims"):
         action_context({}, 2, object())
-    cfg = OmegaConf.create({"intervention": {"_target_": "fiper.interventions.GradedResponse",
-                                             "fallback": {"_target_": "fiper.interventions.HoldPosition"}}})
+    cfg = OmegaConf.create({"intervention": {"fallback": {"name": "hold"}}})
     with pytest.raises(ValueError, match="monitor_dir"):
         build_response(cfg, None, setup[1], make_env)

@@ -1,15 +1,14 @@
-"""Every launch/conf/intervention/*.yaml instantiates into a working GradedResponse."""
+"""Every launch/conf/intervention/*.yaml builds a working GradedResponse (parts named by registry name)."""
 
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 import envs
-from fiper.interventions import FallbackContext, GradedResponse, Steering
+from fiper.interventions import FallbackContext, GradedResponse, Steering, response_from_config
 
 CONF = Path(__file__).resolve().parents[2] / "launch" / "conf" / "intervention"
 USER_CODE = """
@@ -42,9 +41,9 @@ def test_the_config_group_is_complete():
 
 
 @pytest.mark.parametrize("name", sorted(p.name for p in CONF.glob("*.yaml")))
-def test_intervention_config_instantiates(name, tmp_path):
+def test_intervention_config_builds(name, tmp_path):
     cfg = OmegaConf.merge(OmegaConf.load(CONF / name), fill(name, tmp_path))
-    response = instantiate(cfg)
+    response = response_from_config(OmegaConf.to_container(cfg, resolve=True))
     assert isinstance(response, GradedResponse)
     label = response.step(True, 2.0)
     assert label in ("steer", f"fallback:{response.fallback.name}")
@@ -65,4 +64,17 @@ def test_intervention_config_instantiates(name, tmp_path):
 
 def test_missing_user_fields_fail_before_running():
     with pytest.raises(Exception, match="callback"):
-        instantiate(OmegaConf.load(CONF / "hand_over.yaml"))
+        response_from_config(OmegaConf.to_container(OmegaConf.load(CONF / "hand_over.yaml"), resolve=True,
+                                                    throw_on_missing=True))
+
+
+@pytest.mark.parametrize("config, words", [
+    ({"fallback": {"name": "hover"}}, "unknown fallback 'hover'"),
+    ({"fallback": "hold"}, "{name: <registered fallback>"),
+    ({"steering": {"num_particles": 8}}, "steering needs a reward"),
+    ({"steering": {"reward": {"name": "nope"}}}, "unknown reward 'nope'"),
+    ({"fallback": {"name": "hold"}, "fallbak": {}}, "unknown response settings ['fallbak']"),
+])
+def test_bad_response_configs_name_the_problem(config, words):
+    with pytest.raises((ValueError, KeyError), match=words.replace("[", "\\[").replace("{", "\\{")):
+        response_from_config(config)

@@ -1,0 +1,58 @@
+"""A GradedResponse from a plain config that names its parts by registry name.
+
+    {fallback: {name: hold}}
+    {steering: {reward: {name: scene_keep_out, margin: 0.02}, num_particles: 32, ...},
+     fallback: {name: retreat, steps: 20}, max_steer_decisions: 3}
+
+Fallbacks come from ``FALLBACKS`` (``register_fallback``), reward programs from ``REWARDS``
+(``register_reward``; ``{name: program, spec: 'file.py:fn'}`` loads your own). This is how
+``launch/conf/intervention/*.yaml`` are built, the same way monitor configs name their scores.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from fiper.interventions.fallbacks import make_fallback
+from fiper.interventions.graded import GradedResponse
+from fiper.interventions.rewards import REWARDS, make_reward
+from fiper.interventions.scene import SceneKeepOut
+from fiper.interventions.steering import Steering
+from fiper.interventions.trajectory import load_reward
+
+REWARDS.register("scene_keep_out", SceneKeepOut, overwrite=True)
+REWARDS.register("program", load_reward, overwrite=True)
+
+RESPONSE_KEYS = ("steering", "fallback", "max_steer_decisions", "release_after")
+
+
+def _named(kind: str, value: Any, make) -> Any:
+    if not isinstance(value, Mapping) or "name" not in value:
+        raise ValueError(f"a {kind} is configured as {{name: <registered {kind}>, ...its arguments}}, got {value!r}")
+    args = dict(value)
+    return make(args.pop("name"), **args)
+
+
+def reward_from_config(value: Mapping[str, Any] | Sequence[Mapping[str, Any]]) -> Any:
+    """One reward program, or a list of them (the stages of a staged task)."""
+    if isinstance(value, Sequence) and not isinstance(value, (str, Mapping)):
+        return [_named("reward", v, make_reward) for v in value]
+    return _named("reward", value, make_reward)
+
+
+def response_from_config(config: Mapping[str, Any]) -> GradedResponse:
+    """Build the GradedResponse a config describes (see the module docstring); unknown keys are an error."""
+    cfg = dict(config)
+    unknown = sorted(set(cfg) - set(RESPONSE_KEYS))
+    if unknown:
+        raise ValueError(f"unknown response settings {unknown}; a response takes {list(RESPONSE_KEYS)}")
+    steering = cfg.pop("steering", None)
+    fallback = cfg.pop("fallback", None)
+    if steering is not None:
+        steering = dict(steering)
+        if "reward" not in steering:
+            raise ValueError("steering needs a reward: {reward: {name: <registered reward>, ...}, ...}")
+        steering = Steering(reward_from_config(steering.pop("reward")), **steering)
+    fallback = None if fallback is None else _named("fallback", fallback, make_fallback)
+    return GradedResponse(steering, fallback, **cfg)
