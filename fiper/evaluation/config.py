@@ -14,8 +14,9 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from calibration import THRESHOLD_KINDS, check_delta
+from calibration.joint import JOINT_RULES
 from fiper.aggregation import check_rule
-from fiper.monitor.spec import ScoreSpec, score_defaults
+from fiper.monitor.spec import MonitorSpec, ScoreSpec, score_defaults
 
 EPISODE = "episode"  # window label: the whole episode (cumulative sum), resolved per task
 CRITERIA = ("accuracy", "twa", "auroc", "accuracy_twa")  # accuracy_twa: mean of the two
@@ -75,9 +76,11 @@ def check_windows(windows: Sequence[Any], where: str) -> tuple[int | str, ...]:
 
 @dataclass(frozen=True)
 class MethodSpec:
-    """A monitor to evaluate: one or more score indicators and the rule that combines them.
+    """A monitor to evaluate: a MonitorSpec whose windows and threshold type are still to be chosen.
 
-    ``windows`` restricts this method's window grid (None: the global grid); with several
+    ``scores`` name entries of the evaluation's ``scores`` (ScoreSpecs), ``rule`` and ``joint`` are
+    the spec's; ``monitor_spec`` gives the MonitorSpec once validation has chosen the windows and
+    threshold type. ``windows`` restricts this method's window grid (None: the global grid); with several
     scores every combination of per-score windows is a candidate. A method with ``select``
     (rule 'select', no scores of its own) is whichever of the named methods validates best, per
     threshold type: the choice of alarm rule made on the validation split, like the windows.
@@ -118,9 +121,17 @@ class MethodSpec:
         joint = spec.get("joint", False)
         if not isinstance(joint, bool):
             raise ValueError(f"method {name!r}: 'joint' must be true or false, got {joint!r}")
-        if joint and rule == "single":
-            raise ValueError(f"method {name!r}: joint calibration combines several indicators; a single-score method has nothing to share")
+        if joint and rule not in JOINT_RULES:
+            raise ValueError(f"method {name!r}: joint calibration shares one height between the indicators of an "
+                             f"{' / '.join(JOINT_RULES)} alarm, not rule {rule!r}; set joint: false")
         return cls(name, scores, rule, windows, joint)
+
+    def monitor_spec(self, scores: Mapping[str, Mapping[str, Any]], windows: Mapping[str, int], threshold_type: str) -> MonitorSpec:
+        """The MonitorSpec this method is once its windows (in decisions) and threshold type are chosen."""
+        if self.select:
+            raise ValueError(f"method {self.name!r} selects among {list(self.select)}: take the spec of the member it chose")
+        return MonitorSpec({s: scores[s] for s in self.scores}, {s: int(windows[s]) for s in self.scores}, self.rule,
+                           threshold_type, self.joint)
 
     def as_dict(self) -> dict[str, Any]:
         if self.select:

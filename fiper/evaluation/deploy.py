@@ -16,7 +16,6 @@ import numpy as np
 from fiper.evaluation.findings import deployable_label
 from fiper.evaluation.results import TaskResult, TypeResult
 from fiper.monitor.monitor_file import write_monitor_file
-from fiper.monitor.spec import MonitorSpec
 
 SUMMARY_FIELDS = ("accuracy", "twa", "tpr", "tnr", "far_id", "auroc", "lead_fraction_before_onset")
 
@@ -43,8 +42,7 @@ def deployed_spec(task: TaskResult, method: str, *, selection: str = "") -> dict
     per_delta = [{"delta": float(d), **{f: _number(np.asarray(test[f])[i]) for f in SUMMARY_FIELDS}}
                  for i, d in enumerate(task.deltas)]
     return {
-        "spec": MonitorSpec({s: task.scored.specs[s] for s in spec.scores}, {s: int(res.window_steps[s]) for s in spec.scores},
-                            spec.rule, res.threshold_type, bool(spec.joint)),
+        "spec": spec.monitor_spec(task.scored.specs, res.window_steps, res.threshold_type),
         "evaluated": {
             "task": task.task,
             "method": method,
