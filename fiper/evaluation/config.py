@@ -32,22 +32,26 @@ def default_scores() -> dict[str, dict[str, Any]]:
     return {n: score_defaults(n) for n in DEFAULT_SCORE_NAMES}
 
 
+# The methods an evaluation compares by default (launch.evaluate offers each as the hydra group method/<name>).
 DEFAULT_METHODS: dict[str, dict[str, Any]] = {
+    # FIPER (docs/method.md §2-§4): RND-OE on the policy embedding AND action-chunk entropy; alarm when both cross
     "fiper": {"scores": ["rnd_oe", "ace"], "rule": "and", "windows": None},
-    # FIPER with one conformal height shared by both indicators (calibration/joint.py)
+    # the same with one conformal height shared by both indicators (calibration/joint.py), so the AND spends
+    # its whole false-alarm budget delta (per-score calibration at delta each leaves it far below delta)
     "fiper_joint": {"scores": ["rnd_oe", "ace"], "rule": "and", "windows": None, "joint": True},
-    # the same two indicators with the OR rule, one height for max of the two (calibration/joint.py)
+    # the two indicators with the OR rule, one height for the max of the two: fires as soon as either is out
     "fiper_or_joint": {"scores": ["rnd_oe", "ace"], "rule": "or", "windows": None, "joint": True},
-    # whichever of FIPER's jointly calibrated rules or its single indicators validates best (per threshold type)
+    # FIPER's alarm rule chosen on validation, per threshold type, like the windows: whichever of the jointly
+    # calibrated AND, the jointly calibrated OR, RND-OE alone or ACE alone validates best (docs/evaluation.md)
     "fiper_select": {"select": ["fiper_joint", "fiper_or_joint", "rnd_oe", "ace"]},
-    "rnd_oe": {"scores": ["rnd_oe"], "rule": "single", "windows": None},
-    "ace": {"scores": ["ace"], "rule": "single", "windows": None},
-    "stac": {"scores": ["stac"], "rule": "single", "windows": [EPISODE]},  # published: cumulative sum
-    "rnd_a": {"scores": ["rnd_a"], "rule": "single", "windows": None},
-    "logpzo": {"scores": ["logpzo"], "rule": "single", "windows": None},
-    "pca_kmeans": {"scores": ["pca_kmeans"], "rule": "single", "windows": None},
-    "mahalanobis": {"scores": ["mahalanobis"], "rule": "single", "windows": None},
-    "knn": {"scores": ["knn"], "rule": "single", "windows": None},
+    "rnd_oe": {"scores": ["rnd_oe"], "rule": "single", "windows": None},  # §2: novelty in the policy's embedding
+    "ace": {"scores": ["ace"], "rule": "single", "windows": None},  # §3: entropy of the sampled chunks
+    "stac": {"scores": ["stac"], "rule": "single", "windows": [EPISODE]},  # §6, Sentinel: published as a cumulative sum
+    "rnd_a": {"scores": ["rnd_a"], "rule": "single", "windows": None},  # §6: RND on (action chunk, embedding)
+    "logpzo": {"scores": ["logpzo"], "rule": "single", "windows": None},  # §6, FAIL-Detect: flow matching, ||Z||^2
+    "pca_kmeans": {"scores": ["pca_kmeans"], "rule": "single", "windows": None},  # §6: nearest k-means centre in PCA space
+    "mahalanobis": {"scores": ["mahalanobis"], "rule": "single", "windows": None},  # §6: Mahalanobis distance
+    "knn": {"scores": ["knn"], "rule": "single", "windows": None},  # §6: mean distance to the k nearest fit embeddings
 }
 
 
