@@ -7,7 +7,8 @@ from omegaconf import DictConfig
 
 from calibration.thresholds import THRESHOLD_KINDS
 from fiper.monitor import load_monitor, read_monitor_config, save_monitor
-from fiper.monitor.workflow import check_independent, load_decisions, successful_in_distribution, without_guarantee
+from fiper.monitor.decision_data import load_decisions, successful_in_distribution
+from fiper.monitor.independence import check_independent, without_guarantee
 from fiper.storage import EpisodeStore
 from launch.common import maybe_load_policy, plain, resolve_device, save_config, set_cpu_threads
 from launch.validate import THREADS, boolean, choice, existing_path, merged, optional, probability, reported, seed, validate

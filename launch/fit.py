@@ -9,7 +9,8 @@ from fiper.monitor import save_monitor
 from fiper.monitor.monitor_file import read_monitor_file
 from fiper.monitor.fitting import fit_monitor
 from fiper.monitor.spec import MonitorSpec
-from fiper.monitor.workflow import fit_record, load_decisions, successful_in_distribution
+from fiper.monitor.decision_data import load_decisions, successful_in_distribution
+from fiper.monitor.independence import fit_record
 from fiper.storage import EpisodeStore
 import launch.components  # noqa: F401  (the 'monitor' and 'score' config groups)
 from launch.common import maybe_load_policy, plain, resolve_device, save_config, set_cpu_threads

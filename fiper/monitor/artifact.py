@@ -42,7 +42,7 @@ def save_monitor(monitor: FailureMonitor, directory: str | os.PathLike, *, extra
                  fit_data: dict[str, Any] | None = None) -> Path:
     """Write the monitor (scores, windows, thresholds if calibrated) into ``directory``.
 
-    ``fit_data`` (fiper.monitor.workflow.fit_record) names the episodes the scores were fitted on,
+    ``fit_data`` (fiper.monitor.independence.fit_record) names the episodes the scores were fitted on,
     so calibration can refuse the same episodes; by default the monitor's own ``fit_data`` (set by
     load_monitor) is kept."""
     directory = Path(directory)

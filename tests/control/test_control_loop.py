@@ -13,7 +13,7 @@ from fiper.control import MonitoredPolicy, RolloutRecorder, run_episode
 from fiper.interventions import FallbackContext, GradedResponse, HoldPosition, Retreat
 from fiper.monitor import FailureMonitor, PolicyIdentity
 from fiper.monitor.fitting import fit_monitor
-from fiper.monitor.workflow import load_decisions
+from fiper.monitor.decision_data import load_decisions
 from fiper.storage import EpisodeStore
 from policies import PolicyConfig, TrainConfig, train_policy
 

@@ -18,7 +18,7 @@ from fiper.monitor import load_monitor
 from fiper.monitor.monitor_file import read_monitor_file, write_monitor_file
 from fiper.monitor.spec import MonitorSpec
 from fiper.monitor.fitting import fit_monitor
-from fiper.monitor.workflow import load_decisions
+from fiper.monitor.decision_data import load_decisions
 from fiper.storage import EpisodeStore
 
 CONF = Path(__file__).resolve().parents[2] / "launch" / "conf"

@@ -12,7 +12,7 @@ from fiper.evaluation.rollouts import load_rollouts
 from benchmarks.synthetic_stores import write_synthetic_store
 from fiper.monitor import save_monitor
 from fiper.monitor.fitting import fit_monitor
-from fiper.monitor.workflow import load_decisions, successful_in_distribution
+from fiper.monitor.decision_data import load_decisions, successful_in_distribution
 
 
 def test_live_alarms_give_the_metrics_of_the_monitored_episodes_only(tmp_path):

@@ -89,7 +89,7 @@ def test_monitor_fitted_from_recorded_rollouts_knows_the_recording_policy(policy
     (launch.fit without policy_dir=) takes it from there."""
     from hydra import compose, initialize_config_dir
 
-    from fiper.monitor.workflow import load_decisions
+    from fiper.monitor.decision_data import load_decisions
     from fiper.storage import EpisodeStore
     from launch import stress
 
