@@ -40,7 +40,7 @@ class FailureScore(Protocol):
     """What the monitor needs from a failure score (implement it to plug in your own)."""
 
     name: str
-    needs: frozenset[str]  # subset of {"embedding", "samples"}: inputs the score reads
+    needs: frozenset[str]  # subset of {"embedding", "samples"}: inputs the score reads (may be empty)
     embedding_dim: int | None  # D it was fitted for (None if it does not read embeddings)
     sample_shape: tuple[int, int, int] | None  # (B, H, A) it was fitted for (None if it does not read samples)
     fitted: bool  # True once fit() or from_state() gave it its constants
@@ -70,8 +70,8 @@ class FailureScore(Protocol):
 class ScoreFitData:
     """In-distribution decisions a score is fitted on.
 
-    ``embeddings`` (N, D) and ``samples`` (N, B, H, A) (either may be None when no score being
-    fitted reads it), ``decision_ends`` (E,) cumulative episode ends (meta/decision_ends),
+    ``embeddings`` (N, D) and ``samples`` (N, B, H, A) (either or both may be None when no score
+    being fitted reads it), ``decision_ends`` (E,) cumulative episode ends (meta/decision_ends),
     ``seed`` for every random choice of the fit, ``device`` where the fitted score lives.
     """
 
@@ -82,8 +82,6 @@ class ScoreFitData:
     device: str | torch.device = "cpu"
 
     def __post_init__(self) -> None:
-        if self.embeddings is None and self.samples is None:
-            raise ValueError("ScoreFitData needs embeddings (N, D) or samples (N, B, H, A); both are None")
         n = None
         for what, value, ndim in (("embeddings", self.embeddings, 2), ("samples", self.samples, 4)):
             if value is None:
@@ -95,6 +93,9 @@ class ScoreFitData:
             if n is not None and shape[0] != n:
                 raise ValueError(f"ScoreFitData: embeddings hold {n} decisions but samples hold {shape[0]}")
             n = shape[0]
+        if n is None:  # only scores that read neither (e.g. elapsed): the episodes alone
+            ends = np.asarray(self.decision_ends)
+            n = int(ends[-1]) if ends.ndim == 1 and ends.size else 0
         if n == 0:
             raise ValueError("ScoreFitData holds no decisions; fit on at least one in-distribution episode")
         self.decision_ends = check_decision_ends("ScoreFitData", self.decision_ends, n)
@@ -298,6 +299,7 @@ class ScoreBase(ABC):
         return max(1, self.chunk_elements // per_row)
 
     def _n_offline(self, embeddings: Any, samples: Any) -> int:
+        """Decisions in the inputs the score reads (a score that reads neither overrides score_offline)."""
         self._require_fitted()
         n = None
         for what, value, need in (("embeddings", embeddings, "embedding"), ("samples", samples, "samples")):

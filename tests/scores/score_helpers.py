@@ -15,6 +15,7 @@ TINY = {
     "pca_kmeans": dict(n_components=3, n_clusters=4),
     "mahalanobis": dict(),
     "knn": dict(k=3),
+    "elapsed": dict(),
 }
 
 

@@ -24,7 +24,7 @@ def test_satisfies_protocol_and_declares_needs(name, fitted_scores):
     score = fitted_scores[name]
     assert isinstance(score, FailureScore)
     assert score.name == name
-    assert score.needs and score.needs <= {"embedding", "samples"}
+    assert score.needs <= {"embedding", "samples"}
     assert (score.embedding_dim is not None) == ("embedding" in score.needs)
     assert (score.sample_shape is not None) == ("samples" in score.needs)
 
@@ -104,6 +104,12 @@ def test_wrong_shapes_raise_naming_both_shapes(name, fitted_scores, decisions):
 def test_non_finite_inputs_raise(name, bad, fitted_scores, decisions):
     score = fitted_scores[name]
     emb, smp = decisions.embeddings.copy(), decisions.samples.copy()
+    if not score.needs:  # inputs it does not read cannot spoil its scores
+        emb[3, 1], smp[3, 0, 1, 0] = bad, bad
+        clean = score.score_offline(None, None, decisions.decision_ends)
+        np.testing.assert_array_equal(score.score_offline(emb, smp, decisions.decision_ends), clean)
+        assert np.all(np.isfinite(clean))
+        return
     if "embedding" in score.needs:
         emb[3, 1] = bad
     else:
@@ -121,6 +127,8 @@ def test_unread_inputs_may_be_left_out(name, fitted_scores, decisions):
     smp = decisions.samples if "samples" in score.needs else None
     full = score.score_offline(decisions.embeddings, decisions.samples, decisions.decision_ends)
     np.testing.assert_array_equal(score.score_offline(emb, smp, decisions.decision_ends), full)
+    if not score.needs:
+        return
     missing = "embedding" if "embedding" in score.needs else "samples"
     with pytest.raises(ValueError, match=missing):
         score.score_offline(None if missing == "embedding" else emb, None if missing == "samples" else smp, decisions.decision_ends)
@@ -144,7 +152,7 @@ def test_decision_ends_must_cover_the_decisions(fitted_scores, decisions):
 
 
 def test_registry_names_the_known_scores():
-    with pytest.raises(KeyError, match="known scores: ace, knn, logpzo"):
+    with pytest.raises(KeyError, match="known scores: ace, elapsed, knn, logpzo"):
         make_score("rnd_o")
     with pytest.raises(ValueError, match="cannot be loaded"):
         SCORES["ace"].from_state({}, {"name": "stac", "params": {}})
@@ -205,3 +213,18 @@ def test_register_score_adds_a_plugin_and_refuses_taken_names(decisions):
             register_score(type("NotAScore", (), {"name": "x"}))
     finally:
         SCORES.pop("test_embedding_norm", None)
+
+
+def test_elapsed_counts_decisions_per_episode_and_reads_nothing(decisions):
+    score = make_score("elapsed").fit(ScoreFitData(None, None, [4, 9]))
+    assert score.needs == frozenset() and score.embedding_dim is None and score.sample_shape is None
+    np.testing.assert_array_equal(score.score_offline(None, None, decisions.decision_ends),
+                                  [0, 1, 2, 3, 4, 0, 1, 2, 3, 4, 5, 6, 0, 1, 2, 0, 1, 2, 3, 4, 5])
+    np.testing.assert_array_equal(score.score_offline(None, None, np.array([0, 2, 2, 3])), [0, 1, 0])  # empty episodes
+    assert [score.step() for _ in range(3)] == [0.0, 1.0, 2.0]
+    score.reset()
+    assert score.step(decisions.embeddings[0], decisions.samples[0]) == 0.0
+    with pytest.raises(ValueError, match="pass decision_ends"):
+        score.score_offline(None, None, None)
+    with pytest.raises(ValueError, match="holds no decisions"):
+        ScoreFitData(None, None, [0])

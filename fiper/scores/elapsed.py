@@ -1,0 +1,55 @@
+"""Elapsed time: the decision's index within its episode (0, 1, 2, ...), a reference, not a monitor of the policy.
+
+It reads neither embedding nor samples. Calibrated with window 1 and a constant threshold it alarms
+once an episode outlasts (1 - δ) of the successful in-distribution calibration episodes: the detector
+a learned score must beat to show it sees more than "this is taking too long" (docs/scores.md).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from fiper.scores.base import ScoreBase
+from fiper.scores.inputs import check_decision_ends, episode_starts
+
+
+class ElapsedTime(ScoreBase):
+    """Decisions since the episode started: 0 at the first decision, then 1, 2, ..."""
+
+    name = "elapsed"
+    needs = frozenset()
+    dtype = torch.float64
+    backend = "numpy"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._count = 0
+
+    def _fit(self, embeddings: None, samples: None, decision_ends: np.ndarray, seed: int) -> None:
+        return None  # no parameters: the clock needs calibration only
+
+    def _score(self, embeddings: None, samples: None) -> Tensor:
+        raise NotImplementedError("elapsed scores decisions by their place in the episode: use step or score_offline")
+
+    def reset(self) -> None:
+        self._count = 0
+
+    def _step(self, embedding: None, samples: None) -> float:
+        value, self._count = self._count, self._count + 1
+        return float(value)
+
+    def score_offline(self, embeddings: Any = None, samples: Any = None, decision_ends: Any = None) -> np.ndarray:
+        """Each decision's index within its episode, from ``decision_ends`` alone."""
+        self._require_fitted()
+        if decision_ends is None:
+            raise ValueError(f"{self.name} counts decisions per episode: pass decision_ends (meta/decision_ends)")
+        raw = np.asarray(decision_ends)
+        ends = check_decision_ends(self.name, raw, int(raw[-1]) if raw.ndim == 1 and raw.size else 0)
+        n = int(ends[-1]) if ends.size else 0
+        first = np.flatnonzero(episode_starts(ends, n))
+        index = np.arange(n, dtype=np.float64)
+        return index - np.repeat(index[first], np.diff(np.append(first, n))) if n else index
