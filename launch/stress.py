@@ -16,6 +16,7 @@ from omegaconf import DictConfig
 from fiper.collection import call_with_accepted, make_env_from_config, resolve
 from fiper.control import MonitoredPolicy, RolloutRecorder
 from fiper.control.monitored_policy import EXECUTED_CHUNKS
+from fiper.control.period import control_period_s
 from fiper.control.sweep import run_sweep
 from fiper.fingerprint import directory_digest, make_fingerprint
 from fiper.interventions import FallbackContext, response_from_config
@@ -23,9 +24,10 @@ from fiper.monitor import load_monitor
 from fiper.monitor.identity import policy_fingerprint
 from launch.common import maybe_load_policy, plain, resolve_device, set_cpu_threads
 from launch.validate import (ENV_CHECKS, THREADS, boolean, cells, choice, existing_path, integer, list_of, mapping_of_text,
-                             merged, optional, positive_int, reported, seed, text, validate)
+                             merged, optional, positive, positive_int, reported, seed, text, validate)
 
 CHECKS = merged(ENV_CHECKS, THREADS, {
+    "env.control_period_s": optional(positive),
     "policy_dir": existing_path("policy directory"),
     "monitor_dir": optional(existing_path("monitor directory")),
     "out": text,
@@ -126,12 +128,13 @@ def run(cfg: DictConfig):
     probe = make_env("none", 0.0)
     try:
         check_observations(policy, probe, env_cfg)
+        period = control_period_s(probe, env_cfg.get("control_period_s"), env_name=str(env_cfg.get("name") or env_cfg.get("factory")))
         response, context = build_response(cfg, monitor, policy, probe)
     finally:
         probe.close()
     agent = MonitoredPolicy(policy, monitor, response=response, context=context, num_samples=num_samples,
                             execute=cfg.execute, seed=cfg.seeds.start)
-    attrs = {"stress_config": plain(cfg), "task": env_cfg.get("name") or "custom", "control_period_s": 0.1,
+    attrs = {"stress_config": plain(cfg), "task": env_cfg.get("name") or "custom", "control_period_s": period,
              "n_action_steps": policy.n_action_steps, "num_samples": agent.num_samples,
              "policy_fingerprint": policy_fingerprint(policy),  # launch.fit from these decisions records it in the monitor
              "intervention": type(response).__name__ if response is not None else "none"}

@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 
 from fiper.control.loop import run_episode
 from fiper.control.monitored_policy import MonitoredPolicy
+from fiper.control.period import declared_period
 from fiper.control.recorder import RolloutRecorder
 
 
@@ -46,6 +47,15 @@ def recorded_episodes(recorder: RolloutRecorder) -> set[tuple[str, float, int]]:
     return {(str(a), round(float(b), 6), int(c)) for a, b, c in zip(store.meta("shift"), store.meta("severity"), store.meta("seed"))}
 
 
+def check_period(env: Any, recorder: RolloutRecorder, shift: str, severity: float) -> None:
+    """A cell's env must step at the store's recorded control period (a shift's own factory may not)."""
+    recorded, declared = recorder.attrs.get("control_period_s"), declared_period(env)
+    if recorded is not None and declared is not None and not np.isclose(declared[0], float(recorded), rtol=1e-6):
+        raise ValueError(f"the env of cell ({shift}, {severity:g}) declares {declared[1]} = {declared[0]:g} s per step but the "
+                         f"store records control_period_s={float(recorded):g}; every episode of a store shares one control "
+                         "period: record this cell into its own store (out=<path>)")
+
+
 def run_sweep(
     make_env: Callable[[str, float], Any],
     agent: MonitoredPolicy,
@@ -68,6 +78,7 @@ def run_sweep(
             if env is not None:
                 env.close()
             env, env_key = make_env(shift, severity), (shift, severity)
+            check_period(env, recorder, shift, severity)
         result = run_episode(env, agent, seed=seed, record_keys=record_keys, labels={"shift": shift, "severity": severity})
         recorder.write(result.steps, result.decisions, result.labels)
         alarmed = bool(np.any([d.verdict.alarm for d in result.decisions if d.verdict is not None]))

@@ -13,6 +13,8 @@ from fiper.evaluation.metrics import (
     metric_summary,
     four_way_split,
     lead_time,
+    physical_onset,
+    alarmed_before_onset,
 )
 from fiper.evaluation.ranking import auroc, average_ranks
 from fiper.evaluation.config import EvaluationConfig, MethodSpec, SplitConfig
@@ -54,4 +56,6 @@ __all__ = [
     "metric_summary",
     "four_way_split",
     "lead_time",
+    "physical_onset",
+    "alarmed_before_onset",
 ]

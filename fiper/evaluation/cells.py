@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from fiper.evaluation.metrics import alarmed_before_onset, physical_onset
 from fiper.evaluation.rollouts import RolloutSet
 
 
@@ -25,7 +26,7 @@ class CellCounts:
     failure: int
     live_alarm: int | None
     alarmed_failures: int | None
-    alarm_before_onset: int | None
+    alarm_before_onset: int | None  # physical failures alarmed strictly before their onset (metrics.alarmed_before_onset)
     reasons: tuple[tuple[str, int], ...]  # failure reasons among failures, most common first
 
 
@@ -33,8 +34,7 @@ def cell_counts(ro: RolloutSet) -> list[CellCounts]:
     """Counts per (shift, severity), in distribution first, then by shift name and severity."""
     recorded = bool((ro.live_alarm_step >= 0).any())
     alarmed = ro.live_alarm_step >= 0
-    # an alarm at the failure step still comes before the irrecoverable event's consequences
-    before = alarmed & ro.failed & ((ro.failure_step < 0) | (ro.live_alarm_step <= ro.failure_step))
+    before = alarmed_before_onset(ro.live_alarm_step, physical_onset(ro.failed, ro.failure_step, ro.failure_reason))
     keys = sorted({(str(s), round(float(v), 6)) for s, v in zip(ro.shift, ro.severity)}, key=lambda k: (k[0] != "none", k))
     rows = []
     for shift, severity in keys:

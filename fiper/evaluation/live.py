@@ -47,10 +47,12 @@ def live_results(rollouts: RolloutSet) -> list[dict[str, Any]]:
         report = with_far_id(metric_summary(
             rollouts.live_alarm_decision[idx], None, failed, rollouts.lengths[idx], ood=rollouts.ood[idx],
             failure_step=rollouts.failure_step[idx], env_steps=env_steps[idx], control_period=rollouts.control_period_s,
-            max_decisions=max_decisions))
+            max_decisions=max_decisions, failure_reason=rollouts.failure_reason[idx]))
         setting, delta = monitor_summary(monitor)
         out.append({"monitor": monitor, "setting": setting, "delta": delta, "episodes": int(idx.size), "failures": int(failed.sum()),
                     **{k: float(report[k]) for k in ("tpr", "tnr", "accuracy", "twa", "dt", "far_id", "far_id_se",
                                                       "lead_fraction_before_onset", "lead_median_warning_s")},
+                    "with_onset": int(report["lead_n_with_onset"]), "timeouts": int(report["lead_n_timeout"]),
+                    "timeouts_flagged": int(report["lead_n_timeout_flagged"]),
                     "far_id_n": int(report["success_id_n"]), "far_id_flagged": int(report["success_id_flagged"])})
     return out

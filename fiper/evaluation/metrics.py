@@ -135,14 +135,42 @@ def four_way_split(first_alarm, failed, ood) -> dict[str, GroupRate]:
     return out
 
 
+TIMEOUT = "timeout"  # the failure reason of an episode that ran out of time (envs/labels.py, fiper.collection)
+
+
 @dataclass(frozen=True)
 class LeadTime:
-    """How early failures are announced, relative to their labelled onset."""
+    """How early physical failures are announced, relative to their labelled onset; timeouts counted apart."""
 
-    n_with_onset: int  # failures whose onset step is known (failure_step >= 0)
+    n_with_onset: int  # physical failures (reason not 'timeout') whose onset step is known (failure_step >= 0)
     n_before_onset: object  # of those, alarmed strictly before the onset env step
     fraction_before_onset: object  # n_before_onset / n_with_onset
     median_warning_s: object  # median (onset - alarm) env steps * control_period over those alarmed before onset
+    median_warning_decisions: object  # median (onset decision - alarm decision) over the same failures
+    n_timeout: int  # failures that ran out of time: no onset to warn of
+    n_timeout_flagged: object  # of those, alarmed at any decision
+
+
+def physical_onset(failed, failure_step, failure_reason=None) -> np.ndarray:
+    """Onset env step of each physical failure; -1 for successes, unknown onsets and timeouts.
+
+    A timeout's ``failure_step`` is the episode's last step, the time limit, not an event a monitor
+    could warn of; ``failure_reason=None`` (not recorded) treats every failure as physical.
+    """
+    fail = np.asarray(failed, dtype=bool)
+    onset = np.where(fail, np.asarray(failure_step, dtype=np.int64), -1)
+    if failure_reason is not None:
+        onset = np.where(np.asarray(failure_reason).astype(str) == TIMEOUT, -1, onset)
+    return onset
+
+
+def alarmed_before_onset(alarm_step, onset) -> np.ndarray:
+    """The one definition of an early alarm: an alarm (env step >= 0) strictly before a known onset (>= 0).
+
+    An alarm at the onset step itself gives no warning. ``alarm_step`` may carry grid dimensions (..., E).
+    """
+    alarm_step, onset = np.asarray(alarm_step), np.asarray(onset)
+    return (onset >= 0) & (alarm_step >= 0) & (alarm_step < onset)
 
 
 def decision_env_steps(env_steps, first_alarm: np.ndarray) -> np.ndarray:
@@ -162,30 +190,51 @@ def decision_env_steps(env_steps, first_alarm: np.ndarray) -> np.ndarray:
     return table[np.arange(num), np.maximum(first_alarm, 0)]
 
 
-def lead_time(first_alarm, failed, failure_step, env_steps, control_period: float) -> LeadTime:
-    """Fraction of failures alarmed before their onset and the median warning in seconds.
+def onset_decision(env_steps, onset: np.ndarray) -> np.ndarray:
+    """Decision index during whose chunk each onset env step falls (the last decision at or before it); -1 without onset."""
+    if np.ndim(env_steps) == 0:
+        return np.where(onset >= 0, onset // max(int(env_steps), 1), -1)
+    table = np.asarray(env_steps)
+    started = (table >= 0) & (table <= onset[:, None])
+    return np.where(onset >= 0, started.sum(-1) - 1, -1)
+
+
+def _median(values: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Median over the last axis of the finite entries (NaN elsewhere); NaN where ``counts`` is 0."""
+    with np.errstate(all="ignore"):
+        sorted_v = np.sort(values, axis=-1)  # NaN sort last
+        lo = np.maximum((counts - 1) // 2, 0)
+        hi = np.maximum(counts // 2, 0)
+        med = 0.5 * (np.take_along_axis(sorted_v, lo[..., None], -1) + np.take_along_axis(sorted_v, hi[..., None], -1))[..., 0]
+    return np.where(counts > 0, med, np.nan)
+
+
+def lead_time(first_alarm, failed, failure_step, env_steps, control_period: float, failure_reason=None) -> LeadTime:
+    """Fraction of physical failures alarmed strictly before their onset and the median warning.
 
     ``failure_step`` (E,) is the env step of the irrecoverable event (-1: none / unknown);
-    ``control_period`` is seconds per env step.
+    ``failure_reason`` (E,) labels timeouts, which get their own counts (``physical_onset``);
+    ``control_period`` is seconds per env step (NaN: unknown, warnings in seconds are NaN).
     """
     fa = _first_alarm(first_alarm)
     num = fa.shape[-1]
     fail = _labels(failed, num, "failed")
-    onset = _labels(failure_step, num, "failure_step", np.int64)
-    if not (np.isfinite(control_period) and control_period > 0):
-        raise ValueError(f"control_period must be a positive number of seconds per env step, got {control_period}")
-    eligible = fail & (onset >= 0)
-    alarm_step = decision_env_steps(env_steps, fa)
-    early = eligible & (fa >= 0) & (alarm_step < onset)
+    steps = _labels(failure_step, num, "failure_step", np.int64)
+    reasons = None if failure_reason is None else _labels(failure_reason, num, "failure_reason", str)
+    period = float(control_period)
+    if not (np.isnan(period) or (np.isfinite(period) and period > 0)):
+        raise ValueError(f"control_period must be a positive number of seconds per env step (NaN: unknown), got {control_period}")
+    onset = physical_onset(fail, steps, reasons)
+    eligible = onset >= 0
+    alarm_step = np.where(fa >= 0, decision_env_steps(env_steps, fa), -1)
+    early = alarmed_before_onset(alarm_step, onset)
     n_early = early.sum(-1)
-    warning = np.where(early, (onset - alarm_step) * float(control_period), np.nan)
-    with np.errstate(all="ignore"):
-        sorted_w = np.sort(warning, axis=-1)  # NaN sort last
-        lo = np.maximum((n_early - 1) // 2, 0)
-        hi = np.maximum(n_early // 2, 0)
-        med = 0.5 * (np.take_along_axis(sorted_w, lo[..., None], -1) + np.take_along_axis(sorted_w, hi[..., None], -1))[..., 0]
-    med = np.where(n_early > 0, med, np.nan)
-    return LeadTime(int(eligible.sum()), _out(n_early), _out(_ratio(n_early, eligible.sum())), _out(med))
+    warning_s = np.where(early, (onset - alarm_step) * period, np.nan)
+    warning_d = np.where(early, (onset_decision(env_steps, onset) - fa).astype(np.float64), np.nan)
+    timeout = fail & (reasons == TIMEOUT) if reasons is not None else np.zeros(num, dtype=bool)
+    return LeadTime(int(eligible.sum()), _out(n_early), _out(_ratio(n_early, eligible.sum())),
+                    _out(_median(warning_s, n_early)), _out(_median(warning_d, n_early)),
+                    int(timeout.sum()), _out(((fa >= 0) & timeout).sum(-1)))
 
 
 def metric_summary(
@@ -199,11 +248,12 @@ def metric_summary(
     env_steps=None,
     control_period: float | None = None,
     max_decisions: int | None = None,
+    failure_reason=None,
 ) -> dict:
     """All section-7 metrics in one flat dict (one delta, or grid arrays when batched).
 
     The four-way split needs ``ood``; lead time needs ``failure_step``, ``env_steps`` and
-    ``control_period``; AUROC needs ``max_ratio`` (None for recorded alarms without their
+    ``control_period`` (and ``failure_reason`` to count timeouts apart); AUROC needs ``max_ratio`` (None for recorded alarms without their
     scores); the corresponding keys are omitted when those are not given.
     """
     report = detection_metrics(first_alarm, failed, lengths, max_decisions).as_dict()
@@ -215,6 +265,6 @@ def metric_summary(
             report[f"{name}_flagged"] = cell.flagged
             report[f"{name}_flag_rate"] = cell.flag_rate
     if failure_step is not None and env_steps is not None and control_period is not None:
-        lt = lead_time(first_alarm, failed, failure_step, env_steps, control_period)
+        lt = lead_time(first_alarm, failed, failure_step, env_steps, control_period, failure_reason)
         report.update({f"lead_{k}": v for k, v in asdict(lt).items()})
     return report

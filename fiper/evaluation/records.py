@@ -23,11 +23,13 @@ MEAN = "mean"  # the 'delta' of the mean-over-delta record
 METRIC_FIELDS = (
     "tpr", "tnr", "accuracy", "dt", "twa", "auroc", "far_id", "far_id_se",
     "success_id_flag_rate", "success_ood_flag_rate", "fail_id_flag_rate", "fail_ood_flag_rate",
-    "lead_fraction_before_onset", "lead_median_warning_s", "lead_n_before_onset",
+    "lead_fraction_before_onset", "lead_median_warning_s", "lead_median_warning_decisions", "lead_n_before_onset",
+    "lead_n_timeout_flagged",
     "tp", "fn", "tn", "fp",
     "success_id_flagged", "success_ood_flagged", "fail_id_flagged", "fail_ood_flagged",
 )
-COUNT_FIELDS = ("n_fail", "n_succ", "max_decisions", "success_id_n", "success_ood_n", "fail_id_n", "fail_ood_n", "lead_n_with_onset")
+COUNT_FIELDS = ("n_fail", "n_succ", "max_decisions", "success_id_n", "success_ood_n", "fail_id_n", "fail_ood_n", "lead_n_with_onset",
+                "lead_n_timeout")
 
 
 def padded_env_steps(rollouts: RolloutSet) -> np.ndarray:
@@ -45,7 +47,7 @@ def chosen_metrics(alarms: CandidateAlarms, rollouts: RolloutSet, episodes: np.n
         alarms.first_alarm[0], alarms.max_ratio[0], rollouts.failed[episodes], lengths,
         ood=rollouts.ood[episodes], failure_step=rollouts.failure_step[episodes],
         env_steps=env_steps[episodes, : int(lengths.max())], control_period=rollouts.control_period_s,
-        max_decisions=max_decisions,
+        max_decisions=max_decisions, failure_reason=rollouts.failure_reason[episodes],
     )
     return with_far_id(report)
 

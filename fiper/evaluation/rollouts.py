@@ -20,7 +20,6 @@ import numpy as np
 from fiper.evaluation.rowview import RowView, concat_rows
 from fiper.storage import EpisodeStore
 
-DEFAULT_CONTROL_PERIOD_S = 0.1
 REQUIRED_DECISIONS = ("embedding", "samples")
 
 
@@ -73,6 +72,24 @@ def task_name(attrs: dict[str, Any], path: Path) -> str:
     return path.name[:-5] if path.name.endswith(".zarr") else path.name
 
 
+def store_control_period(attrs: dict[str, Any], path: Path, override: float | None, notes: list[str]) -> float:
+    """Seconds per env step of a store: ``override``, else its attrs ``control_period_s`` (what launch.stress
+    took from the env), else NaN with a note: warning times in seconds are then left unreported, never guessed."""
+    value = override if override is not None else attrs.get("control_period_s")
+    if value is None:
+        notes.append(f"{path.name}: no control_period_s attr, so warnings in seconds are not reported; "
+                     "pass control_period_s=<seconds per env step> to report them")
+        return float("nan")
+    try:
+        period = float(value)
+    except (TypeError, ValueError):
+        period = float("nan")
+    if not (np.isfinite(period) and period > 0):
+        raise RolloutError(f"{path}: control_period_s={value!r} is not a positive number of seconds per env step; "
+                           "pass control_period_s=<seconds per env step> to override it")
+    return period
+
+
 def _attr_int(attrs: dict[str, Any], key: str) -> int | None:
     """An integer attribute at top level or inside the 'policy' / 'env' attribute dicts."""
     for source in (attrs, attrs.get("policy"), attrs.get("env")):
@@ -102,7 +119,7 @@ class RolloutSet:
     live_alarm_step: np.ndarray  # (E,) int, env step of the live monitor's first alarm; -1 none/not recorded
     live_alarm_decision: np.ndarray  # (E,) int, decision index of that alarm; -1 none/not recorded
     live_monitor: np.ndarray  # (E,) str, the monitor that ran live (store attrs stress_config.monitor_dir); '' none
-    control_period_s: float
+    control_period_s: float  # seconds per env step; NaN when the store does not record it
     n_action_steps: int | None  # env steps per decision, from attrs (None if not recorded)
     notes: list[str] = field(default_factory=list)
 
@@ -153,9 +170,7 @@ def read_store(path: Path, control_period_s: float | None = None) -> RolloutSet:
         per = n_action or 1
         env_step = (np.arange(n) - np.repeat(ends - lengths, lengths)) * per
         notes.append(f"{path.name}: no decisions/env_step; assumed {per} env step(s) per decision")
-    period = control_period_s
-    if period is None:
-        period = float(attrs.get("control_period_s", DEFAULT_CONTROL_PERIOD_S))
+    period = store_control_period(attrs, path, control_period_s, notes)
 
     def meta(key: str, default: Any, dtype: Any) -> np.ndarray:
         if key not in store.meta_keys:
@@ -200,7 +215,7 @@ def merge_rollouts(parts: Sequence[RolloutSet]) -> RolloutSet:
                 f"{first.sample_shape}; stores of one task must come from the same policy and batch size "
                 "(give them different 'task' attrs to evaluate them separately)"
             )
-        if not np.isclose(other.control_period_s, first.control_period_s):
+        if not np.isclose(other.control_period_s, first.control_period_s, equal_nan=True):
             raise RolloutError(
                 f"task {first.task!r}: {other.stores[0]} has control_period_s={other.control_period_s} but "
                 f"{first.stores[0]} has {first.control_period_s}; pass control_period_s=... to override"

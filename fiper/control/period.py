@@ -1,0 +1,54 @@
+"""Seconds per env step of a task env: the one definition recorded with its rollouts (attrs ``control_period_s``).
+
+Every warning time in seconds is (env steps) x this period, so it comes from the env itself, never
+from a default: gymnasium's MuJoCo envs and fiper's tasks (envs/base.py) expose ``dt``; an env may
+instead declare ``control_period_s``; a user's config may state it (``env.control_period_s=``).
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+ENV_ATTRIBUTES = ("dt", "control_period_s")  # looked up on env.unwrapped, then on the env itself
+
+
+def _positive_seconds(value: Any, where: str) -> float:
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = float("nan")
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise ValueError(f"{where} = {value!r} is not a positive number of seconds per env step; "
+                         "declare the env's real control period (e.g. env.control_period_s=0.05)")
+    return seconds
+
+
+def declared_period(env: Any) -> tuple[float, str] | None:
+    """(seconds, 'where') the env declares per step (``dt`` or ``control_period_s``), or None."""
+    for obj in (getattr(env, "unwrapped", env), env):
+        for name in ENV_ATTRIBUTES:
+            value = getattr(obj, name, None)
+            if value is not None and not callable(value):
+                where = f"{type(obj).__name__}.{name}"
+                return _positive_seconds(value, where), where
+    return None
+
+
+def control_period_s(env: Any, configured: Any = None, *, env_name: str = "the env") -> float:
+    """Seconds per env step of ``env``: ``configured`` (the config's ``env.control_period_s``) or what the env declares.
+
+    Both given and different is an error (one of them is wrong); neither is an error naming both fixes.
+    """
+    declared = declared_period(env)
+    if configured is not None:
+        seconds = _positive_seconds(configured, "env.control_period_s")
+        if declared is not None and not math.isclose(seconds, declared[0], rel_tol=1e-6):
+            raise ValueError(f"env.control_period_s={seconds:g} s but {env_name} declares {declared[1]} = {declared[0]:g} s "
+                             "per step; drop env.control_period_s= or make it match the env")
+        return seconds
+    if declared is None:
+        raise ValueError(f"cannot tell how many seconds one step of {env_name} ({type(env).__name__}) lasts, so warning "
+                         "times in seconds would be wrong: set env.control_period_s=<seconds per env step> in the config, "
+                         "or declare `dt` (seconds per step) on the env as gymnasium's MuJoCo envs do")
+    return declared[0]
