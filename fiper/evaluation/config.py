@@ -25,7 +25,7 @@ DEFAULT_WINDOWS: tuple[int | str, ...] = (1, 3, 5, 10, 20, EPISODE)
 DEFAULT_DELTAS: tuple[float, ...] = tuple(round(0.01 * i, 2) for i in range(1, 11))  # 1-delta in 0.90..0.99
 
 # Every registered score at its class defaults ({indicator: {'score': registry name, **params}}).
-DEFAULT_SCORE_NAMES: tuple[str, ...] = ("rnd_oe", "ace", "stac", "rnd_a", "logpzo", "pca_kmeans", "mahalanobis", "knn")
+DEFAULT_SCORE_NAMES: tuple[str, ...] = ("rnd_oe", "ace", "stac", "rnd_a", "logpzo", "pca_kmeans", "mahalanobis", "knn", "elapsed")
 
 
 def default_scores() -> dict[str, dict[str, Any]]:
@@ -52,11 +52,18 @@ DEFAULT_METHODS: dict[str, dict[str, Any]] = {
     "pca_kmeans": {"scores": ["pca_kmeans"], "rule": "single", "windows": None},  # §6: nearest k-means centre in PCA space
     "mahalanobis": {"scores": ["mahalanobis"], "rule": "single", "windows": None},  # §6: Mahalanobis distance
     "knn": {"scores": ["knn"], "rule": "single", "windows": None},  # §6: mean distance to the k nearest fit embeddings
+    # reference, not a monitor of the policy: alarm once the episode outlasts (1 - delta) of the calibration successes
+    # (the score is the decision index, already cumulative, so window 1 only)
+    "elapsed": {"scores": ["elapsed"], "rule": "single", "windows": [1]},
 }
 
 
 # The published baselines: repeats.md compares every other method with the best of these (paired).
 DEFAULT_BASELINES: tuple[str, ...] = ("stac", "rnd_a", "logpzo", "pca_kmeans", "mahalanobis", "knn")
+
+# The trivial references: detectors that read nothing of the policy. report.md, metrics.json and
+# repeats.md state every method's margin over the best of these ("what the monitor adds").
+DEFAULT_REFERENCES: tuple[str, ...] = ("elapsed",)
 
 
 def check_windows(windows: Sequence[Any], where: str) -> tuple[int | str, ...]:
@@ -183,6 +190,9 @@ class EvaluationConfig:
     # methods that count as baselines in the paired comparison over repeats; names of dropped
     # default methods are ignored, other unknown names are an error
     baselines: tuple[str, ...] = DEFAULT_BASELINES
+    # trivial reference methods (e.g. the elapsed-time clock): each method's margin over the best of
+    # them is reported; names of dropped default methods are ignored, other unknown names are an error
+    references: tuple[str, ...] = DEFAULT_REFERENCES
     # method whose chosen configuration is written as a monitor file per task, ready for
     # launch.fit / launch.calibrate (None: none; a dropped default method: none)
     deploy_method: str | None = "fiper_select"
@@ -228,12 +238,11 @@ class EvaluationConfig:
             if missing:
                 raise ValueError(f"method {method.name!r} uses scores {missing} that are not configured under 'scores' (have {sorted(scores)})")
         object.__setattr__(self, "methods", methods)
-        if isinstance(self.baselines, str):
-            raise ValueError(f"baselines must be a list of method names, got {self.baselines!r}")
-        unknown = [b for b in self.baselines if b not in methods and b not in DEFAULT_METHODS]
-        if unknown:
-            raise ValueError(f"baselines {unknown} are not configured methods (have {sorted(methods)}); fix the names, or set baselines=[]")
-        object.__setattr__(self, "baselines", tuple(str(b) for b in self.baselines if b in methods))
+        object.__setattr__(self, "baselines", self._method_names("baselines", self.baselines, methods))
+        object.__setattr__(self, "references", self._method_names("references", self.references, methods))
+        both = sorted(set(self.baselines) & set(self.references))
+        if both:
+            raise ValueError(f"methods {both} are both baselines and references; a method plays one role, remove it from one list")
         if self.deploy_method is not None and self.deploy_method not in methods:
             if self.deploy_method not in DEFAULT_METHODS:
                 raise ValueError(f"deploy_method {self.deploy_method!r} is not one of the methods {sorted(methods)}; "
@@ -242,6 +251,16 @@ class EvaluationConfig:
         if self.plot_method is not None and self.plot_method not in methods:
             raise ValueError(f"plot_method {self.plot_method!r} is not one of the methods {sorted(methods)}; "
                              "set plot_method to one of them, or null for the first (launch.evaluate: plot_method=null)")
+
+    @staticmethod
+    def _method_names(key: str, names: Sequence[str], methods: Mapping[str, MethodSpec]) -> tuple[str, ...]:
+        """Configured method names of a role list: dropped default methods left out, unknown names refused."""
+        if isinstance(names, str):
+            raise ValueError(f"{key} must be a list of method names, got {names!r}")
+        unknown = [b for b in names if b not in methods and b not in DEFAULT_METHODS]
+        if unknown:
+            raise ValueError(f"{key} {unknown} are not configured methods (have {sorted(methods)}); fix the names, or set {key}=[]")
+        return tuple(str(b) for b in names if b in methods)
 
     @property
     def used_scores(self) -> tuple[str, ...]:
@@ -266,7 +285,7 @@ class EvaluationConfig:
             if extra:
                 raise ValueError(f"unknown split settings {sorted(extra)}; expected fit, calibration, validation")
             values["split"] = SplitConfig(**{k: float(v) for k, v in split.items()})
-        for key in ("windows", "threshold_types", "deltas", "baselines"):
+        for key in ("windows", "threshold_types", "deltas", "baselines", "references"):
             if key in values and values[key] is not None and not isinstance(values[key], (str, int, float)):
                 values[key] = tuple(values[key])
         if "methods" in values:
@@ -282,6 +301,7 @@ class EvaluationConfig:
         out["threshold_types"] = list(self.threshold_types)
         out["deltas"] = list(self.deltas)
         out["baselines"] = list(self.baselines)
+        out["references"] = list(self.references)
         out["split"] = asdict(self.split)
         out["scores"] = copy.deepcopy({n: dict(s) for n, s in self.scores.items()})
         out["methods"] = {n: m.as_dict() for n, m in self.methods.items()}

@@ -20,6 +20,7 @@ TINY_SCORES = {
     "pca_kmeans": {"score": "pca_kmeans", "n_components": 4, "n_clusters": 8},
     "mahalanobis": {"score": "mahalanobis"},
     "knn": {"score": "knn", "k": 3},
+    "elapsed": {"score": "elapsed"},
 }
 
 
