@@ -38,7 +38,7 @@ class SyntheticTask:
     diffuse: float = 0.5  # sample spread a failing policy reaches
     lag: int = 6  # decisions from the onset of the drift to the irrecoverable event (failure_step)
     task_seed: int = 0
-    control_period_s: float = 0.05
+    control_period_s: float | None = 0.05  # seconds per env step (store attrs); None records none
 
     def structure(self):
         g = np.random.default_rng(self.task_seed)
@@ -132,16 +132,23 @@ def write_synthetic_store(
     live_scores: bool = False,
     overwrite: bool = False,
     replace: dict[int, dict] | None = None,
+    failure_reasons: Sequence[str] | None = None,
 ) -> EpisodeStore:
     """Write a labelled rollout store; episodes are shuffled kinds. ``replace`` maps episode index
-    -> decisions to write instead (same length), for tests that alter chosen episodes only."""
+    -> decisions to write instead (same length), for tests that alter chosen episodes only.
+
+    ``failure_reasons`` labels the failures in store order, cycling (meta/failure_reason, '' for
+    successes); a 'timeout' failure's failure_step is then its last env step, as envs/labels.py sets it.
+    Without it the store records no failure_reason.
+    """
     task = task or SyntheticTask()
     rng, live = np.random.default_rng(seed), np.random.default_rng([seed, 1])
     kinds = [(True, False)] * n_success_id + [(True, True)] * n_success_ood + [(False, False)] * n_fail_id + [(False, True)] * n_fail_ood
     order = rng.permutation(len(kinds))
-    attrs = {"task": task.name, "control_period_s": task.control_period_s, "n_action_steps": task.n_action_steps,
+    attrs = {"task": task.name, "n_action_steps": task.n_action_steps,
+             **({"control_period_s": task.control_period_s} if task.control_period_s is not None else {}),
              "source": "benchmarks.synthetic_stores"}
-    episodes = []
+    episodes, n_failed = [], 0
     for i, k in enumerate(order):
         success, ood = kinds[k]
         ep = synthetic_episode(task, rng, success=success, ood=ood)
@@ -154,5 +161,11 @@ def write_synthetic_store(
         executed = ep["samples"][:, 0, : task.n_action_steps].astype(np.float32).reshape(-1, task.action_dim)
         meta = {"success": success, "failure_step": ep["failure_step"], "shift": "camera" if ood else "none",
                 "severity": 0.5 if ood else 0.0, "seed": int(seed * 100000 + i)}
+        if failure_reasons:
+            reason = "" if success else str(failure_reasons[n_failed % len(failure_reasons)])
+            n_failed += int(not success)
+            if reason == "timeout":
+                meta["failure_step"] = len(executed) - 1
+            meta["failure_reason"] = reason
         episodes.append(({"action": executed}, decisions, meta))
     return write_episodes(path, episodes, attrs=attrs, overwrite=overwrite)

@@ -8,7 +8,8 @@ from typing import Any
 import numpy as np
 
 from fiper.evaluation.cells import four_kinds
-from fiper.evaluation.findings import Row
+from fiper.evaluation.failure_types import task_failure_types
+from fiper.evaluation.findings import MARGIN_METRICS, Row, TaskFindings
 from fiper.evaluation.render.text import chosen_text
 from fiper.evaluation.results import CHOSEN, EvaluationResult, TaskResult
 
@@ -50,15 +51,34 @@ def _row(row: Row | None) -> dict[str, str] | None:
     return None if row is None else {"method": row.method, "threshold_type": row.label}
 
 
+def _margins(f: TaskFindings) -> dict[str, Any] | None:
+    """Test Acc and TWA (means over delta) of each non-reference method's deployable row minus the
+    best reference row's; ``deployed`` repeats the deployed row's. None without references."""
+    if f.best_reference is None:
+        return None
+    rows = [{**_row(m.row), **{k: getattr(m, k) for k in MARGIN_METRICS}} for m in f.margins]
+    d = f.deployed_margin
+    return {"reference": _row(f.best_reference), "criterion": f.criterion, "metrics": list(MARGIN_METRICS),
+            "deployed": None if d is None else {**_row(d.row), **{k: getattr(d, k) for k in MARGIN_METRICS}}, "rows": rows}
+
+
 def _findings(task: TaskResult) -> dict[str, Any]:
     f = task.findings
     return {
         "headline": {"deploy_method": f.deploy_method, "deployed": _row(f.deployed), "best_baseline": _row(f.best_baseline),
-                     "references": [_row(r) for r in f.references], "criterion": f.criterion},
+                     "best_reference": _row(f.best_reference), "references": [_row(r) for r in f.references],
+                     "others": [_row(r) for r in f.others], "criterion": f.criterion},
+        "margin_over_references": _margins(f),
         "winners": [{"scope": w.scope, "metric": w.metric, **_row(w.row), "value": w.value} for w in f.winners],
         "far_id_above_bound": [{**_row(c.row), "delta": c.delta, "flagged": c.flagged, "n": c.n, "far_id": c.far, "bound": c.bound}
                                for c in f.far_above_bound()],
     }
+
+
+def _by_failure_type(task: TaskResult) -> dict[str, Any]:
+    table = task_failure_types(task)
+    return {"threshold_type": table.threshold_type, "delta": table.delta, "physical_with_onset": table.physical_with_onset,
+            "physical_with_onset_test": table.physical_with_onset_test, "rows": [vars(r) for r in table.rows]}
 
 
 def metrics_document(result: EvaluationResult) -> dict[str, Any]:
@@ -74,7 +94,7 @@ def metrics_document(result: EvaluationResult) -> dict[str, Any]:
                        "calibration_parts": None if task.calibration_parts is None else
                        {"selection": task.calibration_parts[0].tolist(), "final": task.calibration_parts[1].tolist()},
                        "cell_detection": {"threshold_type": det.threshold_type, "delta": det.delta, "cells": [vars(r) for r in det.rows]},
-                       "live": task.live, **_findings(task)}
+                       "by_failure_type": _by_failure_type(task), "live": task.live, **_findings(task)}
     doc = {"format": FORMAT, "version": VERSION, "selection_criterion": result.config.selection,
            "records": result.records(), "tasks": tasks}
     return json_safe(doc)

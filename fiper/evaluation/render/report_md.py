@@ -1,5 +1,6 @@
-"""report.md: per task, the deployed monitor against the best baseline first (with a glossary and
-why it was chosen), then the FAR-ID checks, the full grid, the validation choices and the data."""
+"""report.md: per task, the deployed monitor against the best baseline and the references first
+(its margin over the best reference, a glossary and why it was chosen), then the FAR-ID checks,
+the full grid, the validation choices and the data."""
 
 from __future__ import annotations
 
@@ -7,11 +8,12 @@ from typing import Any
 
 import numpy as np
 
-from fiper.evaluation.findings import WINNER_SCOPES, Row, Winner, in_scope
+from fiper.evaluation.findings import WINNER_SCOPES, Margin, Row, TaskFindings, Winner, in_scope
 from fiper.evaluation.render.tables_md import (
     cells_markdown,
     deploy_markdown,
     detection_markdown,
+    failure_types_markdown,
     far_markdown,
     far_meaning,
     far_text,
@@ -46,25 +48,48 @@ def _metric_cells(res) -> list[str]:
     return [*(fmt(mean(t[k])) for _, k in COLUMNS), f"{fmt(mean(t['far_id']))} ± {fmt(mean(t['far_id_se']))}"]
 
 
+def margin_text(margin: Margin) -> str:
+    """'Acc +0.12, TWA +0.05 over `elapsed` (constant)': a row's margin over the best reference."""
+    return (f"Acc {margin.accuracy:+.3f}, TWA {margin.twa:+.3f} over `{margin.reference.method}` "
+            f"({margin.reference.label})")
+
+
+def _margin_line(found: TaskFindings) -> list[str]:
+    """The deployed row's margin over the best reference, in a sentence."""
+    m = found.deployed_margin
+    if m is None:
+        return []
+    verdict = ("it does not beat a detector that reads nothing of the policy on this split" if max(m.accuracy, m.twa) <= 0
+               else "what the monitor adds over a detector that reads nothing of the policy")
+    return [f"**Margin over the best reference** (test, mean over δ, this split): the deployed row scores "
+            f"{margin_text(m)}: {verdict}. Over repeated splits, repeats.md gives every method's paired margin.", ""]
+
+
 def _headline(task: TaskResult, criterion: str) -> list[str]:
-    """The deployed row, the best baseline and the references, then the glossary."""
+    """The deployed row, the best baseline, the references and the other methods, the deployed
+    row's margin over the best reference, then the glossary."""
     found = task.findings
     entries: list[tuple[str, Row]] = []
     if found.deployed is not None:
         entries.append(("**deployed**", found.deployed))
     if found.best_baseline is not None:
         entries.append(("best baseline", found.best_baseline))
-    entries += [("reference", r) for r in found.references]
-    out = ["### Deployed monitor against the best baseline (test, mean over δ)", ""]
+    entries += [("best reference" if r == found.best_reference else "reference", r) for r in found.references]
+    entries += [("other", r) for r in found.others]
+    out = ["### Deployed monitor against the best baseline and the references (test, mean over δ)", ""]
     if not entries:
         return out + ["No method has a guaranteed threshold type in this run.", ""]
+    margins = {m.row: m for m in found.margins}
+    extra = ["Acc − ref", "TWA − ref"] if found.best_reference is not None else []
     rows = []
     for role, row in entries:
         res = row_result(task, row)
         name = f"**{row.method}**" if role == "**deployed**" else row.method
+        m = margins.get(row)
+        cells = ([f"{m.accuracy:+.2f}", f"{m.twa:+.2f}"] if m is not None else ["–", "–"]) if extra else []
         rows.append([role, name + (f" = {res.selected}" if res.selected else ""), res.threshold_type, window_text(res.windows),
-                     *_metric_cells(res)])
-    out += table(["role", "method", "threshold", "windows", *HEADLINE], rows) + [""]
+                     *_metric_cells(res), *cells])
+    out += table(["role", "method", "threshold", "windows", *HEADLINE, *extra], rows) + [""] + _margin_line(found)
     roles = []
     if found.deploy_method is not None:
         roles.append(f"- **deployed**: `{found.deploy_method}` (config `deploy_method`), the row the deploy step writes to "
@@ -74,7 +99,12 @@ def _headline(task: TaskResult, criterion: str) -> list[str]:
         roles.append(f"- **best baseline**: of the configured `baselines`, the one whose validation-chosen row has the highest test "
                      f"{METRIC_TEXT[criterion]} (the selection criterion); picked on test, so the comparison favours the baseline.")
     if found.references:
-        roles.append("- **reference**: every other configured method that is not a baseline, its validation-chosen row.")
+        roles.append("- **reference**: the configured `references`, trivial detectors that read nothing of the policy (`elapsed`: "
+                     "alarm once the episode outlasts (1 − δ) of the calibration successes), their validation-chosen rows; the "
+                     f"**best reference** (`{found.best_reference.method}`) has the highest test {METRIC_TEXT[criterion]} of them. "
+                     "Acc − ref and TWA − ref: each row's test value minus the best reference's (docs/metrics.md, margin over the references).")
+    if found.others:
+        roles.append("- **other**: every other configured method (neither deployed, baseline nor reference), its validation-chosen row.")
     return out + roles + glossary() + [""]
 
 
@@ -221,7 +251,7 @@ def task_markdown(task: TaskResult, criterion: str, plots: dict[str, Any] | None
     out += _winners(task) + _grid(task) + _validation(task)
     found = task.findings
     out += _per_delta(task, found.deployed.method if found.deployed else (trace_method or next(iter(task.methods))))
-    out += ["### Detection per stress cell (test)", ""] + detection_markdown(found.detection) + [""]
+    out += ["### Detection per stress cell (test)", ""] + detection_markdown(found.detection) + [""] + failure_types_markdown(task)
     out += live_markdown(task.live) + _plots(plots) + _data(task) + deploy_markdown(task)
     secs = task.seconds
     return out + [f"Time: fit + score {secs['fit_and_score']:.1f} s, calibration {secs['calibrate']:.2f} s, "

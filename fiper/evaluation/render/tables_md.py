@@ -1,5 +1,5 @@
 """Markdown sections of report.md built from one engine result each: rollouts per stress cell,
-detection per cell, live monitors, the deploy commands and the FAR-ID checks."""
+detection per cell and per failure type, live monitors, the deploy commands and the FAR-ID checks."""
 
 from __future__ import annotations
 
@@ -10,7 +10,9 @@ import numpy as np
 from fiper.evaluation.cells import CellCounts, four_kinds
 from fiper.evaluation.deploy import deploy_commands, monitor_file_name
 from fiper.evaluation.detection import DetectionTable
+from fiper.evaluation.failure_types import PHYSICAL, task_failure_types
 from fiper.evaluation.findings import FAR_SE_MULTIPLE, FarCheck
+from fiper.evaluation.metrics import TIMEOUT
 from fiper.evaluation.render.text import row_result
 from fiper.evaluation.results import TaskResult
 
@@ -46,6 +48,30 @@ def detection_markdown(detection: DetectionTable) -> list[str]:
     return lines
 
 
+def failure_types_markdown(task: TaskResult) -> list[str]:
+    """Report section: per failure reason, each method's TPR, share alarmed strictly before onset and median lead."""
+    table = task_failure_types(task)
+    if not table.rows:
+        return ["### Detection by failure type (test)", "", "No failures in the test split.", ""]
+    methods = list(table.rows[0].flagged)
+    def f(v: float, spec: str = ".2f") -> str:
+        return "–" if not np.isfinite(v) else format(v, spec)
+    seconds = "unknown" if not np.isfinite(table.control_period_s) else f"{table.control_period_s:g} s"
+    lines = ["### Detection by failure type (test)", "",
+             f"The store holds {table.physical_with_onset} physical failures with a mid-episode onset (failure reason other "
+             f"than {TIMEOUT}, failure_step ≥ 0), {table.physical_with_onset_test} of them in test; the lead columns stand on "
+             f"those. A {TIMEOUT} has no onset to warn of: its row shows only how many were flagged. "
+             f"{table.threshold_type} threshold, delta={table.delta:g}; per method: TPR · share alarmed strictly before "
+             f"onset · median lead in decisions / seconds (control period {seconds} per env step).", "",
+             "| failure type | failures | with onset | " + " | ".join(methods) + " |", "|" + "---|" * (len(methods) + 3)]
+    for r in table.rows:
+        cells = [f"{f(r.tpr[m])} · {f(r.before_onset[m])} · {f(r.median_lead_decisions[m], 'g')} / {f(r.median_lead_s[m], '.2f')} s"
+                 for m in methods]
+        name = f"**{r.reason}**" if r.reason == PHYSICAL else r.reason
+        lines.append(f"| {name} | {r.failures} | {r.with_onset} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
 def live_markdown(results: list[dict[str, Any]]) -> list[str]:
     """Report section: one row per live monitor (nothing when no store recorded one)."""
     if not results:
@@ -53,13 +79,16 @@ def live_markdown(results: list[dict[str, Any]]) -> list[str]:
     def f(v: float) -> str:
         return "–" if not np.isfinite(v) else f"{v:.2f}"
     rows = [f"| `{r['monitor']}` | {r['setting'] or '–'} | {r['episodes']} | {r['failures']} | {f(r['tpr'])} | {f(r['tnr'])} | {f(r['accuracy'])} | "
-            f"{f(r['twa'])} | {f(r['far_id'])} ± {f(r['far_id_se'])} ({r['far_id_n']}) | {f(r['lead_fraction_before_onset'])} | "
-            f"{f(r['lead_median_warning_s'])} |" for r in results]
+            f"{f(r['twa'])} | {f(r['far_id'])} ± {f(r['far_id_se'])} ({r['far_id_n']}) | {f(r['lead_fraction_before_onset'])} "
+            f"({r['with_onset']}) | {f(r['lead_median_warning_s'])} | {r['timeouts_flagged']}/{r['timeouts']} |" for r in results]
     return ["### Live monitor (alarms recorded during the rollouts)", "",
             "Every monitored episode of the stores, all splits (the live monitor was fitted and calibrated elsewhere); "
             "same metric definitions as the rows above, at the live monitor's own δ and threshold.", "",
-            "| monitor | rule, threshold | episodes | failures | TPR | TNR | Acc | TWA | FAR-ID ± SE (n) | alarmed before onset | median warning s |",
-            "|---|---|---|---|---|---|---|---|---|---|---|", *rows, ""]
+            "| monitor | rule, threshold | episodes | failures | TPR | TNR | Acc | TWA | FAR-ID ± SE (n) | alarmed before onset (n) | "
+            "median warning s | timeouts flagged |",
+            "|---|---|---|---|---|---|---|---|---|---|---|---|", *rows, "",
+            "Alarmed before onset: share of the n physical failures with an onset alarmed strictly before it; "
+            "timeouts (no onset) are counted apart.", ""]
 
 
 def deploy_markdown(task: TaskResult) -> list[str]:
