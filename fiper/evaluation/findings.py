@@ -1,7 +1,8 @@
 """What the report leads with, computed once per task: the deployed row, the best baseline, the
-references, the per-metric winners on test, FAR-ID checks and the detection per stress cell.
+best reference and every method's margin over it, the other methods, the per-metric winners on
+test, FAR-ID checks and the detection per stress cell.
 
-Method names come from the configuration (``deploy_method``, ``baselines``), never from here.
+Method names come from the configuration (``deploy_method``, ``baselines``, ``references``), never from here.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
 
 FAR_SE_MULTIPLE = 2.0  # FAR-ID above delta + this many binomial SEs sqrt(delta (1 - delta) / n) is flagged
 WINNER_METRICS = ("twa", "accuracy")
+MARGIN_METRICS = ("accuracy", "twa")  # a method's margin over the best reference, test means over delta
 # scope -> which rows compete: guaranteed types, all types, or each method's validation-chosen row
 WINNER_SCOPES = ("guaranteed", "all", "chosen")
 
@@ -39,6 +41,16 @@ class Winner:
     metric: str  # one of WINNER_METRICS
     row: Row
     value: float  # test mean over delta
+
+
+@dataclass(frozen=True)
+class Margin:
+    """A method's deployable row minus the best reference row: test Acc and TWA, means over delta."""
+
+    row: Row
+    reference: Row
+    accuracy: float
+    twa: float
 
 
 @dataclass(frozen=True)
@@ -64,13 +76,21 @@ class TaskFindings:
     deploy_method: str | None
     deployed: Row | None  # deploy_method's deployable row (None: no deploy method, or no guaranteed type)
     best_baseline: Row | None  # the baseline whose deployable row has the best test criterion
-    references: tuple[Row, ...]  # every other non-baseline method's deployable row
+    best_reference: Row | None  # the configured reference whose deployable row has the best test criterion
+    references: tuple[Row, ...]  # every configured reference's deployable row
+    others: tuple[Row, ...]  # every other method's deployable row (neither deployed, baseline nor reference)
+    margins: tuple[Margin, ...]  # every non-reference method's deployable row against the best reference
     winners: tuple[Winner, ...]
     far_checks: tuple[FarCheck, ...]  # every guaranteed row (and live monitor) x delta with FAR-ID > delta
     detection: DetectionTable
 
     def far_above_bound(self) -> tuple[FarCheck, ...]:
         return tuple(c for c in self.far_checks if c.above_bound)
+
+    @property
+    def deployed_margin(self) -> Margin | None:
+        """The deployed row's margin over the best reference (None without either)."""
+        return next((m for m in self.margins if m.row == self.deployed), None)
 
 
 def mean_over_delta(res: TypeResult, metric: str) -> float:
@@ -131,6 +151,18 @@ def far_check(row: Row, kind: str, delta: float, flagged: int, n: int) -> FarChe
                     delta + FAR_SE_MULTIPLE * math.sqrt(delta * (1.0 - delta) / n))
 
 
+def _margins(task: TaskResult, rows: list[Row], reference: Row | None) -> tuple[Margin, ...]:
+    """Each row's test Acc and TWA (means over delta) minus those of ``reference``."""
+    if reference is None:
+        return ()
+    ref = task.methods[reference.method].result(reference.label)
+    out = []
+    for row in rows:
+        res = task.methods[row.method].result(row.label)
+        out.append(Margin(row, reference, *(mean_over_delta(res, m) - mean_over_delta(ref, m) for m in MARGIN_METRICS)))
+    return tuple(out)
+
+
 def _far_checks(task: TaskResult) -> tuple[FarCheck, ...]:
     out = []
     for name, kind, res in task.rows():
@@ -159,12 +191,19 @@ def detection_kind(task: TaskResult, preferred: str | None) -> str:
 def task_findings(task: TaskResult, config: EvaluationConfig) -> TaskFindings:
     deploy = config.deploy_method if config.deploy_method in task.methods else None
     deployed = _deployable(task, deploy) if deploy else None
-    baselines = [r for r in (_deployable(task, b) for b in config.baselines if b in task.methods) if r is not None]
-    best = _best([(r, criterion_on_test(task.methods[r.method].result(r.label), config.selection)) for r in baselines])
-    references = tuple(r for r in (_deployable(task, n) for n in task.methods if n != deploy and n not in config.baselines)
-                       if r is not None)
+    def role(names) -> list[Row]:
+        return [r for r in (_deployable(task, n) for n in names if n in task.methods) if r is not None]
+
+    def best_of(rows: list[Row]) -> Row | None:
+        best = _best([(r, criterion_on_test(task.methods[r.method].result(r.label), config.selection)) for r in rows])
+        return best[0] if best else (rows[0] if rows else None)
+
+    baselines, references = role(config.baselines), role(config.references)
+    others = role(n for n in task.methods if n != deploy and n not in config.baselines and n not in config.references)
+    best_reference = best_of(references)
+    competing = role(n for n in task.methods if n not in config.references)
     kind = detection_kind(task, config.plot_threshold_type)
     first_alarms = {name: m.types[kind].test_alarms.first_alarm[0] for name, m in task.methods.items() if kind in m.types}
     detection = cell_detection(task.rollouts, task.split.test, task.deltas, first_alarms, kind, config.plot_delta)
-    return TaskFindings(config.selection, deploy, deployed, best[0] if best else (baselines[0] if baselines else None),
-                        references, _winners(task), _far_checks(task), detection)
+    return TaskFindings(config.selection, deploy, deployed, best_of(baselines), best_reference, tuple(references), tuple(others),
+                        _margins(task, competing, best_reference), _winners(task), _far_checks(task), detection)

@@ -118,7 +118,8 @@ def test_report_leads_with_the_deployed_row_against_the_best_baseline(noisy):
     table_rows = [line for line in head.splitlines() if line.startswith("| ") and not line.startswith("| role")]
     assert table_rows[0].startswith(f"| **deployed** | **mine** = {chosen['mine']['selected']} | {chosen['mine']['chosen_type']} |")
     assert table_rows[1].startswith(f"| best baseline | {best} | {chosen[best]['chosen_type']} |")
-    assert [r.split(" | ")[1] for r in table_rows[2:]] == ["one", "two"]  # the other non-baselines: references
+    assert [r.split(" | ")[:2] for r in table_rows[2:]] == [["| other", "one"], ["| other", "two"]]  # neither baseline nor reference
+    assert "Acc − ref" not in head and "Margin over the best reference" not in head  # no reference configured here
     twa = chosen["mine"]["twa"]
     assert f" | {twa:.2f} | {chosen['mine']['accuracy']:.2f} |" in table_rows[0]
     for term in GLOSSED:  # a glossary under the first table defines every column

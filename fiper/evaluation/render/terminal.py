@@ -1,4 +1,5 @@
-"""The terminal summary: per task, methods x threshold types averaged over the δ grid, and the live monitors."""
+"""The terminal summary: per task, methods x threshold types averaged over the δ grid, the best reference
+and the deployed row's margin over it, and the live monitors."""
 
 from __future__ import annotations
 
@@ -19,6 +20,14 @@ def summary_table(result: EvaluationResult) -> str:
         for name, kind, res in task.rows():
             vals = " ".join(f"{fmt(mean(res.test[k])):>6}" for _, k in COLUMNS)
             lines.append(f"{name:<14} {kind_text(kind, res):<17} {vals} {fmt(mean(res.test['far_id'])):>7}  {chosen_text(res)}")
+        found = task.findings
+        if found.best_reference is not None:
+            ref = task.methods[found.best_reference.method].result(found.best_reference.label)
+            m = found.deployed_margin
+            lines.append(f"best reference {found.best_reference.method} ({kind_text(found.best_reference.label, ref)}): "
+                         f"TWA {fmt(mean(ref.test['twa']))}, Acc {fmt(mean(ref.test['accuracy']))}; "
+                         + (f"deployed {m.row.method} over it: Acc {m.accuracy:+.2f}, TWA {m.twa:+.2f}" if m is not None
+                            else "no deployed row"))
         for live in task.live:
             lines.append(f"live monitor {live['monitor']} ({live['setting'] or 'settings not readable'}), {live['episodes']} rollouts: "
                          f"TWA {fmt(live['twa'])}, Acc {fmt(live['accuracy'])}, TPR {fmt(live['tpr'])}, TNR {fmt(live['tnr'])}, "
