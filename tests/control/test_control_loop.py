@@ -223,11 +223,28 @@ def test_stress_sweep_with_hold_intervention_holds_after_the_alarm(setup, tmp_pa
     dec = store.episode_decisions(0)
     acted = dec["intervention"] != "none"
     assert store.attrs["intervention"] == "GradedResponse"
+    assert store.attrs["control_period_s"] == pytest.approx(make_env().unwrapped.dt) == pytest.approx(0.1)  # from the env
     assert not acted[:2].any() and acted[2:].all() and set(dec["intervention"][acted]) == {"fallback:hold"}
     start = int(dec["env_step"][2])
     held = store.episode(0)["action"][start:]
     assert len(held) > 1 and np.ptp(held, axis=0).max() == 0.0  # one latched target, every step after the alarm
     assert int(store.meta("first_intervention_step")[0]) == start
+
+
+def test_stress_refuses_a_configured_control_period_the_env_contradicts(setup, tmp_path):
+    """+env.control_period_s= that disagrees with the env's dt is refused before anything is recorded."""
+    from hydra import compose, initialize_config_dir
+
+    from launch import stress
+
+    root, _, _ = setup
+    overrides = [f"policy_dir={root / 'policy'}", f"out={tmp_path / 'r.zarr'}", "cells=[[none,[0.0]]]", "seeds.count=1",
+                 "progress=false", "+env.control_period_s=0.0125"]
+    with initialize_config_dir(config_dir=str(stress.__file__).rsplit("/", 1)[0] + "/conf", version_base=None):
+        cfg = compose(config_name="stress", overrides=overrides)
+    with pytest.raises(ValueError, match=r"env.control_period_s=0.0125 s but push_t declares PushTEnv.dt = 0.1 s"):
+        stress.run(cfg)
+    assert not (tmp_path / "r.zarr").exists()
 
 
 def test_stress_sweep_steers_around_each_episodes_obstacle(setup, tmp_path):

@@ -1,0 +1,45 @@
+"""Seconds per env step come from the env (its ``dt``) or the config, never from a default."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import pytest
+
+import envs
+from fiper.control import RolloutRecorder
+from fiper.control.period import control_period_s
+from fiper.control.sweep import check_period
+
+
+class EightyHertz(gym.Env):
+    """A user's env that declares its period under fiper's own name."""
+
+    control_period_s = 0.0125
+    observation_space = gym.spaces.Box(-1.0, 1.0, (2,))
+    action_space = gym.spaces.Box(-1.0, 1.0, (2,))
+
+
+def test_period_comes_from_the_env_through_its_wrappers():
+    env = gym.wrappers.TimeLimit(envs.make_env("pick_place"), max_episode_steps=5)
+    assert control_period_s(env) == pytest.approx(0.1)  # envs/base.py: model timestep x substeps
+    assert control_period_s(EightyHertz()) == 0.0125
+    assert control_period_s(env, 0.1) == pytest.approx(0.1)  # a configured value that agrees
+
+
+def test_an_unknown_or_contradicted_period_is_refused_naming_the_fix():
+    cartpole = gym.make("CartPole-v1")  # steps at its own `tau`, declares no dt
+    with pytest.raises(ValueError, match=r"set env.control_period_s=<seconds per env step>.*declare `dt`"):
+        control_period_s(cartpole, env_name="CartPole-v1")
+    assert control_period_s(cartpole, 0.02) == 0.02
+    with pytest.raises(ValueError, match=r"env.control_period_s=0.0125 s but pick_place declares PickPlaceEnv.dt = 0.1 s"):
+        control_period_s(envs.make_env("pick_place"), 0.0125, env_name="pick_place")
+    with pytest.raises(ValueError, match="not a positive number of seconds"):
+        control_period_s(cartpole, 0.0)
+
+
+def test_a_cell_env_with_another_period_is_not_recorded_into_the_store(tmp_path):
+    recorder = RolloutRecorder(tmp_path / "r.zarr", attrs={"control_period_s": 0.1})
+    check_period(envs.make_env("pick_place"), recorder, "none", 0.0)
+    with pytest.raises(ValueError, match=r"cell \(obstacle, 1\) declares EightyHertz.control_period_s = 0.0125 s .* own store"):
+        check_period(EightyHertz(), recorder, "obstacle", 1.0)
+    assert not (tmp_path / "r.zarr").exists()
