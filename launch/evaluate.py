@@ -86,7 +86,8 @@ def _evaluate(cfg: DictConfig):
     save_config(cfg, cfg.out, "evaluate_config.yaml")
     print(summary_table(first["result"]))
     if repeats > 1:
-        extra = write_repeats(summarise_repeats(per_repeat), [config.seed + k for k in range(repeats)], cfg.out, config.baselines)
+        extra = write_repeats(summarise_repeats(per_repeat), [config.seed + k for k in range(repeats)], cfg.out, config.baselines,
+                              config.references)
         print(f"wrote {extra['repeats_md']} ({repeats} split seeds from {config.seed})")
     paths = first["paths"]
     print(f"wrote {paths['metrics']} and {paths['report']}")

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
 
-from fiper.evaluation.paired import paired_to_best_other
+from fiper.evaluation.paired import mean_over_tasks, paired_to_best_other, paired_to_references
 from fiper.evaluation.render import repeats_markdown
 from fiper.evaluation.repeats import evaluate_repeats, summarise_repeats
 from benchmarks.synthetic_stores import write_synthetic_store
@@ -65,8 +65,14 @@ def test_launch_evaluate_repeats_writes_each_seed_and_the_summary(tmp_path):
     assert {p["field"] for p in summary["paired"]} == {"accuracy", "twa"} and all(p["n"] == 3 for p in summary["paired"])
     assert summary["baselines"] == ["mahalanobis"]  # the dropped default baselines are left out
     vs = summary["paired_vs_baselines"]
-    assert vs and {p["method"] for p in vs} == {"ace"} and all(p["reference"].startswith("mahalanobis (") for p in vs)
-    assert "difference to the best baseline row" in (tmp_path / "three" / "repeats.md").read_text()
+    assert vs and {p["method"] for p in vs} == {"ace", "elapsed"} and all(p["reference"].startswith("mahalanobis (") for p in vs)
+    md = (tmp_path / "three" / "repeats.md").read_text()
+    assert "difference to the best baseline row" in md
+    assert summary["references"] == ["elapsed"]  # the default reference stays
+    margins = summary["paired_vs_references"]
+    assert {p["method"] for p in margins} == {"ace", "mahalanobis"} and all(p["reference"].startswith("elapsed (") for p in margins)
+    assert {(p["method"], p["field"]) for p in summary["paired_vs_references_mean_over_tasks"]} >= {("ace", "accuracy"), ("ace", "twa")}
+    assert "difference to the best reference row (what the monitor adds)" in md and "## mean over tasks: paired over splits" in md
 
 
 def test_paired_difference_to_the_best_other_row_is_per_split():
@@ -118,3 +124,23 @@ def test_baseline_names_are_checked():
         EvaluationConfig.from_mapping({"baselines": ["mahalanobs"]})
     kept = EvaluationConfig.from_mapping({"methods": {"ace": {"scores": ["ace"]}, "knn": {"scores": ["knn"]}}, "scores": {"ace": {}, "knn": {}}, "plot_method": None})
     assert kept.baselines == ("knn",)  # dropped default baselines are left out, not an error
+
+
+def test_margin_over_the_best_reference_per_task_and_averaged_over_tasks():
+    """Two tasks, three splits: 'mon' beats the clock by 0.10/0.20/0.30 on task t and by 0.0/0.1/0.2 on u;
+    over tasks the per-split means are 0.05, 0.15, 0.25 (mean 0.15, SE 0.1/sqrt(3)); 'clock2' is the
+    better reference on u only."""
+    acc = {"t": {"mon": [0.9, 0.9, 0.9], "clock": [0.8, 0.7, 0.6], "clock2": [0.5, 0.5, 0.5]},
+           "u": {"mon": [0.8, 0.8, 0.8], "clock": [0.5, 0.5, 0.5], "clock2": [0.8, 0.7, 0.6]}}
+    reps = [[dict(_record(m, 0.1, acc[t][m][k]), task=t, twa=acc[t][m][k]) for t in acc for m in acc[t]] for k in range(3)]
+    rows = summarise_repeats(reps)
+    per_task = {p["task"]: p for p in paired_to_references(rows, "accuracy", ["clock", "clock2"])}
+    assert set(per_task) == {"t", "u"} and all(p["method"] == "mon" for p in per_task.values())  # references are not compared
+    assert per_task["t"]["reference"] == "clock (constant)" and per_task["u"]["reference"] == "clock2 (constant)"
+    assert per_task["t"]["diff_mean"] == pytest.approx(0.2) and per_task["u"]["diff_mean"] == pytest.approx(0.1)
+    (avg,) = mean_over_tasks(list(per_task.values()))
+    assert avg["task"] == "mean over tasks" and avg["tasks"] == ["t", "u"] and (avg["ahead"], avg["n"]) == (3, 3)
+    assert avg["diff_mean"] == pytest.approx(0.15) and avg["diff_se"] == pytest.approx(0.1 / np.sqrt(3))
+    md = repeats_markdown(rows, references=["clock", "clock2"])
+    assert "| mon | constant | +0.150 ± 0.058 vs the best per task | 3/3 |" in md
+    assert paired_to_references(rows, "accuracy", []) == []

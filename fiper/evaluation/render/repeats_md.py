@@ -9,13 +9,21 @@ from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
-from fiper.evaluation.paired import PAIRED_FIELDS, paired_to_baselines, paired_to_best_other
+from fiper.evaluation.paired import (
+    MEAN_OVER_TASKS,
+    PAIRED_FIELDS,
+    mean_over_tasks,
+    paired_to_baselines,
+    paired_to_best_other,
+    paired_to_references,
+)
 from fiper.evaluation.repeats import SUMMARY_FIELDS
 
 
-def repeats_markdown(rows: Sequence[dict[str, Any]], baselines: Sequence[str] = ()) -> str:
+def repeats_markdown(rows: Sequence[dict[str, Any]], baselines: Sequence[str] = (), references: Sequence[str] = ()) -> str:
     """Per task, methods by mean accuracy, the best guaranteed accuracy and TWA in bold; then the
-    paired tables (against the best other method, and with ``baselines`` against the best of those)."""
+    paired tables (against the best other method, with ``baselines`` against the best of those, and
+    with ``references`` every method's margin over the best reference, per task and over tasks)."""
     lines = ["# Evaluation over repeated splits", ""]
     for task in sorted({r["task"] for r in rows}):
         mine = sorted((r for r in rows if r["task"] == task), key=lambda r: (not r["guaranteed"], -(r["accuracy_mean"] or 0.0)))
@@ -34,21 +42,24 @@ def repeats_markdown(rows: Sequence[dict[str, Any]], baselines: Sequence[str] = 
                          + " | ".join(cells) + f" | {r['far_over']} |")
         lines.append("")
     if any(r["repeats"] > 1 for r in rows):
-        lines += paired_markdown(rows, baselines)
+        lines += paired_markdown(rows, baselines, references)
     return "\n".join(lines)
 
 
 def write_repeats(rows: Sequence[dict[str, Any]], seeds: Sequence[int], out_dir: str | os.PathLike,
-                  baselines: Sequence[str] = ()) -> dict[str, Path]:
+                  baselines: Sequence[str] = (), references: Sequence[str] = ()) -> dict[str, Path]:
     """repeats.json (the rows, the seeds and the paired differences) and repeats.md in ``out_dir``."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"repeats_json": out / "repeats.json", "repeats_md": out / "repeats.md"}
     paired = [p for f in PAIRED_FIELDS for p in paired_to_best_other(rows, f)]
     vs_baselines = [p for f in PAIRED_FIELDS for p in paired_to_baselines(rows, f, baselines)]
-    doc = {"seeds": list(seeds), "rows": list(rows), "paired": paired, "baselines": list(baselines), "paired_vs_baselines": vs_baselines}
+    vs_references = [p for f in PAIRED_FIELDS for p in paired_to_references(rows, f, references)]
+    doc = {"seeds": list(seeds), "rows": list(rows), "paired": paired, "baselines": list(baselines), "paired_vs_baselines": vs_baselines,
+           "references": list(references), "paired_vs_references": vs_references,
+           "paired_vs_references_mean_over_tasks": mean_over_tasks(vs_references)}
     paths["repeats_json"].write_text(json.dumps(doc, indent=1, allow_nan=False))
-    paths["repeats_md"].write_text(repeats_markdown(rows, baselines))
+    paths["repeats_md"].write_text(repeats_markdown(rows, baselines, references))
     return paths
 
 
@@ -57,14 +68,21 @@ def _descending(value: float | None) -> float:
     return math.inf if value is None else -value
 
 
-def paired_markdown(rows: Sequence[dict[str, Any]], baselines: Collection[str] = ()) -> list[str]:
+def paired_markdown(rows: Sequence[dict[str, Any]], baselines: Collection[str] = (), references: Collection[str] = ()) -> list[str]:
     """Per task, one line per guaranteed row: its Acc and TWA lead (or gap) to the best other
-    method's row; with ``baselines``, a second table: every other method against the best baseline row."""
+    method's row; with ``baselines``, a second table: every other method against the best baseline row;
+    with ``references``, every other method's margin over the best reference row, per task and averaged over tasks."""
     lines = _paired_table({f: paired_to_best_other(rows, f) for f in PAIRED_FIELDS}, "best other",
                           "the best other method's guaranteed row", "the best guaranteed row of another method")
     if baselines:
         lines += _paired_table({f: paired_to_baselines(rows, f, baselines) for f in PAIRED_FIELDS}, "best baseline",
                                "the best baseline row", f"the best guaranteed row of the baselines ({', '.join(baselines)})")
+    if references:
+        vs = {f: paired_to_references(rows, f, references) for f in PAIRED_FIELDS}
+        what = f"the best guaranteed row of the references ({', '.join(references)})"
+        lines += _paired_table(vs, "best reference", "the best reference row (what the monitor adds)", what)
+        lines += _paired_table({f: mean_over_tasks(vs[f]) for f in PAIRED_FIELDS}, "best reference",
+                               "the best reference row, averaged over tasks", f"{what}, averaged over the tasks per split")
     return lines
 
 
