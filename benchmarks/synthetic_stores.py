@@ -37,6 +37,7 @@ class SyntheticTask:
     drift: float = 0.35  # embedding drift per decision after a failure's onset
     diffuse: float = 0.5  # sample spread a failing policy reaches
     lag: int = 6  # decisions from the onset of the drift to the irrecoverable event (failure_step)
+    fail_decisions: tuple[int, int] | None = None  # length range of failures (None: min/max_decisions), e.g. long timeouts
     task_seed: int = 0
     control_period_s: float | None = 0.05  # seconds per env step (store attrs); None records none
 
@@ -52,10 +53,12 @@ class SyntheticTask:
 def synthetic_episode(task: SyntheticTask, rng: np.random.Generator, *, success: bool, ood: bool, n_decisions: int | None = None) -> dict:
     """One episode's decisions and labels (failure onset in env steps, -1 for successes).
 
-    ``n_decisions`` fixes the length (default: uniform in [min_decisions, max_decisions]).
+    ``n_decisions`` fixes the length (default: uniform in [min_decisions, max_decisions], for
+    failures in ``task.fail_decisions`` when set).
     """
     basis, shift_dir, fail_dir, act_map = task.structure()
-    n = int(rng.integers(task.min_decisions, task.max_decisions + 1)) if n_decisions is None else int(n_decisions)
+    lo, hi = task.fail_decisions if not success and task.fail_decisions is not None else (task.min_decisions, task.max_decisions)
+    n = int(rng.integers(lo, hi + 1)) if n_decisions is None else int(n_decisions)
     b, h, a = task.num_samples, task.horizon, task.action_dim
     t = np.arange(n)[:, None]
     latent = np.concatenate([np.sin(t / 5.0 + rng.uniform(0, 6)), np.cos(t / 7.0), rng.normal(0, 0.3, (n, 2))], axis=1)

@@ -1,0 +1,85 @@
+"""The elapsed-time reference on constructed stores: it catches failures that are only long
+episodes (timeouts) where an embedding score cannot, and misses short embedding-shifted failures
+that the embedding score catches; report.md and metrics.json state the margin over it."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from benchmarks.synthetic_stores import SyntheticTask, write_synthetic_store
+from evaluation_helpers import small_config
+from fiper.evaluation import evaluate_rollouts, write_outputs
+from fiper.evaluation.findings import Row
+
+DELTAS = (0.05, 0.1, 0.15)
+# knn with short windows only: a cumulative window would count decisions too and become a clock itself
+METHODS = {"knn": {"scores": ["knn"], "windows": [1, 3]}, "elapsed": {"scores": ["elapsed"], "windows": [1]}}
+SIZES = dict(n_success_id=160, n_success_ood=0, n_fail_ood=0)
+# failures that are only long (no drift, no diffusion): the episode ran out of time
+TIMEOUTS = SyntheticTask(name="timeouts", drift=0.0, diffuse=0.0, fail_decisions=(32, 40))
+# failures shorter than any success, drifting off the embedding manifold from an early onset
+SHORT_SHIFTS = SyntheticTask(name="short_shifts", drift=0.8, fail_decisions=(8, 12))
+
+
+def _evaluate(tmp_path, task, **store):
+    path = write_synthetic_store(tmp_path / f"{task.name}.zarr", task, seed=5, n_fail_id=40, **SIZES, **store).path
+    config = small_config(methods=METHODS, baselines=[], references=["elapsed"], deploy_method="knn", plot_method=None,
+                          threshold_types=["constant"], deltas=DELTAS, split={"fit": 0.25, "calibration": 0.35, "validation": 0.5})
+    result = evaluate_rollouts(str(path), config)
+    paths = write_outputs(result, tmp_path / task.name, plots=False)
+    return result.tasks[task.name], json.loads(paths["metrics"].read_text())["tasks"][task.name], paths["report"].read_text()
+
+
+def _test(task_result, method):
+    return task_result.methods[method].result("constant").test
+
+
+def _mean(values):
+    return sum(values) / len(values)
+
+
+def _check_margins(task, doc, report):
+    """metrics.json and report.md state the deployed (knn) row's margin over elapsed, equal to the records."""
+    knn, clock = _test(task, "knn"), _test(task, "elapsed")
+    margin = doc["margin_over_references"]
+    assert margin["reference"] == {"method": "elapsed", "threshold_type": "constant"}
+    assert doc["headline"]["best_reference"] == margin["reference"] and doc["headline"]["references"] == [margin["reference"]]
+    dep = margin["deployed"]
+    assert (dep["method"], dep["threshold_type"]) == ("knn", "constant")
+    for key in ("accuracy", "twa"):
+        assert dep[key] == pytest.approx(_mean(knn[key]) - _mean(clock[key]), abs=1e-12)
+    assert [r["method"] for r in margin["rows"]] == ["knn"]  # the reference is not compared with itself
+    assert f"scores Acc {dep['accuracy']:+.3f}, TWA {dep['twa']:+.3f} over `elapsed` (constant)" in report
+    head = report[report.index("### Deployed monitor against"):report.index("Full definitions:")]
+    assert "| best reference | elapsed |" in head and f"| {dep['accuracy']:+.2f} | {dep['twa']:+.2f} |" in head
+    assert task.findings.best_reference == Row("elapsed", "constant")
+    return dep
+
+
+def test_timeouts_are_caught_by_the_clock_and_not_by_the_embedding(tmp_path):
+    task, doc, report = _evaluate(tmp_path, TIMEOUTS, failure_reasons=["timeout"])
+    clock, knn = _test(task, "elapsed"), _test(task, "knn")
+    n = int(clock["success_id_n"])
+    assert n == 32 and task.split_sizes["test"]["fail_id"] == 20
+    assert min(clock["tpr"]) == 1.0  # every timeout outlasts the calibration successes
+    for delta, far in zip(DELTAS, clock["far_id"]):
+        assert far <= delta + 3 * math.sqrt(delta * (1 - delta) / n)
+    assert _mean(knn["tpr"]) < 0.5 and _mean(knn["accuracy"]) < 0.7  # the embedding sees nothing wrong
+    dep = _check_margins(task, doc, report)
+    assert (dep["accuracy"], dep["twa"]) == pytest.approx((-0.392708, -0.174760), abs=1e-6)  # pinned on this store and split
+    assert "scores Acc -0.393, TWA -0.175 over `elapsed` (constant)" in report
+    assert "it does not beat a detector that reads nothing of the policy on this split" in report
+
+
+def test_short_embedding_shifted_failures_are_caught_by_the_embedding_and_not_by_the_clock(tmp_path):
+    task, doc, report = _evaluate(tmp_path, SHORT_SHIFTS)
+    clock, knn = _test(task, "elapsed"), _test(task, "knn")
+    assert max(clock["tpr"]) == 0.0  # no failure lasts as long as a success
+    assert _mean(knn["tpr"]) > 0.9 and _mean(knn["accuracy"]) > 0.85
+    dep = _check_margins(task, doc, report)
+    assert (dep["accuracy"], dep["twa"]) == pytest.approx((0.510417, 0.391214), abs=1e-6)  # pinned on this store and split
+    assert "scores Acc +0.510, TWA +0.391 over `elapsed` (constant)" in report
+    assert "what the monitor adds over a detector that reads nothing of the policy" in report
