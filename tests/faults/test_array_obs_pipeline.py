@@ -96,7 +96,7 @@ def test_pipeline_runs_every_stage_on_a_box_observation_env(tmp_path):
             f"run_dir={run_dir}", "task=push_t", "device=cpu", "collect.n_episodes=4", "train.checkpoint=null", "train.steps=60",
             "train.batch_size=64", "train.overrides=[" + ",".join(f"'{o}'" for o in tiny) + "]", "deploy_delta=null",
             f"env_overrides=['env.factory={module}:make_track','env.name=null','++expert={module}:TrackExpert',"
-            "'++progress=false']",
+            "'++progress=false','++env.control_period_s=0.05']",  # Track declares no dt: the config states its period
             "rollouts.fit_episodes=8", "rollouts.calibration_episodes=8", "rollouts.num_samples=8",
             "rollouts.cells=[[none,[0.0]],[push,[1.0]]]", "rollouts.seeds_per_cell=4", "monitor.delta=0.3",
             "monitor.windows={rnd_oe: 2, ace: 2}",
@@ -111,7 +111,7 @@ def test_pipeline_runs_every_stage_on_a_box_observation_env(tmp_path):
     monitor = load_monitor(run_dir / "monitor")
     assert monitor.calibrated and monitor.identity.sample_shape == (8, 8, 1)
     stress = EpisodeStore.open(run_dir / "stress.zarr")
-    assert "obs" in stress.data_keys and stress.n_episodes == 2 * 4
+    assert "obs" in stress.data_keys and stress.n_episodes == 2 * 4 and stress.attrs["control_period_s"] == 0.05
     obs, steps = stress.read_data("obs"), stress.episode_lengths
     assert obs.shape == (int(steps.sum()), 2) and np.isfinite(obs).all()
     pushed = stress.meta("shift").astype(str) == "push"
@@ -119,6 +119,7 @@ def test_pipeline_runs_every_stage_on_a_box_observation_env(tmp_path):
     assert np.isfinite(stress.read_decisions("score/rnd_oe")).all() and not stress.read_decisions("failsafe").any()
     metrics = json.loads((run_dir / "evaluation" / "metrics.json").read_text())
     assert report.exists() and {r["method"] for r in metrics["records"]} >= {"fiper", "rnd_oe", "ace"}
+    assert all(t["control_period_s"] == 0.05 for t in metrics["tasks"].values())
 
 
 def test_flattened_mujoco_task_collects_and_runs_monitored(tmp_path):

@@ -125,7 +125,8 @@ def test_a_users_env_trains_its_own_policy_and_a_missing_deploy_file_stops_the_r
         cfg = _pipeline_cfg([
             f"run_dir={tmp_path / 'run'}", "task=push_t", "device=cpu", "collect.n_episodes=4", "train.steps=20", "train.batch_size=32",
             "train.overrides=[" + ",".join(f"'{o}'" for o in tiny) + "]", "deploy_delta=0.3",
-            f"env_overrides=['env.factory={env}:make_track','env.name=null','++expert={env}:TrackExpert','++progress=false']",
+            f"env_overrides=['env.factory={env}:make_track','env.name=null','++expert={env}:TrackExpert','++progress=false',"
+            "'++env.control_period_s=0.05']",  # Track declares no dt: the config states its period
             "rollouts.fit_episodes=8", "rollouts.calibration_episodes=8", "rollouts.num_samples=4",
             "rollouts.cells=[[none,[0.0]],[push,[1.0]]]", "rollouts.seeds_per_cell=3", "monitor.delta=0.3",
             "monitor.windows={rnd_oe: 2, ace: 2}", "monitor.scores={rnd_oe: {score: rnd_oe, train: {max_epochs: 2}}, ace: {score: ace, dims: [0]}}",
