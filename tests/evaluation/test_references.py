@@ -11,7 +11,7 @@ import pytest
 
 from benchmarks.synthetic_stores import SyntheticTask, write_synthetic_store
 from evaluation_helpers import small_config
-from fiper.evaluation import evaluate_rollouts, write_outputs
+from fiper.evaluation import evaluate_rollouts, summary_table, write_outputs
 from fiper.evaluation.findings import Row
 
 DELTAS = (0.05, 0.1, 0.15)
@@ -30,7 +30,8 @@ def _evaluate(tmp_path, task, **store):
                           threshold_types=["constant"], deltas=DELTAS, split={"fit": 0.25, "calibration": 0.35, "validation": 0.5})
     result = evaluate_rollouts(str(path), config)
     paths = write_outputs(result, tmp_path / task.name, plots=False)
-    return result.tasks[task.name], json.loads(paths["metrics"].read_text())["tasks"][task.name], paths["report"].read_text()
+    doc = json.loads(paths["metrics"].read_text())["tasks"][task.name]
+    return result.tasks[task.name], doc, paths["report"].read_text(), summary_table(result)
 
 
 def _test(task_result, method):
@@ -60,7 +61,7 @@ def _check_margins(task, doc, report):
 
 
 def test_timeouts_are_caught_by_the_clock_and_not_by_the_embedding(tmp_path):
-    task, doc, report = _evaluate(tmp_path, TIMEOUTS, failure_reasons=["timeout"])
+    task, doc, report, terminal = _evaluate(tmp_path, TIMEOUTS, failure_reasons=["timeout"])
     clock, knn = _test(task, "elapsed"), _test(task, "knn")
     n = int(clock["success_id_n"])
     assert n == 32 and task.split_sizes["test"]["fail_id"] == 20
@@ -71,15 +72,17 @@ def test_timeouts_are_caught_by_the_clock_and_not_by_the_embedding(tmp_path):
     dep = _check_margins(task, doc, report)
     assert (dep["accuracy"], dep["twa"]) == pytest.approx((-0.392708, -0.174760), abs=1e-6)  # pinned on this store and split
     assert "scores Acc -0.393, TWA -0.175 over `elapsed` (constant)" in report
+    assert "best reference elapsed (constant): TWA 0.69, Acc 0.99; deployed knn over it: Acc -0.39, TWA -0.17" in terminal
     assert "it does not beat a detector that reads nothing of the policy on this split" in report
 
 
 def test_short_embedding_shifted_failures_are_caught_by_the_embedding_and_not_by_the_clock(tmp_path):
-    task, doc, report = _evaluate(tmp_path, SHORT_SHIFTS)
+    task, doc, report, terminal = _evaluate(tmp_path, SHORT_SHIFTS)
     clock, knn = _test(task, "elapsed"), _test(task, "knn")
     assert max(clock["tpr"]) == 0.0  # no failure lasts as long as a success
     assert _mean(knn["tpr"]) > 0.9 and _mean(knn["accuracy"]) > 0.85
     dep = _check_margins(task, doc, report)
     assert (dep["accuracy"], dep["twa"]) == pytest.approx((0.510417, 0.391214), abs=1e-6)  # pinned on this store and split
     assert "scores Acc +0.510, TWA +0.391 over `elapsed` (constant)" in report
+    assert "best reference elapsed (constant): TWA 0.45, Acc 0.45; deployed knn over it: Acc +0.51, TWA +0.39" in terminal
     assert "what the monitor adds over a detector that reads nothing of the policy" in report

@@ -166,6 +166,9 @@ def test_every_method_gets_its_own_line_style_and_the_deployed_one_stands_out():
     assert styles["m3"]["color"] == "black" and styles["m3"]["lw"] > max(styles[n]["lw"] for n in names if n != "m3")
     assert all(styles[f"m{i}"]["ls"] != "-" and styles[f"m{i}"]["alpha"] < 1 for i in range(6, 14))  # baselines muted, dashed
     assert styles["m3"]["zorder"] > max(styles[n]["zorder"] for n in names if n != "m3")
+    clock = method_styles(names, "m3", baselines={"m6"}, references={"m0"})
+    assert (clock["m0"]["color"], clock["m0"]["ls"]) == ("dimgrey", ":")  # the reference: dotted grey, not a palette colour
+    assert clock["m0"]["color"] not in [clock[n]["color"] for n in names if n != "m0"]
 
 
 def test_without_a_guaranteed_type_nothing_is_deployed_and_the_report_says_so(tmp_path):

@@ -25,7 +25,7 @@ def write_outputs(result: EvaluationResult, out_dir: str | os.PathLike, *, plots
     out.mkdir(parents=True, exist_ok=True)
     cfg = result.config
     drawn = {name: plot_task(task, out, method=cfg.plot_method, kind=cfg.plot_threshold_type, delta=cfg.plot_delta,
-                             seed=cfg.seed, baselines=cfg.baselines)
+                             seed=cfg.seed, baselines=cfg.baselines, references=cfg.references)
              for name, task in result.tasks.items()} if plots else {}
     paths = {"metrics": out / "metrics.json", "report": out / "report.md", "config": out / "config.json"}
     paths["metrics"].write_text(json.dumps(metrics_document(result), indent=1, allow_nan=False))

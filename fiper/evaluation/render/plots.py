@@ -2,7 +2,7 @@
 
 Figures are drawn on ``matplotlib.figure.Figure`` with the Agg canvas directly, so the global
 pyplot backend of the caller is never touched. The deployed method is drawn thick and black,
-baselines dashed and muted; every method has its own colour; legends sit outside the axes and
+baselines dashed and muted, references (the elapsed-time clock) dotted grey; every other method has its own colour; legends sit outside the axes and
 panels that compare share their y axis.
 """
 
@@ -17,6 +17,8 @@ import numpy as np
 from fiper.aggregation import combine
 
 from fiper.evaluation.detection import delta_index
+from fiper.evaluation.metrics import onset_decision as decision_of_onset
+from fiper.evaluation.metrics import physical_onset
 from fiper.evaluation.results import TaskResult
 from fiper.evaluation.splits import STRATA
 
@@ -25,6 +27,7 @@ KIND_TITLES = {"success_id": "success, in distribution", "success_ood": "success
 
 
 DEPLOYED_COLOR = "black"
+REFERENCE_COLOR = "dimgrey"  # the trivial references: what every coloured line must beat
 TRACE = {"windowed score": {"color": "tab:blue", "lw": 1.5}, "threshold": {"color": "tab:orange", "ls": "--", "lw": 1.2},
          "alarm": {"color": "tab:red", "marker": "x", "ms": 5, "ls": "none"}, "first alarm": {"color": "tab:red", "lw": 0.8},
          "failure step": {"color": "black", "ls": ":", "lw": 1.0}}
@@ -55,16 +58,19 @@ def _legend(fig, ax, legend: float, fontsize: int = 7, handles=None) -> None:
                fontsize=fontsize, frameon=False)
 
 
-def method_styles(methods: Sequence[str], deployed: str | None, baselines: Collection[str]) -> dict[str, dict]:
-    """Line style per method: the deployed one thick and black on top; the others one distinct colour each
-    (references first, then baselines), baselines thinner, dashed and muted."""
+def method_styles(methods: Sequence[str], deployed: str | None, baselines: Collection[str],
+                  references: Collection[str] = ()) -> dict[str, dict]:
+    """Line style per method: the deployed one thick and black on top; references dotted grey; the others
+    one distinct colour each (other methods first, then baselines), baselines thinner, dashed and muted."""
     from matplotlib import colormaps
 
     tab20 = colormaps["tab20"].colors
     greys = {14, 15}
     palette = [tab20[i] for i in range(0, 20, 2) if i not in greys] + [tab20[i] for i in range(1, 20, 2) if i not in greys]
-    others = [m for m in methods if m != deployed and m not in baselines] + [m for m in methods if m != deployed and m in baselines]
-    out = {}
+    coloured = [m for m in methods if m != deployed and m not in references]
+    others = [m for m in coloured if m not in baselines] + [m for m in coloured if m in baselines]
+    out = {m: {"color": REFERENCE_COLOR, "lw": 1.8, "ls": ":", "alpha": 0.9, "zorder": 4}
+           for m in methods if m != deployed and m in references}
     for i, m in enumerate(others):
         cycle = i // len(palette)
         if m in baselines:
@@ -76,8 +82,10 @@ def method_styles(methods: Sequence[str], deployed: str | None, baselines: Colle
     return out
 
 
-def _label(name: str, deployed: str | None, baselines: Collection[str]) -> str:
-    return f"{name} (deployed)" if name == deployed else (f"{name} (baseline)" if name in baselines else name)
+def _label(name: str, deployed: str | None, baselines: Collection[str], references: Collection[str] = ()) -> str:
+    if name == deployed:
+        return f"{name} (deployed)"
+    return f"{name} (baseline)" if name in baselines else (f"{name} (reference)" if name in references else name)
 
 
 def slug(text: str) -> str:
@@ -99,15 +107,15 @@ def example_episodes(task: TaskResult, seed: int = 0) -> dict[str, int | None]:
 
 
 def onset_decision(task: TaskResult, episode: int) -> int | None:
-    """Decision index at which the episode's failure_step is reached (None without an onset)."""
-    ro = task.rollouts
-    step = int(ro.failure_step[episode])
-    if step < 0:
+    """Decision in whose chunk the episode's physical failure sets in (``metrics.onset_decision``); None for a
+    success, a timeout or an unknown onset."""
+    ro, one = task.rollouts, slice(episode, episode + 1)
+    onset = physical_onset(ro.failed[one], ro.failure_step[one], ro.failure_reason[one])
+    if onset[0] < 0:
         return None
     start = int(ro.decision_ends[episode - 1]) if episode else 0
-    env = ro.env_step[start : int(ro.decision_ends[episode])]
-    hit = np.flatnonzero(env >= step)
-    return int(hit[0]) if hit.size else None
+    decision = int(decision_of_onset(ro.env_step[None, start : int(ro.decision_ends[episode])], onset)[0])
+    return decision if decision >= 0 else None
 
 
 def plot_traces(task: TaskResult, method: str, kind: str, d: int, path: Path, seed: int = 0) -> list[str]:
@@ -168,19 +176,20 @@ def roc_points(scores: np.ndarray, positive: np.ndarray) -> tuple[np.ndarray, np
     return np.r_[0.0, fp[last] / n_neg], np.r_[0.0, tp[last] / n_pos]
 
 
-def plot_roc(task: TaskResult, d: int, path: Path, deployed: str | None = None, baselines: Collection[str] = ()) -> None:
+def plot_roc(task: TaskResult, d: int, path: Path, deployed: str | None = None, baselines: Collection[str] = (),
+             references: Collection[str] = ()) -> None:
     """ROC curve of the per-rollout maximum combined ratio on test, per method, one panel per threshold type."""
     kinds = list(next(iter(task.methods.values())).types)
     legend = 2.4
     fig, axes = _figure(1, len(kinds), 3.6, 3.6, legend=legend, sharey=True)
     failed = task.rollouts.failed[task.split.test]
-    styles = method_styles(list(task.methods), deployed, baselines)
+    styles = method_styles(list(task.methods), deployed, baselines, references)
     for col, kind in enumerate(kinds):
         ax = axes[0, col]
         for name, method in task.methods.items():
             res = method.types[kind]
             fpr, tpr = roc_points(res.test_alarms.max_ratio[0, d], failed)
-            ax.plot(fpr, tpr, drawstyle="default", label=_label(name, deployed, baselines), **styles[name])
+            ax.plot(fpr, tpr, drawstyle="default", label=_label(name, deployed, baselines, references), **styles[name])
         ax.plot([0, 1], [0, 1], color="grey", ls=":", lw=0.8)
         ax.set_xlim(-0.02, 1.02)
         ax.set_ylim(-0.02, 1.02)
@@ -192,18 +201,19 @@ def plot_roc(task: TaskResult, d: int, path: Path, deployed: str | None = None, 
     fig.savefig(path, dpi=90)
 
 
-def plot_twa_vs_delta(task: TaskResult, path: Path, deployed: str | None = None, baselines: Collection[str] = ()) -> None:
+def plot_twa_vs_delta(task: TaskResult, path: Path, deployed: str | None = None, baselines: Collection[str] = (),
+                      references: Collection[str] = ()) -> None:
     """Test TWA against δ per method, one panel per threshold type, one shared y axis."""
     kinds = list(next(iter(task.methods.values())).types)
     legend = 2.4
     fig, axes = _figure(1, len(kinds), 3.6, 3.2, legend=legend, sharey=True)
     deltas = np.asarray(task.deltas)
-    styles = method_styles(list(task.methods), deployed, baselines)
+    styles = method_styles(list(task.methods), deployed, baselines, references)
     for col, kind in enumerate(kinds):
         ax = axes[0, col]
         for name, method in task.methods.items():
             ax.plot(deltas, np.asarray(method.types[kind].test["twa"], dtype=float), marker="o", ms=2.5,
-                    label=_label(name, deployed, baselines), **styles[name])
+                    label=_label(name, deployed, baselines, references), **styles[name])
         ax.set_title(f"{kind} threshold", fontsize=9)
         ax.set_xlabel("δ (tolerated false-alarm rate)")
     axes[0, 0].set_ylabel("TWA (test)")
@@ -213,7 +223,7 @@ def plot_twa_vs_delta(task: TaskResult, path: Path, deployed: str | None = None,
 
 
 def plot_task(task: TaskResult, out_dir: Path, *, method: str | None, kind: str | None, delta: float, seed: int = 0,
-              baselines: Collection[str] = ()) -> dict[str, object]:
+              baselines: Collection[str] = (), references: Collection[str] = ()) -> dict[str, object]:
     """All figures of one task; returns the file names and the example kinds drawn / missing.
 
     Traces are drawn for one method and threshold type (``kind``; None: 'band' if evaluated,
@@ -228,8 +238,8 @@ def plot_task(task: TaskResult, out_dir: Path, *, method: str | None, kind: str 
     files = {"traces": f"{name}_traces_{kind}.png"}
     drawn = plot_traces(task, method, kind, d, out_dir / files["traces"], seed)
     deployed = task.findings.deploy_method if task.findings else None
-    plot_roc(task, d, out_dir / f"{name}_roc.png", deployed, baselines)
-    plot_twa_vs_delta(task, out_dir / f"{name}_twa_vs_delta.png", deployed, baselines)
+    plot_roc(task, d, out_dir / f"{name}_roc.png", deployed, baselines, references)
+    plot_twa_vs_delta(task, out_dir / f"{name}_twa_vs_delta.png", deployed, baselines, references)
     files["roc"], files["twa_vs_delta"] = f"{name}_roc.png", f"{name}_twa_vs_delta.png"
     return {"files": files, "method": method, "threshold_type": kind, "delta": task.deltas[d], "kinds": drawn,
             "missing_kinds": [k for k in STRATA if k not in drawn]}

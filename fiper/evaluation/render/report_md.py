@@ -236,7 +236,7 @@ def _plots(plots: dict[str, Any] | None) -> list[str]:
     out = ["### Plots", "",
            f"Traces of `{plots['method']}` ({plots['threshold_type']} threshold, δ = {plots['delta']:g}) for one random test "
            "rollout per kind (windowed score, dashed threshold, x = alarm, red line = first alarm, dotted = failure step). "
-           "In the ROC and TWA plots the deployed method is the thick black line, baselines are dashed."]
+           "In the ROC and TWA plots the deployed method is the thick black line, baselines are dashed, references dotted grey."]
     if plots["missing_kinds"]:
         out.append(f"Kinds without a test episode (not drawn): {', '.join(plots['missing_kinds'])}.")
     return out + [""] + [f"![{key}]({file})" for key, file in plots["files"].items()] + [""]
