@@ -81,7 +81,7 @@ class TaskEnv(gym.Env, abc.ABC):
         self._spec_text = resources.files("envs.assets").joinpath(self.asset).read_text()
         self._nominal_model = self._compile([], {})
         self._use_model(self._nominal_model)
-        self.dt = self.model.opt.timestep * self.n_substeps
+        self.dt = self.model.opt.timestep * self.n_substeps  # seconds per env step: the control period rollouts record
         self.action_space = gym.spaces.Box(np.asarray(self.action_low, np.float32), np.asarray(self.action_high, np.float32), dtype=np.float32)
         self._low, self._high = np.asarray(self.action_low, np.float64), np.asarray(self.action_high, np.float64)
         vec = lambda n: gym.spaces.Box(-10.0, 10.0, (n,), np.float32)  # noqa: E731  (metres / unit features)
