@@ -184,7 +184,7 @@ class EvaluationConfig:
     refit_after_selection: bool = False
     seed: int = 0
     device: str = "cpu"  # where score models are fitted and run; 'auto': CUDA when available
-    control_period_s: float | None = None  # seconds per env step; None: store attrs, else 0.1
+    control_period_s: float | None = None  # seconds per env step; None: the store attr control_period_s, else unreported (NaN)
     scores: Mapping[str, Mapping[str, Any]] = field(default_factory=default_scores)
     methods: Mapping[str, MethodSpec] = field(default_factory=lambda: {n: MethodSpec.of(n, s) for n, s in DEFAULT_METHODS.items()})
     # methods that count as baselines in the paired comparison over repeats; names of dropped

@@ -199,10 +199,14 @@ def _per_delta(task: TaskResult, method: str) -> list[str]:
     return out
 
 
+def _period(seconds: float) -> str:
+    return f"{seconds:g} s" if seconds == seconds else "unknown (warnings in seconds not reported)"
+
+
 def _data(task: TaskResult) -> list[str]:
     ro = task.rollouts
     out = ["### Data", "", f"{ro.n_episodes} episodes, {int(ro.decision_ends[-1])} decisions from {len(ro.stores)} store(s); "
-           f"control period {ro.control_period_s:g} s per env step; longest episode {int(ro.lengths.max())} decisions "
+           f"control period {_period(ro.control_period_s)} per env step; longest episode {int(ro.lengths.max())} decisions "
            "(the 'episode' window and the DT normaliser).", ""]
     out += [f"- `{s}`" for s in ro.stores] + [""] + [f"Note: {note}" for note in ro.notes]
     out += ["### Rollouts per cell", ""] + cells_markdown(task.cells)
