@@ -13,14 +13,14 @@ from typing import Any
 ENV_ATTRIBUTES = ("dt", "control_period_s")  # looked up on env.unwrapped, then on the env itself
 
 
-def _positive_seconds(value: Any, where: str) -> float:
+def positive_seconds(value: Any, where: str, fix: str = "declare the env's real control period (e.g. env.control_period_s=0.05)") -> float:
+    """``value`` as seconds per env step, or a ValueError naming ``where`` and ``fix``."""
     try:
         seconds = float(value)
     except (TypeError, ValueError):
         seconds = float("nan")
     if not (math.isfinite(seconds) and seconds > 0):
-        raise ValueError(f"{where} = {value!r} is not a positive number of seconds per env step; "
-                         "declare the env's real control period (e.g. env.control_period_s=0.05)")
+        raise ValueError(f"{where} = {value!r} is not a positive number of seconds per env step; {fix}")
     return seconds
 
 
@@ -31,7 +31,7 @@ def declared_period(env: Any) -> tuple[float, str] | None:
             value = getattr(obj, name, None)
             if value is not None and not callable(value):
                 where = f"{type(obj).__name__}.{name}"
-                return _positive_seconds(value, where), where
+                return positive_seconds(value, where), where
     return None
 
 
@@ -42,7 +42,7 @@ def control_period_s(env: Any, configured: Any = None, *, env_name: str = "the e
     """
     declared = declared_period(env)
     if configured is not None:
-        seconds = _positive_seconds(configured, "env.control_period_s")
+        seconds = positive_seconds(configured, "env.control_period_s")
         if declared is not None and not math.isclose(seconds, declared[0], rel_tol=1e-6):
             raise ValueError(f"env.control_period_s={seconds:g} s but {env_name} declares {declared[1]} = {declared[0]:g} s "
                              "per step; drop env.control_period_s= or make it match the env")

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from fiper.control.period import positive_seconds
 from fiper.evaluation.rowview import RowView, concat_rows
 from fiper.storage import EpisodeStore
 
@@ -81,13 +82,9 @@ def store_control_period(attrs: dict[str, Any], path: Path, override: float | No
                      "pass control_period_s=<seconds per env step> to report them")
         return float("nan")
     try:
-        period = float(value)
-    except (TypeError, ValueError):
-        period = float("nan")
-    if not (np.isfinite(period) and period > 0):
-        raise RolloutError(f"{path}: control_period_s={value!r} is not a positive number of seconds per env step; "
-                           "pass control_period_s=<seconds per env step> to override it")
-    return period
+        return positive_seconds(value, f"{path}: control_period_s", "pass control_period_s=<seconds per env step> to override it")
+    except ValueError as err:
+        raise RolloutError(str(err)) from None
 
 
 def _attr_int(attrs: dict[str, Any], key: str) -> int | None:
