@@ -11,7 +11,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch import Tensor
 
 from fiper.scores.base import ScoreBase
 from fiper.scores.inputs import check_decision_ends, episode_starts
@@ -32,15 +31,14 @@ class ElapsedTime(ScoreBase):
     def _fit(self, embeddings: None, samples: None, decision_ends: np.ndarray, seed: int) -> None:
         return None  # no parameters: the clock needs calibration only
 
-    def _score(self, embeddings: None, samples: None) -> Tensor:
-        raise NotImplementedError("elapsed scores decisions by their place in the episode: use step or score_offline")
+    def _score(self, embeddings: None, samples: None) -> np.ndarray:
+        """The next decision of the running episode (online): its index, then the clock advances.
+        A whole store is scored from its episode ends instead (``score_offline``)."""
+        value, self._count = self._count, self._count + 1
+        return np.array([value], dtype=np.float64)
 
     def reset(self) -> None:
         self._count = 0
-
-    def _step(self, embedding: None, samples: None) -> float:
-        value, self._count = self._count, self._count + 1
-        return float(value)
 
     def score_offline(self, embeddings: Any = None, samples: Any = None, decision_ends: Any = None) -> np.ndarray:
         """Each decision's index within its episode, from ``decision_ends`` alone."""
