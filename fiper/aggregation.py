@@ -275,8 +275,7 @@ class OnlineAlarm:
         ratio = {n: scalar_ratio(eta[n], gamma[n]) for n in self.names}
         above = [eta[n] > gamma[n] for n in active]
         crossed = tuple(n for n, a in zip(active, above) if a)
-        alarm = bool(self._rule.alarm(above))
-        combined = float(self._rule.ratio([ratio[n] for n in active]))
+        alarm, combined = self._rule.decide(above, [ratio[n] for n in active])
         if alarm and self.first_alarm is None:
             self.first_alarm = t
         self.steps += 1

@@ -27,6 +27,15 @@ class AlarmRule:
     min_indicators: int = 1
     max_indicators: int | None = None
     description: str = ""
+    # Optional fast paths for one decision's short Python lists (the online alarm); default: the array reduces.
+    alarm_one: Callable[[list[bool]], bool] | None = None
+    ratio_one: Callable[[list[float]], float] | None = None
+
+    def decide(self, above: list[bool], ratios: list[float]) -> tuple[bool, float]:
+        """One decision: (alarm, combined ratio) from the active indicators' crossings and ratios."""
+        alarm = self.alarm_one(above) if self.alarm_one else self.alarm(above)
+        ratio = self.ratio_one(ratios) if self.ratio_one else self.ratio(ratios)
+        return bool(alarm), float(ratio)
 
     def check(self, num_indicators: int) -> AlarmRule:
         """Refuse a number of indicators the rule does not take."""
@@ -59,6 +68,7 @@ def get_rule(name: str) -> AlarmRule:
         raise ValueError(f"unknown alarm rule {name!r}; expected one of {tuple(RULES)}") from None
 
 
-register_rule(AlarmRule("and", np.all, np.min, description="every indicator above its threshold (FIPER)"))
-register_rule(AlarmRule("or", np.any, np.max, description="any indicator above its threshold"))
-register_rule(AlarmRule("single", np.all, np.min, max_indicators=1, description="the one indicator above its threshold"))
+register_rule(AlarmRule("and", np.all, np.min, description="every indicator above its threshold (FIPER)", alarm_one=all, ratio_one=min))
+register_rule(AlarmRule("or", np.any, np.max, description="any indicator above its threshold", alarm_one=any, ratio_one=max))
+register_rule(AlarmRule("single", np.all, np.min, max_indicators=1, description="the one indicator above its threshold",
+                        alarm_one=all, ratio_one=min))
