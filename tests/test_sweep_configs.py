@@ -5,6 +5,8 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 
+import launch.components  # noqa: F401  (the generated score/monitor/method groups the configs compose)
+
 CONF = Path(__file__).resolve().parents[1] / "launch" / "conf"
 
 
