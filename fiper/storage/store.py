@@ -28,6 +28,7 @@ import numpy as np
 import zarr
 
 from fiper.storage.checked import CheckedArray
+from fiper.storage.codecs import register_needed_codecs
 from fiper.storage.damage import DamageChecks
 from fiper.storage.errors import DamagedStoreError, StoreError, repair_command
 from fiper.storage.integrity import CHECKSUM_KEY, broken_metadata, digest, encode_record, entry_past_shape, missing_chunk_files
@@ -124,6 +125,7 @@ class EpisodeStore(DamageChecks):
         broken = broken_metadata(path) if was_store else []
         if broken:
             raise DamagedStoreError(path, "metadata files do not parse or are missing", files=broken)
+        register_needed_codecs(path)
         try:
             root = zarr.open_group(str(path), mode="r" if mode == "r" else "r+", zarr_format=2)
             missing = [k for k in ("data", "meta", f"meta/{COMMIT_KEY}") if k not in root]
