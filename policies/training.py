@@ -7,6 +7,8 @@ Output directory after (and during) a run::
     train_state.pt       optimizer + LR-scheduler state and step (tensors and numbers only)
     train_config.json    the TrainConfig of the run
     metrics.json         train / validation loss history
+    loss_curve.png       the same history plotted (policies/curves.py)
+    tensorboard/         TensorBoard event files (loss/train, loss/val), written while training runs
 
 Batches are drawn by a generator seeded with (seed, step), so a resumed run draws exactly the
 batches and noise the uninterrupted run would have drawn.
@@ -28,6 +30,7 @@ from fiper.storage import EpisodeStore, TrainingWindows
 from policies.base import ChunkPolicy
 from policies.checkpoint import read_policy_files
 from policies.config import TrainConfig
+from policies.curves import CURVE_FILE, LossLog, write_loss_curve
 from policies.factory import build_policy
 from policies.normalizer import is_image_shape
 
@@ -170,13 +173,27 @@ class _Trainer:
         torch.save(state, tmp)
         os.replace(tmp, self.out_dir / TRAIN_STATE_FILE)
         (self.out_dir / METRICS_FILE).write_text(json.dumps({"train_loss": self.train_loss, "val_loss": self.val_loss}))
+        write_loss_curve(self.out_dir / CURVE_FILE, self.train_loss, self.val_loss,
+                         title=f"{self.config.policy.kind}/{self.config.policy.denoiser}, step {self.step}")
         self.policy.save(self.out_dir, info={"train_step": self.step})  # config.json last: the commit
 
     def run(self) -> TrainResult:
         c = self.config
         bar = tqdm(total=c.steps, initial=self.step, disable=not c.progress, desc=f"train {c.policy.kind}/{c.policy.denoiser}")
-        running, count = torch.zeros((), device=self.device), 0
         stop = c.steps if self.stop_at is None else min(c.steps, self.stop_at)
+        log = LossLog(self.out_dir)
+        try:
+            self._loop(bar, log, stop)
+        finally:
+            log.close()
+            bar.close()
+        self.save()
+        self.policy.eval()
+        return TrainResult(self.policy, self.step, self.out_dir, self.train_loss, self.val_loss)
+
+    def _loop(self, bar, log: LossLog, stop: int) -> None:
+        c = self.config
+        running, count = torch.zeros((), device=self.device), 0
         while self.step < stop:
             rng = np.random.default_rng([c.seed, self.step])
             obs, action = self._batch(self.windows, rng)
@@ -194,14 +211,11 @@ class _Trainer:
                 running, count = torch.zeros((), device=self.device), 0
                 self.val_loss.append((self.step, self.validate()))
                 bar.set_postfix(loss=f"{self.train_loss[-1][1]:.4f}", val=f"{self.val_loss[-1][1]:.4f}")
+                log.add(self.step, self.train_loss[-1][1], self.val_loss[-1][1])
                 if not math.isfinite(self.train_loss[-1][1]):
                     raise FloatingPointError(f"training loss became {self.train_loss[-1][1]} at step {self.step}; lower train.lr")
             if self.step % c.checkpoint_every == 0 and self.step < stop:
                 self.save()
-        bar.close()
-        self.save()
-        self.policy.eval()
-        return TrainResult(self.policy, self.step, self.out_dir, self.train_loss, self.val_loss)
 
 
 def train_policy(store_path: str | os.PathLike, config: TrainConfig, out_dir: str | os.PathLike, *, resume: bool = False,
