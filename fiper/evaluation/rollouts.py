@@ -97,14 +97,15 @@ def _attr_int(attrs: dict[str, Any], key: str) -> int | None:
 
 @dataclass
 class RolloutSet:
-    """All decisions and labels of one task's episodes (merged over its stores), in memory."""
+    """All decisions and labels of one task's episodes (merged over its stores): embeddings and labels in
+    memory, sample batches read from the stores when scored (in memory only when under 64 MiB)."""
 
     task: str
     stores: tuple[str, ...]
     store_index: np.ndarray  # (E,) which store each episode came from
     episode_index: np.ndarray  # (E,) the episode's index inside its store
     embeddings: np.ndarray  # (N, D)
-    samples: np.ndarray | RowView  # (N, B, H, A), stored dtype; a lazy RowView when over 2 GiB
+    samples: np.ndarray | RowView  # (N, B, H, A), stored dtype; a lazy RowView over rowview.IN_MEMORY_BYTES
     decision_ends: np.ndarray  # (E,) cumulative
     env_step: np.ndarray  # (N,) env step of each decision within its episode
     success: np.ndarray  # (E,) bool

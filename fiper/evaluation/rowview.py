@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-IN_MEMORY_BYTES = 2 << 30  # like TrainingWindows: columns up to 2 GiB are held in memory
+IN_MEMORY_BYTES = 64 << 20  # sample batches up to 64 MiB are held in memory; larger ones stay in the stores
 
 
 class RowView:

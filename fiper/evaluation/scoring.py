@@ -1,4 +1,4 @@
-"""Fit every configured score once on the fit episodes and score all episodes in one call each.
+"""Fit every configured score once on the fit episodes and score all episodes, streaming the sample batches.
 
 Live scores a store may carry (decisions/score/<name>) are ignored: they come from whatever
 monitor ran the rollouts, so re-scoring keeps fit data, calibration and evaluation consistent
@@ -8,7 +8,7 @@ and makes stores with and without live scores evaluate identically.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +18,7 @@ import torch
 from fiper.evaluation.rollouts import RolloutSet
 from fiper.scores import ScoreFitData, make_score
 from fiper.scores.base import ScoreBase
+from fiper.scores.inputs import READ_BLOCK_BYTES, RowSubset, row_nbytes
 
 
 def episode_rows(decision_ends: np.ndarray, episodes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -69,6 +70,26 @@ class ScoredRollouts:
     specs: dict[str, dict[str, Any]]
     fit_seconds: dict[str, float] = field(default_factory=dict)
     score_seconds: dict[str, float] = field(default_factory=dict)
+    read_seconds: float = 0.0  # reading the sample batches for scoring, shared by every score
+
+
+def episode_blocks(decision_ends: np.ndarray, row_bytes: int, max_bytes: int = READ_BLOCK_BYTES) -> Iterator[tuple[slice, np.ndarray]]:
+    """(decision rows, their episodes' cumulative ends from 0) of consecutive whole episodes holding at
+    most ``max_bytes`` of ``row_bytes``-byte decisions (at least one episode per block)."""
+    ends = np.asarray(decision_ends, dtype=np.int64)
+    per_block = max(1, int(max_bytes) // max(1, int(row_bytes)))
+    first = 0
+    while first < ends.size:
+        start = int(ends[first - 1]) if first else 0
+        last = max(first, int(np.searchsorted(ends, start + per_block, side="right")) - 1)
+        yield slice(start, int(ends[last])), ends[first : last + 1] - start
+        first = last + 1
+
+
+def _fit_data(rollouts: RolloutSet, fit_episodes: np.ndarray, seed: int, device: str) -> ScoreFitData:
+    """The fit episodes' embeddings (in memory) and sample batches (a lazy RowSubset of the stores)."""
+    rows, fit_ends = episode_rows(rollouts.decision_ends, fit_episodes)
+    return ScoreFitData(rollouts.embeddings[rows], RowSubset(rollouts.samples, rows), fit_ends, seed=seed, device=device)
 
 
 def fit_and_score(
@@ -80,35 +101,47 @@ def fit_and_score(
     device: str = "cpu",
     progress: bool = False,
 ) -> ScoredRollouts:
-    """Fit each score on ``fit_episodes`` only, then score all decisions of all episodes ('auto' device: CUDA if present)."""
+    """Fit each score on ``fit_episodes`` only, then score all decisions of all episodes ('auto' device: CUDA if present).
+
+    Sample batches are never all in memory: scores fit on a lazy view of the fit rows (scores that
+    stream them keep only a summary), and scoring reads blocks of whole episodes, each read once
+    and scored by every score. Per-decision scores do not depend on the blocking (scores with
+    history reset at every episode start), so the result equals scoring the whole store at once.
+    """
     from tqdm.auto import tqdm
 
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    rows, fit_ends = episode_rows(rollouts.decision_ends, fit_episodes)
-    contiguous = rows.size and np.all(np.diff(rows) == 1)
-    take = (lambda a: a[int(rows[0]) : int(rows[-1]) + 1]) if contiguous else (lambda a: a[rows])
-    data = ScoreFitData(take(rollouts.embeddings), take(rollouts.samples), fit_ends, seed=seed, device=device)
+    data = _fit_data(rollouts, fit_episodes, seed, device)
     out = ScoredRollouts({}, {}, {n: dict(s) for n, s in specs.items()})
-    for name, spec in tqdm(list(specs.items()), desc=f"{rollouts.task}: fit + score", disable=not progress):
+    for name, spec in tqdm(list(specs.items()), desc=f"{rollouts.task}: fit", disable=not progress):
         params = dict(spec)
         kind = params.pop("score")
         start = time.perf_counter()
         try:
-            score = make_score(kind, **params).fit(data)
+            out.fitted[name] = make_score(kind, **params).fit(data)
         except ValueError as err:
             raise ValueError(f"fitting score {name!r} ({kind}) on task {rollouts.task!r}: {err}") from err
         out.fit_seconds[name] = time.perf_counter() - start
+    del data
+    n = int(rollouts.decision_ends[-1])
+    out.raw = {name: np.empty(n, dtype=np.float64) for name in out.fitted}
+    out.score_seconds = dict.fromkeys(out.fitted, 0.0)
+    read_samples = any("samples" in s.needs for s in out.fitted.values())
+    blocks = list(episode_blocks(rollouts.decision_ends, row_nbytes(rollouts.samples)))
+    for rows, ends in tqdm(blocks, desc=f"{rollouts.task}: score", disable=not progress):
         start = time.perf_counter()
-        raw = score.score_offline(
-            rollouts.embeddings if "embedding" in score.needs else None,
-            rollouts.samples if "samples" in score.needs else None,
-            rollouts.decision_ends,
-        )
-        out.score_seconds[name] = time.perf_counter() - start
+        samples = rollouts.samples[rows] if read_samples else None
+        out.read_seconds += time.perf_counter() - start
+        embeddings = rollouts.embeddings[rows]
+        for name, score in out.fitted.items():
+            start = time.perf_counter()
+            out.raw[name][rows] = score.score_offline(
+                embeddings if "embedding" in score.needs else None, samples if "samples" in score.needs else None, ends)
+            out.score_seconds[name] += time.perf_counter() - start
+    for name, raw in out.raw.items():
         if not np.all(np.isfinite(raw)):
             bad = int(np.flatnonzero(~np.isfinite(raw))[0])
             episode = int(np.searchsorted(rollouts.decision_ends, bad, side="right"))
             raise ValueError(f"score {name!r} is non-finite at decision {bad} (episode {episode}) of task {rollouts.task!r}")
-        out.raw[name], out.fitted[name] = raw, score
     return out

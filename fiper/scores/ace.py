@@ -18,6 +18,7 @@ from torch import Tensor
 from fiper.scores import histogram_kernel
 from fiper.scores.base import ScoreBase
 from fiper.scores.histogram import entropy_terms, entropy_bits, grid_cells, histogram_entropy_bits, new_cell_mask
+from fiper.scores.inputs import FitRows
 
 __all__ = ["ACE", "histogram_entropy_bits"]
 
@@ -34,6 +35,7 @@ class ACE(ScoreBase):
     # One choice per process: the compiled kernel (numba) when importable, else numpy, online and offline alike.
     compiled = histogram_kernel.AVAILABLE
     parallel_offline = False  # opt-in: spread a store's decisions over numba's threads (same values); see histogram_kernel
+    streams_fit_samples = True  # the fit keeps each dim's min and max only
 
     def __init__(self, kappa: float = 0.03, dims: Sequence[int] | None = None, integrate: bool = False, margin: float = 0.01):
         if not kappa > 0:
@@ -72,9 +74,13 @@ class ACE(ScoreBase):
         pts = np.array(picked.transpose(1, 3, 0, 2), dtype=np.float64, order="C")
         return np.cumsum(pts, axis=3, out=pts) if self._config["integrate"] else pts
 
-    def _fit(self, embeddings: None, samples: np.ndarray, decision_ends: np.ndarray, seed: int) -> None:
-        pts = self.points(samples)
-        ranges = pts.max(axis=(0, 2, 3)) - pts.min(axis=(0, 2, 3))
+    def _fit(self, embeddings: None, samples: FitRows, decision_ends: np.ndarray, seed: int) -> None:
+        lo = hi = None
+        for _, chunk in samples.chunks(self._chunk_rows()):  # min / max are exact in any order
+            pts = self.points(chunk)
+            c_lo, c_hi = pts.min(axis=(0, 2, 3)), pts.max(axis=(0, 2, 3))
+            lo, hi = (c_lo, c_hi) if lo is None else (np.minimum(lo, c_lo), np.maximum(hi, c_hi))
+        ranges = hi - lo
         if not bool((ranges > 0).any()):
             raise ValueError(f"{self.name}: every selected action dim {self.dims} is constant over the calibration predictions; ACE needs a non-zero range to set its cell width")
         ranges = np.where(ranges > 0, ranges, ranges.max())

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from fiper.scores.inputs import as_array, as_tensor, check_decision_ends, check_finite, check_shape, chunks
+from fiper.scores.inputs import FitRows, as_array, as_tensor, check_decision_ends, check_finite, check_shape, chunks
 
 NEEDS = frozenset({"embedding", "samples"})
 
@@ -144,6 +144,9 @@ class ScoreBase(ABC):
     dtype: ClassVar[torch.dtype] = torch.float32
     backend: ClassVar[str] = "torch"  # or "numpy"
     chunk_elements: ClassVar[int] = 1 << 22  # input elements per offline chunk (bounds memory)
+    # True: ``_fit`` gets the sample batches as a FitRows (read and checked chunk by chunk) instead of
+    # one tensor, so a score that keeps only a summary of them fits in memory bounded by a chunk.
+    streams_fit_samples: ClassVar[bool] = False
 
     def __init__(self, **config: Any):
         self._config = copy.deepcopy(config)
@@ -188,11 +191,16 @@ class ScoreBase(ABC):
         if "samples" in self.needs:
             if data.samples is None:
                 raise ValueError(f"{self.name} reads sample batches but ScoreFitData.samples is None; load decisions/samples")
-            samples = self._as("fit samples", data.samples)
-            check_finite(self.name, "fit samples", samples)
+            if self.streams_fit_samples:
+                samples = FitRows(self.name, data.samples, lambda value: self._as("fit samples", value))
+            else:
+                samples = self._as("fit samples", data.samples)
+                check_finite(self.name, "fit samples", samples)
             self.sample_shape = tuple(int(s) for s in samples.shape[1:])
         self._check_fit_shapes()
         self._fit(emb, samples, data.decision_ends, int(data.seed))
+        if isinstance(samples, FitRows):  # a score that read no (or not every) batch still refuses non-finite ones
+            samples.check_all(self._fit_chunk_rows())
         # Hold the fitted tensors exactly as from_state will (contiguous, fresh memory), so a
         # saved and re-loaded score computes bit-identical outputs.
         self._load_tensors({k: v.detach().contiguous().clone() for k, v in self._tensors().items()})
@@ -289,6 +297,10 @@ class ScoreBase(ABC):
     def _require_fitted(self) -> None:
         if not self.fitted:
             raise ScoreNotFittedError(f"{self.name} is not fitted: call fit(ScoreFitData(...)) or load it with from_state")
+
+    def _fit_chunk_rows(self) -> int:
+        """Decisions per chunk of streamed fit samples (``chunk_elements`` input elements)."""
+        return max(1, self.chunk_elements // max(1, int(np.prod(self.sample_shape))))
 
     def _chunk_rows(self) -> int:
         per_row = 1

@@ -109,3 +109,111 @@ def chunks(n: int, size: int) -> Iterator[slice]:
     size = max(1, int(size))
     for start in range(0, n, size):
         yield slice(start, min(n, start + size))
+
+
+READ_BLOCK_BYTES = 64 << 20  # stored bytes read at once when decisions are streamed from a store
+
+
+def row_nbytes(source: Any) -> int:
+    """Bytes of one row (decision) of an array-like with ``shape`` and ``dtype``."""
+    item = torch.empty((), dtype=source.dtype).element_size() if isinstance(source, Tensor) else np.dtype(source.dtype).itemsize
+    return max(1, int(np.prod(source.shape[1:], dtype=np.int64)) * item)
+
+
+def read_rows(source: Any, rows: np.ndarray) -> np.ndarray:
+    """Rows ``rows`` of ``source`` (numpy, zarr, RowView) in order, each contiguous run read as one slice."""
+    rows = np.asarray(rows, dtype=np.int64)
+    if rows.size == 0:
+        return np.empty((0, *source.shape[1:]), dtype=source.dtype)
+    runs = np.split(rows, np.flatnonzero(np.diff(rows) != 1) + 1)
+    pieces = [np.asarray(source[int(r[0]) : int(r[-1]) + 1]) for r in runs]
+    return pieces[0].copy() if len(pieces) == 1 else np.concatenate(pieces)
+
+
+class RowSubset:
+    """The rows ``rows`` of a row-sliceable source (a zarr array, a RowView, numpy), read only when sliced.
+
+    Fit data of a store is a subset of its decisions; holding it as a view keeps the B x H x A
+    sample batches on disk. Sequential slices are served from one read-ahead block of at most
+    ``block_bytes`` stored bytes, so a consumer that walks the rows in small chunks (a score's
+    offline loop) decompresses each stored chunk about once.
+    """
+
+    def __init__(self, source: Any, rows: Any = None, *, block_bytes: int = READ_BLOCK_BYTES):
+        n = int(source.shape[0])
+        self.source = source
+        self.rows = np.arange(n, dtype=np.int64) if rows is None else np.asarray(rows, dtype=np.int64).reshape(-1)
+        if self.rows.size and (self.rows.min() < 0 or self.rows.max() >= n):
+            raise IndexError(f"RowSubset: rows outside [0, {n}) of a source with {n} rows")
+        self.shape = (int(self.rows.size), *(int(s) for s in source.shape[1:]))
+        self.dtype = np.dtype(source.dtype)
+        self.block_rows = max(1, int(block_bytes) // row_nbytes(source))
+        self._block: tuple[int, int, np.ndarray] | None = None  # (start, stop, rows) of the read-ahead block
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def nbytes(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        if not isinstance(key, slice):
+            rows = np.asarray(key)
+            if rows.ndim != 1 or (rows.size and rows.dtype.kind not in "iu"):
+                raise IndexError(f"RowSubset takes a slice or a 1-D integer row array, got {key!r:.60}")
+            return read_rows(self.source, self.rows[rows])
+        start, stop, step = key.indices(self.shape[0])
+        if step != 1:
+            raise IndexError("RowSubset supports contiguous slices (step 1) and integer row arrays only")
+        stop = max(start, stop)
+        if stop - start >= self.block_rows:
+            return read_rows(self.source, self.rows[start:stop])
+        block = self._block
+        if block is None or not block[0] <= start or not stop <= block[1]:
+            end = min(self.shape[0], start + self.block_rows)
+            block = self._block = (start, end, read_rows(self.source, self.rows[start:end]))
+        return block[2][start - block[0] : stop - block[0]].copy()
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        out = read_rows(self.source, self.rows)
+        return out if dtype is None else out.astype(dtype)
+
+
+class FitRows:
+    """A score's fit sample batches, converted and checked chunk by chunk instead of all at once.
+
+    Scores that need only a summary of the batches (ACE's ranges, RND-A's moments and a few
+    samples per decision, nothing for STAC) set ``ScoreBase.streams_fit_samples`` and read
+    them through ``chunks``; peak memory is then one chunk, whatever the number of decisions.
+    """
+
+    def __init__(self, owner: str, source: Any, convert: Any):
+        self.owner, self.source, self._convert = owner, source, convert
+        self.shape = tuple(int(s) for s in source.shape)
+        self.checked = False  # True once every row has been read and found finite
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def chunks(self, rows: int) -> Iterator[tuple[slice, Any]]:
+        """(row slice, converted chunk) over all rows in order, each chunk checked to be finite."""
+        for sl in chunks(self.shape[0], rows):
+            chunk = self._convert(self.source[sl])
+            try:
+                check_finite(self.owner, "fit samples", chunk)
+            except ValueError as err:
+                raise ValueError(f"{err} (decisions {sl.start}..{sl.stop - 1} of the {self.shape[0]} fit decisions); "
+                                 "fit on finite sample batches (drop the damaged episodes)") from None
+            yield sl, chunk
+        self.checked = True
+
+    def check_all(self, rows: int) -> None:
+        """Read every row once to refuse non-finite values, unless a full ``chunks`` pass already did."""
+        if not self.checked:
+            for _ in self.chunks(rows):
+                pass

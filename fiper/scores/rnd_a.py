@@ -17,7 +17,8 @@ from torch import Tensor
 from fiper.nn import fit_standardizer, load_module_tensors, module_tensors
 from fiper.scores.base import ScoreBase
 from fiper.scores.rnd_core import RNDNetworks, check_widths
-from fiper.scores.training import SMALL_NET_TRAIN, TrainConfig, TrainResult, episode_split, train
+from fiper.scores.inputs import FitRows
+from fiper.scores.training import SMALL_NET_TRAIN, ColumnMoments, TrainConfig, TrainResult, episode_split, train
 
 
 class RNDA(ScoreBase):
@@ -25,6 +26,7 @@ class RNDA(ScoreBase):
 
     name = "rnd_a"
     needs = frozenset({"embedding", "samples"})
+    streams_fit_samples = True  # the fit keeps the chunks' moments and samples_per_decision samples per decision
 
     def __init__(
         self,
@@ -62,17 +64,24 @@ class RNDA(ScoreBase):
         emb = ((embeddings - self.emb_mean) / self.emb_std).unsqueeze(1).expand(n, b, -1)
         return torch.cat([act, emb], dim=-1)
 
-    def _fit(self, embeddings: Tensor, samples: Tensor, decision_ends: np.ndarray, seed: int) -> None:
+    def _fit(self, embeddings: Tensor, samples: FitRows, decision_ends: np.ndarray, seed: int) -> None:
         cfg = TrainConfig.of(self._config["train"])
-        n, b = samples.shape[:2]
-        tr, va = (torch.as_tensor(i, device=self.device) for i in episode_split(decision_ends, cfg.val_fraction, seed))
+        b, h, a = samples.shape[1:]
+        tr_rows, va_rows = episode_split(decision_ends, cfg.val_fraction, seed)
+        tr, va = (torch.as_tensor(i, device=self.device) for i in (tr_rows, va_rows))
         self.emb_mean, self.emb_std = fit_standardizer(embeddings[tr])
-        self.act_mean, self.act_std = fit_standardizer(samples[tr].reshape(len(tr) * b, -1))
+        is_tr = np.zeros(samples.shape[0], dtype=bool)
+        is_tr[tr_rows] = True
         m = b if self._config["samples_per_decision"] is None else min(b, self._config["samples_per_decision"])
         gen = torch.Generator().manual_seed(seed)
-        pick = torch.rand(n, b, generator=gen).argsort(dim=1)[:, :m].to(self.device)  # m random samples per decision
-        chosen = torch.take_along_dim(samples, pick[:, :, None, None], dim=1)
-        x = self._inputs_of(embeddings, chosen)  # (n, m, in_dim)
+        moments, chosen = ColumnMoments(), []
+        for sl, chunk in samples.chunks(self._fit_chunk_rows()):
+            moments.add(chunk[torch.as_tensor(is_tr[sl], device=self.device)].reshape(-1, h * a))
+            # m random samples per decision; rand drawn chunk by chunk gives the numbers of one (n, b) draw
+            pick = torch.rand(chunk.shape[0], b, generator=gen).argsort(dim=1)[:, :m].to(self.device)
+            chosen.append(torch.take_along_dim(chunk, pick[:, :, None, None], dim=1))
+        self.act_mean, self.act_std = moments.standardizer(self.dtype)
+        x = self._inputs_of(embeddings, torch.cat(chosen))  # (n, m, in_dim)
         self.nets = self._build().init_(seed).to(self.device)
         x_tr, x_va = (x[idx].reshape(-1, x.shape[-1]) for idx in (tr, va))  # decisions -> their sample rows
         self.fit_result = train(self.nets, lambda bt, g: self.nets.loss(bt[0]), (x_tr,), (x_va,), cfg, seed)

@@ -45,6 +45,7 @@ class STAC(ScoreBase):
     needs = frozenset({"samples"})
     dtype = torch.float64
     chunk_elements = 1 << 21
+    streams_fit_samples = True  # the fit reads no batch (they are only checked to be finite)
 
     def __init__(self, n_action_steps: int | None = None, dims: Sequence[int] | None = None):
         # None: the evaluation fills it from the store (attr n_action_steps / env_step spacing)

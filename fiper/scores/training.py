@@ -161,3 +161,41 @@ def evaluate(model: nn.Module, loss_fn: Callable, data: tuple[Tensor, ...], batc
             batch = tuple(t[start : start + batch_size] for t in data)
             total += float(loss_fn(batch, gen)) * int(batch[0].shape[0])
     return total / n
+
+
+class ColumnMoments:
+    """Per-column mean and population std of rows added chunk by chunk (float64, Chan's merge).
+
+    The streamed form of ``fiper.nn.fit_standardizer`` for data too large to hold at once; the
+    two agree within float32 round-off (near-constant columns get std 1 in both).
+    """
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.mean: Tensor | None = None
+        self.m2: Tensor | None = None  # summed squared deviations from the mean
+
+    def add(self, rows: Tensor) -> None:
+        """Add rows (k, C)."""
+        k = int(rows.shape[0])
+        if k == 0:
+            return
+        x = rows.double()
+        mean = x.mean(dim=0)
+        m2 = (x - mean).pow(2).sum(dim=0)
+        if self.n == 0:
+            self.n, self.mean, self.m2 = k, mean, m2
+            return
+        total = self.n + k
+        delta = mean - self.mean
+        self.mean = self.mean + delta * (k / total)
+        self.m2 = self.m2 + m2 + delta.pow(2) * (self.n * k / total)
+        self.n = total
+
+    def standardizer(self, dtype: torch.dtype, *, eps: float = 1e-6) -> tuple[Tensor, Tensor]:
+        """(mean, std) as ``dtype``, as fit_standardizer gives them."""
+        if self.n == 0:
+            raise ValueError("ColumnMoments: no rows were added; fit on at least one decision")
+        mean = self.mean.to(dtype)
+        std = (self.m2 / self.n).sqrt().to(dtype) if self.n > 1 else torch.ones_like(mean)
+        return mean, torch.where(std > eps, std, torch.ones_like(std))
