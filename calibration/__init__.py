@@ -5,7 +5,7 @@ on the windowed scores of successful rollouts; json threshold artifacts. See doc
 """
 
 from calibration.artifact import load_threshold, save_threshold, threshold_from_dict, threshold_to_dict
-from calibration.band import band_center, band_modulation, band_nonconformity
+from calibration.band import ENDED_MODES, band_center, band_modulation, band_nonconformity, band_shape
 from calibration.errors import InsufficientCalibrationError, ThresholdFileError
 from calibration.fit import (
     band_split,
@@ -23,6 +23,7 @@ from calibration.rollouts import check_rollouts, pad_rollouts, step_mask
 from calibration.thresholds import THRESHOLD_KINDS, Threshold
 
 __all__ = [
+    "ENDED_MODES",
     "JOINT_KINDS",
     "JOINT_RULES",
     "THRESHOLD_KINDS",
@@ -32,6 +33,7 @@ __all__ = [
     "band_center",
     "band_modulation",
     "band_nonconformity",
+    "band_shape",
     "band_split",
     "check_delta",
     "check_rollouts",

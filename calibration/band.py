@@ -2,8 +2,8 @@
 
 Each takes padded scores ``(..., n, T)`` with an alive mask of the same shape and reduces over
 rollouts (axis -2) or steps (axis -1), so one call can fit thousands of independent
-calibration sets at once (see the validity study in tests/calibration). ``fit_band`` composes
-them for a single calibration set.
+calibration sets at once (see the validity study in tests/calibration). ``band_shape`` gives
+the D1 part (mean and modulation) as ``fit_band`` and ``fit_joint`` use it.
 """
 
 from __future__ import annotations
@@ -11,6 +11,10 @@ from __future__ import annotations
 import numpy as np
 
 from calibration.quantile import conformal_rank
+
+#: How D1 rollouts that ended before step t enter mu(t) and s(t): 'hold' keeps their last
+#: windowed value (the default), 'drop' leaves them out (the published band: only rollouts alive at t).
+ENDED_MODES = ("hold", "drop")
 
 
 def forward_fill(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
@@ -63,3 +67,31 @@ def band_nonconformity(scores: np.ndarray, mask: np.ndarray, mu: np.ndarray, s: 
     """
     ratio = (scores - mu[..., None, :]) / s[..., None, :]
     return np.where(mask, ratio, -np.inf).max(axis=-1)
+
+
+def hold_ended(scores: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Every rollout extended to all T steps with its last value: (held scores, all-True mask)."""
+    return forward_fill(scores, mask), np.ones_like(mask, dtype=bool)
+
+
+def check_ended(ended: str) -> str:
+    if ended not in ENDED_MODES:
+        raise ValueError(f"ended must be one of {ENDED_MODES} ('hold': ended D1 rollouts keep their last value in mu and s; "
+                         f"'drop': only rollouts alive at t count), got {ended!r}")
+    return ended
+
+
+def band_shape(scores: np.ndarray, mask: np.ndarray, delta: float, floor: float = 1e-3,
+               ended: str = "hold") -> tuple[np.ndarray, np.ndarray]:
+    """(mu(t), s(t)) of the D1 rollouts ``(..., n1, T)``.
+
+    With ``ended='hold'`` a D1 rollout that has ended holds its last windowed value, as a
+    threshold holds its last value past its end, so mu and s at late steps rest on all n1
+    rollouts rather than on the few still running (with 'drop', one rollout alive at t makes
+    s(t) = 0, floored, and the height h, a sup over D2 of (eta - mu) / s, explodes). mu and s
+    depend on D1 only, so the guarantee, which rests on D2, is unchanged.
+    """
+    if check_ended(ended) == "hold":
+        scores, mask = hold_ended(scores, mask)
+    mu = band_center(scores, mask)
+    return mu, band_modulation(scores, mask, mu, delta, floor)

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from calibration.band import band_center, band_modulation, band_nonconformity
+from calibration.band import band_nonconformity, band_shape, check_ended
 from calibration.errors import InsufficientCalibrationError
 from calibration.quantile import (
     check_delta,
@@ -85,19 +85,21 @@ def fit_band(
     d1_fraction: float = 0.5,
     seed: int = 0,
     modulation_floor: float = 1e-3,
+    ended: str = "hold",
 ) -> Threshold:
     """Functional band gamma(t) = mu(t) + h s(t) (one-sided, guaranteed).
 
-    mu and s come from D1; h is the corrected (1-delta) quantile over D2 of
-    sup_t (score(t) - mu(t)) / s(t). The guarantee needs only D2 to be exchangeable with the
-    test rollout; D1 may be anything independent of D2.
+    mu and s come from D1 (``ended``: how D1 rollouts shorter than t enter them, see
+    ``band_shape``); h is the corrected (1-delta) quantile over D2 of
+    sup_t (score(t) - mu(t)) / s(t), over each D2 rollout's own steps. The guarantee needs only
+    D2 to be exchangeable with the test rollout; D1 may be anything independent of D2.
     """
     delta = check_delta(delta)
+    check_ended(ended)
     x, lens, mask = _prepare(windowed, lengths)
     num = x.shape[0]
     d1, d2 = split_d1_d2(num, delta, d1_fraction, seed)
-    mu = band_center(x[d1], mask[d1])
-    s = band_modulation(x[d1], mask[d1], mu, delta, modulation_floor)
+    mu, s = band_shape(x[d1], mask[d1], delta, modulation_floor, ended)
     h = conformal_quantile(band_nonconformity(x[d2], mask[d2], mu, s), delta)
     params = {
         "mean": mu,
@@ -108,6 +110,7 @@ def fit_band(
         "d1_fraction": float(d1_fraction),
         "seed": int(seed),
         "modulation_floor": float(modulation_floor),
+        "ended": ended,
     }
     return Threshold("band", delta, mu + h * s, num, True, params)
 

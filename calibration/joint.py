@@ -21,7 +21,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from calibration.band import band_center, band_modulation
+from calibration.band import band_shape, check_ended
 from calibration.fit import rollout_maxima, split_d1_d2
 from calibration.quantile import check_delta, conformal_quantile
 from calibration.rollouts import check_rollouts
@@ -65,6 +65,7 @@ def fit_joint(
     d1_fraction: float = 0.5,
     seed: int = 0,
     modulation_floor: float = 1e-3,
+    ended: str = "hold",
 ) -> dict[str, Threshold]:
     """Per-score thresholds of one jointly calibrated alarm (see the module docstring).
 
@@ -77,6 +78,7 @@ def fit_joint(
     if rule not in JOINT_RULES:
         raise ValueError(f"joint calibration combines indicators by {JOINT_RULES}, got rule {rule!r}")
     delta = check_delta(delta)
+    check_ended(ended)
     x, lens, mask = _prepared(windowed, lengths)
     d1, d2 = split_d1_d2(lens.size, delta, d1_fraction, seed, who="Joint calibration splits the rollouts like the band. ")
     shapes: dict[str, tuple[np.ndarray, np.ndarray]] = {}  # name -> (offset(t), scale(t))
@@ -85,8 +87,7 @@ def fit_joint(
             scale = _positive_scale(rollout_maxima(values[d1], mask[d1]), delta, name)
             shapes[name] = (np.zeros(values.shape[1]), np.full(values.shape[1], scale))
         else:
-            mu = band_center(values[d1], mask[d1])
-            shapes[name] = (mu, band_modulation(values[d1], mask[d1], mu, delta, modulation_floor))
+            shapes[name] = band_shape(values[d1], mask[d1], delta, modulation_floor, ended)
     z = np.stack([(x[n][d2] - off) / sc for n, (off, sc) in shapes.items()])  # (K, |D2|, T)
     combined = z.min(axis=0) if rule == "and" else z.max(axis=0)
     h = float(conformal_quantile(rollout_maxima(combined, mask[d2]), delta))
@@ -98,6 +99,6 @@ def fit_joint(
             params = {**common, "scale": float(sc[0])}
             out[name] = Threshold("constant", delta, np.array([h * sc[0]]), lens.size, True, params)
         else:
-            params = {**common, "mean": off, "modulation": sc, "modulation_floor": float(modulation_floor)}
+            params = {**common, "mean": off, "modulation": sc, "modulation_floor": float(modulation_floor), "ended": ended}
             out[name] = Threshold("band", delta, off + h * sc, lens.size, True, params)
     return out

@@ -54,9 +54,9 @@ def test_padding_is_ignored_and_non_finite_inside_is_located():
         fit_constant(scores, lengths + 100, 0.1)
 
 
-def test_band_matches_its_definition():
+def test_published_band_matches_its_definition():
     scores, lengths = _random_set(seed=3)
-    th = fit_band(scores, lengths, 0.1, d1_fraction=0.5, seed=7)
+    th = fit_band(scores, lengths, 0.1, d1_fraction=0.5, seed=7, ended="drop")
     d1, d2 = band_split(40, 0.5, 7)
     assert th.params["num_d1"] == d1.size == 20 and th.params["num_d2"] == d2.size == 20
     x = np.nan_to_num(scores)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from calibration import band_center, band_modulation, band_nonconformity, conformal_quantile, rollout_maxima
+from calibration import band_nonconformity, band_shape, conformal_quantile, rollout_maxima
 from calibration.rollouts import step_mask
 from synthetic_rollouts import ar1_scores, windowed_batch
 
@@ -47,9 +47,8 @@ def _constant(eta, mask, delta):
 
 
 def _band(eta, mask, delta, n1=NUM_CAL // 2):
-    """Same building blocks as fit_band; D1 = first n1 (the rollouts are i.i.d. per split)."""
-    mu = band_center(eta[:, :n1], mask[:, :n1])
-    s = band_modulation(eta[:, :n1], mask[:, :n1], mu, delta)
+    """Same building blocks as fit_band (ended D1 rollouts held); D1 = first n1 (the rollouts are i.i.d. per split)."""
+    mu, s = band_shape(eta[:, :n1], mask[:, :n1], delta)
     h = conformal_quantile(band_nonconformity(eta[:, n1:], mask[:, n1:], mu, s), delta)
     return (mu + h[:, None] * s)[:, None, :]  # (S, 1, T)
 
@@ -89,8 +88,7 @@ def test_band_with_uncorrected_height_violates_the_bound(study, delta):
     """The band's height h needs the corrected quantile too (D2 has only 20 rollouts here)."""
     (c1, _, cmask), (t1, _, tmask) = study["cal"], study["test"]
     n1 = NUM_CAL // 2
-    mu = band_center(c1[:, :n1], cmask[:, :n1])
-    s = band_modulation(c1[:, :n1], cmask[:, :n1], mu, delta)
+    mu, s = band_shape(c1[:, :n1], cmask[:, :n1], delta)
     h = np.quantile(band_nonconformity(c1[:, n1:], cmask[:, n1:], mu, s), 1 - delta, axis=1)
     rate, se = _rate_and_se(_any_alarm(t1 > (mu + h[:, None] * s)[:, None, :], tmask))
     assert rate > delta + 3 * se
