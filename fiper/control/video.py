@@ -1,0 +1,135 @@
+"""A monitored episode as a video: the rendered frames beside the score traces, thresholds and alarm.
+
+``record_episode`` runs one episode with gymnasium's RenderCollection wrapper collecting the
+env's ``render()`` frames; ``write_video`` draws each frame next to every score's windowed value
+and threshold up to that step, marks the first alarm and names the response acting, and encodes
+the frames with imageio (mp4 through imageio-ffmpeg, the ``image`` extra; ``.gif`` needs nothing).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fiper.control.loop import EpisodeResult, run_episode
+from fiper.control.monitored_policy import Decision, MonitoredPolicy
+
+SIZE_PX = (960, 432)  # width, height: multiples of 16, so mp4 encoders need no resize
+
+
+def record_episode(env: Any, agent: MonitoredPolicy, *, seed: int, **kwargs) -> tuple[EpisodeResult, list[np.ndarray]]:
+    """Run one episode (fiper.control.loop.run_episode) and return it with one frame per env step.
+
+    The env must have been made with ``render_mode='rgb_array'``; frame 0 is the reset state.
+    """
+    from gymnasium.wrappers import RenderCollection
+
+    if getattr(env, "render_mode", None) != "rgb_array":
+        raise ValueError(f"a video needs frames: make the env with render_mode='rgb_array' (it has {getattr(env, 'render_mode', None)!r})")
+    wrapped = RenderCollection(env, pop_frames=True, reset_clean=True)
+    frames: list[np.ndarray] = []
+
+    class _Collect:
+        """Pops the frames after each reset / step so they match the steps run_episode takes."""
+
+        def __getattr__(self, name):
+            return getattr(wrapped, name)
+
+        def reset(self, **kw):
+            out = wrapped.reset(**kw)
+            frames.extend(wrapped.render())
+            return out
+
+        def step(self, action):
+            out = wrapped.step(action)
+            frames.extend(wrapped.render())
+            return out
+
+    result = run_episode(_Collect(), agent, seed=seed, **kwargs)
+    return result, frames
+
+
+def _traces(decisions: Sequence[Decision]) -> tuple[np.ndarray, dict[str, np.ndarray], dict[str, np.ndarray], int | None]:
+    """Env step of each decision, windowed score and threshold per score, env step of the first alarm."""
+    steps = np.array([d.env_step for d in decisions], dtype=float)
+    names = sorted({name for d in decisions if d.verdict for name in d.verdict.thresholds})
+    value = {n: np.array([d.verdict.windowed.get(n, math.nan) if d.verdict else math.nan for d in decisions], dtype=float) for n in names}
+    threshold = {n: np.array([d.verdict.thresholds.get(n, math.nan) if d.verdict else math.nan for d in decisions], dtype=float) for n in names}
+    first = next((d.env_step for d in decisions if d.verdict and d.verdict.alarm), None)
+    return steps, value, threshold, first
+
+
+def write_video(path: str | Path, frames: Sequence[np.ndarray], decisions: Sequence[Decision], *, title: str = "",
+                control_period_s: float | None = None, fps: float | None = None) -> Path:
+    """Encode ``frames`` (one per env step) beside the score traces as a video at ``path`` (.mp4 or .gif)."""
+    import imageio.v3 as iio
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if not frames:
+        raise ValueError("no frames to write: record the episode with record_episode (render_mode='rgb_array')")
+    path = Path(path)
+    steps, value, threshold, first_alarm = _traces(decisions)
+    names = list(value) or ["(no monitor)"]
+    fig = plt.figure(figsize=(SIZE_PX[0] / 100, SIZE_PX[1] / 100), dpi=100)
+    grid = fig.add_gridspec(len(names), 2, width_ratios=[1, 1.3])
+    ax_frame = fig.add_subplot(grid[:, 0])
+    ax_frame.set_axis_off()
+    image = ax_frame.imshow(frames[0])
+    caption = ax_frame.set_title("", fontsize=9)
+    cursors, axes, alarm_lines, traces = [], [], [], []
+    for i, name in enumerate(names):
+        ax = fig.add_subplot(grid[i, 1])
+        axes.append(ax)
+        if name in value:
+            for series, style in ((value[name], dict(color="black", lw=1.2, label="windowed score")),
+                                  (threshold[name], dict(color="tab:orange", lw=1.0, ls="--", label="threshold"))):
+                traces.append((ax.plot([], [], drawstyle="steps-post", **style)[0], series))
+            finite = np.concatenate([value[name][np.isfinite(value[name])], threshold[name][np.isfinite(threshold[name])]])
+            if finite.size:
+                low, high = float(finite.min()), float(finite.max())
+                ax.set_ylim(low - 0.05 * (high - low + 1e-9), high + 0.15 * (high - low + 1e-9))
+        if first_alarm is not None:  # shown from the step it is raised, as it happens
+            alarm_lines.append(ax.axvline(first_alarm, color="tab:red", lw=1.5, zorder=4, visible=False))
+        ax.set_xlim(0, max(len(frames) - 1, 1))
+        ax.set_ylabel(name, fontsize=8)
+        ax.tick_params(labelsize=7)
+        cursors.append(ax.axvline(0, color="tab:blue", lw=0.8, alpha=0.7))
+    axes[0].legend(fontsize=7, loc="upper left", frameon=False)
+    axes[-1].set_xlabel("env step", fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    acting = {d.env_step: d.intervention for d in decisions}
+    rendered, current = [], ""
+    for t, frame in enumerate(frames):
+        current = acting.get(t, current)
+        image.set_data(frame)
+        seconds = f" = {t * control_period_s:.2f} s" if control_period_s else ""
+        alarm = "  ALARM" if first_alarm is not None and t >= first_alarm else ""
+        caption.set_text(f"step {t}{seconds}  {current}{alarm}")
+        caption.set_color("tab:red" if alarm else "black")
+        for cursor in cursors:
+            cursor.set_xdata([t, t])
+        for line in alarm_lines:
+            line.set_visible(bool(alarm))
+        shown = steps <= t  # the traces so far, as the monitor saw them
+        for line, series in traces:
+            line.set_data(steps[shown], series[shown])
+        fig.canvas.draw()
+        rendered.append(np.asarray(fig.canvas.buffer_rgba())[..., :3].copy())
+    plt.close(fig)
+    rate = fps or (1.0 / control_period_s if control_period_s else 10.0)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    if path.suffix == ".gif":
+        iio.imwrite(tmp, np.stack(rendered), duration=1000.0 / rate, loop=0, extension=".gif")
+    else:
+        iio.imwrite(tmp, np.stack(rendered), fps=rate, extension=path.suffix)
+    tmp.replace(path)
+    return path

@@ -1,0 +1,57 @@
+"""An alarmed episode as a video: frames beside the score traces, the alarm shown from the step it is raised."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import envs
+from fiper.control import MonitoredPolicy
+from fiper.control.video import SIZE_PX, record_episode, write_video
+from fiper.interventions import GradedResponse, HoldPosition
+from test_control_loop import MAX_STEPS, alarm_from, context
+from test_control_loop import setup as control_setup  # noqa: F401  (module fixture: policy dir + fitted monitor)
+
+iio = pytest.importorskip("imageio.v3")
+
+
+@pytest.fixture(scope="module")
+def setup(control_setup):  # noqa: F811
+    return control_setup
+
+
+def red_pixels(frame: np.ndarray) -> int:
+    r, g, b = (frame[..., i].astype(int) for i in range(3))
+    return int(((r > 180) & (g < 80) & (b < 80)).sum())
+
+
+@pytest.mark.parametrize("suffix", [".mp4", ".gif"])
+def test_alarmed_episode_video_shows_frames_traces_and_the_alarm_as_it_happens(setup, tmp_path, suffix):
+    if not envs.gl_status()[0]:
+        pytest.skip(envs.gl_status()[1])
+    _, policy, monitor = setup
+    agent = MonitoredPolicy(policy, alarm_from(monitor, 2), num_samples=8, context=context(policy),
+                            response=GradedResponse(fallback=HoldPosition()))
+    env = envs.make_env("push_t", max_episode_steps=MAX_STEPS, render_mode="rgb_array", render_size=64,
+                        terminate_on_success=False, terminate_on_failure=False)
+    result, frames = record_episode(env, agent, seed=3)
+    n_steps = len(result.steps["action"])
+    assert len(frames) == n_steps + 1 and frames[0].shape == (64, 64, 3)
+    alarm_step = next(d.env_step for d in result.decisions if d.verdict and d.verdict.alarm)
+    assert alarm_step == 2 * policy.n_action_steps
+    path = write_video(tmp_path / f"alarm{suffix}", frames, result.decisions, title="push_t, hold", control_period_s=0.1)
+    video = iio.imread(path)
+    assert video.shape[0] == len(frames) and video.shape[1:3] == (SIZE_PX[1], SIZE_PX[0])
+    right = video[:, :, SIZE_PX[0] // 2:]
+    assert red_pixels(right[alarm_step - 1]) < 20 <= red_pixels(right[alarm_step])  # the alarm line appears when raised
+    dark = [int((right[t].max(-1) < 60).sum()) for t in (1, alarm_step)]
+    assert dark[1] > dark[0] + 20  # the score traces are drawn up to the current step, not ahead of it
+    left = video[:, :, : SIZE_PX[0] // 2].astype(int)
+    assert np.abs(left[-1] - left[0]).mean() > 0.5  # the scene moves
+
+
+def test_a_video_needs_a_rendering_env(setup):
+    _, policy, monitor = setup
+    env = envs.make_env("push_t", max_episode_steps=MAX_STEPS)
+    with pytest.raises(ValueError, match="render_mode='rgb_array'"):
+        record_episode(env, MonitoredPolicy(policy, monitor, num_samples=8), seed=0)
