@@ -1,4 +1,7 @@
-"""Calibrate a fitted monitor's thresholds: python -m launch.calibrate monitor_dir=<dir> data=<store>."""
+"""Calibrate a fitted monitor's thresholds: python -m launch.calibrate monitor_dir=<dir> data=<store>.
+
+A store without recorded decisions is replayed with ``policy_dir=`` or ``policy_factory=my_pkg.policies:load``.
+"""
 
 from __future__ import annotations
 
@@ -10,13 +13,13 @@ from fiper.monitor import load_monitor, read_monitor_config, save_monitor
 from fiper.monitor.decision_data import load_decisions, successful_in_distribution
 from fiper.monitor.independence import check_independent, without_guarantee
 from fiper.storage import EpisodeStore
-from launch.common import maybe_load_policy, plain, resolve_device, save_config, set_cpu_threads
-from launch.validate import THREADS, boolean, choice, existing_path, merged, optional, probability, reported, seed, validate
+from launch.common import load_policy_from, plain, resolve_device, save_config, set_cpu_threads
+from launch.validate import THREADS, boolean, choice, existing_path, merged, optional, policy_rules, probability, reported, seed, validate
 
 CHECKS = merged(THREADS, {
     "data": existing_path("store"),
     "monitor_dir": existing_path("monitor directory"),
-    "policy_dir": optional(existing_path("policy directory")),
+    **policy_rules(required=False),
     "delta": probability,
     "threshold_type": optional(choice(*THRESHOLD_KINDS)),
     "joint": optional(boolean),
@@ -41,7 +44,7 @@ def run(cfg: DictConfig):
     validate(cfg, CHECKS, "calibrate")
     set_cpu_threads(cfg.cpu_threads)
     device = resolve_device(cfg.device)
-    policy = maybe_load_policy(cfg.policy_dir, cfg.device)
+    policy = load_policy_from(cfg, cfg.device)
     monitor = load_monitor(cfg.monitor_dir, policy=policy, device=device)
     store = EpisodeStore.open(cfg.data)
     episodes = successful_in_distribution(store)

@@ -38,12 +38,49 @@ def plain(cfg: Any) -> Any:
     return OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else cfg
 
 
-def maybe_load_policy(path: str | None, device: str):
+def load_policy_from(cfg: Any, device: str):
+    """The policy named by ``policy_dir`` (a fiper checkpoint) or ``policy_factory`` ('module:function' called
+    with ``device=``, returning a GenerativePolicy, e.g. an adapter of docs/adapters.md); None when neither is set.
+    The entry point's checks (``launch.validate.policy_rules``) have refused both being set."""
+    factory, path = cfg.get("policy_factory"), cfg.get("policy_dir")
+    if factory:
+        return call_policy_factory(factory, resolve_device(device))
     if path is None:
         return None
     from policies import load_policy
 
     return load_policy(path, device=resolve_device(device))
+
+
+def maybe_load_policy(path: str | None, device: str):
+    """A fiper checkpoint at ``path`` (None: no policy); entry points with ``policy_factory`` use load_policy_from."""
+    return load_policy_from({"policy_dir": path}, device)
+
+
+def call_policy_factory(spec: str, device: str):
+    """``spec``'s function called with ``device=``; its result must be a fiper GenerativePolicy."""
+    from fiper.collection import resolve
+    from fiper.protocol import GenerativePolicy
+
+    policy = resolve(spec)(device=device)
+    if not isinstance(policy, GenerativePolicy):
+        members = ("horizon", "n_action_steps", "n_obs_steps", "action_dim", "embedding_dim", "obs_shapes", "device",
+                   "reset", "encode", "sample")
+        missing = [m for m in members if not hasattr(policy, m)]
+        raise ValueError(f"policy_factory={spec} returned a {type(policy).__name__}, not a fiper GenerativePolicy (it lacks "
+                         f"{missing}); return an adapter such as fiper.adapters.DiffusersPolicy (docs/adapters.md)")
+    return policy
+
+
+def policy_digest(cfg: Any, policy: Any) -> Any:
+    """What identifies the policy in a store's fingerprint: the checkpoint's weights digest (policy_dir), or the
+    factory's name with the policy's weights fingerprint (policy_factory)."""
+    from fiper.fingerprint import directory_digest
+    from fiper.monitor.identity import policy_fingerprint
+
+    if cfg.get("policy_factory"):
+        return {"factory": cfg.get("policy_factory"), "weights": policy_fingerprint(policy)}
+    return directory_digest(cfg.get("policy_dir"))
 
 
 @contextmanager

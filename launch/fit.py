@@ -1,4 +1,7 @@
-"""Fit a monitor's score models: python -m launch.fit data=<store> policy_dir=<ckpt> out=<dir> [monitor_file=<monitor_<task>.yaml from launch.evaluate>]."""
+"""Fit a monitor's score models: python -m launch.fit data=<store> policy_dir=<ckpt> out=<dir> [monitor_file=<monitor_<task>.yaml from launch.evaluate>].
+
+``policy_factory=my_pkg.policies:load`` (called with ``device=``) replaces ``policy_dir`` for a policy from another stack.
+"""
 
 from __future__ import annotations
 
@@ -13,12 +16,12 @@ from fiper.monitor.decision_data import load_decisions, successful_in_distributi
 from fiper.monitor.independence import fit_record
 from fiper.storage import EpisodeStore
 import launch.components  # noqa: F401  (the 'monitor' and 'score' config groups)
-from launch.common import maybe_load_policy, plain, resolve_device, save_config, set_cpu_threads
-from launch.validate import THREADS, existing_path, merged, optional, positive_int, reported, seed, text, validate
+from launch.common import load_policy_from, plain, resolve_device, save_config, set_cpu_threads
+from launch.validate import THREADS, existing_path, merged, optional, policy_rules, positive_int, reported, seed, text, validate
 
 CHECKS = merged(THREADS, {
     "data": existing_path("store"),
-    "policy_dir": optional(existing_path("policy directory")),
+    **policy_rules(required=False),
     "out": text,
     "monitor_file": optional(existing_path("monitor file")),
     "num_samples": optional(positive_int),
@@ -32,7 +35,7 @@ def run(cfg: DictConfig):
     evaluated = read_monitor_file(cfg.monitor_file) if cfg.get("monitor_file") else None
     spec = evaluated["spec"] if evaluated else MonitorSpec.of(plain(cfg.monitor), source="fit config 'monitor'")
     num_samples = cfg.get("num_samples") or (evaluated["evaluated"].get("num_samples") if evaluated else None) or 32
-    policy = maybe_load_policy(cfg.policy_dir, cfg.device)
+    policy = load_policy_from(cfg, cfg.device)
     store = EpisodeStore.open(cfg.data)
     episodes = successful_in_distribution(store)
     data, identity = load_decisions(store, episodes=episodes, policy=policy,

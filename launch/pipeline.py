@@ -11,6 +11,8 @@ fingerprint of its resolved configs and of its inputs (the files and upstream st
 rerun reuses the stage only when that fingerprint is unchanged, else it says which keys changed,
 removes the old output and runs the stage again, and so every stage downstream of it.
 ``pipeline_config.yaml`` is written when every stage is done, so it describes the outputs beside it.
+``policy_factory=my_pkg.policies:load`` runs the stages from the rollouts on with a policy from another
+stack (docs/adapters.md) instead of collecting demos and training one.
 """
 
 from __future__ import annotations
@@ -33,9 +35,10 @@ from fiper.evaluation.deploy import monitor_file_name
 from fiper.evaluation.rollouts import task_name
 from fiper.fingerprint import differences, directory_digest, file_digest, make_fingerprint, same, sha256_text
 from fiper.storage import EpisodeStore
+from fiper.monitor.identity import policy_fingerprint
 from launch import calibrate, collect, evaluate, fit, stress, train
-from launch.common import plain, removed_on_failure, save_config, set_cpu_threads
-from launch.validate import boolean, cells, choice, list_of, optional, positive_int, probability, reported, seed, text, validate
+from launch.common import call_policy_factory, plain, removed_on_failure, resolve_device, save_config, set_cpu_threads
+from launch.validate import boolean, cells, choice, list_of, optional, positive_int, probability, reported, seed, target, text, validate
 
 CHECKS = {
     "run_dir": text, "task": text, "env_overrides": list_of(text, non_empty=False, example="['env.obs_mode=image']"),
@@ -49,6 +52,7 @@ CHECKS = {
     "monitor.delta": probability, "monitor.threshold_type": choice(*THRESHOLD_KINDS), "monitor.joint": boolean,
     "rollouts.cells": cells, "rollouts.seeds_per_cell": positive_int,
     "deploy_delta": optional(probability),
+    "policy_factory": optional(target),
     "evaluate": list_of(text, non_empty=False, example="['deltas=[0.05,0.1]']"),
 }
 UNFINGERPRINTED = ("cpu_threads", "progress", "resume", "overwrite")  # how a stage runs, not what it produces
@@ -213,8 +217,10 @@ def _steps(cfg: DictConfig, run_dir: Path, choice: Path | None) -> dict[str, lis
     r, env = cfg.rollouts, [f"env={cfg.task}", *list(cfg.env_overrides)]
     threads = f"cpu_threads={_list(cfg.cpu_threads)}"
     policy, monitor, chosen, report = run_dir / "policy", run_dir / "monitor", run_dir / "monitor_chosen", run_dir / "evaluation"
+    # the trained checkpoint, or the user's external policy (then collect and train are skipped)
+    policy_arg = f"policy_factory={_list(cfg.policy_factory)}" if cfg.get("policy_factory") else f"policy_dir={policy}"
     fit_store, cal_store, stress_store = run_dir / "id_fit.zarr", run_dir / "id_calibration.zarr", run_dir / "stress.zarr"
-    common = [*env, threads, f"policy_dir={policy}", f"num_samples={r.num_samples}", f"device={cfg.device}", f"execute={r.execute}",
+    common = [*env, threads, policy_arg, f"num_samples={r.num_samples}", f"device={cfg.device}", f"execute={r.execute}",
               "cells=[[none,[0.0]]]"]
     m = plain(cfg.monitor)
     choice = choice or report / monitor_file_name("TASK")  # a placeholder for validation
@@ -229,20 +235,20 @@ def _steps(cfg: DictConfig, run_dir: Path, choice: Path | None) -> dict[str, lis
         "calibration rollouts": [Step(stress, "stress", [*common, f"out={cal_store}", "seeds.start=20000",
                                                          f"seeds.count={r.calibration_episodes}"])],
         "fit + calibrate monitor": [
-            Step(fit, "fit", [threads, f"data={fit_store}", f"policy_dir={policy}", f"out={monitor}", f"num_samples={r.num_samples}",
+            Step(fit, "fit", [threads, f"data={fit_store}", policy_arg, f"out={monitor}", f"num_samples={r.num_samples}",
                               f"device={cfg.device}", *(f"++monitor.{k}={_list(v)}" for k, v in m.items())]),
-            Step(calibrate, "calibrate", [threads, f"data={cal_store}", f"policy_dir={policy}", f"monitor_dir={monitor}",
+            Step(calibrate, "calibrate", [threads, f"data={cal_store}", policy_arg, f"monitor_dir={monitor}",
                                           f"delta={m['delta']}",  # threshold type and joint flag: the fitted spec's
                                           f"device={cfg.device}"])],
-        "stress rollouts": [Step(stress, "stress", [*env, threads, f"policy_dir={policy}", f"monitor_dir={monitor}", f"out={stress_store}",
+        "stress rollouts": [Step(stress, "stress", [*env, threads, policy_arg, f"monitor_dir={monitor}", f"out={stress_store}",
                                                     f"device={cfg.device}", f"execute={r.execute}", f"cells={_list(plain(r.cells))}",
                                                     "seeds.start=30000", f"seeds.count={r.seeds_per_cell}"])],
         "evaluate": [Step(evaluate, "evaluate", [threads, f"rollouts=[{fit_store},{cal_store},{stress_store}]", f"out={report}",
                                                  f"device={cfg.device}", f"seed={cfg.seed}", *list(cfg.evaluate)])],
         "fit + calibrate the chosen monitor": [
-            Step(fit, "fit", [threads, f"data={fit_store}", f"policy_dir={policy}", f"out={chosen}", f"monitor_file={choice}",
+            Step(fit, "fit", [threads, f"data={fit_store}", policy_arg, f"out={chosen}", f"monitor_file={choice}",
                               f"device={cfg.device}"]),
-            Step(calibrate, "calibrate", [threads, f"data={cal_store}", f"policy_dir={policy}", f"monitor_dir={chosen}",
+            Step(calibrate, "calibrate", [threads, f"data={cal_store}", policy_arg, f"monitor_dir={chosen}",
                                           f"delta={cfg.deploy_delta}", f"device={cfg.device}"])],
     }
 
@@ -294,17 +300,22 @@ def _run_stages(cfg: DictConfig, run_dir: Path) -> Path:
         todo = steps[name]
         return stages.run(name, output, stages.fingerprint(todo, inputs), work or (lambda: [s.module.run(s.compose()) for s in todo]))
 
-    stage("collect", demos, {})
-    source = _checkpoint_source(cfg)
-    if source is not None:
-        reasons = checkpoint_mismatch(source, demos, steps["train"][0].compose(), cfg.train.get("checkpoint_task"))
-        if reasons:
-            print(f"[train] not using train.checkpoint={cfg.train.checkpoint}: {'; '.join(reasons)}. "
-                  f"Training a policy from the collected demos instead (train.steps={cfg.train.steps})", flush=True)
-            source = None
-    stage("train", policy, {**stages.upstream(demos), "checkpoint": directory_digest(source)},
-          lambda: _train(cfg, steps["train"][0], source, policy))
-    weights = {"policy weights": directory_digest(policy), **stages.upstream(policy)}
+    if cfg.get("policy_factory"):  # an external policy: nothing to collect or train
+        print(f"[collect, train] skipped: every stage loads policy_factory={cfg.policy_factory}", flush=True)
+        weights = {"policy factory": cfg.policy_factory,
+                   "policy weights": policy_fingerprint(call_policy_factory(cfg.policy_factory, resolve_device(cfg.device)))}
+    else:
+        stage("collect", demos, {})
+        source = _checkpoint_source(cfg)
+        if source is not None:
+            reasons = checkpoint_mismatch(source, demos, steps["train"][0].compose(), cfg.train.get("checkpoint_task"))
+            if reasons:
+                print(f"[train] not using train.checkpoint={cfg.train.checkpoint}: {'; '.join(reasons)}. "
+                      f"Training a policy from the collected demos instead (train.steps={cfg.train.steps})", flush=True)
+                source = None
+        stage("train", policy, {**stages.upstream(demos), "checkpoint": directory_digest(source)},
+              lambda: _train(cfg, steps["train"][0], source, policy))
+        weights = {"policy weights": directory_digest(policy), **stages.upstream(policy)}
     stage("fit rollouts", fit_store, weights)
     stage("calibration rollouts", cal_store, weights)
     stage("fit + calibrate monitor", monitor, {**weights, **stages.upstream(fit_store, cal_store)})

@@ -1,5 +1,8 @@
 """Stress-test a trained policy: python -m launch.stress policy_dir=<dir> monitor_dir=<dir> out=<store>.
 
+``policy_factory=my_pkg.policies:load`` (called with ``device=``, returning a GenerativePolicy) replaces
+``policy_dir`` for a policy from another stack (docs/adapters.md).
+
 ``intervention=<hold|stop|retreat|steer_keep_out|...>`` (launch/conf/intervention) acts on the
 monitor's alarms during the sweep; the recorder stores what was done at every decision. The store
 records the fingerprint of what produced its episodes (``store_fingerprint``); a rerun into it
@@ -22,13 +25,13 @@ from fiper.fingerprint import directory_digest, make_fingerprint
 from fiper.interventions import FallbackContext, response_from_config
 from fiper.monitor import load_monitor
 from fiper.monitor.identity import policy_fingerprint
-from launch.common import maybe_load_policy, plain, resolve_device, set_cpu_threads
+from launch.common import load_policy_from, plain, policy_digest, resolve_device, set_cpu_threads
 from launch.validate import (ENV_CHECKS, THREADS, boolean, cells, choice, existing_path, integer, list_of, mapping_of_text,
-                             merged, optional, positive, positive_int, reported, seed, text, validate)
+                             merged, optional, policy_rules, positive, positive_int, reported, seed, text, validate)
 
 CHECKS = merged(ENV_CHECKS, THREADS, {
     "env.control_period_s": optional(positive),
-    "policy_dir": existing_path("policy directory"),
+    **policy_rules(required=True),
     "monitor_dir": optional(existing_path("monitor directory")),
     "out": text,
     "num_samples": positive_int,
@@ -99,13 +102,13 @@ def check_observations(policy, probe_env, env_cfg: dict[str, Any]) -> None:
         )
 
 
-def store_fingerprint(cfg: DictConfig, num_samples: int) -> dict[str, Any]:
+def store_fingerprint(cfg: DictConfig, num_samples: int, policy: Any = None) -> dict[str, Any]:
     """What produced a store's episodes: policy and monitor files, env (with its shifts) and sampling settings.
 
     The seeds and cells are left out: they say which episodes a store holds, and a sweep may add more.
     """
     return make_fingerprint({
-        "policy": directory_digest(cfg.policy_dir),
+        "policy": policy_digest(cfg, policy),
         "monitor": directory_digest(cfg.monitor_dir),
         "env": plain(cfg.env),
         "factories": plain(cfg.factories),
@@ -120,7 +123,7 @@ def run(cfg: DictConfig):
     validate(cfg, CHECKS, "stress")
     set_cpu_threads(cfg.cpu_threads)
     device = resolve_device(cfg.device)
-    policy = maybe_load_policy(cfg.policy_dir, device)
+    policy = load_policy_from(cfg, device)
     monitor = load_monitor(cfg.monitor_dir, policy=policy, device=device) if cfg.monitor_dir else None
     num_samples = monitor.identity.num_samples if monitor is not None else cfg.num_samples  # a monitor fixes B
     env_cfg = plain(cfg.env)
@@ -139,7 +142,7 @@ def run(cfg: DictConfig):
              "policy_fingerprint": policy_fingerprint(policy),  # launch.fit from these decisions records it in the monitor
              "intervention": type(response).__name__ if response is not None else "none"}
     recorder = RolloutRecorder(cfg.out, score_names=monitor.names if monitor else (), attrs=attrs,
-                               fingerprint=store_fingerprint(cfg, agent.num_samples), overwrite=cfg.get("overwrite", False))
+                               fingerprint=store_fingerprint(cfg, agent.num_samples, policy), overwrite=cfg.get("overwrite", False))
     cells = [(shift, sev) for shift, sevs in plain(cfg.cells) for sev in sevs]
     seeds = range(cfg.seeds.start, cfg.seeds.start + cfg.seeds.count)
     summary = run_sweep(make_env, agent, cells, seeds, recorder,

@@ -174,6 +174,25 @@ ENV_CHECKS: dict[str, Check] = {
     "env.shifts": shift_list,
 }
 THREADS: dict[str, Check] = {"cpu_threads": optional(positive_int), "device": text}
+POLICY_KEYS = ("policy_dir", "policy_factory")
+POLICY_EXAMPLE = "policy_dir=<fiper checkpoint dir> or policy_factory=my_pkg.policies:load"
+
+
+def one_policy(required: bool) -> Check:
+    """policy_dir (a fiper checkpoint) or policy_factory ('module:function' returning a GenerativePolicy): exactly one
+    where the entry point needs a policy (``required``), at most one where it may replay recorded decisions instead."""
+    def check(values: Mapping[str, Any], _: bool) -> None:
+        given = [k for k in POLICY_KEYS if values.get(k) not in (None, _ABSENT, "???")]
+        if len(given) > 1 or (required and not given):
+            need = "exactly one of them" if required else "at most one of them"
+            raise Bad(f"{need}, got {'both' if given else 'neither'}", POLICY_EXAMPLE)
+    return check
+
+
+def policy_rules(required: bool) -> dict[Any, Check]:
+    """The rules of an entry point that loads a policy (``launch.common.load_policy_from`` loads it)."""
+    return {"policy_dir": optional(existing_path("policy directory")), "policy_factory": optional(target),
+            POLICY_KEYS: one_policy(required)}
 
 _ABSENT = object()
 
@@ -198,6 +217,12 @@ def problems(cfg: Any, rules: Mapping[str, Check], *, check_paths: bool = True) 
     """One line per bad key: 'key=<value>: expected ... (e.g. key=<example>)'."""
     out = []
     for key, check in rules.items():
+        if isinstance(key, tuple):  # a rule over several keys: its check gets their values by name
+            try:
+                check({k: _value(cfg, k) for k in key}, check_paths)
+            except Bad as bad:
+                out.append(f"{' / '.join(key)}: expected {bad.expected} (e.g. {bad.example})")
+            continue
         value = _value(cfg, key)
         if value is _ABSENT:
             continue  # a key this config does not have (an older preset); the entry point's default applies

@@ -121,7 +121,8 @@ def test_required_keys_are_named_with_every_other_problem(tmp_path):
     with pytest.raises(ConfigError) as err:
         run_entry("stress", ["seeds.count=-1"])
     assert str(err.value).splitlines()[1:] == [
-        "  policy_dir is required (e.g. policy_dir=<value>)",
+        "  policy_dir / policy_factory: expected exactly one of them, got neither "
+        "(e.g. policy_dir=<fiper checkpoint dir> or policy_factory=my_pkg.policies:load)",
         "  out is required (e.g. out=<value>)",
         "  seeds.count=-1: expected an integer >= 1 (e.g. seeds.count=10)",
     ]

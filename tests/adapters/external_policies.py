@@ -1,0 +1,24 @@
+"""Policy factories as a user's package would ship them (``policy_factory=external_policies:load``): the repository's
+pick-and-place checkpoint seen through the diffusers adapter, with DDIM or DDPM sampling."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from adapter_helpers import fiper_as_diffusers
+
+from policies import load_policy
+
+CHECKPOINT = Path(__file__).resolve().parents[2] / "launch" / "checkpoints" / "pick_place_diffusion_mlp"
+
+
+def load(device: str = "cpu"):
+    return fiper_as_diffusers(load_policy(CHECKPOINT, device=device), "ddim", num_inference_steps=5)
+
+
+def load_ddpm(device: str = "cpu"):
+    return fiper_as_diffusers(load_policy(CHECKPOINT, device=device), "ddpm", num_inference_steps=5)
+
+
+def not_a_policy(device: str = "cpu"):
+    return {"device": device}
