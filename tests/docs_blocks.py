@@ -149,6 +149,21 @@ assert raw["speed"].shape == (30,) and (raw["speed"] > 0).all() and isinstance(m
             store = EpisodeStore.open("runs/rollouts.zarr")
             assert store.n_episodes == 1 and {"embedding", "samples", "alarm", "intervention"} <= set(store.decision_keys)
         """),
+    ("docs/control_loop.md", "import envs"): Block(
+        prelude="""
+            from fiper.control import MonitoredPolicy
+            from fiper.monitor import load_monitor
+            policy = H.tiny_policy({"agent_pos": (2,), "object": (4,)}, 2)
+            H.tiny_monitor(policy, "runs/monitor")
+            agent = MonitoredPolicy(policy, load_monitor("runs/monitor", policy=policy))
+        """,
+        provides=("agent",),
+        replace=(("render_size=256)", "render_size=64, max_episode_steps=12)", "a short, small video keeps the suite fast"),),
+        check="""
+            import imageio.v3 as iio
+            assert len(frames) == len(result.steps["action"]) + 1
+            assert iio.imread("alarm.mp4").shape[0] == len(frames)
+        """),
     ("docs/interventions.md", "from fiper.interventions import FallbackContext, GradedResponse, KeepOut, Steering, make_fallback"): Block(
         prelude="""
             import numpy as np
