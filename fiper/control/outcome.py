@@ -5,8 +5,8 @@ An episode ends in one of four outcomes:
 
 - ``success``: the task succeeded;
 - ``damage``: a physical failure (any failure reason but ``timeout``: dropped, obstacle_collision, off_table, ...);
-- ``safe_stop``: not a success, the response's fallback took over (a stop, hold, retreat, hand-over) and no
-  physical failure followed, so the episode ran out of time standing still;
+- ``safe_stop``: not a success, the response's fallback took over for good (a stop, hold, retreat, hand-over: it
+  held control until the episode ended) and no physical failure followed, so the episode ran out of time stopped;
 - ``timeout``: ran out of time without a stop (steering that never finished, or no alarm at all).
 
 Pairing an episode with the one of the same shift, severity and seed run without fiper says what the response
@@ -50,7 +50,7 @@ class EpisodeRecord:
     failure_step: int  # env step of the failure; a timeout's is its last step; -1 for a success
     failure_reason: str  # '' for a success
     alarm_step: int = -1  # env step of the first alarm (fail-safe alarms included), -1 without one
-    stop_step: int = -1  # env step at which the fallback took over, -1 if it never did
+    stop_step: int = -1  # env step from which the fallback held control to the end, -1 if it did not
     acted_step: int = -1  # env step of the response's first action (steer or fallback), -1 if none
     decision_steps: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # env step of every decision
     decision_ms: np.ndarray = field(default_factory=lambda: np.zeros(0))  # total time of every decision

@@ -30,6 +30,15 @@ def _first_step(flags: np.ndarray, steps: np.ndarray) -> int:
     return int(steps[hit[0]]) if hit.size else -1
 
 
+def _stop_step(handed: np.ndarray, steps: np.ndarray) -> int:
+    """Env step from which the fallback held control to the episode's end (the trailing run of decisions handed to
+    it); -1 when the last decision was not: a response that handed control back (a return and retry) did not stop."""
+    if not handed.size or not handed[-1]:
+        return -1
+    run = int(np.argmin(handed[::-1])) if not handed.all() else handed.size
+    return int(steps[handed.size - run])
+
+
 def read_records(path: str | os.PathLike) -> tuple[list[EpisodeRecord], float]:
     """The episodes of a store recorded by the control loop (``launch.act``, ``launch.stress``) and its control period
     (seconds per env step; NaN when the store records none)."""
@@ -54,7 +63,7 @@ def read_records(path: str | os.PathLike) -> tuple[list[EpisodeRecord], float]:
             shift=str(meta["shift"][i]), severity=float(meta["severity"][i]), seed=int(meta["seed"][i]),
             success=bool(meta["success"][i]), failure_step=int(meta["failure_step"][i]), failure_reason=str(meta["failure_reason"][i]),
             alarm_step=_first_step(np.asarray(dec["alarm"][d0:d1], dtype=bool), steps),
-            stop_step=_first_step(np.char.startswith(acting, FALLBACK_PREFIX), steps),
+            stop_step=_stop_step(np.char.startswith(acting, FALLBACK_PREFIX), steps),
             acted_step=_first_step(acting != "none", steps),
             decision_steps=steps, decision_ms=np.asarray(dec["timing/total_ms"][d0:d1], dtype=np.float64),
             actions=actions[s0:s1]))

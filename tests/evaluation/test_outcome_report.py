@@ -106,3 +106,20 @@ def test_stores_that_cannot_be_paired_are_refused(stores):
     bare.append_episode({"action": np.zeros((4, 2))}, meta={"success": True})
     with pytest.raises(ValueError, match=r"lacks meta/failure_step.*decisions/env_step.*python -m launch.act"):
         read_records(stores / "bare.zarr")
+
+
+def test_only_a_fallback_holding_to_the_end_is_a_stop(stores):
+    """A response that hands control back (a return, then the policy again) and then runs out of time did not stop;
+    one whose fallback holds control to the end did, even after an earlier hand-back."""
+    back = EpisodeStore.create(stores / "back.zarr", attrs={"control_period_s": PERIOD})
+    append(back, "obstacle", 1, reason="timeout", failure_step=39, alarm=8, act=8, act_as="fallback:return_retry")
+    dec = {"env_step": np.array([0, 4, 8, 12, 16]), "alarm": np.array([0, 0, 1, 0, 1], bool),
+           "intervention": np.array(["none", "none", "fallback:return_retry", "none", "fallback:hold"]),
+           "timing/total_ms": np.full(5, 10.0)}
+    meta = {"success": False, "failure_step": 39, "failure_reason": "timeout", "shift": "obstacle", "severity": 1.0, "seed": 0}
+    back.append_episode({"action": np.zeros((40, 2))}, decisions=dec, meta=meta)
+    dec["intervention"] = np.array(["none", "none", "fallback:return_retry", "none", "none"])
+    meta["seed"] = 2
+    back.append_episode({"action": np.zeros((40, 2))}, decisions=dec, meta=meta)
+    records, _ = read_records(stores / "back.zarr")
+    assert [(r.stop_step, r.acted_step, r.outcome) for r in records] == [(8, 8, "safe_stop"), (16, 8, "safe_stop"), (-1, 8, "timeout")]

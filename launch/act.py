@@ -1,0 +1,219 @@
+"""The outcome sweep: python -m launch.act policy_dir=<dir> monitor_dir=<deployed monitor> out=<directory>.
+
+Every (shift, severity, seed) runs once without fiper and once with the monitor under each response of
+``responses`` (hold, stop, retreat, hand-over, steer, graded steer -> hold, or any preset, registered
+response kind or registered fallback by name), interleaved seed by seed so that decisions are timed under the same load. Each arm
+records into its own store in ``out`` (``without.zarr``, ``<response>.zarr``) with launch.stress's
+fingerprint, so an interrupted sweep resumes and a changed setting is refused. Then the episodes are
+paired and labelled (``fiper.control.outcome``) into a terminal table, outcome.md, outcome.json and
+outcome.png (docs/interventions.md, "Outcome sweep").
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import hydra
+from omegaconf import DictConfig, OmegaConf
+from tqdm.auto import tqdm
+
+from fiper.control import MonitoredPolicy, RolloutRecorder, run_episode
+from fiper.control.monitored_policy import EXECUTED_CHUNKS
+from fiper.control.period import control_period_s
+from fiper.control.sweep import check_period, recorded_episodes
+from fiper.evaluation.outcome import outcome_report, store_paths
+from fiper.evaluation.render.outcome import outcome_table, write_outcome
+from fiper.interventions import FALLBACKS, building, response_from_config
+from fiper.monitor import load_monitor
+from fiper.monitor.identity import policy_fingerprint
+from launch.common import maybe_load_policy, plain, resolve_device, save_config, set_cpu_threads
+from launch.stress import action_context, check_observations, env_builder, store_fingerprint
+from launch.validate import (ENV_CHECKS, THREADS, Bad, boolean, cells, choice, existing_path, integer, list_of, mapping_of_text,
+                             merged, optional, positive, positive_int, reported, seed, text, validate)
+
+PRESETS = Path(__file__).resolve().parent / "conf" / "intervention"
+WITHOUT = "without"  # the arm without fiper; its store is <out>/without.zarr
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+
+
+def response_names(v: Any, _: bool) -> None:
+    """A non-empty list of distinct file-name-safe response names, none of them 'without'."""
+    ok = isinstance(v, (list, tuple)) and bool(v) and all(isinstance(n, str) and NAME.match(n) and n != WITHOUT for n in v)
+    if not ok or len(set(v)) != len(v):
+        raise Bad(f"a non-empty list of distinct names (letters, digits, _ and -; not '{WITHOUT}')", "[hold,retreat]")
+
+
+CHECKS = merged(ENV_CHECKS, THREADS, {
+    "env.control_period_s": optional(positive),
+    "policy_dir": existing_path("policy directory"),
+    "monitor_dir": existing_path("monitor directory"),
+    "out": text,
+    "responses": response_names,
+    "execute": choice(*EXECUTED_CHUNKS),
+    "cells": cells,
+    "seeds.start": seed,
+    "seeds.count": positive_int,
+    "factories": mapping_of_text,
+    "context.position_dims": optional(list_of(integer(0), example="[0,1,2]")),
+    "context.gripper_dims": optional(list_of(integer(0), non_empty=False, example="[3]")),
+    "context.action_mode": choice("position", "velocity"),
+    "record_keys": optional(list_of(text, example="[agent_pos,object]")),
+    "overwrite": boolean,
+    "plot": boolean,
+    "progress": boolean,
+})
+
+
+def unattended(obs, context):
+    """A hand-over nobody answers (a sweep has no operator): None, so the robot holds where it is; the store
+    flags every such decision ``fallback:hand_over``."""
+    return None
+
+
+def response_kinds() -> list[str]:
+    """Response kinds ``response_from_config`` builds by ``kind`` (graded, return_retry, register_response's), where it has them."""
+    return [k for k in getattr(building, "RESPONSES", {}) if k != "graded"]
+
+
+def _preset(name: str) -> dict[str, Any] | None:
+    path = PRESETS / f"{name}.yaml"
+    return OmegaConf.to_container(OmegaConf.load(path)) if path.is_file() else None
+
+
+def _missing(value: Any, where: str = "") -> list[str]:
+    """Keys left '???' in a response config."""
+    if isinstance(value, Mapping):
+        return [m for k, v in value.items() for m in _missing(v, f"{where}.{k}" if where else str(k))]
+    return [where] if value == "???" else []
+
+
+def response_config(name: str, configs: Mapping[str, Any]) -> dict[str, Any]:
+    """The response config a name stands for, first match: a ``response_configs`` entry (a preset with overrides), a
+    preset file, a registered response kind (``{kind: name}``), a registered fallback (``{fallback: {name: name}}``)."""
+    if configs.get(name) is not None:  # null: not configured here, the name stands for itself
+        entry = dict(configs[name])
+        base = {}
+        if "preset" in entry:
+            base = _preset(str(entry.pop("preset")))
+            if base is None:
+                raise ValueError(f"response_configs.{name}.preset names no file in {PRESETS}; presets: {sorted(p.stem for p in PRESETS.glob('*.yaml'))}")
+        config = plain(OmegaConf.merge(OmegaConf.create(base), OmegaConf.create(entry)))
+    elif (preset := _preset(name)) is not None:
+        config = preset
+    elif name in response_kinds():
+        config = {"kind": name}
+    elif name in FALLBACKS:
+        config = {"fallback": {"name": name}}
+    else:
+        raise ValueError(f"unknown response {name!r}: not a key of response_configs, a preset in {PRESETS} "
+                         f"({sorted(p.stem for p in PRESETS.glob('*.yaml'))}), a registered response kind ({sorted(response_kinds())}) "
+                         f"or a registered fallback ({sorted(FALLBACKS)}); add it as '+response_configs.{name}={{preset: hold}}' "
+                         "or register it with fiper.interventions.register_fallback")
+    missing = _missing(config)
+    if missing:
+        raise ValueError(f"response {name!r} leaves {missing} unset: give them as response_configs.{name}.{missing[0]}=<value>")
+    return config
+
+
+def arm_fingerprint(cfg: DictConfig, intervention: dict[str, Any] | None, num_samples: int) -> dict[str, Any]:
+    """launch.stress's store fingerprint for one arm: without fiper (no monitor, no response) or one response."""
+    arm = OmegaConf.create({k: plain(cfg[k]) for k in ("policy_dir", "env", "factories", "execute", "context", "record_keys")})
+    arm.monitor_dir = cfg.monitor_dir if intervention is not None else None
+    arm.intervention = intervention
+    return store_fingerprint(arm, num_samples)
+
+
+def warm_up(agents: Sequence[MonitoredPolicy], env, seed: int) -> None:
+    """One untimed decision per agent, so that no arm's timing carries the process's first, slow calls."""
+    obs, _ = env.reset(seed=seed)
+    for agent in agents:
+        agent.reset(seed=seed)
+        agent.bind_env(env)
+        agent.act(obs)
+        agent.reset(seed=seed)
+
+
+def run_paired(make_env, agents: Mapping[str, MonitoredPolicy], recorders: Mapping[str, RolloutRecorder],
+               cells: Sequence[tuple[str, float]], seeds: Sequence[int], *, record_keys=None, progress: bool = True) -> int:
+    """Every (cell, seed) in every arm's store, arms interleaved per seed; episodes already recorded are skipped.
+    Returns the number of episodes run."""
+    done = {name: recorded_episodes(rec) for name, rec in recorders.items()}
+    todo = {(s, v, seed, name) for s, v in cells for seed in seeds for name in agents if (s, round(v, 6), seed) not in done[name]}
+    bar = tqdm(total=len(todo), desc="outcome sweep", disable=not progress)
+    for shift, severity in cells:
+        if not any((shift, severity, seed, name) in todo for seed in seeds for name in agents):
+            continue
+        env = make_env(shift, severity)
+        try:
+            for rec in recorders.values():
+                check_period(env, rec, shift, severity)
+            for seed in seeds:
+                for name, agent in agents.items():
+                    if (shift, severity, seed, name) not in todo:
+                        continue
+                    result = run_episode(env, agent, seed=seed, record_keys=record_keys, labels={"shift": shift, "severity": severity})
+                    recorders[name].write(result.steps, result.decisions, result.labels)
+                    bar.update(1)
+                    bar.set_postfix(cell=f"{shift} {severity:g}", arm=name, ok=int(result.success))
+        finally:
+            env.close()
+    bar.close()
+    return len(todo)
+
+
+def run(cfg: DictConfig):
+    validate(cfg, CHECKS, "act")
+    set_cpu_threads(cfg.cpu_threads)
+    names = list(cfg.responses)
+    configs = {name: response_config(name, plain(cfg.response_configs) or {}) for name in names}  # every name checked first
+    device = resolve_device(cfg.device)
+    policy = maybe_load_policy(cfg.policy_dir, device)
+    monitor = load_monitor(cfg.monitor_dir, policy=policy, device=device)
+    num_samples = monitor.identity.num_samples  # the run without fiper samples the same B: the same chunks until an alarm
+    env_cfg = plain(cfg.env)
+    make_env = env_builder(env_cfg, plain(cfg.factories))
+    probe = make_env("none", 0.0)
+    try:
+        check_observations(policy, probe, env_cfg)
+        period = control_period_s(probe, env_cfg.get("control_period_s"), env_name=str(env_cfg.get("name") or env_cfg.get("factory")))
+        responses = {name: response_from_config(configs[name]) for name in names}
+        contexts = {name: action_context(plain(cfg.context), policy.action_dim, probe) if getattr(r, "fallback", None) is not None else None
+                    for name, r in responses.items()}
+        agents = {WITHOUT: MonitoredPolicy(policy, None, num_samples=num_samples, execute=cfg.execute, seed=cfg.seeds.start)}
+        agents.update({name: MonitoredPolicy(policy, monitor, response=responses[name], context=contexts[name],
+                                             num_samples=num_samples, execute=cfg.execute, seed=cfg.seeds.start) for name in names})
+        warm_up(list(agents.values()), probe, cfg.seeds.start)
+    finally:
+        probe.close()
+    without_path, arm_paths = store_paths(cfg.out, names)
+    task = env_cfg.get("name") or "custom"
+    attrs = {"act_config": plain(cfg), "task": task, "control_period_s": period, "n_action_steps": policy.n_action_steps,
+             "num_samples": num_samples, "policy_fingerprint": policy_fingerprint(policy)}
+    recorders = {WITHOUT: RolloutRecorder(without_path, attrs={**attrs, "response": WITHOUT, "intervention": "none"},
+                                          fingerprint=arm_fingerprint(cfg, None, num_samples), overwrite=cfg.overwrite)}
+    for name in names:
+        recorders[name] = RolloutRecorder(arm_paths[name], score_names=monitor.names,
+                                          attrs={**attrs, "response": name, "intervention": type(responses[name]).__name__},
+                                          fingerprint=arm_fingerprint(cfg, configs[name], num_samples), overwrite=cfg.overwrite)
+    cell_list = [(str(shift), float(sev)) for shift, sevs in plain(cfg.cells) for sev in sevs]
+    seeds = list(range(cfg.seeds.start, cfg.seeds.start + cfg.seeds.count))
+    run_paired(make_env, agents, recorders, cell_list, seeds, record_keys=cfg.record_keys, progress=cfg.progress)
+    keys = {(s, round(v, 6), seed) for s, v in cell_list for seed in seeds}
+    report = outcome_report(without_path, arm_paths, task=task, keys=keys)
+    save_config(cfg, cfg.out, "act_config.yaml")
+    write_outcome(report, cfg.out, plot=cfg.plot)
+    print(outcome_table(report))
+    return report
+
+
+@hydra.main(config_path="conf", config_name="act", version_base=None)
+def main(cfg: DictConfig) -> None:
+    with reported():
+        run(cfg)
+
+
+if __name__ == "__main__":
+    main()

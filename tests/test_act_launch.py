@@ -1,0 +1,122 @@
+"""python -m launch.act end to end at a tiny size: a briefly trained push-T policy, a monitor that alarms from its
+third decision, one shift, two seeds, two responses; the files, the counts against the stores, resuming and refusing."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hydra import compose, initialize_config_dir
+
+import envs
+from calibration import Threshold
+from fiper.collection import collect
+from fiper.fingerprint import FingerprintMismatch
+from fiper.interventions import HoldPosition, register_fallback
+from fiper.monitor import FailureMonitor, save_monitor
+from fiper.monitor.decision_data import load_decisions
+from fiper.monitor.fitting import fit_monitor
+from fiper.storage import EpisodeStore
+from launch import act
+from policies import PolicyConfig, TrainConfig, load_policy, train_policy
+
+B, MAX_STEPS, ALARM_DECISION = 8, 40, 2
+CONF = str(Path(act.__file__).resolve().parent / "conf")
+
+
+@pytest.fixture(scope="module")
+def run_dirs(tmp_path_factory):
+    """A tiny push-T policy and a monitor whose thresholds alarm at every decision from the third on."""
+    root = tmp_path_factory.mktemp("act")
+    env = envs.make_env("push_t")
+    collect(env, envs.make_expert(env), EpisodeStore.create(root / "demos.zarr"), 3, seed=0, progress=False)
+    cfg = PolicyConfig(kind="diffusion", denoiser="mlp", horizon=8, n_action_steps=4, embed_dim=16, encoder_hidden=32,
+                       mlp_hidden=64, mlp_layers=2, num_inference_steps=4)
+    train_policy(root / "demos.zarr", TrainConfig(policy=cfg, steps=40, batch_size=64, device="cpu", progress=False, cpu_threads=1,
+                                                  val_every=1000, checkpoint_every=10**6), root / "policy")
+    policy = load_policy(root / "policy")
+    data, identity = load_decisions(EpisodeStore.open(root / "demos.zarr"), policy=policy, num_samples=B)
+    fitted = fit_monitor(data, identity, scores={"rnd_oe": {"score": "rnd_oe", "target_widths": [16], "predictor_widths": [32],
+                                                            "out_dim": 8, "train": {"max_epochs": 2}}}, windows={"rnd_oe": 1})
+    curve = np.r_[np.full(ALARM_DECISION, 1e12), -1e12]
+    thresholds = {n: Threshold("time_varying", 0.1, curve, 10, False) for n in fitted.names}
+    save_monitor(FailureMonitor(fitted.scores, fitted.identity, windows=fitted.windows, rule=fitted.rule, thresholds=thresholds),
+                 root / "monitor")
+    return root
+
+
+def config(root: Path, out: Path, *extra: str):
+    overrides = [f"policy_dir={root / 'policy'}", f"monitor_dir={root / 'monitor'}", f"out={out}", "env=push_t",
+                 "responses=[hold,hand_over]", "cells=[[obstacle,[1.0]]]", "seeds.start=5", "seeds.count=2", "progress=false",
+                 f"+env.kwargs.max_episode_steps={MAX_STEPS}", *extra]
+    with initialize_config_dir(config_dir=CONF, version_base=None):
+        return compose(config_name="act", overrides=overrides)
+
+
+def labels_of(store: EpisodeStore) -> list[str]:
+    """Each episode's outcome read straight from the store's labels and recorded interventions."""
+    out = []
+    for i in range(store.n_episodes):
+        stopped = any(str(x).startswith("fallback") for x in store.episode_decisions(i, ["intervention"])["intervention"])
+        reason = str(store.meta("failure_reason")[i])
+        out.append("success" if store.meta("success")[i] else "damage" if reason != "timeout" else "safe_stop" if stopped else "timeout")
+    return out
+
+
+def test_act_end_to_end_files_counts_resume_and_refusal(run_dirs, tmp_path, capsys):
+    out = tmp_path / "act"
+    report = act.run(config(run_dirs, out))
+    for name in ("without.zarr", "hold.zarr", "hand_over.zarr", "outcome.md", "outcome.json", "outcome.png", "act_config.yaml"):
+        assert (out / name).exists(), name
+    printed = capsys.readouterr().out
+    assert "outcome sweep on push_t: 1 cells x 2 seeds, 0.1 s per env step" in printed and "without fiper" in printed
+
+    stores = {name: EpisodeStore.open(out / f"{name}.zarr") for name in ("without", "hold", "hand_over")}
+    assert all(s.n_episodes == 2 for s in stores.values())
+    assert sorted(stores["hold"].meta("seed").tolist()) == [5, 6]
+    doc = json.loads((out / "outcome.json").read_text())
+    base = labels_of(stores["without"])
+    assert doc["without"] == {o: base.count(o) for o in ("success", "safe_stop", "damage", "timeout")}
+    for name in ("hold", "hand_over"):
+        got, res = labels_of(stores[name]), doc["overall"][name]
+        assert res["episodes"] == 2 and res["outcomes"] == {o: got.count(o) for o in ("success", "safe_stop", "damage", "timeout")}
+        assert res["successes_lost"] == sum(b == "success" and g != "success" for b, g in zip(base, got))
+        assert res["physical_to_safe_stop"] == sum(b == "damage" and g == "safe_stop" for b, g in zip(base, got))
+        assert res["diverged"] == 0  # the same chunks as without fiper until the response acted
+        assert res["cost_ratio"] > 0 and doc["overall"][name] == doc["per_cell"][0]["responses"][name]
+        assert report.overall[name].outcomes == res["outcomes"]
+    for i in range(2):
+        ep_len = len(stores["hand_over"].episode(i, ["action"])["action"])
+        dec = stores["hand_over"].episode_decisions(i, ["env_step", "intervention", "alarm"])
+        assert not dec["alarm"][:ALARM_DECISION].any()
+        if ep_len > 4 * ALARM_DECISION:  # the episode lasted until the alarm: the hand-over nobody answers holds, flagged
+            assert dec["intervention"][ALARM_DECISION] == "fallback:hand_over" and dec["env_step"][ALARM_DECISION] == 4 * ALARM_DECISION
+            held = stores["hand_over"].episode(i, ["action"])["action"][4 * ALARM_DECISION:]
+            assert np.ptp(held, axis=0).max() == 0.0
+
+    act.run(config(run_dirs, out))  # resumes: everything is recorded, nothing runs again
+    assert all(EpisodeStore.open(out / f"{n}.zarr").n_episodes == 2 for n in stores)
+    assert json.loads((out / "outcome.json").read_text())["overall"] == doc["overall"]
+
+    with pytest.raises(FingerprintMismatch, match=r"intervention.fallback.name: .hold. -> .stop."):
+        act.run(config(run_dirs, out, "+response_configs.hold={preset: stop}"))  # another response under the same name
+    assert EpisodeStore.open(out / "hold.zarr").n_episodes == 2
+
+
+def test_act_refuses_unknown_or_incomplete_responses_before_running(run_dirs, tmp_path):
+    out = tmp_path / "act"
+    with pytest.raises(ValueError, match=r"unknown response 'nope'.*a preset in .*'hold'.*registered fallback"):
+        act.run(config(run_dirs, out, "responses=[hold,nope]"))
+    with pytest.raises(ValueError, match=r"response 'bare' leaves \['fallback.callback'\] unset"):
+        act.run(config(run_dirs, out, "responses=[bare]", "+response_configs.bare={preset: hand_over}"))
+    with pytest.raises(ValueError, match=r"responses=\['hold', 'without'\]: expected a non-empty list of distinct names"):
+        act.run(config(run_dirs, out, "responses=[hold,without]"))
+    assert not out.exists()
+    assert act.response_config("retreat", {}) == {"fallback": {"name": "retreat", "steps": 20, "speed": None}}
+    assert act.response_config("stop", {"stop": {"preset": "hold"}}) == {"fallback": {"name": "hold"}}
+    register_fallback("act_test_hold", HoldPosition, overwrite=True)  # a response joins by its registered name
+    assert act.response_config("act_test_hold", {"act_test_hold": None}) == {"fallback": {"name": "act_test_hold"}}
+    with pytest.raises(ValueError, match=r"response 'controller' leaves \['fallback.controller'\] unset"):
+        act.response_config("controller", {})
