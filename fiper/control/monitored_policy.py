@@ -112,6 +112,8 @@ class MonitoredPolicy:
         if time_budget_ms is not None and not float(time_budget_ms) > 0:
             raise ValueError(f"time_budget_ms={time_budget_ms!r} is invalid: give a positive number of milliseconds, or None")
         self.policy, self.monitor, self.response, self.context = policy, monitor, response, context
+        if response is not None and hasattr(response, "bind_context"):
+            response.bind_context(context)  # a response that reads the executed path between decisions
         self.num_samples = int(num_samples or 32)
         self.execute, self.time_budget_ms, self.overrun_fallback = execute, time_budget_ms, overrun_fallback
         self.history = ObsHistory(list(policy.obs_shapes), policy.n_obs_steps, shapes=policy.obs_shapes)
@@ -154,6 +156,17 @@ class MonitoredPolicy:
         if self.response is not None:
             self.response.reset()
 
+    def _restart(self) -> None:
+        """The response brought the robot back to a state the policy knows: replan from a fresh observation
+        history and fresh monitor windows (the response keeps its own record, e.g. the retries spent)."""
+        self.fallback_active = False
+        self.queue.clear()
+        self.history.reset()
+        self.policy.reset()
+        if self.monitor is not None:
+            self.monitor.reset()
+        self.response.resumed()
+
     # ------------------------------------------------------------------ control
     def act(self, obs: Any) -> np.ndarray:
         """The (finite) action for this environment step; ``last_info`` says what happened."""
@@ -172,6 +185,8 @@ class MonitoredPolicy:
             info["fault"] = fault
         if self.fallback_active:
             action = self._fallback_action(fault)
+            if hasattr(self.response, "ready_to_resume") and self.response.ready_to_resume(fault):
+                self._restart()
         else:
             action = self.queue.popleft()  # finite: checked with its chunk at the decision
         info.update(fallback_active=self.fallback_active, env_step=self.env_step)

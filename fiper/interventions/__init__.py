@@ -4,7 +4,7 @@ See docs/interventions.md. Everything a user plugs in is a small Protocol: ``Fal
 (start/act), ``RewardProgram`` (trajectory (batch, steps, 3) -> reward (batch,)).
 """
 
-from fiper.interventions.building import reward_from_config, response_from_config
+from fiper.interventions.building import RESPONSES, register_response, reward_from_config, response_from_config
 from fiper.interventions.context import FallbackContext
 from fiper.interventions.fallbacks import (
     FALLBACKS,
@@ -32,13 +32,19 @@ from fiper.interventions.rewards import (
     make_reward,
     register_reward,
 )
+from fiper.interventions.return_retry import ReturnAndRetry
 from fiper.interventions.scene import SceneAware, SceneKeepOut, bind_scene, scene_obstacles
 from fiper.interventions.steering import SteerOutput, Steering, SteeringConfig
+from fiper.interventions.start_poses import StartPoses
 from fiper.interventions.trajectory import CheckedReward, lift_chunks, load_reward
 
 __all__ = [
+    "RESPONSES",
+    "register_response",
     "response_from_config",
     "reward_from_config",
+    "ReturnAndRetry",
+    "StartPoses",
     "FALLBACKS",
     "REWARDS",
     "AboveTable",

@@ -4,8 +4,12 @@
     {steering: {reward: {name: scene_keep_out, margin: 0.02}, num_particles: 32, ...},
      fallback: {name: retreat, steps: 20}, max_steer_decisions: 3}
 
-Fallbacks come from ``FALLBACKS`` (``register_fallback``), reward programs from ``REWARDS``
-(``register_reward``; ``{name: program, spec: 'file.py:fn'}`` loads your own). This is how
+    {kind: return_retry, target: path, max_retries: 2, fallback: {name: hold}}
+
+``kind`` names the response in ``RESPONSES`` (default ``graded``: a ``GradedResponse``;
+``return_retry``: a ``ReturnAndRetry``; ``register_response`` adds yours). Fallbacks come from
+``FALLBACKS`` (``register_fallback``), reward programs from ``REWARDS`` (``register_reward``;
+``{name: program, spec: 'file.py:fn'}`` loads your own). This is how
 ``launch/conf/intervention/*.yaml`` are built, the same way monitor configs name their scores.
 """
 
@@ -16,6 +20,8 @@ from typing import Any
 
 from fiper.interventions.fallbacks import make_fallback
 from fiper.interventions.graded import GradedResponse
+from fiper.interventions.registry import Registry
+from fiper.interventions.return_retry import ReturnAndRetry
 from fiper.interventions.rewards import REWARDS, make_reward
 from fiper.interventions.scene import SceneKeepOut
 from fiper.interventions.steering import Steering
@@ -41,8 +47,8 @@ def reward_from_config(value: Mapping[str, Any] | Sequence[Mapping[str, Any]]) -
     return _named("reward", value, make_reward)
 
 
-def response_from_config(config: Mapping[str, Any]) -> GradedResponse:
-    """Build the GradedResponse a config describes (see the module docstring); unknown keys are an error."""
+def graded_from_config(**config: Any) -> GradedResponse:
+    """A GradedResponse from its settings (see the module docstring); unknown keys are an error."""
     cfg = dict(config)
     unknown = sorted(set(cfg) - set(RESPONSE_KEYS))
     if unknown:
@@ -56,3 +62,32 @@ def response_from_config(config: Mapping[str, Any]) -> GradedResponse:
         steering = Steering(reward_from_config(steering.pop("reward")), **steering)
     fallback = None if fallback is None else _named("fallback", fallback, make_fallback)
     return GradedResponse(steering, fallback, **cfg)
+
+
+RETURN_KEYS = ("target", "decisions_back", "max_retries", "fallback", "start_poses", "demos", "start_key", "speed",
+               "settle_steps", "tolerance", "in_distribution_below", "gripper")
+
+
+def return_from_config(**config: Any) -> ReturnAndRetry:
+    """A ReturnAndRetry from its settings; ``fallback`` is ``{name: <registered fallback>, ...}`` (default hold)."""
+    cfg = dict(config)
+    unknown = sorted(set(cfg) - set(RETURN_KEYS))
+    if unknown:
+        raise ValueError(f"unknown return_retry settings {unknown}; it takes {list(RETURN_KEYS)}")
+    fallback = cfg.pop("fallback", None)
+    return ReturnAndRetry(fallback=None if fallback is None else _named("fallback", fallback, make_fallback), **cfg)
+
+
+RESPONSES = Registry("response", {"graded": graded_from_config, "return_retry": return_from_config})
+
+
+def register_response(name: str, factory: Any, *, overwrite: bool = False) -> None:
+    """Make ``response_from_config({kind: name, ...})`` build ``factory(**settings)``."""
+    RESPONSES.register(name, factory, overwrite=overwrite)
+
+
+def response_from_config(config: Mapping[str, Any]) -> Any:
+    """Build the response a config describes: ``kind`` (default ``graded``) picks it from ``RESPONSES``."""
+    cfg = dict(config)
+    kind = cfg.pop("kind", "graded")
+    return RESPONSES.make(str(kind), **cfg)

@@ -36,12 +36,12 @@ def fill(name, tmp_path):
 
 def test_the_config_group_is_complete():
     names = sorted(p.name for p in CONF.glob("*.yaml"))
-    assert names == ["controller.yaml", "hand_over.yaml", "hold.yaml", "retreat.yaml", "steer_keep_out.yaml",
-                     "steer_user_reward.yaml", "stop.yaml"]
+    assert names == ["controller.yaml", "hand_over.yaml", "hold.yaml", "retreat.yaml", "return_retry.yaml",
+                     "steer_keep_out.yaml", "steer_user_reward.yaml", "stop.yaml"]
 
 
-@pytest.mark.parametrize("name", sorted(p.name for p in CONF.glob("*.yaml")))
-def test_intervention_config_builds(name, tmp_path):
+@pytest.mark.parametrize("name", sorted(p.name for p in CONF.glob("*.yaml") if p.name != "return_retry.yaml"))
+def test_intervention_config_builds(name, tmp_path):  # return_retry.yaml: tests/interventions/test_return_retry.py
     cfg = OmegaConf.merge(OmegaConf.load(CONF / name), fill(name, tmp_path))
     response = response_from_config(OmegaConf.to_container(cfg, resolve=True))
     assert isinstance(response, GradedResponse)
