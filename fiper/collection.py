@@ -83,6 +83,12 @@ def resolve(spec: str) -> Callable[..., Any]:
     return obj
 
 
+def accepts(fn: Callable[..., Any], name: str) -> bool:
+    """Whether ``fn`` takes a keyword ``name`` (or any keyword, through ``**kwargs``)."""
+    params = inspect.signature(fn).parameters
+    return name in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+
+
 def call_with_accepted(fn: Callable[..., Any], optional: Mapping[str, Any], required: Mapping[str, Any] | None = None) -> Any:
     """Call ``fn`` with the ``optional`` keywords its signature accepts and all ``required`` ones.
 
@@ -105,27 +111,28 @@ def make_env_from_config(cfg: Mapping[str, Any]):
         raise ValueError("the env config needs a 'factory' field ('module:function'), e.g. factory: envs:make_env")
     factory = resolve(cfg["factory"])
     optional = {k: cfg[k] for k in ("name", "obs_mode", "shifts") if cfg.get(k) is not None}
-    params = inspect.signature(factory).parameters
-    takes_all = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
-    if optional.get("shifts") and not takes_all and "shifts" not in params:
+    if optional.get("shifts") and not accepts(factory, "shifts"):
         raise ValueError(f"env.shifts={optional['shifts']} was given but factory {cfg['factory']} has no 'shifts' parameter")
     return call_with_accepted(factory, optional, dict(cfg.get("kwargs") or {}))
 
 
 def episode_labels(info: Mapping[str, Any], terminated: bool, truncated: bool, last_step: int) -> dict[str, Any]:
-    """Labels of a finished episode from its final info.
+    """Labels of a finished episode from its final info, with defaults for an env that gives none.
 
-    success: info['success'], else info['is_success'], else (terminated and not truncated).
-    failure_step: info['failure_step'], else -1 for a success and the last step otherwise.
+    success: info['success'], else info['is_success'] (gymnasium-robotics), else False: an episode
+    is a success only when the env says so. failure_step: info['failure_step'], else -1 for a
+    success and the last step otherwise. failure_reason: info['failure_reason'], else 'timeout'
+    when the episode was truncated (ran out of time) and 'terminated' when it ended without the
+    env saying success.
     """
     if "success" in info:
         success = bool(info["success"])
     elif "is_success" in info:
         success = bool(info["is_success"])
     else:
-        success = bool(terminated and not truncated)
+        success = False
     default_step = -1 if success else last_step
-    default_reason = "" if success else ("timeout" if truncated else "terminated")
+    default_reason = "" if success else ("timeout" if truncated and not terminated else "terminated")
     return {
         "success": success,
         "failure_step": int(info.get("failure_step", default_step)),
@@ -133,6 +140,18 @@ def episode_labels(info: Mapping[str, Any], terminated: bool, truncated: bool, l
         "shift": str(info.get("shift", "none")),
         "severity": float(info.get("severity", 0.0)),
     }
+
+
+def env_task_name(env: Any, configured: str | None = None) -> str:
+    """The task an env's episodes belong to: the config's ``env.name``, else the env's gymnasium id
+    (``env.spec.id``, e.g. 'Reacher-v5'), else its class name. Stores record it as attrs ``task``."""
+    if configured:
+        return str(configured)
+    for obj in (env, getattr(env, "unwrapped", env)):
+        spec = getattr(obj, "spec", None)
+        if getattr(spec, "id", None):
+            return str(spec.id)
+    return type(getattr(env, "unwrapped", env)).__name__
 
 
 OBS_KEY = "obs"
@@ -159,6 +178,23 @@ def _as_dict(obs: Any) -> dict[str, np.ndarray]:
     return {k: np.asarray(v) for k, v in obs.items()}
 
 
+def _checked_action(action: Any, env, seed: int, step: int) -> np.ndarray:
+    """The expert's action as an array of the env's action shape with finite values, else a ValueError saying which."""
+    try:
+        array = np.asarray(action, dtype=np.float64)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"the expert's action at step {step} of seed {seed} is not numeric ({err}); its act(obs, info) "
+                         "must return an array of the env's action shape") from None
+    shape = tuple(getattr(getattr(env, "action_space", None), "shape", None) or array.shape)
+    if array.shape != shape:
+        raise ValueError(f"the expert's action at step {step} of seed {seed} has shape {array.shape}, the env's action space "
+                         f"{shape}; return one action per step (e.g. np.zeros({shape}))")
+    if not np.isfinite(array).all():
+        raise ValueError(f"the expert's action at step {step} of seed {seed} is not finite ({array.tolist()}); "
+                         "check the expert's controller (gains, divisions) for that state")
+    return array
+
+
 def run_episode(env, expert: Expert, seed: int, *, max_steps: int = 100_000) -> Episode:
     """Roll out one episode; row t holds the observation before action t and action t."""
     obs, info = env.reset(seed=seed)
@@ -171,7 +207,7 @@ def run_episode(env, expert: Expert, seed: int, *, max_steps: int = 100_000) -> 
             raise RuntimeError(f"episode with seed {seed} ran {max_steps} steps without ending; give the env a time limit")
         for key, value in _as_dict(obs).items():
             rows.setdefault(key, []).append(value)
-        action = np.asarray(expert.act(obs, info))
+        action = _checked_action(expert.act(obs, info), env, seed, len(actions))
         actions.append(action)
         obs, _, terminated, truncated, info = env.step(action)
     data = {k: np.stack(v) for k, v in rows.items()}

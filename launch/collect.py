@@ -3,6 +3,7 @@
     python -m launch.collect env=push_t n_episodes=100 out=data/push_t.zarr
     python -m launch.collect env=sort env.obs_mode=image env.shifts=[[obstacle,0.5]] out=...
     python -m launch.collect env.factory=my_pkg.envs:make env.name=null expert=my_pkg.experts:make out=...
+    python -m launch.collect --config-dir examples/gym_reacher/conf env=reacher expert=examples.gym_reacher.expert:ReachExpert out=...
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import shutil
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from fiper.collection import collect, describe_env, make_env_from_config, resolve
+from fiper.collection import collect, describe_env, env_task_name, make_env_from_config, resolve
 from fiper.storage import EpisodeStore
 from launch.validate import ENV_CHECKS, boolean, merged, optional, positive_int, reported, seed, target, text, validate
 
@@ -38,7 +39,9 @@ def run(cfg: DictConfig):
     env = make_env_from_config(config["env"])
     try:
         expert = resolve(config["expert"])(env)
-        store = EpisodeStore.create(cfg.out, attrs={"collect_config": config, "env": describe_env(env)}, overwrite=cfg.overwrite)
+        task = env_task_name(env, config["env"].get("name"))  # a user's env: its gymnasium id unless env.name says otherwise
+        store = EpisodeStore.create(cfg.out, attrs={"task": task, "collect_config": config, "env": describe_env(env)},
+                                    overwrite=cfg.overwrite)
         try:
             summary = collect(env, expert, store, cfg.n_episodes, seed=cfg.seed, only_success=cfg.only_success,
                               max_attempts=cfg.max_attempts, progress=cfg.progress)

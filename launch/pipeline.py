@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -38,12 +39,26 @@ from fiper.storage import EpisodeStore
 from fiper.monitor.identity import policy_fingerprint
 from launch import calibrate, collect, evaluate, fit, stress, train
 from launch.common import call_policy_factory, plain, removed_on_failure, resolve_device, save_config, set_cpu_threads
-from launch.validate import boolean, cells, choice, list_of, optional, positive_int, probability, reported, seed, target, text, validate
+from launch.validate import (Bad, boolean, cells, choice, list_of, mapping_of_text, optional, positive_int, probability, reported,
+                             seed, target, text, validate)
+
+def override(v: Any, _: bool) -> None:
+    """One hydra override of a stage config, 'key=value' (or '~key' to delete one)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    try:
+        parsed = OverridesParser.create().parse_override(v) if isinstance(v, str) else None
+    except Exception:  # hydra's parse errors have no common base class
+        parsed = None
+    if parsed is None or (parsed.value() is None and not parsed.is_delete() and "=" not in v):
+        raise Bad("a hydra override 'key=value' (quoted on the command line when it holds '=' or ':')",
+                  "\"env_overrides=['env.factory=my_pkg.envs:make','env.name=null']\"")
+
 
 CHECKS = {
-    "run_dir": text, "task": text, "env_overrides": list_of(text, non_empty=False, example="['env.obs_mode=image']"),
+    "run_dir": text, "task": text, "env_overrides": list_of(override, non_empty=False, example="['env.obs_mode=image']"),
     "device": text, "cpu_threads": optional(positive_int), "seed": seed,
-    "collect.n_episodes": positive_int,
+    "collect.n_episodes": positive_int, "collect.expert": target, "rollouts.factories": mapping_of_text,
     "train.policy": text, "train.steps": positive_int, "train.batch_size": positive_int, "train.n_action_steps": positive_int,
     "train.overrides": list_of(text, non_empty=False, example="['policy.image_downsample=2']"),
     "train.checkpoint": optional(text), "train.checkpoint_task": optional(text),
@@ -55,6 +70,7 @@ CHECKS = {
     "policy_factory": optional(target),
     "evaluate": list_of(text, non_empty=False, example="['deltas=[0.05,0.1]']"),
 }
+SPECIAL = set(":=,[]{}'\" ")  # a string holding one of these is quoted in an override
 UNFINGERPRINTED = ("cpu_threads", "progress", "resume", "overwrite")  # how a stage runs, not what it produces
 CONFIG_FILE = "pipeline_config.yaml"
 
@@ -81,6 +97,8 @@ def _list(value: Any) -> str:
         return "null"
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, str) and any(c in value for c in SPECIAL):
+        return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
     return str(value)
 
 
@@ -182,7 +200,7 @@ def checkpoint_mismatch(source: Path, demos: Path, train_cfg: DictConfig, checkp
 
     meta = json.loads((source / "config.json").read_text())
     store = EpisodeStore.open(demos)
-    task = (store.attrs.get("collect_config", {}).get("env", {}) or {}).get("name")
+    task = store.attrs.get("task") or (store.attrs.get("collect_config", {}).get("env", {}) or {}).get("name")
     have = {k: tuple(store.data_array(k).shape[1:]) for k in store.data_keys if k != "action"}
     want = {k: tuple(v) for k, v in meta["obs_shapes"].items()}
     action_dim = int(store.data_array("action").shape[1])
@@ -220,12 +238,14 @@ def _steps(cfg: DictConfig, run_dir: Path, choice: Path | None) -> dict[str, lis
     # the trained checkpoint, or the user's external policy (then collect and train are skipped)
     policy_arg = f"policy_factory={_list(cfg.policy_factory)}" if cfg.get("policy_factory") else f"policy_dir={policy}"
     fit_store, cal_store, stress_store = run_dir / "id_fit.zarr", run_dir / "id_calibration.zarr", run_dir / "stress.zarr"
-    common = [*env, threads, policy_arg, f"num_samples={r.num_samples}", f"device={cfg.device}", f"execute={r.execute}",
+    factories = f"++factories={_list(plain(r.factories))}"  # ++: new keys in the stress config's empty mapping
+    common = [*env, threads, factories, policy_arg, f"num_samples={r.num_samples}", f"device={cfg.device}", f"execute={r.execute}",
               "cells=[[none,[0.0]]]"]
     m = plain(cfg.monitor)
     choice = choice or report / monitor_file_name("TASK")  # a placeholder for validation
     return {
-        "collect": [Step(collect, "collect", [*env, f"n_episodes={cfg.collect.n_episodes}", f"out={run_dir / 'demos.zarr'}",
+        "collect": [Step(collect, "collect", [f"expert={_list(cfg.collect.expert)}", *env, f"n_episodes={cfg.collect.n_episodes}",
+                                              f"out={run_dir / 'demos.zarr'}",
                                               f"seed={cfg.seed}", "overwrite=true"])],
         "train": [Step(train, "train", [f"data={run_dir / 'demos.zarr'}", f"policy={cfg.train.policy}", f"out={policy}",
                                         f"policy.n_action_steps={cfg.train.n_action_steps}", *list(cfg.train.overrides),
@@ -240,7 +260,7 @@ def _steps(cfg: DictConfig, run_dir: Path, choice: Path | None) -> dict[str, lis
             Step(calibrate, "calibrate", [threads, f"data={cal_store}", policy_arg, f"monitor_dir={monitor}",
                                           f"delta={m['delta']}",  # threshold type and joint flag: the fitted spec's
                                           f"device={cfg.device}"])],
-        "stress rollouts": [Step(stress, "stress", [*env, threads, policy_arg, f"monitor_dir={monitor}", f"out={stress_store}",
+        "stress rollouts": [Step(stress, "stress", [*env, threads, factories, policy_arg, f"monitor_dir={monitor}", f"out={stress_store}",
                                                     f"device={cfg.device}", f"execute={r.execute}", f"cells={_list(plain(r.cells))}",
                                                     "seeds.start=30000", f"seeds.count={r.seeds_per_cell}"])],
         "evaluate": [Step(evaluate, "evaluate", [threads, f"rollouts=[{fit_store},{cal_store},{stress_store}]", f"out={report}",
@@ -333,6 +353,34 @@ def _run_stages(cfg: DictConfig, run_dir: Path) -> Path:
     return report_dir / "report.md"
 
 
+LIST_KEYS = ("env_overrides", "train.overrides", "evaluate")  # lists of overrides: their elements hold '='
+
+
+def check_list_quoting(argv: list[str]) -> None:
+    """Refuse, before hydra's own parse error, a command-line list of overrides whose elements are not quoted."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parser = OverridesParser.create()
+    for arg in argv:
+        key, _, value = arg.lstrip("+").partition("=")
+        if key not in LIST_KEYS or not (value.startswith("[") and value.endswith("]")):
+            continue
+        try:
+            parser.parse_override(arg)
+        except Exception:  # hydra's parse errors have no common base class
+            items, depth, item = [], 0, ""
+            for c in value[1:-1]:
+                depth += (c in "[{") - (c in "]}")
+                if c == "," and depth == 0:
+                    items.append(item)
+                    item = ""
+                else:
+                    item += c
+            quoted = ",".join(f"'{i.strip()}'" for i in [*items, item] if i.strip())
+            raise SystemExit(f"{key}: the list {value} cannot be read: each element is an override holding '=', so quote each "
+                             f"one and the whole argument for the shell: \"{key}=[{quoted}]\"") from None
+
+
 @hydra.main(config_path="conf", config_name="pipeline", version_base=None)
 def main(cfg: DictConfig) -> None:
     with reported():
@@ -341,4 +389,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    check_list_quoting(sys.argv[1:])
     main()

@@ -11,12 +11,13 @@ resumes only with the same fingerprint, else it is refused naming the keys that 
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import hydra
 from omegaconf import DictConfig
 
-from fiper.collection import call_with_accepted, make_env_from_config, resolve
+from fiper.collection import accepts, env_task_name, make_env_from_config, resolve
 from fiper.control import MonitoredPolicy, RolloutRecorder
 from fiper.control.monitored_policy import EXECUTED_CHUNKS
 from fiper.control.period import control_period_s
@@ -49,12 +50,29 @@ CHECKS = merged(ENV_CHECKS, THREADS, {
 })
 
 
-def env_builder(env_cfg: dict[str, Any], factories: dict[str, str]):
-    """make_env(shift, severity): the task with that shift, or the user's factory for it."""
+def env_builder(env_cfg: dict[str, Any], factories: dict[str, str], cells: list[str] = ()):
+    """make_env(shift, severity): the task with that shift, or the user's factory for it.
+
+    Checked before any env is built: each factory is importable and takes ``severity``, and each
+    cell's shift has a factory or can be passed to the env factory as ``shifts``.
+    """
+    built = {shift: resolve(spec) for shift, spec in factories.items()}
+    for shift, fn in built.items():
+        if not accepts(fn, "severity"):
+            raise ValueError(f"factories.{shift}={factories[shift]} is called as f(severity=..., **env.kwargs) but takes no "
+                             "'severity' parameter; give it one (def f(severity=0.0, **kwargs)) or name another factory")
+    base = resolve(env_cfg["factory"])
+    missing = sorted({s for s in cells if s != "none" and s not in built} if not accepts(base, "shifts") else set())
+    if missing:
+        raise ValueError(f"the cells name shifts {missing} but env.factory={env_cfg['factory']} takes no 'shifts' parameter and "
+                         f"factories has none for them (factories: {sorted(built) or 'none'}); give one per shift, "
+                         f"e.g. factories.{missing[0]}=my_pkg.envs:make_{missing[0]} (called as f(severity=..., **env.kwargs)), "
+                         "or remove those cells")
 
     def make_env(shift: str, severity: float):
-        if shift in factories:
-            return call_with_accepted(resolve(factories[shift]), {"severity": severity, "shift": shift}, dict(env_cfg.get("kwargs") or {}))
+        if shift in built:  # f(severity=..., **env.kwargs), and shift= when f names that parameter
+            named = {"shift": shift} if "shift" in inspect.signature(built[shift]).parameters else {}
+            return built[shift](severity=severity, **named, **dict(env_cfg.get("kwargs") or {}))
         shifts = [] if shift == "none" else [[shift, severity]]
         return make_env_from_config({**env_cfg, "shifts": [*(env_cfg.get("shifts") or []), *shifts]})
 
@@ -127,23 +145,24 @@ def run(cfg: DictConfig):
     monitor = load_monitor(cfg.monitor_dir, policy=policy, device=device) if cfg.monitor_dir else None
     num_samples = monitor.identity.num_samples if monitor is not None else cfg.num_samples  # a monitor fixes B
     env_cfg = plain(cfg.env)
-    make_env = env_builder(env_cfg, plain(cfg.factories))
+    cells = [(shift, sev) for shift, sevs in plain(cfg.cells) for sev in sevs]
+    make_env = env_builder(env_cfg, plain(cfg.factories), [shift for shift, _ in cells])
     probe = make_env("none", 0.0)
     try:
         check_observations(policy, probe, env_cfg)
-        period = control_period_s(probe, env_cfg.get("control_period_s"), env_name=str(env_cfg.get("name") or env_cfg.get("factory")))
+        task = env_task_name(probe, env_cfg.get("name"))
+        period = control_period_s(probe, env_cfg.get("control_period_s"), env_name=task)
         response, context = build_response(cfg, monitor, policy, probe)
     finally:
         probe.close()
     agent = MonitoredPolicy(policy, monitor, response=response, context=context, num_samples=num_samples,
                             execute=cfg.execute, seed=cfg.seeds.start)
-    attrs = {"stress_config": plain(cfg), "task": env_cfg.get("name") or "custom", "control_period_s": period,
+    attrs = {"stress_config": plain(cfg), "task": task, "control_period_s": period,
              "n_action_steps": policy.n_action_steps, "num_samples": agent.num_samples,
              "policy_fingerprint": policy_fingerprint(policy),  # launch.fit from these decisions records it in the monitor
              "intervention": type(response).__name__ if response is not None else "none"}
     recorder = RolloutRecorder(cfg.out, score_names=monitor.names if monitor else (), attrs=attrs,
                                fingerprint=store_fingerprint(cfg, agent.num_samples, policy), overwrite=cfg.get("overwrite", False))
-    cells = [(shift, sev) for shift, sevs in plain(cfg.cells) for sev in sevs]
     seeds = range(cfg.seeds.start, cfg.seeds.start + cfg.seeds.count)
     summary = run_sweep(make_env, agent, cells, seeds, recorder,
                         record_keys=cfg.record_keys, progress=cfg.progress)

@@ -134,11 +134,11 @@ def test_a_users_env_trains_its_own_policy_and_a_missing_deploy_file_stops_the_r
             "'plots=false','~methods.knn','~methods.rnd_a','~methods.logpzo','~methods.stac','~methods.fiper_joint',"
             "'~methods.fiper_or_joint','~methods.fiper_select','deploy_method=null']",
         ])
-        with pytest.raises(FileNotFoundError, match=r"wrote no monitor_custom\.yaml for task 'custom'.*deploy_delta=null"):
-            pipeline.run(cfg)
+        with pytest.raises(FileNotFoundError, match=r"wrote no monitor_Track\.yaml for task 'Track'.*deploy_delta=null"):
+            pipeline.run(cfg)  # an env without a name or gymnasium id is named by its class
     log = capsys.readouterr().out
     assert "[train] not using train.checkpoint=launch/checkpoints/pick_place_diffusion_mlp: it was trained for task 'pick_place', " \
-           "this run's demos are task None" in log and "Training a policy from the collected demos instead (train.steps=20)" in log
+           "this run's demos are task 'Track'" in log and "Training a policy from the collected demos instead (train.steps=20)" in log
     policy = json.loads((tmp_path / "run" / "policy" / "config.json").read_text())
     assert policy["obs_shapes"] == {"obs": [2]} and policy["action_dim"] == 1
     assert not (tmp_path / "run" / "pipeline_config.yaml").exists()  # the run did not finish: no config claims its outputs
