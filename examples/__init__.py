@@ -1,0 +1,1 @@
+"""Worked examples of fiper on environments written without fiper in mind."""
