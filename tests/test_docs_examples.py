@@ -334,6 +334,6 @@ def test_extraction_finds_the_examples():
     docs = {b.doc for b in python_blocks()}
     assert {"README.md", "docs/monitor.md", "docs/control_loop.md", "docs/interventions.md", "docs/scores.md"} <= docs
     commands = launch_commands()
-    assert len({c.module for c in commands}) == 8 and len(commands) >= 30  # the eight launch entry points
+    assert len({c.module for c in commands}) == 9 and len(commands) >= 30  # the nine launch entry points
     ids = [c.id for c in commands + COMMAND_FRAGMENTS]
     assert len(ids) == len(set(ids)), "two commands share an id"
