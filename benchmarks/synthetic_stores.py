@@ -145,7 +145,7 @@ def write_synthetic_store(
     Without it the store records no failure_reason.
     """
     task = task or SyntheticTask()
-    rng, live = np.random.default_rng(seed), np.random.default_rng([seed, 1])
+    rng, live, observed = np.random.default_rng(seed), np.random.default_rng([seed, 1]), np.random.default_rng([seed, 2])
     kinds = [(True, False)] * n_success_id + [(True, True)] * n_success_ood + [(False, False)] * n_fail_id + [(False, True)] * n_fail_ood
     order = rng.permutation(len(kinds))
     attrs = {"task": task.name, "n_action_steps": task.n_action_steps,
@@ -170,5 +170,7 @@ def write_synthetic_store(
             if reason == "timeout":
                 meta["failure_step"] = len(executed) - 1
             meta["failure_reason"] = reason
-        episodes.append(({"action": executed}, decisions, meta))
+        # the raw observation per env step (what obs_novelty reads), from its own stream: episodes stay identical
+        state = (observed.normal(size=(len(executed), 4)) + (1.5 if ood else 0.0)).astype(np.float32)
+        episodes.append(({"action": executed, "state": state}, decisions, meta))
     return write_episodes(path, episodes, attrs=attrs, overwrite=overwrite)

@@ -230,7 +230,8 @@ class MonitoredPolicy:
         if self.monitor is not None:
             skip = response.excluded_scores if response is not None else ()
             try:
-                verdict = self.monitor.step(z[0], samples[0], skip=skip)
+                seen = {"observation": self._last_obs} if "observation" in self.monitor.needs else {}  # raw-observation scores
+                verdict = self.monitor.step(z[0], samples[0], skip=skip, **seen)
             except Exception as err:  # monitor.step never raises by contract; a broken one still must not pass
                 return self._fault(f"the monitor raised {_error(err)}", z=z, samples=samples)
         timer.mark("monitor")

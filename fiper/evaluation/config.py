@@ -25,7 +25,8 @@ DEFAULT_WINDOWS: tuple[int | str, ...] = (1, 3, 5, 10, 20, EPISODE)
 DEFAULT_DELTAS: tuple[float, ...] = tuple(round(0.01 * i, 2) for i in range(1, 11))  # 1-delta in 0.90..0.99
 
 # Every registered score at its class defaults ({indicator: {'score': registry name, **params}}).
-DEFAULT_SCORE_NAMES: tuple[str, ...] = ("rnd_oe", "ace", "stac", "rnd_a", "logpzo", "pca_kmeans", "mahalanobis", "knn", "elapsed")
+DEFAULT_SCORE_NAMES: tuple[str, ...] = ("rnd_oe", "ace", "stac", "rnd_a", "logpzo", "pca_kmeans", "mahalanobis", "knn", "elapsed",
+                                       "obs_novelty")
 
 
 def default_scores() -> dict[str, dict[str, Any]]:
@@ -55,6 +56,9 @@ DEFAULT_METHODS: dict[str, dict[str, Any]] = {
     # reference, not a monitor of the policy: alarm once the episode outlasts (1 - delta) of the calibration successes
     # (the score is the decision index, already cumulative, so window 1 only)
     "elapsed": {"scores": ["elapsed"], "rule": "single", "windows": [1]},
+    # reference, not a monitor of the policy: Mahalanobis distance of the raw observation (low-dim keys, images
+    # grey and pooled to 8 x 8) to the fit observations; windows chosen on validation like every score's
+    "obs_novelty": {"scores": ["obs_novelty"], "rule": "single", "windows": None},
 }
 
 
@@ -63,7 +67,7 @@ DEFAULT_BASELINES: tuple[str, ...] = ("stac", "rnd_a", "logpzo", "pca_kmeans", "
 
 # The trivial references: detectors that read nothing of the policy. report.md, metrics.json and
 # repeats.md state every method's margin over the best of these ("what the monitor adds").
-DEFAULT_REFERENCES: tuple[str, ...] = ("elapsed",)
+DEFAULT_REFERENCES: tuple[str, ...] = ("elapsed", "obs_novelty")
 
 
 def check_windows(windows: Sequence[Any], where: str) -> tuple[int | str, ...]:

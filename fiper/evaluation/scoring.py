@@ -19,6 +19,8 @@ from fiper.evaluation.rollouts import RolloutSet
 from fiper.scores import ScoreFitData, make_score
 from fiper.scores.base import ScoreBase
 from fiper.scores.inputs import READ_BLOCK_BYTES, RowSubset, row_nbytes
+from fiper.scores.observations import rollout_observations
+from fiper.scores.registry import score_class
 
 
 def episode_rows(decision_ends: np.ndarray, episodes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -86,10 +88,12 @@ def episode_blocks(decision_ends: np.ndarray, row_bytes: int, max_bytes: int = R
         first = last + 1
 
 
-def _fit_data(rollouts: RolloutSet, fit_episodes: np.ndarray, seed: int, device: str) -> ScoreFitData:
-    """The fit episodes' embeddings (in memory) and sample batches (a lazy RowSubset of the stores)."""
+def _fit_data(rollouts: RolloutSet, fit_episodes: np.ndarray, seed: int, device: str, observations: Any = None) -> ScoreFitData:
+    """The fit episodes' embeddings (in memory), sample batches (a lazy RowSubset of the stores) and,
+    when given, raw observations (lazy too)."""
     rows, fit_ends = episode_rows(rollouts.decision_ends, fit_episodes)
-    return ScoreFitData(rollouts.embeddings[rows], RowSubset(rollouts.samples, rows), fit_ends, seed=seed, device=device)
+    return ScoreFitData(rollouts.embeddings[rows], RowSubset(rollouts.samples, rows), fit_ends, seed=seed, device=device,
+                        observations=None if observations is None else observations.select(rows))
 
 
 def fit_and_score(
@@ -112,7 +116,9 @@ def fit_and_score(
 
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    data = _fit_data(rollouts, fit_episodes, seed, device)
+    reads_obs = any("observation" in score_class(s["score"]).needs for s in specs.values())  # e.g. obs_novelty
+    observations = rollout_observations(rollouts.stores, rollouts.store_index, rollouts.episode_index) if reads_obs else None
+    data = _fit_data(rollouts, fit_episodes, seed, device, observations)
     out = ScoredRollouts({}, {}, {n: dict(s) for n, s in specs.items()})
     for name, spec in tqdm(list(specs.items()), desc=f"{rollouts.task}: fit", disable=not progress):
         params = dict(spec)
@@ -136,8 +142,9 @@ def fit_and_score(
         embeddings = rollouts.embeddings[rows]
         for name, score in out.fitted.items():
             start = time.perf_counter()
+            seen = {"observations": observations.select(rows)} if "observation" in score.needs else {}
             out.raw[name][rows] = score.score_offline(
-                embeddings if "embedding" in score.needs else None, samples if "samples" in score.needs else None, ends)
+                embeddings if "embedding" in score.needs else None, samples if "samples" in score.needs else None, ends, **seen)
             out.score_seconds[name] += time.perf_counter() - start
     for name, raw in out.raw.items():
         if not np.all(np.isfinite(raw)):

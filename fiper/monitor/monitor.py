@@ -112,7 +112,7 @@ class FailureMonitor:
 
     @property
     def needs(self) -> frozenset[str]:
-        """Which of 'embedding' / 'samples' the scores read."""
+        """Which of 'embedding' / 'samples' / 'observation' the scores read."""
         return frozenset().union(*(s.needs for s in self.scores.values()))
 
     def set_thresholds(self, thresholds: Mapping[str, Threshold]) -> None:
@@ -136,8 +136,9 @@ class FailureMonitor:
             self._alarm.reset()
         self.decision = 0
 
-    def step(self, embedding: Any, samples: Any, *, skip: Iterable[str] = ()) -> MonitorVerdict:
-        """Score one decision: embedding (D,) or (1, D), samples (B, H, A) or (1, B, H, A).
+    def step(self, embedding: Any, samples: Any, *, skip: Iterable[str] = (), observation: Mapping[str, Any] | None = None) -> MonitorVerdict:
+        """Score one decision: embedding (D,) or (1, D), samples (B, H, A) or (1, B, H, A), and for
+        scores that read it the raw ``observation`` {key: array} (MonitoredPolicy passes it).
 
         ``skip`` names scores left out of this decision (their windows hold their value), e.g.
         ACE while the policy's sampling is being steered. Never raises on bad input.
@@ -157,7 +158,8 @@ class FailureMonitor:
         for name in active:
             score = self.scores[name]
             try:
-                value = score.step_checked(embedding if "embedding" in score.needs else None, samples if "samples" in score.needs else None)
+                value = score.step_checked(embedding if "embedding" in score.needs else None, samples if "samples" in score.needs else None,
+                                           **({"observation": observation} if "observation" in score.needs else {}))
             except Exception as err:  # fail-safe: any score error raises the alarm
                 return self._failsafe(f"score {name!r} raised {type(err).__name__}: {err}", skip)
             if not math.isfinite(value):
@@ -193,10 +195,13 @@ class FailureMonitor:
         return MonitorVerdict(a.step, {}, a.eta, a.gamma, {}, math.inf, True, (), f"fail-safe: {reason}", True, skip)
 
     # ------------------------------------------------------------------ offline
-    def score_offline(self, embeddings: Any, samples: Any, decision_ends: Any) -> dict[str, np.ndarray]:
-        """Raw per-decision scores (N,) of every score over a whole store, vectorised."""
+    def score_offline(self, embeddings: Any, samples: Any, decision_ends: Any, *,
+                      observations: Mapping[str, Any] | None = None) -> dict[str, np.ndarray]:
+        """Raw per-decision scores (N,) of every score over a whole store, vectorised (``observations``
+        {key: (N, *shape)} for scores that read the raw observation, e.g. ScoreFitData.observations)."""
         return {
-            n: s.score_offline(embeddings if "embedding" in s.needs else None, samples if "samples" in s.needs else None, decision_ends)
+            n: s.score_offline(embeddings if "embedding" in s.needs else None, samples if "samples" in s.needs else None, decision_ends,
+                               **({"observations": observations} if "observation" in s.needs else {}))
             for n, s in self.scores.items()
         }
 

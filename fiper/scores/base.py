@@ -27,8 +27,9 @@ import torch
 from torch import Tensor
 
 from fiper.scores.inputs import FitRows, as_array, as_tensor, check_decision_ends, check_finite, check_shape, chunks
+from fiper.scores.observations import store_observations
 
-NEEDS = frozenset({"embedding", "samples"})
+NEEDS = frozenset({"embedding", "samples", "observation"})
 
 
 class ScoreNotFittedError(RuntimeError):
@@ -40,7 +41,7 @@ class FailureScore(Protocol):
     """What the monitor needs from a failure score (implement it to plug in your own)."""
 
     name: str
-    needs: frozenset[str]  # subset of {"embedding", "samples"}: inputs the score reads (may be empty)
+    needs: frozenset[str]  # subset of NEEDS: inputs the score reads (may be empty; "observation": see fiper/scores/obs_novelty.py)
     embedding_dim: int | None  # D it was fitted for (None if it does not read embeddings)
     sample_shape: tuple[int, int, int] | None  # (B, H, A) it was fitted for (None if it does not read samples)
     fitted: bool  # True once fit() or from_state() gave it its constants
@@ -72,7 +73,9 @@ class ScoreFitData:
 
     ``embeddings`` (N, D) and ``samples`` (N, B, H, A) (either or both may be None when no score
     being fitted reads it), ``decision_ends`` (E,) cumulative episode ends (meta/decision_ends),
-    ``seed`` for every random choice of the fit, ``device`` where the fitted score lives.
+    ``seed`` for every random choice of the fit, ``device`` where the fitted score lives,
+    ``observations`` {key: (N, *shape)} the raw observation each decision saw, for scores that
+    read it (``fiper.scores.observations``; None when none does).
     """
 
     embeddings: Any
@@ -80,6 +83,7 @@ class ScoreFitData:
     decision_ends: Any
     seed: int = 0
     device: str | torch.device = "cpu"
+    observations: Mapping[str, Any] | None = None
 
     def __post_init__(self) -> None:
         n = None
@@ -93,9 +97,12 @@ class ScoreFitData:
             if n is not None and shape[0] != n:
                 raise ValueError(f"ScoreFitData: embeddings hold {n} decisions but samples hold {shape[0]}")
             n = shape[0]
-        if n is None:  # only scores that read neither (e.g. elapsed): the episodes alone
+        if n is None:  # only scores that read neither (e.g. elapsed, obs_novelty): the episodes alone
             ends = np.asarray(self.decision_ends)
             n = int(ends[-1]) if ends.ndim == 1 and ends.size else 0
+        for key, rows in (self.observations or {}).items():
+            if len(rows) != n:
+                raise ValueError(f"ScoreFitData: observation {key!r} holds {len(rows)} decisions but the fit data holds {n}")
         if n == 0:
             raise ValueError("ScoreFitData holds no decisions; fit on at least one in-distribution episode")
         self.decision_ends = check_decision_ends("ScoreFitData", self.decision_ends, n)
@@ -107,8 +114,9 @@ class ScoreFitData:
 
     @classmethod
     def from_store(cls, store: Any, *, episodes: Any = None, samples: bool = True, embeddings: bool = True,
-                   seed: int = 0, device: str | torch.device = "cpu") -> ScoreFitData:
-        """Read decisions/embedding and decisions/samples of (some) episodes of an EpisodeStore."""
+                   seed: int = 0, device: str | torch.device = "cpu", observations: bool = False) -> ScoreFitData:
+        """Read decisions/embedding and decisions/samples of (some) episodes of an EpisodeStore;
+        ``observations=True`` adds each decision's recorded observation (lazy, read when a score slices it)."""
         ends = store.decision_ends
         idx = np.arange(len(ends)) if episodes is None else np.asarray(episodes, dtype=np.int64).reshape(-1)
         slices = [store.decision_slice(int(i)) for i in idx]
@@ -126,6 +134,7 @@ class ScoreFitData:
             decision_ends=np.cumsum(lengths),
             seed=seed,
             device=device,
+            observations=store_observations(store, idx) if observations else None,
         )
 
 

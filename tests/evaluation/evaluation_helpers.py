@@ -21,6 +21,7 @@ TINY_SCORES = {
     "mahalanobis": {"score": "mahalanobis"},
     "knn": {"score": "knn", "k": 3},
     "elapsed": {"score": "elapsed"},
+    "obs_novelty": {"score": "obs_novelty"},
 }
 
 

@@ -1,0 +1,199 @@
+"""Raw-observation novelty: how far the observation itself lies from the fit observations, a reference
+that reads nothing of the policy.
+
+Each decision's observation (the newest frame, as recorded in ``data/<key>``) becomes one fixed
+feature vector: low-dim keys flattened, image keys (2 or 3 axes per step) turned grey (mean over
+a channel axis of at most 4) and mean-pooled to ``image_size`` x ``image_size``. The score is the
+Mahalanobis distance (shrunk covariance) or the mean k-NN distance of the standardised vector to
+the fit decisions' vectors. A learned score on the policy's embedding that does not beat it sees
+nothing in the observation that a fixed distance on the raw input would not (docs/scores.md).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from fiper.scores.base import ScoreBase, ScoreFitData
+from fiper.scores.inputs import check_decision_ends, check_finite, chunks, host_array
+from fiper.scores.knn import KNNDistance
+from fiper.scores.mahalanobis import Mahalanobis
+from fiper.scores.observations import RECORD_FIX
+
+METHODS = {"mahalanobis": Mahalanobis, "knn": KNNDistance}
+
+
+def pool_image(x: np.ndarray, size: int) -> np.ndarray:
+    """(n, H, W) -> (n, size, size) block means (fewer blocks along an axis shorter than ``size``)."""
+    out = x
+    for axis in (1, 2):
+        length = out.shape[axis]
+        edges = (np.arange(min(size, length)) * length) // min(size, length)
+        sums = np.add.reduceat(out, edges, axis=axis)
+        counts = np.diff(np.append(edges, length)).reshape([-1 if a == axis else 1 for a in range(out.ndim)])
+        out = sums / counts
+    return out
+
+
+def key_features(key: str, rows: np.ndarray, image_size: int) -> np.ndarray:
+    """One key's rows (n, *shape) as float64 features (n, f): flattened, or grey and pooled for an image."""
+    x = np.asarray(rows, dtype=np.float64)
+    shape = x.shape[1:]
+    if len(shape) <= 1:
+        return x.reshape(x.shape[0], -1)
+    if len(shape) == 3:
+        if shape[-1] <= 4:
+            x = x.mean(axis=-1)
+        elif shape[0] <= 4:
+            x = x.mean(axis=1)
+        else:
+            raise ValueError(f"observation {key!r} has per-step shape {shape}: an image needs a channel axis of at most 4 "
+                             "first or last; list only other keys in the score's keys")
+    elif len(shape) != 2:
+        raise ValueError(f"observation {key!r} has per-step shape {shape}; the score reads vectors and images (2 or 3 axes); "
+                         "list only other keys in the score's keys")
+    return pool_image(x, image_size).reshape(x.shape[0], -1)
+
+
+class ObservationNovelty(ScoreBase):
+    """Distance of the decision's raw observation (fixed features) to the fit observations."""
+
+    name = "obs_novelty"
+    needs = frozenset({"observation"})
+    dtype = torch.float64
+    backend = "numpy"
+
+    def __init__(self, keys: list[str] | None = None, method: str = "mahalanobis", image_size: int = 8, k: int = 5,
+                 shrinkage: float | None = None, max_reference: int | None = 20000):
+        if keys is not None and (isinstance(keys, str) or not all(isinstance(k_, str) for k_ in keys) or not len(keys)):
+            raise ValueError(f"{self.name}: keys must be a non-empty list of observation key names, or None (every "
+                             f"recorded observation key), got {keys!r}")
+        if method not in METHODS:
+            raise ValueError(f"{self.name}: method must be one of {sorted(METHODS)}, got {method!r}")
+        if int(image_size) < 1:
+            raise ValueError(f"{self.name}: image_size must be >= 1 (pooled image side), got {image_size}")
+        inner = {"shrinkage": shrinkage} if method == "mahalanobis" else {"k": k, "max_reference": max_reference}
+        METHODS[method](**inner)  # validates k, shrinkage, max_reference with the distance's own messages
+        super().__init__(keys=None if keys is None else [str(k_) for k_ in keys], method=method, image_size=int(image_size),
+                         k=int(k), shrinkage=None if shrinkage is None else float(shrinkage),
+                         max_reference=None if max_reference is None else int(max_reference))
+        self.key_shapes: dict[str, tuple[int, ...]] = {}
+        self.distance: ScoreBase | None = None
+
+    # ------------------------------------------------------------------ features
+    def _distance(self) -> ScoreBase:
+        c = self._config
+        params = {"shrinkage": c["shrinkage"]} if c["method"] == "mahalanobis" else {"k": c["k"], "max_reference": c["max_reference"]}
+        return METHODS[c["method"]](**params)
+
+    def _keys(self, observations: Any, what: str) -> list[str]:
+        if observations is None:
+            raise ValueError(f"{self.name} reads the raw observation but {what} holds none; give the observations of the "
+                             "decisions (ScoreFitData(observations=...), ScoreFitData.from_store(store, observations=True), "
+                             "FailureMonitor.step(..., observation=obs))")
+        if not isinstance(observations, Mapping):
+            raise ValueError(f"{self.name}: {what} must map observation keys to arrays, got {type(observations).__name__}")
+        keys = self._config["keys"] or sorted(self.key_shapes) or sorted(observations)
+        missing = [k for k in keys if k not in observations]
+        if missing or not keys:
+            source = getattr(observations, "source", what)
+            raise ValueError(f"{self.name} reads the observation keys {missing or keys} but {source} holds "
+                             f"{sorted(observations) or 'no observation keys'}; {RECORD_FIX}")
+        return keys
+
+    def _features(self, observations: Mapping[str, Any], rows: Any, keys: list[str], *, batched: bool) -> np.ndarray:
+        """Feature rows (n, F) of ``observations[key][rows]``, shapes and finiteness checked."""
+        parts = []
+        for key in keys:
+            raw = host_array(observations[key][rows] if rows is not None else observations[key])
+            if raw.dtype.kind not in "fiub":
+                raise ValueError(f"{self.name}: observation {key!r} must be numeric, got dtype {raw.dtype}")
+            if not batched:
+                raw = raw[None]
+            want = self.key_shapes.get(key)
+            if want is not None and tuple(raw.shape[1:]) != want:
+                raise ValueError(f"{self.name}: observation {key!r} has shape {tuple(raw.shape[1:])} but the score was fitted "
+                                 f"on {want}; pass the observation layout it was fitted on (or refit it)")
+            check_finite(self.name, f"observation {key!r}", raw)
+            parts.append(key_features(key, raw, self._config["image_size"]))
+        return np.concatenate(parts, axis=1)
+
+    def _row_elements(self, observations: Mapping[str, Any], keys: list[str]) -> int:
+        return max(1, sum(int(np.prod(observations[k].shape[1:], dtype=np.int64)) for k in keys))
+
+    # ------------------------------------------------------------------ fit / score
+    def fit(self, data: ScoreFitData) -> ObservationNovelty:
+        """Standardise, then fit the distance on the fit decisions' observation features; returns self."""
+        if not isinstance(data, ScoreFitData):
+            raise TypeError(f"{self.name}.fit expects a ScoreFitData, got {type(data).__name__}")
+        self.key_shapes, self.fitted = {}, False
+        observations = getattr(data, "observations", None)
+        keys = self._keys(observations, "the fit data")
+        self.device = data.device
+        shapes = {k: tuple(int(s) for s in observations[k].shape[1:]) for k in keys}
+        rows = max(1, self.chunk_elements // self._row_elements(observations, keys))
+        features = np.concatenate([self._features(observations, sl, keys, batched=True)
+                                   for sl in chunks(data.n_decisions, rows)])
+        self.key_shapes = shapes
+        self._config["keys"] = keys  # the resolved keys are part of the fitted score, as saved
+        self._fit(torch.as_tensor(features), None, data.decision_ends, int(data.seed))
+        self._load_tensors({k: v.detach().contiguous().clone() for k, v in self._tensors().items()})
+        self.fitted = True
+        self.reset()
+        return self
+
+    def _fit(self, embeddings: Tensor, samples: None, decision_ends: np.ndarray, seed: int) -> None:
+        self.distance = self._distance().fit(ScoreFitData(embeddings, None, decision_ends, seed=seed, device=self.device))
+
+    def _score(self, embeddings: Any, samples: None) -> np.ndarray:
+        with torch.no_grad():
+            features = torch.as_tensor(np.asarray(embeddings), dtype=torch.float64, device=self.device)
+            return self.distance._score(features, None).double().cpu().numpy()
+
+    def step(self, embedding: Any = None, samples: Any = None, *, observation: Mapping[str, Any] | None = None) -> float:
+        """Score one decision from its observation {key: one step's array}; embedding and samples are not read."""
+        self._require_fitted()
+        keys = self._keys(observation, "the decision")
+        return float(self._score(self._features(observation, None, keys, batched=False), None)[0])
+
+    def step_checked(self, embedding: Any = None, samples: Any = None, *, observation: Mapping[str, Any] | None = None) -> float:
+        """``step``: the monitor does not check observations, so the score checks them itself."""
+        return self.step(embedding, samples, observation=observation)
+
+    def score_offline(self, embeddings: Any = None, samples: Any = None, decision_ends: Any = None, *,
+                      observations: Mapping[str, Any] | None = None) -> np.ndarray:
+        """Scores (N,) of every decision from ``observations`` {key: (N, *shape) rows}, in memory-bounded chunks."""
+        self._require_fitted()
+        keys = self._keys(observations, "score_offline's observations")
+        n = len(observations[keys[0]])
+        short = [k for k in keys if len(observations[k]) != n]
+        if short:
+            raise ValueError(f"{self.name}: observations {short} hold a different number of decisions than {keys[0]!r} ({n})")
+        check_decision_ends(self.name, decision_ends, n)
+        out = np.empty(n, dtype=np.float64)
+        for sl in chunks(n, max(1, self.chunk_elements // self._row_elements(observations, keys))):
+            out[sl] = self._score(self._features(observations, sl, keys, batched=True), None)
+        return out
+
+    # ------------------------------------------------------------------ state
+    def _tensors(self) -> dict[str, Tensor]:
+        tensors, _ = self.distance.state()
+        out = {f"distance.{k}": v for k, v in tensors.items()}
+        out.update({f"shape.{k}": torch.tensor(s, dtype=torch.int64) for k, s in self.key_shapes.items()})
+        return out
+
+    def _load_tensors(self, tensors: Mapping[str, Tensor]) -> None:
+        keys = self._config["keys"] or []
+        missing = [f"shape.{k}" for k in keys if f"shape.{k}" not in tensors]
+        if missing or not keys:
+            raise ValueError(f"{self.name}: saved state lacks {missing or 'its observation keys'} (has {sorted(tensors)}); save it with state()")
+        self.key_shapes = {k: tuple(int(s) for s in tensors[f"shape.{k}"].tolist()) for k in keys}
+        own = {k.removeprefix("distance."): v for k, v in tensors.items() if k.startswith("distance.")}
+        width = int(own["mean"].shape[0]) if "mean" in own else None
+        distance = self._distance()
+        config = {"name": distance.name, "params": distance.config, "embedding_dim": width, "sample_shape": None}
+        self.distance = type(distance).from_state(own, config, device=self.device)

@@ -1,0 +1,176 @@
+"""The raw observation each decision saw, read from a store's per-step data when sliced.
+
+Rollout stores record the observation keys of every env step as ``data/<key>`` (the control
+loop's ``record_keys``, by default the policy's keys) and each decision's env step within its
+episode as ``decisions/env_step``, so decision i saw ``data/<key>[episode start + env_step[i]]``.
+Scores that read the observation (``"observation" in score.needs``) get a mapping key -> rows
+(N, *shape), one row per decision; these views keep images on disk until a score slices them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from fiper.scores.inputs import READ_BLOCK_BYTES, read_rows, row_nbytes
+
+#: Per-step keys of a store that are not observations.
+NOT_OBSERVED = ("action",)
+
+RECORD_FIX = ("record the observation keys with the rollouts (launch.stress record_keys=[...]; the default records the "
+              "policy's keys), or drop the score (launch.evaluate: '~methods.obs_novelty' and references=[elapsed])")
+
+
+def _take(array: Any, steps: np.ndarray) -> np.ndarray:
+    """``array[steps]`` (steps in any order): one slice over their span when it is small, else per run."""
+    if steps.size == 0:
+        return np.empty((0, *array.shape[1:]), dtype=array.dtype)
+    lo, hi = int(steps.min()), int(steps.max()) + 1
+    if (hi - lo) * row_nbytes(array) <= READ_BLOCK_BYTES:
+        return np.asarray(array[lo:hi])[steps - lo]
+    order = np.argsort(steps, kind="stable")
+    out = np.empty((steps.size, *array.shape[1:]), dtype=array.dtype)
+    out[order] = read_rows(array, steps[order])
+    return out
+
+
+class StepRows:
+    """One observation key at N decisions: rows of per-step arrays (one per store) at given steps."""
+
+    def __init__(self, parts: Sequence[tuple[Any, np.ndarray]]):
+        if not parts:
+            raise ValueError("StepRows needs at least one (per-step array, steps) part")
+        shapes = {tuple(int(s) for s in a.shape[1:]) for a, _ in parts}
+        if len(shapes) != 1:
+            raise ValueError(f"the stores record this observation with different shapes {sorted(shapes)}; evaluate them separately")
+        self.parts = [(a, np.asarray(s, dtype=np.int64)) for a, s in parts]
+        self.bounds = np.cumsum([0] + [s.size for _, s in self.parts])
+        self.shape = (int(self.bounds[-1]), *shapes.pop())
+        self.dtype = np.dtype(self.parts[0][0].dtype)
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def _rows(self, key: Any) -> np.ndarray:
+        if isinstance(key, slice):
+            start, stop, step = key.indices(self.shape[0])
+            return np.arange(start, max(start, stop), step, dtype=np.int64)
+        rows = np.asarray(key)
+        if rows.ndim != 1 or (rows.size and rows.dtype.kind not in "iu"):
+            raise IndexError(f"observation rows take a slice or a 1-D integer row array, got {key!r:.60}")
+        if rows.size and (rows.min() < 0 or rows.max() >= self.shape[0]):
+            raise IndexError(f"observation rows outside [0, {self.shape[0]})")
+        return rows.astype(np.int64)
+
+    def __getitem__(self, key: Any) -> np.ndarray:
+        rows = self._rows(key)
+        out = np.empty((rows.size, *self.shape[1:]), dtype=self.dtype)
+        part = np.searchsorted(self.bounds, rows, side="right") - 1
+        for i in np.unique(part):
+            sel = part == i
+            array, steps = self.parts[i]
+            out[sel] = _take(array, steps[rows[sel] - self.bounds[i]])
+        return out
+
+    def select(self, rows: Any) -> StepRows:
+        """The same key at the decisions ``rows``, in that order (a lazy view)."""
+        rows = self._rows(rows)
+        if rows.size == 0:
+            return StepRows([(self.parts[0][0], np.zeros(0, np.int64))])
+        part = np.searchsorted(self.bounds, rows, side="right") - 1
+        cuts = np.flatnonzero(np.diff(part) != 0) + 1
+        return StepRows([(self.parts[int(p[0])][0], self.parts[int(p[0])][1][r - self.bounds[int(p[0])]])
+                         for r, p in zip(np.split(rows, cuts), np.split(part, cuts))])
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        out = self[:]
+        return out if dtype is None else out.astype(dtype)
+
+
+class DecisionObservations(Mapping):
+    """key -> StepRows of the same N decisions; ``source`` names where they come from (for errors)."""
+
+    def __init__(self, columns: Mapping[str, StepRows], n_decisions: int, source: str):
+        self.columns, self.n_decisions, self.source = dict(columns), int(n_decisions), source
+        for key, col in self.columns.items():
+            if len(col) != self.n_decisions:
+                raise ValueError(f"observation {key!r} of {source} has {len(col)} rows for {self.n_decisions} decisions")
+
+    def __getitem__(self, key: str) -> StepRows:
+        if key not in self.columns:
+            raise KeyError(f"{self.source} records no observation {key!r} (it has {sorted(self.columns) or 'none'}); {RECORD_FIX}")
+        return self.columns[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.columns)
+
+    def __len__(self) -> int:
+        return len(self.columns)
+
+    def select(self, rows: Any) -> DecisionObservations:
+        """The observations of the decisions ``rows`` (a slice or row indices), still lazy."""
+        picked = {k: c.select(rows) for k, c in self.columns.items()}
+        n = len(next(iter(picked.values()))) if picked else len(np.arange(self.n_decisions)[rows])
+        return DecisionObservations(picked, n, self.source)
+
+
+def observed_keys(store: Any) -> list[str]:
+    """The per-step keys of a store that hold observations (every data key but the action)."""
+    return [k for k in store.data_keys if k not in NOT_OBSERVED]
+
+
+def decision_steps(store: Any, episodes: Any = None) -> np.ndarray:
+    """Global step index of every decision of ``episodes`` (all by default), in episode order."""
+    idx = np.arange(store.n_episodes) if episodes is None else np.asarray(episodes, dtype=np.int64).reshape(-1)
+    rows = store.decision_rows(idx)
+    lengths = np.array([store.decision_slice(int(i)).stop - store.decision_slice(int(i)).start for i in idx], dtype=np.int64)
+    if "env_step" in store.decision_keys:
+        local = np.asarray(store.decision_array("env_step")[:], dtype=np.int64)[rows] if rows.size else np.zeros(0, np.int64)
+    else:
+        every = int(store.attrs.get("n_action_steps", 0) or 0)
+        if every < 1:
+            raise ValueError(f"{store.path} records no decisions/env_step and no n_action_steps attr, so the observation "
+                             "each decision saw is unknown; record rollouts with the control loop's recorder")
+        local = np.concatenate([np.arange(n, dtype=np.int64) * every for n in lengths]) if idx.size else np.zeros(0, np.int64)
+    starts = np.array([store.episode_slice(int(i)).start for i in idx], dtype=np.int64)
+    steps_len = np.array([store.episode_slice(int(i)).stop - store.episode_slice(int(i)).start for i in idx], dtype=np.int64)
+    own = np.repeat(np.arange(idx.size), lengths)
+    bad = np.flatnonzero((local < 0) | (local >= steps_len[own]))
+    if bad.size:
+        e = int(idx[own[bad[0]]])
+        raise ValueError(f"{store.path}: a decision of episode {e} has env_step {int(local[bad[0]])} outside its "
+                         f"{int(steps_len[own[bad[0]]])} recorded steps; the store is inconsistent (repair it: python -m launch.repair_store)")
+    return starts[own] + local
+
+
+def store_observations(store: Any, episodes: Any = None) -> DecisionObservations:
+    """The observation of every decision of ``episodes`` of an EpisodeStore, lazily."""
+    steps = decision_steps(store, episodes)
+    columns = {k: StepRows([(store.data_array(k), steps)]) for k in observed_keys(store)}
+    return DecisionObservations(columns, steps.size, str(store.path))
+
+
+def merged_observations(stores: Sequence[Any], episodes: Sequence[Any]) -> DecisionObservations:
+    """Observations of several stores' decisions concatenated in order (``episodes[i]`` of ``stores[i]``);
+    only the keys every store records."""
+    steps = [decision_steps(s, e) for s, e in zip(stores, episodes)]
+    common = [k for k in observed_keys(stores[0]) if all(k in observed_keys(s) for s in stores[1:])]
+    columns = {k: StepRows([(s.data_array(k), st) for s, st in zip(stores, steps)]) for k in common}
+    source = ", ".join(str(s.path) for s in stores)
+    return DecisionObservations(columns, int(sum(s.size for s in steps)), source)
+
+
+def rollout_observations(paths: Sequence[Any], store_index: np.ndarray, episode_index: np.ndarray) -> DecisionObservations:
+    """Observations of a merged rollout set's decisions (fiper.evaluation's RolloutSet: its ``stores``,
+    ``store_index`` and ``episode_index``), in its order: store by store, episodes as listed."""
+    from fiper.storage import EpisodeStore
+
+    stores = [EpisodeStore.open(p) for p in paths]
+    episodes = [np.asarray(episode_index)[np.asarray(store_index) == i] for i in range(len(stores))]
+    return merged_observations(stores, episodes)

@@ -1,0 +1,74 @@
+"""A monitor of raw-observation novelty alone, fitted and calibrated on recorded rollouts, runs live
+in MuJoCo: it scores the observation the wrapper saw, equals the offline re-scoring of the recorded
+observations, alarms on an unfamiliar observation, and fails safe without one."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import envs
+from fiper.control import MonitoredPolicy, RolloutRecorder, run_episode
+from fiper.monitor import FailureMonitor, PolicyIdentity
+from fiper.scores import ScoreFitData
+from fiper.storage import EpisodeStore
+from policies import load_policy
+
+B, MAX_STEPS = 4, 24
+CHECKPOINT = Path(__file__).parents[2] / "launch/checkpoints/pick_place_diffusion_mlp"  # the shipped pick-and-place policy
+SPEC = {"scores": {"obs": {"score": "obs_novelty"}}, "windows": {"obs": 1}, "rule": "single"}
+
+
+def make_env():
+    return envs.make_env("pick_place", max_episode_steps=MAX_STEPS)
+
+
+@pytest.fixture(scope="module")
+def recorded(tmp_path_factory):
+    """The shipped policy and 8 of its unmonitored rollouts, recorded with their observations."""
+    root = tmp_path_factory.mktemp("obs_live")
+    policy = load_policy(CHECKPOINT)
+    recorder, bare, env = RolloutRecorder(root / "id.zarr", attrs={"task": "pick_place"}), MonitoredPolicy(policy, None, num_samples=B), make_env()
+    for seed in range(8):
+        result = run_episode(env, bare, seed=seed)
+        recorder.write(result.steps, result.decisions, result.labels)
+    return root, policy, EpisodeStore.open(root / "id.zarr")
+
+
+def _observations(store, episodes=None) -> ScoreFitData:
+    return ScoreFitData.from_store(store, episodes=episodes, samples=False, embeddings=False, observations=True)
+
+
+def test_obs_novelty_monitor_alone_runs_live(recorded, tmp_path):
+    root, policy, store = recorded
+    assert set(policy.obs_shapes) <= set(store.data_keys)  # the recorder keeps the policy's observation keys
+    monitor = FailureMonitor.from_spec(SPEC, _observations(store, range(4)), PolicyIdentity.of(policy, B))
+    assert monitor.needs == {"observation"}
+    cal = _observations(store, range(4, 8))
+    monitor.calibrate(monitor.score_offline(None, None, cal.decision_ends, observations=cal.observations), cal.decision_ends,
+                      delta=0.2)
+    agent, env = MonitoredPolicy(policy, monitor, num_samples=B), make_env()
+    live = RolloutRecorder(tmp_path / "live.zarr", score_names=monitor.names, attrs={"task": "pick_place"})
+    result = run_episode(env, agent, seed=100)
+    live.write(result.steps, result.decisions, result.labels)
+    verdicts = [d.verdict for d in result.decisions]
+    assert len(verdicts) >= 3 and not any(v.failsafe for v in verdicts)
+    # the live scores are the offline scores of the observations the recorder kept
+    recorded_live = EpisodeStore.open(tmp_path / "live.zarr")
+    data = _observations(recorded_live)
+    offline = monitor.score_offline(None, None, data.decision_ends, observations=data.observations)["obs"]
+    np.testing.assert_allclose(recorded_live.read_decisions("score/obs"), offline, rtol=1e-9)
+    assert np.ptp(offline) > 0
+
+    # an observation far from every recorded one raises the alarm at once (a score alarm, not a fail-safe)
+    obs, _ = env.reset(seed=101)
+    agent.reset(seed=101)
+    far = {**obs, "agent_pos": np.asarray(obs["agent_pos"]) + 10.0}
+    agent.act(far)
+    assert agent.last_info["alarm"] and not agent.last_info["failsafe"] and agent.last_info["ratios"]["obs"] > 1
+    # a caller that does not hand the monitor the observation gets a fail-safe alarm that says so
+    monitor.reset()
+    verdict = monitor.step(np.zeros(policy.embedding_dim), np.zeros((B, policy.horizon, policy.action_dim)))
+    assert verdict.failsafe and verdict.alarm and "reads the raw observation" in verdict.reason

@@ -1,0 +1,165 @@
+"""Raw-observation novelty: the score contract for observation inputs, separation read from real
+zarr stores, blindness to the embedding, clear errors, and a monitor of it alone live in MuJoCo."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+from score_helpers import TINY, Decisions
+
+from benchmarks.synthetic_stores import write_episodes
+from fiper.scores import FailureScore, ScoreFitData, ScoreNotFittedError, make_score, score_from_state
+from fiper.scores.obs_novelty import key_features, pool_image
+from fiper.storage import EpisodeStore
+
+D, B, H, A = 6, 4, 3, 2
+
+
+@pytest.fixture(scope="module")
+def decisions():
+    return Decisions(seed=2)
+
+
+@pytest.fixture(scope="module", params=["mahalanobis", "knn"])
+def fitted(request):
+    return make_score("obs_novelty", **{**TINY["obs_novelty"], "method": request.param}).fit(Decisions(seed=1).fit_data())
+
+
+def _online(score, dec) -> np.ndarray:
+    out, start = [], 0
+    for end in dec.decision_ends:
+        score.reset()
+        for i in range(start, end):
+            obs = {k: torch.from_numpy(np.ascontiguousarray(v[i])) for k, v in dec.observations.items()}
+            out.append(score.step(None, None, observation=obs))
+        start = end
+    return np.array(out)
+
+
+def test_contract_online_offline_chunks_state(fitted, decisions, tmp_path):
+    assert isinstance(fitted, FailureScore) and fitted.needs == {"observation"}
+    assert fitted.embedding_dim is None and fitted.sample_shape is None
+    assert fitted.config["keys"] == ["image", "state"]  # resolved at fit: every observation key, saved
+    args = dict(decision_ends=decisions.decision_ends, observations=decisions.observations)
+    offline = fitted.score_offline(**args)
+    assert offline.shape == (21,) and offline.dtype == np.float64 and np.ptp(offline) > 0
+    np.testing.assert_allclose(_online(fitted, decisions), offline, rtol=1e-9)
+    fitted.chunk_elements = 1
+    try:
+        np.testing.assert_allclose(fitted.score_offline(**args), offline, rtol=1e-12)
+    finally:
+        del fitted.chunk_elements
+    tensors, config = fitted.state()
+    save_file(tensors, tmp_path / "s.safetensors")
+    (tmp_path / "s.json").write_text(json.dumps(config))
+    loaded = score_from_state(load_file(tmp_path / "s.safetensors"), json.loads((tmp_path / "s.json").read_text()))
+    assert loaded.config == fitted.config and loaded.key_shapes == {"image": (12, 10, 3), "state": (3,)}
+    np.testing.assert_array_equal(loaded.score_offline(**args), offline)
+    np.testing.assert_array_equal(_online(loaded, decisions), _online(fitted, decisions))
+    again = make_score("obs_novelty", **fitted.config).fit(Decisions(seed=1).fit_data())
+    np.testing.assert_array_equal(again.score_offline(**args), offline)  # fit is deterministic
+
+
+def test_bad_inputs_raise_naming_the_problem(fitted, decisions):
+    obs = {k: v[0] for k, v in decisions.observations.items()}
+    with pytest.raises(ValueError, match=r"'state' has shape \(4,\) but the score was fitted on \(3,\)"):
+        fitted.step(observation={**obs, "state": np.zeros(4)})
+    with pytest.raises(ValueError, match="non-finite"):
+        fitted.step(observation={**obs, "state": np.array([0.0, np.nan, 0.0])})
+    with pytest.raises(ValueError, match=r"reads the observation keys \['image'\] .* holds \['state'\]; record"):
+        fitted.step(observation={"state": obs["state"]})
+    with pytest.raises(ValueError, match="reads the raw observation .* observation=obs"):
+        fitted.step(torch.zeros(8), None)
+    with pytest.raises(ValueError, match="decision_ends"):
+        fitted.score_offline(decision_ends=[5], observations=decisions.observations)
+    with pytest.raises(ScoreNotFittedError):
+        make_score("obs_novelty").score_offline(decision_ends=decisions.decision_ends, observations=decisions.observations)
+    with pytest.raises(ValueError, match="method must be one of"):
+        make_score("obs_novelty", method="rnd")
+    with pytest.raises(ValueError, match="keys must be a non-empty list"):
+        make_score("obs_novelty", keys="state")
+    with pytest.raises(ValueError, match="channel axis"):
+        key_features("depth", np.zeros((2, 5, 6, 7)), 8)
+
+
+def test_images_become_grey_pooled_blocks():
+    img = np.arange(2 * 4 * 6 * 3, dtype=np.float64).reshape(2, 4, 6, 3)
+    feats = key_features("cam", img, 2)
+    grey = img.mean(axis=-1)
+    np.testing.assert_allclose(feats[0], [grey[0, :2, :3].mean(), grey[0, :2, 3:].mean(), grey[0, 2:, :3].mean(), grey[0, 2:, 3:].mean()])
+    np.testing.assert_allclose(key_features("cam", img.transpose(0, 3, 1, 2), 2), feats)  # channels first or last
+    assert pool_image(grey, 8).shape == (2, 4, 6)  # never more blocks than pixels
+
+
+def _write_store(path, n_episodes, rng, *, obs_shift, emb_shift) -> EpisodeStore:
+    """Real rollout store: 'state' (6,) and a 16x16 RGB 'image' per env step, 2 env steps per decision.
+    Episodes [0, n_episodes/2) are in distribution; the rest are shifted by the given amounts."""
+    episodes_written = []
+    basis = rng.normal(size=(2, 6))
+    for e in range(n_episodes):
+        ood = e >= n_episodes // 2
+        steps, n = 12, 6
+        latent = rng.normal(size=(steps, 2))
+        state = latent @ basis + 0.05 * rng.normal(size=(steps, 6)) + (obs_shift * np.r_[1.0, -1.0, 0, 0, 0, 0] if ood else 0)
+        image = np.clip(rng.normal(120 + (40 * obs_shift if ood else 0), 20, size=(steps, 16, 16, 3)), 0, 255).astype(np.uint8)
+        emb = rng.normal(size=(n, D)) + (emb_shift if ood else 0.0)
+        decisions = {"embedding": emb.astype(np.float32), "samples": rng.normal(size=(n, B, H, A)).astype(np.float32),
+                     "env_step": np.arange(n, dtype=np.int64) * 2}
+        data = {"state": state.astype(np.float32), "image": image, "action": rng.normal(size=(steps, A)).astype(np.float32)}
+        episodes_written.append((data, decisions, {"success": True, "shift": "shifted" if ood else "none"}))
+    return write_episodes(path, episodes_written)  # the store layout append_episode writes, in one pass
+
+
+def _episode_max(score, store, episodes, auroc_inputs=None):
+    data = ScoreFitData.from_store(store, episodes=episodes, observations=True)
+    if score.needs == {"observation"}:
+        raw = score.score_offline(decision_ends=data.decision_ends, observations=data.observations)
+    else:
+        raw = score.score_offline(data.embeddings, None, data.decision_ends)
+    return np.array([seg.max() for seg in np.split(raw, data.decision_ends[:-1])])
+
+
+@pytest.mark.parametrize("method", ["mahalanobis", "knn"])
+def test_separates_shifted_observations_read_from_a_store(tmp_path, auroc, method):
+    store = _write_store(tmp_path / "obs.zarr", 60, np.random.default_rng(0), obs_shift=1.0, emb_shift=0.0)
+    fit = ScoreFitData.from_store(store, episodes=range(20), observations=True)
+    assert sorted(fit.observations) == ["image", "state"]  # every recorded key but the action
+    score = make_score("obs_novelty", method=method).fit(fit)
+    ind, ood = _episode_max(score, store, range(20, 30)), _episode_max(score, store, range(30, 60))
+    assert auroc(ind, ood) >= 0.95
+    # each key alone carries the shift: the low-dim vector (off its plane: whitened distance only), and
+    # the image through its 8x8 grey blocks
+    for key in ("state", "image") if method == "mahalanobis" else ("image",):
+        alone = make_score("obs_novelty", keys=[key], method=method).fit(fit)
+        assert auroc(_episode_max(alone, store, range(20, 30)), _episode_max(alone, store, range(30, 60))) >= 0.9
+
+
+def test_reads_the_observation_not_the_embedding(tmp_path, auroc):
+    """A store whose shifted episodes differ only in the embedding: the embedding distance sees it, this score does not."""
+    store = _write_store(tmp_path / "emb.zarr", 80, np.random.default_rng(1), obs_shift=0.0, emb_shift=3.0)
+    fit = ScoreFitData.from_store(store, episodes=range(25), observations=True)
+    obs_score = make_score("obs_novelty").fit(fit)
+    emb_score = make_score("mahalanobis").fit(fit)
+    ind, ood = range(25, 40), range(40, 80)
+    assert auroc(_episode_max(emb_score, store, ind), _episode_max(emb_score, store, ood)) >= 0.95
+    assert 0.3 <= auroc(_episode_max(obs_score, store, ind), _episode_max(obs_score, store, ood)) <= 0.7
+
+
+def test_store_without_the_observation_keys_is_a_clear_error(tmp_path):
+    store = EpisodeStore.create(tmp_path / "bare.zarr")
+    for _ in range(2):
+        store.append_episode({"action": np.zeros((4, A), np.float32)}, meta={"success": True},
+                             decisions={"embedding": np.zeros((2, D), np.float32), "samples": np.zeros((2, B, H, A), np.float32),
+                                        "env_step": np.array([0, 2])})
+    data = ScoreFitData.from_store(EpisodeStore.open(tmp_path / "bare.zarr"), observations=True)
+    with pytest.raises(ValueError, match=r"bare.zarr holds no observation keys; record the observation keys with the rollouts"):
+        make_score("obs_novelty").fit(data)
+    with pytest.raises(ValueError, match="reads the raw observation but the fit data holds none"):
+        make_score("obs_novelty").fit(ScoreFitData.from_store(EpisodeStore.open(tmp_path / "bare.zarr")))
+    store = _write_store(tmp_path / "obs.zarr", 2, np.random.default_rng(0), obs_shift=0.0, emb_shift=0.0)
+    with pytest.raises(ValueError, match=r"reads the observation keys \['depth'\] but .*obs.zarr holds \['image', 'state'\]"):
+        make_score("obs_novelty", keys=["depth"]).fit(ScoreFitData.from_store(store, observations=True))
