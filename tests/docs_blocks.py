@@ -95,6 +95,18 @@ BLOCKS: dict[tuple[str, str], Block] = {
     ("docs/adapters.md", "import fiper"): Block(
         after=(ADAPTER,),
         check="assert isinstance(adapter, fiper.GenerativePolicy) and chunks.shape == (3, 32, 16, 2)"),
+    ("docs/adapters.md", "from fiper.adapters import DiffusersPolicy, make_scheduler"): Block(
+        check="""
+            from fiper import GenerativePolicy
+            assert isinstance(policy, GenerativePolicy) and z.shape == (3, 32) and chunks.shape == (3, 32, 15, 2)
+            assert torch.isfinite(chunks).all() and torch.allclose(policy.action_scale, torch.full((2,), 256.0))
+        """),
+    ("docs/adapters.md", "# my_pkg/lerobot_policy.py: policy_factory=my_pkg.lerobot_policy:load"): Block(
+        skip="needs lerobot and a pretrained policy; the adapter it builds is tested in tests/adapters"),
+    ("docs/adapters.md", "# once, on a machine you trust with the file (needs diffusion_policy and dill installed)"): Block(
+        skip="needs diffusion_policy, dill and a workspace checkpoint"),
+    ("docs/adapters.md", "# my_pkg/dp_policy.py: policy_factory=my_pkg.dp_policy:load"): Block(
+        skip="needs diffusion_policy and a converted checkpoint; the adapter it builds is tested in tests/adapters"),
     ("docs/monitor.md", "from fiper.monitor import PolicyIdentity, save_monitor, load_monitor"): Block(
         prelude="""
             import torch
