@@ -113,6 +113,8 @@ def test_act_refuses_unknown_or_incomplete_responses_before_running(run_dirs, tm
         act.run(config(run_dirs, out, "responses=[bare]", "+response_configs.bare={preset: hand_over}"))
     with pytest.raises(ValueError, match=r"responses=\['hold', 'without'\]: expected a non-empty list of distinct names"):
         act.run(config(run_dirs, out, "responses=[hold,without]"))
+    with pytest.raises(ValueError, match=r"seeds.count=0: expected an integer >= 1"):
+        act.run(config(run_dirs, out, "seeds.count=0"))
     assert not out.exists()
     assert act.response_config("retreat", {}) == {"fallback": {"name": "retreat", "steps": 20, "speed": None}}
     assert act.response_config("stop", {"stop": {"preset": "hold"}}) == {"fallback": {"name": "hold"}}
