@@ -1,0 +1,156 @@
+"""gymnasium's Reacher-v5, an env written without fiper (flat observations, no failure labels), through the
+bring-your-own-env path: the example's expert and shift factories, the default labels, the checks on bad
+input, and every stage of launch.pipeline run by its documented command at a tiny size."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from hydra import compose, initialize_config_dir
+
+pytest.importorskip("imageio", reason="gymnasium's MuJoCo envs import imageio (pip install 'fiper[image]')")
+
+from fiper.collection import collect, env_task_name, run_episode  # noqa: E402
+from fiper.storage import EpisodeStore  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+CONF = ROOT / "launch" / "conf"
+EXAMPLE_CONF = ROOT / "examples" / "gym_reacher" / "conf"
+sys.path.insert(0, str(ROOT))  # the example is imported as examples.gym_reacher, as from the repository root
+
+from examples.gym_reacher import envs as reacher  # noqa: E402
+from examples.gym_reacher.expert import ReachExpert  # noqa: E402
+
+
+def test_the_expert_reaches_and_severity_zero_is_the_nominal_task():
+    env = reacher.make_reacher()
+    episodes = [run_episode(env, ReachExpert(env), seed) for seed in range(20)]
+    assert sum(e.success for e in episodes) >= 17  # 90 % over seeds 0-49 (README)
+    assert all(e.failure_step == -1 and e.failure_reason == "" for e in episodes if e.success)
+    assert env_task_name(env) == "Reacher-v5" and env.unwrapped.dt == pytest.approx(0.02)
+    nominal = env.reset(seed=3)[0]
+    for shift in (reacher.arm_start, reacher.joint_damping, reacher.obs_noise):
+        np.testing.assert_array_equal(shift(severity=0.0).reset(seed=3)[0], nominal)
+    assert not np.allclose(reacher.arm_start(severity=1.0).reset(seed=3)[0][:4], nominal[:4])
+    with pytest.raises(ValueError, match=r"obs_noise: severity must be a number in \[0, 1\], got 2.0"):
+        reacher.obs_noise(severity=2.0)
+
+
+def test_an_env_without_labels_gets_the_documented_defaults():
+    """Truncation is a timeout at the last step; termination without the env saying success is a failure at that step."""
+    raw = gym.make("Reacher-v5", max_episode_steps=5)  # never terminates, says nothing of success
+    episode = run_episode(raw, ReachExpert(raw), seed=0)
+    assert (episode.success, episode.failure_step, episode.failure_reason, episode.length) == (False, 4, "timeout", 5)
+
+    class EndsAtStep3(gym.Wrapper):
+        def step(self, action):
+            obs, reward, _, truncated, info = self.env.step(action)
+            self.t = getattr(self, "t", 0) + 1
+            return obs, reward, self.t == 3, truncated, info
+
+    ended = run_episode(EndsAtStep3(raw), ReachExpert(raw), seed=0)
+    assert (ended.success, ended.failure_step, ended.failure_reason, ended.length) == (False, 2, "terminated", 3)
+
+
+def test_a_bad_expert_action_is_refused_naming_the_step_and_the_fix(tmp_path):
+    env = reacher.make_reacher()
+
+    class Wrong:
+        def __init__(self, action):
+            self.action = action
+
+        def reset(self, seed=None):
+            pass
+
+        def act(self, obs, info):
+            return self.action
+
+    store = EpisodeStore.create(tmp_path / "demos.zarr")
+    with pytest.raises(ValueError, match=r"action at step 0 of seed 0 has shape \(3,\), the env's action space \(2,\)"):
+        collect(env, Wrong(np.zeros(3)), store, 1, progress=False)
+    with pytest.raises(ValueError, match=r"action at step 0 of seed 0 is not finite \(\[nan, 0.0\]\)"):
+        collect(env, Wrong(np.array([np.nan, 0.0])), store, 1, progress=False)
+    with pytest.raises(ValueError, match="has no MuJoCo bodies 'fingertip' and 'target'"):
+        ReachExpert(gym.make("CartPole-v1"))
+    assert store.n_episodes == 0
+
+
+def test_stress_checks_the_shift_factories_before_building_an_env():
+    from launch.stress import env_builder
+
+    env_cfg = {"factory": "examples.gym_reacher.envs:make_reacher", "kwargs": {}}
+    factories = {"arm_start": "examples.gym_reacher.envs:arm_start"}
+    make_env = env_builder(env_cfg, factories, ["none", "arm_start"])
+    assert isinstance(make_env("arm_start", 0.5).unwrapped, type(reacher.make_reacher().unwrapped))
+    with pytest.raises(ValueError, match=r"cells name shifts \['obs_noise'\] but env.factory=examples.gym_reacher.envs:make_reacher "
+                                         r"takes no 'shifts' parameter.*factories.obs_noise=my_pkg.envs:make_obs_noise"):
+        env_builder(env_cfg, factories, ["none", "obs_noise"])
+    with pytest.raises(ValueError, match=r"factories.arm_start=examples.gym_reacher.envs:make_reacher .* takes no 'severity' parameter"):
+        env_builder(env_cfg, {"arm_start": "examples.gym_reacher.envs:make_reacher"}, ["arm_start"])
+    with pytest.raises(ValueError, match="module 'examples.gym_reacher.envs' has no attribute 'arm_strat'"):
+        env_builder(env_cfg, {"arm_start": "examples.gym_reacher.envs:arm_strat"}, ["arm_start"])
+
+
+def test_env_overrides_items_holding_equals_or_colons_are_quoted_or_refused():
+    from launch.pipeline import check_list_quoting, validate_all
+
+    check_list_quoting(["env_overrides=['env.factory=examples.gym_reacher.envs:make_reacher','env.name=null']"])  # quoted: read
+    with pytest.raises(SystemExit, match=r"""quote each one .*"env_overrides=\['env.factory=examples.gym_reacher.envs:make_reacher','env.name=null'\]\""""):
+        check_list_quoting(["env_overrides=[env.factory=examples.gym_reacher.envs:make_reacher,env.name=null]"])
+    with initialize_config_dir(config_dir=str(CONF), version_base=None):
+        cfg = compose("pipeline", ["env_overrides=['env.factory=examples.gym_reacher.envs:make_reacher','env.name=null',"
+                                   "'env.obs_mode=null','++env.kwargs.success_radius=0.03']", "train.checkpoint=null"])
+        stress = compose("stress", [*cfg.env_overrides, "policy_dir=p", "out=o"])
+        assert stress.env.factory == "examples.gym_reacher.envs:make_reacher" and stress.env.kwargs.success_radius == 0.03
+        bad = compose("pipeline", ["env_overrides=[env.obs_mode:null]"])
+        with pytest.raises(ValueError, match=r"env_overrides.*element 'env.obs_mode:null' is not"):
+            validate_all(bad, Path("unused"))
+
+
+@pytest.mark.slow
+def test_the_documented_pipeline_command_runs_every_stage(tmp_path):
+    """python -m launch.pipeline --config-dir examples/gym_reacher/conf --config-name pipeline_reacher, tiny."""
+    run_dir = tmp_path / "run"
+    tiny = ["policy.horizon=8", "policy.embed_dim=16", "policy.encoder_hidden=32", "policy.mlp_hidden=64", "policy.mlp_layers=2",
+            "policy.num_inference_steps=4", "train.val_every=1000", "train.checkpoint_every=1000000", "train.progress=false"]
+    command = [
+        sys.executable, "-m", "launch.pipeline", "--config-dir", str(EXAMPLE_CONF), "--config-name", "pipeline_reacher",
+        f"run_dir={run_dir}", "device=cpu", "collect.n_episodes=4", "train.steps=30", "train.batch_size=64",
+        "train.overrides=[" + ",".join(f"'{o}'" for o in tiny) + "]", "env_overrides=['++progress=false']",
+        "rollouts.fit_episodes=8", "rollouts.calibration_episodes=8", "rollouts.num_samples=8", "rollouts.seeds_per_cell=2",
+        "rollouts.cells=[[none,[0.0]],[arm_start,[1.0]],[joint_damping,[1.0]],[obs_noise,[1.0]]]",
+        "monitor.delta=0.5", "monitor.scores.rnd_oe.train.max_epochs=2", "deploy_delta=0.5",
+        "evaluate=['deltas=[0.5]','threshold_types=[constant]','windows=[1,episode]','split.fit=0.5','split.calibration=0.5',"
+        "'scores.ace.dims=[0,1]','progress=false','plots=false','~methods.knn','~methods.rnd_a','~methods.logpzo','~methods.stac',"
+        "'~methods.fiper_joint','~methods.fiper_or_joint','~methods.fiper_select','deploy_method=fiper']",
+    ]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "not using train.checkpoint" not in done.stdout  # the example sets train.checkpoint=null: nothing shipped is looked at
+
+    demos = EpisodeStore.open(run_dir / "demos.zarr")
+    assert demos.attrs["task"] == "Reacher-v5" and demos.data_keys == ["action", "obs"] and demos.meta("success").all()
+    assert demos.attrs["collect_config"]["expert"] == "examples.gym_reacher.expert:ReachExpert"
+    policy = json.loads((run_dir / "policy" / "config.json").read_text())
+    assert policy["obs_shapes"] == {"obs": [10]} and policy["action_dim"] == 2  # trained here, on Reacher's observation
+    stress = EpisodeStore.open(run_dir / "stress.zarr")
+    assert stress.attrs["task"] == "Reacher-v5" and stress.attrs["control_period_s"] == pytest.approx(0.02)  # Reacher's dt
+    assert sorted(set(stress.meta("shift").astype(str))) == ["arm_start", "joint_damping", "none", "obs_noise"]
+    assert set(stress.meta("failure_reason").astype(str)) <= {"", "timeout"}  # Reacher says success only: failures time out
+    lengths, reasons = stress.episode_lengths, stress.meta("failure_reason").astype(str)
+    assert (stress.meta("failure_step")[reasons == "timeout"] == lengths[reasons == "timeout"] - 1).all()
+    metrics = json.loads((run_dir / "evaluation" / "metrics.json").read_text())
+    assert list(metrics["tasks"]) == ["Reacher-v5"] and metrics["tasks"]["Reacher-v5"]["control_period_s"] == pytest.approx(0.02)
+    assert (run_dir / "evaluation" / "monitor_Reacher-v5.yaml").exists() and (run_dir / "monitor_chosen.done").exists()
+    from fiper.monitor import load_monitor
+
+    assert load_monitor(run_dir / "monitor_chosen").delta == 0.5
+    assert (run_dir / "pipeline_config.yaml").exists()
