@@ -6,6 +6,7 @@ not, and then the policy is replayed on their observations (fiper.monitor.decisi
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -13,6 +14,7 @@ import numpy as np
 from fiper.monitor.decisions import replay_decisions
 from fiper.monitor.identity import PolicyIdentity
 from fiper.scores.base import ScoreFitData
+from fiper.scores.observations import store_observations
 from fiper.storage import EpisodeStore
 
 
@@ -49,6 +51,7 @@ def load_decisions(
         raise ValueError(f"{store.path}: no episodes selected (need successful in-distribution episodes)")
     if has_decisions(store):
         data = ScoreFitData.from_store(store, episodes=episodes, seed=seed, device=device)
+        data = replace(data, observations=store_observations(store, episodes))  # lazy: read by raw-observation scores only
         b, h, a = (int(x) for x in data.samples.shape[1:])
         recorded = PolicyIdentity(int(data.embeddings.shape[1]), b, h, a, int(store.attrs.get("n_action_steps", 1)),
                                   str(store.attrs.get("policy_name", "")), store.attrs.get("policy_fingerprint"))
@@ -67,5 +70,6 @@ def load_decisions(
             "pass the policy checkpoint (policy_dir=<dir>) so its decisions can be replayed on the observations"
         )
     batch = replay_decisions(policy, store, num_samples, episodes=episodes, seed=seed)
-    data = ScoreFitData(batch.embeddings, batch.samples, batch.decision_ends, seed=seed, device=device)
+    seen = store_observations(store, episodes, batch.env_steps, np.diff(batch.decision_ends, prepend=0))
+    data = ScoreFitData(batch.embeddings, batch.samples, batch.decision_ends, seed=seed, device=device, observations=seen)
     return data, PolicyIdentity.of(policy, num_samples)
