@@ -18,9 +18,11 @@ import torch
 from fiper.evaluation.rollouts import RolloutSet
 from fiper.scores import ScoreFitData, make_score
 from fiper.scores.base import ScoreBase
-from fiper.scores.inputs import READ_BLOCK_BYTES, RowSubset, row_nbytes
+from fiper.scores import inputs
+from fiper.scores.inputs import RowSubset, row_nbytes
 from fiper.scores.observations import rollout_observations
 from fiper.scores.registry import score_class
+from fiper.storage import StoreError
 
 
 def episode_rows(decision_ends: np.ndarray, episodes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -75,11 +77,11 @@ class ScoredRollouts:
     read_seconds: float = 0.0  # reading the sample batches for scoring, shared by every score
 
 
-def episode_blocks(decision_ends: np.ndarray, row_bytes: int, max_bytes: int = READ_BLOCK_BYTES) -> Iterator[tuple[slice, np.ndarray]]:
+def episode_blocks(decision_ends: np.ndarray, row_bytes: int, max_bytes: int | None = None) -> Iterator[tuple[slice, np.ndarray]]:
     """(decision rows, their episodes' cumulative ends from 0) of consecutive whole episodes holding at
-    most ``max_bytes`` of ``row_bytes``-byte decisions (at least one episode per block)."""
+    most ``max_bytes`` (default inputs.READ_BLOCK_BYTES) of ``row_bytes``-byte decisions (at least one episode per block)."""
     ends = np.asarray(decision_ends, dtype=np.int64)
-    per_block = max(1, int(max_bytes) // max(1, int(row_bytes)))
+    per_block = max(1, int(inputs.READ_BLOCK_BYTES if max_bytes is None else max_bytes) // max(1, int(row_bytes)))
     first = 0
     while first < ends.size:
         start = int(ends[first - 1]) if first else 0
@@ -126,6 +128,8 @@ def fit_and_score(
         start = time.perf_counter()
         try:
             out.fitted[name] = make_score(kind, **params).fit(data)
+        except StoreError:  # damaged bytes read while fitting: the store's own error names the files and the fix
+            raise
         except ValueError as err:
             raise ValueError(f"fitting score {name!r} ({kind}) on task {rollouts.task!r}: {err}") from err
         out.fit_seconds[name] = time.perf_counter() - start

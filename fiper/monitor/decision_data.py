@@ -14,6 +14,7 @@ import numpy as np
 from fiper.monitor.decisions import replay_decisions
 from fiper.monitor.identity import PolicyIdentity
 from fiper.scores.base import ScoreFitData
+from fiper.scores.inputs import RowSubset
 from fiper.scores.observations import store_observations
 from fiper.storage import EpisodeStore
 
@@ -45,12 +46,16 @@ def load_decisions(
 
     Recorded decisions are used when the store has them (their shapes define the identity; a
     given ``policy`` must match them), else the policy is replayed on the stored observations.
+    Recorded sample batches stay in the store (a lazy ``RowSubset``): scores read them in chunks,
+    so memory does not grow with the number of decisions.
     """
     episodes = np.arange(store.n_episodes) if episodes is None else np.asarray(episodes, dtype=np.int64)
     if len(episodes) == 0:
         raise ValueError(f"{store.path}: no episodes selected (need successful in-distribution episodes)")
     if has_decisions(store):
-        data = ScoreFitData.from_store(store, episodes=episodes, seed=seed, device=device)
+        emb = ScoreFitData.from_store(store, episodes=episodes, samples=False, seed=seed, device=device)
+        samples = RowSubset(store.decision_array("samples"), store.decision_rows(episodes))
+        data = ScoreFitData(emb.embeddings, samples, emb.decision_ends, seed=seed, device=device)
         data = replace(data, observations=store_observations(store, episodes))  # lazy: read by raw-observation scores only
         b, h, a = (int(x) for x in data.samples.shape[1:])
         recorded = PolicyIdentity(int(data.embeddings.shape[1]), b, h, a, int(store.attrs.get("n_action_steps", 1)),

@@ -139,7 +139,7 @@ class RowSubset:
     offline loop) decompresses each stored chunk about once.
     """
 
-    def __init__(self, source: Any, rows: Any = None, *, block_bytes: int = READ_BLOCK_BYTES):
+    def __init__(self, source: Any, rows: Any = None, *, block_bytes: int | None = None):
         n = int(source.shape[0])
         self.source = source
         self.rows = np.arange(n, dtype=np.int64) if rows is None else np.asarray(rows, dtype=np.int64).reshape(-1)
@@ -147,7 +147,7 @@ class RowSubset:
             raise IndexError(f"RowSubset: rows outside [0, {n}) of a source with {n} rows")
         self.shape = (int(self.rows.size), *(int(s) for s in source.shape[1:]))
         self.dtype = np.dtype(source.dtype)
-        self.block_rows = max(1, int(block_bytes) // row_nbytes(source))
+        self.block_rows = max(1, int(READ_BLOCK_BYTES if block_bytes is None else block_bytes) // row_nbytes(source))
         self._block: tuple[int, int, np.ndarray] | None = None  # (start, stop, rows) of the read-ahead block
 
     @property

@@ -273,6 +273,11 @@ class EpisodeStore(DamageChecks):
             raise KeyError(f"{self.path} records no decisions (meta/{DECISION_ENDS_KEY} missing)")
         return slice(int(ends[i - 1]) if i else 0, int(ends[i]))
 
+    def decision_rows(self, episodes: Iterable[int]) -> np.ndarray:
+        """Decision row indices (int64) of ``episodes``, concatenated in the given order."""
+        slices = [self.decision_slice(int(i)) for i in episodes]
+        return np.concatenate([np.arange(s.start, s.stop, dtype=np.int64) for s in slices]) if slices else np.zeros(0, np.int64)
+
     def episode(self, i: int, keys: Iterable[str] | None = None) -> dict[str, np.ndarray]:
         """All (or the named) per-step arrays of episode ``i``."""
         sl = self.episode_slice(i)
