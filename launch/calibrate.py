@@ -51,7 +51,7 @@ def run(cfg: DictConfig):
     overlap = check_independent(monitor.fit_data, store, episodes, allow_overlap=bool(cfg.get("allow_overlap", False)))
     data, _ = load_decisions(store, episodes=episodes, policy=policy,
                              num_samples=monitor.identity.num_samples, seed=cfg.seed, device=device)
-    raw = monitor.score_offline(data.embeddings, data.samples, data.decision_ends)
+    raw = monitor.score_offline(data.embeddings, data.samples, data.decision_ends, observations=data.observations)
     extra = read_monitor_config(cfg.monitor_dir).get("extra", {})
     kind, joint = threshold_settings(cfg, monitor, extra)
     options = {"seed": cfg.seed} if kind == "band" or joint else {}  # the D1/D2 split

@@ -100,9 +100,9 @@ class ObservationNovelty(ScoreBase):
         keys = self._config["keys"] or sorted(self.key_shapes) or sorted(observations)
         missing = [k for k in keys if k not in observations]
         if missing or not keys:
-            source = getattr(observations, "source", what)
-            raise ValueError(f"{self.name} reads the observation keys {missing or keys} but {source} holds "
-                             f"{sorted(observations) or 'no observation keys'}; {RECORD_FIX}")
+            source, fix = getattr(observations, "source", what), getattr(observations, "problem", "") or RECORD_FIX
+            wanted = f"reads the observation keys {missing}" if missing else "reads the raw observation"
+            raise ValueError(f"{self.name} {wanted} but {source} holds {sorted(observations) or 'no observation keys'}; {fix}")
         return keys
 
     def _features(self, observations: Mapping[str, Any], rows: Any, keys: list[str], *, batched: bool) -> np.ndarray:

@@ -94,17 +94,19 @@ class StepRows:
 
 
 class DecisionObservations(Mapping):
-    """key -> StepRows of the same N decisions; ``source`` names where they come from (for errors)."""
+    """key -> StepRows of the same N decisions; ``source`` names where they come from and ``problem``
+    why it holds none, when it could not be read (both for the error of a score that needs them)."""
 
-    def __init__(self, columns: Mapping[str, StepRows], n_decisions: int, source: str):
-        self.columns, self.n_decisions, self.source = dict(columns), int(n_decisions), source
+    def __init__(self, columns: Mapping[str, StepRows], n_decisions: int, source: str, problem: str = ""):
+        self.columns, self.n_decisions, self.source, self.problem = dict(columns), int(n_decisions), source, problem
         for key, col in self.columns.items():
             if len(col) != self.n_decisions:
                 raise ValueError(f"observation {key!r} of {source} has {len(col)} rows for {self.n_decisions} decisions")
 
     def __getitem__(self, key: str) -> StepRows:
         if key not in self.columns:
-            raise KeyError(f"{self.source} records no observation {key!r} (it has {sorted(self.columns) or 'none'}); {RECORD_FIX}")
+            raise KeyError(f"{self.source} records no observation {key!r} (it has {sorted(self.columns) or 'none'}); "
+                           f"{self.problem or RECORD_FIX}")
         return self.columns[key]
 
     def __iter__(self) -> Iterator[str]:
@@ -117,7 +119,7 @@ class DecisionObservations(Mapping):
         """The observations of the decisions ``rows`` (a slice or row indices), still lazy."""
         picked = {k: c.select(rows) for k, c in self.columns.items()}
         n = len(next(iter(picked.values()))) if picked else len(np.arange(self.n_decisions)[rows])
-        return DecisionObservations(picked, n, self.source)
+        return DecisionObservations(picked, n, self.source, self.problem)
 
 
 def observed_keys(store: Any) -> list[str]:
@@ -125,19 +127,30 @@ def observed_keys(store: Any) -> list[str]:
     return [k for k in store.data_keys if k not in NOT_OBSERVED]
 
 
-def decision_steps(store: Any, episodes: Any = None) -> np.ndarray:
-    """Global step index of every decision of ``episodes`` (all by default), in episode order."""
-    idx = np.arange(store.n_episodes) if episodes is None else np.asarray(episodes, dtype=np.int64).reshape(-1)
-    rows = store.decision_rows(idx)
-    lengths = np.array([store.decision_slice(int(i)).stop - store.decision_slice(int(i)).start for i in idx], dtype=np.int64)
+def _recorded_steps(store: Any, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each recorded decision's env step within its episode, and the decisions per episode."""
+    slices = [store.decision_slice(int(i)) for i in idx]
+    lengths = np.array([sl.stop - sl.start for sl in slices], dtype=np.int64)
     if "env_step" in store.decision_keys:
-        local = np.asarray(store.decision_array("env_step")[:], dtype=np.int64)[rows] if rows.size else np.zeros(0, np.int64)
+        rows = store.decision_rows(idx)
+        return (np.asarray(store.decision_array("env_step")[:], dtype=np.int64)[rows] if rows.size else np.zeros(0, np.int64)), lengths
+    every = int(store.attrs.get("n_action_steps", 0) or 0)
+    if every < 1:
+        raise ValueError(f"{store.path} records no decisions/env_step and no n_action_steps attr, so the observation "
+                         "each decision saw is unknown; record rollouts with the control loop's recorder")
+    local = np.concatenate([np.arange(n, dtype=np.int64) * every for n in lengths]) if idx.size else np.zeros(0, np.int64)
+    return local, lengths
+
+
+def decision_steps(store: Any, episodes: Any = None, local: Any = None, counts: Any = None) -> np.ndarray:
+    """Global step index of every decision of ``episodes`` (all by default), in episode order: from
+    decisions/env_step, or from ``local`` steps within the episodes and ``counts`` decisions per episode
+    (decisions replayed on a store that records none)."""
+    idx = np.arange(store.n_episodes) if episodes is None else np.asarray(episodes, dtype=np.int64).reshape(-1)
+    if local is None:
+        local, lengths = _recorded_steps(store, idx)
     else:
-        every = int(store.attrs.get("n_action_steps", 0) or 0)
-        if every < 1:
-            raise ValueError(f"{store.path} records no decisions/env_step and no n_action_steps attr, so the observation "
-                             "each decision saw is unknown; record rollouts with the control loop's recorder")
-        local = np.concatenate([np.arange(n, dtype=np.int64) * every for n in lengths]) if idx.size else np.zeros(0, np.int64)
+        local, lengths = np.asarray(local, dtype=np.int64), np.asarray(counts, dtype=np.int64)
     starts = np.array([store.episode_slice(int(i)).start for i in idx], dtype=np.int64)
     steps_len = np.array([store.episode_slice(int(i)).stop - store.episode_slice(int(i)).start for i in idx], dtype=np.int64)
     own = np.repeat(np.arange(idx.size), lengths)
@@ -149,9 +162,15 @@ def decision_steps(store: Any, episodes: Any = None) -> np.ndarray:
     return starts[own] + local
 
 
-def store_observations(store: Any, episodes: Any = None) -> DecisionObservations:
-    """The observation of every decision of ``episodes`` of an EpisodeStore, lazily."""
-    steps = decision_steps(store, episodes)
+def store_observations(store: Any, episodes: Any = None, local: Any = None, counts: Any = None) -> DecisionObservations:
+    """The observation of every decision of ``episodes`` of an EpisodeStore, lazily (``local`` / ``counts``:
+    see ``decision_steps``). A store whose decisions cannot be placed gives none, saying why: only a
+    score that reads the observation needs them, and its error names the problem."""
+    try:
+        steps = decision_steps(store, episodes, local, counts)
+    except ValueError as err:
+        n = int(np.sum(counts)) if local is not None else int(store.decision_rows(np.arange(store.n_episodes) if episodes is None else episodes).size)
+        return DecisionObservations({}, n, str(store.path), str(err))
     columns = {k: StepRows([(store.data_array(k), steps)]) for k in observed_keys(store)}
     return DecisionObservations(columns, steps.size, str(store.path))
 

@@ -12,6 +12,9 @@ from safetensors.torch import load_file, save_file
 from score_helpers import TINY, Decisions
 
 from benchmarks.synthetic_stores import write_episodes
+from fiper.monitor.artifact import load_monitor, save_monitor
+from fiper.monitor.decision_data import load_decisions
+from fiper.monitor.fitting import fit_monitor
 from fiper.scores import FailureScore, ScoreFitData, ScoreNotFittedError, make_score, score_from_state
 from fiper.scores.obs_novelty import key_features, pool_image
 from fiper.storage import EpisodeStore
@@ -163,3 +166,33 @@ def test_store_without_the_observation_keys_is_a_clear_error(tmp_path):
     store = _write_store(tmp_path / "obs.zarr", 2, np.random.default_rng(0), obs_shift=0.0, emb_shift=0.0)
     with pytest.raises(ValueError, match=r"reads the observation keys \['depth'\] but .*obs.zarr holds \['image', 'state'\]"):
         make_score("obs_novelty", keys=["depth"]).fit(ScoreFitData.from_store(store, observations=True))
+
+
+def test_monitor_fitted_calibrated_and_saved_as_the_launchers_do(tmp_path):
+    """load_decisions (launch.fit / launch.calibrate) hands the observations on; the monitor saves and loads."""
+    store = _write_store(tmp_path / "obs.zarr", 40, np.random.default_rng(4), obs_shift=1.0, emb_shift=0.0)
+    data, identity = load_decisions(store, episodes=np.arange(10))
+    monitor = fit_monitor(data, identity, scores={"obs": {"score": "obs_novelty"}}, windows={"obs": 2}, rule="single")
+    cal, _ = load_decisions(store, episodes=np.arange(10, 15))
+    raw = monitor.score_offline(cal.embeddings, cal.samples, cal.decision_ends, observations=cal.observations)
+    monitor.calibrate(raw, cal.decision_ends, delta=0.2)
+    save_monitor(monitor, tmp_path / "monitor")
+    loaded = load_monitor(tmp_path / "monitor")
+    test, _ = load_decisions(store, episodes=np.arange(15, 40))  # 5 in distribution, then 20 shifted
+    scores = loaded.score_offline(None, None, test.decision_ends, observations=test.observations)
+    np.testing.assert_array_equal(scores["obs"], monitor.score_offline(None, None, test.decision_ends, observations=test.observations)["obs"])
+    trace = loaded.alarms_offline(scores, test.decision_ends)
+    flagged = trace.first_alarm >= 0
+    assert flagged[5:].mean() >= 0.9 and flagged[:5].mean() <= 0.4
+
+
+def test_decisions_that_cannot_be_placed_are_named(tmp_path):
+    """A store with neither decisions/env_step nor n_action_steps fits every other score; this one says why it cannot."""
+    store = EpisodeStore.create(tmp_path / "nosteps.zarr")
+    for _ in range(3):
+        store.append_episode({"state": np.zeros((4, 3), np.float32), "action": np.zeros((4, A), np.float32)}, meta={"success": True},
+                             decisions={"embedding": np.ones((2, D), np.float32), "samples": np.zeros((2, B, H, A), np.float32)})
+    data, _ = load_decisions(EpisodeStore.open(tmp_path / "nosteps.zarr"))
+    make_score("mahalanobis").fit(data)
+    with pytest.raises(ValueError, match="records no decisions/env_step and no n_action_steps attr"):
+        make_score("obs_novelty").fit(data)
