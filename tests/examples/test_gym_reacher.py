@@ -43,6 +43,15 @@ def test_the_expert_reaches_and_severity_zero_is_the_nominal_task():
         reacher.obs_noise(severity=2.0)
 
 
+def test_the_control_period_and_task_come_from_gymnasiums_own_envs():
+    from fiper.control.period import control_period_s
+
+    pusher = gym.make("Pusher-v5")  # frame_skip 5 at a 0.01 s timestep
+    assert control_period_s(pusher) == pytest.approx(0.05) and env_task_name(pusher) == "Pusher-v5"
+    assert control_period_s(reacher.make_reacher()) == pytest.approx(0.02)
+    assert env_task_name(pusher, "my_task") == "my_task"  # env.name, when the config gives one
+
+
 def test_an_env_without_labels_gets_the_documented_defaults():
     """Truncation is a timeout at the last step; termination without the env saying success is a failure at that step."""
     raw = gym.make("Reacher-v5", max_episode_steps=5)  # never terminates, says nothing of success
@@ -109,6 +118,12 @@ def test_env_overrides_items_holding_equals_or_colons_are_quoted_or_refused():
                                    "'env.obs_mode=null','++env.kwargs.success_radius=0.03']", "train.checkpoint=null"])
         stress = compose("stress", [*cfg.env_overrides, "policy_dir=p", "out=o"])
         assert stress.env.factory == "examples.gym_reacher.envs:make_reacher" and stress.env.kwargs.success_radius == 0.03
+        documented = compose("pipeline", [  # docs/envs.md: the example's run without its config file
+            "task=push_t", "train.checkpoint=null", "collect.expert=examples.gym_reacher.expert:ReachExpert",
+            "env_overrides=['env.factory=examples.gym_reacher.envs:make_reacher','env.name=null','env.obs_mode=null']",
+            "rollouts.cells=[[none,[0.0]],[arm_start,[1.0]]]", "+rollouts.factories.arm_start=examples.gym_reacher.envs:arm_start",
+            "monitor.scores.ace.dims=[0,1]", "evaluate=['scores.ace.dims=[0,1]']"])
+        validate_all(documented, Path("unused"))
         bad = compose("pipeline", ["env_overrides=[env.obs_mode:null]"])
         with pytest.raises(ValueError, match=r"env_overrides.*element 'env.obs_mode:null' is not"):
             validate_all(bad, Path("unused"))
