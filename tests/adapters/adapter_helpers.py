@@ -3,7 +3,14 @@ with a diffusers scheduler configured like fiper's sampler (cosine betas, leadin
 
 from __future__ import annotations
 
+import dataclasses
+
+import torch
+
 from fiper.adapters import DiffusersPolicy, make_scheduler
+from policies import build_policy
+
+N = 3  # observations per batch in the comparisons
 
 # fiper's diffusion sampler (policies/diffusion.py) as diffusers configures it: the cosine schedule with
 # betas capped at 0.999 is 'squaredcos_cap_v2'; DDIM's last step goes to alpha_bar = 1 (set_alpha_to_one).
@@ -32,3 +39,16 @@ def fiper_as_diffusers(policy, kind: str = "ddim", *, net=None, prediction_type:
         device=policy.device)
     parts.update(overrides)
     return DiffusersPolicy(**parts)
+
+
+def twin(policy, **changes):
+    """The same weights under a changed sampler config (e.g. ddim_eta=1: DDPM's posterior noise)."""
+    other = build_policy(dataclasses.replace(policy.config, **changes), policy.obs_shapes, policy.action_dim)
+    other.load_state_dict(policy.state_dict())
+    return other.to(policy.device).eval()
+
+
+def start_obs(task, policy):
+    """N observation histories around the toy task's start state."""
+    obs = torch.as_tensor(task.start_obs(policy.n_obs_steps, N))
+    return {"agent_pos": obs + torch.linspace(-0.05, 0.05, N)[:, None, None]}

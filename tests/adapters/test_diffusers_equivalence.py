@@ -5,34 +5,20 @@ with and without guidance), within float32 rounding: the two compute the same co
 
 from __future__ import annotations
 
-import dataclasses
 import subprocess
 import sys
 
 import pytest
 import torch
-from adapter_helpers import fiper_as_diffusers, fiper_scheduler
+from adapter_helpers import N, fiper_as_diffusers, fiper_scheduler, start_obs, twin
 from torch import nn
 
 from fiper import GenerativePolicy
 from fiper.adapters import DiffusersPolicy, clean_estimate, make_scheduler
 from fiper.protocol import GuidanceResult
-from policies import build_policy
 
-N, B = 3, 16
+B = 16
 TOL = dict(rtol=0, atol=1e-5)  # env units (actions span about 2 units); measured differences are below 1e-6
-
-
-def twin(policy, **changes):
-    """The same weights under a changed sampler config (e.g. ddim_eta=1: DDPM's posterior noise)."""
-    other = build_policy(dataclasses.replace(policy.config, **changes), policy.obs_shapes, policy.action_dim)
-    other.load_state_dict(policy.state_dict())
-    return other.eval()
-
-
-def start_obs(task, policy):
-    obs = torch.as_tensor(task.start_obs(policy.n_obs_steps, N))
-    return {"agent_pos": obs + torch.linspace(-0.05, 0.05, N)[:, None, None]}
 
 
 def draw(policy, z, seed, guidance=None):

@@ -13,7 +13,7 @@ from hydra import compose, initialize_config_dir
 from fiper.fingerprint import FingerprintMismatch
 from fiper.monitor import load_monitor
 from fiper.storage import EpisodeStore
-from launch import calibrate, collect, fit, stress
+from launch import calibrate, collect, fit, pipeline, stress
 from launch.validate import ConfigError
 
 CONF = str(Path(__file__).resolve().parents[2] / "launch" / "conf")
@@ -68,3 +68,20 @@ def test_exactly_one_policy_source_and_the_factory_must_return_a_policy(tmp_path
     with pytest.raises(ValueError, match=r"returned a dict, not a fiper GenerativePolicy .*'encode', 'sample'.*DiffusersPolicy"):
         run(stress, "stress", [*SHORT, "policy_factory=external_policies:not_a_policy", f"out={tmp_path / 'r.zarr'}"])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["policy"]  # nothing was created
+
+
+def test_the_pipeline_passes_the_factory_to_every_stage_that_loads_a_policy(tmp_path):
+    run_dir = tmp_path / "run"
+    with initialize_config_dir(config_dir=CONF, version_base=None):
+        cfg = compose(config_name="pipeline", overrides=[f"run_dir={run_dir}", FACTORY])
+        pipeline.validate_all(cfg, run_dir)  # every stage's composed config passes its checks
+        loaders = {}
+        for stage, steps in pipeline._steps(cfg, run_dir, None).items():
+            for step in (s for s in steps if s.module in (stress, fit, calibrate)):
+                composed = step.compose()
+                loaders[f"{stage}/{step.config_name}"] = (composed.policy_factory, composed.policy_dir)
+        with pytest.raises(ConfigError, match=r"policy_factory='external_policies': expected 'module:function'"):
+            pipeline.validate_all(compose(config_name="pipeline", overrides=[f"run_dir={run_dir}", "policy_factory=external_policies"]),
+                                  run_dir)
+    assert len(loaders) == 7 and set(loaders.values()) == {("external_policies:load", None)}
+    assert not run_dir.exists()
