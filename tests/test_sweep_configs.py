@@ -1,4 +1,4 @@
-"""Sweep launcher presets compose (local joblib, SLURM via submitit) for every rollout entry point."""
+"""Sweep launcher presets compose (local joblib, SLURM via submitit, Ray) for every rollout entry point."""
 
 from pathlib import Path
 
@@ -10,9 +10,23 @@ import launch.components  # noqa: F401  (the generated score/monitor/method grou
 CONF = Path(__file__).resolve().parents[1] / "launch" / "conf"
 
 
-@pytest.mark.parametrize(("preset", "target"), [("local", "JoblibLauncher"), ("slurm", "SlurmLauncher")])
+def _compose(entry: str, *overrides: str):
+    with initialize_config_dir(config_dir=str(CONF), version_base=None):
+        return compose(config_name=entry, overrides=["out=x", *overrides], return_hydra_config=True)
+
+
+@pytest.mark.parametrize(("preset", "target"), [("local", "JoblibLauncher"), ("slurm", "SlurmLauncher"), ("ray_cluster", "RayLauncher")])
 @pytest.mark.parametrize("entry", ["stress", "evaluate", "collect"])
 def test_launcher_preset_composes(entry, preset, target):
-    with initialize_config_dir(config_dir=str(CONF), version_base=None):
-        cfg = compose(config_name=entry, overrides=[f"hydra/launcher={preset}", "out=x"], return_hydra_config=True)
+    cfg = _compose(entry, f"hydra/launcher={preset}")
     assert cfg.hydra.launcher._target_.endswith(target)
+
+
+def test_ray_preset_joins_a_cluster_and_runs_jobs_in_the_launching_directory():
+    cfg = _compose("stress", "hydra/launcher=ray_cluster", "hydra.launcher.ray.init.address=auto")
+    assert dict(cfg.hydra.launcher.ray.init) == {"address": "auto", "object_store_memory": None}  # Ray refuses a size when joining
+    assert dict(cfg.hydra.launcher.ray.remote) == {"num_cpus": 1, "num_gpus": 0}
+    assert cfg.hydra.callbacks.run_in_launch_directory._target_ == "launch.job_directory.RunInLaunchDirectory"
+    assert cfg.hydra.job.env_set.FIPER_TRACEBACK == "1"
+    assert cfg.hydra.sweep.dir.startswith(cfg.hydra.runtime.cwd + "/multirun/")
+

@@ -16,6 +16,7 @@ from fiper.fingerprint import make_fingerprint
 from fiper.storage import DamagedStoreError, EpisodeStore
 from fiper.storage.merge import MergeError, merge_stores
 from launch import evaluate, merge_stores as merge_entry
+from launch.validate import ConfigError
 
 CONF = Path(__file__).resolve().parents[2] / "launch" / "conf"
 SMALL = dict(n_success_id=6, n_success_ood=2, n_fail_id=2, n_fail_ood=2)  # 12 episodes
@@ -131,6 +132,12 @@ def test_bad_outputs_and_sources_are_refused_with_the_fix(tmp_path):
     with pytest.raises(DamagedStoreError, match="launch.repair_store"):
         merge_stores([a], tmp_path / "m.zarr")
     assert not (tmp_path / "m.zarr").exists() and not list(tmp_path.glob("m.zarr.merging-*"))
+
+
+def test_launch_merge_stores_refuses_bad_keys_before_reading_anything():
+    with pytest.raises(ConfigError, match=r"nothing was run or written:\n  stores=\[\]: expected a non-empty list.*\n  out=3: expected a "
+                                          r"non-empty string"):
+        merge_entry.run(_compose("merge_stores", ["stores=[]", "out=3"]))
 
 
 def test_the_merged_store_evaluates_exactly_as_its_sources_do(tmp_path):
