@@ -81,18 +81,19 @@ def test_clean_chunk_prediction_gives_the_same_samples(toy_policy, toy_task):
     assert torch.allclose(draw(adapter, z, 3), draw(toy_policy, z, 3), **TOL)
 
 
-@pytest.mark.parametrize("prediction", ["epsilon", "sample"])
-def test_guidance_moves_the_clean_estimate_as_fiper_does(toy_policy, toy_task, prediction):
+@pytest.mark.parametrize("kind,prediction", [("ddim", "epsilon"), ("ddim", "sample"), ("ddpm", "epsilon")])
+def test_guidance_moves_the_clean_estimate_as_fiper_does(toy_policy, toy_task, kind, prediction):
     """The hook sees the scheduler's clean estimate in env units; its direction and re-indexing change the samples
-    exactly as in fiper's own sampler, for noise and for clean-chunk prediction."""
-    scheduler = fiper_scheduler(toy_policy, "ddim", prediction_type=prediction)
+    exactly as in fiper's own sampler, for noise and for clean-chunk prediction, with DDIM and DDPM steps."""
+    scheduler = fiper_scheduler(toy_policy, kind, prediction_type=prediction)
     net = CleanPrediction(toy_policy.ema.denoiser, scheduler.alphas_cumprod) if prediction == "sample" else None
-    adapter = fiper_as_diffusers(toy_policy, "ddim", net=net, prediction_type=prediction)
+    adapter = fiper_as_diffusers(toy_policy, kind, net=net, prediction_type=prediction)
+    reference = twin(toy_policy, ddim_eta=1.0 if kind == "ddpm" else 0.0)
     z = toy_policy.encode(start_obs(toy_task, toy_policy))
     target = [0.0, 0.8]
     ours, theirs = Pull(target), Pull(target)
     guided = draw(adapter, z, 4, theirs)
-    assert torch.allclose(guided, draw(toy_policy, z, 4, ours), **TOL)
+    assert torch.allclose(guided, draw(reference, z, 4, ours), **TOL)
     assert len(theirs.states) == 10 and [s.step for s in theirs.states] == list(range(10))
     for a, b in zip(ours.states, theirs.states):
         assert a.noise_scale == pytest.approx(b.noise_scale, rel=1e-4) and a.progress == b.progress
