@@ -1,11 +1,16 @@
 """Per-decision latency in the control loop: bare policy, monitored policy, steered decision.
 
-    python -m benchmarks.runtime [--kind flow] [--denoiser mlp] [--threads 1]
+    python -m benchmarks.runtime [--kind flow] [--denoiser mlp] [--threads 1] [--batch 8 32 256]
 
-For B in {8, 32, 256}: the median time of one decision (encode + sample + monitor + choose the
-chunk) through MonitoredPolicy without a monitor, with a fitted RND-OE + ACE monitor, and with
-the graded response in steering mode (guided re-sampling with a keep-out reward), each as a ratio
-to the unmonitored decision. Networks are untrained (latency does not depend on the weights).
+For each B: one decision (encode + sample + monitor + choose the chunk) through MonitoredPolicy
+without a monitor, with a fitted RND-OE + ACE monitor, and with the graded response in steering
+mode (guided re-sampling with a keep-out reward, repulsion and Feynman-Kac resampling, ACE left
+out). The three run in turn on the same observation, repeat after repeat, so every ratio comes
+from one run under the same load: the printed ratio is the median over repeats of the paired
+ratio (decision / bare decision of the same repeat). On a CPU the per-thread CPU time is printed
+too (it ignores time spent waiting for a core on a shared machine). On CUDA the synchronisations
+per decision are counted with ``torch.cuda.set_sync_debug_mode``. Networks are untrained (latency
+does not depend on the weights).
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import argparse
 import platform
 import time
+import warnings
 
 import numpy as np
 import torch
@@ -25,6 +31,7 @@ from fiper.scores.base import ScoreFitData
 from policies import PolicyConfig, build_policy
 
 OBS = {"agent_pos": (2,), "object": (4,)}
+KINDS = ("bare", "monitored", "steered")
 
 
 def make_policy(kind: str, denoiser: str, device: str):
@@ -52,42 +59,86 @@ def make_monitor(policy, b: int, device: str):
     return monitor
 
 
-def decision_ms(agent: MonitoredPolicy, repeats: int, steer: bool = False) -> float:
+def make_agents(policy, b: int, device: str) -> dict[str, MonitoredPolicy]:
+    """The three wrappers of one policy: no monitor, RND-OE + ACE, and steering (B particles)."""
+    monitor = make_monitor(policy, b, device)
+    steering = Steering(KeepOut(center=[0.0, 0.0], radius=0.05), num_particles=b)
+    return {"bare": MonitoredPolicy(policy, None, num_samples=b), "monitored": MonitoredPolicy(policy, monitor),
+            "steered": MonitoredPolicy(policy, monitor, response=GradedResponse(steering=steering))}
+
+
+def decide(agent: MonitoredPolicy, name: str, obs: dict[str, np.ndarray]) -> None:
+    """One decision: the action queue is emptied so that act() decides; the steered agent is kept steering."""
+    agent.queue.clear()
+    if name == "steered":
+        agent.response.mode = "steer"
+    agent.act(obs)
+
+
+def time_decisions(agents: dict[str, MonitoredPolicy], repeats: int, warmup: int = 3) -> dict[str, np.ndarray]:
+    """Wall and CPU seconds of each agent's decisions, (repeats, 2) per agent, taken in turn on the same observations."""
     rng = np.random.default_rng(2)
-    agent.reset(seed=0)
-    times = []
-    for i in range(repeats + 3):
-        agent.queue.clear()  # force a decision at every call
-        if steer:
-            agent.response.mode = "steer"
+    for agent in agents.values():
+        agent.reset(seed=0)
+    out = {name: [] for name in agents}
+    for i in range(warmup + repeats):
         obs = random_obs(rng)
-        t = time.perf_counter()
-        agent.act(obs)
-        if i >= 3:
-            times.append(time.perf_counter() - t)
-    return float(np.median(times) * 1e3)
+        for name, agent in agents.items():
+            wall, cpu = time.perf_counter(), time.thread_time()
+            decide(agent, name, obs)
+            if i >= warmup:
+                out[name].append((time.perf_counter() - wall, time.thread_time() - cpu))
+    return {name: np.asarray(v) for name, v in out.items()}
+
+
+def count_cuda_syncs(agents: dict[str, MonitoredPolicy]) -> dict[str, int]:
+    """Synchronisations of one decision per agent, as torch.cuda's sync debug mode reports them."""
+    rng = np.random.default_rng(3)
+    counts = {}
+    for name, agent in agents.items():
+        decide(agent, name, random_obs(rng))  # warm: lazy initialisation is not part of a decision
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            torch.cuda.set_sync_debug_mode("warn")
+            try:
+                decide(agent, name, random_obs(rng))
+            finally:
+                torch.cuda.set_sync_debug_mode("default")
+        counts[name] = sum("synchroniz" in str(w.message) for w in caught)
+    return counts
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--kind", default="flow", choices=["diffusion", "flow"])
     parser.add_argument("--denoiser", default="mlp", choices=["mlp", "unet"])
     parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--batch", type=int, nargs="+", default=[8, 32, 256])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    name = torch.cuda.get_device_name() if args.device == "cuda" else f"{platform.machine()} CPU, {args.threads} thread(s)"
-    print(f"device: {name}; policy: {args.kind}/{args.denoiser} (default config)")
-    print(f"{'B':>5} | {'bare ms':>9} | {'monitored ms':>12} {'ratio':>6} | {'steered ms':>10} {'ratio':>6}")
+    cuda = args.device.startswith("cuda")
+    name = torch.cuda.get_device_name() if cuda else f"{platform.machine()} CPU, {args.threads} thread(s)"
+    print(f"device: {name}; torch {torch.__version__}; policy: {args.kind}/{args.denoiser} (default config); "
+          f"{args.repeats} repeats, medians; ratios paired within each repeat")
+    head = f"{'B':>5} | {'bare ms':>8} | {'monitored ms':>12} {'ratio':>6} | {'steered ms':>10} {'ratio':>6}"
+    print(head + ("" if cuda else f" | {'CPU-time ratios mon / steer':>27}") + (" | syncs bare / mon / steer" if cuda else ""))
     policy = make_policy(args.kind, args.denoiser, args.device)
-    for b in (8, 32, 256):
-        monitor = make_monitor(policy, b, args.device)
-        steering = Steering(KeepOut(center=[0.0, 0.0], radius=0.05), num_particles=b)
-        bare = decision_ms(MonitoredPolicy(policy, None, num_samples=b), args.repeats)
-        monitored = decision_ms(MonitoredPolicy(policy, monitor), args.repeats)
-        steered = decision_ms(MonitoredPolicy(policy, monitor, response=GradedResponse(steering=steering)), args.repeats, steer=True)
-        print(f"{b:>5} | {bare:>9.2f} | {monitored:>12.2f} {monitored / bare:>6.2f} | {steered:>10.2f} {steered / bare:>6.2f}", flush=True)
+    for b in args.batch:
+        agents = make_agents(policy, b, args.device)
+        t = time_decisions(agents, args.repeats)
+        wall = {k: float(np.median(t[k][:, 0])) * 1e3 for k in KINDS}
+        ratio = {k: float(np.median(t[k][:, 0] / t["bare"][:, 0])) for k in KINDS}
+        cpu = {k: float(np.median(t[k][:, 1] / t["bare"][:, 1])) for k in KINDS}
+        line = (f"{b:>5} | {wall['bare']:>8.2f} | {wall['monitored']:>12.2f} {ratio['monitored']:>6.2f} | "
+                f"{wall['steered']:>10.2f} {ratio['steered']:>6.2f}")
+        if cuda:
+            syncs = count_cuda_syncs(agents)
+            line += f" | {syncs['bare']} / {syncs['monitored']} / {syncs['steered']}"
+        else:
+            line += f" | {cpu['monitored']:>13.2f} / {cpu['steered']:<11.2f}"
+        print(line, flush=True)
 
 
 if __name__ == "__main__":

@@ -47,6 +47,13 @@ class PolicyNet(nn.Module):
             self.denoiser = MLPDenoiser(action_dim, c.horizon, c.embed_dim, c.mlp_hidden, c.mlp_layers, c.time_embed_dim)
 
 
+def _all_finite(raw: object, value: Tensor) -> bool:
+    """Whether an observation holds only finite values, checked on the host when it is a host array."""
+    if isinstance(raw, np.ndarray):
+        return bool(np.isfinite(raw).all())
+    return bool(torch.isfinite(value).all())
+
+
 def _shape_text(n_obs: int, shape: tuple[int, ...]) -> str:
     return "(N, " + ", ".join(str(d) for d in (n_obs, *shape)) + ")"
 
@@ -119,9 +126,9 @@ class ChunkPolicy(nn.Module, ABC):
             if n is not None and value.shape[0] != n:
                 raise ValueError(f"obs['{key}'] has batch size {value.shape[0]} but other keys have {n}; all keys need the same N")
             n = value.shape[0]
-            if (value.is_floating_point() or value.is_complex()) and not torch.isfinite(value).all():
+            if (value.is_floating_point() or value.is_complex()) and not _all_finite(obs[key], value):
                 raise ValueError(f"obs['{key}'] contains NaN or inf values; the policy cannot act on a non-finite observation")
-            out[key] = value.to(self.device)
+            out[key] = value.to(self.device, non_blocking=True)  # no wait for a host-to-device copy
         if n == 0:
             raise ValueError("observations hold N=0 entries; pass at least one")
         return out
@@ -130,9 +137,11 @@ class ChunkPolicy(nn.Module, ABC):
         embedding = torch.as_tensor(embedding)
         if embedding.ndim != 2 or embedding.shape[1] != self.embedding_dim or embedding.shape[0] < 1:
             raise ValueError(f"embedding has shape {tuple(embedding.shape)}, expected (N, D) = (N, {self.embedding_dim}); pass the output of policy.encode(obs)")
-        if not torch.isfinite(embedding).all():
+        # Checked where it lives on the host; on a device the check would be a host synchronisation per
+        # decision, so a non-finite embedding there gives non-finite samples (MonitoredPolicy's checks catch them).
+        if embedding.device.type == "cpu" and not torch.isfinite(embedding).all():
             raise ValueError("embedding contains NaN or inf values")
-        return embedding.to(self.device, torch.float32)
+        return embedding.to(self.device, torch.float32, non_blocking=True)
 
     # ------------------------------------------------------------------ networks
     def embed(self, obs: Mapping[str, Tensor], use_ema: bool = False) -> Tensor:
@@ -155,8 +164,13 @@ class ChunkPolicy(nn.Module, ABC):
             return self.ema.denoiser(flat, times, cond).reshape(x.shape)
 
     def _guide(self, guidance: Guidance | None, x: Tensor, pred: Tensor, x0: Tensor, step: int, n_steps: int,
-               noise_scale: float) -> tuple[Tensor, Tensor, Tensor | None]:
-        """Ask the hook; re-order (x, pred) by its indices; return them and its direction (or None)."""
+               noise_scale: float, checks: list) -> tuple[Tensor, Tensor, Tensor | None]:
+        """Ask the hook; re-order (x, pred) by its indices; return them and its direction (or None).
+
+        Shapes and dtypes are checked at once; the values (indices in range, a finite direction) are
+        checked on the device into ``checks`` (a flag that must be zero, or a max |direction| that must be
+        finite), read once after the loop by :meth:`_check_guidance`.
+        """
         if guidance is None:
             return x, pred, None
         state = GuidanceState(x=x, x0=self.normalizer.action.unnormalize(x0).detach(), step=step, n_steps=n_steps,
@@ -171,18 +185,29 @@ class ChunkPolicy(nn.Module, ABC):
             raise TypeError(f"guidance returned {type(out).__name__}; return None, a direction tensor (N, B, H, A) or a GuidanceResult")
         if out.indices is not None:
             idx = torch.as_tensor(out.indices, device=x.device)
-            if idx.shape != x.shape[:2] or idx.dtype not in (torch.int32, torch.int64) or idx.min() < 0 or idx.max() >= x.shape[1]:
+            if idx.shape != x.shape[:2] or idx.dtype not in (torch.int32, torch.int64):
                 raise ValueError(f"guidance indices must be integers in [0, {x.shape[1]}) of shape {tuple(x.shape[:2])}, got {idx.dtype} {tuple(idx.shape)}")
-            rows = torch.arange(x.shape[0], device=x.device)[:, None]
-            x, pred = x[rows, idx], pred[rows, idx]
+            safe = idx.clamp(0, x.shape[1] - 1)  # never index out of range; an out-of-range index is reported after the loop
+            checks.append((step, f"guidance indices must be integers in [0, {x.shape[1]})", (safe != idx).any(), "zero"))
+            gather = safe.long()[:, :, None, None].expand(x.shape)
+            x, pred = x.gather(1, gather), pred.gather(1, gather)
         direction = out.direction
         if direction is not None:
             direction = torch.as_tensor(direction, device=x.device, dtype=x.dtype)
             if direction.shape != x.shape:
                 raise ValueError(f"guidance direction has shape {tuple(direction.shape)}, expected (N, B, H, A) = {tuple(x.shape)}")
-            if not torch.isfinite(direction).all():
-                raise ValueError("guidance direction contains NaN or inf values")
+            checks.append((step, "guidance direction contains NaN or inf values", direction.abs().amax(), "finite"))
         return x, pred, direction
+
+    @staticmethod
+    def _check_guidance(checks: list) -> None:
+        """After the sampling loop: one copy of the hook's value checks to the host; ValueError on the first failed one."""
+        if not checks:
+            return
+        values = torch.stack([value.double() for _, _, value, _ in checks]).cpu().numpy()
+        for (step, what, _, want), value in zip(checks, values):
+            if (value != 0) if want == "zero" else not np.isfinite(value):
+                raise ValueError(f"{what} (sampling step {step})")
 
     @torch.no_grad()
     def update_ema(self, decay: float) -> None:

@@ -66,13 +66,13 @@ class DiffusionPolicy(ChunkPolicy):
     def _sample_normalized(self, noise: Tensor, cond: Tensor, generator: torch.Generator | None,
                            guidance: Guidance | None) -> Tensor:
         steps = ddim_timesteps(self.config.num_train_timesteps, self.config.num_inference_steps)
-        eta, x = self.config.ddim_eta, noise
+        eta, x, checks = self.config.ddim_eta, noise, []
         for i, t in enumerate(steps):
             ab = self._acp[t]
             ab_prev = self._acp[steps[i + 1]] if i + 1 < len(steps) else 1.0
             eps = self._denoise(x, t, cond)
             x0 = self._clean(x, eps, ab)
-            x, eps, direction = self._guide(guidance, x, eps, x0, i, len(steps), math.sqrt(1 - ab))
+            x, eps, direction = self._guide(guidance, x, eps, x0, i, len(steps), math.sqrt(1 - ab), checks)
             if direction is not None:
                 eps = eps - math.sqrt(1 - ab) * direction
             if guidance is not None:
@@ -83,4 +83,5 @@ class DiffusionPolicy(ChunkPolicy):
             x = math.sqrt(ab_prev) * x0 + math.sqrt(max(1 - ab_prev - sigma**2, 0.0)) * eps
             if sigma > 0:
                 x = x + sigma * torch.randn(x.shape, generator=generator, device=x.device)
+        self._check_guidance(checks)  # the loop never waits for the device; this is its one read
         return x

@@ -33,12 +33,13 @@ class FlowPolicy(ChunkPolicy):
     def _sample_normalized(self, noise: Tensor, cond: Tensor, generator: torch.Generator | None,
                            guidance: Guidance | None) -> Tensor:
         n_steps, x = self.config.num_inference_steps, noise
-        dt = 1.0 / n_steps
+        dt, checks = 1.0 / n_steps, []
         for i in range(n_steps):
             t = i * dt
             v = self._denoise(x, t * TIME_SCALE, cond)
-            x, v, direction = self._guide(guidance, x, v, x + (1 - t) * v, i, n_steps, 1.0)
+            x, v, direction = self._guide(guidance, x, v, x + (1 - t) * v, i, n_steps, 1.0, checks)
             if direction is not None:
                 v = v + direction
             x = x + dt * v
+        self._check_guidance(checks)  # the loop never waits for the device; this is its one read
         return x

@@ -12,7 +12,9 @@ Every fault (a malformed or non-finite observation at any step, an exception in 
 or the monitor, a fail-safe verdict, a non-finite chunk, a time-budget overrun) is a recorded
 fail-safe alarm answered by the fallback; without a fallback ``act`` raises
 :class:`FailSafeError`. No non-finite action is ever returned. All tensors stay on the policy's
-device; the host reads only the alarm decision (inside monitor.step) and the executed chunk.
+device until one copy per plain decision brings the executed chunk, the embedding and the batch to
+the host, where the monitor scores them (a decision's scores are too small to gain from a GPU, and
+ACE runs on the host anyway): one host synchronisation, none inside the sampling loop.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import math
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -67,6 +69,22 @@ def medoid_index(samples: torch.Tensor) -> torch.Tensor:
     return torch.cdist(flat, flat).sum(-1).argmin(-1)
 
 
+class _HostCopy(NamedTuple):
+    """What one decision brought to the host: the chunk (H, A), embedding (D,) and batch (B, H, A), float32."""
+
+    chunk: np.ndarray
+    embedding: np.ndarray | None
+    samples: np.ndarray | None
+
+
+def _host(x: torch.Tensor | np.ndarray, per_decision_ndim: int) -> np.ndarray:
+    """A host float32 copy of one decision's embedding (ndim 1) or batch (ndim 3): host arrays pass through,
+    a tensor (N, ...) gives its first entry (a fault path, outside the decision's one copy)."""
+    if isinstance(x, np.ndarray):
+        return x
+    return (x[0] if x.ndim > per_decision_ndim else x).float().cpu().numpy()
+
+
 def _error(err: BaseException) -> str:
     text = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
     return f"{type(err).__name__}: {text}"
@@ -106,7 +124,7 @@ class MonitoredPolicy:
             num_samples = monitor.identity.num_samples if num_samples is None else num_samples
             if num_samples != monitor.identity.num_samples:
                 raise ValueError(f"num_samples={num_samples} but the monitor was fitted on batches of B={monitor.identity.num_samples}")
-            monitor.to(policy.device)
+            monitor.to("cpu")  # scored on the host from the decision's one copy (see _host_copy)
         if response is not None and response.fallback is not None and context is None:
             raise ValueError("a fallback needs a FallbackContext (action layout and history); pass context=")
         if time_budget_ms is not None and not float(time_budget_ms) > 0:
@@ -212,7 +230,7 @@ class MonitoredPolicy:
         timer, policy, response = self.timer, self.policy, self.response
         timer.start()
         try:
-            z = policy.encode(self.history.tensors(policy.device))
+            z = policy.encode(self.history.tensors("cpu"))  # the policy uploads them without waiting
         except Exception as err:
             return self._fault(f"the policy's encode raised {_error(err)}")
         timer.mark("encode")
@@ -226,12 +244,14 @@ class MonitoredPolicy:
             except Exception as err:
                 return self._fault(f"the policy's sample raised {_error(err)}", z=z)
         timer.mark("sample")
+        presampled = steer_out is not None
+        host = self._host_copy(steer_out.chunk[0] if presampled else self._plain_chunk(samples), z, samples)
         verdict = None
         if self.monitor is not None:
             skip = response.excluded_scores if response is not None else ()
             try:
                 seen = {"observation": self._last_obs} if "observation" in self.monitor.needs else {}  # raw-observation scores
-                verdict = self.monitor.step(z[0], samples[0], skip=skip, **seen)
+                verdict = self.monitor.step(host.embedding, host.samples, skip=skip, **seen)
             except Exception as err:  # monitor.step never raises by contract; a broken one still must not pass
                 return self._fault(f"the monitor raised {_error(err)}", z=z, samples=samples)
         timer.mark("monitor")
@@ -244,15 +264,14 @@ class MonitoredPolicy:
             return self._fault(steer_error, z=z, samples=samples, verdict=verdict)
         if label.startswith("fallback"):
             timer.mark("intervention")
-            return self._record(z, samples, None, verdict, label, self._timing())
-        if steer_out is not None and label == "steer":
-            chunk = steer_out.chunk[0]
-        elif self.execute == "medoid":
-            chunk = samples[0, medoid_index(samples)[0]]
+            return self._record(host.embedding, host.samples, None, verdict, label, self._timing())
+        if label == "steer" and not presampled:  # steered at the alarm: a second, steered decision's copy
+            executed = self._host_copy(steer_out.chunk[0], None, None).chunk
+        elif presampled and label != "steer":  # steering released: the plain rule on the steered batch
+            executed = self._host_copy(self._plain_chunk(samples), None, None).chunk
         else:
-            chunk = samples[0, 0]
+            executed = host.chunk
         timer.mark("intervention")
-        executed = chunk.float().cpu().numpy()  # the decision's host sync
         timing = self._timing()
         if not np.isfinite(executed).all():
             return self._fault(f"the chunk to execute holds {int((~np.isfinite(executed)).sum())} non-finite actions",
@@ -261,7 +280,28 @@ class MonitoredPolicy:
             return self._fault(f"the decision took {timing['total']:.1f} ms, over the time budget of {self.time_budget_ms} ms",
                                z=z, samples=samples, verdict=verdict, timing=timing)
         self.queue.extend(executed[: policy.n_action_steps].astype(np.float64))
-        return self._record(z, samples, executed, verdict, label, timing)
+        return self._record(host.embedding, host.samples, executed, verdict, label, timing)
+
+    def _plain_chunk(self, samples: torch.Tensor) -> torch.Tensor:
+        """The chunk (H, A) a plain decision executes, chosen on the device: the first sample or the medoid."""
+        if self.execute == "medoid":
+            return samples[0].index_select(0, medoid_index(samples)[:1])[0]  # a device index: no host read
+        return samples[0, 0]
+
+    def _host_copy(self, chunk: torch.Tensor, z: torch.Tensor | None, samples: torch.Tensor | None) -> _HostCopy:
+        """The decision's one device-to-host copy: the chunk, and the embedding and batch when the monitor
+        or the recorder reads them, packed into one float32 tensor."""
+        parts = [chunk.reshape(-1)]
+        keep = z is not None and samples is not None and (self.monitor is not None or self.keep_decisions)
+        if keep:
+            parts += [z[0].reshape(-1), samples[0].reshape(-1)]
+        flat = torch.cat([p.float() for p in parts]).cpu().numpy()  # the host synchronisation
+        n_chunk = chunk.numel()
+        if not keep:
+            return _HostCopy(flat.reshape(chunk.shape), None, None)
+        n_z = z[0].numel()
+        return _HostCopy(flat[:n_chunk].reshape(chunk.shape), flat[n_chunk:n_chunk + n_z].reshape(z[0].shape),
+                         flat[n_chunk + n_z:].reshape(samples[0].shape))
 
     def _timing(self) -> dict[str, Any]:
         """Phase times so far and whether they overran the budget (call after the host sync)."""
@@ -285,7 +325,7 @@ class MonitoredPolicy:
                                 f"no fallback is configured, so there is no safe action to return: {NO_FALLBACK_FIX}")
         return decision
 
-    def _record(self, z: torch.Tensor | None, samples: torch.Tensor | None, executed: np.ndarray | None,
+    def _record(self, z: torch.Tensor | np.ndarray | None, samples: torch.Tensor | np.ndarray | None, executed: np.ndarray | None,
                 verdict: MonitorVerdict | None, label: str, timing: dict[str, Any]) -> Decision:
         """Keep the decision (host copies of z and the batch when recording); a fallback label latches it.
 
@@ -298,9 +338,9 @@ class MonitoredPolicy:
         self.fallback_active = label.startswith("fallback")
         embedding = batch = np.zeros(0)
         if keep:
-            embedding = z[0].float().cpu().numpy() if z is not None else np.full(policy.embedding_dim, np.nan, np.float32)
+            embedding = _host(z, 1) if z is not None else np.full(policy.embedding_dim, np.nan, np.float32)
             shape = (self.num_samples, policy.horizon, policy.action_dim)
-            batch = samples[0].float().cpu().numpy() if samples is not None else np.full(shape, np.nan, np.float32)
+            batch = _host(samples, 3) if samples is not None else np.full(shape, np.nan, np.float32)
         overrun = bool(timing.pop("overrun", False))
         decision = Decision(self.env_step, embedding, batch, executed, verdict, label, label == "steer", timing, overrun)
         self.n_decisions += 1

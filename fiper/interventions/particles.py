@@ -1,6 +1,8 @@
 """Particle operations for steering: normalising, RBF repulsion, effective sample size, resampling.
 
-All functions work on a leading (N, B) grid: N independent observations, B particles each.
+All functions work on a leading (N, B) grid: N independent observations, B particles each, and
+stay on the tensors' device: none reads a value back to the host, so a sampling loop that calls
+them every step never waits for the device.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ def unit_normalise(v: Tensor, floor: float = 0.0, eps: float = 1e-12) -> Tensor:
     floor = 0 gives unit vectors (zero stays zero); a floor > 0 keeps vectors shorter than it
     proportionally short, so a particle whose reward is already saturated is not pushed.
     """
-    norm = v.flatten(2).norm(dim=-1).reshape(*v.shape[:2], *([1] * (v.ndim - 2)))
+    norm = torch.linalg.vector_norm(v, dim=tuple(range(2, v.ndim)), keepdim=True)
     return v / norm.clamp_min(max(floor, eps))
 
 
@@ -31,8 +33,10 @@ def rbf_repulsion(y: Tensor) -> Tensor:
     if b < 2:
         return torch.zeros_like(y)
     sq = torch.cdist(y, y).square()  # (N, B, B) pairwise squared distances
-    off = ~torch.eye(b, dtype=torch.bool, device=y.device)
-    h = sq[:, off].median(dim=-1).values.clamp_min(1e-12) / math.log(b + 1)  # (N,)
+    # The median over pairs b < c equals the median over b != c (each pair counted twice): an index
+    # made on the device, where a boolean off-diagonal mask would read its count back to the host.
+    upper = torch.triu_indices(b, b, 1, device=y.device)
+    h = sq[:, upper[0], upper[1]].median(dim=-1).values.clamp_min(1e-12) / math.log(b + 1)  # (N,)
     k = torch.exp(-sq / h[:, None, None])
     # sum_j k_ij (y_i - y_j) = y_i * sum_j k_ij - (K y)_i, without the (N, B, B, F) difference tensor.
     force = (2.0 / h[:, None, None]) * (y * k.sum(-1, keepdim=True) - k @ y)  # (N, B, F)
@@ -60,3 +64,16 @@ def systematic_resample(log_w: Tensor, generator: torch.Generator | None = None)
     u = torch.rand(n, 1, generator=generator, device=log_w.device, dtype=torch.float64)
     points = (u + torch.arange(b, device=log_w.device, dtype=torch.float64)) / b
     return torch.searchsorted(cdf, points).clamp_max(b - 1)
+
+
+def resample_low_ess(log_w: Tensor, generator: torch.Generator | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    """Ancestors (N, B): systematic draws where ESS < B / 2, the identity elsewhere; plus ESS (N,) and that mask (N,).
+
+    Decided with ``torch.where`` on the device: the draws are made for every observation and kept
+    only where the weights have collapsed, so no host synchronisation is needed to branch.
+    """
+    n, b = log_w.shape
+    ess = effective_sample_size(log_w)
+    low = ess < b / 2
+    keep = torch.arange(b, device=log_w.device).expand(n, b)
+    return torch.where(low[:, None], systematic_resample(log_w, generator), keep), ess, low

@@ -13,6 +13,11 @@ estimate x0 (env units). Steering, per particle b of observation n:
    w_b ∝ exp(fk_lambda * M_b) is below B/2, systematic resampling re-indexes the particles.
 
 After sampling, :meth:`Steering.select` executes the highest-reward particle.
+
+The hook never reads a value back to the host: the ESS test and the resampling are decided with
+``torch.where`` on the device, and non-finite values are recorded as device flags that
+:meth:`Steering.steer` reads in its one copy after the loop. On a GPU the loop therefore queues
+work without waiting, and on a CPU it saves the per-step bookkeeping.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ import torch
 from torch import Tensor
 
 from fiper.protocol import GenerativePolicy, GuidanceResult, GuidanceState
-from fiper.interventions.particles import effective_sample_size, rbf_repulsion, systematic_resample, unit_normalise
+from fiper.interventions.particles import rbf_repulsion, resample_low_ess, unit_normalise
 from fiper.interventions.progress import StageTracker
 from fiper.interventions.scene import bind_scene
 from fiper.interventions.trajectory import CheckedReward, lift_chunks
@@ -89,17 +94,20 @@ def lateral_part(grad: Tensor, x0: Tensor, dims: Sequence[int], velocity: bool =
     actions, the velocity itself). What remains bends the path without re-timing it.
     """
     dims = list(dims)
-    p = x0[..., dims]
+    out = grad.clone()
+    out[..., dims] = _lateral(grad[..., dims], x0[..., dims], velocity)
+    return out
+
+
+def _lateral(g: Tensor, p: Tensor, velocity: bool) -> Tensor:
+    """``lateral_part`` on position blocks: gradient g and positions p, both (..., H, k)."""
     if velocity or p.shape[-2] < 2:
         tangent = p
     else:
         tangent = torch.cat([p[..., 1:2, :] - p[..., :1, :], p[..., 2:, :] - p[..., :-2, :],
                              p[..., -1:, :] - p[..., -2:-1, :]], dim=-2)
     tangent = tangent / tangent.norm(dim=-1, keepdim=True).clamp_min(1e-9)
-    g = grad[..., dims]
-    out = grad.clone()
-    out[..., dims] = g - (g * tangent).sum(-1, keepdim=True) * tangent
-    return out
+    return g - (g * tangent).sum(-1, keepdim=True) * tangent
 
 
 class SteerOutput(NamedTuple):
@@ -112,13 +120,17 @@ class SteerOutput(NamedTuple):
 
 @dataclass
 class _Run:
-    """Per-sampling-run state, rebuilt at step 0."""
+    """Per-sampling-run state, rebuilt at step 0. Every tensor stays on the policy's device."""
 
-    running_max: Tensor
-    strength: Tensor
-    resamples: int = 0
-    min_ess: float = float("inf")
-    shape: tuple = field(default_factory=tuple)
+    shape: tuple  # (N, B, H, A)
+    running_max: Tensor  # (N, B)
+    strength: float | Tensor  # one float when every observation shares it, else (N, 1, 1, 1)
+    scale: Tensor  # (k,) action scale of the position dims
+    steps: int  # the reward gradient acts on steps [0, steps)
+    resamples: Tensor  # () count of checks at which some observation resampled
+    min_ess: Tensor  # () lowest ESS seen
+    checks: list = field(default_factory=list)  # per step: (x0 finite, reward finite), read after sampling
+    check_steps: list = field(default_factory=list)
 
 
 class Steering:
@@ -146,6 +158,7 @@ class Steering:
                                     adaptive=c.adaptive_strength, sharpness=c.strength_sharpness,
                                     midpoint=c.strength_midpoint, min_strength=c.min_strength)
         self._generators: dict[str, torch.Generator] = {}
+        self._dims: dict[str, Tensor] = {}
         self._run: _Run | None = None
 
     # -- life cycle --------------------------------------------------------------------------
@@ -161,10 +174,13 @@ class Steering:
 
     @property
     def last_run(self) -> dict[str, float]:
-        """Diagnostics of the latest sampling run: resampling events and the lowest ESS seen."""
+        """Diagnostics of the latest sampling run: resampling events and the lowest ESS seen.
+
+        Reading them copies two numbers from the device: call it after sampling, not inside it.
+        """
         if self._run is None:
             return {"resamples": 0, "min_ess": float("nan")}
-        return {"resamples": self._run.resamples, "min_ess": self._run.min_ess}
+        return {"resamples": int(self._run.resamples), "min_ess": float(self._run.min_ess)}
 
     def _generator(self, device: torch.device) -> torch.Generator | None:
         if self.config.seed is None:
@@ -175,82 +191,149 @@ class Steering:
         return self._generators[key]
 
     # -- rewards -----------------------------------------------------------------------------
-    def rewards_of(self, chunks: Tensor, stages: np.ndarray | None = None) -> Tensor:
-        """Reward (N, B) of chunks (N, B, H, A) under each observation's current stage program."""
-        n, b = chunks.shape[:2]
-        stages = self.tracker.stage if stages is None else stages
-        if len(stages) != n:
-            stages = np.zeros(n, dtype=np.int64)
-        out = chunks.new_zeros(n, b)
-        for k in np.unique(stages):
-            rows = torch.as_tensor(np.flatnonzero(stages == k), device=chunks.device)
-            traj = lift_chunks(chunks[rows], self.config.position_dims, velocity=self.config.velocity_actions)
-            out = out.index_put((rows,), self.rewards[int(k)](traj).reshape(len(rows), b).to(out.dtype))
-        return out
-
-    def _mask(self, horizon: int, action_dim: int, device: torch.device) -> Tensor:
-        if max(self.config.position_dims) >= action_dim:
+    def _positions(self, chunks: Tensor) -> Tensor:
+        """The position entries (..., H, k) of chunks (..., H, A), without a host-to-device index copy."""
+        dims = list(self.config.position_dims)
+        if max(dims) >= chunks.shape[-1]:
             raise ValueError(
-                f"position_dims={list(self.config.position_dims)} index past action_dim={action_dim}: "
+                f"position_dims={dims} index past action_dim={chunks.shape[-1]}: "
                 "set Steering position_dims to the policy's position entries"
             )
-        mask = torch.zeros(horizon, action_dim, device=device)
-        steps = horizon if self.config.executed_steps is None else min(self.config.executed_steps, horizon)
-        mask[:steps, list(self.config.position_dims)] = 1.0
-        return mask
+        sl = self._dims_slice()
+        return chunks[..., sl] if sl is not None else chunks.index_select(-1, self._dims_index(chunks.device))
+
+    def _dims_index(self, device: torch.device) -> Tensor:
+        key = str(device)
+        if key not in self._dims:
+            self._dims[key] = torch.tensor(self.config.position_dims).to(device, non_blocking=True)
+        return self._dims[key]
+
+    def _rewards_of_positions(self, pos: Tensor, stages: np.ndarray, check: bool) -> Tensor:
+        """Reward (N, B) of position blocks (N, B, H, k) under each observation's stage program.
+
+        ``check=False`` leaves the finiteness check to the caller (on the device, after sampling).
+        """
+        n, b = pos.shape[:2]
+        if len(stages) != n:
+            stages = np.zeros(n, dtype=np.int64)
+        k = pos.shape[-1]
+
+        def reward(stage: int, p: Tensor) -> Tensor:
+            traj = lift_chunks(p, tuple(range(k)), velocity=self.config.velocity_actions)
+            program = self.rewards[int(stage)]
+            return (program(traj) if check else program.shaped(traj)).reshape(p.shape[0], b).to(pos.dtype)
+
+        first = int(stages[0])
+        if bool((stages == first).all()):  # numpy on the host: one program for every observation
+            return reward(first, pos)
+        out = pos.new_zeros(n, b)
+        for k_stage in np.unique(stages):
+            rows = torch.from_numpy(np.flatnonzero(stages == k_stage)).to(pos.device, non_blocking=True)
+            out = out.index_put((rows,), reward(int(k_stage), pos[rows]))
+        return out
+
+    def rewards_of(self, chunks: Tensor, stages: np.ndarray | None = None) -> Tensor:
+        """Reward (N, B) of chunks (N, B, H, A) under each observation's current stage program."""
+        return self._rewards_of_positions(self._positions(chunks), self.tracker.stage if stages is None else stages, True)
+
+    def _new_run(self, x0: Tensor, action_scale: Tensor) -> _Run:
+        """State of a sampling run: running max, strength, scale and counters, all on x0's device."""
+        n, b, h, _ = x0.shape
+        self.tracker.ensure(n)
+        s = self.tracker.strength()
+        strength = float(s[0]) if bool((s == s[0]).all()) else \
+            torch.from_numpy(s).to(x0.device, x0.dtype, non_blocking=True)[:, None, None, None]
+        steps = h if self.config.executed_steps is None else min(self.config.executed_steps, h)
+        return _Run(tuple(x0.shape), torch.full((n, b), -torch.inf, dtype=x0.dtype, device=x0.device), strength,
+                    self._positions(action_scale.to(x0)), steps, torch.zeros((), dtype=torch.long, device=x0.device),
+                    torch.full((), torch.inf, dtype=x0.dtype, device=x0.device))
 
     # -- the guidance hook -------------------------------------------------------------------
     def __call__(self, state: GuidanceState) -> GuidanceResult:
+        """One sampling step's direction and resampling, decided on the device (no host synchronisation).
+
+        A non-finite x0 or reward is recorded, not raised here (raising would need the values on
+        the host): those particles get no push, and :meth:`check_run` (``steer`` calls it after
+        sampling) raises naming the first step.
+        """
         c = self.config
         x0 = state.x0.detach()
         if x0.ndim != 4:
             raise ValueError(f"GuidanceState.x0 must be (N, B, H, A); got shape {tuple(x0.shape)}")
-        if not bool(torch.isfinite(x0).all()):
-            raise ValueError(f"the policy's clean estimate x0 has NaN/inf values at sampling step {state.step}; "
-                             "steering cannot score it (the wrapper should fall back)")
         n, b, h, a = x0.shape
-        if state.step == 0 or self._run is None or self._run.shape != (n, b):
-            self.tracker.ensure(n)
-            strength = torch.as_tensor(self.tracker.strength(), dtype=x0.dtype, device=x0.device)
-            self._run = _Run(torch.full((n, b), -torch.inf, dtype=x0.dtype, device=x0.device), strength, shape=(n, b))
+        pos = self._positions(x0)  # (N, B, H, k); also checks position_dims against A
+        if state.step == 0 or self._run is None or self._run.shape != tuple(x0.shape):
+            self._run = self._new_run(x0, state.action_scale)
         run = self._run
-        mask = self._mask(h, a, x0.device)
         with torch.enable_grad():
-            x0g = x0.clone().requires_grad_(True)
-            reward = self.rewards_of(x0g)
-            (grad,) = torch.autograd.grad(reward.sum(), x0g, allow_unused=True)
-        grad = torch.zeros_like(x0) if grad is None else grad
-        run.running_max = torch.maximum(run.running_max, reward.detach())
+            leaf = pos.detach().requires_grad_(True)
+            reward = self._rewards_of_positions(leaf, self.tracker.stage, check=False)
+            (grad,) = torch.autograd.grad(reward.sum(), leaf, allow_unused=True)
+        reward = reward.detach()
+        run.checks.append(torch.stack((x0.sum(), reward.sum())))  # finite iff every value is (read after sampling)
+        run.check_steps.append(int(state.step))
+        run.running_max = torch.fmax(run.running_max, reward)  # fmax skips NaN: a NaN reward never leads
 
-        scale = state.action_scale.to(x0)
-        direction = torch.zeros_like(x0)
-        if c.guide_scale > 0 and state.progress >= c.guide_from:
+        sub = None  # the direction on the position entries of the executed steps (N, B, steps, k)
+        p = pos[:, :, : run.steps]
+        if c.guide_scale > 0 and state.progress >= c.guide_from and grad is not None:
+            g = grad[:, :, : run.steps]
             if c.lateral_only:
-                grad = lateral_part(grad, x0, c.position_dims, c.velocity_actions)
-            g = grad * scale if c.direction_space == "normalised" else grad / scale
-            g = unit_normalise(g * mask, c.grad_floor)
-            direction = direction + c.guide_scale * run.strength[:, None, None, None] * g
+                g = _lateral(grad, pos, c.velocity_actions)[:, :, : run.steps]
+            g = g * run.scale if c.direction_space == "normalised" else g / run.scale
+            sub = (c.guide_scale * run.strength) * unit_normalise(g, c.grad_floor)
         if c.repulsion_scale > 0 and state.progress <= c.repulsion_until:
-            sel = mask.bool()
-            y = (x0 / scale)[:, :, sel]  # (N, B, F) positions in normalised units
-            rep = torch.zeros_like(x0)
-            rep[:, :, sel] = rbf_repulsion(y)
-            direction = direction + c.repulsion_scale * rep
+            rep = c.repulsion_scale * rbf_repulsion((p / run.scale).flatten(2)).view(p.shape)
+            sub = rep if sub is None else sub + rep
+        direction = None
+        if sub is not None:  # a NaN reward or x0 gives its particle no push (recorded in run.checks)
+            sub, sl = torch.nan_to_num(sub, nan=0.0, posinf=0.0, neginf=0.0), self._dims_slice()
+            if sl == slice(0, a) and run.steps == h:  # the positions are the whole chunk
+                direction = sub
+            else:
+                direction = x0.new_zeros(x0.shape)
+                target = direction[:, :, : run.steps]
+                if sl is not None:
+                    target[..., sl] = sub
+                else:
+                    target.index_copy_(-1, self._dims_index(x0.device), sub)
 
         indices = None
         if c.fk_every and (state.step + 1) % c.fk_every == 0 and b > 1:
-            log_w = c.fk_lambda * run.running_max
-            ess = effective_sample_size(log_w)
-            run.min_ess = min(run.min_ess, float(ess.min()))
-            low = ess < b / 2
-            if bool(low.any()):
-                drawn = systematic_resample(log_w, self._generator(x0.device))
-                keep = torch.arange(b, device=x0.device).expand(n, b)
-                indices = torch.where(low[:, None], drawn, keep)
-                run.running_max = torch.gather(run.running_max, 1, indices)
-                direction = direction[torch.arange(n, device=x0.device)[:, None], indices]
-                run.resamples += 1
-        return GuidanceResult(direction=direction.to(state.x.dtype), indices=indices)
+            indices, ess, low = resample_low_ess(c.fk_lambda * run.running_max, self._generator(x0.device))
+            run.min_ess = torch.minimum(run.min_ess, ess.min())
+            run.resamples = run.resamples + low.any()
+            run.running_max = torch.gather(run.running_max, 1, indices)
+            if direction is not None:
+                direction = direction.gather(1, indices[:, :, None, None].expand(n, b, h, a))
+        return GuidanceResult(direction=None if direction is None else direction.to(state.x.dtype), indices=indices)
+
+    def _dims_slice(self) -> slice | None:
+        """position_dims as a slice when they are consecutive (a view, no index tensor), else None."""
+        dims = list(self.config.position_dims)
+        return slice(dims[0], dims[-1] + 1) if dims == list(range(dims[0], dims[0] + len(dims))) else None
+
+    def _check_flags(self, flags: np.ndarray, rewards_finite: bool) -> None:
+        """Raise for the first non-finite x0 or reward of the run, from the host copy of the per-step
+        sums (steps, 2) of x0 and of the rewards (a sum is finite iff its terms are)."""
+        run = self._run
+        steps = run.check_steps if run is not None else []
+        names = ", ".join(repr(r.name) for r in self.rewards)
+        for step, (x0_ok, reward_ok) in zip(steps, np.isfinite(flags).reshape(-1, 2)):
+            if not x0_ok:
+                raise ValueError(f"the policy's clean estimate x0 has NaN/inf values at sampling step {step}; "
+                                 "steering cannot score it (the wrapper falls back)")
+            if not reward_ok:
+                raise ValueError(f"reward {names} returned non-finite values (NaN/inf) at sampling step {step}; "
+                                 "rewards must be finite")
+        if not rewards_finite:
+            raise ValueError(f"reward {names} returned non-finite values (NaN/inf) for the sampled chunks; rewards must be finite")
+
+    def check_run(self) -> None:
+        """Raise if the latest sampling run met a non-finite x0 or reward (one copy from the device)."""
+        run = self._run
+        if run is not None and run.checks:
+            self._check_flags(torch.stack(run.checks).double().cpu().numpy(), True)
 
     # -- after sampling ----------------------------------------------------------------------
     @torch.no_grad()
@@ -261,22 +344,41 @@ class Steering:
         rewards = self.rewards_of(samples)
         return rewards.argmax(dim=1), rewards
 
+    def _stage_rewards(self, chunk: Tensor, check: bool) -> Tensor:
+        """Rewards (N, n_stages) of executed chunks (N, H, A) under every stage program."""
+        pos = self._positions(chunk[:, None])
+        return torch.stack([self._rewards_of_positions(pos, np.full(chunk.shape[0], k, dtype=np.int64), check)[:, 0]
+                            for k in range(len(self.rewards))], dim=1)
+
     @torch.no_grad()
     def record(self, chunk: Tensor) -> None:
         """Feed the executed chunks (N, H, A) to the progress / stage tracker."""
-        stage_rewards = []
-        for k in range(len(self.rewards)):
-            stages = np.full(chunk.shape[0], k, dtype=np.int64)
-            stage_rewards.append(self.rewards_of(chunk[:, None], stages)[:, 0])
-        self.tracker.update(torch.stack(stage_rewards, dim=1).double().cpu().numpy())
+        self.tracker.update(self._stage_rewards(chunk, True).double().cpu().numpy())
 
+    @torch.no_grad()
     def steer(self, policy: GenerativePolicy, embedding: Tensor, num_samples: int | None = None,
               generator: torch.Generator | None = None) -> SteerOutput:
-        """Sample B guided chunks, execute the best: (chunk (N, H, A), samples, rewards (N, B))."""
+        """Sample B guided chunks, execute the best: (chunk (N, H, A), samples, rewards (N, B)).
+
+        The sampling loop never waits for the device; afterwards one copy brings the run's finiteness
+        flags and the executed chunks' stage rewards to the host (ValueError on a non-finite x0 or reward).
+        """
         b = self.config.num_particles if num_samples is None else int(num_samples)
-        self.tracker.ensure(int(embedding.shape[0]))
+        n = int(embedding.shape[0])
+        self.tracker.ensure(n)
+        self._run = None
         samples = policy.sample(embedding, b, generator=generator, guidance=self)
-        best, rewards = self.select(samples)
-        chunk = samples[torch.arange(samples.shape[0], device=samples.device), best]
-        self.record(chunk)
+        rewards = self._rewards_of_positions(self._positions(samples), self.tracker.stage, check=False)
+        best = torch.where(torch.isfinite(rewards), rewards, -torch.inf).argmax(dim=1)
+        chunk = samples.gather(1, best[:, None, None, None].expand(n, 1, *samples.shape[2:]))[:, 0]
+        # One stage program: the executed chunks' stage reward is already in ``rewards``.
+        stage = rewards.gather(1, best[:, None]) if len(self.rewards) == 1 else self._stage_rewards(chunk, False)
+        checks = torch.stack(self._run.checks).flatten() if self._run is not None and self._run.checks else stage.new_zeros(0)
+        host = torch.cat([checks.to(torch.float64), torch.isfinite(rewards).all().to(torch.float64)[None],
+                          stage.flatten().to(torch.float64)]).cpu().numpy()  # the one host copy
+        self._check_flags(host[: checks.numel()], bool(host[checks.numel()]))
+        stage_host = host[checks.numel() + 1:].reshape(n, len(self.rewards))
+        if not np.isfinite(stage_host).all():
+            raise ValueError("a stage reward returned non-finite values (NaN/inf) for the executed chunk; rewards must be finite")
+        self.tracker.update(stage_host)
         return SteerOutput(chunk, samples, rewards)

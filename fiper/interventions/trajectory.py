@@ -31,7 +31,8 @@ def lift_chunks(chunks: Tensor, position_dims: Sequence[int], *, velocity: bool 
         raise ValueError(
             f"position_dims={dims} is invalid for action_dim={chunks.shape[-1]}: give 1 to 3 indices in range"
         )
-    pos = chunks[..., dims]
+    # Consecutive dims are a slice (a view): a list index would copy an index tensor to the device.
+    pos = chunks[..., dims[0]:dims[-1] + 1] if dims == list(range(dims[0], dims[0] + len(dims))) else chunks[..., dims]
     if velocity:
         pos = torch.cumsum(pos * dt, dim=-2)
         if start is not None:
@@ -50,6 +51,15 @@ class CheckedReward:
         self.name = name or getattr(program, "__name__", type(program).__name__)
 
     def __call__(self, trajectory: Tensor) -> Tensor:
+        out = self.shaped(trajectory)
+        if not bool(torch.isfinite(out).all()):
+            bad = int((~torch.isfinite(out)).sum())
+            raise ValueError(f"reward {self.name!r} returned {bad} non-finite values (NaN/inf); rewards must be finite")
+        return out
+
+    def shaped(self, trajectory: Tensor) -> Tensor:
+        """The program's output with its type and shape checked but not its values: no host
+        synchronisation, for a sampling loop that checks finiteness on the device after the loop."""
         out = self.program(trajectory)
         if not isinstance(out, Tensor):
             raise TypeError(f"reward {self.name!r} returned {type(out).__name__}; it must return a torch tensor (batch,)")
@@ -58,9 +68,6 @@ class CheckedReward:
                 f"reward {self.name!r} returned shape {tuple(out.shape)} for a trajectory batch of shape "
                 f"{tuple(trajectory.shape)}; it must return one reward per trajectory, shape ({trajectory.shape[0]},)"
             )
-        if not bool(torch.isfinite(out).all()):
-            bad = int((~torch.isfinite(out)).sum())
-            raise ValueError(f"reward {self.name!r} returned {bad} non-finite values (NaN/inf); rewards must be finite")
         return out
 
     def __repr__(self) -> str:

@@ -48,7 +48,7 @@ def test_act_on_the_gpu_times_phases_with_cuda_events_and_scores_like_the_cpu(gp
     policy, monitor, cpu_monitor = gpu
     agent = MonitoredPolicy(policy, monitor, num_samples=B)
     assert agent.timer.cuda and agent.generator.device.type == DEVICE.type
-    assert all(score.device.type == DEVICE.type for score in monitor.scores.values())
+    assert all(score.device.type == "cpu" for score in monitor.scores.values())  # scored on the host from one copy
     env = make_env(terminate=False)
     obs, _ = env.reset(seed=1)
     agent.reset(seed=1)
