@@ -65,7 +65,7 @@ def graded_from_config(**config: Any) -> GradedResponse:
 
 
 RETURN_KEYS = ("target", "decisions_back", "max_retries", "fallback", "start_poses", "demos", "start_key", "speed",
-               "settle_steps", "tolerance", "in_distribution_below", "gripper")
+               "settle_steps", "tolerance", "in_distribution_below", "gripper", "max_steps")
 
 
 def return_from_config(**config: Any) -> ReturnAndRetry:

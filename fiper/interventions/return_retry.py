@@ -63,7 +63,8 @@ class ReturnAndRetry:
     def __init__(self, target: str = "path", *, decisions_back: int | None = None, max_retries: int = 2,
                  fallback: Fallback | None = None, start_poses: StartPoses | Any = None, demos: str | None = None,
                  start_key: str = "agent_pos", speed: float | None = None, settle_steps: int = 5,
-                 tolerance: float = 0.01, in_distribution_below: float = 1.0, gripper: str = "keep"):
+                 tolerance: float = 0.01, in_distribution_below: float = 1.0, gripper: str = "keep",
+                 max_steps: int | None = 50):
         if target not in TARGETS:
             raise ValueError(f"target={target!r} is invalid: choose one of {TARGETS}")
         if decisions_back is not None and (isinstance(decisions_back, bool) or int(decisions_back) < 1):
@@ -73,6 +74,8 @@ class ReturnAndRetry:
             raise ValueError(f"max_retries={max_retries!r} is invalid: an integer >= 0 (0 falls back at the first alarm)")
         if speed is not None and not float(speed) > 0:
             raise ValueError(f"speed={speed!r} is invalid: a positive distance per step, or None for the policy's own pace")
+        if max_steps is not None and (isinstance(max_steps, bool) or int(max_steps) < 2):
+            raise ValueError(f"max_steps={max_steps!r} is invalid: an integer >= 2 (steps a return may take), or None")
         if isinstance(settle_steps, bool) or int(settle_steps) < 0:
             raise ValueError(f"settle_steps={settle_steps!r} is invalid: an integer >= 0")
         if not float(tolerance) > 0:
@@ -103,6 +106,7 @@ class ReturnAndRetry:
         self.decisions_back = None if decisions_back is None else int(decisions_back)
         self.max_retries, self.speed = int(max_retries), None if speed is None else float(speed)
         self.settle_steps, self.tolerance = int(settle_steps), float(tolerance)
+        self.max_steps = None if max_steps is None else int(max_steps)
         self.in_distribution_below = float(in_distribution_below)
         self.fallback: Fallback = fallback if fallback is not None else HoldPosition()
         self.context: FallbackContext | None = None
@@ -270,7 +274,7 @@ class ReturnAndRetry:
             if self.gripper == "start":  # released where the return begins: the policy starts with what it started with
                 grip = list(context.gripper_dims)
                 base[grip] = self.start_poses.actions[nearest, grip]
-            speed = self.speed if self.speed is not None else _pace(segment[:, dims] if len(segment) else segment)
+            speed = self.speed if self.speed is not None else _pace(context.action_history()[:, dims])
             path = _resample_polyline(np.stack([here, goal]), speed)
             path = np.concatenate([here[None], path])
         elif context.action_mode == "velocity":
@@ -294,6 +298,8 @@ class ReturnAndRetry:
                 path = base[None, dims]
             if self.speed is not None:
                 path = np.concatenate([path[:1], _resample_polyline(path, self.speed)])
+        if self.max_steps is not None and len(path) > self.max_steps:
+            path = _respace(path, self.max_steps)
         plan = np.repeat(base[None], len(path), axis=0)
         plan[:, dims] = path
         return plan
@@ -306,8 +312,15 @@ class ReturnAndRetry:
         return np.stack(self._segment_list) if self._segment_list else np.zeros((0, context.action_dim))
 
 
+def _respace(points: np.ndarray, n: int) -> np.ndarray:
+    """``n`` points evenly spaced by arc length along the polyline ``points`` (K, P), ends included."""
+    arc = np.concatenate([[0.0], np.cumsum(np.linalg.norm(np.diff(points, axis=0), axis=1))])
+    stops = np.linspace(0.0, arc[-1], n)
+    return np.stack([np.interp(stops, arc, points[:, d]) for d in range(points.shape[1])], axis=1)
+
+
 def _pace(targets: np.ndarray) -> float:
-    """The policy's own speed: the median non-zero step between consecutive executed targets."""
+    """The policy's own speed: the median non-zero step between consecutive executed targets of the episode."""
     steps = np.linalg.norm(np.diff(targets, axis=0), axis=1) if len(targets) > 1 else np.zeros(0)
     steps = steps[np.isfinite(steps) & (steps > 1e-9)]
     if not len(steps):

@@ -105,6 +105,17 @@ def test_decisions_back_and_a_stricter_in_distribution_ratio_pick_earlier_states
     assert np.allclose(actions[-1, :3], plan[7, :3])  # decision 2 is the last with ratio < 0.3
 
 
+def test_max_steps_bounds_how_long_a_return_takes():
+    response, ctx, robot = setup(max_steps=6, settle_steps=0)
+    start = robot.pos.copy()
+    plan = targets(40)
+    drive(response, ctx, robot, plan, [1.5] * 10, alarm_at=9)
+    actions = follow(response, ctx, robot)
+    assert len(actions) <= 7 and np.allclose(actions[5, :3], start)  # 36 recorded targets re-spaced to 6 points
+    steps = np.linalg.norm(np.diff(actions[:6, :3], axis=0), axis=1)
+    assert np.allclose(steps, steps.mean(), rtol=0.3)  # evenly along the path
+
+
 def test_path_return_with_nothing_judged_in_distribution_goes_back_to_the_episode_start():
     response, ctx, robot = setup()
     start = robot.pos.copy()
@@ -198,6 +209,19 @@ def test_start_target_goes_to_the_nearest_demo_start_pose_at_the_given_speed(tmp
     pace = np.median(np.linalg.norm(np.diff(plan[:16, :3], axis=0), axis=1))
     steps = np.linalg.norm(np.diff(actions[:-1, :3], axis=0), axis=1)
     assert np.allclose(steps[1:-1], pace, rtol=1e-6) and np.allclose(actions[-1, :3], 0.0 + np.array([0, 0, 0.1]))
+
+
+def test_a_second_start_return_right_after_a_resume_moves_at_the_episodes_pace():
+    response, ctx, robot = setup(target="start", start_poses=[[0.0, 0.0, 0.1]], max_retries=2)
+    plan = targets(20)
+    drive(response, ctx, robot, plan, [0.2] * 5, alarm_at=4)
+    follow(response, ctx, robot)
+    response.resumed()
+    robot.pos = robot.pos + [0.2, 0.0, 0.0]  # pushed away; the first decision after the resume alarms at once
+    assert response.step(True, 2.0) == "fallback:return_retry"
+    actions = follow(response, ctx, robot)
+    assert response.mode == "return" and response.ready_to_resume() and len(actions) > 5
+    assert np.linalg.norm(robot.pos - [0.0, 0.0, 0.1]) <= 0.01
 
 
 def test_velocity_actions_replay_negated_velocities_and_refuse_a_start_pose():
