@@ -78,6 +78,10 @@ def response_kinds() -> list[str]:
     return [k for k in getattr(building, "RESPONSES", {}) if k != "graded"]
 
 
+def preset_names() -> list[str]:
+    return sorted(p.stem for p in PRESETS.glob("*.yaml"))
+
+
 def _preset(name: str) -> dict[str, Any] | None:
     path = PRESETS / f"{name}.yaml"
     return OmegaConf.to_container(OmegaConf.load(path)) if path.is_file() else None
@@ -99,7 +103,7 @@ def response_config(name: str, configs: Mapping[str, Any]) -> dict[str, Any]:
         if "preset" in entry:
             base = _preset(str(entry.pop("preset")))
             if base is None:
-                raise ValueError(f"response_configs.{name}.preset names no file in {PRESETS}; presets: {sorted(p.stem for p in PRESETS.glob('*.yaml'))}")
+                raise ValueError(f"response_configs.{name}.preset names no file in {PRESETS}; name one of {preset_names()}")
         config = plain(OmegaConf.merge(OmegaConf.create(base), OmegaConf.create(entry)))
     elif (preset := _preset(name)) is not None:
         config = preset
@@ -109,7 +113,7 @@ def response_config(name: str, configs: Mapping[str, Any]) -> dict[str, Any]:
         config = {"fallback": {"name": name}}
     else:
         raise ValueError(f"unknown response {name!r}: not a key of response_configs, a preset in {PRESETS} "
-                         f"({sorted(p.stem for p in PRESETS.glob('*.yaml'))}), a registered response kind ({sorted(response_kinds())}) "
+                         f"({preset_names()}), a registered response kind ({sorted(response_kinds())}) "
                          f"or a registered fallback ({sorted(FALLBACKS)}); add it as '+response_configs.{name}={{preset: hold}}' "
                          "or register it with fiper.interventions.register_fallback")
     missing = _missing(config)
@@ -141,20 +145,21 @@ def run_paired(make_env, agents: Mapping[str, MonitoredPolicy], recorders: Mappi
     """Every (cell, seed) in every arm's store, arms interleaved per seed; episodes already recorded are skipped.
     Returns the number of episodes run."""
     done = {name: recorded_episodes(rec) for name, rec in recorders.items()}
-    todo = {(s, v, seed, name) for s, v in cells for seed in seeds for name in agents if (s, round(v, 6), seed) not in done[name]}
+    todo = {(s, v, ep_seed, name) for s, v in cells for ep_seed in seeds for name in agents
+            if (s, round(v, 6), ep_seed) not in done[name]}
     bar = tqdm(total=len(todo), desc="outcome sweep", disable=not progress)
     for shift, severity in cells:
-        if not any((shift, severity, seed, name) in todo for seed in seeds for name in agents):
+        if not any((shift, severity, ep_seed, name) in todo for ep_seed in seeds for name in agents):
             continue
         env = make_env(shift, severity)
         try:
             for rec in recorders.values():
                 check_period(env, rec, shift, severity)
-            for seed in seeds:
+            for ep_seed in seeds:
                 for name, agent in agents.items():
-                    if (shift, severity, seed, name) not in todo:
+                    if (shift, severity, ep_seed, name) not in todo:
                         continue
-                    result = run_episode(env, agent, seed=seed, record_keys=record_keys, labels={"shift": shift, "severity": severity})
+                    result = run_episode(env, agent, seed=ep_seed, record_keys=record_keys, labels={"shift": shift, "severity": severity})
                     recorders[name].write(result.steps, result.decisions, result.labels)
                     bar.update(1)
                     bar.set_postfix(cell=f"{shift} {severity:g}", arm=name, ok=int(result.success))

@@ -118,6 +118,8 @@ def test_act_refuses_unknown_or_incomplete_responses_before_running(run_dirs, tm
     assert not out.exists()
     assert act.response_config("retreat", {}) == {"fallback": {"name": "retreat", "steps": 20, "speed": None}}
     assert act.response_config("stop", {"stop": {"preset": "hold"}}) == {"fallback": {"name": "hold"}}
+    with pytest.raises(ValueError, match=r"response_configs.x.preset names no file .*name one of \[.*'retreat'"):
+        act.response_config("x", {"x": {"preset": "nope"}})
     register_fallback("act_test_hold", HoldPosition, overwrite=True)  # a response joins by its registered name
     assert act.response_config("act_test_hold", {"act_test_hold": None}) == {"fallback": {"name": "act_test_hold"}}
     with pytest.raises(ValueError, match=r"response 'controller' leaves \['fallback.controller'\] unset"):

@@ -114,7 +114,7 @@ def outcome_report(without: str | os.PathLike, responses: Mapping[str, str | os.
     for name, path in responses.items():
         arms[name], periods[name] = read(path)
     period = _same_period(periods)
-    cells = tuple(sorted({(r.shift, r.severity) for r in base}))
+    cells = tuple(sorted({(r.shift, r.severity) for r in base}, key=lambda c: (c[0] != "none", c)))  # in distribution first
     overall = {name: compare(name, base, recs, period) for name, recs in arms.items()}
     unpaired = [name for name, res in overall.items() if res.episodes == 0]
     if unpaired:

@@ -144,7 +144,8 @@ def plot_outcome(report: OutcomeReport, path: str | os.PathLike) -> Path:
 
     names = [WITHOUT, *report.overall]
     counts = [report.without, *(r.outcomes for r in report.overall.values())]
-    fig = Figure(figsize=(11, 0.5 * len(names) + 1.8))
+    height = 0.45 * len(names) + 1.6
+    fig = Figure(figsize=(11, height))
     FigureCanvasAgg(fig)
     left, right = fig.subplots(1, 2, gridspec_kw={"width_ratios": [3, 2]})
     y = np.arange(len(names))[::-1]
@@ -169,7 +170,7 @@ def plot_outcome(report: OutcomeReport, path: str | os.PathLike) -> Path:
     right.set_xlabel("share")
     right.legend(loc="lower center", bbox_to_anchor=(0.5, 1.0), ncol=1, fontsize=8, frameon=False)
     fig.suptitle(f"acting on alarms: {report.task or 'task'} ({len(report.cells)} cells x {report.seeds} seeds)", fontsize=10)
-    fig.subplots_adjust(left=0.14, right=0.98, bottom=0.18, top=0.72, wspace=0.45)
+    fig.subplots_adjust(left=0.14, right=0.98, bottom=0.55 / height, top=1 - 0.95 / height, wspace=0.45)
     path = Path(path)
     fig.savefig(path, dpi=110)
     return path
