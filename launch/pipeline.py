@@ -280,8 +280,42 @@ def validate_all(cfg: DictConfig, run_dir: Path) -> None:
         if stage == "fit + calibrate the chosen monitor" and cfg.deploy_delta is None:
             continue
         for step in steps:
-            validate(step.compose(), step.module.CHECKS, f"{step.config_name} (pipeline stage '{stage}')", check_paths=False)
+            composed = step.compose()
+            validate(composed, step.module.CHECKS, f"{step.config_name} (pipeline stage '{stage}')", check_paths=False)
+            if step.module is stress:  # every cell's shift can be built, before anything runs
+                try:
+                    stress.check_factories(plain(composed.env), plain(composed.factories), [c[0] for c in plain(composed.cells)])
+                except ValueError as err:
+                    raise ValueError(f"pipeline stage '{stage}': {err} (in the pipeline: rollouts.factories.<shift>, rollouts.cells)") from None
     _checkpoint_source(cfg)
+
+
+def check_action_dims(cfg: DictConfig, demos: Path) -> None:
+    """Score settings naming action entries (``dims``) the demos' actions do not have: an error before training.
+
+    The shipped settings name pick-and-place's hand x, y, z; for another task they are said to be its,
+    so that they are not used for another env unnoticed.
+    """
+    import yaml
+
+    store = EpisodeStore.open(demos)
+    action_dim, task = int(store.data_array("action").shape[1]), store.attrs.get("task")
+    settings = {f"monitor.scores.{name}.dims": spec.get("dims") for name, spec in (plain(cfg.monitor).get("scores") or {}).items()
+                if isinstance(spec, Mapping) and spec.get("dims") is not None}
+    for item in cfg.evaluate:
+        key, _, value = str(item).lstrip("+").partition("=")
+        if key.startswith("scores.") and key.endswith(".dims"):
+            settings[f"evaluate: {key}"] = yaml.safe_load(value)
+    bad = {k: v for k, v in settings.items() if isinstance(v, list) and v and max(v) >= action_dim}
+    if bad:
+        shown = "; ".join(f"{k}={v}" for k, v in bad.items())
+        raise ValueError(f"the demos of task {task!r} have {action_dim}-d actions, but {shown} select entries beyond them. Set the "
+                         f"action entries of this task, e.g. monitor.scores.ace.dims=[0] and \"evaluate=['scores.ace.dims=[0]']\", "
+                         "or null for every entry")
+    shipped = cfg.train.get("checkpoint_task")
+    if settings and shipped is not None and task != shipped:
+        print(f"[monitor] note: {', '.join(f'{k}={v}' for k, v in settings.items())} are the settings shipped for {shipped!r}; "
+              f"this run's task is {task!r}: set the action entries its scores should read (or null for every entry)", flush=True)
 
 
 def chosen_monitor_file(report_dir: Path, stress_store: Path) -> Path:
@@ -326,6 +360,7 @@ def _run_stages(cfg: DictConfig, run_dir: Path) -> Path:
                    "policy weights": policy_fingerprint(call_policy_factory(cfg.policy_factory, resolve_device(cfg.device)))}
     else:
         stage("collect", demos, {})
+        check_action_dims(cfg, demos)
         source = _checkpoint_source(cfg)
         if source is not None:
             reasons = checkpoint_mismatch(source, demos, steps["train"][0].compose(), cfg.train.get("checkpoint_task"))

@@ -50,24 +50,27 @@ CHECKS = merged(ENV_CHECKS, THREADS, {
 })
 
 
-def env_builder(env_cfg: dict[str, Any], factories: dict[str, str], cells: list[str] = ()):
-    """make_env(shift, severity): the task with that shift, or the user's factory for it.
-
-    Checked before any env is built: each factory is importable and takes ``severity``, and each
-    cell's shift has a factory or can be passed to the env factory as ``shifts``.
-    """
+def check_factories(env_cfg: dict[str, Any], factories: dict[str, str], shifts: list[str]) -> dict[str, Any]:
+    """The shift factories, resolved, once each imports and takes ``severity`` and every shift in ``shifts``
+    has a factory or can be passed to the env factory as ``shifts``; else a ValueError naming the fix."""
     built = {shift: resolve(spec) for shift, spec in factories.items()}
     for shift, fn in built.items():
         if not accepts(fn, "severity"):
             raise ValueError(f"factories.{shift}={factories[shift]} is called as f(severity=..., **env.kwargs) but takes no "
                              "'severity' parameter; give it one (def f(severity=0.0, **kwargs)) or name another factory")
     base = resolve(env_cfg["factory"])
-    missing = sorted({s for s in cells if s != "none" and s not in built} if not accepts(base, "shifts") else set())
+    missing = sorted({s for s in shifts if s != "none" and s not in built} if not accepts(base, "shifts") else set())
     if missing:
         raise ValueError(f"the cells name shifts {missing} but env.factory={env_cfg['factory']} takes no 'shifts' parameter and "
                          f"factories has none for them (factories: {sorted(built) or 'none'}); give one per shift, "
                          f"e.g. factories.{missing[0]}=my_pkg.envs:make_{missing[0]} (called as f(severity=..., **env.kwargs)), "
                          "or remove those cells")
+    return built
+
+
+def env_builder(env_cfg: dict[str, Any], factories: dict[str, str], cells: list[str] = ()):
+    """make_env(shift, severity): the task with that shift, or the user's factory for it (checked first, check_factories)."""
+    built = check_factories(env_cfg, factories, list(cells))
 
     def make_env(shift: str, severity: float):
         if shift in built:  # f(severity=..., **env.kwargs), and shift= when f names that parameter

@@ -129,6 +129,34 @@ def test_env_overrides_items_holding_equals_or_colons_are_quoted_or_refused():
             validate_all(bad, Path("unused"))
 
 
+REACHER_OVERRIDES = ["env_overrides=['env.factory=examples.gym_reacher.envs:make_reacher','env.name=null','env.obs_mode=null']",
+                     "collect.expert=examples.gym_reacher.expert:ReachExpert"]
+
+
+def test_the_pipeline_refuses_the_shipped_settings_for_another_env_before_they_are_used(tmp_path, capsys):
+    """Shift names of fiper's tasks for an env without them: refused before anything runs. Action entries beyond the
+    demos' actions: refused before training; valid ones shipped for pick-and-place: a note naming them."""
+    from launch.pipeline import check_action_dims, validate_all
+
+    with initialize_config_dir(config_dir=str(CONF), version_base=None):
+        shipped = compose("pipeline", [*REACHER_OVERRIDES])  # cells [obstacle, init_pose, push, ...] of fiper's tasks
+        with pytest.raises(ValueError, match=r"stage 'stress rollouts': the cells name shifts \['init_pose', 'mass', "
+                                             r"'object_size', 'obs_noise', 'obstacle', 'push'\] .*rollouts.factories"):
+            validate_all(shipped, tmp_path / "run")
+        store = EpisodeStore.create(tmp_path / "demos.zarr", attrs={"task": "Reacher-v5"})
+        store.append_episode({"obs": np.zeros((3, 10)), "action": np.zeros((3, 2), np.float32)})
+        with pytest.raises(ValueError, match=r"task 'Reacher-v5' have 2-d actions, but monitor.scores.ace.dims=\[0, 1, 2\]; "
+                                             r"evaluate: scores.ace.dims=\[0, 1, 2\] select entries beyond them"):
+            check_action_dims(shipped, tmp_path / "demos.zarr")
+        wide = EpisodeStore.create(tmp_path / "wide.zarr", attrs={"task": "Pusher-v5"})
+        wide.append_episode({"obs": np.zeros((3, 23)), "action": np.zeros((3, 7), np.float32)})
+        check_action_dims(shipped, tmp_path / "wide.zarr")
+        assert "[monitor] note: monitor.scores.ace.dims=[0, 1, 2], evaluate: scores.ace.dims=[0, 1, 2] are the settings shipped " \
+               "for 'pick_place'; this run's task is 'Pusher-v5'" in capsys.readouterr().out
+        mine = compose("pipeline", [*REACHER_OVERRIDES, "monitor.scores.ace.dims=[0,1]", "evaluate=['scores.ace.dims=[0,1]']"])
+        check_action_dims(mine, tmp_path / "demos.zarr")
+
+
 @pytest.mark.slow
 def test_the_documented_pipeline_command_runs_every_stage(tmp_path):
     """python -m launch.pipeline --config-dir examples/gym_reacher/conf --config-name pipeline_reacher, tiny."""
