@@ -16,7 +16,7 @@ from benchmarks.synthetic_stores import write_synthetic_store
 from launch.evaluate import run
 
 CONF = Path(__file__).resolve().parents[2] / "launch" / "conf"
-DROP = [f"~methods.{m}" for m in ("fiper", "fiper_joint", "fiper_or_joint", "fiper_select", "rnd_oe", "stac", "rnd_a", "logpzo", "pca_kmeans", "knn")]
+DROP = [f"~methods.{m}" for m in ("fiper", "fiper_joint", "fiper_or_joint", "fiper_select", "rnd_oe", "stac", "rnd_a", "logpzo", "pca_kmeans", "knn", "obs_novelty")]
 
 
 def _record(method, delta, acc, far=0.0, se=0.0, auroc=0.7, guaranteed=True):
@@ -68,7 +68,7 @@ def test_launch_evaluate_repeats_writes_each_seed_and_the_summary(tmp_path):
     assert vs and {p["method"] for p in vs} == {"ace", "elapsed"} and all(p["reference"].startswith("mahalanobis (") for p in vs)
     md = (tmp_path / "three" / "repeats.md").read_text()
     assert "difference to the best baseline row" in md
-    assert summary["references"] == ["elapsed"]  # the default reference stays
+    assert summary["references"] == ["elapsed"]  # the default reference left stays
     margins = summary["paired_vs_references"]
     assert {p["method"] for p in margins} == {"ace", "mahalanobis"} and all(p["reference"].startswith("elapsed (") for p in margins)
     assert {(p["method"], p["field"]) for p in summary["paired_vs_references_mean_over_tasks"]} >= {("ace", "accuracy"), ("ace", "twa")}

@@ -18,15 +18,26 @@ def test_fit_and_score_on_cuda_then_load_on_cpu(name):
     fit = data.fit_data()
     fit.device = torch.device("cuda")
     score = make_score(name, **TINY[name]).fit(fit)
-    args = (new.embeddings, new.samples, new.decision_ends)
-    on_gpu = score.score_offline(*args)
+    seen = "observation" in score.needs  # a raw-observation score takes the observations by keyword
+
+    def offline(s):
+        if seen:
+            return s.score_offline(decision_ends=new.decision_ends, observations=new.observations)
+        return s.score_offline(new.embeddings, new.samples, new.decision_ends)
+
+    def step(i):
+        if seen:
+            return score.step(observation={k: torch.from_numpy(np.ascontiguousarray(v[i])).cuda() for k, v in new.observations.items()})
+        return score.step(torch.from_numpy(new.embeddings[i]).cuda(), torch.from_numpy(new.samples[i]).cuda())
+
+    on_gpu = offline(score)
     online = []
     for start, end in zip(np.r_[0, new.decision_ends[:-1]], new.decision_ends):
         score.reset()
-        online += [score.step(torch.from_numpy(new.embeddings[i]).cuda(), torch.from_numpy(new.samples[i]).cuda()) for i in range(start, end)]
+        online += [step(i) for i in range(start, end)]
     np.testing.assert_allclose(online, on_gpu, rtol=1e-5, atol=1e-5)
     tensors, config = score.state()
     assert all(t.device.type == "cpu" for t in tensors.values())
-    on_cpu = score_from_state(tensors, config, device="cpu").score_offline(*args)
+    on_cpu = offline(score_from_state(tensors, config, device="cpu"))
     np.testing.assert_allclose(on_cpu, on_gpu, rtol=1e-4, atol=1e-4)
-    np.testing.assert_allclose(score.to("cpu").score_offline(*args), on_cpu, rtol=0, atol=0)
+    np.testing.assert_allclose(offline(score.to("cpu")), on_cpu, rtol=0, atol=0)
