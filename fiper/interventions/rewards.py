@@ -49,6 +49,17 @@ def _check_traj(trajectory: Tensor, who: str) -> None:
         )
 
 
+def _on(obj: Any, name: str, like: Tensor) -> Tensor:
+    """``obj.<name>`` (a host tensor) in ``like``'s dtype and device, copied there once, not at every call:
+    a copy per sampling step would make the host wait for the device each time."""
+    value = getattr(obj, name)
+    cache = obj.__dict__.setdefault("_copies", {})
+    key = (name, id(value), like.device, like.dtype)
+    if key not in cache:
+        cache[key] = value.to(like.device, like.dtype, non_blocking=True)
+    return cache[key]
+
+
 def segment_distance(points: Tensor, center: Tensor) -> Tensor:
     """Distance from ``center`` to each straight segment between consecutive points: (b, T, d) -> (b, T-1).
 
@@ -92,7 +103,7 @@ class KeepOut:
         """Distance to the obstacle's centre (or axis): per segment (batch, steps-1), or per point (batch, steps)."""
         _check_traj(trajectory, "KeepOut")
         dims = 2 if self.shape == "cylinder" else 3
-        points, center = trajectory[..., :dims], self.center[:dims].to(trajectory)
+        points, center = trajectory[..., :dims], _on(self, "center", trajectory)[:dims]
         if self.segments and trajectory.shape[1] > 1:
             return segment_distance(points, center)
         return torch.sqrt(((points - center) ** 2).sum(-1) + 1e-12)
@@ -100,6 +111,34 @@ class KeepOut:
     def __call__(self, trajectory: Tensor) -> Tensor:
         violation = self.radius + self.margin - self.distance(trajectory)
         return soft_barrier(violation, self.tau).sum(-1)
+
+    def value_and_grad(self, trajectory: Tensor) -> tuple[Tensor, Tensor]:
+        """The reward (batch,) and its gradient d reward / d trajectory (batch, steps, 3), in closed form.
+
+        Steering calls it at every sampling step instead of autograd (a few ops instead of a backward
+        graph). Per segment the distance's gradient is -(1 - t) u at its start and -t u at its end (u the
+        unit vector from the closest point to the centre): the closest point's parameter t is optimal, so
+        its own variation does not change the distance.
+        """
+        _check_traj(trajectory, "KeepOut")
+        dims = 2 if self.shape == "cylinder" else 3
+        points, center = trajectory[..., :dims], _on(self, "center", trajectory)[:dims]
+        grad = torch.zeros_like(trajectory)
+        if self.segments and trajectory.shape[1] > 1:
+            a, ab = points[:, :-1], points[:, 1:] - points[:, :-1]
+            t = ((center - a) * ab).sum(-1).div((ab * ab).sum(-1).clamp_min(1e-12)).clamp(0.0, 1.0).unsqueeze(-1)
+            away = center - (a + t * ab)  # closest point -> centre
+            dist = torch.sqrt((away * away).sum(-1) + 1e-12)
+            violation = self.radius + self.margin - dist
+            push = torch.sigmoid(violation / self.tau).unsqueeze(-1) * away / dist.unsqueeze(-1)  # -dR/dq
+            grad[:, :-1, :dims] = -(1 - t) * push
+            grad[:, 1:, :dims] -= t * push
+        else:
+            away = center - points
+            dist = torch.sqrt((away * away).sum(-1) + 1e-12)
+            violation = self.radius + self.margin - dist
+            grad[..., :dims] = -torch.sigmoid(violation / self.tau).unsqueeze(-1) * away / dist.unsqueeze(-1)
+        return soft_barrier(violation, self.tau).sum(-1), grad
 
 
 class Reach:
@@ -121,7 +160,7 @@ class Reach:
     def __call__(self, trajectory: Tensor) -> Tensor:
         _check_traj(trajectory, "Reach")
         points = trajectory[:, -1:] if self.which == "final" else trajectory
-        dist = torch.sqrt(((points - self.target.to(trajectory)) ** 2).sum(-1) + 1e-12)
+        dist = torch.sqrt(((points - _on(self, "target", trajectory)) ** 2).sum(-1) + 1e-12)
         return -(F.relu(dist - self.radius) ** 2).min(-1).values
 
 
@@ -151,8 +190,8 @@ class InWorkspace:
     def __call__(self, trajectory: Tensor) -> Tensor:
         _check_traj(trajectory, "InWorkspace")
         p = trajectory[..., : self.dims]
-        below = soft_barrier(self.low.to(p) - p, self.tau)
-        above = soft_barrier(p - self.high.to(p), self.tau)
+        below = soft_barrier(_on(self, "low", p) - p, self.tau)
+        above = soft_barrier(p - _on(self, "high", p), self.tau)
         return (below + above).sum((-1, -2))
 
 
@@ -170,6 +209,18 @@ class WeightedSum:
 
     def __call__(self, trajectory: Tensor) -> Tensor:
         return sum(w * r(trajectory) for w, r in self.terms)
+
+    @property
+    def value_and_grad(self) -> Callable[[Tensor], tuple[Tensor, Tensor]] | None:
+        """Closed-form reward and gradient when every term has one (see KeepOut.value_and_grad), else None."""
+        parts = [(w, getattr(r, "value_and_grad", None)) for w, r in self.terms]
+        if any(not callable(f) for _, f in parts):
+            return None
+
+        def both(trajectory: Tensor) -> tuple[Tensor, Tensor]:
+            out = [(w, *f(trajectory)) for w, f in parts]
+            return sum(w * r for w, r, _ in out), sum(w * g for w, _, g in out)
+        return both
 
 
 REWARDS = Registry("reward", {

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol, runtime_checkable
 
+import torch
 from torch import Tensor
 
 from fiper.interventions.rewards import REWARDS, KeepOut
@@ -66,6 +67,16 @@ class SceneKeepOut:
         for part in self.parts:
             out = out + part(trajectory)
         return out
+
+    def value_and_grad(self, trajectory: Tensor) -> tuple[Tensor, Tensor]:
+        """Reward and gradient in closed form: the sum of every obstacle's KeepOut.value_and_grad."""
+        if self.parts is None:
+            self(trajectory)  # raises: not bound
+        value, grad = trajectory.new_zeros(trajectory.shape[0]), torch.zeros_like(trajectory)
+        for part in self.parts:
+            r, g = part.value_and_grad(trajectory)
+            value, grad = value + r, grad + g
+        return value, grad
 
 
 def bind_scene(rewards: Any, env: Any) -> None:

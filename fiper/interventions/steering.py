@@ -214,23 +214,56 @@ class Steering:
         ``check=False`` leaves the finiteness check to the caller (on the device, after sampling).
         """
         n, b = pos.shape[:2]
-        if len(stages) != n:
-            stages = np.zeros(n, dtype=np.int64)
         k = pos.shape[-1]
+        stage = self._single_stage(n, stages)
 
         def reward(stage: int, p: Tensor) -> Tensor:
             traj = lift_chunks(p, tuple(range(k)), velocity=self.config.velocity_actions)
             program = self.rewards[int(stage)]
             return (program(traj) if check else program.shaped(traj)).reshape(p.shape[0], b).to(pos.dtype)
 
-        first = int(stages[0])
-        if bool((stages == first).all()):  # numpy on the host: one program for every observation
-            return reward(first, pos)
+        if stage is not None:
+            return reward(stage, pos)
         out = pos.new_zeros(n, b)
         for k_stage in np.unique(stages):
             rows = torch.from_numpy(np.flatnonzero(stages == k_stage)).to(pos.device, non_blocking=True)
             out = out.index_put((rows,), reward(int(k_stage), pos[rows]))
         return out
+
+    def _single_stage(self, n: int, stages: np.ndarray) -> int | None:
+        """The stage every one of n observations is in (host numpy, no device read), or None if they differ."""
+        if len(stages) != n:
+            return 0
+        first = int(stages[0])
+        return first if bool((stages == first).all()) else None
+
+    def _reward_and_grad(self, pos: Tensor) -> tuple[Tensor, Tensor | None]:
+        """Rewards (N, B) of position blocks (N, B, H, k) and their gradient d reward / d positions.
+
+        A program with a closed-form ``value_and_grad`` (KeepOut, SceneKeepOut, a WeightedSum of
+        them) gives both in a few ops; any other program is differentiated by autograd. Values are
+        not checked here (see :meth:`check_run`).
+        """
+        n, b, h, k = pos.shape
+        stage = self._single_stage(n, self.tracker.stage)
+        program = self.rewards[stage] if stage is not None else None
+        closed = getattr(program.program, "value_and_grad", None) if program is not None else None
+        if callable(closed):
+            traj = lift_chunks(pos, tuple(range(k)), velocity=self.config.velocity_actions)
+            value, grad = closed(traj)
+            if value.shape != traj.shape[:1] or grad.shape != traj.shape:
+                raise ValueError(f"reward {program.name!r}: value_and_grad returned shapes {tuple(value.shape)} and "
+                                 f"{tuple(grad.shape)} for a trajectory batch {tuple(traj.shape)}; it must return "
+                                 f"({traj.shape[0]},) and {tuple(traj.shape)}")
+            grad = grad[..., :k].reshape(pos.shape)
+            if self.config.velocity_actions:  # positions are the running sum of the velocities
+                grad = grad.flip(-2).cumsum(-2).flip(-2)
+            return value.reshape(n, b).to(pos.dtype), grad.to(pos.dtype)
+        with torch.enable_grad():
+            leaf = pos.detach().requires_grad_(True)
+            reward = self._rewards_of_positions(leaf, self.tracker.stage, check=False)
+            (grad,) = torch.autograd.grad(reward.sum(), leaf, allow_unused=True)
+        return reward.detach(), grad
 
     def rewards_of(self, chunks: Tensor, stages: np.ndarray | None = None) -> Tensor:
         """Reward (N, B) of chunks (N, B, H, A) under each observation's current stage program."""
@@ -265,11 +298,7 @@ class Steering:
         if state.step == 0 or self._run is None or self._run.shape != tuple(x0.shape):
             self._run = self._new_run(x0, state.action_scale)
         run = self._run
-        with torch.enable_grad():
-            leaf = pos.detach().requires_grad_(True)
-            reward = self._rewards_of_positions(leaf, self.tracker.stage, check=False)
-            (grad,) = torch.autograd.grad(reward.sum(), leaf, allow_unused=True)
-        reward = reward.detach()
+        reward, grad = self._reward_and_grad(pos)
         run.checks.append(torch.stack((x0.sum(), reward.sum())))  # finite iff every value is (read after sampling)
         run.check_steps.append(int(state.step))
         run.running_max = torch.fmax(run.running_max, reward)  # fmax skips NaN: a NaN reward never leads
