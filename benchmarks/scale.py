@@ -100,12 +100,16 @@ def child(stores: list[str], config_name: str, block_mb: float | None) -> None:
     result = evaluate_task(rollouts, config)
     seconds = time.perf_counter() - start
     peak_mb = peak_rss_mb()
-    print(RESULT_TAG + json.dumps({
+    line = json.dumps({
         "decisions": int(rollouts.decision_ends[-1]), "episodes": rollouts.n_episodes, "seconds": seconds,
         "peak_mb": peak_mb, "imports_mb": imports_mb,
         "sample_mb": rollouts.samples.nbytes / (1 << 20),
         "stage_seconds": {k: round(v, 2) for k, v in result.seconds.items() if "/" not in k},
-    }), flush=True)
+        "score_seconds": {k: round(v, 2) for k, v in result.seconds.items() if "/" in k},
+    })
+    with open(Path(stores[0]).parent / "results.jsonl", "a") as log:  # every run's figures, beside its stores
+        log.write(line + "\n")
+    print(RESULT_TAG + line, flush=True)
 
 
 def measure(stores: list[Path], config_name: str, block_mb: float | None) -> dict:
@@ -157,6 +161,7 @@ def main() -> None:
     for r in results:
         print(f"{r['decisions']:>10,} {r['episodes']:>9,} {r['sample_mb']:>11,.0f} {r['seconds']:>8.1f} {r['peak_mb']:>12,.0f} {r['imports_mb']:>17,.0f}")
         print(f"{'':>10} stages: {r['stage_seconds']}")
+        print(f"{'':>10} per score: {r.get('score_seconds', {})}")
     first, last = results[0], results[-1]
     print(f"\n{last['decisions']:,} / {first['decisions']:,} decisions: time x{last['seconds'] / first['seconds']:.1f}, "
           f"peak memory x{last['peak_mb'] / first['peak_mb']:.2f} ({last['peak_mb'] - first['peak_mb']:+,.0f} MB)")
