@@ -5,6 +5,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from omegaconf import OmegaConf
 
 from fiper.interventions import FallbackContext, HoldPosition, ReturnAndRetry, StartPoses, Stop, response_from_config
@@ -271,3 +273,38 @@ def test_the_preset_and_config_dicts_build_it_by_kind():
         response_from_config({"kind": "return_retry", "retires": 3})
     with pytest.raises(KeyError, match=r"unknown response 'rewind'; known responses: \['graded', 'return_retry'\]"):
         response_from_config({"kind": "rewind"})
+
+
+RATIOS = st.one_of(st.floats(0.0, 3.0), st.sampled_from([float("nan"), float("inf")]))
+
+
+@settings(max_examples=60, deadline=None)
+@given(decisions=st.lists(st.tuples(st.booleans(), RATIOS, st.integers(1, 6)), min_size=1, max_size=25),
+       target=st.sampled_from(["path", "start"]), max_retries=st.integers(0, 3), back=st.sampled_from([None, 1, 3]),
+       faults=st.sets(st.integers(0, 200), max_size=3), seed=st.integers(0, 2**16))
+def test_any_sequence_of_verdicts_gives_finite_actions_and_bounded_retries(decisions, target, max_retries, back, faults, seed):
+    """Whatever the monitor says and whichever steps the wrapper refuses an observation on: every action is
+    finite, returns never exceed max_retries, and once the fallback takes over it keeps control."""
+    rng = np.random.default_rng(seed)
+    kw = {"start_poses": [[0.0, 0.0, 0.1], [0.2, -0.1, 0.15]]} if target == "start" else {"decisions_back": back}
+    response, ctx, robot = setup(target=target, max_retries=max_retries, max_steps=8, **kw)
+    step, fallen = 0, False
+    for alarm, ratio, n_steps in decisions:
+        label = response.step(alarm, ratio)
+        fallen = fallen or label == "fallback:hold"
+        assert response.retries <= max_retries and (not fallen or response.mode == "fallback")
+        for _ in range(n_steps if label == "none" else 12):
+            obs = robot.obs()
+            if label == "none":
+                a = np.concatenate([robot.pos + rng.normal(0, 0.02, 3), [0.8]])
+            else:
+                a = response.fallback_action(obs, ctx)
+                assert np.isfinite(a).all() and a.shape == (4,)
+            ctx.record(a, obs)
+            robot.step(a)
+            step += 1
+            if label != "none" and response.ready_to_resume("invalid observation" if step in faults else ""):
+                response.resumed()
+                label = "none"
+                break
+    assert response.retries == sum(e.startswith("return ") for e in response.events) <= max_retries
