@@ -32,6 +32,8 @@ from policies import PolicyConfig, build_policy
 
 OBS = {"agent_pos": (2,), "object": (4,)}
 KINDS = ("bare", "monitored", "steered")
+MONITOR_TARGET = 1.2  # a monitored decision at B = 32, as a multiple of the unmonitored one
+STEER_TARGET = 3.0  # a steered decision, at every B
 
 
 def make_policy(kind: str, denoiser: str, device: str):
@@ -125,6 +127,7 @@ def main() -> None:
     head = f"{'B':>5} | {'bare ms':>8} | {'monitored ms':>12} {'ratio':>6} | {'steered ms':>10} {'ratio':>6}"
     print(head + ("" if cuda else f" | {'CPU-time ratios mon / steer':>27}") + (" | syncs bare / mon / steer" if cuda else ""))
     policy = make_policy(args.kind, args.denoiser, args.device)
+    steered = {}
     for b in args.batch:
         agents = make_agents(policy, b, args.device)
         t = time_decisions(agents, args.repeats)
@@ -139,6 +142,13 @@ def main() -> None:
         else:
             line += f" | {cpu['monitored']:>13.2f} / {cpu['steered']:<11.2f}"
         print(line, flush=True)
+        steered[b] = ratio["steered"]
+        if b == 32:
+            target = ratio["monitored"]
+    if 32 in args.batch:
+        print(f"target monitored / bare <= {MONITOR_TARGET} at B = 32: {target:.2f} ({'met' if target <= MONITOR_TARGET else 'not met'})")
+    worst = max(steered.values())
+    print(f"target steered / bare <= {STEER_TARGET} at every B: worst {worst:.2f} ({'met' if worst <= STEER_TARGET else 'not met'})")
 
 
 if __name__ == "__main__":
