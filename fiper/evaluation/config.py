@@ -9,6 +9,7 @@ other defaults here are restated by ``launch/conf/evaluate.yaml`` (tested to agr
 from __future__ import annotations
 
 import copy
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
@@ -42,9 +43,19 @@ DEFAULT_METHODS: dict[str, dict[str, Any]] = {
     "fiper_joint": {"scores": ["rnd_oe", "ace"], "rule": "and", "windows": None, "joint": True},
     # the two indicators with the OR rule, one height for the max of the two: fires as soon as either is out
     "fiper_or_joint": {"scores": ["rnd_oe", "ace"], "rule": "or", "windows": None, "joint": True},
-    # FIPER's alarm rule chosen on validation, per threshold type, like the windows: whichever of the jointly
-    # calibrated AND, the jointly calibrated OR, RND-OE alone or ACE alone validates best (docs/evaluation.md)
-    "fiper_select": {"select": ["fiper_joint", "fiper_or_joint", "rnd_oe", "ace"]},
+    # FIPER's two indicators OR the clock, one height for the largest of the three normalised scores: adds the
+    # failure that only shows as "taking too long" (a timeout, slow progress) at the same delta
+    "fiper_clock_or_joint": {"scores": ["rnd_oe", "ace", "elapsed"], "rule": "or", "joint": True,
+                             "windows": {"elapsed": [1]}},
+    # FIPER's two indicators OR the raw observation's novelty, one height: adds states the policy's embedding
+    # compresses away (e.g. a dropped object) at the same delta; reads the recorded observations
+    "fiper_obs_or_joint": {"scores": ["rnd_oe", "ace", "obs_novelty"], "rule": "or", "joint": True, "windows": None},
+    # FIPER's alarm rule chosen on validation, per threshold type, like the windows (docs/evaluation.md):
+    # the jointly calibrated AND, kept unless another member beats it on validation by more than one standard
+    # error of the paired difference over validation resamples (keep_first_se): a choice within split noise
+    # does not transfer, so it falls back to the published rule
+    "fiper_select": {"select": ["fiper_joint", "fiper_or_joint", "rnd_oe", "ace", "fiper_clock_or_joint", "fiper_obs_or_joint"],
+                     "keep_first_se": 1.0},
     "rnd_oe": {"scores": ["rnd_oe"], "rule": "single", "windows": None},  # §2: novelty in the policy's embedding
     "ace": {"scores": ["ace"], "rule": "single", "windows": None},  # §3: entropy of the sampled chunks
     "stac": {"scores": ["stac"], "rule": "single", "windows": [EPISODE]},  # §6, Sentinel: published as a cumulative sum
@@ -95,10 +106,13 @@ class MethodSpec:
 
     ``scores`` name entries of the evaluation's ``scores`` (ScoreSpecs), ``rule`` and ``joint`` are
     the spec's; ``monitor_spec`` gives the MonitorSpec once validation has chosen the windows and
-    threshold type. ``windows`` restricts this method's window grid (None: the global grid); with several
-    scores every combination of per-score windows is a candidate. A method with ``select``
-    (rule 'select', no scores of its own) is whichever of the named methods validates best, per
-    threshold type: the choice of alarm rule made on the validation split, like the windows.
+    threshold type. ``windows`` restricts this method's window grid (None: the global grid), or, as a
+    mapping {score: windows}, the windows of the scores it names (``score_windows``; the others use the
+    grid); with several scores every combination of per-score windows is a candidate. A method with
+    ``select`` (rule 'select', no scores of its own) is whichever of the named methods validates best, per
+    threshold type: the choice of alarm rule made on the validation split, like the windows. With
+    ``keep_first_se`` > 0 the first member is kept unless another beats it on validation by more than
+    that many standard errors of the paired difference (selection.choose_member).
     """
 
     name: str
@@ -107,16 +121,23 @@ class MethodSpec:
     windows: tuple[int | str, ...] | None = None
     joint: bool = False
     select: tuple[str, ...] = ()
+    score_windows: tuple[tuple[str, tuple[int | str, ...]], ...] = ()
+    keep_first_se: float = 0.0
 
     @classmethod
     def of(cls, name: str, spec: Mapping[str, Any]) -> MethodSpec:
         if "select" in spec:
             members = spec["select"]
-            if set(spec) - {"select"}:
-                raise ValueError(f"method {name!r}: a 'select' method takes only the list of methods to choose from, got keys {sorted(spec)}")
+            if set(spec) - {"select", "keep_first_se"}:
+                raise ValueError(f"method {name!r}: a 'select' method takes only the list of methods to choose from and "
+                                 f"keep_first_se, got keys {sorted(spec)}")
             if not members or isinstance(members, str) or len(set(members)) != len(members):
                 raise ValueError(f"method {name!r}: 'select' must be a non-empty list of distinct method names, got {members!r}")
-            return cls(name, (), "select", None, False, tuple(str(m) for m in members))
+            keep = spec.get("keep_first_se", 0.0)
+            if isinstance(keep, bool) or not isinstance(keep, (int, float)) or not keep >= 0:
+                raise ValueError(f"method {name!r}: keep_first_se must be a number of standard errors >= 0 (0: the plain "
+                                 f"best member), got {keep!r}")
+            return cls(name, (), "select", None, False, tuple(str(m) for m in members), keep_first_se=float(keep))
         unknown = set(spec) - {"scores", "rule", "windows", "joint"}
         if unknown:
             raise ValueError(f"method {name!r}: unknown keys {sorted(unknown)}; expected scores, rule, windows, joint")
@@ -131,7 +152,14 @@ class MethodSpec:
             check_rule(rule, len(scores))
         except ValueError as err:
             raise ValueError(f"method {name!r}: {err}") from None
-        windows = spec.get("windows")
+        windows, score_windows = spec.get("windows"), ()
+        if isinstance(windows, Mapping):
+            unknown_scores = [k for k in windows if k not in scores]
+            if unknown_scores or not windows:
+                raise ValueError(f"method {name!r}: windows per score must name some of its scores {list(scores)}, got "
+                                 f"{sorted(map(str, windows)) or 'none'}; give {{score: [windows]}} or a list for every score")
+            score_windows = tuple((s, check_windows(windows[s], f"method {name!r} windows of {s!r}")) for s in scores if s in windows)
+            windows = None
         windows = None if windows is None else check_windows(windows, f"method {name!r} windows")
         joint = spec.get("joint", False)
         if not isinstance(joint, bool):
@@ -139,7 +167,7 @@ class MethodSpec:
         if joint and rule not in JOINT_RULES:
             raise ValueError(f"method {name!r}: joint calibration shares one height between the indicators of an "
                              f"{' / '.join(JOINT_RULES)} alarm, not rule {rule!r}; set joint: false")
-        return cls(name, scores, rule, windows, joint)
+        return cls(name, scores, rule, windows, joint, score_windows=score_windows)
 
     def monitor_spec(self, scores: Mapping[str, Mapping[str, Any]], windows: Mapping[str, int], threshold_type: str) -> MonitorSpec:
         """The MonitorSpec this method is once its windows (in decisions) and threshold type are chosen."""
@@ -150,9 +178,10 @@ class MethodSpec:
 
     def as_dict(self) -> dict[str, Any]:
         if self.select:
-            return {"select": list(self.select)}
-        return {"scores": list(self.scores), "rule": self.rule, "windows": None if self.windows is None else list(self.windows),
-                "joint": self.joint}
+            return {"select": list(self.select), **({"keep_first_se": self.keep_first_se} if self.keep_first_se else {})}
+        windows = {s: list(w) for s, w in self.score_windows} if self.score_windows else (
+            None if self.windows is None else list(self.windows))
+        return {"scores": list(self.scores), "rule": self.rule, "windows": windows, "joint": self.joint}
 
 
 @dataclass(frozen=True)
@@ -232,7 +261,13 @@ class EvaluationConfig:
         methods = {n: (m if isinstance(m, MethodSpec) else MethodSpec.of(n, m)) for n, m in self.methods.items()}
         if not methods:
             raise ValueError("methods is empty: configure at least one method to evaluate")
-        for method in methods.values():
+        for name, method in list(methods.items()):  # members that are dropped default methods are left out
+            kept = tuple(m for m in method.select if m in methods or m not in DEFAULT_METHODS)
+            if method.select and kept != method.select:
+                if not kept:
+                    raise ValueError(f"method {name!r} selects among {list(method.select)}, all of them dropped; configure one "
+                                     f"of them, or drop {name!r} too (launch.evaluate: '~methods.{name}')")
+                methods[name] = method = dataclasses.replace(method, select=kept)
             bad = [m for m in method.select if m not in methods or methods[m].select]
             if bad:
                 raise ValueError(f"method {method.name!r} selects among {bad}, which are not configured methods with scores "
@@ -272,7 +307,11 @@ class EvaluationConfig:
         used = {s for m in self.methods.values() for s in m.scores}
         return tuple(s for s in self.scores if s in used)
 
-    def method_windows(self, method: MethodSpec) -> tuple[int | str, ...]:
+    def method_windows(self, method: MethodSpec, score: str | None = None) -> tuple[int | str, ...]:
+        """The window candidates of ``method`` (of its ``score`` when the method gives that score its own)."""
+        own = dict(method.score_windows).get(score) if score is not None else None
+        if own is not None:
+            return own
         return method.windows if method.windows is not None else self.windows
 
     @classmethod

@@ -25,14 +25,14 @@ from calibration import JOINT_KINDS, THRESHOLD_KINDS
 from fiper.evaluation.cells import cell_counts
 from fiper.evaluation.config import EvaluationConfig, MethodSpec
 from fiper.evaluation.findings import task_findings
-from fiper.evaluation.grid import ScoreGrid, build_score_grid, candidate_alarms
+from fiper.evaluation.grid import CandidateAlarms, ScoreGrid, build_score_grid, candidate_alarms
 from fiper.evaluation.joint import joint_candidate_alarms
 from fiper.evaluation.live import live_results
 from fiper.evaluation.records import chosen_metrics, padded_env_steps
 from fiper.evaluation.results import EvaluationResult, MethodResult, TaskResult, TypeResult
 from fiper.evaluation.rollouts import RolloutSet, load_rollouts
 from fiper.evaluation.scoring import fit_and_score, resolve_specs
-from fiper.evaluation.selection import choose_candidate, criterion_values
+from fiper.evaluation.selection import choose_candidate, choose_member, criterion_values, stack_candidates
 from fiper.evaluation.splits import Split, calibration_halves, check_calibration_size, split_episodes
 from fiper.monitor.padding import to_padded
 
@@ -55,7 +55,7 @@ def _score_windows(config: EvaluationConfig) -> dict[str, tuple[int | str, ...]]
     for method in config.methods.values():
         for score in method.scores:
             labels = out.setdefault(score, [])
-            labels.extend(w for w in config.method_windows(method) if w not in labels)
+            labels.extend(w for w in config.method_windows(method, score) if w not in labels)
     order = {w: i for i, w in enumerate(config.windows)}
     return {s: tuple(sorted(ls, key=lambda w: (order.get(w, len(order)), str(w)))) for s, ls in out.items()}
 
@@ -81,7 +81,7 @@ def _evaluate_method(spec: MethodSpec, kind: str, task: _Calibrated, config: Eva
         return candidate_alarms(mine, idx, kind, spec.rule, episodes, lengths)
 
     mine = [task.grids[s] for s in spec.scores]
-    indices = [[g.index(w) for w in config.method_windows(spec)] for g in mine]
+    indices = [[g.index(w) for w in config.method_windows(spec, g.name)] for g in mine]
     val = alarms(select_grids, indices, split.validation, cal_select)
     values = criterion_values(val, ro.failed[split.validation], lengths[split.validation], int(lengths[seen].max()))
     chosen = choose_candidate(values, config.selection)
@@ -98,6 +98,7 @@ def _evaluate_method(spec: MethodSpec, kind: str, task: _Calibrated, config: Eva
         window_steps={g.name: int(g.windows[i]) for g, i in zip(mine, pick)},
         test=metrics,
         test_alarms=test,
+        validation_alarms=CandidateAlarms([pick], val.first_alarm[chosen : chosen + 1], val.max_ratio[chosen : chosen + 1]),
     )
 
 
@@ -107,10 +108,19 @@ def _best_validated(options: Sequence[TypeResult], criterion: str) -> int:
     return choose_candidate(values, criterion)
 
 
-def _select_member(spec: MethodSpec, kind: str, evaluated: Mapping[str, dict[str, TypeResult]], config: EvaluationConfig) -> TypeResult:
-    """The member whose chosen window validates best."""
+def _select_member(spec: MethodSpec, kind: str, evaluated: Mapping[str, dict[str, TypeResult]], task: _Calibrated,
+                   config: EvaluationConfig) -> TypeResult:
+    """The member whose chosen window validates best; with keep_first_se, the first member unless another
+    beats it by more than that many standard errors over validation resamples (selection.choose_member)."""
     members = [evaluated[m][kind] for m in spec.select]
-    best = _best_validated(members, config.selection)
+    if spec.keep_first_se <= 0:
+        best = _best_validated(members, config.selection)
+    else:
+        split, lengths = task.split, task.rollouts.lengths
+        seen = np.concatenate([split.fit, split.calibration, split.validation])
+        best = choose_member(stack_candidates([m.validation_alarms for m in members]), task.rollouts.failed[split.validation],
+                             lengths[split.validation], int(lengths[seen].max()), config.selection, spec.keep_first_se,
+                             seed=config.seed).index
     return dataclasses.replace(members[best], selected=spec.select[best])
 
 
@@ -158,7 +168,7 @@ def evaluate_task(rollouts: RolloutSet, config: EvaluationConfig) -> TaskResult:
     for spec, kind in tqdm(cells, desc=f"{rollouts.task}: select + test", disable=not config.progress):
         evaluated.setdefault(spec.name, {})[kind] = _evaluate_method(spec, kind, calibrated, config, env_steps)
     for spec in (m for m in config.methods.values() if m.select):
-        evaluated[spec.name] = {k: _select_member(spec, k, evaluated, config) for k in config.threshold_types}
+        evaluated[spec.name] = {k: _select_member(spec, k, evaluated, calibrated, config) for k in config.threshold_types}
     methods = {}
     for name, types in evaluated.items():
         spec = config.methods[name]

@@ -40,6 +40,7 @@ class TypeResult:
     test: dict[str, Any]  # metrics, arrays over the delta grid
     test_alarms: CandidateAlarms  # the chosen candidate on the test episodes
     selected: str | None = None  # for a 'select' method: the member method chosen on validation
+    validation_alarms: CandidateAlarms | None = None  # the chosen candidate on the validation episodes
 
     def validated(self, criterion: str) -> float:
         """The chosen candidate's validation value of ``criterion`` (mean over delta)."""

@@ -43,7 +43,16 @@ def test_select_reports_the_member_that_validates_best_with_its_test_metrics(tmp
 
 def test_select_config_errors_name_the_fix():
     with pytest.raises(ValueError, match=r"not configured methods.*'~methods.best'"):
-        EvaluationConfig.from_mapping({"methods": {"ace": {"scores": ["ace"]}, "best": {"select": ["ace", "knn"]}}})
+        EvaluationConfig.from_mapping({"methods": {"ace": {"scores": ["ace"]}, "best": {"select": ["ace", "mine"]}},
+                                       "plot_method": None})
+    # a dropped default method is left out of a select, like baselines and references
+    config = EvaluationConfig.from_mapping({"methods": {"ace": {"scores": ["ace"]}, "best": {"select": ["ace", "knn"]}},
+                                            "plot_method": None})
+    assert config.methods["best"].select == ("ace",)
+    with pytest.raises(ValueError, match=r"all of them dropped.*'~methods.best'"):
+        EvaluationConfig.from_mapping({"methods": {"ace": {"scores": ["ace"]}, "best": {"select": ["knn"]}}, "plot_method": None})
+    with pytest.raises(ValueError, match="keep_first_se must be a number"):
+        MethodSpec.of("best", {"select": ["ace"], "keep_first_se": -1})
     with pytest.raises(ValueError, match="only the list of methods"):
         MethodSpec.of("best", {"select": ["ace"], "rule": "or"})
     with pytest.raises(ValueError, match="distinct method names"):
@@ -52,3 +61,5 @@ def test_select_config_errors_name_the_fix():
         EvaluationConfig.from_mapping({"methods": {"ace": {"scores": ["ace"]}, "a": {"select": ["ace"]}, "b": {"select": ["a"]}}})
     spec = MethodSpec.of("best", {"select": ["ace", "knn"]})
     assert MethodSpec.of("best", spec.as_dict()) == spec
+    spec = MethodSpec.of("best", {"select": ["ace", "knn"], "keep_first_se": 1.5})
+    assert MethodSpec.of("best", spec.as_dict()) == spec and spec.keep_first_se == 1.5
