@@ -20,7 +20,8 @@ from fiper.scores.inputs import READ_BLOCK_BYTES, read_rows, row_nbytes
 NOT_OBSERVED = ("action",)
 
 RECORD_FIX = ("record the observation keys with the rollouts (launch.stress record_keys=[...]; the default records the "
-              "policy's keys), or drop the score (launch.evaluate: '~methods.obs_novelty' and references=[elapsed])")
+              "policy's keys), or drop the score (launch.evaluate: '~methods.obs_novelty' '~methods.fiper_obs_or_joint' and "
+              "references=[elapsed])")
 
 
 def _take(array: Any, steps: np.ndarray) -> np.ndarray:
