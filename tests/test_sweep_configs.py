@@ -23,6 +23,7 @@ def test_launcher_preset_composes(entry, preset, target):
 
 
 def test_ray_preset_joins_a_cluster_and_runs_jobs_in_the_launching_directory():
+    assert _compose("stress", "hydra/launcher=ray_cluster").hydra.launcher.ray.init.address == "local"  # a new Ray, never a stale one
     cfg = _compose("stress", "hydra/launcher=ray_cluster", "hydra.launcher.ray.init.address=auto")
     assert dict(cfg.hydra.launcher.ray.init) == {"address": "auto", "object_store_memory": None}  # Ray refuses a size when joining
     assert dict(cfg.hydra.launcher.ray.remote) == {"num_cpus": 1, "num_gpus": 0}

@@ -62,7 +62,7 @@ def ray_head():
         assert address, f"ray start --head did not come up:\n{log.read()[-3000:]}"
         yield address, home
     finally:
-        for sig, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, 5)):
+        for sig, wait in ((signal.SIGINT, 20), (signal.SIGKILL, 5)):  # SIGINT to the group: Ctrl-C in the head's terminal
             try:
                 os.killpg(proc.pid, sig)
             except ProcessLookupError:
