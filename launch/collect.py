@@ -29,6 +29,16 @@ CHECKS = merged(ENV_CHECKS, {
 })
 
 
+def known_period(env, configured, task: str) -> float | None:
+    """Seconds per env step when the env declares them (``dt``) or the config states them, else None: demos
+    record it beside the task; only the rollouts that warning times are measured on require it."""
+    from fiper.control.period import control_period_s, declared_period
+
+    if configured is None and declared_period(env) is None:
+        return None
+    return control_period_s(env, configured, env_name=task)
+
+
 def run(cfg: DictConfig):
     """Build env and expert from the config, create the store, collect; returns the summary.
 
@@ -40,8 +50,11 @@ def run(cfg: DictConfig):
     try:
         expert = resolve(config["expert"])(env)
         task = env_task_name(env, config["env"].get("name"))  # a user's env: its gymnasium id unless env.name says otherwise
-        store = EpisodeStore.create(cfg.out, attrs={"task": task, "collect_config": config, "env": describe_env(env)},
-                                    overwrite=cfg.overwrite)
+        attrs = {"task": task, "collect_config": config, "env": describe_env(env)}
+        period = known_period(env, config["env"].get("control_period_s"), task)
+        if period is not None:
+            attrs["control_period_s"] = period
+        store = EpisodeStore.create(cfg.out, attrs=attrs, overwrite=cfg.overwrite)
         try:
             summary = collect(env, expert, store, cfg.n_episodes, seed=cfg.seed, only_success=cfg.only_success,
                               max_attempts=cfg.max_attempts, progress=cfg.progress)

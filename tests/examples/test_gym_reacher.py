@@ -52,6 +52,30 @@ def test_the_control_period_and_task_come_from_gymnasiums_own_envs():
     assert env_task_name(pusher, "my_task") == "my_task"  # env.name, when the config gives one
 
 
+def test_launch_collect_runs_the_users_expert_and_names_the_task_from_the_env(tmp_path):
+    from launch.collect import run
+
+    with initialize_config_dir(config_dir=str(CONF), version_base=None):
+        cfg = compose("collect", ["env.factory=examples.gym_reacher.envs:make_reacher", "env.name=null", "env.obs_mode=null",
+                                  "expert=examples.gym_reacher.expert:ReachExpert", "n_episodes=2", f"out={tmp_path / 'demos.zarr'}",
+                                  "progress=false"])
+        run(cfg)
+        store = EpisodeStore.open(tmp_path / "demos.zarr")
+        assert store.n_episodes == 2 and store.meta("success").all() and store.read_data("obs").shape[1:] == (10,)
+        assert (store.attrs["task"], store.attrs["env"]["gym_id"]) == ("Reacher-v5", "Reacher-v5")
+        assert store.attrs["control_period_s"] == pytest.approx(0.02)
+        wrong = compose("collect", ["env.factory=examples.gym_reacher.envs:make_reacher", "env.name=null", "env.obs_mode=null",
+                                    "expert=examples.gym_reacher.expert:ReachExpert", "n_episodes=1", f"out={tmp_path / 'x.zarr'}",
+                                    "++env.control_period_s=0.05", "progress=false"])
+        with pytest.raises(ValueError, match=r"env.control_period_s=0.05 s but Reacher-v5 declares ReacherEnv.dt = 0.02 s"):
+            run(wrong)
+        assert not (tmp_path / "x.zarr").exists()
+        default_expert = compose("collect", ["env.factory=examples.gym_reacher.envs:make_reacher", "env.name=null", "env.obs_mode=null",
+                                             "n_episodes=1", f"out={tmp_path / 'y.zarr'}", "progress=false"])
+        with pytest.raises(ValueError, match="ReacherEnv is not a fiper task; pass expert=module:function for your own env"):
+            run(default_expert)
+
+
 def test_an_env_without_labels_gets_the_documented_defaults():
     """Truncation is a timeout at the last step; termination without the env saying success is a failure at that step."""
     raw = gym.make("Reacher-v5", max_episode_steps=5)  # never terminates, says nothing of success
@@ -181,6 +205,7 @@ def test_the_documented_pipeline_command_runs_every_stage(tmp_path):
 
     demos = EpisodeStore.open(run_dir / "demos.zarr")
     assert demos.attrs["task"] == "Reacher-v5" and demos.data_keys == ["action", "obs"] and demos.meta("success").all()
+    assert demos.attrs["control_period_s"] == pytest.approx(0.02)
     assert demos.attrs["collect_config"]["expert"] == "examples.gym_reacher.expert:ReachExpert"
     policy = json.loads((run_dir / "policy" / "config.json").read_text())
     assert policy["obs_shapes"] == {"obs": [10]} and policy["action_dim"] == 2  # trained here, on Reacher's observation
