@@ -22,7 +22,7 @@ from fiper.scores import ACE, RNDA, STAC, ScoreFitData, make_score
 from fiper.scores import inputs
 from fiper.scores.inputs import RowSubset
 from fiper.scores.training import TrainConfig, episode_split
-from fiper.storage import EpisodeStore
+from fiper.storage import DamagedStoreError, EpisodeStore
 
 TASK = SyntheticTask(embedding_dim=8, num_samples=16, horizon=6, action_dim=2, n_action_steps=2)
 
@@ -167,3 +167,20 @@ def test_load_decisions_leaves_sample_batches_in_the_store_and_fits_the_same_mon
     memory = memory_monitor.score_offline(in_memory.embeddings, in_memory.samples, in_memory.decision_ends)
     for name in scores:
         np.testing.assert_array_equal(lazy[name], memory[name], err_msg=name)
+
+
+def test_damaged_sample_bytes_met_while_streaming_raise_the_stores_own_error(tmp_path, monkeypatch):
+    """Sample batches left in the store are read at fit / scoring time: a truncated chunk there still
+    ends in DamagedStoreError naming the array and file (not a score's fit error)."""
+    path = tmp_path / "r.zarr"
+    write_synthetic_store(path, TASK, seed=5, n_success_id=24, n_success_ood=2, n_fail_id=3, n_fail_ood=3)
+    chunk = sorted((path / "decisions" / "samples").glob("[0-9]*"))[-1]
+    chunk.write_bytes(chunk.read_bytes()[: chunk.stat().st_size // 2])
+    monkeypatch.setattr(rowview, "IN_MEMORY_BYTES", 0)
+    ro = load_rollouts(str(path))["synthetic"]  # nothing of the samples read yet
+    split = split_episodes(ro.success, ro.ood, seed=0)
+    specs = resolve_specs(TINY_SCORES, ["ace", "stac"], ro)
+    with pytest.raises(DamagedStoreError, match=f"decisions/samples/{chunk.name}"):
+        fit_and_score(ro, np.arange(ro.n_episodes), specs)  # every episode: the fit reads the damaged chunk
+    with pytest.raises(DamagedStoreError, match=f"decisions/samples/{chunk.name}"):
+        fit_and_score(ro, split.fit[:2], specs)  # the fit may miss it; scoring every episode does not
