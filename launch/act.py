@@ -1,12 +1,16 @@
 """The outcome sweep: python -m launch.act policy_dir=<dir> monitor_dir=<deployed monitor> out=<directory>.
 
+``policy_factory=my_pkg.policies:load`` (called with ``device=``, returning a GenerativePolicy) replaces
+``policy_dir`` for a policy from another stack (docs/adapters.md), as in launch.stress.
+
 Every (shift, severity, seed) runs once without fiper and once with the monitor under each response of
 ``responses`` (hold, stop, retreat, hand-over, steer, graded steer -> hold, or any preset, registered
 response kind or registered fallback by name), interleaved seed by seed so that decisions are timed under the same load. Each arm
 records into its own store in ``out`` (``without.zarr``, ``<response>.zarr``) with launch.stress's
 fingerprint, so an interrupted sweep resumes and a changed setting is refused. Then the episodes are
 paired and labelled (``fiper.control.outcome``) into a terminal table, outcome.md, outcome.json and
-outcome.png (docs/interventions.md, "Outcome sweep").
+outcome.png (docs/interventions.md, "Outcome sweep"). ``videos=true`` re-runs, per response, the first
+episode in which the monitor alarmed, rendered, into ``videos/<response>.mp4`` (``launch.act_videos``).
 """
 
 from __future__ import annotations
@@ -29,10 +33,11 @@ from fiper.evaluation.render.outcome import outcome_table, write_outcome
 from fiper.interventions import FALLBACKS, building, response_from_config
 from fiper.monitor import load_monitor
 from fiper.monitor.identity import policy_fingerprint
-from launch.common import maybe_load_policy, plain, resolve_device, save_config, set_cpu_threads
+from launch.act_videos import write_videos
+from launch.common import load_policy_from, plain, resolve_device, save_config, set_cpu_threads
 from launch.stress import action_context, check_observations, env_builder, store_fingerprint
 from launch.validate import (ENV_CHECKS, THREADS, Bad, boolean, cells, choice, existing_path, integer, list_of, mapping_of_text,
-                             merged, optional, positive, positive_int, reported, seed, text, validate)
+                             merged, optional, policy_rules, positive, positive_int, reported, seed, text, validate)
 
 PRESETS = Path(__file__).resolve().parent / "conf" / "intervention"
 WITHOUT = "without"  # the arm without fiper; its store is <out>/without.zarr
@@ -48,7 +53,7 @@ def response_names(v: Any, _: bool) -> None:
 
 CHECKS = merged(ENV_CHECKS, THREADS, {
     "env.control_period_s": optional(positive),
-    "policy_dir": existing_path("policy directory"),
+    **policy_rules(required=True),
     "monitor_dir": existing_path("monitor directory"),
     "out": text,
     "responses": response_names,
@@ -63,6 +68,8 @@ CHECKS = merged(ENV_CHECKS, THREADS, {
     "record_keys": optional(list_of(text, example="[agent_pos,object]")),
     "overwrite": boolean,
     "plot": boolean,
+    "videos": boolean,
+    "video_size": integer(16, example=160),
     "progress": boolean,
 })
 
@@ -122,12 +129,14 @@ def response_config(name: str, configs: Mapping[str, Any]) -> dict[str, Any]:
     return config
 
 
-def arm_fingerprint(cfg: DictConfig, intervention: dict[str, Any] | None, num_samples: int) -> dict[str, Any]:
-    """launch.stress's store fingerprint for one arm: without fiper (no monitor, no response) or one response."""
-    arm = OmegaConf.create({k: plain(cfg[k]) for k in ("policy_dir", "env", "factories", "execute", "context", "record_keys")})
+def arm_fingerprint(cfg: DictConfig, intervention: dict[str, Any] | None, num_samples: int, policy: Any = None) -> dict[str, Any]:
+    """launch.stress's store fingerprint for one arm: without fiper (no monitor, no response) or one response; a
+    ``policy_factory`` is recorded by its name and the policy's weights fingerprint."""
+    keys = ("policy_dir", "policy_factory", "env", "factories", "execute", "context", "record_keys")
+    arm = OmegaConf.create({k: plain(cfg.get(k)) for k in keys})
     arm.monitor_dir = cfg.monitor_dir if intervention is not None else None
     arm.intervention = intervention
-    return store_fingerprint(arm, num_samples)
+    return store_fingerprint(arm, num_samples, policy)
 
 
 def warm_up(agents: Sequence[MonitoredPolicy], env, seed: int) -> None:
@@ -175,11 +184,12 @@ def run(cfg: DictConfig):
     names = list(cfg.responses)
     configs = {name: response_config(name, plain(cfg.response_configs) or {}) for name in names}  # every name checked first
     device = resolve_device(cfg.device)
-    policy = maybe_load_policy(cfg.policy_dir, device)
+    policy = load_policy_from(cfg, device)
     monitor = load_monitor(cfg.monitor_dir, policy=policy, device=device)
     num_samples = monitor.identity.num_samples  # the run without fiper samples the same B: the same chunks until an alarm
     env_cfg = plain(cfg.env)
-    make_env = env_builder(env_cfg, plain(cfg.factories))
+    cell_list = [(str(shift), float(sev)) for shift, sevs in plain(cfg.cells) for sev in sevs]
+    make_env = env_builder(env_cfg, plain(cfg.factories), [shift for shift, _ in cell_list])
     probe = make_env("none", 0.0)
     try:
         check_observations(policy, probe, env_cfg)
@@ -198,12 +208,11 @@ def run(cfg: DictConfig):
     attrs = {"act_config": plain(cfg), "task": task, "control_period_s": period, "n_action_steps": policy.n_action_steps,
              "num_samples": num_samples, "policy_fingerprint": policy_fingerprint(policy)}
     recorders = {WITHOUT: RolloutRecorder(without_path, attrs={**attrs, "response": WITHOUT, "intervention": "none"},
-                                          fingerprint=arm_fingerprint(cfg, None, num_samples), overwrite=cfg.overwrite)}
+                                          fingerprint=arm_fingerprint(cfg, None, num_samples, policy), overwrite=cfg.overwrite)}
     for name in names:
         recorders[name] = RolloutRecorder(arm_paths[name], score_names=monitor.names,
                                           attrs={**attrs, "response": name, "intervention": type(responses[name]).__name__},
-                                          fingerprint=arm_fingerprint(cfg, configs[name], num_samples), overwrite=cfg.overwrite)
-    cell_list = [(str(shift), float(sev)) for shift, sevs in plain(cfg.cells) for sev in sevs]
+                                          fingerprint=arm_fingerprint(cfg, configs[name], num_samples, policy), overwrite=cfg.overwrite)
     seeds = list(range(cfg.seeds.start, cfg.seeds.start + cfg.seeds.count))
     run_paired(make_env, agents, recorders, cell_list, seeds, record_keys=cfg.record_keys, progress=cfg.progress)
     keys = {(s, round(v, 6), seed) for s, v in cell_list for seed in seeds}
@@ -211,6 +220,11 @@ def run(cfg: DictConfig):
     save_config(cfg, cfg.out, "act_config.yaml")
     write_outcome(report, cfg.out, plot=cfg.plot)
     print(outcome_table(report))
+    if cfg.videos:
+        written = write_videos(env_cfg, plain(cfg.factories), {name: agents[name] for name in names}, arm_paths, cell_list, seeds,
+                               Path(cfg.out) / "videos", task=task, size=cfg.video_size, period=period, record_keys=cfg.record_keys)
+        for name, line in written.items():
+            print(f"video {name}: {line}")
     return report
 
 

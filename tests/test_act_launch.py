@@ -1,5 +1,6 @@
 """python -m launch.act end to end at a tiny size: a briefly trained push-T policy, a monitor that alarms from its
-third decision, one shift, two seeds, two responses; the files, the counts against the stores, resuming and refusing."""
+third decision, one shift, two seeds, two responses; the files, the counts against the stores, resuming and refusing,
+a policy from a factory, the cells checked against the env, and the videos of alarmed episodes."""
 
 from __future__ import annotations
 
@@ -18,12 +19,24 @@ from fiper.interventions import HoldPosition, register_fallback
 from fiper.monitor import FailureMonitor, save_monitor
 from fiper.monitor.decision_data import load_decisions
 from fiper.monitor.fitting import fit_monitor
+from fiper.monitor.identity import policy_fingerprint
 from fiper.storage import EpisodeStore
 from launch import act
 from policies import PolicyConfig, TrainConfig, load_policy, train_policy
 
 B, MAX_STEPS, ALARM_DECISION = 8, 40, 2
 CONF = str(Path(act.__file__).resolve().parent / "conf")
+POLICY_DIR: list[Path] = []  # the fixture's checkpoint, for tiny_policy
+
+
+def tiny_policy(device: str = "cpu"):
+    """policy_factory=test_act_launch:tiny_policy: the fixture's checkpoint, loaded as an external stack would."""
+    return load_policy(POLICY_DIR[-1], device=device)
+
+
+def bare_push_t(render_mode=None, render_size=256, max_episode_steps=MAX_STEPS):
+    """A user's env factory that takes no shifts."""
+    return envs.make_env("push_t", render_mode=render_mode, render_size=render_size, max_episode_steps=max_episode_steps)
 
 
 @pytest.fixture(scope="module")
@@ -44,11 +57,12 @@ def run_dirs(tmp_path_factory):
     thresholds = {n: Threshold("time_varying", 0.1, curve, 10, False) for n in fitted.names}
     save_monitor(FailureMonitor(fitted.scores, fitted.identity, windows=fitted.windows, rule=fitted.rule, thresholds=thresholds),
                  root / "monitor")
+    POLICY_DIR.append(root / "policy")
     return root
 
 
-def config(root: Path, out: Path, *extra: str):
-    overrides = [f"policy_dir={root / 'policy'}", f"monitor_dir={root / 'monitor'}", f"out={out}", "env=push_t",
+def config(root: Path, out: Path, *extra: str, policy: str | None = None):
+    overrides = [policy or f"policy_dir={root / 'policy'}", f"monitor_dir={root / 'monitor'}", f"out={out}", "env=push_t",
                  "responses=[hold,hand_over]", "cells=[[obstacle,[1.0]]]", "seeds.start=5", "seeds.count=2", "progress=false",
                  f"+env.kwargs.max_episode_steps={MAX_STEPS}", *extra]
     with initialize_config_dir(config_dir=CONF, version_base=None):
@@ -124,3 +138,64 @@ def test_act_refuses_unknown_or_incomplete_responses_before_running(run_dirs, tm
     assert act.response_config("act_test_hold", {"act_test_hold": None}) == {"fallback": {"name": "act_test_hold"}}
     with pytest.raises(ValueError, match=r"response 'controller' leaves \['fallback.controller'\] unset"):
         act.response_config("controller", {})
+
+
+def test_act_runs_a_factory_policy_and_records_it_in_the_fingerprint(run_dirs, tmp_path):
+    out = tmp_path / "act"
+    report = act.run(config(run_dirs, out, "responses=[hold]", "seeds.count=1", policy="policy_factory=test_act_launch:tiny_policy"))
+    assert report.overall["hold"].episodes == 1 and report.overall["hold"].diverged == 0
+    for name in ("without", "hold"):
+        values = EpisodeStore.open(out / f"{name}.zarr").attrs["fingerprint"]["values"]
+        assert values["policy.factory"] == "test_act_launch:tiny_policy" and values["policy.weights"] == policy_fingerprint(tiny_policy())
+    with pytest.raises(FingerprintMismatch, match=r"policy"):  # the same weights from a checkpoint directory: another origin
+        act.run(config(run_dirs, out, "responses=[hold]", "seeds.count=1"))
+    with pytest.raises(ValueError, match=r"policy_dir.*policy_factory"):  # both at once
+        act.run(config(run_dirs, tmp_path / "both", "policy_factory=test_act_launch:tiny_policy"))
+    assert not (tmp_path / "both").exists()
+
+
+def test_act_checks_every_cell_against_the_env_before_running(run_dirs, tmp_path):
+    out = tmp_path / "act"
+    with pytest.raises(ValueError, match=r"the cells name shifts \['obstacle'\] but env.factory=test_act_launch:bare_push_t takes "
+                                         r"no 'shifts' parameter.*factories.obstacle="):
+        act.run(config(run_dirs, out, "env.factory=test_act_launch:bare_push_t", "env.name=null", "~env.kwargs.max_episode_steps"))
+    assert not out.exists()
+
+
+def test_act_videos_replay_the_first_alarmed_episode_of_each_response(run_dirs, tmp_path, capsys):
+    import imageio.v3 as iio
+
+    out = tmp_path / "act"
+    act.run(config(run_dirs, out, "videos=true", "video_size=64"))
+    printed = capsys.readouterr().out
+    for name in ("hold", "hand_over"):
+        path = out / "videos" / f"{name}.mp4"
+        frames = iio.imread(path, extension=".mp4")
+        store = EpisodeStore.open(out / f"{name}.zarr")
+        i = list(store.meta("seed")).index(5)  # seed 5 of the one cell: the first episode, and it alarmed
+        assert len(frames) == len(store.episode(i, ["action"])["action"]) + 1  # the reset and every step
+        assert f"video {name}: {path} (obstacle 1, seed 5; the recorded episode reproduced)" in printed
+    assert not (out / "videos" / "without.mp4").exists()
+
+
+def test_video_helpers_find_the_first_alarm_and_say_where_a_rerun_diverged(run_dirs, tmp_path):
+    from launch.act_videos import divergence, first_alarmed, video_title
+
+    out = tmp_path / "act"
+    act.run(config(run_dirs, out, "responses=[hold]"))
+    store = EpisodeStore.open(out / "hold.zarr")
+    steps = {int(seed): len(store.episode(i, ["action"])["action"]) for i, seed in enumerate(store.meta("seed"))}
+    alarmed = [seed for seed in (6, 5) if steps[seed] > 4 * ALARM_DECISION]  # the monitor alarms at its third decision, step 8
+    assert alarmed and first_alarmed(out / "hold.zarr", [("obstacle", 1.0)], [6, 5])[:3] == ("obstacle", 1.0, alarmed[0])
+    if len(alarmed) == 2:  # sweep order decides
+        assert first_alarmed(out / "hold.zarr", [("obstacle", 1.0)], [5, 6])[2] == 5
+    assert first_alarmed(out / "hold.zarr", [("none", 0.0)], [5, 6]) is None  # no such episode recorded
+    assert first_alarmed(out / "without.zarr", [("obstacle", 1.0)], [5, 6]) is None  # no monitor, no alarm
+    a = np.zeros((10, 2))
+    b = a.copy()
+    b[6, 1] = 0.01
+    assert divergence(a, a) is None and divergence(a, b) == 6 and divergence(a, a[:8]) == 8
+    assert video_title("push_t", "none", 0.0, 3, "hold", None, 4) == "push_t · in distribution · seed 3 · hold"
+    assert video_title("push_t", "obstacle", 1.0, 3, "hold", 2, 4).endswith("re-run differs from the recorded episode at its first decision")
+    assert video_title("push_t", "obstacle", 0.5, 3, "hold", 6, 4) == \
+        "push_t · obstacle 0.5 · seed 3 · hold · re-run diverged from the recorded episode at step 6"

@@ -1,0 +1,87 @@
+"""Videos of an outcome sweep: per response, the first episode in which the monitor alarmed, re-run rendered.
+
+The response's store says which (cell, seed) alarmed first, in sweep order; that episode is run again with the
+same agent and seed in an env made with ``render_mode='rgb_array'`` (``fiper.control.video.record_episode``) and
+written beside its score traces (``write_video``). Sampling is seeded per episode, so the re-run executes the
+recorded actions; its actions are compared with the stored ones and the title says where they diverged, if they did.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fiper.control import MonitoredPolicy
+from fiper.control.video import record_episode, write_video
+from fiper.storage import EpisodeStore
+from launch.stress import env_builder
+
+
+def first_alarmed(store_path: str | Path, cells: Sequence[tuple[str, float]], seeds: Sequence[int]) -> tuple[str, float, int, int] | None:
+    """(shift, severity, seed, episode index) of the first episode, cells then seeds in sweep order, whose monitor
+    alarmed; None when none did."""
+    store = EpisodeStore.open(store_path)
+    index = {(str(a), round(float(b), 6), int(c)): i
+             for i, (a, b, c) in enumerate(zip(store.meta("shift"), store.meta("severity"), store.meta("seed")))}
+    for shift, severity in cells:
+        for seed in seeds:
+            i = index.get((shift, round(severity, 6), seed))
+            if i is not None and np.any(store.episode_decisions(i, ["alarm"])["alarm"]):
+                return shift, severity, seed, i
+    return None
+
+
+def divergence(recorded: np.ndarray, rerun: np.ndarray) -> int | None:
+    """The first env step at which the re-run's action differs from the recorded one (None: equal throughout)."""
+    n = min(len(recorded), len(rerun))
+    differ = ~np.isclose(np.asarray(recorded[:n], float), np.asarray(rerun[:n], float), rtol=1e-5, atol=1e-6).all(axis=1)
+    if differ.any():
+        return int(np.argmax(differ))
+    return None if len(recorded) == len(rerun) else n
+
+
+def video_title(task: str, shift: str, severity: float, seed: int, response: str, diverged_at: int | None,
+                first_decision_steps: int) -> str:
+    cell = "in distribution" if shift == "none" else f"{shift} {severity:g}"
+    title = f"{task} · {cell} · seed {seed} · {response}"
+    if diverged_at is None:
+        return title
+    if diverged_at < first_decision_steps:
+        return f"{title} · re-run differs from the recorded episode at its first decision"
+    return f"{title} · re-run diverged from the recorded episode at step {diverged_at}"
+
+
+def write_videos(env_cfg: Mapping[str, Any], factories: Mapping[str, str], agents: Mapping[str, MonitoredPolicy],
+                 stores: Mapping[str, str | Path], cells: Sequence[tuple[str, float]], seeds: Sequence[int], out_dir: str | Path, *,
+                 task: str, size: int, period: float | None, record_keys: Sequence[str] | None = None) -> dict[str, str]:
+    """One mp4 per response in ``out_dir`` (``<response>.mp4``); returns, per response, the file written and whether
+    the re-run reproduced the recorded episode, or why there is no video."""
+    kwargs = {**dict(env_cfg.get("kwargs") or {}), "render_mode": "rgb_array", "render_size": int(size)}
+    make_env = env_builder({**env_cfg, "kwargs": kwargs}, dict(factories))
+    written: dict[str, str] = {}
+    for name, agent in agents.items():
+        found = first_alarmed(stores[name], cells, seeds)
+        if found is None:
+            written[name] = "no episode alarmed, no video"
+            continue
+        shift, severity, seed, i = found
+        recorded = EpisodeStore.open(stores[name]).episode(i, ["action"])["action"]
+        try:
+            env = make_env(shift, severity)
+        except TypeError as err:
+            raise ValueError(f"videos=true makes the env of cell ({shift}, {severity:g}) with render_mode='rgb_array' and "
+                             f"render_size={size}, and it refused them ({err}); give the env those parameters or set "
+                             "videos=false (the sweep's stores and outcome files are already written)") from err
+        try:
+            result, frames = record_episode(env, agent, seed=seed, record_keys=record_keys)
+        finally:
+            env.close()
+        at = divergence(recorded, result.steps["action"])
+        title = video_title(task, shift, severity, seed, name, at, agent.policy.n_action_steps)
+        path = write_video(Path(out_dir) / f"{name}.mp4", frames, result.decisions, title=title, control_period_s=period)
+        same = "the recorded episode reproduced" if at is None else f"re-run diverged at step {at}"
+        written[name] = f"{path} ({shift} {severity:g}, seed {seed}; {same})"
+    return written
