@@ -113,7 +113,25 @@ def make_env_from_config(cfg: Mapping[str, Any]):
     optional = {k: cfg[k] for k in ("name", "obs_mode", "shifts") if cfg.get(k) is not None}
     if optional.get("shifts") and not accepts(factory, "shifts"):
         raise ValueError(f"env.shifts={optional['shifts']} was given but factory {cfg['factory']} has no 'shifts' parameter")
-    return call_with_accepted(factory, optional, dict(cfg.get("kwargs") or {}))
+    return checked_env(call_with_accepted(factory, optional, dict(cfg.get("kwargs") or {})), f"env.factory={cfg['factory']}")
+
+
+def checked_env(env: Any, where: str) -> Any:
+    """``env`` when it has the gymnasium API (reset, step, action_space), else a TypeError naming ``where``."""
+    missing = [name for name in ("reset", "step", "action_space", "observation_space") if getattr(env, name, None) is None]
+    if missing:
+        raise TypeError(f"{where} returned {type(env).__name__}, which is not a gymnasium env (it has no {', '.join(missing)}); "
+                        "return the env itself, e.g. gymnasium.make('Reacher-v5') or an instance of your gymnasium.Env")
+    return env
+
+
+def checked_expert(expert: Any, where: str) -> Any:
+    """``expert`` when it has callable ``reset(seed)`` and ``act(obs, info)``, else a TypeError naming ``where``."""
+    missing = [name for name in ("reset", "act") if not callable(getattr(expert, name, None))]
+    if missing:
+        raise TypeError(f"{where} returned {type(expert).__name__}, which has no {' or '.join(f'{m}()' for m in missing)}; an expert "
+                        "is called as expert(env) and returns an object with reset(seed) and act(obs, info) -> action")
+    return expert
 
 
 def episode_labels(info: Mapping[str, Any], terminated: bool, truncated: bool, last_step: int) -> dict[str, Any]:

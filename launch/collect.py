@@ -13,7 +13,7 @@ import shutil
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from fiper.collection import collect, describe_env, env_task_name, make_env_from_config, resolve
+from fiper.collection import checked_expert, collect, describe_env, env_task_name, make_env_from_config, resolve
 from fiper.storage import EpisodeStore
 from launch.validate import ENV_CHECKS, boolean, merged, optional, positive_int, reported, seed, target, text, validate
 
@@ -48,7 +48,7 @@ def run(cfg: DictConfig):
     config = OmegaConf.to_container(cfg, resolve=True)
     env = make_env_from_config(config["env"])
     try:
-        expert = resolve(config["expert"])(env)
+        expert = checked_expert(resolve(config["expert"])(env), f"expert={config['expert']}")
         task = env_task_name(env, config["env"].get("name"))  # a user's env: its gymnasium id unless env.name says otherwise
         attrs = {"task": task, "collect_config": config, "env": describe_env(env)}
         period = known_period(env, config["env"].get("control_period_s"), task)

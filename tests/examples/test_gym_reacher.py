@@ -17,7 +17,7 @@ from hydra import compose, initialize_config_dir
 
 pytest.importorskip("imageio", reason="gymnasium's MuJoCo envs import imageio (pip install 'fiper[image]')")
 
-from fiper.collection import collect, env_task_name, run_episode  # noqa: E402
+from fiper.collection import collect, env_task_name, make_env_from_config, run_episode  # noqa: E402
 from fiper.storage import EpisodeStore  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -74,6 +74,12 @@ def test_launch_collect_runs_the_users_expert_and_names_the_task_from_the_env(tm
                                              "n_episodes=1", f"out={tmp_path / 'y.zarr'}", "progress=false"])
         with pytest.raises(ValueError, match="ReacherEnv is not a fiper task; pass expert=module:function for your own env"):
             run(default_expert)
+        not_an_expert = compose("collect", ["env.factory=examples.gym_reacher.envs:make_reacher", "env.name=null", "env.obs_mode=null",
+                                            "expert=examples.gym_reacher.envs:ReachSuccess", "n_episodes=1", f"out={tmp_path / 'z.zarr'}"])
+        with pytest.raises(TypeError, match=r"expert=examples.gym_reacher.envs:ReachSuccess returned ReachSuccess, which has no act\(\); "
+                                            r"an expert is called as expert\(env\)"):
+            run(not_an_expert)
+        assert not any((tmp_path / name).exists() for name in ("y.zarr", "z.zarr"))
 
 
 def test_an_env_without_labels_gets_the_documented_defaults():
@@ -129,6 +135,11 @@ def test_stress_checks_the_shift_factories_before_building_an_env():
         env_builder(env_cfg, {"arm_start": "examples.gym_reacher.envs:make_reacher"}, ["arm_start"])
     with pytest.raises(ValueError, match="module 'examples.gym_reacher.envs' has no attribute 'arm_strat'"):
         env_builder(env_cfg, {"arm_start": "examples.gym_reacher.envs:arm_strat"}, ["arm_start"])
+    with pytest.raises(TypeError, match=r"factories.arm_start=examples.gym_reacher.envs:_severity returned float, which is not a "
+                                        r"gymnasium env \(it has no reset, step, action_space, observation_space\)"):
+        env_builder(env_cfg, {"arm_start": "examples.gym_reacher.envs:_severity"}, ["arm_start"])("arm_start", 0.5)
+    with pytest.raises(TypeError, match=r"env.factory=examples.gym_reacher.envs:_severity returned float"):
+        make_env_from_config({"factory": "examples.gym_reacher.envs:_severity", "kwargs": {"severity": 0.5, "shift": "x"}})
 
 
 def test_env_overrides_items_holding_equals_or_colons_are_quoted_or_refused():
