@@ -28,6 +28,12 @@ def test_ray_preset_joins_a_cluster_and_runs_jobs_in_the_launching_directory():
     assert dict(cfg.hydra.launcher.ray.init) == {"address": "auto", "object_store_memory": None}  # Ray refuses a size when joining
     assert dict(cfg.hydra.launcher.ray.remote) == {"num_cpus": 1, "num_gpus": 0}
     assert cfg.hydra.callbacks.run_in_launch_directory._target_ == "launch.job_directory.RunInLaunchDirectory"
-    assert cfg.hydra.job.env_set.FIPER_TRACEBACK == "1"
     assert cfg.hydra.sweep.dir.startswith(cfg.hydra.runtime.cwd + "/multirun/")
 
+
+
+@pytest.mark.parametrize("preset", ["local", "ray_cluster"])
+def test_a_refused_job_raises_its_error_instead_of_exiting(preset):
+    """launch.* exit with the message alone unless FIPER_TRACEBACK is set; a bare exit in a pool worker stops
+    the other jobs (joblib) or kills the worker (Ray), so these presets set it for their jobs."""
+    assert _compose("stress", f"hydra/launcher={preset}").hydra.job.env_set.FIPER_TRACEBACK == "1"
