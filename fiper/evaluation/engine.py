@@ -113,15 +113,20 @@ def _select_member(spec: MethodSpec, kind: str, evaluated: Mapping[str, dict[str
     """The member whose chosen window validates best; with keep_first_se, the first member unless another
     beats it by more than that many standard errors over validation resamples (selection.choose_member)."""
     members = [evaluated[m][kind] for m in spec.select]
-    if spec.keep_first_se <= 0:
-        best = _best_validated(members, config.selection)
-    else:
-        split, lengths = task.split, task.rollouts.lengths
-        seen = np.concatenate([split.fit, split.calibration, split.validation])
-        best = choose_member(stack_candidates([m.validation_alarms for m in members]), task.rollouts.failed[split.validation],
-                             lengths[split.validation], int(lengths[seen].max()), config.selection, spec.keep_first_se,
-                             seed=config.seed).index
+    best = _keep_first(members, task, config, spec.keep_first_se)
     return dataclasses.replace(members[best], selected=spec.select[best])
+
+
+def _keep_first(options: Sequence[TypeResult], task: _Calibrated, config: EvaluationConfig, keep_first_se: float) -> int:
+    """Index of the option to take: the best validated one, or with keep_first_se > 0 the first unless
+    another beats it on validation by more than keep_first_se standard errors (selection.choose_member)."""
+    if keep_first_se <= 0:
+        return _best_validated(options, config.selection)
+    split, lengths = task.split, task.rollouts.lengths
+    seen = np.concatenate([split.fit, split.calibration, split.validation])
+    return choose_member(stack_candidates([o.validation_alarms for o in options]), task.rollouts.failed[split.validation],
+                         lengths[split.validation], int(lengths[seen].max()), config.selection, keep_first_se,
+                         seed=config.seed).index
 
 
 def choose_threshold_type(method: MethodResult, criterion: str) -> TypeResult | None:
@@ -172,7 +177,11 @@ def evaluate_task(rollouts: RolloutSet, config: EvaluationConfig) -> TaskResult:
     methods = {}
     for name, types in evaluated.items():
         spec = config.methods[name]
-        methods[name] = MethodResult(spec, types, choose_threshold_type(MethodResult(spec, types), config.selection))
+        chosen = choose_threshold_type(MethodResult(spec, types), config.selection)
+        guaranteed = [r for r in types.values() if r.guaranteed]
+        if spec.keep_first_se > 0 and len(guaranteed) > 1:  # the first guaranteed type, unless another clearly validates better
+            chosen = guaranteed[_keep_first(guaranteed, calibrated, config, spec.keep_first_se)]
+        methods[name] = MethodResult(spec, types, chosen)
     clock["done"] = time.perf_counter()
     seconds = {
         "fit_and_score": clock["scored"] - clock["start"],

@@ -94,6 +94,11 @@ def test_engine_select_with_keep_first_se_is_choose_member_on_the_members_valida
         assert res.selected == methods["keep"]["select"][choice.index]
         if choice.index != 0:
             assert choice.advantage[choice.index] > choice.se[choice.index] > 0
+    guaranteed = [r for r in task.methods["keep"].types.values() if r.guaranteed]  # its type: the first unless clearly beaten
+    choice = choose_member(stack_candidates([r.validation_alarms for r in guaranteed]), task.rollouts.failed[split.validation],
+                           lengths[split.validation], top, result.config.selection, 1.0, seed=result.config.seed)
+    assert task.methods["keep"].chosen.threshold_type == guaranteed[choice.index].threshold_type
+    assert task.methods["keep"].chosen.selected == task.methods["keep"].types[guaranteed[choice.index].threshold_type].selected
 
 
 def test_per_score_windows_round_trip_and_name_the_fix():
