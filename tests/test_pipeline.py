@@ -1,5 +1,5 @@
-"""launch.pipeline: every stage runs end to end on the shipped policy (tiny budgets), reruns are cached,
-and the image preset routes its env and policy overrides to the stages."""
+"""launch.pipeline: every stage runs end to end on the shipped policy (tiny budgets), reruns are cached, the act
+stage puts its outcome table into the report once, and the image preset routes its env and policy overrides to the stages."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from hydra import compose, initialize_config_dir
 
 import yaml
 
+from fiper.evaluation.render.outcome import SECTION, put_section
 from fiper.monitor import load_monitor
 from fiper.storage import EpisodeStore
 from launch import pipeline
@@ -33,12 +34,14 @@ def test_pipeline_runs_every_stage_then_caches(tmp_path, capsys):
         f"run_dir={run_dir}", "collect.n_episodes=2", "env_overrides=['env.shifts=[]']",
         "rollouts.fit_episodes=10", "rollouts.calibration_episodes=10", "rollouts.num_samples=8", "rollouts.execute=medoid",
         "rollouts.cells=[[none,[0.0]],[init_pose,[1.0]]]", "rollouts.seeds_per_cell=4", "deploy_delta=0.3",
+        "act.cells=[[init_pose,[1.0]]]", "act.seeds_per_cell=1", "act.responses=[hold]", "act.videos=false",
         "evaluate=['deltas=[0.2]','windows=[1,episode]','split.fit=0.5','split.calibration=0.5',"
         "'scores.ace.dims=[0,1,2]','progress=false','~methods.knn','~methods.rnd_a','~methods.logpzo']",
     ])
     report = _run(cfg)
     assert report == run_dir / "evaluation" / "report.md" and report.exists()
-    for stage in ("demos.zarr", "policy", "id_fit.zarr", "id_calibration.zarr", "monitor", "stress.zarr", "evaluation", "monitor_chosen"):
+    for stage in ("demos.zarr", "policy", "id_fit.zarr", "id_calibration.zarr", "monitor", "stress.zarr", "evaluation", "monitor_chosen",
+                  "act"):
         assert (run_dir / f"{stage}.done").exists(), stage
     choice = yaml.safe_load((run_dir / "evaluation" / "monitor_pick_place.yaml").read_text())
     chosen = load_monitor(run_dir / "monitor_chosen")  # the evaluated configuration, calibrated at deploy_delta
@@ -51,15 +54,39 @@ def test_pipeline_runs_every_stage_then_caches(tmp_path, capsys):
     assert list((run_dir / "evaluation").glob("*.png"))
     for store in ("id_fit.zarr", "id_calibration.zarr", "stress.zarr"):  # rollouts.execute reached every rollout stage
         assert EpisodeStore.open(run_dir / store).attrs["stress_config"]["execute"] == "medoid"
+    outcome = json.loads((run_dir / "act" / "outcome.json").read_text())  # the act stage: the outcome sweep on monitor_chosen
+    assert outcome["overall"]["hold"]["episodes"] == 1 and outcome["cells"] == [["init_pose", 1.0]]
+    assert EpisodeStore.open(run_dir / "act" / "hold.zarr").attrs["act_config"]["monitor_dir"] == str(run_dir / "monitor_chosen")
+    text = report.read_text()
+    assert text.count(f"## {SECTION}") == 1 and "| hold | 1 |" in text and "../act/outcome.md" in text
     capsys.readouterr()
-    _run(cfg)  # every stage cached: nothing reruns
-    assert capsys.readouterr().out.count("cached") == 8
+    _run(cfg)  # every stage cached: nothing reruns, the report keeps one section
+    assert capsys.readouterr().out.count("cached") == 9 and report.read_text() == text
     cfg.deploy_delta = 0.25  # a changed key reruns the stage it reaches, says so, and the saved config follows
     _run(cfg)
     log = capsys.readouterr().out
     assert log.count("cached") == 7 and "[fit + calibrate the chosen monitor] changed since it ran: config.1:calibrate.delta: 0.3 -> 0.25" in log
+    assert "[act on the chosen monitor's alarms] changed since it ran: inputs.monitor" in log  # downstream of the new monitor
+    assert report.read_text().count(f"## {SECTION}") == 1
     assert load_monitor(run_dir / "monitor_chosen").delta == 0.25
     assert yaml.safe_load((run_dir / "pipeline_config.yaml").read_text())["deploy_delta"] == 0.25
+    cfg.act = None  # act=null: the stage's output and section of an earlier run go
+    _run(cfg)
+    assert f"[act] act=null: removing {run_dir / 'act'}" in capsys.readouterr().out
+    assert not (run_dir / "act").exists() and SECTION not in report.read_text() and "## Task `pick_place`" in report.read_text()
+
+
+def test_put_section_replaces_appends_and_removes_one_section(tmp_path):
+    path = tmp_path / "report.md"
+    path.write_text("# Report\n\n## Task\n\nrows\n")
+    put_section(path, f"## {SECTION}\n\nfirst\n")
+    assert path.read_text() == f"# Report\n\n## Task\n\nrows\n\n## {SECTION}\n\nfirst\n"
+    put_section(path, f"## {SECTION}\n\nsecond\n")
+    put_section(path, f"## {SECTION}\n\nsecond\n")
+    assert path.read_text() == f"# Report\n\n## Task\n\nrows\n\n## {SECTION}\n\nsecond\n"
+    path.write_text(path.read_text() + "## Later\n\nkept\n")  # a section after it is kept
+    put_section(path, None)
+    assert path.read_text() == "# Report\n\n## Task\n\nrows\n\n## Later\n\nkept\n"
 
 
 def test_image_preset_routes_env_and_policy_overrides():
