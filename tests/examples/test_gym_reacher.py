@@ -157,7 +157,7 @@ def test_env_overrides_items_holding_equals_or_colons_are_quoted_or_refused():
             "task=push_t", "train.checkpoint=null", "collect.expert=examples.gym_reacher.expert:ReachExpert",
             "env_overrides=['env.factory=examples.gym_reacher.envs:make_reacher','env.name=null','env.obs_mode=null']",
             "rollouts.cells=[[none,[0.0]],[arm_start,[1.0]]]", "+rollouts.factories.arm_start=examples.gym_reacher.envs:arm_start",
-            "monitor.scores.ace.dims=[0,1]", "evaluate=['scores.ace.dims=[0,1]']"])
+            "monitor.scores.ace.dims=[0,1]", "evaluate=['scores.ace.dims=[0,1]']", "++act=null"])
         validate_all(documented, Path("unused"))
         bad = compose("pipeline", ["env_overrides=[env.obs_mode:null]"])
         with pytest.raises(ValueError, match=r"env_overrides.*element 'env.obs_mode:null' is not"):
