@@ -3,6 +3,7 @@
     collect demos -> train policy -> record in-distribution rollouts (fit, calibration)
     -> fit + calibrate the live monitor -> monitored stress rollouts -> offline evaluation
     -> fit + calibrate the monitor the evaluation chose (monitor_chosen/, for your control loop)
+    -> act on its alarms: a small outcome sweep with videos (act/, a section of the evaluation's report.md)
 
 Each stage composes its own entry point's config (launch/conf/<stage>.yaml) with overrides and
 calls that entry point's ``run``; outputs land in ``run_dir``. Every stage config is composed and
@@ -37,7 +38,8 @@ from fiper.evaluation.rollouts import task_name
 from fiper.fingerprint import differences, directory_digest, file_digest, make_fingerprint, same, sha256_text
 from fiper.storage import EpisodeStore
 from fiper.monitor.identity import policy_fingerprint
-from launch import calibrate, collect, evaluate, fit, stress, train
+from launch import act, calibrate, collect, evaluate, fit, stress, train
+from fiper.evaluation.render.outcome import outcome_section, put_section
 from launch.common import call_policy_factory, plain, removed_on_failure, resolve_device, save_config, set_cpu_threads
 from launch.validate import (Bad, boolean, cells, choice, list_of, mapping_of_text, optional, positive_int, probability, reported,
                              seed, target, text, validate)
@@ -69,7 +71,10 @@ CHECKS = {
     "deploy_delta": optional(probability),
     "policy_factory": optional(target),
     "evaluate": list_of(text, non_empty=False, example="['deltas=[0.05,0.1]']"),
+    "act.cells": cells, "act.seeds_per_cell": positive_int, "act.seeds_start": seed, "act.responses": act.response_names,
+    "act.videos": boolean, "act.overrides": list_of(text, non_empty=False, example="['response_configs.steer.steering.guide_scale=40.0']"),
 }
+ACT_STAGE = "act on the chosen monitor's alarms"
 SPECIAL = set(":=,[]{}'\" ")  # a string holding one of these is quoted in an override
 UNFINGERPRINTED = ("cpu_threads", "progress", "resume", "overwrite")  # how a stage runs, not what it produces
 CONFIG_FILE = "pipeline_config.yaml"
@@ -270,23 +275,34 @@ def _steps(cfg: DictConfig, run_dir: Path, choice: Path | None) -> dict[str, lis
                               f"device={cfg.device}"]),
             Step(calibrate, "calibrate", [threads, f"data={cal_store}", policy_arg, f"monitor_dir={chosen}",
                                           f"delta={cfg.deploy_delta}", f"device={cfg.device}"])],
+        **({ACT_STAGE: [Step(act, "act", _act_overrides(cfg, run_dir, [*env, threads, factories, policy_arg]))]} if cfg.get("act") else {}),
     }
+
+
+def _act_overrides(cfg: DictConfig, run_dir: Path, common: list[str]) -> list[str]:
+    """launch.act's overrides for the act stage: the outcome sweep on the chosen monitor, with videos."""
+    a = cfg.act
+    return [*common, f"monitor_dir={run_dir / 'monitor_chosen'}", f"out={run_dir / 'act'}", f"device={cfg.device}",
+            f"execute={cfg.rollouts.execute}", f"cells={_list(plain(a.cells))}", f"seeds.start={a.seeds_start}",
+            f"seeds.count={a.seeds_per_cell}", f"responses={_list(plain(a.responses))}", f"videos={_list(a.videos)}",
+            "progress=false", *list(a.overrides)]
 
 
 def validate_all(cfg: DictConfig, run_dir: Path) -> None:
     """The pipeline's keys and every stage's composed config, before anything is created (paths do not exist yet)."""
     validate(cfg, CHECKS, "pipeline")
     for stage, steps in _steps(cfg, run_dir, None).items():
-        if stage == "fit + calibrate the chosen monitor" and cfg.deploy_delta is None:
+        if stage in ("fit + calibrate the chosen monitor", ACT_STAGE) and cfg.deploy_delta is None:
             continue
         for step in steps:
             composed = step.compose()
             validate(composed, step.module.CHECKS, f"{step.config_name} (pipeline stage '{stage}')", check_paths=False)
-            if step.module is stress:  # every cell's shift can be built, before anything runs
+            if step.module in (stress, act):  # every cell's shift can be built, before anything runs
                 try:
                     stress.check_factories(plain(composed.env), plain(composed.factories), [c[0] for c in plain(composed.cells)])
                 except ValueError as err:
-                    raise ValueError(f"pipeline stage '{stage}': {err} (in the pipeline: rollouts.factories.<shift>, rollouts.cells)") from None
+                    cells_key = "act.cells" if step.module is act else "rollouts.cells"
+                    raise ValueError(f"pipeline stage '{stage}': {err} (in the pipeline: rollouts.factories.<shift>, {cells_key})") from None
     _checkpoint_source(cfg)
 
 
@@ -380,12 +396,38 @@ def _run_stages(cfg: DictConfig, run_dir: Path) -> Path:
         if chosen.exists() or Stages.marker(chosen).exists():
             print(f"[deploy] deploy_delta=null: removing {chosen} of an earlier run", flush=True)
             Stages._remove(chosen, Stages.marker(chosen))
+        _act_stage(cfg, stages, steps, run_dir, weights, "deploy_delta=null: there is no deployed monitor to act on")
         return report_dir / "report.md"
     choice = chosen_monitor_file(report_dir, stress_store)
     steps = {**steps, "fit + calibrate the chosen monitor": _steps(cfg, run_dir, choice)["fit + calibrate the chosen monitor"]}
     stage("fit + calibrate the chosen monitor", chosen,
           {**weights, "monitor file": file_digest(choice), **stages.upstream(fit_store, cal_store, report_dir)})
+    _act_stage(cfg, stages, steps, run_dir, weights, None if cfg.get("act") else "act=null")
     return report_dir / "report.md"
+
+
+def _act_stage(cfg: DictConfig, stages: Stages, steps: dict[str, list[Step]], run_dir: Path, weights: dict[str, Any],
+               skipped: str | None) -> None:
+    """The outcome sweep on the chosen monitor (run_dir/act), its table put into the evaluation's report.md; when
+    ``skipped`` says why not, an earlier run's act/ and section are removed."""
+    out, chosen, report = run_dir / "act", run_dir / "monitor_chosen", run_dir / "evaluation" / "report.md"
+    section = out / "report_section.md"
+    if skipped is not None:
+        if out.exists() or Stages.marker(out).exists():
+            print(f"[act] {skipped}: removing {out} of an earlier run", flush=True)
+            Stages._remove(out, Stages.marker(out))
+        put_section(report, None)
+        return
+    step = steps[ACT_STAGE][0]
+
+    def work() -> None:
+        outcome = step.module.run(step.compose())
+        videos = {n: f"../act/videos/{n}.mp4" for n in outcome.overall if (out / "videos" / f"{n}.mp4").exists()}
+        section.write_text(outcome_section(outcome, source="../act/outcome.md", videos=videos))
+
+    inputs = {**weights, "monitor": directory_digest(chosen), **stages.upstream(chosen)}
+    stages.run(ACT_STAGE, out, stages.fingerprint([step], inputs), work)
+    put_section(report, section.read_text())  # cached or not: the report has the section once
 
 
 LIST_KEYS = ("env_overrides", "train.overrides", "evaluate")  # lists of overrides: their elements hold '='

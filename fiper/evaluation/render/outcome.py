@@ -1,4 +1,5 @@
-"""The outcome sweep's outputs: the terminal table, outcome.md, outcome.json and outcome.png.
+"""The outcome sweep's outputs: the terminal table, outcome.md, outcome.json, outcome.png, and the section an
+evaluation's report.md gets when a pipeline acts on its deployed monitor.
 
 They render a ``fiper.evaluation.outcome.OutcomeReport`` and compute nothing of their own. The column
 definitions (``COLUMNS``) are the one text shared by the terminal table, the markdown and the glossary.
@@ -186,3 +187,38 @@ def write_outcome(report: OutcomeReport, out_dir: str | os.PathLike, *, plot: bo
     paths["json"].write_text(json.dumps(outcome_document(report), indent=1, allow_nan=False))
     paths["markdown"].write_text(outcome_markdown(report, "outcome.png" if plot else None))
     return paths
+
+
+SECTION = "What acting on the alarm achieved"
+
+
+def outcome_section(report: OutcomeReport, *, source: str, videos: dict[str, str] | None = None) -> str:
+    """The markdown section of report.md: the overall table, where the full tables are (``source``) and the videos
+    (response -> link), one per response that alarmed."""
+    header = ["response", *(h for h, _, _ in COLUMNS)]
+    cells = ", ".join(_cell(c) for c in report.cells)
+    out = [f"## {SECTION}", "",
+           f"The deployed monitor in the control loop (`launch.act`): {len(report.cells)} cells ({cells}) × {report.seeds} seeds, "
+           "each run without fiper and with the monitor under each response, paired by seed. Per-cell tables and the "
+           f"column definitions: `{source}`.", "", *table(header, _rows(report.without, report.overall)), ""]
+    out += [f"**Warning:** {w.removeprefix('warning: ')}" for w in _warnings(report)]
+    if videos:
+        out += ["Videos (each response's first alarmed episode, re-run):", "", *(f"- {n}: [{Path(p).name}]({p})" for n, p in videos.items()), ""]
+    return "\n".join(out)
+
+
+def put_section(path: str | os.PathLike, text: str | None, heading: str = SECTION) -> None:
+    """Replace the ``## heading`` section of the markdown file at ``path`` with ``text`` (appended when absent,
+    removed when ``text`` is None): rewriting it twice gives the same file."""
+    path = Path(path)
+    if text is None and not path.exists():
+        return
+    lines = path.read_text().split("\n")
+    start = next((i for i, line in enumerate(lines) if line == f"## {heading}"), None)
+    if start is not None:
+        end = next((j for j in range(start + 1, len(lines)) if lines[j].startswith("## ") or lines[j].startswith("# ")), len(lines))
+        lines = lines[:start] + lines[end:]
+    body = "\n".join(lines).rstrip("\n") + "\n"
+    if text is not None:
+        body += "\n" + text.strip("\n") + "\n"
+    path.write_text(body)
