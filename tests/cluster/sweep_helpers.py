@@ -16,10 +16,11 @@ TINY_STRESS = [f"policy_dir={POLICY}", "env=pick_place", "+env.kwargs.max_episod
                "seeds.count=2", "num_samples=4", "progress=false", "out=sweep/stress_${seeds.start}.zarr"]
 
 
-def run_module(module: str, args: list[str], cwd: Path, timeout: float = 240) -> subprocess.CompletedProcess:
-    """``python -m <module> <args>`` in ``cwd`` with the repository importable and EGL rendering."""
+def run_module(module: str, args: list[str], cwd: Path, timeout: float = 240, env: dict[str, str] | None = None
+               ) -> subprocess.CompletedProcess:
+    """``python -m <module> <args>`` in ``cwd`` with the repository importable, EGL rendering and ``env`` added."""
     env = {**os.environ, "MUJOCO_GL": os.environ.get("MUJOCO_GL", "egl"), "PYTHONPATH": str(ROOT),
-           "OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "0"}
+           "OMP_NUM_THREADS": "1", "HYDRA_FULL_ERROR": "0", **(env or {})}
     return subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=env, capture_output=True, text=True,
                           timeout=timeout)
 

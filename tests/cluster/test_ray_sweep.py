@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -42,15 +43,17 @@ def _free_ports(n: int) -> list[int]:
 
 @pytest.fixture
 def ray_head():
-    """(cluster address, the head's working directory) of a fresh one-node Ray cluster with 2 CPUs."""
+    """(cluster address, the head's working directory, the env a driver needs) of a fresh one-node Ray cluster
+    with 2 CPUs and token authentication (Ray's default once ~/.ray/auth_token exists) on a token of its own."""
     home = Path(tempfile.mkdtemp(prefix="ray", dir="/tmp"))  # short: Ray's socket paths must stay under 107 bytes
     gcs, client, dashboard, agent = _free_ports(4)
+    auth = {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": secrets.token_hex(32)}
     log = open(home / "head.log", "w+")
     proc = subprocess.Popen(
         [str(RAY), "start", "--head", "--block", f"--port={gcs}", "--num-cpus=2", "--include-dashboard=false",
          f"--dashboard-port={dashboard}", f"--ray-client-server-port={client}", f"--dashboard-agent-listen-port={agent}",
          f"--temp-dir={home}", "--disable-usage-stats"],
-        cwd=home, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)  # its own process group: stopped as one
+        cwd=home, env={**os.environ, **auth}, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)  # its own process group: stopped as one
     try:
         address, deadline = None, time.monotonic() + 90
         while address is None and time.monotonic() < deadline and proc.poll() is None:
@@ -60,7 +63,7 @@ def ray_head():
             address = found.group(1) if found else None
         log.seek(0)
         assert address, f"ray start --head did not come up:\n{log.read()[-3000:]}"
-        yield address, home
+        yield address, home, auth
     finally:
         for sig, wait in ((signal.SIGINT, 20), (signal.SIGKILL, 5)):  # SIGINT to the group: Ctrl-C in the head's terminal
             try:
@@ -80,12 +83,12 @@ def ray_head():
 
 
 def test_stress_sweep_runs_on_a_ray_cluster_and_merges(ray_head, tmp_path):
-    address, head_dir = ray_head
+    address, head_dir, auth = ray_head
     launch_dir = tmp_path / "launch_dir"
     launch_dir.mkdir()
     # Jobs at seeds 0-1 and 1-2 overlap in seed 1; seeds.start=-5 is refused by its job's validation.
     proc = run_module("launch.stress", ["-m", "hydra/launcher=ray_cluster", f"hydra.launcher.ray.init.address={address}",
-                                        *TINY_STRESS, "seeds.start=0,1,-5"], launch_dir)
+                                        *TINY_STRESS, "seeds.start=0,1,-5"], launch_dir, env=auth)
     assert proc.returncode == 1, shown(proc)
     assert "seeds.start=-5: expected an integer >= 0" in proc.stderr, shown(proc)  # the refused job's own message
     assert "(_run_job pid=" in proc.stdout + proc.stderr, shown(proc)  # the jobs ran as Ray tasks
