@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 
 from calibration import THRESHOLD_KINDS, fit_joint
 from evaluation_helpers import DELTAS
@@ -157,3 +158,60 @@ def test_fit_and_calibration_use_only_their_episodes(evaluated):
     for grid in task.grids.values():
         for per_window in grid.thresholds.values():
             assert all(th.num_calibration == split.calibration.size for row in per_window for th in row)
+
+
+def test_select_evidence_in_metrics_json_and_report_is_the_engines_choice(evaluated):
+    """The deployed select's evidence: one entry per member, the first at advantage 0, the kept member and
+    threshold type the ones the engine deployed, each advantage the validation criterion's difference."""
+    result, out, _ = evaluated
+    [(name, task)] = result.tasks.items()
+    doc = json.loads((out / "metrics.json").read_text())["tasks"][name]["select_evidence"]
+    chosen = task.methods["fiper_select"].chosen
+    spec = task.methods["fiper_select"].spec
+    assert doc["method"] == "fiper_select" and doc["threshold_type"] == chosen.threshold_type
+    members = doc["members"]
+    assert [o["name"] for o in members["options"]] == list(spec.select)
+    assert members["kept"] == chosen.selected and sum(o["kept"] for o in members["options"]) == 1
+    assert members["options"][0]["advantage"] == 0.0 and members["options"][0]["se"] is None
+    crit = [task.methods[m].types[chosen.threshold_type].validated(result.config.selection) for m in spec.select]
+    assert [o["advantage"] for o in members["options"]] == pytest.approx([c - crit[0] for c in crit], abs=1e-9)
+    assert members["keep_first_se"] == spec.keep_first_se == 1.0
+    types = doc["threshold_types"]
+    assert types["kept"] == chosen.threshold_type and [o["name"] for o in types["options"]] == ["constant", "band"]
+    report = (out / "report.md").read_text()
+    block = report[report.index("**Why this member**"):]
+    for o in members["options"]:
+        assert f"| `{o['name']}` |" in block
+    assert f"Member: {members['reason']}." in block and f"Threshold type: {types['reason']}." in block
+
+
+def _flags(flags: list[np.ndarray]):
+    """One candidate per member: first alarm at decision 2 where flagged, else none (one delta)."""
+    from fiper.evaluation.grid import CandidateAlarms
+
+    first = np.stack([np.where(f, 2, -1) for f in flags])[:, None, :]
+    return CandidateAlarms([(0,)] * len(flags), first.astype(np.int64), first.astype(np.float64))
+
+
+def test_choice_evidence_says_which_option_was_kept_and_why_with_the_numbers():
+    """First kept where it is best; kept where another wins within 1 SE (that one marked best, its SE shown);
+    the other taken where it wins by more than 1 SE."""
+    from fiper.evaluation.select_evidence import choice_evidence
+    from fiper.evaluation.selection import choose_member
+
+    failed = np.arange(40) < 20
+    lengths = np.full(40, 10)
+    first = failed & (np.arange(40) < 10)  # 10 of 20 failures, no false alarm
+    narrow = (failed & (np.arange(40) < 12)) | (np.arange(40) == 39)  # 2 more failures, 1 false alarm: +0.025, within noise
+    clear = failed.copy()  # all 20
+    names = ["a", "b", "c"]
+    best_first = choice_evidence(names[:2], choose_member(_flags([clear, first]), failed, lengths, 10, "accuracy", 1.0), 1.0)
+    assert best_first.kept == "a" and [o.se for o in best_first.options] == [None, None]
+    assert best_first.reason == "the first member `a` validates best: kept"
+    kept = choice_evidence(names[:2], choose_member(_flags([first, narrow]), failed, lengths, 10, "accuracy", 1.0), 1.0)
+    assert kept.kept == "a" and kept.options[1].best and not kept.options[1].kept
+    assert kept.options[1].advantage == pytest.approx(0.025) and kept.options[1].se > 0.025
+    assert kept.reason.startswith("`b` validates best, by +0.025 over `a`, within 1 SE (") and kept.reason.endswith("`a` kept")
+    switched = choice_evidence(names, choose_member(_flags([first, narrow, clear]), failed, lengths, 10, "accuracy", 1.0), 1.0)
+    assert switched.kept == "c" and switched.options[2].advantage == pytest.approx(0.25)
+    assert switched.options[2].se < 0.25 and switched.reason.startswith("`c` beats the first member `a` by +0.250, more than 1 SE")

@@ -12,6 +12,7 @@ from fiper.evaluation.failure_types import task_failure_types
 from fiper.evaluation.findings import MARGIN_METRICS, Row, TaskFindings
 from fiper.evaluation.render.text import chosen_text
 from fiper.evaluation.results import CHOSEN, EvaluationResult, TaskResult
+from fiper.evaluation.select_evidence import ChoiceEvidence, select_evidence
 
 FORMAT, VERSION = "fiper-evaluation", 1
 
@@ -81,6 +82,22 @@ def _by_failure_type(task: TaskResult) -> dict[str, Any]:
             "physical_with_onset_test": table.physical_with_onset_test, "rows": [vars(r) for r in table.rows]}
 
 
+def _choice(c: ChoiceEvidence | None) -> dict[str, Any] | None:
+    return None if c is None else {"kept": c.kept, "keep_first_se": c.keep_first_se, "reason": c.reason,
+                                   "options": [vars(o) for o in c.options]}
+
+
+def _select_evidence(task: TaskResult, result: EvaluationResult) -> dict[str, Any] | None:
+    """The deployed select method's evidence: each member's (and threshold type's) validation advantage
+    over the first and its SE, which was kept and why (None: the deployed method is not a select)."""
+    method = task.findings.deploy_method
+    ev = None if method is None else select_evidence(task, method, result.config.selection, result.config.seed)
+    if ev is None:
+        return None
+    return {"method": ev.method, "criterion": ev.criterion, "threshold_type": ev.threshold_type,
+            "members": _choice(ev.members), "threshold_types": _choice(ev.types)}
+
+
 def metrics_document(result: EvaluationResult) -> dict[str, Any]:
     """The metrics.json content."""
     tasks = {}
@@ -94,7 +111,8 @@ def metrics_document(result: EvaluationResult) -> dict[str, Any]:
                        "calibration_parts": None if task.calibration_parts is None else
                        {"selection": task.calibration_parts[0].tolist(), "final": task.calibration_parts[1].tolist()},
                        "cell_detection": {"threshold_type": det.threshold_type, "delta": det.delta, "cells": [vars(r) for r in det.rows]},
-                       "by_failure_type": _by_failure_type(task), "live": task.live, **_findings(task)}
+                       "by_failure_type": _by_failure_type(task), "select_evidence": _select_evidence(task, result),
+                       "live": task.live, **_findings(task)}
     doc = {"format": FORMAT, "version": VERSION, "selection_criterion": result.config.selection,
            "records": result.records(), "tasks": tasks}
     return json_safe(doc)

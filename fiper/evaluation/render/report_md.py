@@ -32,6 +32,7 @@ from fiper.evaluation.render.text import (
     window_text,
 )
 from fiper.evaluation.results import CHOSEN, EvaluationResult, TaskResult
+from fiper.evaluation.select_evidence import ChoiceEvidence, select_evidence
 from fiper.evaluation.splits import PARTS, STRATA
 
 SCOPE_TEXT = {
@@ -106,6 +107,31 @@ def _headline(task: TaskResult, criterion: str) -> list[str]:
     if found.others:
         roles.append("- **other**: every other configured method (neither deployed, baseline nor reference), its validation-chosen row.")
     return out + roles + glossary() + [""]
+
+
+def _choice_rows(choice: ChoiceEvidence) -> list[list[str]]:
+    return [[f"`{o.name}`", "–" if i == 0 else f"{o.advantage:+.3f}", "–" if o.se is None else f"{o.se:.3f}",
+             ", ".join(w for w, on in (("kept", o.kept), ("best on validation", o.best)) if on)]
+            for i, o in enumerate(choice.options)]
+
+
+def _select_evidence(task: TaskResult, criterion: str, seed: int) -> list[str]:
+    """The deployed select method's evidence: each member's validation advantage over the first and its
+    SE, then the same for its threshold types, and which was kept and why."""
+    found = task.findings
+    ev = None if found.deployed is None else select_evidence(task, found.deploy_method, criterion, seed)
+    if ev is None:
+        return []
+    header = ["advantage over the first", "SE", ""]
+    rule = (f"the first is kept unless another beats it by more than {ev.members.keep_first_se:g} SE of the paired difference "
+            "over stratified validation resamples" if ev.members.keep_first_se > 0 else "the best on validation is taken")
+    out = [f"**Why this member** (`{ev.method}`, validation {METRIC_TEXT[criterion]}, mean over δ; {rule}; "
+           "SE –: the first option itself, or none resampled because the first validates best):", "",
+           *table([f"member ({ev.threshold_type or 'its type'})", *header], _choice_rows(ev.members)), "",
+           f"Member: {ev.members.reason}."]
+    if ev.types is not None:
+        out += ["", *table(["threshold type", *header], _choice_rows(ev.types)), "", f"Threshold type: {ev.types.reason}."]
+    return out + [""]
 
 
 def _deployed_notes(task: TaskResult) -> list[str]:
@@ -246,12 +272,14 @@ def _plots(plots: dict[str, Any] | None) -> list[str]:
     return out + [""] + [f"![{key}]({file})" for key, file in plots["files"].items()] + [""]
 
 
-def task_markdown(task: TaskResult, criterion: str, plots: dict[str, Any] | None = None, trace_method: str | None = None) -> list[str]:
+def task_markdown(task: TaskResult, criterion: str, plots: dict[str, Any] | None = None, trace_method: str | None = None,
+                  seed: int = 0) -> list[str]:
     ro = task.rollouts
     out = [f"## Task `{task.task}`", "",
            f"{ro.n_episodes} episodes; test split {int(task.split.test.size)} episodes "
            f"({task.split_sizes['test']['success_id']} of them in-distribution successes). Details under Data below.", ""]
-    out += _headline(task, criterion) + _deployed_notes(task) + _why(task, criterion) + far_markdown(task)
+    out += _headline(task, criterion) + _select_evidence(task, criterion, seed) + _deployed_notes(task) + _why(task, criterion)
+    out += far_markdown(task)
     out += _winners(task) + _grid(task) + _validation(task)
     found = task.findings
     out += _per_delta(task, found.deployed.method if found.deployed else (trace_method or next(iter(task.methods))))
@@ -270,5 +298,5 @@ def report_markdown(result: EvaluationResult, plots: dict[str, dict] | None = No
              f"Windows: {', '.join(map(str, cfg.windows))} (selected on validation by mean {cfg.selection} over δ, ties by TWA). "
              f"δ grid: {', '.join(f'{d:g}' for d in cfg.deltas)}. Seed {cfg.seed}. Full configuration: `config.json`.", ""]
     for name, task in result.tasks.items():
-        lines += task_markdown(task, cfg.selection, (plots or {}).get(name), cfg.plot_method)
+        lines += task_markdown(task, cfg.selection, (plots or {}).get(name), cfg.plot_method, cfg.seed)
     return "\n".join(lines)
