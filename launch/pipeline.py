@@ -303,6 +303,12 @@ def validate_all(cfg: DictConfig, run_dir: Path) -> None:
                 except ValueError as err:
                     cells_key = "act.cells" if step.module is act else "rollouts.cells"
                     raise ValueError(f"pipeline stage '{stage}': {err} (in the pipeline: rollouts.factories.<shift>, {cells_key})") from None
+            if step.module is act:  # every response name stands for a config, before anything runs
+                try:
+                    for name in composed.responses:
+                        act.response_config(name, plain(composed.response_configs) or {})
+                except ValueError as err:
+                    raise ValueError(f"pipeline stage '{stage}': {err} (in the pipeline: act.responses, act.overrides)") from None
     _checkpoint_source(cfg)
 
 

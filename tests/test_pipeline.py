@@ -8,6 +8,7 @@ from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 
+import pytest
 import yaml
 
 from fiper.evaluation.render.outcome import SECTION, put_section
@@ -74,6 +75,13 @@ def test_pipeline_runs_every_stage_then_caches(tmp_path, capsys):
     _run(cfg)
     assert f"[act] act=null: removing {run_dir / 'act'}" in capsys.readouterr().out
     assert not (run_dir / "act").exists() and SECTION not in report.read_text() and "## Task `pick_place`" in report.read_text()
+
+
+def test_act_stage_refuses_an_unknown_response_before_anything_runs(tmp_path):
+    cfg = _compose("pipeline", [f"run_dir={tmp_path / 'run'}", "act.responses=[hold,nope]"])
+    with pytest.raises(ValueError, match=r"pipeline stage 'act on the chosen monitor's alarms': unknown response 'nope'.*act.responses"):
+        _run(cfg)
+    assert not (tmp_path / "run").exists()
 
 
 def test_put_section_replaces_appends_and_removes_one_section(tmp_path):
