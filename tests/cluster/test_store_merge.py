@@ -127,11 +127,12 @@ def test_bad_outputs_and_sources_are_refused_with_the_fix(tmp_path):
     unlabeled.append_episode({"action": np.zeros((3, 2), np.float32)}, meta={"success": True})
     with pytest.raises(MergeError, match="no meta/shift, meta/severity, meta/seed"):
         merge_stores([tmp_path / "u.zarr"], tmp_path / "m.zarr")
-    chunk = next((a / "data" / "action").glob("0*"))
-    chunk.write_bytes(chunk.read_bytes()[:-7])  # a truncated chunk file: the damage is named with the repair command
-    with pytest.raises(DamagedStoreError, match="launch.repair_store"):
-        merge_stores([a], tmp_path / "m.zarr")
-    assert not (tmp_path / "m.zarr").exists() and not list(tmp_path.glob("m.zarr.merging-*"))
+    b = _store(tmp_path / "b.zarr", 1)
+    chunk = next((b / "data" / "action").glob("0*"))
+    chunk.write_bytes(chunk.read_bytes()[:-7])  # a truncated chunk file, met after a's 12 episodes were copied
+    with pytest.raises(DamagedStoreError, match=f"{b} is damaged.*launch.repair_store"):
+        merge_stores([a, b], tmp_path / "m.zarr")
+    assert not (tmp_path / "m.zarr").exists() and not list(tmp_path.glob("m.zarr.merging-*"))  # no partial store left
 
 
 def test_launch_merge_stores_refuses_bad_keys_before_reading_anything():
