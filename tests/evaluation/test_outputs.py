@@ -179,7 +179,7 @@ def test_select_evidence_in_metrics_json_and_report_is_the_engines_choice(evalua
     types = doc["threshold_types"]
     assert types["kept"] == chosen.threshold_type and [o["name"] for o in types["options"]] == ["constant", "band"]
     report = (out / "report.md").read_text()
-    block = report[report.index("**Why this member**"):]
+    block = report[report.index("### Why this member and threshold type (validation)"):]
     for o in members["options"]:
         assert f"| `{o['name']}` |" in block
     assert f"Member: {members['reason']}." in block and f"Threshold type: {types['reason']}." in block

@@ -125,8 +125,9 @@ def _select_evidence(task: TaskResult, criterion: str, seed: int) -> list[str]:
     header = ["advantage over the first", "SE", ""]
     rule = (f"the first is kept unless another beats it by more than {ev.members.keep_first_se:g} SE of the paired difference "
             "over stratified validation resamples" if ev.members.keep_first_se > 0 else "the best on validation is taken")
-    out = [f"**Why this member** (`{ev.method}`, validation {METRIC_TEXT[criterion]}, mean over δ; {rule}; "
-           "SE –: the first option itself, or none resampled because the first validates best):", "",
+    out = ["### Why this member and threshold type (validation)", "",
+           f"`{ev.method}`'s options, validation {METRIC_TEXT[criterion]} (mean over δ); {rule}. "
+           "SE –: the first option itself, or none resampled because the first validates best.", "",
            *table([f"member ({ev.threshold_type or 'its type'})", *header], _choice_rows(ev.members)), "",
            f"Member: {ev.members.reason}."]
     if ev.types is not None:
@@ -278,7 +279,7 @@ def task_markdown(task: TaskResult, criterion: str, plots: dict[str, Any] | None
     out = [f"## Task `{task.task}`", "",
            f"{ro.n_episodes} episodes; test split {int(task.split.test.size)} episodes "
            f"({task.split_sizes['test']['success_id']} of them in-distribution successes). Details under Data below.", ""]
-    out += _headline(task, criterion) + _select_evidence(task, criterion, seed) + _deployed_notes(task) + _why(task, criterion)
+    out += _headline(task, criterion) + _deployed_notes(task) + _why(task, criterion) + _select_evidence(task, criterion, seed)
     out += far_markdown(task)
     out += _winners(task) + _grid(task) + _validation(task)
     found = task.findings
