@@ -18,6 +18,7 @@ from sweep_helpers import ROOT, TINY_STRESS, run_module, shown
 
 from fiper.storage import EpisodeStore
 from fiper.storage.merge import merge_stores
+from launch import stress
 
 GENERIC = ("timeout_min", "cpus_per_task", "gpus_per_node", "tasks_per_node", "mem_gb", "nodes")  # submitit's shared resources
 
@@ -41,6 +42,13 @@ def test_slurm_preset_jobs_run_through_submitit(tmp_path):
     outcome = merge_stores(stores, tmp_path / "stress.zarr")
     assert (outcome.n_episodes, outcome.n_duplicates) == (4, 0)
     assert list(EpisodeStore.open(tmp_path / "stress.zarr").meta("seed")) == [0, 1, 2, 3]
+    # The merged store keeps the jobs' fingerprint: a later run of the same sweep resumes into it.
+    with initialize_config_dir(config_dir=str(ROOT / "launch" / "conf"), version_base=None):
+        cfg = compose(config_name="stress", overrides=[
+            *(a for a in TINY_STRESS if not a.startswith(("out=", "seeds.count="))), f"out={tmp_path / 'stress.zarr'}",
+            "seeds.start=0", "seeds.count=5"])
+    stress.run(cfg)
+    assert list(EpisodeStore.open(tmp_path / "stress.zarr").meta("seed")) == [0, 1, 2, 3, 4]  # only seed 4 was new
 
 
 def test_slurm_preset_writes_the_sbatch_script_it_promises(tmp_path):
