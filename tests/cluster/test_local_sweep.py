@@ -8,6 +8,8 @@ from sweep_helpers import TINY_STRESS, run_module, shown
 
 from fiper.storage import EpisodeStore
 
+pytest.importorskip("hydra_plugins.hydra_joblib_launcher", reason="local sweeps need the 'cluster' extra (pip install -e '.[cluster]')")
+
 
 @pytest.mark.slow  # two joblib worker processes: ~10 s on 2 cores
 def test_a_refused_job_does_not_stop_the_others(tmp_path):

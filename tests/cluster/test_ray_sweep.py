@@ -27,6 +27,7 @@ from sweep_helpers import ROOT, TINY_STRESS, run_module, shown
 from fiper.storage import EpisodeStore
 from launch import merge_stores
 
+pytest.importorskip("hydra_plugins.hydra_ray_launcher", reason="Ray sweeps need the 'ray' extra (pip install -e '.[ray]')")
 RAY = Path(sys.executable).with_name("ray")
 pytestmark = pytest.mark.slow  # a Ray cluster start and three worker processes: ~20 s on 2 cores
 

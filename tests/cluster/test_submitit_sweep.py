@@ -13,12 +13,14 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
-from submitit.slurm.slurm import SlurmExecutor, _make_sbatch_string
 from sweep_helpers import ROOT, TINY_STRESS, run_module, shown
 
 from fiper.storage import EpisodeStore
 from fiper.storage.merge import merge_stores
 from launch import stress
+
+pytest.importorskip("hydra_plugins.hydra_submitit_launcher", reason="SLURM sweeps need the 'cluster' extra (pip install -e '.[cluster]')")
+from submitit.slurm.slurm import SlurmExecutor, _make_sbatch_string  # noqa: E402
 
 GENERIC = ("timeout_min", "cpus_per_task", "gpus_per_node", "tasks_per_node", "mem_gb", "nodes")  # submitit's shared resources
 
