@@ -4,7 +4,8 @@
 
 Policies use the default configs of benchmarks.sampling (horizon 16, A = 2, U-Net, diffusion 16
 DDIM steps, flow 10 Euler steps), untrained: latency does not depend on the weights. Steering uses
-a keep-out + reach reward with repulsion and Feynman-Kac resampling on. Prints medians.
+a keep-out + reach reward with repulsion and Feynman-Kac resampling on. Prints medians; plain and
+steered sampling are called in turn, so their ratio is paired within each repeat.
 """
 
 from __future__ import annotations
@@ -43,6 +44,21 @@ def median_time(fn: Callable[[], object], device: torch.device, min_time: float 
     return statistics.median(times)
 
 
+def paired_times(fns: list[Callable[[], object]], device: torch.device, repeats: int = 15) -> np.ndarray:
+    """Seconds of each function, called in turn, repeat after repeat: (repeats, len(fns)), after one warm-up round."""
+    def timed(fn: Callable[[], object]) -> float:
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        t0 = time.perf_counter()
+        fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        return time.perf_counter() - t0
+    for fn in fns:
+        fn()
+    return np.array([[timed(fn) for fn in fns] for _ in range(repeats)])
+
+
 def reward() -> WeightedSum:
     return WeightedSum([(1.0, KeepOut([0.0, 0.0], radius=0.1, margin=0.02)), (0.1, Reach([0.5, 0.5]))])
 
@@ -52,7 +68,7 @@ def steering(batch: int) -> Steering:
 
 
 def bench_decisions(device: torch.device, batches: list[int]) -> None:
-    print("\n| policy | B | plain sample | steered (steer) | overhead |")
+    print("\n| policy | B | plain sample | steered (steer) | overhead (median of paired ratios) |")
     print("|---|---|---|---|---|")
     for kind, steps in SAMPLER_STEPS.items():
         config = PolicyConfig(kind=kind, num_inference_steps=steps, horizon=16, n_action_steps=8)
@@ -60,10 +76,10 @@ def bench_decisions(device: torch.device, batches: list[int]) -> None:
         z = policy.encode({"agent_pos": torch.randn(1, policy.n_obs_steps, 2, device=device)})
         gen = torch.Generator(device=device).manual_seed(0)
         for b in batches:
-            plain = median_time(lambda: policy.sample(z, b, generator=gen), device)
             steer = steering(b)
-            guided = median_time(lambda: steer.steer(policy, z, generator=gen), device)
-            print(f"| {kind} | {b} | {plain * 1e3:.1f} ms | {guided * 1e3:.1f} ms | {guided / plain:.2f}x |")
+            t = paired_times([lambda: policy.sample(z, b, generator=gen), lambda: steer.steer(policy, z, generator=gen)], device)
+            plain, guided = np.median(t, axis=0)
+            print(f"| {kind} | {b} | {plain * 1e3:.1f} ms | {guided * 1e3:.1f} ms | {np.median(t[:, 1] / t[:, 0]):.2f}x |")
 
 
 def bench_hook(device: torch.device, batches: list[int]) -> None:
