@@ -59,11 +59,15 @@ else
     [ -f "$WHEELS/requirements.txt" ] || die "no $WHEELS/requirements.txt: run 'python -m benchmarks.gpu_wheels' on a machine with a package
     index and bring the wheels/ folder it fills (about 40 MiB) beside the repository (or set WHEELS=<folder>)" 2
     rm -rf "$VENV"
-    "$BASE" -m venv --system-site-packages "$VENV" > "$OUT_DIR/install.log" 2>&1 \
-        || die "'$BASE -m venv --system-site-packages $VENV' failed (see $OUT_DIR/install.log; on Debian/Ubuntu the venv module is python3-venv)" 2
+    if ! "$BASE" -m venv --system-site-packages "$VENV" > "$OUT_DIR/install.log" 2>&1; then  # no ensurepip: the base pip installs into it
+        rm -rf "$VENV"
+        "$BASE" -m venv --system-site-packages --without-pip "$VENV" >> "$OUT_DIR/install.log" 2>&1 \
+            || die "'$BASE -m venv --system-site-packages $VENV' failed (see $OUT_DIR/install.log; on Debian/Ubuntu the venv module is python3-venv)" 2
+    fi
+    PIP=("$PY" -m pip); "$PY" -m pip --version > /dev/null 2>&1 || PIP=("$BASE" -m pip --python "$PY")
     say "installing $(tr '\n' ' ' < "$WHEELS/requirements.txt")from $WHEELS/ and fiper (--no-deps -e .) into $VENV (log: $OUT_DIR/install.log)"
-    { "$PY" -m pip install --no-index --find-links "$WHEELS" -r "$WHEELS/requirements.txt" \
-      && "$PY" -m pip install --no-index --no-deps --no-build-isolation -e .; } >> "$OUT_DIR/install.log" 2>&1 \
+    { "${PIP[@]}" install --no-index --find-links "$WHEELS" -r "$WHEELS/requirements.txt" \
+      && "${PIP[@]}" install --no-index --no-deps --no-build-isolation -e .; } >> "$OUT_DIR/install.log" 2>&1 \
         || { tail -n 5 "$OUT_DIR/install.log"; die "offline install failed (see $OUT_DIR/install.log): a wheel missing from $WHEELS/ is named there; rebuild the folder with python -m benchmarks.gpu_wheels" 2; }
     "$PY" -c "import torch, sys; sys.exit(torch.version.cuda is None)" \
         || die "the venv's torch ($("$PY" -c 'import torch; print(torch.__version__)' 2>&1)) is a CPU build: something in $WHEELS/ replaced the preinstalled torch" 2
