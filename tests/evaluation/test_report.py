@@ -183,3 +183,30 @@ def test_without_a_guaranteed_type_nothing_is_deployed_and_the_report_says_so(tm
     assert "`a` has no guaranteed threshold type in this run: no monitor file is written." in report
     assert "among guaranteed threshold types" not in report and "Why this configuration" not in report
     assert write_monitor_files(result, tmp_path / "deploy") == {}
+
+
+def test_report_and_metrics_show_why_the_select_left_its_first_member(tmp_path):
+    """Timeouts only (the embedding alone misses them): the select takes the clock OR, and report.md and
+    metrics.json say so with its validation advantage over the first member, beyond 1 SE of it."""
+    from fiper.evaluation.render import metrics_document, report_markdown
+
+    timeouts = SyntheticTask(name="timeouts", drift=0.0, diffuse=0.0, fail_decisions=(32, 40))
+    methods = {"knn": {"scores": ["knn"], "windows": [1, 3]}, "elapsed": {"scores": ["elapsed"], "windows": [1]},
+               "knn_clock": {"scores": ["knn", "elapsed"], "rule": "or", "joint": True, "windows": {"knn": [1, 3], "elapsed": [1]}},
+               "select": {"select": ["knn", "knn_clock"], "keep_first_se": 1.0}}
+    path = write_synthetic_store(tmp_path / "t.zarr", timeouts, seed=5, n_success_id=160, n_success_ood=0, n_fail_ood=0,
+                                 n_fail_id=40, failure_reasons=["timeout"]).path
+    config = small_config(methods=methods, baselines=[], references=["elapsed"], deploy_method="select", plot_method=None,
+                          threshold_types=["constant", "band"], deltas=(0.05, 0.1, 0.15),
+                          split={"fit": 0.25, "calibration": 0.35, "validation": 0.5})
+    result = evaluate_rollouts(str(path), config)
+    chosen = result.tasks["timeouts"].methods["select"].chosen
+    ev = metrics_document(result)["tasks"]["timeouts"]["select_evidence"]
+    knn, clock = ev["members"]["options"]
+    assert chosen.selected == "knn_clock" == ev["members"]["kept"] and ev["threshold_type"] == chosen.threshold_type
+    assert clock["kept"] and clock["best"] and not knn["kept"] and clock["advantage"] > 0.2 and 0 < clock["se"] < clock["advantage"]
+    assert ev["members"]["reason"] == (f"`knn_clock` beats the first member `knn` by {clock['advantage']:+.3f}, "
+                                       f"more than 1 SE ({clock['se']:.3f}): taken")
+    section = _section(report_markdown(result), "### Why this member and threshold type (validation)")
+    assert f"| `knn_clock` | {clock['advantage']:+.3f} | {clock['se']:.3f} | kept, best on validation |" in section
+    assert "| `knn` | – | – |  |" in section and f"Member: {ev['members']['reason']}." in section
