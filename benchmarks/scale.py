@@ -7,7 +7,8 @@ sampled chunks per decision, D=64, H=16, A=2, float16 samples, 30-60 decisions p
 evaluates, for every size, the first size / min(sizes) of them as one task (a multirun sweep;
 ``--one-store``: one store per size),
 each size in a fresh child process whose peak resident memory (VmHWM) is reported
-with the evaluation's wall time. Prints the ratios of the largest size to the smallest.
+with the evaluation's wall and CPU time (CPU time moves less with the load of shared cores).
+Prints the ratios of the largest size to the smallest.
 
 ``--config full`` is the default evaluation (every score and method, 6 windows, 3 threshold
 types) at deltas 0.05 and 0.10 (what the smallest size can calibrate); ``tiny`` is a quick one
@@ -95,13 +96,14 @@ def child(stores: list[str], config_name: str, block_mb: float | None) -> None:
                       plot_method=None, references=[])
     config = EvaluationConfig.from_mapping(values)
     imports_mb = peak_rss_mb()
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     rollouts = load_rollouts(stores)[TASK_NAME]
     result = evaluate_task(rollouts, config)
-    seconds = time.perf_counter() - start
+    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
     peak_mb = peak_rss_mb()
     line = json.dumps({
         "decisions": int(rollouts.decision_ends[-1]), "episodes": rollouts.n_episodes, "seconds": seconds,
+        "cpu_seconds": cpu_seconds,
         "peak_mb": peak_mb, "imports_mb": imports_mb,
         "sample_mb": rollouts.samples.nbytes / (1 << 20),
         "stage_seconds": {k: round(v, 2) for k, v in result.seconds.items() if "/" not in k},
@@ -157,13 +159,15 @@ def main() -> None:
     results = run(sizes, batch=args.batch, root=args.root, config_name=args.config, block_mb=args.block_mb, one_store=args.one_store,
                   action_dim=args.action_dim)
     print(f"\nB={args.batch}, A={args.action_dim}, config {args.config}, one torch thread per evaluation")
-    print(f"{'decisions':>10} {'episodes':>9} {'samples MB':>11} {'time s':>8} {'peak RSS MB':>12} {'after imports MB':>17}")
+    print(f"{'decisions':>10} {'episodes':>9} {'samples MB':>11} {'time s':>8} {'CPU s':>8} {'peak RSS MB':>12} {'after imports MB':>17}")
     for r in results:
-        print(f"{r['decisions']:>10,} {r['episodes']:>9,} {r['sample_mb']:>11,.0f} {r['seconds']:>8.1f} {r['peak_mb']:>12,.0f} {r['imports_mb']:>17,.0f}")
+        print(f"{r['decisions']:>10,} {r['episodes']:>9,} {r['sample_mb']:>11,.0f} {r['seconds']:>8.1f} {r['cpu_seconds']:>8.1f} "
+              f"{r['peak_mb']:>12,.0f} {r['imports_mb']:>17,.0f}")
         print(f"{'':>10} stages: {r['stage_seconds']}")
         print(f"{'':>10} per score: {r.get('score_seconds', {})}")
     first, last = results[0], results[-1]
-    print(f"\n{last['decisions']:,} / {first['decisions']:,} decisions: time x{last['seconds'] / first['seconds']:.1f}, "
+    print(f"\n{last['decisions']:,} / {first['decisions']:,} decisions: time x{last['seconds'] / first['seconds']:.1f} "
+          f"(CPU time x{last['cpu_seconds'] / first['cpu_seconds']:.1f}), "
           f"peak memory x{last['peak_mb'] / first['peak_mb']:.2f} ({last['peak_mb'] - first['peak_mb']:+,.0f} MB)")
 
 
