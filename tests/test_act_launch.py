@@ -79,6 +79,17 @@ def labels_of(store: EpisodeStore) -> list[str]:
     return out
 
 
+def store_onsets(store: EpisodeStore) -> list[int]:
+    """The env step of each episode's physical failure (-1: a success or a timeout), from its labels."""
+    return [int(s) if not ok and str(r) != "timeout" else -1
+            for ok, s, r in zip(store.meta("success"), store.meta("failure_step"), store.meta("failure_reason"))]
+
+
+def first_alarm_step(store: EpisodeStore, i: int) -> int:
+    dec = store.episode_decisions(i, ["env_step", "alarm"])
+    return int(dec["env_step"][np.argmax(dec["alarm"])]) if dec["alarm"].any() else -1
+
+
 def test_act_end_to_end_files_counts_resume_and_refusal(run_dirs, tmp_path, capsys):
     out = tmp_path / "act"
     report = act.run(config(run_dirs, out))
@@ -99,6 +110,11 @@ def test_act_end_to_end_files_counts_resume_and_refusal(run_dirs, tmp_path, caps
         assert res["successes_lost"] == sum(b == "success" and g != "success" for b, g in zip(base, got))
         assert res["physical_to_safe_stop"] == sum(b == "damage" and g == "safe_stop" for b, g in zip(base, got))
         assert res["diverged"] == 0  # the same chunks as without fiper until the response acted
+        onset = store_onsets(stores["without"])
+        alarm = [first_alarm_step(stores[name], i) for i in range(2)]
+        early = [i for i in range(2) if base[i] == "damage" and onset[i] >= 0 and 0 <= alarm[i] < onset[i]]
+        assert res["alarmed_before_onset"] == len(early)
+        assert res["early_saved"] == sum(got[i] in ("success", "safe_stop") for i in early)
         assert res["cost_ratio"] > 0 and doc["overall"][name] == doc["per_cell"][0]["responses"][name]
         assert report.overall[name].outcomes == res["outcomes"]
     for i in range(2):

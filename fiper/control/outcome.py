@@ -85,6 +85,7 @@ class ResponseOutcome:
     damage_added: int  # no physical failure without fiper, one with the response
     with_onset: int  # would-be physical failures with a known onset
     alarmed_before_onset: int  # of those, the response's run alarmed strictly before the onset
+    early_saved: int  # of those alarmed before onset, the ones the response ended as a success or a safe stop
     median_lead_decisions: float  # (onset decision - alarm decision) over those alarmed before onset; NaN if none
     median_lead_s: float  # (onset - alarm) env steps x control period, same episodes
     decision_ms: float  # median total time of a decision with the response
@@ -138,7 +139,7 @@ def compare(name: str, without: Sequence[EpisodeRecord], response: Sequence[Epis
     def moved(before: str, after: str) -> int:
         return sum(b == before and g == after for b, g in zip(base, got))
 
-    leads_d, leads_s, with_onset = [], [], 0
+    leads_d, leads_s, with_onset, early_saved = [], [], 0, 0
     for b, r in pairs:
         onset = int(physical_onset(not b.success, b.failure_step, b.failure_reason))
         if onset < 0:
@@ -147,6 +148,7 @@ def compare(name: str, without: Sequence[EpisodeRecord], response: Sequence[Epis
         if alarmed_before_onset(r.alarm_step, onset):
             leads_s.append((onset - r.alarm_step) * float(control_period_s))
             leads_d.append(decision_of(b.decision_steps, onset) - decision_of(b.decision_steps, r.alarm_step))
+            early_saved += r.outcome in (SUCCESS, SAFE_STOP)
     ms = _median(np.concatenate([r.decision_ms for _, r in pairs])) if pairs else float("nan")
     ms_without = _median(np.concatenate([b.decision_ms for b, _ in pairs])) if pairs else float("nan")
     return ResponseOutcome(
@@ -155,7 +157,7 @@ def compare(name: str, without: Sequence[EpisodeRecord], response: Sequence[Epis
         would_be_timeout=base.count(TIMEOUT), timeout_to_success=moved(TIMEOUT, SUCCESS), timeout_to_safe_stop=moved(TIMEOUT, SAFE_STOP),
         successes_without=base.count(SUCCESS), successes_lost=sum(b == SUCCESS and g != SUCCESS for b, g in zip(base, got)),
         false_alarm_stops=moved(SUCCESS, SAFE_STOP), damage_added=sum(b != DAMAGE and g == DAMAGE for b, g in zip(base, got)),
-        with_onset=with_onset, alarmed_before_onset=len(leads_s), median_lead_decisions=_median(leads_d), median_lead_s=_median(leads_s),
+        with_onset=with_onset, alarmed_before_onset=len(leads_s), early_saved=early_saved, median_lead_decisions=_median(leads_d), median_lead_s=_median(leads_s),
         decision_ms=ms, decision_ms_without=ms_without, cost_ratio=ms / ms_without if ms_without > 0 else float("nan"),
         diverged=sum(not ran_alike(b, r) for b, r in pairs),
     )

@@ -54,6 +54,9 @@ COLUMNS: tuple[tuple[str, Callable[[ResponseOutcome], str], str], ...] = (
     ("alarm before onset", lambda r: _of(r.alarmed_before_onset, r.with_onset),
      "would-be physical failures whose alarm (in the run with the response) came strictly before the onset of the failure "
      "the run without fiper had"),
+    ("early alarm → success / safe stop", lambda r: _of(r.early_saved, r.alarmed_before_onset),
+     "of the would-be physical failures alarmed before onset, the ones the response ended as a success or a safe stop: "
+     "what acting on an early alarm achieved"),
     ("lead (decisions / s)", lambda r: f"{_num(r.median_lead_decisions)} / {_num(r.median_lead_s)}",
      "median over those of (onset − alarm), in decisions and in seconds (env steps × the store's control period)"),
     ("cost / decision", lambda r: f"{_num(r.cost_ratio, 2)}×",
@@ -63,7 +66,7 @@ COLUMNS: tuple[tuple[str, Callable[[ResponseOutcome], str], str], ...] = (
 
 # shorter headers for the terminal; outcome.md spells them out and defines them
 TERMINAL = {"physical → success / safe stop": "physical→ok/stop", "timeout → success / safe stop": "timeout→ok/stop",
-            "successes lost": "lost", "false-alarm stops": "false stops", "alarm before onset": "early",
+            "successes lost": "lost", "false-alarm stops": "false stops", "alarm before onset": "early", "early alarm → success / safe stop": "early→ok/stop",
             "lead (decisions / s)": "lead d/s", "cost / decision": "cost"}
 
 
