@@ -91,3 +91,19 @@ class GenerativePolicy(Protocol):
         generator: torch.Generator | None = None,
         guidance: Guidance | None = None,
     ) -> Tensor: ...
+
+
+def check_embedding(embedding: Tensor, embedding_dim: int, device: torch.device) -> Tensor:
+    """An embedding (N, D) as float32 on ``device``; ValueError names a wrong shape or, on the host, NaN/inf.
+
+    Values are checked only where they already live on the host: on a device the check would make the
+    host wait once per decision, so a non-finite embedding there gives non-finite samples, which
+    MonitoredPolicy's checks turn into the fail-safe.
+    """
+    embedding = torch.as_tensor(embedding)
+    if embedding.ndim != 2 or embedding.shape[1] != embedding_dim or embedding.shape[0] < 1:
+        raise ValueError(f"embedding has shape {tuple(embedding.shape)}, expected (N, D) = (N, {embedding_dim}); "
+                         "pass the output of policy.encode(obs)")
+    if embedding.device.type == "cpu" and not torch.isfinite(embedding).all():
+        raise ValueError("embedding contains NaN or inf values; pass the output of policy.encode(obs) for a finite observation")
+    return embedding.to(device, torch.float32, non_blocking=True)

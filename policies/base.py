@@ -22,7 +22,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from fiper.protocol import Guidance, GuidanceResult, GuidanceState
+from fiper.guidance_checks import guidance_answer, raise_first_fault, reindex
+from fiper.protocol import Guidance, GuidanceState, check_embedding
 from policies.checkpoint import write_policy_files
 from policies.config import PolicyConfig
 from policies.denoisers import MLPDenoiser, TemporalUNet
@@ -97,7 +98,7 @@ class ChunkPolicy(nn.Module, ABC):
     def sample(self, embedding: Tensor, num_samples: int, *, generator: torch.Generator | None = None,
                guidance: Guidance | None = None) -> Tensor:
         """``num_samples`` chunks per embedding, one batched call: (N, B, H, A) in environment units."""
-        embedding = self._check_embedding(embedding)
+        embedding = check_embedding(embedding, self.embedding_dim, self.device)
         if isinstance(num_samples, bool) or not isinstance(num_samples, (int, np.integer)) or num_samples < 1:
             raise ValueError(f"num_samples={num_samples!r} must be an integer >= 1")
         if generator is not None and generator.device.type != self.device.type:
@@ -133,16 +134,6 @@ class ChunkPolicy(nn.Module, ABC):
             raise ValueError("observations hold N=0 entries; pass at least one")
         return out
 
-    def _check_embedding(self, embedding: Tensor) -> Tensor:
-        embedding = torch.as_tensor(embedding)
-        if embedding.ndim != 2 or embedding.shape[1] != self.embedding_dim or embedding.shape[0] < 1:
-            raise ValueError(f"embedding has shape {tuple(embedding.shape)}, expected (N, D) = (N, {self.embedding_dim}); pass the output of policy.encode(obs)")
-        # Checked where it lives on the host; on a device the check would be a host synchronisation per
-        # decision, so a non-finite embedding there gives non-finite samples (MonitoredPolicy's checks catch them).
-        if embedding.device.type == "cpu" and not torch.isfinite(embedding).all():
-            raise ValueError("embedding contains NaN or inf values")
-        return embedding.to(self.device, torch.float32, non_blocking=True)
-
     # ------------------------------------------------------------------ networks
     def embed(self, obs: Mapping[str, Tensor], use_ema: bool = False) -> Tensor:
         """Normalise validated obs and run the (EMA or training) encoder: (N, D)."""
@@ -167,47 +158,20 @@ class ChunkPolicy(nn.Module, ABC):
                noise_scale: float, checks: list) -> tuple[Tensor, Tensor, Tensor | None]:
         """Ask the hook; re-order (x, pred) by its indices; return them and its direction (or None).
 
-        Shapes and dtypes are checked at once; the values (indices in range, a finite direction) are
-        checked on the device into ``checks`` (a flag that must be zero, or a max |direction| that must be
-        finite), read once after the loop by :meth:`_check_guidance`.
+        The answer is checked by :func:`fiper.guidance_checks.guidance_answer`: value checks become
+        device flags in ``checks``, read once after the loop by :meth:`_check_guidance`.
         """
         if guidance is None:
             return x, pred, None
         state = GuidanceState(x=x, x0=self.normalizer.action.unnormalize(x0).detach(), step=step, n_steps=n_steps,
                               progress=(step + 1) / n_steps, kind=self.kind, noise_scale=float(noise_scale),
                               action_scale=self.normalizer.action.scale)
-        out = guidance(state)
-        if out is None:
-            return x, pred, None
-        if isinstance(out, Tensor):
-            out = GuidanceResult(direction=out)
-        if not isinstance(out, GuidanceResult):
-            raise TypeError(f"guidance returned {type(out).__name__}; return None, a direction tensor (N, B, H, A) or a GuidanceResult")
-        if out.indices is not None:
-            idx = torch.as_tensor(out.indices, device=x.device)
-            if idx.shape != x.shape[:2] or idx.dtype not in (torch.int32, torch.int64):
-                raise ValueError(f"guidance indices must be integers in [0, {x.shape[1]}) of shape {tuple(x.shape[:2])}, got {idx.dtype} {tuple(idx.shape)}")
-            safe = idx.clamp(0, x.shape[1] - 1)  # never index out of range; an out-of-range index is reported after the loop
-            checks.append((step, f"guidance indices must be integers in [0, {x.shape[1]})", (safe != idx).any(), "zero"))
-            gather = safe.long()[:, :, None, None].expand(x.shape)
-            x, pred = x.gather(1, gather), pred.gather(1, gather)
-        direction = out.direction
-        if direction is not None:
-            direction = torch.as_tensor(direction, device=x.device, dtype=x.dtype)
-            if direction.shape != x.shape:
-                raise ValueError(f"guidance direction has shape {tuple(direction.shape)}, expected (N, B, H, A) = {tuple(x.shape)}")
-            checks.append((step, "guidance direction contains NaN or inf values", direction.abs().amax(), "finite"))
+        indices, direction = guidance_answer(guidance(state), tuple(x.shape), x.dtype, x.device, step, checks)
+        if indices is not None:
+            x, pred = reindex(indices, x, pred)
         return x, pred, direction
 
-    @staticmethod
-    def _check_guidance(checks: list) -> None:
-        """After the sampling loop: one copy of the hook's value checks to the host; ValueError on the first failed one."""
-        if not checks:
-            return
-        values = torch.stack([value.double() for _, _, value, _ in checks]).cpu().numpy()
-        for (step, what, _, want), value in zip(checks, values):
-            if (value != 0) if want == "zero" else not np.isfinite(value):
-                raise ValueError(f"{what} (sampling step {step})")
+    _check_guidance = staticmethod(raise_first_fault)  # after the sampling loop: its one read
 
     @torch.no_grad()
     def update_ema(self, decay: float) -> None:

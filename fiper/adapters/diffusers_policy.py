@@ -25,7 +25,8 @@ from torch import Tensor, nn
 
 from fiper.adapters.schedulers import (check_scheduler, clean_estimate, default_inference_steps, guided_output,
                                        noise_scale)
-from fiper.protocol import Guidance, GuidanceResult, GuidanceState
+from fiper.guidance_checks import guidance_answer, raise_first_fault, reindex
+from fiper.protocol import Guidance, GuidanceState, check_embedding
 
 
 def _positive_int(name: str, value: Any, minimum: int = 1) -> int:
@@ -109,7 +110,7 @@ class DiffusersPolicy:
         if tuple(z.shape) != (n, self.embedding_dim):
             raise ValueError(f"the encoder returned shape {tuple(z.shape)}, expected (N, D) = ({n}, {self.embedding_dim}): "
                              "it must flatten the observation history into one global conditioning vector per observation")
-        if not torch.isfinite(z).all():
+        if z.device.type == "cpu" and not torch.isfinite(z).all():
             raise ValueError("the encoder returned NaN or inf values")
         return z.to(self.device, torch.float32)
 
@@ -117,7 +118,7 @@ class DiffusersPolicy:
     def sample(self, embedding: Tensor, num_samples: int, *, generator: torch.Generator | None = None,
                guidance: Guidance | None = None) -> Tensor:
         """``num_samples`` chunks per embedding in one batched loop: (N, B, H, A) in environment units."""
-        cond = self._check_embedding(embedding)
+        cond = check_embedding(embedding, self.embedding_dim, self.device)
         b = _positive_int("num_samples", num_samples)
         if generator is not None and generator.device.type != self.device.type:
             raise ValueError(f"generator is on {generator.device} but the policy is on {self.device}; "
@@ -126,12 +127,16 @@ class DiffusersPolicy:
         x = torch.randn((n, b, h, a), generator=generator, device=self.device).reshape(n * b, h, a)
         cond = cond.repeat_interleave(b, dim=0)
         self.scheduler.set_timesteps(self.num_inference_steps)
-        timesteps = list(self.scheduler.timesteps)
+        # Host numbers read before the loop, so that the loop itself never reads a tensor.
+        timesteps = [int(t) for t in self.scheduler.timesteps.tolist()]
+        scales = [noise_scale(self.scheduler, t) for t in timesteps] if guidance is not None else []
+        checks: list = []
         for i, t in enumerate(timesteps):
             out = self._net(x, t, cond)
             if guidance is not None:
-                x, out = self._guide(guidance, x, out, t, i, len(timesteps), (n, b))
+                x, out = self._guide(guidance, x, out, t, i, scales, (n, b), checks)
             x = self.scheduler.step(out, t, x, generator=generator, **self.step_kwargs).prev_sample
+        raise_first_fault(checks)  # the loop never waits for the device; this is its one read
         chunks = self._unnormalize(x).reshape(n, b, h, a)
         return chunks[:, :, self.chunk_offset:].detach()
 
@@ -159,8 +164,8 @@ class DiffusersPolicy:
         return h.hexdigest()
 
     # ------------------------------------------------------------------ internals
-    def _net(self, x: Tensor, t: Tensor, cond: Tensor) -> Tensor:
-        ts = torch.full((x.shape[0],), int(t), dtype=torch.long, device=x.device)
+    def _net(self, x: Tensor, t: int, cond: Tensor) -> Tensor:
+        ts = torch.full((x.shape[0],), t, dtype=torch.long, device=x.device)
         out = self.net(x, ts, cond) if self.cond_arg is None else self.net(x, ts, **{self.cond_arg: cond})
         if out.shape != x.shape:
             raise ValueError(f"the net returned shape {tuple(out.shape)} for samples {tuple(x.shape)}; it must predict "
@@ -200,50 +205,30 @@ class DiffusersPolicy:
             if n is not None and value.shape[0] != n:
                 raise ValueError(f"obs['{key}'] has batch size {value.shape[0]} but other keys have {n}; all keys need the same N")
             n = value.shape[0]
-            if value.is_floating_point() and not torch.isfinite(value).all():
+            if value.is_floating_point() and value.device.type == "cpu" and not torch.isfinite(value).all():
                 raise ValueError(f"obs['{key}'] contains NaN or inf values; the policy cannot act on a non-finite observation")
-            out[key] = value.to(self.device)
+            out[key] = value.to(self.device, non_blocking=True)
         return out
 
-    def _check_embedding(self, embedding: Tensor) -> Tensor:
-        embedding = torch.as_tensor(embedding)
-        if embedding.ndim != 2 or embedding.shape[1] != self.embedding_dim or embedding.shape[0] < 1:
-            raise ValueError(f"embedding has shape {tuple(embedding.shape)}, expected (N, D) = (N, {self.embedding_dim}); "
-                             "pass the output of policy.encode(obs)")
-        if not torch.isfinite(embedding).all():
-            raise ValueError("embedding contains NaN or inf values")
-        return embedding.to(self.device, torch.float32)
+    def _guide(self, guidance: Guidance, x: Tensor, out: Tensor, t: int, step: int, scales: list[float],
+               nb: tuple[int, int], checks: list) -> tuple[Tensor, Tensor]:
+        """Show the hook the exposed part of the scheduler's clean estimate; apply its re-indexing and direction.
 
-    def _guide(self, guidance: Guidance, x: Tensor, out: Tensor, t: Tensor, step: int, n_steps: int,
-               nb: tuple[int, int]) -> tuple[Tensor, Tensor]:
-        """Show the hook the exposed part of the scheduler's clean estimate; apply its re-indexing and direction."""
+        The answer is checked by :func:`fiper.guidance_checks.guidance_answer` (value checks become device
+        flags in ``checks``, read once after the loop), as in fiper's own samplers.
+        """
         n, b = nb
         full = (n, b, self.model_horizon, self.action_dim)
         off = self.chunk_offset
         x0 = self._unnormalize(clean_estimate(self.scheduler, out, t, x)).reshape(full)[:, :, off:]
-        state = GuidanceState(x=x.reshape(full)[:, :, off:], x0=x0.detach(), step=step, n_steps=n_steps,
-                              progress=(step + 1) / n_steps, kind=self.kind, noise_scale=noise_scale(self.scheduler, t),
+        state = GuidanceState(x=x.reshape(full)[:, :, off:], x0=x0.detach(), step=step, n_steps=len(scales),
+                              progress=(step + 1) / len(scales), kind=self.kind, noise_scale=scales[step],
                               action_scale=self.action_scale)
-        result = guidance(state)
-        if result is None:
-            return x, out
-        if isinstance(result, Tensor):
-            result = GuidanceResult(direction=result)
-        if not isinstance(result, GuidanceResult):
-            raise TypeError(f"guidance returned {type(result).__name__}; return None, a direction tensor (N, B, H, A) or a GuidanceResult")
+        indices, direction = guidance_answer(guidance(state), (n, b, self.horizon, self.action_dim), x.dtype, x.device,
+                                             step, checks)
         x, out = x.reshape(full), out.reshape(full)
-        if result.indices is not None:
-            idx = torch.as_tensor(result.indices, device=x.device)
-            if idx.shape != (n, b) or idx.dtype not in (torch.int32, torch.int64) or idx.min() < 0 or idx.max() >= b:
-                raise ValueError(f"guidance indices must be integers in [0, {b}) of shape {(n, b)}, got {idx.dtype} {tuple(idx.shape)}")
-            rows = torch.arange(n, device=x.device)[:, None]
-            x, out = x[rows, idx], out[rows, idx]
-        if result.direction is not None:
-            d = torch.as_tensor(result.direction, device=x.device, dtype=x.dtype)
-            if d.shape != (n, b, self.horizon, self.action_dim):
-                raise ValueError(f"guidance direction has shape {tuple(d.shape)}, expected (N, B, H, A) = {(n, b, self.horizon, self.action_dim)}")
-            if not torch.isfinite(d).all():
-                raise ValueError("guidance direction contains NaN or inf values")
-            out = guided_output(self.scheduler, out, t, nn.functional.pad(d, (0, 0, off, 0)))
-        m = n * b
-        return x.reshape(m, *full[2:]), out.reshape(m, *full[2:])
+        if indices is not None:
+            x, out = reindex(indices, x, out)
+        if direction is not None:
+            out = guided_output(self.scheduler, out, t, nn.functional.pad(direction, (0, 0, off, 0)))
+        return x.reshape(n * b, *full[2:]), out.reshape(n * b, *full[2:])
