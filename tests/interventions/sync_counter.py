@@ -53,17 +53,17 @@ def count_host_reads() -> Iterator[list[HostRead]]:
 
 
 @contextmanager
-def reads_at_each_step(policy, calls: list[HostRead]) -> Iterator[list[int]]:
-    """Yields a list that receives len(calls) at every denoiser call of ``policy`` (one per sampling step)."""
+def reads_at_each_step(policy, calls: list[HostRead], method: str = "_denoise") -> Iterator[list[int]]:
+    """Yields a list that receives len(calls) at every call of ``policy``'s denoiser ``method`` (one per sampling step)."""
     marks: list[int] = []
-    original = policy._denoise
+    original = getattr(policy, method)
 
     def marked(*args, **kwargs):
         marks.append(len(calls))
         return original(*args, **kwargs)
 
-    policy._denoise = marked
+    setattr(policy, method, marked)
     try:
         yield marks
     finally:
-        del policy._denoise  # back to the class's method
+        delattr(policy, method)  # back to the class's method
