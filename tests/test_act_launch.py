@@ -34,6 +34,11 @@ def tiny_policy(device: str = "cpu"):
     return load_policy(POLICY_DIR[-1], device=device)
 
 
+def unrendered_push_t(max_episode_steps=MAX_STEPS):
+    """A user's env factory that cannot render."""
+    return envs.make_env("push_t", max_episode_steps=max_episode_steps)
+
+
 def bare_push_t(render_mode=None, render_size=256, max_episode_steps=MAX_STEPS):
     """A user's env factory that takes no shifts."""
     return envs.make_env("push_t", render_mode=render_mode, render_size=render_size, max_episode_steps=max_episode_steps)
@@ -215,3 +220,12 @@ def test_video_helpers_find_the_first_alarm_and_say_where_a_rerun_diverged(run_d
     assert video_title("push_t", "obstacle", 1.0, 3, "hold", 2, 4).endswith("re-run differs from the recorded episode at its first decision")
     assert video_title("push_t", "obstacle", 0.5, 3, "hold", 6, 4) == \
         "push_t · obstacle 0.5 · seed 3 · hold · re-run diverged from the recorded episode at step 6"
+
+
+def test_act_videos_of_an_env_that_cannot_render_are_refused_after_the_sweep_is_written(run_dirs, tmp_path):
+    out = tmp_path / "act"
+    with pytest.raises(ValueError, match=r"videos=true makes the env of cell \(none, 0\) with render_mode='rgb_array'.*set videos=false"):
+        act.run(config(run_dirs, out, "env.factory=test_act_launch:unrendered_push_t", "env.name=null", "~env.kwargs.max_episode_steps",
+                       "cells=[[none,[0.0]]]", "videos=true"))
+    assert json.loads((out / "outcome.json").read_text())["overall"]["hold"]["episodes"] == 2  # nothing lost
+    assert not (out / "videos").exists()
