@@ -57,8 +57,12 @@ def check_scheduler(scheduler: Any) -> str:
 
 
 def alpha_bar(scheduler: Any, t: Tensor | int, like: Tensor) -> Tensor:
-    """alpha_bar_t of the scheduler's training schedule, as a 0-dim tensor on ``like``'s device and dtype."""
-    return scheduler.alphas_cumprod[int(t)].to(device=like.device, dtype=like.dtype)
+    """alpha_bar_t of the scheduler's training schedule, as a 0-dim tensor in ``like``'s dtype that combines with it.
+
+    A host value stays on the host: a 0-dim CPU tensor joins device arithmetic as a scalar, where a
+    copy to the device would make the host wait at every sampling step."""
+    ab = scheduler.alphas_cumprod[int(t)]
+    return ab.to(dtype=like.dtype) if ab.device.type == "cpu" else ab.to(device=like.device, dtype=like.dtype)
 
 
 def clean_estimate(scheduler: Any, model_output: Tensor, t: Tensor | int, sample: Tensor) -> Tensor:

@@ -7,10 +7,12 @@ Reads are counted on the CPU by wrapping the tensor methods that bring values to
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 from adapter_helpers import fiper_as_diffusers
-from interventions.sync_counter import HostRead, count_host_reads, reads_at_each_step
+from interventions.sync_counter import HostRead, count_host_reads, cuda_syncs, reads_at_each_step
 
 from fiper.interventions import KeepOut, Steering
 from fiper.protocol import GuidanceResult
@@ -114,3 +116,18 @@ def test_an_out_of_range_index_never_reaches_the_indexing(adapter):
     with pytest.raises(ValueError, match=r"out of range \(sampling step 0\)"):
         adapter.sample(embedding(adapter), B, guidance=hook)
     assert len(seen) == adapter.num_inference_steps and all(torch.isfinite(x).all() for x in seen)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_the_adapters_loop_never_synchronises(toy_policy):
+    adapter = fiper_as_diffusers(copy.deepcopy(toy_policy).to("cuda"), "ddpm")
+    z = adapter.encode({"agent_pos": torch.zeros(1, adapter.n_obs_steps, 2, device="cuda")})
+    steering = Steering(KeepOut([0.7, 0.0], radius=0.3), num_particles=B, fk_every=1, fk_lambda=50.0,
+                        repulsion_until=0.5, seed=0)
+    g = torch.Generator(device="cuda")
+    steering.steer(adapter, z, generator=g.manual_seed(0))  # warm-up: lazy CUDA initialisation is not part of a decision
+    total, marks = cuda_syncs(lambda: adapter.sample(z, B, generator=g.manual_seed(0)), adapter, "_net")
+    assert marks == [0] * adapter.num_inference_steps and total == 0
+    total, marks = cuda_syncs(lambda: steering.steer(adapter, z, generator=g.manual_seed(0)), adapter, "_net")
+    assert marks == [0] * adapter.num_inference_steps
+    assert total == 2  # after the loop: the adapter's read of the hook's checks and steer's one read

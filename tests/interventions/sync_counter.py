@@ -11,8 +11,9 @@ reached it was).
 from __future__ import annotations
 
 import sys
+import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import NamedTuple
 
@@ -53,13 +54,13 @@ def count_host_reads() -> Iterator[list[HostRead]]:
 
 
 @contextmanager
-def reads_at_each_step(policy, calls: list[HostRead], method: str = "_denoise") -> Iterator[list[int]]:
-    """Yields a list that receives len(calls) at every call of ``policy``'s denoiser ``method`` (one per sampling step)."""
+def marks_at_each_step(policy, count, method: str = "_denoise") -> Iterator[list[int]]:
+    """Yields a list that receives ``count()`` at every call of ``policy``'s denoiser ``method`` (one per sampling step)."""
     marks: list[int] = []
     original = getattr(policy, method)
 
     def marked(*args, **kwargs):
-        marks.append(len(calls))
+        marks.append(count())
         return original(*args, **kwargs)
 
     setattr(policy, method, marked)
@@ -67,3 +68,23 @@ def reads_at_each_step(policy, calls: list[HostRead], method: str = "_denoise") 
         yield marks
     finally:
         delattr(policy, method)  # back to the class's method
+
+
+def reads_at_each_step(policy, calls: list[HostRead], method: str = "_denoise"):
+    """Yields a list that receives len(calls) at every denoiser call of ``policy`` (one per sampling step)."""
+    return marks_at_each_step(policy, lambda: len(calls), method)
+
+
+def cuda_syncs(fn, policy=None, method: str = "_denoise") -> tuple[int, list[int]]:
+    """Synchronisations reported by torch.cuda's sync debug mode while ``fn`` runs, and the count
+    at each denoiser call of ``policy`` (one per sampling step)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        count = lambda: sum("synchroniz" in str(w.message) for w in caught)  # noqa: E731
+        with marks_at_each_step(policy, count, method) if policy is not None else nullcontext([]) as marks:
+            torch.cuda.set_sync_debug_mode("warn")
+            try:
+                fn()
+            finally:
+                torch.cuda.set_sync_debug_mode("default")
+    return count(), marks

@@ -7,12 +7,10 @@ and each is named below. On CUDA the same budget is checked with torch.cuda's sy
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pytest
 import torch
-from sync_counter import HostRead, count_host_reads, reads_at_each_step
+from sync_counter import HostRead, count_host_reads, cuda_syncs, reads_at_each_step
 
 from fiper.control import MonitoredPolicy
 from fiper.interventions import GradedResponse, KeepOut, Reach, Steering
@@ -106,25 +104,6 @@ def test_the_counter_sees_a_read_inside_the_loop():
 
 # ---------------------------------------------------------------- CUDA: the same budget, counted by torch
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-
-
-def cuda_syncs(fn, policy=None) -> tuple[int, list[int]]:
-    """Synchronisations reported by torch.cuda's sync debug mode while ``fn`` runs, and the count
-    at each denoiser call of ``policy`` (one per sampling step)."""
-    marks: list[int] = []
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        if policy is not None:
-            original = policy._denoise
-            policy._denoise = lambda *a, **k: (marks.append(sum("synchroniz" in str(w.message) for w in caught)), original(*a, **k))[1]
-        torch.cuda.set_sync_debug_mode("warn")
-        try:
-            fn()
-        finally:
-            torch.cuda.set_sync_debug_mode("default")
-            if policy is not None:
-                del policy._denoise
-    return sum("synchroniz" in str(w.message) for w in caught), marks
 
 
 @cuda
