@@ -93,17 +93,24 @@ class GenerativePolicy(Protocol):
     ) -> Tensor: ...
 
 
-def check_embedding(embedding: Tensor, embedding_dim: int, device: torch.device) -> Tensor:
-    """An embedding (N, D) as float32 on ``device``; ValueError names a wrong shape or, on the host, NaN/inf.
 
-    Values are checked only where they already live on the host: on a device the check would make the
-    host wait once per decision, so a non-finite embedding there gives non-finite samples, which
-    MonitoredPolicy's checks turn into the fail-safe.
+def finite_on_host(value: Tensor) -> bool:
+    """False only for a tensor on the host that holds NaN or inf.
+
+    A tensor on a device is not read: the check would make the host wait once per decision, so
+    non-finite values there reach the samples, which MonitoredPolicy's checks turn into the fail-safe.
     """
+    if value.device.type != "cpu" or not (value.is_floating_point() or value.is_complex()):
+        return True
+    return bool(torch.isfinite(value).all())
+
+
+def check_embedding(embedding: Tensor, embedding_dim: int, device: torch.device) -> Tensor:
+    """An embedding (N, D) as float32 on ``device``; ValueError names a wrong shape or, on the host, NaN/inf."""
     embedding = torch.as_tensor(embedding)
     if embedding.ndim != 2 or embedding.shape[1] != embedding_dim or embedding.shape[0] < 1:
         raise ValueError(f"embedding has shape {tuple(embedding.shape)}, expected (N, D) = (N, {embedding_dim}); "
                          "pass the output of policy.encode(obs)")
-    if embedding.device.type == "cpu" and not torch.isfinite(embedding).all():
+    if not finite_on_host(embedding):
         raise ValueError("embedding contains NaN or inf values; pass the output of policy.encode(obs) for a finite observation")
     return embedding.to(device, torch.float32, non_blocking=True)

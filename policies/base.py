@@ -23,7 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from fiper.guidance_checks import guidance_answer, raise_first_fault, reindex
-from fiper.protocol import Guidance, GuidanceState, check_embedding
+from fiper.protocol import Guidance, GuidanceState, check_embedding, finite_on_host
 from policies.checkpoint import write_policy_files
 from policies.config import PolicyConfig
 from policies.denoisers import MLPDenoiser, TemporalUNet
@@ -46,13 +46,6 @@ class PolicyNet(nn.Module):
             self.denoiser = TemporalUNet(action_dim, c.embed_dim, c.down_dims, c.kernel_size, c.n_groups, c.time_embed_dim)
         else:
             self.denoiser = MLPDenoiser(action_dim, c.horizon, c.embed_dim, c.mlp_hidden, c.mlp_layers, c.time_embed_dim)
-
-
-def _all_finite(raw: object, value: Tensor) -> bool:
-    """Whether an observation holds only finite values, checked on the host when it is a host array."""
-    if isinstance(raw, np.ndarray):
-        return bool(np.isfinite(raw).all())
-    return bool(torch.isfinite(value).all())
 
 
 def _shape_text(n_obs: int, shape: tuple[int, ...]) -> str:
@@ -127,7 +120,7 @@ class ChunkPolicy(nn.Module, ABC):
             if n is not None and value.shape[0] != n:
                 raise ValueError(f"obs['{key}'] has batch size {value.shape[0]} but other keys have {n}; all keys need the same N")
             n = value.shape[0]
-            if (value.is_floating_point() or value.is_complex()) and not _all_finite(obs[key], value):
+            if not finite_on_host(value):
                 raise ValueError(f"obs['{key}'] contains NaN or inf values; the policy cannot act on a non-finite observation")
             out[key] = value.to(self.device, non_blocking=True)  # no wait for a host-to-device copy
         if n == 0:

@@ -26,7 +26,7 @@ from torch import Tensor, nn
 from fiper.adapters.schedulers import (check_scheduler, clean_estimate, default_inference_steps, guided_output,
                                        noise_scale)
 from fiper.guidance_checks import guidance_answer, raise_first_fault, reindex
-from fiper.protocol import Guidance, GuidanceState, check_embedding
+from fiper.protocol import Guidance, GuidanceState, check_embedding, finite_on_host
 
 
 def _positive_int(name: str, value: Any, minimum: int = 1) -> int:
@@ -110,7 +110,7 @@ class DiffusersPolicy:
         if tuple(z.shape) != (n, self.embedding_dim):
             raise ValueError(f"the encoder returned shape {tuple(z.shape)}, expected (N, D) = ({n}, {self.embedding_dim}): "
                              "it must flatten the observation history into one global conditioning vector per observation")
-        if z.device.type == "cpu" and not torch.isfinite(z).all():
+        if not finite_on_host(z):
             raise ValueError("the encoder returned NaN or inf values")
         return z.to(self.device, torch.float32)
 
@@ -205,7 +205,7 @@ class DiffusersPolicy:
             if n is not None and value.shape[0] != n:
                 raise ValueError(f"obs['{key}'] has batch size {value.shape[0]} but other keys have {n}; all keys need the same N")
             n = value.shape[0]
-            if value.is_floating_point() and value.device.type == "cpu" and not torch.isfinite(value).all():
+            if not finite_on_host(value):
                 raise ValueError(f"obs['{key}'] contains NaN or inf values; the policy cannot act on a non-finite observation")
             out[key] = value.to(self.device, non_blocking=True)
         return out

@@ -15,12 +15,12 @@ from adapter_helpers import fiper_as_diffusers
 from interventions.sync_counter import HostRead, count_host_reads, cuda_syncs, reads_at_each_step
 
 from fiper.interventions import KeepOut, Steering
-from fiper.protocol import GuidanceResult
+from fiper.protocol import GuidanceResult, finite_on_host
 
 B = 8
 ADAPTER = "fiper/adapters/diffusers_policy.py"
 # Before the loop: the host check of a CPU embedding and the host copy of the scheduler's timesteps.
-BEFORE = [HostRead("__bool__", "fiper/protocol.py", "check_embedding"), HostRead("tolist", ADAPTER, "sample")]
+BEFORE = [HostRead("__bool__", "fiper/protocol.py", "finite_on_host"), HostRead("tolist", ADAPTER, "sample")]
 
 
 @pytest.fixture(scope="module")
@@ -131,3 +131,11 @@ def test_cuda_the_adapters_loop_never_synchronises(toy_policy):
     total, marks = cuda_syncs(lambda: steering.steer(adapter, z, generator=g.manual_seed(0)), adapter, "_net")
     assert marks == [0] * adapter.num_inference_steps
     assert total == 2  # after the loop: the adapter's read of the hook's checks and steer's one read
+
+
+def test_input_values_are_checked_only_where_they_are_on_the_host():
+    nan = torch.tensor([0.0, float("nan")])
+    assert not finite_on_host(nan) and finite_on_host(torch.tensor([0.0, 1.0])) and finite_on_host(torch.tensor([1, 2]))
+    with count_host_reads() as calls:
+        assert finite_on_host(nan.to("meta"))  # not on the host: not read (on a GPU that read would be a synchronisation)
+    assert calls == []

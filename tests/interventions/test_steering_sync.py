@@ -25,7 +25,7 @@ OBS = {"agent_pos": (2,)}
 # After the loop: the policy's one read of the hook's value checks, and steer's one read of its
 # finiteness flags and the executed chunk's rewards. Before it, sample() checks a CPU embedding on
 # the host (skipped for an embedding on a device, where it would be a synchronisation).
-STEER_READS = [HostRead("__bool__", "fiper/protocol.py", "check_embedding"),
+STEER_READS = [HostRead("__bool__", "fiper/protocol.py", "finite_on_host"),
                HostRead("tolist", "fiper/guidance_checks.py", "raise_first_fault"),
                HostRead("cpu", "fiper/interventions/steering.py", "steer"),
                HostRead("numpy", "fiper/interventions/steering.py", "steer")]
@@ -84,8 +84,8 @@ def test_a_plain_monitored_decision_reads_the_device_once():
     assert agent.last_info["decision"] and not agent.last_info["failsafe"]
     # The observation and the embedding are checked on the host before their upload (host data, no device
     # involved); the one device read is the packed copy of chunk, embedding and batch.
-    assert device_side == [HostRead("__bool__", "policies/base.py", "_all_finite"),
-                           HostRead("__bool__", "fiper/protocol.py", "check_embedding"),
+    assert device_side == [HostRead("__bool__", "fiper/protocol.py", "finite_on_host"),
+                           HostRead("__bool__", "fiper/protocol.py", "finite_on_host"),
                            HostRead("cpu", "fiper/control/monitored_policy.py", "_host_copy"),
                            HostRead("numpy", "fiper/control/monitored_policy.py", "_host_copy")]
     d = agent.decisions[-1]
