@@ -21,41 +21,31 @@ from __future__ import annotations
 import json
 import shutil
 import sys
-import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import hydra
 from hydra import compose
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from calibration.thresholds import THRESHOLD_KINDS
 from fiper.control.monitored_policy import EXECUTED_CHUNKS
 from fiper.evaluation.deploy import monitor_file_name
-from fiper.evaluation.rollouts import task_name
-from fiper.fingerprint import differences, directory_digest, file_digest, make_fingerprint, same, sha256_text
-from fiper.storage import EpisodeStore
-from fiper.monitor.identity import policy_fingerprint
-from launch import act, calibrate, collect, evaluate, fit, stress, train
 from fiper.evaluation.render.outcome import outcome_section, put_section
+from fiper.evaluation.rollouts import task_name
+from fiper.fingerprint import directory_digest, file_digest
+from fiper.monitor.identity import policy_fingerprint
+from fiper.storage import EpisodeStore
+from launch import act, calibrate, collect, evaluate, fit, stress, train
 from launch.common import call_policy_factory, plain, removed_on_failure, resolve_device, save_config, set_cpu_threads
-from launch.validate import (Bad, boolean, cells, choice, list_of, mapping_of_text, optional, positive_int, probability, reported,
+from launch.pipeline_checks import check_action_dims, check_list_quoting, override
+from launch.stages import Stages, Step, override_literal
+from launch.validate import (boolean, cells, choice, list_of, mapping_of_text, optional, positive_int, probability, reported,
                              seed, target, text, validate)
 
-def override(v: Any, _: bool) -> None:
-    """One hydra override of a stage config, 'key=value' (or '~key' to delete one)."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    try:
-        parsed = OverridesParser.create().parse_override(v) if isinstance(v, str) else None
-    except Exception:  # hydra's parse errors have no common base class
-        parsed = None
-    if parsed is None or (parsed.value() is None and not parsed.is_delete() and "=" not in v):
-        raise Bad("a hydra override 'key=value' (quoted on the command line when it holds '=' or ':')",
-                  "\"env_overrides=['env.factory=my_pkg.envs:make','env.name=null']\"")
-
+__all__ = ["Stages", "Step", "check_action_dims", "check_list_quoting", "checkpoint_mismatch", "chosen_monitor_file", "run",
+           "validate_all"]
 
 CHECKS = {
     "run_dir": text, "task": text, "env_overrides": list_of(override, non_empty=False, example="['env.obs_mode=image']"),
@@ -75,117 +65,7 @@ CHECKS = {
     "act.videos": boolean, "act.overrides": list_of(text, non_empty=False, example="['response_configs.steer.steering.guide_scale=40.0']"),
 }
 ACT_STAGE = "act on the chosen monitor's alarms"
-SPECIAL = set(":=,[]{}'\" ")  # a string holding one of these is quoted in an override
-UNFINGERPRINTED = ("cpu_threads", "progress", "resume", "overwrite")  # how a stage runs, not what it produces
 CONFIG_FILE = "pipeline_config.yaml"
-
-
-@dataclass
-class Step:
-    """One entry point call of a stage: the module and its composed config."""
-
-    module: Any
-    config_name: str
-    overrides: list[str]
-
-    def compose(self) -> DictConfig:
-        return compose(config_name=self.config_name, overrides=self.overrides)
-
-
-def _list(value: Any) -> str:
-    """A python value as a hydra override literal (flow style: {k: v}, [a, b], null)."""
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{k}: {_list(v)}" for k, v in value.items()) + "}"
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_list(v) for v in value) + "]"
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str) and any(c in value for c in SPECIAL):
-        return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
-    return str(value)
-
-
-def _settings(value: Any, run_dir: str) -> Any:
-    """A composed config as fingerprinted: without how-to-run keys, paths inside run_dir relative to it."""
-    if isinstance(value, Mapping):
-        return {k: _settings(v, run_dir) for k, v in value.items() if k not in UNFINGERPRINTED}
-    if isinstance(value, list):
-        return [_settings(v, run_dir) for v in value]
-    if isinstance(value, str) and value.startswith(run_dir):
-        return "<run_dir>" + value[len(run_dir):]
-    return value
-
-
-class Stages:
-    """The run directory's stages: fingerprints recorded beside each output, reused only when unchanged."""
-
-    def __init__(self, run_dir: Path):
-        self.run_dir = run_dir
-
-    @staticmethod
-    def marker(output: Path, kind: str = "done") -> Path:
-        return output.with_name(f"{output.name}.{kind}")
-
-    def recorded(self, output: Path, kind: str = "done") -> dict[str, Any] | None:
-        """The fingerprint recorded for ``output`` (None: none, or a marker written before fingerprints)."""
-        try:
-            return json.loads(self.marker(output, kind).read_text())["fingerprint"]
-        except (FileNotFoundError, ValueError, KeyError, TypeError):
-            return None
-
-    def fingerprint(self, steps: list[Step], inputs: Mapping[str, Any]) -> dict[str, Any]:
-        root = str(self.run_dir)
-        configs = {f"{i}:{s.config_name}": _settings(plain(s.compose()), root) for i, s in enumerate(steps)}
-        return make_fingerprint({"config": configs, "inputs": dict(inputs)})
-
-    def upstream(self, *outputs: Path) -> dict[str, Any]:
-        """Digests of finished upstream stages' records (fingerprint and finishing time): a stage that reran,
-        even with the same fingerprint, changes every stage downstream of it."""
-        done = {o.name: self.marker(o) for o in outputs}
-        return {name: sha256_text(m.read_text()) if m.exists() else None for name, m in done.items()}
-
-    def run(self, name: str, output: Path, fingerprint: dict[str, Any], work: Callable[[], Any]) -> Path:
-        done, pending = self.marker(output), self.marker(output, "pending")
-        if done.exists() and output.exists() and same(self.recorded(output), fingerprint):
-            print(f"[{name}] cached: {output}")
-            return output
-        if done.exists():
-            if not output.exists():
-                changed = [f"{output.name} is missing"]
-            else:
-                changed = differences(self.recorded(output), fingerprint) if self.recorded(output) else ["(no fingerprint recorded)"]
-            shown = "; ".join(changed[:8]) + (f"; and {len(changed) - 8} more" if len(changed) > 8 else "")
-            print(f"[{name}] changed since it ran: {shown}; rerunning", flush=True)
-            self._remove(output, done)
-        elif pending.exists() and same(self.recorded(output, "pending"), fingerprint):
-            print(f"[{name}] resuming an interrupted run with the same fingerprint", flush=True)
-        elif output.exists():
-            print(f"[{name}] {output} was made by different settings or an older run: replacing it", flush=True)
-            self._remove(output, done)
-        start = time.perf_counter()
-        print(f"[{name}] running -> {output}", flush=True)
-        pending.write_text(json.dumps({"fingerprint": fingerprint}))
-        try:
-            work()
-        except BaseException:
-            if not output.exists():
-                pending.unlink(missing_ok=True)
-            raise
-        seconds = time.perf_counter() - start
-        done.write_text(json.dumps({"fingerprint": fingerprint, "seconds": round(seconds, 1), "finished": time.time()}, indent=1))
-        pending.unlink(missing_ok=True)
-        print(f"[{name}] done in {seconds:.0f} s", flush=True)
-        return output
-
-    @staticmethod
-    def _remove(output: Path, done: Path) -> None:
-        done.unlink(missing_ok=True)
-        if output.is_dir():
-            shutil.rmtree(output)
-        elif output.exists():
-            output.unlink()
 
 
 def _checkpoint_source(cfg: DictConfig) -> Path | None:
@@ -238,18 +118,18 @@ def _train(cfg: DictConfig, step: Step, source: Path | None, out: Path) -> None:
 def _steps(cfg: DictConfig, run_dir: Path, choice: Path | None) -> dict[str, list[Step]]:
     """Every stage's entry point calls; ``choice`` is the evaluation's monitor file (a placeholder before it exists)."""
     r, env = cfg.rollouts, [f"env={cfg.task}", *list(cfg.env_overrides)]
-    threads = f"cpu_threads={_list(cfg.cpu_threads)}"
+    threads = f"cpu_threads={override_literal(cfg.cpu_threads)}"
     policy, monitor, chosen, report = run_dir / "policy", run_dir / "monitor", run_dir / "monitor_chosen", run_dir / "evaluation"
     # the trained checkpoint, or the user's external policy (then collect and train are skipped)
-    policy_arg = f"policy_factory={_list(cfg.policy_factory)}" if cfg.get("policy_factory") else f"policy_dir={policy}"
+    policy_arg = f"policy_factory={override_literal(cfg.policy_factory)}" if cfg.get("policy_factory") else f"policy_dir={policy}"
     fit_store, cal_store, stress_store = run_dir / "id_fit.zarr", run_dir / "id_calibration.zarr", run_dir / "stress.zarr"
-    factories = f"++factories={_list(plain(r.factories))}"  # ++: new keys in the stress config's empty mapping
+    factories = f"++factories={override_literal(plain(r.factories))}"  # ++: new keys in the stress config's empty mapping
     common = [*env, threads, factories, policy_arg, f"num_samples={r.num_samples}", f"device={cfg.device}", f"execute={r.execute}",
               "cells=[[none,[0.0]]]"]
     m = plain(cfg.monitor)
     choice = choice or report / monitor_file_name("TASK")  # a placeholder for validation
     return {
-        "collect": [Step(collect, "collect", [f"expert={_list(cfg.collect.expert)}", *env, f"n_episodes={cfg.collect.n_episodes}",
+        "collect": [Step(collect, "collect", [f"expert={override_literal(cfg.collect.expert)}", *env, f"n_episodes={cfg.collect.n_episodes}",
                                               f"out={run_dir / 'demos.zarr'}",
                                               f"seed={cfg.seed}", "overwrite=true"])],
         "train": [Step(train, "train", [f"data={run_dir / 'demos.zarr'}", f"policy={cfg.train.policy}", f"out={policy}",
@@ -261,12 +141,12 @@ def _steps(cfg: DictConfig, run_dir: Path, choice: Path | None) -> dict[str, lis
                                                          f"seeds.count={r.calibration_episodes}"])],
         "fit + calibrate monitor": [
             Step(fit, "fit", [threads, f"data={fit_store}", policy_arg, f"out={monitor}", f"num_samples={r.num_samples}",
-                              f"device={cfg.device}", *(f"++monitor.{k}={_list(v)}" for k, v in m.items())]),
+                              f"device={cfg.device}", *(f"++monitor.{k}={override_literal(v)}" for k, v in m.items())]),
             Step(calibrate, "calibrate", [threads, f"data={cal_store}", policy_arg, f"monitor_dir={monitor}",
                                           f"delta={m['delta']}",  # threshold type and joint flag: the fitted spec's
                                           f"device={cfg.device}"])],
         "stress rollouts": [Step(stress, "stress", [*env, threads, factories, policy_arg, f"monitor_dir={monitor}", f"out={stress_store}",
-                                                    f"device={cfg.device}", f"execute={r.execute}", f"cells={_list(plain(r.cells))}",
+                                                    f"device={cfg.device}", f"execute={r.execute}", f"cells={override_literal(plain(r.cells))}",
                                                     "seeds.start=30000", f"seeds.count={r.seeds_per_cell}"])],
         "evaluate": [Step(evaluate, "evaluate", [threads, f"rollouts=[{fit_store},{cal_store},{stress_store}]", f"out={report}",
                                                  f"device={cfg.device}", f"seed={cfg.seed}", *list(cfg.evaluate)])],
@@ -283,8 +163,8 @@ def _act_overrides(cfg: DictConfig, run_dir: Path, common: list[str]) -> list[st
     """launch.act's overrides for the act stage: the outcome sweep on the chosen monitor, with videos."""
     a = cfg.act
     return [*common, f"monitor_dir={run_dir / 'monitor_chosen'}", f"out={run_dir / 'act'}", f"device={cfg.device}",
-            f"execute={cfg.rollouts.execute}", f"cells={_list(plain(a.cells))}", f"seeds.start={a.seeds_start}",
-            f"seeds.count={a.seeds_per_cell}", f"responses={_list(plain(a.responses))}", f"videos={_list(a.videos)}",
+            f"execute={cfg.rollouts.execute}", f"cells={override_literal(plain(a.cells))}", f"seeds.start={a.seeds_start}",
+            f"seeds.count={a.seeds_per_cell}", f"responses={override_literal(plain(a.responses))}", f"videos={override_literal(a.videos)}",
             "progress=false", *list(a.overrides)]
 
 
@@ -310,34 +190,6 @@ def validate_all(cfg: DictConfig, run_dir: Path) -> None:
                 except ValueError as err:
                     raise ValueError(f"pipeline stage '{stage}': {err} (in the pipeline: act.responses, act.overrides)") from None
     _checkpoint_source(cfg)
-
-
-def check_action_dims(cfg: DictConfig, demos: Path) -> None:
-    """Score settings naming action entries (``dims``) the demos' actions do not have: an error before training.
-
-    The shipped settings name pick-and-place's hand x, y, z; for another task they are said to be its,
-    so that they are not used for another env unnoticed.
-    """
-    import yaml
-
-    store = EpisodeStore.open(demos)
-    action_dim, task = int(store.data_array("action").shape[1]), store.attrs.get("task")
-    settings = {f"monitor.scores.{name}.dims": spec.get("dims") for name, spec in (plain(cfg.monitor).get("scores") or {}).items()
-                if isinstance(spec, Mapping) and spec.get("dims") is not None}
-    for item in cfg.evaluate:
-        key, _, value = str(item).lstrip("+").partition("=")
-        if key.startswith("scores.") and key.endswith(".dims"):
-            settings[f"evaluate: {key}"] = yaml.safe_load(value)
-    bad = {k: v for k, v in settings.items() if isinstance(v, list) and v and max(v) >= action_dim}
-    if bad:
-        shown = "; ".join(f"{k}={v}" for k, v in bad.items())
-        raise ValueError(f"the demos of task {task!r} have {action_dim}-d actions, but {shown} select entries beyond them. Set the "
-                         f"action entries of this task, e.g. monitor.scores.ace.dims=[0] and \"evaluate=['scores.ace.dims=[0]']\", "
-                         "or null for every entry")
-    shipped = cfg.train.get("checkpoint_task")
-    if settings and shipped is not None and task != shipped:
-        print(f"[monitor] note: {', '.join(f'{k}={v}' for k, v in settings.items())} are the settings shipped for {shipped!r}; "
-              f"this run's task is {task!r}: set the action entries its scores should read (or null for every entry)", flush=True)
 
 
 def chosen_monitor_file(report_dir: Path, stress_store: Path) -> Path:
@@ -434,34 +286,6 @@ def _act_stage(cfg: DictConfig, stages: Stages, steps: dict[str, list[Step]], ru
     inputs = {**weights, "monitor": directory_digest(chosen), **stages.upstream(chosen)}
     stages.run(ACT_STAGE, out, stages.fingerprint([step], inputs), work)
     put_section(report, section.read_text())  # cached or not: the report has the section once
-
-
-LIST_KEYS = ("env_overrides", "train.overrides", "evaluate")  # lists of overrides: their elements hold '='
-
-
-def check_list_quoting(argv: list[str]) -> None:
-    """Refuse, before hydra's own parse error, a command-line list of overrides whose elements are not quoted."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    parser = OverridesParser.create()
-    for arg in argv:
-        key, _, value = arg.lstrip("+").partition("=")
-        if key not in LIST_KEYS or not (value.startswith("[") and value.endswith("]")):
-            continue
-        try:
-            parser.parse_override(arg)
-        except Exception:  # hydra's parse errors have no common base class
-            items, depth, item = [], 0, ""
-            for c in value[1:-1]:
-                depth += (c in "[{") - (c in "]}")
-                if c == "," and depth == 0:
-                    items.append(item)
-                    item = ""
-                else:
-                    item += c
-            quoted = ",".join(f"'{i.strip()}'" for i in [*items, item] if i.strip())
-            raise SystemExit(f"{key}: the list {value} cannot be read: each element is an override holding '=', so quote each "
-                             f"one and the whole argument for the shell: \"{key}=[{quoted}]\"") from None
 
 
 @hydra.main(config_path="conf", config_name="pipeline", version_base=None)

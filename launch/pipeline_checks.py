@@ -1,0 +1,82 @@
+"""The pipeline's own checks: overrides in its lists, their quoting on the command line, action entries per task."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig
+
+from fiper.storage import EpisodeStore
+from launch.common import plain
+from launch.validate import Bad
+
+
+def override(v: Any, _: bool) -> None:
+    """One hydra override of a stage config, 'key=value' (or '~key' to delete one)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    try:
+        parsed = OverridesParser.create().parse_override(v) if isinstance(v, str) else None
+    except Exception:  # hydra's parse errors have no common base class
+        parsed = None
+    if parsed is None or (parsed.value() is None and not parsed.is_delete() and "=" not in v):
+        raise Bad("a hydra override 'key=value' (quoted on the command line when it holds '=' or ':')",
+                  "\"env_overrides=['env.factory=my_pkg.envs:make','env.name=null']\"")
+
+
+def check_action_dims(cfg: DictConfig, demos: Path) -> None:
+    """Score settings naming action entries (``dims``) the demos' actions do not have: an error before training.
+
+    The shipped settings name pick-and-place's hand x, y, z; for another task they are said to be its,
+    so that they are not used for another env unnoticed.
+    """
+    import yaml
+
+    store = EpisodeStore.open(demos)
+    action_dim, task = int(store.data_array("action").shape[1]), store.attrs.get("task")
+    settings = {f"monitor.scores.{name}.dims": spec.get("dims") for name, spec in (plain(cfg.monitor).get("scores") or {}).items()
+                if isinstance(spec, Mapping) and spec.get("dims") is not None}
+    for item in cfg.evaluate:
+        key, _, value = str(item).lstrip("+").partition("=")
+        if key.startswith("scores.") and key.endswith(".dims"):
+            settings[f"evaluate: {key}"] = yaml.safe_load(value)
+    bad = {k: v for k, v in settings.items() if isinstance(v, list) and v and max(v) >= action_dim}
+    if bad:
+        shown = "; ".join(f"{k}={v}" for k, v in bad.items())
+        raise ValueError(f"the demos of task {task!r} have {action_dim}-d actions, but {shown} select entries beyond them. Set the "
+                         f"action entries of this task, e.g. monitor.scores.ace.dims=[0] and \"evaluate=['scores.ace.dims=[0]']\", "
+                         "or null for every entry")
+    shipped = cfg.train.get("checkpoint_task")
+    if settings and shipped is not None and task != shipped:
+        print(f"[monitor] note: {', '.join(f'{k}={v}' for k, v in settings.items())} are the settings shipped for {shipped!r}; "
+              f"this run's task is {task!r}: set the action entries its scores should read (or null for every entry)", flush=True)
+
+
+LIST_KEYS = ("env_overrides", "train.overrides", "evaluate")  # lists of overrides: their elements hold '='
+
+
+def check_list_quoting(argv: list[str]) -> None:
+    """Refuse, before hydra's own parse error, a command-line list of overrides whose elements are not quoted."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parser = OverridesParser.create()
+    for arg in argv:
+        key, _, value = arg.lstrip("+").partition("=")
+        if key not in LIST_KEYS or not (value.startswith("[") and value.endswith("]")):
+            continue
+        try:
+            parser.parse_override(arg)
+        except Exception:  # hydra's parse errors have no common base class
+            items, depth, item = [], 0, ""
+            for c in value[1:-1]:
+                depth += (c in "[{") - (c in "]}")
+                if c == "," and depth == 0:
+                    items.append(item)
+                    item = ""
+                else:
+                    item += c
+            quoted = ",".join(f"'{i.strip()}'" for i in [*items, item] if i.strip())
+            raise SystemExit(f"{key}: the list {value} cannot be read: each element is an override holding '=', so quote each "
+                             f"one and the whole argument for the shell: \"{key}=[{quoted}]\"") from None

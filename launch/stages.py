@@ -1,0 +1,133 @@
+"""A pipeline's stages: each entry point call composed from its config, run once, reused while its fingerprint holds.
+
+A finished stage records, in ``<output>.done``, the fingerprint of its resolved configs and of its
+inputs; a rerun reuses the stage only when that fingerprint is unchanged, else it says which keys
+changed, removes the old output and runs the stage again.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hydra import compose
+from omegaconf import DictConfig
+
+from fiper.fingerprint import differences, make_fingerprint, same, sha256_text
+from launch.common import plain
+
+SPECIAL = set(":=,[]{}'\" ")  # a string holding one of these is quoted in an override
+UNFINGERPRINTED = ("cpu_threads", "progress", "resume", "overwrite")  # how a stage runs, not what it produces
+
+
+@dataclass
+class Step:
+    """One entry point call of a stage: the module and its composed config."""
+
+    module: Any
+    config_name: str
+    overrides: list[str]
+
+    def compose(self) -> DictConfig:
+        return compose(config_name=self.config_name, overrides=self.overrides)
+
+
+def override_literal(value: Any) -> str:
+    """A python value as a hydra override literal (flow style: {k: v}, [a, b], null)."""
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}: {override_literal(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(override_literal(v) for v in value) + "]"
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, str) and any(c in value for c in SPECIAL):
+        return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    return str(value)
+
+
+def _settings(value: Any, run_dir: str) -> Any:
+    """A composed config as fingerprinted: without how-to-run keys, paths inside run_dir relative to it."""
+    if isinstance(value, Mapping):
+        return {k: _settings(v, run_dir) for k, v in value.items() if k not in UNFINGERPRINTED}
+    if isinstance(value, list):
+        return [_settings(v, run_dir) for v in value]
+    if isinstance(value, str) and value.startswith(run_dir):
+        return "<run_dir>" + value[len(run_dir):]
+    return value
+
+
+class Stages:
+    """The run directory's stages: fingerprints recorded beside each output, reused only when unchanged."""
+
+    def __init__(self, run_dir: Path):
+        self.run_dir = run_dir
+
+    @staticmethod
+    def marker(output: Path, kind: str = "done") -> Path:
+        return output.with_name(f"{output.name}.{kind}")
+
+    def recorded(self, output: Path, kind: str = "done") -> dict[str, Any] | None:
+        """The fingerprint recorded for ``output`` (None: none, or a marker written before fingerprints)."""
+        try:
+            return json.loads(self.marker(output, kind).read_text())["fingerprint"]
+        except (FileNotFoundError, ValueError, KeyError, TypeError):
+            return None
+
+    def fingerprint(self, steps: list[Step], inputs: Mapping[str, Any]) -> dict[str, Any]:
+        root = str(self.run_dir)
+        configs = {f"{i}:{s.config_name}": _settings(plain(s.compose()), root) for i, s in enumerate(steps)}
+        return make_fingerprint({"config": configs, "inputs": dict(inputs)})
+
+    def upstream(self, *outputs: Path) -> dict[str, Any]:
+        """Digests of finished upstream stages' records (fingerprint and finishing time): a stage that reran,
+        even with the same fingerprint, changes every stage downstream of it."""
+        done = {o.name: self.marker(o) for o in outputs}
+        return {name: sha256_text(m.read_text()) if m.exists() else None for name, m in done.items()}
+
+    def run(self, name: str, output: Path, fingerprint: dict[str, Any], work: Callable[[], Any]) -> Path:
+        done, pending = self.marker(output), self.marker(output, "pending")
+        if done.exists() and output.exists() and same(self.recorded(output), fingerprint):
+            print(f"[{name}] cached: {output}")
+            return output
+        if done.exists():
+            if not output.exists():
+                changed = [f"{output.name} is missing"]
+            else:
+                changed = differences(self.recorded(output), fingerprint) if self.recorded(output) else ["(no fingerprint recorded)"]
+            shown = "; ".join(changed[:8]) + (f"; and {len(changed) - 8} more" if len(changed) > 8 else "")
+            print(f"[{name}] changed since it ran: {shown}; rerunning", flush=True)
+            self._remove(output, done)
+        elif pending.exists() and same(self.recorded(output, "pending"), fingerprint):
+            print(f"[{name}] resuming an interrupted run with the same fingerprint", flush=True)
+        elif output.exists():
+            print(f"[{name}] {output} was made by different settings or an older run: replacing it", flush=True)
+            self._remove(output, done)
+        start = time.perf_counter()
+        print(f"[{name}] running -> {output}", flush=True)
+        pending.write_text(json.dumps({"fingerprint": fingerprint}))
+        try:
+            work()
+        except BaseException:
+            if not output.exists():
+                pending.unlink(missing_ok=True)
+            raise
+        seconds = time.perf_counter() - start
+        done.write_text(json.dumps({"fingerprint": fingerprint, "seconds": round(seconds, 1), "finished": time.time()}, indent=1))
+        pending.unlink(missing_ok=True)
+        print(f"[{name}] done in {seconds:.0f} s", flush=True)
+        return output
+
+    @staticmethod
+    def _remove(output: Path, done: Path) -> None:
+        done.unlink(missing_ok=True)
+        if output.is_dir():
+            shutil.rmtree(output)
+        elif output.exists():
+            output.unlink()
