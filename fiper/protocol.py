@@ -105,6 +105,37 @@ def finite_on_host(value: Tensor) -> bool:
     return bool(torch.isfinite(value).all())
 
 
+def check_observation(obs: Mapping[str, Tensor], obs_shapes: Mapping[str, tuple[int, ...]], n_obs_steps: int,
+                      device: torch.device) -> dict[str, Tensor]:
+    """Observation tensors {key: (N, n_obs_steps, *shape)} checked against a policy's shapes and moved to
+    ``device`` without waiting; TypeError / ValueError name the key and what is wrong (values on the host only)."""
+    if not isinstance(obs, Mapping):
+        raise TypeError(f"obs must be a mapping {{key: tensor}}, got {type(obs).__name__}")
+
+    def shape_text(shape: tuple[int, ...]) -> str:
+        return "(N, " + ", ".join(str(d) for d in (n_obs_steps, *shape)) + ")"
+
+    expected = ", ".join(f"'{k}': {shape_text(s)}" for k, s in obs_shapes.items())
+    if set(obs) != set(obs_shapes):
+        raise ValueError(f"observation keys {sorted(obs)} do not match the policy's {sorted(obs_shapes)}: missing "
+                         f"{[k for k in obs_shapes if k not in obs]}, unknown {[k for k in obs if k not in obs_shapes]}; "
+                         f"expected (N, n_obs_steps, *shape) per key: {expected}")
+    out, n = {}, None
+    for key, shape in obs_shapes.items():
+        value = torch.as_tensor(obs[key])
+        if tuple(value.shape[1:]) != (n_obs_steps, *shape):
+            raise ValueError(f"obs['{key}'] has shape {tuple(value.shape)}, expected (N, n_obs_steps, *shape) = {shape_text(shape)}")
+        if n is not None and value.shape[0] != n:
+            raise ValueError(f"obs['{key}'] has batch size {value.shape[0]} but other keys have {n}; all keys need the same N")
+        n = value.shape[0]
+        if not finite_on_host(value):
+            raise ValueError(f"obs['{key}'] contains NaN or inf values; the policy cannot act on a non-finite observation")
+        out[key] = value.to(device, non_blocking=True)  # no wait for a host-to-device copy
+    if n == 0:
+        raise ValueError("observations hold N=0 entries; pass at least one")
+    return out
+
+
 def check_embedding(embedding: Tensor, embedding_dim: int, device: torch.device) -> Tensor:
     """An embedding (N, D) as float32 on ``device``; ValueError names a wrong shape or, on the host, NaN/inf."""
     embedding = torch.as_tensor(embedding)

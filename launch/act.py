@@ -25,7 +25,6 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
 from fiper.control import MonitoredPolicy, RolloutRecorder, run_episode
-from fiper.control.monitored_policy import EXECUTED_CHUNKS
 from fiper.control.period import control_period_s
 from fiper.control.sweep import check_period, recorded_episodes
 from fiper.evaluation.outcome import outcome_report, store_paths
@@ -35,9 +34,8 @@ from fiper.monitor import load_monitor
 from fiper.monitor.identity import policy_fingerprint
 from launch.act_videos import write_videos
 from launch.common import load_policy_from, plain, resolve_device, save_config, set_cpu_threads
-from launch.stress import action_context, check_observations, env_builder, store_fingerprint
-from launch.validate import (ENV_CHECKS, THREADS, Bad, boolean, cells, choice, existing_path, integer, list_of, mapping_of_text,
-                             merged, optional, policy_rules, positive, positive_int, reported, seed, text, validate)
+from launch.stress import SWEEP_CHECKS, action_context, check_observations, env_builder, store_fingerprint
+from launch.validate import (ENV_CHECKS, THREADS, Bad, boolean, existing_path, integer, merged, reported, validate)
 
 PRESETS = Path(__file__).resolve().parent / "conf" / "intervention"
 WITHOUT = "without"  # the arm without fiper; its store is <out>/without.zarr
@@ -51,26 +49,12 @@ def response_names(v: Any, _: bool) -> None:
         raise Bad(f"a non-empty list of distinct names (letters, digits, _ and -; not '{WITHOUT}')", "[hold,retreat]")
 
 
-CHECKS = merged(ENV_CHECKS, THREADS, {
-    "env.control_period_s": optional(positive),
-    **policy_rules(required=True),
+CHECKS = merged(ENV_CHECKS, THREADS, SWEEP_CHECKS, {
     "monitor_dir": existing_path("monitor directory"),
-    "out": text,
     "responses": response_names,
-    "execute": choice(*EXECUTED_CHUNKS),
-    "cells": cells,
-    "seeds.start": seed,
-    "seeds.count": positive_int,
-    "factories": mapping_of_text,
-    "context.position_dims": optional(list_of(integer(0), example="[0,1,2]")),
-    "context.gripper_dims": optional(list_of(integer(0), non_empty=False, example="[3]")),
-    "context.action_mode": choice("position", "velocity"),
-    "record_keys": optional(list_of(text, example="[agent_pos,object]")),
-    "overwrite": boolean,
     "plot": boolean,
     "videos": boolean,
     "video_size": integer(16, example=160),
-    "progress": boolean,
 })
 
 

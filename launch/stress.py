@@ -30,12 +30,11 @@ from launch.common import load_policy_from, plain, policy_digest, resolve_device
 from launch.validate import (ENV_CHECKS, THREADS, boolean, cells, choice, existing_path, integer, list_of, mapping_of_text,
                              merged, optional, policy_rules, positive, positive_int, reported, seed, text, validate)
 
-CHECKS = merged(ENV_CHECKS, THREADS, {
+# what every sweep of rollouts over cells x seeds takes (launch.stress and launch.act)
+SWEEP_CHECKS = {
     "env.control_period_s": optional(positive),
     **policy_rules(required=True),
-    "monitor_dir": optional(existing_path("monitor directory")),
     "out": text,
-    "num_samples": positive_int,
     "execute": choice(*EXECUTED_CHUNKS),
     "cells": cells,
     "seeds.start": seed,
@@ -47,6 +46,10 @@ CHECKS = merged(ENV_CHECKS, THREADS, {
     "record_keys": optional(list_of(text, example="[agent_pos,object]")),
     "overwrite": boolean,
     "progress": boolean,
+}
+CHECKS = merged(ENV_CHECKS, THREADS, SWEEP_CHECKS, {
+    "monitor_dir": optional(existing_path("monitor directory")),
+    "num_samples": positive_int,
 })
 
 

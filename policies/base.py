@@ -23,7 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from fiper.guidance_checks import guidance_answer, raise_first_fault, reindex
-from fiper.protocol import Guidance, GuidanceState, check_embedding, finite_on_host
+from fiper.protocol import Guidance, GuidanceState, check_embedding, check_observation
 from policies.checkpoint import write_policy_files
 from policies.config import PolicyConfig
 from policies.denoisers import MLPDenoiser, TemporalUNet
@@ -46,10 +46,6 @@ class PolicyNet(nn.Module):
             self.denoiser = TemporalUNet(action_dim, c.embed_dim, c.down_dims, c.kernel_size, c.n_groups, c.time_embed_dim)
         else:
             self.denoiser = MLPDenoiser(action_dim, c.horizon, c.embed_dim, c.mlp_hidden, c.mlp_layers, c.time_embed_dim)
-
-
-def _shape_text(n_obs: int, shape: tuple[int, ...]) -> str:
-    return "(N, " + ", ".join(str(d) for d in (n_obs, *shape)) + ")"
 
 
 class ChunkPolicy(nn.Module, ABC):
@@ -105,27 +101,7 @@ class ChunkPolicy(nn.Module, ABC):
     # ------------------------------------------------------------------ input checks
     def check_obs(self, obs: Mapping[str, Tensor]) -> dict[str, Tensor]:
         """Validated observation tensors on the policy's device; ValueError names what is wrong."""
-        if not isinstance(obs, Mapping):
-            raise TypeError(f"obs must be a mapping {{key: tensor}}, got {type(obs).__name__}")
-        expected = ", ".join(f"'{k}': {_shape_text(self.n_obs_steps, s)}" for k, s in self.obs_shapes.items())
-        missing = [k for k in self.obs_shapes if k not in obs]
-        unknown = [k for k in obs if k not in self.obs_shapes]
-        if missing or unknown:
-            raise ValueError(f"observation keys do not match the policy: missing {missing}, unknown {unknown}; expected (N, n_obs_steps, *shape) per key: {expected}")
-        out, n = {}, None
-        for key, shape in self.obs_shapes.items():
-            value = torch.as_tensor(obs[key])
-            if tuple(value.shape[1:]) != (self.n_obs_steps, *shape):
-                raise ValueError(f"obs['{key}'] has shape {tuple(value.shape)}, expected (N, n_obs_steps, *shape) = {_shape_text(self.n_obs_steps, shape)}")
-            if n is not None and value.shape[0] != n:
-                raise ValueError(f"obs['{key}'] has batch size {value.shape[0]} but other keys have {n}; all keys need the same N")
-            n = value.shape[0]
-            if not finite_on_host(value):
-                raise ValueError(f"obs['{key}'] contains NaN or inf values; the policy cannot act on a non-finite observation")
-            out[key] = value.to(self.device, non_blocking=True)  # no wait for a host-to-device copy
-        if n == 0:
-            raise ValueError("observations hold N=0 entries; pass at least one")
-        return out
+        return check_observation(obs, self.obs_shapes, self.n_obs_steps, self.device)
 
     # ------------------------------------------------------------------ networks
     def embed(self, obs: Mapping[str, Tensor], use_ema: bool = False) -> Tensor:

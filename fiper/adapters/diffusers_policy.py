@@ -26,7 +26,7 @@ from torch import Tensor, nn
 from fiper.adapters.schedulers import (check_scheduler, clean_estimate, default_inference_steps, guided_output,
                                        noise_scale)
 from fiper.guidance_checks import guidance_answer, raise_first_fault, reindex
-from fiper.protocol import Guidance, GuidanceState, check_embedding, finite_on_host
+from fiper.protocol import Guidance, GuidanceState, check_embedding, check_observation, finite_on_host
 
 
 def _positive_int(name: str, value: Any, minimum: int = 1) -> int:
@@ -192,23 +192,7 @@ class DiffusersPolicy:
         return scale
 
     def _check_obs(self, obs: Mapping[str, Tensor]) -> dict[str, Tensor]:
-        if not isinstance(obs, Mapping):
-            raise TypeError(f"obs must be a mapping {{key: tensor}}, got {type(obs).__name__}")
-        expected = ", ".join(f"'{k}': (N, {', '.join(map(str, (self.n_obs_steps, *s)))})" for k, s in self.obs_shapes.items())
-        if set(obs) != set(self.obs_shapes):
-            raise ValueError(f"observation keys {sorted(obs)} do not match the policy's {sorted(self.obs_shapes)}; expected {expected}")
-        out, n = {}, None
-        for key, shape in self.obs_shapes.items():
-            value = torch.as_tensor(obs[key])
-            if value.ndim < 2 or tuple(value.shape[1:]) != (self.n_obs_steps, *shape) or value.shape[0] < 1:
-                raise ValueError(f"obs['{key}'] has shape {tuple(value.shape)}; expected {expected}")
-            if n is not None and value.shape[0] != n:
-                raise ValueError(f"obs['{key}'] has batch size {value.shape[0]} but other keys have {n}; all keys need the same N")
-            n = value.shape[0]
-            if not finite_on_host(value):
-                raise ValueError(f"obs['{key}'] contains NaN or inf values; the policy cannot act on a non-finite observation")
-            out[key] = value.to(self.device, non_blocking=True)
-        return out
+        return check_observation(obs, self.obs_shapes, self.n_obs_steps, self.device)
 
     def _guide(self, guidance: Guidance, x: Tensor, out: Tensor, t: int, step: int, scales: list[float],
                nb: tuple[int, int], checks: list) -> tuple[Tensor, Tensor]:

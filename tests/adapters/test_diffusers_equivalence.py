@@ -135,7 +135,7 @@ def test_bad_inputs_are_refused_naming_the_fix(toy_policy, toy_task):
     adapter = fiper_as_diffusers(toy_policy, "ddim")
     with pytest.raises(ValueError, match=r"observation keys \['pos'\] do not match the policy's \['agent_pos'\]"):
         adapter.encode({"pos": torch.zeros(1, 2, 2)})
-    with pytest.raises(ValueError, match=r"obs\['agent_pos'\] has shape \(1, 3, 2\); expected 'agent_pos': \(N, 2, 2\)"):
+    with pytest.raises(ValueError, match=r"obs\['agent_pos'\] has shape \(1, 3, 2\), expected \(N, n_obs_steps, \*shape\) = \(N, 2, 2\)"):
         adapter.encode({"agent_pos": torch.zeros(1, 3, 2)})
     with pytest.raises(ValueError, match="NaN or inf"):
         adapter.encode({"agent_pos": torch.full((1, 2, 2), float("nan"))})
