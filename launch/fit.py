@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 import hydra
-from omegaconf import DictConfig
+from omegaconf import DictConfig, open_dict
 
 from fiper.monitor import save_monitor
 from fiper.monitor.monitor_file import read_monitor_file
@@ -41,6 +41,10 @@ def run(cfg: DictConfig):
     data, identity = load_decisions(store, episodes=episodes, policy=policy,
                                     num_samples=int(num_samples), seed=cfg.seed, device=resolve_device(cfg.device))
     monitor = fit_monitor(data, identity, spec)  # its spec's threshold type and joint flag are launch.calibrate's defaults
+    if evaluated:  # the saved config says what was fitted: the monitor file's spec, not the default monitor group
+        cfg = cfg.copy()
+        with open_dict(cfg):
+            cfg.monitor = spec.as_dict()
     extra = {"fit": plain(cfg)}
     if evaluated:
         extra["monitor_file"] = {"file": str(cfg.monitor_file), "evaluated": evaluated["evaluated"]}

@@ -100,6 +100,9 @@ def test_launch_fit_and_calibrate_deploy_the_chosen_row(tmp_path, capsys):
     assert monitor.windows == chosen["window_decisions"]
     saved = json.loads((monitor_dir / "monitor.json").read_text())
     assert saved["extra"]["calibrate"]["threshold_type"] == chosen["chosen_type"]
+    recorded = yaml.safe_load((monitor_dir / "fit_config.yaml").read_text())["monitor"]  # what was fitted, not the default group
+    assert sorted(recorded["scores"]) == sorted(chosen["scores"]) and recorded["rule"] == chosen["rule"]
+    assert recorded["windows"] == chosen["window_decisions"] == saved["extra"]["fit"]["monitor"]["windows"]
     assert {t["kind"] for t in saved["thresholds"].values()} == {chosen["chosen_type"]}
 
     _run(launch.calibrate, "calibrate", [f"data={store}", f"monitor_dir={monitor_dir}", "delta=0.1", "threshold_type=time_varying",
