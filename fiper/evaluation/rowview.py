@@ -11,10 +11,12 @@ from typing import Any
 
 import numpy as np
 
+from fiper.scores.inputs import LazyRows
+
 IN_MEMORY_BYTES = 64 << 20  # sample batches up to 64 MiB are held in memory; larger ones stay in the stores
 
 
-class RowView:
+class RowView(LazyRows):
     """Read-only concatenation of the leading ``rows`` of each part (a zarr or numpy array)."""
 
     def __init__(self, parts: Sequence[tuple[Any, int]]):
@@ -27,13 +29,6 @@ class RowView:
         self.bounds = np.cumsum([0] + [n for _, n in self.parts])
         self.shape = (int(self.bounds[-1]), *shapes.pop())
         self.dtype = np.dtype(self.parts[0][0].dtype)
-
-    @property
-    def nbytes(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize
-
-    def __len__(self) -> int:
-        return self.shape[0]
 
     def __getitem__(self, key: Any) -> np.ndarray:
         if isinstance(key, slice):

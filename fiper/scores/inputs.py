@@ -130,7 +130,25 @@ def read_rows(source: Any, rows: np.ndarray) -> np.ndarray:
     return pieces[0].copy() if len(pieces) == 1 else np.concatenate(pieces)
 
 
-class RowSubset:
+class LazyRows:
+    """What numpy-like row views share: ``shape`` and ``dtype`` set by the subclass, rows read on slicing."""
+
+    shape: tuple[int, ...]
+    dtype: np.dtype
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    @property
+    def nbytes(self) -> int:
+        return int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+
+class RowSubset(LazyRows):
     """The rows ``rows`` of a row-sliceable source (a zarr array, a RowView, numpy), read only when sliced.
 
     Fit data of a store is a subset of its decisions; holding it as a view keeps the B x H x A
@@ -150,16 +168,6 @@ class RowSubset:
         self.block_rows = max(1, int(READ_BLOCK_BYTES if block_bytes is None else block_bytes) // row_nbytes(source))
         self._block: tuple[int, int, np.ndarray] | None = None  # (start, stop, rows) of the read-ahead block
 
-    @property
-    def ndim(self) -> int:
-        return len(self.shape)
-
-    @property
-    def nbytes(self) -> int:
-        return int(np.prod(self.shape, dtype=np.int64)) * self.dtype.itemsize
-
-    def __len__(self) -> int:
-        return self.shape[0]
 
     def __getitem__(self, key: Any) -> np.ndarray:
         if not isinstance(key, slice):
