@@ -47,12 +47,17 @@ def reward_from_config(value: Mapping[str, Any] | Sequence[Mapping[str, Any]]) -
     return _named("reward", value, make_reward)
 
 
+def _known(config: Mapping[str, Any], allowed: Sequence[str], what: str, takes: str) -> dict[str, Any]:
+    """A copy of ``config``; unknown keys are an error listing the allowed ones."""
+    unknown = sorted(set(config) - set(allowed))
+    if unknown:
+        raise ValueError(f"unknown {what} {unknown}; {takes} {list(allowed)}")
+    return dict(config)
+
+
 def graded_from_config(**config: Any) -> GradedResponse:
     """A GradedResponse from its settings (see the module docstring); unknown keys are an error."""
-    cfg = dict(config)
-    unknown = sorted(set(cfg) - set(RESPONSE_KEYS))
-    if unknown:
-        raise ValueError(f"unknown response settings {unknown}; a response takes {list(RESPONSE_KEYS)}")
+    cfg = _known(config, RESPONSE_KEYS, "response settings", "a response takes")
     steering = cfg.pop("steering", None)
     fallback = cfg.pop("fallback", None)
     if steering is not None:
@@ -70,10 +75,7 @@ RETURN_KEYS = ("target", "decisions_back", "max_retries", "fallback", "start_pos
 
 def return_from_config(**config: Any) -> ReturnAndRetry:
     """A ReturnAndRetry from its settings; ``fallback`` is ``{name: <registered fallback>, ...}`` (default hold)."""
-    cfg = dict(config)
-    unknown = sorted(set(cfg) - set(RETURN_KEYS))
-    if unknown:
-        raise ValueError(f"unknown return_retry settings {unknown}; it takes {list(RETURN_KEYS)}")
+    cfg = _known(config, RETURN_KEYS, "return_retry settings", "it takes")
     fallback = cfg.pop("fallback", None)
     return ReturnAndRetry(fallback=None if fallback is None else _named("fallback", fallback, make_fallback), **cfg)
 
