@@ -30,7 +30,7 @@ from fiper.interventions.trajectory import load_reward
 REWARDS.register("scene_keep_out", SceneKeepOut, overwrite=True)
 REWARDS.register("program", load_reward, overwrite=True)
 
-RESPONSE_KEYS = ("steering", "fallback", "max_steer_decisions", "release_after")
+RESPONSE_KEYS = ("steering", "fallback", "max_steer_decisions", "release_after", "start")
 
 
 def _named(kind: str, value: Any, make) -> Any:

@@ -7,7 +7,8 @@ State machine, one transition per policy decision::
                       └──┘ ratio < 1 resets the count (steering works: keep steering)   until reset)
 
 Without a steering object an alarm goes straight to the fallback; without a fallback, steering
-continues indefinitely. :meth:`GradedResponse.fail_safe` (an exception or a non-finite value in
+continues indefinitely. ``start='steer'`` begins every episode in the steer state, without waiting
+for an alarm (the upper bound of alarm-triggered steering, when the hazard is known in advance). :meth:`GradedResponse.fail_safe` (an exception or a non-finite value in
 the monitor) switches to the fallback at once. ``labels`` records, per decision,
 ``'none' | 'steer' | 'fallback:<name>'`` for the rollout store.
 """
@@ -29,9 +30,13 @@ class GradedResponse:
     """Decides per decision between the plain policy, steering and a fallback."""
 
     def __init__(self, steering: Steering | None = None, fallback: Fallback | None = None,
-                 max_steer_decisions: int = 3, release_after: int | None = None):
+                 max_steer_decisions: int = 3, release_after: int | None = None, start: str = "policy"):
         if steering is None and fallback is None:
             raise ValueError("GradedResponse needs a steering object, a fallback, or both")
+        if start not in ("policy", "steer"):
+            raise ValueError(f"start={start!r} is invalid: 'policy' (steer on the alarm) or 'steer' (steer from the first decision)")
+        if start == "steer" and steering is None:
+            raise ValueError("start='steer' needs a steering object: give GradedResponse steering=Steering(...)")
         if isinstance(max_steer_decisions, bool) or int(max_steer_decisions) < 1:
             raise ValueError(f"max_steer_decisions={max_steer_decisions!r} is invalid: must be an integer >= 1")
         if release_after is not None and int(release_after) < 1:
@@ -39,11 +44,12 @@ class GradedResponse:
         self.steering, self.fallback = steering, fallback
         self.max_steer_decisions = int(max_steer_decisions)
         self.release_after = None if release_after is None else int(release_after)
+        self.start = start  # 'steer': every episode starts steered, as if the hazard were known in advance
         self.reset()
 
     def reset(self) -> None:
-        """New episode: plain policy, empty record; resets the steering's stage tracker too."""
-        self.mode = "none"
+        """New episode: plain policy (or steering, with start='steer'), empty record; resets the steering's stage tracker too."""
+        self.mode = "steer" if self.start == "steer" else "none"
         self.labels: list[str] = []
         self._over = 0  # consecutive steered decisions with ratio >= 1
         self._under = 0  # consecutive steered decisions with ratio < 1

@@ -59,3 +59,29 @@ def test_without_steering_or_on_monitor_failure_falls_back_at_once():
         GradedResponse()
     with pytest.raises(ValueError, match="max_steer_decisions"):
         response(n=0)
+
+
+def test_start_steer_steers_from_the_first_decision_without_an_alarm():
+    g = response(n=10**6, start="steer")
+    assert [g.step(False, 0.2), g.step(False, 0.3), g.step(True, 1.5)] == ["steer"] * 3 and g.excluded_scores == ("ace",)
+    g.reset()
+    assert g.mode == "steer" and g.labels == []
+    with pytest.raises(ValueError, match="start='steer' needs a steering object"):
+        GradedResponse(fallback=make_fallback("hold"), start="steer")
+    with pytest.raises(ValueError, match="'policy' .* or 'steer'"):
+        response(start="always")
+
+
+def test_steer_from_start_config_of_the_outcome_sweep_builds():
+    from pathlib import Path
+
+    import yaml
+
+    from fiper.interventions import response_from_config
+
+    conf = Path(__file__).resolve().parents[2] / "launch" / "conf"
+    entry = dict(yaml.safe_load((conf / "act.yaml").read_text())["response_configs"]["steer_from_start"])
+    preset = yaml.safe_load((conf / "intervention" / f"{entry.pop('preset')}.yaml").read_text())
+    steering = {**preset["steering"], **entry.pop("steering")}
+    g = response_from_config({**preset, **entry, "steering": steering})
+    assert isinstance(g, GradedResponse) and g.start == "steer" and g.mode == "steer"
