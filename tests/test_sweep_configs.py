@@ -16,7 +16,7 @@ def _compose(entry: str, *overrides: str):
 
 
 @pytest.mark.parametrize(("preset", "target"), [("local", "JoblibLauncher"), ("slurm", "SlurmLauncher"), ("ray_cluster", "RayLauncher")])
-@pytest.mark.parametrize("entry", ["stress", "evaluate", "collect"])
+@pytest.mark.parametrize("entry", ["stress", "act", "evaluate", "collect"])
 def test_launcher_preset_composes(entry, preset, target):
     cfg = _compose(entry, f"hydra/launcher={preset}")
     assert cfg.hydra.launcher._target_.endswith(target)
