@@ -20,7 +20,7 @@ from typing import Any
 
 from fiper.fingerprint import differences
 from fiper.storage.errors import StoreError
-from fiper.storage.repair import _episode_rows
+from fiper.storage.repair import episode_rows
 from fiper.storage.store import EpisodeStore
 
 IDENTITY_LABELS = ("shift", "severity", "seed")  # with the fingerprint: what makes two episodes the same sweep point
@@ -140,7 +140,7 @@ def merge_stores(sources: Sequence[str | os.PathLike], out: str | os.PathLike) -
                     skipped += 1
                     continue
                 seen.add(key)
-                data, decisions, labels = _episode_rows(store, i)
+                data, decisions, labels = episode_rows(store, i)
                 merged.append_episode(data, decisions=decisions, meta=labels)
                 taken += 1
             outcome.taken.append(taken)

@@ -52,7 +52,7 @@ class RepairOutcome:
         return "\n".join(lines)
 
 
-def _episode_rows(store: EpisodeStore, i: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray] | None, dict[str, Any]]:
+def episode_rows(store: EpisodeStore, i: int) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray] | None, dict[str, Any]]:
     """Steps, decisions and labels of episode ``i``, every read checked (raises DamagedStoreError)."""
     data = store.episode(i)
     decisions = store.episode_decisions(i) if len(store.decision_ends) == store.n_episodes and store.decision_ends.size else None
@@ -83,7 +83,7 @@ def scan_store(path: str | os.PathLike) -> ScanReport:
             report.damaged[i] = "chunk files are missing or an array is shorter than the episode records"
             continue
         try:
-            _episode_rows(store, i)
+            episode_rows(store, i)
         except DamagedStoreError as err:
             report.damaged[i] = f"{err.array}: {_problem(err)}"
             continue
@@ -114,7 +114,7 @@ def repair_store(path: str | os.PathLike, *, out: str | os.PathLike | None = Non
     fresh = EpisodeStore.create(target, attrs={**attrs, "repaired_from": {"store_id": source.attrs.get("store_id"), "path": str(path),
                                                                           "episodes": scan.intact}})
     for i in scan.intact:
-        data, decisions, labels = _episode_rows(source, i)
+        data, decisions, labels = episode_rows(source, i)
         fresh.append_episode(data, decisions=decisions, meta=labels)
     check = EpisodeStore.open(target)
     if check.n_episodes != len(scan.intact):
