@@ -45,12 +45,20 @@ def default_init_(module: nn.Module, *, generator: torch.Generator | None = None
     return module
 
 
-def fit_standardizer(x: Tensor, *, eps: float = 1e-6) -> tuple[Tensor, Tensor]:
-    """Per-column mean and std of ``x`` (rows are samples); near-constant columns get std 1."""
+def fit_standardizer(x: Tensor, *, eps: float = 1e-6, constant_std: float | str = 1.0) -> tuple[Tensor, Tensor]:
+    """Per-column mean and std of ``x`` (rows are samples). Near-constant columns get std
+    ``constant_std``: a number, or "median", the median std of the other columns, so that a change in
+    a column that never moved is measured in the units of the columns that did."""
     mean = x.mean(dim=0)
     std = x.std(dim=0, unbiased=False) if x.shape[0] > 1 else torch.ones_like(mean)
-    std = torch.where(std > eps, std, torch.ones_like(std))
-    return mean, std
+    moved = std > eps
+    if constant_std == "median":
+        fill = float(std[moved].median()) if bool(moved.any()) else 1.0
+    elif isinstance(constant_std, (int, float)) and not isinstance(constant_std, bool) and float(constant_std) > 0:
+        fill = float(constant_std)
+    else:
+        raise ValueError(f"fit_standardizer: constant_std must be a positive number or 'median', got {constant_std!r}")
+    return mean, torch.where(moved, std, torch.full_like(std, fill))
 
 
 def ledoit_wolf_shrinkage(xc: Tensor) -> float:

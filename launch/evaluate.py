@@ -47,7 +47,7 @@ CHECKS = merged(THREADS, {
     "deploy_method": optional(text),
     "baselines": list_of(text, non_empty=False, example="[stac,knn]"),
     "references": list_of(text, non_empty=False, example="[elapsed]"),
-    "plot_method": text,
+    "plot_method": optional(text),
     "plot_threshold_type": THRESHOLD_TYPES,
     "plot_delta": number(0.0, 1.0, example=0.05),
     "plots": boolean,

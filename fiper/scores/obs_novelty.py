@@ -5,7 +5,10 @@ Each decision's observation (the newest frame, as recorded in ``data/<key>``) be
 feature vector: low-dim keys flattened, image keys (2 or 3 axes per step) turned grey (mean over
 a channel axis of at most 4) and mean-pooled to ``image_size`` x ``image_size``. The score is the
 Mahalanobis distance (shrunk covariance) or the mean k-NN distance of the standardised vector to
-the fit decisions' vectors. A learned score on the policy's embedding that does not beat it sees
+the fit decisions' vectors. A feature that never moved in the fit decisions (an obstacle flag that
+is always 0 in distribution) is standardised by the median spread of the features that did
+(``constant_scale``): its change is measured in their units (a flag of 1 beside positions in metres
+reads as 1 m), not as one spread, which would hide it whenever the observation's units are small. A learned score on the policy's embedding that does not beat it sees
 nothing in the observation that a fixed distance on the raw input would not (docs/scores.md).
 """
 
@@ -18,6 +21,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from fiper.nn import fit_standardizer
 from fiper.scores.base import ScoreBase, ScoreFitData
 from fiper.scores.inputs import check_decision_ends, check_finite, chunks, host_array
 from fiper.scores.knn import KNNDistance
@@ -68,7 +72,7 @@ class ObservationNovelty(ScoreBase):
     backend = "numpy"
 
     def __init__(self, keys: list[str] | None = None, method: str = "mahalanobis", image_size: int = 8, k: int = 5,
-                 shrinkage: float | None = None, max_reference: int | None = 20000):
+                 shrinkage: float | None = None, max_reference: int | None = 20000, constant_scale: float | str = "median"):
         if keys is not None and (isinstance(keys, str) or not all(isinstance(k_, str) for k_ in keys) or not len(keys)):
             raise ValueError(f"{self.name}: keys must be a non-empty list of observation key names, or None (every "
                              f"recorded observation key), got {keys!r}")
@@ -76,12 +80,18 @@ class ObservationNovelty(ScoreBase):
             raise ValueError(f"{self.name}: method must be one of {sorted(METHODS)}, got {method!r}")
         if int(image_size) < 1:
             raise ValueError(f"{self.name}: image_size must be >= 1 (pooled image side), got {image_size}")
+        if not (constant_scale == "median" or (isinstance(constant_scale, (int, float)) and not isinstance(constant_scale, bool)
+                                               and float(constant_scale) > 0)):
+            raise ValueError(f"{self.name}: constant_scale must be 'median' (the median spread of the features that vary in "
+                             f"the fit data) or a positive number, got {constant_scale!r}")
         inner = {"shrinkage": shrinkage} if method == "mahalanobis" else {"k": k, "max_reference": max_reference}
         METHODS[method](**inner)  # validates k, shrinkage, max_reference with the distance's own messages
         super().__init__(keys=None if keys is None else [str(k_) for k_ in keys], method=method, image_size=int(image_size),
                          k=int(k), shrinkage=None if shrinkage is None else float(shrinkage),
-                         max_reference=None if max_reference is None else int(max_reference))
+                         max_reference=None if max_reference is None else int(max_reference),
+                         constant_scale=constant_scale if constant_scale == "median" else float(constant_scale))
         self.key_shapes: dict[str, tuple[int, ...]] = {}
+        self.feature_mean = self.feature_std = None
         self.distance: ScoreBase | None = None
 
     # ------------------------------------------------------------------ features
@@ -147,12 +157,15 @@ class ObservationNovelty(ScoreBase):
         return self
 
     def _fit(self, embeddings: Tensor, samples: None, decision_ends: np.ndarray, seed: int) -> None:
-        self.distance = self._distance().fit(ScoreFitData(embeddings, None, decision_ends, seed=seed, device=self.device))
+        self.feature_mean, self.feature_std = fit_standardizer(embeddings, constant_std=self._config["constant_scale"])
+        standard = (embeddings - self.feature_mean) / self.feature_std
+        self.distance = self._distance().fit(ScoreFitData(standard, None, decision_ends, seed=seed, device=self.device))
 
     def _score(self, embeddings: Any, samples: None) -> np.ndarray:
         with torch.no_grad():
             features = torch.as_tensor(np.asarray(embeddings), dtype=torch.float64, device=self.device)
-            return self.distance._score(features, None).double().cpu().numpy()
+            standard = (features - self.feature_mean) / self.feature_std
+            return self.distance._score(standard, None).double().cpu().numpy()
 
     def step(self, embedding: Any = None, samples: Any = None, *, observation: Mapping[str, Any] | None = None) -> float:
         """Score one decision from its observation {key: one step's array}; embedding and samples are not read."""
@@ -184,6 +197,7 @@ class ObservationNovelty(ScoreBase):
         tensors, _ = self.distance.state()
         out = {f"distance.{k}": v for k, v in tensors.items()}
         out.update({f"shape.{k}": torch.tensor(s, dtype=torch.int64) for k, s in self.key_shapes.items()})
+        out.update({"feature.mean": self.feature_mean, "feature.std": self.feature_std})
         return out
 
     def _load_tensors(self, tensors: Mapping[str, Tensor]) -> None:
@@ -197,3 +211,9 @@ class ObservationNovelty(ScoreBase):
         distance = self._distance()
         config = {"name": distance.name, "params": distance.config, "embedding_dim": width, "sample_shape": None}
         self.distance = type(distance).from_state(own, config, device=self.device)
+        if "feature.mean" in tensors:
+            self.feature_mean, self.feature_std = tensors["feature.mean"], tensors["feature.std"]
+        else:  # saved before the score standardised its features itself: the inner distance did, constant columns at 1
+            self.feature_mean = torch.zeros(width, dtype=torch.float64, device=self.device)
+            self.feature_std = torch.ones(width, dtype=torch.float64, device=self.device)
+            self._config["constant_scale"] = 1.0

@@ -126,3 +126,17 @@ def test_required_keys_are_named_with_every_other_problem(tmp_path):
         "  out is required (e.g. out=<value>)",
         "  seeds.count=-1: expected an integer >= 1 (e.g. seeds.count=10)",
     ]
+
+
+def test_a_fix_the_evaluation_suggests_passes_validation():
+    """The unknown-plot_method error suggests plot_method=null: validation accepts it (and still refuses an empty name)."""
+    from launch.evaluate import CHECKS
+    from launch.validate import validate
+
+    with initialize_config_dir(config_dir=CONF, version_base=None):
+        cfg = compose(config_name="evaluate", overrides=["rollouts=/nonexistent.zarr", "out=/tmp/x", "plot_method=null"])
+    checks = {k: v for k, v in CHECKS.items() if k != "rollouts"}
+    validate(cfg, checks, "evaluate")
+    cfg.plot_method = ""
+    with pytest.raises(ConfigError, match="plot_method='': expected a non-empty string or null"):
+        validate(cfg, checks, "evaluate")

@@ -196,3 +196,51 @@ def test_decisions_that_cannot_be_placed_are_named(tmp_path):
     make_score("mahalanobis").fit(data)
     with pytest.raises(ValueError, match="records no decisions/env_step and no n_action_steps attr"):
         make_score("obs_novelty").fit(data)
+
+
+@pytest.mark.parametrize("method", ["mahalanobis", "knn"])
+def test_a_feature_constant_in_fit_counts_in_the_units_of_the_others(method):
+    """A flag that is always 0 in the fit decisions (an obstacle present: 1) is measured in the units of
+    the features that moved (positions in metres, spread 0.05): setting it reads as 20 spreads, not 1."""
+    rng = np.random.default_rng(0)
+    n, spread = 600, 0.05
+
+    def rows(k):
+        return np.concatenate([rng.normal(0.0, spread, (k, 3)), np.zeros((k, 1))], axis=1)
+
+    fit = ScoreFitData(None, None, np.arange(1, n + 1), observations={"state": rows(n)})
+    test = rows(200)
+    flagged, moved = test.copy(), test.copy()
+    flagged[:, 3] = 1.0  # the flag set, everything else in distribution
+    moved[:, 0] += 4 * spread  # one position 4 spreads out
+    ends = np.arange(1, 201)
+
+    def scores(score, x):
+        return score.score_offline(observations={"state": x}, decision_ends=ends)
+
+    median = make_score("obs_novelty", method=method).fit(fit)
+    unit = make_score("obs_novelty", method=method, constant_scale=1.0).fit(fit)
+    assert median.config["constant_scale"] == "median"
+    base = scores(median, test)
+    np.testing.assert_allclose(scores(unit, test), base, rtol=1e-9)  # only the constant feature is scaled differently
+    np.testing.assert_allclose(scores(unit, moved), scores(median, moved), rtol=1e-9)
+    lift_unit = np.median(scores(unit, flagged) - base)
+    lift_median = np.median(scores(median, flagged) - base)
+    assert lift_median > 10 * lift_unit
+    assert np.quantile(scores(median, flagged), 0.01) > max(np.quantile(base, 0.99), np.median(scores(median, moved)))
+    with pytest.raises(ValueError, match="constant_scale must be 'median'"):
+        make_score("obs_novelty", constant_scale=0.0)
+
+
+def test_a_state_saved_before_feature_standardisation_scores_as_before(decisions):
+    """States saved without the score's own feature standardisation load with the unit scale they were fitted with."""
+    unit = make_score("obs_novelty", **{**TINY["obs_novelty"], "constant_scale": 1.0}).fit(Decisions(seed=1).fit_data())
+    tensors, config = unit.state()
+    old = {k: v for k, v in tensors.items() if not k.startswith("feature.")}
+    old["distance.mean"] = unit.distance.mean * unit.feature_std + unit.feature_mean  # the inner distance saw raw features
+    old["distance.std"] = unit.distance.std * unit.feature_std
+    legacy = {**config, "params": {k: v for k, v in config["params"].items() if k != "constant_scale"}}
+    loaded = score_from_state(old, legacy)
+    args = dict(decision_ends=decisions.decision_ends, observations=decisions.observations)
+    assert loaded.config["constant_scale"] == 1.0
+    np.testing.assert_allclose(loaded.score_offline(**args), unit.score_offline(**args), rtol=1e-9)
