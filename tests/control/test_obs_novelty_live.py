@@ -72,3 +72,26 @@ def test_obs_novelty_monitor_alone_runs_live(recorded, tmp_path):
     monitor.reset()
     verdict = monitor.step(np.zeros(policy.embedding_dim), np.zeros((B, policy.horizon, policy.action_dim)))
     assert verdict.failsafe and verdict.alarm and "reads the raw observation" in verdict.reason
+
+
+def test_an_obstacle_never_seen_in_the_fit_rollouts_alarms_at_the_first_decision(recorded):
+    """The obstacle key is all zeros in distribution; an obstacle in the scene is unfamiliar from the first
+    observation, so the raw-observation monitor alarms at once (with the unit scale it would not: the flag
+    would be one spread among positions whose spread is ~0.1 m)."""
+    root, policy, store = recorded
+    fit, cal = _observations(store, range(4)), _observations(store, range(4, 8))
+    ratios = {}
+    for scale in ("median", 1.0):
+        spec = {**SPEC, "scores": {"obs": {"score": "obs_novelty", "constant_scale": scale}}}
+        monitor = FailureMonitor.from_spec(spec, fit, PolicyIdentity.of(policy, B))
+        monitor.calibrate(monitor.score_offline(None, None, cal.decision_ends, observations=cal.observations),
+                          cal.decision_ends, delta=0.2)
+        agent = MonitoredPolicy(policy, monitor, num_samples=B)
+        env = envs.make_env("pick_place", shifts=[("obstacle", 1.0)], max_episode_steps=MAX_STEPS)
+        obs, _ = env.reset(seed=7)
+        agent.reset(seed=7)
+        assert np.abs(np.asarray(obs["obstacle"])).sum() > 0  # the shift puts the obstacle in the observation
+        agent.act(obs)
+        ratios[scale] = agent.last_info["ratios"]["obs"]
+        assert not agent.last_info["failsafe"] and agent.last_info["alarm"] == (ratios[scale] > 1)
+    assert ratios["median"] > 2 and ratios[1.0] < 1, ratios  # measured 2.8 and 0.35
