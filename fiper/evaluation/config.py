@@ -231,7 +231,7 @@ class EvaluationConfig:
     deploy_method: str | None = "fiper_select"
     plot_method: str | None = "fiper"  # method whose traces are drawn (None: the first one)
     plot_threshold_type: str | None = "band"  # threshold type of the trace plot (None / not evaluated: the first)
-    plot_delta: float = 0.05  # delta of the trace and ROC plots (nearest one of the grid)
+    plot_delta: float = 0.05  # delta of the trace and ROC plots and the detection tables (nearest one of the grid)
     progress: bool = True
 
     def __post_init__(self) -> None:

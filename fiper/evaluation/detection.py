@@ -1,12 +1,13 @@
 """Which stress cells each method catches: flagged failures and successes per (shift, severity), test split.
 
 The metrics average over the whole test split; this table shows where a monitor's misses and false
-alarms come from (e.g. failures whose cause the policy cannot observe), at one threshold type and delta.
+alarms come from (e.g. failures whose cause the policy cannot observe), at one delta, each method at
+the threshold type of the row it would deploy (its type chosen on validation).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -32,16 +33,19 @@ class CellDetection:
 
 @dataclass(frozen=True)
 class DetectionTable:
-    """Cell detection of every method at one threshold type and grid delta."""
+    """Cell detection of every method at one grid delta; ``threshold_type`` names the rows read ('chosen': each
+    method's deployable row) and ``method_types`` each method's threshold type there."""
 
     threshold_type: str
     delta: float
     rows: tuple[CellDetection, ...]
+    method_types: dict[str, str] = field(default_factory=dict)
 
 
-def cell_detection(rollouts: RolloutSet, test: np.ndarray, deltas, first_alarms: dict[str, np.ndarray], kind: str, delta: float) -> DetectionTable:
-    """Per test cell, every method's flagged failures / successes at threshold ``kind`` and the grid
-    delta nearest ``delta``; ``first_alarms`` maps each method to its (n_deltas, n_test) first alarms."""
+def cell_detection(rollouts: RolloutSet, test: np.ndarray, deltas, first_alarms: dict[str, np.ndarray], kind: str, delta: float,
+                   method_types: dict[str, str] | None = None) -> DetectionTable:
+    """Per test cell, every method's flagged failures / successes at the grid delta nearest ``delta``;
+    ``first_alarms`` maps each method to its (n_deltas, n_test) first alarms of the rows named ``kind``."""
     ro = rollouts
     d = delta_index(deltas, delta)
     flagged = {name: fa[d] >= 0 for name, fa in first_alarms.items()}
@@ -55,4 +59,4 @@ def cell_detection(rollouts: RolloutSet, test: np.ndarray, deltas, first_alarms:
             {n: int((f & cell & failed).sum()) for n, f in flagged.items()},
             {n: int((f & cell & ~failed).sum()) for n, f in flagged.items()},
         ))
-    return DetectionTable(kind, float(deltas[d]), tuple(rows))
+    return DetectionTable(kind, float(deltas[d]), tuple(rows), dict(method_types or {}))

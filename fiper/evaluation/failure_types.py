@@ -6,12 +6,13 @@ lead; the lead columns cover physical failures only, with the definitions of ``m
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from fiper.evaluation.detection import delta_index
+from fiper.evaluation.findings import detection_alarms
 from fiper.evaluation.metrics import TIMEOUT, lead_time, physical_onset
 from fiper.evaluation.records import padded_env_steps
 from fiper.evaluation.rollouts import RolloutSet
@@ -25,7 +26,7 @@ PHYSICAL = "all physical"  # the total row over every reason but timeout
 
 @dataclass(frozen=True)
 class FailureTypeRow:
-    """Test failures of one reason and, per method, their detection at the table's threshold type and delta."""
+    """Test failures of one reason and, per method, their detection at the table's rows and delta."""
 
     reason: str
     failures: int
@@ -39,12 +40,13 @@ class FailureTypeRow:
 
 @dataclass(frozen=True)
 class FailureTypeTable:
-    threshold_type: str
+    threshold_type: str  # the rows read: 'chosen' (each method's deployable row) or one threshold type
     delta: float
     control_period_s: float
     physical_with_onset: int  # physical failures with a known onset in the whole store (every split)
     physical_with_onset_test: int  # of those, in the test split
     rows: tuple[FailureTypeRow, ...]
+    method_types: dict[str, str] = field(default_factory=dict)  # each method's threshold type in those rows
 
 
 def failure_reasons(rollouts: RolloutSet) -> np.ndarray:
@@ -54,7 +56,7 @@ def failure_reasons(rollouts: RolloutSet) -> np.ndarray:
 
 
 def failure_type_detection(rollouts: RolloutSet, test: np.ndarray, deltas, first_alarms: dict[str, np.ndarray],
-                           kind: str, delta: float) -> FailureTypeTable:
+                           kind: str, delta: float, method_types: dict[str, str] | None = None) -> FailureTypeTable:
     """Rows per failure reason of the ``test`` episodes (most common first, timeout last, then the physical
     total); ``first_alarms`` maps each method to its (n_deltas, n_test) first alarms on ``test``."""
     d = delta_index(deltas, delta)
@@ -81,11 +83,11 @@ def failure_type_detection(rollouts: RolloutSet, test: np.ndarray, deltas, first
         with_onset = int((onset_all[test][idx] >= 0).sum())
         rows.append(FailureTypeRow(reason, int(idx.size), with_onset, flagged, tpr, before, lead_d, lead_s))
     return FailureTypeTable(kind, float(deltas[d]), rollouts.control_period_s, int((onset_all >= 0).sum()),
-                            int((onset_all[test] >= 0).sum()), tuple(rows))
+                            int((onset_all[test] >= 0).sum()), tuple(rows), dict(method_types or {}))
 
 
 def task_failure_types(task: TaskResult) -> FailureTypeTable:
-    """The table of one evaluated task, at the threshold type and delta of its detection-per-cell table."""
-    kind, delta = task.findings.detection.threshold_type, task.findings.detection.delta
-    first_alarms = {name: m.types[kind].test_alarms.first_alarm[0] for name, m in task.methods.items() if kind in m.types}
-    return failure_type_detection(task.rollouts, task.split.test, task.deltas, first_alarms, kind, delta)
+    """The table of one evaluated task: each method's deployable row at the delta of its detection-per-cell table."""
+    label, first_alarms, types = detection_alarms(task)
+    return failure_type_detection(task.rollouts, task.split.test, task.deltas, first_alarms, label,
+                                  task.findings.detection.delta, types)

@@ -182,10 +182,17 @@ def _far_checks(task: TaskResult) -> tuple[FarCheck, ...]:
     return tuple(out)
 
 
-def detection_kind(task: TaskResult, preferred: str | None) -> str:
-    """The plots' threshold type when evaluated, else the first evaluated type."""
-    kinds = list(next(iter(task.methods.values())).types)
-    return preferred if preferred in kinds else kinds[0]
+def detection_alarms(task: TaskResult) -> tuple[str, dict[str, np.ndarray], dict[str, str]]:
+    """The rows the detection tables read: each method's deployable row (its chosen threshold type, else its only
+    guaranteed one, else its first evaluated type), as (label, {method: (n_deltas, n_test) first alarms},
+    {method: threshold type}); label 'chosen' when every method has a chosen row."""
+    alarms, types, labels = {}, {}, set()
+    for name, method in task.methods.items():
+        label = deployable_label(method) or next(iter(method.types))
+        res = method.result(label)
+        alarms[name], types[name] = res.test_alarms.first_alarm[0], res.threshold_type
+        labels.add(label)
+    return (labels.pop() if len(labels) == 1 else "deployable"), alarms, types
 
 
 def task_findings(task: TaskResult, config: EvaluationConfig) -> TaskFindings:
@@ -202,8 +209,7 @@ def task_findings(task: TaskResult, config: EvaluationConfig) -> TaskFindings:
     others = role(n for n in task.methods if n != deploy and n not in config.baselines and n not in config.references)
     best_reference = best_of(references)
     competing = role(n for n in task.methods if n not in config.references)
-    kind = detection_kind(task, config.plot_threshold_type)
-    first_alarms = {name: m.types[kind].test_alarms.first_alarm[0] for name, m in task.methods.items() if kind in m.types}
-    detection = cell_detection(task.rollouts, task.split.test, task.deltas, first_alarms, kind, config.plot_delta)
+    label, first_alarms, types = detection_alarms(task)
+    detection = cell_detection(task.rollouts, task.split.test, task.deltas, first_alarms, label, config.plot_delta, types)
     return TaskFindings(config.selection, deploy, deployed, best_of(baselines), best_reference, tuple(references), tuple(others),
                         _margins(task, competing, best_reference), _winners(task), _far_checks(task), detection)

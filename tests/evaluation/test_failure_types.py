@@ -103,5 +103,12 @@ def test_metrics_json_and_report_carry_the_failure_type_table(evaluated):
         assert table["physical_with_onset"] == int((ro.failed & (ro.failure_step >= 0)).sum())  # no timeouts recorded
         rows = {r["reason"]: r for r in table["rows"]}
         assert set(rows) == {"unknown", PHYSICAL} and rows[PHYSICAL]["failures"] == int(ro.failed[result.tasks[name].split.test].sum())
+        # every column is the method's deployable row: the chosen records' lead figures, whatever type the plots draw
+        assert table["threshold_type"] == "chosen" and result.config.plot_threshold_type == "band"
+        for method, kind in table["method_types"].items():
+            rec = next(r for r in doc["records"] if r["method"] == method and r["threshold_type"] == "chosen"
+                       and r["delta"] == table["delta"])
+            assert kind == rec["chosen_type"]
+            np.testing.assert_equal(rows[PHYSICAL]["before_onset"][method], rec["lead_fraction_before_onset"])
     report = (out / "report.md").read_text()
     assert "### Detection by failure type (test)" in report and "physical failures with a mid-episode onset" in report

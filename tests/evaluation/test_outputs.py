@@ -134,12 +134,13 @@ def test_cell_detection_adds_up_to_the_test_counts(evaluated):
     result, out, _ = evaluated
     doc = json.loads((out / "metrics.json").read_text())
     det = doc["tasks"]["synthetic"]["cell_detection"]
-    assert det["threshold_type"] == result.config.plot_threshold_type
+    assert det["threshold_type"] == "chosen"  # each method's deployable row, whatever the plots draw
     cells = det["cells"]
     assert {c["shift"] for c in cells} >= {"none"} and len(cells) >= 2
     for method in result.config.methods:
-        rec = next(r for r in doc["records"] if r["method"] == method and r["threshold_type"] == det["threshold_type"]
+        rec = next(r for r in doc["records"] if r["method"] == method and r["threshold_type"] == "chosen"
                    and r["delta"] == det["delta"])
+        assert det["method_types"][method] == rec["chosen_type"]
         assert sum(c["flagged_failures"][method] for c in cells) == rec["tp"]
         assert sum(c["flagged_successes"][method] for c in cells) == rec["fp"]
         assert sum(c["failures"] for c in cells) == rec["n_fail"] and sum(c["successes"] for c in cells) == rec["n_succ"]

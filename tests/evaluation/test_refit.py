@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from calibration import InsufficientCalibrationError
-from evaluation_helpers import ONE_RUN, small_config
+from evaluation_helpers import small_config
 from fiper.evaluation import evaluate_rollouts, write_outputs
 from fiper.evaluation.grid import build_score_grid, candidate_alarms
 from fiper.evaluation.splits import calibration_halves, check_calibration_size, split_episodes

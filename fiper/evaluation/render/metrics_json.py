@@ -78,8 +78,9 @@ def _findings(task: TaskResult) -> dict[str, Any]:
 
 def _by_failure_type(task: TaskResult) -> dict[str, Any]:
     table = task_failure_types(task)
-    return {"threshold_type": table.threshold_type, "delta": table.delta, "physical_with_onset": table.physical_with_onset,
-            "physical_with_onset_test": table.physical_with_onset_test, "rows": [vars(r) for r in table.rows]}
+    return {"threshold_type": table.threshold_type, "method_types": table.method_types, "delta": table.delta,
+            "physical_with_onset": table.physical_with_onset, "physical_with_onset_test": table.physical_with_onset_test,
+            "rows": [vars(r) for r in table.rows]}
 
 
 def _choice(c: ChoiceEvidence | None) -> dict[str, Any] | None:
@@ -110,7 +111,8 @@ def metrics_document(result: EvaluationResult) -> dict[str, Any]:
                        "selection": _selection(task), "seconds": task.seconds, "notes": task.rollouts.notes,
                        "calibration_parts": None if task.calibration_parts is None else
                        {"selection": task.calibration_parts[0].tolist(), "final": task.calibration_parts[1].tolist()},
-                       "cell_detection": {"threshold_type": det.threshold_type, "delta": det.delta, "cells": [vars(r) for r in det.rows]},
+                       "cell_detection": {"threshold_type": det.threshold_type, "method_types": det.method_types, "delta": det.delta,
+                                          "cells": [vars(r) for r in det.rows]},
                        "by_failure_type": _by_failure_type(task), "select_evidence": _select_evidence(task, result),
                        "live": task.live, **_findings(task)}
     doc = {"format": FORMAT, "version": VERSION, "selection_criterion": result.config.selection,

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 from fiper.evaluation.paired import (
-    MEAN_OVER_TASKS,
     PAIRED_FIELDS,
     mean_over_tasks,
     paired_to_baselines,

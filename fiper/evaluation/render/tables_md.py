@@ -14,7 +14,7 @@ from fiper.evaluation.failure_types import PHYSICAL, task_failure_types
 from fiper.evaluation.findings import FAR_SE_MULTIPLE, FarCheck
 from fiper.evaluation.metrics import TIMEOUT
 from fiper.evaluation.render.text import row_result
-from fiper.evaluation.results import TaskResult
+from fiper.evaluation.results import CHOSEN, TaskResult
 
 
 def cells_markdown(rows: tuple[CellCounts, ...] | list[CellCounts]) -> list[str]:
@@ -33,15 +33,30 @@ def cells_markdown(rows: tuple[CellCounts, ...] | list[CellCounts]) -> list[str]
     return lines
 
 
+def rows_read(label: str) -> str:
+    """How a detection table's rows were picked, in words."""
+    if label == CHOSEN:
+        return "each method's deployable row: the threshold type it chose on validation, named under its name"
+    if label == "deployable":
+        return "each method's deployable row (its chosen or only guaranteed threshold type), named under its name"
+    return f"{label} threshold"
+
+
+def method_headers(methods: list[str], types: dict[str, str]) -> list[str]:
+    """Column headers 'method<br>(type)' where the type is known."""
+    return [f"{m}<br>({types[m]})" if m in types else m for m in methods]
+
+
 def detection_markdown(detection: DetectionTable) -> list[str]:
     """Markdown table: one column per method, 'flagged failures / failures · flagged successes / successes'."""
     rows, kind, delta = detection.rows, detection.threshold_type, detection.delta
     if not rows:
         return []
     methods = list(rows[0].flagged_failures)
-    lines = [f"Test episodes per cell alarmed by each method ({kind} threshold, delta={delta:g}): "
+    lines = [f"Test episodes per cell alarmed by each method ({rows_read(kind)}, delta={delta:g}): "
              "flagged failures / failures · flagged successes / successes.", "",
-             "| shift | severity | " + " | ".join(methods) + " |", "|" + "---|" * (len(methods) + 2)]
+             "| shift | severity | " + " | ".join(method_headers(methods, detection.method_types)) + " |",
+             "|" + "---|" * (len(methods) + 2)]
     for r in rows:
         cells = [f"{r.flagged_failures[m]}/{r.failures} · {r.flagged_successes[m]}/{r.successes}" for m in methods]
         lines.append(f"| {r.shift} | {r.severity:g} | " + " | ".join(cells) + " |")
@@ -61,9 +76,10 @@ def failure_types_markdown(task: TaskResult) -> list[str]:
              f"The store holds {table.physical_with_onset} physical failures with a mid-episode onset (failure reason other "
              f"than {TIMEOUT}, failure_step ≥ 0), {table.physical_with_onset_test} of them in test; the lead columns stand on "
              f"those. A {TIMEOUT} has no onset to warn of: its row shows only how many were flagged. "
-             f"{table.threshold_type} threshold, delta={table.delta:g}; per method: TPR · share alarmed strictly before "
-             f"onset · median lead in decisions / seconds (control period {seconds} per env step).", "",
-             "| failure type | failures | with onset | " + " | ".join(methods) + " |", "|" + "---|" * (len(methods) + 3)]
+             f"Rows: {rows_read(table.threshold_type)}; delta={table.delta:g}; per method: TPR · share alarmed strictly "
+             f"before onset · median lead in decisions / seconds (control period {seconds} per env step).", "",
+             "| failure type | failures | with onset | " + " | ".join(method_headers(methods, table.method_types)) + " |",
+             "|" + "---|" * (len(methods) + 3)]
     for r in table.rows:
         cells = [f"{f(r.tpr[m])} · {f(r.before_onset[m])} · {f(r.median_lead_decisions[m], 'g')} / {f(r.median_lead_s[m], '.2f')} s"
                  for m in methods]
