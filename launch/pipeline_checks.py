@@ -54,7 +54,7 @@ def check_action_dims(cfg: DictConfig, demos: Path) -> None:
               f"this run's task is {task!r}: set the action entries its scores should read (or null for every entry)", flush=True)
 
 
-LIST_KEYS = ("env_overrides", "train.overrides", "evaluate")  # lists of overrides: their elements hold '='
+LIST_KEYS = ("env_overrides", "train.overrides", "evaluate", "act.overrides")  # lists of overrides: their elements hold '='
 
 
 def check_list_quoting(argv: list[str]) -> None:

@@ -148,6 +148,8 @@ def test_env_overrides_items_holding_equals_or_colons_are_quoted_or_refused():
     check_list_quoting(["env_overrides=['env.factory=examples.gym_reacher.envs:make_reacher','env.name=null']"])  # quoted: read
     with pytest.raises(SystemExit, match=r"""quote each one .*"env_overrides=\['env.factory=examples.gym_reacher.envs:make_reacher','env.name=null'\]\""""):
         check_list_quoting(["env_overrides=[env.factory=examples.gym_reacher.envs:make_reacher,env.name=null]"])
+    with pytest.raises(SystemExit, match=r"""act.overrides: .*"act.overrides=\['response_configs.steer.steering.guide_scale=40.0'\]\""""):
+        check_list_quoting(["act.overrides=[response_configs.steer.steering.guide_scale=40.0]"])
     with initialize_config_dir(config_dir=str(CONF), version_base=None):
         cfg = compose("pipeline", ["env_overrides=['env.factory=examples.gym_reacher.envs:make_reacher','env.name=null',"
                                    "'env.obs_mode=null','++env.kwargs.success_radius=0.03']", "train.checkpoint=null"])
