@@ -28,6 +28,7 @@ from fiper.evaluation.metrics import TIMEOUT, alarmed_before_onset, onset_decisi
 SUCCESS, SAFE_STOP, DAMAGE = "success", "safe_stop", "damage"
 OUTCOMES = (SUCCESS, SAFE_STOP, DAMAGE, TIMEOUT)  # TIMEOUT is the store's failure reason 'timeout'
 FALLBACK_PREFIX = "fallback"  # decisions/intervention of a decision handed to the fallback: 'fallback:<name>'
+STEER = "steer"  # decisions/intervention of a decision the response steered
 
 
 def outcome_label(success: bool, failure_reason: str, stop_step: int) -> str:
@@ -55,6 +56,7 @@ class EpisodeRecord:
     decision_steps: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))  # env step of every decision
     decision_ms: np.ndarray = field(default_factory=lambda: np.zeros(0))  # total time of every decision
     actions: np.ndarray | None = None  # (T, A) executed actions, for checking that a pair ran the same until acting
+    decision_steered: np.ndarray = field(default_factory=lambda: np.zeros(0, bool))  # whether each decision was steered
 
     @property
     def key(self) -> tuple[str, float, int]:
@@ -91,6 +93,8 @@ class ResponseOutcome:
     decision_ms: float  # median total time of a decision with the response
     decision_ms_without: float  # median total time of a decision without fiper, same episodes
     cost_ratio: float  # decision_ms / decision_ms_without
+    steered_decisions: int  # decisions the response steered
+    steered_cost_ratio: float  # median time of a steered decision / decision_ms_without; NaN without one
     diverged: int  # pairs whose actions differ before the response first acted (should be 0)
 
     def as_dict(self) -> dict:
@@ -151,6 +155,8 @@ def compare(name: str, without: Sequence[EpisodeRecord], response: Sequence[Epis
             early_saved += r.outcome in (SUCCESS, SAFE_STOP)
     ms = _median(np.concatenate([r.decision_ms for _, r in pairs])) if pairs else float("nan")
     ms_without = _median(np.concatenate([b.decision_ms for b, _ in pairs])) if pairs else float("nan")
+    steered = [r.decision_ms[r.decision_steered] for _, r in pairs if r.decision_steered.shape == r.decision_ms.shape]
+    steered_ms = np.concatenate(steered) if steered else np.zeros(0)
     return ResponseOutcome(
         response=name, episodes=len(pairs), outcomes=count_outcomes(got), without=count_outcomes(base),
         would_be_physical=base.count(DAMAGE), physical_to_success=moved(DAMAGE, SUCCESS), physical_to_safe_stop=moved(DAMAGE, SAFE_STOP),
@@ -159,5 +165,7 @@ def compare(name: str, without: Sequence[EpisodeRecord], response: Sequence[Epis
         false_alarm_stops=moved(SUCCESS, SAFE_STOP), damage_added=sum(b != DAMAGE and g == DAMAGE for b, g in zip(base, got)),
         with_onset=with_onset, alarmed_before_onset=len(leads_s), early_saved=early_saved, median_lead_decisions=_median(leads_d), median_lead_s=_median(leads_s),
         decision_ms=ms, decision_ms_without=ms_without, cost_ratio=ms / ms_without if ms_without > 0 else float("nan"),
+        steered_decisions=int(steered_ms.size),
+        steered_cost_ratio=_median(steered_ms) / ms_without if steered_ms.size and ms_without > 0 else float("nan"),
         diverged=sum(not ran_alike(b, r) for b, r in pairs),
     )

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from fiper.control.outcome import FALLBACK_PREFIX, EpisodeRecord, ResponseOutcome, compare, count_outcomes
+from fiper.control.outcome import FALLBACK_PREFIX, STEER, EpisodeRecord, ResponseOutcome, compare, count_outcomes
 from fiper.storage import EpisodeStore
 
 META_KEYS = ("success", "failure_step", "failure_reason", "shift", "severity", "seed")
@@ -66,6 +66,7 @@ def read_records(path: str | os.PathLike) -> tuple[list[EpisodeRecord], float]:
             stop_step=_stop_step(np.char.startswith(acting, FALLBACK_PREFIX), steps),
             acted_step=_first_step(acting != "none", steps),
             decision_steps=steps, decision_ms=np.asarray(dec["timing/total_ms"][d0:d1], dtype=np.float64),
+            decision_steered=acting == STEER,
             actions=actions[s0:s1]))
     period = store.attrs.get("control_period_s")
     return records, float(period) if period is not None else float("nan")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -64,7 +65,20 @@ def test_compare_counts_what_the_response_changed():
     assert res.median_lead_decisions == 3.0  # (7 - 4) and (5 - 2)
     assert res.median_lead_s == pytest.approx(1.3)  # 1.4 s and 1.2 s
     assert (res.decision_ms, res.decision_ms_without, res.cost_ratio) == (25.0, 10.0, 2.5)
+    assert res.steered_decisions == 0 and math.isnan(res.steered_cost_ratio)  # a hold steers nothing
     assert res.diverged == 0
+
+
+def test_the_cost_of_steered_decisions_is_measured_apart():
+    """Half the decisions steered at 40 ms, the rest at 12 ms, against 10 ms unmonitored: overall 2.6x, steered 4x."""
+    base = episode(1, success=True, ms=10.0)
+    steered = episode(1, success=True, ms=12.0)
+    flags = np.arange(steered.decision_steps.size) % 2 == 0
+    times = np.where(flags, 40.0, 12.0)
+    steered = dataclasses.replace(steered, decision_ms=times, decision_steered=flags)
+    res = compare("steer", [base], [steered], control_period_s=0.1)
+    assert res.steered_decisions == int(flags.sum()) and res.steered_cost_ratio == pytest.approx(4.0)
+    assert res.cost_ratio == pytest.approx(np.median(times) / 10.0)
 
 
 def test_without_onsets_the_lead_is_nan_and_seconds_need_a_period():

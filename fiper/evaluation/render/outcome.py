@@ -59,8 +59,9 @@ COLUMNS: tuple[tuple[str, Callable[[ResponseOutcome], str], str], ...] = (
      "what acting on an early alarm achieved"),
     ("lead (decisions / s)", lambda r: f"{_num(r.median_lead_decisions)} / {_num(r.median_lead_s)}",
      "median over those of (onset − alarm), in decisions and in seconds (env steps × the store's control period)"),
-    ("cost / decision", lambda r: f"{_num(r.cost_ratio, 2)}×",
-     "median time of a decision with the response over that of an unmonitored decision, both timed in the sweep"),
+    ("cost / decision", lambda r: f"{_num(r.cost_ratio, 2)}×" + (f" ({_num(r.steered_cost_ratio, 2)}× steered)" if r.steered_decisions else ""),
+     "median time of a decision with the response over that of an unmonitored decision, both timed in the sweep; in "
+     "brackets the same for the decisions it steered alone"),
 )
 
 
