@@ -45,19 +45,28 @@ def default_init_(module: nn.Module, *, generator: torch.Generator | None = None
     return module
 
 
+def check_constant_std(value: float | str, name: str = "fit_standardizer: constant_std") -> float | str:
+    """``value`` as fit_standardizer takes it: 'median' or a positive float; ValueError naming ``name`` otherwise."""
+    if value == "median":
+        return value
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and float(value) > 0:
+        return float(value)
+    raise ValueError(f"{name} must be 'median' (the median spread of the columns that vary) or a positive number, "
+                     f"got {value!r}")
+
+
 def fit_standardizer(x: Tensor, *, eps: float = 1e-6, constant_std: float | str = 1.0) -> tuple[Tensor, Tensor]:
     """Per-column mean and std of ``x`` (rows are samples). Near-constant columns get std
     ``constant_std``: a number, or "median", the median std of the other columns, so that a change in
     a column that never moved is measured in the units of the columns that did."""
+    constant_std = check_constant_std(constant_std)
     mean = x.mean(dim=0)
     std = x.std(dim=0, unbiased=False) if x.shape[0] > 1 else torch.ones_like(mean)
     moved = std > eps
     if constant_std == "median":
         fill = float(std[moved].median()) if bool(moved.any()) else 1.0
-    elif isinstance(constant_std, (int, float)) and not isinstance(constant_std, bool) and float(constant_std) > 0:
-        fill = float(constant_std)
     else:
-        raise ValueError(f"fit_standardizer: constant_std must be a positive number or 'median', got {constant_std!r}")
+        fill = constant_std
     return mean, torch.where(moved, std, torch.full_like(std, fill))
 
 

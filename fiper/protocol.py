@@ -93,7 +93,6 @@ class GenerativePolicy(Protocol):
     ) -> Tensor: ...
 
 
-
 def finite_on_host(value: Tensor) -> bool:
     """False only for a tensor on the host that holds NaN or inf.
 

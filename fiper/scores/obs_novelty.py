@@ -21,7 +21,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from fiper.nn import fit_standardizer
+from fiper.nn import check_constant_std, fit_standardizer
 from fiper.scores.base import ScoreBase, ScoreFitData
 from fiper.scores.inputs import check_decision_ends, check_finite, chunks, host_array
 from fiper.scores.knn import KNNDistance
@@ -80,25 +80,23 @@ class ObservationNovelty(ScoreBase):
             raise ValueError(f"{self.name}: method must be one of {sorted(METHODS)}, got {method!r}")
         if int(image_size) < 1:
             raise ValueError(f"{self.name}: image_size must be >= 1 (pooled image side), got {image_size}")
-        if not (constant_scale == "median" or (isinstance(constant_scale, (int, float)) and not isinstance(constant_scale, bool)
-                                               and float(constant_scale) > 0)):
-            raise ValueError(f"{self.name}: constant_scale must be 'median' (the median spread of the features that vary in "
-                             f"the fit data) or a positive number, got {constant_scale!r}")
+        constant_scale = check_constant_std(constant_scale, f"{self.name}: constant_scale")
         inner = {"shrinkage": shrinkage} if method == "mahalanobis" else {"k": k, "max_reference": max_reference}
         METHODS[method](**inner)  # validates k, shrinkage, max_reference with the distance's own messages
         super().__init__(keys=None if keys is None else [str(k_) for k_ in keys], method=method, image_size=int(image_size),
                          k=int(k), shrinkage=None if shrinkage is None else float(shrinkage),
                          max_reference=None if max_reference is None else int(max_reference),
-                         constant_scale=constant_scale if constant_scale == "median" else float(constant_scale))
+                         constant_scale=constant_scale)
         self.key_shapes: dict[str, tuple[int, ...]] = {}
         self.feature_mean = self.feature_std = None
         self.distance: ScoreBase | None = None
 
     # ------------------------------------------------------------------ features
     def _distance(self) -> ScoreBase:
+        """The distance on the standardised features (the score standardises them, so the distance does not again)."""
         c = self._config
         params = {"shrinkage": c["shrinkage"]} if c["method"] == "mahalanobis" else {"k": c["k"], "max_reference": c["max_reference"]}
-        return METHODS[c["method"]](**params)
+        return METHODS[c["method"]](**params, standardize=False)
 
     def _keys(self, observations: Any, what: str) -> list[str]:
         if observations is None:
