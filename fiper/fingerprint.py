@@ -10,6 +10,7 @@ paths' working directory or the Python version.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 from collections.abc import Iterable, Mapping
@@ -18,6 +19,7 @@ from typing import Any
 
 FORMAT = "fiper-fingerprint/1"
 WEIGHT_SUFFIXES = (".safetensors", ".json")  # a policy's or monitor's weights and config
+SOURCE_SUFFIXES = (".py", ".xml")  # code, and the MJCF models the envs load
 
 
 class FingerprintMismatch(ValueError):
@@ -53,6 +55,27 @@ def directory_digest(path: str | os.PathLike | None, suffixes: Iterable[str] = W
         raise FileNotFoundError(f"{path} is not a directory: cannot fingerprint its weights")
     files = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith(".") and p.name.endswith(tuple(suffixes)))
     return sha256_text(canonical({p.name: file_digest(p) for p in files}))
+
+
+def source_digests(sources: Iterable[str]) -> dict[str, str]:
+    """{'fiper/storage/store.py': sha256, ...} of the source files under each of ``sources`` (a package, a
+    subpackage folder or a module file, written as a path from its top-level package: 'envs',
+    'fiper/storage', 'launch/train.py'), found where Python imports them from, so an installed copy counts too."""
+    out: dict[str, str] = {}
+    for source in sources:
+        top, _, rest = str(source).partition("/")
+        spec = importlib.util.find_spec(top)
+        if spec is None or not spec.submodule_search_locations:
+            raise ModuleNotFoundError(f"cannot fingerprint the source of {source!r}: no importable package {top!r}")
+        base = Path(next(iter(spec.submodule_search_locations)))
+        path = base / rest if rest else base
+        if not path.exists():
+            raise FileNotFoundError(f"cannot fingerprint the source of {source!r}: {path} does not exist")
+        files = [path] if path.is_file() else sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in SOURCE_SUFFIXES
+                                                     and "__pycache__" not in p.parts)
+        for f in files:
+            out[f"{top}/{f.relative_to(base).as_posix()}"] = file_digest(f)
+    return out
 
 
 def flatten(value: Any, prefix: str = "") -> dict[str, Any]:

@@ -1,8 +1,8 @@
 """A pipeline's stages: each entry point call composed from its config, run once, reused while its fingerprint holds.
 
-A finished stage records, in ``<output>.done``, the fingerprint of its resolved configs and of its
-inputs; a rerun reuses the stage only when that fingerprint is unchanged, else it says which keys
-changed, removes the old output and runs the stage again.
+A finished stage records, in ``<output>.done``, the fingerprint of its resolved configs, its inputs and
+the source code it ran; a rerun reuses the stage only when that fingerprint is unchanged, else it says
+which keys changed, removes the old output and runs the stage again.
 """
 
 from __future__ import annotations
@@ -18,11 +18,18 @@ from typing import Any
 from hydra import compose
 from omegaconf import DictConfig
 
-from fiper.fingerprint import differences, make_fingerprint, same, sha256_text
+from fiper.fingerprint import differences, make_fingerprint, same, sha256_text, source_digests
 from launch.common import plain
 
 SPECIAL = set(":=,[]{}'\" ")  # a string holding one of these is quoted in an override
 UNFINGERPRINTED = ("cpu_threads", "progress", "resume", "overwrite")  # how a stage runs, not what it produces
+ALL_CODE = ("fiper", "calibration", "policies", "envs", "launch")
+# The source an entry point's output is a function of, where narrower than all of it: demos depend on the envs
+# and the writer, a trained policy on the policy code, so an edit of a score does not retrain the policy.
+CODE = {
+    "collect": ("envs", "fiper/collection.py", "fiper/storage", "launch/collect.py"),
+    "train": ("policies", "fiper/storage", "fiper/protocol.py", "fiper/guidance_checks.py", "launch/train.py"),
+}
 
 
 @dataclass
@@ -83,7 +90,8 @@ class Stages:
     def fingerprint(self, steps: list[Step], inputs: Mapping[str, Any]) -> dict[str, Any]:
         root = str(self.run_dir)
         configs = {f"{i}:{s.config_name}": _settings(plain(s.compose()), root) for i, s in enumerate(steps)}
-        return make_fingerprint({"config": configs, "inputs": dict(inputs)})
+        code = source_digests(sorted({src for s in steps for src in CODE.get(s.config_name, ALL_CODE)}))
+        return make_fingerprint({"config": configs, "inputs": dict(inputs), "code": code})
 
     def upstream(self, *outputs: Path) -> dict[str, Any]:
         """Digests of finished upstream stages' records (fingerprint and finishing time): a stage that reran,

@@ -10,10 +10,12 @@ from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
 
 from fiper.fingerprint import make_fingerprint
 from fiper.storage import EpisodeStore
 from launch import collect, pipeline
+from launch import stages as stages_module
 from launch.pipeline import Stages, checkpoint_mismatch, chosen_monitor_file
 
 REPO = Path(__file__).resolve().parents[2]
@@ -51,6 +53,50 @@ def test_a_changed_stage_reruns_with_everything_downstream_and_names_the_keys(tm
     both({"seeds_per_cell": 5, "delta": 0.05})
     log = capsys.readouterr().out
     assert runs[-2:] == ["up", "down"] and "[up] changed since it ran: up is missing; rerunning" in log and "cached" not in log
+
+
+class _Probe(pipeline.Step):
+    """A step that composes to a fixed config (no hydra), for fingerprint tests."""
+
+    def compose(self):
+        return OmegaConf.create({"n": 1})
+
+
+def test_a_stage_reruns_when_the_source_it_ran_changed_and_only_then(tmp_path, capsys, monkeypatch):
+    pkg = tmp_path / "src" / "probe_pkg"
+    (pkg / "models").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "train_code.py").write_text("STEPS = 1\n")
+    (pkg / "models" / "arm.xml").write_text("<mujoco/>\n")
+    (pkg / "score_code.py").write_text("K = 5\n")
+    monkeypatch.syspath_prepend(str(tmp_path / "src"))
+    monkeypatch.setitem(stages_module.CODE, "probe_train", ("probe_pkg/train_code.py", "probe_pkg/models"))
+    monkeypatch.setattr(stages_module, "ALL_CODE", ("probe_pkg",))
+    stages, runs = Stages(tmp_path / "run"), []
+    (tmp_path / "run").mkdir()
+
+    def run_both() -> None:
+        for name in ("probe_train", "probe_eval"):
+            out = tmp_path / "run" / name
+            step = _Probe(module=None, config_name=name, overrides=[])
+            stages.run(name, out, stages.fingerprint([step], {}), lambda out=out, name=name: (runs.append(name), _write(out, name)))
+
+    run_both()
+    run_both()
+    assert runs == ["probe_train", "probe_eval"]
+    (pkg / "score_code.py").write_text("K = 7\n")  # outside the training code: only the stage that runs all of it reruns
+    run_both()
+    log = capsys.readouterr().out
+    assert runs[2:] == ["probe_eval"] and "[probe_train] cached" in log
+    assert "[probe_eval] changed since it ran: code.probe_pkg/score_code.py: sha256:" in log
+    (pkg / "models" / "arm.xml").write_text("<mujoco model='heavier'/>\n")  # a model file counts as source
+    run_both()
+    log = capsys.readouterr().out
+    assert runs[3:] == ["probe_train", "probe_eval"]
+    assert "[probe_train] changed since it ran: code.probe_pkg/models/arm.xml: sha256:" in log
+    monkeypatch.setitem(stages_module.CODE, "probe_train", ("probe_pkg/gone.py",))
+    with pytest.raises(FileNotFoundError, match=r"cannot fingerprint the source of 'probe_pkg/gone\.py'"):
+        run_both()
 
 
 def test_an_interrupted_stage_resumes_only_with_its_own_fingerprint(tmp_path, capsys):
