@@ -43,17 +43,20 @@ def pool_image(x: np.ndarray, size: int) -> np.ndarray:
     return out
 
 
-def key_features(key: str, rows: np.ndarray, image_size: int) -> np.ndarray:
-    """One key's rows (n, *shape) as float64 features (n, f): flattened, or grey and pooled for an image."""
+def key_features(key: str, rows: np.ndarray, image_size: int, colour: bool = False) -> np.ndarray:
+    """One key's rows (n, *shape) as float64 features (n, f): flattened, or pooled for an image (grey, or each
+    channel apart with ``colour``)."""
     x = np.asarray(rows, dtype=np.float64)
     shape = x.shape[1:]
     if len(shape) <= 1:
         return x.reshape(x.shape[0], -1)
     if len(shape) == 3:
-        if shape[-1] <= 4:
-            x = x.mean(axis=-1)
-        elif shape[0] <= 4:
-            x = x.mean(axis=1)
+        if shape[-1] <= 4 or shape[0] <= 4:
+            channels = np.moveaxis(x, -1, 1) if shape[-1] <= 4 else x  # (n, C, H, W)
+            if colour:
+                return np.concatenate([pool_image(channels[:, c], image_size).reshape(x.shape[0], -1)
+                                       for c in range(channels.shape[1])], axis=1)
+            x = channels.mean(axis=1)
         else:
             raise ValueError(f"observation {key!r} has per-step shape {shape}: an image needs a channel axis of at most 4 "
                              "first or last; list only other keys in the score's keys")
@@ -72,7 +75,8 @@ class ObservationNovelty(ScoreBase):
     backend = "numpy"
 
     def __init__(self, keys: list[str] | None = None, method: str = "mahalanobis", image_size: int = 8, k: int = 5,
-                 shrinkage: float | None = None, max_reference: int | None = 20000, constant_scale: float | str = "median"):
+                 shrinkage: float | None = None, max_reference: int | None = 20000, constant_scale: float | str = "median",
+                 colour: bool = False):
         if keys is not None and (isinstance(keys, str) or not all(isinstance(k_, str) for k_ in keys) or not len(keys)):
             raise ValueError(f"{self.name}: keys must be a non-empty list of observation key names, or None (every "
                              f"recorded observation key), got {keys!r}")
@@ -81,12 +85,14 @@ class ObservationNovelty(ScoreBase):
         if int(image_size) < 1:
             raise ValueError(f"{self.name}: image_size must be >= 1 (pooled image side), got {image_size}")
         constant_scale = check_constant_std(constant_scale, f"{self.name}: constant_scale")
+        if not isinstance(colour, (bool, np.bool_)):
+            raise ValueError(f"{self.name}: colour must be true or false (pool each image channel apart, or grey), got {colour!r}")
         inner = {"shrinkage": shrinkage} if method == "mahalanobis" else {"k": k, "max_reference": max_reference}
         METHODS[method](**inner)  # validates k, shrinkage, max_reference with the distance's own messages
         super().__init__(keys=None if keys is None else [str(k_) for k_ in keys], method=method, image_size=int(image_size),
                          k=int(k), shrinkage=None if shrinkage is None else float(shrinkage),
                          max_reference=None if max_reference is None else int(max_reference),
-                         constant_scale=constant_scale)
+                         constant_scale=constant_scale, colour=bool(colour))
         self.key_shapes: dict[str, tuple[int, ...]] = {}
         self.feature_mean = self.feature_std = None
         self.distance: ScoreBase | None = None
@@ -127,7 +133,7 @@ class ObservationNovelty(ScoreBase):
                 raise ValueError(f"{self.name}: observation {key!r} has shape {tuple(raw.shape[1:])} but the score was fitted "
                                  f"on {want}; pass the observation layout it was fitted on (or refit it)")
             check_finite(self.name, f"observation {key!r}", raw)
-            parts.append(key_features(key, raw, self._config["image_size"]))
+            parts.append(key_features(key, raw, self._config["image_size"], self._config.get("colour", False)))
         return np.concatenate(parts, axis=1)
 
     def _row_elements(self, observations: Mapping[str, Any], keys: list[str]) -> int:

@@ -198,6 +198,30 @@ def test_decisions_that_cannot_be_placed_are_named(tmp_path):
         make_score("obs_novelty").fit(data)
 
 
+def test_colour_sees_a_change_of_hue_that_grey_cannot():
+    """A red patch turned blue keeps every grey value; pooled per channel (colour=true) it stands out."""
+    rng = np.random.default_rng(0)
+
+    def frames(k, blue):
+        img = rng.normal(100, 5, size=(k, 16, 16, 3))
+        img[:, 4:8, 4:8] = [200, 40, 40] if not blue else [40, 40, 200]  # same channel mean, other hue
+        return img
+
+    fit = ScoreFitData(None, None, np.arange(1, 401), observations={"cam": frames(400, False)})
+    ends = np.arange(1, 101)
+    same, hue = frames(100, False), frames(100, True)
+    np.testing.assert_allclose(key_features("cam", hue, 8).mean(0), key_features("cam", same, 8).mean(0), atol=1.0)  # same grey
+    grey = make_score("obs_novelty").fit(fit)
+    colour = make_score("obs_novelty", colour=True).fit(fit)
+    assert key_features("cam", same, 8, colour=True).shape == (100, 3 * 64)
+    g_same, g_hue = (grey.score_offline(observations={"cam": x}, decision_ends=ends) for x in (same, hue))
+    c_same, c_hue = (colour.score_offline(observations={"cam": x}, decision_ends=ends) for x in (same, hue))
+    assert np.quantile(c_hue, 0.01) > 3 * np.quantile(c_same, 0.99)
+    assert np.median(g_hue) < 1.5 * np.median(g_same)
+    with pytest.raises(ValueError, match="colour must be true or false"):
+        make_score("obs_novelty", colour="yes")
+
+
 @pytest.mark.parametrize("method", ["mahalanobis", "knn"])
 def test_a_feature_constant_in_fit_counts_in_the_units_of_the_others(method):
     """A flag that is always 0 in the fit decisions (an obstacle present: 1) is measured in the units of
