@@ -239,7 +239,7 @@ def _data(task: TaskResult) -> list[str]:
     out += ["### Rollouts per cell", ""] + cells_markdown(task.cells)
     if any(c.live_alarm is not None for c in task.cells):
         out += ["", "Live alarm columns: the monitor that ran during recording; alarm before onset: "
-                "first live alarm at or before the failure step."]
+                "physical failures whose first live alarm came strictly before the onset (timeouts have none)."]
     out += [""]
     sizes = task.split_sizes
     out += ["### Split", ""] + table(["part", "total", *STRATA], [[p, *(str(sizes[p][k]) for k in ("total", *STRATA))] for p in PARTS])
