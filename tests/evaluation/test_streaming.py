@@ -36,8 +36,10 @@ def store_path(tmp_path_factory):
 
 def test_streamed_fit_and_score_equal_each_score_fitted_and_scored_on_whole_arrays(store_path, monkeypatch):
     """Lazy samples, blocks of a few episodes and read-ahead blocks of 3 decisions: every raw score
-    equals fitting on the fit decisions in memory and scoring the whole store in one call, exactly
-    for the float64 scores and to float32 round-off (matmuls over other row counts) for the others."""
+    equals fitting on the fit decisions in memory and scoring the whole store in one call, to the
+    round-off of matmuls over other row counts: float32's for the float32 scores; for the float64
+    ones 1e-12 relative, and 1e-6 absolute where a distance is near zero (a fit decision's k-NN distance
+    to itself, sqrt of ‖q‖² + ‖r‖² − 2 q·r, reads 0 or ~1e-7 as the BLAS kernel changes with the row count)."""
     ro = load_rollouts(store_path)["synthetic"]
     split = split_episodes(ro.success, ro.ood, seed=0)
     specs = resolve_specs(TINY_SCORES, list(TINY_SCORES), ro)
@@ -62,7 +64,7 @@ def test_streamed_fit_and_score_equal_each_score_fitted_and_scored_on_whole_arra
     assert set(streamed.raw) == set(reference) and {"ace", "stac", "rnd_a"} <= set(reference)
     for name, raw in reference.items():
         if streamed.fitted[name].dtype == torch.float64:
-            np.testing.assert_array_equal(streamed.raw[name], raw, err_msg=name)
+            np.testing.assert_allclose(streamed.raw[name], raw, rtol=1e-12, atol=1e-6, err_msg=name)
         else:
             np.testing.assert_allclose(streamed.raw[name], raw, rtol=1e-6, atol=0, err_msg=name)
 
