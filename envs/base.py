@@ -65,6 +65,7 @@ class TaskEnv(gym.Env, abc.ABC):
         max_episode_steps: int | None = None,
         terminate_on_success: bool = True,
         terminate_on_failure: bool = True,
+        scene_obs: bool = False,
     ):
         if obs_mode not in OBS_MODES:
             raise ValueError(f"obs_mode must be one of {OBS_MODES}, got {obs_mode!r}")
@@ -72,7 +73,9 @@ class TaskEnv(gym.Env, abc.ABC):
             raise ValueError(f"render_mode must be None or 'rgb_array', got {render_mode!r}")
         if max_episode_steps is not None and max_episode_steps < 1:
             raise ValueError(f"max_episode_steps must be >= 1, got {max_episode_steps}")
-        self.obs_mode, self.render_mode = obs_mode, render_mode
+        if not isinstance(scene_obs, bool):
+            raise ValueError(f"scene_obs must be true or false (an image observation also carries the 'obstacle' key), got {scene_obs!r}")
+        self.obs_mode, self.render_mode, self.scene_obs = obs_mode, render_mode, scene_obs
         self.image_size, self.render_size = int(image_size), int(render_size)
         self.max_episode_steps = int(max_episode_steps or self.default_max_steps)
         self.terminate_on_success, self.terminate_on_failure = terminate_on_success, terminate_on_failure
@@ -88,6 +91,8 @@ class TaskEnv(gym.Env, abc.ABC):
         spaces = {"agent_pos": vec(self.agent_dim)}
         if obs_mode == "image":
             spaces["image"] = gym.spaces.Box(0, 255, (self.image_size, self.image_size, 3), np.uint8)
+            if scene_obs:  # what a scene detector beside the camera would report, for a scene-aware score
+                spaces["obstacle"] = vec(OBSTACLE_DIM)
         else:
             spaces["object"] = vec(self.object_dim)
             spaces["obstacle"] = vec(OBSTACLE_DIM)
@@ -241,6 +246,8 @@ class TaskEnv(gym.Env, abc.ABC):
             if self._camera is None:
                 self._camera = Camera(self.model, self.camera_name, self.image_size, self.image_size)
             obs["image"] = self._camera.render(self.data)
+            if self.scene_obs:
+                obs["obstacle"] = self._obstacle_obs()
         else:
             obs["object"] = self._object_obs().astype(np.float32)
             obs["obstacle"] = self._obstacle_obs()

@@ -129,3 +129,10 @@ def test_lowdim_observation_reports_the_obstacle_and_images_leave_it_to_the_came
     image = envs.make_env(task, obs_mode="image", shifts=[("obstacle", 0.8)], image_size=32)
     assert "obstacle" not in image.reset(seed=5)[0]
     image.close()
+    scene = envs.make_env(task, obs_mode="image", shifts=[("obstacle", 0.8)], image_size=32, scene_obs=True)
+    seen, _ = scene.reset(seed=5)  # the image plus what a scene detector would report, for a scene-aware score
+    np.testing.assert_array_equal(seen["obstacle"], obs["obstacle"])
+    assert scene.observation_space.contains(seen) and seen["image"].shape == (32, 32, 3)
+    scene.close()
+    with pytest.raises(ValueError, match="scene_obs must be true or false"):
+        envs.make_env(task, obs_mode="image", scene_obs="yes")
