@@ -45,7 +45,10 @@ def check_monitor_file(document: Mapping[str, Any], source: str) -> dict[str, An
         spec = MonitorSpec.of(monitor, source=f"{source}: monitor")
     except ValueError as err:
         raise fail(str(err).removeprefix(f"{source}: ")) from None
-    return {**dict(document), "spec": spec}
+    evaluated = document.get("evaluated") or {}  # what the evaluation measured; a file written by hand may leave it out
+    if not isinstance(evaluated, Mapping):
+        raise fail(f"the section 'evaluated' must map names to what was measured, got {type(evaluated).__name__}")
+    return {**dict(document), "evaluated": dict(evaluated), "spec": spec}
 
 
 def write_monitor_file(spec: MonitorSpec, evaluated: Mapping[str, Any], path: str | os.PathLike, *, header: str = "") -> Path:

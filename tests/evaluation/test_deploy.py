@@ -118,6 +118,7 @@ def test_launch_fit_and_calibrate_deploy_the_chosen_row(tmp_path, capsys):
     (lambda c: c["monitor"].update(threshold_type="adaptive"), "threshold type 'adaptive' unknown"),
     (lambda c: c["monitor"]["scores"]["knn"].update(k=0), "k must be >= 1"),
     (lambda c: c.update(format="other"), "not a fiper monitor file"),
+    (lambda c: c.update(evaluated=[0.8]), "section 'evaluated' must map"),
 ])
 def test_broken_monitor_files_are_refused_with_the_fix(tmp_path, edit, message):
     spec = MonitorSpec.of({"rule": "or", "windows": {"mahalanobis": 3, "knn": 1}, "threshold_type": "band", "joint": True,
@@ -132,6 +133,23 @@ def test_broken_monitor_files_are_refused_with_the_fix(tmp_path, edit, message):
     assert "launch.evaluate" in str(err.value) and "bad.yaml" in str(err.value)
     with pytest.raises(FileNotFoundError, match="monitor_file="):
         read_monitor_file(tmp_path / "missing.yaml")
+
+
+def test_a_monitor_file_written_by_hand_fits_without_an_evaluated_section(tmp_path):
+    """A user's own configuration (no evaluation behind it) deploys like an evaluated one."""
+    spec = MonitorSpec.of({"rule": "or", "windows": {"mahalanobis": 1, "knn": 1}, "threshold_type": "constant", "joint": True,
+                           "scores": {"mahalanobis": {"score": "mahalanobis"}, "knn": {"score": "knn", "k": 3}}})
+    document = yaml.safe_load(write_monitor_file(spec, {"num_samples": 8}, tmp_path / "ok.yaml").read_text())
+    document.pop("evaluated")
+    (tmp_path / "mine.yaml").write_text(yaml.safe_dump(document))
+    mine = read_monitor_file(tmp_path / "mine.yaml")
+    assert mine["spec"] == spec and mine["evaluated"] == {}
+    import launch.fit
+
+    store, monitor_dir = tmp_path / "id.zarr", tmp_path / "monitor"
+    write_synthetic_store(store, seed=5, **ONE_RUN)
+    _run(launch.fit, "fit", [f"data={store}", f"out={monitor_dir}", f"monitor_file={tmp_path / 'mine.yaml'}"])
+    assert sorted(load_monitor(monitor_dir).scores) == ["knn", "mahalanobis"]
 
 
 def test_deploy_method_defaults_and_errors():
