@@ -29,6 +29,7 @@ import hydra
 from hydra import compose
 from omegaconf import DictConfig
 
+from calibration import InsufficientCalibrationError
 from calibration.thresholds import THRESHOLD_KINDS
 from fiper.control.monitored_policy import EXECUTED_CHUNKS
 from fiper.evaluation.deploy import monitor_file_name
@@ -258,8 +259,13 @@ def _run_stages(cfg: DictConfig, run_dir: Path) -> Path:
         return report_dir / "report.md"
     choice = chosen_monitor_file(report_dir, stress_store)
     steps = {**steps, "fit + calibrate the chosen monitor": _steps(cfg, run_dir, choice)["fit + calibrate the chosen monitor"]}
-    stage("fit + calibrate the chosen monitor", chosen,
-          {**weights, "monitor file": file_digest(choice), **stages.upstream(fit_store, cal_store, report_dir)})
+    try:
+        stage("fit + calibrate the chosen monitor", chosen,
+              {**weights, "monitor file": file_digest(choice), **stages.upstream(fit_store, cal_store, report_dir)})
+    except InsufficientCalibrationError as err:
+        raise InsufficientCalibrationError(
+            f"deploy stage: {err} In the pipeline: raise rollouts.calibration_episodes (only the successful ones calibrate) "
+            f"or deploy_delta (now {cfg.deploy_delta:g}); the stages before this one are cached and are not run again") from None
     _act_stage(cfg, stages, steps, run_dir, weights, None if cfg.get("act") else "act=null")
     return report_dir / "report.md"
 

@@ -11,6 +11,7 @@ from hydra import compose, initialize_config_dir
 import pytest
 import yaml
 
+from calibration import InsufficientCalibrationError
 from fiper.evaluation.render.outcome import SECTION, put_section
 from fiper.monitor import load_monitor
 from fiper.storage import EpisodeStore
@@ -75,6 +76,11 @@ def test_pipeline_runs_every_stage_then_caches(tmp_path, capsys):
     _run(cfg)
     assert f"[act] act=null: removing {run_dir / 'act'}" in capsys.readouterr().out
     assert not (run_dir / "act").exists() and SECTION not in report.read_text() and "## Task `pick_place`" in report.read_text()
+    cfg.deploy_delta = 0.025  # the default δ, unattainable with these few calibration successes: the fix names the pipeline keys
+    with pytest.raises(InsufficientCalibrationError, match=r"deploy stage: delta=0\.025 is unattainable .*raise "
+                       r"rollouts\.calibration_episodes .* or deploy_delta \(now 0\.025\); the stages before this one are cached"):
+        _run(cfg)
+    assert capsys.readouterr().out.count("cached") == 7
 
 
 def test_act_stage_refuses_an_unknown_response_before_anything_runs(tmp_path):
