@@ -17,6 +17,8 @@ from fiper.evaluation.config import EvaluationConfig
 from fiper.evaluation.detection import DetectionTable, cell_detection
 from fiper.evaluation.results import CHOSEN
 
+MIXED_ROWS = "deployable"  # detection tables' label when methods' deployable rows are of different kinds
+
 if TYPE_CHECKING:
     from fiper.evaluation.results import MethodResult, TaskResult, TypeResult
 
@@ -192,7 +194,7 @@ def detection_alarms(task: TaskResult) -> tuple[str, dict[str, np.ndarray], dict
         res = method.result(label)
         alarms[name], types[name] = res.test_alarms.first_alarm[0], res.threshold_type
         labels.add(label)
-    return (labels.pop() if len(labels) == 1 else "deployable"), alarms, types
+    return (labels.pop() if len(labels) == 1 else MIXED_ROWS), alarms, types
 
 
 def task_findings(task: TaskResult, config: EvaluationConfig) -> TaskFindings:

@@ -11,7 +11,7 @@ from fiper.evaluation.cells import CellCounts, four_kinds
 from fiper.evaluation.deploy import deploy_commands, monitor_file_name
 from fiper.evaluation.detection import DetectionTable
 from fiper.evaluation.failure_types import PHYSICAL, task_failure_types
-from fiper.evaluation.findings import FAR_SE_MULTIPLE, FarCheck
+from fiper.evaluation.findings import FAR_SE_MULTIPLE, MIXED_ROWS, FarCheck
 from fiper.evaluation.metrics import TIMEOUT
 from fiper.evaluation.render.text import row_result
 from fiper.evaluation.results import CHOSEN, TaskResult
@@ -37,7 +37,7 @@ def rows_read(label: str) -> str:
     """How a detection table's rows were picked, in words."""
     if label == CHOSEN:
         return "each method's deployable row: the threshold type it chose on validation, named under its name"
-    if label == "deployable":
+    if label == MIXED_ROWS:
         return "each method's deployable row (its chosen or only guaranteed threshold type), named under its name"
     return f"{label} threshold"
 
