@@ -14,6 +14,8 @@ import math
 from collections.abc import Collection, Sequence
 from typing import Any
 
+from fiper.evaluation.results import CHOSEN
+
 PAIRED_FIELDS = ("accuracy", "twa")
 
 
@@ -45,34 +47,67 @@ def paired_to_best_other(rows: Sequence[dict[str, Any]], field: str, among: Coll
             ref = next((r for r in ranked if r["method"] != row["method"] and (among is None or r["method"] in among)), None)
             if ref is None:  # one method only: nothing to compare with
                 continue
-            per_repeat = [None if a is None or b is None else a - b for a, b in zip(row[f"{field}_per_repeat"], ref[f"{field}_per_repeat"])]
-            diffs = [d for d in per_repeat if d is not None]
-            n = len(diffs)
-            mean, sd = mean_sd(diffs)
-            se = sd / math.sqrt(n) if n > 1 else None
-            out.append({"task": task, "field": field, "method": row["method"], "threshold_type": row["threshold_type"],
-                        "reference": _label(ref), "diff_mean": mean, "diff_se": se,
-                        "ahead": sum(d > 1e-12 for d in diffs), "n": n, "diff_per_repeat": per_repeat})
+            out.append(_paired(task, field, row, ref))
     return out
 
 
-def paired_to_group(rows: Sequence[dict[str, Any]], field: str, group: Collection[str]) -> list[dict[str, Any]]:
-    """Every guaranteed row of a method outside ``group`` (the baselines, or the references) against
-    the best row of the group (empty without a group)."""
-    if not group:
-        return []
-    among = set(group)
-    return [p for p in paired_to_best_other(rows, field, among) if p["method"] not in among]
+def _paired(task: str, field: str, row: dict[str, Any], ref: dict[str, Any]) -> dict[str, Any]:
+    """Per-split ``field`` of ``row`` minus ``ref``'s: mean ± SE over the splits where both are defined."""
+    per_repeat = [None if a is None or b is None else a - b for a, b in zip(row[f"{field}_per_repeat"], ref[f"{field}_per_repeat"])]
+    diffs = [d for d in per_repeat if d is not None]
+    n = len(diffs)
+    mean, sd = mean_sd(diffs)
+    return {"task": task, "field": field, "method": row["method"], "threshold_type": row["threshold_type"],
+            "reference": _label(ref), "diff_mean": mean, "diff_se": sd / math.sqrt(n) if n > 1 else None,
+            "ahead": sum(d > 1e-12 for d in diffs), "n": n, "diff_per_repeat": per_repeat}
 
 
 def paired_to_baselines(rows: Sequence[dict[str, Any]], field: str, baselines: Collection[str]) -> list[dict[str, Any]]:
     """Every guaranteed row of a method outside ``baselines`` against the best baseline row."""
-    return paired_to_group(rows, field, baselines)
+    if not baselines:
+        return []
+    return [p for p in paired_to_best_other(rows, field, set(baselines)) if p["method"] not in baselines]
 
 
-def paired_to_references(rows: Sequence[dict[str, Any]], field: str, references: Collection[str]) -> list[dict[str, Any]]:
-    """Every guaranteed row of a method outside ``references`` against the best reference row: what it adds."""
-    return paired_to_group(rows, field, references)
+def criterion_mean(row: dict[str, Any], criterion: str) -> float | None:
+    """A summary row's selection criterion, mean over repeats (``accuracy_twa``: the mean of the two)."""
+    fields = ("accuracy", "twa") if criterion == "accuracy_twa" else (criterion,)
+    values = [row.get(f"{f}_mean") for f in fields]
+    return None if any(v is None for v in values) else sum(values) / len(values)
+
+
+def deployable_rows(rows: Sequence[dict[str, Any]], task: str) -> dict[str, dict[str, Any]]:
+    """Per method of ``task``, the summary row it deploys: its 'chosen' row, else its first guaranteed
+    type (``findings.deployable_label``, the rule report.md applies to one split)."""
+    out: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        if r["task"] != task:
+            continue
+        if r["threshold_type"] == CHOSEN or (r["guaranteed"] and r["method"] not in out):
+            out[r["method"]] = r
+    return out
+
+
+def paired_to_references(rows: Sequence[dict[str, Any]], field: str, references: Collection[str],
+                         criterion: str = "accuracy_twa") -> list[dict[str, Any]]:
+    """What the monitor adds, report.md's margin over split seeds: every other method's deployable row
+    minus the best reference's deployable row, per split. The best reference is the one whose deployable
+    row has the highest selection ``criterion`` (mean over repeats), one row for every field."""
+    if field not in PAIRED_FIELDS:
+        raise ValueError(f"paired field {field!r} unknown; expected one of {PAIRED_FIELDS}")
+    out = []
+    for task in sorted({r["task"] for r in rows}):
+        deployable = deployable_rows(rows, task)
+        ranked = [(criterion_mean(r, criterion), r) for m, r in deployable.items() if m in references]
+        ranked = [(v, r) for v, r in ranked if v is not None]
+        if not ranked:
+            continue
+        ref = max(ranked, key=lambda vr: vr[0])[1]
+        for method, row in deployable.items():
+            if method in references:
+                continue
+            out.append(_paired(task, field, row, ref))
+    return out
 
 
 MEAN_OVER_TASKS = "mean over tasks"

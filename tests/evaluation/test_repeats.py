@@ -144,3 +144,22 @@ def test_margin_over_the_best_reference_per_task_and_averaged_over_tasks():
     md = repeats_markdown(rows, references=["clock", "clock2"])
     assert "| mon | constant | +0.150 ± 0.058 vs the best per task | 3/3 |" in md
     assert paired_to_references(rows, "accuracy", []) == []
+
+
+def test_margin_over_the_references_reads_each_methods_deployable_row_against_one_reference():
+    """report.md's margin over split seeds: 'mon' deploys its chosen row (0.70), not its better band row
+    (0.90); the best reference is the one with the best mean of Acc and TWA ('clock', 0.60 / 0.60), used for
+    both fields although 'pix' has the better TWA (0.65)."""
+    def rec(method, kind, acc, twa, k):
+        return dict(_record(method, 0.1, acc + 0.01 * k), threshold_type=kind, twa=twa + 0.01 * k)
+
+    reps = [[rec("mon", "constant", 0.70, 0.70, k), rec("mon", "band", 0.90, 0.90, k), rec("mon", "chosen", 0.70, 0.70, k),
+             rec("clock", "constant", 0.60, 0.60, k), rec("clock", "chosen", 0.60, 0.60, k),
+             rec("pix", "constant", 0.50, 0.65, k), rec("pix", "chosen", 0.50, 0.65, k)] for k in range(3)]
+    rows = summarise_repeats(reps)
+    acc, twa = (paired_to_references(rows, f, ["clock", "pix"]) for f in ("accuracy", "twa"))
+    assert [(p["method"], p["threshold_type"], p["reference"]) for p in acc + twa] == [("mon", "chosen", "clock (chosen)")] * 2
+    assert acc[0]["diff_mean"] == pytest.approx(0.10) and twa[0]["diff_mean"] == pytest.approx(0.10)
+    (by_twa,) = paired_to_references(rows, "twa", ["clock", "pix"], criterion="twa")  # the criterion picks the reference
+    assert by_twa["reference"] == "pix (chosen)" and by_twa["diff_mean"] == pytest.approx(0.05)
+    assert "vs clock (chosen)" in repeats_markdown(rows, references=["clock", "pix"])

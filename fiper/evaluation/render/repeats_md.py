@@ -17,9 +17,11 @@ from fiper.evaluation.paired import (
     paired_to_references,
 )
 from fiper.evaluation.repeats import SUMMARY_FIELDS
+from fiper.evaluation.render.text import METRIC_TEXT
 
 
-def repeats_markdown(rows: Sequence[dict[str, Any]], baselines: Sequence[str] = (), references: Sequence[str] = ()) -> str:
+def repeats_markdown(rows: Sequence[dict[str, Any]], baselines: Sequence[str] = (), references: Sequence[str] = (),
+                     criterion: str = "accuracy_twa") -> str:
     """Per task, methods by mean accuracy, the best guaranteed accuracy and TWA in bold; then the
     paired tables (against the best other method, with ``baselines`` against the best of those, and
     with ``references`` every method's margin over the best reference, per task and over tasks)."""
@@ -41,24 +43,25 @@ def repeats_markdown(rows: Sequence[dict[str, Any]], baselines: Sequence[str] = 
                          + " | ".join(cells) + f" | {r['far_over']} |")
         lines.append("")
     if any(r["repeats"] > 1 for r in rows):
-        lines += paired_markdown(rows, baselines, references)
+        lines += paired_markdown(rows, baselines, references, criterion)
     return "\n".join(lines)
 
 
 def write_repeats(rows: Sequence[dict[str, Any]], seeds: Sequence[int], out_dir: str | os.PathLike,
-                  baselines: Sequence[str] = (), references: Sequence[str] = ()) -> dict[str, Path]:
-    """repeats.json (the rows, the seeds and the paired differences) and repeats.md in ``out_dir``."""
+                  baselines: Sequence[str] = (), references: Sequence[str] = (), criterion: str = "accuracy_twa") -> dict[str, Path]:
+    """repeats.json (the rows, the seeds and the paired differences) and repeats.md in ``out_dir``;
+    ``criterion`` picks the best reference (the evaluation's selection criterion)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"repeats_json": out / "repeats.json", "repeats_md": out / "repeats.md"}
     paired = [p for f in PAIRED_FIELDS for p in paired_to_best_other(rows, f)]
     vs_baselines = [p for f in PAIRED_FIELDS for p in paired_to_baselines(rows, f, baselines)]
-    vs_references = [p for f in PAIRED_FIELDS for p in paired_to_references(rows, f, references)]
+    vs_references = [p for f in PAIRED_FIELDS for p in paired_to_references(rows, f, references, criterion)]
     doc = {"seeds": list(seeds), "rows": list(rows), "paired": paired, "baselines": list(baselines), "paired_vs_baselines": vs_baselines,
            "references": list(references), "paired_vs_references": vs_references,
            "paired_vs_references_mean_over_tasks": mean_over_tasks(vs_references)}
     paths["repeats_json"].write_text(json.dumps(doc, indent=1, allow_nan=False))
-    paths["repeats_md"].write_text(repeats_markdown(rows, baselines, references))
+    paths["repeats_md"].write_text(repeats_markdown(rows, baselines, references, criterion))
     return paths
 
 
@@ -67,18 +70,21 @@ def _descending(value: float | None) -> float:
     return math.inf if value is None else -value
 
 
-def paired_markdown(rows: Sequence[dict[str, Any]], baselines: Collection[str] = (), references: Collection[str] = ()) -> list[str]:
+def paired_markdown(rows: Sequence[dict[str, Any]], baselines: Collection[str] = (), references: Collection[str] = (),
+                    criterion: str = "accuracy_twa") -> list[str]:
     """Per task, one line per guaranteed row: its Acc and TWA lead (or gap) to the best other
     method's row; with ``baselines``, a second table: every other method against the best baseline row;
-    with ``references``, every other method's margin over the best reference row, per task and averaged over tasks."""
+    with ``references``, every other method's deployable row against the best reference's (report.md's
+    margin), per task and averaged over tasks."""
     lines = _paired_table({f: paired_to_best_other(rows, f) for f in PAIRED_FIELDS}, "best other",
                           "the best other method's guaranteed row", "the best guaranteed row of another method")
     if baselines:
         lines += _paired_table({f: paired_to_baselines(rows, f, baselines) for f in PAIRED_FIELDS}, "best baseline",
                                "the best baseline row", f"the best guaranteed row of the baselines ({', '.join(baselines)})")
     if references:
-        vs = {f: paired_to_references(rows, f, references) for f in PAIRED_FIELDS}
-        what = f"the best guaranteed row of the references ({', '.join(references)})"
+        vs = {f: paired_to_references(rows, f, references, criterion) for f in PAIRED_FIELDS}
+        what = (f"the deployable row of the best reference ({', '.join(references)}; highest mean {METRIC_TEXT[criterion]}); "
+                "each method's deployable row: its type chosen on validation")
         lines += _paired_table(vs, "best reference", "the best reference row (what the monitor adds)", what)
         lines += _paired_table({f: mean_over_tasks(vs[f]) for f in PAIRED_FIELDS}, "best reference",
                                "the best reference row, averaged over tasks", f"{what}, averaged over the tasks per split")

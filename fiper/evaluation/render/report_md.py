@@ -21,6 +21,7 @@ from fiper.evaluation.render.tables_md import (
 )
 from fiper.evaluation.render.text import (
     COLUMNS,
+    METRIC_TEXT,
     chosen_text,
     fmt,
     glossary,
@@ -40,7 +41,6 @@ SCOPE_TEXT = {
     "all": "among all threshold types",
     "chosen": "with each method's guaranteed type chosen on validation (no test-set choice)",
 }
-METRIC_TEXT = {"twa": "TWA", "accuracy": "Acc", "auroc": "AUROC", "accuracy_twa": "mean of Acc and TWA"}
 HEADLINE = [*(c for c, _ in COLUMNS), "FAR-ID ± SE"]
 
 

@@ -10,6 +10,9 @@ import numpy as np
 from fiper.evaluation.findings import Row
 from fiper.evaluation.results import CHOSEN, TaskResult, TypeResult
 
+# how the reports name a selection criterion or metric
+METRIC_TEXT = {"twa": "TWA", "accuracy": "Acc", "auroc": "AUROC", "accuracy_twa": "mean of Acc and TWA"}
+
 # (header, metric key) of the metric columns, in table order
 COLUMNS = (("TWA", "twa"), ("Acc", "accuracy"), ("DT", "dt"), ("TPR", "tpr"), ("TNR", "tnr"), ("AUROC", "auroc"))
 
