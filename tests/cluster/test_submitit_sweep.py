@@ -3,11 +3,12 @@ script's.
 
 No SLURM scheduler runs here, so the jobs go through hydra-submitit-launcher's ``submitit_local`` launcher:
 the same launcher class, job pickling and result path as on SLURM, with the preset's resources, in local
-processes. The preset's SLURM-only settings are checked against the sbatch script submitit writes from them.
+processes. The preset's SLURM-only settings are checked against the sbatch script submitit hands to ``sbatch``.
 """
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,6 @@ from fiper.storage.merge import merge_stores
 from launch import stress
 
 pytest.importorskip("hydra_plugins.hydra_submitit_launcher", reason="SLURM sweeps need the 'cluster' extra (pip install -e '.[cluster]')")
-from submitit.slurm.slurm import SlurmExecutor, _make_sbatch_string  # noqa: E402
 
 GENERIC = ("timeout_min", "cpus_per_task", "gpus_per_node", "tasks_per_node", "mem_gb", "nodes")  # submitit's shared resources
 
@@ -53,16 +53,32 @@ def test_slurm_preset_jobs_run_through_submitit(tmp_path):
     assert list(EpisodeStore.open(tmp_path / "stress.zarr").meta("seed")) == [0, 1, 2, 3, 4]  # only seed 4 was new
 
 
-def test_slurm_preset_writes_the_sbatch_script_it_promises(tmp_path):
-    """Every key of the preset is one submitit's SLURM executor takes, and lands in the sbatch header."""
+def test_slurm_preset_writes_the_sbatch_script_it_promises(tmp_path, monkeypatch):
+    """Every key of the preset is one submitit's SLURM executor takes, and lands in the sbatch header.
+
+    The preset goes through submitit's public executor as the hydra launcher passes it (shared resources by
+    name, the rest with the ``slurm_`` prefix); an ``sbatch`` on PATH that keeps the script it is given stands
+    in for the scheduler."""
+    import submitit
+    from hydra_plugins.hydra_submitit_launcher.config import BaseQueueConf
+
+    bin_dir, kept = tmp_path / "bin", tmp_path / "submitted.sh"
+    bin_dir.mkdir()
+    (bin_dir / "sbatch").write_text(f'#!/bin/sh\ncp "$1" {kept}\necho "Submitted batch job 4242"\n')
+    (bin_dir / "srun").write_text("#!/bin/sh\nexit 1\n")  # submitit looks for srun to know it is on a cluster; never run
+    for tool in ("sbatch", "srun"):
+        (bin_dir / tool).chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
     params = _slurm_preset("hydra.launcher.partition=cpu", "hydra.launcher.gpus_per_node=1")
     params.pop("_target_")
+    executor = submitit.AutoExecutor(cluster="slurm", folder=tmp_path / "jobs",
+                                     slurm_max_num_timeout=params.pop("max_num_timeout"))
     params.pop("submitit_folder")
-    rename = SlurmExecutor._equivalence_dict()  # the generic names submitit translates (timeout_min -> time, ...)
-    sbatch = {rename.get(k, k): v for k, v in params.items() if v is not None and k != "max_num_timeout"}
-    assert set(sbatch) <= SlurmExecutor._valid_parameters(), set(sbatch) - SlurmExecutor._valid_parameters()
-    sbatch["mem"] = f"{sbatch['mem']}GB"
-    script = _make_sbatch_string(command="python -u -m submitit.core._submit x", folder=tmp_path, map_count=100, **sbatch)
+    shared = set(OmegaConf.structured(BaseQueueConf).keys())
+    executor.update_parameters(**{k if k in shared else f"slurm_{k}": v for k, v in params.items()})
+    jobs = executor.map_array(print, range(100))
+    assert jobs[0].job_id.startswith("4242")
+    script = kept.read_text()
     for line in ("--partition=cpu", "--cpus-per-task=2", "--mem=8GB", "--time=120", "--gpus-per-node=1", "--array=0-99%64",
                  "--ntasks-per-node=1", "--nodes=1"):
         assert f"#SBATCH {line}\n" in script, f"{line} missing from:\n{script}"
