@@ -104,13 +104,14 @@ def call_with_accepted(fn: Callable[..., Any], optional: Mapping[str, Any], requ
 def make_env_from_config(cfg: Mapping[str, Any]):
     """Build an env from a config with 'factory' ('module:function') and optional fields.
 
-    name, obs_mode and shifts are passed when the factory accepts them; 'kwargs' always is.
+    name, obs_mode and shifts are passed when set and the factory accepts them; 'kwargs' always is.
     Shifts given to a factory that cannot take them raise instead of being silently dropped.
     """
     if "factory" not in cfg:
         raise ValueError("the env config needs a 'factory' field ('module:function'), e.g. factory: envs:make_env")
     factory = resolve(cfg["factory"])
-    optional = {k: cfg[k] for k in ("name", "obs_mode", "shifts") if cfg.get(k) is not None}
+    # an unset field (null, or no shifts) is not passed: a factory forwarding **kwargs to gym.make gets only kwargs
+    optional = {k: cfg[k] for k in ("name", "obs_mode", "shifts") if cfg.get(k) is not None and not (k == "shifts" and not len(cfg[k]))}
     if optional.get("shifts") and not accepts(factory, "shifts"):
         raise ValueError(f"env.shifts={optional['shifts']} was given but factory {cfg['factory']} has no 'shifts' parameter")
     return checked_env(call_with_accepted(factory, optional, dict(cfg.get("kwargs") or {})), f"env.factory={cfg['factory']}")

@@ -26,31 +26,46 @@ def override(v: Any, _: bool) -> None:
                   "\"env_overrides=['env.factory=my_pkg.envs:make','env.name=null']\"")
 
 
-def check_action_dims(cfg: DictConfig, demos: Path) -> None:
-    """Score settings naming action entries (``dims``) the demos' actions do not have: an error before training.
-
-    The shipped settings name pick-and-place's hand x, y, z; for another task they are said to be its,
-    so that they are not used for another env unnoticed.
-    """
+def dims_settings(scores: Mapping[str, Any] | None, evaluate: Any) -> dict[str, Any]:
+    """The score settings that name action entries: the monitor's ``dims`` and the evaluation's ``scores.<name>.dims``."""
     import yaml
 
-    store = EpisodeStore.open(demos)
-    action_dim, task = int(store.data_array("action").shape[1]), store.attrs.get("task")
-    settings = {f"monitor.scores.{name}.dims": spec.get("dims") for name, spec in (plain(cfg.monitor).get("scores") or {}).items()
+    settings = {f"monitor.scores.{name}.dims": spec.get("dims") for name, spec in (scores or {}).items()
                 if isinstance(spec, Mapping) and spec.get("dims") is not None}
-    for item in cfg.evaluate:
+    for item in evaluate or ():
         key, _, value = str(item).lstrip("+").partition("=")
         if key.startswith("scores.") and key.endswith(".dims"):
             settings[f"evaluate: {key}"] = yaml.safe_load(value)
+    return settings
+
+
+def shipped_dims() -> dict[str, Any]:
+    """The action entries launch/conf/pipeline.yaml ships (pick-and-place's hand x, y, z)."""
+    import yaml
+
+    conf = yaml.safe_load((Path(__file__).parent / "conf" / "pipeline.yaml").read_text())
+    return dims_settings((conf.get("monitor") or {}).get("scores"), conf.get("evaluate"))
+
+
+def check_action_dims(cfg: DictConfig, demos: Path) -> None:
+    """Score settings naming action entries (``dims``) the demos' actions do not have: an error before training.
+
+    The shipped settings name pick-and-place's hand x, y, z; left as shipped for another task, they are said
+    to be pick-and-place's, so that they are not used for another env unnoticed.
+    """
+    store = EpisodeStore.open(demos)
+    action_dim, task = int(store.data_array("action").shape[1]), store.attrs.get("task")
+    settings = dims_settings(plain(cfg.monitor).get("scores"), cfg.evaluate)
     bad = {k: v for k, v in settings.items() if isinstance(v, list) and v and max(v) >= action_dim}
     if bad:
         shown = "; ".join(f"{k}={v}" for k, v in bad.items())
         raise ValueError(f"the demos of task {task!r} have {action_dim}-d actions, but {shown} select entries beyond them. Set the "
                          f"action entries of this task, e.g. monitor.scores.ace.dims=[0] and \"evaluate=['scores.ace.dims=[0]']\", "
                          "or null for every entry")
-    shipped = cfg.train.get("checkpoint_task")
-    if settings and shipped is not None and task != shipped:
-        print(f"[monitor] note: {', '.join(f'{k}={v}' for k, v in settings.items())} are the settings shipped for {shipped!r}; "
+    shipped, as_shipped = cfg.train.get("checkpoint_task"), shipped_dims()
+    unchanged = {k: v for k, v in settings.items() if k in as_shipped and v == as_shipped[k]}
+    if unchanged and shipped is not None and task != shipped:
+        print(f"[monitor] note: {', '.join(f'{k}={v}' for k, v in unchanged.items())} are the settings shipped for {shipped!r}; "
               f"this run's task is {task!r}: set the action entries its scores should read (or null for every entry)", flush=True)
 
 

@@ -118,31 +118,11 @@ def test_user_factory_gets_only_what_it_accepts(tiny_module):
         make_env_from_config({"factory": f"{tiny_module}:make", "shifts": [["mass", 0.5]]})
 
 
-def test_launch_collect_with_a_builtin_task(tmp_path):
-    from launch.collect import run
-
-    out = tmp_path / "pp.zarr"
-    with initialize_config_dir(config_dir=CONF, version_base=None):
-        cfg = compose("collect", overrides=["env=pick_place", "n_episodes=2", f"out={out}", "progress=false", "env.shifts=[[mass,0.25]]"])
-    run(cfg)
-    store = EpisodeStore.open(out)
-    assert store.n_episodes == 2 and store.meta("success").all()
-    assert store.attrs["collect_config"]["env"]["name"] == "pick_place"
-    assert store.attrs["env"]["task"] == "pick_place" and store.attrs["env"]["shifts"] == [["mass", 0.25]]
-    assert list(store.meta("shift")) == ["mass", "mass"]
-
-
-def test_launch_collect_with_a_user_env_and_expert(tmp_path, tiny_module):
-    from launch.collect import run
-
-    out = tmp_path / "walk.zarr"
-    overrides = [f"env.factory={tiny_module}:make", "env.name=null", "env.obs_mode=null", f"expert={tiny_module}:Stepper",
-                 "n_episodes=4", f"out={out}", "progress=false", "+env.kwargs.goal=4"]
-    with initialize_config_dir(config_dir=CONF, version_base=None):
-        cfg = compose("collect", overrides=overrides)
-    summary = run(cfg)
-    store = EpisodeStore.open(out)
-    assert summary.saved == 4 and store.data_keys == ["action", "obs"]
-    assert store.meta("success").all() and (store.episode_lengths >= 4).all()
-    np.testing.assert_allclose(store.read_data("obs")[store.episode_ends[:-1]], 0.0)  # each episode starts at 0
-    assert store.attrs["env"]["class"] == f"{tiny_module}.Walk"
+def test_a_factory_forwarding_its_keywords_to_gym_make_gets_only_what_is_set(tmp_path, monkeypatch):
+    """name/obs_mode null and no shifts are not passed: gym.make('InvertedPendulum-v5', **kwargs) would refuse them."""
+    (tmp_path / "forwarding_env.py").write_text("import gymnasium as gym\n\ndef make(**kwargs):\n"
+                                                "    return gym.make('InvertedPendulum-v5', **kwargs)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    env = make_env_from_config({"factory": "forwarding_env:make", "name": None, "obs_mode": None, "shifts": [],
+                                "kwargs": {"max_episode_steps": 7}})
+    assert env.spec.max_episode_steps == 7

@@ -24,12 +24,18 @@ def has_decisions(store: EpisodeStore) -> bool:
 
 
 def successful_in_distribution(store: EpisodeStore) -> np.ndarray:
-    """Indices of episodes labelled successful and unshifted (all episodes if unlabelled, e.g. demos)."""
+    """Indices of episodes labelled successful and unshifted (all episodes if unlabelled, e.g. demos);
+    none is an error that counts what the store holds and names the fixes (a monitor learns from successes)."""
     keep = np.ones(store.n_episodes, dtype=bool)
-    if "success" in store.meta_keys:
-        keep &= store.meta("success").astype(bool)
-    if "shift" in store.meta_keys:
-        keep &= store.meta("shift").astype(str) == "none"
+    success = store.meta("success").astype(bool) if "success" in store.meta_keys else keep
+    unshifted = store.meta("shift").astype(str) == "none" if "shift" in store.meta_keys else keep
+    keep = keep & success & unshifted
+    if store.n_episodes and not keep.any():
+        raise ValueError(
+            f"{store.path}: no successful in-distribution episode to fit or calibrate on: of its {store.n_episodes} episodes "
+            f"{int(success.sum())} succeeded and {int(unshifted.sum())} ran in distribution (shift 'none'), none both. The monitor "
+            "learns what success looks like: record in-distribution rollouts of a policy that succeeds (train it longer or on more "
+            "demonstrations), and check that the env says success (info['success'] or info['is_success'], docs/envs.md)")
     return np.flatnonzero(keep)
 
 

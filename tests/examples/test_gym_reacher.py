@@ -172,7 +172,7 @@ REACHER_OVERRIDES = ["env_overrides=['env.factory=examples.gym_reacher.envs:make
 
 def test_the_pipeline_refuses_the_shipped_settings_for_another_env_before_they_are_used(tmp_path, capsys):
     """Shift names of fiper's tasks for an env without them: refused before anything runs. Action entries beyond the
-    demos' actions: refused before training; valid ones shipped for pick-and-place: a note naming them."""
+    demos' actions: refused before training; valid ones left as shipped for pick-and-place: a note naming them."""
     from launch.pipeline import check_action_dims, validate_all
 
     with initialize_config_dir(config_dir=str(CONF), version_base=None):
@@ -192,6 +192,8 @@ def test_the_pipeline_refuses_the_shipped_settings_for_another_env_before_they_a
                "for 'pick_place'; this run's task is 'Pusher-v5'" in capsys.readouterr().out
         mine = compose("pipeline", [*REACHER_OVERRIDES, "monitor.scores.ace.dims=[0,1]", "evaluate=['scores.ace.dims=[0,1]']"])
         check_action_dims(mine, tmp_path / "demos.zarr")
+        check_action_dims(mine, tmp_path / "wide.zarr")
+        assert "note" not in capsys.readouterr().out  # settings of the user's own are not called pick-and-place's
 
 
 @pytest.mark.slow

@@ -85,3 +85,13 @@ def test_fit_needs_a_policy_for_demonstrations(tmp_path):
     store.append_episode({"agent_pos": np.zeros((5, 2), np.float32), "action": np.zeros((5, 2), np.float32)})
     with pytest.raises(ValueError, match="no recorded decisions.*policy_dir="):
         run(fit, "fit", [f"data={tmp_path / 'demos.zarr'}", f"out={tmp_path / 'm'}", *SMALL])
+
+
+def test_fit_on_rollouts_without_a_success_counts_them_and_names_the_fixes(tmp_path):
+    """A policy that never succeeded in distribution: the fit stops saying what the store holds, before any model is built."""
+    store = write_rollouts(tmp_path / "fit.zarr", 4, seed=0, success=False)
+    write_rollouts(store, 2, seed=1, shift=1.0, success=True)
+    with pytest.raises(ValueError, match=r"of its 6 episodes 2 succeeded and 4 ran in distribution \(shift 'none'\), none both.*"
+                                         r"train it longer or on more demonstrations.*info\['is_success'\]"):
+        run(fit, "fit", [f"data={store}", f"out={tmp_path / 'monitor'}", *SMALL])
+    assert not (tmp_path / "monitor").exists()
