@@ -117,12 +117,23 @@ def make_env_from_config(cfg: Mapping[str, Any]):
     return checked_env(call_with_accepted(factory, optional, dict(cfg.get("kwargs") or {})), f"env.factory={cfg['factory']}")
 
 
+class SetupError(TypeError, ValueError):
+    """A factory, expert or observation that does not give what fiper needs: a TypeError, and a ValueError so that
+    the entry points end with its message (naming the setting and the fix) instead of a traceback."""
+
+
 def checked_env(env: Any, where: str) -> Any:
-    """``env`` when it has the gymnasium API (reset, step, action_space), else a TypeError naming ``where``."""
+    """``env`` when it has the gymnasium API (reset, step, action_space) and a continuous (Box) action space,
+    else a TypeError naming ``where``: fiper's policies generate continuous action chunks."""
     missing = [name for name in ("reset", "step", "action_space", "observation_space") if getattr(env, name, None) is None]
     if missing:
-        raise TypeError(f"{where} returned {type(env).__name__}, which is not a gymnasium env (it has no {', '.join(missing)}); "
+        raise SetupError(f"{where} returned {type(env).__name__}, which is not a gymnasium env (it has no {', '.join(missing)}); "
                         "return the env itself, e.g. gymnasium.make('Reacher-v5') or an instance of your gymnasium.Env")
+    space = env.action_space
+    if type(space).__name__ != "Box" or getattr(space, "shape", None) is None or len(space.shape) != 1:
+        raise SetupError(f"{where} returned an env whose action space is {space}; fiper's policies generate continuous action "
+                        "chunks, so the env needs a 1-d gymnasium Box action space. Wrap it (gymnasium.ActionWrapper) so that it "
+                        "takes a vector of floats, e.g. a 1-d action in [-1, 1] whose sign picks a Discrete(2) choice")
     return env
 
 
@@ -130,7 +141,7 @@ def checked_expert(expert: Any, where: str) -> Any:
     """``expert`` when it has callable ``reset(seed)`` and ``act(obs, info)``, else a TypeError naming ``where``."""
     missing = [name for name in ("reset", "act") if not callable(getattr(expert, name, None))]
     if missing:
-        raise TypeError(f"{where} returned {type(expert).__name__}, which has no {' or '.join(f'{m}()' for m in missing)}; an expert "
+        raise SetupError(f"{where} returned {type(expert).__name__}, which has no {' or '.join(f'{m}()' for m in missing)}; an expert "
                         "is called as expert(env) and returns an object with reset(seed) and act(obs, info) -> action")
     return expert
 
@@ -185,7 +196,7 @@ def observation_dict(obs: Any) -> Mapping[str, Any]:
     if isinstance(obs, Mapping):
         return obs
     if isinstance(obs, tuple):
-        raise TypeError("the observation is a tuple (a gymnasium Tuple space), which has no keys: return a dict "
+        raise SetupError("the observation is a tuple (a gymnasium Tuple space), which has no keys: return a dict "
                         "or one array, e.g. wrap the env in gymnasium.wrappers.FlattenObservation")
     return {OBS_KEY: obs}
 

@@ -126,3 +126,15 @@ def test_a_factory_forwarding_its_keywords_to_gym_make_gets_only_what_is_set(tmp
     env = make_env_from_config({"factory": "forwarding_env:make", "name": None, "obs_mode": None, "shifts": [],
                                 "kwargs": {"max_episode_steps": 7}})
     assert env.spec.max_episode_steps == 7
+
+
+def test_an_env_with_discrete_actions_is_refused_naming_the_space_and_the_wrapper(tmp_path, monkeypatch):
+    """CartPole's Discrete(2): refused when built, as a message the entry points print (a ValueError), not gymnasium's assert."""
+    from launch.validate import reported
+
+    (tmp_path / "discrete_env.py").write_text("import gymnasium as gym\n\ndef make():\n    return gym.make('CartPole-v1')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(SystemExit, match=r"error: env.factory=discrete_env:make returned an env whose action space is Discrete\(2\);"
+                                         r".*1-d gymnasium Box action space. Wrap it \(gymnasium.ActionWrapper\)"):
+        with reported():
+            make_env_from_config({"factory": "discrete_env:make"})
