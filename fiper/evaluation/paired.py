@@ -5,7 +5,9 @@ test), so the per-split difference has a far smaller spread than either method's
 each guaranteed row this gives the difference to the best guaranteed row of another method on
 its task (by mean over repeats): mean ± standard error over the repeats, and on how many splits
 it was ahead. Another method, because a method's own rows (its other threshold type, or its
-'chosen' row, which copies one of them) are not a competitor.
+'chosen' row, which copies one of them) are not a competitor. The margin over the references
+pairs deployable rows instead (each method's 'chosen' row against the best reference's), the
+margin report.md states for one split.
 """
 
 from __future__ import annotations
