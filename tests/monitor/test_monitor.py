@@ -111,7 +111,8 @@ class _Policy:
 
 def test_load_against_other_policy_names_both_shapes(monitor, tmp_path):
     save_monitor(monitor, tmp_path / "mon")
-    load_monitor(tmp_path / "mon", policy=_Policy(D, H, A))
+    with pytest.warns(UserWarning, match="records no policy fingerprint.*only its shapes"):  # _Policy has no weights to fingerprint
+        load_monitor(tmp_path / "mon", policy=_Policy(D, H, A))
     with pytest.raises(ValueError, match=r"fitted for a policy with embedding \(D=12\).*policy has embedding \(D=64\)"):
         load_monitor(tmp_path / "mon", policy=_Policy(64, H, A))
     with pytest.raises(ValueError, match=r"\(16, 8, 2\).*\(16, 16, 7\)"):
