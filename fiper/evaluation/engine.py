@@ -149,6 +149,14 @@ def evaluate_task(rollouts: RolloutSet, config: EvaluationConfig) -> TaskResult:
     for part in ("validation", "test"):
         if split.part(part).size == 0:
             raise ValueError(f"task {rollouts.task!r}: the {part} split is empty ({rollouts.n_episodes} episodes); record more rollouts")
+    n_failed = int((~rollouts.success).sum())
+    if not (~rollouts.success[split.validation]).any():
+        where = f"all {rollouts.n_episodes} episodes of its stores succeeded" if not n_failed else \
+            f"its validation split holds none of its {n_failed} failures"
+        raise ValueError(f"task {rollouts.task!r}: {where}, so no detector can be scored or chosen (TPR, accuracy and TWA need "
+                         "failures, and the deployed configuration is chosen on validation). Add rollouts where the policy fails: "
+                         "stress cells with shifts that break it (launch.stress cells=..., launch.pipeline rollouts.cells), more "
+                         "seeds per cell, or stronger severities")
     specs = resolve_specs(config.scores, config.used_scores, rollouts)
     scored = fit_and_score(rollouts, split.fit, specs, seed=config.seed, device=config.device, progress=config.progress)
     clock["scored"] = time.perf_counter()

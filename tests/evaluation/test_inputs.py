@@ -74,3 +74,16 @@ def test_too_few_id_successes_for_the_delta_grid(tmp_path):
     # a jointly calibrated method splits the calibration episodes into D1 / D2, like the band
     with pytest.raises(InsufficientCalibrationError, match=r"'constant \(joint calibration\)' at delta=0.01 needs at least 197"):
         evaluate_rollouts(str(path), small_config(deltas=[0.01, 0.1], threshold_types=["constant"]))
+
+
+def test_stores_without_a_failure_stop_before_any_configuration_is_chosen(tmp_path):
+    """No failure, no detection metric: the choice on validation would be among NaNs, so the evaluation says what to add."""
+    path = tmp_path / "all_ok.zarr"
+    write_synthetic_store(path, n_success_id=60, n_success_ood=15, n_fail_id=0, n_fail_ood=0)
+    with pytest.raises(ValueError, match=r"all 75 episodes of its stores succeeded, so no detector can be scored or chosen.*"
+                                         r"Add rollouts where the policy fails"):
+        evaluate_rollouts(str(path), small_config())
+    one = tmp_path / "one_failure.zarr"
+    write_synthetic_store(one, n_success_id=60, n_success_ood=15, n_fail_id=0, n_fail_ood=1)
+    with pytest.raises(ValueError, match=r"its validation split holds none of its 1 failures"):
+        evaluate_rollouts(str(one), small_config(split={"validation": 0.4}))  # the one failure goes to test
