@@ -229,3 +229,19 @@ def test_act_videos_of_an_env_that_cannot_render_are_refused_after_the_sweep_is_
                        "cells=[[none,[0.0]]]", "videos=true"))
     assert json.loads((out / "outcome.json").read_text())["overall"]["hold"]["episodes"] == 2  # nothing lost
     assert not (out / "videos").exists()
+
+
+def test_a_fallback_on_an_env_that_names_no_position_entries_says_how_to_name_them():
+    """gymnasium's InvertedPendulum (a force) says nothing about positions: the error names the context settings,
+    the pipeline's quoted form and the responses that need none; given position_dims, the context is built."""
+    import gymnasium as gym
+
+    from launch.stress import action_context
+
+    env = gym.make("InvertedPendulum-v5")
+    with pytest.raises(ValueError, match=r"this env's 1-d action does not say which entries are position targets.*"
+                                         r"context.position_dims=\[0,1,2\].*\"act.overrides=\['context.position_dims=\[0,1,2\]'.*"
+                                         r"launch.pipeline act=null"):
+        action_context({"position_dims": None, "gripper_dims": None, "action_mode": "position"}, 1, env)
+    ctx = action_context({"position_dims": [0], "gripper_dims": [], "action_mode": "velocity"}, 1, env)
+    assert tuple(ctx.position_dims) == (0,) and ctx.action_mode == "velocity"
