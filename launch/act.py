@@ -24,6 +24,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
+from fiper.collection import env_task_name
 from fiper.control import MonitoredPolicy, RolloutRecorder, run_episode
 from fiper.control.period import control_period_s
 from fiper.control.sweep import check_period, recorded_episodes
@@ -185,10 +186,10 @@ def run(cfg: DictConfig):
         agents.update({name: MonitoredPolicy(policy, monitor, response=responses[name], context=contexts[name],
                                              num_samples=num_samples, execute=cfg.execute, seed=cfg.seeds.start) for name in names})
         warm_up(list(agents.values()), probe, cfg.seeds.start)
+        task = env_task_name(probe, env_cfg.get("name"))  # a user's env: its gymnasium id, as launch.stress records it
     finally:
         probe.close()
     without_path, arm_paths = store_paths(cfg.out, names)
-    task = env_cfg.get("name") or "custom"
     attrs = {"act_config": plain(cfg), "task": task, "control_period_s": period, "n_action_steps": policy.n_action_steps,
              "num_samples": num_samples, "policy_fingerprint": policy_fingerprint(policy)}
     recorders = {WITHOUT: RolloutRecorder(without_path, attrs={**attrs, "response": WITHOUT, "intervention": "none"},

@@ -212,6 +212,9 @@ def test_the_documented_pipeline_command_runs_every_stage(tmp_path):
         "evaluate=['deltas=[0.5]','threshold_types=[constant]','windows=[1,episode]','split.fit=0.5','split.calibration=0.5',"
         "'scores.ace.dims=[0,1]','progress=false','plots=false','~methods.knn','~methods.rnd_a','~methods.logpzo','~methods.stac',"
         "'~methods.fiper_joint','~methods.fiper_or_joint','~methods.fiper_select','deploy_method=fiper']",
+        # the outcome sweep on an env whose actions name no positions: its entries given, one response, one seed per cell
+        "++act={cells:[[none,[0.0]],[arm_start,[1.0]]],seeds_start:60000,seeds_per_cell:1,responses:[stop],videos:false,"
+        "overrides:['context.position_dims=[0,1]','context.gripper_dims=[]','context.action_mode=velocity','progress=false']}",
     ]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
@@ -236,4 +239,6 @@ def test_the_documented_pipeline_command_runs_every_stage(tmp_path):
     from fiper.monitor import load_monitor
 
     assert load_monitor(run_dir / "monitor_chosen").delta == 0.5
+    outcome = json.loads((run_dir / "act" / "outcome.json").read_text())
+    assert outcome["task"] == "Reacher-v5" and EpisodeStore.open(run_dir / "act" / "stop.zarr").attrs["task"] == "Reacher-v5"
     assert (run_dir / "pipeline_config.yaml").exists()
