@@ -54,13 +54,30 @@ def video_title(task: str, shift: str, severity: float, seed: int, response: str
     return f"{title} · re-run diverged from the recorded episode at step {diverged_at}"
 
 
+# how an env is asked for frames of a size: fiper's tasks take render_size, gymnasium's MuJoCo envs width and height,
+# other envs the render mode alone (their own size)
+RENDER_SIZE_KWARGS = (("render_size",), ("width", "height"), ())
+
+
+def rendering_env(env_cfg: Mapping[str, Any], factories: Mapping[str, str], shift: str, severity: float, size: int) -> Any:
+    """The env of cell (shift, severity) made with render_mode='rgb_array' at ``size`` px where it takes a size."""
+    refused = []
+    for names in RENDER_SIZE_KWARGS:
+        kwargs = {**dict(env_cfg.get("kwargs") or {}), "render_mode": "rgb_array", **{n: int(size) for n in names}}
+        try:
+            return env_builder({**env_cfg, "kwargs": kwargs}, dict(factories))(shift, severity)
+        except TypeError as err:
+            refused.append(f"{', '.join(('render_mode', *names))}: {err}")
+    raise ValueError(f"videos=true makes the env of cell ({shift}, {severity:g}) with render_mode='rgb_array' (and render_size, "
+                     f"or width and height, of {size} px), and it refused each ({'; '.join(refused)}); let the env factory take "
+                     "render_mode or set videos=false (the sweep's stores and outcome files are already written)")
+
+
 def write_videos(env_cfg: Mapping[str, Any], factories: Mapping[str, str], agents: Mapping[str, MonitoredPolicy],
                  stores: Mapping[str, str | Path], cells: Sequence[tuple[str, float]], seeds: Sequence[int], out_dir: str | Path, *,
                  task: str, size: int, period: float | None, record_keys: Sequence[str] | None = None) -> dict[str, str]:
     """One mp4 per response in ``out_dir`` (``<response>.mp4``); returns, per response, the file written and whether
     the re-run reproduced the recorded episode, or why there is no video."""
-    kwargs = {**dict(env_cfg.get("kwargs") or {}), "render_mode": "rgb_array", "render_size": int(size)}
-    make_env = env_builder({**env_cfg, "kwargs": kwargs}, dict(factories))
     written: dict[str, str] = {}
     for name, agent in agents.items():
         found = first_alarmed(stores[name], cells, seeds)
@@ -69,12 +86,7 @@ def write_videos(env_cfg: Mapping[str, Any], factories: Mapping[str, str], agent
             continue
         shift, severity, seed, i = found
         recorded = EpisodeStore.open(stores[name]).episode(i, ["action"])["action"]
-        try:
-            env = make_env(shift, severity)
-        except TypeError as err:
-            raise ValueError(f"videos=true makes the env of cell ({shift}, {severity:g}) with render_mode='rgb_array' and "
-                             f"render_size={size}, and it refused them ({err}); give the env those parameters or set "
-                             "videos=false (the sweep's stores and outcome files are already written)") from err
+        env = rendering_env(env_cfg, factories, shift, severity, size)
         try:
             result, frames = record_episode(env, agent, seed=seed, record_keys=record_keys)
         finally:

@@ -245,3 +245,18 @@ def test_a_fallback_on_an_env_that_names_no_position_entries_says_how_to_name_th
         action_context({"position_dims": None, "gripper_dims": None, "action_mode": "position"}, 1, env)
     ctx = action_context({"position_dims": [0], "gripper_dims": [], "action_mode": "velocity"}, 1, env)
     assert tuple(ctx.position_dims) == (0,) and ctx.action_mode == "velocity"
+
+
+def test_act_videos_ask_a_gymnasium_mujoco_env_for_its_size_by_width_and_height(tmp_path, monkeypatch):
+    """A factory forwarding **kwargs to gym.make refuses render_size; the video env is made with width and height instead."""
+    from launch.act_videos import rendering_env
+
+    (tmp_path / "forwarding_pendulum.py").write_text("import gymnasium as gym\n\ndef make(**kwargs):\n"
+                                                     "    return gym.make('InvertedPendulum-v5', **kwargs)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    env = rendering_env({"factory": "forwarding_pendulum:make", "kwargs": {}}, {}, "none", 0.0, 48)
+    try:
+        env.reset(seed=0)
+        assert env.render().shape == (48, 48, 3)
+    finally:
+        env.close()
