@@ -88,8 +88,9 @@ def write_video(path: str | Path, frames: Sequence[np.ndarray], decisions: Seque
         ax = fig.add_subplot(grid[i, 1])
         axes.append(ax)
         if name in value:
-            for series, style in ((value[name], dict(color="black", lw=1.2, label="windowed score")),
-                                  (threshold[name], dict(color="tab:orange", lw=1.0, ls="--", label="threshold"))):
+            # markers: a monitor that took over at its first decision scored one point, which a line alone does not show
+            for series, style in ((value[name], dict(color="black", lw=1.2, marker=".", ms=4, label="windowed score")),
+                                  (threshold[name], dict(color="tab:orange", lw=1.0, ls="--", marker="_", ms=6, label="threshold"))):
                 traces.append((ax.plot([], [], drawstyle="steps-post", **style)[0], series))
             finite = np.concatenate([value[name][np.isfinite(value[name])], threshold[name][np.isfinite(threshold[name])]])
             if finite.size:
