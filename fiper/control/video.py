@@ -98,7 +98,7 @@ def write_video(path: str | Path, frames: Sequence[np.ndarray], decisions: Seque
                 ax.set_ylim(low - 0.05 * (high - low + 1e-9), high + 0.15 * (high - low + 1e-9))
         if first_alarm is not None:  # shown from the step it is raised, as it happens
             alarm_lines.append(ax.axvline(first_alarm, color="tab:red", lw=1.5, zorder=4, visible=False))
-        ax.set_xlim(0, max(len(frames) - 1, 1))
+        ax.set_xlim(-0.01 * len(frames) - 0.5, max(len(frames) - 1, 1))  # a point at step 0 clear of the axis
         ax.set_ylabel(name, fontsize=8)
         ax.tick_params(labelsize=7)
         cursors.append(ax.axvline(0, color="tab:blue", lw=0.8, alpha=0.7))
