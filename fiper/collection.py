@@ -117,6 +117,18 @@ def make_env_from_config(cfg: Mapping[str, Any]):
     return checked_env(call_with_accepted(factory, optional, dict(cfg.get("kwargs") or {})), f"env.factory={cfg['factory']}")
 
 
+def check_severity(severity: Any, shift: str) -> float:
+    """A shift factory's severity as a float in [0, 1] (0 the nominal task, 1 the strongest shift), else a ValueError
+    naming the shift: for the factories of your own env's shifts, called as f(severity=..., **env.kwargs)."""
+    try:
+        value = float(severity)
+    except (TypeError, ValueError):
+        value = float("nan")
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{shift}: severity must be a number in [0, 1], got {severity!r}; 0 is the nominal task, 1 the strongest shift")
+    return value
+
+
 class SetupError(TypeError, ValueError):
     """A factory, expert or observation that does not give what fiper needs: a TypeError, and a ValueError so that
     the entry points end with its message (naming the setting and the fix) instead of a traceback."""

@@ -13,6 +13,8 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 
+from fiper.collection import check_severity
+
 ENV_ID = "Reacher-v5"
 
 
@@ -22,16 +24,6 @@ def _gym_make(max_episode_steps: int) -> gym.Env:
     except ModuleNotFoundError as err:  # gymnasium's MuJoCo envs import imageio for rendering
         raise ModuleNotFoundError(f"gymnasium's {ENV_ID} needs the package {err.name!r}: pip install 'fiper[image]' "
                                   f"(or pip install {err.name})") from err
-
-
-def _severity(severity: float, shift: str) -> float:
-    try:
-        value = float(severity)
-    except (TypeError, ValueError):
-        value = float("nan")
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"{shift}: severity must be a number in [0, 1], got {severity!r}; 0 is the nominal task, 1 the strongest shift")
-    return value
 
 
 class ReachSuccess(gym.Wrapper):
@@ -96,12 +88,12 @@ def make_reacher(max_episode_steps: int = 50, success_radius: float = 0.02) -> g
 
 def arm_start(severity: float = 0.0, **kwargs) -> gym.Env:
     """Shift: the arm starts outside the demonstrations' range (ArmStart)."""
-    return ArmStart(make_reacher(**kwargs), _severity(severity, "arm_start"))
+    return ArmStart(make_reacher(**kwargs), check_severity(severity, "arm_start"))
 
 
 def joint_damping(severity: float = 0.0, **kwargs) -> gym.Env:
     """Shift: a stiff arm, both joints' damping × (1 + 19·severity)."""
-    factor = 1.0 + 19.0 * _severity(severity, "joint_damping")
+    factor = 1.0 + 19.0 * check_severity(severity, "joint_damping")
     env = make_reacher(**kwargs)
     model = env.unwrapped.model
     for joint in ("joint0", "joint1"):
@@ -111,4 +103,4 @@ def joint_damping(severity: float = 0.0, **kwargs) -> gym.Env:
 
 def obs_noise(severity: float = 0.0, **kwargs) -> gym.Env:
     """Shift: noisy observations (ObservationNoise)."""
-    return ObservationNoise(make_reacher(**kwargs), _severity(severity, "obs_noise"))
+    return ObservationNoise(make_reacher(**kwargs), check_severity(severity, "obs_noise"))

@@ -5,14 +5,13 @@ input, and every stage of launch.pipeline run by its documented command at a tin
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
 import pytest
+from example_pipeline import run_example_pipeline
 from hydra import compose, initialize_config_dir
 
 pytest.importorskip("imageio", reason="gymnasium's MuJoCo envs import imageio (pip install 'fiper[image]')")
@@ -22,7 +21,6 @@ from fiper.storage import EpisodeStore  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 CONF = ROOT / "launch" / "conf"
-EXAMPLE_CONF = ROOT / "examples" / "gym_reacher" / "conf"
 sys.path.insert(0, str(ROOT))  # the example is imported as examples.gym_reacher, as from the repository root
 
 from examples.gym_reacher import envs as reacher  # noqa: E402
@@ -135,11 +133,11 @@ def test_stress_checks_the_shift_factories_before_building_an_env():
         env_builder(env_cfg, {"arm_start": "examples.gym_reacher.envs:make_reacher"}, ["arm_start"])
     with pytest.raises(ValueError, match="module 'examples.gym_reacher.envs' has no attribute 'arm_strat'"):
         env_builder(env_cfg, {"arm_start": "examples.gym_reacher.envs:arm_strat"}, ["arm_start"])
-    with pytest.raises(TypeError, match=r"factories.arm_start=examples.gym_reacher.envs:_severity returned float, which is not a "
+    with pytest.raises(TypeError, match=r"factories.arm_start=examples.gym_reacher.envs:check_severity returned float, which is not a "
                                         r"gymnasium env \(it has no reset, step, action_space, observation_space\)"):
-        env_builder(env_cfg, {"arm_start": "examples.gym_reacher.envs:_severity"}, ["arm_start"])("arm_start", 0.5)
-    with pytest.raises(TypeError, match=r"env.factory=examples.gym_reacher.envs:_severity returned float"):
-        make_env_from_config({"factory": "examples.gym_reacher.envs:_severity", "kwargs": {"severity": 0.5, "shift": "x"}})
+        env_builder(env_cfg, {"arm_start": "examples.gym_reacher.envs:check_severity"}, ["arm_start"])("arm_start", 0.5)
+    with pytest.raises(TypeError, match=r"env.factory=examples.gym_reacher.envs:check_severity returned float"):
+        make_env_from_config({"factory": "examples.gym_reacher.envs:check_severity", "kwargs": {"severity": 0.5, "shift": "x"}})
 
 
 def test_env_overrides_items_holding_equals_or_colons_are_quoted_or_refused():
@@ -200,24 +198,12 @@ def test_the_pipeline_refuses_the_shipped_settings_for_another_env_before_they_a
 def test_the_documented_pipeline_command_runs_every_stage(tmp_path):
     """python -m launch.pipeline --config-dir examples/gym_reacher/conf --config-name pipeline_reacher, tiny."""
     run_dir = tmp_path / "run"
-    tiny = ["policy.horizon=8", "policy.embed_dim=16", "policy.encoder_hidden=32", "policy.mlp_hidden=64", "policy.mlp_layers=2",
-            "policy.num_inference_steps=4", "train.val_every=1000", "train.checkpoint_every=1000000", "train.progress=false"]
-    command = [
-        sys.executable, "-m", "launch.pipeline", "--config-dir", str(EXAMPLE_CONF), "--config-name", "pipeline_reacher",
-        f"run_dir={run_dir}", "device=cpu", "collect.n_episodes=4", "train.steps=30", "train.batch_size=64",
-        "train.overrides=[" + ",".join(f"'{o}'" for o in tiny) + "]", "env_overrides=['++progress=false']",
-        "rollouts.fit_episodes=8", "rollouts.calibration_episodes=8", "rollouts.num_samples=8", "rollouts.seeds_per_cell=2",
-        "rollouts.cells=[[none,[0.0]],[arm_start,[1.0]],[joint_damping,[1.0]],[obs_noise,[1.0]]]",
-        "monitor.delta=0.5", "monitor.scores.rnd_oe.train.max_epochs=2", "deploy_delta=0.5",
-        "evaluate=['deltas=[0.5]','threshold_types=[constant]','windows=[1,episode]','split.fit=0.5','split.calibration=0.5',"
-        "'scores.ace.dims=[0,1]','progress=false','plots=false','~methods.knn','~methods.rnd_a','~methods.logpzo','~methods.stac',"
-        "'~methods.fiper_joint','~methods.fiper_or_joint','~methods.fiper_select','deploy_method=fiper']",
+    done = run_example_pipeline(
+        "gym_reacher", run_dir, cells="[[none,[0.0]],[arm_start,[1.0]],[joint_damping,[1.0]],[obs_noise,[1.0]]]", ace_dims="[0,1]",
+        demos=4, steps=30, seeds_per_cell=2,
         # the outcome sweep on an env whose actions name no positions: its entries given, one response, one seed per cell
-        "++act={cells:[[none,[0.0]],[arm_start,[1.0]]],seeds_start:60000,seeds_per_cell:1,responses:[stop],videos:false,"
-        "overrides:['context.position_dims=[0,1]','context.gripper_dims=[]','context.action_mode=velocity','progress=false']}",
-    ]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
-    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+        extra=("++act={cells:[[none,[0.0]],[arm_start,[1.0]]],seeds_start:60000,seeds_per_cell:1,responses:[stop],videos:false,"
+               "overrides:['context.position_dims=[0,1]','context.gripper_dims=[]','context.action_mode=velocity','progress=false']}",))
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "not using train.checkpoint" not in done.stdout  # the example sets train.checkpoint=null: nothing shipped is looked at
 
