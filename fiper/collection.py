@@ -16,6 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import gymnasium as gym
 import numpy as np
 from tqdm.auto import tqdm
 
@@ -111,7 +112,9 @@ def make_env_from_config(cfg: Mapping[str, Any]):
         raise ValueError("the env config needs a 'factory' field ('module:function'), e.g. factory: envs:make_env")
     factory = resolve(cfg["factory"])
     # an unset field (null, or no shifts) is not passed: a factory forwarding **kwargs to gym.make gets only kwargs
-    optional = {k: cfg[k] for k in ("name", "obs_mode", "shifts") if cfg.get(k) is not None and not (k == "shifts" and not len(cfg[k]))}
+    optional = {k: cfg[k] for k in ("name", "obs_mode") if cfg.get(k) is not None}
+    if cfg.get("shifts"):
+        optional["shifts"] = cfg["shifts"]
     if optional.get("shifts") and not accepts(factory, "shifts"):
         raise ValueError(f"env.shifts={optional['shifts']} was given but factory {cfg['factory']} has no 'shifts' parameter")
     return checked_env(call_with_accepted(factory, optional, dict(cfg.get("kwargs") or {})), f"env.factory={cfg['factory']}")
@@ -142,7 +145,7 @@ def checked_env(env: Any, where: str) -> Any:
         raise SetupError(f"{where} returned {type(env).__name__}, which is not a gymnasium env (it has no {', '.join(missing)}); "
                         "return the env itself, e.g. gymnasium.make('Reacher-v5') or an instance of your gymnasium.Env")
     space = env.action_space
-    if type(space).__name__ != "Box" or getattr(space, "shape", None) is None or len(space.shape) != 1:
+    if not isinstance(space, gym.spaces.Box) or len(space.shape) != 1:
         raise SetupError(f"{where} returned an env whose action space is {space}; fiper's policies generate continuous action "
                         "chunks, so the env needs a 1-d gymnasium Box action space. Wrap it (gymnasium.ActionWrapper) so that it "
                         "takes a vector of floats, e.g. a 1-d action in [-1, 1] whose sign picks a Discrete(2) choice")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
@@ -21,6 +21,14 @@ from fiper.monitor.spec import MonitorSpec, ScoreSpec, score_defaults
 
 EPISODE = "episode"  # window label: the whole episode (cumulative sum), resolved per task
 CRITERIA = ("accuracy", "twa", "auroc", "accuracy_twa")  # accuracy_twa: mean of the two
+
+
+def criterion_value(criterion: str, metric: Callable[[str], Any]) -> Any:
+    """The selection criterion from ``metric(name)`` of one metric (a number or an array): accuracy_twa is the mean
+    of accuracy and TWA (how many failures, and how early), the others the metric itself."""
+    if criterion == "accuracy_twa":
+        return 0.5 * (metric("accuracy") + metric("twa"))
+    return metric(criterion)
 
 DEFAULT_WINDOWS: tuple[int | str, ...] = (1, 3, 5, 10, 20, EPISODE)
 DEFAULT_DELTAS: tuple[float, ...] = tuple(round(0.01 * i, 2) for i in range(1, 11))  # 1-delta in 0.90..0.99

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from fiper.evaluation.config import EvaluationConfig
+from fiper.evaluation.config import EvaluationConfig, criterion_value
 from fiper.evaluation.detection import DetectionTable, cell_detection
 from fiper.evaluation.results import CHOSEN
 
@@ -101,9 +101,7 @@ def mean_over_delta(res: TypeResult, metric: str) -> float:
 
 def criterion_on_test(res: TypeResult, criterion: str) -> float:
     """The selection criterion on test (means over delta, as validation computes it)."""
-    if criterion == "accuracy_twa":
-        return 0.5 * (mean_over_delta(res, "accuracy") + mean_over_delta(res, "twa"))
-    return mean_over_delta(res, criterion)
+    return criterion_value(criterion, lambda metric: mean_over_delta(res, metric))
 
 
 def deployable_label(method: MethodResult) -> str | None:

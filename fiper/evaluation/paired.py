@@ -16,6 +16,7 @@ import math
 from collections.abc import Collection, Sequence
 from typing import Any
 
+from fiper.evaluation.config import criterion_value
 from fiper.evaluation.results import CHOSEN
 
 PAIRED_FIELDS = ("accuracy", "twa")
@@ -72,10 +73,9 @@ def paired_to_baselines(rows: Sequence[dict[str, Any]], field: str, baselines: C
 
 
 def criterion_mean(row: dict[str, Any], criterion: str) -> float | None:
-    """A summary row's selection criterion, mean over repeats (``accuracy_twa``: the mean of the two)."""
-    fields = ("accuracy", "twa") if criterion == "accuracy_twa" else (criterion,)
-    values = [row.get(f"{f}_mean") for f in fields]
-    return None if any(v is None for v in values) else sum(values) / len(values)
+    """A summary row's selection criterion, mean over repeats (None where a metric it needs is undefined)."""
+    value = criterion_value(criterion, lambda metric: math.nan if row.get(f"{metric}_mean") is None else row[f"{metric}_mean"])
+    return None if math.isnan(value) else value
 
 
 def deployable_rows(rows: Sequence[dict[str, Any]], task: str) -> dict[str, dict[str, Any]]:

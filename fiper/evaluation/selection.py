@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from fiper.evaluation.config import CRITERIA
+from fiper.evaluation.config import CRITERIA, criterion_value
 from fiper.evaluation.grid import CandidateAlarms
 from fiper.evaluation.metrics import detection_metrics
 from fiper.evaluation.ranking import auroc
@@ -24,7 +24,7 @@ def criterion_values(alarms: CandidateAlarms, failed: np.ndarray, lengths: np.nd
     per_delta = {"accuracy": np.asarray(m.accuracy, float), "twa": np.asarray(m.twa, float),
                  "auroc": np.asarray(auroc(alarms.max_ratio, failed), float)}
     values = {name: v.reshape(v.shape[0], -1).mean(axis=1) for name, v in per_delta.items()}
-    values["accuracy_twa"] = 0.5 * (values["accuracy"] + values["twa"])  # how many failures, and how early
+    values["accuracy_twa"] = criterion_value("accuracy_twa", values.__getitem__)
     return values
 
 

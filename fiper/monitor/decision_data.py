@@ -26,10 +26,10 @@ def has_decisions(store: EpisodeStore) -> bool:
 def successful_in_distribution(store: EpisodeStore) -> np.ndarray:
     """Indices of episodes labelled successful and unshifted (all episodes if unlabelled, e.g. demos);
     none is an error that counts what the store holds and names the fixes (a monitor learns from successes)."""
-    keep = np.ones(store.n_episodes, dtype=bool)
-    success = store.meta("success").astype(bool) if "success" in store.meta_keys else keep
-    unshifted = store.meta("shift").astype(str) == "none" if "shift" in store.meta_keys else keep
-    keep = keep & success & unshifted
+    every = np.ones(store.n_episodes, dtype=bool)
+    success = store.meta("success").astype(bool) if "success" in store.meta_keys else every
+    unshifted = store.meta("shift").astype(str) == "none" if "shift" in store.meta_keys else every
+    keep = success & unshifted
     if store.n_episodes and not keep.any():
         raise ValueError(
             f"{store.path}: no successful in-distribution episode to fit or calibrate on: of its {store.n_episodes} episodes "
