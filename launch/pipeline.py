@@ -40,7 +40,7 @@ from fiper.monitor.identity import policy_fingerprint
 from fiper.storage import EpisodeStore
 from launch import act, calibrate, collect, evaluate, fit, stress, train
 from launch.common import call_policy_factory, plain, removed_on_failure, resolve_device, save_config, set_cpu_threads
-from launch.pipeline_checks import check_action_dims, check_list_quoting, override
+from launch.pipeline_checks import check_action_dims, check_list_quoting, evaluate_mapping, override
 from launch.stages import Stages, Step, override_literal
 from launch.validate import (boolean, cells, choice, list_of, mapping_of_text, optional, positive_int, probability, reported,
                              seed, target, text, validate)
@@ -61,7 +61,9 @@ CHECKS = {
     "rollouts.cells": cells, "rollouts.seeds_per_cell": positive_int,
     "deploy_delta": optional(probability),
     "policy_factory": optional(target),
-    "evaluate": list_of(text, non_empty=False, example="['deltas=[0.05,0.1]']"),
+    "evaluate": evaluate_mapping, "evaluate.deltas": optional(evaluate.CHECKS["deltas"]),
+    "evaluate.split.fit": probability, "evaluate.split.calibration": probability,
+    "evaluate.overrides": list_of(override, non_empty=False, example="['deploy_method=fiper']"),
     "act.cells": cells, "act.seeds_per_cell": positive_int, "act.seeds_start": seed, "act.responses": act.response_names,
     "act.videos": boolean, "act.overrides": list_of(text, non_empty=False, example="['response_configs.steer.steering.guide_scale=40.0']"),
 }
@@ -150,7 +152,7 @@ def _steps(cfg: DictConfig, run_dir: Path, choice: Path | None) -> dict[str, lis
                                                     f"device={cfg.device}", f"execute={r.execute}", f"cells={override_literal(plain(r.cells))}",
                                                     "seeds.start=30000", f"seeds.count={r.seeds_per_cell}"])],
         "evaluate": [Step(evaluate, "evaluate", [threads, f"rollouts=[{fit_store},{cal_store},{stress_store}]", f"out={report}",
-                                                 f"device={cfg.device}", f"seed={cfg.seed}", *list(cfg.evaluate)])],
+                                                 f"device={cfg.device}", f"seed={cfg.seed}", *evaluate_overrides(cfg)])],
         "fit + calibrate the chosen monitor": [
             Step(fit, "fit", [threads, f"data={fit_store}", policy_arg, f"out={chosen}", f"monitor_file={choice}",
                               f"device={cfg.device}"]),
@@ -158,6 +160,16 @@ def _steps(cfg: DictConfig, run_dir: Path, choice: Path | None) -> dict[str, lis
                                           f"delta={cfg.deploy_delta}", f"device={cfg.device}"])],
         **({ACT_STAGE: [Step(act, "act", _act_overrides(cfg, run_dir, [*env, threads, factories, policy_arg]))]} if cfg.get("act") else {}),
     }
+
+
+def evaluate_overrides(cfg: DictConfig) -> list[str]:
+    """launch.evaluate's settings from the pipeline: the δ grid and split, the scores configured as the live monitor's
+    (one definition of, e.g., the action entries ACE reads), then ``evaluate.overrides``, which win."""
+    e = cfg.evaluate
+    scores = plain(cfg.monitor).get("scores") or {}
+    return [*([f"deltas={override_literal(plain(e.deltas))}"] if e.deltas is not None else []),
+            f"split.fit={e.split.fit}", f"split.calibration={e.split.calibration}",
+            *(f"++scores.{name}={override_literal(spec)}" for name, spec in scores.items()), *list(e.overrides)]
 
 
 def _act_overrides(cfg: DictConfig, run_dir: Path, common: list[str]) -> list[str]:
@@ -202,7 +214,7 @@ def chosen_monitor_file(report_dir: Path, stress_store: Path) -> Path:
         raise FileNotFoundError(
             f"deploy stage: launch.evaluate wrote no {path.name} for task {task!r} in {report_dir} (monitor files there: {found or 'none'}); "
             "its deploy_method found no guaranteed threshold type, or is null (see the Deploy section of report.md). "
-            "Set deploy_delta=null to skip this stage, or choose another method with evaluate=[...,'deploy_method=<method>']"
+            "Set deploy_delta=null to skip this stage, or choose another method with \"evaluate.overrides=['deploy_method=<method>']\""
         )
     return path
 

@@ -26,16 +26,24 @@ def override(v: Any, _: bool) -> None:
                   "\"env_overrides=['env.factory=my_pkg.envs:make','env.name=null']\"")
 
 
-def dims_settings(scores: Mapping[str, Any] | None, evaluate: Any) -> dict[str, Any]:
-    """The score settings that name action entries: the monitor's ``dims`` and the evaluation's ``scores.<name>.dims``."""
+def evaluate_mapping(v: Any, _: bool) -> None:
+    """The pipeline's ``evaluate``: a mapping of the δ grid, the split and other overrides (not a list of overrides)."""
+    if not isinstance(v, Mapping):
+        raise Bad("a mapping: evaluate.deltas, evaluate.split.fit / .calibration, and evaluate.overrides for any other setting "
+                  "(a list given as evaluate=[...] replaces them all)", "\"evaluate.overrides=['deploy_method=fiper']\"")
+
+
+def dims_settings(scores: Mapping[str, Any] | None, evaluate: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The score settings that name action entries: the monitor's ``dims`` (the evaluation's too) and any
+    ``scores.<name>.dims`` in ``evaluate.overrides``."""
     import yaml
 
     settings = {f"monitor.scores.{name}.dims": spec.get("dims") for name, spec in (scores or {}).items()
                 if isinstance(spec, Mapping) and spec.get("dims") is not None}
-    for item in evaluate or ():
+    for item in (evaluate or {}).get("overrides") or ():
         key, _, value = str(item).lstrip("+").partition("=")
         if key.startswith("scores.") and key.endswith(".dims"):
-            settings[f"evaluate: {key}"] = yaml.safe_load(value)
+            settings[f"evaluate.overrides: {key}"] = yaml.safe_load(value)
     return settings
 
 
@@ -55,12 +63,12 @@ def check_action_dims(cfg: DictConfig, demos: Path) -> None:
     """
     store = EpisodeStore.open(demos)
     action_dim, task = int(store.data_array("action").shape[1]), store.attrs.get("task")
-    settings = dims_settings(plain(cfg.monitor).get("scores"), cfg.evaluate)
+    settings = dims_settings(plain(cfg.monitor).get("scores"), plain(cfg.evaluate))
     bad = {k: v for k, v in settings.items() if isinstance(v, list) and v and max(v) >= action_dim}
     if bad:
         shown = "; ".join(f"{k}={v}" for k, v in bad.items())
         raise ValueError(f"the demos of task {task!r} have {action_dim}-d actions, but {shown} select entries beyond them. Set the "
-                         f"action entries of this task, e.g. monitor.scores.ace.dims=[0] and \"evaluate=['scores.ace.dims=[0]']\", "
+                         f"action entries of this task, e.g. monitor.scores.ace.dims=[0] (the evaluation reads it too), "
                          "or null for every entry")
     shipped, as_shipped = cfg.train.get("checkpoint_task"), shipped_dims()
     unchanged = {k: v for k, v in settings.items() if k in as_shipped and v == as_shipped[k]}
@@ -69,16 +77,21 @@ def check_action_dims(cfg: DictConfig, demos: Path) -> None:
               f"this run's task is {task!r}: set the action entries its scores should read (or null for every entry)", flush=True)
 
 
-LIST_KEYS = ("env_overrides", "train.overrides", "evaluate", "act.overrides")  # lists of overrides: their elements hold '='
+LIST_KEYS = ("env_overrides", "train.overrides", "evaluate.overrides", "act.overrides")  # lists of overrides: their elements hold '='
 
 
 def check_list_quoting(argv: list[str]) -> None:
-    """Refuse, before hydra's own parse error, a command-line list of overrides whose elements are not quoted."""
+    """Refuse, before hydra's own parse error, a command-line list of overrides whose elements are not quoted, and
+    a list given as the whole ``evaluate`` mapping."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     parser = OverridesParser.create()
     for arg in argv:
         key, _, value = arg.lstrip("+").partition("=")
+        if key == "evaluate" and value.startswith("["):
+            raise SystemExit(f"{arg}: the pipeline's evaluate is a mapping, so that setting one thing keeps the rest: "
+                             "evaluate.deltas=[0.05,0.1], evaluate.split.fit=0.3, evaluate.split.calibration=0.5, and any other "
+                             "setting of launch/conf/evaluate.yaml as \"evaluate.overrides=['deploy_method=fiper']\"")
         if key not in LIST_KEYS or not (value.startswith("[") and value.endswith("]")):
             continue
         try:

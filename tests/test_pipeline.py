@@ -37,8 +37,8 @@ def test_pipeline_runs_every_stage_then_caches(tmp_path, capsys):
         "rollouts.fit_episodes=10", "rollouts.calibration_episodes=10", "rollouts.num_samples=8", "rollouts.execute=medoid",
         "rollouts.cells=[[none,[0.0]],[init_pose,[1.0]]]", "rollouts.seeds_per_cell=4", "deploy_delta=0.3",
         "act.cells=[[init_pose,[1.0]]]", "act.seeds_per_cell=1", "act.responses=[hold]", "act.videos=false",
-        "evaluate=['deltas=[0.2]','windows=[1,episode]','split.fit=0.5','split.calibration=0.5',"
-        "'scores.ace.dims=[0,1,2]','progress=false','~methods.knn','~methods.rnd_a','~methods.logpzo']",
+        "evaluate.deltas=[0.2]", "evaluate.split.fit=0.5", "evaluate.split.calibration=0.5",
+        "evaluate.overrides=['windows=[1,episode]','progress=false','~methods.knn','~methods.rnd_a','~methods.logpzo']",
     ])
     report = _run(cfg)
     assert report == run_dir / "evaluation" / "report.md" and report.exists()
@@ -111,3 +111,32 @@ def test_image_preset_routes_env_and_policy_overrides():
     assert train.policy.encoder == "image" and train.policy.image_downsample == 2
     stress = _compose("stress", [f"env={cfg.task}", *cfg.env_overrides, "policy_dir=p", "out=o"])
     assert stress.env.obs_mode == "image"
+
+
+def _evaluate_stage(pipeline_cfg):
+    return _compose("evaluate", ["rollouts=r.zarr", "out=o", *pipeline.evaluate_overrides(pipeline_cfg)])
+
+
+def test_setting_one_evaluation_setting_keeps_the_grid_the_split_and_the_monitors_score_settings():
+    """The evaluation reads ACE's action entries from monitor.scores (one definition); an override of one setting
+    keeps the δ grid and split; evaluate.overrides are applied last, so they win."""
+    shipped = _evaluate_stage(_compose("pipeline", []))
+    assert list(shipped.deltas) == [0.05, 0.06, 0.07, 0.08, 0.09, 0.1] and shipped.split.fit == 0.3 and shipped.split.calibration == 0.5
+    assert list(shipped.scores.ace.dims) == [0, 1, 2] and shipped.deploy_method == "fiper_select"
+    mine = _evaluate_stage(_compose("pipeline", ["evaluate.overrides=['deploy_method=fiper']", "monitor.scores.ace.dims=[0]",
+                                                 "monitor.scores.ace.kappa=0.05"]))
+    assert mine.deploy_method == "fiper" and list(mine.deltas) == list(shipped.deltas) and mine.split.fit == 0.3
+    assert list(mine.scores.ace.dims) == [0] and mine.scores.ace.kappa == 0.05
+    last = _evaluate_stage(_compose("pipeline", ["evaluate.deltas=[0.1]", "evaluate.overrides=['deltas=[0.2]','scores.ace.dims=null']"]))
+    assert list(last.deltas) == [0.2] and last.scores.ace.dims is None
+    image = _evaluate_stage(_compose("pipeline_image", []))  # deltas: null keeps launch/conf/evaluate.yaml's grid
+    assert list(image.deltas) == [0.01, 0.02, 0.03, 0.04, 0.05, 0.06, 0.07, 0.08, 0.09, 0.1] and image.split.calibration == 0.6
+
+
+def test_a_list_for_the_whole_evaluate_mapping_is_refused_naming_its_keys():
+    with pytest.raises(SystemExit, match=r"evaluate is a mapping.*evaluate.deltas=\[0.05,0.1\].*evaluate.overrides=\['deploy_method=fiper'\]"):
+        pipeline.check_list_quoting(["evaluate=['deltas=[0.1]']"])
+    with initialize_config_dir(config_dir=str(CONF), version_base=None):  # the stages compose their own configs
+        with pytest.raises(Exception, match=r"evaluate.split.fit=1.5: expected a number in \(0, 1\)"):
+            pipeline.validate_all(compose("pipeline", ["evaluate.split.fit=1.5"]), Path("unused"))
+        pipeline.validate_all(compose("pipeline", ["evaluate.overrides=['deploy_method=fiper']"]), Path("unused"))

@@ -17,7 +17,8 @@ TINY = ["policy_factory=external_policies:load", "device=cpu", "rollouts.fit_epi
         "rollouts.num_samples=2", "rollouts.cells=[[push,[1.0]]]", "rollouts.seeds_per_cell=2", "deploy_delta=null",
         "monitor.windows={rnd_oe: 2, ace: 2}", "monitor.delta=0.4",
         "monitor.scores={rnd_oe: {score: rnd_oe, train: {max_epochs: 2}}, ace: {score: ace, dims: [0]}}",
-        "evaluate=['deltas=[0.4]','windows=[1]','split.fit=0.4','split.calibration=0.6','scores.ace.dims=[0]','progress=false',"
+        "evaluate.deltas=[0.4]", "evaluate.split.fit=0.4", "evaluate.split.calibration=0.6",
+        "evaluate.overrides=['windows=[1]','progress=false',"
         "'plots=false','~methods.knn','~methods.rnd_a','~methods.logpzo','~methods.stac','~methods.fiper_joint',"
         "'~methods.fiper_or_joint','~methods.fiper_select','deploy_method=null']"]
 

@@ -56,7 +56,7 @@ def test_too_few_id_successes_name_the_minimum():
     with pytest.raises(InsufficientCalibrationError, match=r"'band' at delta=0.05 needs at least 37 calibration episodes.*at least 92 successful"):
         check_calibration_size("t", 50, split, ["constant", "band"], [0.05, 0.1], calibration=0.4, d1_fraction=0.5)
     with pytest.raises(InsufficientCalibrationError, match=r"With 20 the grid attains deltas=\[0.1,0.2\] \(launch.pipeline: "
-                                                          r"\"evaluate=\['deltas=\[0.1,0.2\]',...\]\""):
+                                                          r"evaluate.deltas=\[0.1,0.2\]\)"):
         check_calibration_size("t", 50, split, ["constant", "band"], [0.05, 0.1, 0.2], calibration=0.4, d1_fraction=0.5)
     with pytest.raises(InsufficientCalibrationError, match="no episodes to fit"):
         split_episodes(np.zeros(10, bool), ood[:10])

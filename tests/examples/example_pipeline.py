@@ -12,7 +12,7 @@ TINY_POLICY = ["policy.horizon=8", "policy.embed_dim=16", "policy.encoder_hidden
                "policy.num_inference_steps=4", "train.val_every=1000", "train.checkpoint_every=1000000", "train.progress=false"]
 
 
-def run_example_pipeline(example: str, run_dir: Path, *, cells: str, ace_dims: str, demos: int, steps: int, seeds_per_cell: int,
+def run_example_pipeline(example: str, run_dir: Path, *, cells: str, demos: int, steps: int, seeds_per_cell: int,
                          env_overrides: str = "'++progress=false'", extra: tuple[str, ...] = ()) -> subprocess.CompletedProcess:
     """``python -m launch.pipeline --config-dir examples/<example>/conf --config-name pipeline_<name>`` with tiny sizes."""
     name = example.removeprefix("gym_")
@@ -23,9 +23,9 @@ def run_example_pipeline(example: str, run_dir: Path, *, cells: str, ace_dims: s
         f"env_overrides=[{env_overrides}]", "rollouts.fit_episodes=8", "rollouts.calibration_episodes=8", "rollouts.num_samples=8",
         f"rollouts.seeds_per_cell={seeds_per_cell}", f"rollouts.cells={cells}",
         "monitor.delta=0.5", "monitor.scores.rnd_oe.train.max_epochs=2", "deploy_delta=0.5",
-        "evaluate=['deltas=[0.5]','threshold_types=[constant]','windows=[1,episode]','split.fit=0.5','split.calibration=0.5',"
-        f"'scores.ace.dims={ace_dims}','progress=false','plots=false','~methods.knn','~methods.rnd_a','~methods.logpzo',"
-        "'~methods.stac','~methods.fiper_joint','~methods.fiper_or_joint','~methods.fiper_select','deploy_method=fiper']",
+        "evaluate.deltas=[0.5]", "evaluate.split.fit=0.5", "evaluate.split.calibration=0.5",
+        "evaluate.overrides=['threshold_types=[constant]','windows=[1,episode]','progress=false','plots=false','~methods.knn',"
+        "'~methods.rnd_a','~methods.logpzo','~methods.stac','~methods.fiper_joint','~methods.fiper_or_joint','~methods.fiper_select','deploy_method=fiper']",
         *extra,
     ]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}

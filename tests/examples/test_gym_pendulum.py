@@ -55,7 +55,7 @@ def test_the_documented_pipeline_command_runs_every_stage_and_measures_lead_befo
     """python -m launch.pipeline --config-dir examples/gym_pendulum/conf --config-name pipeline_pendulum, tiny."""
     run_dir = tmp_path / "run"
     done = run_example_pipeline("gym_pendulum", run_dir, cells="[[none,[0.0]],[push,[1.0]],[weak_motor,[1.0]],[obs_noise,[1.0]]]",
-                                ace_dims="[0]", demos=20, steps=1500, seeds_per_cell=3,
+                                demos=20, steps=1500, seeds_per_cell=3,
                                 env_overrides="'++progress=false','++env.kwargs.max_episode_steps=40'")
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
 

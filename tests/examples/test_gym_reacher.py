@@ -157,7 +157,7 @@ def test_env_overrides_items_holding_equals_or_colons_are_quoted_or_refused():
             "task=push_t", "train.checkpoint=null", "collect.expert=examples.gym_reacher.expert:ReachExpert",
             "env_overrides=['env.factory=examples.gym_reacher.envs:make_reacher','env.name=null','env.obs_mode=null']",
             "rollouts.cells=[[none,[0.0]],[arm_start,[1.0]]]", "+rollouts.factories.arm_start=examples.gym_reacher.envs:arm_start",
-            "monitor.scores.ace.dims=[0,1]", "evaluate=['scores.ace.dims=[0,1]']", "++act=null"])
+            "monitor.scores.ace.dims=[0,1]", "++act=null"])
         validate_all(documented, Path("unused"))
         bad = compose("pipeline", ["env_overrides=[env.obs_mode:null]"])
         with pytest.raises(ValueError, match=r"env_overrides.*element 'env.obs_mode:null' is not"):
@@ -180,15 +180,15 @@ def test_the_pipeline_refuses_the_shipped_settings_for_another_env_before_they_a
             validate_all(shipped, tmp_path / "run")
         store = EpisodeStore.create(tmp_path / "demos.zarr", attrs={"task": "Reacher-v5"})
         store.append_episode({"obs": np.zeros((3, 10)), "action": np.zeros((3, 2), np.float32)})
-        with pytest.raises(ValueError, match=r"task 'Reacher-v5' have 2-d actions, but monitor.scores.ace.dims=\[0, 1, 2\]; "
-                                             r"evaluate: scores.ace.dims=\[0, 1, 2\] select entries beyond them"):
+        with pytest.raises(ValueError, match=r"task 'Reacher-v5' have 2-d actions, but monitor.scores.ace.dims=\[0, 1, 2\] "
+                                             r"select entries beyond them. .*monitor.scores.ace.dims=\[0\] \(the evaluation reads it too\)"):
             check_action_dims(shipped, tmp_path / "demos.zarr")
         wide = EpisodeStore.create(tmp_path / "wide.zarr", attrs={"task": "Pusher-v5"})
         wide.append_episode({"obs": np.zeros((3, 23)), "action": np.zeros((3, 7), np.float32)})
         check_action_dims(shipped, tmp_path / "wide.zarr")
-        assert "[monitor] note: monitor.scores.ace.dims=[0, 1, 2], evaluate: scores.ace.dims=[0, 1, 2] are the settings shipped " \
+        assert "[monitor] note: monitor.scores.ace.dims=[0, 1, 2] are the settings shipped " \
                "for 'pick_place'; this run's task is 'Pusher-v5'" in capsys.readouterr().out
-        mine = compose("pipeline", [*REACHER_OVERRIDES, "monitor.scores.ace.dims=[0,1]", "evaluate=['scores.ace.dims=[0,1]']"])
+        mine = compose("pipeline", [*REACHER_OVERRIDES, "monitor.scores.ace.dims=[0,1]"])
         check_action_dims(mine, tmp_path / "demos.zarr")
         check_action_dims(mine, tmp_path / "wide.zarr")
         assert "note" not in capsys.readouterr().out  # settings of the user's own are not called pick-and-place's
@@ -199,7 +199,7 @@ def test_the_documented_pipeline_command_runs_every_stage(tmp_path):
     """python -m launch.pipeline --config-dir examples/gym_reacher/conf --config-name pipeline_reacher, tiny."""
     run_dir = tmp_path / "run"
     done = run_example_pipeline(
-        "gym_reacher", run_dir, cells="[[none,[0.0]],[arm_start,[1.0]],[joint_damping,[1.0]],[obs_noise,[1.0]]]", ace_dims="[0,1]",
+        "gym_reacher", run_dir, cells="[[none,[0.0]],[arm_start,[1.0]],[joint_damping,[1.0]],[obs_noise,[1.0]]]",
         demos=4, steps=30, seeds_per_cell=2,
         # the outcome sweep on an env whose actions name no positions: its entries given, one response, one seed per cell
         extra=("++act={cells:[[none,[0.0]],[arm_start,[1.0]]],seeds_start:60000,seeds_per_cell:1,responses:[stop],videos:false,"

@@ -101,8 +101,8 @@ def test_pipeline_runs_every_stage_on_a_box_observation_env(tmp_path):
             "rollouts.cells=[[none,[0.0]],[push,[1.0]]]", "rollouts.seeds_per_cell=4", "monitor.delta=0.3",
             "monitor.windows={rnd_oe: 2, ace: 2}",
             "monitor.scores={rnd_oe: {score: rnd_oe, train: {max_epochs: 3}}, ace: {score: ace, dims: [0]}}",
-            "evaluate=['deltas=[0.3]','windows=[1,episode]','split.fit=0.5','split.calibration=0.5','scores.ace.dims=[0]',"
-            "'progress=false','~methods.knn','~methods.rnd_a','~methods.logpzo','~methods.stac','~methods.fiper_joint',"
+            "evaluate.deltas=[0.3]", "evaluate.split.fit=0.5", "evaluate.split.calibration=0.5",
+            "evaluate.overrides=['windows=[1,episode]','progress=false','~methods.knn','~methods.rnd_a','~methods.logpzo','~methods.stac','~methods.fiper_joint',"
             "'~methods.fiper_or_joint','~methods.fiper_select','deploy_method=null']",
         ])
         report = pipeline.run(cfg)

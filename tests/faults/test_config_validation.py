@@ -58,7 +58,8 @@ def run_entry(entry: str, overrides: list[str]):
     ("collect", "env.shifts=[[obstacle,2]]", "env.shifts=[['obstacle', 2]]: expected a list of [shift name, severity in [0, 1]] pairs"),
     ("train", "train.steps=abc", "train.steps='abc': expected an integer >= 1"),
     ("pipeline", "rollouts.seeds_per_cell=abc", "rollouts.seeds_per_cell='abc': expected an integer >= 1"),
-    ("pipeline", "evaluate=['deltas=abc']", "launch.evaluate (pipeline stage 'evaluate'): invalid config"),
+    ("pipeline", "evaluate.deltas=abc", "evaluate.deltas='abc': expected a non-empty list, each element a number in (0, 1)"),
+    ("pipeline", "evaluate.overrides=['windows=abc']", "launch.evaluate (pipeline stage 'evaluate'): invalid config"),
 ])
 def test_a_bad_value_names_its_key_and_creates_nothing(tmp_path, entry, override, named):
     base = inputs(tmp_path)[entry]

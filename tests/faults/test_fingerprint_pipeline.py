@@ -176,7 +176,8 @@ def test_a_users_env_trains_its_own_policy_and_a_missing_deploy_file_stops_the_r
             "rollouts.fit_episodes=8", "rollouts.calibration_episodes=8", "rollouts.num_samples=4",
             "rollouts.cells=[[none,[0.0]],[push,[1.0]]]", "rollouts.seeds_per_cell=3", "monitor.delta=0.3",
             "monitor.windows={rnd_oe: 2, ace: 2}", "monitor.scores={rnd_oe: {score: rnd_oe, train: {max_epochs: 2}}, ace: {score: ace, dims: [0]}}",
-            "evaluate=['deltas=[0.3]','windows=[1]','split.fit=0.5','split.calibration=0.5','scores.ace.dims=[0]','progress=false',"
+            "evaluate.deltas=[0.3]", "evaluate.split.fit=0.5", "evaluate.split.calibration=0.5",
+            "evaluate.overrides=['windows=[1]','progress=false',"
             "'plots=false','~methods.knn','~methods.rnd_a','~methods.logpzo','~methods.stac','~methods.fiper_joint',"
             "'~methods.fiper_or_joint','~methods.fiper_select','deploy_method=null']",
         ])
