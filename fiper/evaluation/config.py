@@ -35,7 +35,7 @@ DEFAULT_DELTAS: tuple[float, ...] = tuple(round(0.01 * i, 2) for i in range(1, 1
 
 # Every registered score at its class defaults ({indicator: {'score': registry name, **params}}).
 DEFAULT_SCORE_NAMES: tuple[str, ...] = ("rnd_oe", "ace", "stac", "rnd_a", "logpzo", "pca_kmeans", "mahalanobis", "knn", "elapsed",
-                                       "obs_novelty")
+                                       "obs_novelty", "projected_duration")
 
 
 def default_scores() -> dict[str, dict[str, Any]]:

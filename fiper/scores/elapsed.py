@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from fiper.scores.base import ScoreBase
-from fiper.scores.inputs import check_decision_ends, episode_starts
+from fiper.scores.inputs import check_decision_ends, index_in_episode
 
 
 class ElapsedTime(ScoreBase):
@@ -47,7 +47,4 @@ class ElapsedTime(ScoreBase):
             raise ValueError(f"{self.name} counts decisions per episode: pass decision_ends (meta/decision_ends)")
         raw = np.asarray(decision_ends)
         ends = check_decision_ends(self.name, raw, int(raw[-1]) if raw.ndim == 1 and raw.size else 0)
-        n = int(ends[-1]) if ends.size else 0
-        first = np.flatnonzero(episode_starts(ends, n))
-        index = np.arange(n, dtype=np.float64)
-        return index - np.repeat(index[first], np.diff(np.append(first, n))) if n else index
+        return index_in_episode(ends, int(ends[-1]) if ends.size else 0)

@@ -104,6 +104,13 @@ def episode_starts(decision_ends: np.ndarray, n_decisions: int) -> np.ndarray:
     return starts
 
 
+def index_in_episode(decision_ends: np.ndarray, n_decisions: int) -> np.ndarray:
+    """(N,) float64: each decision's index within its episode (0 at its first decision)."""
+    first = np.flatnonzero(episode_starts(decision_ends, n_decisions))
+    index = np.arange(n_decisions, dtype=np.float64)
+    return index - np.repeat(index[first], np.diff(np.append(first, n_decisions))) if n_decisions else index
+
+
 def chunks(n: int, size: int) -> Iterator[slice]:
     """Consecutive slices of at most ``size`` rows covering range(n)."""
     size = max(1, int(size))

@@ -37,21 +37,27 @@ class KNNDistance(ScoreBase):
         else:
             self.mean, self.std = torch.zeros_like(embeddings[0]), torch.ones_like(embeddings[0])
         ref = (embeddings - self.mean) / self.std
-        cap = self._config["max_reference"]
-        if cap is not None and ref.shape[0] > cap:
-            keep = torch.randperm(ref.shape[0], generator=torch.Generator().manual_seed(seed))[:cap]
-            ref = ref[keep.sort().values.to(ref.device)]
-        self.reference = ref.contiguous()
+        self.reference = ref[self._reference_rows(ref.shape[0], seed).to(ref.device)].contiguous()
 
-    def _score(self, embeddings: Tensor, samples: None) -> Tensor:
+    def _reference_rows(self, n: int, seed: int) -> Tensor:
+        """The fit rows kept as the reference (sorted): all, or a seeded subsample of ``max_reference``."""
+        cap = self._config["max_reference"]
+        if cap is None or n <= cap:
+            return torch.arange(n)
+        return torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:cap].sort().values
+
+    def _nearest(self, embeddings: Tensor) -> tuple[Tensor, Tensor]:
+        """Squared distances (n, k) to the k nearest reference rows and their indices (n, k)."""
         q = (embeddings - self.mean) / self.std
         # ‖q‖² + ‖r‖² − 2 q·r as one fused matmul over the cached reference norms
         ref_sq = self._reference_sq()
         d2 = torch.addmm(ref_sq.expand(q.shape[0], -1), q, self.reference.T, beta=1.0, alpha=-2.0)
         d2 += q.pow(2).sum(dim=1, keepdim=True)
         k = min(self._config["k"], self.reference.shape[0])
-        nearest = torch.topk(d2, k, dim=1, largest=False).values
-        return nearest.clamp_min(0.0).sqrt().mean(dim=1)
+        return torch.topk(d2, k, dim=1, largest=False)
+
+    def _score(self, embeddings: Tensor, samples: None) -> Tensor:
+        return self._nearest(embeddings).values.clamp_min(0.0).sqrt().mean(dim=1)
 
     def _reference_sq(self) -> Tensor:
         """Squared norms of the reference rows, computed once per reference tensor."""

@@ -22,6 +22,7 @@ TINY_SCORES = {
     "knn": {"score": "knn", "k": 3},
     "elapsed": {"score": "elapsed"},
     "obs_novelty": {"score": "obs_novelty"},
+    "projected_duration": {"score": "projected_duration", "k": 3},
 }
 
 

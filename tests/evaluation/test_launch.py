@@ -64,3 +64,11 @@ def test_references_default_to_the_clock_and_obs_novelty_and_refuse_unknown_or_d
     with pytest.raises(ValueError, match=r"methods \['knn'\] are both baselines and references"):
         EvaluationConfig.from_mapping({"references": ["elapsed", "knn"]})
 
+
+
+def test_projected_duration_joins_an_evaluation_as_one_added_method():
+    """Not a default method (docs/results.md: it moved no deployed row), but configured as a score, so one line adds it."""
+    cfg = plain(_compose(["rollouts=x.zarr", "out=o", "+methods.projected_duration={scores:[projected_duration],rule:single}"]))
+    config = EvaluationConfig.from_mapping({k: v for k, v in cfg.items() if k not in LAUNCH_KEYS})
+    assert config.methods["projected_duration"].scores == ("projected_duration",)
+    assert config.scores["projected_duration"]["k"] == 10

@@ -16,6 +16,7 @@ TINY = {
     "mahalanobis": dict(),
     "knn": dict(k=3),
     "elapsed": dict(),
+    "projected_duration": dict(k=3),
     "obs_novelty": dict(k=3),  # reads observations: its contract tests are tests/scores/test_obs_novelty.py
 }
 
