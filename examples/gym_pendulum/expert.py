@@ -30,3 +30,19 @@ class BalanceExpert:
     def act(self, obs, info) -> np.ndarray:
         state = np.concatenate([self.env.data.qpos, self.env.data.qvel])
         return np.clip([float(self.gains @ state)], self.low, self.high).astype(np.float32)
+
+
+class BalanceController:
+    """The fallback a monitor hands the cart to on an alarm (``launch.act``'s ``controller`` response): the same linear
+    feedback, on the observation the policy was given (a deployed robot has no privileged state), clipped to the
+    actuator's ±3 N. Holding still is no safe stop for a force-driven pole: a zero force lets it fall."""
+
+    def __init__(self, gains=GAINS, limit: float = 3.0):
+        self.gains, self.limit = np.asarray(gains, dtype=np.float64), float(limit)
+
+    def __call__(self, obs) -> np.ndarray:
+        state = np.asarray(obs["obs"] if isinstance(obs, dict) or hasattr(obs, "keys") else obs, dtype=np.float64).reshape(-1)
+        return np.clip([float(self.gains @ state)], -self.limit, self.limit).astype(np.float32)
+
+
+balance_controller = BalanceController()

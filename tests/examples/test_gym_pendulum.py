@@ -56,7 +56,10 @@ def test_the_documented_pipeline_command_runs_every_stage_and_measures_lead_befo
     run_dir = tmp_path / "run"
     done = run_example_pipeline("gym_pendulum", run_dir, cells="[[none,[0.0]],[push,[1.0]],[weak_motor,[1.0]],[obs_noise,[1.0]]]",
                                 demos=20, steps=1500, seeds_per_cell=3,
-                                env_overrides="'++progress=false','++env.kwargs.max_episode_steps=40'")
+                                env_overrides="'++progress=false','++env.kwargs.max_episode_steps=40'",
+                                # the config's outcome sweep (hold, and the hand-over to the safe controller), one seed per cell
+                                extra=("act.cells=[[none,[0.0]],[push,[1.0]],[weak_motor,[1.0]]]", "act.seeds_per_cell=1",
+                                       "act.videos=false"))
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
 
     demos = EpisodeStore.open(run_dir / "demos.zarr")
@@ -75,3 +78,25 @@ def test_the_documented_pipeline_command_runs_every_stage_and_measures_lead_befo
         sum((EpisodeStore.open(run_dir / p).meta("failure_reason").astype(str) == "terminated").sum()
             for p in ("id_fit.zarr", "id_calibration.zarr")))
     assert (run_dir / "evaluation" / "monitor_InvertedPendulum-v5.yaml").exists() and (run_dir / "monitor_chosen.done").exists()
+    outcome = json.loads((run_dir / "act" / "outcome.json").read_text())["overall"]
+    hold, balance = outcome["hold"], outcome["balance"]
+    assert hold["episodes"] == balance["episodes"] == 3 and outcome["hold"]["without"] == balance["without"]
+    # a zero force is no safe stop for the pole; the safe controller, taking over at an alarm, keeps it up
+    assert balance["outcomes"]["damage"] <= hold["outcomes"]["damage"] and balance["successes_lost"] == 0
+    assert balance["outcomes"]["safe_stop"] == hold["outcomes"]["safe_stop"] == 0
+
+
+def test_the_safe_controller_balances_from_the_observation_under_the_strongest_shove():
+    """The fallback an alarm hands the cart to reads only the observation (a flat array, or the loop's {'obs': ...})."""
+    from examples.gym_pendulum.expert import balance_controller
+
+    env = pendulum.push(severity=1.0)
+    for seed in range(3):
+        obs, info = env.reset(seed=seed)
+        while True:
+            action = balance_controller({"obs": obs} if seed % 2 else obs)
+            assert action.shape == (1,) and abs(float(action[0])) <= 3.0
+            obs, _, terminated, truncated, info = env.step(action)
+            if terminated or truncated:
+                break
+        assert info["is_success"] and not terminated
