@@ -40,7 +40,7 @@ from fiper.monitor.identity import policy_fingerprint
 from fiper.storage import EpisodeStore
 from launch import act, calibrate, collect, evaluate, fit, stress, train
 from launch.common import call_policy_factory, plain, removed_on_failure, resolve_device, save_config, set_cpu_threads
-from launch.pipeline_checks import check_action_dims, check_list_quoting, evaluate_mapping, override
+from launch.pipeline_checks import check_action_dims, check_control_period, check_list_quoting, evaluate_mapping, override
 from launch.stages import Stages, Step, override_literal
 from launch.validate import (boolean, cells, choice, list_of, mapping_of_text, optional, positive_int, probability, reported,
                              seed, target, text, validate)
@@ -222,6 +222,8 @@ def chosen_monitor_file(report_dir: Path, stress_store: Path) -> Path:
 def run(cfg: DictConfig) -> Path:
     run_dir = Path(cfg.run_dir)
     validate_all(cfg, run_dir)
+    rollouts = _steps(cfg, run_dir, None)["fit rollouts"][0].compose()
+    check_control_period(plain(rollouts.env), plain(rollouts.factories))
     set_cpu_threads(cfg.cpu_threads)
     with removed_on_failure(run_dir, keep=lambda p: any(p.iterdir())):
         run_dir.mkdir(parents=True, exist_ok=True)

@@ -77,6 +77,25 @@ def check_action_dims(cfg: DictConfig, demos: Path) -> None:
               f"this run's task is {task!r}: set the action entries its scores should read (or null for every entry)", flush=True)
 
 
+def check_control_period(env_cfg: Mapping[str, Any], factories: Mapping[str, str]) -> float:
+    """The env's seconds per step, read from one env built before any stage runs: an env that declares no period is
+    refused before collecting and training, not at the first rollouts."""
+    from fiper.collection import env_task_name
+    from fiper.control.period import control_period_s
+    from launch.stress import env_builder
+
+    probe = env_builder(dict(env_cfg), dict(factories), ["none"])("none", 0.0)
+    try:
+        task = env_task_name(probe, env_cfg.get("name"))
+        try:
+            return control_period_s(probe, env_cfg.get("control_period_s"), env_name=task)
+        except ValueError as err:
+            raise ValueError(f"{err}. In the pipeline: add `control_period_s: <seconds>` to the env group, or "
+                             "\"env_overrides=['++env.control_period_s=<seconds>']\" on the command line; nothing has run yet") from None
+    finally:
+        probe.close()
+
+
 LIST_KEYS = ("env_overrides", "train.overrides", "evaluate.overrides", "act.overrides")  # lists of overrides: their elements hold '='
 
 

@@ -189,3 +189,21 @@ def test_a_users_env_trains_its_own_policy_and_a_missing_deploy_file_stops_the_r
     policy = json.loads((tmp_path / "run" / "policy" / "config.json").read_text())
     assert policy["obs_shapes"] == {"obs": [2]} and policy["action_dim"] == 1
     assert not (tmp_path / "run" / "pipeline_config.yaml").exists()  # the run did not finish: no config claims its outputs
+
+
+def test_an_env_that_declares_no_control_period_is_refused_before_anything_runs(tmp_path):
+    """Warning times in seconds need the env's period: asked for before collecting and training, not at the first
+    rollouts, with the two ways to state it in the pipeline."""
+    env = "test_array_obs_pipeline"  # its Track env declares no dt
+    overrides = [f"run_dir={tmp_path / 'run'}", "task=push_t", "device=cpu", "rollouts.cells=[[none,[0.0]],[push,[1.0]]]",
+                 f"env_overrides=['env.factory={env}:make_track','env.name=null','++expert={env}:TrackExpert']",
+                 "monitor.scores.ace.dims=[0]"]
+    with initialize_config_dir(config_dir=CONF, version_base=None):
+        with pytest.raises(ValueError, match=r"one step of Track .*In the pipeline: add `control_period_s: <seconds>` to the env "
+                                             r"group, or \"env_overrides=\['\+\+env.control_period_s=<seconds>'\]\".*nothing has run"):
+            pipeline.run(_pipeline_cfg(overrides))
+        assert not (tmp_path / "run").exists()
+        stated = _pipeline_cfg([*overrides[:3], f"env_overrides=['env.factory={env}:make_track','env.name=null',"
+                                               "'++env.control_period_s=0.05']"])
+        rollouts = pipeline._steps(stated, tmp_path / "run", None)["fit rollouts"][0].compose()
+        assert pipeline.check_control_period(pipeline.plain(rollouts.env), pipeline.plain(rollouts.factories)) == 0.05
