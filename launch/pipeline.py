@@ -182,7 +182,8 @@ def _act_overrides(cfg: DictConfig, run_dir: Path, common: list[str]) -> list[st
 
 
 def validate_all(cfg: DictConfig, run_dir: Path) -> None:
-    """The pipeline's keys and every stage's composed config, before anything is created (paths do not exist yet)."""
+    """The pipeline's keys and every stage's composed config, and the env's control period (one env built), before anything
+    is created (paths do not exist yet)."""
     validate(cfg, CHECKS, "pipeline")
     for stage, steps in _steps(cfg, run_dir, None).items():
         if stage in ("fit + calibrate the chosen monitor", ACT_STAGE) and cfg.deploy_delta is None:
@@ -196,6 +197,8 @@ def validate_all(cfg: DictConfig, run_dir: Path) -> None:
                 except ValueError as err:
                     cells_key = "act.cells" if step.module is act else "rollouts.cells"
                     raise ValueError(f"pipeline stage '{stage}': {err} (in the pipeline: rollouts.factories.<shift>, {cells_key})") from None
+            if stage == "fit rollouts":  # the env's seconds per step, before anything is collected or trained
+                check_control_period(plain(composed.env), plain(composed.factories))
             if step.module is act:  # every response name stands for a config, before anything runs
                 try:
                     for name in composed.responses:
@@ -222,8 +225,6 @@ def chosen_monitor_file(report_dir: Path, stress_store: Path) -> Path:
 def run(cfg: DictConfig) -> Path:
     run_dir = Path(cfg.run_dir)
     validate_all(cfg, run_dir)
-    rollouts = _steps(cfg, run_dir, None)["fit rollouts"][0].compose()
-    check_control_period(plain(rollouts.env), plain(rollouts.factories))
     set_cpu_threads(cfg.cpu_threads)
     with removed_on_failure(run_dir, keep=lambda p: any(p.iterdir())):
         run_dir.mkdir(parents=True, exist_ok=True)

@@ -7,6 +7,8 @@ Per episode it scales its gains a little, so the demonstrations are not one traj
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 
 GAINS = np.array([1.0, 12.0, 1.5, 1.5])  # force per (cart position, pole angle, cart velocity, pole angular velocity)
@@ -41,7 +43,7 @@ class BalanceController:
         self.gains, self.limit = np.asarray(gains, dtype=np.float64), float(limit)
 
     def __call__(self, obs) -> np.ndarray:
-        state = np.asarray(obs["obs"] if isinstance(obs, dict) or hasattr(obs, "keys") else obs, dtype=np.float64).reshape(-1)
+        state = np.asarray(obs["obs"] if isinstance(obs, Mapping) else obs, dtype=np.float64).reshape(-1)
         return np.clip([float(self.gains @ state)], -self.limit, self.limit).astype(np.float32)
 
 
