@@ -81,6 +81,8 @@ def test_monitored_rollout_records_every_contract_key(setup, tmp_path):
     # live scores equal the offline re-scoring of the recorded batches (float16 samples: ACE exact up to binning)
     offline = monitor.score_offline(dec["embedding"], dec["samples"].astype(np.float32), [n])
     np.testing.assert_allclose(offline["rnd_oe"], dec["score/rnd_oe"], rtol=1e-5)
+    ace_gap = np.abs(offline["ace"] - dec["score/ace"])
+    assert ace_gap.mean() < 0.05 and ace_gap.max() < 0.5, ace_gap  # bits; ACE spans 0..log2 B
     assert store.meta("seed").tolist() == [1, 2] and store.meta("shift").tolist() == ["none", "none"]
 
 
