@@ -219,7 +219,9 @@ def observation_dict(obs: Any) -> Mapping[str, Any]:
 def _as_dict(obs: Any) -> dict[str, np.ndarray]:
     obs = observation_dict(obs)
     if "action" in obs:
-        raise ValueError("an observation key is named 'action', which the store reserves for actions; rename it")
+        raise ValueError("an observation key is named 'action', which the store reserves for the actions taken; rename "
+                         "it in the env factory, e.g. gymnasium.wrappers.TransformObservation(env, lambda o: {('prev_action' "
+                         "if k == 'action' else k): v for k, v in o.items()}, <the renamed observation space>)")
     return {k: np.asarray(v) for k, v in obs.items()}
 
 
