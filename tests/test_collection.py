@@ -5,6 +5,7 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
+import gymnasium as gym
 import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
@@ -140,43 +141,36 @@ def test_an_env_with_discrete_actions_is_refused_naming_the_space_and_the_wrappe
             make_env_from_config({"factory": "discrete_env:make"})
 
 
-ACTION_KEY_ENV = textwrap.dedent('''
-    import gymnasium as gym
-    import numpy as np
 
-    class LastAction(gym.Env):
-        """Observes its position and the last action, under the key 'action'."""
-        observation_space = gym.spaces.Dict({"pos": gym.spaces.Box(-10, 10, (1,), np.float32),
-                                             "action": gym.spaces.Box(-1, 1, (1,), np.float32)})
-        action_space = gym.spaces.Box(-1, 1, (1,), np.float32)
+class LastAction(gym.Env):
+    """Observes its position and the last action, under the key 'action'."""
 
-        def reset(self, *, seed=None, options=None):
-            super().reset(seed=seed)
-            self.x, self.t = 0.0, 0
-            return {"pos": np.array([0.0], np.float32), "action": np.array([0.0], np.float32)}, {}
+    observation_space = gym.spaces.Dict({"pos": gym.spaces.Box(-10, 10, (1,), np.float32),
+                                         "action": gym.spaces.Box(-1, 1, (1,), np.float32)})
+    action_space = gym.spaces.Box(-1, 1, (1,), np.float32)
 
-        def step(self, action):
-            self.x += float(action[0]); self.t += 1
-            done = self.x >= 2
-            obs = {"pos": np.array([self.x], np.float32), "action": np.asarray(action, np.float32)}
-            return obs, float(done), done, self.t >= 10, {"is_success": done}
-''')
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.x, self.t = 0.0, 0
+        return {"pos": np.array([0.0], np.float32), "action": np.array([0.0], np.float32)}, {}
+
+    def step(self, action):
+        self.x += float(action[0])
+        self.t += 1
+        done = self.x >= 2
+        obs = {"pos": np.array([self.x], np.float32), "action": np.asarray(action, np.float32)}
+        return obs, float(done), done, self.t >= 10, {"is_success": done}
 
 
-def test_an_observation_key_named_action_is_refused_with_the_renaming_wrapper_that_fixes_it(tmp_path, monkeypatch):
-    import gymnasium as gym
+class Push:
+    def reset(self, seed=None):
+        pass
 
-    (tmp_path / "action_key_env.py").write_text(ACTION_KEY_ENV)
-    monkeypatch.syspath_prepend(str(tmp_path))
-    from action_key_env import LastAction
+    def act(self, obs, info):
+        return np.array([1.0], np.float32)
 
-    class Push:
-        def reset(self, seed=None):
-            pass
 
-        def act(self, obs, info):
-            return np.array([1.0], np.float32)
-
+def test_an_observation_key_named_action_is_refused_with_the_renaming_wrapper_that_fixes_it(tmp_path):
     with pytest.raises(ValueError, match=r"observation key is named 'action'.*TransformObservation"):
         collect(LastAction(), Push(), EpisodeStore.create(tmp_path / "refused.zarr"), n_episodes=2, seed=0)
     assert EpisodeStore.open(tmp_path / "refused.zarr").n_episodes == 0  # nothing half-written
