@@ -41,7 +41,7 @@ from fiper.storage import EpisodeStore
 from launch import act, calibrate, collect, evaluate, fit, stress, train
 from launch.common import call_policy_factory, plain, removed_on_failure, resolve_device, save_config, set_cpu_threads
 from launch.pipeline_checks import check_action_dims, check_control_period, check_list_quoting, evaluate_mapping, override
-from launch.stages import Stages, Step, override_literal
+from launch.stages import CODE_CHANGES, Stages, Step, override_literal
 from launch.validate import (boolean, cells, choice, list_of, mapping_of_text, optional, positive_int, probability, reported,
                              seed, target, text, validate)
 
@@ -59,7 +59,7 @@ CHECKS = {
     "rollouts.fit_episodes": positive_int, "rollouts.calibration_episodes": positive_int,
     "monitor.delta": probability, "monitor.threshold_type": choice(*THRESHOLD_KINDS), "monitor.joint": boolean,
     "rollouts.cells": cells, "rollouts.seeds_per_cell": positive_int,
-    "deploy_delta": optional(probability),
+    "deploy_delta": optional(probability), "code_changes": choice(*CODE_CHANGES),
     "policy_factory": optional(target),
     "evaluate": evaluate_mapping, "evaluate.deltas": optional(evaluate.CHECKS["deltas"]),
     "evaluate.split.fit": probability, "evaluate.split.calibration": probability,
@@ -235,7 +235,7 @@ def run(cfg: DictConfig) -> Path:
 
 
 def _run_stages(cfg: DictConfig, run_dir: Path) -> Path:
-    stages, steps = Stages(run_dir), _steps(cfg, run_dir, None)
+    stages, steps = Stages(run_dir, cfg.get("code_changes", "rerun")), _steps(cfg, run_dir, None)
     demos, policy, monitor = run_dir / "demos.zarr", run_dir / "policy", run_dir / "monitor"
     fit_store, cal_store, stress_store = run_dir / "id_fit.zarr", run_dir / "id_calibration.zarr", run_dir / "stress.zarr"
     report_dir, chosen = run_dir / "evaluation", run_dir / "monitor_chosen"

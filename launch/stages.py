@@ -2,7 +2,10 @@
 
 A finished stage records, in ``<output>.done``, the fingerprint of its resolved configs, its inputs and
 the source code it ran; a rerun reuses the stage only when that fingerprint is unchanged, else it says
-which keys changed, removes the old output and runs the stage again.
+which keys changed, removes the old output and runs the stage again. With ``code_changes="keep"`` a stage
+whose configs and inputs are unchanged is reused even though its source changed (an edited message or
+comment need not re-record hours of rollouts); the log names the files, and the record keeps the old code's
+digests, so a later run with ``code_changes="rerun"`` still reruns it.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from fiper.fingerprint import differences, make_fingerprint, same, sha256_text, 
 from launch.common import plain
 
 SPECIAL = set(":=,[]{}'\" ")  # a string holding one of these is quoted in an override
+CODE_CHANGES = ("rerun", "keep")  # what a changed source file does to a finished stage whose configs and inputs match
 UNFINGERPRINTED = ("cpu_threads", "progress", "resume", "overwrite")  # how a stage runs, not what it produces
 ALL_CODE = ("fiper", "calibration", "policies", "envs", "launch")
 # The source an entry point's output is a function of, where narrower than all of it: demos depend on the envs
@@ -73,8 +77,10 @@ def _settings(value: Any, run_dir: str) -> Any:
 class Stages:
     """The run directory's stages: fingerprints recorded beside each output, reused only when unchanged."""
 
-    def __init__(self, run_dir: Path):
-        self.run_dir = run_dir
+    def __init__(self, run_dir: Path, code_changes: str = "rerun"):
+        if code_changes not in CODE_CHANGES:
+            raise ValueError(f"code_changes must be one of {list(CODE_CHANGES)}, got {code_changes!r}")
+        self.run_dir, self.code_changes = run_dir, code_changes
 
     @staticmethod
     def marker(output: Path, kind: str = "done") -> Path:
@@ -104,13 +110,20 @@ class Stages:
         if done.exists() and output.exists() and same(self.recorded(output), fingerprint):
             print(f"[{name}] cached: {output}")
             return output
+        code_only = self._code_only_change(output, fingerprint) if done.exists() and output.exists() else []
+        if code_only and self.code_changes == "keep":
+            files = ", ".join(c.split(":", 1)[0].removeprefix("code.") for c in code_only)
+            print(f"[{name}] kept (code_changes=keep): its configs and inputs are unchanged, only source files it ran changed "
+                  f"({files}); the output is what the old code made: {output}", flush=True)
+            return output
         if done.exists():
             if not output.exists():
                 changed = [f"{output.name} is missing"]
             else:
                 changed = differences(self.recorded(output), fingerprint) if self.recorded(output) else ["(no fingerprint recorded)"]
             shown = "; ".join(changed[:8]) + (f"; and {len(changed) - 8} more" if len(changed) > 8 else "")
-            print(f"[{name}] changed since it ran: {shown}; rerunning", flush=True)
+            hint = " (only source files changed: code_changes=keep would reuse the output)" if code_only else ""
+            print(f"[{name}] changed since it ran: {shown}; rerunning{hint}", flush=True)
             self._remove(output, done)
         elif pending.exists() and same(self.recorded(output, "pending"), fingerprint):
             print(f"[{name}] resuming an interrupted run with the same fingerprint", flush=True)
@@ -131,6 +144,12 @@ class Stages:
         pending.unlink(missing_ok=True)
         print(f"[{name}] done in {seconds:.0f} s", flush=True)
         return output
+
+    def _code_only_change(self, output: Path, fingerprint: dict[str, Any]) -> list[str]:
+        """The changed keys when every one of them is a source file's digest (``code.*``), else []."""
+        recorded = self.recorded(output)
+        changed = differences(recorded, fingerprint) if recorded else []
+        return changed if changed and all(c.startswith("code.") for c in changed) else []
 
     @staticmethod
     def _remove(output: Path, done: Path) -> None:

@@ -99,6 +99,41 @@ def test_a_stage_reruns_when_the_source_it_ran_changed_and_only_then(tmp_path, c
         run_both()
 
 
+def test_code_changes_keep_reuses_a_stage_whose_only_change_is_its_source_and_no_other(tmp_path, capsys, monkeypatch):
+    pkg = tmp_path / "src" / "probe_keep"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "code.py").write_text("MESSAGE = 'old'\n")
+    monkeypatch.syspath_prepend(str(tmp_path / "src"))
+    monkeypatch.setattr(stages_module, "ALL_CODE", ("probe_keep",))
+    runs, up, down = [], tmp_path / "run" / "up", tmp_path / "run" / "down"
+    (tmp_path / "run").mkdir()
+
+    def both(code_changes: str, n: int = 1) -> None:
+        stages = Stages(tmp_path / "run", code_changes)
+        for name, out, inputs in (("up", up, lambda: {}), ("down", down, lambda: stages.upstream(up))):
+            step = _Probe(module=None, config_name=name, overrides=[])
+            fingerprint = stages.fingerprint([step], {**inputs(), "n": n})
+            stages.run(name, out, fingerprint, lambda out=out, name=name: (runs.append(name), _write(out, name)))
+
+    both("rerun")
+    (pkg / "code.py").write_text("MESSAGE = 'new wording'\n")
+    both("keep")
+    log = capsys.readouterr().out
+    assert runs == ["up", "down"], "a source-only change under keep reran a stage"
+    assert "[up] kept (code_changes=keep)" in log and "probe_keep/code.py" in log and "[down] kept" in log
+    both("keep", n=2)  # a changed input is never kept: both stages rerun
+    log = capsys.readouterr().out
+    assert runs == ["up", "down", "up", "down"] and "[up] changed since it ran: code.probe_keep/code.py" in log
+    assert "inputs.n: 1 -> 2" in log and "would reuse" not in log
+    (pkg / "code.py").write_text("MESSAGE = 'newer'\n")
+    both("rerun", n=2)  # the default reruns on a source change, and says keep would have reused it
+    log = capsys.readouterr().out
+    assert runs[4:] == ["up", "down"] and "only source files changed: code_changes=keep would reuse the output" in log
+    with pytest.raises(ValueError, match=r"code_changes must be one of \['rerun', 'keep'\], got 'skip'"):
+        Stages(tmp_path, "skip")
+
+
 def test_an_interrupted_stage_resumes_only_with_its_own_fingerprint(tmp_path, capsys):
     stages, out = Stages(tmp_path), tmp_path / "store"
     first = make_fingerprint({"config": {"cells": 1}})
