@@ -112,7 +112,8 @@ class Stages:
             return output
         code_only = self._code_only_change(output, fingerprint) if done.exists() and output.exists() else []
         if code_only and self.code_changes == "keep":
-            files = ", ".join(c.split(":", 1)[0].removeprefix("code.") for c in code_only)
+            names = [c.split(":", 1)[0].removeprefix("code.") for c in code_only]
+            files = ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
             print(f"[{name}] kept (code_changes=keep): its configs and inputs are unchanged, only source files it ran changed "
                   f"({files}); the output is what the old code made: {output}", flush=True)
             return output
