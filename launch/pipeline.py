@@ -40,7 +40,7 @@ from fiper.monitor.identity import policy_fingerprint
 from fiper.storage import EpisodeStore
 from launch import act, calibrate, collect, evaluate, fit, stress, train
 from launch.common import call_policy_factory, plain, removed_on_failure, resolve_device, save_config, set_cpu_threads
-from launch.pipeline_checks import check_action_dims, check_control_period, check_list_quoting, evaluate_mapping, override
+from launch.pipeline_checks import check_action_dims, check_env, check_list_quoting, evaluate_mapping, override
 from launch.stages import CODE_CHANGES, Stages, Step, override_literal
 from launch.validate import (boolean, cells, choice, list_of, mapping_of_text, optional, positive_int, probability, reported,
                              seed, target, text, validate)
@@ -185,6 +185,7 @@ def validate_all(cfg: DictConfig, run_dir: Path) -> None:
     """The pipeline's keys and every stage's composed config, and the env's control period (one env built), before anything
     is created (paths do not exist yet)."""
     validate(cfg, CHECKS, "pipeline")
+    obs_keys = False  # the observation keys the pipeline trains a policy on (None: all); False: it trains none
     for stage, steps in _steps(cfg, run_dir, None).items():
         if stage in ("fit + calibrate the chosen monitor", ACT_STAGE) and cfg.deploy_delta is None:
             continue
@@ -197,8 +198,10 @@ def validate_all(cfg: DictConfig, run_dir: Path) -> None:
                 except ValueError as err:
                     cells_key = "act.cells" if step.module is act else "rollouts.cells"
                     raise ValueError(f"pipeline stage '{stage}': {err} (in the pipeline: rollouts.factories.<shift>, {cells_key})") from None
-            if stage == "fit rollouts":  # the env's seconds per step, before anything is collected or trained
-                check_control_period(plain(composed.env), plain(composed.factories))
+            if stage == "train":
+                obs_keys = False if cfg.get("policy_factory") else plain(composed.policy.obs_keys)
+            if stage == "fit rollouts":  # the env's seconds per step and observation layout, before anything is collected or trained
+                check_env(plain(composed.env), plain(composed.factories), obs_keys)
             if step.module is act:  # every response name stands for a config, before anything runs
                 try:
                     for name in composed.responses:

@@ -6,6 +6,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from omegaconf import DictConfig
 
 from fiper.storage import EpisodeStore
@@ -77,21 +78,33 @@ def check_action_dims(cfg: DictConfig, demos: Path) -> None:
               f"this run's task is {task!r}: set the action entries its scores should read (or null for every entry)", flush=True)
 
 
-def check_control_period(env_cfg: Mapping[str, Any], factories: Mapping[str, str]) -> float:
-    """The env's seconds per step, read from one env built before any stage runs: an env that declares no period is
-    refused before collecting and training, not at the first rollouts."""
-    from fiper.collection import env_task_name
+def check_env(env_cfg: Mapping[str, Any], factories: Mapping[str, str], obs_keys: list[str] | None | bool = False) -> float:
+    """The env's seconds per step, read from one env built before any stage runs, and, unless ``obs_keys`` is False,
+    the layout of the observation keys a policy will be trained on (None: all): an env that declares no period, or
+    whose images the policies would misread, is refused before collecting and training, not at the first rollouts."""
+    from fiper.collection import env_task_name, observation_dict
     from fiper.control.period import control_period_s
     from launch.stress import env_builder
+    from policies.normalizer import check_obs_layout
 
     probe = env_builder(dict(env_cfg), dict(factories), ["none"])("none", 0.0)
     try:
         task = env_task_name(probe, env_cfg.get("name"))
         try:
-            return control_period_s(probe, env_cfg.get("control_period_s"), env_name=task)
+            period = control_period_s(probe, env_cfg.get("control_period_s"), env_name=task)
         except ValueError as err:
             raise ValueError(f"{err}. In the pipeline: add `control_period_s: <seconds>` to the env group, or "
                              "\"env_overrides=['++env.control_period_s=<seconds>']\" on the command line; nothing has run yet") from None
+        if obs_keys is not False:
+            obs = observation_dict(probe.reset(seed=0)[0])
+            for key in obs if obs_keys is None else [k for k in obs_keys if k in obs]:
+                value = np.asarray(obs[key])
+                try:
+                    check_obs_layout(str(key), value.shape, value.dtype)
+                except ValueError as err:
+                    raise ValueError(f"env {task!r}: {err} (or train.overrides=['policy.obs_keys=[...]'] in the pipeline); "
+                                     "nothing has run yet") from None
+        return period
     finally:
         probe.close()
 

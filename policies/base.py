@@ -28,7 +28,7 @@ from policies.checkpoint import write_policy_files
 from policies.config import PolicyConfig
 from policies.denoisers import MLPDenoiser, TemporalUNet
 from policies.encoders import ImageEncoder, LowDimEncoder
-from policies.normalizer import PolicyNormalizer, is_image_shape
+from policies.normalizer import PolicyNormalizer, check_obs_layout, is_image_shape
 
 
 class PolicyNet(nn.Module):
@@ -61,6 +61,8 @@ class ChunkPolicy(nn.Module, ABC):
             raise ValueError("obs_shapes is empty: a policy needs at least one observation key")
         if config.obs_keys is not None and list(obs_shapes) != config.obs_keys:
             raise ValueError(f"obs_shapes keys {list(obs_shapes)} differ from config.obs_keys {config.obs_keys}")
+        for key, shape in obs_shapes.items():
+            check_obs_layout(str(key), tuple(shape))
         if isinstance(action_dim, bool) or int(action_dim) != action_dim or action_dim < 1:
             raise ValueError(f"action_dim={action_dim!r} must be an integer >= 1")
         self.config = config

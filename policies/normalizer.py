@@ -20,6 +20,22 @@ def is_image_shape(shape: tuple[int, ...]) -> bool:
     return len(shape) == 3 and shape[-1] == 3
 
 
+IMAGE_FIX = ("convert it in the env factory (a gymnasium.wrappers.TransformObservation: np.moveaxis a channel-first "
+             "image, repeat a grey channel three times, scale [0, 1] floats by 255 to uint8), or leave the key out "
+             "with policy.obs_keys=[...]")
+
+
+def check_obs_layout(key: str, shape: tuple[int, ...], dtype: np.dtype | None = None) -> None:
+    """Refuse an observation the encoders would misread: three or more axes that are not an (H, W, 3) image, or an
+    image that is not uint8 (it is divided by 255)."""
+    if len(shape) >= 3 and not is_image_shape(tuple(shape)):
+        raise ValueError(f"observation {key!r} has per-step shape {tuple(shape)}: the policies read vectors, (n, d) arrays "
+                         f"and (H, W, 3) images (channels last, RGB uint8); {IMAGE_FIX}")
+    if dtype is not None and is_image_shape(tuple(shape)) and np.dtype(dtype) != np.uint8:
+        raise ValueError(f"observation {key!r} is an (H, W, 3) image of dtype {np.dtype(dtype)}: images are read as uint8 "
+                         f"in [0, 255]; {IMAGE_FIX}")
+
+
 class RangeNormalizer(nn.Module):
     """Affine map x -> (x - center) / scale with center/scale from the data's min and max."""
 

@@ -32,7 +32,7 @@ from policies.checkpoint import read_policy_files
 from policies.config import TrainConfig
 from policies.curves import CURVE_FILE, LossLog, write_loss_curve
 from policies.factory import build_policy
-from policies.normalizer import is_image_shape
+from policies.normalizer import check_obs_layout, is_image_shape
 
 TRAIN_STATE_FILE = "train_state.pt"
 TRAIN_CONFIG_FILE = "train_config.json"
@@ -86,6 +86,8 @@ def _step_generator(device: torch.device, seed: int, step: int) -> torch.Generat
 
 def _store_shapes(store: EpisodeStore, obs_keys: list[str]) -> tuple[dict[str, tuple[int, ...]], int]:
     shapes = {k: tuple(store.data_array(k).shape[1:]) for k in obs_keys}
+    for key in obs_keys:
+        check_obs_layout(key, shapes[key], store.data_array(key).dtype)
     action = store.data_array("action")
     if action.ndim != 2:
         raise ValueError(f"{store.path}/data/action has shape {action.shape}; expected (T, A)")

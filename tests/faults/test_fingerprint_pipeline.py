@@ -8,6 +8,8 @@ import json
 import shutil
 from pathlib import Path
 
+import gymnasium as gym
+import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
@@ -241,4 +243,55 @@ def test_an_env_that_declares_no_control_period_is_refused_before_anything_runs(
         stated = _pipeline_cfg([*overrides[:3], f"env_overrides=['env.factory={env}:make_track','env.name=null',"
                                                "'++env.control_period_s=0.05']"])
         rollouts = pipeline._steps(stated, tmp_path / "run", None)["fit rollouts"][0].compose()
-        assert pipeline.check_control_period(pipeline.plain(rollouts.env), pipeline.plain(rollouts.factories)) == 0.05
+        assert pipeline.check_env(pipeline.plain(rollouts.env), pipeline.plain(rollouts.factories)) == 0.05
+
+
+class CameraTrack(gym.Wrapper):
+    """Track with a channel-first camera beside its state, as many camera wrappers give it."""
+
+    metadata = {"render_fps": 20}
+
+    def __init__(self, env):
+        super().__init__(env)
+        self.observation_space = gym.spaces.Dict({"state": env.observation_space,
+                                                  "camera": gym.spaces.Box(0, 255, (3, 8, 8), np.uint8)})
+
+    def _obs(self, state):
+        return {"state": state, "camera": np.full((3, 8, 8), int(abs(state[0]) * 50) % 256, np.uint8)}
+
+    def reset(self, **kwargs):
+        state, info = self.env.reset(**kwargs)
+        return self._obs(state), info
+
+    def step(self, action):
+        state, *rest = self.env.step(action)
+        return (self._obs(state), *rest)
+
+
+def make_camera_track(shifts=None):
+    from test_array_obs_pipeline import make_track
+
+    return CameraTrack(make_track(shifts))
+
+
+def test_an_image_the_policies_would_misread_is_refused_before_anything_runs(tmp_path):
+    """A channel-first camera would be flattened into the low-dim encoder's input without a word: the pipeline
+    names the key, its shape and the fix before collecting, and training on it is refused too."""
+    factory = "env_overrides=['env.factory=test_fingerprint_pipeline:make_camera_track','env.name=null'," \
+              "'++expert=test_array_obs_pipeline:TrackExpert','++env.control_period_s=0.05']"
+    overrides = [f"run_dir={tmp_path / 'run'}", "task=push_t", "device=cpu", "rollouts.cells=[[none,[0.0]],[push,[1.0]]]",
+                 factory, "monitor.scores.ace.dims=[0]"]
+    with initialize_config_dir(config_dir=CONF, version_base=None):
+        with pytest.raises(ValueError, match=r"observation 'camera' has per-step shape \(3, 8, 8\).*np.moveaxis a channel-first "
+                                             r"image.*policy.obs_keys.*nothing has run yet"):
+            pipeline.run(_pipeline_cfg(overrides))
+        assert not (tmp_path / "run").exists()
+        state_only = _pipeline_cfg([*overrides, "train.overrides=['policy.obs_keys=[state]']"])
+        pipeline.validate_all(state_only, tmp_path / "run")  # the policy reads the state only: nothing to refuse
+    store = EpisodeStore.create(tmp_path / "float_images.zarr")
+    store.append_episode({"image": np.random.default_rng(0).random((6, 8, 8, 3)).astype(np.float32),
+                          "action": np.zeros((6, 2), np.float32)})
+    from policies import TrainConfig, train_policy
+
+    with pytest.raises(ValueError, match=r"observation 'image' is an \(H, W, 3\) image of dtype float32: images are read as uint8"):
+        train_policy(tmp_path / "float_images.zarr", TrainConfig.from_dict({"steps": 1}), tmp_path / "policy")

@@ -124,6 +124,9 @@ def test_image_policy_trains_and_samples(tmp_path):
         policy.encode({**obs, "image": torch.zeros(2, 2, 84, 84, 3, dtype=torch.uint8)})
     with pytest.raises(ValueError, match="encoder='image'"):
         build_policy(tiny_config("flow"), {"image": (96, 96, 3)}, 2)
+    for shape in ((3, 96, 96), (96, 96, 1)):  # channel-first and grey: refused, not flattened into the low-dim MLP
+        with pytest.raises(ValueError, match=rf"observation 'pixels' has per-step shape \({shape[0]}, .*channels last"):
+            build_policy(tiny_config("flow"), {"pixels": shape}, 2)
 
 
 def test_image_downsample_pools_before_the_trunk():
