@@ -33,7 +33,7 @@ from fiper.evaluation.render.outcome import outcome_table, write_outcome
 from fiper.interventions import FALLBACKS, building, response_from_config
 from fiper.monitor import load_monitor
 from fiper.monitor.identity import policy_fingerprint
-from launch.act_videos import write_videos
+from launch.act_videos import check_rendering, write_videos
 from launch.common import load_policy_from, plain, resolve_device, save_config, set_cpu_threads
 from launch.stress import SWEEP_CHECKS, action_context, check_observations, env_builder, store_fingerprint
 from launch.validate import (ENV_CHECKS, THREADS, Bad, boolean, existing_path, integer, merged, reported, validate)
@@ -175,6 +175,8 @@ def run(cfg: DictConfig):
     env_cfg = plain(cfg.env)
     cell_list = [(str(shift), float(sev)) for shift, sevs in plain(cfg.cells) for sev in sevs]
     make_env = env_builder(env_cfg, plain(cfg.factories), [shift for shift, _ in cell_list])
+    if cfg.videos:  # an env that cannot render is refused before the sweep, not after it
+        check_rendering(env_cfg, plain(cfg.factories), cfg.video_size, " (nothing has run yet)")
     probe = make_env("none", 0.0)
     try:
         check_observations(policy, probe, env_cfg)

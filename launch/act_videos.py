@@ -59,18 +59,36 @@ def video_title(task: str, shift: str, severity: float, seed: int, response: str
 RENDER_SIZE_KWARGS = (("render_size",), ("width", "height"), ())
 
 
-def rendering_env(env_cfg: Mapping[str, Any], factories: Mapping[str, str], shift: str, severity: float, size: int) -> Any:
-    """The env of cell (shift, severity) made with render_mode='rgb_array' at ``size`` px where it takes a size."""
+AFTER_SWEEP = " (the sweep's stores and outcome files are already written)"
+
+
+def rendering_env(env_cfg: Mapping[str, Any], factories: Mapping[str, str], shift: str, severity: float, size: int,
+                  when: str = AFTER_SWEEP) -> Any:
+    """The env of cell (shift, severity) made with render_mode='rgb_array' at ``size`` px where it takes a size; an env
+    that refuses the mode, or takes it and renders nothing, is an error naming both fixes (``when`` ends it)."""
     refused = []
     for names in RENDER_SIZE_KWARGS:
         kwargs = {**dict(env_cfg.get("kwargs") or {}), "render_mode": "rgb_array", **{n: int(size) for n in names}}
         try:
-            return env_builder({**env_cfg, "kwargs": kwargs}, dict(factories))(shift, severity)
+            env = env_builder({**env_cfg, "kwargs": kwargs}, dict(factories))(shift, severity)
         except TypeError as err:
             refused.append(f"{', '.join(('render_mode', *names))}: {err}")
+            continue
+        mode = getattr(env, "render_mode", None)
+        if mode == "rgb_array":
+            return env
+        env.close()
+        raise ValueError(f"videos=true makes the env of cell ({shift}, {severity:g}) with render_mode='rgb_array', and the "
+                         f"factory built one whose render_mode is {mode!r}: pass render_mode on to the env in the factory "
+                         f"(e.g. gymnasium.make(..., render_mode=render_mode)) or set videos=false{when}")
     raise ValueError(f"videos=true makes the env of cell ({shift}, {severity:g}) with render_mode='rgb_array' (and render_size, "
                      f"or width and height, of {size} px), and it refused each ({'; '.join(refused)}); let the env factory take "
-                     "render_mode or set videos=false (the sweep's stores and outcome files are already written)")
+                     f"render_mode or set videos=false{when}")
+
+
+def check_rendering(env_cfg: Mapping[str, Any], factories: Mapping[str, str], size: int, when: str) -> None:
+    """Build the in-distribution env as the videos will and close it: an env that cannot render is refused up front."""
+    rendering_env(env_cfg, factories, "none", 0.0, size, when).close()
 
 
 def write_videos(env_cfg: Mapping[str, Any], factories: Mapping[str, str], agents: Mapping[str, MonitoredPolicy],

@@ -39,6 +39,7 @@ from fiper.fingerprint import directory_digest, file_digest
 from fiper.monitor.identity import policy_fingerprint
 from fiper.storage import EpisodeStore
 from launch import act, calibrate, collect, evaluate, fit, stress, train
+from launch.act_videos import check_rendering
 from launch.common import call_policy_factory, plain, removed_on_failure, resolve_device, save_config, set_cpu_threads
 from launch.pipeline_checks import check_action_dims, check_env, check_list_quoting, evaluate_mapping, override
 from launch.stages import CODE_CHANGES, Stages, Step, override_literal
@@ -202,12 +203,15 @@ def validate_all(cfg: DictConfig, run_dir: Path) -> None:
                 obs_keys = False if cfg.get("policy_factory") else plain(composed.policy.obs_keys)
             if stage == "fit rollouts":  # the env's seconds per step and observation layout, before anything is collected or trained
                 check_env(plain(composed.env), plain(composed.factories), obs_keys)
-            if step.module is act:  # every response name stands for a config, before anything runs
+            if step.module is act:  # every response name stands for a config, and the env renders its videos, before anything runs
                 try:
                     for name in composed.responses:
                         act.response_config(name, plain(composed.response_configs) or {})
                 except ValueError as err:
                     raise ValueError(f"pipeline stage '{stage}': {err} (in the pipeline: act.responses, act.overrides)") from None
+                if composed.videos:
+                    check_rendering(plain(composed.env), plain(composed.factories), composed.video_size,
+                                    " (in the pipeline: act.videos=false; nothing has run yet)")
     _checkpoint_source(cfg)
 
 

@@ -39,6 +39,11 @@ def unrendered_push_t(max_episode_steps=MAX_STEPS):
     return envs.make_env("push_t", max_episode_steps=max_episode_steps)
 
 
+def ignoring_push_t(render_mode=None, max_episode_steps=MAX_STEPS):
+    """A user's env factory that takes render_mode and drops it."""
+    return envs.make_env("push_t", max_episode_steps=max_episode_steps)
+
+
 def bare_push_t(render_mode=None, render_size=256, max_episode_steps=MAX_STEPS):
     """A user's env factory that takes no shifts."""
     return envs.make_env("push_t", render_mode=render_mode, render_size=render_size, max_episode_steps=max_episode_steps)
@@ -222,13 +227,17 @@ def test_video_helpers_find_the_first_alarm_and_say_where_a_rerun_diverged(run_d
         "push_t · obstacle 0.5 · seed 3 · hold · re-run diverged from the recorded episode at step 6"
 
 
-def test_act_videos_of_an_env_that_cannot_render_are_refused_after_the_sweep_is_written(run_dirs, tmp_path):
-    out = tmp_path / "act"
-    with pytest.raises(ValueError, match=r"videos=true makes the env of cell \(none, 0\) with render_mode='rgb_array'.*set videos=false"):
-        act.run(config(run_dirs, out, "env.factory=test_act_launch:unrendered_push_t", "env.name=null", "~env.kwargs.max_episode_steps",
-                       "cells=[[none,[0.0]]]", "videos=true"))
-    assert json.loads((out / "outcome.json").read_text())["overall"]["hold"]["episodes"] == 2  # nothing lost
-    assert not (out / "videos").exists()
+def test_act_videos_of_an_env_that_cannot_render_are_refused_before_the_sweep(run_dirs, tmp_path):
+    """A factory that refuses render_mode, or takes it and builds an env that renders nothing, is named before any
+    episode runs, with both fixes; nothing is written."""
+    for factory, match in (("unrendered_push_t", r"and it refused each"), ("ignoring_push_t", r"whose render_mode is None: pass "
+                                                                                           r"render_mode on to the env")):
+        out = tmp_path / factory
+        with pytest.raises(ValueError, match=r"videos=true makes the env of cell \(none, 0\) with render_mode='rgb_array'.*"
+                                             + match + r".*set videos=false \(nothing has run yet\)"):
+            act.run(config(run_dirs, out, f"env.factory=test_act_launch:{factory}", "env.name=null", "~env.kwargs.max_episode_steps",
+                           "cells=[[none,[0.0]]]", "videos=true"))
+        assert not out.exists()
 
 
 def test_a_fallback_on_an_env_that_names_no_position_entries_says_how_to_name_them():

@@ -26,27 +26,32 @@ def record_episode(env: Any, agent: MonitoredPolicy, *, seed: int, **kwargs) -> 
 
     The env must have been made with ``render_mode='rgb_array'``; frame 0 is the reset state.
     """
-    from gymnasium.wrappers import RenderCollection
-
     if getattr(env, "render_mode", None) != "rgb_array":
         raise ValueError(f"a video needs frames: make the env with render_mode='rgb_array' (it has {getattr(env, 'render_mode', None)!r})")
-    wrapped = RenderCollection(env, pop_frames=True, reset_clean=True)
     frames: list[np.ndarray] = []
 
+    def frame() -> None:
+        image = env.render()
+        if not (isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[-1] in (3, 4)):
+            raise ValueError(f"a video needs frames: {type(env.unwrapped).__name__}.render() under render_mode='rgb_array' "
+                             f"returned {type(image).__name__}{getattr(image, 'shape', '')}, not an (H, W, 3) array; "
+                             "return the frame from render(), or set videos=false")
+        frames.append(image)
+
     class _Collect:
-        """Pops the frames after each reset / step so they match the steps run_episode takes."""
+        """Renders after each reset / step, so that the frames match the steps run_episode takes."""
 
         def __getattr__(self, name):
-            return getattr(wrapped, name)
+            return getattr(env, name)
 
         def reset(self, **kw):
-            out = wrapped.reset(**kw)
-            frames.extend(wrapped.render())
+            out = env.reset(**kw)
+            frame()
             return out
 
         def step(self, action):
-            out = wrapped.step(action)
-            frames.extend(wrapped.render())
+            out = env.step(action)
+            frame()
             return out
 
     result = run_episode(_Collect(), agent, seed=seed, **kwargs)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gymnasium as gym
 import numpy as np
 import pytest
 
@@ -55,3 +56,33 @@ def test_a_video_needs_a_rendering_env(setup):
     env = envs.make_env("push_t", max_episode_steps=MAX_STEPS)
     with pytest.raises(ValueError, match="render_mode='rgb_array'"):
         record_episode(env, MonitoredPolicy(policy, monitor, num_samples=8), seed=0)
+
+
+class _Frames(gym.Wrapper):
+    """A user's env that renders without declaring render_modes in its metadata, or renders nothing."""
+
+    metadata = {}
+
+    def __init__(self, env, blank: bool = False):
+        super().__init__(env)
+        self.blank = blank
+
+    @property
+    def render_mode(self):
+        return "rgb_array"
+
+    def render(self):
+        return None if self.blank else np.zeros((16, 16, 3), np.uint8)
+
+
+def test_frames_come_from_render_whatever_the_env_declares(setup):
+    """One frame per reset and step from the env's own render(), with no render_modes metadata; an env whose render()
+    gives no image is an error naming it and the fix."""
+    _, policy, monitor = setup
+    env = _Frames(envs.make_env("push_t", max_episode_steps=MAX_STEPS))
+    result, frames = record_episode(env, MonitoredPolicy(policy, monitor, num_samples=8), seed=0)
+    assert len(frames) == len(result.steps["action"]) + 1 and frames[0].shape == (16, 16, 3)
+    with pytest.raises(ValueError, match=r"PushTEnv.render\(\) under render_mode='rgb_array' returned NoneType, not an \(H, W, 3\) "
+                                         r"array.*videos=false"):
+        record_episode(_Frames(envs.make_env("push_t", max_episode_steps=MAX_STEPS), blank=True),
+                       MonitoredPolicy(policy, monitor, num_samples=8), seed=0)

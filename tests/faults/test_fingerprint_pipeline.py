@@ -216,7 +216,7 @@ def test_a_users_env_trains_its_own_policy_and_a_missing_deploy_file_stops_the_r
             "evaluate.deltas=[0.3]", "evaluate.split.fit=0.5", "evaluate.split.calibration=0.5",
             "evaluate.overrides=['windows=[1]','progress=false',"
             "'plots=false','~methods.knn','~methods.rnd_a','~methods.logpzo','~methods.stac','~methods.fiper_joint',"
-            "'~methods.fiper_or_joint','~methods.fiper_select','deploy_method=null']",
+            "'~methods.fiper_or_joint','~methods.fiper_select','deploy_method=null']", "act.videos=false",  # Track does not render
         ])
         with pytest.raises(FileNotFoundError, match=r"wrote no monitor_Track\.yaml for task 'Track'.*deploy_delta=null"):
             pipeline.run(cfg)  # an env without a name or gymnasium id is named by its class
@@ -280,7 +280,7 @@ def test_an_image_the_policies_would_misread_is_refused_before_anything_runs(tmp
     factory = "env_overrides=['env.factory=test_fingerprint_pipeline:make_camera_track','env.name=null'," \
               "'++expert=test_array_obs_pipeline:TrackExpert','++env.control_period_s=0.05']"
     overrides = [f"run_dir={tmp_path / 'run'}", "task=push_t", "device=cpu", "rollouts.cells=[[none,[0.0]],[push,[1.0]]]",
-                 factory, "monitor.scores.ace.dims=[0]"]
+                 factory, "monitor.scores.ace.dims=[0]", "++act=null"]
     with initialize_config_dir(config_dir=CONF, version_base=None):
         with pytest.raises(ValueError, match=r"observation 'camera' has per-step shape \(3, 8, 8\).*np.moveaxis a channel-first "
                                              r"image.*policy.obs_keys.*nothing has run yet"):
@@ -295,3 +295,19 @@ def test_an_image_the_policies_would_misread_is_refused_before_anything_runs(tmp
 
     with pytest.raises(ValueError, match=r"observation 'image' is an \(H, W, 3\) image of dtype float32: images are read as uint8"):
         train_policy(tmp_path / "float_images.zarr", TrainConfig.from_dict({"steps": 1}), tmp_path / "policy")
+
+
+def test_an_env_that_cannot_render_the_act_stages_videos_is_refused_before_anything_runs(tmp_path):
+    """The outcome sweep's videos need frames: an env factory without render_mode stops the pipeline before it collects,
+    naming act.videos=false, instead of after every stage has run."""
+    env = "test_array_obs_pipeline"
+    overrides = [f"run_dir={tmp_path / 'run'}", "task=push_t", "device=cpu", "rollouts.cells=[[none,[0.0]],[push,[1.0]]]",
+                 f"env_overrides=['env.factory={env}:make_track','env.name=null','++expert={env}:TrackExpert',"
+                 "'++env.control_period_s=0.05']", "monitor.scores.ace.dims=[0]", "act.cells=[[none,[0.0]],[push,[1.0]]]"]
+    with initialize_config_dir(config_dir=CONF, version_base=None):
+        with pytest.raises(ValueError, match=r"videos=true makes the env of cell \(none, 0\) with render_mode='rgb_array'.*"
+                                             r"make_track\(\) got an unexpected keyword argument 'render_mode'.*"
+                                             r"in the pipeline: act.videos=false; nothing has run yet"):
+            pipeline.run(_pipeline_cfg(overrides))
+        assert not (tmp_path / "run").exists()
+        pipeline.validate_all(_pipeline_cfg([*overrides, "act.videos=false"]), tmp_path / "run")
