@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from fiper.control import MonitoredPolicy
-from fiper.control.video import record_episode, write_video
+from fiper.control.video import record_episode, rendered_frame, write_video
 from fiper.storage import EpisodeStore
 from launch.stress import env_builder
 
@@ -87,8 +87,19 @@ def rendering_env(env_cfg: Mapping[str, Any], factories: Mapping[str, str], shif
 
 
 def check_rendering(env_cfg: Mapping[str, Any], factories: Mapping[str, str], size: int, when: str) -> None:
-    """Build the in-distribution env as the videos will and close it: an env that cannot render is refused up front."""
-    rendering_env(env_cfg, factories, "none", 0.0, size, when).close()
+    """Build the in-distribution env as the videos will, reset it and render one frame: an env that cannot render is
+    refused up front, with its own error when its render() raises."""
+    env = rendering_env(env_cfg, factories, "none", 0.0, size, when)
+    try:
+        env.reset(seed=0)
+        rendered_frame(env)
+    except ValueError as err:
+        raise ValueError(f"{err}{when}") from None
+    except Exception as err:  # the user's render(): any error, named with the way out
+        raise ValueError(f"videos=true renders the env, and {type(env.unwrapped).__name__}.render() after a reset raised "
+                         f"{type(err).__name__}: {err}; fix render() or set videos=false{when}") from err
+    finally:
+        env.close()
 
 
 def write_videos(env_cfg: Mapping[str, Any], factories: Mapping[str, str], agents: Mapping[str, MonitoredPolicy],

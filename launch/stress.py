@@ -15,9 +15,10 @@ import inspect
 from typing import Any
 
 import hydra
+import numpy as np
 from omegaconf import DictConfig
 
-from fiper.collection import accepts, checked_env, env_task_name, make_env_from_config, resolve
+from fiper.collection import accepts, checked_env, env_task_name, make_env_from_config, observation_dict, resolve
 from fiper.control import MonitoredPolicy, RolloutRecorder
 from fiper.control.monitored_policy import EXECUTED_CHUNKS
 from fiper.control.period import control_period_s
@@ -118,11 +119,9 @@ def build_response(cfg: DictConfig, monitor, policy, probe):
 
 
 def check_observations(policy, probe_env, env_cfg: dict[str, Any]) -> None:
-    """The env must emit every observation key the policy reads, with the shapes it was trained on."""
-    spaces = getattr(probe_env.observation_space, "spaces", None)
-    if not hasattr(spaces, "items"):
-        return  # a non-dict observation space: the policy's own check_obs reports it at the first step
-    emitted = {k: tuple(getattr(v, "shape", ()) or ()) for k, v in spaces.items()}
+    """The env must emit every observation key the policy reads, with the shapes it was trained on. Read from a reset
+    observation, not the declared space: collection stored what the env emits, which its space may not say."""
+    emitted = {k: tuple(np.shape(v)) for k, v in observation_dict(probe_env.reset(seed=0)[0]).items()}
     wrong = {k: (s, emitted.get(k)) for k, s in policy.obs_shapes.items() if emitted.get(k) != tuple(s)}
     if wrong:
         detail = ", ".join(f"'{k}' {want} (env: {'missing' if got is None else got})" for k, (want, got) in wrong.items())

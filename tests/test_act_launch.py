@@ -44,6 +44,17 @@ def ignoring_push_t(render_mode=None, max_episode_steps=MAX_STEPS):
     return envs.make_env("push_t", max_episode_steps=max_episode_steps)
 
 
+def broken_render_push_t(render_mode=None, max_episode_steps=MAX_STEPS):
+    """A user's env factory whose env takes render_mode and fails to render."""
+    env = envs.make_env("push_t", render_mode=render_mode, max_episode_steps=max_episode_steps)
+
+    def render():
+        raise KeyError("camera")
+
+    env.render = render
+    return env
+
+
 def bare_push_t(render_mode=None, render_size=256, max_episode_steps=MAX_STEPS):
     """A user's env factory that takes no shifts."""
     return envs.make_env("push_t", render_mode=render_mode, render_size=render_size, max_episode_steps=max_episode_steps)
@@ -228,12 +239,13 @@ def test_video_helpers_find_the_first_alarm_and_say_where_a_rerun_diverged(run_d
 
 
 def test_act_videos_of_an_env_that_cannot_render_are_refused_before_the_sweep(run_dirs, tmp_path):
-    """A factory that refuses render_mode, or takes it and builds an env that renders nothing, is named before any
-    episode runs, with both fixes; nothing is written."""
-    for factory, match in (("unrendered_push_t", r"and it refused each"), ("ignoring_push_t", r"whose render_mode is None: pass "
-                                                                                           r"render_mode on to the env")):
+    """A factory that refuses render_mode, takes it and builds an env that renders nothing, or builds one whose render()
+    raises, is named before any episode runs, with the fixes; nothing is written."""
+    for factory, match in (("unrendered_push_t", r"and it refused each"),
+                           ("ignoring_push_t", r"whose render_mode is None: pass render_mode on to the env"),
+                           ("broken_render_push_t", r"and PushTEnv.render\(\) after a reset raised KeyError: 'camera'; fix render\(\) or")):
         out = tmp_path / factory
-        with pytest.raises(ValueError, match=r"videos=true makes the env of cell \(none, 0\) with render_mode='rgb_array'.*"
+        with pytest.raises(ValueError, match=r"videos=true (makes the env of cell \(none, 0\) with render_mode='rgb_array'|renders the env).*"
                                              + match + r".*set videos=false \(nothing has run yet\)"):
             act.run(config(run_dirs, out, f"env.factory=test_act_launch:{factory}", "env.name=null", "~env.kwargs.max_episode_steps",
                            "cells=[[none,[0.0]]]", "videos=true"))

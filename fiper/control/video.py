@@ -21,6 +21,16 @@ from fiper.control.monitored_policy import Decision, MonitoredPolicy
 SIZE_PX = (960, 432)  # width, height: multiples of 16, so mp4 encoders need no resize
 
 
+def rendered_frame(env: Any) -> np.ndarray:
+    """``env.render()`` checked to be an (H, W, 3) image: what a video needs from an env made with render_mode='rgb_array'."""
+    image = env.render()
+    if not (isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[-1] in (3, 4)):
+        raise ValueError(f"a video needs frames: {type(env.unwrapped).__name__}.render() under render_mode='rgb_array' "
+                         f"returned {type(image).__name__}{getattr(image, 'shape', '')}, not an (H, W, 3) array; "
+                         "return the frame from render(), or set videos=false")
+    return image
+
+
 def record_episode(env: Any, agent: MonitoredPolicy, *, seed: int, **kwargs) -> tuple[EpisodeResult, list[np.ndarray]]:
     """Run one episode (fiper.control.loop.run_episode) and return it with one frame per env step.
 
@@ -31,12 +41,7 @@ def record_episode(env: Any, agent: MonitoredPolicy, *, seed: int, **kwargs) -> 
     frames: list[np.ndarray] = []
 
     def frame() -> None:
-        image = env.render()
-        if not (isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[-1] in (3, 4)):
-            raise ValueError(f"a video needs frames: {type(env.unwrapped).__name__}.render() under render_mode='rgb_array' "
-                             f"returned {type(image).__name__}{getattr(image, 'shape', '')}, not an (H, W, 3) array; "
-                             "return the frame from render(), or set videos=false")
-        frames.append(image)
+        frames.append(rendered_frame(env))
 
     class _Collect:
         """Renders after each reset / step, so that the frames match the steps run_episode takes."""

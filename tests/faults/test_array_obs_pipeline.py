@@ -142,3 +142,27 @@ def test_flattened_mujoco_task_collects_and_runs_monitored(tmp_path):
     recorded = EpisodeStore.open(tmp_path / "rollouts.zarr")
     assert recorded.read_data("obs").shape == (len(result.infos), *env.observation_space.shape)
     assert len(result.decisions) == -(-len(result.infos) // policy.n_action_steps) and np.isfinite(result.steps["action"]).all()
+
+
+class SloppyTrack(Track):
+    """Declares its position as a (1,) Box but emits a scalar, as many hand-written envs do."""
+
+    observation_space = gym.spaces.Dict({"x": gym.spaces.Box(-10, 10, (1,), np.float32)})
+
+    def _obs(self):
+        return {"x": np.float32(self.x)}
+
+
+def test_the_rollouts_check_the_policy_against_what_the_env_emits_not_its_declared_space():
+    """Collection stored the scalar the env emits, so a policy trained on it reads (): the rollouts' check compares
+    with a reset observation and passes, and still names a real mismatch, for dict and array observations alike."""
+    from types import SimpleNamespace
+
+    from launch.stress import check_observations
+
+    check_observations(SimpleNamespace(obs_shapes={"x": ()}), SloppyTrack(), {"factory": "sloppy"})
+    with pytest.raises(ValueError, match=r"does not emit: 'x' \(1,\) \(env: \(\)\); the env emits \{'x': \(\)\}"):
+        check_observations(SimpleNamespace(obs_shapes={"x": (1,)}), SloppyTrack(), {"factory": "sloppy"})
+    check_observations(SimpleNamespace(obs_shapes={"obs": (2,)}), make_track(), {"factory": "track"})
+    with pytest.raises(ValueError, match=r"does not emit: 'obs' \(3,\) \(env: \(2,\)\)"):
+        check_observations(SimpleNamespace(obs_shapes={"obs": (3,)}), make_track(), {"factory": "track"})
