@@ -1,7 +1,7 @@
 """Generic demonstration / rollout collection: run an expert in any gymnasium env, store episodes.
 
-Works with any gymnasium env whose observation is a dict of arrays (or one array, stored as
-'obs' by :func:`observation_dict`) and any object with ``reset(seed)`` and
+Works with any gymnasium env whose observation is a dict of arrays (nested dicts under dotted keys, one
+array as 'obs': :func:`observation_dict`) and any object with ``reset(seed)`` and
 ``act(obs, info) -> action``. Per-episode labels come from the final ``info``; see
 :func:`episode_labels` for the fallbacks. fiper never imports a particular environment package:
 factories are named as 'module:function' strings.
@@ -203,17 +203,31 @@ OBS_KEY = "obs"
 
 
 def observation_dict(obs: Any) -> Mapping[str, Any]:
-    """A dict observation as it is; one array (a gymnasium ``Box``) as ``{'obs': array}``.
+    """A flat dict observation as it is; a nested one flattened to dotted keys (``{'robot': {'pos': …}}`` as
+    ``{'robot.pos': …}``); one array (a gymnasium ``Box``) as ``{'obs': array}``.
 
-    The one place that names an array observation: collection stores it under 'obs', a policy
-    trained on that store reads 'obs', and the control loop's history wraps it the same way.
+    The one place that names observation keys: collection stores them, a policy trained on that store
+    reads them, and the control loop's history builds them the same way.
     """
     if isinstance(obs, Mapping):
-        return obs
+        return _flat(obs) if any(isinstance(v, Mapping) for v in obs.values()) else obs
     if isinstance(obs, tuple):
         raise SetupError("the observation is a tuple (a gymnasium Tuple space), which has no keys: return a dict "
                         "or one array, e.g. wrap the env in gymnasium.wrappers.FlattenObservation")
     return {OBS_KEY: obs}
+
+
+def _flat(obs: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in obs.items():
+        name = f"{prefix}{key}"
+        items = _flat(value, f"{name}.") if isinstance(value, Mapping) else {name: value}
+        clash = set(items) & set(out)
+        if clash:
+            raise SetupError(f"the nested observation flattens to the key {sorted(clash)[0]!r} twice; rename one of them in "
+                             "the env factory (gymnasium.wrappers.TransformObservation)")
+        out.update(items)
+    return out
 
 
 def _as_dict(obs: Any) -> dict[str, np.ndarray]:

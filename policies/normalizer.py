@@ -26,8 +26,11 @@ IMAGE_FIX = ("convert it in the env factory (a gymnasium.wrappers.TransformObser
 
 
 def check_obs_layout(key: str, shape: tuple[int, ...], dtype: np.dtype | None = None) -> None:
-    """Refuse an observation the encoders would misread: three or more axes that are not an (H, W, 3) image, or an
-    image that is not uint8 (it is divided by 255)."""
+    """Refuse an observation the encoders would misread: values that are not numbers, three or more axes that are not
+    an (H, W, 3) image, or an image that is not uint8 (it is divided by 255)."""
+    if dtype is not None and not (np.issubdtype(np.dtype(dtype), np.number) or np.dtype(dtype) == np.bool_):
+        raise ValueError(f"observation {key!r} holds {np.dtype(dtype)} values, which the policies cannot read (they read numbers); "
+                         "leave the key out with policy.obs_keys=[...], or encode it as numbers in the env factory")
     if len(shape) >= 3 and not is_image_shape(tuple(shape)):
         raise ValueError(f"observation {key!r} has per-step shape {tuple(shape)}: the policies read vectors, (n, d) arrays "
                          f"and (H, W, 3) images (channels last, RGB uint8); {IMAGE_FIX}")

@@ -180,3 +180,41 @@ def test_an_observation_key_named_action_is_refused_with_the_renaming_wrapper_th
     store = EpisodeStore.create(tmp_path / "renamed.zarr")
     collect(renamed, Push(), store, n_episodes=2, seed=0)
     assert store.n_episodes == 2 and {"pos", "prev_action", "action"} <= set(store.data_keys)
+
+
+class NestedArm(gym.Env):
+    """A nested dict observation, as robosuite- or ManiSkill-style envs give it."""
+
+    observation_space = gym.spaces.Dict({"robot": gym.spaces.Dict({"pos": gym.spaces.Box(-5, 5, (2,), np.float32),
+                                                                    "vel": gym.spaces.Box(-5, 5, (2,), np.float32)}),
+                                         "goal": gym.spaces.Box(-5, 5, (2,), np.float32)})
+    action_space = gym.spaces.Box(-1, 1, (1,), np.float32)
+
+    def _obs(self):
+        return {"robot": {"pos": np.array([self.t, 0.0], np.float32), "vel": np.ones(2, np.float32)}, "goal": np.zeros(2, np.float32)}
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = 0
+        return self._obs(), {}
+
+    def step(self, action):
+        self.t += 1
+        return self._obs(), 0.0, False, self.t >= 4, {"is_success": True}
+
+
+def test_a_nested_observation_is_stored_and_read_back_under_dotted_keys(tmp_path):
+    """Nested dicts are flattened to numeric arrays under 'robot.pos', not stored as their text; the control loop's
+    history builds the same keys; two names that flatten alike are refused."""
+    from fiper.collection import observation_dict
+    from fiper.control.history import ObsHistory
+
+    store = EpisodeStore.create(tmp_path / "nested.zarr")
+    collect(NestedArm(), Push(), store, n_episodes=2, seed=0)
+    assert set(store.data_keys) == {"action", "goal", "robot.pos", "robot.vel"}
+    pos = store.read_data("robot.pos")
+    assert pos.dtype == np.float32 and pos.shape == (8, 2) and pos[:4, 0].tolist() == [0, 1, 2, 3]
+    frame = ObsHistory(["robot.pos", "goal"], n_obs_steps=2, shapes={"robot.pos": (2,), "goal": (2,)}).frame(NestedArm().reset(seed=0)[0])
+    assert set(frame) == {"robot.pos", "goal"} and frame["robot.pos"].tolist() == [0.0, 0.0]
+    with pytest.raises(ValueError, match=r"flattens to the key 'robot.pos' twice; rename one"):
+        observation_dict({"robot": {"pos": 1}, "robot.pos": 2})

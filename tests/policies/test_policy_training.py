@@ -124,6 +124,10 @@ def test_image_policy_trains_and_samples(tmp_path):
         policy.encode({**obs, "image": torch.zeros(2, 2, 84, 84, 3, dtype=torch.uint8)})
     with pytest.raises(ValueError, match="encoder='image'"):
         build_policy(tiny_config("flow"), {"image": (96, 96, 3)}, 2)
+    text = EpisodeStore.create(tmp_path / "text.zarr")
+    text.append_episode({"task": np.array(["pick"] * 12), "action": np.zeros((12, 2), np.float32)})
+    with pytest.raises(ValueError, match=r"observation 'task' holds \S+ values, which the policies cannot read.*policy.obs_keys"):
+        train_policy(tmp_path / "text.zarr", tiny_train_config(tiny_config("flow"), 1), tmp_path / "text_run")
     for shape in ((3, 96, 96), (96, 96, 1)):  # channel-first and grey: refused, not flattened into the low-dim MLP
         with pytest.raises(ValueError, match=rf"observation 'pixels' has per-step shape \({shape[0]}, .*channels last"):
             build_policy(tiny_config("flow"), {"pixels": shape}, 2)
