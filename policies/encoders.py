@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from policies.normalizer import is_image_shape
+from policies.normalizer import is_image_shape, module_name
 
 
 def mlp(sizes: list[int]) -> nn.Sequential:
@@ -91,12 +91,13 @@ class ImageEncoder(nn.Module):
         if not self.image_keys:
             raise ValueError(f"encoder='image' needs an image observation key of per-step shape (H, W, 3); got shapes {dict(obs_shapes)}")
         self.lowdim_keys = [k for k in obs_shapes if k not in self.image_keys]
-        self.trunks = nn.ModuleDict({k: ImageTrunk(tuple(obs_shapes[k]), channels, keypoints, n_groups, downsample) for k in self.image_keys})
+        self.trunks = nn.ModuleDict({module_name(k): ImageTrunk(tuple(obs_shapes[k]), channels, keypoints, n_groups, downsample)
+                                     for k in self.image_keys})
         per_step = sum(t.out_dim for t in self.trunks.values()) + sum(int(np.prod(obs_shapes[k])) for k in self.lowdim_keys)
         self.net = mlp([n_obs_steps * per_step, hidden, embed_dim])
 
     def forward(self, obs: Mapping[str, Tensor]) -> Tensor:
         n, t = obs[self.image_keys[0]].shape[:2]
-        parts = [self.trunks[k](obs[k].flatten(0, 1)).reshape(n, t, -1) for k in self.image_keys]
+        parts = [self.trunks[module_name(k)](obs[k].flatten(0, 1)).reshape(n, t, -1) for k in self.image_keys]
         parts += [obs[k].reshape(n, t, -1) for k in self.lowdim_keys]
         return self.net(torch.cat(parts, dim=-1).flatten(1))

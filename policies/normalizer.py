@@ -66,29 +66,34 @@ class RangeNormalizer(nn.Module):
         return x * self.scale + self.center
 
 
+def module_name(key: str) -> str:
+    """An observation key as a torch submodule name, which cannot hold '.': escaped one-to-one ('robot.pos' ->
+    'robot%2Epos'), and unchanged for a key without '.' or '%', so the state-dict names of such keys stay as they are."""
+    return key.replace("%", "%25").replace(".", "%2E")
+
+
 class PolicyNormalizer(nn.Module):
     """Normalisers for the action and for each low-dim observation key (images only rescale)."""
 
     def __init__(self, obs_shapes: Mapping[str, tuple[int, ...]], action_dim: int):
         super().__init__()
         self.action = RangeNormalizer(action_dim)
-        self.obs = nn.ModuleDict(
-            {k: RangeNormalizer(int(np.prod(s))) for k, s in obs_shapes.items() if not is_image_shape(tuple(s))}
-        )
+        self.lowdim_keys = [k for k, s in obs_shapes.items() if not is_image_shape(tuple(s))]
+        self.obs = nn.ModuleDict({module_name(k): RangeNormalizer(int(np.prod(obs_shapes[k]))) for k in self.lowdim_keys})
         self.image_keys = [k for k, s in obs_shapes.items() if is_image_shape(tuple(s))]
 
     def fit(self, obs: Mapping[str, np.ndarray], action: np.ndarray) -> None:
         """Fit on whole data columns: obs {key: (T, *shape)} for the low-dim keys, action (T, A)."""
         self.action.fit(action)
-        for key, norm in self.obs.items():
-            norm.fit(obs[key])
+        for key in self.lowdim_keys:
+            self.obs[module_name(key)].fit(obs[key])
 
     def normalize_obs(self, obs: Mapping[str, Tensor]) -> dict[str, Tensor]:
         """Low-dim keys flattened per step and mapped to [-1, 1]; images to float [0, 1]."""
         out = {}
         for key, value in obs.items():
-            if key in self.obs:
-                out[key] = self.obs[key].normalize(value.reshape(*value.shape[:2], -1).float())
+            if key in self.lowdim_keys:
+                out[key] = self.obs[module_name(key)].normalize(value.reshape(*value.shape[:2], -1).float())
             else:
                 out[key] = value.float() / 255.0
         return out

@@ -159,3 +159,24 @@ def test_image_downsample_pools_before_the_trunk():
                      {"image": (96, 96, 3)}, 2)
     with pytest.raises(ValueError, match="image_downsample"):
         tiny_config("diffusion", image_downsample=0)
+
+
+def test_dotted_observation_keys_train_save_and_load(tmp_path):
+    """Keys such as lerobot's 'observation.state' or a nested env's 'robot.pos' (torch submodule names cannot hold a
+    '.'): the policy trains on them, and the saved checkpoint loads and encodes alike."""
+    from policies import load_policy
+
+    rng = np.random.default_rng(0)
+    store = EpisodeStore.create(tmp_path / "dotted.zarr")
+    for _ in range(2):
+        store.append_episode({"observation.images.top": rng.integers(0, 256, (10, 16, 16, 3), dtype=np.uint8),
+                              "robot.pos": rng.normal(size=(10, 2)).astype(np.float32),
+                              "action": rng.normal(size=(10, 2)).astype(np.float32)})
+    pc = tiny_config("flow", encoder="image", image_channels=[8], image_keypoints=4, n_groups=4, down_dims=[8, 16], mlp_hidden=32)
+    result = train_policy(tmp_path / "dotted.zarr", tiny_train_config(pc, 4, batch_size=8, val_fraction=0.0), tmp_path / "run")
+    loaded = load_policy(tmp_path / "run")
+    obs = {"observation.images.top": torch.from_numpy(rng.integers(0, 256, (2, 2, 16, 16, 3), dtype=np.uint8)),
+           "robot.pos": torch.ones(2, 2, 2)}
+    assert loaded.obs_shapes == {"observation.images.top": (16, 16, 3), "robot.pos": (2,)}
+    torch.testing.assert_close(loaded.encode(obs), result.policy.encode(obs))
+    assert not torch.equal(loaded.normalizer.obs["robot%2Epos"].scale, torch.ones_like(loaded.normalizer.obs["robot%2Epos"].scale))
