@@ -100,14 +100,20 @@ def test_train_config_rejects_bad_values(overrides, match):
         TrainConfig.from_dict({"stepz": 3})
 
 
+def random_image_store(path, image_key: str, pos_key: str, episodes: int, steps: int, size: int) -> np.random.Generator:
+    """Random RGB images, 2-d proprioception and 2-d actions; returns the generator for more draws."""
+    rng = np.random.default_rng(0)
+    store = EpisodeStore.create(path)
+    for _ in range(episodes):
+        store.append_episode({image_key: rng.integers(0, 256, (steps, size, size, 3), dtype=np.uint8),
+                              pos_key: rng.normal(size=(steps, 2)).astype(np.float32),
+                              "action": rng.normal(size=(steps, 2)).astype(np.float32)})
+    return rng
+
+
 def test_image_policy_trains_and_samples(tmp_path):
     """Random 96x96 RGB images + proprioception: shapes, finite and decreasing loss, sampling."""
-    rng = np.random.default_rng(0)
-    store = EpisodeStore.create(tmp_path / "images.zarr")
-    for _ in range(3):
-        store.append_episode({"image": rng.integers(0, 256, (12, 96, 96, 3), dtype=np.uint8),
-                              "agent_pos": rng.normal(size=(12, 2)).astype(np.float32),
-                              "action": rng.normal(size=(12, 2)).astype(np.float32)})
+    rng = random_image_store(tmp_path / "images.zarr", "image", "agent_pos", episodes=3, steps=12, size=96)
     pc = tiny_config("diffusion", encoder="image", image_channels=[8, 16], image_keypoints=8, n_groups=4,
                      down_dims=[8, 16], mlp_hidden=64)
     result = train_policy(tmp_path / "images.zarr", tiny_train_config(pc, 24, batch_size=8, val_every=6, lr=3e-3,
@@ -166,12 +172,7 @@ def test_dotted_observation_keys_train_save_and_load(tmp_path):
     '.'): the policy trains on them, and the saved checkpoint loads and encodes alike."""
     from policies import load_policy
 
-    rng = np.random.default_rng(0)
-    store = EpisodeStore.create(tmp_path / "dotted.zarr")
-    for _ in range(2):
-        store.append_episode({"observation.images.top": rng.integers(0, 256, (10, 16, 16, 3), dtype=np.uint8),
-                              "robot.pos": rng.normal(size=(10, 2)).astype(np.float32),
-                              "action": rng.normal(size=(10, 2)).astype(np.float32)})
+    rng = random_image_store(tmp_path / "dotted.zarr", "observation.images.top", "robot.pos", episodes=2, steps=10, size=16)
     pc = tiny_config("flow", encoder="image", image_channels=[8], image_keypoints=4, n_groups=4, down_dims=[8, 16], mlp_hidden=32)
     result = train_policy(tmp_path / "dotted.zarr", tiny_train_config(pc, 4, batch_size=8, val_fraction=0.0), tmp_path / "run")
     loaded = load_policy(tmp_path / "run")
