@@ -267,6 +267,11 @@ def run_episode(env, expert: Expert, seed: int, *, max_steps: int = 100_000) -> 
         if len(actions) >= max_steps:
             raise RuntimeError(f"episode with seed {seed} ran {max_steps} steps without ending; give the env a time limit")
         for key, value in _as_dict(obs).items():
+            if value.dtype.kind in "fc" and not np.isfinite(value).all():
+                raise ValueError(f"the env's observation {key!r} at step {len(actions)} of seed {seed} holds "
+                                 f"{int((~np.isfinite(value)).sum())} NaN or inf values, which a policy cannot learn from; check "
+                                 "the env for that state (a simulation that blew up, a sensor without data); episodes stored "
+                                 "before it are kept")
             rows.setdefault(key, []).append(value)
         action = _checked_action(expert.act(obs, info), env, seed, len(actions))
         actions.append(action)

@@ -218,3 +218,25 @@ def test_a_nested_observation_is_stored_and_read_back_under_dotted_keys(tmp_path
     assert set(frame) == {"robot.pos", "goal"} and frame["robot.pos"].tolist() == [0.0, 0.0]
     with pytest.raises(ValueError, match=r"flattens to the key 'robot.pos' twice; rename one"):
         observation_dict({"robot": {"pos": 1}, "robot.pos": 2})
+
+
+class Glitch(NestedArm):
+    """Its position reads NaN at step 2 of seed 1 (a sensor without data)."""
+
+    def _obs(self):
+        obs = super()._obs()
+        if getattr(self, "seed_used", 0) == 1 and self.t == 2:
+            obs["goal"] = np.array([np.nan, 0.0], np.float32)
+        return obs
+
+    def reset(self, *, seed=None, options=None):
+        self.seed_used = seed
+        return super().reset(seed=seed, options=options)
+
+
+def test_a_non_finite_observation_stops_the_collection_naming_it_and_keeps_the_episodes_before(tmp_path):
+    store = EpisodeStore.create(tmp_path / "glitch.zarr")
+    with pytest.raises(ValueError, match=r"observation 'goal' at step 2 of seed 1 holds 1 NaN or inf values.*episodes stored "
+                                         r"before it are kept"):
+        collect(Glitch(), Push(), store, n_episodes=3, seed=0)
+    assert EpisodeStore.open(tmp_path / "glitch.zarr").n_episodes == 1  # seed 0, stored whole
