@@ -239,6 +239,11 @@ def _as_dict(obs: Any) -> dict[str, np.ndarray]:
     return {k: np.asarray(v) for k, v in obs.items()}
 
 
+def no_time_limit(seed: int, steps: int) -> str:
+    return (f"the episode with seed {seed} ran {steps} steps without ending; give the env a time limit in its factory "
+            "(gymnasium.wrappers.TimeLimit(env, max_episode_steps=...), or max_episode_steps= to gymnasium.make)")
+
+
 def _checked_action(action: Any, env, seed: int, step: int) -> np.ndarray:
     """The expert's action as an array of the env's action shape with finite values, else a ValueError saying which."""
     try:
@@ -256,7 +261,10 @@ def _checked_action(action: Any, env, seed: int, step: int) -> np.ndarray:
     return array
 
 
-def run_episode(env, expert: Expert, seed: int, *, max_steps: int = 100_000) -> Episode:
+EPISODE_STEP_LIMIT = 100_000  # an episode that has not ended by then is an env without a time limit
+
+
+def run_episode(env, expert: Expert, seed: int, *, max_steps: int = EPISODE_STEP_LIMIT) -> Episode:
     """Roll out one episode; row t holds the observation before action t and action t."""
     obs, info = env.reset(seed=seed)
     expert.reset(seed)
@@ -265,7 +273,7 @@ def run_episode(env, expert: Expert, seed: int, *, max_steps: int = 100_000) -> 
     terminated = truncated = False
     while not (terminated or truncated):
         if len(actions) >= max_steps:
-            raise RuntimeError(f"episode with seed {seed} ran {max_steps} steps without ending; give the env a time limit")
+            raise SetupError(no_time_limit(seed, max_steps))
         for key, value in _as_dict(obs).items():
             if value.dtype.kind in "fc" and not np.isfinite(value).all():
                 raise ValueError(f"the env's observation {key!r} at step {len(actions)} of seed {seed} holds "

@@ -240,3 +240,14 @@ def test_a_non_finite_observation_stops_the_collection_naming_it_and_keeps_the_e
                                          r"before it are kept"):
         collect(Glitch(), Push(), store, n_episodes=3, seed=0)
     assert EpisodeStore.open(tmp_path / "glitch.zarr").n_episodes == 1  # seed 0, stored whole
+
+
+def test_an_env_that_never_ends_is_an_error_naming_the_time_limit():
+    class Endless(NestedArm):
+        def step(self, action):
+            obs, reward, *_ = super().step(action)
+            return obs, reward, False, False, {}
+
+    with pytest.raises(ValueError, match=r"seed 4 ran 6 steps without ending; give the env a time limit in its factory "
+                                         r"\(gymnasium.wrappers.TimeLimit"):
+        run_episode(Endless(), Push(), seed=4, max_steps=6)

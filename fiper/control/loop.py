@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from fiper.collection import episode_labels, observation_dict
+from fiper.collection import EPISODE_STEP_LIMIT, SetupError, episode_labels, no_time_limit, observation_dict
 from fiper.control.monitored_policy import Decision, MonitoredPolicy
 from fiper.scores.inputs import host_array
 
@@ -57,7 +57,8 @@ def run_episode(
 ) -> EpisodeResult:
     """Run one episode to termination / truncation; success and failure_step come from ``info``.
 
-    ``record_keys`` picks the observation keys kept per step (default: the policy's keys; an
+    ``max_steps`` ends it as a timeout; without it an episode that runs ``EPISODE_STEP_LIMIT`` steps is an env
+    without a time limit, an error naming the fix rather than a rollout that never ends. ``record_keys`` picks the observation keys kept per step (default: the policy's keys; an
     array observation is the key 'obs'). A step whose observation could not be read (the
     agent's fail-safe alarm names why) is stored as NaN, or 0 for an integer key.
     """
@@ -70,6 +71,8 @@ def run_episode(
     actions, infos = [], []
     done, t, terminated, truncated = False, 0, False, False
     while not done and (max_steps is None or t < max_steps):
+        if max_steps is None and t >= EPISODE_STEP_LIMIT:
+            raise SetupError(no_time_limit(seed, t))
         action = agent.act(obs)
         for k in keys:
             rows[k].append(row := _row(obs, k, shapes[k]))

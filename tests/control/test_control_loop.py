@@ -288,3 +288,24 @@ def test_stress_context_comes_from_the_task_and_intervention_needs_a_monitor(set
     cfg = OmegaConf.create({"intervention": {"fallback": {"name": "hold"}}})
     with pytest.raises(ValueError, match="monitor_dir"):
         build_response(cfg, None, setup[1], make_env)
+
+
+def test_an_env_without_a_time_limit_is_an_error_naming_the_fix_not_a_rollout_that_never_ends(setup, monkeypatch):
+    """An episode the policy never finishes, in an env that never truncates, stops at the step limit with the
+    TimeLimit fix; an explicit max_steps still ends it as a timeout."""
+    import gymnasium as gym
+
+    from fiper.control import loop
+
+    class Endless(gym.Wrapper):
+        def step(self, action):
+            obs, reward, _, _, info = self.env.step(action)
+            return obs, reward, False, False, {}
+
+    _, policy, _ = setup
+    agent = MonitoredPolicy(policy, None, num_samples=B)
+    monkeypatch.setattr(loop, "EPISODE_STEP_LIMIT", 12)
+    with pytest.raises(ValueError, match=r"seed 3 ran 12 steps without ending; give the env a time limit.*TimeLimit"):
+        run_episode(Endless(envs.make_env("push_t")), agent, seed=3)
+    result = run_episode(Endless(envs.make_env("push_t")), agent, seed=3, max_steps=8)
+    assert len(result.steps["action"]) == 8 and result.labels["failure_reason"] == "timeout"
