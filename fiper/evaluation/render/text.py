@@ -82,3 +82,19 @@ def glossary(terms: tuple[str, ...] | None = None) -> list[str]:
     """Markdown bullet list of the column definitions (docs/metrics.md has the full ones)."""
     keep = [(t, d) for t, d in GLOSSARY if terms is None or t in terms]
     return [f"- **{t}**: {d}." for t, d in keep] + ["", "Full definitions: docs/metrics.md."]
+
+
+MIN_TEST_EPISODES = 10  # failures (and successes) in the test split below which its rates move by a tenth per episode
+
+
+def thin_test_warning(task: TaskResult) -> str | None:
+    """A warning when the test split holds fewer than MIN_TEST_EPISODES failures or successes: every rate and margin
+    then moves by more than a tenth per episode."""
+    test = task.split_sizes["test"]
+    failures, successes = test["fail_id"] + test["fail_ood"], test["success_id"] + test["success_ood"]
+    if min(failures, successes) >= MIN_TEST_EPISODES:
+        return None
+    return (f"warning: task {task.task}'s test split holds {failures} failures and {successes} successes, so TPR, Acc, TWA and "
+            f"the margins move by {1 / max(failures, 1):.2f} per failure and TNR by {1 / max(successes, 1):.2f} per success: "
+            "record more rollouts (launch.stress cells whose shifts make the policy fail, more in-distribution rollouts) "
+            "before reading them")
