@@ -270,7 +270,13 @@ def _run_stages(cfg: DictConfig, run_dir: Path) -> Path:
         weights = {"policy weights": directory_digest(policy), **stages.upstream(policy)}
     stage("fit rollouts", fit_store, weights)
     stage("calibration rollouts", cal_store, weights)
-    stage("fit + calibrate monitor", monitor, {**weights, **stages.upstream(fit_store, cal_store)})
+    try:
+        stage("fit + calibrate monitor", monitor, {**weights, **stages.upstream(fit_store, cal_store)})
+    except InsufficientCalibrationError as err:
+        raise InsufficientCalibrationError(
+            f"live monitor stage: {err} In the pipeline: raise rollouts.calibration_episodes (only the successful ones "
+            f"calibrate) or monitor.delta (now {cfg.monitor.delta:g}); the stages before this one are cached and are not run "
+            "again") from None
     stage("stress rollouts", stress_store, {**weights, "monitor": directory_digest(monitor), **stages.upstream(monitor)})
     stage("evaluate", report_dir, stages.upstream(fit_store, cal_store, stress_store))
     if cfg.get("deploy_delta") is None:

@@ -81,6 +81,10 @@ def test_pipeline_runs_every_stage_then_caches(tmp_path, capsys):
                        r"rollouts\.calibration_episodes .* or deploy_delta \(now 0\.025\); the stages before this one are cached"):
         _run(cfg)
     assert capsys.readouterr().out.count("cached") == 7
+    cfg.monitor.delta = 0.01  # the live monitor's δ, unattainable too: named with its own key
+    with pytest.raises(InsufficientCalibrationError, match=r"live monitor stage: delta=0\.01 is unattainable .*raise "
+                       r"rollouts\.calibration_episodes .* or monitor\.delta \(now 0\.01\); the stages before this one are cached"):
+        _run(cfg)
 
 
 def test_act_stage_refuses_an_unknown_response_before_anything_runs(tmp_path):
