@@ -89,18 +89,15 @@ def test_short_embedding_shifted_failures_are_caught_by_the_embedding_and_not_by
 
 
 def test_a_test_split_with_few_failures_is_flagged_in_the_terminal_and_the_report(tmp_path):
-    """Four failures in all leave one or two in test: every rate and margin moves by half or more per failure, and both
+    """Four failures in all leave two in test: every rate and margin moves by half or more per failure, and both
     outputs say so with the way out; the 20-failure test splits above carry no such warning."""
     path = write_synthetic_store(tmp_path / "thin.zarr", SHORT_SHIFTS, seed=5, n_fail_id=4, **SIZES).path
     config = small_config(methods=METHODS, baselines=[], references=["elapsed"], deploy_method="knn", plot_method=None,
                           threshold_types=["constant"], deltas=DELTAS, split={"fit": 0.25, "calibration": 0.35, "validation": 0.5})
     result = evaluate_rollouts(str(path), config)
     report = write_outputs(result, tmp_path / "thin", plots=False)["report"].read_text()
-    test = result.tasks["short_shifts"].split_sizes["test"]
-    failures = test["fail_id"] + test["fail_ood"]
-    assert 1 <= failures < 10
-    line = (f"task short_shifts's test split holds {failures} failures and {test['success_id']} successes, so TPR, Acc, TWA "
-            f"and the margins move by {1 / failures:.2f} per failure")
+    line = ("task short_shifts's test split holds 2 failures and 32 successes, so TPR, Acc, TWA and the margins move by "
+            "0.50 per failure and TNR by 0.03 per success")  # pinned on this store and split
     assert f"warning: {line}" in summary_table(result) and f"**Warning:** {line}" in report
     assert "launch.stress cells whose shifts make the policy fail" in report
     _, _, thick_report, thick_terminal = _evaluate(tmp_path, SHORT_SHIFTS)
