@@ -21,7 +21,8 @@ from __future__ import annotations
 import json
 import shutil
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -270,13 +271,8 @@ def _run_stages(cfg: DictConfig, run_dir: Path) -> Path:
         weights = {"policy weights": directory_digest(policy), **stages.upstream(policy)}
     stage("fit rollouts", fit_store, weights)
     stage("calibration rollouts", cal_store, weights)
-    try:
+    with calibration_hint("live monitor stage", "monitor.delta", cfg.monitor.delta):
         stage("fit + calibrate monitor", monitor, {**weights, **stages.upstream(fit_store, cal_store)})
-    except InsufficientCalibrationError as err:
-        raise InsufficientCalibrationError(
-            f"live monitor stage: {err} In the pipeline: raise rollouts.calibration_episodes (only the successful ones "
-            f"calibrate) or monitor.delta (now {cfg.monitor.delta:g}); the stages before this one are cached and are not run "
-            "again") from None
     stage("stress rollouts", stress_store, {**weights, "monitor": directory_digest(monitor), **stages.upstream(monitor)})
     stage("evaluate", report_dir, stages.upstream(fit_store, cal_store, stress_store))
     if cfg.get("deploy_delta") is None:
@@ -287,15 +283,22 @@ def _run_stages(cfg: DictConfig, run_dir: Path) -> Path:
         return report_dir / "report.md"
     choice = chosen_monitor_file(report_dir, stress_store)
     steps = {**steps, "fit + calibrate the chosen monitor": _steps(cfg, run_dir, choice)["fit + calibrate the chosen monitor"]}
-    try:
+    with calibration_hint("deploy stage", "deploy_delta", cfg.deploy_delta):
         stage("fit + calibrate the chosen monitor", chosen,
               {**weights, "monitor file": file_digest(choice), **stages.upstream(fit_store, cal_store, report_dir)})
-    except InsufficientCalibrationError as err:
-        raise InsufficientCalibrationError(
-            f"deploy stage: {err} In the pipeline: raise rollouts.calibration_episodes (only the successful ones calibrate) "
-            f"or deploy_delta (now {cfg.deploy_delta:g}); the stages before this one are cached and are not run again") from None
     _act_stage(cfg, stages, steps, run_dir, weights, None if cfg.get("act") else "act=null")
     return report_dir / "report.md"
+
+
+@contextmanager
+def calibration_hint(where: str, delta_key: str, delta: float) -> Iterator[None]:
+    """A δ the calibration successes cannot attain, named with the pipeline keys that fix it."""
+    try:
+        yield
+    except InsufficientCalibrationError as err:
+        raise InsufficientCalibrationError(
+            f"{where}: {err} In the pipeline: raise rollouts.calibration_episodes (only the successful ones calibrate) "
+            f"or {delta_key} (now {delta:g}); the stages before this one are cached and are not run again") from None
 
 
 def _act_stage(cfg: DictConfig, stages: Stages, steps: dict[str, list[Step]], run_dir: Path, weights: dict[str, Any],

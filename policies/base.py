@@ -28,7 +28,7 @@ from policies.checkpoint import write_policy_files
 from policies.config import PolicyConfig
 from policies.denoisers import MLPDenoiser, TemporalUNet
 from policies.encoders import ImageEncoder, LowDimEncoder
-from policies.normalizer import PolicyNormalizer, check_obs_layout, is_image_shape
+from policies.normalizer import PolicyNormalizer, check_obs_layout
 
 
 class PolicyNet(nn.Module):
@@ -154,7 +154,7 @@ class ChunkPolicy(nn.Module, ABC):
 
     def fit_normalizer(self, obs: Mapping[str, np.ndarray], action: np.ndarray) -> None:
         """Fit min/max statistics on whole data columns (low-dim obs keys and the action)."""
-        self.normalizer.fit({k: v for k, v in obs.items() if not is_image_shape(self.obs_shapes[k])}, action)
+        self.normalizer.fit(obs, action)  # it reads its low-dim keys only
 
     # ------------------------------------------------------------------ saving
     def save(self, directory: str | os.PathLike, info: Mapping | None = None) -> Path:

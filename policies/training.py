@@ -32,7 +32,7 @@ from policies.checkpoint import read_policy_files
 from policies.config import TrainConfig
 from policies.curves import CURVE_FILE, LossLog, write_loss_curve
 from policies.factory import build_policy
-from policies.normalizer import check_obs_layout, is_image_shape
+from policies.normalizer import check_obs_layout
 
 TRAIN_STATE_FILE = "train_state.pt"
 TRAIN_CONFIG_FILE = "train_config.json"
@@ -97,7 +97,7 @@ def _store_shapes(store: EpisodeStore, obs_keys: list[str]) -> tuple[dict[str, t
 def _fit_normalizer(policy: ChunkPolicy, store: EpisodeStore, episodes: np.ndarray) -> None:
     """Min/max statistics over the training episodes (images need none)."""
     rows = np.concatenate([np.arange(store.episode_slice(int(e)).start, store.episode_slice(int(e)).stop) for e in episodes])
-    keys = [k for k, s in policy.obs_shapes.items() if not is_image_shape(s)]
+    keys = policy.normalizer.lowdim_keys
     policy.fit_normalizer({k: store.read_data(k)[rows] for k in keys}, store.read_data("action")[rows])
 
 

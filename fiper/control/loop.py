@@ -58,9 +58,10 @@ def run_episode(
     """Run one episode to termination / truncation; success and failure_step come from ``info``.
 
     ``max_steps`` ends it as a timeout; without it an episode that runs ``EPISODE_STEP_LIMIT`` steps is an env
-    without a time limit, an error naming the fix rather than a rollout that never ends. ``record_keys`` picks the observation keys kept per step (default: the policy's keys; an
-    array observation is the key 'obs'). A step whose observation could not be read (the
-    agent's fail-safe alarm names why) is stored as NaN, or 0 for an integer key.
+    without a time limit, an error naming the fix rather than a rollout that never ends. ``record_keys`` picks
+    the observation keys kept per step (default: the policy's keys; an array observation is the key 'obs'). A
+    step whose observation could not be read (the agent's fail-safe alarm names why) is stored as NaN, or 0 for
+    an integer key.
     """
     obs, info = env.reset(seed=seed, options=dict(reset_options) if reset_options else None)
     agent.reset(seed=seed)

@@ -40,9 +40,6 @@ def record_episode(env: Any, agent: MonitoredPolicy, *, seed: int, **kwargs) -> 
         raise ValueError(f"a video needs frames: make the env with render_mode='rgb_array' (it has {getattr(env, 'render_mode', None)!r})")
     frames: list[np.ndarray] = []
 
-    def frame() -> None:
-        frames.append(rendered_frame(env))
-
     class _Collect:
         """Renders after each reset / step, so that the frames match the steps run_episode takes."""
 
@@ -51,12 +48,12 @@ def record_episode(env: Any, agent: MonitoredPolicy, *, seed: int, **kwargs) -> 
 
         def reset(self, **kw):
             out = env.reset(**kw)
-            frame()
+            frames.append(rendered_frame(env))
             return out
 
         def step(self, action):
             out = env.step(action)
-            frame()
+            frames.append(rendered_frame(env))
             return out
 
     result = run_episode(_Collect(), agent, seed=seed, **kwargs)

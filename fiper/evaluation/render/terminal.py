@@ -17,7 +17,6 @@ def summary_table(result: EvaluationResult) -> str:
                      + f"; deltas {task.deltas[0]:g}..{task.deltas[-1]:g} ({len(task.deltas)})")
         head = f"{'method':<14} {'threshold':<17} " + " ".join(f"{c:>6}" for c, _ in COLUMNS) + f" {'FAR-ID':>7}  window"
         lines += [head, "-" * len(head)]
-        thin = thin_test_warning(task)
         for name, kind, res in task.rows():
             vals = " ".join(f"{fmt(mean(res.test[k])):>6}" for _, k in COLUMNS)
             lines.append(f"{name:<14} {kind_text(kind, res):<17} {vals} {fmt(mean(res.test['far_id'])):>7}  {chosen_text(res)}")
@@ -33,6 +32,7 @@ def summary_table(result: EvaluationResult) -> str:
             lines.append(f"live monitor {live['monitor']} ({live['setting'] or 'settings not readable'}), {live['episodes']} rollouts: "
                          f"TWA {fmt(live['twa'])}, Acc {fmt(live['accuracy'])}, TPR {fmt(live['tpr'])}, TNR {fmt(live['tnr'])}, "
                          f"FAR-ID {fmt(live['far_id'])}")
+        thin = thin_test_warning(task)
         lines += [thin] if thin else []
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"
