@@ -258,7 +258,32 @@ def _checked_action(action: Any, env, seed: int, step: int) -> np.ndarray:
     if not np.isfinite(array).all():
         raise ValueError(f"the expert's action at step {step} of seed {seed} is not finite ({array.tolist()}); "
                          "check the expert's controller (gains, divisions) for that state")
+    outside = _outside_bounds(array, getattr(env, "action_space", None))
+    if outside is not None:
+        i, low, high = outside
+        raise ValueError(f"the expert's action at step {step} of seed {seed} is {array[i]:.6g} in entry {i}, outside the env's "
+                         f"action space [{low:.6g}, {high:.6g}] by more than {BOUNDS_TOLERANCE:.0%} of its range: the env would "
+                         "clip it and the policy would learn the unclipped value. Check the expert's units (e.g. a torque "
+                         "where the env takes a normalised command) or clip its output: np.clip(action, env.action_space.low, "
+                         "env.action_space.high)")
     return array
+
+
+BOUNDS_TOLERANCE = 0.01  # of each entry's range: jitter at a bound (the env clamps it) passes, a wrong unit does not
+
+
+def _outside_bounds(action: np.ndarray, space: Any) -> tuple[int, float, float] | None:
+    """(entry, low, high) of the first entry of ``action`` outside ``space``'s finite bounds by more than
+    ``BOUNDS_TOLERANCE`` of that entry's range, or None (also for a space without bounds)."""
+    low, high = getattr(space, "low", None), getattr(space, "high", None)
+    if low is None or high is None:
+        return None
+    low, high = np.broadcast_to(np.asarray(low, np.float64), action.shape), np.broadcast_to(np.asarray(high, np.float64), action.shape)
+    with np.errstate(invalid="ignore"):  # a half-bounded entry: the tolerance of a unit range, or of its bound's size
+        span = np.where(np.isfinite(high - low), high - low, np.maximum(1.0, np.nan_to_num(np.fmin(np.abs(low), np.abs(high)))))
+    slack = BOUNDS_TOLERANCE * span
+    bad = np.flatnonzero((action < low - slack) | (action > high + slack))
+    return None if bad.size == 0 else (int(bad[0]), float(low[bad[0]]), float(high[bad[0]]))
 
 
 EPISODE_STEP_LIMIT = 100_000  # an episode that has not ended by then is an env without a time limit

@@ -73,7 +73,7 @@ class PolicyConfig(_DictConfig):
     num_train_timesteps: int = 100  # diffusion only: DDPM steps of the cosine schedule
     num_inference_steps: int = 16  # DDIM steps (diffusion) or Euler steps (flow)
     ddim_eta: float = 0.0
-    clip_sample: bool = True  # diffusion: clip the clean estimate to the normalised range
+    clip_sample: bool = True  # keep chunks in the demos' action range: diffusion clips each clean estimate, flow the result
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:

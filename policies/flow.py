@@ -2,8 +2,9 @@
 
 Training: x_t = (1 - t) x0 + t x1 with x0 ~ N(0, I) noise, x1 the normalised demonstration chunk,
 t ~ U[0, 1]; the denoiser regresses the velocity x1 - x0. Sampling integrates dx/dt = v(x, t) from
-t = 0 to 1 in ``num_inference_steps`` Euler steps. The clean estimate at time t is x + (1 - t) v,
-and a guidance direction is added to the velocity: v <- v + d.
+t = 0 to 1 in ``num_inference_steps`` Euler steps, then clips the chunk to the normalised range (the demos'
+action range; ``clip_sample``). The clean estimate at time t is x + (1 - t) v, and a guidance direction is added
+to the velocity: v <- v + d.
 """
 
 from __future__ import annotations
@@ -42,4 +43,4 @@ class FlowPolicy(ChunkPolicy):
                 v = v + direction
             x = x + dt * v
         self._check_guidance(checks)  # the loop never waits for the device; this is its one read
-        return x
+        return x.clamp(-1, 1) if self.config.clip_sample else x

@@ -153,3 +153,19 @@ def test_guidance_sees_consistent_state_and_bad_answers_fail(kind):
         policy.sample(z, 3, guidance=lambda s: GuidanceResult(indices=torch.full((2, 3), 3)))
     with pytest.raises(TypeError, match="GuidanceResult"):
         policy.sample(z, 3, guidance=lambda s: 1.0)
+
+
+@pytest.mark.parametrize("kind", ["diffusion", "flow"])
+def test_sampled_chunks_stay_in_the_demos_action_range(kind):
+    """With clip_sample (the default) no sampled action leaves the range the normaliser was fitted on; without it an
+    untrained denoiser's chunks do."""
+    lo, hi = np.array([0.0, -2.0]), np.array([1.0, 3.0])
+    clipped = {}
+    for clip in (True, False):
+        torch.manual_seed(0)
+        policy = build_policy(tiny_config(kind, clip_sample=clip), OBS_SHAPES, 2).eval()
+        policy.fit_normalizer({"agent_pos": np.random.default_rng(0).normal(size=(50, 2))},
+                              np.stack([lo, hi, (lo + hi) / 2]))
+        chunks = policy.sample(policy.encode(obs(4)), 64, generator=torch.Generator().manual_seed(0)).numpy()
+        clipped[clip] = float(((chunks < lo - 1e-5) | (chunks > hi + 1e-5)).mean())
+    assert clipped[True] == 0.0 and clipped[False] > 0.1
