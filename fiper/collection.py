@@ -42,6 +42,8 @@ class Episode:
     seed: int
     shift: str = "none"
     severity: float = 0.0
+    clipped_steps: int = 0  # expert actions clipped to the env's action space (clip_to_space)
+    clip_excess: float = 0.0  # the largest excursion clipped, as a share of the entry's range
 
     @property
     def length(self) -> int:
@@ -59,10 +61,17 @@ class CollectionSummary:
     successes: int
     seconds: float
     seeds: list[int] = field(default_factory=list)
+    clipped_steps: int = 0  # over the saved episodes
+    clip_excess: float = 0.0
 
     def __str__(self) -> str:
-        return (f"saved {self.saved} episodes from {self.attempted} attempts "
-                f"({self.successes} successful) in {self.seconds:.1f} s")
+        text = f"saved {self.saved} episodes from {self.attempted} attempts ({self.successes} successful) in {self.seconds:.1f} s"
+        if self.clipped_steps:
+            text += (f"; {self.clipped_steps} of the expert's actions left the env's action space (by up to "
+                     f"{self.clip_excess:.0%} of an entry's range) and were clipped to it, as stored and executed: if the "
+                     "expert works in other units than the env (a torque where it takes a normalised command), fix the "
+                     "expert, else clip in the expert to silence this")
+        return text
 
 
 def resolve(spec: str) -> Callable[..., Any]:
@@ -258,32 +267,31 @@ def _checked_action(action: Any, env, seed: int, step: int) -> np.ndarray:
     if not np.isfinite(array).all():
         raise ValueError(f"the expert's action at step {step} of seed {seed} is not finite ({array.tolist()}); "
                          "check the expert's controller (gains, divisions) for that state")
-    outside = _outside_bounds(array, getattr(env, "action_space", None))
-    if outside is not None:
-        i, low, high = outside
-        raise ValueError(f"the expert's action at step {step} of seed {seed} is {array[i]:.6g} in entry {i}, outside the env's "
-                         f"action space [{low:.6g}, {high:.6g}] by more than {BOUNDS_TOLERANCE:.0%} of its range: the env would "
-                         "clip it and the policy would learn the unclipped value. Check the expert's units (e.g. a torque "
-                         "where the env takes a normalised command) or clip its output: np.clip(action, env.action_space.low, "
-                         "env.action_space.high)")
     return array
 
 
-BOUNDS_TOLERANCE = 0.01  # of each entry's range: jitter at a bound (the env clamps it) passes, a wrong unit does not
+BOUNDS_TOLERANCE = 0.01  # of an entry's range: jitter at a bound (which an actuator clamps) is kept as commanded
 
 
-def _outside_bounds(action: np.ndarray, space: Any) -> tuple[int, float, float] | None:
-    """(entry, low, high) of the first entry of ``action`` outside ``space``'s finite bounds by more than
-    ``BOUNDS_TOLERANCE`` of that entry's range, or None (also for a space without bounds)."""
+def clip_to_space(action: np.ndarray, space: Any) -> tuple[np.ndarray, float]:
+    """``action`` clipped to ``space``'s bounds where it leaves them by more than ``BOUNDS_TOLERANCE`` of an entry's
+    range, and that largest excursion as a share of the range (0.0 when nothing was clipped, or without bounds).
+
+    Such an action is what an env that clips executes (Meta-World's scripted policies command up to 2.3 on its [-1, 1]
+    space); stored unclipped, the policy would learn values the env never executed.
+    """
     low, high = getattr(space, "low", None), getattr(space, "high", None)
     if low is None or high is None:
-        return None
-    low, high = np.broadcast_to(np.asarray(low, np.float64), action.shape), np.broadcast_to(np.asarray(high, np.float64), action.shape)
-    with np.errstate(invalid="ignore"):  # a half-bounded entry: the tolerance of a unit range, or of its bound's size
+        return action, 0.0
+    low = np.broadcast_to(np.asarray(low, np.float64), action.shape)
+    high = np.broadcast_to(np.asarray(high, np.float64), action.shape)
+    with np.errstate(invalid="ignore"):  # a half-bounded entry: measured against a unit range, or its bound's size
         span = np.where(np.isfinite(high - low), high - low, np.maximum(1.0, np.nan_to_num(np.fmin(np.abs(low), np.abs(high)))))
-    slack = BOUNDS_TOLERANCE * span
-    bad = np.flatnonzero((action < low - slack) | (action > high + slack))
-    return None if bad.size == 0 else (int(bad[0]), float(low[bad[0]]), float(high[bad[0]]))
+        excess = np.maximum(low - action, action - high) / span
+    worst = float(np.nanmax(excess, initial=0.0))
+    if worst <= BOUNDS_TOLERANCE:
+        return action, 0.0
+    return np.clip(action, low, high), worst
 
 
 EPISODE_STEP_LIMIT = 100_000  # an episode that has not ended by then is an env without a time limit
@@ -296,6 +304,7 @@ def run_episode(env, expert: Expert, seed: int, *, max_steps: int = EPISODE_STEP
     rows: dict[str, list[np.ndarray]] = {}
     actions: list[np.ndarray] = []
     terminated = truncated = False
+    clipped, worst = 0, 0.0
     while not (terminated or truncated):
         if len(actions) >= max_steps:
             raise SetupError(no_time_limit(seed, max_steps))
@@ -306,13 +315,14 @@ def run_episode(env, expert: Expert, seed: int, *, max_steps: int = EPISODE_STEP
                                  "the env for that state (a simulation that blew up, a sensor without data); episodes stored "
                                  "before it are kept")
             rows.setdefault(key, []).append(value)
-        action = _checked_action(expert.act(obs, info), env, seed, len(actions))
+        action, excess = clip_to_space(_checked_action(expert.act(obs, info), env, seed, len(actions)), env.action_space)
+        clipped, worst = clipped + (excess > 0), max(worst, excess)
         actions.append(action)
         obs, _, terminated, truncated, info = env.step(action)
     data = {k: np.stack(v) for k, v in rows.items()}
     data["action"] = np.stack(actions).astype(np.float32)
     labels = episode_labels(info, terminated, truncated, len(actions) - 1)
-    return Episode(data=data, seed=int(seed), **labels)
+    return Episode(data=data, seed=int(seed), clipped_steps=clipped, clip_excess=worst, **labels)
 
 
 def collect(
@@ -352,6 +362,8 @@ def collect(
                 continue
             store.append_episode(episode.data, meta=episode.meta())
             summary.saved += 1
+            summary.clipped_steps += episode.clipped_steps
+            summary.clip_excess = max(summary.clip_excess, episode.clip_excess)
             summary.seeds.append(episode.seed)
             bar.update(1)
             bar.set_postfix(success=f"{summary.successes}/{summary.attempted}")

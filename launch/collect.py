@@ -64,7 +64,8 @@ def run(cfg: DictConfig):
             raise
     finally:
         env.close()
-    store.set_attrs(collection={"saved": summary.saved, "attempted": summary.attempted, "successes": summary.successes, "seeds": summary.seeds})
+    store.set_attrs(collection={"saved": summary.saved, "attempted": summary.attempted, "successes": summary.successes,
+                                "seeds": summary.seeds, "clipped_steps": summary.clipped_steps, "clip_excess": summary.clip_excess})
     print(f"{summary} -> {cfg.out}")
     return summary
 
