@@ -33,7 +33,7 @@ from omegaconf import DictConfig
 from calibration import InsufficientCalibrationError
 from calibration.thresholds import THRESHOLD_KINDS
 from fiper.control.monitored_policy import EXECUTED_CHUNKS
-from fiper.evaluation.deploy import monitor_file_name
+from fiper.evaluation.deploy import MONITOR_FILES, monitor_file_name
 from fiper.evaluation.render.outcome import outcome_section, put_section
 from fiper.evaluation.rollouts import task_name
 from fiper.fingerprint import directory_digest, file_digest
@@ -221,7 +221,7 @@ def chosen_monitor_file(report_dir: Path, stress_store: Path) -> Path:
     task = task_name(EpisodeStore.open(stress_store).attrs, stress_store)
     path = report_dir / monitor_file_name(task)
     if not path.exists():
-        found = sorted(p.name for p in report_dir.glob(monitor_file_name("*")))
+        found = sorted(p.name for p in report_dir.glob(MONITOR_FILES))
         raise FileNotFoundError(
             f"deploy stage: launch.evaluate wrote no {path.name} for task {task!r} in {report_dir} (monitor files there: {found or 'none'}); "
             "its deploy_method found no guaranteed threshold type, or is null (see the Deploy section of report.md). "

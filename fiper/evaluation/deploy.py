@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from fiper.evaluation.findings import deployable_label
-from fiper.evaluation.results import TaskResult, TypeResult
+from fiper.evaluation.results import TaskResult, TypeResult, slug
 from fiper.monitor.monitor_file import write_monitor_file
 
 SUMMARY_FIELDS = ("accuracy", "twa", "tpr", "tnr", "far_id", "auroc", "lead_fraction_before_onset")
@@ -75,7 +75,11 @@ def monitor_file_header(deployed: dict[str, Any], path: Path) -> str:
 
 
 def monitor_file_name(task: str) -> str:
-    return f"monitor_{task}.yaml"
+    """The deploy step's file for ``task``; a task name holding '/' (a gymnasium namespace) stays one file name."""
+    return f"monitor_{slug(task)}.yaml"
+
+
+MONITOR_FILES = "monitor_*.yaml"  # the glob of every task's file
 
 
 def write_monitor_files(result: Any, out_dir: str | os.PathLike) -> dict[str, Path]:

@@ -6,6 +6,7 @@ them in later.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -24,6 +25,11 @@ if TYPE_CHECKING:
     from fiper.evaluation.findings import TaskFindings
 
 CHOSEN = "chosen"  # record label of the guaranteed threshold type a method chose on validation
+
+
+def slug(text: str) -> str:
+    """A file-name-safe version of a task name ('Meta-World/MT1' -> 'Meta-World_MT1')."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "task"
 
 
 @dataclass(frozen=True)

@@ -166,6 +166,17 @@ def test_no_guaranteed_type_means_no_file(tmp_path):
     assert write_monitor_files(result, tmp_path) == {}
 
 
+def test_a_namespaced_gymnasium_task_gets_one_monitor_file(tmp_path):
+    """A task named from a gymnasium id with a namespace ('Meta-World/MT1') is written as one file, not a folder."""
+    store = tmp_path / "r.zarr"
+    write_synthetic_store(store, seed=1, **ONE_RUN)
+    EpisodeStore.open(store, mode="a").set_attrs(task="Meta-World/MT1")
+    result = evaluate_rollouts([str(store)], _config(threshold_types=["constant"], deploy_method="knn"))
+    path = write_monitor_files(result, tmp_path / "report")["Meta-World/MT1"]
+    assert path == tmp_path / "report" / "monitor_Meta-World_MT1.yaml"
+    assert read_monitor_file(path)["evaluated"]["task"] == "Meta-World/MT1"
+
+
 @pytest.mark.parametrize("given, expected", [
     ({}, ("band", True)),                              # the file's pair
     ({"joint": False}, ("band", False)),               # the file's kind, joint switched off

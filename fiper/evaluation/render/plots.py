@@ -8,7 +8,6 @@ panels that compare share their y axis.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Collection, Sequence
 from pathlib import Path
 
@@ -19,7 +18,7 @@ from fiper.aggregation import combine
 from fiper.evaluation.detection import delta_index
 from fiper.evaluation.metrics import onset_decision as decision_of_onset
 from fiper.evaluation.metrics import physical_onset
-from fiper.evaluation.results import TaskResult
+from fiper.evaluation.results import TaskResult, slug
 from fiper.evaluation.splits import STRATA
 
 KIND_TITLES = {"success_id": "success, in distribution", "success_ood": "success, shifted",
@@ -86,11 +85,6 @@ def _label(name: str, deployed: str | None, baselines: Collection[str], referenc
     if name == deployed:
         return f"{name} (deployed)"
     return f"{name} (baseline)" if name in baselines else (f"{name} (reference)" if name in references else name)
-
-
-def slug(text: str) -> str:
-    """A file-name-safe version of a task name."""
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", text).strip("_") or "task"
 
 
 def example_episodes(task: TaskResult, seed: int = 0) -> dict[str, int | None]:

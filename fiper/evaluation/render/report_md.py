@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from fiper.evaluation.deploy import monitor_file_name
 from fiper.evaluation.findings import WINNER_SCOPES, Margin, Row, TaskFindings, Winner, in_scope
 from fiper.evaluation.render.tables_md import (
     cells_markdown,
@@ -95,7 +96,7 @@ def _headline(task: TaskResult, criterion: str) -> list[str]:
     roles = []
     if found.deploy_method is not None:
         roles.append(f"- **deployed**: `{found.deploy_method}` (config `deploy_method`), the row the deploy step writes to "
-                     f"`monitor_{task.task}.yaml`; its windows, member and threshold type were all chosen on validation."
+                     f"`{monitor_file_name(task.task)}`; its windows, member and threshold type were all chosen on validation."
                      if found.deployed else f"- `{found.deploy_method}` (config `deploy_method`) has no guaranteed type: nothing deployed.")
     if found.best_baseline is not None:
         roles.append(f"- **best baseline**: of the configured `baselines`, the one whose validation-chosen row has the highest test "
