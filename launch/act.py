@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 from fiper.collection import env_task_name
 from fiper.control import MonitoredPolicy, RolloutRecorder, run_episode
 from fiper.control.period import control_period_s
-from fiper.control.sweep import check_period, recorded_episodes
+from fiper.control.sweep import check_period, check_seeded_resets, recorded_episodes
 from fiper.evaluation.outcome import outcome_report, store_paths
 from fiper.evaluation.render.outcome import outcome_table, write_outcome
 from fiper.interventions import FALLBACKS, building, response_from_config
@@ -177,6 +177,7 @@ def run(cfg: DictConfig):
     make_env = env_builder(env_cfg, plain(cfg.factories), [shift for shift, _ in cell_list])
     if cfg.videos:  # an env that cannot render is refused before the sweep, not after it
         check_rendering(env_cfg, plain(cfg.factories), cfg.video_size, " (nothing has run yet)")
+    check_seeded_resets(make_env, cell_list, "launch.act (nothing has run yet)")
     probe = make_env("none", 0.0)
     try:
         check_observations(policy, probe, env_cfg)

@@ -33,6 +33,7 @@ from omegaconf import DictConfig
 from calibration import InsufficientCalibrationError
 from calibration.thresholds import THRESHOLD_KINDS
 from fiper.control.monitored_policy import EXECUTED_CHUNKS
+from fiper.control.sweep import check_seeded_resets
 from fiper.evaluation.deploy import MONITOR_FILES, monitor_file_name
 from fiper.evaluation.render.outcome import outcome_section, put_section
 from fiper.evaluation.rollouts import task_name
@@ -210,6 +211,9 @@ def validate_all(cfg: DictConfig, run_dir: Path) -> None:
                         act.response_config(name, plain(composed.response_configs) or {})
                 except ValueError as err:
                     raise ValueError(f"pipeline stage '{stage}': {err} (in the pipeline: act.responses, act.overrides)") from None
+                cells = [(str(shift), float(sev)) for shift, sevs in plain(composed.cells) for sev in sevs]
+                check_seeded_resets(stress.env_builder(plain(composed.env), plain(composed.factories), [c[0] for c in cells]), cells,
+                                    f"pipeline stage '{stage}' (act.cells; nothing has run yet)")
                 if composed.videos:
                     check_rendering(plain(composed.env), plain(composed.factories), composed.video_size,
                                     " (in the pipeline: act.videos=false; nothing has run yet)")

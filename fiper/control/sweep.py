@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
+from fiper.collection import SetupError, observation_dict
 from fiper.control.loop import run_episode
 from fiper.control.monitored_policy import MonitoredPolicy
 from fiper.control.period import declared_period
@@ -54,6 +55,32 @@ def check_period(env: Any, recorder: RolloutRecorder, shift: str, severity: floa
         raise ValueError(f"the env of cell ({shift}, {severity:g}) declares {declared[1]} = {declared[0]:g} s per step but the "
                          f"store records control_period_s={float(recorded):g}; every episode of a store shares one control "
                          "period: record this cell into its own store (out=<path>)")
+
+
+def check_seeded_resets(make_env: Callable[[str, float], Any], cells: Iterable[tuple[str, float]], where: str, seed: int = 0) -> None:
+    """Each cell's env must start the same episode from the same seed: the outcome sweep runs every (cell, seed) with and
+    without fiper and counts what the response changed, which means nothing if the two runs started apart."""
+    for shift, severity in dict.fromkeys((str(s), float(v)) for s, v in cells):
+        env = make_env(shift, severity)
+        try:
+            first = {k: np.array(v) for k, v in observation_dict(env.reset(seed=seed)[0]).items()}
+            env.reset(seed=seed + 1)
+            again = observation_dict(env.reset(seed=seed)[0])
+        finally:
+            env.close()
+        differ = [k for k, v in first.items() if k not in again or not _same(v, np.asarray(again[k]))]
+        if differ:
+            raise SetupError(
+                f"{where}: the env of cell ({shift}, {severity:g}) started a different episode from reset(seed={seed}) the second "
+                f"time (after a reset with seed {seed + 1}; observation {', '.join(map(repr, differ))} differed). The outcome sweep "
+                "runs every (cell, seed) with and without fiper and compares the two, so a seed must fix everything random in an "
+                "episode: make reset(seed) reseed every random choice of the env and its wrappers (Meta-World's gym.make draws a "
+                "new task at every reset: wrap it to call env.unwrapped.set_task(tasks[seed % len(tasks)]) with the tasks of "
+                "metaworld.MT1(...)), or skip the outcome sweep (the pipeline's act=null)")
+
+
+def _same(a: np.ndarray, b: np.ndarray) -> bool:
+    return a.shape == b.shape and bool(np.all((a == b) | ((a != a) & (b != b))))
 
 
 def run_sweep(
