@@ -33,7 +33,6 @@ from omegaconf import DictConfig
 from calibration import InsufficientCalibrationError
 from calibration.thresholds import THRESHOLD_KINDS
 from fiper.control.monitored_policy import EXECUTED_CHUNKS
-from fiper.control.sweep import check_seeded_resets
 from fiper.evaluation.deploy import MONITOR_FILES, monitor_file_name
 from fiper.evaluation.render.outcome import outcome_section, put_section
 from fiper.evaluation.rollouts import task_name
@@ -41,9 +40,8 @@ from fiper.fingerprint import directory_digest, file_digest
 from fiper.monitor.identity import policy_fingerprint
 from fiper.storage import EpisodeStore
 from launch import act, calibrate, collect, evaluate, fit, stress, train
-from launch.act_videos import check_rendering
 from launch.common import call_policy_factory, plain, removed_on_failure, resolve_device, save_config, set_cpu_threads
-from launch.pipeline_checks import check_action_dims, check_env, check_list_quoting, evaluate_mapping, override
+from launch.pipeline_checks import check_act_stage, check_action_dims, check_env, check_list_quoting, evaluate_mapping, override
 from launch.stages import CODE_CHANGES, Stages, Step, override_literal
 from launch.validate import (boolean, cells, choice, list_of, mapping_of_text, optional, positive_int, probability, reported,
                              seed, target, text, validate)
@@ -205,18 +203,8 @@ def validate_all(cfg: DictConfig, run_dir: Path) -> None:
                 obs_keys = False if cfg.get("policy_factory") else plain(composed.policy.obs_keys)
             if stage == "fit rollouts":  # the env's seconds per step and observation layout, before anything is collected or trained
                 check_env(plain(composed.env), plain(composed.factories), obs_keys)
-            if step.module is act:  # every response name stands for a config, and the env renders its videos, before anything runs
-                try:
-                    for name in composed.responses:
-                        act.response_config(name, plain(composed.response_configs) or {})
-                except ValueError as err:
-                    raise ValueError(f"pipeline stage '{stage}': {err} (in the pipeline: act.responses, act.overrides)") from None
-                cells = [(str(shift), float(sev)) for shift, sevs in plain(composed.cells) for sev in sevs]
-                check_seeded_resets(stress.env_builder(plain(composed.env), plain(composed.factories), [c[0] for c in cells]), cells,
-                                    f"pipeline stage '{stage}' (act.cells; nothing has run yet)")
-                if composed.videos:
-                    check_rendering(plain(composed.env), plain(composed.factories), composed.video_size,
-                                    " (in the pipeline: act.videos=false; nothing has run yet)")
+            if step.module is act:  # every response builds and binds, the env's seeds repeat and it renders, before anything runs
+                check_act_stage(composed, stage)
     _checkpoint_source(cfg)
 
 

@@ -109,6 +109,30 @@ def check_env(env_cfg: Mapping[str, Any], factories: Mapping[str, str], obs_keys
         probe.close()
 
 
+def check_act_stage(composed: DictConfig, stage: str) -> None:
+    """The outcome sweep's set-up, before any stage runs: every response name stands for a config that builds and binds
+    to the env, each act cell's env starts the same episode from a seed, and the env renders the videos."""
+    from fiper.control.sweep import check_seeded_resets
+    from launch import act, stress
+    from launch.act_videos import check_rendering
+
+    try:
+        configs = {name: act.response_config(name, plain(composed.response_configs) or {}) for name in composed.responses}
+    except ValueError as err:
+        raise ValueError(f"pipeline stage '{stage}': {err} (in the pipeline: act.responses, act.overrides)") from None
+    cells = [(str(shift), float(sev)) for shift, sevs in plain(composed.cells) for sev in sevs]
+    make_env = stress.env_builder(plain(composed.env), plain(composed.factories), [c[0] for c in cells])
+    check_seeded_resets(make_env, cells, f"pipeline stage '{stage}' (act.cells; nothing has run yet)")
+    probe = make_env("none", 0.0)
+    try:
+        act.check_responses(configs, probe, f"pipeline stage '{stage}' (nothing has run yet)")
+    finally:
+        probe.close()
+    if composed.videos:
+        check_rendering(plain(composed.env), plain(composed.factories), composed.video_size,
+                        " (in the pipeline: act.videos=false; nothing has run yet)")
+
+
 LIST_KEYS = ("env_overrides", "train.overrides", "evaluate.overrides", "act.overrides")  # lists of overrides: their elements hold '='
 
 

@@ -217,6 +217,7 @@ def test_a_users_env_trains_its_own_policy_and_a_missing_deploy_file_stops_the_r
             "evaluate.overrides=['windows=[1]','progress=false',"
             "'plots=false','~methods.knn','~methods.rnd_a','~methods.logpzo','~methods.stac','~methods.fiper_joint',"
             "'~methods.fiper_or_joint','~methods.fiper_select','deploy_method=null']", "act.videos=false",  # Track does not render
+            "act.responses=[hold]",  # nor has it a scene to steer around
         ])
         with pytest.raises(FileNotFoundError, match=r"wrote no monitor_Track\.yaml for task 'Track'.*deploy_delta=null"):
             pipeline.run(cfg)  # an env without a name or gymnasium id is named by its class
@@ -303,7 +304,8 @@ def test_an_env_that_cannot_render_the_act_stages_videos_is_refused_before_anyth
     env = "test_array_obs_pipeline"
     overrides = [f"run_dir={tmp_path / 'run'}", "task=push_t", "device=cpu", "rollouts.cells=[[none,[0.0]],[push,[1.0]]]",
                  f"env_overrides=['env.factory={env}:make_track','env.name=null','++expert={env}:TrackExpert',"
-                 "'++env.control_period_s=0.05']", "monitor.scores.ace.dims=[0]", "act.cells=[[none,[0.0]],[push,[1.0]]]"]
+                 "'++env.control_period_s=0.05']", "monitor.scores.ace.dims=[0]", "act.cells=[[none,[0.0]],[push,[1.0]]]",
+                 "act.responses=[hold]"]
     with initialize_config_dir(config_dir=CONF, version_base=None):
         with pytest.raises(ValueError, match=r"videos=true makes the env of cell \(none, 0\) with render_mode='rgb_array'.*"
                                              r"make_track\(\) got an unexpected keyword argument 'render_mode'.*"
@@ -311,3 +313,18 @@ def test_an_env_that_cannot_render_the_act_stages_videos_is_refused_before_anyth
             pipeline.run(_pipeline_cfg(overrides))
         assert not (tmp_path / "run").exists()
         pipeline.validate_all(_pipeline_cfg([*overrides, "act.videos=false"]), tmp_path / "run")
+
+
+def test_a_response_the_env_cannot_serve_is_refused_before_anything_runs(tmp_path):
+    """The default steering reads the obstacles from the env's scene_obstacles(): an env without one stops the pipeline
+    before it collects, naming the response and the settings, instead of at the outcome sweep's first episode."""
+    env = "test_array_obs_pipeline"
+    overrides = [f"run_dir={tmp_path / 'run'}", "task=push_t", "device=cpu", "rollouts.cells=[[none,[0.0]],[push,[1.0]]]",
+                 f"env_overrides=['env.factory={env}:make_track','env.name=null','++expert={env}:TrackExpert',"
+                 "'++env.control_period_s=0.05']", "monitor.scores.ace.dims=[0]", "act.cells=[[none,[0.0]]]", "act.videos=false"]
+    with initialize_config_dir(config_dir=CONF, version_base=None):
+        with pytest.raises(ValueError, match=r"nothing has run yet\): response 'steer' cannot act on this env: Track has no "
+                                             r"scene_obstacles\(\).*drop 'steer' from responses \(the pipeline's act.responses\)"):
+            pipeline.run(_pipeline_cfg(overrides))
+        assert not (tmp_path / "run").exists()
+        pipeline.validate_all(_pipeline_cfg([*overrides, "act.responses=[hold,retreat,return_retry]"]), tmp_path / "run")
