@@ -1,15 +1,17 @@
 """A monitored episode as a video: the rendered frames beside the score traces, thresholds and alarm.
 
-``record_episode`` runs one episode with gymnasium's RenderCollection wrapper collecting the
-env's ``render()`` frames; ``write_video`` draws each frame next to every score's windowed value
+``record_episode`` runs one episode, rendering a frame after the reset and after every step (a
+MuJoCo env's simulation state is kept as it was across ``render()``); ``write_video`` draws each frame next to every score's windowed value
 and threshold up to that step, marks the first alarm and names the response acting, and encodes
 the frames with imageio (mp4 through imageio-ffmpeg, the ``image`` extra; ``.gif`` needs nothing).
 """
 
 from __future__ import annotations
 
+import copy
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +23,39 @@ from fiper.control.monitored_policy import Decision, MonitoredPolicy
 SIZE_PX = (960, 432)  # width, height: multiples of 16, so mp4 encoders need no resize
 
 
+@contextmanager
+def kept_simulation_state(env: Any) -> Iterator[None]:
+    """Put a MuJoCo env's simulation data back as it was on exit, derived quantities included.
+
+    Some envs' ``render()`` runs ``mj_forward`` (gymnasium-robotics' Fetch), which refreshes body positions that the
+    next step reads (Fetch places its mocap at the gripper's), so a rendered re-run of an episode drifts from the
+    unrendered one within a few steps. Other envs pass through unchanged.
+    """
+    import mujoco
+
+    inner = getattr(env, "unwrapped", env)
+    model, data = getattr(inner, "model", None), getattr(inner, "data", None)
+    if not (isinstance(model, mujoco.MjModel) and isinstance(data, mujoco.MjData)):
+        yield
+        return
+    saved = copy.copy(data)
+    try:
+        yield
+    finally:
+        data.time = saved.time
+        for name in dir(saved):  # every array of the data, in place (the env and its renderer hold this object); the
+            value = getattr(saved, name) if not name.startswith("_") else None  # constraint arrays, sized per step, are
+            if isinstance(value, np.ndarray) and value.flags.writeable:  # rebuilt by the next step
+                target = getattr(data, name)
+                if target.shape == value.shape:
+                    target[...] = value
+
+
 def rendered_frame(env: Any) -> np.ndarray:
-    """``env.render()`` checked to be an (H, W, 3) image: what a video needs from an env made with render_mode='rgb_array'."""
-    image = env.render()
+    """``env.render()`` checked to be an (H, W, 3) image: what a video needs from an env made with render_mode='rgb_array'.
+    The render leaves the simulation as it found it (:func:`kept_simulation_state`)."""
+    with kept_simulation_state(env):
+        image = env.render()
     if not (isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[-1] in (3, 4)):
         raise ValueError(f"a video needs frames: {type(env.unwrapped).__name__}.render() under render_mode='rgb_array' "
                          f"returned {type(image).__name__}{getattr(image, 'shape', '')}, not an (H, W, 3) array; "
