@@ -107,6 +107,8 @@ BLOCKS: dict[tuple[str, str], Block] = {
         skip="needs diffusion_policy, dill and a workspace checkpoint"),
     ("docs/adapters.md", "# my_pkg/dp_policy.py: policy_factory=my_pkg.dp_policy:load"): Block(
         skip="needs diffusion_policy and a converted checkpoint; the adapter it builds is tested in tests/adapters"),
+    ("docs/envs.md", "import gymnasium as gym"): Block(
+        skip="needs metaworld, which pins mujoco 3.3 (fiper installs mujoco 4); walked by hand in an environment of its own"),
     ("docs/monitor.md", "from fiper.monitor import PolicyIdentity, save_monitor, load_monitor"): Block(
         prelude="""
             import torch
