@@ -277,7 +277,7 @@ def clip_to_space(action: np.ndarray, space: Any) -> tuple[np.ndarray, float]:
     """``action`` clipped to ``space``'s bounds where it leaves them by more than ``BOUNDS_TOLERANCE`` of an entry's
     range, and that largest excursion as a share of the range (0.0 when nothing was clipped, or without bounds).
 
-    Such an action is what an env that clips executes (Meta-World's scripted policies command up to 2.3 on its [-1, 1]
+    Such an action is what an env that clips executes (Meta-World's scripted policies command up to 10 on its [-1, 1]
     space); stored unclipped, the policy would learn values the env never executed.
     """
     low, high = getattr(space, "low", None), getattr(space, "high", None)
