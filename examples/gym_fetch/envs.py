@@ -1,0 +1,79 @@
+"""Env factories for gymnasium-robotics' FetchPickAndPlace-v4: the nominal task and one factory per shift.
+
+The env is taken as it comes: a dict observation (``observation``, ``achieved_goal``, ``desired_goal``), 4 actions
+(the gripper's Cartesian motion and its fingers) in [-1, 1], ``info['is_success']``, 50-step episodes that success
+does not end. Needs gymnasium-robotics with mujoco < 4 (its Fetch fails to build under mujoco 4, which fiper
+installs), so the suite does not run it; the README says how it was run.
+"""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+
+from fiper.collection import check_severity
+
+ENV_ID = "FetchPickAndPlace-v4"
+
+
+def make_fetch(render_mode: str | None = None, **kwargs) -> gym.Env:
+    try:
+        import gymnasium_robotics
+    except ModuleNotFoundError as err:
+        raise ModuleNotFoundError(f"{ENV_ID} needs gymnasium-robotics: pip install gymnasium-robotics 'mujoco<4' in an "
+                                  "environment of its own (examples/gym_fetch/README.md)") from err
+    gym.register_envs(gymnasium_robotics)
+    return gym.make(ENV_ID, render_mode=render_mode, **kwargs)
+
+
+class WeakArm(gym.ActionWrapper):
+    """The gripper moves (1 - 0.7·severity) as far as commanded: a weak or slowed arm."""
+
+    def __init__(self, env: gym.Env, severity: float):
+        super().__init__(env)
+        self.gain = 1.0 - 0.7 * severity
+
+    def action(self, action):
+        action = np.array(action, dtype=np.float32)
+        action[:3] *= self.gain
+        return action
+
+
+class ObservationNoise(gym.ObservationWrapper):
+    """Gaussian noise of std 0.01·severity m on the robot's observation vector (the goals are left exact)."""
+
+    def __init__(self, env: gym.Env, severity: float):
+        super().__init__(env)
+        self.std = 0.01 * severity
+        self.rng = np.random.default_rng(0)
+
+    def reset(self, *, seed=None, options=None):
+        self.rng = np.random.default_rng(None if seed is None else [int(seed), 11])
+        return super().reset(seed=seed, options=options)
+
+    def observation(self, observation):
+        noisy = observation["observation"] + self.rng.normal(0.0, self.std, observation["observation"].shape)
+        return {**observation, "observation": noisy}
+
+
+def weak_arm(severity: float, render_mode: str | None = None, **kwargs) -> gym.Env:
+    return WeakArm(make_fetch(render_mode, **kwargs), check_severity(severity, "weak_arm"))
+
+
+def obs_noise(severity: float, render_mode: str | None = None, **kwargs) -> gym.Env:
+    return ObservationNoise(make_fetch(render_mode, **kwargs), check_severity(severity, "obs_noise"))
+
+
+def wide_start(severity: float, render_mode: str | None = None, **kwargs) -> gym.Env:
+    """The object starts up to 0.15 + 0.1·severity m from the gripper (0.15 in distribution)."""
+    env = make_fetch(render_mode, **kwargs)
+    env.unwrapped.obj_range = 0.15 + 0.1 * check_severity(severity, "wide_start")
+    return env
+
+
+def heavy(severity: float, render_mode: str | None = None, **kwargs) -> gym.Env:
+    """The object weighs 1 + 9·severity times its mass."""
+    env = make_fetch(render_mode, **kwargs)
+    inner = env.unwrapped
+    inner.model.body_mass[inner.model.body("object0").id] *= 1.0 + 9.0 * check_severity(severity, "heavy")
+    return env
