@@ -57,23 +57,27 @@ class ObservationNoise(gym.ObservationWrapper):
 
 
 def weak_arm(severity: float, render_mode: str | None = None, **kwargs) -> gym.Env:
-    return WeakArm(make_fetch(render_mode, **kwargs), check_severity(severity, "weak_arm"))
+    severity = check_severity(severity, "weak_arm")  # before the env is built
+    return WeakArm(make_fetch(render_mode, **kwargs), severity)
 
 
 def obs_noise(severity: float, render_mode: str | None = None, **kwargs) -> gym.Env:
-    return ObservationNoise(make_fetch(render_mode, **kwargs), check_severity(severity, "obs_noise"))
+    severity = check_severity(severity, "obs_noise")
+    return ObservationNoise(make_fetch(render_mode, **kwargs), severity)
 
 
 def wide_start(severity: float, render_mode: str | None = None, **kwargs) -> gym.Env:
     """The object starts up to 0.15 + 0.1·severity m from the gripper (0.15 in distribution)."""
+    severity = check_severity(severity, "wide_start")
     env = make_fetch(render_mode, **kwargs)
-    env.unwrapped.obj_range = 0.15 + 0.1 * check_severity(severity, "wide_start")
+    env.unwrapped.obj_range = 0.15 + 0.1 * severity
     return env
 
 
 def heavy(severity: float, render_mode: str | None = None, **kwargs) -> gym.Env:
     """The object weighs 1 + 9·severity times its mass."""
+    severity = check_severity(severity, "heavy")
     env = make_fetch(render_mode, **kwargs)
     inner = env.unwrapped
-    inner.model.body_mass[inner.model.body("object0").id] *= 1.0 + 9.0 * check_severity(severity, "heavy")
+    inner.model.body_mass[inner.model.body("object0").id] *= 1.0 + 9.0 * severity
     return env
