@@ -111,8 +111,10 @@ def check_env(env_cfg: Mapping[str, Any], factories: Mapping[str, str], obs_keys
 
 def check_act_stage(composed: DictConfig, stage: str) -> None:
     """The outcome sweep's set-up, before any stage runs: every response name stands for a config that builds and binds
-    to the env, each act cell's env starts the same episode from a seed, and the env renders the videos."""
+    to the env, a fallback knows which action entries are positions, each act cell's env starts the same episode from a
+    seed, and the env renders the videos."""
     from fiper.control.sweep import check_seeded_resets
+    from fiper.interventions import response_from_config
     from launch import act, stress
     from launch.act_videos import check_rendering
 
@@ -126,6 +128,11 @@ def check_act_stage(composed: DictConfig, stage: str) -> None:
     probe = make_env("none", 0.0)
     try:
         act.check_responses(configs, probe, f"pipeline stage '{stage}' (nothing has run yet)")
+        if any(getattr(response_from_config(c), "fallback", None) is not None for c in configs.values()):
+            try:  # a fallback commands positions: the env or act.overrides must say which action entries are positions
+                stress.action_context(plain(composed.context), int(np.prod(probe.action_space.shape)), probe)
+            except ValueError as err:
+                raise ValueError(f"pipeline stage '{stage}' (nothing has run yet): {err}") from None
     finally:
         probe.close()
     if composed.videos:

@@ -217,7 +217,7 @@ def test_a_users_env_trains_its_own_policy_and_a_missing_deploy_file_stops_the_r
             "evaluate.overrides=['windows=[1]','progress=false',"
             "'plots=false','~methods.knn','~methods.rnd_a','~methods.logpzo','~methods.stac','~methods.fiper_joint',"
             "'~methods.fiper_or_joint','~methods.fiper_select','deploy_method=null']", "act.videos=false",  # Track does not render
-            "act.responses=[hold]",  # nor has it a scene to steer around
+            "act.responses=[hold]", "act.overrides=['context.position_dims=[0]','context.gripper_dims=[]']",  # nor a scene to steer around; its one action entry is a position
         ])
         with pytest.raises(FileNotFoundError, match=r"wrote no monitor_Track\.yaml for task 'Track'.*deploy_delta=null"):
             pipeline.run(cfg)  # an env without a name or gymnasium id is named by its class
@@ -305,7 +305,7 @@ def test_an_env_that_cannot_render_the_act_stages_videos_is_refused_before_anyth
     overrides = [f"run_dir={tmp_path / 'run'}", "task=push_t", "device=cpu", "rollouts.cells=[[none,[0.0]],[push,[1.0]]]",
                  f"env_overrides=['env.factory={env}:make_track','env.name=null','++expert={env}:TrackExpert',"
                  "'++env.control_period_s=0.05']", "monitor.scores.ace.dims=[0]", "act.cells=[[none,[0.0]],[push,[1.0]]]",
-                 "act.responses=[hold]"]
+                 "act.responses=[hold]", "act.overrides=['context.position_dims=[0]','context.gripper_dims=[]']"]
     with initialize_config_dir(config_dir=CONF, version_base=None):
         with pytest.raises(ValueError, match=r"videos=true makes the env of cell \(none, 0\) with render_mode='rgb_array'.*"
                                              r"make_track\(\) got an unexpected keyword argument 'render_mode'.*"
@@ -316,8 +316,9 @@ def test_an_env_that_cannot_render_the_act_stages_videos_is_refused_before_anyth
 
 
 def test_a_response_the_env_cannot_serve_is_refused_before_anything_runs(tmp_path):
-    """The default steering reads the obstacles from the env's scene_obstacles(): an env without one stops the pipeline
-    before it collects, naming the response and the settings, instead of at the outcome sweep's first episode."""
+    """The default steering reads the obstacles from the env's scene_obstacles(), and a fallback holds positions: an env
+    without the one, or whose action entries are not named as positions, stops the pipeline before it collects, naming
+    the settings, instead of at the outcome sweep."""
     env = "test_array_obs_pipeline"
     overrides = [f"run_dir={tmp_path / 'run'}", "task=push_t", "device=cpu", "rollouts.cells=[[none,[0.0]],[push,[1.0]]]",
                  f"env_overrides=['env.factory={env}:make_track','env.name=null','++expert={env}:TrackExpert',"
@@ -327,4 +328,9 @@ def test_a_response_the_env_cannot_serve_is_refused_before_anything_runs(tmp_pat
                                              r"scene_obstacles\(\).*drop 'steer' from responses \(the pipeline's act.responses\)"):
             pipeline.run(_pipeline_cfg(overrides))
         assert not (tmp_path / "run").exists()
-        pipeline.validate_all(_pipeline_cfg([*overrides, "act.responses=[hold,retreat,return_retry]"]), tmp_path / "run")
+        fallbacks = [*overrides, "act.responses=[hold,retreat,return_retry]"]
+        with pytest.raises(ValueError, match=r"\(nothing has run yet\): a fallback \(hold, stop, retreat, return_retry, ...\) commands "
+                                             r"positions, but this env's 1-d action does not say which entries are position targets"):
+            pipeline.run(_pipeline_cfg(fallbacks))  # the fallbacks hold positions: which entries are they?
+        assert not (tmp_path / "run").exists()
+        pipeline.validate_all(_pipeline_cfg([*fallbacks, "act.overrides=['context.position_dims=[0]','context.gripper_dims=[]']"]), tmp_path / "run")
