@@ -1,9 +1,10 @@
 """A monitored episode as a video: the rendered frames beside the score traces, thresholds and alarm.
 
 ``record_episode`` runs one episode, rendering a frame after the reset and after every step (a
-MuJoCo env's simulation state is kept as it was across ``render()``); ``write_video`` draws each frame next to every score's windowed value
-and threshold up to that step, marks the first alarm and names the response acting, and encodes
-the frames with imageio (mp4 through imageio-ffmpeg, the ``image`` extra; ``.gif`` needs nothing).
+MuJoCo env's simulation data is kept as it was across ``render()``); ``write_video`` draws each
+frame next to every score's windowed value and threshold up to that step, marks the first alarm
+and names the response acting, and encodes the frames with imageio (mp4 through imageio-ffmpeg,
+the ``image`` extra; ``.gif`` needs nothing).
 """
 
 from __future__ import annotations
@@ -42,13 +43,13 @@ def kept_simulation_state(env: Any) -> Iterator[None]:
     try:
         yield
     finally:
+        # Every array of the data, in place: the env and its renderer hold this object. The constraint arrays, sized
+        # per step, may differ in shape; the next step rebuilds them.
         data.time = saved.time
-        for name in dir(saved):  # every array of the data, in place (the env and its renderer hold this object); the
-            value = getattr(saved, name) if not name.startswith("_") else None  # constraint arrays, sized per step, are
-            if isinstance(value, np.ndarray) and value.flags.writeable:  # rebuilt by the next step
-                target = getattr(data, name)
-                if target.shape == value.shape:
-                    target[...] = value
+        for name in dir(saved):
+            value = None if name.startswith("_") else getattr(saved, name)
+            if isinstance(value, np.ndarray) and value.flags.writeable and getattr(data, name).shape == value.shape:
+                getattr(data, name)[...] = value
 
 
 def rendered_frame(env: Any) -> np.ndarray:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import gymnasium as gym
-import mujoco
 import numpy as np
 
+import envs  # noqa: F401  (before mujoco: it picks the headless GL backend the later rendering tests need)
+import mujoco  # noqa: E402
 from fiper.control.video import rendered_frame
 
 XML = """<mujoco><option timestep="0.01"/><worldbody><body name="cart"><joint name="x" type="slide" axis="1 0 0"/>
