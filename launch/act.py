@@ -114,17 +114,20 @@ def response_config(name: str, configs: Mapping[str, Any]) -> dict[str, Any]:
     return config
 
 
-def check_responses(configs: Mapping[str, Any], env: Any, where: str) -> None:
-    """Build every response and bind it to a reset of ``env``, so that one needing what the env lacks (SceneKeepOut
+def check_responses(configs: Mapping[str, Any], env: Any, where: str) -> dict[str, Any]:
+    """Every response built and bound to a reset of ``env``, so that one needing what the env lacks (SceneKeepOut
     reads the env's scene_obstacles()) stops before the sweep, not at its first episode."""
     env.reset(seed=0)
+    responses = {}
     for name, config in configs.items():
         try:
-            response_from_config(config).bind(env)
+            responses[name] = response_from_config(config)
+            responses[name].bind(env)
         except (TypeError, ValueError, AttributeError) as err:
             raise ValueError(f"{where}: response {name!r} cannot act on this env: {err}. Give the env what it reads, or drop "
                              f"{name!r} from responses (the pipeline's act.responses) or set it up differently "
                              f"(response_configs.{name}, the pipeline's act.overrides)") from None
+    return responses
 
 
 def arm_fingerprint(cfg: DictConfig, intervention: dict[str, Any] | None, num_samples: int, policy: Any = None) -> dict[str, Any]:
@@ -195,8 +198,7 @@ def run(cfg: DictConfig):
     try:
         check_observations(policy, probe, env_cfg)
         period = control_period_s(probe, env_cfg.get("control_period_s"), env_name=str(env_cfg.get("name") or env_cfg.get("factory")))
-        check_responses(configs, probe, "launch.act (nothing has run yet)")
-        responses = {name: response_from_config(configs[name]) for name in names}
+        responses = check_responses(configs, probe, "launch.act (nothing has run yet)")
         contexts = {name: action_context(plain(cfg.context), policy.action_dim, probe) if getattr(r, "fallback", None) is not None else None
                     for name, r in responses.items()}
         agents = {WITHOUT: MonitoredPolicy(policy, None, num_samples=num_samples, execute=cfg.execute, seed=cfg.seeds.start)}

@@ -114,7 +114,6 @@ def check_act_stage(composed: DictConfig, stage: str) -> None:
     to the env, a fallback knows which action entries are positions, each act cell's env starts the same episode from a
     seed, and the env renders the videos."""
     from fiper.control.sweep import check_seeded_resets
-    from fiper.interventions import response_from_config
     from launch import act, stress
     from launch.act_videos import check_rendering
 
@@ -127,8 +126,8 @@ def check_act_stage(composed: DictConfig, stage: str) -> None:
     check_seeded_resets(make_env, cells, f"pipeline stage '{stage}' (act.cells; nothing has run yet)")
     probe = make_env("none", 0.0)
     try:
-        act.check_responses(configs, probe, f"pipeline stage '{stage}' (nothing has run yet)")
-        if any(getattr(response_from_config(c), "fallback", None) is not None for c in configs.values()):
+        responses = act.check_responses(configs, probe, f"pipeline stage '{stage}' (nothing has run yet)")
+        if any(getattr(r, "fallback", None) is not None for r in responses.values()):
             try:  # a fallback commands positions: the env or act.overrides must say which action entries are positions
                 stress.action_context(plain(composed.context), int(np.prod(probe.action_space.shape)), probe)
             except ValueError as err:

@@ -68,7 +68,7 @@ def check_seeded_resets(make_env: Callable[[str, float], Any], cells: Iterable[t
             again = observation_dict(env.reset(seed=seed)[0])
         finally:
             env.close()
-        differ = [k for k, v in first.items() if k not in again or not _same(v, np.asarray(again[k]))]
+        differ = [k for k, v in first.items() if k not in again or not np.array_equal(v, np.asarray(again[k]), equal_nan=True)]
         if differ:
             raise SetupError(
                 f"{where}: the env of cell ({shift}, {severity:g}) started a different episode from reset(seed={seed}) the second "
@@ -77,10 +77,6 @@ def check_seeded_resets(make_env: Callable[[str, float], Any], cells: Iterable[t
                 "episode: make reset(seed) reseed every random choice of the env and its wrappers (Meta-World's gym.make draws a "
                 "new task at every reset: wrap it to call env.unwrapped.set_task(tasks[seed % len(tasks)]) with the tasks of "
                 "metaworld.MT1(...)), or skip the outcome sweep (the pipeline's act=null)")
-
-
-def _same(a: np.ndarray, b: np.ndarray) -> bool:
-    return a.shape == b.shape and bool(np.all((a == b) | ((a != a) & (b != b))))
 
 
 def run_sweep(
