@@ -67,11 +67,16 @@ class CollectionSummary:
     def __str__(self) -> str:
         text = f"saved {self.saved} episodes from {self.attempted} attempts ({self.successes} successful) in {self.seconds:.1f} s"
         if self.clipped_steps:
-            text += (f"; {self.clipped_steps} of the expert's actions left the env's action space (by up to "
-                     f"{self.clip_excess:.0%} of an entry's range) and were clipped to it, as stored and executed: if the "
-                     "expert works in other units than the env (a torque where it takes a normalised command), fix the "
-                     "expert, else clip in the expert to silence this")
+            text += "; " + clipped_note(self.clipped_steps, self.clip_excess, "the expert's", "as stored and executed",
+                                        "fix the expert, else clip in the expert to silence this")
         return text
+
+
+def clipped_note(steps: int, excess: float, whose: str, where: str, fix: str) -> str:
+    """One sentence on actions clipped to the env's action space (``clip_to_space``): how many, by how much, the fix."""
+    return (f"{steps} of {whose} actions left the env's action space (by up to {excess:.0%} of an entry's range) and were "
+            f"clipped to it, {where}: if they come in other units than the env takes (a torque where it takes a normalised "
+            f"command), {fix}")
 
 
 def resolve(spec: str) -> Callable[..., Any]:

@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 from fiper.collection import env_task_name
 from fiper.control import MonitoredPolicy, RolloutRecorder, run_episode
 from fiper.control.period import control_period_s
-from fiper.control.sweep import check_period, check_seeded_resets, recorded_episodes
+from fiper.control.sweep import check_period, check_seeded_resets, policy_clipped_note, recorded_episodes
 from fiper.evaluation.outcome import outcome_report, store_paths
 from fiper.evaluation.render.outcome import outcome_table, write_outcome
 from fiper.interventions import FALLBACKS, building, response_from_config
@@ -153,7 +153,8 @@ def warm_up(agents: Sequence[MonitoredPolicy], env, seed: int) -> None:
 def run_paired(make_env, agents: Mapping[str, MonitoredPolicy], recorders: Mapping[str, RolloutRecorder],
                cells: Sequence[tuple[str, float]], seeds: Sequence[int], *, record_keys=None, progress: bool = True) -> int:
     """Every (cell, seed) in every arm's store, arms interleaved per seed; episodes already recorded are skipped.
-    Returns the number of episodes run."""
+    Returns the number of episodes run; prints a line per arm whose actions were clipped to the env's action space."""
+    clipped: dict[str, list] = {name: [0, 0.0] for name in agents}
     done = {name: recorded_episodes(rec) for name, rec in recorders.items()}
     todo = {(s, v, ep_seed, name) for s, v in cells for ep_seed in seeds for name in agents
             if (s, round(v, 6), ep_seed) not in done[name]}
@@ -171,11 +172,15 @@ def run_paired(make_env, agents: Mapping[str, MonitoredPolicy], recorders: Mappi
                         continue
                     result = run_episode(env, agent, seed=ep_seed, record_keys=record_keys, labels={"shift": shift, "severity": severity})
                     recorders[name].write(result.steps, result.decisions, result.labels)
+                    clipped[name] = [clipped[name][0] + result.clipped_steps, max(clipped[name][1], result.clip_excess)]
                     bar.update(1)
                     bar.set_postfix(cell=f"{shift} {severity:g}", arm=name, ok=int(result.success))
         finally:
             env.close()
     bar.close()
+    for name, (steps, excess) in clipped.items():
+        if steps:
+            print(f"{name}: {policy_clipped_note(steps, excess)}")
     return len(todo)
 
 

@@ -21,6 +21,8 @@ class EpisodeResult:
     decisions: list[Decision]
     labels: dict[str, Any]
     infos: list[dict[str, Any]] = field(default_factory=list)
+    clipped_steps: int = 0  # actions clipped to the env's action space (MonitoredPolicy.bind_env)
+    clip_excess: float = 0.0  # the largest excursion clipped, as a share of the entry's range
 
     @property
     def success(self) -> bool:
@@ -61,7 +63,8 @@ def run_episode(
     without a time limit, an error naming the fix rather than a rollout that never ends. ``record_keys`` picks
     the observation keys kept per step (default: the policy's keys; an array observation is the key 'obs'). A
     step whose observation could not be read (the agent's fail-safe alarm names why) is stored as NaN, or 0 for
-    an integer key.
+    an integer key. ``steps['action']`` holds what the env executed: an action outside the env's action space
+    is clipped to it (counted in ``clipped_steps``), while the decisions keep the chunks as the policy gave them.
     """
     obs, info = env.reset(seed=seed, options=dict(reset_options) if reset_options else None)
     agent.reset(seed=seed)
@@ -71,6 +74,7 @@ def run_episode(
     rows: dict[str, list] = {k: [] for k in keys}
     actions, infos = [], []
     done, t, terminated, truncated = False, 0, False, False
+    clipped, worst = 0, 0.0
     while not done and (max_steps is None or t < max_steps):
         if max_steps is None and t >= EPISODE_STEP_LIMIT:
             raise SetupError(no_time_limit(seed, t))
@@ -80,6 +84,7 @@ def run_episode(
             if shapes[k] is None and row is not None:
                 shapes[k] = row.shape
         actions.append(action)
+        clipped, worst = clipped + ("clipped" in agent.last_info), max(worst, agent.last_info.get("clipped", 0.0))
         obs, _, terminated, truncated, info = env.step(action)
         infos.append({**agent.last_info, **{k: info[k] for k in ("success", "failure_step") if k in info}})
         done = bool(terminated or truncated)
@@ -87,4 +92,4 @@ def run_episode(
     out_labels = {**episode_labels(info, terminated, truncated or not done, t - 1), "seed": int(seed), **(labels or {})}
     steps = {k: _stack(v, k) for k, v in rows.items()}
     steps["action"] = np.stack(actions)
-    return EpisodeResult(steps, list(agent.decisions), out_labels, infos)
+    return EpisodeResult(steps, list(agent.decisions), out_labels, infos, clipped, worst)

@@ -8,13 +8,14 @@ Per decision (every ``n_action_steps`` env steps)::
                      fallback:<name> → fallback actions from now on, until reset() / resume()
         ─► queue n_action_steps actions; between decisions act() checks the observation and pops the queue
 
-Every fault (a malformed or non-finite observation at any step, an exception in encode, sample
-or the monitor, a fail-safe verdict, a non-finite chunk, a time-budget overrun) is a recorded
-fail-safe alarm answered by the fallback; without a fallback ``act`` raises
-:class:`FailSafeError`. No non-finite action is ever returned. All tensors stay on the policy's
-device until one copy per plain decision brings the executed chunk, the embedding and the batch to
-the host, where the monitor scores them (a decision's scores are too small to gain from a GPU, and
-ACE runs on the host anyway): one host synchronisation, none inside the sampling loop.
+Every fault (a malformed or non-finite observation at any step, an exception in encode, sample or
+the monitor, a fail-safe verdict, a non-finite chunk, a time-budget overrun) is a recorded fail-safe
+alarm answered by the fallback; without a fallback ``act`` raises :class:`FailSafeError`. No
+non-finite action is ever returned, and once ``bind_env`` has seen the env's action space none outside
+it (clipped, and counted in ``last_info['clipped']``). All tensors stay on the policy's device until
+one copy per plain decision brings the executed chunk, the embedding and the batch to the host,
+where the monitor scores them (a decision's scores are too small to gain from a GPU, and ACE runs on
+the host anyway): one host synchronisation, none inside the sampling loop.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from typing import Any, NamedTuple
 import numpy as np
 import torch
 
-from fiper.collection import observation_dict
+from fiper.collection import clip_to_space, observation_dict
 from fiper.control.history import ObsHistory
 from fiper.control.timing import PhaseTimer
 from fiper.interventions import FallbackContext, GradedResponse
@@ -138,6 +139,7 @@ class MonitoredPolicy:
         self.timer = PhaseTimer(policy.device)
         self.generator = torch.Generator(device=policy.device)
         self.seed, self.keep_decisions = seed, keep_decisions
+        self.action_space: Any = None  # the env's, once bind_env has seen it: actions are clipped to it
         self.reset()
 
     @property
@@ -163,7 +165,10 @@ class MonitoredPolicy:
                 part.reset()
 
     def bind_env(self, env: Any) -> None:
-        """After ``env.reset``: lets scene-aware parts of the response read the new episode's scene."""
+        """After ``env.reset``: actions are clipped to the env's action space from now on, and scene-aware parts of
+        the response read the new episode's scene."""
+        space = getattr(env, "action_space", None)
+        self.action_space = space if tuple(getattr(space, "shape", None) or ()) == (self.policy.action_dim,) else None
         if self.response is not None:
             self.response.bind(env)
 
@@ -207,6 +212,9 @@ class MonitoredPolicy:
                 self._restart()
         else:
             action = self.queue.popleft()  # finite: checked with its chunk at the decision
+        action, excess = clip_to_space(action, self.action_space)
+        if excess:
+            info["clipped"] = excess  # what the env executes; the decision's chunk keeps what was commanded
         info.update(fallback_active=self.fallback_active, env_step=self.env_step)
         if self.context is not None:
             self.context.record(action, None if fault else self._last_obs)

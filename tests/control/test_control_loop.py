@@ -309,3 +309,39 @@ def test_an_env_without_a_time_limit_is_an_error_naming_the_fix_not_a_rollout_th
         run_episode(Endless(envs.make_env("push_t")), agent, seed=3)
     result = run_episode(Endless(envs.make_env("push_t")), agent, seed=3, max_steps=8)
     assert len(result.steps["action"]) == 8 and result.labels["failure_reason"] == "timeout"
+
+
+class NarrowActions:
+    """push-T whose declared action space is a fifth of the real one: the policy's actions leave it."""
+
+    def __init__(self, env):
+        import gymnasium as gym
+
+        self.env = env
+        self.action_space = gym.spaces.Box(env.action_space.low / 5, env.action_space.high / 5, dtype=np.float32)
+
+    def __getattr__(self, name):
+        return getattr(self.env, name)
+
+
+def test_actions_outside_the_env_action_space_are_clipped_and_counted(setup):
+    """The control loop never hands the env an action outside its action space: it clips, counts and says so,
+    and the decisions keep the chunks as the policy commanded them."""
+    from fiper.control.sweep import SweepSummary
+
+    _, policy, _ = setup
+    agent = MonitoredPolicy(policy, None, num_samples=B)
+    plain = run_episode(make_env(terminate=False), agent, seed=0)
+    assert plain.clipped_steps == 0 and plain.clip_excess == 0.0
+    narrow = NarrowActions(make_env(terminate=False))
+    result = run_episode(narrow, agent, seed=0)
+    high = narrow.action_space.high
+    assert np.all(np.abs(result.steps["action"]) <= high + 1e-9)
+    commanded = np.concatenate([d.executed[: policy.n_action_steps] for d in result.decisions])
+    outside = int((np.abs(commanded) > high * 1.02).any(axis=1).sum())
+    assert outside > 0 and result.clipped_steps >= outside
+    assert result.clip_excess == pytest.approx(float(((np.abs(commanded) - high) / (2 * high)).max()), rel=1e-5)
+    assert sum("clipped" in info for info in result.infos) == result.clipped_steps
+    summary = SweepSummary()
+    summary.add("none", 0.0, result.success, False, result.clipped_steps, result.clip_excess)
+    assert f"{result.clipped_steps} of the policy's actions left the env's action space" in summary.table()
