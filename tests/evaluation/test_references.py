@@ -13,6 +13,7 @@ from benchmarks.synthetic_stores import SyntheticTask, write_synthetic_store
 from evaluation_helpers import small_config
 from fiper.evaluation import evaluate_rollouts, summary_table, write_outputs
 from fiper.evaluation.findings import Row
+from fiper.evaluation.render.text import mean
 
 DELTAS = (0.05, 0.1, 0.15)
 # knn with short windows only: a cumulative window would count decisions too and become a clock itself
@@ -102,3 +103,16 @@ def test_a_test_split_with_few_failures_is_flagged_in_the_terminal_and_the_repor
     assert "launch.stress cells whose shifts make the policy fail" in report
     _, _, thick_report, thick_terminal = _evaluate(tmp_path, SHORT_SHIFTS)
     assert "warning:" not in thick_terminal and "**Warning:** task" not in thick_report
+
+
+def test_a_clock_with_nothing_to_read_is_named_in_the_terminal_and_the_report(tmp_path):
+    """Every episode 20 decisions long (an env that never ends on success or failure): the clock scores chance and both
+    outputs say why the best reference is another; variable lengths carry no such note."""
+    fixed = SyntheticTask(name="fixed", drift=0.8, min_decisions=20, max_decisions=20)
+    task_result, _, report, terminal = _evaluate(tmp_path, fixed)
+    assert mean(_test(task_result, "elapsed")["accuracy"]) == 0.5
+    line = ("every episode of task fixed lasts 20 decisions, so `elapsed` scores them all alike (balanced accuracy 0.5) and "
+            "a margin over it is a margin over chance")
+    assert f"note: {line}" in terminal and f"**Note:** {line}" in report
+    _, _, varied_report, varied_terminal = _evaluate(tmp_path, SHORT_SHIFTS)
+    assert "note:" not in varied_terminal and "**Note:**" not in varied_report

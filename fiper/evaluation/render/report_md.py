@@ -31,7 +31,7 @@ from fiper.evaluation.render.text import (
     row_result,
     same_monitor,
     table,
-    thin_test_warning,
+    task_warnings,
     window_text,
 )
 from fiper.evaluation.results import CHOSEN, EvaluationResult, TaskResult
@@ -281,8 +281,9 @@ def task_markdown(task: TaskResult, criterion: str, plots: dict[str, Any] | None
     out = [f"## Task `{task.task}`", "",
            f"{ro.n_episodes} episodes; test split {int(task.split.test.size)} episodes "
            f"({task.split_sizes['test']['success_id']} of them in-distribution successes). Details under Data below.", ""]
-    thin = thin_test_warning(task)
-    out += [f"**Warning:** {thin.removeprefix('warning: ')}", ""] if thin else []
+    for line in task_warnings(task):
+        kind, text = line.split(": ", 1)
+        out += [f"**{kind.capitalize()}:** {text}", ""]
     out += _headline(task, criterion) + _deployed_notes(task) + _why(task, criterion) + _select_evidence(task, criterion, seed)
     out += far_markdown(task)
     out += _winners(task) + _grid(task) + _validation(task)

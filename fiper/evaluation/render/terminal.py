@@ -3,7 +3,7 @@ and the deployed row's margin over it, and the live monitors."""
 
 from __future__ import annotations
 
-from fiper.evaluation.render.text import COLUMNS, chosen_text, fmt, kind_text, mean, thin_test_warning
+from fiper.evaluation.render.text import COLUMNS, chosen_text, fmt, kind_text, mean, task_warnings
 from fiper.evaluation.results import EvaluationResult
 from fiper.evaluation.splits import PARTS
 
@@ -32,8 +32,7 @@ def summary_table(result: EvaluationResult) -> str:
             lines.append(f"live monitor {live['monitor']} ({live['setting'] or 'settings not readable'}), {live['episodes']} rollouts: "
                          f"TWA {fmt(live['twa'])}, Acc {fmt(live['accuracy'])}, TPR {fmt(live['tpr'])}, TNR {fmt(live['tnr'])}, "
                          f"FAR-ID {fmt(live['far_id'])}")
-        thin = thin_test_warning(task)
-        lines += [thin] if thin else []
+        lines += task_warnings(task)
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"
 

@@ -98,3 +98,23 @@ def thin_test_warning(task: TaskResult) -> str | None:
             f"the margins move by {1 / max(failures, 1):.2f} per failure and TNR by {1 / max(successes, 1):.2f} per success: "
             "record more rollouts (launch.stress cells whose shifts make the policy fail, more in-distribution rollouts) "
             "before reading them")
+
+
+def blind_clock_note(task: TaskResult) -> str | None:
+    """A note when every episode lasts as long as every other: a method reading only the clock then scores them all
+    alike, so 'the best reference' is the best of the others."""
+    lengths = task.rollouts.lengths
+    clocks = [n for n, m in task.methods.items() if tuple(m.spec.scores) == ("elapsed",)]
+    if not clocks or lengths.min() != lengths.max():
+        return None
+    others = [r.method for r in (task.findings.references if task.findings else ()) if r.method not in clocks]
+    then = ("the best reference is the best of the others" if others else
+            "a margin over it is a margin over chance: add a reference that reads something (`obs_novelty`)")
+    return (f"note: every episode of task {task.task} lasts {int(lengths[0])} decisions, so "
+            f"{', '.join(f'`{c}`' for c in clocks)} scores them all alike (balanced accuracy 0.5) and {then}; an env whose "
+            "episodes do not end on success or failure gives the clock nothing to read")
+
+
+def task_warnings(task: TaskResult) -> list[str]:
+    """What to know before reading a task's rates: a thin test split, a clock with nothing to read."""
+    return [w for w in (thin_test_warning(task), blind_clock_note(task)) if w]
