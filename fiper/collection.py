@@ -63,12 +63,19 @@ class CollectionSummary:
     seeds: list[int] = field(default_factory=list)
     clipped_steps: int = 0  # over the saved episodes
     clip_excess: float = 0.0
+    longest: int = 0  # steps of the longest saved episode
+    step_limit: int | None = None  # the env's declared time limit (declared_step_limit)
 
     def __str__(self) -> str:
         text = f"saved {self.saved} episodes from {self.attempted} attempts ({self.successes} successful) in {self.seconds:.1f} s"
         if self.clipped_steps:
             text += "; " + clipped_note(self.clipped_steps, self.clip_excess, "the expert's", "as stored and executed",
                                         "fix the expert, else clip in the expert to silence this")
+        if self.step_limit is None and self.saved:
+            text += (f"; the env declares no time limit, so a policy's episode that does not end stops its rollouts only after "
+                     f"{EPISODE_STEP_LIMIT:,} steps, with an error: give it one unless it ends every episode itself "
+                     f"(gymnasium.wrappers.TimeLimit(env, max_episode_steps=...), a few times the longest demo's "
+                     f"{self.longest} steps)")
         return text
 
 
@@ -349,7 +356,7 @@ def collect(
     if n_episodes < 1:
         raise ValueError(f"n_episodes must be >= 1, got {n_episodes}")
     limit = max_attempts if max_attempts is not None else (2 * n_episodes + 20 if only_success else n_episodes)
-    summary = CollectionSummary(saved=0, attempted=0, successes=0, seconds=0.0)
+    summary = CollectionSummary(saved=0, attempted=0, successes=0, seconds=0.0, step_limit=declared_step_limit(env))
     start = time.perf_counter()
     bar = tqdm(total=n_episodes, desc="collect", unit="ep", disable=not progress)
     try:
@@ -370,12 +377,26 @@ def collect(
             summary.clipped_steps += episode.clipped_steps
             summary.clip_excess = max(summary.clip_excess, episode.clip_excess)
             summary.seeds.append(episode.seed)
+            summary.longest = max(summary.longest, episode.length)
             bar.update(1)
             bar.set_postfix(success=f"{summary.successes}/{summary.attempted}")
     finally:
         bar.close()
     summary.seconds = time.perf_counter() - start
     return summary
+
+
+def declared_step_limit(env) -> int | None:
+    """The episode step limit an env declares (a TimeLimit wrapper, ``spec.max_episode_steps``, or a
+    ``max_episode_steps`` attribute on any layer, as fiper's tasks have), else None."""
+    limits = [getattr(getattr(env, "spec", None), "max_episode_steps", None)]
+    layer, seen = env, set()
+    while layer is not None and id(layer) not in seen:
+        seen.add(id(layer))
+        limits += [vars(layer).get("_max_episode_steps"), vars(layer).get("max_episode_steps")] if hasattr(layer, "__dict__") else []
+        layer = vars(layer).get("env") if hasattr(layer, "__dict__") else None
+    found = [int(v) for v in limits if isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v > 0]
+    return min(found) if found else None
 
 
 def describe_env(env) -> dict[str, Any]:

@@ -251,3 +251,19 @@ def test_an_env_that_never_ends_is_an_error_naming_the_time_limit():
     with pytest.raises(ValueError, match=r"seed 4 ran 6 steps without ending; give the env a time limit in its factory "
                                          r"\(gymnasium.wrappers.TimeLimit"):
         run_episode(Endless(), Push(), seed=4, max_steps=6)
+
+
+def test_an_env_declaring_no_time_limit_is_named_in_the_summary_with_a_limit_to_give(tmp_path):
+    """NestedArm ends its episodes itself but declares no limit: the summary says what a never-ending policy episode
+    would cost and suggests a TimeLimit from the demos' length; the same env under a TimeLimit, and fiper's own
+    tasks, carry no such note."""
+    from fiper.collection import declared_step_limit
+
+    bare = collect(NestedArm(), Push(), EpisodeStore.create(tmp_path / "bare.zarr"), n_episodes=2, seed=0)
+    assert bare.step_limit is None and bare.longest == 4
+    assert ("the env declares no time limit, so a policy's episode that does not end stops its rollouts only after 100,000 "
+            "steps, with an error") in str(bare) and "a few times the longest demo's 4 steps" in str(bare)
+    limited = collect(gym.wrappers.TimeLimit(NestedArm(), max_episode_steps=20), Push(),
+                      EpisodeStore.create(tmp_path / "limited.zarr"), n_episodes=2, seed=0)
+    assert limited.step_limit == 20 and "time limit" not in str(limited)
+    assert declared_step_limit(envs.make_env("push_t", max_episode_steps=33)) == 33
