@@ -113,22 +113,19 @@ def check_seeded_resets(make_env: Callable[[str, float], Any], cells: Iterable[t
                 "episode: make reset(seed) reseed every random choice of the env and its wrappers (Meta-World's gym.make draws a "
                 "new task at every reset: wrap it to call env.unwrapped.set_task(tasks[seed % len(tasks)]) with the tasks of "
                 "metaworld.MT1(...)), or skip the outcome sweep (the pipeline's act=null)")
-        for step, (a, b) in enumerate(zip(first[1:], again[1:]), start=1):
-            differ = _differing(a, b, exact=False)
-            if differ:
-                break
-        else:
-            step = len(first) if len(first) != len(again) else 0
-            differ = ["the episode's end"] if step else []
-        if differ:
+        detail = next((f"{', '.join(map(repr, keys))} differed after step {step}"
+                       for step, (a, b) in enumerate(zip(first[1:], again[1:]), start=1) if (keys := _differing(a, b, exact=False))), None)
+        if detail is None and len(first) != len(again):
+            detail = f"it ended after step {len(first) - 1} the first time and after step {len(again) - 1} the second"
+        if detail:
             raise SetupError(
                 f"{where}: the env of cell ({shift}, {severity:g}) started the same episode from reset(seed={seed}) the second time "
-                f"(after an episode with seed {seed + 1}) but, given the same {len(actions)} actions, ran another: "
-                f"{', '.join(map(repr, differ))} differed after step {step}. The env keeps state across reset, so an episode "
-                "depends on the episodes run before it in that env, and the outcome sweep's runs with and without fiper, one "
-                "after another in one env, drift apart before any response acts: make reset(seed) put back every state the "
-                "simulation steps from (PyBullet keeps its contact caches across a reset of the bodies: build the simulation "
-                "anew in reset, as examples/gym_panda/envs.py does), or skip the outcome sweep (the pipeline's act=null)")
+                f"(after an episode with seed {seed + 1}) but, given the same {len(actions)} actions, ran another: {detail}. The env "
+                "keeps state across reset, so an episode depends on the episodes run before it in that env, and the outcome sweep's "
+                "runs with and without fiper, one after another in one env, drift apart before any response acts: make reset(seed) "
+                "put back every state the simulation steps from (PyBullet keeps its contact caches across a reset of the bodies: "
+                "build the simulation anew in reset, as examples/gym_panda/envs.py does), or skip the outcome sweep (the pipeline's "
+                "act=null)")
 
 
 def run_sweep(

@@ -66,6 +66,21 @@ def test_an_env_that_keeps_state_across_reset_is_refused_after_the_same_actions_
         check_seeded_resets(lambda shift, sev: CarriedState(gym.make("Pendulum-v1"), clear_on_reset=False), cells, "launch.act")
 
 
+class EndsByCarriedState(CarriedState):
+    """Ends its episode once the state carried over from earlier episodes is large, with an observation that never shows it."""
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = super().step(action)
+        return obs - 1e-3 * self.carried, reward, terminated or abs(self.carried) > 2.0, truncated, info
+
+
+def test_an_episode_that_ends_at_another_step_after_the_same_actions_is_refused_naming_both_ends():
+    with pytest.raises(SetupError, match=r"given the same 10 actions, ran another: it ended after step \d+ the first time and "
+                                         r"after step \d+ the second"):
+        check_seeded_resets(lambda shift, sev: EndsByCarriedState(gym.make("Pendulum-v1"), clear_on_reset=False),
+                            [("none", 0.0)], "launch.act")
+
+
 def test_the_check_steps_the_same_actions_inside_the_action_space_every_time():
     space = gym.spaces.Box(low=np.array([-2.0, 0.0], np.float32), high=np.array([2.0, np.inf], np.float32), dtype=np.float32)
     first, again = check_actions(space, 0), check_actions(space, 0)
