@@ -12,7 +12,8 @@ from __future__ import annotations
 import importlib
 import inspect
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -138,7 +139,23 @@ def make_env_from_config(cfg: Mapping[str, Any]):
         optional["shifts"] = cfg["shifts"]
     if optional.get("shifts") and not accepts(factory, "shifts"):
         raise ValueError(f"env.shifts={optional['shifts']} was given but factory {cfg['factory']} has no 'shifts' parameter")
-    return checked_env(call_with_accepted(factory, optional, dict(cfg.get("kwargs") or {})), f"env.factory={cfg['factory']}")
+    kwargs = dict(cfg.get("kwargs") or {})
+    with named_on_error(f"env.factory={cfg['factory']}", factory, {**optional, **kwargs}):
+        env = call_with_accepted(factory, optional, kwargs)
+    return checked_env(env, f"env.factory={cfg['factory']}")
+
+
+@contextmanager
+def named_on_error(setting: str, factory: Callable[..., Any], kwargs: Mapping[str, Any]) -> Iterator[None]:
+    """An error raised inside a user's env factory (or the env it builds) gets a note naming the setting and the call,
+    so that the env's own message (panda-gym's "The 'render' argument is must be in {'rgb_array', 'human'}") says
+    where it came from; its type and message are kept. The entry points print the note after the message."""
+    try:
+        yield
+    except Exception as err:
+        args = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
+        err.add_note(f"(raised while building the env: {setting}, called as {getattr(factory, '__name__', 'factory')}({args}))")
+        raise
 
 
 def check_severity(severity: Any, shift: str) -> float:

@@ -18,7 +18,7 @@ import hydra
 import numpy as np
 from omegaconf import DictConfig
 
-from fiper.collection import accepts, checked_env, env_task_name, make_env_from_config, observation_dict, resolve
+from fiper.collection import accepts, checked_env, env_task_name, make_env_from_config, named_on_error, observation_dict, resolve
 from fiper.control import MonitoredPolicy, RolloutRecorder
 from fiper.control.monitored_policy import EXECUTED_CHUNKS
 from fiper.control.period import control_period_s
@@ -79,8 +79,10 @@ def env_builder(env_cfg: dict[str, Any], factories: dict[str, str], cells: list[
     def make_env(shift: str, severity: float):
         if shift in built:  # f(severity=..., **env.kwargs), and shift= when f names that parameter
             named = {"shift": shift} if "shift" in inspect.signature(built[shift]).parameters else {}
-            return checked_env(built[shift](severity=severity, **named, **dict(env_cfg.get("kwargs") or {})),
-                               f"factories.{shift}={factories[shift]}")
+            kwargs = {"severity": severity, **named, **dict(env_cfg.get("kwargs") or {})}
+            with named_on_error(f"factories.{shift}={factories[shift]}", built[shift], kwargs):
+                env = built[shift](**kwargs)
+            return checked_env(env, f"factories.{shift}={factories[shift]}")
         shifts = [] if shift == "none" else [[shift, severity]]
         return make_env_from_config({**env_cfg, "shifts": [*(env_cfg.get("shifts") or []), *shifts]})
 

@@ -252,7 +252,8 @@ def reported() -> Iterator[None]:
     except (ValueError, FileNotFoundError) as err:
         if os.environ.get("FIPER_TRACEBACK"):
             raise
-        raise SystemExit(f"error: {err}\n(set FIPER_TRACEBACK=1 for the traceback)") from None
+        notes = "".join(f"\n{note}" for note in getattr(err, "__notes__", ()))  # e.g. which env factory raised it
+        raise SystemExit(f"error: {err}{notes}\n(set FIPER_TRACEBACK=1 for the traceback)") from None
 
 
 def merged(*rule_sets: Mapping[str, Check]) -> dict[str, Check]:

@@ -141,6 +141,30 @@ def test_an_env_with_discrete_actions_is_refused_naming_the_space_and_the_wrappe
             make_env_from_config({"factory": "discrete_env:make"})
 
 
+def test_an_error_inside_the_env_factory_is_printed_with_the_setting_and_the_call_that_raised_it(tmp_path, monkeypatch):
+    """A third-party env's own message (panda-gym refusing render_mode=None) says nothing of fiper's config: the entry
+    points print, after it, which factory raised it and how it was called; its type and message are kept."""
+    from launch.stress import env_builder
+    from launch.validate import reported
+
+    (tmp_path / "refusing_env.py").write_text(
+        "def make(render_mode=None, **kwargs):\n"
+        "    raise ValueError(\"The 'render' argument is must be in {'rgb_array', 'human'}\")\n\n"
+        "def shifted(severity, **kwargs):\n"
+        "    raise ValueError('no such friction')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(SystemExit, match=r"error: The 'render' argument is must be in \{'rgb_array', 'human'\}\n\(raised while "
+                                         r"building the env: env.factory=refusing_env:make, called as make\(level=3\)\)\n"):
+        with reported():
+            make_env_from_config({"factory": "refusing_env:make", "name": None, "kwargs": {"level": 3}})
+    make_env = env_builder({"factory": "refusing_env:make", "kwargs": {}}, {"slippery": "refusing_env:shifted"}, ["slippery"])
+    with pytest.raises(ValueError) as raised:
+        make_env("slippery", 1.0)
+    assert str(raised.value) == "no such friction"  # the message is the env's own
+    assert raised.value.__notes__ == ["(raised while building the env: factories.slippery=refusing_env:shifted, called as "
+                                      "shifted(severity=1.0))"]
+
+
 
 class LastAction(gym.Env):
     """Observes its position and the last action, under the key 'action'."""

@@ -1,4 +1,5 @@
-"""The outcome sweep pairs runs by seed: an env whose reset(seed) does not fix the episode is refused before it runs."""
+"""The outcome sweep pairs runs by seed: an env whose reset(seed) does not fix the episode (its start, or the steps that
+follow it) is refused before it runs."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import pytest
 
 import envs
 from fiper.collection import SetupError
-from fiper.control.sweep import check_seeded_resets
+from fiper.control.sweep import check_actions, check_seeded_resets
 
 
 class UnseededGoal(gym.Wrapper):
@@ -35,6 +36,59 @@ def test_an_env_whose_seed_does_not_fix_the_episode_is_refused_naming_the_cell_a
     with pytest.raises(SetupError, match=r"launch.act: the env of cell \(goal, 1\) started a different episode from "
                                          r"reset\(seed=0\) the second time .*observation 'goal' differed.*act=null"):
         check_seeded_resets(builder(False), cells, "launch.act")
+
+
+class CarriedState(gym.Wrapper):
+    """Starts every episode from its seed, but steps from a state that reset leaves as the last episode left it
+    (as PyBullet keeps its contact caches when panda-gym puts the bodies back)."""
+
+    def __init__(self, env, clear_on_reset: bool):
+        super().__init__(env)
+        self.clear, self.carried = clear_on_reset, 0.0
+
+    def reset(self, *, seed=None, options=None):
+        if self.clear:
+            self.carried = 0.0
+        return self.env.reset(seed=seed, options=options)
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        self.carried += float(np.asarray(action).sum())
+        return obs + 1e-3 * self.carried, reward, terminated, truncated, info
+
+
+def test_an_env_that_keeps_state_across_reset_is_refused_after_the_same_actions_ran_another_episode():
+    cells = [("none", 0.0), ("carry", 1.0)]
+    check_seeded_resets(lambda shift, sev: CarriedState(gym.make("Pendulum-v1"), clear_on_reset=True), cells, "launch.act")
+    with pytest.raises(SetupError, match=r"launch.act: the env of cell \(none, 0\) started the same episode from reset\(seed=0\) "
+                                         r"the second time \(after an episode with seed 1\) but, given the same 10 actions, ran "
+                                         r"another: 'obs' differed after step 1\..*PyBullet.*act=null"):
+        check_seeded_resets(lambda shift, sev: CarriedState(gym.make("Pendulum-v1"), clear_on_reset=False), cells, "launch.act")
+
+
+class EndsByCarriedState(CarriedState):
+    """Ends its episode once the state carried over from earlier episodes is large, with an observation that never shows it."""
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = super().step(action)
+        return obs - 1e-3 * self.carried, reward, terminated or abs(self.carried) > 2.0, truncated, info
+
+
+def test_an_episode_that_ends_at_another_step_after_the_same_actions_is_refused_naming_both_ends():
+    with pytest.raises(SetupError, match=r"given the same 10 actions, ran another: it ended after step \d+ the first time and "
+                                         r"after step \d+ the second"):
+        check_seeded_resets(lambda shift, sev: EndsByCarriedState(gym.make("Pendulum-v1"), clear_on_reset=False),
+                            [("none", 0.0)], "launch.act")
+
+
+def test_the_check_steps_the_same_actions_inside_the_action_space_every_time():
+    space = gym.spaces.Box(low=np.array([-2.0, 0.0], np.float32), high=np.array([2.0, np.inf], np.float32), dtype=np.float32)
+    first, again = check_actions(space, 0), check_actions(space, 0)
+    assert len(first) == 10 and all(np.array_equal(a, b) for a, b in zip(first, again))
+    stacked = np.stack(first)
+    assert stacked.dtype == np.float32 and (stacked[:, 0] >= -2).all() and (stacked[:, 0] <= 2).all()
+    assert (stacked[:, 1] >= 0).all() and (stacked[:, 1] <= 1).all()  # an infinite bound draws from [-1, 1] on that side
+    assert not np.array_equal(stacked, np.stack(check_actions(space, 1)))
 
 
 @pytest.mark.parametrize("task", ["pick_place", "push_t"])
