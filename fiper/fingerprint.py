@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 FORMAT = "fiper-fingerprint/1"
+SOFTWARE = ("fiper", "mujoco", "torch", "numpy", "gymnasium")  # what a recorded episode's numbers depend on
 WEIGHT_SUFFIXES = (".safetensors", ".json")  # a policy's or monitor's weights and config
 SOURCE_SUFFIXES = (".py", ".xml")  # code, and the MJCF models the envs load
 
@@ -121,3 +122,17 @@ def differences(recorded: Mapping[str, Any] | None, current: Mapping[str, Any]) 
 
 def same(recorded: Mapping[str, Any] | None, current: Mapping[str, Any]) -> bool:
     return bool(recorded) and recorded.get("digest") == current["digest"]
+
+
+def software_versions(packages: Iterable[str] = SOFTWARE) -> dict[str, str]:
+    """Installed versions of ``packages`` (those installed), recorded with every store: a simulator release can change
+    contacts, and so the episodes, for the same seed and actions."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for name in packages:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            continue
+    return out

@@ -14,6 +14,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 
 from fiper.collection import checked_expert, collect, describe_env, env_task_name, make_env_from_config, resolve
+from fiper.fingerprint import software_versions
 from fiper.storage import EpisodeStore
 from launch.validate import ENV_CHECKS, boolean, merged, optional, positive_int, reported, seed, target, text, validate
 
@@ -50,7 +51,7 @@ def run(cfg: DictConfig):
     try:
         expert = checked_expert(resolve(config["expert"])(env), f"expert={config['expert']}")
         task = env_task_name(env, config["env"].get("name"))  # a user's env: its gymnasium id unless env.name says otherwise
-        attrs = {"task": task, "collect_config": config, "env": describe_env(env)}
+        attrs = {"task": task, "collect_config": config, "env": describe_env(env), "software": software_versions()}
         period = known_period(env, config["env"].get("control_period_s"), task)
         if period is not None:
             attrs["control_period_s"] = period

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 
 from fiper.control.monitored_policy import Decision
-from fiper.fingerprint import FingerprintMismatch, differences, same
+from fiper.fingerprint import FingerprintMismatch, differences, same, software_versions
 from fiper.storage import EpisodeStore
 
 TIMING_PHASES = ("encode", "sample", "monitor", "intervention", "total")
@@ -64,7 +64,8 @@ def episode_meta(decisions: Sequence[Decision], labels: Mapping[str, Any]) -> di
 class RolloutRecorder:
     """Appends monitored episodes to a rollout store, one atomic episode at a time.
 
-    The store is created at the first episode, so a run that records nothing leaves no store. With
+    The store is created at the first episode, so a run that records nothing leaves no store; its attrs record the
+    versions of the software the episodes depend on (``software``: fiper, mujoco, torch, ...). With
     a ``fingerprint`` (``fiper.fingerprint.make_fingerprint`` of the policy, monitor, env and
     sampling settings) the store records it, and an existing store made by a different fingerprint
     is refused (FingerprintMismatch naming the keys that differ): a store never mixes episodes of
@@ -75,7 +76,7 @@ class RolloutRecorder:
     def __init__(self, path: Any, *, score_names: Sequence[str] = (), attrs: Mapping[str, Any] | None = None,
                  sample_dtype: str = "float16", fingerprint: Mapping[str, Any] | None = None, overwrite: bool = False):
         self.path = Path(path)
-        self.attrs = {**dict(attrs or {}), **({"fingerprint": dict(fingerprint)} if fingerprint else {})}
+        self.attrs = {"software": software_versions(), **dict(attrs or {}), **({"fingerprint": dict(fingerprint)} if fingerprint else {})}
         self.fingerprint = dict(fingerprint) if fingerprint else None
         self.score_names, self.sample_dtype = tuple(score_names), sample_dtype
         self.store: EpisodeStore | None = None
@@ -89,6 +90,13 @@ class RolloutRecorder:
                 self.store = existing
 
     def _check_origin(self, store: EpisodeStore) -> None:
+        was, now = (store.attrs.get("software") or {}).get("mujoco"), self.attrs["software"].get("mujoco")
+        if was and now and was != now:
+            raise FingerprintMismatch(
+                f"refusing to append to {self.path} ({store.n_episodes} episodes): they were simulated with mujoco {was} and "
+                f"this run has mujoco {now}, whose contacts can differ for the same seed and actions. A store never mixes "
+                "episodes of different origins: record into a new store (out=<new path>), replace this one (overwrite=true; "
+                f"its episodes are deleted), or install mujoco=={was} to finish it")
         recorded = store.attrs.get("fingerprint")
         if recorded is None and self.fingerprint is None:
             return  # neither side says where its episodes come from (a library user's own store)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import glob
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -120,6 +120,7 @@ class RolloutSet:
     control_period_s: float  # seconds per env step; NaN when the store does not record it
     n_action_steps: int | None  # env steps per decision, from attrs (None if not recorded)
     notes: list[str] = field(default_factory=list)
+    software: dict[str, dict[str, str]] = field(default_factory=dict)  # per store: attrs 'software' (package versions)
 
     @property
     def n_episodes(self) -> int:
@@ -199,6 +200,7 @@ def read_store(path: Path, control_period_s: float | None = None) -> RolloutSet:
         control_period_s=float(period),
         n_action_steps=n_action,
         notes=notes,
+        software={str(path): dict(attrs.get("software") or {})},
     )
 
 
@@ -242,8 +244,25 @@ def merge_rollouts(parts: Sequence[RolloutSet]) -> RolloutSet:
         live_monitor=np.concatenate([p.live_monitor for p in parts]).astype(str),
         control_period_s=first.control_period_s,
         n_action_steps=n_actions.pop() if len(n_actions) == 1 else None,
-        notes=[n for p in parts for n in p.notes],
+        notes=[n for p in parts for n in p.notes] + software_notes({k: v for p in parts for k, v in p.software.items()}),
+        software={k: v for p in parts for k, v in p.software.items()},
     )
+
+
+def software_notes(software: Mapping[str, Mapping[str, str]], packages: Sequence[str] = ("mujoco", "torch")) -> list[str]:
+    """A note per package recorded at different versions by a task's stores: the episodes may then differ in more than
+    the shifts (a MuJoCo release that changed contacts, a torch release that changed sampling)."""
+    notes = []
+    for package in packages:
+        by_version: dict[str, list[str]] = {}
+        for path, versions in software.items():
+            if package in versions:
+                by_version.setdefault(versions[package], []).append(Path(path).name)
+        if len(by_version) > 1:
+            listed = "; ".join(f"{v} ({', '.join(names)})" for v, names in sorted(by_version.items()))
+            notes.append(f"the stores were recorded with different {package} releases: {listed}; their episodes may differ by "
+                         "more than their shifts: record them again with one release")
+    return notes
 
 
 def load_rollouts(spec: Any, *, control_period_s: float | None = None, progress: bool = False) -> dict[str, RolloutSet]:

@@ -87,3 +87,16 @@ def test_stores_without_a_failure_stop_before_any_configuration_is_chosen(tmp_pa
     write_synthetic_store(one, n_success_id=60, n_success_ood=15, n_fail_id=0, n_fail_ood=1)
     with pytest.raises(ValueError, match=r"its validation split holds none of its 1 failures"):
         evaluate_rollouts(str(one), small_config(split={"validation": 0.4}))  # the one failure goes to test
+
+
+def test_stores_simulated_with_different_mujoco_releases_carry_a_note(tmp_path):
+    """A task's stores recorded under two MuJoCo releases load, with a note naming the releases and the stores; one
+    release (or stores that record none) gives no note."""
+    small = dict(n_success_id=3, n_success_ood=1, n_fail_id=1, n_fail_ood=1)
+    paths = [write_synthetic_store(tmp_path / f"{n}.zarr", seed=i, **small).path for i, n in enumerate("abc")]
+    assert not [n for n in load_rollouts(str(tmp_path / "*.zarr"))["synthetic"].notes if "releases" in n]
+    for path, version in zip(paths, ("4.0.0", "4.0.1", "4.0.1")):
+        EpisodeStore.open(path, mode="a").set_attrs(software={"mujoco": version, "torch": "2.13.0"})
+    notes = [n for n in load_rollouts(str(tmp_path / "*.zarr"))["synthetic"].notes if "releases" in n]
+    assert notes == ["the stores were recorded with different mujoco releases: 4.0.0 (a.zarr); 4.0.1 (b.zarr, c.zarr); their "
+                     "episodes may differ by more than their shifts: record them again with one release"]

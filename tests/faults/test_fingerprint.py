@@ -104,3 +104,22 @@ def test_a_store_without_a_fingerprint_is_not_appended_to(tmp_path):
     with pytest.raises(FingerprintMismatch, match="records no fingerprint.*out=<new path>"):
         _run(stress, "stress", [*SHORT, f"out={out}", "seeds.count=1"])
     assert EpisodeStore.open(out).n_episodes == 1
+
+
+def test_a_store_simulated_with_another_mujoco_release_is_not_appended_to(tmp_path):
+    """The stores record the software their episodes came from; a resumed sweep under another MuJoCo release is
+    refused (contacts can differ for the same seed and actions), and the store's episodes are kept."""
+    import mujoco
+
+    from fiper.control import RolloutRecorder
+
+    out = tmp_path / "rollouts.zarr"
+    _run(stress, "stress", [*SHORT, f"out={out}", "seeds.count=1"])
+    store = EpisodeStore.open(out, mode="a")
+    assert store.attrs["software"]["mujoco"] == mujoco.__version__ and "torch" in store.attrs["software"]
+    store.set_attrs(software={**store.attrs["software"], "mujoco": "3.2.0"})
+    with pytest.raises(FingerprintMismatch, match=rf"simulated with mujoco 3.2.0 and this run has mujoco {mujoco.__version__}.*"
+                                                  r"install mujoco==3.2.0 to finish it"):
+        _run(stress, "stress", [*SHORT, f"out={out}", "seeds.count=2"])
+    assert EpisodeStore.open(out).n_episodes == 1
+    assert RolloutRecorder(tmp_path / "new.zarr").attrs["software"]["mujoco"] == mujoco.__version__
