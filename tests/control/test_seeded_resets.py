@@ -81,6 +81,34 @@ def test_an_episode_that_ends_at_another_step_after_the_same_actions_is_refused_
                             [("none", 0.0)], "launch.act")
 
 
+class TensorBatched(gym.Wrapper):
+    """Returns what ManiSkill's one env returns: torch tensors with a leading env axis of 1 (observation (1, D),
+    terminated / truncated (1,) bool tensors)."""
+
+    def reset(self, *, seed=None, options=None):
+        import torch
+
+        obs, info = self.env.reset(seed=seed, options=options)
+        return torch.as_tensor(obs)[None], info
+
+    def step(self, action):
+        import torch
+
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        return torch.as_tensor(obs)[None], torch.tensor([reward]), torch.tensor([terminated]), torch.tensor([truncated]), info
+
+
+def test_an_env_returning_batched_tensors_is_checked_like_one_returning_arrays():
+    cells = [("none", 0.0)]
+    check_seeded_resets(lambda shift, sev: TensorBatched(CarriedState(gym.make("Pendulum-v1"), clear_on_reset=True)), cells, "launch.act")
+    with pytest.raises(SetupError, match=r"given the same 10 actions, ran another: 'obs' differed after step 1\."):
+        check_seeded_resets(lambda shift, sev: TensorBatched(CarriedState(gym.make("Pendulum-v1"), clear_on_reset=False)), cells,
+                            "launch.act")
+    with pytest.raises(SetupError, match=r"ran another: it ended after step \d+ the first time and after step \d+ the second"):
+        check_seeded_resets(lambda shift, sev: TensorBatched(EndsByCarriedState(gym.make("Pendulum-v1"), clear_on_reset=False)), cells,
+                            "launch.act")
+
+
 def test_the_check_steps_the_same_actions_inside_the_action_space_every_time():
     space = gym.spaces.Box(low=np.array([-2.0, 0.0], np.float32), high=np.array([2.0, np.inf], np.float32), dtype=np.float32)
     first, again = check_actions(space, 0), check_actions(space, 0)
