@@ -183,11 +183,35 @@ def checked_env(env: Any, where: str) -> Any:
         raise SetupError(f"{where} returned {type(env).__name__}, which is not a gymnasium env (it has no {', '.join(missing)}); "
                         "return the env itself, e.g. gymnasium.make('Reacher-v5') or an instance of your gymnasium.Env")
     space = env.action_space
+    batched = envs_per_step(env)
+    if batched is not None:
+        n, single = batched
+        raise SetupError(f"{where} returned a batched env (num_envs={n}; its action space {space}, one env's "
+                        f"{single}); fiper runs one env and its policies act on one observation at a time: build one env, without "
+                        "an env axis. ManiSkill: CPUGymWrapper(gymnasium.make(id, num_envs=1, sim_backend='cpu')) from "
+                        "mani_skill.utils.wrappers.gymnasium, which also returns numpy values; a gymnasium VectorEnv: return the "
+                        "env it vectorises")
     if not isinstance(space, gym.spaces.Box) or len(space.shape) != 1:
         raise SetupError(f"{where} returned an env whose action space is {space}; fiper's policies generate continuous action "
                         "chunks, so the env needs a 1-d gymnasium Box action space. Wrap it (gymnasium.ActionWrapper) so that it "
                         "takes a vector of floats, e.g. a 1-d action in [-1, 1] whose sign picks a Discrete(2) choice")
     return env
+
+
+def envs_per_step(env: Any) -> tuple[int, Any] | None:
+    """(how many envs, one env's action space) when ``env`` steps several envs at once, else None: a ``num_envs`` above 1
+    on it or on ``env.unwrapped`` (ManiSkill's batched envs, a gymnasium VectorEnv), or a ``single_action_space`` of
+    another shape than its action space (a VectorEnv of one env). ManiSkill's one env (num_envs=1) takes one action
+    and passes: its tensors with a leading env axis of 1 are read as they are (the observation stored as (1, D) per step)."""
+    layers = [env, getattr(env, "unwrapped", env)]
+    counts = [n for n in (getattr(layer, "num_envs", None) for layer in layers) if isinstance(n, (int, np.integer)) and not isinstance(n, bool)]
+    single = next((sp for sp in (getattr(layer, "single_action_space", None) for layer in layers) if sp is not None), None)
+    space = getattr(env, "action_space", None)
+    reshaped = single is not None and getattr(single, "shape", None) != getattr(space, "shape", None)
+    n = max(counts, default=1)
+    if n > 1 or reshaped:
+        return int(n), single if single is not None else "unknown"
+    return None
 
 
 def checked_expert(expert: Any, where: str) -> Any:

@@ -204,7 +204,7 @@ def validate_all(cfg: DictConfig, run_dir: Path) -> None:
             if stage == "fit rollouts":  # the env's seconds per step and observation layout, before anything is collected or trained
                 check_env(plain(composed.env), plain(composed.factories), obs_keys)
             if step.module is act:  # every response builds and binds, the env's seeds repeat and it renders, before anything runs
-                check_act_stage(composed, stage)
+                check_act_stage(composed, stage, None if cfg.get("policy_factory") else cfg.collect.expert)
     _checkpoint_source(cfg)
 
 

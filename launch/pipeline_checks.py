@@ -109,10 +109,12 @@ def check_env(env_cfg: Mapping[str, Any], factories: Mapping[str, str], obs_keys
         probe.close()
 
 
-def check_act_stage(composed: DictConfig, stage: str) -> None:
+def check_act_stage(composed: DictConfig, stage: str, expert: str | None = None) -> None:
     """The outcome sweep's set-up, before any stage runs: every response name stands for a config that builds and binds
-    to the env, a fallback knows which action entries are positions, each act cell's env starts the same episode from a
-    seed, and the env renders the videos."""
+    to the env, a fallback knows which action entries are positions, each act cell's env runs the same episode from a
+    seed (given the same fixed actions, and the same actions of ``expert``, the pipeline's collect.expert, which touch
+    the task's objects), and the env renders the videos."""
+    from fiper.collection import resolve
     from fiper.control.sweep import check_seeded_resets
     from launch import act, stress
     from launch.act_videos import check_rendering
@@ -123,7 +125,8 @@ def check_act_stage(composed: DictConfig, stage: str) -> None:
         raise ValueError(f"pipeline stage '{stage}': {err} (in the pipeline: act.responses, act.overrides)") from None
     cells = [(str(shift), float(sev)) for shift, sevs in plain(composed.cells) for sev in sevs]
     make_env = stress.env_builder(plain(composed.env), plain(composed.factories), [c[0] for c in cells])
-    check_seeded_resets(make_env, cells, f"pipeline stage '{stage}' (act.cells; nothing has run yet)")
+    check_seeded_resets(make_env, cells, f"pipeline stage '{stage}' (act.cells; nothing has run yet)",
+                        expert=resolve(expert) if expert else None)
     probe = make_env("none", 0.0)
     try:
         responses = act.check_responses(configs, probe, f"pipeline stage '{stage}' (nothing has run yet)")

@@ -291,3 +291,87 @@ def test_an_env_declaring_no_time_limit_is_named_in_the_summary_with_a_limit_to_
                       EpisodeStore.create(tmp_path / "limited.zarr"), n_episodes=2, seed=0)
     assert limited.step_limit == 20 and "time limit" not in str(limited)
     assert declared_step_limit(envs.make_env("push_t", max_episode_steps=33)) == 33
+
+
+BATCHED_ENV = textwrap.dedent('''
+    """An env shaped like ManiSkill3's: batched torch tensors with a leading env axis, even for one env."""
+    import gymnasium as gym
+    import numpy as np
+    import torch
+
+    class Batched(gym.Env):
+        def __init__(self, num_envs=1, goal=3.0):
+            self.num_envs, self.goal = num_envs, goal
+            self.single_observation_space = gym.spaces.Box(-10, 10, (2,), np.float32)
+            self.single_action_space = gym.spaces.Box(-1, 1, (1,), np.float32)
+            self.observation_space = gym.spaces.Box(-10, 10, (num_envs, 2), np.float32)
+            # ManiSkill's one env takes one action; several take one per env
+            self.action_space = self.single_action_space if num_envs == 1 else gym.spaces.Box(-1, 1, (num_envs, 1), np.float32)
+
+        def _obs(self):
+            return torch.tensor([[self.x, self.goal]] * self.num_envs, dtype=torch.float32)
+
+        def reset(self, *, seed=None, options=None):
+            self.x, self.t = 0.0, 0
+            return self._obs(), {"elapsed_steps": torch.zeros(self.num_envs, dtype=torch.int32), "success": torch.zeros(self.num_envs, dtype=torch.bool)}
+
+        def step(self, action):
+            self.x += float(np.asarray(action).reshape(-1)[0])
+            self.t += 1
+            success = torch.tensor([self.x >= self.goal] * self.num_envs)
+            truncated = torch.tensor([self.t >= 20] * self.num_envs)
+            return self._obs(), success.float(), success.clone(), truncated, {"elapsed_steps": torch.tensor([self.t]), "success": success}
+
+    def make(num_envs=1, goal=3.0):
+        return Batched(num_envs, goal)
+
+    def make_vector():
+        return gym.vector.SyncVectorEnv([lambda: gym.make("Pendulum-v1")])
+
+    class Expert:
+        def __init__(self, env):
+            pass
+
+        def reset(self, seed=None):
+            pass
+
+        def act(self, obs, info):
+            return np.array([1.0], np.float32)
+''')
+
+
+@pytest.fixture
+def batched_module(tmp_path, monkeypatch) -> str:
+    (tmp_path / "batched_user_env.py").write_text(BATCHED_ENV)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return "batched_user_env"
+
+
+def test_a_one_env_batched_tensor_env_is_collected_with_its_env_axis_and_tensor_labels(batched_module, tmp_path):
+    """ManiSkill's gym.make with num_envs=1: observation (1, D) tensors, terminated / truncated / info['success'] as (1,)
+    tensors. Collected as it comes: the observation stored as (1, D) per step, success and timeouts labelled."""
+    env = make_env_from_config({"factory": f"{batched_module}:make", "kwargs": {}})
+    expert = resolve(f"{batched_module}:Expert")(env)
+    won = run_episode(env, expert, seed=0)
+    assert won.success and won.failure_step == -1 and won.length == 3
+    assert won.data["obs"].shape == (3, 1, 2) and won.data["obs"].dtype == np.float32
+    assert won.data["obs"][:, 0, 0].tolist() == [0.0, 1.0, 2.0]
+    lost = run_episode(make_env_from_config({"factory": f"{batched_module}:make", "kwargs": {"goal": 30.0}}), expert, seed=1)
+    assert not lost.success and (lost.failure_step, lost.failure_reason, lost.length) == (19, "timeout", 20)
+    store = EpisodeStore.create(tmp_path / "b.zarr")
+    assert collect(env, expert, store, 2, progress=False).successes == 2
+    assert store.data_array("obs").shape == (6, 1, 2)
+
+
+@pytest.mark.parametrize(("factory", "kwargs", "shown"), [
+    ("make", {"num_envs": 4}, r"num_envs=4; its action space Box\(-1.0, 1.0, \(4, 1\), float32\), one env's Box\(-1.0, 1.0, \(1,\), float32\)"),
+    ("make_vector", {}, r"num_envs=1; its action space Box\(-2.0, 2.0, \(1, 1\), float32\), one env's Box\(-2.0, 2.0, \(1,\), float32\)"),
+])
+def test_an_env_stepping_several_envs_or_with_an_env_axis_on_its_actions_is_refused_naming_one_env(batched_module, factory, kwargs, shown):
+    """Not the message for a non-Box action space: the fix is one env (ManiSkill's CPUGymWrapper), not an ActionWrapper."""
+    from launch.validate import reported
+
+    with pytest.raises(SystemExit, match=rf"error: env.factory={batched_module}:{factory} returned a batched env \({shown}\); fiper runs "
+                                         r"one env .*CPUGymWrapper\(gymnasium.make\(id, num_envs=1, sim_backend='cpu'\)\)"):
+        with reported():
+            make_env_from_config({"factory": f"{batched_module}:{factory}", "kwargs": kwargs})

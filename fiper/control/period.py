@@ -1,8 +1,9 @@
 """Seconds per env step of a task env: the one definition recorded with its rollouts (attrs ``control_period_s``).
 
 Every warning time in seconds is (env steps) x this period, so it comes from the env itself, never
-from a default: gymnasium's MuJoCo envs and fiper's tasks (envs/base.py) expose ``dt``; an env may
-instead declare ``control_period_s``; a user's config may state it (``env.control_period_s=``).
+from a default: gymnasium's MuJoCo envs and fiper's tasks (envs/base.py) expose ``dt``; ManiSkill's
+(and robosuite's) envs ``control_timestep``; an env may instead declare ``control_period_s``; a user's
+config may state it (``env.control_period_s=``).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-ENV_ATTRIBUTES = ("dt", "control_period_s")  # looked up on env.unwrapped, then on the env itself
+ENV_ATTRIBUTES = ("dt", "control_timestep", "control_period_s")  # looked up on env.unwrapped, then on the env itself
 
 
 def positive_seconds(value: Any, where: str, fix: str = "declare the env's real control period (e.g. env.control_period_s=0.05)") -> float:
@@ -25,7 +26,8 @@ def positive_seconds(value: Any, where: str, fix: str = "declare the env's real 
 
 
 def declared_period(env: Any) -> tuple[float, str] | None:
-    """(seconds, 'where') the env declares per step (``dt`` or ``control_period_s``), or None."""
+    """(seconds, 'where') the env declares per step (``dt``, ``control_timestep`` or ``control_period_s``), or None;
+    a method of that name (dm_control's ``control_timestep()``) is not read."""
     for obj in (getattr(env, "unwrapped", env), env):
         for name in ENV_ATTRIBUTES:
             value = getattr(obj, name, None)

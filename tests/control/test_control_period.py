@@ -26,6 +26,35 @@ def test_period_comes_from_the_env_through_its_wrappers():
     assert control_period_s(env, 0.1) == pytest.approx(0.1)  # a configured value that agrees
 
 
+class ManiSkillLike(gym.Env):
+    """Declares its period as ManiSkill's BaseEnv does: a ``control_timestep`` property, 1 / control frequency."""
+
+    observation_space = gym.spaces.Box(-1.0, 1.0, (2,))
+    action_space = gym.spaces.Box(-1.0, 1.0, (2,))
+
+    @property
+    def control_timestep(self):
+        return 1.0 / 20
+
+
+class MethodTimestep(EightyHertz):
+    """dm_control's ``control_timestep()`` is a method: not read as seconds."""
+
+    control_period_s = None
+
+    def control_timestep(self):
+        return 0.05
+
+
+def test_a_maniskill_style_control_timestep_is_read_through_wrappers_and_a_method_is_not():
+    env = gym.wrappers.TimeLimit(ManiSkillLike(), max_episode_steps=50)
+    assert control_period_s(env) == pytest.approx(0.05)
+    with pytest.raises(ValueError, match=r"env.control_period_s=0.04 s but the env declares ManiSkillLike.control_timestep = 0.05 s"):
+        control_period_s(env, 0.04)
+    with pytest.raises(ValueError, match="cannot tell how many seconds one step"):
+        control_period_s(MethodTimestep())
+
+
 def test_an_unknown_or_contradicted_period_is_refused_naming_the_fix():
     cartpole = gym.make("CartPole-v1")  # steps at its own `tau`, declares no dt
     with pytest.raises(ValueError, match=r"set env.control_period_s=<seconds per env step>.*declare `dt`"):

@@ -81,6 +81,85 @@ def test_an_episode_that_ends_at_another_step_after_the_same_actions_is_refused_
                             [("none", 0.0)], "launch.act")
 
 
+class TensorBatched(gym.Wrapper):
+    """Returns what ManiSkill's one env returns: torch tensors with a leading env axis of 1 (observation (1, D),
+    terminated / truncated (1,) bool tensors)."""
+
+    def reset(self, *, seed=None, options=None):
+        import torch
+
+        obs, info = self.env.reset(seed=seed, options=options)
+        return torch.as_tensor(obs)[None], info
+
+    def step(self, action):
+        import torch
+
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        return torch.as_tensor(obs)[None], torch.tensor([reward]), torch.tensor([terminated]), torch.tensor([truncated]), info
+
+
+def test_an_env_returning_batched_tensors_is_checked_like_one_returning_arrays():
+    cells = [("none", 0.0)]
+    check_seeded_resets(lambda shift, sev: TensorBatched(CarriedState(gym.make("Pendulum-v1"), clear_on_reset=True)), cells, "launch.act")
+    with pytest.raises(SetupError, match=r"given the same 10 actions, ran another: 'obs' differed after step 1\."):
+        check_seeded_resets(lambda shift, sev: TensorBatched(CarriedState(gym.make("Pendulum-v1"), clear_on_reset=False)), cells,
+                            "launch.act")
+    with pytest.raises(SetupError, match=r"ran another: it ended after step \d+ the first time and after step \d+ the second"):
+        check_seeded_resets(lambda shift, sev: TensorBatched(EndsByCarriedState(gym.make("Pendulum-v1"), clear_on_reset=False)), cells,
+                            "launch.act")
+
+
+class ContactCache(gym.Env):
+    """A pusher on a line and an object 4 m ahead: once they touch, the object moves by the push plus a solver state
+    that reset keeps (as PhysX keeps its contact state across ManiSkill's reset unless the scene is rebuilt)."""
+
+    observation_space = gym.spaces.Box(-100.0, 100.0, (2,), np.float32)
+    action_space = gym.spaces.Box(-1.0, 1.0, (1,), np.float32)
+
+    def __init__(self, clear_on_reset: bool):
+        self.clear, self.cache = clear_on_reset, 0.0
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.pusher, self.object, self.t = 0.0, 4.0, 0
+        self.cache = 0.0 if self.clear else self.cache
+        return np.array([self.pusher, self.object], np.float32), {}
+
+    def step(self, action):
+        self.pusher += float(action[0])
+        self.t += 1
+        if self.pusher >= self.object - 0.5:  # in contact
+            self.object += 0.5 * float(action[0]) + self.cache
+            self.cache += 0.01
+        obs = np.array([self.pusher, self.object], np.float32)
+        return obs, 0.0, self.object >= 6.0, self.t >= 30, {}
+
+
+class Forward:
+    """An expert that pushes: +1 every step."""
+
+    def __init__(self, env):
+        pass
+
+    def reset(self, seed=None):
+        pass
+
+    def act(self, obs, info):
+        return np.ones(1, np.float32)
+
+
+def test_state_kept_across_reset_that_shows_only_after_contact_is_refused_with_the_experts_actions():
+    """The fixed random actions never reach the object, so they pass an env whose episodes drift once it is pushed;
+    the expert's episode pushes it, and the check names the drift and the fix."""
+    cells = [("none", 0.0)]
+    check_seeded_resets(lambda shift, sev: ContactCache(clear_on_reset=False), cells, "launch.act")  # what random actions see
+    with pytest.raises(SetupError, match=r"launch.act: the env of cell \(none, 0\) started the same episode from reset\(seed=0\) the "
+                                         r"second time \(after an episode with seed 1\) but, given the same \d+ expert's actions, ran "
+                                         r"another: 'obs' differed after step 4\..*reconfiguration_freq=1"):
+        check_seeded_resets(lambda shift, sev: ContactCache(clear_on_reset=False), cells, "launch.act", expert=Forward)
+    check_seeded_resets(lambda shift, sev: ContactCache(clear_on_reset=True), cells, "launch.act", expert=Forward)
+
+
 def test_the_check_steps_the_same_actions_inside_the_action_space_every_time():
     space = gym.spaces.Box(low=np.array([-2.0, 0.0], np.float32), high=np.array([2.0, np.inf], np.float32), dtype=np.float32)
     first, again = check_actions(space, 0), check_actions(space, 0)
