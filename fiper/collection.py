@@ -298,7 +298,9 @@ def _as_dict(obs: Any) -> dict[str, np.ndarray]:
         raise ValueError("an observation key is named 'action', which the store reserves for the actions taken; rename "
                          "it in the env factory, e.g. gymnasium.wrappers.TransformObservation(env, lambda o: {('prev_action' "
                          "if k == 'action' else k): v for k, v in o.items()}, <the renamed observation space>)")
-    return {k: np.asarray(v) for k, v in obs.items()}
+    from fiper.scores.inputs import host_array  # a torch tensor from any device (ManiSkill's observations)
+
+    return {k: host_array(v) for k, v in obs.items()}
 
 
 def no_time_limit(seed: int, steps: int) -> str:

@@ -11,7 +11,9 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-# Dimensions whose range is below this are constant in the data: they are centred, not scaled.
+# Dimensions whose range is below this are constant in the data. An observation's is centred, not scaled (a value
+# the data never showed reads in its own units); an action's gets a half-range of MIN_RANGE / 2, so that a chunk
+# sampled in [-1, 1] keeps it where the demonstrations held it (a gripper never used) instead of spreading it by ±1.
 MIN_RANGE = 1e-4
 
 
@@ -42,10 +44,11 @@ def check_obs_layout(key: str, shape: tuple[int, ...], dtype: np.dtype | None = 
 class RangeNormalizer(nn.Module):
     """Affine map x -> (x - center) / scale with center/scale from the data's min and max."""
 
-    def __init__(self, dim: int):
+    def __init__(self, dim: int, constant_scale: float = 1.0):
         super().__init__()
         self.register_buffer("center", torch.zeros(dim))
         self.register_buffer("scale", torch.ones(dim))
+        self.constant_scale = float(constant_scale)  # the scale of a dimension constant in the data
 
     @torch.no_grad()
     def fit(self, data: np.ndarray | Tensor) -> None:
@@ -57,7 +60,7 @@ class RangeNormalizer(nn.Module):
         lo, hi = data.min(0).values, data.max(0).values
         half = (hi - lo) / 2
         self.center.copy_((hi + lo) / 2)
-        self.scale.copy_(torch.where(half * 2 < MIN_RANGE, torch.ones_like(half), half))
+        self.scale.copy_(torch.where(half * 2 < MIN_RANGE, torch.full_like(half, self.constant_scale), half))
 
     def normalize(self, x: Tensor) -> Tensor:
         return (x - self.center) / self.scale
@@ -77,7 +80,7 @@ class PolicyNormalizer(nn.Module):
 
     def __init__(self, obs_shapes: Mapping[str, tuple[int, ...]], action_dim: int):
         super().__init__()
-        self.action = RangeNormalizer(action_dim)
+        self.action = RangeNormalizer(action_dim, constant_scale=MIN_RANGE / 2)
         self.lowdim_keys = [k for k, s in obs_shapes.items() if not is_image_shape(tuple(s))]
         self.obs = nn.ModuleDict({module_name(k): RangeNormalizer(int(np.prod(obs_shapes[k]))) for k in self.lowdim_keys})
         self.image_keys = [k for k, s in obs_shapes.items() if is_image_shape(tuple(s))]

@@ -20,6 +20,7 @@ from fiper.control.loop import run_episode
 from fiper.control.monitored_policy import MonitoredPolicy
 from fiper.control.period import declared_period
 from fiper.control.recorder import RolloutRecorder
+from fiper.scores.inputs import host_array
 
 
 @dataclass
@@ -83,10 +84,10 @@ def check_actions(space: Any, seed: int, n: int = SEEDED_STEPS) -> list[np.ndarr
 
 def seeded_run(env: Any, seed: int, actions: Sequence[np.ndarray]) -> list[dict[str, np.ndarray]]:
     """The observations of ``reset(seed)`` and of each of ``actions`` stepped after it, to the episode's end."""
-    observations = [{k: np.array(v) for k, v in observation_dict(env.reset(seed=seed)[0]).items()}]
+    observations = [{k: np.array(host_array(v)) for k, v in observation_dict(env.reset(seed=seed)[0]).items()}]
     for action in actions:
         obs, _, terminated, truncated, _ = env.step(action)
-        observations.append({k: np.array(v) for k, v in observation_dict(obs).items()})
+        observations.append({k: np.array(host_array(v)) for k, v in observation_dict(obs).items()})
         if terminated or truncated:
             break
     return observations

@@ -169,3 +169,16 @@ def test_sampled_chunks_stay_in_the_demos_action_range(kind):
         chunks = policy.sample(policy.encode(obs(4)), 64, generator=torch.Generator().manual_seed(0)).numpy()
         clipped[clip] = float(((chunks < lo - 1e-5) | (chunks > hi + 1e-5)).mean())
     assert clipped[True] == 0.0 and clipped[False] > 0.1
+
+
+@pytest.mark.parametrize("kind", ["diffusion", "flow"])
+def test_an_action_entry_constant_in_the_demos_stays_where_they_held_it(kind):
+    """A gripper the demonstrations never moved (-1 throughout): the sampled chunks keep it within 5e-5 of -1, where a
+    unit scale let it range over [-2, 0], half the env's [-1, 1] range outside it."""
+    torch.manual_seed(0)
+    policy = build_policy(tiny_config(kind), OBS_SHAPES, 2).eval()
+    actions = np.stack([np.random.default_rng(1).uniform(-1, 1, 30), np.full(30, -1.0)], axis=1)
+    policy.fit_normalizer({"agent_pos": np.random.default_rng(0).normal(size=(50, 2))}, actions)
+    chunks = policy.sample(policy.encode(obs(4)), 64, generator=torch.Generator().manual_seed(0)).numpy()
+    assert np.abs(chunks[..., 1] + 1.0).max() <= 5e-5 + 1e-6
+    assert chunks[..., 0].min() >= -1 - 1e-5 and chunks[..., 0].max() <= 1 + 1e-5 and chunks[..., 0].std() > 0.1
