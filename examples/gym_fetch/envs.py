@@ -11,6 +11,7 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 
+from examples.seeded_noise import SeededObservationNoise
 from fiper.collection import check_severity
 
 ENV_ID = "FetchPickAndPlace-v4"
@@ -39,22 +40,6 @@ class WeakArm(gym.ActionWrapper):
         return action
 
 
-class ObservationNoise(gym.ObservationWrapper):
-    """Gaussian noise of std 0.01·severity m on the robot's observation vector (the goals are left exact)."""
-
-    def __init__(self, env: gym.Env, severity: float):
-        super().__init__(env)
-        self.std = 0.01 * severity
-        self.rng = np.random.default_rng(0)
-
-    def reset(self, *, seed=None, options=None):
-        self.rng = np.random.default_rng(None if seed is None else [int(seed), 11])
-        return super().reset(seed=seed, options=options)
-
-    def observation(self, observation):
-        noisy = observation["observation"] + self.rng.normal(0.0, self.std, observation["observation"].shape)
-        return {**observation, "observation": noisy}
-
 
 def weak_arm(severity: float, render_mode: str | None = None, **kwargs) -> gym.Env:
     severity = check_severity(severity, "weak_arm")  # before the env is built
@@ -63,7 +48,7 @@ def weak_arm(severity: float, render_mode: str | None = None, **kwargs) -> gym.E
 
 def obs_noise(severity: float, render_mode: str | None = None, **kwargs) -> gym.Env:
     severity = check_severity(severity, "obs_noise")
-    return ObservationNoise(make_fetch(render_mode, **kwargs), severity)
+    return SeededObservationNoise(make_fetch(render_mode, **kwargs), 0.01 * severity, key="observation")
 
 
 def wide_start(severity: float, render_mode: str | None = None, **kwargs) -> gym.Env:

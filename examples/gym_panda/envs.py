@@ -19,6 +19,7 @@ from contextlib import contextmanager
 import gymnasium as gym
 import numpy as np
 
+from examples.seeded_noise import SeededObservationNoise
 from fiper.collection import check_severity
 
 ENV_ID = "PandaPush-v3"
@@ -90,22 +91,6 @@ class WeakArm(gym.ActionWrapper):
         return np.asarray(action, dtype=np.float32) * self.gain
 
 
-class ObservationNoise(gym.ObservationWrapper):
-    """Gaussian noise of std 0.01·severity m on the observation vector (the goals are left exact), seeded per episode."""
-
-    def __init__(self, env: gym.Env, severity: float):
-        super().__init__(env)
-        self.std = 0.01 * severity
-        self.rng = np.random.default_rng(0)
-
-    def reset(self, *, seed=None, options=None):
-        self.rng = np.random.default_rng(None if seed is None else [int(seed), 11])
-        return super().reset(seed=seed, options=options)
-
-    def observation(self, observation):
-        noisy = observation["observation"] + self.rng.normal(0.0, self.std, observation["observation"].shape)
-        return {**observation, "observation": noisy.astype(np.float32)}
-
 
 def weak_arm(severity: float, render_mode: str | None = None, **kwargs) -> gym.Env:
     severity = check_severity(severity, "weak_arm")  # before the env is built
@@ -114,7 +99,7 @@ def weak_arm(severity: float, render_mode: str | None = None, **kwargs) -> gym.E
 
 def obs_noise(severity: float, render_mode: str | None = None, **kwargs) -> gym.Env:
     severity = check_severity(severity, "obs_noise")
-    return ObservationNoise(make_panda(render_mode, **kwargs), severity)
+    return SeededObservationNoise(make_panda(render_mode, **kwargs), 0.01 * severity, key="observation", dtype=np.float32)
 
 
 def wide_start(severity: float, render_mode: str | None = None, **kwargs) -> gym.Env:

@@ -10,6 +10,8 @@ from typing import Any
 
 import numpy as np
 
+from examples.push_script import PushGeometry, push_target
+
 GAIN = 20.0       # action per metre of error: an action of 1 moves the end effector 0.05 m
 BEHIND = 0.055    # m from the cube's centre to the fingertips' before a push (the cube's half side is 0.02)
 HIGH, LOW = 0.08, 0.02  # m above the table: clear of the cube; level with its centre
@@ -18,6 +20,8 @@ CONTACT = 0.035   # m from the cube's centre to the end effector's while it push
 ADVANCE = 0.03    # m the push target leads the contact point towards the goal
 PUSH_SPEED = 0.5  # at most half the largest action while in contact, so the cube is pushed, not struck
 OFF_LINE = 0.025  # m off the line behind the cube: go round again
+
+GEOMETRY = PushGeometry(BEHIND, HIGH, LOW, CONTACT, ADVANCE, PUSH_SPEED, OFF_LINE)
 
 
 class PushExpert:
@@ -36,29 +40,7 @@ class PushExpert:
     def act(self, obs: Mapping[str, np.ndarray], info: Mapping[str, Any]) -> np.ndarray:
         state = np.asarray(obs["observation"], dtype=float)
         ee, cube, goal = state[0:3], state[6:9], np.asarray(obs["desired_goal"], dtype=float)
-        to_goal = goal[:2] - cube[:2]
-        direction = to_goal / max(np.linalg.norm(to_goal), 1e-6)
-        start = cube[:2] - BEHIND * direction  # where a push towards the goal starts
-        offset = ee[:2] - cube[:2]
-        lateral = abs(direction[0] * offset[1] - direction[1] * offset[0])
-        behind = -(offset @ direction)  # > 0: the end effector is on the far side of the cube from the goal
-        if self.phase == "push" and (lateral > OFF_LINE or behind < 0.01):
-            self.phase = "behind"
-        if self.phase == "behind" and np.linalg.norm(ee[:2] - start) < 0.01:
-            self.phase = "down"
-        if self.phase == "down" and ee[2] < LOW + 0.01:
-            self.phase = "push"
-        if self.phase == "behind":
-            if ee[2] < HIGH - 0.02 and np.linalg.norm(offset) < BEHIND + 0.03:
-                target = np.append(ee[:2], HIGH)  # low beside the cube: rise before going round it
-            else:
-                target = np.append(start, HIGH)
-            limit = 1.0
-        elif self.phase == "down":
-            target, limit = np.append(start, LOW), 1.0
-        else:  # to the contact point behind the cube (which corrects a sideways offset), and on towards the goal
-            advance = min(ADVANCE, float(np.linalg.norm(to_goal)))
-            target, limit = np.append(cube[:2] - CONTACT * direction + advance * direction, LOW), PUSH_SPEED
+        self.phase, target, limit = push_target(self.phase, ee, cube, goal, GEOMETRY)
         action = np.clip(GAIN * (target - ee), -limit, limit)
         action[2] = max(action[2], -DESCENT)
         return action.astype(np.float32)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 
+from examples.seeded_noise import SeededObservationNoise
 from fiper.collection import check_severity
 
 ENV_ID = "Reacher-v5"
@@ -65,21 +66,6 @@ class ArmStart(gym.Wrapper):
         return env._get_obs(), info
 
 
-class ObservationNoise(gym.ObservationWrapper):
-    """Gaussian noise of std 0.02·severity on every observed feature (the expert reads true state)."""
-
-    def __init__(self, env: gym.Env, severity: float):
-        super().__init__(env)
-        self.std = 0.02 * severity
-        self.rng = np.random.default_rng(0)
-
-    def reset(self, *, seed=None, options=None):
-        self.rng = np.random.default_rng(None if seed is None else [int(seed), 11])
-        return super().reset(seed=seed, options=options)
-
-    def observation(self, observation):
-        return observation + self.rng.normal(0.0, self.std, np.shape(observation))
-
 
 def make_reacher(max_episode_steps: int = 50, success_radius: float = 0.02) -> gym.Env:
     """The nominal task: Reacher-v5 (its own 50-step limit) with a success signal."""
@@ -102,5 +88,5 @@ def joint_damping(severity: float = 0.0, **kwargs) -> gym.Env:
 
 
 def obs_noise(severity: float = 0.0, **kwargs) -> gym.Env:
-    """Shift: noisy observations (ObservationNoise)."""
-    return ObservationNoise(make_reacher(**kwargs), check_severity(severity, "obs_noise"))
+    """Shift: noisy observations (SeededObservationNoise)."""
+    return SeededObservationNoise(make_reacher(**kwargs), 0.02 * check_severity(severity, "obs_noise"))

@@ -13,6 +13,8 @@ from typing import Any
 
 import numpy as np
 
+from examples.push_script import PushGeometry, push_target
+
 TCP, GOAL, CUBE = slice(18, 21), slice(25, 28), slice(28, 31)
 GAIN = 10.0       # action per metre of error: an action of 1 moves the tool centre point 0.1 m
 BEHIND = 0.06     # m from the cube's centre to the tool centre point before a push (the cube's half side is 0.02)
@@ -22,6 +24,8 @@ ADVANCE = 0.05    # m the push target leads the contact point towards the goal
 PUSH_SPEED = 0.4  # at most 0.04 m per step while in contact, so the cube is pushed, not struck
 OFF_LINE = 0.025  # m off the line behind the cube: go round again
 CLOSED = -1.0     # the fingers' command
+
+GEOMETRY = PushGeometry(BEHIND, HIGH, LOW, CONTACT, ADVANCE, PUSH_SPEED, OFF_LINE)
 
 
 class PushExpert:
@@ -40,28 +44,6 @@ class PushExpert:
     def act(self, obs: np.ndarray, info: Mapping[str, Any]) -> np.ndarray:
         state = np.asarray(obs, dtype=float)
         tcp, cube, goal = state[TCP], state[CUBE], state[GOAL]
-        to_goal = goal[:2] - cube[:2]
-        direction = to_goal / max(np.linalg.norm(to_goal), 1e-6)
-        start = cube[:2] - BEHIND * direction  # where a push towards the goal starts
-        offset = tcp[:2] - cube[:2]
-        lateral = abs(direction[0] * offset[1] - direction[1] * offset[0])
-        behind = -(offset @ direction)  # > 0: the tool is on the far side of the cube from the goal
-        if self.phase == "push" and (lateral > OFF_LINE or behind < 0.01):
-            self.phase = "behind"
-        if self.phase == "behind" and np.linalg.norm(tcp[:2] - start) < 0.01:
-            self.phase = "down"
-        if self.phase == "down" and tcp[2] < LOW + 0.01:
-            self.phase = "push"
-        if self.phase == "behind":
-            if tcp[2] < HIGH - 0.02 and np.linalg.norm(offset) < BEHIND + 0.03:
-                target = np.append(tcp[:2], HIGH)  # low beside the cube: rise before going round it
-            else:
-                target = np.append(start, HIGH)
-            limit = 1.0
-        elif self.phase == "down":
-            target, limit = np.append(start, LOW), 1.0
-        else:  # to the contact point behind the cube (which corrects a sideways offset), and on towards the goal
-            advance = min(ADVANCE, float(np.linalg.norm(to_goal)))
-            target, limit = np.append(cube[:2] - CONTACT * direction + advance * direction, LOW), PUSH_SPEED
+        self.phase, target, limit = push_target(self.phase, tcp, cube, goal, GEOMETRY)
         move = np.clip(GAIN * (target - tcp), -limit, limit)
         return np.append(move, CLOSED).astype(np.float32)

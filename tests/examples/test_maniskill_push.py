@@ -107,12 +107,16 @@ def test_a_shift_setup_runs_after_every_reset_and_a_moved_scene_is_observed_agai
 def test_the_weak_arm_scales_the_motion_not_the_fingers_and_the_noise_follows_the_seed():
     weak = push.WeakArm(Scene(), severity=1.0)
     assert weak.action(np.array([1.0, -1.0, 0.5, CLOSED])).tolist() == pytest.approx([0.3, -0.3, 0.15, CLOSED])
-    noisy = push.ObservationNoise(Scene(), severity=1.0)
+    from examples.seeded_noise import SeededObservationNoise
+
+    noisy = SeededObservationNoise(Scene(), 0.01, dtype=np.float32)  # what push.obs_noise wraps round its env at severity 1
     first = noisy.reset(seed=3)[0]
     again = noisy.reset(seed=3)[0]
     other = noisy.reset(seed=4)[0]
     assert np.array_equal(first, again) and not np.array_equal(first, other)
-    assert 0.005 < float(np.std(first)) < 0.02  # std 0.01 at severity 1
+    assert 0.005 < float(np.std(first)) < 0.02 and first.dtype == np.float32
+    keyed = SeededObservationNoise(gym.Env(), 0.01, key="observation").observation({"observation": np.zeros(4), "goal": np.ones(2)})
+    assert keyed["goal"].tolist() == [1.0, 1.0] and 0 < np.abs(keyed["observation"]).max() < 0.1  # a dict's other keys exact
 
 
 def test_the_pipeline_config_composes_with_its_cells_factories_and_outcome_sweep():
