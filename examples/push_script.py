@@ -9,6 +9,20 @@ from dataclasses import dataclass
 import numpy as np
 
 
+class PushPhases:
+    """An expert's life cycle (``reset(seed)``, ``strategy``: the phase it is in); subclasses give ``act(obs, info)``."""
+
+    def __init__(self, env=None):
+        self.phase = "behind"
+
+    def reset(self, seed: int | None = None) -> None:
+        self.phase = "behind"
+
+    @property
+    def strategy(self) -> str:
+        return self.phase
+
+
 @dataclass(frozen=True)
 class PushGeometry:
     """Distances in metres (heights above the table) and the push's speed limit, in the env's action units."""

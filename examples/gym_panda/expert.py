@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from examples.push_script import PushGeometry, push_target
+from examples.push_script import PushGeometry, PushPhases, push_target
 
 GAIN = 20.0       # action per metre of error: an action of 1 moves the end effector 0.05 m
 BEHIND = 0.055    # m from the cube's centre to the fingertips' before a push (the cube's half side is 0.02)
@@ -24,18 +24,8 @@ OFF_LINE = 0.025  # m off the line behind the cube: go round again
 GEOMETRY = PushGeometry(BEHIND, HIGH, LOW, CONTACT, ADVANCE, PUSH_SPEED, OFF_LINE)
 
 
-class PushExpert:
+class PushExpert(PushPhases):
     """reset(seed) / act(obs, info) -> [dx, dy, dz]; ``strategy`` names the phase it is in."""
-
-    def __init__(self, env):
-        self.phase = "behind"
-
-    def reset(self, seed: int | None = None) -> None:
-        self.phase = "behind"
-
-    @property
-    def strategy(self) -> str:
-        return self.phase
 
     def act(self, obs: Mapping[str, np.ndarray], info: Mapping[str, Any]) -> np.ndarray:
         state = np.asarray(obs["observation"], dtype=float)

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from examples.push_script import PushGeometry, push_target
+from examples.push_script import PushGeometry, PushPhases, push_target
 
 TCP, GOAL, CUBE = slice(18, 21), slice(25, 28), slice(28, 31)
 GAIN = 10.0       # action per metre of error: an action of 1 moves the tool centre point 0.1 m
@@ -28,18 +28,8 @@ CLOSED = -1.0     # the fingers' command
 GEOMETRY = PushGeometry(BEHIND, HIGH, LOW, CONTACT, ADVANCE, PUSH_SPEED, OFF_LINE)
 
 
-class PushExpert:
+class PushExpert(PushPhases):
     """reset(seed) / act(obs, info) -> [dx, dy, dz, fingers]; ``strategy`` names the phase it is in."""
-
-    def __init__(self, env=None):
-        self.phase = "behind"
-
-    def reset(self, seed: int | None = None) -> None:
-        self.phase = "behind"
-
-    @property
-    def strategy(self) -> str:
-        return self.phase
 
     def act(self, obs: np.ndarray, info: Mapping[str, Any]) -> np.ndarray:
         state = np.asarray(obs, dtype=float)
