@@ -24,7 +24,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
-from fiper.collection import env_task_name
+from fiper.env_factory import env_task_name
 from fiper.control import MonitoredPolicy, RolloutRecorder, run_episode
 from fiper.control.period import control_period_s
 from fiper.control.sweep import check_period, check_seeded_resets, policy_clipped_note, recorded_episodes

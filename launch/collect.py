@@ -13,7 +13,8 @@ import shutil
 import hydra
 from omegaconf import DictConfig, OmegaConf
 
-from fiper.collection import checked_expert, collect, describe_env, env_task_name, make_env_from_config, resolve
+from fiper.collection import collect
+from fiper.env_factory import checked_expert, describe_env, env_task_name, make_env_from_config, resolve
 from fiper.fingerprint import software_versions
 from fiper.storage import EpisodeStore
 from launch.validate import ENV_CHECKS, boolean, merged, optional, positive_int, reported, seed, target, text, validate

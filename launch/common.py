@@ -59,7 +59,7 @@ def maybe_load_policy(path: str | None, device: str):
 
 def call_policy_factory(spec: str, device: str):
     """``spec``'s function called with ``device=``; its result must be a fiper GenerativePolicy."""
-    from fiper.collection import resolve
+    from fiper.env_factory import resolve
     from fiper.protocol import GenerativePolicy
 
     policy = resolve(spec)(device=device)

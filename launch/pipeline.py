@@ -187,6 +187,7 @@ def validate_all(cfg: DictConfig, run_dir: Path) -> None:
     is created (paths do not exist yet)."""
     validate(cfg, CHECKS, "pipeline")
     obs_keys = False  # the observation keys the pipeline trains a policy on (None: all); False: it trains none
+    expert = None  # the expert the collect stage runs, as composed (collect.expert, or an env_overrides' expert=)
     for stage, steps in _steps(cfg, run_dir, None).items():
         if stage in ("fit + calibrate the chosen monitor", ACT_STAGE) and cfg.deploy_delta is None:
             continue
@@ -199,12 +200,14 @@ def validate_all(cfg: DictConfig, run_dir: Path) -> None:
                 except ValueError as err:
                     cells_key = "act.cells" if step.module is act else "rollouts.cells"
                     raise ValueError(f"pipeline stage '{stage}': {err} (in the pipeline: rollouts.factories.<shift>, {cells_key})") from None
+            if step.module is collect and not cfg.get("policy_factory"):  # an external policy's run collects nothing
+                expert = composed.expert
             if stage == "train":
                 obs_keys = False if cfg.get("policy_factory") else plain(composed.policy.obs_keys)
             if stage == "fit rollouts":  # the env's seconds per step and observation layout, before anything is collected or trained
                 check_env(plain(composed.env), plain(composed.factories), obs_keys)
             if step.module is act:  # every response builds and binds, the env's seeds repeat and it renders, before anything runs
-                check_act_stage(composed, stage, None if cfg.get("policy_factory") else cfg.collect.expert)
+                check_act_stage(composed, stage, expert)
     _checkpoint_source(cfg)
 
 

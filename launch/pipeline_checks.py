@@ -82,7 +82,8 @@ def check_env(env_cfg: Mapping[str, Any], factories: Mapping[str, str], obs_keys
     """The env's seconds per step, read from one env built before any stage runs, and, unless ``obs_keys`` is False,
     the layout of the observation keys a policy will be trained on (None: all): an env that declares no period, or
     whose images the policies would misread, is refused before collecting and training, not at the first rollouts."""
-    from fiper.collection import env_task_name, observation_dict
+    from fiper.collection import observation_dict
+    from fiper.env_factory import env_task_name
     from fiper.control.period import control_period_s
     from launch.stress import env_builder
     from policies.normalizer import check_obs_layout
@@ -114,7 +115,7 @@ def check_act_stage(composed: DictConfig, stage: str, expert: str | None = None)
     to the env, a fallback knows which action entries are positions, each act cell's env runs the same episode from a
     seed (given the same fixed actions, and the same actions of ``expert``, the pipeline's collect.expert, which touch
     the task's objects), and the env renders the videos."""
-    from fiper.collection import resolve
+    from fiper.env_factory import resolve
     from fiper.control.sweep import check_seeded_resets
     from launch import act, stress
     from launch.act_videos import check_rendering

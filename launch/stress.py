@@ -18,7 +18,8 @@ import hydra
 import numpy as np
 from omegaconf import DictConfig
 
-from fiper.collection import accepts, checked_env, env_task_name, make_env_from_config, named_on_error, observation_dict, resolve
+from fiper.collection import observation_dict
+from fiper.env_factory import accepts, checked_env, env_task_name, make_env_from_config, named_on_error, resolve
 from fiper.control import MonitoredPolicy, RolloutRecorder
 from fiper.control.monitored_policy import EXECUTED_CHUNKS
 from fiper.control.period import control_period_s

@@ -11,7 +11,8 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 import envs
-from fiper.collection import collect, episode_labels, make_env_from_config, resolve, run_episode
+from fiper.collection import collect, episode_labels, run_episode
+from fiper.env_factory import make_env_from_config, resolve
 from fiper.storage import EpisodeStore
 
 CONF = str(Path(__file__).resolve().parents[1] / "launch" / "conf")
@@ -281,7 +282,7 @@ def test_an_env_declaring_no_time_limit_is_named_in_the_summary_with_a_limit_to_
     """NestedArm ends its episodes itself but declares no limit: the summary says what a never-ending policy episode
     would cost and suggests a TimeLimit from the demos' length; the same env under a TimeLimit, and fiper's own
     tasks, carry no such note."""
-    from fiper.collection import declared_step_limit
+    from fiper.env_factory import declared_step_limit
 
     bare = collect(NestedArm(), Push(), EpisodeStore.create(tmp_path / "bare.zarr"), n_episodes=2, seed=0)
     assert bare.step_limit is None and bare.longest == 4

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-TORCH_FREE = ["fiper", "fiper.storage", "fiper.collection", "calibration", "envs"]
+TORCH_FREE = ["fiper", "fiper.storage", "fiper.env_factory", "fiper.collection", "calibration", "envs"]
 
 
 @pytest.mark.parametrize("module", TORCH_FREE)

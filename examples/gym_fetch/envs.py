@@ -12,7 +12,7 @@ import gymnasium as gym
 import numpy as np
 
 from examples.seeded_noise import SeededObservationNoise
-from fiper.collection import check_severity
+from fiper.env_factory import check_severity
 
 ENV_ID = "FetchPickAndPlace-v4"
 

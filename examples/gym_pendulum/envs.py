@@ -15,7 +15,7 @@ from __future__ import annotations
 import gymnasium as gym
 import numpy as np
 
-from fiper.collection import check_severity
+from fiper.env_factory import check_severity
 
 ENV_ID = "InvertedPendulum-v5"
 

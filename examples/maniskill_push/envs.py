@@ -22,7 +22,7 @@ import gymnasium as gym
 import numpy as np
 
 from examples.seeded_noise import SeededObservationNoise
-from fiper.collection import check_severity
+from fiper.env_factory import check_severity
 
 ENV_ID = "PushCube-v1"
 CUBE_RANGE = 0.1  # m: the cube starts in [-0.1, 0.1]² (ManiSkill's PushCube)

@@ -8,7 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from fiper.collection import EPISODE_STEP_LIMIT, SetupError, episode_labels, no_time_limit, observation_dict
+from fiper.collection import EPISODE_STEP_LIMIT, episode_labels, no_time_limit, observation_dict
+from fiper.env_factory import SetupError
 from fiper.control.monitored_policy import Decision, MonitoredPolicy
 from fiper.scores.inputs import host_array
 

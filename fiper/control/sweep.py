@@ -15,7 +15,8 @@ from typing import Any
 import numpy as np
 from tqdm.auto import tqdm
 
-from fiper.collection import SetupError, clipped_note, observation_dict
+from fiper.collection import clipped_note, observation_dict
+from fiper.env_factory import SetupError
 from fiper.control.loop import run_episode
 from fiper.control.monitored_policy import MonitoredPolicy
 from fiper.control.period import declared_period

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import envs
-from fiper.collection import SetupError
+from fiper.env_factory import SetupError
 from fiper.control.sweep import check_actions, check_seeded_resets
 
 

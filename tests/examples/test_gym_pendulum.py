@@ -14,7 +14,8 @@ from example_pipeline import run_example_pipeline
 
 pytest.importorskip("imageio", reason="gymnasium's MuJoCo envs import imageio (pip install 'fiper[image]')")
 
-from fiper.collection import env_task_name, run_episode  # noqa: E402
+from fiper.collection import run_episode
+from fiper.env_factory import env_task_name  # noqa: E402
 from fiper.storage import EpisodeStore  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]

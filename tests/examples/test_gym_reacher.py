@@ -16,7 +16,8 @@ from hydra import compose, initialize_config_dir
 
 pytest.importorskip("imageio", reason="gymnasium's MuJoCo envs import imageio (pip install 'fiper[image]')")
 
-from fiper.collection import collect, env_task_name, make_env_from_config, run_episode  # noqa: E402
+from fiper.collection import collect, run_episode
+from fiper.env_factory import env_task_name, make_env_from_config  # noqa: E402
 from fiper.storage import EpisodeStore  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,0 +1,195 @@
+"""Building a user's env from its factory and checking what fiper needs of it: the gymnasium API, one env stepping
+a 1-d Box action, an expert with reset/act, a severity in [0, 1], the task's name, its declared time limit.
+
+Factories are named as 'module:function' strings (``resolve``); fiper never imports a particular environment package.
+Every refusal names the setting and the fix (``SetupError``).
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+
+def resolve(spec: str) -> Callable[..., Any]:
+    """The object named by 'package.module:attribute' (e.g. 'envs:make_env')."""
+    if not isinstance(spec, str) or spec.count(":") != 1:
+        raise ValueError(f"expected 'module:function', got {spec!r} (e.g. 'envs:make_env' or 'my_pkg.my_envs:make')")
+    module_name, attr = spec.split(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as err:
+        raise ValueError(f"cannot import module {module_name!r} of {spec!r}: {err}. Is it installed or on PYTHONPATH?") from err
+    try:
+        obj = getattr(module, attr)
+    except AttributeError:
+        public = sorted(n for n in vars(module) if not n.startswith("_") and callable(getattr(module, n)))
+        raise ValueError(f"module {module_name!r} has no attribute {attr!r}; its callables: {public}") from None
+    if not callable(obj):
+        raise ValueError(f"{spec!r} is not callable")
+    return obj
+
+
+def accepts(fn: Callable[..., Any], name: str) -> bool:
+    """Whether ``fn`` takes a keyword ``name`` (or any keyword, through ``**kwargs``)."""
+    params = inspect.signature(fn).parameters
+    return name in params or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+
+
+def call_with_accepted(fn: Callable[..., Any], optional: Mapping[str, Any], required: Mapping[str, Any] | None = None) -> Any:
+    """Call ``fn`` with the ``optional`` keywords its signature accepts and all ``required`` ones.
+
+    A factory with ``**kwargs`` receives everything. Lets the same config drive the built-in
+    task factory and a user's own factory with a smaller signature.
+    """
+    params = inspect.signature(fn).parameters
+    takes_all = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values())
+    kwargs = {k: v for k, v in optional.items() if takes_all or k in params}
+    return fn(**kwargs, **(required or {}))
+
+
+def make_env_from_config(cfg: Mapping[str, Any]):
+    """Build an env from a config with 'factory' ('module:function') and optional fields.
+
+    name, obs_mode and shifts are passed when set and the factory accepts them; 'kwargs' always is.
+    Shifts given to a factory that cannot take them raise instead of being silently dropped.
+    """
+    if "factory" not in cfg:
+        raise ValueError("the env config needs a 'factory' field ('module:function'), e.g. factory: envs:make_env")
+    factory = resolve(cfg["factory"])
+    # an unset field (null, or no shifts) is not passed: a factory forwarding **kwargs to gym.make gets only kwargs
+    optional = {k: cfg[k] for k in ("name", "obs_mode") if cfg.get(k) is not None}
+    if cfg.get("shifts"):
+        optional["shifts"] = cfg["shifts"]
+    if optional.get("shifts") and not accepts(factory, "shifts"):
+        raise ValueError(f"env.shifts={optional['shifts']} was given but factory {cfg['factory']} has no 'shifts' parameter")
+    kwargs = dict(cfg.get("kwargs") or {})
+    with named_on_error(f"env.factory={cfg['factory']}", factory, {**optional, **kwargs}):
+        env = call_with_accepted(factory, optional, kwargs)
+    return checked_env(env, f"env.factory={cfg['factory']}")
+
+
+@contextmanager
+def named_on_error(setting: str, factory: Callable[..., Any], kwargs: Mapping[str, Any]) -> Iterator[None]:
+    """An error raised inside a user's env factory (or the env it builds) gets a note naming the setting and the call,
+    so that the env's own message (panda-gym's "The 'render' argument is must be in {'rgb_array', 'human'}") says
+    where it came from; its type and message are kept. The entry points print the note after the message."""
+    try:
+        yield
+    except Exception as err:
+        args = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
+        err.add_note(f"(raised while building the env: {setting}, called as {getattr(factory, '__name__', 'factory')}({args}))")
+        raise
+
+
+def check_severity(severity: Any, shift: str) -> float:
+    """A shift factory's severity as a float in [0, 1] (0 the nominal task, 1 the strongest shift), else a ValueError
+    naming the shift: for the factories of your own env's shifts, called as f(severity=..., **env.kwargs)."""
+    try:
+        value = float(severity)
+    except (TypeError, ValueError):
+        value = float("nan")
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{shift}: severity must be a number in [0, 1], got {severity!r}; 0 is the nominal task, 1 the strongest shift")
+    return value
+
+
+class SetupError(TypeError, ValueError):
+    """A factory, expert or observation that does not give what fiper needs: a TypeError, and a ValueError so that
+    the entry points end with its message (naming the setting and the fix) instead of a traceback."""
+
+
+def checked_env(env: Any, where: str) -> Any:
+    """``env`` when it has the gymnasium API (reset, step, action_space) and a continuous (Box) action space,
+    else a TypeError naming ``where``: fiper's policies generate continuous action chunks."""
+    missing = [name for name in ("reset", "step", "action_space", "observation_space") if getattr(env, name, None) is None]
+    if missing:
+        raise SetupError(f"{where} returned {type(env).__name__}, which is not a gymnasium env (it has no {', '.join(missing)}); "
+                        "return the env itself, e.g. gymnasium.make('Reacher-v5') or an instance of your gymnasium.Env")
+    space = env.action_space
+    batched = envs_per_step(env)
+    if batched is not None:
+        n, single = batched
+        raise SetupError(f"{where} returned a batched env (num_envs={n}; its action space {space}, one env's "
+                        f"{single}); fiper runs one env and its policies act on one observation at a time: build one env, without "
+                        "an env axis. ManiSkill: CPUGymWrapper(gymnasium.make(id, num_envs=1, sim_backend='cpu')) from "
+                        "mani_skill.utils.wrappers.gymnasium, which also returns numpy values; a gymnasium VectorEnv: return the "
+                        "env it vectorises")
+    if not isinstance(space, gym.spaces.Box) or len(space.shape) != 1:
+        raise SetupError(f"{where} returned an env whose action space is {space}; fiper's policies generate continuous action "
+                        "chunks, so the env needs a 1-d gymnasium Box action space. Wrap it (gymnasium.ActionWrapper) so that it "
+                        "takes a vector of floats, e.g. a 1-d action in [-1, 1] whose sign picks a Discrete(2) choice")
+    return env
+
+
+def envs_per_step(env: Any) -> tuple[int, Any] | None:
+    """(how many envs, one env's action space) when ``env`` steps several envs at once, else None: a ``num_envs`` above 1
+    on it or on ``env.unwrapped`` (ManiSkill's batched envs, a gymnasium VectorEnv), or a ``single_action_space`` of
+    another shape than its action space (a VectorEnv of one env). ManiSkill's one env (num_envs=1) takes one action
+    and passes: its tensors with a leading env axis of 1 are read as they are (the observation stored as (1, D) per step)."""
+    layers = [env, getattr(env, "unwrapped", env)]
+    counts = [n for n in (getattr(layer, "num_envs", None) for layer in layers) if isinstance(n, (int, np.integer)) and not isinstance(n, bool)]
+    single = next((sp for sp in (getattr(layer, "single_action_space", None) for layer in layers) if sp is not None), None)
+    space = getattr(env, "action_space", None)
+    reshaped = single is not None and getattr(single, "shape", None) != getattr(space, "shape", None)
+    n = max(counts, default=1)
+    if n > 1 or reshaped:
+        return int(n), single if single is not None else "unknown"
+    return None
+
+
+def checked_expert(expert: Any, where: str) -> Any:
+    """``expert`` when it has callable ``reset(seed)`` and ``act(obs, info)``, else a TypeError naming ``where``."""
+    missing = [name for name in ("reset", "act") if not callable(getattr(expert, name, None))]
+    if missing:
+        raise SetupError(f"{where} returned {type(expert).__name__}, which has no {' or '.join(f'{m}()' for m in missing)}; an expert "
+                        "is called as expert(env) and returns an object with reset(seed) and act(obs, info) -> action")
+    return expert
+
+
+def env_task_name(env: Any, configured: str | None = None) -> str:
+    """The task an env's episodes belong to: the config's ``env.name``, else the env's gymnasium id
+    (``env.spec.id``, e.g. 'Reacher-v5'), else its class name. Stores record it as attrs ``task``."""
+    if configured:
+        return str(configured)
+    for obj in (env, getattr(env, "unwrapped", env)):
+        spec = getattr(obj, "spec", None)
+        if getattr(spec, "id", None):
+            return str(spec.id)
+    return type(getattr(env, "unwrapped", env)).__name__
+
+
+def declared_step_limit(env) -> int | None:
+    """The episode step limit an env declares (a TimeLimit wrapper, ``spec.max_episode_steps``, or a
+    ``max_episode_steps`` attribute on any layer, as fiper's tasks have), else None."""
+    limits = [getattr(getattr(env, "spec", None), "max_episode_steps", None)]
+    layer, seen = env, set()
+    while layer is not None and id(layer) not in seen:
+        seen.add(id(layer))
+        limits += [vars(layer).get("_max_episode_steps"), vars(layer).get("max_episode_steps")] if hasattr(layer, "__dict__") else []
+        layer = vars(layer).get("env") if hasattr(layer, "__dict__") else None
+    found = [int(v) for v in limits if isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v > 0]
+    return min(found) if found else None
+
+
+def describe_env(env) -> dict[str, Any]:
+    """A JSON-friendly description of an env for store attrs (spaces, and the env's own describe())."""
+    def space(s) -> Any:
+        if hasattr(s, "spaces") and isinstance(s.spaces, Mapping):
+            return {k: space(v) for k, v in s.spaces.items()}
+        return {"shape": list(getattr(s, "shape", ()) or ()), "dtype": str(getattr(s, "dtype", ""))}
+
+    out = {"class": f"{type(env.unwrapped).__module__}.{type(env.unwrapped).__qualname__}",
+           "observation_space": space(env.observation_space), "action_space": space(env.action_space)}
+    if getattr(env, "spec", None) is not None:
+        out["gym_id"] = env.spec.id
+    describe = getattr(env.unwrapped, "describe", None)
+    if callable(describe):
+        out.update(describe())
+    return out
