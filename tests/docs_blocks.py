@@ -260,7 +260,7 @@ assert raw["speed"].shape == (30,) and (raw["speed"] > 0).all() and isinstance(m
             for method in ("reset", "act"):  # the excerpt states the declared protocol
                 assert inspect.signature(getattr(Expert, method)).parameters.keys() == inspect.signature(getattr(Declared, method)).parameters.keys()
         """),
-    ("docs/envs.md", "from fiper.collection import collect, run_episode, make_env_from_config, resolve"): Block(
+    ("docs/envs.md", "from fiper.collection import collect, run_episode"): Block(
         replace=(("n_episodes=100", "n_episodes=2", "100 push-T episodes take a minute"),),
         check="assert summary.saved == 2 and store.n_episodes == 2"),
     ("docs/policies.md", "import torch"): Block(
