@@ -24,7 +24,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
-from fiper.env_factory import env_task_name
+from fiper.env_factory import env_task_name, resolve
 from fiper.control import MonitoredPolicy, RolloutRecorder, run_episode
 from fiper.control.period import control_period_s
 from fiper.control.sweep import check_period, check_seeded_resets, policy_clipped_note, recorded_episodes
@@ -36,7 +36,8 @@ from fiper.monitor.identity import policy_fingerprint
 from launch.act_videos import check_rendering, write_videos
 from launch.common import load_policy_from, plain, resolve_device, save_config, set_cpu_threads
 from launch.stress import SWEEP_CHECKS, action_context, check_observations, env_builder, store_fingerprint
-from launch.validate import (ENV_CHECKS, THREADS, Bad, boolean, existing_path, integer, merged, reported, validate)
+from launch.validate import (ENV_CHECKS, THREADS, Bad, boolean, existing_path, integer, merged, optional, reported, target,
+                             validate)
 
 PRESETS = Path(__file__).resolve().parent / "conf" / "intervention"
 WITHOUT = "without"  # the arm without fiper; its store is <out>/without.zarr
@@ -56,6 +57,7 @@ CHECKS = merged(ENV_CHECKS, THREADS, SWEEP_CHECKS, {
     "plot": boolean,
     "videos": boolean,
     "video_size": integer(16, example=160),
+    "expert": optional(target),
 })
 
 
@@ -198,7 +200,7 @@ def run(cfg: DictConfig):
     make_env = env_builder(env_cfg, plain(cfg.factories), [shift for shift, _ in cell_list])
     if cfg.videos:  # an env that cannot render is refused before the sweep, not after it
         check_rendering(env_cfg, plain(cfg.factories), cfg.video_size, " (nothing has run yet)")
-    check_seeded_resets(make_env, cell_list, "launch.act (nothing has run yet)")
+    check_seeded_resets(make_env, cell_list, "launch.act (nothing has run yet)", expert=resolve(cfg.expert) if cfg.expert else None)
     probe = make_env("none", 0.0)
     try:
         check_observations(policy, probe, env_cfg)

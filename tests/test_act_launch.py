@@ -286,3 +286,20 @@ def test_act_videos_ask_a_gymnasium_mujoco_env_for_its_size_by_width_and_height(
         assert env.render().shape == (48, 48, 3)
     finally:
         env.close()
+
+
+def test_act_replays_the_experts_episode_in_its_check_of_seeded_resets(run_dirs, tmp_path, monkeypatch):
+    """expert= (the pipeline checks with collect.expert) reaches the seeded-reset check, whose replay of the expert's
+    episode catches state an env keeps across reset that fixed random actions never touch (tests/control); without
+    it the check runs the fixed actions alone. Nothing is recorded before the check."""
+    seen = []
+
+    def check(make_env, cells, where, seed=0, expert=None):
+        seen.append(expert)
+        raise SystemExit("stop after the check")
+
+    monkeypatch.setattr(act, "check_seeded_resets", check)
+    for extra in ([], ["expert=envs:make_expert"]):
+        with pytest.raises(SystemExit, match="stop after the check"):
+            act.run(config(run_dirs, tmp_path / "act", *extra))
+    assert seen == [None, envs.make_expert] and not (tmp_path / "act").exists()
