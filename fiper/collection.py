@@ -187,6 +187,8 @@ def clip_to_space(action: np.ndarray, space: Any) -> tuple[np.ndarray, float]:
     low, high = getattr(space, "low", None), getattr(space, "high", None)
     if low is None or high is None:
         return action, 0.0
+    if np.all(action >= low) and np.all(action <= high):  # the usual case, once per env step in the control loop
+        return action, 0.0
     low = np.broadcast_to(np.asarray(low, np.float64), action.shape)
     high = np.broadcast_to(np.asarray(high, np.float64), action.shape)
     with np.errstate(invalid="ignore"):  # a half-bounded entry: measured against a unit range, or its bound's size

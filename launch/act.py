@@ -27,7 +27,8 @@ from tqdm.auto import tqdm
 from fiper.env_factory import env_task_name, resolve
 from fiper.control import MonitoredPolicy, RolloutRecorder, run_episode
 from fiper.control.period import control_period_s
-from fiper.control.sweep import check_period, check_seeded_resets, policy_clipped_note, recorded_episodes
+from fiper.control.seeded_resets import check_seeded_resets
+from fiper.control.sweep import check_period, policy_clipped_note, recorded_episodes
 from fiper.evaluation.outcome import outcome_report, store_paths
 from fiper.evaluation.render.outcome import outcome_table, write_outcome
 from fiper.interventions import FALLBACKS, building, response_from_config

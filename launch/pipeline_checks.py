@@ -116,7 +116,7 @@ def check_act_stage(composed: DictConfig, stage: str, expert: str | None = None)
     seed (given the same fixed actions, and the same actions of ``expert``, the pipeline's collect.expert, which touch
     the task's objects), and the env renders the videos."""
     from fiper.env_factory import resolve
-    from fiper.control.sweep import check_seeded_resets
+    from fiper.control.seeded_resets import check_seeded_resets
     from launch import act, stress
     from launch.act_videos import check_rendering
 

@@ -9,7 +9,7 @@ import pytest
 
 import envs
 from fiper.env_factory import SetupError
-from fiper.control.sweep import check_actions, check_seeded_resets
+from fiper.control.seeded_resets import check_actions, check_seeded_resets
 
 
 class UnseededGoal(gym.Wrapper):

@@ -281,8 +281,7 @@ def task_markdown(task: TaskResult, criterion: str, plots: dict[str, Any] | None
     out = [f"## Task `{task.task}`", "",
            f"{ro.n_episodes} episodes; test split {int(task.split.test.size)} episodes "
            f"({task.split_sizes['test']['success_id']} of them in-distribution successes). Details under Data below.", ""]
-    for line in task_warnings(task):
-        kind, text = line.split(": ", 1)
+    for kind, text in task_warnings(task):
         out += [f"**{kind.capitalize()}:** {text}", ""]
     out += _headline(task, criterion) + _deployed_notes(task) + _why(task, criterion) + _select_evidence(task, criterion, seed)
     out += far_markdown(task)

@@ -32,7 +32,7 @@ def summary_table(result: EvaluationResult) -> str:
             lines.append(f"live monitor {live['monitor']} ({live['setting'] or 'settings not readable'}), {live['episodes']} rollouts: "
                          f"TWA {fmt(live['twa'])}, Acc {fmt(live['accuracy'])}, TPR {fmt(live['tpr'])}, TNR {fmt(live['tnr'])}, "
                          f"FAR-ID {fmt(live['far_id'])}")
-        lines += task_warnings(task)
+        lines += [f"{kind}: {text}" for kind, text in task_warnings(task)]
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"
 

@@ -94,7 +94,7 @@ def thin_test_warning(task: TaskResult) -> str | None:
     failures, successes = test["fail_id"] + test["fail_ood"], test["success_id"] + test["success_ood"]
     if min(failures, successes) >= MIN_TEST_EPISODES:
         return None
-    return (f"warning: task {task.task}'s test split holds {failures} failures and {successes} successes, so TPR, Acc, TWA and "
+    return (f"task {task.task}'s test split holds {failures} failures and {successes} successes, so TPR, Acc, TWA and "
             f"the margins move by {1 / max(failures, 1):.2f} per failure and TNR by {1 / max(successes, 1):.2f} per success: "
             "record more rollouts (launch.stress cells whose shifts make the policy fail, more in-distribution rollouts) "
             "before reading them")
@@ -110,11 +110,12 @@ def blind_clock_note(task: TaskResult) -> str | None:
     others = [r.method for r in (task.findings.references if task.findings else ()) if r.method not in clocks]
     then = ("the best reference is the best of the others" if others else
             "a margin over it is a margin over chance: add a reference that reads something (`obs_novelty`)")
-    return (f"note: every episode of task {task.task} lasts {int(lengths[0])} decisions, so "
+    return (f"every episode of task {task.task} lasts {int(lengths[0])} decisions, so "
             f"{', '.join(f'`{c}`' for c in clocks)} scores them all alike (balanced accuracy 0.5) and {then}; an env whose "
             "episodes do not end on success or failure gives the clock nothing to read")
 
 
-def task_warnings(task: TaskResult) -> list[str]:
-    """What to know before reading a task's rates: a thin test split, a clock with nothing to read."""
-    return [w for w in (thin_test_warning(task), blind_clock_note(task)) if w]
+def task_warnings(task: TaskResult) -> list[tuple[str, str]]:
+    """(kind, text) of what to know before reading a task's rates: a thin test split, a clock with nothing to read."""
+    found = (("warning", thin_test_warning(task)), ("note", blind_clock_note(task)))
+    return [(kind, text) for kind, text in found if text]

@@ -1,0 +1,117 @@
+"""Whether a seed fixes an episode: the outcome sweep runs every (cell, seed) with and without fiper, one after the
+other in one env, and compares the two, which means nothing if the runs started apart or drifted apart before a
+response acted (an env that draws a new task per reset, a simulation that keeps contact state across reset)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+import numpy as np
+
+from fiper.collection import clip_to_space, observation_dict
+from fiper.env_factory import SetupError
+from fiper.scores.inputs import host_array
+
+
+SEEDED_STEPS = 10  # steps of fixed actions after each reset of the seeded-reset check
+
+
+def check_actions(space: Any, seed: int, n: int = SEEDED_STEPS) -> list[np.ndarray]:
+    """``n`` actions drawn from a Box action space by a generator of ``seed`` (where a bound is infinite, from
+    [-1, 1] on that side), the same at every call: what the seeded-reset check steps twice."""
+    rng = np.random.default_rng([int(seed), 7])
+    low = np.where(np.isfinite(space.low), space.low, -1.0)
+    high = np.where(np.isfinite(space.high), space.high, 1.0)
+    return [rng.uniform(low, high).astype(space.dtype) for _ in range(n)]
+
+
+def seeded_run(env: Any, seed: int, actions: Sequence[np.ndarray]) -> list[dict[str, np.ndarray]]:
+    """The observations of ``reset(seed)`` and of each of ``actions`` stepped after it, to the episode's end."""
+    observations = [{k: np.array(host_array(v)) for k, v in observation_dict(env.reset(seed=seed)[0]).items()}]
+    for action in actions:
+        obs, _, terminated, truncated, _ = env.step(action)
+        observations.append({k: np.array(host_array(v)) for k, v in observation_dict(obs).items()})
+        if terminated or truncated:
+            break
+    return observations
+
+
+EXPERT_STEPS = 500  # at most this many steps of the expert's episode in the seeded-reset check
+
+
+def expert_actions(env: Any, expert: Any, seed: int, n: int = EXPERT_STEPS) -> list[np.ndarray]:
+    """The actions ``expert`` takes in the episode of ``seed`` (to its end, at most ``n``), clipped as collection clips them."""
+    obs, info = env.reset(seed=seed)
+    expert.reset(seed)
+    actions: list[np.ndarray] = []
+    space = env.action_space
+    for _ in range(n):
+        actions.append(clip_to_space(np.asarray(expert.act(obs, info), dtype=space.dtype), space)[0])  # as collection executes it
+        obs, _, terminated, truncated, info = env.step(actions[-1])
+        if terminated or truncated:
+            break
+    return actions
+
+
+def _differing(first: dict[str, np.ndarray], again: dict[str, np.ndarray], exact: bool) -> list[str]:
+    same = (lambda a, b: np.array_equal(a, b, equal_nan=True)) if exact else \
+        (lambda a, b: a.shape == b.shape and np.allclose(a, b, rtol=1e-5, atol=1e-6, equal_nan=True))
+    return [k for k, v in first.items() if k not in again or not same(v, np.asarray(again[k]))]
+
+
+def check_seeded_resets(make_env: Callable[[str, float], Any], cells: Iterable[tuple[str, float]], where: str, seed: int = 0,
+                        expert: Callable[[Any], Any] | None = None) -> None:
+    """Each cell's env must run the same episode from the same seed and actions: the outcome sweep runs every (cell, seed)
+    with and without fiper in one env, one episode after another, and counts what the response changed, which means
+    nothing if the two runs started apart or drifted apart before the response acted.
+
+    Per cell: ``reset(seed)`` and :data:`SEEDED_STEPS` fixed actions, then another episode (seed + 1, other actions),
+    then ``reset(seed)`` and the first actions again; the two runs' observations must agree (the starts exactly, the
+    steps to 1e-5 relative, as the videos' re-runs are compared). Random actions seldom touch the task's objects, and
+    state that a simulation keeps across reset may only show after contact (PhysX's and PyBullet's contact caches), so
+    with ``expert`` (called as ``expert(env)``, as collection does) the check is repeated with the actions of the
+    expert's episode of ``seed`` (after the expert's episode of seed + 1), which push the objects as the task does."""
+    for shift, severity in dict.fromkeys((str(s), float(v)) for s, v in cells):
+        env = make_env(shift, severity)
+        try:
+            space = env.action_space
+            fixed = hasattr(space, "low") and hasattr(space, "high")
+            runs = [("", check_actions(space, seed) if fixed else [], check_actions(space, seed + 1) if fixed else [])]
+            if expert is not None:
+                agent = expert(env)
+                runs.append(("expert's ", expert_actions(env, agent, seed), expert_actions(env, agent, seed + 1)))
+            for kind, actions, other in runs:
+                first = seeded_run(env, seed, actions)
+                seeded_run(env, seed + 1, other)
+                again = seeded_run(env, seed, actions)
+                _compare(first, again, kind, len(actions), where, shift, severity, seed)
+        finally:
+            env.close()
+
+
+def _compare(first: list[dict[str, np.ndarray]], again: list[dict[str, np.ndarray]], kind: str, n: int, where: str, shift: str,
+             severity: float, seed: int) -> None:
+    differ = _differing(first[0], again[0], exact=True)
+    if differ:
+        raise SetupError(
+            f"{where}: the env of cell ({shift}, {severity:g}) started a different episode from reset(seed={seed}) the second "
+            f"time (after a reset with seed {seed + 1}; observation {', '.join(map(repr, differ))} differed). The outcome sweep "
+            "runs every (cell, seed) with and without fiper and compares the two, so a seed must fix everything random in an "
+            "episode: make reset(seed) reseed every random choice of the env and its wrappers (Meta-World's gym.make draws a "
+            "new task at every reset: wrap it to call env.unwrapped.set_task(tasks[seed % len(tasks)]) with the tasks of "
+            "metaworld.MT1(...)), or skip the outcome sweep (the pipeline's act=null)")
+    detail = next((f"{', '.join(map(repr, keys))} differed after step {step}"
+                   for step, (a, b) in enumerate(zip(first[1:], again[1:]), start=1) if (keys := _differing(a, b, exact=False))), None)
+    if detail is None and len(first) != len(again):
+        detail = f"it ended after step {len(first) - 1} the first time and after step {len(again) - 1} the second"
+    if detail:
+        raise SetupError(
+            f"{where}: the env of cell ({shift}, {severity:g}) started the same episode from reset(seed={seed}) the second time "
+            f"(after an episode with seed {seed + 1}) but, given the same {n} {kind}actions, ran another: {detail}. The env "
+            "keeps state across reset, so an episode depends on the episodes run before it in that env, and the outcome sweep's "
+            "runs with and without fiper, one after another in one env, drift apart before any response acts: make reset(seed) "
+            "put back every state the simulation steps from (PyBullet keeps its contact caches across a reset of the bodies: "
+            "build the simulation anew in reset, as examples/gym_panda/envs.py does; ManiSkill's PhysX scene likewise: "
+            "gym.make(..., reconfiguration_freq=1), as examples/maniskill_push/envs.py does), or skip the outcome sweep (the "
+            "pipeline's act=null)")
