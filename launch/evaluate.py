@@ -87,7 +87,7 @@ def _evaluate(cfg: DictConfig):
     print(summary_table(first["result"]))
     if repeats > 1:
         extra = write_repeats(summarise_repeats(per_repeat), [config.seed + k for k in range(repeats)], cfg.out, config.baselines,
-                              config.references, config.selection)
+                              config.references, config.selection, {n: m.select for n, m in config.methods.items() if m.select})
         print(f"wrote {extra['repeats_md']} ({repeats} split seeds from {config.seed})")
     paths = first["paths"]
     print(f"wrote {paths['metrics']} and {paths['report']}")

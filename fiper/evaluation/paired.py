@@ -13,13 +13,14 @@ margin report.md states for one split.
 from __future__ import annotations
 
 import math
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from fiper.evaluation.config import criterion_value
 from fiper.evaluation.results import CHOSEN
 
 PAIRED_FIELDS = ("accuracy", "twa")
+PER_REPEAT_FIELDS = (*PAIRED_FIELDS, "auroc")  # kept per split by summarise_repeats: every selection criterion's metrics
 
 
 def mean_sd(values: Sequence[float]) -> tuple[float | None, float | None]:
@@ -110,6 +111,49 @@ def paired_to_references(rows: Sequence[dict[str, Any]], field: str, references:
                 continue
             out.append(_paired(task, field, row, ref))
     return out
+
+
+def select_against_members(rows: Sequence[dict[str, Any]], selects: Mapping[str, Sequence[str]],
+                           criterion: str = "accuracy_twa") -> list[dict[str, Any]]:
+    """Did a select's choice on validation transfer to test? Per task and select method, its deployable row's
+    per-split ``criterion`` minus that of the member best in hindsight (highest mean over the splits), and minus
+    the best member of each split (an oracle no validation reaches): mean ± SE over the splits where all are defined."""
+    out = []
+    for task in sorted({r["task"] for r in rows}):
+        deployable = deployable_rows(rows, task)
+        for method, members in selects.items():
+            present = [m for m in members if m in deployable]
+            if method not in deployable or not present:
+                continue
+            per = {m: _criterion_per_repeat(deployable[m], criterion) for m in (method, *present)}
+            splits = [k for k in range(len(per[method])) if all(v[k] is not None for v in per.values())]
+            if not splits:
+                continue
+            means = {m: sum(per[m][k] for k in splits) / len(splits) for m in present}
+            best = max(present, key=lambda m: means[m])
+            to_best = [per[method][k] - per[best][k] for k in splits]
+            to_oracle = [per[method][k] - max(per[m][k] for m in present) for k in splits]
+            n = len(splits)
+            (mb, sb), (mo, so) = mean_sd(to_best), mean_sd(to_oracle)
+            out.append({"task": task, "method": method, "criterion": criterion, "n": n, "members": means,
+                        "select": sum(per[method][k] for k in splits) / n, "best_member": best,
+                        "vs_best_mean": mb, "vs_best_se": sb / math.sqrt(n) if n > 1 else None,
+                        "ahead": sum(d > 1e-12 for d in to_best), "behind": sum(d < -1e-12 for d in to_best),
+                        "vs_split_best_mean": mo, "vs_split_best_se": so / math.sqrt(n) if n > 1 else None})
+    return out
+
+
+def _criterion_per_repeat(row: dict[str, Any], criterion: str) -> list[float | None]:
+    """A summary row's selection criterion per split (None where a metric it needs is undefined)."""
+    def value(k: int) -> float | None:
+        def metric(name: str) -> float:
+            got = (row.get(f"{name}_per_repeat") or [])[k:k + 1]
+            return math.nan if not got or got[0] is None else got[0]
+
+        v = criterion_value(criterion, metric)
+        return None if math.isnan(v) else float(v)
+
+    return [value(k) for k in range(len(row["accuracy_per_repeat"]))]
 
 
 MEAN_OVER_TASKS = "mean over tasks"

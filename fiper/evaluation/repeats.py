@@ -13,7 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from fiper.evaluation.config import EvaluationConfig
-from fiper.evaluation.paired import PAIRED_FIELDS, mean_sd
+from fiper.evaluation.paired import PER_REPEAT_FIELDS, mean_sd
 from fiper.evaluation.engine import evaluate_tasks
 from fiper.evaluation.results import EvaluationResult
 from fiper.evaluation.rollouts import load_rollouts
@@ -41,7 +41,7 @@ def evaluate_repeats(stores: str | Sequence[str], config: EvaluationConfig, repe
 def summarise_repeats(per_repeat: Sequence[Sequence[dict[str, Any]]]) -> list[dict[str, Any]]:
     """One row per task x method x threshold type: each field averaged over the δ grid within a
     repeat, then mean and sd over repeats; ``far_over`` counts (repeat, δ) records whose FAR on
-    in-distribution successes exceeds δ + 3 SE; ``<field>_per_repeat`` keeps accuracy and TWA per
+    in-distribution successes exceeds δ + 3 SE; ``<field>_per_repeat`` keeps accuracy, TWA and AUROC per
     repeat (None where undefined) for paired comparisons."""
     groups: dict[tuple, dict[str, Any]] = {}
     for k, records in enumerate(per_repeat):
@@ -63,7 +63,7 @@ def summarise_repeats(per_repeat: Sequence[Sequence[dict[str, Any]]]) -> list[di
                                "repeats": len(g["values"]), "n_deltas": len(g["deltas"]), "far_over": g["far_over"]}
         for f in SUMMARY_FIELDS:
             row[f"{f}_mean"], row[f"{f}_sd"] = mean_sd([sum(v[f]) / len(v[f]) for v in g["values"].values() if v[f]])
-        for f in PAIRED_FIELDS:
+        for f in PER_REPEAT_FIELDS:
             row[f"{f}_per_repeat"] = [sum(v[f]) / len(v[f]) if v.get(f) else None
                                       for v in (g["values"].get(k, {}) for k in range(len(per_repeat)))]
         rows.append(row)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from hydra import compose, initialize_config_dir
 
-from fiper.evaluation.paired import mean_over_tasks, paired_to_best_other, paired_to_references
+from fiper.evaluation.paired import mean_over_tasks, paired_to_best_other, paired_to_references, select_against_members
 from fiper.evaluation.render import repeats_markdown
 from fiper.evaluation.repeats import evaluate_repeats, summarise_repeats
 from benchmarks.synthetic_stores import write_synthetic_store
@@ -163,3 +163,21 @@ def test_margin_over_the_references_reads_each_methods_deployable_row_against_on
     (by_twa,) = paired_to_references(rows, "twa", ["clock", "pix"], criterion="twa")  # the criterion picks the reference
     assert by_twa["reference"] == "pix (chosen)" and by_twa["diff_mean"] == pytest.approx(0.05)
     assert "vs clock (chosen)" in repeats_markdown(rows, references=["clock", "pix"])
+
+
+def test_a_select_is_compared_with_the_member_best_in_hindsight_and_each_splits_best():
+    """Four splits; member 'a' scores 0.80 on each, 'b' 0.60 / 0.96 / 0.70 / 0.86 (mean 0.78), and the select
+    took a, b, b, a: 0.015 above 'a' on average (one split ahead, one behind), 0.04 below each split's best
+    member. A member the run did not evaluate is left out; AUROC is kept per split for its criterion."""
+    values = {"a": [0.80, 0.80, 0.80, 0.80], "b": [0.60, 0.96, 0.70, 0.86], "sel": [0.80, 0.96, 0.70, 0.80]}
+    reps = [[dict(_record(m, 0.1, v[k]), threshold_type="chosen", twa=v[k], auroc=v[k]) for m, v in values.items()] for k in range(4)]
+    rows = summarise_repeats(reps)
+    (got,) = select_against_members(rows, {"sel": ["a", "b", "gone"]})
+    assert got["best_member"] == "a" and got["members"] == pytest.approx({"a": 0.80, "b": 0.78})
+    assert got["select"] == pytest.approx(0.815) and got["vs_best_mean"] == pytest.approx(0.015) and (got["ahead"], got["behind"]) == (1, 1)
+    assert got["vs_split_best_mean"] == pytest.approx(-0.04) and got["vs_split_best_se"] == pytest.approx(np.std([0, 0, 0.1, 0.06], ddof=1) / 2)
+    (by_auroc,) = select_against_members(rows, {"sel": ["a", "b"]}, criterion="auroc")
+    assert by_auroc["best_member"] == "a" and by_auroc["select"] == pytest.approx(0.815)
+    md = repeats_markdown(rows, selects={"sel": ["a", "b"]})
+    assert "| sel | 0.815 | a (0.800) | +0.015 ± 0.054 | 1 / 1 | -0.040 ± 0.024 |" in md
+    assert select_against_members(rows, {"sel": ["gone"]}) == []

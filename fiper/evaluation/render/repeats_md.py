@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,16 +15,18 @@ from fiper.evaluation.paired import (
     paired_to_baselines,
     paired_to_best_other,
     paired_to_references,
+    select_against_members,
 )
 from fiper.evaluation.repeats import SUMMARY_FIELDS
 from fiper.evaluation.render.text import METRIC_TEXT
 
 
 def repeats_markdown(rows: Sequence[dict[str, Any]], baselines: Sequence[str] = (), references: Sequence[str] = (),
-                     criterion: str = "accuracy_twa") -> str:
+                     criterion: str = "accuracy_twa", selects: Mapping[str, Sequence[str]] | None = None) -> str:
     """Per task, methods by mean accuracy, the best guaranteed accuracy and TWA in bold; then the
     paired tables (against the best other method, with ``baselines`` against the best of those, and
-    with ``references`` every method's margin over the best reference, per task and over tasks)."""
+    with ``references`` every method's margin over the best reference, per task and over tasks), and with
+    ``selects`` (select method: its members) how each select's choice compares with its members on test."""
     lines = ["# Evaluation over repeated splits", ""]
     for task in sorted({r["task"] for r in rows}):
         mine = sorted((r for r in rows if r["task"] == task), key=lambda r: (not r["guaranteed"], -(r["accuracy_mean"] or 0.0)))
@@ -44,13 +46,16 @@ def repeats_markdown(rows: Sequence[dict[str, Any]], baselines: Sequence[str] = 
         lines.append("")
     if any(r["repeats"] > 1 for r in rows):
         lines += paired_markdown(rows, baselines, references, criterion)
+        lines += select_markdown(select_against_members(rows, selects or {}, criterion))
     return "\n".join(lines)
 
 
 def write_repeats(rows: Sequence[dict[str, Any]], seeds: Sequence[int], out_dir: str | os.PathLike,
-                  baselines: Sequence[str] = (), references: Sequence[str] = (), criterion: str = "accuracy_twa") -> dict[str, Path]:
-    """repeats.json (the rows, the seeds and the paired differences) and repeats.md in ``out_dir``;
-    ``criterion`` picks the best reference (the evaluation's selection criterion)."""
+                  baselines: Sequence[str] = (), references: Sequence[str] = (), criterion: str = "accuracy_twa",
+                  selects: Mapping[str, Sequence[str]] | None = None) -> dict[str, Path]:
+    """repeats.json (the rows, the seeds, the paired differences and each select against its members) and
+    repeats.md in ``out_dir``; ``criterion`` picks the best reference and scores the selects (the evaluation's
+    selection criterion)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {"repeats_json": out / "repeats.json", "repeats_md": out / "repeats.md"}
@@ -59,9 +64,10 @@ def write_repeats(rows: Sequence[dict[str, Any]], seeds: Sequence[int], out_dir:
     vs_references = [p for f in PAIRED_FIELDS for p in paired_to_references(rows, f, references, criterion)]
     doc = {"seeds": list(seeds), "rows": list(rows), "paired": paired, "baselines": list(baselines), "paired_vs_baselines": vs_baselines,
            "references": list(references), "paired_vs_references": vs_references,
-           "paired_vs_references_mean_over_tasks": mean_over_tasks(vs_references)}
+           "paired_vs_references_mean_over_tasks": mean_over_tasks(vs_references),
+           "select_vs_members": select_against_members(rows, selects or {}, criterion)}
     paths["repeats_json"].write_text(json.dumps(doc, indent=1, allow_nan=False))
-    paths["repeats_md"].write_text(repeats_markdown(rows, baselines, references, criterion))
+    paths["repeats_md"].write_text(repeats_markdown(rows, baselines, references, criterion, selects))
     return paths
 
 
@@ -91,6 +97,30 @@ def paired_markdown(rows: Sequence[dict[str, Any]], baselines: Collection[str] =
     return lines
 
 
+def _se_text(se: float | None) -> str:
+    return "" if se is None else f" ± {se:.3f}"
+
+
+def select_markdown(against: Sequence[dict[str, Any]]) -> list[str]:
+    """Per task, each select's test criterion against its members': did the choice made on validation transfer?"""
+    lines = []
+    for task in sorted({a["task"] for a in against}):
+        mine = [a for a in against if a["task"] == task]
+        lines += [f"## {task}: each select against its members on test (did the choice on validation transfer?)", "",
+                  f"Test {METRIC_TEXT[mine[0]['criterion']]} (the selection criterion), mean over split seeds; the select's "
+                  "deployable row minus the member best in hindsight (highest mean over the splits: what deploying that "
+                  "member alone would have given) and minus each split's best member (an oracle no validation reaches), "
+                  "mean ± SE over the splits.", "",
+                  "| select | its test value | best member in hindsight | select − it | ahead / behind | select − each split's best |",
+                  "|---|---|---|---|---|---|"]
+        for a in mine:
+            lines.append(f"| {a['method']} | {a['select']:.3f} | {a['best_member']} ({a['members'][a['best_member']]:.3f}) | "
+                         f"{a['vs_best_mean']:+.3f}{_se_text(a['vs_best_se'])} | {a['ahead']} / {a['behind']} | "
+                         f"{a['vs_split_best_mean']:+.3f}{_se_text(a['vs_split_best_se'])} |")
+        lines.append("")
+    return lines
+
+
 def _paired_table(paired: dict[str, list[dict[str, Any]]], short: str, title: str, what: str) -> list[str]:
     """Per task, one markdown table of the paired differences (per field) of each row."""
     pairs = {f: {(p["task"], p["method"], p["threshold_type"]): p for p in paired[f]} for f in PAIRED_FIELDS}
@@ -108,8 +138,7 @@ def _paired_table(paired: dict[str, list[dict[str, Any]]], short: str, title: st
                 if p is None or p["diff_mean"] is None:
                     cells += ["–", "–"]
                     continue
-                se = "" if p["diff_se"] is None else f" ± {p['diff_se']:.3f}"
-                cells += [f"{p['diff_mean']:+.3f}{se} vs {p['reference']}", f"{p['ahead']}/{p['n']}"]
+                cells += [f"{p['diff_mean']:+.3f}{_se_text(p['diff_se'])} vs {p['reference']}", f"{p['ahead']}/{p['n']}"]
             lines.append(f"| {key[1]} | {key[2]} | " + " | ".join(cells) + " |")
         lines.append("")
     return lines
