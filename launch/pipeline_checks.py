@@ -131,7 +131,7 @@ def check_act_stage(composed: DictConfig, stage: str, expert: str | None = None)
     probe = make_env("none", 0.0)
     try:
         responses = act.check_responses(configs, probe, f"pipeline stage '{stage}' (nothing has run yet)")
-        if any(getattr(r, "fallback", None) is not None for r in responses.values()):
+        if any(stress.uses_positions(r) for r in responses.values()):
             try:  # a fallback commands positions: the env or act.overrides must say which action entries are positions
                 stress.action_context(plain(composed.context), int(np.prod(probe.action_space.shape)), probe)
             except ValueError as err:

@@ -90,11 +90,22 @@ def env_builder(env_cfg: dict[str, Any], factories: dict[str, str], cells: list[
     return make_env
 
 
-def action_context(context_cfg: dict[str, Any], action_dim: int, probe_env) -> FallbackContext:
-    """The action layout a fallback needs: from ``context`` if given, else from the task env."""
+def uses_positions(response) -> bool:
+    """Whether a response has a fallback that commands positions (hold, stop, retreat, ...); a controller of the user's
+    own (``SafeController``, ``uses_positions = False``) computes its actions itself and reads no action layout."""
+    fallback = getattr(response, "fallback", None)
+    return fallback is not None and bool(getattr(fallback, "uses_positions", True))
+
+
+def action_context(context_cfg: dict[str, Any], action_dim: int, probe_env, positions: bool = True) -> FallbackContext:
+    """The action layout a fallback needs: from ``context`` if given, else from the task env. ``positions=False`` (a
+    fallback that commands no positions) takes every action entry for the layout when neither names one."""
     cfg = {k: v for k, v in context_cfg.items() if v is not None}
     if "position_dims" not in cfg:
         n_pos = getattr(getattr(probe_env, "unwrapped", probe_env), "position_dims", None)
+        if n_pos is None and not positions:
+            grippers = set(cfg.get("gripper_dims") or [])
+            return FallbackContext(action_dim=action_dim, **cfg, position_dims=[d for d in range(action_dim) if d not in grippers])
         if n_pos is None:
             raise ValueError(
                 f"a fallback (hold, stop, retreat, return_retry, ...) commands positions, but this env's {action_dim}-d action does "
@@ -118,7 +129,7 @@ def build_response(cfg: DictConfig, monitor, policy, probe):
     response = response_from_config(plain(spec))
     if response.fallback is None:
         return response, None
-    return response, action_context(plain(cfg.context), policy.action_dim, probe)
+    return response, action_context(plain(cfg.context), policy.action_dim, probe, positions=uses_positions(response))
 
 
 def check_observations(policy, probe_env, env_cfg: dict[str, Any]) -> None:

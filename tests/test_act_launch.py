@@ -273,6 +273,30 @@ def test_a_fallback_on_an_env_that_names_no_position_entries_says_how_to_name_th
     assert tuple(ctx.position_dims) == (0,) and ctx.action_mode == "velocity"
 
 
+def test_a_controller_fallback_needs_no_position_entries():
+    """A controller of the user's own (the fallback of a force- or torque-driven env) computes its actions itself: its
+    response builds on an env that names no position entries, with no context settings, and acts with the controller."""
+    from types import SimpleNamespace
+
+    import gymnasium as gym
+
+    from fiper.interventions import GradedResponse, HoldPosition, SafeController
+    from launch.stress import action_context, uses_positions
+
+    env = gym.make("InvertedPendulum-v5")
+    brake = GradedResponse(fallback=SafeController(lambda obs: np.array([0.25])))
+    assert not uses_positions(brake) and uses_positions(GradedResponse(fallback=HoldPosition()))
+    assert not uses_positions(SimpleNamespace(fallback=None))  # steering alone
+    unnamed = {"position_dims": None, "gripper_dims": None, "action_mode": "position"}
+    ctx = action_context(unnamed, 1, env, positions=uses_positions(brake))
+    assert ctx.action_dim == 1
+    ctx.record(np.zeros(1))
+    brake.fallback.start(ctx)
+    assert brake.fallback.act({"obs": np.zeros(4)}, ctx).tolist() == [0.25]
+    with pytest.raises(ValueError, match=r"does not say which entries are position targets"):
+        action_context(unnamed, 1, env, positions=True)
+
+
 def test_act_videos_ask_a_gymnasium_mujoco_env_for_its_size_by_width_and_height(tmp_path, monkeypatch):
     """A factory forwarding **kwargs to gym.make refuses render_size; the video env is made with width and height instead."""
     from launch.act_videos import rendering_env

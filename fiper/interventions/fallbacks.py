@@ -200,6 +200,7 @@ class SafeController:
     """Run a user-supplied safe controller: any callable ``obs -> action (A,)``."""
 
     name = "controller"
+    uses_positions = False  # its actions are the controller's: no action entry needs to be named a position
 
     def __init__(self, controller: Callable[[Mapping[str, Any]], Any] | str):
         self.controller = load_object(controller) if isinstance(controller, str) else controller

@@ -334,3 +334,22 @@ def test_a_response_the_env_cannot_serve_is_refused_before_anything_runs(tmp_pat
             pipeline.run(_pipeline_cfg(fallbacks))  # the fallbacks hold positions: which entries are they?
         assert not (tmp_path / "run").exists()
         pipeline.validate_all(_pipeline_cfg([*fallbacks, "act.overrides=['context.position_dims=[0]','context.gripper_dims=[]']"]), tmp_path / "run")
+
+
+def test_a_controller_response_on_an_env_that_names_no_positions_needs_no_context_settings(tmp_path, monkeypatch):
+    """A force- or torque-driven env's fallback is a controller of its own, which commands no positions: with only such
+    responses the pipeline's checks pass without context.position_dims; a response holding positions still needs them."""
+    (tmp_path / "track_brake.py").write_text("import numpy as np\n\ndef brake(obs):\n    return np.zeros(1, np.float32)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    env = "test_array_obs_pipeline"
+    overrides = [f"run_dir={tmp_path / 'run'}", "task=push_t", "device=cpu", "rollouts.cells=[[none,[0.0]],[push,[1.0]]]",
+                 f"env_overrides=['env.factory={env}:make_track','env.name=null','++expert={env}:TrackExpert',"
+                 "'++env.control_period_s=0.05']", "monitor.scores.ace.dims=[0]", "act.cells=[[none,[0.0]]]", "act.videos=false",
+                 "act.responses=[brake]",
+                 "act.overrides=[\"+response_configs.brake={preset: controller, fallback: {controller: 'track_brake:brake'}}\"]"]
+    with initialize_config_dir(config_dir=CONF, version_base=None):
+        pipeline.validate_all(_pipeline_cfg(overrides), tmp_path / "run")
+        with pytest.raises(ValueError, match=r"\(nothing has run yet\): a fallback \(hold, stop, retreat, return_retry, ...\) commands "
+                                             r"positions, but this env's 1-d action does not say which entries are position targets"):
+            pipeline.run(_pipeline_cfg([*overrides[:-2], "act.responses=[brake,hold]", overrides[-1]]))
+        assert not (tmp_path / "run").exists()
