@@ -48,12 +48,12 @@ def dims_settings(scores: Mapping[str, Any] | None, evaluate: Mapping[str, Any] 
     return settings
 
 
-def shipped_dims() -> dict[str, Any]:
-    """The action entries launch/conf/pipeline.yaml ships (pick-and-place's hand x, y, z)."""
+def shipped_dims() -> tuple[str, dict[str, Any]]:
+    """The task launch/conf/pipeline.yaml ships and the action entries it ships for it (pick-and-place's hand x, y, z)."""
     import yaml
 
     conf = yaml.safe_load((Path(__file__).parent / "conf" / "pipeline.yaml").read_text())
-    return dims_settings((conf.get("monitor") or {}).get("scores"), conf.get("evaluate"))
+    return str(conf.get("task")), dims_settings((conf.get("monitor") or {}).get("scores"), conf.get("evaluate"))
 
 
 def check_action_dims(cfg: DictConfig, demos: Path) -> None:
@@ -71,9 +71,9 @@ def check_action_dims(cfg: DictConfig, demos: Path) -> None:
         raise ValueError(f"the demos of task {task!r} have {action_dim}-d actions, but {shown} select entries beyond them. Set the "
                          f"action entries of this task, e.g. monitor.scores.ace.dims=[0] (the evaluation reads it too), "
                          "or null for every entry")
-    shipped, as_shipped = cfg.train.get("checkpoint_task"), shipped_dims()
+    shipped, as_shipped = shipped_dims()  # the shipped task, not train.checkpoint_task, which a run of its own sets null
     unchanged = {k: v for k, v in settings.items() if k in as_shipped and v == as_shipped[k]}
-    if unchanged and shipped is not None and task != shipped:
+    if unchanged and task != shipped:
         print(f"[monitor] note: {', '.join(f'{k}={v}' for k, v in unchanged.items())} are the settings shipped for {shipped!r}; "
               f"this run's task is {task!r}: set the action entries its scores should read (or null for every entry)", flush=True)
 

@@ -197,6 +197,10 @@ def test_the_pipeline_refuses_the_shipped_settings_for_another_env_before_they_a
         check_action_dims(shipped, tmp_path / "wide.zarr")
         assert "[monitor] note: monitor.scores.ace.dims=[0, 1, 2] are the settings shipped " \
                "for 'pick_place'; this run's task is 'Pusher-v5'" in capsys.readouterr().out
+        own_policy = compose("pipeline", [*REACHER_OVERRIDES, "train.checkpoint=null", "train.checkpoint_task=null"])
+        check_action_dims(own_policy, tmp_path / "wide.zarr")  # a run training its own policy (as every example does) too
+        assert "[monitor] note: monitor.scores.ace.dims=[0, 1, 2] are the settings shipped " \
+               "for 'pick_place'; this run's task is 'Pusher-v5'" in capsys.readouterr().out
         mine = compose("pipeline", [*REACHER_OVERRIDES, "monitor.scores.ace.dims=[0,1]"])
         check_action_dims(mine, tmp_path / "demos.zarr")
         check_action_dims(mine, tmp_path / "wide.zarr")
