@@ -10,7 +10,9 @@ digests, so a later run with ``code_changes="rerun"`` still reruns it.
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import re
 import shutil
 import time
 from collections.abc import Callable, Mapping
@@ -21,7 +23,7 @@ from typing import Any
 from hydra import compose
 from omegaconf import DictConfig
 
-from fiper.fingerprint import differences, make_fingerprint, same, sha256_text, source_digests
+from fiper.fingerprint import differences, file_digest, make_fingerprint, same, sha256_text, source_digests
 from launch.common import plain
 
 SPECIAL = set(":=,[]{}'\" ")  # a string holding one of these is quoted in an override
@@ -74,6 +76,46 @@ def _settings(value: Any, run_dir: str) -> Any:
     return value
 
 
+NAMED = re.compile(r"^([A-Za-z_][\w.]*|[^:]+\.py):[A-Za-z_][\w.]*$")  # 'module:function' or 'path/to/file.py:function'
+
+
+def _strings(value: Any):
+    if isinstance(value, Mapping):
+        for v in value.values():
+            yield from _strings(v)
+    elif isinstance(value, (list, tuple)):
+        for v in value:
+            yield from _strings(v)
+    elif isinstance(value, str):
+        yield value
+
+
+def named_sources(value: Any) -> dict[str, str]:
+    """{'examples/gym_pusher/envs.py': sha256, ...}: the source file of every module a config names as 'module:function'
+    or 'path/file.py:function' (an env factory, an expert, a shift's factory, a controller), so that editing one's own
+    env or expert reruns the stages that ran it. Names in fiper's own packages are left to the code digests."""
+    out: dict[str, str] = {}
+    for text in _strings(value):
+        if not NAMED.match(text):
+            continue
+        module = text.rsplit(":", 1)[0]
+        if module.endswith(".py"):
+            path, key = Path(module), module
+        elif module.split(".")[0] in ALL_CODE:
+            continue
+        else:
+            try:
+                spec = importlib.util.find_spec(module)
+            except (ImportError, ValueError):
+                continue
+            if spec is None or not spec.has_location or not spec.origin:
+                continue
+            path, key = Path(spec.origin), module.replace(".", "/") + ("/__init__.py" if spec.submodule_search_locations else ".py")
+        if path.is_file():
+            out[key] = file_digest(path)
+    return out
+
+
 class Stages:
     """The run directory's stages: fingerprints recorded beside each output, reused only when unchanged."""
 
@@ -97,6 +139,7 @@ class Stages:
         root = str(self.run_dir)
         configs = {f"{i}:{s.config_name}": _settings(plain(s.compose()), root) for i, s in enumerate(steps)}
         code = source_digests(sorted({src for s in steps for src in CODE.get(s.config_name, ALL_CODE)}))
+        code.update(named_sources(configs))
         return make_fingerprint({"config": configs, "inputs": dict(inputs), "code": code})
 
     def upstream(self, *outputs: Path) -> dict[str, Any]:

@@ -101,6 +101,41 @@ def test_a_stage_reruns_when_the_source_it_ran_changed_and_only_then(tmp_path, c
         run_both()
 
 
+class _NamingProbe(pipeline.Step):
+    """A step whose config names the user's own code, as env.factory / collect.expert / a controller do."""
+
+    def compose(self):
+        return OmegaConf.create({"env": {"factory": "probe_user_env:make", "kwargs": {"device": "cuda:0"}},
+                                 "response_configs": {"brake": {"fallback": {"controller": self.overrides[0]}}}})
+
+
+def test_a_stage_reruns_when_the_users_own_code_its_config_names_changed(tmp_path, capsys, monkeypatch):
+    """An env factory, expert or controller named as 'module:function' or 'file.py:function' is source the stage ran:
+    editing it reruns the stage, naming the file; an unchanged one keeps the stage cached."""
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "probe_user_env.py").write_text("RADIUS = 0.05\n")
+    controller = tmp_path / "brake.py"
+    controller.write_text("GAIN = 2.0\n")
+    monkeypatch.syspath_prepend(str(tmp_path / "src"))
+    stages, runs = Stages(tmp_path / "run"), []
+    (tmp_path / "run").mkdir()
+    out = tmp_path / "run" / "probe"
+
+    def run_once() -> None:
+        step = _NamingProbe(module=None, config_name="probe_collect", overrides=[f"{controller}:brake"])
+        stages.run("probe", out, stages.fingerprint([step], {}), lambda: (runs.append(1), _write(out, "x")))
+
+    run_once()
+    run_once()
+    assert len(runs) == 1 and "[probe] cached" in capsys.readouterr().out
+    (tmp_path / "src" / "probe_user_env.py").write_text("RADIUS = 0.08\n")
+    run_once()
+    assert len(runs) == 2 and "[probe] changed since it ran: code.probe_user_env.py: sha256:" in capsys.readouterr().out
+    controller.write_text("GAIN = 3.0\n")
+    run_once()
+    assert len(runs) == 3 and f"changed since it ran: code.{controller}: sha256:" in capsys.readouterr().out
+
+
 def test_code_changes_keep_reuses_a_stage_whose_only_change_is_its_source_and_no_other(tmp_path, capsys, monkeypatch):
     pkg = tmp_path / "src" / "probe_keep"
     pkg.mkdir(parents=True)
