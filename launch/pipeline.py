@@ -265,6 +265,7 @@ def _run_stages(cfg: DictConfig, run_dir: Path) -> Path:
               lambda: _train(cfg, steps["train"][0], source, policy))
         weights = {"policy weights": directory_digest(policy), **stages.upstream(policy)}
     stage("fit rollouts", fit_store, weights)
+    check_fit_successes(fit_store)
     stage("calibration rollouts", cal_store, weights)
     with calibration_hint("live monitor stage", "monitor.delta", cfg.monitor.delta):
         stage("fit + calibrate monitor", monitor, {**weights, **stages.upstream(fit_store, cal_store)})
@@ -283,6 +284,18 @@ def _run_stages(cfg: DictConfig, run_dir: Path) -> Path:
               {**weights, "monitor file": file_digest(choice), **stages.upstream(fit_store, cal_store, report_dir)})
     _act_stage(cfg, stages, steps, run_dir, weights, None if cfg.get("act") else "act=null")
     return report_dir / "report.md"
+
+
+def check_fit_successes(fit_store: Path) -> None:
+    """The monitor learns from the fit rollouts' in-distribution successes: without one, stop before the calibration
+    rollouts, which could not be used either."""
+    from fiper.monitor.decision_data import successful_in_distribution
+
+    try:
+        successful_in_distribution(EpisodeStore.open(fit_store))
+    except ValueError as err:
+        raise ValueError(f"{err}. The pipeline stopped before the calibration rollouts; the stages before them are cached "
+                         "(rollouts.fit_episodes: more fit rollouts)") from None
 
 
 @contextmanager

@@ -37,3 +37,18 @@ def test_the_pipeline_runs_on_an_external_policy_then_caches(tmp_path, capsys):
     assert inputs["inputs.policy factory"] == "external_policies:load" and inputs["inputs.policy weights"] == load().fingerprint()
     store = EpisodeStore.open(run_dir / "stress.zarr")
     assert store.attrs["stress_config"]["policy_factory"] == "external_policies:load" and store.n_episodes == 2
+
+
+def test_fit_rollouts_without_a_success_stop_the_pipeline_before_the_calibration_rollouts(tmp_path):
+    """A policy that never succeeds in distribution gives the monitor nothing to learn: the pipeline says so after the
+    fit rollouts, naming the fixes, and runs no calibration rollouts that could not be used either."""
+    import pytest
+
+    run_dir = tmp_path / "run"
+    with initialize_config_dir(config_dir=CONF, version_base=None):
+        cfg = compose(config_name="pipeline", overrides=[f"run_dir={run_dir}", *TINY,
+                                                         "env_overrides=['++env.kwargs.max_episode_steps=1']"])  # every episode times out
+        with pytest.raises(ValueError, match=r"no successful in-distribution episode to fit or calibrate on: of its 4 episodes 0 "
+                                             r"succeeded.*stopped before the calibration rollouts"):
+            pipeline.run(cfg)
+    assert (run_dir / "id_fit.zarr.done").exists() and not (run_dir / "id_calibration.zarr").exists()
