@@ -109,11 +109,13 @@ def action_context(context_cfg: dict[str, Any], action_dim: int, probe_env, posi
         if n_pos is None:
             raise ValueError(
                 f"a fallback (hold, stop, retreat, return_retry, ...) commands positions, but this env's {action_dim}-d action does "
-                "not say which entries are position targets (the env attribute position_dims, set by fiper's tasks). Name them: "
-                "context.position_dims=[0,1,2] context.gripper_dims=[3] (launch.stress, launch.act; launch.pipeline: "
+                "not say which entries are position targets (the env attribute position_dims, set by fiper's tasks). An env driven "
+                "by forces or torques has no position to hold (a hold would keep applying its last force): give only a controller "
+                "of your own (the controller response), responses without a fallback (steer), or skip the outcome sweep "
+                "(launch.pipeline act=null). Position or velocity targets: name them, context.position_dims=[0,1,2] "
+                "context.gripper_dims=[3] (launch.stress, launch.act; launch.pipeline: "
                 "\"act.overrides=['context.position_dims=[0,1,2]','context.gripper_dims=[3]']\"), and context.action_mode=velocity "
-                "when the entries are velocities. An env driven by forces or torques has no position to hold: give only "
-                "responses without a fallback (steer), a controller of your own, or skip the outcome sweep (launch.pipeline act=null)")
+                "when the entries are velocities")
         cfg["position_dims"] = list(range(int(n_pos)))
         cfg.setdefault("gripper_dims", [d for d in range(action_dim) if d >= int(n_pos)])
     return FallbackContext(action_dim=action_dim, **cfg)
