@@ -91,6 +91,26 @@ def _error(err: BaseException) -> str:
     return f"{type(err).__name__}: {text}"
 
 
+def _malformed(value: Any, method: str, layout: str, expected: tuple[int, ...], device: Any) -> str:
+    """Why the policy's ``method`` output cannot be used (not a floating torch tensor of shape ``expected`` on the
+    policy's ``device``), or ''.
+
+    Shape and dtype only: nothing is read from the device."""
+    fix = "; make the adapter return it as docs/adapters.md says"
+    if not isinstance(value, torch.Tensor):
+        kind = f"{type(value).__module__}.{type(value).__qualname__}".removeprefix("builtins.")
+        return f"the policy's {method} returned a {kind}, not a torch.Tensor {layout} on policy.device{fix}"
+    if tuple(value.shape) != expected:
+        return (f"the policy's {method} returned shape {tuple(value.shape)}, expected {layout} = {expected} "
+                f"(no extra batch axis{', B chunks per embedding' if method == 'sample' else ''}){fix}")
+    if not value.is_floating_point():
+        return f"the policy's {method} returned dtype {value.dtype}, expected a floating-point tensor{fix}"
+    want = torch.device(device)
+    if value.device.type != want.type or (want.index is not None and value.device.index not in (None, want.index)):
+        return f"the policy's {method} returned a tensor on {value.device}, expected policy.device = {want}{fix}"
+    return ""
+
+
 class MonitoredPolicy:
     """Wraps a GenerativePolicy with a fitted FailureMonitor and an optional graded response.
 
@@ -241,6 +261,9 @@ class MonitoredPolicy:
             z = policy.encode(self.history.tensors("cpu"))  # the policy uploads them without waiting
         except Exception as err:
             return self._fault(f"the policy's encode raised {_error(err)}")
+        bad = _malformed(z, "encode", "(N, D)", (1, policy.embedding_dim), policy.device)
+        if bad:
+            return self._fault(bad)
         timer.mark("encode")
         steering = response is not None and response.mode == "steer" and response.steering is not None
         steer_out, steer_error = self._steer(z) if steering else (None, "")
@@ -251,6 +274,10 @@ class MonitoredPolicy:
                 samples = policy.sample(z, self.num_samples, generator=self.generator)
             except Exception as err:
                 return self._fault(f"the policy's sample raised {_error(err)}", z=z)
+            bad = _malformed(samples, "sample", "(N, B, H, A)", (1, self.num_samples, policy.horizon, policy.action_dim),
+                             policy.device)
+            if bad:
+                return self._fault(bad, z=z)
         timer.mark("sample")
         presampled = steer_out is not None
         host = self._host_copy(steer_out.chunk[0] if presampled else self._plain_chunk(samples), z, samples)
