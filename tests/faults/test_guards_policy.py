@@ -60,6 +60,20 @@ def test_fingerprint_is_the_weights(policy):
     assert policy_fingerprint(object()) is None  # neither: only shapes can be checked
 
 
+def test_an_adapter_holding_torch_modules_is_fingerprinted_by_their_weights(policy):
+    """An adapter that is no nn.Module and offers no fingerprint() (the docs' example adapters) is identified by
+    the modules and tensors it holds, so a retrained model is told apart from the one a store or monitor records."""
+
+    class Adapter:
+        def __init__(self, net, scale):
+            self.net, self.scale, self.horizon = net, scale, 8
+
+    fp = policy_fingerprint(Adapter(policy, torch.ones(2)))
+    assert len(fp) == 64 and fp == policy_fingerprint(Adapter(load_policy(CHECKPOINT), torch.ones(2)))
+    assert policy_fingerprint(Adapter(_retrained(policy), torch.ones(2))) != fp
+    assert policy_fingerprint(Adapter(policy, torch.full((2,), 2.0))) != fp  # e.g. the action normaliser's stats
+
+
 def test_other_policy_is_refused_unless_allowed(policy, saved):
     assert json.loads((saved / "monitor.json").read_text())["identity"]["fingerprint"] == policy_fingerprint(policy)
     with warnings.catch_warnings():
