@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -70,6 +70,25 @@ def call_policy_factory(spec: str, device: str):
         raise ValueError(f"policy_factory={spec} returned a {type(policy).__name__}, not a fiper GenerativePolicy (it lacks "
                          f"{missing}); return an adapter such as fiper.adapters.DiffusersPolicy (docs/adapters.md)")
     return policy
+
+
+def check_guidance(policy: Any, responses: Mapping[str, Any], where: str) -> None:
+    """Every response that steers (a ``steering`` member) needs a policy whose ``sample`` accepts ``guidance=``; one that
+    refuses it (an adapter without denoising steps, docs/adapters.md) is named before any episode runs, not found as a
+    fail-safe at every alarm of the sweep, whose steering row would then show the fallback's outcomes. ``responses``
+    maps a phrase naming each response (``"response 'steer'"``) to it."""
+    steering = [name for name, r in responses.items() if r is not None and getattr(r, "steering", None) is not None]
+    if not steering:
+        return
+    z = torch.zeros(1, policy.embedding_dim, device=policy.device)
+    try:
+        with torch.no_grad():
+            policy.sample(z, 2, generator=torch.Generator(device=z.device).manual_seed(0), guidance=lambda state: None)
+    except Exception as err:
+        names = ", ".join(steering)
+        raise ValueError(f"{where}: {names} steers the policy's sampling, but its sample(..., guidance=) raised "
+                         f"{type(err).__name__}: {err}. Drop {names} (the pipeline's act.responses, launch.stress "
+                         "intervention=) or give the adapter guidance support (docs/adapters.md)") from None
 
 
 def policy_digest(cfg: Any, policy: Any) -> Any:

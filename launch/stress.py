@@ -28,7 +28,7 @@ from fiper.fingerprint import directory_digest, make_fingerprint
 from fiper.interventions import FallbackContext, response_from_config
 from fiper.monitor import load_monitor
 from fiper.monitor.identity import policy_fingerprint
-from launch.common import load_policy_from, plain, policy_digest, resolve_device, set_cpu_threads
+from launch.common import check_guidance, load_policy_from, plain, policy_digest, resolve_device, set_cpu_threads
 from launch.validate import (ENV_CHECKS, THREADS, boolean, cells, choice, existing_path, integer, list_of, mapping_of_text,
                              merged, optional, policy_rules, positive, positive_int, reported, seed, text, validate)
 
@@ -180,6 +180,7 @@ def run(cfg: DictConfig):
         task = env_task_name(probe, env_cfg.get("name"))
         period = control_period_s(probe, env_cfg.get("control_period_s"), env_name=task)
         response, context = build_response(cfg, monitor, policy, probe)
+        check_guidance(policy, {"the intervention": response}, "launch.stress (nothing has run yet)")
     finally:
         probe.close()
     agent = MonitoredPolicy(policy, monitor, response=response, context=context, num_samples=num_samples,
