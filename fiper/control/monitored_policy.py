@@ -119,7 +119,8 @@ class MonitoredPolicy:
     one array that the policy reads as 'obs'. ``monitor=None`` runs the bare policy with the
     same bookkeeping and fault checks (the baseline of the runtime benchmark). With
     ``time_budget_ms`` an overrun is a fault when ``overrun_fallback`` (the default), else only
-    reported.
+    reported. A monitor fitted for other weights of the same shapes is refused unless
+    ``allow_other_policy`` (as in ``load_monitor``).
     """
 
     def __init__(
@@ -135,13 +136,15 @@ class MonitoredPolicy:
         overrun_fallback: bool = True,
         seed: int = 0,
         keep_decisions: bool = True,
+        allow_other_policy: bool = False,
     ):
         if execute not in EXECUTED_CHUNKS:
             raise ValueError(f"execute must be one of {EXECUTED_CHUNKS}, got {execute!r}")
         if monitor is not None:
             if not monitor.calibrated:
                 raise ValueError("the monitor is not calibrated: run `python -m launch.calibrate` (or monitor.calibrate) first")
-            monitor.identity.check_matches(PolicyIdentity.of(policy, monitor.identity.num_samples))
+            monitor.identity.check_matches(PolicyIdentity.of(policy, monitor.identity.num_samples),
+                                           allow_other_policy=allow_other_policy)
             num_samples = monitor.identity.num_samples if num_samples is None else num_samples
             if num_samples != monitor.identity.num_samples:
                 raise ValueError(f"num_samples={num_samples} but the monitor was fitted on batches of B={monitor.identity.num_samples}")

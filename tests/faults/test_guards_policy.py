@@ -85,6 +85,18 @@ def test_other_policy_is_refused_unless_allowed(policy, saved):
     assert load_monitor(saved, policy=other, allow_other_policy=True).calibrated
 
 
+def test_monitored_policy_refuses_another_policy_unless_allowed(policy, saved):
+    """A monitor loaded with allow_other_policy=True wraps that policy in the control loop only when MonitoredPolicy is
+    told so too, as the refusal says."""
+    from fiper.control import MonitoredPolicy
+
+    other = _retrained(policy)
+    monitor = load_monitor(saved, policy=other, allow_other_policy=True)
+    with pytest.raises(ValueError, match=r"fitted for another policy .*allow_other_policy=True"):
+        MonitoredPolicy(other, monitor)
+    assert MonitoredPolicy(other, monitor, allow_other_policy=True).monitor is monitor
+
+
 def test_file_without_fingerprint_loads_with_a_warning(policy, saved, tmp_path):
     old = tmp_path / "old"
     old.mkdir()
