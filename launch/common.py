@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import inspect
 import shutil
+import warnings
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -62,13 +64,28 @@ def call_policy_factory(spec: str, device: str):
     from fiper.env_factory import resolve
     from fiper.protocol import GenerativePolicy
 
-    policy = resolve(spec)(device=device)
+    factory = resolve(spec)
+    try:
+        params = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):  # a builtin or C callable: no signature to read
+        params = None
+    if params is not None and not any(p.name == "device" and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
+                                       or p.kind == p.VAR_KEYWORD for p in params):
+        name = getattr(factory, "__name__", "load")
+        raise ValueError(f"policy_factory={spec} takes no device= keyword (its signature is {name}{inspect.signature(factory)}); "
+                         f"every stage calls it with device=: define it as def {name}(device: str = 'cpu') and build the "
+                         "policy on that device (docs/adapters.md)")
+    policy = factory(device=device)
     if not isinstance(policy, GenerativePolicy):
         members = ("horizon", "n_action_steps", "n_obs_steps", "action_dim", "embedding_dim", "obs_shapes", "device",
                    "reset", "encode", "sample")
         missing = [m for m in members if not hasattr(policy, m)]
         raise ValueError(f"policy_factory={spec} returned a {type(policy).__name__}, not a fiper GenerativePolicy (it lacks "
                          f"{missing}); return an adapter such as fiper.adapters.DiffusersPolicy (docs/adapters.md)")
+    asked, got = torch.device(device), torch.device(policy.device)
+    if asked.type != got.type or (asked.index is not None and got.index is not None and asked.index != got.index):
+        warnings.warn(f"policy_factory={spec} was called with device={device!r} and returned a policy on {got}: it runs "
+                      f"there; build the policy on the device the factory is given", stacklevel=2)
     return policy
 
 

@@ -22,3 +22,13 @@ def load_ddpm(device: str = "cpu"):
 
 def not_a_policy(device: str = "cpu"):
     return {"device": device}
+
+
+def no_device():
+    """A factory written without the device= keyword every stage passes."""
+    return load("cpu")
+
+
+def cpu_always(device: str = "cpu"):
+    """A factory that takes device= and ignores it."""
+    return load("cpu")
