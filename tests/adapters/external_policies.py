@@ -32,3 +32,25 @@ def no_device():
 def cpu_always(device: str = "cpu"):
     """A factory that takes device= and ignores it."""
     return load("cpu")
+
+
+class Unguided:
+    """The DDIM adapter behind a sample that refuses guidance, as an adapter without denoising steps does."""
+
+    def __init__(self, policy):
+        self.policy = policy
+
+    def __getattr__(self, name):
+        return getattr(self.policy, name)
+
+    def fingerprint(self) -> str:
+        return self.policy.fingerprint()
+
+    def sample(self, embedding, num_samples, *, generator=None, guidance=None):
+        if guidance is not None:
+            raise ValueError("this adapter takes no guidance")
+        return self.policy.sample(embedding, num_samples, generator=generator)
+
+
+def unguided(device: str = "cpu"):
+    return Unguided(load(device))
