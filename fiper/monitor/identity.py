@@ -84,11 +84,16 @@ class PolicyIdentity:
         ``allow_other_policy``); warn when a fingerprint is missing on either side."""
         self.check_shapes(other, source=source)
         if self.fingerprint is None or other.fingerprint is None:
-            why = (f"{source} records no policy fingerprint (written by an older fiper, or fitted from recorded "
-                   "decisions without policy_dir=)" if self.fingerprint is None
-                   else f"the policy {other.name or ''} offers no fingerprint (no fingerprint() and not a torch.nn.Module)")
-            warnings.warn(f"{why}: cannot check that the monitor was fitted for this policy's weights, only its shapes; "
-                          "re-fit with `python -m launch.fit ... policy_dir=<checkpoint>` to record it", stacklevel=3)
+            if self.fingerprint is None:
+                why = (f"{source} records no policy fingerprint (written by an older fiper, or fitted from recorded "
+                       "decisions without policy_dir= / policy_factory=)")
+                fix = "re-fit with `python -m launch.fit ... policy_dir=<checkpoint>` (or policy_factory=) to record it"
+            else:
+                why = (f"the policy {other.name or ''} offers no fingerprint (no fingerprint(), not a torch.nn.Module, and "
+                       "no modules or tensors among its attributes)")
+                fix = "give the adapter a fingerprint() method returning a string that changes with its weights (docs/adapters.md)"
+            warnings.warn(f"{why}: cannot check that the monitor was fitted for this policy's weights, only its shapes; {fix}",
+                          stacklevel=3)
             return
         if self.fingerprint != other.fingerprint and not allow_other_policy:
             raise ValueError(
