@@ -35,7 +35,7 @@ from fiper.control.timing import PhaseTimer
 from fiper.interventions import FallbackContext, GradedResponse
 from fiper.interventions.fallbacks import check_action
 from fiper.monitor import FailureMonitor, PolicyIdentity, MonitorVerdict
-from fiper.protocol import GenerativePolicy
+from fiper.protocol import GenerativePolicy, output_problem
 
 EXECUTED_CHUNKS = ("first", "medoid")  # which chunk of the batch a decision executes
 NO_FALLBACK_FIX = ("configure a fallback via MonitoredPolicy(..., response=GradedResponse(fallback=HoldPosition()), "
@@ -89,26 +89,6 @@ def _host(x: torch.Tensor | np.ndarray, per_decision_ndim: int) -> np.ndarray:
 def _error(err: BaseException) -> str:
     text = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
     return f"{type(err).__name__}: {text}"
-
-
-def _malformed(value: Any, method: str, layout: str, expected: tuple[int, ...], device: Any) -> str:
-    """Why the policy's ``method`` output cannot be used (not a floating torch tensor of shape ``expected`` on the
-    policy's ``device``), or ''.
-
-    Shape and dtype only: nothing is read from the device."""
-    fix = "; make the adapter return it as docs/adapters.md says"
-    if not isinstance(value, torch.Tensor):
-        kind = f"{type(value).__module__}.{type(value).__qualname__}".removeprefix("builtins.")
-        return f"the policy's {method} returned a {kind}, not a torch.Tensor {layout} on policy.device{fix}"
-    if tuple(value.shape) != expected:
-        return (f"the policy's {method} returned shape {tuple(value.shape)}, expected {layout} = {expected} "
-                f"(no extra batch axis{', B chunks per embedding' if method == 'sample' else ''}){fix}")
-    if not value.is_floating_point():
-        return f"the policy's {method} returned dtype {value.dtype}, expected a floating-point tensor{fix}"
-    want = torch.device(device)
-    if value.device.type != want.type or (want.index is not None and value.device.index not in (None, want.index)):
-        return f"the policy's {method} returned a tensor on {value.device}, expected policy.device = {want}{fix}"
-    return ""
 
 
 class MonitoredPolicy:
@@ -264,7 +244,7 @@ class MonitoredPolicy:
             z = policy.encode(self.history.tensors("cpu"))  # the policy uploads them without waiting
         except Exception as err:
             return self._fault(f"the policy's encode raised {_error(err)}")
-        bad = _malformed(z, "encode", "(N, D)", (1, policy.embedding_dim), policy.device)
+        bad = output_problem(z, "encode", "(N, D)", (1, policy.embedding_dim), policy.device)
         if bad:
             return self._fault(bad)
         timer.mark("encode")
@@ -277,7 +257,7 @@ class MonitoredPolicy:
                 samples = policy.sample(z, self.num_samples, generator=self.generator)
             except Exception as err:
                 return self._fault(f"the policy's sample raised {_error(err)}", z=z)
-            bad = _malformed(samples, "sample", "(N, B, H, A)", (1, self.num_samples, policy.horizon, policy.action_dim),
+            bad = output_problem(samples, "sample", "(N, B, H, A)", (1, self.num_samples, policy.horizon, policy.action_dim),
                              policy.device)
             if bad:
                 return self._fault(bad, z=z)

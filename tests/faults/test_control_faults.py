@@ -368,3 +368,22 @@ def test_fuzzed_observation_faults_never_yield_a_non_finite_action(policy, monit
         assert agent.fallback_active and BAD_OBS[plan[first]][1] in agent.decisions[-1].verdict.reason
     else:
         assert not agent.fallback_active
+
+
+@pytest.mark.parametrize(("method", "kind", "says"), [
+    ("encode", "batch_axis", "the policy's encode returned shape (6, 1, 16), expected (N, D) = (6, 16)"),
+    ("encode", "numpy", "the policy's encode returned a numpy.ndarray, not a torch.Tensor"),
+    ("sample", "flat", f"the policy's sample returned shape ({6 * B}, 8, 2), expected (N, B, H, A) = (6, {B}, 8, 2)"),
+    ("sample", "numpy", "the policy's sample returned a numpy.ndarray, not a torch.Tensor"),
+])
+def test_replaying_decisions_names_a_malformed_policy_output(policy, tmp_path, method, kind, says):
+    """launch.fit / launch.calibrate replaying a store through an adapter say what its output should have been."""
+    from fiper.monitor.decisions import replay_decisions
+
+    rng = np.random.default_rng(0)
+    store = EpisodeStore.create(tmp_path / "demos.zarr")
+    store.append_episode({"agent_pos": rng.normal(size=(6 * K, 2)).astype(np.float32),
+                          "object": rng.normal(size=(6 * K, 4)).astype(np.float32),
+                          "action": rng.normal(size=(6 * K, 2)).astype(np.float32)})
+    with pytest.raises(ValueError, match=re.escape(says) + r".*docs/adapters.md"):
+        replay_decisions(FaultyPolicy(policy, method, at=1, fault=kind), store, B, progress=False)
