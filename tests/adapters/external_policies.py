@@ -54,3 +54,14 @@ class Unguided:
 
 def unguided(device: str = "cpu"):
     return Unguided(load(device))
+
+
+class NaNSampling(Unguided):
+    """An adapter whose samples turn NaN: a fault the control loop answers with the fail-safe."""
+
+    def sample(self, embedding, num_samples, *, generator=None, guidance=None):
+        return self.policy.sample(embedding, num_samples, generator=generator, guidance=guidance) * float("nan")
+
+
+def nan_sampling(device: str = "cpu"):
+    return NaNSampling(load(device))
