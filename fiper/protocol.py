@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 from torch import Tensor
@@ -102,6 +102,32 @@ def finite_on_host(value: Tensor) -> bool:
     if value.device.type != "cpu" or not (value.is_floating_point() or value.is_complex()):
         return True
     return bool(torch.isfinite(value).all())
+
+
+def output_problem(value: Any, method: str, layout: str, expected: tuple[int, ...], device: Any) -> str:
+    """Why the policy's ``method`` output cannot be used (not a floating torch tensor of shape ``expected`` on the
+    policy's ``device``), or ''.
+
+    Shape and dtype only: nothing is read from the device."""
+    fix = "; make the adapter return it as docs/adapters.md says"
+    if not isinstance(value, torch.Tensor):
+        kind = f"{type(value).__module__}.{type(value).__qualname__}".removeprefix("builtins.")
+        return f"the policy's {method} returned a {kind}, not a torch.Tensor {layout} on policy.device{fix}"
+    if tuple(value.shape) != expected:
+        shape = tuple(value.shape)
+        if method == "sample" and len(expected) > 1 and shape[:1] == (expected[0] * expected[1],) and shape[1:] == expected[2:]:
+            hint = " (B folded into N: reshape the N·B chunks to (N, B, H, A))"
+        elif len(shape) != len(expected):
+            hint = f" (an extra or missing axis: {len(shape)} instead of {len(expected)})"
+        else:
+            hint = ""
+        return f"the policy's {method} returned shape {shape}, expected {layout} = {expected}{hint}{fix}"
+    if not value.is_floating_point():
+        return f"the policy's {method} returned dtype {value.dtype}, expected a floating-point tensor{fix}"
+    want = torch.device(device)
+    if value.device.type != want.type or (want.index is not None and value.device.index not in (None, want.index)):
+        return f"the policy's {method} returned a tensor on {value.device}, expected policy.device = {want}{fix}"
+    return ""
 
 
 def check_observation(obs: Mapping[str, Tensor], obs_shapes: Mapping[str, tuple[int, ...]], n_obs_steps: int,

@@ -35,7 +35,7 @@ from fiper.interventions import FALLBACKS, building, response_from_config
 from fiper.monitor import load_monitor
 from fiper.monitor.identity import policy_fingerprint
 from launch.act_videos import check_rendering, write_videos
-from launch.common import load_policy_from, plain, resolve_device, save_config, set_cpu_threads
+from launch.common import check_guidance, load_policy_from, plain, resolve_device, save_config, set_cpu_threads
 from launch.stress import SWEEP_CHECKS, action_context, check_observations, env_builder, store_fingerprint, uses_positions
 from launch.validate import (ENV_CHECKS, THREADS, Bad, boolean, existing_path, integer, merged, optional, reported, target,
                              validate)
@@ -207,6 +207,7 @@ def run(cfg: DictConfig):
         check_observations(policy, probe, env_cfg)
         period = control_period_s(probe, env_cfg.get("control_period_s"), env_name=str(env_cfg.get("name") or env_cfg.get("factory")))
         responses = check_responses(configs, probe, "launch.act (nothing has run yet)")
+        check_guidance(policy, {f"response {n!r}": r for n, r in responses.items()}, "launch.act (nothing has run yet)")
         contexts = {name: action_context(plain(cfg.context), policy.action_dim, probe, positions=uses_positions(r))
                     if getattr(r, "fallback", None) is not None else None
                     for name, r in responses.items()}

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import inspect
 import shutil
-from collections.abc import Callable, Iterator
+import warnings
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -62,14 +64,48 @@ def call_policy_factory(spec: str, device: str):
     from fiper.env_factory import resolve
     from fiper.protocol import GenerativePolicy
 
-    policy = resolve(spec)(device=device)
+    factory = resolve(spec)
+    try:
+        params = inspect.signature(factory).parameters.values()
+    except (TypeError, ValueError):  # a builtin or C callable: no signature to read
+        params = None
+    if params is not None and not any(p.name == "device" and p.kind in (p.KEYWORD_ONLY, p.POSITIONAL_OR_KEYWORD)
+                                       or p.kind == p.VAR_KEYWORD for p in params):
+        name = getattr(factory, "__name__", "load")
+        raise ValueError(f"policy_factory={spec} takes no device= keyword (its signature is {name}{inspect.signature(factory)}); "
+                         f"every stage calls it with device=: define it as def {name}(device: str = 'cpu') and build the "
+                         "policy on that device (docs/adapters.md)")
+    policy = factory(device=device)
     if not isinstance(policy, GenerativePolicy):
         members = ("horizon", "n_action_steps", "n_obs_steps", "action_dim", "embedding_dim", "obs_shapes", "device",
                    "reset", "encode", "sample")
         missing = [m for m in members if not hasattr(policy, m)]
         raise ValueError(f"policy_factory={spec} returned a {type(policy).__name__}, not a fiper GenerativePolicy (it lacks "
                          f"{missing}); return an adapter such as fiper.adapters.DiffusersPolicy (docs/adapters.md)")
+    asked, got = torch.device(device), torch.device(policy.device)
+    if asked.type != got.type or (asked.index is not None and got.index is not None and asked.index != got.index):
+        warnings.warn(f"policy_factory={spec} was called with device={device!r} and returned a policy on {got}: it runs "
+                      f"there; build the policy on the device the factory is given", stacklevel=2)
     return policy
+
+
+def check_guidance(policy: Any, responses: Mapping[str, Any], where: str) -> None:
+    """Every response that steers (a ``steering`` member) needs a policy whose ``sample`` accepts ``guidance=``; one that
+    refuses it (an adapter without denoising steps, docs/adapters.md) is named before any episode runs, not found as a
+    fail-safe at every alarm of the sweep, whose steering row would then show the fallback's outcomes. ``responses``
+    maps a phrase naming each response (``"response 'steer'"``) to it."""
+    steering = [name for name, r in responses.items() if r is not None and getattr(r, "steering", None) is not None]
+    if not steering:
+        return
+    z = torch.zeros(1, policy.embedding_dim, device=policy.device)
+    try:
+        with torch.no_grad():
+            policy.sample(z, 2, generator=torch.Generator(device=z.device).manual_seed(0), guidance=lambda state: None)
+    except Exception as err:
+        names = ", ".join(steering)
+        raise ValueError(f"{where}: {names} steers the policy's sampling, but its sample(..., guidance=) raised "
+                         f"{type(err).__name__}: {err}. Drop {names} (the pipeline's act.responses, launch.stress "
+                         "intervention=) or give the adapter guidance support (docs/adapters.md)") from None
 
 
 def policy_digest(cfg: Any, policy: Any) -> Any:

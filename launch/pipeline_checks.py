@@ -131,6 +131,12 @@ def check_act_stage(composed: DictConfig, stage: str, expert: str | None = None)
     probe = make_env("none", 0.0)
     try:
         responses = act.check_responses(configs, probe, f"pipeline stage '{stage}' (nothing has run yet)")
+        if composed.get("policy_factory"):  # an external policy exists already: a steer response needs it to accept guidance
+            from launch.common import call_policy_factory, check_guidance, resolve_device
+
+            policy = call_policy_factory(composed.policy_factory, resolve_device(composed.device))
+            check_guidance(policy, {f"response {n!r}": r for n, r in responses.items()},
+                           f"pipeline stage '{stage}' (act.responses; nothing has run yet)")
         if any(stress.uses_positions(r) for r in responses.values()):
             try:  # a fallback commands positions: the env or act.overrides must say which action entries are positions
                 stress.action_context(plain(composed.context), int(np.prod(probe.action_space.shape)), probe)

@@ -20,7 +20,7 @@ from omegaconf import DictConfig
 
 from fiper.collection import observation_dict
 from fiper.env_factory import accepts, checked_env, env_task_name, make_env_from_config, named_on_error, resolve
-from fiper.control import MonitoredPolicy, RolloutRecorder
+from fiper.control import FailSafeError, MonitoredPolicy, RolloutRecorder
 from fiper.control.monitored_policy import EXECUTED_CHUNKS
 from fiper.control.period import control_period_s
 from fiper.control.sweep import run_sweep
@@ -28,7 +28,7 @@ from fiper.fingerprint import directory_digest, make_fingerprint
 from fiper.interventions import FallbackContext, response_from_config
 from fiper.monitor import load_monitor
 from fiper.monitor.identity import policy_fingerprint
-from launch.common import load_policy_from, plain, policy_digest, resolve_device, set_cpu_threads
+from launch.common import check_guidance, load_policy_from, plain, policy_digest, resolve_device, set_cpu_threads
 from launch.validate import (ENV_CHECKS, THREADS, boolean, cells, choice, existing_path, integer, list_of, mapping_of_text,
                              merged, optional, policy_rules, positive, positive_int, reported, seed, text, validate)
 
@@ -180,6 +180,7 @@ def run(cfg: DictConfig):
         task = env_task_name(probe, env_cfg.get("name"))
         period = control_period_s(probe, env_cfg.get("control_period_s"), env_name=task)
         response, context = build_response(cfg, monitor, policy, probe)
+        check_guidance(policy, {"the intervention": response}, "launch.stress (nothing has run yet)")
     finally:
         probe.close()
     agent = MonitoredPolicy(policy, monitor, response=response, context=context, num_samples=num_samples,
@@ -191,8 +192,13 @@ def run(cfg: DictConfig):
     recorder = RolloutRecorder(cfg.out, score_names=monitor.names if monitor else (), attrs=attrs,
                                fingerprint=store_fingerprint(cfg, agent.num_samples, policy), overwrite=cfg.get("overwrite", False))
     seeds = range(cfg.seeds.start, cfg.seeds.start + cfg.seeds.count)
-    summary = run_sweep(make_env, agent, cells, seeds, recorder,
-                        record_keys=cfg.record_keys, progress=cfg.progress)
+    try:
+        summary = run_sweep(make_env, agent, cells, seeds, recorder,
+                            record_keys=cfg.record_keys, progress=cfg.progress)
+    except FailSafeError as err:
+        raise ValueError(f"{err}. In launch.stress: fix the policy (the cause above; the episodes recorded before this one are "
+                         "kept and a rerun resumes after them), or answer faults with a fallback: intervention=hold (with "
+                         "monitor_dir=<fitted + calibrated monitor>)") from err
     print(summary.table())
     return summary
 

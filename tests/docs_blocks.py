@@ -95,6 +95,9 @@ BLOCKS: dict[tuple[str, str], Block] = {
     ("docs/adapters.md", "import fiper"): Block(
         after=(ADAPTER,),
         check="assert isinstance(adapter, fiper.GenerativePolicy) and chunks.shape == (3, 32, 16, 2)"),
+    ("docs/adapters.md", "# the contract checks, on your adapter"): Block(
+        after=(ADAPTER, ("docs/adapters.md", "import fiper")),
+        check="assert chunks.shape == (3, 16, 16, 2) and len(policy_fingerprint(adapter)) == 64"),
     ("docs/adapters.md", "from fiper.adapters import DiffusersPolicy, make_scheduler"): Block(
         check="""
             from fiper import GenerativePolicy

@@ -35,6 +35,30 @@ def tiny_policy(device: str = "cpu"):
     return load_policy(POLICY_DIR[-1], device=device)
 
 
+class Unguided:
+    """An adapter whose generator has no steps to guide: it refuses guidance, as docs/adapters.md says it should."""
+
+    def __init__(self, policy):
+        self.policy = policy
+
+    def __getattr__(self, name):
+        return getattr(self.policy, name)
+
+    def fingerprint(self) -> str | None:
+        """The wrapped policy's weights: the monitor was fitted for them."""
+        return policy_fingerprint(self.policy)
+
+    def sample(self, embedding, num_samples, *, generator=None, guidance=None):
+        if guidance is not None:
+            raise ValueError("this generator has no denoising steps to guide")
+        return self.policy.sample(embedding, num_samples, generator=generator)
+
+
+def unguided_policy(device: str = "cpu"):
+    """policy_factory=test_act_launch:unguided_policy: the fixture's policy behind an adapter that refuses guidance."""
+    return Unguided(tiny_policy(device))
+
+
 def unrendered_push_t(max_episode_steps=MAX_STEPS):
     """A user's env factory that cannot render."""
     return envs.make_env("push_t", max_episode_steps=max_episode_steps)
@@ -190,6 +214,14 @@ def test_act_runs_a_factory_policy_and_records_it_in_the_fingerprint(run_dirs, t
     with pytest.raises(ValueError, match=r"policy_dir.*policy_factory"):  # both at once
         act.run(config(run_dirs, tmp_path / "both", "policy_factory=test_act_launch:tiny_policy"))
     assert not (tmp_path / "both").exists()
+
+
+def test_act_refuses_a_steering_response_for_a_policy_that_refuses_guidance_before_running(run_dirs, tmp_path):
+    out = tmp_path / "act"
+    with pytest.raises(ValueError, match=r"response 'steer' steers the policy's sampling, but its sample\(\.\.\., guidance=\) "
+                                         r"raised ValueError: this generator has no denoising steps to guide.*Drop response 'steer'"):
+        act.run(config(run_dirs, out, "responses=[hold,steer]", policy="policy_factory=test_act_launch:unguided_policy"))
+    assert not out.exists()
 
 
 def test_act_checks_every_cell_against_the_env_before_running(run_dirs, tmp_path):

@@ -35,7 +35,7 @@ from fiper.control.timing import PhaseTimer
 from fiper.interventions import FallbackContext, GradedResponse
 from fiper.interventions.fallbacks import check_action
 from fiper.monitor import FailureMonitor, PolicyIdentity, MonitorVerdict
-from fiper.protocol import GenerativePolicy
+from fiper.protocol import GenerativePolicy, output_problem
 
 EXECUTED_CHUNKS = ("first", "medoid")  # which chunk of the batch a decision executes
 NO_FALLBACK_FIX = ("configure a fallback via MonitoredPolicy(..., response=GradedResponse(fallback=HoldPosition()), "
@@ -99,7 +99,8 @@ class MonitoredPolicy:
     one array that the policy reads as 'obs'. ``monitor=None`` runs the bare policy with the
     same bookkeeping and fault checks (the baseline of the runtime benchmark). With
     ``time_budget_ms`` an overrun is a fault when ``overrun_fallback`` (the default), else only
-    reported.
+    reported. A monitor fitted for other weights of the same shapes is refused unless
+    ``allow_other_policy`` (as in ``load_monitor``).
     """
 
     def __init__(
@@ -115,13 +116,15 @@ class MonitoredPolicy:
         overrun_fallback: bool = True,
         seed: int = 0,
         keep_decisions: bool = True,
+        allow_other_policy: bool = False,
     ):
         if execute not in EXECUTED_CHUNKS:
             raise ValueError(f"execute must be one of {EXECUTED_CHUNKS}, got {execute!r}")
         if monitor is not None:
             if not monitor.calibrated:
                 raise ValueError("the monitor is not calibrated: run `python -m launch.calibrate` (or monitor.calibrate) first")
-            monitor.identity.check_matches(PolicyIdentity.of(policy, monitor.identity.num_samples))
+            monitor.identity.check_matches(PolicyIdentity.of(policy, monitor.identity.num_samples),
+                                           allow_other_policy=allow_other_policy)
             num_samples = monitor.identity.num_samples if num_samples is None else num_samples
             if num_samples != monitor.identity.num_samples:
                 raise ValueError(f"num_samples={num_samples} but the monitor was fitted on batches of B={monitor.identity.num_samples}")
@@ -241,6 +244,9 @@ class MonitoredPolicy:
             z = policy.encode(self.history.tensors("cpu"))  # the policy uploads them without waiting
         except Exception as err:
             return self._fault(f"the policy's encode raised {_error(err)}")
+        bad = output_problem(z, "encode", "(N, D)", (1, policy.embedding_dim), policy.device)
+        if bad:
+            return self._fault(bad)
         timer.mark("encode")
         steering = response is not None and response.mode == "steer" and response.steering is not None
         steer_out, steer_error = self._steer(z) if steering else (None, "")
@@ -251,6 +257,10 @@ class MonitoredPolicy:
                 samples = policy.sample(z, self.num_samples, generator=self.generator)
             except Exception as err:
                 return self._fault(f"the policy's sample raised {_error(err)}", z=z)
+            bad = output_problem(samples, "sample", "(N, B, H, A)", (1, self.num_samples, policy.horizon, policy.action_dim),
+                             policy.device)
+            if bad:
+                return self._fault(bad, z=z)
         timer.mark("sample")
         presampled = steer_out is not None
         host = self._host_copy(steer_out.chunk[0] if presampled else self._plain_chunk(samples), z, samples)

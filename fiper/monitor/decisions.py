@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from fiper.protocol import output_problem
 from fiper.storage import EpisodeStore, TrainingWindows
 
 
@@ -35,6 +36,12 @@ def decision_steps(episode_ends: np.ndarray, every: int) -> tuple[np.ndarray, np
     local = np.concatenate([np.arange(c) * every for c in counts]) if len(counts) else np.zeros(0, np.int64)
     glob = local + np.repeat(starts, counts)
     return glob.astype(np.int64), local.astype(np.int64), np.cumsum(counts).astype(np.int64)
+
+
+def _raise_if_malformed(value: Any, method: str, layout: str, expected: tuple[int, ...], device: Any) -> None:
+    problem = output_problem(value, method, layout, expected, device)
+    if problem:
+        raise ValueError(f"replaying the store's decisions: {problem}")
 
 
 @torch.no_grad()
@@ -59,7 +66,11 @@ def replay_decisions(
     for start in tqdm(range(0, len(idx), batch_size), desc="replaying decisions", disable=not progress, leave=False):
         obs, _ = windows.batch(idx[start : start + batch_size])
         obs_t = {k: torch.as_tensor(v, device=policy.device) for k, v in obs.items()}
+        n = len(idx[start : start + batch_size])
         z = policy.encode(obs_t)
+        _raise_if_malformed(z, "encode", "(N, D)", (n, policy.embedding_dim), policy.device)
         embeddings.append(z.float().cpu().numpy())
-        samples.append(policy.sample(z, num_samples, generator=generator).float().cpu().numpy())
+        batch = policy.sample(z, num_samples, generator=generator)
+        _raise_if_malformed(batch, "sample", "(N, B, H, A)", (n, num_samples, policy.horizon, policy.action_dim), policy.device)
+        samples.append(batch.float().cpu().numpy())
     return DecisionBatch(np.concatenate(embeddings), np.concatenate(samples), dec_ends, local)

@@ -11,7 +11,9 @@ from typing import Any
 def policy_fingerprint(policy: Any) -> str | None:
     """sha256 identifying a policy's weights: the policy's own ``fingerprint()`` (or ``fingerprint``
     attribute) if it offers one, else a hash of a torch.nn.Module's class and state_dict (names,
-    dtypes, shapes, bytes); None for a policy that offers neither (then no weights check is possible)."""
+    dtypes, shapes, bytes), else, for an adapter that is no Module, a hash of its class and of the
+    Modules and tensors among its attributes; None for a policy that holds neither (then no weights
+    check is possible)."""
     own = getattr(policy, "fingerprint", None)
     if callable(own):
         own = own()
@@ -19,13 +21,21 @@ def policy_fingerprint(policy: Any) -> str | None:
         return str(own)
     import torch
 
-    if not isinstance(policy, torch.nn.Module):
-        return None
+    if isinstance(policy, torch.nn.Module):
+        parts = {"": policy}
+    else:
+        held = getattr(policy, "__dict__", {})
+        parts = {name: value for name, value in sorted(held.items()) if isinstance(value, (torch.nn.Module, torch.Tensor))}
+        if not parts:
+            return None
     h = hashlib.sha256(f"{type(policy).__module__}.{type(policy).__qualname__}".encode())
-    for name, tensor in sorted(policy.state_dict().items()):
-        t = tensor.detach().to("cpu").contiguous()
-        h.update(f"\x00{name}:{t.dtype}:{tuple(t.shape)}".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    for prefix, part in parts.items():
+        tensors = part.state_dict() if isinstance(part, torch.nn.Module) else {"": part}
+        for name, tensor in sorted(tensors.items()):
+            t = tensor.detach().to("cpu").contiguous()
+            key = f"{prefix}.{name}".strip(".") if prefix else name
+            h.update(f"\x00{key}:{t.dtype}:{tuple(t.shape)}".encode())
+            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
     return h.hexdigest()
 
 
@@ -74,11 +84,16 @@ class PolicyIdentity:
         ``allow_other_policy``); warn when a fingerprint is missing on either side."""
         self.check_shapes(other, source=source)
         if self.fingerprint is None or other.fingerprint is None:
-            why = (f"{source} records no policy fingerprint (written by an older fiper, or fitted from recorded "
-                   "decisions without policy_dir=)" if self.fingerprint is None
-                   else f"the policy {other.name or ''} offers no fingerprint (no fingerprint() and not a torch.nn.Module)")
-            warnings.warn(f"{why}: cannot check that the monitor was fitted for this policy's weights, only its shapes; "
-                          "re-fit with `python -m launch.fit ... policy_dir=<checkpoint>` to record it", stacklevel=3)
+            if self.fingerprint is None:
+                why = (f"{source} records no policy fingerprint (written by an older fiper, or fitted from recorded "
+                       "decisions without policy_dir= / policy_factory=)")
+                fix = "re-fit with `python -m launch.fit ... policy_dir=<checkpoint>` (or policy_factory=) to record it"
+            else:
+                why = (f"the policy {other.name or ''} offers no fingerprint (no fingerprint(), not a torch.nn.Module, and "
+                       "no modules or tensors among its attributes)")
+                fix = "give the adapter a fingerprint() method returning a string that changes with its weights (docs/adapters.md)"
+            warnings.warn(f"{why}: cannot check that the monitor was fitted for this policy's weights, only its shapes; {fix}",
+                          stacklevel=3)
             return
         if self.fingerprint != other.fingerprint and not allow_other_policy:
             raise ValueError(

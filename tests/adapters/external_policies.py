@@ -22,3 +22,46 @@ def load_ddpm(device: str = "cpu"):
 
 def not_a_policy(device: str = "cpu"):
     return {"device": device}
+
+
+def no_device():
+    """A factory written without the device= keyword every stage passes."""
+    return load("cpu")
+
+
+def cpu_always(device: str = "cpu"):
+    """A factory that takes device= and ignores it."""
+    return load("cpu")
+
+
+class Unguided:
+    """The DDIM adapter behind a sample that refuses guidance, as an adapter without denoising steps does."""
+
+    def __init__(self, policy):
+        self.policy = policy
+
+    def __getattr__(self, name):
+        return getattr(self.policy, name)
+
+    def fingerprint(self) -> str:
+        return self.policy.fingerprint()
+
+    def sample(self, embedding, num_samples, *, generator=None, guidance=None):
+        if guidance is not None:
+            raise ValueError("this adapter takes no guidance")
+        return self.policy.sample(embedding, num_samples, generator=generator)
+
+
+def unguided(device: str = "cpu"):
+    return Unguided(load(device))
+
+
+class NaNSampling(Unguided):
+    """An adapter whose samples turn NaN: a fault the control loop answers with the fail-safe."""
+
+    def sample(self, embedding, num_samples, *, generator=None, guidance=None):
+        return self.policy.sample(embedding, num_samples, generator=generator, guidance=guidance) * float("nan")
+
+
+def nan_sampling(device: str = "cpu"):
+    return NaNSampling(load(device))

@@ -52,3 +52,16 @@ def test_fit_rollouts_without_a_success_stop_the_pipeline_before_the_calibration
                                              r"succeeded.*stopped before the calibration rollouts"):
             pipeline.run(cfg)
     assert (run_dir / "id_fit.zarr.done").exists() and not (run_dir / "id_calibration.zarr").exists()
+
+
+def test_a_steer_response_for_a_policy_that_refuses_guidance_stops_the_pipeline_before_any_stage(tmp_path):
+    import pytest
+
+    run_dir = tmp_path / "run"
+    with initialize_config_dir(config_dir=CONF, version_base=None):
+        cfg = compose(config_name="pipeline", overrides=[f"run_dir={run_dir}", *TINY,
+                                                         "policy_factory=external_policies:unguided", "deploy_delta=0.4"])
+        with pytest.raises(ValueError, match=r"pipeline stage 'act.*response 'steer' steers the policy's sampling.*"
+                                             r"this adapter takes no guidance.*act.responses"):
+            pipeline.run(cfg)
+    assert not run_dir.exists()

@@ -67,7 +67,25 @@ def test_exactly_one_policy_source_and_the_factory_must_return_a_policy(tmp_path
         run(stress, "stress", [*SHORT, "policy_factory=external_policies", f"out={tmp_path / 'r.zarr'}"])
     with pytest.raises(ValueError, match=r"returned a dict, not a fiper GenerativePolicy .*'encode', 'sample'.*DiffusersPolicy"):
         run(stress, "stress", [*SHORT, "policy_factory=external_policies:not_a_policy", f"out={tmp_path / 'r.zarr'}"])
+    with pytest.raises(ValueError, match=r"policy_factory=external_policies:no_device takes no device= keyword .*"
+                                         r"def no_device\(device: str = 'cpu'\)"):
+        run(stress, "stress", [*SHORT, "policy_factory=external_policies:no_device", f"out={tmp_path / 'r.zarr'}"])
     assert sorted(p.name for p in tmp_path.iterdir()) == ["policy"]  # nothing was created
+
+
+def test_a_failsafe_in_a_sweep_without_a_fallback_names_the_command_line_fixes(tmp_path):
+    with pytest.raises(ValueError, match=r"fail-safe alarm at env step 0, the chunk to execute holds .* non-finite actions.*"
+                                         r"launch.stress: fix the policy.*or answer faults with a fallback: intervention=hold"):
+        run(stress, "stress", [*SHORT, "policy_factory=external_policies:nan_sampling", f"out={tmp_path / 'r.zarr'}",
+                               "seeds.count=1"])
+
+
+def test_a_factory_that_ignores_device_is_named():
+    from launch.common import call_policy_factory
+
+    with pytest.warns(UserWarning, match=r"policy_factory=external_policies:cpu_always was called with device='meta' and returned a "
+                                         r"policy on cpu"):
+        assert call_policy_factory("external_policies:cpu_always", "meta").device.type == "cpu"
 
 
 def test_the_pipeline_passes_the_factory_to_every_stage_that_loads_a_policy(tmp_path):

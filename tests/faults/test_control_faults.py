@@ -7,6 +7,8 @@ faults are injected into the observation, the policy, the monitor and the fallba
 
 from __future__ import annotations
 
+import re
+
 import gymnasium as gym
 import numpy as np
 import pytest
@@ -105,6 +107,8 @@ class FaultyPolicy:
             if self.calls >= self.at:
                 if self.fault == "raise":
                     raise RuntimeError(f"injected {method} failure")
+                if self.fault in MALFORMED:
+                    return MALFORMED[self.fault](out)
                 return torch.full_like(out, torch.nan)
         return out
 
@@ -113,6 +117,14 @@ class FaultyPolicy:
 
     def sample(self, embedding, num_samples, **kwargs):
         return self._call("sample", embedding, num_samples, **kwargs)
+
+
+MALFORMED = {  # an adapter's output mistakes: right values, wrong container
+    "batch_axis": lambda out: out[:, None],                       # (N, 1, D) / (N, 1, B, H, A)
+    "flat": lambda out: out.reshape(-1, *out.shape[2:]),          # (N * B, H, A): B folded into N
+    "numpy": lambda out: out.numpy().astype(np.float64),         # float64 numpy instead of a tensor
+    "device": lambda out: out.to("meta"),                         # a device other than policy.device
+}
 
 
 class FaultyScore:
@@ -213,6 +225,27 @@ def test_a_policy_fault_at_a_decision_hands_over_to_the_fallback(policy, monitor
     assert infos[K]["failsafe"] and says in infos[K]["reason"] and agent.decisions[1].env_step == K
     with pytest.raises(FailSafeError, match="injected" if kind == "raise" else "non-finite"):
         drive(MonitoredPolicy(FaultyPolicy(policy, method, at=2, fault=kind), monitor, num_samples=B), 10)
+
+
+@pytest.mark.parametrize("use_monitor", [True, False], ids=["monitor", "no_monitor"])
+@pytest.mark.parametrize(("method", "kind", "says"), [
+    ("encode", "batch_axis", "the policy's encode returned shape (1, 1, 16), expected (N, D) = (1, 16)"),
+    ("encode", "numpy", "the policy's encode returned a numpy.ndarray, not a torch.Tensor"),
+    ("sample", "batch_axis", f"the policy's sample returned shape (1, 1, {B}, 8, 2), expected (N, B, H, A) = (1, {B}, 8, 2)"),
+    ("sample", "flat", f"the policy's sample returned shape ({B}, 8, 2), expected (N, B, H, A) = (1, {B}, 8, 2)"),
+    ("sample", "numpy", "the policy's sample returned a numpy.ndarray, not a torch.Tensor"),
+    ("encode", "device", "the policy's encode returned a tensor on meta, expected policy.device = cpu"),
+    ("sample", "device", "the policy's sample returned a tensor on meta, expected policy.device = cpu"),
+])
+def test_a_malformed_policy_output_is_a_failsafe_alarm_naming_the_expected_shape(policy, monitor, use_monitor, method,
+                                                                                 kind, says):
+    agent = hold(FaultyPolicy(policy, method, at=2, fault=kind), monitor if use_monitor else None)
+    actions, infos, _ = drive(agent, 10)
+    assert np.isfinite(actions).all() and infos[K]["failsafe"] and infos[K]["intervention"] == "fallback:hold"
+    assert says in infos[K]["reason"] and "docs/adapters.md" in infos[K]["reason"]
+    with pytest.raises(FailSafeError, match=re.escape(says)):
+        drive(MonitoredPolicy(FaultyPolicy(policy, method, at=2, fault=kind), monitor if use_monitor else None,
+                              num_samples=B), 10)
 
 
 def test_a_nan_chunk_without_a_monitor_is_caught_by_the_action_check(policy):
@@ -335,3 +368,22 @@ def test_fuzzed_observation_faults_never_yield_a_non_finite_action(policy, monit
         assert agent.fallback_active and BAD_OBS[plan[first]][1] in agent.decisions[-1].verdict.reason
     else:
         assert not agent.fallback_active
+
+
+@pytest.mark.parametrize(("method", "kind", "says"), [
+    ("encode", "batch_axis", "the policy's encode returned shape (6, 1, 16), expected (N, D) = (6, 16)"),
+    ("encode", "numpy", "the policy's encode returned a numpy.ndarray, not a torch.Tensor"),
+    ("sample", "flat", f"the policy's sample returned shape ({6 * B}, 8, 2), expected (N, B, H, A) = (6, {B}, 8, 2)"),
+    ("sample", "numpy", "the policy's sample returned a numpy.ndarray, not a torch.Tensor"),
+])
+def test_replaying_decisions_names_a_malformed_policy_output(policy, tmp_path, method, kind, says):
+    """launch.fit / launch.calibrate replaying a store through an adapter say what its output should have been."""
+    from fiper.monitor.decisions import replay_decisions
+
+    rng = np.random.default_rng(0)
+    store = EpisodeStore.create(tmp_path / "demos.zarr")
+    store.append_episode({"agent_pos": rng.normal(size=(6 * K, 2)).astype(np.float32),
+                          "object": rng.normal(size=(6 * K, 4)).astype(np.float32),
+                          "action": rng.normal(size=(6 * K, 2)).astype(np.float32)})
+    with pytest.raises(ValueError, match=re.escape(says) + r".*docs/adapters.md"):
+        replay_decisions(FaultyPolicy(policy, method, at=1, fault=kind), store, B, progress=False)

@@ -60,6 +60,20 @@ def test_fingerprint_is_the_weights(policy):
     assert policy_fingerprint(object()) is None  # neither: only shapes can be checked
 
 
+def test_an_adapter_holding_torch_modules_is_fingerprinted_by_their_weights(policy):
+    """An adapter that is no nn.Module and offers no fingerprint() (the docs' example adapters) is identified by
+    the modules and tensors it holds, so a retrained model is told apart from the one a store or monitor records."""
+
+    class Adapter:
+        def __init__(self, net, scale):
+            self.net, self.scale, self.horizon = net, scale, 8
+
+    fp = policy_fingerprint(Adapter(policy, torch.ones(2)))
+    assert len(fp) == 64 and fp == policy_fingerprint(Adapter(load_policy(CHECKPOINT), torch.ones(2)))
+    assert policy_fingerprint(Adapter(_retrained(policy), torch.ones(2))) != fp
+    assert policy_fingerprint(Adapter(policy, torch.full((2,), 2.0))) != fp  # e.g. the action normaliser's stats
+
+
 def test_other_policy_is_refused_unless_allowed(policy, saved):
     assert json.loads((saved / "monitor.json").read_text())["identity"]["fingerprint"] == policy_fingerprint(policy)
     with warnings.catch_warnings():
@@ -69,6 +83,18 @@ def test_other_policy_is_refused_unless_allowed(policy, saved):
     with pytest.raises(ValueError, match=r"fitted for another policy .* with the same shapes.*launch.fit.*allow_other_policy=True"):
         load_monitor(saved, policy=other)
     assert load_monitor(saved, policy=other, allow_other_policy=True).calibrated
+
+
+def test_monitored_policy_refuses_another_policy_unless_allowed(policy, saved):
+    """A monitor loaded with allow_other_policy=True wraps that policy in the control loop only when MonitoredPolicy is
+    told so too, as the refusal says."""
+    from fiper.control import MonitoredPolicy
+
+    other = _retrained(policy)
+    monitor = load_monitor(saved, policy=other, allow_other_policy=True)
+    with pytest.raises(ValueError, match=r"fitted for another policy .*allow_other_policy=True"):
+        MonitoredPolicy(other, monitor)
+    assert MonitoredPolicy(other, monitor, allow_other_policy=True).monitor is monitor
 
 
 def test_file_without_fingerprint_loads_with_a_warning(policy, saved, tmp_path):
