@@ -16,7 +16,8 @@ episode in which the monitor alarmed, rendered, into ``videos/<response>.mp4`` (
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
 from fiper.env_factory import env_task_name, resolve
-from fiper.control import MonitoredPolicy, RolloutRecorder, run_episode
+from fiper.control import FailSafeError, MonitoredPolicy, RolloutRecorder, run_episode
 from fiper.control.period import control_period_s
 from fiper.control.seeded_resets import check_seeded_resets
 from fiper.control.sweep import check_period, policy_clipped_note, recorded_episodes
@@ -187,6 +188,18 @@ def run_paired(make_env, agents: Mapping[str, MonitoredPolicy], recorders: Mappi
     return len(todo)
 
 
+@contextmanager
+def policy_faults_named() -> Iterator[None]:
+    """A fault of the policy itself in the run without fiper (which has no fallback) ends the sweep with its cause and
+    the fix, not a traceback; the monitored arms answer faults with their fallback."""
+    try:
+        yield
+    except FailSafeError as err:
+        raise ValueError(f"{err}. In launch.act the run without fiper has no fallback, so a fault of the policy itself stops "
+                         "the sweep: fix the policy (the cause above); the episodes recorded so far are kept and a rerun "
+                         "resumes after them") from err
+
+
 def run(cfg: DictConfig):
     validate(cfg, CHECKS, "act")
     set_cpu_threads(cfg.cpu_threads)
@@ -214,7 +227,8 @@ def run(cfg: DictConfig):
         agents = {WITHOUT: MonitoredPolicy(policy, None, num_samples=num_samples, execute=cfg.execute, seed=cfg.seeds.start)}
         agents.update({name: MonitoredPolicy(policy, monitor, response=responses[name], context=contexts[name],
                                              num_samples=num_samples, execute=cfg.execute, seed=cfg.seeds.start) for name in names})
-        warm_up(list(agents.values()), probe, cfg.seeds.start)
+        with policy_faults_named():
+            warm_up(list(agents.values()), probe, cfg.seeds.start)
         task = env_task_name(probe, env_cfg.get("name"))  # a user's env: its gymnasium id, as launch.stress records it
     finally:
         probe.close()
@@ -228,7 +242,8 @@ def run(cfg: DictConfig):
                                           attrs={**attrs, "response": name, "intervention": type(responses[name]).__name__},
                                           fingerprint=arm_fingerprint(cfg, configs[name], num_samples, policy), overwrite=cfg.overwrite)
     seeds = list(range(cfg.seeds.start, cfg.seeds.start + cfg.seeds.count))
-    run_paired(make_env, agents, recorders, cell_list, seeds, record_keys=cfg.record_keys, progress=cfg.progress)
+    with policy_faults_named():
+        run_paired(make_env, agents, recorders, cell_list, seeds, record_keys=cfg.record_keys, progress=cfg.progress)
     keys = {(s, round(v, 6), seed) for s, v in cell_list for seed in seeds}
     report = outcome_report(without_path, arm_paths, task=task, keys=keys)
     save_config(cfg, cfg.out, "act_config.yaml")

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 
 import envs
@@ -57,6 +58,18 @@ class Unguided:
 def unguided_policy(device: str = "cpu"):
     """policy_factory=test_act_launch:unguided_policy: the fixture's policy behind an adapter that refuses guidance."""
     return Unguided(tiny_policy(device))
+
+
+class NonFinite(Unguided):
+    """An adapter whose samples are all NaN: a fault of the policy itself, which the run without fiper cannot answer."""
+
+    def sample(self, embedding, num_samples, *, generator=None, guidance=None):
+        return torch.full_like(self.policy.sample(embedding, num_samples, generator=generator), float("nan"))
+
+
+def nan_policy(device: str = "cpu"):
+    """policy_factory=test_act_launch:nan_policy: the fixture's policy sampling NaN."""
+    return NonFinite(tiny_policy(device))
 
 
 def unrendered_push_t(max_episode_steps=MAX_STEPS):
@@ -222,6 +235,12 @@ def test_act_refuses_a_steering_response_for_a_policy_that_refuses_guidance_befo
                                          r"raised ValueError: this generator has no denoising steps to guide.*Drop response 'steer'"):
         act.run(config(run_dirs, out, "responses=[hold,steer]", policy="policy_factory=test_act_launch:unguided_policy"))
     assert not out.exists()
+
+
+def test_act_names_a_fault_of_the_policy_itself_and_the_fix_instead_of_a_traceback(run_dirs, tmp_path):
+    with pytest.raises(ValueError, match=r"fail-safe alarm at env step 0, the chunk to execute holds .*non-finite.*"
+                                         r"In launch.act the run without fiper has no fallback.*fix the policy"):
+        act.run(config(run_dirs, tmp_path / "act", "responses=[hold]", "seeds.count=1", policy="policy_factory=test_act_launch:nan_policy"))
 
 
 def test_act_checks_every_cell_against_the_env_before_running(run_dirs, tmp_path):
