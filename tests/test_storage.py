@@ -94,6 +94,21 @@ def test_bad_episodes_are_rejected_without_damage(store_path):
     assert EpisodeStore.open(path).n_episodes == 4
 
 
+def test_label_of_another_dtype_is_refused_before_anything_is_written(store_path):
+    """A text or integer success label appended to a store whose labels are bool names the key and writes nothing."""
+    path, _ = store_path
+    store = EpisodeStore.open(path, mode="a")
+    rows_before = {k: store.data_array(k).shape[0] for k in store.data_keys}
+    data, dec, meta = _episode(np.random.default_rng(1), 4, 3)
+    for bad in ("False", 0):
+        with pytest.raises(StoreError, match=r"meta/success: the store holds bool but this episode gives .*nothing was written"):
+            store.append_episode(data, decisions=dec, meta={**meta, "success": bad})
+    assert {k: store.data_array(k).shape[0] for k in store.data_keys} == rows_before
+    assert EpisodeStore.open(path).n_episodes == 3
+    store.append_episode(data, decisions=dec, meta=meta)
+    assert list(EpisodeStore.open(path).meta("success")) == [True, False, True, False]
+
+
 def test_missing_foreign_and_truncated_stores(tmp_path, store_path):
     path, _ = store_path
     with pytest.raises(StoreError, match="no store at .*launch.collect"):

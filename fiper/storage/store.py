@@ -367,6 +367,10 @@ class EpisodeStore(DamageChecks):
             for key, value in out[group].items():
                 if key in arrays and arrays[key].dtype.kind not in "UOT" and tuple(arrays[key].shape[1:]) != value.shape[1:]:
                     raise StoreError(f"{group}/{key}: expected per-row shape {tuple(arrays[key].shape[1:])}, got {value.shape[1:]}")
+                if key in arrays and arrays[key].dtype.kind not in "UOT" and not np.can_cast(value.dtype, arrays[key].dtype, "same_kind"):
+                    raise StoreError(f"{group}/{key}: the store holds {np.dtype(arrays[key].dtype)} but this episode gives "
+                                     f"{value.dtype} ({value.ravel()[:3].tolist()}); convert it before appending "
+                                     f"(every episode of a store has the same dtype per key); nothing was written")
         return out
 
     def _check_keys(self, group: str, existing: Mapping[str, Any], new: Mapping[str, Any]) -> None:
