@@ -30,7 +30,7 @@ from fiper.evaluation.joint import joint_candidate_alarms
 from fiper.evaluation.live import live_results
 from fiper.evaluation.records import chosen_metrics, padded_env_steps
 from fiper.evaluation.results import EvaluationResult, MethodResult, TaskResult, TypeResult
-from fiper.evaluation.rollouts import RolloutSet, load_rollouts
+from fiper.evaluation.rollouts import RolloutError, RolloutSet, load_rollouts
 from fiper.evaluation.scoring import fit_and_score, resolve_specs
 from fiper.evaluation.selection import choose_candidate, choose_member, criterion_values, stack_candidates
 from fiper.evaluation.splits import Split, calibration_halves, check_calibration_size, split_episodes
@@ -141,6 +141,13 @@ def evaluate_task(rollouts: RolloutSet, config: EvaluationConfig) -> TaskResult:
 
     clock = {"start": time.perf_counter()}
     s = config.split
+    if rollouts.ood.all():
+        labels = sorted(set(rollouts.shift.tolist()))
+        raise RolloutError(
+            f"task {rollouts.task!r}: no episode is labelled in distribution; meta/shift holds {labels[:8]}. An episode "
+            "without a shift must carry meta/shift == 'none' exactly: the in-distribution successes fit and calibrate "
+            "every score"
+        )
     split = split_episodes(rollouts.success, rollouts.ood, fit=s.fit, calibration=s.calibration, validation=s.validation, seed=config.seed)
     n_id = int((rollouts.success & ~rollouts.ood).sum())
     check_calibration_size(rollouts.task, n_id, split, config.threshold_types, config.deltas,

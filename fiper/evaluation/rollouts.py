@@ -150,16 +150,25 @@ def read_store(path: Path, control_period_s: float | None = None) -> RolloutSet:
     if missing:
         raise RolloutError(
             f"{path} lacks {', '.join(missing)} (it has decisions: {store.decision_keys or 'none'}); offline evaluation "
-            "re-scores every decision from its embedding and sample batch, so record rollouts with the control loop's recorder"
+            "re-scores every decision from its embedding and sample batch, so record rollouts with the control loop's recorder, "
+            "or give each episode decisions={'embedding': (N, D), 'samples': (N, B, H, A), 'env_step': (N,)} in "
+            "EpisodeStore.append_episode (docs/rollout_format.md)"
         )
     if "success" not in store.meta_keys:
         raise RolloutError(f"{path} lacks meta/success (labels: {store.meta_keys}); evaluation needs a success label per episode")
     if store.n_episodes == 0:
         raise RolloutError(f"{path} holds no committed episodes")
     ends = store.decision_ends
+    if ends.shape[0] != store.n_episodes:
+        raise RolloutError(f"{path} has decisions but no meta/decision_ends for its {store.n_episodes} episodes; write the "
+                           "cumulative end decision of each episode there (EpisodeStore.append_episode does)")
     lengths = np.diff(np.concatenate([[0], ends]))
+    if lengths.min() < 0:
+        raise RolloutError(f"{path}: meta/decision_ends {ends[:5].tolist()} ... decreases at episode {int(np.argmax(lengths < 0))}; "
+                           "it holds the cumulative end decision of each episode (np.cumsum of the decisions per episode)")
     if lengths.min() < 1:
-        raise RolloutError(f"{path}: episode {int(np.argmin(lengths))} has no decisions; every evaluated episode needs at least one")
+        raise RolloutError(f"{path}: episode {int(np.argmin(lengths))} has no decisions; every evaluated episode needs at least one "
+                           f"(meta/decision_ends, the cumulative end decision of each episode, reads {ends[:5].tolist()} ...)")
     attrs, n, e = store.attrs, store.n_decisions, store.n_episodes
     notes: list[str] = []
     n_action = _attr_int(attrs, "n_action_steps")
@@ -179,7 +188,7 @@ def read_store(path: Path, control_period_s: float | None = None) -> RolloutSet:
             return np.array([str(v) for v in values.tolist()], dtype=str)
         return values.astype(dtype)
 
-    return RolloutSet(
+    rollout_set = RolloutSet(
         task=task_name(attrs, path),
         stores=(str(path),),
         store_index=np.zeros(e, dtype=np.int64),
@@ -202,6 +211,59 @@ def read_store(path: Path, control_period_s: float | None = None) -> RolloutSet:
         notes=notes,
         software={str(path): dict(attrs.get("software") or {})},
     )
+    check_store_rows(store, path, rollout_set)
+    return rollout_set
+
+
+def _success_labels(store: EpisodeStore, path: Path) -> None:
+    """meta/success must be bool (or 0/1 numbers): a text label such as 'False' would read as True."""
+    values = np.asarray(store.meta("success"))
+    numeric = values.dtype.kind in "biuf" and np.isin(values, (0, 1)).all()
+    if values.dtype.kind != "b" and not numeric:
+        raise RolloutError(
+            f"{path}: meta/success holds {values.dtype} values ({values[:3].tolist()} ...), not bool; store one bool per "
+            "episode (meta={'success': bool(...)}) when appending, so that no label is read as another"
+        )
+
+
+def check_store_rows(store: EpisodeStore, path: Path, rollouts: RolloutSet) -> None:
+    """Shapes and labels of a store another recorder wrote, checked before anything is scored: each mistake
+    named with its fix instead of scores computed from misread rows."""
+    _success_labels(store, path)
+    emb, samples = rollouts.embeddings, rollouts.samples
+    if emb.ndim != 2:
+        raise RolloutError(f"{path}: decisions/embedding has per-decision shape {emb.shape[1:]}; it must be (N, D): one "
+                           "flat embedding vector per decision")
+    if len(samples.shape) != 4:
+        raise RolloutError(f"{path}: decisions/samples has per-decision shape {tuple(samples.shape[1:])}; it must be "
+                           "(N, B, H, A): B sampled chunks of H steps of A action dims per decision")
+    if "action" in store.data_keys:
+        action = store.data_array("action")
+        if len(action.shape) == 2 and samples.shape[-1] != action.shape[1]:
+            raise RolloutError(
+                f"{path}: decisions/samples has per-decision shape (B, H, A)={tuple(samples.shape[1:])} but data/action has "
+                f"{action.shape[1]} action dims; store the sample batch with axes (N, B, H, A) (e.g. swap its axes with "
+                "np.moveaxis before appending)"
+            )
+    lengths = store.episode_lengths
+    bad = []
+    for i, (lo, hi) in enumerate(zip(np.concatenate([[0], rollouts.decision_ends[:-1]]), rollouts.decision_ends)):
+        steps = rollouts.env_step[lo:hi]
+        if steps.min() < 0 or steps.max() >= lengths[i] or (np.diff(steps) < 0).any():
+            bad.append((i, steps))
+    if bad:
+        i, steps = bad[0]
+        at = int(np.argmax(steps < 0)) if steps.min() < 0 else int(np.argmax(steps >= lengths[i])) \
+            if steps.max() >= lengths[i] else int(np.argmax(np.diff(steps) < 0)) + 1
+        steps = steps[max(0, at - 2): at + 4]
+        source = "decisions/env_step" if "env_step" in store.decision_keys else \
+            "the env step of each decision (no decisions/env_step: decision index x n_action_steps)"
+        raise RolloutError(
+            f"{path}: {source} of episode {i} reads {steps.tolist()} at decisions {max(0, at - 2)}.. but the "
+            f"episode has {int(lengths[i])} env steps ({len(bad)} episode(s) like it); env_step is the step within its "
+            "episode (0 .. its steps - 1, non-decreasing) at which each decision was taken, and every decision of an "
+            "episode must belong to it: check that each episode's decisions and steps were appended together"
+        )
 
 
 def merge_rollouts(parts: Sequence[RolloutSet]) -> RolloutSet:

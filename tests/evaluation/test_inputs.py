@@ -26,7 +26,7 @@ def _store_without(path, missing: str):
 @pytest.mark.parametrize("missing", ["embedding", "samples"])
 def test_store_missing_decisions_names_store_and_key(tmp_path, missing):
     path = _store_without(tmp_path / "old.zarr", missing)
-    with pytest.raises(RolloutError, match=rf"{path}.*lacks decisions/{missing}"):
+    with pytest.raises(RolloutError, match=rf"{path}.*lacks decisions/{missing}.*EpisodeStore.append_episode"):
         evaluate_rollouts(str(path), small_config())
 
 
@@ -100,3 +100,62 @@ def test_stores_simulated_with_different_mujoco_releases_carry_a_note(tmp_path):
     notes = [n for n in load_rollouts(str(tmp_path / "*.zarr"))["synthetic"].notes if "releases" in n]
     assert notes == ["the stores were recorded with different mujoco releases: 4.0.0 (a.zarr); 4.0.1 (b.zarr, c.zarr); their "
                      "episodes may differ by more than their shifts: record them again with one release"]
+
+
+def _foreign_store(path, *, samples_axes=(0, 1, 2, 3), env_step_offset=0, success=bool, shift="none", embedding_shape=None):
+    """A store as another recorder writes it through append_episode: 6 episodes of 8 steps, 4 decisions each."""
+    rng = np.random.default_rng(0)
+    store = EpisodeStore.create(path, attrs={"task": "foreign", "control_period_s": 0.1, "n_action_steps": 2})
+    for i in range(6):
+        embedding = rng.normal(size=(4, 5)).astype(np.float32)
+        decisions = {"embedding": embedding.reshape(embedding_shape or embedding.shape),
+                     "samples": rng.normal(size=(4, 6, 3, 2)).astype(np.float16).transpose(samples_axes),
+                     "env_step": np.arange(4) * 2 + env_step_offset * i}
+        store.append_episode({"action": np.zeros((8, 2), np.float32)}, decisions=decisions,
+                             meta={"success": success(i % 3 != 0), "shift": shift if i < 4 else "push"})
+    return path
+
+
+def test_a_foreign_store_loads_as_written(tmp_path):
+    rollouts = load_rollouts(str(_foreign_store(tmp_path / "f.zarr")))["foreign"]
+    assert rollouts.success.tolist() == [False, True, True, False, True, True]
+    assert rollouts.sample_shape == (6, 3, 2) and rollouts.env_step[:4].tolist() == [0, 2, 4, 6]
+
+
+@pytest.mark.parametrize("mistake, message", [
+    (dict(success=str), r"meta/success holds <U5 values \(\['False', 'True', 'True'\].*store one bool per episode"),
+    (dict(samples_axes=(0, 1, 3, 2)), r"samples has per-decision shape \(B, H, A\)=\(6, 2, 3\) but data/action has 2 action dims"),
+    (dict(env_step_offset=8), r"env_step of episode 1 reads \[8, 10, 12, 14\].*the episode has 8 env steps \(5 episode\(s\)"),
+    (dict(embedding_shape=(4, 1, 5)), r"decisions/embedding has per-decision shape \(1, 5\); it must be \(N, D\)"),
+])
+def test_mistakes_of_a_foreign_recorder_are_named_with_their_fix(tmp_path, mistake, message):
+    """A text success label ('False' reads as True), swapped sample axes, env steps counted over the whole store and an
+    embedding with an extra axis would all be scored silently; each stops the load naming the store and the fix."""
+    path = _foreign_store(tmp_path / "f.zarr", **mistake)
+    with pytest.raises(RolloutError, match=message):
+        load_rollouts(str(path))
+
+
+def test_no_episode_labelled_none_names_the_in_distribution_label(tmp_path):
+    path = _foreign_store(tmp_path / "f.zarr", shift="")
+    with pytest.raises(RolloutError, match=r"no episode is labelled in distribution; meta/shift holds \['', 'push'\].*'none' exactly"):
+        evaluate_rollouts(str(path), small_config())
+
+
+@pytest.mark.parametrize("edit, message", [
+    ("drop", r"has decisions but no meta/decision_ends for its 6 episodes"),
+    ("per_episode", r"meta/decision_ends \[4, 5, 3, 4, 4\] ... decreases at episode 2; it holds the cumulative end decision"),
+])
+def test_decision_ends_written_without_the_store_api(tmp_path, edit, message):
+    """A store written with zarr directly (no checksum records) whose decision_ends are missing or per-episode counts."""
+    import zarr
+
+    path = _foreign_store(tmp_path / "f.zarr")
+    root = zarr.open_group(str(path), mode="a")
+    del root["meta/episode_checksums"]
+    if edit == "drop":
+        del root["meta/decision_ends"]
+    else:
+        root["meta/decision_ends"][:] = [4, 5, 3, 4, 4, 4]  # decisions per episode instead of their running sum
+    with pytest.raises(RolloutError, match=message):
+        load_rollouts(str(path))
