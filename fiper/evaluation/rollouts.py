@@ -179,6 +179,9 @@ def read_store(path: Path, control_period_s: float | None = None) -> RolloutSet:
         env_step = (np.arange(n) - np.repeat(ends - lengths, lengths)) * per
         notes.append(f"{path.name}: no decisions/env_step; assumed {per} env step(s) per decision")
     period = store_control_period(attrs, path, control_period_s, notes)
+    if "failure_step" not in store.meta_keys and "success" in store.meta_keys and not np.asarray(store.meta("success")).all():
+        notes.append(f"{path.name}: no meta/failure_step, so no failure has a known onset and alarms before onset and "
+                     "warning times are not reported; record the env step of each failure's irrecoverable event (-1 if none)")
 
     def meta(key: str, default: Any, dtype: Any) -> np.ndarray:
         if key not in store.meta_keys:

@@ -120,6 +120,8 @@ def test_a_foreign_store_loads_as_written(tmp_path):
     rollouts = load_rollouts(str(_foreign_store(tmp_path / "f.zarr")))["foreign"]
     assert rollouts.success.tolist() == [False, True, True, False, True, True]
     assert rollouts.sample_shape == (6, 3, 2) and rollouts.env_step[:4].tolist() == [0, 2, 4, 6]
+    # failures without meta/failure_step have no onset: the report says why its lead columns are empty
+    assert any("no meta/failure_step" in note for note in rollouts.notes)
 
 
 @pytest.mark.parametrize("mistake, message", [
