@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 import zarr
 
-from fiper.storage import EpisodeStore, StoreError, TrainingWindows
+from fiper.storage import DamagedStoreError, EpisodeStore, StoreError, TrainingWindows
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -92,6 +92,15 @@ def test_bad_episodes_are_rejected_without_damage(store_path):
     assert EpisodeStore.open(path).n_episodes == 3
     store.append_episode(data, decisions=dec, meta=meta)
     assert EpisodeStore.open(path).n_episodes == 4
+
+
+def test_per_episode_lengths_written_as_episode_ends_are_named_with_the_cumulative_fix(store_path):
+    """Another writer's per-episode lengths in meta/episode_ends: named as lengths, with np.cumsum as the fix."""
+    path, _ = store_path
+    zarr.open_group(str(path), mode="a")["meta/episode_ends"][:] = [7, 12, 5]
+    with pytest.raises(DamagedStoreError, match=r"meta/episode_ends holds \[7, 12, 5\] \.\.\., which sum to the 24 rows of "
+                                                r"data/: each episode's length.*np.cumsum of the lengths"):
+        EpisodeStore.open(path)
 
 
 def test_label_of_another_dtype_is_refused_before_anything_is_written(store_path):

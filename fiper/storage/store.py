@@ -184,6 +184,13 @@ class EpisodeStore(DamageChecks):
         bad = np.flatnonzero(np.diff(np.concatenate([[0], ends])) <= 0)
         if (len(bad) and (bad[0] < n - 1 or ends[-1] != 0)) or entry_past_shape(self.path / "meta" / COMMIT_KEY, commit, ends):
             at = int(bad[0]) if len(bad) else n
+            rows = {int(a.shape[0]) for a in self._data.values()}
+            if len(bad) and n > 1 and (ends > 0).all() and rows == {int(ends.sum())}:  # another writer's per-episode lengths
+                raise DamagedStoreError(self.path, f"meta/{COMMIT_KEY} holds {ends[:4].tolist()} ..., which sum to the "
+                                        f"{int(ends.sum())} rows of data/: each episode's length, where the store keeps each "
+                                        "episode's cumulative end row", array=f"meta/{COMMIT_KEY}",
+                                        fix=f"write np.cumsum of the lengths to meta/{COMMIT_KEY} (EpisodeStore.append_episode "
+                                        "writes it so; docs/rollout_format.md)")
             raise DamagedStoreError(self.path, f"its commit record is corrupt from entry {at} on (ends {ends[max(0, at - 1): at + 2].tolist()}"
                                     f"{'' if len(bad) else ', and a further entry past its recorded shape'}), so its episodes cannot "
                                     "be located; no repair can recover the episodes from there on", array=f"meta/{COMMIT_KEY}",
