@@ -218,6 +218,10 @@ def read_store(path: Path, control_period_s: float | None = None) -> RolloutSet:
     return rollout_set
 
 
+#: Shift labels another recorder may mean as "in distribution"; only 'none' is, so these are named in the notes.
+ID_SPELLINGS = ("none", "", "null", "nan", "id", "nominal", "in_distribution", "in-distribution")
+
+
 def _success_labels(store: EpisodeStore, path: Path) -> None:
     """meta/success must be bool (or 0/1 numbers): a text label such as 'False' would read as True."""
     values = np.asarray(store.meta("success"))
@@ -233,6 +237,10 @@ def check_store_rows(store: EpisodeStore, path: Path, rollouts: RolloutSet) -> N
     """Shapes and labels of a store another recorder wrote, checked before anything is scored: each mistake
     named with its fix instead of scores computed from misread rows."""
     _success_labels(store, path)
+    lookalike = sorted({str(v) for v in rollouts.shift if str(v) != "none" and str(v).strip().lower() in ID_SPELLINGS})
+    for label in lookalike:
+        rollouts.notes.append(f"{path.name}: meta/shift holds {label!r} on {int((rollouts.shift == label).sum())} episode(s), "
+                              "counted as shifted; an in-distribution episode carries 'none' exactly")
     emb, samples = rollouts.embeddings, rollouts.samples
     if emb.ndim != 2:
         raise RolloutError(f"{path}: decisions/embedding has per-decision shape {emb.shape[1:]}; it must be (N, D): one "

@@ -138,6 +138,15 @@ def test_mistakes_of_a_foreign_recorder_are_named_with_their_fix(tmp_path, mista
         load_rollouts(str(path))
 
 
+def test_an_in_distribution_label_spelt_otherwise_is_named_in_the_notes(tmp_path):
+    path = _foreign_store(tmp_path / "f.zarr", shift="None")  # episodes 0-3 'None', 4-5 'push'
+    rollouts = load_rollouts(str(path))["foreign"]
+    assert rollouts.ood.all()
+    assert any("meta/shift holds 'None' on 4 episode(s), counted as shifted" in note for note in rollouts.notes)
+    clean = load_rollouts(str(_foreign_store(tmp_path / "g.zarr")))["foreign"]
+    assert not any("meta/shift holds" in note for note in clean.notes)
+
+
 def test_no_episode_labelled_none_names_the_in_distribution_label(tmp_path):
     path = _foreign_store(tmp_path / "f.zarr", shift="")
     with pytest.raises(RolloutError, match=r"no episode is labelled in distribution; meta/shift holds \['', 'push'\].*'none' exactly"):
