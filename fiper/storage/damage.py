@@ -15,7 +15,8 @@ import numpy as np
 import zarr
 
 from fiper.storage.errors import DamagedStoreError, repair_command
-from fiper.storage.integrity import CHECKSUM_KEY, digest, missing_chunk_files, parse_record, undecodable_chunks
+from fiper.storage.integrity import CHECKSUM_KEY, digest, entry_past_shape, missing_chunk_files, parse_record, undecodable_chunks
+from fiper.storage.layout import COMMIT_KEY
 
 
 class DamageChecks:
@@ -28,6 +29,34 @@ class DamageChecks:
     _meta: dict[str, zarr.Array]
     _episode_ends: np.ndarray
     _records: list[dict[str, Any] | None]
+
+    def _committed_prefix(self, ends: np.ndarray, commit: zarr.Array) -> int:
+        """Leading episodes whose commit record was fully written; a damaged record raises DamagedStoreError.
+
+        Only the last entry may be unfinished (an interrupted commit resizes, then writes it); an
+        earlier entry that does not increase, or a lost chunk before the last entry, is damage.
+        """
+        n = len(ends)
+        lost = [f for i, f in missing_chunk_files(self.path, f"meta/{COMMIT_KEY}", commit, n) if i * commit.chunks[0] < n - 1]
+        if lost:
+            raise DamagedStoreError(self.path, "chunk files of the commit record are missing, so its episodes cannot be located; "
+                                    "no repair can recover them", array=f"meta/{COMMIT_KEY}",
+                                    files=[f"meta/{COMMIT_KEY}/{f}" for f in lost], fix="restore the store from a copy")
+        bad = np.flatnonzero(np.diff(np.concatenate([[0], ends])) <= 0)
+        if (len(bad) and (bad[0] < n - 1 or ends[-1] != 0)) or entry_past_shape(self.path / "meta" / COMMIT_KEY, commit, ends):
+            at = int(bad[0]) if len(bad) else n
+            rows = {int(a.shape[0]) for a in self._data.values()}
+            if len(bad) and n > 1 and (ends > 0).all() and rows == {int(ends.sum())}:  # another writer's per-episode lengths
+                raise DamagedStoreError(self.path, f"meta/{COMMIT_KEY} holds {ends[:4].tolist()} ..., which sum to the "
+                                        f"{int(ends.sum())} rows of data/: each episode's length, where the store keeps each "
+                                        "episode's cumulative end row", array=f"meta/{COMMIT_KEY}",
+                                        fix=f"write np.cumsum of the lengths to meta/{COMMIT_KEY} (EpisodeStore.append_episode "
+                                        "writes it so; docs/rollout_format.md)")
+            raise DamagedStoreError(self.path, f"its commit record is corrupt from entry {at} on (ends {ends[max(0, at - 1): at + 2].tolist()}"
+                                    f"{'' if len(bad) else ', and a further entry past its recorded shape'}), so its episodes cannot "
+                                    "be located; no repair can recover the episodes from there on", array=f"meta/{COMMIT_KEY}",
+                                    episodes=range(at, n), fix="restore the store from a copy")
+        return int(bad[0]) if len(bad) else n  # an end written as fill value: the commit did not finish
 
     # ------------------------------------------------------------------ rows <-> episodes
     def _row_ends(self, group: str) -> np.ndarray:

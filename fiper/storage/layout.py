@@ -14,6 +14,8 @@ TARGET_CHUNK_BYTES = 1 << 20
 MAX_CHUNK_LEN = 1 << 16
 # Chunks that equal the fill value are written too, so a missing chunk file always means data loss.
 WRITE_ALL_CHUNKS = {"write_empty_chunks": True}
+# meta/<COMMIT_KEY>: each committed episode's cumulative end row; an episode exists once its entry is written.
+COMMIT_KEY = "episode_ends"
 
 
 def time_chunk_len(item_shape: tuple[int, ...], dtype: np.dtype) -> int:
