@@ -45,6 +45,8 @@ SWEEP_CHECKS = {
     "context.position_dims": optional(list_of(integer(0), example="[0,1,2]")),
     "context.gripper_dims": optional(list_of(integer(0), non_empty=False, example="[3]")),
     "context.action_mode": choice("position", "velocity"),
+    "context.agent_pos_key": optional(text),
+    "context.agent_pos_dims": optional(list_of(integer(0), example="[0,1]")),
     "record_keys": optional(list_of(text, example="[agent_pos,object]")),
     "overwrite": boolean,
     "progress": boolean,
@@ -118,7 +120,41 @@ def action_context(context_cfg: dict[str, Any], action_dim: int, probe_env, posi
                 "when the entries are velocities")
         cfg["position_dims"] = list(range(int(n_pos)))
         cfg.setdefault("gripper_dims", [d for d in range(action_dim) if d >= int(n_pos)])
-    return FallbackContext(action_dim=action_dim, **cfg)
+    context = FallbackContext(action_dim=action_dim, **cfg)
+    if positions and callable(getattr(probe_env, "reset", None)):  # an env to read a measured position from
+        note = measured_position_note(context, observation_dict(probe_env.reset(seed=0)[0]), named="agent_pos_key" in cfg)
+        if note:
+            print(f"note: {note}")
+    return context
+
+
+def measured_position_note(context: FallbackContext, obs: dict[str, Any], named: bool) -> str | None:
+    """What a position fallback will hold when ``obs`` (a reset observation) carries no measured position: a note, or
+    None when it does (or the actions are velocities). A key named in the config (``named``) that the observation lacks,
+    or ``agent_pos_dims`` past its entries, is a ValueError naming the keys there are."""
+    if context.action_mode == "velocity":
+        return None
+    key = context.agent_pos_key
+    if key is not None and key in obs:
+        try:
+            context.agent_position(obs)
+        except ValueError as err:
+            raise ValueError(f"context.agent_pos_dims: {err} (context.agent_pos_dims=[...] picks the entries of "
+                             f"obs[{key!r}] that measure the position targets, in the order of context.position_dims)") from None
+        return None
+    keys = {k: tuple(np.shape(v)) for k, v in obs.items()}
+    if named:
+        raise ValueError(f"context.agent_pos_key={key!r} is not a key of the env's observation {keys}: name the key that "
+                         "measures the position targets (a flat Box observation is stored as 'obs'), with "
+                         "context.agent_pos_dims=[...] picking its entries")
+    flat = next(iter(keys)) if len(keys) == 1 else "<key>"
+    dims = list(range(len(context.position_dims)))
+    return (f"the observation has no measured position (no key {key!r}; it has {keys}), so hold, retreat and return_retry "
+            "work from the last commanded position targets: a hold commands the last target, which a robot lagging its "
+            "targets has not reached and keeps moving toward. If the observation measures the positions the action "
+            f"entries {list(context.position_dims)} command, name them: context.agent_pos_key={flat} "
+            f"context.agent_pos_dims={dims} (the entries of that key, in the order of context.position_dims; "
+            "launch.pipeline: in act.overrides)")
 
 
 def build_response(cfg: DictConfig, monitor, policy, probe):
@@ -147,6 +183,12 @@ def check_observations(policy, probe_env, env_cfg: dict[str, Any]) -> None:
         )
 
 
+def fingerprinted_context(context: dict[str, Any]) -> dict[str, Any]:
+    """The action layout as a store's fingerprint records it: the measured-position settings only when set, so that
+    stores recorded before those settings existed still resume."""
+    return {k: v for k, v in context.items() if not (k in ("agent_pos_key", "agent_pos_dims") and v is None)}
+
+
 def store_fingerprint(cfg: DictConfig, num_samples: int, policy: Any = None) -> dict[str, Any]:
     """What produced a store's episodes: policy and monitor files, env (with its shifts) and sampling settings.
 
@@ -159,7 +201,7 @@ def store_fingerprint(cfg: DictConfig, num_samples: int, policy: Any = None) -> 
         "factories": plain(cfg.factories),
         "sampling": {"num_samples": int(num_samples), "execute": cfg.execute},
         "intervention": plain(cfg.get("intervention")),
-        "context": plain(cfg.context) if cfg.get("intervention") is not None else None,
+        "context": fingerprinted_context(plain(cfg.context)) if cfg.get("intervention") is not None else None,
         "record_keys": plain(cfg.record_keys),
     })
 

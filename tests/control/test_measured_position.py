@@ -1,0 +1,79 @@
+"""A fallback's measured position from a flat observation: context.agent_pos_key / agent_pos_dims, checked against the
+env before anything runs, and a note when there is none (a hold then commands the last target, not where the robot is)."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+from fiper.interventions import FallbackContext, make_fallback
+from launch.stress import action_context, measured_position_note, store_fingerprint
+
+
+class FlatPointEnv(gym.Env):
+    """A point driven by absolute (x, y) targets that it reaches only halfway per step; obs = [x, y, goal_x, goal_y]."""
+
+    observation_space = gym.spaces.Box(-1.0, 1.0, (4,), np.float32)
+    action_space = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
+
+    def reset(self, *, seed=None, options=None):
+        self.pos = np.zeros(2)
+        return self._obs(), {}
+
+    def _obs(self):
+        return np.array([*self.pos, 0.5, 0.5], np.float32)
+
+    def step(self, action):
+        self.pos = self.pos + 0.5 * (np.asarray(action, float) - self.pos)
+        return self._obs(), 0.0, False, False, {}
+
+
+LAYOUT = {"position_dims": [0, 1], "gripper_dims": None, "action_mode": "position"}
+
+
+def test_a_flat_observation_named_as_the_measured_position_makes_hold_hold_where_the_robot_is():
+    env = FlatPointEnv()
+    ctx = action_context({**LAYOUT, "agent_pos_key": "obs", "agent_pos_dims": [0, 1]}, 2, env)
+    obs, _ = env.reset(seed=0)
+    for _ in range(2):  # the robot lags: after two steps toward (0.4, -0.2) it is at (0.3, -0.15)
+        ctx.record([0.4, -0.2], {"obs": obs})
+        obs = env.step([0.4, -0.2])[0]
+    hold = make_fallback("hold")
+    hold.start(ctx)
+    np.testing.assert_allclose(hold.act({"obs": obs}, ctx), [0.3, -0.15], atol=1e-6)
+    blind = action_context(dict(LAYOUT), 2, env)  # no key named: the last commanded target, 0.1 m further
+    for _ in range(2):
+        blind.record([0.4, -0.2], {"obs": obs})
+    hold.start(blind)
+    np.testing.assert_allclose(hold.act({"obs": obs}, blind), [0.4, -0.2])
+
+
+def test_without_a_measured_position_the_sweep_says_what_hold_will_do_and_how_to_name_it(capsys):
+    action_context(dict(LAYOUT), 2, FlatPointEnv())
+    out = capsys.readouterr().out
+    assert "no measured position" in out and "context.agent_pos_key=obs context.agent_pos_dims=[0, 1]" in out
+    action_context({**LAYOUT, "action_mode": "velocity"}, 2, FlatPointEnv())  # a zero velocity needs no position
+    action_context({**LAYOUT, "agent_pos_key": "obs"}, 2, FlatPointEnv())
+    assert capsys.readouterr().out == ""
+
+
+def test_a_named_key_the_env_lacks_or_entries_past_it_are_refused_naming_the_keys():
+    with pytest.raises(ValueError, match=r"agent_pos_key='agent_pos' is not a key of the env's observation \{'obs': \(4,\)\}"):
+        action_context({**LAYOUT, "agent_pos_key": "agent_pos"}, 2, FlatPointEnv())
+    with pytest.raises(ValueError, match=r"context.agent_pos_dims: .*agent_pos_dims=\[3, 4\] index past"):
+        action_context({**LAYOUT, "agent_pos_key": "obs", "agent_pos_dims": [3, 4]}, 2, FlatPointEnv())
+    ctx = FallbackContext(2, [0, 1], agent_pos_key="obs")
+    assert measured_position_note(ctx, {"obs": np.zeros(4)}, named=True) is None
+
+
+def test_unset_measured_position_settings_leave_a_store_fingerprint_as_it_was():
+    from omegaconf import OmegaConf
+
+    base = {"policy_dir": None, "policy_factory": "m:f", "monitor_dir": None, "env": {}, "factories": {}, "execute": "first",
+            "intervention": {"kind": "hold"}, "record_keys": None}
+    old = OmegaConf.create({**base, "context": dict(LAYOUT)})
+    new = OmegaConf.create({**base, "context": {**LAYOUT, "agent_pos_key": None, "agent_pos_dims": None}})
+    named = OmegaConf.create({**base, "context": {**LAYOUT, "agent_pos_key": "obs", "agent_pos_dims": None}})
+    assert store_fingerprint(new, 16)["digest"] == store_fingerprint(old, 16)["digest"]
+    assert store_fingerprint(named, 16)["digest"] != store_fingerprint(old, 16)["digest"]
