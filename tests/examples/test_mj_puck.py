@@ -1,0 +1,59 @@
+"""examples/mj_puck, a MuJoCo env written from an MJCF string with absolute position targets: the env builds, its
+expert pushes the puck onto the goal, its shifts are the nominal task at severity 0, seeded resets fix the episode and
+the obstacle reaches the keep-out steering as scene_obstacles(). The example's pipeline is not run here (minutes)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fiper.collection import run_episode
+from fiper.control.period import control_period_s
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # imported as examples.mj_puck, as from the repository root
+
+from examples.mj_puck import envs as puck  # noqa: E402
+from examples.mj_puck.expert import PuckExpert  # noqa: E402
+
+
+def test_the_env_builds_its_expert_succeeds_and_shifts_at_zero_are_the_nominal_task():
+    env = puck.make_puck()
+    assert env.action_space.shape == (2,) and env.observation_space.shape == (12,)
+    assert control_period_s(env) == pytest.approx(0.05)
+    episodes = [run_episode(env, PuckExpert(env), seed) for seed in range(3)]
+    assert all(e.success and e.failure_step == -1 for e in episodes)
+    assert all(len(e.data["action"]) < 120 for e in episodes)  # 72 steps on average (README)
+    nominal = env.reset(seed=5)[0]
+    for shift in (puck.heavy_puck, puck.shove, puck.obstacle_in_path, puck.obs_noise):
+        np.testing.assert_array_equal(shift(severity=0.0).reset(seed=5)[0], nominal)
+    moved = puck.obstacle_in_path(severity=1.0).reset(seed=5)[0]
+    assert np.linalg.norm(moved[10:] - nominal[10:]) > 0.05  # the obstacle (obs[10:12]) moved toward the path
+    with pytest.raises(ValueError, match=r"shove: severity must be a number in \[0, 1\], got 2.0"):
+        puck.shove(severity=2.0)
+
+
+def test_a_seed_fixes_the_episode_and_the_obstacle_is_the_scenes():
+    env = puck.make_puck()
+    actions = np.random.default_rng(0).uniform(-0.3, 0.3, (15, 2))
+    runs = []
+    for seed in (0, 1, 0):
+        obs = [env.reset(seed=seed)[0]] + [env.step(a)[0] for a in actions]
+        runs.append(np.stack(obs))
+    np.testing.assert_array_equal(runs[0], runs[2])
+    (obstacle,) = env.unwrapped.scene_obstacles()
+    np.testing.assert_allclose(obstacle["center"][:2], runs[2][-1][10:12])
+    assert obstacle["radius"] == pytest.approx(puck.OBSTACLE_RADIUS)
+
+
+def test_touching_the_obstacle_ends_the_episode_as_a_physical_failure():
+    env = puck.make_puck()
+    obs, _ = env.reset(seed=2)
+    target = obs[10:12]  # drive the pusher straight at the obstacle's centre
+    for step in range(60):
+        obs, _, terminated, truncated, info = env.step(target)
+        if terminated:
+            break
+    assert terminated and not info["is_success"] and info["failure_reason"] == "obstacle_collision" and step < 60
