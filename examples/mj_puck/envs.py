@@ -60,7 +60,7 @@ class PuckPushEnv(gym.Env):
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 20}
 
-    def __init__(self, render_mode: str | None = None, success_radius: float = 0.04, width: int = 240,
+    def __init__(self, render_mode: str | None = None, success_radius: float = 0.05, width: int = 240,
                  height: int = 240, obstacle_shift: float = 0.0, puck_damping: float = 0.6):
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode={render_mode!r} is not supported: use None or 'rgb_array'")
@@ -89,18 +89,18 @@ class PuckPushEnv(gym.Env):
         return [{"center": [*self.obstacle, 0.0], "radius": OBSTACLE_RADIUS, "height": 0.06, "shape": "cylinder"}]
 
     def _layout(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Pusher, puck, goal and obstacle positions: the puck 0.15-0.25 m from the goal, the obstacle beside the
-        puck→goal segment (0.11-0.14 m off its midpoint), moved onto it by ``obstacle_shift``."""
+        """Pusher, puck, goal and obstacle positions: the puck 0.12-0.2 m from the goal, the pusher 7-11 cm behind it
+        (±4 cm to the side), the obstacle beside the puck→goal segment (0.11-0.14 m off its midpoint), moved onto it
+        by ``obstacle_shift``."""
         goal = rng.uniform(-0.15, 0.15, 2)
         angle = rng.uniform(0, 2 * np.pi)
-        puck = np.clip(goal + rng.uniform(0.15, 0.25) * np.array([np.cos(angle), np.sin(angle)]), -0.22, 0.22)
+        puck = np.clip(goal + rng.uniform(0.12, 0.2) * np.array([np.cos(angle), np.sin(angle)]), -0.22, 0.22)
         direction = (goal - puck) / np.linalg.norm(goal - puck)
         normal = np.array([-direction[1], direction[0]]) * rng.choice([-1.0, 1.0])
         offset = rng.uniform(0.11, 0.14) * (1.0 - self.obstacle_shift)
         obstacle = 0.5 * (puck + goal) + offset * normal
-        pusher = rng.uniform(-0.25, 0.25, 2)
-        while min(np.linalg.norm(pusher - puck), np.linalg.norm(pusher - obstacle)) < 0.09:
-            pusher = rng.uniform(-0.25, 0.25, 2)
+        side = np.array([-direction[1], direction[0]])
+        pusher = np.clip(puck - rng.uniform(0.07, 0.11) * direction + rng.uniform(-0.04, 0.04) * side, -0.28, 0.28)
         return pusher, puck, goal, obstacle
 
     def reset(self, *, seed=None, options=None):
@@ -152,7 +152,7 @@ class PuckPushEnv(gym.Env):
             self._renderer = None
 
 
-def make_puck(max_episode_steps: int = 200, **kwargs) -> gym.Env:
+def make_puck(max_episode_steps: int = 100, **kwargs) -> gym.Env:
     """The nominal task for ``max_episode_steps`` steps of 0.05 s; ``kwargs`` go to PuckPushEnv (render_mode, ...)."""
     return gym.wrappers.TimeLimit(PuckPushEnv(**kwargs), int(max_episode_steps))
 
@@ -163,12 +163,12 @@ def heavy_puck(severity: float = 0.0, **kwargs) -> gym.Env:
 
 
 def obstacle_in_path(severity: float = 0.0, **kwargs) -> gym.Env:
-    """Shift: the obstacle moved from beside the puck→goal segment toward its midpoint, by 60 % of its offset at severity 1."""
-    return make_puck(obstacle_shift=0.6 * check_severity(severity, "obstacle_in_path"), **kwargs)
+    """Shift: the obstacle moved from beside the puck→goal segment toward its midpoint, by 80 % of its offset at severity 1."""
+    return make_puck(obstacle_shift=0.8 * check_severity(severity, "obstacle_in_path"), **kwargs)
 
 
 class Shove(gym.Wrapper):
-    """A horizontal force of 0.3·severity N on the puck for 4 steps (0.2 s), once, at a random step in [20, 60)."""
+    """A horizontal force of 0.3·severity N on the puck for 4 steps (0.2 s), once, at a random step in [8, 20)."""
 
     def __init__(self, env: gym.Env, severity: float):
         super().__init__(env)
@@ -178,7 +178,7 @@ class Shove(gym.Wrapper):
     def reset(self, *, seed=None, options=None):
         if seed is not None:
             self.rng = np.random.default_rng([int(seed), 17])
-        self.at, self.t = int(self.rng.integers(20, 60)), 0
+        self.at, self.t = int(self.rng.integers(8, 20)), 0
         angle = float(self.rng.uniform(0.0, 2.0 * np.pi))
         self.direction = np.array([np.cos(angle), np.sin(angle)])
         return self.env.reset(seed=seed, options=options)
