@@ -37,7 +37,8 @@ from fiper.monitor import load_monitor
 from fiper.monitor.identity import policy_fingerprint
 from launch.act_videos import check_rendering, write_videos
 from launch.common import check_guidance, load_policy_from, plain, resolve_device, save_config, set_cpu_threads
-from launch.stress import SWEEP_CHECKS, action_context, check_observations, env_builder, store_fingerprint, uses_positions
+from launch.stress import (SWEEP_CHECKS, action_context, check_observations, check_steering_layout, env_builder, store_fingerprint,
+                           uses_positions)
 from launch.validate import (ENV_CHECKS, THREADS, Bad, boolean, existing_path, integer, merged, optional, reported, target,
                              validate)
 
@@ -224,6 +225,8 @@ def run(cfg: DictConfig):
         contexts = {name: action_context(plain(cfg.context), policy.action_dim, probe, positions=uses_positions(r))
                     if getattr(r, "fallback", None) is not None else None
                     for name, r in responses.items()}
+        for name, r in responses.items():
+            check_steering_layout(r, contexts[name], f"response_configs.{name}.steering")
         agents = {WITHOUT: MonitoredPolicy(policy, None, num_samples=num_samples, execute=cfg.execute, seed=cfg.seeds.start)}
         agents.update({name: MonitoredPolicy(policy, monitor, response=responses[name], context=contexts[name],
                                              num_samples=num_samples, execute=cfg.execute, seed=cfg.seeds.start) for name in names})

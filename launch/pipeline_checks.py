@@ -139,7 +139,12 @@ def check_act_stage(composed: DictConfig, stage: str, expert: str | None = None)
                            f"pipeline stage '{stage}' (act.responses; nothing has run yet)")
         if any(stress.uses_positions(r) for r in responses.values()):
             try:  # a fallback commands positions: the env or act.overrides must say which action entries are positions
-                stress.action_context(plain(composed.context), int(np.prod(probe.action_space.shape)), probe)
+                context = stress.action_context(plain(composed.context), int(np.prod(probe.action_space.shape)), probe)
+                for name, response in responses.items():  # a steer reads the same entries as positions
+                    try:
+                        stress.check_steering_layout(response, context, f"response_configs.{name}.steering")
+                    except ValueError as err:
+                        raise ValueError(f"{err} (in the pipeline: act.overrides)") from None
             except ValueError as err:
                 raise ValueError(f"pipeline stage '{stage}' (nothing has run yet): {err}") from None
     finally:

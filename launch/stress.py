@@ -128,6 +128,24 @@ def action_context(context_cfg: dict[str, Any], action_dim: int, probe_env, posi
     return context
 
 
+def check_steering_layout(response: Any, context: FallbackContext | None, setting: str) -> None:
+    """A steering part must read the action entries the fallbacks' layout names as positions, integrated when they are
+    velocities: else its keep-out reward measures the wrong entries, silently. A ValueError naming ``setting`` (where
+    the steering's settings live, e.g. response_configs.steer.steering) and the fix."""
+    steering = getattr(response, "steering", None)
+    if steering is None or context is None:
+        return
+    dims, velocity = list(steering.config.position_dims), bool(steering.config.velocity_actions)
+    if not set(dims) <= set(context.position_dims):
+        raise ValueError(f"{setting}.position_dims={dims} are not position entries of the action (context.position_dims="
+                         f"{list(context.position_dims)}): the reward would read other entries as positions in the obstacles' "
+                         f"frame; set {setting}.position_dims={list(context.position_dims)[:3]} (the x, y(, z) entries)")
+    if velocity != (context.action_mode == "velocity"):
+        raise ValueError(f"{setting}.velocity_actions={velocity} but context.action_mode={context.action_mode!r}: the reward "
+                         f"would read {'positions as velocities' if velocity else 'velocities as positions'}; set "
+                         f"{setting}.velocity_actions={str(context.action_mode == 'velocity').lower()}")
+
+
 def measured_position_note(context: FallbackContext, obs: dict[str, Any], named: bool) -> str | None:
     """What a position fallback will hold when ``obs`` (a reset observation) carries no measured position: a note, or
     None when it does (or the actions are velocities). A key named in the config (``named``) that the observation lacks,
@@ -167,7 +185,9 @@ def build_response(cfg: DictConfig, monitor, policy, probe):
     response = response_from_config(plain(spec))
     if response.fallback is None:
         return response, None
-    return response, action_context(plain(cfg.context), policy.action_dim, probe, positions=uses_positions(response))
+    context = action_context(plain(cfg.context), policy.action_dim, probe, positions=uses_positions(response))
+    check_steering_layout(response, context, "intervention.steering")
+    return response, context
 
 
 def check_observations(policy, probe_env, env_cfg: dict[str, Any]) -> None:

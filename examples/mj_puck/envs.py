@@ -90,15 +90,16 @@ class PuckPushEnv(gym.Env):
 
     def _layout(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Pusher, puck, goal and obstacle positions: the puck 0.12-0.2 m from the goal, the pusher 7-11 cm behind it
-        (±4 cm to the side), the obstacle beside the puck→goal segment (0.11-0.14 m off its midpoint), moved onto it
-        by ``obstacle_shift``."""
+        (±4 cm to the side), the obstacle beside the puck→goal segment (0.11-0.14 m off its midpoint, at least 8.5 cm
+        along it from the puck), moved onto it by ``obstacle_shift``."""
         goal = rng.uniform(-0.15, 0.15, 2)
         angle = rng.uniform(0, 2 * np.pi)
         puck = np.clip(goal + rng.uniform(0.12, 0.2) * np.array([np.cos(angle), np.sin(angle)]), -0.22, 0.22)
         direction = (goal - puck) / np.linalg.norm(goal - puck)
         normal = np.array([-direction[1], direction[0]]) * rng.choice([-1.0, 1.0])
         offset = rng.uniform(0.11, 0.14) * (1.0 - self.obstacle_shift)
-        obstacle = 0.5 * (puck + goal) + offset * normal
+        along = max(0.5 * np.linalg.norm(goal - puck), 0.085)  # clear of the puck's start even on its path
+        obstacle = puck + along * direction + offset * normal
         side = np.array([-direction[1], direction[0]])
         pusher = np.clip(puck - rng.uniform(0.07, 0.11) * direction + rng.uniform(-0.04, 0.04) * side, -0.28, 0.28)
         return pusher, puck, goal, obstacle

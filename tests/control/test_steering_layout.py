@@ -1,0 +1,38 @@
+"""A steer's reward must read the action entries the fallbacks' layout names as positions (integrated when they are
+velocities): launch.stress and launch.act refuse a mismatch before anything runs instead of steering on other entries."""
+
+from __future__ import annotations
+
+import pytest
+
+from fiper.interventions import FallbackContext, response_from_config
+from launch.stress import check_steering_layout
+
+
+def steer(**steering):
+    return response_from_config({"steering": {"reward": {"name": "keep_out", "center": [0.0, 0.0], "radius": 0.05},
+                                              **steering}, "fallback": {"name": "hold"}})
+
+
+def test_a_steer_on_entries_that_are_not_the_position_targets_is_refused_naming_the_setting():
+    context = FallbackContext(4, position_dims=[2, 3], gripper_dims=[0])  # [gripper, yaw, x, y]
+    with pytest.raises(ValueError, match=r"response_configs.steer.steering.position_dims=\[0, 1\] are not position entries "
+                                         r".*set response_configs.steer.steering.position_dims=\[2, 3\]"):
+        check_steering_layout(steer(), context, "response_configs.steer.steering")
+    check_steering_layout(steer(position_dims=[2, 3]), context, "response_configs.steer.steering")
+    check_steering_layout(steer(), FallbackContext(3, position_dims=[0, 1, 2]), "s")  # x, y of x, y, z: a cylinder's axis
+
+
+def test_velocity_actions_must_be_steered_as_velocities():
+    context = FallbackContext(2, position_dims=[0, 1], action_mode="velocity")
+    with pytest.raises(ValueError, match=r"velocity_actions=False but context.action_mode='velocity'.*velocity_actions=true"):
+        check_steering_layout(steer(), context, "intervention.steering")
+    check_steering_layout(steer(velocity_actions=True), context, "intervention.steering")
+    with pytest.raises(ValueError, match=r"read positions as velocities"):
+        check_steering_layout(steer(velocity_actions=True), FallbackContext(2, position_dims=[0, 1]), "intervention.steering")
+
+
+def test_responses_without_steering_or_without_a_layout_pass():
+    hold = response_from_config({"fallback": {"name": "hold"}})
+    check_steering_layout(hold, FallbackContext(4, position_dims=[2, 3]), "s")
+    check_steering_layout(steer(), None, "s")
