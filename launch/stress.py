@@ -99,9 +99,11 @@ def uses_positions(response) -> bool:
     return fallback is not None and bool(getattr(fallback, "uses_positions", True))
 
 
-def action_context(context_cfg: dict[str, Any], action_dim: int, probe_env, positions: bool = True) -> FallbackContext:
+def action_context(context_cfg: dict[str, Any], action_dim: int, probe_env, positions: bool = True,
+                   quiet: bool = False) -> FallbackContext:
     """The action layout a fallback needs: from ``context`` if given, else from the task env. ``positions=False`` (a
-    fallback that commands no positions) takes every action entry for the layout when neither names one."""
+    fallback that commands no positions) takes every action entry for the layout when neither names one. A position
+    layout is checked against the env's measured position (a note when it has none; ``quiet``: said already)."""
     cfg = {k: v for k, v in context_cfg.items() if v is not None}
     if "position_dims" not in cfg:
         n_pos = getattr(getattr(probe_env, "unwrapped", probe_env), "position_dims", None)
@@ -123,7 +125,7 @@ def action_context(context_cfg: dict[str, Any], action_dim: int, probe_env, posi
     context = FallbackContext(action_dim=action_dim, **cfg)
     if positions and callable(getattr(probe_env, "reset", None)):  # an env to read a measured position from
         note = measured_position_note(context, observation_dict(probe_env.reset(seed=0)[0]), named="agent_pos_key" in cfg)
-        if note:
+        if note and not quiet:
             print(f"note: {note}")
     return context
 

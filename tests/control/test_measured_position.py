@@ -77,3 +77,8 @@ def test_unset_measured_position_settings_leave_a_store_fingerprint_as_it_was():
     named = OmegaConf.create({**base, "context": {**LAYOUT, "agent_pos_key": "obs", "agent_pos_dims": None}})
     assert store_fingerprint(new, 16)["digest"] == store_fingerprint(old, 16)["digest"]
     assert store_fingerprint(named, 16)["digest"] != store_fingerprint(old, 16)["digest"]
+
+
+def test_the_note_is_said_once_when_asked_to_be_quiet(capsys):
+    action_context(dict(LAYOUT), 2, FlatPointEnv(), quiet=True)
+    assert capsys.readouterr().out == ""
