@@ -57,3 +57,28 @@ def test_touching_the_obstacle_ends_the_episode_as_a_physical_failure():
         if terminated:
             break
     assert terminated and not info["is_success"] and info["failure_reason"] == "obstacle_collision" and step < 60
+
+
+def _act_config(*overrides: str):
+    from hydra import compose, initialize_config_dir
+
+    conf = Path(__file__).resolve().parents[2] / "launch" / "conf"
+    with initialize_config_dir(config_dir=str(conf), version_base=None):
+        return compose("act", ["env.factory=examples.mj_puck.envs:make_puck", "env.name=null", "env.obs_mode=null",
+                               "cells=[[none,[0.0]]]", "videos=false", "responses=[hold,steer]", "context.position_dims=[0,1]",
+                               "policy_dir=x", "monitor_dir=x", "out=x", *overrides])
+
+
+def test_the_pipelines_act_check_reads_the_flat_observations_position_and_the_steers_entries(capsys):
+    """Before anything is collected: a note without a measured position, a refusal for a key the observation lacks or a
+    steer on entries that are not the position targets, each naming the setting."""
+    from launch.pipeline_checks import check_act_stage
+
+    check_act_stage(_act_config(), "act")
+    assert "no measured position (no key 'agent_pos'; it has {'obs': (12,)})" in capsys.readouterr().out
+    check_act_stage(_act_config("context.agent_pos_key=obs", "context.agent_pos_dims=[0,1]"), "act")
+    assert "note" not in capsys.readouterr().out
+    with pytest.raises(ValueError, match=r"pipeline stage 'act' \(nothing has run yet\): context.agent_pos_key='agent_pos' is not"):
+        check_act_stage(_act_config("context.agent_pos_key=agent_pos"), "act")
+    with pytest.raises(ValueError, match=r"response_configs.steer.steering.position_dims=\[2, 3\] are not position entries.*act.overrides"):
+        check_act_stage(_act_config("+response_configs.steer.steering.position_dims=[2,3]"), "act")
