@@ -91,7 +91,9 @@ def episode_labels(info: Mapping[str, Any], terminated: bool, truncated: bool, l
     is a success only when the env says so. failure_step: info['failure_step'], else -1 for a
     success and the last step otherwise. failure_reason: info['failure_reason'], else 'timeout'
     when the episode was truncated (ran out of time) and 'terminated' when it ended without the
-    env saying success.
+    env saying success. A failed episode whose info says no failure (failure_step -1 or None,
+    failure_reason '' or None: an env that sets them at every step) gets the same defaults, so
+    a timeout is not counted as a physical failure at step -1.
     """
     if "success" in info:
         success = bool(info["success"])
@@ -101,10 +103,14 @@ def episode_labels(info: Mapping[str, Any], terminated: bool, truncated: bool, l
         success = False
     default_step = -1 if success else last_step
     default_reason = "" if success else ("timeout" if truncated and not terminated else "terminated")
+    step, reason = info.get("failure_step", default_step), info.get("failure_reason", default_reason)
+    if not success:  # an env that reports 'no failure' ('', None, -1) at every step leaves a failure unnamed: the defaults
+        step = last_step if step is None or int(step) < 0 else step
+        reason = default_reason if reason is None or not str(reason) else reason
     return {
         "success": success,
-        "failure_step": int(info.get("failure_step", default_step)),
-        "failure_reason": str(info.get("failure_reason", default_reason)),
+        "failure_step": int(step),
+        "failure_reason": str(reason),
         "shift": str(info.get("shift", "none")),
         "severity": float(info.get("severity", 0.0)),
     }

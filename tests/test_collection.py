@@ -113,6 +113,20 @@ def test_labels_fall_back_for_plain_envs():
     assert (labels["success"], labels["failure_step"], labels["failure_reason"], labels["shift"]) == (False, 9, "timeout", "none")
 
 
+def test_a_failure_the_env_reports_as_no_failure_gets_the_default_labels():
+    """An env that sets failure_reason='' and failure_step=-1 at every step until something happens: its timeout is a
+    'timeout' at the last step (the outcome sweep counts '' as damage), its unexplained end 'terminated' at that step."""
+    quiet = {"is_success": False, "failure_reason": "", "failure_step": -1}
+    assert episode_labels(quiet, False, True, 99) | {"shift": "none"} == {
+        "success": False, "failure_step": 99, "failure_reason": "timeout", "shift": "none", "severity": 0.0}
+    assert (episode_labels(quiet, True, False, 12)["failure_reason"], episode_labels(quiet, True, False, 12)["failure_step"]) == ("terminated", 12)
+    assert episode_labels({**quiet, "failure_reason": None, "failure_step": None}, False, True, 5)["failure_step"] == 5
+    named = episode_labels({"failure_reason": "obstacle_collision", "failure_step": 7}, True, False, 7)
+    assert (named["failure_reason"], named["failure_step"]) == ("obstacle_collision", 7)  # what the env names is kept
+    success = episode_labels({"is_success": True, "failure_reason": "", "failure_step": -1}, True, False, 30)
+    assert (success["failure_reason"], success["failure_step"]) == ("", -1)
+
+
 def test_user_factory_gets_only_what_it_accepts(tiny_module):
     env = make_env_from_config({"factory": f"{tiny_module}:make", "name": "push_t", "obs_mode": "lowdim", "kwargs": {"goal": 2}})
     assert env.goal == 2
