@@ -267,10 +267,13 @@ def _run_stages(cfg: DictConfig, run_dir: Path) -> Path:
     stage("fit rollouts", fit_store, weights)
     check_fit_successes(fit_store)
     stage("calibration rollouts", cal_store, weights)
+    check_fit_successes(cal_store, "the live monitor", "rollouts.calibration_episodes: more calibration rollouts")
     with calibration_hint("live monitor stage", "monitor.delta", cfg.monitor.delta):
         stage("fit + calibrate monitor", monitor, {**weights, **stages.upstream(fit_store, cal_store)})
     stage("stress rollouts", stress_store, {**weights, "monitor": directory_digest(monitor), **stages.upstream(monitor)})
-    stage("evaluate", report_dir, stages.upstream(fit_store, cal_store, stress_store))
+    with calibration_hint("evaluate stage", "evaluate.deltas", plain(cfg.evaluate.deltas),
+                          f", evaluate.split.calibration (now {cfg.evaluate.split.calibration:g})"):
+        stage("evaluate", report_dir, stages.upstream(fit_store, cal_store, stress_store))
     if cfg.get("deploy_delta") is None:
         if chosen.exists() or Stages.marker(chosen).exists():
             print(f"[deploy] deploy_delta=null: removing {chosen} of an earlier run", flush=True)
@@ -286,27 +289,29 @@ def _run_stages(cfg: DictConfig, run_dir: Path) -> Path:
     return report_dir / "report.md"
 
 
-def check_fit_successes(fit_store: Path) -> None:
-    """The monitor learns from the fit rollouts' in-distribution successes: without one, stop before the calibration
-    rollouts, which could not be used either."""
+def check_fit_successes(store: Path, before: str = "the calibration rollouts",
+                        more: str = "rollouts.fit_episodes: more fit rollouts") -> None:
+    """The monitor learns from the rollouts' in-distribution successes (the fit rollouts', then the calibration
+    rollouts'): without one, stop before ``before``, which could not use them, naming the setting ``more``."""
     from fiper.monitor.decision_data import successful_in_distribution
 
     try:
-        successful_in_distribution(EpisodeStore.open(fit_store))
+        successful_in_distribution(EpisodeStore.open(store))
     except ValueError as err:
-        raise ValueError(f"{err}. The pipeline stopped before the calibration rollouts; the stages before them are cached "
-                         "(rollouts.fit_episodes: more fit rollouts)") from None
+        raise ValueError(f"{err}. The pipeline stopped before {before}; the stages before them are cached ({more})") from None
 
 
 @contextmanager
-def calibration_hint(where: str, delta_key: str, delta: float) -> Iterator[None]:
-    """A δ the calibration successes cannot attain, named with the pipeline keys that fix it."""
+def calibration_hint(where: str, delta_key: str, delta: Any, also: str = "") -> Iterator[None]:
+    """A δ (or a grid of them) the calibration successes cannot attain, named with the pipeline keys that fix it."""
     try:
         yield
     except InsufficientCalibrationError as err:
+        now = (f"{delta:g}" if isinstance(delta, (int, float)) else "null: launch/conf/evaluate.yaml's grid" if delta is None
+               else str(delta))
         raise InsufficientCalibrationError(
-            f"{where}: {err} In the pipeline: raise rollouts.calibration_episodes (only the successful ones calibrate) "
-            f"or {delta_key} (now {delta:g}); the stages before this one are cached and are not run again") from None
+            f"{where}: {err} In the pipeline: raise rollouts.calibration_episodes (only the successful ones calibrate){also} "
+            f"or {delta_key} (now {now}); the stages before this one are cached and are not run again") from None
 
 
 def _act_stage(cfg: DictConfig, stages: Stages, steps: dict[str, list[Step]], run_dir: Path, weights: dict[str, Any],
