@@ -42,6 +42,7 @@ from fiper.storage import EpisodeStore
 from launch import act, calibrate, collect, evaluate, fit, stress, train
 from launch.common import call_policy_factory, plain, removed_on_failure, resolve_device, save_config, set_cpu_threads
 from launch.pipeline_checks import check_act_stage, check_action_dims, check_env, check_list_quoting, evaluate_mapping, override
+from launch.pipeline_sizes import check_sizes
 from launch.stages import CODE_CHANGES, Stages, Step, override_literal
 from launch.validate import (boolean, cells, choice, list_of, mapping_of_text, optional, positive_int, probability, reported,
                              seed, target, text, validate)
@@ -188,12 +189,17 @@ def validate_all(cfg: DictConfig, run_dir: Path) -> None:
     validate(cfg, CHECKS, "pipeline")
     obs_keys = False  # the observation keys the pipeline trains a policy on (None: all); False: it trains none
     expert = None  # the expert the collect stage runs, as composed (collect.expert, or an env_overrides' expert=)
+    monitor, evaluation = None, None  # the live monitor's spec and the evaluation's config, for the rollout counts
     for stage, steps in _steps(cfg, run_dir, None).items():
         if stage in ("fit + calibrate the chosen monitor", ACT_STAGE) and cfg.deploy_delta is None:
             continue
         for step in steps:
             composed = step.compose()
             validate(composed, step.module.CHECKS, f"{step.config_name} (pipeline stage '{stage}')", check_paths=False)
+            if stage == "fit + calibrate monitor" and step.module is fit:
+                monitor = {**plain(composed.monitor), "delta": cfg.monitor.delta}
+            if step.module is evaluate:
+                evaluation = evaluate.evaluation_config(composed, device="cpu")
             if step.module in (stress, act):  # every cell's shift can be built, before anything runs
                 try:
                     stress.check_factories(plain(composed.env), plain(composed.factories), [c[0] for c in plain(composed.cells)])
@@ -208,6 +214,7 @@ def validate_all(cfg: DictConfig, run_dir: Path) -> None:
                 check_env(plain(composed.env), plain(composed.factories), obs_keys)
             if step.module is act:  # every response builds and binds, the env's seeds repeat and it renders, before anything runs
                 check_act_stage(composed, stage, expert)
+    check_sizes(cfg, monitor or plain(cfg.monitor), evaluation)
     _checkpoint_source(cfg)
 
 
