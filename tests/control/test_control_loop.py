@@ -343,5 +343,7 @@ def test_actions_outside_the_env_action_space_are_clipped_and_counted(setup):
     assert result.clip_excess == pytest.approx(float(((np.abs(commanded) - high) / (2 * high)).max()), rel=1e-5)
     assert sum("clipped" in info for info in result.infos) == result.clipped_steps
     summary = SweepSummary()
-    summary.add("none", 0.0, result.success, False, result.clipped_steps, result.clip_excess)
-    assert f"{result.clipped_steps} of the policy's actions left the env's action space" in summary.table()
+    summary.add("none", 0.0, result.success, False, result.clipped_steps, result.clip_excess, result.n_steps)
+    share = result.clipped_steps / result.n_steps
+    assert f"{result.clipped_steps} of the policy's {result.n_steps} actions ({share:.0%}) left the env's action space" in summary.table()
+    assert ("most of them, so they likely come in other units" in summary.table()) == (share >= 0.5)
