@@ -37,12 +37,13 @@ from fiper.evaluation.deploy import MONITOR_FILES, monitor_file_name
 from fiper.evaluation.render.outcome import outcome_section, put_section
 from fiper.evaluation.rollouts import task_name
 from fiper.fingerprint import directory_digest, file_digest
+from fiper.monitor.decision_data import successful_in_distribution
 from fiper.monitor.identity import policy_fingerprint
 from fiper.storage import EpisodeStore
 from launch import act, calibrate, collect, evaluate, fit, stress, train
 from launch.common import call_policy_factory, plain, removed_on_failure, resolve_device, save_config, set_cpu_threads
 from launch.pipeline_checks import check_act_stage, check_action_dims, check_env, check_list_quoting, evaluate_mapping, override
-from launch.pipeline_sizes import check_sizes
+from launch.pipeline_sizes import check_recorded_successes, check_sizes
 from launch.stages import CODE_CHANGES, Stages, Step, override_literal
 from launch.validate import (boolean, cells, choice, list_of, mapping_of_text, optional, positive_int, probability, reported,
                              seed, target, text, validate)
@@ -218,6 +219,11 @@ def validate_all(cfg: DictConfig, run_dir: Path) -> None:
     _checkpoint_source(cfg)
 
 
+def _evaluation_config(steps: dict[str, list[Step]]):
+    """The evaluate stage's EvaluationConfig as it will be composed (for the rollout counts)."""
+    return evaluate.evaluation_config(steps["evaluate"][0].compose(), device="cpu")
+
+
 def chosen_monitor_file(report_dir: Path, stress_store: Path) -> Path:
     """The monitor file launch.evaluate wrote for the stress rollouts' task; a loud error when it wrote none."""
     task = task_name(EpisodeStore.open(stress_store).attrs, stress_store)
@@ -274,6 +280,8 @@ def _run_stages(cfg: DictConfig, run_dir: Path) -> Path:
     stage("fit rollouts", fit_store, weights)
     check_fit_successes(fit_store)
     stage("calibration rollouts", cal_store, weights)
+    check_recorded_successes(cfg, _evaluation_config(steps), len(successful_in_distribution(EpisodeStore.open(fit_store))),
+                             len(successful_in_distribution(EpisodeStore.open(cal_store))))
     with calibration_hint("live monitor stage", "monitor.delta", cfg.monitor.delta):
         stage("fit + calibrate monitor", monitor, {**weights, **stages.upstream(fit_store, cal_store)})
     stage("stress rollouts", stress_store, {**weights, "monitor": directory_digest(monitor), **stages.upstream(monitor)})
@@ -296,8 +304,6 @@ def _run_stages(cfg: DictConfig, run_dir: Path) -> Path:
 def check_fit_successes(fit_store: Path) -> None:
     """The monitor learns from the fit rollouts' in-distribution successes: without one, stop before the calibration
     rollouts, which could not be used either."""
-    from fiper.monitor.decision_data import successful_in_distribution
-
     try:
         successful_in_distribution(EpisodeStore.open(fit_store))
     except ValueError as err:

@@ -1,8 +1,9 @@
-"""The pipeline's rollout counts against the δ levels it calibrates at, checked before anything runs.
+"""The pipeline's rollout counts against the δ levels it calibrates at, checked before anything runs and again after
+the in-distribution rollouts.
 
 Only the successful in-distribution rollouts calibrate. A count that could not attain a δ even if every one of
-them succeeded stops the pipeline before it collects, instead of after an hour of rollouts; counts that depend on
-how often the policy succeeds are the calibrating stages' to check.
+them succeeded stops the pipeline before it collects; the successes the in-distribution rollouts gave stop it before
+the stress rollouts, instead of at the evaluation or the deploy stage an hour later.
 """
 
 from __future__ import annotations
@@ -69,3 +70,31 @@ def check_sizes(cfg: DictConfig, monitor: Mapping[str, Any], evaluation: Evaluat
         raise ValueError(f"too few rollouts even if every in-distribution rollout succeeded ({calibration} calibration "
                          f"rollouts, {n_id} in distribution in all): " + "; ".join(problems)
                          + ". A policy that fails sometimes needs more; nothing has run yet")
+
+
+def check_recorded_successes(cfg: DictConfig, evaluation: EvaluationConfig | None, fit_successes: int, calibration_successes: int) -> None:
+    """After the in-distribution rollouts, their successes against ``deploy_delta`` and the evaluation's grid (every stress
+    'none' rollout counted a success): a count that falls short stops the pipeline before the stress rollouts, naming the
+    rollouts the policy's success rate asks for."""
+    calibration, n_planned = in_distribution_rollouts(cfg)
+    rate = calibration_successes / max(calibration, 1)
+    none_rollouts = n_planned - int(cfg.rollouts.fit_episodes) - calibration
+    problems = []
+    if cfg.get("deploy_delta") is not None:
+        need = min_calibration_size(float(cfg.deploy_delta))
+        if calibration_successes < need:
+            problems.append(f"deploy_delta={cfg.deploy_delta:g} needs {need} calibration successes (more for a band or a joint "
+                            f"monitor): raise rollouts.calibration_episodes to about {-(-need * calibration // max(calibration_successes, 1))}, "
+                            "or deploy_delta")
+    if evaluation is not None:
+        n_id = fit_successes + calibration_successes + none_rollouts
+        have, need, kind, delta = evaluation_calibration(evaluation, n_id)
+        if have < need:
+            problems.append(f"the evaluation's {kind} thresholds at δ={delta:g} need {need} calibration successes, but its split "
+                            f"would leave at most {have} of the {n_id} in-distribution successes (the stress rollouts' 'none' cells "
+                            "counted as successes): raise rollouts.fit_episodes and calibration_episodes, evaluate.split.calibration, "
+                            "or the smallest evaluate.deltas")
+    if problems:
+        raise ValueError(f"the in-distribution rollouts gave {fit_successes} of {cfg.rollouts.fit_episodes} fit and "
+                         f"{calibration_successes} of {calibration} calibration successes ({rate:.0%}): " + "; ".join(problems)
+                         + ". The pipeline stopped before the stress rollouts; the stages before them are cached")

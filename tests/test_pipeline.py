@@ -80,8 +80,14 @@ def test_pipeline_runs_every_stage_then_caches(tmp_path, capsys, monkeypatch):
     with pytest.raises(ValueError, match=r"deployed monitor at deploy_delta=0.025 needs 39 calibration successes.*nothing has run yet"):
         _run(cfg)
     assert "cached" not in capsys.readouterr().out
-    # counts that would do if every rollout succeeded, but whose failed rollouts leave too few, reach the stages' own check
+    # counts that would do if every rollout succeeded: the successes the in-distribution rollouts gave are checked before
+    # the stress rollouts, and past that (a band or joint monitor needs more than the check's constant one) the stage's own
     monkeypatch.setattr(pipeline, "check_sizes", lambda *args: None)
+    with pytest.raises(ValueError, match=r"the in-distribution rollouts gave \d+ of 10 fit and \d+ of 10 calibration successes.*"
+                                         r"deploy_delta=0.025 needs 39 .*stopped before the stress rollouts"):
+        _run(cfg)
+    assert capsys.readouterr().out.count("cached") == 4  # collect, train and the two in-distribution rollout stages
+    monkeypatch.setattr(pipeline, "check_recorded_successes", lambda *args: None)
     with pytest.raises(InsufficientCalibrationError, match=r"deploy stage: delta=0\.025 is unattainable .*raise "
                        r"rollouts\.calibration_episodes .* or deploy_delta \(now 0\.025\); the stages before this one are cached"):
         _run(cfg)

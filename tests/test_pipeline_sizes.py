@@ -7,7 +7,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 from launch import pipeline
-from launch.pipeline_sizes import check_sizes, in_distribution_rollouts
+from launch.pipeline_sizes import check_recorded_successes, check_sizes, in_distribution_rollouts
 
 CONF = str(Path(__file__).resolve().parents[1] / "launch" / "conf")
 
@@ -53,3 +53,22 @@ def test_the_pipeline_stops_before_it_collects(tmp_path):
                                              r"nothing has run yet"):
             pipeline.run(cfg)
     assert not run_dir.exists()
+
+
+def _shipped():
+    with initialize_config_dir(config_dir=CONF, version_base=None):
+        cfg = compose("pipeline", [])
+        return cfg, pipeline._evaluation_config(pipeline._steps(cfg, Path("unused"), None))
+
+
+def test_the_successes_the_rollouts_gave_are_checked_before_the_stress_rollouts():
+    """30 of 100 calibration rollouts succeeding cannot calibrate deploy_delta 0.025 (39): the fix scales the count by
+    the success rate seen; 20 fit and 10 calibration successes also leave the evaluation's split too few for its grid."""
+    cfg, evaluation = _shipped()
+    check_recorded_successes(cfg, evaluation, 60, 45)  # enough for both
+    with pytest.raises(ValueError, match=r"gave 60 of 80 fit and 30 of 100 calibration successes \(30%\): deploy_delta=0.025 "
+                                         r"needs 39 .*to about 130, or deploy_delta\. The pipeline stopped before the stress rollouts"):
+        check_recorded_successes(cfg, evaluation, 60, 30)
+    with pytest.raises(ValueError, match=r"constant \(joint calibration\) thresholds at δ=0.05 need 37 calibration successes, but its split would leave at "
+                                         r"most 25 of the 50 in-distribution successes"):
+        check_recorded_successes(cfg, evaluation, 20, 10)
