@@ -62,12 +62,13 @@ class CollectionSummary:
     clipped_steps: int = 0  # over the saved episodes
     clip_excess: float = 0.0
     longest: int = 0  # steps of the longest saved episode
+    total_steps: int = 0  # steps of the saved episodes
     step_limit: int | None = None  # the env's declared time limit (declared_step_limit)
 
     def __str__(self) -> str:
         text = f"saved {self.saved} episodes from {self.attempted} attempts ({self.successes} successful) in {self.seconds:.1f} s"
         if self.clipped_steps:
-            text += "; " + clipped_note(self.clipped_steps, self.clip_excess, "the expert's", "as stored and executed",
+            text += "; " + clipped_note(self.clipped_steps, self.total_steps, self.clip_excess, "the expert's", "as stored and executed",
                                         "fix the expert, else clip in the expert to silence this")
         if self.step_limit is None and self.saved:
             text += (f"; the env declares no time limit, so a policy's episode that does not end stops its rollouts only after "
@@ -77,11 +78,16 @@ class CollectionSummary:
         return text
 
 
-def clipped_note(steps: int, excess: float, whose: str, where: str, fix: str) -> str:
-    """One sentence on actions clipped to the env's action space (``clip_to_space``): how many, by how much, the fix."""
-    return (f"{steps} of {whose} actions left the env's action space (by up to {excess:.0%} of an entry's range) and were "
-            f"clipped to it, {where}: if they come in other units than the env takes (a torque where it takes a normalised "
-            f"command), {fix}")
+def clipped_note(steps: int, total: int, excess: float, whose: str, where: str, fix: str) -> str:
+    """One sentence on actions clipped to the env's action space (``clip_to_space``): how many of ``total``, by how
+    much, and the likely cause: most of them, other units than the env takes; a few, commands at the space's edge."""
+    share = steps / max(total, 1)
+    cause = (f"most of them, so they likely come in other units than the env takes (a torque where it takes a normalised "
+             f"command, a skipped or doubled unnormalise step): {fix}" if share >= 0.5 else
+             f"if they come in other units than the env takes (a torque where it takes a normalised command), {fix}; a few "
+             "clipped actions are commands at the space's edge, or a policy leaving the demonstrated range")
+    return (f"{steps} of {whose} {total} actions ({share:.0%}) left the env's action space (by up to {excess:.0%} of an "
+            f"entry's range) and were clipped to it, {where}: {cause}")
 
 
 def episode_labels(info: Mapping[str, Any], terminated: bool, truncated: bool, last_step: int) -> dict[str, Any]:
@@ -278,6 +284,7 @@ def collect(
             summary.clip_excess = max(summary.clip_excess, episode.clip_excess)
             summary.seeds.append(episode.seed)
             summary.longest = max(summary.longest, episode.length)
+            summary.total_steps += episode.length
             bar.update(1)
             bar.set_postfix(success=f"{summary.successes}/{summary.attempted}")
     finally:

@@ -159,7 +159,7 @@ def run_paired(make_env, agents: Mapping[str, MonitoredPolicy], recorders: Mappi
                cells: Sequence[tuple[str, float]], seeds: Sequence[int], *, record_keys=None, progress: bool = True) -> int:
     """Every (cell, seed) in every arm's store, arms interleaved per seed; episodes already recorded are skipped.
     Returns the number of episodes run; prints a line per arm whose actions were clipped to the env's action space."""
-    clipped: dict[str, list] = {name: [0, 0.0] for name in agents}
+    clipped: dict[str, list] = {name: [0, 0, 0.0] for name in agents}  # clipped steps, steps run, largest excess
     done = {name: recorded_episodes(rec) for name, rec in recorders.items()}
     todo = {(s, v, ep_seed, name) for s, v in cells for ep_seed in seeds for name in agents
             if (s, round(v, 6), ep_seed) not in done[name]}
@@ -177,15 +177,16 @@ def run_paired(make_env, agents: Mapping[str, MonitoredPolicy], recorders: Mappi
                         continue
                     result = run_episode(env, agent, seed=ep_seed, record_keys=record_keys, labels={"shift": shift, "severity": severity})
                     recorders[name].write(result.steps, result.decisions, result.labels)
-                    clipped[name] = [clipped[name][0] + result.clipped_steps, max(clipped[name][1], result.clip_excess)]
+                    steps, total, excess = clipped[name]
+                    clipped[name] = [steps + result.clipped_steps, total + result.n_steps, max(excess, result.clip_excess)]
                     bar.update(1)
                     bar.set_postfix(cell=f"{shift} {severity:g}", arm=name, ok=int(result.success))
         finally:
             env.close()
     bar.close()
-    for name, (steps, excess) in clipped.items():
+    for name, (steps, total, excess) in clipped.items():
         if steps:
-            print(f"{name}: {policy_clipped_note(steps, excess)}")
+            print(f"{name}: {policy_clipped_note(steps, total, excess)}")
     return len(todo)
 
 

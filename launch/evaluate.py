@@ -65,11 +65,16 @@ def run(cfg: DictConfig):
         return _evaluate(cfg)
 
 
+def evaluation_config(cfg: DictConfig, device: str | None = None) -> EvaluationConfig:
+    """The library's EvaluationConfig from a composed evaluate config (``device``: instead of resolving cfg.device)."""
+    settings = {k: v for k, v in plain(cfg).items() if k not in (*LAUNCH_KEYS, "hydra")}
+    settings["device"] = device or resolve_device(settings.get("device", "cpu"))
+    return EvaluationConfig.from_mapping(settings)
+
+
 def _evaluate(cfg: DictConfig):
     set_cpu_threads(cfg.cpu_threads)
-    settings = {k: v for k, v in plain(cfg).items() if k not in (*LAUNCH_KEYS, "hydra")}
-    settings["device"] = resolve_device(settings.get("device", "cpu"))
-    config = EvaluationConfig.from_mapping(settings)
+    config = evaluation_config(cfg)
     repeats = int(cfg.get("repeats", 1))
     first = {}
 

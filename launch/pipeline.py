@@ -37,11 +37,13 @@ from fiper.evaluation.deploy import MONITOR_FILES, monitor_file_name
 from fiper.evaluation.render.outcome import outcome_section, put_section
 from fiper.evaluation.rollouts import task_name
 from fiper.fingerprint import directory_digest, file_digest
+from fiper.monitor.decision_data import successful_in_distribution
 from fiper.monitor.identity import policy_fingerprint
 from fiper.storage import EpisodeStore
 from launch import act, calibrate, collect, evaluate, fit, stress, train
 from launch.common import call_policy_factory, plain, removed_on_failure, resolve_device, save_config, set_cpu_threads
 from launch.pipeline_checks import check_act_stage, check_action_dims, check_env, check_list_quoting, evaluate_mapping, override
+from launch.pipeline_sizes import check_recorded_successes, check_sizes
 from launch.stages import CODE_CHANGES, Stages, Step, override_literal
 from launch.validate import (boolean, cells, choice, list_of, mapping_of_text, optional, positive_int, probability, reported,
                              seed, target, text, validate)
@@ -188,12 +190,17 @@ def validate_all(cfg: DictConfig, run_dir: Path) -> None:
     validate(cfg, CHECKS, "pipeline")
     obs_keys = False  # the observation keys the pipeline trains a policy on (None: all); False: it trains none
     expert = None  # the expert the collect stage runs, as composed (collect.expert, or an env_overrides' expert=)
+    monitor, evaluation = None, None  # the live monitor's spec and the evaluation's config, for the rollout counts
     for stage, steps in _steps(cfg, run_dir, None).items():
         if stage in ("fit + calibrate the chosen monitor", ACT_STAGE) and cfg.deploy_delta is None:
             continue
         for step in steps:
             composed = step.compose()
             validate(composed, step.module.CHECKS, f"{step.config_name} (pipeline stage '{stage}')", check_paths=False)
+            if stage == "fit + calibrate monitor" and step.module is fit:
+                monitor = {**plain(composed.monitor), "delta": cfg.monitor.delta}
+            if step.module is evaluate:
+                evaluation = evaluate.evaluation_config(composed, device="cpu")
             if step.module in (stress, act):  # every cell's shift can be built, before anything runs
                 try:
                     stress.check_factories(plain(composed.env), plain(composed.factories), [c[0] for c in plain(composed.cells)])
@@ -208,7 +215,13 @@ def validate_all(cfg: DictConfig, run_dir: Path) -> None:
                 check_env(plain(composed.env), plain(composed.factories), obs_keys)
             if step.module is act:  # every response builds and binds, the env's seeds repeat and it renders, before anything runs
                 check_act_stage(composed, stage, expert)
+    check_sizes(cfg, monitor or plain(cfg.monitor), evaluation)
     _checkpoint_source(cfg)
+
+
+def _evaluation_config(steps: dict[str, list[Step]]):
+    """The evaluate stage's EvaluationConfig as it will be composed (for the rollout counts)."""
+    return evaluate.evaluation_config(steps["evaluate"][0].compose(), device="cpu")
 
 
 def chosen_monitor_file(report_dir: Path, stress_store: Path) -> Path:
@@ -268,6 +281,8 @@ def _run_stages(cfg: DictConfig, run_dir: Path) -> Path:
     check_fit_successes(fit_store)
     stage("calibration rollouts", cal_store, weights)
     check_fit_successes(cal_store, "the live monitor", "rollouts.calibration_episodes: more calibration rollouts")
+    check_recorded_successes(cfg, _evaluation_config(steps), len(successful_in_distribution(EpisodeStore.open(fit_store))),
+                             len(successful_in_distribution(EpisodeStore.open(cal_store))))
     with calibration_hint("live monitor stage", "monitor.delta", cfg.monitor.delta):
         stage("fit + calibrate monitor", monitor, {**weights, **stages.upstream(fit_store, cal_store)})
     stage("stress rollouts", stress_store, {**weights, "monitor": directory_digest(monitor), **stages.upstream(monitor)})
@@ -293,8 +308,6 @@ def check_fit_successes(store: Path, before: str = "the calibration rollouts",
                         more: str = "rollouts.fit_episodes: more fit rollouts") -> None:
     """The monitor learns from the rollouts' in-distribution successes (the fit rollouts', then the calibration
     rollouts'): without one, stop before ``before``, which could not use them, naming the setting ``more``."""
-    from fiper.monitor.decision_data import successful_in_distribution
-
     try:
         successful_in_distribution(EpisodeStore.open(store))
     except ValueError as err:

@@ -26,6 +26,7 @@ from fiper.control.period import control_period_s
 from fiper.control.sweep import run_sweep
 from fiper.fingerprint import directory_digest, make_fingerprint
 from fiper.interventions import FallbackContext, response_from_config
+from fiper.interventions.context import ACTION_MODES, refuse_effort
 from fiper.monitor import load_monitor
 from fiper.monitor.identity import policy_fingerprint
 from launch.common import check_guidance, load_policy_from, plain, policy_digest, resolve_device, set_cpu_threads
@@ -44,7 +45,7 @@ SWEEP_CHECKS = {
     "factories": mapping_of_text,
     "context.position_dims": optional(list_of(integer(0), example="[0,1,2]")),
     "context.gripper_dims": optional(list_of(integer(0), non_empty=False, example="[3]")),
-    "context.action_mode": choice("position", "velocity"),
+    "context.action_mode": choice(*ACTION_MODES),
     "context.agent_pos_key": optional(text),
     "context.agent_pos_dims": optional(list_of(integer(0), example="[0,1]")),
     "record_keys": optional(list_of(text, example="[agent_pos,object]")),
@@ -105,6 +106,8 @@ def action_context(context_cfg: dict[str, Any], action_dim: int, probe_env, posi
     fallback that commands no positions) takes every action entry for the layout when neither names one. A position
     layout is checked against the env's measured position (a note when it has none; ``quiet``: said already)."""
     cfg = {k: v for k, v in context_cfg.items() if v is not None}
+    if positions and cfg.get("action_mode") == "effort":
+        refuse_effort("effort", "a fallback (hold, stop, retreat, return_retry, ...)")
     if "position_dims" not in cfg:
         n_pos = getattr(getattr(probe_env, "unwrapped", probe_env), "position_dims", None)
         if n_pos is None and not positions:
@@ -114,8 +117,9 @@ def action_context(context_cfg: dict[str, Any], action_dim: int, probe_env, posi
             raise ValueError(
                 f"a fallback (hold, stop, retreat, return_retry, ...) commands positions, but this env's {action_dim}-d action does "
                 "not say which entries are position targets (the env attribute position_dims, set by fiper's tasks). An env driven "
-                "by forces or torques has no position to hold (a hold would keep applying its last force): give only a controller "
-                "of your own (the controller response), responses without a fallback (steer), or skip the outcome sweep "
+                "by forces or torques (declare it: context.action_mode=effort) has no position to hold (a hold would keep "
+                "applying its last force): give only a controller of your own (the controller response), responses without a "
+                "fallback (steer), or skip the outcome sweep "
                 "(launch.pipeline act=null). Position or velocity targets: name them, context.position_dims=[0,1,2] "
                 "context.gripper_dims=[3] (launch.stress, launch.act; launch.pipeline: "
                 "\"act.overrides=['context.position_dims=[0,1,2]','context.gripper_dims=[3]']\"), and context.action_mode=velocity "

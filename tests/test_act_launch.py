@@ -317,7 +317,7 @@ def test_a_fallback_on_an_env_that_names_no_position_entries_says_how_to_name_th
 
     env = gym.make("InvertedPendulum-v5")
     with pytest.raises(ValueError, match=r"this env's 1-d action does not say which entries are position targets.*"
-                                         r"forces or torques has no position to hold.*controller.*launch.pipeline act=null.*"
+                                         r"forces or torques \(declare it: context.action_mode=effort\) has no position to hold.*controller.*launch.pipeline act=null.*"
                                          r"context.position_dims=\[0,1,2\].*\"act.overrides=\['context.position_dims=\[0,1,2\]'"):
         action_context({"position_dims": None, "gripper_dims": None, "action_mode": "position"}, 1, env)
     ctx = action_context({"position_dims": [0], "gripper_dims": [], "action_mode": "velocity"}, 1, env)

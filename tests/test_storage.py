@@ -97,10 +97,21 @@ def test_bad_episodes_are_rejected_without_damage(store_path):
 def test_per_episode_lengths_written_as_episode_ends_are_named_with_the_cumulative_fix(store_path):
     """Another writer's per-episode lengths in meta/episode_ends: named as lengths, with np.cumsum as the fix."""
     path, _ = store_path
-    zarr.open_group(str(path), mode="a")["meta/episode_ends"][:] = [7, 12, 5]
+    root = zarr.open_group(str(path), mode="a")
+    root["meta/episode_ends"][:] = [7, 12, 5]
     with pytest.raises(DamagedStoreError, match=r"meta/episode_ends holds \[7, 12, 5\] \.\.\., which sum to the 24 rows of "
                                                 r"data/: each episode's length.*np.cumsum of the lengths"):
         EpisodeStore.open(path)
+    # increasing lengths, written without checksum records (zarr directly): no record says an append was interrupted
+    # after the third end, so rows that sum to the lengths are lengths too
+    root["meta/episode_ends"][:] = [5, 7, 12]
+    with pytest.raises(DamagedStoreError, match=r"its commit record says 5 steps .* but it was written with 7 steps"):
+        EpisodeStore.open(path)  # append_episode's records disagree with these ends: named as damage, as before
+    del root["meta/episode_checksums"]
+    with pytest.raises(DamagedStoreError, match=r"holds \[5, 7, 12\] \.\.\., which sum to the 24 rows of data/"):
+        EpisodeStore.open(path)
+    root["meta/episode_ends"][:] = [5, 12, 24]  # cumulative ends read as they are
+    assert EpisodeStore.open(path).episode_lengths.tolist() == [5, 7, 12]
 
 
 def test_label_of_another_dtype_is_refused_before_anything_is_written(store_path):

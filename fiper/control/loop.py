@@ -29,6 +29,11 @@ class EpisodeResult:
     def success(self) -> bool:
         return bool(self.labels["success"])
 
+    @property
+    def n_steps(self) -> int:
+        """Env steps the episode ran."""
+        return int(len(self.steps["action"]))
+
 
 def _row(obs: Any, key: str, like: tuple[int, ...] | None) -> np.ndarray | None:
     """One step's ``obs[key]`` as a host array, or None when it is missing, non-numeric or not shaped ``like``."""

@@ -29,27 +29,30 @@ class SweepSummary:
     rows: dict[tuple[str, float], dict[str, int]] = field(default_factory=dict)
     clipped_steps: int = 0  # the policy's actions clipped to the env's action space, over every episode run
     clip_excess: float = 0.0
+    total_steps: int = 0  # env steps of every episode run
 
-    def add(self, shift: str, severity: float, success: bool, alarmed: bool, clipped_steps: int = 0, clip_excess: float = 0.0) -> None:
+    def add(self, shift: str, severity: float, success: bool, alarmed: bool, clipped_steps: int = 0, clip_excess: float = 0.0,
+            steps: int = 0) -> None:
         row = self.rows.setdefault((shift, round(float(severity), 6)), {"episodes": 0, "success": 0, "alarmed": 0})
         row["episodes"] += 1
         row["success"] += int(success)
         row["alarmed"] += int(alarmed)
         self.clipped_steps += clipped_steps
         self.clip_excess = max(self.clip_excess, clip_excess)
+        self.total_steps += steps
 
     def table(self) -> str:
         lines = [f"{'shift':<22}{'severity':>9}{'episodes':>10}{'success':>9}{'alarmed':>9}"]
         for (shift, sev), r in sorted(self.rows.items()):
             lines.append(f"{shift:<22}{sev:>9.2f}{r['episodes']:>10}{r['success']:>9}{r['alarmed']:>9}")
         if self.clipped_steps:
-            lines.append(policy_clipped_note(self.clipped_steps, self.clip_excess))
+            lines.append(policy_clipped_note(self.clipped_steps, self.total_steps, self.clip_excess))
         return "\n".join(lines)
 
 
-def policy_clipped_note(steps: int, excess: float) -> str:
+def policy_clipped_note(steps: int, total: int, excess: float) -> str:
     """The sweep's line on the policy's actions that the control loop clipped to the env's action space."""
-    return clipped_note(steps, excess, "the policy's", "as executed (data/action; decisions/executed keeps the commanded chunks)",
+    return clipped_note(steps, total, excess, "the policy's", "as executed (data/action; decisions/executed keeps the commanded chunks)",
                         "check the policy's action normalisation (an adapter's unnormalise step) or the env's action space")
 
 
@@ -95,7 +98,7 @@ def run_sweep(
         result = run_episode(env, agent, seed=seed, record_keys=record_keys, labels={"shift": shift, "severity": severity})
         recorder.write(result.steps, result.decisions, result.labels)
         alarmed = bool(np.any([d.verdict.alarm for d in result.decisions if d.verdict is not None]))
-        summary.add(shift, severity, result.success, alarmed, result.clipped_steps, result.clip_excess)
+        summary.add(shift, severity, result.success, alarmed, result.clipped_steps, result.clip_excess, result.n_steps)
         bar.update(1)
         bar.set_postfix(shift=shift, sev=f"{severity:.2f}", ok=int(result.success))
     bar.close()

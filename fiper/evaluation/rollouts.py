@@ -183,9 +183,13 @@ def read_store(path: Path, control_period_s: float | None = None) -> RolloutSet:
         notes.append(f"{path.name}: no meta/failure_step, so no failure has a known onset and alarms before onset and "
                      "warning times are not reported; record the env step of each failure's irrecoverable event (-1 if none)")
 
+    if "shift" not in store.meta_keys:
+        notes.append(f"{path.name}: no meta/shift, so its {e} episode(s) count as in distribution ('none'); record each "
+                     "episode's shift (meta={'shift': 'none' or the shift's name}) to evaluate detection under shift")
+
     def meta(key: str, default: Any, dtype: Any) -> np.ndarray:
-        if key not in store.meta_keys:
-            return np.full(e, default, dtype=dtype)
+        if key not in store.meta_keys:  # dtype=str would cut a text default to its first character
+            return np.full(e, default, dtype=np.asarray(default).dtype if dtype is str else dtype)
         values = store.meta(key)
         if dtype is str:  # zarr may hand back numpy's variable-width StringDType
             return np.array([str(v) for v in values.tolist()], dtype=str)
@@ -257,21 +261,24 @@ def check_store_rows(store: EpisodeStore, path: Path, rollouts: RolloutSet) -> N
                 "np.moveaxis before appending)"
             )
     lengths = store.episode_lengths
-    bad = []
-    for i, (lo, hi) in enumerate(zip(np.concatenate([[0], rollouts.decision_ends[:-1]]), rollouts.decision_ends)):
-        steps = rollouts.env_step[lo:hi]
-        if steps.min() < 0 or steps.max() >= lengths[i] or (np.diff(steps) < 0).any():
-            bad.append((i, steps))
-    if bad:
-        i, steps = bad[0]
-        at = int(np.argmax(steps < 0)) if steps.min() < 0 else int(np.argmax(steps >= lengths[i])) \
-            if steps.max() >= lengths[i] else int(np.argmax(np.diff(steps) < 0)) + 1
-        steps = steps[max(0, at - 2): at + 4]
+    ends = rollouts.decision_ends
+    episode = np.repeat(np.arange(len(ends)), np.diff(np.concatenate([[0], ends])))
+    steps_all = rollouts.env_step
+    back = np.zeros(len(steps_all), dtype=bool)
+    back[1:] = (np.diff(steps_all) < 0) & (episode[1:] == episode[:-1])
+    wrong = (steps_all < 0) | (steps_all >= lengths[episode]) | back
+    if wrong.any():
+        first = int(np.argmax(wrong))
+        i = int(episode[first])
+        lo = int(ends[i - 1]) if i else 0
+        at = first - lo
+        steps = steps_all[lo + max(0, at - 2): min(lo + at + 4, int(ends[i]))]
+        n_bad = len(np.unique(episode[wrong]))
         source = "decisions/env_step" if "env_step" in store.decision_keys else \
             "the env step of each decision (no decisions/env_step: decision index x n_action_steps)"
         raise RolloutError(
             f"{path}: {source} of episode {i} reads {steps.tolist()} at decisions {max(0, at - 2)}.. but the "
-            f"episode has {int(lengths[i])} env steps ({len(bad)} episode(s) like it); env_step is the step within its "
+            f"episode has {int(lengths[i])} env steps ({n_bad} episode(s) like it); env_step is the step within its "
             "episode (0 .. its steps - 1, non-decreasing) at which each decision was taken, and every decision of an "
             "episode must belong to it: check that each episode's decisions and steps were appended together"
         )

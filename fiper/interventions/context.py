@@ -2,8 +2,10 @@
 
 The wrapper records every executed action (and, where the observation has one, the measured
 agent position) into a :class:`FallbackContext`; a fallback reads it to hold, stop or retreat.
-Actions are either absolute position targets (``action_mode='position'``, the diffusion_policy
-convention) or velocities (``action_mode='velocity'``).
+Actions are absolute position targets (``action_mode='position'``, the diffusion_policy
+convention), velocities (``action_mode='velocity'``), or forces and torques (``action_mode='effort'``):
+no built-in fallback can hold an arm still by its efforts, so they are refused there and a controller of
+the user's own is the fallback.
 """
 
 from __future__ import annotations
@@ -15,7 +17,17 @@ from typing import Any
 
 import numpy as np
 
-ACTION_MODES = ("position", "velocity")
+ACTION_MODES = ("position", "velocity", "effort")
+
+
+def refuse_effort(action_mode: str | None, what: str) -> None:
+    """Raise naming the fix when ``what`` (a fallback commanding positions or velocities) is given effort actions."""
+    if action_mode == "effort":
+        raise ValueError(
+            f"{what} commands positions or velocities, but the action entries are forces or torques (action_mode='effort'): "
+            "repeating or zeroing an effort does not hold an arm still (a hold would keep pushing, or let it fall). Give a "
+            "controller of your own as the fallback (fiper.interventions.SafeController; the controller response in "
+            "launch.stress / launch.act), or a response without a fallback (steer)")
 
 
 def _dims(name: str, dims: Sequence[int], action_dim: int) -> tuple[int, ...]:

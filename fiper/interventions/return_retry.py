@@ -33,7 +33,7 @@ from typing import Any
 
 import numpy as np
 
-from fiper.interventions.context import FallbackContext
+from fiper.interventions.context import FallbackContext, refuse_effort
 from fiper.interventions.fallbacks import Fallback, HoldPosition, _resample_polyline, check_action
 from fiper.interventions.start_poses import StartPoses
 
@@ -141,6 +141,7 @@ class ReturnAndRetry:
         """The wrapper's action layout and executed history, read at every decision."""
         if context is None:
             raise ValueError("ReturnAndRetry needs a FallbackContext: pass context=FallbackContext(...) to MonitoredPolicy")
+        refuse_effort(context.action_mode, "return_retry")
         if self.target == "start":
             if context.action_mode != "position":
                 raise ValueError("target='start' drives to a position: it needs action_mode='position'; use target='path' "

@@ -43,10 +43,13 @@ class DamageChecks:
                                     "no repair can recover them", array=f"meta/{COMMIT_KEY}",
                                     files=[f"meta/{COMMIT_KEY}/{f}" for f in lost], fix="restore the store from a copy")
         bad = np.flatnonzero(np.diff(np.concatenate([[0], ends])) <= 0)
-        if (len(bad) and (bad[0] < n - 1 or ends[-1] != 0)) or entry_past_shape(self.path / "meta" / COMMIT_KEY, commit, ends):
+        rows = {int(a.shape[0]) for a in self._data.values()}
+        # another writer's per-episode lengths: they sum to the data rows; increasing ones too when no checksum record
+        # (which append_episode writes) says an append was interrupted after the last end
+        lengths = n > 1 and (ends > 0).all() and rows == {int(ends.sum())} and (len(bad) or CHECKSUM_KEY not in self._meta)
+        if lengths or (len(bad) and (bad[0] < n - 1 or ends[-1] != 0)) or entry_past_shape(self.path / "meta" / COMMIT_KEY, commit, ends):
             at = int(bad[0]) if len(bad) else n
-            rows = {int(a.shape[0]) for a in self._data.values()}
-            if len(bad) and n > 1 and (ends > 0).all() and rows == {int(ends.sum())}:  # another writer's per-episode lengths
+            if lengths:
                 raise DamagedStoreError(self.path, f"meta/{COMMIT_KEY} holds {ends[:4].tolist()} ..., which sum to the "
                                         f"{int(ends.sum())} rows of data/: each episode's length, where the store keeps each "
                                         "episode's cumulative end row", array=f"meta/{COMMIT_KEY}",

@@ -290,6 +290,28 @@ def test_stress_context_comes_from_the_task_and_intervention_needs_a_monitor(set
         build_response(cfg, None, setup[1], make_env)
 
 
+def test_effort_actions_refuse_the_built_in_fallbacks_and_take_a_controller(setup):
+    """Forces or torques declared as such (action_mode='effort'): a hold, retreat or return_retry would repeat or zero an
+    effort, so each is refused before any episode, in the library and the launchers; a controller of the user's own runs."""
+    from fiper.interventions import ReturnAndRetry, SafeController
+    from launch.stress import action_context
+
+    _, policy, monitor = setup
+    effort = FallbackContext(action_dim=policy.action_dim, position_dims=[0, 1], action_mode="effort")
+    for response in (GradedResponse(fallback=HoldPosition()), GradedResponse(fallback=Retreat())):
+        with pytest.raises(ValueError, match=r"forces or torques \(action_mode='effort'\).*controller of your own"):
+            MonitoredPolicy(policy, monitor, num_samples=B, context=effort, response=response)
+    with pytest.raises(ValueError, match=r"return_retry commands positions or velocities, but the action entries are forces"):
+        ReturnAndRetry(target="path").bind_context(effort)
+    brake = GradedResponse(fallback=SafeController(lambda obs: np.zeros(policy.action_dim)))
+    agent = MonitoredPolicy(policy, monitor, num_samples=B, context=effort, response=brake)
+    assert agent.context.action_mode == "effort"
+    with pytest.raises(ValueError, match=r"a fallback \(hold, stop, retreat, return_retry, ...\) commands positions"):
+        action_context({"action_mode": "effort"}, 2, object())
+    ctx = action_context({"action_mode": "effort"}, 2, object(), positions=False)  # a controller: every entry an effort
+    assert ctx.action_mode == "effort" and list(ctx.position_dims) == [0, 1]
+
+
 def test_an_env_without_a_time_limit_is_an_error_naming_the_fix_not_a_rollout_that_never_ends(setup, monkeypatch):
     """An episode the policy never finishes, in an env that never truncates, stops at the step limit with the
     TimeLimit fix; an explicit max_steps still ends it as a timeout."""
@@ -343,5 +365,7 @@ def test_actions_outside_the_env_action_space_are_clipped_and_counted(setup):
     assert result.clip_excess == pytest.approx(float(((np.abs(commanded) - high) / (2 * high)).max()), rel=1e-5)
     assert sum("clipped" in info for info in result.infos) == result.clipped_steps
     summary = SweepSummary()
-    summary.add("none", 0.0, result.success, False, result.clipped_steps, result.clip_excess)
-    assert f"{result.clipped_steps} of the policy's actions left the env's action space" in summary.table()
+    summary.add("none", 0.0, result.success, False, result.clipped_steps, result.clip_excess, result.n_steps)
+    share = result.clipped_steps / result.n_steps
+    assert f"{result.clipped_steps} of the policy's {result.n_steps} actions ({share:.0%}) left the env's action space" in summary.table()
+    assert ("most of them, so they likely come in other units" in summary.table()) == (share >= 0.5)

@@ -102,7 +102,8 @@ def test_stores_simulated_with_different_mujoco_releases_carry_a_note(tmp_path):
                      "episodes may differ by more than their shifts: record them again with one release"]
 
 
-def _foreign_store(path, *, samples_axes=(0, 1, 2, 3), env_step_offset=0, success=bool, shift="none", embedding_shape=None):
+def _foreign_store(path, *, samples_axes=(0, 1, 2, 3), env_step_offset=0, success=bool, shift="none", embedding_shape=None,
+                   steps=(0, 2, 4, 6)):
     """A store as another recorder writes it through append_episode: 6 episodes of 8 steps, 4 decisions each."""
     rng = np.random.default_rng(0)
     store = EpisodeStore.create(path, attrs={"task": "foreign", "control_period_s": 0.1, "n_action_steps": 2})
@@ -110,9 +111,9 @@ def _foreign_store(path, *, samples_axes=(0, 1, 2, 3), env_step_offset=0, succes
         embedding = rng.normal(size=(4, 5)).astype(np.float32)
         decisions = {"embedding": embedding.reshape(embedding_shape or embedding.shape),
                      "samples": rng.normal(size=(4, 6, 3, 2)).astype(np.float16).transpose(samples_axes),
-                     "env_step": np.arange(4) * 2 + env_step_offset * i}
-        store.append_episode({"action": np.zeros((8, 2), np.float32)}, decisions=decisions,
-                             meta={"success": success(i % 3 != 0), "shift": shift if i < 4 else "push"})
+                     "env_step": np.asarray(steps if i == 3 else (0, 2, 4, 6)) + env_step_offset * i}
+        meta = {"success": success(i % 3 != 0)} | ({} if shift is None else {"shift": shift if i < 4 else "push"})
+        store.append_episode({"action": np.zeros((8, 2), np.float32)}, decisions=decisions, meta=meta)
     return path
 
 
@@ -128,6 +129,8 @@ def test_a_foreign_store_loads_as_written(tmp_path):
     (dict(success=str), r"meta/success holds <U5 values \(\['False', 'True', 'True'\].*store one bool per episode"),
     (dict(samples_axes=(0, 1, 3, 2)), r"samples has per-decision shape \(B, H, A\)=\(6, 2, 3\) but data/action has 2 action dims"),
     (dict(env_step_offset=8), r"env_step of episode 1 reads \[8, 10, 12, 14\].*the episode has 8 env steps \(5 episode\(s\)"),
+    (dict(steps=(0, 4, 2, 6)), r"env_step of episode 3 reads \[0, 4, 2, 6\] at decisions 0\.\. .*\(1 episode\(s\) like it\)"),
+    (dict(steps=(2, 4, 6, 8)), r"env_step of episode 3 reads \[4, 6, 8\] at decisions 1\.\. .*8 env steps \(1 episode"),
     (dict(embedding_shape=(4, 1, 5)), r"decisions/embedding has per-decision shape \(1, 5\); it must be \(N, D\)"),
 ])
 def test_mistakes_of_a_foreign_recorder_are_named_with_their_fix(tmp_path, mistake, message):
@@ -145,6 +148,13 @@ def test_an_in_distribution_label_spelt_otherwise_is_named_in_the_notes(tmp_path
     assert any("meta/shift holds 'None' on 4 episode(s), counted as shifted" in note for note in rollouts.notes)
     clean = load_rollouts(str(_foreign_store(tmp_path / "g.zarr")))["foreign"]
     assert not any("meta/shift holds" in note for note in clean.notes)
+
+
+def test_a_store_without_shift_labels_says_all_its_episodes_count_as_in_distribution(tmp_path):
+    rollouts = load_rollouts(str(_foreign_store(tmp_path / "f.zarr", shift=None)))["foreign"]
+    assert not rollouts.ood.any()
+    assert any("no meta/shift, so its 6 episode(s) count as in distribution" in note for note in rollouts.notes)
+    assert not any("no meta/shift" in note for note in load_rollouts(str(_foreign_store(tmp_path / "g.zarr")))["foreign"].notes)
 
 
 def test_no_episode_labelled_none_names_the_in_distribution_label(tmp_path):

@@ -123,7 +123,8 @@ def test_a_bad_expert_action_is_refused_naming_the_step_and_the_fix(tmp_path):
     far = collect(env, Wrong(np.array([0.0, 5.0])), store, 1, progress=False)
     near = collect(env, Wrong(np.array([-1.015, 1.019])), store, 1, progress=False)
     assert (far.clipped_steps, far.clip_excess, near.clipped_steps, near.clip_excess) == (50, 2.0, 0, 0.0)
-    assert "50 of the expert's actions left the env's action space (by up to 200% of an entry's range)" in str(far)
+    assert "50 of the expert's 50 actions (100%) left the env's action space (by up to 200% of an entry's range)" in str(far)
+    assert "most of them, so they likely come in other units than the env takes" in str(far)
     assert np.allclose(store.episode(0, ["action"])["action"], [0.0, 1.0])
     assert np.allclose(store.episode(1, ["action"])["action"], [-1.015, 1.019])
 
