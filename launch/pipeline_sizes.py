@@ -38,6 +38,31 @@ def evaluation_calibration(config: EvaluationConfig, n_id: int) -> tuple[int, in
     return have, need, kind, delta
 
 
+def _shortfalls(cfg: DictConfig, evaluation: EvaluationConfig | None, calibration_successes: int, n_id: int) -> list[str]:
+    """``deploy_delta`` and the evaluation's grid against ``calibration_successes`` and ``n_id`` in-distribution
+    successes in all: one sentence per level they cannot attain, with the counts that would."""
+    calibration, problems = int(cfg.rollouts.calibration_episodes), []
+    if cfg.get("deploy_delta") is not None:
+        need = min_calibration_size(float(cfg.deploy_delta))
+        if calibration_successes < need:
+            episodes = -(-need * calibration // max(calibration_successes, 1))  # at the success rate seen
+            problems.append(f"deploy_delta={cfg.deploy_delta:g} needs {need} calibration successes (more for a band or a joint "
+                            f"monitor): raise rollouts.calibration_episodes to at least {episodes}, or deploy_delta (null "
+                            "skips the deploy stage)")
+    if evaluation is not None:
+        have, need, kind, delta = evaluation_calibration(evaluation, n_id)
+        if have < need:
+            joint = any(m.joint for m in evaluation.methods.values())
+            attained = [d for d in evaluation.deltas
+                        if required_calibration(evaluation.threshold_types, [d], evaluation.band_d1_fraction, joint=joint)[0] <= have]
+            keep = f"evaluate.deltas=[{','.join(f'{d:g}' for d in attained)}]" if attained else "larger evaluate.deltas"
+            problems.append(f"the evaluation's {kind} thresholds at δ={delta:g} need {need} calibration successes, but its split "
+                            f"leaves at most {have} of {n_id} in-distribution successes (fit, calibration and the stress "
+                            "rollouts' 'none' cells): raise rollouts.fit_episodes, calibration_episodes or seeds_per_cell, "
+                            f"evaluate.split.calibration, or keep {keep}")
+    return problems
+
+
 def check_sizes(cfg: DictConfig, monitor: Mapping[str, Any], evaluation: EvaluationConfig | None) -> None:
     """Refuse rollout counts that no success rate could make enough for the live monitor's δ, the evaluation's grid
     or the deploy δ, naming each and the settings that fix it."""
@@ -49,23 +74,7 @@ def check_sizes(cfg: DictConfig, monitor: Mapping[str, Any], evaluation: Evaluat
         problems.append(f"the live monitor ({kind} thresholds{', joint' if joint else ''}) at monitor.delta={monitor['delta']:g} "
                         f"needs {need} calibration successes: raise rollouts.calibration_episodes to at least {need}, or "
                         "monitor.delta")
-    if cfg.get("deploy_delta") is not None:
-        need = min_calibration_size(float(cfg.deploy_delta))
-        if calibration < need:
-            problems.append(f"the deployed monitor at deploy_delta={cfg.deploy_delta:g} needs {need} calibration successes "
-                            f"(more for a band or a joint monitor): raise rollouts.calibration_episodes to at least {need}, "
-                            "or deploy_delta (or deploy_delta=null to skip it)")
-    if evaluation is not None:
-        have, need, kind, delta = evaluation_calibration(evaluation, n_id)
-        if have < need:
-            attained = [d for d in evaluation.deltas
-                        if required_calibration(evaluation.threshold_types, [d], evaluation.band_d1_fraction,
-                                                joint=any(m.joint for m in evaluation.methods.values()))[0] <= have]
-            keep = f"evaluate.deltas=[{','.join(f'{d:g}' for d in attained)}]" if attained else "larger evaluate.deltas"
-            problems.append(f"the evaluation's {kind} thresholds at δ={delta:g} need {need} calibration successes, but its "
-                            f"split leaves {have} of {n_id} in-distribution rollouts (rollouts.fit_episodes + "
-                            "calibration_episodes + the 'none' cells' seeds_per_cell): raise those, "
-                            f"evaluate.split.calibration, or keep {keep}")
+    problems += _shortfalls(cfg, evaluation, calibration, n_id)
     if problems:
         raise ValueError(f"too few rollouts even if every in-distribution rollout succeeded ({calibration} calibration "
                          f"rollouts, {n_id} in distribution in all): " + "; ".join(problems)
@@ -77,24 +86,10 @@ def check_recorded_successes(cfg: DictConfig, evaluation: EvaluationConfig | Non
     'none' rollout counted a success): a count that falls short stops the pipeline before the stress rollouts, naming the
     rollouts the policy's success rate asks for."""
     calibration, n_planned = in_distribution_rollouts(cfg)
-    rate = calibration_successes / max(calibration, 1)
     none_rollouts = n_planned - int(cfg.rollouts.fit_episodes) - calibration
-    problems = []
-    if cfg.get("deploy_delta") is not None:
-        need = min_calibration_size(float(cfg.deploy_delta))
-        if calibration_successes < need:
-            problems.append(f"deploy_delta={cfg.deploy_delta:g} needs {need} calibration successes (more for a band or a joint "
-                            f"monitor): raise rollouts.calibration_episodes to about {-(-need * calibration // max(calibration_successes, 1))}, "
-                            "or deploy_delta")
-    if evaluation is not None:
-        n_id = fit_successes + calibration_successes + none_rollouts
-        have, need, kind, delta = evaluation_calibration(evaluation, n_id)
-        if have < need:
-            problems.append(f"the evaluation's {kind} thresholds at δ={delta:g} need {need} calibration successes, but its split "
-                            f"would leave at most {have} of the {n_id} in-distribution successes (the stress rollouts' 'none' cells "
-                            "counted as successes): raise rollouts.fit_episodes and calibration_episodes, evaluate.split.calibration, "
-                            "or the smallest evaluate.deltas")
+    problems = _shortfalls(cfg, evaluation, calibration_successes, fit_successes + calibration_successes + none_rollouts)
     if problems:
         raise ValueError(f"the in-distribution rollouts gave {fit_successes} of {cfg.rollouts.fit_episodes} fit and "
-                         f"{calibration_successes} of {calibration} calibration successes ({rate:.0%}): " + "; ".join(problems)
+                         f"{calibration_successes} of {calibration} calibration successes "
+                         f"({calibration_successes / max(calibration, 1):.0%}): " + "; ".join(problems)
                          + ". The pipeline stopped before the stress rollouts; the stages before them are cached")

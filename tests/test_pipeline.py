@@ -77,7 +77,7 @@ def test_pipeline_runs_every_stage_then_caches(tmp_path, capsys, monkeypatch):
     assert f"[act] act=null: removing {run_dir / 'act'}" in capsys.readouterr().out
     assert not (run_dir / "act").exists() and SECTION not in report.read_text() and "## Task `pick_place`" in report.read_text()
     cfg.deploy_delta = 0.025  # the default δ, which 10 calibration rollouts cannot attain: refused before anything runs
-    with pytest.raises(ValueError, match=r"deployed monitor at deploy_delta=0.025 needs 39 calibration successes.*nothing has run yet"):
+    with pytest.raises(ValueError, match=r"deploy_delta=0.025 needs 39 calibration successes.*nothing has run yet"):
         _run(cfg)
     assert "cached" not in capsys.readouterr().out
     # counts that would do if every rollout succeeded: the successes the in-distribution rollouts gave are checked before

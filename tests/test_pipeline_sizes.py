@@ -30,7 +30,7 @@ def test_the_shipped_counts_attain_every_level_they_calibrate_at():
 
 @pytest.mark.parametrize("overrides, message", [
     # deploy_delta 0.025 needs 39 calibration successes (1/δ − 1 with the finite-sample correction)
-    (["rollouts.calibration_episodes=30"], r"deployed monitor at deploy_delta=0.025 needs 39 calibration successes.*at least 39"),
+    (["rollouts.calibration_episodes=30"], r"deploy_delta=0.025 needs 39 calibration successes.*at least 39, or deploy_delta"),
     # the live monitor at δ = 0.02 needs 49
     (["monitor.delta=0.02", "rollouts.calibration_episodes=40", "deploy_delta=null"], r"live monitor \(constant thresholds\) at monitor.delta=0.02 needs 49"),
     # a joint monitor calibrates on two parts: 37 at δ = 0.05 where separate constant thresholds need 19
@@ -38,7 +38,7 @@ def test_the_shipped_counts_attain_every_level_they_calibrate_at():
      r"live monitor \(constant thresholds, joint\) at monitor.delta=0.05 needs 37"),
     # the evaluation's grid from 0.01 asks for 197 calibration successes; 200 rollouts split 0.3 / 0.5 leave 100
     (["evaluate.deltas=null"], r"evaluation's constant \(joint calibration\) thresholds at δ=0.01 need 197 calibration successes, but its split leaves "
-                               r"100 of 200 .*keep evaluate.deltas=\[0.02,"),
+                               r"at most 100 of 200 .*keep evaluate.deltas=\[0.02,"),
 ])
 def test_counts_no_success_rate_could_make_enough_are_refused_naming_the_fix(overrides, message):
     with pytest.raises(ValueError, match=message):
@@ -67,8 +67,8 @@ def test_the_successes_the_rollouts_gave_are_checked_before_the_stress_rollouts(
     cfg, evaluation = _shipped()
     check_recorded_successes(cfg, evaluation, 60, 45)  # enough for both
     with pytest.raises(ValueError, match=r"gave 60 of 80 fit and 30 of 100 calibration successes \(30%\): deploy_delta=0.025 "
-                                         r"needs 39 .*to about 130, or deploy_delta\. The pipeline stopped before the stress rollouts"):
+                                         r"needs 39 .*at least 130, or deploy_delta \(null skips the deploy stage\)\. The pipeline stopped before the stress rollouts"):
         check_recorded_successes(cfg, evaluation, 60, 30)
-    with pytest.raises(ValueError, match=r"constant \(joint calibration\) thresholds at δ=0.05 need 37 calibration successes, but its split would leave at "
-                                         r"most 25 of the 50 in-distribution successes"):
+    with pytest.raises(ValueError, match=r"constant \(joint calibration\) thresholds at δ=0.05 need 37 calibration successes, but its split leaves at most "
+                                         r"25 of 50 in-distribution successes"):
         check_recorded_successes(cfg, evaluation, 20, 10)
