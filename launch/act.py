@@ -223,10 +223,9 @@ def run(cfg: DictConfig):
         period = control_period_s(probe, env_cfg.get("control_period_s"), env_name=str(env_cfg.get("name") or env_cfg.get("factory")))
         responses = check_responses(configs, probe, "launch.act (nothing has run yet)")
         check_guidance(policy, {f"response {n!r}": r for n, r in responses.items()}, "launch.act (nothing has run yet)")
-        with_fallback = [name for name, r in responses.items() if getattr(r, "fallback", None) is not None]
-        contexts = {name: action_context(plain(cfg.context), policy.action_dim, probe, positions=uses_positions(r),
-                                         quiet=name != next((n for n in with_fallback if uses_positions(responses[n])), None))
-                    if name in with_fallback else None
+        noted = next((n for n, r in responses.items() if uses_positions(r)), None)  # says the measured-position note once
+        contexts = {name: action_context(plain(cfg.context), policy.action_dim, probe, positions=uses_positions(r), quiet=name != noted)
+                    if getattr(r, "fallback", None) is not None else None
                     for name, r in responses.items()}
         for name, r in responses.items():
             check_steering_layout(r, contexts[name], f"response_configs.{name}.steering")

@@ -278,11 +278,10 @@ def _run_stages(cfg: DictConfig, run_dir: Path) -> Path:
               lambda: _train(cfg, steps["train"][0], source, policy))
         weights = {"policy weights": directory_digest(policy), **stages.upstream(policy)}
     stage("fit rollouts", fit_store, weights)
-    check_fit_successes(fit_store)
+    fit_successes = check_fit_successes(fit_store)
     stage("calibration rollouts", cal_store, weights)
-    check_fit_successes(cal_store, "the live monitor", "rollouts.calibration_episodes: more calibration rollouts")
-    check_recorded_successes(cfg, _evaluation_config(steps), len(successful_in_distribution(EpisodeStore.open(fit_store))),
-                             len(successful_in_distribution(EpisodeStore.open(cal_store))))
+    check_recorded_successes(cfg, _evaluation_config(steps), fit_successes,
+                             check_fit_successes(cal_store, "the live monitor", "rollouts.calibration_episodes: more calibration rollouts"))
     with calibration_hint("live monitor stage", "monitor.delta", cfg.monitor.delta):
         stage("fit + calibrate monitor", monitor, {**weights, **stages.upstream(fit_store, cal_store)})
     stage("stress rollouts", stress_store, {**weights, "monitor": directory_digest(monitor), **stages.upstream(monitor)})
@@ -305,11 +304,11 @@ def _run_stages(cfg: DictConfig, run_dir: Path) -> Path:
 
 
 def check_fit_successes(store: Path, before: str = "the calibration rollouts",
-                        more: str = "rollouts.fit_episodes: more fit rollouts") -> None:
-    """The monitor learns from the rollouts' in-distribution successes (the fit rollouts', then the calibration
-    rollouts'): without one, stop before ``before``, which could not use them, naming the setting ``more``."""
+                        more: str = "rollouts.fit_episodes: more fit rollouts") -> int:
+    """The number of the rollouts' in-distribution successes, which the monitor learns from (the fit rollouts', then the
+    calibration rollouts'): without one, stop before ``before``, which could not use them, naming the setting ``more``."""
     try:
-        successful_in_distribution(EpisodeStore.open(store))
+        return len(successful_in_distribution(EpisodeStore.open(store)))
     except ValueError as err:
         raise ValueError(f"{err}. The pipeline stopped before {before}; the stages before them are cached ({more})") from None
 

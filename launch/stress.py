@@ -26,7 +26,7 @@ from fiper.control.period import control_period_s
 from fiper.control.sweep import run_sweep
 from fiper.fingerprint import directory_digest, make_fingerprint
 from fiper.interventions import FallbackContext, response_from_config
-from fiper.interventions.context import ACTION_MODES, refuse_effort
+from fiper.interventions.context import ACTION_MODES, refuse_effort, uses_positions
 from fiper.monitor import load_monitor
 from fiper.monitor.identity import policy_fingerprint
 from launch.common import check_guidance, load_policy_from, plain, policy_digest, resolve_device, set_cpu_threads
@@ -91,13 +91,6 @@ def env_builder(env_cfg: dict[str, Any], factories: dict[str, str], cells: list[
         return make_env_from_config({**env_cfg, "shifts": [*(env_cfg.get("shifts") or []), *shifts]})
 
     return make_env
-
-
-def uses_positions(response) -> bool:
-    """Whether a response has a fallback that commands positions (hold, stop, retreat, ...); a controller of the user's
-    own (``SafeController``, ``uses_positions = False``) computes its actions itself and reads no action layout."""
-    fallback = getattr(response, "fallback", None)
-    return fallback is not None and bool(getattr(fallback, "uses_positions", True))
 
 
 def action_context(context_cfg: dict[str, Any], action_dim: int, probe_env, positions: bool = True,

@@ -33,7 +33,7 @@ from fiper.collection import clip_to_space, observation_dict
 from fiper.control.history import ObsHistory
 from fiper.control.timing import PhaseTimer
 from fiper.interventions import FallbackContext, GradedResponse
-from fiper.interventions.context import refuse_effort
+from fiper.interventions.context import refuse_effort, uses_positions
 from fiper.interventions.fallbacks import check_action
 from fiper.monitor import FailureMonitor, PolicyIdentity, MonitorVerdict
 from fiper.protocol import GenerativePolicy, output_problem
@@ -132,7 +132,7 @@ class MonitoredPolicy:
             monitor.to("cpu")  # scored on the host from the decision's one copy (see _host_copy)
         if response is not None and response.fallback is not None and context is None:
             raise ValueError("a fallback needs a FallbackContext (action layout and history); pass context=")
-        if response is not None and response.fallback is not None and getattr(response.fallback, "uses_positions", True):
+        if uses_positions(response):
             refuse_effort(getattr(context, "action_mode", None), f"the fallback {getattr(response.fallback, 'name', type(response.fallback).__name__)!r}")
         if time_budget_ms is not None and not float(time_budget_ms) > 0:
             raise ValueError(f"time_budget_ms={time_budget_ms!r} is invalid: give a positive number of milliseconds, or None")

@@ -20,6 +20,13 @@ import numpy as np
 ACTION_MODES = ("position", "velocity", "effort")
 
 
+def uses_positions(response: Any) -> bool:
+    """Whether a response has a fallback that commands positions (hold, stop, retreat, ...); a controller of the user's
+    own (``SafeController``, ``uses_positions = False``) computes its actions itself and reads no action layout."""
+    fallback = getattr(response, "fallback", None)
+    return fallback is not None and bool(getattr(fallback, "uses_positions", True))
+
+
 def refuse_effort(action_mode: str | None, what: str) -> None:
     """Raise naming the fix when ``what`` (a fallback commanding positions or velocities) is given effort actions."""
     if action_mode == "effort":
