@@ -62,7 +62,7 @@ class ReturnAndRetry:
 
     def __init__(self, target: str = "path", *, decisions_back: int | None = None, max_retries: int = 2,
                  fallback: Fallback | None = None, start_poses: StartPoses | Any = None, demos: str | None = None,
-                 start_key: str = "agent_pos", speed: float | None = None, settle_steps: int = 5,
+                 start_key: str | None = None, speed: float | None = None, settle_steps: int = 5,
                  tolerance: float = 0.01, in_distribution_below: float = 1.0, gripper: str = "keep",
                  max_steps: int | None = 50):
         if target not in TARGETS:
@@ -89,7 +89,9 @@ class ReturnAndRetry:
             if start_poses is not None and demos is not None:
                 raise ValueError("give demos= or start_poses=, not both")
             if demos is not None:
-                start_poses = StartPoses.from_store(demos, start_key)
+                start_poses = None if start_key is None else StartPoses.from_store(demos, start_key)
+                if start_poses is None:
+                    StartPoses.check_store(demos)  # read at bind_context, from the context's agent_pos_key
             elif not isinstance(start_poses, StartPoses):
                 start_poses = StartPoses(start_poses)
         elif start_poses is not None or demos is not None:
@@ -98,11 +100,12 @@ class ReturnAndRetry:
             raise ValueError("decisions_back is used with target='path' only")
         if gripper not in GRIPPERS:
             raise ValueError(f"gripper={gripper!r} is invalid: choose one of {GRIPPERS}")
-        if gripper == "start" and (target != "start" or start_poses.actions is None):
+        if gripper == "start" and (target != "start" or (start_poses is not None and start_poses.actions is None)):
             raise ValueError("gripper='start' sets the gripper dims to the demonstrations' first action: it needs "
                              "target='start' with demos=<demo store> (start_poses=[...] carry no actions)")
         self.gripper = gripper
         self.target, self.start_poses = target, start_poses
+        self._demos = demos
         self.decisions_back = None if decisions_back is None else int(decisions_back)
         self.max_retries, self.speed = int(max_retries), None if speed is None else float(speed)
         self.settle_steps, self.tolerance = int(settle_steps), float(tolerance)
@@ -146,7 +149,12 @@ class ReturnAndRetry:
             if context.action_mode != "position":
                 raise ValueError("target='start' drives to a position: it needs action_mode='position'; use target='path' "
                                  "with velocity actions")
+            if self.start_poses is None:
+                self.start_poses = StartPoses.from_store(self._demos, context.agent_pos_key or "agent_pos")
             self.start_poses.positions(context.agent_pos_dims)  # raises naming the mismatch
+            if self.gripper == "start" and self.start_poses.actions is None:
+                raise ValueError(f"gripper='start' sets the gripper dims to the demonstrations' first action, but "
+                                 f"{self._demos} has no 'action' key: give the demo store the policy was trained on")
             if self.gripper == "start" and self.start_poses.actions.shape[1] != context.action_dim:
                 raise ValueError(f"the demonstrations' actions have {self.start_poses.actions.shape[1]} entries, the policy's "
                                  f"{context.action_dim}: give the demo store the policy was trained on")

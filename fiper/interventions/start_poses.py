@@ -36,18 +36,23 @@ class StartPoses:
                 raise ValueError(f"{source}: the first actions hold NaN or inf: repair the demonstration store")
             self.actions = acts
 
+    @staticmethod
+    def check_store(path: str | os.PathLike) -> None:
+        """Refuse a demonstration store path that does not exist, naming the fix."""
+        if not Path(path).exists():
+            raise FileNotFoundError(f"demos={str(path)!r} does not exist: give the demonstration store the policy was "
+                                    "trained on (e.g. runs/demo/demos.zarr), or start_poses=[[...], ...]")
+
     @classmethod
     def from_store(cls, path: str | os.PathLike, key: str = "agent_pos") -> StartPoses:
         """The first ``key`` row (and first action) of every successful, unshifted episode of a demonstration store."""
         from fiper.storage import EpisodeStore
 
-        if not Path(path).exists():
-            raise FileNotFoundError(f"demos={str(path)!r} does not exist: give the demonstration store the policy was "
-                                    "trained on (e.g. runs/demo/demos.zarr), or start_poses=[[...], ...]")
+        cls.check_store(path)
         store = EpisodeStore.open(path)
         if key not in store.data_keys:
-            raise KeyError(f"{path} has no data key {key!r} (it has {store.data_keys}): set start_key to the "
-                           "observation entry that holds the robot's measured position")
+            raise KeyError(f"{path} has no data key {key!r} (it has {store.data_keys}): set start_key (or "
+                           "context.agent_pos_key) to the observation entry that holds the robot's measured position")
         keep = np.ones(store.n_episodes, dtype=bool)
         if "success" in store.meta_keys:
             keep &= store.meta("success").astype(bool)

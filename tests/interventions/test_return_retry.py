@@ -213,6 +213,22 @@ def test_start_target_goes_to_the_nearest_demo_start_pose_at_the_given_speed(tmp
     assert np.allclose(steps[1:-1], pace, rtol=1e-6) and np.allclose(actions[-1, :3], 0.0 + np.array([0, 0, 0.1]))
 
 
+def test_start_poses_are_read_from_the_key_the_context_measures(tmp_path):
+    store = EpisodeStore.create(tmp_path / "flat.zarr")  # a flat observation: the position is obs[0:3]
+    for start in ([0.1, 0.0, 0.15], [0.3, 0.2, 0.15]):
+        obs = np.concatenate([np.tile(start, (5, 1)), np.zeros((5, 6))], axis=1)
+        store.append_episode({"obs": obs, "action": np.zeros((5, 4))}, meta=dict(success=True, shift="none"))
+    response = ReturnAndRetry(target="start", demos=str(tmp_path / "flat.zarr"))
+    response.bind_context(FallbackContext(action_dim=4, position_dims=POS, gripper_dims=GRIP, agent_pos_key="obs",
+                                          agent_pos_dims=(0, 1, 2)))
+    assert np.allclose(response.start_poses.positions((0, 1, 2)), [[0.1, 0.0, 0.15], [0.3, 0.2, 0.15]])
+    with pytest.raises(KeyError, match=r"no data key 'agent_pos'.*set start_key \(or context.agent_pos_key\)"):
+        ReturnAndRetry(target="start", demos=str(tmp_path / "flat.zarr")).bind_context(
+            FallbackContext(action_dim=4, position_dims=POS, gripper_dims=GRIP))
+    explicit = ReturnAndRetry(target="start", demos=str(tmp_path / "flat.zarr"), start_key="obs")  # read at once
+    assert explicit.start_poses.rows.shape == (2, 9)
+
+
 def test_a_second_start_return_right_after_a_resume_moves_at_the_episodes_pace():
     response, ctx, robot = setup(target="start", start_poses=[[0.0, 0.0, 0.1]], max_retries=2)
     plan = targets(20)
