@@ -15,6 +15,7 @@ episode in which the monitor alarmed, rendered, into ``videos/<response>.mp4`` (
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -223,9 +224,11 @@ def run(cfg: DictConfig):
         period = control_period_s(probe, env_cfg.get("control_period_s"), env_name=str(env_cfg.get("name") or env_cfg.get("factory")))
         responses = check_responses(configs, probe, "launch.act (nothing has run yet)")
         check_guidance(policy, {f"response {n!r}": r for n, r in responses.items()}, "launch.act (nothing has run yet)")
-        noted = next((n for n, r in responses.items() if uses_positions(r)), None)  # says the measured-position note once
-        contexts = {name: action_context(plain(cfg.context), policy.action_dim, probe, positions=uses_positions(r), quiet=name != noted)
-                    if getattr(r, "fallback", None) is not None else None
+        layouts: dict[bool, Any] = {}  # one layout (and one probe reset, one note) per kind; a fresh history per response
+        for r in responses.values():
+            if getattr(r, "fallback", None) is not None and uses_positions(r) not in layouts:
+                layouts[uses_positions(r)] = action_context(plain(cfg.context), policy.action_dim, probe, positions=uses_positions(r))
+        contexts = {name: dataclasses.replace(layouts[uses_positions(r)]) if getattr(r, "fallback", None) is not None else None
                     for name, r in responses.items()}
         for name, r in responses.items():
             check_steering_layout(r, contexts[name], f"response_configs.{name}.steering")

@@ -139,7 +139,8 @@ def check_act_stage(composed: DictConfig, stage: str, expert: str | None = None)
                            f"pipeline stage '{stage}' (act.responses; nothing has run yet)")
         if any(stress.uses_positions(r) for r in responses.values()):
             try:  # a fallback commands positions: the env or act.overrides must say which action entries are positions
-                context = stress.action_context(plain(composed.context), int(np.prod(probe.action_space.shape)), probe)
+                context = stress.action_context(plain(composed.context), int(np.prod(probe.action_space.shape)), probe,
+                                                 quiet=True)  # the act stage says its note
                 for name, response in responses.items():  # a steer reads the same entries as positions
                     try:
                         stress.check_steering_layout(response, context, f"response_configs.{name}.steering")
