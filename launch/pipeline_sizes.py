@@ -15,7 +15,7 @@ from omegaconf import DictConfig
 
 from calibration import min_calibration_size
 from fiper.evaluation import EvaluationConfig
-from fiper.evaluation.splits import _count, required_calibration
+from fiper.evaluation.splits import calibration_count, required_calibration
 from launch.common import plain
 
 
@@ -30,7 +30,7 @@ def evaluation_calibration(config: EvaluationConfig, n_id: int) -> tuple[int, in
     """(calibration episodes the evaluation's split leaves from ``n_id`` in-distribution successes, the most any
     (threshold type, δ) of its grid needs, that type, that δ)."""
     s = config.split
-    have = min(_count(s.calibration, n_id), n_id - _count(s.fit, n_id))
+    have = calibration_count(s.fit, s.calibration, n_id)
     if config.refit_after_selection:
         have //= 2
     need, kind, delta = required_calibration(config.threshold_types, config.deltas, config.band_d1_fraction,

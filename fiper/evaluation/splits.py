@@ -24,6 +24,11 @@ def _count(fraction: float, n: int) -> int:
     return int(np.floor(fraction * n + 0.5))
 
 
+def calibration_count(fit: float, calibration: float, n: int) -> int:
+    """How many of ``n`` in-distribution successes the split gives to calibration (after the fit part)."""
+    return min(_count(calibration, n), n - _count(fit, n))
+
+
 @dataclass(frozen=True)
 class Split:
     """Sorted episode indices of the four disjoint parts."""
@@ -64,7 +69,7 @@ def split_episodes(success, ood, *, fit: float = 0.4, calibration: float = 0.4, 
         members = np.random.default_rng([int(seed), k]).permutation(groups[name])
         if name == "success_id":
             n_fit = _count(fit, members.size)
-            n_cal = min(_count(calibration, members.size), members.size - n_fit)
+            n_cal = calibration_count(fit, calibration, members.size)
             parts["fit"].append(members[:n_fit])
             parts["calibration"].append(members[n_fit : n_fit + n_cal])
             members = members[n_fit + n_cal :]
