@@ -53,7 +53,7 @@ __all__ = ["Stages", "Step", "check_action_dims", "check_list_quoting", "checkpo
 
 CHECKS = {
     "run_dir": text, "task": text, "env_overrides": list_of(override, non_empty=False, example="['env.obs_mode=image']"),
-    "device": text, "cpu_threads": optional(positive_int), "seed": seed,
+    "device": text, "cpu_threads": optional(positive_int), "seed": seed, "progress": boolean,
     "collect.n_episodes": positive_int, "collect.expert": target, "rollouts.factories": mapping_of_text,
     "train.policy": text, "train.steps": positive_int, "train.batch_size": positive_int, "train.n_action_steps": positive_int,
     "train.overrides": list_of(text, non_empty=False, example="['policy.image_downsample=2']"),
@@ -130,18 +130,20 @@ def _steps(cfg: DictConfig, run_dir: Path, choice: Path | None) -> dict[str, lis
     policy_arg = f"policy_factory={override_literal(cfg.policy_factory)}" if cfg.get("policy_factory") else f"policy_dir={policy}"
     fit_store, cal_store, stress_store = run_dir / "id_fit.zarr", run_dir / "id_calibration.zarr", run_dir / "stress.zarr"
     factories = f"++factories={override_literal(plain(r.factories))}"  # ++: new keys in the stress config's empty mapping
-    common = [*env, threads, factories, policy_arg, f"num_samples={r.num_samples}", f"device={cfg.device}", f"execute={r.execute}",
+    bars = f"progress={override_literal(cfg.progress)}"
+    common = [*env, threads, bars, factories, policy_arg, f"num_samples={r.num_samples}", f"device={cfg.device}", f"execute={r.execute}",
               "cells=[[none,[0.0]]]"]
     m = plain(cfg.monitor)
     choice = choice or report / monitor_file_name("TASK")  # a placeholder for validation
     return {
         "collect": [Step(collect, "collect", [f"expert={override_literal(cfg.collect.expert)}", *env, f"n_episodes={cfg.collect.n_episodes}",
                                               f"out={run_dir / 'demos.zarr'}",
-                                              f"seed={cfg.seed}", "overwrite=true"])],
+                                              f"seed={cfg.seed}", "overwrite=true", bars])],
         "train": [Step(train, "train", [f"data={run_dir / 'demos.zarr'}", f"policy={cfg.train.policy}", f"out={policy}",
                                         f"policy.n_action_steps={cfg.train.n_action_steps}", *list(cfg.train.overrides),
                                         f"train.steps={cfg.train.steps}", f"train.batch_size={cfg.train.batch_size}",
-                                        f"train.device={cfg.device}", f"train.seed={cfg.seed}", f"train.cpu_threads={cfg.cpu_threads}"])],
+                                        f"train.device={cfg.device}", f"train.seed={cfg.seed}", f"train.cpu_threads={cfg.cpu_threads}",
+                                        f"train.{bars}"])],
         "fit rollouts": [Step(stress, "stress", [*common, f"out={fit_store}", "seeds.start=10000", f"seeds.count={r.fit_episodes}"])],
         "calibration rollouts": [Step(stress, "stress", [*common, f"out={cal_store}", "seeds.start=20000",
                                                          f"seeds.count={r.calibration_episodes}"])],
@@ -151,10 +153,10 @@ def _steps(cfg: DictConfig, run_dir: Path, choice: Path | None) -> dict[str, lis
             Step(calibrate, "calibrate", [threads, f"data={cal_store}", policy_arg, f"monitor_dir={monitor}",
                                           f"delta={m['delta']}",  # threshold type and joint flag: the fitted spec's
                                           f"device={cfg.device}"])],
-        "stress rollouts": [Step(stress, "stress", [*env, threads, factories, policy_arg, f"monitor_dir={monitor}", f"out={stress_store}",
+        "stress rollouts": [Step(stress, "stress", [*env, threads, bars, factories, policy_arg, f"monitor_dir={monitor}", f"out={stress_store}",
                                                     f"device={cfg.device}", f"execute={r.execute}", f"cells={override_literal(plain(r.cells))}",
                                                     "seeds.start=30000", f"seeds.count={r.seeds_per_cell}"])],
-        "evaluate": [Step(evaluate, "evaluate", [threads, f"rollouts=[{fit_store},{cal_store},{stress_store}]", f"out={report}",
+        "evaluate": [Step(evaluate, "evaluate", [threads, bars, f"rollouts=[{fit_store},{cal_store},{stress_store}]", f"out={report}",
                                                  f"device={cfg.device}", f"seed={cfg.seed}", *evaluate_overrides(cfg)])],
         "fit + calibrate the chosen monitor": [
             Step(fit, "fit", [threads, f"data={fit_store}", policy_arg, f"out={chosen}", f"monitor_file={choice}",

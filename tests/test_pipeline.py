@@ -155,3 +155,19 @@ def test_a_list_for_the_whole_evaluate_mapping_is_refused_naming_its_keys():
         with pytest.raises(Exception, match=r"evaluate.split.fit=1.5: expected a number in \(0, 1\)"):
             pipeline.validate_all(compose("pipeline", ["evaluate.split.fit=1.5"]), Path("unused"))
         pipeline.validate_all(compose("pipeline", ["evaluate.overrides=['deploy_method=fiper']"]), Path("unused"))
+
+
+def test_progress_false_turns_off_every_stages_bars_and_leaves_its_fingerprint(tmp_path):
+    """One setting for a log file: each stage's bars off, and a stage cached with bars is still cached without them."""
+    from launch.stages import UNFINGERPRINTED
+
+    def settings(progress: str) -> dict[str, bool]:
+        cfg = _compose("pipeline", [f"progress={progress}"])
+        with initialize_config_dir(config_dir=str(CONF), version_base=None):
+            steps = pipeline._steps(cfg, tmp_path, None)
+            composed = {name: step.compose() for name, [step, *_] in steps.items() if name != pipeline.ACT_STAGE}
+        return {name: (c.train.progress if name == "train" else c.progress) for name, c in composed.items()
+                if name not in ("fit + calibrate monitor", "fit + calibrate the chosen monitor")}
+
+    assert set(settings("true").values()) == {True} and set(settings("false").values()) == {False}
+    assert len(settings("false")) == 6 and "progress" in UNFINGERPRINTED  # collect, train, three rollouts, evaluate
