@@ -164,6 +164,25 @@ def _as_dict(obs: Any) -> dict[str, np.ndarray]:
     return {k: host_array(v) for k, v in obs.items()}
 
 
+def checked_info(info: Any, seed: int, step: int | None = None) -> Mapping[str, Any]:
+    """The env's ``info`` as it is when a dict; anything else (a step returning None) is an error naming the fix."""
+    if isinstance(info, Mapping):
+        return info
+    where = "reset" if step is None else f"step {step}"
+    raise SetupError(f"the env's {where} of seed {seed} returned info of type {type(info).__name__}, not a dict: gymnasium's "
+                     "reset returns (obs, info) and step (obs, reward, terminated, truncated, info); return {} when there is "
+                     "nothing to report")
+
+
+def _layout_change(first: Mapping[str, tuple], now: Mapping[str, tuple], seed: int, step: int) -> str:
+    """Why the observation at ``step`` does not have the keys and shapes of the episode's first one."""
+    changes = [f"{k!r} missing" for k in first if k not in now] + [f"{k!r} added" for k in now if k not in first]
+    changes += [f"{k!r} {first[k]} -> {now[k]}" for k in first if k in now and first[k] != now[k]]
+    return (f"the env's observation at step {step} of seed {seed} changed its layout ({'; '.join(changes)}): every step must "
+            "return the keys and shapes the first observation had, which a policy reads; fix the env (its observation_space "
+            "says what it should return); episodes stored before it are kept")
+
+
 def no_time_limit(seed: int, steps: int) -> str:
     return (f"the episode with seed {seed} ran {steps} steps without ending; give the env a time limit in its factory "
             "(gymnasium.wrappers.TimeLimit(env, max_episode_steps=...), or max_episode_steps= to gymnasium.make)")
@@ -218,15 +237,22 @@ EPISODE_STEP_LIMIT = 100_000  # an episode that has not ended by then is an env 
 def run_episode(env, expert: Expert, seed: int, *, max_steps: int = EPISODE_STEP_LIMIT) -> Episode:
     """Roll out one episode; row t holds the observation before action t and action t."""
     obs, info = env.reset(seed=seed)
+    info = checked_info(info, seed)
     expert.reset(seed)
     rows: dict[str, list[np.ndarray]] = {}
+    layout: dict[str, tuple] | None = None  # the first observation's keys and shapes
     actions: list[np.ndarray] = []
     terminated = truncated = False
     clipped, worst = 0, 0.0
     while not (terminated or truncated):
         if len(actions) >= max_steps:
             raise SetupError(no_time_limit(seed, max_steps))
-        for key, value in _as_dict(obs).items():
+        observation = _as_dict(obs)
+        shapes = {k: v.shape for k, v in observation.items()}
+        if layout is not None and shapes != layout:
+            raise ValueError(_layout_change(layout, shapes, seed, len(actions)))
+        layout = shapes
+        for key, value in observation.items():
             if value.dtype.kind in "fc" and not np.isfinite(value).all():
                 raise ValueError(f"the env's observation {key!r} at step {len(actions)} of seed {seed} holds "
                                  f"{int((~np.isfinite(value)).sum())} NaN or inf values, which a policy cannot learn from; check "
@@ -237,6 +263,7 @@ def run_episode(env, expert: Expert, seed: int, *, max_steps: int = EPISODE_STEP
         clipped, worst = clipped + (excess > 0), max(worst, excess)
         actions.append(action)
         obs, _, terminated, truncated, info = env.step(action)
+        info = checked_info(info, seed, len(actions) - 1)
     data = {k: np.stack(v) for k, v in rows.items()}
     data["action"] = np.stack(actions).astype(np.float32)
     labels = episode_labels(info, terminated, truncated, len(actions) - 1)

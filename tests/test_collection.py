@@ -281,6 +281,50 @@ def test_a_non_finite_observation_stops_the_collection_naming_it_and_keeps_the_e
     assert EpisodeStore.open(tmp_path / "glitch.zarr").n_episodes == 1  # seed 0, stored whole
 
 
+class Shifting(NestedArm):
+    """From step 2 of seed 1 its observation changes: ``change`` says how."""
+
+    change = "drop"
+
+    def _obs(self):
+        obs = super()._obs()
+        if getattr(self, "seed_used", 0) == 1 and self.t >= 2:
+            if self.change == "drop":
+                obs.pop("goal")
+            else:
+                obs["goal"] = np.zeros(3, np.float32)
+        return obs
+
+    def reset(self, *, seed=None, options=None):
+        self.seed_used = seed
+        return super().reset(seed=seed, options=options)
+
+
+@pytest.mark.parametrize("change, shown", [("drop", "'goal' missing"), ("grow", r"'goal' \(2,\) -> \(3,\)")])
+def test_an_observation_that_changes_its_keys_or_shapes_mid_episode_is_named_and_earlier_episodes_kept(tmp_path, change, shown):
+    env = Shifting()
+    env.change = change
+    store = EpisodeStore.create(tmp_path / "shifting.zarr")
+    with pytest.raises(ValueError, match=rf"observation at step 2 of seed 1 changed its layout \({shown}\).*episodes stored "
+                                         r"before it are kept"):
+        collect(env, Push(), store, n_episodes=3, seed=0)
+    assert EpisodeStore.open(tmp_path / "shifting.zarr").n_episodes == 1
+
+
+def test_an_info_that_is_no_dict_is_named_with_the_fix():
+    from fiper.collection import checked_info
+
+    class NoInfo(NestedArm):
+        def step(self, action):
+            return *super().step(action)[:4], None
+
+    with pytest.raises(ValueError, match=r"the env's step 0 of seed 3 returned info of type NoneType, not a dict.*return \{\}"):
+        run_episode(NoInfo(), Push(), seed=3)
+    with pytest.raises(ValueError, match=r"the env's reset of seed 0 returned info of type list"):
+        checked_info([], 0)
+    assert checked_info({"a": 1}, 0, 2) == {"a": 1}
+
+
 def test_an_env_that_never_ends_is_an_error_naming_the_time_limit():
     class Endless(NestedArm):
         def step(self, action):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gymnasium as gym
 import numpy as np
 import pytest
 import torch
@@ -369,3 +370,14 @@ def test_actions_outside_the_env_action_space_are_clipped_and_counted(setup):
     share = result.clipped_steps / result.n_steps
     assert f"{result.clipped_steps} of the policy's {result.n_steps} actions ({share:.0%}) left the env's action space" in summary.table()
     assert ("most of them, so they likely come in other units" in summary.table()) == (share >= 0.5)
+
+
+def test_an_env_step_whose_info_is_no_dict_stops_the_rollout_naming_the_fix(setup):
+    _, policy, monitor = setup
+
+    class NoInfo(gym.Wrapper):
+        def step(self, action):
+            return *self.env.step(action)[:4], None
+
+    with pytest.raises(ValueError, match=r"the env's step 0 of seed 5 returned info of type NoneType, not a dict"):
+        run_episode(NoInfo(make_env()), MonitoredPolicy(policy, monitor, num_samples=B), seed=5)
