@@ -18,6 +18,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from fiper.env_factory import SetupError, declared_step_limit
+from fiper.gym_api import reset_env, step_env
 from fiper.storage import EpisodeStore
 
 
@@ -164,16 +165,6 @@ def _as_dict(obs: Any) -> dict[str, np.ndarray]:
     return {k: host_array(v) for k, v in obs.items()}
 
 
-def checked_info(info: Any, seed: int, step: int | None = None) -> Mapping[str, Any]:
-    """The env's ``info`` as it is when a dict; anything else (a step returning None) is an error naming the fix."""
-    if isinstance(info, Mapping):
-        return info
-    where = "reset" if step is None else f"step {step}"
-    raise SetupError(f"the env's {where} of seed {seed} returned info of type {type(info).__name__}, not a dict: gymnasium's "
-                     "reset returns (obs, info) and step (obs, reward, terminated, truncated, info); return {} when there is "
-                     "nothing to report")
-
-
 def _layout_change(first: Mapping[str, tuple], now: Mapping[str, tuple], seed: int, step: int) -> str:
     """Why the observation at ``step`` does not have the keys and shapes of the episode's first one."""
     changes = [f"{k!r} missing" for k in first if k not in now] + [f"{k!r} added" for k in now if k not in first]
@@ -236,8 +227,7 @@ EPISODE_STEP_LIMIT = 100_000  # an episode that has not ended by then is an env 
 
 def run_episode(env, expert: Expert, seed: int, *, max_steps: int = EPISODE_STEP_LIMIT) -> Episode:
     """Roll out one episode; row t holds the observation before action t and action t."""
-    obs, info = env.reset(seed=seed)
-    info = checked_info(info, seed)
+    obs, info = reset_env(env, seed)
     expert.reset(seed)
     rows: dict[str, list[np.ndarray]] = {}
     layout: dict[str, tuple] | None = None  # the first observation's keys and shapes
@@ -262,8 +252,7 @@ def run_episode(env, expert: Expert, seed: int, *, max_steps: int = EPISODE_STEP
         action, excess = clip_to_space(_checked_action(expert.act(obs, info), env, seed, len(actions)), env.action_space)
         clipped, worst = clipped + (excess > 0), max(worst, excess)
         actions.append(action)
-        obs, _, terminated, truncated, info = env.step(action)
-        info = checked_info(info, seed, len(actions) - 1)
+        obs, terminated, truncated, info = step_env(env, action, seed, len(actions) - 1)
     data = {k: np.stack(v) for k, v in rows.items()}
     data["action"] = np.stack(actions).astype(np.float32)
     labels = episode_labels(info, terminated, truncated, len(actions) - 1)

@@ -33,6 +33,7 @@ from fiper.control.seeded_resets import check_seeded_resets
 from fiper.control.sweep import check_period, policy_clipped_note, recorded_episodes
 from fiper.evaluation.outcome import outcome_report, store_paths
 from fiper.evaluation.render.outcome import outcome_table, write_outcome
+from fiper.gym_api import reset_env
 from fiper.interventions import FALLBACKS, building, response_from_config
 from fiper.monitor import load_monitor
 from fiper.monitor.identity import policy_fingerprint
@@ -123,7 +124,7 @@ def response_config(name: str, configs: Mapping[str, Any]) -> dict[str, Any]:
 def check_responses(configs: Mapping[str, Any], env: Any, where: str) -> dict[str, Any]:
     """Every response built and bound to a reset of ``env``, so that one needing what the env lacks (SceneKeepOut
     reads the env's scene_obstacles()) stops before the sweep, not at its first episode."""
-    env.reset(seed=0)
+    reset_env(env, 0)
     responses = {}
     for name, config in configs.items():
         try:
@@ -148,7 +149,7 @@ def arm_fingerprint(cfg: DictConfig, intervention: dict[str, Any] | None, num_sa
 
 def warm_up(agents: Sequence[MonitoredPolicy], env, seed: int) -> None:
     """One untimed decision per agent, so that no arm's timing carries the process's first, slow calls."""
-    obs, _ = env.reset(seed=seed)
+    obs, _ = reset_env(env, seed)
     for agent in agents:
         agent.reset(seed=seed)
         agent.bind_env(env)

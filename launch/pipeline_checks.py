@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 from omegaconf import DictConfig
 
+from fiper.gym_api import reset_env
 from fiper.storage import EpisodeStore
 from launch.common import plain
 from launch.validate import Bad
@@ -97,7 +98,7 @@ def check_env(env_cfg: Mapping[str, Any], factories: Mapping[str, str], obs_keys
             raise ValueError(f"{err}. In the pipeline: add `control_period_s: <seconds>` to the env group, or "
                              "\"env_overrides=['++env.control_period_s=<seconds>']\" on the command line; nothing has run yet") from None
         if obs_keys is not False:
-            obs = observation_dict(probe.reset(seed=0)[0])
+            obs = observation_dict(reset_env(probe, 0)[0])
             for key in obs if obs_keys is None else [k for k in obs_keys if k in obs]:
                 value = np.asarray(obs[key])
                 try:

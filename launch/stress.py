@@ -25,6 +25,7 @@ from fiper.control.monitored_policy import EXECUTED_CHUNKS
 from fiper.control.period import control_period_s
 from fiper.control.sweep import run_sweep
 from fiper.fingerprint import directory_digest, make_fingerprint
+from fiper.gym_api import reset_env
 from fiper.interventions import FallbackContext, response_from_config
 from fiper.interventions.context import ACTION_MODES, refuse_effort, uses_positions
 from fiper.monitor import load_monitor
@@ -121,7 +122,7 @@ def action_context(context_cfg: dict[str, Any], action_dim: int, probe_env, posi
         cfg.setdefault("gripper_dims", [d for d in range(action_dim) if d >= int(n_pos)])
     context = FallbackContext(action_dim=action_dim, **cfg)
     if positions and callable(getattr(probe_env, "reset", None)):  # an env to read a measured position from
-        note = measured_position_note(context, observation_dict(probe_env.reset(seed=0)[0]), named="agent_pos_key" in cfg)
+        note = measured_position_note(context, observation_dict(reset_env(probe_env, 0)[0]), named="agent_pos_key" in cfg)
         if note and not quiet:
             print(f"note: {note}")
     return context
@@ -192,7 +193,7 @@ def build_response(cfg: DictConfig, monitor, policy, probe):
 def check_observations(policy, probe_env, env_cfg: dict[str, Any]) -> None:
     """The env must emit every observation key the policy reads, with the shapes it was trained on. Read from a reset
     observation, not the declared space: collection stored what the env emits, which its space may not say."""
-    emitted = {k: tuple(np.shape(v)) for k, v in observation_dict(probe_env.reset(seed=0)[0]).items()}
+    emitted = {k: tuple(np.shape(v)) for k, v in observation_dict(reset_env(probe_env, 0)[0]).items()}
     wrong = {k: (s, emitted.get(k)) for k, s in policy.obs_shapes.items() if emitted.get(k) != tuple(s)}
     if wrong:
         detail = ", ".join(f"'{k}' {want} (env: {'missing' if got is None else got})" for k, (want, got) in wrong.items())

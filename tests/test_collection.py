@@ -312,7 +312,7 @@ def test_an_observation_that_changes_its_keys_or_shapes_mid_episode_is_named_and
 
 
 def test_an_info_that_is_no_dict_is_named_with_the_fix():
-    from fiper.collection import checked_info
+    from fiper.gym_api import checked_info
 
     class NoInfo(NestedArm):
         def step(self, action):
@@ -434,3 +434,23 @@ def test_an_env_stepping_several_envs_or_with_an_env_axis_on_its_actions_is_refu
                                          r"one env .*CPUGymWrapper\(gymnasium.make\(id, num_envs=1, sim_backend='cpu'\)\)"):
         with reported():
             make_env_from_config({"factory": f"{batched_module}:{factory}", "kwargs": kwargs})
+
+
+def test_an_env_of_the_old_gym_api_is_named_with_the_conversion():
+    """reset returning the observation alone, or step four values, is named instead of an unpacking error (or a dict
+    observation unpacked quietly into two of its keys)."""
+
+    class OldReset(NestedArm):
+        def reset(self, *, seed=None, options=None):
+            return super().reset(seed=seed)[0]
+
+    class OldStep(NestedArm):
+        def step(self, action):
+            obs, reward, terminated, truncated, info = super().step(action)
+            return obs, reward, terminated or truncated, info
+
+    with pytest.raises(ValueError, match=r"reset\(seed=2\) returned a dict, not \(obs, info\): the old gym API\?.*GymV21Environment"):
+        run_episode(OldReset(), Push(), seed=2)
+    with pytest.raises(ValueError, match=r"step 0 of seed 2 returned 4 values \(obs, reward, done, info\), not \(obs, reward, "
+                                         r"terminated, truncated, info\)"):
+        run_episode(OldStep(), Push(), seed=2)

@@ -8,7 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from fiper.collection import EPISODE_STEP_LIMIT, checked_info, episode_labels, no_time_limit, observation_dict
+from fiper.collection import EPISODE_STEP_LIMIT, episode_labels, no_time_limit, observation_dict
+from fiper.gym_api import reset_env, step_env
 from fiper.env_factory import SetupError
 from fiper.control.monitored_policy import Decision, MonitoredPolicy
 from fiper.scores.inputs import host_array
@@ -72,8 +73,7 @@ def run_episode(
     an integer key. ``steps['action']`` holds what the env executed: an action outside the env's action space
     is clipped to it (counted in ``clipped_steps``), while the decisions keep the chunks as the policy gave them.
     """
-    obs, info = env.reset(seed=seed, options=dict(reset_options) if reset_options else None)
-    checked_info(info, seed)
+    obs, info = reset_env(env, seed, reset_options or None)
     agent.reset(seed=seed)
     agent.bind_env(env)
     keys = list(record_keys if record_keys is not None else agent.policy.obs_shapes)
@@ -92,8 +92,7 @@ def run_episode(
                 shapes[k] = row.shape
         actions.append(action)
         clipped, worst = clipped + ("clipped" in agent.last_info), max(worst, agent.last_info.get("clipped", 0.0))
-        obs, _, terminated, truncated, info = env.step(action)
-        info = checked_info(info, seed, t)
+        obs, terminated, truncated, info = step_env(env, action, seed, t)
         infos.append({**agent.last_info, **{k: info[k] for k in ("success", "failure_step") if k in info}})
         done = bool(terminated or truncated)
         t += 1

@@ -11,6 +11,7 @@ import numpy as np
 
 from fiper.collection import clip_to_space, observation_dict
 from fiper.env_factory import SetupError
+from fiper.gym_api import reset_env, step_env
 from fiper.scores.inputs import host_array
 
 
@@ -28,9 +29,9 @@ def check_actions(space: Any, seed: int, n: int = SEEDED_STEPS) -> list[np.ndarr
 
 def seeded_run(env: Any, seed: int, actions: Sequence[np.ndarray]) -> list[dict[str, np.ndarray]]:
     """The observations of ``reset(seed)`` and of each of ``actions`` stepped after it, to the episode's end."""
-    observations = [{k: np.array(host_array(v)) for k, v in observation_dict(env.reset(seed=seed)[0]).items()}]
-    for action in actions:
-        obs, _, terminated, truncated, _ = env.step(action)
+    observations = [{k: np.array(host_array(v)) for k, v in observation_dict(reset_env(env, seed)[0]).items()}]
+    for t, action in enumerate(actions):
+        obs, terminated, truncated, _ = step_env(env, action, seed, t)
         observations.append({k: np.array(host_array(v)) for k, v in observation_dict(obs).items()})
         if terminated or truncated:
             break
@@ -42,13 +43,13 @@ EXPERT_STEPS = 500  # at most this many steps of the expert's episode in the see
 
 def expert_actions(env: Any, expert: Any, seed: int, n: int = EXPERT_STEPS) -> list[np.ndarray]:
     """The actions ``expert`` takes in the episode of ``seed`` (to its end, at most ``n``), clipped as collection clips them."""
-    obs, info = env.reset(seed=seed)
+    obs, info = reset_env(env, seed)
     expert.reset(seed)
     actions: list[np.ndarray] = []
     space = env.action_space
-    for _ in range(n):
+    for t in range(n):
         actions.append(clip_to_space(np.asarray(expert.act(obs, info), dtype=space.dtype), space)[0])  # as collection executes it
-        obs, _, terminated, truncated, info = env.step(actions[-1])
+        obs, terminated, truncated, info = step_env(env, actions[-1], seed, t)
         if terminated or truncated:
             break
     return actions

@@ -1,0 +1,44 @@
+"""The gymnasium calls fiper makes on a user's env, checked: ``reset`` must return ``(obs, info)`` and ``step``
+``(obs, reward, terminated, truncated, info)`` with a dict ``info``. An env of the old gym API (``reset`` returning the
+observation alone, ``step`` four values) would otherwise fail with an unpacking error, or be misread quietly."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from fiper.env_factory import SetupError
+
+OLD_API = ("the old gym API? Return gymnasium's tuples from the env (reset: obs, info; step: done split into terminated "
+           "and truncated), or convert a gym 0.21 env with shimmy: gymnasium.make('GymV21Environment-v0', env=<your env>)")
+
+
+def checked_info(info: Any, seed: int, step: int | None = None) -> Mapping[str, Any]:
+    """The env's ``info`` as it is when a dict; anything else (a step returning None) is an error naming the fix."""
+    if isinstance(info, Mapping):
+        return info
+    where = "reset" if step is None else f"step {step}"
+    raise SetupError(f"the env's {where} of seed {seed} returned info of type {type(info).__name__}, not a dict: gymnasium's "
+                     "reset returns (obs, info) and step (obs, reward, terminated, truncated, info); return {} when there is "
+                     "nothing to report")
+
+
+def reset_env(env: Any, seed: int, options: Mapping[str, Any] | None = None) -> tuple[Any, Mapping[str, Any]]:
+    """``env.reset(seed=seed)`` as ``(obs, info)``, checked."""
+    result = env.reset(seed=seed) if options is None else env.reset(seed=seed, options=dict(options))
+    if not (isinstance(result, tuple) and len(result) == 2):
+        got = f"a {len(result)}-tuple" if isinstance(result, tuple) else f"a {type(result).__name__}"
+        raise SetupError(f"the env's reset(seed={seed}) returned {got}, not (obs, info): {OLD_API}")
+    return result[0], checked_info(result[1], seed)
+
+
+def step_env(env: Any, action: Any, seed: int, step: int) -> tuple[Any, bool, bool, Mapping[str, Any]]:
+    """``env.step(action)`` as ``(obs, terminated, truncated, info)``, checked (the reward is not read)."""
+    result = env.step(action)
+    if not (isinstance(result, tuple) and len(result) == 5):
+        got = f"{len(result)} values" if isinstance(result, tuple) else f"a {type(result).__name__}"
+        old = " (obs, reward, done, info)" if isinstance(result, tuple) and len(result) == 4 else ""
+        raise SetupError(f"the env's step {step} of seed {seed} returned {got}{old}, not (obs, reward, terminated, truncated, "
+                         f"info): {OLD_API}")
+    obs, _, terminated, truncated, info = result
+    return obs, terminated, truncated, checked_info(info, seed, step)
