@@ -39,8 +39,8 @@ from fiper.monitor import load_monitor
 from fiper.monitor.identity import policy_fingerprint
 from launch.act_videos import check_rendering, write_videos
 from launch.common import check_guidance, load_policy_from, plain, resolve_device, save_config, set_cpu_threads
-from launch.stress import (SWEEP_CHECKS, action_context, check_observations, check_steering_layout, env_builder, store_fingerprint,
-                           uses_positions)
+from launch.stress import (SWEEP_CHECKS, action_context, check_observations, check_steering_layout, env_builder, fault_owner,
+                           store_fingerprint, uses_positions)
 from launch.validate import (ENV_CHECKS, THREADS, Bad, boolean, existing_path, integer, merged, optional, reported, target,
                              validate)
 
@@ -199,9 +199,9 @@ def policy_faults_named() -> Iterator[None]:
     try:
         yield
     except FailSafeError as err:
-        raise ValueError(f"{err}. In launch.act the run without fiper has no fallback, so a fault of the policy itself stops "
-                         "the sweep: fix the policy (the cause above); the episodes recorded so far are kept and a rerun "
-                         "resumes after them") from err
+        raise ValueError(f"{err}. In launch.act the run without fiper has no fallback, so a fault stops the sweep: fix "
+                         f"{fault_owner(err)} (the cause above); the episodes recorded so far are kept and a rerun resumes "
+                         "after them") from err
 
 
 def run(cfg: DictConfig):

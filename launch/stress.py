@@ -146,6 +146,11 @@ def check_steering_layout(response: Any, context: FallbackContext | None, settin
                          f"{setting}.velocity_actions={str(context.action_mode == 'velocity').lower()}")
 
 
+def fault_owner(err: FailSafeError) -> str:
+    """What a fault without a fallback asks to fix: the env, when its observation was unreadable, else the policy."""
+    return "the env's observation" if getattr(err, "source", "policy") == "observation" else "the policy"
+
+
 def measured_position_note(context: FallbackContext, obs: dict[str, Any], named: bool) -> str | None:
     """What a position fallback will hold when ``obs`` (a reset observation) carries no measured position: a note, or
     None when it does (or the actions are velocities). A key named in the config (``named``) that the observation lacks,
@@ -258,7 +263,7 @@ def run(cfg: DictConfig):
         summary = run_sweep(make_env, agent, cells, seeds, recorder,
                             record_keys=cfg.record_keys, progress=cfg.progress)
     except FailSafeError as err:
-        raise ValueError(f"{err}. In launch.stress: fix the policy (the cause above; the episodes recorded before this one are "
+        raise ValueError(f"{err}. In launch.stress: fix {fault_owner(err)} (the cause above; the episodes recorded before this one are "
                          "kept and a rerun resumes after them), or answer faults with a fallback: intervention=hold (with "
                          "monitor_dir=<fitted + calibrated monitor>)") from err
     print(summary.table())

@@ -46,8 +46,13 @@ NO_FALLBACK_FIX = ("configure a fallback via MonitoredPolicy(..., response=Grade
 class FailSafeError(RuntimeError):
     """A fault the wrapper cannot answer with a safe action (no fallback configured, or the fallback failed).
 
-    The decision that raised it is already in ``decisions`` and ``last_info``.
+    The decision that raised it is already in ``decisions`` and ``last_info``. ``source`` says what to fix: the env's
+    ``observation`` (a key missing, a wrong shape) or the ``policy``.
     """
+
+    def __init__(self, message: str, source: str = "policy"):
+        super().__init__(message)
+        self.source = source
 
 
 @dataclass
@@ -342,8 +347,10 @@ class MonitoredPolicy:
         decision = self._record(z, samples, None, verdict, label, timing if timing is not None else self._timing())
         if not self.has_fallback:
             self.last_info = {**self._decision_info(decision), "fallback_active": False, "env_step": self.env_step}
-            raise FailSafeError(f"fail-safe alarm at env step {self.env_step}, {verdict.reason.removeprefix('fail-safe: ')}; "
-                                f"no fallback is configured, so there is no safe action to return: {NO_FALLBACK_FIX}")
+            cause = verdict.reason.removeprefix("fail-safe: ")
+            raise FailSafeError(f"fail-safe alarm at env step {self.env_step}, {cause}; no fallback is configured, so there is "
+                                f"no safe action to return: {NO_FALLBACK_FIX}",
+                                "observation" if "invalid observation" in cause else "policy")
         return decision
 
     def _record(self, z: torch.Tensor | np.ndarray | None, samples: torch.Tensor | np.ndarray | None, executed: np.ndarray | None,

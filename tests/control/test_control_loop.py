@@ -381,3 +381,17 @@ def test_an_env_step_whose_info_is_no_dict_stops_the_rollout_naming_the_fix(setu
 
     with pytest.raises(ValueError, match=r"the env's step 0 of seed 5 returned info of type NoneType, not a dict"):
         run_episode(NoInfo(make_env()), MonitoredPolicy(policy, monitor, num_samples=B), seed=5)
+
+
+def test_an_unreadable_observation_without_a_fallback_names_the_env_not_the_policy_as_what_to_fix(setup):
+    from fiper.control import FailSafeError
+    from launch.stress import fault_owner
+
+    _, policy, monitor = setup
+    agent = MonitoredPolicy(policy, monitor, num_samples=B)
+    agent.reset(seed=0)
+    obs = make_env().reset(seed=0)[0]
+    with pytest.raises(FailSafeError, match=r"invalid observation: KeyError: observation lacks \['object'\]") as err:
+        agent.act({k: v for k, v in obs.items() if k != "object"})
+    assert err.value.source == "observation" and fault_owner(err.value) == "the env's observation"
+    assert fault_owner(FailSafeError("the sampled chunks hold NaN")) == "the policy"
