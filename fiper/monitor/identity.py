@@ -8,12 +8,13 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 
-def policy_fingerprint(policy: Any) -> str | None:
+def policy_fingerprint(policy: Any, _depth: int = 0) -> str | None:
     """sha256 identifying a policy's weights: the policy's own ``fingerprint()`` (or ``fingerprint``
     attribute) if it offers one, else a hash of a torch.nn.Module's class and state_dict (names,
     dtypes, shapes, bytes), else, for an adapter that is no Module, a hash of its class and of the
-    Modules and tensors among its attributes; None for a policy that holds neither (then no weights
-    check is possible)."""
+    Modules and tensors among its attributes, else, for a wrapper, of the fingerprints of the policies it holds
+    (attributes with a ``sample`` method); None for a policy that holds none of these (then no weights check is
+    possible)."""
     own = getattr(policy, "fingerprint", None)
     if callable(own):
         own = own()
@@ -21,14 +22,19 @@ def policy_fingerprint(policy: Any) -> str | None:
         return str(own)
     import torch
 
+    h = hashlib.sha256(f"{type(policy).__module__}.{type(policy).__qualname__}".encode())
     if isinstance(policy, torch.nn.Module):
         parts = {"": policy}
     else:
         held = getattr(policy, "__dict__", {})
         parts = {name: value for name, value in sorted(held.items()) if isinstance(value, (torch.nn.Module, torch.Tensor))}
-        if not parts:
-            return None
-    h = hashlib.sha256(f"{type(policy).__module__}.{type(policy).__qualname__}".encode())
+        if not parts:  # a wrapper: the fingerprints of the policies it holds (self.policy = <adapter>)
+            inner = {name: policy_fingerprint(value, _depth + 1) for name, value in sorted(held.items())
+                     if _depth < 3 and value is not policy and callable(getattr(value, "sample", None))}
+            inner = {name: digest for name, digest in inner.items() if digest is not None}
+            for name, digest in inner.items():
+                h.update(f"\x00{name}:{digest}".encode())
+            return h.hexdigest() if inner else None
     for prefix, part in parts.items():
         tensors = part.state_dict() if isinstance(part, torch.nn.Module) else {"": part}
         for name, tensor in sorted(tensors.items()):

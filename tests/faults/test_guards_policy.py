@@ -74,6 +74,31 @@ def test_an_adapter_holding_torch_modules_is_fingerprinted_by_their_weights(poli
     assert policy_fingerprint(Adapter(policy, torch.full((2,), 2.0))) != fp  # e.g. the action normaliser's stats
 
 
+def test_a_wrapper_around_an_adapter_is_fingerprinted_by_the_policy_it_holds(policy):
+    """A user's wrapper (self.policy = <adapter>, no fingerprint() of its own) is told apart by the weights of the
+    policy it wraps, instead of recording no fingerprint at all."""
+
+    class Adapter:
+        def __init__(self, net):
+            self.net = net
+
+        def sample(self, *args, **kwargs):
+            raise NotImplementedError
+
+    class Wrapper:
+        def __init__(self, inner):
+            self.policy, self.name = inner, "mine"
+
+        def sample(self, *args, **kwargs):
+            return self.policy.sample(*args, **kwargs)
+
+    fp = policy_fingerprint(Wrapper(Adapter(policy)))
+    assert len(fp) == 64 and fp == policy_fingerprint(Wrapper(Adapter(load_policy(CHECKPOINT))))
+    assert policy_fingerprint(Wrapper(Adapter(_retrained(policy)))) != fp
+    assert policy_fingerprint(Wrapper(Wrapper(Adapter(policy)))) not in (None, fp)  # one more layer: still the weights
+    assert policy_fingerprint(Wrapper(object())) is None  # holds no policy: nothing to check
+
+
 def test_other_policy_is_refused_unless_allowed(policy, saved):
     assert json.loads((saved / "monitor.json").read_text())["identity"]["fingerprint"] == policy_fingerprint(policy)
     with warnings.catch_warnings():
