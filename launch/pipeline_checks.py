@@ -69,7 +69,8 @@ def check_action_dims(cfg: DictConfig, demos: Path) -> None:
     if bad:
         shown = "; ".join(f"{k}={v}" for k, v in bad.items())
         raise ValueError(f"the demos of task {task!r} have {action_dim}-d actions, but {shown} select entries beyond them. Set the "
-                         f"action entries of this task, e.g. monitor.scores.ace.dims=[0] (the evaluation reads it too), "
+                         f"action entries of this task, e.g. monitor.scores.ace.dims=[{','.join(map(str, range(action_dim)))}] "
+                         "(the evaluation reads it too), "
                          "or null for every entry")
     shipped, as_shipped = shipped_dims()  # the shipped task, not train.checkpoint_task, which a run of its own sets null
     unchanged = {k: v for k, v in settings.items() if k in as_shipped and v == as_shipped[k]}
@@ -78,14 +79,16 @@ def check_action_dims(cfg: DictConfig, demos: Path) -> None:
               f"this run's task is {task!r}: set the action entries its scores should read (or null for every entry)", flush=True)
 
 
-def check_env(env_cfg: Mapping[str, Any], factories: Mapping[str, str], obs_keys: list[str] | None | bool = False) -> float:
-    """The env's seconds per step, read from one env built before any stage runs, and, unless ``obs_keys`` is False,
-    the layout of the observation keys a policy will be trained on (None: all): an env that declares no period, or
-    whose images the policies would misread, is refused before collecting and training, not at the first rollouts."""
+def check_env(env_cfg: Mapping[str, Any], factories: Mapping[str, str], policy: Mapping[str, Any] | None = None) -> float:
+    """The env's seconds per step, read from one env built before any stage runs, and, given the ``policy`` settings
+    the pipeline trains (obs_keys, encoder, image_downsample), the layout of the observation keys it reads: an env that
+    declares no period, whose images the policies would misread or the encoder cannot read, is refused before
+    collecting and training, not at the first rollouts; large images get a note on the training cost."""
     from fiper.collection import observation_dict
     from fiper.env_factory import env_task_name
     from fiper.control.period import control_period_s
     from launch.stress import env_builder
+    from policies.encoders import check_encoder_keys, large_image_note
     from policies.normalizer import check_obs_layout
 
     probe = env_builder(dict(env_cfg), dict(factories), ["none"])("none", 0.0)
@@ -96,15 +99,20 @@ def check_env(env_cfg: Mapping[str, Any], factories: Mapping[str, str], obs_keys
         except ValueError as err:
             raise ValueError(f"{err}. In the pipeline: add `control_period_s: <seconds>` to the env group, or "
                              "\"env_overrides=['++env.control_period_s=<seconds>']\" on the command line; nothing has run yet") from None
-        if obs_keys is not False:
+        if policy is not None:
             obs = observation_dict(probe.reset(seed=0)[0])
-            for key in obs if obs_keys is None else [k for k in obs_keys if k in obs]:
-                value = np.asarray(obs[key])
-                try:
-                    check_obs_layout(str(key), value.shape, value.dtype)
-                except ValueError as err:
-                    raise ValueError(f"env {task!r}: {err} (or train.overrides=['policy.obs_keys=[...]'] in the pipeline); "
-                                     "nothing has run yet") from None
+            keys = policy.get("obs_keys")
+            shapes = {str(k): np.shape(obs[k]) for k in (obs if keys is None else [k for k in keys if k in obs])}
+            try:
+                for key in shapes:
+                    check_obs_layout(key, shapes[key], np.asarray(obs[key]).dtype)
+                check_encoder_keys(shapes, policy.get("encoder", "lowdim"))
+            except ValueError as err:
+                raise ValueError(f"env {task!r}: {err} (or train.overrides=['policy.obs_keys=[...]'] in the pipeline); "
+                                 "nothing has run yet") from None
+            note = large_image_note(shapes, int(policy.get("image_downsample") or 1))
+            if note:
+                print(f"[train] {note} (in the pipeline: env.kwargs, or train.overrides=['policy.image_downsample=...'])", flush=True)
         return period
     finally:
         probe.close()

@@ -191,7 +191,7 @@ def test_the_pipeline_refuses_the_shipped_settings_for_another_env_before_they_a
         store = EpisodeStore.create(tmp_path / "demos.zarr", attrs={"task": "Reacher-v5"})
         store.append_episode({"obs": np.zeros((3, 10)), "action": np.zeros((3, 2), np.float32)})
         with pytest.raises(ValueError, match=r"task 'Reacher-v5' have 2-d actions, but monitor.scores.ace.dims=\[0, 1, 2\] "
-                                             r"select entries beyond them. .*monitor.scores.ace.dims=\[0\] \(the evaluation reads it too\)"):
+                                             r"select entries beyond them. .*monitor.scores.ace.dims=\[0,1\] \(the evaluation reads it too\)"):
             check_action_dims(shipped, tmp_path / "demos.zarr")
         wide = EpisodeStore.create(tmp_path / "wide.zarr", attrs={"task": "Pusher-v5"})
         wide.append_episode({"obs": np.zeros((3, 23)), "action": np.zeros((3, 7), np.float32)})
