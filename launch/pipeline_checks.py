@@ -106,7 +106,7 @@ def check_env(env_cfg: Mapping[str, Any], factories: Mapping[str, str], policy: 
             try:
                 for key in shapes:
                     check_obs_layout(key, shapes[key], np.asarray(obs[key]).dtype)
-                check_encoder_keys(shapes, policy.get("encoder", "lowdim"))
+                check_encoder_keys(shapes, policy.get("encoder", "lowdim"), int(policy.get("image_downsample") or 1))
             except ValueError as err:
                 raise ValueError(f"env {task!r}: {err} (or train.overrides=['policy.obs_keys=[...]'] in the pipeline); "
                                  "nothing has run yet") from None

@@ -19,8 +19,9 @@ from policies.normalizer import is_image_shape, module_name
 LARGE_IMAGE_SIDE = 128
 
 
-def check_encoder_keys(obs_shapes: Mapping[str, tuple[int, ...]], encoder: str) -> None:
-    """Refuse observation keys the chosen encoder cannot read, naming the image policy groups and ``policy.obs_keys``."""
+def check_encoder_keys(obs_shapes: Mapping[str, tuple[int, ...]], encoder: str, downsample: int = 1) -> None:
+    """Refuse observation keys the chosen encoder cannot read (naming the image policy groups and ``policy.obs_keys``),
+    and an image side ``image_downsample`` does not divide."""
     images = [k for k, s in obs_shapes.items() if is_image_shape(tuple(s))]
     others = [k for k in obs_shapes if k not in images]
     if encoder == "lowdim" and images:
@@ -32,6 +33,10 @@ def check_encoder_keys(obs_shapes: Mapping[str, tuple[int, ...]], encoder: str) 
         raise ValueError(f"encoder='image' needs an image observation key of per-step shape (H, W, 3), got shapes "
                          f"{ {k: tuple(s) for k, s in obs_shapes.items()} }: train a low-dim policy (policy=diffusion_mlp), or "
                          "give the env a camera key (gymnasium.wrappers.AddRenderObservation(env, render_only=False))")
+    uneven = {k: tuple(obs_shapes[k][:2]) for k in images if obs_shapes[k][0] % downsample or obs_shapes[k][1] % downsample}
+    if encoder == "image" and uneven:
+        raise ValueError(f"policy.image_downsample={downsample} must divide the sides of the images {uneven}: choose a factor "
+                         "of both sides, or render a size it divides (gymnasium.make(id, render_mode='rgb_array', width=..., height=...))")
 
 
 def large_image_note(obs_shapes: Mapping[str, tuple[int, ...]], downsample: int = 1) -> str | None:
@@ -92,8 +97,6 @@ class ImageTrunk(nn.Module):
     def __init__(self, image_shape: tuple[int, int, int], channels: list[int], keypoints: int, n_groups: int,
                  downsample: int = 1):
         super().__init__()
-        if image_shape[0] % downsample or image_shape[1] % downsample:
-            raise ValueError(f"image_downsample={downsample} must divide the image size {image_shape[:2]}")
         layers: list[nn.Module] = [nn.AvgPool2d(downsample)] if downsample > 1 else []
         c_in, h, w = 3, image_shape[0] // downsample, image_shape[1] // downsample
         for i, c_out in enumerate(channels):
@@ -116,7 +119,7 @@ class ImageEncoder(nn.Module):
     def __init__(self, obs_shapes: Mapping[str, tuple[int, ...]], n_obs_steps: int, hidden: int, embed_dim: int,
                  channels: list[int], keypoints: int, n_groups: int, downsample: int = 1):
         super().__init__()
-        check_encoder_keys(obs_shapes, "image")
+        check_encoder_keys(obs_shapes, "image", downsample)
         self.image_keys = [k for k, s in obs_shapes.items() if is_image_shape(tuple(s))]
         self.lowdim_keys = [k for k in obs_shapes if k not in self.image_keys]
         self.trunks = nn.ModuleDict({module_name(k): ImageTrunk(tuple(obs_shapes[k]), channels, keypoints, n_groups, downsample)

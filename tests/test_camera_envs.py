@@ -76,6 +76,8 @@ def test_the_encoder_must_read_the_keys_naming_the_image_policy_or_obs_keys():
         check_encoder_keys({"state": (10,)}, "image")
     check_encoder_keys(shapes, "image")
     check_encoder_keys({"state": (10,)}, "lowdim")
+    with pytest.raises(ValueError, match=r"image_downsample=3 must divide the sides of the images \{'pixels': \(64, 64\)\}"):
+        check_encoder_keys(shapes, "image", downsample=3)
     from policies import PolicyConfig, build_policy
 
     with pytest.raises(ValueError, match="policy.obs_keys=\\[state\\]"):  # the policy itself refuses with the same words
@@ -103,3 +105,5 @@ def test_the_pipeline_checks_encoder_and_image_size_before_anything_runs(capsys)
     assert "[train] note: images 'pixels' 256x256 px" in capsys.readouterr().out
     check_env({**env, "kwargs": {"size": 256}}, {}, {**image, "image_downsample": 2})
     assert capsys.readouterr().out == ""
+    with pytest.raises(ValueError, match=r"env 'Camera': policy.image_downsample=3 must divide .*nothing has run yet"):
+        check_env(env, {}, {**image, "image_downsample": 3})
