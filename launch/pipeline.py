@@ -212,7 +212,7 @@ def validate_all(cfg: DictConfig, run_dir: Path) -> None:
             if stage == "train":
                 policy = None if cfg.get("policy_factory") else plain(composed.policy)
             if stage == "fit rollouts":  # the env's seconds per step and observation layout, before anything is collected or trained
-                check_env(plain(composed.env), plain(composed.factories), policy)
+                check_env(plain(composed.env), plain(composed.factories), policy, cfg)
             if step.module is act:  # every response builds and binds, the env's seeds repeat and it renders, before anything runs
                 check_act_stage(composed, stage, expert)
     check_sizes(cfg, monitor or plain(cfg.monitor), evaluation)

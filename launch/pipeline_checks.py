@@ -56,6 +56,18 @@ def shipped_dims() -> tuple[str, dict[str, Any]]:
     return str(conf.get("task")), dims_settings((conf.get("monitor") or {}).get("scores"), conf.get("evaluate"))
 
 
+def check_dims_fit(cfg: DictConfig, action_dim: int, whose: str) -> None:
+    """Score settings naming action entries (``dims``) beyond ``action_dim``: an error naming ``whose`` actions and
+    the entries there are."""
+    settings = dims_settings(plain(cfg.monitor).get("scores"), plain(cfg.evaluate))
+    bad = {k: v for k, v in settings.items() if isinstance(v, list) and v and max(v) >= action_dim}
+    if bad:
+        shown = "; ".join(f"{k}={v}" for k, v in bad.items())
+        raise ValueError(f"{whose} have {action_dim}-d actions, but {shown} select entries beyond them. Set the "
+                         f"action entries of this task, e.g. monitor.scores.ace.dims=[{','.join(map(str, range(action_dim)))}] "
+                         "(the evaluation reads it too), or null for every entry")
+
+
 def check_action_dims(cfg: DictConfig, demos: Path) -> None:
     """Score settings naming action entries (``dims``) the demos' actions do not have: an error before training.
 
@@ -64,14 +76,8 @@ def check_action_dims(cfg: DictConfig, demos: Path) -> None:
     """
     store = EpisodeStore.open(demos)
     action_dim, task = int(store.data_array("action").shape[1]), store.attrs.get("task")
+    check_dims_fit(cfg, action_dim, f"the demos of task {task!r}")
     settings = dims_settings(plain(cfg.monitor).get("scores"), plain(cfg.evaluate))
-    bad = {k: v for k, v in settings.items() if isinstance(v, list) and v and max(v) >= action_dim}
-    if bad:
-        shown = "; ".join(f"{k}={v}" for k, v in bad.items())
-        raise ValueError(f"the demos of task {task!r} have {action_dim}-d actions, but {shown} select entries beyond them. Set the "
-                         f"action entries of this task, e.g. monitor.scores.ace.dims=[{','.join(map(str, range(action_dim)))}] "
-                         "(the evaluation reads it too), "
-                         "or null for every entry")
     shipped, as_shipped = shipped_dims()  # the shipped task, not train.checkpoint_task, which a run of its own sets null
     unchanged = {k: v for k, v in settings.items() if k in as_shipped and v == as_shipped[k]}
     if unchanged and task != shipped:
@@ -79,11 +85,13 @@ def check_action_dims(cfg: DictConfig, demos: Path) -> None:
               f"this run's task is {task!r}: set the action entries its scores should read (or null for every entry)", flush=True)
 
 
-def check_env(env_cfg: Mapping[str, Any], factories: Mapping[str, str], policy: Mapping[str, Any] | None = None) -> float:
+def check_env(env_cfg: Mapping[str, Any], factories: Mapping[str, str], policy: Mapping[str, Any] | None = None,
+              pipeline: DictConfig | None = None) -> float:
     """The env's seconds per step, read from one env built before any stage runs, and, given the ``policy`` settings
     the pipeline trains (obs_keys, encoder, image_downsample), the layout of the observation keys it reads: an env that
     declares no period, whose images the policies would misread or the encoder cannot read, is refused before
-    collecting and training, not at the first rollouts; large images get a note on the training cost."""
+    collecting and training, not at the first rollouts; large images get a note on the training cost. Given the
+    ``pipeline`` config, score settings naming action entries the env's actions lack are refused too."""
     from fiper.collection import observation_dict
     from fiper.env_factory import env_task_name
     from fiper.control.period import control_period_s
@@ -99,6 +107,11 @@ def check_env(env_cfg: Mapping[str, Any], factories: Mapping[str, str], policy: 
         except ValueError as err:
             raise ValueError(f"{err}. In the pipeline: add `control_period_s: <seconds>` to the env group, or "
                              "\"env_overrides=['++env.control_period_s=<seconds>']\" on the command line; nothing has run yet") from None
+        if pipeline is not None:
+            try:
+                check_dims_fit(pipeline, int(np.prod(probe.action_space.shape)), f"the env of task {task!r} and its demos")
+            except ValueError as err:
+                raise ValueError(f"{err}; nothing has run yet") from None
         if policy is not None:
             obs = observation_dict(probe.reset(seed=0)[0])
             keys = policy.get("obs_keys")

@@ -74,4 +74,7 @@ def test_collect_and_the_pipeline_config(nominal, tmp_path):
         lowdim = compose("pipeline_reacher_pixels", [f"run_dir={tmp_path / 'run'}", "train.policy=diffusion_mlp"])
         with pytest.raises(ValueError, match=r"\['pixels'\] are \(H, W, 3\) images.*nothing has run yet"):
             validate_all(lowdim, tmp_path / "run")
+        shipped_dims = compose("pipeline_reacher_pixels", [f"run_dir={tmp_path / 'run'}", "monitor.scores.ace.dims=[0,1,2]"])
+        with pytest.raises(ValueError, match=r"2-d actions, but monitor.scores.ace.dims=\[0, 1, 2\].*nothing has run yet"):
+            validate_all(shipped_dims, tmp_path / "run")
     assert not (tmp_path / "run").exists()
