@@ -17,7 +17,7 @@ from fiper.env_factory import check_severity
 TOP_DOWN = {"distance": 0.75, "elevation": -90.0, "azimuth": 90.0, "lookat": np.zeros(3), "trackbodyid": -1}
 
 
-def _reacher(max_episode_steps: int, size: int, success_radius: float) -> gym.Env:
+def _reacher(max_episode_steps: int = 50, success_radius: float = 0.02, size: int = 64) -> gym.Env:
     """Reacher-v5 rendering ``size`` px square from above (its default camera sees the arena from afar), with success."""
     try:
         env = gym.make(ENV_ID, max_episode_steps=int(max_episode_steps), render_mode="rgb_array", width=int(size), height=int(size),
@@ -29,14 +29,13 @@ def _reacher(max_episode_steps: int, size: int, success_radius: float) -> gym.En
 
 def make_reacher_pixels(max_episode_steps: int = 50, success_radius: float = 0.02, size: int = 64) -> gym.Env:
     """The nominal task: a Dict observation {'state': (10,), 'pixels': (size, size, 3) uint8}."""
-    return AddRenderObservation(_reacher(max_episode_steps, size, success_radius), render_only=False)
+    return AddRenderObservation(_reacher(max_episode_steps, success_radius, size), render_only=False)
 
 
 def arm_start(severity: float = 0.0, **kwargs) -> gym.Env:
     """Shift: the arm starts outside the demonstrations' range (examples.gym_reacher.envs.ArmStart)."""
     severity = check_severity(severity, "arm_start")
-    inner = _reacher(kwargs.get("max_episode_steps", 50), kwargs.get("size", 64), kwargs.get("success_radius", 0.02))
-    return AddRenderObservation(ArmStart(inner, severity), render_only=False)
+    return AddRenderObservation(ArmStart(_reacher(**kwargs), severity), render_only=False)
 
 
 def joint_damping(severity: float = 0.0, **kwargs) -> gym.Env:
