@@ -25,10 +25,10 @@ def check_encoder_keys(obs_shapes: Mapping[str, tuple[int, ...]], encoder: str, 
     images = [k for k, s in obs_shapes.items() if is_image_shape(tuple(s))]
     others = [k for k in obs_shapes if k not in images]
     if encoder == "lowdim" and images:
-        keep = f"policy.obs_keys=[{','.join(others)}]" if others else "policy.obs_keys=[...] naming vector keys"
+        keep = f", or leave them out with policy.obs_keys=[{','.join(others)}]" if others else ""
         raise ValueError(f"observation keys {images} are (H, W, 3) images, which the low-dim encoder (encoder='lowdim') cannot "
                          "read: train an image policy (encoder='image': policy=diffusion_mlp_image or another *_image group; in the pipeline "
-                         f"train.policy=diffusion_mlp_image), or leave them out with {keep}")
+                         f"train.policy=diffusion_mlp_image){keep}")
     if encoder == "image" and not images:
         raise ValueError(f"encoder='image' needs an image observation key of per-step shape (H, W, 3), got shapes "
                          f"{ {k: tuple(s) for k, s in obs_shapes.items()} }: train a low-dim policy (policy=diffusion_mlp), or "

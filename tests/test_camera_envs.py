@@ -72,6 +72,8 @@ def test_the_encoder_must_read_the_keys_naming_the_image_policy_or_obs_keys():
     with pytest.raises(ValueError, match=r"\['pixels'\] are \(H, W, 3\) images, which the low-dim encoder .*"
                                          r"train.policy=diffusion_mlp_image\), or leave them out with policy.obs_keys=\[state\]"):
         check_encoder_keys(shapes, "lowdim")
+    with pytest.raises(ValueError, match=r"\['obs'\] are \(H, W, 3\) images.*train.policy=diffusion_mlp_image\)$"):
+        check_encoder_keys({"obs": (64, 64, 3)}, "lowdim")  # render_only=True: the image alone, nothing to keep instead
     with pytest.raises(ValueError, match=r"encoder='image' needs an image.*policy=diffusion_mlp\).*AddRenderObservation"):
         check_encoder_keys({"state": (10,)}, "image")
     check_encoder_keys(shapes, "image")
