@@ -27,8 +27,8 @@ def check_encoder_keys(obs_shapes: Mapping[str, tuple[int, ...]], encoder: str, 
     if encoder == "lowdim" and images:
         keep = f", or leave them out with policy.obs_keys=[{','.join(others)}]" if others else ""
         raise ValueError(f"observation keys {images} are (H, W, 3) images, which the low-dim encoder (encoder='lowdim') cannot "
-                         "read: train an image policy (encoder='image': policy=diffusion_mlp_image or another *_image group; in the pipeline "
-                         f"train.policy=diffusion_mlp_image){keep}")
+                         "read: train an image policy (encoder='image': policy=diffusion_mlp_image or another *_image group; "
+                         f"in the pipeline train.policy=diffusion_mlp_image){keep}")
     if encoder == "image" and not images:
         raise ValueError(f"encoder='image' needs an image observation key of per-step shape (H, W, 3), got shapes "
                          f"{ {k: tuple(s) for k, s in obs_shapes.items()} }: train a low-dim policy (policy=diffusion_mlp), or "
