@@ -9,12 +9,29 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import logging
+import os
+import sys
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
 import gymnasium as gym
 import numpy as np
+
+
+GL_FIX = ("MuJoCo found no OpenGL backend to render with: set MUJOCO_GL=egl (a GPU or Mesa's EGL) or MUJOCO_GL=osmesa before "
+          "Python starts, e.g. `MUJOCO_GL=egl python -m launch.collect ...` (launch's entry points default to egl on Linux "
+          "without a display when mujoco is not yet imported)")
+
+
+def default_offscreen_gl() -> None:
+    """On Linux without a display, MUJOCO_GL defaults to 'egl' (before mujoco is imported: it reads the variable then),
+    so a user's env that renders (``render_mode='rgb_array'``, camera observations) works headless; PyOpenGL's
+    import-time notice is silenced."""
+    if sys.platform.startswith("linux") and not os.environ.get("DISPLAY") and "mujoco" not in sys.modules:
+        os.environ.setdefault("MUJOCO_GL", "egl")
+    logging.getLogger("OpenGL.acceleratesupport").setLevel(logging.WARNING)
 
 
 def resolve(spec: str) -> Callable[..., Any]:
@@ -85,6 +102,8 @@ def named_on_error(setting: str, factory: Callable[..., Any], kwargs: Mapping[st
     except Exception as err:
         args = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
         err.add_note(f"(raised while building the env: {setting}, called as {getattr(factory, '__name__', 'factory')}({args}))")
+        if "OpenGL" in str(err) and "MUJOCO_GL" not in str(err):
+            err.add_note(GL_FIX)
         raise
 
 

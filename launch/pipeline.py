@@ -190,7 +190,7 @@ def validate_all(cfg: DictConfig, run_dir: Path) -> None:
     """The pipeline's keys and every stage's composed config, and the env's control period (one env built), before anything
     is created (paths do not exist yet)."""
     validate(cfg, CHECKS, "pipeline")
-    obs_keys = False  # the observation keys the pipeline trains a policy on (None: all); False: it trains none
+    policy = None  # the settings of the policy the pipeline trains (obs_keys, encoder, ...); None: it trains none
     expert = None  # the expert the collect stage runs, as composed (collect.expert, or an env_overrides' expert=)
     monitor, evaluation = None, None  # the live monitor's spec and the evaluation's config, for the rollout counts
     for stage, steps in _steps(cfg, run_dir, None).items():
@@ -212,9 +212,9 @@ def validate_all(cfg: DictConfig, run_dir: Path) -> None:
             if step.module is collect and not cfg.get("policy_factory"):  # an external policy's run collects nothing
                 expert = composed.expert
             if stage == "train":
-                obs_keys = False if cfg.get("policy_factory") else plain(composed.policy.obs_keys)
+                policy = None if cfg.get("policy_factory") else plain(composed.policy)
             if stage == "fit rollouts":  # the env's seconds per step and observation layout, before anything is collected or trained
-                check_env(plain(composed.env), plain(composed.factories), obs_keys)
+                check_env(plain(composed.env), plain(composed.factories), policy, cfg)
             if step.module is act:  # every response builds and binds, the env's seeds repeat and it renders, before anything runs
                 check_act_stage(composed, stage, expert)
     check_sizes(cfg, monitor or plain(cfg.monitor), evaluation)

@@ -57,6 +57,18 @@ def shipped_dims() -> tuple[str, dict[str, Any]]:
     return str(conf.get("task")), dims_settings((conf.get("monitor") or {}).get("scores"), conf.get("evaluate"))
 
 
+def check_dims_fit(cfg: DictConfig, action_dim: int, whose: str) -> None:
+    """Score settings naming action entries (``dims``) beyond ``action_dim``: an error naming ``whose`` actions and
+    the entries there are."""
+    settings = dims_settings(plain(cfg.monitor).get("scores"), plain(cfg.evaluate))
+    bad = {k: v for k, v in settings.items() if isinstance(v, list) and v and max(v) >= action_dim}
+    if bad:
+        shown = "; ".join(f"{k}={v}" for k, v in bad.items())
+        raise ValueError(f"{whose} have {action_dim}-d actions, but {shown} select entries beyond them. Set the "
+                         f"action entries of this task, e.g. monitor.scores.ace.dims=[{','.join(map(str, range(action_dim)))}] "
+                         "(the evaluation reads it too), or null for every entry")
+
+
 def check_action_dims(cfg: DictConfig, demos: Path) -> None:
     """Score settings naming action entries (``dims``) the demos' actions do not have: an error before training.
 
@@ -65,13 +77,8 @@ def check_action_dims(cfg: DictConfig, demos: Path) -> None:
     """
     store = EpisodeStore.open(demos)
     action_dim, task = int(store.data_array("action").shape[1]), store.attrs.get("task")
+    check_dims_fit(cfg, action_dim, f"the demos of task {task!r}")
     settings = dims_settings(plain(cfg.monitor).get("scores"), plain(cfg.evaluate))
-    bad = {k: v for k, v in settings.items() if isinstance(v, list) and v and max(v) >= action_dim}
-    if bad:
-        shown = "; ".join(f"{k}={v}" for k, v in bad.items())
-        raise ValueError(f"the demos of task {task!r} have {action_dim}-d actions, but {shown} select entries beyond them. Set the "
-                         f"action entries of this task, e.g. monitor.scores.ace.dims=[0] (the evaluation reads it too), "
-                         "or null for every entry")
     shipped, as_shipped = shipped_dims()  # the shipped task, not train.checkpoint_task, which a run of its own sets null
     unchanged = {k: v for k, v in settings.items() if k in as_shipped and v == as_shipped[k]}
     if unchanged and task != shipped:
@@ -79,14 +86,18 @@ def check_action_dims(cfg: DictConfig, demos: Path) -> None:
               f"this run's task is {task!r}: set the action entries its scores should read (or null for every entry)", flush=True)
 
 
-def check_env(env_cfg: Mapping[str, Any], factories: Mapping[str, str], obs_keys: list[str] | None | bool = False) -> float:
-    """The env's seconds per step, read from one env built before any stage runs, and, unless ``obs_keys`` is False,
-    the layout of the observation keys a policy will be trained on (None: all): an env that declares no period, or
-    whose images the policies would misread, is refused before collecting and training, not at the first rollouts."""
+def check_env(env_cfg: Mapping[str, Any], factories: Mapping[str, str], policy: Mapping[str, Any] | None = None,
+              pipeline: DictConfig | None = None) -> float:
+    """The env's seconds per step, read from one env built before any stage runs, and, given the ``policy`` settings
+    the pipeline trains (obs_keys, encoder, image_downsample), the layout of the observation keys it reads: an env that
+    declares no period, whose images the policies would misread or the encoder cannot read, is refused before
+    collecting and training, not at the first rollouts; large images get a note on the training cost. Given the
+    ``pipeline`` config, score settings naming action entries the env's actions lack are refused too."""
     from fiper.collection import observation_dict
     from fiper.env_factory import env_task_name
     from fiper.control.period import control_period_s
     from launch.stress import env_builder
+    from policies.encoders import check_encoder_keys, large_image_note
     from policies.normalizer import check_obs_layout
 
     probe = env_builder(dict(env_cfg), dict(factories), ["none"])("none", 0.0)
@@ -97,15 +108,25 @@ def check_env(env_cfg: Mapping[str, Any], factories: Mapping[str, str], obs_keys
         except ValueError as err:
             raise ValueError(f"{err}. In the pipeline: add `control_period_s: <seconds>` to the env group, or "
                              "\"env_overrides=['++env.control_period_s=<seconds>']\" on the command line; nothing has run yet") from None
-        if obs_keys is not False:
+        if pipeline is not None:
+            try:
+                check_dims_fit(pipeline, int(np.prod(probe.action_space.shape)), f"the env of task {task!r} and its demos")
+            except ValueError as err:
+                raise ValueError(f"{err}; nothing has run yet") from None
+        if policy is not None:
             obs = observation_dict(reset_env(probe, 0)[0])
-            for key in obs if obs_keys is None else [k for k in obs_keys if k in obs]:
-                value = np.asarray(obs[key])
-                try:
-                    check_obs_layout(str(key), value.shape, value.dtype)
-                except ValueError as err:
-                    raise ValueError(f"env {task!r}: {err} (or train.overrides=['policy.obs_keys=[...]'] in the pipeline); "
-                                     "nothing has run yet") from None
+            keys = policy.get("obs_keys")
+            shapes = {str(k): np.shape(obs[k]) for k in (obs if keys is None else [k for k in keys if k in obs])}
+            try:
+                for key in shapes:
+                    check_obs_layout(key, shapes[key], np.asarray(obs[key]).dtype)
+                check_encoder_keys(shapes, policy.get("encoder", "lowdim"), int(policy.get("image_downsample") or 1))
+            except ValueError as err:
+                raise ValueError(f"env {task!r}: {err} (or train.overrides=['policy.obs_keys=[...]'] in the pipeline); "
+                                 "nothing has run yet") from None
+            note = large_image_note(shapes, int(policy.get("image_downsample") or 1))
+            if note:
+                print(f"[train] {note} (in the pipeline: env.kwargs, or train.overrides=['policy.image_downsample=...'])", flush=True)
         return period
     finally:
         probe.close()

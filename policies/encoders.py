@@ -15,6 +15,42 @@ from torch import Tensor, nn
 from policies.normalizer import is_image_shape, module_name
 
 
+#: An image side (after ``image_downsample``) above which training is slow on a CPU: the trunk's cost grows with the pixels.
+LARGE_IMAGE_SIDE = 128
+
+
+def check_encoder_keys(obs_shapes: Mapping[str, tuple[int, ...]], encoder: str, downsample: int = 1) -> None:
+    """Refuse observation keys the chosen encoder cannot read (naming the image policy groups and ``policy.obs_keys``),
+    and an image side ``image_downsample`` does not divide."""
+    images = [k for k, s in obs_shapes.items() if is_image_shape(tuple(s))]
+    others = [k for k in obs_shapes if k not in images]
+    if encoder == "lowdim" and images:
+        keep = f", or leave them out with policy.obs_keys=[{','.join(others)}]" if others else ""
+        raise ValueError(f"observation keys {images} are (H, W, 3) images, which the low-dim encoder (encoder='lowdim') cannot "
+                         "read: train an image policy (encoder='image': policy=diffusion_mlp_image or another *_image group; "
+                         f"in the pipeline train.policy=diffusion_mlp_image){keep}")
+    if encoder == "image" and not images:
+        raise ValueError(f"encoder='image' needs an image observation key of per-step shape (H, W, 3), got shapes "
+                         f"{ {k: tuple(s) for k, s in obs_shapes.items()} }: train a low-dim policy (policy=diffusion_mlp), or "
+                         "give the env a camera key (gymnasium.wrappers.AddRenderObservation(env, render_only=False))")
+    uneven = {k: tuple(obs_shapes[k][:2]) for k in images if obs_shapes[k][0] % downsample or obs_shapes[k][1] % downsample}
+    if encoder == "image" and uneven:
+        raise ValueError(f"policy.image_downsample={downsample} must divide the sides of the images {uneven}: choose a factor "
+                         "of both sides, or render a size it divides (gymnasium.make(id, render_mode='rgb_array', width=..., height=...))")
+
+
+def large_image_note(obs_shapes: Mapping[str, tuple[int, ...]], downsample: int = 1) -> str | None:
+    """A note naming image keys whose side after ``downsample`` exceeds LARGE_IMAGE_SIDE, and the fixes; else None."""
+    big = {k: tuple(s[:2]) for k, s in obs_shapes.items() if is_image_shape(tuple(s)) and max(s[:2]) // downsample > LARGE_IMAGE_SIDE}
+    if not big:
+        return None
+    shown = ", ".join(f"{k!r} {h}x{w}" for k, (h, w) in big.items())
+    return (f"note: images {shown} px (policy.image_downsample={downsample}) make training slow: the image trunk's cost grows "
+            "with the pixels (one CPU thread, batch 64: 0.1 s a step at 64x64, 18 s at 480x480, gymnasium's default render "
+            "size). Render smaller (gymnasium.make(id, render_mode='rgb_array', width=64, height=64)) or average-pool them "
+            "(policy.image_downsample=<a factor dividing the side>)")
+
+
 def mlp(sizes: list[int]) -> nn.Sequential:
     """Linear layers with Mish between them (none after the last)."""
     layers: list[nn.Module] = []
@@ -30,9 +66,7 @@ class LowDimEncoder(nn.Module):
 
     def __init__(self, obs_shapes: Mapping[str, tuple[int, ...]], n_obs_steps: int, hidden: int, embed_dim: int):
         super().__init__()
-        images = [k for k, s in obs_shapes.items() if is_image_shape(tuple(s))]
-        if images:
-            raise ValueError(f"image observation keys {images} need encoder='image' (the low-dim encoder reads vectors only)")
+        check_encoder_keys(obs_shapes, "lowdim")
         self.keys = list(obs_shapes)
         in_dim = n_obs_steps * sum(int(np.prod(s)) for s in obs_shapes.values())
         self.net = mlp([in_dim, hidden, hidden, embed_dim])
@@ -63,8 +97,6 @@ class ImageTrunk(nn.Module):
     def __init__(self, image_shape: tuple[int, int, int], channels: list[int], keypoints: int, n_groups: int,
                  downsample: int = 1):
         super().__init__()
-        if image_shape[0] % downsample or image_shape[1] % downsample:
-            raise ValueError(f"image_downsample={downsample} must divide the image size {image_shape[:2]}")
         layers: list[nn.Module] = [nn.AvgPool2d(downsample)] if downsample > 1 else []
         c_in, h, w = 3, image_shape[0] // downsample, image_shape[1] // downsample
         for i, c_out in enumerate(channels):
@@ -87,9 +119,8 @@ class ImageEncoder(nn.Module):
     def __init__(self, obs_shapes: Mapping[str, tuple[int, ...]], n_obs_steps: int, hidden: int, embed_dim: int,
                  channels: list[int], keypoints: int, n_groups: int, downsample: int = 1):
         super().__init__()
+        check_encoder_keys(obs_shapes, "image", downsample)
         self.image_keys = [k for k, s in obs_shapes.items() if is_image_shape(tuple(s))]
-        if not self.image_keys:
-            raise ValueError(f"encoder='image' needs an image observation key of per-step shape (H, W, 3); got shapes {dict(obs_shapes)}")
         self.lowdim_keys = [k for k in obs_shapes if k not in self.image_keys]
         self.trunks = nn.ModuleDict({module_name(k): ImageTrunk(tuple(obs_shapes[k]), channels, keypoints, n_groups, downsample)
                                      for k in self.image_keys})

@@ -31,6 +31,7 @@ from policies.base import ChunkPolicy
 from policies.checkpoint import read_policy_files
 from policies.config import TrainConfig
 from policies.curves import CURVE_FILE, LossLog, write_loss_curve
+from policies.encoders import large_image_note
 from policies.factory import build_policy
 from policies.normalizer import check_obs_layout
 
@@ -181,6 +182,9 @@ class _Trainer:
 
     def run(self) -> TrainResult:
         c = self.config
+        note = large_image_note(self.policy.obs_shapes, c.policy.image_downsample) if self.device.type == "cpu" else None
+        if note and self.step < c.steps:
+            print(f"[train] {note}", flush=True)
         bar = tqdm(total=c.steps, initial=self.step, disable=not c.progress, desc=f"train {c.policy.kind}/{c.policy.denoiser}")
         stop = c.steps if self.stop_at is None else min(c.steps, self.stop_at)
         log = LossLog(self.out_dir)

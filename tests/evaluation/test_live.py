@@ -64,3 +64,18 @@ def test_the_terminal_summary_and_metrics_name_the_live_monitor(tmp_path):
     assert f"live monitor {tmp_path / 'gone'} (settings not readable), 80 rollouts: TWA" in text and "TPR 0.00" in text
     [live] = metrics_document(result)["tasks"]["synthetic"]["live"]
     assert live["episodes"] == 80 and live["tpr"] == 0.0 and live["far_id"] == 0.0 and live["setting"] == ""
+
+
+def test_a_long_method_name_keeps_the_summary_columns_aligned(tmp_path):
+    from evaluation_helpers import ONE_RUN, small_config
+    from fiper.evaluation import evaluate_rollouts, summary_table
+
+    write_synthetic_store(tmp_path / "r.zarr", seed=2, **ONE_RUN)
+    methods = {"knn": {"scores": ["knn"]}, "knn_with_a_long_name_here": {"scores": ["knn"]}}
+    text = summary_table(evaluate_rollouts(str(tmp_path / "r.zarr"), small_config(methods=methods, plot_method=None)))
+    lines = text.splitlines()
+    head = next(i for i, line in enumerate(lines) if line.startswith("method"))
+    table = [line for line in lines[head:] if line.startswith(("method", "knn"))]
+    assert len(table) >= 3
+    column = lines[head].index("threshold")
+    assert all(line[column - 1] == " " and line[column] != " " for line in table)

@@ -179,19 +179,23 @@ REACHER_OVERRIDES = ["env_overrides=['env.factory=examples.gym_reacher.envs:make
 
 
 def test_the_pipeline_refuses_the_shipped_settings_for_another_env_before_they_are_used(tmp_path, capsys):
-    """Shift names of fiper's tasks for an env without them: refused before anything runs. Action entries beyond the
-    demos' actions: refused before training; valid ones left as shipped for pick-and-place: a note naming them."""
+    """Action entries beyond the env's actions, and shift names of fiper's tasks for an env without them: refused before
+    anything runs (the entries again against the demos, before training); valid entries left as shipped for
+    pick-and-place: a note naming them."""
     from launch.pipeline import check_action_dims, validate_all
 
     with initialize_config_dir(config_dir=str(CONF), version_base=None):
         shipped = compose("pipeline", [*REACHER_OVERRIDES])  # cells [obstacle, init_pose, push, ...] of fiper's tasks
+        with pytest.raises(ValueError, match=r"the env of task 'Reacher-v5' and its demos have 2-d actions, but "
+                                             r"monitor.scores.ace.dims=\[0, 1, 2\] .*dims=\[0,1\].*nothing has run yet"):
+            validate_all(shipped, tmp_path / "run")
         with pytest.raises(ValueError, match=r"stage 'stress rollouts': the cells name shifts \['init_pose', 'mass', "
                                              r"'object_size', 'obs_noise', 'obstacle', 'push'\] .*rollouts.factories"):
-            validate_all(shipped, tmp_path / "run")
+            validate_all(compose("pipeline", [*REACHER_OVERRIDES, "monitor.scores.ace.dims=[0,1]"]), tmp_path / "run")
         store = EpisodeStore.create(tmp_path / "demos.zarr", attrs={"task": "Reacher-v5"})
         store.append_episode({"obs": np.zeros((3, 10)), "action": np.zeros((3, 2), np.float32)})
         with pytest.raises(ValueError, match=r"task 'Reacher-v5' have 2-d actions, but monitor.scores.ace.dims=\[0, 1, 2\] "
-                                             r"select entries beyond them. .*monitor.scores.ace.dims=\[0\] \(the evaluation reads it too\)"):
+                                             r"select entries beyond them. .*monitor.scores.ace.dims=\[0,1\] \(the evaluation reads it too\)"):
             check_action_dims(shipped, tmp_path / "demos.zarr")
         wide = EpisodeStore.create(tmp_path / "wide.zarr", attrs={"task": "Pusher-v5"})
         wide.append_episode({"obs": np.zeros((3, 23)), "action": np.zeros((3, 7), np.float32)})

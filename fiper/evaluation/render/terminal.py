@@ -15,11 +15,13 @@ def summary_table(result: EvaluationResult) -> str:
         sizes = task.split_sizes
         lines.append(f"task {task.task}: " + ", ".join(f"{p} {sizes[p]['total']}" for p in PARTS)
                      + f"; deltas {task.deltas[0]:g}..{task.deltas[-1]:g} ({len(task.deltas)})")
-        head = f"{'method':<14} {'threshold':<17} " + " ".join(f"{c:>6}" for c, _ in COLUMNS) + f" {'FAR-ID':>7}  window"
+        rows = list(task.rows())
+        width = max([14, *(len(name) for name, _, _ in rows)])  # a long method name (fiper_clock_or_joint) keeps the columns
+        head = f"{'method':<{width}} {'threshold':<17} " + " ".join(f"{c:>6}" for c, _ in COLUMNS) + f" {'FAR-ID':>7}  window"
         lines += [head, "-" * len(head)]
-        for name, kind, res in task.rows():
+        for name, kind, res in rows:
             vals = " ".join(f"{fmt(mean(res.test[k])):>6}" for _, k in COLUMNS)
-            lines.append(f"{name:<14} {kind_text(kind, res):<17} {vals} {fmt(mean(res.test['far_id'])):>7}  {chosen_text(res)}")
+            lines.append(f"{name:<{width}} {kind_text(kind, res):<17} {vals} {fmt(mean(res.test['far_id'])):>7}  {chosen_text(res)}")
         found = task.findings
         if found.best_reference is not None:
             ref = task.methods[found.best_reference.method].result(found.best_reference.label)

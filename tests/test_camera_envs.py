@@ -1,0 +1,111 @@
+"""A user's env with camera images: headless rendering works from the entry points (or its error names MUJOCO_GL), the
+encoder and the keys must match before anything is collected, and large images come with a note on the training cost."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+from fiper.env_factory import make_env_from_config
+from launch.pipeline_checks import check_env
+from policies.encoders import check_encoder_keys, large_image_note
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class Camera(gym.Env):
+    """A Dict observation of a 2-d state and a ``size`` x ``size`` RGB image, 0.05 s per step."""
+
+    dt = 0.05
+
+    def __init__(self, size: int = 8):
+        self.observation_space = gym.spaces.Dict({"state": gym.spaces.Box(-1, 1, (2,)),
+                                                  "pixels": gym.spaces.Box(0, 255, (size, size, 3), np.uint8)})
+        self.action_space = gym.spaces.Box(-1, 1, (2,))
+
+    def _obs(self):
+        return {"state": np.zeros(2, np.float32), "pixels": np.zeros(self.observation_space["pixels"].shape, np.uint8)}
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        return self._obs(), {}
+
+    def step(self, action):
+        return self._obs(), 0.0, False, False, {}
+
+
+def make_camera(size: int = 8):
+    return Camera(size)
+
+
+def no_gl():
+    raise RuntimeError("an OpenGL platform library has not been loaded into this process, this most likely means that a "
+                       "valid OpenGL context has not been created before mjr_makeContext was called")
+
+
+def test_the_entry_points_default_mujoco_gl_to_egl_without_a_display():
+    code = "import os, logging, launch; print(os.environ.get('MUJOCO_GL'), logging.getLogger('OpenGL.acceleratesupport').level)"
+    env = {k: v for k, v in os.environ.items() if k not in ("MUJOCO_GL", "DISPLAY")}
+    run = lambda extra: subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={**env, **extra}, capture_output=True,  # noqa: E731
+                                       text=True, check=True).stdout.split()
+    if sys.platform.startswith("linux"):
+        assert run({}) == ["egl", "30"]
+    assert run({"MUJOCO_GL": "osmesa"})[0] == "osmesa"  # a backend the user chose is kept
+    assert run({"DISPLAY": ":0"})[0] == "None"  # with a display mujoco's own default (glfw) stays
+
+
+def test_an_opengl_error_while_building_the_env_names_mujoco_gl():
+    with pytest.raises(RuntimeError) as caught:
+        make_env_from_config({"factory": "test_camera_envs:no_gl"})
+    notes = "\n".join(caught.value.__notes__)
+    assert "env.factory=test_camera_envs:no_gl" in notes and "set MUJOCO_GL=egl" in notes and "MUJOCO_GL=osmesa" in notes
+
+
+def test_the_encoder_must_read_the_keys_naming_the_image_policy_or_obs_keys():
+    shapes = {"state": (10,), "pixels": (64, 64, 3)}
+    with pytest.raises(ValueError, match=r"\['pixels'\] are \(H, W, 3\) images, which the low-dim encoder .*"
+                                         r"train.policy=diffusion_mlp_image\), or leave them out with policy.obs_keys=\[state\]"):
+        check_encoder_keys(shapes, "lowdim")
+    with pytest.raises(ValueError, match=r"\['obs'\] are \(H, W, 3\) images.*train.policy=diffusion_mlp_image\)$"):
+        check_encoder_keys({"obs": (64, 64, 3)}, "lowdim")  # render_only=True: the image alone, nothing to keep instead
+    with pytest.raises(ValueError, match=r"encoder='image' needs an image.*policy=diffusion_mlp\).*AddRenderObservation"):
+        check_encoder_keys({"state": (10,)}, "image")
+    check_encoder_keys(shapes, "image")
+    check_encoder_keys({"state": (10,)}, "lowdim")
+    with pytest.raises(ValueError, match=r"image_downsample=3 must divide the sides of the images \{'pixels': \(64, 64\)\}"):
+        check_encoder_keys(shapes, "image", downsample=3)
+    from policies import PolicyConfig, build_policy
+
+    with pytest.raises(ValueError, match="policy.obs_keys=\\[state\\]"):  # the policy itself refuses with the same words
+        build_policy(PolicyConfig(denoiser="mlp"), shapes, 2)
+
+
+def test_large_images_get_a_note_on_the_training_cost():
+    assert large_image_note({"pixels": (64, 64, 3), "state": (10,)}) is None
+    assert large_image_note({"pixels": (128, 96, 3)}) is None
+    note = large_image_note({"pixels": (480, 480, 3), "state": (500,)})
+    assert "'pixels' 480x480 px" in note and "width=64, height=64" in note and "policy.image_downsample" in note
+    assert "state" not in note
+    assert large_image_note({"pixels": (480, 480, 3)}, downsample=4) is None  # 120 px after pooling
+
+
+def test_the_pipeline_checks_encoder_and_image_size_before_anything_runs(capsys):
+    env = {"factory": "test_camera_envs:make_camera", "kwargs": {"size": 8}}
+    lowdim = {"obs_keys": None, "encoder": "lowdim", "image_downsample": 1}
+    with pytest.raises(ValueError, match=r"env 'Camera': observation keys \['pixels'\] are \(H, W, 3\) images.*nothing has run yet"):
+        check_env(env, {}, lowdim)
+    assert check_env(env, {}, {**lowdim, "obs_keys": ["state"]}) == 0.05  # the state only: nothing to refuse
+    image = {"obs_keys": None, "encoder": "image", "image_downsample": 1}
+    assert check_env(env, {}, image) == 0.05 and capsys.readouterr().out == ""
+    check_env({**env, "kwargs": {"size": 256}}, {}, image)
+    assert "[train] note: images 'pixels' 256x256 px" in capsys.readouterr().out
+    check_env({**env, "kwargs": {"size": 256}}, {}, {**image, "image_downsample": 2})
+    assert capsys.readouterr().out == ""
+    with pytest.raises(ValueError, match=r"env 'Camera': policy.image_downsample=3 must divide .*nothing has run yet"):
+        check_env(env, {}, {**image, "image_downsample": 3})
