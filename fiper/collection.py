@@ -67,7 +67,8 @@ class CollectionSummary:
     step_limit: int | None = None  # the env's declared time limit (declared_step_limit)
 
     def __str__(self) -> str:
-        text = f"saved {self.saved} episodes from {self.attempted} attempts ({self.successes} successful) in {self.seconds:.1f} s"
+        text = (f"saved {self.saved} episode{'s' * (self.saved != 1)} from {self.attempted} attempt{'s' * (self.attempted != 1)} "
+                f"({self.successes} successful) in {self.seconds:.1f} s")
         if self.clipped_steps:
             text += "; " + clipped_note(self.clipped_steps, self.total_steps, self.clip_excess, "the expert's", "as stored and executed",
                                         "fix the expert, else clip in the expert to silence this")

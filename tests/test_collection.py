@@ -68,6 +68,9 @@ def test_collect_writes_episodes_with_labels(tmp_path):
     store = EpisodeStore.create(tmp_path / "demo.zarr", attrs={"note": "test"})
     summary = collect(env, expert, store, 3, seed=10, progress=False)
     assert (summary.saved, summary.attempted, summary.seeds) == (3, 3, [10, 11, 12])
+    assert str(summary).startswith("saved 3 episodes from 3 attempts (3 successful)")
+    summary.saved = summary.attempted = summary.successes = 1
+    assert str(summary).startswith("saved 1 episode from 1 attempt (1 successful)")
 
     store = EpisodeStore.open(tmp_path / "demo.zarr")
     assert store.n_episodes == 3 and store.data_keys == ["action", "agent_pos", "object", "obstacle"]
