@@ -11,7 +11,7 @@ from omegaconf import DictConfig
 
 from fiper.gym_api import reset_env
 from fiper.storage import EpisodeStore
-from launch.common import plain
+from launch.common import plain, resolve_device
 from launch.validate import Bad
 
 
@@ -124,7 +124,8 @@ def check_env(env_cfg: Mapping[str, Any], factories: Mapping[str, str], policy: 
             except ValueError as err:
                 raise ValueError(f"env {task!r}: {err} (or train.overrides=['policy.obs_keys=[...]'] in the pipeline); "
                                  "nothing has run yet") from None
-            note = large_image_note(shapes, int(policy.get("image_downsample") or 1))
+            on_cpu = pipeline is None or resolve_device(str(pipeline.device)) == "cpu"  # the train stage's device
+            note = large_image_note(shapes, int(policy.get("image_downsample") or 1)) if on_cpu else None
             if note:
                 print(f"[train] {note} (in the pipeline: env.kwargs, or train.overrides=['policy.image_downsample=...'])", flush=True)
         return period

@@ -107,5 +107,10 @@ def test_the_pipeline_checks_encoder_and_image_size_before_anything_runs(capsys)
     assert "[train] note: images 'pixels' 256x256 px" in capsys.readouterr().out
     check_env({**env, "kwargs": {"size": 256}}, {}, {**image, "image_downsample": 2})
     assert capsys.readouterr().out == ""
+    from omegaconf import OmegaConf
+
+    for device, said in (("cpu", True), ("cuda", False)):  # the note is about training on a CPU
+        check_env({**env, "kwargs": {"size": 256}}, {}, image, OmegaConf.create({"device": device, "monitor": {}, "evaluate": {}}))
+        assert ("[train] note: images" in capsys.readouterr().out) is said
     with pytest.raises(ValueError, match=r"env 'Camera': policy.image_downsample=3 must divide .*nothing has run yet"):
         check_env(env, {}, {**image, "image_downsample": 3})
