@@ -77,14 +77,18 @@ def arm_start(severity: float = 0.0, **kwargs) -> gym.Env:
     return ArmStart(make_reacher(**kwargs), check_severity(severity, "arm_start"))
 
 
-def joint_damping(severity: float = 0.0, **kwargs) -> gym.Env:
-    """Shift: a stiff arm, both joints' damping × (1 + 19·severity)."""
+def damp_joints(env: gym.Env, severity: float) -> gym.Env:
+    """``env`` with both joints' damping × (1 + 19·severity)."""
     factor = 1.0 + 19.0 * check_severity(severity, "joint_damping")
-    env = make_reacher(**kwargs)
     model = env.unwrapped.model
     for joint in ("joint0", "joint1"):
         model.dof_damping[model.joint(joint).dofadr[0]] *= factor
     return env
+
+
+def joint_damping(severity: float = 0.0, **kwargs) -> gym.Env:
+    """Shift: a stiff arm (damp_joints)."""
+    return damp_joints(make_reacher(**kwargs), severity)
 
 
 def obs_noise(severity: float = 0.0, **kwargs) -> gym.Env:

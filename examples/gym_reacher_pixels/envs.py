@@ -11,7 +11,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium.wrappers import AddRenderObservation
 
-from examples.gym_reacher.envs import ENV_ID, ArmStart, ReachSuccess
+from examples.gym_reacher.envs import ENV_ID, ArmStart, ReachSuccess, damp_joints
 from fiper.env_factory import check_severity
 
 TOP_DOWN = {"distance": 0.75, "elevation": -90.0, "azimuth": 90.0, "lookat": np.zeros(3), "trackbodyid": -1}
@@ -39,13 +39,8 @@ def arm_start(severity: float = 0.0, **kwargs) -> gym.Env:
 
 
 def joint_damping(severity: float = 0.0, **kwargs) -> gym.Env:
-    """Shift: a stiff arm, both joints' damping × (1 + 19·severity)."""
-    factor = 1.0 + 19.0 * check_severity(severity, "joint_damping")
-    env = make_reacher_pixels(**kwargs)
-    model = env.unwrapped.model
-    for joint in ("joint0", "joint1"):
-        model.dof_damping[model.joint(joint).dofadr[0]] *= factor
-    return env
+    """Shift: a stiff arm (examples.gym_reacher.envs.damp_joints)."""
+    return damp_joints(make_reacher_pixels(**kwargs), severity)
 
 
 def ground_color(severity: float = 0.0, **kwargs) -> gym.Env:
