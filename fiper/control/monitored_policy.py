@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from fiper.collection import clip_to_space, observation_dict
+from fiper.control.failsafe import NO_FALLBACK_FIX, FailSafeError
 from fiper.control.history import ObsHistory
 from fiper.control.timing import PhaseTimer
 from fiper.interventions import FallbackContext, GradedResponse
@@ -39,20 +40,6 @@ from fiper.monitor import FailureMonitor, PolicyIdentity, MonitorVerdict
 from fiper.protocol import GenerativePolicy, output_problem
 
 EXECUTED_CHUNKS = ("first", "medoid")  # which chunk of the batch a decision executes
-NO_FALLBACK_FIX = ("configure a fallback via MonitoredPolicy(..., response=GradedResponse(fallback=HoldPosition()), "
-                   "context=FallbackContext(action_dim=..., position_dims=[...])) so the wrapper has a safe action to return")
-
-
-class FailSafeError(RuntimeError):
-    """A fault the wrapper cannot answer with a safe action (no fallback configured, or the fallback failed).
-
-    The decision that raised it is already in ``decisions`` and ``last_info``. ``source`` says what to fix: the env's
-    ``observation`` (a key missing, a wrong shape) or the ``policy``.
-    """
-
-    def __init__(self, message: str, source: str = "policy"):
-        super().__init__(message)
-        self.source = source
 
 
 @dataclass

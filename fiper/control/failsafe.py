@@ -1,0 +1,18 @@
+"""What the wrapper raises when a fault has no safe action to answer it, and the fix it names."""
+
+from __future__ import annotations
+
+NO_FALLBACK_FIX = ("configure a fallback via MonitoredPolicy(..., response=GradedResponse(fallback=HoldPosition()), "
+                   "context=FallbackContext(action_dim=..., position_dims=[...])) so the wrapper has a safe action to return")
+
+
+class FailSafeError(RuntimeError):
+    """A fault the wrapper cannot answer with a safe action (no fallback configured, or the fallback failed).
+
+    The decision that raised it is already in ``decisions`` and ``last_info``. ``source`` says what to fix: the env's
+    ``observation`` (a key missing, a wrong shape) or the ``policy``.
+    """
+
+    def __init__(self, message: str, source: str = "policy"):
+        super().__init__(message)
+        self.source = source
