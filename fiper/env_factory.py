@@ -169,6 +169,15 @@ def checked_expert(expert: Any, where: str) -> Any:
     if missing:
         raise SetupError(f"{where} returned {type(expert).__name__}, which has no {' or '.join(f'{m}()' for m in missing)}; an expert "
                         "is called as expert(env) and returns an object with reset(seed) and act(obs, info) -> action")
+    for name, args in (("reset", ("seed",)), ("act", ("obs", "info"))):
+        try:
+            inspect.signature(getattr(expert, name)).bind(*args)
+        except TypeError:
+            raise SetupError(f"{where} returned {type(expert).__name__}, whose {name}{inspect.signature(getattr(expert, name))} cannot "
+                             f"be called as {name}({', '.join(args)}): collection calls reset(seed) before each episode and "
+                             "act(obs, info) -> action at each step") from None
+        except ValueError:  # a builtin without a signature: called as it is
+            pass
     return expert
 
 

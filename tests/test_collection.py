@@ -457,3 +457,37 @@ def test_an_env_of_the_old_gym_api_is_named_with_the_conversion():
     with pytest.raises(ValueError, match=r"step 0 of seed 2 returned 4 values \(obs, reward, done, info\), not \(obs, reward, "
                                          r"terminated, truncated, info\)"):
         run_episode(OldStep(), Push(), seed=2)
+
+
+def test_an_expert_whose_methods_cannot_take_the_calls_is_named_before_it_runs():
+    from fiper.env_factory import checked_expert
+
+    class NoSeed:
+        def reset(self):
+            pass
+
+        def act(self, obs, info):
+            return np.zeros(1)
+
+    class NoInfo(NoSeed):
+        def reset(self, seed=None):
+            pass
+
+        def act(self, obs):
+            return np.zeros(1)
+
+    class Flexible(NoSeed):
+        def reset(self, *args, **kwargs):
+            pass
+
+        def act(self, obs, info=None, *rest):
+            return np.zeros(1)
+
+    with pytest.raises(ValueError, match=r"expert=m:NoSeed returned NoSeed, whose reset\(\) cannot be called as reset\(seed\)"):
+        checked_expert(NoSeed(), "expert=m:NoSeed")
+    with pytest.raises(ValueError, match=r"whose act\(obs\) cannot be called as act\(obs, info\)"):
+        checked_expert(NoInfo(), "expert=m:NoInfo")
+    assert isinstance(checked_expert(Flexible(), "expert=m:Flexible"), Flexible)
+    for task in ("push_t", "sort", "pick_place"):  # fiper's own experts take the calls
+        env = envs.make_env(task)
+        checked_expert(envs.make_expert(env), task)
