@@ -102,9 +102,14 @@ def named_on_error(setting: str, factory: Callable[..., Any], kwargs: Mapping[st
     except Exception as err:
         args = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
         err.add_note(f"(raised while building the env: {setting}, called as {getattr(factory, '__name__', 'factory')}({args}))")
-        if "OpenGL" in str(err) and "MUJOCO_GL" not in str(err):
-            err.add_note(GL_FIX)
+        add_gl_note(err)
         raise
+
+
+def add_gl_note(err: BaseException) -> None:
+    """Add GL_FIX to an OpenGL error (MuJoCo rendering without a backend) that does not name MUJOCO_GL already."""
+    if "OpenGL" in str(err) and "MUJOCO_GL" not in str(err) and GL_FIX not in getattr(err, "__notes__", ()):
+        err.add_note(GL_FIX)
 
 
 def check_severity(severity: Any, shift: str) -> float:

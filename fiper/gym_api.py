@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from fiper.env_factory import SetupError
+from fiper.env_factory import SetupError, add_gl_note
 
 OLD_API = ("the old gym API? Return gymnasium's tuples from the env (reset: obs, info; step: done split into terminated "
            "and truncated), or convert a gym 0.21 env with shimmy: gymnasium.make('GymV21Environment-v0', env=<your env>)")
@@ -25,7 +25,11 @@ def checked_info(info: Any, seed: int, step: int | None = None) -> Mapping[str, 
 
 def reset_env(env: Any, seed: int, options: Mapping[str, Any] | None = None) -> tuple[Any, Mapping[str, Any]]:
     """``env.reset(seed=seed)`` as ``(obs, info)``, checked."""
-    result = env.reset(seed=seed) if options is None else env.reset(seed=seed, options=dict(options))
+    try:
+        result = env.reset(seed=seed) if options is None else env.reset(seed=seed, options=dict(options))
+    except Exception as err:  # an env that renders at reset (a camera key) without an OpenGL backend
+        add_gl_note(err)
+        raise
     if not (isinstance(result, tuple) and len(result) == 2):
         got = f"a {len(result)}-tuple" if isinstance(result, tuple) else f"a {type(result).__name__}"
         raise SetupError(f"the env's reset(seed={seed}) returned {got}, not (obs, info): {OLD_API}")
@@ -34,7 +38,11 @@ def reset_env(env: Any, seed: int, options: Mapping[str, Any] | None = None) -> 
 
 def step_env(env: Any, action: Any, seed: int, step: int) -> tuple[Any, bool, bool, Mapping[str, Any]]:
     """``env.step(action)`` as ``(obs, terminated, truncated, info)``, checked (the reward is not read)."""
-    result = env.step(action)
+    try:
+        result = env.step(action)
+    except Exception as err:
+        add_gl_note(err)
+        raise
     if not (isinstance(result, tuple) and len(result) == 5):
         got = f"{len(result)} values" if isinstance(result, tuple) else f"a {type(result).__name__}"
         old = " (obs, reward, done, info)" if isinstance(result, tuple) and len(result) == 4 else ""

@@ -114,3 +114,22 @@ def test_the_pipeline_checks_encoder_and_image_size_before_anything_runs(capsys)
         assert ("[train] note: images" in capsys.readouterr().out) is said
     with pytest.raises(ValueError, match=r"env 'Camera': policy.image_downsample=3 must divide .*nothing has run yet"):
         check_env(env, {}, {**image, "image_downsample": 3})
+
+
+def test_an_opengl_error_at_reset_or_step_names_mujoco_gl_too():
+    from fiper.gym_api import reset_env, step_env
+
+    class RendersLate(gym.Env):
+        observation_space = gym.spaces.Box(-1, 1, (2,))
+        action_space = gym.spaces.Box(-1, 1, (1,))
+
+        def reset(self, *, seed=None, options=None):
+            no_gl()
+
+        def step(self, action):
+            no_gl()
+
+    for call in (lambda env: reset_env(env, 0), lambda env: step_env(env, np.zeros(1), 0, 0)):
+        with pytest.raises(RuntimeError) as caught:
+            call(RendersLate())
+        assert "set MUJOCO_GL=egl" in "\n".join(caught.value.__notes__)
