@@ -14,6 +14,7 @@ import envs
 from fiper.collection import collect, episode_labels, run_episode
 from fiper.env_factory import make_env_from_config, resolve
 from fiper.storage import EpisodeStore
+from gym_stubs import NestedArm, Push
 
 CONF = str(Path(__file__).resolve().parents[1] / "launch" / "conf")
 
@@ -204,14 +205,6 @@ class LastAction(gym.Env):
         return obs, float(done), done, self.t >= 10, {"is_success": done}
 
 
-class Push:
-    def reset(self, seed=None):
-        pass
-
-    def act(self, obs, info):
-        return np.array([1.0], np.float32)
-
-
 def test_an_observation_key_named_action_is_refused_with_the_renaming_wrapper_that_fixes_it(tmp_path):
     with pytest.raises(ValueError, match=r"observation key is named 'action'.*TransformObservation"):
         collect(LastAction(), Push(), EpisodeStore.create(tmp_path / "refused.zarr"), n_episodes=2, seed=0)
@@ -222,27 +215,6 @@ def test_an_observation_key_named_action_is_refused_with_the_renaming_wrapper_th
     store = EpisodeStore.create(tmp_path / "renamed.zarr")
     collect(renamed, Push(), store, n_episodes=2, seed=0)
     assert store.n_episodes == 2 and {"pos", "prev_action", "action"} <= set(store.data_keys)
-
-
-class NestedArm(gym.Env):
-    """A nested dict observation, as robosuite- or ManiSkill-style envs give it."""
-
-    observation_space = gym.spaces.Dict({"robot": gym.spaces.Dict({"pos": gym.spaces.Box(-5, 5, (2,), np.float32),
-                                                                    "vel": gym.spaces.Box(-5, 5, (2,), np.float32)}),
-                                         "goal": gym.spaces.Box(-5, 5, (2,), np.float32)})
-    action_space = gym.spaces.Box(-1, 1, (1,), np.float32)
-
-    def _obs(self):
-        return {"robot": {"pos": np.array([self.t, 0.0], np.float32), "vel": np.ones(2, np.float32)}, "goal": np.zeros(2, np.float32)}
-
-    def reset(self, *, seed=None, options=None):
-        super().reset(seed=seed)
-        self.t = 0
-        return self._obs(), {}
-
-    def step(self, action):
-        self.t += 1
-        return self._obs(), 0.0, False, self.t >= 4, {"is_success": True}
 
 
 def test_a_nested_observation_is_stored_and_read_back_under_dotted_keys(tmp_path):
@@ -282,50 +254,6 @@ def test_a_non_finite_observation_stops_the_collection_naming_it_and_keeps_the_e
                                          r"before it are kept"):
         collect(Glitch(), Push(), store, n_episodes=3, seed=0)
     assert EpisodeStore.open(tmp_path / "glitch.zarr").n_episodes == 1  # seed 0, stored whole
-
-
-class Shifting(NestedArm):
-    """From step 2 of seed 1 its observation changes: ``change`` says how."""
-
-    change = "drop"
-
-    def _obs(self):
-        obs = super()._obs()
-        if getattr(self, "seed_used", 0) == 1 and self.t >= 2:
-            if self.change == "drop":
-                obs.pop("goal")
-            else:
-                obs["goal"] = np.zeros(3, np.float32)
-        return obs
-
-    def reset(self, *, seed=None, options=None):
-        self.seed_used = seed
-        return super().reset(seed=seed, options=options)
-
-
-@pytest.mark.parametrize("change, shown", [("drop", "'goal' missing"), ("grow", r"'goal' \(2,\) -> \(3,\)")])
-def test_an_observation_that_changes_its_keys_or_shapes_mid_episode_is_named_and_earlier_episodes_kept(tmp_path, change, shown):
-    env = Shifting()
-    env.change = change
-    store = EpisodeStore.create(tmp_path / "shifting.zarr")
-    with pytest.raises(ValueError, match=rf"observation at step 2 of seed 1 changed its layout \({shown}\).*episodes stored "
-                                         r"before it are kept"):
-        collect(env, Push(), store, n_episodes=3, seed=0)
-    assert EpisodeStore.open(tmp_path / "shifting.zarr").n_episodes == 1
-
-
-def test_an_info_that_is_no_dict_is_named_with_the_fix():
-    from fiper.gym_api import checked_info
-
-    class NoInfo(NestedArm):
-        def step(self, action):
-            return *super().step(action)[:4], None
-
-    with pytest.raises(ValueError, match=r"the env's step 0 of seed 3 returned info of type NoneType, not a dict.*return \{\}"):
-        run_episode(NoInfo(), Push(), seed=3)
-    with pytest.raises(ValueError, match=r"the env's reset of seed 0 returned info of type list"):
-        checked_info([], 0)
-    assert checked_info({"a": 1}, 0, 2) == {"a": 1}
 
 
 def test_an_env_that_never_ends_is_an_error_naming_the_time_limit():
@@ -437,57 +365,3 @@ def test_an_env_stepping_several_envs_or_with_an_env_axis_on_its_actions_is_refu
                                          r"one env .*CPUGymWrapper\(gymnasium.make\(id, num_envs=1, sim_backend='cpu'\)\)"):
         with reported():
             make_env_from_config({"factory": f"{batched_module}:{factory}", "kwargs": kwargs})
-
-
-def test_an_env_of_the_old_gym_api_is_named_with_the_conversion():
-    """reset returning the observation alone, or step four values, is named instead of an unpacking error (or a dict
-    observation unpacked quietly into two of its keys)."""
-
-    class OldReset(NestedArm):
-        def reset(self, *, seed=None, options=None):
-            return super().reset(seed=seed)[0]
-
-    class OldStep(NestedArm):
-        def step(self, action):
-            obs, reward, terminated, truncated, info = super().step(action)
-            return obs, reward, terminated or truncated, info
-
-    with pytest.raises(ValueError, match=r"reset\(seed=2\) returned a dict, not \(obs, info\): the old gym API\?.*GymV21Environment"):
-        run_episode(OldReset(), Push(), seed=2)
-    with pytest.raises(ValueError, match=r"step 0 of seed 2 returned 4 values \(obs, reward, done, info\), not \(obs, reward, "
-                                         r"terminated, truncated, info\)"):
-        run_episode(OldStep(), Push(), seed=2)
-
-
-def test_an_expert_whose_methods_cannot_take_the_calls_is_named_before_it_runs():
-    from fiper.env_factory import checked_expert
-
-    class NoSeed:
-        def reset(self):
-            pass
-
-        def act(self, obs, info):
-            return np.zeros(1)
-
-    class NoInfo(NoSeed):
-        def reset(self, seed=None):
-            pass
-
-        def act(self, obs):
-            return np.zeros(1)
-
-    class Flexible(NoSeed):
-        def reset(self, *args, **kwargs):
-            pass
-
-        def act(self, obs, info=None, *rest):
-            return np.zeros(1)
-
-    with pytest.raises(ValueError, match=r"expert=m:NoSeed returned NoSeed, whose reset\(\) cannot be called as reset\(seed\)"):
-        checked_expert(NoSeed(), "expert=m:NoSeed")
-    with pytest.raises(ValueError, match=r"whose act\(obs\) cannot be called as act\(obs, info\)"):
-        checked_expert(NoInfo(), "expert=m:NoInfo")
-    assert isinstance(checked_expert(Flexible(), "expert=m:Flexible"), Flexible)
-    for task in ("push_t", "sort", "pick_place"):  # fiper's own experts take the calls
-        env = envs.make_env(task)
-        checked_expert(envs.make_expert(env), task)

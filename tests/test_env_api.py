@@ -1,0 +1,110 @@
+"""What a user's env or expert does outside gymnasium's API or the expert contract (an old-gym tuple, an info that is no
+dict, an observation that changes its layout mid-episode, methods that cannot take fiper's calls) is named with the fix."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import envs
+from fiper.collection import collect, run_episode
+from fiper.storage import EpisodeStore
+from gym_stubs import NestedArm, Push
+
+
+class Shifting(NestedArm):
+    """From step 2 of seed 1 its observation changes: ``change`` says how."""
+
+    change = "drop"
+
+    def _obs(self):
+        obs = super()._obs()
+        if getattr(self, "seed_used", 0) == 1 and self.t >= 2:
+            if self.change == "drop":
+                obs.pop("goal")
+            else:
+                obs["goal"] = np.zeros(3, np.float32)
+        return obs
+
+    def reset(self, *, seed=None, options=None):
+        self.seed_used = seed
+        return super().reset(seed=seed, options=options)
+
+
+@pytest.mark.parametrize("change, shown", [("drop", "'goal' missing"), ("grow", r"'goal' \(2,\) -> \(3,\)")])
+def test_an_observation_that_changes_its_keys_or_shapes_mid_episode_is_named_and_earlier_episodes_kept(tmp_path, change, shown):
+    env = Shifting()
+    env.change = change
+    store = EpisodeStore.create(tmp_path / "shifting.zarr")
+    with pytest.raises(ValueError, match=rf"observation at step 2 of seed 1 changed its layout \({shown}\).*episodes stored "
+                                         r"before it are kept"):
+        collect(env, Push(), store, n_episodes=3, seed=0)
+    assert EpisodeStore.open(tmp_path / "shifting.zarr").n_episodes == 1
+
+
+def test_an_info_that_is_no_dict_is_named_with_the_fix():
+    from fiper.gym_api import checked_info
+
+    class NoInfo(NestedArm):
+        def step(self, action):
+            return *super().step(action)[:4], None
+
+    with pytest.raises(ValueError, match=r"the env's step 0 of seed 3 returned info of type NoneType, not a dict.*return \{\}"):
+        run_episode(NoInfo(), Push(), seed=3)
+    with pytest.raises(ValueError, match=r"the env's reset of seed 0 returned info of type list"):
+        checked_info([], 0)
+    assert checked_info({"a": 1}, 0, 2) == {"a": 1}
+
+
+def test_an_env_of_the_old_gym_api_is_named_with_the_conversion():
+    """reset returning the observation alone, or step four values, is named instead of an unpacking error (or a dict
+    observation unpacked quietly into two of its keys)."""
+
+    class OldReset(NestedArm):
+        def reset(self, *, seed=None, options=None):
+            return super().reset(seed=seed)[0]
+
+    class OldStep(NestedArm):
+        def step(self, action):
+            obs, reward, terminated, truncated, info = super().step(action)
+            return obs, reward, terminated or truncated, info
+
+    with pytest.raises(ValueError, match=r"reset\(seed=2\) returned a dict, not \(obs, info\): the old gym API\?.*GymV21Environment"):
+        run_episode(OldReset(), Push(), seed=2)
+    with pytest.raises(ValueError, match=r"step 0 of seed 2 returned 4 values \(obs, reward, done, info\), not \(obs, reward, "
+                                         r"terminated, truncated, info\)"):
+        run_episode(OldStep(), Push(), seed=2)
+
+
+def test_an_expert_whose_methods_cannot_take_the_calls_is_named_before_it_runs():
+    from fiper.env_factory import checked_expert
+
+    class NoSeed:
+        def reset(self):
+            pass
+
+        def act(self, obs, info):
+            return np.zeros(1)
+
+    class NoInfo(NoSeed):
+        def reset(self, seed=None):
+            pass
+
+        def act(self, obs):
+            return np.zeros(1)
+
+    class Flexible(NoSeed):
+        def reset(self, *args, **kwargs):
+            pass
+
+        def act(self, obs, info=None, *rest):
+            return np.zeros(1)
+
+    with pytest.raises(ValueError, match=r"expert=m:NoSeed returned NoSeed, whose reset\(\) cannot be called as reset\(seed\)"):
+        checked_expert(NoSeed(), "expert=m:NoSeed")
+    with pytest.raises(ValueError, match=r"whose act\(obs\) cannot be called as act\(obs, info\)"):
+        checked_expert(NoInfo(), "expert=m:NoInfo")
+    assert isinstance(checked_expert(Flexible(), "expert=m:Flexible"), Flexible)
+    for task in ("push_t", "sort", "pick_place"):  # fiper's own experts take the calls
+        env = envs.make_env(task)
+        checked_expert(envs.make_expert(env), task)
