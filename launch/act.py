@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 
 from fiper.env_factory import env_task_name, resolve
 from fiper.control import FailSafeError, MonitoredPolicy, RolloutRecorder, run_episode
+from fiper.control.failsafe import fault_owner
 from fiper.control.period import control_period_s
 from fiper.control.seeded_resets import check_seeded_resets
 from fiper.control.sweep import check_period, policy_clipped_note, recorded_episodes
@@ -35,12 +36,13 @@ from fiper.evaluation.outcome import outcome_report, store_paths
 from fiper.evaluation.render.outcome import outcome_table, write_outcome
 from fiper.gym_api import reset_env
 from fiper.interventions import FALLBACKS, building, response_from_config
+from fiper.interventions.context import uses_positions
 from fiper.monitor import load_monitor
 from fiper.monitor.identity import policy_fingerprint
 from launch.act_videos import check_rendering, write_videos
 from launch.common import check_guidance, load_policy_from, plain, resolve_device, save_config, set_cpu_threads
-from launch.stress import (SWEEP_CHECKS, action_context, check_observations, check_steering_layout, env_builder, fault_owner,
-                           store_fingerprint, uses_positions)
+from launch.stress import (SWEEP_CHECKS, action_context, check_observations, check_steering_layout, env_builder,
+                           store_fingerprint)
 from launch.validate import (ENV_CHECKS, THREADS, Bad, boolean, existing_path, integer, merged, optional, reported, target,
                              validate)
 
@@ -225,12 +227,11 @@ def run(cfg: DictConfig):
         period = control_period_s(probe, env_cfg.get("control_period_s"), env_name=str(env_cfg.get("name") or env_cfg.get("factory")))
         responses = check_responses(configs, probe, "launch.act (nothing has run yet)")
         check_guidance(policy, {f"response {n!r}": r for n, r in responses.items()}, "launch.act (nothing has run yet)")
-        layouts: dict[bool, Any] = {}  # one layout (and one probe reset, one note) per kind; a fresh history per response
-        for r in responses.values():
-            if getattr(r, "fallback", None) is not None and uses_positions(r) not in layouts:
-                layouts[uses_positions(r)] = action_context(plain(cfg.context), policy.action_dim, probe, positions=uses_positions(r))
-        contexts = {name: dataclasses.replace(layouts[uses_positions(r)]) if getattr(r, "fallback", None) is not None else None
-                    for name, r in responses.items()}
+        kinds = {name: uses_positions(r) for name, r in responses.items() if getattr(r, "fallback", None) is not None}
+        layouts = {kind: action_context(plain(cfg.context), policy.action_dim, probe, positions=kind)  # one probe reset, one note
+                   for kind in set(kinds.values())}
+        contexts = {name: dataclasses.replace(layouts[kinds[name]]) if name in kinds else None  # a fresh history each
+                    for name in responses}
         for name, r in responses.items():
             check_steering_layout(r, contexts[name], f"response_configs.{name}.steering")
         agents = {WITHOUT: MonitoredPolicy(policy, None, num_samples=num_samples, execute=cfg.execute, seed=cfg.seeds.start)}

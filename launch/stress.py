@@ -21,6 +21,7 @@ from omegaconf import DictConfig
 from fiper.collection import observation_dict
 from fiper.env_factory import accepts, checked_env, env_task_name, make_env_from_config, named_on_error, resolve
 from fiper.control import FailSafeError, MonitoredPolicy, RolloutRecorder
+from fiper.control.failsafe import fault_owner
 from fiper.control.monitored_policy import EXECUTED_CHUNKS
 from fiper.control.period import control_period_s
 from fiper.control.sweep import run_sweep
@@ -144,11 +145,6 @@ def check_steering_layout(response: Any, context: FallbackContext | None, settin
         raise ValueError(f"{setting}.velocity_actions={velocity} but context.action_mode={context.action_mode!r}: the reward "
                          f"would read {'positions as velocities' if velocity else 'velocities as positions'}; set "
                          f"{setting}.velocity_actions={str(context.action_mode == 'velocity').lower()}")
-
-
-def fault_owner(err: FailSafeError) -> str:
-    """What a fault without a fallback asks to fix: the env, when its observation was unreadable, else the policy."""
-    return "the env's observation" if getattr(err, "source", "policy") == "observation" else "the policy"
 
 
 def measured_position_note(context: FallbackContext, obs: dict[str, Any], named: bool) -> str | None:

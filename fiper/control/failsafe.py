@@ -16,3 +16,8 @@ class FailSafeError(RuntimeError):
     def __init__(self, message: str, source: str = "policy"):
         super().__init__(message)
         self.source = source
+
+
+def fault_owner(err: FailSafeError) -> str:
+    """What a fault without a fallback asks to fix: the env, when its observation was unreadable, else the policy."""
+    return "the env's observation" if err.source == "observation" else "the policy"

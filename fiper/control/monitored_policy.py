@@ -199,7 +199,7 @@ class MonitoredPolicy:
             fault = f"invalid observation: {_error(err)}"
         info: dict[str, Any] = {"decision": False}
         if fault and not self.fallback_active:
-            info = self._decision_info(self._fault(fault, timing={}))
+            info = self._decision_info(self._fault(fault, timing={}, source="observation"))
         elif not self.fallback_active and not self.queue:
             info = self._decision_info(self._decide())
         if fault:
@@ -323,8 +323,8 @@ class MonitoredPolicy:
         return timing
 
     def _fault(self, reason: str, *, z: torch.Tensor | None = None, samples: torch.Tensor | None = None,
-               verdict: MonitorVerdict | None = None, timing: dict[str, Any] | None = None) -> Decision:
-        """A fail-safe alarm: record it, hand over to the fallback, or raise FailSafeError without one."""
+               verdict: MonitorVerdict | None = None, timing: dict[str, Any] | None = None, source: str = "policy") -> Decision:
+        """A fail-safe alarm: record it, hand over to the fallback, or raise FailSafeError (naming ``source``) without one."""
         if verdict is None or reason:
             t = verdict.decision if verdict is not None else (self.monitor.decision if self.monitor is not None else self.n_decisions)
             base = verdict if verdict is not None else MonitorVerdict(t)
@@ -334,10 +334,8 @@ class MonitoredPolicy:
         decision = self._record(z, samples, None, verdict, label, timing if timing is not None else self._timing())
         if not self.has_fallback:
             self.last_info = {**self._decision_info(decision), "fallback_active": False, "env_step": self.env_step}
-            cause = verdict.reason.removeprefix("fail-safe: ")
-            raise FailSafeError(f"fail-safe alarm at env step {self.env_step}, {cause}; no fallback is configured, so there is "
-                                f"no safe action to return: {NO_FALLBACK_FIX}",
-                                "observation" if "invalid observation" in cause else "policy")
+            raise FailSafeError(f"fail-safe alarm at env step {self.env_step}, {verdict.reason.removeprefix('fail-safe: ')}; "
+                                f"no fallback is configured, so there is no safe action to return: {NO_FALLBACK_FIX}", source)
         return decision
 
     def _record(self, z: torch.Tensor | np.ndarray | None, samples: torch.Tensor | np.ndarray | None, executed: np.ndarray | None,

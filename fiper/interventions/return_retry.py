@@ -88,10 +88,10 @@ class ReturnAndRetry:
                                  "(or start_poses=[[...], ...])")
             if start_poses is not None and demos is not None:
                 raise ValueError("give demos= or start_poses=, not both")
-            if demos is not None:
-                start_poses = None if start_key is None else StartPoses.from_store(demos, start_key)
-                if start_poses is None:
-                    StartPoses.check_store(demos)  # read at bind_context, from the context's agent_pos_key
+            if demos is not None and start_key is None:
+                StartPoses.check_store(demos)  # read at bind_context, from the context's agent_pos_key
+            elif demos is not None:
+                start_poses = StartPoses.from_store(demos, start_key)
             elif not isinstance(start_poses, StartPoses):
                 start_poses = StartPoses(start_poses)
         elif start_poses is not None or demos is not None:

@@ -385,7 +385,7 @@ def test_an_env_step_whose_info_is_no_dict_stops_the_rollout_naming_the_fix(setu
 
 def test_an_unreadable_observation_without_a_fallback_names_the_env_not_the_policy_as_what_to_fix(setup):
     from fiper.control import FailSafeError
-    from launch.stress import fault_owner
+    from fiper.control.failsafe import fault_owner
 
     _, policy, monitor = setup
     agent = MonitoredPolicy(policy, monitor, num_samples=B)
