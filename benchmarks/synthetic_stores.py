@@ -136,13 +136,15 @@ def write_synthetic_store(
     overwrite: bool = False,
     replace: dict[int, dict] | None = None,
     failure_reasons: Sequence[str] | None = None,
+    decision_keys: Sequence[str] = ("embedding", "samples", "env_step"),
 ) -> EpisodeStore:
     """Write a labelled rollout store; episodes are shuffled kinds. ``replace`` maps episode index
     -> decisions to write instead (same length), for tests that alter chosen episodes only.
 
     ``failure_reasons`` labels the failures in store order, cycling (meta/failure_reason, '' for
     successes); a 'timeout' failure's failure_step is then its last env step, as envs/labels.py sets it.
-    Without it the store records no failure_reason.
+    Without it the store records no failure_reason. ``decision_keys`` are the decisions recorded (e.g. no
+    'samples', as a recorder that keeps the embedding alone).
     """
     task = task or SyntheticTask()
     rng, live, observed = np.random.default_rng(seed), np.random.default_rng([seed, 1]), np.random.default_rng([seed, 2])
@@ -157,7 +159,7 @@ def write_synthetic_store(
         ep = synthetic_episode(task, rng, success=success, ood=ood)
         if replace and i in replace:
             ep = {**ep, **replace[i]}
-        decisions = {"embedding": ep["embedding"], "samples": ep["samples"], "env_step": ep["env_step"]}
+        decisions = {k: ep[k] for k in decision_keys}
         if live_scores:  # what a live monitor recorded; drawn from their own stream so episodes stay identical
             decisions["score/rnd_oe"] = live.random(len(ep["env_step"]))
             decisions["score/ace"] = live.random(len(ep["env_step"]))

@@ -21,7 +21,10 @@ SUMMARY_FIELDS = ("accuracy", "twa", "tpr", "tnr", "far_id", "auroc", "lead_frac
 
 
 def deployed_row(task: TaskResult, method: str) -> tuple[str, TypeResult] | None:
-    """(record label, result) of the row to deploy; None when the method has no guaranteed type."""
+    """(record label, result) of the row to deploy; None when the method has no guaranteed type or was left out of
+    the task (its stores lack an input it reads: fiper.evaluation.runnable)."""
+    if method not in task.methods:
+        return None
     label = deployable_label(task.methods[method])
     return None if label is None else (label, task.methods[method].result(label))
 
@@ -49,7 +52,7 @@ def deployed_spec(task: TaskResult, method: str, *, selection: str = "") -> dict
             "selected": res.selected,
             "window_labels": {s: res.windows[s] for s in spec.scores},
             "selection_criterion": selection,
-            "num_samples": int(task.rollouts.samples.shape[1]),
+            "num_samples": None if task.rollouts.samples is None else int(task.rollouts.samples.shape[1]),
             "test_episodes": int(task.split.test.size),
             "test_mean_over_delta": {f: _number(np.mean(np.asarray(test[f], dtype=np.float64))) for f in SUMMARY_FIELDS},
             "test_per_delta": per_delta,

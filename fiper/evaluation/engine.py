@@ -31,6 +31,7 @@ from fiper.evaluation.live import live_results
 from fiper.evaluation.records import chosen_metrics, padded_env_steps
 from fiper.evaluation.results import EvaluationResult, MethodResult, TaskResult, TypeResult
 from fiper.evaluation.rollouts import RolloutError, RolloutSet, load_rollouts
+from fiper.evaluation.runnable import runnable_config
 from fiper.evaluation.scoring import fit_and_score, resolve_specs
 from fiper.evaluation.selection import choose_candidate, choose_member, criterion_values, stack_candidates
 from fiper.evaluation.splits import Split, calibration_halves, check_calibration_size, split_episodes
@@ -140,6 +141,7 @@ def evaluate_task(rollouts: RolloutSet, config: EvaluationConfig) -> TaskResult:
     from tqdm.auto import tqdm
 
     clock = {"start": time.perf_counter()}
+    config, left_out = runnable_config(config, rollouts.recorded, rollouts.task)
     s = config.split
     if rollouts.ood.all():
         labels = sorted(set(rollouts.shift.tolist()))
@@ -207,7 +209,7 @@ def evaluate_task(rollouts: RolloutSet, config: EvaluationConfig) -> TaskResult:
     }
     task = TaskResult(rollouts.task, rollouts, split, config.deltas, scored, grids, methods, seconds,
                       selection_grids=selection_grids, calibration_parts=parts,
-                      live=live_results(rollouts), cells=tuple(cell_counts(rollouts)))
+                      live=live_results(rollouts), cells=tuple(cell_counts(rollouts)), left_out=left_out)
     return dataclasses.replace(task, findings=task_findings(task, config))
 
 

@@ -94,6 +94,7 @@ class TaskResult:
     live: list[dict[str, Any]] = field(default_factory=list)  # live monitors' recorded alarms (live.py)
     cells: tuple[CellCounts, ...] = ()  # rollouts per stress cell (cells.py)
     findings: TaskFindings | None = None  # what the report leads with (findings.py)
+    left_out: str = ""  # which configured methods read an input the stores lack, and were not evaluated (runnable.py)
 
     @property
     def split_sizes(self) -> dict[str, dict[str, int]]:

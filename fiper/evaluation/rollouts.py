@@ -19,9 +19,11 @@ import numpy as np
 
 from fiper.control.period import positive_seconds
 from fiper.evaluation.rowview import RowView, concat_rows
+from fiper.scores.observations import observed_keys
 from fiper.storage import EpisodeStore
 
-REQUIRED_DECISIONS = ("embedding", "samples")
+#: What a store may record for the scores to read (``needs`` of fiper.scores), and where.
+RECORDED_INPUTS = {"embedding": "decisions/embedding", "samples": "decisions/samples", "observation": "observations (data/<key>)"}
 
 
 class RolloutError(ValueError):
@@ -104,8 +106,8 @@ class RolloutSet:
     stores: tuple[str, ...]
     store_index: np.ndarray  # (E,) which store each episode came from
     episode_index: np.ndarray  # (E,) the episode's index inside its store
-    embeddings: np.ndarray  # (N, D)
-    samples: np.ndarray | RowView  # (N, B, H, A), stored dtype; a lazy RowView over rowview.IN_MEMORY_BYTES
+    embeddings: np.ndarray | None  # (N, D); None when the stores record none
+    samples: np.ndarray | RowView | None  # (N, B, H, A), stored dtype, lazy over rowview.IN_MEMORY_BYTES; None when not recorded
     decision_ends: np.ndarray  # (E,) cumulative
     env_step: np.ndarray  # (N,) env step of each decision within its episode
     success: np.ndarray  # (E,) bool
@@ -121,6 +123,7 @@ class RolloutSet:
     n_action_steps: int | None  # env steps per decision, from attrs (None if not recorded)
     notes: list[str] = field(default_factory=list)
     software: dict[str, dict[str, str]] = field(default_factory=dict)  # per store: attrs 'software' (package versions)
+    observation_keys: tuple[str, ...] = ()  # per-step observation keys every store records (what obs_novelty reads)
 
     @property
     def n_episodes(self) -> int:
@@ -139,26 +142,35 @@ class RolloutSet:
         return ~self.success
 
     @property
-    def sample_shape(self) -> tuple[int, int, int]:
-        return tuple(int(s) for s in self.samples.shape[1:])
+    def sample_shape(self) -> tuple[int, int, int] | None:
+        return None if self.samples is None else tuple(int(s) for s in self.samples.shape[1:])
+
+    @property
+    def embedding_dim(self) -> int | None:
+        return None if self.embeddings is None else int(self.embeddings.shape[1])
+
+    @property
+    def recorded(self) -> frozenset[str]:
+        """The score inputs (``needs``) these episodes record: a method reading anything else cannot run on them."""
+        have = {"embedding": self.embeddings is not None, "samples": self.samples is not None,
+                "observation": bool(self.observation_keys)}
+        return frozenset(k for k, v in have.items() if v)
 
 
 def read_store(path: Path, control_period_s: float | None = None) -> RolloutSet:
-    """One store as a RolloutSet; a missing decisions/embedding or decisions/samples is an error naming both."""
+    """One store as a RolloutSet. decisions/embedding and decisions/samples are read when recorded: the methods
+    that read one a store lacks are left out of its task's evaluation (fiper.evaluation.runnable)."""
     store = EpisodeStore.open(path)
-    missing = [f"decisions/{k}" for k in REQUIRED_DECISIONS if k not in store.decision_keys]
-    if missing:
-        raise RolloutError(
-            f"{path} lacks {', '.join(missing)} (it has decisions: {store.decision_keys or 'none'}); offline evaluation "
-            "re-scores every decision from its embedding and sample batch, so record rollouts with the control loop's recorder, "
-            "or give each episode decisions={'embedding': (N, D), 'samples': (N, B, H, A), 'env_step': (N,)} in "
-            "EpisodeStore.append_episode (docs/rollout_format.md)"
-        )
     if "success" not in store.meta_keys:
         raise RolloutError(f"{path} lacks meta/success (labels: {store.meta_keys}); evaluation needs a success label per episode")
     if store.n_episodes == 0:
         raise RolloutError(f"{path} holds no committed episodes")
     ends = store.decision_ends
+    if not store.decision_keys and ends.shape[0] != store.n_episodes:
+        raise RolloutError(
+            f"{path} records no decisions (a demonstration store?); offline evaluation reads rollouts recorded by the control "
+            "loop (launch.stress, launch.act), or give each episode decisions={'embedding': (N, D), 'samples': (N, B, H, A), "
+            "'env_step': (N,)} in EpisodeStore.append_episode, with whichever of these your recorder has (docs/rollout_format.md)")
     if ends.shape[0] != store.n_episodes:
         raise RolloutError(f"{path} has decisions but no meta/decision_ends for its {store.n_episodes} episodes; write the "
                            "cumulative end decision of each episode there (EpisodeStore.append_episode does)")
@@ -200,8 +212,8 @@ def read_store(path: Path, control_period_s: float | None = None) -> RolloutSet:
         stores=(str(path),),
         store_index=np.zeros(e, dtype=np.int64),
         episode_index=np.arange(e, dtype=np.int64),
-        embeddings=np.asarray(store.read_decisions("embedding")),
-        samples=RowView([(store.decision_array("samples"), n)]),  # read when merged (or lazily if large)
+        embeddings=np.asarray(store.read_decisions("embedding")) if "embedding" in store.decision_keys else None,
+        samples=RowView([(store.decision_array("samples"), n)]) if "samples" in store.decision_keys else None,  # read when merged
         decision_ends=ends.astype(np.int64),
         env_step=env_step,
         success=meta("success", False, bool),
@@ -217,6 +229,7 @@ def read_store(path: Path, control_period_s: float | None = None) -> RolloutSet:
         n_action_steps=n_action,
         notes=notes,
         software={str(path): dict(attrs.get("software") or {})},
+        observation_keys=tuple(observed_keys(store)),
     )
     check_store_rows(store, path, rollout_set)
     return rollout_set
@@ -246,13 +259,13 @@ def check_store_rows(store: EpisodeStore, path: Path, rollouts: RolloutSet) -> N
         rollouts.notes.append(f"{path.name}: meta/shift holds {label!r} on {int((rollouts.shift == label).sum())} episode(s), "
                               "counted as shifted; an in-distribution episode carries 'none' exactly")
     emb, samples = rollouts.embeddings, rollouts.samples
-    if emb.ndim != 2:
+    if emb is not None and emb.ndim != 2:
         raise RolloutError(f"{path}: decisions/embedding has per-decision shape {emb.shape[1:]}; it must be (N, D): one "
                            "flat embedding vector per decision")
-    if len(samples.shape) != 4:
+    if samples is not None and len(samples.shape) != 4:
         raise RolloutError(f"{path}: decisions/samples has per-decision shape {tuple(samples.shape[1:])}; it must be "
                            "(N, B, H, A): B sampled chunks of H steps of A action dims per decision")
-    if "action" in store.data_keys:
+    if samples is not None and "action" in store.data_keys:
         action = store.data_array("action")
         if len(action.shape) == 2 and samples.shape[-1] != action.shape[1]:
             raise RolloutError(
@@ -288,12 +301,12 @@ def merge_rollouts(parts: Sequence[RolloutSet]) -> RolloutSet:
     """Concatenate RolloutSets of one task; shapes and control periods must agree."""
     first = parts[0]
     for other in parts[1:]:
-        if other.embeddings.shape[1] != first.embeddings.shape[1] or other.sample_shape != first.sample_shape:
+        if other.embedding_dim != first.embedding_dim or other.sample_shape != first.sample_shape:
             raise RolloutError(
-                f"task {first.task!r}: {other.stores[0]} records embeddings D={other.embeddings.shape[1]} and samples "
-                f"(B, H, A)={other.sample_shape} but {first.stores[0]} records D={first.embeddings.shape[1]} and "
-                f"{first.sample_shape}; stores of one task must come from the same policy and batch size "
-                "(give them different 'task' attrs to evaluate them separately)"
+                f"task {first.task!r}: {other.stores[0]} records embeddings D={other.embedding_dim} and samples "
+                f"(B, H, A)={other.sample_shape} but {first.stores[0]} records D={first.embedding_dim} and "
+                f"{first.sample_shape} (None: not recorded); stores of one task must come from the same policy and batch "
+                "size, recording the same decisions (give them different 'task' attrs to evaluate them separately)"
             )
         if not np.isclose(other.control_period_s, first.control_period_s, equal_nan=True):
             raise RolloutError(
@@ -301,7 +314,7 @@ def merge_rollouts(parts: Sequence[RolloutSet]) -> RolloutSet:
                 f"{first.stores[0]} has {first.control_period_s}; pass control_period_s=... to override"
             )
     if len(parts) == 1:
-        return dataclasses.replace(first, samples=concat_rows([first.samples]))
+        return dataclasses.replace(first, samples=None if first.samples is None else concat_rows([first.samples]))
     offsets = np.cumsum([0] + [int(p.decision_ends[-1]) for p in parts[:-1]])
     n_actions = {p.n_action_steps for p in parts} - {None}
     return RolloutSet(
@@ -309,8 +322,8 @@ def merge_rollouts(parts: Sequence[RolloutSet]) -> RolloutSet:
         stores=tuple(s for p in parts for s in p.stores),
         store_index=np.concatenate([np.full(p.n_episodes, i, dtype=np.int64) for i, p in enumerate(parts)]),
         episode_index=np.concatenate([p.episode_index for p in parts]),
-        embeddings=np.concatenate([p.embeddings for p in parts]),
-        samples=concat_rows([p.samples for p in parts]),
+        embeddings=None if first.embeddings is None else np.concatenate([p.embeddings for p in parts]),
+        samples=None if first.samples is None else concat_rows([p.samples for p in parts]),
         decision_ends=np.concatenate([p.decision_ends + off for p, off in zip(parts, offsets)]),
         env_step=np.concatenate([p.env_step for p in parts]),
         success=np.concatenate([p.success for p in parts]),
@@ -326,6 +339,7 @@ def merge_rollouts(parts: Sequence[RolloutSet]) -> RolloutSet:
         n_action_steps=n_actions.pop() if len(n_actions) == 1 else None,
         notes=[n for p in parts for n in p.notes] + software_notes({k: v for p in parts for k, v in p.software.items()}),
         software={k: v for p in parts for k, v in p.software.items()},
+        observation_keys=tuple(k for k in first.observation_keys if all(k in p.observation_keys for p in parts)),
     )
 
 

@@ -94,7 +94,9 @@ def _fit_data(rollouts: RolloutSet, fit_episodes: np.ndarray, seed: int, device:
     """The fit episodes' embeddings (in memory), sample batches (a lazy RowSubset of the stores) and,
     when given, raw observations (lazy too)."""
     rows, fit_ends = episode_rows(rollouts.decision_ends, fit_episodes)
-    return ScoreFitData(rollouts.embeddings[rows], RowSubset(rollouts.samples, rows), fit_ends, seed=seed, device=device,
+    embeddings = None if rollouts.embeddings is None else rollouts.embeddings[rows]
+    samples = None if rollouts.samples is None else RowSubset(rollouts.samples, rows)
+    return ScoreFitData(embeddings, samples, fit_ends, seed=seed, device=device,
                         observations=None if observations is None else observations.select(rows))
 
 
@@ -138,12 +140,13 @@ def fit_and_score(
     out.raw = {name: np.empty(n, dtype=np.float64) for name in out.fitted}
     out.score_seconds = dict.fromkeys(out.fitted, 0.0)
     read_samples = any("samples" in s.needs for s in out.fitted.values())
-    blocks = list(episode_blocks(rollouts.decision_ends, row_nbytes(rollouts.samples)))
+    widest = rollouts.samples if rollouts.samples is not None else rollouts.embeddings
+    blocks = list(episode_blocks(rollouts.decision_ends, 8 if widest is None else row_nbytes(widest)))
     for rows, ends in tqdm(blocks, desc=f"{rollouts.task}: score", disable=not progress):
         start = time.perf_counter()
         samples = rollouts.samples[rows] if read_samples else None
         out.read_seconds += time.perf_counter() - start
-        embeddings = rollouts.embeddings[rows]
+        embeddings = None if rollouts.embeddings is None else rollouts.embeddings[rows]
         for name, score in out.fitted.items():
             start = time.perf_counter()
             seen = {"observations": observations.select(rows)} if "observation" in score.needs else {}

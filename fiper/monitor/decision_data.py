@@ -76,9 +76,12 @@ def load_decisions(
             return data, given
         return data, recorded
     if policy is None:
+        have = [f"decisions/{k}" for k in ("embedding", "samples") if k in store.decision_keys]
         raise ValueError(
-            f"{store.path} has no recorded decisions (decisions/embedding, decisions/samples); "
-            "pass the policy checkpoint (policy_dir=<dir>) so its decisions can be replayed on the observations"
+            f"{store.path} records {' and '.join(have) + ' alone' if have else 'no decisions'}, but a monitor is fitted from "
+            "both decisions/embedding and decisions/samples (its policy identity holds the sample shapes); pass the policy "
+            "(policy_dir=<checkpoint>, or policy_factory=<module:function> for another stack) so its decisions are replayed "
+            "on the stored observations"
         )
     batch = replay_decisions(policy, store, num_samples, episodes=episodes, seed=seed)
     seen = store_observations(store, episodes, batch.env_steps, np.diff(batch.decision_ends, prepend=0))

@@ -83,8 +83,13 @@ def test_calibrate_names_the_minimum_number_of_rollouts(tmp_path):
 def test_fit_needs_a_policy_for_demonstrations(tmp_path):
     store = EpisodeStore.create(tmp_path / "demos.zarr")
     store.append_episode({"agent_pos": np.zeros((5, 2), np.float32), "action": np.zeros((5, 2), np.float32)})
-    with pytest.raises(ValueError, match="no recorded decisions.*policy_dir="):
+    with pytest.raises(ValueError, match="records no decisions.*policy_dir="):
         run(fit, "fit", [f"data={tmp_path / 'demos.zarr'}", f"out={tmp_path / 'm'}", *SMALL])
+    emb = EpisodeStore.create(tmp_path / "embedding.zarr")  # another recorder's rollouts, embedding alone
+    emb.append_episode({"action": np.zeros((4, 2), np.float32)}, decisions={"embedding": np.zeros((2, 3), np.float32),
+                                                                           "env_step": np.array([0, 2])})
+    with pytest.raises(ValueError, match="records decisions/embedding alone.*sample shapes.*policy_factory="):
+        run(fit, "fit", [f"data={tmp_path / 'embedding.zarr'}", f"out={tmp_path / 'm2'}", *SMALL])
 
 
 def test_fit_on_rollouts_without_a_success_counts_them_and_names_the_fixes(tmp_path):

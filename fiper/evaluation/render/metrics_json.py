@@ -109,6 +109,7 @@ def metrics_document(result: EvaluationResult) -> dict[str, Any]:
                        "four_kinds": four_kinds(list(task.cells)),
                        "control_period_s": task.rollouts.control_period_s, "split": task.split_sizes,
                        "selection": _selection(task), "seconds": task.seconds, "notes": task.rollouts.notes,
+                       "left_out": task.left_out,
                        "calibration_parts": None if task.calibration_parts is None else
                        {"selection": task.calibration_parts[0].tolist(), "final": task.calibration_parts[1].tolist()},
                        "cell_detection": {"threshold_type": det.threshold_type, "method_types": det.method_types, "delta": det.delta,

@@ -287,7 +287,8 @@ def task_markdown(task: TaskResult, criterion: str, plots: dict[str, Any] | None
     out += far_markdown(task)
     out += _winners(task) + _grid(task) + _validation(task)
     found = task.findings
-    out += _per_delta(task, found.deployed.method if found.deployed else (trace_method or next(iter(task.methods))))
+    shown = trace_method if trace_method in task.methods else next(iter(task.methods))
+    out += _per_delta(task, found.deployed.method if found.deployed else shown)
     out += ["### Detection per stress cell (test)", ""] + detection_markdown(found.detection) + [""] + failure_types_markdown(task)
     out += live_markdown(task.live) + _plots(plots) + _data(task) + deploy_markdown(task)
     secs = task.seconds
