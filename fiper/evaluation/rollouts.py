@@ -19,15 +19,12 @@ import numpy as np
 
 from fiper.control.period import positive_seconds
 from fiper.evaluation.rowview import RowView, concat_rows
+from fiper.evaluation.store_checks import RolloutError, check_store_rows
 from fiper.scores.observations import observed_keys
 from fiper.storage import EpisodeStore
 
 #: What a store may record for the scores to read (``needs`` of fiper.scores), and where.
 RECORDED_INPUTS = {"embedding": "decisions/embedding", "samples": "decisions/samples", "observation": "observations (data/<key>)"}
-
-
-class RolloutError(ValueError):
-    """A rollout store cannot be evaluated (missing keys, mismatched shapes, no episodes)."""
 
 
 def _is_store(path: Path) -> bool:
@@ -162,7 +159,8 @@ def read_store(path: Path, control_period_s: float | None = None) -> RolloutSet:
     that read one a store lacks are left out of its task's evaluation (fiper.evaluation.runnable)."""
     store = EpisodeStore.open(path)
     if "success" not in store.meta_keys:
-        raise RolloutError(f"{path} lacks meta/success (labels: {store.meta_keys}); evaluation needs a success label per episode")
+        raise RolloutError(f"{path} lacks meta/success (labels: {store.meta_keys}); evaluation needs a success label per episode: "
+                           "record one bool per episode (meta={'success': ...} in EpisodeStore.append_episode, docs/rollout_format.md)")
     if store.n_episodes == 0:
         raise RolloutError(f"{path} holds no committed episodes")
     ends = store.decision_ends
@@ -199,13 +197,22 @@ def read_store(path: Path, control_period_s: float | None = None) -> RolloutSet:
         notes.append(f"{path.name}: no meta/shift, so its {e} episode(s) count as in distribution ('none'); record each "
                      "episode's shift (meta={'shift': 'none' or the shift's name}) to evaluate detection under shift")
 
-    def meta(key: str, default: Any, dtype: Any) -> np.ndarray:
+    def meta(key: str, default: Any, dtype: Any, needed: bool = True) -> np.ndarray:
+        """meta/<key> as ``dtype``; ``default`` when absent, or (``needed`` False) when it holds no numbers, with a note."""
         if key not in store.meta_keys:  # dtype=str would cut a text default to its first character
             return np.full(e, default, dtype=np.asarray(default).dtype if dtype is str else dtype)
         values = store.meta(key)
         if dtype is str:  # zarr may hand back numpy's variable-width StringDType
             return np.array([str(v) for v in values.tolist()], dtype=str)
-        return values.astype(dtype)
+        try:
+            return values.astype(dtype)
+        except (ValueError, TypeError):
+            if not needed:
+                notes.append(f"{path.name}: meta/{key} holds {values.dtype} values ({values[:2].tolist()} ...), not numbers; "
+                             f"read as {default} (not used by the evaluation)")
+                return np.full(e, default, dtype=dtype)
+            raise RolloutError(f"{path}: meta/{key} holds {values.dtype} values ({values[:3].tolist()} ...) that are not "
+                               f"{np.dtype(dtype).name} numbers; store one number per episode (docs/rollout_format.md)") from None
 
     rollout_set = RolloutSet(
         task=task_name(attrs, path),
@@ -220,7 +227,7 @@ def read_store(path: Path, control_period_s: float | None = None) -> RolloutSet:
         failure_step=meta("failure_step", -1, np.int64),
         shift=meta("shift", "none", str),
         severity=meta("severity", 0.0, np.float64),
-        seed=meta("seed", -1, np.int64),
+        seed=meta("seed", -1, np.int64, needed=False),
         failure_reason=meta("failure_reason", "", str),
         live_alarm_step=meta("first_alarm_step", -1, np.int64),
         live_alarm_decision=meta("first_alarm_decision", -1, np.int64),
@@ -233,68 +240,6 @@ def read_store(path: Path, control_period_s: float | None = None) -> RolloutSet:
     )
     check_store_rows(store, path, rollout_set)
     return rollout_set
-
-
-#: Shift labels another recorder may mean as "in distribution"; only 'none' is, so these are named in the notes.
-ID_SPELLINGS = ("none", "", "null", "nan", "id", "nominal", "in_distribution", "in-distribution")
-
-
-def _success_labels(store: EpisodeStore, path: Path) -> None:
-    """meta/success must be bool (or 0/1 numbers): a text label such as 'False' would read as True."""
-    values = np.asarray(store.meta("success"))
-    numeric = values.dtype.kind in "biuf" and np.isin(values, (0, 1)).all()
-    if values.dtype.kind != "b" and not numeric:
-        raise RolloutError(
-            f"{path}: meta/success holds {values.dtype} values ({values[:3].tolist()} ...), not bool; store one bool per "
-            "episode (meta={'success': bool(...)}) when appending, so that no label is read as another"
-        )
-
-
-def check_store_rows(store: EpisodeStore, path: Path, rollouts: RolloutSet) -> None:
-    """Shapes and labels of a store another recorder wrote, checked before anything is scored: each mistake
-    named with its fix instead of scores computed from misread rows."""
-    _success_labels(store, path)
-    lookalike = sorted({str(v) for v in rollouts.shift if str(v) != "none" and str(v).strip().lower() in ID_SPELLINGS})
-    for label in lookalike:
-        rollouts.notes.append(f"{path.name}: meta/shift holds {label!r} on {int((rollouts.shift == label).sum())} episode(s), "
-                              "counted as shifted; an in-distribution episode carries 'none' exactly")
-    emb, samples = rollouts.embeddings, rollouts.samples
-    if emb is not None and emb.ndim != 2:
-        raise RolloutError(f"{path}: decisions/embedding has per-decision shape {emb.shape[1:]}; it must be (N, D): one "
-                           "flat embedding vector per decision")
-    if samples is not None and len(samples.shape) != 4:
-        raise RolloutError(f"{path}: decisions/samples has per-decision shape {tuple(samples.shape[1:])}; it must be "
-                           "(N, B, H, A): B sampled chunks of H steps of A action dims per decision")
-    if samples is not None and "action" in store.data_keys:
-        action = store.data_array("action")
-        if len(action.shape) == 2 and samples.shape[-1] != action.shape[1]:
-            raise RolloutError(
-                f"{path}: decisions/samples has per-decision shape (B, H, A)={tuple(samples.shape[1:])} but data/action has "
-                f"{action.shape[1]} action dims; store the sample batch with axes (N, B, H, A) (e.g. swap its axes with "
-                "np.moveaxis before appending)"
-            )
-    lengths = store.episode_lengths
-    ends = rollouts.decision_ends
-    episode = np.repeat(np.arange(len(ends)), np.diff(np.concatenate([[0], ends])))
-    steps_all = rollouts.env_step
-    back = np.zeros(len(steps_all), dtype=bool)
-    back[1:] = (np.diff(steps_all) < 0) & (episode[1:] == episode[:-1])
-    wrong = (steps_all < 0) | (steps_all >= lengths[episode]) | back
-    if wrong.any():
-        first = int(np.argmax(wrong))
-        i = int(episode[first])
-        lo = int(ends[i - 1]) if i else 0
-        at = first - lo
-        steps = steps_all[lo + max(0, at - 2): min(lo + at + 4, int(ends[i]))]
-        n_bad = len(np.unique(episode[wrong]))
-        source = "decisions/env_step" if "env_step" in store.decision_keys else \
-            "the env step of each decision (no decisions/env_step: decision index x n_action_steps)"
-        raise RolloutError(
-            f"{path}: {source} of episode {i} reads {steps.tolist()} at decisions {max(0, at - 2)}.. but the "
-            f"episode has {int(lengths[i])} env steps ({n_bad} episode(s) like it); env_step is the step within its "
-            "episode (0 .. its steps - 1, non-decreasing) at which each decision was taken, and every decision of an "
-            "episode must belong to it: check that each episode's decisions and steps were appended together"
-        )
 
 
 def merge_rollouts(parts: Sequence[RolloutSet]) -> RolloutSet:

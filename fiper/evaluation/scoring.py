@@ -150,8 +150,15 @@ def fit_and_score(
         for name, score in out.fitted.items():
             start = time.perf_counter()
             seen = {"observations": observations.select(rows)} if "observation" in score.needs else {}
-            out.raw[name][rows] = score.score_offline(
-                embeddings if "embedding" in score.needs else None, samples if "samples" in score.needs else None, ends, **seen)
+            try:
+                out.raw[name][rows] = score.score_offline(
+                    embeddings if "embedding" in score.needs else None, samples if "samples" in score.needs else None, ends, **seen)
+            except StoreError:
+                raise
+            except ValueError as err:
+                first = int(np.searchsorted(rollouts.decision_ends, rows.start, side="right"))
+                raise ValueError(f"scoring {name!r} on task {rollouts.task!r}, episodes {first}..{first + len(ends) - 1} "
+                                 f"(of {', '.join(rollouts.stores)}): {err}") from err
             out.score_seconds[name] += time.perf_counter() - start
     for name, raw in out.raw.items():
         if not np.all(np.isfinite(raw)):
