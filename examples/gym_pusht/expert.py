@@ -17,9 +17,9 @@ import shapely.geometry as sg
 AGENT_RADIUS = 15.0
 CLEARANCE = AGENT_RADIUS + 4.0   # px between the agent's centre and the T while travelling
 STANDOFF = AGENT_RADIUS + 6.0    # px from the contact point to the agent's centre at a stroke's start
-APPROACH = 40.0                  # px further out along the push line, where the agent lines up for it
+APPROACH = 25.0                  # px further out along the push line, where the agent lines up for it
 PATIENCE = 40                    # steps to reach a stroke's start before planning again
-LENGTHS = (8.0, 25.0, 60.0)     # px the agent's centre travels past touching the T
+LENGTHS = (6.0, 20.0, 50.0, 90.0)    # px the agent's centre travels past touching the T
 WALL_LOW, WALL_HIGH = 25.0, 487.0
 
 
@@ -32,7 +32,7 @@ def keypoints(position, angle: float, vertices: np.ndarray) -> np.ndarray:
 class PushTExpert:
     """reset(seed) / act(obs, info) -> the agent's target (x, y) in px; ``strategy`` names the episode's first push."""
 
-    def __init__(self, env, speed: float = 30.0, tolerance: float = 0.3):
+    def __init__(self, env, speed: float = 40.0, tolerance: float = 0.3):
         self.env = env.unwrapped
         if not all(hasattr(self.env, name) for name in ("k_p", "k_v", "control_hz", "get_goal_pose_body")):
             raise ValueError(f"PushTExpert drives gym-pusht's PushT-v0, and this env ({type(self.env).__name__}) has no "
