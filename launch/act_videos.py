@@ -55,8 +55,10 @@ def video_title(task: str, shift: str, severity: float, seed: int, response: str
 
 
 # how an env is asked for frames of a size: fiper's tasks take render_size, gymnasium's MuJoCo envs width and height,
-# panda-gym's render_width and render_height, other envs the render mode alone (their own size)
-RENDER_SIZE_KWARGS = (("render_size",), ("width", "height"), ("render_width", "render_height"), ())
+# panda-gym's render_width and render_height, lerobot's gym-pusht visualization_width and visualization_height (680 px
+# by default), other envs the render mode alone (their own size)
+RENDER_SIZE_KWARGS = (("render_size",), ("width", "height"), ("render_width", "render_height"),
+                      ("visualization_width", "visualization_height"), ())
 
 
 AFTER_SWEEP = " (the sweep's stores and outcome files are already written)"
@@ -82,7 +84,7 @@ def rendering_env(env_cfg: Mapping[str, Any], factories: Mapping[str, str], shif
                          f"factory built one whose render_mode is {mode!r}: pass render_mode on to the env in the factory "
                          f"(e.g. gymnasium.make(..., render_mode=render_mode)) or set videos=false{when}")
     raise ValueError(f"videos=true makes the env of cell ({shift}, {severity:g}) with render_mode='rgb_array' (and render_size, "
-                     f"width and height, or render_width and render_height, of {size} px), and it refused each ({'; '.join(refused)}); let the env factory take "
+                     f"width and height, render_width and render_height, or visualization_width and visualization_height, of {size} px), and it refused each ({'; '.join(refused)}); let the env factory take "
                      f"render_mode or set videos=false{when}")
 
 

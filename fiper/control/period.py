@@ -3,7 +3,9 @@
 Every warning time in seconds is (env steps) x this period, so it comes from the env itself, never
 from a default: gymnasium's MuJoCo envs and fiper's tasks (envs/base.py) expose ``dt``; ManiSkill's
 (and robosuite's) envs ``control_timestep``; an env may instead declare ``control_period_s``; a user's
-config may state it (``env.control_period_s=``).
+config may state it (``env.control_period_s=``). A control rate (``control_hz``, gym-pusht's;
+``control_freq``, robosuite's) is read before ``dt``: gym-pusht's ``dt`` is its physics substep, 0.01 s,
+ten of which make one 0.1 s step.
 """
 
 from __future__ import annotations
@@ -11,7 +13,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
-ENV_ATTRIBUTES = ("dt", "control_timestep", "control_period_s")  # looked up on env.unwrapped, then on the env itself
+# Looked up in this order on env.unwrapped, then on the env itself: a declared period or control rate before `dt`, which
+# an env stepping its physics several times per step may keep as the physics step.
+ENV_ATTRIBUTES = ("control_period_s", "control_timestep", "control_hz", "control_freq", "dt")
+RATE_ATTRIBUTES = ("control_hz", "control_freq")  # steps per second: the period is their inverse
 
 
 def positive_seconds(value: Any, where: str, fix: str = "declare the env's real control period (e.g. env.control_period_s=0.05)") -> float:
@@ -26,14 +31,19 @@ def positive_seconds(value: Any, where: str, fix: str = "declare the env's real 
 
 
 def declared_period(env: Any) -> tuple[float, str] | None:
-    """(seconds, 'where') the env declares per step (``dt``, ``control_timestep`` or ``control_period_s``), or None;
-    a method of that name (dm_control's ``control_timestep()``) is not read."""
+    """(seconds, 'where') the env declares per step (``control_period_s``, ``control_timestep``, 1 / ``control_hz`` or
+    ``control_freq``, ``dt``, the first found), or None; a method of that name (dm_control's ``control_timestep()``) is
+    not read."""
     for obj in (getattr(env, "unwrapped", env), env):
         for name in ENV_ATTRIBUTES:
             value = getattr(obj, name, None)
-            if value is not None and not callable(value):
-                where = f"{type(obj).__name__}.{name}"
-                return positive_seconds(value, where), where
+            if value is None or callable(value):
+                continue
+            where = f"{type(obj).__name__}.{name}"
+            if name in RATE_ATTRIBUTES:
+                rate = positive_seconds(value, where, "declare the env's real control rate in steps per second")
+                return 1.0 / rate, f"1 / {where} ({rate:g} Hz)"
+            return positive_seconds(value, where), where
     return None
 
 

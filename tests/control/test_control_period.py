@@ -72,3 +72,25 @@ def test_a_cell_env_with_another_period_is_not_recorded_into_the_store(tmp_path)
     with pytest.raises(ValueError, match=r"cell \(obstacle, 1\) declares EightyHertz.control_period_s = 0.0125 s .* own store"):
         check_period(EightyHertz(), recorder, "obstacle", 1.0)
     assert not (tmp_path / "r.zarr").exists()
+
+
+class SubstepDt(gym.Env):
+    """gym-pusht's PushTEnv: ``dt`` is its physics substep (0.01 s); each step runs 1 / (dt · control_hz) = 10 of them."""
+
+    dt, control_hz = 0.01, 10
+    observation_space = gym.spaces.Box(-1.0, 1.0, (2,))
+    action_space = gym.spaces.Box(-1.0, 1.0, (2,))
+
+
+class RobosuiteLike(SubstepDt):
+    """robosuite's control rate is ``control_freq`` (Hz)."""
+
+    dt, control_hz, control_freq = 0.002, None, 20
+
+
+def test_a_control_rate_is_read_before_a_dt_that_is_the_physics_substep():
+    env = gym.wrappers.TimeLimit(SubstepDt(), max_episode_steps=300)
+    assert control_period_s(env) == pytest.approx(0.1)  # not the 0.01 s substep: warning times would be 10x short
+    assert control_period_s(RobosuiteLike()) == pytest.approx(0.05)
+    with pytest.raises(ValueError, match=r"env.control_period_s=0.01 s but the env declares 1 / SubstepDt.control_hz \(10 Hz\) = 0.1 s"):
+        control_period_s(env, 0.01)

@@ -1,0 +1,1 @@
+"""lerobot's gym-pusht (PushT-v0) through fiper's bring-your-own-env path (README.md)."""
