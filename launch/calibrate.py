@@ -25,6 +25,7 @@ CHECKS = merged(THREADS, {
     "joint": optional(boolean),
     "seed": seed,
     "allow_overlap": optional(boolean),
+    "progress": boolean,
 })
 
 
@@ -50,7 +51,8 @@ def run(cfg: DictConfig):
     episodes = successful_in_distribution(store)
     overlap = check_independent(monitor.fit_data, store, episodes, allow_overlap=bool(cfg.get("allow_overlap", False)))
     data, _ = load_decisions(store, episodes=episodes, policy=policy,
-                             num_samples=monitor.identity.num_samples, seed=cfg.seed, device=device)
+                             num_samples=monitor.identity.num_samples, seed=cfg.seed, device=device,
+                             progress=bool(cfg.progress))
     raw = monitor.score_offline(data.embeddings, data.samples, data.decision_ends, observations=data.observations)
     extra = read_monitor_config(cfg.monitor_dir).get("extra", {})
     kind, joint = threshold_settings(cfg, monitor, extra)

@@ -17,7 +17,7 @@ from fiper.monitor.independence import fit_record
 from fiper.storage import EpisodeStore
 import launch.components  # noqa: F401  (the 'monitor' and 'score' config groups)
 from launch.common import load_policy_from, plain, resolve_device, save_config, set_cpu_threads
-from launch.validate import THREADS, existing_path, merged, optional, policy_rules, positive_int, reported, seed, text, validate
+from launch.validate import THREADS, boolean, existing_path, merged, optional, policy_rules, positive_int, reported, seed, text, validate
 
 CHECKS = merged(THREADS, {
     "data": existing_path("store"),
@@ -26,6 +26,7 @@ CHECKS = merged(THREADS, {
     "monitor_file": optional(existing_path("monitor file")),
     "num_samples": optional(positive_int),
     "seed": seed,
+    "progress": boolean,
 })
 
 
@@ -39,7 +40,8 @@ def run(cfg: DictConfig):
     store = EpisodeStore.open(cfg.data)
     episodes = successful_in_distribution(store)
     data, identity = load_decisions(store, episodes=episodes, policy=policy,
-                                    num_samples=int(num_samples), seed=cfg.seed, device=resolve_device(cfg.device))
+                                    num_samples=int(num_samples), seed=cfg.seed, device=resolve_device(cfg.device),
+                                    progress=bool(cfg.progress))
     monitor = fit_monitor(data, identity, spec)  # its spec's threshold type and joint flag are launch.calibrate's defaults
     if evaluated:  # the saved config says what was fitted: the monitor file's spec, not the default monitor group
         cfg = cfg.copy()

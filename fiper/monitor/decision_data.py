@@ -47,6 +47,7 @@ def load_decisions(
     num_samples: int = 32,
     seed: int = 0,
     device: Any = "cpu",
+    progress: bool = True,
 ) -> tuple[ScoreFitData, PolicyIdentity]:
     """Fit data of ``episodes`` and the shapes of the policy that produced it.
 
@@ -83,7 +84,7 @@ def load_decisions(
             "(policy_dir=<checkpoint>, or policy_factory=<module:function> for another stack) so its decisions are replayed "
             "on the stored observations"
         )
-    batch = replay_decisions(policy, store, num_samples, episodes=episodes, seed=seed)
+    batch = replay_decisions(policy, store, num_samples, episodes=episodes, seed=seed, progress=progress)
     seen = store_observations(store, episodes, batch.env_steps, np.diff(batch.decision_ends, prepend=0))
     data = ScoreFitData(batch.embeddings, batch.samples, batch.decision_ends, seed=seed, device=device, observations=seen)
     return data, PolicyIdentity.of(policy, num_samples)

@@ -29,15 +29,19 @@ def run(module, name: str, overrides: list[str]):
         return module.run(compose(config_name=name, overrides=overrides))
 
 
-def test_fit_calibrate_and_stress_load_the_factorys_policy(tmp_path):
+def test_fit_calibrate_and_stress_load_the_factorys_policy(tmp_path, capsys):
     adapter = load("cpu")
     demos, held_out, monitor = tmp_path / "demos.zarr", tmp_path / "held_out.zarr", tmp_path / "monitor"
     run(collect, "collect", ["env=pick_place", "n_episodes=1", f"out={demos}", "progress=false"])
     run(collect, "collect", ["env=pick_place", "n_episodes=1", f"out={held_out}", "seed=50", "progress=false"])
-    fitted = run(fit, "fit", [f"data={demos}", FACTORY, "num_samples=2", f"out={monitor}", *SMALL])  # demos: replayed by the policy
+    capsys.readouterr()
+    fitted = run(fit, "fit", [f"data={demos}", FACTORY, "num_samples=2", f"out={monitor}", "progress=false", *SMALL])  # demos: replayed
+    assert "replaying decisions" not in capsys.readouterr().err  # progress=false: no bar in a log file
     assert fitted.identity.fingerprint == adapter.fingerprint() and fitted.identity.name == "DiffusersPolicy"
     assert fitted.identity.sample_shape == (2, adapter.horizon, adapter.action_dim)
-    run(calibrate, "calibrate", [f"data={held_out}", FACTORY, f"monitor_dir={monitor}", "delta=0.5", "threshold_type=constant"])
+    run(calibrate, "calibrate", [f"data={held_out}", FACTORY, f"monitor_dir={monitor}", "delta=0.5", "threshold_type=constant",
+                                 "progress=false"])
+    assert "replaying decisions" not in capsys.readouterr().err
     assert load_monitor(monitor, policy=adapter).calibrated  # the monitor checks it was fitted for this policy's weights
 
     out = tmp_path / "rollouts.zarr"
