@@ -81,6 +81,9 @@ def check_sizes(cfg: DictConfig, monitor: Mapping[str, Any], evaluation: Evaluat
                          + ". A policy that fails sometimes needs more; nothing has run yet")
 
 
+WEAK_POLICY = 0.3  # in-distribution success rate under which the stop also says to train the policy better
+
+
 def check_recorded_successes(cfg: DictConfig, evaluation: EvaluationConfig | None, fit_successes: int, calibration_successes: int) -> None:
     """After the in-distribution rollouts, their successes against ``deploy_delta`` and the evaluation's grid (every stress
     'none' rollout counted a success): a count that falls short stops the pipeline before the stress rollouts, naming the
@@ -88,6 +91,11 @@ def check_recorded_successes(cfg: DictConfig, evaluation: EvaluationConfig | Non
     calibration, n_planned = in_distribution_rollouts(cfg)
     none_rollouts = n_planned - int(cfg.rollouts.fit_episodes) - calibration
     problems = _shortfalls(cfg, evaluation, calibration_successes, fit_successes + calibration_successes + none_rollouts)
+    rate = (fit_successes + calibration_successes) / max(int(cfg.rollouts.fit_episodes) + calibration, 1)
+    if problems and rate < WEAK_POLICY:  # more rollouts of a policy that rarely succeeds calibrate a monitor of little use
+        problems.append(f"or, as the policy succeeds on only {rate:.0%} of its in-distribution rollouts, train a better one "
+                        "first (more train.steps or collect.n_episodes, another train.policy: docs/policies.md); a monitor "
+                        "learns what success looks like from its successes")
     if problems:
         raise ValueError(f"the in-distribution rollouts gave {fit_successes} of {cfg.rollouts.fit_episodes} fit and "
                          f"{calibration_successes} of {calibration} calibration successes "

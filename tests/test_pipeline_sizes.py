@@ -72,3 +72,9 @@ def test_the_successes_the_rollouts_gave_are_checked_before_the_stress_rollouts(
     with pytest.raises(ValueError, match=r"constant \(joint calibration\) thresholds at δ=0.05 need 37 calibration successes, but its split leaves at most "
                                          r"25 of 50 in-distribution successes"):
         check_recorded_successes(cfg, evaluation, 20, 10)
+    with pytest.raises(ValueError, match=r"needs 39 .*or, as the policy succeeds on only 7% of its in-distribution rollouts, train a "
+                                         r"better one first \(more train.steps"):
+        check_recorded_successes(cfg, evaluation, 5, 8)
+    with pytest.raises(ValueError) as err:
+        check_recorded_successes(cfg, evaluation, 60, 30)
+    assert "train a better one" not in str(err.value)  # 50 % in distribution: the policy is not the problem
