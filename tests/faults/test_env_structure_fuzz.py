@@ -19,7 +19,9 @@ from fiper.control import MonitoredPolicy, run_episode
 from fiper.storage import EpisodeStore
 from policies import PolicyConfig, TrainConfig, load_policy, train_policy
 
-SETTINGS = settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", 8)), deadline=None, derandomize=True, database=None,
+# FUZZ_EXAMPLES=<n> and FUZZ_RANDOM=1 explore beyond the suite's fixed examples
+SETTINGS = settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", 8)), deadline=None,
+                    derandomize=os.environ.get("FUZZ_RANDOM") is None, database=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 TINY = PolicyConfig(kind="diffusion", denoiser="mlp", horizon=4, n_action_steps=2, embed_dim=8, encoder_hidden=16, mlp_hidden=16,
                     mlp_layers=1, num_inference_steps=2)

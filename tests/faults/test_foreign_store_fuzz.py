@@ -24,7 +24,9 @@ CONFIG = EvaluationConfig.from_mapping(dict(
     scores={"mahalanobis": {"score": "mahalanobis"}, "ace": {"score": "ace"}, "elapsed": {"score": "elapsed"},
             "obs_novelty": {"score": "obs_novelty"}},
     baselines=[], references=["elapsed", "obs_novelty"]))
-SETTINGS = settings(max_examples=int(os.environ.get('FUZZ_EXAMPLES', 40)), deadline=None, derandomize=True, database=None,
+# FUZZ_EXAMPLES=<n> and FUZZ_RANDOM=1 explore beyond the suite's fixed examples
+SETTINGS = settings(max_examples=int(os.environ.get("FUZZ_EXAMPLES", 40)), deadline=None,
+                    derandomize=os.environ.get("FUZZ_RANDOM") is None, database=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
 
 
