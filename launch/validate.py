@@ -162,9 +162,15 @@ def cells(v: Any, _: bool) -> None:
         raise Bad("a non-empty list of [shift, [severities in [0, 1]]]", "[[none,[0.0]],[obstacle,[0.5,1.0]]]")
 
 
-def mapping_of_text(v: Any, _: bool) -> None:
-    if not isinstance(v, Mapping) or not all(isinstance(k, str) and isinstance(x, str) for k, x in v.items()):
-        raise Bad("a mapping of names to strings", "{obstacle: my_pkg.envs:make_obstacle}")
+def text_mapping(example: str) -> Check:
+    """A mapping of names to strings, ``example`` shown when the value is not one."""
+    def check(v: Any, _: bool) -> None:
+        if not isinstance(v, Mapping) or not all(isinstance(k, str) and isinstance(x, str) for k, x in v.items()):
+            raise Bad("a mapping of names to strings", example)
+    return check
+
+
+mapping_of_text = text_mapping("{obstacle: my_pkg.envs:make_obstacle}")
 
 
 ENV_CHECKS: dict[str, Check] = {

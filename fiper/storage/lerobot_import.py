@@ -1,0 +1,196 @@
+"""Demonstrations recorded as a LeRobotDataset (lerobot's format, codebase v2.x and v3.0) as a fiper store.
+
+A local dataset directory (``meta/info.json``, ``data/**/*.parquet``, ``videos/...``) becomes a demonstration
+store: every feature but lerobot's bookkeeping columns is one ``data/<key>`` array (``observation.`` dropped from
+the name unless ``keys`` maps it), camera videos are decoded to uint8 (H, W, C) frames, ``next.success`` gives
+``meta/success``, and ``1 / fps`` the control period. Policies train on it and monitors replay on it as on
+demonstrations fiper collected. Reads parquet with pyarrow and videos with imageio's ffmpeg (AV1 included).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fiper.storage.store import EpisodeStore
+
+#: lerobot's per-frame bookkeeping columns, not observations or actions.
+BOOKKEEPING = ("timestamp", "frame_index", "episode_index", "index", "task_index")
+LABELS = ("next.reward", "next.done", "next.success")  # per-frame labels: next.success becomes meta/success
+VERSIONS = ("v2.0", "v2.1", "v3.0")
+
+
+class LeRobotImportError(ValueError):
+    """A directory that is not a readable LeRobotDataset, or one fiper cannot store as it is."""
+
+
+def _read_info(root: Path) -> dict[str, Any]:
+    path = root / "meta" / "info.json"
+    if not path.is_file():
+        raise LeRobotImportError(f"{root} holds no meta/info.json, so it is not a LeRobotDataset directory; give the local "
+                                 "directory of one (with meta/, data/ and, for cameras, videos/)")
+    info = json.loads(path.read_text())
+    version = str(info.get("codebase_version", ""))
+    if version not in VERSIONS:
+        raise LeRobotImportError(f"{path}: codebase_version {version!r} is not one fiper reads ({', '.join(VERSIONS)}); convert "
+                                 "the dataset with lerobot's own conversion script first")
+    if "action" not in info.get("features", {}):
+        raise LeRobotImportError(f"{path} declares no 'action' feature (features: {sorted(info.get('features', {}))}); fiper's "
+                                 "policies learn the action from the observations")
+    return info
+
+
+def store_key(feature: str, keys: Mapping[str, str]) -> str:
+    """The fiper data key of a lerobot feature: ``keys``'s entry, else the name without 'observation.'."""
+    if feature in keys:
+        return str(keys[feature])
+    return feature.removeprefix("observation.")
+
+
+def _pyarrow():
+    try:
+        import pyarrow
+        import pyarrow.parquet  # noqa: F401
+    except ImportError:
+        raise LeRobotImportError("reading a LeRobotDataset's parquet files needs pyarrow: pip install 'fiper[lerobot]'") from None
+    return pyarrow
+
+
+def _table(root: Path, columns: list[str]):
+    pa = _pyarrow()
+    pq = pa.parquet
+
+    files = sorted((root / "data").rglob("*.parquet"))
+    if not files:
+        raise LeRobotImportError(f"{root}/data holds no parquet file; the dataset's frames are missing (download it whole)")
+    return pa.concat_tables([pq.read_table(f, columns=columns) for f in files], promote_options="default")
+
+
+def _column(table: Any, name: str, shape: tuple[int, ...], dtype: str) -> np.ndarray:
+    """One feature's column as an (N, *shape) array: a list column flattened, a scalar column as it is."""
+    import pyarrow as pa
+
+    col = table.column(name).combine_chunks()
+    if pa.types.is_list(col.type) or pa.types.is_fixed_size_list(col.type) or pa.types.is_large_list(col.type):
+        while pa.types.is_list(col.type) or pa.types.is_fixed_size_list(col.type) or pa.types.is_large_list(col.type):
+            col = col.flatten()
+        values = col.to_numpy(zero_copy_only=False)
+    else:
+        values = col.to_numpy(zero_copy_only=False)
+    out = np.asarray(values).reshape(len(table), *shape)
+    return out.astype(np.float32) if dtype in ("float64", "float32", "float16") else out
+
+
+def _episodes(root: Path, info: dict[str, Any]) -> list[dict[str, Any]]:
+    """One dict per episode, in episode order: its index, length and (v3) where its videos lie."""
+    if info["codebase_version"] == "v3.0":
+        pa = _pyarrow()
+        pq = pa.parquet
+
+        files = sorted((root / "meta" / "episodes").rglob("*.parquet"))
+        if not files:
+            raise LeRobotImportError(f"{root}/meta/episodes holds no parquet file; the dataset's episode index is missing")
+        rows = pa.concat_tables([pq.read_table(f) for f in files], promote_options="default").to_pylist()
+    else:
+        path = root / "meta" / "episodes.jsonl"
+        if not path.is_file():
+            raise LeRobotImportError(f"{path} is missing; a {info['codebase_version']} dataset lists its episodes there")
+        rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return sorted(rows, key=lambda r: int(r["episode_index"]))
+
+
+def _video_frames(path: Path) -> Iterator[np.ndarray]:
+    import imageio.v2 as imageio
+
+    if not path.is_file():
+        raise LeRobotImportError(f"{path} is missing; the dataset's camera videos were not downloaded with it")
+    with imageio.get_reader(str(path), "ffmpeg") as reader:
+        yield from reader
+
+
+def _videos(root: Path, info: dict[str, Any], episodes: list[dict[str, Any]], feature: str) -> Iterator[np.ndarray]:
+    """The frames (length, H, W, C) of each episode of one camera, in episode order, each video file read once."""
+    fps, template = float(info["fps"]), str(info["video_path"])
+    if info["codebase_version"] != "v3.0":  # one file per episode
+        chunks = int(info.get("chunks_size", 1000))
+        for ep in episodes:
+            i = int(ep["episode_index"])
+            path = root / template.format(episode_chunk=i // chunks, video_key=feature, episode_index=i)
+            yield _take(_video_frames(path), int(ep["length"]), path, i)
+        return
+    opened: tuple[Any, Iterator[np.ndarray], int] | None = None  # (file, its frames, the next frame's index)
+    for ep in episodes:
+        i, length = int(ep["episode_index"]), int(ep["length"])
+        where = (int(ep[f"videos/{feature}/chunk_index"]), int(ep[f"videos/{feature}/file_index"]))
+        first = int(round(float(ep[f"videos/{feature}/from_timestamp"]) * fps))
+        path = root / template.format(video_key=feature, chunk_index=where[0], file_index=where[1])
+        if opened is None or opened[0] != path or opened[2] > first:
+            opened = (path, _video_frames(path), 0)
+        _, frames, at = opened
+        for _ in range(first - at):  # frames of episodes not imported
+            next(frames, None)
+        yield _take(frames, length, path, i)
+        opened = (path, frames, first + length)
+
+
+def _take(frames: Iterator[np.ndarray], n: int, path: Path, episode: int) -> np.ndarray:
+    got = [np.asarray(f) for _, f in zip(range(n), frames)]
+    if len(got) < n:
+        raise LeRobotImportError(f"{path} ends after {len(got)} of episode {episode}'s {n} frames; the video is truncated "
+                                 "(download it again)")
+    return np.stack(got).astype(np.uint8)
+
+
+def import_lerobot(dataset: str | os.PathLike, out: str | os.PathLike, *, keys: Mapping[str, str] | None = None,
+                   task: str | None = None, max_episodes: int | None = None, overwrite: bool = False) -> EpisodeStore:
+    """Write the LeRobotDataset at ``dataset`` as a fiper demonstration store at ``out``; see the module docstring."""
+    root, keys = Path(dataset).expanduser(), dict(keys or {})
+    info = _read_info(root)
+    features = {k: v for k, v in info["features"].items() if k not in BOOKKEEPING and k not in LABELS}
+    unknown = sorted(set(keys) - set(features))
+    if unknown:
+        raise LeRobotImportError(f"keys names {unknown}, which the dataset has no feature of (it has {sorted(features)})")
+    names = {f: ("action" if f == "action" else store_key(f, keys)) for f in features}
+    clash = sorted({n for n in names.values() if list(names.values()).count(n) > 1})
+    if clash:
+        raise LeRobotImportError(f"features {sorted(f for f, n in names.items() if n in clash)} would all be stored as {clash}; "
+                                 "give them distinct names with keys={feature: key}")
+    cameras = [f for f, spec in features.items() if spec.get("dtype") == "video"]
+    columns = [f for f in features if f not in cameras]
+    success = "next.success" in info["features"]
+    table = _table(root, [*columns, *(["next.success"] if success else []), "episode_index", "frame_index"])
+    order = np.lexsort((table.column("frame_index").to_numpy(), table.column("episode_index").to_numpy()))
+    table = table.take(order)
+    arrays = {f: _decode_images(table, f, features[f]) if features[f].get("dtype") == "image"
+              else _column(table, f, tuple(features[f]["shape"]), str(features[f]["dtype"])) for f in columns}
+    ep_index = table.column("episode_index").to_numpy()
+    episodes = _episodes(root, info)[: max_episodes]
+    starts = np.searchsorted(ep_index, [int(e["episode_index"]) for e in episodes])
+    frames = {c: _videos(root, info, episodes, c) for c in cameras}
+    store = EpisodeStore.create(out, overwrite=overwrite, attrs={
+        "task": task or root.name, "control_period_s": 1.0 / float(info["fps"]), "source": f"lerobot {info['codebase_version']}",
+        "lerobot": {"dataset": str(root), "fps": info["fps"], "robot_type": info.get("robot_type"), "keys": names}})
+    for ep, start in zip(episodes, starts):
+        i, length = int(ep["episode_index"]), int(ep["length"])
+        rows = slice(int(start), int(start) + length)
+        if int(np.sum(ep_index[rows] == i)) != length:
+            raise LeRobotImportError(f"episode {i} lists {length} frames in the dataset's episode index but data/ holds "
+                                     f"{int(np.sum(ep_index == i))}; the dataset is incomplete (download it again)")
+        data = {names[f]: arrays[f][rows] for f in columns}
+        data.update({names[c]: next(frames[c]) for c in cameras})
+        meta = {"success": bool(table.column("next.success").to_numpy()[rows].any())} if success else {}
+        store.append_episode(data, meta=meta)
+    return store
+
+
+def _decode_images(table: Any, feature: str, spec: Mapping[str, Any]) -> np.ndarray:
+    """An 'image' feature (PNG bytes in the parquet) as uint8 (N, H, W, C)."""
+    import imageio.v3 as iio
+
+    cells = table.column(feature).to_pylist()
+    return np.stack([np.atleast_3d(iio.imread(c["bytes"])) for c in cells]).astype(np.uint8).reshape(len(cells), *spec["shape"])

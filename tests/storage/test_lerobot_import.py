@@ -1,0 +1,82 @@
+"""A LeRobotDataset (codebase v3.0 and v2.1, AV1 camera videos) becomes a fiper demonstration store: every frame in
+its episode, in order, under the keys the user names; a policy trains on it; a dataset fiper cannot read as it is
+names what is wrong."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hydra import compose, initialize_config_dir
+
+import lerobot_datasets as L
+from fiper.storage import EpisodeStore
+from fiper.storage.lerobot_import import LeRobotImportError, import_lerobot
+
+pytest.importorskip("pyarrow")
+CONF = str(Path(__file__).resolve().parents[2] / "launch" / "conf")
+
+
+@pytest.mark.parametrize("write", [L.write_v30, L.write_v21])
+def test_every_frame_lands_in_its_episode_in_order(tmp_path, write):
+    write(tmp_path / "pusht")
+    store = import_lerobot(tmp_path / "pusht", tmp_path / "demos.zarr", keys={"observation.state": "agent_pos",
+                                                                              "observation.image": "pixels"})
+    assert store.data_keys == ["action", "agent_pos", "environment_state", "pixels"]
+    assert store.episode_lengths.tolist() == list(L.LENGTHS)
+    assert store.meta("success").tolist() == [True, False, True]  # next.success, any frame of the episode
+    assert store.attrs["task"] == "pusht" and store.attrs["control_period_s"] == pytest.approx(0.1)
+    for e, length in enumerate(L.LENGTHS):
+        ep = store.episode(e)
+        np.testing.assert_array_equal(ep["agent_pos"], [[e, k] for k in range(length)])
+        np.testing.assert_array_equal(ep["action"], ep["agent_pos"] + 0.5)
+        assert ep["environment_state"].shape == (length, 4) and ep["pixels"].dtype == np.uint8
+        assert ep["pixels"].shape == (length, L.SIDE, L.SIDE, 3)
+        brightness = ep["pixels"].reshape(length, -1).mean(1)
+        np.testing.assert_allclose(brightness, [L.shade(k) for k in range(length)], atol=4)  # AV1 is lossy, not misaligned
+
+
+def test_a_policy_trains_on_the_imported_store(tmp_path):
+    from policies import PolicyConfig, TrainConfig, load_policy, train_policy
+
+    L.write_v30(tmp_path / "pusht")
+    import_lerobot(tmp_path / "pusht", tmp_path / "demos.zarr", keys={"observation.state": "agent_pos"})
+    cfg = PolicyConfig(kind="diffusion", denoiser="mlp", horizon=4, n_action_steps=2, embed_dim=8, encoder_hidden=16,
+                       mlp_hidden=16, mlp_layers=1, num_inference_steps=2, obs_keys=["agent_pos", "environment_state"])
+    train_policy(tmp_path / "demos.zarr", TrainConfig(policy=cfg, steps=3, batch_size=4, device="cpu", progress=False, cpu_threads=1,
+                                                      val_every=1000, checkpoint_every=10**6), tmp_path / "policy")
+    assert list(load_policy(tmp_path / "policy").obs_shapes) == ["agent_pos", "environment_state"]
+
+
+def test_the_command_line_maps_dotted_feature_names(tmp_path, capsys):
+    from launch import import_lerobot as entry
+
+    L.write_v21(tmp_path / "pusht")
+    with initialize_config_dir(config_dir=CONF, version_base=None):
+        cfg = compose("import_lerobot", [f"dataset={tmp_path / 'pusht'}", f"out={tmp_path / 'demos.zarr'}",
+                                         "keys={observation.state: agent_pos}", "max_episodes=2", "task=pusht_lerobot"])
+        entry.run(cfg)
+    store = EpisodeStore.open(tmp_path / "demos.zarr")
+    assert store.n_episodes == 2 and "agent_pos" in store.data_keys and store.attrs["task"] == "pusht_lerobot"
+    assert "imported 2 episodes (12 steps, 0.1 s each)" in capsys.readouterr().out
+
+
+def test_what_cannot_be_read_is_named(tmp_path):
+    with pytest.raises(LeRobotImportError, match="holds no meta/info.json, so it is not a LeRobotDataset"):
+        import_lerobot(tmp_path, tmp_path / "a.zarr")
+    root = L.write_v30(tmp_path / "pusht")
+    with pytest.raises(LeRobotImportError, match=r"keys names \['observation.wrist'\], which the dataset has no feature of"):
+        import_lerobot(root, tmp_path / "b.zarr", keys={"observation.wrist": "wrist"})
+    with pytest.raises(LeRobotImportError, match=r"would all be stored as \['agent_pos'\].*keys=\{feature: key\}"):
+        import_lerobot(root, tmp_path / "c.zarr", keys={"observation.state": "agent_pos", "observation.environment_state": "agent_pos"})
+    info = json.loads((root / "meta" / "info.json").read_text())
+    (root / "meta" / "info.json").write_text(json.dumps({**info, "codebase_version": "v1.6"}))
+    with pytest.raises(LeRobotImportError, match=r"codebase_version 'v1.6' is not one fiper reads.*conversion script"):
+        import_lerobot(root, tmp_path / "d.zarr")
+    (root / "meta" / "info.json").write_text(json.dumps(info))
+    video = root / "videos" / "observation.image" / "chunk-000" / "file-001.mp4"
+    L._write_video(video, L.episode_frames(4))  # episode 2 needs 9 frames
+    with pytest.raises(LeRobotImportError, match=r"file-001.mp4 ends after 4 of episode 2's 9 frames"):
+        import_lerobot(root, tmp_path / "e.zarr")
