@@ -19,7 +19,7 @@ import numpy as np
 
 from fiper.storage.store import EpisodeStore
 
-#: lerobot's per-frame bookkeeping columns, not observations or actions.
+#: lerobot's per-frame bookkeeping columns, not observations or actions (nor are 'string' features, left out too).
 BOOKKEEPING = ("timestamp", "frame_index", "episode_index", "index", "task_index")
 LABELS = ("next.reward", "next.done", "next.success")  # per-frame labels: next.success becomes meta/success
 VERSIONS = ("v2.0", "v2.1", "v3.0")
@@ -151,7 +151,8 @@ def import_lerobot(dataset: str | os.PathLike, out: str | os.PathLike, *, keys: 
     """Write the LeRobotDataset at ``dataset`` as a fiper demonstration store at ``out``; see the module docstring."""
     root, keys = Path(dataset).expanduser(), dict(keys or {})
     info = _read_info(root)
-    features = {k: v for k, v in info["features"].items() if k not in BOOKKEEPING and k not in LABELS}
+    features = {k: v for k, v in info["features"].items()  # text features (a language instruction) are no observation
+                if k not in BOOKKEEPING and k not in LABELS and v.get("dtype") != "string"}
     unknown = sorted(set(keys) - set(features))
     if unknown:
         raise LeRobotImportError(f"keys names {unknown}, which the dataset has no feature of (it has {sorted(features)})")
