@@ -44,8 +44,8 @@ from launch import act, calibrate, collect, evaluate, fit, stress, train
 from launch.common import call_policy_factory, plain, removed_on_failure, resolve_device, save_config, set_cpu_threads
 from launch.pipeline_checks import check_act_stage, check_action_dims, check_env, check_list_quoting, evaluate_mapping, override
 from launch.pipeline_sizes import check_recorded_successes, check_sizes
-from launch.stages import CODE_CHANGES, Stages, Step, override_literal
-from launch.validate import (boolean, cells, choice, list_of, mapping_of_text, optional, positive_int, probability, reported,
+from launch.stages import CODE_CHANGES, Stages, Step, override_literal, store_digest
+from launch.validate import (boolean, cells, choice, existing_path, list_of, mapping_of_text, optional, positive_int, probability, reported,
                              seed, target, text, validate)
 
 __all__ = ["Stages", "Step", "check_action_dims", "check_list_quoting", "checkpoint_mismatch", "chosen_monitor_file", "run",
@@ -54,7 +54,7 @@ __all__ = ["Stages", "Step", "check_action_dims", "check_list_quoting", "checkpo
 CHECKS = {
     "run_dir": text, "task": text, "env_overrides": list_of(override, non_empty=False, example="['env.obs_mode=image']"),
     "device": text, "cpu_threads": optional(positive_int), "seed": seed, "progress": boolean,
-    "collect.n_episodes": positive_int, "collect.expert": target, "rollouts.factories": mapping_of_text,
+    "collect.n_episodes": positive_int, "collect.expert": target, "collect.demos": optional(existing_path("demonstration store")), "rollouts.factories": mapping_of_text,
     "train.policy": text, "train.steps": positive_int, "train.batch_size": positive_int, "train.n_action_steps": positive_int,
     "train.overrides": list_of(text, non_empty=False, example="['policy.image_downsample=2']"),
     "train.checkpoint": optional(text), "train.checkpoint_task": optional(text),
@@ -139,7 +139,7 @@ def _steps(cfg: DictConfig, run_dir: Path, choice: Path | None) -> dict[str, lis
         "collect": [Step(collect, "collect", [f"expert={override_literal(cfg.collect.expert)}", *env, f"n_episodes={cfg.collect.n_episodes}",
                                               f"out={run_dir / 'demos.zarr'}",
                                               f"seed={cfg.seed}", "overwrite=true", bars])],
-        "train": [Step(train, "train", [f"data={run_dir / 'demos.zarr'}", f"policy={cfg.train.policy}", f"out={policy}",
+        "train": [Step(train, "train", [f"data={demo_store(cfg, run_dir)}", f"policy={cfg.train.policy}", f"out={policy}",
                                         f"policy.n_action_steps={cfg.train.n_action_steps}", *list(cfg.train.overrides),
                                         f"train.steps={cfg.train.steps}", f"train.batch_size={cfg.train.batch_size}",
                                         f"train.device={cfg.device}", f"train.seed={cfg.seed}", f"train.cpu_threads={cfg.cpu_threads}",
@@ -209,7 +209,7 @@ def validate_all(cfg: DictConfig, run_dir: Path) -> None:
                 except ValueError as err:
                     cells_key = "act.cells" if step.module is act else "rollouts.cells"
                     raise ValueError(f"pipeline stage '{stage}': {err} (in the pipeline: rollouts.factories.<shift>, {cells_key})") from None
-            if step.module is collect and not cfg.get("policy_factory"):  # an external policy's run collects nothing
+            if step.module is collect and not cfg.get("policy_factory") and not cfg.collect.get("demos"):  # nothing collected
                 expert = composed.expert
             if stage == "train":
                 policy = None if cfg.get("policy_factory") else plain(composed.policy)
@@ -224,6 +224,11 @@ def validate_all(cfg: DictConfig, run_dir: Path) -> None:
 def _evaluation_config(steps: dict[str, list[Step]]):
     """The evaluate stage's EvaluationConfig as it will be composed (for the rollout counts)."""
     return evaluate.evaluation_config(steps["evaluate"][0].compose(), device="cpu")
+
+
+def demo_store(cfg: DictConfig, run_dir: Path) -> Path:
+    """The demonstrations the policy trains on: ``collect.demos`` when given, else the collect stage's store."""
+    return Path(cfg.collect.demos) if cfg.collect.get("demos") else run_dir / "demos.zarr"
 
 
 def chosen_monitor_file(report_dir: Path, stress_store: Path) -> Path:
@@ -267,7 +272,13 @@ def _run_stages(cfg: DictConfig, run_dir: Path) -> Path:
         weights = {"policy factory": cfg.policy_factory,
                    "policy weights": policy_fingerprint(call_policy_factory(cfg.policy_factory, resolve_device(cfg.device)))}
     else:
-        stage("collect", demos, {})
+        if cfg.collect.get("demos"):  # the user's demonstrations: nothing to collect
+            demos = demo_store(cfg, run_dir)
+            print(f"[collect] skipped: training from collect.demos={demos}", flush=True)
+            demos_record = {"demos": store_digest(demos)}
+        else:
+            stage("collect", demos, {})
+            demos_record = stages.upstream(demos)
         check_action_dims(cfg, demos)
         source = _checkpoint_source(cfg)
         if source is not None:
@@ -276,7 +287,7 @@ def _run_stages(cfg: DictConfig, run_dir: Path) -> Path:
                 print(f"[train] not using train.checkpoint={cfg.train.checkpoint}: {'; '.join(reasons)}. "
                       f"Training a policy from the collected demos instead (train.steps={cfg.train.steps})", flush=True)
                 source = None
-        stage("train", policy, {**stages.upstream(demos), "checkpoint": directory_digest(source)},
+        stage("train", policy, {**demos_record, "checkpoint": directory_digest(source)},
               lambda: _train(cfg, steps["train"][0], source, policy))
         weights = {"policy weights": directory_digest(policy), **stages.upstream(policy)}
     stage("fit rollouts", fit_store, weights)

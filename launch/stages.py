@@ -23,7 +23,9 @@ from typing import Any
 from hydra import compose
 from omegaconf import DictConfig
 
-from fiper.fingerprint import differences, file_digest, make_fingerprint, same, sha256_text, source_digests
+from fiper.fingerprint import canonical, differences, file_digest, make_fingerprint, same, sha256_text, source_digests
+from fiper.storage import EpisodeStore
+from fiper.storage.integrity import CHECKSUM_KEY
 from launch.common import plain
 
 SPECIAL = set(":=,[]{}'\" ")  # a string holding one of these is quoted in an override
@@ -114,6 +116,13 @@ def named_sources(value: Any) -> dict[str, str]:
         if path.is_file():
             out[key] = file_digest(path)
     return out
+
+
+def store_digest(path: Path) -> str:
+    """sha256 of a store a stage reads but no stage wrote (its episode ends, checksum records and attrs): a change retrains."""
+    store = EpisodeStore.open(path)
+    records = store.meta(CHECKSUM_KEY).tolist() if CHECKSUM_KEY in store.meta_keys else None
+    return sha256_text(canonical({"episode_ends": store.episode_ends.tolist(), "checksums": records, "attrs": store.attrs}))
 
 
 class Stages:

@@ -84,10 +84,8 @@ def test_collection_and_the_control_history_name_an_array_observation_alike():
     np.testing.assert_array_equal(history.tensors("cpu")["obs"][0], [arr, arr])
 
 
-@pytest.mark.slow
-def test_pipeline_runs_every_stage_on_a_box_observation_env(tmp_path):
-    """collect -> train -> fit / calibration rollouts -> fit + calibrate -> stress -> evaluate, all on 'obs'."""
-    run_dir = tmp_path / "run"
+def _track_pipeline(run_dir: Path, *extra: str):
+    """The pipeline on Track at a tiny size, composed with ``extra`` overrides."""
     module = __name__
     tiny = ["policy.horizon=8", "policy.embed_dim=16", "policy.encoder_hidden=32", "policy.mlp_hidden=64", "policy.mlp_layers=2",
             "policy.num_inference_steps=4", "train.val_every=1000", "train.checkpoint_every=1000000", "train.progress=false"]
@@ -103,9 +101,16 @@ def test_pipeline_runs_every_stage_on_a_box_observation_env(tmp_path):
             "monitor.scores={rnd_oe: {score: rnd_oe, train: {max_epochs: 3}}, ace: {score: ace, dims: [0]}}",
             "evaluate.deltas=[0.3]", "evaluate.split.fit=0.5", "evaluate.split.calibration=0.5",
             "evaluate.overrides=['windows=[1,episode]','progress=false','~methods.knn','~methods.rnd_a','~methods.logpzo','~methods.stac','~methods.fiper_joint',"
-            "'~methods.fiper_or_joint','~methods.fiper_select','deploy_method=null']",
+            "'~methods.fiper_or_joint','~methods.fiper_select','deploy_method=null']", *extra,
         ])
-        report = pipeline.run(cfg)
+        return pipeline.run(cfg)
+
+
+@pytest.mark.slow
+def test_pipeline_runs_every_stage_on_a_box_observation_env(tmp_path):
+    """collect -> train -> fit / calibration rollouts -> fit + calibrate -> stress -> evaluate, all on 'obs'."""
+    run_dir = tmp_path / "run"
+    report = _track_pipeline(run_dir)
     demos = EpisodeStore.open(run_dir / "demos.zarr")
     assert demos.data_keys == ["action", "obs"] and demos.read_data("obs").shape[1:] == (2,)
     monitor = load_monitor(run_dir / "monitor")
@@ -142,6 +147,22 @@ def test_flattened_mujoco_task_collects_and_runs_monitored(tmp_path):
     recorded = EpisodeStore.open(tmp_path / "rollouts.zarr")
     assert recorded.read_data("obs").shape == (len(result.infos), *env.observation_space.shape)
     assert len(result.decisions) == -(-len(result.infos) // policy.n_action_steps) and np.isfinite(result.steps["action"]).all()
+
+
+@pytest.mark.slow
+def test_pipeline_trains_on_given_demonstrations_instead_of_collecting(tmp_path, capsys):
+    """collect.demos (e.g. a store launch.import_lerobot wrote): no collect stage, the policy trains on that store, and a
+    changed store retrains it."""
+    demos = EpisodeStore.create(tmp_path / "mine.zarr")
+    collect(make_track(), TrackExpert(None), demos, 4, seed=0, progress=False)
+    run_dir = tmp_path / "run"
+    _track_pipeline(run_dir, f"collect.demos={tmp_path / 'mine.zarr'}")
+    out = capsys.readouterr().out
+    assert f"[collect] skipped: training from collect.demos={tmp_path / 'mine.zarr'}" in out
+    assert not (run_dir / "demos.zarr").exists() and (run_dir / "policy" / "model.safetensors").exists()
+    collect(make_track(), TrackExpert(None), EpisodeStore.open(tmp_path / "mine.zarr", mode="a"), 1, seed=9, progress=False)
+    _track_pipeline(run_dir, f"collect.demos={tmp_path / 'mine.zarr'}")
+    assert "[train] running" in capsys.readouterr().out  # one more demonstration: the policy is trained again
 
 
 class SloppyTrack(Track):
