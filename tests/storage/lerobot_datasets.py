@@ -88,7 +88,8 @@ def write_v30(root: Path) -> Path:
             meta.append({"episode_index": e, "tasks": ["Push the T"], "length": LENGTHS[e], "data/chunk_index": 0,
                          "data/file_index": file_index, "dataset_from_index": index, "dataset_to_index": index + LENGTHS[e],
                          "videos/observation.image/chunk_index": 0, "videos/observation.image/file_index": file_index,
-                         "videos/observation.image/from_timestamp": t, "videos/observation.image/to_timestamp": t + LENGTHS[e] / FPS})
+                         "videos/observation.image/from_timestamp": t, "videos/observation.image/to_timestamp": t + LENGTHS[e] / FPS,
+                         "stats/action/mean": [0.5, 0.5], "stats/observation.image/mean": [[[0.5]], [[0.5]], [[0.5]]]})
             t += LENGTHS[e] / FPS
             index += LENGTHS[e]
     pq.write_table(pa.Table.from_pylist(meta), root / "meta" / "episodes" / "chunk-000" / "file-000.parquet")
