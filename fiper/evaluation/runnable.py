@@ -56,9 +56,9 @@ def runnable_config(config: EvaluationConfig, recorded: Collection[str], task: s
     head = (f"its stores record no {what}, so {len(lacking)} method(s) reading {'them' if len(missing) > 1 else 'it'} are "
             f"left out: {', '.join(lacking)}; record {'them' if len(missing) > 1 else 'it'} (docs/rollout_format.md) to "
             "evaluate those methods")
-    keep = lambda names: tuple(n for n in names if n in methods)  # noqa: E731
     narrowed = dataclasses.replace(
-        config, methods=methods, baselines=keep(config.baselines), references=keep(config.references),
+        config, methods=methods, baselines=tuple(n for n in config.baselines if n in methods),
+        references=tuple(n for n in config.references if n in methods),
         deploy_method=config.deploy_method if config.deploy_method in methods else None,
         plot_method=config.plot_method if config.plot_method in methods else None)
     return narrowed, "; ".join([head, *notes])

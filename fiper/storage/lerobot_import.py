@@ -95,8 +95,8 @@ def _episodes(root: Path, info: dict[str, Any]) -> list[dict[str, Any]]:
         files = sorted((root / "meta" / "episodes").rglob("*.parquet"))
         if not files:
             raise LeRobotImportError(f"{root}/meta/episodes holds no parquet file; the dataset's episode index is missing")
-        wanted = lambda name: name in ("episode_index", "length") or name.startswith("videos/")  # noqa: E731  (not the stats)
-        tables = [pq.read_table(f, columns=[c for c in pq.read_schema(f).names if wanted(c)]) for f in files]
+        tables = [pq.read_table(f, columns=[c for c in pq.read_schema(f).names  # the index, not the per-episode stats
+                                            if c in ("episode_index", "length") or c.startswith("videos/")]) for f in files]
         rows = pa.concat_tables(tables, promote_options="default").to_pylist()
     else:
         path = root / "meta" / "episodes.jsonl"
