@@ -47,8 +47,13 @@ def _prepared(windowed: Mapping[str, np.ndarray], lengths) -> tuple[dict[str, np
 
 
 def _positive_scale(maxima: np.ndarray, delta: float, name: str) -> float:
-    """c_k: plain (1-delta) quantile of the D1 maxima (D1 needs no guarantee); must be > 0."""
+    """c_k: plain (1-delta) quantile of the D1 maxima (D1 needs no guarantee); must be > 0. A score that is never
+    negative and sits at 0 there (the clock, when the D1 successes end at their first decision) takes its smallest
+    positive D1 maximum, else 1: any positive scale fixed by D1 keeps the guarantee, which the D2 height carries."""
     scale = float(np.quantile(maxima, 1.0 - delta, method="higher"))
+    if scale == 0 and maxima.min() >= 0:
+        positive = maxima[maxima > 0]
+        scale = float(positive.min()) if positive.size else 1.0
     if not scale > 0:
         raise ValueError(f"joint constant calibration: score {name!r} has a non-positive (1-delta) quantile {scale:g} of its "
                          "D1 maxima, so its ratio to a scale is meaningless; use kind='band' for scores that are not positive")

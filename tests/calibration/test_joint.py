@@ -88,6 +88,20 @@ def test_joint_thresholds_save_and_load(tmp_path):
     assert load_threshold(save_threshold(th, tmp_path / "a.json")) == th
 
 
+def test_a_score_at_zero_on_every_d1_rollout_takes_a_positive_scale_and_stays_valid():
+    """The clock on calibration successes that all end at their first decision: 0 everywhere in D1. The joint alarm
+    still calibrates (was: an error that stopped the whole evaluation), and the OR with it keeps its FAR below delta."""
+    rng = np.random.default_rng(5)
+    s1, _, lengths = ar1_scores(rng, (400,), 12)
+    clock = np.zeros_like(s1)  # every rollout ends (or is read) at decision 0 for the clock
+    th = fit_joint("constant", {"a": s1[:200], "clock": clock[:200]}, lengths[:200], 0.1, rule="or", seed=0)
+    assert th["clock"].params["scale"] == 1.0 and np.isfinite(th["clock"].values(12)).all()
+    test, mask = slice(200, None), step_mask(lengths[200:], 12)
+    with np.errstate(invalid="ignore"):
+        alarms = ((s1[test] > th["a"].values(12)) | (clock[test] > th["clock"].values(12))) & mask
+    assert alarms.any(axis=-1).mean() <= 0.1 + 3 * np.sqrt(0.1 * 0.9 / 200)
+
+
 def test_joint_errors_name_the_fix():
     rng = np.random.default_rng(2)
     s1, s2, lengths = ar1_scores(rng, (30,), 20)
