@@ -47,8 +47,14 @@ class PushTExpert:
         self.strategy = ""
 
     # -- geometry of the env's block --------------------------------------------------------------------------
+    def _shapes(self) -> list:
+        """The T's two boxes in an order of their own: pymunk's Body.shapes is a set ordered by memory address, so its
+        order (and with it the outline's starting point and the scratch space's contact handling) would change from one
+        process to the next, and the same seed would give other demonstrations."""
+        return sorted(self.env.block.shapes, key=lambda s: tuple(c for v in s.get_vertices() for c in (round(v.x, 6), round(v.y, 6))))
+
     def _vertices(self) -> np.ndarray:
-        return np.array([list(v) for shape in self.env.block.shapes for v in shape.get_vertices()], dtype=float)
+        return np.array([list(v) for shape in self._shapes() for v in shape.get_vertices()], dtype=float)
 
     def _goal_keypoints(self) -> np.ndarray:
         goal = np.asarray(self.env.goal_pose, dtype=float)
@@ -66,8 +72,9 @@ class PushTExpert:
         space.gravity = 0, 0
         space.damping = env.space.damping
         body = pymunk.Body(block.mass, block.moment)
-        shapes = [pymunk.Poly(body, shape.get_vertices()) for shape in block.shapes]
-        for copy, shape in zip(shapes, block.shapes):
+        originals = self._shapes()
+        shapes = [pymunk.Poly(body, shape.get_vertices()) for shape in originals]
+        for copy, shape in zip(shapes, originals):
             copy.friction = shape.friction
         body.center_of_gravity = block.center_of_gravity
         body.angle = block.angle          # before the position: pymunk turns a body about its centre of gravity
