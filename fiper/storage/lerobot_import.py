@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections import Counter
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -76,13 +77,9 @@ def _column(table: Any, name: str, shape: tuple[int, ...], dtype: str) -> np.nda
     import pyarrow as pa
 
     col = table.column(name).combine_chunks()
-    if pa.types.is_list(col.type) or pa.types.is_fixed_size_list(col.type) or pa.types.is_large_list(col.type):
-        while pa.types.is_list(col.type) or pa.types.is_fixed_size_list(col.type) or pa.types.is_large_list(col.type):
-            col = col.flatten()
-        values = col.to_numpy(zero_copy_only=False)
-    else:
-        values = col.to_numpy(zero_copy_only=False)
-    out = np.asarray(values).reshape(len(table), *shape)
+    while pa.types.is_list(col.type) or pa.types.is_fixed_size_list(col.type) or pa.types.is_large_list(col.type):
+        col = col.flatten()
+    out = np.asarray(col.to_numpy(zero_copy_only=False)).reshape(len(table), *shape)
     return out.astype(np.float32) if dtype in ("float64", "float32", "float16") else out
 
 
@@ -159,7 +156,7 @@ def import_lerobot(dataset: str | os.PathLike, out: str | os.PathLike, *, keys: 
     if unknown:
         raise LeRobotImportError(f"keys names {unknown}, which the dataset has no feature of (it has {sorted(features)})")
     names = {f: ("action" if f == "action" else store_key(f, keys)) for f in features}
-    clash = sorted({n for n in names.values() if list(names.values()).count(n) > 1})
+    clash = sorted(n for n, count in Counter(names.values()).items() if count > 1)
     if clash:
         raise LeRobotImportError(f"features {sorted(f for f, n in names.items() if n in clash)} would all be stored as {clash}; "
                                  "give them distinct names with keys={feature: key}")
@@ -172,6 +169,7 @@ def import_lerobot(dataset: str | os.PathLike, out: str | os.PathLike, *, keys: 
     arrays = {f: _decode_images(table, f, features[f]) if features[f].get("dtype") == "image"
               else _column(table, f, tuple(features[f]["shape"]), str(features[f]["dtype"])) for f in columns}
     ep_index = table.column("episode_index").to_numpy()
+    succeeded = table.column("next.success").to_numpy(zero_copy_only=False) if success else None
     episodes = _episodes(root, info)[: max_episodes]
     starts = np.searchsorted(ep_index, [int(e["episode_index"]) for e in episodes])
     frames = {c: _videos(root, info, episodes, c) for c in cameras}
@@ -186,7 +184,7 @@ def import_lerobot(dataset: str | os.PathLike, out: str | os.PathLike, *, keys: 
                                      f"{int(np.sum(ep_index == i))}; the dataset is incomplete (download it again)")
         data = {names[f]: arrays[f][rows] for f in columns}
         data.update({names[c]: next(frames[c]) for c in cameras})
-        meta = {"success": bool(table.column("next.success").to_numpy()[rows].any())} if success else {}
+        meta = {"success": bool(succeeded[rows].any())} if success else {}
         store.append_episode(data, meta=meta)
     return store
 
