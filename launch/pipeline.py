@@ -45,8 +45,8 @@ from launch.common import call_policy_factory, plain, removed_on_failure, resolv
 from launch.pipeline_checks import check_act_stage, check_action_dims, check_env, check_list_quoting, evaluate_mapping, override
 from launch.pipeline_sizes import check_recorded_successes, check_sizes
 from launch.stages import CODE_CHANGES, Stages, Step, override_literal, store_digest
-from launch.validate import (boolean, cells, choice, existing_path, list_of, mapping_of_text, optional, positive_int, probability, reported,
-                             seed, target, text, validate)
+from launch.validate import (boolean, cells, choice, existing_path, list_of, mapping_of_text, optional, positive_int, probability,
+                             reported, seed, target, text, validate)
 
 __all__ = ["Stages", "Step", "check_action_dims", "check_list_quoting", "checkpoint_mismatch", "chosen_monitor_file", "run",
            "validate_all"]
@@ -54,7 +54,8 @@ __all__ = ["Stages", "Step", "check_action_dims", "check_list_quoting", "checkpo
 CHECKS = {
     "run_dir": text, "task": text, "env_overrides": list_of(override, non_empty=False, example="['env.obs_mode=image']"),
     "device": text, "cpu_threads": optional(positive_int), "seed": seed, "progress": boolean,
-    "collect.n_episodes": positive_int, "collect.expert": target, "collect.demos": optional(existing_path("demonstration store")), "rollouts.factories": mapping_of_text,
+    "collect.n_episodes": positive_int, "collect.expert": target, "collect.demos": optional(existing_path("demonstration store")),
+    "rollouts.factories": mapping_of_text,
     "train.policy": text, "train.steps": positive_int, "train.batch_size": positive_int, "train.n_action_steps": positive_int,
     "train.overrides": list_of(text, non_empty=False, example="['policy.image_downsample=2']"),
     "train.checkpoint": optional(text), "train.checkpoint_task": optional(text),
@@ -259,7 +260,7 @@ def run(cfg: DictConfig) -> Path:
 
 def _run_stages(cfg: DictConfig, run_dir: Path) -> Path:
     stages, steps = Stages(run_dir, cfg.get("code_changes", "rerun")), _steps(cfg, run_dir, None)
-    demos, policy, monitor = run_dir / "demos.zarr", run_dir / "policy", run_dir / "monitor"
+    demos, policy, monitor = demo_store(cfg, run_dir), run_dir / "policy", run_dir / "monitor"
     fit_store, cal_store, stress_store = run_dir / "id_fit.zarr", run_dir / "id_calibration.zarr", run_dir / "stress.zarr"
     report_dir, chosen = run_dir / "evaluation", run_dir / "monitor_chosen"
 
@@ -273,7 +274,6 @@ def _run_stages(cfg: DictConfig, run_dir: Path) -> Path:
                    "policy weights": policy_fingerprint(call_policy_factory(cfg.policy_factory, resolve_device(cfg.device)))}
     else:
         if cfg.collect.get("demos"):  # the user's demonstrations: nothing to collect
-            demos = demo_store(cfg, run_dir)
             print(f"[collect] skipped: training from collect.demos={demos}", flush=True)
             demos_record = {"demos": store_digest(demos)}
         else:

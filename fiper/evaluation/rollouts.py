@@ -23,10 +23,6 @@ from fiper.evaluation.store_checks import RolloutError, check_store_rows
 from fiper.scores.observations import observed_keys
 from fiper.storage import EpisodeStore
 
-#: What a store may record for the scores to read (``needs`` of fiper.scores), and where.
-RECORDED_INPUTS = {"embedding": "decisions/embedding", "samples": "decisions/samples", "observation": "observations (data/<key>)"}
-
-
 def _is_store(path: Path) -> bool:
     return path.is_dir() and (path / ".zgroup").exists()
 

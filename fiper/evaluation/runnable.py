@@ -12,8 +12,11 @@ import dataclasses
 from collections.abc import Collection
 
 from fiper.evaluation.config import EvaluationConfig
-from fiper.evaluation.rollouts import RECORDED_INPUTS, RolloutError
+from fiper.evaluation.rollouts import RolloutError
 from fiper.scores.registry import score_class
+
+#: What a store may record for the scores to read (``needs`` of fiper.scores, RolloutSet.recorded), and where.
+RECORDED_INPUTS = {"embedding": "decisions/embedding", "samples": "decisions/samples", "observation": "observations (data/<key>)"}
 
 
 def method_needs(config: EvaluationConfig, name: str) -> frozenset[str]:
