@@ -13,7 +13,8 @@ from fiper.storage.lerobot_import import import_lerobot
 from launch.common import plain
 from launch.validate import boolean, existing_path, integer, optional, reported, text, text_mapping, validate
 
-CHECKS = {"dataset": existing_path("LeRobotDataset directory"), "out": text, "keys": optional(text_mapping("{observation.state: agent_pos}")), "task": optional(text),
+CHECKS = {"dataset": existing_path("LeRobotDataset directory"), "out": text,
+          "keys": optional(text_mapping("{observation.state: agent_pos}")), "task": optional(text),
           "max_episodes": optional(integer(1)), "overwrite": boolean}
 
 
