@@ -65,6 +65,7 @@ class CollectionSummary:
     longest: int = 0  # steps of the longest saved episode
     total_steps: int = 0  # steps of the saved episodes
     step_limit: int | None = None  # the env's declared time limit (declared_step_limit)
+    span_share: float | None = None  # the saved actions' widest span, as a share of its entry's range (action_span_share)
 
     def __str__(self) -> str:
         text = (f"saved {self.saved} episode{'s' * (self.saved != 1)} from {self.attempted} attempt{'s' * (self.attempted != 1)} "
@@ -72,6 +73,8 @@ class CollectionSummary:
         if self.clipped_steps:
             text += "; " + clipped_note(self.clipped_steps, self.total_steps, self.clip_excess, "the expert's", "as stored and executed",
                                         "fix the expert, else clip in the expert to silence this")
+        if self.span_share is not None and self.span_share < SPAN_NOTE:
+            text += "; " + narrow_span_note(self.span_share)
         if self.step_limit is None and self.saved:
             text += (f"; the env declares no time limit, so a policy's episode that does not end stops its rollouts only after "
                      f"{EPISODE_STEP_LIMIT:,} steps, with an error: give it one unless it ends every episode itself "
@@ -90,6 +93,32 @@ def clipped_note(steps: int, total: int, excess: float, whose: str, where: str, 
              "clipped actions are commands at the space's edge, or a policy leaving the demonstrated range")
     return (f"{steps} of {whose} {total} actions ({share:.0%}) left the env's action space (by up to {excess:.0%} of an "
             f"entry's range) and were clipped to it, {where}: {cause}")
+
+
+SPAN_MIN_STEPS = 10  # fewer actions say nothing of the range an expert uses
+SPAN_NOTE = 0.01  # actions spanning less than this share of every bounded entry's range are noted
+
+
+def action_span_share(actions: np.ndarray, space: Any) -> float | None:
+    """The widest span of ``actions`` (n, A) over the entries ``space`` bounds on both sides, as a share of that entry's
+    range; None without such an entry. Near 0, the actions likely come in other units than the env takes."""
+    low, high = getattr(space, "low", None), getattr(space, "high", None)
+    if low is None or high is None or not len(actions):
+        return None
+    actions = np.asarray(actions, np.float64).reshape(len(actions), -1)
+    rng = (np.broadcast_to(np.asarray(high, np.float64), actions.shape[1:])
+           - np.broadcast_to(np.asarray(low, np.float64), actions.shape[1:]))
+    bounded = (rng > 0) & (rng < 1e9)  # float32's largest value as a bound means none
+    if not bounded.any():
+        return None
+    return float(((actions.max(axis=0) - actions.min(axis=0))[bounded] / rng[bounded]).max())
+
+
+def narrow_span_note(share: float) -> str:
+    """One sentence on actions that use a sliver of every entry of the env's action space."""
+    return (f"the expert's actions span at most {share:.2%} of the env's action range on every bounded entry: if they come "
+            "in other units than the env takes (a normalised command where it takes pixels or radians, a skipped "
+            "unnormalise step), scale them in the expert; a policy trained on them repeats them")
 
 
 def episode_labels(info: Mapping[str, Any], terminated: bool, truncated: bool, last_step: int) -> dict[str, Any]:
@@ -282,6 +311,7 @@ def collect(
     summary = CollectionSummary(saved=0, attempted=0, successes=0, seconds=0.0, step_limit=declared_step_limit(env))
     start = time.perf_counter()
     bar = tqdm(total=n_episodes, desc="collect", unit="ep", disable=not progress)
+    spans: list[np.ndarray] = []  # each saved episode's per-entry action minimum and maximum
     try:
         while summary.saved < n_episodes:
             if summary.attempted >= limit:
@@ -302,10 +332,14 @@ def collect(
             summary.seeds.append(episode.seed)
             summary.longest = max(summary.longest, episode.length)
             summary.total_steps += episode.length
+            actions = episode.data["action"]
+            spans.append(np.stack([actions.min(axis=0), actions.max(axis=0)]))
             bar.update(1)
             bar.set_postfix(success=f"{summary.successes}/{summary.attempted}")
     finally:
         bar.close()
     summary.seconds = time.perf_counter() - start
+    if summary.total_steps >= SPAN_MIN_STEPS:
+        summary.span_share = action_span_share(np.concatenate(spans), env.action_space)
     return summary
 

@@ -67,7 +67,8 @@ def run(cfg: DictConfig):
     finally:
         env.close()
     store.set_attrs(collection={"saved": summary.saved, "attempted": summary.attempted, "successes": summary.successes,
-                                "seeds": summary.seeds, "clipped_steps": summary.clipped_steps, "clip_excess": summary.clip_excess})
+                                "seeds": summary.seeds, "clipped_steps": summary.clipped_steps, "clip_excess": summary.clip_excess,
+                                "action_span_share": summary.span_share})
     print(f"{summary} -> {cfg.out}")
     return summary
 

@@ -1,0 +1,66 @@
+"""An expert commanding in other units than the env takes, inside the action space, is named by the collection."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+
+from fiper.collection import action_span_share, collect
+from fiper.storage import EpisodeStore
+
+
+class PixelTarget(gym.Env):
+    """A point driven to absolute pixel targets in [0, 512]^2 (as gym-pusht's agent): success within 5 px of a goal."""
+
+    observation_space = gym.spaces.Box(0, 512, (4,), np.float32)
+    action_space = gym.spaces.Box(0, 512, (2,), np.float32)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.pos = self.np_random.uniform(100, 400, 2)
+        self.goal = self.np_random.uniform(100, 400, 2)
+        self.t = 0
+        return self._obs(), {}
+
+    def _obs(self):
+        return np.concatenate([self.pos, self.goal]).astype(np.float32)
+
+    def step(self, action):
+        self.pos += 0.5 * (np.asarray(action, np.float64) - self.pos)
+        self.t += 1
+        done = bool(np.linalg.norm(self.pos - self.goal) < 5)
+        return self._obs(), float(done), done, self.t >= 30, {"is_success": done}
+
+
+class Expert:
+    def __init__(self, scale: float):
+        self.scale = scale  # 1: pixels, as the env takes them; 1/512: normalised, the mistake
+
+    def reset(self, seed=None):
+        pass
+
+    def act(self, obs, info):
+        return (obs[2:] * self.scale).astype(np.float32)
+
+
+def test_an_expert_commanding_normalised_targets_in_a_pixel_space_is_named_and_one_in_pixels_is_not(tmp_path):
+    wrong = collect(PixelTarget(), Expert(1 / 512), EpisodeStore.create(tmp_path / "wrong.zarr"), n_episodes=3, seed=0,
+                    progress=False)
+    assert wrong.successes == 0 and wrong.span_share < 0.01
+    assert "the expert's actions span at most" in str(wrong) and "of the env's action range on every bounded entry" in str(wrong)
+    assert "scale them in the expert" in str(wrong)
+    right = collect(PixelTarget(), Expert(1.0), EpisodeStore.create(tmp_path / "right.zarr"), n_episodes=3, seed=0,
+                    progress=False)
+    assert right.successes == 3 and right.span_share > 0.3
+    assert "action range" not in str(right)
+
+
+def test_the_span_reads_only_entries_bounded_on_both_sides():
+    box = gym.spaces.Box(np.array([-1.0, -np.inf, 0.0]), np.array([1.0, np.inf, 0.0]), dtype=np.float64)
+    actions = np.zeros((20, 3))
+    actions[:, 0] = np.linspace(-0.5, 0.5, 20)
+    actions[:, 1] = np.linspace(-100, 100, 20)  # unbounded: not read
+    assert action_span_share(actions, box) == 0.5  # the zero-width entry is not read either
+    huge = gym.spaces.Box(-np.finfo(np.float32).max, np.finfo(np.float32).max, (3,), np.float32)  # "no bounds" spelled large
+    assert action_span_share(actions, huge) is None
+    assert action_span_share(actions, gym.spaces.Discrete(3)) is None
