@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	# torch first and exactly pinned: the local CPU build satisfies it, so no CUDA wheels are downloaded.
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e ".[dev,image,cluster,ray,adapters,codecs,train,lerobot]"
+	$(PY) -m pip install -q -e ".[dev,image,cluster,ray,adapters,codecs,train,lerobot,robomimic]"
 	rm -f $(VENV)/.installed-*; touch $@
 
 install: $(STAMP)

@@ -13,7 +13,7 @@ from packaging.requirements import Requirement
 from packaging.version import Version
 
 ROOT = Path(__file__).resolve().parents[1]
-EXTRAS = "dev,image,cluster,ray,adapters,codecs,train,lerobot"
+EXTRAS = "dev,image,cluster,ray,adapters,codecs,train,lerobot,robomimic"
 
 
 def torch_requirement() -> Requirement:

@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import json
 import os
-from collections import Counter
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from fiper.storage.import_names import store_names
 from fiper.storage.store import EpisodeStore
 
 #: lerobot's per-frame bookkeeping columns, not observations or actions (nor are 'string' features, left out too).
@@ -46,10 +46,8 @@ def _read_info(root: Path) -> dict[str, Any]:
     return info
 
 
-def store_key(feature: str, keys: Mapping[str, str]) -> str:
-    """The fiper data key of a lerobot feature: ``keys``'s entry, else the name without 'observation.'."""
-    if feature in keys:
-        return str(keys[feature])
+def store_key_default(feature: str) -> str:
+    """The fiper data key of a lerobot feature ``keys`` does not name: its name without 'observation.'."""
     return feature.removeprefix("observation.")
 
 
@@ -152,14 +150,8 @@ def import_lerobot(dataset: str | os.PathLike, out: str | os.PathLike, *, keys: 
     info = _read_info(root)
     features = {k: v for k, v in info["features"].items()  # text features (a language instruction) are no observation
                 if k not in BOOKKEEPING and k not in LABELS and v.get("dtype") != "string"}
-    unknown = sorted(set(keys) - set(features))
-    if unknown:
-        raise LeRobotImportError(f"keys names {unknown}, which the dataset has no feature of (it has {sorted(features)})")
-    names = {f: ("action" if f == "action" else store_key(f, keys)) for f in features}
-    clash = sorted(n for n, count in Counter(names.values()).items() if count > 1)
-    if clash:
-        raise LeRobotImportError(f"features {sorted(f for f, n in names.items() if n in clash)} would all be stored as {clash}; "
-                                 "give them distinct names with keys={feature: key}")
+    names = {"action": "action", **store_names([f for f in features if f != "action"], keys, store_key_default,
+                                                LeRobotImportError, taken=["action"])}
     cameras = [f for f, spec in features.items() if spec.get("dtype") == "video"]
     columns = [f for f in features if f not in cameras]
     success = "next.success" in info["features"]

@@ -1,0 +1,135 @@
+"""Demonstrations in robomimic's HDF5 format (robomimic, robosuite, MimicGen, LIBERO datasets) as a fiper store.
+
+A dataset file (``data/demo_<i>`` groups with ``actions`` and ``obs/<key>``, ``data.attrs['env_args']``, optional
+``mask/<filter key>``) becomes a demonstration store: each observation key one ``data/<key>`` array (renamed by
+``keys``), the chosen action dataset ``data/action``, demos in robomimic's order (by number), the control period
+``1 / control_freq`` from the env's arguments. Everything is checked before the store is written. Reads with h5py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from fiper.storage.import_names import store_names
+from fiper.storage.store import EpisodeStore
+
+DEMO = re.compile(r"demo_(\d+)$")
+
+
+class RobomimicImportError(ValueError):
+    """A file that is not a readable robomimic dataset, or one fiper cannot store as it is."""
+
+
+def _h5py():
+    try:
+        import h5py
+    except ImportError:
+        raise RobomimicImportError("reading a robomimic dataset needs h5py: pip install 'fiper[robomimic]'") from None
+    return h5py
+
+
+def _demos(f: Any, path: Path, filter_key: str | None) -> list[str]:
+    """The demos to import, in robomimic's order (by number), all or those ``mask/<filter_key>`` lists."""
+    if "data" not in f:
+        raise RobomimicImportError(f"{path} holds no 'data' group, so it is not a robomimic dataset (data/demo_0, ...)")
+    names = [n for n in f["data"] if DEMO.match(n)]
+    if filter_key is not None:
+        masks = sorted(f["mask"]) if "mask" in f else []
+        if filter_key not in masks:
+            raise RobomimicImportError(f"{path} has no filter key {filter_key!r} (it has {masks or 'none'}); give one of "
+                                       "them, or leave filter_key out to import every demo")
+        wanted = [n.decode() if isinstance(n, bytes) else str(n) for n in f["mask"][filter_key][:]]
+        missing = sorted(set(wanted) - set(names))
+        if missing:
+            raise RobomimicImportError(f"{path}: filter key {filter_key!r} lists {missing[:5]}, which data/ does not hold; "
+                                       "the file is incomplete")
+        names = wanted
+    return sorted(names, key=lambda n: int(DEMO.match(n).group(1)))
+
+
+def env_args(f: Any) -> dict[str, Any]:
+    """``data.attrs['env_args']`` as a dict (empty when absent or not JSON)."""
+    raw = f["data"].attrs.get("env_args")
+    try:
+        args = json.loads(raw.decode() if isinstance(raw, bytes) else raw) if raw is not None else {}
+    except (TypeError, ValueError):
+        return {}
+    return args if isinstance(args, dict) else {}
+
+
+def _period(args: Mapping[str, Any], given: float | None, path: Path) -> float | None:
+    freq = (args.get("env_kwargs") or {}).get("control_freq")
+    read = 1.0 / float(freq) if isinstance(freq, (int, float)) and freq > 0 else None
+    if given is not None and read is not None and abs(given - read) > 1e-9 * read:
+        raise RobomimicImportError(f"control_period_s={given:g} contradicts the dataset's control_freq {freq:g} Hz "
+                                   f"({read:g} s per step) in {path}; leave control_period_s out")
+    return given if given is not None else read
+
+
+def _checked_shapes(f: Any, demos: Sequence[str], obs: Sequence[str], action: str, path: Path) -> None:
+    """Every demo holds the chosen observations and action, each with one row per step."""
+    for demo in demos:
+        group = f["data"][demo]
+        if action not in group:
+            raise RobomimicImportError(f"{path}: data/{demo} holds no {action!r} dataset (it has "
+                                       f"{sorted(k for k in group if k not in ('obs', 'next_obs'))}); give action=<one of them>")
+        steps = group[action].shape[0]
+        for key in obs:
+            if key not in group.get("obs", {}):
+                raise RobomimicImportError(f"{path}: data/{demo} holds no observation {key!r}, which the first demo has; "
+                                           "list only keys every demo holds in obs=[...]")
+            if group["obs"][key].shape[0] != steps:
+                raise RobomimicImportError(f"{path}: data/{demo}/obs/{key} has {group['obs'][key].shape[0]} rows but its "
+                                           f"{action!r} {steps}; the demo is damaged (extract its observations again)")
+
+
+def import_robomimic(dataset: str | os.PathLike, out: str | os.PathLike, *, keys: Mapping[str, str] | None = None,
+                     obs: Sequence[str] | None = None, action: str = "actions", filter_key: str | None = None,
+                     task: str | None = None, max_episodes: int | None = None, control_period_s: float | None = None,
+                     overwrite: bool = False) -> EpisodeStore:
+    """Write the robomimic dataset at ``dataset`` as a fiper demonstration store at ``out``; see the module docstring."""
+    h5py = _h5py()
+    path = Path(dataset).expanduser()
+    if not path.is_file():
+        raise RobomimicImportError(f"{path} is not a file; give the dataset's .hdf5 file")
+    try:
+        f = h5py.File(path, "r")
+    except OSError as err:
+        raise RobomimicImportError(f"{path} is not an HDF5 file h5py can open ({err}); give a robomimic dataset (.hdf5)") from None
+    with f:
+        demos = _demos(f, path, filter_key)[:max_episodes]
+        if not demos:
+            raise RobomimicImportError(f"{path} holds no demo (data/demo_<i>)" + (f" under filter key {filter_key!r}" if filter_key else ""))
+        first = f["data"][demos[0]]
+        if "obs" not in first or not len(first["obs"]):
+            raise RobomimicImportError(f"{path} holds no observations (data/{demos[0]}/obs), as a raw robosuite demo.hdf5 does; "
+                                       "extract them first with robomimic's dataset_states_to_obs.py")
+        available = sorted(first["obs"])
+        chosen = list(obs) if obs else available
+        unknown = sorted(set(chosen) - set(available))
+        if unknown:
+            raise RobomimicImportError(f"obs names {unknown}, which the dataset does not observe (it has {available})")
+        names = store_names(chosen, dict(keys or {}), str, RobomimicImportError, what="observation key", taken=["action"])
+        _checked_shapes(f, demos, chosen, action, path)
+        args = env_args(f)
+        period = _period(args, control_period_s, path)
+        attrs = {"task": task or str(args.get("env_name") or path.stem), "source": "robomimic",
+                 "robomimic": {"dataset": str(path), "env_name": args.get("env_name"), "env_type": args.get("type"),
+                               "filter_key": filter_key, "action": action, "keys": names}}
+        if period is not None:
+            attrs["control_period_s"] = period
+        store = EpisodeStore.create(out, overwrite=overwrite, attrs=attrs)
+        for demo in demos:
+            group = f["data"][demo]
+            steps = group[action].shape[0]
+            data = {names[k]: np.asarray(group["obs"][k]) for k in chosen}
+            data["action"] = np.asarray(group[action], dtype=np.float32).reshape(steps, -1)
+            store.append_episode(data)
+    return store

@@ -1,0 +1,42 @@
+"""Demonstrations from a robomimic HDF5 dataset as a fiper store: python -m launch.import_robomimic dataset=<file> out=<store>.
+
+Observation keys map to store keys by ``keys={key: store key}`` (the keys your env's observation has); see
+fiper.storage.robomimic_import and docs/rollout_format.md, "Demonstrations from robomimic".
+"""
+
+from __future__ import annotations
+
+import hydra
+from omegaconf import DictConfig
+
+from fiper.storage.robomimic_import import import_robomimic
+from launch.common import plain
+from launch.validate import boolean, existing_path, integer, list_of, number, optional, reported, text, text_mapping, validate
+
+CHECKS = {"dataset": existing_path("robomimic dataset (.hdf5)"), "out": text,
+          "keys": optional(text_mapping("{robot0_eef_pos: agent_pos}")), "obs": optional(list_of(text, example="[object, robot0_eef_pos]")),
+          "action": text, "filter_key": optional(text), "task": optional(text), "max_episodes": optional(integer(1)),
+          "control_period_s": optional(number(0.0, example=0.05)), "overwrite": boolean}
+
+
+def run(cfg: DictConfig):
+    validate(cfg, CHECKS, "import_robomimic")
+    store = import_robomimic(cfg.dataset, cfg.out, keys=plain(cfg["keys"]) or {}, obs=plain(cfg.obs), action=cfg.action,
+                             filter_key=cfg.filter_key, task=cfg.task, max_episodes=cfg.max_episodes,
+                             control_period_s=cfg.control_period_s, overwrite=bool(cfg.overwrite))
+    period = store.attrs.get("control_period_s")
+    each = f"{period:g} s each" if period is not None else ("no control period known: give control_period_s=<seconds per "
+                                                            "step> for warning times in seconds")
+    print(f"imported {store.n_episodes} demos ({int(store.episode_lengths.sum())} steps, {each}) as "
+          f"{', '.join(store.data_keys)} -> {cfg.out}")
+    return store
+
+
+@hydra.main(config_path="conf", config_name="import_robomimic", version_base=None)
+def main(cfg: DictConfig) -> None:
+    with reported():
+        run(cfg)
+
+
+if __name__ == "__main__":
+    main()

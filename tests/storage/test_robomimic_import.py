@@ -1,0 +1,96 @@
+"""A robomimic HDF5 dataset imports as a demonstration store: every row in its demo, demos in robomimic's order, under
+the keys the user names, the control period from the env's arguments; a policy trains on it; what fiper cannot read
+as it is stops the import before a store is written, naming the problem and the fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from hydra import compose, initialize_config_dir
+
+pytest.importorskip("h5py")
+import robomimic_datasets as R  # noqa: E402
+from fiper.storage import EpisodeStore  # noqa: E402
+from fiper.storage.robomimic_import import RobomimicImportError, import_robomimic  # noqa: E402
+
+CONF = str(Path(__file__).resolve().parents[2] / "launch" / "conf")
+
+
+def test_every_row_lands_in_its_demo_in_robomimic_order(tmp_path):
+    dataset = R.write(tmp_path / "low_dim.hdf5")
+    store = import_robomimic(dataset, tmp_path / "demos.zarr", keys={"robot0_eef_pos": "agent_pos"})
+    assert store.n_episodes == 3 and list(store.episode_lengths) == [5, 7, 6]  # demo_0, demo_2, demo_10
+    assert sorted(store.data_keys) == ["action", "agent_pos", "agentview_image", "object"]
+    assert store.attrs["control_period_s"] == pytest.approx(0.05) and store.attrs["task"] == "Lift"
+    for episode, demo in enumerate([0, 2, 10]):
+        ep = store.episode(episode)
+        n = R.LENGTHS[demo]
+        np.testing.assert_array_equal(ep["agent_pos"], R.eef(demo, n))  # obs, not next_obs
+        np.testing.assert_allclose(ep["action"][:, 0], 0.1 * demo, rtol=1e-6)
+        assert ep["action"].dtype == np.float32 and ep["action"].shape == (n, 7)
+        assert ep["agentview_image"].dtype == np.uint8 and ep["agentview_image"].shape == (n, R.SIDE, R.SIDE, 3)
+        np.testing.assert_array_equal(ep["agentview_image"][:, 0, 0, 0], 10 * np.arange(n))
+
+
+def test_a_filter_key_the_observations_chosen_and_another_action_dataset(tmp_path):
+    dataset = R.write(tmp_path / "low_dim.hdf5")
+    store = import_robomimic(dataset, tmp_path / "train.zarr", filter_key="train", obs=["robot0_eef_pos"], action="actions_abs")
+    assert list(store.episode_lengths) == [5, 6] and sorted(store.data_keys) == ["action", "robot0_eef_pos"]
+    np.testing.assert_allclose(store.episode(1)["action"], R.eef(10, 6) + 0.5, rtol=1e-6)
+    assert store.attrs["robomimic"]["filter_key"] == "train" and store.attrs["robomimic"]["action"] == "actions_abs"
+
+
+def test_a_policy_trains_on_the_imported_store(tmp_path):
+    from policies import PolicyConfig, TrainConfig, load_policy, train_policy
+
+    import_robomimic(R.write(tmp_path / "low_dim.hdf5"), tmp_path / "demos.zarr", obs=["object", "robot0_eef_pos"])
+    cfg = PolicyConfig(kind="diffusion", denoiser="mlp", horizon=4, n_action_steps=2, embed_dim=8, encoder_hidden=16,
+                       mlp_hidden=16, mlp_layers=1, num_inference_steps=2, obs_keys=["object", "robot0_eef_pos"])
+    train_policy(tmp_path / "demos.zarr", TrainConfig(policy=cfg, steps=3, batch_size=4, device="cpu", progress=False, cpu_threads=1,
+                                                      val_every=1000, checkpoint_every=10**6), tmp_path / "policy")
+    assert list(load_policy(tmp_path / "policy").obs_shapes) == ["object", "robot0_eef_pos"]
+
+
+def test_the_command_line_imports_with_its_options(tmp_path, capsys):
+    from launch import import_robomimic as entry
+
+    dataset = R.write(tmp_path / "image.hdf5")
+    with initialize_config_dir(config_dir=CONF, version_base=None):
+        cfg = compose("import_robomimic", [f"dataset={dataset}", f"out={tmp_path / 'demos.zarr'}", "keys={object: cube}",
+                                           "obs=[object,robot0_eef_pos]", "max_episodes=2", "task=lift_ph"])
+        entry.run(cfg)
+    store = EpisodeStore.open(tmp_path / "demos.zarr")
+    assert store.n_episodes == 2 and sorted(store.data_keys) == ["action", "cube", "robot0_eef_pos"]
+    assert store.attrs["task"] == "lift_ph"
+    assert "imported 2 demos (12 steps, 0.05 s each)" in capsys.readouterr().out
+
+
+def test_what_cannot_be_read_is_named_and_no_store_is_written(tmp_path):
+    out = tmp_path / "out.zarr"
+    (tmp_path / "notes.hdf5").write_text("not hdf5")
+    with pytest.raises(RobomimicImportError, match="is not an HDF5 file h5py can open"):
+        import_robomimic(tmp_path / "notes.hdf5", out)
+    raw = R.write(tmp_path / "raw" / "demo.hdf5", with_obs=False)
+    with pytest.raises(RobomimicImportError, match="holds no observations.*dataset_states_to_obs.py"):
+        import_robomimic(raw, out)
+    dataset = R.write(tmp_path / "low_dim.hdf5")
+    cases = [({"filter_key": "20_percent"}, r"no filter key '20_percent' \(it has \['train', 'valid'\]\)"),
+             ({"obs": ["robot0_eef_quat"]}, r"obs names \['robot0_eef_quat'\], which the dataset does not observe"),
+             ({"keys": {"robot0_eef_quat": "q"}}, r"keys names \['robot0_eef_quat'\], which the dataset has no observation key of"),
+             ({"keys": {"object": "action"}}, r"would all be stored as \['action'\].*keys=\{observation key: key\}"),
+             ({"keys": {"object": "pos", "robot0_eef_pos": "pos"}}, r"would all be stored as \['pos'\]"),
+             ({"action": "action_dict/rel_pos"}, r"holds no 'action_dict/rel_pos' dataset \(it has \['actions', 'actions_abs'"),
+             ({"control_period_s": 0.1}, r"control_period_s=0.1 contradicts the dataset's control_freq 20 Hz")]
+    for kwargs, message in cases:
+        with pytest.raises(RobomimicImportError, match=message):
+            import_robomimic(dataset, out, **kwargs)
+    import h5py
+
+    with h5py.File(dataset, "a") as f:
+        del f["data/demo_2/obs/object"]
+        f["data/demo_2/obs/object"] = np.zeros((3, 10))
+    with pytest.raises(RobomimicImportError, match=r"data/demo_2/obs/object has 3 rows but its 'actions' 7"):
+        import_robomimic(dataset, out)
+    assert not out.exists()
