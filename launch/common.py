@@ -130,3 +130,12 @@ def removed_on_failure(path: str | Path, keep: Callable[[Path], bool] = lambda p
         if not existed and path.exists() and not keep(path):
             shutil.rmtree(path) if path.is_dir() else path.unlink()
         raise
+
+
+def imported_summary(store: Any, out: str, what: str) -> str:
+    """One line on a store an importer wrote: how many ``what`` (episodes, demos), steps, the control period, keys."""
+    period = store.attrs.get("control_period_s")
+    each = f"{period:g} s each" if period is not None else ("no control period known: give control_period_s=<seconds per "
+                                                            "step> for warning times in seconds")
+    return (f"imported {store.n_episodes} {what} ({int(store.episode_lengths.sum())} steps, {each}) as "
+            f"{', '.join(store.data_keys)} -> {out}")

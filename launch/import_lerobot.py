@@ -10,7 +10,7 @@ import hydra
 from omegaconf import DictConfig
 
 from fiper.storage.lerobot_import import import_lerobot
-from launch.common import plain
+from launch.common import imported_summary, plain
 from launch.validate import boolean, existing_path, integer, optional, reported, text, text_mapping, validate
 
 CHECKS = {"dataset": existing_path("LeRobotDataset directory"), "out": text,
@@ -22,9 +22,7 @@ def run(cfg: DictConfig):
     validate(cfg, CHECKS, "import_lerobot")
     store = import_lerobot(cfg.dataset, cfg.out, keys=plain(cfg["keys"]) or {}, task=cfg.task, max_episodes=cfg.max_episodes,
                            overwrite=bool(cfg.overwrite))
-    lengths = store.episode_lengths
-    print(f"imported {store.n_episodes} episodes ({int(lengths.sum())} steps, {store.attrs['control_period_s']:g} s each) "
-          f"as {', '.join(store.data_keys)} -> {cfg.out}")
+    print(imported_summary(store, cfg.out, "episodes"))
     return store
 
 

@@ -10,7 +10,7 @@ import hydra
 from omegaconf import DictConfig
 
 from fiper.storage.robomimic_import import import_robomimic
-from launch.common import plain
+from launch.common import imported_summary, plain
 from launch.validate import boolean, existing_path, integer, list_of, number, optional, reported, text, text_mapping, validate
 
 CHECKS = {"dataset": existing_path("robomimic dataset (.hdf5)"), "out": text,
@@ -24,11 +24,7 @@ def run(cfg: DictConfig):
     store = import_robomimic(cfg.dataset, cfg.out, keys=plain(cfg["keys"]) or {}, obs=plain(cfg.obs), action=cfg.action,
                              filter_key=cfg.filter_key, task=cfg.task, max_episodes=cfg.max_episodes,
                              control_period_s=cfg.control_period_s, overwrite=bool(cfg.overwrite))
-    period = store.attrs.get("control_period_s")
-    each = f"{period:g} s each" if period is not None else ("no control period known: give control_period_s=<seconds per "
-                                                            "step> for warning times in seconds")
-    print(f"imported {store.n_episodes} demos ({int(store.episode_lengths.sum())} steps, {each}) as "
-          f"{', '.join(store.data_keys)} -> {cfg.out}")
+    print(imported_summary(store, cfg.out, "demos"))
     return store
 
 
