@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from fiper.control import MonitoredPolicy
-from fiper.control.video import record_episode, rendered_frame, write_video
+from fiper.control.video import check_video_writer, record_episode, rendered_frame, write_video
 from fiper.storage import EpisodeStore
 from launch.stress import env_builder
 
@@ -90,7 +90,11 @@ def rendering_env(env_cfg: Mapping[str, Any], factories: Mapping[str, str], shif
 
 def check_rendering(env_cfg: Mapping[str, Any], factories: Mapping[str, str], size: int, when: str) -> None:
     """Build the in-distribution env as the videos will, reset it and render one frame: an env that cannot render is
-    refused up front, with its own error when its render() raises."""
+    refused up front, with its own error when its render() raises; so is an imageio that cannot write the mp4s."""
+    try:
+        check_video_writer()
+    except ValueError as err:
+        raise ValueError(f"videos=true: {err}, or set videos=false{when}") from None
     env = rendering_env(env_cfg, factories, "none", 0.0, size, when)
     try:
         env.reset(seed=0)

@@ -51,3 +51,33 @@ def test_act_videos_ask_an_env_for_its_size_by_the_keywords_its_constructor_take
     env = rendering_env({"factory": f"{module}:make", "kwargs": {}}, {}, "none", 0.0, 64)
     env.reset(seed=0)
     assert env.render().shape == (64, 64, 3)
+
+
+CHECK_WITHOUT_ENCODER = (
+    "import sys\n"
+    "sys.modules['imageio_ffmpeg'] = sys.modules['av'] = None  # imageio installed alone, as gymnasium and shimmy install it\n"
+    "from launch.act_videos import check_rendering\n"
+    "try:\n"
+    "    check_rendering({'factory': 'sized_width:make', 'kwargs': {}}, {}, 64, ' (nothing has run yet)')\n"
+    "except ValueError as err:\n"
+    "    print('refused:', err)\n"
+    "else:\n"
+    "    print('passed')\n")
+
+
+def test_act_videos_without_an_mp4_encoder_are_refused_before_the_sweep(tmp_path):
+    """imageio without imageio-ffmpeg renders frames but writes no mp4: the check before the sweep says so and names the
+    extra and videos=false, instead of the sweep failing with imageio's OSError once everything else has run."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    (tmp_path / "sized_width.py").write_text(SIZED_ENV.format(w="width", h="height"))
+    root = Path(__file__).resolve().parents[1]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(root), str(tmp_path)])}
+    done = subprocess.run([sys.executable, "-c", CHECK_WITHOUT_ENCODER], cwd=root, env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "refused: videos=true: imageio cannot write a .mp4 video here" in done.stdout, done.stdout
+    assert "pip install 'fiper[image]'" in done.stdout and "or set videos=false (nothing has run yet)" in done.stdout

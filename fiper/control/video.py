@@ -21,6 +21,7 @@ import numpy as np
 from fiper.control.loop import EpisodeResult, run_episode
 from fiper.control.monitored_policy import Decision, MonitoredPolicy
 
+VIDEO_FIX = "pip install 'fiper[image]' (imageio-ffmpeg encodes the mp4s)"
 SIZE_PX = (960, 432)  # width, height: multiples of 16, so mp4 encoders need no resize
 
 
@@ -62,6 +63,26 @@ def rendered_frame(env: Any) -> np.ndarray:
                          f"returned {type(image).__name__}{getattr(image, 'shape', '')}, not an (H, W, 3) array; "
                          "return the frame from render(), or set videos=false")
     return image
+
+
+def check_video_writer(suffix: str = ".mp4") -> None:
+    """Encode two small frames to a temporary ``suffix`` file as ``write_video`` does, so that a missing encoder stops a
+    run before its sweep rather than after it: imageio without its ffmpeg plugin (imageio-ffmpeg, the ``image`` extra)
+    writes no mp4, and gymnasium and shimmy install imageio alone."""
+    import tempfile
+    import warnings
+
+    try:
+        import imageio.v3 as iio
+    except ImportError as err:
+        raise ValueError(f"videos are written with imageio, which is not installed: {VIDEO_FIX}") from err
+    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # imageio's legacy plugins, imported while it looks for one
+        try:
+            iio.imwrite(Path(tmp) / f"probe{suffix}", np.zeros((2, 16, 16, 3), np.uint8), extension=suffix)
+        except Exception as err:  # imageio's own: OSError "Could not find a backend", or the plugin's error
+            raise ValueError(f"imageio cannot write a {suffix} video here ({type(err).__name__}: {str(err).splitlines()[0]}): "
+                             f"{VIDEO_FIX}") from err
 
 
 def record_episode(env: Any, agent: MonitoredPolicy, *, seed: int, **kwargs) -> tuple[EpisodeResult, list[np.ndarray]]:
