@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import logging
+import math
 import os
 import sys
 from collections.abc import Callable, Iterator, Mapping
@@ -200,15 +201,29 @@ def env_task_name(env: Any, configured: str | None = None) -> str:
 
 def declared_step_limit(env) -> int | None:
     """The episode step limit an env declares (a TimeLimit wrapper, ``spec.max_episode_steps``, or a
-    ``max_episode_steps`` attribute on any layer, as fiper's tasks have), else None."""
+    ``max_episode_steps`` attribute on any layer, as fiper's tasks have; under shimmy's bindings, the dm_control env's
+    own time limit, which ends its episodes as truncated), else None."""
     limits = [getattr(getattr(env, "spec", None), "max_episode_steps", None)]
     layer, seen = env, set()
-    while layer is not None and id(layer) not in seen:
+    while layer is not None and id(layer) not in seen and hasattr(layer, "__dict__"):
         seen.add(id(layer))
-        limits += [vars(layer).get("_max_episode_steps"), vars(layer).get("max_episode_steps")] if hasattr(layer, "__dict__") else []
-        layer = vars(layer).get("env") if hasattr(layer, "__dict__") else None
+        own = vars(layer)
+        limits += [own.get("_max_episode_steps"), own.get("max_episode_steps"), dm_control_step_limit(layer)]
+        layer = own.get("env", own.get("_env"))  # gymnasium's wrappers keep `env`, shimmy's and dm_control's `_env`
     found = [int(v) for v in limits if isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v > 0]
     return min(found) if found else None
+
+
+def dm_control_step_limit(layer) -> int | None:
+    """Steps per episode of a dm_control environment (``rl.control.Environment``'s ``_step_limit``; a composer
+    environment's ``_time_limit`` seconds over its ``control_timestep()``), None for any other object or no limit."""
+    own = vars(layer)
+    steps = own.get("_step_limit")
+    if steps is None and isinstance(own.get("_time_limit"), (int, float)) and callable(getattr(layer, "control_timestep", None)):
+        steps = own["_time_limit"] / layer.control_timestep()
+    if isinstance(steps, (int, float, np.floating)) and not isinstance(steps, bool) and math.isfinite(steps) and steps > 0:
+        return int(round(steps))
+    return None
 
 
 def describe_env(env) -> dict[str, Any]:

@@ -283,6 +283,29 @@ def test_an_env_declaring_no_time_limit_is_named_in_the_summary_with_a_limit_to_
     assert declared_step_limit(envs.make_env("push_t", max_episode_steps=33)) == 33
 
 
+
+def test_a_dm_control_envs_own_time_limit_counts_as_declared(tmp_path):
+    """shimmy's bindings keep the dm_control environment as ``_env``, whose time limit (``_step_limit`` steps, a float;
+    a composer environment's ``_time_limit`` seconds) ends every episode as truncated: no note asks for a TimeLimit."""
+    from fiper.env_factory import declared_step_limit
+
+    class DmEnv:  # dm_control's rl.control.Environment and composer.Environment keep their limits so
+        def __init__(self, step_limit=None, time_limit=None):
+            self._step_limit, self._time_limit = step_limit, time_limit
+
+        def control_timestep(self):
+            return 0.02
+
+    class Shimmied(NestedArm):  # shimmy's DmControlCompatibilityV0 keeps the dm_control env as `_env`
+        def __init__(self, dm_env):
+            self._env = dm_env
+
+    assert declared_step_limit(Shimmied(DmEnv(step_limit=4.0))) == 4
+    assert declared_step_limit(Shimmied(DmEnv(time_limit=0.08))) == 4
+    assert declared_step_limit(Shimmied(DmEnv(step_limit=float("inf")))) is None  # dm_control's "no limit"
+    summary = collect(Shimmied(DmEnv(step_limit=4.0)), Push(), EpisodeStore.create(tmp_path / "dm.zarr"), n_episodes=2, seed=0)
+    assert summary.step_limit == 4 and "time limit" not in str(summary)
+
 BATCHED_ENV = textwrap.dedent('''
     """An env shaped like ManiSkill3's: batched torch tensors with a leading env axis, even for one env."""
     import gymnasium as gym
