@@ -104,6 +104,7 @@ def named_on_error(setting: str, factory: Callable[..., Any], kwargs: Mapping[st
         args = ", ".join(f"{k}={v!r}" for k, v in kwargs.items())
         err.add_note(f"(raised while building the env: {setting}, called as {getattr(factory, '__name__', 'factory')}({args}))")
         add_gl_note(err)
+        add_registration_note(err, kwargs.get("id"))
         raise
 
 
@@ -111,6 +112,21 @@ def add_gl_note(err: BaseException) -> None:
     """Add GL_FIX to an OpenGL error (MuJoCo rendering without a backend) that does not name MUJOCO_GL already."""
     if "OpenGL" in str(err) and "MUJOCO_GL" not in str(err) and GL_FIX not in getattr(err, "__notes__", ()):
         err.add_note(GL_FIX)
+
+
+def add_registration_note(err: BaseException, env_id: Any) -> None:
+    """Add how to register the ids of another package to gymnasium's NamespaceNotFound ("Have you installed the proper
+    package?"): gymnasium 1.x registers a package's ids (shimmy's ``dm_control/…``) only once the package is imported,
+    which ``gym.make`` given as the factory does when the id names the module, ``module:namespace/name``."""
+    if type(err).__name__ != "NamespaceNotFound" or not isinstance(env_id, str) or ":" in env_id or "/" not in env_id:
+        return
+    namespace = env_id.split("/")[0]
+    module = REGISTERING_MODULES.get(namespace, "<the package that registers them>")
+    err.add_note(f"gymnasium registers the {namespace}/ ids only once {module} is imported, installed or not: name it in the id, "
+                 f"env.kwargs.id={module}:{env_id}, or import it in an env factory of your own (gymnasium.register_envs({module}))")
+
+
+REGISTERING_MODULES = {"dm_control": "shimmy", "bsuite": "shimmy", "DmLab": "shimmy", "ALE": "ale_py"}
 
 
 def check_severity(severity: Any, shift: str) -> float:

@@ -108,3 +108,19 @@ def test_an_expert_whose_methods_cannot_take_the_calls_is_named_before_it_runs()
     for task in ("push_t", "sort", "pick_place"):  # fiper's own experts take the calls
         env = envs.make_env(task)
         checked_expert(envs.make_expert(env), task)
+
+
+@pytest.mark.parametrize("env_id, module", [("ALE/Pong-v5", "ale_py"), ("MyLab/Arm-v0", "<the package that registers them>")])
+def test_an_id_whose_package_is_not_imported_gets_a_note_naming_the_module_in_the_id(env_id, module):
+    """gymnasium.make given as the factory, with an id of a namespace nobody registered: gymnasium asks whether the
+    package is installed; the note says that importing it registers the ids and how to name it in the id."""
+    import gymnasium as gym
+
+    from fiper.env_factory import make_env_from_config
+
+    with pytest.raises(gym.error.NamespaceNotFound) as raised:
+        make_env_from_config({"factory": "gymnasium:make", "kwargs": {"id": env_id}})
+    namespace = env_id.split("/")[0]
+    assert raised.value.__notes__[-1] == (
+        f"gymnasium registers the {namespace}/ ids only once {module} is imported, installed or not: name it in the id, "
+        f"env.kwargs.id={module}:{env_id}, or import it in an env factory of your own (gymnasium.register_envs({module}))")
