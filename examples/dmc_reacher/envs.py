@@ -72,5 +72,5 @@ def weak_motor(severity: float = 0.0, **kwargs) -> gym.Env:
 
 
 def obs_noise(severity: float = 0.0, **kwargs) -> gym.Env:
-    """Shift: a noisy fingertip-to-target vector (std 0.03·severity m on ``to_target``; the joints read exact)."""
-    return SeededObservationNoise(make_reacher(**kwargs), 0.03 * check_severity(severity, "obs_noise"), key="to_target")
+    """Shift: a noisy fingertip-to-target vector (std 0.06·severity m on ``to_target``; the joints read exact)."""
+    return SeededObservationNoise(make_reacher(**kwargs), 0.06 * check_severity(severity, "obs_noise"), key="to_target")
