@@ -209,8 +209,9 @@ def no_time_limit(seed: int, steps: int) -> str:
             "(gymnasium.wrappers.TimeLimit(env, max_episode_steps=...), or max_episode_steps= to gymnasium.make)")
 
 
-def _checked_action(action: Any, env, seed: int, step: int) -> np.ndarray:
-    """The expert's action as an array of the env's action shape with finite values, else a ValueError saying which."""
+def checked_action(action: Any, env, seed: int, step: int) -> np.ndarray:
+    """The expert's action as an array of the env's action shape with finite values, else a ValueError saying which:
+    collection's check, and the pipeline's seeded-reset check before it (fiper.control.seeded_resets)."""
     try:
         array = np.asarray(action, dtype=np.float64)
     except (TypeError, ValueError) as err:
@@ -279,7 +280,7 @@ def run_episode(env, expert: Expert, seed: int, *, max_steps: int = EPISODE_STEP
                                  "the env for that state (a simulation that blew up, a sensor without data); episodes stored "
                                  "before it are kept")
             rows.setdefault(key, []).append(value)
-        action, excess = clip_to_space(_checked_action(expert.act(obs, info), env, seed, len(actions)), env.action_space)
+        action, excess = clip_to_space(checked_action(expert.act(obs, info), env, seed, len(actions)), env.action_space)
         clipped, worst = clipped + (excess > 0), max(worst, excess)
         actions.append(action)
         obs, terminated, truncated, info = step_env(env, action, seed, len(actions) - 1)

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from fiper.collection import clip_to_space, observation_dict
+from fiper.collection import checked_action, clip_to_space, observation_dict
 from fiper.env_factory import SetupError
 from fiper.gym_api import reset_env, step_env
 from fiper.scores.inputs import host_array
@@ -48,7 +48,8 @@ def expert_actions(env: Any, expert: Any, seed: int, n: int = EXPERT_STEPS) -> l
     actions: list[np.ndarray] = []
     space = env.action_space
     for t in range(n):
-        actions.append(clip_to_space(np.asarray(expert.act(obs, info), dtype=space.dtype), space)[0])  # as collection executes it
+        action = np.asarray(checked_action(expert.act(obs, info), env, seed, t), dtype=space.dtype)  # collection's check
+        actions.append(clip_to_space(action, space)[0])  # as collection executes it
         obs, terminated, truncated, info = step_env(env, actions[-1], seed, t)
         if terminated or truncated:
             break
@@ -81,7 +82,10 @@ def check_seeded_resets(make_env: Callable[[str, float], Any], cells: Iterable[t
             runs = [("", check_actions(space, seed) if fixed else [], check_actions(space, seed + 1) if fixed else [])]
             if expert is not None:
                 agent = expert(env)
-                runs.append(("expert's ", expert_actions(env, agent, seed), expert_actions(env, agent, seed + 1)))
+                try:
+                    runs.append(("expert's ", expert_actions(env, agent, seed), expert_actions(env, agent, seed + 1)))
+                except ValueError as err:  # an action of another shape, or not finite: collection would refuse it too
+                    raise ValueError(f"{where}: the env of cell ({shift}, {severity:g}), run with the expert: {err}") from None
             for kind, actions, other in runs:
                 first = seeded_run(env, seed, actions)
                 seeded_run(env, seed + 1, other)

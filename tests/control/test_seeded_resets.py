@@ -174,3 +174,24 @@ def test_the_check_steps_the_same_actions_inside_the_action_space_every_time():
 def test_the_shipped_tasks_start_the_same_episode_from_a_seed(task):
     cells = [("none", 0.0), ("obstacle", 1.0), ("init_pose", 1.0), ("obs_noise", 0.5)]
     check_seeded_resets(lambda shift, sev: envs.make_env(task, shifts=[] if shift == "none" else [(shift, sev)]), cells, task)
+
+
+@pytest.mark.parametrize("action, says", [(np.zeros(2), r"has shape \(2,\), the env's action space \(1,\); return one action per step"),
+                                          (np.array([np.nan]), r"is not finite \(\[nan\]\)")])
+def test_an_experts_bad_action_is_refused_as_collection_refuses_it(action, says):
+    """The pipeline replays the expert's episode before it collects: an action of another shape, or not finite, is
+    refused there with collection's message (naming the step and seed), not as numpy's broadcasting error."""
+    class Bad:
+        def __init__(self, env):
+            pass
+
+        def reset(self, seed=None):
+            pass
+
+        def act(self, obs, info):
+            return action
+
+    make = lambda shift, severity: gym.make("Pendulum-v1")  # noqa: E731
+    with pytest.raises(ValueError, match=r"^here: the env of cell \(none, 0\), run with the expert: the expert's action at "
+                                         rf"step 0 of seed 0 {says}"):
+        check_seeded_resets(make, [("none", 0.0)], "here", expert=Bad)
