@@ -118,7 +118,7 @@ def add_registration_note(err: BaseException, env_id: Any) -> None:
     """Add how to register the ids of another package to gymnasium's NamespaceNotFound ("Have you installed the proper
     package?"): gymnasium 1.x registers a package's ids (shimmy's ``dm_control/…``) only once the package is imported,
     which ``gym.make`` given as the factory does when the id names the module, ``module:namespace/name``."""
-    if type(err).__name__ != "NamespaceNotFound" or not isinstance(env_id, str) or ":" in env_id or "/" not in env_id:
+    if not isinstance(err, gym.error.NamespaceNotFound) or not isinstance(env_id, str) or ":" in env_id or "/" not in env_id:
         return
     namespace = env_id.split("/")[0]
     module = REGISTERING_MODULES.get(namespace, "<the package that registers them>")
