@@ -10,6 +10,7 @@ factories are named as 'module:function' strings.
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -19,6 +20,7 @@ from tqdm.auto import tqdm
 
 from fiper.env_factory import SetupError, declared_step_limit
 from fiper.gym_api import reset_env, step_env
+from fiper.label_notes import no_success_reported, reports_success, timeout_as_termination
 from fiper.storage import EpisodeStore
 
 
@@ -43,6 +45,7 @@ class Episode:
     severity: float = 0.0
     clipped_steps: int = 0  # expert actions clipped to the env's action space (clip_to_space)
     clip_excess: float = 0.0  # the largest excursion clipped, as a share of the entry's range
+    info_keys: tuple[str, ...] = ()  # the keys of the episode's final info
 
     @property
     def length(self) -> int:
@@ -66,6 +69,7 @@ class CollectionSummary:
     total_steps: int = 0  # steps of the saved episodes
     step_limit: int | None = None  # the env's declared time limit (declared_step_limit)
     span_share: float | None = None  # the saved actions' widest span, as a share of its entry's range (action_span_share)
+    failures: list[tuple[str, int]] = field(default_factory=list)  # (failure_reason, failure_step) of each failed attempt
 
     def __str__(self) -> str:
         text = (f"saved {self.saved} episode{'s' * (self.saved != 1)} from {self.attempted} attempt{'s' * (self.attempted != 1)} "
@@ -80,6 +84,8 @@ class CollectionSummary:
                      f"{EPISODE_STEP_LIMIT:,} steps, with an error: give it one unless it ends every episode itself "
                      f"(gymnasium.wrappers.TimeLimit(env, max_episode_steps=...), a few times the longest demo's "
                      f"{self.longest} steps)")
+        if note := timeout_as_termination(self.failures):
+            text += "; " + note
         return text
 
 
@@ -287,7 +293,7 @@ def run_episode(env, expert: Expert, seed: int, *, max_steps: int = EPISODE_STEP
     data = {k: np.stack(v) for k, v in rows.items()}
     data["action"] = np.stack(actions).astype(np.float32)
     labels = episode_labels(info, terminated, truncated, len(actions) - 1)
-    return Episode(data=data, seed=int(seed), clipped_steps=clipped, clip_excess=worst, **labels)
+    return Episode(data=data, seed=int(seed), clipped_steps=clipped, clip_excess=worst, info_keys=tuple(map(str, info)), **labels)
 
 
 def collect(
@@ -313,16 +319,17 @@ def collect(
     start = time.perf_counter()
     bar = tqdm(total=n_episodes, desc="collect", unit="ep", disable=not progress)
     spans: list[np.ndarray] = []  # each saved episode's per-entry action minimum and maximum
+    reported, info_keys = False, ()  # whether any attempt's final info said whether it succeeded; the last one's keys
     try:
         while summary.saved < n_episodes:
             if summary.attempted >= limit:
-                raise RuntimeError(
-                    f"only {summary.saved} of {n_episodes} episodes saved after {summary.attempted} attempts "
-                    f"({summary.successes} successful); raise max_attempts or check the expert"
-                )
+                raise RuntimeError(too_few_saved(summary, n_episodes, reported, info_keys))
             episode = run_episode(env, expert, seed + summary.attempted)
             summary.attempted += 1
             summary.successes += episode.success
+            reported, info_keys = reported or reports_success(dict.fromkeys(episode.info_keys)), episode.info_keys
+            if not episode.success:
+                summary.failures.append((episode.failure_reason, episode.failure_step))
             if only_success and not episode.success:
                 bar.set_postfix(success=f"{summary.successes}/{summary.attempted}")
                 continue
@@ -344,3 +351,15 @@ def collect(
         summary.span_share = action_span_share(np.concatenate(spans), env.action_space)
     return summary
 
+
+
+def too_few_saved(summary: CollectionSummary, n_episodes: int, reported: bool, info_keys: tuple[str, ...]) -> str:
+    """Why collection stopped with fewer episodes than asked for, with what the failed attempts' labels say."""
+    text = (f"only {summary.saved} of {n_episodes} episodes saved after {summary.attempted} attempts "
+            f"({summary.successes} successful)")
+    reasons = sorted(Counter(reason for reason, _ in summary.failures).items())
+    if reasons:
+        text += f"; the failed attempts' labels: {', '.join(f'{n} {reason!r}' for reason, n in reasons)}"
+    notes = ([] if reported or summary.successes else [no_success_reported(summary.attempted, info_keys)])
+    notes += [note] if (note := timeout_as_termination(summary.failures)) else []
+    return "; ".join([text, *notes, "else raise max_attempts or check the expert"])

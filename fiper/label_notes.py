@@ -1,0 +1,51 @@
+"""What the labels of failed episodes say about an env's labelling (``fiper.collection.episode_labels``'s defaults).
+
+Two things an env written without fiper in mind often gets wrong, and which the labels show once a few episodes ran:
+
+- it never says what success is (no ``success`` / ``is_success`` in ``info``): every episode is a failure, and
+  collection with ``only_success`` stops after its attempts with nothing to store;
+- it reports its time limit as termination (robosuite's ``horizon`` ends an episode with ``done=True``, which its
+  ``GymWrapper`` returns as ``terminated``): every run-out episode is labelled a failure ``terminated`` at the same
+  last step, a physical failure to the evaluation and damage to the outcome sweep, where ``truncated`` would make it a
+  ``timeout``.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+SUCCESS_KEYS = ("success", "is_success")  # where episode_labels reads success from
+DEFAULT_TERMINATED = "terminated"  # episode_labels' failure reason of an episode that ended without success or a reason
+MIN_EPISODES = 3  # fewer failed episodes say nothing of a pattern
+
+
+def reports_success(info: Mapping[str, Any]) -> bool:
+    """Whether an env's ``info`` says whether the episode succeeded (either key, whatever its value)."""
+    return any(key in info for key in SUCCESS_KEYS)
+
+
+def no_success_reported(attempts: int, info_keys: Iterable[str]) -> str:
+    """The sentence for attempts whose final ``info`` never held a success key."""
+    keys = sorted(map(str, info_keys))
+    return (f"the env's info said in none of the {attempts} attempts whether the episode succeeded (no 'success' or 'is_success'; "
+            f"its last info had {keys if keys else 'no keys'}), and an episode is a success only when the env says so: wrap "
+            "the env to set info['success'] at every step (e.g. robosuite's env._check_success(); docs/envs.md, 'Your own env, "
+            "end to end')")
+
+
+def timeout_as_termination(failures: Iterable[tuple[str, int]]) -> str | None:
+    """A note when every failed episode (``(failure_reason, failure_step)``, at least ``MIN_EPISODES``) ended with the
+    default ``terminated`` at one and the same step: an env that reports its time limit as termination; else None."""
+    tally = Counter((str(reason), int(step)) for reason, step in failures)
+    if sum(tally.values()) < MIN_EPISODES or len(tally) != 1:
+        return None
+    (reason, step), count = next(iter(tally.items()))
+    if reason != DEFAULT_TERMINATED:
+        return None
+    return (f"all {count} failed episodes ended 'terminated' at step {step} without the env saying why: an env that reports "
+            "its time limit as termination (robosuite's horizon, returned by its GymWrapper as terminated) has every episode "
+            "that ran out of time labelled a physical failure at its last step, where a truncated one is a 'timeout'; end "
+            "it with truncated instead (robosuite: ignore_done=True inside gymnasium.wrappers.TimeLimit(env, "
+            "max_episode_steps=horizon)), or set info['failure_reason'] for real failures")

@@ -1,0 +1,79 @@
+"""What collection says about an env's labels: one that never reports success, and one that reports its time limit
+as termination (robosuite's horizon through its GymWrapper), named with the fix; envs that label properly get no note."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+from fiper.collection import collect
+from fiper.label_notes import timeout_as_termination
+from fiper.storage import EpisodeStore
+
+HORIZON = 5
+
+
+class Horizon(gym.Env):
+    """Ends every episode at HORIZON steps with terminated=True and an empty info, as robosuite's GymWrapper does; with
+    ``labelled`` it says success (never) and truncates, as a gymnasium env with a TimeLimit does."""
+
+    observation_space = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
+    action_space = gym.spaces.Box(-1.0, 1.0, (2,), np.float32)
+
+    def __init__(self, labelled: bool = False):
+        self.labelled, self.t = labelled, 0
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = 0
+        return np.zeros(2, np.float32), {}
+
+    def step(self, action):
+        self.t += 1
+        done = self.t >= HORIZON
+        info = {"success": False} if self.labelled else {}
+        return np.zeros(2, np.float32), 0.0, done and not self.labelled, done and self.labelled, info
+
+
+class Still:
+    def reset(self, seed=None):
+        pass
+
+    def act(self, obs, info):
+        return np.zeros(2, np.float32)
+
+
+def test_an_env_that_never_says_success_stops_collection_naming_info_success_and_the_terminated_time_limit(tmp_path):
+    store = EpisodeStore.create(tmp_path / "demos.zarr")
+    with pytest.raises(RuntimeError) as err:
+        collect(Horizon(), Still(), store, 2, only_success=True, max_attempts=4, progress=False)
+    message = str(err.value)
+    assert message.startswith("only 0 of 2 episodes saved after 4 attempts (0 successful); the failed attempts' labels: 4 'terminated'")
+    assert "said in none of the 4 attempts whether the episode succeeded (no 'success' or 'is_success'; its last info had no keys)" in message
+    assert "wrap the env to set info['success'] at every step" in message
+    assert f"all 4 failed episodes ended 'terminated' at step {HORIZON - 1}" in message
+    assert "ignore_done=True inside gymnasium.wrappers.TimeLimit" in message
+    assert message.endswith("else raise max_attempts or check the expert")
+
+
+def test_stored_failures_all_terminated_at_one_step_get_the_note_in_the_summary(tmp_path):
+    summary = collect(Horizon(), Still(), EpisodeStore.create(tmp_path / "all.zarr"), 3, progress=False)
+    assert summary.saved == 3 and f"all 3 failed episodes ended 'terminated' at step {HORIZON - 1}" in str(summary)
+
+
+def test_an_env_that_labels_and_truncates_gets_no_note(tmp_path):
+    store = EpisodeStore.create(tmp_path / "labelled.zarr")
+    summary = collect(Horizon(labelled=True), Still(), store, 3, progress=False)
+    assert list(store.meta("failure_reason")) == ["timeout"] * 3 and "terminated" not in str(summary)
+    with pytest.raises(RuntimeError) as err:
+        collect(Horizon(labelled=True), Still(), EpisodeStore.create(tmp_path / "none.zarr"), 1, only_success=True,
+                max_attempts=3, progress=False)
+    assert "3 'timeout'" in str(err.value) and "info['success']" not in str(err.value) and "ignore_done" not in str(err.value)
+
+
+@pytest.mark.parametrize("failures", [[("terminated", 4)] * 2,                       # too few to be a pattern
+                                      [("terminated", 4), ("terminated", 3), ("terminated", 4)],  # not one step
+                                      [("dropped", 4)] * 3])                          # a reason the env gave
+def test_no_note_without_the_pattern(failures):
+    assert timeout_as_termination(failures) is None
