@@ -42,7 +42,8 @@ from fiper.monitor.identity import policy_fingerprint
 from fiper.storage import EpisodeStore
 from launch import act, calibrate, collect, evaluate, fit, stress, train
 from launch.common import call_policy_factory, plain, removed_on_failure, resolve_device, save_config, set_cpu_threads
-from launch.pipeline_checks import check_act_stage, check_action_dims, check_env, check_list_quoting, evaluate_mapping, override
+from launch.pipeline_checks import (check_act_stage, check_action_dims, check_env, check_list_quoting, evaluate_mapping,
+                                     hydra_stated_keys, override)
 from launch.pipeline_sizes import check_recorded_successes, check_sizes
 from launch.stages import CODE_CHANGES, Stages, Step, override_literal, store_digest
 from launch.validate import (boolean, cells, choice, existing_path, list_of, mapping_of_text, optional, positive_int, probability,
@@ -279,7 +280,7 @@ def _run_stages(cfg: DictConfig, run_dir: Path) -> Path:
         else:
             stage("collect", demos, {})
             demos_record = stages.upstream(demos)
-        check_action_dims(cfg, demos)
+        check_action_dims(cfg, demos, hydra_stated_keys())
         source = _checkpoint_source(cfg)
         if source is not None:
             reasons = checkpoint_mismatch(source, demos, steps["train"][0].compose(), cfg.train.get("checkpoint_task"))

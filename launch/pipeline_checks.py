@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -69,18 +69,48 @@ def check_dims_fit(cfg: DictConfig, action_dim: int, whose: str) -> None:
                          "(the evaluation reads it too), or null for every entry")
 
 
-def check_action_dims(cfg: DictConfig, demos: Path) -> None:
+def stated_keys(overrides: Sequence[str], config_files: Sequence[Path]) -> set[str]:
+    """The dotted config keys a user stated: in command-line ``overrides`` and in ``config_files`` of their own."""
+    import yaml
+
+    def dotted(node: Any, prefix: str) -> set[str]:
+        if not isinstance(node, Mapping):
+            return {prefix}
+        return set().union(*(dotted(v, f"{prefix}{k}.") for k, v in node.items())) if node else {prefix}
+
+    keys = {str(o).lstrip("+~").partition("=")[0] for o in overrides}
+    for path in config_files:
+        keys |= {k.rstrip(".") for k in dotted(yaml.safe_load(Path(path).read_text()) or {}, "")}
+    return keys
+
+
+def hydra_stated_keys() -> set[str]:
+    """:func:`stated_keys` of the running hydra app: its overrides and its primary config file when that is not
+    launch/conf/pipeline.yaml (``--config-dir`` with ``--config-name``, as the examples run); empty outside one."""
+    from hydra.core.hydra_config import HydraConfig
+
+    if not HydraConfig.initialized():
+        return set()
+    hydra_cfg = HydraConfig.get()
+    shipped = (Path(__file__).parent / "conf" / "pipeline.yaml").resolve()
+    files = [path for source in hydra_cfg.runtime.config_sources if source.schema == "file"
+             for path in [Path(source.path) / f"{hydra_cfg.job.config_name}.yaml"] if path.is_file() and path.resolve() != shipped]
+    return stated_keys(list(hydra_cfg.overrides.task), files[:1])
+
+
+def check_action_dims(cfg: DictConfig, demos: Path, stated: Collection[str] = ()) -> None:
     """Score settings naming action entries (``dims``) the demos' actions do not have: an error before training.
 
     The shipped settings name pick-and-place's hand x, y, z; left as shipped for another task, they are said
-    to be pick-and-place's, so that they are not used for another env unnoticed.
+    to be pick-and-place's, so that they are not used for another env unnoticed. Settings in ``stated`` (the keys
+    the user's overrides and own config file set, :func:`hydra_stated_keys`) are the user's, whatever their value.
     """
     store = EpisodeStore.open(demos)
     action_dim, task = int(store.data_array("action").shape[1]), store.attrs.get("task")
     check_dims_fit(cfg, action_dim, f"the demos of task {task!r}")
     settings = dims_settings(plain(cfg.monitor).get("scores"), plain(cfg.evaluate))
     shipped, as_shipped = shipped_dims()  # the shipped task, not train.checkpoint_task, which a run of its own sets null
-    unchanged = {k: v for k, v in settings.items() if k in as_shipped and v == as_shipped[k]}
+    unchanged = {k: v for k, v in settings.items() if k in as_shipped and v == as_shipped[k] and k not in stated}
     if unchanged and task != shipped:
         print(f"[monitor] note: {', '.join(f'{k}={v}' for k, v in unchanged.items())} are the settings shipped for {shipped!r}; "
               f"this run's task is {task!r}: set the action entries its scores should read (or null for every entry)", flush=True)
