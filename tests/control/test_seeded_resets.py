@@ -195,3 +195,31 @@ def test_an_experts_bad_action_is_refused_as_collection_refuses_it(action, says)
     with pytest.raises(ValueError, match=r"^here: the env of cell \(none, 0\), run with the expert: the expert's action at "
                                          rf"step 0 of seed 0 {says}"):
         check_seeded_resets(make, [("none", 0.0)], "here", expert=Bad)
+
+
+class BuiltSize(gym.Wrapper):
+    """Repeats its own episode from a seed, but draws an object's size when it is built, from a generator no seed
+    reaches (as robosuite draws its Lift cube's size): a second env of the same cell starts another episode."""
+
+    def __init__(self, env, seeded_build: bool):
+        super().__init__(env)
+        self.size = np.random.default_rng(0 if seeded_build else None).uniform(0.02, 0.022)
+
+    def reset(self, *, seed=None, options=None):
+        obs, info = self.env.reset(seed=seed, options=options)
+        return {"obs": obs, "size": np.array([self.size])}, info
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        return {"obs": obs, "size": np.array([self.size])}, reward, terminated, truncated, info
+
+
+def test_an_env_that_draws_at_build_is_refused_naming_the_second_env_and_robosuites_seed():
+    def make(seeded_build):
+        return lambda shift, severity: BuiltSize(gym.make("Pendulum-v1"), seeded_build)
+
+    check_seeded_resets(make(True), [("none", 0.0)], "launch.act")
+    with pytest.raises(SetupError, match=r"launch.act: a second env of cell \(none, 0\), built the same way, started a different "
+                                         r"episode from reset\(seed=0\) than the first \(observation 'size' differed\).*"
+                                         r"robosuite.make\(\.\.\., seed=0\).*act=null"):
+        check_seeded_resets(make(False), [("none", 0.0)], "launch.act")
