@@ -114,7 +114,9 @@ def _compare(first: list[dict[str, np.ndarray]], again: list[dict[str, np.ndarra
             "runs every (cell, seed) with and without fiper and compares the two, so a seed must fix everything random in an "
             "episode: make reset(seed) reseed every random choice of the env and its wrappers (Meta-World's gym.make draws a "
             "new task at every reset: wrap it to call env.unwrapped.set_task(tasks[seed % len(tasks)]) with the tasks of "
-            "metaworld.MT1(...)), or skip the outcome sweep (the pipeline's act=null)")
+            "metaworld.MT1(...); robosuite's GymWrapper seeds numpy's global generator, which robosuite 1.5 does not draw "
+            "from: reseed env.unwrapped.rng in reset, as examples/robosuite_lift/envs.py does), or skip the outcome sweep "
+            "(the pipeline's act=null)")
     detail = next((f"{', '.join(map(repr, keys))} differed after step {step}"
                    for step, (a, b) in enumerate(zip(first[1:], again[1:]), start=1) if (keys := _differing(a, b, exact=False))), None)
     if detail is None and len(first) != len(again):
