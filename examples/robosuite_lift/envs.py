@@ -28,6 +28,7 @@ period, 0.05 s, from ``control_timestep``). Needs robosuite with mujoco < 4 (REA
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 import gymnasium as gym
@@ -107,10 +108,11 @@ class LiftTask(gym.Wrapper):
 
 
 def make_lift(render_mode: str | None = None, width: int = 256, height: int = 256, horizon: int = HORIZON,
-              terminate_on_success: bool = False, **kwargs) -> gym.Env:
-    """robosuite's Lift with a Panda as a gymnasium env: a dict observation of ``OBS_KEYS``, 7 actions in [-1, 1] (the
-    hand's motion, 5 cm per unit, its rotation, the fingers: -1 open, 1 closed), ``horizon`` steps of 0.05 s.
-    ``kwargs`` go to ``robosuite.make`` (e.g. ``control_freq``)."""
+              terminate_on_success: bool = False, obs_keys: Sequence[str] = OBS_KEYS, **kwargs) -> gym.Env:
+    """robosuite's Lift with a Panda as a gymnasium env: a dict observation of ``obs_keys`` (robosuite's names; its
+    ``object-state`` is robomimic's ``object``), 7 actions in [-1, 1] (the hand's motion, 5 cm per unit, its rotation,
+    the fingers: -1 open, 1 closed), ``horizon`` steps of 0.05 s. ``kwargs`` go to ``robosuite.make`` (e.g.
+    ``control_freq``)."""
     robosuite, GymWrapper = _robosuite()
     logging.getLogger("robosuite_logs").setLevel(logging.WARNING)  # not a line per env built ("Loading controller ...")
     if render_mode not in (None, "rgb_array"):
@@ -118,7 +120,7 @@ def make_lift(render_mode: str | None = None, width: int = 256, height: int = 25
     suite_env = robosuite.make("Lift", robots="Panda", use_camera_obs=False, use_object_obs=True,
                                has_renderer=False, has_offscreen_renderer=render_mode is not None,
                                hard_reset=False, ignore_done=True, **{"control_freq": 20, "seed": 0, **kwargs})
-    env = LiftTask(GymWrapper(suite_env, keys=list(OBS_KEYS), flatten_obs=False), render_mode, width, height,
+    env = LiftTask(GymWrapper(suite_env, keys=list(obs_keys), flatten_obs=False), render_mode, width, height,
                    terminate_on_success=terminate_on_success)
     return gym.wrappers.TimeLimit(env, max_episode_steps=int(horizon))
 

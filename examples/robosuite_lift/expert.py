@@ -33,7 +33,8 @@ class LiftExpert:
         return self.phase
 
     def act(self, obs: Mapping[str, np.ndarray], info: Mapping[str, Any]) -> np.ndarray:
-        hand, cube = np.asarray(obs["robot0_eef_pos"], float), np.asarray(obs["cube_pos"], float)
+        hand = np.asarray(obs["robot0_eef_pos"], float)
+        cube = np.asarray(obs["cube_pos"] if "cube_pos" in obs else obs["object-state"][:3], float)  # robomimic's keys
         if self.phase == "above" and np.linalg.norm(hand[:2] - cube[:2]) < 0.01 and abs(hand[2] - cube[2] - ABOVE) < 0.02:
             self.phase = "down"
         if self.phase == "down" and np.linalg.norm(hand - cube) < 0.01:

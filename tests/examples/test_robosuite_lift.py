@@ -129,3 +129,20 @@ def test_the_documented_pipeline_command_runs_every_stage(robosuite, tmp_path):
     assert metrics["tasks"]["Lift"]["control_period_s"] == pytest.approx(0.05)
     outcome = json.loads((run_dir / "act" / "outcome.json").read_text())["overall"]
     assert set(outcome) == {"hold", "retreat", "return_retry"} and all(r["episodes"] == 2 for r in outcome.values())
+
+
+def test_the_expert_reads_the_cube_from_robomimics_object_state_too():
+    cube = np.array([0.01, -0.02, 0.83])
+    keyed = LiftExpert().act(_obs(cube + [0.0, 0.0, 0.2], cube), {})
+    state = np.concatenate([cube, [0.0, 0.0, 0.0, 1.0], -0.2 * np.array([0.0, 0.0, 1.0])])
+    robomimic = LiftExpert().act({"robot0_eef_pos": cube + [0.0, 0.0, 0.2], "object-state": state}, {})
+    assert np.array_equal(keyed, robomimic)
+
+
+def test_the_env_observes_robomimics_keys_when_asked_and_the_expert_lifts_with_them(robosuite):
+    from fiper.collection import run_episode
+
+    env = lift.make_lift(obs_keys=["robot0_eef_pos", "robot0_eef_quat", "robot0_gripper_qpos", "object-state"])
+    obs = env.reset(seed=0)[0]
+    assert set(obs) == {"robot0_eef_pos", "robot0_eef_quat", "robot0_gripper_qpos", "object-state"} and obs["object-state"].shape == (10,)
+    assert run_episode(env, LiftExpert(env), 0).success
