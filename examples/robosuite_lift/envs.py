@@ -41,8 +41,6 @@ HORIZON = 80  # env steps (4 s); the expert has the cube up in about 42 and hold
 OBS_KEYS = ("robot0_eef_pos", "robot0_eef_quat", "robot0_gripper_qpos", "cube_pos", "cube_quat", "gripper_to_cube_pos")
 START_RANGE = 0.03  # m: robosuite's Lift places the cube within ±3 cm of the table's centre in x and y
 DROPPED = 0.03  # m: a lifted cube whose centre is back below this height above the table has been dropped
-
-
 INSTALL = "pip install robosuite==1.5.2 'mujoco>=3.3,<4' h5py in an environment of its own (examples/robosuite_lift/README.md)"
 
 
@@ -60,7 +58,7 @@ def _robosuite():
 
 
 class LiftTask(gym.Wrapper):
-    """Seeded resets, ``info['success']`` / ``is_success``, success ending the episode, frames for ``render()``."""
+    """Seeded resets, ``info['success']`` / ``is_success``, a dropped cube as a physical failure, frames for ``render()``."""
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 20}
 
