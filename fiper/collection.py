@@ -352,7 +352,6 @@ def collect(
     return summary
 
 
-
 def too_few_saved(summary: CollectionSummary, n_episodes: int, reported: bool, info_keys: tuple[str, ...]) -> str:
     """Why collection stopped with fewer episodes than asked for, with what the failed attempts' labels say."""
     text = (f"only {summary.saved} of {n_episodes} episodes saved after {summary.attempted} attempts "
