@@ -56,9 +56,17 @@ def video_title(task: str, shift: str, severity: float, seed: int, response: str
 
 # how an env is asked for frames of a size: fiper's tasks take render_size, gymnasium's MuJoCo envs width and height,
 # panda-gym's render_width and render_height, lerobot's gym-pusht visualization_width and visualization_height (680 px
-# by default), other envs the render mode alone (their own size)
+# by default), shimmy's dm_control envs a dict render_kwargs of width and height, other envs the render mode alone
+# (their own size)
 RENDER_SIZE_KWARGS = (("render_size",), ("width", "height"), ("render_width", "render_height"),
-                      ("visualization_width", "visualization_height"), ())
+                      ("visualization_width", "visualization_height"), ("render_kwargs",), ())
+
+
+def size_kwargs(names: tuple[str, ...], size: int) -> dict[str, Any]:
+    """The keywords ``names`` asking for frames of ``size`` px (shimmy's render_kwargs holds width and height)."""
+    if names == ("render_kwargs",):
+        return {"render_kwargs": {"width": int(size), "height": int(size)}}
+    return {n: int(size) for n in names}
 
 
 AFTER_SWEEP = " (the sweep's stores and outcome files are already written)"
@@ -70,7 +78,7 @@ def rendering_env(env_cfg: Mapping[str, Any], factories: Mapping[str, str], shif
     that refuses the mode, or takes it and renders nothing, is an error naming both fixes (``when`` ends it)."""
     refused = []
     for names in RENDER_SIZE_KWARGS:
-        kwargs = {**dict(env_cfg.get("kwargs") or {}), "render_mode": "rgb_array", **{n: int(size) for n in names}}
+        kwargs = {**dict(env_cfg.get("kwargs") or {}), "render_mode": "rgb_array", **size_kwargs(names, size)}
         try:
             env = env_builder({**env_cfg, "kwargs": kwargs}, dict(factories))(shift, severity)
         except TypeError as err:
@@ -84,7 +92,7 @@ def rendering_env(env_cfg: Mapping[str, Any], factories: Mapping[str, str], shif
                          f"factory built one whose render_mode is {mode!r}: pass render_mode on to the env in the factory "
                          f"(e.g. gymnasium.make(..., render_mode=render_mode)) or set videos=false{when}")
     raise ValueError(f"videos=true makes the env of cell ({shift}, {severity:g}) with render_mode='rgb_array' (and render_size, "
-                     f"width and height, render_width and render_height, or visualization_width and visualization_height, of {size} px), and it refused each ({'; '.join(refused)}); let the env factory take "
+                     f"width and height, render_width and render_height, visualization_width and visualization_height, or render_kwargs, of {size} px), and it refused each ({'; '.join(refused)}); let the env factory take "
                      f"render_mode or set videos=false{when}")
 
 

@@ -53,6 +53,23 @@ def test_act_videos_ask_an_env_for_its_size_by_the_keywords_its_constructor_take
     assert env.render().shape == (64, 64, 3)
 
 
+SHIMMY_SIZED_ENV = SIZED_ENV.replace("{w}=480, {h}=360):\n        self.render_mode, self.size = render_mode, ({h}, {w})",
+                                     "render_kwargs=None):\n        size = render_kwargs or {{'width': 320, 'height': 240}}\n"
+                                     "        self.render_mode, self.size = render_mode, (size['height'], size['width'])")
+
+
+def test_act_videos_ask_a_shimmy_dm_control_env_for_its_size_in_render_kwargs(tmp_path, monkeypatch):
+    """shimmy's dm_control envs take the frame size as render_kwargs={'width', 'height'} (gymnasium:make with a
+    dm_control/... id passes it on): the videos are rendered at act.video_size, not at dm_control's 320 x 240."""
+    from launch.act_videos import rendering_env
+
+    (tmp_path / "shimmy_sized.py").write_text(SHIMMY_SIZED_ENV.format())
+    monkeypatch.syspath_prepend(str(tmp_path))
+    env = rendering_env({"factory": "shimmy_sized:make", "kwargs": {}}, {}, "none", 0.0, 64)
+    env.reset(seed=0)
+    assert env.render().shape == (64, 64, 3)
+
+
 CHECK_WITHOUT_ENCODER = (
     "import sys\n"
     "sys.modules['imageio_ffmpeg'] = sys.modules['av'] = None  # imageio installed alone, as gymnasium and shimmy install it\n"

@@ -77,6 +77,11 @@ def test_a_seed_fixes_the_episode_and_the_env_renders_for_the_videos():
     env.reset(seed=0)
     frame = env.render()
     assert frame.shape == (48, 64, 3) and frame.dtype == np.uint8 and frame.std() > 0
+    from launch.act_videos import rendering_env  # gymnasium:make as the factory: shimmy's render_kwargs carry the size
+
+    raw = rendering_env({"factory": "gymnasium:make", "kwargs": {"id": "shimmy:dm_control/reacher-easy-v0"}}, {}, "none", 0.0, 64)
+    raw.reset(seed=0)
+    assert raw.render().shape == (64, 64, 3)
 
 
 def test_launch_collect_with_the_env_group_records_what_the_env_says(tmp_path):
