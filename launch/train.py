@@ -6,6 +6,8 @@ kind, denoiser and encoder, e.g. policy=flow_mlp or policy=diffusion_unet_image.
 
 from __future__ import annotations
 
+import sys
+
 import hydra
 from hydra.utils import instantiate
 from omegaconf import DictConfig
@@ -45,6 +47,17 @@ def run(cfg: DictConfig) -> TrainResult:
     return result
 
 
+def check_grouped_keys(argv: list[str]) -> None:
+    """Refuse, before hydra's 'Could not override', a training setting given without its group (progress=false,
+    steps=3000, n_action_steps=4), naming the override that works (train.progress=false, ...)."""
+    for arg in argv:
+        key, _, value = arg.lstrip("+").partition("=")
+        grouped = [name for name in CHECKS if "." in name and name.split(".", 1)[1] == key]
+        if grouped and key not in CHECKS:
+            raise SystemExit(f"{arg}: launch.train takes it as {grouped[0]}={value}; the other stages' top-level settings "
+                             "(progress, seed, ...) sit under train. here, the policy's sizes under policy.")
+
+
 @hydra.main(config_path="conf", config_name="train", version_base=None)
 def main(cfg: DictConfig) -> None:
     with reported():
@@ -52,4 +65,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    check_grouped_keys(sys.argv[1:])
     main()

@@ -73,3 +73,16 @@ def test_training_writes_tensorboard_events_and_a_loss_curve(bimodal_store, tmp_
     assert [e.step for e in events.Scalars("loss/val")] == [2, 4]
     png = matplotlib.image.imread(tmp_path / "run" / "loss_curve.png")
     assert png.ndim == 3 and png.shape[0] > 100 and png[..., :3].std() > 0.01  # a drawn figure, not a blank image
+
+
+@pytest.mark.parametrize("given, named", [("progress=false", "train.progress=false"), ("steps=3000", "train.steps=3000"),
+                                          ("n_action_steps=4", "policy.n_action_steps=4")])
+def test_a_training_setting_given_without_its_group_is_named_with_it(tmp_path, given, named):
+    """Every other stage takes progress=false at the top; launch.train keeps it (and steps, seed, ...) under train. and the
+    policy's sizes under policy.: the bare key is refused naming the override that works, not as hydra's 'Could not
+    override'."""
+    cmd = [sys.executable, "-m", "launch.train", f"data={tmp_path}", f"out={tmp_path / 'policy'}", given]
+    done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert done.returncode != 0
+    assert f"{given}: launch.train takes it as {named}" in done.stderr, done.stderr[-2000:]
+    assert not (tmp_path / "policy").exists()
