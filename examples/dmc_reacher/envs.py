@@ -13,7 +13,6 @@ factories.<shift>=`` and called as ``f(severity=..., **env.kwargs)`` with severi
 from __future__ import annotations
 
 import gymnasium as gym
-import numpy as np
 
 from examples.seeded_noise import SeededObservationNoise
 from fiper.env_factory import check_severity

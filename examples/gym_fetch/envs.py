@@ -9,9 +9,9 @@ installs), so the suite does not run it; the README says how it was run.
 from __future__ import annotations
 
 import gymnasium as gym
-import numpy as np
 
 from examples.seeded_noise import SeededObservationNoise
+from examples.weak_arm import WeakArm
 from fiper.env_factory import check_severity
 
 ENV_ID = "FetchPickAndPlace-v4"
@@ -25,20 +25,6 @@ def make_fetch(render_mode: str | None = None, **kwargs) -> gym.Env:
                                   "environment of its own (examples/gym_fetch/README.md)") from err
     gym.register_envs(gymnasium_robotics)
     return gym.make(ENV_ID, render_mode=render_mode, **kwargs)
-
-
-class WeakArm(gym.ActionWrapper):
-    """The gripper moves (1 - 0.7·severity) as far as commanded: a weak or slowed arm."""
-
-    def __init__(self, env: gym.Env, severity: float):
-        super().__init__(env)
-        self.gain = 1.0 - 0.7 * severity
-
-    def action(self, action):
-        action = np.array(action, dtype=np.float32)
-        action[:3] *= self.gain
-        return action
-
 
 
 def weak_arm(severity: float, render_mode: str | None = None, **kwargs) -> gym.Env:

@@ -20,6 +20,7 @@ import gymnasium as gym
 import numpy as np
 
 from examples.seeded_noise import SeededObservationNoise
+from examples.weak_arm import WeakArm
 from fiper.env_factory import check_severity
 
 ENV_ID = "PandaPush-v3"
@@ -78,18 +79,6 @@ def make_panda(render_mode: str | None = None, setup: Callable[[gym.Env], None] 
         return env
 
     return FreshSimulation(build)
-
-
-class WeakArm(gym.ActionWrapper):
-    """The end effector moves (1 - 0.7·severity) as far as commanded: a weak or slowed arm."""
-
-    def __init__(self, env: gym.Env, severity: float):
-        super().__init__(env)
-        self.gain = 1.0 - 0.7 * severity
-
-    def action(self, action):
-        return np.asarray(action, dtype=np.float32) * self.gain
-
 
 
 def weak_arm(severity: float, render_mode: str | None = None, **kwargs) -> gym.Env:

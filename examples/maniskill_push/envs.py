@@ -22,6 +22,7 @@ import gymnasium as gym
 import numpy as np
 
 from examples.seeded_noise import SeededObservationNoise
+from examples.weak_arm import WeakArm
 from fiper.env_factory import check_severity
 
 ENV_ID = "PushCube-v1"
@@ -87,19 +88,6 @@ class AfterReset(gym.Wrapper):
         if self.setup(inner):  # it moved a body: observe the scene again
             obs = np.asarray(inner.get_obs()[0].cpu().numpy(), dtype=np.float32)
         return obs, info
-
-
-class WeakArm(gym.ActionWrapper):
-    """The tool centre point moves (1 - 0.7·severity) as far as commanded (the fingers' entry is left): a weak or
-    slowed arm."""
-
-    def __init__(self, env: gym.Env, severity: float):
-        super().__init__(env)
-        self.gain = np.array([1.0 - 0.7 * severity] * 3 + [1.0], dtype=np.float32)
-
-    def action(self, action):
-        return np.asarray(action, dtype=np.float32) * self.gain
-
 
 
 def weak_arm(severity: float, render_mode: str | None = None, **kwargs) -> gym.Env:

@@ -35,6 +35,7 @@ import gymnasium as gym
 import numpy as np
 
 from examples.seeded_noise import SeededObservationNoise
+from examples.weak_arm import WeakArm
 from fiper.env_factory import check_severity
 
 HORIZON = 80  # env steps (4 s); the expert has the cube up in about 42 and holds it
@@ -126,19 +127,6 @@ def make_lift(render_mode: str | None = None, width: int = 256, height: int = 25
 def lift_of(env: gym.Env) -> Any:
     """The robosuite Lift env inside what ``make_lift`` returns."""
     return env.unwrapped
-
-
-class WeakArm(gym.ActionWrapper):
-    """The hand moves (1 - 0.7·severity) as far as commanded; rotation and fingers as commanded."""
-
-    def __init__(self, env: gym.Env, severity: float):
-        super().__init__(env)
-        self.gain = 1.0 - 0.7 * severity
-
-    def action(self, action):
-        action = np.array(action, dtype=np.float32)
-        action[:3] *= self.gain
-        return action
 
 
 def weak_arm(severity: float, render_mode: str | None = None, **kwargs) -> gym.Env:
