@@ -24,6 +24,11 @@ from fiper.label_notes import no_success_reported, reports_success, timeout_as_t
 from fiper.storage import EpisodeStore
 
 
+class TooFewEpisodes(RuntimeError, ValueError):
+    """Collection stopped after its attempts with fewer episodes than asked; the message says why and what to change.
+    A RuntimeError, and a ValueError so that the entry points end with its message instead of a traceback."""
+
+
 class Expert(Protocol):
     """Anything that acts in an env: a scripted expert, a policy wrapper, a human interface."""
 
@@ -323,7 +328,7 @@ def collect(
     try:
         while summary.saved < n_episodes:
             if summary.attempted >= limit:
-                raise RuntimeError(too_few_saved(summary, n_episodes, reported, info_keys))
+                raise TooFewEpisodes(too_few_saved(summary, n_episodes, reported, info_keys))
             episode = run_episode(env, expert, seed + summary.attempted)
             summary.attempted += 1
             summary.successes += episode.success

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gymnasium as gym
 import numpy as np
+import pytest
 
 from fiper.collection import action_span_share, collect
 from fiper.storage import EpisodeStore
@@ -64,3 +65,16 @@ def test_the_span_reads_only_entries_bounded_on_both_sides():
     huge = gym.spaces.Box(-np.finfo(np.float32).max, np.finfo(np.float32).max, (3,), np.float32)  # "no bounds" spelled large
     assert action_span_share(actions, huge) is None
     assert action_span_share(actions, gym.spaces.Discrete(3)) is None
+
+
+def test_a_collection_that_stores_too_few_episodes_ends_the_command_with_its_message(tmp_path):
+    """The error naming why too few episodes were stored (here: the expert's units) ends launch.collect like every
+    other error that names its fix, with the message and no traceback; it is still a RuntimeError to a caller."""
+    from launch.validate import reported
+
+    store = EpisodeStore.create(tmp_path / "demos.zarr")
+    with pytest.raises(SystemExit, match=r"^error: only 0 of 2 episodes saved after 24 attempts \(0 successful\)"):
+        with reported():
+            collect(PixelTarget(), Expert(1 / 512), store, 2, only_success=True, progress=False)
+    with pytest.raises(RuntimeError, match="only 0 of 2 episodes saved"):
+        collect(PixelTarget(), Expert(1 / 512), EpisodeStore.create(tmp_path / "again.zarr"), 2, only_success=True, progress=False)
