@@ -52,6 +52,8 @@ def test_an_env_that_never_says_success_stops_collection_naming_info_success_and
     assert message.startswith("only 0 of 2 episodes saved after 4 attempts (0 successful); the failed attempts' labels: 4 'terminated'")
     assert "said in none of the 4 attempts whether the episode succeeded (no 'success' or 'is_success'; its last info had no keys)" in message
     assert "wrap the env to set info['success'] at every step" in message
+    assert "dm_control: from the physics, as examples/dmc_reacher/envs.py does" in message  # an RL env says no success
+    assert "or store every episode with only_success=false" in message
     assert f"all 4 failed episodes ended 'terminated' at step {HORIZON - 1}" in message
     assert "ignore_done=True inside gymnasium.wrappers.TimeLimit" in message
     assert message.endswith("else raise max_attempts or check the expert")
