@@ -88,9 +88,24 @@ def make_env_from_config(cfg: Mapping[str, Any]):
     if optional.get("shifts") and not accepts(factory, "shifts"):
         raise ValueError(f"env.shifts={optional['shifts']} was given but factory {cfg['factory']} has no 'shifts' parameter")
     kwargs = dict(cfg.get("kwargs") or {})
-    with named_on_error(f"env.factory={cfg['factory']}", factory, {**optional, **kwargs}):
-        env = call_with_accepted(factory, optional, kwargs)
+    try:
+        with named_on_error(f"env.factory={cfg['factory']}", factory, {**optional, **kwargs}):
+            env = call_with_accepted(factory, optional, kwargs)
+    except TypeError as err:
+        add_group_fields_note(err, {k: optional[k] for k in ("name", "obs_mode") if k in optional})
+        raise
     return checked_env(env, f"env.factory={cfg['factory']}")
+
+
+def add_group_fields_note(err: TypeError, fields: Mapping[str, Any]) -> None:
+    """Add how to drop the env group's ``name`` / ``obs_mode`` to the TypeError of an env refusing one of them: a factory
+    taking **kwargs (gymnasium.make) passes them on, and the default group sets them for fiper's own tasks."""
+    if not any(f"'{key}'" in str(err) for key in fields):
+        return
+    given = " and ".join(f"env.{key}={value!r}" for key, value in fields.items())
+    err.add_note(f"{given} (the env group's; the default group sets them for fiper's own tasks) reached the env through a "
+                 "factory taking **kwargs (gymnasium.make), which refused them: set env.name=null env.obs_mode=null, or give "
+                 "an env group of your own (docs/envs.md, 'Env config fields')")
 
 
 @contextmanager

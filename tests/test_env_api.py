@@ -124,3 +124,19 @@ def test_an_id_whose_package_is_not_imported_gets_a_note_naming_the_module_in_th
     assert raised.value.__notes__[-1] == (
         f"gymnasium registers the {namespace}/ ids only once {module} is imported, installed or not: name it in the id, "
         f"env.kwargs.id={module}:{env_id}, or import it in an env factory of your own (gymnasium.register_envs({module}))")
+
+
+def test_the_default_groups_name_and_obs_mode_refused_by_a_forwarding_factory_name_the_override_that_drops_them():
+    """env.factory=gymnasium:make on the command line keeps the default env group's name and obs_mode (fiper's own
+    tasks), which gym.make forwards to the env's constructor: the TypeError gets a note saying to set them to null."""
+    from fiper.env_factory import make_env_from_config
+
+    with pytest.raises(TypeError) as raised:
+        make_env_from_config({"factory": "gymnasium:make", "name": "push_t", "obs_mode": "lowdim",
+                              "kwargs": {"id": "InvertedPendulum-v5"}})
+    assert raised.value.__notes__[-1] == (
+        "env.name='push_t' and env.obs_mode='lowdim' (the env group's; the default group sets them for fiper's own tasks) "
+        "reached the env through a factory taking **kwargs (gymnasium.make), which refused them: set env.name=null "
+        "env.obs_mode=null, or give an env group of your own (docs/envs.md, 'Env config fields')")
+    env = make_env_from_config({"factory": "gymnasium:make", "name": None, "obs_mode": None, "kwargs": {"id": "InvertedPendulum-v5"}})
+    env.close()
