@@ -75,6 +75,8 @@ class CollectionSummary:
     step_limit: int | None = None  # the env's declared time limit (declared_step_limit)
     span_share: float | None = None  # the saved actions' widest span, as a share of its entry's range (action_span_share)
     failures: list[tuple[str, int]] = field(default_factory=list)  # (failure_reason, failure_step) of each failed attempt
+    success_reported: bool = False  # some attempt's final info said whether it succeeded (label_notes.reports_success)
+    info_keys: tuple[str, ...] = ()  # the last attempt's final info keys
 
     def __str__(self) -> str:
         text = (f"saved {self.saved} episode{'s' * (self.saved != 1)} from {self.attempted} attempt{'s' * (self.attempted != 1)} "
@@ -89,6 +91,8 @@ class CollectionSummary:
                      f"{EPISODE_STEP_LIMIT:,} steps, with an error: give it one unless it ends every episode itself "
                      f"(gymnasium.wrappers.TimeLimit(env, max_episode_steps=...), a few times the longest demo's "
                      f"{self.longest} steps)")
+        if self.saved and not (self.success_reported or self.successes):
+            text += f"; all {self.saved} stored as failures: " + no_success_reported(self.attempted, self.info_keys)
         if note := timeout_as_termination(self.failures):
             text += "; " + note
         return text
@@ -324,15 +328,15 @@ def collect(
     start = time.perf_counter()
     bar = tqdm(total=n_episodes, desc="collect", unit="ep", disable=not progress)
     spans: list[np.ndarray] = []  # each saved episode's per-entry action minimum and maximum
-    reported, info_keys = False, ()  # whether any attempt's final info said whether it succeeded; the last one's keys
     try:
         while summary.saved < n_episodes:
             if summary.attempted >= limit:
-                raise TooFewEpisodes(too_few_saved(summary, n_episodes, reported, info_keys))
+                raise TooFewEpisodes(too_few_saved(summary, n_episodes))
             episode = run_episode(env, expert, seed + summary.attempted)
             summary.attempted += 1
             summary.successes += episode.success
-            reported, info_keys = reported or reports_success(dict.fromkeys(episode.info_keys)), episode.info_keys
+            summary.info_keys = episode.info_keys
+            summary.success_reported = summary.success_reported or reports_success(dict.fromkeys(episode.info_keys))
             if not episode.success:
                 summary.failures.append((episode.failure_reason, episode.failure_step))
             if only_success and not episode.success:
@@ -357,13 +361,14 @@ def collect(
     return summary
 
 
-def too_few_saved(summary: CollectionSummary, n_episodes: int, reported: bool, info_keys: tuple[str, ...]) -> str:
+def too_few_saved(summary: CollectionSummary, n_episodes: int) -> str:
     """Why collection stopped with fewer episodes than asked for, with what the failed attempts' labels say."""
     text = (f"only {summary.saved} of {n_episodes} episodes saved after {summary.attempted} attempts "
             f"({summary.successes} successful)")
     reasons = sorted(Counter(reason for reason, _ in summary.failures).items())
     if reasons:
         text += f"; the failed attempts' labels: {', '.join(f'{n} {reason!r}' for reason, n in reasons)}"
-    notes = ([] if reported or summary.successes else [no_success_reported(summary.attempted, info_keys)])
+    notes = ([] if summary.success_reported or summary.successes else
+             [no_success_reported(summary.attempted, summary.info_keys) + ", or store every episode with only_success=false"])
     notes += [note] if (note := timeout_as_termination(summary.failures)) else []
     return "; ".join([text, *notes, "else raise max_attempts or check the expert"])

@@ -32,8 +32,7 @@ def no_success_reported(attempts: int, info_keys: Iterable[str]) -> str:
     return (f"the env's info said in none of the {attempts} attempts whether the episode succeeded (no 'success' or 'is_success'; "
             f"its last info had {keys if keys else 'no keys'}), and an episode is a success only when the env says so: wrap "
             "the env to set info['success'] at every step (robosuite: env._check_success(); dm_control: from the physics, as "
-            "examples/dmc_reacher/envs.py does; docs/envs.md, 'Your own env, end to end'), or store every episode with "
-            "only_success=false")
+            "examples/dmc_reacher/envs.py does; docs/envs.md, 'Your own env, end to end')")
 
 
 def timeout_as_termination(failures: Iterable[tuple[str, int]]) -> str | None:

@@ -78,3 +78,23 @@ def test_a_collection_that_stores_too_few_episodes_ends_the_command_with_its_mes
             collect(PixelTarget(), Expert(1 / 512), store, 2, only_success=True, progress=False)
     with pytest.raises(RuntimeError, match="only 0 of 2 episodes saved"):
         collect(PixelTarget(), Expert(1 / 512), EpisodeStore.create(tmp_path / "again.zarr"), 2, only_success=True, progress=False)
+
+
+class Unlabelled(PixelTarget):
+    """The same task written for reinforcement learning alone: a reward, no success in its info (dm_control's tasks)."""
+
+    def step(self, action):
+        obs, reward, _, truncated, _ = super().step(action)
+        return obs, reward, False, truncated, {}
+
+
+def test_storing_every_episode_of_an_env_that_never_says_success_notes_the_missing_label(tmp_path):
+    """only_success=false stores the episodes of an env whose info never says whether one succeeded, each a failure:
+    the summary says so and how to add the label, since the stages after collection need successes."""
+    summary = collect(Unlabelled(), Expert(1.0), EpisodeStore.create(tmp_path / "raw.zarr"), 2, progress=False)
+    assert summary.saved == 2 and summary.successes == 0
+    assert ("; all 2 stored as failures: the env's info said in none of the 2 attempts whether the episode succeeded"
+            in str(summary)), str(summary)
+    assert "only_success=false" not in str(summary)
+    labelled = collect(PixelTarget(), Expert(1.0), EpisodeStore.create(tmp_path / "labelled.zarr"), 2, progress=False)
+    assert "said in none" not in str(labelled)
