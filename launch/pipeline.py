@@ -46,7 +46,7 @@ from launch.pipeline_checks import (check_act_stage, check_action_dims, check_en
                                      hydra_stated_keys, override)
 from launch.pipeline_sizes import check_recorded_successes, check_sizes
 from launch.stages import CODE_CHANGES, Stages, Step, override_literal, store_digest
-from launch.validate import (boolean, cells, choice, existing_path, list_of, mapping_of_text, optional, positive_int, probability,
+from launch.validate import (boolean, cells, choice, existing_path, integer, list_of, mapping_of_text, optional, positive_int, probability,
                              reported, seed, target, text, validate)
 
 __all__ = ["Stages", "Step", "check_action_dims", "check_list_quoting", "checkpoint_mismatch", "chosen_monitor_file", "run",
@@ -70,7 +70,7 @@ CHECKS = {
     "evaluate.split.fit": probability, "evaluate.split.calibration": probability,
     "evaluate.overrides": list_of(override, non_empty=False, example="['deploy_method=fiper']"),
     "act.cells": cells, "act.seeds_per_cell": positive_int, "act.seeds_start": seed, "act.responses": act.response_names,
-    "act.videos": boolean, "act.overrides": list_of(text, non_empty=False, example="['response_configs.steer.steering.guide_scale=40.0']"),
+    "act.videos": boolean, "act.video_size": optional(integer(16, example=160)), "act.overrides": list_of(text, non_empty=False, example="['response_configs.steer.steering.guide_scale=40.0']"),
 }
 ACT_STAGE = "act on the chosen monitor's alarms"
 CONFIG_FILE = "pipeline_config.yaml"
@@ -185,7 +185,7 @@ def _act_overrides(cfg: DictConfig, run_dir: Path, common: list[str]) -> list[st
     return [*common, f"monitor_dir={run_dir / 'monitor_chosen'}", f"out={run_dir / 'act'}", f"device={cfg.device}",
             f"execute={cfg.rollouts.execute}", f"cells={override_literal(plain(a.cells))}", f"seeds.start={a.seeds_start}",
             f"seeds.count={a.seeds_per_cell}", f"responses={override_literal(plain(a.responses))}", f"videos={override_literal(a.videos)}",
-            "progress=false", *list(a.overrides)]
+            *([f"video_size={int(a.video_size)}"] if a.get("video_size") is not None else []), "progress=false", *list(a.overrides)]
 
 
 def validate_all(cfg: DictConfig, run_dir: Path) -> None:

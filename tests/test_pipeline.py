@@ -171,3 +171,16 @@ def test_progress_false_turns_off_every_stages_bars_and_leaves_its_fingerprint(t
 
     assert set(settings("true").values()) == {True} and set(settings("false").values()) == {False}
     assert len(settings("false")) == 6 and "progress" in UNFINGERPRINTED  # collect, train, three rollouts, evaluate
+
+
+def test_the_act_stages_video_size_reaches_launch_act_and_is_checked(tmp_path):
+    """act.video_size sets the outcome sweep's frame size (launch.act's video_size); left null, act.yaml's 160 stands."""
+    def video_size(overrides: list[str]) -> int:
+        cfg = _compose("pipeline", overrides)
+        with initialize_config_dir(config_dir=str(CONF), version_base=None):
+            [step, *_] = pipeline._steps(cfg, tmp_path, None)[pipeline.ACT_STAGE]
+            return step.compose().video_size
+
+    assert video_size([]) == 160 and video_size(["act.video_size=96"]) == 96
+    with pytest.raises(ValueError, match=r"act.video_size"):
+        pipeline.validate_all(_compose("pipeline", ["act.video_size=4"]), tmp_path / "run")
