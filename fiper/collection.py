@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from fiper.env_factory import SetupError, declared_step_limit
 from fiper.gym_api import reset_env, step_env
-from fiper.label_notes import no_success_reported, reports_success, timeout_as_termination
+from fiper.label_notes import DEFAULT_TERMINATED, SUCCESS_KEYS, no_success_reported, reports_success, timeout_as_termination
 from fiper.storage import EpisodeStore
 
 
@@ -147,14 +147,10 @@ def episode_labels(info: Mapping[str, Any], terminated: bool, truncated: bool, l
     failure_reason '' or None: an env that sets them at every step) gets the same defaults, so
     a timeout is not counted as a physical failure at step -1.
     """
-    if "success" in info:
-        success = bool(info["success"])
-    elif "is_success" in info:
-        success = bool(info["is_success"])
-    else:
-        success = False
+    said = next((key for key in SUCCESS_KEYS if key in info), None)
+    success = bool(info[said]) if said is not None else False
     default_step = -1 if success else last_step
-    default_reason = "" if success else ("timeout" if truncated and not terminated else "terminated")
+    default_reason = "" if success else ("timeout" if truncated and not terminated else DEFAULT_TERMINATED)
     step, reason = info.get("failure_step", default_step), info.get("failure_reason", default_reason)
     if not success:  # an env that reports 'no failure' ('', None, -1) at every step leaves a failure unnamed: the defaults
         step = last_step if step is None or int(step) < 0 else step
@@ -336,7 +332,7 @@ def collect(
             summary.attempted += 1
             summary.successes += episode.success
             summary.info_keys = episode.info_keys
-            summary.success_reported = summary.success_reported or reports_success(dict.fromkeys(episode.info_keys))
+            summary.success_reported = summary.success_reported or reports_success(episode.info_keys)
             if not episode.success:
                 summary.failures.append((episode.failure_reason, episode.failure_step))
             if only_success and not episode.success:

@@ -13,17 +13,16 @@ Two things an env written without fiper in mind often gets wrong, and which the 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Mapping
-from typing import Any
+from collections.abc import Collection, Iterable
 
-SUCCESS_KEYS = ("success", "is_success")  # where episode_labels reads success from
+SUCCESS_KEYS = ("success", "is_success")  # where episode_labels reads success from, in this order
 DEFAULT_TERMINATED = "terminated"  # episode_labels' failure reason of an episode that ended without success or a reason
 MIN_EPISODES = 3  # fewer failed episodes say nothing of a pattern
 
 
-def reports_success(info: Mapping[str, Any]) -> bool:
-    """Whether an env's ``info`` says whether the episode succeeded (either key, whatever its value)."""
-    return any(key in info for key in SUCCESS_KEYS)
+def reports_success(info_keys: Collection[str]) -> bool:
+    """Whether an env's ``info`` (its keys) says whether the episode succeeded (either key, whatever its value)."""
+    return any(key in info_keys for key in SUCCESS_KEYS)
 
 
 def no_success_reported(attempts: int, info_keys: Iterable[str]) -> str:
