@@ -85,13 +85,14 @@ WEAK_POLICY = 0.3  # in-distribution success rate under which the stop also says
 
 
 def check_recorded_successes(cfg: DictConfig, evaluation: EvaluationConfig | None, fit_successes: int, calibration_successes: int) -> None:
-    """After the in-distribution rollouts, their successes against ``deploy_delta`` and the evaluation's grid (every stress
-    'none' rollout counted a success): a count that falls short stops the pipeline before the stress rollouts, naming the
-    rollouts the policy's success rate asks for."""
+    """After the in-distribution rollouts, their successes against ``deploy_delta`` and the evaluation's grid (the stress
+    'none' rollouts counted at the success rate seen): a count that falls short stops the pipeline before the stress
+    rollouts, naming the rollouts the policy's success rate asks for."""
     calibration, n_planned = in_distribution_rollouts(cfg)
     none_rollouts = n_planned - int(cfg.rollouts.fit_episodes) - calibration
-    problems = _shortfalls(cfg, evaluation, calibration_successes, fit_successes + calibration_successes + none_rollouts)
     rate = (fit_successes + calibration_successes) / max(int(cfg.rollouts.fit_episodes) + calibration, 1)
+    none_successes = int(none_rollouts * rate)  # rounded down: the evaluation after the stress rollouts must not fall short
+    problems = _shortfalls(cfg, evaluation, calibration_successes, fit_successes + calibration_successes + none_successes)
     if problems and rate < WEAK_POLICY:  # more rollouts of a policy that rarely succeeds calibrate a monitor of little use
         problems.append(f"or, as the policy succeeds on only {rate:.0%} of its in-distribution rollouts, train a better one "
                         "first (more train.steps or collect.n_episodes, another train.policy: docs/policies.md); a monitor "

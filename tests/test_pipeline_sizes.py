@@ -63,15 +63,20 @@ def _shipped():
 
 def test_the_successes_the_rollouts_gave_are_checked_before_the_stress_rollouts():
     """30 of 100 calibration rollouts succeeding cannot calibrate deploy_delta 0.025 (39): the fix scales the count by
-    the success rate seen; 20 fit and 10 calibration successes also leave the evaluation's split too few for its grid."""
+    the success rate seen; 20 fit and 10 calibration successes also leave the evaluation's split too few for its grid,
+    the stress rollouts' 'none' cells counted at that rate."""
     cfg, evaluation = _shipped()
     check_recorded_successes(cfg, evaluation, 60, 45)  # enough for both
     with pytest.raises(ValueError, match=r"gave 60 of 80 fit and 30 of 100 calibration successes \(30%\): deploy_delta=0.025 "
                                          r"needs 39 .*at least 130, or deploy_delta \(null skips the deploy stage\)\. The pipeline stopped before the stress rollouts"):
         check_recorded_successes(cfg, evaluation, 60, 30)
     with pytest.raises(ValueError, match=r"constant \(joint calibration\) thresholds at δ=0.05 need 37 calibration successes, but its split leaves at most "
-                                         r"25 of 50 in-distribution successes"):
+                                         r"17 of 33 in-distribution successes"):
         check_recorded_successes(cfg, evaluation, 20, 10)
+    # a third of the rollouts succeeding: the 20 stress 'none' rollouts count as 6 successes (66 in all, 33 to calibrate),
+    # not as 20 (80, 40), which would pass here and stop the evaluation after the stress rollouts
+    with pytest.raises(ValueError, match=r"at δ=0.05 need 37 calibration successes, but its split leaves at most 33 of 66"):
+        check_recorded_successes(cfg, evaluation, 20, 40)
     with pytest.raises(ValueError, match=r"needs 39 .*or, as the policy succeeds on only 7% of its in-distribution rollouts, train a "
                                          r"better one first \(more train.steps"):
         check_recorded_successes(cfg, evaluation, 5, 8)
