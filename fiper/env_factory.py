@@ -233,13 +233,15 @@ def env_task_name(env: Any, configured: str | None = None) -> str:
 def declared_step_limit(env) -> int | None:
     """The episode step limit an env declares (a TimeLimit wrapper, ``spec.max_episode_steps``, or a
     ``max_episode_steps`` attribute on any layer, as fiper's tasks have; under shimmy's bindings, the dm_control env's
-    own time limit, which ends its episodes as truncated), else None."""
+    own time limit, which ends its episodes as truncated; under robosuite's GymWrapper, its ``horizon``), else None."""
     limits = [getattr(getattr(env, "spec", None), "max_episode_steps", None)]
     layer, seen = env, set()
     while layer is not None and id(layer) not in seen and hasattr(layer, "__dict__"):
         seen.add(id(layer))
         own = vars(layer)
         limits += [own.get("_max_episode_steps"), own.get("max_episode_steps"), dm_control_step_limit(layer)]
+        if own.get("ignore_done") is False:  # a robosuite env: done after `horizon` steps unless told to ignore it
+            limits.append(own.get("horizon"))
         layer = own.get("env", own.get("_env"))  # gymnasium's wrappers keep `env`, shimmy's and dm_control's `_env`
     found = [int(v) for v in limits if isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v > 0]
     return min(found) if found else None

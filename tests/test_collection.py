@@ -306,6 +306,23 @@ def test_a_dm_control_envs_own_time_limit_counts_as_declared(tmp_path):
     summary = collect(Shimmied(DmEnv(step_limit=4.0)), Push(), EpisodeStore.create(tmp_path / "dm.zarr"), n_episodes=2, seed=0)
     assert summary.step_limit == 4 and "time limit" not in str(summary)
 
+
+def test_a_robosuite_envs_horizon_counts_as_declared():
+    """robosuite's GymWrapper keeps the robosuite env as ``env``; its ``horizon`` ends every episode unless
+    ``ignore_done`` is set, in which case it declares nothing."""
+    from fiper.env_factory import declared_step_limit
+
+    class Robosuite:  # robosuite.environments.base.MujocoEnv keeps both as attributes
+        def __init__(self, ignore_done):
+            self.horizon, self.ignore_done = 7, ignore_done
+
+    class Wrapped(NestedArm):
+        def __init__(self, env):
+            self.env = env
+
+    assert declared_step_limit(Wrapped(Robosuite(ignore_done=False))) == 7
+    assert declared_step_limit(Wrapped(Robosuite(ignore_done=True))) is None
+
 BATCHED_ENV = textwrap.dedent('''
     """An env shaped like ManiSkill3's: batched torch tensors with a leading env axis, even for one env."""
     import gymnasium as gym
