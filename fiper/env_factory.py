@@ -29,10 +29,12 @@ GL_FIX = ("MuJoCo found no OpenGL backend to render with: set MUJOCO_GL=egl (a G
 def default_offscreen_gl() -> None:
     """On Linux without a display, MUJOCO_GL defaults to 'egl' (before mujoco is imported: it reads the variable then),
     so a user's env that renders (``render_mode='rgb_array'``, camera observations) works headless; PyOpenGL's
-    import-time notice is silenced."""
+    import-time notice and dm_control's absl INFO lines (its GL backend, its MuJoCo release, at every stage under
+    hydra's INFO logging) are silenced."""
     if sys.platform.startswith("linux") and not os.environ.get("DISPLAY") and "mujoco" not in sys.modules:
         os.environ.setdefault("MUJOCO_GL", "egl")
-    logging.getLogger("OpenGL.acceleratesupport").setLevel(logging.WARNING)
+    for name in ("OpenGL.acceleratesupport", "absl"):
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def resolve(spec: str) -> Callable[..., Any]:

@@ -50,12 +50,13 @@ def no_gl():
 
 
 def test_the_entry_points_default_mujoco_gl_to_egl_without_a_display():
-    code = "import os, logging, launch; print(os.environ.get('MUJOCO_GL'), logging.getLogger('OpenGL.acceleratesupport').level)"
+    code = ("import os, logging, launch; print(os.environ.get('MUJOCO_GL'), logging.getLogger('OpenGL.acceleratesupport').level, "
+            "logging.getLogger('absl').level)")  # PyOpenGL's and dm_control's INFO lines silenced
     env = {k: v for k, v in os.environ.items() if k not in ("MUJOCO_GL", "DISPLAY")}
     run = lambda extra: subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={**env, **extra}, capture_output=True,  # noqa: E731
                                        text=True, check=True).stdout.split()
     if sys.platform.startswith("linux"):
-        assert run({}) == ["egl", "30"]
+        assert run({}) == ["egl", "30", "30"]
     assert run({"MUJOCO_GL": "osmesa"})[0] == "osmesa"  # a backend the user chose is kept
     assert run({"DISPLAY": ":0"})[0] == "None"  # with a display mujoco's own default (glfw) stays
 
