@@ -2,7 +2,8 @@
 
 A dataset file (``data/demo_<i>`` groups with ``actions`` and ``obs/<key>``, ``data.attrs['env_args']``, optional
 ``mask/<filter key>``) becomes a demonstration store: each observation key one ``data/<key>`` array (renamed by
-``keys``), the chosen action dataset ``data/action``, demos in robomimic's order (by number), the control period
+``keys``), the chosen action dataset (or datasets, such as robomimic's ``action_dict/<part>``, side by side) as
+``data/action``, demos in robomimic's order (by number), the control period
 ``1 / control_freq`` from the env's arguments. Everything is checked before the store is written. Reads with h5py.
 """
 
@@ -73,30 +74,51 @@ def _period(args: Mapping[str, Any], given: float | None, path: Path) -> float |
     return given if given is not None else read
 
 
-def _checked_shapes(f: Any, demos: Sequence[str], obs: Sequence[str], action: str, path: Path) -> None:
-    """Every demo holds the chosen observations and action, each with one row per step."""
+def _action_parts(group: Any, demo: str, action: Sequence[str], path: Path) -> list[Any]:
+    """The datasets ``action`` names in one demo (paths under it, e.g. ``actions`` or ``action_dict/rel_pos``)."""
+    parts = []
+    for name in action:
+        if name not in group:
+            raise RobomimicImportError(f"{path}: data/{demo} holds no {name!r} dataset (it has "
+                                       f"{sorted(k for k in group if k not in ('obs', 'next_obs'))}); give action=<one of them>")
+        if not hasattr(group[name], "shape"):  # an h5py group, such as robomimic's action_dict
+            inside = sorted(group[name])
+            example = ",".join(f"{name}/{k}" for k in inside[:3])
+            raise RobomimicImportError(f"{path}: data/{demo}/{name} is a group of datasets {inside}, not an action dataset; "
+                                       f"give one of them, action={name}/{inside[0] if inside else '<name>'}, or a list to "
+                                       f"place side by side, e.g. 'action=[{example}]'")
+        parts.append(group[name])
+    return parts
+
+
+def _checked_shapes(f: Any, demos: Sequence[str], obs: Sequence[str], action: Sequence[str], path: Path) -> None:
+    """Every demo holds the chosen observations and action datasets, each with one row per step."""
     for demo in demos:
         group = f["data"][demo]
-        if action not in group:
-            raise RobomimicImportError(f"{path}: data/{demo} holds no {action!r} dataset (it has "
-                                       f"{sorted(k for k in group if k not in ('obs', 'next_obs'))}); give action=<one of them>")
-        steps = group[action].shape[0]
+        parts = _action_parts(group, demo, action, path)
+        steps = parts[0].shape[0]
+        rows = {name: part.shape[0] for name, part in zip(action, parts)}
+        rows.update({f"obs/{key}": group["obs"][key].shape[0] for key in obs if key in group.get("obs", {})})
         for key in obs:
             if key not in group.get("obs", {}):
                 raise RobomimicImportError(f"{path}: data/{demo} holds no observation {key!r}, which the first demo has; "
                                            "list only keys every demo holds in obs=[...]")
-            if group["obs"][key].shape[0] != steps:
-                raise RobomimicImportError(f"{path}: data/{demo}/obs/{key} has {group['obs'][key].shape[0]} rows but its "
-                                           f"{action!r} {steps}; the demo is damaged (extract its observations again)")
+        uneven = {name: n for name, n in rows.items() if n != steps}
+        if uneven:
+            raise RobomimicImportError(f"{path}: in data/{demo}, {uneven} rows against {action[0]!r}'s {steps}; the demo "
+                                       "is damaged (extract its observations again)")
 
 
 def import_robomimic(dataset: str | os.PathLike, out: str | os.PathLike, *, keys: Mapping[str, str] | None = None,
-                     obs: Sequence[str] | None = None, action: str = "actions", filter_key: str | None = None,
+                     obs: Sequence[str] | None = None, action: str | Sequence[str] = "actions", filter_key: str | None = None,
                      task: str | None = None, max_episodes: int | None = None, control_period_s: float | None = None,
                      overwrite: bool = False) -> EpisodeStore:
     """Write the robomimic dataset at ``dataset`` as a fiper demonstration store at ``out``; see the module docstring."""
     h5py = _h5py()
     path = Path(dataset).expanduser()
+    action = [action] if isinstance(action, str) else list(action)
+    if not action:
+        raise RobomimicImportError("action=[] names no action dataset; give action=actions (or the datasets to place side by side)")
     if not path.is_file():
         raise RobomimicImportError(f"{path} is not a file; give the dataset's .hdf5 file")
     try:
@@ -122,14 +144,14 @@ def import_robomimic(dataset: str | os.PathLike, out: str | os.PathLike, *, keys
         period = _period(args, control_period_s, path)
         attrs = {"task": task or str(args.get("env_name") or path.stem), "source": "robomimic",
                  "robomimic": {"dataset": str(path), "env_name": args.get("env_name"), "env_type": args.get("type"),
-                               "filter_key": filter_key, "action": action, "keys": names}}
+                               "filter_key": filter_key, "action": action[0] if len(action) == 1 else action, "keys": names}}
         if period is not None:
             attrs["control_period_s"] = period
         store = EpisodeStore.create(out, overwrite=overwrite, attrs=attrs)
         for demo in demos:
             group = f["data"][demo]
-            steps = group[action].shape[0]
+            parts = [np.asarray(part, dtype=np.float32) for part in _action_parts(group, demo, action, path)]
             data = {names[k]: np.asarray(group["obs"][k]) for k in chosen}
-            data["action"] = np.asarray(group[action], dtype=np.float32).reshape(steps, -1)
+            data["action"] = np.concatenate([p.reshape(len(p), -1) for p in parts], axis=1)
             store.append_episode(data)
     return store

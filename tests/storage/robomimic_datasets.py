@@ -1,6 +1,7 @@
 """Small robomimic datasets written as robomimic's dataset_states_to_obs.py writes them (h5py): demos under
 data/demo_<i> numbered out of order, low-dim and camera observations, next_obs, states, rewards, dones,
-absolute actions beside the deltas, a train / valid mask of byte strings, and env_args as robosuite serialises them."""
+absolute actions beside the deltas, the actions' parts in action_dict (as robomimic 0.4 and later write them), a
+train / valid mask of byte strings, and env_args as robosuite serialises them."""
 
 from __future__ import annotations
 
@@ -31,6 +32,8 @@ def write(path: Path, *, lengths: dict[int, int] = LENGTHS, with_obs: bool = Tru
             group = data.create_group(f"demo_{demo}")
             group.create_dataset("actions", data=np.tile([0.1 * demo, 0.0, -0.1, 0.0, 0.0, 0.0, 1.0], (n, 1)))
             group.create_dataset("actions_abs", data=eef(demo, n) + 0.5)
+            group.create_dataset("action_dict/rel_pos", data=np.tile([0.1 * demo, 0.0, -0.1], (n, 1)))  # robomimic >= 0.4
+            group.create_dataset("action_dict/gripper", data=np.ones((n, 1)))
             group.create_dataset("states", data=np.zeros((n, 32)))
             group.create_dataset("rewards", data=np.r_[np.zeros(n - 1), 1.0])
             group.create_dataset("dones", data=np.r_[np.zeros(n - 1), 1].astype(np.int64))

@@ -43,6 +43,14 @@ def test_a_filter_key_the_observations_chosen_and_another_action_dataset(tmp_pat
     assert store.attrs["robomimic"]["filter_key"] == "train" and store.attrs["robomimic"]["action"] == "actions_abs"
 
 
+def test_the_parts_of_robomimics_action_dict_placed_side_by_side(tmp_path):
+    """robomimic 0.4 and later also write each action's parts under action_dict/: a list of them is one action."""
+    dataset = R.write(tmp_path / "low_dim.hdf5")
+    store = import_robomimic(dataset, tmp_path / "parts.zarr", action=["action_dict/rel_pos", "action_dict/gripper"])
+    np.testing.assert_allclose(store.episode(2)["action"], np.tile([1.0, 0.0, -0.1, 1.0], (6, 1)), rtol=1e-6)  # demo_10
+    assert store.attrs["robomimic"]["action"] == ["action_dict/rel_pos", "action_dict/gripper"]
+
+
 def test_a_policy_trains_on_the_imported_store(tmp_path):
     keys = ["object", "robot0_eef_pos"]
     import_robomimic(R.write(tmp_path / "low_dim.hdf5"), tmp_path / "demos.zarr", obs=keys)
@@ -55,10 +63,12 @@ def test_the_command_line_imports_with_its_options(tmp_path, capsys):
     dataset = R.write(tmp_path / "image.hdf5")
     with initialize_config_dir(config_dir=CONF, version_base=None):
         cfg = compose("import_robomimic", [f"dataset={dataset}", f"out={tmp_path / 'demos.zarr'}", "keys={object: cube}",
-                                           "obs=[object,robot0_eef_pos]", "max_episodes=2", "task=lift_ph"])
+                                           "obs=[object,robot0_eef_pos]", "max_episodes=2", "task=lift_ph",
+                                           "action=[action_dict/rel_pos,action_dict/gripper]"])
         entry.run(cfg)
     store = EpisodeStore.open(tmp_path / "demos.zarr")
     assert store.n_episodes == 2 and sorted(store.data_keys) == ["action", "cube", "robot0_eef_pos"]
+    assert store.episode(0)["action"].shape == (5, 4)
     assert store.attrs["task"] == "lift_ph"
     assert "imported 2 demos (12 steps, 0.05 s each)" in capsys.readouterr().out
 
@@ -77,7 +87,10 @@ def test_what_cannot_be_read_is_named_and_no_store_is_written(tmp_path):
              ({"keys": {"robot0_eef_quat": "q"}}, r"keys names \['robot0_eef_quat'\], which the dataset has no observation key of"),
              ({"keys": {"object": "action"}}, r"would all be stored as \['action'\].*keys=\{observation key: key\}"),
              ({"keys": {"object": "pos", "robot0_eef_pos": "pos"}}, r"would all be stored as \['pos'\]"),
-             ({"action": "action_dict/rel_pos"}, r"holds no 'action_dict/rel_pos' dataset \(it has \['actions', 'actions_abs'"),
+             ({"action": "action_dict/abs_pos"}, r"holds no 'action_dict/abs_pos' dataset \(it has \['action_dict', 'actions', 'actions_abs'"),
+             ({"action": "action_dict"}, r"data/demo_0/action_dict is a group of datasets \['gripper', 'rel_pos'\], not an action "
+                                         r"dataset; give one of them, action=action_dict/gripper, or a list to place side by side"),
+             ({"action": []}, r"action=\[\] names no action dataset"),
              ({"control_period_s": 0.1}, r"control_period_s=0.1 contradicts the dataset's control_freq 20 Hz")]
     for kwargs, message in cases:
         with pytest.raises(RobomimicImportError, match=message):
@@ -87,6 +100,6 @@ def test_what_cannot_be_read_is_named_and_no_store_is_written(tmp_path):
     with h5py.File(dataset, "a") as f:
         del f["data/demo_2/obs/object"]
         f["data/demo_2/obs/object"] = np.zeros((3, 10))
-    with pytest.raises(RobomimicImportError, match=r"data/demo_2/obs/object has 3 rows but its 'actions' 7"):
+    with pytest.raises(RobomimicImportError, match=r"in data/demo_2, \{'obs/object': 3\} rows against 'actions''s 7; the demo is damaged"):
         import_robomimic(dataset, out)
     assert not out.exists()
