@@ -105,6 +105,22 @@ def test_a_test_split_with_few_failures_is_flagged_in_the_terminal_and_the_repor
     assert "warning:" not in thick_terminal and "**Warning:** task" not in thick_report
 
 
+def test_a_test_split_without_successes_writes_its_undefined_rates_as_dashes(tmp_path):
+    """Five in-distribution successes leave none in test: TNR, Acc, TWA and the margins are undefined, written '–' (not
+    nan) in the terminal and the report, and the warning says so."""
+    path = write_synthetic_store(tmp_path / "few.zarr", SHORT_SHIFTS, seed=5, n_fail_id=20, n_success_id=5,
+                                 n_success_ood=0, n_fail_ood=0).path
+    config = small_config(methods=METHODS, baselines=[], references=["elapsed"], deploy_method="knn", plot_method=None,
+                          threshold_types=["constant"], deltas=(0.5,), split={"fit": 0.25, "calibration": 0.5, "validation": 0.5})
+    result = evaluate_rollouts(str(path), config)
+    terminal, report = summary_table(result), write_outputs(result, tmp_path / "few", plots=False)["report"].read_text()
+    assert "best reference elapsed (constant): TWA –, Acc –; deployed knn over it: Acc –, TWA –" in terminal
+    assert ("test split holds 10 failures and 0 successes, so TNR, Acc, TWA and the margins are undefined there (–)"
+            in terminal)
+    assert "undefined on this split, whose test part lacks successes or failures" in report
+    assert "nan" not in terminal and "nan" not in report
+
+
 def test_a_clock_with_nothing_to_read_is_named_in_the_terminal_and_the_report(tmp_path):
     """Every episode 20 decisions long (an env that never ends on success or failure): the clock scores chance and both
     outputs say why the best reference is another; variable lengths carry no such note."""

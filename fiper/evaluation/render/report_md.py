@@ -4,6 +4,7 @@ the full grid, the validation choices and the data."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -30,6 +31,7 @@ from fiper.evaluation.render.text import (
     mean,
     row_result,
     same_monitor,
+    signed,
     table,
     task_warnings,
     window_text,
@@ -53,7 +55,7 @@ def _metric_cells(res) -> list[str]:
 
 def margin_text(margin: Margin) -> str:
     """'Acc +0.12, TWA +0.05 over `elapsed` (constant)': a row's margin over the best reference."""
-    return (f"Acc {margin.accuracy:+.3f}, TWA {margin.twa:+.3f} over `{margin.reference.method}` "
+    return (f"Acc {signed(margin.accuracy, 3)}, TWA {signed(margin.twa, 3)} over `{margin.reference.method}` "
             f"({margin.reference.label})")
 
 
@@ -62,8 +64,12 @@ def _margin_line(found: TaskFindings) -> list[str]:
     m = found.deployed_margin
     if m is None:
         return []
-    verdict = ("it does not beat a detector that reads nothing of the policy on this split" if max(m.accuracy, m.twa) <= 0
-               else "what the monitor adds over a detector that reads nothing of the policy")
+    if not (math.isfinite(m.accuracy) and math.isfinite(m.twa)):
+        verdict = "undefined on this split, whose test part lacks successes or failures (see the warnings)"
+    elif max(m.accuracy, m.twa) <= 0:
+        verdict = "it does not beat a detector that reads nothing of the policy on this split"
+    else:
+        verdict = "what the monitor adds over a detector that reads nothing of the policy"
     return [f"**Margin over the best reference** (test, mean over δ, this split): the deployed row scores "
             f"{margin_text(m)}: {verdict}. Over repeated splits, repeats.md gives every method's paired margin.", ""]
 
@@ -89,7 +95,7 @@ def _headline(task: TaskResult, criterion: str) -> list[str]:
         res = row_result(task, row)
         name = f"**{row.method}**" if role == "**deployed**" else row.method
         m = margins.get(row)
-        cells = ([f"{m.accuracy:+.2f}", f"{m.twa:+.2f}"] if m is not None else ["–", "–"]) if extra else []
+        cells = ([signed(m.accuracy), signed(m.twa)] if m is not None else ["–", "–"]) if extra else []
         rows.append([role, name + (f" = {res.selected}" if res.selected else ""), res.threshold_type, window_text(res.windows),
                      *_metric_cells(res), *cells])
     out += table(["role", "method", "threshold", "windows", *HEADLINE, *extra], rows) + [""] + _margin_line(found)
@@ -201,7 +207,7 @@ def _grid(task: TaskResult) -> list[str]:
                          fmt(mean(t["lead_fraction_before_onset"])), fmt(mean(t["lead_median_warning_s"]))])
     return (["### All methods × threshold types (test, mean over δ)", "",
              f"✓ marks the type each method chose on validation (the `{CHOSEN}` records of metrics.json repeat that row). "
-             "nan: undefined at some δ (e.g. DT without true positives); see docs/metrics.md.", ""] + table(header, rows) + [""])
+             "–: undefined at some δ (e.g. DT without true positives); see docs/metrics.md.", ""] + table(header, rows) + [""])
 
 
 def _winners(task: TaskResult) -> list[str]:

@@ -3,7 +3,7 @@ and the deployed row's margin over it, and the live monitors."""
 
 from __future__ import annotations
 
-from fiper.evaluation.render.text import COLUMNS, chosen_text, fmt, kind_text, mean, task_warnings
+from fiper.evaluation.render.text import COLUMNS, chosen_text, fmt, kind_text, mean, signed, task_warnings
 from fiper.evaluation.results import EvaluationResult
 from fiper.evaluation.splits import PARTS
 
@@ -28,7 +28,7 @@ def summary_table(result: EvaluationResult) -> str:
             m = found.deployed_margin
             lines.append(f"best reference {found.best_reference.method} ({kind_text(found.best_reference.label, ref)}): "
                          f"TWA {fmt(mean(ref.test['twa']))}, Acc {fmt(mean(ref.test['accuracy']))}; "
-                         + (f"deployed {m.row.method} over it: Acc {m.accuracy:+.2f}, TWA {m.twa:+.2f}" if m is not None
+                         + (f"deployed {m.row.method} over it: Acc {signed(m.accuracy)}, TWA {signed(m.twa)}" if m is not None
                             else "no deployed row"))
         for live in task.live:
             lines.append(f"live monitor {live['monitor']} ({live['setting'] or 'settings not readable'}), {live['episodes']} rollouts: "

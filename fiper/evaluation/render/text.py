@@ -46,7 +46,13 @@ def mean(values: Any) -> float:
 
 
 def fmt(value: float | None, digits: int = 2) -> str:
-    return "nan" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
+    """``value`` to ``digits`` places; '–' where it is undefined (e.g. TNR on a split without successes)."""
+    return "–" if value is None or not math.isfinite(value) else f"{value:.{digits}f}"
+
+
+def signed(value: float | None, digits: int = 2) -> str:
+    """``value`` with its sign, as margins are written; '–' where it is undefined."""
+    return "–" if value is None or not math.isfinite(value) else f"{value:+.{digits}f}"
 
 
 def window_text(windows: dict) -> str:
@@ -94,10 +100,15 @@ def thin_test_warning(task: TaskResult) -> str | None:
     failures, successes = test["fail_id"] + test["fail_ood"], test["success_id"] + test["success_ood"]
     if min(failures, successes) >= MIN_TEST_EPISODES:
         return None
-    return (f"task {task.task}'s test split holds {failures} failures and {successes} successes, so TPR, Acc, TWA and "
-            f"the margins move by {1 / max(failures, 1):.2f} per failure and TNR by {1 / max(successes, 1):.2f} per success: "
-            "record more rollouts (launch.stress cells whose shifts make the policy fail, more in-distribution rollouts) "
-            "before reading them")
+    held = (f"task {task.task}'s test split holds {failures} failure{'s' * (failures != 1)} and {successes} "
+            f"success{'es' * (successes != 1)}")
+    if min(failures, successes) == 0:
+        effect = (f"{'TNR' if successes == 0 else 'TPR'}, Acc, TWA and the margins are undefined there (–)")
+    else:
+        effect = (f"TPR, Acc, TWA and the margins move by {1 / failures:.2f} per failure and TNR by {1 / successes:.2f} "
+                  "per success")
+    return (f"{held}, so {effect}: record more rollouts (launch.stress cells whose shifts make the policy fail, more "
+            "in-distribution rollouts) before reading them")
 
 
 def blind_clock_note(task: TaskResult) -> str | None:
