@@ -94,20 +94,26 @@ def make_env_from_config(cfg: Mapping[str, Any]):
         with named_on_error(f"env.factory={cfg['factory']}", factory, {**optional, **kwargs}):
             env = call_with_accepted(factory, optional, kwargs)
     except TypeError as err:
-        add_group_fields_note(err, {k: optional[k] for k in ("name", "obs_mode") if k in optional})
-        raise
+        refused = group_fields_refused(err, {k: optional[k] for k in ("name", "obs_mode") if k in optional})
+        if refused is None:
+            raise
+        raise refused from err
     return checked_env(env, f"env.factory={cfg['factory']}")
 
 
-def add_group_fields_note(err: TypeError, fields: Mapping[str, Any]) -> None:
-    """Add how to drop the env group's ``name`` / ``obs_mode`` to the TypeError of an env refusing one of them: a factory
-    taking **kwargs (gymnasium.make) passes them on, and the default group sets them for fiper's own tasks."""
+def group_fields_refused(err: TypeError, fields: Mapping[str, Any]) -> SetupError | None:
+    """The error to raise instead of the TypeError of an env refusing the env group's ``name`` / ``obs_mode``, which a
+    factory taking **kwargs (gymnasium.make, or one forwarding to the env's constructor) passes on; None for another
+    TypeError. ``name`` also names the task, so the fix keeps that way open: a factory parameter of its own."""
     if not any(f"'{key}'" in str(err) for key in fields):
-        return
+        return None
     given = " and ".join(f"env.{key}={value!r}" for key, value in fields.items())
-    err.add_note(f"{given} (the env group's; the default group sets them for fiper's own tasks) reached the env through a "
-                 "factory taking **kwargs (gymnasium.make), which refused them: set env.name=null env.obs_mode=null, or give "
-                 "an env group of your own (docs/envs.md, 'Env config fields')")
+    notes = "".join(f"\n{note}" for note in getattr(err, "__notes__", ()))
+    return SetupError(
+        f"{err}{notes}\n{given} reached the env through a factory taking **kwargs, which passes them on: set env.name=null "
+        "env.obs_mode=null in the env group (the default group's are fiper's own tasks'; the task is then named from the "
+        "env's id or class), or, to name the task, give the factory parameters of its own that it keeps, "
+        "def make(name=None, obs_mode=None, **kwargs) (docs/envs.md, 'Env config fields')")
 
 
 @contextmanager

@@ -128,15 +128,34 @@ def test_an_id_whose_package_is_not_imported_gets_a_note_naming_the_module_in_th
 
 def test_the_default_groups_name_and_obs_mode_refused_by_a_forwarding_factory_name_the_override_that_drops_them():
     """env.factory=gymnasium:make on the command line keeps the default env group's name and obs_mode (fiper's own
-    tasks), which gym.make forwards to the env's constructor: the TypeError gets a note saying to set them to null."""
-    from fiper.env_factory import make_env_from_config
+    tasks), which gym.make forwards to the env's constructor: a SetupError (no traceback) says to set them to null."""
+    from fiper.env_factory import SetupError, make_env_from_config
 
-    with pytest.raises(TypeError) as raised:
+    with pytest.raises(SetupError) as raised:
         make_env_from_config({"factory": "gymnasium:make", "name": "push_t", "obs_mode": "lowdim",
                               "kwargs": {"id": "InvertedPendulum-v5"}})
-    assert raised.value.__notes__[-1] == (
-        "env.name='push_t' and env.obs_mode='lowdim' (the env group's; the default group sets them for fiper's own tasks) "
-        "reached the env through a factory taking **kwargs (gymnasium.make), which refused them: set env.name=null "
-        "env.obs_mode=null, or give an env group of your own (docs/envs.md, 'Env config fields')")
+    assert "env.name='push_t' and env.obs_mode='lowdim' reached the env through a factory taking **kwargs" in str(raised.value)
+    assert "set env.name=null env.obs_mode=null in the env group" in str(raised.value)
     env = make_env_from_config({"factory": "gymnasium:make", "name": None, "obs_mode": None, "kwargs": {"id": "InvertedPendulum-v5"}})
+    env.close()
+
+
+def test_an_own_groups_task_name_refused_by_a_forwarding_factory_names_a_factory_parameter_that_keeps_it(tmp_path, monkeypatch):
+    """An env group of one's own that names its task (name: my_task) with a factory forwarding **kwargs to the env's
+    constructor: the refusal says how to keep the name (a parameter of the factory's own) besides dropping it, and the
+    factory that takes it builds the env with the task so named."""
+    from fiper.env_factory import SetupError, env_task_name, make_env_from_config
+
+    (tmp_path / "named_factory.py").write_text(
+        "import gymnasium as gym\n"
+        "def forwarding(**kwargs):\n    return gym.make('InvertedPendulum-v5', **kwargs)\n"
+        "def keeping(name=None, obs_mode=None, **kwargs):\n    return gym.make('InvertedPendulum-v5', **kwargs)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(SetupError) as raised:
+        make_env_from_config({"factory": "named_factory:forwarding", "name": "my_task"})
+    message = str(raised.value)
+    assert "unexpected keyword argument 'name'" in message and "called as forwarding(name='my_task')" in message
+    assert "def make(name=None, obs_mode=None, **kwargs)" in message
+    env = make_env_from_config({"factory": "named_factory:keeping", "name": "my_task"})
+    assert env_task_name(env, "my_task") == "my_task"
     env.close()
