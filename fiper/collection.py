@@ -20,7 +20,8 @@ from tqdm.auto import tqdm
 
 from fiper.env_factory import SetupError, declared_step_limit
 from fiper.gym_api import reset_env, step_env
-from fiper.label_notes import DEFAULT_TERMINATED, SUCCESS_KEYS, no_success_reported, reports_success, timeout_as_termination
+from fiper.label_notes import (DEFAULT_TERMINATED, SUCCESS_KEYS, no_success_reported, reports_success, timeout_as_termination,
+                               unnamed_terminations, unread_words)
 from fiper.storage import EpisodeStore
 
 
@@ -51,6 +52,7 @@ class Episode:
     clipped_steps: int = 0  # expert actions clipped to the env's action space (clip_to_space)
     clip_excess: float = 0.0  # the largest excursion clipped, as a share of the entry's range
     info_keys: tuple[str, ...] = ()  # the keys of the episode's final info
+    unread: dict[str, str] = field(default_factory=dict)  # the final info's text entries fiper does not read (label_notes)
 
     @property
     def length(self) -> int:
@@ -77,6 +79,8 @@ class CollectionSummary:
     failures: list[tuple[str, int]] = field(default_factory=list)  # (failure_reason, failure_step) of each failed attempt
     success_reported: bool = False  # some attempt's final info said whether it succeeded (label_notes.reports_success)
     info_keys: tuple[str, ...] = ()  # the last attempt's final info keys
+    unnamed: int = 0  # failed attempts labelled the default 'terminated' whose final info said why in words of its own
+    unnamed_words: dict[str, str] = field(default_factory=dict)  # one of them's (label_notes.unread_words)
 
     def __str__(self) -> str:
         text = (f"saved {self.saved} episode{'s' * (self.saved != 1)} from {self.attempted} attempt{'s' * (self.attempted != 1)} "
@@ -95,6 +99,8 @@ class CollectionSummary:
             text += f"; all {self.saved} stored as failures: " + no_success_reported(self.attempted, self.info_keys)
         if note := timeout_as_termination(self.failures):
             text += "; " + note
+        if self.unnamed:
+            text += "; " + unnamed_terminations(self.unnamed, self.unnamed_words)
         return text
 
 
@@ -298,7 +304,8 @@ def run_episode(env, expert: Expert, seed: int, *, max_steps: int = EPISODE_STEP
     data = {k: np.stack(v) for k, v in rows.items()}
     data["action"] = np.stack(actions).astype(np.float32)
     labels = episode_labels(info, terminated, truncated, len(actions) - 1)
-    return Episode(data=data, seed=int(seed), clipped_steps=clipped, clip_excess=worst, info_keys=tuple(map(str, info)), **labels)
+    return Episode(data=data, seed=int(seed), clipped_steps=clipped, clip_excess=worst, info_keys=tuple(map(str, info)),
+                   unread=unread_words(info), **labels)
 
 
 def collect(
@@ -335,6 +342,9 @@ def collect(
             summary.success_reported = summary.success_reported or reports_success(episode.info_keys)
             if not episode.success:
                 summary.failures.append((episode.failure_reason, episode.failure_step))
+            if not episode.success and episode.failure_reason == DEFAULT_TERMINATED and episode.unread:
+                summary.unnamed += 1
+                summary.unnamed_words = summary.unnamed_words or episode.unread
             if only_success and not episode.success:
                 bar.set_postfix(success=f"{summary.successes}/{summary.attempted}")
                 continue
@@ -367,4 +377,5 @@ def too_few_saved(summary: CollectionSummary, n_episodes: int) -> str:
     notes = ([] if summary.success_reported or summary.successes else
              [no_success_reported(summary.attempted, summary.info_keys) + ", or store every episode with only_success=false"])
     notes += [note] if (note := timeout_as_termination(summary.failures)) else []
+    notes += [unnamed_terminations(summary.unnamed, summary.unnamed_words)] if summary.unnamed else []
     return "; ".join([text, *notes, "else raise max_attempts or check the expert"])

@@ -4,6 +4,8 @@ Two things an env written without fiper in mind often gets wrong, and which the 
 
 - it never says what success is (no ``success`` / ``is_success`` in ``info``): every episode is a failure, and
   collection with ``only_success`` stops after its attempts with nothing to store;
+- it says why an episode ended in words of its own (``info['why'] = 'box fell off the table'``) rather than in
+  ``failure_reason``: every such failure is labelled ``terminated``, its cause lost to the evaluation's failure types;
 - it reports its time limit as termination (robosuite's ``horizon`` ends an episode with ``done=True``, which its
   ``GymWrapper`` returns as ``terminated``): every run-out episode is labelled a failure ``terminated`` at the same
   last step, a physical failure to the evaluation and damage to the outcome sweep, where ``truncated`` would make it a
@@ -13,11 +15,13 @@ Two things an env written without fiper in mind often gets wrong, and which the 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
+from typing import Any
 
 SUCCESS_KEYS = ("success", "is_success")  # where episode_labels reads success from, in this order
 DEFAULT_TERMINATED = "terminated"  # episode_labels' failure reason of an episode that ended without success or a reason
 MIN_EPISODES = 3  # fewer failed episodes say nothing of a pattern
+READ_KEYS = (*SUCCESS_KEYS, "failure_step", "failure_reason", "shift", "severity", "step", "seed")  # what fiper reads of info
 
 
 def reports_success(info_keys: Collection[str]) -> bool:
@@ -48,3 +52,19 @@ def timeout_as_termination(failures: Iterable[tuple[str, int]]) -> str | None:
             "that ran out of time labelled a physical failure at its last step, where a truncated one is a 'timeout'; end "
             "it with truncated instead (robosuite: ignore_done=True inside gymnasium.wrappers.TimeLimit(env, "
             "max_episode_steps=horizon)), or set info['failure_reason'] for real failures")
+
+
+def unread_words(info: Mapping[str, Any]) -> dict[str, str]:
+    """The final ``info``'s text entries that fiper does not read (``READ_KEYS``): where an env that ended an episode
+    without ``failure_reason`` may have said why in words of its own (``{'why': 'box fell off the table'}``)."""
+    return {str(k): v for k, v in info.items() if isinstance(v, str) and v and k not in READ_KEYS}
+
+
+def unnamed_terminations(count: int, words: Mapping[str, str]) -> str:
+    """The sentence for ``count`` failed episodes labelled the default ``terminated`` whose final info said why in
+    ``words`` (``unread_words``, from one of them): a note only then, since an env saying nothing means the default."""
+    said = ", ".join(f"{k}={v!r}" for k, v in sorted(words.items()))
+    return (f"{count} failed episode{'s' * (count != 1)} ended terminated without info['failure_reason'] (one's final info "
+            f"said {said}, which fiper does not read): they are "
+            f"labelled {DEFAULT_TERMINATED!r} at their last step, and the evaluation's failure types cannot tell them "
+            "apart; set info['failure_reason'] on the step that ends them (docs/envs.md, 'Labels in info')")

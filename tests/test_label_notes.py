@@ -79,3 +79,35 @@ def test_an_env_that_labels_and_truncates_gets_no_note(tmp_path):
                                       [("dropped", 4)] * 3])                          # a reason the env gave
 def test_no_note_without_the_pattern(failures):
     assert timeout_as_termination(failures) is None
+
+
+class SaysWhy(Horizon):
+    """Ends every episode at step 2 with terminated and says why in words of its own, not in failure_reason."""
+
+    def step(self, action):
+        self.t += 1
+        done = self.t >= 2
+        return np.zeros(2, np.float32), 0.0, done, False, {"success": False, "why_it_ended": "box fell off the table" if done else ""}
+
+
+def test_a_reason_in_words_of_the_envs_own_is_named_with_info_failure_reason_as_the_fix(tmp_path):
+    """An env that says why an episode ended under a key of its own gets its failures labelled 'terminated': collection
+    and the stress sweep's table name the key, its words and info['failure_reason']."""
+    from types import SimpleNamespace
+
+    from fiper.control.loop import run_episode
+    from fiper.control.sweep import SweepSummary
+
+    summary = collect(SaysWhy(), Still(), EpisodeStore.create(tmp_path / "why.zarr"), 3, progress=False)
+    assert "3 failed episodes ended terminated without info['failure_reason'] (one's final info said " \
+           "why_it_ended='box fell off the table', which fiper does not read)" in str(summary)
+    assert "set info['failure_reason'] on the step that ends them" in str(summary)
+
+    agent = SimpleNamespace(reset=lambda seed: None, bind_env=lambda env: None, history=SimpleNamespace(shapes=None),
+                            act=lambda obs: np.zeros(2, np.float32), last_info={}, decisions=[])
+    result = run_episode(SaysWhy(), agent, seed=0, record_keys=["obs"])
+    assert result.labels["failure_reason"] == "terminated" and result.unread == {"why_it_ended": "box fell off the table"}
+    sweep = SweepSummary(unnamed=1, unnamed_words=result.unread)
+    assert "note: 1 failed episode ended terminated without info['failure_reason']" in sweep.table()
+    silent = collect(Horizon(), Still(), EpisodeStore.create(tmp_path / "silent.zarr"), 3, progress=False)
+    assert "without info['failure_reason']" not in str(silent)  # an env that says nothing: the default, no note

@@ -10,6 +10,7 @@ import numpy as np
 
 from fiper.collection import EPISODE_STEP_LIMIT, episode_labels, no_time_limit, observation_dict
 from fiper.gym_api import reset_env, step_env
+from fiper.label_notes import unread_words
 from fiper.env_factory import SetupError
 from fiper.control.monitored_policy import Decision, MonitoredPolicy
 from fiper.scores.inputs import host_array
@@ -25,6 +26,7 @@ class EpisodeResult:
     infos: list[dict[str, Any]] = field(default_factory=list)
     clipped_steps: int = 0  # actions clipped to the env's action space (MonitoredPolicy.bind_env)
     clip_excess: float = 0.0  # the largest excursion clipped, as a share of the entry's range
+    unread: dict[str, str] = field(default_factory=dict)  # the final info's text entries fiper does not read (label_notes)
 
     @property
     def success(self) -> bool:
@@ -99,4 +101,4 @@ def run_episode(
     out_labels = {**episode_labels(info, terminated, truncated or not done, t - 1), "seed": int(seed), **(labels or {})}
     steps = {k: _stack(v, k) for k, v in rows.items()}
     steps["action"] = np.stack(actions)
-    return EpisodeResult(steps, list(agent.decisions), out_labels, infos, clipped, worst)
+    return EpisodeResult(steps, list(agent.decisions), out_labels, infos, clipped, worst, unread_words(info))

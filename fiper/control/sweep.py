@@ -20,6 +20,7 @@ from fiper.control.loop import run_episode
 from fiper.control.monitored_policy import MonitoredPolicy
 from fiper.control.period import declared_period
 from fiper.control.recorder import RolloutRecorder
+from fiper.label_notes import DEFAULT_TERMINATED, unnamed_terminations
 
 
 @dataclass
@@ -30,6 +31,8 @@ class SweepSummary:
     clipped_steps: int = 0  # the policy's actions clipped to the env's action space, over every episode run
     clip_excess: float = 0.0
     total_steps: int = 0  # env steps of every episode run
+    unnamed: int = 0  # failed episodes labelled the default 'terminated' whose final info said why in words of its own
+    unnamed_words: dict[str, str] = field(default_factory=dict)  # the unread text of one of them (label_notes.unread_words)
 
     def add(self, shift: str, severity: float, success: bool, alarmed: bool, clipped_steps: int = 0, clip_excess: float = 0.0,
             steps: int = 0) -> None:
@@ -47,6 +50,8 @@ class SweepSummary:
             lines.append(f"{shift:<22}{sev:>9.2f}{r['episodes']:>10}{r['success']:>9}{r['alarmed']:>9}")
         if self.clipped_steps:
             lines.append(policy_clipped_note(self.clipped_steps, self.total_steps, self.clip_excess))
+        if self.unnamed:
+            lines.append("note: " + unnamed_terminations(self.unnamed, self.unnamed_words))
         return "\n".join(lines)
 
 
@@ -99,6 +104,9 @@ def run_sweep(
         recorder.write(result.steps, result.decisions, result.labels)
         alarmed = bool(np.any([d.verdict.alarm for d in result.decisions if d.verdict is not None]))
         summary.add(shift, severity, result.success, alarmed, result.clipped_steps, result.clip_excess, result.n_steps)
+        if not result.success and result.labels["failure_reason"] == DEFAULT_TERMINATED and result.unread:
+            summary.unnamed += 1
+            summary.unnamed_words = summary.unnamed_words or result.unread
         bar.update(1)
         bar.set_postfix(shift=shift, sev=f"{severity:.2f}", ok=int(result.success))
     bar.close()
