@@ -2,8 +2,8 @@
 
 The env is taken as it comes: a dict observation (``observation``, ``achieved_goal``, ``desired_goal``), 4 actions
 (the gripper's Cartesian motion and its fingers) in [-1, 1], ``info['is_success']``, 50-step episodes that success
-does not end. Needs gymnasium-robotics with mujoco < 4 (its Fetch fails to build under mujoco 4, which fiper
-installs), so the suite does not run it; the README says how it was run.
+does not end. Needs gymnasium-robotics with mujoco < 3.12 (its Fetch fails to build under later mujoco, 4
+included, which fiper installs), so the suite does not run it; the README says how it was run.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ def make_fetch(render_mode: str | None = None, **kwargs) -> gym.Env:
     try:
         import gymnasium_robotics
     except ModuleNotFoundError as err:
-        raise ModuleNotFoundError(f"{ENV_ID} needs gymnasium-robotics: pip install gymnasium-robotics 'mujoco<4' in an "
+        raise ModuleNotFoundError(f"{ENV_ID} needs gymnasium-robotics: pip install gymnasium-robotics 'mujoco<3.12' in an "
                                   "environment of its own (examples/gym_fetch/README.md)") from err
     gym.register_envs(gymnasium_robotics)
     return gym.make(ENV_ID, render_mode=render_mode, **kwargs)

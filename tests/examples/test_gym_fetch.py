@@ -1,5 +1,5 @@
 """gymnasium-robotics' FetchPickAndPlace-v4 example: the parts that run without gymnasium-robotics (which needs
-mujoco < 4, so the suite cannot build the env): the factory's message, the expert's phases on constructed
+mujoco < 3.12, so the suite cannot build the env): the factory's message, the expert's phases on constructed
 observations, and the pipeline config composing with its cells, factories and outcome-sweep settings."""
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from examples.gym_fetch.expert import PickExpert  # noqa: E402
 @pytest.mark.skipif(importlib.util.find_spec("gymnasium_robotics") is not None, reason="gymnasium-robotics is installed")
 def test_the_factory_without_gymnasium_robotics_names_the_install():
     with pytest.raises(ModuleNotFoundError, match=r"FetchPickAndPlace-v4 needs gymnasium-robotics: pip install "
-                                                  r"gymnasium-robotics 'mujoco<4'"):
+                                                  r"gymnasium-robotics 'mujoco<3.12'"):
         fetch.make_fetch()
 
 
