@@ -76,7 +76,8 @@ def check_seeded_resets(make_env: Callable[[str, float], Any], cells: Iterable[t
     expert's episode of ``seed`` (after the expert's episode of seed + 1), which push the objects as the task does.
     Last, a second env of the cell, built the same way, must start the same episode from ``reset(seed)``: the videos
     re-run episodes in an env of their own, and an env that draws something when it is built (robosuite draws its
-    cube's size then, from an unseeded generator) runs another episode there from the same seed."""
+    cube's size then, from an unseeded generator; an unseeded ``metaworld.MT1`` its tasks) runs another episode there
+    from the same seed."""
     for shift, severity in dict.fromkeys((str(s), float(v)) for s, v in cells):
         env = make_env(shift, severity)
         try:
@@ -114,9 +115,9 @@ def _compare(first: list[dict[str, np.ndarray]], again: list[dict[str, np.ndarra
             "runs every (cell, seed) with and without fiper and compares the two, so a seed must fix everything random in an "
             "episode: make reset(seed) reseed every random choice of the env and its wrappers (Meta-World's gym.make draws a "
             "new task at every reset: wrap it to call env.unwrapped.set_task(tasks[seed % len(tasks)]) with the tasks of "
-            "metaworld.MT1(...); robosuite's GymWrapper seeds numpy's global generator, which robosuite 1.5 does not draw "
-            "from: reseed env.unwrapped.rng in reset, as examples/robosuite_lift/envs.py does), or skip the outcome sweep "
-            "(the pipeline's act=null)")
+            "metaworld.MT1(env_name, seed=0); robosuite's GymWrapper seeds numpy's global generator, which robosuite 1.5 "
+            "does not draw from: reseed env.unwrapped.rng in reset, as examples/robosuite_lift/envs.py does), or skip the "
+            "outcome sweep (the pipeline's act=null)")
     detail = next((f"{', '.join(map(repr, keys))} differed after step {step}"
                    for step, (a, b) in enumerate(zip(first[1:], again[1:]), start=1) if (keys := _differing(a, b, exact=False))), None)
     if detail is None and len(first) != len(again):
@@ -141,6 +142,8 @@ def _compare_twin(start: dict[str, np.ndarray], twin: dict[str, np.ndarray], whe
             f"{where}: a second env of cell ({shift}, {severity:g}), built the same way, started a different episode from "
             f"reset(seed={seed}) than the first (observation {', '.join(map(repr, differ))} differed), though each env repeats "
             "its own: something random is drawn when the env is built, not at reset, from a generator no seed reaches "
-            "(robosuite draws its cube's size when the env is built: robosuite.make(..., seed=0) fixes it). The videos re-run "
-            "episodes in an env of their own, and stores recorded in other envs hold other episodes for the same seeds: seed "
-            "what the env draws when it is built, or skip the outcome sweep (the pipeline's act=null)")
+            "(robosuite draws its cube's size when the env is built: robosuite.make(..., seed=0) fixes it; "
+            "metaworld.MT1(env_name) draws its tasks' object and goal positions when it is built: metaworld.MT1(env_name, "
+            "seed=0) fixes them). The videos re-run episodes in an env of their own, and stores recorded in other envs hold "
+            "other episodes for the same seeds: seed what the env draws when it is built, or skip the outcome sweep (the "
+            "pipeline's act=null)")

@@ -34,8 +34,8 @@ def test_an_env_whose_seed_does_not_fix_the_episode_is_refused_naming_the_cell_a
     cells = [("none", 0.0), ("goal", 1.0)]
     check_seeded_resets(builder(True), cells, "launch.act")  # every random choice follows the seed: passes
     with pytest.raises(SetupError, match=r"launch.act: the env of cell \(goal, 1\) started a different episode from "
-                                         r"reset\(seed=0\) the second time .*observation 'goal' differed.*"
-                                         r"robosuite's GymWrapper seeds numpy's global generator.*reseed env.unwrapped.rng.*act=null"):
+                                         r"reset\(seed=0\) the second time .*observation 'goal' differed.*set_task.*"
+                                         r"metaworld.MT1\(env_name, seed=0\); robosuite's GymWrapper seeds numpy's global generator.*reseed env.unwrapped.rng.*act=null"):
         check_seeded_resets(builder(False), cells, "launch.act")
 
 
@@ -223,4 +223,35 @@ def test_an_env_that_draws_at_build_is_refused_naming_the_second_env_and_robosui
     with pytest.raises(SetupError, match=r"launch.act: a second env of cell \(none, 0\), built the same way, started a different "
                                          r"episode from reset\(seed=0\) than the first \(observation 'size' differed\).*"
                                          r"robosuite.make\(\.\.\., seed=0\).*act=null"):
+        check_seeded_resets(make(False), [("none", 0.0)], "launch.act")
+
+
+class TasksAtBuild(gym.Wrapper):
+    """Draws its list of tasks (goal positions) when it is built, and reset(seed) picks tasks[seed % len(tasks)]: as a
+    Meta-World env wrapped to set the task from the seed, with the tasks of an unseeded ``metaworld.MT1(env_name)``."""
+
+    def __init__(self, env, seeded_build: bool):
+        super().__init__(env)
+        self.tasks = np.random.default_rng(0 if seeded_build else None).uniform(-1, 1, (50, 2))
+        self.goal = self.tasks[0]
+
+    def reset(self, *, seed=None, options=None):
+        if seed is not None:
+            self.goal = self.tasks[seed % len(self.tasks)]
+        obs, info = self.env.reset(seed=seed, options=options)
+        return {"obs": obs, "goal": self.goal}, info
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        return {"obs": obs, "goal": self.goal}, reward, terminated, truncated, info
+
+
+def test_tasks_drawn_when_the_env_is_built_are_refused_naming_meta_worlds_seeded_benchmark():
+    def make(seeded_build):
+        return lambda shift, severity: TasksAtBuild(gym.make("Pendulum-v1"), seeded_build)
+
+    check_seeded_resets(make(True), [("none", 0.0)], "launch.act")  # the task follows the seed, the list is fixed
+    with pytest.raises(SetupError, match=r"launch.act: a second env of cell \(none, 0\), built the same way, started a different "
+                                         r"episode from reset\(seed=0\) than the first \(observation 'goal' differed\).*"
+                                         r"metaworld.MT1\(env_name, seed=0\) fixes them.*act=null"):
         check_seeded_resets(make(False), [("none", 0.0)], "launch.act")
