@@ -142,7 +142,7 @@ class DiffusersPolicy:
 
     # ------------------------------------------------------------------ identity
     def fingerprint(self) -> str:
-        """sha256 of the weights of every module part, the scheduler config and the sampling settings."""
+        """sha256 of the weights of every module part, the scheduler config and the sampling settings (stable across processes)."""
         h = hashlib.sha256(f"{type(self).__module__}.{type(self).__qualname__}".encode())
         parts = [self.encoder, self.net, self.normalize_obs, self.unnormalize_action, *self.identity_modules]
         modules = [getattr(p, "__self__", p) for p in parts]
@@ -156,7 +156,10 @@ class DiffusersPolicy:
                 h.update(f"\x00{i}.{name}:{t.dtype}:{tuple(t.shape)}".encode())
                 h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
         zero = self._unnormalize(torch.zeros(1, 1, self.action_dim, device=self.device)).reshape(-1)
-        settings = {"scheduler": type(self.scheduler).__name__, "config": dict(self.scheduler.config),
+        # diffusers' bookkeeping keys (``_use_default_values`` is listed in set order, which changes from one
+        # process to the next) are left out, so the same weights give the same fingerprint in every process.
+        config = {k: v for k, v in dict(self.scheduler.config).items() if not str(k).startswith("_")}
+        settings = {"scheduler": type(self.scheduler).__name__, "config": config,
                     "num_inference_steps": self.num_inference_steps, "chunk_offset": self.chunk_offset,
                     "step_kwargs": self.step_kwargs, "obs_shapes": self.obs_shapes, "horizon": self.model_horizon,
                     "action_center": zero.tolist(), "action_scale": self.action_scale.tolist()}
