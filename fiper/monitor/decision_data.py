@@ -73,7 +73,7 @@ def load_decisions(
             if recorded.fingerprint is not None and given.fingerprint != recorded.fingerprint:
                 raise ValueError(f"{store.path} holds decisions recorded by another policy (weights sha256 {recorded.fingerprint[:12]}) "
                                  f"than the one given ({given.fingerprint and given.fingerprint[:12]}); fit on rollouts of this "
-                                 "policy, or leave out policy_dir= to fit for the recording policy")
+                                 "policy, or leave out policy_dir= / policy_factory= to fit for the recording policy")
             return data, given
         return data, recorded
     if policy is None:

@@ -159,5 +159,6 @@ def test_monitor_fitted_from_recorded_rollouts_knows_the_recording_policy(policy
         load_monitor(out, policy=policy)
     with pytest.raises(ValueError, match="fitted for another policy"):
         load_monitor(out, policy=_retrained(policy))
-    with pytest.raises(ValueError, match="decisions recorded by another policy"):
+    with pytest.raises(ValueError, match="decisions recorded by another policy") as refused:
         load_decisions(store, policy=_retrained(policy), num_samples=2)
+    assert "policy_dir= / policy_factory=" in str(refused.value)  # both ways of giving the policy are named
