@@ -130,6 +130,30 @@ def output_problem(value: Any, method: str, layout: str, expected: tuple[int, ..
     return ""
 
 
+def _differs(a: Tensor, b: Tensor) -> bool:
+    """True when two outputs of the same call differ beyond float reduction-order noise (GPU kernels may reorder)."""
+    a, b = a.detach().float().cpu(), b.detach().float().cpu()
+    return a.shape != b.shape or bool((a - b).abs().max() > 1e-4 * (1.0 + a.abs().max()))
+
+
+def replay_problem(policy: Any, obs: Mapping[str, Tensor], num_samples: int = 2) -> str:
+    """Why replaying ``policy`` on the same observation would not repeat its decision, or ''.
+
+    ``encode`` must be a function of the observation and ``sample`` of its embedding and generator: calibration
+    replays, fits on stored observations and the outcome sweep's pairing all rely on it."""
+    with torch.no_grad():
+        z = policy.encode(obs)
+        if _differs(z, policy.encode(obs)):
+            return ("the policy's encode returned different embeddings for the same observation: a module left in "
+                    "train mode (dropout, batch norm: call .eval()) or noise drawn inside encode; make it deterministic")
+        seeded = lambda: torch.Generator(device=policy.device).manual_seed(0)  # noqa: E731
+        if _differs(policy.sample(z, num_samples, generator=seeded()), policy.sample(z, num_samples, generator=seeded())):
+            return ("the policy's sample returned different chunks for the same embedding and seed: it draws noise "
+                    "from the global RNG (or a module in train mode) instead of the generator= it is given; pass "
+                    "generator= to every torch.randn / scheduler.step inside sample")
+    return ""
+
+
 def check_observation(obs: Mapping[str, Tensor], obs_shapes: Mapping[str, tuple[int, ...]], n_obs_steps: int,
                       device: torch.device) -> dict[str, Tensor]:
     """Observation tensors {key: (N, n_obs_steps, *shape)} checked against a policy's shapes and moved to

@@ -82,11 +82,26 @@ def call_policy_factory(spec: str, device: str):
         missing = [m for m in members if not hasattr(policy, m)]
         raise ValueError(f"policy_factory={spec} returned a {type(policy).__name__}, not a fiper GenerativePolicy (it lacks "
                          f"{missing}); return an adapter such as fiper.adapters.DiffusersPolicy (docs/adapters.md)")
+    problem = _replay_probe(policy)
+    if problem:
+        warnings.warn(f"policy_factory={spec}: {problem} (docs/adapters.md, \"Checking an adapter\"); until then "
+                      "replayed decisions and the outcome sweep's pairing differ from the live ones", stacklevel=2)
     asked, got = torch.device(device), torch.device(policy.device)
     if asked.type != got.type or (asked.index is not None and got.index is not None and asked.index != got.index):
         warnings.warn(f"policy_factory={spec} was called with device={device!r} and returned a policy on {got}: it runs "
                       f"there; build the policy on the device the factory is given", stacklevel=2)
     return policy
+
+
+def _replay_probe(policy: Any) -> str:
+    """fiper.protocol.replay_problem on an all-zero observation history; '' when the policy refuses that input."""
+    from fiper.protocol import replay_problem
+
+    obs = {k: torch.zeros(1, policy.n_obs_steps, *shape, device=policy.device) for k, shape in policy.obs_shapes.items()}
+    try:
+        return replay_problem(policy, obs)
+    except Exception:  # an input the policy refuses: the stage's own calls name that problem
+        return ""
 
 
 def check_guidance(policy: Any, responses: Mapping[str, Any], where: str) -> None:

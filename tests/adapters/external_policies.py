@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import torch
+
 from adapter_helpers import fiper_as_diffusers
 
 from policies import load_policy
@@ -65,3 +67,26 @@ class NaNSampling(Unguided):
 
 def nan_sampling(device: str = "cpu"):
     return NaNSampling(load(device))
+
+
+class NoisyEncode(Unguided):
+    """An adapter whose encode adds noise (an encoder left in train mode): the same observation, another embedding."""
+
+    def encode(self, obs):
+        z = self.policy.encode(obs)
+        return z + 0.1 * torch.randn_like(z)
+
+
+def noisy_encode(device: str = "cpu"):
+    return NoisyEncode(load(device))
+
+
+class GlobalNoise(Unguided):
+    """An adapter whose sample ignores generator= and draws from the global RNG."""
+
+    def sample(self, embedding, num_samples, *, generator=None, guidance=None):
+        return self.policy.sample(embedding, num_samples, generator=None, guidance=guidance)
+
+
+def global_noise(device: str = "cpu"):
+    return GlobalNoise(load(device))

@@ -92,6 +92,25 @@ def test_a_factory_that_ignores_device_is_named():
         assert call_policy_factory("external_policies:cpu_always", "meta").device.type == "cpu"
 
 
+@pytest.mark.parametrize("factory, says", [("noisy_encode", "encode returned different embeddings"),
+                                            ("global_noise", "instead of the generator= it is given")])
+def test_a_factory_whose_decisions_do_not_replay_is_named(factory, says):
+    from launch.common import call_policy_factory
+
+    with pytest.warns(UserWarning, match=f"policy_factory=external_policies:{factory}: the policy's .*{says}"):
+        call_policy_factory(f"external_policies:{factory}", "cpu")
+
+
+def test_a_deterministic_factory_loads_without_a_warning():
+    import warnings
+
+    from launch.common import call_policy_factory
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        call_policy_factory("external_policies:load", "cpu")
+
+
 def test_the_pipeline_passes_the_factory_to_every_stage_that_loads_a_policy(tmp_path):
     run_dir = tmp_path / "run"
     with initialize_config_dir(config_dir=CONF, version_base=None):

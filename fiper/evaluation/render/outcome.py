@@ -93,7 +93,8 @@ def outcome_table(report: OutcomeReport) -> str:
 
 def _warnings(report: OutcomeReport) -> list[str]:
     return [f"warning: {r.diverged} of {r.episodes} episodes of '{name}' executed other actions than the run without fiper "
-            "before the response acted, so their pairing does not isolate the response (nondeterministic sampling?)"
+            "before the response acted, so their pairing does not isolate the response (a nondeterministic encode or "
+            "sample? docs/adapters.md, \"Checking an adapter\")"
             for name, r in report.overall.items() if r.diverged]
 
 
