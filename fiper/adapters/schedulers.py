@@ -45,7 +45,9 @@ def check_scheduler(scheduler: Any) -> str:
     missing = [a for a in ("set_timesteps", "step", "alphas_cumprod", "config") if not hasattr(scheduler, a)]
     if missing:
         raise TypeError(f"scheduler {type(scheduler).__name__} has no {missing}: pass a diffusers noise scheduler such as "
-                        "DDPMScheduler or DDIMScheduler (fiper.adapters.make_scheduler('ddpm', ...) builds one)")
+                        "DDPMScheduler or DDIMScheduler (fiper.adapters.make_scheduler('ddpm', ...) builds one); a "
+                        "flow-matching sampler (FlowMatchEulerDiscreteScheduler, ...) has no noise schedule to drive, so "
+                        "wrap it in an adapter of its own (docs/adapters.md, \"What an adapter must provide\")")
     prediction = _config(scheduler, "prediction_type", "epsilon")
     if prediction not in PREDICTION_TYPES:
         raise ValueError(f"scheduler prediction_type={prediction!r} is not supported by the adapter: it samples and guides "
