@@ -22,7 +22,7 @@ robosuite's ``GymWrapper`` gives the gymnasium API; ``LiftTask`` adds what it la
 
 The robosuite env resets softly (``hard_reset=False``): the model is built once, so a shift that changes it (mass,
 friction, the placement range) is set once at build. Control: 20 Hz (robosuite's ``control_freq``; fiper reads the
-period, 0.05 s, from ``control_timestep``). Needs robosuite with mujoco < 4 (README.md), so the suite does not run it.
+period, 0.05 s, from ``control_timestep``). Needs robosuite with mujoco 3.3 to 3.9 (README.md), so the suite does not run it.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ HORIZON = 80  # env steps (4 s); the expert has the cube up in about 42 and hold
 OBS_KEYS = ("robot0_eef_pos", "robot0_eef_quat", "robot0_gripper_qpos", "cube_pos", "cube_quat", "gripper_to_cube_pos")
 START_RANGE = 0.03  # m: robosuite's Lift places the cube within ±3 cm of the table's centre in x and y
 DROPPED = 0.03  # m: a lifted cube whose centre is back below this height above the table has been dropped
-INSTALL = "pip install robosuite==1.5.2 'mujoco>=3.3,<4' h5py in an environment of its own (examples/robosuite_lift/README.md)"
+INSTALL = "pip install robosuite==1.5.2 'mujoco>=3.3,<3.10' h5py in an environment of its own (examples/robosuite_lift/README.md)"
 
 
 def _robosuite():
@@ -52,9 +52,9 @@ def _robosuite():
         from robosuite.wrappers import GymWrapper
     except ModuleNotFoundError as err:
         raise ModuleNotFoundError(f"robosuite's Lift needs robosuite: {INSTALL}") from err
-    if int(mujoco.__version__.split(".")[0]) >= 4:  # robosuite 1.5.2 fails to build its robots under mujoco 4
-        raise RuntimeError(f"robosuite 1.5.2 cannot build Lift under mujoco {mujoco.__version__} (an assertion on joint "
-                           f"types): {INSTALL}")
+    if tuple(int(p) for p in mujoco.__version__.split(".")[:2]) >= (3, 10):  # robosuite 1.5.2 builds no robot from 3.10 on
+        raise RuntimeError(f"robosuite 1.5.2 cannot build Lift under mujoco {mujoco.__version__} (3.10 and later changed "
+                           f"the calls and joint types it relies on): {INSTALL}")
     return robosuite, GymWrapper
 
 

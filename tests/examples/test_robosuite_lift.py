@@ -1,6 +1,6 @@
 """robosuite's Lift example: without robosuite (the suite does not install it), the factory's message, severities checked
 before an env is built, the expert's phases on constructed observations and the pipeline config composing; with
-robosuite (pip install robosuite==1.5.2 'mujoco<4' h5py), the env's seeds, labels and shifts, and the documented
+robosuite (pip install robosuite==1.5.2 'mujoco>=3.3,<3.10' h5py), the env's seeds, labels and shifts, and the documented
 pipeline command at a tiny size."""
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ SHIFTS = (lift.obs_noise, lift.weak_arm, lift.slippery, lift.wide_start)
 
 def test_the_factory_without_robosuite_names_the_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "robosuite", None)  # as without it, also where it is installed
-    with pytest.raises(ModuleNotFoundError, match=r"robosuite's Lift needs robosuite: pip install robosuite==1.5.2 'mujoco>=3.3,<4'"):
+    with pytest.raises(ModuleNotFoundError, match=r"robosuite's Lift needs robosuite: pip install robosuite==1.5.2 'mujoco>=3.3,<3.10'"):
         lift.make_lift()
 
 
