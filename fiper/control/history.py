@@ -19,7 +19,8 @@ class ObsHistory:
     The padding matches training (fiper.storage.TrainingWindows), so the first decision of an
     episode sees the same kind of history the policy was trained on. ``push`` refuses (and does
     not store) an observation the policy cannot read: a missing key, a per-step shape other than
-    ``shapes`` (when given), a non-numeric dtype, or a NaN / inf value.
+    ``shapes`` (when given), a non-numeric dtype, or a NaN / inf value. It keeps copies, so a driver that
+    writes each observation into the same buffers does not rewrite the frames already kept.
     """
 
     def __init__(self, keys: list[str], n_obs_steps: int, shapes: Mapping[str, tuple[int, ...]] | None = None):
@@ -31,7 +32,7 @@ class ObsHistory:
         self._frames.clear()
 
     def frame(self, obs: Any) -> dict[str, np.ndarray]:
-        """The policy's keys of ``obs`` (a dict, or one array read as 'obs') as checked host arrays.
+        """The policy's keys of ``obs`` (a dict, or one array read as 'obs') as checked host arrays of their own.
 
         KeyError for a missing key; ValueError for a wrong shape, a non-numeric dtype or a
         non-finite value; TypeError for an observation with no keys (a tuple).
@@ -41,7 +42,7 @@ class ObsHistory:
         if missing:
             raise KeyError(f"observation lacks {missing} (has {sorted(map(str, obs))}); the policy reads {self.keys}: "
                            "pass a dict with these keys (or one array if the policy reads 'obs')")
-        frame = {k: host_array(obs[k]) for k in self.keys}
+        frame = {k: np.array(host_array(obs[k]), copy=True) for k in self.keys}  # never a view of the caller's buffer
         for k, x in frame.items():
             if x.dtype.kind not in "fiub":
                 raise ValueError(f"obs[{k!r}] has dtype {x.dtype}; the policy reads real numbers: pass a numeric array")

@@ -79,6 +79,12 @@ def _host(x: torch.Tensor | np.ndarray, per_decision_ndim: int) -> np.ndarray:
     return (x[0] if x.ndim > per_decision_ndim else x).float().cpu().numpy()
 
 
+def _snapshot(obs: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of each array or tensor of ``obs``: a driver that writes the next observation into the same buffers
+    (a NaN included) must not change the last valid one the fallback and the monitor read. Tensors stay on their device."""
+    return {k: v.detach().clone() if isinstance(v, torch.Tensor) else v.copy() if isinstance(v, np.ndarray) else v for k, v in obs.items()}
+
+
 def _error(err: BaseException) -> str:
     text = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
     return f"{type(err).__name__}: {text}"
@@ -194,7 +200,7 @@ class MonitoredPolicy:
         fault = ""
         try:
             self.history.push(obs)
-            self._last_obs = observation_dict(obs)
+            self._last_obs = _snapshot(observation_dict(obs))
         except Exception as err:  # a malformed or non-finite observation, at a decision or between decisions
             fault = f"invalid observation: {_error(err)}"
         info: dict[str, Any] = {"decision": False}
