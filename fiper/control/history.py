@@ -66,3 +66,10 @@ class ObsHistory:
         if not self._frames:
             raise RuntimeError("no observation pushed yet: call push(obs) first")
         return {k: torch.as_tensor(np.stack([f[k] for f in self._frames])[None], device=device) for k in self.keys}
+
+
+def snapshot(obs: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of each array or tensor of ``obs`` (tensors stay on their device): a driver that writes the next
+    observation into the same buffers, a NaN included, must not change the last valid one the fallback reads."""
+    return {k: v.detach().clone() if isinstance(v, torch.Tensor) else v.copy() if isinstance(v, np.ndarray) else v
+            for k, v in obs.items()}

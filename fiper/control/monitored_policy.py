@@ -31,7 +31,7 @@ import torch
 
 from fiper.collection import clip_to_space, observation_dict
 from fiper.control.failsafe import NO_FALLBACK_FIX, FailSafeError
-from fiper.control.history import ObsHistory
+from fiper.control.history import ObsHistory, snapshot
 from fiper.control.timing import PhaseTimer
 from fiper.interventions import FallbackContext, GradedResponse
 from fiper.interventions.context import refuse_effort, uses_positions
@@ -77,12 +77,6 @@ def _host(x: torch.Tensor | np.ndarray, per_decision_ndim: int) -> np.ndarray:
     if isinstance(x, np.ndarray):
         return x
     return (x[0] if x.ndim > per_decision_ndim else x).float().cpu().numpy()
-
-
-def _snapshot(obs: Mapping[str, Any]) -> dict[str, Any]:
-    """A copy of each array or tensor of ``obs``: a driver that writes the next observation into the same buffers
-    (a NaN included) must not change the last valid one the fallback and the monitor read. Tensors stay on their device."""
-    return {k: v.detach().clone() if isinstance(v, torch.Tensor) else v.copy() if isinstance(v, np.ndarray) else v for k, v in obs.items()}
 
 
 def _error(err: BaseException) -> str:
@@ -144,6 +138,7 @@ class MonitoredPolicy:
         self.generator = torch.Generator(device=policy.device)
         self.seed, self.keep_decisions = seed, keep_decisions
         self.action_space: Any = None  # the env's, once bind_env has seen it: actions are clipped to it
+        self._binds_seen, self._stale_binds = 0, None  # the steering's bind count at the last act / when an episode ended
         self.reset()
 
     @property
@@ -153,6 +148,8 @@ class MonitoredPolicy:
     # ------------------------------------------------------------------ episode life cycle
     def reset(self, seed: int | None = None) -> None:
         """New episode: clear history, queue, monitor windows, intervention state; reseed sampling."""
+        if getattr(self, "env_step", 0):  # an episode that acted ends: the scene bound before its last act is stale
+            self._stale_binds = self._binds_seen
         self.seed = self.seed if seed is None else seed
         self.generator.manual_seed(int(self.seed))
         self.policy.reset()
@@ -200,7 +197,7 @@ class MonitoredPolicy:
         fault = ""
         try:
             self.history.push(obs)
-            self._last_obs = _snapshot(observation_dict(obs))
+            self._last_obs = snapshot(observation_dict(obs))
         except Exception as err:  # a malformed or non-finite observation, at a decision or between decisions
             fault = f"invalid observation: {_error(err)}"
         info: dict[str, Any] = {"decision": False}
@@ -224,6 +221,7 @@ class MonitoredPolicy:
             self.context.record(action, None if fault else self._last_obs)
         self.last_info = info
         self.env_step += 1
+        self._binds_seen = getattr(getattr(self.response, "steering", None), "binds", 0)
         return action
 
     def _fallback_action(self, fault: str) -> np.ndarray:
@@ -370,6 +368,10 @@ class MonitoredPolicy:
     def _steer(self, z: torch.Tensor) -> tuple[Any, str]:
         """(steered output, ""), or (None, the error) when steering raised and a fallback can take over."""
         try:
+            binds = getattr(self.response.steering, "binds", None)  # a Steering's; a guidance of one's own may keep none
+            if binds is not None and binds == self._stale_binds and self.response.steering.reads_scene:
+                raise RuntimeError("the steering's reward reads the scene and was not bound since the last episode, so it "
+                                   "would steer around that episode's obstacles: call agent.bind_env(env) after every env.reset")
             return self.response.steering.steer(self.policy, z, self.num_samples, generator=self.generator), ""
         except Exception as err:  # a user's or a VLM's reward program may fail at run time
             if self.response.fallback is None:

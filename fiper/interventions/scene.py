@@ -79,17 +79,24 @@ class SceneKeepOut:
         return value, grad
 
 
-def bind_scene(rewards: Any, env: Any) -> None:
-    """Bind every scene-aware reward in ``rewards`` (one, a list, checked or weighted-sum wrapped)."""
-    stack = list(rewards) if isinstance(rewards, (list, tuple)) else [rewards]
+def scene_aware_parts(rewards: Any) -> list[SceneAware]:
+    """Every scene-aware reward in ``rewards`` (one, a list, checked or weighted-sum wrapped)."""
+    stack, parts = list(rewards) if isinstance(rewards, (list, tuple)) else [rewards], []
     while stack:
         r = stack.pop()
         if isinstance(r, SceneAware):
-            r.bind(env)
+            parts.append(r)
         inner = getattr(r, "program", None)
         if inner is not None:
             stack.append(inner)
         stack.extend(term[1] for term in getattr(r, "terms", ()))
+    return parts
+
+
+def bind_scene(rewards: Any, env: Any) -> None:
+    """Bind every scene-aware reward in ``rewards`` to ``env``'s current episode."""
+    for part in scene_aware_parts(rewards):
+        part.bind(env)
 
 
 REWARDS.register("scene_keep_out", SceneKeepOut)

@@ -33,7 +33,7 @@ from torch import Tensor
 from fiper.protocol import GenerativePolicy, GuidanceResult, GuidanceState
 from fiper.interventions.particles import rbf_repulsion, resample_low_ess, unit_normalise
 from fiper.interventions.progress import StageTracker
-from fiper.interventions.scene import bind_scene
+from fiper.interventions.scene import bind_scene, scene_aware_parts
 from fiper.interventions.steering_config import SteeringConfig
 from fiper.interventions.trajectory import CheckedReward, lift_chunks
 
@@ -111,6 +111,7 @@ class Steering:
         self._generators: dict[str, torch.Generator] = {}
         self._dims: dict[str, Tensor] = {}
         self._run: _Run | None = None
+        self.binds = 0  # bind() calls so far: the control loop tells a fresh scene from the last episode's
 
     # -- life cycle --------------------------------------------------------------------------
     def reset(self) -> None:
@@ -120,8 +121,14 @@ class Steering:
         self._run = None
 
     def bind(self, env: Any) -> None:
-        """New episode's scene: binds every scene-aware reward program (e.g. SceneKeepOut)."""
+        """New episode's scene: binds every scene-aware reward program (e.g. SceneKeepOut); ``binds`` counts the calls."""
         bind_scene(self.rewards, env)
+        self.binds += 1
+
+    @property
+    def reads_scene(self) -> bool:
+        """Whether a reward program reads the episode's scene, so that each episode must be bound anew."""
+        return bool(scene_aware_parts(self.rewards))
 
     @property
     def last_run(self) -> dict[str, float]:
