@@ -8,14 +8,13 @@ Per decision (every ``n_action_steps`` env steps)::
                      fallback:<name> → fallback actions from now on, until reset() / resume()
         ─► queue n_action_steps actions; between decisions act() checks the observation and pops the queue
 
-Every fault (a malformed or non-finite observation at any step, an exception in encode, sample or
-the monitor, a fail-safe verdict, a non-finite chunk, a time-budget overrun) is a recorded fail-safe
-alarm answered by the fallback; without a fallback ``act`` raises :class:`FailSafeError`. No
-non-finite action is ever returned, and once ``bind_env`` has seen the env's action space none outside
-it (clipped, and counted in ``last_info['clipped']``). All tensors stay on the policy's device until
-one copy per plain decision brings the executed chunk, the embedding and the batch to the host,
-where the monitor scores them (a decision's scores are too small to gain from a GPU, and ACE runs on
-the host anyway): one host synchronisation, none inside the sampling loop.
+Every fault (a malformed or non-finite observation or measured position at any step, an exception in encode,
+sample or the monitor, a fail-safe verdict, a non-finite chunk, a time-budget overrun) is a recorded fail-safe
+alarm answered by the fallback; without a fallback ``act`` raises :class:`FailSafeError`. No non-finite action
+is ever returned, and once ``bind_env`` has seen the env's action space none outside it (clipped, and counted
+in ``last_info['clipped']``). All tensors stay on the policy's device until one copy per plain decision brings
+the executed chunk, the embedding and the batch to the host, where the monitor scores them (too small to gain
+from a GPU; ACE runs on the host anyway): one host synchronisation, none inside the sampling loop.
 """
 
 from __future__ import annotations
@@ -197,7 +196,10 @@ class MonitoredPolicy:
         fault = ""
         try:
             self.history.push(obs)
-            self._last_obs = snapshot(observation_dict(obs))
+            seen = snapshot(observation_dict(obs))
+            if self.context is not None:  # the fallback's measured position, which the policy may not read
+                self.context.agent_position(seen)
+            self._last_obs = seen
         except Exception as err:  # a malformed or non-finite observation, at a decision or between decisions
             fault = f"invalid observation: {_error(err)}"
         info: dict[str, Any] = {"decision": False}

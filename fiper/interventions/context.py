@@ -122,7 +122,8 @@ class FallbackContext:
 
     # -- reading -----------------------------------------------------------------------------
     def agent_position(self, obs: Mapping[str, Any] | None) -> np.ndarray | None:
-        """The measured position (len(position_dims),) from ``obs``, or None if not available."""
+        """The measured position (len(position_dims),) from ``obs``, or None if not available; ValueError when it
+        cannot be read or is not finite (a fallback cannot hold a position it cannot measure)."""
         if obs is None or self.agent_pos_key is None or self.agent_pos_key not in obs:
             return None
         raw = to_numpy(obs[self.agent_pos_key])
@@ -131,7 +132,11 @@ class FallbackContext:
                 f"obs[{self.agent_pos_key!r}] has shape {raw.shape}; agent_pos_dims={list(self.agent_pos_dims)} "
                 "index past its last axis: set agent_pos_dims to match the observation"
             )
-        return raw.reshape(-1, raw.shape[-1])[-1][list(self.agent_pos_dims)].copy()
+        pos = raw.reshape(-1, raw.shape[-1])[-1][list(self.agent_pos_dims)].copy()
+        if not np.isfinite(pos).all():
+            raise ValueError(f"obs[{self.agent_pos_key!r}] holds a non-finite measured position {pos.tolist()}: a fallback "
+                             "cannot hold it; check the sensor or the state estimator")
+        return pos
 
     def current_position(self, obs: Mapping[str, Any] | None = None) -> np.ndarray | None:
         """The position measured in ``obs``, else the last recorded one, else None."""

@@ -82,3 +82,34 @@ def test_unset_measured_position_settings_leave_a_store_fingerprint_as_it_was():
 def test_the_note_is_said_once_when_asked_to_be_quiet(capsys):
     action_context(dict(LAYOUT), 2, FlatPointEnv(), quiet=True)
     assert capsys.readouterr().out == ""
+
+
+def test_a_non_finite_measured_position_the_policy_does_not_read_is_a_failsafe_held_at_the_last_valid_one():
+    """The fallback's position key may be one the policy never reads: a NaN there is a fault, not a NaN hold."""
+    import torch
+
+    import envs
+    from fiper.control import MonitoredPolicy
+    from fiper.interventions import GradedResponse, HoldPosition
+    from policies import PolicyConfig, build_policy
+
+    torch.manual_seed(0)
+    cfg = PolicyConfig(kind="diffusion", denoiser="mlp", horizon=8, n_action_steps=4, embed_dim=16, encoder_hidden=32,
+                       mlp_hidden=32, mlp_layers=1, num_inference_steps=4)
+    policy = build_policy(cfg, {"object": (4,)}, 2)  # reads the object only; the hold reads agent_pos
+    agent = MonitoredPolicy(policy, None, response=GradedResponse(fallback=HoldPosition()),
+                            context=FallbackContext(2, [0, 1], agent_pos_key="agent_pos"), num_samples=4)
+    env = envs.make_env("push_t", max_episode_steps=40, terminate_on_success=False, terminate_on_failure=False)
+    obs, _ = env.reset(seed=0)
+    agent.reset(seed=0)
+    positions, actions = [], []
+    for t in range(10):
+        positions.append(obs["agent_pos"].copy())
+        actions.append(agent.act({**obs, "agent_pos": np.full(2, np.nan)} if t == 6 else obs))
+        if t == 6:
+            info = agent.last_info
+            assert info["failsafe"] and "non-finite measured position" in info["reason"], info
+        obs = env.step(actions[-1])[0]
+    assert np.isfinite(actions).all()
+    for a in actions[6:]:
+        np.testing.assert_allclose(a, positions[5], atol=1e-6)
