@@ -42,7 +42,7 @@ class ObsHistory:
         if missing:
             raise KeyError(f"observation lacks {missing} (has {sorted(map(str, obs))}); the policy reads {self.keys}: "
                            "pass a dict with these keys (or one array if the policy reads 'obs')")
-        frame = {k: np.array(host_array(obs[k]), copy=True) for k in self.keys}  # never a view of the caller's buffer
+        frame = {k: _readable(k, obs[k]) for k in self.keys}
         for k, x in frame.items():
             if x.dtype.kind not in "fiub":
                 raise ValueError(f"obs[{k!r}] has dtype {x.dtype}; the policy reads real numbers: pass a numeric array")
@@ -66,6 +66,15 @@ class ObsHistory:
         if not self._frames:
             raise RuntimeError("no observation pushed yet: call push(obs) first")
         return {k: torch.as_tensor(np.stack([f[k] for f in self._frames])[None], device=device) for k in self.keys}
+
+
+def _readable(key: str, value: Any) -> np.ndarray:
+    """A host copy of ``obs[key]`` (never a view of the caller's buffer), or a ValueError naming the key."""
+    try:
+        return np.array(host_array(value), copy=True)
+    except Exception as err:
+        raise ValueError(f"obs[{key!r}] cannot be read to the host ({type(err).__name__}: {err}): pass a numpy array or a "
+                         "tensor that holds data") from err
 
 
 def snapshot(obs: Mapping[str, Any]) -> dict[str, Any]:

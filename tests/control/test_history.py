@@ -1,4 +1,4 @@
-"""ObsHistory: start-of-episode padding and observations given as torch tensors."""
+"""ObsHistory: start-of-episode padding, observations given as torch tensors, and one it cannot read named by its key."""
 
 import numpy as np
 import pytest
@@ -27,3 +27,9 @@ def test_tensor_observations_keep_their_dtype_even_with_grad_or_bf16():
     assert out["image"].dtype == torch.uint8 and out["pos"].dtype == torch.float32
     np.testing.assert_array_equal(out["pos"][0, -1], [0.5, -0.25])
     np.testing.assert_array_equal(out["image"][0, -1], image)
+
+
+def test_an_observation_that_cannot_be_read_names_its_key():
+    h = ObsHistory(["pos"], 2)
+    with pytest.raises(ValueError, match=r"obs\['pos'\] cannot be read to the host"):
+        h.push({"pos": torch.zeros(2, device="meta")})
