@@ -24,7 +24,8 @@ from fiper.scores.observations import observed_keys
 from fiper.storage import EpisodeStore
 
 def _is_store(path: Path) -> bool:
-    return path.is_dir() and (path / ".zgroup").exists()
+    """A zarr group of either format: opening one of format 3 then names the format and the fix."""
+    return path.is_dir() and ((path / ".zgroup").exists() or (path / "zarr.json").exists())
 
 
 def expand_stores(spec: str | os.PathLike | Sequence[str | os.PathLike]) -> list[Path]:

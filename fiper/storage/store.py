@@ -117,10 +117,12 @@ class EpisodeStore(DamageChecks):
             raise StoreError(f"no store at {path}; record one with `python -m launch.collect out={path}` or EpisodeStore.create")
         was_store = (path / "meta" / COMMIT_KEY).is_dir()
         if not (path / ".zgroup").exists():
+            if (path / "zarr.json").exists():  # zarr-python 3's default format, not a damaged format-2 store
+                raise StoreError(f"{path} is a zarr format 3 group; fiper reads format 2 (the diffusion_policy layout): write "
+                                 "it with zarr.open_group(path, mode='w', zarr_format=2), or through EpisodeStore.create")
             if was_store:
                 raise DamagedStoreError(path, "its root .zgroup file is missing", files=[".zgroup"])
-            hint = "it is a zarr format 3 group; fiper writes format 2" if (path / "zarr.json").exists() else "missing .zgroup"
-            raise StoreError(f"{path} is not a zarr format-2 store ({hint})")
+            raise StoreError(f"{path} is not a zarr format-2 store (missing .zgroup)")
         broken = broken_metadata(path) if was_store else []
         if broken:
             raise DamagedStoreError(path, "metadata files do not parse or are missing", files=broken)
