@@ -19,7 +19,7 @@ import numpy as np
 
 from fiper.control.period import positive_seconds
 from fiper.evaluation.rowview import RowView, concat_rows
-from fiper.evaluation.store_checks import RolloutError, check_store_rows
+from fiper.evaluation.store_checks import RolloutError, check_onset_steps, check_store_rows
 from fiper.scores.observations import observed_keys
 from fiper.storage import EpisodeStore
 
@@ -190,6 +190,7 @@ def read_store(path: Path, control_period_s: float | None = None) -> RolloutSet:
         notes.append(f"{path.name}: no meta/failure_step, so no failure has a known onset and alarms before onset and "
                      "warning times are not reported; record the env step of each failure's irrecoverable event (-1 if none)")
 
+    check_onset_steps(store, path)
     if "shift" not in store.meta_keys:
         notes.append(f"{path.name}: no meta/shift, so its {e} episode(s) count as in distribution ('none'); record each "
                      "episode's shift (meta={'shift': 'none' or the shift's name}) to evaluate detection under shift")

@@ -31,6 +31,23 @@ def _success_labels(store: EpisodeStore, path: Path) -> None:
         )
 
 
+def check_onset_steps(store: EpisodeStore, path: Path) -> None:
+    """meta/failure_step must hold whole env steps: a time in seconds or NaN would be cast to another step silently
+    (checked before the cast)."""
+    if "failure_step" not in store.meta_keys:
+        return
+    values = np.asarray(store.meta("failure_step"))
+    if values.dtype.kind != "f":
+        return
+    bad = np.flatnonzero(~np.isfinite(values) | (values != np.round(values)))
+    if bad.size:
+        raise RolloutError(
+            f"{path}: meta/failure_step of episode {int(bad[0])} is {values[bad[0]]} ({bad.size} episode(s) like it), not a "
+            "whole env step; it is the env step within its episode (0 .. its steps - 1) of the irrecoverable event, -1 when "
+            "there is none: a time in seconds divided by the control period and rounded gives it"
+        )
+
+
 def check_store_rows(store: EpisodeStore, path: Path, rollouts: Any) -> None:
     """Shapes and labels of one store's RolloutSet ``rollouts`` (fiper.evaluation.rollouts), read from ``store``."""
     _success_labels(store, path)

@@ -1,0 +1,37 @@
+"""Stores ported from another robot stack's logs: labels and layout either read as meant or refused with the fix."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import zarr
+
+from benchmarks.synthetic_stores import write_synthetic_store
+from fiper.evaluation import RolloutError, load_rollouts
+
+SMALL = dict(n_success_id=6, n_success_ood=2, n_fail_id=3, n_fail_ood=3)
+
+
+def _replace_meta(path, key, values):
+    """Rewrite meta/<key> as another recorder would have written it (zarr directly)."""
+    root = zarr.open_group(str(path), mode="a", zarr_format=2)
+    del root[f"meta/{key}"]
+    values = np.asarray(values)
+    if values.dtype.kind == "U":
+        root.create_array(f"meta/{key}", shape=values.shape, dtype=str)[:] = values
+    else:
+        root.create_array(f"meta/{key}", data=values)
+
+
+def test_an_onset_in_seconds_is_refused_not_cut_to_another_step(tmp_path):
+    path = write_synthetic_store(tmp_path / "own.zarr", **SMALL).path
+    onset = np.asarray(zarr.open_group(str(path), mode="r")["meta/failure_step"][:])
+    assert load_rollouts(str(path))["synthetic"].failure_step.tolist() == onset.tolist()
+    _replace_meta(path, "failure_step", onset.astype(np.float64))  # whole steps as floats read as they are
+    assert load_rollouts(str(path))["synthetic"].failure_step.tolist() == onset.tolist()
+    _replace_meta(path, "failure_step", np.where(onset >= 0, onset * 0.05 + 0.025, -1.0))  # seconds
+    with pytest.raises(RolloutError, match=r"meta/failure_step of episode \d+ is .*not a whole env step.*seconds divided"):
+        load_rollouts(str(path))
+    _replace_meta(path, "failure_step", np.where(onset >= 0, onset, np.nan))  # NaN for 'none'
+    with pytest.raises(RolloutError, match=r"is nan .*-1 when there is none"):
+        load_rollouts(str(path))
