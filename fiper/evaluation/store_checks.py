@@ -4,11 +4,13 @@ with its fix instead of scores computed from misread rows."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from fiper.evaluation.metrics import TIMEOUT
 from fiper.storage import EpisodeStore
 
 
@@ -18,6 +20,23 @@ class RolloutError(ValueError):
 
 #: Shift labels another recorder may mean as "in distribution"; only 'none' is, so these are named in the notes.
 ID_SPELLINGS = ("none", "", "null", "nan", "id", "nominal", "in_distribution", "in-distribution")
+
+#: Failure reasons another recorder may mean as "ran out of time" (lower case, letters and digits only); only
+#: metrics.TIMEOUT is, so the others count as physical failures with an onset, and the notes name them.
+TIMEOUT_SPELLINGS = ("timeout", "timedout", "timelimit", "timelimitreached", "truncated", "maxsteps", "maxstepsreached",
+                     "maxepisodesteps", "outoftime", "horizon", "horizonreached")
+
+
+def _lookalike_notes(path: Path, rollouts: Any) -> None:
+    """A note per shift label that reads as in distribution and failure reason that reads as a timeout but is not."""
+    for label in sorted({str(v) for v in rollouts.shift if str(v) != "none" and str(v).strip().lower() in ID_SPELLINGS}):
+        rollouts.notes.append(f"{path.name}: meta/shift holds {label!r} on {int((rollouts.shift == label).sum())} episode(s), "
+                              "counted as shifted; an in-distribution episode carries 'none' exactly")
+    failed = rollouts.failure_reason[~rollouts.success]
+    for label in sorted({str(v) for v in failed if str(v) != TIMEOUT and re.sub(r"[^a-z0-9]", "", str(v).lower()) in TIMEOUT_SPELLINGS}):
+        rollouts.notes.append(f"{path.name}: meta/failure_reason holds {label!r} on {int((failed == label).sum())} failure(s), "
+                              f"counted as physical failures with an onset at their failure_step; a failure that ran out of "
+                              f"time carries {TIMEOUT!r} exactly (no onset, counted apart from the lead times)")
 
 
 def _success_labels(store: EpisodeStore, path: Path) -> None:
@@ -51,10 +70,7 @@ def check_onset_steps(store: EpisodeStore, path: Path) -> None:
 def check_store_rows(store: EpisodeStore, path: Path, rollouts: Any) -> None:
     """Shapes and labels of one store's RolloutSet ``rollouts`` (fiper.evaluation.rollouts), read from ``store``."""
     _success_labels(store, path)
-    lookalike = sorted({str(v) for v in rollouts.shift if str(v) != "none" and str(v).strip().lower() in ID_SPELLINGS})
-    for label in lookalike:
-        rollouts.notes.append(f"{path.name}: meta/shift holds {label!r} on {int((rollouts.shift == label).sum())} episode(s), "
-                              "counted as shifted; an in-distribution episode carries 'none' exactly")
+    _lookalike_notes(path, rollouts)
     emb, samples = rollouts.embeddings, rollouts.samples
     if emb is not None and emb.ndim != 2:
         raise RolloutError(f"{path}: decisions/embedding has per-decision shape {emb.shape[1:]}; it must be (N, D): one "

@@ -35,3 +35,12 @@ def test_an_onset_in_seconds_is_refused_not_cut_to_another_step(tmp_path):
     _replace_meta(path, "failure_step", np.where(onset >= 0, onset, np.nan))  # NaN for 'none'
     with pytest.raises(RolloutError, match=r"is nan .*-1 when there is none"):
         load_rollouts(str(path))
+
+
+def test_a_timeout_spelled_another_way_is_named_in_the_notes(tmp_path):
+    own = write_synthetic_store(tmp_path / "own.zarr", failure_reasons=["time_out", "Timeout", "off_table"], **SMALL).path
+    notes = load_rollouts(str(own))["synthetic"].notes
+    assert len([n for n in notes if "meta/failure_reason" in n]) == 2
+    assert any("'time_out' on 2 failure(s), counted as physical failures" in n and "'timeout' exactly" in n for n in notes)
+    exact = write_synthetic_store(tmp_path / "exact.zarr", failure_reasons=["timeout", "off_table"], **SMALL).path
+    assert not [n for n in load_rollouts(str(exact))["synthetic"].notes if "failure_reason" in n]
