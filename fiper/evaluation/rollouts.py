@@ -20,7 +20,7 @@ import numpy as np
 from fiper.control.period import positive_seconds
 from fiper.evaluation.rowview import RowView, concat_rows
 from fiper.evaluation.store_checks import RolloutError, check_onset_steps, check_store_rows
-from fiper.scores.observations import observed_keys
+from fiper.scores.observations import attr_n_action_steps, observed_keys
 from fiper.storage import EpisodeStore
 
 def _is_store(path: Path) -> bool:
@@ -81,14 +81,6 @@ def store_control_period(attrs: dict[str, Any], path: Path, override: float | No
         return positive_seconds(value, f"{path}: control_period_s", "pass control_period_s=<seconds per env step> to override it")
     except ValueError as err:
         raise RolloutError(str(err)) from None
-
-
-def _attr_int(attrs: dict[str, Any], key: str) -> int | None:
-    """An integer attribute at top level or inside the 'policy' / 'env' attribute dicts."""
-    for source in (attrs, attrs.get("policy"), attrs.get("env")):
-        if isinstance(source, dict) and isinstance(source.get(key), (int, np.integer)) and not isinstance(source.get(key), bool):
-            return int(source[key])
-    return None
 
 
 @dataclass
@@ -178,7 +170,7 @@ def read_store(path: Path, control_period_s: float | None = None) -> RolloutSet:
                            f"(meta/decision_ends, the cumulative end decision of each episode, reads {ends[:5].tolist()} ...)")
     attrs, n, e = store.attrs, store.n_decisions, store.n_episodes
     notes: list[str] = []
-    n_action = _attr_int(attrs, "n_action_steps")
+    n_action = attr_n_action_steps(attrs)
     if "env_step" in store.decision_keys:
         env_step = np.asarray(store.read_decisions("env_step"), dtype=np.int64)
     else:

@@ -128,6 +128,15 @@ def observed_keys(store: Any) -> list[str]:
     return [k for k in store.data_keys if k not in NOT_OBSERVED]
 
 
+def attr_n_action_steps(attrs: Mapping[str, Any]) -> int | None:
+    """Env steps per decision from store attrs: top level, else inside the 'policy' or 'env' attrs (None: not recorded)."""
+    for source in (attrs, attrs.get("policy"), attrs.get("env")):
+        value = source.get("n_action_steps") if isinstance(source, Mapping) else None
+        if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)):
+            return int(value)
+    return None
+
+
 def _recorded_steps(store: Any, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Each recorded decision's env step within its episode, and the decisions per episode."""
     slices = [store.decision_slice(int(i)) for i in idx]
@@ -135,10 +144,11 @@ def _recorded_steps(store: Any, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray
     if "env_step" in store.decision_keys:
         rows = store.decision_rows(idx)
         return (np.asarray(store.decision_array("env_step")[:], dtype=np.int64)[rows] if rows.size else np.zeros(0, np.int64)), lengths
-    every = int(store.attrs.get("n_action_steps", 0) or 0)
+    every = attr_n_action_steps(store.attrs) or 0
     if every < 1:
         raise ValueError(f"{store.path} records no decisions/env_step and no n_action_steps attr, so the observation "
-                         "each decision saw is unknown; record rollouts with the control loop's recorder")
+                         "each decision saw is unknown; write each decision's env step within its episode to "
+                         "decisions/env_step, or the env steps per decision to the attrs (n_action_steps)")
     local = np.concatenate([np.arange(n, dtype=np.int64) * every for n in lengths]) if idx.size else np.zeros(0, np.int64)
     return local, lengths
 

@@ -8,6 +8,8 @@ import zarr
 
 from benchmarks.synthetic_stores import write_synthetic_store
 from fiper.evaluation import RolloutError, load_rollouts
+from fiper.scores.observations import store_observations
+from fiper.storage import EpisodeStore
 
 SMALL = dict(n_success_id=6, n_success_ood=2, n_fail_id=3, n_fail_ood=3)
 
@@ -44,3 +46,22 @@ def test_a_timeout_spelled_another_way_is_named_in_the_notes(tmp_path):
     assert any("'time_out' on 2 failure(s), counted as physical failures" in n and "'timeout' exactly" in n for n in notes)
     exact = write_synthetic_store(tmp_path / "exact.zarr", failure_reasons=["timeout", "off_table"], **SMALL).path
     assert not [n for n in load_rollouts(str(exact))["synthetic"].notes if "failure_reason" in n]
+
+
+def test_n_action_steps_inside_the_policy_attrs_places_the_observations_too(tmp_path):
+    """Without decisions/env_step the env steps per decision come from the attrs, top level or inside 'policy' / 'env'
+    (docs/evaluation.md): the labels and the observations obs_novelty reads take them from the same place."""
+    path = write_synthetic_store(tmp_path / "own.zarr", decision_keys=("embedding", "samples"), **SMALL).path
+    root = zarr.open_group(str(path), mode="a", zarr_format=2)
+    attrs = dict(root.attrs)
+    every = attrs.pop("n_action_steps")
+    root.attrs.clear()
+    root.attrs.update({**attrs, "policy": {"n_action_steps": every}})
+    store = EpisodeStore.open(path)
+    assert "n_action_steps" not in store.attrs
+    rollouts = load_rollouts(str(path))["synthetic"]
+    first = rollouts.env_step[: rollouts.decision_ends[0]]
+    assert first.tolist() == (np.arange(first.size) * every).tolist()
+    seen = store_observations(EpisodeStore.open(path))
+    key = next(iter(seen))
+    np.testing.assert_array_equal(seen[key][: first.size], store.episode(0)[key][first])
