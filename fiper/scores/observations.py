@@ -15,9 +15,12 @@ from typing import Any
 import numpy as np
 
 from fiper.scores.inputs import READ_BLOCK_BYTES, read_rows, row_nbytes
+from fiper.storage.lerobot_import import BOOKKEEPING as LEROBOT_BOOKKEEPING
 
-#: Per-step keys of a store that are not observations.
-NOT_OBSERVED = ("action",)
+#: Per-step keys of a store that are not observations: the action, and what recorders log beside the observation
+#: (gymnasium's step results, clocks and counters, lerobot's bookkeeping and next.* columns). A wall-clock time read
+#: as an observation would tell rollouts apart by when they were recorded.
+NOT_OBSERVED = ("action", "reward", "done", "terminated", "truncated", "success", "is_success", "wall_time", *LEROBOT_BOOKKEEPING)
 
 RECORD_FIX = ("record the observation keys with the rollouts (launch.stress record_keys=[...]; the default records the "
               "policy's keys), or drop the score (launch.evaluate: '~methods.obs_novelty' '~methods.fiper_obs_or_joint' and "
@@ -123,9 +126,14 @@ class DecisionObservations(Mapping):
         return DecisionObservations(picked, n, self.source, self.problem)
 
 
+def is_observed(key: str) -> bool:
+    """Whether a per-step key of a store holds an observation (not the action, a label, a clock or a counter)."""
+    return key not in NOT_OBSERVED and not key.startswith("next.")
+
+
 def observed_keys(store: Any) -> list[str]:
-    """The per-step keys of a store that hold observations (every data key but the action)."""
-    return [k for k in store.data_keys if k not in NOT_OBSERVED]
+    """The per-step keys of a store that hold observations."""
+    return [k for k in store.data_keys if is_observed(k)]
 
 
 def attr_n_action_steps(attrs: Mapping[str, Any]) -> int | None:

@@ -65,3 +65,20 @@ def test_n_action_steps_inside_the_policy_attrs_places_the_observations_too(tmp_
     seen = store_observations(EpisodeStore.open(path))
     key = next(iter(seen))
     np.testing.assert_array_equal(seen[key][: first.size], store.episode(0)[key][first])
+
+
+def test_logged_clocks_and_step_results_are_not_read_as_observations(tmp_path):
+    """A stack's logs hold reward, done and a wall-clock time per step beside the observation; read as one, the time
+    alone would tell rollouts recorded on different days apart."""
+    store = EpisodeStore.create(tmp_path / "own.zarr", attrs={"task": "own", "n_action_steps": 2})
+    for e in range(3):
+        t = 6
+        store.append_episode({"state": np.full((t, 2), e, np.float32), "action": np.zeros((t, 2), np.float32),
+                              "timestamp": 1.7e9 + 100 * e + np.arange(t) * 0.1, "reward": np.zeros(t),
+                              "done": np.arange(t) == t - 1, "next.success": np.zeros(t, bool)},
+                             decisions={"embedding": np.zeros((3, 4), np.float32), "env_step": np.arange(3) * 2},
+                             meta={"success": e != 1, "shift": "none"})
+    rollouts = load_rollouts(str(tmp_path / "own.zarr"))["own"]
+    assert rollouts.observation_keys == ("state",)
+    assert sorted(store_observations(EpisodeStore.open(tmp_path / "own.zarr"))) == ["state"]
+    assert any("['done', 'next.success', 'reward', 'timestamp'] are read as bookkeeping" in n for n in rollouts.notes)
