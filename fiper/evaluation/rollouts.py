@@ -56,8 +56,8 @@ def expand_stores(spec: str | os.PathLike | Sequence[str | os.PathLike]) -> list
     return unique
 
 
-def task_name(attrs: dict[str, Any], path: Path) -> str:
-    """The task a store belongs to: attrs 'task', else 'env' (a name, or a dict with name/id), else the store name."""
+def recorded_task(attrs: dict[str, Any]) -> str | None:
+    """The task a store's attrs name: 'task', else 'env' (a name, or a dict with name/id); None when they name none."""
     for key in ("task", "env"):
         value = attrs.get(key)
         if isinstance(value, str) and value:
@@ -66,7 +66,12 @@ def task_name(attrs: dict[str, Any], path: Path) -> str:
             for sub in ("name", "id", "task"):
                 if isinstance(value.get(sub), str) and value[sub]:
                     return value[sub]
-    return path.name[:-5] if path.name.endswith(".zarr") else path.name
+    return None
+
+
+def task_name(attrs: dict[str, Any], path: Path) -> str:
+    """The task a store belongs to: the one its attrs name, else the store name."""
+    return recorded_task(attrs) or (path.name[:-5] if path.name.endswith(".zarr") else path.name)
 
 
 def store_control_period(attrs: dict[str, Any], path: Path, override: float | None, notes: list[str]) -> float:
@@ -110,6 +115,7 @@ class RolloutSet:
     notes: list[str] = field(default_factory=list)
     software: dict[str, dict[str, str]] = field(default_factory=dict)  # per store: attrs 'software' (package versions)
     observation_keys: tuple[str, ...] = ()  # per-step observation keys every store records (what obs_novelty reads)
+    task_recorded: bool = True  # the task came from the store's attrs, not from its file name
 
     @property
     def n_episodes(self) -> int:
@@ -231,6 +237,7 @@ def read_store(path: Path, control_period_s: float | None = None) -> RolloutSet:
         notes=notes,
         software={str(path): dict(attrs.get("software") or {})},
         observation_keys=tuple(observed_keys(store)),
+        task_recorded=recorded_task(attrs) is not None,
     )
     check_store_rows(store, path, rollout_set)
     return rollout_set
@@ -306,4 +313,13 @@ def load_rollouts(spec: Any, *, control_period_s: float | None = None, progress:
     for path in tqdm(expand_stores(spec), desc="load stores", disable=not progress):
         part = read_store(path, control_period_s)
         by_task.setdefault(part.task, []).append(part)
+    parts = [p for task in by_task.values() for p in task]
+    named = sorted({p.task for p in parts if p.task_recorded})
+    unnamed = [p for p in parts if not p.task_recorded]
+    if named and unnamed:
+        raise RolloutError(
+            f"{unnamed[0].stores[0]} has no 'task' attr, so it would be evaluated as a task of its own ({unnamed[0].task!r}), "
+            f"apart from the stores of task(s) {named}; set its task (EpisodeStore.open(path, mode='a').set_attrs("
+            f"task={named[0]!r})) to evaluate them together, or give every store a task attr to evaluate them apart"
+        )
     return {task: merge_rollouts(parts) for task, parts in by_task.items()}

@@ -82,3 +82,17 @@ def test_logged_clocks_and_step_results_are_not_read_as_observations(tmp_path):
     assert rollouts.observation_keys == ("state",)
     assert sorted(store_observations(EpisodeStore.open(tmp_path / "own.zarr"))) == ["state"]
     assert any("['done', 'next.success', 'reward', 'timestamp'] are read as bookkeeping" in n for n in rollouts.notes)
+
+
+def test_a_store_without_a_task_attr_beside_named_ones_is_refused(tmp_path):
+    """In-distribution successes in one store, shifted rollouts in another written without the attrs: evaluated apart,
+    the second would be a task with nothing to fit on, and the first one with no failures."""
+    named = write_synthetic_store(tmp_path / "id.zarr", **SMALL).path
+    unnamed = write_synthetic_store(tmp_path / "shifted.zarr", seed=1, **SMALL).path
+    root = zarr.open_group(str(unnamed), mode="a", zarr_format=2)
+    attrs = {k: v for k, v in root.attrs.items() if k != "task"}
+    root.attrs.clear()
+    root.attrs.update(attrs)
+    with pytest.raises(RolloutError, match=r"shifted.zarr has no 'task' attr.*\('shifted'\).*\['synthetic'\].*set_attrs\(task='synthetic'\)"):
+        load_rollouts([str(named), str(unnamed)])
+    assert list(load_rollouts(str(unnamed))) == ["shifted"]  # alone, or with other unnamed stores, its name is its task
