@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import glob
+import hashlib
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -322,4 +323,29 @@ def load_rollouts(spec: Any, *, control_period_s: float | None = None, progress:
             f"apart from the stores of task(s) {named}; set its task (EpisodeStore.open(path, mode='a').set_attrs("
             f"task={named[0]!r})) to evaluate them together, or give every store a task attr to evaluate them apart"
         )
-    return {task: merge_rollouts(parts) for task, parts in by_task.items()}
+    tasks = {task: merge_rollouts(parts) for task, parts in by_task.items()}
+    for rollouts in tasks.values():
+        rollouts.notes.extend(repeated_episode_notes(rollouts))
+    return tasks
+
+
+def repeated_episode_notes(rollouts: RolloutSet) -> list[str]:
+    """A note when episodes repeat another's embeddings exactly (the same rollouts given twice, in two stores or one):
+    a repeat can land in fit or calibration and its twin in test, which flatters the test metrics."""
+    if rollouts.embeddings is None:
+        return []
+    starts = np.concatenate([[0], rollouts.decision_ends[:-1]])
+    seen: dict[bytes, int] = {}
+    repeats = []
+    for i, (lo, hi) in enumerate(zip(starts, rollouts.decision_ends)):
+        key = hashlib.sha1(np.ascontiguousarray(rollouts.embeddings[lo:hi]).tobytes()).digest()
+        if key in seen:
+            repeats.append((seen[key], i))
+        else:
+            seen[key] = i
+    if not repeats:
+        return []
+    (a, b), name = repeats[0], lambda i: f"episode {int(rollouts.episode_index[i])} of {Path(rollouts.stores[rollouts.store_index[i]]).name}"
+    return [f"{len(repeats)} episode(s) repeat another episode's decisions exactly (first: {name(b)} = {name(a)}): the same "
+            "rollouts given twice can sit in fit or calibration and in test, which flatters the test metrics; give each "
+            "rollout once"]

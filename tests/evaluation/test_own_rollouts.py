@@ -96,3 +96,14 @@ def test_a_store_without_a_task_attr_beside_named_ones_is_refused(tmp_path):
     with pytest.raises(RolloutError, match=r"shifted.zarr has no 'task' attr.*\('shifted'\).*\['synthetic'\].*set_attrs\(task='synthetic'\)"):
         load_rollouts([str(named), str(unnamed)])
     assert list(load_rollouts(str(unnamed))) == ["shifted"]  # alone, or with other unnamed stores, its name is its task
+
+
+def test_the_same_rollouts_given_twice_are_named_in_the_notes(tmp_path):
+    """A store of every rollout beside one of its in-distribution successes: the repeats could be fitted on and tested."""
+    whole = write_synthetic_store(tmp_path / "all.zarr", **SMALL).path
+    again = write_synthetic_store(tmp_path / "again.zarr", **SMALL).path  # the same seed: the same episodes
+    other = write_synthetic_store(tmp_path / "other.zarr", seed=1, **SMALL).path
+    notes = load_rollouts([str(whole), str(again)])["synthetic"].notes
+    assert any(n.startswith("14 episode(s) repeat another episode's decisions exactly (first: episode 0 of again.zarr = "
+                            "episode 0 of all.zarr)") for n in notes)
+    assert not [n for n in load_rollouts([str(whole), str(other)])["synthetic"].notes if "repeat" in n]
