@@ -15,7 +15,7 @@ from fiper.monitor.decisions import replay_decisions
 from fiper.monitor.identity import PolicyIdentity
 from fiper.scores.base import ScoreFitData
 from fiper.scores.inputs import RowSubset
-from fiper.scores.observations import store_observations
+from fiper.scores.observations import attr_n_action_steps, store_observations
 from fiper.storage import EpisodeStore
 
 
@@ -65,7 +65,7 @@ def load_decisions(
         data = ScoreFitData(emb.embeddings, samples, emb.decision_ends, seed=seed, device=device)
         data = replace(data, observations=store_observations(store, episodes))  # lazy: read by raw-observation scores only
         b, h, a = (int(x) for x in data.samples.shape[1:])
-        recorded = PolicyIdentity(int(data.embeddings.shape[1]), b, h, a, int(store.attrs.get("n_action_steps", 1)),
+        recorded = PolicyIdentity(int(data.embeddings.shape[1]), b, h, a, attr_n_action_steps(store.attrs) or 1,
                                   str(store.attrs.get("policy_name", "")), store.attrs.get("policy_fingerprint"))
         if policy is not None:
             given = PolicyIdentity.of(policy, b)
