@@ -52,7 +52,9 @@ def expand_stores(spec: str | os.PathLike | Sequence[str | os.PathLike]) -> list
                 raise RolloutError(f"{path} is neither a zarr store nor a directory containing *.zarr stores")
             found.extend(inner)
         else:
-            raise RolloutError(f"no rollout store at {path}; record rollouts with the control loop first")
+            where = "" if path.is_absolute() else f" (relative to the working directory {Path.cwd()})"
+            raise RolloutError(f"no rollout store at {path}{where}; give the store's path, or record rollouts with the "
+                               "control loop first (launch.stress)")
     unique = list(dict.fromkeys(p.resolve() for p in found))
     return unique
 

@@ -14,8 +14,11 @@ from fiper.storage import EpisodeStore
 
 
 def test_missing_paths_and_empty_globs(tmp_path):
-    with pytest.raises(RolloutError, match="no rollout store at"):
+    with pytest.raises(RolloutError, match="no rollout store at") as absolute:
         expand_stores(str(tmp_path / "nope.zarr"))
+    assert "working directory" not in str(absolute.value)
+    with pytest.raises(RolloutError, match=r"no rollout store at runs/nope.zarr \(relative to the working directory /"):
+        expand_stores("runs/nope.zarr")  # a relative path says where it was looked for
     with pytest.raises(RolloutError, match="matches no zarr store"):
         expand_stores(str(tmp_path / "*.zarr"))
 
