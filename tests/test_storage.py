@@ -125,6 +125,8 @@ def test_label_of_another_dtype_is_refused_before_anything_is_written(store_path
             store.append_episode(data, decisions=dec, meta={**meta, "success": bad})
     assert {k: store.data_array(k).shape[0] for k in store.data_keys} == rows_before
     assert EpisodeStore.open(path).n_episodes == 3
+    with pytest.raises(StoreError, match=r"meta \['failure_reason'\] given as None, which would be stored as the text 'None'"):
+        store.append_episode(data, decisions=dec, meta={**meta, "failure_reason": None})  # a logger's "no reason"
     store.append_episode(data, decisions=dec, meta=meta)
     assert list(EpisodeStore.open(path).meta("success")) == [True, False, True, False]
 

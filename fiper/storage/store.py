@@ -337,6 +337,11 @@ class EpisodeStore(DamageChecks):
         n_dec = np.asarray(next(iter(decisions.values()))).shape[0] if decisions else 0
         out["decisions"] = {k: _as_rows(k, v, n_dec) for k, v in decisions.items()}
         out["n_decisions"] = n_dec
+        unset = sorted(k for k, v in meta.items() if v is None)
+        if unset:
+            raise StoreError(f"meta {unset} given as None, which would be stored as the text 'None': give '' for no text "
+                             "label (failure_reason of a success), -1 for no step (failure_step), or leave the key out; "
+                             "nothing was written")
         out["meta"] = {k: np.asarray([v]) for k, v in meta.items()}
         if self.n_episodes:
             self._check_keys("data", self._data, out["data"])
