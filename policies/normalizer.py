@@ -27,15 +27,25 @@ IMAGE_FIX = ("convert it in the env factory (a gymnasium.wrappers.TransformObser
              "with policy.obs_keys=[...]")
 
 
+#: A 2-d uint8 observation with both sides at least this long is a grey image, not an (n, d) array of features.
+GREY_IMAGE_MIN_SIDE = 8
+
+
 def check_obs_layout(key: str, shape: tuple[int, ...], dtype: np.dtype | None = None) -> None:
     """Refuse an observation the encoders would misread: values that are not numbers, three or more axes that are not
-    an (H, W, 3) image, or an image that is not uint8 (it is divided by 255)."""
+    an (H, W, 3) image, a 2-d uint8 grey image (it would be flattened into thousands of low-dim features), or an image
+    that is not uint8 (it is divided by 255)."""
     if dtype is not None and not (np.issubdtype(np.dtype(dtype), np.number) or np.dtype(dtype) == np.bool_):
         raise ValueError(f"observation {key!r} holds {np.dtype(dtype)} values, which the policies cannot read (they read numbers); "
                          "leave the key out with policy.obs_keys=[...], or encode it as numbers in the env factory")
     if len(shape) >= 3 and not is_image_shape(tuple(shape)):
         raise ValueError(f"observation {key!r} has per-step shape {tuple(shape)}: the policies read vectors, (n, d) arrays "
                          f"and (H, W, 3) images (channels last, RGB uint8); {IMAGE_FIX}")
+    if (dtype is not None and np.dtype(dtype) == np.uint8 and len(shape) == 2
+            and min(shape) >= GREY_IMAGE_MIN_SIDE):
+        raise ValueError(f"observation {key!r} has per-step shape {tuple(shape)} of uint8: a grey image, which the policies "
+                         f"would read as {shape[0] * shape[1]} low-dim features; the policies read (H, W, 3) images "
+                         f"(channels last, RGB uint8); {IMAGE_FIX}, or cast it to float32 if it is an array of counts")
     if dtype is not None and is_image_shape(tuple(shape)) and np.dtype(dtype) != np.uint8:
         raise ValueError(f"observation {key!r} is an (H, W, 3) image of dtype {np.dtype(dtype)}: images are read as uint8 "
                          f"in [0, 255]; {IMAGE_FIX}")

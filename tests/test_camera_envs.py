@@ -44,6 +44,11 @@ def make_camera(size: int = 8):
     return Camera(size)
 
 
+def make_grey_camera(size: int = 16):
+    """The camera seen in grey, (H, W) uint8: what an env that drops the channel axis emits."""
+    return gym.wrappers.TransformObservation(Camera(size), lambda obs: {**obs, "pixels": obs["pixels"][..., 0]}, None)
+
+
 def no_gl():
     raise RuntimeError("an OpenGL platform library has not been loaded into this process, this most likely means that a "
                        "valid OpenGL context has not been created before mjr_makeContext was called")
@@ -134,3 +139,18 @@ def test_an_opengl_error_at_reset_or_step_names_mujoco_gl_too():
         with pytest.raises(RuntimeError) as caught:
             call(RendersLate())
         assert "set MUJOCO_GL=egl" in "\n".join(caught.value.__notes__)
+
+
+def test_a_grey_camera_is_refused_not_flattened_into_low_dim_features():
+    """A 2-d uint8 image would pass as an (n, d) array: the low-dim encoder would read 256 pixel features and the image
+    encoder would find no image; both are refused naming the conversion, and small uint8 arrays stay low-dim keys."""
+    from policies.normalizer import check_obs_layout
+
+    env = {"factory": "test_camera_envs:make_grey_camera"}
+    for encoder in ("lowdim", "image"):
+        with pytest.raises(ValueError, match=r"env 'Camera': observation 'pixels' has per-step shape \(16, 16\) of uint8: a grey "
+                                             r"image.*repeat a grey channel three times.*nothing has run yet"):
+            check_env(env, {}, {"obs_keys": None, "encoder": encoder, "image_downsample": 1})
+    assert check_env(env, {}, {"obs_keys": ["state"], "encoder": "lowdim", "image_downsample": 1}) == 0.05
+    check_obs_layout("counts", (4, 3), np.uint8)
+    check_obs_layout("height_map", (16, 16), np.float32)
