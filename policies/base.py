@@ -28,7 +28,7 @@ from policies.checkpoint import write_policy_files
 from policies.config import PolicyConfig
 from policies.denoisers import MLPDenoiser, TemporalUNet
 from policies.encoders import ImageEncoder, LowDimEncoder
-from policies.normalizer import PolicyNormalizer, check_obs_layout
+from policies.normalizer import PolicyNormalizer, check_image_values, check_obs_layout, is_image_shape
 
 
 class PolicyNet(nn.Module):
@@ -103,7 +103,11 @@ class ChunkPolicy(nn.Module, ABC):
     # ------------------------------------------------------------------ input checks
     def check_obs(self, obs: Mapping[str, Tensor]) -> dict[str, Tensor]:
         """Validated observation tensors on the policy's device; ValueError names what is wrong."""
-        return check_observation(obs, self.obs_shapes, self.n_obs_steps, self.device)
+        checked = check_observation(obs, self.obs_shapes, self.n_obs_steps, self.device)
+        for key, shape in self.obs_shapes.items():
+            if is_image_shape(shape):
+                check_image_values(key, torch.as_tensor(obs[key]))
+        return checked
 
     # ------------------------------------------------------------------ networks
     def embed(self, obs: Mapping[str, Tensor], use_ema: bool = False) -> Tensor:

@@ -51,6 +51,18 @@ def check_obs_layout(key: str, shape: tuple[int, ...], dtype: np.dtype | None = 
                          f"in [0, 255]; {IMAGE_FIX}")
 
 
+def check_image_values(key: str, value: Tensor) -> None:
+    """Refuse a float image on the host whose values are not pixel levels in [0, 255]: a [0, 1] or standardised image
+    would be divided by 255 again and read as a near-black one. uint8 images and device tensors are not read."""
+    if not value.is_floating_point() or value.device.type != "cpu" or value.numel() == 0:
+        return
+    lo, hi = float(value.min()), float(value.max())
+    if lo < 0 or hi > 255 or (hi <= 1 and bool((value != value.round()).any())):
+        raise ValueError(f"obs[{key!r}] is a {str(value.dtype).removeprefix('torch.')} image with values in [{lo:.3g}, {hi:.3g}]: "
+                         "the policy reads images as pixel levels in [0, 255] (uint8, as it was trained) and divides them by "
+                         "255; pass the camera's uint8 image (from [0, 1] floats: (x * 255).round() as uint8)")
+
+
 class RangeNormalizer(nn.Module):
     """Affine map x -> (x - center) / scale with center/scale from the data's min and max."""
 

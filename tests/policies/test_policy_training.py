@@ -181,3 +181,18 @@ def test_dotted_observation_keys_train_save_and_load(tmp_path):
     assert loaded.obs_shapes == {"observation.images.top": (16, 16, 3), "robot.pos": (2,)}
     torch.testing.assert_close(loaded.encode(obs), result.policy.encode(obs))
     assert not torch.equal(loaded.normalizer.obs["robot%2Epos"].scale, torch.ones_like(loaded.normalizer.obs["robot%2Epos"].scale))
+
+
+def test_float_images_are_read_as_pixel_levels_or_refused():
+    """The policy divides images by 255: pixel levels held as floats read as the uint8 image, while a [0, 1] or a
+    standardised float image (read as near black) is refused naming the conversion."""
+    pc = tiny_config("diffusion", encoder="image", image_channels=[8], image_keypoints=4, n_groups=4)
+    policy = build_policy(pc, {"image": (16, 16, 3), "agent_pos": (2,)}, 2)
+    image = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (1, 2, 16, 16, 3), dtype=np.uint8))
+    obs = {"image": image, "agent_pos": torch.zeros(1, 2, 2)}
+    torch.testing.assert_close(policy.encode({**obs, "image": image.float()}), policy.encode(obs))
+    for bad, shown in ((image.float() / 255, r"\[0, 1\]"), ((image.float() - 128) / 64, r"\[-2, 1.98\]")):
+        with pytest.raises(ValueError, match=rf"obs\['image'\] is a float32 image with values in {shown}: .*\(x \* 255\).round\(\)"):
+            policy.encode({**obs, "image": bad})
+        with pytest.raises(ValueError, match="pixel levels in"):
+            policy.encode({**obs, "image": bad.numpy()})
