@@ -209,7 +209,9 @@ def _as_dict(obs: Any) -> dict[str, np.ndarray]:
                          "if k == 'action' else k): v for k, v in o.items()}, <the renamed observation space>)")
     from fiper.scores.inputs import host_array  # a torch tensor from any device (ManiSkill's observations)
 
-    return {k: host_array(v) for k, v in obs.items()}
+    # copied: an env may hand out one buffer it rewrites every step (a renderer's render(out=...)), so kept rows would
+    # all become its last frame
+    return {k: np.array(host_array(v)) for k, v in obs.items()}
 
 
 def _layout_change(first: Mapping[str, tuple], now: Mapping[str, tuple], seed: int, step: int) -> str:

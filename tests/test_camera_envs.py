@@ -154,3 +154,55 @@ def test_a_grey_camera_is_refused_not_flattened_into_low_dim_features():
     assert check_env(env, {}, {"obs_keys": ["state"], "encoder": "lowdim", "image_downsample": 1}) == 0.05
     check_obs_layout("counts", (4, 3), np.uint8)
     check_obs_layout("height_map", (16, 16), np.float32)
+
+
+class OneBuffer(Camera):
+    """A camera whose image is one buffer rewritten every step (a renderer's render(out=buf)), filled with the step."""
+
+    def __init__(self, size: int = 8):
+        super().__init__(size)
+        self.buffer, self.t = np.zeros((size, size, 3), np.uint8), 0
+
+    def _obs(self):
+        self.buffer[...] = self.t
+        return {"state": np.full(2, self.t, np.float32), "pixels": self.buffer}
+
+    def reset(self, *, seed=None, options=None):
+        self.t = 0
+        return super().reset(seed=seed)
+
+    def step(self, action):
+        self.t += 1
+        return self._obs(), 0.0, self.t >= 6, False, {}
+
+
+def test_an_env_that_rewrites_one_image_buffer_keeps_every_frame(tmp_path):
+    """Collection, the policy's observation history and the recorded rollout copy each step's image: kept as the env's
+    buffer, every stored frame and both frames the policy sees would be the newest one."""
+    import torch
+
+    from fiper.collection import collect
+    from fiper.control import MonitoredPolicy, run_episode
+    from fiper.control.history import ObsHistory
+    from fiper.storage import EpisodeStore
+    from policies import PolicyConfig, build_policy
+
+    class Still:
+        def reset(self, seed=None):
+            pass
+
+        def act(self, obs, info):
+            return np.zeros(2, np.float32)
+
+    store = EpisodeStore.create(tmp_path / "demos.zarr")
+    collect(OneBuffer(), Still(), store, 1, seed=0, progress=False)
+    assert EpisodeStore.open(tmp_path / "demos.zarr").episode(0, ["pixels"])["pixels"][:, 0, 0, 0].tolist() == [0, 1, 2, 3, 4, 5]
+    env, history = OneBuffer(), ObsHistory(["pixels"], 2)
+    history.push(env.reset(seed=0)[0])
+    history.push(env.step(np.zeros(2))[0])
+    assert history.tensors(torch.device("cpu"))["pixels"][0, :, 0, 0, 0].tolist() == [0, 1]
+    config = PolicyConfig(kind="flow", denoiser="mlp", encoder="image", horizon=4, n_action_steps=2, image_channels=[8],
+                          image_keypoints=4, n_groups=4, mlp_hidden=32, mlp_layers=1, num_inference_steps=2)
+    policy = build_policy(config, {"pixels": (8, 8, 3), "state": (2,)}, 2)
+    result = run_episode(OneBuffer(), MonitoredPolicy(policy, None, num_samples=2), seed=0)
+    assert result.steps["pixels"][:, 0, 0, 0].tolist() == [0, 1, 2, 3, 4, 5]

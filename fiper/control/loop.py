@@ -41,7 +41,7 @@ class EpisodeResult:
 def _row(obs: Any, key: str, like: tuple[int, ...] | None) -> np.ndarray | None:
     """One step's ``obs[key]`` as a host array, or None when it is missing, non-numeric or not shaped ``like``."""
     try:
-        value = host_array(observation_dict(obs)[key])
+        value = np.array(host_array(observation_dict(obs)[key]))  # copied: an env may rewrite one buffer every step
     except Exception:
         return None
     return value if value.dtype.kind in "fiub" and (like is None or value.shape == like) else None
