@@ -2,7 +2,8 @@
 that reads nothing of the policy.
 
 Each decision's observation (the newest frame, as recorded in ``data/<key>``) becomes one fixed
-feature vector: low-dim keys flattened, image keys (2 or 3 axes per step) turned grey (mean over
+feature vector: low-dim keys flattened (vectors, and (n, d) arrays with a side of at most ``image_size``, such as
+one env's (1, D) state), image keys (2 axes both longer than ``image_size``, or 3 axes) turned grey (mean over
 a channel axis of at most 4) and mean-pooled to ``image_size`` x ``image_size``. The score is the
 Mahalanobis distance (shrunk covariance) or the mean k-NN distance of the standardised vector to
 the fit decisions' vectors. A feature that never moved in the fit decisions (an obstacle flag that
@@ -48,7 +49,7 @@ def key_features(key: str, rows: np.ndarray, image_size: int, colour: bool = Fal
     channel apart with ``colour``)."""
     x = np.asarray(rows, dtype=np.float64)
     shape = x.shape[1:]
-    if len(shape) <= 1:
+    if len(shape) <= 1 or (len(shape) == 2 and min(shape) <= image_size):  # an (n, d) array, read whole as the policies do
         return x.reshape(x.shape[0], -1)
     if len(shape) == 3:
         if shape[-1] <= 4 or shape[0] <= 4:

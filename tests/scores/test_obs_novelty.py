@@ -96,6 +96,17 @@ def test_images_become_grey_pooled_blocks():
     np.testing.assert_allclose(feats[0], [grey[0, :2, :3].mean(), grey[0, :2, 3:].mean(), grey[0, 2:, :3].mean(), grey[0, 2:, 3:].mean()])
     np.testing.assert_allclose(key_features("cam", img.transpose(0, 3, 1, 2), 2), feats)  # channels first or last
     assert pool_image(grey, 8).shape == (2, 4, 6)  # never more blocks than pixels
+    np.testing.assert_allclose(key_features("grey", grey, 2), feats)  # a 2-d image, both sides past image_size
+
+
+def test_an_n_by_d_array_is_read_whole_not_averaged_as_an_image():
+    """A (1, D) state (one ManiSkill env) or (n, d) keypoints: every feature, as the policies read them, not block
+    means that would mix unrelated entries."""
+    rng = np.random.default_rng(0)
+    for shape in ((1, 35), (4, 12), (8, 30)):
+        rows = rng.normal(size=(3, *shape))
+        np.testing.assert_array_equal(key_features("obs", rows, 8), rows.reshape(3, -1))
+    assert key_features("depth", rng.normal(size=(3, 16, 20)), 8).shape == (3, 64)
 
 
 def _write_store(path, n_episodes, rng, *, obs_shift, emb_shift) -> EpisodeStore:
