@@ -22,7 +22,7 @@ from safetensors.torch import load_file, save_file
 from calibration import ThresholdFileError, threshold_from_dict, threshold_to_dict
 from fiper.monitor.identity import PolicyIdentity
 from fiper.monitor.monitor import FailureMonitor
-from fiper.scores.registry import score_from_state
+from fiper.scores.registry import score_from_state, score_id
 
 FORMAT, VERSION = "fiper-monitor", 1
 CONFIG_FILE, TENSOR_FILE = "monitor.json", "scores.safetensors"
@@ -50,6 +50,8 @@ def save_monitor(monitor: FailureMonitor, directory: str | os.PathLike, *, extra
     tensors, score_configs = {}, {}
     for name, score in monitor.scores.items():
         score_tensors, score_configs[name] = score.state()
+        if score_id(type(score)) != score_configs[name].get("name"):  # defined outside fiper: how load_monitor imports it
+            score_configs[name] = {**score_configs[name], "class": score_id(type(score))}
         tensors.update({f"{name}/{key}": value for key, value in score_tensors.items()})
     config = {
         "format": FORMAT,

@@ -22,6 +22,7 @@ from fiper.monitor.padding import to_padded
 from fiper.monitor.verdict import MonitorVerdict
 from fiper.monitor.spec import MonitorSpec, ScoreSpec
 from fiper.scores.base import FailureScore, ScoreFitData
+from fiper.scores.registry import score_id
 from fiper.scores.inputs import as_array
 
 
@@ -83,8 +84,9 @@ class FailureMonitor:
 
     @property
     def spec(self) -> MonitorSpec:
-        """This monitor's configuration (δ once calibrated); scores must be registered (fiper.scores.register_score)."""
-        scores = {n: ScoreSpec(s.name, s.config) for n, s in self.scores.items()}
+        """This monitor's configuration (δ once calibrated); scores must be registered (fiper.scores.register_score)
+        or importable by their path."""
+        scores = {n: ScoreSpec(score_id(type(s)), s.config) for n, s in self.scores.items()}
         return MonitorSpec(scores, self.windows, self.rule, self.threshold_type, self.joint, self.delta)
 
     def _check_score(self, name: str, score: FailureScore) -> None:

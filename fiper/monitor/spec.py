@@ -22,7 +22,8 @@ DEFAULT_WINDOW = 5  # decisions, for a score given no window
 
 @dataclass(frozen=True)
 class ScoreSpec:
-    """One failure score: its registry name and its complete constructor arguments.
+    """One failure score: its registry name (a score defined outside fiper: its import path
+    ``'<module>:<Class>'``) and its complete constructor arguments.
 
     ``ScoreSpec.of({"score": "ace", "kappa": 0.05})`` fills every other argument with the score
     class's default, so ``params`` always holds the full configuration that ``build`` uses.
@@ -32,11 +33,13 @@ class ScoreSpec:
     params: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        from fiper.scores.registry import SCORES, score_class
+        from fiper.scores.registry import score_class, score_id
 
-        if self.score not in SCORES:
-            raise ValueError(f"unknown score {self.score!r}; known scores: {', '.join(sorted(SCORES))}")
-        cls = score_class(self.score)
+        try:
+            cls = score_class(self.score)
+        except KeyError as err:
+            raise ValueError(err.args[0]) from None
+        object.__setattr__(self, "score", score_id(cls))  # a score of your own by its import path, found in any process
         given = dict(self.params)
         signature = inspect.signature(cls)
         accepts_any = any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values())

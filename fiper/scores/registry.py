@@ -2,7 +2,9 @@
 
 Adding a score is one file in ``fiper/scores/`` (a ``ScoreBase`` subclass with a unique ``name``);
 its constructor's arguments and defaults are its config (``fiper.monitor.spec.ScoreSpec``), which
-the launchers offer as the hydra group ``score``. A score defined elsewhere joins with ``register_score``.
+the launchers offer as the hydra group ``score``. A score defined elsewhere joins with ``register_score``
+in its own process, or by its import path ``'<module>:<Class>'`` anywhere a score is named (configs,
+monitor files, ``monitor.json``): the module is imported and the class registered on first use.
 """
 
 from __future__ import annotations
@@ -22,15 +24,45 @@ _REQUIRED = ("name", "needs", "fit", "reset", "step", "step_checked", "score_off
 
 
 def register_score(cls: type) -> type:
-    """Register a score class under ``cls.name`` (usable as a decorator); names must be unique."""
+    """Register a score class under ``cls.name`` (usable as a decorator); names must be unique.
+
+    Registering a class of the same module and name again (a reloaded module) replaces it."""
     missing = [a for a in _REQUIRED if not hasattr(cls, a)]
     if missing:
         raise TypeError(f"{cls.__name__} is not a FailureScore: it lacks {missing}")
     known = SCORES.get(cls.name)
     if known is not None and known is not cls:
-        raise ValueError(f"score name {cls.name!r} is taken by {known.__module__}.{known.__name__}")
+        if known in _BUILTIN or score_path(known) != score_path(cls):
+            raise ValueError(f"score name {cls.name!r} of {score_path(cls)} is taken by {score_path(known)}; "
+                             f"give {cls.__name__} another name (its class attribute 'name')")
     SCORES[cls.name] = cls
     return cls
+
+
+def score_path(cls: type) -> str:
+    """``'<module>:<Class>'``, the import path ``score_class`` resolves in any process."""
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def score_id(cls: type) -> str:
+    """How configs and saved monitors name a score class: fiper's own by registry name, any other
+    by its import path, so a new process finds it without importing it first."""
+    return cls.name if cls in _BUILTIN else score_path(cls)
+
+
+def _import_score(path: str) -> type:
+    """The class at ``'<module>:<Class>'``, imported and registered."""
+    module_name, _, attr = path.partition(":")
+    try:
+        obj = importlib.import_module(module_name)
+    except ImportError as err:
+        raise KeyError(f"score {path!r}: module {module_name!r} does not import ({err}); put its directory on "
+                       "PYTHONPATH (or install it)") from None
+    for part in attr.split("."):
+        obj = getattr(obj, part, None)
+    if not inspect.isclass(obj):
+        raise KeyError(f"score {path!r}: module {module_name!r} has no class {attr!r}")
+    return register_score(obj)
 
 
 def _discover() -> None:
@@ -45,15 +77,20 @@ def _discover() -> None:
 
 
 SCORES: dict[str, type[FailureScore]] = {}
+_BUILTIN: set[type] = set()
 _discover()
+_BUILTIN.update(SCORES.values())
 
 
 def score_class(name: str) -> type[FailureScore]:
-    """The class registered under ``name``; a KeyError lists the known names."""
-    try:
+    """The class registered under ``name``, or at the import path ``'<module>:<Class>'``; a KeyError
+    lists the known names."""
+    if name in SCORES:
         return SCORES[name]
-    except KeyError:
-        raise KeyError(f"unknown score {name!r}; known scores: {', '.join(sorted(SCORES))}") from None
+    if isinstance(name, str) and ":" in name:
+        return _import_score(name)
+    raise KeyError(f"unknown score {name!r}; known scores: {', '.join(sorted(SCORES))}; a score of your own: its "
+                   "import path '<module>:<Class>' (docs/scores.md, \"Adding a score\")")
 
 
 def make_score(name: str, **kwargs: Any) -> FailureScore:
@@ -62,7 +99,9 @@ def make_score(name: str, **kwargs: Any) -> FailureScore:
 
 
 def score_from_state(tensors: Mapping[str, Tensor], config: Mapping[str, Any], *, device: str | torch.device = "cpu") -> FailureScore:
-    """Restore a fitted score from ``score.state()`` output; the class is looked up by config['name']."""
+    """Restore a fitted score from ``score.state()`` output; the class is looked up by config['name'],
+    else by its import path config['class'] (``save_monitor`` records it for scores defined outside fiper)."""
     if "name" not in config:
         raise ValueError(f"score config has no 'name' (keys: {sorted(config)}); save it with score.state()")
-    return score_class(config["name"]).from_state(tensors, config, device=device)
+    name = config["name"] if config["name"] in SCORES or "class" not in config else config["class"]
+    return score_class(name).from_state(tensors, config, device=device)

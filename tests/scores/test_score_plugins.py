@@ -1,0 +1,141 @@
+"""Scores defined outside fiper: named by their import path '<module>:<Class>', they fit, save and load
+in a process that never imported them, through the library and the launchers."""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+import textwrap
+import uuid
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from fiper.monitor import load_monitor, save_monitor
+from fiper.monitor.fitting import fit_monitor
+from fiper.monitor.identity import PolicyIdentity
+from fiper.monitor.spec import MonitorSpec, ScoreSpec
+from fiper.scores import SCORES, ScoreFitData, make_score, register_score, score_class
+from score_helpers import Decisions
+
+PLUGIN = '''
+import numpy as np
+import torch
+from fiper.scores import ScoreBase
+
+
+class EmbeddingDistance(ScoreBase):
+    """Distance of the embedding to the fit mean, in units of the fit's median distance."""
+
+    name = "{name}"
+    needs = frozenset({{"embedding"}})
+    dtype = torch.float64
+    backend = "numpy"
+
+    def __init__(self, power: float = 1.0):
+        super().__init__(power=float(power))
+        self.mean = self.unit = None
+
+    def _fit(self, embeddings, samples, decision_ends, seed):
+        self.mean = embeddings.mean(0)
+        self.unit = np.median(np.linalg.norm(embeddings - self.mean, axis=1)).reshape(1)
+
+    def _score(self, embeddings, samples):
+        return (np.linalg.norm(embeddings - self.mean, axis=1) / self.unit) ** self._config["power"]
+
+    def _tensors(self):
+        return {{"mean": torch.as_tensor(self.mean), "unit": torch.as_tensor(self.unit)}}
+
+    def _load_tensors(self, tensors):
+        self.mean, self.unit = (t.cpu().numpy() for t in self._take(tensors, "mean", "unit"))
+'''
+
+
+@pytest.fixture
+def plugin(tmp_path, monkeypatch):
+    """A module of one user score on sys.path, not imported yet: (module name, score name, import path)."""
+    module, name = f"user_scores_{uuid.uuid4().hex[:8]}", f"user_distance_{uuid.uuid4().hex[:8]}"
+    (tmp_path / f"{module}.py").write_text(textwrap.dedent(PLUGIN.format(name=name)))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    yield module, name, f"{module}:EmbeddingDistance"
+    SCORES.pop(name, None)
+    sys.modules.pop(module, None)
+
+
+def forget(module: str, name: str) -> None:
+    """As in a new process: the module is not imported and its score not registered."""
+    SCORES.pop(name, None)
+    sys.modules.pop(module, None)
+
+
+def identity(data: Decisions) -> PolicyIdentity:
+    return PolicyIdentity(embedding_dim=data.embeddings.shape[1], num_samples=data.samples.shape[1],
+                          horizon=data.samples.shape[2], action_dim=data.samples.shape[3], n_action_steps=2)
+
+
+def test_import_path_builds_the_score_and_configs_keep_the_path(plugin):
+    module, name, path = plugin
+    spec = ScoreSpec.of({"score": path, "power": 2})
+    assert spec.score == path and spec.params == {"power": 2.0}
+    assert score_class(path).name == name and name in SCORES
+    assert ScoreSpec.of({"score": name}).score == path  # registered by name in this process: saved by its path
+    data = Decisions(seed=0)
+    score = make_score(path).fit(ScoreFitData(data.embeddings, None, data.decision_ends))
+    assert score.score_offline(data.embeddings, None, data.decision_ends).shape == (len(data.embeddings),)
+
+
+def test_saved_monitor_loads_in_a_process_that_never_imported_the_score(plugin, tmp_path):
+    module, name, path = plugin
+    data, cal = Decisions(seed=0, lengths=(6,) * 12), Decisions(seed=1, lengths=(6,) * 20)
+    monitor = fit_monitor(data.fit_data(), identity(data), scores={"mine": {"score": path}, "ace": {"dims": [0, 1]}},
+                          windows={"mine": 2, "ace": 2}, rule="or")
+    raw = monitor.score_offline(cal.embeddings, cal.samples, cal.decision_ends)
+    monitor.calibrate(raw, cal.decision_ends, delta=0.1, threshold_type="constant")
+    save_monitor(monitor, tmp_path / "monitor")
+    forget(module, name)
+    loaded = load_monitor(tmp_path / "monitor")
+    assert loaded.spec.scores["mine"].score == path
+    np.testing.assert_array_equal(loaded.score_offline(cal.embeddings, cal.samples, cal.decision_ends)["mine"], raw["mine"])
+    assert MonitorSpec.of(loaded.spec.as_dict()).scores["mine"].score == path
+
+
+def test_launch_fit_and_calibrate_take_a_score_by_its_import_path(plugin, tmp_path):
+    helpers = importlib.util.spec_from_file_location("monitor_launch", Path(__file__).parents[1] / "monitor" / "test_monitor_launch.py")
+    launch_tests = importlib.util.module_from_spec(helpers)
+    helpers.loader.exec_module(launch_tests)  # its store writer and hydra runner
+    from launch import calibrate, fit
+
+    module, name, path = plugin
+    fit_store = launch_tests.write_rollouts(tmp_path / "fit.zarr", 10, seed=0)
+    cal_store = launch_tests.write_rollouts(tmp_path / "cal.zarr", 12, seed=1)
+    out = tmp_path / "monitor"
+    launch_tests.run(fit, "fit", [f"data={fit_store}", f"out={out}", *launch_tests.SMALL, f'+monitor.scores.mine={{score: "{path}"}}',
+                                  "+monitor.windows.mine=2", "monitor.rule=or"])
+    forget(module, name)  # launch.calibrate in a new process
+    launch_tests.run(calibrate, "calibrate", [f"data={cal_store}", f"monitor_dir={out}", "delta=0.1"])
+    forget(module, name)
+    loaded = load_monitor(out)
+    assert loaded.calibrated and loaded.scores["mine"].name == name and loaded.rule == "or"
+
+
+def test_errors_name_the_fix(plugin):
+    module, name, path = plugin
+    with pytest.raises(ValueError, match="import path '<module>:<Class>'"):
+        ScoreSpec.of({"score": "no_such_score"})
+    with pytest.raises(ValueError, match="does not import .*PYTHONPATH"):
+        ScoreSpec.of({"score": "no_such_module_xyz:Score"})
+    with pytest.raises(ValueError, match="has no class 'Missing'"):
+        ScoreSpec.of({"score": f"{module}:Missing"})
+    cls = score_class(path)
+    clash = type("MyACE", (cls,), {"name": "ace"})
+    with pytest.raises(ValueError, match="taken by fiper.scores.ace:ACE; give MyACE another name"):
+        register_score(clash)
+
+
+def test_a_reloaded_module_registers_its_score_again(plugin):
+    module, name, path = plugin
+    first = score_class(path)
+    again = importlib.reload(sys.modules[module]).EmbeddingDistance
+    assert again is not first and register_score(again) is again and SCORES[name] is again
