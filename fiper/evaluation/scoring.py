@@ -19,7 +19,7 @@ from fiper.evaluation.rollouts import RolloutSet
 from fiper.scores import ScoreFitData, make_score
 from fiper.scores.base import ScoreBase
 from fiper.scores import inputs
-from fiper.scores.inputs import RowSubset, row_nbytes
+from fiper.scores.inputs import RowSubset, check_scores, row_nbytes
 from fiper.scores.observations import rollout_observations
 from fiper.scores.registry import score_class
 from fiper.storage import StoreError
@@ -151,8 +151,9 @@ def fit_and_score(
             start = time.perf_counter()
             seen = {"observations": observations.select(rows)} if "observation" in score.needs else {}
             try:
-                out.raw[name][rows] = score.score_offline(
-                    embeddings if "embedding" in score.needs else None, samples if "samples" in score.needs else None, ends, **seen)
+                out.raw[name][rows] = check_scores(name, score.score_offline(
+                    embeddings if "embedding" in score.needs else None, samples if "samples" in score.needs else None, ends, **seen),
+                    int(ends[-1]))
             except StoreError:
                 raise
             except ValueError as err:

@@ -23,7 +23,7 @@ from fiper.monitor.verdict import MonitorVerdict
 from fiper.monitor.spec import MonitorSpec, ScoreSpec
 from fiper.scores.base import FailureScore, ScoreFitData
 from fiper.scores.registry import score_id
-from fiper.scores.inputs import as_array
+from fiper.scores.inputs import as_array, check_scores
 
 
 def _finite(x: Any) -> bool:
@@ -162,6 +162,7 @@ class FailureMonitor:
             try:
                 value = score.step_checked(embedding if "embedding" in score.needs else None, samples if "samples" in score.needs else None,
                                            **({"observation": observation} if "observation" in score.needs else {}))
+                value = float(check_scores(f"score {name!r}", np.atleast_1d(value), 1)[0])  # one number, not an array of two
             except Exception as err:  # fail-safe: any score error raises the alarm
                 return self._failsafe(f"score {name!r} raised {type(err).__name__}: {err}", skip)
             if not math.isfinite(value):
@@ -201,9 +202,11 @@ class FailureMonitor:
                       observations: Mapping[str, Any] | None = None) -> dict[str, np.ndarray]:
         """Raw per-decision scores (N,) of every score over a whole store, vectorised (``observations``
         {key: (N, *shape)} for scores that read the raw observation, e.g. ScoreFitData.observations)."""
+        n_decisions = int(np.asarray(decision_ends)[-1]) if len(decision_ends) else 0
         return {
-            n: s.score_offline(embeddings if "embedding" in s.needs else None, samples if "samples" in s.needs else None, decision_ends,
-                               **({"observations": observations} if "observation" in s.needs else {}))
+            n: check_scores(f"score {n!r}", s.score_offline(
+                embeddings if "embedding" in s.needs else None, samples if "samples" in s.needs else None, decision_ends,
+                **({"observations": observations} if "observation" in s.needs else {})), n_decisions)
             for n, s in self.scores.items()
         }
 
@@ -230,7 +233,13 @@ class FailureMonitor:
         self.spec.replace(threshold_type=kind, joint=joint, delta=delta)  # one validation of the combination
         etas = {}
         for name in self.names:
-            padded, lengths = to_padded(raw[name], decision_ends)
+            values = np.asarray(raw[name], dtype=np.float64).reshape(-1)
+            if not np.isfinite(values).all():  # a NaN would otherwise surface as an error naming no score
+                bad = int(np.flatnonzero(~np.isfinite(values))[0])
+                episode = int(np.searchsorted(np.asarray(decision_ends), bad, side="right"))
+                raise ValueError(f"calibration scores of {name!r} hold {int((~np.isfinite(values)).sum())} non-finite values (first "
+                                 f"at decision {bad}, episode {episode}); fix the score: it must be finite on in-distribution decisions")
+            padded, lengths = to_padded(values, decision_ends)
             etas[name] = windowed_sum(padded, self.windows[name], lengths)
         if joint:
             if self.rule == "single":

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from fiper.scores.inputs import FitRows, as_array, as_tensor, check_decision_ends, check_finite, check_shape, chunks
+from fiper.scores.inputs import FitRows, as_array, as_tensor, check_decision_ends, check_finite, check_scores, check_shape, chunks
 from fiper.scores.observations import store_observations
 
 NEEDS = frozenset({"embedding", "samples", "observation"})
@@ -234,7 +234,7 @@ class ScoreBase(ABC):
     def _step(self, embedding: Any, samples: Any) -> float:
         """One decision's score from converted inputs (1, D) and (1, B, H, A); scores with history override it."""
         with torch.no_grad():
-            return float(self._score(embedding, samples)[0])
+            return float(check_scores(self.name, self._score(embedding, samples), 1)[0])
 
     def score_offline(self, embeddings: Any = None, samples: Any = None, decision_ends: Any = None) -> np.ndarray:
         """Scores (N,) of every decision of a store, vectorised in memory-bounded chunks."""
@@ -248,8 +248,7 @@ class ScoreBase(ABC):
                     samples[sl] if "samples" in self.needs else None,
                     batched=True,
                 )
-                scores = self._score(emb, smp)
-                out[sl] = scores.double().cpu().numpy() if isinstance(scores, Tensor) else scores
+                out[sl] = check_scores(self.name, self._score(emb, smp), sl.stop - sl.start)
         return out
 
     def state(self) -> tuple[dict[str, Tensor], dict[str, Any]]:

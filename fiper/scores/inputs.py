@@ -75,6 +75,18 @@ def check_finite(owner: str, what: str, t: Tensor | np.ndarray) -> None:
         raise ValueError(f"{owner}: {what} of shape {tuple(t.shape)} contains {bad} non-finite values (NaN or inf)")
 
 
+def check_scores(owner: str, scores: Any, n_decisions: int) -> np.ndarray:
+    """A score's output for ``n_decisions`` decisions as float64 (n,), or a ValueError naming the shape it
+    returned: a (1,) or (n, 1) output would otherwise broadcast into, or fail to fill, the (n,) result."""
+    if isinstance(scores, Tensor):
+        scores = scores.detach().double().cpu().numpy()
+    out = np.asarray(scores, dtype=np.float64)
+    if out.shape != (n_decisions,):
+        raise ValueError(f"{owner}: the score returned shape {out.shape} for {n_decisions} decisions; it must return one "
+                         f"number per decision, shape ({n_decisions},) (fix its _score or score_offline)")
+    return out
+
+
 def check_decision_ends(owner: str, decision_ends: Any, n_decisions: int) -> np.ndarray:
     """``decision_ends`` (E,) as int64: non-decreasing cumulative ends whose last entry is ``n_decisions``."""
     ends = np.asarray(decision_ends)
