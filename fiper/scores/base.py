@@ -142,7 +142,8 @@ class ScoreBase(ABC):
     """Shared machinery of fiper's scores: input checks, chunked offline scoring, state round trip.
 
     A subclass sets ``name``, ``needs`` and ``dtype`` and implements ``_fit``, ``_score`` (a batch
-    of decisions -> (n,) scores), ``_tensors`` and ``_load_tensors``. Stateless scores get
+    of decisions -> (n,) scores), ``_tensors`` and ``_load_tensors``; a score that reads the raw
+    observation gets it as ``observations={key: (n, *shape)}`` in both. Stateless scores get
     ``step`` and ``score_offline`` for free; scores with history override ``_step`` and
     ``score_offline``. ``backend = "numpy"`` hands ``_fit`` / ``_score`` host numpy arrays instead
     of tensors (for scores whose work is small-array bookkeeping, e.g. ACE's histogram).
@@ -167,11 +168,13 @@ class ScoreBase(ABC):
     # ------------------------------------------------------------------ subclass hooks
     @abstractmethod
     def _fit(self, embeddings: Tensor | None, samples: Tensor | None, decision_ends: np.ndarray, seed: int) -> None:
-        """Fit models / constants on validated fit tensors (on ``self.device``, ``self.dtype``)."""
+        """Fit models / constants on validated fit tensors (on ``self.device``, ``self.dtype``); a score
+        that reads the observation also gets ``observations={key: (N, *shape)}`` (lazy: slice it)."""
 
     @abstractmethod
     def _score(self, embeddings: Tensor | None, samples: Tensor | None) -> Tensor:
-        """Scores (n,) of n decisions: embeddings (n, D), samples (n, B, H, A), already validated."""
+        """Scores (n,) of n decisions: embeddings (n, D), samples (n, B, H, A), already validated (and
+        ``observations={key: (n, *shape)}`` host arrays, unchecked, for a score that reads them)."""
 
     def _tensors(self) -> dict[str, Tensor]:
         return {}
@@ -207,7 +210,8 @@ class ScoreBase(ABC):
                 check_finite(self.name, "fit samples", samples)
             self.sample_shape = tuple(int(s) for s in samples.shape[1:])
         self._check_fit_shapes()
-        self._fit(emb, samples, data.decision_ends, int(data.seed))
+        seen = self._observed(data.observations, "ScoreFitData.observations (ScoreFitData.from_store(store, observations=True))")
+        self._fit(emb, samples, data.decision_ends, int(data.seed), **seen)
         if isinstance(samples, FitRows):  # a score that read no (or not every) batch still refuses non-finite ones
             samples.check_all(self._fit_chunk_rows())
         # Hold the fitted tensors exactly as from_state will (contiguous, fresh memory), so a
@@ -221,24 +225,27 @@ class ScoreBase(ABC):
         """Forget per-episode history (stateless scores have none)."""
         return None
 
-    def step(self, embedding: Any = None, samples: Any = None) -> float:
-        """Score one decision from its embedding (D,) and sample batch (B, H, A)."""
-        return self._step(*self._inputs(embedding, samples, batched=False))
+    def step(self, embedding: Any = None, samples: Any = None, *, observation: Mapping[str, Any] | None = None) -> float:
+        """Score one decision from its embedding (D,), sample batch (B, H, A) and, for a score that
+        reads it, its observation {key: one step's array}."""
+        return self._step(*self._inputs(embedding, samples, batched=False), **self._observed(observation, "the decision", row=True))
 
-    def step_checked(self, embedding: Any = None, samples: Any = None) -> float:
+    def step_checked(self, embedding: Any = None, samples: Any = None, *, observation: Mapping[str, Any] | None = None) -> float:
         """``step`` for inputs the caller has already checked (shapes, finite values): the monitor
         validates each decision once, not once per score. Unchecked input gives undefined scores."""
         self._require_fitted()
-        return self._step(*self._convert(embedding, samples, batched=False))
+        return self._step(*self._convert(embedding, samples, batched=False), **self._observed(observation, "the decision", row=True))
 
-    def _step(self, embedding: Any, samples: Any) -> float:
+    def _step(self, embedding: Any, samples: Any, **observed: Any) -> float:
         """One decision's score from converted inputs (1, D) and (1, B, H, A); scores with history override it."""
         with torch.no_grad():
-            return float(check_scores(self.name, self._score(embedding, samples), 1)[0])
+            return float(check_scores(self.name, self._score(embedding, samples, **observed), 1)[0])
 
-    def score_offline(self, embeddings: Any = None, samples: Any = None, decision_ends: Any = None) -> np.ndarray:
+    def score_offline(self, embeddings: Any = None, samples: Any = None, decision_ends: Any = None, *,
+                      observations: Mapping[str, Any] | None = None) -> np.ndarray:
         """Scores (N,) of every decision of a store, vectorised in memory-bounded chunks."""
-        n = self._n_offline(embeddings, samples)
+        seen = self._observed(observations, "score_offline's observations")
+        n = self._n_offline(embeddings, samples) if self.needs - {"observation"} else int(np.asarray(decision_ends)[-1])
         check_decision_ends(self.name, decision_ends, n)
         out = np.empty(n, dtype=np.float64)
         with torch.no_grad():
@@ -248,7 +255,8 @@ class ScoreBase(ABC):
                     samples[sl] if "samples" in self.needs else None,
                     batched=True,
                 )
-                out[sl] = check_scores(self.name, self._score(emb, smp), sl.stop - sl.start)
+                part = {"observations": {k: v[sl] for k, v in seen["observations"].items()}} if seen else {}
+                out[sl] = check_scores(self.name, self._score(emb, smp, **part), sl.stop - sl.start)
         return out
 
     def state(self) -> tuple[dict[str, Tensor], dict[str, Any]]:
@@ -355,6 +363,17 @@ class ScoreBase(ABC):
                 check_finite(self.name, what, x)
             out.append(x if batched else x[None])
         return out[0], out[1]
+
+    def _observed(self, observations: Any, what: str, row: bool = False) -> dict[str, Any]:
+        """``{"observations": {key: rows}}`` for a score that reads the raw observation (one step's
+        arrays get a leading decision axis with ``row``), else nothing; None is refused naming ``what``."""
+        if "observation" not in self.needs:
+            return {}
+        if not isinstance(observations, Mapping):
+            raise ValueError(f"{self.name} reads the raw observation but {what} holds "
+                             f"{'none' if observations is None else type(observations).__name__}; give a mapping "
+                             "{key: array} (online: FailureMonitor.step(..., observation=obs))")
+        return {"observations": {k: np.asarray(v)[None] if row else v for k, v in observations.items()}}
 
     def _inputs(self, embedding: Any, samples: Any, *, batched: bool) -> tuple[Any, Any]:
         """Validated inputs: (1 or n, D) embeddings and (1 or n, B, H, A) samples for ``_score``."""

@@ -1,5 +1,6 @@
 """Scores defined outside fiper: named by their import path '<module>:<Class>', they fit, save and load
-in a process that never imported them, through the library and the launchers."""
+in a process that never imported them, through the library and the launchers; a ScoreBase score of the
+raw observation gets it at fit, offline and online."""
 
 from __future__ import annotations
 
@@ -12,12 +13,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
-from fiper.monitor import load_monitor, save_monitor
+from fiper.monitor import FailureMonitor, load_monitor, save_monitor
 from fiper.monitor.fitting import fit_monitor
 from fiper.monitor.identity import PolicyIdentity
 from fiper.monitor.spec import MonitorSpec, ScoreSpec
-from fiper.scores import SCORES, ScoreFitData, make_score, register_score, score_class
+from fiper.scores import SCORES, ScoreBase, ScoreFitData, make_score, register_score, score_class
 from score_helpers import Decisions
 
 PLUGIN = '''
@@ -139,3 +141,35 @@ def test_a_reloaded_module_registers_its_score_again(plugin):
     first = score_class(path)
     again = importlib.reload(sys.modules[module]).EmbeddingDistance
     assert again is not first and register_score(again) is again and SCORES[name] is again
+
+
+class StateOffset(ScoreBase):
+    """A user score of the raw observation: the 'state' key's distance to its fit mean."""
+
+    name = "test_state_offset"
+    needs = frozenset({"observation"})
+    dtype = torch.float64
+    backend = "numpy"
+
+    def _fit(self, embeddings, samples, decision_ends, seed, observations):
+        self.mean = np.asarray(observations["state"][:]).mean(0)
+
+    def _score(self, embeddings, samples, observations):
+        return np.linalg.norm(np.asarray(observations["state"]) - self.mean, axis=1)
+
+
+def test_an_observation_score_on_score_base_gets_the_observations_offline_and_online():
+    data = Decisions(seed=0, lengths=(6,) * 12)
+    score = StateOffset().fit(data.fit_data())
+    offline = score.score_offline(decision_ends=data.decision_ends, observations=data.observations)
+    np.testing.assert_allclose(offline, np.linalg.norm(data.observations["state"] - data.observations["state"].mean(0), axis=1))
+    assert score.step(observation={"state": data.observations["state"][3]}) == pytest.approx(offline[3])
+    monitor = FailureMonitor({"obs": score}, identity(data), windows={"obs": 1}, rule="single")
+    monitor.calibrate(monitor.score_offline(None, None, data.decision_ends, observations=data.observations), data.decision_ends, delta=0.1)
+    monitor.reset()
+    verdict = monitor.step(data.embeddings[0], data.samples[0], observation={"state": data.observations["state"][0]})
+    assert not verdict.failsafe and verdict.scores["obs"] == pytest.approx(offline[0])
+    with pytest.raises(ValueError, match="reads the raw observation but ScoreFitData.observations .* holds none"):
+        StateOffset().fit(ScoreFitData(data.embeddings, None, data.decision_ends))
+    with pytest.raises(ValueError, match="reads the raw observation but the decision holds none"):
+        score.step(data.embeddings[0], None)
