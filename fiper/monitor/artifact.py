@@ -135,7 +135,11 @@ def load_monitor(directory: str | os.PathLike, *, policy: Any = None, device: st
         own = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}  # none for scores without parameters (stac, elapsed)
         try:
             scores[name] = score_from_state(own, score_config, device=device)
-        except (KeyError, TypeError, ValueError, RuntimeError) as err:
+        except KeyError as err:  # a score class this process cannot find: the files themselves are fine
+            raise _error(directory, f"score {name!r} names a score class this process cannot find ({err.args[0]})",
+                         "make the module that defines it importable (PYTHONPATH), or register the class "
+                         "(fiper.scores.register_score) before loading") from err
+        except (TypeError, ValueError, RuntimeError) as err:
             raise _error(directory, f"score {name!r} does not load from {TENSOR_FILE} and {CONFIG_FILE} ({type(err).__name__}: {err})") from err
     thresholds = config.get("thresholds")
     if thresholds is not None:

@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from fiper.monitor import FailureMonitor, load_monitor, save_monitor
+from fiper.monitor.artifact import MonitorFileError
 from fiper.monitor.fitting import fit_monitor
 from fiper.monitor.identity import PolicyIdentity
 from fiper.monitor.spec import MonitorSpec, ScoreSpec
@@ -101,6 +102,10 @@ def test_saved_monitor_loads_in_a_process_that_never_imported_the_score(plugin, 
     assert loaded.spec.scores["mine"].score == path
     np.testing.assert_array_equal(loaded.score_offline(cal.embeddings, cal.samples, cal.decision_ends)["mine"], raw["mine"])
     assert MonitorSpec.of(loaded.spec.as_dict()).scores["mine"].score == path
+    forget(module, name)
+    sys.path.remove(str(tmp_path))  # the module is no longer importable: the files are fine, the error says so
+    with pytest.raises(MonitorFileError, match=r"cannot find .*does not import.*Fix: make the module that defines it importable"):
+        load_monitor(tmp_path / "monitor")
 
 
 def test_launch_fit_and_calibrate_take_a_score_by_its_import_path(plugin, tmp_path):
