@@ -134,6 +134,9 @@ def fit_and_score(
             raise
         except ValueError as err:
             raise ValueError(f"fitting score {name!r} ({kind}) on task {rollouts.task!r}: {err}") from err
+        except Exception as err:  # a bug inside the score: keep its type and traceback, say which score it was
+            err.add_note(f"while fitting score {name!r} ({kind}) on task {rollouts.task!r}")
+            raise
         out.fit_seconds[name] = time.perf_counter() - start
     del data
     n = int(rollouts.decision_ends[-1])
@@ -156,10 +159,13 @@ def fit_and_score(
                     int(ends[-1]))
             except StoreError:
                 raise
-            except ValueError as err:
+            except Exception as err:
                 first = int(np.searchsorted(rollouts.decision_ends, rows.start, side="right"))
-                raise ValueError(f"scoring {name!r} on task {rollouts.task!r}, episodes {first}..{first + len(ends) - 1} "
-                                 f"(of {', '.join(rollouts.stores)}): {err}") from err
+                where = f"scoring {name!r} on task {rollouts.task!r}, episodes {first}..{first + len(ends) - 1} (of {', '.join(rollouts.stores)})"
+                if not isinstance(err, ValueError):  # a bug inside the score: keep its type and traceback
+                    err.add_note(f"while {where}")
+                    raise
+                raise ValueError(f"{where}: {err}") from err
             out.score_seconds[name] += time.perf_counter() - start
     for name, raw in out.raw.items():
         if not np.all(np.isfinite(raw)):

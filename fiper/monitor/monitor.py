@@ -79,7 +79,13 @@ class FailureMonitor:
     def from_spec(cls, spec: MonitorSpec | Mapping[str, Any], data: ScoreFitData, identity: PolicyIdentity) -> FailureMonitor:
         """Fit every score of ``spec`` on in-distribution decisions; calibrate the result next."""
         spec = MonitorSpec.of(spec)
-        fitted = {name: score.build().fit(data) for name, score in spec.scores.items()}
+        fitted = {}
+        for name, score in spec.scores.items():
+            try:
+                fitted[name] = score.build().fit(data)
+            except Exception as err:  # keep the score's own error and traceback, say which score raised it
+                err.add_note(f"while fitting score {name!r} ({score.score})")
+                raise
         return cls(fitted, identity, windows=spec.windows, rule=spec.rule, threshold_type=spec.threshold_type, joint=spec.joint)
 
     @property

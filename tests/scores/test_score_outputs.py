@@ -1,5 +1,6 @@
 """A score's output is one finite number per decision: a wrong shape or a NaN is refused naming the
-score, offline, online, at calibration and in the evaluation, instead of broadcasting or passing on."""
+score, offline, online, at calibration and in the evaluation, instead of broadcasting or passing on; a
+bug inside a score keeps its own error and traceback, with a note naming the score."""
 
 from __future__ import annotations
 
@@ -28,6 +29,8 @@ class Distance(ScoreBase):
         super().__init__(mode=mode)
 
     def _fit(self, embeddings, samples, decision_ends, seed):
+        if self._config["mode"] == "fit_bug":
+            raise RuntimeError("mat1 and mat2 shapes cannot be multiplied")
         self.mean = embeddings.mean(0)
 
     def _score(self, embeddings, samples):
@@ -37,6 +40,8 @@ class Distance(ScoreBase):
             return np.atleast_1d(d.mean())
         if mode == "column":  # (n, 1)
             return d[:, None]
+        if mode == "score_bug":
+            raise KeyError("missing")
         if mode == "nan":  # NaN on some decisions
             return np.where(embeddings[:, 0] > self.mean[0], np.nan, d)
         return d
@@ -99,3 +104,19 @@ def test_evaluation_names_a_score_whose_offline_output_has_the_wrong_length(regi
             fit_and_score(ro, np.arange(4), specs, seed=0, device="cpu")
     finally:
         del registered.score_offline
+
+
+def test_a_bug_inside_a_score_keeps_its_error_and_names_the_score(registered, tmp_path):
+    task = SyntheticTask(embedding_dim=8, num_samples=4, horizon=4, action_dim=2, n_action_steps=2)
+    write_synthetic_store(tmp_path / "r.zarr", task, seed=0, n_success_id=8, n_success_ood=0, n_fail_id=2, n_fail_ood=0)
+    ro = load_rollouts(str(tmp_path / "r.zarr"))["synthetic"]
+    for mode, error, note in (("fit_bug", RuntimeError, "while fitting score 'mine'"), ("score_bug", KeyError, "while scoring 'mine' on task")):
+        specs = resolve_specs({"mine": {"score": registered.name, "mode": mode}}, ["mine"], ro)
+        with pytest.raises(error) as caught:
+            fit_and_score(ro, np.arange(4), specs, seed=0, device="cpu")
+        assert any(n.startswith(note) for n in caught.value.__notes__)
+    data = Decisions(seed=0)
+    spec = {"scores": {"mine": {"score": registered.name, "mode": "fit_bug"}}}
+    with pytest.raises(RuntimeError) as caught:
+        FailureMonitor.from_spec(spec, ScoreFitData(data.embeddings, None, data.decision_ends), monitor_of(fitted("ok", data), data).identity)
+    assert caught.value.__notes__ == ["while fitting score 'mine' (test_score_outputs:Distance)"]
