@@ -396,5 +396,6 @@ class MonitoredPolicy:
             "ratios": dict(verdict.ratios) if verdict else {},
             "intervention": decision.intervention,
             "timing_ms": decision.timing_ms,
+            "score_ms": dict(verdict.score_ms) if verdict else {},
             "overrun": decision.overrun,
         }

@@ -9,6 +9,7 @@ store with array operations and give the same numbers (see tests/monitor).
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -163,8 +164,10 @@ class FailureMonitor:
         except (TypeError, ValueError) as err:
             return self._failsafe(f"invalid input: {err}", skip)
         raw: dict[str, float] = {}
+        score_ms: dict[str, float] = {}
         for name in active:
             score = self.scores[name]
+            start = time.perf_counter()
             try:
                 value = score.step_checked(embedding if "embedding" in score.needs else None, samples if "samples" in score.needs else None,
                                            **({"observation": observation} if "observation" in score.needs else {}))
@@ -174,9 +177,10 @@ class FailureMonitor:
             if not math.isfinite(value):
                 return self._failsafe(f"score {name!r} returned {value}", skip)
             raw[name] = value
+            score_ms[name] = (time.perf_counter() - start) * 1e3
         a = self._alarm.step(raw, skip)
         reason = f"{' and '.join(a.crossed)} above threshold" if a.alarm else ""
-        return MonitorVerdict(a.step, raw, a.eta, a.gamma, a.ratio, a.combined_ratio, a.alarm, a.crossed, reason, False, skip)
+        return MonitorVerdict(a.step, raw, a.eta, a.gamma, a.ratio, a.combined_ratio, a.alarm, a.crossed, reason, False, skip, score_ms)
 
     def _prepare(self, embedding: Any, samples: Any) -> tuple[Any, Any]:
         """Check the inputs once per decision (shape, finite) for every score: strip a leading batch

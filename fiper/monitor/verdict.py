@@ -11,6 +11,7 @@ class MonitorVerdict:
 
     ``reason`` explains the alarm in words: the indicators that crossed their thresholds, or the
     error that forced a fail-safe alarm (``failsafe=True``). ``combined_ratio`` > 1 means alarm.
+    ``score_ms`` is each score's time on this decision, to find the one that makes a decision slow.
     """
 
     decision: int
@@ -24,6 +25,7 @@ class MonitorVerdict:
     reason: str = ""
     failsafe: bool = False
     skipped: tuple[str, ...] = ()
+    score_ms: dict[str, float] = field(default_factory=dict, compare=False)  # timing: not part of what it says
 
     def as_dict(self) -> dict:
         return asdict(self)

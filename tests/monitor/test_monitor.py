@@ -187,3 +187,16 @@ def test_bfloat16_inputs_score_like_their_float32_values(monitor):
     want = monitor.step(z16.float(), s16.float())
     assert not got.failsafe, got.reason
     assert got == want
+
+
+def test_verdict_times_each_score_so_a_slow_one_is_found(monitor, monkeypatch):
+    import time
+
+    rng = np.random.default_rng(3)
+    emb, smp, _ = make_decisions(rng, 1)
+    ace = monitor.scores["ace"]
+    slow = ace.step_checked
+    monkeypatch.setattr(ace, "step_checked", lambda *a, **k: (time.sleep(0.03), slow(*a, **k))[1])
+    monitor.reset()
+    verdict = monitor.step(emb[0], smp[0])
+    assert set(verdict.score_ms) == {"rnd_oe", "ace"} and verdict.score_ms["ace"] >= 30.0 > verdict.score_ms["rnd_oe"]
