@@ -38,13 +38,13 @@ def _check_windows(windows) -> np.ndarray:
     return arr
 
 
-def windowed_sum(scores, windows, lengths=None) -> np.ndarray:
+def windowed_sum(scores, windows, lengths=None, *, name: str = "scores") -> np.ndarray:
     """Trailing-window sums of padded per-decision scores, by cumulative sums.
 
     ``windows`` an int gives ``(E, T)``; a sequence of W ints gives ``(W, E, T)`` in one pass.
     Steps at or past a rollout's length are NaN.
     """
-    x, lens, mask = check_rollouts(scores, lengths, name="scores")
+    x, lens, mask = check_rollouts(scores, lengths, name=name)  # ``name`` says whose scores an error is about
     wins = _check_windows(windows)
     num_steps = x.shape[1]
     csum = np.zeros((x.shape[0], num_steps + 1))
@@ -196,7 +196,7 @@ def evaluate_alarms(
     shapes = {n: np.shape(scores[n]) for n in names}
     if len(set(shapes.values())) != 1:
         raise ValueError(f"all scores must share one padded (E, T) shape, got {shapes}")
-    eta = np.stack([windowed_sum(scores[n], int(windows[n]), lengths) for n in names])
+    eta = np.stack([windowed_sum(scores[n], int(windows[n]), lengths, name=f"scores of {n!r}") for n in names])
     num_steps = eta.shape[-1]
     lens = np.asarray(lengths, dtype=np.int64) if lengths is not None else np.full(eta.shape[1], num_steps)
     mask = step_mask(lens, num_steps)

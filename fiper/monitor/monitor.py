@@ -243,14 +243,8 @@ class FailureMonitor:
         self.spec.replace(threshold_type=kind, joint=joint, delta=delta)  # one validation of the combination
         etas = {}
         for name in self.names:
-            values = np.asarray(raw[name], dtype=np.float64).reshape(-1)
-            if not np.isfinite(values).all():  # a NaN would otherwise surface as an error naming no score
-                bad = int(np.flatnonzero(~np.isfinite(values))[0])
-                episode = int(np.searchsorted(np.asarray(decision_ends), bad, side="right"))
-                raise ValueError(f"calibration scores of {name!r} hold {int((~np.isfinite(values)).sum())} non-finite values (first "
-                                 f"at decision {bad}, episode {episode}); fix the score: it must be finite on in-distribution decisions")
-            padded, lengths = to_padded(values, decision_ends)
-            etas[name] = windowed_sum(padded, self.windows[name], lengths)
+            padded, lengths = to_padded(raw[name], decision_ends)
+            etas[name] = windowed_sum(padded, self.windows[name], lengths, name=f"calibration scores of {name!r}")
         if joint:
             if self.rule == "single":
                 raise ValueError("joint calibration shares one height between several indicators; this monitor has a single score")

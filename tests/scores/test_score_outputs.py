@@ -74,12 +74,15 @@ def monitor_of(score: ScoreBase, data: Decisions) -> FailureMonitor:
     return FailureMonitor({"mine": score}, identity, windows={"mine": 2}, rule="single")
 
 
-def test_monitor_names_the_score_whose_calibration_scores_are_nan():
+def test_monitor_names_the_score_whose_scores_are_nan_at_calibration_and_offline():
     data = Decisions(seed=0, lengths=(6,) * 12)
     monitor = monitor_of(fitted("nan", data), data)
     raw = monitor.score_offline(data.embeddings, None, data.decision_ends)
-    with pytest.raises(ValueError, match=r"calibration scores of 'mine' hold \d+ non-finite values \(first at decision \d+, episode \d+\)"):
+    with pytest.raises(ValueError, match=r"calibration scores of 'mine' must be finite inside each rollout: rollout \d+ has nan"):
         monitor.calibrate(raw, data.decision_ends, delta=0.1)
+    monitor.calibrate({"mine": np.nan_to_num(raw["mine"])}, data.decision_ends, delta=0.1)
+    with pytest.raises(ValueError, match=r"scores of 'mine' must be finite inside each rollout"):
+        monitor.alarms_offline(raw, data.decision_ends)
 
 
 def test_monitor_step_turns_an_output_of_two_numbers_into_a_failsafe_alarm():
