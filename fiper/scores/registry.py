@@ -46,8 +46,9 @@ def score_path(cls: type) -> str:
 
 def score_id(cls: type) -> str:
     """How configs and saved monitors name a score class: fiper's own by registry name, any other
-    by its import path, so a new process finds it without importing it first."""
-    return cls.name if cls in _BUILTIN else score_path(cls)
+    by its import path, so a new process finds it without importing it first (a class of a script run as
+    ``__main__`` has no such path: by its registry name, which that script registers)."""
+    return cls.name if cls in _BUILTIN or cls.__module__ == "__main__" else score_path(cls)
 
 
 def _import_score(path: str) -> type:
@@ -88,7 +89,8 @@ def score_class(name: str) -> type[FailureScore]:
     if name in SCORES:
         return SCORES[name]
     if isinstance(name, str) and ":" in name:
-        return _import_score(name)
+        registered = [cls for cls in SCORES.values() if score_path(cls) == name]
+        return registered[0] if registered else _import_score(name)
     raise KeyError(f"unknown score {name!r}; known scores: {', '.join(sorted(SCORES))}; a score of your own: its "
                    "import path '<module>:<Class>' (docs/scores.md, \"Adding a score\")")
 

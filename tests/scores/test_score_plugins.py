@@ -89,6 +89,24 @@ def test_import_path_builds_the_score_and_configs_keep_the_path(plugin):
     assert score.score_offline(data.embeddings, None, data.decision_ends).shape == (len(data.embeddings),)
 
 
+def test_a_score_of_a_script_run_as_main_is_named_by_its_registry_name():
+    """A class defined in a script run as ``__main__`` has no import path another process could follow: configs name
+    it by the name the script registers, and a monitor built from them finds it."""
+    name = f"main_distance_{uuid.uuid4().hex[:8]}"
+    namespace = {"__name__": "__main__"}
+    exec(textwrap.dedent(PLUGIN.format(name=name)), namespace)
+    cls = register_score(namespace["EmbeddingDistance"])
+    try:
+        assert cls.__module__ == "__main__" and ScoreSpec.of({"score": name}).score == name
+        assert score_class("__main__:EmbeddingDistance") is cls  # its path, resolved by the registry, not by importing
+        data = Decisions(seed=0)
+        monitor = FailureMonitor.from_spec(MonitorSpec.of({"scores": {"d": {"score": name}}}),
+                                           ScoreFitData(data.embeddings, data.samples, data.decision_ends), identity(data))
+        assert monitor.spec.scores["d"].score == name
+    finally:
+        SCORES.pop(name, None)
+
+
 def test_saved_monitor_loads_in_a_process_that_never_imported_the_score(plugin, tmp_path):
     module, name, path = plugin
     data, cal = Decisions(seed=0, lengths=(6,) * 12), Decisions(seed=1, lengths=(6,) * 20)
