@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import uuid
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -33,6 +34,8 @@ from fiper.storage.damage import DamageChecks
 from fiper.storage.errors import DamagedStoreError, StoreError, repair_command
 from fiper.storage.integrity import CHECKSUM_KEY, broken_metadata, digest, encode_record
 from fiper.storage.layout import COMMIT_KEY, WRITE_ALL_CHUNKS, create_time_array
+from fiper.storage.writer_lock import (LOCK_FILE, StoreBusyError, busy_message, held_while, hold_writer_lock, is_busy,
+                                       release_writer_lock)
 
 GROUPS = ("data", "decisions", "meta")
 DECISION_ENDS_KEY = "decision_ends"
@@ -81,13 +84,23 @@ class EpisodeStore(DamageChecks):
         """Create an empty store; refuses to replace an existing one unless ``overwrite``."""
         path = Path(path)
         if path.exists() and not overwrite:
+            if is_busy(path):
+                raise StoreBusyError(busy_message(path, "it was created after this one looked for it"))
             raise StoreError(f"{path} already exists; open it with EpisodeStore.open(path, mode='a') to append, or pass overwrite=True to replace it")
-        root = zarr.open_group(str(path), mode="w", zarr_format=2)
-        for g in GROUPS:
-            root.require_group(g)
-        root["meta"].create_array(COMMIT_KEY, shape=(0,), chunks=(4096,), dtype="int64", fill_value=0)
-        root.attrs.update({"store_id": uuid.uuid4().hex, **dict(attrs or {})})  # names this store in a monitor's fit_data
-        return cls(root, path, "a")
+        path.mkdir(parents=True, exist_ok=True)
+        lock = hold_writer_lock(path)  # before anything is replaced: another process may be appending to it
+        try:
+            for child in path.iterdir():
+                if child.name != LOCK_FILE:
+                    shutil.rmtree(child) if child.is_dir() else child.unlink()
+            root = zarr.open_group(str(path), mode="a", zarr_format=2)
+            for g in GROUPS:
+                root.require_group(g)
+            root["meta"].create_array(COMMIT_KEY, shape=(0,), chunks=(4096,), dtype="int64", fill_value=0)
+            root.attrs.update({"store_id": uuid.uuid4().hex, **dict(attrs or {})})  # names this store in a monitor's fit_data
+            return held_while(cls(root, path, "a"), lock)
+        finally:
+            release_writer_lock(lock)  # the store keeps its own hold
 
     @classmethod
     def open(cls, path: str | os.PathLike, mode: str = "r", *, drop_incomplete: bool = False) -> EpisodeStore:
@@ -144,12 +157,15 @@ class EpisodeStore(DamageChecks):
         if mode == "a":
             for g in GROUPS:
                 root.require_group(g)
+        lock = hold_writer_lock(path) if mode == "a" else None  # before reading where the episodes end
         try:
-            return cls(root, path, mode)
+            return held_while(cls(root, path, mode), lock)
         except StoreError:
             raise
         except Exception as err:
             raise DamagedStoreError(path, f"reading its arrays raised {type(err).__name__}: {err}") from err
+        finally:
+            release_writer_lock(lock)  # the store keeps its own hold; an error leaves none
 
     @classmethod
     def open_or_create(cls, path: str | os.PathLike, *, attrs: Mapping[str, Any] | None = None) -> EpisodeStore:
