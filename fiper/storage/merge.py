@@ -22,6 +22,7 @@ from fiper.fingerprint import differences
 from fiper.storage.errors import StoreError
 from fiper.storage.repair import episode_rows
 from fiper.storage.store import EpisodeStore
+from fiper.storage.writer_lock import writer_of
 
 IDENTITY_LABELS = ("shift", "severity", "seed")  # with the fingerprint: what makes two episodes the same sweep point
 SAME_ATTRS = ("task", "control_period_s", "n_action_steps", "num_samples", "policy_fingerprint")
@@ -116,6 +117,10 @@ def merge_stores(sources: Sequence[str | os.PathLike], out: str | os.PathLike) -
     if len(set(resolved)) != len(resolved):
         twice = sorted({str(p) for p in resolved if resolved.count(p) > 1})
         raise MergeError(f"these stores are given more than once: {', '.join(twice)}; pass each store once")
+    writing = [f"{p} ({holder})" for p in paths if (holder := writer_of(p))]
+    if writing:
+        raise MergeError(f"still being written: {', '.join(writing)}; a merge now would miss the episodes those jobs have "
+                         "yet to record. Merge once every job of the sweep has finished")
     stores = [EpisodeStore.open(p) for p in paths]
     reference = next((s for s in stores if s.n_episodes), stores[0])  # an empty store has no arrays to compare
     for store in stores:

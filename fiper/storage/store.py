@@ -34,8 +34,8 @@ from fiper.storage.damage import DamageChecks
 from fiper.storage.errors import DamagedStoreError, StoreError, repair_command
 from fiper.storage.integrity import CHECKSUM_KEY, broken_metadata, digest, encode_record
 from fiper.storage.layout import COMMIT_KEY, WRITE_ALL_CHUNKS, create_time_array
-from fiper.storage.writer_lock import (LOCK_FILE, StoreBusyError, busy_message, held_while, hold_writer_lock, is_busy,
-                                       release_writer_lock)
+from fiper.storage.writer_lock import (LOCK_FILE, StoreBusyError, busy_message, held_while, hold_writer_lock,
+                                       release_writer_lock, writer_of)
 
 GROUPS = ("data", "decisions", "meta")
 DECISION_ENDS_KEY = "decision_ends"
@@ -84,8 +84,8 @@ class EpisodeStore(DamageChecks):
         """Create an empty store; refuses to replace an existing one unless ``overwrite``."""
         path = Path(path)
         if path.exists() and not overwrite:
-            if is_busy(path):
-                raise StoreBusyError(busy_message(path, "it was created after this one looked for it"))
+            if holder := writer_of(path):
+                raise StoreBusyError(busy_message(path, holder))
             raise StoreError(f"{path} already exists; open it with EpisodeStore.open(path, mode='a') to append, or pass overwrite=True to replace it")
         path.mkdir(parents=True, exist_ok=True)
         lock = hold_writer_lock(path)  # before anything is replaced: another process may be appending to it

@@ -83,12 +83,16 @@ def held_while(owner, key: str | None):
     return owner
 
 
-def is_busy(path: Path) -> bool:
-    """Whether another process holds the writer lock of the store folder ``path`` (one that has a lock file)."""
-    if fcntl is None or not (Path(path) / LOCK_FILE).is_file() or str(Path(path).resolve()) in _held:
-        return False
+def writer_of(path: Path) -> str | None:
+    """The process writing the store folder ``path`` now ('pid 4711 on node3'), or None when no other process is."""
+    lock = Path(path) / LOCK_FILE
+    if fcntl is None or not lock.is_file() or str(Path(path).resolve()) in _held:
+        return None
     try:
-        release_writer_lock(hold_writer_lock(Path(path)))
-    except StoreBusyError:
-        return True
-    return False
+        with open(lock) as handle:
+            fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)  # taken only while no writer holds it; never writes
+    except BlockingIOError:
+        return lock.read_text().strip() or "holder unknown"
+    except OSError:
+        return None
+    return None

@@ -12,6 +12,7 @@ import pytest
 
 from fiper.control import RolloutRecorder
 from fiper.storage import EpisodeStore
+from fiper.storage.merge import MergeError, merge_stores
 from fiper.storage.writer_lock import StoreBusyError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -71,3 +72,16 @@ def test_one_process_may_open_its_own_store_twice(tmp_path):
     del first
     _episode(second, 1)
     assert EpisodeStore.open(path).n_episodes == 2
+
+
+def test_a_merge_refuses_a_store_still_being_written(tmp_path):
+    """Merging while a job still records would silently leave out its later episodes."""
+    path = tmp_path / "s.zarr"
+    _episode(EpisodeStore.create(path), 0)
+    holder = _holder(path)
+    try:
+        with pytest.raises(MergeError, match=rf"still being written: .*s\.zarr \(pid {holder.pid} .*has finished"):
+            merge_stores([path], tmp_path / "merged.zarr")
+        assert not (tmp_path / "merged.zarr").exists()
+    finally:
+        holder.communicate("")
