@@ -135,8 +135,9 @@ def existing_path(kind: str = "path") -> Check:
     def check(v: Any, paths: bool) -> None:
         if not isinstance(v, str) or not v.strip():
             raise Bad(f"a {kind}", f"<{kind}>")
-        if paths and not Path(v).exists():
-            raise Bad(f"an existing {kind} (nothing at {v})", f"<existing {kind}>")
+        if paths and not Path(v).exists():  # a relative path: name the directory a job resolves it in (hydra.job.chdir)
+            where = "" if Path(v).is_absolute() else f", read relative to the working directory {os.getcwd()}"
+            raise Bad(f"an existing {kind} (nothing at {v}{where})", f"<existing {kind}>")
     return check
 
 

@@ -77,6 +77,14 @@ def test_a_mistyped_input_path_is_named_and_not_created(tmp_path):
     assert not (tmp_path / "typo").exists()
 
 
+def test_a_missing_relative_path_names_the_directory_it_was_read_in(tmp_path, monkeypatch):
+    """A sweep job moved into its output folder (hydra.job.chdir=true) reads relative paths there, not where it was launched."""
+    base = inputs(tmp_path)["calibrate"]
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match=rf"nothing at typo, read relative to the working directory {tmp_path}\)"):
+        run_entry("calibrate", [base[0], "monitor_dir=typo"])
+
+
 def test_a_failed_command_leaves_only_its_log_under_outputs(tmp_path):
     """From the command line: no store, no run folder under the (mistyped) monitor_dir; hydra's log goes to outputs/."""
     policy = REPO / "launch" / "checkpoints" / "pick_place_diffusion_mlp"
