@@ -25,7 +25,9 @@ def test_launcher_preset_composes(entry, preset, target):
 def test_ray_preset_joins_a_cluster_and_runs_jobs_in_the_launching_directory():
     assert _compose("stress", "hydra/launcher=ray_cluster").hydra.launcher.ray.init.address == "local"  # a new Ray, never a stale one
     cfg = _compose("stress", "hydra/launcher=ray_cluster", "hydra.launcher.ray.init.address=auto")
-    assert dict(cfg.hydra.launcher.ray.init) == {"address": "auto", "object_store_memory": None}  # Ray refuses a size when joining
+    assert dict(cfg.hydra.launcher.ray.init) == {"address": "auto", "object_store_memory": None,  # Ray refuses a size when joining
+                                                 "num_cpus": None}
+    assert _compose("stress", "hydra/launcher=ray_cluster", "hydra.launcher.ray.init.num_cpus=2").hydra.launcher.ray.init.num_cpus == 2
     assert dict(cfg.hydra.launcher.ray.remote) == {"num_cpus": 1, "num_gpus": 0}
     assert cfg.hydra.callbacks.run_in_launch_directory._target_ == "launch.job_directory.RunInLaunchDirectory"
     assert cfg.hydra.sweep.dir.startswith(cfg.hydra.runtime.cwd + "/multirun/")
