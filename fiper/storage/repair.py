@@ -17,6 +17,7 @@ import numpy as np
 
 from fiper.storage.errors import DamagedStoreError, StoreError
 from fiper.storage.store import EpisodeStore, _plain
+from fiper.storage.writer_lock import writer_of
 
 
 @dataclass
@@ -102,6 +103,10 @@ def repair_store(path: str | os.PathLike, *, out: str | os.PathLike | None = Non
     scan = scan_store(path)
     if scan.clean or dry_run:
         return RepairOutcome(scan, None, None)
+    if out is None and (holder := writer_of(path)):
+        raise StoreError(f"{path} is being written by another process ({holder}): replaced now, that process would go on "
+                         "writing into the moved original and its episodes would be lost. Repair once it has ended, or "
+                         "into a copy now (out=<new path>)")
     if not scan.intact:
         raise DamagedStoreError(path, "no committed episode reads back intact, so nothing was written",
                                 episodes=sorted(scan.damaged), fix="restore the store from a copy")

@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 
 from fiper.control import RolloutRecorder
-from fiper.storage import EpisodeStore
+from fiper.storage import EpisodeStore, StoreError
 from fiper.storage.merge import MergeError, merge_stores
+from fiper.storage.repair import repair_store
 from fiper.storage.writer_lock import StoreBusyError
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -83,5 +84,19 @@ def test_a_merge_refuses_a_store_still_being_written(tmp_path):
         with pytest.raises(MergeError, match=rf"still being written: .*s\.zarr \(pid {holder.pid} .*has finished"):
             merge_stores([path], tmp_path / "merged.zarr")
         assert not (tmp_path / "merged.zarr").exists()
+    finally:
+        holder.communicate("")
+
+
+def test_an_in_place_repair_waits_for_the_writer(tmp_path):
+    """Swapping the repaired copy in under a running writer would send that writer's next episodes to the backup."""
+    path = tmp_path / "s.zarr"
+    _episode(EpisodeStore.create(path), 0)
+    (path / "data" / "obs" / "0.0").write_bytes(b"garbled")
+    holder = _holder(path)
+    try:
+        with pytest.raises(StoreError, match=rf"being written by another process \(pid {holder.pid} .*out=<new path>"):
+            repair_store(path)
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["s.zarr"]  # no backup, no copy
     finally:
         holder.communicate("")
