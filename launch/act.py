@@ -43,8 +43,8 @@ from launch.act_videos import check_rendering, write_videos
 from launch.common import check_guidance, load_policy_from, plain, resolve_device, save_config, set_cpu_threads
 from launch.stress import (SWEEP_CHECKS, action_context, check_observations, check_steering_layout, env_builder,
                            store_fingerprint)
-from launch.validate import (ENV_CHECKS, THREADS, Bad, boolean, existing_path, integer, merged, optional, reported, target,
-                             validate)
+from launch.validate import (ENV_CHECKS, RESUMES, THREADS, Bad, boolean, existing_path, integer, merged, optional, reported,
+                             target, validate)
 
 PRESETS = Path(__file__).resolve().parent / "conf" / "intervention"
 WITHOUT = "without"  # the arm without fiper; its store is <out>/without.zarr
@@ -269,7 +269,7 @@ def run(cfg: DictConfig):
 
 @hydra.main(config_path="conf", config_name="act", version_base=None)
 def main(cfg: DictConfig) -> None:
-    with reported():
+    with reported(interrupted=RESUMES):
         run(cfg)
 
 

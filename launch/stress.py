@@ -32,7 +32,7 @@ from fiper.interventions.context import ACTION_MODES, refuse_effort, uses_positi
 from fiper.monitor import load_monitor
 from fiper.monitor.identity import policy_fingerprint
 from launch.common import check_guidance, load_policy_from, plain, policy_digest, resolve_device, set_cpu_threads
-from launch.validate import (ENV_CHECKS, THREADS, boolean, cells, choice, existing_path, integer, list_of, mapping_of_text,
+from launch.validate import (ENV_CHECKS, RESUMES, THREADS, boolean, cells, choice, existing_path, integer, list_of, mapping_of_text,
                              merged, optional, policy_rules, positive, positive_int, reported, seed, text, validate)
 
 # what every sweep of rollouts over cells x seeds takes (launch.stress and launch.act)
@@ -268,7 +268,7 @@ def run(cfg: DictConfig):
 
 @hydra.main(config_path="conf", config_name="stress", version_base=None)
 def main(cfg: DictConfig) -> None:
-    with reported():
+    with reported(interrupted=RESUMES):
         run(cfg)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -250,12 +251,22 @@ def validate(cfg: Any, rules: Mapping[str, Check], entry: str, *, check_paths: b
         raise ConfigError(f"python -m launch.{entry}: invalid config, nothing was run or written:\n  " + "\n  ".join(found))
 
 
+RESUMES = ("every episode recorded before it is kept (an episode is committed whole or not at all); rerun the same "
+           "command to resume: it records only the episodes the store lacks")
+
+
 @contextmanager
-def reported() -> Iterator[None]:
+def reported(interrupted: str = "") -> Iterator[None]:
     """For a command's main: an error that names its problem and fix (fiper raises those as ValueError or
-    FileNotFoundError) ends the command with its message, without a traceback; FIPER_TRACEBACK=1 keeps the traceback."""
+    FileNotFoundError) ends the command with its message, without a traceback; FIPER_TRACEBACK=1 keeps the traceback.
+    Ctrl-C ends it with exit status 130 and ``interrupted`` (what was kept, e.g. RESUMES) instead of a traceback."""
     try:
         yield
+    except KeyboardInterrupt:
+        if os.environ.get("FIPER_TRACEBACK"):
+            raise
+        print(f"interrupted{': ' + interrupted if interrupted else ''}", file=sys.stderr)
+        raise SystemExit(130) from None
     except (ValueError, FileNotFoundError) as err:
         if os.environ.get("FIPER_TRACEBACK"):
             raise
