@@ -56,6 +56,9 @@ def hold_writer_lock(path: Path) -> str | None:
         holder = handle.read().strip() or "holder unknown"
         handle.close()
         raise StoreBusyError(busy_message(Path(path), holder)) from None
+    except OSError:  # a filesystem without flock (some network mounts): the store is written unlocked, as before
+        handle.close()
+        return None
     handle.seek(0)
     handle.truncate()
     handle.write(f"pid {os.getpid()} on {socket.gethostname()}")

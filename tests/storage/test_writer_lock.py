@@ -100,3 +100,18 @@ def test_an_in_place_repair_waits_for_the_writer(tmp_path):
         assert sorted(p.name for p in tmp_path.iterdir()) == ["s.zarr"]  # no backup, no copy
     finally:
         holder.communicate("")
+
+
+def test_a_filesystem_that_refuses_flock_writes_the_store_unlocked(tmp_path, monkeypatch):
+    """flock failing with another error than 'held' (ENOLCK on a mount without locking) must not stop the store."""
+    import errno
+
+    from fiper.storage import writer_lock
+
+    def refuse(handle, flags):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(writer_lock.fcntl, "flock", refuse)
+    store = EpisodeStore.create(tmp_path / "s.zarr")
+    store.append_episode({"action": np.zeros((3, 2), np.float32)})
+    assert EpisodeStore.open(tmp_path / "s.zarr", mode="a").n_episodes == 1
