@@ -257,8 +257,9 @@ RESUMES = ("every episode recorded before it is kept (an episode is committed wh
 
 @contextmanager
 def reported(interrupted: str = "") -> Iterator[None]:
-    """For a command's main: an error that names its problem and fix (fiper raises those as ValueError or
-    FileNotFoundError) ends the command with its message, without a traceback; FIPER_TRACEBACK=1 keeps the traceback.
+    """For a command's main: an error that names its problem and fix (fiper raises those as ValueError,
+    FileNotFoundError or FileExistsError) ends the command with its message, without a traceback; FIPER_TRACEBACK=1
+    keeps the traceback.
     Ctrl-C ends it with exit status 130 and ``interrupted`` (what was kept, e.g. RESUMES) instead of a traceback."""
     try:
         yield
@@ -267,7 +268,7 @@ def reported(interrupted: str = "") -> Iterator[None]:
             raise
         print(f"interrupted{': ' + interrupted if interrupted else ''}", file=sys.stderr)
         raise SystemExit(130) from None
-    except (ValueError, FileNotFoundError) as err:
+    except (ValueError, FileNotFoundError, FileExistsError) as err:
         if os.environ.get("FIPER_TRACEBACK"):
             raise
         notes = "".join(f"\n{note}" for note in getattr(err, "__notes__", ()))  # e.g. which env factory raised it

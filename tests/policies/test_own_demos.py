@@ -1,0 +1,34 @@
+"""Demonstrations written by another recorder: float64 columns, recorder keys, failed and very short episodes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from policy_helpers import tiny_config, tiny_train_config
+
+from fiper.storage import EpisodeStore
+from launch.validate import reported
+from policies import train_policy
+
+
+def own_store(path, successes=(True, True, True, False), length=6, failed_action=50.0):
+    """Float64 episodes with a wall clock and a reward beside the observation; failed ones command ``failed_action``."""
+    store = EpisodeStore.create(path, attrs={"task": "own"})
+    rng = np.random.default_rng(0)
+    for i, success in enumerate(successes):
+        n = length + i
+        action = rng.uniform(-1, 1, (n, 2)) if success else np.full((n, 2), failed_action)
+        store.append_episode({"agent_pos": rng.normal(size=(n, 2)), "action": action, "wall_time": 1.7e9 + np.arange(n) * 0.1,
+                              "reward": np.zeros(n)}, meta={"success": success})
+    return path
+
+
+def train(store, out, **overrides):
+    return train_policy(store, tiny_train_config(tiny_config("diffusion"), 2, batch_size=8, **overrides), out)
+
+
+def test_an_existing_checkpoint_ends_the_command_with_the_fix(tmp_path):
+    store = own_store(tmp_path / "d.zarr")
+    train(store, tmp_path / "p")
+    with pytest.raises(SystemExit, match="resume=true"), reported():
+        train(store, tmp_path / "p")
