@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from fiper.scores.observations import is_observed
 from fiper.storage import EpisodeStore, TrainingWindows
 from policies.base import ChunkPolicy
 from policies.checkpoint import read_policy_files
@@ -95,6 +96,16 @@ def _store_shapes(store: EpisodeStore, obs_keys: list[str]) -> tuple[dict[str, t
     return shapes, int(action.shape[1])
 
 
+def default_obs_keys(store: EpisodeStore) -> list[str]:
+    """The store's observation keys: every data key but the action and what recorders log beside the observation
+    (reward, done, success, wall_time, lerobot's bookkeeping, ...), which an env does not emit at run time."""
+    left_out = [k for k in store.data_keys if k != "action" and not is_observed(k)]
+    if left_out:
+        print(f"[train] not read as observations: {left_out} (recorder keys; name them in policy.obs_keys to read them)",
+              flush=True)
+    return [k for k in store.data_keys if is_observed(k)]
+
+
 def _fit_normalizer(policy: ChunkPolicy, store: EpisodeStore, episodes: np.ndarray) -> None:
     """Min/max statistics over the training episodes (images need none)."""
     rows = np.concatenate([np.arange(store.episode_slice(int(e)).start, store.episode_slice(int(e)).stop) for e in episodes])
@@ -111,9 +122,9 @@ class _Trainer:
         self.device = resolve_device(config.device)
         store = EpisodeStore.open(store_path)
         pc = config.policy
-        obs_keys = list(pc.obs_keys) if pc.obs_keys else [k for k in store.data_keys if k != "action"]
+        obs_keys = list(pc.obs_keys) if pc.obs_keys else default_obs_keys(store)
         if not obs_keys:
-            raise ValueError(f"{store.path} holds only 'action'; a policy needs observation keys in data/")
+            raise ValueError(f"{store.path} holds no observation key in data/ (keys: {store.data_keys}); a policy needs one")
         shapes, action_dim = _store_shapes(store, obs_keys)
         train_eps, val_eps = split_episodes(store.n_episodes, config.val_fraction, config.seed)
         self.windows = TrainingWindows(store, obs_keys, pc.n_obs_steps, pc.horizon, episodes=train_eps)

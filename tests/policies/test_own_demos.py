@@ -27,6 +27,15 @@ def train(store, out, **overrides):
     return train_policy(store, tiny_train_config(tiny_config("diffusion"), 2, batch_size=8, **overrides), out)
 
 
+def test_recorder_keys_are_not_read_as_observations(tmp_path, capsys):
+    policy = train(own_store(tmp_path / "d.zarr"), tmp_path / "p").policy
+    assert policy.obs_shapes == {"agent_pos": (2,)}
+    assert "not read as observations: ['reward', 'wall_time']" in capsys.readouterr().out
+    named = train_policy(tmp_path / "d.zarr", tiny_train_config(tiny_config("flow", obs_keys=["agent_pos", "wall_time"]), 2,
+                                                                batch_size=8), tmp_path / "q").policy
+    assert set(named.obs_shapes) == {"agent_pos", "wall_time"}
+
+
 def test_an_existing_checkpoint_ends_the_command_with_the_fix(tmp_path):
     store = own_store(tmp_path / "d.zarr")
     train(store, tmp_path / "p")
