@@ -132,6 +132,7 @@ class TrainConfig(_DictConfig):
     warmup_steps: int = 50
     ema_decay: float = 0.995
     val_fraction: float = 0.1
+    failed_demos: str = "skip"  # skip: leave out episodes whose meta/success is false | keep: train on every episode
     val_every: int = 200
     val_batches: int = 4
     checkpoint_every: int = 1000
@@ -156,6 +157,8 @@ class TrainConfig(_DictConfig):
             _fail("ema_decay", self.ema_decay, "must lie in [0, 1) (0 = no averaging)")
         if not 0.0 <= float(self.val_fraction) < 1.0:
             _fail("val_fraction", self.val_fraction, "must lie in [0, 1)")
+        if self.failed_demos not in ("skip", "keep"):
+            _fail("failed_demos", self.failed_demos, "choose 'skip' (leave out episodes whose meta/success is false) or 'keep'")
         if not isinstance(self.seed, int) or self.seed < 0:
             _fail("seed", self.seed, "must be an integer >= 0")
         if self.cpu_threads is not None:

@@ -106,6 +106,22 @@ def default_obs_keys(store: EpisodeStore) -> list[str]:
     return [k for k in store.data_keys if is_observed(k)]
 
 
+def demo_episodes(store: EpisodeStore, failed_demos: str) -> np.ndarray:
+    """Episodes to train on: with failed_demos='skip' those whose meta/success is true (all when the store has no
+    success label), with 'keep' all of them; a policy imitates every episode it is trained on."""
+    episodes = np.arange(store.n_episodes)
+    if failed_demos == "keep" or "success" not in store.meta_keys:
+        return episodes
+    success = np.asarray(store.meta("success")).astype(bool)
+    if not success.any():
+        raise ValueError(f"{store.path}: all {store.n_episodes} episodes have meta/success false, so none is left to imitate; "
+                         "train on them anyway with train.failed_demos=keep, or label the successful ones")
+    if not success.all():
+        print(f"[train] leaving out {int((~success).sum())} of {store.n_episodes} episodes whose meta/success is false "
+              "(train.failed_demos=keep trains on them)", flush=True)
+    return episodes[success]
+
+
 def _fit_normalizer(policy: ChunkPolicy, store: EpisodeStore, episodes: np.ndarray) -> None:
     """Min/max statistics over the training episodes (images need none)."""
     rows = np.concatenate([np.arange(store.episode_slice(int(e)).start, store.episode_slice(int(e)).stop) for e in episodes])
@@ -126,7 +142,9 @@ class _Trainer:
         if not obs_keys:
             raise ValueError(f"{store.path} holds no observation key in data/ (keys: {store.data_keys}); a policy needs one")
         shapes, action_dim = _store_shapes(store, obs_keys)
-        train_eps, val_eps = split_episodes(store.n_episodes, config.val_fraction, config.seed)
+        episodes = demo_episodes(store, config.failed_demos)
+        train_idx, val_idx = split_episodes(len(episodes), config.val_fraction, config.seed)
+        train_eps, val_eps = episodes[train_idx], episodes[val_idx]
         self.windows = TrainingWindows(store, obs_keys, pc.n_obs_steps, pc.horizon, episodes=train_eps)
         self.val_windows = TrainingWindows(store, obs_keys, pc.n_obs_steps, pc.horizon, episodes=val_eps) if len(val_eps) else None
         self.step, self.train_loss, self.val_loss = 0, [], []

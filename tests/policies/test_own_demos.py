@@ -36,6 +36,25 @@ def test_recorder_keys_are_not_read_as_observations(tmp_path, capsys):
     assert set(named.obs_shapes) == {"agent_pos", "wall_time"}
 
 
+def test_failed_demos_are_left_out_unless_kept(tmp_path, capsys):
+    store = own_store(tmp_path / "d.zarr")
+    skipped = train(store, tmp_path / "skip", val_fraction=0.0).policy
+    assert float(skipped.normalizer.action.center.abs().max()) < 1  # the failed episode's 50s were not fitted
+    assert "leaving out 1 of 4 episodes whose meta/success is false" in capsys.readouterr().out
+    kept = train(store, tmp_path / "keep", val_fraction=0.0, failed_demos="keep").policy
+    assert float(kept.normalizer.action.center.max()) > 20
+
+
+def test_a_store_of_failures_only_is_refused_naming_the_fix(tmp_path):
+    with pytest.raises(ValueError, match="failed_demos=keep"):
+        train(own_store(tmp_path / "d.zarr", successes=(False, False)), tmp_path / "p")
+
+
+def test_episodes_shorter_than_the_horizon_train(tmp_path):
+    result = train(own_store(tmp_path / "d.zarr", length=1), tmp_path / "p")  # 1..4 steps against a horizon of 8
+    assert result.step == 2 and np.isfinite(result.train_loss[-1][1])
+
+
 def test_an_existing_checkpoint_ends_the_command_with_the_fix(tmp_path):
     store = own_store(tmp_path / "d.zarr")
     train(store, tmp_path / "p")
