@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from policy_helpers import tiny_config, tiny_train_config
@@ -60,3 +62,18 @@ def test_an_existing_checkpoint_ends_the_command_with_the_fix(tmp_path):
     train(store, tmp_path / "p")
     with pytest.raises(SystemExit, match="resume=true"), reported():
         train(store, tmp_path / "p")
+
+
+def test_the_shipped_checkpoint_matches_demos_that_carry_recorder_keys(tmp_path):
+    """The pipeline compares the checkpoint's observations with what training would read, which leaves wall_time out."""
+    from hydra import compose, initialize_config_dir
+
+    from launch import pipeline
+    root = Path(__file__).resolve().parents[2]
+    store = EpisodeStore.create(tmp_path / "d.zarr", attrs={"task": "pick_place"})
+    store.append_episode({"agent_pos": np.zeros((3, 4)), "object": np.zeros((3, 7)), "obstacle": np.zeros((3, 4)),
+                          "action": np.zeros((3, 4)), "wall_time": np.arange(3.0)})
+    with initialize_config_dir(config_dir=str(root / "launch" / "conf"), version_base=None):
+        cfg = compose(config_name="pipeline", overrides=[f"run_dir={tmp_path / 'run'}"])
+        train_cfg = pipeline._steps(cfg, Path(cfg.run_dir), None)["train"][0].compose()
+        assert pipeline.checkpoint_mismatch(root / cfg.train.checkpoint, tmp_path / "d.zarr", train_cfg, "pick_place") == []
