@@ -39,6 +39,7 @@ from policies.normalizer import check_obs_layout
 TRAIN_STATE_FILE = "train_state.pt"
 TRAIN_CONFIG_FILE = "train_config.json"
 METRICS_FILE = "metrics.json"
+RUN_ONLY = ("device", "cpu_threads", "progress")  # settings that do not change what a run computes
 
 
 @dataclass
@@ -165,6 +166,11 @@ class _Trainer:
         saved = json.loads((self.out_dir / TRAIN_CONFIG_FILE).read_text())
         if saved["policy"] != pc.to_dict():
             raise ValueError(f"cannot resume {self.out_dir}: its policy config differs from this run's; saved {saved['policy']}, given {pc.to_dict()}")
+        changed = {k: [saved[k], v] for k, v in self.config.to_dict().items() if k in saved and saved[k] != v and k not in RUN_ONLY}
+        if changed:
+            print(f"[train] resuming with changed settings {changed} (saved, given): the rest of the run uses the given ones; "
+                  "the LR schedule follows the given steps, so extending a finished run raises its decayed learning rate again",
+                  flush=True)
         meta, weights = read_policy_files(self.out_dir, self.device)
         # CPU first: optimizer.load_state_dict moves the moments to the parameters' device but keeps
         # AdamW's `step` counters where they were loaded; on the GPU they would cost one .item() sync

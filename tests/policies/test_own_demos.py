@@ -77,3 +77,11 @@ def test_the_shipped_checkpoint_matches_demos_that_carry_recorder_keys(tmp_path)
         cfg = compose(config_name="pipeline", overrides=[f"run_dir={tmp_path / 'run'}"])
         train_cfg = pipeline._steps(cfg, Path(cfg.run_dir), None)["train"][0].compose()
         assert pipeline.checkpoint_mismatch(root / cfg.train.checkpoint, tmp_path / "d.zarr", train_cfg, "pick_place") == []
+
+
+def test_resuming_with_changed_settings_says_which(tmp_path, capsys):
+    store = own_store(tmp_path / "d.zarr")
+    train(store, tmp_path / "p")
+    train_policy(store, tiny_train_config(tiny_config("diffusion"), 3, batch_size=8, cpu_threads=1), tmp_path / "p", resume=True)
+    out = capsys.readouterr().out
+    assert "resuming with changed settings {'steps': [2, 3]}" in out and "raises its decayed learning rate" in out
