@@ -115,6 +115,22 @@ def checkpoint_mismatch(source: Path, demos: Path, train_cfg: DictConfig, checkp
     return reasons
 
 
+def trained_checkpoint(cfg: DictConfig, demos: Path, train_step: Step) -> Path | None:
+    """train.checkpoint when it is what training on ``demos`` would give, else None (then the pipeline trains). The user's
+    own demonstrations (collect.demos) are always trained on: the checkpoint learned from other ones."""
+    source = _checkpoint_source(cfg)
+    if source is None:
+        return None
+    reasons = (["collect.demos is given, and the checkpoint was trained on other demonstrations"] if cfg.collect.get("demos")
+               else checkpoint_mismatch(source, demos, train_step.compose(), cfg.train.get("checkpoint_task")))
+    if reasons:
+        print(f"[train] not using train.checkpoint={cfg.train.checkpoint}: {'; '.join(reasons)}. "
+              f"Training a policy from the {'given' if cfg.collect.get('demos') else 'collected'} demos instead "
+              f"(train.steps={cfg.train.steps})", flush=True)
+        return None
+    return source
+
+
 def _train(cfg: DictConfig, step: Step, source: Path | None, out: Path) -> None:
     if source is not None:
         shutil.copytree(source, out, dirs_exist_ok=True)
@@ -282,13 +298,7 @@ def _run_stages(cfg: DictConfig, run_dir: Path) -> Path:
             stage("collect", demos, {})
             demos_record = stages.upstream(demos)
         check_action_dims(cfg, demos, hydra_stated_keys())
-        source = _checkpoint_source(cfg)
-        if source is not None:
-            reasons = checkpoint_mismatch(source, demos, steps["train"][0].compose(), cfg.train.get("checkpoint_task"))
-            if reasons:
-                print(f"[train] not using train.checkpoint={cfg.train.checkpoint}: {'; '.join(reasons)}. "
-                      f"Training a policy from the collected demos instead (train.steps={cfg.train.steps})", flush=True)
-                source = None
+        source = trained_checkpoint(cfg, demos, steps["train"][0])
         stage("train", policy, {**demos_record, "checkpoint": directory_digest(source)},
               lambda: _train(cfg, steps["train"][0], source, policy))
         weights = {"policy weights": directory_digest(policy), **stages.upstream(policy)}

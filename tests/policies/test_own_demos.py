@@ -85,3 +85,19 @@ def test_resuming_with_changed_settings_says_which(tmp_path, capsys):
     train_policy(store, tiny_train_config(tiny_config("diffusion"), 3, batch_size=8, cpu_threads=1), tmp_path / "p", resume=True)
     out = capsys.readouterr().out
     assert "resuming with changed settings {'steps': [2, 3]}" in out and "raises its decayed learning rate" in out
+
+
+def test_the_pipeline_trains_on_given_demos_rather_than_use_the_shipped_checkpoint(tmp_path, capsys):
+    from hydra import compose, initialize_config_dir
+
+    from launch import pipeline
+    root = Path(__file__).resolve().parents[2]
+    store = EpisodeStore.create(tmp_path / "d.zarr", attrs={"task": "pick_place"})
+    store.append_episode({"agent_pos": np.zeros((3, 4)), "object": np.zeros((3, 7)), "obstacle": np.zeros((3, 4)),
+                          "action": np.zeros((3, 4))})
+    with initialize_config_dir(config_dir=str(root / "launch" / "conf"), version_base=None):
+        for given, expected in (([], root / "launch/checkpoints/pick_place_diffusion_mlp"), ([f"collect.demos={tmp_path / 'd.zarr'}"], None)):
+            cfg = compose(config_name="pipeline", overrides=[f"run_dir={tmp_path / 'run'}", *given])
+            step = pipeline._steps(cfg, Path(cfg.run_dir), None)["train"][0]
+            assert pipeline.trained_checkpoint(cfg, tmp_path / "d.zarr", step) == expected
+    assert "collect.demos is given" in capsys.readouterr().out
