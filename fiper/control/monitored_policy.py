@@ -12,9 +12,8 @@ Every fault (a malformed or non-finite observation or measured position at any s
 sample or the monitor, a fail-safe verdict, a non-finite chunk, a time-budget overrun) is a recorded fail-safe
 alarm answered by the fallback; without a fallback ``act`` raises :class:`FailSafeError`. No non-finite action
 is ever returned, and once ``bind_env`` has seen the env's action space none outside it (clipped, and counted
-in ``last_info['clipped']``). All tensors stay on the policy's device until one copy per plain decision brings
-the executed chunk, the embedding and the batch to the host, where the monitor scores them (too small to gain
-from a GPU; ACE runs on the host anyway): one host synchronisation, none inside the sampling loop.
+in ``last_info['clipped']``). Tensors stay on the policy's device until one copy per plain decision brings the
+executed chunk, embedding and batch to the host for the monitor: one host synchronisation, none inside sampling.
 """
 
 from __future__ import annotations
