@@ -138,7 +138,7 @@ def test_flattened_mujoco_task_collects_and_runs_monitored(tmp_path):
     cfg = PolicyConfig(kind="diffusion", denoiser="mlp", horizon=8, n_action_steps=4, embed_dim=16, encoder_hidden=32,
                        mlp_hidden=32, mlp_layers=1, num_inference_steps=4)
     train_policy(tmp_path / "demos.zarr", TrainConfig(policy=cfg, steps=5, batch_size=32, device="cpu", progress=False, cpu_threads=1,
-                                                      val_every=1000, checkpoint_every=10**6), tmp_path / "policy")
+                                                      val_every=1000, checkpoint_every=10**6, failed_demos="keep"), tmp_path / "policy")
     policy = load_policy(tmp_path / "policy")
     assert list(policy.obs_shapes) == ["obs"]
     agent = MonitoredPolicy(policy, None, num_samples=4)

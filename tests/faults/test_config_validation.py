@@ -121,7 +121,7 @@ def test_a_training_run_that_fails_before_a_checkpoint_leaves_no_folder(tmp_path
     from fiper.storage import EpisodeStore
 
     EpisodeStore.create(tmp_path / "actions_only.zarr").append_episode({"action": [[0.0, 1.0]] * 4})
-    with pytest.raises(ValueError, match="holds only 'action'"):
+    with pytest.raises(ValueError, match=r"holds no observation key in data/ \(keys: \['action'\]\)"):
         run_entry("train", [f"data={tmp_path / 'actions_only.zarr'}", f"out={tmp_path / 'policy'}", "train.device=cpu"])
     assert not (tmp_path / "policy").exists()
 
