@@ -12,7 +12,7 @@ import time
 import pytest
 from sweep_helpers import ROOT, TINY_STRESS, run_module, shown
 
-from fiper.storage import EpisodeStore
+from fiper.storage import EpisodeStore, StoreError
 
 pytest.importorskip("hydra_plugins.hydra_joblib_launcher", reason="local sweeps need the 'cluster' extra (pip install -e '.[cluster]')")
 
@@ -26,6 +26,14 @@ def test_a_refused_job_does_not_stop_the_others(tmp_path):
 
 
 @pytest.mark.slow  # one process, stopped after its first episodes: ~10 s
+def recorded(store) -> int:
+    """Episodes the store holds now; 0 while it does not exist or is being created (its layout not yet complete)."""
+    try:
+        return EpisodeStore.open(store).n_episodes if store.exists() else 0
+    except StoreError:
+        return 0
+
+
 def test_ctrl_c_ends_a_sweep_with_a_note_and_the_rerun_resumes(tmp_path):
     """Ctrl-C mid-sweep prints what was kept (no traceback through the store's writes) and exits 130; the store reads
     back intact and the same command records only the episodes it lacks."""
@@ -35,7 +43,7 @@ def test_ctrl_c_ends_a_sweep_with_a_note_and_the_rerun_resumes(tmp_path):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     store = tmp_path / "sweep" / "stress_0.zarr"
     deadline = time.time() + 120
-    while not (store.exists() and EpisodeStore.open(store).n_episodes >= 2) and time.time() < deadline:
+    while recorded(store) < 2 and time.time() < deadline:
         time.sleep(0.2)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
