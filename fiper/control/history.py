@@ -31,8 +31,9 @@ class ObsHistory:
     def reset(self) -> None:
         self._frames.clear()
 
-    def frame(self, obs: Any) -> dict[str, np.ndarray]:
-        """The policy's keys of ``obs`` (a dict, or one array read as 'obs') as checked host arrays of their own.
+    def frame(self, obs: Any, *, owned: bool = False) -> dict[str, np.ndarray]:
+        """The policy's keys of ``obs`` (a dict, or one array read as 'obs') as checked host arrays of their own
+        (``owned``: ``obs`` holds copies already, e.g. a :func:`snapshot`, which are read without another copy).
 
         KeyError for a missing key; ValueError for a wrong shape, a non-numeric dtype or a
         non-finite value; TypeError for an observation with no keys (a tuple).
@@ -42,7 +43,7 @@ class ObsHistory:
         if missing:
             raise KeyError(f"observation lacks {missing} (has {sorted(map(str, obs))}); the policy reads {self.keys}: "
                            "pass a dict with these keys (or one array if the policy reads 'obs')")
-        frame = {k: _readable(k, obs[k]) for k in self.keys}
+        frame = {k: _readable(k, obs[k], copy=not owned) for k in self.keys}
         for k, x in frame.items():
             if x.dtype.kind not in "fiub":
                 raise ValueError(f"obs[{k!r}] has dtype {x.dtype}; the policy reads real numbers: pass a numeric array")
@@ -54,9 +55,9 @@ class ObsHistory:
                                  "act on a non-finite observation; check the sensor or the state estimator")
         return frame
 
-    def push(self, obs: Any) -> None:
+    def push(self, obs: Any, *, owned: bool = False) -> None:
         """Check ``obs`` (see :meth:`frame`) and append it; a refused observation leaves the history as it was."""
-        frame = self.frame(obs)
+        frame = self.frame(obs, owned=owned)
         if not self._frames:
             self._frames.extend([frame] * (self.n_obs_steps - 1))
         self._frames.append(frame)
@@ -68,10 +69,10 @@ class ObsHistory:
         return {k: torch.as_tensor(np.stack([f[k] for f in self._frames])[None], device=device) for k in self.keys}
 
 
-def _readable(key: str, value: Any) -> np.ndarray:
-    """A host copy of ``obs[key]`` (never a view of the caller's buffer), or a ValueError naming the key."""
+def _readable(key: str, value: Any, copy: bool = True) -> np.ndarray:
+    """``obs[key]`` on the host (with ``copy``, never a view of the caller's buffer), or a ValueError naming the key."""
     try:
-        return np.array(host_array(value), copy=True)
+        return np.array(host_array(value), copy=True) if copy else host_array(value)
     except Exception as err:
         raise ValueError(f"obs[{key!r}] cannot be read to the host ({type(err).__name__}: {err}): pass a numpy array or a "
                          "tensor that holds data") from err

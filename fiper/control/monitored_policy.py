@@ -194,8 +194,8 @@ class MonitoredPolicy:
         """The (finite) action for this environment step; ``last_info`` says what happened."""
         fault = ""
         try:
-            self.history.push(obs)
-            seen = snapshot(observation_dict(obs))
+            seen = snapshot(observation_dict(obs))  # one copy per step, read by the history and the fallback
+            self.history.push(seen, owned=True)
             if self.context is not None:  # the fallback's measured position, which the policy may not read
                 self.context.agent_position(seen)
             self._last_obs = seen
