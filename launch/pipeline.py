@@ -39,7 +39,7 @@ from fiper.evaluation.rollouts import task_name
 from fiper.fingerprint import directory_digest, file_digest
 from fiper.monitor.decision_data import successful_in_distribution
 from fiper.monitor.identity import policy_fingerprint
-from fiper.scores.observations import is_observed
+from fiper.scores.observations import observed_keys
 from fiper.storage import EpisodeStore
 from launch import act, calibrate, collect, evaluate, fit, stress, train
 from launch.common import call_policy_factory, plain, removed_on_failure, resolve_device, save_config, set_cpu_threads
@@ -95,7 +95,7 @@ def checkpoint_mismatch(source: Path, demos: Path, train_cfg: DictConfig, checkp
     meta = json.loads((source / "config.json").read_text())
     store = EpisodeStore.open(demos)
     task = store.attrs.get("task") or (store.attrs.get("collect_config", {}).get("env", {}) or {}).get("name")
-    have = {k: tuple(store.data_array(k).shape[1:]) for k in store.data_keys if is_observed(k)}  # what training reads
+    have = {k: tuple(store.data_array(k).shape[1:]) for k in observed_keys(store)}  # what training reads
     want = {k: tuple(v) for k, v in meta["obs_shapes"].items()}
     action_dim = int(store.data_array("action").shape[1])
     reasons = []

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from fiper.scores.observations import is_observed
+from fiper.scores.observations import observed_keys
 from fiper.storage import EpisodeStore, TrainingWindows
 from policies.base import ChunkPolicy
 from policies.checkpoint import read_policy_files
@@ -100,11 +100,12 @@ def _store_shapes(store: EpisodeStore, obs_keys: list[str]) -> tuple[dict[str, t
 def default_obs_keys(store: EpisodeStore) -> list[str]:
     """The store's observation keys: every data key but the action and what recorders log beside the observation
     (reward, done, success, wall_time, lerobot's bookkeeping, ...), which an env does not emit at run time."""
-    left_out = [k for k in store.data_keys if k != "action" and not is_observed(k)]
+    keys = observed_keys(store)
+    left_out = [k for k in store.data_keys if k != "action" and k not in keys]
     if left_out:
         print(f"[train] not read as observations: {left_out} (recorder keys; name them in policy.obs_keys to read them)",
               flush=True)
-    return [k for k in store.data_keys if is_observed(k)]
+    return keys
 
 
 def demo_episodes(store: EpisodeStore, failed_demos: str) -> np.ndarray:
