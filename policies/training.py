@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from fiper.scores.observations import observed_keys
+from fiper.scores.observations import bookkeeping_keys, observed_keys
 from fiper.storage import EpisodeStore, TrainingWindows
 from policies.base import ChunkPolicy
 from policies.checkpoint import read_policy_files
@@ -100,12 +100,11 @@ def _store_shapes(store: EpisodeStore, obs_keys: list[str]) -> tuple[dict[str, t
 def default_obs_keys(store: EpisodeStore) -> list[str]:
     """The store's observation keys: every data key but the action and what recorders log beside the observation
     (reward, done, success, wall_time, lerobot's bookkeeping, ...), which an env does not emit at run time."""
-    keys = observed_keys(store)
-    left_out = [k for k in store.data_keys if k != "action" and k not in keys]
+    left_out = bookkeeping_keys(store)
     if left_out:
         print(f"[train] not read as observations: {left_out} (recorder keys; name them in policy.obs_keys to read them)",
               flush=True)
-    return keys
+    return observed_keys(store)
 
 
 def demo_episodes(store: EpisodeStore, failed_demos: str) -> np.ndarray:

@@ -21,7 +21,7 @@ import numpy as np
 from fiper.control.period import positive_seconds
 from fiper.evaluation.rowview import RowView, concat_rows
 from fiper.evaluation.store_checks import RolloutError, check_onset_steps, check_store_rows
-from fiper.scores.observations import attr_n_action_steps, is_observed, observed_keys
+from fiper.scores.observations import attr_n_action_steps, bookkeeping_keys, observed_keys
 from fiper.storage import EpisodeStore
 
 def _is_store(path: Path) -> bool:
@@ -192,7 +192,7 @@ def read_store(path: Path, control_period_s: float | None = None) -> RolloutSet:
                      "warning times are not reported; record the env step of each failure's irrecoverable event (-1 if none)")
 
     check_onset_steps(store, path)
-    skipped = [k for k in store.data_keys if k != "action" and not is_observed(k)]
+    skipped = bookkeeping_keys(store)
     if skipped:
         notes.append(f"{path.name}: data keys {skipped} are read as bookkeeping, not observations (obs_novelty leaves them "
                      "out); store an observation under another name to have it read")

@@ -136,6 +136,11 @@ def observed_keys(store: Any) -> list[str]:
     return [k for k in store.data_keys if is_observed(k)]
 
 
+def bookkeeping_keys(store: Any) -> list[str]:
+    """The per-step keys of a store that are neither the action nor observations (rewards, clocks, counters)."""
+    return [k for k in store.data_keys if k != "action" and not is_observed(k)]
+
+
 def attr_n_action_steps(attrs: Mapping[str, Any]) -> int | None:
     """Env steps per decision from store attrs: top level, else inside the 'policy' or 'env' attrs (None: not recorded)."""
     for source in (attrs, attrs.get("policy"), attrs.get("env")):
