@@ -1,11 +1,12 @@
-"""Per-decision latency in the control loop: bare policy, monitored policy, steered decision.
+"""Per-decision latency in the control loop: bare policy, monitored policy, steered decision, and the monitored
+policy with a hard deadline on its calls (DeadlinePolicy: each call handed to a worker thread).
 
     python -m benchmarks.runtime [--kind flow] [--denoiser mlp] [--threads 1] [--batch 8 32 256]
 
 For each B: one decision (encode + sample + monitor + choose the chunk) through MonitoredPolicy
 without a monitor, with a fitted RND-OE + ACE monitor, and with the graded response in steering
 mode (guided re-sampling with a keep-out reward, repulsion and Feynman-Kac resampling, ACE left
-out). The three run in turn on the same observation, repeat after repeat, so every ratio comes
+out), and the monitored one again through DeadlinePolicy (a deadline it never reaches). They run in turn on the same observation, repeat after repeat, so every ratio comes
 from one run under the same load: the printed ratio is the median over repeats of the paired
 ratio (decision / bare decision of the same repeat). On a CPU the per-thread CPU time is printed
 too (it ignores time spent waiting for a core on a shared machine). On CUDA the synchronisations
@@ -23,7 +24,7 @@ import warnings
 import numpy as np
 import torch
 
-from fiper.control import MonitoredPolicy
+from fiper.control import DeadlinePolicy, MonitoredPolicy
 from fiper.interventions import GradedResponse, KeepOut, Steering
 from fiper.monitor import PolicyIdentity
 from fiper.monitor.fitting import fit_monitor
@@ -31,7 +32,7 @@ from fiper.scores.base import ScoreFitData
 from policies import PolicyConfig, build_policy
 
 OBS = {"agent_pos": (2,), "object": (4,)}
-KINDS = ("bare", "monitored", "steered")
+KINDS = ("bare", "monitored", "steered", "deadline")
 MONITOR_TARGET = 1.2  # a monitored decision at B = 32, as a multiple of the unmonitored one
 STEER_TARGET = 3.0  # a steered decision, at every B
 
@@ -62,11 +63,12 @@ def make_monitor(policy, b: int, device: str):
 
 
 def make_agents(policy, b: int, device: str) -> dict[str, MonitoredPolicy]:
-    """The three wrappers of one policy: no monitor, RND-OE + ACE, and steering (B particles)."""
+    """The wrappers of one policy: no monitor, RND-OE + ACE, steering (B particles), RND-OE + ACE with a deadline."""
     monitor = make_monitor(policy, b, device)
     steering = Steering(KeepOut(center=[0.0, 0.0], radius=0.05), num_particles=b)
     return {"bare": MonitoredPolicy(policy, None, num_samples=b), "monitored": MonitoredPolicy(policy, monitor),
-            "steered": MonitoredPolicy(policy, monitor, response=GradedResponse(steering=steering))}
+            "steered": MonitoredPolicy(policy, monitor, response=GradedResponse(steering=steering)),
+            "deadline": MonitoredPolicy(DeadlinePolicy(policy, deadline_ms=60_000), monitor)}
 
 
 def decide(agent: MonitoredPolicy, name: str, obs: dict[str, np.ndarray]) -> None:
@@ -124,7 +126,8 @@ def main() -> None:
     name = torch.cuda.get_device_name() if cuda else f"{platform.machine()} CPU, {args.threads} thread(s)"
     print(f"device: {name}; torch {torch.__version__}; policy: {args.kind}/{args.denoiser} (default config); "
           f"{args.repeats} repeats, medians; ratios paired within each repeat")
-    head = f"{'B':>5} | {'bare ms':>8} | {'monitored ms':>12} {'ratio':>6} | {'steered ms':>10} {'ratio':>6}"
+    head = (f"{'B':>5} | {'bare ms':>8} | {'monitored ms':>12} {'ratio':>6} | {'steered ms':>10} {'ratio':>6} | "
+            f"{'deadline / monitored':>20}")
     print(head + ("" if cuda else f" | {'CPU-time ratios mon / steer':>27}") + (" | syncs bare / mon / steer" if cuda else ""))
     policy = make_policy(args.kind, args.denoiser, args.device)
     steered = {}
@@ -135,7 +138,8 @@ def main() -> None:
         ratio = {k: float(np.median(t[k][:, 0] / t["bare"][:, 0])) for k in KINDS}
         cpu = {k: float(np.median(t[k][:, 1] / t["bare"][:, 1])) for k in KINDS}
         line = (f"{b:>5} | {wall['bare']:>8.2f} | {wall['monitored']:>12.2f} {ratio['monitored']:>6.2f} | "
-                f"{wall['steered']:>10.2f} {ratio['steered']:>6.2f}")
+                f"{wall['steered']:>10.2f} {ratio['steered']:>6.2f} | "
+                f"{float(np.median(t['deadline'][:, 0] / t['monitored'][:, 0])):>20.3f}")
         if cuda:
             syncs = count_cuda_syncs(agents)
             line += f" | {syncs['bare']} / {syncs['monitored']} / {syncs['steered']}"

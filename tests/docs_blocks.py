@@ -166,6 +166,23 @@ assert raw["speed"].shape == (30,) and (raw["speed"] > 0).all() and isinstance(m
             store = EpisodeStore.open("runs/rollouts.zarr")
             assert store.n_episodes == 1 and {"embedding", "samples", "alarm", "intervention"} <= set(store.decision_keys)
         """),
+    ("docs/control_loop.md", "from fiper.control import DeadlinePolicy, MonitoredPolicy"): Block(
+        prelude="""
+            from fiper.interventions import FallbackContext, GradedResponse, HoldPosition
+            from fiper.monitor import load_monitor
+            policy = H.tiny_policy({"agent_pos": (2,), "object": (4,)}, 2)
+            H.tiny_monitor(policy, "runs/monitor")
+            monitor = load_monitor("runs/monitor", policy=policy)
+            response = GradedResponse(fallback=HoldPosition())
+            context = FallbackContext(action_dim=2, position_dims=[0, 1])
+        """,
+        provides=("policy", "monitor", "response", "context"),
+        check="""
+            import numpy as np
+            agent.reset(seed=0)
+            action = agent.act({"agent_pos": np.zeros(2, np.float32), "object": np.zeros(4, np.float32)})
+            assert np.isfinite(action).all() and agent.last_info["decision"] and agent.policy.deadline_ms == 200
+        """),
     ("docs/control_loop.md", "import envs"): Block(
         prelude="""
             from fiper.control import MonitoredPolicy
