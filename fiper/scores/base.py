@@ -28,6 +28,7 @@ from torch import Tensor
 
 from fiper.scores.inputs import FitRows, as_array, as_tensor, check_decision_ends, check_finite, check_scores, check_shape, chunks
 from fiper.scores.observations import store_observations
+from fiper.scores.overrides import missing_score
 
 NEEDS = frozenset({"embedding", "samples", "observation"})
 
@@ -145,8 +146,8 @@ class ScoreBase(ABC):
     of decisions -> (n,) scores), ``_tensors`` and ``_load_tensors``; a score that reads the raw
     observation gets it as ``observations={key: (n, *shape)}`` in both. Stateless scores get
     ``step`` and ``score_offline`` for free; scores with history override ``_step`` and
-    ``score_offline``. ``backend = "numpy"`` hands ``_fit`` / ``_score`` host numpy arrays instead
-    of tensors (for scores whose work is small-array bookkeeping, e.g. ACE's histogram).
+    ``score_offline`` and need no ``_score``. ``backend = "numpy"`` hands ``_fit`` / ``_score`` host
+    numpy arrays instead of tensors (for scores whose work is small-array bookkeeping, e.g. ACE's histogram).
     """
 
     name: ClassVar[str]
@@ -159,6 +160,11 @@ class ScoreBase(ABC):
     streams_fit_samples: ClassVar[bool] = False
 
     def __init__(self, **config: Any):
+        uses = missing_score(type(self), ScoreBase)
+        if uses:
+            raise TypeError(f"{type(self).__name__} does not implement _score(embeddings, samples) -> (n,) scores, which "
+                            f"ScoreBase's {' and '.join(uses)} call: implement _score, or override _step and score_offline "
+                            "(a score with history)")
         self._config = copy.deepcopy(config)
         self.device = torch.device("cpu")
         self.embedding_dim: int | None = None
@@ -171,10 +177,10 @@ class ScoreBase(ABC):
         """Fit models / constants on validated fit tensors (on ``self.device``, ``self.dtype``); a score
         that reads the observation also gets ``observations={key: (N, *shape)}`` (lazy: slice it)."""
 
-    @abstractmethod
     def _score(self, embeddings: Tensor | None, samples: Tensor | None) -> Tensor:
         """Scores (n,) of n decisions: embeddings (n, D), samples (n, B, H, A), already validated (and
         ``observations={key: (n, *shape)}`` host arrays, unchecked, for a score that reads them)."""
+        raise NotImplementedError(f"{type(self).__name__} calls ScoreBase's _score: implement _score(embeddings, samples)")
 
     def _tensors(self) -> dict[str, Tensor]:
         return {}

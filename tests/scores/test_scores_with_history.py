@@ -1,0 +1,82 @@
+"""A score of one's own with history: it overrides _step and score_offline and needs no _score."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from fiper.scores import SCORES, ScoreBase, make_score, register_score
+from fiper.scores.contract import check_score
+from score_helpers import TINY, Decisions
+
+
+class RunningNorm(ScoreBase):
+    """The mean embedding norm so far in the episode, in units of the fit's mean norm."""
+
+    name = "test_running_norm"
+    needs = frozenset({"embedding"})
+    dtype = torch.float64
+    backend = "numpy"
+
+    def __init__(self):
+        super().__init__()
+        self.unit, self.offline_calls = None, 0
+        self.reset()
+
+    def _fit(self, embeddings, samples, decision_ends, seed):
+        self.unit = np.linalg.norm(np.asarray(embeddings, np.float64), axis=1).mean().reshape(1)
+
+    def reset(self):
+        self._sum, self._count = 0.0, 0
+
+    def _step(self, embedding, samples):
+        self._sum, self._count = self._sum + float(np.linalg.norm(np.asarray(embedding[0], np.float64))), self._count + 1
+        return self._sum / self._count / float(self.unit[0])
+
+    def score_offline(self, embeddings=None, samples=None, decision_ends=None):
+        self.offline_calls += 1
+        norms = np.linalg.norm(np.asarray(embeddings, np.float64), axis=1)
+        out, start = np.empty(len(norms)), 0
+        for end in np.asarray(decision_ends):
+            out[start:end] = np.cumsum(norms[start:end]) / np.arange(1, end - start + 1)
+            start = end
+        return out / float(self.unit[0])
+
+    def _tensors(self):
+        return {"unit": torch.as_tensor(self.unit)}
+
+    def _load_tensors(self, tensors):
+        (unit,) = self._take(tensors, "unit")
+        self.unit = unit.cpu().numpy()
+
+
+def test_a_score_with_history_needs_no_score_hook_and_keeps_the_contract():
+    data = Decisions(seed=0)  # episodes of 5, 7, 3, 6 decisions
+    register_score(RunningNorm)
+    try:
+        offline = check_score("test_running_norm", data.fit_data())
+    finally:
+        SCORES.pop("test_running_norm", None)
+    norms = np.linalg.norm(data.embeddings.astype(np.float64), axis=1)
+    unit = norms.mean()
+    np.testing.assert_allclose(offline[:5], np.cumsum(norms[:5]) / np.arange(1, 6) / unit, rtol=1e-12)
+    assert offline[5] == pytest.approx(norms[5] / unit, rel=1e-12)  # the second episode starts afresh
+
+
+def test_a_score_that_calls_score_base_paths_without_a_score_hook_is_refused_naming_them():
+    class OnlineOnly(ScoreBase):  # wrote _step for a stateless score, so ScoreBase's score_offline has nothing to call
+        name, needs = "test_online_only", frozenset({"embedding"})
+
+        def _fit(self, embeddings, samples, decision_ends, seed):
+            return None
+
+        def _step(self, embedding, samples):
+            return float(embedding.sum())
+
+    with pytest.raises(TypeError, match=r"OnlineOnly does not implement _score\(embeddings, samples\) -> \(n,\) scores, which ScoreBase's "
+                                        r"score_offline call: implement _score, or override _step and score_offline"):
+        OnlineOnly()
+    neither = type("Neither", (OnlineOnly,), {"_step": ScoreBase._step, "score_offline": ScoreBase.score_offline})
+    with pytest.raises(TypeError, match=r"ScoreBase's _step and score_offline call"):
+        neither()
