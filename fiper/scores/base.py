@@ -28,7 +28,7 @@ from torch import Tensor
 
 from fiper.scores.inputs import FitRows, as_array, as_tensor, check_decision_ends, check_finite, check_scores, check_shape, chunks
 from fiper.scores.observations import store_observations
-from fiper.scores.overrides import missing_score
+from fiper.scores.overrides import checked_score_offline, missing_score, offline_decisions
 
 NEEDS = frozenset({"embedding", "samples", "observation"})
 
@@ -146,8 +146,10 @@ class ScoreBase(ABC):
     of decisions -> (n,) scores), ``_tensors`` and ``_load_tensors``; a score that reads the raw
     observation gets it as ``observations={key: (n, *shape)}`` in both. Stateless scores get
     ``step`` and ``score_offline`` for free; scores with history override ``_step`` and
-    ``score_offline`` and need no ``_score``. ``backend = "numpy"`` hands ``_fit`` / ``_score`` host
-    numpy arrays instead of tensors (for scores whose work is small-array bookkeeping, e.g. ACE's histogram).
+    ``score_offline`` and need no ``_score``. An overriding ``score_offline`` gets its inputs checked
+    first (fitted, shapes, finite values, decision_ends) unless its class sets ``checks_offline_inputs``.
+    ``backend = "numpy"`` hands ``_fit`` / ``_score`` host numpy arrays instead of tensors (for scores
+    whose work is small-array bookkeeping, e.g. ACE's histogram).
     """
 
     name: ClassVar[str]
@@ -158,6 +160,16 @@ class ScoreBase(ABC):
     # True: ``_fit`` gets the sample batches as a FitRows (read and checked chunk by chunk) instead of
     # one tensor, so a score that keeps only a summary of them fits in memory bounded by a chunk.
     streams_fit_samples: ClassVar[bool] = False
+    # True in a class whose own score_offline checks its inputs (fiper's do, through _inputs): ScoreBase does not.
+    checks_offline_inputs: ClassVar[bool] = False
+    _offline_checked = False  # True while an overriding score_offline runs on inputs ScoreBase checked
+
+    def __init_subclass__(cls, **kwargs: Any):
+        super().__init_subclass__(**kwargs)
+        own = cls.__dict__.get("score_offline")
+        if (callable(own) and own is not ScoreBase.__dict__["score_offline"] and not getattr(own, "checks_inputs", False)
+                and not cls.__dict__.get("checks_offline_inputs", False)):
+            cls.score_offline = checked_score_offline(own)
 
     def __init__(self, **config: Any):
         uses = missing_score(type(self), ScoreBase)
@@ -251,8 +263,7 @@ class ScoreBase(ABC):
                       observations: Mapping[str, Any] | None = None) -> np.ndarray:
         """Scores (N,) of every decision of a store, vectorised in memory-bounded chunks."""
         seen = self._observed(observations, "score_offline's observations")
-        n = self._n_offline(embeddings, samples) if self.needs - {"observation"} else int(np.asarray(decision_ends)[-1])
-        check_decision_ends(self.name, decision_ends, n)
+        n = offline_decisions(self, embeddings, samples, decision_ends)
         out = np.empty(n, dtype=np.float64)
         with torch.no_grad():
             for sl in chunks(n, self._chunk_rows()):
@@ -382,6 +393,7 @@ class ScoreBase(ABC):
         return {"observations": {k: np.asarray(v)[None] if row else v for k, v in observations.items()}}
 
     def _inputs(self, embedding: Any, samples: Any, *, batched: bool) -> tuple[Any, Any]:
-        """Validated inputs: (1 or n, D) embeddings and (1 or n, B, H, A) samples for ``_score``."""
+        """Validated inputs: (1 or n, D) embeddings and (1 or n, B, H, A) samples for ``_score`` (checked once:
+        inside an overriding ``score_offline`` ScoreBase has checked them already)."""
         self._require_fitted()
-        return self._convert(embedding, samples, batched=batched, check=True)
+        return self._convert(embedding, samples, batched=batched, check=not self._offline_checked)

@@ -23,6 +23,7 @@ class ElapsedTime(ScoreBase):
     needs = frozenset()
     dtype = torch.float64
     backend = "numpy"
+    checks_offline_inputs = True  # score_offline checks decision_ends, all it reads
 
     def __init__(self) -> None:
         super().__init__()

@@ -74,6 +74,7 @@ class ObservationNovelty(ScoreBase):
     needs = frozenset({"observation"})
     dtype = torch.float64
     backend = "numpy"
+    checks_offline_inputs = True  # score_offline checks the observations and decision_ends itself
 
     def __init__(self, keys: list[str] | None = None, method: str = "mahalanobis", image_size: int = 8, k: int = 5,
                  shrinkage: float | None = None, max_reference: int | None = 20000, constant_scale: float | str = "median",

@@ -25,6 +25,7 @@ class ProjectedDuration(KNNDistance):
     """Decision index + mean decisions-to-go of the k nearest fit decisions (in decisions)."""
 
     name = "projected_duration"
+    checks_offline_inputs = True  # score_offline checks them through KNNDistance.score_offline
 
     def __init__(self, k: int = 10, standardize: bool = True, max_reference: int | None = 20000):
         super().__init__(k=k, standardize=standardize, max_reference=max_reference)

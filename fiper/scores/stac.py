@@ -46,6 +46,7 @@ class STAC(ScoreBase):
     dtype = torch.float64
     chunk_elements = 1 << 21
     streams_fit_samples = True  # the fit reads no batch (they are only checked to be finite)
+    checks_offline_inputs = True  # score_offline checks each chunk through _inputs
 
     def __init__(self, n_action_steps: int | None = None, dims: Sequence[int] | None = None):
         # None: the evaluation fills it from the store (attr n_action_steps / env_step spacing)

@@ -1,4 +1,5 @@
-"""A score of one's own with history: it overrides _step and score_offline and needs no _score."""
+"""A score of one's own with history: it overrides _step and score_offline and needs no _score, and ScoreBase
+checks the inputs of its score_offline as it checks a built-in score's, once per call."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+import fiper.scores.base as base
 from fiper.scores import SCORES, ScoreBase, make_score, register_score
 from fiper.scores.contract import check_score
 from score_helpers import TINY, Decisions
@@ -51,6 +53,23 @@ class RunningNorm(ScoreBase):
         self.unit = unit.cpu().numpy()
 
 
+class Nearest(ScoreBase):
+    """A user's score that overrides score_offline and reuses ScoreBase's (e.g. to post-process it)."""
+
+    name = "test_nearest_twice"
+    needs = frozenset({"embedding"})
+    backend = "numpy"
+
+    def _fit(self, embeddings, samples, decision_ends, seed):
+        self.mean = np.asarray(embeddings).mean(0)
+
+    def _score(self, embeddings, samples):
+        return np.linalg.norm(embeddings - self.mean, axis=1)
+
+    def score_offline(self, embeddings=None, samples=None, decision_ends=None):
+        return 2.0 * super().score_offline(embeddings, samples, decision_ends)
+
+
 def test_a_score_with_history_needs_no_score_hook_and_keeps_the_contract():
     data = Decisions(seed=0)  # episodes of 5, 7, 3, 6 decisions
     register_score(RunningNorm)
@@ -80,3 +99,46 @@ def test_a_score_that_calls_score_base_paths_without_a_score_hook_is_refused_nam
     neither = type("Neither", (OnlineOnly,), {"_step": ScoreBase._step, "score_offline": ScoreBase.score_offline})
     with pytest.raises(TypeError, match=r"ScoreBase's _step and score_offline call"):
         neither()
+
+
+def _error(score, *args) -> str:
+    with pytest.raises(ValueError) as err:
+        score.score_offline(*args)
+    return str(err.value).replace(score.name, "<score>")
+
+
+@pytest.mark.parametrize("case", ["nan", "shape", "ends"])
+def test_an_overriding_score_offline_gets_the_built_in_input_checks(case):
+    data = Decisions(seed=0)
+    fit = data.fit_data()
+    mine, builtin = RunningNorm().fit(fit), make_score("knn", **TINY["knn"]).fit(fit)
+    emb, ends = data.embeddings.copy(), data.decision_ends
+    if case == "nan":
+        emb[4, 2] = np.nan
+    elif case == "shape":
+        emb = emb[:, :7]
+    else:
+        ends = ends - np.r_[0, 0, 0, 1]  # the last episode one decision short
+    theirs = _error(builtin, emb, None, ends)
+    assert _error(mine, emb, None, ends) == theirs and mine.offline_calls == 0
+    expected = {"nan": "embedding of shape (21, 8) contains 1 non-finite values", "shape": "has shape (21, 7) but the score expects (N, 8)",
+                "ends": "decision_ends ends at 20 but 21 decisions were given"}[case]
+    assert expected in theirs
+    assert mine.score_offline(data.embeddings, None, data.decision_ends).shape == (21,) and mine.offline_calls == 1
+
+
+def test_inputs_are_checked_once_per_call(monkeypatch):
+    data = Decisions(seed=0)
+    calls = []
+    check = base.check_finite
+    monkeypatch.setattr(base, "check_finite", lambda *a: calls.append(a[1]) or check(*a))
+    nearest = Nearest().fit(data.fit_data())
+    calls.clear()
+    out = nearest.score_offline(data.embeddings, None, data.decision_ends)
+    np.testing.assert_allclose(out, 2 * np.linalg.norm(data.embeddings - data.embeddings.mean(0), axis=1), rtol=1e-6)
+    assert calls == ["embedding"]  # checked before the override, not again in ScoreBase's score_offline it calls
+    for name in ("projected_duration", "stac"):  # fiper's overriding scores check their inputs themselves
+        score = make_score(name, **TINY[name]).fit(data.fit_data())
+        calls.clear()
+        score.score_offline(data.embeddings, data.samples, data.decision_ends)
+        assert calls == [next(iter(score.needs))]
