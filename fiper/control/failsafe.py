@@ -21,3 +21,9 @@ class FailSafeError(RuntimeError):
 def fault_owner(err: FailSafeError) -> str:
     """What a fault without a fallback asks to fix: the env, when its observation was unreadable, else the policy."""
     return "the env's observation" if err.source == "observation" else "the policy"
+
+
+def error_text(err: BaseException) -> str:
+    """An exception as a fault's reason: its type and message (a KeyError's key without repr quotes)."""
+    text = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
+    return f"{type(err).__name__}: {text}"

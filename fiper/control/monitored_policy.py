@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from fiper.collection import clip_to_space, observation_dict
-from fiper.control.failsafe import NO_FALLBACK_FIX, FailSafeError
+from fiper.control.failsafe import NO_FALLBACK_FIX, FailSafeError, error_text
 from fiper.control.history import ObsHistory, snapshot
 from fiper.control.timing import PhaseTimer
 from fiper.interventions import FallbackContext, GradedResponse
@@ -75,11 +75,6 @@ def _host(x: torch.Tensor | np.ndarray, per_decision_ndim: int) -> np.ndarray:
     if isinstance(x, np.ndarray):
         return x
     return (x[0] if x.ndim > per_decision_ndim else x).float().cpu().numpy()
-
-
-def _error(err: BaseException) -> str:
-    text = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
-    return f"{type(err).__name__}: {text}"
 
 
 class MonitoredPolicy:
@@ -200,7 +195,7 @@ class MonitoredPolicy:
                 self.context.agent_position(seen)
             self._last_obs = seen
         except Exception as err:  # a malformed or non-finite observation, at a decision or between decisions
-            fault = f"invalid observation: {_error(err)}"
+            fault = f"invalid observation: {error_text(err)}"
         info: dict[str, Any] = {"decision": False}
         if fault and not self.fallback_active:
             info = self._decision_info(self._fault(fault, timing={}, source="observation"))
@@ -232,7 +227,7 @@ class MonitoredPolicy:
             return check_action(self.response.fallback_action(self._last_obs, self.context), self.context, f"the fallback {name}")
         except Exception as err:
             cause = f" (this step: {fault})" if fault else ""
-            raise FailSafeError(f"the fallback {name} gave no safe action at env step {self.env_step}{cause}: {_error(err)}; "
+            raise FailSafeError(f"the fallback {name} gave no safe action at env step {self.env_step}{cause}: {error_text(err)}; "
                                 "make the fallback return a finite action here (e.g. give it a measured position "
                                 "or executed actions through its FallbackContext)") from err
 
@@ -243,7 +238,7 @@ class MonitoredPolicy:
         try:
             z = policy.encode(self.history.tensors("cpu"))  # the policy uploads them without waiting
         except Exception as err:
-            return self._fault(f"the policy's encode raised {_error(err)}")
+            return self._fault(f"the policy's encode raised {error_text(err)}")
         bad = output_problem(z, "encode", "(N, D)", (1, policy.embedding_dim), policy.device)
         if bad:
             return self._fault(bad)
@@ -256,7 +251,7 @@ class MonitoredPolicy:
             try:
                 samples = policy.sample(z, self.num_samples, generator=self.generator)
             except Exception as err:
-                return self._fault(f"the policy's sample raised {_error(err)}", z=z)
+                return self._fault(f"the policy's sample raised {error_text(err)}", z=z)
             bad = output_problem(samples, "sample", "(N, B, H, A)", (1, self.num_samples, policy.horizon, policy.action_dim),
                              policy.device)
             if bad:
@@ -271,7 +266,7 @@ class MonitoredPolicy:
                 seen = {"observation": self._last_obs} if "observation" in self.monitor.needs else {}  # raw-observation scores
                 verdict = self.monitor.step(host.embedding, host.samples, skip=skip, **seen)
             except Exception as err:  # monitor.step never raises by contract; a broken one still must not pass
-                return self._fault(f"the monitor raised {_error(err)}", z=z, samples=samples)
+                return self._fault(f"the monitor raised {error_text(err)}", z=z, samples=samples)
         timer.mark("monitor")
         if verdict is not None and verdict.failsafe:
             return self._fault("", z=z, samples=samples, verdict=verdict)
@@ -377,7 +372,7 @@ class MonitoredPolicy:
         except Exception as err:  # a user's or a VLM's reward program may fail at run time
             if self.response.fallback is None:
                 raise
-            return None, f"steering raised {_error(err)}"
+            return None, f"steering raised {error_text(err)}"
 
     def _respond(self, verdict: MonitorVerdict | None) -> str:
         if self.response is None or verdict is None:
