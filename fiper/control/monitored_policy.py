@@ -167,11 +167,15 @@ class MonitoredPolicy:
             self.response.bind(env)
 
     def resume(self) -> None:
-        """Leave a fallback and hand control back to the policy (its next act() re-plans)."""
+        """Leave a fallback and hand control back to the policy (its next act() re-plans); the response starts
+        afresh but keeps the ``labels`` it recorded this episode, as ``decisions`` keeps the decisions."""
         self.fallback_active = False
         self.queue.clear()
         if self.response is not None:
+            labels = getattr(self.response, "labels", None)
             self.response.reset()
+            if isinstance(labels, list):
+                self.response.labels = labels + list(getattr(self.response, "labels", []))
 
     def _restart(self) -> None:
         """The response brought the robot back to a state the policy knows: replan from a fresh observation
