@@ -168,14 +168,15 @@ class MonitoredPolicy:
 
     def resume(self) -> None:
         """Leave a fallback and hand control back to the policy (its next act() re-plans); the response starts
-        afresh but keeps the ``labels`` it recorded this episode, as ``decisions`` keeps the decisions."""
+        afresh but keeps what it recorded this episode (``labels``, ``events``), as ``decisions`` keeps the decisions."""
         self.fallback_active = False
         self.queue.clear()
         if self.response is not None:
-            labels = getattr(self.response, "labels", None)
+            kept = {k: getattr(self.response, k, None) for k in ("labels", "events")}
             self.response.reset()
-            if isinstance(labels, list):
-                self.response.labels = labels + list(getattr(self.response, "labels", []))
+            for key, old in kept.items():  # a record that reset() started anew gets the episode's so far in front
+                if isinstance(old, list) and (new := getattr(self.response, key, None)) is not old:
+                    setattr(self.response, key, old + list(new or []))
 
     def _restart(self) -> None:
         """The response brought the robot back to a state the policy knows: replan from a fresh observation

@@ -17,7 +17,7 @@ from policies import PolicyConfig, build_policy
 B, K = 8, 4  # samples per decision, n_action_steps
 
 
-def agent_alarming_from(decision: int) -> MonitoredPolicy:
+def agent_alarming_from(decision: int, response: GradedResponse | None = None) -> MonitoredPolicy:
     """A small untrained push-T policy whose ACE monitor alarms at every decision from ``decision`` on, and a hold."""
     torch.manual_seed(0)
     cfg = PolicyConfig(kind="diffusion", denoiser="mlp", horizon=8, n_action_steps=K, embed_dim=16, encoder_hidden=32,
@@ -31,7 +31,7 @@ def agent_alarming_from(decision: int) -> MonitoredPolicy:
     monitor = fit_monitor(ScoreFitData(z.numpy(), samples.numpy(), np.array([12, 24])), PolicyIdentity.of(policy, B),
                           scores={"ace": {"score": "ace"}}, windows={"ace": 1}, rule="single")
     monitor.set_thresholds({"ace": Threshold("time_varying", 0.1, np.r_[np.full(decision, 1e12), -1e12], 10, False)})
-    return MonitoredPolicy(policy, monitor, response=GradedResponse(fallback=HoldPosition()),
+    return MonitoredPolicy(policy, monitor, response=response or GradedResponse(fallback=HoldPosition()),
                            context=FallbackContext(action_dim=2, position_dims=[0, 1]), num_samples=B)
 
 
@@ -48,3 +48,31 @@ def test_resume_keeps_the_labels_the_episode_recorded_so_far():
     assert agent.response.labels == ["none", "none", "fallback:hold", "fallback:hold"]
     assert agent.response.labels == [d.intervention for d in agent.decisions]
     assert [d.env_step for d in agent.decisions] == [0, K, 2 * K, 2 * K + 2]
+
+
+class Logged(GradedResponse):
+    """A response of one's own with a record of its own (``events``) besides ``labels``, and a stray list it never resets."""
+
+    def reset(self):
+        super().reset()
+        self.events = []
+
+    def step(self, alarm, ratio):
+        label = super().step(alarm, ratio)
+        self.events.append(f"{label} at {ratio:.0f}")
+        return label
+
+
+def test_resume_keeps_a_responses_own_record_and_copies_nothing_it_did_not_reset():
+    response = Logged(fallback=HoldPosition())
+    agent = agent_alarming_from(1, response)
+    env = envs.make_env("push_t", max_episode_steps=100, terminate_on_success=False, terminate_on_failure=False)
+    obs, _ = env.reset(seed=0)
+    agent.reset(seed=0)
+    response.notes = ["kept as it is"]  # not a record reset() renews: resume must not double it
+    for t in range(2 * K):
+        if t == K + 1:
+            agent.resume()
+        obs, *_ = env.step(agent.act(obs))
+    assert [e.split(" at ")[0] for e in response.events] == response.labels == ["none", "fallback:hold", "fallback:hold"]
+    assert response.notes == ["kept as it is"]
