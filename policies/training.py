@@ -2,7 +2,7 @@
 
 Output directory after (and during) a run::
 
-    config.json          policy kind, PolicyConfig, shapes, info.train_step   <- load_policy(out_dir)
+    config.json          policy kind, PolicyConfig, shapes, info.train_step, info.data (the store)   <- load_policy(out_dir)
     model.safetensors    model + EMA + normalizer tensors
     train_state.pt       optimizer + LR-scheduler state and step (tensors and numbers only)
     train_config.json    the TrainConfig of the run
@@ -35,6 +35,7 @@ from policies.curves import CURVE_FILE, LossLog, write_loss_curve
 from policies.encoders import large_image_note
 from policies.factory import build_policy
 from policies.normalizer import check_obs_layout
+from policies.resume import check_same_data, data_record, policy_changes
 
 TRAIN_STATE_FILE = "train_state.pt"
 TRAIN_CONFIG_FILE = "train_config.json"
@@ -149,9 +150,12 @@ class _Trainer:
         self.windows = TrainingWindows(store, obs_keys, pc.n_obs_steps, pc.horizon, episodes=train_eps)
         self.val_windows = TrainingWindows(store, obs_keys, pc.n_obs_steps, pc.horizon, episodes=val_eps) if len(val_eps) else None
         self.step, self.train_loss, self.val_loss = 0, [], []
+        self.data = data_record(store)
         has_ckpt = (self.out_dir / TRAIN_STATE_FILE).exists()
         if has_ckpt and not resume:
             raise FileExistsError(f"{self.out_dir} already holds a training checkpoint; pass resume=True (on the command line: resume=true) to continue it, or choose another output directory")
+        if has_ckpt:
+            self._check_resume(store, pc)  # before anything in out_dir is written
         torch.manual_seed(config.seed)
         self.policy = build_policy(pc, shapes, action_dim)
         _fit_normalizer(self.policy, store, train_eps)
@@ -160,13 +164,23 @@ class _Trainer:
                                            betas=(0.95, 0.999), foreach=True)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lambda s: lr_factor(s, config.warmup_steps, config.steps))
         if has_ckpt:
-            self._resume(pc)
+            self._resume()
 
-    def _resume(self, pc) -> None:
+    def _check_resume(self, store: EpisodeStore, pc) -> None:
+        """Refuse a resume on other demonstrations or another network; name the sampling settings that change."""
+        meta_file = self.out_dir / "config.json"
+        info = json.loads(meta_file.read_text()).get("info", {}) if meta_file.exists() else {}
+        check_same_data(info.get("data"), store, self.out_dir)
         saved = json.loads((self.out_dir / TRAIN_CONFIG_FILE).read_text())
-        if saved["policy"] != pc.to_dict():
-            raise ValueError(f"cannot resume {self.out_dir}: its policy config differs from this run's; saved {saved['policy']}, given {pc.to_dict()}")
-        changed = {k: [saved[k], v] for k, v in self.config.to_dict().items() if k in saved and saved[k] != v and k not in RUN_ONLY}
+        sampling = policy_changes(saved["policy"], pc.to_dict(), self.out_dir)
+        if sampling:
+            print(f"[train] resuming with changed sampling settings {sampling} (saved, given): training is unchanged and "
+                  "the checkpoint records the given ones", flush=True)
+
+    def _resume(self) -> None:
+        saved = json.loads((self.out_dir / TRAIN_CONFIG_FILE).read_text())
+        changed = {k: [saved[k], v] for k, v in self.config.to_dict().items()
+                   if k in saved and saved[k] != v and k not in (*RUN_ONLY, "policy")}
         if changed:
             print(f"[train] resuming with changed settings {changed} (saved, given): the rest of the run uses the given ones; "
                   "the LR schedule follows the given steps, so extending a finished run raises its decayed learning rate again",
@@ -213,7 +227,7 @@ class _Trainer:
         (self.out_dir / METRICS_FILE).write_text(json.dumps({"train_loss": self.train_loss, "val_loss": self.val_loss}))
         write_loss_curve(self.out_dir / CURVE_FILE, self.train_loss, self.val_loss,
                          title=f"{self.config.policy.kind}/{self.config.policy.denoiser}, step {self.step}")
-        self.policy.save(self.out_dir, info={"train_step": self.step})  # config.json last: the commit
+        self.policy.save(self.out_dir, info={"train_step": self.step, "data": self.data})  # config.json last: the commit
 
     def run(self) -> TrainResult:
         c = self.config

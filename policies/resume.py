@@ -1,0 +1,55 @@
+"""What a resumed training run may change: the checks made before anything in the run folder is written.
+
+A resume continues the saved weights and optimizer, so it must train the same network on the same
+demonstrations; settings read only when sampling may change, and the checkpoint records the new ones.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from fiper.storage import EpisodeStore
+
+# PolicyConfig fields read only when sampling (acting), never by the training loss or validation.
+SAMPLING_ONLY = ("n_action_steps", "num_inference_steps", "ddim_eta", "clip_sample")
+
+
+def data_record(store: EpisodeStore) -> dict[str, Any]:
+    """Which demonstrations a run trains on: the store's path, its store_id and its episode count."""
+    return {"store": str(Path(store.path).resolve()), "store_id": store.attrs.get("store_id"),
+            "n_episodes": int(store.n_episodes)}
+
+
+def check_same_data(saved: dict[str, Any] | None, store: EpisodeStore, out_dir: Path) -> None:
+    """Refuse to resume ``out_dir`` on demonstrations other than those it was trained on (a checkpoint
+    without a record, written before runs recorded their store, is not checked)."""
+    if not saved:
+        return
+    mine = data_record(store)
+    fix = (f"train into a new folder (out=<new dir>) to learn from {mine['store']}, or resume with the original "
+           f"data={saved.get('store')}")
+    if saved.get("store_id") is not None and mine["store_id"] is not None:
+        if saved["store_id"] != mine["store_id"]:
+            raise ValueError(f"cannot resume {out_dir}: it was trained on the store {saved.get('store')} (store_id "
+                             f"{saved['store_id']}), this run reads {mine['store']} (store_id {mine['store_id']}), other "
+                             f"demonstrations; {fix}")
+    elif saved.get("store") != mine["store"]:
+        raise ValueError(f"cannot resume {out_dir}: it was trained on the store {saved.get('store')}, this run reads "
+                         f"{mine['store']}; {fix}")
+    if saved.get("n_episodes") is not None and saved["n_episodes"] != mine["n_episodes"]:
+        raise ValueError(f"cannot resume {out_dir}: its store {mine['store']} held {saved['n_episodes']} episodes when "
+                         f"training began and holds {mine['n_episodes']} now, so the split and the normaliser would "
+                         f"differ; train into a new folder (out=<new dir>) to learn from all of them")
+
+
+def policy_changes(saved: dict[str, Any], given: dict[str, Any], out_dir: Path) -> dict[str, list[Any]]:
+    """The sampling-only fields that differ, {name: [saved, given]}; any other difference is refused."""
+    differ = sorted(k for k in set(saved) | set(given) if saved.get(k) != given.get(k))
+    refused = [k for k in differ if k not in SAMPLING_ONLY]
+    if refused:
+        detail = ", ".join(f"{k}: saved {saved.get(k)!r}, given {given.get(k)!r}" for k in refused)
+        raise ValueError(f"cannot resume {out_dir}: its policy config differs from this run's in what training learns "
+                         f"({detail}); give the saved values (train_config.json in that folder), or train into a new "
+                         f"folder (out=<new dir>). Only {list(SAMPLING_ONLY)} may change on a resume")
+    return {k: [saved.get(k), given.get(k)] for k in differ}
