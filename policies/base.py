@@ -120,7 +120,7 @@ class ChunkPolicy(nn.Module, ABC):
         """Training loss of one batch: obs {key: (b, n_obs_steps, ...)}, action (b, H, A) in env units."""
         net = self.ema if use_ema else self.model
         cond = net.encoder(self.normalizer.normalize_obs(obs))
-        return self._loss(net.denoiser, self.normalizer.action.normalize(action.float()), cond, generator)
+        return self._loss(net.denoiser, self.normalizer.action.normalize(action), cond, generator)
 
     def _denoise(self, x: Tensor, t: float, cond: Tensor) -> Tensor:
         """EMA denoiser prediction for (N, B, H, A) samples at scalar time ``t``, as one (N*B) batch."""

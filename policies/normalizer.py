@@ -1,6 +1,8 @@
 """Per-dimension min/max normalisation to [-1, 1] (actions, low-dim obs); images are divided by 255.
 
-The statistics are module buffers, so they travel with the weights in the safetensors file.
+The statistics are module buffers, so they travel with the weights in the safetensors file. They are
+fitted in float64, and a large offset (1e6 + small moves, unix times) is removed in float64 before the
+float32 cast, so such a column trains like a centred one.
 """
 
 from __future__ import annotations
@@ -15,6 +17,9 @@ from torch import Tensor, nn
 # the data never showed reads in its own units); an action's gets a half-range of MIN_RANGE / 2, so that a chunk
 # sampled in [-1, 1] keeps it where the demonstrations held it (a gripper never used) instead of spreading it by ±1.
 MIN_RANGE = 1e-4
+# A centre whose float32 rounding would shift the normalised data by more than this is kept in float64 (a column
+# with a large offset: 1e6 + small moves, unix times); other centres stay float32, as checkpoints always held them.
+CENTER_SHIFT = 1e-5
 
 
 def is_image_shape(shape: tuple[int, ...]) -> bool:
@@ -64,31 +69,46 @@ def check_image_values(key: str, value: Tensor) -> None:
 
 
 class RangeNormalizer(nn.Module):
-    """Affine map x -> (x - center) / scale with center/scale from the data's min and max."""
+    """Affine map x -> (x - center) / scale with center/scale from the data's min and max, fitted in float64."""
 
     def __init__(self, dim: int, constant_scale: float = 1.0):
         super().__init__()
-        self.register_buffer("center", torch.zeros(dim))
+        self.register_buffer("center", torch.zeros(dim))  # float64 only where float32 would move it (fit)
         self.register_buffer("scale", torch.ones(dim))
         self.constant_scale = float(constant_scale)  # the scale of a dimension constant in the data
 
     @torch.no_grad()
     def fit(self, data: np.ndarray | Tensor) -> None:
+        """Min/max in float64; the centre stays float64 when rounding it to float32 would shift the normalised data."""
         # A tensor is taken as is (np.asarray cannot read a CUDA tensor); anything else via numpy.
         data = data.detach() if isinstance(data, Tensor) else torch.as_tensor(np.asarray(data))
-        data = data.to(dtype=torch.float32).reshape(-1, self.center.numel())
+        data = data.to(dtype=torch.float64).reshape(-1, self.center.numel())
         if not torch.isfinite(data).all():
             raise ValueError("cannot fit the normalizer: the data contains NaN or inf values")
         lo, hi = data.min(0).values, data.max(0).values
         half = (hi - lo) / 2
-        self.center.copy_((hi + lo) / 2)
-        self.scale.copy_(torch.where(half * 2 < MIN_RANGE, torch.full_like(half, self.constant_scale), half))
+        scale = torch.where(half * 2 < MIN_RANGE, torch.full_like(half, self.constant_scale), half)
+        center = (hi + lo) / 2
+        shift = (center - center.float().double()).abs() / scale
+        dtype = torch.float64 if bool((shift > CENTER_SHIFT).any()) else torch.float32
+        self.center = center.to(self.center.device, dtype)
+        self.scale.copy_(scale)
+
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs):
+        saved = state_dict.get(prefix + "center")
+        if saved is not None and saved.dtype != self.center.dtype:  # a fitted float64 centre loads as float64
+            self.center = torch.zeros(self.center.shape, dtype=saved.dtype, device=self.center.device)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def normalize(self, x: Tensor) -> Tensor:
-        return (x - self.center) / self.scale
+        """float32 (x - center) / scale, in float64 when x or the centre is float64, so a large offset goes before the cast."""
+        work = torch.promote_types(torch.promote_types(x.dtype, self.center.dtype), torch.float32)
+        return ((x.to(work) - self.center.to(work)) / self.scale.to(work)).to(torch.float32)
 
     def unnormalize(self, x: Tensor) -> Tensor:
-        return x * self.scale + self.center
+        """x * scale + center, in float64 when the centre is, returned in x's dtype."""
+        work = torch.promote_types(x.dtype, self.center.dtype)
+        return (x.to(work) * self.scale.to(work) + self.center.to(work)).to(x.dtype)
 
 
 def module_name(key: str) -> str:
@@ -118,7 +138,7 @@ class PolicyNormalizer(nn.Module):
         out = {}
         for key, value in obs.items():
             if key in self.lowdim_keys:
-                out[key] = self.obs[module_name(key)].normalize(value.reshape(*value.shape[:2], -1).float())
+                out[key] = self.obs[module_name(key)].normalize(value.reshape(*value.shape[:2], -1))
             else:
                 out[key] = value.float() / 255.0
         return out
