@@ -14,8 +14,8 @@ from fiper.evaluation.render import write_repeats
 from fiper.evaluation.repeats import evaluate_repeats, summarise_repeats
 import launch.components  # noqa: F401  (the 'score' config group)
 from launch.common import plain, removed_on_failure, resolve_device, save_config, set_cpu_threads
-from launch.validate import (THREADS, Bad, boolean, choice, list_of, merged, number, optional, positive, positive_int,
-                             probability, reported, seed, text, validate, window)
+from launch.validate import (THREADS, Bad, boolean, choice, list_of, merged, number, optional, positive_int,
+                             probability, reported, seconds_per_step, seed, text, validate, window)
 
 LAUNCH_KEYS = ("rollouts", "out", "plots", "cpu_threads", "repeats")
 THRESHOLD_TYPES = choice(*THRESHOLD_KINDS)
@@ -34,7 +34,7 @@ CHECKS = merged(THREADS, {
     "out": text,
     "seed": seed,
     "repeats": positive_int,
-    "control_period_s": optional(positive),
+    "control_period_s": optional(seconds_per_step),
     "split.fit": probability,
     "split.calibration": probability,
     "split.validation": probability,

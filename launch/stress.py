@@ -33,11 +33,11 @@ from fiper.monitor import load_monitor
 from fiper.monitor.identity import policy_fingerprint
 from launch.common import check_guidance, load_policy_from, plain, policy_digest, resolve_device, set_cpu_threads
 from launch.validate import (ENV_CHECKS, RESUMES, THREADS, boolean, cells, choice, existing_path, integer, list_of, mapping_of_text,
-                             merged, optional, policy_rules, positive, positive_int, reported, seed, text, validate)
+                             merged, optional, policy_rules, positive_int, reported, seconds_per_step, seed, text, validate)
 
 # what every sweep of rollouts over cells x seeds takes (launch.stress and launch.act)
 SWEEP_CHECKS = {
-    "env.control_period_s": optional(positive),
+    "env.control_period_s": optional(seconds_per_step),
     **policy_rules(required=True),
     "out": text,
     "execute": choice(*EXECUTED_CHUNKS),

@@ -77,6 +77,15 @@ probability = number(0.0, 1.0, example=0.1)  # a delta or a split share: strictl
 positive = number(0.0, None, example=1.0)
 
 
+def seconds_per_step(v: Any, _: bool) -> None:
+    """A control period within fiper.control.period's plausible range (not milliseconds, not a rate in Hz)."""
+    from fiper.control.period import MAX_PERIOD_S, MIN_PERIOD_S
+
+    if not _is_number(v) or not MIN_PERIOD_S <= v <= MAX_PERIOD_S:
+        raise Bad(f"seconds per env step in [{MIN_PERIOD_S:g}, {MAX_PERIOD_S:g}] (not milliseconds, not a rate in Hz)",
+                  "0.1 for 10 Hz")
+
+
 def boolean(v: Any, _: bool) -> None:
     if not isinstance(v, bool):
         raise Bad("true or false", "true")

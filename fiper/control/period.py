@@ -19,15 +19,34 @@ ENV_ATTRIBUTES = ("control_period_s", "control_timestep", "control_hz", "control
 RATE_ATTRIBUTES = ("control_hz", "control_freq")  # steps per second: the period is their inverse
 
 
-def positive_seconds(value: Any, where: str, fix: str = "declare the env's real control period (e.g. env.control_period_s=0.05)") -> float:
-    """``value`` as seconds per env step, or a ValueError naming ``where`` and ``fix``."""
+#: The plausible seconds per env step of a robot's control loop (2 kHz .. one step per 10 s): a period outside it was
+#: given in another unit (milliseconds, or a rate in Hz), which would scale every warning time in seconds.
+MIN_PERIOD_S, MAX_PERIOD_S = 5e-4, 10.0
+PERIOD_UNIT = "give it in seconds per env step, e.g. 0.1 for 10 Hz"
+
+
+def _positive(value: Any, where: str, what: str, fix: str) -> float:
+    """``value`` as a finite positive float, or a ValueError naming ``where``, ``what`` it should be and ``fix``."""
     try:
-        seconds = float(value)
+        number = float(value)
     except (TypeError, ValueError):
-        seconds = float("nan")
-    if not (math.isfinite(seconds) and seconds > 0):
-        raise ValueError(f"{where} = {value!r} is not a positive number of seconds per env step; {fix}")
+        number = float("nan")
+    if not (math.isfinite(number) and number > 0):
+        raise ValueError(f"{where} = {value!r} is not a positive number of {what}; {fix}")
+    return number
+
+
+def plausible_seconds(seconds: float, where: str, fix: str) -> float:
+    """``seconds`` per env step when within MIN_PERIOD_S .. MAX_PERIOD_S, else a ValueError naming ``where`` and ``fix``."""
+    if not MIN_PERIOD_S <= seconds <= MAX_PERIOD_S:
+        raise ValueError(f"{where} = {seconds:g} s per env step lies outside the plausible control periods {MIN_PERIOD_S:g} .. "
+                         f"{MAX_PERIOD_S:g} s (a period in milliseconds, or a rate in Hz?); {PERIOD_UNIT}; {fix}")
     return seconds
+
+
+def positive_seconds(value: Any, where: str, fix: str = "declare the env's real control period (e.g. env.control_period_s=0.05)") -> float:
+    """``value`` as seconds per env step within the plausible range, or a ValueError naming ``where`` and ``fix``."""
+    return plausible_seconds(_positive(value, where, "seconds per env step", fix), where, fix)
 
 
 def declared_period(env: Any) -> tuple[float, str] | None:
@@ -41,8 +60,9 @@ def declared_period(env: Any) -> tuple[float, str] | None:
                 continue
             where = f"{type(obj).__name__}.{name}"
             if name in RATE_ATTRIBUTES:
-                rate = positive_seconds(value, where, "declare the env's real control rate in steps per second")
-                return 1.0 / rate, f"1 / {where} ({rate:g} Hz)"
+                fix = "declare the env's real control rate in steps per second"
+                rate = _positive(value, where, "steps per second", fix)
+                return plausible_seconds(1.0 / rate, f"1 / {where}", fix), f"1 / {where} ({rate:g} Hz)"
             return positive_seconds(value, where), where
     return None
 

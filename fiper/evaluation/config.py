@@ -17,6 +17,7 @@ from typing import Any
 from calibration import THRESHOLD_KINDS, check_delta
 from calibration.joint import JOINT_RULES
 from fiper.aggregation import check_rule
+from fiper.control.period import positive_seconds
 from fiper.monitor.spec import MonitorSpec, ScoreSpec, score_defaults
 
 EPISODE = "episode"  # window label: the whole episode (cumulative sum), resolved per task
@@ -257,8 +258,9 @@ class EvaluationConfig:
             raise ValueError(f"band_d1_fraction must lie strictly between 0 and 1, got {self.band_d1_fraction}")
         if self.selection not in CRITERIA:
             raise ValueError(f"selection criterion {self.selection!r} unknown; expected one of {CRITERIA}")
-        if self.control_period_s is not None and not float(self.control_period_s) > 0:
-            raise ValueError(f"control_period_s must be a positive number of seconds per env step, got {self.control_period_s}")
+        if self.control_period_s is not None:
+            positive_seconds(self.control_period_s, "the configured control_period_s (control_period_s=...)",
+                             "correct the override, or drop it to read each store's attrs (control_period_s=null)")
         scores = {}
         for name, spec in self.scores.items():
             try:

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from fiper.control.outcome import FALLBACK_PREFIX, STEER, EpisodeRecord, ResponseOutcome, compare, count_outcomes
+from fiper.control.period import positive_seconds
 from fiper.storage import EpisodeStore
 
 META_KEYS = ("success", "failure_step", "failure_reason", "shift", "severity", "seed")
@@ -69,7 +70,8 @@ def read_records(path: str | os.PathLike) -> tuple[list[EpisodeRecord], float]:
             decision_steered=acting == STEER,
             actions=actions[s0:s1]))
     period = store.attrs.get("control_period_s")
-    return records, float(period) if period is not None else float("nan")
+    fix = "correct the store's attr (EpisodeStore.open(path, mode='a').set_attrs(control_period_s=...))"
+    return records, positive_seconds(period, f"{path}: attrs control_period_s", fix) if period is not None else float("nan")
 
 
 @dataclass(frozen=True)

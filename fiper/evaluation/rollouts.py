@@ -79,14 +79,22 @@ def task_name(attrs: dict[str, Any], path: Path) -> str:
 
 def store_control_period(attrs: dict[str, Any], path: Path, override: float | None, notes: list[str]) -> float:
     """Seconds per env step of a store: ``override``, else its attrs ``control_period_s`` (what launch.stress
-    took from the env), else NaN with a note: warning times in seconds are then left unreported, never guessed."""
-    value = override if override is not None else attrs.get("control_period_s")
+    took from the env), else NaN with a note: warning times in seconds are then left unreported, never guessed.
+    A value outside the plausible control periods (fiper.control.period) is refused, naming where it came from."""
+    if override is not None:
+        where, fix = "the configured control_period_s (control_period_s=...)", "correct the override"
+        value = override
+    else:
+        where = f"{path}: attrs control_period_s"
+        fix = ("correct the store's attr (EpisodeStore.open(path, mode='a').set_attrs(control_period_s=...)), or pass "
+               "control_period_s=<seconds per env step> to override it")
+        value = attrs.get("control_period_s")
     if value is None:
         notes.append(f"{path.name}: no control_period_s attr, so warnings in seconds are not reported; "
                      "pass control_period_s=<seconds per env step> to report them")
         return float("nan")
     try:
-        return positive_seconds(value, f"{path}: control_period_s", "pass control_period_s=<seconds per env step> to override it")
+        return positive_seconds(value, where, fix)
     except ValueError as err:
         raise RolloutError(str(err)) from None
 
