@@ -39,6 +39,19 @@ def _lookalike_notes(path: Path, rollouts: Any) -> None:
                               f"time carries {TIMEOUT!r} exactly (no onset, counted apart from the lead times)")
 
 
+def _contradicted_success_notes(path: Path, rollouts: Any) -> None:
+    """A note naming the successes that also carry a failure (meta/failure_step >= 0 or a failure_reason): the evaluation
+    counts them as successes, which fit and calibrate the scores, and reads no onset of theirs."""
+    reasons = np.char.strip(rollouts.failure_reason.astype(str))
+    both = np.flatnonzero(rollouts.success & ((rollouts.failure_step >= 0) | (reasons != "")))
+    if both.size:
+        rollouts.notes.append(
+            f"{path.name}: {both.size} episode(s) labelled meta/success true also carry a failure (meta/failure_step >= 0 or "
+            f"a meta/failure_reason): episodes {both[:8].tolist()}{' ...' if both.size > 8 else ''}; they count as successes "
+            "(in distribution, they may fit and calibrate the scores) and their failure labels are ignored: if they failed, "
+            "set meta/success false; if they succeeded, set failure_step -1 and failure_reason ''")
+
+
 def _success_labels(store: EpisodeStore, path: Path) -> None:
     """meta/success must be bool (or 0/1 numbers): a text label such as 'False' would read as True."""
     values = np.asarray(store.meta("success"))
@@ -71,6 +84,7 @@ def check_store_rows(store: EpisodeStore, path: Path, rollouts: Any) -> None:
     """Shapes and labels of one store's RolloutSet ``rollouts`` (fiper.evaluation.rollouts), read from ``store``."""
     _success_labels(store, path)
     _lookalike_notes(path, rollouts)
+    _contradicted_success_notes(path, rollouts)
     emb, samples = rollouts.embeddings, rollouts.samples
     if emb is not None and emb.ndim != 2:
         raise RolloutError(f"{path}: decisions/embedding has per-decision shape {emb.shape[1:]}; it must be (N, D): one "

@@ -9,6 +9,7 @@ from calibration import InsufficientCalibrationError
 from evaluation_helpers import small_config
 from fiper.evaluation import RolloutError, evaluate_rollouts, expand_stores, load_rollouts
 from fiper.evaluation.config import DEFAULT_METHODS
+from fiper.evaluation.metrics import physical_onset
 from benchmarks.synthetic_stores import SyntheticTask, write_synthetic_store
 from fiper.storage import EpisodeStore
 
@@ -82,7 +83,7 @@ def test_stores_simulated_with_different_mujoco_releases_carry_a_note(tmp_path):
 
 
 def _foreign_store(path, *, samples_axes=(0, 1, 2, 3), env_step_offset=0, success=bool, shift="none", embedding_shape=None,
-                   steps=(0, 2, 4, 6)):
+                   steps=(0, 2, 4, 6), failures=None):
     """A store as another recorder writes it through append_episode: 6 episodes of 8 steps, 4 decisions each."""
     rng = np.random.default_rng(0)
     store = EpisodeStore.create(path, attrs={"task": "foreign", "control_period_s": 0.1, "n_action_steps": 2})
@@ -92,6 +93,9 @@ def _foreign_store(path, *, samples_axes=(0, 1, 2, 3), env_step_offset=0, succes
                      "samples": rng.normal(size=(4, 6, 3, 2)).astype(np.float16).transpose(samples_axes),
                      "env_step": np.asarray(steps if i == 3 else (0, 2, 4, 6)) + env_step_offset * i}
         meta = {"success": success(i % 3 != 0)} | ({} if shift is None else {"shift": shift if i < 4 else "push"})
+        if failures is not None:  # {episode: (failure_step, failure_reason)}, the others (-1, '')
+            step, reason = failures.get(i, (-1, ""))
+            meta |= {"failure_step": step, "failure_reason": reason}
         store.append_episode({"action": np.zeros((8, 2), np.float32)}, decisions=decisions, meta=meta)
     return path
 
@@ -127,6 +131,19 @@ def test_an_in_distribution_label_spelt_otherwise_is_named_in_the_notes(tmp_path
     assert any("meta/shift holds 'None' on 4 episode(s), counted as shifted" in note for note in rollouts.notes)
     clean = load_rollouts(str(_foreign_store(tmp_path / "g.zarr")))["foreign"]
     assert not any("meta/shift holds" in note for note in clean.notes)
+
+
+def test_successes_carrying_a_failure_are_named_in_the_notes(tmp_path):
+    """Episodes 1 and 4 succeed (success is i % 3 != 0) yet carry an onset or a reason: counted as successes, with a note."""
+    failures = {0: (5, "dropped"), 3: (6, "dropped"), 1: (3, ""), 4: (-1, "collision")}
+    rollouts = load_rollouts(str(_foreign_store(tmp_path / "f.zarr", failures=failures)))["foreign"]
+    assert rollouts.success.tolist() == [False, True, True, False, True, True]
+    assert physical_onset(rollouts.failed, rollouts.failure_step, rollouts.failure_reason).tolist() == [5, -1, -1, 6, -1, -1]
+    (note,) = [n for n in rollouts.notes if "labelled meta/success true" in n]
+    assert note.startswith("f.zarr: 2 episode(s) labelled meta/success true also carry a failure") and "episodes [1, 4];" in note
+    assert "set meta/success false" in note and "set failure_step -1 and failure_reason ''" in note
+    clean = load_rollouts(str(_foreign_store(tmp_path / "g.zarr", failures={0: (5, "dropped")})))["foreign"]
+    assert not [n for n in clean.notes if "labelled meta/success true" in n]
 
 
 def test_a_store_without_shift_labels_says_all_its_episodes_count_as_in_distribution(tmp_path):
