@@ -141,7 +141,7 @@ def evaluate_task(rollouts: RolloutSet, config: EvaluationConfig) -> TaskResult:
     from tqdm.auto import tqdm
 
     clock = {"start": time.perf_counter()}
-    config, left_out = runnable_config(config, rollouts.recorded, rollouts.task)
+    config, left_out = runnable_config(config, rollouts.recorded, rollouts.task, rollouts.unreadable)
     s = config.split
     if rollouts.ood.all():
         labels = sorted(set(rollouts.shift.tolist()))

@@ -127,6 +127,7 @@ class RolloutSet:
     software: dict[str, dict[str, str]] = field(default_factory=dict)  # per store: attrs 'software' (package versions)
     observation_keys: tuple[str, ...] = ()  # per-step observation keys every store records (what obs_novelty reads)
     task_recorded: bool = True  # the task came from the store's attrs, not from its file name
+    observations_unplaced: tuple[str, ...] = ()  # stores with observations but no decisions/env_step nor n_action_steps attr
 
     @property
     def n_episodes(self) -> int:
@@ -156,8 +157,17 @@ class RolloutSet:
     def recorded(self) -> frozenset[str]:
         """The score inputs (``needs``) these episodes record: a method reading anything else cannot run on them."""
         have = {"embedding": self.embeddings is not None, "samples": self.samples is not None,
-                "observation": bool(self.observation_keys)}
+                "observation": bool(self.observation_keys) and not self.observations_unplaced}
         return frozenset(k for k, v in have.items() if v)
+
+    @property
+    def unreadable(self) -> dict[str, str]:
+        """Inputs the stores record but cannot place at their decisions, each with why and the fix."""
+        if not self.observations_unplaced:
+            return {}
+        return {"observation": f"{', '.join(self.observations_unplaced)} record(s) no decisions/env_step and no n_action_steps "
+                               "attr, so which observation each decision saw is unknown: record decisions/env_step, or set the "
+                               "attr (EpisodeStore.open(path, mode='a').set_attrs(n_action_steps=<env steps per decision>))"}
 
 
 def read_store(path: Path, control_period_s: float | None = None) -> RolloutSet:
@@ -249,6 +259,7 @@ def read_store(path: Path, control_period_s: float | None = None) -> RolloutSet:
         software={str(path): dict(attrs.get("software") or {})},
         observation_keys=tuple(observed_keys(store)),
         task_recorded=recorded_task(attrs) is not None,
+        observations_unplaced=(path.name,) if observed_keys(store) and "env_step" not in store.decision_keys and not n_action else (),
     )
     check_store_rows(store, path, rollout_set)
     return rollout_set
@@ -297,6 +308,7 @@ def merge_rollouts(parts: Sequence[RolloutSet]) -> RolloutSet:
         notes=[n for p in parts for n in p.notes] + software_notes({k: v for p in parts for k, v in p.software.items()}),
         software={k: v for p in parts for k, v in p.software.items()},
         observation_keys=tuple(k for k in first.observation_keys if all(k in p.observation_keys for p in parts)),
+        observations_unplaced=tuple(n for p in parts for n in p.observations_unplaced),
     )
 
 

@@ -9,9 +9,9 @@ methods were left out and what to record to evaluate them.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 
-from fiper.evaluation.config import EvaluationConfig
+from fiper.evaluation.config import DEFAULT_METHODS, EvaluationConfig, MethodSpec
 from fiper.evaluation.rollouts import RolloutError
 from fiper.scores.registry import score_class
 
@@ -27,14 +27,26 @@ def method_needs(config: EvaluationConfig, name: str) -> frozenset[str]:
     return frozenset().union(*(score_class(config.scores[s]["score"]).needs for s in scores))
 
 
-def runnable_config(config: EvaluationConfig, recorded: Collection[str], task: str) -> tuple[EvaluationConfig, str]:
-    """``config`` with only the methods that read nothing beyond ``recorded``, and a note saying what was left
-    out and why ('' and ``config`` itself when every method can run). No runnable method is an error."""
-    recorded = frozenset(recorded)
+def asked_for(config: EvaluationConfig, name: str) -> bool:
+    """Whether method ``name`` was configured on purpose: not a default method as DEFAULT_METHODS configures it."""
+    default = DEFAULT_METHODS.get(name)
+    return default is None or config.methods[name] != MethodSpec.of(name, default)
+
+
+def runnable_config(config: EvaluationConfig, recorded: Collection[str], task: str,
+                    unreadable: Mapping[str, str] | None = None) -> tuple[EvaluationConfig, str]:
+    """``config`` with only the methods that read nothing beyond ``recorded``, and a note saying what was left out and why;
+    an input of ``unreadable`` (RolloutSet.unreadable: why, with the fix) refuses a method ``asked_for`` instead."""
+    recorded, unreadable = frozenset(recorded), dict(unreadable or {})
     lacking = {n: method_needs(config, n) - recorded for n, m in config.methods.items() if not m.select}
     lacking = {n: miss for n, miss in lacking.items() if miss}
     if not lacking:
         return config, ""
+    asked = [n for n, miss in lacking.items() if miss & unreadable.keys() and asked_for(config, n)]
+    if asked:
+        why = unreadable[sorted(frozenset().union(*(lacking[n] for n in asked)) & unreadable.keys())[0]]
+        raise RolloutError(f"task {task!r}: {', '.join(asked)} read{'s' * (len(asked) == 1)} what its stores cannot place: {why}; "
+                           f"or leave {'it' if len(asked) == 1 else 'them'} out ('~methods.{asked[0]}')")
     methods, notes = {}, []
     for name, method in config.methods.items():
         if name in lacking:
@@ -50,18 +62,31 @@ def runnable_config(config: EvaluationConfig, recorded: Collection[str], task: s
         methods[name] = method
     if config.deploy_method is not None and config.deploy_method not in methods:
         notes.append(f"no monitor file is written for this task: the deployed method {config.deploy_method} is left out")
-    missing = sorted(frozenset().union(*lacking.values()))
+    missing = sorted(frozenset().union(*lacking.values()) - unreadable.keys())
     what = ", ".join(RECORDED_INPUTS[k] for k in missing)
+    placed = sorted(frozenset().union(*lacking.values()) & unreadable.keys())
     if not methods:
-        raise RolloutError(f"task {task!r}: its stores record no {what}, which every configured method reads; record them "
-                           "(docs/rollout_format.md), or add a method that reads what they hold, e.g. the clock: "
-                           "'+methods.elapsed={scores: [elapsed], rule: single}'")
-    head = (f"its stores record no {what}, so {len(lacking)} method(s) reading {'them' if len(missing) > 1 else 'it'} are "
-            f"left out: {', '.join(lacking)}; record {'them' if len(missing) > 1 else 'it'} (docs/rollout_format.md) to "
-            "evaluate those methods")
+        clock = "e.g. the clock: '+methods.elapsed={scores: [elapsed], rule: single}'"
+        if not placed:
+            raise RolloutError(f"task {task!r}: its stores record no {what}, which every configured method reads; record them "
+                               f"(docs/rollout_format.md), or add a method that reads what they hold, {clock}")
+        reasons = ([f"its stores record no {what} (docs/rollout_format.md)"] if missing else []) + [unreadable[k] for k in placed]
+        raise RolloutError(f"task {task!r}: every configured method reads what its stores lack: {'; '.join(reasons)}; or add a "
+                           f"method that reads what they hold, {clock}")
+    heads = []
+    if missing:
+        names = [n for n, miss in lacking.items() if miss - unreadable.keys()]
+        heads.append(f"its stores record no {what}, so {len(names)} method(s) reading {'them' if len(missing) > 1 else 'it'} "
+                     f"are left out: {', '.join(names)}; record {'them' if len(missing) > 1 else 'it'} "
+                     "(docs/rollout_format.md) to evaluate those methods")
+    for key in placed:
+        names = [n for n, miss in lacking.items() if key in miss and not miss - unreadable.keys()]
+        if names:
+            heads.append(f"{len(names)} method(s) reading the {key} are left out: {', '.join(names)}, since {unreadable[key]} "
+                         "to evaluate them")
     narrowed = dataclasses.replace(
         config, methods=methods, baselines=tuple(n for n in config.baselines if n in methods),
         references=tuple(n for n in config.references if n in methods),
         deploy_method=config.deploy_method if config.deploy_method in methods else None,
         plot_method=config.plot_method if config.plot_method in methods else None)
-    return narrowed, "; ".join([head, *notes])
+    return narrowed, "; ".join([*heads, *notes])
