@@ -188,10 +188,15 @@ def test_act_end_to_end_files_counts_resume_and_refusal(run_dirs, tmp_path, caps
     act.run(config(run_dirs, out))  # resumes: everything is recorded, nothing runs again
     assert all(EpisodeStore.open(out / f"{n}.zarr").n_episodes == 2 for n in stores)
     assert json.loads((out / "outcome.json").read_text())["overall"] == doc["overall"]
+    later = act.run(config(run_dirs, out, "seeds.start=7", "seeds.count=1"))  # one more seed: the report counts all three
+    assert all(EpisodeStore.open(out / f"{n}.zarr").n_episodes == 3 for n in stores)
+    assert later.seeds == 3 and sum(later.without.values()) == 3
+    assert [later.overall[n].episodes for n in ("hold", "hand_over")] == [3, 3]
+    assert json.loads((out / "outcome.json").read_text())["overall"]["hold"]["episodes"] == 3
 
     with pytest.raises(FingerprintMismatch, match=r"intervention.fallback.name: .hold. -> .stop."):
         act.run(config(run_dirs, out, "+response_configs.hold={preset: stop}"))  # another response under the same name
-    assert EpisodeStore.open(out / "hold.zarr").n_episodes == 2
+    assert EpisodeStore.open(out / "hold.zarr").n_episodes == 3
 
 
 def test_act_refuses_unknown_or_incomplete_responses_before_running(run_dirs, tmp_path):

@@ -25,9 +25,10 @@ from fiper.label_notes import DEFAULT_TERMINATED, unnamed_terminations
 
 @dataclass
 class SweepSummary:
-    """Counts of the four kinds of rollout per (shift, severity)."""
+    """Counts of the episodes per (shift, severity): after ``run_sweep``, every episode of the store, earlier runs' too."""
 
     rows: dict[tuple[str, float], dict[str, int]] = field(default_factory=dict)
+    run_now: int = 0  # episodes this run recorded (the rest of the rows' episodes were in the store before it)
     clipped_steps: int = 0  # the policy's actions clipped to the env's action space, over every episode run
     clip_excess: float = 0.0
     total_steps: int = 0  # env steps of every episode run
@@ -36,18 +37,35 @@ class SweepSummary:
 
     def add(self, shift: str, severity: float, success: bool, alarmed: bool, clipped_steps: int = 0, clip_excess: float = 0.0,
             steps: int = 0) -> None:
+        self.count(shift, severity, success, alarmed)
+        self.run_now += 1
+        self.clipped_steps += clipped_steps
+        self.clip_excess = max(self.clip_excess, clip_excess)
+        self.total_steps += steps
+
+    def count(self, shift: str, severity: float, success: bool, alarmed: bool) -> None:
         row = self.rows.setdefault((shift, round(float(severity), 6)), {"episodes": 0, "success": 0, "alarmed": 0})
         row["episodes"] += 1
         row["success"] += int(success)
         row["alarmed"] += int(alarmed)
-        self.clipped_steps += clipped_steps
-        self.clip_excess = max(self.clip_excess, clip_excess)
-        self.total_steps += steps
+
+    def count_store(self, store: Any) -> None:
+        """Rows counted anew from every episode of ``store`` (meta shift, severity, success, first_alarm_step), when it has them."""
+        if store is None or store.n_episodes == 0 or not {"shift", "severity", "success"} <= set(store.meta_keys):
+            return
+        self.rows = {}
+        meta = {k: store.meta(k) for k in ("shift", "severity", "success", "first_alarm_step") if k in store.meta_keys}
+        alarm = meta.get("first_alarm_step", np.full(store.n_episodes, -1))
+        for shift, sev, ok, first in zip(meta["shift"], meta["severity"], meta["success"], alarm):
+            self.count(str(shift), float(sev), bool(ok), int(first) >= 0)
 
     def table(self) -> str:
         lines = [f"{'shift':<22}{'severity':>9}{'episodes':>10}{'success':>9}{'alarmed':>9}"]
         for (shift, sev), r in sorted(self.rows.items()):
             lines.append(f"{shift:<22}{sev:>9.2f}{r['episodes']:>10}{r['success']:>9}{r['alarmed']:>9}")
+        total = sum(r["episodes"] for r in self.rows.values())
+        if total > self.run_now:
+            lines.append(f"{total} episodes in the store: {self.run_now} run now, {total - self.run_now} recorded before")
         if self.clipped_steps:
             lines.append(policy_clipped_note(self.clipped_steps, self.total_steps, self.clip_excess))
         if self.unnamed:
@@ -87,7 +105,7 @@ def run_sweep(
     record_keys: Sequence[str] | None = None,
     progress: bool = True,
 ) -> SweepSummary:
-    """Run and record every (shift, severity, seed) not yet in the store; returns the counts."""
+    """Run and record every (shift, severity, seed) not yet in the store; returns the counts of every episode it holds."""
     cells = [(str(s), float(v)) for s, v in cells]
     done = recorded_episodes(recorder)
     todo = [(s, v, int(seed)) for s, v in cells for seed in seeds if (s, round(v, 6), int(seed)) not in done]
@@ -112,4 +130,5 @@ def run_sweep(
     bar.close()
     if env is not None:
         env.close()
+    summary.count_store(recorder.store)
     return summary
