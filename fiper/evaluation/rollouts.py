@@ -78,9 +78,8 @@ def task_name(attrs: dict[str, Any], path: Path) -> str:
 
 
 def store_control_period(attrs: dict[str, Any], path: Path, override: float | None, notes: list[str]) -> float:
-    """Seconds per env step of a store: ``override``, else its attrs ``control_period_s`` (what launch.stress
-    took from the env), else NaN with a note: warning times in seconds are then left unreported, never guessed.
-    A value outside the plausible control periods (fiper.control.period) is refused, naming where it came from."""
+    """Seconds per env step of a store: ``override``, else its attrs ``control_period_s``, else NaN with a note (never
+    guessed); an implausible value (fiper.control.period) is refused naming where it came from."""
     if override is not None:
         where, fix = "the configured control_period_s (control_period_s=...)", "correct the override"
         value = override
