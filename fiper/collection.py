@@ -23,6 +23,7 @@ from fiper.gym_api import reset_env, step_env
 from fiper.label_notes import (DEFAULT_TERMINATED, SUCCESS_KEYS, no_success_reported, reports_success, timeout_as_termination,
                                unnamed_terminations, unread_words)
 from fiper.storage import EpisodeStore
+from fiper.storage.key_names import unstorable_name
 
 
 class TooFewEpisodes(RuntimeError, ValueError):
@@ -289,6 +290,10 @@ def run_episode(env, expert: Expert, seed: int, *, max_steps: int = EPISODE_STEP
             raise SetupError(no_time_limit(seed, max_steps))
         observation = _as_dict(obs)
         shapes = {k: v.shape for k, v in observation.items()}
+        if layout is None and (bad := unstorable_name(shapes)):
+            raise SetupError(f"the env's observation key {bad[0]!r} {bad[1]}: a store names its arrays by path, so it cannot "
+                             "keep that key as it is; rename it in the env factory (gymnasium.wrappers.TransformObservation), "
+                             "e.g. '/' to '_'; no episode with it is stored")
         if layout is not None and shapes != layout:
             raise ValueError(_layout_change(layout, shapes, seed, len(actions)))
         layout = shapes
