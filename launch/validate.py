@@ -264,11 +264,18 @@ RESUMES = ("every episode recorded before it is kept (an episode is committed wh
            "command to resume: it records only the episodes the store lacks")
 
 
+def input_errors() -> tuple[type[Exception], ...]:
+    """The errors that name bad input and its fix: fiper's, and gymnasium's for an id it has not registered (a typo, a
+    package not imported), whose messages name the ids there are."""
+    import gymnasium as gym
+
+    return ValueError, FileNotFoundError, FileExistsError, gym.error.UnregisteredEnv, gym.error.DeprecatedEnv
+
+
 @contextmanager
 def reported(interrupted: str = "") -> Iterator[None]:
-    """For a command's main: an error that names its problem and fix (fiper raises those as ValueError,
-    FileNotFoundError or FileExistsError) ends the command with its message, without a traceback; FIPER_TRACEBACK=1
-    keeps the traceback.
+    """For a command's main: an error that names its problem and fix (:func:`input_errors`) ends the command with its
+    message, without a traceback; FIPER_TRACEBACK=1 keeps the traceback.
     Ctrl-C ends it with exit status 130 and ``interrupted`` (what was kept, e.g. RESUMES) instead of a traceback."""
     try:
         yield
@@ -277,8 +284,8 @@ def reported(interrupted: str = "") -> Iterator[None]:
             raise
         print(f"interrupted{': ' + interrupted if interrupted else ''}", file=sys.stderr)
         raise SystemExit(130) from None
-    except (ValueError, FileNotFoundError, FileExistsError) as err:
-        if os.environ.get("FIPER_TRACEBACK"):
+    except Exception as err:
+        if os.environ.get("FIPER_TRACEBACK") or not isinstance(err, input_errors()):
             raise
         notes = "".join(f"\n{note}" for note in getattr(err, "__notes__", ()))  # e.g. which env factory raised it
         raise SystemExit(f"error: {err}{notes}\n(set FIPER_TRACEBACK=1 for the traceback)") from None

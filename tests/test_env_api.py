@@ -126,6 +126,28 @@ def test_an_id_whose_package_is_not_imported_gets_a_note_naming_the_module_in_th
         f"env.kwargs.id={module}:{env_id}, or import it in an env factory of your own (gymnasium.register_envs({module}))")
 
 
+def test_an_id_gymnasium_has_not_registered_ends_the_command_with_its_message_and_no_traceback(monkeypatch):
+    """A typo'd id or one of a package not imported is bad input like fiper's own refusals: the entry points print
+    gymnasium's message and fiper's notes, not a traceback; an error of another kind inside the factory keeps its traceback."""
+    from fiper.env_factory import make_env_from_config
+    from launch.validate import reported
+
+    monkeypatch.delenv("FIPER_TRACEBACK", raising=False)
+    with pytest.raises(SystemExit) as ended:
+        with reported():
+            make_env_from_config({"factory": "gymnasium:make", "kwargs": {"id": "Reachr-v5"}})
+    assert str(ended.value).splitlines() == [
+        "error: Environment `Reachr` doesn't exist. Did you mean: `Reacher`?",
+        "(raised while building the env: env.factory=gymnasium:make, called as make(id='Reachr-v5'))",
+        "(set FIPER_TRACEBACK=1 for the traceback)"]
+    with pytest.raises(SystemExit, match=r"(?s)^error: Namespace MyLab not found.*env.kwargs.id=<the package that registers them>:MyLab/Arm-v0"):
+        with reported():
+            make_env_from_config({"factory": "gymnasium:make", "kwargs": {"id": "MyLab/Arm-v0"}})
+    with pytest.raises(TypeError, match="can't multiply sequence"):
+        with reported():
+            make_env_from_config({"factory": "gymnasium:make", "kwargs": {"id": "InvertedPendulum-v5", "frame_skip": "two"}})
+
+
 def test_the_default_groups_name_and_obs_mode_refused_by_a_forwarding_factory_name_the_override_that_drops_them():
     """env.factory=gymnasium:make on the command line keeps the default env group's name and obs_mode (fiper's own
     tasks), which gym.make forwards to the env's constructor: a SetupError (no traceback) says to set them to null."""
