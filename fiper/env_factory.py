@@ -185,11 +185,25 @@ def checked_env(env: Any, where: str) -> Any:
                         "an env axis. ManiSkill: CPUGymWrapper(gymnasium.make(id, num_envs=1, sim_backend='cpu')) from "
                         "mani_skill.utils.wrappers.gymnasium, which also returns numpy values; a gymnasium VectorEnv: return the "
                         "env it vectorises")
-    if not isinstance(space, gym.spaces.Box) or len(space.shape) != 1:
+    integer = isinstance(space, gym.spaces.Box) and np.dtype(space.dtype).kind not in "fc"
+    if not isinstance(space, gym.spaces.Box) or len(space.shape) != 1 or integer:
         raise SetupError(f"{where} returned an env whose action space is {space}; fiper's policies generate continuous action "
-                        "chunks, so the env needs a 1-d gymnasium Box action space. Wrap it (gymnasium.ActionWrapper) so that it "
-                        "takes a vector of floats, e.g. a 1-d action in [-1, 1] whose sign picks a Discrete(2) choice")
+                        "chunks, so the env needs a 1-d gymnasium Box action space of floats. Wrap it (gymnasium.ActionWrapper) "
+                        f"so that it takes a vector of floats, {action_wrapper_example(space)}")
     return env
+
+
+def action_wrapper_example(space: Any) -> str:
+    """How an ActionWrapper turns a vector of floats into an action of ``space``: the fix named when it is refused."""
+    if isinstance(space, gym.spaces.Box) and len(space.shape) == 1:
+        return (f"e.g. action_space = Box(low, high, {space.shape}, np.float32) and action(a) = np.rint(a).astype(np.{space.dtype}) "
+                "(the policies' samples between the integers are rounded, not truncated)")
+    if isinstance(space, gym.spaces.Box):
+        return (f"e.g. action_space = Box(low.ravel(), high.ravel()) and action(a) = a.reshape({space.shape}) "
+                "(one vector of every entry)")
+    if isinstance(space, (gym.spaces.Dict, gym.spaces.Tuple)):
+        return "e.g. one Box of every part's entries, split back into the parts in action(a)"
+    return "e.g. a 1-d action in [-1, 1] whose sign picks a Discrete(2) choice"
 
 
 def envs_per_step(env: Any) -> tuple[int, Any] | None:

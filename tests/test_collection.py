@@ -154,9 +154,31 @@ def test_an_env_with_discrete_actions_is_refused_naming_the_space_and_the_wrappe
     (tmp_path / "discrete_env.py").write_text("import gymnasium as gym\n\ndef make():\n    return gym.make('CartPole-v1')\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     with pytest.raises(SystemExit, match=r"error: env.factory=discrete_env:make returned an env whose action space is Discrete\(2\);"
-                                         r".*1-d gymnasium Box action space. Wrap it \(gymnasium.ActionWrapper\)"):
+                                         r".*1-d gymnasium Box action space of floats. Wrap it \(gymnasium.ActionWrapper\)"):
         with reported():
             make_env_from_config({"factory": "discrete_env:make"})
+
+
+@pytest.mark.parametrize("space, example", [
+    (gym.spaces.Box(-1, 1, (2,), np.int64), "action(a) = np.rint(a).astype(np.int64)"),
+    (gym.spaces.Box(0, 1, (3,), np.bool_), "action(a) = np.rint(a).astype(np.bool)"),
+    (gym.spaces.Box(-1, 1, (1, 2), np.float32), "action(a) = a.reshape((1, 2))"),
+    (gym.spaces.Dict({"move": gym.spaces.Box(-1, 1, (2,))}), "one Box of every part's entries"),
+    (gym.spaces.MultiDiscrete([3, 3]), "whose sign picks a Discrete(2) choice"),
+])
+def test_an_integer_or_not_flat_action_space_is_refused_when_built_naming_the_wrapper_for_it(space, example):
+    """An integer Box would get the policies' floats between its integers (collection stepped it with floats too):
+    refused with Discrete, each with the ActionWrapper that fits its space."""
+    from fiper.env_factory import SetupError, checked_env
+
+    class Odd(gym.Env):
+        observation_space = gym.spaces.Box(-1, 1, (2,))
+        action_space = space
+
+    with pytest.raises(SetupError) as raised:
+        checked_env(Odd(), "env.factory=m:make")
+    assert str(raised.value).startswith(f"env.factory=m:make returned an env whose action space is {space}; ")
+    assert "needs a 1-d gymnasium Box action space of floats" in str(raised.value) and example in str(raised.value)
 
 
 def test_an_error_inside_the_env_factory_is_printed_with_the_setting_and_the_call_that_raised_it(tmp_path, monkeypatch):
