@@ -23,7 +23,7 @@ from fiper.gym_api import reset_env, step_env
 from fiper.label_notes import (DEFAULT_TERMINATED, SUCCESS_KEYS, no_success_reported, reports_success, timeout_as_termination,
                                unnamed_terminations, unread_words)
 from fiper.storage import EpisodeStore
-from fiper.storage.key_names import unstorable_name
+from fiper.storage.layout import unstorable_name
 
 
 class TooFewEpisodes(RuntimeError, ValueError):

@@ -1,4 +1,4 @@
-"""Array creation for the diffusion_policy ReplayBuffer layout, zarr format 2.
+"""Array creation and naming for the diffusion_policy ReplayBuffer layout, zarr format 2.
 
 Chunks are time-major and about ``TARGET_CHUNK_BYTES`` each so sequential reads decompress few
 large blocks; Blosc-LZ4 decompresses fastest, bit-shuffle helps float columns compress.
@@ -6,9 +6,13 @@ large blocks; Blosc-LZ4 decompresses fastest, bit-shuffle helps float columns co
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+
 import numpy as np
 import zarr
 from numcodecs import Blosc
+
+from fiper.storage.errors import StoreError
 
 TARGET_CHUNK_BYTES = 1 << 20
 MAX_CHUNK_LEN = 1 << 16
@@ -43,3 +47,34 @@ def create_time_array(group: zarr.Group, name: str, sample: np.ndarray) -> zarr.
         compressors=compressor_for(dtype),
         fill_value=0,
     ).with_config(WRITE_ALL_CHUNKS)
+
+
+def unstorable_name(names: Iterable[str]) -> tuple[str, str] | None:
+    """The first of ``names`` that a store would write under another name or refuses, with why; None when all fit.
+
+    '/' nests (``robot/arm`` is the array ``arm`` in the group ``robot``, read back as ``robot/arm``), so an empty
+    segment (a leading, trailing or doubled '/') would be read back as another name, '.' and '..' segments are refused,
+    and a name below another name (``cam`` and ``cam/depth``) cannot be both an array and a group."""
+    names = [str(n) for n in names]
+    for name in names:
+        segments = name.split("/")
+        if "" in segments:
+            return name, ("is empty" if name == "" else
+                          "has an empty path segment (a leading, trailing or doubled '/'), so it would be read back as another name")
+        if any(s in (".", "..") for s in segments):
+            return name, "has a '.' or '..' path segment, which zarr refuses"
+    given = set(names)
+    for name in names:
+        segments = name.split("/")
+        for end in range(1, len(segments)):
+            parent = "/".join(segments[:end])
+            if parent in given:
+                return name, f"lies below the name {parent!r} ('/' nests names in the store, and {parent!r} is an array of its own)"
+    return None
+
+
+def refuse_unstorable(groups: Mapping[str, Iterable[str]]) -> None:
+    """A StoreError naming the first name of ``{group: names}`` that a store cannot hold as given."""
+    for group, names in groups.items():
+        if bad := unstorable_name(names):
+            raise StoreError(f"{group} key {bad[0]!r} {bad[1]}; give it another name; nothing was written")

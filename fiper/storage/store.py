@@ -33,8 +33,7 @@ from fiper.storage.codecs import register_needed_codecs
 from fiper.storage.damage import DamageChecks
 from fiper.storage.errors import DamagedStoreError, StoreError, repair_command
 from fiper.storage.integrity import CHECKSUM_KEY, broken_metadata, digest, encode_record
-from fiper.storage.key_names import unstorable_name
-from fiper.storage.layout import COMMIT_KEY, WRITE_ALL_CHUNKS, create_time_array
+from fiper.storage.layout import COMMIT_KEY, WRITE_ALL_CHUNKS, create_time_array, refuse_unstorable
 from fiper.storage.writer_lock import (LOCK_FILE, StoreBusyError, busy_message, held_while, hold_writer_lock,
                                        release_writer_lock, writer_of)
 
@@ -360,9 +359,7 @@ class EpisodeStore(DamageChecks):
                              "label (failure_reason of a success), -1 for no step (failure_step), or leave the key out; "
                              "nothing was written")
         out["meta"] = {k: np.asarray([v]) for k, v in meta.items()}
-        for group in ("data", "decisions", "meta"):
-            if bad := unstorable_name(out[group]):
-                raise StoreError(f"{group} key {bad[0]!r} {bad[1]}; give it another name; nothing was written")
+        refuse_unstorable({group: out[group] for group in GROUPS})
         if self.n_episodes:
             self._check_keys("data", self._data, out["data"])
             if self._decisions or out["decisions"]:
