@@ -16,7 +16,7 @@ import torch
 from fiper.control import DeadlineExceeded, DeadlinePolicy, FailSafeError, MonitoredPolicy
 from fiper.interventions import FallbackContext, GradedResponse, HoldPosition
 from fiper.monitor.identity import PolicyIdentity
-from policies import PolicyConfig, build_policy
+from pusht_policy import tiny_pusht_policy
 
 B = 4
 OBS = {"agent_pos": np.array([0.1, -0.2], np.float32), "object": np.array([0.0, 0.1, 0.2, 0.3], np.float32)}
@@ -24,10 +24,7 @@ OBS = {"agent_pos": np.array([0.1, -0.2], np.float32), "object": np.array([0.0, 
 
 @pytest.fixture(scope="module")
 def policy():
-    torch.manual_seed(0)
-    cfg = PolicyConfig(kind="diffusion", denoiser="mlp", horizon=8, n_action_steps=4, embed_dim=16, encoder_hidden=32,
-                       mlp_hidden=32, mlp_layers=1, num_inference_steps=4)
-    return build_policy(cfg, {"agent_pos": (2,), "object": (4,)}, 2)
+    return tiny_pusht_policy()
 
 
 class Stalling:

@@ -86,17 +86,12 @@ def test_the_note_is_said_once_when_asked_to_be_quiet(capsys):
 
 def test_a_non_finite_measured_position_the_policy_does_not_read_is_a_failsafe_held_at_the_last_valid_one():
     """The fallback's position key may be one the policy never reads: a NaN there is a fault, not a NaN hold."""
-    import torch
-
     import envs
     from fiper.control import MonitoredPolicy
     from fiper.interventions import GradedResponse, HoldPosition
-    from policies import PolicyConfig, build_policy
+    from pusht_policy import tiny_pusht_policy
 
-    torch.manual_seed(0)
-    cfg = PolicyConfig(kind="diffusion", denoiser="mlp", horizon=8, n_action_steps=4, embed_dim=16, encoder_hidden=32,
-                       mlp_hidden=32, mlp_layers=1, num_inference_steps=4)
-    policy = build_policy(cfg, {"object": (4,)}, 2)  # reads the object only; the hold reads agent_pos
+    policy = tiny_pusht_policy({"object": (4,)})  # reads the object only; the hold reads agent_pos
     agent = MonitoredPolicy(policy, None, response=GradedResponse(fallback=HoldPosition()),
                             context=FallbackContext(2, [0, 1], agent_pos_key="agent_pos"), num_samples=4)
     env = envs.make_env("push_t", max_episode_steps=40, terminate_on_success=False, terminate_on_failure=False)

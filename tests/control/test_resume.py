@@ -12,17 +12,14 @@ from fiper.interventions import FallbackContext, GradedResponse, HoldPosition
 from fiper.monitor import PolicyIdentity
 from fiper.monitor.fitting import fit_monitor
 from fiper.scores import ScoreFitData
-from policies import PolicyConfig, build_policy
+from pusht_policy import tiny_pusht_policy
 
 B, K = 8, 4  # samples per decision, n_action_steps
 
 
 def agent_alarming_from(decision: int, response: GradedResponse | None = None) -> MonitoredPolicy:
     """A small untrained push-T policy whose ACE monitor alarms at every decision from ``decision`` on, and a hold."""
-    torch.manual_seed(0)
-    cfg = PolicyConfig(kind="diffusion", denoiser="mlp", horizon=8, n_action_steps=K, embed_dim=16, encoder_hidden=32,
-                       mlp_hidden=32, mlp_layers=1, num_inference_steps=4)
-    policy = build_policy(cfg, {"agent_pos": (2,), "object": (4,)}, 2)
+    policy = tiny_pusht_policy()
     g = torch.Generator().manual_seed(0)
     obs = {k: torch.randn(24, policy.n_obs_steps, *s, generator=g) for k, s in policy.obs_shapes.items()}
     with torch.no_grad():

@@ -5,20 +5,16 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 
 import envs
 from fiper.control import MonitoredPolicy
 from fiper.interventions import FallbackContext, GradedResponse, HoldPosition, KeepOut, SceneKeepOut, Steering
-from policies import PolicyConfig, build_policy
+from pusht_policy import tiny_pusht_policy
 
 
 @pytest.fixture(scope="module")
 def policy():
-    torch.manual_seed(0)
-    cfg = PolicyConfig(kind="diffusion", denoiser="mlp", horizon=8, n_action_steps=4, embed_dim=16, encoder_hidden=32,
-                       mlp_hidden=32, mlp_layers=1, num_inference_steps=4)
-    return build_policy(cfg, {"agent_pos": (2,), "object": (4,)}, 2)
+    return tiny_pusht_policy()
 
 
 def steered(policy, reward) -> MonitoredPolicy:
