@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 import numpy as np
 import torch
 
-from calibration import Threshold, fit_joint, fit_threshold
+from calibration import THRESHOLD_KINDS, Threshold, fit_joint, fit_threshold
 from fiper.aggregation import AlarmStep, AlarmTrace, OnlineAlarm, check_rule, evaluate_alarms, windowed_sum
 from fiper.monitor.identity import PolicyIdentity
 from fiper.monitor.padding import to_padded
@@ -241,6 +242,16 @@ class FailureMonitor:
         kind = self.threshold_type if threshold_type is None else threshold_type
         joint = self.joint if joint is None else bool(joint)
         self.spec.replace(threshold_type=kind, joint=joint, delta=delta)  # one validation of the combination
+        missing = [n for n in self.names if n not in raw]
+        if missing:
+            raise ValueError(f"calibrate: raw holds no scores for {missing} (it has {sorted(raw)}); pass the per-decision scores "
+                             "of every score of the monitor, as monitor.score_offline(embeddings, samples, decision_ends) returns them")
+        if self.rule == "or" and not joint and THRESHOLD_KINDS[kind]:
+            k = len(self.names)
+            warnings.warn(f"rule 'or' with each of its {k} scores calibrated separately at delta={float(delta):g} bounds the "
+                          f"monitor's false-alarm rate by {k} x delta = {k * float(delta):g}, not delta; calibrate with joint=True "
+                          f"for delta on the combined alarm (or give delta={float(delta) / k:g} to each score)", UserWarning,
+                          stacklevel=2)
         etas = {}
         for name in self.names:
             padded, lengths = to_padded(raw[name], decision_ends)
