@@ -6,6 +6,7 @@ not, and then the policy is replayed on their observations (fiper.monitor.decisi
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import replace
 from typing import Any
 
@@ -23,12 +24,18 @@ def has_decisions(store: EpisodeStore) -> bool:
     return {"embedding", "samples"} <= set(store.decision_keys)
 
 
-def successful_in_distribution(store: EpisodeStore) -> np.ndarray:
-    """Indices of episodes labelled successful and unshifted (all episodes if unlabelled, e.g. demos);
-    none is an error that counts what the store holds and names the fixes (a monitor learns from successes)."""
+def _labels(store: EpisodeStore) -> tuple[np.ndarray, np.ndarray]:
+    """Per episode: labelled successful, and unshifted (True where the store has no such label)."""
     every = np.ones(store.n_episodes, dtype=bool)
     success = store.meta("success").astype(bool) if "success" in store.meta_keys else every
     unshifted = store.meta("shift").astype(str) == "none" if "shift" in store.meta_keys else every
+    return success, unshifted
+
+
+def successful_in_distribution(store: EpisodeStore) -> np.ndarray:
+    """Indices of episodes labelled successful and unshifted (all episodes if unlabelled, e.g. demos);
+    none is an error that counts what the store holds and names the fixes (a monitor learns from successes)."""
+    success, unshifted = _labels(store)
     keep = success & unshifted
     if store.n_episodes and not keep.any():
         raise ValueError(
@@ -56,6 +63,13 @@ def load_decisions(
     Recorded sample batches stay in the store (a lazy ``RowSubset``): scores read them in chunks,
     so memory does not grow with the number of decisions.
     """
+    if episodes is None:
+        success, unshifted = _labels(store)
+        if not (success & unshifted).all():
+            warnings.warn(f"load_decisions read all {store.n_episodes} episodes of {store.path}, {int((~success).sum())} failed and "
+                          f"{int((~unshifted).sum())} shifted among them: fitting or calibrating a monitor on them raises its thresholds "
+                          "and hides failures; pass episodes=successful_in_distribution(store) (this warning is expected when "
+                          "scoring a test store)", UserWarning, stacklevel=2)
     episodes = np.arange(store.n_episodes) if episodes is None else np.asarray(episodes, dtype=np.int64)
     if len(episodes) == 0:
         raise ValueError(f"{store.path}: no episodes selected (need successful in-distribution episodes)")

@@ -93,7 +93,8 @@ class PolicyIdentity:
             if self.fingerprint is None:
                 why = (f"{source} records no policy fingerprint (written by an older fiper, or fitted from recorded "
                        "decisions without policy_dir= / policy_factory=)")
-                fix = "re-fit with `python -m launch.fit ... policy_dir=<checkpoint>` (or policy_factory=) to record it"
+                fix = ("re-fit with `python -m launch.fit ... policy_dir=<checkpoint>` (or policy_factory=), or in Python with "
+                       "load_decisions(store, episodes=..., policy=policy) before fit_monitor, to record it")
             else:
                 why = (f"the policy {other.name or ''} offers no fingerprint (no fingerprint(), not a torch.nn.Module, and "
                        "no modules or tensors among its attributes)")
