@@ -30,6 +30,9 @@ class AlarmRule:
     # Optional fast paths for one decision's short Python lists (the online alarm); default: the array reduces.
     alarm_one: Callable[[list[bool]], bool] | None = None
     ratio_one: Callable[[list[float]], float] | None = None
+    # The false-alarm bound, as a multiple of delta, of K indicators each calibrated on its own at delta (the union
+    # bound K for 'or', 1 for 'and'); None: none is known, so only joint calibration gives the rule a guarantee.
+    separate_bound: Callable[[int], float] | None = None
 
     def decide(self, above: list[bool], ratios: list[float]) -> tuple[bool, float]:
         """One decision: (alarm, combined ratio) from the active indicators' crossings and ratios."""
@@ -60,6 +63,13 @@ def register_rule(rule: AlarmRule) -> AlarmRule:
     return rule
 
 
+def guarantees_delta(rule: str, num_indicators: int, joint: bool) -> bool:
+    """Whether calibrating at delta bounds the rule's false-alarm rate by delta: joint calibration always does;
+    indicators calibrated on their own only under a rule whose separate bound is delta itself ('and', 'single')."""
+    bound = get_rule(rule).separate_bound
+    return joint or num_indicators <= 1 or (bound is not None and bound(num_indicators) <= 1)
+
+
 def get_rule(name: str) -> AlarmRule:
     """The rule registered under ``name``; the error lists the known ones."""
     try:
@@ -68,7 +78,9 @@ def get_rule(name: str) -> AlarmRule:
         raise ValueError(f"unknown alarm rule {name!r}; expected one of {tuple(RULES)}") from None
 
 
-register_rule(AlarmRule("and", np.all, np.min, description="every indicator above its threshold (FIPER)", alarm_one=all, ratio_one=min))
-register_rule(AlarmRule("or", np.any, np.max, description="any indicator above its threshold", alarm_one=any, ratio_one=max))
+register_rule(AlarmRule("and", np.all, np.min, description="every indicator above its threshold (FIPER)", alarm_one=all, ratio_one=min,
+                        separate_bound=lambda k: 1.0))
+register_rule(AlarmRule("or", np.any, np.max, description="any indicator above its threshold", alarm_one=any, ratio_one=max,
+                        separate_bound=float))
 register_rule(AlarmRule("single", np.all, np.min, max_indicators=1, description="the one indicator above its threshold",
-                        alarm_one=all, ratio_one=min))
+                        alarm_one=all, ratio_one=min, separate_bound=lambda k: 1.0))

@@ -35,6 +35,7 @@ from fiper.evaluation.runnable import runnable_config
 from fiper.evaluation.scoring import fit_and_score, resolve_specs
 from fiper.evaluation.selection import choose_candidate, choose_member, criterion_values, stack_candidates
 from fiper.evaluation.splits import Split, calibration_halves, check_calibration_size, split_episodes
+from fiper.rules import guarantees_delta
 from fiper.monitor.padding import to_padded
 
 
@@ -91,7 +92,7 @@ def _evaluate_method(spec: MethodSpec, kind: str, task: _Calibrated, config: Eva
     metrics = chosen_metrics(test, ro, split.test, env_steps, int(lengths.max()))
     return TypeResult(
         threshold_type=kind,
-        guaranteed=THRESHOLD_KINDS[kind],
+        guaranteed=THRESHOLD_KINDS[kind] and guarantees_delta(spec.rule, len(spec.scores), spec.joint),
         candidates=val.candidates,
         validation=values,
         candidate=chosen,

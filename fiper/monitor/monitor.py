@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from calibration import THRESHOLD_KINDS, Threshold, fit_joint, fit_threshold
+from calibration import JOINT_RULES, THRESHOLD_KINDS, Threshold, fit_joint, fit_threshold
 from fiper.aggregation import AlarmStep, AlarmTrace, OnlineAlarm, check_rule, evaluate_alarms, windowed_sum
 from fiper.monitor.identity import PolicyIdentity
 from fiper.monitor.padding import to_padded
@@ -25,6 +25,7 @@ from fiper.monitor.verdict import MonitorVerdict
 from fiper.monitor.spec import MonitorSpec, ScoreSpec
 from fiper.scores.base import FailureScore, ScoreFitData
 from fiper.scores.registry import score_id
+from fiper.rules import get_rule, guarantees_delta
 from fiper.scores.inputs import as_array, check_scores
 
 
@@ -246,12 +247,14 @@ class FailureMonitor:
         if missing:
             raise ValueError(f"calibrate: raw holds no scores for {missing} (it has {sorted(raw)}); pass the per-decision scores "
                              "of every score of the monitor, as monitor.score_offline(embeddings, samples, decision_ends) returns them")
-        if self.rule == "or" and not joint and THRESHOLD_KINDS[kind]:
-            k = len(self.names)
-            warnings.warn(f"rule 'or' with each of its {k} scores calibrated separately at delta={float(delta):g} bounds the "
-                          f"monitor's false-alarm rate by {k} x delta = {k * float(delta):g}, not delta; calibrate with joint=True "
-                          f"for delta on the combined alarm (or give delta={float(delta) / k:g} to each score)", UserWarning,
-                          stacklevel=2)
+        if THRESHOLD_KINDS[kind] and not guarantees_delta(self.rule, len(self.names), joint):
+            k, bound = len(self.names), get_rule(self.rule).separate_bound
+            what = (f"by {bound(k):g} x delta = {bound(k) * float(delta):g}, not delta" if bound is not None
+                    else "by no known multiple of delta")
+            fix = ("calibrate with joint=True for delta on the combined alarm" if self.rule in JOINT_RULES else
+                   "state the rule's separate_bound (fiper.rules.AlarmRule) and calibrate each score at delta over it")
+            warnings.warn(f"rule {self.rule!r} with each of its {k} scores calibrated separately at delta={float(delta):g} bounds "
+                          f"the monitor's false-alarm rate {what}; {fix}", UserWarning, stacklevel=2)
         etas = {}
         for name in self.names:
             padded, lengths = to_padded(raw[name], decision_ends)
