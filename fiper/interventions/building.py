@@ -8,8 +8,9 @@
 
 ``kind`` names the response in ``RESPONSES`` (default ``graded``: a ``GradedResponse``;
 ``return_retry``: a ``ReturnAndRetry``; ``register_response`` adds yours). Fallbacks come from
-``FALLBACKS`` (``register_fallback``), reward programs from ``REWARDS`` (``register_reward``;
-``{name: program, spec: 'file.py:fn'}`` loads your own). This is how
+``FALLBACKS`` (``register_fallback``), reward programs from ``REWARDS`` (``register_reward``). A part of
+your own needs no registering: ``name`` (or ``kind``) may be its import path, ``'file.py:name'`` or
+``'package.module:name'``, built with the other settings. This is how
 ``launch/conf/intervention/*.yaml`` are built, the same way monitor configs name their scores.
 """
 
@@ -19,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fiper.interventions.fallbacks import make_fallback
-from fiper.interventions.graded import GradedResponse
+from fiper.interventions.graded import GradedResponse, check_response
 from fiper.interventions.registry import Registry
 from fiper.interventions.return_retry import ReturnAndRetry
 from fiper.interventions.rewards import REWARDS, make_reward
@@ -92,4 +93,6 @@ def response_from_config(config: Mapping[str, Any]) -> Any:
     """Build the response a config describes: ``kind`` (default ``graded``) picks it from ``RESPONSES``."""
     cfg = dict(config)
     kind = cfg.pop("kind", "graded")
-    return RESPONSES.make(str(kind), **cfg)
+    response = RESPONSES.make(str(kind), **cfg)
+    check_response(response, f"response kind {kind!r}")
+    return response

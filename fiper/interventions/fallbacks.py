@@ -16,7 +16,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from fiper.interventions.context import FallbackContext, to_numpy
-from fiper.interventions.loading import load_object
+from fiper.interventions.loading import check_call, load_object
 from fiper.interventions.registry import Registry
 
 
@@ -29,6 +29,17 @@ class Fallback(Protocol):
     def start(self, context: FallbackContext) -> None: ...
 
     def act(self, obs: Mapping[str, Any], context: FallbackContext) -> np.ndarray: ...
+
+
+def check_fallback(fallback: Any, what: str = "the fallback") -> None:
+    """A ValueError naming what ``fallback`` lacks to be a Fallback: ``start(context)`` and ``act(obs, context)``."""
+    for method, args in (("start", ("context",)), ("act", ("obs", "context"))):
+        fn = getattr(fallback, method, None)
+        if not callable(fn):
+            raise ValueError(f"{what} {type(fallback).__name__} has no method {method}({', '.join(args)}): a fallback "
+                             "has start(context) and act(obs, context) -> action (A,) (docs/interventions.md, "
+                             "\"Fallbacks\"); a function obs -> action is {name: controller, controller: <it>}")
+        check_call(fn, (None,) * len(args), {}, f"{what}'s {method}", f"({', '.join(args)})")
 
 
 def check_action(action: Any, context: FallbackContext, who: str) -> np.ndarray:
@@ -182,6 +193,9 @@ class HandOver:
         self.on_start = load_object(on_start) if isinstance(on_start, str) else on_start
         if not callable(self.callback):
             raise TypeError(f"callback={callback!r} is not callable: pass a function (obs, context) -> action | None")
+        check_call(self.callback, (None, None), {}, f"the hand-over callback {callback!r}", "(obs, context)")
+        if self.on_start is not None:
+            check_call(self.on_start, (None,), {}, f"the hand-over's on_start {on_start!r}", "(context)")
         self._hold = HoldPosition()
 
     def start(self, context: FallbackContext) -> None:
@@ -206,6 +220,7 @@ class SafeController:
         self.controller = load_object(controller) if isinstance(controller, str) else controller
         if not callable(self.controller):
             raise TypeError(f"controller={controller!r} is not callable: pass a function obs -> action")
+        check_call(self.controller, (None,), {}, f"the safe controller {controller!r}", "(obs)")
 
     def start(self, context: FallbackContext) -> None:
         reset = getattr(self.controller, "reset", None)

@@ -22,8 +22,20 @@ from typing import Any
 import numpy as np
 
 from fiper.interventions.context import FallbackContext
-from fiper.interventions.fallbacks import Fallback
+from fiper.interventions.fallbacks import Fallback, check_fallback
 from fiper.interventions.steering import Steering
+
+
+RESPONSE_INTERFACE = ("reset", "bind", "step", "fail_safe", "fallback_action", "fallback", "fallback_label", "steering",
+                      "mode", "excluded_scores", "labels")  # what MonitoredPolicy reads of a response
+
+
+def check_response(response: Any, what: str = "the response") -> None:
+    """A ValueError naming what ``response`` lacks of ``RESPONSE_INTERFACE`` (a GradedResponse subclass has it all)."""
+    missing = [a for a in RESPONSE_INTERFACE if not hasattr(response, a)]
+    if missing:
+        raise ValueError(f"{what} is a {type(response).__name__}, which lacks {missing}: return a GradedResponse "
+                         "(or a subclass of it, or of ReturnAndRetry) from your response factory")
 
 
 class GradedResponse:
@@ -33,6 +45,8 @@ class GradedResponse:
                  max_steer_decisions: int = 3, release_after: int | None = None, start: str = "policy"):
         if steering is None and fallback is None:
             raise ValueError("GradedResponse needs a steering object, a fallback, or both")
+        if fallback is not None:
+            check_fallback(fallback)
         if start not in ("policy", "steer"):
             raise ValueError(f"start={start!r} is invalid: 'policy' (steer on the alarm) or 'steer' (steer from the first decision)")
         if start == "steer" and steering is None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import importlib.util
+import inspect
 import sys
 from pathlib import Path
 from typing import Any
@@ -63,3 +64,17 @@ def load_object(spec: str) -> Any:
         public = sorted(n for n in vars(module) if not n.startswith("_"))
         raise AttributeError(f"cannot load {spec!r}: {source!r} has no attribute {attr!r}; it defines {public}")
     return getattr(module, attr)
+
+
+def check_call(fn: Any, args: tuple, kwargs: dict, what: str, takes: str = "") -> None:
+    """A ValueError naming ``what``, its signature and what it must take when ``fn`` cannot be called with these arguments."""
+    try:
+        signature = inspect.signature(fn)
+    except (TypeError, ValueError):  # a builtin without a signature: its call will say
+        return
+    try:
+        signature.bind(*args, **kwargs)
+    except TypeError as err:
+        given = ", ".join([*("<value>" for _ in args), *kwargs]) or "no arguments"
+        must = f"; it must take {takes}" if takes else ""
+        raise ValueError(f"{what} cannot be called with ({given}): {err}; its signature is {signature}{must}") from None

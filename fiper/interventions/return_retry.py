@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from fiper.interventions.context import FallbackContext, refuse_effort
-from fiper.interventions.fallbacks import Fallback, HoldPosition, _resample_polyline, check_action
+from fiper.interventions.fallbacks import Fallback, HoldPosition, _resample_polyline, check_action, check_fallback
 from fiper.interventions.start_poses import StartPoses
 
 TARGETS = ("path", "start")
@@ -111,6 +111,8 @@ class ReturnAndRetry:
         self.settle_steps, self.tolerance = int(settle_steps), float(tolerance)
         self.max_steps = None if max_steps is None else int(max_steps)
         self.in_distribution_below = float(in_distribution_below)
+        if fallback is not None:
+            check_fallback(fallback)
         self.fallback: Fallback = fallback if fallback is not None else HoldPosition()
         self.context: FallbackContext | None = None
         self.reset()

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from fiper.interventions.registry import Registry
+from fiper.interventions.trajectory import load_reward
 
 
 @runtime_checkable
@@ -228,7 +229,7 @@ REWARDS = Registry("reward", {
     "reach": Reach,
     "above_table": AboveTable,
     "in_workspace": InWorkspace,
-})
+}, build=load_reward)  # an import path: the reward itself, or with settings a factory of it
 
 
 def register_reward(name: str, factory: Callable[..., RewardProgram], *, overwrite: bool = False) -> None:

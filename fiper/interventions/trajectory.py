@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from fiper.interventions.loading import load_object
+from fiper.interventions.loading import check_call, load_object
 
 
 def lift_chunks(chunks: Tensor, position_dims: Sequence[int], *, velocity: bool = False,
@@ -49,6 +49,7 @@ class CheckedReward:
             raise TypeError(f"reward {program!r} is not callable: give a function trajectory (batch, steps, 3) -> (batch,)")
         self.program = program
         self.name = name or getattr(program, "__name__", type(program).__name__)
+        check_call(program, (None,), {}, f"reward {self.name!r}", "one trajectory tensor (batch, steps, 3) and return (batch,)")
 
     def __call__(self, trajectory: Tensor) -> Tensor:
         out = self.shaped(trajectory)
@@ -85,5 +86,6 @@ def load_reward(spec: str | Callable[[Tensor], Tensor], *, factory: bool | None 
     if factory or (factory is None and kwargs):
         if not callable(obj):
             raise TypeError(f"{name!r} is not callable, so it cannot build a reward from {kwargs}")
+        check_call(obj, (), kwargs, f"reward factory {name!r}", "these settings and return the reward")
         obj = obj(**kwargs)
     return CheckedReward(obj, name=str(name))
