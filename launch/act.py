@@ -35,14 +35,14 @@ from fiper.control.sweep import check_period, policy_clipped_note, recorded_epis
 from fiper.evaluation.outcome import outcome_report, store_paths
 from fiper.evaluation.render.outcome import outcome_table, write_outcome
 from fiper.gym_api import reset_env
-from fiper.interventions import FALLBACKS, building, response_from_config
+from fiper.interventions import FALLBACKS, building
 from fiper.interventions.context import uses_positions
 from fiper.monitor import load_monitor
 from fiper.monitor.identity import policy_fingerprint
 from launch.act_videos import check_rendering, write_videos
 from launch.common import check_guidance, load_policy_from, plain, resolve_device, save_config, set_cpu_threads
-from launch.stress import (SWEEP_CHECKS, action_context, check_observations, check_steering_layout, env_builder,
-                           store_fingerprint)
+from launch.stress import (SWEEP_CHECKS, action_context, built_response, check_observations, check_steering_layout,
+                           env_builder, store_fingerprint)
 from launch.validate import (ENV_CHECKS, RESUMES, THREADS, Bad, boolean, existing_path, integer, merged, optional, reported,
                              target, validate)
 
@@ -129,8 +129,8 @@ def check_responses(configs: Mapping[str, Any], env: Any, where: str) -> dict[st
     reset_env(env, 0)
     responses = {}
     for name, config in configs.items():
+        responses[name] = built_response(config, f"response_configs.{name}", f"{where}: ", "; launch.pipeline: act.overrides")
         try:
-            responses[name] = response_from_config(config)
             responses[name].bind(env)
         except (TypeError, ValueError, AttributeError) as err:
             raise ValueError(f"{where}: response {name!r} cannot act on this env: {err}. Give the env what it reads, or drop "
@@ -149,14 +149,25 @@ def arm_fingerprint(cfg: DictConfig, intervention: dict[str, Any] | None, num_sa
     return store_fingerprint(arm, num_samples, policy)
 
 
-def warm_up(agents: Sequence[MonitoredPolicy], env, seed: int) -> None:
+@contextmanager
+def arm_named(name: str) -> Iterator[None]:
+    """A FailSafeError raised inside carries the arm it came from (``err.arm``), for the message that names the fix."""
+    try:
+        yield
+    except FailSafeError as err:
+        err.arm = name
+        raise
+
+
+def warm_up(agents: Mapping[str, MonitoredPolicy], env, seed: int) -> None:
     """One untimed decision per agent, so that no arm's timing carries the process's first, slow calls."""
     obs, _ = reset_env(env, seed)
-    for agent in agents:
-        agent.reset(seed=seed)
-        agent.bind_env(env)
-        agent.act(obs)
-        agent.reset(seed=seed)
+    for name, agent in agents.items():
+        with arm_named(name):
+            agent.reset(seed=seed)
+            agent.bind_env(env)
+            agent.act(obs)
+            agent.reset(seed=seed)
 
 
 def run_paired(make_env, agents: Mapping[str, MonitoredPolicy], recorders: Mapping[str, RolloutRecorder],
@@ -179,7 +190,9 @@ def run_paired(make_env, agents: Mapping[str, MonitoredPolicy], recorders: Mappi
                 for name, agent in agents.items():
                     if (shift, severity, ep_seed, name) not in todo:
                         continue
-                    result = run_episode(env, agent, seed=ep_seed, record_keys=record_keys, labels={"shift": shift, "severity": severity})
+                    with arm_named(name):
+                        result = run_episode(env, agent, seed=ep_seed, record_keys=record_keys,
+                                             labels={"shift": shift, "severity": severity})
                     recorders[name].write(result.steps, result.decisions, result.labels)
                     steps, total, excess = clipped[name]
                     clipped[name] = [steps + result.clipped_steps, total + result.n_steps, max(excess, result.clip_excess)]
@@ -201,6 +214,11 @@ def policy_faults_named() -> Iterator[None]:
     try:
         yield
     except FailSafeError as err:
+        if err.source == "fallback":
+            arm = getattr(err, "arm", "?")
+            raise ValueError(f"{err}. A fallback that gives no safe action stops the sweep: fix the fallback of response "
+                             f"{arm!r} (response_configs.{arm}); the episodes recorded so far are kept and a rerun resumes "
+                             "after them") from err
         raise ValueError(f"{err}. In launch.act the run without fiper has no fallback, so a fault stops the sweep: fix "
                          f"{fault_owner(err)} (the cause above); the episodes recorded so far are kept and a rerun resumes "
                          "after them") from err
@@ -238,7 +256,7 @@ def run(cfg: DictConfig):
         agents.update({name: MonitoredPolicy(policy, monitor, response=responses[name], context=contexts[name],
                                              num_samples=num_samples, execute=cfg.execute, seed=cfg.seeds.start) for name in names})
         with policy_faults_named():
-            warm_up(list(agents.values()), probe, cfg.seeds.start)
+            warm_up(agents, probe, cfg.seeds.start)
         task = env_task_name(probe, env_cfg.get("name"))  # a user's env: its gymnasium id, as launch.stress records it
     finally:
         probe.close()

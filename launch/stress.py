@@ -176,6 +176,14 @@ def measured_position_note(context: FallbackContext, obs: dict[str, Any], named:
             "launch.pipeline: in act.overrides)")
 
 
+def built_response(config: dict[str, Any], where: str, prefix: str = "", also: str = ""):
+    """``response_from_config(config)``, or a ValueError naming the config ``where`` to fix (a name, a file, a signature)."""
+    try:
+        return response_from_config(config)
+    except (TypeError, ValueError, AttributeError, ImportError) as err:
+        raise ValueError(f"{prefix}the response {where} cannot be built: {err} (fix {where}{also})") from None
+
+
 def build_response(cfg: DictConfig, monitor, policy, probe):
     """(GradedResponse, FallbackContext) from the ``intervention`` group, or (None, None) without one."""
     spec = cfg.get("intervention")
@@ -183,7 +191,7 @@ def build_response(cfg: DictConfig, monitor, policy, probe):
         return None, None
     if monitor is None:
         raise ValueError("intervention= acts on the monitor's alarms: pass monitor_dir=<fitted + calibrated monitor> too")
-    response = response_from_config(plain(spec))
+    response = built_response(plain(spec), "intervention", "launch.stress (nothing has run yet): ")
     if response.fallback is None:
         return response, None
     context = action_context(plain(cfg.context), policy.action_dim, probe, positions=uses_positions(response))
@@ -259,6 +267,10 @@ def run(cfg: DictConfig):
         summary = run_sweep(make_env, agent, cells, seeds, recorder,
                             record_keys=cfg.record_keys, progress=cfg.progress)
     except FailSafeError as err:
+        if err.source == "fallback":
+            raise ValueError(f"{err}. A fallback that gives no safe action stops launch.stress: fix the fallback of "
+                             "intervention= (the episodes recorded before this one are kept and a rerun resumes after "
+                             "them)") from err
         raise ValueError(f"{err}. In launch.stress: fix {fault_owner(err)} (the cause above; the episodes recorded before this one are "
                          "kept and a rerun resumes after them), or answer faults with a fallback: intervention=hold (with "
                          "monitor_dir=<fitted + calibrated monitor>)") from err

@@ -10,7 +10,7 @@ class FailSafeError(RuntimeError):
     """A fault the wrapper cannot answer with a safe action (no fallback configured, or the fallback failed).
 
     The decision that raised it is already in ``decisions`` and ``last_info``. ``source`` says what to fix: the env's
-    ``observation`` (a key missing, a wrong shape) or the ``policy``.
+    ``observation`` (a key missing, a wrong shape), the ``policy``, or the ``fallback`` (it gave no safe action).
     """
 
     def __init__(self, message: str, source: str = "policy"):
@@ -19,8 +19,8 @@ class FailSafeError(RuntimeError):
 
 
 def fault_owner(err: FailSafeError) -> str:
-    """What a fault without a fallback asks to fix: the env, when its observation was unreadable, else the policy."""
-    return "the env's observation" if err.source == "observation" else "the policy"
+    """What the fault asks to fix: the env's observation, the fallback that gave no safe action, else the policy."""
+    return {"observation": "the env's observation", "fallback": "the fallback"}.get(err.source, "the policy")
 
 
 def error_text(err: BaseException) -> str:

@@ -234,7 +234,7 @@ class MonitoredPolicy:
             cause = f" (this step: {fault})" if fault else ""
             raise FailSafeError(f"the fallback {name} gave no safe action at env step {self.env_step}{cause}: {error_text(err)}; "
                                 "make the fallback return a finite action here (e.g. give it a measured position "
-                                "or executed actions through its FallbackContext)") from err
+                                "or executed actions through its FallbackContext)", source="fallback") from err
 
     @torch.no_grad()
     def _decide(self) -> Decision:

@@ -1,0 +1,93 @@
+"""launch.act with a fallback, a reward, a response and a hand-over callback of one's own, each named by its file path
+in the overrides: each one acts in its arm, and a wrong one is refused, or its fault named, with the fix."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from fiper.storage import EpisodeStore
+from test_act_launch import ALARM_DECISION, NOMINAL, config, run_dirs  # noqa: F401  (run_dirs: the module's fixture)
+from launch import act
+
+PARTS = '''
+import numpy as np
+import torch
+from fiper.interventions import GradedResponse, Steering, load_reward
+
+CALLS = []
+
+
+class Nudge:
+    name = "nudge"
+
+    def __init__(self, dx=0.0):
+        self.dx = float(dx)
+
+    def start(self, context):
+        self.target = None
+
+    def act(self, obs, context):
+        if self.target is None:
+            self.target = context.template(obs)
+            self.target[0] += self.dx
+        return self.target.copy()
+
+
+class Broken(Nudge):
+    def act(self, obs, context):
+        return np.full(context.action_dim, np.nan)
+
+
+def left_of(traj):
+    return -torch.relu(traj[..., 0]).sum(-1)
+
+
+def called(obs, context):
+    CALLS.append(1)
+    return np.full(context.action_dim, 0.125)
+
+
+def steer_then_nudge(dx=0.0):
+    return GradedResponse(Steering(load_reward(left_of), position_dims=[0, 1], num_particles=8), Nudge(dx),
+                          max_steer_decisions=1)
+'''
+
+
+def test_parts_of_ones_own_act_in_their_arms_and_wrong_ones_are_named(run_dirs, tmp_path):  # noqa: F811
+    parts = tmp_path / "my_parts.py"
+    parts.write_text(PARTS)
+    out = tmp_path / "act"
+    arms = [f"+response_configs.nudge={{fallback: {{name: '{parts}:Nudge', dx: 0.01}}}}",
+            f"+response_configs.mine={{kind: '{parts}:steer_then_nudge', dx: 0.01}}",
+            f"+response_configs.guided={{max_steer_decisions: 1000, steering: {{reward: {{name: '{parts}:left_of'}}, "
+            "position_dims: [0, 1], num_particles: 8}, fallback: {name: hold}}",
+            f"+response_configs.asked={{preset: hand_over, fallback: {{callback: '{parts}:called'}}}}"]
+    act.run(config(run_dirs, out, NOMINAL, "seeds.count=1", "responses=[nudge,mine,guided,asked]", *arms))
+    labels, actions = {}, {}
+    for name in ("nudge", "mine", "guided", "asked"):
+        store = EpisodeStore.open(out / f"{name}.zarr")
+        labels[name] = [str(x) for x in store.episode_decisions(0, ["intervention"])["intervention"]]
+        actions[name] = store.episode(0, ["action"])["action"]
+    step = 4 * ALARM_DECISION  # the alarm's env step: 4 actions per decision
+    assert labels["nudge"] == ["none"] * ALARM_DECISION + ["fallback:nudge"]
+    assert np.allclose(actions["nudge"][step:, 0] - actions["nudge"][step - 1, 0], 0.01)  # the last target, moved by dx
+    assert labels["mine"] == ["none"] * ALARM_DECISION + ["steer", "fallback:nudge"]
+    assert set(labels["guided"][ALARM_DECISION:]) == {"steer"} and len(labels["guided"]) > ALARM_DECISION + 1
+    assert labels["asked"] == ["none"] * ALARM_DECISION + ["fallback:hand_over"]
+    assert (actions["asked"][step:] == 0.125).all()  # the callback's answer
+
+    bad = [("responses=[x]", "+response_configs.x={fallback: {name: nudgee}}", r"response_configs.x cannot be built: unknown "
+            r"fallback 'nudgee'.*import path 'path/to/file.py:name'"),
+           ("responses=[x]", f"+response_configs.x={{fallback: {{name: '{parts}x:Nudge'}}}}", r"cannot be loaded: FileNotFound"),
+           ("responses=[x]", f"+response_configs.x={{fallback: {{name: '{parts}:Nudge', dy: 1}}}}", r"with \(dy\).*\(dx=0.0\)"),
+           ("responses=[x]", f"+response_configs.x={{preset: hand_over, fallback: {{callback: '{parts}:left_of'}}}}",
+            r"hand-over callback .* cannot be called with \(<value>, <value>\)")]
+    for names, entry, words in bad:
+        with pytest.raises(ValueError, match=words):
+            act.run(config(run_dirs, tmp_path / "bad", NOMINAL, "seeds.count=1", names, entry))
+        assert not (tmp_path / "bad").exists()
+    with pytest.raises(ValueError, match=r"the fallback 'nudge' gave no safe action.*fix the fallback of response 'broken' "
+                                         r"\(response_configs.broken\)"):
+        act.run(config(run_dirs, tmp_path / "broken", NOMINAL, "seeds.count=1", "responses=[broken]",
+                       f"+response_configs.broken={{fallback: {{name: '{parts}:Broken'}}}}"))
