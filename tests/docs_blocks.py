@@ -166,6 +166,40 @@ assert raw["speed"].shape == (30,) and (raw["speed"] > 0).all() and isinstance(m
             store = EpisodeStore.open("runs/rollouts.zarr")
             assert store.n_episodes == 1 and {"embedding", "samples", "alarm", "intervention"} <= set(store.decision_keys)
         """),
+    ("docs/control_loop.md", "# on a robot: record rollouts of the policy alone, with its decisions"): Block(
+        prelude="""
+            import envs
+            policy = H.tiny_policy({"agent_pos": (2,), "object": (4,)}, 2)
+            env = envs.make_env("push_t", max_episode_steps=12)  # stands in for the robot
+            state = {}
+
+            def start_episode():
+                state["obs"], _ = env.reset(seed=len(state))
+                state["done"], state["info"] = False, {}
+
+            def episode_over():
+                return state["done"]
+
+            def get_observation():
+                return state["obs"]
+
+            def send_action(action):
+                state["obs"], _, terminated, truncated, state["info"] = env.step(action)
+                state["done"] = terminated or truncated
+
+            def episode_succeeded():
+                return True  # the operator's verdict; every stand-in episode counts, so the fit below has data
+        """,
+        provides=("policy", "start_episode", "episode_over", "get_observation", "send_action", "episode_succeeded"),
+        check="""
+            from fiper.monitor.decision_data import load_decisions, successful_in_distribution
+            from fiper.storage import EpisodeStore
+            for path in ("runs/id_fit.zarr", "runs/id_cal.zarr"):
+                store = EpisodeStore.open(path)
+                assert store.n_episodes == 3 and {"embedding", "samples", "env_step"} <= set(store.decision_keys)
+                data, identity = load_decisions(store, episodes=successful_in_distribution(store))
+                assert identity.fingerprint == policy_fingerprint(policy) and len(data.decision_ends) == 3
+        """),
     ("docs/control_loop.md", "from fiper.control import DeadlinePolicy, MonitoredPolicy"): Block(
         prelude="""
             from fiper.interventions import FallbackContext, GradedResponse, HoldPosition
