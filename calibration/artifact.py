@@ -10,6 +10,7 @@ import numpy as np
 
 from calibration.errors import ThresholdFileError
 from calibration.thresholds import THRESHOLD_KINDS, Threshold
+from fiper.atomic import write_atomic
 
 FORMAT = "fiper-threshold"
 VERSION = 1
@@ -69,10 +70,7 @@ def threshold_from_dict(data: Any, source: str = "threshold data") -> Threshold:
 
 def save_threshold(threshold: Threshold, path: str | Path) -> Path:
     """Write the threshold to ``path`` (json); returns the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(threshold_to_dict(threshold), indent=1) + "\n")
-    return path
+    return write_atomic(path, json.dumps(threshold_to_dict(threshold), indent=1) + "\n")
 
 
 def load_threshold(path: str | Path) -> Threshold:

@@ -13,6 +13,8 @@ from typing import Any
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from fiper.atomic import write_atomic
+
 
 def set_cpu_threads(threads: int | None) -> None:
     """Torch intra-op threads. One is fastest for fiper's small per-decision batches on a CPU and
@@ -30,10 +32,7 @@ def resolve_device(device: str) -> str:
 
 def save_config(cfg: DictConfig, directory: str | Path, name: str) -> Path:
     """Write the run's full resolved config beside its outputs."""
-    path = Path(directory) / name
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(OmegaConf.to_yaml(cfg, resolve=True))
-    return path
+    return write_atomic(Path(directory) / name, OmegaConf.to_yaml(cfg, resolve=True))
 
 
 def plain(cfg: Any) -> Any:

@@ -23,6 +23,7 @@ from typing import Any
 from hydra import compose
 from omegaconf import DictConfig
 
+from fiper.atomic import write_atomic
 from fiper.fingerprint import canonical, differences, file_digest, make_fingerprint, same, sha256_text, source_digests
 from fiper.storage import EpisodeStore
 from fiper.storage.integrity import CHECKSUM_KEY
@@ -185,7 +186,7 @@ class Stages:
             self._remove(output, done)
         start = time.perf_counter()
         print(f"[{name}] running -> {output}", flush=True)
-        pending.write_text(json.dumps({"fingerprint": fingerprint}))
+        write_atomic(pending, json.dumps({"fingerprint": fingerprint}))
         try:
             work()
         except BaseException:
@@ -193,7 +194,7 @@ class Stages:
                 pending.unlink(missing_ok=True)
             raise
         seconds = time.perf_counter() - start
-        done.write_text(json.dumps({"fingerprint": fingerprint, "seconds": round(seconds, 1), "finished": time.time()}, indent=1))
+        write_atomic(done, json.dumps({"fingerprint": fingerprint, "seconds": round(seconds, 1), "finished": time.time()}, indent=1))
         pending.unlink(missing_ok=True)
         print(f"[{name}] done in {seconds:.0f} s", flush=True)
         return output

@@ -11,6 +11,8 @@ import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
+from fiper.atomic import replacing
+
 TENSORBOARD_DIR = "tensorboard"
 CURVE_FILE = "loss_curve.png"
 
@@ -63,8 +65,7 @@ def write_loss_curve(path: str | Path, train_loss: Sequence[tuple[int, float]], 
     if ax.lines:
         ax.legend(frameon=False)
     fig.tight_layout()
-    tmp = path.with_suffix(".tmp.png")
-    fig.savefig(tmp)
+    with replacing(path) as tmp:
+        fig.savefig(tmp)
     plt.close(fig)
-    tmp.replace(path)
     return path

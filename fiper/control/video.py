@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from fiper.atomic import replacing
 from fiper.control.loop import EpisodeResult, run_episode
 from fiper.control.monitored_policy import Decision, MonitoredPolicy
 
@@ -187,11 +188,9 @@ def write_video(path: str | Path, frames: Sequence[np.ndarray], decisions: Seque
         rendered.append(np.asarray(fig.canvas.buffer_rgba())[..., :3].copy())
     plt.close(fig)
     rate = fps or (1.0 / control_period_s if control_period_s else 10.0)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
-    if path.suffix == ".gif":
-        iio.imwrite(tmp, np.stack(rendered), duration=1000.0 / rate, loop=0, extension=".gif")
-    else:
-        iio.imwrite(tmp, np.stack(rendered), fps=rate, extension=path.suffix)
-    tmp.replace(path)
+    with replacing(path) as tmp:
+        if path.suffix == ".gif":
+            iio.imwrite(tmp, np.stack(rendered), duration=1000.0 / rate, loop=0, extension=".gif")
+        else:
+            iio.imwrite(tmp, np.stack(rendered), fps=rate, extension=path.suffix)
     return path

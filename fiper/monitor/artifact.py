@@ -20,6 +20,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from calibration import ThresholdFileError, threshold_from_dict, threshold_to_dict
+from fiper.atomic import replacing, write_atomic
 from fiper.monitor.identity import PolicyIdentity
 from fiper.monitor.monitor import FailureMonitor
 from fiper.scores.registry import score_from_state, score_id
@@ -65,13 +66,10 @@ def save_monitor(monitor: FailureMonitor, directory: str | os.PathLike, *, extra
         "extra": extra or {},
         "fit_data": fit_data if fit_data is not None else getattr(monitor, "fit_data", None),
     }
-    tmp = directory / (TENSOR_FILE + ".tmp")
-    save_file(tensors, str(tmp))
-    config["tensors_sha256"] = _sha256(tmp)  # safetensors keeps no checksum: a flipped bit would load as another value
-    os.replace(tmp, directory / TENSOR_FILE)
-    tmp = directory / (CONFIG_FILE + ".tmp")
-    tmp.write_text(json.dumps(config, indent=2))
-    os.replace(tmp, directory / CONFIG_FILE)
+    with replacing(directory / TENSOR_FILE) as tmp:
+        save_file(tensors, str(tmp))
+        config["tensors_sha256"] = _sha256(tmp)  # safetensors keeps no checksum: a flipped bit would load as another value
+    write_atomic(directory / CONFIG_FILE, json.dumps(config, indent=2))  # last: the sha256 ties the tensors to it
     return directory
 
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import yaml
 
+from fiper.atomic import write_atomic
 from fiper.monitor.spec import MonitorSpec
 
 FORMAT, VERSION = "fiper-monitor-choice", 2
@@ -58,7 +59,7 @@ def write_monitor_file(spec: MonitorSpec, evaluated: Mapping[str, Any], path: st
     check_monitor_file(document, str(path))
     comments = "".join(f"# {line}\n".replace("# \n", "#\n") for line in header.splitlines())
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(comments + yaml.safe_dump(document, sort_keys=False, default_flow_style=None, width=120))
+    write_atomic(path, comments + yaml.safe_dump(document, sort_keys=False, default_flow_style=None, width=120))
     return path
 
 

@@ -8,6 +8,7 @@ import json
 import os
 from pathlib import Path
 
+from fiper.atomic import write_atomic
 from fiper.evaluation.render.metrics_json import json_safe, metrics_document
 from fiper.evaluation.render.report_md import report_markdown
 from fiper.evaluation.render.repeats_md import repeats_markdown, write_repeats
@@ -28,9 +29,9 @@ def write_outputs(result: EvaluationResult, out_dir: str | os.PathLike, *, plots
                              seed=cfg.seed, baselines=cfg.baselines, references=cfg.references)
              for name, task in result.tasks.items()} if plots else {}
     paths = {"metrics": out / "metrics.json", "report": out / "report.md", "config": out / "config.json"}
-    paths["metrics"].write_text(json.dumps(metrics_document(result), indent=1, allow_nan=False))
-    paths["report"].write_text(report_markdown(result, drawn))
-    paths["config"].write_text(json.dumps(json_safe(cfg.as_dict()), indent=1, allow_nan=False))
+    write_atomic(paths["metrics"], json.dumps(metrics_document(result), indent=1, allow_nan=False))
+    write_atomic(paths["report"], report_markdown(result, drawn))
+    write_atomic(paths["config"], json.dumps(json_safe(cfg.as_dict()), indent=1, allow_nan=False))
     for task_plots in drawn.values():
         for file in task_plots["files"].values():
             paths[f"plot:{file}"] = out / file

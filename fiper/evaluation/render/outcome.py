@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from fiper.atomic import replacing, write_atomic
 from fiper.control.outcome import DAMAGE, OUTCOMES, SAFE_STOP, SUCCESS, TIMEOUT, ResponseOutcome
 from fiper.evaluation.outcome import OutcomeReport
 from fiper.evaluation.render.metrics_json import json_safe
@@ -178,7 +179,8 @@ def plot_outcome(report: OutcomeReport, path: str | os.PathLike) -> Path:
     fig.suptitle(f"acting on alarms: {report.task or 'task'} ({len(report.cells)} cells x {report.seeds} seeds)", fontsize=10)
     fig.subplots_adjust(left=0.14, right=0.98, bottom=0.55 / height, top=1 - 0.95 / height, wspace=0.45)
     path = Path(path)
-    fig.savefig(path, dpi=110)
+    with replacing(path) as tmp:
+        fig.savefig(tmp, dpi=110)
     return path
 
 
@@ -189,8 +191,8 @@ def write_outcome(report: OutcomeReport, out_dir: str | os.PathLike, *, plot: bo
     paths = {"json": out / "outcome.json", "markdown": out / "outcome.md"}
     if plot:
         paths["plot"] = plot_outcome(report, out / "outcome.png")
-    paths["json"].write_text(json.dumps(outcome_document(report), indent=1, allow_nan=False))
-    paths["markdown"].write_text(outcome_markdown(report, "outcome.png" if plot else None))
+    write_atomic(paths["json"], json.dumps(outcome_document(report), indent=1, allow_nan=False))
+    write_atomic(paths["markdown"], outcome_markdown(report, "outcome.png" if plot else None))
     return paths
 
 
@@ -226,4 +228,4 @@ def put_section(path: str | os.PathLike, text: str | None, heading: str = SECTIO
     body = "\n".join(lines).rstrip("\n") + "\n"
     if text is not None:
         body += "\n" + text.strip("\n") + "\n"
-    path.write_text(body)
+    write_atomic(path, body)  # a kill while rewriting leaves the report as it was, never cut short

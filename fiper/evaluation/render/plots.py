@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from fiper.aggregation import combine
+from fiper.atomic import replacing
 
 from fiper.evaluation.detection import delta_index
 from fiper.evaluation.metrics import onset_decision as decision_of_onset
@@ -156,7 +157,8 @@ def plot_traces(task: TaskResult, method: str, kind: str, d: int, path: Path, se
 
         _legend(fig, axes[0, 0], legend, handles=[Line2D([], [], label=k, **v) for k, v in TRACE.items()])
     fig.suptitle(f"{task.task}: {method}, {kind} threshold, δ={task.deltas[d]:g}", fontsize=10)
-    fig.savefig(path, dpi=90)
+    with replacing(path) as tmp:
+        fig.savefig(tmp, dpi=90)
     return list(examples)
 
 
@@ -192,7 +194,8 @@ def plot_roc(task: TaskResult, d: int, path: Path, deployed: str | None = None, 
     axes[0, 0].set_ylabel("true positive rate")
     _legend(fig, axes[0, 0], legend)
     fig.suptitle(f"{task.task}: ROC on test (AUROC per method in the report)", fontsize=10)
-    fig.savefig(path, dpi=90)
+    with replacing(path) as tmp:
+        fig.savefig(tmp, dpi=90)
 
 
 def plot_twa_vs_delta(task: TaskResult, path: Path, deployed: str | None = None, baselines: Collection[str] = (),
@@ -213,7 +216,8 @@ def plot_twa_vs_delta(task: TaskResult, path: Path, deployed: str | None = None,
     axes[0, 0].set_ylabel("TWA (test)")
     _legend(fig, axes[0, 0], legend)
     fig.suptitle(f"{task.task}: time-weighted accuracy vs δ", fontsize=10)
-    fig.savefig(path, dpi=90)
+    with replacing(path) as tmp:
+        fig.savefig(tmp, dpi=90)
 
 
 def plot_task(task: TaskResult, out_dir: Path, *, method: str | None, kind: str | None, delta: float, seed: int = 0,

@@ -9,6 +9,7 @@ from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from fiper.atomic import write_atomic
 from fiper.evaluation.paired import (
     PAIRED_FIELDS,
     mean_over_tasks,
@@ -66,8 +67,8 @@ def write_repeats(rows: Sequence[dict[str, Any]], seeds: Sequence[int], out_dir:
            "references": list(references), "paired_vs_references": vs_references,
            "paired_vs_references_mean_over_tasks": mean_over_tasks(vs_references),
            "select_vs_members": select_against_members(rows, selects or {}, criterion)}
-    paths["repeats_json"].write_text(json.dumps(doc, indent=1, allow_nan=False))
-    paths["repeats_md"].write_text(repeats_markdown(rows, baselines, references, criterion, selects))
+    write_atomic(paths["repeats_json"], json.dumps(doc, indent=1, allow_nan=False))
+    write_atomic(paths["repeats_md"], repeats_markdown(rows, baselines, references, criterion, selects))
     return paths
 
 
