@@ -33,6 +33,7 @@ from omegaconf import DictConfig
 from calibration import InsufficientCalibrationError
 from calibration.thresholds import THRESHOLD_KINDS
 from fiper.control.monitored_policy import EXECUTED_CHUNKS
+from fiper.atomic import write_atomic
 from fiper.evaluation.deploy import MONITOR_FILES, monitor_file_name
 from fiper.evaluation.render.outcome import outcome_section, put_section
 from fiper.evaluation.rollouts import task_name
@@ -49,6 +50,7 @@ from launch.pipeline_sizes import check_recorded_successes, check_sizes
 from launch.stages import CODE_CHANGES, Stages, Step, override_literal, store_digest
 from launch.validate import (boolean, cells, choice, existing_path, integer, list_of, mapping_of_text, optional, positive_int, probability,
                              reported, seed, target, text, validate)
+from policies.training import has_checkpoint
 
 __all__ = ["Stages", "Step", "check_action_dims", "check_list_quoting", "checkpoint_mismatch", "chosen_monitor_file", "run",
            "validate_all"]
@@ -136,7 +138,7 @@ def _train(cfg: DictConfig, step: Step, source: Path | None, out: Path) -> None:
         shutil.copytree(source, out, dirs_exist_ok=True)
         print(f"[train] using the trained checkpoint {source} (train.checkpoint)")
         return
-    resume = ["resume=true"] if (out / "model.safetensors").exists() else []  # an interrupted run of the same fingerprint
+    resume = ["resume=true"] if has_checkpoint(out) else []  # an interrupted run of the same fingerprint
     step.module.run(compose(config_name=step.config_name, overrides=[*step.overrides, *resume]))
 
 
@@ -368,7 +370,7 @@ def _act_stage(cfg: DictConfig, stages: Stages, steps: dict[str, list[Step]], ru
     def work() -> None:
         outcome = step.module.run(step.compose())
         videos = {n: f"../act/videos/{n}.mp4" for n in outcome.overall if (out / "videos" / f"{n}.mp4").exists()}
-        section.write_text(outcome_section(outcome, source="../act/outcome.md", videos=videos))
+        write_atomic(section, outcome_section(outcome, source="../act/outcome.md", videos=videos))
 
     inputs = {**weights, "monitor": directory_digest(chosen), **stages.upstream(chosen)}
     stages.run(ACT_STAGE, out, stages.fingerprint([step], inputs), work)

@@ -16,6 +16,7 @@ from launch.common import removed_on_failure, save_config
 from launch.validate import (boolean, choice, existing_path, integer, merged, number, optional, positive, positive_int, prefixed,
                              reported, seed, text, validate)
 from policies import TrainResult, train_policy
+from policies.training import has_checkpoint
 
 CHECKS = merged({"data": existing_path("demonstration store"), "out": text, "resume": boolean},
                prefixed("train", {
@@ -29,10 +30,6 @@ CHECKS = merged({"data": existing_path("demonstration store"), "out": text, "res
                    "num_inference_steps": positive_int}))
 
 
-def _has_checkpoint(out) -> bool:
-    return (out / "model.safetensors").exists()
-
-
 def run(cfg: DictConfig) -> TrainResult:
     """Build the configs from the composed hydra config and train (separate from main for tests).
 
@@ -40,7 +37,7 @@ def run(cfg: DictConfig) -> TrainResult:
     """
     validate(cfg, CHECKS, "train")
     config = instantiate(cfg.train, policy=instantiate(cfg.policy, _convert_="all"), _convert_="all")
-    with removed_on_failure(cfg.out, keep=_has_checkpoint):
+    with removed_on_failure(cfg.out, keep=has_checkpoint):
         result = train_policy(cfg.data, config, cfg.out, resume=cfg.resume)
     save_config(cfg, cfg.out, "train_run.yaml")  # after training: a refused or failed run leaves the saved one as it was
     last = f"train loss {result.train_loss[-1][1]:.4f}" if result.train_loss else "no new steps"

@@ -166,9 +166,12 @@ class ChunkPolicy(nn.Module, ABC):
 
         ``info`` (json-serialisable, e.g. the training step) is stored in config.json under "info".
         """
-        meta = {"kind": self.kind, "policy": self.config.to_dict(), "action_dim": self.action_dim,
+        return write_policy_files(directory, self.checkpoint_meta(info), self.state_dict())
+
+    def checkpoint_meta(self, info: Mapping | None = None) -> dict:
+        """What config.json records: the kind, the PolicyConfig, the shapes and ``info``."""
+        return {"kind": self.kind, "policy": self.config.to_dict(), "action_dim": self.action_dim,
                 "obs_shapes": {k: list(s) for k, s in self.obs_shapes.items()}, "info": dict(info or {})}
-        return write_policy_files(directory, meta, self.state_dict())
 
     # ------------------------------------------------------------------ generative process
     @abstractmethod

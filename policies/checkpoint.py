@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 from safetensors.torch import load_file, save_file
+
+from fiper.atomic import commit_files
 
 FORMAT = "fiper-policy/1"
 CONFIG_FILE = "config.json"
@@ -21,21 +23,16 @@ WEIGHTS_FILE = "model.safetensors"
 TRAIN_HINT = "python -m launch.train data=<demo store> policy=diffusion_unet out={dir}"
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+def policy_file_writers(meta: Mapping[str, Any], state: Mapping[str, torch.Tensor]) -> dict[str, Callable[[Path], None]]:
+    """The writers of a checkpoint's two files for fiper.atomic.commit_files, weights first, config.json last."""
+    tensors = {k: v.detach().contiguous().cpu() for k, v in state.items()}
+    return {WEIGHTS_FILE: lambda path: save_file(tensors, str(path)),
+            CONFIG_FILE: lambda path: path.write_text(json.dumps({"format": FORMAT, **meta}, indent=2))}
 
 
 def write_policy_files(directory: str | os.PathLike, meta: Mapping[str, Any], state: Mapping[str, torch.Tensor]) -> Path:
-    """Write weights then config, each atomically, into ``directory`` (created if needed)."""
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    tmp = directory / (WEIGHTS_FILE + ".tmp")
-    save_file({k: v.detach().contiguous().cpu() for k, v in state.items()}, str(tmp))
-    os.replace(tmp, directory / WEIGHTS_FILE)
-    _atomic_write_text(directory / CONFIG_FILE, json.dumps({"format": FORMAT, **meta}, indent=2))
-    return directory
+    """Write weights and config together, whole or not at all, into ``directory`` (created if needed)."""
+    return commit_files(directory, policy_file_writers(meta, state))
 
 
 def missing_checkpoint(directory: Path, what: str) -> FileNotFoundError:

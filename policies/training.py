@@ -10,8 +10,9 @@ Output directory after (and during) a run::
     loss_curve.png       the same history plotted (policies/curves.py)
     tensorboard/         TensorBoard event files (loss/train, loss/val), written while training runs
 
-Batches are drawn by a generator seeded with (seed, step), so a resumed run draws exactly the
-batches and noise the uninterrupted run would have drawn.
+The first five are written together at every checkpoint (fiper.atomic.commit_files), so a run killed at
+any moment resumes from its last complete checkpoint. Batches are drawn by a generator seeded with
+(seed, step), so a resumed run draws exactly the batches and noise the uninterrupted run would have drawn.
 """
 
 from __future__ import annotations
@@ -26,10 +27,11 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from fiper.atomic import commit_files, finish_commit
 from fiper.scores.observations import bookkeeping_keys, observed_keys
 from fiper.storage import EpisodeStore, TrainingWindows
 from policies.base import ChunkPolicy
-from policies.checkpoint import read_policy_files
+from policies.checkpoint import policy_file_writers, read_policy_files
 from policies.config import TrainConfig
 from policies.curves import CURVE_FILE, LossLog, write_loss_curve
 from policies.encoders import large_image_note
@@ -52,6 +54,15 @@ class TrainResult:
     out_dir: Path
     train_loss: list[tuple[int, float]] = field(default_factory=list)
     val_loss: list[tuple[int, float]] = field(default_factory=list)
+
+
+def has_checkpoint(out_dir: str | os.PathLike) -> bool:
+    """Whether ``out_dir`` holds a training checkpoint to resume, once a save a killed run left half done is
+    completed or undone."""
+    out_dir = Path(out_dir)
+    if out_dir.is_dir():
+        finish_commit(out_dir)
+    return (out_dir / TRAIN_STATE_FILE).exists()
 
 
 def resolve_device(name: str) -> torch.device:
@@ -151,7 +162,7 @@ class _Trainer:
         self.val_windows = TrainingWindows(store, obs_keys, pc.n_obs_steps, pc.horizon, episodes=val_eps) if len(val_eps) else None
         self.step, self.train_loss, self.val_loss = 0, [], []
         self.data = data_record(store)
-        has_ckpt = (self.out_dir / TRAIN_STATE_FILE).exists()
+        has_ckpt = has_checkpoint(self.out_dir)
         if has_ckpt and not resume:
             raise FileExistsError(f"{self.out_dir} already holds a training checkpoint; pass resume=True (on the command line: resume=true) to continue it, or choose another output directory")
         if has_ckpt:
@@ -218,16 +229,17 @@ class _Trainer:
         return float(torch.stack(losses).mean())
 
     def save(self) -> None:
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        (self.out_dir / TRAIN_CONFIG_FILE).write_text(json.dumps(self.config.to_dict(), indent=2))
+        """Write the checkpoint's files together (fiper.atomic.commit_files): a kill at any moment leaves this step's
+        checkpoint or the previous one, never a mix; config.json, the file load_policy reads, changes last."""
         state = {"step": self.step, "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict()}
-        tmp = self.out_dir / (TRAIN_STATE_FILE + ".tmp")
-        torch.save(state, tmp)
-        os.replace(tmp, self.out_dir / TRAIN_STATE_FILE)
-        (self.out_dir / METRICS_FILE).write_text(json.dumps({"train_loss": self.train_loss, "val_loss": self.val_loss}))
+        meta = self.policy.checkpoint_meta({"train_step": self.step, "data": self.data})
+        commit_files(self.out_dir, {
+            TRAIN_CONFIG_FILE: lambda path: path.write_text(json.dumps(self.config.to_dict(), indent=2)),
+            TRAIN_STATE_FILE: lambda path: torch.save(state, path),
+            METRICS_FILE: lambda path: path.write_text(json.dumps({"train_loss": self.train_loss, "val_loss": self.val_loss})),
+            **policy_file_writers(meta, self.policy.state_dict())})
         write_loss_curve(self.out_dir / CURVE_FILE, self.train_loss, self.val_loss,
                          title=f"{self.config.policy.kind}/{self.config.policy.denoiser}, step {self.step}")
-        self.policy.save(self.out_dir, info={"train_step": self.step, "data": self.data})  # config.json last: the commit
 
     def run(self) -> TrainResult:
         c = self.config

@@ -14,10 +14,16 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
+import torch
+
 from fiper.atomic import COMMIT_RECORD, commit_files, finish_commit, write_atomic
 from fiper.evaluation.render.outcome import put_section
 from fiper.fingerprint import make_fingerprint
 from launch.stages import Stages
+from policies import train_policy
+from policies.toy_data import BimodalTask, make_bimodal_demos, toy_policy_config, toy_train_config
+from policies.training import has_checkpoint
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -124,3 +130,40 @@ def test_a_commit_killed_before_its_record_keeps_the_old_files_and_after_it_comp
     commit_files(tmp_path, staged)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json", "b.json"]
 
+
+TRAIN = """
+    from policies import train_policy
+    from policies.toy_data import toy_policy_config, toy_train_config
+    die_before_rename(int(sys.argv[3]))
+    config = toy_train_config(toy_policy_config("flow", "mlp"), 6, batch_size=8, val_every=2, checkpoint_every=2,
+                              device="cpu", progress=False)
+    train_policy(sys.argv[1], config, sys.argv[2])
+    """
+
+
+@pytest.fixture(scope="module")
+def demos(tmp_path_factory):
+    return make_bimodal_demos(tmp_path_factory.mktemp("demos") / "demos.zarr", n_episodes=6, task=BimodalTask(), seed=0).path
+
+
+def _config():
+    return toy_train_config(toy_policy_config("flow", "mlp"), 6, batch_size=8, val_every=2, checkpoint_every=2,
+                            device="cpu", progress=False)
+
+
+@pytest.fixture(scope="module")
+def straight(demos, tmp_path_factory):
+    return train_policy(demos, _config(), tmp_path_factory.mktemp("straight") / "run").policy.state_dict()
+
+
+@pytest.mark.parametrize("kill_before_rename", [2, 6, 8])
+def test_training_killed_while_saving_a_checkpoint_resumes_to_the_weights_of_an_uninterrupted_run(
+        demos, straight, tmp_path, kill_before_rename):
+    out = tmp_path / "run"
+    run_killed(TRAIN, demos, out, kill_before_rename)
+    assert has_checkpoint(out)  # the save the kill interrupted is completed or undone, never left half done
+    resumed = train_policy(demos, _config(), out, resume=True)
+    assert resumed.step == 6
+    for key, value in straight.items():
+        torch.testing.assert_close(resumed.policy.state_dict()[key], value, msg=key)
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".")]
