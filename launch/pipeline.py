@@ -10,7 +10,7 @@ calls that entry point's ``run``; outputs land in ``run_dir``. Every stage confi
 validated before anything is created. A finished stage records, in ``<output>.done``, the
 fingerprint of its resolved configs and of its inputs (the files and upstream stages it read); a
 rerun reuses the stage only when that fingerprint is unchanged, else it says which keys changed,
-removes the old output and runs the stage again, and so every stage downstream of it.
+moves the old output to run_dir/replaced/ and runs the stage again, and so every stage downstream of it.
 ``pipeline_config.yaml`` is written when every stage is done, so it describes the outputs beside it.
 ``policy_factory=my_pkg.policies:load`` runs the stages from the rollouts on with a policy from another
 stack (docs/adapters.md) instead of collecting demos and training one.

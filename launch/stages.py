@@ -2,7 +2,7 @@
 
 A finished stage records, in ``<output>.done``, the fingerprint of its resolved configs, its inputs and
 the source code it ran; a rerun reuses the stage only when that fingerprint is unchanged, else it says
-which keys changed, removes the old output and runs the stage again. With ``code_changes="keep"`` a stage
+which keys changed, moves the old output to ``<run_dir>/replaced/`` and runs the stage again. With ``code_changes="keep"`` a stage
 whose configs and inputs are unchanged is reused even though its source changed (an edited message or
 comment need not re-record hours of rollouts); the log names the files, and the record keeps the old code's
 digests, so a later run with ``code_changes="rerun"`` still reruns it.
@@ -30,6 +30,7 @@ from fiper.storage.integrity import CHECKSUM_KEY
 from launch.common import plain
 
 SPECIAL = set(":=,[]{}'\" ")  # a string holding one of these is quoted in an override
+REPLACED = "replaced"  # where a rerun moves the output it replaces, under the run directory
 CODE_CHANGES = ("rerun", "keep")  # what a changed source file does to a finished stage whose configs and inputs match
 UNFINGERPRINTED = ("cpu_threads", "progress", "resume", "overwrite")  # how a stage runs, not what it produces
 ALL_CODE = ("fiper", "calibration", "policies", "envs", "launch")
@@ -178,12 +179,12 @@ class Stages:
             shown = "; ".join(changed[:8]) + (f"; and {len(changed) - 8} more" if len(changed) > 8 else "")
             hint = " (only source files changed: code_changes=keep would reuse the output)" if code_only else ""
             print(f"[{name}] changed since it ran: {shown}; rerunning{hint}", flush=True)
-            self._remove(output, done)
+            self._set_aside(name, output, done)
         elif pending.exists() and same(self.recorded(output, "pending"), fingerprint):
             print(f"[{name}] resuming an interrupted run with the same fingerprint", flush=True)
         elif output.exists():
             print(f"[{name}] {output} was made by different settings or an older run: replacing it", flush=True)
-            self._remove(output, done)
+            self._set_aside(name, output, done)
         start = time.perf_counter()
         print(f"[{name}] running -> {output}", flush=True)
         write_atomic(pending, json.dumps({"fingerprint": fingerprint}))
@@ -204,6 +205,23 @@ class Stages:
         recorded = self.recorded(output)
         changed = differences(recorded, fingerprint) if recorded else []
         return changed if changed and all(c.startswith("code.") for c in changed) else []
+
+    def _set_aside(self, name: str, output: Path, done: Path) -> None:
+        """Move a finished output about to be replaced (and its marker) under ``<run_dir>/replaced/``: a rerun deletes nothing."""
+        if not output.exists():
+            done.unlink(missing_ok=True)
+            return
+        folder = self.run_dir / REPLACED / time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+        target = folder / output.name
+        for n in range(1, 1000):
+            if not target.exists():
+                break
+            target = folder / f"{output.name}.{n}"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.move(str(output), str(target))
+        if done.exists():
+            shutil.move(str(done), str(target.with_name(target.name + ".done")))
+        print(f"[{name}] the earlier {output.name} is kept at {target} (delete it once you no longer need it)", flush=True)
 
     @staticmethod
     def _remove(output: Path, done: Path) -> None:

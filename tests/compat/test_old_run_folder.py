@@ -1,0 +1,43 @@
+"""A pipeline run folder written by an earlier fiper (markers without a fingerprint, or another source digest): the
+rerun keeps every earlier output under run_dir/replaced/ instead of deleting it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from fiper.fingerprint import make_fingerprint
+from launch.pipeline import Stages
+
+
+def _store(path: Path, text: str) -> None:
+    path.mkdir(parents=True)
+    (path / "episode.bin").write_text(text)
+
+
+def test_a_marker_without_a_fingerprint_reruns_and_keeps_the_earlier_store(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    out = run_dir / "stress.zarr"
+    _store(out, "hours of rollouts")
+    (run_dir / "stress.zarr.done").write_text("")  # the empty marker earlier versions wrote
+    Stages(run_dir).run("stress rollouts", out, make_fingerprint({"config": {"seeds": 4}}), lambda: _store(out, "new"))
+    log = capsys.readouterr().out
+    assert "(no fingerprint recorded); rerunning" in log and (out / "episode.bin").read_text() == "new"
+    [kept] = (run_dir / "replaced").glob("*/stress.zarr")
+    assert (kept / "episode.bin").read_text() == "hours of rollouts" and f"kept at {kept}" in log
+    assert kept.with_name("stress.zarr.done").read_text() == ""
+    assert json.loads((run_dir / "stress.zarr.done").read_text())["fingerprint"]["values"]["config.seeds"] == 4
+
+
+def test_a_source_change_and_an_unmarked_output_keep_each_earlier_output(tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    out, stages = run_dir / "demos.zarr", Stages(run_dir)
+    run_dir.mkdir()
+    for i, code in enumerate(("sha256:old", "sha256:new", "sha256:newer")):
+        (run_dir / "demos.zarr.done").unlink(missing_ok=True) if i == 2 else None  # the last: an output without its marker
+        stages.run("collect", out, make_fingerprint({"config": {"n": 2}, "code": {"fiper/x.py": code}}),
+                   lambda i=i: _store(out, f"demos {i}"))
+    log = capsys.readouterr().out
+    assert "only source files changed" in log and "was made by different settings or an older run" in log
+    kept = sorted(p.read_text() for p in (run_dir / "replaced").glob("*/demos.zarr*/episode.bin"))
+    assert kept == ["demos 0", "demos 1"] and (out / "episode.bin").read_text() == "demos 2"
