@@ -145,8 +145,15 @@ def load_monitor(directory: str | os.PathLike, *, policy: Any = None, device: st
             thresholds = {n: threshold_from_dict(t, source=f"{path}:{n}") for n, t in thresholds.items()}
         except (ThresholdFileError, AttributeError) as err:
             raise _error(path, f"a threshold entry is damaged ({err})", "re-run `python -m launch.calibrate` on this directory") from err
-    spec = config.get("spec") or {}  # files written before the spec was saved: constant, separate
+    spec = config.get("spec") or _spec_from_thresholds(thresholds)
     monitor = FailureMonitor(scores, identity, windows=config["windows"], rule=config["rule"], thresholds=thresholds,
                              threshold_type=spec.get("threshold_type", "constant"), joint=bool(spec.get("joint", False)))
     monitor.fit_data = config.get("fit_data")  # kept by save_monitor, checked by launch.calibrate
     return monitor
+
+
+def _spec_from_thresholds(thresholds: dict[str, Any] | None) -> dict[str, Any]:
+    """A file written before the spec was saved: its thresholds' kind and joint flag, else constant and separate."""
+    kinds = {t.kind for t in (thresholds or {}).values()}
+    joint = any(bool(t.params.get("joint")) for t in (thresholds or {}).values())
+    return {"threshold_type": kinds.pop() if len(kinds) == 1 else "constant", "joint": joint}
