@@ -51,6 +51,8 @@ class PolicyNet(nn.Module):
 class ChunkPolicy(nn.Module, ABC):
     """A generative action-chunk policy implementing fiper's GenerativePolicy protocol."""
 
+    checkpoint_marks: dict[str, str] = {}  # written into config.json: how this class's saved settings are read
+
     kind = ""  # "diffusion" or "flow", set by subclasses
 
     def __init__(self, config: PolicyConfig, obs_shapes: Mapping[str, tuple[int, ...]], action_dim: int):
@@ -169,9 +171,9 @@ class ChunkPolicy(nn.Module, ABC):
         return write_policy_files(directory, self.checkpoint_meta(info), self.state_dict())
 
     def checkpoint_meta(self, info: Mapping | None = None) -> dict:
-        """What config.json records: the kind, the PolicyConfig, the shapes and ``info``."""
+        """What config.json records: the kind, the PolicyConfig, the shapes, ``info`` and the policy's checkpoint marks."""
         return {"kind": self.kind, "policy": self.config.to_dict(), "action_dim": self.action_dim,
-                "obs_shapes": {k: list(s) for k, s in self.obs_shapes.items()}, "info": dict(info or {})}
+                "obs_shapes": {k: list(s) for k, s in self.obs_shapes.items()}, "info": dict(info or {}), **self.checkpoint_marks}
 
     # ------------------------------------------------------------------ generative process
     @abstractmethod

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Mapping
 
 import torch
@@ -11,7 +12,7 @@ from policies.base import ChunkPolicy
 from policies.checkpoint import read_policy_files
 from policies.config import PolicyConfig
 from policies.diffusion import DiffusionPolicy
-from policies.flow import FlowPolicy
+from policies.flow import FLOW_CLIP_KEY, FLOW_CLIP_RESULT, FlowPolicy
 
 POLICY_CLASSES: dict[str, type[ChunkPolicy]] = {"diffusion": DiffusionPolicy, "flow": FlowPolicy}
 
@@ -33,6 +34,12 @@ def load_policy(directory: str | os.PathLike, device: torch.device | str | None 
         device = "cuda" if torch.cuda.is_available() else "cpu"
     meta, state = read_policy_files(directory, device)
     config = PolicyConfig.from_dict(meta["policy"])
+    if meta["kind"] == "flow" and config.clip_sample and meta.get(FLOW_CLIP_KEY) != FLOW_CLIP_RESULT:
+        config.clip_sample = False  # saved before flow policies clipped their chunks: it samples as it did then
+        warnings.warn(f"{directory}: this flow policy was saved before flow policies clipped their sampled chunks to the demos' "
+                      "action range, so it loads with clip_sample=False and samples as it did when saved (the same chunks, which "
+                      "monitors fitted on its rollouts expect); to clip them, set policy.config.clip_sample = True and "
+                      "policy.save(<dir>), then re-record and refit its monitors", UserWarning, stacklevel=2)
     obs_shapes = {k: tuple(v) for k, v in meta["obs_shapes"].items()}
     policy = POLICY_CLASSES[meta["kind"]](config, obs_shapes, int(meta["action_dim"])).to(device)
     policy.load_state_dict(state)

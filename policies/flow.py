@@ -17,12 +17,15 @@ from policies.base import ChunkPolicy
 
 # The denoiser's time embedding sees t * TIME_SCALE, spanning a range like the diffusion steps.
 TIME_SCALE = 100.0
+# config.json of a flow checkpoint whose clip_sample clips the sampled chunk; without it the chunk was never clipped.
+FLOW_CLIP_KEY, FLOW_CLIP_RESULT = "flow_clip", "result"
 
 
 class FlowPolicy(ChunkPolicy):
     """Flow-matching action-chunk policy (see policies.base for the time-line)."""
 
     kind = "flow"
+    checkpoint_marks = {FLOW_CLIP_KEY: FLOW_CLIP_RESULT}
 
     def _loss(self, denoiser: nn.Module, x1: Tensor, cond: Tensor, generator: torch.Generator | None) -> Tensor:
         b = x1.shape[0]
