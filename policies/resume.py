@@ -9,6 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from fiper.storage import EpisodeStore
 
 # PolicyConfig fields read only when sampling (acting), never by the training loss or validation.
@@ -53,3 +55,16 @@ def policy_changes(saved: dict[str, Any], given: dict[str, Any], out_dir: Path) 
                          f"({detail}); give the saved values (train_config.json in that folder), or train into a new "
                          f"folder (out=<new dir>). Only {list(SAMPLING_ONLY)} may change on a resume")
     return {k: [saved.get(k), given.get(k)] for k in differ}
+
+
+def check_failed_demos(saved: dict[str, Any], store: EpisodeStore, failed_demos: str, out_dir: Path) -> None:
+    """Refuse to resume, leaving failed episodes out, a run whose train_config.json has no failed_demos: it was trained
+    before training left them out, so on every episode."""
+    if "failed_demos" in saved or failed_demos == "keep" or "success" not in store.meta_keys:
+        return
+    failed = int((~np.asarray(store.meta("success")).astype(bool)).sum())
+    if failed:
+        raise ValueError(f"cannot resume {out_dir}: it was trained on every episode of {store.path}, including the {failed} "
+                         "whose meta/success is false, and train.failed_demos=skip would leave them out (another split and "
+                         "normaliser); resume with train.failed_demos=keep, as it was trained, or train into a new folder "
+                         "(out=<new dir>) to learn from the successful ones only")

@@ -37,7 +37,7 @@ from policies.curves import CURVE_FILE, LossLog, write_loss_curve
 from policies.encoders import large_image_note
 from policies.factory import build_policy
 from policies.normalizer import check_obs_layout
-from policies.resume import check_same_data, data_record, policy_changes
+from policies.resume import check_failed_demos, check_same_data, data_record, policy_changes
 
 TRAIN_STATE_FILE = "train_state.pt"
 TRAIN_CONFIG_FILE = "train_config.json"
@@ -183,6 +183,7 @@ class _Trainer:
         info = json.loads(meta_file.read_text()).get("info", {}) if meta_file.exists() else {}
         check_same_data(info.get("data"), store, self.out_dir)
         saved = json.loads((self.out_dir / TRAIN_CONFIG_FILE).read_text())
+        check_failed_demos(saved, store, self.config.failed_demos, self.out_dir)
         sampling = policy_changes(saved["policy"], pc.to_dict(), self.out_dir)
         if sampling:
             print(f"[train] resuming with changed sampling settings {sampling} (saved, given): training is unchanged and "
