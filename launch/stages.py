@@ -166,10 +166,12 @@ class Stages:
             return output
         code_only = self._code_only_change(output, fingerprint) if done.exists() and output.exists() else []
         if code_only and self.code_changes == "keep":
-            names = [c.split(":", 1)[0].removeprefix("code.") for c in code_only]
+            names = [c.split(":", 1)[0].removeprefix("code.") for c in code_only if c.startswith("code.")]
             files = ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
+            added = [c.split(": (absent)", 1)[0] for c in code_only if not c.startswith("code.")]
+            also = f"; settings added since, left null: {', '.join(added)}" if added else ""
             print(f"[{name}] kept (code_changes=keep): its configs and inputs are unchanged, only source files it ran changed "
-                  f"({files}); the output is what the old code made: {output}", flush=True)
+                  f"({files}){also}; the output is what the old code made: {output}", flush=True)
             return output
         if done.exists():
             if not output.exists():
@@ -201,10 +203,16 @@ class Stages:
         return output
 
     def _code_only_change(self, output: Path, fingerprint: dict[str, Any]) -> list[str]:
-        """The changed keys when every one of them is a source file's digest (``code.*``), else []."""
+        """The changed keys when each is a source file's digest (``code.*``) or a setting the record lacks and that is
+        null now (added by a later version, left off), else []."""
         recorded = self.recorded(output)
-        changed = differences(recorded, fingerprint) if recorded else []
-        return changed if changed and all(c.startswith("code.") for c in changed) else []
+        if not recorded:
+            return []
+        old, new = recorded.get("values", {}), fingerprint.get("values", {})
+        changed = differences(recorded, fingerprint)
+        keys = [c.split(": ", 1)[0] for c in changed]
+        code_like = all(k.startswith("code.") or (k not in old and k in new and new[k] is None) for k in keys)
+        return changed if changed and code_like else []
 
     def _set_aside(self, name: str, output: Path, done: Path) -> None:
         """Move a finished output about to be replaced (and its marker) under ``<run_dir>/replaced/``: a rerun deletes nothing."""

@@ -41,3 +41,22 @@ def test_a_source_change_and_an_unmarked_output_keep_each_earlier_output(tmp_pat
     assert "only source files changed" in log and "was made by different settings or an older run" in log
     kept = sorted(p.read_text() for p in (run_dir / "replaced").glob("*/demos.zarr*/episode.bin"))
     assert kept == ["demos 0", "demos 1"] and (out / "episode.bin").read_text() == "demos 2"
+
+
+def test_keep_reuses_a_stage_whose_record_lacks_a_setting_added_later_as_null_and_no_other(tmp_path, capsys):
+    run_dir, runs = tmp_path / "run", []
+    run_dir.mkdir()
+    out = run_dir / "stress.zarr"
+
+    def run(config: dict, code: str, mode: str = "keep") -> None:
+        Stages(run_dir, mode).run("stress rollouts", out, make_fingerprint({"config": config, "code": {"fiper/x.py": code}}),
+                                  lambda: (runs.append(code), _store(out, code)))
+
+    run({"seeds": 4}, "old")
+    run({"seeds": 4, "context": {"agent_pos_dims": None}}, "new")  # an earlier version's record, a setting added since
+    log = capsys.readouterr().out
+    assert runs == ["old"] and "kept (code_changes=keep)" in log and "settings added since, left null: config.context.agent_pos_dims" in log
+    run({"seeds": 4, "context": {"agent_pos_dims": None}}, "new", "rerun")  # the default reruns it, keeping the earlier store
+    assert runs == ["old", "new"] and len(list((run_dir / "replaced").glob("*/stress.zarr"))) == 1
+    run({"seeds": 4, "context": {"agent_pos_dims": None}, "failed_demos": "skip"}, "newer")  # a non-null addition is a change
+    assert runs == ["old", "new", "newer"] and "config.failed_demos: (absent) -> \"skip\"" in capsys.readouterr().out
