@@ -30,6 +30,9 @@ from fiper.storage.integrity import CHECKSUM_KEY
 from launch.common import plain
 
 SPECIAL = set(":=,[]{}'\" ")  # a string holding one of these is quoted in an override
+# Settings added to a stage's config after earlier versions ran it, with the value that does what those versions did
+# (null, left off, does so for any other added setting).
+AS_BEFORE = {"failed_demos": "keep"}  # training on every demonstration, as before train.failed_demos existed
 REPLACED = "replaced"  # where a rerun moves the output it replaces, under the run directory
 CODE_CHANGES = ("rerun", "keep")  # what a changed source file does to a finished stage whose configs and inputs match
 UNFINGERPRINTED = ("cpu_threads", "progress", "resume", "overwrite")  # how a stage runs, not what it produces
@@ -169,7 +172,7 @@ class Stages:
             names = [c.split(":", 1)[0].removeprefix("code.") for c in code_only if c.startswith("code.")]
             files = ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
             added = [c.split(": (absent)", 1)[0] for c in code_only if not c.startswith("code.")]
-            also = f"; settings added since, left null: {', '.join(added)}" if added else ""
+            also = f"; settings added since, at values that do what the old code did: {', '.join(added)}" if added else ""
             print(f"[{name}] kept (code_changes=keep): its configs and inputs are unchanged, only source files it ran changed "
                   f"({files}){also}; the output is what the old code made: {output}", flush=True)
             return output
@@ -203,15 +206,15 @@ class Stages:
         return output
 
     def _code_only_change(self, output: Path, fingerprint: dict[str, Any]) -> list[str]:
-        """The changed keys when each is a source file's digest (``code.*``) or a setting the record lacks and that is
-        null now (added by a later version, left off), else []."""
+        """The changed keys when each is a source file's digest (``code.*``) or a setting the record lacks whose value does
+        what the version that wrote it did (null, or AS_BEFORE), else []."""
         recorded = self.recorded(output)
         if not recorded:
             return []
         old, new = recorded.get("values", {}), fingerprint.get("values", {})
         changed = differences(recorded, fingerprint)
         keys = [c.split(": ", 1)[0] for c in changed]
-        code_like = all(k.startswith("code.") or (k not in old and k in new and new[k] is None) for k in keys)
+        code_like = all(k.startswith("code.") or (k not in old and k in new and _as_before(k, new[k])) for k in keys)
         return changed if changed and code_like else []
 
     def _set_aside(self, name: str, output: Path, done: Path) -> None:
@@ -238,3 +241,8 @@ class Stages:
             shutil.rmtree(output)
         elif output.exists():
             output.unlink()
+
+
+def _as_before(key: str, value: Any) -> bool:
+    """Whether a setting the record lacks does, at ``value``, what the version that wrote the record did."""
+    return value is None or AS_BEFORE.get(key.rsplit(".", 1)[-1], object()) == value

@@ -55,8 +55,11 @@ def test_keep_reuses_a_stage_whose_record_lacks_a_setting_added_later_as_null_an
     run({"seeds": 4}, "old")
     run({"seeds": 4, "context": {"agent_pos_dims": None}}, "new")  # an earlier version's record, a setting added since
     log = capsys.readouterr().out
-    assert runs == ["old"] and "kept (code_changes=keep)" in log and "settings added since, left null: config.context.agent_pos_dims" in log
+    assert runs == ["old"] and "kept (code_changes=keep)" in log and "settings added since, at values that do what the old code did: config.context.agent_pos_dims" in log
     run({"seeds": 4, "context": {"agent_pos_dims": None}}, "new", "rerun")  # the default reruns it, keeping the earlier store
     assert runs == ["old", "new"] and len(list((run_dir / "replaced").glob("*/stress.zarr"))) == 1
-    run({"seeds": 4, "context": {"agent_pos_dims": None}, "failed_demos": "skip"}, "newer")  # a non-null addition is a change
+    capsys.readouterr()
+    run({"seeds": 4, "context": {"agent_pos_dims": None}, "failed_demos": "keep"}, "newer")  # what earlier versions did
+    assert runs == ["old", "new"] and "kept (code_changes=keep)" in capsys.readouterr().out
+    run({"seeds": 4, "context": {"agent_pos_dims": None}, "failed_demos": "skip"}, "newer")  # another value is a change
     assert runs == ["old", "new", "newer"] and "config.failed_demos: (absent) -> \"skip\"" in capsys.readouterr().out
