@@ -137,6 +137,7 @@ class Stages:
         if code_changes not in CODE_CHANGES:
             raise ValueError(f"code_changes must be one of {list(CODE_CHANGES)}, got {code_changes!r}")
         self.run_dir, self.code_changes = run_dir, code_changes
+        self._replaced: Path | None = None  # this run's folder under run_dir/replaced/, made at the first rerun
 
     @staticmethod
     def marker(output: Path, kind: str = "done") -> Path:
@@ -222,7 +223,9 @@ class Stages:
         if not output.exists():
             done.unlink(missing_ok=True)
             return
-        folder = self.run_dir / REPLACED / time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+        if self._replaced is None:
+            self._replaced = self.run_dir / REPLACED / time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+        folder = self._replaced
         target = folder / output.name
         for n in range(1, 1000):
             if not target.exists():

@@ -41,6 +41,7 @@ def test_a_source_change_and_an_unmarked_output_keep_each_earlier_output(tmp_pat
     assert "only source files changed" in log and "was made by different settings or an older run" in log
     kept = sorted(p.read_text() for p in (run_dir / "replaced").glob("*/demos.zarr*/episode.bin"))
     assert kept == ["demos 0", "demos 1"] and (out / "episode.bin").read_text() == "demos 2"
+    assert len(list((run_dir / "replaced").iterdir())) == 1  # one folder per pipeline run
 
 
 def test_keep_reuses_a_stage_whose_record_lacks_a_setting_added_later_as_null_and_no_other(tmp_path, capsys):
