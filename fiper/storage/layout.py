@@ -22,6 +22,15 @@ WRITE_ALL_CHUNKS = {"write_empty_chunks": True}
 COMMIT_KEY = "episode_ends"
 
 
+def write_all_chunks(array: zarr.Array) -> zarr.Array:
+    """``array`` configured with WRITE_ALL_CHUNKS (no I/O: the same metadata and store path)."""
+    if hasattr(array, "with_config"):  # zarr >= 3.1.6
+        return array.with_config(WRITE_ALL_CHUNKS)
+    # Older zarr 3 releases read an array's runtime config from zarr.config when its object is built.
+    with zarr.config.set({f"array.{key}": value for key, value in WRITE_ALL_CHUNKS.items()}):
+        return zarr.Array(zarr.AsyncArray(metadata=array.metadata, store_path=array.store_path))
+
+
 def time_chunk_len(item_shape: tuple[int, ...], dtype: np.dtype) -> int:
     """Number of time steps per chunk so one chunk is about TARGET_CHUNK_BYTES."""
     item_bytes = max(1, int(np.prod(item_shape, dtype=np.int64)) * np.dtype(dtype).itemsize)
@@ -37,16 +46,16 @@ def create_time_array(group: zarr.Group, name: str, sample: np.ndarray) -> zarr.
     """Create an empty (0, *item_shape) array shaped after ``sample`` (whose axis 0 is time)."""
     item_shape = tuple(sample.shape[1:])
     if sample.dtype.kind in "UO":
-        return group.create_array(name, shape=(0,), chunks=(4096,), dtype=str).with_config(WRITE_ALL_CHUNKS)
+        return write_all_chunks(group.create_array(name, shape=(0,), chunks=(4096,), dtype=str))
     dtype = sample.dtype
-    return group.create_array(
+    return write_all_chunks(group.create_array(
         name,
         shape=(0, *item_shape),
         chunks=(time_chunk_len(item_shape, dtype), *item_shape),
         dtype=dtype,
         compressors=compressor_for(dtype),
         fill_value=0,
-    ).with_config(WRITE_ALL_CHUNKS)
+    ))
 
 
 def unstorable_name(names: Iterable[str]) -> tuple[str, str] | None:

@@ -33,7 +33,7 @@ from fiper.storage.codecs import register_needed_codecs
 from fiper.storage.damage import DamageChecks
 from fiper.storage.errors import DamagedStoreError, StoreError, repair_command
 from fiper.storage.integrity import CHECKSUM_KEY, broken_metadata, digest, encode_record
-from fiper.storage.layout import COMMIT_KEY, WRITE_ALL_CHUNKS, create_time_array, refuse_unstorable
+from fiper.storage.layout import COMMIT_KEY, create_time_array, refuse_unstorable, write_all_chunks
 from fiper.storage.writer_lock import (LOCK_FILE, StoreBusyError, busy_message, held_while, hold_writer_lock,
                                        release_writer_lock, writer_of)
 
@@ -59,7 +59,7 @@ def _leaf_arrays(group: zarr.Group, prefix: str = "") -> dict[str, zarr.Array]:
     for name, member in group.members():
         key = f"{prefix}{name}"
         if isinstance(member, zarr.Array):
-            out[key] = member.with_config(WRITE_ALL_CHUNKS)
+            out[key] = write_all_chunks(member)
         else:
             out.update(_leaf_arrays(member, key + "/"))
     return out
