@@ -68,6 +68,18 @@ def make_push(contact: np.ndarray, normal: np.ndarray, depth: float, pusher_radi
     return Push(pre=pre, normal=normal, stroke=straight(pre, end, PUSH_STEP), edge=edge)
 
 
+def copy_data(dst: mujoco.MjData, model: mujoco.MjModel, src: mujoco.MjData) -> None:
+    """mujoco.mj_copyData, which mujoco's Python bindings have from 3.5.0; before it, the integration state
+    (everything mj_step reads: time, qpos, qvel, act, warmstart, controls, applied forces, mocap, ...)."""
+    if hasattr(mujoco, "mj_copyData"):
+        mujoco.mj_copyData(dst, model, src)
+        return
+    spec = mujoco.mjtState.mjSTATE_INTEGRATION
+    state = np.empty(mujoco.mj_stateSize(model, spec))
+    mujoco.mj_getState(model, src, state, spec)
+    mujoco.mj_setState(model, dst, state, spec)
+
+
 class Lookahead:
     """Simulates pushes on a scratch copy of an environment's physics."""
 
@@ -85,7 +97,7 @@ class Lookahead:
         if self._model is not env.model:
             self._model, self._scratch = env.model, mujoco.MjData(env.model)
         d = self._scratch
-        mujoco.mj_copyData(d, env.model, env.data)
+        copy_data(d, env.model, env.data)
         d.qpos[self.qpos_idx] = push.pre
         d.qvel[self.dof_idx] = 0.0
         out = np.empty(len(push.stroke))
