@@ -4,8 +4,10 @@ import tests. Frame k of every episode is a flat image of brightness ``shade(k)`
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -59,12 +61,23 @@ def _frames_table(episodes: list[int], first_index: int):
     })
 
 
+@functools.cache
+def _av1_encoder() -> str:
+    """lerobot's AV1 encoder, SVT-AV1, where the bundled ffmpeg has it (imageio-ffmpeg >= 0.8); libaom's before
+    (experimental in ffmpeg 4, hence '-strict experimental')."""
+    import imageio_ffmpeg
+
+    listed = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-encoders"], capture_output=True, text=True)
+    return "libsvtav1" if " libsvtav1 " in listed.stdout else "libaom-av1"
+
+
 def _write_video(path: Path, frames: np.ndarray) -> None:
     import imageio.v2 as imageio
 
     os.environ.setdefault("SVT_LOG", "1")  # SVT-AV1's own log: errors only
     path.parent.mkdir(parents=True, exist_ok=True)
-    imageio.mimwrite(str(path), list(frames), fps=FPS, codec="libsvtav1", pixelformat="yuv420p", macro_block_size=1)
+    imageio.mimwrite(str(path), list(frames), fps=FPS, codec=_av1_encoder(), pixelformat="yuv420p", macro_block_size=1,
+                     output_params=["-strict", "experimental"])
 
 
 def write_v30(root: Path) -> Path:
