@@ -20,7 +20,7 @@ import numpy as np
 
 from fiper.control.period import positive_seconds
 from fiper.evaluation.rowview import RowView, concat_rows
-from fiper.evaluation.store_checks import RolloutError, check_onset_steps, check_store_rows
+from fiper.evaluation.store_checks import RolloutError, check_onset_steps, check_store_rows, check_success_labels
 from fiper.scores.observations import attr_n_action_steps, bookkeeping_keys, observed_keys
 from fiper.storage import EpisodeStore
 
@@ -176,6 +176,7 @@ def read_store(path: Path, control_period_s: float | None = None) -> RolloutSet:
     if "success" not in store.meta_keys:
         raise RolloutError(f"{path} lacks meta/success (labels: {store.meta_keys}); evaluation needs a success label per episode: "
                            "record one bool per episode (meta={'success': ...} in EpisodeStore.append_episode, docs/rollout_format.md)")
+    check_success_labels(store, path)  # before they are read as bool
     if store.n_episodes == 0:
         raise RolloutError(f"{path} holds no committed episodes")
     ends = store.decision_ends

@@ -52,8 +52,9 @@ def _contradicted_success_notes(path: Path, rollouts: Any) -> None:
             "set meta/success false; if they succeeded, set failure_step -1 and failure_reason ''")
 
 
-def _success_labels(store: EpisodeStore, path: Path) -> None:
-    """meta/success must be bool (or 0/1 numbers): a text label such as 'False' would read as True."""
+def check_success_labels(store: EpisodeStore, path: Path) -> None:
+    """meta/success must be bool (or 0/1 numbers): a text label such as 'False' would read as True (checked before
+    the cast, which numpy < 2 refuses for text with a message that does not name the fix)."""
     values = np.asarray(store.meta("success"))
     numeric = values.dtype.kind in "biuf" and np.isin(values, (0, 1)).all()
     if values.dtype.kind != "b" and not numeric:
@@ -82,7 +83,6 @@ def check_onset_steps(store: EpisodeStore, path: Path) -> None:
 
 def check_store_rows(store: EpisodeStore, path: Path, rollouts: Any) -> None:
     """Shapes and labels of one store's RolloutSet ``rollouts`` (fiper.evaluation.rollouts), read from ``store``."""
-    _success_labels(store, path)
     _lookalike_notes(path, rollouts)
     _contradicted_success_notes(path, rollouts)
     emb, samples = rollouts.embeddings, rollouts.samples
