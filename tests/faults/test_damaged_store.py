@@ -105,7 +105,7 @@ def test_garbled_or_missing_metadata_names_the_file(store):
 def test_garbled_checksum_record_and_commit_record(store):
     path, _ = store
     s = EpisodeStore.open(path, mode="a")
-    s.root["meta/episode_checksums"][2] = "{not json"
+    s.root["meta/episode_checksums"][2:3] = ["{not json"]  # zarr 3.1 refuses one str element beside numpy 1.26
     with pytest.raises(DamagedStoreError, match="episode 2 of .*meta/episode_checksums.*does not parse"):
         EpisodeStore.open(path)
     assert EpisodeStore.open(path, drop_incomplete=True).n_episodes == 2
