@@ -42,3 +42,26 @@ def test_installing_fiper_into_this_environment_installs_no_torch():
     report = json.loads(done.stdout)
     installing = sorted(item["metadata"]["name"].lower() for item in report["install"])
     assert installing == ["fiper"], f"installing fiper would also install or replace {installing}"
+
+
+def test_the_floors_the_readme_says_were_tested_are_the_stated_floors():
+    """README.md's install line of the floors tested together names every requirement at its stated floor, so a
+    raised floor or a new requirement cannot leave it behind (torch: the one build tested; ray: untested)."""
+    import re
+    import tomllib
+
+    from packaging.utils import canonicalize_name
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    stated = [Requirement(r) for r in project["dependencies"]]
+    stated += [Requirement(r) for extra in project["optional-dependencies"].values() for r in extra]
+    floors = {}
+    for req in stated:
+        lower = [s.version for s in req.specifier if s.operator == ">="]
+        assert len(lower) == 1, f"{req} states no single floor"
+        floors[canonicalize_name(req.name)] = Version(lower[0])
+    line = next(x for x in (ROOT / "README.md").read_text().splitlines() if x.startswith("pip install torch=="))
+    tested = {canonicalize_name(n): Version(v) for n, v in re.findall(r"([A-Za-z][\w.-]*)==(\S+)", line)}
+    assert tested.pop("torch") in torch_requirement().specifier
+    assert {n: v for n, v in tested.items() if floors.get(n) != v} == {}, "README.md names versions that are not the floors"
+    assert set(floors) - set(tested) == {"torch", "ray", "hydra-ray-launcher"}, "floors README.md does not name as tested"
