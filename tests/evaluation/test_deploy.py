@@ -22,7 +22,8 @@ from fiper.monitor.decision_data import load_decisions
 from fiper.storage import EpisodeStore
 
 CONF = Path(__file__).resolve().parents[2] / "launch" / "conf"
-PAIR = {"maha_or_knn": {"scores": ["mahalanobis", "knn"], "rule": "or"}, "knn": {"scores": ["knn"]}}
+# an "and" of separately calibrated scores: guaranteed at delta, so deployable (a separate "or" is not)
+PAIR = {"maha_and_knn": {"scores": ["mahalanobis", "knn"], "rule": "and"}, "knn": {"scores": ["knn"]}}
 
 
 def _config(**overrides):
@@ -38,15 +39,15 @@ def test_deployed_choice_reproduces_the_evaluated_alarms(tmp_path):
     """Fit + calibrate from the file on the evaluation's own fit / calibration episodes: same test alarms, every delta."""
     store_path = tmp_path / "r.zarr"
     write_synthetic_store(store_path, seed=3, **ONE_RUN)
-    config = _config(threshold_types=["constant"], windows=[1, 3, "episode"], deploy_method="maha_or_knn")
+    config = _config(threshold_types=["constant"], windows=[1, 3, "episode"], deploy_method="maha_and_knn")
     result = evaluate_rollouts([str(store_path)], config)
     task = result.tasks["synthetic"]
     path = write_monitor_files(result, tmp_path)["synthetic"]
     choice = read_monitor_file(path)
-    record = next(r for r in result.records() if r["method"] == "maha_or_knn" and r["delta"] == "mean")
+    record = next(r for r in result.records() if r["method"] == "maha_and_knn" and r["delta"] == "mean")
     assert record["threshold_type"] == "constant"  # one guaranteed type: it is the deployed one
     spec = choice["spec"]
-    assert spec.windows == record["window_decisions"] and spec.rule == "or"
+    assert spec.windows == record["window_decisions"] and spec.rule == "and"
     assert (spec.threshold_type, spec.joint) == ("constant", False)
     assert spec.scores["knn"].params["k"] == TINY_SCORES["knn"]["k"]
 
@@ -57,7 +58,7 @@ def test_deployed_choice_reproduces_the_evaluated_alarms(tmp_path):
     test_idx = np.sort(task.split.test)
     test, _ = load_decisions(store, episodes=test_idx)
     failed = ~store.meta("success").astype(bool)[test_idx]
-    per_delta = {r["delta"]: r for r in result.records() if r["method"] == "maha_or_knn" and r["delta"] != "mean"}
+    per_delta = {r["delta"]: r for r in result.records() if r["method"] == "maha_and_knn" and r["delta"] != "mean"}
     for delta, rec in per_delta.items():
         monitor.calibrate(monitor.score_offline(cal.embeddings, cal.samples, cal.decision_ends), cal.decision_ends,
                           delta=delta)  # threshold type and joint flag: the spec's
