@@ -7,10 +7,15 @@ For a decision at step t of an episode spanning [s, e)::
 
 Every step of every episode is one window, so the policy learns to act from the first step and
 to hold still at the end, as in diffusion_policy's sequence sampler.
+
+Columns that do not fit in memory are read from their zarr chunks through a bounded cache of
+decoded chunks; ``epoch_order`` visits every window once per epoch in an order that decodes each
+chunk about once (docs/rollout_format.md, "Training windows").
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from collections.abc import Sequence
 
 import numpy as np
@@ -18,13 +23,40 @@ import numpy as np
 from fiper.storage.store import EpisodeStore
 
 IN_MEMORY_LIMIT_BYTES = 2 << 30
+CACHE_BYTES = 256 << 20
+
+
+class ChunkCache:
+    """Decoded chunks by (key, chunk index), least recently used evicted past ``max_bytes``."""
+
+    def __init__(self, max_bytes: int):
+        self.max_bytes, self.nbytes = int(max_bytes), 0
+        self._chunks: OrderedDict[tuple[str, int], np.ndarray] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self._chunks)
+
+    def get(self, key: tuple[str, int]) -> np.ndarray | None:
+        chunk = self._chunks.get(key)
+        if chunk is not None:
+            self._chunks.move_to_end(key)
+        return chunk
+
+    def put(self, key: tuple[str, int], chunk: np.ndarray) -> None:
+        if key in self._chunks or chunk.nbytes > self.max_bytes:
+            return
+        self._chunks[key] = chunk
+        self.nbytes += chunk.nbytes
+        while self.nbytes > self.max_bytes:
+            self.nbytes -= self._chunks.popitem(last=False)[1].nbytes
 
 
 class TrainingWindows:
     """Indexable set of (obs history, action chunk) windows; gathers batches with array indexing.
 
-    Columns are read into memory when they fit (``in_memory='auto'``: under 2 GiB together);
-    otherwise each batch reads only the rows it needs from the zarr chunks.
+    ``in_memory='auto'`` holds columns in memory, smallest first, while they fit in ``memory_limit``
+    bytes together; the others are read from disk through a cache of ``cache_bytes`` of decoded chunks
+    (a batch whose new chunks would not fit reads only its rows, and caches nothing).
     """
 
     def __init__(
@@ -37,6 +69,8 @@ class TrainingWindows:
         action_key: str = "action",
         episodes: Sequence[int] | None = None,
         in_memory: bool | str = "auto",
+        memory_limit: int = IN_MEMORY_LIMIT_BYTES,
+        cache_bytes: int = CACHE_BYTES,
     ):
         if n_obs_steps < 1 or horizon < 1:
             raise ValueError(f"n_obs_steps and horizon must be >= 1, got {n_obs_steps}, {horizon}")
@@ -56,11 +90,32 @@ class TrainingWindows:
         self._t = np.concatenate([np.arange(starts[e], ends[e]) for e in episodes])
         self._lo = np.repeat(starts[episodes], lengths)
         self._hi = np.repeat(ends[episodes], lengths)
-        keys = [*self.obs_keys, action_key]
-        if in_memory == "auto":
-            size = sum(store.data_array(k).nbytes * store.n_steps / max(1, store.data_array(k).shape[0]) for k in keys)
-            in_memory = size < IN_MEMORY_LIMIT_BYTES
-        self._columns = {k: store.read_data(k) for k in keys} if in_memory else None
+        keys = list(dict.fromkeys([*self.obs_keys, action_key]))
+        held = keys if in_memory is True else [] if in_memory is False else self._fitting(keys, memory_limit)
+        self._columns = {k: store.read_data(k) for k in held}
+        self.on_disk = [k for k in keys if k not in self._columns]
+        self.cache = ChunkCache(cache_bytes)
+        self.chunk_reads = 0  # chunks decoded from disk so far
+
+    def _fitting(self, keys: list[str], limit: int) -> list[str]:
+        """Keys to hold in memory: smallest columns first while the total stays under ``limit``."""
+        held, total = [], 0
+        for key in sorted(keys, key=self.column_bytes):
+            if total + self.column_bytes(key) >= limit:
+                break
+            held.append(key)
+            total += self.column_bytes(key)
+        return held
+
+    def column_bytes(self, key: str) -> int:
+        """Bytes of the store's column ``key`` once decoded."""
+        arr = self.store.data_array(key)
+        return int(self.store.n_steps * np.prod(arr.shape[1:], dtype=np.int64) * arr.dtype.itemsize)
+
+    def chunk_bytes(self, key: str) -> int:
+        """Bytes of one decoded time chunk of column ``key``."""
+        arr = self.store.data_array(key)
+        return int(np.prod(arr.chunks, dtype=np.int64) * arr.dtype.itemsize)
 
     def __len__(self) -> int:
         return len(self._t)
@@ -78,9 +133,38 @@ class TrainingWindows:
         obs = {k: self._gather(k, obs_idx) for k in self.obs_keys}
         return obs, self._gather(self.action_key, act_idx)
 
+    def epoch_order(self, rng: np.random.Generator) -> np.ndarray:
+        """Every window once: blocks of windows whose step shares a time chunk of the on-disk column with the shortest
+        chunks, in random order, shuffled within pools of blocks filling half the cache (all in memory: a permutation)."""
+        if not self.on_disk:
+            return rng.permutation(len(self))
+        step = min(self.store.data_array(k).chunks[0] for k in self.on_disk)
+        block_bytes = sum(self.chunk_bytes(k) * step // self.store.data_array(k).chunks[0] for k in self.on_disk)
+        pool = max(1, self.cache.max_bytes // (2 * block_bytes))
+        blocks, block_of = np.unique(self._t // step, return_inverse=True)
+        rank = np.empty(len(blocks), dtype=np.int64)
+        rank[rng.permutation(len(blocks))] = np.arange(len(blocks))
+        return np.lexsort((rng.random(len(self)), rank[block_of] // pool))
+
     def _gather(self, key: str, rows: np.ndarray) -> np.ndarray:
-        if self._columns is not None:
+        if key in self._columns:
             return self._columns[key][rows]
+        arr = self.store.data_array(key)
+        c, n = arr.chunks[0], arr.shape[0]
         unique, inverse = np.unique(rows, return_inverse=True)
-        block = self.store.data_array(key).oindex[unique]  # reads only the chunks it touches
+        chunk_ids, first = np.unique(unique // c, return_index=True)
+        found = {int(k): self.cache.get((key, int(k))) for k in chunk_ids}
+        missing = [k for k, v in found.items() if v is None]
+        if len(missing) * self.chunk_bytes(key) > self.cache.max_bytes:
+            self.chunk_reads += len(chunk_ids)
+            block = arr.oindex[unique]  # too many chunks to keep: read only the rows, from every chunk they touch
+            return block[inverse.reshape(rows.shape)]
+        self.chunk_reads += len(missing)
+        for k in missing:
+            found[k] = arr[k * c:min((k + 1) * c, n)]
+            self.cache.put((key, k), found[k])
+        block = np.empty((len(unique), *arr.shape[1:]), dtype=arr.dtype)
+        bounds = [*first[1:], len(unique)]
+        for k, a, b in zip(chunk_ids.tolist(), first.tolist(), bounds):
+            block[a:b] = found[k][unique[a:b] - k * c]
         return block[inverse.reshape(rows.shape)]
