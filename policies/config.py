@@ -133,6 +133,7 @@ class TrainConfig(_DictConfig):
     ema_decay: float = 0.995
     val_fraction: float = 0.1
     failed_demos: str = "skip"  # skip: leave out episodes whose meta/success is false | keep: train on every episode
+    sampling: str = "uniform"  # uniform: windows drawn with replacement | chunked: TrainingWindows.epoch_order
     val_every: int = 200
     val_batches: int = 4
     checkpoint_every: int = 1000
@@ -159,6 +160,9 @@ class TrainConfig(_DictConfig):
             _fail("val_fraction", self.val_fraction, "must lie in [0, 1)")
         if self.failed_demos not in ("skip", "keep"):
             _fail("failed_demos", self.failed_demos, "choose 'skip' (leave out episodes whose meta/success is false) or 'keep'")
+        if self.sampling not in ("uniform", "chunked"):
+            _fail("sampling", self.sampling, "choose 'uniform' (windows drawn with replacement) or 'chunked' (every window "
+                  "once per epoch, in an order that decodes each chunk of an image store read from disk about once)")
         if not isinstance(self.seed, int) or self.seed < 0:
             _fail("seed", self.seed, "must be an integer >= 0")
         if self.cpu_threads is not None:

@@ -12,7 +12,9 @@ Output directory after (and during) a run::
 
 The first five are written together at every checkpoint (fiper.atomic.commit_files), so a run killed at
 any moment resumes from its last complete checkpoint. Batches are drawn by a generator seeded with
-(seed, step), so a resumed run draws exactly the batches and noise the uninterrupted run would have drawn.
+(seed, step) (``sampling='chunked'``: from the epoch order seeded with (seed, epoch)), so a resumed run
+draws exactly the batches and noise the uninterrupted run would have drawn. The next batch is read in a
+background thread while a step runs.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -161,6 +164,7 @@ class _Trainer:
         self.windows = TrainingWindows(store, obs_keys, pc.n_obs_steps, pc.horizon, episodes=train_eps)
         self.val_windows = TrainingWindows(store, obs_keys, pc.n_obs_steps, pc.horizon, episodes=val_eps) if len(val_eps) else None
         self.step, self.train_loss, self.val_loss = 0, [], []
+        self._orders: dict[int, np.ndarray] = {}
         self.data = data_record(store)
         has_ckpt = has_checkpoint(self.out_dir)
         if has_ckpt and not resume:
@@ -218,6 +222,20 @@ class _Trainer:
         obs, action = windows.batch(rng.integers(0, len(windows), self.config.batch_size))
         return _to_device(obs, action, self.device)
 
+    def _train_indices(self, step: int) -> np.ndarray:
+        """Windows of step ``step``: uniform with replacement, or positions step*B .. of the epoch orders."""
+        c, n = self.config, len(self.windows)
+        if c.sampling == "uniform":
+            return np.random.default_rng([c.seed, step]).integers(0, n, c.batch_size)
+        pos = np.arange(step * c.batch_size, (step + 1) * c.batch_size)
+        return np.concatenate([self._epoch_order(e)[pos[pos // n == e] % n] for e in np.unique(pos // n)])
+
+    def _epoch_order(self, epoch: int) -> np.ndarray:
+        if epoch not in self._orders:
+            self._orders = {e: o for e, o in self._orders.items() if e == epoch - 1}
+            self._orders[epoch] = self.windows.epoch_order(np.random.default_rng([self.config.seed, 11, epoch]))
+        return self._orders[epoch]
+
     @torch.no_grad()
     def validate(self) -> float:
         """Mean EMA-model loss over fixed validation batches and noise (comparable across steps)."""
@@ -247,6 +265,10 @@ class _Trainer:
         note = large_image_note(self.policy.obs_shapes, c.policy.image_downsample) if self.device.type == "cpu" else None
         if note and self.step < c.steps:
             print(f"[train] {note}", flush=True)
+        if self.windows.on_disk and c.sampling == "uniform" and self.step < c.steps:
+            size = sum(self.windows.column_bytes(k) for k in self.windows.on_disk) / 2**30
+            print(f"[train] {self.windows.on_disk} ({size:.1f} GiB) do not fit in memory: each batch decodes one chunk per "
+                  "frame it reads; train.sampling=chunked decodes each chunk about once per epoch (docs/policies.md)", flush=True)
         bar = tqdm(total=c.steps, initial=self.step, disable=not c.progress, desc=f"train {c.policy.kind}/{c.policy.denoiser}")
         stop = c.steps if self.stop_at is None else min(c.steps, self.stop_at)
         log = LossLog(self.out_dir)
@@ -260,30 +282,38 @@ class _Trainer:
         return TrainResult(self.policy, self.step, self.out_dir, self.train_loss, self.val_loss)
 
     def _loop(self, bar, log: LossLog, stop: int) -> None:
-        c = self.config
         running, count = torch.zeros((), device=self.device), 0
-        while self.step < stop:
-            rng = np.random.default_rng([c.seed, self.step])
-            obs, action = self._batch(self.windows, rng)
-            loss = self.policy.compute_loss(obs, action, generator=_step_generator(self.device, c.seed, self.step))
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            self.optimizer.step()
-            self.scheduler.step()
-            self.policy.update_ema(min(c.ema_decay, (1 + self.step) / (10 + self.step)))
-            self.step += 1
-            running, count = running + loss.detach(), count + 1
-            bar.update(1)
-            if self.step % c.val_every == 0 or self.step == stop:
-                self.train_loss.append((self.step, float(running) / count))
-                running, count = torch.zeros((), device=self.device), 0
-                self.val_loss.append((self.step, self.validate()))
-                bar.set_postfix(loss=f"{self.train_loss[-1][1]:.4f}", val=f"{self.val_loss[-1][1]:.4f}")
-                log.add(self.step, self.train_loss[-1][1], self.val_loss[-1][1])
-                if not math.isfinite(self.train_loss[-1][1]):
-                    raise FloatingPointError(f"training loss became {self.train_loss[-1][1]} at step {self.step}; lower train.lr")
-            if self.step % c.checkpoint_every == 0 and self.step < stop:
-                self.save()
+        with ThreadPoolExecutor(max_workers=1) as reader:  # reads the next batch while this step runs
+            ahead = reader.submit(self.windows.batch, self._train_indices(self.step))
+            while self.step < stop:
+                obs, action = _to_device(*ahead.result(), self.device)
+                if self.step + 1 < stop:
+                    ahead = reader.submit(self.windows.batch, self._train_indices(self.step + 1))
+                running, count = self._step(obs, action, running, count, bar, log, stop)
+
+    def _step(self, obs, action, running, count, bar, log: LossLog, stop: int):
+        """One optimiser step on a batch, then the logging, validation and checkpoints due at the new step."""
+        c = self.config
+        loss = self.policy.compute_loss(obs, action, generator=_step_generator(self.device, c.seed, self.step))
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.scheduler.step()
+        self.policy.update_ema(min(c.ema_decay, (1 + self.step) / (10 + self.step)))
+        self.step += 1
+        running, count = running + loss.detach(), count + 1
+        bar.update(1)
+        if self.step % c.val_every == 0 or self.step == stop:
+            self.train_loss.append((self.step, float(running) / count))
+            running, count = torch.zeros((), device=self.device), 0
+            self.val_loss.append((self.step, self.validate()))
+            bar.set_postfix(loss=f"{self.train_loss[-1][1]:.4f}", val=f"{self.val_loss[-1][1]:.4f}")
+            log.add(self.step, self.train_loss[-1][1], self.val_loss[-1][1])
+            if not math.isfinite(self.train_loss[-1][1]):
+                raise FloatingPointError(f"training loss became {self.train_loss[-1][1]} at step {self.step}; lower train.lr")
+        if self.step % c.checkpoint_every == 0 and self.step < stop:
+            self.save()
+        return running, count
 
 
 def train_policy(store_path: str | os.PathLike, config: TrainConfig, out_dir: str | os.PathLike, *, resume: bool = False,
