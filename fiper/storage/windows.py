@@ -20,6 +20,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from fiper.storage.layout import TARGET_CHUNK_BYTES
 from fiper.storage.store import EpisodeStore
 
 IN_MEMORY_LIMIT_BYTES = 2 << 30
@@ -134,13 +135,15 @@ class TrainingWindows:
         return obs, self._gather(self.action_key, act_idx)
 
     def epoch_order(self, rng: np.random.Generator) -> np.ndarray:
-        """Every window once: blocks of windows whose step shares a time chunk of the on-disk column with the shortest
-        chunks, in random order, shuffled within pools of blocks filling half the cache (all in memory: a permutation)."""
+        """Every window once: blocks of consecutive steps (whole chunks of the on-disk columns, about 1 MiB of them) in
+        random order, windows shuffled within pools of blocks filling half the cache (all in memory: a permutation)."""
         if not self.on_disk:
             return rng.permutation(len(self))
-        step = min(self.store.data_array(k).chunks[0] for k in self.on_disk)
-        block_bytes = sum(self.chunk_bytes(k) * step // self.store.data_array(k).chunks[0] for k in self.on_disk)
-        pool = max(1, self.cache.max_bytes // (2 * block_bytes))
+        shortest = min(self.store.data_array(k).chunks[0] for k in self.on_disk)
+        step_bytes = sum(self.column_bytes(k) for k in self.on_disk) / max(1, self.store.n_steps)
+        target = min(TARGET_CHUNK_BYTES, self.cache.max_bytes / 16)
+        step = shortest * max(1, int(target // (step_bytes * shortest)))
+        pool = max(1, int(self.cache.max_bytes // (2 * step * step_bytes)))
         blocks, block_of = np.unique(self._t // step, return_inverse=True)
         rank = np.empty(len(blocks), dtype=np.int64)
         rank[rng.permutation(len(blocks))] = np.arange(len(blocks))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import zarr
 
 from fiper.storage import EpisodeStore, TrainingWindows
 
@@ -90,3 +91,22 @@ def test_a_batch_whose_chunks_exceed_the_cache_reads_rows_and_keeps_the_bound(im
     windows.batch(np.arange(0, len(windows), 50))  # touches every chunk
     assert windows.chunk_reads == -(-image_store.n_steps // image_store.data_array("image").chunks[0])
     assert windows.cache.nbytes <= windows.cache.max_bytes and len(windows.cache) == 0
+
+
+def test_frames_chunked_one_by_one_are_decoded_about_once_per_epoch(tmp_path):
+    """diffusion_policy's image layout: the history frame of a window is decoded with its block, not a second time."""
+    root = zarr.open_group(str(tmp_path / "dp.zarr"), mode="w", zarr_format=2)
+    n, side = 400, 32
+    images = np.random.default_rng(0).integers(0, 255, (n, side, side, 3), dtype=np.uint8)
+    root.require_group("data").create_array("img", shape=images.shape, chunks=(1, side, side, 3), dtype="uint8")[:] = images
+    for key in ("agent_pos", "action"):
+        root["data"].create_array(key, shape=(n, 2), chunks=(n, 2), dtype="float32")[:] = 1
+    root.require_group("meta").create_array("episode_ends", shape=(8,), dtype="int64")[:] = np.arange(1, 9) * 50
+    store = EpisodeStore.open(tmp_path / "dp.zarr")
+    chunked, uniform = (TrainingWindows(store, ["img"], 2, 4, memory_limit=1 << 12, cache_bytes=c) for c in (768 << 10, 0))
+    order, rng = chunked.epoch_order(np.random.default_rng(0)), np.random.default_rng(0)
+    for start in range(0, n, 16):
+        np.testing.assert_array_equal(chunked.batch(order[start:start + 16])[0]["img"][:, -1], images[order[start:start + 16]])
+        uniform.batch(rng.integers(0, n, 16))
+    assert chunked.on_disk == ["img"] and chunked.chunk_reads <= 1.15 * n
+    assert uniform.chunk_reads > 1.7 * n  # uniform windows without a cache: the frame and its history frame, apart
