@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 import pytest
 import torch
@@ -32,6 +34,30 @@ def test_chunked_sampling_uses_every_window_once_per_epoch(small_store, tmp_path
     for epoch in range(3):
         np.testing.assert_array_equal(np.sort(drawn[epoch * n:(epoch + 1) * n]), np.arange(n))
     assert len(np.unique(drawn[3 * n:])) == len(drawn) - 3 * n
+
+
+def test_the_next_batch_is_read_while_a_step_runs(small_store, tmp_path, monkeypatch):
+    from policies.base import ChunkPolicy
+
+    cond, reads, overlapped = threading.Condition(), [], []
+    batch, loss = TrainingWindows.batch, ChunkPolicy.compute_loss
+
+    def counted_batch(self, idx):
+        with cond:
+            reads.append(len(idx))
+            cond.notify_all()
+        return batch(self, idx)
+
+    def compute_loss(self, *args, **kwargs):
+        step = len(overlapped) + 1
+        with cond:  # the batch of the step after this one is read meanwhile
+            overlapped.append(cond.wait_for(lambda: len(reads) > step, timeout=5))
+        return loss(self, *args, **kwargs)
+
+    monkeypatch.setattr(TrainingWindows, "batch", counted_batch)
+    monkeypatch.setattr(ChunkPolicy, "compute_loss", compute_loss)
+    train_policy(small_store, tiny_train_config(tiny_config("flow"), 4, batch_size=8, val_fraction=0.0), tmp_path / "run")
+    assert overlapped == [True, True, True, False]  # the last step has no next batch
 
 
 def test_a_resumed_chunked_run_trains_as_the_uninterrupted_one(small_store, tmp_path):
