@@ -206,7 +206,7 @@ def main() -> None:
                                       train_seconds(policy, optimizer, windows, batch, args.train_steps,
                                                     chunked, prefetch)))
                     del windows
-                print(f"| {name} | {batch} | " + " | ".join(cells) + f" | {seconds['before'] / seconds['chunked']:.0f}x |",
+                print(f"| {name} | {batch} | " + " | ".join(cells) + f" | {seconds['before'] / seconds['chunked']:.1f}x |",
                       flush=True)
     if steps:
         print("\n| store | B | batches | batch() alone | training step with its batch |\n|---|---|---|---|---|")
