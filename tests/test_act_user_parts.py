@@ -9,29 +9,10 @@ import pytest
 from fiper.storage import EpisodeStore
 from test_act_launch import ALARM_DECISION, NOMINAL, config, run_dirs  # noqa: F401  (run_dirs: the module's fixture)
 from launch import act
+from user_parts import PARTS as USER_PARTS
 
-PARTS = '''
-import numpy as np
-import torch
-from fiper.interventions import GradedResponse, Steering, load_reward
-
+PARTS = USER_PARTS + '''
 CALLS = []
-
-
-class Nudge:
-    name = "nudge"
-
-    def __init__(self, dx=0.0):
-        self.dx = float(dx)
-
-    def start(self, context):
-        self.target = None
-
-    def act(self, obs, context):
-        if self.target is None:
-            self.target = context.template(obs)
-            self.target[0] += self.dx
-        return self.target.copy()
 
 
 class Broken(Nudge):
@@ -39,18 +20,9 @@ class Broken(Nudge):
         return np.full(context.action_dim, np.nan)
 
 
-def left_of(traj):
-    return -torch.relu(traj[..., 0]).sum(-1)
-
-
 def called(obs, context):
     CALLS.append(1)
     return np.full(context.action_dim, 0.125)
-
-
-def steer_then_nudge(dx=0.0):
-    return GradedResponse(Steering(load_reward(left_of), position_dims=[0, 1], num_particles=8), Nudge(dx),
-                          max_steer_decisions=1)
 '''
 
 

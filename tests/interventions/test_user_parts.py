@@ -10,28 +10,9 @@ import torch
 from fiper.control.failsafe import FailSafeError, fault_owner
 from fiper.interventions import (FallbackContext, GradedResponse, HandOver, SafeController, load_reward, make_fallback,
                                  make_reward, response_from_config)
+from user_parts import PARTS as USER_PARTS
 
-PARTS = '''
-import numpy as np
-import torch
-from fiper.interventions import GradedResponse, Steering, load_reward
-
-
-class Nudge:
-    name = "nudge"
-
-    def __init__(self, dx=0.0):
-        self.dx = float(dx)
-
-    def start(self, context):
-        self.target = None
-
-    def act(self, obs, context):
-        if self.target is None:
-            self.target = context.template(obs)
-            self.target[0] += self.dx
-        return self.target.copy()
-
+PARTS = USER_PARTS + '''
 
 class NoAct:
     name = "no_act"
@@ -40,21 +21,12 @@ class NoAct:
         pass
 
 
-def left_of(traj):
-    return -torch.relu(traj[..., 0]).sum(-1)
-
-
 def make_left_of(x_max):
     return lambda traj: -torch.relu(traj[..., 0] - x_max).sum(-1)
 
 
 def three(a, b, c):
     return a
-
-
-def steer_then_nudge(dx=0.0, n=2):
-    return GradedResponse(Steering(load_reward(left_of), position_dims=[0, 1], num_particles=4), Nudge(dx),
-                          max_steer_decisions=n)
 
 
 def not_a_response():
@@ -78,7 +50,7 @@ def test_a_fallback_reward_and_response_of_ones_own_are_built_from_their_file_pa
     traj = torch.tensor([[[0.5, 0.0, 0.0], [-1.0, 0.0, 0.0]]])
     assert make_reward(f"{parts}:left_of")(traj).tolist() == [-0.5]  # a function: the reward itself
     assert make_reward(f"{parts}:make_left_of", x_max=0.25)(traj).tolist() == [-0.25]  # with settings: a factory
-    response = response_from_config({"kind": f"{parts}:steer_then_nudge", "dx": 0.1, "n": 3})
+    response = response_from_config({"kind": f"{parts}:steer_then_nudge", "dx": 0.1, "n": 3, "particles": 4})
     assert isinstance(response, GradedResponse) and response.max_steer_decisions == 3 and response.fallback.dx == 0.1
     graded = response_from_config({"steering": {"reward": {"name": f"{parts}:left_of"}, "position_dims": [0, 1]},
                                    "fallback": {"name": f"{parts}:Nudge", "dx": 0.2}})
