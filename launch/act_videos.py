@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from fiper.control import MonitoredPolicy
-from fiper.control.video import check_video_writer, record_episode, rendered_frame, write_video
+from fiper.control.video import VideoNotWritten, check_video_writer, record_episode, rendered_frame, write_video
 from fiper.storage import EpisodeStore
 from launch.stress import env_builder
 
@@ -120,7 +120,7 @@ def write_videos(env_cfg: Mapping[str, Any], factories: Mapping[str, str], agent
                  stores: Mapping[str, str | Path], cells: Sequence[tuple[str, float]], seeds: Sequence[int], out_dir: str | Path, *,
                  task: str, size: int, period: float | None, record_keys: Sequence[str] | None = None) -> dict[str, str]:
     """One mp4 per response in ``out_dir`` (``<response>.mp4``); returns, per response, the file written and whether
-    the re-run reproduced the recorded episode, or why there is no video."""
+    the re-run reproduced the recorded episode, or why there is no video (a video the encoder did not write among them)."""
     written: dict[str, str] = {}
     for name, agent in agents.items():
         found = first_alarmed(stores[name], cells, seeds)
@@ -136,7 +136,15 @@ def write_videos(env_cfg: Mapping[str, Any], factories: Mapping[str, str], agent
             env.close()
         at = divergence(recorded, result.steps["action"])
         title = video_title(task, shift, severity, seed, name, at, agent.policy.n_action_steps)
-        path = write_video(Path(out_dir) / f"{name}.mp4", frames, result.decisions, title=title, control_period_s=period)
+        path = Path(out_dir) / f"{name}.mp4"
+        try:
+            write_video(path, frames, result.decisions, title=title, control_period_s=period)
+        except VideoNotWritten as err:  # a by-product: the sweep's stores and outcome files stand, the other videos follow
+            earlier = path.exists()
+            path.unlink(missing_ok=True)
+            written[name] = (f"no video: {err}, or set videos=false"
+                             f"{f' (removed the earlier {path.name}, of another sweep)' if earlier else ''}")
+            continue
         same = "the recorded episode reproduced" if at is None else f"re-run diverged at step {at}"
         written[name] = f"{path} ({shift} {severity:g}, seed {seed}; {same})"
     return written

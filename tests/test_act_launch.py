@@ -276,6 +276,23 @@ def test_act_videos_replay_the_first_alarmed_episode_of_each_response(run_dirs, 
     assert not (out / "videos" / "without.mp4").exists()
 
 
+
+def test_act_names_a_video_the_encoder_did_not_write_and_keeps_the_sweep(run_dirs, tmp_path, capsys, monkeypatch):
+    """An encoder that passes the small up-front probe and writes the 960 x 432 video empty: the sweep's files stand, the
+    line names the failure and the fix instead of the file, and an earlier sweep's video at the path is not left there."""
+    from ffmpeg_faults import failing_ffmpeg
+
+    out = tmp_path / "act"
+    (out / "videos").mkdir(parents=True)
+    (out / "videos" / "hold.mp4").write_bytes(b"an earlier sweep's video")
+    monkeypatch.setenv("IMAGEIO_FFMPEG_EXE", failing_ffmpeg(tmp_path, "empty", only_size="960x432"))
+    report = act.run(config(run_dirs, out, "videos=true", "video_size=64", "responses=[hold]", NOMINAL))
+    assert report.overall["hold"].episodes == 2 and (out / "outcome.json").exists() and (out / "outcome.md").exists()
+    assert list((out / "videos").iterdir()) == []
+    printed = capsys.readouterr().out
+    assert f"video hold: no video: the video {out / 'videos' / 'hold.mp4'} was written empty; check that {out / 'videos'} is " \
+           "writable" in printed and "or set videos=false (removed the earlier hold.mp4, of another sweep)" in printed
+
 def test_video_helpers_find_the_first_alarm_and_say_where_a_rerun_diverged(run_dirs, tmp_path):
     from launch.act_videos import divergence, first_alarmed, video_title
 

@@ -4,7 +4,8 @@
 MuJoCo env's simulation data is kept as it was across ``render()``); ``write_video`` draws each
 frame next to every score's windowed value and threshold up to that step, marks the first alarm
 and names the response acting, and encodes the frames with imageio (mp4 through imageio-ffmpeg,
-the ``image`` extra; ``.gif`` needs nothing).
+the ``image`` extra; ``.gif`` needs nothing), then reads the file back: an encoder ffmpeg refuses can
+leave no file, an empty one or a short one without imageio raising, and that is ``VideoNotWritten``.
 """
 
 from __future__ import annotations
@@ -24,6 +25,10 @@ from fiper.control.monitored_policy import Decision, MonitoredPolicy
 
 VIDEO_FIX = "pip install 'fiper[image]' (imageio-ffmpeg encodes the mp4s)"
 SIZE_PX = (960, 432)  # width, height: multiples of 16, so mp4 encoders need no resize
+
+
+class VideoNotWritten(ValueError):
+    """A video the encoder did not write whole (missing, empty or short of frames); the message names the fix."""
 
 
 @contextmanager
@@ -79,11 +84,35 @@ def check_video_writer(suffix: str = ".mp4") -> None:
         raise ValueError(f"videos are written with imageio, which is not installed: {VIDEO_FIX}") from err
     with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)  # imageio's legacy plugins, imported while it looks for one
+        probe = Path(tmp) / f"probe{suffix}"
         try:
-            iio.imwrite(Path(tmp) / f"probe{suffix}", np.zeros((2, 16, 16, 3), np.uint8), extension=suffix)
+            iio.imwrite(probe, np.zeros((2, 16, 16, 3), np.uint8), extension=suffix)
         except Exception as err:  # imageio's own: OSError "Could not find a backend", or the plugin's error
-            raise ValueError(f"imageio cannot write a {suffix} video here ({type(err).__name__}: {str(err).splitlines()[0]}): "
+            raise ValueError(f"imageio cannot write a {suffix} video here ({type(err).__name__}: {_first_line(err)}): "
                              f"{VIDEO_FIX}") from err
+        problem = written_problem(probe, 2)
+        if problem:
+            raise ValueError(f"imageio cannot write a {suffix} video here (a 2-frame probe {problem}): {VIDEO_FIX}")
+
+
+def _first_line(err: BaseException) -> str:
+    return (str(err).splitlines() or [""])[0]
+
+
+def written_problem(path: Path, n_frames: int) -> str | None:
+    """What is wrong with the video at ``path``, which should hold ``n_frames`` frames: missing, empty, unreadable or short of
+    frames (an encoder ffmpeg refuses can fail without imageio raising); None when imageio reads them all back."""
+    import imageio.v3 as iio
+
+    if not path.is_file():
+        return "was not written: the encoder left no file"
+    if path.stat().st_size == 0:
+        return "was written empty"
+    try:
+        read = sum(1 for _ in iio.imiter(path, extension=path.suffix))
+    except Exception as err:  # the reader's own: the file is not a video it can decode
+        return f"does not read back ({type(err).__name__}: {_first_line(err)})"
+    return None if read == n_frames else f"reads back {read} of its {n_frames} frames"
 
 
 def record_episode(env: Any, agent: MonitoredPolicy, *, seed: int, **kwargs) -> tuple[EpisodeResult, list[np.ndarray]]:
@@ -127,7 +156,8 @@ def _traces(decisions: Sequence[Decision]) -> tuple[np.ndarray, dict[str, np.nda
 
 def write_video(path: str | Path, frames: Sequence[np.ndarray], decisions: Sequence[Decision], *, title: str = "",
                 control_period_s: float | None = None, fps: float | None = None) -> Path:
-    """Encode ``frames`` (one per env step) beside the score traces as a video at ``path`` (.mp4 or .gif)."""
+    """Encode ``frames`` (one per env step) beside the score traces as a video at ``path`` (.mp4 or .gif), read back whole;
+    VideoNotWritten, with ``path`` left as it was, when the encoder did not write every frame."""
     import imageio.v3 as iio
     import matplotlib
 
@@ -188,9 +218,23 @@ def write_video(path: str | Path, frames: Sequence[np.ndarray], decisions: Seque
         rendered.append(np.asarray(fig.canvas.buffer_rgba())[..., :3].copy())
     plt.close(fig)
     rate = fps or (1.0 / control_period_s if control_period_s else 10.0)
-    with replacing(path) as tmp:
-        if path.suffix == ".gif":
-            iio.imwrite(tmp, np.stack(rendered), duration=1000.0 / rate, loop=0, extension=".gif")
-        else:
-            iio.imwrite(tmp, np.stack(rendered), fps=rate, extension=path.suffix)
+    try:
+        with replacing(path) as tmp:
+            if path.suffix == ".gif":
+                iio.imwrite(tmp, np.stack(rendered), duration=1000.0 / rate, loop=0, extension=".gif")
+            else:
+                iio.imwrite(tmp, np.stack(rendered), fps=rate, extension=path.suffix)
+            problem = written_problem(tmp, len(rendered))
+            if problem:
+                raise VideoNotWritten(f"the video {path} {problem}; {_write_fix(path)}")
+    except VideoNotWritten:
+        raise
+    except Exception as err:  # imageio's or the file system's: a folder not writable, a full disk
+        raise VideoNotWritten(f"the video {path} was not written ({type(err).__name__}: {_first_line(err)}); "
+                              f"{_write_fix(path)}") from err
     return path
+
+
+def _write_fix(path: Path) -> str:
+    return (f"check that {path.parent} is writable and has space, and that imageio's ffmpeg encodes {path.suffix} here "
+            f"({VIDEO_FIX}; where IMAGEIO_FFMPEG_EXE is set, the ffmpeg it names needs an H.264 encoder)")

@@ -8,7 +8,7 @@ import pytest
 
 import envs
 from fiper.control import MonitoredPolicy
-from fiper.control.video import SIZE_PX, record_episode, write_video
+from fiper.control.video import SIZE_PX, VideoNotWritten, check_video_writer, record_episode, write_video
 from fiper.interventions import GradedResponse, HoldPosition
 from test_control_loop import MAX_STEPS, alarm_from, context
 from test_control_loop import setup as control_setup  # noqa: F401  (module fixture: policy dir + fitted monitor)
@@ -86,3 +86,29 @@ def test_frames_come_from_render_whatever_the_env_declares(setup):
                                          r"array.*videos=false"):
         record_episode(_Frames(envs.make_env("push_t", max_episode_steps=MAX_STEPS), blank=True),
                        MonitoredPolicy(policy, monitor, num_samples=8), seed=0)
+
+
+@pytest.mark.parametrize("fault, problem", [("no encoder", r"was not written(: the encoder left no file| \(OSError: .*Broken pipe\))"),
+                                            ("empty", "was written empty"), ("short", "reads back 2 of its 3 frames")])
+def test_a_video_the_encoder_did_not_write_whole_is_an_error_and_leaves_the_file_as_it_was(tmp_path, monkeypatch, fault, problem):
+    """ffmpeg refusing its encoder leaves no file (imageio raises only when the frames overflow the pipe), an empty one or a
+    short one: the read-back names which and the fix, the file at the path stays as it was, and so does the up-front check."""
+    from ffmpeg_faults import failing_ffmpeg
+
+    frames = [np.full((16, 16, 3), 40 * t, np.uint8) for t in range(3)]
+    path = write_video(tmp_path / "alarm.mp4", frames, [])
+    before = path.read_bytes()
+    monkeypatch.setenv("IMAGEIO_FFMPEG_EXE", failing_ffmpeg(tmp_path, fault))
+    with pytest.raises(VideoNotWritten, match=rf"the video {path} {problem}; check that {tmp_path} is writable and has space, .*an H\.264 encoder\)$"):
+        write_video(path, frames, [])
+    assert path.read_bytes() == before and [p.name for p in tmp_path.glob(".*")] == []
+    if fault != "short":  # a 2-frame probe is whole when two frames are written
+        with pytest.raises(ValueError, match=rf"imageio cannot write a \.mp4 video here \(a 2-frame probe {problem}\)"):
+            check_video_writer()
+
+
+def test_a_video_into_a_folder_that_cannot_be_written_is_an_error_naming_the_folder(tmp_path):
+    (tmp_path / "taken").write_text("")  # a file where the folder should be
+    with pytest.raises(VideoNotWritten, match=rf"the video {tmp_path}/taken/alarm.mp4 was not written \((FileExistsError|NotADirectoryError)"
+                                              rf".*check that {tmp_path}/taken is writable"):
+        write_video(tmp_path / "taken" / "alarm.mp4", [np.zeros((16, 16, 3), np.uint8)], [])
