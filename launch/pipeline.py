@@ -50,6 +50,7 @@ from launch.pipeline_sizes import check_recorded_successes, check_sizes
 from launch.stages import CODE_CHANGES, Stages, Step, override_literal, store_digest
 from launch.validate import (boolean, cells, choice, existing_path, integer, list_of, mapping_of_text, optional, positive_int, probability,
                              reported, seed, target, text, validate)
+from policies.resume import SAMPLING_ONLY, record_sampling, sampling_split
 from policies.training import has_checkpoint
 
 __all__ = ["Stages", "Step", "check_action_dims", "check_list_quoting", "checkpoint_mismatch", "chosen_monitor_file", "run",
@@ -90,10 +91,14 @@ def _checkpoint_source(cfg: DictConfig) -> Path | None:
     return source
 
 
-def checkpoint_mismatch(source: Path, demos: Path, train_cfg: DictConfig, checkpoint_task: str | None) -> list[str]:
-    """Why the checkpoint is not what this run would train on these demos (empty: it is)."""
-    from hydra.utils import instantiate
+def _run_train_config(train_cfg: DictConfig) -> dict[str, Any]:
+    """The TrainConfig the train stage's config gives, as a dict."""
+    policy = hydra.utils.instantiate(train_cfg.policy, _convert_="all")
+    return hydra.utils.instantiate(train_cfg.train, policy=policy, _convert_="all").to_dict()
 
+
+def checkpoint_mismatch(source: Path, demos: Path, train_cfg: DictConfig, checkpoint_task: str | None) -> list[str]:
+    """Why the checkpoint is not what this run would train on these demos (empty: it is); SAMPLING_ONLY fields may differ."""
     meta = json.loads((source / "config.json").read_text())
     store = EpisodeStore.open(demos)
     task = store.attrs.get("task") or (store.attrs.get("collect_config", {}).get("env", {}) or {}).get("name")
@@ -107,11 +112,12 @@ def checkpoint_mismatch(source: Path, demos: Path, train_cfg: DictConfig, checkp
         reasons.append(f"it reads observations {want}, the demos hold {have}")
     if int(meta["action_dim"]) != action_dim:
         reasons.append(f"its action has {meta['action_dim']} dims, the demos' {action_dim}")
-    config = instantiate(train_cfg.train, policy=instantiate(train_cfg.policy, _convert_="all"), _convert_="all").to_dict()
+    config = _run_train_config(train_cfg)
     saved = json.loads((source / "train_config.json").read_text()) if (source / "train_config.json").exists() else {}
     trained = {**{f"policy.{k}": v for k, v in saved.get("policy", {}).items()}, **{k: v for k, v in saved.items() if k != "policy"}}
     asked = {**{f"policy.{k}": v for k, v in config["policy"].items()}, **config}
-    for key in [k for k in trained if k.startswith("policy.")] + ["steps", "batch_size", "lr", "weight_decay", "warmup_steps", "ema_decay", "seed"]:
+    learned = [k for k in trained if k.startswith("policy.") and k.removeprefix("policy.") not in SAMPLING_ONLY]
+    for key in learned + ["steps", "batch_size", "lr", "weight_decay", "warmup_steps", "ema_decay", "seed"]:
         if key in trained and json.dumps(trained[key]) != json.dumps(asked.get(key)):
             reasons.append(f"it was trained with {key}={trained[key]!r}, this run asks for {asked.get(key)!r}")
     return reasons
@@ -134,9 +140,14 @@ def trained_checkpoint(cfg: DictConfig, demos: Path, train_step: Step) -> Path |
 
 
 def _train(cfg: DictConfig, step: Step, source: Path | None, out: Path) -> None:
+    """Copy the checkpoint into ``out``, with this run's sampling-only settings recorded there, or train one."""
     if source is not None:
         shutil.copytree(source, out, dirs_exist_ok=True)
-        print(f"[train] using the trained checkpoint {source} (train.checkpoint)")
+        sampling = sampling_split(json.loads((source / "config.json").read_text())["policy"], _run_train_config(step.compose())["policy"])[0]
+        record_sampling(out, sampling)  # in the copy: the checkpoint itself is left as it is
+        taken = ", ".join(f"{k}={run!r} (the checkpoint's: {was!r})" for k, (was, run) in sampling.items())
+        print(f"[train] using the trained checkpoint {source} (train.checkpoint)" + (f" with this run's sampling-only settings "
+              f"{taken}, recorded in {out / 'config.json'}" if taken else ""), flush=True)
         return
     resume = ["resume=true"] if has_checkpoint(out) else []  # an interrupted run of the same fingerprint
     step.module.run(compose(config_name=step.config_name, overrides=[*step.overrides, *resume]))

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 
+import numpy as np
 import pytest
 import yaml
 
@@ -15,7 +16,8 @@ from calibration import InsufficientCalibrationError
 from fiper.evaluation.render.outcome import SECTION, put_section
 from fiper.monitor import load_monitor
 from fiper.storage import EpisodeStore
-from launch import pipeline
+from launch import pipeline, train
+from policies import load_policy
 
 CONF = Path(__file__).resolve().parents[1] / "launch" / "conf"
 
@@ -96,6 +98,37 @@ def test_pipeline_runs_every_stage_then_caches(tmp_path, capsys, monkeypatch):
     with pytest.raises(InsufficientCalibrationError, match=r"live monitor stage: delta=0\.01 is unattainable .*raise "
                        r"rollouts\.calibration_episodes .* or monitor\.delta \(now 0\.01\); the stages before this one are cached"):
         _run(cfg)
+
+
+def test_a_checkpoint_that_differs_in_sampling_only_is_used_with_the_runs_settings(tmp_path, capsys, monkeypatch):
+    """train.n_action_steps and num_inference_steps other than the shipped checkpoint's: no training; the copy in
+    run_dir/policy records the run's values, the checkpoint stays as it is, and the rollouts execute 8 steps per decision."""
+    shipped = CONF.parent / "checkpoints" / "pick_place_diffusion_mlp"
+    before = {p.name: p.read_bytes() for p in shipped.iterdir()}
+
+    class Stopped(Exception):
+        pass
+
+    monkeypatch.setattr(train, "run", lambda cfg: pytest.fail("the pipeline trained instead of using train.checkpoint"))
+    monkeypatch.setattr(pipeline, "check_fit_successes", lambda store: (_ for _ in ()).throw(Stopped()))  # after the fit rollouts
+    run_dir = tmp_path / "run"
+    with pytest.raises(Stopped):
+        _run(_compose("pipeline", [f"run_dir={run_dir}", "collect.n_episodes=1", "env_overrides=['env.shifts=[]']", "progress=false",
+                                   "train.n_action_steps=8", "train.overrides=['policy.num_inference_steps=8']",
+                                   "rollouts.fit_episodes=2", "rollouts.num_samples=4"]))
+    assert f"[train] using the trained checkpoint {shipped} (train.checkpoint) with this run's sampling-only settings " \
+           f"n_action_steps=8 (the checkpoint's: 4), num_inference_steps=8 (the checkpoint's: 16), recorded in " \
+           f"{run_dir / 'policy' / 'config.json'}" in capsys.readouterr().out
+    policy = load_policy(run_dir / "policy", "cpu")
+    assert (policy.n_action_steps, policy.config.num_inference_steps) == (8, 8)
+    recorded = json.loads((run_dir / "policy" / "train_config.json").read_text())["policy"]
+    assert (recorded["n_action_steps"], recorded["num_inference_steps"]) == (8, 8)
+    assert {p.name: p.read_bytes() for p in shipped.iterdir()} == before
+    store = EpisodeStore.open(run_dir / "id_fit.zarr")
+    assert store.attrs["n_action_steps"] == 8
+    for i in range(store.n_episodes):
+        steps = store.episode_decisions(i, ["env_step"])["env_step"]
+        assert len(steps) > 1 and set(np.diff(steps)) == {8}
 
 
 def test_act_stage_refuses_an_unknown_response_before_anything_runs(tmp_path):

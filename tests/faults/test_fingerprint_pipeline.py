@@ -218,7 +218,9 @@ def test_the_shipped_checkpoint_is_used_only_for_the_task_and_settings_it_was_tr
         assert wrong[1].startswith("it reads observations {'agent_pos': (4,), 'object': (7,), 'obstacle': (4,)}, the demos hold")
         assert "its action has 4 dims, the demos' 2" in wrong
         assert reasons("pick_place.zarr", ["train.steps=100"]) == ["it was trained with steps=8000, this run asks for 100"]
-        assert reasons("pick_place.zarr", ["train.n_action_steps=8"]) == ["it was trained with policy.n_action_steps=4, this run asks for 8"]
+        assert reasons("pick_place.zarr", ["train.n_action_steps=8"]) == []  # sampling only: the pipeline's copy takes the run's
+        assert reasons("pick_place.zarr", ["train.overrides=['policy.horizon=8']"]) == \
+            ["it was trained with policy.horizon=16, this run asks for 8"]
 
 
 def test_the_deploy_stage_reads_the_file_evaluate_wrote_for_the_stores_task(tmp_path):
