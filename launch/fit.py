@@ -1,14 +1,18 @@
 """Fit a monitor's score models: python -m launch.fit data=<store> policy_dir=<ckpt> out=<dir> [monitor_file=<monitor_<task>.yaml from launch.evaluate>].
 
+A monitor already at ``out`` is refused before anything is fitted; ``overwrite=true`` replaces it.
+
 ``policy_factory=my_pkg.policies:load`` (called with ``device=``) replaces ``policy_dir`` for a policy from another stack.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import hydra
 from omegaconf import DictConfig, open_dict
 
-from fiper.monitor import save_monitor
+from fiper.monitor import check_replaceable, save_monitor
 from fiper.monitor.monitor_file import read_monitor_file
 from fiper.monitor.fitting import fit_monitor
 from fiper.monitor.spec import MonitorSpec
@@ -27,12 +31,14 @@ CHECKS = merged(THREADS, {
     "num_samples": optional(positive_int),
     "seed": seed,
     "progress": boolean,
+    "overwrite": boolean,
 })
 
 
 def run(cfg: DictConfig):
     validate(cfg, CHECKS, "fit")
     set_cpu_threads(cfg.cpu_threads)
+    check_replaceable(cfg.out, overwrite=bool(cfg.overwrite))  # before the fit: it may take long
     evaluated = read_monitor_file(cfg.monitor_file) if cfg.get("monitor_file") else None
     spec = evaluated["spec"] if evaluated else MonitorSpec.of(plain(cfg.monitor), source="fit config 'monitor'")
     num_samples = cfg.get("num_samples") or (evaluated["evaluated"].get("num_samples") if evaluated else None) or 32
@@ -50,8 +56,10 @@ def run(cfg: DictConfig):
     extra = {"fit": plain(cfg)}
     if evaluated:
         extra["monitor_file"] = {"file": str(cfg.monitor_file), "evaluated": evaluated["evaluated"]}
-    save_monitor(monitor, cfg.out, extra=extra, fit_data=fit_record(store, episodes))  # calibration refuses these episodes
+    save_monitor(monitor, cfg.out, extra=extra, fit_data=fit_record(store, episodes),  # calibration refuses these episodes
+                 overwrite=bool(cfg.overwrite))
     save_config(cfg, cfg.out, "fit_config.yaml")
+    (Path(cfg.out) / "calibrate_config.yaml").unlink(missing_ok=True)  # a replaced monitor's: this one is not calibrated
     print(f"fitted {', '.join(monitor.names)} on {data.n_decisions} decisions of {len(data.decision_ends)} episodes -> {cfg.out}")
     return monitor
 

@@ -4,7 +4,8 @@
                               configs, thresholds, fit_data (the store and episodes the scores were fitted on)
     <dir>/scores.safetensors  every score's tensors, keyed '<score name>/<tensor name>'
 
-Every damaged or foreign file raises MonitorFileError naming the file, what is wrong and the fix.
+Every damaged or foreign file raises MonitorFileError naming the file, what is wrong and the fix. A directory's
+monitor is replaced only by the monitor loaded from it (recalibrated), else only with ``overwrite=True``.
 """
 
 from __future__ import annotations
@@ -28,7 +29,9 @@ from fiper.scores.registry import score_from_state, score_id
 FORMAT, VERSION = "fiper-monitor", 1
 CONFIG_FILE, TENSOR_FILE = "monitor.json", "scores.safetensors"
 REQUIRED_KEYS = ("identity", "rule", "windows", "scores")
-REFIT = "re-create the directory with `python -m launch.fit` (then `python -m launch.calibrate`), or restore it from a copy"
+FITTED = (*REQUIRED_KEYS, "fit_data")  # what launch.fit writes and launch.calibrate keeps (it sets thresholds, spec, extra)
+REFIT = ("re-create the directory with `python -m launch.fit out=<dir> overwrite=true` (then `python -m launch.calibrate`), "
+         "or restore it from a copy")
 
 
 class MonitorFileError(ValueError):
@@ -39,14 +42,45 @@ def _error(path: Path, problem: str, fix: str = REFIT) -> MonitorFileError:
     return MonitorFileError(f"{path}: {problem}. Fix: {fix}")
 
 
+def _fitted_digest(config: dict[str, Any], tensors_sha256: str | None) -> str:
+    """sha256 of a saved monitor's fitted part, which calibration leaves as it is: its FITTED entries and score tensors."""
+    return hashlib.sha256(json.dumps([{k: config.get(k) for k in FITTED}, tensors_sha256], sort_keys=True).encode()).hexdigest()
+
+
+def check_replaceable(directory: str | os.PathLike, monitor: FailureMonitor | None = None, *, overwrite: bool = False) -> None:
+    """Refuse (FileExistsError) to replace the monitor ``directory`` holds with another: only the monitor loaded from (or
+    saved to) it, unchanged there since, is saved back (recalibrated); anything else needs ``overwrite=True``."""
+    directory = Path(directory)
+    if overwrite or not (directory / CONFIG_FILE).exists():
+        return
+    tensors = directory / TENSOR_FILE
+    try:
+        config = read_monitor_config(directory)
+        held = _fitted_digest(config, _sha256(tensors) if tensors.exists() else None)
+        state = "calibrated" if config.get("thresholds") is not None else "fitted, not calibrated"
+    except (MonitorFileError, OSError) as err:
+        held, state = None, f"{CONFIG_FILE} unreadable: {err}"
+    source, digest = getattr(monitor, "loaded_from", None) or (None, None)
+    here = source == str(directory.resolve())
+    if here and digest == held:
+        return
+    changed = ", changed since this monitor was loaded from it or saved there" if here else ""
+    raise FileExistsError(
+        f"{directory} already holds a monitor ({state}{changed}); saving another there would replace it, and a copy deployed "
+        "from it would no longer match its source. Fix: save to a new directory (out=<new dir>), or pass overwrite=True "
+        "(on the command line: overwrite=true) to replace it")
+
+
 def save_monitor(monitor: FailureMonitor, directory: str | os.PathLike, *, extra: dict[str, Any] | None = None,
-                 fit_data: dict[str, Any] | None = None) -> Path:
-    """Write the monitor (scores, windows, thresholds if calibrated) into ``directory``.
+                 fit_data: dict[str, Any] | None = None, overwrite: bool = False) -> Path:
+    """Write the monitor (scores, windows, thresholds if calibrated) into ``directory``; another monitor there is
+    refused unless ``overwrite`` (``check_replaceable``).
 
     ``fit_data`` (fiper.monitor.independence.fit_record) names the episodes the scores were fitted on,
     so calibration can refuse the same episodes; by default the monitor's own ``fit_data`` (set by
     load_monitor) is kept."""
     directory = Path(directory)
+    check_replaceable(directory, monitor, overwrite=overwrite)
     directory.mkdir(parents=True, exist_ok=True)
     tensors, score_configs = {}, {}
     for name, score in monitor.scores.items():
@@ -70,6 +104,7 @@ def save_monitor(monitor: FailureMonitor, directory: str | os.PathLike, *, extra
         save_file(tensors, str(tmp))
         config["tensors_sha256"] = _sha256(tmp)  # safetensors keeps no checksum: a flipped bit would load as another value
     write_atomic(directory / CONFIG_FILE, json.dumps(config, indent=2))  # last: the sha256 ties the tensors to it
+    monitor.loaded_from = (str(directory.resolve()), _fitted_digest(json.loads(json.dumps(config)), config["tensors_sha256"]))
     return directory
 
 
@@ -119,8 +154,8 @@ def load_monitor(directory: str | os.PathLike, *, policy: Any = None, device: st
     tensor_path = directory / TENSOR_FILE
     if not tensor_path.exists():
         raise FileNotFoundError(f"{tensor_path} is missing: the monitor directory is incomplete; re-run `python -m launch.fit`")
-    recorded = config.get("tensors_sha256")  # absent in files written before it was recorded
-    if recorded is not None and _sha256(tensor_path) != recorded:
+    recorded, held = config.get("tensors_sha256"), _sha256(tensor_path)  # recorded: absent in older files
+    if recorded is not None and held != recorded:
         raise _error(tensor_path, f"its bytes differ from the sha256 recorded in {CONFIG_FILE} when both were saved (changed or "
                      "damaged since, or one of the two files was replaced)")
     try:
@@ -149,6 +184,7 @@ def load_monitor(directory: str | os.PathLike, *, policy: Any = None, device: st
     monitor = FailureMonitor(scores, identity, windows=config["windows"], rule=config["rule"], thresholds=thresholds,
                              threshold_type=spec.get("threshold_type", "constant"), joint=bool(spec.get("joint", False)))
     monitor.fit_data = config.get("fit_data")  # kept by save_monitor, checked by launch.calibrate
+    monitor.loaded_from = (str(directory.resolve()), _fitted_digest(config, held))  # save_monitor writes it back here only
     return monitor
 
 

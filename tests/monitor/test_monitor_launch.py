@@ -100,3 +100,39 @@ def test_fit_on_rollouts_without_a_success_counts_them_and_names_the_fixes(tmp_p
                                          r"train it longer or on more demonstrations.*info\['is_success'\]"):
         run(fit, "fit", [f"data={store}", f"out={tmp_path / 'monitor'}", *SMALL])
     assert not (tmp_path / "monitor").exists()
+
+
+def test_fit_refuses_to_replace_a_monitor_unless_overwrite(tmp_path):
+    """launch.fit into a folder holding a monitor is refused before fitting, naming the folder and overwrite=true;
+    launch.calibrate still writes the thresholds into the folder launch.fit wrote, and recalibrates it."""
+    fit_store, cal_store = write_rollouts(tmp_path / "fit.zarr", 8, seed=0), write_rollouts(tmp_path / "cal.zarr", 25, seed=1)
+    out = tmp_path / "monitor"
+    run(fit, "fit", [f"data={fit_store}", f"out={out}", *SMALL])
+    for delta in ("0.1", "0.2"):
+        run(calibrate, "calibrate", [f"data={cal_store}", f"monitor_dir={out}", f"delta={delta}", "threshold_type=constant"])
+    saved = {p.name: p.read_bytes() for p in out.iterdir()}
+    with pytest.raises(FileExistsError, match=rf"{out} already holds a monitor \(calibrated\).*overwrite=true"):
+        run(fit, "fit", [f"data={fit_store}", f"out={out}", *SMALL, "monitor.windows={rnd_oe: 1, ace: 1}"])
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == saved and load_monitor(out).delta == 0.2
+    run(fit, "fit", [f"data={fit_store}", f"out={out}", *SMALL, "monitor.windows={rnd_oe: 1, ace: 1}", "overwrite=true"])
+    replaced = load_monitor(out)
+    assert not replaced.calibrated and replaced.windows == {"rnd_oe": 1, "ace": 1} and not (out / "calibrate_config.yaml").exists()
+
+
+def test_save_monitor_replaces_only_the_monitor_loaded_from_the_folder(tmp_path):
+    """save_monitor writes a loaded monitor back (recalibrated) but refuses another one, or the folder's monitor
+    replaced since it was loaded, unless overwrite=True."""
+    from fiper.monitor import save_monitor
+
+    out = tmp_path / "monitor"
+    first = run(fit, "fit", [f"data={write_rollouts(tmp_path / 'a.zarr', 8, seed=0)}", f"out={out}", *SMALL])
+    other = run(fit, "fit", [f"data={write_rollouts(tmp_path / 'b.zarr', 8, seed=2)}", f"out={tmp_path / 'other'}", *SMALL])
+    loaded = load_monitor(out)
+    save_monitor(loaded, out, extra={"note": "saved back"})
+    save_monitor(first, out)  # the monitor written there, saved again
+    with pytest.raises(FileExistsError, match=rf"{out} already holds a monitor \(fitted, not calibrated\).*overwrite=True"):
+        save_monitor(other, out)
+    save_monitor(other, out, overwrite=True)
+    with pytest.raises(FileExistsError, match=r"changed since this monitor was loaded from it or saved there"):
+        save_monitor(loaded, out)
+    assert (out / "scores.safetensors").read_bytes() == (tmp_path / "other" / "scores.safetensors").read_bytes()
