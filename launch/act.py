@@ -38,7 +38,6 @@ from fiper.gym_api import reset_env
 from fiper.interventions import FALLBACKS, building
 from fiper.interventions.context import uses_positions
 from fiper.monitor import load_monitor
-from fiper.monitor.identity import policy_fingerprint
 from launch.act_videos import check_rendering, write_videos
 from launch.common import check_guidance, load_policy_from, plain, resolve_device, save_config, set_cpu_threads
 from launch.stress import (SWEEP_CHECKS, action_context, built_response, check_observations, check_steering_layout,
@@ -261,12 +260,11 @@ def run(cfg: DictConfig):
     finally:
         probe.close()
     without_path, arm_paths = store_paths(cfg.out, names)
-    attrs = {"act_config": plain(cfg), "task": task, "control_period_s": period, "n_action_steps": policy.n_action_steps,
-             "num_samples": num_samples, "policy_fingerprint": policy_fingerprint(policy)}
-    recorders = {WITHOUT: RolloutRecorder(without_path, attrs={**attrs, "response": WITHOUT, "intervention": "none"},
+    attrs = {"act_config": plain(cfg), "task": task, "control_period_s": period, "num_samples": num_samples}
+    recorders = {WITHOUT: RolloutRecorder(without_path, attrs={**attrs, "response": WITHOUT, "intervention": "none"}, policy=policy,
                                           fingerprint=arm_fingerprint(cfg, None, num_samples, policy), overwrite=cfg.overwrite)}
     for name in names:
-        recorders[name] = RolloutRecorder(arm_paths[name], score_names=monitor.names,
+        recorders[name] = RolloutRecorder(arm_paths[name], score_names=monitor.names, policy=policy,
                                           attrs={**attrs, "response": name, "intervention": type(responses[name]).__name__},
                                           fingerprint=arm_fingerprint(cfg, configs[name], num_samples, policy), overwrite=cfg.overwrite)
     seeds = list(range(cfg.seeds.start, cfg.seeds.start + cfg.seeds.count))

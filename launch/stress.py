@@ -30,7 +30,6 @@ from fiper.gym_api import reset_env
 from fiper.interventions import FallbackContext, response_from_config
 from fiper.interventions.context import ACTION_MODES, refuse_effort, uses_positions
 from fiper.monitor import load_monitor
-from fiper.monitor.identity import policy_fingerprint
 from launch.common import check_guidance, load_policy_from, plain, policy_digest, resolve_device, set_cpu_threads
 from launch.validate import (ENV_CHECKS, RESUMES, THREADS, boolean, cells, choice, existing_path, integer, list_of, mapping_of_text,
                              merged, optional, policy_rules, positive_int, reported, seconds_per_step, seed, text, validate)
@@ -256,11 +255,9 @@ def run(cfg: DictConfig):
         probe.close()
     agent = MonitoredPolicy(policy, monitor, response=response, context=context, num_samples=num_samples,
                             execute=cfg.execute, seed=cfg.seeds.start)
-    attrs = {"stress_config": plain(cfg), "task": task, "control_period_s": period,
-             "n_action_steps": policy.n_action_steps, "num_samples": agent.num_samples,
-             "policy_fingerprint": policy_fingerprint(policy),  # launch.fit from these decisions records it in the monitor
+    attrs = {"stress_config": plain(cfg), "task": task, "control_period_s": period, "num_samples": agent.num_samples,
              "intervention": type(response).__name__ if response is not None else "none"}
-    recorder = RolloutRecorder(cfg.out, score_names=monitor.names if monitor else (), attrs=attrs,
+    recorder = RolloutRecorder(cfg.out, score_names=monitor.names if monitor else (), attrs=attrs, policy=policy,
                                fingerprint=store_fingerprint(cfg, agent.num_samples, policy), overwrite=cfg.get("overwrite", False))
     seeds = range(cfg.seeds.start, cfg.seeds.start + cfg.seeds.count)
     try:

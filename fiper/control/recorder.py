@@ -8,8 +8,9 @@ from typing import Any
 
 import numpy as np
 
-from fiper.control.monitored_policy import Decision
+from fiper.control.monitored_policy import Decision, MonitoredPolicy
 from fiper.fingerprint import FingerprintMismatch, differences, same, software_versions
+from fiper.monitor.identity import policy_fingerprint
 from fiper.storage import EpisodeStore
 
 TIMING_PHASES = ("encode", "sample", "monitor", "intervention", "total")
@@ -61,6 +62,15 @@ def episode_meta(decisions: Sequence[Decision], labels: Mapping[str, Any]) -> di
     return meta
 
 
+def policy_attrs(policy: Any) -> dict[str, Any]:
+    """What a store records of the policy that acted (a GenerativePolicy, or the MonitoredPolicy running one): its
+    weights fingerprint, which a monitor fitted on the store then carries, and its env steps per decision."""
+    inner = policy.policy if isinstance(policy, MonitoredPolicy) else policy
+    steps = getattr(inner, "n_action_steps", None)
+    return {"policy_fingerprint": policy_fingerprint(inner),
+            **({"n_action_steps": int(steps)} if isinstance(steps, (int, np.integer)) and not isinstance(steps, bool) else {})}
+
+
 class RolloutRecorder:
     """Appends monitored episodes to a rollout store, one atomic episode at a time.
 
@@ -70,13 +80,20 @@ class RolloutRecorder:
     sampling settings) the store records it, and an existing store made by a different fingerprint
     is refused (FingerprintMismatch naming the keys that differ): a store never mixes episodes of
     different origins. ``overwrite=True`` replaces an existing store at the first episode instead.
-    An existing store without episodes is replaced likewise (nothing is lost).
+    An existing store without episodes is replaced likewise (nothing is lost). With ``policy`` (the policy, or the
+    MonitoredPolicy running it) the store records ``policy_attrs`` and refuses episodes of another policy's weights.
     """
 
     def __init__(self, path: Any, *, score_names: Sequence[str] = (), attrs: Mapping[str, Any] | None = None,
-                 sample_dtype: str = "float16", fingerprint: Mapping[str, Any] | None = None, overwrite: bool = False):
+                 sample_dtype: str = "float16", fingerprint: Mapping[str, Any] | None = None, overwrite: bool = False,
+                 policy: Any = None):
         self.path = Path(path)
-        self.attrs = {"software": software_versions(), **dict(attrs or {}), **({"fingerprint": dict(fingerprint)} if fingerprint else {})}
+        known, given = policy_attrs(policy) if policy is not None else {}, dict(attrs or {})
+        clash = sorted(k for k in known if k in given and given[k] != known[k])
+        if clash:
+            raise ValueError(f"RolloutRecorder({self.path}): attrs {', '.join(f'{k}={given[k]!r}' for k in clash)} contradict the "
+                             f"policy given ({', '.join(f'{k}={known[k]!r}' for k in clash)}); leave them out of attrs, policy= records them")
+        self.attrs = {"software": software_versions(), **known, **given, **({"fingerprint": dict(fingerprint)} if fingerprint else {})}
         self.fingerprint = dict(fingerprint) if fingerprint else None
         self.score_names, self.sample_dtype = tuple(score_names), sample_dtype
         self.store: EpisodeStore | None = None
@@ -98,21 +115,31 @@ class RolloutRecorder:
                 "episodes of different origins: record into a new store (out=<new path>), replace this one (overwrite=true; "
                 f"its episodes are deleted), or install mujoco=={was} to finish it")
         recorded = store.attrs.get("fingerprint")
-        if recorded is None and self.fingerprint is None:
-            return  # neither side says where its episodes come from (a library user's own store)
-        if same(recorded, self.fingerprint or {"digest": None}):
-            return
-        if recorded is None:
+        if recorded is None and self.fingerprint is None:  # a library user's own store: the policy's weights, if both record them
+            why = self._other_policy(store)
+        elif same(recorded, self.fingerprint or {"digest": None}):
+            why = None
+        elif recorded is None:
             why = "it records no fingerprint of the policy, monitor and env that produced its episodes"
         elif self.fingerprint is None:
             why = "it records a fingerprint and this recorder was given none"
         else:
             why = "its episodes came from different settings: " + "; ".join(differences(recorded, self.fingerprint))
+        if why is None:
+            return
         raise FingerprintMismatch(
             f"refusing to append to {self.path} ({store.n_episodes} episodes): {why}. A store never mixes episodes of "
             "different origins: record into a new store (out=<new path>), or replace this one (overwrite=true; "
             "its episodes are deleted)"
         )
+
+    def _other_policy(self, store: EpisodeStore) -> str | None:
+        """Why the store's episodes come from other weights than this recorder's policy (None: they do not, or one side is unknown)."""
+        was, now = store.attrs.get("policy_fingerprint"), self.attrs.get("policy_fingerprint")
+        if was and now and was != now:
+            return (f"its episodes were recorded by another policy (weights sha256 {str(was)[:12]}, this one's {str(now)[:12]}), "
+                    "and a monitor fitted on both would describe neither")
+        return None
 
     def write(self, steps: Mapping[str, np.ndarray], decisions: Sequence[Decision], labels: Mapping[str, Any]) -> int:
         """Append one episode: per-step arrays (T, ...), its decisions, and its labels."""
