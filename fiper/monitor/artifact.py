@@ -153,7 +153,8 @@ def load_monitor(directory: str | os.PathLike, *, policy: Any = None, device: st
         device = getattr(policy, "device", device)
     tensor_path = directory / TENSOR_FILE
     if not tensor_path.exists():
-        raise FileNotFoundError(f"{tensor_path} is missing: the monitor directory is incomplete; re-run `python -m launch.fit`")
+        raise FileNotFoundError(f"{tensor_path} is missing: the monitor directory is incomplete; re-run `python -m launch.fit "
+                                f"out={directory} overwrite=true`")
     recorded, held = config.get("tensors_sha256"), _sha256(tensor_path)  # recorded: absent in older files
     if recorded is not None and held != recorded:
         raise _error(tensor_path, f"its bytes differ from the sha256 recorded in {CONFIG_FILE} when both were saved (changed or "
