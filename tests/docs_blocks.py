@@ -163,8 +163,10 @@ assert raw["speed"].shape == (30,) and (raw["speed"] > 0).all() and isinstance(m
             info = next(i for i in result.infos if i["decision"])
             assert {"alarm", "reason", "ratios", "intervention", "timing_ms", "overrun"} <= set(info)
             assert {"encode", "sample", "monitor", "intervention", "total"} <= set(info["timing_ms"])
+            from fiper.monitor.identity import policy_fingerprint
             store = EpisodeStore.open("runs/rollouts.zarr")
             assert store.n_episodes == 1 and {"embedding", "samples", "alarm", "intervention"} <= set(store.decision_keys)
+            assert store.attrs["policy_fingerprint"] == policy_fingerprint(policy)
         """),
     ("docs/control_loop.md", "# on a robot: record rollouts of the policy alone, with its decisions"): Block(
         prelude="""
@@ -193,12 +195,14 @@ assert raw["speed"].shape == (30,) and (raw["speed"] > 0).all() and isinstance(m
         provides=("policy", "start_episode", "episode_over", "get_observation", "send_action", "episode_succeeded"),
         check="""
             from fiper.monitor.decision_data import load_decisions, successful_in_distribution
+            from fiper.monitor.identity import policy_fingerprint
             from fiper.storage import EpisodeStore
             for path in ("runs/id_fit.zarr", "runs/id_cal.zarr"):
                 store = EpisodeStore.open(path)
                 assert store.n_episodes == 3 and {"embedding", "samples", "env_step"} <= set(store.decision_keys)
                 data, identity = load_decisions(store, episodes=successful_in_distribution(store))
                 assert identity.fingerprint == policy_fingerprint(policy) and len(data.decision_ends) == 3
+                assert identity.n_action_steps == policy.n_action_steps
         """),
     ("docs/control_loop.md", "from fiper.control import DeadlinePolicy, MonitoredPolicy"): Block(
         prelude="""
