@@ -77,7 +77,6 @@ CHECKS = {
     "act.videos": boolean, "act.video_size": optional(integer(16, example=160)), "act.overrides": list_of(text, non_empty=False, example="['response_configs.steer.steering.guide_scale=40.0']"),
 }
 ACT_STAGE = "act on the chosen monitor's alarms"
-REFIT = "overwrite=true"  # a fit stage writes into its own output: a rerun set it aside first, a resumed run refits its partial one
 CONFIG_FILE = "pipeline_config.yaml"
 
 
@@ -182,7 +181,7 @@ def _steps(cfg: DictConfig, run_dir: Path, choice: Path | None) -> dict[str, lis
                                                          f"seeds.count={r.calibration_episodes}"])],
         "fit + calibrate monitor": [
             Step(fit, "fit", [threads, f"data={fit_store}", policy_arg, f"out={monitor}", f"num_samples={r.num_samples}",
-                              f"device={cfg.device}", REFIT, *(f"++monitor.{k}={override_literal(v)}" for k, v in m.items())]),
+                              f"device={cfg.device}", "overwrite=true", *(f"++monitor.{k}={override_literal(v)}" for k, v in m.items())]),
             Step(calibrate, "calibrate", [threads, f"data={cal_store}", policy_arg, f"monitor_dir={monitor}",
                                           f"delta={m['delta']}",  # threshold type and joint flag: the fitted spec's
                                           f"device={cfg.device}"])],
@@ -193,7 +192,7 @@ def _steps(cfg: DictConfig, run_dir: Path, choice: Path | None) -> dict[str, lis
                                                  f"device={cfg.device}", f"seed={cfg.seed}", *evaluate_overrides(cfg)])],
         "fit + calibrate the chosen monitor": [
             Step(fit, "fit", [threads, f"data={fit_store}", policy_arg, f"out={chosen}", f"monitor_file={choice}",
-                              f"device={cfg.device}", REFIT]),
+                              f"device={cfg.device}", "overwrite=true"]),  # its own output, set aside on a rerun
             Step(calibrate, "calibrate", [threads, f"data={cal_store}", policy_arg, f"monitor_dir={chosen}",
                                           f"delta={cfg.deploy_delta}", f"device={cfg.device}"])],
         **({ACT_STAGE: [Step(act, "act", _act_overrides(cfg, run_dir, [*env, threads, factories, policy_arg]))]} if cfg.get("act") else {}),
