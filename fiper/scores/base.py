@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import copy
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
@@ -189,10 +189,10 @@ class ScoreBase(ABC):
         """Fit models / constants on validated fit tensors (on ``self.device``, ``self.dtype``); a score
         that reads the observation also gets ``observations={key: (N, *shape)}`` (lazy: slice it)."""
 
-    def _score(self, embeddings: Tensor | None, samples: Tensor | None) -> Tensor:
-        """Scores (n,) of n decisions: embeddings (n, D), samples (n, B, H, A), already validated (and
-        ``observations={key: (n, *shape)}`` host arrays, unchecked, for a score that reads them)."""
-        raise NotImplementedError(f"{type(self).__name__} calls ScoreBase's _score: implement _score(embeddings, samples)")
+    # _score(embeddings (n, D), samples (n, B, H, A), already validated; observations={key: (n, *shape)} host arrays,
+    # unchecked, for a score that reads them) -> scores (n,). A score with history that overrides _step and
+    # score_offline needs none: construction refuses a score lacking it where ScoreBase would call it.
+    _score: ClassVar[Callable[..., Tensor] | None] = None
 
     def _tensors(self) -> dict[str, Tensor]:
         return {}
