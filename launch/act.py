@@ -45,7 +45,7 @@ from launch.stress import (SWEEP_CHECKS, action_context, built_response, check_o
 from launch.validate import (ENV_CHECKS, RESUMES, THREADS, Bad, boolean, existing_path, integer, merged, optional, reported,
                              target, validate)
 
-PRESETS = Path(__file__).resolve().parent / "conf" / "intervention"
+PRESETS = Path(__file__).resolve().parent / "conf" / "response"
 WITHOUT = "without"  # the arm without fiper; its store is <out>/without.zarr
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
 
@@ -138,13 +138,13 @@ def check_responses(configs: Mapping[str, Any], env: Any, where: str) -> dict[st
     return responses
 
 
-def arm_fingerprint(cfg: DictConfig, intervention: dict[str, Any] | None, num_samples: int, policy: Any = None) -> dict[str, Any]:
+def arm_fingerprint(cfg: DictConfig, response: dict[str, Any] | None, num_samples: int, policy: Any = None) -> dict[str, Any]:
     """launch.stress's store fingerprint for one arm: without fiper (no monitor, no response) or one response; a
     ``policy_factory`` is recorded by its name and the policy's weights fingerprint."""
     keys = ("policy_dir", "policy_factory", "env", "factories", "execute", "context", "record_keys")
     arm = OmegaConf.create({k: plain(cfg.get(k)) for k in keys})
-    arm.monitor_dir = cfg.monitor_dir if intervention is not None else None
-    arm.intervention = intervention
+    arm.monitor_dir = cfg.monitor_dir if response is not None else None
+    arm.response = response
     return store_fingerprint(arm, num_samples, policy)
 
 
@@ -261,11 +261,11 @@ def run(cfg: DictConfig):
         probe.close()
     without_path, arm_paths = store_paths(cfg.out, names)
     attrs = {"act_config": plain(cfg), "task": task, "control_period_s": period, "num_samples": num_samples}
-    recorders = {WITHOUT: RolloutRecorder(without_path, attrs={**attrs, "response": WITHOUT, "intervention": "none"}, policy=policy,
+    recorders = {WITHOUT: RolloutRecorder(without_path, attrs={**attrs, "response": WITHOUT, "response_type": "none"}, policy=policy,
                                           fingerprint=arm_fingerprint(cfg, None, num_samples, policy), overwrite=cfg.overwrite)}
     for name in names:
         recorders[name] = RolloutRecorder(arm_paths[name], score_names=monitor.names, policy=policy,
-                                          attrs={**attrs, "response": name, "intervention": type(responses[name]).__name__},
+                                          attrs={**attrs, "response": name, "response_type": type(responses[name]).__name__},
                                           fingerprint=arm_fingerprint(cfg, configs[name], num_samples, policy), overwrite=cfg.overwrite)
     seeds = list(range(cfg.seeds.start, cfg.seeds.start + cfg.seeds.count))
     with policy_faults_named():

@@ -119,7 +119,7 @@ def check_guidance(policy: Any, responses: Mapping[str, Any], where: str) -> Non
         names = ", ".join(steering)
         raise ValueError(f"{where}: {names} steers the policy's sampling, but its sample(..., guidance=) raised "
                          f"{type(err).__name__}: {err}. Drop {names} (the pipeline's act.responses, launch.stress "
-                         "intervention=) or give the adapter guidance support (docs/adapters.md)") from None
+                         "response=) or give the adapter guidance support (docs/adapters.md)") from None
 
 
 def policy_digest(cfg: Any, policy: Any) -> Any:

@@ -172,8 +172,10 @@ class Stages:
         if code_only and self.code_changes == "keep":
             names = [c.split(":", 1)[0].removeprefix("code.") for c in code_only if c.startswith("code.")]
             files = ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
-            added = [c.split(": (absent)", 1)[0] for c in code_only if not c.startswith("code.")]
+            added = [c.split(": (absent)", 1)[0] for c in code_only if ": (absent)" in c and not c.startswith("code.")]
+            gone = [c.split(":", 1)[0] for c in code_only if c.endswith("-> (absent)")]
             also = f"; settings added since, at values that do what the old code did: {', '.join(added)}" if added else ""
+            also += f"; settings no longer read, recorded as null: {', '.join(gone)}" if gone else ""
             print(f"[{name}] kept (code_changes=keep): its configs and inputs are unchanged, only source files it ran changed "
                   f"({files}){also}; the output is what the old code made: {output}", flush=True)
             return output
@@ -207,15 +209,17 @@ class Stages:
         return output
 
     def _code_only_change(self, output: Path, fingerprint: dict[str, Any]) -> list[str]:
-        """The changed keys when each is a source file's digest (``code.*``) or a setting the record lacks whose value does
-        what the version that wrote it did (null, or AS_BEFORE), else []."""
+        """The changed keys when each is a source file's digest (``code.*``), a setting the record lacks whose value does
+        what the version that wrote it did (null, or AS_BEFORE), or a setting no longer read that the record holds as null
+        (one renamed, or dropped while off), else []."""
         recorded = self.recorded(output)
         if not recorded:
             return []
         old, new = recorded.get("values", {}), fingerprint.get("values", {})
         changed = differences(recorded, fingerprint)
         keys = [c.split(": ", 1)[0] for c in changed]
-        code_like = all(k.startswith("code.") or (k not in old and k in new and _as_before(k, new[k])) for k in keys)
+        code_like = all(k.startswith("code.") or (k not in old and k in new and _as_before(k, new[k]))
+                        or (k in old and k not in new and old[k] is None) for k in keys)
         return changed if changed and code_like else []
 
     def _set_aside(self, name: str, output: Path, done: Path) -> None:

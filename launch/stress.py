@@ -3,7 +3,7 @@
 ``policy_factory=my_pkg.policies:load`` (called with ``device=``, returning a GenerativePolicy) replaces
 ``policy_dir`` for a policy from another stack (docs/adapters.md).
 
-``intervention=<hold|stop|retreat|steer_keep_out|...>`` (launch/conf/intervention) acts on the
+``response=<hold|stop|retreat|steer_keep_out|...>`` (launch/conf/response) acts on the
 monitor's alarms during the sweep; the recorder stores what was done at every decision. The store
 records the fingerprint of what produced its episodes (``store_fingerprint``); a rerun into it
 resumes only with the same fingerprint, else it is refused naming the keys that differ.
@@ -12,6 +12,7 @@ resumes only with the same fingerprint, else it is refused naming the keys that 
 from __future__ import annotations
 
 import inspect
+import sys
 from typing import Any
 
 import hydra
@@ -32,7 +33,8 @@ from fiper.interventions.context import ACTION_MODES, refuse_effort, uses_positi
 from fiper.monitor import load_monitor
 from launch.common import check_guidance, load_policy_from, plain, policy_digest, resolve_device, set_cpu_threads
 from launch.validate import (ENV_CHECKS, RESUMES, THREADS, boolean, cells, choice, existing_path, integer, list_of, mapping_of_text,
-                             merged, optional, policy_rules, positive_int, reported, seconds_per_step, seed, text, validate)
+                             merged, optional, policy_rules, positive_int, refuse_renamed, reported, seconds_per_step, seed, text,
+                             validate)
 
 # what every sweep of rollouts over cells x seeds takes (launch.stress and launch.act)
 SWEEP_CHECKS = {
@@ -184,17 +186,17 @@ def built_response(config: dict[str, Any], where: str, prefix: str = "", also: s
 
 
 def build_response(cfg: DictConfig, monitor, policy, probe):
-    """(GradedResponse, FallbackContext) from the ``intervention`` group, or (None, None) without one."""
-    spec = cfg.get("intervention")
+    """(GradedResponse, FallbackContext) from the ``response`` group, or (None, None) without one."""
+    spec = cfg.get("response")
     if spec is None:
         return None, None
     if monitor is None:
-        raise ValueError("intervention= acts on the monitor's alarms: pass monitor_dir=<fitted + calibrated monitor> too")
-    response = built_response(plain(spec), "intervention", "launch.stress (nothing has run yet): ")
+        raise ValueError("response= acts on the monitor's alarms: pass monitor_dir=<fitted + calibrated monitor> too")
+    response = built_response(plain(spec), "response", "launch.stress (nothing has run yet): ")
     if response.fallback is None:
         return response, None
     context = action_context(plain(cfg.context), policy.action_dim, probe, positions=uses_positions(response))
-    check_steering_layout(response, context, "intervention.steering")
+    check_steering_layout(response, context, "response.steering")
     return response, context
 
 
@@ -217,6 +219,9 @@ def fingerprinted_context(context: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in context.items() if not (k in ("agent_pos_key", "agent_pos_dims") and v is None)}
 
 
+RESPONSE_KEY = "intervention"  # the name stores' fingerprints hold the response under: another name would refuse their resume
+
+
 def store_fingerprint(cfg: DictConfig, num_samples: int, policy: Any = None) -> dict[str, Any]:
     """What produced a store's episodes: policy and monitor files, env (with its shifts) and sampling settings.
 
@@ -228,8 +233,8 @@ def store_fingerprint(cfg: DictConfig, num_samples: int, policy: Any = None) -> 
         "env": plain(cfg.env),
         "factories": plain(cfg.factories),
         "sampling": {"num_samples": int(num_samples), "execute": cfg.execute},
-        "intervention": plain(cfg.get("intervention")),
-        "context": fingerprinted_context(plain(cfg.context)) if cfg.get("intervention") is not None else None,
+        RESPONSE_KEY: plain(cfg.get("response")),
+        "context": fingerprinted_context(plain(cfg.context)) if cfg.get("response") is not None else None,
         "record_keys": plain(cfg.record_keys),
     })
 
@@ -250,13 +255,13 @@ def run(cfg: DictConfig):
         task = env_task_name(probe, env_cfg.get("name"))
         period = control_period_s(probe, env_cfg.get("control_period_s"), env_name=task)
         response, context = build_response(cfg, monitor, policy, probe)
-        check_guidance(policy, {"the intervention": response}, "launch.stress (nothing has run yet)")
+        check_guidance(policy, {"the response": response}, "launch.stress (nothing has run yet)")
     finally:
         probe.close()
     agent = MonitoredPolicy(policy, monitor, response=response, context=context, num_samples=num_samples,
                             execute=cfg.execute, seed=cfg.seeds.start)
     attrs = {"stress_config": plain(cfg), "task": task, "control_period_s": period, "num_samples": agent.num_samples,
-             "intervention": type(response).__name__ if response is not None else "none"}
+             "response_type": type(response).__name__ if response is not None else "none"}
     recorder = RolloutRecorder(cfg.out, score_names=monitor.names if monitor else (), attrs=attrs, policy=policy,
                                fingerprint=store_fingerprint(cfg, agent.num_samples, policy), overwrite=cfg.get("overwrite", False))
     seeds = range(cfg.seeds.start, cfg.seeds.start + cfg.seeds.count)
@@ -266,10 +271,10 @@ def run(cfg: DictConfig):
     except FailSafeError as err:
         if err.source == "fallback":
             raise ValueError(f"{err}. A fallback that gives no safe action stops launch.stress: fix the fallback of "
-                             "intervention= (the episodes recorded before this one are kept and a rerun resumes after "
+                             "response= (the episodes recorded before this one are kept and a rerun resumes after "
                              "them)") from err
         raise ValueError(f"{err}. In launch.stress: fix {fault_owner(err)} (the cause above; the episodes recorded before this one are "
-                         "kept and a rerun resumes after them), or answer faults with a fallback: intervention=hold (with "
+                         "kept and a rerun resumes after them), or answer faults with a fallback: response=hold (with "
                          "monitor_dir=<fitted + calibrated monitor>)") from err
     print(summary.table())
     return summary
@@ -282,4 +287,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    refuse_renamed(sys.argv[1:], {"intervention": "response"}, "launch.stress")
     main()

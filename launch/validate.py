@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import os
 import sys
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -289,6 +289,16 @@ def reported(interrupted: str = "") -> Iterator[None]:
             raise
         notes = "".join(f"\n{note}" for note in getattr(err, "__notes__", ()))  # e.g. which env factory raised it
         raise SystemExit(f"error: {err}{notes}\n(set FIPER_TRACEBACK=1 for the traceback)") from None
+
+
+def refuse_renamed(overrides: Iterable[str], renamed: Mapping[str, str], command: str) -> None:
+    """End ``command`` naming the setting to use when an override names one by another word (``renamed``: old -> new),
+    instead of Hydra's 'not in struct' error."""
+    for arg in overrides:
+        head = arg.lstrip("+~").split("=", 1)[0].split(".", 1)[0]
+        if head in renamed:
+            fixed = arg.replace(head, renamed[head], 1)
+            raise SystemExit(f"error: {command} has no setting {head!r}; it is called {renamed[head]!r}: {fixed}")
 
 
 def merged(*rule_sets: Mapping[str, Check]) -> dict[str, Check]:

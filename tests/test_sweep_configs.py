@@ -39,3 +39,13 @@ def test_a_refused_job_raises_its_error_instead_of_exiting(preset):
     """launch.* exit with the message alone unless FIPER_TRACEBACK is set; a bare exit in a pool worker stops
     the other jobs (joblib) or kills the worker (Ray), so these presets set it for their jobs."""
     assert _compose("stress", f"hydra/launcher={preset}").hydra.job.env_set.FIPER_TRACEBACK == "1"
+
+
+def test_a_response_composes_from_its_group_and_the_other_word_for_it_is_refused_naming_the_setting(capsys):
+    from launch.validate import refuse_renamed
+
+    assert _compose("stress", "response=hold").response.fallback.name == "hold"
+    with pytest.raises(SystemExit, match=r"launch.stress has no setting 'intervention'; it is called 'response': "
+                                         r"response.steering.num_particles=8"):
+        refuse_renamed(["out=x", "intervention.steering.num_particles=8"], {"intervention": "response"}, "launch.stress")
+    refuse_renamed(["out=x", "response=hold", "interventions=1"], {"intervention": "response"}, "launch.stress")  # others pass

@@ -11,7 +11,7 @@
 ``FALLBACKS`` (``register_fallback``), reward programs from ``REWARDS`` (``register_reward``). A part of
 your own needs no registering: ``name`` (or ``kind``) may be its import path, ``'file.py:name'`` or
 ``'package.module:name'``, built with the other settings. This is how
-``launch/conf/intervention/*.yaml`` are built, the same way monitor configs name their scores.
+``launch/conf/response/*.yaml`` are built, the same way monitor configs name their scores.
 """
 
 from __future__ import annotations

@@ -79,7 +79,7 @@ def test_exactly_one_policy_source_and_the_factory_must_return_a_policy(tmp_path
 
 def test_a_failsafe_in_a_sweep_without_a_fallback_names_the_command_line_fixes(tmp_path):
     with pytest.raises(ValueError, match=r"fail-safe alarm at env step 0, the chunk to execute holds .* non-finite actions.*"
-                                         r"launch.stress: fix the policy.*or answer faults with a fallback: intervention=hold"):
+                                         r"launch.stress: fix the policy.*or answer faults with a fallback: response=hold"):
         run(stress, "stress", [*SHORT, "policy_factory=external_policies:nan_sampling", f"out={tmp_path / 'r.zarr'}",
                                "seeds.count=1"])
 

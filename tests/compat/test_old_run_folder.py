@@ -64,3 +64,20 @@ def test_keep_reuses_a_stage_whose_record_lacks_a_setting_added_later_as_null_an
     assert runs == ["old", "new"] and "kept (code_changes=keep)" in capsys.readouterr().out
     run({"seeds": 4, "context": {"agent_pos_dims": None}, "failed_demos": "skip"}, "newer")  # another value is a change
     assert runs == ["old", "new", "newer"] and "config.failed_demos: (absent) -> \"skip\"" in capsys.readouterr().out
+
+
+def test_keep_reuses_a_stage_whose_record_holds_a_renamed_setting_as_null_and_no_other(tmp_path, capsys):
+    run_dir, runs = tmp_path / "run", []
+    run_dir.mkdir()
+    out = run_dir / "stress.zarr"
+
+    def run(config: dict, code: str) -> None:
+        Stages(run_dir, "keep").run("stress rollouts", out, make_fingerprint({"config": config, "code": {"fiper/x.py": code}}),
+                                    lambda: (runs.append(code), _store(out, code)))
+
+    run({"seeds": 4, "intervention": None}, "old")
+    run({"seeds": 4, "response": None}, "new")  # the setting under another name, off in both
+    log = capsys.readouterr().out
+    assert runs == ["old"] and "settings no longer read, recorded as null: config.intervention" in log
+    run({"seeds": 4, "response": "hold"}, "newer")  # set: a change, never kept
+    assert runs == ["old", "newer"] and 'config.response: (absent) -> "hold"' in capsys.readouterr().out

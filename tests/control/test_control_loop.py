@@ -208,7 +208,7 @@ def test_a_failing_reward_program_hands_over_to_the_fallback(setup):
 
 
 def test_stress_sweep_with_hold_intervention_holds_after_the_alarm(setup, tmp_path):
-    """launch.stress intervention=hold: the recorded store shows the fallback from the first alarm on."""
+    """launch.stress response=hold: the recorded store shows the fallback from the first alarm on."""
     from hydra import compose, initialize_config_dir
 
     from fiper.monitor import save_monitor
@@ -217,7 +217,7 @@ def test_stress_sweep_with_hold_intervention_holds_after_the_alarm(setup, tmp_pa
     root, policy, monitor = setup
     save_monitor(alarm_from(monitor, 2), tmp_path / "monitor")
     overrides = [f"policy_dir={root / 'policy'}", f"monitor_dir={tmp_path / 'monitor'}", f"out={tmp_path / 'r.zarr'}",
-                 "intervention=hold", "cells=[[none,[0.0]]]", "seeds.count=1", "progress=false",
+                 "response=hold", "cells=[[none,[0.0]]]", "seeds.count=1", "progress=false",
                  f"+env.kwargs.max_episode_steps={MAX_STEPS}", "+env.kwargs.terminate_on_failure=false"]
     with initialize_config_dir(config_dir=str(stress.__file__).rsplit("/", 1)[0] + "/conf", version_base=None):
         cfg = compose(config_name="stress", overrides=overrides)
@@ -225,7 +225,7 @@ def test_stress_sweep_with_hold_intervention_holds_after_the_alarm(setup, tmp_pa
     store = EpisodeStore.open(tmp_path / "r.zarr")
     dec = store.episode_decisions(0)
     acted = dec["intervention"] != "none"
-    assert store.attrs["intervention"] == "GradedResponse"
+    assert store.attrs["response_type"] == "GradedResponse"
     assert store.attrs["control_period_s"] == pytest.approx(make_env().unwrapped.dt) == pytest.approx(0.1)  # from the env
     assert not acted[:2].any() and acted[2:].all() and set(dec["intervention"][acted]) == {"fallback:hold"}
     start = int(dec["env_step"][2])
@@ -251,7 +251,7 @@ def test_stress_refuses_a_configured_control_period_the_env_contradicts(setup, t
 
 
 def test_stress_sweep_steers_around_each_episodes_obstacle(setup, tmp_path):
-    """launch.stress intervention=steer_keep_out: the keep-out reward is bound to every episode's own
+    """launch.stress response=steer_keep_out: the keep-out reward is bound to every episode's own
     obstacle (an unbound one raises), steering runs for max_steer_decisions, then the hold latches."""
     from hydra import compose, initialize_config_dir
 
@@ -261,7 +261,7 @@ def test_stress_sweep_steers_around_each_episodes_obstacle(setup, tmp_path):
     root, policy, monitor = setup
     save_monitor(alarm_from(monitor, 2), tmp_path / "monitor")
     overrides = [f"policy_dir={root / 'policy'}", f"monitor_dir={tmp_path / 'monitor'}", f"out={tmp_path / 'r.zarr'}",
-                 "intervention=steer_keep_out", "intervention.steering.num_particles=8", "cells=[[obstacle,[1.0]]]",
+                 "response=steer_keep_out", "response.steering.num_particles=8", "cells=[[obstacle,[1.0]]]",
                  "seeds.count=2", "progress=false", f"+env.kwargs.max_episode_steps={MAX_STEPS}",
                  "+env.kwargs.terminate_on_failure=false"]
     with initialize_config_dir(config_dir=str(stress.__file__).rsplit("/", 1)[0] + "/conf", version_base=None):
@@ -286,7 +286,7 @@ def test_stress_context_comes_from_the_task_and_intervention_needs_a_monitor(set
     assert list(ctx.position_dims) == [0, 1]
     with pytest.raises(ValueError, match="context.position_dims"):
         action_context({}, 2, object())
-    cfg = OmegaConf.create({"intervention": {"fallback": {"name": "hold"}}})
+    cfg = OmegaConf.create({"response": {"fallback": {"name": "hold"}}})
     with pytest.raises(ValueError, match="monitor_dir"):
         build_response(cfg, None, setup[1], make_env)
 

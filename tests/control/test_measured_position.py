@@ -71,12 +71,13 @@ def test_unset_measured_position_settings_leave_a_store_fingerprint_as_it_was():
     from omegaconf import OmegaConf
 
     base = {"policy_dir": None, "policy_factory": "m:f", "monitor_dir": None, "env": {}, "factories": {}, "execute": "first",
-            "intervention": {"kind": "hold"}, "record_keys": None}
+            "response": {"kind": "hold"}, "record_keys": None}
     old = OmegaConf.create({**base, "context": dict(LAYOUT)})
     new = OmegaConf.create({**base, "context": {**LAYOUT, "agent_pos_key": None, "agent_pos_dims": None}})
     named = OmegaConf.create({**base, "context": {**LAYOUT, "agent_pos_key": "obs", "agent_pos_dims": None}})
     assert store_fingerprint(new, 16)["digest"] == store_fingerprint(old, 16)["digest"]
     assert store_fingerprint(named, 16)["digest"] != store_fingerprint(old, 16)["digest"]
+    assert store_fingerprint(old, 16)["values"]["intervention.kind"] == "hold"  # the name recorded stores hold it under
 
 
 def test_the_note_is_said_once_when_asked_to_be_quiet(capsys):

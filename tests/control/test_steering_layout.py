@@ -26,10 +26,10 @@ def test_a_steer_on_entries_that_are_not_the_position_targets_is_refused_naming_
 def test_velocity_actions_must_be_steered_as_velocities():
     context = FallbackContext(2, position_dims=[0, 1], action_mode="velocity")
     with pytest.raises(ValueError, match=r"velocity_actions=False but context.action_mode='velocity'.*velocity_actions=true"):
-        check_steering_layout(steer(), context, "intervention.steering")
-    check_steering_layout(steer(velocity_actions=True), context, "intervention.steering")
+        check_steering_layout(steer(), context, "response.steering")
+    check_steering_layout(steer(velocity_actions=True), context, "response.steering")
     with pytest.raises(ValueError, match=r"read positions as velocities"):
-        check_steering_layout(steer(velocity_actions=True), FallbackContext(2, position_dims=[0, 1]), "intervention.steering")
+        check_steering_layout(steer(velocity_actions=True), FallbackContext(2, position_dims=[0, 1]), "response.steering")
 
 
 def test_responses_without_steering_or_without_a_layout_pass():

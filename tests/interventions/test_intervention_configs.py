@@ -1,4 +1,4 @@
-"""Every launch/conf/intervention/*.yaml builds a working GradedResponse (parts named by registry name)."""
+"""Every launch/conf/response/*.yaml builds a working GradedResponse (parts named by registry name)."""
 
 from pathlib import Path
 
@@ -10,7 +10,7 @@ from omegaconf import OmegaConf
 import envs
 from fiper.interventions import FallbackContext, GradedResponse, Steering, response_from_config
 
-CONF = Path(__file__).resolve().parents[2] / "launch" / "conf" / "intervention"
+CONF = Path(__file__).resolve().parents[2] / "launch" / "conf" / "response"
 USER_CODE = """
 import numpy as np
 
