@@ -90,6 +90,7 @@ class GradedResponse:
         if self.fallback is None:
             raise RuntimeError("the monitor failed and no fallback is configured: give GradedResponse a fallback")
         self.mode = "fallback"
+        self.labels.append(self.fallback_label)
         return self.fallback_label
 
     def step(self, alarm: bool, ratio: float) -> str:

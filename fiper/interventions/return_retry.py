@@ -213,6 +213,7 @@ class ReturnAndRetry:
     def fail_safe(self) -> str:
         """Switch to the fallback now (a monitor or policy fault); returns the label."""
         self._give_up("fail-safe alarm")
+        self.labels.append(self.fallback_label)
         return self.fallback_label
 
     def _give_up(self, why: str) -> None:

@@ -223,6 +223,7 @@ def test_a_policy_fault_at_a_decision_hands_over_to_the_fallback(policy, monitor
     actions, infos, _ = drive(agent, 10)
     assert np.isfinite(actions).all() and [i["intervention"] for i in infos if i["decision"]] == ["none", "fallback:hold"]
     assert infos[K]["failsafe"] and says in infos[K]["reason"] and agent.decisions[1].env_step == K
+    assert agent.response.labels == [d.intervention for d in agent.decisions]  # the fault's decision is labelled too
     with pytest.raises(FailSafeError, match="injected" if kind == "raise" else "non-finite"):
         drive(MonitoredPolicy(FaultyPolicy(policy, method, at=2, fault=kind), monitor, num_samples=B), 10)
 

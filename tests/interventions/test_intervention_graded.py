@@ -50,7 +50,7 @@ def test_without_steering_or_on_monitor_failure_falls_back_at_once():
     g = response()
     assert g.step(False, float("nan")) == "fallback:hold"
     g = response()
-    assert g.fail_safe() == "fallback:hold" and g.mode == "fallback"
+    assert g.fail_safe() == "fallback:hold" and g.mode == "fallback" and g.labels == ["fallback:hold"]  # every decision labelled
     only_steer = GradedResponse(Steering(Reach([0, 0])))
     assert [only_steer.step(True, 2.0) for _ in range(10)] == ["steer"] * 10
     with pytest.raises(RuntimeError, match="no fallback"):
@@ -81,7 +81,7 @@ def test_steer_from_start_config_of_the_outcome_sweep_builds():
 
     conf = Path(__file__).resolve().parents[2] / "launch" / "conf"
     entry = dict(yaml.safe_load((conf / "act.yaml").read_text())["response_configs"]["steer_from_start"])
-    preset = yaml.safe_load((conf / "intervention" / f"{entry.pop('preset')}.yaml").read_text())
+    preset = yaml.safe_load((conf / "response" / f"{entry.pop('preset')}.yaml").read_text())
     steering = {**preset["steering"], **entry.pop("steering")}
     g = response_from_config({**preset, **entry, "steering": steering})
     assert isinstance(g, GradedResponse) and g.start == "steer" and g.mode == "steer"

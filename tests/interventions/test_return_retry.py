@@ -13,7 +13,7 @@ from fiper.interventions import FallbackContext, HoldPosition, ReturnAndRetry, S
 from fiper.storage import EpisodeStore
 
 POS, GRIP, K = (0, 1, 2), (3,), 4  # x, y, z targets and a gripper; a decision every K steps
-PRESET = Path(__file__).resolve().parents[2] / "launch" / "conf" / "intervention" / "return_retry.yaml"
+PRESET = Path(__file__).resolve().parents[2] / "launch" / "conf" / "response" / "return_retry.yaml"
 
 
 class Robot:
@@ -180,7 +180,7 @@ def test_every_fault_in_the_return_ends_in_the_fallback_with_a_finite_action():
     response, ctx, robot = setup()
     assert response.step(False, float("nan")) == "fallback:hold"
     response, _, _ = setup()
-    assert response.fail_safe() == "fallback:hold" and response.retries == 0
+    assert response.fail_safe() == "fallback:hold" and response.retries == 0 and response.labels == ["fallback:hold"]
     # no context bound: no return without the action layout
     unbound = ReturnAndRetry()
     assert unbound.step(True, 2.0) == "fallback:hold" and "no FallbackContext" in unbound.events[-1]
