@@ -32,6 +32,7 @@ from fiper.interventions import FallbackContext, response_from_config
 from fiper.interventions.context import ACTION_MODES, refuse_effort, uses_positions
 from fiper.monitor import load_monitor
 from launch.common import check_guidance, load_policy_from, plain, policy_digest, resolve_device, set_cpu_threads
+from launch.stages import named_sources
 from launch.validate import (ENV_CHECKS, RESUMES, THREADS, boolean, cells, choice, existing_path, integer, list_of, mapping_of_text,
                              merged, optional, policy_rules, positive_int, refuse_renamed, reported, seconds_per_step, seed, text,
                              validate)
@@ -225,9 +226,11 @@ RESPONSE_KEY = "intervention"  # the name stores' fingerprints hold the response
 def store_fingerprint(cfg: DictConfig, num_samples: int, policy: Any = None) -> dict[str, Any]:
     """What produced a store's episodes: policy and monitor files, env (with its shifts) and sampling settings.
 
-    The seeds and cells are left out: they say which episodes a store holds, and a sweep may add more.
+    The seeds and cells are left out: they say which episodes a store holds, and a sweep may add more. Code of one's own
+    that the settings name ('file.py:make_env', 'my_pkg.envs:make') enters as ``sources`` (sha256 per file), so an
+    edited env, expert or fallback is not resumed into episodes the old code recorded.
     """
-    return make_fingerprint({
+    settings = {
         "policy": policy_digest(cfg, policy),
         "monitor": directory_digest(cfg.monitor_dir),
         "env": plain(cfg.env),
@@ -236,7 +239,9 @@ def store_fingerprint(cfg: DictConfig, num_samples: int, policy: Any = None) -> 
         RESPONSE_KEY: plain(cfg.get("response")),
         "context": fingerprinted_context(plain(cfg.context)) if cfg.get("response") is not None else None,
         "record_keys": plain(cfg.record_keys),
-    })
+    }
+    sources = named_sources({**{k: settings[k] for k in ("env", "factories", RESPONSE_KEY)}, "policy_factory": cfg.get("policy_factory")})
+    return make_fingerprint({**settings, "sources": sources} if sources else settings)
 
 
 def run(cfg: DictConfig):

@@ -123,3 +123,20 @@ def test_a_store_simulated_with_another_mujoco_release_is_not_appended_to(tmp_pa
         _run(stress, "stress", [*SHORT, f"out={out}", "seeds.count=2"])
     assert EpisodeStore.open(out).n_episodes == 1
     assert RolloutRecorder(tmp_path / "new.zarr").attrs["software"]["mujoco"] == mujoco.__version__
+
+
+def test_a_stores_fingerprint_follows_the_code_of_ones_own_its_settings_name_and_only_then(tmp_path, monkeypatch):
+    from omegaconf import OmegaConf
+
+    monkeypatch.chdir(tmp_path)
+    Path("my_env.py").write_text("def make(**kw):\n    return None\n")
+    base = {"policy_dir": None, "policy_factory": "m:f", "monitor_dir": None, "factories": {}, "execute": "first",
+            "context": {}, "record_keys": None}
+    own = OmegaConf.create({**base, "env": {"factory": "my_env.py:make"}})
+    shipped = OmegaConf.create({**base, "env": {"name": "pick_place"}})
+    first = stress.store_fingerprint(own, 16)
+    assert set(first["values"]["sources.my_env.py"]) <= set("0123456789abcdef") and len(first["values"]["sources.my_env.py"]) == 64
+    assert not any(k.startswith("sources") for k in stress.store_fingerprint(shipped, 16)["values"])  # as earlier stores hold
+    assert stress.store_fingerprint(own, 16)["digest"] == first["digest"]
+    Path("my_env.py").write_text("def make(**kw):\n    return 1\n")  # an edited env: its earlier episodes are another env's
+    assert differences(first, stress.store_fingerprint(own, 16))[0].startswith("sources.my_env.py: sha256:")
