@@ -23,6 +23,7 @@ CHECKS = merged({"data": existing_path("demonstration store"), "out": text, "res
                    "steps": positive_int, "batch_size": positive_int, "lr": positive, "weight_decay": number(0.0, None, bounds="[)", example=1e-6),
                    "warmup_steps": integer(0, 50), "ema_decay": number(0.0, 1.0, bounds="[)", example=0.995), "val_fraction": number(0.0, 1.0, bounds="[)"),
                    "failed_demos": choice("skip", "keep"), "sampling": choice("uniform", "chunked"),
+                   "memory_limit": optional(integer(0, 4294967296)), "cache_bytes": optional(integer(0, 268435456)),
                    "val_every": positive_int, "val_batches": positive_int, "checkpoint_every": positive_int, "seed": seed,
                    "device": text, "cpu_threads": optional(positive_int), "progress": boolean}),
                prefixed("policy", {

@@ -134,6 +134,8 @@ class TrainConfig(_DictConfig):
     val_fraction: float = 0.1
     failed_demos: str = "skip"  # skip: leave out episodes whose meta/success is false | keep: train on every episode
     sampling: str = "uniform"  # uniform: windows drawn with replacement | chunked: TrainingWindows.epoch_order
+    memory_limit: int | None = None  # bytes of the store's columns held in memory (None: TrainingWindows' 2 GiB)
+    cache_bytes: int | None = None  # bytes of decoded chunks cached for the columns read from disk (None: 256 MiB)
     val_every: int = 200
     val_batches: int = 4
     checkpoint_every: int = 1000
@@ -163,6 +165,10 @@ class TrainConfig(_DictConfig):
         if self.sampling not in ("uniform", "chunked"):
             _fail("sampling", self.sampling, "choose 'uniform' (windows drawn with replacement) or 'chunked' (every window "
                   "once per epoch, in an order that decodes each chunk of an image store read from disk about once)")
+        for name in ("memory_limit", "cache_bytes"):
+            value = getattr(self, name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+                _fail(name, value, "must be a number of bytes >= 0 (e.g. 4294967296 for 4 GiB), or None for the default")
         if not isinstance(self.seed, int) or self.seed < 0:
             _fail("seed", self.seed, "must be an integer >= 0")
         if self.cpu_threads is not None:

@@ -161,8 +161,10 @@ class _Trainer:
         episodes = demo_episodes(store, config.failed_demos)
         train_idx, val_idx = split_episodes(len(episodes), config.val_fraction, config.seed)
         train_eps, val_eps = episodes[train_idx], episodes[val_idx]
-        self.windows = TrainingWindows(store, obs_keys, pc.n_obs_steps, pc.horizon, episodes=train_eps)
-        self.val_windows = TrainingWindows(store, obs_keys, pc.n_obs_steps, pc.horizon, episodes=val_eps) if len(val_eps) else None
+        sizes = {k: getattr(config, k) for k in ("memory_limit", "cache_bytes") if getattr(config, k) is not None}
+        self.windows = TrainingWindows(store, obs_keys, pc.n_obs_steps, pc.horizon, episodes=train_eps, **sizes)
+        self.val_windows = (TrainingWindows(store, obs_keys, pc.n_obs_steps, pc.horizon, episodes=val_eps, **sizes)
+                            if len(val_eps) else None)
         self.step, self.train_loss, self.val_loss = 0, [], []
         self._orders: dict[int, np.ndarray] = {}
         self.data = data_record(store)

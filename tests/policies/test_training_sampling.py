@@ -72,3 +72,20 @@ def test_a_resumed_chunked_run_trains_as_the_uninterrupted_one(small_store, tmp_
 def test_an_unknown_sampling_is_refused_naming_both_choices():
     with pytest.raises(ValueError, match="sampling.*'uniform'.*'chunked'"):
         TrainConfig(sampling="random")
+
+
+def test_memory_limit_and_cache_bytes_reach_the_training_windows_and_uniform_draws_train_the_same(small_store, tmp_path, monkeypatch):
+    """Columns on disk through a small cache train exactly as in memory (uniform draws read the same windows)."""
+    made: list[TrainingWindows] = []
+    init = TrainingWindows.__init__
+    monkeypatch.setattr(TrainingWindows, "__init__", lambda self, *a, **kw: (made.append(self), init(self, *a, **kw))[1])
+    config = tiny_train_config(tiny_config("flow"), 4, batch_size=8, val_fraction=0.0)
+    on_disk = train_policy(small_store, tiny_train_config(tiny_config("flow"), 4, batch_size=8, val_fraction=0.0, memory_limit=0,
+                                                          cache_bytes=1 << 12), tmp_path / "disk")
+    assert sorted(made[-1].on_disk) == ["action", "agent_pos"] and made[-1].cache.max_bytes == 1 << 12
+    in_memory = train_policy(small_store, config, tmp_path / "memory")
+    assert made[-1].on_disk == []
+    for key, value in in_memory.policy.state_dict().items():
+        torch.testing.assert_close(on_disk.policy.state_dict()[key], value, msg=key)
+    with pytest.raises(ValueError, match=r"memory_limit.*bytes >= 0"):
+        TrainConfig(memory_limit=-1)
