@@ -49,6 +49,13 @@ def positive_seconds(value: Any, where: str, fix: str = "declare the env's real 
     return plausible_seconds(_positive(value, where, "seconds per env step", fix), where, fix)
 
 
+def rate_seconds(rate: Any, where: str, fix: str) -> float:
+    """Seconds per env step of a control ``rate`` in steps per second (an env's ``control_hz``, a dataset's ``fps``):
+    1 / ``rate`` within the plausible range, or a ValueError naming ``where`` and ``fix``."""
+    hz = _positive(rate, where, "steps per second", fix)
+    return plausible_seconds(1.0 / hz, f"1 / {where}", fix)
+
+
 def declared_period(env: Any) -> tuple[float, str] | None:
     """(seconds, 'where') the env declares per step (``control_period_s``, ``control_timestep``, 1 / ``control_hz`` or
     ``control_freq``, ``dt``, the first found), or None; a method of that name (dm_control's ``control_timestep()``) is
@@ -60,9 +67,8 @@ def declared_period(env: Any) -> tuple[float, str] | None:
                 continue
             where = f"{type(obj).__name__}.{name}"
             if name in RATE_ATTRIBUTES:
-                fix = "declare the env's real control rate in steps per second"
-                rate = _positive(value, where, "steps per second", fix)
-                return plausible_seconds(1.0 / rate, f"1 / {where}", fix), f"1 / {where} ({rate:g} Hz)"
+                seconds = rate_seconds(value, where, "declare the env's real control rate in steps per second")
+                return seconds, f"1 / {where} ({float(value):g} Hz)"
             return positive_seconds(value, where), where
     return None
 
