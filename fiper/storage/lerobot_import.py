@@ -3,8 +3,9 @@
 A local dataset directory (``meta/info.json``, ``data/**/*.parquet``, ``videos/...``) becomes a demonstration
 store: every feature but lerobot's bookkeeping columns is one ``data/<key>`` array (``observation.`` dropped from
 the name unless ``keys`` maps it), camera videos are decoded to uint8 (H, W, C) frames, ``next.success`` gives
-``meta/success``, and ``1 / fps`` the control period. Policies train on it and monitors replay on it as on
-demonstrations fiper collected. Reads parquet with pyarrow and videos with imageio's ffmpeg (AV1 included).
+``meta/success``, and ``1 / fps`` the control period (checked by fiper.control.period; ``control_period_s`` states
+it where ``fps`` is wrong). Policies train on it and monitors replay on it as on demonstrations fiper collected.
+Reads parquet with pyarrow and videos with imageio's ffmpeg (AV1 included).
 """
 
 from __future__ import annotations
@@ -81,6 +82,26 @@ def _column(table: Any, name: str, shape: tuple[int, ...], dtype: str) -> np.nda
     return out.astype(np.float32) if dtype in ("float64", "float32", "float16") else out
 
 
+def _period(info: Mapping[str, Any], given: float | None, path: Path) -> float:
+    """Seconds per step: 1 / ``fps``, or ``given`` (``control_period_s``) where fps is no plausible rate; both are
+    checked by fiper.control.period, and a given period that contradicts a plausible fps is refused."""
+    from fiper.control.period import positive_seconds, rate_seconds  # here: fiper.control imports this module
+
+    fix = "pass control_period_s=<seconds per step> (1 / the rate it was recorded at) to state the real period"
+    if given is not None:
+        given = positive_seconds(given, "control_period_s", "give the dataset's real period in seconds per step")
+    try:
+        read = rate_seconds(info.get("fps"), f"fps in {path}", fix)
+    except ValueError:
+        if given is None:
+            raise
+        return given  # the dataset's fps is no plausible rate: the period given states it
+    if given is not None and abs(given - read) > 1e-9 * read:
+        raise LeRobotImportError(f"control_period_s={given:g} contradicts the dataset's fps {float(info['fps']):g} "
+                                 f"({read:g} s per step) in {path}; leave control_period_s out")
+    return read
+
+
 def _episodes(root: Path, info: dict[str, Any]) -> list[dict[str, Any]]:
     """One dict per episode, in episode order: its index, length and (v3) where its videos lie."""
     if info["codebase_version"] == "v3.0":
@@ -110,9 +131,9 @@ def _video_frames(path: Path) -> Iterator[np.ndarray]:
         yield from reader
 
 
-def _videos(root: Path, info: dict[str, Any], episodes: list[dict[str, Any]], feature: str) -> Iterator[np.ndarray]:
+def _videos(root: Path, info: dict[str, Any], episodes: list[dict[str, Any]], feature: str, fps: float) -> Iterator[np.ndarray]:
     """The frames (length, H, W, C) of each episode of one camera, in episode order, each video file read once."""
-    fps, template = float(info["fps"]), str(info["video_path"])
+    template = str(info["video_path"])
     if info["codebase_version"] != "v3.0":  # one file per episode
         chunks = int(info.get("chunks_size", 1000))
         for ep in episodes:
@@ -144,10 +165,15 @@ def _take(frames: Iterator[np.ndarray], n: int, path: Path, episode: int) -> np.
 
 
 def import_lerobot(dataset: str | os.PathLike, out: str | os.PathLike, *, keys: Mapping[str, str] | None = None,
-                   task: str | None = None, max_episodes: int | None = None, overwrite: bool = False) -> EpisodeStore:
+                   task: str | None = None, max_episodes: int | None = None, control_period_s: float | None = None,
+                   overwrite: bool = False) -> EpisodeStore:
     """Write the LeRobotDataset at ``dataset`` as a fiper demonstration store at ``out``; see the module docstring."""
     root, keys = Path(dataset).expanduser(), dict(keys or {})
     info = _read_info(root)
+    try:
+        period = _period(info, control_period_s, root / "meta" / "info.json")
+    except ValueError as err:
+        raise LeRobotImportError(str(err)) from None
     features = {k: v for k, v in info["features"].items()  # text features (a language instruction) are no observation
                 if k not in BOOKKEEPING and k not in LABELS and v.get("dtype") != "string"}
     names = {"action": "action", **store_names([f for f in features if f != "action"], keys, store_key_default,
@@ -164,10 +190,10 @@ def import_lerobot(dataset: str | os.PathLike, out: str | os.PathLike, *, keys: 
     succeeded = table.column("next.success").to_numpy(zero_copy_only=False) if success else None
     episodes = _episodes(root, info)[: max_episodes]
     starts = np.searchsorted(ep_index, [int(e["episode_index"]) for e in episodes])
-    frames = {c: _videos(root, info, episodes, c) for c in cameras}
+    frames = {c: _videos(root, info, episodes, c, 1.0 / period) for c in cameras}
     store = EpisodeStore.create(out, overwrite=overwrite, attrs={
-        "task": task or root.name, "control_period_s": 1.0 / float(info["fps"]), "source": f"lerobot {info['codebase_version']}",
-        "lerobot": {"dataset": str(root), "fps": info["fps"], "robot_type": info.get("robot_type"), "keys": names}})
+        "task": task or root.name, "control_period_s": period, "source": f"lerobot {info['codebase_version']}",
+        "lerobot": {"dataset": str(root), "fps": info.get("fps"), "robot_type": info.get("robot_type"), "keys": names}})
     for ep, start in zip(episodes, starts):
         i, length = int(ep["episode_index"]), int(ep["length"])
         rows = slice(int(start), int(start) + length)

@@ -76,3 +76,45 @@ def test_what_cannot_be_read_is_named(tmp_path):
     L._write_video(video, L.episode_frames(4))  # episode 2 needs 9 frames
     with pytest.raises(LeRobotImportError, match=r"file-001.mp4 ends after 4 of episode 2's 9 frames"):
         import_lerobot(root, tmp_path / "e.zarr")
+
+
+def _set_info(root: Path, **changes) -> None:
+    info = json.loads((root / "meta" / "info.json").read_text())
+    (root / "meta" / "info.json").write_text(json.dumps({k: v for k, v in {**info, **changes}.items() if v is not None}))
+
+
+@pytest.mark.parametrize(("fps", "named"), [
+    (0, r"fps in .*info.json = 0 is not a positive number of steps per second"),
+    (None, r"fps in .*info.json = None is not a positive number of steps per second"),
+    (5000, r"1 / fps in .*info.json = 0.0002 s per env step lies outside the plausible control periods 0.0005 .. 10 s"),
+    (0.05, r"1 / fps in .*info.json = 20 s per env step lies outside the plausible control periods"),
+])
+def test_an_implausible_fps_is_refused_naming_the_setting_and_no_store_is_written(tmp_path, fps, named):
+    root = L.write_v30(tmp_path / "pusht")
+    _set_info(root, fps=fps)
+    out = tmp_path / "demos.zarr"
+    with pytest.raises(LeRobotImportError, match=rf"{named}.*pass control_period_s=<seconds per step>"):
+        import_lerobot(root, out)
+    assert not out.exists()
+    store = import_lerobot(root, out, keys={"observation.image": "pixels"}, control_period_s=0.1)  # the real period, stated
+    assert store.attrs["control_period_s"] == 0.1 and store.attrs["lerobot"]["fps"] == fps
+    for e, length in enumerate(L.LENGTHS):  # video frames located at 10 per second: each episode's own
+        brightness = store.episode(e)["pixels"].reshape(length, -1).mean(1)
+        np.testing.assert_allclose(brightness, [L.shade(k) for k in range(length)], atol=4)
+
+
+def test_a_stated_period_in_another_unit_or_contradicting_fps_is_refused(tmp_path):
+    from launch import import_lerobot as entry
+    from launch.validate import ConfigError
+
+    root, out = L.write_v21(tmp_path / "pusht"), tmp_path / "demos.zarr"
+    with pytest.raises(LeRobotImportError, match=r"control_period_s = 100 s per env step lies outside .*e\.g\. 0\.1 for 10 Hz"):
+        import_lerobot(root, out, control_period_s=100)
+    with pytest.raises(LeRobotImportError, match=r"control_period_s=0.05 contradicts the dataset's fps 10 \(0.1 s per step\)"):
+        import_lerobot(root, out, control_period_s=0.05)
+    with initialize_config_dir(config_dir=CONF, version_base=None):
+        cfg = compose("import_lerobot", [f"dataset={root}", f"out={out}", "control_period_s=100"])
+    with pytest.raises(ConfigError, match=r"control_period_s=100: expected seconds per env step in \[0.0005, 10\]"):
+        entry.run(cfg)
+    assert not out.exists()
+
