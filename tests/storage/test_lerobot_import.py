@@ -118,3 +118,33 @@ def test_a_stated_period_in_another_unit_or_contradicting_fps_is_refused(tmp_pat
         entry.run(cfg)
     assert not out.exists()
 
+
+def _add_float64_feature(root: Path) -> None:
+    """observation.position, float64 (2,): 1e5 + 1e-3 * frame and -2e5 + 1e-3 * episode, in every data file."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    for path in sorted((root / "data").rglob("*.parquet")):
+        table = pq.read_table(path)
+        k, e = table.column("frame_index").to_numpy(), table.column("episode_index").to_numpy()
+        position = np.stack([1e5 + 1e-3 * k, -2e5 + 1e-3 * e], axis=1)
+        pq.write_table(table.append_column("observation.position", pa.array(list(position), type=pa.list_(pa.float64()))), path)
+    info = json.loads((root / "meta" / "info.json").read_text())
+    info["features"]["observation.position"] = {"dtype": "float64", "shape": [2], "names": None}
+    (root / "meta" / "info.json").write_text(json.dumps(info))
+
+
+@pytest.mark.parametrize("write", [L.write_v30, L.write_v21])
+def test_a_float64_feature_with_a_large_offset_is_stored_exactly(tmp_path, write):
+    root = write(tmp_path / "pusht")
+    _add_float64_feature(root)
+    store = import_lerobot(root, tmp_path / "demos.zarr", keys={"observation.state": "agent_pos"})
+    assert store.data_array("position").dtype == np.float64 and store.data_array("agent_pos").dtype == np.float32
+    for e, length in enumerate(L.LENGTHS):
+        got = store.episode(e)["position"]
+        want = np.stack([1e5 + 1e-3 * np.arange(length), np.full(length, -2e5 + 1e-3 * e)], axis=1)
+        np.testing.assert_array_equal(got, want)  # float32 would round 1e5 + 1e-3 k to steps of 1/128
+        np.testing.assert_allclose(np.diff(got[:, 0]), 1e-3, rtol=0, atol=1e-9)
+    if write is L.write_v30:
+        keys = ["agent_pos", "position"]
+        assert train_tiny(tmp_path / "demos.zarr", keys, tmp_path / "policy") == keys
