@@ -11,7 +11,8 @@ from omegaconf import DictConfig
 
 from fiper.storage.robomimic_import import import_robomimic
 from launch.common import imported_summary, plain
-from launch.validate import Bad, boolean, existing_path, integer, list_of, number, optional, reported, text, text_mapping, validate
+from launch.validate import (Bad, boolean, existing_path, integer, list_of, optional, reported, seconds_per_step, text,
+                             text_mapping, validate)
 
 
 def one_or_list_of_text(v, paths: bool) -> None:
@@ -25,7 +26,7 @@ def one_or_list_of_text(v, paths: bool) -> None:
 CHECKS = {"dataset": existing_path("robomimic dataset (.hdf5)"), "out": text,
           "keys": optional(text_mapping("{robot0_eef_pos: agent_pos}")), "obs": optional(list_of(text, example="[object, robot0_eef_pos]")),
           "action": one_or_list_of_text, "filter_key": optional(text), "task": optional(text), "max_episodes": optional(integer(1)),
-          "control_period_s": optional(number(0.0, example=0.05)), "overwrite": boolean}
+          "control_period_s": optional(seconds_per_step), "overwrite": boolean}
 
 
 def run(cfg: DictConfig):

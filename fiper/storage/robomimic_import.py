@@ -4,7 +4,8 @@ A dataset file (``data/demo_<i>`` groups with ``actions`` and ``obs/<key>``, ``d
 ``mask/<filter key>``) becomes a demonstration store: each observation key one ``data/<key>`` array (renamed by
 ``keys``), the chosen action dataset (or datasets, such as robomimic's ``action_dict/<part>``, side by side) as
 ``data/action``, demos in robomimic's order (by number), the control period
-``1 / control_freq`` from the env's arguments. Everything is checked before the store is written. Reads with h5py.
+``1 / control_freq`` from the env's arguments (or ``control_period_s``), checked by fiper.control.period.
+Everything is checked before the store is written. Reads with h5py.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from fiper.control.period import positive_seconds, rate_seconds
 from fiper.storage.import_names import store_names
 from fiper.storage.store import EpisodeStore
 
@@ -66,10 +68,23 @@ def env_args(f: Any) -> dict[str, Any]:
 
 
 def _period(args: Mapping[str, Any], given: float | None, path: Path) -> float | None:
+    """Seconds per step: 1 / the env's ``control_freq``, or ``given`` (``control_period_s``) where the dataset has no
+    plausible one; both are checked by fiper.control.period, and a given period the dataset contradicts is refused."""
+    if given is not None:
+        given = positive_seconds(given, "control_period_s", "give the dataset's period in seconds per step (robosuite's "
+                                 "20 Hz: 0.05)")
     freq = (args.get("env_kwargs") or {}).get("control_freq")
-    read = 1.0 / float(freq) if isinstance(freq, (int, float)) and freq > 0 else None
-    if given is not None and read is not None and abs(given - read) > 1e-9 * read:
-        raise RobomimicImportError(f"control_period_s={given:g} contradicts the dataset's control_freq {freq:g} Hz "
+    if freq is None:
+        return given
+    try:
+        read = rate_seconds(freq, f"env_kwargs.control_freq in {path}", "pass control_period_s=<seconds per step> (1 / "
+                            "the rate the demos were recorded at) to state the real period")
+    except ValueError:
+        if given is None:
+            raise
+        return given  # the dataset's rate is no plausible one: the period given states it
+    if given is not None and abs(given - read) > 1e-9 * read:
+        raise RobomimicImportError(f"control_period_s={given:g} contradicts the dataset's control_freq {float(freq):g} Hz "
                                    f"({read:g} s per step) in {path}; leave control_period_s out")
     return given if given is not None else read
 
@@ -141,7 +156,10 @@ def import_robomimic(dataset: str | os.PathLike, out: str | os.PathLike, *, keys
         names = store_names(chosen, dict(keys or {}), str, RobomimicImportError, what="observation key", taken=["action"])
         _checked_shapes(f, demos, chosen, action, path)
         args = env_args(f)
-        period = _period(args, control_period_s, path)
+        try:
+            period = _period(args, control_period_s, path)
+        except ValueError as err:
+            raise RobomimicImportError(str(err)) from None
         attrs = {"task": task or str(args.get("env_name") or path.stem), "source": "robomimic",
                  "robomimic": {"dataset": str(path), "env_name": args.get("env_name"), "env_type": args.get("type"),
                                "filter_key": filter_key, "action": action[0] if len(action) == 1 else action, "keys": names}}

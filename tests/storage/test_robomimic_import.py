@@ -103,3 +103,40 @@ def test_what_cannot_be_read_is_named_and_no_store_is_written(tmp_path):
     with pytest.raises(RobomimicImportError, match=r"in data/demo_2, \{'obs/object': 3\} rows against 'actions''s 7; the demo is damaged"):
         import_robomimic(dataset, out)
     assert not out.exists()
+
+
+def _with_control_freq(path: Path, freq) -> Path:
+    import json
+
+    import h5py
+
+    dataset = R.write(path)
+    with h5py.File(dataset, "a") as f:
+        f["data"].attrs["env_args"] = json.dumps({**R.ENV_ARGS, "env_kwargs": {**R.ENV_ARGS["env_kwargs"], "control_freq": freq}})
+    return dataset
+
+
+@pytest.mark.parametrize(("freq", "named"), [
+    (0, r"env_kwargs.control_freq in .*low_dim.hdf5 = 0 is not a positive number of steps per second"),
+    (20000, r"1 / env_kwargs.control_freq in .*low_dim.hdf5 = 5e-05 s per env step lies outside the plausible control periods"),
+])
+def test_an_implausible_control_freq_is_refused_naming_the_setting_and_no_store_is_written(tmp_path, freq, named):
+    dataset, out = _with_control_freq(tmp_path / "low_dim.hdf5", freq), tmp_path / "out.zarr"
+    with pytest.raises(RobomimicImportError, match=rf"{named}.*pass control_period_s=<seconds per step>"):
+        import_robomimic(dataset, out)
+    assert not out.exists()
+    assert import_robomimic(dataset, out, control_period_s=0.05).attrs["control_period_s"] == 0.05  # the real period, stated
+
+
+def test_a_period_given_in_milliseconds_is_refused_before_a_store_is_written(tmp_path):
+    from launch import import_robomimic as entry
+    from launch.validate import ConfigError
+
+    dataset, out = R.write(tmp_path / "low_dim.hdf5"), tmp_path / "out.zarr"
+    with pytest.raises(RobomimicImportError, match=r"control_period_s = 50 s per env step lies outside .*e\.g\. 0\.1 for 10 Hz"):
+        import_robomimic(dataset, out, control_period_s=50)
+    with initialize_config_dir(config_dir=CONF, version_base=None):
+        cfg = compose("import_robomimic", [f"dataset={dataset}", f"out={out}", "control_period_s=50"])
+    with pytest.raises(ConfigError, match=r"control_period_s=50: expected seconds per env step in \[0.0005, 10\]"):
+        entry.run(cfg)
+    assert not out.exists()
