@@ -1,7 +1,8 @@
 """Merge the stores of one sweep (one per job) into one durable store, losing and duplicating no episode.
 
 Every source must come from the same origin: the same fingerprint (policy, monitor, env, sampling
-settings; ``docs/rollout_format.md``), task, control period and the same arrays with the same per-row
+settings; ``docs/rollout_format.md``), task, control period (a plausible one, fiper.control.period, recorded by
+every source or by none) and the same arrays with the same per-row
 shapes and dtypes. An episode whose shift, severity and seed (under that fingerprint) an earlier
 source already holds is an exact duplicate (a sweep point run twice) and is skipped and counted.
 Sources are only read; the merged store is written beside ``out`` and renamed into place once it
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from fiper.control.period import positive_seconds
 from fiper.fingerprint import differences
 from fiper.storage.errors import StoreError
 from fiper.storage.repair import episode_rows
@@ -87,6 +89,23 @@ def _origin_problems(first: EpisodeStore, other: EpisodeStore) -> list[str]:
     return problems
 
 
+def _checked_periods(stores: Sequence[EpisodeStore]) -> None:
+    """Every source's ``control_period_s`` is a plausible one (fiper.control.period), and all sources record it or none."""
+    fix = ("correct that store's attr (EpisodeStore.open(path, mode='a').set_attrs(control_period_s=<seconds per env step>)) "
+           "and merge again")
+    for store in stores:
+        value = store.attrs.get("control_period_s")
+        if value is not None:
+            try:
+                positive_seconds(value, f"{store.path}: attrs control_period_s", fix)
+            except ValueError as err:
+                raise MergeError(str(err)) from None
+    missing = [str(s.path) for s in stores if s.attrs.get("control_period_s") is None]
+    if missing and len(missing) < len(stores):
+        raise MergeError(f"{', '.join(missing)} record{'s' if len(missing) == 1 else ''} no control_period_s attr, which the "
+                         f"other stores do; {fix.replace('that store', 'each such store')}")
+
+
 def _identity(store: EpisodeStore) -> list[tuple[Any, ...]]:
     """(fingerprint digest, shift, severity, seed) of every committed episode."""
     missing = [k for k in IDENTITY_LABELS if k not in store.meta_keys]
@@ -122,6 +141,7 @@ def merge_stores(sources: Sequence[str | os.PathLike], out: str | os.PathLike) -
         raise MergeError(f"still being written: {', '.join(writing)}; a merge now would miss the episodes those jobs have "
                          "yet to record. Merge once every job of the sweep has finished")
     stores = [EpisodeStore.open(p) for p in paths]
+    _checked_periods(stores)
     reference = next((s for s in stores if s.n_episodes), stores[0])  # an empty store has no arrays to compare
     for store in stores:
         problems = _origin_problems(reference, store) if store is not reference else []

@@ -156,3 +156,25 @@ def test_the_merged_store_evaluates_exactly_as_its_sources_do(tmp_path):
         assert doc["tasks"]["synthetic"]["episodes"] == 88
         records[name] = doc["records"]
     assert records["merged"] == records["sources"] and len(records["merged"]) == (3 + 1) * 3  # threshold types + chosen, 2 deltas + mean
+
+
+@pytest.mark.parametrize("period", [50, 0.0001])
+def test_a_source_with_an_implausible_period_is_refused_naming_it_and_nothing_is_written(tmp_path, period):
+    a = _store(tmp_path / "a.zarr", 0)
+    ms = _store(tmp_path / "ms.zarr", 1, task=SyntheticTask(control_period_s=period))
+    for order in ([a, ms], [ms, a]):
+        with pytest.raises(MergeError, match=rf"{ms}: attrs control_period_s = {period:g} s per env step lies outside the "
+                                             r"plausible control periods 0.0005 .. 10 s.*set_attrs\(control_period_s=<seconds"):
+            merge_stores(order, tmp_path / "m.zarr")
+    assert not (tmp_path / "m.zarr").exists() and not list(tmp_path.glob("m.zarr.merging-*"))
+
+
+def test_a_period_recorded_by_some_sources_only_is_refused_and_by_none_is_kept_unknown(tmp_path):
+    a, b = _store(tmp_path / "a.zarr", 0), _store(tmp_path / "b.zarr", 1)
+    EpisodeStore.open(b, mode="a").set_attrs(control_period_s=None)
+    with pytest.raises(MergeError, match=rf"{b} records no control_period_s attr, which the other stores do; correct each such"):
+        merge_stores([a, b], tmp_path / "m.zarr")
+    assert not (tmp_path / "m.zarr").exists()
+    EpisodeStore.open(a, mode="a").set_attrs(control_period_s=None)
+    merge_stores([a, b], tmp_path / "m.zarr")
+    assert EpisodeStore.open(tmp_path / "m.zarr").attrs.get("control_period_s") is None  # unknown, as in its sources
