@@ -141,9 +141,15 @@ class RolloutRecorder:
                     "and a monitor fitted on both would describe neither")
         return None
 
-    def write(self, steps: Mapping[str, np.ndarray], decisions: Sequence[Decision], labels: Mapping[str, Any]) -> int:
-        """Append one episode: per-step arrays (T, ...), its decisions, and its labels."""
+    def write(self, steps: Mapping[str, np.ndarray], decisions: Sequence[Decision], labels: Mapping[str, Any],
+              *, optional_meta: Mapping[str, Any] | None = None) -> int:
+        """Append one episode: per-step arrays (T, ...), its decisions, and its labels. ``optional_meta`` are per-episode
+        labels recorded when the store is new or already records them: a store whose episodes lack one is appended without
+        it, since every episode of a store has the same keys."""
         arrays = decision_arrays(decisions, self.score_names, self.sample_dtype)  # before the store exists: no empty store on error
+        meta = episode_meta(decisions, labels)
+        keep = self.store.meta_keys if self.store is not None and self.store.n_episodes else None
+        meta.update({k: v for k, v in (optional_meta or {}).items() if k not in meta and (keep is None or k in keep)})
         if self.store is None:
             self.store = EpisodeStore.create(self.path, attrs=self.attrs, overwrite=self._replace)
-        return self.store.append_episode(dict(steps), decisions=arrays, meta=episode_meta(decisions, labels))
+        return self.store.append_episode(dict(steps), decisions=arrays, meta=meta)

@@ -8,6 +8,7 @@ different policy, monitor or env (its fingerprint), so resuming never mixes orig
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,18 +23,24 @@ from fiper.control.period import declared_period
 from fiper.control.recorder import RolloutRecorder
 from fiper.label_notes import DEFAULT_TERMINATED, unnamed_terminations
 
+#: Per-episode meta the summary's notes read back from a store: actions clipped to the env's action space (count, largest
+#: excursion) and, for a failure labelled the default 'terminated', the final info's text fiper does not read (JSON; '').
+NOTE_META = ("clipped_steps", "clip_excess", "unread_info")
+
 
 @dataclass
 class SweepSummary:
-    """Counts of the episodes per (shift, severity): after ``run_sweep``, every episode of the store, earlier runs' too."""
+    """Counts of the episodes per (shift, severity) and the notes on them: after ``run_sweep``, every episode of the store,
+    earlier runs' too (the notes: those that record NOTE_META; ``uncounted`` says how many do not)."""
 
     rows: dict[tuple[str, float], dict[str, int]] = field(default_factory=dict)
     run_now: int = 0  # episodes this run recorded (the rest of the rows' episodes were in the store before it)
-    clipped_steps: int = 0  # the policy's actions clipped to the env's action space, over every episode run
+    clipped_steps: int = 0  # the policy's actions clipped to the env's action space, over the episodes the notes count
     clip_excess: float = 0.0
-    total_steps: int = 0  # env steps of every episode run
+    total_steps: int = 0  # env steps of the episodes the notes count
     unnamed: int = 0  # failed episodes labelled the default 'terminated' whose final info said why in words of its own
     unnamed_words: dict[str, str] = field(default_factory=dict)  # the unread text of one of them (label_notes.unread_words)
+    uncounted: int = 0  # episodes of the store the notes leave out: recorded without NOTE_META
 
     def add(self, shift: str, severity: float, success: bool, alarmed: bool, clipped_steps: int = 0, clip_excess: float = 0.0,
             steps: int = 0) -> None:
@@ -58,6 +65,19 @@ class SweepSummary:
         alarm = meta.get("first_alarm_step", np.full(store.n_episodes, -1))
         for shift, sev, ok, first in zip(meta["shift"], meta["severity"], meta["success"], alarm):
             self.count(str(shift), float(sev), bool(ok), int(first) >= 0)
+        self.count_notes(store)
+
+    def count_notes(self, store: Any) -> None:
+        """The notes' counts anew from every episode of ``store`` when it records NOTE_META; else its episodes not run
+        now are ``uncounted`` (a store keeps one set of keys, so this run's were recorded without them too)."""
+        if not set(NOTE_META) <= set(store.meta_keys):
+            self.uncounted = max(store.n_episodes - self.run_now, 0)
+            return
+        clipped, unread = store.meta("clipped_steps").astype(np.int64), [str(u) for u in store.meta("unread_info")]
+        self.clipped_steps, self.total_steps = int(clipped.sum()), int(store.episode_lengths.sum())
+        self.clip_excess = float(store.meta("clip_excess").max(initial=0.0))
+        said = [u for u in unread if u]
+        self.unnamed, self.unnamed_words, self.uncounted = len(said), json.loads(said[0]) if said else {}, 0
 
     def table(self) -> str:
         lines = [f"{'shift':<22}{'severity':>9}{'episodes':>10}{'success':>9}{'alarmed':>9}"]
@@ -70,7 +90,18 @@ class SweepSummary:
             lines.append(policy_clipped_note(self.clipped_steps, self.total_steps, self.clip_excess))
         if self.unnamed:
             lines.append("note: " + unnamed_terminations(self.unnamed, self.unnamed_words))
+        if self.uncounted:
+            lines.append(f"the notes on clipped actions and unnamed terminations count the {self.run_now} episode"
+                         f"{'s' * (self.run_now != 1)} run now only: the {self.uncounted} recorded before carry no meta/"
+                         f"{', meta/'.join(NOTE_META)}")
         return "\n".join(lines)
+
+
+def note_meta(result: Any) -> dict[str, Any]:
+    """NOTE_META of one episode (an EpisodeResult of ``run_episode``)."""
+    unnamed = not result.success and result.labels["failure_reason"] == DEFAULT_TERMINATED and result.unread
+    return {"clipped_steps": int(result.clipped_steps), "clip_excess": float(result.clip_excess),
+            "unread_info": json.dumps(result.unread, sort_keys=True) if unnamed else ""}
 
 
 def policy_clipped_note(steps: int, total: int, excess: float) -> str:
@@ -119,10 +150,11 @@ def run_sweep(
             env, env_key = make_env(shift, severity), (shift, severity)
             check_period(env, recorder, shift, severity)
         result = run_episode(env, agent, seed=seed, record_keys=record_keys, labels={"shift": shift, "severity": severity})
-        recorder.write(result.steps, result.decisions, result.labels)
+        notes = note_meta(result)
+        recorder.write(result.steps, result.decisions, result.labels, optional_meta=notes)
         alarmed = bool(np.any([d.verdict.alarm for d in result.decisions if d.verdict is not None]))
         summary.add(shift, severity, result.success, alarmed, result.clipped_steps, result.clip_excess, result.n_steps)
-        if not result.success and result.labels["failure_reason"] == DEFAULT_TERMINATED and result.unread:
+        if notes["unread_info"]:
             summary.unnamed += 1
             summary.unnamed_words = summary.unnamed_words or result.unread
         bar.update(1)

@@ -35,3 +35,65 @@ def test_a_summary_of_episodes_run_now_only_says_nothing_of_earlier_ones():
     summary = SweepSummary()
     summary.add("none", 0.0, True, False)
     assert summary.run_now == 1 and "recorded before" not in summary.table()
+
+
+STEPS = 8  # env steps of every stub episode
+
+
+class _Env:
+    def close(self):
+        pass
+
+
+def _result(seed: int, clipped: dict[int, int], said: dict[int, str], labels: dict):
+    """Seed s's episode: it clips ``clipped[s]`` actions (by up to s/10 of the range), and fails 'terminated' saying
+    why in words of its own when ``said`` has it."""
+    from fiper.control.loop import EpisodeResult
+    from fiper.control.monitored_policy import Decision
+
+    decisions = [Decision(t, np.zeros(3, np.float32), np.zeros((2, 4, 2)), np.zeros((4, 2)), None, "none", False)
+                 for t in range(0, STEPS, 4)]
+    ok = seed not in said
+    out = {"success": ok, "failure_step": -1 if ok else STEPS - 1, "failure_reason": "" if ok else "terminated", "seed": seed,
+           **labels}
+    return EpisodeResult({"action": np.zeros((STEPS, 2), np.float32)}, decisions, out, [], clipped.get(seed, 0),
+                         seed / 10 if clipped.get(seed) else 0.0, {} if ok else {"why": said[seed]})
+
+
+def _stub_episodes(monkeypatch, clipped: dict[int, int], said: dict[int, str]):
+    """run_sweep's episodes without an env or policy (``_result``)."""
+    from fiper.control import sweep
+
+    monkeypatch.setattr(sweep, "run_episode", lambda env, agent, *, seed, record_keys, labels: _result(seed, clipped, said, labels))
+
+
+def test_a_resumed_sweeps_notes_count_the_clipped_actions_and_unnamed_terminations_recorded_before_it(tmp_path, monkeypatch):
+    clipped, said = {0: 2, 1: 3, 2: 1}, {1: "box fell", 3: "tipped over"}
+    _stub_episodes(monkeypatch, clipped, said)
+    first = run_sweep(lambda *_: _Env(), None, [("none", 0.0)], range(2), RolloutRecorder(tmp_path / "r.zarr"), progress=False)
+    assert (first.clipped_steps, first.total_steps, first.unnamed) == (5, 2 * STEPS, 1)
+    store = EpisodeStore.open(tmp_path / "r.zarr")
+    assert store.meta("clipped_steps").tolist() == [2, 3] and store.meta("unread_info").tolist() == ["", '{"why": "box fell"}']
+    resumed = run_sweep(lambda *_: _Env(), None, [("none", 0.0)], range(4), RolloutRecorder(tmp_path / "r.zarr"), progress=False)
+    assert resumed.run_now == 2 and resumed.uncounted == 0
+    assert (resumed.clipped_steps, resumed.total_steps, resumed.clip_excess) == (6, 4 * STEPS, 0.2)
+    assert (resumed.unnamed, resumed.unnamed_words) == (2, {"why": "box fell"})
+    table = resumed.table()
+    assert f"6 of the policy's {4 * STEPS} actions (19%) left the env's action space (by up to 20% of an entry's range)" in table
+    assert "note: 2 failed episodes ended terminated without info['failure_reason'] (one's final info said why='box fell'" in table
+    assert "run now only" not in table
+
+
+def test_a_store_recorded_without_the_note_meta_says_which_episodes_the_notes_count(tmp_path, monkeypatch):
+    earlier = RolloutRecorder(tmp_path / "r.zarr")
+    for seed in range(3):  # recorded without meta/clipped_steps, clip_excess, unread_info
+        result = _result(seed, {0: 5}, {1: "box fell"}, {"shift": "none", "severity": 0.0})
+        earlier.write(result.steps, result.decisions, result.labels)
+    _stub_episodes(monkeypatch, {3: 4}, {3: "tipped over"})
+    summary = run_sweep(lambda *_: _Env(), None, [("none", 0.0)], range(4), RolloutRecorder(tmp_path / "r.zarr"), progress=False)
+    assert "clipped_steps" not in EpisodeStore.open(tmp_path / "r.zarr").meta_keys  # appended with the store's own keys
+    assert (summary.clipped_steps, summary.total_steps, summary.unnamed, summary.uncounted) == (4, STEPS, 1, 3)
+    table = summary.table()
+    assert f"4 of the policy's {STEPS} actions (50%)" in table and "note: 1 failed episode ended terminated" in table
+    assert ("the notes on clipped actions and unnamed terminations count the 1 episode run now only: the 3 recorded before "
+            "carry no meta/clipped_steps, meta/clip_excess, meta/unread_info") in table
