@@ -3,7 +3,9 @@
 A store another system recorded may hold the policy's embedding but no sample batch, or no
 observations. A method reading an input the task's stores lack (``needs`` of its scores) is left
 out of that task, a 'select' method keeps the members that remain, and the task's notes say which
-methods were left out and what to record to evaluate them.
+methods were left out and what to record to evaluate them. An input the stores hold but cannot place
+(RolloutSet.unreadable) leaves the methods reading it out the same way, except one the user named on
+purpose (``asked_by``), which stops the evaluation naming the fix and the overrides that leave it out.
 """
 
 from __future__ import annotations
@@ -27,16 +29,49 @@ def method_needs(config: EvaluationConfig, name: str) -> frozenset[str]:
     return frozenset().union(*(score_class(config.scores[s]["score"]).needs for s in scores))
 
 
-def asked_for(config: EvaluationConfig, name: str) -> bool:
-    """Whether method ``name`` was configured on purpose: not a default method as DEFAULT_METHODS configures it."""
+#: The settings besides ``methods`` that name methods: lists, then single names.
+ROLES = ("references", "baselines", "deploy_method", "plot_method")
+
+
+def asked_by(config: EvaluationConfig, name: str) -> tuple[str, ...]:
+    """Where method ``name`` was named on purpose: 'methods' unless it is a default method as DEFAULT_METHODS configures
+    it, and each of ROLES whose value differs from its default and names it (the default lists as left after dropped
+    default methods)."""
     default = DEFAULT_METHODS.get(name)
-    return default is None or config.methods[name] != MethodSpec.of(name, default)
+    where = ["methods"] if default is None or config.methods[name] != MethodSpec.of(name, default) else []
+    defaults = {f.name: f.default for f in dataclasses.fields(EvaluationConfig) if f.name in ROLES}
+    for role in ROLES:
+        value, was = getattr(config, role), defaults[role]
+        if isinstance(value, tuple):
+            named = name in value and set(value) != set(was) & set(config.methods)
+        else:
+            named = value == name and value != was
+        where += [role] if named else []
+    return tuple(where)
+
+
+def asked_for(config: EvaluationConfig, name: str) -> bool:
+    """Whether method ``name`` was named on purpose anywhere in ``config`` (``asked_by``)."""
+    return bool(asked_by(config, name))
+
+
+def leave_out(config: EvaluationConfig, names: Collection[str]) -> list[str]:
+    """The overrides that stop naming ``names`` on purpose: each setting that names one of them, changed."""
+    where = {role for n in names for role in asked_by(config, n)}
+    fixes = [f"'~methods.{n}'" for n in names if "methods" in asked_by(config, n)]
+    for role in ROLES:
+        if role in where:
+            value = getattr(config, role)
+            fixes.append(f"{role}=[{', '.join(m for m in value if m not in names)}]" if isinstance(value, tuple)
+                         else f"{role}=<another method, or null>")
+    return fixes
 
 
 def runnable_config(config: EvaluationConfig, recorded: Collection[str], task: str,
                     unreadable: Mapping[str, str] | None = None) -> tuple[EvaluationConfig, str]:
     """``config`` with only the methods that read nothing beyond ``recorded``, and a note saying what was left out and why;
-    an input of ``unreadable`` (RolloutSet.unreadable: why, with the fix) refuses a method ``asked_for`` instead."""
+    an input of ``unreadable`` (RolloutSet.unreadable: why, with the fix) refuses a method ``asked_for`` instead (named
+    on purpose in methods, references, baselines, deploy_method or plot_method), naming the overrides that leave it out."""
     recorded, unreadable = frozenset(recorded), dict(unreadable or {})
     lacking = {n: method_needs(config, n) - recorded for n, m in config.methods.items() if not m.select}
     lacking = {n: miss for n, miss in lacking.items() if miss}
@@ -45,8 +80,10 @@ def runnable_config(config: EvaluationConfig, recorded: Collection[str], task: s
     asked = [n for n, miss in lacking.items() if miss & unreadable.keys() and asked_for(config, n)]
     if asked:
         why = unreadable[sorted(frozenset().union(*(lacking[n] for n in asked)) & unreadable.keys())[0]]
-        raise RolloutError(f"task {task!r}: {', '.join(asked)} read{'s' * (len(asked) == 1)} what its stores cannot place: {why}; "
-                           f"or leave {'it' if len(asked) == 1 else 'them'} out ('~methods.{asked[0]}')")
+        named = {n: asked_by(config, n) for n in asked}
+        said = ", ".join(n if where == ("methods",) else f"{n} (named in {' and '.join(where)})" for n, where in named.items())
+        raise RolloutError(f"task {task!r}: {said} read{'s' * (len(asked) == 1)} what its stores cannot place: {why}; "
+                           f"or leave {'it' if len(asked) == 1 else 'them'} out ({', '.join(leave_out(config, asked))})")
     methods, notes = {}, []
     for name, method in config.methods.items():
         if name in lacking:

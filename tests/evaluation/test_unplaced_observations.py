@@ -1,5 +1,6 @@
 """A store with observations but neither decisions/env_step nor an n_action_steps attr: the default methods reading
-the observation are left out with a note naming why and the fix; one configured on purpose stops the evaluation."""
+the observation are left out with a note naming why and the fix; one named on purpose (in methods, references or
+deploy_method) stops the evaluation."""
 
 from __future__ import annotations
 
@@ -76,3 +77,34 @@ def test_a_method_configured_on_purpose_is_refused_with_the_fix(tmp_path):
 def test_the_attr_the_note_names_lets_the_observation_be_read(tmp_path):
     rollouts = load_rollouts(str(_store(tmp_path / "no_steps.zarr", {"n_action_steps": 1})))["no_steps"]
     assert rollouts.recorded == {"embedding", "observation"} and rollouts.unreadable == {}
+
+
+def test_obs_novelty_named_in_references_or_deploy_method_is_asked_for(tmp_path):
+    """Named on purpose in references or deploy_method, the default obs_novelty is refused like one configured in
+    methods, the message naming each override that leaves it out; named only by the defaults, it is left out."""
+    from fiper.evaluation.runnable import asked_by
+
+    assert asked_by(_config(), "obs_novelty") == ()  # the default references, whatever their order
+    assert asked_by(EvaluationConfig(), "obs_novelty") == ()
+    path = _store(tmp_path / "no_steps.zarr")
+    only = _config().as_dict() | {"references": ["obs_novelty"]}
+    assert asked_by(EvaluationConfig.from_mapping(only), "obs_novelty") == ("references",)
+    with pytest.raises(RolloutError, match=rf"task .no_steps.: obs_novelty \(named in references\) reads what its stores cannot "
+                                           rf"place: {re.escape(WHY)}.*or leave it out \(references=\[\]\)$"):
+        evaluate_rollouts(str(path), EvaluationConfig.from_mapping(only))
+    deployed = _config().as_dict() | {"deploy_method": "obs_novelty", "references": ["elapsed"]}
+    with pytest.raises(RolloutError, match=r"obs_novelty \(named in deploy_method\) reads .*or leave it out "
+                                           r"\(deploy_method=<another method, or null>\)$"):
+        evaluate_rollouts(str(path), EvaluationConfig.from_mapping(deployed))
+    everywhere = _config(obs_novelty={"scores": ["obs_novelty"], "rule": "single", "windows": [1]}).as_dict() | {
+        "deploy_method": "obs_novelty", "references": ["obs_novelty"]}
+    with pytest.raises(RolloutError, match=r"obs_novelty \(named in methods and references and deploy_method\) reads .*"
+                                           r"or leave it out \('~methods.obs_novelty', references=\[\], deploy_method="):
+        evaluate_rollouts(str(path), EvaluationConfig.from_mapping(everywhere))
+
+
+def test_left_out_of_references_as_the_refusal_says_obs_novelty_is_left_out_with_the_note(tmp_path):
+    path = _store(tmp_path / "no_steps.zarr")
+    fixed = _config().as_dict() | {"references": ["elapsed"]}  # the override the refusal of references=[obs_novelty, elapsed] names
+    task = evaluate_rollouts(str(path), EvaluationConfig.from_mapping(fixed)).tasks["no_steps"]
+    assert list(task.methods) == ["knn", "elapsed"] and task.left_out.startswith("1 method(s) reading the observation are left out")
