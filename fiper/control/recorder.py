@@ -145,7 +145,8 @@ class RolloutRecorder:
               *, optional_meta: Mapping[str, Any] | None = None) -> int:
         """Append one episode: per-step arrays (T, ...), its decisions, and its labels. ``optional_meta`` are per-episode
         labels recorded when the store is new or already records them: a store whose episodes lack one is appended without
-        it, since every episode of a store has the same keys."""
+        it, since every episode of a store has the same keys (merge_stores keeps fiper.storage.merge.OPTIONAL_META
+        only when every source records them)."""
         arrays = decision_arrays(decisions, self.score_names, self.sample_dtype)  # before the store exists: no empty store on error
         meta = episode_meta(decisions, labels)
         keep = self.store.meta_keys if self.store is not None and self.store.n_episodes else None

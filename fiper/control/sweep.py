@@ -22,10 +22,12 @@ from fiper.control.monitored_policy import MonitoredPolicy
 from fiper.control.period import declared_period
 from fiper.control.recorder import RolloutRecorder
 from fiper.label_notes import DEFAULT_TERMINATED, unnamed_terminations
+from fiper.storage.merge import OPTIONAL_META
 
 #: Per-episode meta the summary's notes read back from a store: actions clipped to the env's action space (count, largest
 #: excursion) and, for a failure labelled the default 'terminated', the final info's text fiper does not read (JSON; '').
-NOTE_META = ("clipped_steps", "clip_excess", "unread_info")
+#: A store may lack them (merge_stores keeps them only when every source records them).
+NOTE_META = OPTIONAL_META
 
 
 @dataclass

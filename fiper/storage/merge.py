@@ -28,6 +28,9 @@ from fiper.storage.writer_lock import writer_of
 
 IDENTITY_LABELS = ("shift", "severity", "seed")  # with the fingerprint: what makes two episodes the same sweep point
 SAME_ATTRS = ("task", "control_period_s", "n_action_steps", "num_samples", "policy_fingerprint")
+#: Per-episode labels a store may be recorded without (launch.stress's notes: fiper.control.sweep.NOTE_META): a source
+#: lacking one merges, and the merged store keeps it only when every source records it.
+OPTIONAL_META = ("clipped_steps", "clip_excess", "unread_info")
 
 
 class MergeError(StoreError):
@@ -83,6 +86,8 @@ def _origin_problems(first: EpisodeStore, other: EpisodeStore) -> list[str]:
     problems += [f"attr {k}: {a.get(k)!r} vs {b.get(k)!r}" for k in SAME_ATTRS if a.get(k) != b.get(k)]
     sa, sb = (_signature(first), _signature(other)) if first.n_episodes and other.n_episodes else ({}, {})
     for key in sorted(set(sa) | set(sb)):
+        if key.removeprefix("meta/") in OPTIONAL_META and (key not in sa or key not in sb):
+            continue
         if sa.get(key) != sb.get(key):
             show = lambda s: "absent" if s is None else f"rows {s[0]} {s[1]}"  # noqa: E731
             problems.append(f"{key}: {show(sa.get(key))} vs {show(sb.get(key))}")
@@ -156,6 +161,7 @@ def merge_stores(sources: Sequence[str | os.PathLike], out: str | os.PathLike) -
     partial = out.with_name(f"{out.name}.merging-{uuid.uuid4().hex[:8]}")
     outcome = MergeOutcome(out, paths)
     seen: set[tuple[Any, ...]] = set()
+    dropped = {k for k in OPTIONAL_META if any(s.n_episodes and k not in s.meta_keys for s in stores)}
     try:
         merged = EpisodeStore.create(partial, attrs=attrs)
         for store, ids in zip(stores, identities):
@@ -166,7 +172,7 @@ def merge_stores(sources: Sequence[str | os.PathLike], out: str | os.PathLike) -
                     continue
                 seen.add(key)
                 data, decisions, labels = episode_rows(store, i)
-                merged.append_episode(data, decisions=decisions, meta=labels)
+                merged.append_episode(data, decisions=decisions, meta={k: v for k, v in labels.items() if k not in dropped})
                 taken += 1
             outcome.taken.append(taken)
             outcome.duplicates.append(skipped)

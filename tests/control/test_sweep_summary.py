@@ -97,3 +97,18 @@ def test_a_store_recorded_without_the_note_meta_says_which_episodes_the_notes_co
     assert f"4 of the policy's {STEPS} actions (50%)" in table and "note: 1 failed episode ended terminated" in table
     assert ("the notes on clipped actions and unnamed terminations count the 1 episode run now only: the 3 recorded before "
             "carry no meta/clipped_steps, meta/clip_excess, meta/unread_info") in table
+
+
+def test_stores_with_and_without_the_note_meta_merge_without_it(tmp_path, monkeypatch):
+    from fiper.storage.merge import merge_stores
+
+    earlier = RolloutRecorder(tmp_path / "old.zarr")
+    result = _result(0, {0: 5}, {}, {"shift": "none", "severity": 0.0})
+    earlier.write(result.steps, result.decisions, result.labels)  # recorded without meta/clipped_steps, ...
+    _stub_episodes(monkeypatch, {1: 2}, {})
+    run_sweep(lambda *_: _Env(), None, [("none", 0.0)], [1], RolloutRecorder(tmp_path / "new.zarr"), progress=False)
+    outcome = merge_stores([tmp_path / "old.zarr", tmp_path / "new.zarr"], tmp_path / "m.zarr")
+    merged = EpisodeStore.open(tmp_path / "m.zarr")
+    assert outcome.taken == [1, 1] and merged.meta("seed").tolist() == [0, 1] and "clipped_steps" not in merged.meta_keys
+    merge_stores([tmp_path / "new.zarr"], tmp_path / "kept.zarr")  # every source records them: kept
+    assert EpisodeStore.open(tmp_path / "kept.zarr").meta("clipped_steps").tolist() == [2]
