@@ -31,7 +31,7 @@ from fiper.control import FailSafeError, MonitoredPolicy, RolloutRecorder, run_e
 from fiper.control.failsafe import fault_owner
 from fiper.control.period import control_period_s
 from fiper.control.seeded_resets import check_seeded_resets
-from fiper.control.sweep import check_period, policy_clipped_note, recorded_episodes
+from fiper.control.sweep import SweepSummary, check_period, note_meta, recorded_episodes
 from fiper.evaluation.outcome import outcome_report, store_paths
 from fiper.evaluation.render.outcome import outcome_table, write_outcome
 from fiper.gym_api import reset_env
@@ -172,8 +172,9 @@ def warm_up(agents: Mapping[str, MonitoredPolicy], env, seed: int) -> None:
 def run_paired(make_env, agents: Mapping[str, MonitoredPolicy], recorders: Mapping[str, RolloutRecorder],
                cells: Sequence[tuple[str, float]], seeds: Sequence[int], *, record_keys=None, progress: bool = True) -> int:
     """Every (cell, seed) in every arm's store, arms interleaved per seed; episodes already recorded are skipped.
-    Returns the number of episodes run; prints a line per arm whose actions were clipped to the env's action space."""
-    clipped: dict[str, list] = {name: [0, 0, 0.0] for name in agents}  # clipped steps, steps run, largest excess
+    Returns the number of episodes run; prints each arm's notes (actions clipped to the env's action space, terminations
+    the env named in words of its own) over every episode of its store."""
+    summaries = {name: SweepSummary() for name in agents}
     done = {name: recorded_episodes(rec) for name, rec in recorders.items()}
     todo = {(s, v, ep_seed, name) for s, v in cells for ep_seed in seeds for name in agents
             if (s, round(v, 6), ep_seed) not in done[name]}
@@ -192,17 +193,19 @@ def run_paired(make_env, agents: Mapping[str, MonitoredPolicy], recorders: Mappi
                     with arm_named(name):
                         result = run_episode(env, agent, seed=ep_seed, record_keys=record_keys,
                                              labels={"shift": shift, "severity": severity})
-                    recorders[name].write(result.steps, result.decisions, result.labels)
-                    steps, total, excess = clipped[name]
-                    clipped[name] = [steps + result.clipped_steps, total + result.n_steps, max(excess, result.clip_excess)]
+                    notes = note_meta(result)
+                    recorders[name].write(result.steps, result.decisions, result.labels, optional_meta=notes)
+                    summaries[name].add_episode(result, False, notes)
                     bar.update(1)
                     bar.set_postfix(cell=f"{shift} {severity:g}", arm=name, ok=int(result.success))
         finally:
             env.close()
     bar.close()
-    for name, (steps, total, excess) in clipped.items():
-        if steps:
-            print(f"{name}: {policy_clipped_note(steps, total, excess)}")
+    for name, summary in summaries.items():
+        if recorders[name].store is not None:
+            summary.count_notes(recorders[name].store)
+        for line in summary.notes():
+            print(f"{name}: {line}")
     return len(todo)
 
 

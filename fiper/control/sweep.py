@@ -9,7 +9,7 @@ different policy, monitor or env (its fingerprint), so resuming never mixes orig
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,6 +52,14 @@ class SweepSummary:
         self.clip_excess = max(self.clip_excess, clip_excess)
         self.total_steps += steps
 
+    def add_episode(self, result: Any, alarmed: bool, notes: Mapping[str, Any]) -> None:
+        """One episode this run recorded (an EpisodeResult of ``run_episode``, its ``note_meta``)."""
+        self.add(result.labels["shift"], result.labels["severity"], result.success, alarmed, result.clipped_steps,
+                 result.clip_excess, result.n_steps)
+        if notes["unread_info"]:
+            self.unnamed += 1
+            self.unnamed_words = self.unnamed_words or result.unread
+
     def count(self, shift: str, severity: float, success: bool, alarmed: bool) -> None:
         row = self.rows.setdefault((shift, round(float(severity), 6)), {"episodes": 0, "success": 0, "alarmed": 0})
         row["episodes"] += 1
@@ -88,6 +96,11 @@ class SweepSummary:
         total = sum(r["episodes"] for r in self.rows.values())
         if total > self.run_now:
             lines.append(f"{total} episodes in the store: {self.run_now} run now, {total - self.run_now} recorded before")
+        return "\n".join(lines + self.notes())
+
+    def notes(self) -> list[str]:
+        """The lines on clipped actions and unnamed terminations, and which episodes they count."""
+        lines = []
         if self.clipped_steps:
             lines.append(policy_clipped_note(self.clipped_steps, self.total_steps, self.clip_excess))
         if self.unnamed:
@@ -96,7 +109,7 @@ class SweepSummary:
             lines.append(f"the notes on clipped actions and unnamed terminations count the {self.run_now} episode"
                          f"{'s' * (self.run_now != 1)} run now only: the {self.uncounted} recorded before carry no meta/"
                          f"{', meta/'.join(NOTE_META)}")
-        return "\n".join(lines)
+        return lines
 
 
 def note_meta(result: Any) -> dict[str, Any]:
@@ -155,10 +168,7 @@ def run_sweep(
         notes = note_meta(result)
         recorder.write(result.steps, result.decisions, result.labels, optional_meta=notes)
         alarmed = bool(np.any([d.verdict.alarm for d in result.decisions if d.verdict is not None]))
-        summary.add(shift, severity, result.success, alarmed, result.clipped_steps, result.clip_excess, result.n_steps)
-        if notes["unread_info"]:
-            summary.unnamed += 1
-            summary.unnamed_words = summary.unnamed_words or result.unread
+        summary.add_episode(result, alarmed, notes)
         bar.update(1)
         bar.set_postfix(shift=shift, sev=f"{severity:.2f}", ok=int(result.success))
     bar.close()

@@ -112,3 +112,18 @@ def test_stores_with_and_without_the_note_meta_merge_without_it(tmp_path, monkey
     assert outcome.taken == [1, 1] and merged.meta("seed").tolist() == [0, 1] and "clipped_steps" not in merged.meta_keys
     merge_stores([tmp_path / "new.zarr"], tmp_path / "kept.zarr")  # every source records them: kept
     assert EpisodeStore.open(tmp_path / "kept.zarr").meta("clipped_steps").tolist() == [2]
+
+
+def test_an_outcome_sweeps_notes_count_every_episode_of_each_arms_store(tmp_path, monkeypatch, capsys):
+    from launch import act
+
+    said: dict[int, str] = {}
+    monkeypatch.setattr(act, "run_episode", lambda env, agent, *, seed, record_keys, labels: _result(seed, {0: 2, 1: 3}, said, labels))
+    arms = ("without", "hold")
+    run = lambda seeds: act.run_paired(lambda *_: _Env(), dict.fromkeys(arms), {a: RolloutRecorder(tmp_path / f"{a}.zarr") for a in arms},  # noqa: E731
+                                       [("none", 0.0)], seeds, progress=False)
+    assert run(range(1)) == 2
+    assert f"hold: 2 of the policy's {STEPS} actions (25%)" in capsys.readouterr().out
+    assert run(range(2)) == 2  # resumed: seed 1 only, the notes count seed 0's episode too
+    out = capsys.readouterr().out
+    assert f"without: 5 of the policy's {2 * STEPS} actions (31%)" in out and f"hold: 5 of the policy's {2 * STEPS}" in out
