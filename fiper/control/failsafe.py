@@ -18,6 +18,20 @@ class FailSafeError(RuntimeError):
         self.source = source
 
 
+def no_fallback_error(env_step: int, reason: str, source: str) -> FailSafeError:
+    """A fail-safe alarm at ``env_step`` for ``reason`` with no fallback configured to answer it."""
+    return FailSafeError(f"fail-safe alarm at env step {env_step}, {reason.removeprefix('fail-safe: ')}; "
+                         f"no fallback is configured, so there is no safe action to return: {NO_FALLBACK_FIX}", source)
+
+
+def fallback_error(name: str, env_step: int, fault: str, err: BaseException) -> FailSafeError:
+    """The fallback ``name`` gave no safe action at ``env_step`` (``fault``: this step's own fault, if any)."""
+    cause = f" (this step: {fault})" if fault else ""
+    return FailSafeError(f"the fallback {name} gave no safe action at env step {env_step}{cause}: {error_text(err)}; "
+                         "make the fallback return a finite action here (e.g. give it a measured position "
+                         "or executed actions through its FallbackContext)", source="fallback")
+
+
 def fault_owner(err: FailSafeError) -> str:
     """What the fault asks to fix: the env's observation, the fallback that gave no safe action, else the policy."""
     return {"observation": "the env's observation", "fallback": "the fallback"}.get(err.source, "the policy")

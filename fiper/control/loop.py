@@ -12,7 +12,8 @@ from fiper.collection import EPISODE_STEP_LIMIT, episode_labels, no_time_limit, 
 from fiper.gym_api import reset_env, step_env
 from fiper.label_notes import unread_words
 from fiper.env_factory import SetupError
-from fiper.control.monitored_policy import Decision, MonitoredPolicy
+from fiper.control.decision import Decision
+from fiper.control.monitored_policy import MonitoredPolicy
 from fiper.scores.inputs import host_array
 
 

@@ -18,17 +18,16 @@ executed chunk, embedding and batch to the host for the monitor: one host synchr
 
 from __future__ import annotations
 
-import math
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
-from typing import Any, NamedTuple
+from typing import Any
 
 import numpy as np
 import torch
 
 from fiper.collection import clip_to_space, observation_dict
-from fiper.control.failsafe import NO_FALLBACK_FIX, FailSafeError, error_text
+from fiper.control.decision import Decision, HostCopy, decision_info, failsafe_verdict, recorded_arrays
+from fiper.control.failsafe import error_text, fallback_error, no_fallback_error
 from fiper.control.history import ObsHistory, snapshot
 from fiper.control.timing import PhaseTimer
 from fiper.interventions import FallbackContext, GradedResponse
@@ -40,41 +39,10 @@ from fiper.protocol import GenerativePolicy, output_problem
 EXECUTED_CHUNKS = ("first", "medoid")  # which chunk of the batch a decision executes
 
 
-@dataclass
-class Decision:
-    """Everything about one decision, as the recorder stores it."""
-
-    env_step: int
-    embedding: np.ndarray  # (D,); NaN where the fault came before encode finished
-    samples: np.ndarray  # (B, H, A); NaN where the fault came before sample finished
-    executed: np.ndarray  # (H, A) chunk queued for execution (NaN while a fallback acts)
-    verdict: MonitorVerdict | None
-    intervention: str
-    steered: bool
-    timing_ms: dict[str, float] = field(default_factory=dict)
-    overrun: bool = False
-
-
 def medoid_index(samples: torch.Tensor) -> torch.Tensor:
     """Index of the chunk with the smallest summed distance to the others, per batch: (N, B, H, A) -> (N,)."""
     flat = samples.flatten(2)
     return torch.cdist(flat, flat).sum(-1).argmin(-1)
-
-
-class _HostCopy(NamedTuple):
-    """What one decision brought to the host: the chunk (H, A), embedding (D,) and batch (B, H, A), float32."""
-
-    chunk: np.ndarray
-    embedding: np.ndarray | None
-    samples: np.ndarray | None
-
-
-def _host(x: torch.Tensor | np.ndarray, per_decision_ndim: int) -> np.ndarray:
-    """A host float32 copy of one decision's embedding (ndim 1) or batch (ndim 3): host arrays pass through,
-    a tensor (N, ...) gives its first entry (a fault path, outside the decision's one copy)."""
-    if isinstance(x, np.ndarray):
-        return x
-    return (x[0] if x.ndim > per_decision_ndim else x).float().cpu().numpy()
 
 
 class MonitoredPolicy:
@@ -203,9 +171,9 @@ class MonitoredPolicy:
             fault = f"invalid observation: {error_text(err)}"
         info: dict[str, Any] = {"decision": False}
         if fault and not self.fallback_active:
-            info = self._decision_info(self._fault(fault, timing={}, source="observation"))
+            info = decision_info(self._fault(fault, timing={}, source="observation"))
         elif not self.fallback_active and not self.queue:
-            info = self._decision_info(self._decide())
+            info = decision_info(self._decide())
         if fault:
             info["fault"] = fault
         if self.fallback_active:
@@ -231,10 +199,7 @@ class MonitoredPolicy:
         try:
             return check_action(self.response.fallback_action(self._last_obs, self.context), self.context, f"the fallback {name}")
         except Exception as err:
-            cause = f" (this step: {fault})" if fault else ""
-            raise FailSafeError(f"the fallback {name} gave no safe action at env step {self.env_step}{cause}: {error_text(err)}; "
-                                "make the fallback return a finite action here (e.g. give it a measured position "
-                                "or executed actions through its FallbackContext)", source="fallback") from err
+            raise fallback_error(name, self.env_step, fault, err) from err
 
     @torch.no_grad()
     def _decide(self) -> Decision:
@@ -306,7 +271,7 @@ class MonitoredPolicy:
             return samples[0].index_select(0, medoid_index(samples)[:1])[0]  # a device index: no host read
         return samples[0, 0]
 
-    def _host_copy(self, chunk: torch.Tensor, z: torch.Tensor | None, samples: torch.Tensor | None) -> _HostCopy:
+    def _host_copy(self, chunk: torch.Tensor, z: torch.Tensor | None, samples: torch.Tensor | None) -> HostCopy:
         """The decision's one device-to-host copy: the chunk, and the embedding and batch when the monitor
         or the recorder reads them, packed into one float32 tensor."""
         parts = [chunk.reshape(-1)]
@@ -316,10 +281,10 @@ class MonitoredPolicy:
         flat = torch.cat([p.float() for p in parts]).cpu().numpy()  # the host synchronisation
         n_chunk = chunk.numel()
         if not keep:
-            return _HostCopy(flat.reshape(chunk.shape), None, None)
+            return HostCopy(flat.reshape(chunk.shape), None, None)
         n_z = z[0].numel()
-        return _HostCopy(flat[:n_chunk].reshape(chunk.shape), flat[n_chunk:n_chunk + n_z].reshape(z[0].shape),
-                         flat[n_chunk + n_z:].reshape(samples[0].shape))
+        return HostCopy(flat[:n_chunk].reshape(chunk.shape), flat[n_chunk:n_chunk + n_z].reshape(z[0].shape),
+                        flat[n_chunk + n_z:].reshape(samples[0].shape))
 
     def _timing(self) -> dict[str, Any]:
         """Phase times so far and whether they overran the budget (call after the host sync)."""
@@ -332,15 +297,12 @@ class MonitoredPolicy:
         """A fail-safe alarm: record it, hand over to the fallback, or raise FailSafeError (naming ``source``) without one."""
         if verdict is None or reason:
             t = verdict.decision if verdict is not None else (self.monitor.decision if self.monitor is not None else self.n_decisions)
-            base = verdict if verdict is not None else MonitorVerdict(t)
-            reason = f"{base.reason}; fail-safe: {reason}".lstrip("; ")
-            verdict = replace(base, alarm=True, failsafe=True, combined_ratio=math.inf, reason=reason)
+            verdict = failsafe_verdict(reason, verdict, t)
         label = self.response.fail_safe() if self.has_fallback else "none"
         decision = self._record(z, samples, None, verdict, label, timing if timing is not None else self._timing())
         if not self.has_fallback:
-            self.last_info = {**self._decision_info(decision), "fallback_active": False, "env_step": self.env_step}
-            raise FailSafeError(f"fail-safe alarm at env step {self.env_step}, {verdict.reason.removeprefix('fail-safe: ')}; "
-                                f"no fallback is configured, so there is no safe action to return: {NO_FALLBACK_FIX}", source)
+            self.last_info = {**decision_info(decision), "fallback_active": False, "env_step": self.env_step}
+            raise no_fallback_error(self.env_step, verdict.reason, source)
         return decision
 
     def _record(self, z: torch.Tensor | np.ndarray | None, samples: torch.Tensor | np.ndarray | None, executed: np.ndarray | None,
@@ -356,9 +318,7 @@ class MonitoredPolicy:
         self.fallback_active = label.startswith("fallback")
         embedding = batch = np.zeros(0)
         if keep:
-            embedding = _host(z, 1) if z is not None else np.full(policy.embedding_dim, np.nan, np.float32)
-            shape = (self.num_samples, policy.horizon, policy.action_dim)
-            batch = _host(samples, 3) if samples is not None else np.full(shape, np.nan, np.float32)
+            embedding, batch = recorded_arrays(z, samples, policy.embedding_dim, (self.num_samples, policy.horizon, policy.action_dim))
         overrun = bool(timing.pop("overrun", False))
         decision = Decision(self.env_step, embedding, batch, executed, verdict, label, label == "steer", timing, overrun)
         self.n_decisions += 1
@@ -383,18 +343,3 @@ class MonitoredPolicy:
         if self.response is None or verdict is None:
             return "none"
         return self.response.step(verdict.alarm, verdict.combined_ratio)
-
-    @staticmethod
-    def _decision_info(decision: Decision) -> dict[str, Any]:
-        verdict = decision.verdict
-        return {
-            "decision": True,
-            "alarm": bool(verdict.alarm) if verdict else False,
-            "failsafe": bool(verdict.failsafe) if verdict else False,
-            "reason": verdict.reason if verdict else "",
-            "ratios": dict(verdict.ratios) if verdict else {},
-            "intervention": decision.intervention,
-            "timing_ms": decision.timing_ms,
-            "score_ms": dict(verdict.score_ms) if verdict else {},
-            "overrun": decision.overrun,
-        }

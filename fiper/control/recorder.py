@@ -8,7 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from fiper.control.monitored_policy import Decision, MonitoredPolicy
+from fiper.control.decision import Decision
+from fiper.control.monitored_policy import MonitoredPolicy
 from fiper.fingerprint import FingerprintMismatch, differences, same, software_versions
 from fiper.monitor.identity import policy_fingerprint
 from fiper.storage import EpisodeStore

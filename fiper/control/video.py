@@ -20,8 +20,9 @@ from typing import Any
 import numpy as np
 
 from fiper.atomic import replacing
+from fiper.control.decision import Decision
 from fiper.control.loop import EpisodeResult, run_episode
-from fiper.control.monitored_policy import Decision, MonitoredPolicy
+from fiper.control.monitored_policy import MonitoredPolicy
 
 VIDEO_FIX = "pip install 'fiper[image]' (imageio-ffmpeg encodes the mp4s)"
 SIZE_PX = (960, 432)  # width, height: multiples of 16, so mp4 encoders need no resize
