@@ -13,6 +13,7 @@ import zarr
 from numcodecs import Blosc
 
 from fiper.storage.errors import StoreError
+from fiper.storage.integrity import CHECKSUM_KEY
 
 TARGET_CHUNK_BYTES = 1 << 20
 MAX_CHUNK_LEN = 1 << 16
@@ -20,6 +21,9 @@ MAX_CHUNK_LEN = 1 << 16
 WRITE_ALL_CHUNKS = {"write_empty_chunks": True}
 # meta/<COMMIT_KEY>: each committed episode's cumulative end row; an episode exists once its entry is written.
 COMMIT_KEY = "episode_ends"
+GROUPS = ("data", "decisions", "meta")
+DECISION_ENDS_KEY = "decision_ends"  # meta/<DECISION_ENDS_KEY>: each episode's cumulative end decision
+INTERNAL_META = (COMMIT_KEY, DECISION_ENDS_KEY, CHECKSUM_KEY)  # the store's own meta keys, not labels
 
 
 def write_all_chunks(array: zarr.Array) -> zarr.Array:

@@ -31,26 +31,12 @@ import zarr
 from fiper.storage.checked import CheckedArray
 from fiper.storage.codecs import register_needed_codecs
 from fiper.storage.damage import DamageChecks
+from fiper.storage.episode_checks import EpisodeChecks
 from fiper.storage.errors import DamagedStoreError, StoreError, repair_command
 from fiper.storage.integrity import CHECKSUM_KEY, broken_metadata, digest, encode_record
-from fiper.storage.layout import COMMIT_KEY, create_time_array, refuse_unstorable, write_all_chunks
+from fiper.storage.layout import COMMIT_KEY, DECISION_ENDS_KEY, GROUPS, INTERNAL_META, create_time_array, write_all_chunks
 from fiper.storage.writer_lock import (LOCK_FILE, StoreBusyError, busy_message, held_while, hold_writer_lock,
                                        release_writer_lock, writer_of)
-
-GROUPS = ("data", "decisions", "meta")
-DECISION_ENDS_KEY = "decision_ends"
-INTERNAL_META = (COMMIT_KEY, DECISION_ENDS_KEY, CHECKSUM_KEY)
-
-
-def _as_rows(name: str, value: Any, n_rows: int | None = None) -> np.ndarray:
-    arr = np.asarray(value)
-    if arr.dtype.kind == "O":
-        arr = arr.astype(str)
-    if arr.ndim == 0:
-        raise StoreError(f"'{name}' must have a leading time axis, got a scalar")
-    if n_rows is not None and arr.shape[0] != n_rows:
-        raise StoreError(f"'{name}' has {arr.shape[0]} rows but the episode has {n_rows}; give every key of one group the same length")
-    return arr
 
 
 def _leaf_arrays(group: zarr.Group, prefix: str = "") -> dict[str, zarr.Array]:
@@ -71,7 +57,7 @@ def _plain(arr: np.ndarray) -> np.ndarray:
     return np.array(arr.tolist(), dtype=str) if arr.dtype.kind in "TO" else arr
 
 
-class EpisodeStore(DamageChecks):
+class EpisodeStore(DamageChecks, EpisodeChecks):
     """Append, index and read episodes of a zarr store without loading it into memory."""
 
     def __init__(self, root: zarr.Group, path: Path, mode: str):
@@ -341,47 +327,6 @@ class EpisodeStore(DamageChecks):
         self._records.append(json.loads(record))
         self._decision_ends_cache = None
         return self.n_episodes - 1
-
-    def _validate_episode(self, data: Mapping[str, Any], decisions: Mapping[str, Any], meta: Mapping[str, Any]) -> dict:
-        if not data:
-            raise StoreError("an episode needs at least one per-step array in `data` (e.g. 'action')")
-        first = next(iter(data))
-        n_steps = np.asarray(data[first]).shape[0] if np.ndim(data[first]) else 0
-        if n_steps < 1:
-            raise StoreError(f"an episode needs at least one step; '{first}' has none")
-        out = {"data": {k: _as_rows(k, v, n_steps) for k, v in data.items()}, "n_steps": n_steps}
-        n_dec = np.asarray(next(iter(decisions.values()))).shape[0] if decisions else 0
-        out["decisions"] = {k: _as_rows(k, v, n_dec) for k, v in decisions.items()}
-        out["n_decisions"] = n_dec
-        unset = sorted(k for k, v in meta.items() if v is None)
-        if unset:
-            raise StoreError(f"meta {unset} given as None, which would be stored as the text 'None': give '' for no text "
-                             "label (failure_reason of a success), -1 for no step (failure_step), or leave the key out; "
-                             "nothing was written")
-        out["meta"] = {k: np.asarray([v]) for k, v in meta.items()}
-        refuse_unstorable({group: out[group] for group in GROUPS})
-        if self.n_episodes:
-            self._check_keys("data", self._data, out["data"])
-            if self._decisions or out["decisions"]:
-                self._check_keys("decisions", self._decisions, out["decisions"])
-            self._check_keys("meta", {k: v for k, v in self._meta.items() if k not in INTERNAL_META}, out["meta"])
-        for group, arrays in (("data", self._data), ("decisions", self._decisions), ("meta", self._meta)):
-            for key, value in out[group].items():
-                if key in arrays and arrays[key].dtype.kind not in "UOT" and tuple(arrays[key].shape[1:]) != value.shape[1:]:
-                    raise StoreError(f"{group}/{key}: expected per-row shape {tuple(arrays[key].shape[1:])}, got {value.shape[1:]}")
-                if key in arrays and arrays[key].dtype.kind not in "UOT" and not np.can_cast(value.dtype, arrays[key].dtype, "same_kind"):
-                    raise StoreError(f"{group}/{key}: the store holds {np.dtype(arrays[key].dtype)} but this episode gives "
-                                     f"{value.dtype} ({value.ravel()[:3].tolist()}); convert it before appending "
-                                     f"(every episode of a store has the same dtype per key); nothing was written")
-        return out
-
-    def _check_keys(self, group: str, existing: Mapping[str, Any], new: Mapping[str, Any]) -> None:
-        missing, extra = sorted(set(existing) - set(new)), sorted(set(new) - set(existing))
-        if missing or extra:
-            raise StoreError(
-                f"episode keys do not match {self.path}/{group}: missing {missing}, unexpected {extra}; "
-                "every episode of a store must carry the same keys"
-            )
 
     def _write_rows(self, group: str, arrays: dict[str, zarr.Array], rows: Mapping[str, np.ndarray], start: int) -> dict[str, int]:
         """Write rows from ``start`` on; returns the checksum of each key's rows as stored."""
