@@ -1,4 +1,5 @@
-"""The failure-score contract (``FailureScore``), its fit data, and the shared implementation base.
+"""The failure-score contract (``FailureScore``), its fit data (``ScoreFitData``, fiper.scores.fit_data), and the shared
+implementation base.
 
 Every score reads only the per-decision pair the monitor already has: the policy embedding
 z (D,) and the batch of B sampled action chunks (B, H, A) in env units. No score calls the policy.
@@ -19,15 +20,14 @@ from __future__ import annotations
 import copy
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any, ClassVar, Protocol, runtime_checkable
 
 import numpy as np
 import torch
 from torch import Tensor
 
-from fiper.scores.inputs import FitRows, as_array, as_tensor, check_decision_ends, check_finite, check_scores, check_shape, chunks
-from fiper.scores.observations import store_observations
+from fiper.scores.fit_data import ScoreFitData
+from fiper.scores.inputs import FitRows, as_array, as_tensor, check_finite, check_scores, check_shape, chunks
 from fiper.scores.overrides import checked_score_offline, missing_score, offline_decisions
 
 NEEDS = frozenset({"embedding", "samples", "observation"})
@@ -66,77 +66,6 @@ class FailureScore(Protocol):
 
     @classmethod
     def from_state(cls, tensors: Mapping[str, Tensor], config: Mapping[str, Any], *, device: str | torch.device = "cpu") -> FailureScore: ...
-
-
-@dataclass
-class ScoreFitData:
-    """In-distribution decisions a score is fitted on.
-
-    ``embeddings`` (N, D) and ``samples`` (N, B, H, A) (either or both may be None when no score
-    being fitted reads it), ``decision_ends`` (E,) cumulative episode ends (meta/decision_ends),
-    ``seed`` for every random choice of the fit, ``device`` where the fitted score lives,
-    ``observations`` {key: (N, *shape)} the raw observation each decision saw, for scores that
-    read it (``fiper.scores.observations``; None when none does).
-    """
-
-    embeddings: Any
-    samples: Any
-    decision_ends: Any
-    seed: int = 0
-    device: str | torch.device = "cpu"
-    observations: Mapping[str, Any] | None = None
-
-    def __post_init__(self) -> None:
-        n = None
-        for what, value, ndim in (("embeddings", self.embeddings, 2), ("samples", self.samples, 4)):
-            if value is None:
-                continue
-            shape = tuple(value.shape)
-            if len(shape) != ndim:
-                want = "(N, D)" if ndim == 2 else "(N, B, H, A)"
-                raise ValueError(f"ScoreFitData: {what} must be {want}, got shape {shape}")
-            if n is not None and shape[0] != n:
-                raise ValueError(f"ScoreFitData: embeddings hold {n} decisions but samples hold {shape[0]}")
-            n = shape[0]
-        if n is None:  # only scores that read neither (e.g. elapsed, obs_novelty): the episodes alone
-            ends = np.asarray(self.decision_ends)
-            n = int(ends[-1]) if ends.ndim == 1 and ends.size else 0
-        for key, rows in (self.observations or {}).items():
-            if len(rows) != n:
-                raise ValueError(f"ScoreFitData: observation {key!r} holds {len(rows)} decisions but the fit data holds {n}")
-        if n == 0:
-            raise ValueError("ScoreFitData holds no decisions; fit on at least one in-distribution episode")
-        self.decision_ends = check_decision_ends("ScoreFitData", self.decision_ends, n)
-        self.device = torch.device(self.device)
-
-    @property
-    def n_decisions(self) -> int:
-        return int(self.decision_ends[-1])
-
-    @classmethod
-    def from_store(cls, store: Any, *, episodes: Any = None, samples: bool = True, embeddings: bool = True,
-                   seed: int = 0, device: str | torch.device = "cpu", observations: bool = False) -> ScoreFitData:
-        """Read decisions/embedding and decisions/samples of (some) episodes of an EpisodeStore;
-        ``observations=True`` adds each decision's recorded observation (lazy, read when a score slices it)."""
-        ends = store.decision_ends
-        idx = np.arange(len(ends)) if episodes is None else np.asarray(episodes, dtype=np.int64).reshape(-1)
-        slices = [store.decision_slice(int(i)) for i in idx]
-        lengths = np.array([s.stop - s.start for s in slices], dtype=np.int64)
-        rows = np.concatenate([np.arange(s.start, s.stop) for s in slices]) if slices else np.zeros(0, np.int64)
-
-        def read(key: str) -> np.ndarray:
-            arr = store.decision_array(key)
-            contiguous = len(rows) and np.all(np.diff(rows) == 1)
-            return arr[int(rows[0]) : int(rows[-1]) + 1] if contiguous else arr.get_orthogonal_selection((rows,))
-
-        return cls(
-            embeddings=read("embedding") if embeddings else None,
-            samples=read("samples") if samples else None,
-            decision_ends=np.cumsum(lengths),
-            seed=seed,
-            device=device,
-            observations=store_observations(store, idx) if observations else None,
-        )
 
 
 class ScoreBase(ABC):
