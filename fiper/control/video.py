@@ -195,7 +195,8 @@ def write_video(path: str | Path, frames: Sequence[np.ndarray], decisions: Seque
         ax.set_ylabel(name, fontsize=8)
         ax.tick_params(labelsize=7)
         cursors.append(ax.axvline(0, color="tab:blue", lw=0.8, alpha=0.7))
-    axes[0].legend(fontsize=7, loc="upper left", frameon=False)
+    if value:  # without a monitor there is no score to name
+        axes[0].legend(fontsize=7, loc="upper left", frameon=False)
     axes[-1].set_xlabel("env step", fontsize=8)
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
