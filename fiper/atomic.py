@@ -4,12 +4,17 @@ One file: written to a hidden sibling, flushed to disk, renamed over the target 
 ``write_atomic``). Several files that must change together (a training checkpoint): each is staged
 so, then a commit record names them, then each is renamed into place; ``finish_commit`` completes the
 renames of a recorded commit a killed process left, or drops the staged files of one it had not recorded.
+A directory (a store an importer writes): built in a hidden sibling of its own, renamed into place once
+complete (``replacing_directory``); a failed or interrupted build removes the sibling, and a killed one
+leaves only the hidden ``.<name>.partial-<id>`` folder, which no ``*.<suffix>`` glob matches.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
+import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -55,6 +60,49 @@ def replacing(path: str | os.PathLike) -> Iterator[Path]:
         tmp.unlink(missing_ok=True)
         raise
     _replace(tmp, path)
+
+
+def _sync_tree(root: Path) -> None:
+    for folder, _, files in os.walk(root):
+        for name in files:
+            _sync(Path(folder) / name)
+        _sync(Path(folder))
+
+
+def _remove(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True) if path.is_dir() else path.unlink(missing_ok=True)
+
+
+@contextmanager
+def replacing_directory(path: str | os.PathLike, *, replace: bool = False) -> Iterator[Path]:
+    """A new hidden sibling directory path to build ``path`` in; flushed and renamed to ``path`` when the block ends,
+    removed when it raises (Ctrl-C included), so ``path`` is the old directory or the whole new one. An existing
+    ``path`` is replaced only with ``replace`` (else FileExistsError, the build removed): it is set aside under a hidden
+    name, the new one renamed in, and only then is the old one removed."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.partial-{uuid.uuid4().hex[:8]}")
+    try:
+        yield tmp
+        _sync_tree(tmp)
+        if (path.exists() or path.is_symlink()) and not replace:
+            raise FileExistsError(f"{path} already exists")
+    except BaseException:
+        _remove(tmp)
+        raise
+    old = path.with_name(f".{path.name}.replaced-{uuid.uuid4().hex[:8]}") if path.exists() or path.is_symlink() else None
+    try:
+        if old is not None:
+            os.replace(path, old)
+        os.replace(tmp, path)
+    except BaseException:
+        if old is not None and not path.exists():
+            os.replace(old, path)  # the old one back in place
+        _remove(tmp)
+        raise
+    _sync(path.parent)
+    if old is not None:
+        _remove(old)
 
 
 def write_atomic(path: str | os.PathLike, data: str | bytes) -> Path:
