@@ -4,9 +4,10 @@ A local dataset directory (``meta/info.json``, ``data/**/*.parquet``, ``videos/.
 store: every feature but lerobot's bookkeeping columns is one ``data/<key>`` array (``observation.`` dropped from
 the name unless ``keys`` maps it), camera videos are decoded to uint8 (H, W, C) frames, float64 features stay
 float64 (an offset of 1e5 keeps its millimetres), ``next.success`` gives ``meta/success``, and ``1 / fps`` the
-control period (checked by fiper.control.period; ``control_period_s`` states it where ``fps`` is wrong). Policies
-train on it and monitors replay on it as on demonstrations fiper collected. Reads parquet with pyarrow and videos
-with imageio's ffmpeg (AV1 included).
+control period (checked by fiper.control.period; ``control_period_s`` states it where ``fps`` is wrong). The store
+is written whole or not at all (fiper.storage.building): a video that ends early or an episode missing frames leaves
+``out`` as it was. Policies train on it and monitors replay on it as on demonstrations fiper collected. Reads
+parquet with pyarrow and videos with imageio's ffmpeg (AV1 included).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from fiper.storage.building import build_store, check_out
 from fiper.storage.import_names import store_names
 from fiper.storage.store import EpisodeStore
 
@@ -173,6 +175,7 @@ def import_lerobot(dataset: str | os.PathLike, out: str | os.PathLike, *, keys: 
     """Write the LeRobotDataset at ``dataset`` as a fiper demonstration store at ``out``; see the module docstring."""
     root, keys = Path(dataset).expanduser(), dict(keys or {})
     info = _read_info(root)
+    check_out(out, overwrite)
     try:
         period = _period(info, control_period_s, root / "meta" / "info.json")
     except ValueError as err:
@@ -194,20 +197,22 @@ def import_lerobot(dataset: str | os.PathLike, out: str | os.PathLike, *, keys: 
     episodes = _episodes(root, info)[: max_episodes]
     starts = np.searchsorted(ep_index, [int(e["episode_index"]) for e in episodes])
     frames = {c: _videos(root, info, episodes, c, 1.0 / period) for c in cameras}
-    store = EpisodeStore.create(out, overwrite=overwrite, attrs={
-        "task": task or root.name, "control_period_s": period, "source": f"lerobot {info['codebase_version']}",
-        "lerobot": {"dataset": str(root), "fps": info.get("fps"), "robot_type": info.get("robot_type"), "keys": names}})
-    for ep, start in zip(episodes, starts):
-        i, length = int(ep["episode_index"]), int(ep["length"])
-        rows = slice(int(start), int(start) + length)
-        if int(np.sum(ep_index[rows] == i)) != length:
-            raise LeRobotImportError(f"episode {i} lists {length} frames in the dataset's episode index but data/ holds "
-                                     f"{int(np.sum(ep_index == i))}; the dataset is incomplete (download it again)")
-        data = {names[f]: arrays[f][rows] for f in columns}
-        data.update({names[c]: next(frames[c]) for c in cameras})
-        meta = {"success": bool(succeeded[rows].any())} if success else {}
-        store.append_episode(data, meta=meta)
-    return store
+    attrs = {"task": task or root.name, "control_period_s": period, "source": f"lerobot {info['codebase_version']}",
+             "lerobot": {"dataset": str(root), "fps": info.get("fps"), "robot_type": info.get("robot_type"), "keys": names}}
+
+    def fill(store: EpisodeStore) -> None:
+        for ep, start in zip(episodes, starts):
+            i, length = int(ep["episode_index"]), int(ep["length"])
+            rows = slice(int(start), int(start) + length)
+            if int(np.sum(ep_index[rows] == i)) != length:
+                raise LeRobotImportError(f"episode {i} lists {length} frames in the dataset's episode index but data/ holds "
+                                         f"{int(np.sum(ep_index == i))}; the dataset is incomplete (download it again)")
+            data = {names[f]: arrays[f][rows] for f in columns}
+            data.update({names[c]: next(frames[c]) for c in cameras})
+            meta = {"success": bool(succeeded[rows].any())} if success else {}
+            store.append_episode(data, meta=meta)
+
+    return build_store(out, fill, attrs=attrs, overwrite=overwrite)
 
 
 def _decode_images(table: Any, feature: str, spec: Mapping[str, Any]) -> np.ndarray:

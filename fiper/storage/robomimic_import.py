@@ -5,7 +5,8 @@ A dataset file (``data/demo_<i>`` groups with ``actions`` and ``obs/<key>``, ``d
 ``keys``), the chosen action dataset (or datasets, such as robomimic's ``action_dict/<part>``, side by side) as
 ``data/action``, demos in robomimic's order (by number), the control period
 ``1 / control_freq`` from the env's arguments (or ``control_period_s``), checked by fiper.control.period.
-Everything is checked before the store is written. Reads with h5py.
+Everything is checked before the store is written, and it is written whole or not at all (fiper.storage.building):
+a demo that cannot be read leaves ``out`` as it was. Reads with h5py.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from fiper.control.period import positive_seconds, rate_seconds
+from fiper.storage.building import build_store, check_out
 from fiper.storage.import_names import store_names
 from fiper.storage.store import EpisodeStore
 
@@ -124,6 +126,19 @@ def _checked_shapes(f: Any, demos: Sequence[str], obs: Sequence[str], action: Se
                                        "is damaged (extract its observations again)")
 
 
+def _demo_rows(group: Any, demo: str, obs: Sequence[str], names: Mapping[str, str], action: Sequence[str],
+               path: Path) -> dict[str, np.ndarray]:
+    """One demo's rows by store key."""
+    try:
+        parts = [np.asarray(part, dtype=np.float32) for part in _action_parts(group, demo, action, path)]
+        data = {names[k]: np.asarray(group["obs"][k]) for k in obs}
+    except OSError as err:  # h5py: a chunk that does not decompress, a file cut short
+        raise RobomimicImportError(f"{path}: data/{demo} cannot be read ({err}); the file is damaged (download or extract it "
+                                   "again); nothing was written") from None
+    data["action"] = np.concatenate([p.reshape(len(p), -1) for p in parts], axis=1)
+    return data
+
+
 def import_robomimic(dataset: str | os.PathLike, out: str | os.PathLike, *, keys: Mapping[str, str] | None = None,
                      obs: Sequence[str] | None = None, action: str | Sequence[str] = "actions", filter_key: str | None = None,
                      task: str | None = None, max_episodes: int | None = None, control_period_s: float | None = None,
@@ -140,6 +155,7 @@ def import_robomimic(dataset: str | os.PathLike, out: str | os.PathLike, *, keys
         f = h5py.File(path, "r")
     except OSError as err:
         raise RobomimicImportError(f"{path} is not an HDF5 file h5py can open ({err}); give a robomimic dataset (.hdf5)") from None
+    check_out(out, overwrite)
     with f:
         demos = _demos(f, path, filter_key)[:max_episodes]
         if not demos:
@@ -165,11 +181,9 @@ def import_robomimic(dataset: str | os.PathLike, out: str | os.PathLike, *, keys
                                "filter_key": filter_key, "action": action[0] if len(action) == 1 else action, "keys": names}}
         if period is not None:
             attrs["control_period_s"] = period
-        store = EpisodeStore.create(out, overwrite=overwrite, attrs=attrs)
-        for demo in demos:
-            group = f["data"][demo]
-            parts = [np.asarray(part, dtype=np.float32) for part in _action_parts(group, demo, action, path)]
-            data = {names[k]: np.asarray(group["obs"][k]) for k in chosen}
-            data["action"] = np.concatenate([p.reshape(len(p), -1) for p in parts], axis=1)
-            store.append_episode(data)
-    return store
+
+        def fill(store: EpisodeStore) -> None:
+            for demo in demos:
+                store.append_episode(_demo_rows(f["data"][demo], demo, chosen, names, action, path))
+
+        return build_store(out, fill, attrs=attrs, overwrite=overwrite)
