@@ -3,7 +3,8 @@
 A dataset file (``data/demo_<i>`` groups with ``actions`` and ``obs/<key>``, ``data.attrs['env_args']``, optional
 ``mask/<filter key>``) becomes a demonstration store: each observation key one ``data/<key>`` array (renamed by
 ``keys``), the chosen action dataset (or datasets, such as robomimic's ``action_dict/<part>``, side by side) as
-``data/action``, demos in robomimic's order (by number), the control period
+``data/action`` (float64 where the file stores float64, so absolute actions keep their small steps beside a large
+offset; float32 otherwise), demos in robomimic's order (by number), the control period
 ``1 / control_freq`` from the env's arguments (or ``control_period_s``), checked by fiper.control.period.
 Everything is checked before the store is written, and it is written whole or not at all (fiper.storage.building):
 a demo that cannot be read leaves ``out`` as it was. Reads with h5py.
@@ -128,9 +129,10 @@ def _checked_shapes(f: Any, demos: Sequence[str], obs: Sequence[str], action: Se
 
 def _demo_rows(group: Any, demo: str, obs: Sequence[str], names: Mapping[str, str], action: Sequence[str],
                path: Path) -> dict[str, np.ndarray]:
-    """One demo's rows by store key."""
+    """One demo's rows by store key; float64 actions stay float64 (float32 would round an absolute action's offset)."""
     try:
-        parts = [np.asarray(part, dtype=np.float32) for part in _action_parts(group, demo, action, path)]
+        parts = [np.asarray(part, dtype=np.float64 if part.dtype == np.float64 else np.float32)
+                 for part in _action_parts(group, demo, action, path)]
         data = {names[k]: np.asarray(group["obs"][k]) for k in obs}
     except OSError as err:  # h5py: a chunk that does not decompress, a file cut short
         raise RobomimicImportError(f"{path}: data/{demo} cannot be read ({err}); the file is damaged (download or extract it "

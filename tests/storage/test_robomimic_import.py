@@ -30,7 +30,7 @@ def test_every_row_lands_in_its_demo_in_robomimic_order(tmp_path):
         n = R.LENGTHS[demo]
         np.testing.assert_array_equal(ep["agent_pos"], R.eef(demo, n))  # obs, not next_obs
         np.testing.assert_allclose(ep["action"][:, 0], 0.1 * demo, rtol=1e-6)
-        assert ep["action"].dtype == np.float32 and ep["action"].shape == (n, 7)
+        assert ep["action"].dtype == np.float64 and ep["action"].shape == (n, 7)  # as the dataset stores it
         assert ep["agentview_image"].dtype == np.uint8 and ep["agentview_image"].shape == (n, R.SIDE, R.SIDE, 3)
         np.testing.assert_array_equal(ep["agentview_image"][:, 0, 0, 0], 10 * np.arange(n))
 
@@ -140,3 +140,28 @@ def test_a_period_given_in_milliseconds_is_refused_before_a_store_is_written(tmp
     with pytest.raises(ConfigError, match=r"control_period_s=50: expected seconds per env step in \[0.0005, 10\]"):
         entry.run(cfg)
     assert not out.exists()
+
+
+def test_float64_actions_with_a_large_offset_are_stored_exactly(tmp_path):
+    """Absolute actions 1e5 + 1e-3 t (float64 in the file) keep their millimetres; a float32 dataset stays float32."""
+    import h5py
+
+    dataset = R.write(tmp_path / "low_dim.hdf5")
+    with h5py.File(dataset, "a") as f:
+        for demo, n in R.LENGTHS.items():
+            group = f[f"data/demo_{demo}"]
+            del group["actions_abs"], group["actions"]
+            group["actions_abs"] = np.stack([1e5 + 1e-3 * np.arange(n), np.full(n, -2e5 + 1e-3 * demo)], axis=1)
+            group["actions"] = np.full((n, 7), 0.1 * demo, np.float32)
+    store = import_robomimic(dataset, tmp_path / "abs.zarr", action="actions_abs")
+    assert store.data_array("action").dtype == np.float64
+    for episode, demo in enumerate([0, 2, 10]):
+        n = R.LENGTHS[demo]
+        got = store.episode(episode)["action"]
+        np.testing.assert_array_equal(got, np.stack([1e5 + 1e-3 * np.arange(n), np.full(n, -2e5 + 1e-3 * demo)], axis=1))
+        np.testing.assert_allclose(np.diff(got[:, 0]), 1e-3, rtol=0, atol=1e-9)  # float32 would round to steps of 1/128
+    relative = import_robomimic(dataset, tmp_path / "rel.zarr")
+    assert relative.data_array("action").dtype == np.float32
+    np.testing.assert_array_equal(relative.episode(1)["action"], np.full((7, 7), np.float32(0.2)))
+    both = import_robomimic(dataset, tmp_path / "both.zarr", action=["actions_abs", "actions"])
+    assert both.data_array("action").dtype == np.float64 and both.episode(2)["action"][0, 0] == 1e5
