@@ -5,15 +5,13 @@ settings; ``docs/rollout_format.md``), task, control period (a plausible one, fi
 every source or by none) and the same arrays with the same per-row
 shapes and dtypes. An episode whose shift, severity and seed (under that fingerprint) an earlier
 source already holds is an exact duplicate (a sweep point run twice) and is skipped and counted.
-Sources are only read; the merged store is written beside ``out`` and renamed into place once it
-reads back complete, so an interrupted merge leaves no partial store at ``out``.
+Sources are only read; the merged store is built in a hidden sibling of ``out`` and renamed into place
+once it reads back complete (fiper.storage.building), so a failed or interrupted merge leaves nothing at ``out``.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,12 +19,15 @@ from typing import Any
 
 from fiper.control.period import positive_seconds
 from fiper.fingerprint import differences
+from fiper.storage.building import build_store
 from fiper.storage.errors import StoreError
 from fiper.storage.repair import episode_rows
 from fiper.storage.store import EpisodeStore
 from fiper.storage.writer_lock import writer_of
 
 IDENTITY_LABELS = ("shift", "severity", "seed")  # with the fingerprint: what makes two episodes the same sweep point
+EXISTS_FIX = ("merge into a new path (out=<new store>), or remove it first. To add stores to a merged store, merge it with "
+              "them into a new one: its episodes count as duplicates")
 SAME_ATTRS = ("task", "control_period_s", "n_action_steps", "num_samples", "policy_fingerprint")
 #: Per-episode labels a store may be recorded without (launch.stress's notes: fiper.control.sweep.NOTE_META): a source
 #: lacking one merges, and the merged store keeps it only when every source records it.
@@ -135,8 +136,7 @@ def merge_stores(sources: Sequence[str | os.PathLike], out: str | os.PathLike) -
     if not paths:
         raise MergeError("no stores to merge: pass the stores of one sweep, e.g. stores='runs/sweep/stress_*.zarr'")
     if out.exists():
-        raise MergeError(f"{out} already exists; merge into a new path (out=<new store>), or remove it first. To add "
-                         f"stores to a merged store, merge it with them into a new one: its episodes count as duplicates")
+        raise MergeError(f"{out} already exists; {EXISTS_FIX}")
     resolved = [p.resolve() for p in paths]
     if len(set(resolved)) != len(resolved):
         twice = sorted({str(p) for p in resolved if resolved.count(p) > 1})
@@ -158,12 +158,11 @@ def merge_stores(sources: Sequence[str | os.PathLike], out: str | os.PathLike) -
     attrs = {k: v for k, v in reference.attrs.items() if k != "store_id"}
     attrs["merged_from"] = [{"store_id": s.attrs.get("store_id"), "path": str(p), "episodes": s.n_episodes}
                             for s, p in zip(stores, paths)]
-    partial = out.with_name(f"{out.name}.merging-{uuid.uuid4().hex[:8]}")
     outcome = MergeOutcome(out, paths)
-    seen: set[tuple[Any, ...]] = set()
     dropped = {k for k in OPTIONAL_META if any(s.n_episodes and k not in s.meta_keys for s in stores)}
-    try:
-        merged = EpisodeStore.create(partial, attrs=attrs)
+
+    def fill(merged: EpisodeStore) -> None:
+        seen: set[tuple[Any, ...]] = set()
         for store, ids in zip(stores, identities):
             taken = skipped = 0
             for i, key in enumerate(ids):
@@ -176,11 +175,9 @@ def merge_stores(sources: Sequence[str | os.PathLike], out: str | os.PathLike) -
                 taken += 1
             outcome.taken.append(taken)
             outcome.duplicates.append(skipped)
-        written = EpisodeStore.open(partial).n_episodes
+        written = EpisodeStore.open(merged.path).n_episodes
         if written != outcome.n_episodes:
-            raise MergeError(f"the merged copy {partial} reads back {written} episodes, expected {outcome.n_episodes}")
-        os.replace(partial, out)
-    finally:
-        if partial.exists():
-            shutil.rmtree(partial)
+            raise MergeError(f"the merged copy {merged.path} reads back {written} episodes, expected {outcome.n_episodes}")
+
+    build_store(out, fill, attrs=attrs, exists_fix=EXISTS_FIX)
     return outcome

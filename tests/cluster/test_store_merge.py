@@ -61,7 +61,7 @@ def test_merge_keeps_every_episode_once_and_leaves_the_sources_untouched(tmp_pat
     assert merged.attrs["fingerprint"] == sa.attrs["fingerprint"] and merged.attrs["task"] == "synthetic"
     assert len(merged.attrs["store_id"]) == 32 and merged.attrs["store_id"] not in {sa.attrs.get("store_id"), sb.attrs.get("store_id")}
     assert [m["episodes"] for m in merged.attrs["merged_from"]] == [12, 12, 12]
-    assert not list(tmp_path.glob("m.zarr.merging-*"))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.zarr", "again.zarr", "b.zarr", "m.zarr"]  # nothing else beside it
 
 
 def _labelled(path: Path, cells: list[tuple[str, float, int]]) -> Path:
@@ -105,7 +105,7 @@ def test_stores_of_another_origin_are_refused_and_nothing_is_written(tmp_path, c
     with pytest.raises(MergeError, match="cannot be merged with") as err:
         merge_stores([a, b], tmp_path / "m.zarr")
     assert named in str(err.value) and str(b) in str(err.value) and "launch.evaluate rollouts=" in str(err.value)
-    assert not (tmp_path / "m.zarr").exists() and not list(tmp_path.glob("m.zarr.merging-*"))
+    assert not (tmp_path / "m.zarr").exists() and not list(tmp_path.glob(".m.zarr.*"))  # no hidden partial store either
 
 
 def test_a_store_without_a_fingerprint_does_not_merge_with_one_that_has_it(tmp_path):
@@ -132,7 +132,24 @@ def test_bad_outputs_and_sources_are_refused_with_the_fix(tmp_path):
     chunk.write_bytes(chunk.read_bytes()[:-7])  # a truncated chunk file, met after a's 12 episodes were copied
     with pytest.raises(DamagedStoreError, match=f"{b} is damaged.*launch.repair_store"):
         merge_stores([a, b], tmp_path / "m.zarr")
-    assert not (tmp_path / "m.zarr").exists() and not list(tmp_path.glob("m.zarr.merging-*"))  # no partial store left
+    assert not (tmp_path / "m.zarr").exists() and not list(tmp_path.glob(".m.zarr.*"))  # no partial store left
+
+
+def test_ctrl_c_half_way_leaves_no_merged_store(tmp_path, monkeypatch):
+    a, b = _store(tmp_path / "a.zarr", 0), _store(tmp_path / "b.zarr", 1)
+    append = EpisodeStore.append_episode
+
+    def interrupted(self, *args, **kwargs):
+        if self.n_episodes == 15:  # in b's episodes
+            raise KeyboardInterrupt
+        return append(self, *args, **kwargs)
+
+    monkeypatch.setattr(EpisodeStore, "append_episode", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        merge_stores([a, b], tmp_path / "m.zarr")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.zarr", "b.zarr"]  # no m.zarr, no hidden partial copy
+    monkeypatch.undo()
+    assert merge_stores([a, b], tmp_path / "m.zarr").n_episodes == 24
 
 
 def test_launch_merge_stores_refuses_bad_keys_before_reading_anything():
@@ -166,7 +183,7 @@ def test_a_source_with_an_implausible_period_is_refused_naming_it_and_nothing_is
         with pytest.raises(MergeError, match=rf"{ms}: attrs control_period_s = {period:g} s per env step lies outside the "
                                              r"plausible control periods 0.0005 .. 10 s.*set_attrs\(control_period_s=<seconds"):
             merge_stores(order, tmp_path / "m.zarr")
-    assert not (tmp_path / "m.zarr").exists() and not list(tmp_path.glob("m.zarr.merging-*"))
+    assert not (tmp_path / "m.zarr").exists() and not list(tmp_path.glob(".m.zarr.*"))  # no hidden partial store either
 
 
 def test_a_period_recorded_by_some_sources_only_is_refused_and_by_none_is_kept_unknown(tmp_path):
