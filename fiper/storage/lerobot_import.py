@@ -3,7 +3,8 @@
 A local dataset directory (``meta/info.json``, ``data/**/*.parquet``, ``videos/...``) becomes a demonstration
 store: every feature but lerobot's bookkeeping columns is one ``data/<key>`` array (``observation.`` dropped from
 the name unless ``keys`` maps it), camera videos are decoded to uint8 (H, W, C) frames, float64 features stay
-float64 (an offset of 1e5 keeps its millimetres), ``next.success`` gives ``meta/success``, and ``1 / fps`` the
+float64, and so do features the parquet stores as float64 that info.json declares float32 (an offset of 1e5 keeps
+its millimetres), ``next.success`` gives ``meta/success``, and ``1 / fps`` the
 control period (checked by fiper.control.period; ``control_period_s`` states it where ``fps`` is wrong). The store
 is written whole or not at all (fiper.storage.building): a video that ends early or an episode missing frames leaves
 ``out`` as it was. Policies train on it and monitors replay on it as on demonstrations fiper collected. Reads
@@ -82,9 +83,10 @@ def _column(table: Any, name: str, shape: tuple[int, ...], dtype: str) -> np.nda
     while pa.types.is_list(col.type) or pa.types.is_fixed_size_list(col.type) or pa.types.is_large_list(col.type):
         col = col.flatten()
     out = np.asarray(col.to_numpy(zero_copy_only=False)).reshape(len(table), *shape)
-    if dtype in ("float32", "float16"):
-        return out.astype(np.float32)
-    return out.astype(np.float64) if dtype == "float64" else out  # float64 as stored: a cast would round a large offset
+    if dtype not in ("float64", "float32", "float16") and out.dtype.kind != "f":
+        return out
+    # The wider of the declared and the stored float: float64 either way stays float64 (a cast would round a large offset)
+    return out.astype(np.float64 if dtype == "float64" or out.dtype == np.float64 else np.float32)
 
 
 def _period(info: Mapping[str, Any], given: float | None, path: Path) -> float:

@@ -148,3 +148,16 @@ def test_a_float64_feature_with_a_large_offset_is_stored_exactly(tmp_path, write
     if write is L.write_v30:
         keys = ["agent_pos", "position"]
         assert train_tiny(tmp_path / "demos.zarr", keys, tmp_path / "policy") == keys
+
+
+def test_a_column_stored_wider_than_info_declares_keeps_what_it_holds(tmp_path):
+    """observation.position declared float32 but stored float64: stored float64, exactly; a float32 column stays float32."""
+    root = L.write_v21(tmp_path / "pusht")
+    _add_float64_feature(root)
+    _set_info(root, features={**json.loads((root / "meta" / "info.json").read_text())["features"],
+                              "observation.position": {"dtype": "float32", "shape": [2], "names": None}})
+    store = import_lerobot(root, tmp_path / "demos.zarr")
+    assert store.data_array("position").dtype == np.float64 and store.data_array("state").dtype == np.float32
+    for e, length in enumerate(L.LENGTHS):
+        want = np.stack([1e5 + 1e-3 * np.arange(length), np.full(length, -2e5 + 1e-3 * e)], axis=1)
+        np.testing.assert_array_equal(store.episode(e)["position"], want)
