@@ -78,12 +78,17 @@ positive = number(0.0, None, example=1.0)
 
 
 def seconds_per_step(v: Any, _: bool) -> None:
-    """A control period within fiper.control.period's plausible range (not milliseconds, not a rate in Hz)."""
-    from fiper.control.period import MAX_PERIOD_S, MIN_PERIOD_S
+    """A control period fiper.control.period.positive_seconds accepts (not milliseconds, not a rate in Hz)."""
+    from fiper.control.period import MAX_PERIOD_S, MIN_PERIOD_S, positive_seconds
 
-    if not _is_number(v) or not MIN_PERIOD_S <= v <= MAX_PERIOD_S:
-        raise Bad(f"seconds per env step in [{MIN_PERIOD_S:g}, {MAX_PERIOD_S:g}] (not milliseconds, not a rate in Hz)",
-                  "0.1 for 10 Hz")
+    if _is_number(v):
+        try:
+            positive_seconds(v, "control_period_s")
+            return
+        except ValueError:
+            pass
+    raise Bad(f"seconds per env step in [{MIN_PERIOD_S:g}, {MAX_PERIOD_S:g}] (not milliseconds, not a rate in Hz)",
+              "0.1 for 10 Hz")
 
 
 def boolean(v: Any, _: bool) -> None:

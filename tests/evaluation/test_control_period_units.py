@@ -51,6 +51,25 @@ def test_launch_configs_refuse_it_before_anything_runs():
     assert problems({"control_period_s": 0.05}, EVALUATE_CHECKS, check_paths=False) == []
 
 
+@pytest.mark.parametrize("value", [5e-4, 10, 0.05, 4.9e-4, 10.5, 0, -0.1, float("nan"), float("inf"), True, "0.1"])
+def test_the_config_check_accepts_exactly_what_the_period_definition_does(value):
+    from fiper.control.period import positive_seconds
+    from launch.validate import Bad, seconds_per_step
+
+    try:
+        positive_seconds(value, "control_period_s")
+        plausible = isinstance(value, (int, float)) and not isinstance(value, bool)  # a config gives a number, not text
+    except ValueError:
+        plausible = False
+    try:
+        seconds_per_step(value, False)
+        accepted = True
+    except Bad as bad:
+        assert bad.expected == "seconds per env step in [0.0005, 10] (not milliseconds, not a rate in Hz)"
+        accepted = False
+    assert accepted == plausible
+
+
 class Kilohertz(gym.Env):
     """An env declaring its rate where a period belongs, and one whose rate is implausibly fast."""
 
