@@ -134,3 +134,39 @@ def test_ctrl_c_half_way_leaves_nothing_a_later_run_would_read_as_a_store(tmp_pa
     assert sorted(p.name for p in tmp_path.iterdir()) == ["kept.zarr", source.name]
     assert _tree(tmp_path / "kept.zarr") == before
     assert run(source, out).n_episodes == 3  # the rerun writes the whole store
+
+
+def test_an_import_killed_outright_leaves_the_old_store_and_only_a_hidden_partial_folder(tmp_path):
+    import os
+    import subprocess
+    import sys
+    import textwrap
+
+    from fiper.evaluation.rollouts import expand_stores
+
+    dataset, out = R.write(tmp_path / "low_dim.hdf5"), tmp_path / "demos.zarr"
+    before = _existing_store(out)
+    child = textwrap.dedent("""
+        import os, signal, sys
+        from fiper.storage import EpisodeStore
+        from fiper.storage.robomimic_import import import_robomimic
+
+        append = EpisodeStore.append_episode
+
+        def append_then_die(self, *args, **kwargs):
+            if self.n_episodes == 1:
+                os.kill(os.getpid(), signal.SIGKILL)
+            return append(self, *args, **kwargs)
+
+        EpisodeStore.append_episode = append_then_die
+        import_robomimic(sys.argv[1], sys.argv[2], overwrite=True)
+    """)
+    repo = Path(__file__).resolve().parents[2]
+    proc = subprocess.run([sys.executable, "-c", child, str(dataset), str(out)], capture_output=True, text=True, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(repo), "MUJOCO_GL": "disable"})
+    assert proc.returncode == -9, proc.stderr[-2000:]
+    assert _tree(out) == before  # the store at out, unchanged
+    left = [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]
+    assert len(left) == 1 and left[0].startswith(".demos.zarr.partial-")
+    assert expand_stores(str(tmp_path)) == [out.resolve()] and list(tmp_path.glob("*.zarr")) == [out]  # not listed as a store
+    assert import_robomimic(dataset, out, overwrite=True).n_episodes == 3
