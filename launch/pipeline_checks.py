@@ -134,10 +134,10 @@ def check_env(env_cfg: Mapping[str, Any], factories: Mapping[str, str], policy: 
     try:
         task = env_task_name(probe, env_cfg.get("name"))
         try:
-            period = control_period_s(probe, env_cfg.get("control_period_s"), env_name=task)
+            period = control_period_s(probe, env_cfg.get("control_period_s"), env_name=task,
+                                      command_line="\"env_overrides=['++env.control_period_s=<seconds>']\"")
         except ValueError as err:
-            raise ValueError(f"{err}. In the pipeline: add `control_period_s: <seconds>` to the env group, or "
-                             "\"env_overrides=['++env.control_period_s=<seconds>']\" on the command line; nothing has run yet") from None
+            raise ValueError(f"{err}; nothing has run yet") from None
         if pipeline is not None:
             try:
                 check_dims_fit(pipeline, int(np.prod(probe.action_space.shape)), f"the env of task {task!r} and its demos")

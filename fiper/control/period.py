@@ -73,10 +73,12 @@ def declared_period(env: Any) -> tuple[float, str] | None:
     return None
 
 
-def control_period_s(env: Any, configured: Any = None, *, env_name: str = "the env") -> float:
+def control_period_s(env: Any, configured: Any = None, *, env_name: str = "the env",
+                     command_line: str = "++env.control_period_s=<seconds>") -> float:
     """Seconds per env step of ``env``: ``configured`` (the config's ``env.control_period_s``) or what the env declares.
 
-    Both given and different is an error (one of them is wrong); neither is an error naming both fixes.
+    Both given and different is an error (one of them is wrong); neither is an error naming both fixes, the config's
+    as the entry point takes it on the ``command_line``, and any period an object the env holds declares.
     """
     declared = declared_period(env)
     if configured is not None:
@@ -86,7 +88,28 @@ def control_period_s(env: Any, configured: Any = None, *, env_name: str = "the e
                              "per step; drop env.control_period_s= or make it match the env")
         return seconds
     if declared is None:
+        nested = "".join(f"; {where} = {seconds:g} s is declared by an object the env holds: if one step of the env is "
+                         f"one step of it, that is the period" for seconds, where in inner_periods(env))
         raise ValueError(f"cannot tell how many seconds one step of {env_name} ({type(env).__name__}) lasts, so warning "
-                         "times in seconds would be wrong: set env.control_period_s=<seconds per env step> in the config, "
-                         "or declare `dt` (seconds per step) on the env as gymnasium's MuJoCo envs do")
+                         "times in seconds would be wrong: add `control_period_s: <seconds per env step>` to the env group "
+                         f"({command_line} on the command line), or declare `dt` (seconds per step) on the "
+                         f"env as gymnasium's MuJoCo envs do{nested}")
     return declared[0]
+
+
+def inner_periods(env: Any) -> list[tuple[float, str]]:
+    """(seconds, 'where') declared by the objects the env holds as attributes (gymnasium-robotics' PointMaze keeps the
+    MuJoCo env it steps as ``point_env``, whose ``dt`` the maze does not declare): named in the message of an env that
+    declares no period, never used, since the outer env may step an inner one several times per step."""
+    outer = getattr(env, "unwrapped", env)
+    found = []
+    for name, value in sorted(vars(outer).items()) if hasattr(outer, "__dict__") else ():
+        if value is outer or value is env or isinstance(value, (type, int, float, str, bytes, dict, list, tuple)):
+            continue
+        try:
+            declared = declared_period(value)
+        except Exception:  # a hint only: an attribute that cannot be read names nothing
+            continue
+        if declared is not None:
+            found.append((declared[0], f"{type(outer).__name__}.{name}: {declared[1]}"))
+    return found

@@ -57,7 +57,7 @@ def test_a_maniskill_style_control_timestep_is_read_through_wrappers_and_a_metho
 
 def test_an_unknown_or_contradicted_period_is_refused_naming_the_fix():
     cartpole = gym.make("CartPole-v1")  # steps at its own `tau`, declares no dt
-    with pytest.raises(ValueError, match=r"set env.control_period_s=<seconds per env step>.*declare `dt`"):
+    with pytest.raises(ValueError, match=r"add `control_period_s: <seconds per env step>` to the env group.*declare `dt`"):
         control_period_s(cartpole, env_name="CartPole-v1")
     assert control_period_s(cartpole, 0.02) == 0.02
     with pytest.raises(ValueError, match=r"env.control_period_s=0.0125 s but pick_place declares PickPlaceEnv.dt = 0.1 s"):
@@ -94,3 +94,29 @@ def test_a_control_rate_is_read_before_a_dt_that_is_the_physics_substep():
     assert control_period_s(RobosuiteLike()) == pytest.approx(0.05)
     with pytest.raises(ValueError, match=r"env.control_period_s=0.01 s but the env declares 1 / SubstepDt.control_hz \(10 Hz\) = 0.1 s"):
         control_period_s(env, 0.01)
+
+
+class InnerMujoco:
+    """The MuJoCo env a maze steps once per step (gymnasium-robotics' PointMaze: ``point_env``, dt 0.01 s)."""
+
+    dt = 0.01
+
+
+class MazeLike(gym.Env):
+    """Declares no period of its own; holds the env it steps, which does."""
+
+    observation_space = gym.spaces.Box(-1.0, 1.0, (4,))
+    action_space = gym.spaces.Box(-1.0, 1.0, (2,))
+
+    def __init__(self):
+        self.point_env = InnerMujoco()
+        self.maze_size_scaling = 1.0
+
+
+def test_an_env_without_a_period_names_the_one_an_inner_env_declares_and_the_env_group_fix():
+    env = gym.wrappers.TimeLimit(MazeLike(), max_episode_steps=300)
+    with pytest.raises(ValueError, match=r"add `control_period_s: <seconds per env step>` to the env group "
+                                         r"\(\+\+env.control_period_s=<seconds> on the command line\).*"
+                                         r"MazeLike.point_env: InnerMujoco.dt = 0.01 s is declared by an object the env holds"):
+        control_period_s(env, env_name="PointMaze_UMaze-v3")
+    assert control_period_s(env, 0.01) == 0.01  # never taken on its own: the outer env may step it several times

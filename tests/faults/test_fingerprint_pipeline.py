@@ -274,8 +274,9 @@ def test_an_env_that_declares_no_control_period_is_refused_before_anything_runs(
                  f"env_overrides=['env.factory={env}:make_track','env.name=null','++expert={env}:TrackExpert']",
                  "monitor.scores.ace.dims=[0]"]
     with initialize_config_dir(config_dir=CONF, version_base=None):
-        with pytest.raises(ValueError, match=r"one step of Track .*In the pipeline: add `control_period_s: <seconds>` to the env "
-                                             r"group, or \"env_overrides=\['\+\+env.control_period_s=<seconds>'\]\".*nothing has run"):
+        with pytest.raises(ValueError, match=r"one step of Track .*add `control_period_s: <seconds per env step>` to the env "
+                                             r"group \(\"env_overrides=\['\+\+env.control_period_s=<seconds>'\]\" on the command "
+                                             r"line\).*nothing has run"):
             pipeline.run(_pipeline_cfg(overrides))
         assert not (tmp_path / "run").exists()
         stated = _pipeline_cfg([*overrides[:3], f"env_overrides=['env.factory={env}:make_track','env.name=null',"
