@@ -32,11 +32,17 @@ CHECKS = merged(ENV_CHECKS, {
 
 
 def known_period(env, configured, task: str) -> float | None:
-    """Seconds per env step when the env declares them (``dt``) or the config states them, else None: demos
-    record it beside the task; only the rollouts that warning times are measured on require it."""
+    """Seconds per env step when the env declares them (``dt``) or the config states them, else None with a note: demos
+    record it beside the task; only the rollouts that warning times are measured on require it, so the note says now
+    what launch.stress would stop on after training."""
     from fiper.control.period import control_period_s, declared_period
 
     if configured is None and declared_period(env) is None:
+        try:
+            control_period_s(env, None, env_name=task)
+        except ValueError as err:
+            print(f"note: the demos are saved without a control period; launch.stress and launch.act will stop until "
+                  f"it is given: {err}")
         return None
     return control_period_s(env, configured, env_name=task)
 
