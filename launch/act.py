@@ -16,6 +16,7 @@ episode in which the monitor alarmed, rendered, into ``videos/<response>.mp4`` (
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -26,6 +27,7 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
+from fiper.collection import observation_dict
 from fiper.env_factory import env_task_name, resolve
 from fiper.control import FailSafeError, MonitoredPolicy, RolloutRecorder, run_episode
 from fiper.control.failsafe import fault_owner
@@ -124,13 +126,17 @@ def response_config(name: str, configs: Mapping[str, Any]) -> dict[str, Any]:
 
 def check_responses(configs: Mapping[str, Any], env: Any, where: str) -> dict[str, Any]:
     """Every response built and bound to a reset of ``env``, so that one needing what the env lacks (SceneKeepOut
-    reads the env's scene_obstacles()) stops before the sweep, not at its first episode."""
-    reset_env(env, 0)
+    reads the env's scene_obstacles(); a safe controller written for another observation) stops before the sweep, not
+    at its first episode: a controller is called once on the reset's observation."""
+    obs, _ = reset_env(env, 0)
     responses = {}
     for name, config in configs.items():
         responses[name] = built_response(config, f"response_configs.{name}", f"{where}: ", "; launch.pipeline: act.overrides")
         try:
             responses[name].bind(env)
+            probe = getattr(getattr(responses[name], "fallback", None), "probe", None)  # a safe controller: run once
+            if callable(probe):
+                probe(observation_dict(obs), math.prod(env.action_space.shape))
         except (TypeError, ValueError, AttributeError) as err:
             raise ValueError(f"{where}: response {name!r} cannot act on this env: {err}. Give the env what it reads, or drop "
                              f"{name!r} from responses (the pipeline's act.responses) or set it up differently "

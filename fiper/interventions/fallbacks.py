@@ -218,6 +218,7 @@ class SafeController:
 
     def __init__(self, controller: Callable[[Mapping[str, Any]], Any] | str):
         self.controller = load_object(controller) if isinstance(controller, str) else controller
+        self.named = controller if isinstance(controller, str) else getattr(controller, "__qualname__", type(controller).__name__)
         if not callable(self.controller):
             raise TypeError(f"controller={controller!r} is not callable: pass a function obs -> action")
         check_call(self.controller, (None,), {}, f"the safe controller {controller!r}", "(obs)")
@@ -229,6 +230,21 @@ class SafeController:
 
     def act(self, obs: Mapping[str, Any], context: FallbackContext) -> np.ndarray:
         return check_action(self.controller(obs), context, "the safe controller")
+
+    def probe(self, obs: Mapping[str, Any], action_dim: int) -> None:
+        """Call the controller once on ``obs`` (an observation as the control loop hands it over, key by key) and check
+        its action, then reset it: a controller written for another observation (a flat vector where the env gives a
+        dict) raises here, before a sweep in which no alarm may ever call it, not at a robot's first alarm."""
+        try:
+            action = to_numpy(self.controller(obs))
+        except Exception as err:
+            raise ValueError(f"the safe controller {self.named!r} raised on the env's first observation (keys "
+                             f"{sorted(obs)}): {type(err).__name__}: {err}; it is called with the observation as a dict "
+                             "of its keys, as the policy reads them (a flat Box observation under 'obs')") from None
+        if action.shape != (int(action_dim),) or not np.isfinite(action).all():
+            raise ValueError(f"the safe controller {self.named!r} returned {action.tolist()} on the env's first "
+                             f"observation; expected {int(action_dim)} finite entries, one per action entry")
+        self.start(None)
 
 
 FALLBACKS = Registry("fallback", {
