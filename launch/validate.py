@@ -306,6 +306,41 @@ def refuse_renamed(overrides: Iterable[str], renamed: Mapping[str, str], command
             raise SystemExit(f"error: {command} has no setting {head!r}; it is called {renamed[head]!r}: {fixed}")
 
 
+# hydra/launcher=<name> -> (the plugin's module, its package, fiper's extra that installs it)
+LAUNCHER_PLUGINS = {
+    "local": ("hydra_plugins.hydra_joblib_launcher", "hydra-joblib-launcher", "cluster"),
+    "joblib": ("hydra_plugins.hydra_joblib_launcher", "hydra-joblib-launcher", "cluster"),
+    "slurm": ("hydra_plugins.hydra_submitit_launcher", "hydra-submitit-launcher", "cluster"),
+    "submitit_slurm": ("hydra_plugins.hydra_submitit_launcher", "hydra-submitit-launcher", "cluster"),
+    "submitit_local": ("hydra_plugins.hydra_submitit_launcher", "hydra-submitit-launcher", "cluster"),
+    "ray_cluster": ("hydra_plugins.hydra_ray_launcher", "hydra-ray-launcher", "ray"),
+    "ray": ("hydra_plugins.hydra_ray_launcher", "hydra-ray-launcher", "ray"),
+}
+
+
+def check_launcher_plugin(overrides: Iterable[str]) -> None:
+    """End the command naming the install when ``hydra/launcher=<name>`` asks for a launcher plugin that is not
+    installed, instead of hydra's "Could not load 'hydra/launcher/joblib'" (the plugin ships the config fiper's preset
+    builds on)."""
+    import importlib.util
+
+    for arg in overrides:
+        if not arg.startswith("hydra/launcher="):
+            continue
+        name = arg.split("=", 1)[1]
+        if name not in LAUNCHER_PLUGINS:
+            continue
+        module, package, extra = LAUNCHER_PLUGINS[name]
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except ImportError:
+            found = False
+        if not found:
+            raise SystemExit(f"error: {arg} runs the sweep through {package}, which is not installed in this environment "
+                             f"({sys.executable}): pip install 'fiper[{extra}]' (or pip install {package}), then run the "
+                             "same command again (docs/sweeps.md)")
+
+
 def merged(*rule_sets: Mapping[str, Check]) -> dict[str, Check]:
     out: dict[str, Check] = {}
     for rules in rule_sets:

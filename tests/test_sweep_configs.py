@@ -49,3 +49,26 @@ def test_a_response_composes_from_its_group_and_the_other_word_for_it_is_refused
                                          r"response.steering.num_particles=8"):
         refuse_renamed(["out=x", "intervention.steering.num_particles=8"], {"intervention": "response"}, "launch.stress")
     refuse_renamed(["out=x", "response=hold", "interventions=1"], {"intervention": "response"}, "launch.stress")  # others pass
+
+
+@pytest.mark.parametrize(("preset", "package", "extra"), [("local", "hydra-joblib-launcher", "cluster"),
+                                                          ("slurm", "hydra-submitit-launcher", "cluster"),
+                                                          ("ray_cluster", "hydra-ray-launcher", "ray")])
+def test_a_launcher_whose_plugin_is_not_installed_ends_the_command_naming_the_install(preset, package, extra):
+    """An environment of its own (a user's env's) may lack the sweep extras: python -m launch.<entry point> with
+    hydra/launcher=<preset> ends naming the package and fiper's extra, before hydra's "Could not load
+    'hydra/launcher/joblib'"; an installed plugin and other overrides pass."""
+    import subprocess
+    import sys
+
+    from launch.validate import LAUNCHER_PLUGINS, check_launcher_plugin
+
+    check_launcher_plugin(["env=push_t", f"hydra/launcher={preset}"])  # installed in the suite's environment
+    module = LAUNCHER_PLUGINS[preset][0]
+    hide = ("import importlib.util, sys; found = importlib.util.find_spec; "
+            f"importlib.util.find_spec = lambda name, *a: None if name == {module!r} else found(name, *a); "
+            f"sys.argv = ['-m', 'seeds.start=0,1000', 'hydra/launcher={preset}']; import launch")
+    done = subprocess.run([sys.executable, "-c", hide], capture_output=True, text=True, cwd=CONF.parents[1], timeout=120)
+    assert done.returncode == 1
+    assert (f"error: hydra/launcher={preset} runs the sweep through {package}, which is not installed in this environment "
+            f"({sys.executable}): pip install 'fiper[{extra}]' (or pip install {package})") in done.stderr
