@@ -94,7 +94,8 @@ def make_env_from_config(cfg: Mapping[str, Any]):
         with named_on_error(f"env.factory={cfg['factory']}", factory, {**optional, **kwargs}):
             env = call_with_accepted(factory, optional, kwargs)
     except TypeError as err:
-        refused = group_fields_refused(err, {k: optional[k] for k in ("name", "obs_mode") if k in optional})
+        refused = (group_fields_refused(err, {k: optional[k] for k in ("name", "obs_mode") if k in optional})
+                   or shifts_refused(err, optional.get("shifts"), cfg["factory"]))
         if refused is None:
             raise
         raise refused from err
@@ -114,6 +115,23 @@ def group_fields_refused(err: TypeError, fields: Mapping[str, Any]) -> SetupErro
         "env.obs_mode=null in the env group (the default group's are fiper's own tasks'; the task is then named from the "
         "env's id or class), or, to name the task, give the factory parameters of its own that it keeps, "
         "def make(name=None, obs_mode=None, **kwargs) (docs/envs.md, 'Env config fields')")
+
+
+def shifts_refused(err: TypeError, shifts: Any, factory: str) -> SetupError | None:
+    """The error to raise instead of the TypeError of an env refusing ``shifts``, which a factory taking **kwargs passes
+    on: a sweep cell whose shift has no factory of its own (``factories.<shift>``) is built by the env factory with
+    ``shifts=[[shift, severity]]``, which only fiper's tasks take. None for another TypeError."""
+    if not shifts or "'shifts'" not in str(err):
+        return None
+    names = sorted({str(entry[0]) if isinstance(entry, (list, tuple)) and entry else str(entry) for entry in shifts})
+    notes = "".join(f"\n{note}" for note in getattr(err, "__notes__", ()))
+    return SetupError(
+        f"{err}{notes}\nshifts {names} have no factory of their own, so they were given to env.factory={factory} as "
+        f"shifts={list(shifts)!r}, which its env does not take: give one factory per shift, called as f(severity=..., "
+        f"**env.kwargs) (launch.stress and launch.act: +factories.{names[0]}=my_pkg.envs:{names[0]}; launch.pipeline: "
+        f"+rollouts.factories.{names[0]}=...), or remove the cells naming them (launch.pipeline's act.cells default to "
+        "fiper's own tasks' shifts: give act.cells of your env's shifts, or act=null) (docs/envs.md, 'Your own env, end "
+        "to end')")
 
 
 @contextmanager

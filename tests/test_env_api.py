@@ -181,3 +181,32 @@ def test_an_own_groups_task_name_refused_by_a_forwarding_factory_names_a_factory
     env = make_env_from_config({"factory": "named_factory:keeping", "name": "my_task"})
     assert env_task_name(env, "my_task") == "my_task"
     env.close()
+
+
+def test_a_cells_shift_without_a_factory_refused_by_a_forwarding_factory_names_the_shift_factory_to_give(tmp_path, monkeypatch):
+    """A sweep cell whose shift has no factory of its own (launch.pipeline's default act.cells name fiper's own tasks'
+    shifts) is built by the env factory with shifts=[[shift, severity]]; one forwarding **kwargs to its env's constructor
+    passes them on and the env refuses them: launch.stress ends without a traceback, naming the shift, the factory to
+    give and the pipeline's act.cells, and records nothing."""
+    from fiper.env_factory import SetupError
+    from launch.stress import env_builder
+    from launch.validate import reported
+
+    (tmp_path / "forwarding_maze.py").write_text(
+        "import gymnasium as gym\n"
+        "def make(**kwargs):\n    return gym.make('InvertedPendulum-v5', **kwargs)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delenv("FIPER_TRACEBACK", raising=False)
+    make_env = env_builder({"factory": "forwarding_maze:make", "name": None, "obs_mode": None}, {}, ["none", "obstacle"])
+    make_env("none", 0.0).close()
+    with pytest.raises(SetupError) as raised:
+        make_env("obstacle", 0.6)
+    message = str(raised.value)
+    assert "unexpected keyword argument 'shifts'" in message
+    assert ("shifts ['obstacle'] have no factory of their own, so they were given to env.factory=forwarding_maze:make as "
+            "shifts=[['obstacle', 0.6]], which its env does not take: give one factory per shift") in message
+    assert "+factories.obstacle=my_pkg.envs:obstacle" in message and "+rollouts.factories.obstacle=" in message
+    assert "act.cells default to fiper's own tasks' shifts: give act.cells of your env's shifts, or act=null" in message
+    with pytest.raises(SystemExit, match=r"(?s)^error: .*shifts \['obstacle'\] have no factory of their own"):
+        with reported():
+            make_env("obstacle", 0.6)
