@@ -122,8 +122,14 @@ def check_calibration_size(task: str, n_id_success: int, split: Split, kinds, de
         n_total += 1
     where = "in each half of" if halves else "in"
     attainable = ",".join(f"{float(d):g}" for d in deltas if required_calibration(kinds, [d], d1_fraction, joint=joint)[0] <= have)
-    keep = (f" With {have} the grid attains deltas=[{attainable}] (launch.pipeline: evaluate.deltas=[{attainable}])"
-            if attainable else f" With {have} no delta of the grid is attainable")
+    if attainable:
+        keep = f" With {have} the grid attains deltas=[{attainable}] (launch.pipeline: evaluate.deltas=[{attainable}])"
+    else:
+        smallest = next((d for d in np.round(np.arange(0.01, 0.501, 0.01), 2)
+                         if required_calibration(kinds, [d], d1_fraction, joint=joint)[0] <= have), None)
+        keep = f" With {have} no delta of the grid is attainable" + (
+            f"; the smallest that is, to try the path: deltas=[{smallest:g}] (launch.pipeline: evaluate.deltas=[{smallest:g}])"
+            if smallest is not None else "; none up to 0.5 either: record more successful in-distribution rollouts")
     raise InsufficientCalibrationError(
         f"task {task!r}: {have} calibration episodes {where} the calibration split ({calibration:.0%} of {n_id_success} "
         f"in-distribution successes), but threshold type {kind!r} at delta={delta:g} needs at least {need} calibration episodes, i.e. at least "

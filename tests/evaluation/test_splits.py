@@ -60,3 +60,21 @@ def test_too_few_id_successes_name_the_minimum():
         check_calibration_size("t", 50, split, ["constant", "band"], [0.05, 0.1, 0.2], calibration=0.4, d1_fraction=0.5)
     with pytest.raises(InsufficientCalibrationError, match="no episodes to fit"):
         split_episodes(np.zeros(10, bool), ood[:10])
+
+
+def test_a_grid_with_no_attainable_delta_names_the_smallest_delta_the_calibration_split_attains():
+    """A first small run (13 calibration episodes) attains none of the default grid (0.01 ..): the message names the
+    smallest delta it does attain, as a setting, so the path can be tried before more rollouts are recorded."""
+    success, ood = np.ones(33, bool), np.zeros(33, bool)
+    split = split_episodes(success, ood, fit=0.3, calibration=0.4, seed=0)  # 13 calibration episodes
+    have = split.calibration.size
+    need = {d: required_calibration(["constant"], [d], 0.5, joint=True)[0] for d in (0.01, 0.05, 0.1, 0.2)}
+    smallest = min(d / 100 for d in range(1, 51) if required_calibration(["constant"], [d / 100], 0.5, joint=True)[0] <= have)
+    assert need[0.1] > have >= required_calibration(["constant"], [smallest], 0.5, joint=True)[0]
+    with pytest.raises(InsufficientCalibrationError, match=rf"With {have} no delta of the grid is attainable; the smallest that is, "
+                                                          rf"to try the path: deltas=\[{smallest:g}\] \(launch.pipeline: "
+                                                          rf"evaluate.deltas=\[{smallest:g}\]\)"):
+        check_calibration_size("t", 33, split, ["constant"], [0.01, 0.05, 0.1], calibration=0.4, d1_fraction=0.5, joint=True)
+    with pytest.raises(InsufficientCalibrationError, match=r"With 0 no delta of the grid is attainable; none up to 0.5 either"):
+        check_calibration_size("t", 3, split_episodes(np.ones(3, bool), np.zeros(3, bool), fit=0.9, calibration=0.1),
+                               ["constant"], [0.1], calibration=0.1, d1_fraction=0.5)
