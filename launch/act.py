@@ -16,7 +16,6 @@ episode in which the monitor alarmed, rendered, into ``videos/<response>.mp4`` (
 from __future__ import annotations
 
 import dataclasses
-import math
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -27,7 +26,6 @@ import hydra
 from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
-from fiper.collection import observation_dict
 from fiper.env_factory import env_task_name, resolve
 from fiper.control import FailSafeError, MonitoredPolicy, RolloutRecorder, run_episode
 from fiper.control.failsafe import fault_owner
@@ -43,7 +41,7 @@ from fiper.monitor import load_monitor
 from launch.act_videos import check_rendering, write_videos
 from launch.common import check_guidance, load_policy_from, plain, resolve_device, save_config, set_cpu_threads
 from launch.stress import (SWEEP_CHECKS, action_context, built_response, check_observations, check_steering_layout,
-                           env_builder, store_fingerprint)
+                           env_builder, probe_response, store_fingerprint)
 from launch.validate import (ENV_CHECKS, RESUMES, THREADS, Bad, boolean, existing_path, integer, merged, optional, reported,
                              target, validate)
 
@@ -133,10 +131,7 @@ def check_responses(configs: Mapping[str, Any], env: Any, where: str) -> dict[st
     for name, config in configs.items():
         responses[name] = built_response(config, f"response_configs.{name}", f"{where}: ", "; launch.pipeline: act.overrides")
         try:
-            responses[name].bind(env)
-            probe = getattr(getattr(responses[name], "fallback", None), "probe", None)  # a safe controller: run once
-            if callable(probe):
-                probe(observation_dict(obs), math.prod(env.action_space.shape))
+            probe_response(responses[name], env, obs)
         except (TypeError, ValueError, AttributeError) as err:
             raise ValueError(f"{where}: response {name!r} cannot act on this env: {err}. Give the env what it reads, or drop "
                              f"{name!r} from responses (the pipeline's act.responses) or set it up differently "

@@ -12,6 +12,7 @@ resumes only with the same fingerprint, else it is refused naming the keys that 
 from __future__ import annotations
 
 import inspect
+import math
 import sys
 from typing import Any
 
@@ -186,6 +187,16 @@ def built_response(config: dict[str, Any], where: str, prefix: str = "", also: s
         raise ValueError(f"{prefix}the response {where} cannot be built: {err} (fix {where}{also})") from None
 
 
+def probe_response(response: Any, env: Any, obs: Any) -> None:
+    """Bind ``response`` to ``env`` and call a safe controller once on ``obs`` (the env's first observation), so that one
+    needing what the env lacks (SceneKeepOut reads scene_obstacles(); a controller written for another observation) fails
+    before any episode, not at the first alarm."""
+    response.bind(env)
+    probe = getattr(getattr(response, "fallback", None), "probe", None)
+    if callable(probe):
+        probe(observation_dict(obs), math.prod(env.action_space.shape))
+
+
 def build_response(cfg: DictConfig, monitor, policy, probe):
     """(GradedResponse, FallbackContext) from the ``response`` group, or (None, None) without one."""
     spec = cfg.get("response")
@@ -194,6 +205,11 @@ def build_response(cfg: DictConfig, monitor, policy, probe):
     if monitor is None:
         raise ValueError("response= acts on the monitor's alarms: pass monitor_dir=<fitted + calibrated monitor> too")
     response = built_response(plain(spec), "response", "launch.stress (nothing has run yet): ")
+    try:
+        probe_response(response, probe, reset_env(probe, 0)[0])
+    except (TypeError, ValueError, AttributeError) as err:
+        raise ValueError(f"launch.stress (nothing has run yet): the response cannot act on this env: {err}. Give the env what "
+                         "it reads, or choose or set up the response differently (response=, response.<setting>=)") from None
     if response.fallback is None:
         return response, None
     context = action_context(plain(cfg.context), policy.action_dim, probe, positions=uses_positions(response))

@@ -69,3 +69,15 @@ def test_the_probe_resets_the_controller_after_its_one_call():
     controller = Counting()
     SafeController(controller).probe({"observation": np.zeros(4)}, 2)
     assert (controller.calls, controller.resets) == (1, 1)
+
+
+def test_launch_stress_probes_the_controller_of_its_response_before_the_sweep():
+    from omegaconf import OmegaConf
+
+    from launch.stress import build_response
+
+    spec = act.response_config("brake", {"brake": {"preset": "controller", "fallback": {"controller": f"{__name__}:flat_brake"}}})
+    cfg = OmegaConf.create({"response": spec, "context": {"position_dims": None, "gripper_dims": None, "action_mode": "effort"}})
+    with pytest.raises(ValueError, match=r"launch.stress \(nothing has run yet\): the response cannot act on this env: the safe "
+                                         rf"controller '{__name__}:flat_brake' raised on the env's first observation"):
+        build_response(cfg, object(), None, PointGoal())
