@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig, OmegaConf
@@ -17,6 +18,7 @@ from fiper.collection import collect
 from fiper.env_factory import checked_expert, describe_env, env_task_name, make_env_from_config, resolve
 from fiper.fingerprint import software_versions
 from fiper.storage import EpisodeStore
+from fiper.storage.building import build_store
 from launch.validate import ENV_CHECKS, boolean, merged, optional, positive_int, reported, seed, target, text, validate
 
 CHECKS = merged(ENV_CHECKS, {
@@ -50,7 +52,8 @@ def known_period(env, configured, task: str) -> float | None:
 def run(cfg: DictConfig):
     """Build env and expert from the config, create the store, collect; returns the summary.
 
-    A run that fails before its first episode is saved removes the store it created.
+    A run that fails before its first episode is saved removes the store it created. With ``overwrite`` an existing
+    store is replaced only once the new one is complete: a run that fails leaves it as it was.
     """
     validate(cfg, CHECKS, "collect")
     config = OmegaConf.to_container(cfg, resolve=True)
@@ -62,21 +65,30 @@ def run(cfg: DictConfig):
         period = known_period(env, config["env"].get("control_period_s"), task)
         if period is not None:
             attrs["control_period_s"] = period
-        store = EpisodeStore.create(cfg.out, attrs=attrs, overwrite=cfg.overwrite)
-        try:
+        summaries = []
+
+        def fill(store: EpisodeStore) -> None:
             summary = collect(env, expert, store, cfg.n_episodes, seed=cfg.seed, only_success=cfg.only_success,
                               max_attempts=cfg.max_attempts, progress=cfg.progress)
-        except BaseException:
-            if store.n_episodes == 0:
-                shutil.rmtree(cfg.out, ignore_errors=True)
-            raise
+            store.set_attrs(collection={"saved": summary.saved, "attempted": summary.attempted, "successes": summary.successes,
+                                        "seeds": summary.seeds, "clipped_steps": summary.clipped_steps,
+                                        "clip_excess": summary.clip_excess, "action_span_share": summary.span_share})
+            summaries.append(summary)
+
+        if cfg.overwrite and (Path(cfg.out).exists() or Path(cfg.out).is_symlink()):
+            build_store(cfg.out, fill, attrs=attrs, overwrite=True)
+        else:
+            store = EpisodeStore.create(cfg.out, attrs=attrs)
+            try:
+                fill(store)
+            except BaseException:
+                if store.n_episodes == 0:
+                    shutil.rmtree(cfg.out, ignore_errors=True)
+                raise
     finally:
         env.close()
-    store.set_attrs(collection={"saved": summary.saved, "attempted": summary.attempted, "successes": summary.successes,
-                                "seeds": summary.seeds, "clipped_steps": summary.clipped_steps, "clip_excess": summary.clip_excess,
-                                "action_span_share": summary.span_share})
-    print(f"{summary} -> {cfg.out}")
-    return summary
+    print(f"{summaries[0]} -> {cfg.out}")
+    return summaries[0]
 
 
 @hydra.main(config_path="conf", config_name="collect", version_base=None)
