@@ -56,6 +56,27 @@ def rate_seconds(rate: Any, where: str, fix: str) -> float:
     return plausible_seconds(1.0 / hz, f"1 / {where}", fix)
 
 
+def recorded_period(given: Any, rate: Any, rate_where: str, *, rate_required: bool, example: str = "0.05") -> float | None:
+    """Seconds per step of a recorded dataset: 1 / its ``rate`` (Hz; named ``rate_where``), or ``given`` (the user's
+    ``control_period_s``) where the rate is absent or no plausible rate. Both are checked; a given period contradicting a
+    plausible rate is refused, and so is no period at all when ``rate_required`` (else None)."""
+    if given is not None:
+        given = positive_seconds(given, "control_period_s", f"give the dataset's period in seconds per step (e.g. {example})")
+    if rate is None and not rate_required:
+        return given
+    fix = "pass control_period_s=<seconds per step> (1 / the rate it was recorded at) to state the real period"
+    try:
+        read = rate_seconds(rate, rate_where, fix)
+    except ValueError:
+        if given is None:
+            raise
+        return given  # the dataset's rate is no plausible one: the period given states it
+    if given is not None and abs(given - read) > 1e-9 * read:
+        raise ValueError(f"control_period_s={given:g} contradicts the dataset's {rate_where} = {float(rate):g} Hz ({read:g} s "
+                         "per step); leave control_period_s out")
+    return read
+
+
 def declared_period(env: Any) -> tuple[float, str] | None:
     """(seconds, 'where') the env declares per step (``control_period_s``, ``control_timestep``, 1 / ``control_hz`` or
     ``control_freq``, ``dt``, the first found), or None; a method of that name (dm_control's ``control_timestep()``) is

@@ -90,23 +90,14 @@ def _column(table: Any, name: str, shape: tuple[int, ...], dtype: str) -> np.nda
 
 
 def _period(info: Mapping[str, Any], given: float | None, path: Path) -> float:
-    """Seconds per step: 1 / ``fps``, or ``given`` (``control_period_s``) where fps is no plausible rate; both are
-    checked by fiper.control.period, and a given period that contradicts a plausible fps is refused."""
-    from fiper.control.period import positive_seconds, rate_seconds  # here: fiper.control imports this module
+    """Seconds per step: 1 / ``fps``, or ``given`` (``control_period_s``) where fps is no plausible rate
+    (fiper.control.period.recorded_period)."""
+    from fiper.control.period import recorded_period  # here: fiper.control imports this module
 
-    fix = "pass control_period_s=<seconds per step> (1 / the rate it was recorded at) to state the real period"
-    if given is not None:
-        given = positive_seconds(given, "control_period_s", "give the dataset's real period in seconds per step")
     try:
-        read = rate_seconds(info.get("fps"), f"fps in {path}", fix)
-    except ValueError:
-        if given is None:
-            raise
-        return given  # the dataset's fps is no plausible rate: the period given states it
-    if given is not None and abs(given - read) > 1e-9 * read:
-        raise LeRobotImportError(f"control_period_s={given:g} contradicts the dataset's fps {float(info['fps']):g} "
-                                 f"({read:g} s per step) in {path}; leave control_period_s out")
-    return read
+        return recorded_period(given, info.get("fps"), f"fps in {path}", rate_required=True)
+    except ValueError as err:
+        raise LeRobotImportError(str(err)) from None
 
 
 def _episodes(root: Path, info: dict[str, Any]) -> list[dict[str, Any]]:

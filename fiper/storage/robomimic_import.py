@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from fiper.control.period import positive_seconds, rate_seconds
+from fiper.control.period import recorded_period
 from fiper.storage.building import build_store, check_out
 from fiper.storage.import_names import store_names
 from fiper.storage.store import EpisodeStore
@@ -72,24 +72,12 @@ def env_args(f: Any) -> dict[str, Any]:
 
 def _period(args: Mapping[str, Any], given: float | None, path: Path) -> float | None:
     """Seconds per step: 1 / the env's ``control_freq``, or ``given`` (``control_period_s``) where the dataset has no
-    plausible one; both are checked by fiper.control.period, and a given period the dataset contradicts is refused."""
-    if given is not None:
-        given = positive_seconds(given, "control_period_s", "give the dataset's period in seconds per step (robosuite's "
-                                 "20 Hz: 0.05)")
-    freq = (args.get("env_kwargs") or {}).get("control_freq")
-    if freq is None:
-        return given
+    plausible one (fiper.control.period.recorded_period)."""
     try:
-        read = rate_seconds(freq, f"env_kwargs.control_freq in {path}", "pass control_period_s=<seconds per step> (1 / "
-                            "the rate the demos were recorded at) to state the real period")
-    except ValueError:
-        if given is None:
-            raise
-        return given  # the dataset's rate is no plausible one: the period given states it
-    if given is not None and abs(given - read) > 1e-9 * read:
-        raise RobomimicImportError(f"control_period_s={given:g} contradicts the dataset's control_freq {float(freq):g} Hz "
-                                   f"({read:g} s per step) in {path}; leave control_period_s out")
-    return given if given is not None else read
+        return recorded_period(given, (args.get("env_kwargs") or {}).get("control_freq"),
+                               f"env_kwargs.control_freq in {path}", rate_required=False, example="robosuite's 20 Hz: 0.05")
+    except ValueError as err:
+        raise RobomimicImportError(str(err)) from None
 
 
 def _action_parts(group: Any, demo: str, action: Sequence[str], path: Path) -> list[Any]:

@@ -110,7 +110,7 @@ def test_a_stated_period_in_another_unit_or_contradicting_fps_is_refused(tmp_pat
     root, out = L.write_v21(tmp_path / "pusht"), tmp_path / "demos.zarr"
     with pytest.raises(LeRobotImportError, match=r"control_period_s = 100 s per env step lies outside .*e\.g\. 0\.1 for 10 Hz"):
         import_lerobot(root, out, control_period_s=100)
-    with pytest.raises(LeRobotImportError, match=r"control_period_s=0.05 contradicts the dataset's fps 10 \(0.1 s per step\)"):
+    with pytest.raises(LeRobotImportError, match=r"control_period_s=0.05 contradicts the dataset.s fps in .* = 10 Hz \(0.1 s per step\)"):
         import_lerobot(root, out, control_period_s=0.05)
     with initialize_config_dir(config_dir=CONF, version_base=None):
         cfg = compose("import_lerobot", [f"dataset={root}", f"out={out}", "control_period_s=100"])

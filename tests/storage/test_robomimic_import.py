@@ -91,7 +91,7 @@ def test_what_cannot_be_read_is_named_and_no_store_is_written(tmp_path):
              ({"action": "action_dict"}, r"data/demo_0/action_dict is a group of datasets \['gripper', 'rel_pos'\], not an action "
                                          r"dataset; give one of them, action=action_dict/gripper, or a list to place side by side"),
              ({"action": []}, r"action=\[\] names no action dataset"),
-             ({"control_period_s": 0.1}, r"control_period_s=0.1 contradicts the dataset's control_freq 20 Hz")]
+             ({"control_period_s": 0.1}, r"control_period_s=0.1 contradicts the dataset's env_kwargs.control_freq in .* = 20 Hz")]
     for kwargs, message in cases:
         with pytest.raises(RobomimicImportError, match=message):
             import_robomimic(dataset, out, **kwargs)
