@@ -29,13 +29,17 @@ def reports_success(info_keys: Collection[str]) -> bool:
     return any(key in info_keys for key in SUCCESS_KEYS)
 
 
-def no_success_reported(attempts: int, info_keys: Iterable[str]) -> str:
-    """The sentence for attempts whose final ``info`` never held a success key."""
+def no_success_reported(attempts: int, info_keys: Iterable[str], terminated: int = 0, what: str = "attempts") -> str:
+    """The sentence for ``attempts`` episodes whose final ``info`` never held a success key; ``terminated`` of them ended
+    ``terminated`` (not by a time limit), which for an env that terminates on reaching its goal are its successes."""
     keys = sorted(map(str, info_keys))
-    return (f"the env's info said in none of the {attempts} attempts whether the episode succeeded (no 'success' or 'is_success'; "
-            f"its last info had {keys if keys else 'no keys'}), and an episode is a success only when the env says so: wrap "
-            "the env to set info['success'] at every step (robosuite: env._check_success(); dm_control: from the physics, as "
-            "examples/dmc_reacher/envs.py does; docs/envs.md, 'Your own env, end to end')")
+    ended = (f"; {terminated} of them ended terminated, not by the time limit, each labelled a failure 'terminated': if the "
+             "env terminates on reaching its goal (gymnasium's MountainCarContinuous-v0), those are its successes, which "
+             "the env factory says by returning fiper.wrappers.TerminationIsSuccess(env)") if terminated else ""
+    return (f"the env's info said in none of the {attempts} {what} whether the episode succeeded (no 'success' or "
+            f"'is_success'; its last info had {keys if keys else 'no keys'}), and an episode is a success only when the env "
+            f"says so{ended}; otherwise wrap the env to set info['success'] at every step (robosuite: env._check_success(); "
+            "dm_control: from the physics, as examples/dmc_reacher/envs.py does; docs/envs.md, 'Your own env, end to end')")
 
 
 def timeout_as_termination(failures: Iterable[tuple[str, int]]) -> str | None:

@@ -28,6 +28,7 @@ class EpisodeResult:
     clipped_steps: int = 0  # actions clipped to the env's action space (MonitoredPolicy.bind_env)
     clip_excess: float = 0.0  # the largest excursion clipped, as a share of the entry's range
     unread: dict[str, str] = field(default_factory=dict)  # the final info's text entries fiper does not read (label_notes)
+    info_keys: tuple[str, ...] | None = None  # the final info's keys (label_notes.reports_success reads them); None: not kept
 
     @property
     def success(self) -> bool:
@@ -102,4 +103,5 @@ def run_episode(
     out_labels = {**episode_labels(info, terminated, truncated or not done, t - 1), "seed": int(seed), **(labels or {})}
     steps = {k: _stack(v, k) for k, v in rows.items()}
     steps["action"] = np.stack(actions)
-    return EpisodeResult(steps, list(agent.decisions), out_labels, infos, clipped, worst, unread_words(info))
+    return EpisodeResult(steps, list(agent.decisions), out_labels, infos, clipped, worst, unread_words(info),
+                         tuple(map(str, info)))

@@ -21,7 +21,7 @@ from fiper.control.loop import run_episode
 from fiper.control.monitored_policy import MonitoredPolicy
 from fiper.control.period import declared_period
 from fiper.control.recorder import RolloutRecorder
-from fiper.label_notes import DEFAULT_TERMINATED, unnamed_terminations
+from fiper.label_notes import DEFAULT_TERMINATED, no_success_reported, reports_success, unnamed_terminations
 from fiper.storage.merge import OPTIONAL_META
 
 #: Per-episode meta the summary's notes read back from a store: actions clipped to the env's action space (count, largest
@@ -43,6 +43,9 @@ class SweepSummary:
     unnamed: int = 0  # failed episodes labelled the default 'terminated' whose final info said why in words of its own
     unnamed_words: dict[str, str] = field(default_factory=dict)  # the unread text of one of them (label_notes.unread_words)
     uncounted: int = 0  # episodes of the store the notes leave out: recorded without NOTE_META
+    unsaid: int = 0  # episodes run now whose final info did not say whether they succeeded (label_notes.reports_success)
+    unsaid_terminated: int = 0  # of them, those labelled the default 'terminated' (they ended terminated)
+    info_keys: tuple[str, ...] = ()  # the final info keys of the last of them
 
     def add(self, shift: str, severity: float, success: bool, alarmed: bool, clipped_steps: int = 0, clip_excess: float = 0.0,
             steps: int = 0) -> None:
@@ -59,6 +62,10 @@ class SweepSummary:
         if notes["unread_info"]:
             self.unnamed += 1
             self.unnamed_words = self.unnamed_words or result.unread
+        if result.info_keys is not None and not reports_success(result.info_keys):
+            self.unsaid += 1
+            self.unsaid_terminated += result.labels["failure_reason"] == DEFAULT_TERMINATED
+            self.info_keys = result.info_keys
 
     def count(self, shift: str, severity: float, success: bool, alarmed: bool) -> None:
         row = self.rows.setdefault((shift, round(float(severity), 6)), {"episodes": 0, "success": 0, "alarmed": 0})
@@ -103,6 +110,9 @@ class SweepSummary:
         lines = []
         if self.clipped_steps:
             lines.append(policy_clipped_note(self.clipped_steps, self.total_steps, self.clip_excess))
+        if self.run_now and self.unsaid == self.run_now:
+            lines.append("note: no success can be counted: " + no_success_reported(
+                self.unsaid, self.info_keys, self.unsaid_terminated, "episodes run now"))
         if self.unnamed:
             lines.append("note: " + unnamed_terminations(self.unnamed, self.unnamed_words))
         if self.uncounted:

@@ -1,0 +1,107 @@
+"""An env whose termination means success (gymnasium's MountainCarContinuous-v0: the car at the flag ends the episode,
+its time limit truncates it, and its info is empty): fiper's default labels make every goal reached a failure
+'terminated'; collection and the stress sweep say so naming fiper.wrappers.TerminationIsSuccess, which labels them."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+from fiper.collection import collect
+from fiper.control.loop import run_episode
+from fiper.control.sweep import SweepSummary, note_meta
+from fiper.storage import EpisodeStore
+from fiper.wrappers import TerminationIsSuccess
+
+LIMIT = 200  # steps; the pumping expert reaches the flag in 80-110
+
+
+def car(power_share: float = 1.0, wrapped: bool = True):
+    env = gym.make("MountainCarContinuous-v0", max_episode_steps=LIMIT)
+    env.unwrapped.power *= power_share
+    return TerminationIsSuccess(env) if wrapped else env
+
+
+class Pump:
+    """Energy pumping: push along the velocity (toward the valley's far side from rest)."""
+
+    def reset(self, seed=None):
+        pass
+
+    def act(self, obs, info):
+        vel = float(obs[1])
+        return np.array([np.sign(vel) if abs(vel) > 1e-4 else -1.0], np.float32)
+
+
+def test_reaching_the_goal_is_a_success_and_the_time_limit_a_timeout(tmp_path):
+    store = EpisodeStore.create(tmp_path / "car.zarr")
+    summary = collect(car(), Pump(), store, 3, only_success=True, max_attempts=3, progress=False)
+    assert summary.successes == 3 and list(store.meta("failure_reason")) == [""] * 3
+    assert list(store.meta("failure_step")) == [-1] * 3 and max(store.episode_lengths) < LIMIT
+    weak = EpisodeStore.create(tmp_path / "weak.zarr")  # a fifth of the engine: the car never reaches the flag
+    collect(car(0.2), Pump(), weak, 2, progress=False)
+    assert list(weak.meta("success")) == [False] * 2 and list(weak.meta("failure_reason")) == ["timeout"] * 2
+    assert list(weak.meta("failure_step")) == [LIMIT - 1] * 2
+
+
+def test_the_wrapper_refuses_an_env_that_says_success_itself():
+    class Says(gym.Wrapper):
+        def step(self, action):
+            obs, reward, terminated, truncated, info = self.env.step(action)
+            return obs, reward, terminated, truncated, {**info, "is_success": False}
+
+    env = TerminationIsSuccess(Says(car(wrapped=False)))
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match=r"already reports info\['is_success'\].*leave the wrapper out"):
+        env.step(np.zeros(1, np.float32))
+
+
+def test_collection_names_the_wrapper_when_episodes_terminate_without_saying_success(tmp_path):
+    with pytest.raises(RuntimeError) as err:
+        collect(car(wrapped=False), Pump(), EpisodeStore.create(tmp_path / "raw.zarr"), 2, only_success=True,
+                max_attempts=3, progress=False)
+    message = str(err.value)
+    assert "3 'terminated'" in message and "3 of them ended terminated, not by the time limit" in message
+    assert "fiper.wrappers.TerminationIsSuccess(env)" in message and "MountainCarContinuous-v0" in message
+    summary = collect(car(wrapped=False), Pump(), EpisodeStore.create(tmp_path / "all.zarr"), 2, progress=False)
+    assert "all 2 stored as failures" in str(summary) and "TerminationIsSuccess" in str(summary)
+
+
+def test_collection_does_not_name_the_wrapper_when_every_episode_ran_out_of_time(tmp_path):
+    summary = collect(car(0.2, wrapped=False), Pump(), EpisodeStore.create(tmp_path / "t.zarr"), 2, progress=False)
+    assert "said in none of the 2 attempts" in str(summary) and "TerminationIsSuccess" not in str(summary)
+
+
+class PumpAgent:
+    """What run_episode reads of a MonitoredPolicy, around the pumping expert: no decisions, no alarms."""
+
+    def __init__(self):
+        self.policy, self.history = SimpleNamespace(obs_shapes={"obs": (2,)}), SimpleNamespace(shapes={})
+        self.decisions, self.last_info, self.expert = [], {}, Pump()
+
+    def reset(self, seed=None):
+        pass
+
+    def bind_env(self, env):
+        pass
+
+    def act(self, obs):
+        return self.expert.act(obs, {})
+
+
+@pytest.mark.parametrize("wrapped", [False, True])
+def test_the_stress_sweeps_summary_notes_rollouts_that_never_say_success(wrapped):
+    summary = SweepSummary()
+    for seed in range(2):
+        result = run_episode(car(wrapped=wrapped), PumpAgent(), seed=seed)
+        summary.add_episode(result, False, note_meta(result))
+    table = summary.table()
+    if wrapped:
+        assert summary.rows[("none", 0.0)]["success"] == 2 and "note" not in table
+    else:
+        assert summary.rows[("none", 0.0)]["success"] == 0
+        assert "note: no success can be counted: the env's info said in none of the 2 episodes run now" in table
+        assert "2 of them ended terminated" in table and "fiper.wrappers.TerminationIsSuccess(env)" in table
