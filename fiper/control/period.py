@@ -111,10 +111,13 @@ def control_period_s(env: Any, configured: Any = None, *, env_name: str = "the e
     if declared is None:
         nested = "".join(f"; {where} = {seconds:g} s is declared by an object the env holds: if one step of the env is "
                          f"one step of it, that is the period" for seconds, where in inner_periods(env))
-        raise ValueError(f"cannot tell how many seconds one step of {env_name} ({type(env).__name__}) lasts, so warning "
-                         "times in seconds would be wrong: add `control_period_s: <seconds per env step>` to the env group "
+        raise ValueError(f"cannot tell how many seconds one step of {env_name} "
+                         f"({type(getattr(env, 'unwrapped', env)).__name__}) lasts, so warning times in seconds would be "
+                         "wrong: add `control_period_s: <seconds per env step>` to the env group "
                          f"({command_line} on the command line), or declare `dt` (seconds per step) on the "
-                         f"env as gymnasium's MuJoCo envs do{nested}")
+                         f"env as gymnasium's MuJoCo envs do{nested}. A model whose steps have no duration (a discrete-time "
+                         "one, as MountainCarContinuous-v0's) takes the period you mean it to have; 1 gives every time in "
+                         "seconds in steps")
     return declared[0]
 
 

@@ -66,6 +66,16 @@ def test_an_unknown_or_contradicted_period_is_refused_naming_the_fix():
         control_period_s(cartpole, 0.0)
 
 
+def test_an_env_without_a_period_is_named_by_its_own_class_not_a_wrapper_with_a_choice_for_a_discrete_time_model():
+    car = gym.make("MountainCarContinuous-v0", max_episode_steps=200)  # a map from one step to the next: no duration
+    with pytest.raises(ValueError) as err:
+        control_period_s(car, env_name="MountainCarContinuous-v0")
+    message = str(err.value)
+    assert "one step of MountainCarContinuous-v0 (Continuous_MountainCarEnv) lasts" in message and "TimeLimit" not in message
+    assert "no duration" in message and "1 gives every time in seconds in steps" in message
+    assert control_period_s(car, 1) == 1.0
+
+
 def test_a_cell_env_with_another_period_is_not_recorded_into_the_store(tmp_path):
     recorder = RolloutRecorder(tmp_path / "r.zarr", attrs={"control_period_s": 0.1})
     check_period(envs.make_env("pick_place"), recorder, "none", 0.0)
