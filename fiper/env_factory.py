@@ -99,7 +99,22 @@ def make_env_from_config(cfg: Mapping[str, Any]):
         if refused is None:
             raise
         raise refused from err
-    return checked_env(env, f"env.factory={cfg['factory']}")
+    return checked_env(wrapped(env, cfg), f"env.factory={cfg['factory']}")
+
+
+def wrapped(env: Any, cfg: Mapping[str, Any]) -> Any:
+    """``env`` inside the env config's ``wrappers`` ('module:Class' each, called with the env, innermost first): what a
+    factory one does not write (``gymnasium:make``) cannot add, e.g. ``fiper.wrappers:TerminationIsSuccess``. Every env
+    a config builds gets them, a shift's own factory's too."""
+    specs = cfg.get("wrappers") or []
+    if isinstance(specs, str) or not isinstance(specs, (list, tuple)):
+        raise ValueError(f"env.wrappers={specs!r} is not a list: give ['module:Class', ...], e.g. "
+                         "'+env.wrappers=[\"fiper.wrappers:TerminationIsSuccess\"]'")
+    for spec in specs:
+        wrapper = resolve(spec)
+        with named_on_error(f"env.wrappers: {spec}", wrapper, {}):
+            env = wrapper(env)
+    return env
 
 
 def group_fields_refused(err: TypeError, fields: Mapping[str, Any]) -> SetupError | None:

@@ -35,7 +35,8 @@ def no_success_reported(attempts: int, info_keys: Iterable[str], terminated: int
     keys = sorted(map(str, info_keys))
     ended = (f"; {terminated} of them ended terminated, not by the time limit, each labelled a failure 'terminated': if the "
              "env terminates on reaching its goal (gymnasium's MountainCarContinuous-v0), those are its successes, which "
-             "the env factory says by returning fiper.wrappers.TerminationIsSuccess(env)") if terminated else ""
+             "the env config says with '+env.wrappers=[\"fiper.wrappers:TerminationIsSuccess\"]' (or the env factory by "
+             "returning fiper.wrappers.TerminationIsSuccess(env))") if terminated else ""
     return (f"the env's info said in none of the {attempts} {what} whether the episode succeeded (no 'success' or "
             f"'is_success'; its last info had {keys if keys else 'no keys'}), and an episode is a success only when the env "
             f"says so{ended}; otherwise wrap the env to set info['success'] at every step (robosuite: env._check_success(); "

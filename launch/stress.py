@@ -21,7 +21,7 @@ import numpy as np
 from omegaconf import DictConfig
 
 from fiper.collection import observation_dict
-from fiper.env_factory import accepts, checked_env, env_task_name, make_env_from_config, named_on_error, resolve
+from fiper.env_factory import accepts, checked_env, env_task_name, make_env_from_config, named_on_error, resolve, wrapped
 from fiper.control import FailSafeError, MonitoredPolicy, RolloutRecorder
 from fiper.control.failsafe import fault_owner
 from fiper.control.monitored_policy import EXECUTED_CHUNKS
@@ -91,7 +91,7 @@ def env_builder(env_cfg: dict[str, Any], factories: dict[str, str], cells: list[
             kwargs = {"severity": severity, **named, **dict(env_cfg.get("kwargs") or {})}
             with named_on_error(f"factories.{shift}={factories[shift]}", built[shift], kwargs):
                 env = built[shift](**kwargs)
-            return checked_env(env, f"factories.{shift}={factories[shift]}")
+            return checked_env(wrapped(env, env_cfg), f"factories.{shift}={factories[shift]}")
         shifts = [] if shift == "none" else [[shift, severity]]
         return make_env_from_config({**env_cfg, "shifts": [*(env_cfg.get("shifts") or []), *shifts]})
 

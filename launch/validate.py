@@ -194,6 +194,7 @@ ENV_CHECKS: dict[str, Check] = {
     "env.factory": target,
     "env.obs_mode": optional(text),  # a user factory may take none
     "env.shifts": shift_list,
+    "env.wrappers": optional(list_of(target, non_empty=False, example="['fiper.wrappers:TerminationIsSuccess']")),
 }
 THREADS: dict[str, Check] = {"cpu_threads": optional(positive_int), "device": text}
 POLICY_KEYS = ("policy_dir", "policy_factory")

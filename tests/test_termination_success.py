@@ -66,6 +66,7 @@ def test_collection_names_the_wrapper_when_episodes_terminate_without_saying_suc
     message = str(err.value)
     assert "3 'terminated'" in message and "3 of them ended terminated, not by the time limit" in message
     assert "fiper.wrappers.TerminationIsSuccess(env)" in message and "MountainCarContinuous-v0" in message
+    assert "+env.wrappers=[\"fiper.wrappers:TerminationIsSuccess\"]" in message  # for a factory one does not write
     summary = collect(car(wrapped=False), Pump(), EpisodeStore.create(tmp_path / "all.zarr"), 2, progress=False)
     assert "all 2 stored as failures" in str(summary) and "TerminationIsSuccess" in str(summary)
 
@@ -105,3 +106,32 @@ def test_the_stress_sweeps_summary_notes_rollouts_that_never_say_success(wrapped
         assert summary.rows[("none", 0.0)]["success"] == 0
         assert "note: no success can be counted: the env's info said in none of the 2 episodes run now" in table
         assert "2 of them ended terminated" in table and "fiper.wrappers.TerminationIsSuccess(env)" in table
+
+
+def weak_car(severity: float = 0.0, **kwargs):
+    """A shift's own factory, written without the wrapper: the env config's wrappers reach it too."""
+    return car(1.0 - 0.5 * severity, wrapped=False)
+
+
+def test_env_wrappers_in_the_config_wrap_every_env_it_builds_a_shifts_own_factorys_too():
+    from fiper.env_factory import make_env_from_config
+    from launch.stress import env_builder
+
+    config = {"factory": "gymnasium:make", "kwargs": {"id": "MountainCarContinuous-v0", "max_episode_steps": LIMIT},
+              "wrappers": ["fiper.wrappers:TerminationIsSuccess"]}
+    for env in (make_env_from_config(config), env_builder(config, {"weak": f"{__name__}:weak_car"}, ["weak"])("weak", 0.5)):
+        result = collect_one(env)
+        assert result == (True, "")  # the flag reached, labelled a success by the config's wrapper
+    with pytest.raises(ValueError, match=r"env.wrappers='fiper.wrappers:TerminationIsSuccess' is not a list"):
+        make_env_from_config({**config, "wrappers": "fiper.wrappers:TerminationIsSuccess"})
+    with pytest.raises(ValueError, match=r"module 'fiper.wrappers' has no attribute 'Nope'"):
+        make_env_from_config({**config, "wrappers": ["fiper.wrappers:Nope"]})
+
+
+def collect_one(env) -> tuple[bool, str]:
+    """(success, failure_reason) of one expert episode on ``env``."""
+    from fiper.collection import run_episode as expert_episode
+
+    episode = expert_episode(env, Pump(), 0)
+    env.close()
+    return bool(episode.success), str(episode.failure_reason)
