@@ -98,7 +98,7 @@ class CollectionSummary:
                      f"{self.longest} steps)")
         if self.saved and not (self.success_reported or self.successes):
             text += f"; all {self.saved} stored as failures: " + no_success_reported(self.attempted, self.info_keys,
-                                                                                     self.terminated())
+                                                                                     self.terminated(), timeouts=self.timeouts())
         if note := timeout_as_termination(self.failures):
             text += "; " + note
         if self.unnamed:
@@ -108,6 +108,10 @@ class CollectionSummary:
     def terminated(self) -> int:
         """Failed attempts labelled the default 'terminated': they ended terminated, not by a time limit."""
         return sum(reason == DEFAULT_TERMINATED for reason, _ in self.failures)
+
+    def timeouts(self) -> int:
+        """Failed attempts labelled 'timeout': they ran to the time limit."""
+        return sum(reason == "timeout" for reason, _ in self.failures)
 
 
 def clipped_note(steps: int, total: int, excess: float, whose: str, where: str, fix: str) -> str:
@@ -387,7 +391,8 @@ def too_few_saved(summary: CollectionSummary, n_episodes: int) -> str:
     if reasons:
         text += f"; the failed attempts' labels: {', '.join(f'{n} {reason!r}' for reason, n in reasons)}"
     notes = ([] if summary.success_reported or summary.successes else
-             [no_success_reported(summary.attempted, summary.info_keys, summary.terminated()) + ", or store every episode with only_success=false"])
+             [no_success_reported(summary.attempted, summary.info_keys, summary.terminated(), timeouts=summary.timeouts())
+              + ", or store every episode with only_success=false"])
     notes += [note] if (note := timeout_as_termination(summary.failures)) else []
     notes += [unnamed_terminations(summary.unnamed, summary.unnamed_words)] if summary.unnamed else []
     return "; ".join([text, *notes, "else raise max_attempts or check the expert"])

@@ -29,14 +29,20 @@ def reports_success(info_keys: Collection[str]) -> bool:
     return any(key in info_keys for key in SUCCESS_KEYS)
 
 
-def no_success_reported(attempts: int, info_keys: Iterable[str], terminated: int = 0, what: str = "attempts") -> str:
+def no_success_reported(attempts: int, info_keys: Iterable[str], terminated: int = 0, what: str = "attempts",
+                        timeouts: int = 0) -> str:
     """The sentence for ``attempts`` episodes whose final ``info`` never held a success key; ``terminated`` of them ended
-    ``terminated`` (not by a time limit), which for an env that terminates on reaching its goal are its successes."""
+    ``terminated`` (not by a time limit), which for an env that terminates on reaching its goal are its successes, and
+    ``timeouts`` ran to the time limit, which for a task of lasting (balancing, walking) are its successes."""
     keys = sorted(map(str, info_keys))
     ended = (f"; {terminated} of them ended terminated, not by the time limit, each labelled a failure 'terminated': if the "
              "env terminates on reaching its goal (gymnasium's MountainCarContinuous-v0), those are its successes, which "
              "the env config says with '+env.wrappers=[\"fiper.wrappers:TerminationIsSuccess\"]' (or the env factory by "
              "returning fiper.wrappers.TerminationIsSuccess(env))") if terminated else ""
+    ended += (f"; {timeouts} of them ran to the time limit, each labelled a failure 'timeout': if lasting until then is the "
+              "task (a pole kept up, a walker still walking: gymnasium's InvertedPendulum-v5, Hopper-v5), those are its "
+              "successes, which the env config says with '+env.wrappers=[\"fiper.wrappers:TimeLimitIsSuccess\"]'") \
+        if timeouts else ""
     return (f"the env's info said in none of the {attempts} {what} whether the episode succeeded (no 'success' or "
             f"'is_success'; its last info had {keys if keys else 'no keys'}), and an episode is a success only when the env "
             f"says so{ended}; otherwise wrap the env to set info['success'] at every step (robosuite: env._check_success(); "

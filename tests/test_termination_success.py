@@ -135,3 +135,48 @@ def collect_one(env) -> tuple[bool, str]:
     episode = expert_episode(env, Pump(), 0)
     env.close()
     return bool(episode.success), str(episode.failure_reason)
+
+
+class Balance(gym.Env):
+    """Lasting is the task: the episode terminates when the 'pole' (a counter pushed by the action) leaves [-3, 3]."""
+
+    observation_space = gym.spaces.Box(-10, 10, (1,), np.float32)
+    action_space = gym.spaces.Box(-1, 1, (1,), np.float32)
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.x = 0.0
+        return np.zeros(1, np.float32), {}
+
+    def step(self, action):
+        self.x += float(action[0])
+        return np.full(1, self.x, np.float32), 0.0, abs(self.x) > 3, False, {}
+
+
+class Push:
+    def __init__(self, force: float):
+        self.force = force
+
+    def reset(self, seed=None):
+        pass
+
+    def act(self, obs, info):
+        return np.full(1, self.force, np.float32)
+
+
+def test_time_limit_is_success_makes_lasting_a_success_and_a_fall_a_failure_at_its_step(tmp_path):
+    from fiper.collection import run_episode as expert_episode
+    from fiper.wrappers import TimeLimitIsSuccess
+
+    env = TimeLimitIsSuccess(gym.wrappers.TimeLimit(Balance(), 10))
+    kept, fell = expert_episode(env, Push(0.2), 0), expert_episode(env, Push(1.0), 0)
+    assert (kept.success, kept.failure_reason) == (True, "")
+    assert (fell.success, fell.failure_reason, fell.failure_step) == (False, "terminated", 3)
+    unlabelled = gym.wrappers.TimeLimit(Balance(), 10)  # the same env saying nothing: its time limit is a 'timeout'
+    summary = collect(unlabelled, Push(0.2), EpisodeStore.create(tmp_path / "b.zarr"), 3, progress=False)
+    assert summary.timeouts() == 3 and summary.successes == 0
+    assert "3 of them ran to the time limit" in str(summary) and '"fiper.wrappers:TimeLimitIsSuccess"' in str(summary)
+    twice = TimeLimitIsSuccess(TerminationIsSuccess(gym.wrappers.TimeLimit(Balance(), 10)))
+    twice.reset(seed=0)
+    with pytest.raises(ValueError, match="already reports info\\['success'\\]; TimeLimitIsSuccess would replace it"):
+        twice.step(np.zeros(1, np.float32))

@@ -3,7 +3,7 @@
 InvertedPendulum-v5 has a flat 4-d observation (cart position, pole angle, their velocities), one
 force on the cart as its action, and ends (``terminated``) when the pole leans past 0.2 rad; it
 never says success. The factories add what fiper cannot guess: balancing until the time limit is a
-success (``info['is_success']``). A fall is left to fiper's default label, a ``terminated``
+success (``fiper.wrappers.TimeLimitIsSuccess``, ``info['success']``). A fall is left to fiper's default label, a ``terminated``
 failure at that step: a physical failure with a mid-episode onset, so the evaluation measures how
 long before the fall an alarm came. Each shift factory is named in ``launch.stress
 factories.<shift>=`` and called as ``f(severity=..., **env.kwargs)`` with severity in [0, 1], 0
@@ -16,16 +16,9 @@ import gymnasium as gym
 import numpy as np
 
 from fiper.env_factory import check_severity
+from fiper.wrappers import TimeLimitIsSuccess
 
 ENV_ID = "InvertedPendulum-v5"
-
-
-class BalancedIsSuccess(gym.Wrapper):
-    """Success when the episode reaches its time limit with the pole up."""
-
-    def step(self, action):
-        obs, reward, terminated, truncated, info = self.env.step(action)
-        return obs, reward, terminated, truncated, {**info, "is_success": bool(truncated and not terminated)}
 
 
 def make_pendulum(max_episode_steps: int = 200, **kwargs) -> gym.Env:
@@ -36,7 +29,7 @@ def make_pendulum(max_episode_steps: int = 200, **kwargs) -> gym.Env:
     except ModuleNotFoundError as err:  # gymnasium's MuJoCo envs import imageio for rendering
         raise ModuleNotFoundError(f"gymnasium's {ENV_ID} needs the package {err.name!r}: pip install 'fiper[image]' "
                                   f"(or pip install {err.name})") from err
-    return BalancedIsSuccess(env)
+    return TimeLimitIsSuccess(env)  # the pole still up at the time limit: a success
 
 
 class Push(gym.Wrapper):

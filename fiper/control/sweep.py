@@ -45,6 +45,7 @@ class SweepSummary:
     uncounted: int = 0  # episodes of the store the notes leave out: recorded without NOTE_META
     unsaid: int = 0  # episodes run now whose final info did not say whether they succeeded (label_notes.reports_success)
     unsaid_terminated: int = 0  # of them, those labelled the default 'terminated' (they ended terminated)
+    unsaid_timeouts: int = 0  # of them, those labelled 'timeout' (they ran to the time limit)
     info_keys: tuple[str, ...] = ()  # the final info keys of the last of them
 
     def add(self, shift: str, severity: float, success: bool, alarmed: bool, clipped_steps: int = 0, clip_excess: float = 0.0,
@@ -65,6 +66,7 @@ class SweepSummary:
         if result.info_keys is not None and not reports_success(result.info_keys):
             self.unsaid += 1
             self.unsaid_terminated += result.labels["failure_reason"] == DEFAULT_TERMINATED
+            self.unsaid_timeouts += result.labels["failure_reason"] == "timeout"
             self.info_keys = result.info_keys
 
     def count(self, shift: str, severity: float, success: bool, alarmed: bool) -> None:
@@ -112,7 +114,7 @@ class SweepSummary:
             lines.append(policy_clipped_note(self.clipped_steps, self.total_steps, self.clip_excess))
         if self.run_now and self.unsaid == self.run_now:
             lines.append("note: no success can be counted: " + no_success_reported(
-                self.unsaid, self.info_keys, self.unsaid_terminated, "episodes run now"))
+                self.unsaid, self.info_keys, self.unsaid_terminated, "episodes run now", timeouts=self.unsaid_timeouts))
         if self.unnamed:
             lines.append("note: " + unnamed_terminations(self.unnamed, self.unnamed_words))
         if self.uncounted:

@@ -100,4 +100,4 @@ def test_the_safe_controller_balances_from_the_observation_under_the_strongest_s
             obs, _, terminated, truncated, info = env.step(action)
             if terminated or truncated:
                 break
-        assert info["is_success"] and not terminated
+        assert info["success"] and not terminated
