@@ -123,7 +123,7 @@ def check_env(env_cfg: Mapping[str, Any], factories: Mapping[str, str], policy: 
     declares no period, whose images the policies would misread or the encoder cannot read, is refused before
     collecting and training, not at the first rollouts; large images get a note on the training cost. Given the
     ``pipeline`` config, score settings naming action entries the env's actions lack are refused too."""
-    from fiper.collection import observation_dict
+    from fiper.env_io import observation_dict
     from fiper.env_factory import env_task_name
     from fiper.control.period import control_period_s
     from launch.stress import env_builder

@@ -40,7 +40,7 @@ ALL_CODE = ("fiper", "calibration", "policies", "envs", "launch")
 # The source an entry point's output is a function of, where narrower than all of it: demos depend on the envs
 # and the writer, a trained policy on the policy code, so an edit of a score does not retrain the policy.
 CODE = {
-    "collect": ("envs", "fiper/collection.py", "fiper/storage", "launch/collect.py"),
+    "collect": ("envs", "fiper/collection.py", "fiper/env_io.py", "fiper/storage", "launch/collect.py"),
     "train": ("policies", "fiper/storage", "fiper/protocol.py", "fiper/guidance_checks.py", "launch/train.py"),
 }
 

@@ -20,7 +20,7 @@ import hydra
 import numpy as np
 from omegaconf import DictConfig
 
-from fiper.collection import observation_dict
+from fiper.env_io import observation_dict
 from fiper.env_factory import accepts, checked_env, env_task_name, make_env_from_config, named_on_error, resolve, wrapped
 from fiper.control import FailSafeError, MonitoredPolicy, RolloutRecorder
 from fiper.control.failsafe import fault_owner

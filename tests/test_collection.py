@@ -241,7 +241,7 @@ def test_an_observation_key_named_action_is_refused_with_the_renaming_wrapper_th
 def test_a_nested_observation_is_stored_and_read_back_under_dotted_keys(tmp_path):
     """Nested dicts are flattened to numeric arrays under 'robot.pos', not stored as their text; the control loop's
     history builds the same keys; two names that flatten alike are refused."""
-    from fiper.collection import observation_dict
+    from fiper.env_io import observation_dict
     from fiper.control.history import ObsHistory
 
     store = EpisodeStore.create(tmp_path / "nested.zarr")

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from fiper.collection import observation_dict
+from fiper.env_io import observation_dict
 from fiper.scores.inputs import host_array
 
 

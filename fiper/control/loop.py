@@ -8,7 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from fiper.collection import EPISODE_STEP_LIMIT, episode_labels, no_time_limit, observation_dict
+from fiper.collection import EPISODE_STEP_LIMIT, episode_labels, no_time_limit
+from fiper.env_io import observation_dict
 from fiper.gym_api import reset_env, step_env
 from fiper.label_notes import unread_words
 from fiper.env_factory import SetupError

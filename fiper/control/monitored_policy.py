@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from fiper.collection import clip_to_space, observation_dict
+from fiper.env_io import clip_to_space, observation_dict
 from fiper.control.decision import Decision, HostCopy, decision_info, failsafe_verdict, recorded_arrays
 from fiper.control.failsafe import error_text, fallback_error, no_fallback_error
 from fiper.control.history import ObsHistory, snapshot

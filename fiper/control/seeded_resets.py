@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from fiper.collection import checked_action, clip_to_space, observation_dict
+from fiper.env_io import checked_action, clip_to_space, observation_dict
 from fiper.env_factory import SetupError
 from fiper.gym_api import reset_env, step_env
 from fiper.scores.inputs import host_array

@@ -351,7 +351,7 @@ def test_actions_outside_the_env_action_space_are_clipped_and_counted(setup):
     """The control loop never hands the env an action outside its action space (beyond the jitter at a bound it
     keeps, BOUNDS_TOLERANCE of the range): it clips, counts and says so, and the decisions keep the chunks as the
     policy commanded them."""
-    from fiper.collection import BOUNDS_TOLERANCE
+    from fiper.env_io import BOUNDS_TOLERANCE
     from fiper.control.sweep import SweepSummary
 
     _, policy, _ = setup

@@ -13,7 +13,8 @@ import pytest
 from hydra import compose, initialize_config_dir
 
 import envs
-from fiper.collection import collect, observation_dict
+from fiper.collection import collect
+from fiper.env_io import observation_dict
 from fiper.control import MonitoredPolicy, RolloutRecorder, run_episode
 from fiper.control.history import ObsHistory
 from fiper.monitor import load_monitor
