@@ -35,7 +35,7 @@ from fiper.interventions.particles import rbf_repulsion, resample_low_ess, unit_
 from fiper.interventions.progress import StageTracker
 from fiper.interventions.scene import bind_scene, scene_aware_parts
 from fiper.interventions.steering_config import SteeringConfig
-from fiper.interventions.trajectory import CheckedReward, lift_chunks
+from fiper.interventions.trajectory import NOT_DIFFERENTIABLE, CheckedReward, lift_chunks, probe_reward
 
 
 def lateral_part(grad: Tensor, x0: Tensor, dims: Sequence[int], velocity: bool = False) -> Tensor:
@@ -123,7 +123,25 @@ class Steering:
     def bind(self, env: Any) -> None:
         """New episode's scene: binds every scene-aware reward program (e.g. SceneKeepOut); ``binds`` counts the calls."""
         bind_scene(self.rewards, env)
+        if self.binds == 0:
+            self.probe(getattr(env, "action_space", None))
         self.binds += 1
+
+    def probe(self, action_space: Any, steps: int = 8) -> None:
+        """Call every reward program once on chunks of actions drawn uniformly in ``action_space`` (a bounded Box;
+        anything else is skipped), lifted as steering lifts them: a program that raises, returns a wrong shape, a
+        non-finite value or one without a gradient is refused here (a ValueError naming it and the fix), when the
+        steering is first bound to an env, instead of at the first alarm."""
+        low, high = (np.asarray(getattr(action_space, k, np.nan), dtype=np.float64) for k in ("low", "high"))
+        if low.ndim != 1 or low.shape != high.shape or not (np.isfinite(low).all() and np.isfinite(high).all()):
+            return
+        if max(self.config.position_dims) >= low.shape[0]:
+            raise ValueError(f"steering position_dims={list(self.config.position_dims)} index past the env's "
+                             f"{low.shape[0]}-d action: set them to the action's position entries")
+        chunks = torch.as_tensor(np.random.default_rng(0).uniform(low, high, (4, steps, low.shape[0])), dtype=torch.float32)
+        trajectory = lift_chunks(chunks, self.config.position_dims, velocity=self.config.velocity_actions)
+        for reward in self.rewards:
+            probe_reward(reward, trajectory)
 
     @property
     def reads_scene(self) -> bool:
@@ -220,6 +238,9 @@ class Steering:
         with torch.enable_grad():
             leaf = pos.detach().requires_grad_(True)
             reward = self._rewards_of_positions(leaf, self.tracker.stage, check=False)
+            if not reward.requires_grad:
+                names = ", ".join(repr(r.name) for r in self.rewards)
+                raise ValueError(f"reward {names}: {NOT_DIFFERENTIABLE}")
             (grad,) = torch.autograd.grad(reward.sum(), leaf, allow_unused=True)
         return reward.detach(), grad
 

@@ -89,3 +89,32 @@ def load_reward(spec: str | Callable[[Tensor], Tensor], *, factory: bool | None 
         check_call(obj, (), kwargs, f"reward factory {name!r}", "these settings and return the reward")
         obj = obj(**kwargs)
     return CheckedReward(obj, name=str(name))
+
+
+NOT_DIFFERENTIABLE = ("its output does not depend on the trajectory through torch operations, so steering has no "
+                      "gradient to follow: compute it from `trajectory` with torch operations (no .detach(), .item(), "
+                      ".tolist(), .numpy() or torch.tensor(...) of its values; a yes/no test such as `inside.float()` "
+                      "has no gradient either: use a smooth depth, e.g. torch.relu or softplus of the distance)")
+
+
+def probe_reward(reward: CheckedReward, trajectory: Tensor) -> None:
+    """Call ``reward`` once on ``trajectory`` (batch, steps, 3), as steering will: a ValueError naming the program and
+    the fix when it raises, returns no tensor of shape (batch,), a non-finite value, or a value without a gradient
+    (a program with a closed-form ``value_and_grad`` is asked for both instead)."""
+    where = f"reward {reward.name!r}, called once on {trajectory.shape[0]} trajectories {tuple(trajectory.shape)} of " \
+            "actions drawn in the env's action space before anything runs"
+    closed = getattr(reward.program, "value_and_grad", None)
+    try:
+        with torch.enable_grad():
+            leaf = trajectory.detach().clone().requires_grad_(not callable(closed))
+            out = reward(leaf)
+            if callable(closed):
+                value, grad = closed(leaf)
+                if tuple(grad.shape) != tuple(leaf.shape) or not bool(torch.isfinite(grad).all()):
+                    raise ValueError(f"its value_and_grad returned a gradient of shape {tuple(grad.shape)} (finite: "
+                                     f"{bool(torch.isfinite(grad).all())}); it must be finite, of shape {tuple(leaf.shape)}")
+    except Exception as err:  # noqa: BLE001  any failure of a user program is named, with what it was given
+        msg = str(err)
+        raise ValueError(msg if reward.name in msg else f"{where} raised {type(err).__name__}: {msg}") from err
+    if not callable(closed) and not out.requires_grad:
+        raise ValueError(f"{where}: {NOT_DIFFERENTIABLE}")

@@ -185,23 +185,28 @@ def test_score_exception_triggers_fallback_and_is_recorded(setup, tmp_path):
 
 
 def test_a_failing_reward_program_hands_over_to_the_fallback(setup):
-    """A reward program that returns NaN at run time: the fallback takes over at that decision, with the
-    error as the recorded reason; without a fallback the error surfaces instead of executing blind."""
+    """A reward program that returns NaN at run time (it passed the probe on the first bind): the fallback takes
+    over at that decision, with the error as the recorded reason; without a fallback the error surfaces instead of
+    executing blind."""
     from fiper.interventions import Steering
 
     _, policy, monitor = setup
 
-    def broken(traj):
-        return traj.sum((1, 2)) * float("nan")
+    class Broken:  # finite on its first call (the probe when the steering is first bound), NaN while steering
+        calls = 0
+
+        def __call__(self, traj):
+            self.calls += 1
+            return traj.sum((1, 2)) * (1.0 if self.calls == 1 else float("nan"))
 
     agent = MonitoredPolicy(policy, alarm_from(monitor, 1), response=GradedResponse(
-        steering=Steering(broken, num_particles=B), fallback=HoldPosition()), context=context(policy), num_samples=B)
+        steering=Steering(Broken(), num_particles=B), fallback=HoldPosition()), context=context(policy), num_samples=B)
     result = run_episode(make_env(terminate=False), agent, seed=0)
     labels = [d.intervention for d in result.decisions]
     assert labels[0] == "none" and labels[1] == "fallback:hold"
     reason = result.decisions[1].verdict.reason
     assert "above threshold" in reason and "steering raised ValueError" in reason and "non-finite" in reason
-    agent = MonitoredPolicy(policy, alarm_from(monitor, 1), response=GradedResponse(steering=Steering(broken, num_particles=B)),
+    agent = MonitoredPolicy(policy, alarm_from(monitor, 1), response=GradedResponse(steering=Steering(Broken(), num_particles=B)),
                             num_samples=B)
     with pytest.raises(ValueError, match="non-finite"):
         run_episode(make_env(terminate=False), agent, seed=0)
