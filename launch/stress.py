@@ -144,6 +144,13 @@ def check_steering_layout(response: Any, context: FallbackContext | None, settin
         raise ValueError(f"{setting}.position_dims={dims} are not position entries of the action (context.position_dims="
                          f"{list(context.position_dims)}): the reward would read other entries as positions in the obstacles' "
                          f"frame; set {setting}.position_dims={list(context.position_dims)[:3]} (the x, y(, z) entries)")
+    planar = {"KeepOut", "SceneKeepOut"}  # a vertical cylinder needs no height; any other program may read z
+    if len(dims) < min(3, len(context.position_dims)) and any(
+            type(r.program).__name__ not in planar or getattr(r.program, "shape", "") != "cylinder" for r in steering.rewards):
+        extra = [d for d in context.position_dims if d not in dims][: 3 - len(dims)]
+        print(f"note: {setting}.position_dims={dims} give the reward {len(dims)} of the action's position entries "
+              f"{list(context.position_dims)}: the trajectory it reads has z = 0 (entry {extra} unseen), so a reward on "
+              f"heights has nothing to steer; set {setting}.position_dims={[*dims, *extra]} if it reads z")
     if velocity != (context.action_mode == "velocity"):
         raise ValueError(f"{setting}.velocity_actions={velocity} but context.action_mode={context.action_mode!r}: the reward "
                          f"would read {'positions as velocities' if velocity else 'velocities as positions'}; set "

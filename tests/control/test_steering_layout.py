@@ -36,3 +36,15 @@ def test_responses_without_steering_or_without_a_layout_pass():
     hold = response_from_config({"fallback": {"name": "hold"}})
     check_steering_layout(hold, FallbackContext(4, position_dims=[2, 3]), "s")
     check_steering_layout(steer(), None, "s")
+
+
+def test_a_reward_of_ones_own_given_fewer_position_entries_than_the_action_has_gets_a_note(capsys):
+    own = response_from_config({"steering": {"reward": {"name": "above_table", "z_min": 0.1}}, "fallback": {"name": "hold"}})
+    check_steering_layout(own, FallbackContext(4, position_dims=[0, 1, 2]), "response.steering")
+    assert "response.steering.position_dims=[0, 1] give the reward 2 of the action's position entries [0, 1, 2]: the " \
+           "trajectory it reads has z = 0 (entry [2] unseen)" in capsys.readouterr().out
+    check_steering_layout(steer(), FallbackContext(4, position_dims=[0, 1, 2]), "s")  # a cylinder keep-out: no note
+    steered = response_from_config({"steering": {"reward": {"name": "above_table", "z_min": 0.1}, "position_dims": [0, 1, 2]},
+                                    "fallback": {"name": "hold"}})
+    check_steering_layout(steered, FallbackContext(4, position_dims=[0, 1, 2]), "s")
+    assert capsys.readouterr().out == ""
