@@ -48,7 +48,7 @@ from launch.pipeline_checks import (check_act_stage, check_action_dims, check_en
                                      hydra_stated_keys, override)
 from launch.pipeline_sizes import check_recorded_successes, check_sizes
 from launch.pipeline_steps import ACT_STAGE, demo_store, evaluate_overrides, stage_steps as _steps
-from launch.stages import CODE_CHANGES, Stages, Step, store_digest
+from launch.stages import CODE_CHANGES, Stages, Step, replaced_note, store_digest
 from launch.validate import (boolean, cells, choice, existing_path, integer, list_of, mapping_of_text, optional, positive_int, probability,
                              reported, seed, target, text, validate)
 from policies.resume import SAMPLING_ONLY, record_sampling, sampling_split
@@ -216,6 +216,8 @@ def run(cfg: DictConfig) -> Path:
         (run_dir / CONFIG_FILE).unlink(missing_ok=True)  # written again when every stage matches it
         report = _run_stages(cfg, run_dir)
         save_config(cfg, run_dir, CONFIG_FILE)
+    if note := replaced_note(run_dir):
+        print(f"note: {note}", flush=True)
     return report
 
 

@@ -250,6 +250,18 @@ class Stages:
             output.unlink()
 
 
+def replaced_note(run_dir: Path) -> str | None:
+    """A line on what ``run_dir/replaced/`` holds (outputs earlier runs' reruns set aside, which nothing deletes), or None."""
+    folder = run_dir / REPLACED
+    runs = sorted(p for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
+    outputs = [o for r in runs for o in r.iterdir() if not o.name.endswith(".done")]
+    if not outputs:
+        return None
+    size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file() and not f.is_symlink())
+    return (f"{folder} keeps {size / 1e9:.2f} GB: {len(outputs)} output{'s' * (len(outputs) != 1)} that reruns replaced, "
+            f"set aside since {runs[0].name}; nothing deletes them: delete those you no longer need")
+
+
 def _as_before(key: str, value: Any) -> bool:
     """Whether a setting the record lacks does, at ``value``, what the version that wrote the record did."""
     return value is None or AS_BEFORE.get(key.rsplit(".", 1)[-1], object()) == value

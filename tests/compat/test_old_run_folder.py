@@ -81,3 +81,18 @@ def test_keep_reuses_a_stage_whose_record_holds_a_renamed_setting_as_null_and_no
     assert runs == ["old"] and "settings no longer read, recorded as null: config.intervention" in log
     run({"seeds": 4, "response": "hold"}, "newer")  # set: a change, never kept
     assert runs == ["old", "newer"] and 'config.response: (absent) -> "hold"' in capsys.readouterr().out
+
+
+def test_the_pipeline_says_what_the_replaced_outputs_keep_and_nothing_without_them(tmp_path, capsys):
+    from launch.stages import replaced_note
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    assert replaced_note(run_dir) is None
+    out = run_dir / "demos.zarr"
+    for code in ("old", "new", "newer"):  # two reruns, each setting the earlier store aside
+        Stages(run_dir).run("collect", out, make_fingerprint({"config": {"n": 2}, "code": {"fiper/x.py": code}}),
+                            lambda code=code: (_store(out, code * 1000)))
+    note = replaced_note(run_dir)
+    oldest = min(p.name for p in (run_dir / "replaced").iterdir())
+    assert f"keeps 0.00 GB: 2 outputs that reruns replaced, set aside since {oldest}; nothing deletes them" in note
