@@ -210,3 +210,22 @@ def test_report_and_metrics_show_why_the_select_left_its_first_member(tmp_path):
     section = _section(report_markdown(result), "### Why this member and threshold type (validation)")
     assert f"| `knn_clock` | {clock['advantage']:+.3f} | {clock['se']:.3f} | kept, best on validation |" in section
     assert "| `knn` | – | – |  |" in section and f"Member: {ev['members']['reason']}." in section
+
+
+def test_each_reference_has_its_own_grey_line_style():
+    names = ["deployed", "a", "clock", "novelty", "third"]
+    styles = method_styles(names, "deployed", baselines={"a"}, references=["clock", "novelty", "third"])
+    refs = [(styles[n]["color"], styles[n]["ls"]) for n in ("clock", "novelty", "third")]
+    assert len(set(refs)) == 3  # two dotted grey references would be indistinguishable in the legend
+    assert refs[0] == ("dimgrey", ":")
+    assert all("grey" in colour for colour, _ in refs)
+
+
+def test_plots_section_says_when_the_traces_are_not_of_the_deployed_method():
+    from fiper.evaluation.render.report_md import _plots
+
+    plots = {"method": "two", "threshold_type": "band", "delta": 0.05, "missing_kinds": [], "files": {"roc": "t_roc.png"}}
+    text = "\n".join(_plots(plots, "mine"))
+    assert "Traces of `two` (config `plot_method`; not the deployed `mine`)" in text
+    assert "references grey, each in its own line style" in text and "dotted grey" not in text
+    assert "not the deployed" not in "\n".join(_plots(dict(plots, method="mine"), "mine"))

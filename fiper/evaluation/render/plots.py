@@ -2,7 +2,7 @@
 
 Figures are drawn on ``matplotlib.figure.Figure`` with the Agg canvas directly, so the global
 pyplot backend of the caller is never touched. The deployed method is drawn thick and black,
-baselines dashed and muted, references (the elapsed-time clock) dotted grey; every other method has its own colour; legends sit outside the axes and
+baselines dashed and muted, references (the elapsed-time clock, raw-observation novelty) grey, each its own line style; every other method has its own colour; legends sit outside the axes and
 panels that compare share their y axis.
 """
 
@@ -28,6 +28,8 @@ KIND_TITLES = {"success_id": "success, in distribution", "success_ood": "success
 
 DEPLOYED_COLOR = "black"
 REFERENCE_COLOR = "dimgrey"  # the trivial references: what every coloured line must beat
+# each reference its own grey and line style, so that two references stay apart in the legend
+REFERENCE_STYLES = ((REFERENCE_COLOR, ":"), ("grey", "-."), ("darkgrey", "--"), ("slategrey", (0, (1, 3))))
 TRACE = {"windowed score": {"color": "tab:blue", "lw": 1.5}, "threshold": {"color": "tab:orange", "ls": "--", "lw": 1.2},
          "alarm": {"color": "tab:red", "marker": "x", "ms": 5, "ls": "none"}, "first alarm": {"color": "tab:red", "lw": 0.8},
          "failure step": {"color": "black", "ls": ":", "lw": 1.0}}
@@ -60,8 +62,9 @@ def _legend(fig, ax, legend: float, fontsize: int = 7, handles=None) -> None:
 
 def method_styles(methods: Sequence[str], deployed: str | None, baselines: Collection[str],
                   references: Collection[str] = ()) -> dict[str, dict]:
-    """Line style per method: the deployed one thick and black on top; references dotted grey; the others
-    one distinct colour each (other methods first, then baselines), baselines thinner, dashed and muted."""
+    """Line style per method: the deployed one thick and black on top; references grey, each its own grey and
+    line style (the first dotted dim grey, then dash-dotted grey, dashed dark grey); the others one distinct
+    colour each (other methods first, then baselines), baselines thinner, dashed and muted."""
     from matplotlib import colormaps
 
     tab20 = colormaps["tab20"].colors
@@ -69,8 +72,9 @@ def method_styles(methods: Sequence[str], deployed: str | None, baselines: Colle
     palette = [tab20[i] for i in range(0, 20, 2) if i not in greys] + [tab20[i] for i in range(1, 20, 2) if i not in greys]
     coloured = [m for m in methods if m != deployed and m not in references]
     others = [m for m in coloured if m not in baselines] + [m for m in coloured if m in baselines]
-    out = {m: {"color": REFERENCE_COLOR, "lw": 1.8, "ls": ":", "alpha": 0.9, "zorder": 4}
-           for m in methods if m != deployed and m in references}
+    refs = [m for m in methods if m != deployed and m in references]
+    out = {m: {"color": REFERENCE_STYLES[i % len(REFERENCE_STYLES)][0], "lw": 1.8,
+               "ls": REFERENCE_STYLES[i % len(REFERENCE_STYLES)][1], "alpha": 0.9, "zorder": 4} for i, m in enumerate(refs)}
     for i, m in enumerate(others):
         cycle = i // len(palette)
         if m in baselines:

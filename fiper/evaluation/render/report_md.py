@@ -269,13 +269,16 @@ def _validation(task: TaskResult) -> list[str]:
     return out + [""]
 
 
-def _plots(plots: dict[str, Any] | None) -> list[str]:
+def _plots(plots: dict[str, Any] | None, deployed: str | None = None) -> list[str]:
     if not plots:
         return []
+    other = (f" (config `plot_method`; not the deployed `{deployed}`)" if deployed is not None and deployed != plots["method"]
+             else "")
     out = ["### Plots", "",
-           f"Traces of `{plots['method']}` ({plots['threshold_type']} threshold, δ = {plots['delta']:g}) for one random test "
-           "rollout per kind (windowed score, dashed threshold, x = alarm, red line = first alarm, dotted = failure step). "
-           "In the ROC and TWA plots the deployed method is the thick black line, baselines are dashed, references dotted grey."]
+           f"Traces of `{plots['method']}`{other} ({plots['threshold_type']} threshold, δ = {plots['delta']:g}) for one random test "
+           "rollout per kind (windowed score, dashed threshold, x = alarm, red line = first alarm, dotted = failure step "
+           "of a physical failure; a timeout has none). In the ROC and TWA plots the deployed method is the thick black line, "
+           "baselines are dashed, references grey, each in its own line style (the legend names them)."]
     if plots["missing_kinds"]:
         out.append(f"Kinds without a test episode (not drawn): {', '.join(plots['missing_kinds'])}.")
     return out + [""] + [f"![{key}]({file})" for key, file in plots["files"].items()] + [""]
@@ -296,7 +299,7 @@ def task_markdown(task: TaskResult, criterion: str, plots: dict[str, Any] | None
     shown = trace_method if trace_method in task.methods else next(iter(task.methods))
     out += _per_delta(task, found.deployed.method if found.deployed else shown)
     out += ["### Detection per stress cell (test)", ""] + detection_markdown(found.detection) + [""] + failure_types_markdown(task)
-    out += live_markdown(task.live) + _plots(plots) + _data(task) + deploy_markdown(task)
+    out += live_markdown(task.live) + _plots(plots, found.deploy_method) + _data(task) + deploy_markdown(task)
     secs = task.seconds
     return out + [f"Time: fit + score {secs['fit_and_score']:.1f} s, calibration {secs['calibrate']:.2f} s, "
                   f"selection + test {secs['select_and_test']:.2f} s.", ""]
