@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from fiper.evaluation.deploy import monitor_file_name
-from fiper.evaluation.findings import WINNER_SCOPES, Margin, Row, TaskFindings, Winner, in_scope
+from fiper.evaluation.findings import WINNER_SCOPES, Margin, Row, Winner, in_scope
 from fiper.evaluation.render.tables_md import (
     cells_markdown,
     deploy_markdown,
@@ -53,25 +53,47 @@ def _metric_cells(res) -> list[str]:
     return [*(fmt(mean(t[k])) for _, k in COLUMNS), f"{fmt(mean(t['far_id']))} ± {fmt(mean(t['far_id_se']))}"]
 
 
-def margin_text(margin: Margin) -> str:
-    """'Acc +0.12, TWA +0.05 over `elapsed` (constant)': a row's margin over the best reference."""
-    return (f"Acc {signed(margin.accuracy, 3)}, TWA {signed(margin.twa, 3)} over `{margin.reference.method}` "
-            f"({margin.reference.label})")
+def margin_text(margin: Margin, reference_type: str | None = None) -> str:
+    """'Acc +0.12, TWA +0.05 over `elapsed` (constant)': a row's margin over the best reference; a reference
+    row chosen on validation is named with the type it chose ('chosen on validation: constant')."""
+    label = margin.reference.label
+    if label == CHOSEN and reference_type:
+        label = f"{CHOSEN} on validation: {reference_type}"
+    return f"Acc {signed(margin.accuracy, 3)}, TWA {signed(margin.twa, 3)} over `{margin.reference.method}` ({label})"
 
 
-def _margin_line(found: TaskFindings) -> list[str]:
-    """The deployed row's margin over the best reference, in a sentence."""
+def margin_verdict(accuracy: float, twa: float) -> str:
+    """What a margin over the best reference says, in words: ahead on both, on neither, or on one only
+    (a margin that rounds to zero at three digits counts as level, not ahead)."""
+    if not (math.isfinite(accuracy) and math.isfinite(twa)):
+        return "undefined on this split, whose test part lacks successes or failures (see the warnings)"
+    ahead = [name for name, v in (("Acc", accuracy), ("TWA", twa)) if round(v, 3) > 0]
+    if len(ahead) == 2:
+        return "what the monitor adds over a detector that reads nothing of the policy"
+    if not ahead:
+        return "it does not beat a detector that reads nothing of the policy on this split"
+    other = "TWA" if ahead[0] == "Acc" else "Acc"
+    return (f"ahead on {ahead[0]} only, level or behind on {other}: no clear margin over a detector that reads "
+            "nothing of the policy on this split")
+
+
+def _margin_line(task: TaskResult) -> list[str]:
+    """The deployed row's margin over the best reference, in a sentence; says when the deployed monitor reads
+    the reference's own score, and where the margin's spread over split seeds is found."""
+    found = task.findings
     m = found.deployed_margin
     if m is None:
         return []
-    if not (math.isfinite(m.accuracy) and math.isfinite(m.twa)):
-        verdict = "undefined on this split, whose test part lacks successes or failures (see the warnings)"
-    elif max(m.accuracy, m.twa) <= 0:
-        verdict = "it does not beat a detector that reads nothing of the policy on this split"
-    else:
-        verdict = "what the monitor adds over a detector that reads nothing of the policy"
+    ref = row_result(task, m.reference)
+    spec = task.spec_of(m.row.method, m.row.label)
+    shared = [s for s in task.spec_of(m.reference.method, m.reference.label).scores if s in spec.scores]
+    reads = ""
+    if shared:
+        reads = f" The deployed `{spec.name}` reads the reference's own score ({', '.join(shared)})"
+        reads += (", or'd with its others: the margin is what those others add to it." if spec.rule == "or" else " too.")
     return [f"**Margin over the best reference** (test, mean over δ, this split): the deployed row scores "
-            f"{margin_text(m)}: {verdict}. Over repeated splits, repeats.md gives every method's paired margin.", ""]
+            f"{margin_text(m, ref.threshold_type)}: {margin_verdict(m.accuracy, m.twa)}.{reads} One split has no error bar: "
+            "`repeats=5` pairs every method's margin over split seeds, mean ± SE (repeats.md).", ""]
 
 
 def _headline(task: TaskResult, criterion: str) -> list[str]:
@@ -98,7 +120,7 @@ def _headline(task: TaskResult, criterion: str) -> list[str]:
         cells = ([signed(m.accuracy), signed(m.twa)] if m is not None else ["–", "–"]) if extra else []
         rows.append([role, name + (f" = {res.selected}" if res.selected else ""), res.threshold_type, window_text(res.windows),
                      *_metric_cells(res), *cells])
-    out += table(["role", "method", "threshold", "windows", *HEADLINE, *extra], rows) + [""] + _margin_line(found)
+    out += table(["role", "method", "threshold", "windows", *HEADLINE, *extra], rows) + [""] + _margin_line(task)
     roles = []
     if found.deploy_method is not None:
         roles.append(f"- **deployed**: `{found.deploy_method}` (config `deploy_method`), the row the deploy step writes to "

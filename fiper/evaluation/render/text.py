@@ -51,8 +51,12 @@ def fmt(value: float | None, digits: int = 2) -> str:
 
 
 def signed(value: float | None, digits: int = 2) -> str:
-    """``value`` with its sign, as margins are written; '–' where it is undefined."""
-    return "–" if value is None or not math.isfinite(value) else f"{value:+.{digits}f}"
+    """``value`` with its sign, as margins are written; '–' where it is undefined. A value that rounds to zero at
+    ``digits`` is written without a sign ('0.00', not '-0.00' or '+0.00'): no sign to read at that precision."""
+    if value is None or not math.isfinite(value):
+        return "–"
+    text = f"{value:+.{digits}f}"
+    return text[1:] if float(text) == 0 else text
 
 
 def window_text(windows: dict) -> str:
