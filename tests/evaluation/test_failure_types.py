@@ -112,3 +112,13 @@ def test_metrics_json_and_report_carry_the_failure_type_table(evaluated):
             np.testing.assert_equal(rows[PHYSICAL]["before_onset"][method], rec["lead_fraction_before_onset"])
     report = (out / "report.md").read_text()
     assert "### Detection by failure type (test)" in report and "physical failures with a mid-episode onset" in report
+
+
+def test_the_failure_type_table_says_its_columns_are_the_methods(evaluated):
+    """Methods are the columns of the failure-type table (failure types its rows); the lead's units are named."""
+    _, out, _ = evaluated
+    report = (out / "report.md").read_text()
+    section = report[report.index("### Detection by failure type (test)"):].split("\n| failure type |")[0]
+    assert "Columns: each method's deployable row" in section and "Rows: each method" not in section
+    assert "δ = " in section and "delta=" not in section
+    assert "median lead in whole decisions (onset's decision − alarm's) / seconds (onset step − alarm step, control period" in section

@@ -216,3 +216,11 @@ def test_choice_evidence_says_which_option_was_kept_and_why_with_the_numbers():
     switched = choice_evidence(names, choose_member(_flags([first, narrow, clear]), failed, lengths, 10, "accuracy", 1.0), 1.0)
     assert switched.kept == "c" and switched.options[2].advantage == pytest.approx(0.25)
     assert switched.options[2].se < 0.25 and switched.reason.startswith("`c` beats the first member `a` by +0.250, more than 1 SE")
+
+
+def test_every_column_of_the_select_evidence_tables_has_a_header(evaluated):
+    _, out, _ = evaluated
+    report = (out / "report.md").read_text()
+    block = report[report.index("### Why this member and threshold type (validation)"):].split("\n### ")[0]
+    headers = [line for line in block.splitlines() if line.startswith("| member (") or line.startswith("| threshold type |")]
+    assert headers and all("|  |" not in h and h.endswith("| SE | outcome |") for h in headers)

@@ -181,3 +181,10 @@ def test_a_select_is_compared_with_the_member_best_in_hindsight_and_each_splits_
     md = repeats_markdown(rows, selects={"sel": ["a", "b"]})
     assert "| sel | 0.815 | a (0.800) | +0.015 ± 0.054 | 1 / 1 | -0.040 ± 0.024 |" in md
     assert select_against_members(rows, {"sel": ["gone"]}) == []
+
+
+def test_the_reference_table_names_its_criterion_once():
+    reps = [[_record("mon", 0.1, 0.9), _record("clock", 0.1, acc)] for acc in (0.8, 0.7)]
+    md = repeats_markdown(summarise_repeats(reps), references=["clock"])
+    assert "mean mean" not in md
+    assert "best reference (clock; highest mean of Acc and TWA, averaged over the split seeds)" in md

@@ -90,7 +90,7 @@ def paired_markdown(rows: Sequence[dict[str, Any]], baselines: Collection[str] =
                                "the best baseline row", f"the best guaranteed row of the baselines ({', '.join(baselines)})")
     if references:
         vs = {f: paired_to_references(rows, f, references, criterion) for f in PAIRED_FIELDS}
-        what = (f"the deployable row of the best reference ({', '.join(references)}; highest mean {METRIC_TEXT[criterion]}); "
+        what = (f"the deployable row of the best reference ({', '.join(references)}; highest {METRIC_TEXT[criterion]}, averaged over the split seeds); "
                 "each method's deployable row: its type chosen on validation")
         lines += _paired_table(vs, "best reference", "the best reference row (what the monitor adds)", what)
         lines += _paired_table({f: mean_over_tasks(vs[f]) for f in PAIRED_FIELDS}, "best reference",

@@ -152,7 +152,7 @@ def _select_evidence(task: TaskResult, criterion: str, seed: int) -> list[str]:
     ev = None if found.deployed is None else select_evidence(task, found.deploy_method, criterion, seed)
     if ev is None:
         return []
-    header = ["advantage over the first", "SE", ""]
+    header = ["advantage over the first", "SE", "outcome"]
     rule = (f"the first is kept unless another beats it by more than {ev.members.keep_first_se:g} SE of the paired difference "
             "over stratified validation resamples" if ev.members.keep_first_se > 0 else "the best on validation is taken")
     out = ["### Why this member and threshold type (validation)", "",

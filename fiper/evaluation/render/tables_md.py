@@ -53,7 +53,7 @@ def detection_markdown(detection: DetectionTable) -> list[str]:
     if not rows:
         return []
     methods = list(rows[0].flagged_failures)
-    lines = [f"Test episodes per cell alarmed by each method ({rows_read(kind)}, delta={delta:g}): "
+    lines = [f"Test episodes per cell alarmed by each method ({rows_read(kind)}, δ = {delta:g}): "
              "flagged failures / failures · flagged successes / successes.", "",
              "| shift | severity | " + " | ".join(method_headers(methods, detection.method_types)) + " |",
              "|" + "---|" * (len(methods) + 2)]
@@ -76,8 +76,10 @@ def failure_types_markdown(task: TaskResult) -> list[str]:
              f"The store holds {table.physical_with_onset} physical failures with a mid-episode onset (failure reason other "
              f"than {TIMEOUT}, failure_step ≥ 0), {table.physical_with_onset_test} of them in test; the lead columns stand on "
              f"those. A {TIMEOUT} has no onset to warn of: its row shows only how many were flagged. "
-             f"Rows: {rows_read(table.threshold_type)}; delta={table.delta:g}; per method: TPR · share alarmed strictly "
-             f"before onset · median lead in decisions / seconds (control period {seconds} per env step).", "",
+             f"Columns: {rows_read(table.threshold_type)}; δ = {table.delta:g}; per method: TPR · share alarmed strictly "
+             "before onset · median lead in whole decisions (onset's decision − alarm's) / seconds (onset step − alarm "
+             f"step, control period {seconds} per env step); an alarm in the onset's own decision leads by 0 decisions "
+             "and a fraction of a second.", "",
              "| failure type | failures | with onset | " + " | ".join(method_headers(methods, table.method_types)) + " |",
              "|" + "---|" * (len(methods) + 3)]
     for r in table.rows:
