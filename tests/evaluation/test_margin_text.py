@@ -47,3 +47,13 @@ def test_a_deployed_monitor_that_reads_the_references_score_says_so(tmp_path):
     assert "The deployed `knn_or_clock` reads the reference's own score (elapsed), or'd with its others" in line
     assert "`repeats=5` pairs every method's margin over split seeds, mean ± SE (repeats.md)" in line
     assert "-0.00" not in summary_table(result) and "-0.000" not in line
+
+
+def test_the_glossary_says_when_auroc_moves_with_delta_and_which_se_is_which():
+    from fiper.evaluation.render.text import glossary
+
+    text = "\n".join(glossary())
+    assert "threshold-free" not in text
+    assert "the same at every δ only for one score under a constant threshold" in text
+    assert "the FAR-ID checks below use √(δ(1 − δ)/n) instead" in text
+    assert "fraction of physical failures (not timeouts) with a known onset" in text

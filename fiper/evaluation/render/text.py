@@ -25,15 +25,18 @@ GLOSSARY = (
     ("TWA", "time-weighted accuracy, ½ [ Σ over detected failures (1 − DT) / failures + TNR ]: "
             "like Acc, but a late detection earns less than an early one"),
     ("AUROC", "area under the ROC curve of each rollout's largest score-to-threshold ratio (failures positive); "
-              "threshold-free"),
+              "no alarm level is picked for it, but the ratio is to each δ's thresholds, so it is the same at every δ only "
+              "for one score under a constant threshold (a band, a time-varying threshold or several scores can move it "
+              "with δ)"),
     ("FAR-ID", "false-alarm rate on in-distribution successes of the test split = 1 − their TNR; the guaranteed "
                "threshold types bound it by δ in expectation over calibration draws"),
     ("± SE", "binomial standard error of FAR-ID, √(p(1 − p)/n) with p the observed rate and n the in-distribution "
-             "test successes"),
+             "test successes (the FAR-ID checks below use √(δ(1 − δ)/n) instead: the spread of a rate exactly at δ)"),
     ("δ", "the calibration level: the tolerated false-alarm rate on in-distribution successes; rows average over "
           "the δ grid"),
     ("flag success-OOD", "fraction of successes under a benign shift that were flagged (false alarms under shift)"),
-    ("alarm before onset", "fraction of failures with a known onset alarmed strictly before the failure step"),
+    ("alarm before onset", "fraction of physical failures (not timeouts) with a known onset alarmed strictly before "
+                           "the failure step"),
     ("median warning s", "median seconds between that alarm and the failure step"),
     ("guaranteed", "constant and band thresholds carry the δ guarantee; time_varying does not"),
     ("chosen", "the guaranteed threshold type (constant or band) whose chosen window validated best; "
