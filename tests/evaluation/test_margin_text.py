@@ -4,6 +4,8 @@ and a note when the deployed monitor reads the reference's own score."""
 
 from __future__ import annotations
 
+import pytest
+
 from benchmarks.synthetic_stores import SyntheticTask, write_synthetic_store
 from evaluation_helpers import small_config
 from fiper.evaluation import evaluate_rollouts, summary_table, write_outputs
@@ -32,21 +34,38 @@ def test_a_chosen_reference_row_is_named_with_the_type_it_chose():
     assert margin_text(plain, "constant") == "Acc +0.500, TWA +0.400 over `elapsed` (constant)"
 
 
-def test_a_deployed_monitor_that_reads_the_references_score_says_so(tmp_path):
+@pytest.fixture(scope="module")
+def timeouts(tmp_path_factory):
+    """Failures that are timeouts only; deployed: knn or'd with the clock (the best reference's own score)."""
+    tmp_path = tmp_path_factory.mktemp("timeouts")
     task = SyntheticTask(name="timeouts", drift=0.0, diffuse=0.0, fail_decisions=(32, 40))
     path = write_synthetic_store(tmp_path / "t.zarr", task, seed=5, n_fail_id=40, n_success_id=160, n_success_ood=0,
                                  n_fail_ood=0, failure_reasons=["timeout"]).path
     methods = {"knn_or_clock": {"scores": ["knn", "elapsed"], "rule": "or", "joint": True, "windows": {"knn": [1], "elapsed": [1]}},
-               "elapsed": {"scores": ["elapsed"], "windows": [1]}}
-    config = small_config(methods=methods, baselines=[], references=["elapsed"], deploy_method="knn_or_clock",
+               "knn": {"scores": ["knn"], "windows": [1]}, "elapsed": {"scores": ["elapsed"], "windows": [1]}}
+    config = small_config(methods=methods, baselines=["knn"], references=["elapsed"], deploy_method="knn_or_clock",
                           plot_method=None, threshold_types=["constant"], deltas=(0.05, 0.1, 0.15),
                           split={"fit": 0.25, "calibration": 0.35, "validation": 0.5})
     result = evaluate_rollouts(str(path), config)
     report = write_outputs(result, tmp_path / "out", plots=False)["report"].read_text()
+    return result, report, summary_table(result)
+
+
+def test_a_deployed_monitor_that_reads_the_references_score_says_so(timeouts):
+    _, report, terminal = timeouts
     line = report[report.index("**Margin over the best reference**"):].split("\n")[0]
     assert "The deployed `knn_or_clock` reads the reference's own score (elapsed), or'd with its others" in line
     assert "`repeats=5` pairs every method's margin over split seeds, mean ± SE (repeats.md)" in line
-    assert "-0.00" not in summary_table(result) and "-0.000" not in line
+    assert "-0.00" not in terminal and "-0.000" not in line
+
+
+def test_the_terminal_names_the_deployed_row_and_the_best_baseline(timeouts):
+    result, _, terminal = timeouts
+    dep = result.tasks["timeouts"].methods["knn_or_clock"].result("constant").test
+    assert (f"deployed knn_or_clock (constant; every choice made on validation): TWA {sum(dep['twa']) / 3:.2f}, "
+            f"Acc {sum(dep['accuracy']) / 3:.2f}, FAR-ID {sum(dep['far_id']) / 3:.2f}") in terminal
+    assert result.tasks["timeouts"].findings.best_baseline.method == "knn"
+    assert "best baseline knn (constant; its type chosen on validation, the baseline picked on test): TWA" in terminal
 
 
 def test_the_glossary_says_when_auroc_moves_with_delta_and_which_se_is_which():

@@ -1,5 +1,5 @@
-"""The terminal summary: per task, methods x threshold types averaged over the δ grid, the best reference
-and the deployed row's margin over it, and the live monitors."""
+"""The terminal summary: per task, methods x threshold types averaged over the δ grid, the deployed row and
+the best baseline named, the best reference and the deployed row's margin over it, and the live monitors."""
 
 from __future__ import annotations
 
@@ -23,6 +23,13 @@ def summary_table(result: EvaluationResult) -> str:
             vals = " ".join(f"{fmt(mean(res.test[k])):>6}" for _, k in COLUMNS)
             lines.append(f"{name:<{width}} {kind_text(kind, res):<17} {vals} {fmt(mean(res.test['far_id'])):>7}  {chosen_text(res)}")
         found = task.findings
+        for role, row, how in (("deployed", found.deployed, "every choice made on validation"),
+                               ("best baseline", found.best_baseline, "its type chosen on validation, the baseline picked on test")):
+            if row is not None:
+                res = task.methods[row.method].result(row.label)
+                member = f" = {res.selected}" if res.selected else ""
+                lines.append(f"{role} {row.method} ({kind_text(row.label, res)}{member}; {how}): TWA {fmt(mean(res.test['twa']))}, "
+                             f"Acc {fmt(mean(res.test['accuracy']))}, FAR-ID {fmt(mean(res.test['far_id']))}")
         if found.best_reference is not None:
             ref = task.methods[found.best_reference.method].result(found.best_reference.label)
             m = found.deployed_margin
