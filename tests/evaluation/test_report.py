@@ -226,6 +226,6 @@ def test_plots_section_says_when_the_traces_are_not_of_the_deployed_method():
 
     plots = {"method": "two", "threshold_type": "band", "delta": 0.05, "missing_kinds": [], "files": {"roc": "t_roc.png"}}
     text = "\n".join(_plots(plots, "mine"))
-    assert "Traces of `two` (config `plot_method`; not the deployed `mine`)" in text
+    assert "Traces of `two` (config `plot_method`, not the deployed `mine`; band threshold, δ = 0.05)" in text
     assert "references grey, each in its own line style" in text and "dotted grey" not in text
     assert "not the deployed" not in "\n".join(_plots(dict(plots, method="mine"), "mine"))

@@ -294,10 +294,10 @@ def _validation(task: TaskResult) -> list[str]:
 def _plots(plots: dict[str, Any] | None, deployed: str | None = None) -> list[str]:
     if not plots:
         return []
-    other = (f" (config `plot_method`; not the deployed `{deployed}`)" if deployed is not None and deployed != plots["method"]
+    other = (f"config `plot_method`, not the deployed `{deployed}`; " if deployed is not None and deployed != plots["method"]
              else "")
     out = ["### Plots", "",
-           f"Traces of `{plots['method']}`{other} ({plots['threshold_type']} threshold, δ = {plots['delta']:g}) for one random test "
+           f"Traces of `{plots['method']}` ({other}{plots['threshold_type']} threshold, δ = {plots['delta']:g}) for one random test "
            "rollout per kind (windowed score, dashed threshold, x = alarm, red line = first alarm, dotted = failure step "
            "of a physical failure; a timeout has none). In the ROC and TWA plots the deployed method is the thick black line, "
            "baselines are dashed, references grey, each in its own line style (the legend names them)."]
