@@ -229,3 +229,14 @@ def test_plots_section_says_when_the_traces_are_not_of_the_deployed_method():
     assert "Traces of `two` (config `plot_method`, not the deployed `mine`; band threshold, δ = 0.05)" in text
     assert "references grey, each in its own line style" in text and "dotted grey" not in text
     assert "not the deployed" not in "\n".join(_plots(dict(plots, method="mine"), "mine"))
+
+
+def test_the_deployed_legend_entry_names_the_threshold_type_deployed(noisy):
+    from fiper.evaluation.render.plots import _label, deployed_kind
+
+    result = noisy[0]
+    task = result.tasks["synthetic"]
+    kind = deployed_kind(task, "mine")  # the other panels draw the method's other types, which are not deployed
+    assert kind == task.methods["mine"].chosen.threshold_type
+    assert _label("mine", "mine", (), (), kind) == f"mine (deployed: {kind})"
+    assert deployed_kind(task, "one") is None and _label("one", "mine", (), (), kind) == "one"

@@ -86,9 +86,18 @@ def method_styles(methods: Sequence[str], deployed: str | None, baselines: Colle
     return out
 
 
-def _label(name: str, deployed: str | None, baselines: Collection[str], references: Collection[str] = ()) -> str:
+def deployed_kind(task: TaskResult, deployed: str | None) -> str | None:
+    """The threshold type the deployed method's deployed row uses (the other types' lines are not deployed)."""
+    row = task.findings.deployed if task.findings is not None else None
+    if deployed is None or row is None or row.method != deployed:
+        return None
+    return task.methods[deployed].result(row.label).threshold_type
+
+
+def _label(name: str, deployed: str | None, baselines: Collection[str], references: Collection[str] = (),
+           kind: str | None = None) -> str:
     if name == deployed:
-        return f"{name} (deployed)"
+        return f"{name} (deployed: {kind})" if kind else f"{name} (deployed)"
     return f"{name} (baseline)" if name in baselines else (f"{name} (reference)" if name in references else name)
 
 
@@ -184,12 +193,13 @@ def plot_roc(task: TaskResult, d: int, path: Path, deployed: str | None = None, 
     fig, axes = _figure(1, len(kinds), 3.6, 3.6, legend=legend, sharey=True)
     failed = task.rollouts.failed[task.split.test]
     styles = method_styles(list(task.methods), deployed, baselines, references)
+    dep_kind = deployed_kind(task, deployed)
     for col, kind in enumerate(kinds):
         ax = axes[0, col]
         for name, method in task.methods.items():
             res = method.types[kind]
             fpr, tpr = roc_points(res.test_alarms.max_ratio[0, d], failed)
-            ax.plot(fpr, tpr, drawstyle="default", label=_label(name, deployed, baselines, references), **styles[name])
+            ax.plot(fpr, tpr, drawstyle="default", label=_label(name, deployed, baselines, references, dep_kind), **styles[name])
         ax.plot([0, 1], [0, 1], color="grey", ls=":", lw=0.8)
         ax.set_xlim(-0.02, 1.02)
         ax.set_ylim(-0.02, 1.02)
@@ -210,11 +220,12 @@ def plot_twa_vs_delta(task: TaskResult, path: Path, deployed: str | None = None,
     fig, axes = _figure(1, len(kinds), 3.6, 3.2, legend=legend, sharey=True)
     deltas = np.asarray(task.deltas)
     styles = method_styles(list(task.methods), deployed, baselines, references)
+    dep_kind = deployed_kind(task, deployed)
     for col, kind in enumerate(kinds):
         ax = axes[0, col]
         for name, method in task.methods.items():
             ax.plot(deltas, np.asarray(method.types[kind].test["twa"], dtype=float), marker="o", ms=2.5,
-                    label=_label(name, deployed, baselines, references), **styles[name])
+                    label=_label(name, deployed, baselines, references, dep_kind), **styles[name])
         ax.set_title(f"{kind} threshold", fontsize=9)
         ax.set_xlabel("δ (tolerated false-alarm rate)")
     axes[0, 0].set_ylabel("TWA (test)")

@@ -299,7 +299,8 @@ def _plots(plots: dict[str, Any] | None, deployed: str | None = None) -> list[st
     out = ["### Plots", "",
            f"Traces of `{plots['method']}` ({other}{plots['threshold_type']} threshold, δ = {plots['delta']:g}) for one random test "
            "rollout per kind (windowed score, dashed threshold, x = alarm, red line = first alarm, dotted = failure step "
-           "of a physical failure; a timeout has none). In the ROC and TWA plots the deployed method is the thick black line, "
+           "of a physical failure; a timeout has none). In the ROC and TWA plots the deployed method is the thick black line "
+           "(deployed at the threshold type its legend entry names), "
            "baselines are dashed, references grey, each in its own line style (the legend names them)."]
     if plots["missing_kinds"]:
         out.append(f"Kinds without a test episode (not drawn): {', '.join(plots['missing_kinds'])}.")
