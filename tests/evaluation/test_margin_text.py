@@ -76,3 +76,18 @@ def test_the_glossary_says_when_auroc_moves_with_delta_and_which_se_is_which():
     assert "the same at every δ only for one score under a constant threshold" in text
     assert "the FAR-ID checks below use √(δ(1 − δ)/n) instead" in text
     assert "fraction of physical failures (not timeouts) with a known onset" in text
+
+
+def test_the_deployed_far_note_counts_the_checks_above_delta_and_above_two_se_apart():
+    from types import SimpleNamespace
+
+    from fiper.evaluation.findings import far_check
+    from fiper.evaluation.render.report_md import _deployed_notes
+
+    checks = tuple(c for c in (far_check(Row("d", "constant"), "constant", d, 3, 18) for d in (0.05, 0.08, 0.1)) if c)
+    res = SimpleNamespace(threshold_type="constant", selected=None)
+    found = SimpleNamespace(deployed=Row("d", "constant"), far_checks=checks)
+    task = SimpleNamespace(findings=found, deltas=(0.05, 0.08, 0.1), methods={"d": SimpleNamespace(result=lambda label: res)})
+    note = _deployed_notes(task)[0]
+    assert "3/18 = 0.17 at δ = 0.05: above δ + 2 SE = 0.15" in note  # the worst of the three
+    assert "(FAR-ID above δ at 3 of 3 δ, above δ + 2 SE at 1 of them)" in note

@@ -176,7 +176,9 @@ def _deployed_notes(task: TaskResult) -> list[str]:
         return []
     worst = max(mine, key=lambda c: c.far - c.bound)
     flag = "**FAR-ID above δ + 2 SE**" if worst.above_bound else "Note"
-    others = f" (FAR-ID above δ at {len(mine)} of {len(task.deltas)} δ)" if len(mine) > 1 else ""
+    beyond = sum(c.above_bound for c in mine)
+    others = (f" (FAR-ID above δ at {len(mine)} of {len(task.deltas)} δ, above δ + 2 SE at {beyond} of them)"
+              if len(mine) > 1 else "")
     return [f"{flag}: the deployed monitor's FAR-ID was {far_text(worst)}{others}. {far_meaning(worst.n, worst.above_bound)}", ""]
 
 
