@@ -240,3 +240,10 @@ def test_the_deployed_legend_entry_names_the_threshold_type_deployed(noisy):
     assert kind == task.methods["mine"].chosen.threshold_type
     assert _label("mine", "mine", (), (), kind) == f"mine (deployed: {kind})"
     assert deployed_kind(task, "one") is None and _label("one", "mine", (), (), kind) == "one"
+
+
+def test_the_roc_title_says_its_delta_and_that_the_reports_auroc_is_a_mean_over_delta():
+    from fiper.evaluation.render.plots import roc_title
+
+    assert roc_title("pick_place", 0.05) == ("pick_place: ROC on test at δ=0.05 (report.md's AUROC: mean over δ, "
+                                             "and per δ for the deployed method)")

@@ -185,6 +185,11 @@ def roc_points(scores: np.ndarray, positive: np.ndarray) -> tuple[np.ndarray, np
     return np.r_[0.0, fp[last] / n_neg], np.r_[0.0, tp[last] / n_pos]
 
 
+def roc_title(task: str, delta: float) -> str:
+    """The ROC figure's title: its curves are at one δ, the report's AUROC column a mean over the δ grid."""
+    return f"{task}: ROC on test at δ={delta:g} (report.md's AUROC: mean over δ, and per δ for the deployed method)"
+
+
 def plot_roc(task: TaskResult, d: int, path: Path, deployed: str | None = None, baselines: Collection[str] = (),
              references: Collection[str] = ()) -> None:
     """ROC curve of the per-rollout maximum combined ratio on test, per method, one panel per threshold type."""
@@ -207,7 +212,7 @@ def plot_roc(task: TaskResult, d: int, path: Path, deployed: str | None = None, 
         ax.set_xlabel("false positive rate")
     axes[0, 0].set_ylabel("true positive rate")
     _legend(fig, axes[0, 0], legend)
-    fig.suptitle(f"{task.task}: ROC on test (AUROC per method in the report)", fontsize=10)
+    fig.suptitle(roc_title(task.task, task.deltas[d]), fontsize=10)
     with replacing(path) as tmp:
         fig.savefig(tmp, dpi=90)
 
