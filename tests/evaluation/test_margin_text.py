@@ -91,3 +91,10 @@ def test_the_deployed_far_note_counts_the_checks_above_delta_and_above_two_se_ap
     note = _deployed_notes(task)[0]
     assert "3/18 = 0.17 at δ = 0.05: above δ + 2 SE = 0.15" in note  # the worst of the three
     assert "(FAR-ID above δ at 3 of 3 δ, above δ + 2 SE at 1 of them)" in note
+
+
+def test_the_reference_role_says_what_each_configured_reference_does(timeouts):
+    _, report, _ = timeouts
+    bullet = next(line for line in report.splitlines() if line.startswith("- **reference**"))
+    assert "(`elapsed`: alarm once the episode outlasts (1 − δ) of the calibration successes)" in bullet
+    assert "obs_novelty" not in bullet  # not configured here: not described

@@ -56,3 +56,13 @@ def test_a_store_without_observations_leaves_obs_novelty_out_naming_the_fix(tmp_
     assert list(bare.methods) == ["knn", "elapsed"]
     assert "record no observations (data/<key>)" in bare.left_out and ": obs_novelty;" in bare.left_out
     assert [r.method for r in bare.findings.references] == ["elapsed"]
+
+
+def test_the_reports_reference_role_says_what_obs_novelty_does(tmp_path):
+    from fiper.evaluation import write_outputs
+
+    path = write_synthetic_store(tmp_path / "r.zarr", seed=3, n_success_id=70, n_success_ood=20, n_fail_id=20, n_fail_ood=20).path
+    report = write_outputs(evaluate_rollouts(str(path), _config()), tmp_path / "out", plots=False)["report"].read_text()
+    bullet = next(line for line in report.splitlines() if line.startswith("- **reference**"))
+    assert ("(`elapsed`: alarm once the episode outlasts (1 − δ) of the calibration successes; `obs_novelty`: alarm on a "
+            "raw observation far from the fit observations)") in bullet

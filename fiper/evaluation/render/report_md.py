@@ -46,6 +46,9 @@ SCOPE_TEXT = {
     "chosen": "with each method's guaranteed type chosen on validation (no test-set choice)",
 }
 HEADLINE = [*(c for c, _ in COLUMNS), "FAR-ID ± SE"]
+# what a reference reading one of these scores does, in words (docs/scores.md)
+REFERENCE_TEXT = {"elapsed": "alarm once the episode outlasts (1 − δ) of the calibration successes",
+                  "obs_novelty": "alarm on a raw observation far from the fit observations"}
 
 
 def _metric_cells(res) -> list[str]:
@@ -130,8 +133,10 @@ def _headline(task: TaskResult, criterion: str) -> list[str]:
         roles.append(f"- **best baseline**: of the configured `baselines`, the one whose validation-chosen row has the highest test "
                      f"{METRIC_TEXT[criterion]} (the selection criterion); picked on test, so the comparison favours the baseline.")
     if found.references:
-        roles.append("- **reference**: the configured `references`, trivial detectors that read nothing of the policy (`elapsed`: "
-                     "alarm once the episode outlasts (1 − δ) of the calibration successes), their validation-chosen rows; the "
+        what = "; ".join(f"`{r.method}`: {REFERENCE_TEXT[sc[0]]}" for r in found.references
+                         if len(sc := task.methods[r.method].spec.scores) == 1 and sc[0] in REFERENCE_TEXT)
+        roles.append("- **reference**: the configured `references`, trivial detectors that read nothing of the policy"
+                     f"{f' ({what})' if what else ''}, their validation-chosen rows; the "
                      f"**best reference** (`{found.best_reference.method}`) has the highest test {METRIC_TEXT[criterion]} of them. "
                      "Acc − ref and TWA − ref: each row's test value minus the best reference's (docs/metrics.md, margin over the references).")
     if found.others:
