@@ -87,7 +87,7 @@ class MonitorSpec:
     """What a monitor computes and how it alarms; thresholds themselves come from calibration.
 
     ``scores`` maps indicator names to ScoreSpecs, ``windows`` gives each a trailing window in
-    decisions, ``rule`` combines them ('and': every indicator crosses, 'or': any, 'single': the
+    decisions (one number: the same window for every score; a score without one gets 5), ``rule`` combines them ('and': every indicator crosses, 'or': any, 'single': the
     only one), ``threshold_type`` is the threshold type, ``joint`` shares one conformal height between
     the indicators, ``delta`` is the false-alarm level (None until calibrated).
     """
@@ -103,10 +103,17 @@ class MonitorSpec:
         if not isinstance(self.scores, Mapping) or not self.scores:
             raise ValueError("scores is empty; name at least one score, e.g. {rnd_oe: {score: rnd_oe}}")
         scores = {str(n): ScoreSpec.of(s, str(n)) for n, s in self.scores.items()}
-        windows = dict(self.windows or {})
+        windows = self.windows or {}
+        if isinstance(windows, (int, float)) and not isinstance(windows, bool):
+            windows = {name: windows for name in scores}  # one window for every score
+        if not isinstance(windows, Mapping):
+            raise ValueError(f"windows must map each score to its window in decisions, e.g. {{{', '.join(f'{n}: 5' for n in scores)}}}, "
+                             f"or be one number for every score; got {windows!r}")
+        windows = dict(windows)
         extra = sorted(set(windows) - set(scores))
         if extra:
-            raise ValueError(f"windows name {extra}, which are not scores of this monitor {sorted(scores)}")
+            raise ValueError(f"windows name {extra}, which are not scores of this monitor {sorted(scores)}; drop their windows "
+                             f"with the scores (launch.fit: {' '.join(repr('~monitor.windows.' + str(n)) for n in extra)})")
         for name in scores:
             w = windows.get(name, DEFAULT_WINDOW)
             if isinstance(w, bool) or not isinstance(w, (int, float)) or int(w) != w or int(w) < 1:

@@ -29,7 +29,8 @@ def test_spec_fills_score_defaults_and_round_trips():
     ({"scores": {"ace": {"kappa": -1}}}, "kappa"),
     ({"scores": {"ace": {}, "knn": {}}, "rule": "single"}, "'single' takes exactly one"),
     ({"scores": {"ace": {}}, "windows": {"ace": 0}}, "whole number of decisions"),
-    ({"scores": {"ace": {}}, "windows": {"knn": 3}}, "not scores of this monitor"),
+    ({"scores": {"ace": {}}, "windows": {"knn": 3}}, "'~monitor.windows.knn'"),
+    ({"scores": {"ace": {}}, "windows": [3]}, "map each score to its window"),
     ({"scores": {"ace": {}}, "threshold_type": "tight"}, "threshold type 'tight'"),
     ({"scores": {"ace": {}}, "joint": True}, "nothing to share"),
     ({"scores": {"ace": {}, "knn": {}}, "joint": True, "threshold_type": "time_varying"}, "not time_varying"),
@@ -40,6 +41,11 @@ def test_spec_refuses_bad_settings_once_with_the_fix(bad, words):
     with pytest.raises(ValueError, match="monitor.yaml") as err:
         MonitorSpec.of(bad, source="monitor.yaml")
     assert words in str(err.value)
+
+
+def test_one_window_number_is_every_scores_window():
+    spec = MonitorSpec.of({"scores": {"ace": {}, "knn": {}}, "windows": 3})
+    assert spec.windows == {"ace": 3, "knn": 3} and MonitorSpec.of(spec.as_dict()) == spec
 
 
 def _legacy_inputs():
