@@ -60,7 +60,13 @@ def run(cfg: DictConfig):
                  overwrite=bool(cfg.overwrite))
     save_config(cfg, cfg.out, "fit_config.yaml")
     (Path(cfg.out) / "calibrate_config.yaml").unlink(missing_ok=True)  # a replaced monitor's: this one is not calibrated
-    print(f"fitted {', '.join(monitor.names)} on {data.n_decisions} decisions of {len(data.decision_ends)} episodes -> {cfg.out}")
+    left = store.n_episodes - len(episodes)
+    print(f"fitted {', '.join(f'{n} (window {monitor.windows[n]})' for n in monitor.names)}, rule {monitor.rule}, on "
+          f"{data.n_decisions} decisions of {len(data.decision_ends)} successful in-distribution episodes"
+          + (f" ({left} of the store's {store.n_episodes}, failed or shifted, left out)" if left else "") + f" -> {cfg.out}")
+    delta = f"delta={spec.delta:g} (monitor.delta)" if spec.delta is not None else "its delta= (default 0.1)"
+    print(f"next: launch.calibrate fits {spec.threshold_type} thresholds{' (joint)' if spec.joint else ''}"
+          + (f" (from {cfg.monitor_file})" if evaluated else "") + f" at {delta}")
     return monitor
 
 

@@ -45,7 +45,7 @@ KEYS = {
     "train": {"train.steps": "positive_int", "train.batch_size": "positive_int", "train.warmup_steps": "seed", "train.seed": "seed",
               "policy.horizon": "positive_int", "policy.n_action_steps": "positive_int"},
     "fit": {"num_samples": "optional_positive_int", "seed": "seed", "cpu_threads": "optional_positive_int"},
-    "calibrate": {"delta": "probability", "seed": "seed", "cpu_threads": "optional_positive_int"},
+    "calibrate": {"delta": "optional_probability", "seed": "seed", "cpu_threads": "optional_positive_int"},
     "stress": {"num_samples": "positive_int", "seeds.start": "seed", "seeds.count": "positive_int", "cpu_threads": "optional_positive_int"},
     "evaluate": {"repeats": "positive_int", "seed": "seed", "deltas": "probabilities", "split.fit": "probability",
                  "split.calibration": "probability", "band_d1_fraction": "probability", "plot_delta": "probability"},

@@ -52,7 +52,7 @@ def run_entry(entry: str, overrides: list[str]):
     ("evaluate", "deltas=[0.1,abc]", "element 'abc' is not"),
     ("evaluate", "windows=[0,episode]", "windows=[0, 'episode']: expected a list, each element an integer >= 1 or 'episode' (element 0 is not)"),
     ("fit", "num_samples=2.5", "num_samples=2.5: expected an integer >= 1 or null"),
-    ("calibrate", "delta=1.5", "delta=1.5: expected a number in (0, 1) (e.g. delta=0.1)"),
+    ("calibrate", "delta=1.5", "delta=1.5: expected a number in (0, 1) or null (e.g. delta=0.1)"),
     ("calibrate", "threshold_type=bands", "threshold_type='bands': expected one of constant | band | time_varying"),
     ("collect", "n_episodes=0", "n_episodes=0: expected an integer >= 1"),
     ("collect", "env.shifts=[[obstacle,2]]", "env.shifts=[['obstacle', 2]]: expected a list of [shift name, severity in [0, 1]] pairs"),

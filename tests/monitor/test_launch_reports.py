@@ -1,0 +1,36 @@
+"""launch.fit / launch.calibrate say what they configured: δ and its source, the data used, the bound that holds."""
+
+from __future__ import annotations
+
+import yaml
+
+from fiper.monitor import load_monitor
+from launch import calibrate, fit
+from test_monitor_launch import SMALL, run, write_rollouts
+
+
+def test_the_delta_given_to_launch_fit_is_the_one_calibrated_and_recorded(tmp_path, capsys):
+    fit_store, cal_store = write_rollouts(tmp_path / "fit.zarr", 8, seed=0), write_rollouts(tmp_path / "cal.zarr", 25, seed=1)
+    out = tmp_path / "monitor"
+    run(fit, "fit", [f"data={fit_store}", f"out={out}", *SMALL, "monitor.delta=0.05"])
+    assert "at delta=0.05 (monitor.delta)" in capsys.readouterr().out
+    run(calibrate, "calibrate", [f"data={cal_store}", f"monitor_dir={out}"])
+    assert "delta: 0.05, from launch.fit's monitor.delta" in capsys.readouterr().out
+    assert load_monitor(out).delta == 0.05 and yaml.safe_load((out / "calibrate_config.yaml").read_text())["delta"] == 0.05
+    run(calibrate, "calibrate", [f"data={cal_store}", f"monitor_dir={out}", "delta=0.2"])  # the command line wins
+    assert load_monitor(out).delta == 0.2 and "delta: 0.2, from the command line" in capsys.readouterr().out
+
+
+def test_calibrate_names_the_episodes_left_out_the_joint_source_and_the_bound(tmp_path, capsys):
+    fit_store, cal_store = write_rollouts(tmp_path / "fit.zarr", 8, seed=0), write_rollouts(tmp_path / "cal.zarr", 40, seed=1)
+    write_rollouts(cal_store, 3, seed=9, shift=1.0, success=False)
+    out = tmp_path / "monitor"
+    run(fit, "fit", [f"data={fit_store}", f"out={out}", *SMALL, "monitor.rule=or"])
+    run(calibrate, "calibrate", [f"data={cal_store}", f"monitor_dir={out}", "delta=0.1"])
+    said = capsys.readouterr().out
+    assert "40 successful in-distribution episodes" in said and "(3 of its 43 episodes, failed or shifted, left out)" in said
+    assert "warning: monitor: or of rnd_oe (window 2), ace (window 3)" in said and "<= 2 x delta = 0.2" in said
+    run(calibrate, "calibrate", [f"data={cal_store}", f"monitor_dir={out}", "delta=0.1", "joint=true"])
+    said = capsys.readouterr().out
+    assert "threshold: constant (joint), from the monitor's spec, joint flag from the command line" in said
+    assert "false alarms on successful in-distribution rollouts <= delta = 0.1" in said
