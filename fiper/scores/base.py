@@ -135,10 +135,20 @@ class ScoreBase(ABC):
         """The constructor arguments (json-able); ``type(self)(**score.config)`` rebuilds it unfitted."""
         return copy.deepcopy(self._config)
 
+    def _check_unshadowed(self) -> None:
+        """Refuse an instance attribute hiding a public method or property of ScoreBase (``self.step = 0``): offline
+        scoring would work, but every online ``step`` would call the attribute and end in a fail-safe alarm."""
+        hidden = sorted(n for n in vars(self) if not n.startswith("_") and n in PUBLIC_API)
+        if hidden:
+            raise TypeError(f"{type(self).__name__} sets the attribute(s) {hidden}, which hide ScoreBase's "
+                            f"{', '.join(n + '()' for n in hidden)}: the monitor calls those online. Rename the attribute(s) "
+                            f"(e.g. self._{hidden[0]}); a constructor argument may keep its name")
+
     def fit(self, data: ScoreFitData) -> ScoreBase:
         """Fit the score's models / constants on in-distribution decisions; returns self."""
         if not isinstance(data, ScoreFitData):
             raise TypeError(f"{self.name}.fit expects a ScoreFitData, got {type(data).__name__}")
+        self._check_unshadowed()
         self.device = data.device
         emb = samples = None
         if "embedding" in self.needs:
@@ -223,6 +233,7 @@ class ScoreBase(ABC):
         if config.get("name") != cls.name:
             raise ValueError(f"state of score {config.get('name')!r} cannot be loaded into {cls.__name__} ({cls.name!r})")
         score = cls(**dict(config.get("params", {})))
+        score._check_unshadowed()
         score.device = torch.device(device)
         score.embedding_dim = None if config.get("embedding_dim") is None else int(config["embedding_dim"])
         shape = config.get("sample_shape")
@@ -326,3 +337,6 @@ class ScoreBase(ABC):
         inside an overriding ``score_offline`` ScoreBase has checked them already)."""
         self._require_fitted()
         return self._convert(embedding, samples, batched=batched, check=not self._offline_checked)
+
+
+PUBLIC_API = frozenset(n for n, v in vars(ScoreBase).items() if not n.startswith("_") and (callable(v) or isinstance(v, (property, classmethod))))

@@ -142,3 +142,30 @@ def test_inputs_are_checked_once_per_call(monkeypatch):
         calls.clear()
         score.score_offline(data.embeddings, data.samples, data.decision_ends)
         assert calls == [next(iter(score.needs))]
+
+
+class ChunkSpread(ScoreBase):
+    """Spread of the batch at one step of the chunk, kept as ``self.step``: it hides ScoreBase.step."""
+
+    name = "test_chunk_spread_shadowing"
+    needs = frozenset({"samples"})
+    dtype = torch.float64
+    backend = "numpy"
+
+    def __init__(self, step: int = 0):
+        super().__init__(step=step)
+        self.step = int(step)
+
+    def _fit(self, embeddings, samples, decision_ends, seed):
+        return None
+
+    def _score(self, embeddings, samples):
+        return samples[:, :, self.step, :].std(axis=1).mean(axis=1)
+
+
+def test_an_attribute_hiding_a_score_method_is_refused_at_fit_and_load_naming_it():
+    """Offline scores would work and every online step would call the int: refused before either, naming the rename."""
+    with pytest.raises(TypeError, match=r"ChunkSpread sets the attribute\(s\) \['step'\].*step\(\).*self\._step"):
+        ChunkSpread(step=1).fit(Decisions(seed=0).fit_data())
+    with pytest.raises(TypeError, match=r"\['step'\]"):
+        ChunkSpread.from_state({}, {"name": ChunkSpread.name, "params": {"step": 1}})
