@@ -136,12 +136,13 @@ class ScoreBase(ABC):
         return copy.deepcopy(self._config)
 
     def _check_unshadowed(self) -> None:
-        """Refuse an instance attribute hiding a public method or property of ScoreBase (``self.step = 0``): offline
-        scoring would work, but every online ``step`` would call the attribute and end in a fail-safe alarm."""
+        """Refuse an instance attribute hiding a public method of ScoreBase (``self.step = 0``): offline scoring
+        would work while whatever calls that method (``check_score``'s ``step``, the monitor's ``reset``, ``to``,
+        ``state`` when saving) would call the attribute instead."""
         hidden = sorted(n for n in vars(self) if not n.startswith("_") and n in PUBLIC_API)
         if hidden:
             raise TypeError(f"{type(self).__name__} sets the attribute(s) {hidden}, which hide ScoreBase's "
-                            f"{', '.join(n + '()' for n in hidden)}: the monitor calls those online. Rename the attribute(s) "
+                            f"{', '.join(n + '()' for n in hidden)}, which check_score, the monitor and saving call. Rename the attribute(s) "
                             f"(e.g. self._{hidden[0]}); a constructor argument may keep its name")
 
     def fit(self, data: ScoreFitData) -> ScoreBase:

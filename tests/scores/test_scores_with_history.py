@@ -164,7 +164,7 @@ class ChunkSpread(ScoreBase):
 
 
 def test_an_attribute_hiding_a_score_method_is_refused_at_fit_and_load_naming_it():
-    """Offline scores would work and every online step would call the int: refused before either, naming the rename."""
+    """Offline scores would work while check_score's step would call the int: refused before either, naming the rename."""
     with pytest.raises(TypeError, match=r"ChunkSpread sets the attribute\(s\) \['step'\].*step\(\).*self\._step"):
         ChunkSpread(step=1).fit(Decisions(seed=0).fit_data())
     with pytest.raises(TypeError, match=r"\['step'\]"):
