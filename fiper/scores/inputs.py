@@ -189,14 +189,19 @@ class RowSubset(LazyRows):
 
 
     def __getitem__(self, key: Any) -> np.ndarray:
+        if isinstance(key, (int, np.integer)) and not isinstance(key, bool):  # one row, as numpy gives it
+            i = int(key) + (self.shape[0] if key < 0 else 0)
+            if not 0 <= i < self.shape[0]:
+                raise IndexError(f"RowSubset: row {int(key)} outside a view of {self.shape[0]} rows")
+            return self[i : i + 1][0]
         if not isinstance(key, slice):
             rows = np.asarray(key)
             if rows.ndim != 1 or (rows.size and rows.dtype.kind not in "iu"):
-                raise IndexError(f"RowSubset takes a slice or a 1-D integer row array, got {key!r:.60}")
+                raise IndexError(f"RowSubset takes a row, a slice or a 1-D integer row array, got {key!r:.60}")
             return read_rows(self.source, self.rows[rows])
         start, stop, step = key.indices(self.shape[0])
         if step != 1:
-            raise IndexError("RowSubset supports contiguous slices (step 1) and integer row arrays only")
+            raise IndexError("RowSubset supports rows, contiguous slices (step 1) and integer row arrays only")
         stop = max(start, stop)
         if stop - start >= self.block_rows:
             return read_rows(self.source, self.rows[start:stop])

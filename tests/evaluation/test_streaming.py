@@ -145,6 +145,17 @@ def test_row_subset_reads_rows_of_a_zarr_array_like_numpy_indexing(tmp_path):
         RowSubset(arr, [3, 50])
 
 
+def test_row_subset_gives_one_row_for_an_integer_as_numpy_does(tmp_path):
+    """load_decisions' samples are a RowSubset: stepping a monitor through them reads data.samples[i]."""
+    values = np.random.default_rng(4).normal(size=(20, 4, 3)).astype(np.float16)
+    view = RowSubset(values, np.arange(5, 15))
+    np.testing.assert_array_equal(view[0], values[5])
+    np.testing.assert_array_equal(view[np.int64(3)], values[8])
+    np.testing.assert_array_equal(view[-1], values[14])
+    with pytest.raises(IndexError, match="row 10 outside a view of 10 rows"):
+        view[10]
+
+
 def test_episode_blocks_hold_whole_episodes_within_the_byte_budget():
     lengths = np.array([3, 9, 1, 4, 4, 12, 2, 5])
     ends = np.cumsum(lengths)
