@@ -100,8 +100,11 @@ class Threshold:
     __hash__ = None  # mutable-looking content; compare with ==
 
     def __repr__(self) -> str:
+        split = self.params.get("num_d2")  # band and joint: only the D2 rollouts count toward the level
         return (
             f"Threshold(kind={self.kind!r}, delta={self.delta:g}, M={self.num_calibration}, "
-            f"guaranteed={self.guaranteed}, horizon={self.horizon}, "
+            + (f"D2={int(split)}, " if split is not None else "")
+            + ("joint=True, " if self.params.get("joint") else "")
+            + f"guaranteed={self.guaranteed}, horizon={self.horizon}, "
             f"range=[{self.curve.min():.4g}, {self.curve.max():.4g}])"
         )

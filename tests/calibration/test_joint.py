@@ -113,3 +113,12 @@ def test_joint_errors_name_the_fix():
         fit_joint("constant", {"a": s1, "b": s2[:, :10]}, lengths, 0.1)
     with pytest.raises(ValueError, match="use kind='band'"):
         fit_joint("constant", {"a": -s1, "b": s2}, lengths, 0.1)
+
+
+def test_repr_says_joint_and_how_many_rollouts_count_toward_the_level():
+    """M is every calibration rollout; a joint or band threshold's level rests on its D2 rollouts alone."""
+    rng = np.random.default_rng(2)
+    s1, s2, lengths = ar1_scores(rng, (40,), 20)
+    joint = repr(fit_joint("constant", {"a": s1, "b": s2}, lengths, 0.1)["a"])
+    assert "M=40, D2=20, joint=True," in joint
+    assert "D2=20," in repr(fit_threshold("band", s1, lengths, 0.1)) and "D2" not in repr(fit_threshold("constant", s1, lengths, 0.1))
