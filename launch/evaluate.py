@@ -9,6 +9,7 @@ from omegaconf import DictConfig
 
 from calibration.thresholds import THRESHOLD_KINDS
 from fiper.evaluation import EvaluationConfig, summary_table, write_monitor_files, write_outputs
+from fiper.monitor.monitor_file import read_monitor_file
 from fiper.evaluation.config import CRITERIA
 from fiper.evaluation.render import write_repeats
 from fiper.evaluation.repeats import evaluate_repeats, summarise_repeats
@@ -83,7 +84,7 @@ def _evaluate(cfg: DictConfig):
         if k == 0:
             first["result"] = result
             first["paths"] = write_outputs(result, cfg.out, plots=bool(cfg.plots))
-            write_monitor_files(result, cfg.out)
+            first["deployed"] = write_monitor_files(result, cfg.out)
         else:
             write_outputs(result, Path(cfg.out) / "repeats" / f"seed_{result.config.seed}", plots=False)
 
@@ -96,7 +97,25 @@ def _evaluate(cfg: DictConfig):
         print(f"wrote {extra['repeats_md']} ({repeats} split seeds from {config.seed})")
     paths = first["paths"]
     print(f"wrote {paths['metrics']} and {paths['report']}")
+    print_deployed(first["result"], first["deployed"])
     return first["result"]
+
+
+def print_deployed(result, written: dict) -> None:
+    """One line per task on the deploy step: the monitor file and what it configures, or why there is none."""
+    method = result.config.deploy_method
+    for task in result.tasks:
+        if task not in written:
+            if method is not None:
+                print(f"no monitor file for task {task!r}: {method} has no deployable row (report.md says why)")
+            continue
+        chosen = read_monitor_file(written[task])
+        spec, member = chosen["spec"], (chosen.get("evaluated") or {}).get("selected")
+        print(f"deployed {method}{f' (member {member})' if member else ''} for task {task!r}: {spec.rule} of "
+              f"{', '.join(f'{n} (window {w})' for n, w in spec.windows.items())}, {spec.threshold_type} thresholds"
+              f"{' (joint)' if spec.joint else ''} -> {written[task]}\n"
+              f"  next: python -m launch.fit data=<successful rollouts> out=<monitor dir> monitor_file={written[task]}, "
+              "then launch.calibrate data=<other successful rollouts> monitor_dir=<monitor dir> delta=<δ>")
 
 
 @hydra.main(config_path="conf", config_name="evaluate", version_base=None)

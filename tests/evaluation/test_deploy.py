@@ -89,6 +89,9 @@ def test_launch_fit_and_calibrate_deploy_the_chosen_row(tmp_path, capsys):
     text = file.read_text()
     assert text.startswith("# Monitor chosen by launch.evaluate") and "monitor_file=" in text
     assert "monitor_synthetic.yaml" in (out / "report.md").read_text()
+    said = capsys.readouterr().out  # the terminal names the deployed file, what it configures and the next command
+    assert f"deployed pick (member {chosen['selected']}) for task 'synthetic': {chosen['rule']} of " in said and f"-> {file}" in said
+    assert f"next: python -m launch.fit data=<successful rollouts> out=<monitor dir> monitor_file={file}" in said
 
     monitor_dir = tmp_path / "monitor"
     _run(launch.fit, "fit", [f"data={store}", f"out={monitor_dir}", f"monitor_file={file}"])
