@@ -169,6 +169,19 @@ class RolloutSet:
                                "attr (EpisodeStore.open(path, mode='a').set_attrs(n_action_steps=<env steps per decision>))"}
 
 
+def recorded_monitor_dir(recorded: Any, store_path: Path) -> str:
+    """The live monitor's directory as the store recorded it (``''``: none). A relative path was relative to the
+    directory launch.stress ran in; when it does not lead to a monitor from here, the first folder above the store
+    under which it does (the run's own folder, evaluated from elsewhere) gives it, so its rule and δ stay readable."""
+    text = str(recorded or "")
+    if not text or Path(text).is_absolute() or (Path(text) / "monitor.json").is_file():
+        return text
+    for parent in Path(store_path).resolve().parents:
+        if (parent / text / "monitor.json").is_file():
+            return str(parent / text)
+    return text
+
+
 def read_store(path: Path, control_period_s: float | None = None) -> RolloutSet:
     """One store as a RolloutSet. decisions/embedding and decisions/samples are read when recorded: the methods
     that read one a store lacks are left out of its task's evaluation (fiper.evaluation.runnable)."""
@@ -252,7 +265,7 @@ def read_store(path: Path, control_period_s: float | None = None) -> RolloutSet:
         failure_reason=meta("failure_reason", "", str),
         live_alarm_step=meta("first_alarm_step", -1, np.int64),
         live_alarm_decision=meta("first_alarm_decision", -1, np.int64),
-        live_monitor=np.full(e, str((attrs.get("stress_config") or {}).get("monitor_dir") or "")),
+        live_monitor=np.full(e, recorded_monitor_dir((attrs.get("stress_config") or {}).get("monitor_dir"), path)),
         control_period_s=float(period),
         n_action_steps=n_action,
         notes=notes,

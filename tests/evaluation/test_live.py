@@ -79,3 +79,23 @@ def test_a_long_method_name_keeps_the_summary_columns_aligned(tmp_path):
     assert len(table) >= 3
     column = lines[head].index("threshold")
     assert all(line[column - 1] == " " and line[column] != " " for line in table)
+
+
+def test_a_monitor_recorded_relative_to_the_run_is_found_from_another_directory(tmp_path, monkeypatch):
+    """launch.stress ran in the project folder and recorded runs/x/monitor; evaluated from elsewhere, the folder above
+    the store under which that path holds a monitor gives its settings."""
+    run = tmp_path / "project" / "runs" / "x"
+    store = write_synthetic_store(run / "stress.zarr", seed=0, n_success_id=30, n_success_ood=0, n_fail_id=2, n_fail_ood=0)
+    zarr.open_group(str(run / "stress.zarr"), mode="a").attrs["stress_config"] = {"monitor_dir": "runs/x/monitor"}
+    data, identity = load_decisions(store, episodes=successful_in_distribution(store))
+    monitor = fit_monitor(data, identity, scores={"m": {"score": "mahalanobis"}}, rule="single")
+    monitor.calibrate(monitor.score_offline(data.embeddings, data.samples, data.decision_ends), data.decision_ends, delta=0.2)
+    save_monitor(monitor, run / "monitor")
+    monkeypatch.chdir(tmp_path)  # not the folder launch.stress ran in
+    [result] = live_results(load_rollouts([str(run / "stress.zarr")])["synthetic"])
+    assert result["monitor"] == str(run / "monitor") and result["setting"] == "single, constant, δ=0.2"
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    zarr.open_group(str(run / "stress.zarr"), mode="a").attrs["stress_config"] = {"monitor_dir": "runs/gone"}
+    [result] = live_results(load_rollouts([str(run / "stress.zarr")])["synthetic"])
+    assert result["monitor"] == "runs/gone" and result["setting"] == ""  # nowhere to be found: as recorded
