@@ -17,7 +17,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from calibration import JOINT_RULES, THRESHOLD_KINDS, Threshold, fit_joint, fit_threshold
+from calibration import JOINT_RULES, THRESHOLD_KINDS, InsufficientCalibrationError, Threshold, fit_joint, fit_threshold
+from calibration.quantile import min_calibration_size
 from fiper.aggregation import AlarmStep, AlarmTrace, OnlineAlarm, check_rule, evaluate_alarms, windowed_sum
 from fiper.monitor.identity import PolicyIdentity
 from fiper.monitor.padding import to_padded
@@ -247,6 +248,11 @@ class FailureMonitor:
         if missing:
             raise ValueError(f"calibrate: raw holds no scores for {missing} (it has {sorted(raw)}); pass the per-decision scores "
                              "of every score of the monitor, as monitor.score_offline(embeddings, samples, decision_ends) returns them")
+        if len(np.asarray(decision_ends).reshape(-1)) == 0:
+            raise InsufficientCalibrationError(
+                f"calibrate: no calibration rollouts (decision_ends is empty); delta={float(delta):g} needs at least "
+                f"{min_calibration_size(float(delta))} successful in-distribution rollouts (more for a band or joint "
+                "calibration), scored with monitor.score_offline on episodes=successful_in_distribution(store)")
         if THRESHOLD_KINDS[kind] and not guarantees_delta(self.rule, len(self.names), joint):
             k, bound = len(self.names), get_rule(self.rule).separate_bound
             what = (f"by {bound(k):g} x delta = {bound(k) * float(delta):g}, not delta" if bound is not None

@@ -56,3 +56,10 @@ def test_raw_scores_missing_a_score_are_refused_naming_it():
     raw, ends = _rollouts(np.random.default_rng(2), 30)
     with pytest.raises(ValueError, match=r"raw holds no scores for \['b'\] \(it has \['a'\]\).*score_offline"):
         _monitor("and").calibrate({"a": raw["a"]}, ends, delta=0.1)
+
+
+def test_no_calibration_rollouts_are_refused_naming_the_minimum():
+    from calibration import InsufficientCalibrationError
+
+    with pytest.raises(InsufficientCalibrationError, match=r"no calibration rollouts.*at least 19 successful in-distribution"):
+        _monitor("and").calibrate({"a": np.zeros(0), "b": np.zeros(0)}, np.zeros(0, dtype=np.int64), delta=0.05)
