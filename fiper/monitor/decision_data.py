@@ -6,7 +6,6 @@ not, and then the policy is replayed on their observations (fiper.monitor.decisi
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import replace
 from typing import Any
 
@@ -15,6 +14,7 @@ import numpy as np
 from fiper.monitor.decisions import replay_decisions
 from fiper.monitor.identity import PolicyIdentity
 from fiper.scores.base import ScoreFitData
+from fiper.scores.fit_data import warn_unselected
 from fiper.scores.inputs import RowSubset
 from fiper.scores.observations import attr_n_action_steps, store_observations
 from fiper.storage import EpisodeStore
@@ -64,12 +64,7 @@ def load_decisions(
     so memory does not grow with the number of decisions.
     """
     if episodes is None:
-        success, unshifted = _labels(store)
-        if not (success & unshifted).all():
-            warnings.warn(f"load_decisions read all {store.n_episodes} episodes of {store.path}, {int((~success).sum())} failed and "
-                          f"{int((~unshifted).sum())} shifted among them: fitting or calibrating a monitor on them raises its thresholds "
-                          "and hides failures; pass episodes=successful_in_distribution(store) (this warning is expected when "
-                          "scoring a test store)", UserWarning, stacklevel=2)
+        warn_unselected(store, "load_decisions")
     episodes = np.arange(store.n_episodes) if episodes is None else np.asarray(episodes, dtype=np.int64)
     if len(episodes) == 0:
         raise ValueError(f"{store.path}: no episodes selected (need successful in-distribution episodes)")

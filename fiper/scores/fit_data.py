@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -11,6 +12,19 @@ import torch
 
 from fiper.scores.inputs import check_decision_ends
 from fiper.scores.observations import store_observations
+
+
+def warn_unselected(store: Any, caller: str) -> None:
+    """Warn that every episode of ``store`` was read although it labels some failed or shifted: scores fitted or
+    thresholds calibrated on those rise above them and hide failures."""
+    keys, n = set(store.meta_keys), store.n_episodes
+    failed = int((~store.meta("success").astype(bool)).sum()) if "success" in keys else 0
+    shifted = int((store.meta("shift").astype(str) != "none").sum()) if "shift" in keys else 0
+    if failed or shifted:
+        warnings.warn(f"{caller} read all {n} episodes of {store.path}, {failed} failed and {shifted} shifted among them: "
+                      "fitting or calibrating a monitor on them raises its thresholds and hides failures; pass "
+                      "episodes=successful_in_distribution(store) (fiper.monitor.decision_data; this warning is expected "
+                      "when scoring a test store)", UserWarning, stacklevel=3)
 
 
 @dataclass
@@ -64,6 +78,8 @@ class ScoreFitData:
         """Read decisions/embedding and decisions/samples of (some) episodes of an EpisodeStore;
         ``observations=True`` adds each decision's recorded observation (lazy, read when a score slices it)."""
         ends = store.decision_ends
+        if episodes is None:
+            warn_unselected(store, "ScoreFitData.from_store")
         idx = np.arange(len(ends)) if episodes is None else np.asarray(episodes, dtype=np.int64).reshape(-1)
         slices = [store.decision_slice(int(i)) for i in idx]
         lengths = np.array([s.stop - s.start for s in slices], dtype=np.int64)

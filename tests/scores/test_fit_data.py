@@ -27,3 +27,21 @@ def test_from_store_reads_selected_episodes_and_scores_them(tmp_path):
     ace = make_score("ace").fit(data)
     offline = ace.score_offline(None, store.read_decisions("samples"), store.decision_ends)
     assert offline.shape == (13,) and np.all((offline >= 0) & (offline <= 3))
+
+
+def test_from_store_of_every_episode_warns_when_some_failed_or_shifted(tmp_path):
+    """A score fitted on failures learns them as normal: reading a labelled store whole says so, naming the selection."""
+    import warnings
+
+    import pytest
+
+    store = EpisodeStore.create(tmp_path / "rollouts.zarr")
+    for success, shift in ((True, "none"), (False, "none"), (True, "push")):
+        store.append_episode({"action": np.zeros((4, 2))}, decisions={"embedding": np.zeros((2, 5), np.float32)},
+                             meta={"success": success, "shift": shift})
+    with pytest.warns(UserWarning, match=r"ScoreFitData.from_store read all 3 episodes .* 1 failed and 1 shifted .*"
+                                         r"episodes=successful_in_distribution\(store\)"):
+        ScoreFitData.from_store(store, samples=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ScoreFitData.from_store(store, episodes=[0], samples=False)  # a selection: no warning
