@@ -176,7 +176,7 @@ def test_store_without_the_observation_keys_is_a_clear_error(tmp_path):
         make_score("obs_novelty").fit(ScoreFitData.from_store(EpisodeStore.open(tmp_path / "bare.zarr")))
     store = _write_store(tmp_path / "obs.zarr", 2, np.random.default_rng(0), obs_shift=0.0, emb_shift=0.0)
     with pytest.raises(ValueError, match=r"reads the observation keys \['depth'\] but .*obs.zarr holds \['image', 'state'\]"):
-        make_score("obs_novelty", keys=["depth"]).fit(ScoreFitData.from_store(store, observations=True))
+        make_score("obs_novelty", keys=["depth"]).fit(ScoreFitData.from_store(store, episodes=[0], observations=True))
 
 
 def test_monitor_fitted_calibrated_and_saved_as_the_launchers_do(tmp_path):
