@@ -141,7 +141,7 @@ class ScoreBase(ABC):
         ``state`` when saving) would call the attribute instead."""
         hidden = sorted(n for n in vars(self) if not n.startswith("_") and n in PUBLIC_API)
         if hidden:
-            raise TypeError(f"{type(self).__name__} sets the attribute(s) {hidden}, which hide ScoreBase's "
+            raise TypeError(f"{type(self).__name__} sets the attribute(s) {hidden}, hiding ScoreBase's "
                             f"{', '.join(n + '()' for n in hidden)}, which check_score, the monitor and saving call. Rename the attribute(s) "
                             f"(e.g. self._{hidden[0]}); a constructor argument may keep its name")
 
