@@ -9,54 +9,17 @@ import torch
 
 import envs
 from calibration import Threshold
-from fiper.collection import collect
 from fiper.control import MonitoredPolicy, RolloutRecorder, run_episode
 from fiper.interventions import FallbackContext, GradedResponse, HoldPosition, Retreat
 from fiper.monitor import FailureMonitor, PolicyIdentity
-from fiper.monitor.fitting import fit_monitor
-from fiper.monitor.decision_data import load_decisions
 from fiper.storage import EpisodeStore
-from policies import PolicyConfig, TrainConfig, train_policy
-
-B, MAX_STEPS = 8, 40
-SCORES = {"rnd_oe": {"score": "rnd_oe", "target_widths": [16], "predictor_widths": [32, 32], "out_dim": 8,
-                     "train": {"lr": 3e-3, "max_epochs": 3}},
-          "ace": {"score": "ace", "dims": [0, 1]}}
-
-
-def make_env(terminate: bool = True):
-    return envs.make_env("push_t", max_episode_steps=MAX_STEPS, terminate_on_success=terminate, terminate_on_failure=terminate)
+from loop_setup import B, MAX_STEPS, alarm_from, context, make_env
+from loop_setup import setup as control_setup  # noqa: F401  (module fixture: policy dir + fitted monitor)
 
 
 @pytest.fixture(scope="module")
-def setup(tmp_path_factory):
-    """A tiny push-T policy trained briefly on expert demos, and a monitor fitted on its replays."""
-    root = tmp_path_factory.mktemp("control")
-    env = envs.make_env("push_t")
-    store = EpisodeStore.create(root / "demos.zarr")
-    collect(env, envs.make_expert(env), store, 3, seed=0, progress=False)
-    cfg = PolicyConfig(kind="diffusion", denoiser="mlp", horizon=8, n_action_steps=4, embed_dim=16, encoder_hidden=32,
-                       mlp_hidden=64, mlp_layers=2, num_inference_steps=4)
-    train_policy(root / "demos.zarr", TrainConfig(policy=cfg, steps=40, batch_size=64, device="cpu", progress=False, cpu_threads=1,
-                                                  val_every=1000, checkpoint_every=10**6), root / "policy")
-    from policies import load_policy
-
-    policy = load_policy(root / "policy")
-    data, identity = load_decisions(EpisodeStore.open(root / "demos.zarr"), policy=policy, num_samples=B)
-    monitor = fit_monitor(data, identity, scores=SCORES, windows={"rnd_oe": 2, "ace": 2})
-    monitor.calibrate(monitor.score_offline(data.embeddings, data.samples, data.decision_ends), data.decision_ends, delta=0.3)
-    return root, policy, monitor
-
-
-def alarm_from(monitor: FailureMonitor, decision: int) -> FailureMonitor:
-    """The same scores with thresholds that never alarm before ``decision`` and always from it on."""
-    curve = np.r_[np.full(decision, 1e12), -1e12]
-    th = {n: Threshold("time_varying", 0.1, curve, 10, False) for n in monitor.names}
-    return FailureMonitor(monitor.scores, monitor.identity, windows=monitor.windows, rule=monitor.rule, thresholds=th)
-
-
-def context(policy) -> FallbackContext:
-    return FallbackContext(action_dim=policy.action_dim, position_dims=[0, 1], agent_pos_key="agent_pos")
+def setup(control_setup):
+    return control_setup
 
 
 def test_monitored_rollout_records_every_contract_key(setup, tmp_path):
@@ -210,90 +173,6 @@ def test_a_failing_reward_program_hands_over_to_the_fallback(setup):
                             num_samples=B)
     with pytest.raises(ValueError, match="non-finite"):
         run_episode(make_env(terminate=False), agent, seed=0)
-
-
-def test_stress_sweep_with_hold_intervention_holds_after_the_alarm(setup, tmp_path):
-    """launch.stress response=hold: the recorded store shows the fallback from the first alarm on."""
-    from hydra import compose, initialize_config_dir
-
-    from fiper.monitor import save_monitor
-    from launch import stress
-
-    root, policy, monitor = setup
-    save_monitor(alarm_from(monitor, 2), tmp_path / "monitor")
-    overrides = [f"policy_dir={root / 'policy'}", f"monitor_dir={tmp_path / 'monitor'}", f"out={tmp_path / 'r.zarr'}",
-                 "response=hold", "cells=[[none,[0.0]]]", "seeds.count=1", "progress=false",
-                 f"+env.kwargs.max_episode_steps={MAX_STEPS}", "+env.kwargs.terminate_on_failure=false"]
-    with initialize_config_dir(config_dir=str(stress.__file__).rsplit("/", 1)[0] + "/conf", version_base=None):
-        cfg = compose(config_name="stress", overrides=overrides)
-    stress.run(cfg)
-    store = EpisodeStore.open(tmp_path / "r.zarr")
-    dec = store.episode_decisions(0)
-    acted = dec["intervention"] != "none"
-    assert store.attrs["response_type"] == "GradedResponse"
-    assert store.attrs["control_period_s"] == pytest.approx(make_env().unwrapped.dt) == pytest.approx(0.1)  # from the env
-    assert not acted[:2].any() and acted[2:].all() and set(dec["intervention"][acted]) == {"fallback:hold"}
-    start = int(dec["env_step"][2])
-    held = store.episode(0)["action"][start:]
-    assert len(held) > 1 and np.ptp(held, axis=0).max() == 0.0  # one latched target, every step after the alarm
-    assert int(store.meta("first_intervention_step")[0]) == start
-
-
-def test_stress_refuses_a_configured_control_period_the_env_contradicts(setup, tmp_path):
-    """+env.control_period_s= that disagrees with the env's dt is refused before anything is recorded."""
-    from hydra import compose, initialize_config_dir
-
-    from launch import stress
-
-    root, _, _ = setup
-    overrides = [f"policy_dir={root / 'policy'}", f"out={tmp_path / 'r.zarr'}", "cells=[[none,[0.0]]]", "seeds.count=1",
-                 "progress=false", "+env.control_period_s=0.0125"]
-    with initialize_config_dir(config_dir=str(stress.__file__).rsplit("/", 1)[0] + "/conf", version_base=None):
-        cfg = compose(config_name="stress", overrides=overrides)
-    with pytest.raises(ValueError, match=r"env.control_period_s=0.0125 s but push_t declares PushTEnv.dt = 0.1 s"):
-        stress.run(cfg)
-    assert not (tmp_path / "r.zarr").exists()
-
-
-def test_stress_sweep_steers_around_each_episodes_obstacle(setup, tmp_path):
-    """launch.stress response=steer_keep_out: the keep-out reward is bound to every episode's own
-    obstacle (an unbound one raises), steering runs for max_steer_decisions, then the hold latches."""
-    from hydra import compose, initialize_config_dir
-
-    from fiper.monitor import save_monitor
-    from launch import stress
-
-    root, policy, monitor = setup
-    save_monitor(alarm_from(monitor, 2), tmp_path / "monitor")
-    overrides = [f"policy_dir={root / 'policy'}", f"monitor_dir={tmp_path / 'monitor'}", f"out={tmp_path / 'r.zarr'}",
-                 "response=steer_keep_out", "response.steering.num_particles=8", "cells=[[obstacle,[1.0]]]",
-                 "seeds.count=2", "progress=false", f"+env.kwargs.max_episode_steps={MAX_STEPS}",
-                 "+env.kwargs.terminate_on_failure=false"]
-    with initialize_config_dir(config_dir=str(stress.__file__).rsplit("/", 1)[0] + "/conf", version_base=None):
-        cfg = compose(config_name="stress", overrides=overrides)
-    stress.run(cfg)
-    store = EpisodeStore.open(tmp_path / "r.zarr")
-    for ep in range(2):
-        labels = list(store.episode_decisions(ep)["intervention"])
-        assert labels[:2] == ["none", "none"] and labels[2:5] == ["steer"] * 3
-        assert set(labels[5:]) == {"fallback:hold"}
-
-
-def test_stress_context_comes_from_the_task_and_intervention_needs_a_monitor(setup):
-    from omegaconf import OmegaConf
-
-    from launch.stress import action_context, build_response
-
-    pick = envs.make_env("pick_place")
-    ctx = action_context({"position_dims": None, "gripper_dims": None, "action_mode": "position"}, 4, pick)
-    assert list(ctx.position_dims) == [0, 1, 2] and list(ctx.gripper_dims) == [3]
-    ctx = action_context({"position_dims": [0, 1], "gripper_dims": None}, 2, object())  # given explicitly: no env needed
-    assert list(ctx.position_dims) == [0, 1]
-    with pytest.raises(ValueError, match="context.position_dims"):
-        action_context({}, 2, object())
-    cfg = OmegaConf.create({"response": {"fallback": {"name": "hold"}}})
-    with pytest.raises(ValueError, match="monitor_dir"):
-        build_response(cfg, None, setup[1], make_env)
 
 
 def test_effort_actions_refuse_the_built_in_fallbacks_and_take_a_controller(setup):

@@ -14,8 +14,8 @@ import time
 import numpy as np
 import pytest
 import torch
-from test_control_loop import B, alarm_from, context, make_env
-from test_control_loop import setup as control_setup  # noqa: F401  (module fixture: policy dir + fitted monitor)
+from loop_setup import B, alarm_from, context, make_env
+from loop_setup import setup as control_setup  # noqa: F401  (module fixture: policy dir + fitted monitor)
 
 from fiper.control import MonitoredPolicy
 from fiper.interventions import GradedResponse, HoldPosition, KeepOut, Steering

@@ -10,8 +10,8 @@ import envs
 from fiper.control import MonitoredPolicy
 from fiper.control.video import SIZE_PX, VideoNotWritten, check_video_writer, record_episode, write_video
 from fiper.interventions import GradedResponse, HoldPosition
-from test_control_loop import MAX_STEPS, alarm_from, context
-from test_control_loop import setup as control_setup  # noqa: F401  (module fixture: policy dir + fitted monitor)
+from loop_setup import MAX_STEPS, alarm_from, context
+from loop_setup import setup as control_setup  # noqa: F401  (module fixture: policy dir + fitted monitor)
 
 iio = pytest.importorskip("imageio.v3")
 
