@@ -83,5 +83,6 @@ def test_the_pipelines_act_check_reads_the_flat_observations_position_and_the_st
     assert "note" not in capsys.readouterr().out
     with pytest.raises(ValueError, match=r"pipeline stage 'act' \(nothing has run yet\): context.agent_pos_key='agent_pos' is not"):
         check_act_stage(_act_config("context.agent_pos_key=agent_pos"), "act")
-    with pytest.raises(ValueError, match=r"response_configs.steer.steering.position_dims=\[2, 3\] are not position entries.*act.overrides"):
+    with pytest.raises(ValueError, match=r"response 'steer' cannot act on this env: steering position_dims=\[2, 3\] index past "
+                                         r"the env's 2-d action.*response_configs.steer, the pipeline's act.overrides"):
         check_act_stage(_act_config("+response_configs.steer.steering.position_dims=[2,3]"), "act")
