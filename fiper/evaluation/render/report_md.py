@@ -184,7 +184,9 @@ def _deployed_notes(task: TaskResult) -> list[str]:
     beyond = sum(c.above_bound for c in mine)
     others = (f" (FAR-ID above δ at {len(mine)} of {len(task.deltas)} δ, above δ + 2 SE at {beyond} of them)"
               if len(mine) > 1 else "")
-    return [f"{flag}: the deployed monitor's FAR-ID was {far_text(worst)}{others}. {far_meaning(worst.n, worst.above_bound)}", ""]
+    meaning = ("What one split's excess means and how to check it (repeats=5): the FAR-ID section below."
+               if worst.above_bound else far_meaning(worst.n, worst.above_bound))  # the section says it once, in full
+    return [f"{flag}: the deployed monitor's FAR-ID was {far_text(worst)}{others}. {meaning}", ""]
 
 
 def _why(task: TaskResult, criterion: str) -> list[str]:
