@@ -24,7 +24,7 @@ from calibration import ThresholdFileError, threshold_from_dict, threshold_to_di
 from fiper.atomic import replacing, write_atomic
 from fiper.monitor.identity import PolicyIdentity
 from fiper.monitor.monitor import FailureMonitor
-from fiper.scores.registry import score_from_state, score_id
+from fiper.scores.registry import score_class, score_from_state, score_from_state_name, score_id
 
 FORMAT, VERSION = "fiper-monitor", 1
 CONFIG_FILE, TENSOR_FILE = "monitor.json", "scores.safetensors"
@@ -36,6 +36,16 @@ REFIT = ("re-create the directory with `python -m launch.fit out=<dir> overwrite
 
 class MonitorFileError(ValueError):
     """A monitor directory's files are missing, truncated, garbled or foreign."""
+
+
+def _own_score_class(score_config: dict) -> str | None:
+    """'module:Class' of a score defined outside fiper that ``score_config`` names, else None."""
+    try:
+        cls = score_class(score_from_state_name(score_config))
+    except (KeyError, ValueError, TypeError):
+        return None
+    module = cls.__module__
+    return None if module == "fiper" or module.startswith("fiper.") else f"{module}:{cls.__qualname__}"
 
 
 def _error(path: Path, problem: str, fix: str = REFIT) -> MonitorFileError:
@@ -174,7 +184,11 @@ def load_monitor(directory: str | os.PathLike, *, policy: Any = None, device: st
                          "make the module that defines it importable (PYTHONPATH), or register the class "
                          "(fiper.scores.register_score) before loading") from err
         except (TypeError, ValueError, RuntimeError) as err:
-            raise _error(directory, f"score {name!r} does not load from {TENSOR_FILE} and {CONFIG_FILE} ({type(err).__name__}: {err})") from err
+            fix = REFIT
+            if (owner := _own_score_class(score_config)) is not None:  # the refusal comes from one's own score's code
+                fix = f"fix the score class {owner} where its from_state or __init__ refuses the saved state (above), or {REFIT}"
+            raise _error(directory, f"score {name!r} does not load from {TENSOR_FILE} and {CONFIG_FILE} ({type(err).__name__}: {err})",
+                         fix) from err
     thresholds = config.get("thresholds")
     if thresholds is not None:
         try:

@@ -103,7 +103,11 @@ def make_score(name: str, **kwargs: Any) -> FailureScore:
 def score_from_state(tensors: Mapping[str, Tensor], config: Mapping[str, Any], *, device: str | torch.device = "cpu") -> FailureScore:
     """Restore a fitted score from ``score.state()`` output; the class is looked up by config['name'],
     else by its import path config['class'] (``save_monitor`` records it for scores defined outside fiper)."""
+    return score_class(score_from_state_name(config)).from_state(tensors, config, device=device)
+
+
+def score_from_state_name(config: Mapping[str, Any]) -> str:
+    """The registry name or import path a saved score's config is restored by (config['name'], else config['class'])."""
     if "name" not in config:
         raise ValueError(f"score config has no 'name' (keys: {sorted(config)}); save it with score.state()")
-    name = config["name"] if config["name"] in SCORES or "class" not in config else config["class"]
-    return score_class(name).from_state(tensors, config, device=device)
+    return config["name"] if config["name"] in SCORES or "class" not in config else config["class"]

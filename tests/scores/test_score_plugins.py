@@ -126,6 +126,23 @@ def test_saved_monitor_loads_in_a_process_that_never_imported_the_score(plugin, 
         load_monitor(tmp_path / "monitor")
 
 
+def test_a_score_of_ones_own_that_refuses_its_saved_state_names_its_class_as_the_fix(plugin, tmp_path):
+    module, name, path = plugin
+    data, cal = Decisions(seed=0, lengths=(6,) * 12), Decisions(seed=1, lengths=(6,) * 20)
+    monitor = fit_monitor(data.fit_data(), identity(data), scores={"mine": {"score": path}}, windows={"mine": 2}, rule="single")
+    monitor.calibrate(monitor.score_offline(cal.embeddings, cal.samples, cal.decision_ends), cal.decision_ends, delta=0.1)
+    save_monitor(monitor, tmp_path / "monitor")
+    forget(module, name)
+    source = tmp_path / f"{module}.py"  # its next version refuses what the saved one wrote
+    source.write_text(source.read_text().replace('self._take(tensors, "mean", "unit")', 'self._take(tensors, "centre", "unit")'))
+    with pytest.raises(MonitorFileError, match=rf"score 'mine' does not load.*Fix: fix the score class {module}:EmbeddingDistance "
+                                               r"where its from_state or __init__ refuses the saved state"):
+        load_monitor(tmp_path / "monitor")
+    from fiper.monitor.artifact import _own_score_class
+
+    assert _own_score_class({"name": "ace"}) is None  # fiper's own scores keep the refit fix alone
+
+
 def test_launch_fit_and_calibrate_take_a_score_by_its_import_path(plugin, tmp_path):
     helpers = importlib.util.spec_from_file_location("monitor_launch", Path(__file__).parents[1] / "monitor" / "test_monitor_launch.py")
     launch_tests = importlib.util.module_from_spec(helpers)
