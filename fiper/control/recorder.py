@@ -10,6 +10,7 @@ import numpy as np
 
 from fiper.control.decision import Decision
 from fiper.control.monitored_policy import MonitoredPolicy
+from fiper.label_notes import DEFAULT_TERMINATED
 from fiper.fingerprint import FingerprintMismatch, differences, same, software_versions
 from fiper.monitor.identity import policy_fingerprint
 from fiper.storage import EpisodeStore
@@ -44,13 +45,19 @@ def decision_arrays(decisions: Sequence[Decision], score_names: Sequence[str], s
     return out
 
 
-def episode_meta(decisions: Sequence[Decision], labels: Mapping[str, Any]) -> dict[str, Any]:
-    """Episode labels plus where the first alarm and the first intervention happened."""
+def episode_meta(decisions: Sequence[Decision], labels: Mapping[str, Any], n_steps: int | None = None) -> dict[str, Any]:
+    """Episode labels plus where the first alarm and the first intervention happened.
+
+    A failure labelled without ``failure_step`` or ``failure_reason`` gets episode_labels' defaults for an env that names
+    none: its last step (``n_steps`` - 1) and ``'terminated'``, so it is never recorded as a failure at step -1."""
+    success = bool(labels.get("success", False))
+    last = n_steps - 1 if n_steps else -1
     first = next((d for d in decisions if d.verdict is not None and d.verdict.alarm), None)
     acted = next((d for d in decisions if d.intervention != "none"), None)
     meta = {
-        "success": bool(labels.get("success", False)),
-        "failure_step": int(labels.get("failure_step", -1)),
+        "success": success,
+        "failure_step": int(labels.get("failure_step", -1 if success else last)),
+        "failure_reason": str(labels.get("failure_reason", "" if success else DEFAULT_TERMINATED)),
         "shift": str(labels.get("shift", "none")),
         "severity": float(labels.get("severity", 0.0)),
         "seed": int(labels.get("seed", -1)),
@@ -61,6 +68,11 @@ def episode_meta(decisions: Sequence[Decision], labels: Mapping[str, Any]) -> di
     }
     meta.update({k: v for k, v in labels.items() if k not in meta})
     return meta
+
+
+def _n_steps(steps: Mapping[str, Any]) -> int | None:
+    action = steps.get("action")
+    return len(action) if action is not None and np.ndim(action) else None
 
 
 def policy_attrs(policy: Any) -> dict[str, Any]:
@@ -149,8 +161,10 @@ class RolloutRecorder:
         it, since every episode of a store has the same keys (merge_stores keeps fiper.storage.merge.OPTIONAL_META
         only when every source records them)."""
         arrays = decision_arrays(decisions, self.score_names, self.sample_dtype)  # before the store exists: no empty store on error
-        meta = episode_meta(decisions, labels)
+        meta = episode_meta(decisions, labels, _n_steps(steps))
         keep = self.store.meta_keys if self.store is not None and self.store.n_episodes else None
+        if keep is not None and "failure_reason" not in keep and "failure_reason" not in labels:
+            del meta["failure_reason"]  # a store begun without the label (by an earlier version) stays without it
         meta.update({k: v for k, v in (optional_meta or {}).items() if k not in meta and (keep is None or k in keep)})
         if self.store is None:
             self.store = EpisodeStore.create(self.path, attrs=self.attrs, overwrite=self._replace)
