@@ -10,8 +10,8 @@ import numpy as np
 
 from fiper.control.decision import Decision
 from fiper.control.monitored_policy import MonitoredPolicy
-from fiper.label_notes import DEFAULT_TERMINATED
 from fiper.fingerprint import FingerprintMismatch, differences, same, software_versions
+from fiper.label_notes import DEFAULT_TERMINATED
 from fiper.monitor.identity import policy_fingerprint
 from fiper.storage import EpisodeStore
 
