@@ -70,6 +70,13 @@ def guarantees_delta(rule: str, num_indicators: int, joint: bool) -> bool:
     return joint or num_indicators <= 1 or (bound is not None and bound(num_indicators) <= 1)
 
 
+def separate_bound_text(rule: str, num_indicators: int, delta: float) -> str | None:
+    """'K x delta = value': the false-alarm bound of ``rule`` with each indicator calibrated on its own at ``delta``, or
+    None when the rule states none."""
+    bound = get_rule(rule).separate_bound
+    return None if bound is None else f"{bound(num_indicators):g} x delta = {bound(num_indicators) * float(delta):g}"
+
+
 def get_rule(name: str) -> AlarmRule:
     """The rule registered under ``name``; the error lists the known ones."""
     try:

@@ -14,7 +14,7 @@ from calibration.thresholds import THRESHOLD_KINDS
 from fiper.monitor import load_monitor, read_monitor_config, save_monitor
 from fiper.monitor.decision_data import load_decisions, successful_in_distribution
 from fiper.monitor.independence import check_independent, without_guarantee
-from fiper.rules import get_rule, guarantees_delta
+from fiper.rules import guarantees_delta, separate_bound_text
 from fiper.storage import EpisodeStore
 from launch.common import load_policy_from, plain, resolve_device, save_config, set_cpu_threads
 from launch.validate import THREADS, boolean, choice, existing_path, merged, optional, policy_rules, probability, reported, seed, validate
@@ -70,10 +70,10 @@ def guarantee_line(monitor, kind: str, joint: bool, delta: float) -> str:
     elif guarantees_delta(monitor.rule, k, joint):
         bound = f"false alarms on successful in-distribution rollouts <= delta = {delta:g}"
     else:
-        factor = get_rule(monitor.rule).separate_bound
+        separate = separate_bound_text(monitor.rule, k, delta)
         what = "warning: " + what
-        bound = (f"false alarms <= {factor(k):g} x delta = {factor(k) * delta:g} (each score at delta; joint=true holds delta)"
-                 if factor is not None else "no known bound on false alarms (each score at delta; joint=true holds delta)")
+        bound = (f"false alarms <= {separate} (each score at delta; joint=true holds delta)" if separate is not None
+                 else "no known bound on false alarms (each score at delta; joint=true holds delta)")
     return f"{what}, {kind} thresholds{' (joint)' if joint else ''} at delta={delta:g}: {bound}"
 
 

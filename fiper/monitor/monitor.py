@@ -26,7 +26,7 @@ from fiper.monitor.verdict import MonitorVerdict
 from fiper.monitor.spec import MonitorSpec, ScoreSpec
 from fiper.scores.base import FailureScore, ScoreFitData
 from fiper.scores.registry import score_id
-from fiper.rules import get_rule, guarantees_delta
+from fiper.rules import guarantees_delta, separate_bound_text
 from fiper.scores.inputs import as_array, check_scores
 
 
@@ -254,9 +254,8 @@ class FailureMonitor:
                 f"{min_calibration_size(float(delta))} successful in-distribution rollouts (more for a band or joint "
                 "calibration), scored with monitor.score_offline on episodes=successful_in_distribution(store)")
         if THRESHOLD_KINDS[kind] and not guarantees_delta(self.rule, len(self.names), joint):
-            k, bound = len(self.names), get_rule(self.rule).separate_bound
-            what = (f"by {bound(k):g} x delta = {bound(k) * float(delta):g}, not delta" if bound is not None
-                    else "by no known multiple of delta")
+            k, bound = len(self.names), separate_bound_text(self.rule, len(self.names), delta)
+            what = f"by {bound}, not delta" if bound is not None else "by no known multiple of delta"
             fix = ("calibrate with joint=True for delta on the combined alarm" if self.rule in JOINT_RULES else
                    "state the rule's separate_bound (fiper.rules.AlarmRule) and calibrate each score at delta over it")
             warnings.warn(f"rule {self.rule!r} with each of its {k} scores calibrated separately at delta={float(delta):g} bounds "

@@ -169,10 +169,7 @@ def import_lerobot(dataset: str | os.PathLike, out: str | os.PathLike, *, keys: 
     root, keys = Path(dataset).expanduser(), dict(keys or {})
     info = _read_info(root)
     check_out(out, overwrite)
-    try:
-        period = _period(info, control_period_s, root / "meta" / "info.json")
-    except ValueError as err:
-        raise LeRobotImportError(str(err)) from None
+    period = _period(info, control_period_s, root / "meta" / "info.json")
     features = {k: v for k, v in info["features"].items()  # text features (a language instruction) are no observation
                 if k not in BOOKKEEPING and k not in LABELS and v.get("dtype") != "string"}
     names = {"action": "action", **store_names([f for f in features if f != "action"], keys, store_key_default,

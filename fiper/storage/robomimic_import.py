@@ -162,10 +162,7 @@ def import_robomimic(dataset: str | os.PathLike, out: str | os.PathLike, *, keys
         names = store_names(chosen, dict(keys or {}), str, RobomimicImportError, what="observation key", taken=["action"])
         _checked_shapes(f, demos, chosen, action, path)
         args = env_args(f)
-        try:
-            period = _period(args, control_period_s, path)
-        except ValueError as err:
-            raise RobomimicImportError(str(err)) from None
+        period = _period(args, control_period_s, path)
         attrs = {"task": task or str(args.get("env_name") or path.stem), "source": "robomimic",
                  "robomimic": {"dataset": str(path), "env_name": args.get("env_name"), "env_type": args.get("type"),
                                "filter_key": filter_key, "action": action[0] if len(action) == 1 else action, "keys": names}}
