@@ -88,8 +88,8 @@ class ResponseOutcome:
     with_onset: int  # would-be physical failures with a known onset
     alarmed_before_onset: int  # of those, the response's run alarmed strictly before the onset
     early_saved: int  # of those alarmed before onset, the ones the response ended as a success or a safe stop
-    median_lead_decisions: float  # (onset decision - alarm decision) over those alarmed before onset; NaN if none
-    median_lead_s: float  # (onset - alarm) env steps x control period, same episodes
+    median_warning_decisions: float  # (onset decision - alarm decision) over those alarmed before onset; NaN if none
+    median_warning_s: float  # (onset - alarm) env steps x control period, same episodes
     decision_ms: float  # median total time of a decision with the response
     decision_ms_without: float  # median total time of a decision without fiper, same episodes
     cost_ratio: float  # decision_ms / decision_ms_without
@@ -163,7 +163,7 @@ def compare(name: str, without: Sequence[EpisodeRecord], response: Sequence[Epis
         would_be_timeout=base.count(TIMEOUT), timeout_to_success=moved(TIMEOUT, SUCCESS), timeout_to_safe_stop=moved(TIMEOUT, SAFE_STOP),
         successes_without=base.count(SUCCESS), successes_lost=sum(b == SUCCESS and g != SUCCESS for b, g in zip(base, got)),
         false_alarm_stops=moved(SUCCESS, SAFE_STOP), damage_added=sum(b != DAMAGE and g == DAMAGE for b, g in zip(base, got)),
-        with_onset=with_onset, alarmed_before_onset=len(leads_s), early_saved=early_saved, median_lead_decisions=_median(leads_d), median_lead_s=_median(leads_s),
+        with_onset=with_onset, alarmed_before_onset=len(leads_s), early_saved=early_saved, median_warning_decisions=_median(leads_d), median_warning_s=_median(leads_s),
         decision_ms=ms, decision_ms_without=ms_without, cost_ratio=ms / ms_without if ms_without > 0 else float("nan"),
         steered_decisions=int(steered_ms.size),
         steered_cost_ratio=_median(steered_ms) / ms_without if steered_ms.size and ms_without > 0 else float("nan"),

@@ -1,7 +1,7 @@
 """Detection by failure type: per failure reason, how many test failures each method flags and how early.
 
 A timeout has no onset to warn of (its failure_step is the time limit), so its row has a TPR but no
-lead; the lead columns cover physical failures only, with the definitions of ``metrics.lead_time``.
+lead; the warning columns cover physical failures only, with the definitions of ``metrics.lead_time``.
 """
 
 from __future__ import annotations
@@ -34,8 +34,8 @@ class FailureTypeRow:
     flagged: dict[str, int]
     tpr: dict[str, float]
     before_onset: dict[str, float]  # share of with_onset alarmed strictly before the onset; NaN when with_onset is 0
-    median_lead_decisions: dict[str, float]  # over those alarmed before onset
-    median_lead_s: dict[str, float]  # same, in seconds (NaN when the store records no control period)
+    median_warning_decisions: dict[str, float]  # over those alarmed before onset
+    median_warning_s: dict[str, float]  # same, in seconds (NaN when the store records no control period)
 
 
 @dataclass(frozen=True)

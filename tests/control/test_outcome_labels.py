@@ -62,8 +62,8 @@ def test_compare_counts_what_the_response_changed():
     assert (res.successes_without, res.successes_lost, res.false_alarm_stops, res.damage_added) == (3, 2, 1, 1)
     # onsets 30, 20, 12; alarms 16, 8 strictly before, 12 at the onset is not
     assert (res.with_onset, res.alarmed_before_onset) == (3, 2)
-    assert res.median_lead_decisions == 3.0  # (7 - 4) and (5 - 2)
-    assert res.median_lead_s == pytest.approx(1.3)  # 1.4 s and 1.2 s
+    assert res.median_warning_decisions == 3.0  # (7 - 4) and (5 - 2)
+    assert res.median_warning_s == pytest.approx(1.3)  # 1.4 s and 1.2 s
     assert (res.decision_ms, res.decision_ms_without, res.cost_ratio) == (25.0, 10.0, 2.5)
     assert res.steered_decisions == 0 and math.isnan(res.steered_cost_ratio)  # a hold steers nothing
     assert res.diverged == 0
@@ -83,9 +83,9 @@ def test_the_cost_of_steered_decisions_is_measured_apart():
 
 def test_without_onsets_the_lead_is_nan_and_seconds_need_a_period():
     res = compare("stop", [PAIRS[4][0]], [PAIRS[4][1]], control_period_s=float("nan"))
-    assert res.with_onset == 0 and res.alarmed_before_onset == 0 and math.isnan(res.median_lead_decisions)
+    assert res.with_onset == 0 and res.alarmed_before_onset == 0 and math.isnan(res.median_warning_decisions)
     res = compare("stop", [PAIRS[2][0]], [PAIRS[2][1]], control_period_s=float("nan"))
-    assert res.median_lead_decisions == 3.0 and math.isnan(res.median_lead_s)
+    assert res.median_warning_decisions == 3.0 and math.isnan(res.median_warning_s)
 
 
 def test_decision_of_an_env_step_and_the_pairing_check():

@@ -64,11 +64,11 @@ def test_detection_by_failure_type_pins_each_reason(tmp_path):
     assert [r.reason for r in table.rows] == ["dropped", "tipped_over", "timeout", PHYSICAL]
     got = {k: (r.failures, r.with_onset, r.flagged["m"], r.tpr["m"]) for k, r in rows.items()}
     assert got == {"dropped": (2, 2, 2, 1.0), "tipped_over": (1, 1, 1, 1.0), "timeout": (2, 0, 1, 0.5), PHYSICAL: (3, 3, 3, 1.0)}
-    assert rows["dropped"].before_onset["m"] == 0.5 and rows["dropped"].median_lead_s["m"] == pytest.approx(0.075)
-    assert rows["tipped_over"].median_lead_decisions["m"] == 3.0 and rows["tipped_over"].median_lead_s["m"] == pytest.approx(0.0875)
-    assert np.isnan(rows["timeout"].before_onset["m"]) and np.isnan(rows["timeout"].median_lead_s["m"])
+    assert rows["dropped"].before_onset["m"] == 0.5 and rows["dropped"].median_warning_s["m"] == pytest.approx(0.075)
+    assert rows["tipped_over"].median_warning_decisions["m"] == 3.0 and rows["tipped_over"].median_warning_s["m"] == pytest.approx(0.0875)
+    assert np.isnan(rows["timeout"].before_onset["m"]) and np.isnan(rows["timeout"].median_warning_s["m"])
     assert rows[PHYSICAL].before_onset["m"] == pytest.approx(2 / 3)
-    assert rows[PHYSICAL].median_lead_s["m"] == pytest.approx(0.08125)
+    assert rows[PHYSICAL].median_warning_s["m"] == pytest.approx(0.08125)
 
 
 def test_live_and_cell_tables_count_alarms_strictly_before_onset_like_the_offline_lead(tmp_path):
@@ -121,4 +121,4 @@ def test_the_failure_type_table_says_its_columns_are_the_methods(evaluated):
     section = report[report.index("### Detection by failure type (test)"):].split("\n| failure type |")[0]
     assert "Columns: each method's deployable row" in section and "Rows: each method" not in section
     assert "δ = " in section and "delta=" not in section
-    assert "median lead in whole decisions (onset's decision − alarm's) / seconds (onset step − alarm step, control period" in section
+    assert "median warning in whole decisions (onset's decision − alarm's) / seconds (onset step − alarm step, control period" in section

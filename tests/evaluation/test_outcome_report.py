@@ -61,9 +61,9 @@ def test_report_counts_each_response_overall_and_per_cell(stores, tmp_path):
     assert hold.outcomes == {"success": 1, "safe_stop": 2, "damage": 0, "timeout": 1}
     assert (hold.physical_to_safe_stop, hold.would_be_physical, hold.timeout_to_safe_stop, hold.would_be_timeout) == (1, 1, 0, 1)
     assert (hold.successes_lost, hold.false_alarm_stops, hold.damage_added) == (1, 1, 0)
-    assert (hold.alarmed_before_onset, hold.with_onset, hold.median_lead_decisions) == (1, 1, 2.0)  # decisions 5 - 3
+    assert (hold.alarmed_before_onset, hold.with_onset, hold.median_warning_decisions) == (1, 1, 2.0)  # decisions 5 - 3
     assert hold.early_saved == 1  # the early-alarmed would-be damage ended as a safe stop
-    assert hold.median_lead_s == pytest.approx(0.8)
+    assert hold.median_warning_s == pytest.approx(0.8)
     assert hold.cost_ratio == pytest.approx(3.0) and steer.cost_ratio == pytest.approx(5.0)
     assert steer.outcomes == {"success": 3, "safe_stop": 0, "damage": 1, "timeout": 0}
     assert (steer.physical_to_success, steer.successes_lost, steer.damage_added) == (1, 0, 1)
@@ -82,7 +82,7 @@ def test_report_counts_each_response_overall_and_per_cell(stores, tmp_path):
     md = paths["markdown"].read_text()
     assert "| hold | 4 | 1 | 2 | 0 | 1 | 0 / 1 of 1 | 0 / 0 of 1 | 1 of 2 | 1 | 0 | 1 of 1 | 1 of 1 | 2.0 / 0.8 | 3.00× |" in md
     assert "| without fiper | 4 | 2 | 0 | 1 | 1 |" in md and "![outcomes](outcome.png)" in md
-    assert "warning" not in outcome_table(report)
+    assert "warning:" not in outcome_table(report)
 
 
 def test_a_pair_that_ran_differently_before_acting_is_reported(stores):

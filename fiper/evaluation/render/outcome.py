@@ -58,7 +58,7 @@ COLUMNS: tuple[tuple[str, Callable[[ResponseOutcome], str], str], ...] = (
     ("early alarm → success / safe stop", lambda r: _of(r.early_saved, r.alarmed_before_onset),
      "of the would-be physical failures alarmed before onset, the ones the response ended as a success or a safe stop: "
      "what acting on an early alarm achieved"),
-    ("lead (decisions / s)", lambda r: f"{_num(r.median_lead_decisions)} / {_num(r.median_lead_s)}",
+    ("warning (decisions / s)", lambda r: f"{_num(r.median_warning_decisions)} / {_num(r.median_warning_s)}",
      "median over those of (onset − alarm), in decisions and in seconds (env steps × the store's control period)"),
     ("cost / decision", lambda r: f"{_num(r.cost_ratio, 2)}×" + (f" ({_num(r.steered_cost_ratio, 2)}× steered)" if r.steered_decisions else ""),
      "median time of a decision with the response over that of an unmonitored decision, both timed in the sweep; in "
@@ -69,7 +69,7 @@ COLUMNS: tuple[tuple[str, Callable[[ResponseOutcome], str], str], ...] = (
 # shorter headers for the terminal; outcome.md spells them out and defines them
 TERMINAL = {"physical → success / safe stop": "physical→ok/stop", "timeout → success / safe stop": "timeout→ok/stop",
             "successes lost": "lost", "false-alarm stops": "false stops", "alarm before onset": "early", "early alarm → success / safe stop": "early→ok/stop",
-            "lead (decisions / s)": "lead d/s", "cost / decision": "cost"}
+            "warning (decisions / s)": "warning d/s", "cost / decision": "cost"}
 
 
 def _without_row(counts: dict[str, int]) -> list[str]:
@@ -106,7 +106,7 @@ def _cell(cell: tuple[str, float]) -> str:
 def outcome_markdown(report: OutcomeReport, plot: str | None = None) -> str:
     """outcome.md: the overall table, the per-cell tables, the column definitions and the stores read."""
     period = f"{report.control_period_s:g} s per env step" if math.isfinite(report.control_period_s) else \
-        "unknown (lead times in seconds are not reported)"
+        "unknown (warnings in seconds are not reported)"
     header = ["response", *(h for h, _, _ in COLUMNS)]
     out = [f"# What acting on an alarm achieves: {report.task or 'task'}", "",
            f"{len(report.cells)} cells (shift, severity) × {report.seeds} seeds; every response runs the same seeds as the run "

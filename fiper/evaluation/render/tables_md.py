@@ -64,7 +64,7 @@ def detection_markdown(detection: DetectionTable) -> list[str]:
 
 
 def failure_types_markdown(task: TaskResult) -> list[str]:
-    """Report section: per failure reason, each method's TPR, share alarmed strictly before onset and median lead."""
+    """Report section: per failure reason, each method's TPR, share alarmed strictly before onset and median warning."""
     table = task_failure_types(task)
     if not table.rows:
         return ["### Detection by failure type (test)", "", "No failures in the test split.", ""]
@@ -74,16 +74,16 @@ def failure_types_markdown(task: TaskResult) -> list[str]:
     seconds = "unknown" if not np.isfinite(table.control_period_s) else f"{table.control_period_s:g} s"
     lines = ["### Detection by failure type (test)", "",
              f"The store holds {table.physical_with_onset} physical failures with a mid-episode onset (failure reason other "
-             f"than {TIMEOUT}, failure_step ≥ 0), {table.physical_with_onset_test} of them in test; the lead columns stand on "
+             f"than {TIMEOUT}, failure_step ≥ 0), {table.physical_with_onset_test} of them in test; the warning columns stand on "
              f"those. A {TIMEOUT} has no onset to warn of: its row shows only how many were flagged. "
              f"Columns: {rows_read(table.threshold_type)}; δ = {table.delta:g}; per method: TPR · share alarmed strictly "
-             "before onset · median lead in whole decisions (onset's decision − alarm's) / seconds (onset step − alarm "
-             f"step, control period {seconds} per env step); an alarm in the onset's own decision leads by 0 decisions "
+             "before onset · median warning in whole decisions (onset's decision − alarm's) / seconds (onset step − alarm "
+             f"step, control period {seconds} per env step); an alarm in the onset's own decision warns 0 decisions ahead "
              "and a fraction of a second.", "",
              "| failure type | failures | with onset | " + " | ".join(method_headers(methods, table.method_types)) + " |",
              "|" + "---|" * (len(methods) + 3)]
     for r in table.rows:
-        cells = [f"{f(r.tpr[m])} · {f(r.before_onset[m])} · {f(r.median_lead_decisions[m], 'g')} / {f(r.median_lead_s[m], '.2f')} s"
+        cells = [f"{f(r.tpr[m])} · {f(r.before_onset[m])} · {f(r.median_warning_decisions[m], 'g')} / {f(r.median_warning_s[m], '.2f')} s"
                  for m in methods]
         name = f"**{r.reason}**" if r.reason == PHYSICAL else r.reason
         lines.append(f"| {name} | {r.failures} | {r.with_onset} | " + " | ".join(cells) + " |")
