@@ -238,7 +238,7 @@ class EvaluationConfig:
     # method whose chosen configuration is written as a monitor file per task, ready for
     # launch.fit / launch.calibrate (None: none; a dropped default method: none)
     deploy_method: str | None = "fiper_select"
-    plot_method: str | None = "fiper"  # method whose traces are drawn (None: the first one)
+    plot_method: str | None = None  # method whose traces are drawn (None: the deployed one, else the first)
     plot_threshold_type: str | None = "band"  # threshold type of the trace plot (None / not evaluated: the first)
     plot_delta: float = 0.05  # delta of the trace and ROC plots and the detection tables (nearest one of the grid)
     progress: bool = True

@@ -26,7 +26,8 @@ def write_outputs(result: EvaluationResult, out_dir: str | os.PathLike, *, plots
     out.mkdir(parents=True, exist_ok=True)
     cfg = result.config
     drawn = {name: plot_task(task, out, method=cfg.plot_method, kind=cfg.plot_threshold_type, delta=cfg.plot_delta,
-                             seed=cfg.seed, baselines=cfg.baselines, references=cfg.references)
+                             seed=cfg.seed, baselines=cfg.baselines, references=cfg.references,
+                             d1_fraction=cfg.band_d1_fraction)
              for name, task in result.tasks.items()} if plots else {}
     paths = {"metrics": out / "metrics.json", "report": out / "report.md", "config": out / "config.json"}
     write_atomic(paths["metrics"], json.dumps(metrics_document(result), indent=1, allow_nan=False))

@@ -13,10 +13,12 @@ from pathlib import Path
 
 import numpy as np
 
+from calibration import JOINT_KINDS
 from fiper.aggregation import combine
 from fiper.atomic import replacing
 
 from fiper.evaluation.detection import delta_index
+from fiper.evaluation.joint import joint_curves
 from fiper.evaluation.metrics import onset_decision as decision_of_onset
 from fiper.evaluation.metrics import physical_onset
 from fiper.evaluation.results import TaskResult, slug
@@ -126,14 +128,34 @@ def onset_decision(task: TaskResult, episode: int) -> int | None:
     return decision if decision >= 0 else None
 
 
-def plot_traces(task: TaskResult, method: str, kind: str, d: int, path: Path, seed: int = 0) -> list[str]:
+def threshold_curves(task: TaskResult, method: str, kind: str, d: int, *, d1_fraction: float = 0.5,
+                     seed: int = 0) -> list[np.ndarray]:
+    """Each score's (T,) threshold curve that the method's test alarms used at delta index ``d``.
+
+    A jointly calibrated method shares one height across its scores, fitted again here on the
+    calibration rollouts the test thresholds came from; other methods read the score grids.
+    """
+    res, spec = task.methods[method].types[kind], task.spec_of(method, kind)
+    grids = [task.grids[s] for s in spec.scores]
+    windows = [g.index(res.windows[g.name]) for g in grids]
+    if spec.joint and kind in JOINT_KINDS:
+        calibration = task.calibration_parts[1] if task.calibration_parts else task.split.calibration
+        return joint_curves(grids, windows, kind, spec.rule, task.rollouts.lengths, calibration, task.deltas[d],
+                            d1_fraction=d1_fraction, seed=seed)
+    return [g.gamma[kind][w, d] for g, w in zip(grids, windows)]
+
+
+def plot_traces(task: TaskResult, method: str, kind: str, d: int, path: Path, seed: int = 0, *,
+                d1_fraction: float = 0.5, calibration_seed: int = 0) -> list[str]:
     """Windowed scores, threshold curves and alarms of one example test rollout per kind; returns kinds drawn.
 
     Rows are the kinds, columns the scores; each column shares its axes, so a failure's score is read
-    against a success's on the same scale.
+    against a success's on the same scale. ``seed`` picks the examples; ``d1_fraction`` and
+    ``calibration_seed`` are the evaluation's, for a jointly calibrated method's shared height.
     """
     res = task.methods[method].types[kind]
     spec = task.spec_of(method, kind)
+    curves = threshold_curves(task, method, kind, d, d1_fraction=d1_fraction, seed=calibration_seed)
     examples = {k: e for k, e in example_episodes(task, seed).items() if e is not None}
     legend = 1.9
     fig, axes = _figure(max(len(examples), 1), len(spec.scores), legend=legend, sharey="col", sharex="col")
@@ -142,11 +164,10 @@ def plot_traces(task: TaskResult, method: str, kind: str, d: int, path: Path, se
         n = int(lengths[ep])
         t = np.arange(n)
         etas, gammas = [], []
-        for score in spec.scores:
+        for score, curve in zip(spec.scores, curves):
             grid = task.grids[score]
-            w = grid.index(res.windows[score])
-            etas.append(grid.eta[w, ep, :n])
-            gammas.append(grid.gamma[kind][w, d, :n])
+            etas.append(grid.eta[grid.index(res.windows[score]), ep, :n])
+            gammas.append(curve[:n])
         above = np.stack([e > g for e, g in zip(etas, gammas)])
         alarm = combine(above, spec.rule)
         first = int(np.argmax(alarm)) if alarm.any() else None
@@ -241,21 +262,22 @@ def plot_twa_vs_delta(task: TaskResult, path: Path, deployed: str | None = None,
 
 
 def plot_task(task: TaskResult, out_dir: Path, *, method: str | None, kind: str | None, delta: float, seed: int = 0,
-              baselines: Collection[str] = (), references: Collection[str] = ()) -> dict[str, object]:
+              baselines: Collection[str] = (), references: Collection[str] = (), d1_fraction: float = 0.5) -> dict[str, object]:
     """All figures of one task; returns the file names and the example kinds drawn / missing.
 
-    Traces are drawn for one method and threshold type (``kind``; None: 'band' if evaluated,
-    else the first type); ROC and TWA-vs-delta panels cover every threshold type.
+    Traces are drawn for one method (None: the deployed one, else the first) and threshold type
+    (``kind``; None: 'band' if evaluated, else the first type); ROC and TWA-vs-delta panels cover
+    every threshold type.
     """
     out_dir.mkdir(parents=True, exist_ok=True)
     name = slug(task.task)
-    method = method if method in task.methods else next(iter(task.methods))
+    deployed = task.findings.deploy_method if task.findings else None
+    method = next(m for m in (method, deployed, next(iter(task.methods))) if m in task.methods)
     kinds = list(task.methods[method].types)
     kind = kind if kind in kinds else ("band" if "band" in kinds else kinds[0])
     d = delta_index(task.deltas, delta)
     files = {"traces": f"{name}_traces_{kind}.png"}
-    drawn = plot_traces(task, method, kind, d, out_dir / files["traces"], seed)
-    deployed = task.findings.deploy_method if task.findings else None
+    drawn = plot_traces(task, method, kind, d, out_dir / files["traces"], seed, d1_fraction=d1_fraction, calibration_seed=seed)
     plot_roc(task, d, out_dir / f"{name}_roc.png", deployed, baselines, references)
     plot_twa_vs_delta(task, out_dir / f"{name}_twa_vs_delta.png", deployed, baselines, references)
     files["roc"], files["twa_vs_delta"] = f"{name}_roc.png", f"{name}_twa_vs_delta.png"
