@@ -203,6 +203,7 @@ def run_paired(make_env, agents: Mapping[str, MonitoredPolicy], recorders: Mappi
             env.close()
     bar.close()
     for name, summary in summaries.items():
+        recorders[name].finish()
         if recorders[name].store is not None:
             summary.count_notes(recorders[name].store)
         for line in summary.notes():

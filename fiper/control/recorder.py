@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
+import uuid
+import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -13,7 +16,7 @@ from fiper.control.monitored_policy import MonitoredPolicy
 from fiper.fingerprint import FingerprintMismatch, differences, same, software_versions
 from fiper.label_notes import DEFAULT_TERMINATED
 from fiper.monitor.identity import policy_fingerprint
-from fiper.storage import EpisodeStore
+from fiper.storage import EpisodeStore, StoreError
 
 TIMING_PHASES = ("encode", "sample", "monitor", "intervention", "total")
 
@@ -92,8 +95,10 @@ class RolloutRecorder:
     a ``fingerprint`` (``fiper.fingerprint.make_fingerprint`` of the policy, monitor, env and
     sampling settings) the store records it, and an existing store made by a different fingerprint
     is refused (FingerprintMismatch naming the keys that differ): a store never mixes episodes of
-    different origins. ``overwrite=True`` replaces an existing store at the first episode instead.
-    An existing store without episodes is replaced likewise (nothing is lost). With ``policy`` (the policy, or the
+    different origins. ``overwrite=True`` replaces an existing store at the first episode instead: its episodes
+    are moved to the sibling ``replaced`` (``<name>.replaced-<id>``), deleted by ``finish()`` once the run has
+    recorded what it was to, so a run that fails on the way leaves them there. An existing store without
+    episodes is replaced at once (nothing is lost). With ``policy`` (the policy, or the
     MonitoredPolicy running it) the store records ``policy_attrs`` and refuses episodes of another policy's weights.
     """
 
@@ -110,6 +115,7 @@ class RolloutRecorder:
         self.fingerprint = dict(fingerprint) if fingerprint else None
         self.score_names, self.sample_dtype = tuple(score_names), sample_dtype
         self.store: EpisodeStore | None = None
+        self.replaced: Path | None = None  # where overwrite=True moved the old store's episodes until finish()
         self._replace = overwrite
         if self.path.exists() and not overwrite:
             existing = EpisodeStore.open(self.path, mode="a")
@@ -126,7 +132,7 @@ class RolloutRecorder:
                 f"refusing to append to {self.path} ({store.n_episodes} episodes): they were simulated with mujoco {was} and "
                 f"this run has mujoco {now}, whose contacts can differ for the same seed and actions. A store never mixes "
                 "episodes of different origins: record into a new store (out=<new path>), replace this one (overwrite=true; "
-                f"its episodes are deleted), or install mujoco=={was} to finish it")
+                f"its episodes are deleted once the new run has recorded all of its own), or install mujoco=={was} to finish it")
         recorded = store.attrs.get("fingerprint")
         if recorded is None and self.fingerprint is None:  # a library user's own store: the policy's weights, if both record them
             why = self._other_policy(store)
@@ -143,7 +149,7 @@ class RolloutRecorder:
         raise FingerprintMismatch(
             f"refusing to append to {self.path} ({store.n_episodes} episodes): {why}. A store never mixes episodes of "
             "different origins: record into a new store (out=<new path>), or replace this one (overwrite=true; "
-            "its episodes are deleted)"
+            "its episodes are deleted once the new run has recorded all of its own)"
         )
 
     def _other_policy(self, store: EpisodeStore) -> str | None:
@@ -167,5 +173,27 @@ class RolloutRecorder:
             del meta["failure_reason"]  # a store begun without the label (by an earlier version) stays without it
         meta.update({k: v for k, v in (optional_meta or {}).items() if k not in meta and (keep is None or k in keep)})
         if self.store is None:
+            self._set_aside()
             self.store = EpisodeStore.create(self.path, attrs=self.attrs, overwrite=self._replace)
         return self.store.append_episode(dict(steps), decisions=arrays, meta=meta)
+
+    def _set_aside(self) -> None:
+        """Move a store that overwrite=True replaces out of the way, whole, instead of deleting it before the new one exists."""
+        if not (self._replace and self.path.exists()):
+            return
+        try:
+            if EpisodeStore.open(self.path, mode="r").n_episodes == 0:
+                return
+        except (StoreError, OSError, ValueError):  # damaged, or not a store: whatever it holds is kept whole too
+            pass
+        aside = self.path.with_name(f"{self.path.name}.replaced-{uuid.uuid4().hex[:8]}")
+        self.path.rename(aside)
+        self.replaced = aside
+        warnings.warn(f"replacing {self.path} (overwrite): its episodes are kept at {aside} until this run has recorded "
+                      "all of its own, then deleted; if it stops before, move them back or delete them", stacklevel=3)
+
+    def finish(self) -> None:
+        """The run recorded everything it was to: delete the store that ``overwrite=True`` replaced, if any."""
+        if self.replaced is not None:
+            shutil.rmtree(self.replaced)
+            self.replaced = None

@@ -163,7 +163,8 @@ def run_sweep(
     record_keys: Sequence[str] | None = None,
     progress: bool = True,
 ) -> SweepSummary:
-    """Run and record every (shift, severity, seed) not yet in the store; returns the counts of every episode it holds."""
+    """Run and record every (shift, severity, seed) not yet in the store; returns the counts of every episode it holds.
+    Once all are recorded, a store the recorder replaced (``overwrite``) is deleted (``RolloutRecorder.finish``)."""
     cells = [(str(s), float(v)) for s, v in cells]
     done = recorded_episodes(recorder)
     todo = [(s, v, int(seed)) for s, v in cells for seed in seeds if (s, round(v, 6), int(seed)) not in done]
@@ -186,5 +187,6 @@ def run_sweep(
     bar.close()
     if env is not None:
         env.close()
+    recorder.finish()
     summary.count_store(recorder.store)
     return summary
