@@ -12,12 +12,12 @@ from omegaconf import DictConfig
 
 from calibration.thresholds import THRESHOLD_KINDS
 from fiper.monitor import load_monitor, read_monitor_config, save_monitor
-from fiper.monitor.decision_data import load_decisions, successful_in_distribution
+from fiper.monitor.decision_data import chosen_episodes, left_out_text, load_decisions
 from fiper.monitor.independence import check_independent, without_guarantee
 from fiper.rules import guarantees_delta, separate_bound_text
 from fiper.storage import EpisodeStore
 from launch.common import load_policy_from, plain, resolve_device, save_config, set_cpu_threads
-from launch.validate import THREADS, boolean, choice, existing_path, merged, optional, policy_rules, probability, reported, seed, validate
+from launch.validate import THREADS, boolean, episode_selection, choice, existing_path, merged, optional, policy_rules, probability, reported, seed, validate
 
 CHECKS = merged(THREADS, {
     "data": existing_path("store"),
@@ -28,6 +28,7 @@ CHECKS = merged(THREADS, {
     "joint": optional(boolean),
     "seed": seed,
     "allow_overlap": optional(boolean),
+    "episodes": optional(episode_selection),
     "progress": boolean,
 })
 
@@ -84,10 +85,9 @@ def run(cfg: DictConfig):
     policy = load_policy_from(cfg, cfg.device)
     monitor = load_monitor(cfg.monitor_dir, policy=policy, device=device)
     store = EpisodeStore.open(cfg.data)
-    episodes = successful_in_distribution(store)
-    left = store.n_episodes - len(episodes)
+    episodes = chosen_episodes(store, cfg.get("episodes"))
     print(f"calibration data: {len(episodes)} successful in-distribution episodes of {cfg.data}"
-          + (f" ({left} of its {store.n_episodes} episodes, failed or shifted, left out)" if left else ""))
+          + left_out_text(store, episodes, cfg.get("episodes")))
     overlap = check_independent(monitor.fit_data, store, episodes, allow_overlap=bool(cfg.get("allow_overlap", False)))
     data, _ = load_decisions(store, episodes=episodes, policy=policy,
                              num_samples=monitor.identity.num_samples, seed=cfg.seed, device=device,

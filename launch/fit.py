@@ -16,12 +16,12 @@ from fiper.monitor import check_replaceable, save_monitor
 from fiper.monitor.monitor_file import read_monitor_file
 from fiper.monitor.fitting import fit_monitor
 from fiper.monitor.spec import MonitorSpec
-from fiper.monitor.decision_data import load_decisions, successful_in_distribution
+from fiper.monitor.decision_data import chosen_episodes, left_out_text, load_decisions
 from fiper.monitor.independence import fit_record
 from fiper.storage import EpisodeStore
 import launch.components  # noqa: F401  (the 'monitor' and 'score' config groups)
 from launch.common import load_policy_from, plain, resolve_device, save_config, set_cpu_threads
-from launch.validate import THREADS, boolean, existing_path, merged, optional, policy_rules, positive_int, reported, seed, text, validate
+from launch.validate import THREADS, boolean, episode_selection, existing_path, merged, optional, policy_rules, positive_int, reported, seed, text, validate
 
 CHECKS = merged(THREADS, {
     "data": existing_path("store"),
@@ -32,6 +32,7 @@ CHECKS = merged(THREADS, {
     "seed": seed,
     "progress": boolean,
     "overwrite": boolean,
+    "episodes": optional(episode_selection),
 })
 
 
@@ -44,7 +45,7 @@ def run(cfg: DictConfig):
     num_samples = cfg.get("num_samples") or (evaluated["evaluated"].get("num_samples") if evaluated else None) or 32
     policy = load_policy_from(cfg, cfg.device)
     store = EpisodeStore.open(cfg.data)
-    episodes = successful_in_distribution(store)
+    episodes = chosen_episodes(store, cfg.get("episodes"))
     data, identity = load_decisions(store, episodes=episodes, policy=policy,
                                     num_samples=int(num_samples), seed=cfg.seed, device=resolve_device(cfg.device),
                                     progress=bool(cfg.progress))
@@ -60,10 +61,9 @@ def run(cfg: DictConfig):
                  overwrite=bool(cfg.overwrite))
     save_config(cfg, cfg.out, "fit_config.yaml")
     (Path(cfg.out) / "calibrate_config.yaml").unlink(missing_ok=True)  # a replaced monitor's: this one is not calibrated
-    left = store.n_episodes - len(episodes)
     print(f"fitted {', '.join(f'{n} (window {monitor.windows[n]})' for n in monitor.names)}, rule {monitor.rule}, on "
           f"{data.n_decisions} decisions of {len(data.decision_ends)} successful in-distribution episodes"
-          + (f" ({left} of the store's {store.n_episodes}, failed or shifted, left out)" if left else "") + f" -> {cfg.out}")
+          + left_out_text(store, episodes, cfg.get("episodes")) + f" -> {cfg.out}")
     delta = f"delta={spec.delta:g} (monitor.delta)" if spec.delta is not None else "its delta= (default 0.1)"
     print(f"next: launch.calibrate fits {spec.threshold_type} thresholds{' (joint)' if spec.joint else ''}"
           + (f" (from {cfg.monitor_file})" if evaluated else "") + f" at {delta}")

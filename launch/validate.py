@@ -156,6 +156,15 @@ def existing_path(kind: str = "path") -> Check:
     return check
 
 
+def episode_selection(v: Any, _: bool) -> None:
+    from fiper.monitor.decision_data import parse_selection  # torch-free callers of this module need not load it
+
+    try:
+        parse_selection(v)
+    except ValueError:
+        raise Bad("'start:stop' (a slice of episode indices) or a list of episode indices", "0:80") from None
+
+
 def window(v: Any, _: bool) -> None:
     if v != "episode" and not (_is_int(v) and v >= 1):
         raise Bad("an integer >= 1 or 'episode'", "5")

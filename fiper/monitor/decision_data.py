@@ -6,6 +6,7 @@ not, and then the policy is replayed on their observations (fiper.monitor.decisi
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -44,6 +45,52 @@ def successful_in_distribution(store: EpisodeStore) -> np.ndarray:
             "learns what success looks like: record in-distribution rollouts of a policy that succeeds (train it longer or on more "
             "demonstrations), and check that the env says success (info['success'] or info['is_success'], docs/envs.md)")
     return np.flatnonzero(keep)
+
+
+def parse_selection(selection: Any) -> slice | list[int]:
+    """An episode selection as given: 'start:stop' (a Python slice of episode indices, either end optional) or a list of
+    indices; anything else is refused with the two forms."""
+    if isinstance(selection, str) and selection.count(":") == 1:
+        ends = [e.strip() for e in selection.split(":")]
+        if all(e == "" or e.lstrip("-").isdigit() for e in ends):
+            return slice(*(int(e) if e else None for e in ends))
+    elif isinstance(selection, Sequence) and not isinstance(selection, str) and selection and all(isinstance(i, int) and not isinstance(i, bool) for i in selection):
+        return [int(i) for i in selection]
+    raise ValueError(f"episodes={selection!r} selects no episodes: give 'start:stop' (e.g. episodes=0:80 for the first 80, "
+                     "episodes=80: for the rest) or a list of episode indices (episodes=[0,1,2])")
+
+
+def chosen_episodes(store: EpisodeStore, selection: Any = None) -> np.ndarray:
+    """The successful in-distribution episodes among ``selection`` (None: all; see ``parse_selection``), so that one
+    store can give both the fit and the calibration episodes."""
+    keep = successful_in_distribution(store)
+    if selection is None:
+        return keep
+    picked = parse_selection(selection)
+    n = store.n_episodes
+    if isinstance(picked, list):
+        bad = [i for i in picked if not 0 <= i < n]
+        if bad:
+            raise ValueError(f"episodes={_shown(selection)}: {bad[:5]} not among the {n} episodes of {store.path} (indices 0 to {n - 1})")
+        picked = np.unique(picked)
+    else:
+        picked = np.arange(n)[picked]
+    out = np.intersect1d(keep, picked)
+    if out.size == 0:
+        raise ValueError(f"episodes={_shown(selection)} holds no successful in-distribution episode of {store.path} "
+                         f"({picked.size} of its {n} episodes selected; {keep.size} successful in distribution in all)")
+    return out
+
+
+def left_out_text(store: EpisodeStore, episodes: np.ndarray, selection: Any = None) -> str:
+    """'' when every episode of the store is used, else ' (n of the store's N, <why>, left out)'."""
+    left = store.n_episodes - len(episodes)
+    why = "failed or shifted" if selection is None else f"outside episodes={_shown(selection)}, failed or shifted"
+    return f" ({left} of the store's {store.n_episodes}, {why}, left out)" if left else ""
+
+
+def _shown(selection: Any) -> str:
+    return selection if isinstance(selection, str) else str(list(selection))
 
 
 def load_decisions(
