@@ -1,7 +1,7 @@
 """MonitorSpec: the one definition of a monitor — its scores, windows, alarm rule, threshold type,
 joint flag and δ — validated once, on construction.
 
-Every layer serialises this: the fit config group (``launch/conf/monitor/``), the evaluation's
+Every layer serialises this: the fit config group ``monitor`` (``launch/components.py``), the evaluation's
 monitor files (``monitor_<task>.yaml``), ``monitor.json``. A score's hyper-parameters default to
 its class's constructor defaults (``fiper/scores/<name>.py``); nothing restates them.
 """
