@@ -42,12 +42,13 @@ def run(cfg: DictConfig):
     check_replaceable(cfg.out, overwrite=bool(cfg.overwrite))  # before the fit: it may take long
     evaluated = read_monitor_file(cfg.monitor_file) if cfg.get("monitor_file") else None
     spec = evaluated["spec"] if evaluated else MonitorSpec.of(plain(cfg.monitor), source="fit config 'monitor'")
-    num_samples = cfg.get("num_samples") or (evaluated["evaluated"].get("num_samples") if evaluated else None) or 32
+    num_samples = cfg.get("num_samples") or (evaluated["evaluated"].get("num_samples") if evaluated else None)
     policy = load_policy_from(cfg, cfg.device)
     store = EpisodeStore.open(cfg.data)
     episodes = chosen_episodes(store, cfg.get("episodes"))
     data, identity = load_decisions(store, episodes=episodes, policy=policy,
-                                    num_samples=int(num_samples), seed=cfg.seed, device=resolve_device(cfg.device),
+                                    num_samples=num_samples and int(num_samples),  # None: load_decisions' default B
+                                    seed=cfg.seed, device=resolve_device(cfg.device),
                                     progress=bool(cfg.progress))
     monitor = fit_monitor(data, identity, spec)  # its spec's threshold type and joint flag are launch.calibrate's defaults
     if evaluated:  # the saved config says what was fitted: the monitor file's spec, not the default monitor group

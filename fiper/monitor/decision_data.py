@@ -20,6 +20,8 @@ from fiper.scores.inputs import RowSubset
 from fiper.scores.observations import attr_n_action_steps, store_observations
 from fiper.storage import EpisodeStore
 
+DEFAULT_NUM_SAMPLES = 32  # B: chunks sampled per decision when a policy is replayed and nothing sets B
+
 
 def has_decisions(store: EpisodeStore) -> bool:
     return {"embedding", "samples"} <= set(store.decision_keys)
@@ -98,7 +100,7 @@ def load_decisions(
     *,
     episodes: np.ndarray | None = None,
     policy: Any = None,
-    num_samples: int = 32,
+    num_samples: int | None = None,
     seed: int = 0,
     device: Any = "cpu",
     progress: bool = True,
@@ -106,7 +108,8 @@ def load_decisions(
     """Fit data of ``episodes`` and the shapes of the policy that produced it.
 
     Recorded decisions are used when the store has them (their shapes define the identity; a
-    given ``policy`` must match them), else the policy is replayed on the stored observations.
+    given ``policy`` must match them), else the policy is replayed on the stored observations,
+    drawing ``num_samples`` chunks per decision (None: ``DEFAULT_NUM_SAMPLES``).
     Recorded sample batches stay in the store (a lazy ``RowSubset``): scores read them in chunks,
     so memory does not grow with the number of decisions.
     """
@@ -140,6 +143,7 @@ def load_decisions(
             "(policy_dir=<checkpoint>, or policy_factory=<module:function> for another stack) so its decisions are replayed "
             "on the stored observations"
         )
+    num_samples = DEFAULT_NUM_SAMPLES if num_samples is None else int(num_samples)
     batch = replay_decisions(policy, store, num_samples, episodes=episodes, seed=seed, progress=progress)
     seen = store_observations(store, episodes, batch.env_steps, np.diff(batch.decision_ends, prepend=0))
     data = ScoreFitData(batch.embeddings, batch.samples, batch.decision_ends, seed=seed, device=device, observations=seen)

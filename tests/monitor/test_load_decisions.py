@@ -61,3 +61,33 @@ def test_a_monitor_fitted_with_policy_given_refuses_other_weights(store, tmp_pat
     with pytest.warns(UserWarning, match=r"load_decisions\(store, episodes=\.\.\., policy=policy\) before fit_monitor"):
         load_monitor(tmp_path / "without", policy=_Policy(1))
     np.testing.assert_equal(load_monitor(tmp_path / "without").identity.embedding_dim, TASK.embedding_dim)
+
+
+def test_a_replayed_policy_draws_the_default_b_unless_launch_fit_sets_num_samples(tmp_path):
+    """One definition of B for a replay: load_decisions' DEFAULT_NUM_SAMPLES, which launch.fit uses when neither
+    num_samples= nor a monitor file sets it."""
+    from pathlib import Path
+
+    from hydra import compose, initialize_config_dir
+
+    from fiper.monitor.decision_data import DEFAULT_NUM_SAMPLES
+    from fiper.storage import EpisodeStore
+    from launch import fit
+    from policies import PolicyConfig, build_policy
+
+    torch.manual_seed(0)
+    policy = build_policy(PolicyConfig(denoiser="mlp", horizon=8, n_action_steps=4, embed_dim=8, encoder_hidden=16,
+                                       mlp_hidden=16, mlp_layers=1, num_inference_steps=2), {"state": (3,)}, 2)
+    policy.save(tmp_path / "policy")
+    demos = EpisodeStore.open_or_create(tmp_path / "demos.zarr")
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        demos.append_episode({"state": rng.normal(size=(8, 3)).astype(np.float32), "action": rng.normal(size=(8, 2)).astype(np.float32)})
+    data, identity = load_decisions(demos, episodes=np.arange(3), policy=policy, progress=False)
+    assert DEFAULT_NUM_SAMPLES == 32 and data.samples.shape[1] == identity.num_samples == DEFAULT_NUM_SAMPLES
+    conf = str(Path(__file__).resolve().parents[2] / "launch" / "conf")
+    small = ["monitor.scores.rnd_oe.train={max_epochs: 1}", "device=cpu", "progress=false", f"policy_dir={tmp_path / 'policy'}",
+             f"data={demos.path}"]
+    with initialize_config_dir(config_dir=conf, version_base=None):
+        assert fit.run(compose(config_name="fit", overrides=[*small, f"out={tmp_path / 'm1'}"])).identity.num_samples == 32
+        assert fit.run(compose(config_name="fit", overrides=[*small, f"out={tmp_path / 'm2'}", "num_samples=4"])).identity.num_samples == 4
