@@ -34,6 +34,7 @@ from fiper.interventions import FallbackContext, GradedResponse
 from fiper.interventions.context import refuse_effort, uses_positions
 from fiper.interventions.fallbacks import check_action
 from fiper.monitor import FailureMonitor, PolicyIdentity, MonitorVerdict
+from fiper.monitor.decision_data import DEFAULT_NUM_SAMPLES
 from fiper.protocol import GenerativePolicy, output_problem
 
 EXECUTED_CHUNKS = ("first", "medoid")  # which chunk of the batch a decision executes
@@ -92,7 +93,7 @@ class MonitoredPolicy:
         self.policy, self.monitor, self.response, self.context = policy, monitor, response, context
         if response is not None and hasattr(response, "bind_context"):
             response.bind_context(context)  # a response that reads the executed path between decisions
-        self.num_samples = int(num_samples or 32)
+        self.num_samples = int(num_samples or DEFAULT_NUM_SAMPLES)  # without a monitor: the B a replay draws
         self.execute, self.time_budget_ms, self.overrun_fallback = execute, time_budget_ms, overrun_fallback
         self.history = ObsHistory(list(policy.obs_shapes), policy.n_obs_steps, shapes=policy.obs_shapes)
         self.timer = PhaseTimer(policy.device)

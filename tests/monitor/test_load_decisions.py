@@ -85,6 +85,8 @@ def test_a_replayed_policy_draws_the_default_b_unless_launch_fit_sets_num_sample
         demos.append_episode({"state": rng.normal(size=(8, 3)).astype(np.float32), "action": rng.normal(size=(8, 2)).astype(np.float32)})
     data, identity = load_decisions(demos, episodes=np.arange(3), policy=policy, progress=False)
     assert DEFAULT_NUM_SAMPLES == 32 and data.samples.shape[1] == identity.num_samples == DEFAULT_NUM_SAMPLES
+    from fiper.control import MonitoredPolicy
+    assert MonitoredPolicy(policy, None).num_samples == DEFAULT_NUM_SAMPLES  # a policy run without a monitor draws the same B
     conf = str(Path(__file__).resolve().parents[2] / "launch" / "conf")
     small = ["monitor.scores.rnd_oe.train={max_epochs: 1}", "device=cpu", "progress=false", f"policy_dir={tmp_path / 'policy'}",
              f"data={demos.path}"]
