@@ -59,7 +59,7 @@ SWEEP_CHECKS = {
 }
 CHECKS = merged(ENV_CHECKS, THREADS, SWEEP_CHECKS, {
     "monitor_dir": optional(existing_path("monitor directory")),
-    "num_samples": positive_int,
+    "num_samples": optional(positive_int),
 })
 
 
