@@ -15,8 +15,9 @@ from omegaconf import DictConfig, open_dict
 from fiper.monitor import check_replaceable, save_monitor
 from fiper.monitor.monitor_file import read_monitor_file
 from fiper.monitor.fitting import fit_monitor
-from fiper.monitor.spec import MonitorSpec
-from fiper.monitor.decision_data import chosen_episodes, left_out_text, load_decisions
+from fiper.monitor.spec import MonitorSpec, with_action_steps
+from fiper.scores.observations import attr_n_action_steps
+from fiper.monitor.decision_data import chosen_episodes, has_decisions, left_out_text, load_decisions
 from fiper.monitor.independence import fit_record
 from fiper.storage import EpisodeStore
 import launch.components  # noqa: F401  (the 'monitor' and 'score' config groups)
@@ -50,6 +51,8 @@ def run(cfg: DictConfig):
                                     num_samples=num_samples and int(num_samples),  # None: load_decisions' default B
                                     seed=cfg.seed, device=resolve_device(cfg.device),
                                     progress=bool(cfg.progress))
+    steps = attr_n_action_steps(store.attrs) if has_decisions(store) else identity.n_action_steps  # replayed: the policy's
+    spec = with_action_steps(spec, steps)  # STAC's n_action_steps, as launch.evaluate fills it
     monitor = fit_monitor(data, identity, spec)  # its spec's threshold type and joint flag are launch.calibrate's defaults
     if evaluated:  # the saved config says what was fitted: the monitor file's spec, not the default monitor group
         cfg = cfg.copy()

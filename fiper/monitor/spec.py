@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import inspect
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from calibration import THRESHOLD_KINDS, check_delta
@@ -174,3 +174,13 @@ class MonitorSpec:
 def fiper_spec() -> MonitorSpec:
     """FIPER's monitor: RND-OE on the policy embedding AND action-chunk entropy, trailing windows of 5."""
     return MonitorSpec({"rnd_oe": ScoreSpec("rnd_oe"), "ace": ScoreSpec("ace")}, {"rnd_oe": DEFAULT_WINDOW, "ace": DEFAULT_WINDOW}, "and")
+
+
+def with_action_steps(spec: MonitorSpec, n_action_steps: int | None) -> MonitorSpec:
+    """``spec`` with every score whose ``n_action_steps`` is left None (STAC) given the env steps per decision the data
+    were recorded with, as the offline evaluation fills it from the store; unchanged when that is unknown."""
+    if n_action_steps is None:
+        return spec
+    scores = {name: ScoreSpec(s.score, {**s.params, "n_action_steps": int(n_action_steps)})
+              if "n_action_steps" in s.params and s.params["n_action_steps"] is None else s for name, s in spec.scores.items()}
+    return replace(spec, scores=scores)

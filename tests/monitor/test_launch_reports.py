@@ -57,3 +57,10 @@ def test_one_store_gives_the_fit_and_the_calibration_episodes_and_calibrating_on
         run(calibrate, "calibrate", [f"data={store}", f"monitor_dir={out}", "episodes=40:"])
     with pytest.raises(ValueError, match=r"episodes.*'start:stop' \(a slice of episode indices\) or a list of episode indices"):
         run(calibrate, "calibrate", [f"data={store}", f"monitor_dir={out}", "episodes=first_half"])
+
+
+def test_launch_fit_gives_stac_the_env_steps_per_decision_the_store_records(tmp_path):
+    store = write_rollouts(tmp_path / "fit.zarr", 8, seed=0)  # attrs n_action_steps=4
+    out = tmp_path / "monitor"
+    run(fit, "fit", [f"data={store}", f"out={out}", "~monitor", "+monitor={scores: {stac: {score: stac}}, windows: {stac: 2}}"])
+    assert load_monitor(out).scores["stac"].config["n_action_steps"] == 4
