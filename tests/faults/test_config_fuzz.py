@@ -46,7 +46,7 @@ KEYS = {
               "policy.horizon": "positive_int", "policy.n_action_steps": "positive_int"},
     "fit": {"num_samples": "optional_positive_int", "seed": "seed", "cpu_threads": "optional_positive_int"},
     "calibrate": {"delta": "optional_probability", "seed": "seed", "cpu_threads": "optional_positive_int"},
-    "stress": {"num_samples": "positive_int", "seeds.start": "seed", "seeds.count": "positive_int", "cpu_threads": "optional_positive_int"},
+    "stress": {"num_samples": "optional_positive_int", "seeds.start": "seed", "seeds.count": "positive_int", "cpu_threads": "optional_positive_int"},
     "evaluate": {"repeats": "positive_int", "seed": "seed", "deltas": "probabilities", "split.fit": "probability",
                  "split.calibration": "probability", "band_d1_fraction": "probability", "plot_delta": "probability"},
     "pipeline": {"collect.n_episodes": "positive_int", "rollouts.num_samples": "positive_int", "rollouts.seeds_per_cell": "positive_int",
