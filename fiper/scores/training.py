@@ -15,7 +15,8 @@ from torch import Tensor, nn
 
 @dataclass
 class TrainConfig:
-    """Optimiser settings (published RND-OE recipe by default: AdamW 1e-4 -> 1e-6 cosine, wd 1e-5, batch 256)."""
+    """Optimiser settings. The field defaults are the published RND-OE recipe (AdamW 1e-4 -> 1e-6 cosine, wd 1e-5,
+    batch 256); each learned score of fiper passes its own through ``TrainConfig.of`` (its ``train`` default)."""
 
     lr: float = 1e-4
     min_lr: float = 1e-6
