@@ -190,7 +190,8 @@ def plot_traces(task: TaskResult, method: str, kind: str, d: int, path: Path, se
         from matplotlib.lines import Line2D
 
         _legend(fig, axes[0, 0], legend, handles=[Line2D([], [], label=k, **v) for k, v in TRACE.items()])
-    fig.suptitle(f"{task.task}: {method}, {kind} threshold, δ={task.deltas[d]:g}", fontsize=10)
+    member = f" (member {res.selected})" if res.selected else ""
+    fig.suptitle(f"{task.task}: {method}{member}, {kind} threshold, δ={task.deltas[d]:g}", fontsize=10)
     with replacing(path) as tmp:
         fig.savefig(tmp, dpi=90)
     return list(examples)
