@@ -1,6 +1,6 @@
 """In the control loop: the monitored policy wrapper, its episode loop and the rollout recorder."""
 
-from fiper.control.deadline import DeadlineExceeded, DeadlinePolicy
+from fiper.control.deadline import DeadlineExceeded, DeadlineMonitor, DeadlinePolicy
 from fiper.control.decision import Decision
 from fiper.control.failsafe import FailSafeError
 from fiper.control.history import ObsHistory
@@ -10,6 +10,7 @@ from fiper.control.recorder import RolloutRecorder, decision_arrays, episode_met
 
 __all__ = [
     "DeadlineExceeded",
+    "DeadlineMonitor",
     "DeadlinePolicy",
     "Decision",
     "EpisodeResult",

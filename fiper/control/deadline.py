@@ -1,10 +1,11 @@
-"""A hard deadline on a policy's ``encode`` and ``sample``: a call that has not returned in time raises
-:class:`DeadlineExceeded` instead of blocking, so ``MonitoredPolicy`` answers a hung driver, model or device
-with its fail-safe path (the fallback) while the call is still running.
+"""Hard deadlines in the control loop: the policy's ``encode`` and ``sample`` (:class:`DeadlinePolicy`) and the
+monitor's ``step`` (:class:`DeadlineMonitor`). A call that has not returned in time raises
+:class:`DeadlineExceeded` instead of blocking, so ``MonitoredPolicy`` answers a hung driver, model, device or
+score with its fail-safe path (the fallback) while the call is still running.
 
-The calls run on one daemon worker thread (a hung call never blocks the interpreter's exit). A call that
-overran is abandoned, not killed: its result is discarded, and every later call is refused at once until it
-has returned, so the policy never runs two calls at a time.
+Both run their calls through one :class:`DeadlineWorker`: one daemon worker thread (a hung call never blocks the
+interpreter's exit). A call that overran is abandoned, not killed: its result is discarded, and every later call
+is refused at once until it has returned, so the wrapped object never runs two calls at a time.
 """
 
 from __future__ import annotations
@@ -12,76 +13,70 @@ from __future__ import annotations
 import math
 import queue
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any
 
 import torch
 
-DEADLINE_FIX = ("give the policy more time (a larger deadline_ms), or find what blocks it (a driver, a device, a lock); "
-                "the fallback acts meanwhile")
+POLICY_FIX = ("give the policy more time (a larger deadline_ms), or find what blocks it (a driver, a device, a lock); "
+              "the fallback acts meanwhile")
+MONITOR_FIX = ("give the monitor more time (a larger deadline_ms), or find what blocks its scores (a lock, a remote "
+               "call, a device; verdict.score_ms times each score); the fallback acts meanwhile")
 
 
 class DeadlineExceeded(RuntimeError):
-    """A policy call did not return within its deadline (or an earlier one that overran has not returned yet)."""
+    """A call did not return within its deadline (or an earlier one that overran has not returned yet)."""
 
 
-class DeadlinePolicy:
-    """Wraps a GenerativePolicy so that ``encode`` and ``sample`` each return within ``deadline_ms`` or raise
-    DeadlineExceeded; every other attribute is the wrapped policy's (its shapes, fingerprint, device)."""
+class DeadlineWorker:
+    """Runs the calls of one ``owner`` ('policy', 'monitor') on a daemon thread, each within ``deadline_ms``.
 
-    def __init__(self, policy: Any, deadline_ms: float):
+    ``reset`` is the owner's reset: :meth:`reset` runs it now, or, while a call that overran is still running (it
+    may still use the owner's state), before the next call once that one has returned. ``reset_after_overrun``:
+    every call that overran makes that reset due, because the abandoned call may have left the owner's state half
+    updated (the monitor's windows).
+    """
+
+    def __init__(self, owner: str, deadline_ms: float, fix: str, reset: Callable[[], None], *,
+                 reset_after_overrun: bool = False, calls: str = "call"):
         if isinstance(deadline_ms, bool) or not isinstance(deadline_ms, (int, float)) or not math.isfinite(deadline_ms) \
                 or deadline_ms <= 0:
             raise ValueError(f"deadline_ms={deadline_ms!r} is invalid: give a positive, finite number of milliseconds "
-                             "for each encode and sample call")
-        self.policy, self.deadline_ms = policy, float(deadline_ms)
+                             f"for each {calls} of the {owner}")
+        self.owner, self.deadline_ms, self.fix = owner, float(deadline_ms), fix
+        self._reset, self.reset_after_overrun = reset, reset_after_overrun
         self.overruns = 0  # calls that did not return in time
         self._jobs: queue.SimpleQueue = queue.SimpleQueue()
         self._pending: Future | None = None  # the call that overran, until it returns
         self._pending_what = ""
-        self._reset_due = False
-        self._worker = threading.Thread(target=self._serve, name="fiper-policy-deadline", daemon=True)
-        self._worker.start()
+        self.reset_due = False
+        self._thread = threading.Thread(target=self._serve, name=f"fiper-{owner}-deadline", daemon=True)
+        self._thread.start()
 
-    def __getattr__(self, name: str) -> Any:
-        if name == "policy":  # not set yet (during unpickling or a failed __init__)
-            raise AttributeError(name)
-        return getattr(self.policy, name)
-
-    def fingerprint(self) -> str | None:
-        """The wrapped policy's weights: a monitor fitted for the bare policy serves it with a deadline."""
-        from fiper.monitor.identity import policy_fingerprint
-
-        return policy_fingerprint(self.policy)
-
-    # ------------------------------------------------------------------ the policy's calls
-    def reset(self) -> None:
-        """The wrapped policy's reset, now, or once a call that overran has returned (it may still use the policy)."""
-        if self._busy():
-            self._reset_due = True
-            return
-        self._reset_due = False
-        self.policy.reset()
-
-    def encode(self, obs: Any) -> torch.Tensor:
-        return self._call("encode", self.policy.encode, (obs,), {})
-
-    def sample(self, embedding: torch.Tensor, num_samples: int, **kwargs: Any) -> torch.Tensor:
-        return self._call("sample", self.policy.sample, (embedding, num_samples), kwargs)
-
-    # ------------------------------------------------------------------ the worker
-    def _busy(self) -> bool:
+    @property
+    def busy(self) -> bool:
+        """Whether a call that overran is still running."""
         if self._pending is not None and self._pending.done():
             self._pending = None  # its result or error belongs to a decision that already ended in the fallback
         return self._pending is not None
 
-    def _call(self, what: str, fn: Any, args: tuple, kwargs: dict) -> Any:
-        if self._busy():
-            raise DeadlineExceeded(f"the policy's {self._pending_what} that overran its {self.deadline_ms:g} ms deadline has "
-                                   f"not returned yet, so {what} is not called (one call at a time); {DEADLINE_FIX}")
-        if self._reset_due:
-            self._reset_due = False
-            self.policy.reset()
+    def reset(self) -> None:
+        """The owner's reset, now, or once a call that overran has returned."""
+        if self.busy:
+            self.reset_due = True
+            return
+        self.reset_due = False
+        self._reset()
+
+    def call(self, what: str, fn: Callable[..., Any], args: tuple, kwargs: dict) -> Any:
+        """``fn(*args, **kwargs)`` on the worker: its result or error within the deadline, else DeadlineExceeded."""
+        if self.busy:
+            raise DeadlineExceeded(f"the {self.owner}'s {self._pending_what} that overran its {self.deadline_ms:g} ms "
+                                   f"deadline has not returned yet, so {what} is not called (one call at a time); {self.fix}")
+        if self.reset_due:
+            self.reset_due = False
+            self._reset()
         future: Future = Future()
         modes = (torch.is_grad_enabled(), torch.is_inference_mode_enabled(), torch.get_num_threads(),
                  torch.cuda.current_device() if torch.cuda.is_initialized() else None)
@@ -93,13 +88,14 @@ class DeadlinePolicy:
                 return future.result()
             self._pending, self._pending_what = future, what
             self.overruns += 1
-            raise DeadlineExceeded(f"the policy's {what} did not return within its deadline of {self.deadline_ms:g} ms; "
-                                   f"{DEADLINE_FIX}") from None
+            self.reset_due = self.reset_due or self.reset_after_overrun
+            raise DeadlineExceeded(f"the {self.owner}'s {what} did not return within its deadline of "
+                                   f"{self.deadline_ms:g} ms; {self.fix}") from None
 
     def _serve(self) -> None:
         """Run queued calls in the caller's autograd / inference mode, CPU threads and CUDA device (all per thread
-        in torch); a CUDA result is waited for here, so a device that hangs shows as a call that overran (the
-        caller's host copy then reads it at once)."""
+        in torch); a CUDA tensor result is waited for here, so a device that hangs shows as a call that overran
+        (the caller's host copy then reads it at once)."""
         while True:
             future, fn, args, kwargs, (grad, inference, threads, device) = self._jobs.get()
             if not future.set_running_or_notify_cancel():
@@ -117,3 +113,113 @@ class DeadlinePolicy:
                 future.set_exception(err)
             else:
                 future.set_result(out)
+
+
+class DeadlinePolicy:
+    """Wraps a GenerativePolicy so that ``encode`` and ``sample`` each return within ``deadline_ms`` or raise
+    DeadlineExceeded; every other attribute is the wrapped policy's (its shapes, fingerprint, device)."""
+
+    def __init__(self, policy: Any, deadline_ms: float):
+        if isinstance(policy, DeadlinePolicy):
+            raise ValueError(f"the policy is already under a deadline of {policy.deadline_ms:g} ms: wrap the bare policy "
+                             "once, DeadlinePolicy(policy, deadline_ms)")
+        self.policy = policy
+        self._deadline = DeadlineWorker("policy", deadline_ms, POLICY_FIX, self._reset_policy,
+                                        calls="encode and sample call")
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("policy", "_deadline"):  # not set yet (during unpickling or a failed __init__)
+            raise AttributeError(name)
+        return getattr(self.policy, name)
+
+    @property
+    def deadline_ms(self) -> float:
+        return self._deadline.deadline_ms
+
+    @property
+    def overruns(self) -> int:
+        """Calls that did not return in time."""
+        return self._deadline.overruns
+
+    @property
+    def busy(self) -> bool:
+        """Whether a call that overran is still running (every call is refused meanwhile)."""
+        return self._deadline.busy
+
+    def fingerprint(self) -> str | None:
+        """The wrapped policy's weights: a monitor fitted for the bare policy serves it with a deadline."""
+        from fiper.monitor.identity import policy_fingerprint
+
+        return policy_fingerprint(self.policy)
+
+    def _reset_policy(self) -> None:
+        self.policy.reset()
+
+    def reset(self) -> None:
+        """The wrapped policy's reset, now, or once a call that overran has returned (it may still use the policy)."""
+        self._deadline.reset()
+
+    def encode(self, obs: Any) -> torch.Tensor:
+        return self._deadline.call("encode", self.policy.encode, (obs,), {})
+
+    def sample(self, embedding: torch.Tensor, num_samples: int, **kwargs: Any) -> torch.Tensor:
+        return self._deadline.call("sample", self.policy.sample, (embedding, num_samples), kwargs)
+
+
+class DeadlineMonitor:
+    """Wraps a FailureMonitor so that ``step`` returns within ``deadline_ms`` or raises DeadlineExceeded (a score
+    that blocks on a lock, a remote call or a device); every other attribute is the wrapped monitor's.
+
+    A step that overran is abandoned, and its effect on the monitor's state is unknown (some scores' histories
+    and the windows may hold that decision, others not). So once it has returned, the next ``step`` first resets
+    the monitor: monitoring resumes with fresh windows and score histories and the decision count from 0, as
+    at an episode's start. ``reset()`` while it runs is deferred to the same point, never run beside it.
+    """
+
+    def __init__(self, monitor: Any, deadline_ms: float):
+        if isinstance(monitor, DeadlineMonitor):
+            raise ValueError(f"the monitor is already under a deadline of {monitor.deadline_ms:g} ms: wrap the bare "
+                             "monitor once, DeadlineMonitor(monitor, deadline_ms)")
+        if not all(callable(getattr(monitor, m, None)) for m in ("step", "reset")) or isinstance(monitor, DeadlinePolicy):
+            raise TypeError(f"DeadlineMonitor wraps a FailureMonitor (load_monitor(...) or fit_monitor(...)), got "
+                            f"{type(monitor).__name__}; a policy goes under DeadlinePolicy(policy, deadline_ms)")
+        self.monitor = monitor
+        self._deadline = DeadlineWorker("monitor", deadline_ms, MONITOR_FIX, self._reset_monitor,
+                                        reset_after_overrun=True, calls="step")
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("monitor", "_deadline"):  # not set yet (during unpickling or a failed __init__)
+            raise AttributeError(name)
+        return getattr(self.monitor, name)
+
+    @property
+    def deadline_ms(self) -> float:
+        return self._deadline.deadline_ms
+
+    @property
+    def overruns(self) -> int:
+        """Steps that did not return in time."""
+        return self._deadline.overruns
+
+    @property
+    def busy(self) -> bool:
+        """Whether a step that overran is still running (every step is refused meanwhile)."""
+        return self._deadline.busy
+
+    def _reset_monitor(self) -> None:
+        self.monitor.reset()
+
+    def reset(self) -> None:
+        """The monitor's reset, now, or once a step that overran has returned."""
+        self._deadline.reset()
+
+    def to(self, device: Any) -> DeadlineMonitor:
+        """Move the score models (refused while a step that overran may still be using them)."""
+        if self.busy:
+            raise DeadlineExceeded(f"the monitor's step that overran its {self.deadline_ms:g} ms deadline has not "
+                                   f"returned yet, so its scores are not moved; {MONITOR_FIX}")
+        self.monitor.to(device)
+        return self
+
+    def step(self, embedding: Any, samples: Any, **kwargs: Any) -> Any:
+        return self._deadline.call("step", self.monitor.step, (embedding, samples), kwargs)

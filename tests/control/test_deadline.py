@@ -81,7 +81,7 @@ def test_a_hung_encode_ends_in_the_fallback_within_the_deadline_and_the_policy_i
     assert stalling.most == 1 and stalling.calls == 2
     stalling.release.set()
     for _ in range(100):
-        if not agent.policy._busy():
+        if not agent.policy.busy:
             break
         time.sleep(0.05)
     agent.resume()
