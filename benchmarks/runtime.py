@@ -1,12 +1,14 @@
 """Per-decision latency in the control loop: bare policy, monitored policy, steered decision, and the monitored
-policy with a hard deadline on its calls (DeadlinePolicy: each call handed to a worker thread).
+policy with a hard deadline on its calls (DeadlinePolicy) or on the monitor's step (DeadlineMonitor): each call
+handed to a worker thread.
 
     python -m benchmarks.runtime [--kind flow] [--denoiser mlp] [--threads 1] [--batch 8 32 256]
 
 For each B: one decision (encode + sample + monitor + choose the chunk) through MonitoredPolicy
 without a monitor, with a fitted RND-OE + ACE monitor, and with the graded response in steering
 mode (guided re-sampling with a keep-out reward, repulsion and Feynman-Kac resampling, ACE left
-out), and the monitored one again through DeadlinePolicy (a deadline it never reaches). They run in turn on the same observation, repeat after repeat, so every ratio comes
+out), and the monitored one again through DeadlinePolicy and through DeadlineMonitor (deadlines never reached).
+They run in turn on the same observation, repeat after repeat, so every ratio comes
 from one run under the same load: the printed ratio is the median over repeats of the paired
 ratio (decision / bare decision of the same repeat). On a CPU the per-thread CPU time is printed
 too (it ignores time spent waiting for a core on a shared machine). On CUDA the synchronisations
@@ -24,7 +26,7 @@ import warnings
 import numpy as np
 import torch
 
-from fiper.control import DeadlinePolicy, MonitoredPolicy
+from fiper.control import DeadlineMonitor, DeadlinePolicy, MonitoredPolicy
 from fiper.interventions import GradedResponse, KeepOut, Steering
 from fiper.monitor import PolicyIdentity
 from fiper.monitor.fitting import fit_monitor
@@ -32,7 +34,7 @@ from fiper.scores.base import ScoreFitData
 from policies import PolicyConfig, build_policy
 
 OBS = {"agent_pos": (2,), "object": (4,)}
-KINDS = ("bare", "monitored", "steered", "deadline")
+KINDS = ("bare", "monitored", "steered", "deadline", "monitor_deadline")
 MONITOR_TARGET = 1.2  # a monitored decision at B = 32, as a multiple of the unmonitored one
 STEER_TARGET = 3.0  # a steered decision, at every B
 
@@ -63,12 +65,14 @@ def make_monitor(policy, b: int, device: str):
 
 
 def make_agents(policy, b: int, device: str) -> dict[str, MonitoredPolicy]:
-    """The wrappers of one policy: no monitor, RND-OE + ACE, steering (B particles), RND-OE + ACE with a deadline."""
+    """The wrappers of one policy: no monitor, RND-OE + ACE, steering (B particles), RND-OE + ACE with a deadline on
+    the policy's calls, and on the monitor's step."""
     monitor = make_monitor(policy, b, device)
     steering = Steering(KeepOut(center=[0.0, 0.0], radius=0.05), num_particles=b)
     return {"bare": MonitoredPolicy(policy, None, num_samples=b), "monitored": MonitoredPolicy(policy, monitor),
             "steered": MonitoredPolicy(policy, monitor, response=GradedResponse(steering=steering)),
-            "deadline": MonitoredPolicy(DeadlinePolicy(policy, deadline_ms=60_000), monitor)}
+            "deadline": MonitoredPolicy(DeadlinePolicy(policy, deadline_ms=60_000), monitor),
+            "monitor_deadline": MonitoredPolicy(policy, DeadlineMonitor(monitor, deadline_ms=60_000))}
 
 
 def decide(agent: MonitoredPolicy, name: str, obs: dict[str, np.ndarray]) -> None:
@@ -127,8 +131,8 @@ def main() -> None:
     print(f"device: {name}; torch {torch.__version__}; policy: {args.kind}/{args.denoiser} (default config); "
           f"{args.repeats} repeats, medians; ratios paired within each repeat")
     head = (f"{'B':>5} | {'bare ms':>8} | {'monitored ms':>12} {'ratio':>6} | {'steered ms':>10} {'ratio':>6} | "
-            f"{'deadline / monitored':>20}")
-    print(head + ("" if cuda else f" | {'CPU-time ratios mon / steer':>27}") + (" | syncs bare / mon / steer" if cuda else ""))
+            f"{'deadline / monitored':>20} | {'monitor deadline / monitored':>28}")
+    print(head + ("" if cuda else f" | {'CPU-time ratios mon / steer':>27}") + (" | syncs bare / mon / steer / mon under DeadlineMonitor" if cuda else ""))
     policy = make_policy(args.kind, args.denoiser, args.device)
     steered = {}
     for b in args.batch:
@@ -139,10 +143,11 @@ def main() -> None:
         cpu = {k: float(np.median(t[k][:, 1] / t["bare"][:, 1])) for k in KINDS}
         line = (f"{b:>5} | {wall['bare']:>8.2f} | {wall['monitored']:>12.2f} {ratio['monitored']:>6.2f} | "
                 f"{wall['steered']:>10.2f} {ratio['steered']:>6.2f} | "
-                f"{float(np.median(t['deadline'][:, 0] / t['monitored'][:, 0])):>20.3f}")
+                f"{float(np.median(t['deadline'][:, 0] / t['monitored'][:, 0])):>20.3f} | "
+                f"{float(np.median(t['monitor_deadline'][:, 0] / t['monitored'][:, 0])):>28.3f}")
         if cuda:
             syncs = count_cuda_syncs(agents)
-            line += f" | {syncs['bare']} / {syncs['monitored']} / {syncs['steered']}"
+            line += f" | {syncs['bare']} / {syncs['monitored']} / {syncs['steered']} / {syncs['monitor_deadline']}"
         else:
             line += f" | {cpu['monitored']:>13.2f} / {cpu['steered']:<11.2f}"
         print(line, flush=True)

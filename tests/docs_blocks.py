@@ -204,7 +204,7 @@ assert raw["speed"].shape == (30,) and (raw["speed"] > 0).all() and isinstance(m
                 assert identity.fingerprint == policy_fingerprint(policy) and len(data.decision_ends) == 3
                 assert identity.n_action_steps == policy.n_action_steps
         """),
-    ("docs/control_loop.md", "from fiper.control import DeadlinePolicy, MonitoredPolicy"): Block(
+    ("docs/control_loop.md", "from fiper.control import DeadlineMonitor, DeadlinePolicy, MonitoredPolicy"): Block(
         prelude="""
             from fiper.interventions import FallbackContext, GradedResponse, HoldPosition
             from fiper.monitor import load_monitor
@@ -220,6 +220,7 @@ assert raw["speed"].shape == (30,) and (raw["speed"] > 0).all() and isinstance(m
             agent.reset(seed=0)
             action = agent.act({"agent_pos": np.zeros(2, np.float32), "object": np.zeros(4, np.float32)})
             assert np.isfinite(action).all() and agent.last_info["decision"] and agent.policy.deadline_ms == 200
+            assert agent.monitor.deadline_ms == 50 and not agent.last_info["failsafe"]
         """),
     ("docs/control_loop.md", "import envs"): Block(
         prelude="""
