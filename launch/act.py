@@ -275,7 +275,8 @@ def run(cfg: DictConfig):
     seeds = list(range(cfg.seeds.start, cfg.seeds.start + cfg.seeds.count))
     with policy_faults_named():
         run_paired(make_env, agents, recorders, cell_list, seeds, record_keys=cfg.record_keys, progress=cfg.progress)
-    report = outcome_report(without_path, arm_paths, task=task)  # every episode of the stores, earlier runs' too
+    # every episode of the stores, earlier runs' too; a steering response's reward scored on what each run executed
+    report = outcome_report(without_path, arm_paths, task=task, steering=responses, make_env=make_env)
     save_config(cfg, cfg.out, "act_config.yaml")
     write_outcome(report, cfg.out, plot=cfg.plot)
     print(outcome_table(report))

@@ -35,7 +35,21 @@ def test_parts_of_ones_own_act_in_their_arms_and_wrong_ones_are_named(run_dirs, 
             f"+response_configs.guided={{max_steer_decisions: 1000, steering: {{reward: {{name: '{parts}:left_of'}}, "
             "position_dims: [0, 1], num_particles: 8}, fallback: {name: hold}}",
             f"+response_configs.asked={{preset: hand_over, fallback: {{callback: '{parts}:called'}}}}"]
-    act.run(config(run_dirs, out, NOMINAL, "seeds.count=1", "responses=[nudge,mine,guided,asked]", *arms))
+    report = act.run(config(run_dirs, out, NOMINAL, "seeds.count=1", "responses=[nudge,mine,guided,asked]", *arms))
+    # the steering arms' own reward, scored on the chunks each run executed; the fallback arms show none
+    assert report.overall["nudge"].reward is None and report.overall["asked"].reward is None
+    guided = report.overall["guided"].reward
+    assert guided.reward == "left_of" and guided.note == "" and guided.episodes == 1
+
+    def scored(arm):
+        chunks = EpisodeStore.open(out / f"{arm}.zarr").episode_decisions(0, ["executed"])["executed"]
+        chunks = chunks[np.isfinite(chunks).all(axis=(1, 2))]
+        return -np.maximum(chunks[..., 0], 0).sum(-1), len(chunks)  # left_of, on the action's x entry
+
+    (with_, n), (without, n_without) = scored("guided"), scored("without")
+    assert (guided.decisions, guided.decisions_without) == (n, n_without)
+    assert guided.difference == pytest.approx(with_.mean() - without.mean(), rel=1e-5, abs=1e-7)
+    assert report.overall["mine"].reward.decisions == ALARM_DECISION + 1  # the nudge's decision executed no chunk
     labels, actions = {}, {}
     for name in ("nudge", "mine", "guided", "asked"):
         store = EpisodeStore.open(out / f"{name}.zarr")

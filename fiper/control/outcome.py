@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -96,6 +97,7 @@ class ResponseOutcome:
     steered_decisions: int  # decisions the response steered
     steered_cost_ratio: float  # median time of a steered decision / decision_ms_without; NaN without one
     diverged: int  # pairs whose actions differ before the response first acted (should be 0)
+    reward: Any = None  # a steering response's RewardOutcome (fiper.evaluation.reward_outcome); None without a reward
 
     def as_dict(self) -> dict:
         return asdict(self)

@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
 from pathlib import Path
 
 import numpy as np
 
 from fiper.control.outcome import FALLBACK_PREFIX, STEER, EpisodeRecord, ResponseOutcome, compare, count_outcomes
 from fiper.control.period import positive_seconds
+from fiper.evaluation.reward_outcome import reward_outcomes
 from fiper.storage import EpisodeStore
 
 META_KEYS = ("success", "failure_step", "failure_reason", "shift", "severity", "seed")
@@ -99,9 +101,14 @@ def _same_period(periods: Mapping[str, float]) -> float:
 
 
 def outcome_report(without: str | os.PathLike, responses: Mapping[str, str | os.PathLike], *, task: str = "",
-                   keys: Collection[tuple[str, float, int]] | None = None) -> OutcomeReport:
+                   keys: Collection[tuple[str, float, int]] | None = None, steering: Mapping[str, Any] | None = None,
+                   make_env: Callable[[str, float], Any] | None = None) -> OutcomeReport:
     """Read the store ``without`` fiper and each response's store, and compare them on their shared seeds; ``keys``
-    (shift, severity rounded to 6 digits, seed) keeps only those episodes (a store may hold more from earlier sweeps)."""
+    (shift, severity rounded to 6 digits, seed) keeps only those episodes (a store may hold more from earlier sweeps).
+    ``steering`` (response name -> the built response, or its steering) adds, for each response that steers with a
+    reward, that reward on the chunks both runs executed (``ResponseOutcome.reward``,
+    ``fiper.evaluation.reward_outcome``); ``make_env(shift, severity)`` builds the env a reward reading the scene
+    is bound to, reset with each episode's seed."""
     if not responses:
         raise ValueError("no response stores to compare: name at least one response (responses=[hold])")
     wanted = None if keys is None else set(keys)
@@ -128,6 +135,11 @@ def outcome_report(without: str | os.PathLike, responses: Mapping[str, str | os.
         base_c = [r for r in base if r.key[:2] == (shift, round(sev, 6))]
         per_cell[(shift, sev)] = {name: compare(name, base_c, [r for r in recs if r.key[:2] == (shift, round(sev, 6))], period)
                                   for name, recs in arms.items()}
+    if steering:
+        scored = reward_outcomes(without, responses, steering, make_env=make_env, keys=wanted)
+        overall = {n: replace(res, reward=scored[n][None]) if n in scored else res for n, res in overall.items()}
+        per_cell = {c: {n: replace(res, reward=scored[n][(c[0], round(c[1], 6))]) if n in scored else res for n, res in arms_c.items()}
+                    for c, arms_c in per_cell.items()}
     seeds = len({r.seed for r in base})
     counts = {cell: count_outcomes(r.outcome for r in base if r.key[:2] == (cell[0], round(cell[1], 6))) for cell in cells}
     stores = {"without": str(without), **{n: str(p) for n, p in responses.items()}}

@@ -36,6 +36,18 @@ def _of(part: int, whole: int) -> str:
     return f"{part} of {whole}"
 
 
+def _reward(r: ResponseOutcome) -> str:
+    """Paired difference of the steering reward ± its SE; empty for a response without a reward."""
+    got = r.reward
+    if got is None:
+        return ""
+    if got.note:
+        return "not evaluated"
+    se = f"{got.se:.2g}" if math.isfinite(got.se) else "–"
+    return f"{got.difference:+.3g} ± {se}" if got.episodes else "–"
+
+
+REWARD = "steering reward Δ ± SE"
 # (header, cell text of a response's row, definition); the row without fiper fills only the outcome columns
 COLUMNS: tuple[tuple[str, Callable[[ResponseOutcome], str], str], ...] = (
     ("episodes", lambda r: str(r.episodes), "episodes run with the response and, on the same shift, severity and seed, without fiper"),
@@ -63,13 +75,19 @@ COLUMNS: tuple[tuple[str, Callable[[ResponseOutcome], str], str], ...] = (
     ("cost / decision", lambda r: f"{_num(r.cost_ratio, 2)}×" + (f" ({_num(r.steered_cost_ratio, 2)}× steered)" if r.steered_decisions else ""),
      "median time of a decision with the response over that of an unmonitored decision, both timed in the sweep; in "
      "brackets the same for the decisions it steered alone"),
+    (REWARD, _reward,
+     "for a response that steers with a reward: that reward program scored on every chunk each run executed (lifted as "
+     "steering lifts it; decisions a fallback took over executed none), averaged per episode; the mean over the paired "
+     "episodes of (with the response − without fiper) and its standard error over them. Higher is better; a built-in "
+     "keep-out reward is 0 outside the zone and minus the summed penetration depth (env units) inside. Empty for a "
+     "response without a reward"),
 )
 
 
 # shorter headers for the terminal; outcome.md spells them out and defines them
 TERMINAL = {"physical → success / safe stop": "physical→ok/stop", "timeout → success / safe stop": "timeout→ok/stop",
             "successes lost": "lost", "false-alarm stops": "false stops", "alarm before onset": "early", "early alarm → success / safe stop": "early→ok/stop",
-            "warning (decisions / s)": "warning d/s", "cost / decision": "cost"}
+            "warning (decisions / s)": "warning d/s", "cost / decision": "cost", REWARD: "reward Δ"}
 
 
 def _without_row(counts: dict[str, int]) -> list[str]:
@@ -93,10 +111,28 @@ def outcome_table(report: OutcomeReport) -> str:
 
 
 def _warnings(report: OutcomeReport) -> list[str]:
-    return [f"warning: {r.diverged} of {r.episodes} episodes of '{name}' executed other actions than the run without fiper "
+    notes = [f"note: the steering reward of '{name}' was not evaluated: {r.reward.note}"
+             for name, r in report.overall.items() if r.reward is not None and r.reward.note]
+    return notes + [f"warning: {r.diverged} of {r.episodes} episodes of '{name}' executed other actions than the run without fiper "
             "before the response acted, so their pairing does not isolate the response (a nondeterministic encode or "
             "sample? docs/adapters.md, \"Checking an adapter\")"
             for name, r in report.overall.items() if r.diverged]
+
+
+def _bold(line: str) -> str:
+    kind, _, text = line.partition(": ")
+    return f"**{kind.capitalize()}:** {text}"
+
+
+def _reward_table(report: OutcomeReport) -> list[str]:
+    """outcome.md's table of the steering rewards: every response that steers with one, over all cells."""
+    rows = [[name, f"`{g.reward}`", str(g.episodes), f"{g.decisions} / {g.decisions_without}", _num(g.mean, 4),
+             _num(g.mean_without, 4), _reward(r)] for name, r in report.overall.items() if (g := r.reward) is not None]
+    if not rows:
+        return []
+    header = ["response", "reward program", "paired episodes", "executed chunks scored (with / without)",
+              "mean reward with", "mean reward without", REWARD]
+    return ["### Steering reward on the executed chunks", "", *table(header, rows), ""]
 
 
 def _cell(cell: tuple[str, float]) -> str:
@@ -112,16 +148,17 @@ def outcome_markdown(report: OutcomeReport, plot: str | None = None) -> str:
            f"{len(report.cells)} cells (shift, severity) × {report.seeds} seeds; every response runs the same seeds as the run "
            f"without fiper. Control period: {period}.", "", "## All cells", "",
            *table(header, _rows(report.without, report.overall)), ""]
-    out += [f"**Warning:** {w.removeprefix('warning: ')}" for w in _warnings(report)]
+    out += [_bold(w) for w in _warnings(report)]
+    out += _reward_table(report)
     if plot:
         out += [f"![outcomes]({plot})", ""]
     out += ["## Per cell", ""]
     short = ["cell", "response", "episodes", "success", "safe stop", "damage", "timeout", "physical → success / safe stop",
-             "timeout → success / safe stop", "successes lost"]
+             "timeout → success / safe stop", "successes lost", REWARD]
     keep = [i for i, (h, _, _) in enumerate(COLUMNS) if h in short]
     rows = []
     for cell in report.cells:
-        rows.append([_cell(cell), *_without_row(report.without_per_cell[cell])[:1 + len(OUTCOMES) + 1]] + [""] * 3)
+        rows.append([_cell(cell), *_without_row(report.without_per_cell[cell])[:1 + len(OUTCOMES) + 1]] + [""] * (len(short) - 3 - len(OUTCOMES)))
         for name, res in report.per_cell[cell].items():
             rows.append(["", name, *(COLUMNS[i][1](res) for i in keep)])
     out += [*table(short, rows), "", "## Columns", ""]
@@ -208,7 +245,7 @@ def outcome_section(report: OutcomeReport, *, source: str, videos: dict[str, str
            f"The deployed monitor in the control loop (`launch.act`): {len(report.cells)} cells ({cells}) × {report.seeds} seeds, "
            "each run without fiper and with the monitor under each response, paired by seed. Per-cell tables and the "
            f"column definitions: `{source}`.", "", *table(header, _rows(report.without, report.overall)), ""]
-    out += [f"**Warning:** {w.removeprefix('warning: ')}" for w in _warnings(report)]
+    out += [_bold(w) for w in _warnings(report)]
     if videos:
         out += ["Videos (each response's first alarmed episode, re-run):", "", *(f"- {n}: [{Path(p).name}]({p})" for n, p in videos.items()), ""]
     return "\n".join(out)
