@@ -41,14 +41,14 @@ def test_parts_of_ones_own_act_in_their_arms_and_wrong_ones_are_named(run_dirs, 
     guided = report.overall["guided"].reward
     assert guided.reward == "left_of" and guided.note == "" and guided.episodes == 1
 
-    def scored(arm):
-        chunks = EpisodeStore.open(out / f"{arm}.zarr").episode_decisions(0, ["executed"])["executed"]
-        chunks = chunks[np.isfinite(chunks).all(axis=(1, 2))]
-        return -np.maximum(chunks[..., 0], 0).sum(-1), len(chunks)  # left_of, on the action's x entry
+    def scored(arm):  # left_of on the action's x entry, per decision's env step
+        dec = EpisodeStore.open(out / f"{arm}.zarr").episode_decisions(0, ["executed", "env_step"])
+        return {int(t): -np.maximum(c[:, 0], 0).sum() for t, c in zip(dec["env_step"], dec["executed"]) if np.isfinite(c).all()}
 
-    (with_, n), (without, n_without) = scored("guided"), scored("without")
-    assert (guided.decisions, guided.decisions_without) == (n, n_without)
-    assert guided.difference == pytest.approx(with_.mean() - without.mean(), rel=1e-5, abs=1e-7)
+    with_, without = scored("guided"), scored("without")
+    both = sorted(set(with_) & set(without))  # the env steps at which both runs executed a chunk
+    assert len(with_) > len(both) and guided.decisions == len(both)  # the runs' lengths differ: the rest has no counterpart
+    assert guided.difference == pytest.approx(np.mean([with_[t] - without[t] for t in both]), rel=1e-5, abs=1e-7)
     assert report.overall["mine"].reward.decisions == ALARM_DECISION + 1  # the nudge's decision executed no chunk
     labels, actions = {}, {}
     for name in ("nudge", "mine", "guided", "asked"):

@@ -7,11 +7,12 @@ executed chunk is lifted as steering lifts it (``lift_chunks`` with the steering
 ``velocity_actions``) and scored by the same program, in the run with the response and in the run without fiper on
 the same (shift, severity, seed), so the comparison is paired:
 
-- an episode's figure is the mean reward of its executed chunks (the policy's whole horizon, as steering scores
-  it); decisions a fallback took over executed no chunk and are left out;
-- per response, the means over the paired episodes with and without fiper, and the mean of the per-episode
-  differences (with − without) with its standard error over those episodes (the seeds are the independent units;
-  the decisions of one episode are not).
+- a decision is scored where both runs decided at the same env step and both executed a chunk (the policy's whole
+  horizon, as steering scores it): decisions a fallback took over executed none, and those after the shorter run
+  ended have no counterpart, so both runs are compared on the same moments of the same episode;
+- an episode's figure is the mean reward of those chunks in each run; per response, the means over the paired
+  episodes with and without fiper, and the mean of the per-episode differences (with − without) with its standard
+  error over those episodes (the seeds are the independent units; the decisions of one episode are not).
 
 A reward that reads the scene (``SceneKeepOut``) is bound, for each episode, to the cell's env reset with the
 episode's seed (``make_env``; launch.act checks that a seed fixes the episode before anything runs). A reward that
@@ -43,10 +44,9 @@ class RewardOutcome:
     """A steering response's reward on the chunks each run executed, paired by seed (module docstring)."""
 
     reward: str  # the reward program's name
-    episodes: int  # paired episodes in which both runs executed at least one chunk
-    decisions: int  # executed chunks scored with the response
-    decisions_without: int  # executed chunks scored without fiper, same episodes
-    mean: float  # mean over the episodes of the episode's mean reward per executed chunk, with the response
+    episodes: int  # paired episodes with at least one decision scored
+    decisions: int  # decisions scored: at one env step of one episode, both runs executed a chunk
+    mean: float  # mean over the episodes of the episode's mean reward per scored chunk, with the response
     mean_without: float  # the same without fiper
     difference: float  # mean over the episodes of (with - without)
     se: float  # standard error of ``difference`` over the episodes; NaN with fewer than two
@@ -62,41 +62,92 @@ def steering_of(response: Any) -> Any:
     return None
 
 
-def executed_chunks(path: str | os.PathLike) -> dict[Key, np.ndarray]:
-    """Per episode of the store, its executed chunks (decisions, H, A); raises ValueError without ``decisions/executed``."""
+Chunks = tuple[np.ndarray, np.ndarray]  # an episode's decision env steps (N,) and executed chunks (N, H, A)
+
+
+def executed_chunks(path: str | os.PathLike) -> dict[Key, Chunks]:
+    """Per episode of the store, its decisions' env steps and executed chunks; ValueError without ``decisions/executed``."""
     store = EpisodeStore.open(path)
-    if "executed" not in store.decision_keys:
-        raise ValueError(f"{path} lacks decisions/executed (the chunk queued at each decision)")
+    missing = [f"decisions/{k}" for k in ("executed", "env_step") if k not in store.decision_keys]
+    if missing:
+        raise ValueError(f"{path} lacks {' and '.join(missing)} (the chunk queued at each decision, and its env step)")
     executed = np.asarray(store.read_decisions("executed"), dtype=np.float32)
+    steps = np.asarray(store.read_decisions("env_step"), dtype=np.int64)
     shift, severity, seed = (store.meta(k) for k in ("shift", "severity", "seed"))
     ends = np.asarray(store.decision_ends, dtype=np.int64)
-    return {(str(shift[i]), round(float(severity[i]), 6), int(seed[i])): executed[(int(ends[i - 1]) if i else 0):int(ends[i])]
-            for i in range(store.n_episodes)}
+    spans = [(int(ends[i - 1]) if i else 0, int(ends[i])) for i in range(store.n_episodes)]
+    return {(str(shift[i]), round(float(severity[i]), 6), int(seed[i])): (steps[a:b], executed[a:b]) for i, (a, b) in enumerate(spans)}
 
 
 def chunk_rewards(steering: Any, chunks: np.ndarray) -> np.ndarray:
-    """The steering's reward of every executed (finite) chunk of (decisions, H, A), as steering scores a chunk."""
-    chunks = chunks[np.isfinite(chunks).all(axis=(1, 2))]
-    if not len(chunks):
-        return np.zeros(0)
-    traj = lift_chunks(torch.as_tensor(chunks), steering.config.position_dims, velocity=bool(steering.config.velocity_actions))
-    with torch.no_grad():
-        return steering.rewards[0](traj).double().cpu().numpy()  # a CheckedReward: shape and finiteness checked
+    """The steering's reward of each chunk of (decisions, H, A), as steering scores a chunk; NaN where it holds a NaN
+    (a decision a fallback took over)."""
+    out = np.full(len(chunks), np.nan)
+    finite = np.isfinite(chunks).all(axis=(1, 2))
+    if finite.any():
+        traj = lift_chunks(torch.as_tensor(chunks[finite]), steering.config.position_dims,
+                           velocity=bool(steering.config.velocity_actions))
+        with torch.no_grad():
+            out[finite] = steering.rewards[0](traj).double().cpu().numpy()  # a CheckedReward: shape and finiteness checked
+    return out
 
 
-def _summary(reward: str, pairs: list[tuple[float, int, float, int]], note: str = "") -> RewardOutcome:
-    if note or not pairs:
-        return RewardOutcome(reward, len(pairs), 0, 0, math.nan, math.nan, math.nan, math.nan, note)
-    with_, n, without, n_without = (np.array(col, dtype=np.float64) for col in zip(*pairs))
+def paired_rewards(steering: Any, run: Chunks, base: Chunks) -> tuple[np.ndarray, np.ndarray]:
+    """The rewards of the chunks both runs executed at the same env steps: (with the response, without fiper)."""
+    _, i, j = np.intersect1d(run[0], base[0], assume_unique=True, return_indices=True)
+    got, ref = chunk_rewards(steering, run[1][i]), chunk_rewards(steering, base[1][j])
+    both = np.isfinite(got) & np.isfinite(ref)
+    return got[both], ref[both]
+
+
+def _summary(reward: str, episodes: list[tuple[float, float, int]], note: str = "") -> RewardOutcome:
+    if note or not episodes:
+        return RewardOutcome(reward, len(episodes), 0, math.nan, math.nan, math.nan, math.nan, note)
+    with_, without, n = (np.array(col, dtype=np.float64) for col in zip(*episodes))
     diff = with_ - without
     se = float(diff.std(ddof=1) / math.sqrt(diff.size)) if diff.size > 1 else math.nan
-    return RewardOutcome(reward, len(pairs), int(n.sum()), int(n_without.sum()), float(with_.mean()), float(without.mean()),
-                         float(diff.mean()), se)
+    return RewardOutcome(reward, len(episodes), int(n.sum()), float(with_.mean()), float(without.mean()), float(diff.mean()), se)
 
 
 def _reward_name(steering: Any) -> str:
     names = [getattr(r, "name", type(r).__name__) for r in steering.rewards]
     return names[0] if len(names) == 1 else " → ".join(names)
+
+
+def _score_cell(cell: Cell, seeds: list[int], steerings: Mapping[str, Any], runs: Mapping[str, Mapping[Key, Chunks]],
+                base: Mapping[Key, Chunks], make_env: Callable[[str, float], Any] | None, notes: dict[str, str],
+                results: dict[str, dict[Key, tuple[float, float, int]]]) -> None:
+    """Score every response of ``steerings`` on the cell's paired episodes, in ``results``; a failure ends that
+    response's scoring with a note in ``notes``, never an exception. A reward reading the scene is bound per seed."""
+    scene = [name for name in steerings if scene_aware_parts(steerings[name].rewards)]
+    env = None
+    try:
+        for seed in seeds:
+            key = (*cell, seed)
+            if scene and not all(notes[name] for name in scene):
+                try:
+                    env = env if env is not None else make_env(cell[0], cell[1])
+                    reset_env(env, seed)
+                except Exception as err:  # noqa: BLE001  the report stands; the note names what failed
+                    for name in scene:
+                        notes[name] = notes[name] or (f"the env of cell {cell[0]} {cell[1]:g}, built and reset with seed {seed} "
+                                                      f"to read the scene, failed: {type(err).__name__}: {err}; not evaluated")
+            for name, steering in steerings.items():
+                if notes[name] or key not in runs[name]:
+                    continue
+                try:
+                    if name in scene:
+                        bind_scene(steering.rewards, env)
+                    got, ref = paired_rewards(steering, runs[name][key], base[key])
+                except Exception as err:  # noqa: BLE001  a user program's failure is named, not raised
+                    notes[name] = (f"reward {_reward_name(steering)!r} failed on the recorded chunks of {cell[0]} {cell[1]:g}, "
+                                   f"seed {seed}: {type(err).__name__}: {err}; not evaluated")
+                    continue
+                if got.size:
+                    results[name][key] = (float(got.mean()), float(ref.mean()), got.size)
+    finally:
+        if env is not None:
+            env.close()
 
 
 def reward_outcomes(without: str | os.PathLike, arms: Mapping[str, str | os.PathLike], steerings: Mapping[str, Any], *,
@@ -114,47 +165,22 @@ def reward_outcomes(without: str | os.PathLike, arms: Mapping[str, str | os.Path
                            "so no one program scores every executed chunk; not evaluated")
         elif scene_aware_parts(s.rewards) and make_env is None:
             notes[name] = "the reward reads the scene (scene_obstacles()) and no env was given to read it from; not evaluated"
-    base, runs = executed_chunks(without), {}
+    wanted = (lambda k: True) if keys is None else (lambda k: k in keys)  # noqa: E731
+    try:
+        base = {k: v for k, v in executed_chunks(without).items() if wanted(k)}
+    except ValueError as err:
+        base, notes = {}, {name: note or f"{err}; not evaluated" for name, note in notes.items()}
+    runs: dict[str, dict[Key, Chunks]] = {}
     for name in steerings:
         try:
-            runs[name] = executed_chunks(arms[name])
+            runs[name] = {k: v for k, v in executed_chunks(arms[name]).items() if k in base}
         except ValueError as err:
-            notes[name] = notes[name] or f"{err}; not evaluated"
-    paired = {name: sorted(k for k in runs.get(name, {}) if k in base and (keys is None or k in keys)) for name in steerings}
-    cells = sorted({k[:2] for k in base if keys is None or k in keys})
-    results: dict[str, dict[Key, tuple[float, int, float, int]]] = {name: {} for name in steerings}
+            runs[name], notes[name] = {}, notes[name] or f"{err}; not evaluated"
+    cells = sorted({k[:2] for k in base})
+    results: dict[str, dict[Key, tuple[float, float, int]]] = {name: {} for name in steerings}
     for cell in cells:
-        todo = [name for name in steerings if not notes[name] and any(k[:2] == cell for k in paired[name])]
-        scene = [name for name in todo if scene_aware_parts(steerings[name].rewards)]
-        env = None
-        if scene:
-            try:
-                env = make_env(cell[0], cell[1])
-            except Exception as err:  # noqa: BLE001  the report stands; the note names what failed
-                for name in scene:
-                    notes[name] = f"the env of cell {cell[0]} {cell[1]:g}, built to read the scene, failed: {type(err).__name__}: {err}"
-                todo = [name for name in todo if name not in scene]
-        try:
-            for seed in sorted({k[2] for name in todo for k in paired[name] if k[:2] == cell}):
-                key = (*cell, seed)
-                if env is not None:
-                    reset_env(env, seed)
-                for name in todo:
-                    if notes[name] or key not in paired[name]:
-                        continue
-                    try:
-                        if name in scene:
-                            bind_scene(steerings[name].rewards, env)
-                        got, ref = chunk_rewards(steerings[name], runs[name][key]), chunk_rewards(steerings[name], base[key])
-                    except Exception as err:  # noqa: BLE001  a user program's failure is named, not raised
-                        notes[name] = (f"reward {_reward_name(steerings[name])!r} failed on the recorded chunks of {cell[0]} "
-                                       f"{cell[1]:g}, seed {seed}: {type(err).__name__}: {err}; not evaluated")
-                        continue
-                    if got.size and ref.size:
-                        results[name][key] = (float(got.mean()), got.size, float(ref.mean()), ref.size)
-        finally:
-            if env is not None:
-                env.close()
+        seeds = sorted({k[2] for name in steerings for k in runs[name] if k[:2] == cell})
+        _score_cell(cell, seeds, steerings, runs, base, make_env, notes, results)
     out = {}
     for name, s in steerings.items():
         label, rows = _reward_name(s), results[name]

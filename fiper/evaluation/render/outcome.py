@@ -32,6 +32,10 @@ def _num(value: float, digits: int = 1) -> str:
     return "–" if not math.isfinite(value) else f"{value:.{digits}f}"
 
 
+def _sig(value: float) -> str:
+    return "–" if not math.isfinite(value) else f"{value:.3g}"
+
+
 def _of(part: int, whole: int) -> str:
     return f"{part} of {whole}"
 
@@ -43,7 +47,7 @@ def _reward(r: ResponseOutcome) -> str:
         return ""
     if got.note:
         return "not evaluated"
-    se = f"{got.se:.2g}" if math.isfinite(got.se) else "–"
+    se = f"{got.se:.2g}" if math.isfinite(got.se) else "–"  # one episode: no SE
     return f"{got.difference:+.3g} ± {se}" if got.episodes else "–"
 
 
@@ -76,9 +80,9 @@ COLUMNS: tuple[tuple[str, Callable[[ResponseOutcome], str], str], ...] = (
      "median time of a decision with the response over that of an unmonitored decision, both timed in the sweep; in "
      "brackets the same for the decisions it steered alone"),
     (REWARD, _reward,
-     "for a response that steers with a reward: that reward program scored on every chunk each run executed (lifted as "
-     "steering lifts it; decisions a fallback took over executed none), averaged per episode; the mean over the paired "
-     "episodes of (with the response − without fiper) and its standard error over them. Higher is better; a built-in "
+     "for a response that steers with a reward: that reward program scored on the chunks both runs executed at the same "
+     "env steps (lifted as steering lifts them; decisions a fallback took over executed none), averaged per episode; the "
+     "mean over the paired episodes of (with the response − without fiper) and its standard error over them. Higher is better; a built-in "
      "keep-out reward is 0 outside the zone and minus the summed penetration depth (env units) inside. Empty for a "
      "response without a reward"),
 )
@@ -126,11 +130,11 @@ def _bold(line: str) -> str:
 
 def _reward_table(report: OutcomeReport) -> list[str]:
     """outcome.md's table of the steering rewards: every response that steers with one, over all cells."""
-    rows = [[name, f"`{g.reward}`", str(g.episodes), f"{g.decisions} / {g.decisions_without}", _num(g.mean, 4),
-             _num(g.mean_without, 4), _reward(r)] for name, r in report.overall.items() if (g := r.reward) is not None]
+    rows = [[name, f"`{g.reward}`", str(g.episodes), str(g.decisions), _sig(g.mean),
+             _sig(g.mean_without), _reward(r)] for name, r in report.overall.items() if (g := r.reward) is not None]
     if not rows:
         return []
-    header = ["response", "reward program", "paired episodes", "executed chunks scored (with / without)",
+    header = ["response", "reward program", "paired episodes", "decisions scored in both runs",
               "mean reward with", "mean reward without", REWARD]
     return ["### Steering reward on the executed chunks", "", *table(header, rows), ""]
 
