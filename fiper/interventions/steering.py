@@ -34,7 +34,7 @@ from fiper.protocol import GenerativePolicy, GuidanceResult, GuidanceState
 from fiper.interventions.particles import rbf_repulsion, resample_low_ess, unit_normalise
 from fiper.interventions.progress import StageTracker
 from fiper.interventions.scene import bind_scene, scene_aware_parts
-from fiper.interventions.steering_config import SteeringConfig
+from fiper.interventions.steering_config import SteeringConfig, guide_scale_for
 from fiper.interventions.trajectory import NOT_DIFFERENTIABLE, CheckedReward, lift_chunks, probe_reward
 
 
@@ -284,12 +284,13 @@ class Steering:
 
         sub = None  # the direction on the position entries of the executed steps (N, B, steps, k)
         p = pos[:, :, : run.steps]
-        if c.guide_scale > 0 and state.progress >= c.guide_from and grad is not None:
+        scale = guide_scale_for(c, state.kind)
+        if scale > 0 and state.progress >= c.guide_from and grad is not None:
             g = grad[:, :, : run.steps]
             if c.lateral_only:
                 g = _lateral(grad, pos, c.velocity_actions)[:, :, : run.steps]
             g = g * run.scale if c.direction_space == "normalised" else g / run.scale
-            sub = (c.guide_scale * run.strength) * unit_normalise(g, c.grad_floor)
+            sub = (scale * run.strength) * unit_normalise(g, c.grad_floor)
         if c.repulsion_scale > 0 and state.progress <= c.repulsion_until:
             rep = c.repulsion_scale * rbf_repulsion((p / run.scale).flatten(2)).view(p.shape)
             sub = rep if sub is None else sub + rep

@@ -12,12 +12,27 @@ def _check(ok: bool, name: str, value: Any, need: str) -> None:
         raise ValueError(f"{name}={value!r} is invalid: {need}")
 
 
+# The guide scale each sampler needs (docs/interventions.md, "Diffusion needs a ~10x larger guide_scale than flow":
+# a diffusion step moves the clean estimate by about (1 - abar_t) / sqrt(abar_t) of the direction, a flow step by all of it)
+GUIDE_SCALE = {"diffusion": 40.0, "flow": 2.0}
+
+
+def guide_scale_for(config: SteeringConfig, kind: str) -> float:
+    """The configured guide scale, else the default of the policy's sampler kind (GuidanceState.kind)."""
+    if config.guide_scale is not None:
+        return float(config.guide_scale)
+    if kind not in GUIDE_SCALE:
+        raise ValueError(f"the policy's guidance kind is {kind!r}, which has no default guide_scale (known: "
+                         f"{', '.join(f'{k} {v:g}' for k, v in GUIDE_SCALE.items())}); set steering guide_scale")
+    return GUIDE_SCALE[kind]
+
+
 @dataclass
 class SteeringConfig:
     """Knobs of :class:`Steering`; every bad value fails at construction, naming the field."""
 
     num_particles: int = 32  # B, the batch sampled per steered decision
-    guide_scale: float = 1.0  # size of the unit reward-gradient step (normalised units)
+    guide_scale: float | None = None  # size of the unit reward-gradient step; None: GUIDE_SCALE[the policy's kind]
     guide_from: float = 0.0  # sampling progress from which the reward gradient is applied
     grad_floor: float = 0.0  # normalise by max(|g|, grad_floor): 0 = unit vectors (published)
     lateral_only: bool = False  # keep only the gradient across the predicted path (no re-timing)
@@ -42,7 +57,9 @@ class SteeringConfig:
         _check(isinstance(self.num_particles, int) and self.num_particles >= 2, "num_particles",
                self.num_particles, "steering needs an integer >= 2 particles")
         for name in ("guide_scale", "grad_floor", "repulsion_scale", "fk_lambda"):
-            _check(float(getattr(self, name)) >= 0, name, getattr(self, name), "must be >= 0")
+            value = getattr(self, name)
+            _check((name == "guide_scale" and value is None) or float(value) >= 0, name, value,
+                   "must be >= 0" + (" (or None: the policy kind's default)" if name == "guide_scale" else ""))
         for name in ("guide_from", "repulsion_until"):
             _check(0.0 <= float(getattr(self, name)) <= 1.0, name, getattr(self, name), "is a sampling progress in [0, 1]")
         _check(isinstance(self.fk_every, int) and self.fk_every >= 0, "fk_every", self.fk_every,

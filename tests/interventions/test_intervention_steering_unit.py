@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from fiper.interventions import KeepOut, Reach, Steering, SteeringConfig
+from fiper.interventions.steering_config import GUIDE_SCALE
 from fiper.protocol import GuidanceResult, GuidanceState
 
 
@@ -147,7 +148,7 @@ def test_direction_space_env_divides_by_the_action_scale():
 def test_strength_decays_over_steered_decisions():
     x_far = torch.zeros(1, 2, 4, 3)
     x_far[..., 0] = torch.linspace(-1, -0.5, 4)  # far from the target at x = 1
-    steer = Steering(Reach([1.0, 0.0]), min_strength=0.05)
+    steer = Steering(Reach([1.0, 0.0]), min_strength=0.05, guide_scale=1.0)
     assert steer.tracker.strength()[0] > 0.99
     steer.record(x_far[:, 0])  # baseline reward of the executed chunk
     x_near = x_far.clone()
@@ -162,7 +163,27 @@ def test_strength_decays_over_steered_decisions():
 
 def test_guidance_works_inside_no_grad_sampling_loops():
     x0 = particles(n=1, b=4)
-    steer = Steering(Reach([1.0, 0.0]), repulsion_scale=0.0, fk_every=0, adaptive_strength=False)
+    steer = Steering(Reach([1.0, 0.0]), repulsion_scale=0.0, fk_every=0, adaptive_strength=False, guide_scale=1.0)
     with torch.no_grad():  # policies sample (and wrappers decide) under no_grad
         d = steer(state(x0)).direction
     assert torch.allclose(d.flatten(2).norm(dim=-1), torch.ones(1, 4))
+
+
+def test_an_unset_guide_scale_is_the_policy_samplers_and_an_unknown_sampler_must_set_it():
+    x0 = particles(n=1, b=4)
+    kw = dict(repulsion_scale=0.0, fk_every=0, adaptive_strength=False)
+
+    def size(steering, kind):
+        st = state(x0)
+        st.kind = kind
+        return steering(st).direction[..., :2].flatten(2).norm(dim=-1).max().item()
+
+    norm = size(Steering(Reach([1.0, 1.0]), guide_scale=1.0, **kw), "flow")  # one unit step's size on this chunk
+    assert size(Steering(Reach([1.0, 1.0]), **kw), "flow") == pytest.approx(GUIDE_SCALE["flow"] * norm, rel=1e-5)
+    assert size(Steering(Reach([1.0, 1.0]), **kw), "diffusion") == pytest.approx(GUIDE_SCALE["diffusion"] * norm, rel=1e-5)
+    assert size(Steering(Reach([1.0, 1.0]), guide_scale=3.0, **kw), "diffusion") == pytest.approx(3.0 * norm, rel=1e-5)
+    assert GUIDE_SCALE == {"diffusion": 40.0, "flow": 2.0}
+    with pytest.raises(ValueError, match=r"guidance kind is 'consistency', which has no default guide_scale .*set steering guide_scale"):
+        size(Steering(Reach([1.0, 1.0]), **kw), "consistency")
+    with pytest.raises(ValueError, match=r"guide_scale=-1.0 is invalid: must be >= 0 \(or None"):
+        SteeringConfig(guide_scale=-1.0)
