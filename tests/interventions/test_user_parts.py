@@ -96,3 +96,20 @@ def test_callables_with_the_wrong_signature_are_refused_when_built(parts):
 
 def test_a_fallback_fault_names_the_fallback_as_what_to_fix():
     assert fault_owner(FailSafeError("no safe action", source="fallback")) == "the fallback"
+
+
+def test_a_reward_file_runs_as_a_module_of_its_own_at_every_load(tmp_path, monkeypatch):
+    import torch
+
+    from fiper.interventions import load_reward
+
+    (tmp_path / "counting.py").write_text("CALLS = []\ndef r(traj):\n    CALLS.append(1)\n    return traj[:, -1, 0]\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    first, second = load_reward(f"{tmp_path}/counting.py:r"), load_reward(f"{tmp_path}/counting.py:r")
+    import counting
+
+    first(torch.zeros(2, 4, 3))
+    first(torch.zeros(2, 4, 3))
+    second(torch.zeros(2, 4, 3))
+    assert counting.CALLS == []  # not the imported module's state
+    assert first.program.__globals__["CALLS"] == [1, 1] and second.program.__globals__["CALLS"] == [1]
