@@ -31,6 +31,7 @@ from fiper.fingerprint import directory_digest, make_fingerprint
 from fiper.gym_api import reset_env
 from fiper.interventions import FallbackContext, response_from_config
 from fiper.interventions.context import ACTION_MODES, refuse_effort, uses_positions
+from fiper.interventions.layout import check_steering_layout
 from fiper.monitor import load_monitor
 from launch.common import check_guidance, load_policy_from, plain, policy_digest, resolve_device, set_cpu_threads
 from launch.stages import named_sources
@@ -130,31 +131,6 @@ def action_context(context_cfg: dict[str, Any], action_dim: int, probe_env, posi
         if note and not quiet:
             print(f"note: {note}")
     return context
-
-
-def check_steering_layout(response: Any, context: FallbackContext | None, setting: str) -> None:
-    """A steering part must read the action entries the fallbacks' layout names as positions, integrated when they are
-    velocities: else its keep-out reward measures the wrong entries, silently. A ValueError naming ``setting`` (where
-    the steering's settings live, e.g. response_configs.steer.steering) and the fix."""
-    steering = getattr(response, "steering", None)
-    if steering is None or context is None:
-        return
-    dims, velocity = list(steering.config.position_dims), bool(steering.config.velocity_actions)
-    if not set(dims) <= set(context.position_dims):
-        raise ValueError(f"{setting}.position_dims={dims} are not position entries of the action (context.position_dims="
-                         f"{list(context.position_dims)}): the reward would read other entries as positions in the obstacles' "
-                         f"frame; set {setting}.position_dims={list(context.position_dims)[:3]} (the x, y(, z) entries)")
-    planar = {"KeepOut", "SceneKeepOut"}  # a vertical cylinder needs no height; any other program may read z
-    if len(dims) < min(3, len(context.position_dims)) and any(
-            type(r.program).__name__ not in planar or getattr(r.program, "shape", "") != "cylinder" for r in steering.rewards):
-        extra = [d for d in context.position_dims if d not in dims][: 3 - len(dims)]
-        print(f"note: {setting}.position_dims={dims} give the reward {len(dims)} of the action's position entries "
-              f"{list(context.position_dims)}: the trajectory it reads has z = 0 (entry {extra} unseen), so a reward on "
-              f"heights has nothing to steer; set {setting}.position_dims={[*dims, *extra]} if it reads z")
-    if velocity != (context.action_mode == "velocity"):
-        raise ValueError(f"{setting}.velocity_actions={velocity} but context.action_mode={context.action_mode!r}: the reward "
-                         f"would read {'positions as velocities' if velocity else 'velocities as positions'}; set "
-                         f"{setting}.velocity_actions={str(context.action_mode == 'velocity').lower()}")
 
 
 def measured_position_note(context: FallbackContext, obs: dict[str, Any], named: bool) -> str | None:

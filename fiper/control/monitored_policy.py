@@ -19,6 +19,7 @@ executed chunk, embedding and batch to the host for the monitor: one host synchr
 from __future__ import annotations
 
 from collections import deque
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -33,6 +34,7 @@ from fiper.control.timing import PhaseTimer
 from fiper.interventions import FallbackContext, GradedResponse
 from fiper.interventions.context import refuse_effort, uses_positions
 from fiper.interventions.fallbacks import check_action
+from fiper.interventions.layout import check_steering_layout
 from fiper.monitor import FailureMonitor, PolicyIdentity, MonitorVerdict
 from fiper.monitor.decision_data import DEFAULT_NUM_SAMPLES
 from fiper.protocol import GenerativePolicy, output_problem
@@ -45,6 +47,10 @@ def medoid_index(samples: torch.Tensor) -> torch.Tensor:
     flat = samples.flatten(2)
     return torch.cdist(flat, flat).sum(-1).argmin(-1)
 
+
+
+def _warn(note: str) -> None:
+    warnings.warn(note.removeprefix("note: "), UserWarning, stacklevel=4)
 
 class MonitoredPolicy:
     """Wraps a GenerativePolicy with a fitted FailureMonitor and an optional graded response.
@@ -91,6 +97,7 @@ class MonitoredPolicy:
         if time_budget_ms is not None and not float(time_budget_ms) > 0:
             raise ValueError(f"time_budget_ms={time_budget_ms!r} is invalid: give a positive number of milliseconds, or None")
         self.policy, self.monitor, self.response, self.context = policy, monitor, response, context
+        check_steering_layout(response, context, "the response's steering", note=_warn)  # unless a launcher did
         if response is not None and hasattr(response, "bind_context"):
             response.bind_context(context)  # a response that reads the executed path between decisions
         self.num_samples = int(num_samples or DEFAULT_NUM_SAMPLES)  # without a monitor: the B a replay draws
