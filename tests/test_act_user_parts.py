@@ -39,7 +39,7 @@ def test_parts_of_ones_own_act_in_their_arms_and_wrong_ones_are_named(run_dirs, 
     # the steering arms' own reward, scored on the chunks each run executed; the fallback arms show none
     assert report.overall["nudge"].reward is None and report.overall["asked"].reward is None
     guided = report.overall["guided"].reward
-    assert guided.reward == "left_of" and guided.note == "" and guided.episodes == 1
+    assert guided.reward == f"{parts}:left_of" and guided.note == "" and guided.episodes == 1
 
     def scored(arm):  # left_of on the action's x entry, per decision's env step
         dec = EpisodeStore.open(out / f"{arm}.zarr").episode_decisions(0, ["executed", "env_step"])

@@ -23,7 +23,7 @@ class UnknownName(KeyError, ValueError):
 class Registry(dict):
     """Factories by name; ``make(name, **kw)`` builds one, unknown names list the known ones.
 
-    ``build(obj, **kw)`` turns the object an import path names into the part (default: ``obj(**kw)``)."""
+    ``build(obj, path, **kw)`` turns the object an import path names into the part (default: ``obj(**kw)``)."""
 
     def __init__(self, kind: str, entries: dict[str, Callable[..., Any]], *,
                  build: Callable[..., Any] | None = None):
@@ -49,7 +49,7 @@ class Registry(dict):
         except Exception as err:  # a missing file, an unimportable module, a file that raises, a missing name
             raise ValueError(f"{self.kind} {name!r} cannot be loaded: {type(err).__name__}: {err}") from err
         if self.build is not None:
-            return self.build(obj, **kwargs)
+            return self.build(obj, name, **kwargs)
         if not callable(obj):
             raise ValueError(f"{self.kind} {name!r} is a {type(obj).__name__}: name a class or function that builds "
                              f"the {self.kind} from its settings")

@@ -229,7 +229,7 @@ REWARDS = Registry("reward", {
     "reach": Reach,
     "above_table": AboveTable,
     "in_workspace": InWorkspace,
-}, build=load_reward)  # an import path: the reward itself, or with settings a factory of it
+}, build=lambda obj, path, **kwargs: load_reward(obj, **kwargs).named(path))  # the reward itself, or with settings its factory
 
 
 def register_reward(name: str, factory: Callable[..., RewardProgram], *, overwrite: bool = False) -> None:

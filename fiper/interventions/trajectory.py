@@ -51,6 +51,11 @@ class CheckedReward:
         self.name = name or getattr(program, "__name__", type(program).__name__)
         check_call(program, (None,), {}, f"reward {self.name!r}", "one trajectory tensor (batch, steps, 3) and return (batch,)")
 
+    def named(self, name: str) -> CheckedReward:
+        """This reward, called ``name`` in its errors and reports (the import path a config gave)."""
+        self.name = str(name)
+        return self
+
     def __call__(self, trajectory: Tensor) -> Tensor:
         out = self.shaped(trajectory)
         if not bool(torch.isfinite(out).all()):

@@ -113,3 +113,12 @@ def test_a_reward_file_runs_as_a_module_of_its_own_at_every_load(tmp_path, monke
     second(torch.zeros(2, 4, 3))
     assert counting.CALLS == []  # not the imported module's state
     assert first.program.__globals__["CALLS"] == [1, 1] and second.program.__globals__["CALLS"] == [1]
+
+
+def test_a_reward_named_by_its_import_path_in_a_config_is_called_by_that_path(tmp_path):
+    from fiper.interventions import response_from_config
+
+    (tmp_path / "mine.py").write_text("def left_of(traj):\n    return -traj[:, -1, 0]\n\ndef make(x=0.0):\n    return left_of\n")
+    for reward in ({"name": f"{tmp_path}/mine.py:left_of"}, {"name": f"{tmp_path}/mine.py:make", "x": 1.0}):
+        steering = response_from_config({"steering": {"reward": reward}, "fallback": {"name": "hold"}}).steering
+        assert steering.rewards[0].name == reward["name"]
