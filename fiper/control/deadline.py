@@ -51,8 +51,14 @@ class DeadlineWorker:
         self._pending: Future | None = None  # the call that overran, until it returns
         self._pending_what = ""
         self.reset_due = False
-        self._thread = threading.Thread(target=self._serve, name=f"fiper-{owner}-deadline", daemon=True)
+        # the thread holds the queue, not this worker: once the wrapper is gone, __del__ ends it
+        self._thread = threading.Thread(target=_serve, args=(self._jobs,), name=f"fiper-{owner}-deadline", daemon=True)
         self._thread.start()
+
+    def __del__(self) -> None:
+        jobs = getattr(self, "_jobs", None)
+        if jobs is not None:
+            jobs.put(None)  # the thread ends after any call still running
 
     @property
     def busy(self) -> bool:
@@ -92,27 +98,30 @@ class DeadlineWorker:
             raise DeadlineExceeded(f"the {self.owner}'s {what} did not return within its deadline of "
                                    f"{self.deadline_ms:g} ms; {self.fix}") from None
 
-    def _serve(self) -> None:
-        """Run queued calls in the caller's autograd / inference mode, CPU threads and CUDA device (all per thread
-        in torch); a CUDA tensor result is waited for here, so a device that hangs shows as a call that overran
-        (the caller's host copy then reads it at once)."""
-        while True:
-            future, fn, args, kwargs, (grad, inference, threads, device) = self._jobs.get()
-            if not future.set_running_or_notify_cancel():
-                continue
-            try:
-                if torch.get_num_threads() != threads:
-                    torch.set_num_threads(threads)
-                if device is not None:
-                    torch.cuda.set_device(device)
-                with torch.inference_mode(inference), torch.set_grad_enabled(grad):
-                    out = fn(*args, **kwargs)
-                    if isinstance(out, torch.Tensor) and out.is_cuda:
-                        torch.cuda.current_stream(out.device).synchronize()
-            except BaseException as err:  # handed to the caller, who records it as the decision's fault
-                future.set_exception(err)
-            else:
-                future.set_result(out)
+
+def _serve(jobs: queue.SimpleQueue) -> None:
+    """Run queued calls in the caller's autograd / inference mode, CPU threads and CUDA device (all per thread
+    in torch); a CUDA tensor result is waited for here, so a device that hangs shows as a call that overran
+    (the caller's host copy then reads it at once). None ends the thread."""
+    while (job := jobs.get()) is not None:
+        future, fn, args, kwargs, (grad, inference, threads, device) = job
+        if not future.set_running_or_notify_cancel():
+            continue
+        try:
+            if torch.get_num_threads() != threads:
+                torch.set_num_threads(threads)
+            if device is not None:
+                torch.cuda.set_device(device)
+            with torch.inference_mode(inference), torch.set_grad_enabled(grad):
+                out = fn(*args, **kwargs)
+                if isinstance(out, torch.Tensor) and out.is_cuda:
+                    torch.cuda.current_stream(out.device).synchronize()
+        except BaseException as err:  # handed to the caller, who records it as the decision's fault
+            future.set_exception(err)
+        else:
+            future.set_result(out)
+        del job, future, fn, args, kwargs  # hold nothing of the owner between calls
+        out = None
 
 
 class DeadlinePolicy:

@@ -152,3 +152,35 @@ def test_a_call_that_never_returns_does_not_keep_the_interpreter_from_exiting():
     """)
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and "fell back" in out.stdout, out.stderr
+
+
+class Waits:
+    """encode returns at once, or, once ``hang`` is set, when ``release`` is set."""
+
+    def __init__(self):
+        self.hang, self.release = threading.Event(), threading.Event()
+
+    def encode(self, obs):
+        if self.hang.is_set():
+            self.release.wait(30)
+        return obs
+
+
+def test_a_deadline_wrappers_thread_ends_once_the_wrapper_is_gone_even_after_a_hung_call():
+    import gc
+
+    calm, hung = DeadlinePolicy(Waits(), 5_000), DeadlinePolicy(Waits(), 30)
+    threads = [calm._deadline._thread, hung._deadline._thread]
+    assert calm.encode({"a": 1}) == {"a": 1}
+    release = hung.policy.release
+    hung.policy.hang.set()
+    with pytest.raises(DeadlineExceeded):
+        hung.encode({})
+    del calm, hung
+    gc.collect()
+    threads[0].join(timeout=5)
+    assert not threads[0].is_alive()
+    assert threads[1].is_alive()  # still inside the hung call
+    release.set()
+    threads[1].join(timeout=5)
+    assert not threads[1].is_alive()
