@@ -124,22 +124,17 @@ def _serve(jobs: queue.SimpleQueue) -> None:
         out = None
 
 
-class DeadlinePolicy:
-    """Wraps a GenerativePolicy so that ``encode`` and ``sample`` each return within ``deadline_ms`` or raise
-    DeadlineExceeded; every other attribute is the wrapped policy's (its shapes, fingerprint, device)."""
+class _UnderDeadline:
+    """What DeadlinePolicy and DeadlineMonitor share: every other attribute is the wrapped object's
+    (``WRAPPED`` names the attribute holding it), and the worker's deadline, overruns and busy state."""
 
-    def __init__(self, policy: Any, deadline_ms: float):
-        if isinstance(policy, DeadlinePolicy):
-            raise ValueError(f"the policy is already under a deadline of {policy.deadline_ms:g} ms: wrap the bare policy "
-                             "once, DeadlinePolicy(policy, deadline_ms)")
-        self.policy = policy
-        self._deadline = DeadlineWorker("policy", deadline_ms, POLICY_FIX, self._reset_policy,
-                                        calls="encode and sample call")
+    WRAPPED = ""
+    _deadline: DeadlineWorker
 
     def __getattr__(self, name: str) -> Any:
-        if name in ("policy", "_deadline"):  # not set yet (during unpickling or a failed __init__)
+        if name in (type(self).WRAPPED, "_deadline"):  # not set yet (during unpickling or a failed __init__)
             raise AttributeError(name)
-        return getattr(self.policy, name)
+        return getattr(getattr(self, type(self).WRAPPED), name)
 
     @property
     def deadline_ms(self) -> float:
@@ -154,6 +149,21 @@ class DeadlinePolicy:
     def busy(self) -> bool:
         """Whether a call that overran is still running (every call is refused meanwhile)."""
         return self._deadline.busy
+
+
+class DeadlinePolicy(_UnderDeadline):
+    """Wraps a GenerativePolicy so that ``encode`` and ``sample`` each return within ``deadline_ms`` or raise
+    DeadlineExceeded; every other attribute is the wrapped policy's (its shapes, fingerprint, device)."""
+
+    WRAPPED = "policy"
+
+    def __init__(self, policy: Any, deadline_ms: float):
+        if isinstance(policy, DeadlinePolicy):
+            raise ValueError(f"the policy is already under a deadline of {policy.deadline_ms:g} ms: wrap the bare policy "
+                             "once, DeadlinePolicy(policy, deadline_ms)")
+        self.policy = policy
+        self._deadline = DeadlineWorker("policy", deadline_ms, POLICY_FIX, self._reset_policy,
+                                        calls="encode and sample call")
 
     def fingerprint(self) -> str | None:
         """The wrapped policy's weights: a monitor fitted for the bare policy serves it with a deadline."""
@@ -175,7 +185,7 @@ class DeadlinePolicy:
         return self._deadline.call("sample", self.policy.sample, (embedding, num_samples), kwargs)
 
 
-class DeadlineMonitor:
+class DeadlineMonitor(_UnderDeadline):
     """Wraps a FailureMonitor so that ``step`` returns within ``deadline_ms`` or raises DeadlineExceeded (a score
     that blocks on a lock, a remote call or a device); every other attribute is the wrapped monitor's.
 
@@ -184,6 +194,8 @@ class DeadlineMonitor:
     the monitor: monitoring resumes with fresh windows and score histories and the decision count from 0, as
     at an episode's start. ``reset()`` while it runs is deferred to the same point, never run beside it.
     """
+
+    WRAPPED = "monitor"
 
     def __init__(self, monitor: Any, deadline_ms: float):
         if isinstance(monitor, DeadlineMonitor):
@@ -195,25 +207,6 @@ class DeadlineMonitor:
         self.monitor = monitor
         self._deadline = DeadlineWorker("monitor", deadline_ms, MONITOR_FIX, self._reset_monitor,
                                         reset_after_overrun=True, calls="step")
-
-    def __getattr__(self, name: str) -> Any:
-        if name in ("monitor", "_deadline"):  # not set yet (during unpickling or a failed __init__)
-            raise AttributeError(name)
-        return getattr(self.monitor, name)
-
-    @property
-    def deadline_ms(self) -> float:
-        return self._deadline.deadline_ms
-
-    @property
-    def overruns(self) -> int:
-        """Steps that did not return in time."""
-        return self._deadline.overruns
-
-    @property
-    def busy(self) -> bool:
-        """Whether a step that overran is still running (every step is refused meanwhile)."""
-        return self._deadline.busy
 
     def _reset_monitor(self) -> None:
         self.monitor.reset()

@@ -50,32 +50,24 @@ def test_a_reward_of_ones_own_given_fewer_position_entries_than_the_action_has_g
     assert capsys.readouterr().out == ""
 
 
-def _policy():
-    import torch
-
-    from policies import PolicyConfig, build_policy
-
-    torch.manual_seed(0)
-    config = PolicyConfig(kind="diffusion", denoiser="mlp", horizon=8, n_action_steps=4, embed_dim=16, encoder_hidden=32,
-                          mlp_hidden=32, mlp_layers=1, num_inference_steps=2)
-    return build_policy(config, {"agent_pos": (3,)}, 3)
-
-
 def test_steering_built_by_hand_in_ones_own_loop_is_checked_by_monitored_policy(recwarn):
     from fiper.control import MonitoredPolicy
+    from pusht_policy import tiny_pusht_policy
 
-    policy, xyz = _policy(), FallbackContext(3, position_dims=[0, 1, 2])
-    own = response_from_config({"steering": {"reward": {"name": "above_table", "z_min": 0.1}}, "fallback": {"name": "hold"}})
-    with pytest.warns(UserWarning, match=r"the response's steering.position_dims=\[0, 1\] give the reward 2 of the action's "
-                                         r"position entries \[0, 1, 2\]: the trajectory it reads has z = 0"):
-        MonitoredPolicy(policy, None, response=own, context=xyz)
+    def own():  # reads one of the two position entries
+        return response_from_config({"steering": {"reward": {"name": "above_table", "z_min": 0.1}, "position_dims": [0]},
+                                     "fallback": {"name": "hold"}})
+
+    policy, xy = tiny_pusht_policy(), FallbackContext(2, position_dims=[0, 1])
+    with pytest.warns(UserWarning, match=r"the response's steering.position_dims=\[0\] give the reward 1 of the action's "
+                                         r"position entries \[0, 1\]: the trajectory it reads has z = 0"):
+        MonitoredPolicy(policy, None, response=own(), context=xy)
     with pytest.raises(ValueError, match=r"the response's steering.position_dims=\[0, 1\] are not position entries"):
-        MonitoredPolicy(policy, None, response=steer(), context=FallbackContext(3, position_dims=[1, 2]))
-    checked = response_from_config({"steering": {"reward": {"name": "above_table", "z_min": 0.1}}, "fallback": {"name": "hold"}})
-    said = []
-    check_steering_layout(checked, xyz, "response.steering", note=said.append)  # a launcher said it: the loop does not again
+        MonitoredPolicy(policy, None, response=steer(), context=FallbackContext(2, position_dims=[1]))
+    checked, said = own(), []
+    check_steering_layout(checked, xy, "response.steering", note=said.append)  # a launcher said it: the loop does not again
     assert len(said) == 1
     recwarn.clear()
-    MonitoredPolicy(policy, None, response=checked, context=xyz)
-    MonitoredPolicy(policy, None, response=steer(position_dims=[0, 1, 2]), context=xyz)
+    MonitoredPolicy(policy, None, response=checked, context=xy)
+    MonitoredPolicy(policy, None, response=steer(), context=xy)
     assert not [w for w in recwarn if "position_dims" in str(w.message)]
