@@ -204,6 +204,14 @@ assert raw["speed"].shape == (30,) and (raw["speed"] > 0).all() and isinstance(m
                 assert identity.fingerprint == policy_fingerprint(policy) and len(data.decision_ends) == 3
                 assert identity.n_action_steps == policy.n_action_steps
         """),
+    ("docs/control_loop.md", "# step 0 on pick_place driven by hand: the scripted expert teleoperates, the loop writes the demonstrations"): Block(
+        replace=(("range(200)", "range(2)", "two demonstrations show the loop; the recipe's 200 take 5 s"),),
+        check="""
+            store = EpisodeStore.open("runs/demos.zarr")
+            assert store.n_episodes == 2 and bool(store.meta("success").all())
+            assert set(store.data_keys) == {"agent_pos", "object", "obstacle", "action"}
+            assert store.episode_lengths.min() > 20 and store.data_array("action").shape[1] == 4
+        """),
     ("docs/control_loop.md", "from fiper.control import DeadlineMonitor, DeadlinePolicy, MonitoredPolicy"): Block(
         prelude="""
             from fiper.interventions import FallbackContext, GradedResponse, HoldPosition
