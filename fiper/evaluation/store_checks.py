@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from fiper.evaluation.metrics import TIMEOUT
+from fiper.monitor.decision_data import response_acted, response_acted_text
 from fiper.storage import EpisodeStore
 
 
@@ -82,20 +83,12 @@ def check_onset_steps(store: EpisodeStore, path: Path) -> None:
 
 
 def check_no_response(store: EpisodeStore, path: Path) -> None:
-    """Episodes in which a response acted (meta/first_intervention_step >= 0: a fallback or steering the live monitor's
-    alarm or a fault set off) are refused: their outcome is the response's, not the policy's, and the live monitor chose
-    them, so detection measured on them says nothing of a monitor's (a hold that runs out the clock is a failure that
-    every alarm "detects")."""
-    if "first_intervention_step" not in store.meta_keys:
-        return
-    acted = np.flatnonzero(np.asarray(store.meta("first_intervention_step")).astype(np.int64) >= 0)
+    """A store with episodes in which a response acted is refused: a hold that runs out the clock is a failure every
+    alarm "detects", so detection measured on them says nothing of a monitor's."""
+    acted = response_acted(store)
     if acted.size:
-        raise RolloutError(
-            f"{path}: a response acted in {acted.size} of its {store.n_episodes} episodes (meta/first_intervention_step >= 0: "
-            f"episodes {acted[:8].tolist()}{' ...' if acted.size > 8 else ''}); their outcome is the response's and the live "
-            "monitor's alarms chose them, so no detection can be measured on them. Record the rollouts to evaluate without a "
-            "response (MonitoredPolicy(policy, None), or launch.stress without response=); compare responses with launch.act "
-            "(docs/interventions.md, 'Outcome sweep')")
+        raise RolloutError(response_acted_text(store, acted, "their outcome is the response's, not the policy's, and the "
+                                             "live monitor's alarms chose them, so no detection can be measured on them"))
 
 
 def check_store_rows(store: EpisodeStore, path: Path, rollouts: Any) -> None:

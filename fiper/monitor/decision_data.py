@@ -35,11 +35,33 @@ def _labels(store: EpisodeStore) -> tuple[np.ndarray, np.ndarray]:
     return success, unshifted
 
 
+def response_acted(store: EpisodeStore) -> np.ndarray:
+    """Indices of the episodes in which a response acted (meta/first_intervention_step >= 0: a fallback or steering
+    set off by the live monitor's alarm or by a fault)."""
+    if "first_intervention_step" not in store.meta_keys:
+        return np.zeros(0, dtype=np.int64)
+    return np.flatnonzero(np.asarray(store.meta("first_intervention_step")).astype(np.int64) >= 0)
+
+
+def response_acted_text(store: EpisodeStore, acted: np.ndarray, why: str) -> str:
+    """The refusal of episodes in which a response acted: which, ``why`` they cannot be used here, and what to record."""
+    return (f"{store.path}: a response acted in {acted.size} of its {store.n_episodes} episodes (meta/first_intervention_step "
+            f">= 0: episodes {acted[:8].tolist()}{' ...' if acted.size > 8 else ''}); {why}. Record rollouts without a "
+            "response (MonitoredPolicy(policy, None), or launch.stress without response=); compare responses with launch.act "
+            "(docs/interventions.md, 'Outcome sweep')")
+
+
 def successful_in_distribution(store: EpisodeStore) -> np.ndarray:
     """Indices of episodes labelled successful and unshifted (all episodes if unlabelled, e.g. demos);
-    none is an error that counts what the store holds and names the fixes (a monitor learns from successes)."""
+    none is an error that counts what the store holds and names the fixes (a monitor learns from successes), and so
+    is one in which a response acted (a steered batch is not the policy's own)."""
     success, unshifted = _labels(store)
     keep = success & unshifted
+    acted = np.intersect1d(response_acted(store), np.flatnonzero(keep))
+    if acted.size:
+        raise ValueError(response_acted_text(store, acted, "they are successful and in distribution, but a steered batch is "
+                                             "not the policy's own and the live monitor's alarms chose them, so a monitor "
+                                             "fitted or calibrated on them would not describe the policy"))
     if store.n_episodes and not keep.any():
         raise ValueError(
             f"{store.path}: no successful in-distribution episode to fit or calibrate on: of its {store.n_episodes} episodes "
