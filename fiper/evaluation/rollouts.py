@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import glob
-import hashlib
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ import numpy as np
 from fiper.control.period import positive_seconds
 from fiper.evaluation.rowview import RowView, concat_rows
 from fiper.evaluation.store_checks import RolloutError, check_onset_steps, check_store_rows, check_success_labels
+from fiper.monitor.independence import embedding_digest
 from fiper.scores.observations import attr_n_action_steps, bookkeeping_keys, observed_keys
 from fiper.storage import EpisodeStore
 
@@ -370,10 +370,10 @@ def repeated_episode_notes(rollouts: RolloutSet) -> list[str]:
     if rollouts.embeddings is None:
         return []
     starts = np.concatenate([[0], rollouts.decision_ends[:-1]])
-    seen: dict[bytes, int] = {}
+    seen: dict[str, int] = {}
     repeats = []
     for i, (lo, hi) in enumerate(zip(starts, rollouts.decision_ends)):
-        key = hashlib.sha1(np.ascontiguousarray(rollouts.embeddings[lo:hi]).tobytes()).digest()
+        key = embedding_digest(rollouts.embeddings[lo:hi])
         if key in seen:
             repeats.append((seen[key], i))
         else:

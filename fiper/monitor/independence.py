@@ -3,6 +3,7 @@ calibration episodes are not among them (the conformal guarantee assumes they ar
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -13,18 +14,30 @@ from calibration import Threshold
 from fiper.storage import EpisodeStore
 
 
+def embedding_digest(embeddings: np.ndarray) -> str:
+    """One episode's recorded embeddings (N, D), as stored, in 16 hex digits: two episodes with the same digest are one
+    rollout recorded twice (a scene replayed with the same sampling seed, or an episode stored in two places)."""
+    return hashlib.sha1(np.ascontiguousarray(embeddings).tobytes()).hexdigest()[:16]
+
+
 def fit_record(store: EpisodeStore, episodes: np.ndarray) -> dict[str, Any]:
-    """Which episodes a monitor is fitted on: the store (path and id) and their indices and seeds."""
+    """Which episodes a monitor is fitted on: the store (path and id), their indices and seeds, and the digests of
+    their recorded embeddings (None for a store without them, e.g. demonstrations)."""
     seeds = store.meta("seed")[episodes].astype(np.int64).tolist() if "seed" in store.meta_keys else None
+    digests = None
+    if "embedding" in store.decision_keys:
+        embeddings = np.asarray(store.read_decisions("embedding"))
+        digests = [embedding_digest(embeddings[store.decision_slice(int(i))]) for i in episodes]
     return {"store": str(Path(store.path).resolve()), "store_id": store.attrs.get("store_id"),
-            "episodes": np.asarray(episodes, dtype=np.int64).tolist(), "seeds": seeds}
+            "episodes": np.asarray(episodes, dtype=np.int64).tolist(), "seeds": seeds, "digests": digests}
 
 
 def overlap_with_fit(fit_data: dict[str, Any] | None, store: EpisodeStore, episodes: np.ndarray) -> str | None:
     """Why calibration episodes are not independent of the fit episodes (None if they are, or unknown).
 
-    Episodes overlap when they are the same episodes of the same store, or share a seed (the same
-    initial state, often the same rollout, recorded in another store)."""
+    Episodes overlap when they are the same episodes of the same store, share a seed (the same
+    initial state, often the same rollout, recorded in another store), or repeat a fit episode's recorded
+    embeddings exactly (the same rollout, recorded without seeds)."""
     if not fit_data:
         return None
     mine = fit_record(store, episodes)
@@ -39,6 +52,12 @@ def overlap_with_fit(fit_data: dict[str, Any] | None, store: EpisodeStore, episo
     if seeds:
         return (f"{len(seeds)} calibration episodes of {store.path} share their seed with a fit episode of {fit_data.get('store')} "
                 f"(seeds {seeds[:5]}...)")
+    fitted = set(fit_data.get("digests") or [])
+    repeats = [e for e, d in zip(mine["episodes"], mine["digests"] or []) if d in fitted]
+    if repeats:
+        return (f"{len(repeats)} calibration episodes of {store.path} repeat a fit episode of {fit_data.get('store')} decision "
+                f"for decision (episodes {repeats[:5]}...: the same recorded embeddings, a scene replayed with the same "
+                "sampling seed or an episode stored twice)")
     return None
 
 
@@ -50,8 +69,8 @@ def check_independent(fit_data: dict[str, Any] | None, store: EpisodeStore, epis
     if why and not allow_overlap:
         raise ValueError(
             f"calibration refused: {why}. The conformal guarantee needs calibration episodes independent of those the "
-            "scores were fitted on. Record calibration rollouts with disjoint seeds (e.g. `python -m launch.stress ... "
-            "seeds.start=20000`), or pass allow_overlap=true to calibrate anyway with thresholds marked guaranteed=False"
+            "scores were fitted on. Record calibration rollouts of other scenes, with disjoint seeds (e.g. `python -m "
+            "launch.stress ... seeds.start=20000`), or pass allow_overlap=true to calibrate anyway with thresholds marked guaranteed=False"
         )
     return why
 

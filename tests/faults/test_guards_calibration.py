@@ -21,7 +21,7 @@ SMALL = ["monitor.scores.rnd_oe.target_widths=[8]", "monitor.scores.rnd_oe.predi
          "monitor.scores.ace.dims=[0,1]", "monitor.windows={rnd_oe: 2, ace: 2}"]
 
 
-def _rollouts(path: Path, n: int, first_seed: int, rng_seed: int) -> Path:
+def _rollouts(path: Path, n: int, first_seed: int | None, rng_seed: int) -> Path:
     rng = np.random.default_rng(rng_seed)
     store = EpisodeStore.create(path, attrs={"n_action_steps": 2})
     for e in range(n):
@@ -29,7 +29,7 @@ def _rollouts(path: Path, n: int, first_seed: int, rng_seed: int) -> Path:
         store.append_episode({"action": rng.normal(size=(t, A)).astype(np.float32)},
                              decisions={"embedding": rng.normal(size=(k, D)).astype(np.float32),
                                         "samples": rng.normal(size=(k, B, H, A)).astype(np.float32)},
-                             meta={"success": True, "shift": "none", "seed": first_seed + e})
+                             meta={"success": True, "shift": "none"} | ({} if first_seed is None else {"seed": first_seed + e}))
     return path
 
 
@@ -52,6 +52,7 @@ def test_fit_records_its_episodes(fitted):
     record = json.loads((out / "monitor.json").read_text())["fit_data"]
     assert record["store"] == str(fit_store.resolve()) and record["store_id"] == EpisodeStore.open(fit_store).attrs["store_id"]
     assert record["episodes"] == list(range(20)) and record["seeds"] == list(range(20))
+    assert len(set(record["digests"])) == 20 and all(len(d) == 16 for d in record["digests"])
 
 
 def test_same_store_is_refused_and_override_drops_the_guarantee(fitted):
@@ -72,6 +73,15 @@ def test_shared_seeds_in_another_store_are_refused(fitted):
     rerun = _rollouts(tmp / "rerun.zarr", 20, first_seed=10, rng_seed=5)  # seeds 10..29: half were fitted on
     with pytest.raises(ValueError, match=r"10 calibration episodes of .*rerun.zarr share their seed with a fit episode.*seeds \[10, 11"):
         _run(calibrate, "calibrate", [f"data={rerun}", f"monitor_dir={out}", "delta=0.2"])
+
+
+def test_the_fit_rollouts_recorded_again_without_seeds_are_refused(fitted):
+    """A deterministic scene replayed with the same sampling seed records the same episodes: no seed labels, same decisions."""
+    tmp, _, out = fitted
+    replay = _rollouts(tmp / "replay.zarr", 20, first_seed=None, rng_seed=0)  # the fit's 20 episodes, unlabelled
+    with pytest.raises(ValueError, match=r"calibration refused: 20 calibration episodes of .*replay.zarr repeat a fit episode of "
+                                         r".*fit.zarr decision for decision \(episodes \[0, 1, 2, 3, 4\]"):
+        _run(calibrate, "calibrate", [f"data={replay}", f"monitor_dir={out}", "delta=0.2"])
 
 
 def test_disjoint_seeds_calibrate_with_the_guarantee(fitted):
