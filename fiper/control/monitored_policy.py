@@ -35,6 +35,7 @@ from fiper.interventions import FallbackContext, GradedResponse
 from fiper.interventions.context import refuse_effort, uses_positions
 from fiper.interventions.fallbacks import check_action
 from fiper.interventions.layout import check_steering_layout
+from fiper.interventions.velocity_path import velocity_frame
 from fiper.monitor import FailureMonitor, PolicyIdentity, MonitorVerdict
 from fiper.monitor.decision_data import DEFAULT_NUM_SAMPLES
 from fiper.protocol import GenerativePolicy, output_problem
@@ -341,7 +342,12 @@ class MonitoredPolicy:
             if binds is not None and binds == self._stale_binds and self.response.steering.reads_scene:
                 raise RuntimeError("the steering's reward reads the scene and was not bound since the last episode, so it "
                                    "would steer around that episode's obstacles: call agent.bind_env(env) after every env.reset")
-            return self.response.steering.steer(self.policy, z, self.num_samples, generator=self.generator), ""
+            steering = self.response.steering
+            frame = None  # velocity actions: the paths start at the measured position (one copy of k numbers to the device)
+            if getattr(getattr(steering, "config", None), "velocity_actions", False):
+                frame = velocity_frame(self.context, self._last_obs, self.policy.device)
+            kw = {"frame": frame} if frame is not None else {}  # a guidance of one's own may take no frame
+            return steering.steer(self.policy, z, self.num_samples, generator=self.generator, **kw), ""
         except Exception as err:  # a user's or a VLM's reward program may fail at run time
             if self.response.fallback is None:
                 raise

@@ -68,6 +68,8 @@ class FallbackContext:
     ``gripper_dims`` those a fallback must leave unchanged. ``agent_pos_key`` names the
     observation entry with the measured position; ``agent_pos_dims`` pick, from that vector,
     the entries matching ``position_dims`` (default: its first ``len(position_dims)``).
+    ``control_period_s`` is seconds per env step (``fiper.control.period``): how far one step of a velocity action
+    moves the robot, which a velocity steering integrates its paths with (None: unknown).
     """
 
     action_dim: int
@@ -77,6 +79,7 @@ class FallbackContext:
     agent_pos_dims: Sequence[int] | None = None
     action_mode: str = "position"
     history_len: int = 512
+    control_period_s: float | None = None
     actions: deque = field(init=False, repr=False)
     positions: deque = field(init=False, repr=False)
 
@@ -104,6 +107,11 @@ class FallbackContext:
             raise ValueError(f"action_mode={self.action_mode!r} is invalid: choose one of {ACTION_MODES}")
         if int(self.history_len) < 1:
             raise ValueError(f"history_len={self.history_len!r} is invalid: must be >= 1")
+        if self.control_period_s is not None:
+            from fiper.control.period import positive_seconds  # fiper.control imports this package
+
+            self.control_period_s = positive_seconds(self.control_period_s, "FallbackContext control_period_s",
+                                                     "give the env's seconds per step (fiper.control.period.control_period_s)")
         self.actions = deque(maxlen=int(self.history_len))
         self.positions = deque(maxlen=int(self.history_len))
 

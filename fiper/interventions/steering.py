@@ -31,34 +31,13 @@ import torch
 from torch import Tensor
 
 from fiper.protocol import GenerativePolicy, GuidanceResult, GuidanceState
+from fiper.interventions.lateral import lateral
 from fiper.interventions.particles import rbf_repulsion, resample_low_ess, unit_normalise
 from fiper.interventions.progress import StageTracker
 from fiper.interventions.scene import bind_scene, scene_aware_parts
 from fiper.interventions.steering_config import SteeringConfig, guide_scale_for
 from fiper.interventions.trajectory import NOT_DIFFERENTIABLE, CheckedReward, lift_chunks, probe_reward
-
-
-def lateral_part(grad: Tensor, x0: Tensor, dims: Sequence[int], velocity: bool = False) -> Tensor:
-    """The gradient without its component along the predicted path, on the position dims.
-
-    The path's local direction is the central difference of the positions (or, for velocity
-    actions, the velocity itself). What remains bends the path without re-timing it.
-    """
-    dims = list(dims)
-    out = grad.clone()
-    out[..., dims] = _lateral(grad[..., dims], x0[..., dims], velocity)
-    return out
-
-
-def _lateral(g: Tensor, p: Tensor, velocity: bool) -> Tensor:
-    """``lateral_part`` on position blocks: gradient g and positions p, both (..., H, k)."""
-    if velocity or p.shape[-2] < 2:
-        tangent = p
-    else:
-        tangent = torch.cat([p[..., 1:2, :] - p[..., :1, :], p[..., 2:, :] - p[..., :-2, :],
-                             p[..., -1:, :] - p[..., -2:-1, :]], dim=-2)
-    tangent = tangent / tangent.norm(dim=-1, keepdim=True).clamp_min(1e-9)
-    return g - (g * tangent).sum(-1, keepdim=True) * tangent
+from fiper.interventions.velocity_path import VelocityFrame, velocity_gradient
 
 
 class SteerOutput(NamedTuple):
@@ -89,7 +68,9 @@ class Steering:
 
     ``reward`` is one reward program, or a sequence of them for a staged task (see
     :class:`~fiper.interventions.progress.StageTracker`). Config fields may also be passed as
-    keyword overrides. Works for diffusion and flow policies alike.
+    keyword overrides. Works for diffusion and flow policies alike. With ``velocity_actions`` the paths start at
+    ``frame`` (:mod:`~fiper.interventions.velocity_path`: the measured positions and the control period), which
+    :meth:`steer` takes per decision (a hand-driven sampling loop sets it first).
     """
 
     excluded_scores: tuple[str, ...] = ("ace",)
@@ -111,6 +92,7 @@ class Steering:
         self._generators: dict[str, torch.Generator] = {}
         self._dims: dict[str, Tensor] = {}
         self._run: _Run | None = None
+        self.frame: VelocityFrame | None = None  # where this decision's velocity paths start
         self.binds = 0  # bind() calls so far: the control loop tells a fresh scene from the last episode's
 
     # -- life cycle --------------------------------------------------------------------------
@@ -119,6 +101,7 @@ class Steering:
         self.tracker.reset(len(self.tracker.stage))
         self._generators.clear()
         self._run = None
+        self.frame = None
 
     def bind(self, env: Any) -> None:
         """New episode's scene: binds every scene-aware reward program (e.g. SceneKeepOut); ``binds`` counts the calls."""
@@ -131,7 +114,8 @@ class Steering:
         """Call every reward program once on chunks of actions drawn uniformly in ``action_space`` (a bounded Box;
         anything else is skipped), lifted as steering lifts them: a program that raises, returns a wrong shape, a
         non-finite value or one without a gradient is refused here (a ValueError naming it and the fix), when the
-        steering is first bound to an env, instead of at the first alarm."""
+        steering is first bound to an env, instead of at the first alarm. Velocities are integrated from 0 with a unit
+        step here: the probe checks the program, not where the robot is."""
         low, high = (np.asarray(getattr(action_space, k, np.nan), dtype=np.float64) for k in ("low", "high"))
         if low.ndim != 1 or low.shape != high.shape or not (np.isfinite(low).all() and np.isfinite(high).all()):
             return
@@ -184,17 +168,27 @@ class Steering:
             self._dims[key] = torch.tensor(self.config.position_dims).to(device, non_blocking=True)
         return self._dims[key]
 
+    def _lift(self, pos: Tensor, rows: Tensor | None = None) -> Tensor:
+        """Trajectories of position blocks (n, B, H, k) (observations ``rows`` of the frame): positions as they are, or
+        velocities integrated from this decision's frame."""
+        dims = tuple(range(pos.shape[-1]))
+        if not self.config.velocity_actions:
+            return lift_chunks(pos, dims)
+        if self.frame is None:
+            raise ValueError("velocity steering has no start for its paths: pass steer(..., frame=velocity_frame(context, "
+                             "obs, device)) (MonitoredPolicy does), or set Steering.frame before sampling by hand")
+        return lift_chunks(pos, dims, velocity=True, start=self.frame.rows(pos.shape[0], rows), dt=self.frame.dt)
+
     def _rewards_of_positions(self, pos: Tensor, stages: np.ndarray, check: bool) -> Tensor:
         """Reward (N, B) of position blocks (N, B, H, k) under each observation's stage program.
 
         ``check=False`` leaves the finiteness check to the caller (on the device, after sampling).
         """
         n, b = pos.shape[:2]
-        k = pos.shape[-1]
         stage = self._single_stage(n, stages)
 
-        def reward(stage: int, p: Tensor) -> Tensor:
-            traj = lift_chunks(p, tuple(range(k)), velocity=self.config.velocity_actions)
+        def reward(stage: int, p: Tensor, rows: Tensor | None = None) -> Tensor:
+            traj = self._lift(p, rows)
             program = self.rewards[int(stage)]
             return (program(traj) if check else program.shaped(traj)).reshape(p.shape[0], b).to(pos.dtype)
 
@@ -203,7 +197,7 @@ class Steering:
         out = pos.new_zeros(n, b)
         for k_stage in np.unique(stages):
             rows = torch.from_numpy(np.flatnonzero(stages == k_stage)).to(pos.device, non_blocking=True)
-            out = out.index_put((rows,), reward(int(k_stage), pos[rows]))
+            out = out.index_put((rows,), reward(int(k_stage), pos[rows], rows))
         return out
 
     def _single_stage(self, n: int, stages: np.ndarray) -> int | None:
@@ -225,15 +219,15 @@ class Steering:
         program = self.rewards[stage] if stage is not None else None
         closed = getattr(program.program, "value_and_grad", None) if program is not None else None
         if callable(closed):
-            traj = lift_chunks(pos, tuple(range(k)), velocity=self.config.velocity_actions)
+            traj = self._lift(pos)
             value, grad = closed(traj)
             if value.shape != traj.shape[:1] or grad.shape != traj.shape:
                 raise ValueError(f"reward {program.name!r}: value_and_grad returned shapes {tuple(value.shape)} and "
                                  f"{tuple(grad.shape)} for a trajectory batch {tuple(traj.shape)}; it must return "
                                  f"({traj.shape[0]},) and {tuple(traj.shape)}")
             grad = grad[..., :k].reshape(pos.shape)
-            if self.config.velocity_actions:  # positions are the running sum of the velocities
-                grad = grad.flip(-2).cumsum(-2).flip(-2)
+            if self.config.velocity_actions:  # positions are the start plus dt times the running sum of the velocities
+                grad = velocity_gradient(grad, self.frame.dt)
             return value.reshape(n, b).to(pos.dtype), grad.to(pos.dtype)
         with torch.enable_grad():
             leaf = pos.detach().requires_grad_(True)
@@ -288,7 +282,7 @@ class Steering:
         if scale > 0 and state.progress >= c.guide_from and grad is not None:
             g = grad[:, :, : run.steps]
             if c.lateral_only:
-                g = _lateral(grad, pos, c.velocity_actions)[:, :, : run.steps]
+                g = lateral(grad, pos, c.velocity_actions)[:, :, : run.steps]
             g = g * run.scale if c.direction_space == "normalised" else g / run.scale
             sub = (scale * run.strength) * unit_normalise(g, c.grad_floor)
         if c.repulsion_scale > 0 and state.progress <= c.repulsion_until:
@@ -366,8 +360,10 @@ class Steering:
 
     @torch.no_grad()
     def steer(self, policy: GenerativePolicy, embedding: Tensor, num_samples: int | None = None,
-              generator: torch.Generator | None = None) -> SteerOutput:
+              generator: torch.Generator | None = None, frame: VelocityFrame | None = None) -> SteerOutput:
         """Sample B guided chunks, execute the best: (chunk (N, H, A), samples, rewards (N, B)).
+
+        ``frame`` places velocity actions' paths (required with ``velocity_actions``; position actions ignore it).
 
         The sampling loop never waits for the device; afterwards one copy brings the run's finiteness
         flags and the executed chunks' stage rewards to the host (ValueError on a non-finite x0 or reward).
@@ -376,6 +372,11 @@ class Steering:
         n = int(embedding.shape[0])
         self.tracker.ensure(n)
         self._run = None
+        if self.config.velocity_actions:
+            if frame is None:
+                raise ValueError("velocity steering needs each decision's frame: steer(..., frame=velocity_frame(context, "
+                                 "obs, device)), the measured position and the control period (MonitoredPolicy passes it)")
+            self.frame = frame
         samples = policy.sample(embedding, b, generator=generator, guidance=self)
         rewards = self._rewards_of_positions(self._positions(samples), self.tracker.stage, check=False)
         best = torch.where(torch.isfinite(rewards), rewards, -torch.inf).argmax(dim=1)

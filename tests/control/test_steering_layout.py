@@ -24,12 +24,28 @@ def test_a_steer_on_entries_that_are_not_the_position_targets_is_refused_naming_
 
 
 def test_velocity_actions_must_be_steered_as_velocities():
-    context = FallbackContext(2, position_dims=[0, 1], action_mode="velocity")
+    context = FallbackContext(2, position_dims=[0, 1], action_mode="velocity", control_period_s=0.1)
     with pytest.raises(ValueError, match=r"velocity_actions=False but context.action_mode='velocity'.*velocity_actions=true"):
         check_steering_layout(steer(), context, "response.steering")
     check_steering_layout(steer(velocity_actions=True), context, "response.steering")
     with pytest.raises(ValueError, match=r"read positions as velocities"):
         check_steering_layout(steer(velocity_actions=True), FallbackContext(2, position_dims=[0, 1]), "response.steering")
+
+
+def test_a_velocity_steer_that_cannot_know_where_its_paths_start_is_refused_naming_the_setting():
+    head = (r"response.steering.velocity_actions=true scores each chunk on the path the robot would follow: its measured "
+            r"position plus the velocities integrated over the env's control period")
+    with pytest.raises(ValueError, match=head + r", and it lacks the seconds per env step \(FallbackContext control_period_s="):
+        check_steering_layout(steer(velocity_actions=True), FallbackContext(2, [0, 1], action_mode="velocity"), "response.steering")
+    unmeasured = FallbackContext(2, [0, 1], action_mode="velocity", agent_pos_key=None, control_period_s=0.1)
+    with pytest.raises(ValueError, match=head + r", and it lacks the observation key measuring the position \(context.agent_pos_key"):
+        check_steering_layout(steer(velocity_actions=True), unmeasured, "response.steering")
+    with pytest.raises(ValueError, match=head + r", and no FallbackContext says where the position is measured"):
+        check_steering_layout(steer(velocity_actions=True), None, "response.steering")
+    context = FallbackContext(2, [0, 1], action_mode="velocity", agent_pos_key="pos", control_period_s=0.1)
+    with pytest.raises(ValueError, match=r"the observation has no key 'pos' \(it has \{'agent_pos': \(2,\)\}\): name the key"):
+        check_steering_layout(steer(velocity_actions=True), context, "response.steering", obs={"agent_pos": [0.0, 0.0]})
+    check_steering_layout(steer(velocity_actions=True), context, "response.steering", obs={"pos": [0.0, 0.0]})
 
 
 def test_responses_without_steering_or_without_a_layout_pass():

@@ -7,6 +7,7 @@ import torch
 
 from fiper.interventions import KeepOut, Reach, Steering, WeightedSum
 from fiper.interventions.scene import SceneKeepOut
+from fiper.interventions.velocity_path import VelocityFrame
 from fiper.protocol import GuidanceState
 
 
@@ -68,6 +69,8 @@ def test_steering_directions_are_the_same_with_the_closed_form_or_autograd(veloc
     kw = dict(position_dims=(0, 2), executed_steps=5, fk_every=2, fk_lambda=30.0, seed=0, velocity_actions=velocity,
               repulsion_until=1.0, grad_floor=0.5, lateral_only=True, direction_space="env")
     closed, plain = Steering(program, **kw), Steering(lambda traj: program(traj), **kw)  # a lambda has no closed form
+    if velocity:  # paths from each observation's measured position, over a 0.5 s step: dt enters the chain rule
+        closed.frame = plain.frame = VelocityFrame(torch.tensor([[0.02, -0.1], [-0.05, 0.08]]), 0.5)
     for step in range(4):
         state = GuidanceState(x=x0, x0=x0, step=step, n_steps=4, progress=(step + 1) / 4, kind="flow", noise_scale=1.0,
                               action_scale=torch.tensor([0.5, 2.0, 1.0]))
