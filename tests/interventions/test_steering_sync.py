@@ -13,7 +13,8 @@ import torch
 from sync_counter import HostRead, count_host_reads, cuda_syncs, reads_at_each_step
 
 from fiper.control import MonitoredPolicy
-from fiper.interventions import GradedResponse, KeepOut, Reach, Steering
+from fiper.interventions import FallbackContext, GradedResponse, KeepOut, Reach, Steering
+from fiper.interventions.velocity_path import velocity_frame
 from fiper.monitor import PolicyIdentity
 from fiper.monitor.fitting import fit_monitor
 from fiper.scores.base import ScoreFitData
@@ -58,13 +59,18 @@ def observation(i: int) -> dict[str, np.ndarray]:
 
 @pytest.mark.parametrize("kind", ["diffusion", "flow"])
 @pytest.mark.parametrize("reward", ["closed_form", "autograd"])
-def test_a_steered_sample_reads_nothing_from_the_device_inside_its_loop(kind, reward):
+@pytest.mark.parametrize("velocity", [False, True])
+def test_a_steered_sample_reads_nothing_from_the_device_inside_its_loop(kind, reward, velocity):
     policy = make_policy(kind)
     program = KeepOut([0.0, 0.0], radius=0.3) if reward == "closed_form" else Reach([0.5, 0.5])
-    steering = Steering(program, num_particles=B, fk_every=1, fk_lambda=50.0, repulsion_until=0.5, seed=0)
+    steering = Steering(program, num_particles=B, fk_every=1, fk_lambda=50.0, repulsion_until=0.5, seed=0,
+                        velocity_actions=velocity)
     z = policy.encode({"agent_pos": torch.zeros(1, policy.n_obs_steps, 2)})
+    # velocity actions: the paths start at a measured position, copied to the device once before sampling
+    frame = {"frame": velocity_frame(FallbackContext(2, [0, 1], action_mode="velocity", control_period_s=0.1),
+                                     observation(1), policy.device)} if velocity else {}
     with count_host_reads() as calls, reads_at_each_step(policy, calls) as marks:
-        out = steering.steer(policy, z)
+        out = steering.steer(policy, z, **frame)
     assert len(marks) == policy.config.num_inference_steps
     assert marks == [1] * len(marks)  # only the embedding check before step 0, nothing between steps
     assert calls == STEER_READS
@@ -108,12 +114,19 @@ cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA de
 
 @cuda
 @pytest.mark.parametrize("kind", ["diffusion", "flow"])
-def test_cuda_a_steered_loop_never_synchronises(kind):
+@pytest.mark.parametrize("velocity", [False, True])
+def test_cuda_a_steered_loop_never_synchronises(kind, velocity):
     policy = make_policy(kind, "cuda")
-    steering = Steering(KeepOut([0.0, 0.0], radius=0.3), num_particles=B, fk_every=1, fk_lambda=50.0, repulsion_until=0.5, seed=0)
+    steering = Steering(KeepOut([0.0, 0.0], radius=0.3), num_particles=B, fk_every=1, fk_lambda=50.0, repulsion_until=0.5, seed=0,
+                        velocity_actions=velocity)
     z = policy.encode({"agent_pos": torch.zeros(1, policy.n_obs_steps, 2)})
-    steering.steer(policy, z)  # warm-up: lazy CUDA initialisation is not part of a decision
-    total, marks = cuda_syncs(lambda: steering.steer(policy, z), policy)
+    context = FallbackContext(2, [0, 1], action_mode="velocity", control_period_s=0.1)
+
+    def steer():  # velocity actions: each decision copies its measured start to the device before sampling
+        return steering.steer(policy, z, **({"frame": velocity_frame(context, observation(1), policy.device)} if velocity else {}))
+
+    steer()  # warm-up: lazy CUDA initialisation is not part of a decision
+    total, marks = cuda_syncs(steer, policy)
     assert marks == [0] * policy.config.num_inference_steps  # nothing before or inside the loop
     assert total == 2  # after it: the policy's read of the hook's checks and steer's one read
 
