@@ -27,6 +27,7 @@ from omegaconf import DictConfig, OmegaConf
 from tqdm.auto import tqdm
 
 from fiper.env_factory import env_task_name, resolve
+from fiper.env_io import observation_dict
 from fiper.control import FailSafeError, MonitoredPolicy, RolloutRecorder, run_episode
 from fiper.control.failsafe import fault_owner
 from fiper.control.period import control_period_s
@@ -41,7 +42,7 @@ from fiper.monitor import load_monitor
 from launch.act_videos import check_rendering, write_videos
 from launch.common import check_guidance, load_policy_from, plain, resolve_device, save_config, set_cpu_threads
 from launch.stress import (SWEEP_CHECKS, action_context, built_response, check_observations, check_steering_layout,
-                           env_builder, probe_response, store_fingerprint)
+                           env_builder, needs_context, probe_response, store_fingerprint)
 from launch.validate import (ENV_CHECKS, RESUMES, THREADS, Bad, boolean, existing_path, integer, merged, optional, reported,
                              target, validate)
 
@@ -249,13 +250,14 @@ def run(cfg: DictConfig):
         period = control_period_s(probe, env_cfg.get("control_period_s"), env_name=str(env_cfg.get("name") or env_cfg.get("factory")))
         responses = check_responses(configs, probe, "launch.act (nothing has run yet)")
         check_guidance(policy, {f"response {n!r}": r for n, r in responses.items()}, "launch.act (nothing has run yet)")
-        kinds = {name: uses_positions(r) for name, r in responses.items() if getattr(r, "fallback", None) is not None}
-        layouts = {kind: action_context(plain(cfg.context), policy.action_dim, probe, positions=kind)  # one probe reset, one note
+        kinds = {name: uses_positions(r) or r.fallback is None for name, r in responses.items() if needs_context(r)}
+        layouts = {kind: action_context(plain(cfg.context), policy.action_dim, probe, positions=kind, period=period)  # one note
                    for kind in set(kinds.values())}
         contexts = {name: dataclasses.replace(layouts[kinds[name]]) if name in kinds else None  # a fresh history each
                     for name in responses}
+        seen = observation_dict(reset_env(probe, 0)[0]) if kinds else None  # where a velocity steering's paths start
         for name, r in responses.items():
-            check_steering_layout(r, contexts[name], f"response_configs.{name}.steering")
+            check_steering_layout(r, contexts[name], f"response_configs.{name}.steering", obs=seen)
         agents = {WITHOUT: MonitoredPolicy(policy, None, num_samples=num_samples, execute=cfg.execute, seed=cfg.seeds.start)}
         agents.update({name: MonitoredPolicy(policy, monitor, response=responses[name], context=contexts[name],
                                              num_samples=num_samples, execute=cfg.execute, seed=cfg.seeds.start) for name in names})
@@ -276,7 +278,7 @@ def run(cfg: DictConfig):
     with policy_faults_named():
         run_paired(make_env, agents, recorders, cell_list, seeds, record_keys=cfg.record_keys, progress=cfg.progress)
     # every episode of the stores, earlier runs' too; a steering response's reward scored on what each run executed
-    report = outcome_report(without_path, arm_paths, task=task, steering=responses, make_env=make_env)
+    report = outcome_report(without_path, arm_paths, task=task, steering=responses, make_env=make_env, contexts=contexts)
     save_config(cfg, cfg.out, "act_config.yaml")
     write_outcome(report, cfg.out, plot=cfg.plot)
     print(outcome_table(report))

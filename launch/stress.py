@@ -100,11 +100,13 @@ def env_builder(env_cfg: dict[str, Any], factories: dict[str, str], cells: list[
 
 
 def action_context(context_cfg: dict[str, Any], action_dim: int, probe_env, positions: bool = True,
-                   quiet: bool = False) -> FallbackContext:
-    """The action layout a fallback needs: from ``context`` if given, else from the task env. ``positions=False`` (a
-    fallback that commands no positions) takes every action entry for the layout when neither names one. A position
-    layout is checked against the env's measured position (a note when it has none; ``quiet``: said already)."""
+                   quiet: bool = False, period: float | None = None) -> FallbackContext:
+    """The action layout a fallback (or a velocity steering) needs: from ``context`` if given, else from the task env, with
+    the env's control ``period`` (seconds per env step). ``positions=False`` (a fallback that commands no positions) takes
+    every action entry for the layout when neither names one. A position layout is checked against the env's measured
+    position (a note when it has none; ``quiet``: said already)."""
     cfg = {k: v for k, v in context_cfg.items() if v is not None}
+    cfg["control_period_s"] = period
     if positions and cfg.get("action_mode") == "effort":
         refuse_effort("effort", "a fallback (hold, stop, retreat, return_retry, ...)")
     if "position_dims" not in cfg:
@@ -180,7 +182,14 @@ def probe_response(response: Any, env: Any, obs: Any) -> None:
         probe(observation_dict(obs), math.prod(env.action_space.shape))
 
 
-def build_response(cfg: DictConfig, monitor, policy, probe):
+def needs_context(response: Any) -> bool:
+    """Whether ``response`` needs the action layout: a fallback, or a steering of velocity actions (whose paths start at
+    the measured position)."""
+    steering = getattr(response, "steering", None)
+    return getattr(response, "fallback", None) is not None or bool(getattr(getattr(steering, "config", None), "velocity_actions", False))
+
+
+def build_response(cfg: DictConfig, monitor, policy, probe, period: float | None = None):
     """(GradedResponse, FallbackContext) from the ``response`` group, or (None, None) without one."""
     spec = cfg.get("response")
     if spec is None:
@@ -193,10 +202,11 @@ def build_response(cfg: DictConfig, monitor, policy, probe):
     except (TypeError, ValueError, AttributeError) as err:
         raise ValueError(f"launch.stress (nothing has run yet): the response cannot act on this env: {err}. Give the env what "
                          "it reads, or choose or set up the response differently (response=, response.<setting>=)") from None
-    if response.fallback is None:
+    if not needs_context(response):
         return response, None
-    context = action_context(plain(cfg.context), policy.action_dim, probe, positions=uses_positions(response))
-    check_steering_layout(response, context, "response.steering")
+    context = action_context(plain(cfg.context), policy.action_dim, probe, positions=uses_positions(response) or
+                             response.fallback is None, period=period)
+    check_steering_layout(response, context, "response.steering", obs=observation_dict(reset_env(probe, 0)[0]))
     return response, context
 
 
@@ -258,7 +268,7 @@ def run(cfg: DictConfig):
         check_observations(policy, probe, env_cfg)
         task = env_task_name(probe, env_cfg.get("name"))
         period = control_period_s(probe, env_cfg.get("control_period_s"), env_name=task)
-        response, context = build_response(cfg, monitor, policy, probe)
+        response, context = build_response(cfg, monitor, policy, probe, period)
         check_guidance(policy, {"the response": response}, "launch.stress (nothing has run yet)")
     finally:
         probe.close()

@@ -5,6 +5,7 @@ a policy from a factory, the cells checked against the env, and the videos of al
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -385,3 +386,25 @@ def test_act_replays_the_experts_episode_in_its_check_of_seeded_resets(run_dirs,
         with pytest.raises(SystemExit, match="stop after the check"):
             act.run(config(run_dirs, tmp_path / "act", *extra))
     assert seen == [None, envs.make_expert] and not (tmp_path / "act").exists()
+
+
+def test_act_refuses_a_velocity_steering_whose_start_the_observation_does_not_measure(run_dirs, tmp_path):
+    out = tmp_path / "act"
+    message = ("response_configs.steer.steering.velocity_actions=true integrates the velocities from the robot's measured "
+               "position, but the observation has no key 'nope' (it has {'agent_pos': (2,), 'object': (4,), 'obstacle': "
+               "(4,)}): name the key that measures the positions the action entries drive, context.agent_pos_key=<key> "
+               "(context.agent_pos_dims=[...] picking its entries, in the order of context.position_dims)")
+    with pytest.raises(ValueError) as err:
+        act.run(config(run_dirs, out, "responses=[steer]", "context.action_mode=velocity", "context.agent_pos_key=nope",
+                       "++response_configs.steer.steering.velocity_actions=true"))
+    assert str(err.value) == message
+    assert not out.exists()
+
+
+def test_act_steers_velocity_actions_from_the_measured_position_and_scores_them_from_the_recorded_one(run_dirs, tmp_path):
+    """push-T's actions read as velocities (only the plumbing is under test): the sweep runs, and the reward column
+    lifts each executed chunk from the agent_pos recorded at its decision."""
+    report = act.run(config(run_dirs, tmp_path / "act", "responses=[steer]", "seeds.count=1", "context.action_mode=velocity",
+                            "++response_configs.steer.steering.velocity_actions=true", "plot=false"))
+    reward = report.overall["steer"].reward
+    assert reward.note == "" and reward.decisions > 0 and math.isfinite(reward.mean_without)

@@ -102,13 +102,15 @@ def _same_period(periods: Mapping[str, float]) -> float:
 
 def outcome_report(without: str | os.PathLike, responses: Mapping[str, str | os.PathLike], *, task: str = "",
                    keys: Collection[tuple[str, float, int]] | None = None, steering: Mapping[str, Any] | None = None,
-                   make_env: Callable[[str, float], Any] | None = None) -> OutcomeReport:
+                   make_env: Callable[[str, float], Any] | None = None,
+                   contexts: Mapping[str, Any] | None = None) -> OutcomeReport:
     """Read the store ``without`` fiper and each response's store, and compare them on their shared seeds; ``keys``
     (shift, severity rounded to 6 digits, seed) keeps only those episodes (a store may hold more from earlier sweeps).
     ``steering`` (response name -> the built response, or its steering) adds, for each response that steers with a
     reward, that reward on the chunks both runs executed (``ResponseOutcome.reward``,
     ``fiper.evaluation.reward_outcome``); ``make_env(shift, severity)`` builds the env a reward reading the scene
-    is bound to, reset with each episode's seed."""
+    is bound to, reset with each episode's seed; ``contexts`` (response name -> its FallbackContext) say where a
+    velocity steering's executed chunks started."""
     if not responses:
         raise ValueError("no response stores to compare: name at least one response (responses=[hold])")
     wanted = None if keys is None else set(keys)
@@ -136,7 +138,7 @@ def outcome_report(without: str | os.PathLike, responses: Mapping[str, str | os.
         per_cell[(shift, sev)] = {name: compare(name, base_c, [r for r in recs if r.key[:2] == (shift, round(sev, 6))], period)
                                   for name, recs in arms.items()}
     if steering:
-        scored = reward_outcomes(without, responses, steering, make_env=make_env, keys=wanted)
+        scored = reward_outcomes(without, responses, steering, make_env=make_env, keys=wanted, contexts=contexts)
         overall = {n: replace(res, reward=scored[n][None]) if n in scored else res for n, res in overall.items()}
         per_cell = {c: {n: replace(res, reward=scored[n][(c[0], round(c[1], 6))]) if n in scored else res for n, res in arms_c.items()}
                     for c, arms_c in per_cell.items()}

@@ -4,7 +4,8 @@ A steering response picks, at every steered decision, the sampled chunk its rewa
 that kept the robot out of the zone (or wherever the reward wants it) is read back from what each run executed:
 the store's ``decisions/executed`` holds the chunk queued at every decision (NaN where a fallback acted). Every
 executed chunk is lifted as steering lifts it (``lift_chunks`` with the steering's ``position_dims`` and
-``velocity_actions``) and scored by the same program, in the run with the response and in the run without fiper on
+``velocity_actions``; velocities integrated from the position measured in the observation recorded at the decision's
+env step, over the control period, both as the response's FallbackContext names them) and scored by the same program, in the run with the response and in the run without fiper on
 the same (shift, severity, seed), so the comparison is paired:
 
 - a decision is scored where both runs decided at the same env step and both executed a chunk (the policy's whole
@@ -32,7 +33,9 @@ import torch
 
 from fiper.gym_api import reset_env
 from fiper.interventions.scene import bind_scene, scene_aware_parts
+from fiper.interventions.context import FallbackContext
 from fiper.interventions.trajectory import lift_chunks
+from fiper.interventions.velocity_path import frame_problem, recorded_starts
 from fiper.storage import EpisodeStore
 
 Key = tuple[str, float, int]  # (shift, severity rounded to 6 digits, seed)
@@ -62,40 +65,62 @@ def steering_of(response: Any) -> Any:
     return None
 
 
-Chunks = tuple[np.ndarray, np.ndarray]  # an episode's decision env steps (N,) and executed chunks (N, H, A)
+# an episode's decision env steps (N,), executed chunks (N, H, A) and, per observation key asked for, its recorded rows (N, ...)
+Chunks = tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]
 
 
-def executed_chunks(path: str | os.PathLike) -> dict[Key, Chunks]:
-    """Per episode of the store, its decisions' env steps and executed chunks; ValueError without ``decisions/executed``."""
+def executed_chunks(path: str | os.PathLike, observed: Collection[str] = ()) -> dict[Key, Chunks]:
+    """Per episode of the store, its decisions' env steps and executed chunks, with the observations of the keys
+    ``observed`` recorded at those steps; ValueError without ``decisions/executed`` or one of those keys."""
     store = EpisodeStore.open(path)
     missing = [f"decisions/{k}" for k in ("executed", "env_step") if k not in store.decision_keys]
     if missing:
         raise ValueError(f"{path} lacks {' and '.join(missing)} (the chunk queued at each decision, and its env step)")
+    unrecorded = [k for k in observed if k not in store.data_keys]
+    if unrecorded:
+        raise ValueError(f"{path} records no observation {unrecorded} (it has {sorted(store.data_keys)}), where a velocity "
+                         f"steering's executed chunks started: record it, record_keys=[..., {unrecorded[0]}]")
     executed = np.asarray(store.read_decisions("executed"), dtype=np.float32)
     steps = np.asarray(store.read_decisions("env_step"), dtype=np.int64)
+    rows = {k: store.read_data(k) for k in observed}
     shift, severity, seed = (store.meta(k) for k in ("shift", "severity", "seed"))
-    ends = np.asarray(store.decision_ends, dtype=np.int64)
-    spans = [(int(ends[i - 1]) if i else 0, int(ends[i])) for i in range(store.n_episodes)]
-    return {(str(shift[i]), round(float(severity[i]), 6), int(seed[i])): (steps[a:b], executed[a:b]) for i, (a, b) in enumerate(spans)}
+    ends, step_ends = (np.asarray(e, dtype=np.int64) for e in (store.decision_ends, store.episode_ends))
+    out = {}
+    for i in range(store.n_episodes):
+        a, b, first = int(ends[i - 1]) if i else 0, int(ends[i]), int(step_ends[i - 1]) if i else 0
+        seen = {k: v[first + steps[a:b]] for k, v in rows.items()}
+        out[(str(shift[i]), round(float(severity[i]), 6), int(seed[i]))] = (steps[a:b], executed[a:b], seen)
+    return out
 
 
-def chunk_rewards(steering: Any, chunks: np.ndarray) -> np.ndarray:
+def chunk_rewards(steering: Any, chunks: np.ndarray, context: FallbackContext | None = None,
+                  observed: dict[str, np.ndarray] | None = None) -> np.ndarray:
     """The steering's reward of each chunk of (decisions, H, A), as steering scores a chunk; NaN where it holds a NaN
-    (a decision a fallback took over)."""
+    (a decision a fallback took over). Velocity actions start at the position ``context`` reads from the observations
+    ``observed`` at the decisions (``executed_chunks``), integrated over its control period."""
+    velocity = bool(steering.config.velocity_actions)
+    start = None
+    if velocity:
+        problem = frame_problem(context, "the steering")
+        if problem or observed is None or context.agent_pos_key not in observed:
+            raise ValueError(problem or f"no observation {context.agent_pos_key!r} read where the velocity chunks started")
+        start = recorded_starts(context, observed[context.agent_pos_key])
     out = np.full(len(chunks), np.nan)
-    finite = np.isfinite(chunks).all(axis=(1, 2))
+    finite = np.isfinite(chunks).all(axis=(1, 2)) & (np.isfinite(start).all(axis=1) if velocity else True)
     if finite.any():
-        traj = lift_chunks(torch.as_tensor(chunks[finite]), steering.config.position_dims,
-                           velocity=bool(steering.config.velocity_actions))
+        traj = lift_chunks(torch.as_tensor(chunks[finite]), steering.config.position_dims, velocity=velocity,
+                           start=None if start is None else torch.as_tensor(start[finite], dtype=torch.float32),
+                           dt=context.control_period_s if velocity else 1.0)
         with torch.no_grad():
             out[finite] = steering.rewards[0](traj).double().cpu().numpy()  # a CheckedReward: shape and finiteness checked
     return out
 
 
-def paired_rewards(steering: Any, run: Chunks, base: Chunks) -> tuple[np.ndarray, np.ndarray]:
+def paired_rewards(steering: Any, run: Chunks, base: Chunks, context: FallbackContext | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The rewards of the chunks both runs executed at the same env steps: (with the response, without fiper)."""
     _, i, j = np.intersect1d(run[0], base[0], assume_unique=True, return_indices=True)
-    got, ref = chunk_rewards(steering, run[1][i]), chunk_rewards(steering, base[1][j])
+    got = chunk_rewards(steering, run[1][i], context, {k: v[i] for k, v in run[2].items()})
+    ref = chunk_rewards(steering, base[1][j], context, {k: v[j] for k, v in base[2].items()})
     both = np.isfinite(got) & np.isfinite(ref)
     return got[both], ref[both]
 
@@ -116,7 +141,8 @@ def _reward_name(steering: Any) -> str:
 
 def _score_cell(cell: Cell, seeds: list[int], steerings: Mapping[str, Any], runs: Mapping[str, Mapping[Key, Chunks]],
                 base: Mapping[Key, Chunks], make_env: Callable[[str, float], Any] | None, notes: dict[str, str],
-                results: dict[str, dict[Key, tuple[float, float, int]]]) -> None:
+                results: dict[str, dict[Key, tuple[float, float, int]]],
+                contexts: Mapping[str, FallbackContext | None] | None = None) -> None:
     """Score every response of ``steerings`` on the cell's paired episodes, in ``results``; a failure ends that
     response's scoring with a note in ``notes``, never an exception. A reward reading the scene is bound per seed."""
     scene = [name for name in steerings if scene_aware_parts(steerings[name].rewards)]
@@ -138,7 +164,7 @@ def _score_cell(cell: Cell, seeds: list[int], steerings: Mapping[str, Any], runs
                 try:
                     if name in scene:
                         bind_scene(steering.rewards, env)
-                    got, ref = paired_rewards(steering, runs[name][key], base[key])
+                    got, ref = paired_rewards(steering, runs[name][key], base[key], (contexts or {}).get(name))
                 except Exception as err:  # noqa: BLE001  a user program's failure is named, not raised
                     notes[name] = (f"reward {_reward_name(steering)!r} failed on the recorded chunks of {cell[0]} {cell[1]:g}, "
                                    f"seed {seed}: {type(err).__name__}: {err}; not evaluated")
@@ -151,10 +177,12 @@ def _score_cell(cell: Cell, seeds: list[int], steerings: Mapping[str, Any], runs
 
 
 def reward_outcomes(without: str | os.PathLike, arms: Mapping[str, str | os.PathLike], steerings: Mapping[str, Any], *,
-                    make_env: Callable[[str, float], Any] | None = None,
-                    keys: Collection[Key] | None = None) -> dict[str, dict[Cell | None, RewardOutcome]]:
+                    make_env: Callable[[str, float], Any] | None = None, keys: Collection[Key] | None = None,
+                    contexts: Mapping[str, FallbackContext | None] | None = None) -> dict[str, dict[Cell | None, RewardOutcome]]:
     """Per response whose steering has a reward (``steerings``: name -> the response or its steering): its
-    RewardOutcome over every paired episode (key None) and per cell. Responses without one are left out."""
+    RewardOutcome over every paired episode (key None) and per cell. Responses without one are left out. A steering
+    of velocity actions reads where its chunks started as its response's FallbackContext (``contexts``) says."""
+    contexts = dict(contexts or {})
     steerings = {name: steering_of(s) for name, s in steerings.items() if name in arms and steering_of(s) is not None}
     if not steerings:
         return {}
@@ -165,22 +193,33 @@ def reward_outcomes(without: str | os.PathLike, arms: Mapping[str, str | os.Path
                            "so no one program scores every executed chunk; not evaluated")
         elif scene_aware_parts(s.rewards) and make_env is None:
             notes[name] = "the reward reads the scene (scene_obstacles()) and no env was given to read it from; not evaluated"
+        elif s.config.velocity_actions and frame_problem(contexts.get(name), "the steering"):
+            notes[name] = f"{frame_problem(contexts.get(name), 'the steering')}; not evaluated"
+    observed = sorted({contexts[n].agent_pos_key for n, s in steerings.items() if s.config.velocity_actions and not notes[n]})
     wanted = (lambda k: True) if keys is None else (lambda k: k in keys)  # noqa: E731
     try:
-        base = {k: v for k, v in executed_chunks(without).items() if wanted(k)}
+        try:
+            base = {k: v for k, v in executed_chunks(without, observed).items() if wanted(k)}
+        except ValueError as err:  # the velocity steerings' start is not recorded: the others are still scored
+            if not observed:
+                raise
+            notes = {n: note or (f"{err}; not evaluated" if s.config.velocity_actions else "") for (n, note), s in
+                     zip(notes.items(), steerings.values())}
+            observed, base = [], {k: v for k, v in executed_chunks(without).items() if wanted(k)}
     except ValueError as err:
         base, notes = {}, {name: note or f"{err}; not evaluated" for name, note in notes.items()}
     runs: dict[str, dict[Key, Chunks]] = {}
     for name in steerings:
         try:
-            runs[name] = {k: v for k, v in executed_chunks(arms[name]).items() if k in base}
+            asked = [contexts[name].agent_pos_key] if steerings[name].config.velocity_actions and not notes[name] else []
+            runs[name] = {k: v for k, v in executed_chunks(arms[name], asked).items() if k in base}
         except ValueError as err:
             runs[name], notes[name] = {}, notes[name] or f"{err}; not evaluated"
     cells = sorted({k[:2] for k in base})
     results: dict[str, dict[Key, tuple[float, float, int]]] = {name: {} for name in steerings}
     for cell in cells:
         seeds = sorted({k[2] for name in steerings for k in runs[name] if k[:2] == cell})
-        _score_cell(cell, seeds, steerings, runs, base, make_env, notes, results)
+        _score_cell(cell, seeds, steerings, runs, base, make_env, notes, results, contexts)
     out = {}
     for name, s in steerings.items():
         label, rows = _reward_name(s), results[name]

@@ -13,7 +13,7 @@ import torch
 
 from fiper.evaluation.outcome import outcome_report
 from fiper.evaluation.render.outcome import outcome_markdown, outcome_table, write_outcome
-from fiper.interventions import GradedResponse, KeepOut, SceneKeepOut, Steering, load_reward, make_fallback
+from fiper.interventions import FallbackContext, GradedResponse, KeepOut, SceneKeepOut, Steering, load_reward, make_fallback
 from fiper.storage import EpisodeStore
 
 N, H, A = 10, 4, 2  # decisions per episode, chunk horizon, action entries
@@ -153,3 +153,35 @@ def test_a_reward_that_reads_the_scene_is_bound_to_each_episodes_seed(stores):
     assert got.difference == pytest.approx(-inside * (5 / 10 + 3 / 8) / 4, rel=1e-3)
     unbound = outcome_report(stores / "without.zarr", arms, steering=scene).overall["steer"].reward
     assert math.isnan(unbound.difference) and "reads the scene" in unbound.note
+
+
+def velocity_stores(tmp_path, record_position: bool = True):
+    """One episode per arm: every decision executed 0.5 m/s along x for H steps of 0.1 s, from agent_pos (0.15, y): the
+    run without fiper at y = 0.1, through the zone around (0.3, 0.1); the steered run at y = 0.3, clear of it."""
+    for name, y in (("without", 0.1), ("steer", 0.3)):
+        store = EpisodeStore.create(tmp_path / f"{name}.zarr", attrs={"task": "t", "control_period_s": 0.1})
+        executed = np.zeros((N, H, A), np.float32)
+        executed[..., 0] = 0.5
+        steps = {"action": np.zeros((4 * N, A))}
+        if record_position:
+            steps["agent_pos"] = np.tile(np.float32([0.15, y]), (4 * N, 1))
+        decisions = {"env_step": np.arange(N) * 4, "alarm": np.zeros(N, bool), "intervention": np.array(["none"] * N),
+                     "timing/total_ms": np.full(N, 10.0), "executed": executed}
+        store.append_episode(steps, decisions=decisions, meta={"success": True, "failure_step": -1, "failure_reason": "",
+                                                               "shift": "none", "severity": 0.0, "seed": 0})
+    return {"steer": tmp_path / "steer.zarr"}
+
+
+def test_velocity_chunks_are_scored_from_the_position_recorded_at_their_decision(tmp_path):
+    arms = velocity_stores(tmp_path)
+    steer = {"steer": Steering(KeepOut([0.3, 0.1], radius=0.05), position_dims=(0, 1), velocity_actions=True)}
+    context = {"steer": FallbackContext(2, [0, 1], action_mode="velocity", control_period_s=0.1)}
+    got = outcome_report(tmp_path / "without.zarr", arms, steering=steer, contexts=context).overall["steer"].reward
+    # without fiper: 0.20 .. 0.35 along y = 0.1, 0.1 m through the disc of every chunk; steered: 0.2 m beside it
+    assert got.note == "" and got.decisions == N
+    assert got.mean_without < -0.05 and got.mean > -1e-5 and got.difference > 0.05
+    no_period = outcome_report(tmp_path / "without.zarr", arms, steering=steer).overall["steer"].reward
+    assert "lacks the seconds per env step" in no_period.note or "no FallbackContext" in no_period.note
+    unrecorded = velocity_stores(tmp_path / "bare", record_position=False)
+    note = outcome_report(tmp_path / "bare" / "without.zarr", unrecorded, steering=steer, contexts=context).overall["steer"].reward.note
+    assert "records no observation ['agent_pos']" in note and "record_keys=[..., agent_pos]" in note
