@@ -190,13 +190,20 @@ def check_act_stage(composed: DictConfig, stage: str, expert: str | None = None)
             policy = call_policy_factory(composed.policy_factory, resolve_device(composed.device))
             check_guidance(policy, {f"response {n!r}": r for n, r in responses.items()},
                            f"pipeline stage '{stage}' (act.responses; nothing has run yet)")
-        if any(stress.uses_positions(r) for r in responses.values()):
+        velocity = any(stress.needs_context(r) and r.fallback is None for r in responses.values())  # a velocity steer alone
+        if velocity or any(stress.uses_positions(r) for r in responses.values()):
             try:  # a fallback commands positions: the env or act.overrides must say which action entries are positions
+                from fiper.control.period import control_period_s
+                from fiper.env_io import observation_dict
+                from fiper.gym_api import reset_env
+
+                period = control_period_s(probe, plain(composed.env).get("control_period_s"))  # as the act stage reads it
                 context = stress.action_context(plain(composed.context), int(np.prod(probe.action_space.shape)), probe,
-                                                 quiet=True)  # the act stage says its note
+                                                 quiet=True, period=period)  # the act stage says its note
+                seen = observation_dict(reset_env(probe, 0)[0])  # where a velocity steer's paths start
                 for name, response in responses.items():  # a steer reads the same entries as positions
                     try:
-                        stress.check_steering_layout(response, context, f"response_configs.{name}.steering")
+                        stress.check_steering_layout(response, context, f"response_configs.{name}.steering", obs=seen)
                     except ValueError as err:
                         raise ValueError(f"{err} (in the pipeline: act.overrides)") from None
             except ValueError as err:
