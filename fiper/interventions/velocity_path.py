@@ -30,11 +30,11 @@ class VelocityFrame(NamedTuple):
 
     def rows(self, n: int, rows: Tensor | None = None) -> Tensor:
         """The start, shaped (n or len(rows), 1, k) to broadcast over a block of particles (n, B, H, k)."""
+        if self.start.shape[0] == 1:  # one position for every observation
+            return self.start.expand(n, -1)[:, None, :]
         start = self.start if rows is None else self.start.index_select(0, rows)
-        if rows is None and start.shape[0] != n:
-            if start.shape[0] != 1:
-                raise ValueError(f"the velocity path's start holds {start.shape[0]} positions for {n} observations")
-            start = start.expand(n, -1)
+        if start.shape[0] != n:
+            raise ValueError(f"the velocity path's start holds {start.shape[0]} positions for {n} observations")
         return start[:, None, :]
 
 
