@@ -99,3 +99,28 @@ def test_stress_context_comes_from_the_task_and_a_response_needs_a_monitor(setup
     cfg = OmegaConf.create({"response": {"fallback": {"name": "hold"}}})
     with pytest.raises(ValueError, match="monitor_dir"):
         build_response(cfg, None, setup[1], make_env)
+
+
+def test_stress_gives_a_velocity_steer_its_layout_and_period_and_refuses_one_without_a_measured_position(setup):
+    from omegaconf import OmegaConf
+
+    from launch.stress import build_response
+
+    _, policy, monitor = setup
+    steer = {"steering": {"reward": {"name": "keep_out", "center": [0.0, 0.0], "radius": 0.05}, "velocity_actions": True}}
+    context = {"position_dims": [0, 1], "gripper_dims": None, "action_mode": "velocity", "agent_pos_key": None,
+               "agent_pos_dims": None}
+    env = make_env()
+    try:
+        response, ctx = build_response(OmegaConf.create({"response": steer, "context": context}), monitor, policy, env, 0.1)
+        assert response.fallback is None and ctx.control_period_s == 0.1 and ctx.agent_pos_key == "agent_pos"
+        missing = OmegaConf.create({"response": steer, "context": {**context, "agent_pos_key": "nope"}})
+        with pytest.raises(ValueError) as err:
+            build_response(missing, monitor, policy, env, 0.1)
+    finally:
+        env.close()
+    assert str(err.value) == (
+        "response.steering.velocity_actions=true integrates the velocities from the robot's measured position, but the "
+        "observation has no key 'nope' (it has {'agent_pos': (2,), 'object': (4,), 'obstacle': (4,)}): name the key that "
+        "measures the positions the action entries drive, context.agent_pos_key=<key> (context.agent_pos_dims=[...] picking "
+        "its entries, in the order of context.position_dims)")
