@@ -65,6 +65,11 @@ def steering_of(response: Any) -> Any:
     return None
 
 
+def _velocity(steering: Any) -> bool:
+    """Whether ``steering`` integrates its actions as velocities (a steering of one's own may not say: positions)."""
+    return bool(getattr(steering.config, "velocity_actions", False))
+
+
 # an episode's decision env steps (N,), executed chunks (N, H, A) and, per observation key asked for, its recorded rows (N, ...)
 Chunks = tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]
 
@@ -98,7 +103,7 @@ def chunk_rewards(steering: Any, chunks: np.ndarray, context: FallbackContext | 
     """The steering's reward of each chunk of (decisions, H, A), as steering scores a chunk; NaN where it holds a NaN
     (a decision a fallback took over). Velocity actions start at the position ``context`` reads from the observations
     ``observed`` at the decisions (``executed_chunks``), integrated over its control period."""
-    velocity = bool(steering.config.velocity_actions)
+    velocity = _velocity(steering)
     start = None
     if velocity:
         problem = frame_problem(context, "the steering")
@@ -193,9 +198,9 @@ def reward_outcomes(without: str | os.PathLike, arms: Mapping[str, str | os.Path
                            "so no one program scores every executed chunk; not evaluated")
         elif scene_aware_parts(s.rewards) and make_env is None:
             notes[name] = "the reward reads the scene (scene_obstacles()) and no env was given to read it from; not evaluated"
-        elif s.config.velocity_actions and frame_problem(contexts.get(name), "the steering"):
+        elif _velocity(s) and frame_problem(contexts.get(name), "the steering"):
             notes[name] = f"{frame_problem(contexts.get(name), 'the steering')}; not evaluated"
-    observed = sorted({contexts[n].agent_pos_key for n, s in steerings.items() if s.config.velocity_actions and not notes[n]})
+    observed = sorted({contexts[n].agent_pos_key for n, s in steerings.items() if _velocity(s) and not notes[n]})
     wanted = (lambda k: True) if keys is None else (lambda k: k in keys)  # noqa: E731
     try:
         try:
@@ -203,7 +208,7 @@ def reward_outcomes(without: str | os.PathLike, arms: Mapping[str, str | os.Path
         except ValueError as err:  # the velocity steerings' start is not recorded: the others are still scored
             if not observed:
                 raise
-            notes = {n: note or (f"{err}; not evaluated" if s.config.velocity_actions else "") for (n, note), s in
+            notes = {n: note or (f"{err}; not evaluated" if _velocity(s) else "") for (n, note), s in
                      zip(notes.items(), steerings.values())}
             observed, base = [], {k: v for k, v in executed_chunks(without).items() if wanted(k)}
     except ValueError as err:
@@ -211,7 +216,7 @@ def reward_outcomes(without: str | os.PathLike, arms: Mapping[str, str | os.Path
     runs: dict[str, dict[Key, Chunks]] = {}
     for name in steerings:
         try:
-            asked = [contexts[name].agent_pos_key] if steerings[name].config.velocity_actions and not notes[name] else []
+            asked = [contexts[name].agent_pos_key] if _velocity(steerings[name]) and not notes[name] else []
             runs[name] = {k: v for k, v in executed_chunks(arms[name], asked).items() if k in base}
         except ValueError as err:
             runs[name], notes[name] = {}, notes[name] or f"{err}; not evaluated"
