@@ -354,6 +354,8 @@ class MonitoredPolicy:
             return None, f"steering raised {error_text(err)}"
 
     def _respond(self, verdict: MonitorVerdict | None) -> str:
-        if self.response is None or verdict is None:
+        if self.response is None:
             return "none"
+        if verdict is None:  # no monitor: a response that starts steered (start='steer') steers; nothing sets one off
+            return "steer" if self.response.mode == "steer" and self.response.steering is not None else "none"
         return self.response.step(verdict.alarm, verdict.combined_ratio)

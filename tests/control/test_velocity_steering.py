@@ -67,3 +67,15 @@ def test_position_steering_is_the_same_bit_for_bit_whatever_the_context_says_of_
     framed = steering.steer(policy, z, generator=torch.Generator().manual_seed(0),
                             frame=VelocityFrame(torch.tensor([[5.0, 5.0]]), 0.05))  # a frame position actions ignore
     assert all(torch.equal(a, b) for a, b in zip(plain, framed))
+
+
+def test_steering_from_the_start_without_a_monitor_executes_the_best_particle_and_says_so(policy):
+    reward = KeepOut([0.0, 0.0], 0.3)
+    steered = agent(policy, reward, FallbackContext(2, [0, 1]), velocity=False)
+    for _ in range(3):
+        steered.act(OBS)
+    for decision in steered.decisions:
+        assert decision.intervention == "steer" and decision.steered
+        rewards = reward(torch.nn.functional.pad(torch.as_tensor(decision.samples[..., :2]), (0, 1)))
+        best = decision.samples[int(torch.argmax(rewards))]
+        np.testing.assert_allclose(decision.executed, best, rtol=1e-5, atol=1e-6)
