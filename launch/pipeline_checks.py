@@ -150,7 +150,8 @@ def check_env(env_cfg: Mapping[str, Any], factories: Mapping[str, str], policy: 
             try:
                 for key in shapes:
                     check_obs_layout(key, shapes[key], np.asarray(obs[key]).dtype)
-                check_encoder_keys(shapes, policy.get("encoder", "lowdim"), int(policy.get("image_downsample") or 1))
+                check_encoder_keys(shapes, policy.get("encoder", "lowdim"), int(policy.get("image_downsample") or 1),
+                                   len(policy["image_channels"]) if policy.get("image_channels") else None)
             except ValueError as err:
                 raise ValueError(f"env {task!r}: {err} (or train.overrides=['policy.obs_keys=[...]'] in the pipeline); "
                                  "nothing has run yet") from None

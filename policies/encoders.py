@@ -19,9 +19,27 @@ from policies.normalizer import is_image_shape, module_name
 LARGE_IMAGE_SIDE = 128
 
 
-def check_encoder_keys(obs_shapes: Mapping[str, tuple[int, ...]], encoder: str, downsample: int = 1) -> None:
+def trunk_map(height: int, width: int, downsample: int, layers: int) -> tuple[int, int]:
+    """The (h, w) feature map whose keypoints the image trunk reads: the image average-pooled by ``downsample``, then
+    halved (rounded up) by each of its ``layers`` stride-2 convolutions (one per ``policy.image_channels`` entry)."""
+    h, w = height // downsample, width // downsample
+    for _ in range(layers):
+        h, w = (h + 1) // 2, (w + 1) // 2
+    return h, w
+
+
+def usable_downsamples(sides: Mapping[str, tuple[int, int]], layers: int | None) -> list[int]:
+    """The factors that divide every image's sides and (``layers`` given) leave each a keypoint map larger than 1x1."""
+    return [d for d in range(1, min(min(s) for s in sides.values()) + 1)
+            if all(h % d == 0 and w % d == 0 for h, w in sides.values())
+            and (layers is None or all(trunk_map(h, w, d, layers) != (1, 1) for h, w in sides.values()))]
+
+
+def check_encoder_keys(obs_shapes: Mapping[str, tuple[int, ...]], encoder: str, downsample: int = 1,
+                       layers: int | None = None) -> None:
     """Refuse observation keys the chosen encoder cannot read (naming the image policy groups and ``policy.obs_keys``),
-    and an image side ``image_downsample`` does not divide."""
+    an image side ``image_downsample`` does not divide, and (given the trunk's number of stride-2 ``layers``) an image
+    the trunk would shrink to a 1x1 map, whose keypoints are the same whatever it shows."""
     images = [k for k, s in obs_shapes.items() if is_image_shape(tuple(s))]
     others = [k for k in obs_shapes if k not in images]
     if encoder == "lowdim" and images:
@@ -33,10 +51,25 @@ def check_encoder_keys(obs_shapes: Mapping[str, tuple[int, ...]], encoder: str, 
         raise ValueError(f"encoder='image' needs an image observation key of per-step shape (H, W, 3), got shapes "
                          f"{ {k: tuple(s) for k, s in obs_shapes.items()} }: train a low-dim policy (policy=diffusion_mlp), or "
                          "give the env a camera key (gymnasium.wrappers.AddRenderObservation(env, render_only=False))")
-    uneven = {k: tuple(obs_shapes[k][:2]) for k in images if obs_shapes[k][0] % downsample or obs_shapes[k][1] % downsample}
-    if encoder == "image" and uneven:
-        raise ValueError(f"policy.image_downsample={downsample} must divide the sides of the images {uneven}: choose a factor "
-                         "of both sides, or render a size it divides (gymnasium.make(id, render_mode='rgb_array', width=..., height=...))")
+    if encoder != "image":
+        return
+    sides = {k: (int(obs_shapes[k][0]), int(obs_shapes[k][1])) for k in images}
+    usable = usable_downsamples(sides, layers)
+    choose = (f"choose one of {usable}, the factors dividing the sides of every image {sides}"
+              + (" and leaving each a keypoint map larger than 1x1" if layers is not None else "")
+              if usable else f"no factor suits every image {sides}")
+    uneven = {k: s for k, s in sides.items() if s[0] % downsample or s[1] % downsample}
+    if uneven:
+        raise ValueError(f"policy.image_downsample={downsample} must divide the sides of the images {uneven}: {choose}, or "
+                         "render a size it divides (gymnasium.make(id, render_mode='rgb_array', width=..., height=...))")
+    blind = {k: s for k, s in sides.items() if layers is not None and trunk_map(*s, downsample, layers) == (1, 1)}
+    if blind:
+        shown = ", ".join(f"{k!r} {h}x{w} is {h // downsample}x{w // downsample}" for k, (h, w) in blind.items())
+        raise ValueError(f"images {shown} after policy.image_downsample={downsample}, which the image trunk's {layers} stride-2 "
+                         f"convolutions (policy.image_channels) reduce to a 1x1 map: its keypoints would be the same "
+                         f"whatever the camera shows, so the policy would not see {'it' if len(blind) == 1 else 'them'}. "
+                         f"{choose[0].upper()}{choose[1:]}; or render {'it' if len(blind) == 1 else 'them'} larger (a side of at least {2 ** layers + 1} px after the factor), or leave it out with "
+                         "policy.obs_keys=[...]")
 
 
 def large_image_note(obs_shapes: Mapping[str, tuple[int, ...]], downsample: int = 1) -> str | None:
@@ -98,14 +131,14 @@ class ImageTrunk(nn.Module):
                  downsample: int = 1):
         super().__init__()
         layers: list[nn.Module] = [nn.AvgPool2d(downsample)] if downsample > 1 else []
-        c_in, h, w = 3, image_shape[0] // downsample, image_shape[1] // downsample
+        c_in = 3
         for i, c_out in enumerate(channels):
             kernel = 5 if i == 0 else 3
             layers += [nn.Conv2d(c_in, c_out, kernel, stride=2, padding=kernel // 2), nn.GroupNorm(n_groups, c_out), nn.Mish()]
-            c_in, h, w = c_out, (h + 1) // 2, (w + 1) // 2
+            c_in = c_out
         layers.append(nn.Conv2d(c_in, keypoints, 1))
         self.convs = nn.Sequential(*layers)
-        self.softmax = SpatialSoftmax(h, w)
+        self.softmax = SpatialSoftmax(*trunk_map(image_shape[0], image_shape[1], downsample, len(channels)))
         self.out_dim = 2 * keypoints
 
     def forward(self, images: Tensor) -> Tensor:
@@ -119,7 +152,7 @@ class ImageEncoder(nn.Module):
     def __init__(self, obs_shapes: Mapping[str, tuple[int, ...]], n_obs_steps: int, hidden: int, embed_dim: int,
                  channels: list[int], keypoints: int, n_groups: int, downsample: int = 1):
         super().__init__()
-        check_encoder_keys(obs_shapes, "image", downsample)
+        check_encoder_keys(obs_shapes, "image", downsample, len(channels))
         self.image_keys = [k for k, s in obs_shapes.items() if is_image_shape(tuple(s))]
         self.lowdim_keys = [k for k in obs_shapes if k not in self.image_keys]
         self.trunks = nn.ModuleDict({module_name(k): ImageTrunk(tuple(obs_shapes[k]), channels, keypoints, n_groups, downsample)

@@ -206,3 +206,34 @@ def test_an_env_that_rewrites_one_image_buffer_keeps_every_frame(tmp_path):
     policy = build_policy(config, {"pixels": (8, 8, 3), "state": (2,)}, 2)
     result = run_episode(OneBuffer(), MonitoredPolicy(policy, None, num_samples=2), seed=0)
     assert result.steps["pixels"][:, 0, 0, 0].tolist() == [0, 1, 2, 3, 4, 5]
+
+
+def test_two_cameras_of_different_sizes_share_one_downsample_and_none_is_pooled_blind():
+    """A wrist and a front camera: image_downsample must suit both, and a factor (or a side) that would shrink one to
+    a 1x1 keypoint map, whose keypoints are the same whatever it shows, is refused naming the factors that suit both."""
+    import torch
+
+    from policies.encoders import ImageTrunk, trunk_map, usable_downsamples
+
+    shapes = {"state": (4,), "wrist": (32, 32, 3), "front": (48, 48, 3)}
+    assert usable_downsamples({"wrist": (32, 32), "front": (48, 48)}, 2) == [1, 2, 4]
+    assert usable_downsamples({"wrist": (32, 32), "front": (48, 48)}, None) == [1, 2, 4, 8, 16]
+    assert trunk_map(32, 32, 8, 2) == (1, 1) and trunk_map(48, 48, 8, 2) == (2, 2)
+    with pytest.raises(ValueError, match=r"image_downsample=3 must divide the sides of the images \{'wrist': \(32, 32\)\}: "
+                                         r"choose one of \[1, 2, 4\], the factors dividing the sides of every image"):
+        check_encoder_keys(shapes, "image", downsample=3, layers=2)
+    with pytest.raises(ValueError, match=r"^images 'wrist' 32x32 is 4x4 after policy.image_downsample=8, which the image "
+                                         r"trunk's 2 stride-2 convolutions .* 1x1 map.*would not see it\. Choose one of \[1, 2, 4\]"):
+        check_encoder_keys(shapes, "image", downsample=8, layers=2)
+    with pytest.raises(ValueError, match=r"'cam' 4x4 is 4x4 .* No factor suits every image .* at least 5 px"):
+        check_encoder_keys({"cam": (4, 4, 3)}, "image", layers=2)
+    check_encoder_keys(shapes, "image", downsample=4, layers=2)
+    # the refused case is what it says: a 1x1 map gives every image the same keypoints, a 2x2 one does not
+    torch.manual_seed(0)
+    images = torch.rand(6, 32, 32, 3)
+    blind, seeing = ImageTrunk((32, 32, 3), [8, 8], 4, 4, 16), ImageTrunk((32, 32, 3), [8, 8], 4, 4, 4)
+    assert float(blind(images).std(0).max()) == 0.0 and float(seeing(images).std(0).max()) > 0.01
+    from policies import PolicyConfig, build_policy
+
+    with pytest.raises(ValueError, match=r"'wrist' 32x32 is 4x4 after policy.image_downsample=8"):
+        build_policy(PolicyConfig(denoiser="mlp", encoder="image", image_downsample=8), shapes, 2)

@@ -160,7 +160,7 @@ def test_image_downsample_pools_before_the_trunk():
     policy = build_policy(pc, {"image": (96, 96, 3), "agent_pos": (2,)}, 2)
     z = policy.encode({"image": torch.zeros(2, 2, 96, 96, 3, dtype=torch.uint8), "agent_pos": torch.zeros(2, 2, 2)})
     assert z.shape == (2, policy.embedding_dim)
-    with pytest.raises(ValueError, match=r"image_downsample=5 must divide the sides of the images \{'image': \(96, 96\)\}: choose a factor"):
+    with pytest.raises(ValueError, match=r"image_downsample=5 must divide the sides of the images \{'image': \(96, 96\)\}: choose one of \[1, 2, 3, 4, 6, 8, 12, 16, 24, 32\]"):
         build_policy(tiny_config("diffusion", encoder="image", image_channels=[8], n_groups=4, image_downsample=5),
                      {"image": (96, 96, 3)}, 2)
     with pytest.raises(ValueError, match="image_downsample"):
