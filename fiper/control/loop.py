@@ -59,6 +59,16 @@ def _stack(rows: list[np.ndarray | None], key: str) -> np.ndarray:
     return np.stack([fill if r is None else r for r in rows])
 
 
+def default_record_keys(agent: MonitoredPolicy) -> list[str]:
+    """The observation keys a rollout keeps by default: the policy's, then those a monitor's score reads in the raw
+    observation (obs_novelty fitted on a camera the policy leaves out), so the rollouts calibrate and evaluate it."""
+    keys = list(agent.policy.obs_shapes)
+    for score in (agent.monitor.scores.values() if agent.monitor is not None else ()):
+        if "observation" in score.needs:
+            keys += [str(k) for k in score.config.get("keys") or () if str(k) not in keys]
+    return keys
+
+
 def run_episode(
     env: Any,
     agent: MonitoredPolicy,
@@ -73,7 +83,8 @@ def run_episode(
 
     ``max_steps`` ends it as a timeout; without it an episode that runs ``EPISODE_STEP_LIMIT`` steps is an env
     without a time limit, an error naming the fix rather than a rollout that never ends. ``record_keys`` picks
-    the observation keys kept per step (default: the policy's keys; an array observation is the key 'obs'). A
+    the observation keys kept per step (default: the policy's keys and those a monitor's score reads,
+    ``default_record_keys``; an array observation is the key 'obs'). A
     step whose observation could not be read (the agent's fail-safe alarm names why) is stored as NaN, or 0 for
     an integer key. ``steps['action']`` holds what the env executed: an action outside the env's action space
     is clipped to it (counted in ``clipped_steps``), while the decisions keep the chunks as the policy gave them.
@@ -81,7 +92,7 @@ def run_episode(
     obs, info = reset_env(env, seed, reset_options or None)
     agent.reset(seed=seed)
     agent.bind_env(env)
-    keys = list(record_keys if record_keys is not None else agent.policy.obs_shapes)
+    keys = list(record_keys) if record_keys is not None else default_record_keys(agent)
     shapes: dict[str, tuple[int, ...] | None] = {k: agent.history.shapes.get(k) if agent.history.shapes else None for k in keys}
     rows: dict[str, list] = {k: [] for k in keys}
     actions, infos = [], []

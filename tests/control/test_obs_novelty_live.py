@@ -95,3 +95,32 @@ def test_an_obstacle_never_seen_in_the_fit_rollouts_alarms_at_the_first_decision
         ratios[scale] = agent.last_info["ratios"]["obs"]
         assert not agent.last_info["failsafe"] and agent.last_info["alarm"] == (ratios[scale] > 1)
     assert ratios["median"] > 2 and ratios[1.0] < 1, ratios  # measured 2.8 and 0.35
+
+
+def test_rollouts_keep_a_camera_the_policy_leaves_out_when_the_monitor_reads_it(recorded):
+    """A second camera the policy is not trained on, read by the monitor's obs_novelty: run_episode records it by
+    default beside the policy's keys, so the rollouts can calibrate and evaluate that score."""
+    import gymnasium as gym
+
+    from fiper.control.loop import default_record_keys
+
+    class SecondCamera(gym.ObservationWrapper):
+        def observation(self, obs):  # a tiny 'wrist' image whose grey level follows the hand's x
+            return {**obs, "wrist": np.full((12, 12, 3), int(100 + 300 * obs["agent_pos"][0]) % 256, np.uint8)}
+
+    _, policy, _ = recorded
+    rng = np.random.default_rng(0)
+    fit = ScoreFitData(None, None, np.arange(4, 25, 4), observations={"wrist": rng.integers(0, 256, (24, 12, 12, 3), np.uint8)})
+    spec = {**SPEC, "scores": {"obs": {"score": "obs_novelty", "keys": ["wrist"]}}}
+    monitor = FailureMonitor.from_spec(spec, fit, PolicyIdentity.of(policy, B))
+    monitor.calibrate(monitor.score_offline(None, None, fit.decision_ends, observations=fit.observations), fit.decision_ends,
+                      delta=0.2)
+    agent = MonitoredPolicy(policy, monitor, num_samples=B)
+    assert "wrist" not in policy.obs_shapes and default_record_keys(agent) == [*policy.obs_shapes, "wrist"]
+    assert default_record_keys(MonitoredPolicy(policy, None, num_samples=B)) == list(policy.obs_shapes)
+    env = SecondCamera(make_env())
+    result = run_episode(env, agent, seed=3, max_steps=6)
+    assert result.steps["wrist"].shape == (6, 12, 12, 3) and result.steps["wrist"].dtype == np.uint8
+    obs, _ = env.reset(seed=3)
+    assert np.array_equal(result.steps["wrist"][0], obs["wrist"])  # the first step's frame, as the env gave it
+    assert list(run_episode(env, agent, seed=3, max_steps=2, record_keys=["agent_pos"]).steps) == ["agent_pos", "action"]
