@@ -127,3 +127,37 @@ def write_v21(root: Path) -> Path:
         index += length
     (root / "meta" / "episodes.jsonl").write_text("\n".join(lines) + "\n")
     return root
+
+
+WRIST = (16, 24)  # a second camera of another size: (height, width)
+
+
+def wrist_frames(length: int) -> np.ndarray:
+    return np.stack([np.full((*WRIST, 3), 255 - shade(k), np.uint8) for k in range(length)])
+
+
+def add_wrist_camera(root: Path) -> Path:
+    """A second video feature, observation.images.wrist, to a dataset write_v30 or write_v21 wrote: in v3.0 every
+    episode in one file (the front camera's episode 2 is in a file of its own), so the two cameras' files and
+    timestamps differ."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    key = "observation.images.wrist"
+    info = json.loads((root / "meta" / "info.json").read_text())
+    info["features"][key] = {"dtype": "video", "shape": [*WRIST, 3], "names": ["height", "width", "channels"]}
+    (root / "meta" / "info.json").write_text(json.dumps(info))
+    if info["codebase_version"] == "v2.1":
+        for e, length in enumerate(LENGTHS):
+            _write_video(root / "videos" / "chunk-000" / key / f"episode_{e:06d}.mp4", wrist_frames(length))
+        return root
+    _write_video(root / "videos" / key / "chunk-000" / "file-000.mp4", np.concatenate([wrist_frames(n) for n in LENGTHS]))
+    episodes = root / "meta" / "episodes" / "chunk-000" / "file-000.parquet"
+    rows, t = pq.read_table(episodes).to_pylist(), 0.0
+    for row in rows:
+        length = LENGTHS[row["episode_index"]]
+        row.update({f"videos/{key}/chunk_index": 0, f"videos/{key}/file_index": 0, f"videos/{key}/from_timestamp": t,
+                    f"videos/{key}/to_timestamp": t + length / FPS})
+        t += length / FPS
+    pq.write_table(pa.Table.from_pylist(rows), episodes)
+    return root

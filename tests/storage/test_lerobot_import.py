@@ -39,6 +39,21 @@ def test_every_frame_lands_in_its_episode_in_order(tmp_path, write):
         np.testing.assert_allclose(brightness, [L.shade(k) for k in range(length)], atol=4)  # AV1 is lossy, not misaligned
 
 
+@pytest.mark.parametrize("write", [L.write_v30, L.write_v21])
+def test_two_cameras_of_different_sizes_and_files_each_keep_their_frames(tmp_path, write):
+    """A front camera (32 x 32) and a wrist camera (16 x 24) whose videos are split into other files: each becomes its
+    own key, every frame in its episode, in order."""
+    L.add_wrist_camera(write(tmp_path / "two_cameras"))
+    store = import_lerobot(tmp_path / "two_cameras", tmp_path / "demos.zarr", keys={"observation.image": "front"})
+    assert store.data_keys == ["action", "environment_state", "front", "images.wrist", "state"]
+    for e, length in enumerate(L.LENGTHS):
+        ep = store.episode(e)
+        assert ep["front"].shape == (length, L.SIDE, L.SIDE, 3) and ep["images.wrist"].shape == (length, *L.WRIST, 3)
+        shades = np.array([L.shade(k) for k in range(length)])
+        np.testing.assert_allclose(ep["front"].reshape(length, -1).mean(1), shades, atol=4)
+        np.testing.assert_allclose(ep["images.wrist"].reshape(length, -1).mean(1), 255 - shades, atol=4)
+
+
 def test_a_policy_trains_on_the_imported_store(tmp_path):
     L.write_v30(tmp_path / "pusht")
     import_lerobot(tmp_path / "pusht", tmp_path / "demos.zarr", keys={"observation.state": "agent_pos"})
