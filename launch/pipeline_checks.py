@@ -159,9 +159,48 @@ def check_env(env_cfg: Mapping[str, Any], factories: Mapping[str, str], policy: 
             note = large_image_note(shapes, int(policy.get("image_downsample") or 1)) if on_cpu else None
             if note:
                 print(f"[train] {note} (in the pipeline: env.kwargs, or train.overrides=['policy.image_downsample=...'])", flush=True)
+        if pipeline is not None:
+            check_cell_layouts(env_cfg, factories, plain_cells(pipeline), probe, None if policy is None else policy.get("obs_keys"))
         return period
     finally:
         probe.close()
+
+
+def plain_cells(pipeline: DictConfig) -> list[tuple[str, list[float]]]:
+    """The pipeline's stress cells as (shift, severities)."""
+    cells = (pipeline.get("rollouts") or {}).get("cells") or []
+    return [(str(c[0]), [float(v) for v in c[1]]) for c in cells]
+
+
+def check_cell_layouts(env_cfg: Mapping[str, Any], factories: Mapping[str, str], cells: list[tuple[str, list[float]]],
+                       probe: Any, keys: list[str] | None) -> None:
+    """Each stress cell's env, built at its highest severity, gives the nominal env's observation keys (``keys``, else
+    all of them) in the same per-step shapes: the policy, trained on the nominal env, refuses any other at the stress
+    rollouts' first step, after collection and training."""
+    from fiper.env_io import observation_dict
+    from launch.stress import env_builder
+
+    nominal = observation_dict(reset_env(probe, 0)[0])
+    keys = list(nominal) if keys is None else [k for k in keys if k in nominal]
+    shifts = {shift: max(severities) for shift, severities in cells if shift != "none" and severities}
+    try:
+        make_env = env_builder(dict(env_cfg), dict(factories), list(shifts))
+    except ValueError:  # a shift without a factory: the stress stage's own check names it, with the pipeline's settings
+        return
+    for shift, severity in shifts.items():
+        env = make_env(shift, severity)
+        try:
+            obs = observation_dict(reset_env(env, 0)[0])
+        finally:
+            env.close()
+        wrong = {k: (np.shape(obs[k]) if k in obs else "missing", np.shape(nominal[k])) for k in keys
+                 if k not in obs or np.shape(obs[k]) != np.shape(nominal[k])}
+        if wrong:
+            shown = ", ".join(f"{k!r} {got} where the nominal env's is {want}" for k, (got, want) in wrong.items())
+            raise ValueError(f"rollouts.cells: the env of shift {shift!r} at severity {severity:g} gives the observation {shown}: "
+                             "the policy, trained on the nominal env, would refuse it at the stress rollouts' first step; give "
+                             f"that shift the nominal layout (a camera moved or recoloured, not resized: rollouts.factories.{shift}), "
+                             "or leave the cell out; nothing has run yet")
 
 
 def check_act_stage(composed: DictConfig, stage: str, expert: str | None = None) -> None:

@@ -44,6 +44,11 @@ def make_camera(size: int = 8):
     return Camera(size)
 
 
+def camera_resized(severity: float = 0.0, size: int = 8):
+    """A shift that renders the camera at another size (1 + severity times the nominal side)."""
+    return Camera(round(size * (1 + severity)))
+
+
 def make_grey_camera(size: int = 16):
     """The camera seen in grey, (H, W) uint8: what an env that drops the channel axis emits."""
     return gym.wrappers.TransformObservation(Camera(size), lambda obs: {**obs, "pixels": obs["pixels"][..., 0]}, None)
@@ -237,3 +242,18 @@ def test_two_cameras_of_different_sizes_share_one_downsample_and_none_is_pooled_
 
     with pytest.raises(ValueError, match=r"'wrist' 32x32 is 4x4 after policy.image_downsample=8"):
         build_policy(PolicyConfig(denoiser="mlp", encoder="image", image_downsample=8), shapes, 2)
+
+
+def test_the_pipeline_refuses_a_shift_whose_camera_has_another_size_before_anything_runs():
+    """A stress cell's env must give the nominal observation layout; a camera rendered at another size would be refused
+    by the trained policy at the stress rollouts' first step, after collection and training."""
+    from omegaconf import OmegaConf
+
+    env, image = {"factory": "test_camera_envs:make_camera", "kwargs": {"size": 8}}, {"obs_keys": None, "encoder": "image"}
+    factories = {"resized": "test_camera_envs:camera_resized"}
+    pipeline = lambda cells: OmegaConf.create({"device": "cpu", "monitor": {}, "evaluate": {}, "rollouts": {"cells": cells}})  # noqa: E731
+    with pytest.raises(ValueError, match=r"^rollouts.cells: the env of shift 'resized' at severity 1 gives the observation "
+                                         r"'pixels' \(16, 16, 3\) where the nominal env's is \(8, 8, 3\).*rollouts.factories.resized"):
+        check_env(env, factories, image, pipeline([["none", [0.0]], ["resized", [0.0, 1.0]]]))
+    assert check_env(env, factories, image, pipeline([["none", [0.0]], ["resized", [0.0]]])) == 0.05  # same size at 0
+    assert check_env(env, factories, {"obs_keys": ["state"], "encoder": "lowdim"}, pipeline([["resized", [1.0]]])) == 0.05  # unread
