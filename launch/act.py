@@ -42,7 +42,8 @@ from fiper.monitor import load_monitor
 from launch.act_videos import check_rendering, write_videos
 from launch.common import check_guidance, load_policy_from, plain, resolve_device, save_config, set_cpu_threads
 from launch.stress import (SWEEP_CHECKS, action_context, built_response, check_observations, check_steering_layout,
-                           env_builder, needs_context, probe_response, store_fingerprint)
+                           deadline_report, deadline_settings, env_builder, needs_context, probe_response, store_fingerprint,
+                           under_deadlines)
 from launch.validate import (ENV_CHECKS, RESUMES, THREADS, Bad, boolean, existing_path, integer, merged, optional, reported,
                              target, validate)
 
@@ -147,6 +148,8 @@ def arm_fingerprint(cfg: DictConfig, response: dict[str, Any] | None, num_sample
     arm = OmegaConf.create({k: plain(cfg.get(k)) for k in keys})
     arm.monitor_dir = cfg.monitor_dir if response is not None else None
     arm.response = response
+    if response is not None and deadline_settings(cfg):  # the run without fiper runs without deadlines
+        arm.deadline_ms = deadline_settings(cfg)
     return store_fingerprint(arm, num_samples, policy)
 
 
@@ -258,8 +261,9 @@ def run(cfg: DictConfig):
         seen = observation_dict(reset_env(probe, 0)[0]) if kinds else None  # where a velocity steering's paths start
         for name, r in responses.items():
             check_steering_layout(r, contexts[name], f"response_configs.{name}.steering", obs=seen)
+        timed, timed_monitor = under_deadlines(deadline_settings(cfg), policy, monitor, probe, cfg.seeds.start, num_samples)
         agents = {WITHOUT: MonitoredPolicy(policy, None, num_samples=num_samples, execute=cfg.execute, seed=cfg.seeds.start)}
-        agents.update({name: MonitoredPolicy(policy, monitor, response=responses[name], context=contexts[name],
+        agents.update({name: MonitoredPolicy(timed, timed_monitor, response=responses[name], context=contexts[name],
                                              num_samples=num_samples, execute=cfg.execute, seed=cfg.seeds.start) for name in names})
         with policy_faults_named():
             warm_up(agents, probe, cfg.seeds.start)
@@ -282,6 +286,8 @@ def run(cfg: DictConfig):
     save_config(cfg, cfg.out, "act_config.yaml")
     write_outcome(report, cfg.out, plot=cfg.plot)
     print(outcome_table(report))
+    for line in deadline_report(timed, timed_monitor):
+        print(line)
     if cfg.videos:
         written = write_videos(env_cfg, plain(cfg.factories), {name: agents[name] for name in names}, arm_paths, cell_list, seeds,
                                Path(cfg.out) / "videos", task=task, size=cfg.video_size, period=period, record_keys=cfg.record_keys)

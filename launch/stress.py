@@ -22,7 +22,7 @@ from omegaconf import DictConfig
 
 from fiper.env_io import observation_dict
 from fiper.env_factory import accepts, checked_env, env_task_name, make_env_from_config, named_on_error, resolve, wrapped
-from fiper.control import FailSafeError, MonitoredPolicy, RolloutRecorder
+from fiper.control import DeadlineMonitor, DeadlinePolicy, FailSafeError, MonitoredPolicy, RolloutRecorder
 from fiper.control.failsafe import fault_owner
 from fiper.control.monitored_policy import EXECUTED_CHUNKS
 from fiper.control.period import control_period_s
@@ -35,7 +35,8 @@ from fiper.interventions.layout import check_steering_layout
 from fiper.monitor import load_monitor
 from launch.common import check_guidance, load_policy_from, plain, policy_digest, resolve_device, set_cpu_threads
 from launch.stages import named_sources
-from launch.validate import (ENV_CHECKS, RESUMES, THREADS, boolean, cells, choice, existing_path, integer, list_of, mapping_of_text,
+from launch.validate import (ENV_CHECKS, RESUMES, THREADS, boolean, cells, choice, deadlines, existing_path, integer, list_of,
+                             mapping_of_text,
                              merged, optional, policy_rules, positive_int, refuse_renamed, reported, seconds_per_step, seed, text,
                              validate)
 
@@ -55,6 +56,7 @@ SWEEP_CHECKS = {
     "context.agent_pos_key": optional(text),
     "context.agent_pos_dims": optional(list_of(integer(0), example="[0,1]")),
     "record_keys": optional(list_of(text, example="[agent_pos,object]")),
+    "deadline_ms": deadlines,
     "overwrite": boolean,
     "progress": boolean,
 }
@@ -248,9 +250,37 @@ def store_fingerprint(cfg: DictConfig, num_samples: int, policy: Any = None) -> 
         RESPONSE_KEY: plain(cfg.get("response")),
         "context": fingerprinted_context(plain(cfg.context)) if cfg.get("response") is not None else None,
         "record_keys": plain(cfg.record_keys),
+        **({"deadline_ms": deadline_settings(cfg)} if deadline_settings(cfg) else {}),  # unset: older stores still resume
     }
     sources = named_sources({**{k: settings[k] for k in ("env", "factories", RESPONSE_KEY)}, "policy_factory": cfg.get("policy_factory")})
     return make_fingerprint({**settings, "sources": sources} if sources else settings)
+
+
+def deadline_settings(cfg: Any) -> dict[str, float]:
+    """The hard deadlines ``deadline_ms`` sets, {'policy' | 'monitor': milliseconds}; empty when none is."""
+    return {k: float(v) for k, v in (plain(cfg.get("deadline_ms")) or {}).items() if v is not None}
+
+
+def under_deadlines(deadlines: dict[str, float], policy: Any, monitor: Any, probe: Any, seed: int, num_samples: int) -> tuple[Any, Any]:
+    """The policy and the monitor under the hard deadlines set (docs/control_loop.md, "Faults"), after one untimed
+    decision on ``probe``, so that the process's first, slow calls do not overrun in a recorded episode."""
+    if not deadlines:
+        return policy, monitor
+    bare = MonitoredPolicy(policy, monitor, num_samples=num_samples, seed=seed)
+    obs, _ = reset_env(probe, seed)
+    bare.reset(seed=seed)
+    bare.bind_env(probe)
+    bare.act(obs)
+    bare.reset(seed=seed)
+    return (DeadlinePolicy(policy, deadlines["policy"]) if "policy" in deadlines else policy,
+            DeadlineMonitor(monitor, deadlines["monitor"]) if "monitor" in deadlines else monitor)
+
+
+def deadline_report(policy: Any, monitor: Any) -> list[str]:
+    """One line per deadline of this run: its calls that overran, each ending a decision in the fallback."""
+    return [f"deadline_ms.{what}={wrapped.deadline_ms:g}: {wrapped.overruns} call(s) overran in this run, each decision they "
+            "belonged to ended in the fallback (decisions/reason in the store says which)"
+            for what, wrapped in (("policy", policy), ("monitor", monitor)) if isinstance(wrapped, (DeadlinePolicy, DeadlineMonitor))]
 
 
 def run(cfg: DictConfig):
@@ -270,6 +300,11 @@ def run(cfg: DictConfig):
         period = control_period_s(probe, env_cfg.get("control_period_s"), env_name=task)
         response, context = build_response(cfg, monitor, policy, probe, period)
         check_guidance(policy, {"the response": response}, "launch.stress (nothing has run yet)")
+        if deadline_settings(cfg) and getattr(response, "fallback", None) is None:
+            raise ValueError(f"deadline_ms={deadline_settings(cfg)}: an overrun ends the decision in the response's fallback, "
+                             "and this run has none, so the first overrun would stop the sweep: give response=hold (with "
+                             "monitor_dir=<fitted + calibrated monitor>), or leave deadline_ms null; nothing has run yet")
+        policy, monitor = under_deadlines(deadline_settings(cfg), policy, monitor, probe, cfg.seeds.start, num_samples)
     finally:
         probe.close()
     agent = MonitoredPolicy(policy, monitor, response=response, context=context, num_samples=num_samples,
@@ -291,6 +326,8 @@ def run(cfg: DictConfig):
                          "kept and a rerun resumes after them), or answer faults with a fallback: response=hold (with "
                          "monitor_dir=<fitted + calibrated monitor>)") from err
     print(summary.table())
+    for line in deadline_report(policy, monitor):
+        print(line)
     return summary
 
 

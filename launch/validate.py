@@ -198,6 +198,15 @@ def text_mapping(example: str) -> Check:
 mapping_of_text = text_mapping("{obstacle: my_pkg.envs:make_obstacle}")
 
 
+def deadlines(v: Any, _: bool) -> None:
+    """``deadline_ms``: milliseconds for the policy's calls and the monitor's step, each a positive number or null."""
+    ok = isinstance(v, Mapping) and set(v) <= {"policy", "monitor"} and all(
+        x is None or (_is_number(x) and x > 0) for x in v.values())
+    if not ok:
+        raise Bad("{policy: <ms> or null, monitor: <ms> or null}, each a positive number of milliseconds",
+                  "deadline_ms.policy=100")
+
+
 ENV_CHECKS: dict[str, Check] = {
     "env.name": optional(text),
     "env.factory": target,
