@@ -63,9 +63,10 @@ def default_record_keys(agent: MonitoredPolicy) -> list[str]:
     """The observation keys a rollout keeps by default: the policy's, then those a monitor's score reads in the raw
     observation (obs_novelty fitted on a camera the policy leaves out), so the rollouts calibrate and evaluate it."""
     keys = list(agent.policy.obs_shapes)
-    for score in (agent.monitor.scores.values() if agent.monitor is not None else ()):
-        if "observation" in score.needs:
-            keys += [str(k) for k in score.config.get("keys") or () if str(k) not in keys]
+    scores = getattr(getattr(agent, "monitor", None), "scores", None) or {}  # an agent or monitor of one's own may have none
+    for score in scores.values():
+        if "observation" in getattr(score, "needs", ()):
+            keys += [str(k) for k in (getattr(score, "config", None) or {}).get("keys") or () if str(k) not in keys]
     return keys
 
 
