@@ -8,10 +8,9 @@ import time
 
 import pytest
 from hydra import compose, initialize_config_dir
-from test_act_launch import CONF, MAX_STEPS, NOMINAL, config, run_dirs, tiny_policy  # noqa: F401  (run_dirs: the module's fixture)
+from test_act_launch import CONF, MAX_STEPS, NOMINAL, Unguided, config, run_dirs, tiny_policy  # noqa: F401  (run_dirs: the module's fixture)
 
 from fiper.fingerprint import FingerprintMismatch
-from fiper.monitor.identity import policy_fingerprint
 from fiper.storage import EpisodeStore
 from launch import act, stress
 from launch.validate import ConfigError
@@ -19,17 +18,8 @@ from launch.validate import ConfigError
 SLOW_S = 0.4  # every sample call takes this long: four times the deadline the tests set
 
 
-class Slow:
+class Slow(Unguided):
     """The fixture's policy behind a sample that takes SLOW_S: a policy too slow for its control period."""
-
-    def __init__(self, policy):
-        self.policy = policy
-
-    def __getattr__(self, name):
-        return getattr(self.policy, name)
-
-    def fingerprint(self) -> str | None:
-        return policy_fingerprint(self.policy)
 
     def sample(self, embedding, num_samples, **kwargs):
         time.sleep(SLOW_S)
