@@ -26,6 +26,7 @@ class Decision:
     steered: bool
     timing_ms: dict[str, float] = field(default_factory=dict)
     overrun: bool = False
+    steer_stage: int = -1  # the steering's stage program at this decision (staged rewards); -1: the response has no steering
 
 
 class HostCopy(NamedTuple):
@@ -50,6 +51,12 @@ def recorded_arrays(z: torch.Tensor | np.ndarray | None, samples: torch.Tensor |
     embedding = _host(z, 1) if z is not None else np.full(embedding_dim, np.nan, np.float32)
     batch = _host(samples, 3) if samples is not None else np.full(batch_shape, np.nan, np.float32)
     return embedding, batch
+
+
+def steer_stage(response: Any) -> int:
+    """The stage program a response's steering steers by now (its tracker's stage); -1 for a response without one."""
+    stage = getattr(getattr(getattr(response, "steering", None), "tracker", None), "stage", None)
+    return int(stage[0]) if stage is not None and len(stage) else -1
 
 
 def failsafe_verdict(reason: str, verdict: MonitorVerdict | None, decision: int) -> MonitorVerdict:

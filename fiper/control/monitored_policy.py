@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from fiper.env_io import clip_to_space, observation_dict
-from fiper.control.decision import Decision, HostCopy, decision_info, failsafe_verdict, recorded_arrays
+from fiper.control.decision import Decision, HostCopy, decision_info, failsafe_verdict, recorded_arrays, steer_stage
 from fiper.control.failsafe import error_text, fallback_error, no_fallback_error
 from fiper.control.history import ObsHistory, snapshot
 from fiper.control.timing import PhaseTimer
@@ -129,6 +129,7 @@ class MonitoredPolicy:
         self.n_decisions = 0
         self.env_step = 0
         self.fallback_active = False
+        self._stage: int | None = None  # the steering's stage at the decision being made (None: read it when recording)
         self.last_info: dict[str, Any] = {}
         self._last_obs: Mapping[str, Any] = {}  # the newest observation that passed the checks
         for part in (self.monitor, self.response, self.context):
@@ -222,6 +223,7 @@ class MonitoredPolicy:
         if bad:
             return self._fault(bad)
         timer.mark("encode")
+        self._stage = steer_stage(response)  # before steering moves the tracker on: the program this decision steers by
         steering = response is not None and response.mode == "steer" and response.steering is not None
         steer_out, steer_error = self._steer(z) if steering else (None, "")
         if steer_out is not None:
@@ -329,7 +331,9 @@ class MonitoredPolicy:
         if keep:
             embedding, batch = recorded_arrays(z, samples, policy.embedding_dim, (self.num_samples, policy.horizon, policy.action_dim))
         overrun = bool(timing.pop("overrun", False))
-        decision = Decision(self.env_step, embedding, batch, executed, verdict, label, label == "steer", timing, overrun)
+        stage = self._stage if self._stage is not None else steer_stage(self.response)  # a fault before the decision began
+        self._stage = None
+        decision = Decision(self.env_step, embedding, batch, executed, verdict, label, label == "steer", timing, overrun, stage)
         self.n_decisions += 1
         if keep:
             self.decisions.append(decision)

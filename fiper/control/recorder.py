@@ -17,6 +17,7 @@ from fiper.fingerprint import FingerprintMismatch, differences, same, software_v
 from fiper.label_notes import DEFAULT_TERMINATED
 from fiper.monitor.identity import policy_fingerprint
 from fiper.storage import EpisodeStore, StoreError
+from fiper.storage.merge import OPTIONAL_DECISIONS
 
 TIMING_PHASES = ("encode", "sample", "monitor", "intervention", "total")
 
@@ -37,6 +38,7 @@ def decision_arrays(decisions: Sequence[Decision], score_names: Sequence[str], s
         "reason": np.array([d.verdict.reason if d.verdict else "" for d in decisions], dtype=str),
         "intervention": np.array([d.intervention for d in decisions], dtype=str),
         "steered": np.array([d.steered for d in decisions]),
+        "steer_stage": np.array([d.steer_stage for d in decisions], dtype=np.int64),
         "overrun": np.array([d.overrun for d in decisions]),
     }
     for phase in TIMING_PHASES:
@@ -165,13 +167,15 @@ class RolloutRecorder:
         """Append one episode: per-step arrays (T, ...), its decisions, and its labels. ``optional_meta`` are per-episode
         labels recorded when the store is new or already records them: a store whose episodes lack one is appended without
         it, since every episode of a store has the same keys (merge_stores keeps fiper.storage.merge.OPTIONAL_META
-        only when every source records them)."""
+        only when every source records them); the decisions' OPTIONAL_DECISIONS likewise."""
         arrays = decision_arrays(decisions, self.score_names, self.sample_dtype)  # before the store exists: no empty store on error
         meta = episode_meta(decisions, labels, _n_steps(steps))
         keep = self.store.meta_keys if self.store is not None and self.store.n_episodes else None
         if keep is not None and "failure_reason" not in keep and "failure_reason" not in labels:
             del meta["failure_reason"]  # a store begun without the label (by an earlier version) stays without it
         meta.update({k: v for k, v in (optional_meta or {}).items() if k not in meta and (keep is None or k in keep)})
+        if keep is not None:  # a store begun without an optional decision key (by an earlier version) stays without it
+            arrays = {k: v for k, v in arrays.items() if k not in OPTIONAL_DECISIONS or k in self.store.decision_keys}
         if self.store is None:
             self._set_aside()
             self.store = EpisodeStore.create(self.path, attrs=self.attrs, overwrite=self._replace)

@@ -26,7 +26,7 @@ import math
 import os
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -70,8 +70,13 @@ def _velocity(steering: Any) -> bool:
     return bool(getattr(steering.config, "velocity_actions", False))
 
 
-# an episode's decision env steps (N,), executed chunks (N, H, A) and, per observation key asked for, its recorded rows (N, ...)
-Chunks = tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]
+class Chunks(NamedTuple):
+    """One episode's decisions as a store recorded them."""
+
+    steps: np.ndarray  # (N,) env step of each decision
+    executed: np.ndarray  # (N, H, A) the chunk queued (NaN where a fallback acted)
+    seen: dict[str, np.ndarray]  # per observation key asked for, its rows (N, ...) at those steps
+    stages: np.ndarray | None  # (N,) the steering's stage program at each decision (decisions/steer_stage), if recorded
 
 
 def executed_chunks(path: str | os.PathLike, observed: Collection[str] = ()) -> dict[Key, Chunks]:
@@ -87,6 +92,7 @@ def executed_chunks(path: str | os.PathLike, observed: Collection[str] = ()) -> 
                          f"steering's executed chunks started: record it, record_keys=[..., {unrecorded[0]}]")
     executed = np.asarray(store.read_decisions("executed"), dtype=np.float32)
     steps = np.asarray(store.read_decisions("env_step"), dtype=np.int64)
+    stages = np.asarray(store.read_decisions("steer_stage"), dtype=np.int64) if "steer_stage" in store.decision_keys else None
     rows = {k: store.read_data(k) for k in observed}
     shift, severity, seed = (store.meta(k) for k in ("shift", "severity", "seed"))
     ends, step_ends = (np.asarray(e, dtype=np.int64) for e in (store.decision_ends, store.episode_ends))
@@ -94,15 +100,17 @@ def executed_chunks(path: str | os.PathLike, observed: Collection[str] = ()) -> 
     for i in range(store.n_episodes):
         a, b, first = int(ends[i - 1]) if i else 0, int(ends[i]), int(step_ends[i - 1]) if i else 0
         seen = {k: v[first + steps[a:b]] for k, v in rows.items()}
-        out[(str(shift[i]), round(float(severity[i]), 6), int(seed[i]))] = (steps[a:b], executed[a:b], seen)
+        out[(str(shift[i]), round(float(severity[i]), 6), int(seed[i]))] = Chunks(steps[a:b], executed[a:b], seen,
+                                                                                  None if stages is None else stages[a:b])
     return out
 
 
 def chunk_rewards(steering: Any, chunks: np.ndarray, context: FallbackContext | None = None,
-                  observed: dict[str, np.ndarray] | None = None) -> np.ndarray:
+                  observed: dict[str, np.ndarray] | None = None, stages: np.ndarray | None = None) -> np.ndarray:
     """The steering's reward of each chunk of (decisions, H, A), as steering scores a chunk; NaN where it holds a NaN
     (a decision a fallback took over). Velocity actions start at the position ``context`` reads from the observations
-    ``observed`` at the decisions (``executed_chunks``), integrated over its control period."""
+    ``observed`` at the decisions (``executed_chunks``), integrated over its control period. A staged steering scores
+    each chunk by the program of its decision's stage (``stages``); without them, by its first program."""
     velocity = _velocity(steering)
     start = None
     if velocity:
@@ -116,16 +124,22 @@ def chunk_rewards(steering: Any, chunks: np.ndarray, context: FallbackContext | 
         traj = lift_chunks(torch.as_tensor(chunks[finite]), steering.config.position_dims, velocity=velocity,
                            start=None if start is None else torch.as_tensor(start[finite], dtype=torch.float32),
                            dt=context.control_period_s if velocity else 1.0)
+        program = np.zeros(int(finite.sum()), np.int64) if stages is None else np.asarray(stages, np.int64)[finite]
+        scored = np.full(program.size, np.nan)
         with torch.no_grad():
-            out[finite] = steering.rewards[0](traj).double().cpu().numpy()  # a CheckedReward: shape and finiteness checked
+            for k in np.unique(program[(program >= 0) & (program < len(steering.rewards))]):
+                rows = np.flatnonzero(program == k)  # a CheckedReward: shape and finiteness checked
+                scored[rows] = steering.rewards[int(k)](traj[torch.as_tensor(rows)]).double().cpu().numpy()
+        out[finite] = scored
     return out
 
 
 def paired_rewards(steering: Any, run: Chunks, base: Chunks, context: FallbackContext | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The rewards of the chunks both runs executed at the same env steps: (with the response, without fiper)."""
-    _, i, j = np.intersect1d(run[0], base[0], assume_unique=True, return_indices=True)
-    got = chunk_rewards(steering, run[1][i], context, {k: v[i] for k, v in run[2].items()})
-    ref = chunk_rewards(steering, base[1][j], context, {k: v[j] for k, v in base[2].items()})
+    _, i, j = np.intersect1d(run.steps, base.steps, assume_unique=True, return_indices=True)
+    stages = None if len(steering.rewards) == 1 or run.stages is None else run.stages[i]  # the response's stage, for both
+    got = chunk_rewards(steering, run.executed[i], context, {k: v[i] for k, v in run.seen.items()}, stages)
+    ref = chunk_rewards(steering, base.executed[j], context, {k: v[j] for k, v in base.seen.items()}, stages)
     both = np.isfinite(got) & np.isfinite(ref)
     return got[both], ref[both]
 
@@ -193,10 +207,7 @@ def reward_outcomes(without: str | os.PathLike, arms: Mapping[str, str | os.Path
         return {}
     notes = {name: "" for name in steerings}
     for name, s in steerings.items():
-        if len(s.rewards) > 1:
-            notes[name] = (f"staged steering ({len(s.rewards)} reward programs): the stage of each decision is not recorded, "
-                           "so no one program scores every executed chunk; not evaluated")
-        elif scene_aware_parts(s.rewards) and make_env is None:
+        if scene_aware_parts(s.rewards) and make_env is None:
             notes[name] = "the reward reads the scene (scene_obstacles()) and no env was given to read it from; not evaluated"
         elif _velocity(s) and frame_problem(contexts.get(name), "the steering"):
             notes[name] = f"{frame_problem(contexts.get(name), 'the steering')}; not evaluated"
@@ -220,6 +231,10 @@ def reward_outcomes(without: str | os.PathLike, arms: Mapping[str, str | os.Path
             runs[name] = {k: v for k, v in executed_chunks(arms[name], asked).items() if k in base}
         except ValueError as err:
             runs[name], notes[name] = {}, notes[name] or f"{err}; not evaluated"
+        if len(steerings[name].rewards) > 1 and any(c.stages is None for c in runs[name].values()):
+            notes[name] = notes[name] or (f"staged steering ({len(steerings[name].rewards)} reward programs): {arms[name]} records "
+                                          "no decisions/steer_stage, the program each decision steered by; record the sweep "
+                                          "again to score it; not evaluated")
     cells = sorted({k[:2] for k in base})
     results: dict[str, dict[Key, tuple[float, float, int]]] = {name: {} for name in steerings}
     for cell in cells:

@@ -32,6 +32,8 @@ SAME_ATTRS = ("task", "control_period_s", "n_action_steps", "num_samples", "poli
 #: Per-episode labels a store may be recorded without (launch.stress's notes: fiper.control.sweep.NOTE_META): a source
 #: lacking one merges, and the merged store keeps it only when every source records it.
 OPTIONAL_META = ("clipped_steps", "clip_excess", "unread_info")
+#: Per-decision keys a store may be recorded without (the control loop's steering stage), treated the same way.
+OPTIONAL_DECISIONS = ("steer_stage",)
 
 
 class MergeError(StoreError):
@@ -87,7 +89,8 @@ def _origin_problems(first: EpisodeStore, other: EpisodeStore) -> list[str]:
     problems += [f"attr {k}: {a.get(k)!r} vs {b.get(k)!r}" for k in SAME_ATTRS if a.get(k) != b.get(k)]
     sa, sb = (_signature(first), _signature(other)) if first.n_episodes and other.n_episodes else ({}, {})
     for key in sorted(set(sa) | set(sb)):
-        if key.removeprefix("meta/") in OPTIONAL_META and (key not in sa or key not in sb):
+        optional = key.removeprefix("meta/") in OPTIONAL_META or key.removeprefix("decisions/") in OPTIONAL_DECISIONS
+        if optional and (key not in sa or key not in sb):
             continue
         if sa.get(key) != sb.get(key):
             show = lambda s: "absent" if s is None else f"rows {s[0]} {s[1]}"  # noqa: E731
@@ -160,6 +163,7 @@ def merge_stores(sources: Sequence[str | os.PathLike], out: str | os.PathLike) -
                             for s, p in zip(stores, paths)]
     outcome = MergeOutcome(out, paths)
     dropped = {k for k in OPTIONAL_META if any(s.n_episodes and k not in s.meta_keys for s in stores)}
+    dropped_decisions = {k for k in OPTIONAL_DECISIONS if any(s.n_episodes and k not in s.decision_keys for s in stores)}
 
     def fill(merged: EpisodeStore) -> None:
         seen: set[tuple[Any, ...]] = set()
@@ -171,7 +175,8 @@ def merge_stores(sources: Sequence[str | os.PathLike], out: str | os.PathLike) -
                     continue
                 seen.add(key)
                 data, decisions, labels = episode_rows(store, i)
-                merged.append_episode(data, decisions=decisions, meta={k: v for k, v in labels.items() if k not in dropped})
+                merged.append_episode(data, decisions={k: v for k, v in decisions.items() if k not in dropped_decisions},
+                                      meta={k: v for k, v in labels.items() if k not in dropped})
                 taken += 1
             outcome.taken.append(taken)
             outcome.duplicates.append(skipped)

@@ -25,8 +25,9 @@ def mean_x(trajectory):
     return trajectory[..., 0].mean(-1)
 
 
-def append(store: EpisodeStore, shift: str, seed: int, xs, *, acting=()):
-    """One episode of N decisions, one every 4 steps; decision i executed a chunk at x = xs[i] (NaN: a fallback acted)."""
+def append(store: EpisodeStore, shift: str, seed: int, xs, *, acting=(), stages=None):
+    """One episode of N decisions, one every 4 steps; decision i executed a chunk at x = xs[i] (NaN: a fallback acted)
+    and, ``stages`` given, steered by stage program stages[i]."""
     executed = np.zeros((N, H, A), np.float32)
     executed[..., 0] = np.asarray(xs, np.float32)[:, None]
     intervention = np.array(["none"] * N, dtype=object)
@@ -34,7 +35,8 @@ def append(store: EpisodeStore, shift: str, seed: int, xs, *, acting=()):
         intervention[i] = label
     steps = np.arange(N) * 4
     decisions = {"env_step": steps, "alarm": np.arange(N) >= ACT, "intervention": intervention.astype(str),
-                 "timing/total_ms": np.full(N, 10.0), "executed": executed}
+                 "timing/total_ms": np.full(N, 10.0), "executed": executed,
+                 **({"steer_stage": np.asarray(stages, np.int64)} if stages is not None else {})}
     meta = {"success": True, "failure_step": -1, "failure_reason": "", "shift": shift,
             "severity": 0.0 if shift == "none" else 1.0, "seed": seed}
     store.append_episode({"action": np.zeros((4 * N, A))}, decisions=decisions, meta=meta)
@@ -185,3 +187,28 @@ def test_velocity_chunks_are_scored_from_the_position_recorded_at_their_decision
     unrecorded = velocity_stores(tmp_path / "bare", record_position=False)
     note = outcome_report(tmp_path / "bare" / "without.zarr", unrecorded, steering=steer, contexts=context).overall["steer"].reward.note
     assert "records no observation ['agent_pos']" in note and "record_keys=[..., agent_pos]" in note
+
+
+def negative_x(trajectory):
+    """The second stage's program: the chunk's path should come back towards x = 0."""
+    return -trajectory[..., 0].mean(-1)
+
+
+def test_a_staged_steering_scores_each_decision_by_the_program_it_steered_by(tmp_path):
+    stages = [0] * 7 + [1] * 3  # the response moved to its second program at decision 7
+    made = {n: EpisodeStore.create(tmp_path / f"{n}.zarr", attrs={"task": "t", "control_period_s": 0.1})
+            for n in ("without", "steer", "unstaged")}
+    append(made["without"], "obstacle", 0, np.zeros(N))
+    steered = np.where(np.arange(N) >= ACT, 0.4, 0.0)
+    append(made["steer"], "obstacle", 0, steered, acting=[(i, "steer") for i in range(ACT, N)], stages=stages)
+    append(made["unstaged"], "obstacle", 0, steered, acting=[(i, "steer") for i in range(ACT, N)])
+    staged = {name: GradedResponse(Steering([mean_x, negative_x], position_dims=(0, 1)), make_fallback("hold"))
+              for name in ("steer", "unstaged")}
+    report = outcome_report(tmp_path / "without.zarr", {n: tmp_path / f"{n}.zarr" for n in ("steer", "unstaged")},
+                            steering=staged)
+    got = report.overall["steer"].reward
+    # decisions 5, 6 under mean_x at 0.4; 7-9 under negative_x at -0.4; the run without fiper 0 under both
+    assert got.note == "" and got.decisions == N and got.reward == "mean_x → negative_x"
+    assert got.difference == pytest.approx((2 * 0.4 - 3 * 0.4) / N, abs=1e-6) and got.mean_without == 0.0
+    unstaged = report.overall["unstaged"].reward
+    assert math.isnan(unstaged.difference) and "records no decisions/steer_stage" in unstaged.note
