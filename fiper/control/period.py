@@ -124,16 +124,27 @@ def control_period_s(env: Any, configured: Any = None, *, env_name: str = "the e
 def inner_periods(env: Any) -> list[tuple[float, str]]:
     """(seconds, 'where') declared by the objects the env holds as attributes (gymnasium-robotics' PointMaze keeps the
     MuJoCo env it steps as ``point_env``, whose ``dt`` the maze does not declare): named in the message of an env that
-    declares no period, never used, since the outer env may step an inner one several times per step."""
+    declares no period, never used, since the outer env may step an inner one several times per step. A dm_control
+    environment held so (gym-aloha's AlohaEnv keeps it as ``_env``) is named by its ``control_timestep()``."""
     outer = getattr(env, "unwrapped", env)
     found = []
     for name, value in sorted(vars(outer).items()) if hasattr(outer, "__dict__") else ():
         if value is outer or value is env or isinstance(value, (type, int, float, str, bytes, dict, list, tuple)):
             continue
         try:
-            declared = declared_period(value)
+            declared = declared_period(value) or dm_control_timestep(value)
         except Exception:  # a hint only: an attribute that cannot be read names nothing
             continue
         if declared is not None:
             found.append((declared[0], f"{type(outer).__name__}.{name}: {declared[1]}"))
     return found
+
+
+def dm_control_timestep(obj: Any) -> tuple[float, str] | None:
+    """(seconds, 'where') of a dm_control environment's ``control_timestep()`` method (a hint only: fiper never calls an
+    env's methods to take its period), None for any other object."""
+    method = getattr(obj, "control_timestep", None)
+    if not callable(method) or not type(obj).__module__.startswith("dm_control"):
+        return None
+    where = f"{type(obj).__name__}.control_timestep()"
+    return positive_seconds(method(), where), where

@@ -130,3 +130,28 @@ def test_an_env_without_a_period_names_the_one_an_inner_env_declares_and_the_env
                                          r"MazeLike.point_env: InnerMujoco.dt = 0.01 s is declared by an object the env holds"):
         control_period_s(env, env_name="PointMaze_UMaze-v3")
     assert control_period_s(env, 0.01) == 0.01  # never taken on its own: the outer env may step it several times
+
+
+def test_an_env_holding_a_dm_control_environment_names_its_control_timestep():
+    """gym-aloha's AlohaEnv declares no period and steps the dm_control environment it keeps as ``_env`` once per step;
+    that environment's control_timestep() is a method, named in the message (never called to take the period)."""
+
+    class Environment:  # dm_control.rl.control.Environment's shape: its period behind a method
+        def control_timestep(self):
+            return 0.02
+
+    Environment.__module__ = "dm_control.rl.control"
+
+    class AlohaLike(gym.Env):
+        observation_space = gym.spaces.Box(-1.0, 1.0, (4,))
+        action_space = gym.spaces.Box(-1.0, 1.0, (2,))
+
+        def __init__(self):
+            self._env = Environment()
+
+    with pytest.raises(ValueError, match=r"AlohaLike._env: Environment.control_timestep\(\) = 0.02 s is declared by an "
+                                         r"object the env holds: if one step of the env is one step of it, that is the period"):
+        control_period_s(gym.wrappers.TimeLimit(AlohaLike(), max_episode_steps=300), env_name="gym_aloha/AlohaTransferCube-v0")
+    Environment.__module__ = "my_pkg.sim"  # a method of that name on another object is not read
+    with pytest.raises(ValueError, match=r"the env as gymnasium's MuJoCo envs do\. A model"):
+        control_period_s(AlohaLike())
