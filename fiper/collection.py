@@ -89,7 +89,10 @@ class CollectionSummary:
                 f"({self.successes} successful) in {self.seconds:.1f} s")
         if self.clipped_steps:
             text += "; " + clipped_note(self.clipped_steps, self.total_steps, self.clip_excess, "the expert's", "as stored and executed",
-                                        "fix the expert, else clip in the expert to silence this")
+                                        "fix the expert, or, if the env takes more than its action space says (gym-aloha "
+                                        "declares [-1, 1] for joint angles up to 3.14 rad), declare the real bounds in the env "
+                                        "factory (env.unwrapped.action_space = gymnasium.spaces.Box(low, high)); else clip in "
+                                        "the expert to silence this")
         if self.span_share is not None and self.span_share < SPAN_NOTE:
             text += "; " + narrow_span_note(self.span_share)
         if self.step_limit is None and self.saved:

@@ -125,6 +125,8 @@ def test_a_bad_expert_action_is_refused_naming_the_step_and_the_fix(tmp_path):
     assert (far.clipped_steps, far.clip_excess, near.clipped_steps, near.clip_excess) == (50, 2.0, 0, 0.0)
     assert "50 of the expert's 50 actions (100%) left the env's action space (by up to 200% of an entry's range)" in str(far)
     assert "most of them, so they likely come in other units than the env takes" in str(far)
+    # or the env takes more than it declares: the fix is then in the factory, not the expert
+    assert "declare the real bounds in the env factory (env.unwrapped.action_space = gymnasium.spaces.Box(low, high))" in str(far)
     assert np.allclose(store.episode(0, ["action"])["action"], [0.0, 1.0])
     assert np.allclose(store.episode(1, ["action"])["action"], [-1.015, 1.019])
 
