@@ -13,6 +13,8 @@ left fingers hold it off the table. What the factory changes in gym-aloha 0.1.5,
 - The action space: gym-aloha declares [-1, 1] for every entry, but the arms take joint angles up to ±3.14 rad; the
   factory declares the actuators' ranges (fingers [0, 1]), so fiper does not clip the expert's actions to [-1, 1].
 - ``control_period_s``: the dm_control environment's ``control_timestep()``, 0.02 s, which AlohaEnv does not declare.
+- A dropped cube (lifted 5 cm, back on the table) ends the episode as a failure ``dropped`` at that step (``DropIsFailure``;
+  ``label_drops=False`` leaves gym-aloha's labels alone: then every failure is a timeout at step 299).
 
 Each shift factory is named in ``launch.stress factories.<shift>=`` and called as ``f(severity=..., **env.kwargs)``
 with severity in [0, 1], 0 being the nominal task.
@@ -32,7 +34,8 @@ ENV_ID = "gym_aloha/AlohaTransferCube-v0"
 OBS_TYPES = ("state", "pixels_agent_pos")
 
 
-def make_aloha(obs_type: str = "state", observation_width: int = 64, observation_height: int = 64, **kwargs) -> gym.Env:
+def make_aloha(obs_type: str = "state", observation_width: int = 64, observation_height: int = 64, label_drops: bool = True,
+               **kwargs) -> gym.Env:
     """The nominal task; ``kwargs`` go to gym.make (render_mode, visualization_width, visualization_height, ...)."""
     try:
         import gym_aloha  # noqa: F401  (registers gym_aloha/AlohaTransferCube-v0)
@@ -68,7 +71,7 @@ def make_aloha(obs_type: str = "state", observation_width: int = 64, observation
     high = np.concatenate([ranges[0:6, 1], [1.0], ranges[8:14, 1], [1.0]]).astype(np.float32)
     aloha.action_space = gym.spaces.Box(low, high, dtype=np.float32)
     aloha.control_period_s = float(dm_env.control_timestep())
-    return env
+    return DropIsFailure(env) if label_drops else env
 
 
 def cube_far(severity: float = 0.0, **kwargs) -> gym.Env:
@@ -143,3 +146,31 @@ class CameraNoise(gym.ObservationWrapper):
         top = observation["pixels"]["top"]
         noisy = np.clip(top + self.rng.normal(0.0, self.std, top.shape), 0, 255).astype(np.uint8)
         return {**observation, "pixels": {"top": noisy}}
+
+
+class DropIsFailure(gym.Wrapper):
+    """Ends the episode once the cube, lifted ``LIFTED`` m above its rest height, is back on the table (its centre
+    under ``DOWN`` m) or off it: ``info['failure_reason']`` 'dropped' (or 'off_table'), ``info['failure_step']`` that
+    step. gym-aloha itself only ends an episode on success."""
+
+    REST, LIFTED, DOWN = 0.02, 0.05, 0.03
+
+    def __init__(self, env: gym.Env):
+        super().__init__(env)
+        self.qpos = env.unwrapped._env.physics.data.qpos
+        self.lifted, self.t = False, 0
+
+    def reset(self, **kwargs):
+        self.lifted, self.t = False, 0
+        return self.env.reset(**kwargs)
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        height = float(self.qpos[18])
+        self.lifted |= height > self.REST + self.LIFTED
+        reason = "off_table" if height < -0.05 else "dropped" if self.lifted and height < self.DOWN else None
+        if reason and not info.get("is_success"):
+            info = {**info, "failure_reason": reason, "failure_step": self.t}
+            terminated = True
+        self.t += 1
+        return obs, reward, terminated, truncated, info
