@@ -19,7 +19,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from fiper.env_factory import SetupError, declared_step_limit
-from fiper.env_io import checked_action, clip_to_space, layout_change, observation_arrays
+from fiper.env_io import checked_action, clip_to_space, layout_change, observation_arrays, undeclared_shapes
 from fiper.gym_api import reset_env, step_env
 from fiper.label_notes import (DEFAULT_TERMINATED, SUCCESS_KEYS, no_success_reported, reports_success, timeout_as_termination,
                                unnamed_terminations, unread_words)
@@ -83,6 +83,7 @@ class CollectionSummary:
     info_keys: tuple[str, ...] = ()  # the last attempt's final info keys
     unnamed: int = 0  # failed attempts labelled the default 'terminated' whose final info said why in words of its own
     unnamed_words: dict[str, str] = field(default_factory=dict)  # one of them's (label_notes.unread_words)
+    undeclared: str | None = None  # observation shapes other than the env's observation space declares (undeclared_shapes)
 
     def __str__(self) -> str:
         text = (f"saved {self.saved} episode{'s' * (self.saved != 1)} from {self.attempted} attempt{'s' * (self.attempted != 1)} "
@@ -95,6 +96,8 @@ class CollectionSummary:
                                         "the expert to silence this")
         if self.span_share is not None and self.span_share < SPAN_NOTE:
             text += "; " + narrow_span_note(self.span_share)
+        if self.undeclared:
+            text += "; " + self.undeclared
         if self.step_limit is None and self.saved:
             text += (f"; the env declares no time limit, so a policy's episode that does not end stops its rollouts only after "
                      f"{EPISODE_STEP_LIMIT:,} steps, with an error: give it one unless it ends every episode itself "
@@ -259,6 +262,9 @@ def collect(
             if summary.attempted >= limit:
                 raise TooFewEpisodes(too_few_saved(summary, n_episodes))
             episode = run_episode(env, expert, seed + summary.attempted)
+            if not summary.attempted:
+                summary.undeclared = undeclared_shapes({k: v.shape[1:] for k, v in episode.data.items() if k != "action"},
+                                                       env.observation_space)
             summary.attempted += 1
             summary.successes += episode.success
             summary.info_keys = episode.info_keys

@@ -56,6 +56,29 @@ def observation_arrays(obs: Any) -> dict[str, np.ndarray]:
     return {k: np.array(host_array(v)) for k, v in obs.items()}
 
 
+def declared_shapes(space: Any, prefix: str = "") -> dict[str, tuple]:
+    """The per-step shape of every observation key an observation space declares (a gymnasium ``Box``, or a ``Dict`` of
+    them, nested keys dotted as :func:`observation_dict` names them); empty for a space that declares no shapes."""
+    spaces = getattr(space, "spaces", None)
+    if isinstance(spaces, Mapping):
+        return {k: v for key, sub in spaces.items() for k, v in declared_shapes(sub, f"{prefix}{key}.").items()}
+    shape = getattr(space, "shape", None)
+    return {(prefix[:-1] or OBS_KEY): tuple(shape)} if isinstance(shape, tuple) and spaces is None else {}
+
+
+def undeclared_shapes(observed: Mapping[str, tuple], space: Any) -> str | None:
+    """A note naming the observation keys whose shape differs from the one the env's observation space declares (an env
+    asked for 64 x 64 images that renders 480 x 640, as gym-aloha 0.1.5 does), or None when they agree."""
+    declared = declared_shapes(space)
+    differ = [f"{key} {tuple(shape)} where it declares {declared[key]}" for key, shape in observed.items()
+              if key in declared and tuple(shape) != declared[key]]
+    if not differ:
+        return None
+    return (f"the env's observations are not the shapes its observation space declares ({'; '.join(differ)}); they are "
+            "stored and trained on as observed, so a size asked of the env through its space is not what it delivers: fix "
+            "it in the env factory (render or resize to the size, or declare the space it emits)")
+
+
 def layout_change(first: Mapping[str, tuple], now: Mapping[str, tuple], seed: int, step: int) -> str:
     """Why the observation at ``step`` does not have the keys and shapes of the episode's first one."""
     changes = [f"{k!r} missing" for k in first if k not in now] + [f"{k!r} added" for k in now if k not in first]
