@@ -13,8 +13,11 @@ left fingers hold it off the table. What the factory changes in gym-aloha 0.1.5,
 - The action space: gym-aloha declares [-1, 1] for every entry, but the arms take joint angles up to ±3.14 rad; the
   factory declares the actuators' ranges (fingers [0, 1]), so fiper does not clip the expert's actions to [-1, 1].
 - ``control_period_s``: the dm_control environment's ``control_timestep()``, 0.02 s, which AlohaEnv does not declare.
-- A dropped cube (lifted 5 cm, back on the table) ends the episode as a failure ``dropped`` at that step (``DropIsFailure``;
+- A dropped cube (lifted 5 cm, back on the table) ends the episode as a failure ``dropped`` at that step (``TaskLabels``;
   ``label_drops=False`` leaves gym-aloha's labels alone: then every failure is a timeout at step 299).
+- ``success='lift'``: the episode succeeds, and ends, once the right fingers hold the cube 5 cm up (gym-aloha's reward
+  2), the first half of the handover; a looser task for a policy this CPU budget trains (README.md). The default,
+  ``'transfer'``, is gym-aloha's.
 
 Each shift factory is named in ``launch.stress factories.<shift>=`` and called as ``f(severity=..., **env.kwargs)``
 with severity in [0, 1], 0 being the nominal task.
@@ -32,10 +35,11 @@ from fiper.env_factory import check_severity
 
 ENV_ID = "gym_aloha/AlohaTransferCube-v0"
 OBS_TYPES = ("state", "pixels_agent_pos")
+SUCCESS = ("transfer", "lift")
 
 
 def make_aloha(obs_type: str = "state", observation_width: int = 64, observation_height: int = 64, label_drops: bool = True,
-               **kwargs) -> gym.Env:
+               success: str = "transfer", **kwargs) -> gym.Env:
     """The nominal task; ``kwargs`` go to gym.make (render_mode, visualization_width, visualization_height, ...)."""
     try:
         import gym_aloha  # noqa: F401  (registers gym_aloha/AlohaTransferCube-v0)
@@ -43,6 +47,9 @@ def make_aloha(obs_type: str = "state", observation_width: int = 64, observation
         raise ModuleNotFoundError(f"examples/gym_aloha needs gym-aloha (lerobot's ALOHA env): pip install gym-aloha in an "
                                   f"environment of its own, it needs mujoco<3.9 (missing module {err.name!r}; "
                                   "examples/gym_aloha/README.md)") from err
+    if success not in SUCCESS:
+        raise ValueError(f"success={success!r}: {' or '.join(map(repr, SUCCESS))} (the handover, gym-aloha's, or the lift "
+                         "that starts it)")
     if obs_type not in OBS_TYPES:
         raise ValueError(f"obs_type={obs_type!r}: this example runs {OBS_TYPES[0]!r} (joints and cube pose, the default) or "
                          f"{OBS_TYPES[1]!r} (joints and the top camera); gym-aloha's 'pixels' has no joints to hold on")
@@ -71,7 +78,7 @@ def make_aloha(obs_type: str = "state", observation_width: int = 64, observation
     high = np.concatenate([ranges[0:6, 1], [1.0], ranges[8:14, 1], [1.0]]).astype(np.float32)
     aloha.action_space = gym.spaces.Box(low, high, dtype=np.float32)
     aloha.control_period_s = float(dm_env.control_timestep())
-    return DropIsFailure(env) if label_drops else env
+    return TaskLabels(env, success, label_drops) if label_drops or success != "transfer" else env
 
 
 def cube_far(severity: float = 0.0, **kwargs) -> gym.Env:
@@ -148,16 +155,18 @@ class CameraNoise(gym.ObservationWrapper):
         return {**observation, "pixels": {"top": noisy}}
 
 
-class DropIsFailure(gym.Wrapper):
-    """Ends the episode once the cube, lifted ``LIFTED`` m above its rest height, is back on the table (its centre
-    under ``DOWN`` m) or off it: ``info['failure_reason']`` 'dropped' (or 'off_table'), ``info['failure_step']`` that
-    step. gym-aloha itself only ends an episode on success."""
+class TaskLabels(gym.Wrapper):
+    """What gym-aloha does not say: a cube lifted ``LIFTED`` m above its rest height and back on the table (its centre
+    under ``DOWN`` m), or off it, ends the episode (``info['failure_reason']`` 'dropped' or 'off_table',
+    ``info['failure_step']`` that step; gym-aloha only ends an episode on success); with ``success='lift'`` the cube
+    held ``LIFTED`` m up by the right fingers alone (gym-aloha's reward 2) is a success that ends the episode."""
 
     REST, LIFTED, DOWN = 0.02, 0.05, 0.03
 
-    def __init__(self, env: gym.Env):
+    def __init__(self, env: gym.Env, success: str = "transfer", drops: bool = True):
         super().__init__(env)
         self.qpos = env.unwrapped._env.physics.data.qpos
+        self.success, self.drops = success, drops
         self.lifted, self.t = False, 0
 
     def reset(self, **kwargs):
@@ -167,9 +176,12 @@ class DropIsFailure(gym.Wrapper):
     def step(self, action):
         obs, reward, terminated, truncated, info = self.env.step(action)
         height = float(self.qpos[18])
-        self.lifted |= height > self.REST + self.LIFTED
+        up = height > self.REST + self.LIFTED
+        self.lifted |= up
+        if self.success == "lift" and up and reward >= 2:
+            info, terminated = {**info, "is_success": True}, True
         reason = "off_table" if height < -0.05 else "dropped" if self.lifted and height < self.DOWN else None
-        if reason and not info.get("is_success"):
+        if self.drops and reason and not info.get("is_success"):
             info = {**info, "failure_reason": reason, "failure_step": self.t}
             terminated = True
         self.t += 1

@@ -6,7 +6,7 @@ The expert plans the grasp point of each gripper (``GRASP_DEPTH`` m out along th
 ``gripper_link``, between the finger pads) as straight segments between waypoints, and turns each step's pose into
 joint targets by damped least-squares inverse kinematics on a scratch copy of the env's model, warm-started from the
 last step's solution. It reads the cube's true pose at reset (privileged state, as fiper's own experts do), so
-observation shifts do not fool it. Each episode draws its own meeting point, grasp pitch and timing from its seed.
+observation shifts do not fool it. Each episode draws its own meeting point and grasp pitch from its seed; the phases last the same every time.
 """
 
 from __future__ import annotations
@@ -18,6 +18,9 @@ GRASP_DEPTH = 0.125 # m from gripper_link to the point between the finger pads, 
 ARMS = ("left", "right")
 BASE_X = {"left": -0.469, "right": 0.469}  # the arms' bases, at y = 0.5 (gym-aloha's vx300s_*.xml)
 OPEN, CLOSED = 1.0, 0.0
+# steps of each phase: above the cube, down, close, lift to the meeting point, the left arm's approach, its grip (the
+# same every episode: a policy reads the phase from the state, and a pause with nothing changing would hide it)
+PHASE_STEPS = (50, 30, 15, 50, 40, 15)
 LEFT_REACH = 0.03  # m: the left grasp point stops this far short of the cube centre, its fingertips past the centre
 
 
@@ -91,9 +94,9 @@ class TransferExpert:
         self.q = {arm: data.qpos[self.ik[arm].qpos].copy() for arm in ARMS}
         cube = data.qpos[16:19].copy()
         cube[2] = 0.02  # resting on the table (it is dropped from 5 cm at reset)
-        meet = np.array([rng.uniform(-0.05, 0.05), rng.uniform(0.45, 0.55), rng.uniform(0.22, 0.28)])
-        pitch, lift_pitch = rng.uniform(0.9, 1.2), rng.uniform(0.3, 0.6)
-        t = np.cumsum(np.round(rng.uniform(0.9, 1.1, 7) * [50, 30, 15, 50, 40, 15, 15])).astype(int)
+        meet = np.array([rng.uniform(-0.02, 0.02), rng.uniform(0.48, 0.52), rng.uniform(0.23, 0.27)])
+        pitch, lift_pitch = rng.uniform(0.95, 1.15), rng.uniform(0.4, 0.5)
+        t = np.cumsum(PHASE_STEPS)
         home = {arm: self._grasp_point(arm) for arm in ARMS}
         wait = meet + [-0.16, 0.0, 0.0]
         self.strategy = f"meet at x {meet[0]:+.2f} m, grasp pitch {np.degrees(pitch):.0f} deg"
@@ -104,7 +107,7 @@ class TransferExpert:
                       (t[3], meet, lift_pitch, 0.0, CLOSED), (t[3] + 400, meet, lift_pitch, 0.0, CLOSED)],
             "left": [(0, home["left"], 0.0, 0.0, OPEN), (t[3], wait, 0.0, np.pi / 2, OPEN)],
         }
-        self.handover = t[3:]  # when the left arm leaves its waiting point; then the approach, the stop, the grip
+        self.handover = t[3:]  # when the left arm leaves its waiting point, reaches the cube, has closed
         self.t = 0
 
     def _grasp_point(self, arm: str) -> np.ndarray:
@@ -124,10 +127,10 @@ class TransferExpert:
         """The left arm's approach, from the cube's position once the right arm has lifted it: fingers closing
         vertically on the cube's half nearer the left arm (the right arm's fingers hold its other sides)."""
         cube = self.physics.data.ptr.qpos[16:19].copy()
-        start, approach, stop, grip = (int(s) for s in self.handover)
+        start, approach, grip = (int(s) for s in self.handover)
         target = cube + [-LEFT_REACH, 0.0, 0.0]
-        self.plan["left"] += [(approach, target, 0.0, np.pi / 2, OPEN), (stop, target, 0.0, np.pi / 2, OPEN),
-                              (grip, target, 0.0, np.pi / 2, CLOSED), (grip + 400, target, 0.0, np.pi / 2, CLOSED)]
+        self.plan["left"] += [(approach, target, 0.0, np.pi / 2, OPEN), (grip, target, 0.0, np.pi / 2, CLOSED),
+                              (grip + 400, target, 0.0, np.pi / 2, CLOSED)]
 
     def act(self, obs, info) -> np.ndarray:
         if self.t == self.handover[0]:

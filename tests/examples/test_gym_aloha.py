@@ -85,6 +85,11 @@ def test_the_expert_hands_the_cube_over_and_a_dropped_cube_is_a_failure_at_its_s
 
     dropped = run_episode(env, LetGo(env), 0)
     assert (dropped.success, dropped.failure_reason) == (False, "dropped") and 100 < dropped.failure_step == dropped.length - 1
+    lift = aloha.make_aloha(success="lift")  # the looser task: the right arm's lift is the success, and ends the episode
+    lifted = run_episode(lift, TransferExpert(lift), 0)
+    assert lifted.success and 100 < lifted.length < episodes[0].length
+    with pytest.raises(ValueError, match=r"success='hold': 'transfer' or 'lift'"):
+        aloha.make_aloha(success="hold")
     with pytest.raises(ValueError, match="TransferExpert drives gym-aloha's bimanual ViperX"):
         import gymnasium as gym
 
