@@ -91,9 +91,20 @@ def check_seeded_resets(make_env: Callable[[str, float], Any], cells: Iterable[t
                 except ValueError as err:  # an action of another shape, or not finite: collection would refuse it too
                     raise ValueError(f"{where}: the env of cell ({shift}, {severity:g}), run with the expert: {err}") from None
             for kind, actions, other in runs:
-                first = seeded_run(env, seed, actions)
-                seeded_run(env, seed + 1, other)
-                again = seeded_run(env, seed, actions)
+                try:
+                    first = seeded_run(env, seed, actions)
+                    seeded_run(env, seed + 1, other)
+                    again = seeded_run(env, seed, actions)
+                except (SetupError, ValueError, TypeError):  # the env's API, refused as it is
+                    raise
+                except Exception as err:
+                    if kind:  # the expert's own actions: the env's error, as collection would meet it
+                        raise
+                    note = random_actions_failed(err, where, shift, severity, len(actions), expert is not None)
+                    if expert is None:
+                        raise SetupError(note) from err
+                    print(f"note: {note}", flush=True)
+                    continue
                 _compare(first, again, kind, len(actions), where, shift, severity, seed)
             start = seeded_run(env, seed, [])[0]
         finally:
@@ -103,6 +114,18 @@ def check_seeded_resets(make_env: Callable[[str, float], Any], cells: Iterable[t
             _compare_twin(start, seeded_run(twin, seed, [])[0], where, shift, severity, seed)
         finally:
             twin.close()
+
+
+def random_actions_failed(err: Exception, where: str, shift: str, severity: float, n: int, with_expert: bool) -> str:
+    """Why the check's random actions could not be stepped (a simulation they blow up), and what the check does then:
+    with an expert, it checks with the expert's episode alone; without, it names the expert as the fix."""
+    text = (f"{where}: the env of cell ({shift}, {severity:g}) raised {type(err).__name__}: {err} while the seeded-reset "
+            f"check stepped {n} random actions drawn across its action space (a position-controlled arm sent to random "
+            "targets over every joint's whole range can blow up its simulation, as gym-aloha's dm_control physics does)")
+    if with_expert:
+        return text + "; the check repeats the expert's episodes only"
+    return (text + "; give the check the expert's actions instead, which move as the task does (launch.act "
+            "expert=module:function; launch.pipeline passes collect.expert), or skip the outcome sweep (the pipeline's act=null)")
 
 
 def _compare(first: list[dict[str, np.ndarray]], again: list[dict[str, np.ndarray]], kind: str, n: int, where: str, shift: str,

@@ -255,3 +255,37 @@ def test_tasks_drawn_when_the_env_is_built_are_refused_naming_meta_worlds_seeded
                                          r"episode from reset\(seed=0\) than the first \(observation 'goal' differed\).*"
                                          r"metaworld.MT1\(env_name, seed=0\) fixes them.*act=null"):
         check_seeded_resets(make(False), [("none", 0.0)], "launch.act")
+
+
+class Blows(gym.Wrapper):
+    """A simulation that fails when sent far from where it is (as gym-aloha's dm_control physics raises PhysicsError
+    when random joint targets across the whole range make it unstable); gentle actions run."""
+
+    def step(self, action):
+        if np.abs(action).max() > 1.0:
+            raise RuntimeError("Physics state is invalid. Warning(s) raised: mjWARN_BADQACC")
+        return self.env.step(action)
+
+
+class Gentle:
+    def __init__(self, env):
+        self.t = 0
+
+    def reset(self, seed=None):
+        self.t = 0
+
+    def act(self, obs, info):
+        self.t += 1
+        return np.array([0.5 * np.sin(0.3 * self.t)], np.float32)
+
+
+def test_random_actions_that_blow_up_the_simulation_fall_back_to_the_experts_or_name_it(capsys):
+    make = lambda shift, severity: Blows(gym.make("Pendulum-v1", max_episode_steps=30))  # noqa: E731  (actions in [-2, 2])
+    check_seeded_resets(make, [("none", 0.0)], "launch.act", expert=Gentle)  # the expert's episodes are checked instead
+    assert ("note: launch.act: the env of cell (none, 0) raised RuntimeError: Physics state is invalid. Warning(s) raised: "
+            "mjWARN_BADQACC while the seeded-reset check stepped 10 random actions drawn across its action space") in capsys.readouterr().out
+    with pytest.raises(SetupError, match=r"launch.act: the env of cell \(none, 0\) raised RuntimeError: Physics state is "
+                                         r"invalid.*; give the check the expert's actions instead, which move as the task does "
+                                         r"\(launch.act expert=module:function; launch.pipeline passes collect.expert\), or skip "
+                                         r"the outcome sweep \(the pipeline's act=null\)"):
+        check_seeded_resets(make, [("none", 0.0)], "launch.act")
