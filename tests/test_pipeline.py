@@ -206,6 +206,20 @@ def test_progress_false_turns_off_every_stages_bars_and_leaves_its_fingerprint(t
     assert len(settings("false")) == 6 and "progress" in UNFINGERPRINTED  # collect, train, three rollouts, evaluate
 
 
+def test_the_act_stage_gives_launch_act_the_collect_stages_expert_for_its_check_of_seeded_resets(tmp_path):
+    """The pipeline checks the act cells' seeded resets with collect.expert before anything runs; launch.act checks them
+    again, with the same expert (an env that random actions blow up, gym-aloha's, is checked on the expert's episodes);
+    a pipeline that collects nothing has no expert to give."""
+    def expert(overrides: list[str]):
+        cfg = _compose("pipeline", overrides)
+        with initialize_config_dir(config_dir=str(CONF), version_base=None):
+            [step, *_] = pipeline._steps(cfg, tmp_path, None)[pipeline.ACT_STAGE]
+            return step.compose().expert
+
+    assert expert([]) == "envs:make_expert" and expert(["collect.expert=my_pkg.experts:Mine"]) == "my_pkg.experts:Mine"
+    assert expert([f"collect.demos={tmp_path / 'demos.zarr'}"]) is None
+
+
 def test_the_act_stages_video_size_reaches_launch_act_and_is_checked(tmp_path):
     """act.video_size sets the outcome sweep's frame size (launch.act's video_size); left null, act.yaml's 160 stands."""
     def video_size(overrides: list[str]) -> int:
