@@ -116,3 +116,20 @@ def test_launch_collect_runs_the_documented_command(tmp_path):
     store = EpisodeStore.open(out)
     assert store.attrs["task"] == "gym_aloha/AlohaTransferCube-v0" and store.attrs["control_period_s"] == pytest.approx(0.02)
     assert store.attrs["collection"]["clipped_steps"] == 0
+
+
+def test_the_pipeline_config_composes_with_its_cells_factories_lift_success_and_outcome_sweep():
+    from hydra import compose, initialize_config_dir
+
+    import launch.components  # noqa: F401  (stores the score and monitor groups, as launch.pipeline does on import)
+
+    with initialize_config_dir(config_dir=str(ROOT / "examples" / "gym_aloha" / "conf"), version_base=None):
+        cfg = compose(config_name="pipeline_aloha", overrides=[f"hydra.searchpath=[file://{ROOT / 'launch' / 'conf'}]"])
+    assert cfg.train.checkpoint is None and cfg.collect.expert == "examples.gym_aloha.expert:TransferExpert"
+    assert list(cfg.env_overrides) == ["+env.kwargs.success=lift"]
+    shifts = [cell[0] for cell in cfg.rollouts.cells if cell[0] != "none"]
+    assert shifts == ["cube_far", "slippery_cube", "obs_noise"]
+    for shift in shifts:
+        module, name = cfg.rollouts.factories[shift].split(":")
+        assert module == "examples.gym_aloha.envs" and callable(getattr(aloha, name))
+    assert "context.gripper_dims=[6,13]" in cfg.act.overrides
