@@ -76,8 +76,8 @@ def _act_overrides(cfg: DictConfig, run_dir: Path, common: list[str]) -> list[st
     stage's expert, whose episodes its check of seeded resets replays (as the pipeline's own check before anything runs)."""
     a = cfg.act
     collects = not (cfg.get("policy_factory") or cfg.collect.get("demos"))
-    expert = [f"expert={override_literal(cfg.collect.expert)}"] if collects else []
-    return [*common, *expert, f"monitor_dir={run_dir / 'monitor_chosen'}", f"out={run_dir / 'act'}", f"device={cfg.device}",
+    expert = [f"expert={override_literal(cfg.collect.expert)}"] if collects else []  # before env_overrides: theirs wins, as in collect
+    return [*expert, *common, f"monitor_dir={run_dir / 'monitor_chosen'}", f"out={run_dir / 'act'}", f"device={cfg.device}",
             f"execute={cfg.rollouts.execute}", f"cells={override_literal(plain(a.cells))}", f"seeds.start={a.seeds_start}",
             f"seeds.count={a.seeds_per_cell}", f"responses={override_literal(plain(a.responses))}", f"videos={override_literal(a.videos)}",
             *([f"video_size={int(a.video_size)}"] if a.get("video_size") is not None else []), "progress=false", *list(a.overrides)]

@@ -218,6 +218,7 @@ def test_the_act_stage_gives_launch_act_the_collect_stages_expert_for_its_check_
 
     assert expert([]) == "envs:make_expert" and expert(["collect.expert=my_pkg.experts:Mine"]) == "my_pkg.experts:Mine"
     assert expert([f"collect.demos={tmp_path / 'demos.zarr'}"]) is None
+    assert expert(["env_overrides=['expert=my_pkg.experts:Other']"]) == "my_pkg.experts:Other"  # as the collect stage runs it
 
 
 def test_the_act_stages_video_size_reaches_launch_act_and_is_checked(tmp_path):
