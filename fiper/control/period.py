@@ -2,7 +2,7 @@
 
 Every warning time in seconds is (env steps) x this period, so it comes from the env itself, never
 from a default: gymnasium's MuJoCo envs and fiper's tasks (envs/base.py) expose ``dt``; ManiSkill's
-(and robosuite's) envs ``control_timestep``; an env may instead declare ``control_period_s``; a user's
+(and robosuite's) envs ``control_timestep``; lerobot's gym-hil envs ``control_dt`` (beside their ``physics_dt``); an env may instead declare ``control_period_s``; a user's
 config may state it (``env.control_period_s=``). A control rate (``control_hz``, gym-pusht's;
 ``control_freq``, robosuite's) is read before ``dt``: gym-pusht's ``dt`` is its physics substep, 0.01 s,
 ten of which make one 0.1 s step.
@@ -15,7 +15,7 @@ from typing import Any
 
 # Looked up in this order on env.unwrapped, then on the env itself: a declared period or control rate before `dt`, which
 # an env stepping its physics several times per step may keep as the physics step.
-ENV_ATTRIBUTES = ("control_period_s", "control_timestep", "control_hz", "control_freq", "dt")
+ENV_ATTRIBUTES = ("control_period_s", "control_timestep", "control_dt", "control_hz", "control_freq", "dt")
 RATE_ATTRIBUTES = ("control_hz", "control_freq")  # steps per second: the period is their inverse
 
 
@@ -78,7 +78,7 @@ def recorded_period(given: Any, rate: Any, rate_where: str, *, rate_required: bo
 
 
 def declared_period(env: Any) -> tuple[float, str] | None:
-    """(seconds, 'where') the env declares per step (``control_period_s``, ``control_timestep``, 1 / ``control_hz`` or
+    """(seconds, 'where') the env declares per step (``control_period_s``, ``control_timestep``, ``control_dt``, 1 / ``control_hz`` or
     ``control_freq``, ``dt``, the first found), or None; a method of that name (dm_control's ``control_timestep()``) is
     not read."""
     for obj in (getattr(env, "unwrapped", env), env):

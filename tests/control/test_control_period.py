@@ -106,6 +106,25 @@ def test_a_control_rate_is_read_before_a_dt_that_is_the_physics_substep():
         control_period_s(env, 0.01)
 
 
+class GymHilLike(gym.Env):
+    """lerobot's gym-hil (MujocoGymEnv): the period is a ``control_dt`` property (0.1 s), beside ``physics_dt`` (0.002 s)."""
+
+    observation_space = gym.spaces.Box(-1.0, 1.0, (2,))
+    action_space = gym.spaces.Box(-1.0, 1.0, (4,))
+    physics_dt = 0.002
+
+    @property
+    def control_dt(self):
+        return 0.1
+
+
+def test_a_gym_hil_style_control_dt_is_read_through_wrappers_and_a_contradiction_names_it():
+    env = gym.wrappers.TimeLimit(GymHilLike(), max_episode_steps=100)
+    assert control_period_s(env) == pytest.approx(0.1)  # not the 0.002 s physics step
+    with pytest.raises(ValueError, match=r"env.control_period_s=0.05 s but the env declares GymHilLike.control_dt = 0.1 s"):
+        control_period_s(env, 0.05)
+
+
 class InnerMujoco:
     """The MuJoCo env a maze steps once per step (gymnasium-robotics' PointMaze: ``point_env``, dt 0.01 s)."""
 
