@@ -60,15 +60,25 @@ def kept_simulation_state(env: Any) -> Iterator[None]:
                 getattr(data, name)[...] = value
 
 
+def _is_frame(image: Any) -> bool:
+    return isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[-1] in (3, 4)
+
+
 def rendered_frame(env: Any) -> np.ndarray:
     """``env.render()`` checked to be an (H, W, 3) image: what a video needs from an env made with render_mode='rgb_array'.
-    The render leaves the simulation as it found it (:func:`kept_simulation_state`)."""
+    A list or tuple of such frames of one height (one per camera: lerobot's gym-hil renders its front and wrist views)
+    is tiled side by side. The render leaves the simulation as it found it (:func:`kept_simulation_state`)."""
     with kept_simulation_state(env):
         image = env.render()
-    if not (isinstance(image, np.ndarray) and image.ndim == 3 and image.shape[-1] in (3, 4)):
+    if isinstance(image, (list, tuple)) and image and all(_is_frame(f) for f in image) \
+            and len({f.shape[0] for f in image}) == 1 and len({f.shape[-1] for f in image}) == 1:
+        image = np.concatenate(image, axis=1)
+    if not _is_frame(image):
+        what = (f"{type(image).__name__} of {', '.join(str(getattr(f, 'shape', type(f).__name__)) for f in image)}"
+                if isinstance(image, (list, tuple)) else f"{type(image).__name__}{getattr(image, 'shape', '')}")
         raise ValueError(f"a video needs frames: {type(env.unwrapped).__name__}.render() under render_mode='rgb_array' "
-                         f"returned {type(image).__name__}{getattr(image, 'shape', '')}, not an (H, W, 3) array; "
-                         "return the frame from render(), or set videos=false")
+                         f"returned {what}, not an (H, W, 3) array or a list of frames of one height (tiled side by "
+                         "side); return the frame from render(), or set videos=false")
     return image
 
 

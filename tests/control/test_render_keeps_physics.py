@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gymnasium as gym
 import numpy as np
+import pytest
 
 import envs  # noqa: F401  (before mujoco: it picks the headless GL backend the later rendering tests need)
 import mujoco  # noqa: E402
@@ -55,3 +56,28 @@ def test_a_rendered_run_replays_the_unrendered_one_exactly():
     plain = _observations(lambda env: None)
     assert np.array_equal(_observations(rendered_frame), plain)
     assert np.abs(_observations(lambda env: env.render()) - plain).max() > 1e-3  # a bare render() moves the next step
+
+
+class TwoCameras(gym.Env):
+    """lerobot's gym-hil: render() returns one frame per camera, a list (front, wrist)."""
+
+    render_mode = "rgb_array"
+    observation_space = gym.spaces.Box(-1.0, 1.0, (2,))
+    action_space = gym.spaces.Box(-1.0, 1.0, (2,))
+
+    def __init__(self, frames):
+        self.frames = frames
+
+    def render(self):
+        return self.frames
+
+
+def test_a_list_of_camera_frames_is_tiled_side_by_side_and_anything_else_is_named():
+    front, wrist = np.full((4, 5, 3), 1, np.uint8), np.full((4, 3, 3), 2, np.uint8)
+    tiled = rendered_frame(TwoCameras([front, wrist]))
+    assert tiled.shape == (4, 8, 3) and (tiled[:, :5] == 1).all() and (tiled[:, 5:] == 2).all()
+    with pytest.raises(ValueError, match=r"returned list of \(4, 5, 3\), \(6, 3, 3\), not an \(H, W, 3\) array or a list of "
+                                         r"frames of one height"):
+        rendered_frame(TwoCameras([front, np.zeros((6, 3, 3), np.uint8)]))
+    with pytest.raises(ValueError, match=r"returned NoneType, not an \(H, W, 3\) array"):
+        rendered_frame(TwoCameras(None))
