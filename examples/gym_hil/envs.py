@@ -14,13 +14,17 @@ Three things are added, and nothing else changed:
 - the cube's start drawn from the episode's seed (gym-hil's ``random_block_position`` draws from numpy's global
   generator, which ``reset(seed)`` does not seed, so a seed would not fix the episode): uniform in
   ``CENTRE ± HALF_WIDTH``;
-- ``reset_delay_seconds=0``: gym-hil's wrapped envs sleep 1 s in every reset, for a person at the viewer.
+- ``reset_delay_seconds=0``: gym-hil's wrapped envs sleep 1 s in every reset, for a person at the viewer, and log
+  "Reset delay of ... seconds" on the root logger, which hydra's entry points print at INFO: one line per reset
+  in every stage's output, filtered out here (``QuietResetDelay``).
 
 Needs gym-hil (mujoco < 3.9) and an OpenGL backend even for state observations (the env builds a renderer when
 made): ``MUJOCO_GL=egl`` headless; README.md says how it was installed.
 """
 
 from __future__ import annotations
+
+import logging
 
 import gymnasium as gym
 import mujoco
@@ -59,6 +63,19 @@ class SeededCube(gym.Wrapper):
         return obs, reward, terminated, truncated, info
 
 
+class QuietResetDelay(logging.Filter):
+    """Drops gym-hil's "Reset delay of ... seconds" record (logged on the root logger at every reset)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Reset delay of")
+
+
+def _quiet_reset_delay() -> None:
+    root = logging.getLogger()
+    if not any(isinstance(f, QuietResetDelay) for f in root.filters):
+        root.addFilter(QuietResetDelay())
+
+
 def _gym_hil():
     try:
         import gym_hil  # noqa: F401  (registers the gym_hil/ ids)
@@ -69,6 +86,7 @@ def _gym_hil():
 
 def make_hil(render_mode: str | None = None, half_width=HALF_WIDTH, **kwargs) -> gym.Env:
     _gym_hil()
+    _quiet_reset_delay()
     kwargs.setdefault("reset_delay_seconds", 0.0)
     if render_mode is not None:
         kwargs["render_mode"] = render_mode
