@@ -131,16 +131,18 @@ def action_context(context_cfg: dict[str, Any], action_dim: int, probe_env, posi
         cfg.setdefault("gripper_dims", [d for d in range(action_dim) if d >= int(n_pos)])
     context = FallbackContext(action_dim=action_dim, **cfg)
     if positions and callable(getattr(probe_env, "reset", None)):  # an env to read a measured position from
-        note = measured_position_note(context, observation_dict(reset_env(probe_env, 0)[0]), named="agent_pos_key" in cfg)
+        note = measured_position_note(context, observation_dict(reset_env(probe_env, 0)[0]), named="agent_pos_key" in cfg,
+                                      dims_named="agent_pos_dims" in cfg)
         if note and not quiet:
             print(f"note: {note}")
     return context
 
 
-def measured_position_note(context: FallbackContext, obs: dict[str, Any], named: bool) -> str | None:
-    """What a position fallback will hold when ``obs`` (a reset observation) carries no measured position: a note, or
-    None when it does (or the actions are velocities). A key named in the config (``named``) that the observation lacks,
-    or ``agent_pos_dims`` past its entries, is a ValueError naming the keys there are."""
+def measured_position_note(context: FallbackContext, obs: dict[str, Any], named: bool, dims_named: bool = False) -> str | None:
+    """What a position fallback will hold when ``obs`` (a reset observation) carries no measured position, or reads the
+    first entries of a default-named key that has more than the positions and grippers, without ``agent_pos_dims``
+    (``dims_named``): a note, or None when it does (or the actions are velocities). A key named in the config (``named``)
+    that the observation lacks, or ``agent_pos_dims`` past its entries, is a ValueError naming the keys there are."""
     if context.action_mode == "velocity":
         return None
     key = context.agent_pos_key
@@ -150,7 +152,13 @@ def measured_position_note(context: FallbackContext, obs: dict[str, Any], named:
         except ValueError as err:
             raise ValueError(f"context.agent_pos_dims: {err} (context.agent_pos_dims=[...] picks the entries of "
                              f"obs[{key!r}] that measure the position targets, in the order of context.position_dims)") from None
-        return None
+        n, size = len(context.position_dims), int(np.size(obs[key]))
+        if named or dims_named or size <= n + len(context.gripper_dims):  # positions, then the gripper's: fiper's tasks
+            return None
+        return (f"hold, retreat and return_retry read the measured position from the first {n} of the {size} entries of "
+                f"obs[{key!r}]: if those are not the positions the action entries {list(context.position_dims)} command "
+                "(lerobot's gym-hil keeps joint angles first and the hand's x, y, z at 15..17), name the entries, "
+                "context.agent_pos_dims=[...] (launch.pipeline: in act.overrides)")
     keys = {k: tuple(np.shape(v)) for k, v in obs.items()}
     if named:
         raise ValueError(f"context.agent_pos_key={key!r} is not a key of the env's observation {keys}: name the key that "

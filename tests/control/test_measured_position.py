@@ -67,6 +67,27 @@ def test_a_named_key_the_env_lacks_or_entries_past_it_are_refused_naming_the_key
     assert measured_position_note(ctx, {"obs": np.zeros(4)}, named=True) is None
 
 
+class ArmStateEnv(FlatPointEnv):
+    """lerobot's gym-hil layout: a default-named ``agent_pos`` of 18 entries, joint angles first, the hand's x, y, z last."""
+
+    observation_space = gym.spaces.Dict({"agent_pos": gym.spaces.Box(-9.0, 9.0, (18,), np.float32)})
+
+    def _obs(self):
+        return {"agent_pos": np.zeros(18, np.float32)}
+
+
+def test_a_default_agent_pos_longer_than_the_positions_gets_a_note_naming_agent_pos_dims(capsys):
+    layout = {**LAYOUT, "position_dims": [0, 1, 2]}
+    action_context(layout, 4, ArmStateEnv())  # its first 3 entries are read as the hand's position, silently before
+    out = capsys.readouterr().out
+    assert "the first 3 of the 18 entries of obs['agent_pos']" in out and "context.agent_pos_dims=[...]" in out
+    action_context({**layout, "agent_pos_dims": [15, 16, 17]}, 4, ArmStateEnv())
+    action_context({**layout, "action_mode": "velocity"}, 4, ArmStateEnv())  # a zero velocity reads no position
+    assert capsys.readouterr().out == ""
+    fipers_layout = FallbackContext(4, [0, 1, 2], gripper_dims=[3])  # pick_place: agent_pos = x, y, z, gripper
+    assert measured_position_note(fipers_layout, {"agent_pos": np.zeros(4)}, named=False) is None
+
+
 def test_unset_measured_position_settings_leave_a_store_fingerprint_as_it_was():
     from omegaconf import OmegaConf
 
