@@ -106,7 +106,7 @@ class CollectionSummary:
         if self.saved and not (self.success_reported or self.successes):
             text += f"; all {self.saved} stored as failures: " + no_success_reported(self.attempted, self.info_keys,
                                                                                      self.terminated(), timeouts=self.timeouts())
-        if note := timeout_as_termination(self.failures):
+        if note := timeout_as_termination(self.failures, self.step_limit):
             text += "; " + note
         if self.unnamed:
             text += "; " + unnamed_terminations(self.unnamed, self.unnamed_words)
@@ -306,6 +306,6 @@ def too_few_saved(summary: CollectionSummary, n_episodes: int) -> str:
     notes = ([] if summary.success_reported or summary.successes else
              [no_success_reported(summary.attempted, summary.info_keys, summary.terminated(), timeouts=summary.timeouts())
               + ", or store every episode with only_success=false"])
-    notes += [note] if (note := timeout_as_termination(summary.failures)) else []
+    notes += [note] if (note := timeout_as_termination(summary.failures, summary.step_limit)) else []
     notes += [unnamed_terminations(summary.unnamed, summary.unnamed_words)] if summary.unnamed else []
     return "; ".join([text, *notes, "else raise max_attempts or check the expert"])

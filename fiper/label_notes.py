@@ -49,14 +49,16 @@ def no_success_reported(attempts: int, info_keys: Iterable[str], terminated: int
             "dm_control: from the physics, as examples/dmc_reacher/envs.py does; docs/envs.md, 'Your own env, end to end')")
 
 
-def timeout_as_termination(failures: Iterable[tuple[str, int]]) -> str | None:
+def timeout_as_termination(failures: Iterable[tuple[str, int]], step_limit: int | None = None) -> str | None:
     """A note when every failed episode (``(failure_reason, failure_step)``, at least ``MIN_EPISODES``) ended with the
-    default ``terminated`` at one and the same step: an env that reports its time limit as termination; else None."""
+    default ``terminated`` at one and the same step, the last one of the env's declared ``step_limit`` when it declares
+    one: an env that reports its time limit as termination; else None (episodes that all end alike before the limit, as
+    a deterministic env's whose success is under a key fiper does not read, are no time limit)."""
     tally = Counter((str(reason), int(step)) for reason, step in failures)
     if sum(tally.values()) < MIN_EPISODES or len(tally) != 1:
         return None
     (reason, step), count = next(iter(tally.items()))
-    if reason != DEFAULT_TERMINATED:
+    if reason != DEFAULT_TERMINATED or (step_limit is not None and step != int(step_limit) - 1):
         return None
     return (f"all {count} failed episodes ended 'terminated' at step {step} without the env saying why: an env that reports "
             "its time limit as termination (robosuite's horizon, returned by its GymWrapper as terminated) has every episode "

@@ -81,6 +81,20 @@ def test_no_note_without_the_pattern(failures):
     assert timeout_as_termination(failures) is None
 
 
+def test_no_time_limit_note_when_every_episode_ended_before_the_declared_limit():
+    """gym-hil's PandaPickCube reports success as info['succeed'] and terminates on it: every expert episode ended at
+    step 12 of a 100-step limit, which is no time limit reported as termination."""
+    assert timeout_as_termination([("terminated", 12)] * 3, step_limit=100) is None
+    assert "ended 'terminated' at step 99" in timeout_as_termination([("terminated", 99)] * 3, step_limit=100)
+    assert "ended 'terminated' at step 12" in timeout_as_termination([("terminated", 12)] * 3)  # no limit declared
+
+
+def test_collection_passes_the_declared_limit_to_the_note(tmp_path):
+    env = gym.wrappers.TimeLimit(Horizon(), max_episode_steps=HORIZON + 10)  # ends itself before its declared limit
+    summary = collect(env, Still(), EpisodeStore.create(tmp_path / "early.zarr"), 3, progress=False)
+    assert summary.saved == 3 and "ended 'terminated' at step" not in str(summary)
+
+
 class SaysWhy(Horizon):
     """Ends every episode at step 2 with terminated and says why in words of its own, not in failure_reason."""
 
