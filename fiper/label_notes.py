@@ -43,8 +43,11 @@ def no_success_reported(attempts: int, info_keys: Iterable[str], terminated: int
               "task (a pole kept up, a walker still walking: gymnasium's InvertedPendulum-v5, Hopper-v5), those are its "
               "successes, which the env config says with '+env.wrappers=[\"fiper.wrappers:TimeLimitIsSuccess\"]'") \
         if timeouts else ""
+    alike = [key for key in keys if "succe" in key.lower()]  # gym-hil's 'succeed': a success under a name of its own
+    named = (f"; {', '.join(map(repr, alike))} may be the env's success under a name of its own: copy it to info['success'] "
+             "in a wrapper") if alike else ""
     return (f"the env's info said in none of the {attempts} {what} whether the episode succeeded (no 'success' or "
-            f"'is_success'; its last info had {keys if keys else 'no keys'}), and an episode is a success only when the env "
+            f"'is_success'; its last info had {keys if keys else 'no keys'}{named}), and an episode is a success only when the env "
             f"says so{ended}; otherwise wrap the env to set info['success'] at every step (robosuite: env._check_success(); "
             "dm_control: from the physics, as examples/dmc_reacher/envs.py does; docs/envs.md, 'Your own env, end to end')")
 

@@ -59,6 +59,16 @@ def test_an_env_that_never_says_success_stops_collection_naming_info_success_and
     assert message.endswith("else raise max_attempts or check the expert")
 
 
+def test_a_success_under_another_name_is_pointed_at():
+    """gym-hil says success as info['succeed']: the message names that key and the wrapper copying it."""
+    from fiper.label_notes import no_success_reported
+
+    message = no_success_reported(3, ["discrete_penalty", "succeed"], terminated=3)
+    assert "its last info had ['discrete_penalty', 'succeed']; 'succeed' may be the env's success under a name of its " \
+           "own: copy it to info['success'] in a wrapper" in message
+    assert "under a name of its own" not in no_success_reported(3, ["discrete_penalty"])
+
+
 def test_stored_failures_all_terminated_at_one_step_get_the_note_in_the_summary(tmp_path):
     summary = collect(Horizon(), Still(), EpisodeStore.create(tmp_path / "all.zarr"), 3, progress=False)
     assert summary.saved == 3 and f"all 3 failed episodes ended 'terminated' at step {HORIZON - 1}" in str(summary)
