@@ -36,9 +36,8 @@ from fiper.monitor import load_monitor
 from launch.common import check_guidance, load_policy_from, plain, policy_digest, resolve_device, set_cpu_threads
 from launch.stages import named_sources
 from launch.validate import (ENV_CHECKS, RESUMES, THREADS, boolean, cells, choice, deadlines, existing_path, integer, list_of,
-                             mapping_of_text,
-                             merged, optional, policy_rules, positive_int, refuse_renamed, reported, seconds_per_step, seed, text,
-                             validate)
+                             mapping_of_text, merged, optional, policy_rules, positive, positive_int, refuse_renamed, reported,
+                             seconds_per_step, seed, text, validate)
 
 # what every sweep of rollouts over cells x seeds takes (launch.stress and launch.act)
 SWEEP_CHECKS = {
@@ -55,6 +54,7 @@ SWEEP_CHECKS = {
     "context.action_mode": choice(*ACTION_MODES),
     "context.agent_pos_key": optional(text),
     "context.agent_pos_dims": optional(list_of(integer(0), example="[0,1]")),
+    "context.velocity_scale": optional(positive),
     "record_keys": optional(list_of(text, example="[agent_pos,object]")),
     "deadline_ms": deadlines,
     "overwrite": boolean,
@@ -236,7 +236,7 @@ def check_observations(policy, probe_env, env_cfg: dict[str, Any]) -> None:
 def fingerprinted_context(context: dict[str, Any]) -> dict[str, Any]:
     """The action layout as a store's fingerprint records it: the measured-position settings only when set, so that
     stores recorded before those settings existed still resume."""
-    return {k: v for k, v in context.items() if not (k in ("agent_pos_key", "agent_pos_dims") and v is None)}
+    return {k: v for k, v in context.items() if not (k in ("agent_pos_key", "agent_pos_dims", "velocity_scale") and v is None)}
 
 
 RESPONSE_KEY = "intervention"  # the name stores' fingerprints hold the response under: another name would refuse their resume

@@ -123,7 +123,7 @@ def chunk_rewards(steering: Any, chunks: np.ndarray, context: FallbackContext | 
     if finite.any():
         traj = lift_chunks(torch.as_tensor(chunks[finite]), steering.config.position_dims, velocity=velocity,
                            start=None if start is None else torch.as_tensor(start[finite], dtype=torch.float32),
-                           dt=context.control_period_s if velocity else 1.0)
+                           dt=context.velocity_step if velocity else 1.0)
         program = np.zeros(int(finite.sum()), np.int64) if stages is None else np.asarray(stages, np.int64)[finite]
         scored = np.full(program.size, np.nan)
         with torch.no_grad():

@@ -10,6 +10,7 @@ the user's own is the fallback.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -68,8 +69,10 @@ class FallbackContext:
     ``gripper_dims`` those a fallback must leave unchanged. ``agent_pos_key`` names the
     observation entry with the measured position; ``agent_pos_dims`` pick, from that vector,
     the entries matching ``position_dims`` (default: its first ``len(position_dims)``).
-    ``control_period_s`` is seconds per env step (``fiper.control.period``): how far one step of a velocity action
-    moves the robot, which a velocity steering integrates its paths with (None: unknown).
+    ``control_period_s`` is seconds per env step (``fiper.control.period``): how long one step of a velocity action
+    lasts, which a velocity steering integrates its paths with (None: unknown). ``velocity_scale`` is the velocity,
+    in the positions' units per second, that one unit of a velocity action commands: 1 when the actions are such
+    velocities, 0.25 for an end-effector delta of 0.025 m per 0.1 s step per unit (lerobot's gym-hil).
     """
 
     action_dim: int
@@ -80,6 +83,7 @@ class FallbackContext:
     action_mode: str = "position"
     history_len: int = 512
     control_period_s: float | None = None
+    velocity_scale: float = 1.0
     actions: deque = field(init=False, repr=False)
     positions: deque = field(init=False, repr=False)
 
@@ -112,8 +116,18 @@ class FallbackContext:
 
             self.control_period_s = positive_seconds(self.control_period_s, "FallbackContext control_period_s",
                                                      "give the env's seconds per step (fiper.control.period.control_period_s)")
+        scale = self.velocity_scale
+        if isinstance(scale, bool) or not isinstance(scale, (int, float, np.integer, np.floating)) or not 0 < float(scale) < math.inf:
+            raise ValueError(f"velocity_scale={scale!r} is invalid: the velocity, in the positions' units per second, that one "
+                             "unit of a velocity action commands, a positive number (1 when the actions are such velocities)")
+        self.velocity_scale = float(scale)
         self.actions = deque(maxlen=int(self.history_len))
         self.positions = deque(maxlen=int(self.history_len))
+
+    @property
+    def velocity_step(self) -> float | None:
+        """How far one unit of a velocity action moves a position in one env step: control period x velocity_scale."""
+        return None if self.control_period_s is None else self.control_period_s * self.velocity_scale
 
     # -- recording ---------------------------------------------------------------------------
     def reset(self) -> None:

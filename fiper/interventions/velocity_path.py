@@ -2,10 +2,12 @@
 
 Steering scores a chunk of velocity actions on the path the robot would follow, in the frame of the obstacles a
 reward reads (``KeepOut`` centres, ``env.scene_obstacles()``): its measured position p_0 at the decision plus the
-velocities integrated over the env's control period, p_t = p_0 + dt · Σ_{s ≤ t} v_s. The measured position is read
-from the observation as the fallbacks read it (``FallbackContext.agent_pos_key``, ``agent_pos_dims``), the period
-from ``FallbackContext.control_period_s`` (seconds per env step; launch.stress and launch.act set it from
-``fiper.control.period``). A velocity steering that cannot know either is refused before anything runs: integrated
+velocities integrated over the env's control period, p_t = p_0 + dt · Σ_{s ≤ t} v_s, with dt the control period times
+the velocity one action unit commands (``FallbackContext.velocity_step``). The measured position is read from the
+observation as the fallbacks read it (``FallbackContext.agent_pos_key``, ``agent_pos_dims``), the period from
+``FallbackContext.control_period_s`` (seconds per env step; launch.stress and launch.act set it from
+``fiper.control.period``), the unit from ``FallbackContext.velocity_scale`` (1: the actions are velocities in the
+positions' units per second). A velocity steering that cannot know either is refused before anything runs: integrated
 from 0 with a unit step, its path would lie wherever the velocities' units put it, not where the robot is. Position
 actions need neither.
 """
@@ -23,7 +25,8 @@ from fiper.interventions.context import FallbackContext
 
 
 class VelocityFrame(NamedTuple):
-    """The start (N, k) of each observation's path, in env units on the policy's device, and seconds per env step."""
+    """The start (N, k) of each observation's path, in env units on the policy's device, and ``dt``, how far one action
+    unit moves a position in one env step (the control period x the context's velocity_scale)."""
 
     start: Tensor
     dt: float
@@ -80,7 +83,7 @@ def velocity_frame(context: FallbackContext | None, obs: Mapping[str, Any], devi
         raise ValueError(f"the steering integrates velocities from the measured position, but this observation has no "
                          f"key {context.agent_pos_key!r} (context.agent_pos_key)")
     start = torch.as_tensor(np.asarray(pos, dtype=np.float32)[None]).to(device, non_blocking=True)
-    return VelocityFrame(start, float(context.control_period_s))
+    return VelocityFrame(start, float(context.velocity_step))
 
 
 def recorded_starts(context: FallbackContext, rows: np.ndarray) -> np.ndarray:

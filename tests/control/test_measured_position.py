@@ -94,10 +94,12 @@ def test_unset_measured_position_settings_leave_a_store_fingerprint_as_it_was():
     base = {"policy_dir": None, "policy_factory": "m:f", "monitor_dir": None, "env": {}, "factories": {}, "execute": "first",
             "response": {"kind": "hold"}, "record_keys": None}
     old = OmegaConf.create({**base, "context": dict(LAYOUT)})
-    new = OmegaConf.create({**base, "context": {**LAYOUT, "agent_pos_key": None, "agent_pos_dims": None}})
+    new = OmegaConf.create({**base, "context": {**LAYOUT, "agent_pos_key": None, "agent_pos_dims": None, "velocity_scale": None}})
     named = OmegaConf.create({**base, "context": {**LAYOUT, "agent_pos_key": "obs", "agent_pos_dims": None}})
+    scaled = OmegaConf.create({**base, "context": {**LAYOUT, "velocity_scale": 0.25}})
     assert store_fingerprint(new, 16)["digest"] == store_fingerprint(old, 16)["digest"]
     assert store_fingerprint(named, 16)["digest"] != store_fingerprint(old, 16)["digest"]
+    assert store_fingerprint(scaled, 16)["values"]["context.velocity_scale"] == 0.25
     assert store_fingerprint(old, 16)["values"]["intervention.kind"] == "hold"  # the name recorded stores hold it under
 
 

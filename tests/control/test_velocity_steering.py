@@ -27,20 +27,21 @@ def agent(policy, reward, context, velocity=True) -> MonitoredPolicy:
                            context=context, num_samples=4)
 
 
-def test_the_paths_start_at_the_measured_position_and_step_by_the_control_period(policy):
+@pytest.mark.parametrize("scale", [1.0, 0.25])  # 0.25: an action unit commands 0.25 position units per second (gym-hil)
+def test_the_paths_start_at_the_measured_position_and_step_by_the_control_period(policy, scale):
     seen = []
 
     def reward(trajectory):
         seen.append(trajectory.detach().clone())
         return -(trajectory ** 2).sum((1, 2))
 
-    context = FallbackContext(2, [0, 1], action_mode="velocity", control_period_s=0.05)
+    context = FallbackContext(2, [0, 1], action_mode="velocity", control_period_s=0.05, velocity_scale=scale)
     steered = agent(policy, reward, context)
     steered.act(OBS)
     decision = steered.decisions[-1]
     assert seen  # start='steer': the decision's batch was sampled with steering (no monitor labels it)
     samples = torch.as_tensor(decision.samples)  # (B, H, A): the batch the last reward call scored
-    expected = torch.tensor([0.2, 0.3]) + 0.05 * samples.cumsum(1)
+    expected = torch.tensor([0.2, 0.3]) + 0.05 * scale * samples.cumsum(1)
     torch.testing.assert_close(seen[-1][..., :2], expected, rtol=1e-5, atol=1e-6)
     assert torch.all(seen[-1][..., 2] == 0)
 
@@ -79,3 +80,12 @@ def test_steering_from_the_start_without_a_monitor_executes_the_best_particle_an
         rewards = reward(torch.nn.functional.pad(torch.as_tensor(decision.samples[..., :2]), (0, 1)))
         best = decision.samples[int(torch.argmax(rewards))]
         np.testing.assert_allclose(decision.executed, best, rtol=1e-5, atol=1e-6)
+
+
+def test_a_velocity_scale_that_is_no_positive_number_is_refused_naming_its_meaning():
+    for bad in (0.0, -1.0, float("inf"), True, "fast"):
+        with pytest.raises(ValueError, match=r"velocity_scale=.* is invalid: the velocity, in the positions' units per second, "
+                                             r"that one unit of a velocity action commands"):
+            FallbackContext(2, [0, 1], action_mode="velocity", control_period_s=0.05, velocity_scale=bad)
+    assert FallbackContext(2, [0, 1], control_period_s=0.1, velocity_scale=0.25).velocity_step == pytest.approx(0.025)
+    assert FallbackContext(2, [0, 1]).velocity_step is None  # no period: unknown

@@ -182,6 +182,9 @@ def test_velocity_chunks_are_scored_from_the_position_recorded_at_their_decision
     # without fiper: 0.20 .. 0.35 along y = 0.1, 0.1 m through the disc of every chunk; steered: 0.2 m beside it
     assert got.note == "" and got.decisions == N
     assert got.mean_without < -0.05 and got.mean > -1e-5 and got.difference > 0.05
+    slow = {"steer": FallbackContext(2, [0, 1], action_mode="velocity", control_period_s=0.1, velocity_scale=0.25)}
+    short = outcome_report(tmp_path / "without.zarr", arms, steering=steer, contexts=slow).overall["steer"].reward
+    assert short.mean_without > -1e-3 > got.mean_without  # a unit commands 0.25 units/s: 0.1625 .. 0.2, short of the disc
     no_period = outcome_report(tmp_path / "without.zarr", arms, steering=steer).overall["steer"].reward
     assert "lacks the seconds per env step" in no_period.note or "no FallbackContext" in no_period.note
     unrecorded = velocity_stores(tmp_path / "bare", record_position=False)
