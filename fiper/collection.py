@@ -264,7 +264,7 @@ def collect(
             episode = run_episode(env, expert, seed + summary.attempted)
             if not summary.attempted:
                 summary.undeclared = undeclared_shapes({k: v.shape[1:] for k, v in episode.data.items() if k != "action"},
-                                                       env.observation_space)
+                                                       getattr(env, "observation_space", None))  # a duck-typed env: none
             summary.attempted += 1
             summary.successes += episode.success
             summary.info_keys = episode.info_keys
