@@ -148,8 +148,9 @@ def arm_fingerprint(cfg: DictConfig, response: dict[str, Any] | None, num_sample
     arm = OmegaConf.create({k: plain(cfg.get(k)) for k in keys})
     arm.monitor_dir = cfg.monitor_dir if response is not None else None
     arm.response = response
-    if response is not None and deadline_settings(cfg):  # the run without fiper runs without deadlines
-        arm.deadline_ms = deadline_settings(cfg)
+    deadlines = deadline_settings(cfg)
+    if response is not None and deadlines:  # the run without fiper runs without deadlines
+        arm.deadline_ms = deadlines
     return store_fingerprint(arm, num_samples, policy)
 
 

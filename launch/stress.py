@@ -249,6 +249,7 @@ def store_fingerprint(cfg: DictConfig, num_samples: int, policy: Any = None) -> 
     that the settings name ('file.py:make_env', 'my_pkg.envs:make') enters as ``sources`` (sha256 per file), so an
     edited env, expert or fallback is not resumed into episodes the old code recorded.
     """
+    deadlines = deadline_settings(cfg)
     settings = {
         "policy": policy_digest(cfg, policy),
         "monitor": directory_digest(cfg.monitor_dir),
@@ -258,7 +259,7 @@ def store_fingerprint(cfg: DictConfig, num_samples: int, policy: Any = None) -> 
         RESPONSE_KEY: plain(cfg.get("response")),
         "context": fingerprinted_context(plain(cfg.context)) if cfg.get("response") is not None else None,
         "record_keys": plain(cfg.record_keys),
-        **({"deadline_ms": deadline_settings(cfg)} if deadline_settings(cfg) else {}),  # unset: older stores still resume
+        **({"deadline_ms": deadlines} if deadlines else {}),  # unset: older stores still resume
     }
     sources = named_sources({**{k: settings[k] for k in ("env", "factories", RESPONSE_KEY)}, "policy_factory": cfg.get("policy_factory")})
     return make_fingerprint({**settings, "sources": sources} if sources else settings)
@@ -308,11 +309,12 @@ def run(cfg: DictConfig):
         period = control_period_s(probe, env_cfg.get("control_period_s"), env_name=task)
         response, context = build_response(cfg, monitor, policy, probe, period)
         check_guidance(policy, {"the response": response}, "launch.stress (nothing has run yet)")
-        if deadline_settings(cfg) and getattr(response, "fallback", None) is None:
-            raise ValueError(f"deadline_ms={deadline_settings(cfg)}: an overrun ends the decision in the response's fallback, "
+        deadlines = deadline_settings(cfg)
+        if deadlines and getattr(response, "fallback", None) is None:
+            raise ValueError(f"deadline_ms={deadlines}: an overrun ends the decision in the response's fallback, "
                              "and this run has none, so the first overrun would stop the sweep: give response=hold (with "
                              "monitor_dir=<fitted + calibrated monitor>), or leave deadline_ms null; nothing has run yet")
-        policy, monitor = under_deadlines(deadline_settings(cfg), policy, monitor, probe, cfg.seeds.start, num_samples)
+        policy, monitor = under_deadlines(deadlines, policy, monitor, probe, cfg.seeds.start, num_samples)
     finally:
         probe.close()
     agent = MonitoredPolicy(policy, monitor, response=response, context=context, num_samples=num_samples,

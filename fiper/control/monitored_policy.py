@@ -18,8 +18,8 @@ executed chunk, embedding and batch to the host for the monitor: one host synchr
 
 from __future__ import annotations
 
-from collections import deque
 import warnings
+from collections import deque
 from collections.abc import Mapping
 from typing import Any
 
@@ -49,9 +49,9 @@ def medoid_index(samples: torch.Tensor) -> torch.Tensor:
     return torch.cdist(flat, flat).sum(-1).argmin(-1)
 
 
-
 def _warn(note: str) -> None:
     warnings.warn(note.removeprefix("note: "), UserWarning, stacklevel=4)
+
 
 class MonitoredPolicy:
     """Wraps a GenerativePolicy with a fitted FailureMonitor and an optional graded response.

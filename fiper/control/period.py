@@ -2,8 +2,8 @@
 
 Every warning time in seconds is (env steps) x this period, so it comes from the env itself, never
 from a default: gymnasium's MuJoCo envs and fiper's tasks (envs/base.py) expose ``dt``; ManiSkill's
-(and robosuite's) envs ``control_timestep``; lerobot's gym-hil envs ``control_dt`` (beside their ``physics_dt``); an env may instead declare ``control_period_s``; a user's
-config may state it (``env.control_period_s=``). A control rate (``control_hz``, gym-pusht's;
+(and robosuite's) envs ``control_timestep``; lerobot's gym-hil envs ``control_dt`` (beside their
+``physics_dt``); an env may instead declare ``control_period_s``; a user's config may state it (``env.control_period_s=``). A control rate (``control_hz``, gym-pusht's;
 ``control_freq``, robosuite's) is read before ``dt``: gym-pusht's ``dt`` is its physics substep, 0.01 s,
 ten of which make one 0.1 s step.
 """
@@ -78,8 +78,8 @@ def recorded_period(given: Any, rate: Any, rate_where: str, *, rate_required: bo
 
 
 def declared_period(env: Any) -> tuple[float, str] | None:
-    """(seconds, 'where') the env declares per step (``control_period_s``, ``control_timestep``, ``control_dt``, 1 / ``control_hz`` or
-    ``control_freq``, ``dt``, the first found), or None; a method of that name (dm_control's ``control_timestep()``) is
+    """(seconds, 'where') the env declares per step (``control_period_s``, ``control_timestep``, ``control_dt``,
+    1 / ``control_hz`` or ``control_freq``, ``dt``, the first found), or None; a method of that name (dm_control's ``control_timestep()``) is
     not read."""
     for obj in (getattr(env, "unwrapped", env), env):
         for name in ENV_ATTRIBUTES:
