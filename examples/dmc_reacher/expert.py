@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-import mujoco
 import numpy as np
 
 from examples.dmc_reacher.envs import physics
+from examples.mass_matrix import full_mass_matrix
 
 
 class ReachExpert:
@@ -55,7 +55,7 @@ class ReachExpert:
         model, data = self.model, self.data
         error = self.goal() - data.qpos[:2]
         error[0] = (error[0] + np.pi) % (2 * np.pi) - np.pi   # the shoulder turns freely
-        mujoco.mj_fullM(model, data, self.mass)
+        full_mass_matrix(model, data, self.mass)
         torque = self.mass[:2, :2] @ (self.kp * error - self.kd * data.qvel[:2]) + data.qfrc_bias[:2] \
             + model.dof_damping[:2] * data.qvel[:2]
         low, high = model.actuator_ctrlrange[:, 0], model.actuator_ctrlrange[:, 1]

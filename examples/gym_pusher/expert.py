@@ -18,6 +18,8 @@ from collections.abc import Mapping
 import mujoco
 import numpy as np
 
+from examples.mass_matrix import full_mass_matrix
+
 HAND, OBJECT, GOAL = "r_wrist_roll_link", "object", "goal"
 OBJECT_RADIUS, BAR_RADIUS = 0.05, 0.02      # m: the cylinder and the cross bar's capsule
 Z_PUSH = -0.275                              # m: the object's mid-height
@@ -89,7 +91,7 @@ class PushExpert:
         q, qd = data.qpos[:7], data.qvel[:7]
         qdot = pinv @ np.r_[velocity, 0.3 * spin] + (np.eye(7) - pinv @ jac) @ (POSTURE - q)
         q_target = np.clip(q + 0.05 * qdot, self.low, self.high)
-        mujoco.mj_fullM(model, data, self.mass)
+        full_mass_matrix(model, data, self.mass)
         torque = self.mass[:7, :7] @ (self.stiffness * (q_target - q) + 2.0 * np.sqrt(self.stiffness) * (qdot - qd)) + data.qfrc_bias[:7] + model.dof_damping[:7] * qd
         return np.clip(torque, self.tau_low, self.tau_high).astype(np.float32)
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import mujoco
 import numpy as np
 
+from examples.mass_matrix import full_mass_matrix
+
 TIP, TARGET = "fingertip", "target"
 
 
@@ -42,7 +44,7 @@ class ReachExpert:
         data = self.data
         mujoco.mj_jacBody(self.model, data, self.jacp, None, self.tip)
         jac = self.jacp[:2, :2]
-        mujoco.mj_fullM(self.model, data, self.mass)
+        full_mass_matrix(self.model, data, self.mass)
         inertia = np.linalg.inv(jac @ np.linalg.solve(self.mass[:2, :2], jac.T) + 1e-6 * np.eye(2))  # task-space inertia
         error = data.body(TARGET).xpos[:2] - data.xpos[self.tip][:2]
         force = inertia @ (self.kp * error - self.kd * (jac @ data.qvel[:2]))
