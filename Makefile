@@ -19,8 +19,9 @@ install: $(STAMP)
 demo: $(STAMP)
 	MUJOCO_GL=$${MUJOCO_GL:-egl} $(PY) -m launch.pipeline
 
+# one worker per core; a file's tests stay together on one worker (they share module fixtures)
 test: $(STAMP)
-	MUJOCO_GL=$${MUJOCO_GL:-egl} $(PY) -m pytest -q
+	MUJOCO_GL=$${MUJOCO_GL:-egl} $(PY) -m pytest -q -n auto --dist loadfile
 
 bench: $(STAMP)
 	$(PY) -m benchmarks.sampling
