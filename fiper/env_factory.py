@@ -8,6 +8,7 @@ Every refusal names the setting and the fix (``SetupError``).
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import inspect
 import logging
 import math
@@ -177,12 +178,25 @@ def add_registration_note(err: BaseException, env_id: Any) -> None:
     if not isinstance(err, gym.error.NamespaceNotFound) or not isinstance(env_id, str) or ":" in env_id or "/" not in env_id:
         return
     namespace = env_id.split("/")[0]
-    module = REGISTERING_MODULES.get(namespace, "<the package that registers them>")
+    module = REGISTERING_MODULES.get(namespace) or installed_module_named(namespace) or "<the package that registers them>"
     err.add_note(f"gymnasium registers the {namespace}/ ids only once {module} is imported, installed or not: name it in the id, "
                  f"env.kwargs.id={module}:{env_id}, or import it in an env factory of your own (gymnasium.register_envs({module}))")
 
 
-REGISTERING_MODULES = {"dm_control": "shimmy", "bsuite": "shimmy", "DmLab": "shimmy", "ALE": "ale_py"}
+REGISTERING_MODULES = {"dm_control": "shimmy", "bsuite": "shimmy", "DmLab": "shimmy", "ALE": "ale_py", "Meta-World": "metaworld"}
+
+
+def installed_module_named(namespace: str) -> str | None:
+    """An installed top-level module named as the id namespace, lower-cased with '-' as '_' or dropped (gym_hil/...,
+    a namespace 'My-Lab' of a package my_lab or mylab), else None."""
+    lower = namespace.lower()
+    for name in dict.fromkeys((namespace, lower.replace("-", "_"), lower.replace("-", ""))):
+        try:
+            if name.isidentifier() and importlib.util.find_spec(name) is not None:
+                return name
+        except (ImportError, ValueError):
+            continue
+    return None
 
 
 def check_severity(severity: Any, shift: str) -> float:

@@ -110,7 +110,8 @@ def test_an_expert_whose_methods_cannot_take_the_calls_is_named_before_it_runs()
         checked_expert(envs.make_expert(env), task)
 
 
-@pytest.mark.parametrize("env_id, module", [("ALE/Pong-v5", "ale_py"), ("MyLab/Arm-v0", "<the package that registers them>")])
+@pytest.mark.parametrize("env_id, module", [("ALE/Pong-v5", "ale_py"), ("Meta-World/MT1", "metaworld"),
+                                            ("MyLab/Arm-v0", "<the package that registers them>")])
 def test_an_id_whose_package_is_not_imported_gets_a_note_naming_the_module_in_the_id(env_id, module):
     """gymnasium.make given as the factory, with an id of a namespace nobody registered: gymnasium asks whether the
     package is installed; the note says that importing it registers the ids and how to name it in the id."""
@@ -124,6 +125,21 @@ def test_an_id_whose_package_is_not_imported_gets_a_note_naming_the_module_in_th
     assert raised.value.__notes__[-1] == (
         f"gymnasium registers the {namespace}/ ids only once {module} is imported, installed or not: name it in the id, "
         f"env.kwargs.id={module}:{env_id}, or import it in an env factory of your own (gymnasium.register_envs({module}))")
+
+
+def test_an_installed_module_named_as_the_namespace_is_named_in_the_note(tmp_path, monkeypatch):
+    """A namespace fiper does not know, whose package is installed under its name lower-cased with '-' as '_' or
+    dropped (Meta-World's metaworld, gym-hil's gym_hil), is named in the note rather than a placeholder."""
+    import gymnasium as gym
+
+    from fiper.env_factory import installed_module_named, make_env_from_config
+
+    (tmp_path / "my_lab.py").write_text("")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert installed_module_named("My-Lab") == "my_lab" and installed_module_named("No-Such-Lab") is None
+    with pytest.raises(gym.error.NamespaceNotFound) as raised:
+        make_env_from_config({"factory": "gymnasium:make", "kwargs": {"id": "My-Lab/Arm-v0"}})
+    assert "env.kwargs.id=my_lab:My-Lab/Arm-v0" in raised.value.__notes__[-1]
 
 
 def test_an_id_gymnasium_has_not_registered_ends_the_command_with_its_message_and_no_traceback(monkeypatch):
