@@ -55,6 +55,7 @@ class Episode:
     clip_excess: float = 0.0  # the largest excursion clipped, as a share of the entry's range
     info_keys: tuple[str, ...] = ()  # the keys of the episode's final info
     unread: dict[str, str] = field(default_factory=dict)  # the final info's text entries fiper does not read (label_notes)
+    earlier_success: int = -1  # a failed episode's first step whose info said success (lost_successes_note)
 
     @property
     def length(self) -> int:
@@ -84,6 +85,7 @@ class CollectionSummary:
     unnamed: int = 0  # failed attempts labelled the default 'terminated' whose final info said why in words of its own
     unnamed_words: dict[str, str] = field(default_factory=dict)  # one of them's (label_notes.unread_words)
     undeclared: str | None = None  # observation shapes other than the env's observation space declares (undeclared_shapes)
+    lost: list[int] = field(default_factory=list)  # failed attempts' first steps whose info said success (lost_successes_note)
 
     def __str__(self) -> str:
         text = (f"saved {self.saved} episode{'s' * (self.saved != 1)} from {self.attempted} attempt{'s' * (self.attempted != 1)} "
@@ -110,6 +112,8 @@ class CollectionSummary:
             text += "; " + note
         if self.unnamed:
             text += "; " + unnamed_terminations(self.unnamed, self.unnamed_words)
+        if self.lost:
+            text += "; " + lost_successes_note(self.lost, len(self.failures))
         return text
 
     def terminated(self) -> int:
@@ -187,6 +191,24 @@ def episode_labels(info: Mapping[str, Any], terminated: bool, truncated: bool, l
     }
 
 
+def says_success(info: Mapping[str, Any]) -> bool:
+    """Whether this step's info says success (info['success'], else info['is_success']), as episode_labels reads it."""
+    said = next((key for key in SUCCESS_KEYS if key in info), None)
+    try:
+        return said is not None and bool(info[said])
+    except (TypeError, ValueError):  # an array of several values: episode_labels says what is wrong with it
+        return False
+
+
+def lost_successes_note(first_steps: list[int], failures: int) -> str:
+    """One sentence on failed attempts whose info said success at an earlier step than their last (Meta-World's episodes
+    run on after a success, which the task can then undo): fiper labels an episode by its final info."""
+    return (f"{len(first_steps)} of the {failures} failed attempts said success at an earlier step (the first at step "
+            f"{min(first_steps)}) but not at their last, and an episode is labelled by its final info: if the task counts "
+            "a success once reached (Meta-World's evaluation does), end the episode there in the env factory (a wrapper "
+            "returning terminated=True at the first success) or keep info['success'] true from then on")
+
+
 def no_time_limit(seed: int, steps: int) -> str:
     return (f"the episode with seed {seed} ran {steps} steps without ending; give the env a time limit in its factory "
             "(gymnasium.wrappers.TimeLimit(env, max_episode_steps=...), or max_episode_steps= to gymnasium.make)")
@@ -203,7 +225,7 @@ def run_episode(env, expert: Expert, seed: int, *, max_steps: int = EPISODE_STEP
     layout: dict[str, tuple] | None = None  # the first observation's keys and shapes
     actions: list[np.ndarray] = []
     terminated = truncated = False
-    clipped, worst = 0, 0.0
+    clipped, worst, succeeded_at = 0, 0.0, -1
     while not (terminated or truncated):
         if len(actions) >= max_steps:
             raise SetupError(no_time_limit(seed, max_steps))
@@ -227,11 +249,13 @@ def run_episode(env, expert: Expert, seed: int, *, max_steps: int = EPISODE_STEP
         clipped, worst = clipped + (excess > 0), max(worst, excess)
         actions.append(action)
         obs, terminated, truncated, info = step_env(env, action, seed, len(actions) - 1)
+        if succeeded_at < 0 and says_success(info):
+            succeeded_at = len(actions) - 1
     data = {k: np.stack(v) for k, v in rows.items()}
     data["action"] = np.stack(actions).astype(np.float32)
     labels = episode_labels(info, terminated, truncated, len(actions) - 1)
     return Episode(data=data, seed=int(seed), clipped_steps=clipped, clip_excess=worst, info_keys=tuple(map(str, info)),
-                   unread=unread_words(info), **labels)
+                   unread=unread_words(info), earlier_success=-1 if labels["success"] else succeeded_at, **labels)
 
 
 def collect(
@@ -271,6 +295,7 @@ def collect(
             summary.success_reported = summary.success_reported or reports_success(episode.info_keys)
             if not episode.success:
                 summary.failures.append((episode.failure_reason, episode.failure_step))
+                summary.lost += [episode.earlier_success] if episode.earlier_success >= 0 else []
             if not episode.success and episode.failure_reason == DEFAULT_TERMINATED and episode.unread:
                 summary.unnamed += 1
                 summary.unnamed_words = summary.unnamed_words or episode.unread
@@ -308,4 +333,5 @@ def too_few_saved(summary: CollectionSummary, n_episodes: int) -> str:
               + ", or store every episode with only_success=false"])
     notes += [note] if (note := timeout_as_termination(summary.failures, summary.step_limit)) else []
     notes += [unnamed_terminations(summary.unnamed, summary.unnamed_words)] if summary.unnamed else []
+    notes += [lost_successes_note(summary.lost, len(summary.failures))] if summary.lost else []
     return "; ".join([text, *notes, "else raise max_attempts or check the expert"])

@@ -135,3 +135,24 @@ def test_a_reason_in_words_of_the_envs_own_is_named_with_info_failure_reason_as_
     assert "note: 1 failed episode ended terminated without info['failure_reason']" in sweep.table()
     silent = collect(Horizon(), Still(), EpisodeStore.create(tmp_path / "silent.zarr"), 3, progress=False)
     assert "without info['failure_reason']" not in str(silent)  # an env that says nothing: the default, no note
+
+
+class SucceedsThenUndoes(Horizon):
+    """Says success at step 1 only, then runs on to its time limit, as Meta-World's episodes do after a success that
+    its scripted policy then pushes past (its success is the puck within 5 cm of the goal at that step)."""
+
+    def step(self, action):
+        self.t += 1
+        return np.zeros(2, np.float32), 0.0, False, self.t >= HORIZON, {"success": float(self.t == 2)}
+
+
+def test_a_success_said_before_the_last_step_and_lost_is_named_with_ending_the_episode_there(tmp_path):
+    summary = collect(SucceedsThenUndoes(), Still(), EpisodeStore.create(tmp_path / "lost.zarr"), 2, progress=False)
+    assert summary.successes == 0 and "2 of the 2 failed attempts said success at an earlier step (the first at step 1) " \
+                                      "but not at their last" in str(summary)
+    assert "end the episode there in the env factory (a wrapper returning terminated=True at the first success)" in str(summary)
+    with pytest.raises(RuntimeError, match=r"said success at an earlier step .*else raise max_attempts"):
+        collect(SucceedsThenUndoes(), Still(), EpisodeStore.create(tmp_path / "none.zarr"), 1, only_success=True,
+                max_attempts=2, progress=False)
+    labelled = collect(Horizon(labelled=True), Still(), EpisodeStore.create(tmp_path / "never.zarr"), 2, progress=False)
+    assert "earlier step" not in str(labelled)  # failures that never said success: no note
