@@ -86,6 +86,7 @@ class CollectionSummary:
     unnamed_words: dict[str, str] = field(default_factory=dict)  # one of them's (label_notes.unread_words)
     undeclared: str | None = None  # observation shapes other than the env's observation space declares (undeclared_shapes)
     lost: list[int] = field(default_factory=list)  # failed attempts' first steps whose info said success (lost_successes_note)
+    same_start: bool = True  # every attempt so far started from the first one's observation (one_start_note)
 
     def __str__(self) -> str:
         text = (f"saved {self.saved} episode{'s' * (self.saved != 1)} from {self.attempted} attempt{'s' * (self.attempted != 1)} "
@@ -114,6 +115,8 @@ class CollectionSummary:
             text += "; " + unnamed_terminations(self.unnamed, self.unnamed_words)
         if self.lost:
             text += "; " + lost_successes_note(self.lost, len(self.failures))
+        if self.same_start and self.attempted >= SAME_START_MIN:
+            text += "; " + one_start_note(self.attempted)
         return text
 
     def terminated(self) -> int:
@@ -189,6 +192,18 @@ def episode_labels(info: Mapping[str, Any], terminated: bool, truncated: bool, l
         "shift": str(info.get("shift", "none")),
         "severity": float(info.get("severity", 0.0)),
     }
+
+
+SAME_START_MIN = 3  # attempts, each with its own seed, that all started alike before one_start_note is said
+
+
+def one_start_note(attempts: int) -> str:
+    """One sentence on attempts whose seeds all gave the same first observation: an env whose reset(seed) does not draw
+    the start from the seed (a Meta-World env with one task set and nothing else), so the demos show one start."""
+    return (f"all {attempts} attempts started from the same observation, each with its own seed: if the task's start "
+            "should vary, draw it from the seed in reset(seed) (a Meta-World env given one task with set_task and "
+            "nothing else starts every episode alike, examples/metaworld_push/envs.py); these demos show a policy "
+            "one start")
 
 
 def says_success(info: Mapping[str, Any]) -> bool:
@@ -281,6 +296,7 @@ def collect(
     start = time.perf_counter()
     bar = tqdm(total=n_episodes, desc="collect", unit="ep", disable=not progress)
     spans: list[np.ndarray] = []  # each saved episode's per-entry action minimum and maximum
+    first_start: dict[str, np.ndarray] | None = None  # the first attempt's first observation (one_start_note)
     try:
         while summary.saved < n_episodes:
             if summary.attempted >= limit:
@@ -289,6 +305,10 @@ def collect(
             if not summary.attempted:
                 summary.undeclared = undeclared_shapes({k: v.shape[1:] for k, v in episode.data.items() if k != "action"},
                                                        getattr(env, "observation_space", None))  # a duck-typed env: none
+            began = {k: v[0] for k, v in episode.data.items() if k != "action"}
+            first_start = began if first_start is None else first_start
+            summary.same_start = summary.same_start and began.keys() == first_start.keys() and all(
+                np.array_equal(v, first_start[k]) for k, v in began.items())
             summary.attempted += 1
             summary.successes += episode.success
             summary.info_keys = episode.info_keys

@@ -156,3 +156,20 @@ def test_a_success_said_before_the_last_step_and_lost_is_named_with_ending_the_e
                 max_attempts=2, progress=False)
     labelled = collect(Horizon(labelled=True), Still(), EpisodeStore.create(tmp_path / "never.zarr"), 2, progress=False)
     assert "earlier step" not in str(labelled)  # failures that never said success: no note
+
+
+def test_attempts_that_all_start_alike_whatever_their_seed_get_a_note_naming_reset_seed(tmp_path):
+    """A Meta-World env given one task and nothing else starts every episode the same: the summary says so; an env
+    whose start follows the seed does not get the note, nor a collection of fewer than 3 attempts."""
+
+    class FromSeed(Horizon):
+        def reset(self, *, seed=None, options=None):
+            super().reset(seed=seed)
+            return np.full(2, float(seed or 0), np.float32), {}
+
+    alike = collect(Horizon(labelled=True), Still(), EpisodeStore.create(tmp_path / "alike.zarr"), 3, progress=False)
+    assert "all 3 attempts started from the same observation, each with its own seed: if the task's start should vary, " \
+           "draw it from the seed in reset(seed)" in str(alike)
+    apart = collect(FromSeed(labelled=True), Still(), EpisodeStore.create(tmp_path / "apart.zarr"), 3, progress=False)
+    two = collect(Horizon(labelled=True), Still(), EpisodeStore.create(tmp_path / "two.zarr"), 2, progress=False)
+    assert "same observation" not in str(apart) and "same observation" not in str(two)
