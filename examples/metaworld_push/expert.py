@@ -2,8 +2,8 @@
 
 ``ScriptedExpert(env)`` finds the policy of the env's task in ``metaworld.policies.ENV_POLICY_MAP`` from the env's
 class, so it serves any Meta-World v3 task. Its actions are clipped to the env's [-1, 1]: the scripted policies
-command up to about 10 (gains of 10-25 on the position error), which the env clips in any case, and fiper's
-collection would clip and count them.
+command more (push-v3's up to 2.7, on 285 of 606 steps over seeds 0-9: a gain of 10 on the position error), which
+the env clips in any case, and fiper's collection would clip and count them.
 """
 
 from __future__ import annotations
