@@ -18,6 +18,7 @@ TINY = {
     "elapsed": dict(),
     "projected_duration": dict(k=3),
     "obs_novelty": dict(k=3),  # reads observations: its contract tests are tests/scores/test_obs_novelty.py
+    "dynamics_residual": dict(),  # reads observations and samples: its contract tests are tests/scores/test_dynamics_residual.py
 }
 
 

@@ -153,7 +153,7 @@ def test_decision_ends_must_cover_the_decisions(fitted_scores, decisions):
 
 
 def test_registry_names_the_known_scores():
-    with pytest.raises(KeyError, match="known scores: ace, elapsed, knn, logpzo"):
+    with pytest.raises(KeyError, match="known scores: ace, dynamics_residual, elapsed, knn, logpzo"):
         make_score("rnd_o")
     with pytest.raises(ValueError, match="cannot be loaded"):
         SCORES["ace"].from_state({}, {"name": "stac", "params": {}})

@@ -19,15 +19,17 @@ def test_fit_and_score_on_cuda_then_load_on_cpu(name):
     fit.device = torch.device("cuda")
     score = make_score(name, **TINY[name]).fit(fit)
     seen = "observation" in score.needs  # a raw-observation score takes the observations by keyword
+    reads_samples = "samples" in score.needs  # and the samples too where it reads them (dynamics_residual)
 
     def offline(s):
         if seen:
-            return s.score_offline(decision_ends=new.decision_ends, observations=new.observations)
+            return s.score_offline(None, new.samples if reads_samples else None, new.decision_ends, observations=new.observations)
         return s.score_offline(new.embeddings, new.samples, new.decision_ends)
 
     def step(i):
         if seen:
-            return score.step(observation={k: torch.from_numpy(np.ascontiguousarray(v[i])).cuda() for k, v in new.observations.items()})
+            batch = torch.from_numpy(new.samples[i]).cuda() if reads_samples else None
+            return score.step(None, batch, observation={k: torch.from_numpy(np.ascontiguousarray(v[i])).cuda() for k, v in new.observations.items()})
         return score.step(torch.from_numpy(new.embeddings[i]).cuda(), torch.from_numpy(new.samples[i]).cuda())
 
     on_gpu = offline(score)
