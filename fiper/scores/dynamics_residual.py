@@ -10,9 +10,12 @@ features from one decision to the next of the same episode from the previous dec
 
     x_t - x_{t-1}  ~  W [x_{t-1}, u_{t-1}] + b
 
-fitted on the consecutive pairs of the fit episodes; the ridge strength is chosen by cross-validation on
-those pairs, by episode (``choose_ridge``), unless ``ridge`` is given. The score is the Mahalanobis length of the residual (observed minus predicted
-change) under the fit residuals' covariance, shrunk toward a scaled identity (Ledoit-Wolf unless ``shrinkage``).
+fitted on the consecutive pairs of the fit episodes; the ridge strength is chosen by cross-validation over the fit
+episodes (``choose_ridge``) unless ``ridge`` is given. The score is the Mahalanobis length of the residual (observed
+minus predicted change), summed over the last ``horizon`` decisions of the episode (1: this decision's alone), under
+the covariance of the fit decisions' residuals summed the same way, shrunk toward a scaled identity (Ledoit-Wolf
+unless ``shrinkage``). Summed residuals compare the displacement over ``horizon`` decisions with the sum of the predicted
+steps: noise on the observation cancels between consecutive differences, a changed response adds up.
 A state unlike the fit states that moves as the fit states moved scores low (a feature constant in the fit
 episodes, such as an obstacle flag, gets zero weight in the model and leaves no residual); a world that answers the
 same commands differently (a heavier object, more friction, a collision) scores high.
@@ -92,8 +95,11 @@ class DynamicsResidual(ObservationNovelty):
     checks_offline_inputs = True  # score_offline checks the observations, samples and decision_ends itself
     fit = ScoreBase.fit  # ScoreBase's fit (samples checked and streamed), not obs_novelty's (observations only)
 
-    def __init__(self, keys: list[str] | None = None, image_size: int = 8, ridge: float | None = None,
+    def __init__(self, keys: list[str] | None = None, image_size: int = 8, horizon: int = 1, ridge: float | None = None,
                  shrinkage: float | None = None, constant_scale: float | str = "median", colour: bool = False):
+        if isinstance(horizon, bool) or not isinstance(horizon, (int, np.integer)) or int(horizon) < 1:
+            raise ValueError(f"{self.name}: horizon must be a whole number of decisions >= 1 (residuals summed over the "
+                             f"last horizon decisions), got {horizon!r}")
         if ridge is not None and (isinstance(ridge, bool) or not isinstance(ridge, (int, float)) or not float(ridge) > 0):
             raise ValueError(f"{self.name}: ridge must be a positive number (strength relative to unit-variance inputs) or "
                              f"None (chosen by cross-validation over the fit episodes), got {ridge!r}")
@@ -101,11 +107,13 @@ class DynamicsResidual(ObservationNovelty):
         super().__init__(keys=keys, method="mahalanobis", image_size=image_size, shrinkage=shrinkage,
                          constant_scale=constant_scale, colour=colour)
         c = self._config
-        self._config = {"keys": c["keys"], "image_size": c["image_size"], "ridge": None if ridge is None else float(ridge),
+        self._config = {"keys": c["keys"], "image_size": c["image_size"], "horizon": int(horizon),
+                        "ridge": None if ridge is None else float(ridge),
                         "shrinkage": c["shrinkage"], "constant_scale": c["constant_scale"], "colour": c["colour"]}
         self.action_mean = self.action_std = self.weight = self.input_mean = self.change_mean = None
         self.ridge_used: float | None = None
         self._previous: tuple[Tensor, Tensor] | None = None
+        self._recent: list[Tensor] = []  # this episode's last horizon - 1 residuals (step)
 
     # ------------------------------------------------------------------ inputs
     def _distance(self) -> Mahalanobis:
@@ -121,17 +129,37 @@ class DynamicsResidual(ObservationNovelty):
         u = torch.as_tensor(np.asarray(samples), dtype=torch.float64, device=self.device).mean(dim=1).flatten(1)
         return (u - self.action_mean) / self.action_std
 
-    def _residual_scores(self, states: Tensor, actions: Tensor, starts: np.ndarray) -> np.ndarray:
-        """Scores (n,) of decisions in order: 0 where ``starts``, else the residual of the step from the row before."""
-        out = np.zeros(states.shape[0], dtype=np.float64)
+    def _residuals(self, states: Tensor, actions: Tensor, starts: np.ndarray) -> Tensor:
+        """Residuals (n, F) of decisions in order: observed minus predicted change from the row before; 0 where ``starts``."""
+        out = torch.zeros_like(states)
         later = np.flatnonzero(~starts)
         if later.size:
             before = torch.as_tensor(later - 1, device=self.device)
             now = torch.as_tensor(later, device=self.device)
             inputs = torch.cat([states[before], actions[before]], dim=1)
-            change = states[now] - states[before]
-            residual = change - self.change_mean - (inputs - self.input_mean) @ self.weight
-            out[later] = self.distance._score(residual, None).double().cpu().numpy()
+            out[now] = states[now] - states[before] - self.change_mean - (inputs - self.input_mean) @ self.weight
+        return out
+
+    def _summed(self, residuals: Tensor, starts: np.ndarray) -> Tensor:
+        """Each row's residual summed with those of the ``horizon`` - 1 decisions before it in its episode (fewer near
+        its start): the k-step observed displacement against the sum of the predicted steps, in which noise on the
+        observation cancels between consecutive differences while a changed response adds up."""
+        k = self._config["horizon"]
+        if k == 1:
+            return residuals
+        n = residuals.shape[0]
+        total = torch.cat([torch.zeros_like(residuals[:1]), residuals.cumsum(dim=0)])
+        first = np.maximum.accumulate(np.where(starts, np.arange(n), 0))  # each row's episode start
+        lo = np.maximum(np.arange(n) - k + 1, first)
+        return total[1:] - total[torch.as_tensor(lo, device=self.device)]
+
+    def _residual_scores(self, states: Tensor, actions: Tensor, starts: np.ndarray) -> np.ndarray:
+        """Scores (n,) of decisions in order: 0 where ``starts``, else the length of the (summed) residual."""
+        out = np.zeros(states.shape[0], dtype=np.float64)
+        later = np.flatnonzero(~starts)
+        if later.size:
+            summed = self._summed(self._residuals(states, actions, starts), starts)
+            out[later] = self.distance._score(summed[torch.as_tensor(later, device=self.device)], None).double().cpu().numpy()
         return out
 
     # ------------------------------------------------------------------ fit / score
@@ -166,11 +194,11 @@ class DynamicsResidual(ObservationNovelty):
             ridge = choose_ridge(inputs, change, np.searchsorted(np.asarray(decision_ends, dtype=np.int64), later, side="right"))
         self.ridge_used = float(ridge)
         self.weight, self.input_mean, self.change_mean = ridge_fit(inputs, change, self.ridge_used)
-        residual = change - self.change_mean - (inputs - self.input_mean) @ self.weight
+        residual = self._summed(self._residuals(xs, us, starts), starts)[now]
         self.distance = self._distance().fit(ScoreFitData(residual, None, [residual.shape[0]], seed=seed, device=self.device))
 
     def reset(self) -> None:
-        self._previous = None
+        self._previous, self._recent = None, []
 
     def _step(self, embedding: None, samples: Any, *, observations: Mapping[str, Any]) -> float:
         keys = self._keys(observations, "the decision")
@@ -179,9 +207,10 @@ class DynamicsResidual(ObservationNovelty):
             previous, self._previous = self._previous, (state, action)
             if previous is None:
                 return 0.0
-            scores = self._residual_scores(torch.cat([previous[0], state]), torch.cat([previous[1], action]),
-                                           np.array([True, False]))
-        return float(scores[1])
+            residual = self._residuals(torch.cat([previous[0], state]), torch.cat([previous[1], action]), np.array([True, False]))[1:]
+            summed = residual + sum(self._recent) if self._recent else residual
+            self._recent = (self._recent + [residual])[-(self._config["horizon"] - 1):] if self._config["horizon"] > 1 else []
+            return float(self.distance._score(summed, None).double().cpu()[0])
 
     def step(self, embedding: Any = None, samples: Any = None, *, observation: Mapping[str, Any] | None = None) -> float:
         """Score one decision from its sample batch (B, H, A) and observation {key: one step's array}, against the

@@ -52,14 +52,15 @@ def _auroc(neg, pos):
     return float((pos[:, None] > neg[None, :]).mean() + 0.5 * (pos[:, None] == neg[None, :]).mean())
 
 
-@pytest.fixture(scope="module")
-def fitted():
-    return make_score("dynamics_residual").fit(point_mass(30, seed=1))
+@pytest.fixture(scope="module", params=[1, 3])
+def fitted(request):
+    return make_score("dynamics_residual", horizon=request.param).fit(point_mass(30, seed=1))
 
 
-def test_contract_on_the_shared_decisions():
+@pytest.mark.parametrize("horizon", [1, 3])
+def test_contract_on_the_shared_decisions(horizon):
     data = Decisions(seed=0).fit_data()
-    out = check_score("dynamics_residual", data, params=TINY["dynamics_residual"])  # step == offline, refit, round trip
+    out = check_score("dynamics_residual", data, params={**TINY["dynamics_residual"], "horizon": horizon})  # step == offline, refit, round trip
     starts = np.r_[0, data.decision_ends[:-1]]
     assert np.all(out[starts] == 0.0) and np.all(np.delete(out, starts) > 0)
 
@@ -135,6 +136,8 @@ def test_bad_inputs_raise_naming_the_problem(fitted):
         make_score("dynamics_residual").fit(ScoreFitData(None, None, data.decision_ends, observations=data.observations))
     with pytest.raises(ValueError, match="at least two decisions"):
         make_score("dynamics_residual").fit(ScoreFitData(None, data.samples[:2], [1, 2], observations={"s": np.zeros((2, 2))}))
+    with pytest.raises(ValueError, match="horizon must be a whole number of decisions >= 1"):
+        make_score("dynamics_residual", horizon=0)
     with pytest.raises(ValueError, match="ridge must be a positive number"):
         make_score("dynamics_residual", ridge=0)
     with pytest.raises(ValueError, match="dynamics_residual: keys must be a non-empty list"):
