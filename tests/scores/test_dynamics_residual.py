@@ -12,6 +12,10 @@ import torch
 from safetensors.torch import load, save
 from score_helpers import TINY, Decisions
 
+from benchmarks.synthetic_stores import write_episodes
+from fiper.monitor.artifact import load_monitor, save_monitor
+from fiper.monitor.decision_data import load_decisions
+from fiper.monitor.fitting import fit_monitor
 from fiper.scores import FailureScore, ScoreFitData, ScoreNotFittedError, make_score, score_from_state
 from fiper.scores.contract import check_score, offline_scores, online_scores
 from fiper.scores.dynamics_residual import choose_ridge, ridge_fit
@@ -142,3 +146,40 @@ def test_bad_inputs_raise_naming_the_problem(fitted):
         make_score("dynamics_residual", ridge=0)
     with pytest.raises(ValueError, match="dynamics_residual: keys must be a non-empty list"):
         make_score("dynamics_residual", keys="agent_pos")
+
+
+def _store(path, data: ScoreFitData, shift: str):
+    """A rollout store of ``point_mass`` episodes, one env step per decision."""
+    episodes, start = [], 0
+    for end in data.decision_ends:
+        n = int(end - start)
+        obs = {k: np.asarray(v[start:end], dtype=np.float32) for k, v in data.observations.items()}
+        decisions = {"embedding": np.zeros((n, 2), np.float32), "samples": data.samples[start:end], "env_step": np.arange(n, dtype=np.int64)}
+        episodes.append(({**obs, "action": data.samples[start:end, 0, 0]}, decisions, {"success": True, "shift": shift}))
+        start = int(end)
+    return write_episodes(path, episodes)
+
+
+def test_a_monitor_of_it_steps_live_as_it_scores_offline_and_saves(tmp_path):
+    """Fitted and calibrated as the launchers do (load_decisions), saved, loaded: step() on each decision's batch and
+    observation gives the offline scores, and a heavier point is alarmed on while nominal episodes mostly are not."""
+    fit, identity = load_decisions(_store(tmp_path / "fit.zarr", point_mass(30, seed=1), "none"))
+    monitor = fit_monitor(fit, identity, scores={"dyn": {"score": "dynamics_residual"}}, windows={"dyn": 1}, rule="single")
+    cal, _ = load_decisions(_store(tmp_path / "cal.zarr", point_mass(40, seed=2), "none"))
+    raw = monitor.score_offline(None, cal.samples, cal.decision_ends, observations=cal.observations)
+    monitor.calibrate(raw, cal.decision_ends, delta=0.1)
+    save_monitor(monitor, tmp_path / "monitor")
+    loaded = load_monitor(tmp_path / "monitor")
+    for name, gain, most in (("nominal", 1.0, 0.3), ("heavy", 0.5, 1.0)):
+        test, _ = load_decisions(_store(tmp_path / f"{name}.zarr", point_mass(10, seed=3, gain=gain), "none"))
+        offline = loaded.score_offline(None, test.samples, test.decision_ends, observations=test.observations)["dyn"]
+        online, start = [], 0
+        for end in test.decision_ends:
+            loaded.reset()
+            for i in range(start, int(end)):
+                obs = {k: np.asarray(v[i : i + 1])[0] for k, v in test.observations.items()}
+                online.append(loaded.step(np.zeros(2, np.float32), test.samples[i], observation=obs).scores["dyn"])
+            start = int(end)
+        np.testing.assert_allclose(online, offline, rtol=1e-5, atol=1e-5)
+        flagged = loaded.alarms_offline({"dyn": offline}, test.decision_ends).first_alarm >= 0
+        assert (flagged.mean() <= most) if name == "nominal" else (flagged.mean() >= 0.9)
