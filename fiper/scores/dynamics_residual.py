@@ -126,7 +126,7 @@ class DynamicsResidual(ObservationNovelty):
 
     def _chunk_summary(self, samples: Any) -> Tensor:
         """(n, H*A) standardised mean over the B samples of each decision's batch (n, B, H, A)."""
-        u = torch.as_tensor(np.asarray(samples), dtype=torch.float64, device=self.device).mean(dim=1).flatten(1)
+        u = torch.as_tensor(samples, dtype=torch.float64, device=self.device).mean(dim=1).flatten(1)  # arrays and device tensors
         return (u - self.action_mean) / self.action_std
 
     def _residuals(self, states: Tensor, actions: Tensor, starts: np.ndarray) -> Tensor:
