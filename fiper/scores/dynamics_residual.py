@@ -247,27 +247,14 @@ class DynamicsResidual(ObservationNovelty):
 
     # ------------------------------------------------------------------ state
     def _tensors(self) -> dict[str, Tensor]:
-        tensors, _ = self.distance.state()
-        out = {f"distance.{k}": v for k, v in tensors.items()}
-        out.update({f"shape.{k}": torch.tensor(s, dtype=torch.int64) for k, s in self.key_shapes.items()})
-        out.update({"feature.mean": self.feature_mean, "feature.std": self.feature_std, "action.mean": self.action_mean,
-                    "action.std": self.action_std, "model.weight": self.weight, "model.input_mean": self.input_mean,
-                    "model.change_mean": self.change_mean,
-                    "model.ridge": torch.tensor(self.ridge_used, dtype=torch.float64, device=self.feature_mean.device)})
-        return out
+        return {**self._observation_tensors(), "feature.mean": self.feature_mean, "feature.std": self.feature_std,
+                "action.mean": self.action_mean, "action.std": self.action_std, "model.weight": self.weight,
+                "model.input_mean": self.input_mean, "model.change_mean": self.change_mean,
+                "model.ridge": torch.tensor(self.ridge_used, dtype=torch.float64, device=self.feature_mean.device)}
 
     def _load_tensors(self, tensors: Mapping[str, Tensor]) -> None:
-        keys = self._config["keys"] or []
-        missing = [f"shape.{k}" for k in keys if f"shape.{k}" not in tensors]
-        if missing or not keys:
-            raise ValueError(f"{self.name}: saved state lacks {missing or 'its observation keys'} (has {sorted(tensors)}); save it with state()")
-        self.key_shapes = {k: tuple(int(s) for s in tensors[f"shape.{k}"].tolist()) for k in keys}
         (self.feature_mean, self.feature_std, self.action_mean, self.action_std, self.weight, self.input_mean,
          self.change_mean, ridge) = self._take(tensors, "feature.mean", "feature.std", "action.mean", "action.std", "model.weight",
                                                "model.input_mean", "model.change_mean", "model.ridge")
         self.ridge_used = float(ridge)
-        own = {k.removeprefix("distance."): v for k, v in tensors.items() if k.startswith("distance.")}
-        distance = self._distance()
-        config = {"name": distance.name, "params": distance.config, "embedding_dim": int(self.change_mean.shape[0]),
-                  "sample_shape": None}
-        self.distance = type(distance).from_state(own, config, device=self.device)
+        self._load_observation_tensors(tensors, int(self.change_mean.shape[0]))

@@ -200,23 +200,33 @@ class ObservationNovelty(ScoreBase):
 
     # ------------------------------------------------------------------ state
     def _tensors(self) -> dict[str, Tensor]:
+        return {**self._observation_tensors(), "feature.mean": self.feature_mean, "feature.std": self.feature_std}
+
+    def _observation_tensors(self) -> dict[str, Tensor]:
+        """The inner distance's tensors and each observation key's fitted shape, as saved."""
         tensors, _ = self.distance.state()
         out = {f"distance.{k}": v for k, v in tensors.items()}
         out.update({f"shape.{k}": torch.tensor(s, dtype=torch.int64) for k, s in self.key_shapes.items()})
-        out.update({"feature.mean": self.feature_mean, "feature.std": self.feature_std})
         return out
 
-    def _load_tensors(self, tensors: Mapping[str, Tensor]) -> None:
+    def _load_observation_tensors(self, tensors: Mapping[str, Tensor], width: int | None = None) -> int | None:
+        """The key shapes and the inner distance (on ``width`` features: by default its saved mean's) from saved
+        ``tensors``; returns that width."""
         keys = self._config["keys"] or []
         missing = [f"shape.{k}" for k in keys if f"shape.{k}" not in tensors]
         if missing or not keys:
             raise ValueError(f"{self.name}: saved state lacks {missing or 'its observation keys'} (has {sorted(tensors)}); save it with state()")
         self.key_shapes = {k: tuple(int(s) for s in tensors[f"shape.{k}"].tolist()) for k in keys}
         own = {k.removeprefix("distance."): v for k, v in tensors.items() if k.startswith("distance.")}
-        width = int(own["mean"].shape[0]) if "mean" in own else None
+        if width is None and "mean" in own:
+            width = int(own["mean"].shape[0])
         distance = self._distance()
         config = {"name": distance.name, "params": distance.config, "embedding_dim": width, "sample_shape": None}
         self.distance = type(distance).from_state(own, config, device=self.device)
+        return width
+
+    def _load_tensors(self, tensors: Mapping[str, Tensor]) -> None:
+        width = self._load_observation_tensors(tensors)
         if "feature.mean" in tensors:
             self.feature_mean, self.feature_std = tensors["feature.mean"], tensors["feature.std"]
         else:  # saved before the score standardised its features itself: the inner distance did, constant columns at 1
