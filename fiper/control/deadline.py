@@ -47,13 +47,29 @@ class DeadlineWorker:
         self.owner, self.deadline_ms, self.fix = owner, float(deadline_ms), fix
         self._reset, self.reset_after_overrun = reset, reset_after_overrun
         self.overruns = 0  # calls that did not return in time
-        self._jobs: queue.SimpleQueue = queue.SimpleQueue()
         self._pending: Future | None = None  # the call that overran, until it returns
         self._pending_what = ""
         self.reset_due = False
+        self._start()
+
+    def _start(self) -> None:
         # the thread holds the queue, not this worker: once the wrapper is gone, __del__ ends it
-        self._thread = threading.Thread(target=_serve, args=(self._jobs,), name=f"fiper-{owner}-deadline", daemon=True)
+        self._jobs = queue.SimpleQueue()
+        self._thread = threading.Thread(target=_serve, args=(self._jobs,), name=f"fiper-{self.owner}-deadline", daemon=True)
         self._thread.start()
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled (copied, or sent to another process) without its thread: the copy starts one of its own. A copy
+        taken while a call that overran still runs resets its owner before its first call (the copied state may be
+        half updated)."""
+        state = {k: v for k, v in self.__dict__.items() if k not in ("_jobs", "_thread", "_pending")}
+        state["reset_due"] = self.reset_due or self.busy
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._pending, self._pending_what = None, ""
+        self._start()
 
     def __del__(self) -> None:
         jobs = getattr(self, "_jobs", None)

@@ -184,3 +184,37 @@ def test_a_deadline_wrappers_thread_ends_once_the_wrapper_is_gone_even_after_a_h
     release.set()
     threads[1].join(timeout=5)
     assert not threads[1].is_alive()
+
+
+class Sleeps:
+    """A picklable stand-in policy: encode echoes its input after ``sleep_s``; resets are counted."""
+
+    def __init__(self, sleep_s: float = 0.0):
+        self.sleep_s, self.resets = sleep_s, 0
+
+    def reset(self):
+        self.resets += 1
+
+    def encode(self, obs):
+        time.sleep(self.sleep_s)
+        return obs
+
+
+def test_a_deadline_wrapper_copies_and_pickles_with_a_thread_of_its_own_and_a_copy_made_during_an_overrun_resets_first():
+    import copy
+    import pickle
+
+    wrapped = DeadlinePolicy(Sleeps(), 5_000)
+    for other in (copy.deepcopy(wrapped), pickle.loads(pickle.dumps(wrapped))):
+        assert other._deadline._thread is not wrapped._deadline._thread and other._deadline._thread.is_alive()
+        assert other.encode({"a": 1}) == {"a": 1} and other.deadline_ms == 5_000 and other.policy is not wrapped.policy
+        assert other.policy.resets == 0 and other.overruns == 0
+    slow = DeadlinePolicy(Sleeps(0.5), 30)
+    with pytest.raises(DeadlineExceeded):
+        slow.encode({})
+    assert slow.busy
+    other = pickle.loads(pickle.dumps(slow))  # the copied policy may hold the abandoned call's half-done state
+    other.policy.sleep_s = 0.0
+    assert not other.busy and other.overruns == 1
+    assert other.encode({"b": 2}) == {"b": 2} and other.policy.resets == 1
+    assert slow.policy.resets == 0
