@@ -7,6 +7,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import numpy as np
+
 from fiper.env_factory import SetupError, add_gl_note
 
 OLD_API = ("the old gym API? Return gymnasium's tuples from the env (reset: obs, info; step: done split into terminated "
@@ -36,10 +38,22 @@ def reset_env(env: Any, seed: int, options: Mapping[str, Any] | None = None) -> 
     return result[0], checked_info(result[1], seed)
 
 
+def in_space_dtype(action: Any, space: Any) -> Any:
+    """A numpy float ``action`` in the float dtype of ``space`` (a float32 ``Box``): fiper computes actions in float64,
+    and an env whose ``step`` asserts ``action_space.contains(action)`` (gym-xarm's) refuses a float64 array. Anything
+    else (a torch tensor, an integer space) is passed on as it is."""
+    dtype = getattr(space, "dtype", None)
+    if (isinstance(action, np.ndarray) and action.dtype.kind == "f" and dtype is not None
+            and np.dtype(dtype).kind == "f" and action.dtype != dtype):
+        return action.astype(dtype)
+    return action
+
+
 def step_env(env: Any, action: Any, seed: int, step: int) -> tuple[Any, bool, bool, Mapping[str, Any]]:
-    """``env.step(action)`` as ``(obs, terminated, truncated, info)``, checked (the reward is not read)."""
+    """``env.step(action)`` as ``(obs, terminated, truncated, info)``, checked (the reward is not read); a float action
+    is given in the action space's float dtype (``in_space_dtype``)."""
     try:
-        result = env.step(action)
+        result = env.step(in_space_dtype(action, getattr(env, "action_space", None)))
     except Exception as err:
         add_gl_note(err)
         raise

@@ -226,3 +226,22 @@ def test_a_cells_shift_without_a_factory_refused_by_a_forwarding_factory_names_t
     with pytest.raises(SystemExit, match=r"(?s)^error: .*shifts \['obstacle'\] have no factory of their own"):
         with reported():
             make_env("obstacle", 0.6)
+
+
+def test_a_float_action_is_stepped_in_the_action_spaces_dtype_for_an_env_that_asserts_contains():
+    """gym-xarm's step asserts ``action_space.contains(action)``, which a float64 array fails on a float32 Box: fiper
+    computes actions in float64 and gives the env the space's dtype."""
+    from fiper.gym_api import in_space_dtype
+
+    class Strict(NestedArm):
+        def step(self, action):
+            assert self.action_space.contains(action), f"{action!r} invalid"
+            return super().step(action)
+
+    episode = run_episode(Strict(), Push(), seed=0)
+    assert episode.success and len(episode.data["action"]) == 4
+    space = Strict.action_space
+    assert in_space_dtype(np.ones(1), space).dtype == np.float32
+    assert in_space_dtype(np.ones(1, np.float16), space).dtype == np.float32
+    ints = np.ones(1, np.int64)
+    assert in_space_dtype(ints, space) is ints and in_space_dtype([1.0], space) == [1.0]
