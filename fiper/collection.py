@@ -21,8 +21,8 @@ from tqdm.auto import tqdm
 from fiper.env_factory import SetupError, declared_step_limit
 from fiper.env_io import checked_action, clip_to_space, layout_change, observation_arrays, undeclared_shapes
 from fiper.gym_api import reset_env, step_env
-from fiper.label_notes import (DEFAULT_TERMINATED, SUCCESS_KEYS, no_success_reported, reports_success, timeout_as_termination,
-                               unnamed_terminations, unread_words)
+from fiper.label_notes import (DEFAULT_TERMINATED, SUCCESS_KEYS, never_said_success, no_success_reported, reports_success,
+                               timeout_as_termination, unnamed_terminations, unread_words)
 from fiper.storage import EpisodeStore
 from fiper.storage.layout import unstorable_name
 
@@ -351,6 +351,8 @@ def too_few_saved(summary: CollectionSummary, n_episodes: int) -> str:
     notes = ([] if summary.success_reported or summary.successes else
              [no_success_reported(summary.attempted, summary.info_keys, summary.terminated(), timeouts=summary.timeouts())
               + ", or store every episode with only_success=false"])
+    notes += [never_said_success(summary.attempted, summary.info_keys)] \
+        if summary.success_reported and not summary.successes and not summary.lost else []
     notes += [note] if (note := timeout_as_termination(summary.failures, summary.step_limit)) else []
     notes += [unnamed_terminations(summary.unnamed, summary.unnamed_words)] if summary.unnamed else []
     notes += [lost_successes_note(summary.lost, len(summary.failures))] if summary.lost else []

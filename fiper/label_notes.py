@@ -52,6 +52,16 @@ def no_success_reported(attempts: int, info_keys: Iterable[str], terminated: int
             "dm_control: from the physics, as examples/dmc_reacher/envs.py does; docs/envs.md, 'Your own env, end to end')")
 
 
+def never_said_success(attempts: int, info_keys: Collection[str]) -> str:
+    """The sentence for ``attempts`` episodes whose info held a success key that was false at every step of every one:
+    an expert that never reached the goal, or an env whose own success test cannot be met."""
+    key = next(key for key in SUCCESS_KEYS if key in info_keys)
+    return (f"the env's info[{key!r}] was false at every step of all {attempts} attempts: if the expert reached the goal "
+            "(watch an attempt, or read its observations), the env's own success test may be one that cannot be met "
+            "(gym-xarm 0.1.1's XarmLift-v0 compares the cube's height with a target in other coordinates): set "
+            "info['success'] from the task's state in the env factory (examples/gym_xarm/envs.py)")
+
+
 def timeout_as_termination(failures: Iterable[tuple[str, int]], step_limit: int | None = None) -> str | None:
     """A note when every failed episode (``(failure_reason, failure_step)``, at least ``MIN_EPISODES``) ended with the
     default ``terminated`` at one and the same step, the last one of the env's declared ``step_limit`` when it declares

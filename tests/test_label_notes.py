@@ -81,7 +81,8 @@ def test_an_env_that_labels_and_truncates_gets_no_note(tmp_path):
     with pytest.raises(RuntimeError) as err:
         collect(Horizon(labelled=True), Still(), EpisodeStore.create(tmp_path / "none.zarr"), 1, only_success=True,
                 max_attempts=3, progress=False)
-    assert "3 'timeout'" in str(err.value) and "info['success']" not in str(err.value) and "ignore_done" not in str(err.value)
+    assert "3 'timeout'" in str(err.value) and "ignore_done" not in str(err.value)
+    assert "wrap the env to set info['success']" not in str(err.value)  # it says success; that it never did is its own note
 
 
 @pytest.mark.parametrize("failures", [[("terminated", 4)] * 2,                       # too few to be a pattern
@@ -173,3 +174,19 @@ def test_attempts_that_all_start_alike_whatever_their_seed_get_a_note_naming_res
     apart = collect(FromSeed(labelled=True), Still(), EpisodeStore.create(tmp_path / "apart.zarr"), 3, progress=False)
     two = collect(Horizon(labelled=True), Still(), EpisodeStore.create(tmp_path / "two.zarr"), 2, progress=False)
     assert "same observation" not in str(apart) and "same observation" not in str(two)
+
+
+def test_a_success_key_false_at_every_step_of_every_attempt_names_the_envs_success_test(tmp_path):
+    """gym-xarm's XarmLift reports info['is_success'], false whatever the expert does: the message says the key never
+    turned true, so the env's success test is suspect as well as the expert; an env that said success once does not
+    get it, nor one that reports no success key (its own note)."""
+    with pytest.raises(RuntimeError) as err:
+        collect(Horizon(labelled=True), Still(), EpisodeStore.create(tmp_path / "never.zarr"), 2, only_success=True,
+                max_attempts=3, progress=False)
+    assert "the env's info['success'] was false at every step of all 3 attempts: if the expert reached the goal" in str(err.value)
+    assert "set info['success'] from the task's state in the env factory" in str(err.value)
+    for env in (SucceedsThenUndoes(), Horizon()):
+        with pytest.raises(RuntimeError) as other:
+            collect(env, Still(), EpisodeStore.create(tmp_path / f"{type(env).__name__}.zarr"), 1, only_success=True,
+                    max_attempts=2, progress=False)
+        assert "was false at every step" not in str(other.value)
