@@ -139,8 +139,10 @@ def _compare(first: list[dict[str, np.ndarray]], again: list[dict[str, np.ndarra
             "episode: make reset(seed) reseed every random choice of the env and its wrappers (Meta-World's gym.make draws a "
             "new task at every reset: wrap it to call env.unwrapped.set_task(tasks[seed % len(tasks)]) with the tasks of "
             "metaworld.MT1(env_name, seed=0); robosuite's GymWrapper seeds numpy's global generator, which robosuite 1.5 "
-            "does not draw from: reseed env.unwrapped.rng in reset, as examples/robosuite_lift/envs.py does), or skip the "
-            "outcome sweep (the pipeline's act=null)")
+            "does not draw from: reseed env.unwrapped.rng in reset, as examples/robosuite_lift/envs.py does) and put back "
+            "every state the last episode left that the start depends on (gym-xarm's reset keeps the gripper's last "
+            "command, MuJoCo's data.ctrl: call mujoco.mj_resetData(model, data) before it, as examples/gym_xarm/envs.py "
+            "does), or skip the outcome sweep (the pipeline's act=null)")
     detail = next((f"{', '.join(map(repr, keys))} differed after step {step}"
                    for step, (a, b) in enumerate(zip(first[1:], again[1:]), start=1) if (keys := _differing(a, b, exact=False))), None)
     if detail is None and len(first) != len(again):

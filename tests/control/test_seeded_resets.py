@@ -67,6 +67,25 @@ def test_an_env_that_keeps_state_across_reset_is_refused_after_the_same_actions_
         check_seeded_resets(lambda shift, sev: CarriedState(gym.make("Pendulum-v1"), clear_on_reset=False), cells, "launch.act")
 
 
+class StartsFromCarriedState(CarriedState):
+    """Seeds every random choice, but its start shows what the last episode left (gym-xarm's reset keeps the gripper's
+    last command, which the next episode's first observation shows)."""
+
+    def reset(self, *, seed=None, options=None):
+        obs, info = super().reset(seed=seed, options=options)
+        return obs + 1e-3 * self.carried, info
+
+
+def test_a_start_that_shows_the_last_episode_is_refused_naming_the_state_to_put_back():
+    with pytest.raises(SetupError, match=r"started a different episode from reset\(seed=0\) the second time .*reseed every "
+                                         r"random choice.* and put back every state the last episode left that the start "
+                                         r"depends on \(gym-xarm's reset keeps the gripper's last command.*mj_resetData.*act=null"):
+        check_seeded_resets(lambda shift, sev: StartsFromCarriedState(gym.make("Pendulum-v1"), clear_on_reset=False),
+                            [("none", 0.0)], "launch.act")
+    check_seeded_resets(lambda shift, sev: StartsFromCarriedState(gym.make("Pendulum-v1"), clear_on_reset=True),
+                        [("none", 0.0)], "launch.act")
+
+
 class EndsByCarriedState(CarriedState):
     """Ends its episode once the state carried over from earlier episodes is large, with an observation that never shows it."""
 
