@@ -225,12 +225,7 @@ class DynamicsResidual(ObservationNovelty):
                       observations: Mapping[str, Any] | None = None) -> np.ndarray:
         """Scores (N,) of every decision from ``samples`` (N, B, H, A) and ``observations`` {key: (N, *shape) rows},
         each against the decision before it in its episode (0 at every episode's first)."""
-        self._require_fitted()
-        keys = self._keys(observations, "score_offline's observations")
-        n = len(observations[keys[0]])
-        short = [k for k in keys if len(observations[k]) != n]
-        if short:
-            raise ValueError(f"{self.name}: observations {short} hold a different number of decisions than {keys[0]!r} ({n})")
+        keys, n = self._offline_keys(observations)
         if samples is None:
             raise ValueError(f"{self.name} reads the sample batches but none were given to score_offline")
         if len(samples) != n:

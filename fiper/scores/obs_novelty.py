@@ -186,17 +186,22 @@ class ObservationNovelty(ScoreBase):
     def score_offline(self, embeddings: Any = None, samples: Any = None, decision_ends: Any = None, *,
                       observations: Mapping[str, Any] | None = None) -> np.ndarray:
         """Scores (N,) of every decision from ``observations`` {key: (N, *shape) rows}, in memory-bounded chunks."""
+        keys, n = self._offline_keys(observations)
+        check_decision_ends(self.name, decision_ends, n)
+        out = np.empty(n, dtype=np.float64)
+        for sl in chunks(n, max(1, self.chunk_elements // self._row_elements(observations, keys))):
+            out[sl] = self._score(self._features(observations, sl, keys, batched=True), None)
+        return out
+
+    def _offline_keys(self, observations: Mapping[str, Any] | None) -> tuple[list[str], int]:
+        """The keys score_offline reads and the number of decisions they all hold (fitted score, checked)."""
         self._require_fitted()
         keys = self._keys(observations, "score_offline's observations")
         n = len(observations[keys[0]])
         short = [k for k in keys if len(observations[k]) != n]
         if short:
             raise ValueError(f"{self.name}: observations {short} hold a different number of decisions than {keys[0]!r} ({n})")
-        check_decision_ends(self.name, decision_ends, n)
-        out = np.empty(n, dtype=np.float64)
-        for sl in chunks(n, max(1, self.chunk_elements // self._row_elements(observations, keys))):
-            out[sl] = self._score(self._features(observations, sl, keys, batched=True), None)
-        return out
+        return keys, n
 
     # ------------------------------------------------------------------ state
     def _tensors(self) -> dict[str, Tensor]:
