@@ -30,3 +30,23 @@ def run_example_pipeline(example: str, run_dir: Path, *, cells: str, demos: int,
     ]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+
+
+def compose_example(example: str, config_name: str):
+    """A config of ``examples/<example>/conf`` composed as launch.pipeline composes it (launch/conf's groups on the
+    search path, fiper's score and monitor groups stored)."""
+    from hydra import compose, initialize_config_dir
+
+    import launch.components  # noqa: F401  (stores the score and monitor groups, as launch.pipeline does on import)
+
+    with initialize_config_dir(config_dir=str(ROOT / "examples" / example / "conf"), version_base=None):
+        return compose(config_name=config_name, overrides=[f"hydra.searchpath=[file://{ROOT / 'launch' / 'conf'}]"])
+
+
+def shift_factories(cfg, envs) -> list[str]:
+    """The shifts of a pipeline config's stress cells, each checked to name a callable factory of the module ``envs``."""
+    shifts = [cell[0] for cell in cfg.rollouts.cells if cell[0] != "none"]
+    for shift in shifts:
+        module, name = cfg.rollouts.factories[shift].split(":")
+        assert module == envs.__name__ and callable(getattr(envs, name)), (shift, cfg.rollouts.factories[shift])
+    return shifts

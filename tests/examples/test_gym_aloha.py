@@ -19,6 +19,7 @@ from fiper.collection import collect, run_episode  # noqa: E402
 from fiper.control.period import control_period_s  # noqa: E402
 from fiper.env_factory import env_task_name  # noqa: E402
 from fiper.storage import EpisodeStore  # noqa: E402
+from example_pipeline import compose_example, shift_factories
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))  # the example is imported as examples.gym_aloha, as from the repository root
@@ -119,17 +120,9 @@ def test_launch_collect_runs_the_documented_command(tmp_path):
 
 
 def test_the_pipeline_config_composes_with_its_cells_factories_lift_success_and_outcome_sweep():
-    from hydra import compose, initialize_config_dir
-
-    import launch.components  # noqa: F401  (stores the score and monitor groups, as launch.pipeline does on import)
-
-    with initialize_config_dir(config_dir=str(ROOT / "examples" / "gym_aloha" / "conf"), version_base=None):
-        cfg = compose(config_name="pipeline_aloha", overrides=[f"hydra.searchpath=[file://{ROOT / 'launch' / 'conf'}]"])
+    
+    cfg = compose_example("gym_aloha", "pipeline_aloha")
     assert cfg.train.checkpoint is None and cfg.collect.expert == "examples.gym_aloha.expert:TransferExpert"
     assert list(cfg.env_overrides) == ["+env.kwargs.success=lift"]
-    shifts = [cell[0] for cell in cfg.rollouts.cells if cell[0] != "none"]
-    assert shifts == ["cube_far", "slippery_cube", "obs_noise"]
-    for shift in shifts:
-        module, name = cfg.rollouts.factories[shift].split(":")
-        assert module == "examples.gym_aloha.envs" and callable(getattr(aloha, name))
+    assert shift_factories(cfg, aloha) == ["cube_far", "slippery_cube", "obs_noise"]
     assert "context.gripper_dims=[6,13]" in cfg.act.overrides

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hydra import compose, initialize_config_dir
+from example_pipeline import compose_example, shift_factories
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))  # the example is imported as examples.gym_fetch, as from the repository root
@@ -49,17 +49,9 @@ def test_the_expert_goes_above_the_object_down_closes_and_carries():
 
 
 def test_the_pipeline_config_composes_with_its_cells_factories_and_outcome_sweep():
-    import launch.components  # noqa: F401  (stores the score and monitor groups, as launch.pipeline does on import)
-
-    with initialize_config_dir(config_dir=str(ROOT / "examples" / "gym_fetch" / "conf"), version_base=None):
-        cfg = compose(config_name="pipeline_fetch",  # its defaults come from launch/conf, as launch.pipeline finds them
-                      overrides=[f"hydra.searchpath=[file://{ROOT / 'launch' / 'conf'}]"])
+    cfg = compose_example("gym_fetch", "pipeline_fetch")
     assert cfg.train.checkpoint is None and cfg.collect.expert == "examples.gym_fetch.expert:PickExpert"
-    shifts = [cell[0] for cell in cfg.rollouts.cells if cell[0] != "none"]
-    assert shifts == ["obs_noise", "weak_arm", "wide_start", "heavy"]
-    for shift in shifts:
-        module, name = cfg.rollouts.factories[shift].split(":")
-        assert module == "examples.gym_fetch.envs" and callable(getattr(fetch, name))
+    assert shift_factories(cfg, fetch) == ["obs_noise", "weak_arm", "wide_start", "heavy"]
     assert list(cfg.act.responses) == ["hold", "retreat", "return_retry"] and "context.action_mode=velocity" in cfg.act.overrides
     for factory in (fetch.obs_noise, fetch.weak_arm, fetch.wide_start, fetch.heavy):  # checked before the env is built
         with pytest.raises(ValueError, match=rf"{factory.__name__}: severity must be a number in \[0, 1\], got 2.0"):

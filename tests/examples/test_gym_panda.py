@@ -12,7 +12,7 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import pytest
-from hydra import compose, initialize_config_dir
+from example_pipeline import compose_example, shift_factories
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))  # the example is imported as examples.gym_panda, as from the repository root
@@ -97,19 +97,11 @@ def test_the_simulation_is_built_anew_at_every_reset_and_the_old_one_closed():
 
 
 def test_the_pipeline_config_composes_with_its_cells_factories_period_and_outcome_sweep():
-    import launch.components  # noqa: F401  (stores the score and monitor groups, as launch.pipeline does on import)
-
-    with initialize_config_dir(config_dir=str(ROOT / "examples" / "gym_panda" / "conf"), version_base=None):
-        cfg = compose(config_name="pipeline_panda",  # its defaults come from launch/conf, as launch.pipeline finds them
-                      overrides=[f"hydra.searchpath=[file://{ROOT / 'launch' / 'conf'}]"])
-        env = compose(config_name="env/panda")["env"]
+    cfg = compose_example("gym_panda", "pipeline_panda")
+    env = compose_example("gym_panda", "env/panda")["env"]
     assert cfg.train.checkpoint is None and cfg.collect.expert == "examples.gym_panda.expert:PushExpert"
     assert env.factory == "examples.gym_panda.envs:make_panda" and env.control_period_s == pytest.approx(0.04)
-    shifts = [cell[0] for cell in cfg.rollouts.cells if cell[0] != "none"]
-    assert shifts == ["obs_noise", "weak_arm", "wide_start", "slippery"]
-    for shift in shifts:
-        module, name = cfg.rollouts.factories[shift].split(":")
-        assert module == "examples.gym_panda.envs" and callable(getattr(panda, name))
+    assert shift_factories(cfg, panda) == ["obs_noise", "weak_arm", "wide_start", "slippery"]
     assert list(cfg.monitor.scores.ace.dims) == [0, 1, 2]
     assert list(cfg.act.responses) == ["hold", "retreat", "return_retry"]
     assert {"context.position_dims=[0,1,2]", "context.gripper_dims=[]", "context.action_mode=velocity"} <= set(cfg.act.overrides)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hydra import compose, initialize_config_dir
+from example_pipeline import compose_example, shift_factories
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))  # the example is imported as examples.gym_xarm, as from the repository root
@@ -65,16 +65,9 @@ def test_the_expert_goes_above_the_cube_down_closes_and_lifts():
 
 
 def test_the_pipeline_config_composes_with_its_cells_factories_and_outcome_sweep():
-    import launch.components  # noqa: F401  (stores the score and monitor groups, as launch.pipeline does on import)
-
-    with initialize_config_dir(config_dir=str(ROOT / "examples" / "gym_xarm" / "conf"), version_base=None):
-        cfg = compose(config_name="pipeline_xarm", overrides=[f"hydra.searchpath=[file://{ROOT / 'launch' / 'conf'}]"])
+    cfg = compose_example("gym_xarm", "pipeline_xarm")
     assert cfg.train.checkpoint is None and cfg.collect.expert == "examples.gym_xarm.expert:LiftExpert"
-    shifts = [cell[0] for cell in cfg.rollouts.cells if cell[0] != "none"]
-    assert shifts == ["wide_start", "heavy", "obs_noise"]
-    for shift in shifts:
-        module, name = cfg.rollouts.factories[shift].split(":")
-        assert module == "examples.gym_xarm.envs" and callable(getattr(xarm, name))
+    assert shift_factories(cfg, xarm) == ["wide_start", "heavy", "obs_noise"]
     assert "context.action_mode=velocity" in cfg.act.overrides and "context.agent_pos_key=obs" in cfg.act.overrides
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import pytest
-from hydra import compose, initialize_config_dir
+from example_pipeline import compose_example, shift_factories
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))  # the example is imported as examples.maniskill_push, as from the repository root
@@ -120,20 +120,12 @@ def test_the_weak_arm_scales_the_motion_not_the_fingers_and_the_noise_follows_th
 
 
 def test_the_pipeline_config_composes_with_its_cells_factories_and_outcome_sweep():
-    import launch.components  # noqa: F401  (stores the score and monitor groups, as launch.pipeline does on import)
-
-    with initialize_config_dir(config_dir=str(ROOT / "examples" / "maniskill_push" / "conf"), version_base=None):
-        cfg = compose(config_name="pipeline_maniskill_push",  # its defaults come from launch/conf, as launch.pipeline finds them
-                      overrides=[f"hydra.searchpath=[file://{ROOT / 'launch' / 'conf'}]"])
-        env = compose(config_name="env/maniskill_push")["env"]
+    cfg = compose_example("maniskill_push", "pipeline_maniskill_push")
+    env = compose_example("maniskill_push", "env/maniskill_push")["env"]
     assert cfg.train.checkpoint is None and cfg.collect.expert == "examples.maniskill_push.expert:PushExpert"
     assert env.factory == "examples.maniskill_push.envs:make_push" and env.name is None
     assert "control_period_s" not in env  # read from the env's control_timestep
-    shifts = [cell[0] for cell in cfg.rollouts.cells if cell[0] != "none"]
-    assert shifts == ["obs_noise", "weak_arm", "wide_start", "heavy_cube"]
-    for shift in shifts:
-        module, name = cfg.rollouts.factories[shift].split(":")
-        assert module == "examples.maniskill_push.envs" and callable(getattr(push, name))
+    assert shift_factories(cfg, push) == ["obs_noise", "weak_arm", "wide_start", "heavy_cube"]
     assert list(cfg.monitor.scores.ace.dims) == [0, 1, 2]
     assert list(cfg.act.responses) == ["hold", "retreat", "return_retry"] and cfg.act.videos is False
     assert {"context.position_dims=[0,1,2]", "context.gripper_dims=[3]", "context.action_mode=velocity"} <= set(cfg.act.overrides)

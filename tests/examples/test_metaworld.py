@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hydra import compose, initialize_config_dir
+from example_pipeline import compose_example, shift_factories
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))  # the example is imported as examples.metaworld_push, as from the repository root
@@ -39,18 +39,10 @@ def test_every_shift_refuses_a_severity_outside_0_1_before_an_env_is_built(facto
 
 
 def test_the_pipeline_config_composes_with_its_cells_factories_and_outcome_sweep():
-    import launch.components  # noqa: F401  (stores the score and monitor groups, as launch.pipeline does on import)
-
-    with initialize_config_dir(config_dir=str(ROOT / "examples" / "metaworld_push" / "conf"), version_base=None):
-        cfg = compose(config_name="pipeline_metaworld_push",
-                      overrides=[f"hydra.searchpath=[file://{ROOT / 'launch' / 'conf'}]"])
+    cfg = compose_example("metaworld_push", "pipeline_metaworld_push")
     assert cfg.train.checkpoint is None and cfg.collect.expert == "examples.metaworld_push.expert:ScriptedExpert"
     assert cfg.task == "metaworld_push"
-    shifts = [cell[0] for cell in cfg.rollouts.cells if cell[0] != "none"]
-    assert shifts == ["wide_start", "heavy", "obs_noise"]
-    for shift in shifts:
-        module, name = cfg.rollouts.factories[shift].split(":")
-        assert module == "examples.metaworld_push.envs" and callable(getattr(mw, name))
+    assert shift_factories(cfg, mw) == ["wide_start", "heavy", "obs_noise"]
     assert "context.action_mode=velocity" in cfg.act.overrides and "context.agent_pos_key=obs" in cfg.act.overrides
 
 

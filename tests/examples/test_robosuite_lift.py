@@ -11,8 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from example_pipeline import run_example_pipeline
-from hydra import compose, initialize_config_dir
+from example_pipeline import compose_example, shift_factories, run_example_pipeline
 
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))  # the example is imported as examples.robosuite_lift, as from the repository root
@@ -56,18 +55,11 @@ def test_the_expert_goes_above_the_cube_down_closes_and_lifts():
 
 
 def test_the_pipeline_config_composes_with_its_cells_factories_and_outcome_sweep():
-    import launch.components  # noqa: F401  (stores the score and monitor groups, as launch.pipeline does on import)
-
-    with initialize_config_dir(config_dir=str(ROOT / "examples" / "robosuite_lift" / "conf"), version_base=None):
-        cfg = compose(config_name="pipeline_robosuite_lift", overrides=[f"hydra.searchpath=[file://{ROOT / 'launch' / 'conf'}]"])
-        env = compose(config_name="env/lift")["env"]
+    cfg = compose_example("robosuite_lift", "pipeline_robosuite_lift")
+    env = compose_example("robosuite_lift", "env/lift")["env"]
     assert cfg.train.checkpoint is None and cfg.collect.expert == "examples.robosuite_lift.expert:LiftExpert"
     assert env.factory == "examples.robosuite_lift.envs:make_lift" and "control_period_s" not in env  # 1 / control_freq
-    shifts = [cell[0] for cell in cfg.rollouts.cells if cell[0] != "none"]
-    assert shifts == [f.__name__ for f in SHIFTS]
-    for shift in shifts:
-        module, name = cfg.rollouts.factories[shift].split(":")
-        assert module == "examples.robosuite_lift.envs" and callable(getattr(lift, name))
+    assert shift_factories(cfg, lift) == [f.__name__ for f in SHIFTS]
     assert list(cfg.act.responses) == ["hold", "retreat", "return_retry"]
     assert {"context.position_dims=[0,1,2]", "context.gripper_dims=[6]", "context.action_mode=velocity"} <= set(cfg.act.overrides)
 
