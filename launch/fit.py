@@ -21,6 +21,7 @@ from fiper.monitor.decision_data import chosen_episodes, has_decisions, left_out
 from fiper.monitor.independence import fit_record
 from fiper.storage import EpisodeStore
 import launch.components  # noqa: F401  (the 'monitor' and 'score' config groups)
+from launch.calibrate import DEFAULT_DELTA
 from launch.common import load_policy_from, plain, resolve_device, save_config, set_cpu_threads
 from launch.validate import THREADS, boolean, episode_selection, existing_path, merged, optional, policy_rules, positive_int, reported, seed, text, validate
 
@@ -68,9 +69,11 @@ def run(cfg: DictConfig):
     print(f"fitted {', '.join(f'{n} (window {monitor.windows[n]})' for n in monitor.names)}, rule {monitor.rule}, on "
           f"{data.n_decisions} decisions of {len(data.decision_ends)} successful in-distribution episodes"
           + left_out_text(store, episodes, cfg.get("episodes")) + f" -> {cfg.out}")
-    delta = f"delta={spec.delta:g} (monitor.delta)" if spec.delta is not None else "its delta= (default 0.1)"
-    print(f"next: launch.calibrate fits {spec.threshold_type} thresholds{' (joint)' if spec.joint else ''}"
-          + (f" (from {cfg.monitor_file})" if evaluated else "") + f" at {delta}")
+    delta = (f"at delta={spec.delta:g} (monitor.delta) unless given another delta="
+             if spec.delta is not None else f"at the delta= it is given (default {DEFAULT_DELTA:g})")
+    print(f"next: python -m launch.calibrate data=<other successful rollouts> monitor_dir={cfg.out} fits "
+          f"{spec.threshold_type} thresholds{' (joint)' if spec.joint else ''}"
+          + (f" (from {cfg.monitor_file})" if evaluated else "") + f" {delta}")
     return monitor
 
 

@@ -13,7 +13,7 @@ def test_the_delta_given_to_launch_fit_is_the_one_calibrated_and_recorded(tmp_pa
     fit_store, cal_store = write_rollouts(tmp_path / "fit.zarr", 8, seed=0), write_rollouts(tmp_path / "cal.zarr", 25, seed=1)
     out = tmp_path / "monitor"
     run(fit, "fit", [f"data={fit_store}", f"out={out}", *SMALL, "monitor.delta=0.05"])
-    assert "at delta=0.05 (monitor.delta)" in capsys.readouterr().out
+    assert "at delta=0.05 (monitor.delta) unless given another delta=" in capsys.readouterr().out
     run(calibrate, "calibrate", [f"data={cal_store}", f"monitor_dir={out}"])
     assert "delta: 0.05, from launch.fit's monitor.delta" in capsys.readouterr().out
     assert load_monitor(out).delta == 0.05 and yaml.safe_load((out / "calibrate_config.yaml").read_text())["delta"] == 0.05
