@@ -36,12 +36,14 @@ def orthogonal_init_(module: nn.Module, *, gain: float = math.sqrt(2.0), generat
 
 
 def default_init_(module: nn.Module, *, generator: torch.Generator | None = None) -> nn.Module:
-    """PyTorch's own Linear init (Kaiming-uniform weights, uniform bias), drawn from ``generator``."""
+    """PyTorch's own Linear and convolution init (Kaiming-uniform weights, uniform bias), drawn from ``generator``."""
     for layer in module.modules():
-        if isinstance(layer, nn.Linear):
+        if isinstance(layer, (nn.Linear, nn.modules.conv._ConvNd)):
             nn.init.kaiming_uniform_(layer.weight, a=math.sqrt(5.0), generator=generator)
-            bound = 1.0 / math.sqrt(layer.in_features)
-            nn.init.uniform_(layer.bias, -bound, bound, generator=generator)
+            if layer.bias is not None:
+                fan_in, _ = nn.init._calculate_fan_in_and_fan_out(layer.weight)
+                bound = 1.0 / math.sqrt(fan_in) if fan_in > 0 else 0.0
+                nn.init.uniform_(layer.bias, -bound, bound, generator=generator)
     return module
 
 

@@ -135,8 +135,12 @@ class ObservationNovelty(ScoreBase):
                 raise ValueError(f"{self.name}: observation {key!r} has shape {tuple(raw.shape[1:])} but the score was fitted "
                                  f"on {want}; pass the observation layout it was fitted on (or refit it)")
             check_finite(self.name, f"observation {key!r}", raw)
-            parts.append(key_features(key, raw, self._config["image_size"], self._config.get("colour", False)))
+            parts.append(self._key_features(key, raw))
         return np.concatenate(parts, axis=1)
+
+    def _key_features(self, key: str, rows: np.ndarray) -> np.ndarray:
+        """One key's checked rows (n, *shape) as feature rows (n, f)."""
+        return key_features(key, rows, self._config["image_size"], self._config.get("colour", False))
 
     def _row_elements(self, observations: Mapping[str, Any], keys: list[str]) -> int:
         return max(1, sum(int(np.prod(observations[k].shape[1:], dtype=np.int64)) for k in keys))

@@ -19,6 +19,7 @@ TINY = {
     "projected_duration": dict(k=3),
     "obs_novelty": dict(k=3),  # reads observations: its contract tests are tests/scores/test_obs_novelty.py
     "dynamics_residual": dict(),  # reads observations and samples: its contract tests are tests/scores/test_dynamics_residual.py
+    "reconstruction": dict(image_size=8, widths=[4], latent=4, train=dict(max_epochs=2)),  # reads images: tests/scores/test_reconstruction.py
 }
 
 
