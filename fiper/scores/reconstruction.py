@@ -85,7 +85,7 @@ class ReconstructionNovelty(ObservationNovelty):
     name = "reconstruction"
     dtype = torch.float32
 
-    def __init__(self, keys: list[str] | None = None, image_size: int = 48, widths: Sequence[int] = (16, 32, 32),
+    def __init__(self, keys: list[str] | None = None, image_size: int = 32, widths: Sequence[int] = (16, 32, 32),
                  latent: int = 32, train: TrainConfig | Mapping[str, Any] | None = None):
         widths = [int(w) for w in widths] if isinstance(widths, Sequence) and not isinstance(widths, str) else widths
         if not isinstance(widths, list) or not widths or min(widths) < 1:
@@ -96,7 +96,7 @@ class ReconstructionNovelty(ObservationNovelty):
         if isinstance(latent, bool) or int(latent) < 1:
             raise ValueError(f"{self.name}: latent must be an integer >= 1 (the code's width), got {latent!r}")
         super().__init__(keys=keys, image_size=int(image_size))  # validates keys under this score's name
-        cfg = TrainConfig.of(train, **SMALL_NET_TRAIN, batch_size=64, max_epochs=30, patience=5)
+        cfg = TrainConfig.of(train, **{**SMALL_NET_TRAIN, "lr": 2e-3}, batch_size=64, max_epochs=40, patience=5)
         self._config = {"keys": self._config["keys"], "image_size": int(image_size), "widths": widths, "latent": int(latent),
                         "train": cfg.to_dict()}
         self.net: ConvAutoencoder | None = None
