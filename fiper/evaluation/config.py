@@ -36,7 +36,7 @@ DEFAULT_DELTAS: tuple[float, ...] = tuple(round(0.01 * i, 2) for i in range(1, 1
 
 # Every registered score at its class defaults ({indicator: {'score': registry name, **params}}).
 DEFAULT_SCORE_NAMES: tuple[str, ...] = ("rnd_oe", "ace", "stac", "rnd_a", "logpzo", "pca_kmeans", "mahalanobis", "knn", "elapsed",
-                                       "obs_novelty", "projected_duration")
+                                       "obs_novelty", "reconstruction", "projected_duration")
 
 
 def default_scores() -> dict[str, dict[str, Any]]:
@@ -79,6 +79,9 @@ DEFAULT_METHODS: dict[str, dict[str, Any]] = {
     # reference, not a monitor of the policy: Mahalanobis distance of the raw observation (low-dim keys, images
     # grey and pooled to 8 x 8) to the fit observations; windows chosen on validation like every score's
     "obs_novelty": {"scores": ["obs_novelty"], "rule": "single", "windows": None},
+    # reference, not a monitor of the policy: an autoencoder's reconstruction error of the camera images, fitted on the
+    # fit observations (left out of a task whose stores hold no camera image)
+    "reconstruction": {"scores": ["reconstruction"], "rule": "single", "windows": None},
 }
 
 
@@ -87,7 +90,7 @@ DEFAULT_BASELINES: tuple[str, ...] = ("stac", "rnd_a", "logpzo", "pca_kmeans", "
 
 # The trivial references: detectors that read nothing of the policy. report.md, metrics.json and
 # repeats.md state every method's margin over the best of these ("what the monitor adds").
-DEFAULT_REFERENCES: tuple[str, ...] = ("elapsed", "obs_novelty")
+DEFAULT_REFERENCES: tuple[str, ...] = ("elapsed", "obs_novelty", "reconstruction")
 
 
 def check_windows(windows: Sequence[Any], where: str) -> tuple[int | str, ...]:

@@ -21,7 +21,7 @@ from fiper.control.period import positive_seconds
 from fiper.evaluation.rowview import RowView, concat_rows
 from fiper.evaluation.store_checks import RolloutError, check_onset_steps, check_store_rows, check_success_labels
 from fiper.monitor.independence import embedding_digest
-from fiper.scores.observations import attr_n_action_steps, bookkeeping_keys, observed_keys
+from fiper.scores.observations import attr_n_action_steps, bookkeeping_keys, image_axes, observed_keys
 from fiper.storage import EpisodeStore
 
 def _is_store(path: Path) -> bool:
@@ -127,6 +127,7 @@ class RolloutSet:
     observation_keys: tuple[str, ...] = ()  # per-step observation keys every store records (what obs_novelty reads)
     task_recorded: bool = True  # the task came from the store's attrs, not from its file name
     observations_unplaced: tuple[str, ...] = ()  # stores with observations but no decisions/env_step nor n_action_steps attr
+    image_keys: tuple[str, ...] = ()  # observation keys holding a camera image per step (what reconstruction reads)
 
     @property
     def n_episodes(self) -> int:
@@ -155,8 +156,9 @@ class RolloutSet:
     @property
     def recorded(self) -> frozenset[str]:
         """The score inputs (``needs``) these episodes record: a method reading anything else cannot run on them."""
+        placed = not self.observations_unplaced
         have = {"embedding": self.embeddings is not None, "samples": self.samples is not None,
-                "observation": bool(self.observation_keys) and not self.observations_unplaced}
+                "observation": bool(self.observation_keys) and placed, "image": bool(self.image_keys) and placed}
         return frozenset(k for k, v in have.items() if v)
 
     @property
@@ -164,9 +166,10 @@ class RolloutSet:
         """Inputs the stores record but cannot place at their decisions, each with why and the fix."""
         if not self.observations_unplaced:
             return {}
-        return {"observation": f"{', '.join(self.observations_unplaced)} record(s) no decisions/env_step and no n_action_steps "
-                               "attr, so which observation each decision saw is unknown: record decisions/env_step, or set the "
-                               "attr (EpisodeStore.open(path, mode='a').set_attrs(n_action_steps=<env steps per decision>))"}
+        why = (f"{', '.join(self.observations_unplaced)} record(s) no decisions/env_step and no n_action_steps attr, so which "
+               "observation each decision saw is unknown: record decisions/env_step, or set the attr "
+               "(EpisodeStore.open(path, mode='a').set_attrs(n_action_steps=<env steps per decision>))")
+        return {"observation": why, **({"image": why} if self.image_keys else {})}
 
 
 def recorded_monitor_dir(recorded: Any, store_path: Path) -> str:
@@ -273,6 +276,7 @@ def read_store(path: Path, control_period_s: float | None = None) -> RolloutSet:
         observation_keys=tuple(observed_keys(store)),
         task_recorded=recorded_task(attrs) is not None,
         observations_unplaced=(path.name,) if observed_keys(store) and "env_step" not in store.decision_keys and not n_action else (),
+        image_keys=tuple(k for k in observed_keys(store) if image_axes(store.data_array(k).shape[1:]) is not None),
     )
     check_store_rows(store, path, rollout_set)
     return rollout_set
@@ -322,6 +326,7 @@ def merge_rollouts(parts: Sequence[RolloutSet]) -> RolloutSet:
         software={k: v for p in parts for k, v in p.software.items()},
         observation_keys=tuple(k for k in first.observation_keys if all(k in p.observation_keys for p in parts)),
         observations_unplaced=tuple(n for p in parts for n in p.observations_unplaced),
+        image_keys=tuple(k for k in first.image_keys if all(k in p.image_keys for p in parts)),
     )
 
 

@@ -18,7 +18,13 @@ from fiper.evaluation.rollouts import RolloutError
 from fiper.scores.registry import score_class
 
 #: What a store may record for the scores to read (``needs`` of fiper.scores, RolloutSet.recorded), and where.
-RECORDED_INPUTS = {"embedding": "decisions/embedding", "samples": "decisions/samples", "observation": "observations (data/<key>)"}
+RECORDED_INPUTS = {"embedding": "decisions/embedding", "samples": "decisions/samples", "observation": "observations (data/<key>)",
+                   "image": "camera image (data/<key> of two axes, or three with a channel axis, per step)"}
+
+
+def score_inputs(cls: type) -> frozenset[str]:
+    """What a score class reads: its ``needs``, and 'image' for one that reads only camera images (``reads_images``)."""
+    return frozenset(cls.needs) | ({"image"} if getattr(cls, "reads_images", False) else frozenset())
 
 
 def method_needs(config: EvaluationConfig, name: str) -> frozenset[str]:
@@ -26,7 +32,7 @@ def method_needs(config: EvaluationConfig, name: str) -> frozenset[str]:
     method = config.methods[name]
     names = method.select or (name,)
     scores = [s for m in names for s in config.methods[m].scores]
-    return frozenset().union(*(score_class(config.scores[s]["score"]).needs for s in scores))
+    return frozenset().union(*(score_inputs(score_class(config.scores[s]["score"])) for s in scores))
 
 
 #: The settings besides ``methods`` that name methods: lists, then single names.
@@ -116,8 +122,10 @@ def runnable_config(config: EvaluationConfig, recorded: Collection[str], task: s
         heads.append(f"its stores record no {what}, so {len(names)} method(s) reading {'them' if len(missing) > 1 else 'it'} "
                      f"are left out: {', '.join(names)}; record {'them' if len(missing) > 1 else 'it'} "
                      "(docs/rollout_format.md) to evaluate those methods")
+    said: set[str] = set()
     for key in placed:
-        names = [n for n, miss in lacking.items() if key in miss and not miss - unreadable.keys()]
+        names = [n for n, miss in lacking.items() if key in miss and not miss - unreadable.keys() and n not in said]
+        said.update(names)
         if names:
             heads.append(f"{len(names)} method(s) reading the {key} are left out: {', '.join(names)}, since {unreadable[key]} "
                          "to evaluate them")

@@ -25,19 +25,8 @@ from torch import Tensor, nn
 
 from fiper.nn import default_init_, load_module_tensors, module_tensors
 from fiper.scores.obs_novelty import ObservationNovelty
+from fiper.scores.observations import image_axes
 from fiper.scores.training import SMALL_NET_TRAIN, TrainConfig, TrainResult, episode_split, train
-
-
-def image_axes(shape: Sequence[int]) -> str | None:
-    """The layout of one step's image ("HW", "HWC" or "CHW"), or None for anything that is not an image."""
-    shape = tuple(int(s) for s in shape)
-    if len(shape) == 2 and min(shape) > 4:
-        return "HW"
-    if len(shape) == 3 and shape[-1] <= 4 < min(shape[:2]):
-        return "HWC"
-    if len(shape) == 3 and shape[0] <= 4 < min(shape[1:]):
-        return "CHW"
-    return None
 
 
 def pooled_images(rows: np.ndarray, size: int) -> np.ndarray:
@@ -84,6 +73,7 @@ class ReconstructionNovelty(ObservationNovelty):
 
     name = "reconstruction"
     dtype = torch.float32
+    reads_images = True  # an evaluation of stores without a camera image leaves it out (fiper.evaluation.runnable)
 
     def __init__(self, keys: list[str] | None = None, image_size: int = 32, widths: Sequence[int] = (16, 32, 32),
                  latent: int = 32, train: TrainConfig | Mapping[str, Any] | None = None):

@@ -22,6 +22,7 @@ TINY_SCORES = {
     "knn": {"score": "knn", "k": 3},
     "elapsed": {"score": "elapsed"},
     "obs_novelty": {"score": "obs_novelty"},
+    "reconstruction": {"score": "reconstruction", "image_size": 8, "widths": [4], "latent": 4, "train": {"max_epochs": 2}},
     "projected_duration": {"score": "projected_duration", "k": 3},
 }
 

@@ -14,7 +14,7 @@ from fiper.monitor.decision_data import load_decisions
 from fiper.monitor.fitting import fit_monitor
 from fiper.scores import ScoreFitData, ScoreNotFittedError, make_score
 from fiper.scores.contract import check_score, offline_scores
-from fiper.scores.reconstruction import image_axes
+from fiper.scores.observations import image_axes
 
 SMALL = dict(image_size=16, widths=[8, 8], latent=8, train=dict(lr=3e-3, max_epochs=150, patience=20))
 SIDE = 32

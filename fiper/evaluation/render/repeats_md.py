@@ -63,8 +63,9 @@ def write_repeats(rows: Sequence[dict[str, Any]], seeds: Sequence[int], out_dir:
     paired = [p for f in PAIRED_FIELDS for p in paired_to_best_other(rows, f)]
     vs_baselines = [p for f in PAIRED_FIELDS for p in paired_to_baselines(rows, f, baselines)]
     vs_references = [p for f in PAIRED_FIELDS for p in paired_to_references(rows, f, references, criterion)]
-    doc = {"seeds": list(seeds), "rows": list(rows), "paired": paired, "baselines": list(baselines), "paired_vs_baselines": vs_baselines,
-           "references": list(references), "paired_vs_references": vs_references,
+    ran = {r["method"] for r in rows}  # a method no task could run (a camera reference on low-dim stores) is not listed
+    doc = {"seeds": list(seeds), "rows": list(rows), "paired": paired, "baselines": [b for b in baselines if b in ran],
+           "paired_vs_baselines": vs_baselines, "references": [r for r in references if r in ran], "paired_vs_references": vs_references,
            "paired_vs_references_mean_over_tasks": mean_over_tasks(vs_references),
            "select_vs_members": select_against_members(rows, selects or {}, criterion)}
     write_atomic(paths["repeats_json"], json.dumps(doc, indent=1, allow_nan=False))
