@@ -117,7 +117,11 @@ def runnable_config(config: EvaluationConfig, recorded: Collection[str], task: s
         raise RolloutError(f"task {task!r}: every configured method reads what its stores lack: {'; '.join(reasons)}; or add a "
                            f"method that reads what they hold, {clock}")
     heads = []
-    if missing:
+    if missing == ["image"]:  # a low-dim task: nothing to record, the camera reference does not apply
+        names = [n for n, miss in lacking.items() if miss - unreadable.keys()]
+        heads.append(f"its stores record no {what}, so {', '.join(names)} (reading one) {'is' if len(names) == 1 else 'are'} "
+                     "left out")
+    elif missing:
         names = [n for n, miss in lacking.items() if miss - unreadable.keys()]
         heads.append(f"its stores record no {what}, so {len(names)} method(s) reading {'them' if len(missing) > 1 else 'it'} "
                      f"are left out: {', '.join(names)}; record {'them' if len(missing) > 1 else 'it'} "
