@@ -59,11 +59,15 @@ DEFAULT_METHODS: dict[str, dict[str, Any]] = {
     # FIPER's two indicators OR the raw observation's novelty, one height: adds states the policy's embedding
     # compresses away (e.g. a dropped object) at the same delta; reads the recorded observations
     "fiper_obs_or_joint": {"scores": ["rnd_oe", "ace", "obs_novelty"], "rule": "or", "joint": True, "windows": None},
+    # FIPER's two indicators OR the camera images' reconstruction error, one height: adds what the policy's image
+    # encoder drops (a distractor its keypoints ignore) at the same delta; left out of tasks without a camera image
+    "fiper_rec_or_joint": {"scores": ["rnd_oe", "ace", "reconstruction"], "rule": "or", "joint": True, "windows": None},
     # FIPER's alarm rule chosen on validation, per threshold type, like the windows (docs/evaluation.md):
     # the jointly calibrated AND, kept unless another member beats it on validation by more than one standard
     # error of the paired difference over validation resamples (keep_first_se): a choice within split noise
     # does not transfer, so it falls back to the published rule
-    "fiper_select": {"select": ["fiper_joint", "fiper_or_joint", "rnd_oe", "ace", "fiper_clock_or_joint", "fiper_obs_or_joint"],
+    "fiper_select": {"select": ["fiper_joint", "fiper_or_joint", "rnd_oe", "ace", "fiper_clock_or_joint", "fiper_obs_or_joint",
+                                "fiper_rec_or_joint"],
                      "keep_first_se": 1.0},
     "rnd_oe": {"scores": ["rnd_oe"], "rule": "single", "windows": None},  # §2: novelty in the policy's embedding
     "ace": {"scores": ["ace"], "rule": "single", "windows": None},  # §3: entropy of the sampled chunks

@@ -99,8 +99,8 @@ def runnable_config(config: EvaluationConfig, recorded: Collection[str], task: s
             if not kept:
                 lacking[name] = method_needs(config, name) - recorded
                 continue
-            if kept != method.select:
-                notes.append(f"{name} chooses among {', '.join(kept)} only")
+            if kept != method.select and any(lacking[m] != {"image"} for m in method.select if m in lacking):
+                notes.append(f"{name} chooses among {', '.join(kept)} only")  # not said for camera members on a low-dim task
             method = dataclasses.replace(method, select=kept)
         methods[name] = method
     if config.deploy_method is not None and config.deploy_method not in methods:

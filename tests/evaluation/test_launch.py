@@ -33,7 +33,7 @@ def test_launch_evaluate_writes_outputs_and_config(tmp_path):
     write_synthetic_store(tmp_path / "r1.zarr", seed=1, **small)
     write_synthetic_store(tmp_path / "push.zarr", SyntheticTask(name="push", task_seed=4), seed=2, n_success_id=45, n_success_ood=0,
                           n_fail_id=10, n_fail_ood=0)
-    drop = [f"~methods.{m}" for m in ("fiper", "fiper_joint", "fiper_or_joint", "fiper_clock_or_joint", "fiper_obs_or_joint", "fiper_select", "rnd_oe", "stac", "rnd_a", "logpzo", "pca_kmeans", "knn", "elapsed", "obs_novelty", "reconstruction")]
+    drop = [f"~methods.{m}" for m in ("fiper", "fiper_joint", "fiper_or_joint", "fiper_clock_or_joint", "fiper_obs_or_joint", "fiper_rec_or_joint", "fiper_select", "rnd_oe", "stac", "rnd_a", "logpzo", "pca_kmeans", "knn", "elapsed", "obs_novelty", "reconstruction")]
     out = tmp_path / "out"
     cfg = _compose([f"rollouts=[{tmp_path / 'r0.zarr'},{tmp_path / 'r1.zarr'},{tmp_path / 'push.zarr'}]", f"out={out}", "deltas=[0.1,0.2]",
                     "plots=false", "progress=false", "plot_method=ace", *drop])

@@ -16,7 +16,7 @@ from benchmarks.synthetic_stores import write_synthetic_store
 from launch.evaluate import run
 
 CONF = Path(__file__).resolve().parents[2] / "launch" / "conf"
-DROP = [f"~methods.{m}" for m in ("fiper", "fiper_joint", "fiper_or_joint", "fiper_clock_or_joint", "fiper_obs_or_joint", "fiper_select", "rnd_oe", "stac", "rnd_a", "logpzo", "pca_kmeans", "knn", "obs_novelty")]  # reconstruction: no camera in the store
+DROP = [f"~methods.{m}" for m in ("fiper", "fiper_joint", "fiper_or_joint", "fiper_clock_or_joint", "fiper_obs_or_joint", "fiper_rec_or_joint", "fiper_select", "rnd_oe", "stac", "rnd_a", "logpzo", "pca_kmeans", "knn", "obs_novelty")]  # reconstruction: no camera in the store
 
 
 def _record(method, delta, acc, far=0.0, se=0.0, auroc=0.7, guaranteed=True):
