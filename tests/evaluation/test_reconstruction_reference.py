@@ -84,3 +84,17 @@ def test_a_camera_the_decisions_cannot_be_placed_in_is_named_as_such(tmp_path):
     with pytest.raises(RolloutError, match=r"reconstruction reads what its stores cannot place: camera.zarr record\(s\) no "
                                            r"decisions/env_step.*or leave it out \('~methods.reconstruction'\)"):
         evaluate_rollouts(str(path), _config(references=["elapsed"]))  # configured on purpose (its own windows): refused
+
+
+def test_the_default_select_gets_its_camera_member_where_the_stores_record_a_camera(tmp_path):
+    """Under the default methods a camera task's fiper_select chooses among all seven members, the camera OR among
+    them, and the camera methods are evaluated; a low-dim task's select keeps the six others (tests/evaluation/test_outputs.py)."""
+    from evaluation_helpers import small_config
+
+    cfg = small_config(scores={**small_config().scores, "reconstruction": SCORES["reconstruction"]},
+                       threshold_types=["constant"], windows=[1, 3])
+    task = evaluate_rollouts(str(_store(tmp_path / "camera.zarr", camera=True)), cfg).tasks["camera"]
+    assert not task.left_out
+    assert task.methods["fiper_select"].spec.select[-1] == "fiper_rec_or_joint" and len(task.methods["fiper_select"].spec.select) == 7
+    assert {"reconstruction", "fiper_rec_or_joint"} <= set(task.methods)
+    assert task.methods["fiper_rec_or_joint"].result("constant").test["accuracy"] is not None
