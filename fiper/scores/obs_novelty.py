@@ -211,21 +211,27 @@ class ObservationNovelty(ScoreBase):
     def _tensors(self) -> dict[str, Tensor]:
         return {**self._observation_tensors(), "feature.mean": self.feature_mean, "feature.std": self.feature_std}
 
+    def _shape_tensors(self) -> dict[str, Tensor]:
+        """Each observation key's fitted shape, as saved."""
+        return {f"shape.{k}": torch.tensor(s, dtype=torch.int64) for k, s in self.key_shapes.items()}
+
+    def _load_key_shapes(self, tensors: Mapping[str, Tensor], *also: str) -> None:
+        """The fitted key shapes from saved ``tensors``, which must also hold the entries ``also``."""
+        keys = self._config["keys"] or []
+        missing = [f"shape.{k}" for k in keys if f"shape.{k}" not in tensors] + [k for k in also if k not in tensors]
+        if missing or not keys:
+            raise ValueError(f"{self.name}: saved state lacks {missing or 'its observation keys'} (has {sorted(tensors)}); save it with state()")
+        self.key_shapes = {k: tuple(int(s) for s in tensors[f"shape.{k}"].tolist()) for k in keys}
+
     def _observation_tensors(self) -> dict[str, Tensor]:
         """The inner distance's tensors and each observation key's fitted shape, as saved."""
         tensors, _ = self.distance.state()
-        out = {f"distance.{k}": v for k, v in tensors.items()}
-        out.update({f"shape.{k}": torch.tensor(s, dtype=torch.int64) for k, s in self.key_shapes.items()})
-        return out
+        return {**{f"distance.{k}": v for k, v in tensors.items()}, **self._shape_tensors()}
 
     def _load_observation_tensors(self, tensors: Mapping[str, Tensor], width: int | None = None) -> int | None:
         """The key shapes and the inner distance (on ``width`` features: by default its saved mean's) from saved
         ``tensors``; returns that width."""
-        keys = self._config["keys"] or []
-        missing = [f"shape.{k}" for k in keys if f"shape.{k}" not in tensors]
-        if missing or not keys:
-            raise ValueError(f"{self.name}: saved state lacks {missing or 'its observation keys'} (has {sorted(tensors)}); save it with state()")
-        self.key_shapes = {k: tuple(int(s) for s in tensors[f"shape.{k}"].tolist()) for k in keys}
+        self._load_key_shapes(tensors)
         own = {k.removeprefix("distance."): v for k, v in tensors.items() if k.startswith("distance.")}
         if width is None and "mean" in own:
             width = int(own["mean"].shape[0])

@@ -138,16 +138,10 @@ class ReconstructionNovelty(ObservationNovelty):
 
     # ------------------------------------------------------------------ state
     def _tensors(self) -> dict[str, Tensor]:
-        shapes = {f"shape.{k}": torch.tensor(v, dtype=torch.int64) for k, v in self.key_shapes.items()}
-        return {**shapes, "channels": torch.tensor(self.channels, dtype=torch.int64), **module_tensors(self.net, "net")}
+        return {**self._shape_tensors(), "channels": torch.tensor(self.channels, dtype=torch.int64), **module_tensors(self.net, "net")}
 
     def _load_tensors(self, tensors: Mapping[str, Tensor]) -> None:
-        keys = self._config["keys"] or []
-        missing = [f"shape.{k}" for k in keys if f"shape.{k}" not in tensors] + [k for k in ("channels",) if k not in tensors]
-        if missing or not keys:
-            raise ValueError(f"{self.name}: saved state lacks {missing or 'its observation keys'} (has {sorted(tensors)}); "
-                             "save it with state()")
-        self.key_shapes = {k: tuple(int(s) for s in tensors[f"shape.{k}"].tolist()) for k in keys}
+        self._load_key_shapes(tensors, "channels")
         self.channels = int(tensors["channels"])
         self.net = self._build()
         load_module_tensors(self.net, dict(tensors), "net")
