@@ -20,6 +20,9 @@ from fiper.scores.registry import score_class
 #: What a store may record for the scores to read (``needs`` of fiper.scores, RolloutSet.recorded), and where.
 RECORDED_INPUTS = {"embedding": "decisions/embedding", "samples": "decisions/samples", "observation": "observations (data/<key>)",
                    "image": "camera image (data/<key> of two axes, or three with a channel axis, per step)"}
+#: Inputs a task may simply not have (a camera on a low-dim task): methods lacking only these are left out in one
+#: clause, without advice to record them, and a select that loses them says nothing of it.
+OPTIONAL_INPUTS = frozenset({"image"})
 
 
 def score_inputs(cls: type) -> frozenset[str]:
@@ -99,8 +102,8 @@ def runnable_config(config: EvaluationConfig, recorded: Collection[str], task: s
             if not kept:
                 lacking[name] = method_needs(config, name) - recorded
                 continue
-            if kept != method.select and any(lacking[m] != {"image"} for m in method.select if m in lacking):
-                notes.append(f"{name} chooses among {', '.join(kept)} only")  # not said for camera members on a low-dim task
+            if kept != method.select and any(not lacking[m] <= OPTIONAL_INPUTS for m in method.select if m in lacking):
+                notes.append(f"{name} chooses among {', '.join(kept)} only")
             method = dataclasses.replace(method, select=kept)
         methods[name] = method
     if config.deploy_method is not None and config.deploy_method not in methods:
@@ -117,12 +120,11 @@ def runnable_config(config: EvaluationConfig, recorded: Collection[str], task: s
         raise RolloutError(f"task {task!r}: every configured method reads what its stores lack: {'; '.join(reasons)}; or add a "
                            f"method that reads what they hold, {clock}")
     heads = []
-    if missing == ["image"]:  # a low-dim task: nothing to record, the camera reference does not apply
-        names = [n for n, miss in lacking.items() if miss - unreadable.keys()]
+    names = [n for n, miss in lacking.items() if miss - unreadable.keys()]
+    if missing and set(missing) <= OPTIONAL_INPUTS:
         heads.append(f"its stores record no {what}, so {', '.join(names)} (reading one) {'is' if len(names) == 1 else 'are'} "
                      "left out")
     elif missing:
-        names = [n for n, miss in lacking.items() if miss - unreadable.keys()]
         heads.append(f"its stores record no {what}, so {len(names)} method(s) reading {'them' if len(missing) > 1 else 'it'} "
                      f"are left out: {', '.join(names)}; record {'them' if len(missing) > 1 else 'it'} "
                      "(docs/rollout_format.md) to evaluate those methods")
