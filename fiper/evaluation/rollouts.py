@@ -21,7 +21,8 @@ from fiper.control.period import positive_seconds
 from fiper.evaluation.rowview import RowView, concat_rows
 from fiper.evaluation.store_checks import RolloutError, check_onset_steps, check_store_rows, check_success_labels
 from fiper.monitor.independence import embedding_digest
-from fiper.scores.observations import attr_n_action_steps, bookkeeping_keys, image_axes, observed_keys
+from fiper.scores.images import image_axes
+from fiper.scores.observations import attr_n_action_steps, bookkeeping_keys, observed_keys
 from fiper.storage import EpisodeStore
 
 def _is_store(path: Path) -> bool:

@@ -2,9 +2,9 @@
 that reads nothing of the policy.
 
 Each decision's observation (the newest frame, as recorded in ``data/<key>``) becomes one fixed
-feature vector: low-dim keys flattened (vectors, and (n, d) arrays with a side of at most ``image_size``, such as
-one env's (1, D) state), image keys (2 axes both longer than ``image_size``, or 3 axes) turned grey (mean over
-a channel axis of at most 4) and mean-pooled to ``image_size`` x ``image_size``. The score is the
+feature vector: low-dim keys flattened (vectors, and (n, d) arrays such as one env's (1, D) state), camera images
+(``fiper.scores.images``: both sides at least 16 pixels, a channel axis of at most 4 first or last) turned grey
+(mean over the channels) and mean-pooled to ``image_size`` x ``image_size``. The score is the
 Mahalanobis distance (shrunk covariance) or the mean k-NN distance of the standardised vector to
 the fit decisions' vectors. A feature that never moved in the fit decisions (an obstacle flag that
 is always 0 in distribution) is standardised by the median spread of the features that did
@@ -27,21 +27,10 @@ from fiper.scores.base import ScoreBase, ScoreFitData
 from fiper.scores.inputs import check_decision_ends, check_finite, chunks, host_array
 from fiper.scores.knn import KNNDistance
 from fiper.scores.mahalanobis import Mahalanobis
+from fiper.scores.images import IMAGE_RULE, channels_first, image_axes, pool_image
 from fiper.scores.observations import RECORD_FIX
 
 METHODS = {"mahalanobis": Mahalanobis, "knn": KNNDistance}
-
-
-def pool_image(x: np.ndarray, size: int) -> np.ndarray:
-    """(n, H, W) -> (n, size, size) block means (fewer blocks along an axis shorter than ``size``)."""
-    out = x
-    for axis in (1, 2):
-        length = out.shape[axis]
-        edges = (np.arange(min(size, length)) * length) // min(size, length)
-        sums = np.add.reduceat(out, edges, axis=axis)
-        counts = np.diff(np.append(edges, length)).reshape([-1 if a == axis else 1 for a in range(out.ndim)])
-        out = sums / counts
-    return out
 
 
 def key_features(key: str, rows: np.ndarray, image_size: int, colour: bool = False) -> np.ndarray:
@@ -49,22 +38,13 @@ def key_features(key: str, rows: np.ndarray, image_size: int, colour: bool = Fal
     channel apart with ``colour``)."""
     x = np.asarray(rows, dtype=np.float64)
     shape = x.shape[1:]
-    if len(shape) <= 1 or (len(shape) == 2 and min(shape) <= image_size):  # an (n, d) array, read whole as the policies do
-        return x.reshape(x.shape[0], -1)
-    if len(shape) == 3:
-        if shape[-1] <= 4 or shape[0] <= 4:
-            channels = np.moveaxis(x, -1, 1) if shape[-1] <= 4 else x  # (n, C, H, W)
-            if colour:
-                return np.concatenate([pool_image(channels[:, c], image_size).reshape(x.shape[0], -1)
-                                       for c in range(channels.shape[1])], axis=1)
-            x = channels.mean(axis=1)
-        else:
-            raise ValueError(f"observation {key!r} has per-step shape {shape}: an image needs a channel axis of at most 4 "
-                             "first or last; list only other keys in the score's keys")
-    elif len(shape) != 2:
-        raise ValueError(f"observation {key!r} has per-step shape {shape}; the score reads vectors and images (2 or 3 axes); "
-                         "list only other keys in the score's keys")
-    return pool_image(x, image_size).reshape(x.shape[0], -1)
+    if image_axes(shape) is None:
+        if len(shape) <= 2:  # a vector or an (n, d) array, read whole as the policies do
+            return x.reshape(x.shape[0], -1)
+        raise ValueError(f"observation {key!r} has per-step shape {shape}: neither a vector, an (n, d) array nor an image "
+                         f"({IMAGE_RULE}); list only other keys in the score's keys")
+    channels = channels_first(x)  # (n, C, H, W)
+    return pool_image(channels if colour else channels.mean(axis=1), image_size).reshape(x.shape[0], -1)
 
 
 class ObservationNovelty(ScoreBase):

@@ -131,18 +131,6 @@ def is_observed(key: str) -> bool:
     return key not in NOT_OBSERVED and not key.startswith("next.")
 
 
-def image_axes(shape: Sequence[int]) -> str | None:
-    """The layout of one step's camera image ("HW", "HWC" or "CHW"), or None for anything that is not an image."""
-    shape = tuple(int(s) for s in shape)
-    if len(shape) == 2 and min(shape) > 4:
-        return "HW"
-    if len(shape) == 3 and shape[-1] <= 4 < min(shape[:2]):
-        return "HWC"
-    if len(shape) == 3 and shape[0] <= 4 < min(shape[1:]):
-        return "CHW"
-    return None
-
-
 def observed_keys(store: Any) -> list[str]:
     """The per-step keys of a store that hold observations."""
     return [k for k in store.data_keys if is_observed(k)]

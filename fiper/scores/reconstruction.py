@@ -7,8 +7,9 @@ the arm's and the object's motion, which varies far more across successes. An au
 in-distribution frames learns to redraw the scenes it saw, the arm and the object wherever they were, and fails on
 what it never saw, wherever it appears.
 
-Each image key (two axes, or three with a channel axis of at most 4 first or last) is scaled to [0, 1] (uint8 / 255;
-other dtypes as given), average-pooled to ``image_size`` x ``image_size``, and the keys' channels are stacked. The
+Each image key (``fiper.scores.images``: both sides at least 16 pixels, a channel axis of at most 4 first or last)
+is scaled to [0, 1] (uint8 / 255; other dtypes as given), mean-pooled to ``image_size`` x ``image_size`` (a smaller
+image's pixels repeated), and the keys' channels are stacked. The
 score is the mean squared difference between that input and its reconstruction. The autoencoder (stride-2
 convolutions of ``widths`` channels down to a ``latent``-wide code, and back) trains with fiper's score training
 loop (AdamW, cosine decay, early stopping on held-out fit episodes) from the fit seed.
@@ -25,18 +26,15 @@ from torch import Tensor, nn
 
 from fiper.nn import default_init_, load_module_tensors, module_tensors
 from fiper.scores.obs_novelty import ObservationNovelty
-from fiper.scores.observations import image_axes
+from fiper.scores.images import IMAGE_RULE, channels_first, image_axes, pool_image
 from fiper.scores.training import SMALL_NET_TRAIN, TrainConfig, TrainResult, episode_split, train
 
 
 def pooled_images(rows: np.ndarray, size: int) -> np.ndarray:
-    """(n, *image) rows -> (n, C * size * size) float32: scaled to [0, 1] when uint8, channels first, mean-pooled."""
-    axes = image_axes(rows.shape[1:])
-    x = torch.as_tensor(np.asarray(rows)).float()
-    if rows.dtype == np.uint8:
-        x = x / 255.0
-    x = {"HW": lambda t: t[:, None], "HWC": lambda t: t.permute(0, 3, 1, 2), "CHW": lambda t: t}[axes](x)
-    return nn.functional.adaptive_avg_pool2d(x, size).reshape(x.shape[0], -1).numpy()
+    """(n, *image) rows -> (n, C * size * size) float32: scaled to [0, 1] when uint8, channels first, mean-pooled
+    (an image smaller than ``size`` has its pixels repeated)."""
+    x = channels_first(np.asarray(rows, dtype=np.float64) / (255.0 if rows.dtype == np.uint8 else 1.0))
+    return pool_image(x, size, fill=True).astype(np.float32).reshape(x.shape[0], -1)
 
 
 class ConvAutoencoder(nn.Module):
@@ -108,9 +106,9 @@ class ReconstructionNovelty(ObservationNovelty):
 
     def _key_features(self, key: str, rows: np.ndarray) -> np.ndarray:
         if image_axes(rows.shape[1:]) is None:
-            raise ValueError(f"{self.name}: observation {key!r} has per-step shape {tuple(rows.shape[1:])}, not an image (two "
-                             "axes, or three with a channel axis of at most 4 first or last); list only camera keys in its "
-                             "keys, and score vector observations with obs_novelty")
+            raise ValueError(f"{self.name}: observation {key!r} has per-step shape {tuple(rows.shape[1:])}, not an image "
+                             f"({IMAGE_RULE}); list only camera keys in its keys, and score vector observations with "
+                             "obs_novelty")
         return pooled_images(rows, self._config["image_size"])
 
     def _images(self, features: Any) -> Tensor:

@@ -106,11 +106,11 @@ def test_rollouts_keep_a_camera_the_policy_leaves_out_when_the_monitor_reads_it(
 
     class SecondCamera(gym.ObservationWrapper):
         def observation(self, obs):  # a tiny 'wrist' image whose grey level follows the hand's x
-            return {**obs, "wrist": np.full((12, 12, 3), int(100 + 300 * obs["agent_pos"][0]) % 256, np.uint8)}
+            return {**obs, "wrist": np.full((16, 16, 3), int(100 + 300 * obs["agent_pos"][0]) % 256, np.uint8)}
 
     _, policy, _ = recorded
     rng = np.random.default_rng(0)
-    fit = ScoreFitData(None, None, np.arange(4, 25, 4), observations={"wrist": rng.integers(0, 256, (24, 12, 12, 3), np.uint8)})
+    fit = ScoreFitData(None, None, np.arange(4, 25, 4), observations={"wrist": rng.integers(0, 256, (24, 16, 16, 3), np.uint8)})
     spec = {**SPEC, "scores": {"obs": {"score": "obs_novelty", "keys": ["wrist"]}}}
     monitor = FailureMonitor.from_spec(spec, fit, PolicyIdentity.of(policy, B))
     monitor.calibrate(monitor.score_offline(None, None, fit.decision_ends, observations=fit.observations), fit.decision_ends,
@@ -120,7 +120,7 @@ def test_rollouts_keep_a_camera_the_policy_leaves_out_when_the_monitor_reads_it(
     assert default_record_keys(MonitoredPolicy(policy, None, num_samples=B)) == list(policy.obs_shapes)
     env = SecondCamera(make_env())
     result = run_episode(env, agent, seed=3, max_steps=6)
-    assert result.steps["wrist"].shape == (6, 12, 12, 3) and result.steps["wrist"].dtype == np.uint8
+    assert result.steps["wrist"].shape == (6, 16, 16, 3) and result.steps["wrist"].dtype == np.uint8
     obs, _ = env.reset(seed=3)
     assert np.array_equal(result.steps["wrist"][0], obs["wrist"])  # the first step's frame, as the env gave it
     assert list(run_episode(env, agent, seed=3, max_steps=2, record_keys=["agent_pos"]).steps) == ["agent_pos", "action"]

@@ -34,7 +34,7 @@ class Decisions:
         offset = g.normal(size=(n, 1, 1, shape[2]))
         self.samples = (offset + g.normal(size=(n, *shape))).astype(np.float32)
         seen = np.random.default_rng([seed, 1])  # raw observations, from their own stream
-        self.observations = {"state": seen.normal(size=(n, 3)), "image": seen.integers(0, 256, size=(n, 12, 10, 3), dtype=np.uint8)}
+        self.observations = {"state": seen.normal(size=(n, 3)), "image": seen.integers(0, 256, size=(n, 16, 20, 3), dtype=np.uint8)}
 
     def fit_data(self, seed: int = 0) -> ScoreFitData:
         return ScoreFitData(self.embeddings, self.samples, self.decision_ends, seed=seed, observations=self.observations)

@@ -16,7 +16,8 @@ from fiper.monitor.artifact import load_monitor, save_monitor
 from fiper.monitor.decision_data import load_decisions
 from fiper.monitor.fitting import fit_monitor
 from fiper.scores import FailureScore, ScoreFitData, ScoreNotFittedError, make_score, score_from_state
-from fiper.scores.obs_novelty import key_features, pool_image
+from fiper.scores.images import image_axes, pool_image
+from fiper.scores.obs_novelty import key_features
 from fiper.storage import EpisodeStore
 
 D, B, H, A = 6, 4, 3, 2
@@ -60,7 +61,7 @@ def test_contract_online_offline_chunks_state(fitted, decisions, tmp_path):
     save_file(tensors, tmp_path / "s.safetensors")
     (tmp_path / "s.json").write_text(json.dumps(config))
     loaded = score_from_state(load_file(tmp_path / "s.safetensors"), json.loads((tmp_path / "s.json").read_text()))
-    assert loaded.config == fitted.config and loaded.key_shapes == {"image": (12, 10, 3), "state": (3,)}
+    assert loaded.config == fitted.config and loaded.key_shapes == {"image": (16, 20, 3), "state": (3,)}
     np.testing.assert_array_equal(loaded.score_offline(**args), offline)
     np.testing.assert_array_equal(_online(loaded, decisions), _online(fitted, decisions))
     again = make_score("obs_novelty", **fitted.config).fit(Decisions(seed=1).fit_data())
@@ -87,26 +88,44 @@ def test_bad_inputs_raise_naming_the_problem(fitted, decisions):
         make_score("obs_novelty", keys="state")
     with pytest.raises(ValueError, match="channel axis"):
         key_features("depth", np.zeros((2, 5, 6, 7)), 8)
+    with pytest.raises(ValueError, match="neither a vector, an \\(n, d\\) array nor an image"):
+        key_features("taxels", np.zeros((2, 20, 20, 6)), 8)
 
 
 def test_images_become_grey_pooled_blocks():
-    img = np.arange(2 * 4 * 6 * 3, dtype=np.float64).reshape(2, 4, 6, 3)
+    img = np.arange(2 * 16 * 24 * 3, dtype=np.float64).reshape(2, 16, 24, 3)
     feats = key_features("cam", img, 2)
     grey = img.mean(axis=-1)
-    np.testing.assert_allclose(feats[0], [grey[0, :2, :3].mean(), grey[0, :2, 3:].mean(), grey[0, 2:, :3].mean(), grey[0, 2:, 3:].mean()])
+    np.testing.assert_allclose(feats[0], [grey[0, :8, :12].mean(), grey[0, :8, 12:].mean(), grey[0, 8:, :12].mean(), grey[0, 8:, 12:].mean()])
     np.testing.assert_allclose(key_features("cam", img.transpose(0, 3, 1, 2), 2), feats)  # channels first or last
-    assert pool_image(grey, 8).shape == (2, 4, 6)  # never more blocks than pixels
-    np.testing.assert_allclose(key_features("grey", grey, 2), feats)  # a 2-d image, both sides past image_size
+    assert pool_image(grey, 32).shape == (2, 16, 24)  # never more blocks than pixels
+    np.testing.assert_allclose(key_features("grey", grey, 2), feats)  # a 2-d image, both sides past IMAGE_MIN_SIDE
 
 
 def test_an_n_by_d_array_is_read_whole_not_averaged_as_an_image():
     """A (1, D) state (one ManiSkill env) or (n, d) keypoints: every feature, as the policies read them, not block
     means that would mix unrelated entries."""
     rng = np.random.default_rng(0)
-    for shape in ((1, 35), (4, 12), (8, 30)):
+    for shape in ((1, 35), (4, 12), (8, 30), (12, 12)):
         rows = rng.normal(size=(3, *shape))
         np.testing.assert_array_equal(key_features("obs", rows, 8), rows.reshape(3, -1))
     assert key_features("depth", rng.normal(size=(3, 16, 20)), 8).shape == (3, 64)
+
+
+def test_one_image_rule_for_every_score_that_reads_images():
+    """obs_novelty pools exactly the arrays reconstruction (and the evaluation's camera keys) call images."""
+    rng = np.random.default_rng(1)
+    for shape in ((16, 16), (15, 40), (16, 20, 3), (3, 20, 16), (8, 30)):
+        rows = rng.normal(size=(2, *shape))
+        pooled = key_features("k", rows, 4).shape[1] < rows[0].size
+        assert pooled == (image_axes(shape) is not None), shape
+
+
+def test_pooling_repeats_the_pixels_of_a_small_image_only_when_asked():
+    x = np.arange(2 * 2, dtype=np.float64).reshape(1, 2, 2)
+    np.testing.assert_array_equal(pool_image(x, 4), x)
+    np.testing.assert_array_equal(pool_image(x, 4, fill=True)[0], [[0, 0, 1, 1], [0, 0, 1, 1], [2, 2, 3, 3], [2, 2, 3, 3]])
+    np.testing.assert_allclose(pool_image(np.arange(36.0).reshape(1, 6, 6), 3, fill=True)[0, 0], [3.5, 5.5, 7.5])
 
 
 def _write_store(path, n_episodes, rng, *, obs_shift, emb_shift) -> EpisodeStore:

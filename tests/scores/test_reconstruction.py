@@ -14,7 +14,7 @@ from fiper.monitor.decision_data import load_decisions
 from fiper.monitor.fitting import fit_monitor
 from fiper.scores import ScoreFitData, ScoreNotFittedError, make_score
 from fiper.scores.contract import check_score, offline_scores
-from fiper.scores.observations import image_axes
+from fiper.scores.images import image_axes
 
 SMALL = dict(image_size=16, widths=[8, 8], latent=8, train=dict(lr=3e-3, max_epochs=150, patience=20))
 SIDE = 32
@@ -72,7 +72,7 @@ def test_an_unseen_block_separates_better_than_pooled_pixels(fitted):
 
 
 def test_image_layouts_are_told_from_vectors():
-    assert [image_axes(s) for s in [(96, 96, 3), (3, 64, 80), (48, 48), (1, 12), (4,), (12, 10, 7)]] == ["HWC", "CHW", "HW", None, None, None]
+    assert [image_axes(s) for s in [(96, 96, 3), (3, 64, 80), (48, 48), (1, 12), (4,), (12, 10, 7), (8, 30), (12, 12, 3)]] == ["HWC", "CHW", "HW", None, None, None, None, None]
 
 
 def _store(path, data: ScoreFitData):
