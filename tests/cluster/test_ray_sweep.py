@@ -42,6 +42,18 @@ def _free_ports(n: int) -> list[int]:
     return ports
 
 
+def _wait_until_ready(address: str, env: dict[str, str], deadline: float) -> None:
+    """Block until ``ray status`` reaches the head: the address line is printed before its services all answer, and a
+    driver that connects too early can wait on them past the test's timeout."""
+    while True:
+        status = subprocess.run([str(RAY), "status", f"--address={address}"], env=env, capture_output=True, text=True,
+                                timeout=max(5.0, deadline - time.monotonic()))
+        if status.returncode == 0:
+            return
+        assert time.monotonic() < deadline, f"ray status never reached the head at {address}:\n{status.stderr[-3000:]}"
+        time.sleep(1.0)
+
+
 @pytest.fixture
 def ray_head():
     """(cluster address, the head's working directory, the env a driver needs) of a fresh one-node Ray cluster
@@ -64,6 +76,7 @@ def ray_head():
             address = found.group(1) if found else None
         log.seek(0)
         assert address, f"ray start --head did not come up:\n{log.read()[-3000:]}"
+        _wait_until_ready(address, {**os.environ, **auth}, deadline + 30)
         yield address, home, auth
     finally:
         for sig, wait in ((signal.SIGINT, 20), (signal.SIGKILL, 5)):  # SIGINT to the group: Ctrl-C in the head's terminal
