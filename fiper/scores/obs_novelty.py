@@ -31,6 +31,9 @@ from fiper.scores.images import IMAGE_RULE, channels_first, image_axes, pool_ima
 from fiper.scores.observations import RECORD_FIX
 
 METHODS = {"mahalanobis": Mahalanobis, "knn": KNNDistance}
+#: The most numbers per step an array of three or more axes that is not an image may hold to be read whole (a
+#: Mahalanobis covariance grows with its square).
+MAX_WHOLE = 4096
 
 
 def key_features(key: str, rows: np.ndarray, image_size: int, colour: bool = False) -> np.ndarray:
@@ -39,10 +42,11 @@ def key_features(key: str, rows: np.ndarray, image_size: int, colour: bool = Fal
     x = np.asarray(rows, dtype=np.float64)
     shape = x.shape[1:]
     if image_axes(shape) is None:
-        if len(shape) <= 2:  # a vector or an (n, d) array, read whole as the policies do
+        if len(shape) <= 2 or int(np.prod(shape)) <= MAX_WHOLE:  # read whole, as the policies read it
             return x.reshape(x.shape[0], -1)
-        raise ValueError(f"observation {key!r} has per-step shape {shape}: neither a vector, an (n, d) array nor an image "
-                         f"({IMAGE_RULE}); list only other keys in the score's keys")
+        raise ValueError(f"observation {key!r} has per-step shape {shape}: not an image ({IMAGE_RULE}) and too large to "
+                         f"read whole ({int(np.prod(shape))} numbers, at most {MAX_WHOLE}); list only other keys in the "
+                         "score's keys")
     channels = channels_first(x)  # (n, C, H, W)
     return pool_image(channels if colour else channels.mean(axis=1), image_size).reshape(x.shape[0], -1)
 
