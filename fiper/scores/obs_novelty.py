@@ -24,10 +24,10 @@ from torch import Tensor
 
 from fiper.nn import check_constant_std, fit_standardizer
 from fiper.scores.base import ScoreBase, ScoreFitData
+from fiper.scores.images import IMAGE_RULE, channels_first, image_axes, pool_image
 from fiper.scores.inputs import check_decision_ends, check_finite, chunks, host_array
 from fiper.scores.knn import KNNDistance
 from fiper.scores.mahalanobis import Mahalanobis
-from fiper.scores.images import IMAGE_RULE, channels_first, image_axes, pool_image
 from fiper.scores.observations import RECORD_FIX
 
 METHODS = {"mahalanobis": Mahalanobis, "knn": KNNDistance}
@@ -42,7 +42,7 @@ def key_features(key: str, rows: np.ndarray, image_size: int, colour: bool = Fal
     x = np.asarray(rows, dtype=np.float64)
     shape = x.shape[1:]
     if image_axes(shape) is None:
-        if len(shape) <= 2 or int(np.prod(shape)) <= MAX_WHOLE:  # read whole, as the policies read it
+        if len(shape) <= 2 or int(np.prod(shape)) <= MAX_WHOLE:  # read whole, every number a feature
             return x.reshape(x.shape[0], -1)
         raise ValueError(f"observation {key!r} has per-step shape {shape}: not an image ({IMAGE_RULE}) and too large to "
                          f"read whole ({int(np.prod(shape))} numbers, at most {MAX_WHOLE}); list only other keys in the "

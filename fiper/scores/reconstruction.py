@@ -25,8 +25,8 @@ import torch
 from torch import Tensor, nn
 
 from fiper.nn import default_init_, load_module_tensors, module_tensors
-from fiper.scores.obs_novelty import ObservationNovelty
 from fiper.scores.images import IMAGE_RULE, channels_first, image_axes, pool_image
+from fiper.scores.obs_novelty import ObservationNovelty
 from fiper.scores.training import SMALL_NET_TRAIN, TrainConfig, TrainResult, episode_split, train
 
 
