@@ -43,12 +43,15 @@ def _shortfalls(cfg: DictConfig, evaluation: EvaluationConfig | None, calibratio
     successes in all: one sentence per level they cannot attain, with the counts that would."""
     calibration, problems = int(cfg.rollouts.calibration_episodes), []
     if cfg.get("deploy_delta") is not None:
-        need = min_calibration_size(float(cfg.deploy_delta))
+        need, kind = min_calibration_size(float(cfg.deploy_delta)), "constant"
+        if evaluation is not None:  # the deployed monitor is the evaluation's choice: any of its threshold types may be it
+            need, kind, _ = required_calibration(evaluation.threshold_types, [float(cfg.deploy_delta)],
+                                                 evaluation.band_d1_fraction, joint=any(m.joint for m in evaluation.methods.values()))
         if calibration_successes < need:
             episodes = -(-need * calibration // max(calibration_successes, 1))  # at the success rate seen
-            problems.append(f"deploy_delta={cfg.deploy_delta:g} needs {need} calibration successes (more for a band or a joint "
-                            f"monitor): raise rollouts.calibration_episodes to at least {episodes}, or deploy_delta (null "
-                            "skips the deploy stage)")
+            problems.append(f"deploy_delta={cfg.deploy_delta:g} needs {need} calibration successes for the {kind} thresholds "
+                            f"the evaluation may choose: raise rollouts.calibration_episodes to at least {episodes}, or "
+                            "deploy_delta (null skips the deploy stage)")
     if evaluation is not None:
         have, need, kind, delta = evaluation_calibration(evaluation, n_id)
         if have < need:

@@ -79,14 +79,15 @@ def test_pipeline_runs_every_stage_then_caches(tmp_path, capsys, monkeypatch):
     assert f"[act] act=null: removing {run_dir / 'act'}" in capsys.readouterr().out
     assert not (run_dir / "act").exists() and SECTION not in report.read_text() and "## Task `pick_place`" in report.read_text()
     cfg.deploy_delta = 0.025  # the default δ, which 10 calibration rollouts cannot attain: refused before anything runs
-    with pytest.raises(ValueError, match=r"deploy_delta=0.025 needs 39 calibration successes.*nothing has run yet"):
+    with pytest.raises(ValueError, match=r"deploy_delta=0.025 needs 77 calibration successes for the constant \(joint "
+                                         r"calibration\) thresholds the evaluation may choose.*nothing has run yet"):
         _run(cfg)
     assert "cached" not in capsys.readouterr().out
     # counts that would do if every rollout succeeded: the successes the in-distribution rollouts gave are checked before
-    # the stress rollouts, and past that (a band or joint monitor needs more than the check's constant one) the stage's own
+    # the stress rollouts, and past that (the checks bypassed) the stage's own
     monkeypatch.setattr(pipeline, "check_sizes", lambda *args: None)
     with pytest.raises(ValueError, match=r"the in-distribution rollouts gave \d+ of 10 fit and \d+ of 10 calibration successes.*"
-                                         r"deploy_delta=0.025 needs 39 .*stopped before the stress rollouts"):
+                                         r"deploy_delta=0.025 needs 77 .*stopped before the stress rollouts"):
         _run(cfg)
     assert capsys.readouterr().out.count("cached") == 4  # collect, train and the two in-distribution rollout stages
     monkeypatch.setattr(pipeline, "check_recorded_successes", lambda *args: None)
