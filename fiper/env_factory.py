@@ -16,6 +16,7 @@ import os
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import gymnasium as gym
@@ -39,14 +40,24 @@ def default_offscreen_gl() -> None:
 
 
 def resolve(spec: str) -> Callable[..., Any]:
-    """The object named by 'package.module:attribute' (e.g. 'envs:make_env')."""
+    """The object named by 'package.module:attribute' (e.g. 'envs:make_env') or 'path/to/file.py:attribute'."""
     if not isinstance(spec, str) or spec.count(":") != 1:
-        raise ValueError(f"expected 'module:function', got {spec!r} (e.g. 'envs:make_env' or 'my_pkg.my_envs:make')")
+        raise ValueError(f"expected 'module:function' or 'path/to/file.py:function', got {spec!r} (e.g. 'envs:make_env', "
+                         "'my_pkg.my_envs:make' or '/home/me/envs.py:make')")
     module_name, attr = spec.split(":")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as err:
-        raise ValueError(f"cannot import module {module_name!r} of {spec!r}: {err}. Is it installed or on PYTHONPATH?") from err
+    if module_name.endswith(".py") or "/" in module_name or "\\" in module_name:
+        from fiper.interventions.loading import import_file  # a file anywhere: imported by its path
+
+        try:
+            module = import_file(Path(module_name).expanduser())
+        except (OSError, ImportError) as err:
+            raise ValueError(f"cannot import the file {module_name!r} of {spec!r}: {err}") from err
+    else:
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as err:
+            raise ValueError(f"cannot import module {module_name!r} of {spec!r}: {err}. Is it installed or on PYTHONPATH? "
+                             "(or give the file: 'path/to/file.py:function')") from err
     try:
         obj = getattr(module, attr)
     except AttributeError:

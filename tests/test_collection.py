@@ -100,6 +100,17 @@ def test_failed_episodes_keep_their_failure_step_or_are_skipped(tmp_path):
         collect(env, expert, EpisodeStore.create(tmp_path / "ok.zarr"), 2, only_success=True, max_attempts=3, progress=False)
 
 
+def test_resolve_reads_a_module_or_a_file_anywhere(tmp_path):
+    """'package.module:function' on the path, or 'path/to/file.py:function' outside it (a user's own env file)."""
+    assert resolve("envs:make_env") is envs.make_env
+    (tmp_path / "my_envs.py").write_text("def make(**kwargs):\n    return ('made', kwargs)\n")
+    assert resolve(f"{tmp_path / 'my_envs.py'}:make")(seed=1) == ("made", {"seed": 1})
+    with pytest.raises(ValueError, match=r"cannot import the file .*nowhere.py.*no such file"):
+        resolve(f"{tmp_path / 'nowhere.py'}:make")
+    with pytest.raises(ValueError, match=r"has no attribute 'mak'.*make"):
+        resolve(f"{tmp_path / 'my_envs.py'}:mak")
+
+
 def test_resolve_reports_what_went_wrong():
     assert resolve("envs:make_env") is envs.make_env
     with pytest.raises(ValueError, match="expected 'module:function'"):

@@ -29,7 +29,9 @@ def _split(spec: str) -> tuple[str, str]:
     return source, attr
 
 
-def _import_file(path: Path) -> Any:
+def import_file(path: Path) -> Any:
+    """The Python file at ``path`` imported as a module of its own (named by its resolved path, so two files of one
+    name do not collide)."""
     if not path.is_file():
         raise FileNotFoundError(f"cannot load a program from {str(path)!r}: no such file")
     digest = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:12]
@@ -51,7 +53,7 @@ def load_object(spec: str) -> Any:
     """The object named by ``spec``: a ``.py`` file path or a dotted module, then ':' and a name."""
     source, attr = _split(spec)
     if source.endswith(".py") or "/" in source or "\\" in source:
-        module = _import_file(Path(source).expanduser())
+        module = import_file(Path(source).expanduser())
     else:
         try:
             module = importlib.import_module(source)
