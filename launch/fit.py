@@ -8,6 +8,7 @@ A monitor already at ``out`` is refused before anything is fitted; ``overwrite=t
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import hydra
 from omegaconf import DictConfig, open_dict
@@ -38,6 +39,12 @@ CHECKS = merged(THREADS, {
 })
 
 
+def _described(monitor: Any, name: str) -> str:
+    """'ace (window 5, action dims [0, 1])': a score's window, and the action entries it reads where it reads some."""
+    dims = (getattr(monitor.scores[name], "config", None) or {}).get("dims")
+    return f"{name} (window {monitor.windows[name]}{f', action dims {list(dims)}' if dims is not None else ''})"
+
+
 def run(cfg: DictConfig):
     validate(cfg, CHECKS, "fit")
     set_cpu_threads(cfg.cpu_threads)
@@ -66,7 +73,7 @@ def run(cfg: DictConfig):
                  overwrite=bool(cfg.overwrite))
     save_config(cfg, cfg.out, "fit_config.yaml")
     (Path(cfg.out) / "calibrate_config.yaml").unlink(missing_ok=True)  # a replaced monitor's: this one is not calibrated
-    print(f"fitted {', '.join(f'{n} (window {monitor.windows[n]})' for n in monitor.names)}, rule {monitor.rule}, on "
+    print(f"fitted {', '.join(_described(monitor, n) for n in monitor.names)}, rule {monitor.rule}, on "
           f"{data.n_decisions} decisions of {len(data.decision_ends)} successful in-distribution episodes"
           + left_out_text(store, episodes, cfg.get("episodes")) + f" -> {cfg.out}")
     delta = (f"at delta={spec.delta:g} (monitor.delta) unless given another delta="

@@ -15,6 +15,7 @@ from fiper.label_notes import unread_words
 from fiper.env_factory import SetupError
 from fiper.control.decision import Decision
 from fiper.control.monitored_policy import MonitoredPolicy
+from fiper.scores.images import MAX_WHOLE, image_axes
 from fiper.scores.inputs import host_array
 
 
@@ -59,15 +60,28 @@ def _stack(rows: list[np.ndarray | None], key: str) -> np.ndarray:
     return np.stack([fill if r is None else r for r in rows])
 
 
-def default_record_keys(agent: MonitoredPolicy) -> list[str]:
+def default_record_keys(agent: MonitoredPolicy, observation: Any = None) -> list[str]:
     """The observation keys a rollout keeps by default: the policy's, then those a monitor's score reads in the raw
-    observation (obs_novelty fitted on a camera the policy leaves out), so the rollouts calibrate and evaluate it."""
+    observation (obs_novelty fitted on a camera the policy leaves out), so the rollouts calibrate and evaluate it, then
+    the other small numeric keys of ``observation`` (the env's first), so that a reference reading the raw observation
+    sees what the env reports beside the policy's view (an obstacle a policy of one's own does not read)."""
     keys = list(agent.policy.obs_shapes)
     scores = getattr(getattr(agent, "monitor", None), "scores", None) or {}  # an agent or monitor of one's own may have none
     for score in scores.values():
         if "observation" in getattr(score, "needs", ()):
             keys += [str(k) for k in (getattr(score, "config", None) or {}).get("keys") or () if str(k) not in keys]
+    if observation is not None:
+        keys += [k for k, v in observation_dict(observation).items() if k not in keys and _small_numeric(v)]
     return keys
+
+
+def _small_numeric(value: Any) -> bool:
+    """A numeric array that is not a camera image and holds at most MAX_WHOLE numbers: cheap to keep at every step."""
+    try:
+        array = np.asarray(host_array(value))
+    except Exception:
+        return False
+    return array.dtype.kind in "fiub" and array.size <= MAX_WHOLE and image_axes(array.shape) is None
 
 
 def run_episode(
@@ -84,8 +98,8 @@ def run_episode(
 
     ``max_steps`` ends it as a timeout; without it an episode that runs ``EPISODE_STEP_LIMIT`` steps is an env
     without a time limit, an error naming the fix rather than a rollout that never ends. ``record_keys`` picks
-    the observation keys kept per step (default: the policy's keys and those a monitor's score reads,
-    ``default_record_keys``; an array observation is the key 'obs'). A
+    the observation keys kept per step (default: the policy's keys, those a monitor's score reads and the env's other
+    small numeric keys, ``default_record_keys``; an array observation is the key 'obs'). A
     step whose observation could not be read (the agent's fail-safe alarm names why) is stored as NaN, or 0 for
     an integer key. ``steps['action']`` holds what the env executed: an action outside the env's action space
     is clipped to it (counted in ``clipped_steps``), while the decisions keep the chunks as the policy gave them.
@@ -93,7 +107,7 @@ def run_episode(
     obs, info = reset_env(env, seed, reset_options or None)
     agent.reset(seed=seed)
     agent.bind_env(env)
-    keys = list(record_keys) if record_keys is not None else default_record_keys(agent)
+    keys = list(record_keys) if record_keys is not None else default_record_keys(agent, obs)
     shapes: dict[str, tuple[int, ...] | None] = {k: agent.history.shapes.get(k) if agent.history.shapes else None for k in keys}
     rows: dict[str, list] = {k: [] for k in keys}
     actions, infos = [], []

@@ -70,10 +70,12 @@ class SweepSummary:
             self.info_keys = result.info_keys
 
     def count(self, shift: str, severity: float, success: bool, alarmed: bool) -> None:
-        row = self.rows.setdefault((shift, round(float(severity), 6)), {"episodes": 0, "success": 0, "alarmed": 0})
+        row = self.rows.setdefault((shift, round(float(severity), 6)),
+                                   {"episodes": 0, "success": 0, "alarmed": 0, "successes alarmed": 0})
         row["episodes"] += 1
         row["success"] += int(success)
         row["alarmed"] += int(alarmed)
+        row["successes alarmed"] += int(alarmed and success)
 
     def count_store(self, store: Any) -> None:
         """Rows counted anew from every episode of ``store`` (meta shift, severity, success, first_alarm_step), when it has them."""
@@ -99,9 +101,13 @@ class SweepSummary:
         self.unnamed, self.unnamed_words, self.uncounted = len(said), json.loads(said[0]) if said else {}, 0
 
     def table(self) -> str:
-        lines = [f"{'shift':<22}{'severity':>9}{'episodes':>10}{'success':>9}{'alarmed':>9}"]
+        lines = [f"{'shift':<22}{'severity':>9}{'episodes':>10}{'success':>9}{'alarmed':>9}{'successes alarmed':>19}"
+                 f"{'failures alarmed':>18}"]
         for (shift, sev), r in sorted(self.rows.items()):
-            lines.append(f"{shift:<22}{sev:>9.2f}{r['episodes']:>10}{r['success']:>9}{r['alarmed']:>9}")
+            false_alarms = f"{r['successes alarmed']} of {r['success']}"
+            caught = f"{r['alarmed'] - r['successes alarmed']} of {r['episodes'] - r['success']}"
+            lines.append(f"{shift:<22}{sev:>9.2f}{r['episodes']:>10}{r['success']:>9}{r['alarmed']:>9}{false_alarms:>19}"
+                         f"{caught:>18}")
         total = sum(r["episodes"] for r in self.rows.values())
         if total > self.run_now:
             lines.append(f"{total} episodes in the store: {self.run_now} run now, {total - self.run_now} recorded before")

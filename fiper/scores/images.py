@@ -1,5 +1,5 @@
 """What counts as a camera image among a decision's observations, and the fixed pooling the scores that read images
-apply: one rule for every score and for the evaluation that looks for camera keys."""
+apply: one rule for every score, for the evaluation that looks for camera keys and for what the control loop records."""
 
 from __future__ import annotations
 
@@ -12,6 +12,10 @@ import numpy as np
 IMAGE_MIN_SIDE = 16
 #: An image's channel axis (grey, RGB, RGBA, RGB-D) holds at most this many entries, first or last.
 IMAGE_MAX_CHANNELS = 4
+
+#: The most numbers per step an array that is not an image may hold to be read whole by a score, or recorded by default
+#: when the policy does not read it (a Mahalanobis covariance grows with its square; a store with every step).
+MAX_WHOLE = 4096
 
 IMAGE_RULE = (f"height and width of at least {IMAGE_MIN_SIDE} pixels, with no channel axis or one of at most "
               f"{IMAGE_MAX_CHANNELS} first or last")

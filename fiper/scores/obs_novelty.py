@@ -24,16 +24,13 @@ from torch import Tensor
 
 from fiper.nn import check_constant_std, fit_standardizer
 from fiper.scores.base import ScoreBase, ScoreFitData
-from fiper.scores.images import IMAGE_RULE, channels_first, image_axes, pool_image
+from fiper.scores.images import IMAGE_RULE, MAX_WHOLE, channels_first, image_axes, pool_image
 from fiper.scores.inputs import check_decision_ends, check_finite, chunks, host_array
 from fiper.scores.knn import KNNDistance
 from fiper.scores.mahalanobis import Mahalanobis
 from fiper.scores.observations import RECORD_FIX
 
 METHODS = {"mahalanobis": Mahalanobis, "knn": KNNDistance}
-#: The most numbers per step an array of three or more axes that is not an image may hold to be read whole (a
-#: Mahalanobis covariance grows with its square).
-MAX_WHOLE = 4096
 
 
 def key_features(key: str, rows: np.ndarray, image_size: int, colour: bool = False) -> np.ndarray:

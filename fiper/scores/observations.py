@@ -1,7 +1,7 @@
 """The raw observation each decision saw, read from a store's per-step data when sliced.
 
 Rollout stores record the observation keys of every env step as ``data/<key>`` (the control
-loop's ``record_keys``, by default the policy's keys and those a monitor's score reads) and each decision's env step within its
+loop's ``record_keys``, by default the policy's keys, those a monitor's score reads and the env's other small keys) and each decision's env step within its
 episode as ``decisions/env_step``, so decision i saw ``data/<key>[episode start + env_step[i]]``.
 Scores that read the observation (``"observation" in score.needs``) get a mapping key -> rows
 (N, *shape), one row per decision; these views keep images on disk until a score slices them.
@@ -23,7 +23,8 @@ from fiper.storage.lerobot_import import BOOKKEEPING as LEROBOT_BOOKKEEPING
 NOT_OBSERVED = ("action", "reward", "done", "terminated", "truncated", "success", "is_success", "wall_time", *LEROBOT_BOOKKEEPING)
 
 RECORD_FIX = ("record the observation keys with the rollouts (launch.stress record_keys=[...]; the default records the "
-              "policy's keys), or drop the score (launch.evaluate: '~methods.obs_novelty' '~methods.fiper_obs_or_joint' and "
+              "policy's keys and the env's other small ones), or drop the score (launch.evaluate: '~methods.obs_novelty' "
+              "'~methods.fiper_obs_or_joint' and "
               "references=[elapsed])")
 
 

@@ -124,3 +124,25 @@ def test_rollouts_keep_a_camera_the_policy_leaves_out_when_the_monitor_reads_it(
     obs, _ = env.reset(seed=3)
     assert np.array_equal(result.steps["wrist"][0], obs["wrist"])  # the first step's frame, as the env gave it
     assert list(run_episode(env, agent, seed=3, max_steps=2, record_keys=["agent_pos"]).steps) == ["agent_pos", "action"]
+
+
+def test_rollouts_keep_the_envs_small_keys_the_policy_does_not_read(recorded):
+    """A policy of one's own that reads part of the observation: the rollouts still record the env's other small numeric
+    keys by default (an obstacle's pose the policy ignores), so the raw-observation reference sees them; a camera nobody
+    reads and a text entry are left out, and record_keys still picks exactly."""
+    import gymnasium as gym
+
+    class MoreKeys(gym.ObservationWrapper):
+        def observation(self, obs):
+            return {**obs, "beacon": np.array([1.0, 2.0, float(obs["agent_pos"][0])]), "label": "cube",
+                    "cam": np.zeros((32, 32, 3), np.uint8)}
+
+    _, policy, _ = recorded
+    agent, env = MonitoredPolicy(policy, None, num_samples=B), MoreKeys(make_env())
+    result = run_episode(env, agent, seed=5, max_steps=4)
+    assert list(result.steps) == [*policy.obs_shapes, "beacon", "action"]
+    obs, _ = env.reset(seed=5)
+    np.testing.assert_array_equal(result.steps["beacon"][0], obs["beacon"])
+    fit = ScoreFitData(None, None, np.array([len(result.steps["beacon"])]), observations={k: v for k, v in result.steps.items() if k != "action"})
+    assert "beacon" in FailureMonitor.from_spec(SPEC, fit, PolicyIdentity.of(policy, B)).scores["obs"].key_shapes
+    assert list(run_episode(env, agent, seed=5, max_steps=2, record_keys=["agent_pos"]).steps) == ["agent_pos", "action"]

@@ -26,9 +26,13 @@ def test_a_resumed_sweep_counts_the_episodes_recorded_before_it(tmp_path):
     _episode(store, "obstacle", 0.5, 0, False, 2)  # a cell of an earlier run this one does not name
     summary = run_sweep(_never, None, [("none", 0.0)], range(3), RolloutRecorder(tmp_path / "r.zarr"), progress=False)
     assert summary.run_now == 0
-    assert summary.rows == {("none", 0.0): {"episodes": 3, "success": 2, "alarmed": 2},
-                            ("obstacle", 0.5): {"episodes": 1, "success": 0, "alarmed": 1}}
-    assert "4 episodes in the store: 0 run now, 4 recorded before" in summary.table()
+    assert summary.rows == {("none", 0.0): {"episodes": 3, "success": 2, "alarmed": 2, "successes alarmed": 1},
+                            ("obstacle", 0.5): {"episodes": 1, "success": 0, "alarmed": 1, "successes alarmed": 0}}
+    table = summary.table()
+    assert "4 episodes in the store: 0 run now, 4 recorded before" in table
+    # false alarms and detections apart: 1 of the 2 successes alarmed, the 1 failure alarmed
+    assert table.splitlines()[0].split()[-4:] == ["successes", "alarmed", "failures", "alarmed"]
+    assert table.splitlines()[1].split() == ["none", "0.00", "3", "2", "2", "1", "of", "2", "1", "of", "1"]
 
 
 def test_a_summary_of_episodes_run_now_only_says_nothing_of_earlier_ones():

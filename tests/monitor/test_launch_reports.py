@@ -12,8 +12,10 @@ from test_monitor_launch import SMALL, run, write_rollouts
 def test_the_delta_given_to_launch_fit_is_the_one_calibrated_and_recorded(tmp_path, capsys):
     fit_store, cal_store = write_rollouts(tmp_path / "fit.zarr", 8, seed=0), write_rollouts(tmp_path / "cal.zarr", 25, seed=1)
     out = tmp_path / "monitor"
-    run(fit, "fit", [f"data={fit_store}", f"out={out}", *SMALL, "monitor.delta=0.05"])
-    assert "at delta=0.05 (monitor.delta) unless given another delta=" in capsys.readouterr().out
+    run(fit, "fit", [f"data={fit_store}", f"out={out}", *SMALL, "monitor.delta=0.05", "monitor.scores.ace.dims=[1]"])
+    said = capsys.readouterr().out
+    assert "at delta=0.05 (monitor.delta) unless given another delta=" in said
+    assert "ace (window 3, action dims [1])" in said and "rnd_oe (window 2)," in said  # what ACE reads, said
     run(calibrate, "calibrate", [f"data={cal_store}", f"monitor_dir={out}"])
     assert "delta: 0.05, from launch.fit's monitor.delta" in capsys.readouterr().out
     assert load_monitor(out).delta == 0.05 and yaml.safe_load((out / "calibrate_config.yaml").read_text())["delta"] == 0.05
