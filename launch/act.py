@@ -200,7 +200,8 @@ def run_paired(make_env, agents: Mapping[str, MonitoredPolicy], recorders: Mappi
                         result = run_episode(env, agent, seed=ep_seed, record_keys=record_keys,
                                              labels={"shift": shift, "severity": severity})
                     notes = note_meta(result)
-                    recorders[name].write(result.steps, result.decisions, result.labels, optional_meta=notes)
+                    recorders[name].write(result.steps, result.decisions, result.labels, optional_meta=notes,
+                                          optional_data=result.optional_keys)
                     summaries[name].add_episode(result, False, notes)
                     bar.update(1)
                     bar.set_postfix(cell=f"{shift} {severity:g}", arm=name, ok=int(result.success))

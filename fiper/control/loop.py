@@ -31,6 +31,7 @@ class EpisodeResult:
     clip_excess: float = 0.0  # the largest excursion clipped, as a share of the entry's range
     unread: dict[str, str] = field(default_factory=dict)  # the final info's text entries fiper does not read (label_notes)
     info_keys: tuple[str, ...] | None = None  # the final info's keys (label_notes.reports_success reads them); None: not kept
+    optional_keys: tuple[str, ...] = ()  # keys of ``steps`` recorded only by default (the env's other small keys)
 
     @property
     def success(self) -> bool:
@@ -108,6 +109,7 @@ def run_episode(
     agent.reset(seed=seed)
     agent.bind_env(env)
     keys = list(record_keys) if record_keys is not None else default_record_keys(agent, obs)
+    optional = () if record_keys is not None else tuple(k for k in keys if k not in default_record_keys(agent))
     shapes: dict[str, tuple[int, ...] | None] = {k: agent.history.shapes.get(k) if agent.history.shapes else None for k in keys}
     rows: dict[str, list] = {k: [] for k in keys}
     actions, infos = [], []
@@ -131,4 +133,4 @@ def run_episode(
     steps = {k: _stack(v, k) for k, v in rows.items()}
     steps["action"] = np.stack(actions)
     return EpisodeResult(steps, list(agent.decisions), out_labels, infos, clipped, worst, unread_words(info),
-                         tuple(map(str, info)))
+                         tuple(map(str, info)), optional)

@@ -163,11 +163,12 @@ class RolloutRecorder:
         return None
 
     def write(self, steps: Mapping[str, np.ndarray], decisions: Sequence[Decision], labels: Mapping[str, Any],
-              *, optional_meta: Mapping[str, Any] | None = None) -> int:
+              *, optional_meta: Mapping[str, Any] | None = None, optional_data: Sequence[str] = ()) -> int:
         """Append one episode: per-step arrays (T, ...), its decisions, and its labels. ``optional_meta`` are per-episode
         labels recorded when the store is new or already records them: a store whose episodes lack one is appended without
         it, since every episode of a store has the same keys (merge_stores keeps fiper.storage.merge.OPTIONAL_META
-        only when every source records them); the decisions' OPTIONAL_DECISIONS likewise."""
+        only when every source records them); the decisions' OPTIONAL_DECISIONS and the ``optional_data`` keys of
+        ``steps`` (the env's keys recorded only by default: EpisodeResult.optional_keys) likewise."""
         arrays = decision_arrays(decisions, self.score_names, self.sample_dtype)  # before the store exists: no empty store on error
         meta = episode_meta(decisions, labels, _n_steps(steps))
         keep = self.store.meta_keys if self.store is not None and self.store.n_episodes else None
@@ -176,6 +177,7 @@ class RolloutRecorder:
         meta.update({k: v for k, v in (optional_meta or {}).items() if k not in meta and (keep is None or k in keep)})
         if keep is not None:  # a store begun without an optional decision key (by an earlier version) stays without it
             arrays = {k: v for k, v in arrays.items() if k not in OPTIONAL_DECISIONS or k in self.store.decision_keys}
+            steps = {k: v for k, v in steps.items() if k not in optional_data or k in self.store.data_keys}
         if self.store is None:
             self._set_aside()
             self.store = EpisodeStore.create(self.path, attrs=self.attrs, overwrite=self._replace)

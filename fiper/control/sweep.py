@@ -185,7 +185,7 @@ def run_sweep(
             check_period(env, recorder, shift, severity)
         result = run_episode(env, agent, seed=seed, record_keys=record_keys, labels={"shift": shift, "severity": severity})
         notes = note_meta(result)
-        recorder.write(result.steps, result.decisions, result.labels, optional_meta=notes)
+        recorder.write(result.steps, result.decisions, result.labels, optional_meta=notes, optional_data=result.optional_keys)
         alarmed = bool(np.any([d.verdict.alarm for d in result.decisions if d.verdict is not None]))
         summary.add_episode(result, alarmed, notes)
         bar.update(1)

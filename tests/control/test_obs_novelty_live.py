@@ -126,7 +126,7 @@ def test_rollouts_keep_a_camera_the_policy_leaves_out_when_the_monitor_reads_it(
     assert list(run_episode(env, agent, seed=3, max_steps=2, record_keys=["agent_pos"]).steps) == ["agent_pos", "action"]
 
 
-def test_rollouts_keep_the_envs_small_keys_the_policy_does_not_read(recorded):
+def test_rollouts_keep_the_envs_small_keys_the_policy_does_not_read(recorded, tmp_path):
     """A policy of one's own that reads part of the observation: the rollouts still record the env's other small numeric
     keys by default (an obstacle's pose the policy ignores), so the raw-observation reference sees them; a camera nobody
     reads and a text entry are left out, and record_keys still picks exactly."""
@@ -146,3 +146,13 @@ def test_rollouts_keep_the_envs_small_keys_the_policy_does_not_read(recorded):
     fit = ScoreFitData(None, None, np.array([len(result.steps["beacon"])]), observations={k: v for k, v in result.steps.items() if k != "action"})
     assert "beacon" in FailureMonitor.from_spec(SPEC, fit, PolicyIdentity.of(policy, B)).scores["obs"].key_shapes
     assert list(run_episode(env, agent, seed=5, max_steps=2, record_keys=["agent_pos"]).steps) == ["agent_pos", "action"]
+    assert result.optional_keys == ("beacon",)
+    # a new store keeps the key; one begun without it (an earlier version's, or a plain env's) is resumed without it
+    for name, first in (("new", result), ("older", run_episode(make_env(), agent, seed=6, max_steps=4))):
+        recorder = RolloutRecorder(tmp_path / f"{name}.zarr", attrs={"task": "pick_place"})
+        for r in (first, result):
+            recorder.write(r.steps, r.decisions, r.labels, optional_data=r.optional_keys)
+        store = EpisodeStore.open(tmp_path / f"{name}.zarr")
+        assert store.n_episodes == 2 and ("beacon" in store.data_keys) == (name == "new")
+    with pytest.raises(Exception, match="unexpected \\['beacon'\\]"):  # a key named by record_keys is never dropped
+        RolloutRecorder(tmp_path / "older.zarr", attrs={"task": "pick_place"}).write(result.steps, result.decisions, result.labels)
