@@ -191,7 +191,9 @@ class Stages:
         elif pending.exists() and same(self.recorded(output, "pending"), fingerprint):
             print(f"[{name}] resuming an interrupted run with the same fingerprint", flush=True)
         elif output.exists():
-            print(f"[{name}] {output} was made by different settings or an older run: replacing it", flush=True)
+            made_by = ("an unfinished run with other settings (it stopped or failed before the end)" if pending.exists()
+                       else "different settings or an older run")
+            print(f"[{name}] {output} was made by {made_by}: replacing it", flush=True)
             self._set_aside(name, output, done)
         start = time.perf_counter()
         print(f"[{name}] running -> {output}", flush=True)

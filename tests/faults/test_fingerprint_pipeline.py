@@ -187,7 +187,7 @@ def test_an_interrupted_stage_resumes_only_with_its_own_fingerprint(tmp_path, ca
     (tmp_path / "store.done").unlink()
     (tmp_path / "store.pending").write_text(json.dumps({"fingerprint": first}))
     stages.run("rollouts", out, make_fingerprint({"config": {"cells": 2}}), lambda: _write(out, "fresh"))
-    assert (out / "out.txt").read_text() == "fresh" and "made by different settings" in capsys.readouterr().out
+    assert (out / "out.txt").read_text() == "fresh" and "made by an unfinished run with other settings" in capsys.readouterr().out
 
 
 def test_a_stage_that_fails_before_writing_leaves_no_marker(tmp_path):
