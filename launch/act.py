@@ -170,9 +170,7 @@ def warm_up(agents: Mapping[str, MonitoredPolicy], env, seed: int) -> None:
     for name, agent in agents.items():
         with arm_named(name):
             agent.reset(seed=seed)
-            agent.bind_env(env)
-            agent.act(obs)
-            agent.reset(seed=seed)
+            agent.warm_up(obs, env)
 
 
 def run_paired(make_env, agents: Mapping[str, MonitoredPolicy], recorders: Mapping[str, RolloutRecorder],

@@ -275,12 +275,8 @@ def under_deadlines(deadlines: dict[str, float], policy: Any, monitor: Any, prob
     decision on ``probe``, so that the process's first, slow calls do not overrun in a recorded episode."""
     if not deadlines:
         return policy, monitor
-    bare = MonitoredPolicy(policy, monitor, num_samples=num_samples, seed=seed)
     obs, _ = reset_env(probe, seed)
-    bare.reset(seed=seed)
-    bare.bind_env(probe)
-    bare.act(obs)
-    bare.reset(seed=seed)
+    MonitoredPolicy(policy, monitor, num_samples=num_samples, seed=seed).warm_up(obs, probe)
     return (DeadlinePolicy(policy, deadlines["policy"]) if "policy" in deadlines else policy,
             DeadlineMonitor(monitor, deadlines["monitor"]) if "monitor" in deadlines else monitor)
 

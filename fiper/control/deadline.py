@@ -13,8 +13,9 @@ from __future__ import annotations
 import math
 import queue
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -50,6 +51,7 @@ class DeadlineWorker:
         self._pending: Future | None = None  # the call that overran, until it returns
         self._pending_what = ""
         self.reset_due = False
+        self.untimed = False  # warm_up: calls run on the worker as usual but are waited for without a deadline
         self._start()
 
     def _start(self) -> None:
@@ -104,7 +106,7 @@ class DeadlineWorker:
                  torch.cuda.current_device() if torch.cuda.is_initialized() else None)
         self._jobs.put((future, fn, args, kwargs, modes))
         try:
-            return future.result(timeout=self.deadline_ms / 1000.0)
+            return future.result(timeout=None if self.untimed else self.deadline_ms / 1000.0)
         except TimeoutError:
             if future.done():  # returned just as the wait ended
                 return future.result()
@@ -165,6 +167,15 @@ class _UnderDeadline:
     def busy(self) -> bool:
         """Whether a call that overran is still running (every call is refused meanwhile)."""
         return self._deadline.busy
+
+    @contextmanager
+    def untimed(self) -> Iterator[None]:
+        """Calls inside wait for their result with no deadline (``MonitoredPolicy.warm_up``: a process's first calls)."""
+        self._deadline.untimed = True
+        try:
+            yield
+        finally:
+            self._deadline.untimed = False
 
 
 class DeadlinePolicy(_UnderDeadline):

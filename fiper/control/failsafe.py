@@ -24,6 +24,13 @@ def no_fallback_error(env_step: int, reason: str, source: str) -> FailSafeError:
                          f"no fallback is configured, so there is no safe action to return: {NO_FALLBACK_FIX}", source)
 
 
+def still_stopped(first: FailSafeError) -> FailSafeError:
+    """An act() after a fail-safe alarm that had no fallback: the agent stays stopped, never hands back a policy action."""
+    return FailSafeError(f"the agent stopped at an earlier fail-safe alarm and has no fallback, so it returns no action until "
+                         f"reset() (a new episode) or resume() (control handed back to the policy on purpose); the alarm: "
+                         f"{first}", first.source)
+
+
 def fallback_error(name: str, env_step: int, fault: str, err: BaseException) -> FailSafeError:
     """The fallback ``name`` gave no safe action at ``env_step`` (``fault``: this step's own fault, if any)."""
     cause = f" (this step: {fault})" if fault else ""

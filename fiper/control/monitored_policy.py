@@ -10,7 +10,8 @@ Per decision (every ``n_action_steps`` env steps)::
 
 Every fault (a malformed or non-finite observation or measured position at any step, an exception in encode,
 sample or the monitor, a fail-safe verdict, a non-finite chunk, a time-budget overrun) is a recorded fail-safe
-alarm answered by the fallback; without a fallback ``act`` raises :class:`FailSafeError`. No non-finite action
+alarm answered by the fallback; without a fallback ``act`` raises :class:`FailSafeError`, and again at every later
+call until ``reset()`` or ``resume()`` (a loop that catches it and goes on never gets a policy action back). No non-finite action
 is ever returned, and once ``bind_env`` has seen the env's action space none outside it (clipped, and counted
 in ``last_info['clipped']``). Tensors stay on the policy's device until one copy per plain decision brings the
 executed chunk, embedding and batch to the host for the monitor: one host synchronisation, none inside sampling.
@@ -21,6 +22,7 @@ from __future__ import annotations
 import warnings
 from collections import deque
 from collections.abc import Mapping
+from contextlib import ExitStack
 from typing import Any
 
 import numpy as np
@@ -28,7 +30,7 @@ import torch
 
 from fiper.env_io import clip_to_space, observation_dict
 from fiper.control.decision import Decision, HostCopy, decision_info, failsafe_verdict, recorded_arrays, steer_stage
-from fiper.control.failsafe import error_text, fallback_error, no_fallback_error
+from fiper.control.failsafe import FailSafeError, error_text, fallback_error, no_fallback_error, still_stopped
 from fiper.control.history import ObsHistory, snapshot
 from fiper.control.timing import PhaseTimer
 from fiper.interventions import FallbackContext, GradedResponse
@@ -93,6 +95,10 @@ class MonitoredPolicy:
             monitor.to("cpu")  # scored on the host from the decision's one copy (see _host_copy)
         if response is not None and response.fallback is not None and context is None:
             raise ValueError("a fallback needs a FallbackContext (action layout and history); pass context=")
+        if context is not None and getattr(context, "action_dim", policy.action_dim) != policy.action_dim:
+            raise ValueError(f"FallbackContext(action_dim={context.action_dim}) but the policy's actions have "
+                             f"{policy.action_dim} entries: give FallbackContext(action_dim={policy.action_dim}, ...) with "
+                             "position_dims and gripper_dims indexing the policy's action")
         if uses_positions(response):
             refuse_effort(getattr(context, "action_mode", None), f"the fallback {getattr(response.fallback, 'name', type(response.fallback).__name__)!r}")
         if time_budget_ms is not None and not float(time_budget_ms) > 0:
@@ -132,6 +138,7 @@ class MonitoredPolicy:
         self._stage: int | None = None  # the steering's stage at the decision being made (None: read it when recording)
         self.last_info: dict[str, Any] = {}
         self._last_obs: Mapping[str, Any] = {}  # the newest observation that passed the checks
+        self._stopped: FailSafeError | None = None  # a fail-safe alarm without a fallback: act() refuses until reset / resume
         for part in (self.monitor, self.response, self.context):
             if part is not None:
                 part.reset()
@@ -144,10 +151,24 @@ class MonitoredPolicy:
         if self.response is not None:
             self.response.bind(env)
 
+    def warm_up(self, obs: Any, env: Any = None) -> None:
+        """One decision on ``obs`` (an env's first observation) with no deadline, then a fresh episode: a process's first
+        calls (allocations, kernel choice) take far longer than later ones, and under DeadlinePolicy / DeadlineMonitor
+        the first decision of a fresh process would end in the fallback. Call ``reset`` and ``bind_env`` as usual after."""
+        with ExitStack() as stack:
+            for part in (self.policy, self.monitor):
+                if callable(getattr(type(part), "untimed", None)):
+                    stack.enter_context(part.untimed())
+            if env is not None:
+                self.bind_env(env)
+            self.act(obs)
+        self.reset()
+
     def resume(self) -> None:
         """Leave a fallback and hand control back to the policy (its next act() re-plans); the response starts
         afresh but keeps what it recorded this episode (``labels``, ``events``), as ``decisions`` keeps the decisions."""
         self.fallback_active = False
+        self._stopped = None
         self.queue.clear()
         if self.response is not None:
             kept = {k: getattr(self.response, k, None) for k in ("labels", "events")}
@@ -170,6 +191,8 @@ class MonitoredPolicy:
     # ------------------------------------------------------------------ control
     def act(self, obs: Any) -> np.ndarray:
         """The (finite) action for this environment step; ``last_info`` says what happened."""
+        if self._stopped is not None:  # a loop that caught the FailSafeError and went on gets no policy action back
+            raise still_stopped(self._stopped)
         fault = ""
         try:
             seen = snapshot(observation_dict(obs))  # one copy per step, read by the history and the fallback
@@ -313,7 +336,8 @@ class MonitoredPolicy:
         decision = self._record(z, samples, None, verdict, label, timing if timing is not None else self._timing())
         if not self.has_fallback:
             self.last_info = {**decision_info(decision), "fallback_active": False, "env_step": self.env_step}
-            raise no_fallback_error(self.env_step, verdict.reason, source)
+            self._stopped = no_fallback_error(self.env_step, verdict.reason, source)
+            raise self._stopped
         return decision
 
     def _record(self, z: torch.Tensor | np.ndarray | None, samples: torch.Tensor | np.ndarray | None, executed: np.ndarray | None,

@@ -186,8 +186,9 @@ class FallbackContext:
         pos = self.current_position(obs)
         if pos is None:
             raise ValueError(
-                "the fallback has no executed action and no measured position to hold: record actions into "
-                f"the FallbackContext or provide obs[{self.agent_pos_key!r}]"
+                "the fallback has no executed action and no measured position to hold (no observation of this episode "
+                f"has yet passed the checks with a finite obs[{self.agent_pos_key!r}]): record actions into the "
+                f"FallbackContext or provide a finite obs[{self.agent_pos_key!r}]"
             )
         out = np.zeros(self.action_dim)
         out[list(self.position_dims)] = pos

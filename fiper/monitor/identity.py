@@ -107,7 +107,9 @@ class PolicyIdentity:
                 f"{source} was fitted for another policy ({self.name or 'unnamed'}, weights sha256 {self.fingerprint[:12]}) than "
                 f"the one given ({other.name or 'unnamed'}, weights sha256 {other.fingerprint[:12]}), with the same shapes; its "
                 "scores describe the other policy's behaviour. Fit a monitor for this policy with `python -m launch.fit`, or "
-                "pass allow_other_policy=True to load it anyway"
+                "pass allow_other_policy=True to load it anyway; if the given policy wraps the fitted one (a class of your own "
+                "around it), give the wrapper a fingerprint() that returns the inner policy's "
+                "(fiper.monitor.identity.policy_fingerprint(inner)), as fiper's DeadlinePolicy does"
             )
 
     def as_dict(self) -> dict[str, Any]:

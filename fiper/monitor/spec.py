@@ -153,7 +153,9 @@ class MonitorSpec:
         known = {"scores", "windows", "rule", "threshold_type", "joint", "delta"}
         unknown = sorted(set(value) - known)
         if unknown:
-            raise ValueError(f"{source}: unknown monitor settings {unknown}; known: {sorted(known)}")
+            file = ("; this is an evaluation's monitor file (monitor_<task>.yaml): read it with "
+                    "fiper.monitor.monitor_file.read_monitor_file(path)['spec']") if {"monitor", "evaluated"} <= set(value) else ""
+            raise ValueError(f"{source}: unknown monitor settings {unknown}; known: {sorted(known)}{file}")
         try:
             return cls(**{k: v for k, v in value.items()})
         except ValueError as err:

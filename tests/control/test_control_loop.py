@@ -197,6 +197,14 @@ def test_effort_actions_refuse_the_built_in_fallbacks_and_take_a_controller(setu
     assert ctx.action_mode == "effort" and list(ctx.position_dims) == [0, 1]
 
 
+def test_a_fallback_context_for_another_action_size_is_refused_when_the_wrapper_is_built(setup):
+    _, policy, monitor = setup
+    wrong = FallbackContext(action_dim=policy.action_dim + 1, position_dims=[0, 1])
+    with pytest.raises(ValueError, match=rf"FallbackContext\(action_dim={policy.action_dim + 1}\) but the policy's actions have "
+                                         rf"{policy.action_dim} entries: give FallbackContext\(action_dim={policy.action_dim}"):
+        MonitoredPolicy(policy, monitor, num_samples=B, context=wrong, response=GradedResponse(fallback=HoldPosition()))
+
+
 def test_an_env_without_a_time_limit_is_an_error_naming_the_fix_not_a_rollout_that_never_ends(setup, monkeypatch):
     """An episode the policy never finishes, in an env that never truncates, stops at the step limit with the
     TimeLimit fix; an explicit max_steps still ends it as a timeout."""

@@ -109,6 +109,33 @@ def test_within_its_deadline_the_wrapped_policy_decides_exactly_as_the_bare_one(
     assert PolicyIdentity.of(DeadlinePolicy(policy, 50), B).fingerprint == PolicyIdentity.of(policy, B).fingerprint
 
 
+class SlowStart(Stalling):
+    """The real policy, whose first ``encode`` takes 0.5 s (a fresh process's first call), later ones as usual."""
+
+    def encode(self, obs):
+        self.calls += 1
+        if self.calls == 1:
+            time.sleep(0.5)
+        return self.policy.encode(obs)
+
+
+def test_warm_up_makes_the_slow_first_call_untimed_and_leaves_a_fresh_episode(policy):
+    """A fresh process's first call overruns a deadline the later ones keep: without a warm-up the first decision ends in
+    the fallback; after agent.warm_up(obs) it is the policy's, as in a bare run, and the deadline holds again."""
+    cold = hold_agent(DeadlinePolicy(SlowStart(policy, at=0), deadline_ms=200))
+    cold.reset(seed=3)
+    cold.act(OBS)
+    assert cold.last_info["failsafe"] and "deadline of 200 ms" in cold.last_info["reason"]
+    slow = SlowStart(policy, at=0)
+    warm, bare = hold_agent(DeadlinePolicy(slow, deadline_ms=200)), hold_agent(policy)
+    warm.warm_up(OBS)
+    assert slow.calls == 1 and warm.n_decisions == 0 and not warm.decisions and warm.env_step == 0  # a fresh episode
+    for agent in (warm, bare):
+        agent.reset(seed=3)
+    assert np.array_equal([warm.act(OBS) for _ in range(6)], [bare.act(OBS) for _ in range(6)])
+    assert not any(d.verdict.failsafe for d in warm.decisions if d.verdict is not None) and warm.policy.overruns == 0
+
+
 class Modes:
     """Reports the autograd and inference modes its calls run in."""
 

@@ -193,8 +193,12 @@ def test_without_a_fallback_a_bad_observation_raises_failsafe_error(policy, moni
         drive(agent, 8, K + 1, corrupt)
     assert says in str(err.value) and FIX in str(err.value)
     assert agent.last_info["failsafe"] and agent.decisions[-1].env_step == K + 1 and agent.decisions[-1].verdict.failsafe
-    # a caller that handles the error and goes on gets a fresh plan from the next valid observation
+    # a caller that catches the error and goes on gets no policy action back, as a fallback would latch: the agent stays
+    # stopped until it hands control back on purpose (resume(), or reset() for a new episode)
     obs, _ = envs.make_env("push_t").reset(seed=0)
+    with pytest.raises(FailSafeError, match=r"stopped at an earlier fail-safe alarm .* until reset\(\) .* or resume\(\)"):
+        agent.act(obs)
+    agent.resume()
     assert np.isfinite(agent.act(obs)).all() and agent.last_info["decision"] and not agent.fallback_active
 
 

@@ -36,6 +36,7 @@ def test_spec_fills_score_defaults_and_round_trips():
     ({"scores": {"ace": {}, "knn": {}}, "joint": True, "threshold_type": "time_varying"}, "not time_varying"),
     ({"scores": {"ace": {}}, "delta": 1.5}, "delta"),
     ({"scores": {"ace": {}}, "colour": "red"}, "unknown monitor settings ['colour']"),
+    ({"format": "fiper-monitor", "monitor": {}, "evaluated": {}}, "read it with fiper.monitor.monitor_file.read_monitor_file"),
 ])
 def test_spec_refuses_bad_settings_once_with_the_fix(bad, words):
     with pytest.raises(ValueError, match="monitor.yaml") as err:
