@@ -106,7 +106,10 @@ def print_deployed(result, written: dict) -> None:
     method = result.config.deploy_method
     for task in result.tasks:
         if task not in written:
-            if method is not None:
+            if method is not None and method not in result.tasks[task].methods:
+                print(f"no monitor file for task {task!r}: {method} was not evaluated, as its stores lack what it reads "
+                      f"({result.tasks[task].left_out or 'see report.md'})")
+            elif method is not None:
                 print(f"no monitor file for task {task!r}: {method} has no deployable row (report.md says why)")
             continue
         chosen = read_monitor_file(written[task])

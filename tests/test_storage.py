@@ -85,6 +85,9 @@ def test_bad_episodes_are_rejected_without_damage(store_path):
         store.append_episode({**data, "agent_pos": np.zeros((4, 3), np.float32)}, decisions=dec, meta=meta)
     with pytest.raises(StoreError, match="missing \\['image'\\]"):
         store.append_episode({k: v for k, v in data.items() if k != "image"}, decisions=dec, meta=meta)
+    with pytest.raises(StoreError, match=r"unexpected \['failure_reason'\].*earlier episodes were appended without.*"
+                                         r"a success's failure_reason '' and failure_step -1"):
+        store.append_episode(data, decisions=dec, meta={**meta, "failure_reason": ""})
     with pytest.raises(StoreError, match="rows but the episode has"):
         store.append_episode({**data, "action": data["action"][:2]}, decisions=dec, meta=meta)
     with pytest.raises(StoreError, match="read-only"):

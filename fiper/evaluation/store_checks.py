@@ -145,4 +145,7 @@ def check_store_rows(store: EpisodeStore, path: Path, rollouts: Any) -> None:
             f"episode has {int(lengths[i])} env steps ({n_bad} episode(s) like it); env_step is the step within its "
             "episode (0 .. its steps - 1, non-decreasing) at which each decision was taken, and every decision of an "
             "episode must belong to it: check that each episode's decisions and steps were appended together"
+            + ("" if "env_step" in store.decision_keys else
+               f", and that the attr n_action_steps ({store.attrs.get('n_action_steps')}) is the env steps between two "
+               "decisions, or record decisions/env_step")
         )

@@ -74,7 +74,11 @@ class EpisodeChecks:
     def _check_keys(self, group: str, existing: Mapping[str, Any], new: Mapping[str, Any]) -> None:
         missing, extra = sorted(set(existing) - set(new)), sorted(set(new) - set(existing))
         if missing or extra:
+            fill = ("; a label that only some episodes have is given to all, e.g. a success's failure_reason '' and "
+                    "failure_step -1, shift 'none', severity 0") if group == "meta" else ""
+            how = (f" (the store's earlier episodes were appended without {extra}: write it anew with the keys in every "
+                   "episode)") if extra else ""
             raise StoreError(
                 f"episode keys do not match {self.path}/{group}: missing {missing}, unexpected {extra}; "
-                "every episode of a store must carry the same keys"
+                f"every episode of a store must carry the same keys{how}{fill}"
             )

@@ -71,13 +71,19 @@ def test_the_note_reaches_report_metrics_terminal_and_monitor_file(full_and_embe
     assert "num_samples: null" in text and "rnd_oe" in text and "ace" not in text.split("evaluated:")[0]
 
 
-def test_store_with_labels_alone_runs_the_references_and_writes_no_monitor_file(tmp_path):
+def test_store_with_labels_alone_runs_the_references_and_writes_no_monitor_file(tmp_path, capsys):
     write_synthetic_store(tmp_path / "labels.zarr", seed=1, decision_keys=("env_step",), **ONE_RUN)
     result = evaluate_rollouts(str(tmp_path / "labels.zarr"), _config())
     task = result.tasks["synthetic"]
     assert list(task.methods) == ["elapsed", "obs_novelty"]
     assert "no decisions/embedding, decisions/samples" in task.left_out and "no monitor file is written" in task.left_out
     assert write_monitor_files(result, tmp_path) == {}
+    from launch.evaluate import print_deployed
+
+    print_deployed(result, {})  # the deploy step's line says why there is no file
+    said = capsys.readouterr().out
+    assert "no monitor file for task 'synthetic': fiper_select was not evaluated, as its stores lack what it reads" in said
+    assert "no decisions/embedding, decisions/samples" in said
     with pytest.raises(RolloutError, match=r"record no decisions/embedding, decisions/samples, which every configured method reads.*elapsed"):
         evaluate_rollouts(str(tmp_path / "labels.zarr"), _config(methods={"fiper": METHODS["fiper"]}, references=[], baselines=[],
                                                                     plot_method=None))

@@ -174,8 +174,9 @@ def plot_traces(task: TaskResult, method: str, kind: str, d: int, path: Path, se
         onset = onset_decision(task, ep)
         for col, score in enumerate(spec.scores):
             ax = axes[row, col]
-            ax.plot(t, etas[col], **TRACE["windowed score"])
-            ax.plot(t, gammas[col], **TRACE["threshold"])
+            dot = {"marker": "o", "ms": 3} if len(t) == 1 else {}  # an episode of one decision: a point, not a line
+            ax.plot(t, etas[col], **TRACE["windowed score"], **dot)
+            ax.plot(t, gammas[col], **TRACE["threshold"], **dot)
             ax.plot(t[alarm], etas[col][alarm], **TRACE["alarm"])
             if first is not None:
                 ax.axvline(first, **TRACE["first alarm"])

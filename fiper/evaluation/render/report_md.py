@@ -274,7 +274,8 @@ def _data(task: TaskResult) -> list[str]:
     out = ["### Data", "", f"{ro.n_episodes} episodes, {int(ro.decision_ends[-1])} decisions from {len(ro.stores)} store(s); "
            f"control period {_period(ro.control_period_s)} per env step; longest episode {int(ro.lengths.max())} decisions "
            "(the 'episode' window and the DT normaliser).", ""]
-    out += [f"- `{s}`" for s in ro.stores] + [""] + [f"Note: {note}" for note in ro.notes]
+    out += [f"- `{s}`" for s in ro.stores] + [""] + (["What the stores leave unknown is noted at the top of this task.", ""]
+                                                    if ro.notes else [])
     out += ["### Rollouts per cell", ""] + cells_markdown(task.cells)
     if any(c.live_alarm is not None for c in task.cells):
         out += ["", "Live alarm columns: the monitor that ran during recording; alarm before onset: "

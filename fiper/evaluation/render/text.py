@@ -135,6 +135,8 @@ def blind_clock_note(task: TaskResult) -> str | None:
 
 def task_warnings(task: TaskResult) -> list[tuple[str, str]]:
     """(kind, text) of what to know before reading a task's rates: a thin test split, a clock with nothing to read,
-    methods left out because the stores lack what they read."""
-    found = (("warning", thin_test_warning(task)), ("note", blind_clock_note(task)), ("note", task.left_out))
+    methods left out because the stores lack what they read, and what the stores' labels and attrs leave unknown (no
+    shift labels: every episode counted in distribution; no onsets; no control period)."""
+    found = (("warning", thin_test_warning(task)), ("note", blind_clock_note(task)), ("note", task.left_out),
+             *(("note", note) for note in task.rollouts.notes))
     return [(kind, text) for kind, text in found if text]
