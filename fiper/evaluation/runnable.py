@@ -15,11 +15,12 @@ from collections.abc import Collection, Mapping
 
 from fiper.evaluation.config import DEFAULT_METHODS, EvaluationConfig, MethodSpec
 from fiper.evaluation.rollouts import RolloutError
+from fiper.scores.images import IMAGE_RULE
 from fiper.scores.registry import score_class
 
 #: What a store may record for the scores to read (``needs`` of fiper.scores, RolloutSet.recorded), and where.
 RECORDED_INPUTS = {"embedding": "decisions/embedding", "samples": "decisions/samples", "observation": "observations (data/<key>)",
-                   "image": "camera image (data/<key> of two axes, or three with a channel axis, per step)"}
+                   "image": f"camera image (data/<key> whose steps have {IMAGE_RULE})"}
 #: Inputs a task may simply not have (a camera on a low-dim task): methods lacking only these are left out in one
 #: clause, without advice to record them, and a select that loses them says nothing of it.
 OPTIONAL_INPUTS = frozenset({"image"})
@@ -108,7 +109,7 @@ def runnable_config(config: EvaluationConfig, recorded: Collection[str], task: s
         methods[name] = method
     if config.deploy_method is not None and config.deploy_method not in methods:
         notes.append(f"no monitor file is written for this task: the deployed method {config.deploy_method} is left out")
-    missing = sorted(frozenset().union(*lacking.values()) - unreadable.keys())
+    missing = [k for k in RECORDED_INPUTS if k in frozenset().union(*lacking.values()) - unreadable.keys()]
     what = ", ".join(RECORDED_INPUTS[k] for k in missing)
     placed = sorted(frozenset().union(*lacking.values()) & unreadable.keys())
     if not methods:

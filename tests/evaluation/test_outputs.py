@@ -22,9 +22,10 @@ def test_metrics_json_has_every_method_type_and_delta(evaluated):
     records = doc["records"]
     methods = set(DEFAULT_METHODS) - {"reconstruction", "fiper_rec_or_joint"}  # no camera image in the stores: left out, noted
     assert {r["method"] for r in records} == methods
-    assert doc["tasks"]["synthetic"]["left_out"] == ("its stores record no camera image (data/<key> of two axes, or three with a "
-                                                     "channel axis, per step), so fiper_rec_or_joint, reconstruction (reading "
-                                                     "one) are left out")  # fiper_select keeps the rest, unsaid
+    assert doc["tasks"]["synthetic"]["left_out"] == ("its stores record no camera image (data/<key> whose steps have height and "
+                                                     "width of at least 16 pixels, with no channel axis or one of at most 4 first "
+                                                     "or last), so fiper_rec_or_joint, reconstruction (reading one) are left "
+                                                     "out")  # fiper_select keeps the rest, unsaid
     assert {r["threshold_type"] for r in records} == {*THRESHOLD_KINDS, "chosen"}
     for m in methods:
         for kind in (*THRESHOLD_KINDS, "chosen"):

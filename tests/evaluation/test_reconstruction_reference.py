@@ -73,7 +73,8 @@ def test_stores_without_a_camera_leave_it_out_saying_why(tmp_path):
     result = evaluate_rollouts(str(_store(tmp_path / "lowdim.zarr", camera=False)), _config())
     task = result.tasks["lowdim"]
     assert list(task.methods) == ["knn", "elapsed"]
-    assert task.left_out == ("its stores record no camera image (data/<key> of two axes, or three with a channel axis, per step), "
+    assert task.left_out == ("its stores record no camera image (data/<key> whose steps have height and width of at least 16 "
+                             "pixels, with no channel axis or one of at most 4 first or last), "
                              "so reconstruction (reading one) is left out")
     assert [r.method for r in task.findings.references] == ["elapsed"]
 
