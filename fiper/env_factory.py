@@ -45,9 +45,9 @@ def resolve(spec: str) -> Callable[..., Any]:
         raise ValueError(f"expected 'module:function' or 'path/to/file.py:function', got {spec!r} (e.g. 'envs:make_env', "
                          "'my_pkg.my_envs:make' or '/home/me/envs.py:make')")
     module_name, attr = spec.split(":")
-    if module_name.endswith(".py") or "/" in module_name or "\\" in module_name:
-        from fiper.interventions.loading import import_file  # a file anywhere: imported by its path
+    from fiper.interventions.loading import import_file, names_a_file  # one rule for a file path, and its import
 
+    if names_a_file(module_name):
         try:
             module = import_file(Path(module_name).expanduser())
         except (OSError, ImportError) as err:

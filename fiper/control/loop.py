@@ -61,19 +61,23 @@ def _stack(rows: list[np.ndarray | None], key: str) -> np.ndarray:
     return np.stack([fill if r is None else r for r in rows])
 
 
-def default_record_keys(agent: MonitoredPolicy, observation: Any = None) -> list[str]:
+def default_record_keys(agent: MonitoredPolicy) -> list[str]:
     """The observation keys a rollout keeps by default: the policy's, then those a monitor's score reads in the raw
-    observation (obs_novelty fitted on a camera the policy leaves out), so the rollouts calibrate and evaluate it, then
-    the other small numeric keys of ``observation`` (the env's first), so that a reference reading the raw observation
-    sees what the env reports beside the policy's view (an obstacle a policy of one's own does not read)."""
+    observation (obs_novelty fitted on a camera the policy leaves out), so the rollouts calibrate and evaluate it
+    (``run_episode`` adds the env's other small keys, ``other_small_keys``)."""
     keys = list(agent.policy.obs_shapes)
     scores = getattr(getattr(agent, "monitor", None), "scores", None) or {}  # an agent or monitor of one's own may have none
     for score in scores.values():
         if "observation" in getattr(score, "needs", ()):
             keys += [str(k) for k in (getattr(score, "config", None) or {}).get("keys") or () if str(k) not in keys]
-    if observation is not None:
-        keys += [k for k, v in observation_dict(observation).items() if k not in keys and _small_numeric(v)]
     return keys
+
+
+def other_small_keys(observation: Any, keys: Sequence[str]) -> tuple[str, ...]:
+    """The small numeric keys of ``observation`` (the env's first) besides ``keys``: recorded by default, so that a
+    reference reading the raw observation sees what the env reports beside the policy's view (an obstacle a policy of
+    one's own does not read)."""
+    return tuple(k for k, v in observation_dict(observation).items() if k not in keys and _small_numeric(v))
 
 
 def _small_numeric(value: Any) -> bool:
@@ -108,8 +112,11 @@ def run_episode(
     obs, info = reset_env(env, seed, reset_options or None)
     agent.reset(seed=seed)
     agent.bind_env(env)
-    keys = list(record_keys) if record_keys is not None else default_record_keys(agent, obs)
-    optional = () if record_keys is not None else tuple(k for k in keys if k not in default_record_keys(agent))
+    keys, optional = list(record_keys or ()), ()
+    if record_keys is None:
+        keys = default_record_keys(agent)
+        optional = other_small_keys(obs, keys)
+        keys += optional
     shapes: dict[str, tuple[int, ...] | None] = {k: agent.history.shapes.get(k) if agent.history.shapes else None for k in keys}
     rows: dict[str, list] = {k: [] for k in keys}
     actions, infos = [], []

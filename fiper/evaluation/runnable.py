@@ -109,9 +109,10 @@ def runnable_config(config: EvaluationConfig, recorded: Collection[str], task: s
         methods[name] = method
     if config.deploy_method is not None and config.deploy_method not in methods:
         notes.append(f"no monitor file is written for this task: the deployed method {config.deploy_method} is left out")
-    missing = [k for k in RECORDED_INPUTS if k in frozenset().union(*lacking.values()) - unreadable.keys()]
+    lacked = frozenset().union(*lacking.values())
+    missing = [k for k in RECORDED_INPUTS if k in lacked - unreadable.keys()]
     what = ", ".join(RECORDED_INPUTS[k] for k in missing)
-    placed = sorted(frozenset().union(*lacking.values()) & unreadable.keys())
+    placed = sorted(lacked & unreadable.keys())
     if not methods:
         clock = "e.g. the clock: '+methods.elapsed={scores: [elapsed], rule: single}'"
         if not placed:

@@ -29,6 +29,11 @@ def _split(spec: str) -> tuple[str, str]:
     return source, attr
 
 
+def names_a_file(source: str) -> bool:
+    """Whether the part of a 'source:name' spec before the colon is a file path (imported by its path), not a module."""
+    return source.endswith(".py") or "/" in source or "\\" in source
+
+
 def import_file(path: Path) -> Any:
     """The Python file at ``path`` imported as a module of its own (named by its resolved path, so two files of one
     name do not collide)."""
@@ -52,7 +57,7 @@ def import_file(path: Path) -> Any:
 def load_object(spec: str) -> Any:
     """The object named by ``spec``: a ``.py`` file path or a dotted module, then ':' and a name."""
     source, attr = _split(spec)
-    if source.endswith(".py") or "/" in source or "\\" in source:
+    if names_a_file(source):
         module = import_file(Path(source).expanduser())
     else:
         try:
